@@ -1,0 +1,69 @@
+"""Dialect registry: a name per dialect, each a module with ``parse`` and ``sniff``.
+
+A dialect module ``ruleanalyzer.parsers.<name>`` (``-`` in the name becomes
+``_``) provides:
+
+- ``parse(text: str, name: str) -> Ruleset`` — raise
+  :class:`~ruleanalyzer.errors.RuleAnalyzerError` with a location on bad
+  input; never anything else;
+- ``sniff(text: str, name: str) -> int`` — how sure (0–100) it is that
+  ``text`` is its dialect, from a cheap look at the start of the text.
+
+Modules are imported lazily so that reading one iptables dump does not pay
+for the nftables grammar.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from types import ModuleType
+
+from ..errors import RuleAnalyzerError
+from ..model import Location, Ruleset
+
+#: Every dialect ``--dialect`` accepts, in sniffing order of preference.
+DIALECTS = ("iptables", "nftables", "nft-json", "ufw", "aws-sg", "aws-nacl", "gcp", "azure")
+
+
+def dialect_module(name: str) -> ModuleType:
+    """The parser module for dialect ``name``; a misspelling gets a suggestion."""
+    if name not in DIALECTS:
+        close = difflib.get_close_matches(name, DIALECTS, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known dialects: {', '.join(DIALECTS)}"
+        raise RuleAnalyzerError(f"unknown dialect {name!r}", hint=hint)
+    return importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
+
+
+def available() -> list[str]:
+    """The dialects whose parser modules exist in this build."""
+    out = []
+    for name in DIALECTS:
+        try:
+            dialect_module(name)
+        except ModuleNotFoundError:
+            continue
+        out.append(name)
+    return out
+
+
+def sniff(text: str, name: str = "<input>") -> str:
+    """The dialect ``text`` is written in; a located error when none fits."""
+    best, best_score = None, 0
+    for dialect in available():
+        score = dialect_module(dialect).sniff(text, name)
+        if score > best_score:
+            best, best_score = dialect, score
+    if best is None:
+        raise RuleAnalyzerError(
+            "cannot tell which firewall dialect this file is", Location(name, 1, 1),
+            hint=f"name it with --dialect ({', '.join(DIALECTS)})")
+    return best
+
+
+def parse(text: str, name: str = "<input>", dialect: str | None = None) -> Ruleset:
+    """Parse ``text`` (from file ``name``) in ``dialect``, sniffed when not given."""
+    dialect = dialect or sniff(text, name)
+    ruleset = dialect_module(dialect).parse(text, name)
+    ruleset.meta.setdefault("dialect", dialect)
+    return ruleset
