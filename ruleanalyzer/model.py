@@ -395,6 +395,9 @@ class Rule:
     #: Dialect-specific identity for reports (a cloud rule's id or name, a
     #: NACL rule number, an nft handle).
     ident: str | None = None
+    #: Non-terminating statements applied in order when the rule matches,
+    #: before ``action`` (nftables: ``meta mark set 1 counter accept``).
+    effects: tuple[Action, ...] = ()
 
     def __str__(self) -> str:
         return self.text or f"{' '.join(m.text for m in self.matches)} -> {self.action.name}"
