@@ -1,0 +1,524 @@
+"""The evaluator: one packet through every chain it meets, as the kernel does.
+
+Per hook, every base chain of every table that sees the packet's family runs
+in priority order (iptables tables have the kernel's fixed priorities, so
+raw → mangle → nat → filter → security falls out of the same rule). An
+``accept`` ends only its own base chain; a ``drop`` is final. User chains are
+entered by jump (come back after their end or RETURN) or goto (do not come
+back). Non-terminating actions change the packet for later rules (marks, ECN
+bits, NOTRACK), DNAT changes the destination — and may turn a packet for
+this host into a forwarded one.
+
+When a match cannot be decided (an ipset, ``-m recent``, an interface the
+query did not name) the evaluator follows both branches. If they agree, the
+answer stands; if not, the verdict is *unknown* and says what it depends on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
+                     Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Packet, Queue, Reject, Return,
+                     Rule, Ruleset, SetField, UnknownAction)
+from .conntrack import resolve_state
+from .match import View, compile_match, describe_match
+from .result import Decision, Result, Step
+
+#: How many undecidable branches one packet may open before the answer is
+#: "unknown: too many undecidable conditions" (each opaque match doubles them).
+MAX_PATHS = 256
+#: Deepest jump nesting followed (the kernel's own limit is in this range).
+MAX_DEPTH = 64
+
+_MULTICAST4 = (0xE0000000, 0xF0000000)
+
+
+class _TooManyPaths(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _Path:
+    """One way through the rules, under some assumptions about unknowns."""
+
+    view: View
+    trace: list
+    assumptions: list
+    notes: list
+    nat_dst_changed: bool = False
+    redirected: bool = False
+    #: Per hook, the accepting rule or policy of the last filter-type base
+    #: chain passed: what "decided" an accepted packet.
+    accepted_by: dict | None = None
+
+    def fork(self) -> "_Path":
+        return _Path(self.view.copy(), list(self.trace), list(self.assumptions), list(self.notes),
+                     self.nat_dst_changed, self.redirected, dict(self.accepted_by or {}))
+
+    def accept_decision(self, hook: str) -> Decision | None:
+        """The decision to report for an accepted packet whose own hook is
+        ``hook``: that hook's last filter chain, else the last one seen."""
+        decisions = self.accepted_by or {}
+        if hook in decisions:
+            return decisions[hook]
+        return list(decisions.values())[-1] if decisions else None
+
+
+@dataclass(slots=True)
+class _End:
+    """How a chain ended on one path: ``accept``, ``drop``, ``return``
+    (fell off or RETURN) or ``unknown``."""
+
+    kind: str
+    path: _Path
+    decision: Decision | None = None
+    reason: str = ""
+
+
+class _Compiled:
+    """Per-ruleset caches: compiled rule predicates and base chains per hook."""
+
+    def __init__(self, ruleset: Ruleset):
+        self.ruleset = ruleset
+        self.rule_preds: dict[int, tuple] = {}
+        self.base: dict[tuple[str, int], list[Chain]] = {}
+        self.chains: dict[int, dict[str, Chain]] = {id(t): t.chains for t in ruleset.tables}
+
+    def predicates(self, rule: Rule) -> tuple:
+        preds = self.rule_preds.get(id(rule))
+        if preds is None:
+            preds = tuple(compile_match(m) for m in rule.matches)
+            self.rule_preds[id(rule)] = preds
+        return preds
+
+    def base_chains(self, hook: str, family: int) -> list[Chain]:
+        key = (hook, family)
+        chains = self.base.get(key)
+        if chains is None:
+            chains = [c for t in self.ruleset.tables if t.family not in ("arp", "bridge")
+                      and t.applies_to(family) for c in t.chains.values() if c.hook == hook]
+            # Stable sort: equal priorities keep registration (file) order.
+            chains.sort(key=lambda c: c.priority or 0)
+            self.base[key] = chains
+        return chains
+
+
+def _compiled(ruleset: Ruleset) -> _Compiled:
+    cache = getattr(ruleset, "_engine_cache", None)
+    if cache is None or cache.ruleset is not ruleset:
+        cache = _Compiled(ruleset)
+        ruleset._engine_cache = cache  # type: ignore[attr-defined]
+    return cache
+
+
+def invalidate(ruleset: Ruleset) -> None:
+    """Forget compiled state after changing a ruleset in place."""
+    if hasattr(ruleset, "_engine_cache"):
+        del ruleset._engine_cache  # type: ignore[attr-defined]
+
+
+def _address_types(addr, *, local: bool) -> frozenset[str]:
+    value = int(addr)
+    if addr.version == 4:
+        if value == 0xFFFFFFFF:
+            return frozenset({"broadcast"})
+        if value & _MULTICAST4[1] == _MULTICAST4[0]:
+            return frozenset({"multicast"})
+    elif addr.is_multicast:
+        return frozenset({"multicast"})
+    return frozenset({"local", "unicast"}) if local else frozenset({"unicast"})
+
+
+def make_view(packet: Packet, state: str) -> View:
+    """The packet's fields as rules see them; hook-implied context filled in.
+
+    What a hook implies is not a guess: a packet on ``input`` is addressed to
+    this host (its destination is LOCAL) and has no output interface yet; one
+    on ``output`` comes from this host and has no input interface.
+    """
+    v = View.__new__(View)
+    v.family = packet.family
+    v.src = int(packet.src)
+    v.dst = int(packet.dst)
+    v.proto = packet.proto
+    v.sport = packet.sport
+    v.dport = packet.dport
+    v.flags = packet.flags
+    v.ecn = packet.ecn
+    v.dscp = packet.dscp
+    v.state = state
+    hook = packet.hook
+    v.hook = hook
+    v.iif = "" if hook == "output" and packet.iif is None else packet.iif
+    v.oif = "" if hook == "input" and packet.oif is None else packet.oif
+    v.icmp_type = packet.icmp_type
+    v.icmp_code = packet.icmp_code
+    v.mark = packet.mark
+    v.ctmark = packet.ctmark
+    status = set(packet.ct_status)
+    if state in ("established", "related"):
+        status |= {"confirmed"}
+    v.ct_status = frozenset(status)
+    v.ct_direction = packet.ct_direction or ("original" if state == "new" else None)
+    v.length = packet.length
+    v.ttl = packet.ttl
+    v.fragment = packet.fragment
+    if packet.pkttype is not None:
+        v.pkttype = packet.pkttype
+    else:
+        kinds = _address_types(packet.dst, local=False)
+        v.pkttype = "multicast" if "multicast" in kinds else "broadcast" if "broadcast" in kinds else "unicast"
+    v.src_type = packet.src_type if packet.src_type is not None else _address_types(
+        packet.src, local=hook == "output")
+    v.dst_type = packet.dst_type if packet.dst_type is not None else _address_types(
+        packet.dst, local=hook == "input")
+    v.uid = packet.uid if hook == "output" else None
+    v.gid = packet.gid if hook == "output" else None
+    v.tcp_options = packet.tcp_options
+    return v
+
+
+class Evaluator:
+    """Runs packets through one ruleset; reusable across many packets."""
+
+    def __init__(self, ruleset: Ruleset):
+        self.ruleset = ruleset
+        self.compiled = _compiled(ruleset)
+        self._paths = 0
+
+    # -- chains --------------------------------------------------------------
+
+    def _chain_by_name(self, chain: Chain, name: str) -> Chain | None:
+        return chain.table.chains.get(name) if chain.table else None
+
+    def _run_chain(self, chain: Chain, path: _Path, depth: int) -> list[_End]:
+        if depth > MAX_DEPTH:
+            return [_End("unknown", path, reason=f"jumps nested deeper than {MAX_DEPTH} chains")]
+        path.trace.append(Step("enter", chain))
+        return self._run_rules(chain, 0, path, depth)
+
+    def _run_rules(self, chain: Chain, start: int, path: _Path, depth: int) -> list[_End]:
+        rules = chain.rules
+        predicates = self.compiled.predicates
+        for i in range(start, len(rules)):
+            rule = rules[i]
+            verdict: bool | None = True
+            unknown_at = None
+            for pred, m in zip(predicates(rule), rule.matches):
+                r = pred(path.view)
+                if r is False:
+                    verdict = False
+                    break
+                if r is None and verdict is True:
+                    verdict = None
+                    unknown_at = m
+            if verdict is False:
+                continue
+            if verdict is None:
+                other = self._fork(path)
+                other.assumptions.append((rule, unknown_at, False))
+                path.assumptions.append((rule, unknown_at, True))
+                return self._apply(chain, i, rule, path, depth) + self._run_rules(chain, i + 1, other, depth)
+            return self._apply(chain, i, rule, path, depth)
+        return [_End("return", path)]
+
+    def _fork(self, path: _Path) -> _Path:
+        self._paths += 1
+        if self._paths > MAX_PATHS:
+            raise _TooManyPaths
+        return path.fork()
+
+    def _apply(self, chain: Chain, i: int, rule: Rule, path: _Path, depth: int) -> list[_End]:
+        """The rule matched on ``path``: apply effects and action."""
+        path.trace.append(Step("match", chain, rule))
+        for effect in rule.effects:
+            self._effect(effect, path, chain, rule)
+        return self._action(rule.action, chain, i, rule, path, depth)
+
+    def _action(self, action, chain: Chain, i: int, rule: Rule, path: _Path, depth: int) -> list[_End]:
+        if isinstance(action, (Accept, Drop, Reject)):
+            return [_End(action.verdict, path, Decision(chain, rule))]
+        if isinstance(action, Return):
+            return [_End("return", path)]
+        if isinstance(action, Jump):
+            target = self._chain_by_name(chain, action.target)
+            if target is None:
+                return [_End("unknown", path, reason=f"jump to undefined chain {action.target}")]
+            out: list[_End] = []
+            for end in self._run_chain(target, path, depth + 1):
+                if end.kind == "return":
+                    end.path.trace.append(Step("return", chain, rule))
+                    out.extend(self._run_rules(chain, i + 1, end.path, depth))
+                else:
+                    out.append(end)
+            return out
+        if isinstance(action, Goto):
+            target = self._chain_by_name(chain, action.target)
+            if target is None:
+                return [_End("unknown", path, reason=f"goto undefined chain {action.target}")]
+            return self._run_chain(target, path, depth + 1)
+        if isinstance(action, Dispatch):
+            return self._dispatch(action, chain, i, rule, path, depth)
+        if isinstance(action, Nat):
+            self._nat(action, path, chain, rule)
+            return [_End("accept", path, Decision(chain, rule))]
+        if isinstance(action, Queue):
+            return [_End("unknown", path, Decision(chain, rule),
+                         reason=f"the verdict of the userspace program behind {action.text}")]
+        if isinstance(action, UnknownAction):
+            return [_End("unknown", path, Decision(chain, rule),
+                         reason=f"what target {action.text} does (not modelled)")]
+        # Non-terminating: the packet goes on to the next rule.
+        self._effect(action, path, chain, rule)
+        return self._run_rules(chain, i + 1, path, depth)
+
+    def _dispatch(self, action: Dispatch, chain: Chain, i: int, rule: Rule, path: _Path,
+                  depth: int, first: int = 0) -> list[_End]:
+        """A verdict map: the first branch that holds gives the action."""
+        for b in range(first, len(action.branches)):
+            match, branch_action = action.branches[b]
+            r = compile_match(match)(path.view)
+            if r is False:
+                continue
+            if r is None:
+                other = self._fork(path)
+                other.assumptions.append((rule, match, False))
+                path.assumptions.append((rule, match, True))
+                return (self._action(branch_action, chain, i, rule, path, depth)
+                        + self._dispatch(action, chain, i, rule, other, depth, b + 1))
+            return self._action(branch_action, chain, i, rule, path, depth)
+        return self._run_rules(chain, i + 1, path, depth)
+
+    # -- effects -------------------------------------------------------------
+
+    def _effect(self, effect, path: _Path, chain: Chain, rule: Rule) -> None:
+        view = path.view
+        if isinstance(effect, SetField):
+            field = effect.field
+            if field == "tos":
+                current = (view.dscp << 2) | view.ecn
+            else:
+                current = getattr(view, field, None)
+            if current is None:
+                return
+            if effect.copy_from:
+                source = getattr(view, effect.copy_from)
+                new = (current & ~effect.mask) | (source & effect.mask)
+            else:
+                new = (current & ~effect.mask) ^ effect.value
+            if field == "tos":
+                view.dscp, view.ecn = (new >> 2) & 0x3F, new & 3
+            else:
+                setattr(view, field, new)
+            path.trace.append(Step("set", chain, rule, f"{field} = {new:#x}"))
+        elif isinstance(effect, Notrack):
+            if (chain.priority is not None and chain.priority < CONNTRACK_PRIORITY
+                    and chain.hook in ("prerouting", "output")):
+                path.notes.append("NOTRACK: the packet skips connection tracking (state UNTRACKED)")
+                path.view.state = "untracked"
+                path.trace.append(Step("set", chain, rule, "untracked"))
+        elif isinstance(effect, EcnStrip):
+            if view.proto == 6:
+                view.flags &= ~effect.clear_flags
+                path.trace.append(Step("set", chain, rule, "ECE/CWR cleared"))
+        elif isinstance(effect, Log):
+            pass
+
+    def _nat(self, action: Nat, path: _Path, chain: Chain, rule: Rule) -> None:
+        view = path.view
+        if action.kind in ("dnat", "redirect"):
+            if action.kind == "redirect":
+                path.redirected = True
+            elif action.to_addr is not None and int(action.to_addr) != view.dst:
+                view.dst = int(action.to_addr)
+                path.nat_dst_changed = True
+            if action.to_port is not None and view.dport is not None:
+                view.dport = action.to_port
+            view.ct_status = view.ct_status | {"dnat"}
+            path.trace.append(Step("nat", chain, rule, f"{action.kind} to {_endpoint(action)}"))
+        else:
+            if action.to_addr is not None:
+                view.src = int(action.to_addr)
+            if action.to_port is not None and view.sport is not None:
+                view.sport = action.to_port
+            view.ct_status = view.ct_status | {"snat"}
+            path.trace.append(Step("nat", chain, rule, f"{action.kind}"
+                                   + (f" to {_endpoint(action)}" if action.to_addr else "")))
+
+    # -- hooks ---------------------------------------------------------------
+
+    def _run_hook(self, hook: str, paths: list[_Path]) -> tuple[list[_Path], list[_End]]:
+        """Run every base chain of ``hook``; paths still alive, paths ended."""
+        ended: list[_End] = []
+        family = paths[0].view.family if paths else 4
+        for chain in self.compiled.base_chains(hook, family):
+            before_conntrack = hook == "ingress" or (
+                hook in ("prerouting", "output") and (chain.priority or 0) < CONNTRACK_PRIORITY)
+            alive: list[_Path] = []
+            for path in paths:
+                view = path.view
+                if chain.kind == "nat" and view.state != "new":
+                    alive.append(path)  # NAT chains see only a connection's first packet
+                    continue
+                saved_state = None
+                if before_conntrack and view.state != "untracked":
+                    # Conntrack has not looked the packet up yet: no connection.
+                    saved_state, view.state = view.state, "invalid"
+                for end in self._enter_base(chain, path):
+                    if saved_state is not None and end.path.view.state == "invalid":
+                        end.path.view.state = saved_state
+                    if end.kind == "skip":
+                        alive.append(end.path)
+                    elif end.kind == "accept":
+                        end.path.trace.append(Step("verdict", chain, end.decision.rule if end.decision else None,
+                                                   "accept"))
+                        self._note_accept(end.path, chain, end.decision)
+                        alive.append(end.path)
+                    elif end.kind == "return":
+                        if (chain.policy or "accept") == "drop":
+                            end.path.trace.append(Step("policy", chain, None, "drop"))
+                            ended.append(_End("drop", end.path, Decision(chain)))
+                        else:
+                            end.path.trace.append(Step("policy", chain, None, "accept"))
+                            self._note_accept(end.path, chain, Decision(chain))
+                            alive.append(end.path)
+                    else:
+                        ended.append(end)
+            paths = alive
+            if not paths:
+                break
+        return paths, ended
+
+    @staticmethod
+    def _note_accept(path: _Path, chain: Chain, decision: Decision | None) -> None:
+        # nat and route chains never decide (DESIGN.md).
+        if chain.kind == "filter" and decision is not None:
+            if path.accepted_by is None:
+                path.accepted_by = {}
+            path.accepted_by.pop(chain.hook, None)
+            path.accepted_by[chain.hook] = decision
+
+    def _enter_base(self, chain: Chain, path: _Path) -> list[_End]:
+        if chain.devices:
+            guard = InterfaceMatch("iif", chain.devices, text=f"arrives on {', '.join(chain.devices)}")
+            r = compile_match(guard)(path.view)
+            if r is False:
+                return [_End("skip", path)]
+            if r is None:
+                other = self._fork(path)
+                other.assumptions.append((None, guard, False))
+                path.assumptions.append((None, guard, True))
+                return self._run_chain(chain, path, 0) + [_End("skip", other)]
+        return self._run_chain(chain, path, 0)
+
+    def evaluate(self, packet: Packet) -> Result:
+        state, why = resolve_state(packet)
+        hook = packet.hook
+        if hook not in HOOK_PATHS:
+            raise ValueError(f"unknown hook {hook!r} (input, forward, output)")
+        start = _Path(make_view(packet, state), [], [], [why] if why else [])
+        self._paths = 1
+        try:
+            ends = self._traverse(hook, start)
+        except _TooManyPaths:
+            return Result("unknown", packet, None, (), (f"more than {MAX_PATHS} undecidable branches",),
+                          "unknown", state)
+        return self._combine(packet, state, ends)
+
+    def _traverse(self, hook: str, start: _Path) -> list[_End]:
+        finished: list[_End] = []
+        paths = [start]
+        for current in HOOK_PATHS[hook]:
+            if not paths:
+                break
+            paths, ended = self._run_hook(current, paths)
+            finished.extend(ended)
+            if current == "prerouting" and hook == "input":
+                # DNAT to another address sends the packet on instead of up.
+                forwarded = [p for p in paths if p.nat_dst_changed and not p.redirected]
+                local = [p for p in paths if not (p.nat_dst_changed and not p.redirected)]
+                if forwarded:
+                    for p in forwarded:
+                        p.notes.append("DNAT changed the destination: the packet is forwarded, not delivered "
+                                       "(it never reaches INPUT)")
+                    for step in ("forward", "postrouting"):
+                        forwarded, ended = self._run_hook(step, forwarded)
+                        finished.extend(ended)
+                    for p in forwarded:
+                        finished.append(_End("accept", p, p.accept_decision("forward"), reason="forwarded"))
+                paths = local
+        own_hook = hook
+        for p in paths:
+            finished.append(_End("accept", p, p.accept_decision(own_hook)))
+        return finished
+
+    # -- answers -------------------------------------------------------------
+
+    def _combine(self, packet: Packet, state: str, ends: list[_End]) -> Result:
+        results = [self._result(packet, state, end) for end in ends]
+        if len(results) == 1:
+            return results[0]
+        verdicts = {r.verdict for r in results}
+        depends = []
+        for end in ends:
+            for rule, m, _ in end.path.assumptions:
+                text = describe_match(m)
+                where = f" (rule {rule.index} of {rule.chain.name})" if rule is not None and rule.chain else ""
+                item = f"{text}{where}"
+                if item not in depends:
+                    depends.append(item)
+            if end.kind == "unknown" and end.reason and end.reason not in depends:
+                depends.append(end.reason)
+        if len(verdicts) == 1 and "unknown" not in verdicts:
+            first = results[0]
+            return replace(first, alternatives=tuple(results))
+        first = results[0]
+        return Result("unknown", packet, None, first.trace, tuple(depends), "unknown", state,
+                      first.notes, tuple(results))
+
+    def _result(self, packet: Packet, state: str, end: _End) -> Result:
+        view = end.path.view
+        final = _packet_from_view(packet, view)
+        if end.kind == "drop":
+            verdict, outcome = "drop", "dropped"
+        elif end.kind == "accept":
+            verdict = "accept"
+            outcome = ("forwarded" if end.reason == "forwarded" or packet.hook == "forward"
+                       else "sent" if packet.hook == "output" else "delivered")
+        else:
+            verdict, outcome = "unknown", "unknown"
+        depends = tuple(f"{describe_match(m)}" for _, m, _ in end.path.assumptions)
+        if end.kind == "unknown" and end.reason:
+            depends += (end.reason,)
+        return Result(verdict, final, end.decision, tuple(end.path.trace), depends, outcome, state,
+                      tuple(end.path.notes))
+
+
+def _endpoint(action: Nat) -> str:
+    addr = str(action.to_addr) if action.to_addr is not None else ""
+    if action.to_port is not None:
+        return f"{addr}:{action.to_port}"
+    return addr
+
+
+def _packet_from_view(packet: Packet, view: View) -> Packet:
+    import ipaddress
+
+    make = ipaddress.IPv4Address if view.family == 4 else ipaddress.IPv6Address
+    return replace(packet, src=make(view.src), dst=make(view.dst), sport=view.sport,
+                   dport=view.dport, flags=view.flags, ecn=view.ecn, dscp=view.dscp,
+                   mark=view.mark, ctmark=view.ctmark)
+
+
+def evaluate(ruleset: Ruleset, packet: Packet) -> Result:
+    """The verdict of ``ruleset`` on ``packet``, the rule that decided it,
+    and the way the packet went.
+
+    >>> from ruleanalyzer import loads
+    >>> from ruleanalyzer.packets import make_packet
+    >>> rs = loads("*filter\\n:INPUT DROP [0:0]\\n-A INPUT -p tcp --dport 22 -j ACCEPT\\nCOMMIT\\n",
+    ...            dialect="iptables")
+    >>> evaluate(rs, make_packet(src="192.0.2.1", dst="198.51.100.1", dport=22, flags="SYN")).verdict
+    'accept'
+    """
+    return Evaluator(ruleset).evaluate(packet)

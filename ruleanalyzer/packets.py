@@ -1,0 +1,137 @@
+"""Building packets from what a user types or writes in JSON lines.
+
+``make_packet(src="192.0.2.1", dst="198.51.100.1", proto="tcp", dport=22,
+flags="SYN,ECE,CWR", ecn="ect0")`` — the same keys as the command-line flags
+and the ``--packets`` JSON-lines file (DESIGN.md, "Packets").
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from .errors import RuleAnalyzerError
+from .model import ECN_CODEPOINTS, HOOK_PATHS, Packet, flags_from_text, protocol_number
+from .model import CT_STATES
+
+#: ICMP type names users type most; numbers are always accepted.
+ICMP_TYPE_NAMES = {
+    "echo-reply": 0, "destination-unreachable": 3, "source-quench": 4, "redirect": 5,
+    "echo-request": 8, "router-advertisement": 9, "router-solicitation": 10,
+    "time-exceeded": 11, "parameter-problem": 12, "timestamp-request": 13,
+    "timestamp-reply": 14, "fragmentation-needed": 3,
+}
+ICMPV6_TYPE_NAMES = {
+    "destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3,
+    "parameter-problem": 4, "echo-request": 128, "echo-reply": 129,
+    "router-solicitation": 133, "router-advertisement": 134, "neighbour-solicitation": 135,
+    "neighbor-solicitation": 135, "neighbour-advertisement": 136, "neighbor-advertisement": 136,
+}
+#: Extra code implied by a name (fragmentation-needed is type 3 code 4).
+ICMP_NAME_CODES = {"fragmentation-needed": 4}
+
+PACKET_KEYS = ("hook", "src", "dst", "proto", "sport", "dport", "flags", "ecn", "state", "iif",
+               "oif", "icmp_type", "icmp_code", "id", "mark", "length", "ttl", "dscp", "uid",
+               "gid")
+STATES = ("auto",) + CT_STATES
+
+
+def _int(name: str, value: Any, lo: int, hi: int) -> int:
+    try:
+        number = int(value, 0) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError):
+        raise RuleAnalyzerError(f"{name} must be a number, not {value!r}") from None
+    if not lo <= number <= hi:
+        raise RuleAnalyzerError(f"{name} {number} is out of range {lo}-{hi}")
+    return number
+
+
+def make_packet(**fields: Any) -> Packet:
+    """A :class:`Packet` from user-facing values (strings or numbers).
+
+    Defaults: proto tcp; a TCP packet without flags is a SYN; a source port
+    of 40000 for TCP/UDP when none is given; ``state`` auto; ``hook`` input.
+    Raises :class:`RuleAnalyzerError` naming the bad field.
+    """
+    unknown = set(fields) - set(PACKET_KEYS)
+    if unknown:
+        raise RuleAnalyzerError(f"unknown packet field(s): {', '.join(sorted(unknown))}",
+                                hint=f"known fields: {', '.join(PACKET_KEYS)}")
+    try:
+        src = ipaddress.ip_address(str(fields["src"]).strip())
+        dst = ipaddress.ip_address(str(fields["dst"]).strip())
+    except KeyError as exc:
+        raise RuleAnalyzerError(f"a packet needs {exc.args[0]!r}") from None
+    except ValueError as exc:
+        raise RuleAnalyzerError(str(exc)) from None
+    if src.version != dst.version:
+        raise RuleAnalyzerError(f"source {src} and destination {dst} are of different IP versions")
+    try:
+        proto = protocol_number(fields.get("proto") if fields.get("proto") is not None else "tcp")
+    except ValueError as exc:
+        raise RuleAnalyzerError(str(exc)) from None
+    if proto == 1 and src.version == 6:
+        proto = 58
+    if proto == 58 and src.version == 4:
+        proto = 1
+    hook = str(fields.get("hook") or "input").lower()
+    if hook not in HOOK_PATHS:
+        raise RuleAnalyzerError(f"unknown hook {hook!r}", hint="use input, forward or output")
+    state = str(fields.get("state") or "auto").lower()
+    if state not in STATES:
+        raise RuleAnalyzerError(f"unknown state {state!r}", hint=f"use one of {', '.join(STATES)}")
+    flags = 0
+    if proto == 6:
+        raw = fields.get("flags")
+        if raw is None or raw == "":
+            flags = 0x02
+        elif isinstance(raw, int):
+            flags = _int("flags", raw, 0, 0x1FF)
+        else:
+            try:
+                flags = flags_from_text(str(raw))
+            except ValueError as exc:
+                raise RuleAnalyzerError(str(exc)) from None
+    ecn_raw = fields.get("ecn")
+    if ecn_raw is None or ecn_raw == "":
+        ecn = 0
+    elif isinstance(ecn_raw, int):
+        ecn = _int("ecn", ecn_raw, 0, 3)
+    else:
+        key = str(ecn_raw).lower().replace("_", "-").replace("(", "").replace(")", "")
+        if key not in ECN_CODEPOINTS:
+            raise RuleAnalyzerError(f"unknown ECN codepoint {ecn_raw!r}",
+                                    hint="use not-ect, ect0, ect1 or ce")
+        ecn = ECN_CODEPOINTS[key]
+    sport = fields.get("sport")
+    dport = fields.get("dport")
+    has_ports = proto in (6, 17, 132, 33, 136)
+    sport = _int("sport", sport, 0, 65535) if sport is not None else (40000 if has_ports else None)
+    dport = _int("dport", dport, 0, 65535) if dport is not None else None
+    if has_ports and dport is None:
+        raise RuleAnalyzerError("a TCP/UDP packet needs a destination port (--dport)")
+    icmp_type = fields.get("icmp_type")
+    icmp_code = fields.get("icmp_code")
+    if proto in (1, 58):
+        if isinstance(icmp_type, str) and not icmp_type.isdigit():
+            names = ICMP_TYPE_NAMES if proto == 1 else ICMPV6_TYPE_NAMES
+            name = icmp_type.lower()
+            if name not in names:
+                raise RuleAnalyzerError(f"unknown ICMP type {icmp_type!r}",
+                                        hint=f"use a number or one of {', '.join(sorted(names))}")
+            if icmp_code is None and name in ICMP_NAME_CODES and proto == 1:
+                icmp_code = ICMP_NAME_CODES[name]
+            icmp_type = names[name]
+        icmp_type = _int("icmp_type", icmp_type, 0, 255) if icmp_type is not None else (8 if proto == 1 else 128)
+        icmp_code = _int("icmp_code", icmp_code, 0, 255) if icmp_code is not None else 0
+    else:
+        icmp_type = icmp_code = None
+    optional = {}
+    for key, lo, hi in (("mark", 0, 0xFFFFFFFF), ("length", 20, 65535), ("ttl", 0, 255),
+                        ("dscp", 0, 63), ("uid", 0, 2**32 - 1), ("gid", 0, 2**32 - 1)):
+        if fields.get(key) is not None:
+            optional[key] = _int(key, fields[key], lo, hi)
+    return Packet(src=src, dst=dst, proto=proto, sport=sport, dport=dport, flags=flags, ecn=ecn,
+                  state=state, hook=hook, iif=fields.get("iif") or None, oif=fields.get("oif") or None,
+                  icmp_type=icmp_type, icmp_code=icmp_code,
+                  id=str(fields["id"]) if fields.get("id") is not None else None, **optional)
