@@ -1,0 +1,950 @@
+"""What nftables text and ``nft -j`` JSON share: statements → model.
+
+Both readers bring a rule into libnftables' JSON statement shape (``{"match":
+{"op", "left", "right"}}``, ``{"accept": None}``, ``{"mangle": …}`` …): the
+JSON reader gets it for free, the text reader builds it. :class:`Builder`
+collects tables, chains, sets and rules in that shape and turns them into the
+model once everything is read, because a rule may use a set declared later
+and a set is only decidable when no rule updates it.
+
+Semantics follow what the kernel runs (checked with ``nft --debug=netlink``):
+``tcp flags syn`` is ``flags & syn != 0``; ``tcp flags == syn`` compares the
+whole byte; ``tcp dport`` brings an ``l4proto tcp`` dependency; an ``ip``
+payload in an inet table brings ``nfproto ipv4``.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+from dataclasses import dataclass, field
+
+from ..errors import RuleAnalyzerError
+from ..model import (ACK, CWR, ECE, ECN_CODEPOINTS, FIN, PROTOCOLS, PSH, RST, SYN, URG, Accept, Action,
+                     AddressMatch, AllOf, AnyOf, BitsMatch, Chain, Diagnostic, Dispatch, Drop, Goto,
+                     IntMatch, InterfaceMatch, Jump, Location, Log, Match, NameMatch, Nat, Notrack,
+                     OpaqueMatch, Queue, Reject, Return, Rule, Ruleset, SetField, Table, UnknownAction)
+
+# ---------------------------------------------------------------------------
+# Symbolic constants
+# ---------------------------------------------------------------------------
+
+FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
+
+#: Named chain priorities (``priority filter - 10``), per family.
+PRIORITY_NAMES = {"raw": -300, "mangle": -150, "dstnat": -100, "filter": 0, "security": 50,
+                  "srcnat": 100}
+BRIDGE_PRIORITY_NAMES = {"dstnat": -300, "filter": -200, "out": 100, "srcnat": 300}
+
+TCP_FLAG_NAMES = {"fin": FIN, "syn": SYN, "rst": RST, "psh": PSH, "ack": ACK, "urg": URG,
+                  "ecn": ECE, "ece": ECE, "cwr": CWR}
+CT_STATE_NAMES = ("invalid", "established", "related", "new", "untracked")
+CT_STATUS_NAMES = ("expected", "seen-reply", "assured", "confirmed", "snat", "dnat", "dying")
+
+ICMP_TYPES = {"echo-reply": 0, "destination-unreachable": 3, "source-quench": 4, "redirect": 5,
+              "echo-request": 8, "router-advertisement": 9, "router-solicitation": 10,
+              "time-exceeded": 11, "parameter-problem": 12, "timestamp-request": 13,
+              "timestamp-reply": 14, "info-request": 15, "info-reply": 16,
+              "address-mask-request": 17, "address-mask-reply": 18}
+ICMPV6_TYPES = {"destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3,
+                "parameter-problem": 4, "echo-request": 128, "echo-reply": 129,
+                "mld-listener-query": 130, "mld-listener-report": 131, "mld-listener-done": 132,
+                "mld-listener-reduction": 132, "nd-router-solicit": 133, "nd-router-advert": 134,
+                "nd-neighbor-solicit": 135, "nd-neighbor-advert": 136, "nd-redirect": 137,
+                "router-renumbering": 138, "ind-neighbor-solicit": 141, "ind-neighbor-advert": 142,
+                "mld2-listener-report": 143}
+ICMP_CODES = {"net-unreachable": 0, "host-unreachable": 1, "prot-unreachable": 2,
+              "port-unreachable": 3, "frag-needed": 4, "net-prohibited": 9,
+              "host-prohibited": 10, "admin-prohibited": 13}
+ICMPV6_CODES = {"no-route": 0, "admin-prohibited": 1, "addr-unreachable": 3,
+                "port-unreachable": 4, "policy-fail": 5, "reject-route": 6}
+DSCP_NAMES = {"cs0": 0, "cs1": 8, "cs2": 16, "cs3": 24, "cs4": 32, "cs5": 40, "cs6": 48, "cs7": 56,
+              "af11": 10, "af12": 12, "af13": 14, "af21": 18, "af22": 20, "af23": 22,
+              "af31": 26, "af32": 28, "af33": 30, "af41": 34, "af42": 36, "af43": 38,
+              "ef": 46, "va": 44, "le": 1, "df": 0}
+#: Services nft accepts by name (its own list comes from /etc/services; these
+#: are the ones seen in real configurations).
+SERVICES = {"ftp-data": 20, "ftp": 21, "ssh": 22, "telnet": 23, "smtp": 25, "domain": 53,
+            "bootps": 67, "bootpc": 68, "tftp": 69, "http": 80, "www": 80, "kerberos": 88,
+            "pop3": 110, "sunrpc": 111, "auth": 113, "ntp": 123, "netbios-ns": 137,
+            "netbios-dgm": 138, "netbios-ssn": 139, "imap": 143, "imap2": 143, "snmp": 161,
+            "snmp-trap": 162, "bgp": 179, "ldap": 389, "https": 443, "microsoft-ds": 445,
+            "isakmp": 500, "syslog": 514, "submission": 587, "ldaps": 636, "rsync": 873,
+            "imaps": 993, "pop3s": 995, "openvpn": 1194, "mysql": 3306, "ms-wbt-server": 3389,
+            "sip": 5060, "postgresql": 5432, "ipsec-nat-t": 4500, "domain-s": 853,
+            "dhcpv6-client": 546, "dhcpv6-server": 547, "mdns": 5353, "http-alt": 8080,
+            "smtps": 465, "git": 9418, "nfs": 2049, "radius": 1812, "xmpp-client": 5222}
+PKTTYPES = ("host", "unicast", "broadcast", "multicast", "other")
+NFPROTO = {"ipv4": 4, "ipv6": 6, "ip": 4, "ip6": 6}
+ETHERTYPES = {"ip": 4, "ip6": 6, "ipv4": 4, "ipv6": 6, "0x0800": 4, "0x86dd": 6, 0x0800: 4,
+              0x86DD: 6}
+
+#: L4 protocols whose header starts with 16-bit source and destination ports.
+PORT_PROTOCOLS = {"tcp": 6, "udp": 17, "udplite": 136, "sctp": 132, "dccp": 33}
+TH_PROTOCOLS = tuple(sorted(PORT_PROTOCOLS.values()))
+
+FIELD_MAX = {"proto": 255, "sport": 0xFFFF, "dport": 0xFFFF, "icmp_type": 255, "icmp_code": 255,
+             "length": 0xFFFF + 40, "ttl": 255, "dscp": 63, "ecn": 3, "mark": 0xFFFFFFFF,
+             "ctmark": 0xFFFFFFFF, "family": 255, "uid": 0xFFFFFFFF, "gid": 0xFFFFFFFF,
+             "flags": 0xFF}
+
+#: Statements that end a rule with a verdict.
+VERDICTS = ("accept", "drop", "reject", "jump", "goto", "return", "continue", "queue")
+
+
+class ModelError(Exception):
+    """A statement the builder cannot turn into the model (bad value, unknown
+    element); readers re-raise it as a located :class:`RuleAnalyzerError`."""
+
+
+# ---------------------------------------------------------------------------
+# Field descriptors: what a left-hand expression reads
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """A left-hand side: model ``kind`` and ``field``, how to read its values
+    and the dependency matches nft adds for it."""
+
+    kind: str            # addr | int | name | iface | flags | opaque
+    field: str
+    version: int = 0     # addr: 4 or 6
+    symbols: tuple = ()  # name table for int fields: ((name, value), ...)
+    offset: int = 0      # added to every value (ip6 length → total length)
+    deps: tuple[Match, ...] = ()
+    reason: str = ""
+    bitmask: bool = False  # implicit op is "flags & v != 0" (tcp flags, ct state)
+
+
+def _proto_dep(*numbers: int) -> IntMatch:
+    return IntMatch("proto", tuple((n, n) for n in sorted(numbers)), text=f"l4proto {numbers}")
+
+
+def _family_dep(version: int) -> IntMatch:
+    return IntMatch("family", ((version, version),), text=f"nfproto ipv{version}")
+
+
+def _describe(expr) -> str:
+    """A short nft-like text for an expression, for opaque reasons."""
+    if isinstance(expr, dict) and len(expr) == 1:
+        key, value = next(iter(expr.items()))
+        if key == "payload" and isinstance(value, dict):
+            if "protocol" in value:
+                return f"{value['protocol']} {value.get('field', '')}".strip()
+            return f"@{value.get('base')},{value.get('offset')},{value.get('len')}"
+        if key in ("meta", "ct", "rt", "socket", "osf", "ipsec") and isinstance(value, dict):
+            return f"{key} {value.get('key', '')}".strip()
+        if key == "fib" and isinstance(value, dict):
+            flags = value.get("flags", [])
+            flags = [flags] if isinstance(flags, str) else flags
+            return f"fib {' . '.join(map(str, flags))} {value.get('result', '')}"
+        return key
+    return json.dumps(expr, separators=(",", ":"), default=str)[:80]
+
+
+_META_NAMES = {"mark": ("int", "mark"), "l4proto": ("int", "proto"), "nfproto": ("int", "family"),
+               "protocol": ("int", "family"), "skuid": ("int", "uid"), "skgid": ("int", "gid"),
+               "iifname": ("iface", "iif"), "oifname": ("iface", "oif"), "iif": ("iface", "iif"),
+               "oif": ("iface", "oif"), "pkttype": ("name", "pkttype"), "length": ("opaque", "")}
+_PROTO_SYMBOLS = tuple(PROTOCOLS.items())
+
+
+@functools.lru_cache(maxsize=4096)
+def _selector_cached(key: str, family: str) -> Selector:
+    return _selector(json.loads(key), family)
+
+
+def selector(expr, family: str) -> Selector:
+    """The :class:`Selector` for left-hand expression ``expr`` in a table of
+    ``family``."""
+    try:
+        key = json.dumps(expr, sort_keys=True)
+    except (TypeError, ValueError):
+        return Selector("opaque", "", reason=f"depends on {_describe(expr)}")
+    return _selector_cached(key, family)
+
+
+def _selector(expr, family: str) -> Selector:
+    fam_dep = family in ("inet", "bridge", "netdev")
+    opaque = Selector("opaque", "", reason=f"depends on {_describe(expr)}")
+    if not isinstance(expr, dict) or len(expr) != 1:
+        return opaque
+    key, value = next(iter(expr.items()))
+    if not isinstance(value, dict):
+        return opaque
+    if key == "payload":
+        proto, fld = value.get("protocol"), value.get("field")
+        v4 = (_family_dep(4),) if fam_dep else ()
+        v6 = (_family_dep(6),) if fam_dep else ()
+        if proto == "ip":
+            if fld in ("saddr", "daddr"):
+                return Selector("addr", "src" if fld == "saddr" else "dst", 4, deps=v4)
+            simple = {"protocol": ("proto", _PROTO_SYMBOLS), "dscp": ("dscp", tuple(DSCP_NAMES.items())),
+                      "ecn": ("ecn", tuple(ECN_CODEPOINTS.items())), "length": ("length", ()),
+                      "ttl": ("ttl", ())}
+            if fld in simple:
+                name, symbols = simple[fld]
+                return Selector("int", name, symbols=symbols, deps=v4)
+        elif proto == "ip6":
+            if fld in ("saddr", "daddr"):
+                return Selector("addr", "src" if fld == "saddr" else "dst", 6, deps=v6)
+            simple = {"nexthdr": ("proto", _PROTO_SYMBOLS, 0), "dscp": ("dscp", tuple(DSCP_NAMES.items()), 0),
+                      "ecn": ("ecn", tuple(ECN_CODEPOINTS.items()), 0), "length": ("length", (), 40),
+                      "hoplimit": ("ttl", (), 0)}
+            if fld in simple:
+                name, symbols, offset = simple[fld]
+                return Selector("int", name, symbols=symbols, offset=offset, deps=v6)
+        elif proto in PORT_PROTOCOLS or proto == "th":
+            dep = _proto_dep(*TH_PROTOCOLS) if proto == "th" else _proto_dep(PORT_PROTOCOLS[proto])
+            if fld in ("sport", "dport"):
+                return Selector("int", fld, symbols=tuple(SERVICES.items()), deps=(dep,))
+            if proto == "tcp" and fld == "flags":
+                return Selector("flags", "flags", symbols=tuple(TCP_FLAG_NAMES.items()),
+                                deps=(dep,), bitmask=True)
+        elif proto in ("icmp", "icmpv6") and fld in ("type", "code"):
+            version = 4 if proto == "icmp" else 6
+            deps = ((_family_dep(version),) if fam_dep else ()) + (_proto_dep(1 if version == 4 else 58),)
+            if fld == "type":
+                symbols = ICMP_TYPES if version == 4 else ICMPV6_TYPES
+            else:
+                symbols = ICMP_CODES if version == 4 else ICMPV6_CODES
+            return Selector("int", f"icmp_{fld}", symbols=tuple(symbols.items()), deps=deps)
+        return opaque
+    if key == "meta":
+        meta = value.get("key")
+        if meta in _META_NAMES:
+            kind, name = _META_NAMES[meta]
+            if kind == "opaque":
+                return opaque
+            symbols = {"l4proto": _PROTO_SYMBOLS, "nfproto": tuple(NFPROTO.items()),
+                       "protocol": tuple(ETHERTYPES.items())}.get(meta, ())
+            return Selector(kind, name, symbols=symbols)
+        return opaque
+    if key == "ct":
+        ct = value.get("key")
+        if "dir" in value:
+            return opaque
+        if ct == "state":
+            return Selector("name", "state", symbols=tuple((n, n) for n in CT_STATE_NAMES), bitmask=True)
+        if ct == "status":
+            return Selector("name", "ct_status", symbols=tuple((n, n) for n in CT_STATUS_NAMES),
+                            bitmask=True)
+        if ct == "direction":
+            return Selector("name", "ct_direction", symbols=(("original", "original"), ("reply", "reply")))
+        if ct == "mark":
+            return Selector("int", "ctmark")
+        return opaque
+    if key == "fib":
+        flags = value.get("flags", [])
+        flags = [flags] if isinstance(flags, str) else list(flags or [])
+        if value.get("result") == "type" and flags in (["daddr"], ["saddr"]):
+            return Selector("name", "dst_type" if flags == ["daddr"] else "src_type")
+        return Selector("opaque", "", reason=f"depends on the routing table ({_describe(expr)})")
+    if key in ("numgen", "jhash", "symhash"):
+        return Selector("opaque", "", reason=f"depends on {key} (a per-packet hash or counter)")
+    if key in ("socket", "osf"):
+        return Selector("opaque", "", reason=f"depends on {key} lookup of the host's state")
+    return opaque
+
+
+# ---------------------------------------------------------------------------
+# Values
+# ---------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=65536)
+def _network(text: str, version: int):
+    net = ipaddress.ip_network(text, strict=False)
+    if version and net.version != version:
+        raise ModelError(f"{text} is not an IPv{version} address")
+    return net
+
+
+def _int_value(value, sel: Selector) -> int:
+    if isinstance(value, bool):
+        raise ModelError(f"unexpected value {value!r}")
+    if isinstance(value, int):
+        return value + sel.offset
+    if isinstance(value, str):
+        text = value.strip()
+        for name, number in sel.symbols:
+            if name == text:
+                return number + sel.offset
+        try:
+            return int(text, 0) + sel.offset
+        except ValueError:
+            pass
+    if isinstance(value, dict) and "|" in value:
+        bits = 0
+        for part in value["|"]:
+            bits |= _int_value(part, sel) - sel.offset
+        return bits + sel.offset
+    if isinstance(value, list):  # a flag list ["syn", "ack"] is an OR
+        bits = 0
+        for part in value:
+            bits |= _int_value(part, sel) - sel.offset
+        return bits + sel.offset
+    raise ModelError(f"cannot read {_describe(value)} as a value of {sel.field or 'this field'}")
+
+
+def _int_ranges(value, sel: Selector) -> list[tuple[int, int]]:
+    """The integer ranges a right-hand value covers."""
+    if isinstance(value, dict):
+        if "range" in value and isinstance(value["range"], list) and len(value["range"]) == 2:
+            lo, hi = (_int_value(v, sel) for v in value["range"])
+            return [(min(lo, hi), max(lo, hi))]
+        if "set" in value:
+            out = []
+            for elem in _set_items(value["set"]):
+                out.extend(_int_ranges(elem, sel))
+            return out
+        if "prefix" in value:
+            raise ModelError("a prefix is not a value of this field")
+    number = _int_value(value, sel)
+    return [(number, number)]
+
+
+def _networks(value, sel: Selector) -> list:
+    if isinstance(value, str):
+        return [_network(value, sel.version)]
+    if isinstance(value, dict):
+        if "prefix" in value:
+            p = value["prefix"]
+            if isinstance(p, dict):
+                return [_network(f"{p.get('addr')}/{p.get('len')}", sel.version)]
+        if "range" in value and isinstance(value["range"], list) and len(value["range"]) == 2:
+            lo, hi = (ipaddress.ip_address(v) for v in value["range"])
+            if lo.version != hi.version or (sel.version and lo.version != sel.version):
+                raise ModelError("address range of mixed or wrong IP version")
+            if lo > hi:
+                lo, hi = hi, lo
+            return list(ipaddress.summarize_address_range(lo, hi))
+        if "set" in value:
+            out = []
+            for elem in _set_items(value["set"]):
+                out.extend(_networks(elem, sel))
+            return out
+    raise ModelError(f"cannot read {_describe(value)} as an address")
+
+
+def _set_items(items):
+    """Elements of a set value; ``{"elem": {"val": …, "timeout": …}}`` wrappers removed."""
+    if not isinstance(items, list):
+        items = [items]
+    for item in items:
+        yield unwrap_elem(item)
+
+
+def unwrap_elem(item):
+    """An element without its ``timeout``/``counter`` annotations."""
+    while isinstance(item, dict) and "elem" in item and isinstance(item["elem"], dict):
+        item = item["elem"].get("val")
+    return item
+
+
+def _names(value, sel: Selector) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [n for v in value for n in _names(v, sel)]
+    if isinstance(value, dict) and "set" in value:
+        return [n for v in _set_items(value["set"]) for n in _names(v, sel)]
+    if isinstance(value, dict) and "|" in value:
+        return [n for v in value["|"] for n in _names(v, sel)]
+    raise ModelError(f"cannot read {_describe(value)} as a name")
+
+
+# ---------------------------------------------------------------------------
+# Sets declared in a table
+# ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SetDecl:
+    """A named set or map as declared (``elements`` in JSON element shape)."""
+
+    name: str
+    is_map: bool = False
+    flags: tuple[str, ...] = ()
+    elements: list = field(default_factory=list)
+    updated: bool = False
+    has_timeout: bool = False
+
+    @property
+    def decidable(self) -> bool:
+        return not (self.updated or self.has_timeout or "dynamic" in self.flags
+                    or "timeout" in self.flags)
+
+
+# ---------------------------------------------------------------------------
+# The builder
+# ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class PendingRule:
+    exprs: list
+    location: Location
+    text: str
+    handle: str | None
+    comment: str | None
+
+
+class Builder:
+    """Collects what a reader saw (tables, chains, sets, rules as JSON-shaped
+    statements) and builds the :class:`Ruleset` in :meth:`finish`."""
+
+    def __init__(self, name: str, dialect: str):
+        self.name = name
+        self.dialect = dialect
+        self.ruleset = Ruleset(sources=[name])
+        self.tables: dict[tuple[str, str], Table] = {}
+        self.sets: dict[tuple[str, str, str], SetDecl] = {}
+        self.pending: dict[int, list[PendingRule]] = {}
+        self._chains: dict[int, Chain] = {}
+        self._anon = 0
+
+    # -- structure -----------------------------------------------------------------
+    def table(self, family: str, name: str, location: Location | None = None) -> Table:
+        """The table ``family name``, created on first use."""
+        key = (family, name)
+        table = self.tables.get(key)
+        if table is None:
+            table = Table(name, family, location=location, dialect=self.dialect)
+            self.tables[key] = table
+            self.ruleset.add_table(table)
+        return table
+
+    def chain(self, family: str, table: str, name: str, location: Location | None = None) -> Chain:
+        """The chain ``name`` of a table, created on first use."""
+        tab = self.table(family, table, location)
+        chain = tab.chains.get(name)
+        if chain is None:
+            chain = tab.add_chain(Chain(name, location=location))
+            self._chains[id(chain)] = chain
+            self.pending[id(chain)] = []
+        return chain
+
+    def set_base(self, chain: Chain, kind: str | None, hook: str | None, priority,
+                 policy: str | None, devices=(), location: Location | None = None) -> None:
+        """Make ``chain`` a base chain (``type K hook H priority P; policy X;``)."""
+        family = chain.table.family if chain.table else "ip"
+        if hook is not None:
+            chain.hook = str(hook)
+            chain.kind = str(kind or "filter")
+            chain.priority = chain_priority(priority, family)
+            chain.policy = policy or chain.policy or "accept"
+        elif policy is not None:
+            chain.policy = policy
+        if policy is not None:
+            if policy not in ("accept", "drop"):
+                raise ModelError(f"chain policy must be accept or drop, not {policy!r}")
+            chain.policy = policy
+            chain.policy_location = location
+        if devices:
+            chain.devices = tuple(devices)
+
+    def flush_chain(self, chain: Chain) -> None:
+        self.pending[id(chain)] = []
+
+    def delete_chain(self, family: str, table: str, name: str) -> None:
+        tab = self.tables.get((family, table))
+        if tab and name in tab.chains:
+            chain = tab.chains.pop(name)
+            self.pending.pop(id(chain), None)
+
+    def delete_table(self, family: str, name: str) -> None:
+        table = self.tables.pop((family, name), None)
+        if table is not None:
+            self.ruleset.tables.remove(table)
+            for chain in table.chains.values():
+                self.pending.pop(id(chain), None)
+            for key in [k for k in self.sets if k[:2] == (family, name)]:
+                del self.sets[key]
+
+    def flush_table(self, family: str, name: str) -> None:
+        table = self.tables.get((family, name))
+        if table is not None:
+            for chain in table.chains.values():
+                self.pending[id(chain)] = []
+
+    def flush_ruleset(self) -> None:
+        self.ruleset.tables.clear()
+        self.tables.clear()
+        self.sets.clear()
+        self.pending.clear()
+
+    def declare_set(self, family: str, table: str, name: str, is_map: bool = False,
+                    flags=(), elements=(), has_timeout: bool = False) -> SetDecl:
+        """Declare (or re-declare, as ``nft -f`` allows) a named set or map."""
+        self.table(family, table)
+        key = (family, table, name)
+        decl = self.sets.get(key)
+        if decl is None:
+            decl = self.sets[key] = SetDecl(name, is_map)
+        decl.flags = tuple(sorted(set(decl.flags) | set(flags)))
+        decl.has_timeout = decl.has_timeout or has_timeout
+        self.add_elements(family, table, name, elements)
+        return decl
+
+    def add_elements(self, family: str, table: str, name: str, elements) -> None:
+        decl = self.sets.get((family, table, name))
+        if decl is None:
+            raise ModelError(f"no set or map named {name!r} in table {family} {table}")
+        for elem in elements:
+            if isinstance(elem, dict) and isinstance(elem.get("elem"), dict) and "timeout" in elem["elem"]:
+                decl.has_timeout = True
+            if isinstance(elem, list) and elem and isinstance(elem[0], dict) and \
+                    isinstance(elem[0].get("elem"), dict) and "timeout" in elem[0]["elem"]:
+                decl.has_timeout = True
+            decl.elements.append(elem)
+
+    def add_rule(self, chain: Chain, exprs: list, location: Location, text: str,
+                 handle: str | None = None, comment: str | None = None,
+                 position: int | None = None) -> None:
+        """Queue a rule (JSON-shaped statements) for ``chain``; ``position`` is
+        the 0-based insertion index (``insert rule``), default at the end."""
+        pending = self.pending.setdefault(id(chain), [])
+        rule = PendingRule(exprs, location, text, handle, comment)
+        if position is None:
+            pending.append(rule)
+        else:
+            pending.insert(position, rule)
+
+    def delete_rule(self, chain: Chain, handle: str) -> bool:
+        pending = self.pending.get(id(chain), [])
+        for i, rule in enumerate(pending):
+            if rule.handle == handle:
+                del pending[i]
+                return True
+        return False
+
+    def rule_position(self, chain: Chain, handle: str) -> int | None:
+        for i, rule in enumerate(self.pending.get(id(chain), [])):
+            if rule.handle == handle:
+                return i
+        return None
+
+    def anonymous_chain(self, chain: Chain) -> Chain:
+        """A new chain for a binding (``jump { … }``) inside ``chain``'s table."""
+        self._anon += 1
+        table = chain.table
+        return self.chain(table.family, table.name, f"__chain{self._anon}")
+
+    # -- building ------------------------------------------------------------------
+    def finish(self) -> Ruleset:
+        """Build every queued rule into the model and return the ruleset."""
+        for pending in self.pending.values():
+            for rule in pending:
+                for target in _updated_sets(rule.exprs):
+                    for (fam, tab, name), decl in self.sets.items():
+                        if name == target and rule.location is not None:
+                            decl.updated = True
+        for table in self.ruleset.tables:
+            for chain in table.chains.values():
+                chain.rules.clear()
+                for pending in self.pending.get(id(chain), []):
+                    chain.add(self.build_rule(table, pending))
+        return self.ruleset
+
+    def build_rule(self, table: Table, pending: PendingRule) -> Rule:
+        """One model rule from JSON-shaped statements."""
+        ctx = _RuleContext(self, table)
+        try:
+            for stmt in pending.exprs:
+                ctx.statement(stmt)
+                if ctx.action is not None:
+                    break  # nothing after a verdict runs
+        except ModelError as exc:
+            raise RuleAnalyzerError(str(exc), pending.location, source_line=pending.text or None) from None
+        matches = []
+        for m in ctx.matches:
+            if m not in matches or not (isinstance(m, IntMatch) and m.field in ("proto", "family")):
+                matches.append(m)
+        action = ctx.action if ctx.action is not None else Log("no verdict")
+        return Rule(tuple(matches), action, pending.location, text=pending.text,
+                    comment=pending.comment or ctx.comment, ident=pending.handle,
+                    effects=tuple(ctx.effects))
+
+    def warn(self, message: str, location: Location) -> None:
+        self.ruleset.diagnostics.append(Diagnostic(message, location))
+
+
+def _updated_sets(exprs) -> list[str]:
+    """Names of sets a rule's statements add to, update or delete from."""
+    out = []
+    for stmt in exprs if isinstance(exprs, list) else []:
+        if isinstance(stmt, dict):
+            for key in ("set", "map", "meter"):
+                body = stmt.get(key)
+                if isinstance(body, dict) and isinstance(body.get("set", body.get("map")), str):
+                    out.append(body.get("set", body.get("map")).lstrip("@"))
+                elif key == "meter" and isinstance(body, dict) and isinstance(body.get("name"), str):
+                    out.append(body["name"])
+    return out
+
+
+def chain_priority(priority, family: str) -> int:
+    """``filter - 10`` / ``-300`` / ``{"prio": …}`` → the integer priority."""
+    if isinstance(priority, bool):
+        raise ModelError(f"bad chain priority {priority!r}")
+    if isinstance(priority, int):
+        return priority
+    if priority is None:
+        return 0
+    text = str(priority).replace(" ", "")
+    names = BRIDGE_PRIORITY_NAMES if family == "bridge" else PRIORITY_NAMES
+    for name in sorted(names, key=len, reverse=True):
+        if text.startswith(name):
+            rest = text[len(name):]
+            if not rest:
+                return names[name]
+            if rest[0] in "+-" and rest[1:].isdigit():
+                return names[name] + int(rest)
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise ModelError(f"unknown chain priority {priority!r}") from None
+
+
+# ---------------------------------------------------------------------------
+# One rule
+# ---------------------------------------------------------------------------
+
+
+_OPS = {"==", "!=", "<", ">", "<=", ">=", "in"}
+
+
+class _RuleContext:
+    def __init__(self, builder: Builder, table: Table):
+        self.builder = builder
+        self.table = table
+        self.family = table.family
+        self.matches: list[Match] = []
+        self.effects: list[Action] = []
+        self.action: Action | None = None
+        self.comment: str | None = None
+
+    # -- statements ---------------------------------------------------------------
+    def statement(self, stmt) -> None:
+        if not isinstance(stmt, dict) or len(stmt) != 1:
+            raise ModelError(f"a statement must be an object with one key, not {_describe(stmt)}")
+        key, body = next(iter(stmt.items()))
+        if key == "match":
+            if not isinstance(body, dict) or "left" not in body or "right" not in body:
+                raise ModelError("a match needs left and right")
+            self.matches.extend(self.match(body["left"], body.get("op", "=="), body["right"]))
+            return
+        verdict = verdict_action(stmt)
+        if verdict is not None:
+            self.action = verdict
+            return
+        if key == "vmap":
+            self.action = self.vmap(body)
+            return
+        if key in ("counter", "log"):
+            self.effects.append(Log(key))
+            return
+        if key in ("limit", "quota"):
+            self.matches.append(OpaqueMatch(reason=f"depends on the packet rate ({key} {_describe(body)})"
+                                            if key == "limit" else f"depends on the bytes counted by quota",
+                                            text=key))
+            return
+        if key == "ct count":
+            self.matches.append(OpaqueMatch(reason="depends on the number of tracked connections (ct count)",
+                                            text=key))
+            return
+        if key == "notrack":
+            self.effects.append(Notrack())
+            return
+        if key in ("snat", "dnat", "masquerade", "redirect"):
+            self.action = nat_action(key, body)
+            return
+        if key == "mangle":
+            self.effects.append(self.mangle(body))
+            return
+        if key == "xt":
+            xtype = body.get("type") if isinstance(body, dict) else None
+            name = body.get("name") if isinstance(body, dict) else None
+            if xtype == "target":
+                self.action = UnknownAction(f"xt target {name}")
+            else:
+                self.matches.append(OpaqueMatch(reason=f"depends on an iptables-nft compat expression (xt {name or ''})".replace(" )", ")"),
+                                                text="xt"))
+            return
+        if key in ("fwd", "dup") and key == "fwd":
+            self.action = UnknownAction("fwd")
+            return
+        if key == "comment":
+            self.comment = str(body)
+            return
+        # set/map updates, ct helper set, flow add, synproxy, tproxy, dup, secmark …
+        self.effects.append(Log(key))
+
+    def vmap(self, body) -> Action:
+        if not isinstance(body, dict) or "key" not in body or "data" not in body:
+            raise ModelError("a verdict map needs key and data")
+        pairs = self.map_pairs(body["data"])
+        if pairs is None:
+            name = body["data"]
+            return _opaque_dispatch(f"depends on the runtime contents of map {name}")
+        branches = []
+        for key_value, verdict in pairs:
+            action = verdict_action(verdict) if isinstance(verdict, dict) else None
+            if action is None:
+                raise ModelError(f"a verdict map element needs a verdict, not {_describe(verdict)}")
+            if key_value == "*":
+                match = AllOf((), text="*")
+            else:
+                found = self.match(body["key"], "==", key_value)
+                match = found[0] if len(found) == 1 else AllOf(tuple(found))
+            branches.append((match, action))
+        return Dispatch(tuple(branches))
+
+    def map_pairs(self, data):
+        """``[(key, value), …]`` of an anonymous map or a decidable named map."""
+        if isinstance(data, dict) and "set" in data:
+            items = data["set"]
+        elif isinstance(data, str) and data.startswith("@"):
+            decl = self.builder.sets.get((self.family, self.table.name, data[1:]))
+            if decl is None:
+                raise ModelError(f"no map named {data[1:]!r} in table {self.family} {self.table.name}")
+            if not decl.decidable:
+                return None
+            items = decl.elements
+        else:
+            raise ModelError(f"cannot read {_describe(data)} as map data")
+        pairs = []
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, list) or len(item) != 2:
+                raise ModelError(f"a map element needs key : value, not {_describe(item)}")
+            pairs.append((unwrap_elem(item[0]), item[1]))
+        return pairs
+
+    def mangle(self, body) -> Action:
+        if not isinstance(body, dict):
+            raise ModelError("mangle needs key and value")
+        key, value = body.get("key"), body.get("value")
+        target = None
+        if key == {"meta": {"key": "mark"}}:
+            target = "mark"
+        elif key == {"ct": {"key": "mark"}}:
+            target = "ctmark"
+        if target is None:
+            return Log(f"{_describe(key)} set")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return SetField(target, value=value)
+        if isinstance(value, str):
+            try:
+                return SetField(target, value=int(value, 0))
+            except ValueError:
+                pass
+        if value == {"meta": {"key": "mark"}}:
+            return SetField(target, copy_from="mark")
+        if value == {"ct": {"key": "mark"}}:
+            return SetField(target, copy_from="ctmark")
+        return UnknownAction(f"{target} set {_describe(value)}")
+
+    # -- matches --------------------------------------------------------------------
+    def match(self, left, op: str, right) -> list[Match]:
+        if op not in _OPS:
+            raise ModelError(f"unknown operator {op!r}")
+        text = ""
+        # Concatenations: one AllOf per element.
+        if isinstance(left, dict) and "concat" in left:
+            return self.concat_match(left["concat"], op, right)
+        mask = None
+        if isinstance(left, dict) and "&" in left and isinstance(left["&"], list) and len(left["&"]) == 2:
+            inner, mask_value = left["&"]
+            sel = selector(inner, self.family)
+            if sel.kind in ("int", "flags"):
+                mask = _int_value(mask_value, Selector("int", sel.field, symbols=sel.symbols))
+                left = inner
+            else:
+                return [OpaqueMatch(reason=f"depends on {_describe(inner)} under a mask", text=text)]
+        elif isinstance(left, dict) and len(left) == 1 and next(iter(left)) in ("|", "^", "<<", ">>"):
+            return [OpaqueMatch(reason=f"depends on arithmetic on {_describe(next(iter(left.values())))}")]
+        sel = selector(left, self.family)
+        if sel.kind == "opaque":
+            return [OpaqueMatch(reason=sel.reason)]
+        if isinstance(right, str) and right.startswith("@"):
+            resolved = self.named_set(right)
+            if resolved is None:
+                return list(sel.deps) + [OpaqueMatch(
+                    reason=f"depends on the runtime contents of set {right}")]
+            right = {"set": resolved}
+        negate = op == "!="
+        return list(sel.deps) + [self.simple_match(sel, op, right, mask, negate)]
+
+    def named_set(self, ref: str):
+        decl = self.builder.sets.get((self.family, self.table.name, ref[1:]))
+        if decl is None:
+            raise ModelError(f"no set named {ref[1:]!r} in table {self.family} {self.table.name}")
+        if not decl.decidable:
+            return None
+        return [e[0] if isinstance(e, list) and len(e) == 2 else e for e in decl.elements]
+
+    def simple_match(self, sel: Selector, op: str, right, mask, negate: bool) -> Match:
+        if sel.kind == "flags" or (mask is not None and sel.kind == "int"):
+            return self.bits_match(sel, op, right, mask, negate)
+        if op in ("<", ">", "<=", ">="):
+            return self.order_match(sel, op, right)
+        if sel.kind == "addr":
+            return AddressMatch(sel.field, tuple(_networks(right, sel)), negate=negate)
+        if sel.kind == "int":
+            if sel.field == "family" and isinstance(right, str) and right not in dict(sel.symbols) \
+                    and not right.isdigit():
+                # meta protocol arp / vlan: never an IP packet
+                return IntMatch("family", ((0, 0),), negate=negate)
+            return IntMatch(sel.field, tuple(_int_ranges(right, sel)), negate=negate)
+        if sel.kind == "iface":
+            return InterfaceMatch(sel.field, tuple(str(n) for n in _names(right, sel)), negate=negate)
+        if sel.kind == "name":
+            names = _names(right, sel)
+            if sel.field in ("src_type", "dst_type"):
+                pass
+            return NameMatch(sel.field, frozenset(n.replace("-", "_") if sel.field == "ct_status" else n
+                                                  for n in names), negate=negate)
+        raise ModelError(f"cannot match {sel.field}")
+
+    def bits_match(self, sel: Selector, op: str, right, mask, negate: bool) -> Match:
+        width = FIELD_MAX.get(sel.field, 0xFFFFFFFF)
+        int_sel = Selector("int", sel.field, symbols=sel.symbols)
+        if op in ("<", ">", "<=", ">="):
+            # (field & mask) < value: the masked values that compare so
+            limit = _int_value(right, int_sel)
+            mask = width if mask is None else mask
+            if mask > 0xFFFF:
+                return OpaqueMatch(reason=f"depends on an ordered comparison of masked {sel.field}")
+            compare = {"<": int.__lt__, "<=": int.__le__, ">": int.__gt__, ">=": int.__ge__}[op]
+            return BitsMatch(sel.field, mask, frozenset(v for v in range(mask + 1)
+                                                        if v & mask == v and compare(v, limit)))
+        if op == "in" and mask is None:
+            # flags & value != 0 (a bare flag list; the kernel's "implicit" op)
+            bits = _int_value(right, int_sel)
+            return BitsMatch(sel.field, bits, frozenset({0}), negate=True)
+        if mask is None:
+            mask = width
+        values = frozenset(lo & mask for lo, hi in _int_ranges(right, int_sel)
+                           for lo in ([lo] if lo == hi else range(lo, hi + 1)))
+        if sel.field in ("mark", "ctmark") and mask == width:
+            return IntMatch(sel.field, tuple(_int_ranges(right, int_sel)), negate=negate)
+        return BitsMatch(sel.field, mask, values, negate=negate)
+
+    def order_match(self, sel: Selector, op: str, right) -> Match:
+        if sel.kind == "addr":
+            if not isinstance(right, str):
+                raise ModelError("an address comparison needs one address")
+            addr = ipaddress.ip_address(right)
+            lo, hi = (ipaddress.ip_address(0), ipaddress.ip_address(2 ** 32 - 1)) if addr.version == 4 else \
+                (ipaddress.IPv6Address(0), ipaddress.IPv6Address(2 ** 128 - 1))
+            first, last = {"<": (lo, addr - 1 if addr > lo else None), "<=": (lo, addr),
+                           ">": (addr + 1 if addr < hi else None, hi), ">=": (addr, hi)}[op]
+            if first is None or last is None:
+                return AddressMatch(sel.field, ())
+            return AddressMatch(sel.field, tuple(ipaddress.summarize_address_range(first, last)))
+        if sel.kind != "int":
+            raise ModelError(f"cannot order-compare {sel.field}")
+        value = _int_value(right, sel)
+        top = FIELD_MAX.get(sel.field, 0xFFFFFFFF)
+        lo, hi = {"<": (0, value - 1), "<=": (0, value), ">": (value + 1, top), ">=": (value, top)}[op]
+        return IntMatch(sel.field, ((lo, hi),) if lo <= hi else ())
+
+    def concat_match(self, parts, op: str, right) -> list[Match]:
+        if not isinstance(parts, list):
+            raise ModelError("a concatenation needs a list")
+        sels = [selector(p, self.family) for p in parts]
+        deps: list[Match] = []
+        for s in sels:
+            for d in s.deps:
+                if d not in deps:
+                    deps.append(d)
+        if isinstance(right, str) and right.startswith("@"):
+            elements = self.named_set(right)
+            if elements is None:
+                return deps + [OpaqueMatch(reason=f"depends on the runtime contents of set {right}")]
+        elif isinstance(right, dict) and "set" in right:
+            elements = list(_set_items(right["set"]))
+        else:
+            elements = [right]
+        if any(s.kind == "opaque" for s in sels):
+            reason = next(s.reason for s in sels if s.kind == "opaque")
+            return deps + [OpaqueMatch(reason=reason)]
+        alternatives = []
+        for elem in elements:
+            elem = unwrap_elem(elem)
+            if not (isinstance(elem, dict) and isinstance(elem.get("concat"), list)
+                    and len(elem["concat"]) == len(sels)):
+                raise ModelError(f"set element {_describe(elem)} does not fit the concatenation")
+            alternatives.append(AllOf(tuple(self.simple_match(s, "==", unwrap_elem(v), None, False)
+                                            for s, v in zip(sels, elem["concat"]))))
+        result = alternatives[0] if len(alternatives) == 1 else AnyOf(tuple(alternatives))
+        if op == "!=":
+            result = result.negated()
+        return deps + [result]
+
+
+def _opaque_dispatch(reason: str) -> Action:
+    return Dispatch(((OpaqueMatch(reason=reason), UnknownAction(reason)),))
+
+
+def verdict_action(stmt) -> Action | None:
+    """The model action of a verdict statement, or None if it is none."""
+    if not isinstance(stmt, dict) or len(stmt) != 1:
+        return None
+    key, body = next(iter(stmt.items()))
+    if key == "accept":
+        return Accept()
+    if key == "drop":
+        return Drop()
+    if key == "return":
+        return Return()
+    if key == "continue":
+        return Log("continue")
+    if key in ("jump", "goto"):
+        target = body.get("target") if isinstance(body, dict) else None
+        if not isinstance(target, str):
+            raise ModelError(f"{key} needs a target chain")
+        return Jump(target) if key == "jump" else Goto(target)
+    if key == "reject":
+        if isinstance(body, dict) and body:
+            rtype, expr = body.get("type"), body.get("expr")
+            if rtype == "tcp reset":
+                return Reject("tcp reset")
+            return Reject(f"{rtype or 'icmp'} {expr or 'port-unreachable'}")
+        return Reject()
+    if key == "queue":
+        return Queue("queue" + (f" {json.dumps(body, separators=(',', ':'))}" if body else ""))
+    return None
+
+
+def nat_action(kind: str, body) -> Action:
+    """``dnat to 10.0.0.1:80`` (JSON shape) → :class:`Nat`."""
+    addr = port = addr_last = port_last = None
+    if isinstance(body, dict):
+        a = body.get("addr")
+        if isinstance(a, str):
+            try:
+                addr = ipaddress.ip_address(a)
+            except ValueError:
+                addr = None
+        elif isinstance(a, dict) and "range" in a and len(a["range"]) == 2:
+            try:
+                addr, addr_last = (ipaddress.ip_address(x) for x in a["range"])
+            except (ValueError, TypeError):
+                addr = addr_last = None
+        elif isinstance(a, dict) and "prefix" in a:
+            try:
+                net = ipaddress.ip_network(f"{a['prefix']['addr']}/{a['prefix']['len']}", strict=False)
+                addr, addr_last = net[0], net[-1]
+            except (ValueError, TypeError, KeyError):
+                pass
+        p = body.get("port")
+        if isinstance(p, int) and not isinstance(p, bool):
+            port = p
+        elif isinstance(p, dict) and "range" in p and len(p["range"]) == 2 and \
+                all(isinstance(x, int) for x in p["range"]):
+            port, port_last = p["range"]
+    return Nat(kind, addr, addr_last, port, port_last)
