@@ -1,0 +1,188 @@
+"""A long-lived helper that runs inside the firewall namespace.
+
+Started by :mod:`tests.kernel.netns` as ``ip netns exec FW python agent.py
+PEER_NS PEER_IF FW_IF``; reads one JSON command per line on stdin and writes
+one JSON answer per line. One process serves a whole batch of packets, so a
+packet costs a ``sendto`` and one counter dump, not a process start.
+
+It holds sockets in two namespaces: sockets are bound to the namespace they
+were created in, so it enters the peer namespace (``setns``) just long
+enough to open the peer's AF_PACKET socket, then comes back. Counter dumps
+(``iptables-save -c``) run as children and inherit the firewall namespace.
+
+Standard library only: this file never imports the project.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import re
+import select
+import socket
+import subprocess
+import sys
+import time
+
+CLONE_NEWNET = 0x40000000
+MAGIC = b"RAk!"
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+@contextlib.contextmanager
+def inside(namespace: str):
+    """Run the body with this (single-threaded) process in ``namespace``."""
+    home = os.open("/proc/self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{namespace}", os.O_RDONLY)
+    try:
+        if LIBC.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns into " + namespace)
+        yield
+    finally:
+        if LIBC.setns(home, CLONE_NEWNET) != 0:  # never stay in the peer namespace
+            os._exit(3)
+        os.close(home)
+        os.close(target)
+
+
+class Agent:
+    """Sockets and counter dumps for one firewall/peer pair."""
+
+    def __init__(self, peer_ns: str, peer_if: str, fw_if: str):
+        self.peer_ns = peer_ns
+        with inside(peer_ns):
+            self.peer_tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            self.peer_tx.bind((peer_if, 0))
+        # Raw sockets get a copy of every packet that INPUT accepted
+        # (raw delivery happens after the INPUT hook).
+        self.listeners = []
+        for family, protos in ((socket.AF_INET, (6, 17, 1)), (socket.AF_INET6, (6, 17, 58))):
+            for proto in protos:
+                s = socket.socket(family, socket.SOCK_RAW, proto)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+                s.setblocking(False)
+                self.listeners.append(s)
+        self.fw_tx4 = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        self.fw_tx6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        self.seen: set[int] = set()
+        with open(f"/sys/class/net/{fw_if}/address") as f:
+            self.fw_mac = f.read().strip()
+        self.peer_sockets: dict[int, socket.socket] = {}
+        self.fw_sockets: dict[int, socket.socket] = {}
+
+    # -- observation -------------------------------------------------------
+
+    def drain(self, wait: float = 0.0) -> None:
+        """Collect the markers of every packet the raw sockets received."""
+        deadline = time.monotonic() + wait
+        while True:
+            ready, _, _ = select.select(self.listeners, [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return
+            for s in ready:
+                while True:
+                    try:
+                        data = s.recv(65535)
+                    except BlockingIOError:
+                        break
+                    if len(data) >= 8 and data[-8:-4] == MAGIC:
+                        self.seen.add(int.from_bytes(data[-4:], "big"))
+
+    def counters(self, argv: list[str], ignore: re.Pattern | None) -> tuple[str, str]:
+        """The dump and the part of it that must change when a packet is seen."""
+        text = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=True).stdout
+        lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
+        key = "\n".join(ln for ln in lines if not (ignore and ignore.search(ln)))
+        return "\n".join(lines), key
+
+    # -- commands ----------------------------------------------------------
+
+    def send_from_fw(self, packet: bytes) -> None:
+        version = packet[0] >> 4
+        if version == 4:
+            dst = socket.inet_ntop(socket.AF_INET, packet[16:20])
+            self.fw_tx4.sendto(packet, (dst, 0))
+        else:
+            dst = socket.inet_ntop(socket.AF_INET6, packet[24:40])
+            self.fw_tx6.sendto(packet, (dst, 0))
+
+    def probe(self, cmd: dict) -> dict:
+        """Send each probe and read the counters after it.
+
+        A probe is ``{"ident", "frame", "opener"}``: ``opener`` (hex, optional)
+        is an IP packet the firewall sends first, so that the probe is a
+        reply (conntrack ESTABLISHED or RELATED); ``frame`` is the Ethernet
+        frame the peer then sends."""
+        argv = cmd["counters"]
+        ignore = re.compile(cmd["ignore"]) if cmd.get("ignore") else None
+        settle = cmd.get("settle", 0.5)
+        _, key = self.counters(argv, ignore)
+        answers = []
+        for probe in cmd["probes"]:
+            if probe.get("opener"):
+                self.send_from_fw(bytes.fromhex(probe["opener"]))
+                _, key = self.counters(argv, ignore)
+            self.peer_tx.send(bytes.fromhex(probe["frame"]))
+            deadline = time.monotonic() + settle
+            while True:
+                text, new_key = self.counters(argv, ignore)
+                if new_key != key or time.monotonic() > deadline:
+                    break
+                time.sleep(0.002)
+            changed = new_key != key
+            key = new_key
+            self.drain()
+            answers.append({"ident": probe["ident"], "counters": text, "changed": changed,
+                            "seen": probe["ident"] in self.seen})
+        return {"answers": answers}
+
+    def run(self, cmd: dict) -> dict:
+        op = cmd["op"]
+        if op == "hello":
+            return {"fw_mac": self.fw_mac}
+        if op == "probe":
+            return self.probe(cmd)
+        if op == "seen":
+            self.drain(cmd.get("wait", 0.0))
+            return {"seen": sorted(self.seen)}
+        if op == "exec":
+            done = subprocess.run(cmd["argv"], capture_output=True, text=True,
+                                  input=cmd.get("input"), timeout=cmd.get("timeout", 30))
+            return {"rc": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
+        if op == "listen":  # a TCP server in the firewall namespace
+            s = socket.socket(socket.AF_INET6 if ":" in cmd["addr"] else socket.AF_INET)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((cmd["addr"], cmd["port"]))
+            s.listen(64)
+            self.fw_sockets[cmd["port"]] = s
+            return {}
+        if op == "connect":  # a TCP client in the peer namespace
+            family = socket.AF_INET6 if ":" in cmd["addr"] else socket.AF_INET
+            with inside(self.peer_ns):
+                s = socket.socket(family, socket.SOCK_STREAM)
+            s.settimeout(cmd.get("timeout", 2.0))
+            try:
+                s.connect((cmd["addr"], cmd["port"]))
+                return {"connected": True}
+            except OSError as exc:
+                return {"connected": False, "error": str(exc)}
+            finally:
+                s.close()
+        raise ValueError(f"unknown op {op!r}")
+
+
+def main() -> None:
+    agent = Agent(*sys.argv[1:4])
+    for line in sys.stdin:
+        try:
+            answer = agent.run(json.loads(line))
+        except Exception as exc:  # report, keep serving
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Send probes through a loaded firewall and record what the kernel did.
+
+Two independent observations per packet: the counters (which rule or policy
+decided) and the raw sockets (was it delivered). They must agree; when they
+do not, the harness — not the analyzer — is wrong, and the observation says
+so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import observe
+from .netns import TestBed
+from .probes import Probe
+
+#: Per-packet counter dumps, by family.
+SAVE = {4: ["iptables-save", "-c"], 6: ["ip6tables-save", "-c"]}
+#: Lines that also move for what the firewall itself sends.
+IGNORE = r"^(:|\[\d+:\d+\] -A )(OUTPUT|POSTROUTING|FORWARD) "
+BATCH = 50
+
+
+@dataclass
+class Observation:
+    """The kernel's answer for one probe."""
+
+    probe: Probe
+    decision: observe.KernelDecision | None
+    delivered: bool
+    path: list[observe.Counter] = field(default_factory=list)
+    problem: str | None = None  # a harness inconsistency, not an analyzer bug
+
+    @property
+    def verdict(self) -> str | None:
+        return self.decision.verdict if self.decision else None
+
+
+def observe_iptables(bed: TestBed, probes: list[Probe], family: int) -> list[Observation]:
+    """Send ``probes`` one by one and read the counters after each."""
+    observations = []
+    before = None
+    for start in range(0, len(probes), BATCH):
+        chunk = probes[start:start + BATCH]
+        wire = []
+        for p in chunk:
+            opener = p.opener()
+            wire.append({"ident": p.ident, "frame": bed.frame(p.packet()).hex(),
+                         "opener": opener.hex() if opener else None})
+        if before is None:
+            before = bed.call({"op": "exec", "argv": SAVE[family]})["stdout"]
+        answers = bed.call({"op": "probe", "probes": wire, "counters": SAVE[family],
+                            "ignore": IGNORE})["answers"]
+        for p, answer in zip(chunk, answers):
+            after = answer["counters"]
+            decision, path = observe.decide(before, after)
+            before = after
+            problem = None
+            if not answer["changed"] or decision is None:
+                problem = "no INPUT counter moved: the packet never reached the filter"
+            elif (decision.verdict == "accept") != answer["seen"]:
+                problem = (f"counters say {decision.verdict} but the raw socket "
+                           f"{'did' if answer['seen'] else 'did not'} receive the packet")
+            observations.append(Observation(p, decision, answer["seen"], path, problem))
+    # A late copy of a packet the counters called dropped would expose a
+    # wrong assumption about when raw sockets see packets.
+    late = set(bed.call({"op": "seen", "wait": 0.05})["seen"])
+    for o in observations:
+        if o.verdict == "drop" and o.probe.ident in late and o.problem is None:
+            o.problem = "counters say drop but the raw socket received the packet later"
+    return observations
