@@ -490,8 +490,8 @@ class Evaluator:
         depends = tuple(f"{describe_match(m)}" for _, m, _ in end.path.assumptions)
         if end.kind == "unknown" and end.reason:
             depends += (end.reason,)
-        return Result(verdict, final, end.decision, tuple(end.path.trace), depends, outcome, state,
-                      tuple(end.path.notes))
+        return Result(verdict, final, end.decision, tuple(end.path.trace), depends, outcome,
+                      view.state, tuple(end.path.notes))
 
 
 def _endpoint(action: Nat) -> str:

@@ -1,0 +1,299 @@
+"""A whole TCP connection through one firewall, leg by leg, with conntrack.
+
+The handshake (SYN, SYN-ACK, ACK) and data both ways are evaluated in order;
+each packet after the SYN belongs to the connection the SYN opened, so it is
+ESTABLISHED to conntrack — unless the SYN was never tracked (NOTRACK), in
+which case the kernel sees every later packet as a fresh one (a SYN-ACK with
+no connection is INVALID).
+
+With ECN on, the legs are the RFC 3168 ones: an ECN-setup SYN (SYN+ECE+CWR),
+an ECN-setup SYN-ACK (SYN+ACK+ECE), data marked ECT(0), a CE-marked data
+packet, the receiver's ACK echoing ECE and the sender's CWR. What real stacks
+do when an ECN leg dies is reported too: Linux retries an unanswered SYN
+after 1 s without ECE/CWR, so a dropped ECN SYN costs a second and ECN, not
+the connection — but a dropped ECT/CE data packet stalls an established one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field, replace
+
+from ..errors import RuleAnalyzerError
+from ..model import ACK, CWR, ECE, PSH, SYN, Packet, Ruleset
+from .evaluate import Evaluator
+from .result import Result
+
+ECT0, CE = 2, 3
+
+#: Which hook each direction crosses, by where the firewall sits.
+DIRECTION_HOOKS = {
+    "input": {"to_server": "input", "to_client": "output"},    # the firewall is the server
+    "output": {"to_server": "output", "to_client": "input"},   # the firewall is the client
+    "forward": {"to_server": "forward", "to_client": "forward"},
+}
+
+
+@dataclass(frozen=True)
+class LegSpec:
+    name: str
+    direction: str  # to_server | to_client
+    flags: int
+    ecn: int = 0
+    handshake: bool = False
+
+
+PLAIN_LEGS = (
+    LegSpec("SYN", "to_server", SYN, handshake=True),
+    LegSpec("SYN-ACK", "to_client", SYN | ACK, handshake=True),
+    LegSpec("ACK", "to_server", ACK, handshake=True),
+    LegSpec("data client→server", "to_server", PSH | ACK),
+    LegSpec("data server→client", "to_client", PSH | ACK),
+)
+
+ECN_LEGS = (
+    LegSpec("SYN+ECE+CWR (ECN setup)", "to_server", SYN | ECE | CWR, handshake=True),
+    LegSpec("SYN-ACK+ECE (ECN setup)", "to_client", SYN | ACK | ECE, handshake=True),
+    LegSpec("ACK", "to_server", ACK, handshake=True),
+    LegSpec("data client→server, ECT(0)", "to_server", PSH | ACK, ECT0),
+    LegSpec("data server→client, ECT(0)", "to_client", PSH | ACK, ECT0),
+    LegSpec("data client→server, CE mark", "to_server", PSH | ACK, CE),
+    LegSpec("ACK server→client with ECE", "to_client", ACK | ECE),
+    LegSpec("data client→server with CWR", "to_server", PSH | ACK | CWR, ECT0),
+)
+
+
+@dataclass
+class Leg:
+    """One packet of the connection and what the firewall does to it."""
+
+    name: str
+    direction: str
+    packet: Packet
+    result: Result | None  # None: never sent, an earlier leg died
+
+    @property
+    def verdict(self) -> str:
+        return self.result.verdict if self.result else "not sent"
+
+
+@dataclass
+class Variant:
+    """One way to run the connection: ECN off or on."""
+
+    ecn: bool
+    legs: list[Leg] = field(default_factory=list)
+
+    @property
+    def passes(self) -> bool | None:
+        verdicts = [leg.verdict for leg in self.legs]
+        if "drop" in verdicts or "not sent" in verdicts:
+            return False
+        if "unknown" in verdicts:
+            return None
+        return True
+
+    @property
+    def first_failure(self) -> Leg | None:
+        for leg in self.legs:
+            if leg.verdict in ("drop", "unknown"):
+                return leg
+        return None
+
+
+@dataclass
+class ConnectReport:
+    """Every leg of a TCP connection, for each ECN variant asked for."""
+
+    client: str
+    server: str
+    dport: int
+    hook: str
+    variants: list[Variant]
+    ruleset: Ruleset | None = field(default=None, repr=False)
+    #: With ECN on only: the plain connection Linux retries with.
+    plain_retry: Variant | None = None
+
+    @property
+    def legs(self) -> list[Leg]:
+        return self.variants[0].legs
+
+    @property
+    def passes(self) -> bool | None:
+        """True when every variant's connection works (an ECN variant that
+        only works after falling back counts as working), False when one is
+        blocked, None when one depends on something unknown."""
+        outcomes = [self.variant_outcome(v) for v in self.variants]
+        if False in outcomes:
+            return False
+        if None in outcomes:
+            return None
+        return True
+
+    def variant_outcome(self, variant: Variant) -> bool | None:
+        if variant.passes is not False or not variant.ecn:
+            return variant.passes
+        failed = variant.first_failure
+        if failed is not None and failed.name.startswith("SYN") and self.fallback is not None:
+            return self.fallback.passes
+        return False
+
+    @property
+    def fallback(self) -> Variant | None:
+        """The plain variant Linux falls back to when an ECN SYN or SYN-ACK dies."""
+        return next((v for v in self.variants if not v.ecn), self.plain_retry)
+
+    def explain(self) -> list[str]:
+        """Plain words, one sentence per variant."""
+        return [explain_variant(self, v) for v in self.variants]
+
+
+def _describe(result: Result) -> str:
+    if result.decided_by is None:
+        return "no rule (nothing filters this path)"
+    return result.decided_by.describe()
+
+
+def _short(result: Result) -> str:
+    d = result.decided_by
+    if d is None:
+        return "no rule"
+    chain = d.chain.name
+    if d.rule is None:
+        return f"the {chain} policy {(d.chain.policy or 'accept').upper()}"
+    loc = d.rule.location
+    line = f", line {loc.line}" if loc.line else (f", {loc.path}" if loc.path else "")
+    ident = f" ({d.rule.ident})" if d.rule.ident else ""
+    return f"{chain} rule {d.rule.index}{ident}{line}"
+
+
+def explain_variant(report: ConnectReport, variant: Variant) -> str:
+    label = "With ECN" if variant.ecn else "Without ECN"
+    failed = variant.first_failure
+    if failed is None:
+        return f"{label}: the connection works; every leg is accepted."
+    previous = [leg for leg in variant.legs if leg.result is not None and leg is not failed
+                and variant.legs.index(leg) < variant.legs.index(failed)]
+    before = ""
+    if previous:
+        last = previous[-1]
+        before = f"the {last.name} is accepted by {_short(last.result)} but "
+    if failed.verdict == "unknown":
+        deps = "; ".join(failed.result.depends_on) or "undecidable conditions"
+        return f"{label}: {before}whether the {failed.name} passes depends on: {deps}."
+    consequence = {
+        "SYN": "the client times out",
+        "SYN-ACK": "the client never sees an answer and times out (the server keeps a half-open connection)",
+        "ACK": "the server retransmits its SYN-ACK; the handshake never completes on the server",
+    }
+    key = failed.name.split("+")[0].split(" ")[0]
+    if key.startswith("data") or failed.name.startswith("ACK server") or failed.name.startswith("data"):
+        tail = "the connection opens but then stalls"
+    else:
+        tail = consequence.get(key, "the connection fails")
+    sentence = f"{label}: {before}the {failed.name} is dropped by {_short(failed.result)}: {tail}."
+    if variant.ecn and failed.name.startswith("SYN"):
+        fb = report.fallback
+        if fb is not None and fb.passes:
+            sentence += (" Linux retries an unanswered SYN after 1 s without ECE/CWR, so the connection"
+                         " still opens, a second late and without ECN.")
+        elif fb is not None and fb.passes is False:
+            sentence += " The retry without ECN is blocked too."
+    if variant.ecn and ("ECT" in failed.name or "CE mark" in failed.name or "ECE" in failed.name
+                        or "CWR" in failed.name) and not failed.name.startswith("SYN"):
+        sentence += " ECN-marked packets are black-holed: a classic ECN trap."
+    return sentence
+
+
+def _ip(value) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(str(value))
+    except ValueError as exc:
+        raise RuleAnalyzerError(str(exc)) from None
+
+
+def run_variant(evaluator: Evaluator, client, server, dport: int, sport: int, hook: str, ecn: bool,
+                iif: str | None = None, oif: str | None = None, proto: int = 6) -> Variant:
+    """Evaluate the legs of one variant in order, keeping connection state."""
+    hooks = DIRECTION_HOOKS[hook]
+    variant = Variant(ecn=ecn)
+    tracked = True
+    # Addresses as the firewall's filter chains see them; NAT of the first
+    # packet applies to the whole connection.
+    orig = {"to_server": (client, server, sport, dport), "to_client": (server, client, dport, sport)}
+    hook_of = dict(hooks)
+    dead = False
+    for i, spec in enumerate(ECN_LEGS if ecn else PLAIN_LEGS):
+        src, dst, sp, dp = orig[spec.direction]
+        if spec.direction == "to_server":
+            iface = {"iif": iif, "oif": oif}
+        else:
+            iface = {"iif": oif, "oif": iif}
+        if hook_of[spec.direction] == "input":
+            iface["oif"] = None
+        elif hook_of[spec.direction] == "output":
+            iface["iif"] = None
+        if i == 0:
+            state, direction, status = "new", "original", frozenset()
+        elif tracked:
+            state = "established"
+            direction = "original" if spec.direction == "to_server" else "reply"
+            status = frozenset({"seen_reply"}) if i >= 2 else frozenset()
+        else:
+            state, direction, status = "new", None, frozenset()
+        packet = Packet(src=src, dst=dst, proto=proto, sport=sp, dport=dp, flags=spec.flags,
+                        ecn=spec.ecn, state=state, hook=hook_of[spec.direction],
+                        ct_direction=direction, ct_status=status, **iface)
+        if dead:
+            variant.legs.append(Leg(spec.name, spec.direction, packet, None))
+            continue
+        result = evaluator.evaluate(packet)
+        variant.legs.append(Leg(spec.name, spec.direction, packet, result))
+        if i == 0 and result.verdict != "drop":
+            if result.state == "untracked":
+                tracked = False
+            out = result.packet
+            if (out.dst, out.dport) != (dst, dp):
+                # DNAT: the rest of the connection is seen translated, and a
+                # translated packet for another host is forwarded.
+                orig = {"to_server": (client, out.dst, sport, out.dport),
+                        "to_client": (out.dst, client, out.dport, sport)}
+                if result.outcome == "forwarded":
+                    hook_of = {"to_server": "forward", "to_client": "forward"}
+        if result.verdict == "drop" and spec.handshake:
+            dead = True
+    return variant
+
+
+def connect(ruleset: Ruleset, client: str, server: str, dport: int, *, hook: str = "input",
+            ecn: str = "off", sport: int = 40000, iif: str | None = None,
+            oif: str | None = None) -> ConnectReport:
+    """Every leg of a TCP connection from ``client`` to ``server:dport``
+    through the firewall ``ruleset``, where ``hook`` says where the firewall
+    sits: ``input`` — it is the server; ``output`` — it is the client;
+    ``forward`` — it routes between them. ``ecn`` is ``off``, ``on`` or
+    ``both``.
+
+    >>> from ruleanalyzer import loads
+    >>> rs = loads("*filter\\n:INPUT DROP [0:0]\\n:OUTPUT DROP [0:0]\\n"
+    ...            "-A INPUT -p tcp --dport 22 -j ACCEPT\\nCOMMIT\\n", dialect="iptables")
+    >>> report = connect(rs, "192.0.2.1", "198.51.100.1", 22)
+    >>> report.passes, report.variants[0].first_failure.name
+    (False, 'SYN-ACK')
+    """
+    if hook not in DIRECTION_HOOKS:
+        raise RuleAnalyzerError(f"unknown hook {hook!r}", hint="use input, forward or output")
+    if ecn not in ("off", "on", "both"):
+        raise RuleAnalyzerError(f"unknown ECN mode {ecn!r}", hint="use off, on or both")
+    c, s = _ip(client), _ip(server)
+    if c.version != s.version:
+        raise RuleAnalyzerError(f"client {c} and server {s} are of different IP versions")
+    if not 0 < int(dport) < 65536:
+        raise RuleAnalyzerError(f"port {dport} is out of range 1-65535")
+    evaluator = Evaluator(ruleset)
+    modes = {"off": [False], "on": [True], "both": [False, True]}[ecn]
+    variants = [run_variant(evaluator, c, s, int(dport), sport, hook, m, iif, oif) for m in modes]
+    plain_retry = None
+    if ecn == "on":
+        plain_retry = run_variant(evaluator, c, s, int(dport), sport, hook, False, iif, oif)
+    return ConnectReport(str(c), str(s), int(dport), hook, variants, ruleset, plain_retry)

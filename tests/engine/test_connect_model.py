@@ -1,0 +1,66 @@
+"""connect() on rulesets built from model objects."""
+
+from ruleanalyzer.engine.connect import connect
+from ruleanalyzer.model import (SYN, Accept, BitsMatch, Drop, IntMatch, NameMatch, Notrack)
+
+from tests.engine.test_evaluate_model import TCP, dport, rule, ruleset, table
+
+
+def server_firewall(established=True, output_policy="drop", syn_match=None):
+    t = table(input="drop", output=output_policy)
+    if established:
+        est = NameMatch("state", frozenset({"established", "related"}))
+        t.chains["INPUT"].add(rule(est, action=Accept()))
+        t.chains["OUTPUT"].add(rule(est, action=Accept()))
+    t.chains["INPUT"].add(rule(TCP, dport(22), *(syn_match or ()), action=Accept()))
+    return ruleset(t)
+
+
+def test_stateful_server_passes_every_leg():
+    report = connect(server_firewall(), "192.0.2.1", "198.51.100.1", 22, ecn="both")
+    assert report.passes is True
+    assert all(leg.verdict == "accept" for v in report.variants for leg in v.legs)
+
+
+def test_output_drop_without_established_kills_the_syn_ack():
+    report = connect(server_firewall(established=False), "192.0.2.1", "198.51.100.1", 22)
+    assert report.passes is False
+    failure = report.variants[0].first_failure
+    assert failure.name == "SYN-ACK"
+    assert failure.result.decided_by.is_policy
+    text = report.explain()[0]
+    assert "SYN is accepted by INPUT rule 1" in text and "OUTPUT policy DROP" in text
+    assert "times out" in text
+
+
+def test_whole_byte_syn_accept_is_an_ecn_trap_with_linux_fallback():
+    exact_syn = BitsMatch("flags", 0xFF, frozenset({SYN}), text="tcp flags == syn")
+    report = connect(server_firewall(syn_match=(exact_syn,)), "192.0.2.1", "198.51.100.1", 22, ecn="on")
+    ecn_variant = report.variants[0]
+    assert ecn_variant.first_failure.name.startswith("SYN+ECE+CWR")
+    # Linux retries without ECN after 1 s, which passes: the connection works, late.
+    assert report.passes is True
+    assert "1 s" in report.explain()[0]
+
+
+def test_ce_marked_data_dropped_stalls_connection():
+    t = table(input="drop", output="accept")
+    t.chains["INPUT"].add(rule(IntMatch("ecn", ((3, 3),)), action=Drop()))
+    t.chains["INPUT"].add(rule(NameMatch("state", frozenset({"established"})), action=Accept()))
+    t.chains["INPUT"].add(rule(TCP, dport(22), action=Accept()))
+    report = connect(ruleset(t), "192.0.2.1", "198.51.100.1", 22, ecn="on")
+    assert report.passes is False
+    assert report.variants[0].first_failure.name == "data client→server, CE mark"
+    assert "stalls" in report.explain()[0]
+
+
+def test_notrack_makes_the_syn_ack_invalid():
+    raw = table("raw", prerouting="accept", output="accept")
+    raw.chains["PREROUTING"].add(rule(TCP, dport(22), action=Notrack()))
+    f = table(input="drop", output="drop")
+    est = NameMatch("state", frozenset({"established"}))
+    f.chains["INPUT"].add(rule(TCP, dport(22), action=Accept()))
+    f.chains["OUTPUT"].add(rule(est, action=Accept()))
+    report = connect(ruleset(raw, f), "192.0.2.1", "198.51.100.1", 22)
+    assert report.variants[0].first_failure.name == "SYN-ACK"
+    assert report.variants[0].legs[1].result.state == "invalid"
