@@ -1,0 +1,227 @@
+"""Model matches → packet sets.
+
+Every match becomes a pair of sets ``(lower, upper)``: packets that surely
+match and packets that may match. Matches the model can express exactly have
+``lower == upper``; an :class:`~ruleanalyzer.model.OpaqueMatch` (ipset
+contents, ``-m recent``, payload bytes) is ``(empty, everything)``, and the
+pair is carried soundly through negation (``not [L, U] = [~U, ~L]``) and
+``AllOf``/``AnyOf``.
+
+Negation follows the model: a match on a header the packet does not have is
+false whether negated or not, so ``! --dport 22`` contains no ICMP packet.
+For a negated ``AllOf``/``AnyOf`` the packet must have every header the
+parts look at.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ..model import (AddressMatch, AllOf, AnyOf, BitsMatch, InterfaceMatch, IntMatch, Match,
+                     NameMatch, OpaqueMatch)
+from .fields import Layout, _wildcard_prefix
+from .packetset import PacketSet, Space
+
+#: ``tos`` is the byte ``dscp << 2 | ecn``: (field, bit offset, width) parts.
+VIRTUAL_FIELDS = {"tos": (("ecn", 0, 2), ("dscp", 2, 6))}
+#: Aliases parsers may use for the same header field.
+FIELD_ALIASES = {"hoplimit": "ttl", "hop_limit": "ttl", "l4proto": "proto", "nexthdr": "proto",
+                 "frag": "fragment", "pkt_type": "pkttype", "ctstate": "state",
+                 "direction": "ct_direction", "ctstatus": "ct_status", "skuid": "uid",
+                 "skgid": "gid", "meta_mark": "mark", "ct_mark": "ctmark", "connmark": "ctmark"}
+#: Values IntMatch("family") may carry: IP versions and NFPROTO numbers.
+FAMILY_VALUES = {4: 4, 6: 6, 2: 4, 10: 6}
+
+
+class OpaqueError(ValueError):
+    """An exact set was asked for a match the analyzer cannot decide."""
+
+
+def encode(match: Match, space: Space | None = None, bound: str = "exact") -> PacketSet:
+    """The set of valid packets ``match`` holds for.
+
+    ``bound`` is ``exact`` (raises :class:`OpaqueError` when the match holds
+    an opaque part), ``lower`` (packets that surely match) or ``upper``
+    (packets that may match). Without ``space`` one is built whose name
+    domains cover the match.
+    """
+    space = space or Space(Layout.for_matches([match]))
+    lower, upper = encode_bounds(match, space)
+    if bound == "exact":
+        if lower != upper:
+            raise OpaqueError(f"match {match.text or match!r} is not decidable from a packet")
+        return space.wrap(lower)
+    if bound not in ("lower", "upper"):
+        raise ValueError(f"bound must be exact, lower or upper, not {bound!r}")
+    return space.wrap(lower if bound == "lower" else upper)
+
+
+def encode_bounds(match: Match, space: Space):
+    """``(lower, upper)`` raw BDD nodes for ``match`` (not yet intersected
+    with ``space.valid``). Cached per space."""
+    cache = space.__dict__.setdefault("_encode_cache", {})
+    try:
+        return cache[match]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable match: encode without the cache
+        return _encode(match, space)
+    result = cache[match] = _encode(match, space)
+    return result
+
+
+def encode_conjunction(matches, space: Space):
+    """``(lower, upper)`` of a rule's matches all holding."""
+    lower, upper = space.true, space.true
+    for m in matches:
+        lo, up = encode_bounds(m, space)
+        lower, upper = lower & lo, upper & up
+    return lower, upper
+
+
+def _encode(match: Match, space: Space):
+    if isinstance(match, (AllOf, AnyOf)):
+        is_all = isinstance(match, AllOf)
+        lower = upper = space.true if is_all else space.false
+        for sub in match.matches:
+            lo, up = encode_bounds(sub, space)
+            if is_all:
+                lower, upper = lower & lo, upper & up
+            else:
+                lower, upper = lower | lo, upper | up
+        if match.negate:
+            head = _headers(match, space)
+            return head & ~upper, head & ~lower
+        return lower, upper
+    leaf = _leaf(match, space)
+    if leaf is None:  # opaque, or a field the space does not model
+        return space.false, space.true
+    head, cond = leaf
+    node = head & (~cond if match.negate else cond)
+    return node, node
+
+
+def _headers(match: Match, space: Space):
+    """Packets having every header the (compound) match looks at."""
+    if isinstance(match, (AllOf, AnyOf)):
+        node = space.true
+        for sub in match.matches:
+            node &= _headers(sub, space)
+        return node
+    leaf = _leaf(match, space)
+    return space.true if leaf is None else leaf[0]
+
+
+def _leaf(match: Match, space: Space):
+    """``(header, condition)`` raw nodes, or None when undecidable."""
+    if isinstance(match, OpaqueMatch):
+        return None
+    if isinstance(match, AddressMatch):
+        return _address(match, space)
+    if isinstance(match, IntMatch):
+        return _int(match, space)
+    if isinstance(match, BitsMatch):
+        return _bits(match, space)
+    if isinstance(match, NameMatch):
+        return _name(match, space)
+    if isinstance(match, InterfaceMatch):
+        return _interface(match, space)
+    return None
+
+
+def _address(match: AddressMatch, space: Space):
+    field = FIELD_ALIASES.get(match.field, match.field)
+    if field not in ("src", "dst"):
+        return None
+    head, cond = space.false, space.false
+    for net in match.networks:
+        net = ipaddress.ip_network(net, strict=False)
+        fam = space.family(net.version)
+        width = 32 if net.version == 4 else 128
+        head |= fam
+        cond |= fam & space.prefix(field, int(net.network_address), net.prefixlen, width)
+    return (head if match.networks else space.true), cond
+
+
+def _int(match: IntMatch, space: Space):
+    field = FIELD_ALIASES.get(match.field, match.field)
+    if field == "family":
+        versions = {v for lo, hi in match.ranges for k, v in FAMILY_VALUES.items() if lo <= k <= hi}
+        cond = space.false
+        for v in versions:
+            cond |= space.family(v)
+        return space.true, cond
+    if field in VIRTUAL_FIELDS:
+        cond = space.false
+        for lo, hi in match.ranges:
+            for value in range(max(lo, 0), min(hi, 255) + 1):
+                cond |= _virtual_masked(field, 0xFF, value, space)
+        return space.true, cond
+    if field not in space.layout.fields or space.spec(field).kind != "int":
+        return None
+    cond = space.false
+    for lo, hi in match.ranges:
+        cond |= space.between(field, lo, hi)
+    return space.header(field), cond
+
+
+def _bits(match: BitsMatch, space: Space):
+    field = FIELD_ALIASES.get(match.field, match.field)
+    if field in VIRTUAL_FIELDS:
+        cond = space.false
+        for v in match.values:
+            if v & ~match.mask:
+                continue  # (x & mask) can never have bits outside mask
+            cond |= _virtual_masked(field, match.mask, v, space)
+        return space.true, cond
+    if field not in space.layout.fields or space.spec(field).kind != "int":
+        return None
+    width = space.spec(field).width
+    mask = match.mask & ((1 << width) - 1)
+    cond = space.false
+    for v in match.values:
+        if v & ~mask:
+            continue
+        cond |= space.masked(field, mask, v)
+    return space.header(field), cond
+
+
+def _virtual_masked(field: str, mask: int, value: int, space: Space):
+    node = space.true
+    for part, offset, width in VIRTUAL_FIELDS[field]:
+        sub = (1 << width) - 1
+        node &= space.masked(part, mask >> offset & sub, value >> offset & sub)
+    return node
+
+
+def _name(match: NameMatch, space: Space):
+    field = FIELD_ALIASES.get(match.field, match.field)
+    spec = space.layout.fields.get(field)
+    if spec is None or spec.kind not in ("enum", "set"):
+        return None
+    values = {v.lower() for v in match.values}
+    cond = space.false
+    if spec.kind == "enum":
+        for code, name in enumerate(spec.names):
+            if name in values:
+                cond |= space.eq(field, code)
+    else:  # set-valued: any shared name matches
+        for name in spec.names:
+            if name in values:
+                cond |= space.bdd.var(f"{field}:{name}")
+    return space.true, cond
+
+
+def _interface(match: InterfaceMatch, space: Space):
+    if match.field not in space.layout.interfaces:
+        return None
+    domain = space.layout.interfaces[match.field]
+    codes: list[int] = []
+    for pattern in match.names:
+        prefix = _wildcard_prefix(pattern)
+        known = pattern in domain.concrete if prefix is None else (prefix == "" or prefix in domain.prefixes)
+        if not known:
+            raise ValueError(f"interface {pattern!r} is outside this space's domain; "
+                             "build the space with Layout.for_ruleset/for_matches")
+        codes += domain.codes_for(pattern)
+    return space.true, space.one_of(match.field, sorted(set(codes)))

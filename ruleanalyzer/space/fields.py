@@ -1,0 +1,213 @@
+"""The header-field layout of the packet space: which fields, how wide, in
+which order their BDD variables come.
+
+Every packet is a vector of bits. Integer fields are stored MSB first (so an
+address prefix or a port range is a short path at the top of its field).
+
+Addresses: one 128-bit vector per direction plus a family bit. An IPv4
+address lives in the low 32 bits and the validity constraint pins the upper
+96 bits to zero for IPv4 packets; this keeps one variable block for both
+families, so ``inet`` tables need no duplication.
+
+Names (interfaces, pkttype, conntrack state, direction) are small codes over
+a per-ruleset domain; set-valued names (``ct_status``, addrtype) get one bit
+per name. Interface domains hold every name the ruleset mentions, one
+"other name with this prefix" class per wildcard (``eth+``/``eth*``) and one
+"other" class, so a wildcard is exact over the classes.
+
+Field order (top of the BDD first) puts the fields rules split on most —
+family, interfaces, state, protocol, addresses, ports — above the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from ..model import (CT_STATES, AllOf, AnyOf, Dispatch, InterfaceMatch, Match, NameMatch,
+                     Ruleset)
+
+#: Protocols that carry 16-bit source/destination ports.
+PORT_PROTOCOLS = frozenset({6, 17, 132, 33, 136})
+TCP = 6
+ICMP, ICMPV6 = 1, 58
+
+#: Default domains of the small name fields; names a ruleset mentions are added.
+ENUM_DEFAULTS = {
+    "state": CT_STATES,
+    "ct_direction": ("original", "reply"),
+    "pkttype": ("host", "unicast", "broadcast", "multicast", "other"),
+}
+#: Default names of set-valued fields (one bit each).
+SET_DEFAULTS = {
+    "ct_status": ("expected", "seen_reply", "assured", "confirmed", "snat", "dnat", "dying"),
+    "src_type": ("unspec", "unicast", "local", "broadcast", "anycast", "multicast", "blackhole",
+                 "unreachable", "prohibit", "throw", "nat", "xresolve"),
+    "dst_type": ("unspec", "unicast", "local", "broadcast", "anycast", "multicast", "blackhole",
+                 "unreachable", "prohibit", "throw", "nat", "xresolve"),
+}
+INTERFACE_FIELDS = ("iif", "oif")
+
+#: Integer fields and their widths, in BDD order (interleaved with the
+#: enum/interface fields by :data:`ORDER`).
+INT_WIDTHS = {
+    "family": 1, "proto": 8, "src": 128, "dst": 128, "sport": 16, "dport": 16, "flags": 9,
+    "icmp_type": 8, "icmp_code": 8, "ecn": 2, "dscp": 6, "fragment": 1, "ttl": 8,
+    "length": 16, "mark": 32, "ctmark": 32, "uid": 32, "gid": 32,
+}
+ORDER = ("family", "iif", "oif", "state", "proto", "src", "dst", "dport", "sport", "flags",
+         "icmp_type", "icmp_code", "ct_direction", "pkttype", "ecn", "dscp", "fragment", "ttl",
+         "length", "mark", "ctmark", "uid", "gid", "ct_status", "src_type", "dst_type")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field: ``width`` bits; ``names`` is the code → name table of an
+    enum or interface field, or the bit names of a set-valued field."""
+
+    name: str
+    width: int
+    kind: str = "int"  # int | enum | iface | set
+    names: tuple[str, ...] = ()
+
+    def var(self, bit: int) -> str:
+        """The BDD variable of bit ``bit`` (0 = least significant)."""
+        return f"{self.name}.{bit}"
+
+    @property
+    def vars_msb_first(self) -> list[str]:
+        if self.kind == "set":
+            return [f"{self.name}:{n}" for n in self.names]
+        return [self.var(b) for b in reversed(range(self.width))]
+
+    @property
+    def size(self) -> int:
+        """How many values are valid (codes 0..size-1 for enums)."""
+        if self.kind in ("enum", "iface"):
+            return len(self.names)
+        return 1 << self.width
+
+
+@dataclass(frozen=True)
+class InterfaceDomain:
+    """Codes for one interface field: concrete names, then one class per
+    wildcard prefix ("a name not listed, whose longest listed prefix is p"),
+    then ``other``."""
+
+    concrete: tuple[str, ...]
+    prefixes: tuple[str, ...]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.concrete + tuple(p + "*" for p in self.prefixes) + ("*",)
+
+    def codes_for(self, pattern: str) -> list[int]:
+        """Codes a name or wildcard (``eth+``, ``eth*``) matches."""
+        prefix = _wildcard_prefix(pattern)
+        if prefix is None:
+            return [self.concrete.index(pattern)] if pattern in self.concrete else []
+        codes = [i for i, n in enumerate(self.concrete) if n.startswith(prefix)]
+        base = len(self.concrete)
+        # A class "longest prefix q" lies inside pattern p exactly when q starts with p.
+        codes += [base + i for i, q in enumerate(self.prefixes) if q.startswith(prefix)]
+        if prefix == "":
+            codes.append(base + len(self.prefixes))
+        return codes
+
+    def example(self, code: int) -> str:
+        """A concrete interface name in class ``code``."""
+        if code < len(self.concrete):
+            return self.concrete[code]
+        k = code - len(self.concrete)
+        stem = self.prefixes[k] if k < len(self.prefixes) else ""
+        for n in range(1000):
+            name = f"{stem}x{n}" if stem else f"if{n}"
+            if name not in self.concrete and self._longest_prefix(name) == stem:
+                return name
+        raise ValueError(f"no interface name for class {self.labels[code]}")
+
+    def _longest_prefix(self, name: str) -> str:
+        best = ""
+        for p in self.prefixes:
+            if name.startswith(p) and len(p) > len(best):
+                best = p
+        return best
+
+
+def _wildcard_prefix(pattern: str) -> str | None:
+    if pattern.endswith(("+", "*")):
+        return pattern[:-1]
+    return None
+
+
+@dataclass
+class Layout:
+    """All fields of the packet space of one ruleset, in BDD order."""
+
+    fields: dict[str, FieldSpec]
+    interfaces: dict[str, InterfaceDomain]
+
+    @classmethod
+    def from_names(cls, interfaces: Iterable[str] = (), names: dict[str, set[str]] | None = None
+                   ) -> "Layout":
+        """A layout whose name domains cover ``interfaces`` (names or
+        wildcards) and the extra ``names`` per name field."""
+        names = names or {}
+        pats = set(interfaces)
+        concrete = tuple(sorted(p for p in pats if _wildcard_prefix(p) is None))
+        prefixes = tuple(sorted({_wildcard_prefix(p) for p in pats} - {None, ""}))
+        domain = InterfaceDomain(concrete, prefixes)
+        specs: dict[str, FieldSpec] = {}
+        for name in ORDER:
+            if name in INT_WIDTHS:
+                specs[name] = FieldSpec(name, INT_WIDTHS[name])
+            elif name in INTERFACE_FIELDS:
+                labels = domain.labels
+                specs[name] = FieldSpec(name, _bits_for(len(labels)), "iface", labels)
+            elif name in ENUM_DEFAULTS:
+                vals = ENUM_DEFAULTS[name] + tuple(sorted(names.get(name, set()) - set(ENUM_DEFAULTS[name])))
+                specs[name] = FieldSpec(name, _bits_for(len(vals)), "enum", vals)
+            else:
+                vals = SET_DEFAULTS[name] + tuple(sorted(names.get(name, set()) - set(SET_DEFAULTS[name])))
+                specs[name] = FieldSpec(name, len(vals), "set", vals)
+        return cls(specs, {f: domain for f in INTERFACE_FIELDS})
+
+    @classmethod
+    def for_matches(cls, matches: Iterable[Match]) -> "Layout":
+        """A layout whose domains cover every name in ``matches``."""
+        ifaces: set[str] = set()
+        names: dict[str, set[str]] = {}
+        for m in matches:
+            _collect(m, ifaces, names)
+        return cls.from_names(ifaces, names)
+
+    @classmethod
+    def for_ruleset(cls, ruleset: Ruleset) -> "Layout":
+        """A layout whose domains cover every name the ruleset mentions."""
+        return cls.for_matches(_ruleset_matches(ruleset))
+
+    def variables(self) -> list[str]:
+        """Every BDD variable, top first."""
+        return [v for spec in self.fields.values() for v in spec.vars_msb_first]
+
+
+def _bits_for(n: int) -> int:
+    return max(1, (n - 1).bit_length())
+
+
+def _ruleset_matches(ruleset: Ruleset) -> Iterable[Match]:
+    for rule in ruleset.rules():
+        yield from rule.matches
+        for act in (rule.action, *rule.effects):
+            if isinstance(act, Dispatch):
+                yield from (m for m, _ in act.branches)
+
+
+def _collect(m: Match, ifaces: set[str], names: dict[str, set[str]]) -> None:
+    if isinstance(m, InterfaceMatch):
+        ifaces.update(m.names)
+    elif isinstance(m, NameMatch):
+        names.setdefault(m.field, set()).update(v.lower() for v in m.values)
+    elif isinstance(m, (AllOf, AnyOf)):
+        for sub in m.matches:
+            _collect(sub, ifaces, names)

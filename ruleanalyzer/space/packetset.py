@@ -1,0 +1,229 @@
+"""Sets of packets as BDDs: the :class:`Space` (one BDD manager, one field
+layout, the validity constraint) and the :class:`PacketSet` algebra.
+
+Every set a :class:`Space` hands out lies inside ``space.valid``: headers a
+packet does not have are pinned to zero (no ports on ICMP, no TCP flags on
+UDP, no ICMP type on TCP, upper 96 address bits zero for IPv4), and name
+codes stay inside their domains. Complement is taken within the valid
+packets, so ``~s`` never contains an impossible packet.
+"""
+
+from __future__ import annotations
+
+try:  # CUDD compiled in the dd wheel; the pure-Python manager otherwise.
+    from dd import cudd as _bdd_backend
+except ImportError:  # pragma: no cover - depends on the installed wheel
+    from dd import autoref as _bdd_backend
+
+from .fields import ICMP, ICMPV6, PORT_PROTOCOLS, TCP, FieldSpec, Layout
+
+BACKEND = _bdd_backend.__name__
+
+
+def cofactors(u):
+    """``(low, high)`` children of node ``u`` as functions. dd.cudd's
+    ``.low``/``.high`` ignore a complemented edge into ``u``; undo that."""
+    low, high = u.low, u.high
+    if getattr(u, "negated", False):
+        return ~low, ~high
+    return low, high
+
+
+class Space:
+    """One packet space: a BDD manager whose variables follow ``layout``."""
+
+    def __init__(self, layout: Layout | None = None):
+        self.layout = layout or Layout.from_names()
+        self.bdd = _bdd_backend.BDD()
+        if BACKEND.endswith("cudd"):
+            # Our field order is chosen on purpose and the describer walks it.
+            self.bdd.configure(reordering=False)
+        self.bdd.declare(*self.layout.variables())
+        self.true = self.bdd.true
+        self.false = self.bdd.false
+        self.valid = self._validity()
+        self._header_cache: dict[str, object] = {}
+
+    # -- building blocks (raw BDD nodes) -----------------------------------
+
+    def spec(self, name: str) -> FieldSpec:
+        return self.layout.fields[name]
+
+    def eq(self, name: str, value: int):
+        """Field ``name`` equals ``value``."""
+        spec = self.spec(name)
+        if value < 0 or value >= (1 << spec.width):
+            return self.false
+        return self.bdd.cube({spec.var(b): bool(value >> b & 1) for b in range(spec.width)})
+
+    def prefix(self, name: str, value: int, length: int, width: int | None = None):
+        """The top ``length`` bits of the low ``width`` bits of field ``name``
+        equal those of ``value``; bits above ``width`` are left alone."""
+        width = width or self.spec(name).width
+        spec = self.spec(name)
+        return self.bdd.cube({spec.var(b): bool(value >> b & 1)
+                              for b in range(width - length, width)})
+
+    def masked(self, name: str, mask: int, value: int):
+        """``field & mask == value & mask``."""
+        spec = self.spec(name)
+        return self.bdd.cube({spec.var(b): bool(value >> b & 1)
+                              for b in range(spec.width) if mask >> b & 1})
+
+    def at_least(self, name: str, lo: int):
+        """``field >= lo``, built bit by bit from the LSB (no enumeration)."""
+        spec = self.spec(name)
+        if lo <= 0:
+            return self.true
+        if lo >= (1 << spec.width):
+            return self.false
+        node = self.true  # suffix below the current bit: ">= lo's low bits"
+        for b in range(spec.width):
+            x = self.bdd.var(spec.var(b))
+            node = (x & node) if lo >> b & 1 else (x | node)
+        return node
+
+    def at_most(self, name: str, hi: int):
+        """``field <= hi``, built bit by bit from the LSB (no enumeration)."""
+        spec = self.spec(name)
+        if hi < 0:
+            return self.false
+        if hi >= (1 << spec.width) - 1:
+            return self.true
+        return self._le(spec, hi)
+
+    def _le(self, spec: FieldSpec, hi: int):
+        node = self.true  # "low bits <= hi's low bits"
+        for b in range(spec.width):
+            x = self.bdd.var(spec.var(b))
+            node = (~x | node) if hi >> b & 1 else (~x & node)
+        return node
+
+    def between(self, name: str, lo: int, hi: int):
+        """``lo <= field <= hi``."""
+        if lo > hi:
+            return self.false
+        if lo == hi:
+            return self.eq(name, lo)
+        return self.at_least(name, lo) & self.at_most(name, hi)
+
+    def one_of(self, name: str, codes) -> object:
+        node = self.false
+        for c in codes:
+            node = node | self.eq(name, c)
+        return node
+
+    def header(self, name: str):
+        """Packets that have field ``name`` at all (ports need a port
+        protocol, flags need TCP, ICMP fields need ICMP of the family)."""
+        if name not in self._header_cache:
+            if name in ("sport", "dport"):
+                node = self.one_of("proto", sorted(PORT_PROTOCOLS))
+            elif name in ("flags",):
+                node = self.eq("proto", TCP)
+            elif name in ("icmp_type", "icmp_code"):
+                node = self.icmp
+            else:
+                node = self.true
+            self._header_cache[name] = node
+        return self._header_cache[name]
+
+    @property
+    def icmp(self):
+        """ICMP for IPv4, ICMPv6 for IPv6."""
+        return (self.eq("family", 0) & self.eq("proto", ICMP)) | (self.eq("family", 1) & self.eq("proto", ICMPV6))
+
+    def family(self, version: int):
+        """IPv4 (4) or IPv6 (6) packets (raw node)."""
+        return self.eq("family", 1 if version == 6 else 0)
+
+    def _validity(self):
+        v4_addrs = self.true
+        for name in ("src", "dst"):
+            v4_addrs &= self.prefix(name, 0, 96)
+        valid = ~self.eq("family", 0) | v4_addrs
+        ports = self.one_of("proto", sorted(PORT_PROTOCOLS))
+        valid &= ports | (self.eq("sport", 0) & self.eq("dport", 0))
+        valid &= self.eq("proto", TCP) | self.eq("flags", 0)
+        icmp = (self.eq("family", 0) & self.eq("proto", ICMP)) | (self.eq("family", 1) & self.eq("proto", ICMPV6))
+        valid &= icmp | (self.eq("icmp_type", 0) & self.eq("icmp_code", 0))
+        for spec in self.layout.fields.values():
+            if spec.kind in ("enum", "iface") and spec.size < (1 << spec.width):
+                valid &= self._le(spec, spec.size - 1)
+        return valid
+
+    # -- sets ----------------------------------------------------------------
+
+    def wrap(self, node) -> "PacketSet":
+        return PacketSet(self, node & self.valid)
+
+    def empty(self) -> "PacketSet":
+        return PacketSet(self, self.false)
+
+    def all(self) -> "PacketSet":
+        """Every valid packet."""
+        return PacketSet(self, self.valid)
+
+
+class PacketSet:
+    """An immutable set of valid packets of one :class:`Space`.
+
+    ``|`` union, ``&`` intersection, ``-`` difference, ``~`` complement
+    within the valid packets; ``==`` is set equality (canonical BDDs).
+    """
+
+    __slots__ = ("space", "node")
+
+    def __init__(self, space: Space, node):
+        self.space = space
+        self.node = node
+
+    def _other(self, other: "PacketSet"):
+        if other.space is not self.space:
+            raise ValueError("packet sets from different spaces cannot be combined")
+        return other.node
+
+    def __or__(self, other: "PacketSet") -> "PacketSet":
+        return PacketSet(self.space, self.node | self._other(other))
+
+    def __and__(self, other: "PacketSet") -> "PacketSet":
+        return PacketSet(self.space, self.node & self._other(other))
+
+    def __sub__(self, other: "PacketSet") -> "PacketSet":
+        return PacketSet(self.space, self.node & ~self._other(other))
+
+    def __invert__(self) -> "PacketSet":
+        return PacketSet(self.space, self.space.valid & ~self.node)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PacketSet) and other.space is self.space and other.node == self.node
+
+    def __hash__(self) -> int:
+        return hash(self.node)
+
+    def __le__(self, other: "PacketSet") -> bool:
+        """Subset."""
+        return (self.node & ~self._other(other)) == self.space.false
+
+    def __bool__(self) -> bool:
+        return not self.is_empty()
+
+    def is_empty(self) -> bool:
+        return self.node == self.space.false
+
+    def intersects(self, other: "PacketSet") -> bool:
+        return (self.node & self._other(other)) != self.space.false
+
+    def is_all(self) -> bool:
+        """Every valid packet?"""
+        return self.node == self.space.valid
+
+    def size(self) -> float:
+        """How many distinct packets (header vectors) the set holds; a float,
+        since spaces are astronomically large."""
+        nvars = len(self.space.layout.variables())
+        return float(self.space.bdd.count(self.node, nvars=nvars))
+
+    def __repr__(self) -> str:
+        from .describe import describe
+        return f"PacketSet({'; '.join(describe(self, limit=3))})"

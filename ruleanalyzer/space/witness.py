@@ -1,0 +1,106 @@
+"""A packet set → one concrete, plausible :class:`~ruleanalyzer.model.Packet`.
+
+The packet is steered towards what a real host sends — a SYN for a new TCP
+connection, an ACK for an established one, a high source port, TTL 64, no
+mark — whenever the set allows it; every preference is dropped the moment
+it would leave the set, so the witness always lies inside it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ..model import ACK, FIN, PSH, RST, SYN, Packet
+from .fields import ICMP, ICMPV6, TCP
+from .packetset import PacketSet, Space
+
+
+def witness(packets: PacketSet, hook: str = "input") -> Packet:
+    """One packet of ``packets`` (raises ValueError when it is empty)."""
+    space = packets.space
+    node = packets.node
+    if node == space.false:
+        raise ValueError("an empty packet set has no witness")
+    for pref in _preferences(space):
+        narrowed = node & pref
+        if narrowed != space.false:
+            node = narrowed
+    bits = space.bdd.pick(node)
+    return _decode(space, bits, hook)
+
+
+def _preferences(space: Space):
+    """Constraints tried in order; each is kept only if the set allows it."""
+    cache = space.__dict__.get("_witness_prefs")
+    if cache is not None:
+        return cache
+    tcp = space.eq("proto", TCP)
+    state = space.spec("state").names
+    new, est = space.eq("state", state.index("new")), space.eq("state", state.index("established"))
+    plausible = space.false
+    for flags in (SYN, ACK, SYN | ACK, ACK | PSH, FIN | ACK, RST, RST | ACK):
+        plausible |= space.eq("flags", flags)
+    prefs = [
+        space.one_of("proto", [TCP, 17, ICMP, ICMPV6]),
+        (new & (~tcp | space.eq("flags", SYN))) | (est & (~tcp | space.eq("flags", ACK))),
+        ~tcp | plausible,
+        new | est,
+        space.eq("family", 0),
+        ~space.header("dport") | space.at_least("sport", 1024),
+        ~space.header("dport") | space.between("dport", 1, 65535),
+        space.eq("icmp_type", 8) | space.eq("icmp_type", 128) | ~space.icmp,
+        space.eq("ttl", 64),
+        space.between("length", 40, 1500),
+        space.eq("mark", 0),
+        space.eq("ctmark", 0),
+        space.eq("fragment", 0),
+        space.eq("ct_direction", 0),
+        space.eq("pkttype", space.spec("pkttype").names.index("unicast")),
+        space.eq("uid", 0), space.eq("gid", 0),
+        # Avoid network addresses (x.x.x.0) where the region allows a host.
+        space.bdd.var(space.spec("src").var(0)),
+        space.bdd.var(space.spec("dst").var(0)),
+    ]
+    space.__dict__["_witness_prefs"] = prefs
+    return prefs
+
+
+def _value(space: Space, bits: dict, name: str) -> int:
+    spec = space.spec(name)
+    return sum(1 << b for b in range(spec.width) if bits.get(spec.var(b), False))
+
+
+def _decode(space: Space, bits: dict, hook: str) -> Packet:
+    family = 6 if _value(space, bits, "family") else 4
+    mk = ipaddress.IPv6Address if family == 6 else ipaddress.IPv4Address
+    src, dst = (mk(_value(space, bits, n) & ((1 << (128 if family == 6 else 32)) - 1))
+                for n in ("src", "dst"))
+    proto = _value(space, bits, "proto")
+    has_ports = space.header("dport") & space.eq("proto", proto) != space.false
+    is_icmp = proto == (ICMPV6 if family == 6 else ICMP)
+
+    def name(field: str) -> str:
+        return space.spec(field).names[_value(space, bits, field)]
+
+    def names(field: str) -> frozenset[str]:
+        return frozenset(n for n in space.spec(field).names if bits.get(f"{field}:{n}", False))
+
+    def iface(field: str) -> str:
+        return space.layout.interfaces[field].example(_value(space, bits, field))
+
+    return Packet(
+        src=src, dst=dst, proto=proto,
+        sport=_value(space, bits, "sport") if has_ports else None,
+        dport=_value(space, bits, "dport") if has_ports else None,
+        flags=_value(space, bits, "flags") if proto == TCP else 0,
+        ecn=_value(space, bits, "ecn"), dscp=_value(space, bits, "dscp"),
+        state=name("state"), hook=hook, iif=iface("iif"), oif=iface("oif"),
+        icmp_type=_value(space, bits, "icmp_type") if is_icmp else None,
+        icmp_code=_value(space, bits, "icmp_code") if is_icmp else None,
+        mark=_value(space, bits, "mark"), ctmark=_value(space, bits, "ctmark"),
+        ct_status=names("ct_status"), ct_direction=name("ct_direction"),
+        length=_value(space, bits, "length"), ttl=_value(space, bits, "ttl"),
+        fragment=_value(space, bits, "fragment"), pkttype=name("pkttype"),
+        src_type=names("src_type"), dst_type=names("dst_type"),
+        uid=_value(space, bits, "uid"), gid=_value(space, bits, "gid"),
+    )
