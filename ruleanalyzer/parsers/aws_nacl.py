@@ -29,7 +29,7 @@ def sniff(text: str, name: str) -> int:
     return sniff_keywords(text, ('"NetworkAcls"', '"NetworkAcl"', '"NetworkAclId"'))
 
 
-def parse(text: str, name: str) -> Ruleset:
+def parse(text: str, name: str, inventory=None) -> Ruleset:
     """Parse a network-ACL export (raw, placebo-wrapped, or a CreateNetworkAcl reply)."""
     ruleset = Ruleset(sources=[name])
     ruleset.meta[CLOUD_META] = {"kind": DIALECT, "targets": [], "associations": {}, "vpcs": {}}
@@ -51,7 +51,7 @@ def parse(text: str, name: str) -> Ruleset:
     if not found:
         raise fail(name, "", "no NetworkAcls in this file: not a describe-network-acls export",
                    hint="expected {\"NetworkAcls\": [...]} (aws ec2 describe-network-acls)")
-    return ruleset
+    return _resolve(ruleset, inventory)
 
 
 def _add_acl(ruleset: Ruleset, acl: Fields) -> None:
@@ -153,3 +153,11 @@ def _protocol(entry: Fields, matches: list[Match]) -> str:
                 matches.append(IntMatch("icmp_code", ((code, code),), text=f"code {code}"))
                 label += f" code {code}"
     return label
+
+
+def _resolve(ruleset: Ruleset, inventory) -> Ruleset:
+    """Resolve inventory-mapped references (imported late: inventory imports us)."""
+    if inventory is None:
+        return ruleset
+    from ..inventory import apply_inventory
+    return apply_inventory(ruleset, inventory)

@@ -11,13 +11,13 @@ outside the export and are OpaqueMatch until an inventory maps them.
 
 from __future__ import annotations
 
-from ..errors import RuleAnalyzerError
 from ..model import Accept, IntMatch, Match, Rule, Ruleset, Table
-from .cloud_common import (CLOUD_META, Fields, address_match, base_chain, fail, load_document,
+from .cloud_common import (CLOUD_META, Fields, file_meta, address_match, base_chain, fail, load_document,
                            note, parse_network, port_match, proto_match, register_ref,
                            sniff_keywords, unwrap)
 
 DIALECT = "aws-sg"
+NAMES_META = "aws_sg_names"
 POLICY_TEXT = "implicit deny (no rule allows it)"
 _PROTO_NAMES = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
 _PROTO_LABELS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}
@@ -28,7 +28,7 @@ def sniff(text: str, name: str) -> int:
     return sniff_keywords(text, ('"IpPermissions"', '"SecurityGroups"', "IpPermissionsEgress"))
 
 
-def parse(text: str, name: str) -> Ruleset:
+def parse(text: str, name: str, inventory=None) -> Ruleset:
     """Parse a security-group export (raw, placebo-wrapped, or in a cassette)."""
     ruleset = Ruleset(sources=[name])
     ruleset.meta[CLOUD_META] = {"kind": DIALECT, "targets": [], "names": {}, "vpcs": {}}
@@ -43,7 +43,7 @@ def parse(text: str, name: str) -> Ruleset:
     if not found_payload:
         raise fail(name, "", "no SecurityGroups in this file: not a describe-security-groups export",
                    hint="expected {\"SecurityGroups\": [...]} (aws ec2 describe-security-groups)")
-    return ruleset
+    return _resolve(ruleset, inventory)
 
 
 def _groups_of(payload, name: str, path: str) -> list[Fields] | None:
@@ -72,7 +72,7 @@ def _add_group(ruleset: Ruleset, group: Fields) -> None:
              group.location())
         return
     info["targets"].append(gid)
-    info["names"][gid] = group.str("GroupName", "")
+    info["names"][gid] = file_meta(ruleset, NAMES_META)[gid] = group.str("GroupName", "")
     info["vpcs"][gid] = group.str("VpcId", "")
     loc = group.location()
     table = ruleset.add_table(Table(gid, family="inet", location=loc, dialect=DIALECT))
@@ -154,4 +154,12 @@ def _protocol_matches(perm: Fields) -> tuple[tuple[Match, ...], str]:
     return tuple(matches), label
 
 
-__all__ = ["parse", "sniff", "permission_rules", "RuleAnalyzerError"]
+__all__ = ["parse", "sniff", "permission_rules"]
+
+
+def _resolve(ruleset: Ruleset, inventory) -> Ruleset:
+    """Resolve inventory-mapped references (imported late: inventory imports us)."""
+    if inventory is None:
+        return ruleset
+    from ..inventory import apply_inventory
+    return apply_inventory(ruleset, inventory)

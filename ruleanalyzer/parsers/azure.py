@@ -22,11 +22,12 @@ from __future__ import annotations
 import ipaddress
 
 from ..model import Accept, Drop, IntMatch, Match, Rule, Ruleset, Table
-from .cloud_common import (CLOUD_META, Fields, address_match, base_chain, fail, load_document,
+from .cloud_common import (CLOUD_META, Fields, file_meta, address_match, base_chain, fail, load_document,
                            note, parse_port_range, port_match, register_ref, sniff_keywords, unwrap)
 
 DIALECT = "azure"
 NSG_TYPE = "microsoft.network/networksecuritygroups"
+ATTACHMENTS_META = "azure_attachments"
 RULE_TYPE = "microsoft.network/networksecuritygroups/securityrules"
 #: Azure "Icmp" covers ICMP for IPv4 and ICMPv6.
 _PROTOCOLS = {"tcp": ((6, 6),), "udp": ((17, 17),), "icmp": ((1, 1), (58, 58)),
@@ -51,7 +52,7 @@ def sniff(text: str, name: str) -> int:
                           ('"destinationPortRange"', '"sourceAddressPrefix"', '"access"'))
 
 
-def parse(text: str, name: str) -> Ruleset:
+def parse(text: str, name: str, inventory=None) -> Ruleset:
     """Parse NSGs from an ARM response, a VCR cassette or ``az network nsg`` output."""
     ruleset = Ruleset(sources=[name])
     ruleset.meta[CLOUD_META] = {"kind": DIALECT, "targets": [], "attachments": {}, "ids": {}}
@@ -80,7 +81,7 @@ def parse(text: str, name: str) -> Ruleset:
                    hint="expected an NSG (ARM JSON or az network nsg show/list output)")
     for nsg in nsgs.values():
         _add_nsg(ruleset, nsg)
-    return ruleset
+    return _resolve(ruleset, inventory)
 
 
 def _resources(payload, name: str, path: str) -> list[Fields]:
@@ -120,7 +121,7 @@ def _add_nsg(ruleset: Ruleset, nsg: Fields) -> None:
     info = ruleset.meta[CLOUD_META]
     info["targets"].append(table_name)
     info["ids"][table_name] = nsg.str("id", "")
-    info["attachments"][table_name] = {
+    info["attachments"][table_name] = file_meta(ruleset, ATTACHMENTS_META)[table_name] = {
         "subnets": [_last_segment(s.str("id", "") or "") for s in props.objects("subnets")],
         "nics": [_nic_name(n.str("id", "") or "") for n in props.objects("networkInterfaces")],
     }
@@ -282,3 +283,11 @@ def _asg_options(ruleset: Ruleset, props: Fields, side: str, field: str):
         out.append(((register_ref(ruleset, reason, "azure_asg", asg_name, field),),
                     f"ASG {asg_name}"))
     return out
+
+
+def _resolve(ruleset: Ruleset, inventory) -> Ruleset:
+    """Resolve inventory-mapped references (imported late: inventory imports us)."""
+    if inventory is None:
+        return ruleset
+    from ..inventory import apply_inventory
+    return apply_inventory(ruleset, inventory)

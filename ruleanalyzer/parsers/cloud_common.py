@@ -338,10 +338,28 @@ def parse_port_range(text: str, name: str, path: str) -> tuple[int, int] | None:
     return lo, hi
 
 
+def file_meta(ruleset: Ruleset, key: str) -> dict:
+    """A meta dict of this file's parse, under a key unique to the file.
+
+    ``Ruleset.merge`` keeps the first value of a meta key; suffixing the
+    source name keeps every file's facts when cloud files are loaded together."""
+    source = ruleset.sources[0] if ruleset.sources else ""
+    return ruleset.meta.setdefault(f"{key}:{source}", {})
+
+
+def collect_meta(ruleset: Ruleset, key: str) -> dict:
+    """Every file's ``file_meta(…, key)`` merged into one dict."""
+    merged: dict = {}
+    for meta_key, value in ruleset.meta.items():
+        if (meta_key == key or meta_key.startswith(key + ":")) and isinstance(value, dict):
+            merged.update(value)
+    return merged
+
+
 def register_ref(ruleset: Ruleset, reason: str, kind: str, ref_name: str,
                  field: str | None = None) -> OpaqueMatch:
     """An OpaqueMatch for a named reference the inventory may resolve later."""
-    ruleset.meta.setdefault(REFS_META, {})[reason] = {"kind": kind, "name": ref_name, "field": field}
+    file_meta(ruleset, REFS_META)[reason] = {"kind": kind, "name": ref_name, "field": field}
     return OpaqueMatch(reason=reason, text=ref_name)
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from ..model import (Accept, AllOf, AnyOf, Chain, Drop, Jump, Match, OpaqueMatch, Return, Rule,
                      Ruleset, Table)
-from .cloud_common import (CLOUD_META, Fields, address_match, base_chain, fail, load_document,
+from .cloud_common import (CLOUD_META, Fields, file_meta, address_match, base_chain, fail, load_document,
                            note, parse_network, parse_port_range, port_match, proto_match,
                            register_ref, sniff_keywords, unwrap)
 
@@ -50,7 +50,7 @@ def sniff(text: str, name: str) -> int:
                            '"denied"', '"direction"'))
 
 
-def parse(text: str, name: str) -> Ruleset:
+def parse(text: str, name: str, inventory=None) -> Ruleset:
     """Parse a GCP firewall export (any of the recorded shapes)."""
     ruleset = Ruleset(sources=[name])
     ruleset.meta[CLOUD_META] = {"kind": DIALECT, "targets": []}
@@ -65,7 +65,7 @@ def parse(text: str, name: str) -> Ruleset:
                    hint="expected a firewalls.list/get or getEffectiveFirewalls response, "
                         "or a Cloud Asset Inventory export of compute.googleapis.com/Firewall")
     build(ruleset, firewalls, policies, name)
-    return ruleset
+    return _resolve(ruleset, inventory)
 
 
 def _collect(payload, name: str, path: str, firewalls: list, policies: list) -> bool:
@@ -242,7 +242,7 @@ def _target_match(ruleset: Ruleset, tags: list[str], accounts: list[str]) -> tup
     if accounts:
         parts.append("running as " + " or ".join(accounts))
     reason = "applies only to instances " + " or ".join(parts)
-    ruleset.meta.setdefault(TARGETS_META, {})[reason] = {"tags": list(tags),
+    file_meta(ruleset, TARGETS_META)[reason] = {"tags": list(tags),
                                                          "service_accounts": list(accounts)}
     return (OpaqueMatch(reason=reason, text=f"target {' or '.join(tags + accounts)}"),)
 
@@ -333,3 +333,11 @@ def _policy_rule(ruleset: Ruleset, rule: Fields, direction: str) -> Rule:
         parts.insert(2, " or ".join(t for _, t in l4_options))
     return Rule(tuple(matches), actions[action_word], rule.location(), text=" ".join(parts),
                 comment=rule.str("description") or None, ident=str(rule.int("priority", 0)))
+
+
+def _resolve(ruleset: Ruleset, inventory) -> Ruleset:
+    """Resolve inventory-mapped references (imported late: inventory imports us)."""
+    if inventory is None:
+        return ruleset
+    from ..inventory import apply_inventory
+    return apply_inventory(ruleset, inventory)

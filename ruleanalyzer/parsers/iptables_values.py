@@ -1,0 +1,317 @@
+"""Value syntaxes of iptables options: addresses, ports, ICMP types, marks,
+DSCP classes, TOS names, REJECT replies.
+
+Every parser here raises :class:`BadValue` with a user-facing message; the
+rule interpreter turns it into a located error at the offending argument.
+The name tables are the ones iptables 1.8 prints (``iptables -p icmp -h``,
+``ip6tables -p icmpv6 -h``, ``iptables -j REJECT -h``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+
+from ..model import PROTOCOLS
+
+
+class BadValue(Exception):
+    """An option argument iptables would refuse; the message says why."""
+
+
+# ---------------------------------------------------------------------------
+# Addresses
+# ---------------------------------------------------------------------------
+
+_network_cache: dict[tuple[str, str], object] = {}
+#: Looks like a DNS name (iptables resolves these when the rule is loaded).
+_HOSTNAME = re.compile(r"^(?=.*[A-Za-z_])[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$")
+
+
+def parse_network(text: str, family: str):
+    """``1.2.3.4``, ``10.0.0.0/8``, ``10.0.0.0/255.0.0.0``, ``2001:db8::/32``
+    → an ip_network of ``family`` (host bits dropped, as iptables does).
+
+    Returns ``None`` for a host name (a DNS lookup decides it, never done
+    here); raises :class:`BadValue` for anything else."""
+    key = (text, family)
+    cached = _network_cache.get(key)
+    if cached is not None:
+        return cached
+    addr, _, prefix = text.partition("/")
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        if _HOSTNAME.match(addr) and not addr.replace(".", "").isdigit():
+            return None
+        raise BadValue(f"invalid address {text!r}") from None
+    want = 6 if family == "ip6" else 4
+    if net.version != want:
+        raise BadValue(f"{text} is an IPv{net.version} address in an "
+                       f"{'ip6tables' if want == 6 else 'iptables'} rule")
+    if len(_network_cache) < 200_000:
+        _network_cache[key] = net
+    return net
+
+
+def parse_address(text: str, family: str):
+    """One address without a prefix (NAT targets, ranges) of ``family``."""
+    try:
+        addr = ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        raise BadValue(f"invalid address {text!r}") from None
+    if addr.version != (6 if family == "ip6" else 4):
+        raise BadValue(f"{text} is not an IPv{6 if family == 'ip6' else 4} address")
+    return addr
+
+
+def parse_address_range(text: str, family: str):
+    """``a-b`` (``-m iprange``) → the CIDR blocks covering it."""
+    first, sep, last = text.partition("-")
+    start = parse_address(first, family)
+    end = parse_address(last, family) if sep else start
+    if end < start:
+        raise BadValue(f"address range {text} ends before it starts")
+    return tuple(ipaddress.summarize_address_range(start, end))
+
+
+# ---------------------------------------------------------------------------
+# Numbers, protocols, ports
+# ---------------------------------------------------------------------------
+
+
+def parse_int(text: str, lo: int = 0, hi: int = 0xFFFFFFFF, what: str = "number") -> int:
+    """Decimal, ``0x`` hex or ``0`` octal as strtoul(…, 0) reads them, in ``lo..hi``."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        try:
+            value = int(text, 10)  # "010" is ten for strtol base 10 readers
+        except ValueError:
+            raise BadValue(f"invalid {what} {text!r}") from None
+    if not lo <= value <= hi:
+        raise BadValue(f"{what} {text} out of range {lo}..{hi}")
+    return value
+
+
+def parse_value_mask(text: str, default_mask: int = 0xFFFFFFFF, bits: int = 32) -> tuple[int, int]:
+    """``v[/m]`` (marks) → (value, mask)."""
+    value, sep, mask = text.partition("/")
+    top = (1 << bits) - 1
+    return (parse_int(value, 0, top, "value"),
+            parse_int(mask, 0, top, "mask") if sep else default_mask)
+
+
+_EXTRA_PROTOCOLS = {"icmp6": 58, "ipv6-mh": 135, "ipv6-icmp": 58, "icmpv6": 58}
+
+
+def parse_protocol(text: str) -> int:
+    """``tcp`` / ``6`` → 6; ``all`` → 0."""
+    name = text.lower()
+    if name.isdigit():
+        return parse_int(name, 0, 255, "protocol number")
+    if name == "all":
+        return 0
+    number = PROTOCOLS.get(name, _EXTRA_PROTOCOLS.get(name))
+    if number is None:
+        try:
+            return socket.getprotobyname(name)  # /etc/protocols, as iptables reads it
+        except OSError:
+            raise BadValue(f"unknown protocol {text!r}") from None
+    return number
+
+
+_SERVICES = {"ssh": 22, "http": 80, "https": 443, "domain": 53, "smtp": 25, "ftp": 21,
+             "ftp-data": 20, "telnet": 23, "ntp": 123, "bootps": 67, "bootpc": 68,
+             "pop3": 110, "imap": 143, "imaps": 993, "pop3s": 995, "submission": 587,
+             "snmp": 161, "ldap": 389, "microsoft-ds": 445, "www": 80, "auth": 113,
+             "netbios-ns": 137, "netbios-dgm": 138, "netbios-ssn": 139, "syslog": 514,
+             "tftp": 69, "mysql": 3306, "postgresql": 5432, "isakmp": 500}
+
+
+def parse_port(text: str, proto: str = "tcp") -> int:
+    """A port number or a service name from /etc/services."""
+    if text.isdigit():
+        return parse_int(text, 0, 65535, "port")
+    if text in _SERVICES:
+        return _SERVICES[text]
+    try:
+        return socket.getservbyname(text, proto if proto in ("tcp", "udp") else "tcp")
+    except OSError:
+        raise BadValue(f"invalid port or service {text!r}") from None
+
+
+def parse_port_range(text: str, proto: str = "tcp") -> tuple[int, int]:
+    """``22``, ``1000:2000``, ``:1023`` (from 0), ``1024:`` (to 65535)."""
+    first, sep, last = text.partition(":")
+    lo = parse_port(first, proto) if first else 0
+    hi = (parse_port(last, proto) if last else 65535) if sep else lo
+    if lo > hi:
+        raise BadValue(f"invalid port range {text} (start above end)")
+    return lo, hi
+
+
+def parse_port_list(text: str, proto: str = "tcp") -> tuple[tuple[int, int], ...]:
+    """``-m multiport``: ``80,443,8000:8080`` (at most 15 ports, a range counts two)."""
+    ranges = tuple(parse_port_range(part, proto) for part in text.split(","))
+    if sum(1 if lo == hi else 2 for lo, hi in ranges) > 15:
+        raise BadValue("too many ports specified (multiport takes at most 15)")
+    return ranges
+
+
+def parse_int_range(text: str, lo: int, hi: int, what: str, sep: str = ":") -> tuple[int, int]:
+    """``a[:b]`` (length) or ``a[-b]`` (uid-owner) within lo..hi."""
+    first, has_sep, last = text.partition(sep)
+    start = parse_int(first, lo, hi, what) if first else lo
+    end = (parse_int(last, lo, hi, what) if last else hi) if has_sep else start
+    if start > end:
+        raise BadValue(f"invalid {what} range {text}")
+    return start, end
+
+
+# ---------------------------------------------------------------------------
+# ICMP
+# ---------------------------------------------------------------------------
+
+#: name → (type, code or None for every code), in `iptables -p icmp -h` order.
+ICMP_TYPES = {
+    "any": (None, None),
+    "echo-reply": (0, None), "pong": (0, None),
+    "destination-unreachable": (3, None),
+    "network-unreachable": (3, 0), "host-unreachable": (3, 1), "protocol-unreachable": (3, 2),
+    "port-unreachable": (3, 3), "fragmentation-needed": (3, 4), "source-route-failed": (3, 5),
+    "network-unknown": (3, 6), "host-unknown": (3, 7), "network-prohibited": (3, 9),
+    "host-prohibited": (3, 10), "TOS-network-unreachable": (3, 11),
+    "TOS-host-unreachable": (3, 12), "communication-prohibited": (3, 13),
+    "host-precedence-violation": (3, 14), "precedence-cutoff": (3, 15),
+    "source-quench": (4, None),
+    "redirect": (5, None), "network-redirect": (5, 0), "host-redirect": (5, 1),
+    "TOS-network-redirect": (5, 2), "TOS-host-redirect": (5, 3),
+    "echo-request": (8, None), "ping": (8, None),
+    "router-advertisement": (9, None), "router-solicitation": (10, None),
+    "time-exceeded": (11, None), "ttl-exceeded": (11, None),
+    "ttl-zero-during-transit": (11, 0), "ttl-zero-during-reassembly": (11, 1),
+    "parameter-problem": (12, None), "ip-header-bad": (12, 0), "required-option-missing": (12, 1),
+    "timestamp-request": (13, None), "timestamp-reply": (14, None),
+    "address-mask-request": (17, None), "address-mask-reply": (18, None),
+}
+
+ICMPV6_TYPES = {
+    "destination-unreachable": (1, None),
+    "no-route": (1, 0), "communication-prohibited": (1, 1), "beyond-scope": (1, 2),
+    "address-unreachable": (1, 3), "port-unreachable": (1, 4), "failed-policy": (1, 5),
+    "reject-route": (1, 6),
+    "packet-too-big": (2, None),
+    "time-exceeded": (3, None), "ttl-exceeded": (3, None),
+    "ttl-zero-during-transit": (3, 0), "ttl-zero-during-reassembly": (3, 1),
+    "parameter-problem": (4, None), "bad-header": (4, 0), "unknown-header-type": (4, 1),
+    "unknown-option": (4, 2),
+    "echo-request": (128, None), "ping": (128, None),
+    "echo-reply": (129, None), "pong": (129, None),
+    "router-solicitation": (133, None), "router-advertisement": (134, None),
+    "neighbour-solicitation": (135, None), "neighbor-solicitation": (135, None),
+    "neighbour-advertisement": (136, None), "neighbor-advertisement": (136, None),
+    "redirect": (137, None),
+}
+
+
+def parse_icmp_type(text: str, v6: bool) -> tuple[int | None, int | None]:
+    """``echo-request``, ``8``, ``3/4`` → (type, code or None).
+
+    Names are matched case-insensitively and may be abbreviated to a unique
+    prefix, as libxt_icmp does; ``any`` gives (None, None)."""
+    table = ICMPV6_TYPES if v6 else ICMP_TYPES
+    if text[:1].isdigit():
+        kind, sep, code = text.partition("/")
+        return (parse_int(kind, 0, 255, "ICMP type"),
+                parse_int(code, 0, 255, "ICMP code") if sep else None)
+    lowered = text.lower()
+    exact = [v for k, v in table.items() if k.lower() == lowered]
+    if exact:
+        return exact[0]
+    found = {v for k, v in table.items() if k.lower().startswith(lowered)}
+    if len(found) == 1:
+        return found.pop()
+    what = "ICMPv6" if v6 else "ICMP"
+    if found:
+        raise BadValue(f"ambiguous {what} type name {text!r}")
+    raise BadValue(f"invalid {what} type {text!r}",)
+
+
+# ---------------------------------------------------------------------------
+# DSCP, TOS, TCP flags, REJECT replies
+# ---------------------------------------------------------------------------
+
+DSCP_CLASSES = {"CS0": 0, "CS1": 8, "CS2": 16, "CS3": 24, "CS4": 32, "CS5": 40, "CS6": 48,
+                "CS7": 56, "BE": 0, "AF11": 10, "AF12": 12, "AF13": 14, "AF21": 18,
+                "AF22": 20, "AF23": 22, "AF31": 26, "AF32": 28, "AF33": 30, "AF41": 34,
+                "AF42": 36, "AF43": 38, "EF": 46}
+
+
+def parse_dscp_class(text: str) -> int:
+    """``AF41`` → 34 (case-insensitive, as libxt_dscp)."""
+    value = DSCP_CLASSES.get(text.upper())
+    if value is None:
+        raise BadValue(f"invalid DSCP class {text!r} (known: {', '.join(DSCP_CLASSES)})")
+    return value
+
+
+TOS_NAMES = {"minimize-delay": 0x10, "maximize-throughput": 0x08,
+             "maximize-reliability": 0x04, "minimize-cost": 0x02, "normal-service": 0x00}
+
+
+def parse_tos(text: str) -> tuple[int, int]:
+    """``0x10[/0x3f]`` or a name (``Minimize-Delay``) → (value, mask).
+
+    A symbolic name compares only the low six bits (mask 0x3F), a number
+    the whole byte unless a mask is given — libxtables' tosmask type."""
+    named = TOS_NAMES.get(text.lower())
+    if named is not None:
+        return named, 0x3F
+    return parse_value_mask(text, 0xFF, 8)
+
+
+_FLAG_BITS = {"FIN": 0x01, "SYN": 0x02, "RST": 0x04, "PSH": 0x08, "ACK": 0x10, "URG": 0x20,
+              "ALL": 0x3F, "NONE": 0}
+
+
+def parse_tcp_flags(text: str) -> int:
+    """``FIN,SYN,RST,ACK`` → bits; ``ALL`` is FIN..URG only (0x3F), as in the kernel."""
+    bits = 0
+    for name in text.split(","):
+        bit = _FLAG_BITS.get(name.upper())
+        if bit is None:
+            raise BadValue(f"unknown TCP flag {name!r} (known: FIN SYN RST PSH ACK URG ALL NONE)")
+        bits |= bit
+    return bits
+
+
+REJECT_WITH_V4 = {
+    "icmp-net-unreachable": "icmp-net-unreachable", "net-unreach": "icmp-net-unreachable",
+    "icmp-host-unreachable": "icmp-host-unreachable", "host-unreach": "icmp-host-unreachable",
+    "icmp-proto-unreachable": "icmp-proto-unreachable", "proto-unreach": "icmp-proto-unreachable",
+    "icmp-port-unreachable": "icmp-port-unreachable", "port-unreach": "icmp-port-unreachable",
+    "icmp-net-prohibited": "icmp-net-prohibited", "net-prohib": "icmp-net-prohibited",
+    "icmp-host-prohibited": "icmp-host-prohibited", "host-prohib": "icmp-host-prohibited",
+    "icmp-admin-prohibited": "icmp-admin-prohibited", "admin-prohib": "icmp-admin-prohibited",
+    "tcp-reset": "tcp-reset", "tcp-rst": "tcp-reset",
+}
+REJECT_WITH_V6 = {
+    "icmp6-no-route": "icmp6-no-route", "no-route": "icmp6-no-route",
+    "icmp6-adm-prohibited": "icmp6-adm-prohibited", "adm-prohibited": "icmp6-adm-prohibited",
+    "icmp6-addr-unreachable": "icmp6-addr-unreachable", "addr-unreach": "icmp6-addr-unreachable",
+    "icmp6-port-unreachable": "icmp6-port-unreachable", "port-unreach": "icmp6-port-unreachable",
+    "icmp6-policy-fail": "icmp6-policy-fail", "policy-fail": "icmp6-policy-fail",
+    "icmp6-reject-route": "icmp6-reject-route", "reject-route": "icmp6-reject-route",
+    "tcp-reset": "tcp-reset", "tcp-rst": "tcp-reset",
+}
+
+
+def parse_reject_with(text: str, v6: bool) -> str:
+    """A REJECT reply name (aliases accepted) → the name iptables-save prints."""
+    table = REJECT_WITH_V6 if v6 else REJECT_WITH_V4
+    name = table.get(text)
+    if name is None:
+        raise BadValue(f"unknown reject type {text!r} for {'ip6tables' if v6 else 'iptables'}")
+    return name
