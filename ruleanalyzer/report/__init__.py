@@ -1,1 +1,1 @@
-"""report."""
+"""Renderers: one module per output format."""

@@ -1,0 +1,193 @@
+"""The command line: parse arguments, call the library, pick an exit code.
+
+Every command is a documented Python call (``load``, ``evaluate``,
+``connect`` …); this module only wires arguments to them and renders.
+Exit codes follow DESIGN.md: 0 all accepted / passes, 1 dropped / blocked,
+3 unknown, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable
+
+from . import __version__
+from .errors import RuleAnalyzerError
+from .loader import DEFAULT_MAX_BYTES, load, read_text
+from .output import atomic_output
+from .packets import make_packet
+from .parsers import DIALECTS
+
+EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 4
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE", help="rule files describing one firewall")
+    p.add_argument("--dialect", choices=DIALECTS, help="the files' dialect (sniffed when omitted)")
+    p.add_argument("--target", help="cloud exports: the security group, NACL, NSG or tag to evaluate")
+    p.add_argument("--inventory", help="cloud exports: YAML mapping names (groups, tags) to CIDRs")
+    p.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
+    p.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ruleanalyzer", description="Static analyzer for firewall rules.")
+    parser.add_argument("--version", action="version", version=f"ruleanalyzer {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    q = sub.add_parser("query", help="verdict of one packet (or a batch) with the deciding rule")
+    _add_input_options(q)
+    q.add_argument("--src")
+    q.add_argument("--dst")
+    q.add_argument("--proto", default=None)
+    q.add_argument("--sport", type=int)
+    q.add_argument("--dport", type=int)
+    q.add_argument("--flags", help='TCP flags, e.g. "SYN,ECE,CWR" (default SYN)')
+    q.add_argument("--ecn", help="IP ECN codepoint: not-ect, ect0, ect1, ce")
+    q.add_argument("--state", default="auto",
+                   help="auto, new (no connection yet), established, related, invalid, untracked")
+    q.add_argument("--hook", default="input", choices=("input", "forward", "output"))
+    q.add_argument("--iif")
+    q.add_argument("--oif")
+    q.add_argument("--icmp-type")
+    q.add_argument("--icmp-code", type=int)
+    q.add_argument("--mark")
+    q.add_argument("--length", type=int)
+    q.add_argument("--packets", help="JSON-lines file of packets (keys as the flags)")
+    q.add_argument("--format", default="text", choices=("text", "json", "jsonl"))
+
+    c = sub.add_parser("connect", help="every leg of a TCP connection, both directions, with state")
+    _add_input_options(c)
+    c.add_argument("--client", required=True)
+    c.add_argument("--server", required=True)
+    c.add_argument("--dport", type=int, required=True)
+    c.add_argument("--sport", type=int, default=40000)
+    c.add_argument("--hook", default="input", choices=("input", "forward", "output"),
+                   help="where the firewall sits: input = it is the server, output = the client")
+    c.add_argument("--ecn", default="both", choices=("off", "on", "both"))
+    c.add_argument("--iif", help="interface the client's packets arrive on")
+    c.add_argument("--oif", help="interface the client's packets leave by")
+    c.add_argument("--format", default="text", choices=("text", "json"))
+    return parser
+
+
+def _load(args) -> "object":
+    ruleset = load(*args.files, dialect=args.dialect, max_bytes=args.max_bytes)
+    if getattr(args, "inventory", None) or getattr(args, "target", None) or ruleset.meta.get("cloud"):
+        try:
+            from .targets import select_target
+        except ImportError:
+            select_target = None
+        if select_target is not None:
+            inventory = None
+            if args.inventory:
+                from .inventory import load_inventory
+
+                inventory = load_inventory(args.inventory)
+            ruleset = select_target(ruleset, args.target, inventory)
+    return ruleset
+
+
+def _packets_from_args(args) -> list:
+    if args.packets:
+        text = read_text(args.packets)
+        packets = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            try:
+                fields = json.loads(line)
+                if not isinstance(fields, dict):
+                    raise ValueError("each line must be a JSON object")
+                packets.append(make_packet(**fields))
+            except (ValueError, RuleAnalyzerError) as exc:
+                from .model import Location
+
+                message = exc.message if isinstance(exc, RuleAnalyzerError) else str(exc)
+                raise RuleAnalyzerError(f"bad packet: {message}", Location(args.packets, number, 1),
+                                        source_line=line) from None
+        return packets
+    if not args.src or not args.dst:
+        raise RuleAnalyzerError("query needs --src and --dst (or --packets FILE)")
+    fields = {k: getattr(args, k) for k in ("src", "dst", "proto", "sport", "dport", "flags", "ecn",
+                                            "state", "hook", "iif", "oif", "length")}
+    fields["icmp_type"] = args.icmp_type
+    fields["icmp_code"] = args.icmp_code
+    if args.mark is not None:
+        fields["mark"] = args.mark
+    return [make_packet(**{k: v for k, v in fields.items() if v is not None})]
+
+
+def cmd_query(args, out) -> int:
+    from .engine import Evaluator
+    from .report import serialize, text
+
+    ruleset = _load(args)
+    packets = _packets_from_args(args)
+    evaluator = Evaluator(ruleset)
+    results = [evaluator.evaluate(p) for p in packets]
+    if args.format == "text":
+        console = text.make_console(out)
+        text.render_diagnostics(console, ruleset.diagnostics)
+        for r in results:
+            text.render_result(console, r)
+    elif args.format == "json":
+        data = [serialize.result_data(r, p) for r, p in zip(results, packets)]
+        json.dump(data[0] if len(data) == 1 and not args.packets else data, out, indent=2)
+        out.write("\n")
+    else:
+        for r, p in zip(results, packets):
+            out.write(json.dumps(serialize.result_data(r, p)) + "\n")
+    verdicts = {r.verdict for r in results}
+    if "drop" in verdicts:
+        return EXIT_FINDINGS
+    if "unknown" in verdicts:
+        return EXIT_UNKNOWN
+    return EXIT_OK
+
+
+def cmd_connect(args, out) -> int:
+    from .engine.connect import connect
+    from .report import serialize, text
+
+    ruleset = _load(args)
+    report = connect(ruleset, args.client, args.server, args.dport, hook=args.hook, ecn=args.ecn,
+                     sport=args.sport, iif=args.iif, oif=args.oif)
+    if args.format == "json":
+        json.dump(serialize.connect_data(report), out, indent=2)
+        out.write("\n")
+    else:
+        console = text.make_console(out)
+        text.render_diagnostics(console, ruleset.diagnostics)
+        text.render_connect(console, report)
+    return {True: EXIT_OK, False: EXIT_FINDINGS, None: EXIT_UNKNOWN}[report.passes]
+
+
+COMMANDS: dict[str, Callable] = {"query": cmd_query, "connect": cmd_connect}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        with atomic_output(getattr(args, "output", None)) as out:
+            return COMMANDS[args.command](args, out)
+    except RuleAnalyzerError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except RecursionError:
+        print("error: input nested too deeply to analyse", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except MemoryError:
+        print("error: out of memory while analysing the input", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

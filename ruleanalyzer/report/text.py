@@ -1,0 +1,89 @@
+"""Human-readable output with rich: verdicts, traces, connection tables."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table as RichTable
+from rich.text import Text
+
+from ..engine.connect import ConnectReport
+from ..engine.result import Result
+from ..model import Diagnostic
+
+VERDICT_STYLE = {"accept": "bold green", "drop": "bold red", "unknown": "bold yellow",
+                 "not sent": "dim"}
+
+
+def render_diagnostics(console: Console, diagnostics: list[Diagnostic]) -> None:
+    for d in diagnostics:
+        console.print(Text(str(d), style="yellow" if d.level == "warning" else "dim"))
+
+
+def _trace_lines(result: Result) -> list[str]:
+    lines = []
+    for step in result.trace:
+        where = f"{step.chain.table.name if step.chain.table else ''} {step.chain.name}".strip()
+        if step.event == "enter":
+            lines.append(f"→ {where}")
+        elif step.event == "match":
+            loc = step.rule.location
+            at = f" (line {loc.line})" if loc.line else ""
+            lines.append(f"  ✓ rule {step.rule.index}{at}: {step.rule.text}")
+        elif step.event == "policy":
+            lines.append(f"  ⤷ {where} policy {step.detail.upper()}")
+        elif step.event in ("nat", "set"):
+            lines.append(f"    {step.detail}")
+        elif step.event == "return":
+            lines.append(f"  ↩ back in {where}")
+    return lines
+
+
+def render_result(console: Console, result: Result) -> None:
+    label = result.packet.id + ": " if result.packet.id else ""
+    head = Text(label)
+    head.append(result.verdict.upper(), style=VERDICT_STYLE[result.verdict])
+    head.append(f"  {result.packet.describe()}  (hook {result.packet.hook}, state {result.state})")
+    console.print(head)
+    if result.decided_by is not None:
+        console.print(f"  decided by {result.decided_by.describe()}", highlight=False)
+    if result.outcome == "forwarded":
+        console.print(f"  forwarded to {result.packet.dst}"
+                      + (f":{result.packet.dport}" if result.packet.dport is not None else ""), highlight=False)
+    if result.verdict == "unknown":
+        console.print("  depends on:", highlight=False)
+        for dep in result.depends_on:
+            console.print(f"    - {dep}", highlight=False)
+        for alt in result.alternatives:
+            by = alt.decided_by.describe() if alt.decided_by else "no rule"
+            assuming = "; ".join(alt.depends_on) or "—"
+            console.print(f"    if [{assuming}]: {alt.verdict} by {by}", highlight=False, markup=False)
+    for note in result.notes:
+        console.print(f"  note: {note}", style="dim", highlight=False)
+    for line in _trace_lines(result):
+        console.print(f"  {line}", style="dim", highlight=False, markup=False)
+
+
+def render_connect(console: Console, report: ConnectReport) -> None:
+    console.print(f"TCP {report.client} → {report.server}:{report.dport} "
+                  f"(firewall on the {report.hook} path)", highlight=False)
+    for variant, sentence in zip(report.variants, report.explain()):
+        table = RichTable(title="ECN on" if variant.ecn else "ECN off", title_justify="left")
+        table.add_column("leg")
+        table.add_column("hook")
+        table.add_column("state")
+        table.add_column("verdict")
+        table.add_column("decided by", overflow="fold")
+        for leg in variant.legs:
+            result = leg.result
+            by = result.decided_by.describe() if result and result.decided_by else ""
+            if result and result.verdict == "unknown":
+                by = "depends on: " + "; ".join(result.depends_on)
+            table.add_row(leg.name, leg.packet.hook, result.state if result else "",
+                          Text(leg.verdict, style=VERDICT_STYLE.get(leg.verdict, "")), by)
+        console.print(table)
+        console.print(sentence, highlight=False)
+
+
+def make_console(out) -> Console:
+    """A console writing to ``out``; colours only on a terminal."""
+    return Console(file=out, highlight=False, soft_wrap=False, width=None if out.isatty() else 160)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Create .venv with ruleanalyzer installed (editable) and its test extra.
+# As root, also install the kernel tools the namespace tests drive.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  need=""
+  command -v iptables-restore >/dev/null || need="$need iptables"
+  command -v nft >/dev/null || need="$need nftables"
+  command -v ip >/dev/null || need="$need iproute2"
+  command -v ufw >/dev/null || need="$need ufw"
+  if [ -n "$need" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq $need >/dev/null
+  fi
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
