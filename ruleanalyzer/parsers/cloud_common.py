@@ -360,7 +360,7 @@ def register_ref(ruleset: Ruleset, reason: str, kind: str, ref_name: str,
                  field: str | None = None) -> OpaqueMatch:
     """An OpaqueMatch for a named reference the inventory may resolve later."""
     file_meta(ruleset, REFS_META)[reason] = {"kind": kind, "name": ref_name, "field": field}
-    return OpaqueMatch(reason=reason, text=ref_name)
+    return OpaqueMatch(reason=reason, text=reason)
 
 
 def note(ruleset: Ruleset, message: str, location: Location, level: str = "info") -> None:

@@ -244,7 +244,7 @@ def _target_match(ruleset: Ruleset, tags: list[str], accounts: list[str]) -> tup
     reason = "applies only to instances " + " or ".join(parts)
     file_meta(ruleset, TARGETS_META)[reason] = {"tags": list(tags),
                                                          "service_accounts": list(accounts)}
-    return (OpaqueMatch(reason=reason, text=f"target {' or '.join(tags + accounts)}"),)
+    return (OpaqueMatch(reason=reason, text=reason),)
 
 
 def layer4_matches(entry: Fields, proto_key: str, ports_key: str) -> tuple[tuple[Match, ...], str]:
