@@ -40,7 +40,8 @@ class Option:
 
 def _ports(field: str, proto: str) -> Builder:
     def build(args, negate, text, family):
-        return IntMatch(field, (values.parse_port_range(args[0], proto),), negate=negate, text=text)
+        found = values.parse_port_range(args[0], proto)
+        return IntMatch(field, (found,) if found else (), negate=negate, text=text)
     return build
 
 
@@ -346,7 +347,7 @@ OPAQUE_MODULES: dict[str, tuple[tuple[str, ...], str]] = {
     "connlimit": (("--connlimit-upto", "--connlimit-above", "--connlimit-mask",
                    "--connlimit-saddr", "--connlimit-daddr"), "depends on the number of connections"),
     "time": (("--datestart", "--datestop", "--timestart", "--timestop", "--monthdays",
-              "--weekdays", "--kerneltz", "--localtz", "--utc", "--contiguous"),
+              "--weekdays", "--days", "--kerneltz", "--localtz", "--utc", "--contiguous"),
              "depends on the time of day"),
     "quota": (("--quota",), "depends on the traffic quota used so far"),
     "connbytes": (("--connbytes", "--connbytes-dir", "--connbytes-mode"),

@@ -74,8 +74,8 @@ class RuleSpec:
 
 
 def is_option(raw: str) -> bool:
-    """``-s`` / ``--dport`` (not ``-1``, not a quoted ``"-x"``)."""
-    return len(raw) > 1 and raw[0] == "-" and not raw[1].isdigit()
+    """``-s`` / ``--dport`` / ``-4`` (not ``-1``, not a quoted ``"-x"``)."""
+    return len(raw) > 1 and raw[0] == "-" and (not raw[1].isdigit() or raw in ("-4", "-6"))
 
 
 def interpret(raws: list[str], words: list[str], start: int, family: str,
@@ -374,7 +374,8 @@ class _RuleBuilder:
         return [entry[0], entry[1], entry[2], entry[3], full]
 
     def unknown_option_message(self, name: str) -> str:
-        owners = [m[0] for m in reversed(self.loaded)]
+        explicit = {name for name, _ in self.explicit}
+        owners = [m[0] for m in reversed(self.loaded) if m[1] is None or m[0] in explicit]
         if self.target:
             return f"unknown option {name} for target {self.target}"
         if owners:

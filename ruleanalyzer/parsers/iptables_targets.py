@@ -195,7 +195,7 @@ def build_action(name: str, options: list[tuple[str, list[str]]], family: str,
 
 
 def _mark_action(field: str, options, text: str) -> Action:
-    ops = [(o, a) for o, a in options if o.endswith("-mark")]
+    ops = [(o, a) for o, a in options if o in TARGETS["MARK"]]
     if len(ops) != 1:
         raise BadValue("MARK target needs exactly one of --set-xmark, --set-mark, "
                        "--and-mark, --or-mark, --xor-mark")

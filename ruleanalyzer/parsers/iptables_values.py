@@ -142,22 +142,24 @@ def parse_port(text: str, proto: str = "tcp") -> int:
         raise BadValue(f"invalid port or service {text!r}") from None
 
 
-def parse_port_range(text: str, proto: str = "tcp") -> tuple[int, int]:
-    """``22``, ``1000:2000``, ``:1023`` (from 0), ``1024:`` (to 65535)."""
+def parse_port_range(text: str, proto: str = "tcp") -> tuple[int, int] | None:
+    """``22``, ``1000:2000``, ``:1023`` (from 0), ``1024:`` (to 65535).
+
+    A range whose start lies above its end (``60000:29``, accepted by older
+    iptables and kept by the kernel) contains no port: ``None``."""
     first, sep, last = text.partition(":")
     lo = parse_port(first, proto) if first else 0
     hi = (parse_port(last, proto) if last else 65535) if sep else lo
-    if lo > hi:
-        raise BadValue(f"invalid port range {text} (start above end)")
-    return lo, hi
+    return (lo, hi) if lo <= hi else None
 
 
 def parse_port_list(text: str, proto: str = "tcp") -> tuple[tuple[int, int], ...]:
     """``-m multiport``: ``80,443,8000:8080`` (at most 15 ports, a range counts two)."""
-    ranges = tuple(parse_port_range(part, proto) for part in text.split(","))
-    if sum(1 if lo == hi else 2 for lo, hi in ranges) > 15:
+    parts = text.split(",")
+    if sum(1 if ":" not in part else 2 for part in parts) > 15:
         raise BadValue("too many ports specified (multiport takes at most 15)")
-    return ranges
+    ranges = (parse_port_range(part, proto) for part in parts)
+    return tuple(r for r in ranges if r is not None)
 
 
 def parse_int_range(text: str, lo: int, hi: int, what: str, sep: str = ":") -> tuple[int, int]:

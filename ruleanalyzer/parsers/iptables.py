@@ -1,0 +1,575 @@
+"""iptables-save / ip6tables-save / iptables-restore files → the rule model.
+
+A file is read line by line. Each line is split into words (double quotes
+group blanks, backslash escapes inside quotes, as iptables-restore does),
+each word is classified into a terminal of ``grammars/iptables.lark`` and the
+word sequence is parsed by the LALR grammar — once per distinct *shape*
+(sequence of terminal kinds), since the parse depends on nothing else; a
+100k-rule dump has a few hundred shapes. The words of a rule line are then
+interpreted option by option (:mod:`.iptables_rulespec`), and the commands
+(``-A``, ``-I``, ``-N``, ``-P``, ``-F``, ``-X``, …) are applied to the tables
+as iptables-restore would, with its checks: undeclared chains, jumps to
+missing chains, jump loops, missing COMMIT.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from lark import Token, Transformer
+from lark.exceptions import UnexpectedInput
+from lark.lexer import Lexer
+
+from ..errors import RuleAnalyzerError
+from ..grammar_loader import lalr_parser
+from ..model import (IPTABLES_BUILTIN_CHAINS, Chain, Diagnostic, Goto, Jump, Location, Rule,
+                     Ruleset, Table, iptables_priority)
+from .iptables_rulespec import COMMANDS, RuleSpec, SpecError, interpret, is_option
+
+__all__ = ["parse", "sniff", "parse_rule"]
+
+# ---------------------------------------------------------------------------
+# Words and shapes
+# ---------------------------------------------------------------------------
+
+#: A word: unquoted characters and double-quoted parts (``\"`` inside), glued;
+#: a lone quote is an unterminated string.
+_WORD = re.compile(r'(?:[^\s"]+|"(?:[^"\\]|\\.)*")+|"')
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_ESCAPE = re.compile(r"\\(.)")
+_COUNTERS = re.compile(r"\[(\d+):(\d+)\]\Z")
+
+#: one-letter codes of the grammar's terminals, for shape keys
+_KIND = {"T": "TABLE", "C": "CHAIN_DECL", "M": "COMMIT", "N": "COUNTERS", "O": "OPTION",
+         "B": "BANG", "W": "WORD"}
+
+
+def split_words(line: str) -> tuple[list[str], list[str]]:
+    """``line`` → (words as written, words with quotes removed)."""
+    if '"' not in line:
+        raws = line.split()
+        return raws, raws
+    raws = _WORD.findall(line)
+    words = [_QUOTED.sub(lambda m: _ESCAPE.sub(r"\1", m.group(1)), w) if '"' in w else w
+             for w in raws]
+    return raws, words
+
+
+def word_columns(line: str) -> list[int]:
+    """1-based columns of the words of ``line`` (only needed for errors)."""
+    return [m.start() + 1 for m in _WORD.finditer(line)]
+
+
+def _shape(raws: list[str]) -> str:
+    first = raws[0]
+    if first[0] == "*":
+        head = "T"
+    elif first[0] == ":":
+        head = "C"
+    elif first == "COMMIT":
+        head = "M"
+    elif first[0] == "[" and _COUNTERS.match(first):
+        head = "N"
+    elif first == "!":
+        head = "B"
+    else:
+        head = "O" if is_option(first) else "W"
+    kinds = [head]
+    for i in range(1, len(raws)):
+        w = raws[i]
+        if w == "!":
+            kinds.append("B")
+        elif len(w) > 1 and w[0] == "-" and (not w[1].isdigit() or w in ("-4", "-6")):
+            kinds.append("O")
+        elif i == 2 and head == "C" and _COUNTERS.match(w):
+            kinds.append("N")
+        else:
+            kinds.append("W")
+    return "".join(kinds)
+
+
+class _ShapeLexer(Lexer):
+    """Hands the grammar a ready-made token list (the words are split already)."""
+
+    def __init__(self, lexer_conf):
+        pass
+
+    def lex(self, data):
+        yield from data
+
+
+class _LineKind(Transformer):
+    """Tree-less: every line reduces to the name of its kind."""
+
+    def start(self, children):
+        return children[0]
+
+    def table_line(self, _):
+        return "table"
+
+    def chain_line(self, _):
+        return "chain"
+
+    def commit_line(self, _):
+        return "commit"
+
+    def rule_line(self, _):
+        return "rule"
+
+    def negation(self, _):
+        return None
+
+
+def _tokens(shape: str, raws: list[str]) -> list[Token]:
+    return [Token(_KIND[k], raws[i] if i < len(raws) else k, line=1, column=i)
+            for i, k in enumerate(shape)]
+
+
+#: Sample bad lines per error label (shapes), for Lark's match_examples.
+_ERROR_EXAMPLES = {
+    "'!' must be followed by an option or a value": ["OWB", "OWBB", "OWOB"],
+    "a chain line is ':NAME POLICY [packets:bytes]'": ["C", "CWWW", "CWNW", "CO", "CN"],
+    "unexpected text after the table name": ["TW", "TO"],
+    "unexpected text after COMMIT": ["MW", "MO"],
+    "counters must be followed by a command such as -A": ["N", "NW", "NN"],
+}
+
+_shape_cache: dict[str, object] = {}
+
+
+def _parser():
+    return lalr_parser("iptables", lexer=_ShapeLexer, transformer=_LineKind())
+
+
+def _line_kind(shape: str, raws: list[str]):
+    """"table", "chain", "commit", "rule", or the UnexpectedInput describing why not."""
+    kind = _shape_cache.get(shape)
+    if kind is None:
+        parser = _parser()
+        try:
+            kind = parser.parse(_tokens(shape, raws))
+        except UnexpectedInput as exc:
+            kind = exc
+        if len(_shape_cache) < 50_000:
+            _shape_cache[shape] = kind
+    return kind
+
+
+def _error_label(exc: UnexpectedInput) -> str | None:
+    parser = _parser()
+    examples = {label: [_tokens(s, list(s)) for s in shapes]
+                for label, shapes in _ERROR_EXAMPLES.items()}
+    try:
+        return exc.match_examples(parser.parse, examples, use_accepts=True)
+    except Exception:  # noqa: BLE001 - labelling is best effort, the error stands anyway
+        return None
+
+
+# ---------------------------------------------------------------------------
+# Family
+# ---------------------------------------------------------------------------
+
+_ADDR_OPT = r"(?:^|\s)(?:-[sd]|--source|--destination|--src|--dst)\s+(?:!\s+)?"
+_V6_ADDR = re.compile(_ADDR_OPT + r"[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*[/\s]", re.M)
+_V4_ADDR = re.compile(_ADDR_OPT + r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}[/\s,]", re.M)
+_V6_HINT = re.compile(r"-m (?:icmp6|rt|frag|hbh|mh|ipv6header|eui64)\b|ipv6-icmp|icmpv6|"
+                      r"--reject-with icmp6-|\s-p icmp6\b")
+_V4_HINT = re.compile(r"--icmp-type|-m icmp\b|--reject-with icmp-|\s-f\s")
+_V6_NAME = re.compile(r"v6|ip6tables|rules6|ipv6|ip6", re.I)
+
+
+def detect_family(text: str, name: str) -> str:
+    """"ip6" for ip6tables-save output, else "ip": addresses first, then
+    IPv6-only modules and REJECT replies, then the file name."""
+    v6 = _V6_ADDR.search(text)
+    v4 = _V4_ADDR.search(text)
+    if v6 or v4:
+        if v6 and v4:
+            return "ip6" if v6.start() < v4.start() else "ip"
+        return "ip6" if v6 else "ip"
+    v6_hint, v4_hint = _V6_HINT.search(text), _V4_HINT.search(text)
+    if v6_hint and not v4_hint:
+        return "ip6"
+    if v4_hint and not v6_hint:
+        return "ip"
+    return "ip6" if _V6_NAME.search(os.path.basename(name)) else "ip"
+
+
+# ---------------------------------------------------------------------------
+# The file
+# ---------------------------------------------------------------------------
+
+
+def sniff(text: str, name: str = "<input>") -> int:
+    """How sure we are that ``text`` is iptables-save / restore output."""
+    head = text[:20000]
+    score = 0
+    if re.search(r"^\s*\*(filter|nat|mangle|raw|security)\s*$", head, re.M):
+        score += 50
+    if re.search(r"^\s*:[^\s]+ (ACCEPT|DROP|-)( \[\d+:\d+\])?\s*$", head, re.M):
+        score += 25
+    if re.search(r"^\s*(\[\d+:\d+\] )?-A \S+", head, re.M):
+        score += 20
+    if re.search(r"^\s*COMMIT\s*$", head, re.M):
+        score += 5
+    return min(score, 100)
+
+
+def parse(text: str, name: str = "<input>", *, family: str | None = None) -> Ruleset:
+    """Parse a whole iptables-save / ip6tables-save / iptables-restore file.
+
+    ``family`` ("ip" or "ip6") forces the address family; by default it is
+    read from the content and then the file name. Raises a located
+    :class:`RuleAnalyzerError` on anything iptables-restore would refuse."""
+    if family not in (None, "ip", "ip6"):
+        raise RuleAnalyzerError(f"unknown family {family!r} (use ip or ip6)")
+    nul = text.find("\0")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise RuleAnalyzerError("binary data (a NUL byte), not an iptables file",
+                                Location(name, line, nul - text.rfind("\n", 0, nul)))
+    try:
+        return _FileParser(text, name, family or detect_family(text, name)).run()
+    except RecursionError:
+        raise RuleAnalyzerError("input nests too deeply", Location(name)) from None
+
+
+def parse_rule(spec: str, *, name: str = "<rule>", line: int = 1, table: str = "filter",
+               chain: str = "INPUT", family: str = "ip") -> Rule:
+    """One rule given as iptables arguments: ``-A INPUT -p tcp --dport 22 -j
+    ACCEPT`` or just ``-p tcp --dport 22 -j ACCEPT`` (appended to ``chain``).
+
+    Any ``-j NAME`` that is not a target extension is taken as a jump to a
+    user chain (there is no table to check it against)."""
+    raws, words = _split_or_raise(spec, name, line)
+    implicit = not raws or raws[0] not in COMMANDS
+    if implicit:
+        raws, words = ["-A", chain] + raws, ["-A", chain] + words
+    try:
+        result = interpret(raws, words, 0, family)
+    except SpecError as exc:
+        index = exc.index - 2 if implicit else exc.index
+        raise _located(exc.message, name, line, spec, max(index, 0), exc.hint) from None
+    if result.command not in "AICDR":
+        raise RuleAnalyzerError(f"{raws[0]} does not add a rule", Location(name, line, 1),
+                                source_line=spec)
+    column = 1 if implicit else spec.find(raws[0]) + 1
+    return Rule(result.matches, result.action, Location(name, line, column),
+                text=spec.strip(), comment=result.comment, counters=result.counters)
+
+
+def _split_or_raise(line: str, name: str, lineno: int):
+    raws, words = split_words(line)
+    for i, w in enumerate(raws):
+        if w == '"':
+            raise _located("unterminated quoted string", name, lineno, line, i)
+    return raws, words
+
+
+def _located(message: str, name: str, lineno: int, line: str, index: int,
+             hint: str | None = None) -> RuleAnalyzerError:
+    columns = word_columns(line)
+    column = columns[index] if 0 <= index < len(columns) else (len(line.rstrip()) + 1)
+    return RuleAnalyzerError(message, Location(name, lineno, column),
+                             source_line=line.rstrip("\r\n"), hint=hint)
+
+
+class _FileParser:
+    """iptables-restore's state machine over the lines of one file."""
+
+    def __init__(self, text: str, name: str, family: str):
+        self.text, self.name, self.family = text, name, family
+        self.ruleset = Ruleset(sources=[name])
+        self.table: Table | None = None
+        self.table_line = 0
+        #: rules that jump, to check at COMMIT: (rule, line text, target word index)
+        self.jumps: list[tuple[Rule, str, int]] = []
+
+    def error(self, message: str, lineno: int, line: str, index: int = 0,
+              hint: str | None = None) -> RuleAnalyzerError:
+        return _located(message, self.name, lineno, line, index, hint)
+
+    def run(self) -> Ruleset:
+        name = self.name
+        for lineno, line in enumerate(self.text.split("\n"), 1):
+            stripped = line.strip()
+            if not stripped or stripped[0] == "#":
+                continue
+            if '"' in stripped:
+                raws, words = _split_or_raise(line, name, lineno)
+            else:
+                raws = words = stripped.split()
+            shape = _shape(raws)
+            kind = _line_kind(shape, raws)
+            if kind == "rule":
+                self.rule_line(lineno, line, raws, words, shape)
+            elif kind == "table":
+                self.table_start(lineno, line, raws)
+            elif kind == "chain":
+                self.chain_line(lineno, line, raws, words)
+            elif kind == "commit":
+                self.commit(lineno, line)
+            else:
+                self.bad_line(lineno, line, shape, kind)
+        if self.table is not None:
+            raise RuleAnalyzerError(
+                f"table {self.table.name} is never committed: the file ends without COMMIT",
+                Location(name, self.table_line, 1),
+                source_line=f"*{self.table.name}", hint="a truncated dump? iptables-restore "
+                "applies a table only at its COMMIT line")
+        if not self.ruleset.tables:
+            raise RuleAnalyzerError("no iptables tables found (no *filter, *nat, ... line)",
+                                    Location(name, 1, 1), hint="is this an iptables-save file?")
+        return self.ruleset
+
+    # -- line kinds ---------------------------------------------------------
+
+    def bad_line(self, lineno: int, line: str, shape: str, exc) -> None:
+        if shape[0] in "ONTCM":  # meant as iptables syntax, but wrong
+            label = _error_label(exc) or "this line is not valid iptables-restore syntax"
+            index = getattr(getattr(exc, "token", None), "column", 0) or 0
+            if not isinstance(index, int) or index >= len(shape):
+                index = len(shape)
+            raise self.error(label, lineno, line, index)
+        self.ruleset.diagnostics.append(Diagnostic(
+            "skipped a line that is not iptables-save syntax", Location(self.name, lineno, 1)))
+
+    def table_start(self, lineno: int, line: str, raws: list[str]) -> None:
+        table_name = raws[0][1:]
+        if self.table is not None:
+            raise self.error(f"table {self.table.name} (line {self.table_line}) has no COMMIT "
+                             f"before *{table_name}", lineno, line)
+        if table_name not in IPTABLES_BUILTIN_CHAINS:
+            raise self.error(f"unknown table {table_name!r} (known: "
+                             f"{', '.join(IPTABLES_BUILTIN_CHAINS)})", lineno, line)
+        previous = self.ruleset.table(table_name, self.family)
+        if previous is not None:
+            self.ruleset.tables.remove(previous)
+            self.ruleset.diagnostics.append(Diagnostic(
+                f"table {table_name} appears again; iptables-restore replaces the earlier one "
+                f"(line {previous.location.line})", Location(self.name, lineno, 1)))
+        column = line.find("*") + 1
+        table = Table(table_name, self.family, location=Location(self.name, lineno, column),
+                      dialect="iptables")
+        kind = "nat" if table_name == "nat" else "filter"
+        for chain_name in IPTABLES_BUILTIN_CHAINS[table_name]:
+            hook = chain_name.lower()
+            table.add_chain(Chain(chain_name, hook=hook, priority=iptables_priority(table_name, hook),
+                                  policy="accept", kind=kind))
+        self.ruleset.add_table(table)
+        self.table, self.table_line, self.jumps = table, lineno, []
+
+    def chain_line(self, lineno: int, line: str, raws: list[str], words: list[str]) -> None:
+        table = self.need_table(lineno, line)
+        chain_name = words[0][1:]
+        policy = words[1]
+        where = Location(self.name, lineno, line.find(":") + 1)
+        if not chain_name:
+            raise self.error("chain line without a chain name", lineno, line)
+        chain = table.chains.get(chain_name)
+        if chain_name in IPTABLES_BUILTIN_CHAINS[table.name]:
+            if policy != "-":
+                chain.policy = self.policy(policy, lineno, line, 1)
+                chain.policy_location = where
+            chain.location = where
+        else:
+            if chain is not None:
+                raise self.error(f"chain {chain_name} is declared twice", lineno, line)
+            if policy != "-":
+                raise self.error(f"user chain {chain_name} cannot have a policy (write '-')",
+                                 lineno, line, 1)
+            self.new_chain(table, chain_name, where)
+        if len(raws) > 2:
+            self.counters(raws[2], lineno, line, 2)
+
+    def policy(self, word: str, lineno: int, line: str, index: int) -> str:
+        if word not in ("ACCEPT", "DROP"):
+            raise self.error(f"bad policy {word!r} (a built-in chain's policy is ACCEPT or DROP)",
+                             lineno, line, index)
+        return word.lower()
+
+    def counters(self, word: str, lineno: int, line: str, index: int) -> tuple[int, int]:
+        found = _COUNTERS.match(word)
+        if not found:
+            raise self.error(f"bad counters {word!r} (expected [packets:bytes])", lineno, line, index)
+        return int(found.group(1)), int(found.group(2))
+
+    def new_chain(self, table: Table, chain_name: str, where: Location) -> Chain:
+        return table.add_chain(Chain(chain_name, kind="nat" if table.name == "nat" else "filter",
+                                     location=where))
+
+    def need_table(self, lineno: int, line: str) -> Table:
+        if self.table is None:
+            raise self.error("this line comes before any *table line (e.g. *filter)", lineno, line,
+                             hint="iptables-restore needs a *filter, *nat, ... line first")
+        return self.table
+
+    def commit(self, lineno: int, line: str) -> None:
+        table = self.need_table(lineno, line)
+        self.check_jumps(table)
+        self.table = None
+
+    # -- rules --------------------------------------------------------------
+
+    def rule_line(self, lineno: int, line: str, raws: list[str], words: list[str],
+                  shape: str) -> None:
+        table = self.need_table(lineno, line)
+        start = 0
+        counters = None
+        if shape[0] == "N":
+            counters = self.counters(raws[0], lineno, line, 0)
+            start = 1
+        chains = table.chains
+        try:
+            spec = interpret(raws, words, start, self.family, chains.__contains__)
+        except SpecError as exc:
+            raise self.error(exc.message, lineno, line, exc.index, exc.hint) from None
+        if spec.skip:
+            self.ruleset.diagnostics.append(Diagnostic(
+                f"rule ignored ({spec.skip})", Location(self.name, lineno, 1), level="info"))
+            return
+        command = spec.command
+        if command in "AIRCD" and spec.action is not None:
+            chain = chains.get(spec.chain)
+            if chain is None:
+                raise self.error(f"chain {spec.chain} was never declared (add ':{spec.chain} - "
+                                 "[0:0]' or -N)", lineno, line, start + 1)
+            command_word = raws[start]
+            text = line.strip()
+            if start:
+                text = text[len(raws[0]):].lstrip()
+            rule = Rule(spec.matches, spec.action,
+                        Location(self.name, lineno, line.find(command_word) + 1), text=text,
+                        comment=spec.comment, counters=spec.counters or counters)
+            self.apply_rule(command, chain, rule, spec, lineno, line, start)
+            if isinstance(spec.action, (Jump, Goto)) and command in "AIR":
+                self.jumps.append((rule, line, spec.target_index))
+            return
+        self.apply_chain_command(table, spec, lineno, line, start)
+
+    def apply_rule(self, command: str, chain: Chain, rule: Rule, spec: RuleSpec, lineno: int,
+                   line: str, start: int) -> None:
+        if command == "A":
+            chain.add(rule)
+            return
+        if command == "I":
+            position = int(spec.extra[0]) if spec.extra else 1
+            if not 1 <= position <= len(chain.rules) + 1:
+                raise self.error(f"cannot insert at position {position}: chain {chain.name} has "
+                                 f"{len(chain.rules)} rules", lineno, line, start + 2)
+            chain.insert(position, rule)
+            return
+        if command == "R":
+            position = int(spec.extra[0])
+            if not 1 <= position <= len(chain.rules):
+                raise self.error(f"cannot replace rule {position}: chain {chain.name} has "
+                                 f"{len(chain.rules)} rules", lineno, line, start + 2)
+            rule.index, rule.chain = position, chain
+            chain.rules[position - 1] = rule
+            return
+        # -C and -D name an existing rule by its specification
+        found = next((r for r in chain.rules if r.matches == rule.matches and r.action == rule.action),
+                     None)
+        if found is None:
+            raise self.error(f"no such rule in chain {chain.name} (does a matching rule exist?)",
+                             lineno, line, start)
+        if command == "D":
+            self.delete_rule(chain, chain.rules.index(found) + 1)
+
+    @staticmethod
+    def delete_rule(chain: Chain, position: int) -> None:
+        del chain.rules[position - 1]
+        for i, r in enumerate(chain.rules, 1):
+            r.index = i
+
+    def apply_chain_command(self, table: Table, spec: RuleSpec, lineno: int, line: str,
+                            start: int) -> None:
+        command, chain_name = spec.command, spec.chain
+        builtins = IPTABLES_BUILTIN_CHAINS[table.name]
+        chain = table.chains.get(chain_name) if chain_name else None
+        if chain_name and chain is None and command != "N":
+            raise self.error(f"chain {chain_name} does not exist", lineno, line, start + 1)
+        where = Location(self.name, lineno, line.find(line.split()[start]) + 1)
+        if command == "N":
+            if chain is not None:
+                raise self.error(f"chain {chain_name} already exists", lineno, line, start + 1)
+            self.new_chain(table, chain_name, where)
+        elif command == "P":
+            if chain_name not in builtins:
+                raise self.error(f"cannot set a policy on {chain_name}: not a built-in chain",
+                                 lineno, line, start + 1)
+            chain.policy = self.policy(spec.extra[0], lineno, line, start + 2)
+            chain.policy_location = where
+        elif command == "F":
+            for c in ([chain] if chain else table.chains.values()):
+                c.rules.clear()
+        elif command == "X":
+            doomed = [chain] if chain else [c for c in table.chains.values() if not c.is_base]
+            for c in doomed:
+                if c.name in builtins:
+                    raise self.error(f"cannot delete built-in chain {c.name}", lineno, line, start + 1)
+                if c.rules:
+                    raise self.error(f"cannot delete chain {c.name}: it still has rules",
+                                     lineno, line, start + 1)
+            names = {c.name for c in doomed}
+            for c in table.chains.values():
+                if c.name in names:
+                    continue
+                for r in c.rules:
+                    if isinstance(r.action, (Jump, Goto)) and r.action.target in names:
+                        raise self.error(f"cannot delete chain {r.action.target}: rule "
+                                         f"{c.name} {r.index} jumps to it", lineno, line, start + 1)
+            for n in names:
+                del table.chains[n]
+        elif command == "E":
+            new_name = spec.extra[0]
+            if chain_name in builtins:
+                raise self.error(f"cannot rename built-in chain {chain_name}", lineno, line, start + 1)
+            if new_name in table.chains:
+                raise self.error(f"chain {new_name} already exists", lineno, line, start + 2)
+            chain.name = new_name
+            table.chains = {(new_name if k == chain_name else k): v for k, v in table.chains.items()}
+            for c in table.chains.values():
+                for r in c.rules:
+                    if isinstance(r.action, (Jump, Goto)) and r.action.target == chain_name:
+                        r.action = type(r.action)(new_name)
+        elif command == "D":
+            position = int(spec.extra[0])
+            if not 1 <= position <= len(chain.rules):
+                raise self.error(f"cannot delete rule {position}: chain {chain_name} has "
+                                 f"{len(chain.rules)} rules", lineno, line, start + 2)
+            self.delete_rule(chain, position)
+        # -Z (zero counters) changes nothing the analyzer sees
+
+    def check_jumps(self, table: Table) -> None:
+        """Every jump reaches an existing user chain and no chain reaches itself."""
+        chains = table.chains
+        builtins = IPTABLES_BUILTIN_CHAINS[table.name]
+        edges: dict[tuple[str, str], tuple[Rule, str, int]] = {}
+        for rule, line, index in self.jumps:
+            owner = rule.chain
+            if owner is None or owner.table is not table or rule.index > len(owner.rules) or \
+                    owner.rules[rule.index - 1] is not rule or chains.get(owner.name) is not owner:
+                continue  # deleted or replaced since
+            target = rule.action.target
+            if target not in chains:
+                raise self.error(f"{'goto' if isinstance(rule.action, Goto) else 'jump'} to "
+                                 f"undefined chain {target}", rule.location.line, line, index)
+            if target in builtins:
+                raise self.error(f"cannot jump to built-in chain {target}", rule.location.line,
+                                 line, index)
+            edges.setdefault((rule.chain.name, target), (rule, line, index))
+        if not edges:
+            return
+        import networkx as nx  # only tables with jumps pay for the import
+
+        graph = nx.DiGraph(list(edges))
+        try:
+            cycle = nx.find_cycle(graph)
+        except nx.NetworkXNoCycle:
+            return
+        path = " -> ".join([cycle[0][0]] + [b for _, b in cycle])
+        rule, line, index = edges[cycle[-1][0], cycle[-1][1]]
+        raise self.error(f"jump loop: {path} (the kernel refuses chains that reach themselves)",
+                         rule.location.line, line, index)
