@@ -130,6 +130,8 @@ def _describe(expr) -> str:
     """A short nft-like text for an expression, for opaque reasons."""
     if isinstance(expr, dict) and len(expr) == 1:
         key, value = next(iter(expr.items()))
+        if key == "unknown":
+            return str(value)
         if key == "payload" and isinstance(value, dict):
             if "protocol" in value:
                 return f"{value['protocol']} {value.get('field', '')}".strip()
@@ -347,6 +349,8 @@ def unwrap_elem(item):
 def _names(value, sel: Selector) -> list[str]:
     if isinstance(value, str):
         return [value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [str(value)]
     if isinstance(value, list):
         return [n for v in value for n in _names(v, sel)]
     if isinstance(value, dict) and "set" in value:
@@ -776,7 +780,12 @@ class _RuleContext:
                     reason=f"depends on the runtime contents of set {right}")]
             right = {"set": resolved}
         negate = op == "!="
-        return list(sel.deps) + [self.simple_match(sel, op, right, mask, negate)]
+        try:
+            return list(sel.deps) + [self.simple_match(sel, op, right, mask, negate)]
+        except ModelError:
+            if sel.field in ("uid", "gid"):  # user and group names: the host's database
+                return [OpaqueMatch(reason=f"depends on the host's user database ({_describe(right)})")]
+            raise
 
     def named_set(self, ref: str):
         decl = self.builder.sets.get((self.family, self.table.name, ref[1:]))
@@ -872,6 +881,14 @@ class _RuleContext:
         if any(s.kind == "opaque" for s in sels):
             reason = next(s.reason for s in sels if s.kind == "opaque")
             return deps + [OpaqueMatch(reason=reason)]
+        try:
+            return deps + [self._concat_alternatives(sels, op, elements)]
+        except ModelError:
+            if any(s.field in ("uid", "gid") for s in sels):
+                return deps + [OpaqueMatch(reason="depends on the host's user database")]
+            raise
+
+    def _concat_alternatives(self, sels, op, elements) -> Match:
         alternatives = []
         for elem in elements:
             elem = unwrap_elem(elem)
@@ -881,9 +898,7 @@ class _RuleContext:
             alternatives.append(AllOf(tuple(self.simple_match(s, "==", unwrap_elem(v), None, False)
                                             for s, v in zip(sels, elem["concat"]))))
         result = alternatives[0] if len(alternatives) == 1 else AnyOf(tuple(alternatives))
-        if op == "!=":
-            result = result.negated()
-        return deps + [result]
+        return result.negated() if op == "!=" else result
 
 
 def _opaque_dispatch(reason: str) -> Action:
