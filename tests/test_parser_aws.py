@@ -218,3 +218,21 @@ def test_nacl_bad_action_is_located():
     with pytest.raises(RuleAnalyzerError) as err:
         aws_nacl.parse(text, "acl.json")
     assert err.value.location.path == "NetworkAcls[0].Entries[0].RuleAction"
+
+
+def test_registry_sniffs_and_parses_a_cloud_export():
+    from ruleanalyzer.parsers import parse
+    rs = parse((FIXTURES / "aws_nacl_subnet.json").read_text(), "acl.json")
+    assert rs.meta["dialect"] == "aws-nacl" and rs.table("acl-web") is not None
+
+
+@pytest.mark.parametrize("text, path", [
+    ("aws:\n  security_groups:\n    sg-1: [10.0.0.300]\n", "aws.security_groups.sg-1[0]"),
+    ("aws: [1, 2]\n", "aws"),
+    ("clouds: {}\n", "clouds"),
+])
+def test_bad_inventory_is_located(text, path):
+    from ruleanalyzer.inventory import parse_inventory
+    with pytest.raises(RuleAnalyzerError) as err:
+        parse_inventory(text, "inv.yaml")
+    assert err.value.location.path == path
