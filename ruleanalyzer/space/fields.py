@@ -196,6 +196,9 @@ def _bits_for(n: int) -> int:
 
 
 def _ruleset_matches(ruleset: Ruleset) -> Iterable[Match]:
+    for chain in ruleset.chains():
+        if chain.devices:  # netdev chains bound to devices guard on iif
+            yield InterfaceMatch("iif", tuple(chain.devices))
     for rule in ruleset.rules():
         yield from rule.matches
         for act in (rule.action, *rule.effects):

@@ -3,7 +3,8 @@ layout, the validity constraint) and the :class:`PacketSet` algebra.
 
 Every set a :class:`Space` hands out lies inside ``space.valid``: headers a
 packet does not have are pinned to zero (no ports on ICMP, no TCP flags on
-UDP, no ICMP type on TCP, upper 96 address bits zero for IPv4), and name
+UDP, no ICMP type on TCP, no transport header at all in a non-first
+fragment, upper 96 address bits zero for IPv4), and name
 codes stay inside their domains. Complement is taken within the valid
 packets, so ``~s`` never contains an impossible packet.
 """
@@ -117,12 +118,14 @@ class Space:
         """Packets that have field ``name`` at all (ports need a port
         protocol, flags need TCP, ICMP fields need ICMP of the family)."""
         if name not in self._header_cache:
+            # A non-first fragment carries no transport header at all.
+            whole = self.eq("fragment", 0)
             if name in ("sport", "dport"):
-                node = self.one_of("proto", sorted(PORT_PROTOCOLS))
+                node = self.one_of("proto", sorted(PORT_PROTOCOLS)) & whole
             elif name in ("flags",):
-                node = self.eq("proto", TCP)
+                node = self.eq("proto", TCP) & whole
             elif name in ("icmp_type", "icmp_code"):
-                node = self.icmp
+                node = self.icmp & whole
             else:
                 node = self.true
             self._header_cache[name] = node
@@ -142,11 +145,11 @@ class Space:
         for name in ("src", "dst"):
             v4_addrs &= self.prefix(name, 0, 96)
         valid = ~self.eq("family", 0) | v4_addrs
-        ports = self.one_of("proto", sorted(PORT_PROTOCOLS))
+        whole = self.eq("fragment", 0)
+        ports = self.one_of("proto", sorted(PORT_PROTOCOLS)) & whole
         valid &= ports | (self.eq("sport", 0) & self.eq("dport", 0))
-        valid &= self.eq("proto", TCP) | self.eq("flags", 0)
-        icmp = (self.eq("family", 0) & self.eq("proto", ICMP)) | (self.eq("family", 1) & self.eq("proto", ICMPV6))
-        valid &= icmp | (self.eq("icmp_type", 0) & self.eq("icmp_code", 0))
+        valid &= (self.eq("proto", TCP) & whole) | self.eq("flags", 0)
+        valid &= (self.icmp & whole) | (self.eq("icmp_type", 0) & self.eq("icmp_code", 0))
         for spec in self.layout.fields.values():
             if spec.kind in ("enum", "iface") and spec.size < (1 << spec.width):
                 valid &= self._le(spec, spec.size - 1)

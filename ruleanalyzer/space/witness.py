@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 
 from ..model import ACK, FIN, PSH, RST, SYN, Packet
-from .fields import ICMP, ICMPV6, TCP
+from .fields import ICMP, ICMPV6, PORT_PROTOCOLS, TCP
 from .packetset import PacketSet, Space
 
 
@@ -42,6 +42,7 @@ def _preferences(space: Space):
         plausible |= space.eq("flags", flags)
     prefs = [
         space.one_of("proto", [TCP, 17, ICMP, ICMPV6]),
+        space.eq("fragment", 0),
         (new & (~tcp | space.eq("flags", SYN))) | (est & (~tcp | space.eq("flags", ACK))),
         ~tcp | plausible,
         new | est,
@@ -53,7 +54,6 @@ def _preferences(space: Space):
         space.between("length", 40, 1500),
         space.eq("mark", 0),
         space.eq("ctmark", 0),
-        space.eq("fragment", 0),
         space.eq("ct_direction", 0),
         space.eq("pkttype", space.spec("pkttype").names.index("unicast")),
         space.eq("uid", 0), space.eq("gid", 0),
@@ -76,8 +76,9 @@ def _decode(space: Space, bits: dict, hook: str) -> Packet:
     src, dst = (mk(_value(space, bits, n) & ((1 << (128 if family == 6 else 32)) - 1))
                 for n in ("src", "dst"))
     proto = _value(space, bits, "proto")
-    has_ports = space.header("dport") & space.eq("proto", proto) != space.false
-    is_icmp = proto == (ICMPV6 if family == 6 else ICMP)
+    whole = not _value(space, bits, "fragment")
+    has_ports = whole and proto in PORT_PROTOCOLS
+    is_icmp = whole and proto == (ICMPV6 if family == 6 else ICMP)
 
     def name(field: str) -> str:
         return space.spec(field).names[_value(space, bits, field)]
@@ -92,7 +93,7 @@ def _decode(space: Space, bits: dict, hook: str) -> Packet:
         src=src, dst=dst, proto=proto,
         sport=_value(space, bits, "sport") if has_ports else None,
         dport=_value(space, bits, "dport") if has_ports else None,
-        flags=_value(space, bits, "flags") if proto == TCP else 0,
+        flags=_value(space, bits, "flags") if proto == TCP and whole else 0,
         ecn=_value(space, bits, "ecn"), dscp=_value(space, bits, "dscp"),
         state=name("state"), hook=hook, iif=iface("iif"), oif=iface("oif"),
         icmp_type=_value(space, bits, "icmp_type") if is_icmp else None,

@@ -1,0 +1,488 @@
+"""Symbolic traversal: which packets reach and match every rule of a hook.
+
+``analyze(ruleset, hook, family)`` walks the same path as the concrete
+engine (``ruleanalyzer.engine.evaluate``) — every hook on ``HOOK_PATHS[hook]``,
+per hook every base chain of every table that sees the family, in priority
+order — but with sets of packets instead of one packet. Jumps, gotos and
+returns are followed per call site (memoised by chain and entering set), so
+a user chain reached from two places is analysed exactly for each.
+
+Uncertainty is carried as a pair of sets ``[lower, upper]``: packets that
+surely / possibly get somewhere. Opaque matches are ``[∅, all]``; unknown
+targets may end the chain or fall through. A rule is unreachable only when
+``upper reaching ∩ upper match`` is empty.
+
+Packets change on the way (``SetField`` marks, ``EcnStrip``, ``Notrack``,
+NAT): sets always hold packets as the next rule sees them (relational image:
+forget the written bits, then constrain them). ``accepted``/``dropped`` are
+therefore sets of packets as they were when the verdict fell.
+
+Documented approximations (sound: upper sets only grow, lower only shrink):
+
+- on the ``input`` path the engine sends packets whose destination a
+  prerouting DNAT changed to FORWARD instead; here they stay in the upper
+  sets of the input chains and leave the lower sets;
+- ``redirect`` keeps the destination address (as the engine does) and only
+  rewrites the port.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
+                     Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
+                     Ruleset, SetField, UnknownAction)
+from .encode import encode_bounds, encode_conjunction
+from .fields import Layout
+from .packetset import PacketSet, Space
+
+#: Deepest jump nesting followed; valid rulesets cannot loop, so deeper
+#: means a jump cycle.
+MAX_DEPTH = 64
+
+
+class ReachError(ValueError):
+    """The ruleset cannot be traversed (a jump cycle)."""
+
+
+@dataclass
+class RuleSets:
+    """Packets that arrive at one rule and those that match it, each as
+    surely (``lower``) and possibly (``upper``); ``match_*`` is the rule's
+    own match, whatever reaches it."""
+
+    reaching_lower: PacketSet
+    reaching_upper: PacketSet
+    matched_lower: PacketSet
+    matched_upper: PacketSet
+    match_lower: PacketSet
+    match_upper: PacketSet
+
+
+@dataclass
+class Bounds:
+    """A lower and an upper packet set."""
+
+    lower: PacketSet
+    upper: PacketSet
+
+
+class _Flow:
+    """Mutable accumulator of raw nodes ``[lower, upper]``."""
+
+    __slots__ = ("lower", "upper")
+
+    def __init__(self, lower, upper):
+        self.lower, self.upper = lower, upper
+
+    def add(self, lower, upper) -> None:
+        self.lower, self.upper = self.lower | lower, self.upper | upper
+
+
+@dataclass
+class _Outcome:
+    """How a chain run ended: accepted (ends its base chain), dropped,
+    undecided, returned to the caller (or the policy)."""
+
+    accept: _Flow
+    drop: _Flow
+    unknown: _Flow
+    ret: _Flow
+
+
+@dataclass
+class _Record:
+    rl: object
+    ru: object
+    ml: object
+    mu: object
+    match_l: object
+    match_u: object
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class _Context:
+    stage: str  # the hook whose base chains run now
+    before_conntrack: bool
+    path_hook: str  # the hook analysed (input/forward/output)
+
+
+@dataclass
+class Reachability:
+    """The result of :func:`analyze`: per-rule sets and the hook's verdicts."""
+
+    space: Space
+    hook: str
+    family: int
+    accepted: Bounds
+    dropped: Bounds
+    undecided: Bounds
+    _records: dict = field(repr=False, default_factory=dict)
+    _order: list = field(repr=False, default_factory=list)
+    _matched_tree: object = field(repr=False, default=None)
+
+    def rules(self) -> list[Rule]:
+        """Every rule reached on this hook, in the order first visited."""
+        return list(self._order)
+
+    def rule_sets(self, rule: Rule) -> RuleSets:
+        """Reaching and matched sets of ``rule`` (KeyError if the rule's
+        chain is never entered on this hook)."""
+        r = self._records[id(rule)]
+        w = self.space.wrap
+        return RuleSets(w(r.rl), w(r.ru), w(r.ml), w(r.mu), w(r.match_l), w(r.match_u))
+
+    def is_unreachable(self, rule: Rule) -> bool:
+        """No packet can reach ``rule`` and match it."""
+        return self._records[id(rule)].mu == self.space.false
+
+    def unreachable_rules(self) -> list[tuple[Rule, list[Rule]]]:
+        """``(rule, blockers)`` for every rule no packet can reach and match.
+
+        The blockers are the earlier rules (in traversal order) whose
+        possibly-matched packets overlap the rule's own match: together they
+        take every packet the rule would match. An empty list means the
+        rule's match is empty in itself (contradictory conditions) or its
+        chain is entered by no packet that could match.
+        """
+        out = []
+        for rule in self._order:
+            rec = self._records[id(rule)]
+            if rec.mu != self.space.false:
+                continue
+            out.append((rule, self._blockers(rule, rec)))
+        return out
+
+    def _blockers(self, rule: Rule, rec: _Record) -> list[Rule]:
+        target = rec.match_u & self.space.valid
+        if target == self.space.false:
+            return []
+        if self._matched_tree is None:
+            self._matched_tree = _SegmentTree(self.space, [
+                self._records[id(r)].mu if _can_block(r) else self.space.false for r in self._order])
+        idx = self._matched_tree.hits(target, rec.last)
+        return [self._order[i] for i in idx if self._order[i] is not rule]
+
+
+def _can_block(rule: Rule) -> bool:
+    """Logging never takes a packet away from later rules."""
+    return not (isinstance(rule.action, Log) and not rule.effects)
+
+
+class _SegmentTree:
+    """Unions of matched sets over ranges of the visit order, to find the
+    earlier rules overlapping a set without testing each one."""
+
+    def __init__(self, space: Space, nodes: list):
+        self.space = space
+        self.n = max(1, len(nodes))
+        self.tree = [space.false] * (2 * self.n)
+        self.leaves = nodes
+        self._build(1, 0, self.n)
+
+    def _build(self, pos: int, lo: int, hi: int):
+        if pos >= len(self.tree):
+            self.tree.extend([self.space.false] * (pos + 1 - len(self.tree)))
+        if hi - lo == 1:
+            self.tree[pos] = self.leaves[lo] if lo < len(self.leaves) else self.space.false
+        else:
+            mid = (lo + hi) // 2
+            self.tree[pos] = self._build(2 * pos, lo, mid) | self._build(2 * pos + 1, mid, hi)
+        return self.tree[pos]
+
+    def hits(self, target, before: int) -> list[int]:
+        """Indices < ``before`` whose node intersects ``target``."""
+        out: list[int] = []
+        self._hits(1, 0, self.n, target, before, out)
+        return out
+
+    def _hits(self, pos, lo, hi, target, before, out) -> None:
+        if lo >= before or (self.tree[pos] & target) == self.space.false:
+            return
+        if hi - lo == 1:
+            out.append(lo)
+            return
+        mid = (lo + hi) // 2
+        self._hits(2 * pos, lo, mid, target, before, out)
+        self._hits(2 * pos + 1, mid, hi, target, before, out)
+
+
+def analyze(ruleset: Ruleset, hook: str, family: int, space: Space | None = None) -> Reachability:
+    """Walk ``ruleset`` symbolically for packets of IPv``family`` on
+    ``hook`` (``input``, ``forward`` or ``output``; the hooks before it on
+    the packet's way, such as prerouting, run first).
+
+    Raises :class:`ReachError` on a jump cycle."""
+    if hook not in HOOK_PATHS:
+        raise ValueError(f"unknown hook {hook!r} (input, forward, output)")
+    space = space or Space(Layout.for_ruleset(ruleset))
+    return _Walker(ruleset, space, hook, family).run()
+
+
+class _Walker:
+    def __init__(self, ruleset: Ruleset, space: Space, hook: str, family: int):
+        self.ruleset, self.space, self.hook, self.family = ruleset, space, hook, family
+        self.records: dict[int, _Record] = {}
+        self.order: list[Rule] = []
+        self.visits = 0
+        self.memo: dict = {}
+        self.match_cache: dict = {}
+        f = space.false
+        self.dropped, self.unknown = _Flow(f, f), _Flow(f, f)
+
+    # -- the hook path ------------------------------------------------------
+
+    def run(self) -> Reachability:
+        sp = self.space
+        start = sp.valid & sp.family(self.family)
+        alive = _Flow(start, start)
+        for stage in HOOK_PATHS[self.hook]:
+            for chain in self._base_chains(stage):
+                alive = self._base_chain(chain, stage, alive)
+        w = sp.wrap
+        undecided_upper = start & ~alive.lower & ~self.dropped.lower
+        return Reachability(
+            sp, self.hook, self.family,
+            accepted=Bounds(w(alive.lower), w(alive.upper)),
+            dropped=Bounds(w(self.dropped.lower), w(self.dropped.upper)),
+            undecided=Bounds(w(self.unknown.lower), w(undecided_upper | self.unknown.upper)),
+            _records=self.records, _order=self.order)
+
+    def _base_chains(self, stage: str) -> list[Chain]:
+        chains = [c for t in self.ruleset.tables if t.family not in ("arp", "bridge")
+                  and t.applies_to(self.family) for c in t.chains.values() if c.hook == stage]
+        chains.sort(key=lambda c: c.priority or 0)  # stable: equal priorities keep file order
+        return chains
+
+    def _base_chain(self, chain: Chain, stage: str, alive: _Flow) -> _Flow:
+        sp = self.space
+        before_ct = stage == "ingress" or (stage in ("prerouting", "output")
+                                           and (chain.priority or 0) < CONNTRACK_PRIORITY)
+        ctx = _Context(stage, before_ct, self.hook)
+        enter_l, enter_u = alive.lower, alive.upper
+        skip = _Flow(sp.false, sp.false)
+        guards = []
+        if chain.kind == "nat":  # NAT chains see only a connection's first packet
+            guards.append(self._state_is("new"))
+        if chain.devices:
+            guards.append(encode_bounds(InterfaceMatch("iif", tuple(chain.devices)), sp)[0])
+        for g in guards:
+            skip.add(enter_l & ~g, enter_u & ~g)
+            enter_l, enter_u = enter_l & g, enter_u & g
+        out = self._run_chain(chain, enter_l, enter_u, ctx, 0)
+        nxt = _Flow(skip.lower | out.accept.lower, skip.upper | out.accept.upper)
+        if (chain.policy or "accept") == "drop":
+            self.dropped.add(out.ret.lower, out.ret.upper)
+        else:
+            nxt.add(out.ret.lower, out.ret.upper)
+        self.dropped.add(out.drop.lower, out.drop.upper)
+        self.unknown.add(out.unknown.lower, out.unknown.upper)
+        return nxt
+
+    def _state_is(self, name: str):
+        return self.space.eq("state", self.space.spec("state").names.index(name))
+
+    # -- chains and rules ---------------------------------------------------
+
+    def _run_chain(self, chain: Chain, low, up, ctx: _Context, depth: int) -> _Outcome:
+        if depth > MAX_DEPTH:
+            raise ReachError(f"jumps nested deeper than {MAX_DEPTH} chains at {chain.qualified_name} "
+                             "(a jump cycle?)")
+        key = (id(chain), low, up, ctx)
+        if key in self.memo:
+            return self.memo[key]
+        f = self.space.false
+        out = _Outcome(_Flow(f, f), _Flow(f, f), _Flow(f, f), _Flow(f, f))
+        for rule in chain.rules:
+            low, up = self._rule(chain, rule, low, up, ctx, depth, out)
+        out.ret.add(low, up)
+        self.memo[key] = out
+        return out
+
+    def _rule(self, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int, out: _Outcome):
+        """Record ``rule``'s sets; return the flow that goes on to the next rule."""
+        sp = self.space
+        m_l, m_u = self._matches(rule, ctx)
+        hit_l, hit_u = low & m_l, up & m_u
+        self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
+        next_l, next_u = low & ~m_u, up & ~m_l
+        if hit_u == sp.false and not isinstance(rule.action, (Jump, Goto, Dispatch)):
+            return next_l, next_u
+        for effect in rule.effects:
+            hit_l, hit_u = self._effect(effect, chain, hit_l, hit_u)
+        cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, out)
+        return next_l | cont_l, next_u | cont_u
+
+    def _matches(self, rule: Rule, ctx: _Context):
+        key = (id(rule), ctx.before_conntrack)
+        if key not in self.match_cache:
+            m_l, m_u = encode_conjunction(rule.matches, self.space)
+            if ctx.before_conntrack:
+                m_l, m_u = self._pre_conntrack(m_l), self._pre_conntrack(m_u)
+            self.match_cache[key] = (m_l, m_u)
+        return self.match_cache[key]
+
+    def _pre_conntrack(self, node):
+        """Before conntrack looked the packet up, ``ct state`` reads INVALID
+        (UNTRACKED once NOTRACK ran): evaluate ``node`` under that state."""
+        sp = self.space
+        state_vars = [sp.spec("state").var(b) for b in range(sp.spec("state").width)]
+        untracked, invalid = self._state_is("untracked"), self._state_is("invalid")
+        as_untracked = sp.bdd.exist(state_vars, node & untracked)
+        as_invalid = sp.bdd.exist(state_vars, node & invalid)
+        return (untracked & as_untracked) | (~untracked & as_invalid)
+
+    def _record(self, rule: Rule, rl, ru, ml, mu, match_l, match_u) -> None:
+        self.visits += 1
+        rec = self.records.get(id(rule))
+        if rec is None:
+            self.records[id(rule)] = _Record(rl, ru, ml, mu, match_l, match_u, len(self.order),
+                                             len(self.order))
+            self.order.append(rule)
+            return
+        rec.rl, rec.ru, rec.ml, rec.mu = rec.rl | rl, rec.ru | ru, rec.ml | ml, rec.mu | mu
+        rec.match_l, rec.match_u = rec.match_l | match_l, rec.match_u | match_u
+        rec.last = len(self.order)
+
+    def _action(self, action, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int,
+                out: _Outcome):
+        """Apply ``action`` to the matched packets; return those that go on
+        to the next rule of ``chain``."""
+        f = self.space.false
+        if isinstance(action, Accept):
+            out.accept.add(low, up)
+        elif isinstance(action, (Drop, Reject)):
+            out.drop.add(low, up)
+        elif isinstance(action, Return):
+            out.ret.add(low, up)
+        elif isinstance(action, (Jump, Goto)):
+            target = chain.table.chains.get(action.target) if chain.table else None
+            if target is None:  # the engine: unknown verdict
+                out.unknown.add(low, up)
+                return f, f
+            sub = self._run_chain(target, low, up, ctx, depth + 1)
+            out.accept.add(sub.accept.lower, sub.accept.upper)
+            out.drop.add(sub.drop.lower, sub.drop.upper)
+            out.unknown.add(sub.unknown.lower, sub.unknown.upper)
+            if isinstance(action, Jump):
+                return sub.ret.lower, sub.ret.upper
+            out.ret.add(sub.ret.lower, sub.ret.upper)
+        elif isinstance(action, Dispatch):
+            return self._dispatch(action, chain, rule, low, up, ctx, depth, out)
+        elif isinstance(action, Nat):
+            out.accept.add(*self._nat(action, low, up, ctx))
+        elif isinstance(action, Queue):
+            out.unknown.add(low, up)
+        elif isinstance(action, UnknownAction):
+            # It may end the chain with any verdict or fall through.
+            out.unknown.add(low, up)
+            return f, up
+        elif isinstance(action, (SetField, Notrack, EcnStrip, Log)):
+            return self._effect(action, chain, low, up)
+        else:  # an action type this module does not know: be sound
+            out.unknown.add(low, up)
+            return f, up
+        return f, f
+
+    def _dispatch(self, action: Dispatch, chain: Chain, rule: Rule, low, up, ctx, depth, out):
+        sp = self.space
+        cont_l, cont_u = sp.false, sp.false
+        for match, branch_action in action.branches:
+            b_l, b_u = encode_bounds(match, sp)
+            if ctx.before_conntrack:
+                b_l, b_u = self._pre_conntrack(b_l), self._pre_conntrack(b_u)
+            c_l, c_u = self._action(branch_action, chain, rule, low & b_l, up & b_u, ctx, depth, out)
+            cont_l, cont_u = cont_l | c_l, cont_u | c_u
+            low, up = low & ~b_u, up & ~b_l
+        return cont_l | low, cont_u | up
+
+    # -- packet changes (relational images) --------------------------------
+
+    def _assign(self, node, field: str, value: int, mask: int | None = None):
+        """Image of ``node`` under ``field := value`` on the bits of ``mask``."""
+        sp = self.space
+        spec = sp.spec(field)
+        mask = (1 << spec.width) - 1 if mask is None else mask
+        bits = [b for b in range(spec.width) if mask >> b & 1]
+        if not bits or node == sp.false:
+            return node
+        node = sp.bdd.exist([spec.var(b) for b in bits], node)
+        return node & sp.masked(field, mask, value)
+
+    def _effect(self, effect, chain: Chain, low, up):
+        if isinstance(effect, SetField):
+            return self._set_field(effect, low), self._set_field(effect, up)
+        if isinstance(effect, Notrack):
+            if (chain.priority is not None and chain.priority < CONNTRACK_PRIORITY
+                    and chain.hook in ("prerouting", "output")):
+                code = self.space.spec("state").names.index("untracked")
+                return self._assign(low, "state", code), self._assign(up, "state", code)
+            return low, up
+        if isinstance(effect, EcnStrip):
+            return self._ecn_strip(effect, low), self._ecn_strip(effect, up)
+        return low, up  # Log and friends leave the packet alone
+
+    def _set_field(self, effect: SetField, node):
+        sp = self.space
+        parts = [("ecn", 0, 2), ("dscp", 2, 6)] if effect.field == "tos" else [(effect.field, 0, None)]
+        for name, offset, width in parts:
+            spec = sp.layout.fields.get(name)
+            if spec is None or spec.kind != "int":
+                return node  # a field the space does not model: nothing to track
+            width = width or spec.width
+            sub = (1 << width) - 1
+            mask, value = effect.mask >> offset & sub, effect.value >> offset & sub
+            if effect.copy_from:
+                node = self._copy_bits(node, name, effect.copy_from, mask)
+                continue
+            # new = (old & ~mask) ^ value: masked bits become value's, others flip where value has 1s.
+            flips = {spec.var(b): ~sp.bdd.var(spec.var(b)) for b in range(width)
+                     if value >> b & 1 and not mask >> b & 1}
+            if flips:
+                node = sp.bdd.let(flips, node)
+            node = self._assign(node, name, value, mask)
+        return node
+
+    def _copy_bits(self, node, field: str, source: str, mask: int):
+        sp = self.space
+        dst, src = sp.layout.fields.get(field), sp.layout.fields.get(source)
+        if src is None or src.kind != "int" or node == sp.false:
+            return node
+        bits = [b for b in range(min(dst.width, src.width)) if mask >> b & 1]
+        node = sp.bdd.exist([dst.var(b) for b in bits], node)
+        for b in bits:
+            node &= ~(sp.bdd.var(dst.var(b)) ^ sp.bdd.var(src.var(b)))
+        return node
+
+    def _ecn_strip(self, effect: EcnStrip, node):
+        sp = self.space
+        tcp = sp.header("flags")
+        return (node & ~tcp) | self._assign(node & tcp, "flags", 0, effect.clear_flags)
+
+    def _nat(self, action: Nat, low, up, ctx: _Context):
+        sp = self.space
+        if action.kind in ("dnat", "redirect"):
+            addr_field, port_field, status = "dst", "dport", "dnat"
+        else:
+            addr_field, port_field, status = "src", "sport", "snat"
+        result = []
+        for bound, node in (("lower", low), ("upper", up)):
+            if action.to_addr is not None and action.kind != "redirect":
+                fam = sp.family(action.to_addr.version)
+                target = sp.eq(addr_field, int(action.to_addr))
+                if (bound == "lower" and addr_field == "dst" and ctx.path_hook == "input"
+                        and ctx.stage == "prerouting"):
+                    # The engine forwards these instead: not surely on the input path.
+                    node = node & (~fam | target)
+                node = (node & ~fam) | self._assign(node & fam, addr_field, int(action.to_addr))
+            if action.to_port is not None:
+                ports = sp.header(port_field)
+                node = (node & ~ports) | self._assign(node & ports, port_field, action.to_port)
+            var = f"ct_status:{status}"
+            if var in sp.bdd.vars:
+                node = sp.bdd.exist([var], node) & sp.bdd.var(var)
+            result.append(node)
+        return result[0], result[1]

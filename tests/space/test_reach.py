@@ -1,0 +1,181 @@
+"""Symbolic reachability on rulesets built from model objects."""
+
+import pytest
+
+from ruleanalyzer.engine import evaluate
+from ruleanalyzer.model import (ECE, CWR, SYN, Accept, BitsMatch, Chain, Dispatch, Drop, EcnStrip,
+                                Goto, IntMatch, Jump, Log, Nat, Notrack, OpaqueMatch, Return,
+                                SetField, UnknownAction)
+from ruleanalyzer.space import describe, encode, witness
+from ruleanalyzer.space.reach import ReachError, analyze
+
+from .helpers import TCP, UDP, dport, dst, rule, ruleset, src, state, table
+
+
+def test_rule_shadowed_by_union_of_earlier_rules_names_every_blocker():
+    t = table(input="drop")
+    inp = t.chains["INPUT"]
+    a = inp.add(rule(TCP, src("10.0.0.0/9"), action=Accept()))
+    b = inp.add(rule(TCP, src("10.128.0.0/9"), action=Drop()))
+    inp.add(rule(UDP, action=Accept()))
+    c = inp.add(rule(TCP, src("10.0.0.0/8"), dport(22), action=Accept()))
+    reach = analyze(ruleset(t), "input", 4)
+    assert reach.unreachable_rules() == [(c, [a, b])]
+    sets = reach.rule_sets(c)
+    assert sets.reaching_upper.intersects(encode(TCP, reach.space))  # other tcp still reaches
+    assert sets.matched_upper.is_empty()
+
+
+def test_verdict_sets_partition_the_packets():
+    t = table(input="drop")
+    t.chains["INPUT"].add(rule(TCP, dport(22), action=Accept()))
+    reach = analyze(ruleset(t), "input", 4)
+    ssh = encode(TCP, reach.space) & encode(dport(22), reach.space) & encode(
+        IntMatch("family", ((4, 4),)), reach.space)
+    assert reach.accepted.lower == reach.accepted.upper == ssh
+    assert reach.dropped.lower == ~ssh & encode(IntMatch("family", ((4, 4),)), reach.space)
+    assert reach.undecided.upper.is_empty()
+
+
+def test_jump_return_and_goto_follow_the_engine():
+    t = table(input="accept")
+    t.add_chain(Chain("SUB"))
+    t.add_chain(Chain("GO"))
+    r_ret = t.chains["SUB"].add(rule(dport(22), action=Return()))
+    r_sub_drop = t.chains["SUB"].add(rule(action=Drop()))
+    r_go = t.chains["GO"].add(rule(dport(23), action=Drop()))
+    t.chains["INPUT"].add(rule(TCP, action=Jump("SUB")))
+    after = t.chains["INPUT"].add(rule(dport(22), action=Goto("GO")))
+    last = t.chains["INPUT"].add(rule(action=Drop()))
+    reach = analyze(ruleset(t), "input", 4)
+    sp = reach.space
+    # Only tcp/22 comes back from SUB; the goto takes all of it; the last rule sees non-tcp.
+    tcp = encode(TCP, sp)
+    assert reach.rule_sets(after).matched_upper & tcp == reach.rule_sets(r_ret).matched_upper
+    assert reach.rule_sets(r_go).matched_upper.is_empty()  # 23 was dropped in SUB
+    assert not reach.rule_sets(last).matched_upper.intersects(encode(TCP, sp))
+    dead = dict(reach.unreachable_rules())
+    assert r_go in dead and r_sub_drop in dead[r_go]
+
+
+def test_user_chain_from_two_call_sites_is_analysed_per_site():
+    t = table(input="drop")
+    t.add_chain(Chain("SSH"))
+    ssh_ok = t.chains["SSH"].add(rule(src("192.0.2.0/24"), action=Accept()))
+    t.chains["INPUT"].add(rule(TCP, dport(22), dst("10.0.0.1/32"), action=Jump("SSH")))
+    t.chains["INPUT"].add(rule(TCP, dport(22), dst("10.0.0.2/32"), action=Jump("SSH")))
+    reach = analyze(ruleset(t), "input", 4)
+    matched = reach.rule_sets(ssh_ok).matched_upper
+    assert describe(matched) == ["tcp from 192.0.2.0/24 to {10.0.0.1/32,10.0.0.2/32} dport 22"]
+
+
+def test_opaque_match_makes_a_rule_uncertain_but_not_a_blocker_of_certainty():
+    t = table(input="drop")
+    inp = t.chains["INPUT"]
+    limited = inp.add(rule(TCP, OpaqueMatch("-m recent --update"), action=Drop()))
+    ssh = inp.add(rule(TCP, dport(22), action=Accept()))
+    reach = analyze(ruleset(t), "input", 4)
+    sets = reach.rule_sets(ssh)
+    assert sets.matched_lower.is_empty() and not sets.matched_upper.is_empty()
+    assert reach.unreachable_rules() == []
+    assert reach.rule_sets(limited).matched_lower.is_empty()
+
+
+def test_unknown_target_may_fall_through():
+    t = table(input="drop")
+    inp = t.chains["INPUT"]
+    inp.add(rule(TCP, action=UnknownAction("TARPIT")))
+    ssh = inp.add(rule(TCP, dport(22), action=Accept()))
+    reach = analyze(ruleset(t), "input", 4)
+    assert reach.rule_sets(ssh).matched_lower.is_empty()
+    assert not reach.rule_sets(ssh).matched_upper.is_empty()
+    assert not reach.undecided.lower.is_empty()
+
+
+def test_mark_set_in_mangle_is_seen_by_filter():
+    mangle = table("mangle", input="accept")
+    mangle.chains["INPUT"].add(rule(TCP, dport(22), action=SetField("mark", 0x1, 0xFFFFFFFF)))
+    filt = table(input="drop")
+    marked = filt.chains["INPUT"].add(rule(BitsMatch("mark", 0xFF, frozenset({1})), action=Accept()))
+    rest = filt.chains["INPUT"].add(rule(TCP, dport(22), action=Accept()))
+    reach = analyze(ruleset(mangle, filt), "input", 4)
+    hit = reach.rule_sets(marked).matched_upper
+    ssh = encode(TCP, reach.space) & encode(dport(22), reach.space)
+    assert describe(hit & ssh) == ["tcp from 0.0.0.0/0 to 0.0.0.0/0 dport 22, mark 0x1"]
+    # every tcp/22 packet now carries mark 1, so the plain ssh rule is dead
+    assert rest in dict(reach.unreachable_rules())
+
+
+def test_notrack_in_raw_makes_later_new_rules_dead():
+    raw = table("raw", output="accept")
+    raw.chains["OUTPUT"].add(rule(action=Notrack()))
+    filt = table(output="drop")
+    new_rule = filt.chains["OUTPUT"].add(rule(state("new"), action=Accept()))
+    reach = analyze(ruleset(raw, filt), "output", 4)
+    assert dict(reach.unreachable_rules())[new_rule][0].chain.name == "OUTPUT"
+
+
+def test_state_in_raw_reads_invalid():
+    raw = table("raw", output="accept")
+    drop_invalid = raw.chains["OUTPUT"].add(rule(state("invalid"), action=Drop()))
+    reach = analyze(ruleset(raw, table(output="accept")), "output", 4)
+    assert reach.rule_sets(drop_invalid).matched_upper.is_all() is False
+    assert reach.dropped.lower == reach.dropped.upper
+    assert not (reach.accepted.upper - encode(state("untracked"), reach.space))
+
+
+def test_ecn_strip_clears_flags_for_later_rules():
+    mangle = table("mangle", input="accept")
+    mangle.chains["INPUT"].add(rule(TCP, action=EcnStrip()))
+    filt = table(input="accept")
+    ecn_syn = filt.chains["INPUT"].add(rule(BitsMatch("flags", ECE | CWR, frozenset({ECE | CWR})),
+                                            action=Drop()))
+    reach = analyze(ruleset(mangle, filt), "input", 4)
+    assert reach.is_unreachable(ecn_syn)
+
+
+def test_dnat_changes_destination_seen_by_later_chains():
+    nat = table("nat", output="accept")
+    nat.chains["OUTPUT"].add(rule(TCP, dport(80), action=Nat("dnat", _ip("10.9.9.9"), to_port=8080)))
+    filt = table(output="drop")
+    to_backend = filt.chains["OUTPUT"].add(rule(TCP, dst("10.9.9.9/32"), dport(8080), action=Accept()))
+    to_80 = filt.chains["OUTPUT"].add(rule(TCP, dport(80), state("new"), action=Accept()))
+    reach = analyze(ruleset(nat, filt), "output", 4)
+    assert witness(reach.rule_sets(to_backend).matched_lower).dport == 8080
+    assert reach.is_unreachable(to_80)
+
+
+def test_dispatch_branches_in_order_and_fall_through():
+    t = table(input="drop")
+    vmap = Dispatch(((dport(22), Accept()), (dport(22), Drop()), (dport(80), Drop())))
+    inp = t.chains["INPUT"]
+    inp.add(rule(TCP, action=vmap))
+    after = inp.add(rule(TCP, dport(80, 81), action=Accept()))
+    reach = analyze(ruleset(t), "input", 4)
+    sp = reach.space
+    hit = reach.rule_sets(after).matched_upper
+    assert hit == encode(TCP, sp) & encode(dport(81), sp) & encode(IntMatch("family", ((4, 4),)), sp)
+
+
+def test_jump_cycle_is_an_error():
+    t = table(input="accept")
+    t.add_chain(Chain("A"))
+    t.add_chain(Chain("B"))
+    t.chains["A"].add(rule(TCP, action=Jump("B")))
+    t.chains["B"].add(rule(UDP, action=Jump("A")))
+    t.chains["INPUT"].add(rule(action=Jump("A")))
+    with pytest.raises(ReachError):
+        analyze(ruleset(t), "input", 4)
+
+
+def test_inet_table_sees_both_families_ip_table_only_v4():
+    v4 = table(input="accept")
+    v4_rule = v4.chains["INPUT"].add(rule(action=Log()))
+    reach6 = analyze(ruleset(v4), "input", 6)
+    with pytest.raises(KeyError):
+        reach6.rule_sets(v4_rule)
+
+
+def _ip(text):
+    import ipaddress
+    return ipaddress.ip_address(text)
