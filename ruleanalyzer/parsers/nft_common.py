@@ -178,6 +178,8 @@ def _selector(expr, family: str) -> Selector:
         return opaque
     if key == "payload":
         proto, fld = value.get("protocol"), value.get("field")
+        if "tunnel" in value:
+            return Selector("opaque", "", reason=f"depends on the {value['tunnel']} inner header")
         v4 = (_family_dep(4),) if fam_dep else ()
         v6 = (_family_dep(6),) if fam_dep else ()
         if proto == "ip":
@@ -652,9 +654,8 @@ class _RuleContext:
             self.effects.append(Log(key))
             return
         if key in ("limit", "quota"):
-            self.matches.append(OpaqueMatch(reason=f"depends on the packet rate ({key} {_describe(body)})"
-                                            if key == "limit" else f"depends on the bytes counted by quota",
-                                            text=key))
+            self.matches.append(OpaqueMatch(reason="depends on the packet rate (limit)" if key == "limit"
+                                            else "depends on the bytes counted so far (quota)", text=key))
             return
         if key == "ct count":
             self.matches.append(OpaqueMatch(reason="depends on the number of tracked connections (ct count)",
@@ -685,7 +686,7 @@ class _RuleContext:
             self.comment = str(body)
             return
         # set/map updates, ct helper set, flow add, synproxy, tproxy, dup, secmark …
-        self.effects.append(Log(key))
+        self.effects.append(Log("set update" if key in ("set", "map") else key))
 
     def vmap(self, body) -> Action:
         if not isinstance(body, dict) or "key" not in body or "data" not in body:
@@ -737,6 +738,8 @@ class _RuleContext:
         elif key == {"ct": {"key": "mark"}}:
             target = "ctmark"
         if target is None:
+            if key == {"meta": {"key": "secmark"}}:
+                return Log("secmark")
             return Log(f"{_describe(key)} set")
         if isinstance(value, int) and not isinstance(value, bool):
             return SetField(target, value=value)
@@ -749,7 +752,7 @@ class _RuleContext:
             return SetField(target, copy_from="mark")
         if value == {"ct": {"key": "mark"}}:
             return SetField(target, copy_from="ctmark")
-        return UnknownAction(f"{target} set {_describe(value)}")
+        return UnknownAction(f"{target} set to a computed value")
 
     # -- matches --------------------------------------------------------------------
     def match(self, left, op: str, right) -> list[Match]:
@@ -767,9 +770,9 @@ class _RuleContext:
                 mask = _int_value(mask_value, Selector("int", sel.field, symbols=sel.symbols))
                 left = inner
             else:
-                return [OpaqueMatch(reason=f"depends on {_describe(inner)} under a mask", text=text)]
+                return [OpaqueMatch(reason=f"depends on arithmetic on {_first_selector(inner)}", text=text)]
         elif isinstance(left, dict) and len(left) == 1 and next(iter(left)) in ("|", "^", "<<", ">>"):
-            return [OpaqueMatch(reason=f"depends on arithmetic on {_describe(next(iter(left.values())))}")]
+            return [OpaqueMatch(reason=f"depends on arithmetic on {_first_selector(left)}")]
         sel = selector(left, self.family)
         if sel.kind == "opaque":
             return [OpaqueMatch(reason=sel.reason)]
@@ -901,6 +904,23 @@ class _RuleContext:
         return result.negated() if op == "!=" else result
 
 
+def _first_selector(expr) -> str:
+    """The first header field an arithmetic expression reads, described."""
+    if isinstance(expr, dict):
+        if len(expr) == 1 and next(iter(expr)) in ("payload", "meta", "ct", "rt", "socket", "fib"):
+            return _describe(expr)
+        for value in expr.values():
+            found = _first_selector(value)
+            if found:
+                return found
+    if isinstance(expr, list):
+        for value in expr:
+            found = _first_selector(value)
+            if found:
+                return found
+    return ""
+
+
 def _opaque_dispatch(reason: str) -> Action:
     return Dispatch(((OpaqueMatch(reason=reason), UnknownAction(reason)),))
 
@@ -928,10 +948,12 @@ def verdict_action(stmt) -> Action | None:
             rtype, expr = body.get("type"), body.get("expr")
             if rtype == "tcp reset":
                 return Reject("tcp reset")
+            if expr in (None, "port-unreachable"):
+                return Reject()  # what a bare "reject" sends, listed explicitly in JSON
             return Reject(f"{rtype or 'icmp'} {expr or 'port-unreachable'}")
         return Reject()
     if key == "queue":
-        return Queue("queue" + (f" {json.dumps(body, separators=(',', ':'))}" if body else ""))
+        return Queue("queue")
     return None
 
 

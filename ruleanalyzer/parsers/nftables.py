@@ -444,9 +444,13 @@ class _Reader:
                     prio_words.append(toks[i][1])
                     i += 1
             elif _is_word(t, "device", "devices"):
-                chain.devices = tuple(x[1] for x in _flatten(toks[i + 1:]) if x[0] in (W, S)
-                                      and x[1] not in ("=", ","))
-                break
+                i += 1
+                if i < len(toks) and _is_word(toks[i], "="):
+                    i += 1
+                if i < len(toks):
+                    chain.devices = tuple(x[1] for x in _flatten([toks[i]]) if x[0] in (W, S)
+                                          and x[1] != ",")
+                i += 1
             elif kind is None and t[0] == W:
                 kind = t[1]
                 i += 1
@@ -677,9 +681,15 @@ class _RuleReader:
         if w in ("dup", "fwd", "tproxy"):
             self.i += 1
             start = self.i
-            while self.word() is not None and self.word() not in _STATEMENT_WORDS - {"set"}:
+            if self.word() in ("ip", "ip6") and self.word(1) == "to":
                 self.i += 1
-            if self.i == start and w != "tproxy":
+            if self.word() == "to":
+                self.i += 1
+                self.operand() if w != "tproxy" else self.take()
+            if self.word() == "device":
+                self.i += 1
+                self.operand()
+            if self.i == start:
                 raise self.fail(f"{w} needs a destination")
             return {w: self.rest_text(start)}
         if w == "flow":
@@ -923,7 +933,7 @@ class _RuleReader:
                 self.selector()
             else:
                 self.i += 1
-            return {"unknown": self.rest_text(start)}
+            return {"payload": {"tunnel": w, "text": self.rest_text(start)}}
         if w == "meta" and nxt is not None:
             self.i += 2
             return {"meta": {"key": nxt}}
