@@ -21,7 +21,7 @@ from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Dr
                      Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Packet, Queue, Reject, Return,
                      Rule, Ruleset, SetField, UnknownAction)
 from .conntrack import resolve_state
-from .match import View, compile_match, describe_match
+from .match import UnknownInterface, View, compile_match, describe_match
 from .result import Decision, Result, Step
 
 #: How many undecidable branches one packet may open before the answer is
@@ -215,12 +215,35 @@ class Evaluator:
             if verdict is False:
                 continue
             if verdict is None:
+                if isinstance(unknown_at, InterfaceMatch):
+                    return self._split_interface(chain, i, rule, unknown_at, path, depth)
                 other = self._fork(path)
                 other.assumptions.append((rule, unknown_at, False))
                 path.assumptions.append((rule, unknown_at, True))
                 return self._apply(chain, i, rule, path, depth) + self._run_rules(chain, i + 1, other, depth)
             return self._apply(chain, i, rule, path, depth)
         return [_End("return", path)]
+
+    def _split_interface(self, chain: Chain, i: int, rule: Rule, m: InterfaceMatch, path: _Path,
+                         depth: int) -> list[_End]:
+        """An interface the query did not name: follow each named interface
+        and "any other", so later matches on the same field stay consistent."""
+        field = m.field
+        current = getattr(path.view, field)
+        unknown = current if isinstance(current, UnknownInterface) else UnknownInterface()
+        outcomes: list[_End] = []
+        for name in m.names:
+            concrete = unknown.representative(name)
+            if concrete is None:
+                continue
+            branch = self._fork(path)
+            setattr(branch.view, field, concrete)
+            branch.assumptions.append((rule, InterfaceMatch(field, (name,)), True))
+            outcomes.extend(self._run_rules(chain, i, branch, depth))
+        rest = path
+        setattr(rest.view, field, UnknownInterface(unknown.excluded + tuple(m.names)))
+        rest.assumptions.append((rule, InterfaceMatch(field, m.names), False))
+        return outcomes + self._run_rules(chain, i, rest, depth)
 
     def _fork(self, path: _Path) -> _Path:
         self._paths += 1
@@ -419,13 +442,13 @@ class Evaluator:
         start = _Path(make_view(packet, state), [], [], [why] if why else [])
         self._paths = 1
         try:
-            ends = self._traverse(hook, start)
+            ends = self._traverse(hook, start, packet.oif)
         except _TooManyPaths:
             return Result("unknown", packet, None, (), (f"more than {MAX_PATHS} undecidable branches",),
                           "unknown", state)
         return self._combine(packet, state, ends)
 
-    def _traverse(self, hook: str, start: _Path) -> list[_End]:
+    def _traverse(self, hook: str, start: _Path, start_oif: str | None = None) -> list[_End]:
         finished: list[_End] = []
         paths = [start]
         for current in HOOK_PATHS[hook]:
@@ -439,6 +462,8 @@ class Evaluator:
                 local = [p for p in paths if not (p.nat_dst_changed and not p.redirected)]
                 if forwarded:
                     for p in forwarded:
+                        # Routing picks the way out; only the query can name it.
+                        p.view.oif = start_oif
                         p.notes.append("DNAT changed the destination: the packet is forwarded, not delivered "
                                        "(it never reaches INPUT)")
                     for step in ("forward", "postrouting"):
@@ -465,6 +490,8 @@ class Evaluator:
                 text = describe_match(m)
                 where = f" (rule {rule.index} of {rule.chain.name})" if rule is not None and rule.chain else ""
                 item = f"{text}{where}"
+                if rule is not None and isinstance(m, InterfaceMatch):
+                    item = f"the {'input' if m.field == 'iif' else 'output'} interface (not given)"
                 if item not in depends:
                     depends.append(item)
             if end.kind == "unknown" and end.reason and end.reason not in depends:
@@ -487,7 +514,8 @@ class Evaluator:
                        else "sent" if packet.hook == "output" else "delivered")
         else:
             verdict, outcome = "unknown", "unknown"
-        depends = tuple(f"{describe_match(m)}" for _, m, _ in end.path.assumptions)
+        depends = tuple(describe_match(m) if holds else f"not ({describe_match(m)})"
+                        for _, m, holds in end.path.assumptions)
         if end.kind == "unknown" and end.reason:
             depends += (end.reason,)
         return Result(verdict, final, end.decision, tuple(end.path.trace), depends, outcome,

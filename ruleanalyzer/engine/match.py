@@ -119,9 +119,63 @@ def interface_matches(pattern: str, name: str) -> bool:
     return name == pattern
 
 
+class UnknownInterface:
+    """An interface the query did not name, known only not to match the
+    ``excluded`` patterns (branches already assumed it is none of them)."""
+
+    __slots__ = ("excluded",)
+
+    def __init__(self, excluded: tuple[str, ...] = ()):
+        self.excluded = excluded
+
+    def rules_out(self, pattern: str) -> bool:
+        """Is every name ``pattern`` matches already excluded?"""
+        for ex in self.excluded:
+            if ex.endswith(("+", "*")):
+                prefix = ex[:-1]
+                body = pattern[:-1] if pattern.endswith(("+", "*")) else pattern
+                if body.startswith(prefix):
+                    return True
+            elif ex == pattern:
+                return True
+        return False
+
+    def representative(self, pattern: str) -> str | None:
+        """A concrete name matching ``pattern`` and no excluded pattern."""
+        if not pattern.endswith(("+", "*")):
+            return None if self.rules_out(pattern) else pattern
+        prefix = pattern[:-1]
+        for n in range(100):
+            name = f"{prefix}{n}"
+            if not any(interface_matches(ex, name) for ex in self.excluded):
+                return name
+        return None
+
+
+def _is_loopback(view: View) -> bool:
+    if view.family == 4:
+        return (view.src >> 24) == 127 or (view.dst >> 24) == 127
+    return view.src == 1 or view.dst == 1
+
+
 def _interface(m: InterfaceMatch) -> Predicate:
     names = m.names
-    return _negatable(m.negate, lambda v: any(interface_matches(p, v) for p in names), m.field)
+    field, negate = m.field, m.negate
+    only_loopback = all(n == "lo" for n in names)
+
+    def predicate(view: View):
+        value = getattr(view, field)
+        if value is None or isinstance(value, UnknownInterface):
+            if only_loopback:
+                # A query that names no interface is about a packet from the
+                # network: it is on "lo" only when an address is a loopback one.
+                return _is_loopback(view) != negate
+            if isinstance(value, UnknownInterface) and all(value.rules_out(n) for n in names):
+                return negate
+            return None
+        return any(interface_matches(p, value) for p in names) != negate
+
+    return predicate
 
 
 def _all_of(m: AllOf) -> Predicate:
@@ -172,10 +226,32 @@ def compile_match(m: Match) -> Predicate:
     return compiler(m) if compiler else (lambda view: None)
 
 
+FIELD_WORDS = {"src": "source", "dst": "destination", "iif": "input interface",
+               "oif": "output interface", "dport": "destination port", "sport": "source port",
+               "proto": "protocol", "state": "conntrack state", "flags": "tcp flags"}
+
+
 def describe_match(m: Match) -> str:
     """How a match reads in a report: its written text, else a summary."""
     if m.text:
         return m.text
     if isinstance(m, OpaqueMatch):
         return m.reason
+    neg = "not " if m.negate else ""
+    field = getattr(m, "field", "")
+    word = FIELD_WORDS.get(field, field)
+    if isinstance(m, InterfaceMatch):
+        return f"{word} {neg}{', '.join(m.names)}"
+    if isinstance(m, AddressMatch):
+        return f"{word} {neg}in {', '.join(map(str, m.networks))}"
+    if isinstance(m, IntMatch):
+        spans = ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in m.ranges)
+        return f"{word} {neg}{spans}"
+    if isinstance(m, NameMatch):
+        return f"{word} {neg}{', '.join(sorted(m.values))}"
+    if isinstance(m, BitsMatch):
+        return f"{word} & {m.mask:#x} {'not ' if m.negate else ''}in {{{', '.join(hex(v) for v in sorted(m.values))}}}"
+    if isinstance(m, (AllOf, AnyOf)):
+        joiner = " and " if isinstance(m, AllOf) else " or "
+        return neg + "(" + joiner.join(describe_match(x) for x in m.matches) + ")"
     return type(m).__name__
