@@ -563,8 +563,10 @@ class Builder:
                 ctx.statement(stmt)
                 if ctx.action is not None:
                     break  # nothing after a verdict runs
-        except ModelError as exc:
-            raise RuleAnalyzerError(str(exc), pending.location, source_line=pending.text or None) from None
+        except (ModelError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            # ipaddress and int() say ValueError for a bad address or number
+            raise RuleAnalyzerError(str(exc).strip("'\""), pending.location,
+                                    source_line=pending.text if "\n" not in pending.text else None) from None
         matches = []
         for m in ctx.matches:
             if m not in matches or not (isinstance(m, IntMatch) and m.field in ("proto", "family")):
@@ -695,6 +697,16 @@ class _RuleContext:
         if pairs is None:
             name = body["data"]
             return _opaque_dispatch(f"depends on the runtime contents of map {name}")
+        # nft's dependencies (l4proto tcp for "tcp dport vmap") run before the
+        # lookup: they belong to the rule, the branches only test the key.
+        key = body["key"]
+        parts = key["concat"] if isinstance(key, dict) and isinstance(key.get("concat"), list) else [key]
+        deps: list[Match] = []
+        for part in parts:
+            if isinstance(part, dict) and isinstance(part.get("&"), list) and part["&"]:
+                part = part["&"][0]
+            deps.extend(d for d in selector(part, self.family).deps if d not in deps)
+        self.matches.extend(deps)
         branches = []
         for key_value, verdict in pairs:
             action = verdict_action(verdict) if isinstance(verdict, dict) else None
@@ -703,7 +715,7 @@ class _RuleContext:
             if key_value == "*":
                 match = AllOf((), text="*")
             else:
-                found = self.match(body["key"], "==", key_value)
+                found = [m for m in self.match(body["key"], "==", key_value) if m not in deps]
                 match = found[0] if len(found) == 1 else AllOf(tuple(found))
             branches.append((match, action))
         return Dispatch(tuple(branches))

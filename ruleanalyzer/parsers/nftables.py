@@ -830,7 +830,7 @@ class _RuleReader:
         t = self.peek()
         if left.get("unknown") is not None and op is None and (t is None or t[0] == W and t[1] in _STATEMENT_WORDS):
             return {"match": {"op": "==", "left": left, "right": True}}
-        if t is None or (op is None and t[0] == W and t[1] in _STATEMENT_WORDS and t[1] not in ("set",)
+        if t is None or (t[0] == W and t[1] in _STATEMENT_WORDS and t[1] not in ("set",)
                          and not (left == {"ct": {"key": "status"}} and t[1] in ("snat", "dnat"))
                          and left.get("unknown") is None and not _NUM_RE.match(t[1])):
             raise self.fail("a value to compare with is missing", t or self.toks[-1])
@@ -963,11 +963,12 @@ class _RuleReader:
         if w in ("numgen", "jhash", "symhash"):
             start = self.i
             self.i += 1
+            if w == "numgen" and self.word() in ("inc", "random"):
+                self.i += 1
             if w == "jhash":
                 self.expression_until({"mod"})
-            while self.word() in ("inc", "random", "mod", "seed", "offset") or \
-                    (self.word() or "")[:1].isdigit():
-                self.i += 1
+            while self.word() in ("mod", "seed", "offset") and self.peek(1) is not None:
+                self.i += 2
             return {w: {"text": self.rest_text(start)}}
         if w.startswith("@") and nxt == ",":  # raw payload @nh,32,32
             parts = [w[1:]]
