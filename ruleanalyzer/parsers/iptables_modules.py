@@ -81,8 +81,9 @@ def icmp_match(kind: int | None, code: int | None, negate: bool, text: str) -> M
         return IntMatch("icmp_type", ((0, 255),), negate=True, text=text) if negate else None
     if code is None:
         return IntMatch("icmp_type", ((kind, kind),), negate=negate, text=text)
+    codes = code if isinstance(code, tuple) else (code, code)
     return AllOf((IntMatch("icmp_type", ((kind, kind),), text=text),
-                  IntMatch("icmp_code", ((code, code),), text=text)), negate=negate, text=text)
+                  IntMatch("icmp_code", (codes,), text=text)), negate=negate, text=text)
 
 
 def _icmp(v6: bool) -> Builder:
@@ -318,7 +319,7 @@ MODULES: dict[str, dict[str, Option]] = {
 #: loads them on their first option without ``-m`` and the kernel refuses
 #: them for any other protocol.
 PROTOCOL_MODULES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6", 132: "sctp", 33: "dccp",
-                    136: "udplite"}
+                    136: "udplite", 135: "mh", 50: "esp", 51: "ah"}
 MODULE_PROTOCOL = {"tcp": 6, "udp": 17, "icmp": 1, "icmp6": 58, "sctp": 132, "dccp": 33,
                    "udplite": 136}
 

@@ -19,7 +19,7 @@ from ..model import (AddressMatch, Goto, InterfaceMatch, IntMatch, Jump, Log, Ma
 from . import iptables_values as values
 from .iptables_modules import (MODULE_PROTOCOL, MODULES, OPAQUE_MODULES, PROTOCOL_MODULES,
                                opaque_reason)
-from .iptables_targets import TARGETS, build_action
+from .iptables_targets import TARGETS, build_action, nat_has_port
 from .iptables_values import BadValue
 
 
@@ -51,6 +51,13 @@ GENERIC = {"-s": _SRC, "--source": _SRC, "--src": _SRC, "-d": _DST, "--destinati
            "--ipv4": _V4, "-6": _V6, "--ipv6": _V6}
 #: where an unknown module's options end
 _UNKNOWN_MODULE_STOP = {"-m", "--match", "-j", "--jump", "-g", "--goto"}
+
+#: modules whose options exclude each other (one comparison per use)
+_ONE_OPTION_MODULES = {"ttl", "hl", "dscp", "length", "tos"}
+#: modules iptables refuses without any of their options
+_NEEDS_AN_OPTION = {"mark", "connmark", "length", "ttl", "hl", "dscp", "tos", "state",
+                    "conntrack", "iprange", "comment", "pkttype", "multiport", "owner", "mac",
+                    "physdev", "ecn", "addrtype"}
 
 _MODULE_ALIASES = {"icmpv6": "icmp6", "ipv6-icmp": "icmp6"}
 
@@ -128,8 +135,53 @@ def interpret(raws: list[str], words: list[str], start: int, family: str,
                 return spec
         elif command == "R":
             raise SpecError(f"option {head} needs a rule number", start)
-    _RuleBuilder(raws, words, family, is_chain, spec).run(i)
+    expanded = expand_glued(raws[i:], words[i:])
+    if expanded is None:
+        _RuleBuilder(raws, words, family, is_chain, spec).run(i)
+        return spec
+    new_raws, new_words, origin = expanded
+    try:
+        _RuleBuilder(raws[:i] + new_raws, words[:i] + new_words, family, is_chain, spec).run(i)
+    except SpecError as exc:
+        if exc.index >= i:
+            exc.index = i + origin[min(exc.index - i, len(origin) - 1)]
+        raise
+    if spec.target_index is not None and spec.target_index >= i:
+        spec.target_index = i + origin[min(spec.target_index - i, len(origin) - 1)]
     return spec
+
+
+def _unique_prefix(name: str, names) -> str | None:
+    """getopt accepts an unambiguous prefix of a long option (``--to``)."""
+    if not name.startswith("--") or len(name) < 4:
+        return None
+    hits = [full for full in names if full.startswith(name)]
+    return hits[0] if len(hits) == 1 else None
+
+
+_GLUED_SHORT = set("sdpiojgm")
+
+
+def expand_glued(raws: list[str], words: list[str]) -> tuple[list[str], list[str], list[int]] | None:
+    """getopt's ``--opt=value`` and ``-ptcp`` forms as separate words, with
+    each new word's original index (``None`` when there are none)."""
+    if not any((r.startswith("--") and "=" in r) or
+               (len(r) > 2 and r[0] == "-" and r[1] in _GLUED_SHORT) for r in raws):
+        return None
+    new_raws, new_words, origin = [], [], []
+    for index, (raw, word) in enumerate(zip(raws, words)):
+        if raw.startswith("--") and "=" in raw:
+            name, _, value = raw.partition("=")
+            parts = [(name, name), (value, word.partition("=")[2])]
+        elif len(raw) > 2 and raw[0] == "-" and raw[1] in _GLUED_SHORT:
+            parts = [(raw[:2], raw[:2]), (raw[2:], word[2:])]
+        else:
+            parts = [(raw, word)]
+        for r, w in parts:
+            new_raws.append(r)
+            new_words.append(w)
+            origin.append(index)
+    return new_raws, new_words, origin
 
 
 class _RuleBuilder:
@@ -137,7 +189,7 @@ class _RuleBuilder:
 
     __slots__ = ("raws", "words", "family", "is_chain", "spec", "matches", "loaded", "proto",
                  "proto_negated", "proto_index", "explicit", "target", "target_options",
-                 "target_start", "comments", "n")
+                 "target_start", "comments", "n", "used_options")
 
     def __init__(self, raws, words, family, is_chain, spec):
         self.raws, self.words, self.family, self.is_chain, self.spec = raws, words, family, is_chain, spec
@@ -153,6 +205,8 @@ class _RuleBuilder:
         self.target_options: list[tuple[str, list[str]]] = []
         self.target_start = -1
         self.comments: list[str] = []
+        #: options used per loaded typed module, for "given twice" errors
+        self.used_options: dict[int, list[str]] = {}
 
     # -- the walk ---------------------------------------------------------
 
@@ -211,7 +265,10 @@ class _RuleBuilder:
                 self.spec.skip = f"{raw}: this rule is for the other IP version"
             return at + 1
         if code == _COUNTERS:
-            args, negate, i = self.take(raw, at, at + 1, 2, negate)
+            glued = at + 1 < self.n and "," in self.raws[at + 1]  # -c P,B
+            args, negate, i = self.take(raw, at, at + 1, 1 if glued else 2, negate)
+            if glued:
+                args = args[0].split(",", 1)
             try:
                 self.spec.counters = (int(args[0]), int(args[1]))
             except ValueError:
@@ -268,7 +325,11 @@ class _RuleBuilder:
             raise BadValue("! not allowed with multiple source or destination IP addresses")
         networks = []
         for part in parts:
-            net = values.parse_network(part, self.family)
+            try:
+                net = values.parse_network(part, self.family)
+            except values.NonContiguousMask:
+                return OpaqueMatch(reason=f"{field} under the non-contiguous netmask {part} "
+                                   "(not modelled as CIDR blocks)", negate=negate, text=text)
             if net is None:
                 return OpaqueMatch(reason=f"depends on DNS resolution of {value}", negate=negate,
                                    text=text)
@@ -312,6 +373,8 @@ class _RuleBuilder:
             if name in target_opts:
                 if negate:
                     raise SpecError(f"target option {name} cannot be negated", first)
+                if any(o == name for o, _ in self.target_options) and self.target != "SET":
+                    raise SpecError(f"option {name} given twice for target {self.target}", at)
                 args, _, i = self.take(name, at, at + 1, target_opts[name], False)
                 self.target_options.append((name, args))
                 return i
@@ -319,10 +382,15 @@ class _RuleBuilder:
         if entry is None and self.proto in PROTOCOL_MODULES and not self.proto_negated:
             module = PROTOCOL_MODULES[self.proto]
             if module not in (m[0] for m in self.loaded):
-                self.loaded.append([module, MODULES[module], None, -1])
+                self.auto_load(module)
                 entry = self.find_module(name)
+        if entry is None and self.target is not None:
+            full = _unique_prefix(name, TARGETS[self.target])
+            if full is not None:
+                return self.module_option(full, i, negate, first)
+        full = name
         if entry is None:
-            entry = self.find_by_prefix(name)
+            entry, full = self.find_by_prefix(name)
         if entry is None:
             raise SpecError(self.unknown_option_message(name), at)
         module, table, opaque_words = entry[0], entry[1], entry[2]
@@ -330,7 +398,12 @@ class _RuleBuilder:
             args, negate, i = self.take(name, at, at + 1, -1, negate)
             opaque_words.extend((["!"] if negate else []) + [name] + args)
             return i
-        option = table[name] if name in table else table[entry[4]]
+        option = table[full]
+        used = self.used_options.setdefault(id(entry), [])
+        if full in used or (module in _ONE_OPTION_MODULES and used):
+            raise SpecError(f"option {name} cannot be combined with {used[0]} in match {module}"
+                            if full not in used else f"option {name} given twice for match {module}", at)
+        used.append(full)
         args, negate, i = self.take(name, at, at + 1, option.nargs, negate)
         if option.build is None:
             return i
@@ -348,6 +421,14 @@ class _RuleBuilder:
             self.matches.append(match)
         return i
 
+    def auto_load(self, module: str) -> None:
+        """``-p tcp --dport 22``: iptables loads the protocol's module itself."""
+        if module in MODULES:
+            self.loaded.append([module, MODULES[module], None, -1])
+        else:
+            self.loaded.append([module, None, [], len(self.matches)])
+            self.matches.append(None)
+
     def find_module(self, name: str):
         for entry in reversed(self.loaded):
             table = entry[1]
@@ -361,17 +442,12 @@ class _RuleBuilder:
     def find_by_prefix(self, name: str):
         """getopt accepts an unambiguous prefix of a long option."""
         if not name.startswith("--") or len(name) < 4:
-            return None
+            return None, name
         hits = []
         for entry in reversed(self.loaded):
             names = OPAQUE_MODULES[entry[0]][0] if entry[1] is None else entry[1]
             hits.extend((entry, full) for full in names if full.startswith(name))
-        if len(hits) != 1:
-            return None
-        entry, full = hits[0]
-        if entry[1] is None:
-            return entry
-        return [entry[0], entry[1], entry[2], entry[3], full]
+        return hits[0] if len(hits) == 1 else (None, name)
 
     def unknown_option_message(self, name: str) -> str:
         explicit = {name for name, _ in self.explicit}
@@ -392,6 +468,13 @@ class _RuleBuilder:
                                                  text=" ".join(["-m", name] + words))
         for name, at in self.explicit:
             self.check_protocol(name, at)
+        used_ids = set(self.used_options)
+        for entry in self.loaded:
+            if entry[1] is not None and entry[0] in _NEEDS_AN_OPTION and id(entry) not in used_ids:
+                at = next(a for n, a in self.explicit if n == entry[0])
+                raise SpecError(f"match {entry[0]} needs one of its options "
+                                f"({', '.join(sorted(entry[1]))})", at + 1)
+        self.check_target()
         spec.matches = tuple(m for m in self.matches if m is not None)
         if self.comments:
             spec.comment = "; ".join(self.comments)
@@ -403,6 +486,22 @@ class _RuleBuilder:
                 raise SpecError(str(exc), self.target_start + 1) from None
         elif spec.action is None:
             spec.action = Log("no target")
+
+    def check_target(self) -> None:
+        """Protocol demands of targets, checked by the kernel when loading."""
+        if self.target is None:
+            return
+        opts = dict(self.target_options)
+        tcp_only = (self.target == "REJECT" and opts.get("--reject-with", [""])[0] in
+                    ("tcp-reset", "tcp-rst")) or self.target == "TCPMSS"
+        if tcp_only and (self.proto != 6 or self.proto_negated):
+            raise SpecError(f"{self.target} {' '.join(sum(opts.values(), []))} needs -p tcp".strip(),
+                            self.target_start + 1)
+        nat_ports = any(nat_has_port(a[0], self.family) for o, a in self.target_options
+                        if o in ("--to-destination", "--to-source")) or "--to-ports" in opts
+        if nat_ports and (self.proto not in (6, 17, 132, 33, 136) or self.proto_negated):
+            raise SpecError("a port in a NAT target needs -p tcp, udp, sctp or dccp",
+                            self.target_start + 1)
 
     def check_protocol(self, name: str, at: int) -> None:
         if name == "multiport":

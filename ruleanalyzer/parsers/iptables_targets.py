@@ -73,6 +73,10 @@ _BOOKKEEPING = {"LOG", "NFLOG", "ULOG", "TRACE", "AUDIT", "CHECKSUM", "CLASSIFY"
                 "TCPOPTSTRIP", "HMARK", "CT"}
 
 
+_LOG_LEVELS = ("emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
+               "panic", "err", "warn")
+
+
 def _value_mask(text: str) -> tuple[int, int | None]:
     value, sep, mask = text.partition("/")
     return (values.parse_int(value, 0, _M32, "value"),
@@ -102,6 +106,13 @@ def _xmark(option: str, arg: str, bits: int = 32) -> tuple[int, int]:
     raise BadValue(f"unknown {suffix} operation {option}")
 
 
+def nat_has_port(text: str, family: str) -> bool:
+    """Does a ``--to-destination`` / ``--to-source`` value name a port?"""
+    if family == "ip6":
+        return text.startswith(":") or (text.startswith("[") and "]:" in text)
+    return ":" in text
+
+
 def _nat_range(text: str, family: str):
     """``a[-b][:p[-q]]``; IPv6 addresses stand in brackets when ports follow
     (``[a]-[b]:p-q``)."""
@@ -127,9 +138,7 @@ def _nat_range(text: str, family: str):
 
 
 def _port_range(text: str) -> tuple[int, int | None]:
-    p, sep, q = text.partition("-")
-    return (values.parse_int(p, 0, 65535, "port"),
-            values.parse_int(q, 0, 65535, "port") if sep else None)
+    return values.parse_nat_ports(text)
 
 
 def build_action(name: str, options: list[tuple[str, list[str]]], family: str,
@@ -165,19 +174,21 @@ def build_action(name: str, options: list[tuple[str, list[str]]], family: str,
         setter = opts.get("--ttl-set") or opts.get("--hl-set")
         if setter:
             return SetField("ttl", values.parse_int(setter[0], 0, 255, "TTL"), 0xFF)
-        if not options:
-            raise BadValue(f"{name} target needs an operation")
+        if len(options) != 1:
+            raise BadValue(f"{name} target needs exactly one operation")
+        if values.parse_int(options[0][1][0], 0, 255, "TTL change") == 0:
+            raise BadValue(f"{options[0][0]} 0 changes nothing; iptables refuses it")
         return Log(text)  # arithmetic on the TTL: later ttl matches see a changed value
     if name == "ECN":
         if "--ecn-tcp-remove" in opts:
             return EcnStrip()
+        if not options:
+            raise BadValue("ECN target needs an operation (--ecn-tcp-remove, ...)")
         return Log(text)
     if name in ("DNAT", "SNAT"):
         option = "--to-destination" if name == "DNAT" else "--to-source"
         if option not in opts:
-            if name == "SNAT":
-                raise BadValue("SNAT needs --to-source")
-            return Nat("dnat")
+            raise BadValue(f"{name} needs {option}")
         first, last, port, port_last = _nat_range(opts[option][0], family)
         return Nat(name.lower(), first, last, port, port_last)
     if name in ("MASQUERADE", "REDIRECT"):
@@ -189,6 +200,10 @@ def build_action(name: str, options: list[tuple[str, list[str]]], family: str,
         return Queue(text or name)
     if name == "NOTRACK" or (name == "CT" and "--notrack" in opts):
         return Notrack()
+    if name == "LOG" and "--log-level" in opts:
+        level = opts["--log-level"][0]
+        if level.lower() not in _LOG_LEVELS and not (level.isdigit() and int(level) <= 7):
+            raise BadValue(f"invalid log level {level!r} (0-7 or {', '.join(_LOG_LEVELS)})")
     if name in _BOOKKEEPING:
         return Log(text or name)
     return UnknownAction(text or name)

@@ -45,6 +45,8 @@ def parse_network(text: str, family: str):
     except ValueError:
         if _HOSTNAME.match(addr) and not addr.replace(".", "").isdigit():
             return None
+        if prefix and _is_address(prefix) and _is_address(addr):
+            raise NonContiguousMask(text) from None
         raise BadValue(f"invalid address {text!r}") from None
     want = 6 if family == "ip6" else 4
     if net.version != want:
@@ -53,6 +55,18 @@ def parse_network(text: str, family: str):
     if len(_network_cache) < 200_000:
         _network_cache[key] = net
     return net
+
+
+class NonContiguousMask(Exception):
+    """``10.11.12.13/255.0.255.0``: valid for the kernel, not a CIDR block."""
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_address(text: str, family: str):
@@ -128,6 +142,18 @@ _SERVICES = {"ssh": 22, "http": 80, "https": 443, "domain": 53, "smtp": 25, "ftp
              "snmp": 161, "ldap": 389, "microsoft-ds": 445, "www": 80, "auth": 113,
              "netbios-ns": 137, "netbios-dgm": 138, "netbios-ssn": 139, "syslog": 514,
              "tftp": 69, "mysql": 3306, "postgresql": 5432, "isakmp": 500}
+
+
+def parse_nat_ports(text: str) -> tuple[int, int | None]:
+    """``p``, ``p-q``, ``p-q/base`` (a port shift; the base does not change
+    the first port), service names allowed."""
+    text = text.partition("/")[0]
+    try:
+        return parse_port(text), None  # whole text may be a name such as ftp-data
+    except BadValue:
+        pass
+    first, sep, last = text.partition("-")
+    return parse_port(first), (parse_port(last) if sep else None)
 
 
 def parse_port(text: str, proto: str = "tcp") -> int:
@@ -215,17 +241,22 @@ ICMPV6_TYPES = {
     "neighbour-solicitation": (135, None), "neighbor-solicitation": (135, None),
     "neighbour-advertisement": (136, None), "neighbor-advertisement": (136, None),
     "redirect": (137, None),
+    "mld-listener-query": (130, None), "mld-listener-report": (131, None),
+    "mld-listener-done": (132, None), "mld-listener-reduction": (132, None),
 }
 
 
-def parse_icmp_type(text: str, v6: bool) -> tuple[int | None, int | None]:
-    """``echo-request``, ``8``, ``3/4`` → (type, code or None).
+def parse_icmp_type(text: str, v6: bool):
+    """``echo-request``, ``8``, ``3/4``, ``3/0:5`` → (type, code or None);
+    the code is an int or, for a code range, a (first, last) pair.
 
     Names are matched case-insensitively and may be abbreviated to a unique
     prefix, as libxt_icmp does; ``any`` gives (None, None)."""
     table = ICMPV6_TYPES if v6 else ICMP_TYPES
     if text[:1].isdigit():
         kind, sep, code = text.partition("/")
+        if ":" in code:
+            return parse_int(kind, 0, 255, "ICMP type"), parse_int_range(code, 0, 255, "ICMP code")
         return (parse_int(kind, 0, 255, "ICMP type"),
                 parse_int(code, 0, 255, "ICMP code") if sep else None)
     lowered = text.lower()
