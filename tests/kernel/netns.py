@@ -86,8 +86,9 @@ class TestBed:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self):
+    def __init__(self, peer_ipv6: bool = False):
         tag = secrets.token_hex(3)
+        self.peer_ipv6 = peer_ipv6
         self.fw: Namespace | None = None
         self.peer: Namespace | None = None
         self.agent: subprocess.Popen | None = None
@@ -109,10 +110,19 @@ class TestBed:
         fw.exec("ip", "link", "add", FW_IF, "type", "veth", "peer", "name", PEER_IF,
                 "netns", peer.name)
         for ns, dev, v4, v6 in ((fw, FW_IF, FW_V4, FW_V6), (peer, PEER_IF, PEER_V4, PEER_V6)):
-            ns.sysctl("net.ipv6.conf.all.accept_dad", 0)
-            ns.sysctl(f"net.ipv6.conf.{dev}.accept_dad", 0)
+            for scope in ("all", dev):
+                ns.sysctl(f"net.ipv6.conf.{scope}.accept_dad", 0)
+                ns.sysctl(f"net.ipv6.conf.{scope}.accept_ra", 0)
+                ns.sysctl(f"net.ipv6.conf.{scope}.router_solicitations", 0)
             ns.exec("ip", "addr", "add", f"{v4}/24", "dev", dev)
-            ns.exec("ip", "-6", "addr", "add", f"{v6}/64", "dev", dev, "nodad")
+            if ns is peer and not self.peer_ipv6:
+                # The peer's kernel would send IPv6 on its own (MLD reports,
+                # router solicitations); each one moves the firewall's INPUT
+                # counters and would be taken for a probe. Crafted frames do
+                # not need the peer's IPv6 stack.
+                ns.sysctl(f"net.ipv6.conf.{dev}.disable_ipv6", 1)
+            else:
+                ns.exec("ip", "-6", "addr", "add", f"{v6}/64", "dev", dev, "nodad")
             ns.exec("ip", "link", "set", dev, "up")
         fw.exec("ip", "addr", "add", f"{FW_V4_EXTRA}/32", "dev", "lo")
         fw.exec("ip", "-6", "addr", "add", f"{FW_V6_EXTRA}/128", "dev", "lo", "nodad")
@@ -121,7 +131,8 @@ class TestBed:
         for prefix in ROUTED_SOURCES_V6:
             fw.exec("ip", "-6", "route", "add", prefix, "via", PEER_V6)
         peer.exec("ip", "route", "add", f"{FW_V4_EXTRA}/32", "via", FW_V4)
-        peer.exec("ip", "-6", "route", "add", f"{FW_V6_EXTRA}/128", "via", FW_V6)
+        if self.peer_ipv6:
+            peer.exec("ip", "-6", "route", "add", f"{FW_V6_EXTRA}/128", "via", FW_V6)
         # Crafted sources may be anything: accept them without reverse-path
         # checks, and judge TCP by flags, not by our made-up sequence numbers.
         for key in ("net.ipv4.conf.all.rp_filter", f"net.ipv4.conf.{FW_IF}.rp_filter",
@@ -129,7 +140,7 @@ class TestBed:
             fw.sysctl(key, 0)
         fw.exec("modprobe", "nf_conntrack", check=False)
         fw.sysctl("net.netfilter.nf_conntrack_tcp_be_liberal", 1)
-        # Unanswered neighbours of crafted sources must not linger.
+        # REJECT answers and ICMP errors are never rate limited away.
         fw.sysctl("net.ipv4.icmp_ratelimit", 0)
         fw.sysctl("net.ipv6.icmp.ratelimit", 0)
         # The peer answers nothing it receives (fw's openers, RSTs).

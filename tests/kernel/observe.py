@@ -75,8 +75,11 @@ def decide(before: str, after: str) -> tuple[KernelDecision | None, list[Counter
     """The kernel's decision for the one packet between two dumps, and the
     counters it moved (its path). None when no verdict can be read."""
     old = parse_counters(before)
-    moved = [c for key, c in parse_counters(after).items()
-             if c.packets > (old[key].packets if key in old else 0)]
+    moved = []  # each with the packets it gained, not its total
+    for key, c in parse_counters(after).items():
+        gained = c.packets - (old[key].packets if key in old else 0)
+        if gained > 0:
+            moved.append(Counter(c.table, c.chain, c.index, gained, c.target))
     decisions = []
     for c in moved:
         verdict = VERDICT_TARGETS.get(c.target or "")

@@ -56,7 +56,9 @@ def observe_iptables(bed: TestBed, probes: list[Probe], family: int) -> list[Obs
             decision, path = observe.decide(before, after)
             before = after
             problem = None
-            if not answer["changed"] or decision is None:
+            if any(c.packets > 1 for c in path if c.chain not in observe.NOT_INPUT):
+                problem = "a counter moved by more than one packet: something else arrived too"
+            elif not answer["changed"] or decision is None:
                 problem = "no INPUT counter moved: the packet never reached the filter"
             elif (decision.verdict == "accept") != answer["seen"]:
                 problem = (f"counters say {decision.verdict} but the raw socket "
