@@ -21,7 +21,7 @@ from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Dr
                      Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Packet, Queue, Reject, Return,
                      Rule, Ruleset, SetField, UnknownAction)
 from .conntrack import resolve_state
-from .match import UnknownInterface, View, compile_match, describe_match
+from .match import AddressTypes, UnknownInterface, View, compile_match, describe_match
 from .result import Decision, Result, Step
 
 #: How many undecidable branches one packet may open before the answer is
@@ -117,16 +117,23 @@ def invalidate(ruleset: Ruleset) -> None:
         del ruleset._engine_cache  # type: ignore[attr-defined]
 
 
-def _address_types(addr, *, local: bool) -> frozenset[str]:
+def _address_types(addr, role: str) -> AddressTypes:
+    """The route type of ``addr`` as far as the hook tells it: ``local`` (this
+    host's own address), ``routed`` (a unicast route must exist: forwarded
+    destinations), or ``remote`` (depends on the routing table)."""
     value = int(addr)
     if addr.version == 4:
         if value == 0xFFFFFFFF:
-            return frozenset({"broadcast"})
+            return AddressTypes("broadcast")
         if value & _MULTICAST4[1] == _MULTICAST4[0]:
-            return frozenset({"multicast"})
+            return AddressTypes("multicast")
     elif addr.is_multicast:
-        return frozenset({"multicast"})
-    return frozenset({"local", "unicast"}) if local else frozenset({"unicast"})
+        return AddressTypes("multicast")
+    if role == "local":
+        return AddressTypes("local")
+    if role == "routed":
+        return AddressTypes("unicast")
+    return AddressTypes(None, frozenset({"local", "broadcast", "multicast", "anycast"}))
 
 
 def make_view(packet: Packet, state: str) -> View:
@@ -166,12 +173,12 @@ def make_view(packet: Packet, state: str) -> View:
     if packet.pkttype is not None:
         v.pkttype = packet.pkttype
     else:
-        kinds = _address_types(packet.dst, local=False)
-        v.pkttype = "multicast" if "multicast" in kinds else "broadcast" if "broadcast" in kinds else "unicast"
+        kind = _address_types(packet.dst, "remote").exactly
+        v.pkttype = kind if kind in ("multicast", "broadcast") else "unicast"
     v.src_type = packet.src_type if packet.src_type is not None else _address_types(
-        packet.src, local=hook == "output")
+        packet.src, "local" if hook == "output" else "remote")
     v.dst_type = packet.dst_type if packet.dst_type is not None else _address_types(
-        packet.dst, local=hook == "input")
+        packet.dst, {"input": "local", "forward": "routed"}.get(hook, "remote"))
     v.uid = packet.uid if hook == "output" else None
     v.gid = packet.gid if hook == "output" else None
     v.tcp_options = packet.tcp_options

@@ -25,6 +25,32 @@ PORT_PROTOCOLS = frozenset({6, 17, 33, 132, 136})
 #: Sentinel for "the packet has no such header".
 ABSENT = object()
 
+#: Fields that live in the connection entry: a packet without one has none.
+CONNTRACK_FIELDS = frozenset({"ctmark", "ct_status", "ct_direction"})
+
+
+class AddressTypes:
+    """What is known of an address's route type (addrtype / ``fib … type``).
+
+    The types are exclusive (an address has one route type), and most depend
+    on the host's routing table, which a ruleset does not show: a remote
+    source may be UNICAST or UNREACHABLE. ``exactly`` is the type when it is
+    known; otherwise ``not_any`` lists types it certainly is not.
+    """
+
+    __slots__ = ("exactly", "not_any")
+
+    def __init__(self, exactly: str | None = None, not_any: frozenset[str] = frozenset()):
+        self.exactly = exactly
+        self.not_any = not_any
+
+    def test(self, values: frozenset[str]) -> bool | None:
+        if self.exactly is not None:
+            return self.exactly in values
+        if values <= self.not_any:
+            return False
+        return None
+
 
 class View:
     """The fields of a packet as the rules see them at one point of its way
@@ -55,6 +81,9 @@ class View:
         elif field in ("icmp_type", "icmp_code"):
             if self.proto != (1 if self.family == 4 else 58) or self.fragment:
                 return ABSENT
+        elif field in CONNTRACK_FIELDS and self.state in ("invalid", "untracked"):
+            # No connection entry: connmark/ctstatus/ctdir matches fail even negated.
+            return ABSENT
         value = getattr(self, field)
         if value is None and field not in CONTEXT_FIELDS and field not in ("length",):
             return ABSENT
@@ -103,13 +132,25 @@ def _bits(m: BitsMatch) -> Predicate:
 
 def _name(m: NameMatch) -> Predicate:
     values = m.values
+    field, negate = m.field, m.negate
 
     def test(value) -> bool:
         if isinstance(value, (frozenset, set)):
             return not values.isdisjoint(value)
         return value in values
 
-    return _negatable(m.negate, test, m.field)
+    plain = _negatable(negate, test, field)
+    if field not in ("src_type", "dst_type"):
+        return plain
+
+    def address_type(view: View):
+        value = getattr(view, field)
+        if isinstance(value, AddressTypes):
+            r = value.test(values)
+            return None if r is None else r != negate
+        return plain(view)
+
+    return address_type
 
 
 def interface_matches(pattern: str, name: str) -> bool:
