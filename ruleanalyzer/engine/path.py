@@ -150,9 +150,11 @@ class PathVariant:
 
     @property
     def first_failure(self) -> PathLeg | None:
-        for leg in self.legs:
-            if leg.verdict in ("drop", "unknown"):
-                return leg
+        """The first leg that dies; else the first that is undecided."""
+        for wanted in ("drop", "unknown"):
+            for leg in self.legs:
+                if leg.verdict == wanted:
+                    return leg
         return None
 
     def layers(self) -> list[tuple[Node, Firewall]]:
@@ -382,7 +384,10 @@ class _Walker:
                 state, direction, status = "new", None, frozenset()
             packet = self._packet(ends, flags, ecn, hook, iif, oif, state, direction, status)
             result = self.evaluate(c.firewall, packet)
-            leg.checks.append(Check(c.node, c.firewall, c.side, packet, result))
+            side = c.side
+            if spec.direction == "to_client" and side != "host":
+                side = "egress" if side == "ingress" else "ingress"  # replies leave where SYNs enter
+            leg.checks.append(Check(c.node, c.firewall, side, packet, result))
             if result.verdict == "drop":
                 break
             if result.verdict == "accept":
