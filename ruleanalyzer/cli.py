@@ -71,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--iif", help="interface the client's packets arrive on")
     c.add_argument("--oif", help="interface the client's packets leave by")
     c.add_argument("--format", default="text", choices=("text", "json"))
+
+    pa = sub.add_parser("path", help="a TCP connection across several firewalls, hop by hop")
+    pa.add_argument("topology", metavar="TOPOLOGY", help="topology YAML (docs/topology.md)")
+    pa.add_argument("--from", dest="source", required=True, help="the client node")
+    pa.add_argument("--to", dest="target", required=True, help="the server node")
+    pa.add_argument("--dport", type=int, required=True)
+    pa.add_argument("--sport", type=int, default=40000)
+    pa.add_argument("--proto", default="tcp")
+    pa.add_argument("--ecn", default="both", choices=("off", "on", "both"))
+    pa.add_argument("--format", default="text", choices=("text", "json", "mermaid"))
+    pa.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
+    pa.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
     return parser
 
 
@@ -166,7 +178,19 @@ def cmd_connect(args, out) -> int:
     return {True: EXIT_OK, False: EXIT_FINDINGS, None: EXIT_UNKNOWN}[report.passes]
 
 
-COMMANDS: dict[str, Callable] = {"query": cmd_query, "connect": cmd_connect}
+def cmd_path(args, out) -> int:
+    from .engine.path import trace_path
+    from .report import path as path_report
+    from .topology import load_topology
+
+    topology = load_topology(args.topology, max_bytes=args.max_bytes)
+    report = trace_path(topology, args.source, args.target, args.dport, proto=args.proto,
+                        ecn=args.ecn, sport=args.sport)
+    path_report.render(report, args.format, out)
+    return {True: EXIT_OK, False: EXIT_FINDINGS, None: EXIT_UNKNOWN}[report.passes]
+
+
+COMMANDS: dict[str, Callable] = {"query": cmd_query, "connect": cmd_connect, "path": cmd_path}
 
 
 def main(argv: list[str] | None = None) -> int:
