@@ -1,0 +1,217 @@
+"""``ufw status`` / ``status verbose`` / ``status numbered`` → rule tuples.
+
+The listing prints each rule as ``To  Action  From`` (``%-26s %-12s%-26s``),
+an Action of ``ALLOW|DENY|REJECT|LIMIT`` with ``IN``/``OUT``/``FWD``, then
+``(log)``/``(log-all)``/``(out)`` and ``# comment``. A cell is ``[ADDRESS]
+[PORTS[/PROTO] | APP] [(APP)] [(v6)] [on IFACE]`` or ``Anywhere``. All IPv4
+rules are listed before the IPv6 ones and each chain keeps its order, so
+the rows rebuild both user tables in order. Route rules show the incoming
+interface under From, other rules show it under To.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..errors import RuleAnalyzerError
+from ..model import Location
+from .ufw_apps import Profile, find_profile
+from .ufw_layout import Defaults
+from .ufw_rules import UfwRule, normalize_address
+
+_ACTION = re.compile(r"(?<=\s)(ALLOW|DENY|REJECT|LIMIT)( (IN|OUT|FWD))?(?=\s|$)")
+_NUMBER = re.compile(r"^\[\s*(\d+)\]\s")
+_ON = re.compile(r"\s+on\s+(\S+)$")
+_PORTS = re.compile(r"^(\d+(?::\d+)?(?:,\d+(?::\d+)?)*)(?:/(\w+))?$")
+_DEFAULT = re.compile(r"^Default:\s*(\w+) \(incoming\),\s*(\w+) \(outgoing\),\s*(\w+) \(routed\)")
+_POLICY = {"deny": "DROP", "allow": "ACCEPT", "reject": "REJECT", "disabled": "DROP"}
+
+
+@dataclass
+class Status:
+    active: bool = True
+    defaults: Defaults = field(default_factory=Defaults)
+    rules: list[UfwRule] = field(default_factory=list)
+    unknown_apps: list[tuple[str, Location]] = field(default_factory=list)
+    verbose: bool = False
+
+
+def is_status(text: str) -> bool:
+    return bool(re.search(r"^Status: (active|inactive)\s*$", text, re.M))
+
+
+def parse_status(text: str, name: str, profiles: dict[str, Profile] | None = None) -> Status:
+    status = Status()
+    lines = text.split("\n")
+    seen_header = False
+    for lineno, raw in enumerate(lines, 1):
+        line = raw.rstrip()
+        stripped = line.strip()
+        if not stripped:
+            continue
+        loc = Location(name, lineno, 1)
+        if stripped.startswith("Status:"):
+            status.active = stripped.split(":", 1)[1].strip() == "active"
+            continue
+        if stripped.startswith("Logging:"):
+            value = stripped.split(":", 1)[1].strip()
+            m = re.match(r"on \((\w+)\)", value)
+            status.defaults.loglevel = m.group(1) if m else ("off" if value.startswith("off") else "low")
+            status.defaults.given.add("loglevel")
+            status.verbose = True
+            continue
+        if stripped.startswith("Default:"):
+            m = _DEFAULT.match(stripped)
+            if not m:
+                raise RuleAnalyzerError("cannot read the default policies", loc, source_line=raw,
+                                        hint="expected 'Default: deny (incoming), allow (outgoing), "
+                                             "disabled (routed)'")
+            for direction, word in zip(("input", "output", "forward"), m.groups()):
+                if word.lower() not in _POLICY:
+                    raise RuleAnalyzerError(f"unknown policy {word!r}", loc, source_line=raw)
+                setattr(status.defaults, direction, _POLICY[word.lower()])
+                status.defaults.given.add(direction)
+            continue
+        if stripped.startswith("New profiles:"):
+            continue
+        if re.match(r"^(\s*)To\s+Action\s+From\s*$", line):
+            seen_header = True
+            continue
+        if re.match(r"^[\s\-]+$", line):
+            continue
+        if not seen_header:
+            raise RuleAnalyzerError("unexpected line in ufw status output", loc, source_line=raw,
+                                    hint="status output starts with 'Status:' and lists rules "
+                                         "under a 'To  Action  From' header")
+        status.rules += _row(line, name, lineno, profiles, status)
+    return status
+
+
+def _row(line: str, name: str, lineno: int, profiles, status: Status) -> list[UfwRule]:
+    body = line
+    offset = 0
+    m = _NUMBER.match(body)
+    if m:
+        offset = m.end()
+        body = body[m.end():]
+    action = _ACTION.search(" " + body)
+    loc = Location(name, lineno, offset + 1)
+    if not action:
+        raise RuleAnalyzerError("no ALLOW/DENY/REJECT/LIMIT in this status row", loc, source_line=line)
+    start, end = action.start() - 1, action.end() - 1
+    to_cell = body[:start].strip()
+    rest = body[end:]
+    comment = ""
+    if " # " in rest or rest.strip().startswith("#"):
+        rest, _, comment = rest.partition("#")
+        comment = comment.strip()
+    from_cell = rest.strip()
+    attribs = re.search(r"\s\(([a-z\-, ]+)\)$", from_cell)
+    logtype = ""
+    if attribs and all(a.strip() in ("log", "log-all", "out", "in") for a in attribs.group(1).split(",")):
+        for a in attribs.group(1).split(","):
+            if a.strip() in ("log", "log-all"):
+                logtype = a.strip()
+        from_cell = from_cell[:attribs.start()].strip()
+    word, direction = action.group(1), action.group(3) or "IN"
+    rule = UfwRule(word.lower(), direction="out" if direction == "OUT" else "in",
+                   forward=direction == "FWD", logtype=logtype, comment=comment,
+                   location=Location(name, lineno, offset + 1))
+    to = _cell(to_cell, name, lineno, offset + 1, line)
+    frm = _cell(from_cell, name, lineno, offset + end + 1, line)
+    rule.dst, rule.src = to["addr"], frm["addr"]
+    rule.dport, rule.sport = to["port"], frm["port"]
+    rule.dapp, rule.sapp = to["app"], frm["app"]
+    protos = {p for p in (to["proto"], frm["proto"]) if p}
+    if len(protos) > 1:
+        raise RuleAnalyzerError("different protocols in To and From", loc, source_line=line)
+    rule.protocol = protos.pop() if protos else "any"
+    if rule.forward:
+        rule.iface_in, rule.iface_out = frm["iface"], to["iface"]
+        if rule.iface_out and not rule.iface_in:
+            rule.direction = "out"
+    else:
+        if rule.direction == "in":
+            rule.iface_in = to["iface"]
+        else:
+            rule.iface_out = frm["iface"]
+    v6 = to["v6"] or frm["v6"] or ":" in rule.src or ":" in rule.dst
+    rule.v6 = v6
+    rules = [rule]
+    for field_name, app in (("dapp", rule.dapp), ("sapp", rule.sapp)):
+        if app and not (to["port"] != "any" if field_name == "dapp" else frm["port"] != "any"):
+            profile = find_profile(app, profiles)
+            if profile is None:
+                status.unknown_apps.append((app, loc))
+                for r in rules:
+                    r.unknown_app = app
+                continue
+            expanded = []
+            for r in rules:
+                for group in profile.ports:
+                    copy = UfwRule(**{**r.__dict__})
+                    if field_name == "dapp":
+                        copy.dport = group.ports
+                    else:
+                        copy.sport = group.ports
+                    if group.protocol != "any":
+                        copy.protocol = group.protocol
+                    expanded.append(copy)
+            rules = expanded
+    return rules
+
+
+def _cell(cell: str, name: str, lineno: int, column: int, line: str) -> dict:
+    out = {"addr": "any", "port": "any", "app": "", "proto": "", "iface": "", "v6": False}
+    text = cell.strip()
+    m = _ON.search(text)
+    if m:
+        out["iface"] = m.group(1)
+        text = text[:m.start()].strip()
+    if text.endswith("(v6)"):
+        out["v6"] = True
+        text = text[:-4].strip()
+    verbose_app = re.search(r"\s\((.+?)( \(v6\))?\)$", text)
+    if verbose_app:
+        out["app"] = verbose_app.group(1)
+        out["v6"] = out["v6"] or bool(verbose_app.group(2))
+        text = text[:verbose_app.start()].strip()
+    if not text:
+        raise RuleAnalyzerError("empty To/From cell", Location(name, lineno, column), source_line=line)
+    head, _, tail = text.partition(" ")
+    if head.split("/")[0] == "Anywhere":
+        out["proto"] = head.partition("/")[2]
+        if tail:
+            raise RuleAnalyzerError(f"unexpected {tail!r} after Anywhere", Location(name, lineno, column),
+                                    source_line=line)
+        return out
+    address = _address(head)
+    if address is not None:
+        out["addr"], proto = address
+        out["proto"] = proto
+        text = tail.strip()
+        if not text:
+            return out
+    m = _PORTS.match(text)
+    if m:
+        out["port"] = m.group(1)
+        out["proto"] = m.group(2) or out["proto"]
+        return out
+    # an application name (non-verbose listings show the name, not ports)
+    out["app"] = text
+    return out
+
+
+def _address(token: str) -> tuple[str, str] | None:
+    """``10.0.0.0/8`` or ``10.0.0.0/8/tcp`` → (address, proto)."""
+    for candidate, proto in ((token, ""), tuple(token.rsplit("/", 1)) if "/" in token else (None, "")):
+        if candidate is None:
+            continue
+        if proto and not proto.isalpha():
+            continue
+        try:
+            return normalize_address(candidate), proto
+        except ValueError:
+            continue
+    return None
