@@ -56,10 +56,16 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
     """
     if not paths:
         raise RuleAnalyzerError("no rule files given")
+    parsed = [parsers.parse(read_text(path, max_bytes), str(path), dialect) for path in paths]
+    # A dialect whose files only make sense together (ufw's user.rules +
+    # before.rules + ufw.conf) rebuilds them as one host: ``combine(rulesets)``.
+    for name in dict.fromkeys(r.meta.get("dialect") for r in parsed):
+        combine = getattr(parsers.dialect_module(name), "combine", None) if name else None
+        if combine is not None:
+            parsed = combine(parsed)
     ruleset = Ruleset()
-    for path in paths:
-        text = read_text(path, max_bytes)
-        ruleset.merge(parsers.parse(text, str(path), dialect))
+    for part in parsed:
+        ruleset.merge(part)
     return ruleset
 
 
