@@ -303,8 +303,10 @@ class _Walker:
                 state = "new" if fw.stateful else "untracked"
                 packet = self._packet(ends, flags, ecn, hook, iif, oif, state, "original", frozenset())
                 result = self.evaluate(fw, packet)
-                if side == "host" and result.verdict == "accept":
-                    new_route = self._follow_nat(route, i, node, ends, result, variant, reroutes)
+                translated = _translated(result)
+                if side == "host" and translated is not None:
+                    new_route = self._follow_nat(route, i, node, ends, translated, variant,
+                                                 reroutes)
                     if new_route is not None:
                         reroutes += 1
                         route[:] = new_route
@@ -333,11 +335,11 @@ class _Walker:
         variant.legs.append(leg)
         return variant, leg
 
-    def _follow_nat(self, route: list[str], i: int, node: Node, ends: Endpoints, result: Result,
+    def _follow_nat(self, route: list[str], i: int, node: Node, ends: Endpoints, out: Packet,
                     variant: PathVariant, reroutes: int) -> list[str] | None:
         """After a DNAT at ``node``: the route to the node owning the new
         destination, or None when the route stays as it is."""
-        new_dst = result.packet.dst
+        new_dst = out.dst
         if new_dst == ends[2] or node.owns(new_dst):
             return None
         owner = self.topology.owner(new_dst)
@@ -347,7 +349,7 @@ class _Walker:
             raise RuleAnalyzerError(f"DNAT sends the connection around more than {MAX_REROUTES} times")
         onward = self.topology.routes(node.name, owner.name)
         variant.notes.append(
-            f"DNAT at {node.name} sends the connection to {_ep(new_dst, result.packet.dport)} "
+            f"DNAT at {node.name} sends the connection to {_ep(new_dst, out.dport)} "
             f"({owner.name}): the route continues {' → '.join(onward[0])}"
             + (f" (first of {len(onward)} equal-cost routes)" if len(onward) > 1 else ""))
         return route[:i] + onward[0]
@@ -433,6 +435,20 @@ def _note_docker_bypass(variant: PathVariant) -> None:
             f"{check.node.name}: the SYN to {_ep(p.dst, p.dport)} never reaches INPUT — DNAT{via} "
             f"forwards it to {_ep(out.dst, out.dport)} and the FORWARD path decides: {by}. "
             "INPUT rules (and ufw's deny rules) do not protect this port.")
+
+
+def _translated(result: Result) -> Packet | None:
+    """The packet as it leaves, when every possible answer lets it through
+    translated the same way. An answer that hangs on the output interface
+    (FORWARD ``-o docker0``) still tells where DNAT sends the packet — and
+    so which interface it really leaves by."""
+    if result.verdict == "accept":
+        return result.packet
+    candidates = [r for r in result.alternatives if r.verdict == "accept"]
+    if result.verdict == "unknown" and candidates:
+        if len({(r.packet.dst, r.packet.dport) for r in candidates}) == 1:
+            return candidates[0].packet
+    return None
 
 
 def _endpoints(packet: Packet) -> Endpoints:

@@ -49,9 +49,9 @@ def _hint(analysis: RouteAnalysis, variant: PathVariant, leg: PathLeg, check: Ch
         fallback = analysis.fallback
         plain = fallback.legs[0].at(check.node.name, check.firewall) if fallback else []
         if plain and all(c.verdict == "accept" for c in plain):
-            return (f"{fw.name} drops ECN-setup SYNs but passes plain ones: match SYNs by "
-                    "--syn (iptables) or 'tcp flags syn / fin,syn,rst,ack' (nftables), not by "
-                    "the whole flags byte.")
+            return (f"{fw.name} drops ECN-setup SYNs (SYN+ECE+CWR) but passes plain ones: no "
+                    "rule should drop a SYN for carrying ECE/CWR, and nftables rules should "
+                    "match SYNs with 'tcp flags syn / fin,syn,rst,ack', not 'tcp flags == syn'.")
     if spec.direction == "to_client":
         if not fw.stateful:
             client = variant.legs[0].checks[0].packet.src if variant.legs[0].checks else "the client"
@@ -96,7 +96,9 @@ def explain_variant(analysis: RouteAnalysis, variant: PathVariant) -> str:
         deps = "; ".join(check.result.depends_on) or "undecidable conditions"
         return f"{label}: {before}whether the {failed.name} passes {check.where} depends on: {deps}."
     key = failed.name.split("+")[0].split(" ")[0]
-    if key in CONSEQUENCE and failed.spec.handshake:
+    if check.result.reject_with and failed.spec.direction == "to_server":
+        tail = f"the client is refused at once (REJECT with {check.result.reject_with})"
+    elif key in CONSEQUENCE and failed.spec.handshake:
         tail = CONSEQUENCE[key]
     else:
         tail = "the connection opens but then stalls"
