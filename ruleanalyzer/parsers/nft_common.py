@@ -154,6 +154,11 @@ _PROTO_SYMBOLS = tuple(PROTOCOLS.items())
 
 
 @functools.lru_cache(maxsize=4096)
+def _selector_flat(kind: str, items: tuple, family: str) -> Selector:
+    return _selector({kind: dict(items)}, family)
+
+
+@functools.lru_cache(maxsize=4096)
 def _selector_cached(key: str, family: str) -> Selector:
     return _selector(json.loads(key), family)
 
@@ -161,6 +166,11 @@ def _selector_cached(key: str, family: str) -> Selector:
 def selector(expr, family: str) -> Selector:
     """The :class:`Selector` for left-hand expression ``expr`` in a table of
     ``family``."""
+    if isinstance(expr, dict) and len(expr) == 1:
+        # fast path for the common shapes: {"payload": {"protocol": …, "field": …}}
+        kind, value = next(iter(expr.items()))
+        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+            return _selector_flat(kind, tuple(value.items()), family)
     try:
         key = json.dumps(expr, sort_keys=True)
     except (TypeError, ValueError):
@@ -396,6 +406,26 @@ class PendingRule:
     text: str
     handle: str | None
     comment: str | None
+
+
+class paused_gc:
+    """Context manager: no cyclic garbage collection while reading.
+
+    A reader allocates millions of small acyclic objects; the collector's
+    repeated scans of that growing heap made reading 50k rules four times
+    slower than 10k rules times five."""
+
+    def __enter__(self):
+        import gc
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+        return self
+
+    def __exit__(self, *exc):
+        import gc
+        if self.was_enabled:
+            gc.enable()
+        return False
 
 
 class Builder:

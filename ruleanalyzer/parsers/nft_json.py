@@ -14,7 +14,7 @@ import json
 
 from ..errors import RuleAnalyzerError, line_of
 from ..model import Location, Ruleset
-from .nft_common import FAMILIES, Builder, ModelError
+from .nft_common import FAMILIES, Builder, ModelError, paused_gc
 
 DIALECT = "nft-json"
 
@@ -32,6 +32,11 @@ def sniff(text: str, name: str) -> int:
 
 def parse(text: str, name: str) -> Ruleset:
     """Parse an ``nft -j`` document (listing or command batch) from file ``name``."""
+    with paused_gc():
+        return _parse(text, name)
+
+
+def _parse(text: str, name: str) -> Ruleset:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:

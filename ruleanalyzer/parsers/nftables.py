@@ -18,7 +18,7 @@ from lark import Lark, Transformer, UnexpectedCharacters, UnexpectedInput, Unexp
 from ..errors import RuleAnalyzerError, line_of
 from ..grammar_loader import grammar_text
 from ..model import Location, Ruleset
-from .nft_common import FAMILIES, Builder, ModelError, PORT_PROTOCOLS
+from .nft_common import FAMILIES, Builder, ModelError, paused_gc
 
 DIALECT = "nftables"
 MAX_INCLUDE_DEPTH = 16
@@ -91,11 +91,12 @@ def sniff(text: str, name: str) -> int:
 def parse(text: str, name: str) -> Ruleset:
     """Parse nft text from file ``name`` (``include`` resolved beside it)."""
     reader = _Reader(name)
-    try:
-        reader.read_text(text, name, depth=0)
-    except RecursionError:
-        raise RuleAnalyzerError("input nested too deeply", Location(name, 1, 1)) from None
-    return reader.builder.finish()
+    with paused_gc():
+        try:
+            reader.read_text(text, name, depth=0)
+            return reader.builder.finish()
+        except RecursionError:
+            raise RuleAnalyzerError("input nested too deeply", Location(name, 1, 1)) from None
 
 
 def _tokens_text(text: str, toks) -> str:
@@ -181,9 +182,10 @@ class _Reader:
             self.read_text(read_text(real), candidate, depth + 1)
 
     # -- defines ------------------------------------------------------------------------
-    def expand(self, toks, depth: int = 0):
-        """``$NAME`` replaced by its definition, inside braces too."""
-        if not any((t[0] == W and t[1][:1] == "$") or t[0] == B for t in toks):
+    def expand(self, toks, depth: int = 0, deep: bool = False):
+        """``$NAME`` replaced by its definition (inside braces too when
+        ``deep``: block bodies are expanded item by item as they are read)."""
+        if not any(t[0] == W and t[1][:1] == "$" or (deep and t[0] == B) for t in toks):
             return toks
         if depth > MAX_DEFINE_DEPTH:
             raise self.error("defines nested too deeply", toks[0])
@@ -193,9 +195,9 @@ class _Reader:
                 value = self.defines.get(t[1][1:])
                 if value is None:
                     raise self.error(f"undefined variable {t[1]}", t)
-                out.extend(self.expand(value, depth + 1))
-            elif t[0] == B:
-                out.append((B, [self.expand(i, depth + 1) for i in t[1]], *t[2:]))
+                out.extend(self.expand(value, depth + 1, deep))
+            elif t[0] == B and deep:
+                out.append((B, [self.expand(i, depth + 1, deep) for i in t[1]], *t[2:]))
             else:
                 out.append(t)
         return out
@@ -203,7 +205,7 @@ class _Reader:
     def define(self, toks) -> None:
         if len(toks) < 4 or toks[1][0] != W or not _is_word(toks[2], "="):
             raise self.error("define needs NAME = value", toks[0])
-        self.defines[toks[1][1]] = self.expand(toks[3:])
+        self.defines[toks[1][1]] = self.expand(toks[3:], deep=True)
 
     # -- top level ------------------------------------------------------------------------
     def top_items(self, items, depth: int) -> None:
@@ -412,6 +414,8 @@ class _Reader:
                 continue
             head = toks[0]
             word = head[1] if head[0] == W else None
+            if word in ("type", "device", "devices"):
+                toks = self.expand(toks, deep=True)  # devices = { $DEV }
             if word == "type":
                 self.chain_type(chain, toks)
             elif word == "policy":
