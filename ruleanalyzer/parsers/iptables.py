@@ -25,7 +25,8 @@ from ..errors import RuleAnalyzerError
 from ..grammar_loader import lalr_parser
 from ..model import (IPTABLES_BUILTIN_CHAINS, Chain, Diagnostic, Goto, Jump, Location, Rule,
                      Ruleset, Table, iptables_priority)
-from .iptables_rulespec import COMMANDS, RuleSpec, SpecError, interpret, is_option
+from .iptables_rulespec import (COMMANDS, Plan, RuleSpec, SpecError, compile_line, interpret,
+                                is_option, skeleton)
 
 __all__ = ["parse", "sniff", "parse_rule"]
 
@@ -50,9 +51,36 @@ def split_words(line: str) -> tuple[list[str], list[str]]:
     if '"' not in line:
         raws = line.split()
         return raws, raws
+    if "\\" not in line:
+        fast = _split_simple_quotes(line)
+        if fast is not None:
+            return fast
     raws = _WORD.findall(line)
     words = [_QUOTED.sub(lambda m: _ESCAPE.sub(r"\1", m.group(1)), w) if '"' in w else w
              for w in raws]
+    return raws, words
+
+
+def _split_simple_quotes(line: str) -> tuple[list[str], list[str]] | None:
+    """The common quoted line (``--comment "a b"``): every quoted part stands
+    alone between blanks and holds no escapes. ``None`` for anything else."""
+    parts = line.split('"')
+    if len(parts) % 2 == 0:
+        return None  # unbalanced: let the full tokenizer report it
+    raws: list[str] = []
+    words: list[str] = []
+    last = len(parts) - 1
+    for k, part in enumerate(parts):
+        if k % 2:
+            raws.append(f'"{part}"')
+            words.append(part)
+            continue
+        if (k > 0 and part and not part[0].isspace()) or \
+                (k < last and part and not part[-1].isspace()) or (0 < k < last and not part):
+            return None  # a quote glued to other text
+        pieces = part.split()
+        raws.extend(pieces)
+        words.extend(pieces)
     return raws, words
 
 
@@ -285,6 +313,8 @@ class _FileParser:
         self.table_line = 0
         #: rules that jump, to check at COMMIT: (rule, line text, target word index)
         self.jumps: list[tuple[Rule, str, int]] = []
+        #: rule plans per (table, line skeleton)
+        self.plans: dict[tuple, Plan] = {}
 
     def error(self, message: str, lineno: int, line: str, index: int = 0,
               hint: str | None = None) -> RuleAnalyzerError:
@@ -292,6 +322,7 @@ class _FileParser:
 
     def run(self) -> Ruleset:
         name = self.name
+        kinds: dict[tuple, object] = {}
         for lineno, line in enumerate(self.text.split("\n"), 1):
             stripped = line.strip()
             if not stripped or stripped[0] == "#":
@@ -300,10 +331,22 @@ class _FileParser:
                 raws, words = _split_or_raise(line, name, lineno)
             else:
                 raws = words = stripped.split()
-            shape = _shape(raws)
-            kind = _line_kind(shape, raws)
+            head = stripped[0]
+            key = skeleton(raws) if head == "-" or head == "[" else None
+            if key is not None:
+                # a rule line: its grammar check and plan depend on its skeleton only
+                kind = kinds.get(key)
+                if kind is None:
+                    kind = kinds[key] = _line_kind(_shape(raws), raws)
+                if kind == "rule":
+                    self.rule_line(lineno, line, raws, words, key)
+                    continue
+                shape = _shape(raws)
+            else:
+                shape = _shape(raws)
+                kind = _line_kind(shape, raws)
             if kind == "rule":
-                self.rule_line(lineno, line, raws, words, shape)
+                self.rule_line(lineno, line, raws, words, None)
             elif kind == "table":
                 self.table_start(lineno, line, raws)
             elif kind == "chain":
@@ -413,16 +456,25 @@ class _FileParser:
     # -- rules --------------------------------------------------------------
 
     def rule_line(self, lineno: int, line: str, raws: list[str], words: list[str],
-                  shape: str) -> None:
+                  key: tuple | None) -> None:
         table = self.need_table(lineno, line)
         start = 0
         counters = None
-        if shape[0] == "N":
+        if raws[0][0] == "[":
             counters = self.counters(raws[0], lineno, line, 0)
             start = 1
         chains = table.chains
         try:
-            spec = interpret(raws, words, start, self.family, chains.__contains__)
+            plan = self.plans.get((table.name, key)) if key is not None else None
+            if plan is None:
+                result = compile_line(raws, words, start, self.family, chains.__contains__)
+                if isinstance(result, Plan):
+                    if key is not None and len(self.plans) < 100_000:
+                        self.plans[table.name, key] = result
+                    result = result.execute(raws, words)
+                spec = result
+            else:
+                spec = plan.execute(raws, words)
         except SpecError as exc:
             raise self.error(exc.message, lineno, line, exc.index, exc.hint) from None
         if spec.skip:
@@ -564,7 +616,18 @@ class _FileParser:
             return
         import networkx as nx  # only tables with jumps pay for the import
 
-        graph = nx.DiGraph(list(edges))
+        # a chain that jumps nowhere is on no loop: trim them first, so that
+        # networkx sees only the part that could loop (kube-proxy: nothing)
+        pairs = list(edges)
+        while pairs:
+            sources = {a for a, _ in pairs}
+            kept = [(a, b) for a, b in pairs if b in sources]
+            if len(kept) == len(pairs):
+                break
+            pairs = kept
+        if not pairs:
+            return
+        graph = nx.DiGraph(pairs)
         try:
             cycle = nx.find_cycle(graph)
         except nx.NetworkXNoCycle:

@@ -11,6 +11,7 @@ Errors are :class:`SpecError` carrying the index of the offending word.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -89,6 +90,15 @@ def interpret(raws: list[str], words: list[str], start: int, family: str,
               is_chain: Callable[[str], bool] = lambda name: False) -> RuleSpec:
     """Interpret ``words[start:]`` (``raws`` are the same words as written,
     quotes kept). ``is_chain`` tells user chains from target extensions."""
+    result = compile_line(raws, words, start, family, is_chain)
+    return result.execute(raws, words) if isinstance(result, Plan) else result
+
+
+def compile_line(raws: list[str], words: list[str], start: int, family: str,
+                 is_chain: Callable[[str], bool] = lambda name: False) -> "Plan | RuleSpec":
+    """A rule-adding line → a :class:`Plan` that builds its matches from the
+    words (and can be reused for every line of the same skeleton, see
+    :func:`skeleton`); any other command → its finished RuleSpec."""
     n = len(raws)
     if start >= n:
         raise SpecError("empty rule", max(start - 1, 0))
@@ -125,30 +135,163 @@ def interpret(raws: list[str], words: list[str], start: int, family: str,
         if i < n:
             raise SpecError(f"unexpected argument {raws[i]!r} after {head}", i)
         return spec
-    if command in "IR" or command == "D":
+    plan = Plan(command, start + 1, family)
+    if command in "IRD":
         if i < n and raws[i].isdigit():
-            spec.extra.append(words[i])
+            plan.extra_index = i
             i += 1
             if command == "D":
                 if i < n:
                     raise SpecError(f"unexpected argument {raws[i]!r} after a rule number", i)
-                return spec
+                plan.delete_by_number = True
+                return plan
         elif command == "R":
             raise SpecError(f"option {head} needs a rule number", start)
     expanded = expand_glued(raws[i:], words[i:])
     if expanded is None:
-        _RuleBuilder(raws, words, family, is_chain, spec).run(i)
-        return spec
+        _RuleBuilder(raws, words, family, is_chain, plan).run(i)
+        return plan
     new_raws, new_words, origin = expanded
     try:
-        _RuleBuilder(raws[:i] + new_raws, words[:i] + new_words, family, is_chain, spec).run(i)
+        _RuleBuilder(raws[:i] + new_raws, words[:i] + new_words, family, is_chain, plan).run(i)
+        return plan.execute(raws[:i] + new_raws, words[:i] + new_words)
     except SpecError as exc:
         if exc.index >= i:
             exc.index = i + origin[min(exc.index - i, len(origin) - 1)]
         raise
-    if spec.target_index is not None and spec.target_index >= i:
-        spec.target_index = i + origin[min(spec.target_index - i, len(origin) - 1)]
-    return spec
+
+
+def skeleton(raws: list[str]) -> tuple | None:
+    """What a rule line's plan (and its grammar check) depends on: the
+    number of words, where the options and ``!`` stand and how they are
+    written, the words after -m and -p, the target extension after -j,
+    whether the word after the chain is a number (``-I CHAIN 2``) and
+    whether counters are ``P,B``. ``None`` when the line uses getopt's glued
+    forms (``-ptcp``, ``--opt=x``), which are not cached."""
+    marks = [(i, r) for i, r in enumerate(raws) if r[0] == "-" or r == "!"]
+    extra = []
+    n = len(raws)
+    for i, r in marks:
+        if len(r) > 2 and (r[1] != "-" or "=" in r):
+            if r[1].isdigit():
+                continue  # a negative number, a word
+            return None
+        if r in _KEY_WORD_AFTER and i + 1 < n:
+            word = raws[i + 1]
+            extra.append(word if r not in _JUMP or word in TARGETS else "\0")
+        elif (r == "-c" or r == "--set-counters") and i + 1 < n:
+            extra.append("," in raws[i + 1])
+    head = raws[0]
+    counters = head[0] == "[" and _COUNTERS_WORD.match(head) is not None
+    number_after_chain = n > 2 + counters and raws[2 + counters].isdigit()
+    return (n, counters, number_after_chain, tuple(marks), tuple(extra))
+
+
+_JUMP = {"-j", "--jump"}
+_COUNTERS_WORD = re.compile(r"\[\d+:\d+\]\Z")
+_KEY_WORD_AFTER = {"-m", "--match", "-p", "--protocol", "-j", "--jump"}
+
+_BUILD, _COMMENT, _OPAQUE, _UNKNOWN, _COUNT, _CONST = range(6)
+
+
+class Plan:
+    """How to build a rule from the words of its line: a list of steps,
+    each naming the word positions it reads. Made once per skeleton."""
+
+    __slots__ = ("command", "chain_index", "family", "extra_index", "delete_by_number", "ops",
+                 "target", "target_options", "target_start", "jump", "proto", "proto_negated",
+                 "skip")
+
+    def __init__(self, command: str, chain_index: int, family: str):
+        self.command, self.chain_index, self.family = command, chain_index, family
+        self.extra_index: int | None = None
+        self.delete_by_number = False
+        self.ops: list[tuple] = []
+        self.target: str | None = None
+        self.target_options: list[tuple[str, tuple[int, ...]]] = []
+        self.target_start = -1
+        self.jump: tuple[type, int] | None = None
+        self.proto: int | None = None
+        self.proto_negated = False
+        self.skip: str | None = None
+
+    def execute(self, raws: list[str], words: list[str]) -> RuleSpec:
+        """The rule of one line (raises SpecError on a bad value)."""
+        spec = RuleSpec(self.command, words[self.chain_index])
+        if self.extra_index is not None:
+            spec.extra.append(words[self.extra_index])
+        if self.delete_by_number:
+            return spec
+        spec.skip = self.skip
+        family = self.family
+        matches = []
+        comments = None
+        for op in self.ops:
+            kind = op[0]
+            if kind == _BUILD:
+                _, build, indices, negate, first, end, at = op
+                try:
+                    match = build([words[j] for j in indices], negate,
+                                  " ".join(raws[first:end]), family)
+                except BadValue as exc:
+                    raise SpecError(str(exc), at) from None
+                if match is not None:
+                    matches.append(match)
+            elif kind == _COMMENT:
+                comments = (comments or []) + [words[op[1]]]
+            elif kind == _OPAQUE:
+                _, name, indices = op
+                opaque_words = [raws[j] if raws[j] == "!" or is_option(raws[j]) else words[j]
+                                for j in indices]
+                matches.append(OpaqueMatch(reason=opaque_reason(name, opaque_words),
+                                           text=" ".join(["-m", name] + [raws[j] for j in indices])))
+            elif kind == _UNKNOWN:
+                _, name, first, end = op
+                matches.append(OpaqueMatch(
+                    reason=f"depends on the match module {name}, which the analyzer does not model",
+                    text=" ".join(raws[first:end])))
+            elif kind == _COUNT:
+                values_ = [words[j] for j in op[1]]
+                if len(values_) == 1:
+                    values_ = values_[0].split(",", 1)
+                try:
+                    spec.counters = (int(values_[0]), int(values_[1]))
+                except (ValueError, IndexError):
+                    raise SpecError(f"bad counters {' '.join(values_)!r}", op[1][0]) from None
+            else:
+                matches.append(op[1])
+        spec.matches = tuple(matches)
+        if comments:
+            spec.comment = "; ".join(comments)
+        if self.jump is not None:
+            kind, index = self.jump
+            spec.action = kind(words[index])
+            spec.target_index = index
+        elif self.target is not None:
+            options = [(name, [words[j] for j in indices]) for name, indices in self.target_options]
+            text = " ".join(raws[self.target_start:]) if options else f"-j {self.target}"
+            spec.target_index = self.target_start + 1
+            try:
+                self.check_target(options)
+                spec.action = build_action(self.target, options, family, text)
+            except BadValue as exc:
+                raise SpecError(str(exc), self.target_start + 1) from None
+        else:
+            spec.action = Log("no target")
+        return spec
+
+    def check_target(self, options: list[tuple[str, list[str]]]) -> None:
+        """Protocol demands of targets, checked by the kernel when loading."""
+        opts = dict(options)
+        target = self.target
+        tcp_only = (target == "REJECT" and opts.get("--reject-with", [""])[0] in
+                    ("tcp-reset", "tcp-rst")) or target == "TCPMSS"
+        if tcp_only and (self.proto != 6 or self.proto_negated):
+            raise BadValue(f"{target} {' '.join(sum(opts.values(), []))} needs -p tcp".strip())
+        nat_ports = any(nat_has_port(a[0], self.family) for o, a in options
+                        if o in ("--to-destination", "--to-source")) or "--to-ports" in opts
+        if nat_ports and (self.proto not in (6, 17, 132, 33, 136) or self.proto_negated):
+            raise BadValue("a port in a NAT target needs -p tcp, udp, sctp or dccp")
 
 
 def _unique_prefix(name: str, names) -> str | None:
@@ -184,27 +327,63 @@ def expand_glued(raws: list[str], words: list[str]) -> tuple[list[str], list[str
     return new_raws, new_words, origin
 
 
+def _address_builder(field: str):
+    def build(args, negate, text, family):
+        return address_match(field, args[0], negate, text, family)
+    return build
+
+
+def address_match(field: str, value: str, negate: bool, text: str, family: str) -> Match:
+    """``-s a[,b…]`` → one AddressMatch; a host name or a non-contiguous
+    netmask → an OpaqueMatch (never resolved, never guessed)."""
+    parts = value.split(",")
+    if len(parts) > 1 and negate:
+        raise BadValue("! not allowed with multiple source or destination IP addresses")
+    networks = []
+    for part in parts:
+        try:
+            net = values.parse_network(part, family)
+        except values.NonContiguousMask:
+            return OpaqueMatch(reason=f"{field} under the non-contiguous netmask {part} "
+                               "(not modelled as CIDR blocks)", negate=negate, text=text)
+        if net is None:
+            return OpaqueMatch(reason=f"depends on DNS resolution of {value}", negate=negate,
+                               text=text)
+        networks.append(net)
+    return AddressMatch(field, tuple(networks), negate=negate, text=text)
+
+
+def _proto_builder(args, negate, text, family):
+    number = values.parse_protocol(args[0])
+    return IntMatch("proto", ((number, number),), negate=negate, text=text) if number else None
+
+
+def _interface_builder(field: str):
+    def build(args, negate, text, family):
+        if len(args[0]) > 15:
+            raise BadValue(f"interface name {args[0]!r} is longer than 15 characters")
+        return InterfaceMatch(field, (args[0],), negate=negate, text=text)
+    return build
+
+
+_GENERIC_BUILDERS = {_SRC: _address_builder("src"), _DST: _address_builder("dst"),
+                     _IIF: _interface_builder("iif"), _OIF: _interface_builder("oif")}
+
+
 class _RuleBuilder:
-    """The getopt-style walk over a rule's options."""
+    """The getopt-style walk over a rule's options; it fills a :class:`Plan`."""
 
-    __slots__ = ("raws", "words", "family", "is_chain", "spec", "matches", "loaded", "proto",
-                 "proto_negated", "proto_index", "explicit", "target", "target_options",
-                 "target_start", "comments", "n", "used_options")
+    __slots__ = ("raws", "words", "family", "is_chain", "plan", "ops", "loaded", "explicit",
+                 "n", "used_options")
 
-    def __init__(self, raws, words, family, is_chain, spec):
-        self.raws, self.words, self.family, self.is_chain, self.spec = raws, words, family, is_chain, spec
+    def __init__(self, raws, words, family, is_chain, plan: Plan):
+        self.raws, self.words, self.family, self.is_chain = raws, words, family, is_chain
+        self.plan = plan
+        self.ops = plan.ops
         self.n = len(raws)
-        self.matches: list = []
-        # loaded modules, in order: [name, option table or None (opaque), words, index]
+        # loaded modules, in order: [name, option table or None (opaque), word indices]
         self.loaded: list[list] = []
-        self.proto: int | None = None
-        self.proto_negated = False
-        self.proto_index = -1
         self.explicit: list[tuple[str, int]] = []   # (-m name, word index) for protocol checks
-        self.target: str | None = None
-        self.target_options: list[tuple[str, list[str]]] = []
-        self.target_start = -1
-        self.comments: list[str] = []
         #: options used per loaded typed module, for "given twice" errors
         self.used_options: dict[int, list[str]] = {}
 
@@ -231,70 +410,61 @@ class _RuleBuilder:
                 i = self.module_option(raw, i, negate, first)
         self.finish()
 
-    def take(self, name: str, at: int, i: int, count: int, negate: bool) -> tuple[list[str], bool, int]:
-        """``count`` argument words after the option at ``at`` (``-1``: all
-        words up to the next option). A ``!`` before the first argument is
-        iptables' old negation syntax."""
-        raws, words, n = self.raws, self.words, self.n
-        args: list[str] = []
+    def take(self, name: str, at: int, i: int, count: int, negate: bool) -> tuple[tuple[int, ...], bool, int]:
+        """The word indices of ``count`` arguments after the option at ``at``
+        (``-1``: all words up to the next option). A ``!`` before the first
+        argument is iptables' old negation syntax."""
+        raws, n = self.raws, self.n
+        args: list[int] = []
         if count and i < n and raws[i] == "!":
             if negate:
                 raise SpecError("multiple '!' flags not allowed", i)
             negate = True
             i += 1
         while (count < 0 or len(args) < count) and i < n and not is_option(raws[i]) and raws[i] != "!":
-            args.append(words[i])
+            args.append(i)
             i += 1
         if count > 0 and len(args) < count:
             raise SpecError(f"option {name} needs {'an argument' if count == 1 else f'{count} arguments'}", at)
-        return args, negate, i
+        return tuple(args), negate, i
 
     def text(self, first: int, end: int) -> str:
         return " ".join(self.raws[first:end])
 
     def generic(self, code: int, raw: str, i: int, negate: bool, first: int) -> int:
         at = i
+        plan = self.plan
         if code in (_FRAG, _V4, _V6):
             if code == _FRAG:
                 if self.family == "ip6":
                     raise SpecError("unknown option -f (ip6tables has no fragment flag; use -m frag)", at)
-                self.matches.append(IntMatch("fragment", ((1, 1),), negate=negate, text=self.text(first, at + 1)))
+                self.ops.append((_CONST, IntMatch("fragment", ((1, 1),), negate=negate,
+                                                  text=self.text(first, at + 1))))
             elif negate:
                 raise SpecError(f"{raw} cannot be negated", at)
             elif (code == _V6) != (self.family == "ip6"):
-                self.spec.skip = f"{raw}: this rule is for the other IP version"
+                plan.skip = f"{raw}: this rule is for the other IP version"
             return at + 1
         if code == _COUNTERS:
             glued = at + 1 < self.n and "," in self.raws[at + 1]  # -c P,B
             args, negate, i = self.take(raw, at, at + 1, 1 if glued else 2, negate)
-            if glued:
-                args = args[0].split(",", 1)
-            try:
-                self.spec.counters = (int(args[0]), int(args[1]))
-            except ValueError:
-                raise SpecError(f"bad counters {' '.join(args)!r}", at + 1) from None
+            self.ops.append((_COUNT, args))
             return i
         args, negate, i = self.take(raw, at, at + 1, 1, negate)
-        value = args[0]
+        value = self.words[args[0]]
+        builder = _GENERIC_BUILDERS.get(code)
+        if builder is not None:
+            self.ops.append((_BUILD, builder, args, negate, first, i, at + 1))
+            return i
         try:
-            if code == _SRC or code == _DST:
-                self.matches.append(self.address("src" if code == _SRC else "dst", value, negate,
-                                                 self.text(first, i)))
-            elif code == _PROTO:
-                if self.proto is not None:
+            if code == _PROTO:
+                if plan.proto is not None:
                     raise SpecError("multiple -p flags not allowed", at)
                 number = values.parse_protocol(value)
                 if number == 0 and negate:
                     raise SpecError("rule would never match protocol (! -p all)", at)
-                self.proto, self.proto_negated, self.proto_index = number, negate, at
-                if number:
-                    self.matches.append(IntMatch("proto", ((number, number),), negate=negate,
-                                                 text=self.text(first, i)))
-            elif code == _IIF or code == _OIF:
-                if len(value) > 15:
-                    raise SpecError(f"interface name {value!r} is longer than 15 characters", at + 1)
-                self.matches.append(InterfaceMatch("iif" if code == _IIF else "oif", (value,),
-                                                   negate=negate, text=self.text(first, i)))
+                plan.proto, plan.proto_negated = number, negate
+                self.ops.append((_BUILD, _proto_builder, args, negate, first, i, at + 1))
             elif code == _MATCH:
                 if negate:
                     raise SpecError("-m cannot be negated", first)
@@ -305,36 +475,18 @@ class _RuleBuilder:
             else:  # -j / -g
                 if negate:
                     raise SpecError(f"{raw} cannot be negated", first)
-                if self.target is not None or self.spec.action is not None:
+                if plan.target is not None or plan.jump is not None:
                     raise SpecError("multiple -j/-g flags not allowed", at)
-                self.spec.target_index = at + 1
-                self.target_start = at
+                plan.target_start = at
                 if code == _GOTO:
-                    self.spec.action = Goto(value)
+                    plan.jump = (Goto, at + 1)
                 elif value in TARGETS and not self.is_chain(value):
-                    self.target = value
+                    plan.target = value
                 else:
-                    self.spec.action = Jump(value)
+                    plan.jump = (Jump, at + 1)
         except BadValue as exc:
             raise SpecError(str(exc), at + 1) from None
         return i
-
-    def address(self, field: str, value: str, negate: bool, text: str) -> Match:
-        parts = value.split(",")
-        if len(parts) > 1 and negate:
-            raise BadValue("! not allowed with multiple source or destination IP addresses")
-        networks = []
-        for part in parts:
-            try:
-                net = values.parse_network(part, self.family)
-            except values.NonContiguousMask:
-                return OpaqueMatch(reason=f"{field} under the non-contiguous netmask {part} "
-                                   "(not modelled as CIDR blocks)", negate=negate, text=text)
-            if net is None:
-                return OpaqueMatch(reason=f"depends on DNS resolution of {value}", negate=negate,
-                                   text=text)
-            networks.append(net)
-        return AddressMatch(field, tuple(networks), negate=negate, text=text)
 
     def load_module(self, name: str, at: int) -> None:
         name = _MODULE_ALIASES.get(name, name)
@@ -342,11 +494,12 @@ class _RuleBuilder:
             if name in ("icmp", "icmp6") and (name == "icmp6") != (self.family == "ip6"):
                 raise SpecError(f"match {name} is for {'ip6tables' if name == 'icmp6' else 'iptables'}"
                                 " only", at + 1)
-            self.loaded.append([name, MODULES[name], None, -1])
+            self.loaded.append([name, MODULES[name], None])
             self.explicit.append((name, at))
         elif name in OPAQUE_MODULES:
-            self.loaded.append([name, None, [], len(self.matches)])
-            self.matches.append(None)  # placeholder, filled in finish()
+            indices: list[int] = []
+            self.loaded.append([name, None, indices])
+            self.ops.append((_OPAQUE, name, indices))  # filled as its options come
         # unknown modules are handled by consume_unknown_module
 
     def consume_unknown_module(self, name: str, at: int, i: int) -> int:
@@ -360,32 +513,31 @@ class _RuleBuilder:
             if nxt in _UNKNOWN_MODULE_STOP or nxt in GENERIC:
                 break
             end += 1
-        self.matches.append(OpaqueMatch(
-            reason=f"depends on the match module {name}, which the analyzer does not model",
-            text=self.text(at, end)))
+        self.ops.append((_UNKNOWN, name, at, end))
         return end
 
     def module_option(self, raw: str, i: int, negate: bool, first: int) -> int:
         at = i
         name = raw
-        if self.target is not None:
-            target_opts = TARGETS[self.target]
+        plan = self.plan
+        if plan.target is not None:
+            target_opts = TARGETS[plan.target]
             if name in target_opts:
                 if negate:
                     raise SpecError(f"target option {name} cannot be negated", first)
-                if any(o == name for o, _ in self.target_options) and self.target != "SET":
-                    raise SpecError(f"option {name} given twice for target {self.target}", at)
+                if any(o == name for o, _ in plan.target_options) and plan.target != "SET":
+                    raise SpecError(f"option {name} given twice for target {plan.target}", at)
                 args, _, i = self.take(name, at, at + 1, target_opts[name], False)
-                self.target_options.append((name, args))
+                plan.target_options.append((name, args))
                 return i
         entry = self.find_module(name)
-        if entry is None and self.proto in PROTOCOL_MODULES and not self.proto_negated:
-            module = PROTOCOL_MODULES[self.proto]
+        if entry is None and plan.proto in PROTOCOL_MODULES and not plan.proto_negated:
+            module = PROTOCOL_MODULES[plan.proto]
             if module not in (m[0] for m in self.loaded):
                 self.auto_load(module)
                 entry = self.find_module(name)
-        if entry is None and self.target is not None:
-            full = _unique_prefix(name, TARGETS[self.target])
+        if entry is None and plan.target is not None:
+            full = _unique_prefix(name, TARGETS[plan.target])
             if full is not None:
                 return self.module_option(full, i, negate, first)
         full = name
@@ -393,10 +545,10 @@ class _RuleBuilder:
             entry, full = self.find_by_prefix(name)
         if entry is None:
             raise SpecError(self.unknown_option_message(name), at)
-        module, table, opaque_words = entry[0], entry[1], entry[2]
+        module, table, opaque_indices = entry[0], entry[1], entry[2]
         if table is None:  # opaque module: keep the words for the reason
             args, negate, i = self.take(name, at, at + 1, -1, negate)
-            opaque_words.extend((["!"] if negate else []) + [name] + args)
+            opaque_indices.extend(range(first, i))
             return i
         option = table[full]
         used = self.used_options.setdefault(id(entry), [])
@@ -407,27 +559,22 @@ class _RuleBuilder:
         args, negate, i = self.take(name, at, at + 1, option.nargs, negate)
         if option.build is None:
             return i
-        text = self.text(first, i)
         if module == "comment":
             if negate:
                 raise SpecError("--comment cannot be negated", first)
-            self.comments.append(args[0])
+            self.ops.append((_COMMENT, args[0]))
             return i
-        try:
-            match = option.build(args, negate, text, self.family)
-        except BadValue as exc:
-            raise SpecError(str(exc), min(at + 1, self.n - 1)) from None
-        if match is not None:
-            self.matches.append(match)
+        self.ops.append((_BUILD, option.build, args, negate, first, i, min(at + 1, self.n - 1)))
         return i
 
     def auto_load(self, module: str) -> None:
         """``-p tcp --dport 22``: iptables loads the protocol's module itself."""
         if module in MODULES:
-            self.loaded.append([module, MODULES[module], None, -1])
+            self.loaded.append([module, MODULES[module], None])
         else:
-            self.loaded.append([module, None, [], len(self.matches)])
-            self.matches.append(None)
+            indices: list[int] = []
+            self.loaded.append([module, None, indices])
+            self.ops.append((_OPAQUE, module, indices))
 
     def find_module(self, name: str):
         for entry in reversed(self.loaded):
@@ -450,10 +597,10 @@ class _RuleBuilder:
         return hits[0] if len(hits) == 1 else (None, name)
 
     def unknown_option_message(self, name: str) -> str:
-        explicit = {name for name, _ in self.explicit}
+        explicit = {n for n, _ in self.explicit}
         owners = [m[0] for m in reversed(self.loaded) if m[1] is None or m[0] in explicit]
-        if self.target:
-            return f"unknown option {name} for target {self.target}"
+        if self.plan.target:
+            return f"unknown option {name} for target {self.plan.target}"
         if owners:
             return f"unknown option {name} for match {owners[0]}"
         return f"unknown option {name}"
@@ -461,56 +608,24 @@ class _RuleBuilder:
     # -- the end of the line --------------------------------------------
 
     def finish(self) -> None:
-        spec = self.spec
-        for name, table, words, slot in self.loaded:
-            if table is None:
-                self.matches[slot] = OpaqueMatch(reason=opaque_reason(name, words),
-                                                 text=" ".join(["-m", name] + words))
         for name, at in self.explicit:
             self.check_protocol(name, at)
-        used_ids = set(self.used_options)
         for entry in self.loaded:
-            if entry[1] is not None and entry[0] in _NEEDS_AN_OPTION and id(entry) not in used_ids:
+            if entry[1] is not None and entry[0] in _NEEDS_AN_OPTION and \
+                    id(entry) not in self.used_options:
                 at = next(a for n, a in self.explicit if n == entry[0])
                 raise SpecError(f"match {entry[0]} needs one of its options "
                                 f"({', '.join(sorted(entry[1]))})", at + 1)
-        self.check_target()
-        spec.matches = tuple(m for m in self.matches if m is not None)
-        if self.comments:
-            spec.comment = "; ".join(self.comments)
-        if self.target is not None:
-            text = self.text(self.target_start, self.n) if self.target_options else f"-j {self.target}"
-            try:
-                spec.action = build_action(self.target, self.target_options, self.family, text)
-            except BadValue as exc:
-                raise SpecError(str(exc), self.target_start + 1) from None
-        elif spec.action is None:
-            spec.action = Log("no target")
-
-    def check_target(self) -> None:
-        """Protocol demands of targets, checked by the kernel when loading."""
-        if self.target is None:
-            return
-        opts = dict(self.target_options)
-        tcp_only = (self.target == "REJECT" and opts.get("--reject-with", [""])[0] in
-                    ("tcp-reset", "tcp-rst")) or self.target == "TCPMSS"
-        if tcp_only and (self.proto != 6 or self.proto_negated):
-            raise SpecError(f"{self.target} {' '.join(sum(opts.values(), []))} needs -p tcp".strip(),
-                            self.target_start + 1)
-        nat_ports = any(nat_has_port(a[0], self.family) for o, a in self.target_options
-                        if o in ("--to-destination", "--to-source")) or "--to-ports" in opts
-        if nat_ports and (self.proto not in (6, 17, 132, 33, 136) or self.proto_negated):
-            raise SpecError("a port in a NAT target needs -p tcp, udp, sctp or dccp",
-                            self.target_start + 1)
 
     def check_protocol(self, name: str, at: int) -> None:
+        plan = self.plan
         if name == "multiport":
             allowed = {6, 17, 132, 33, 136}
         elif name in MODULE_PROTOCOL:
             allowed = {MODULE_PROTOCOL[name]}
         else:
             return
-        if self.proto not in allowed or self.proto_negated:
+        if plan.proto not in allowed or plan.proto_negated:
             want = "tcp, udp, udplite, sctp or dccp" if name == "multiport" else \
                 {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 33: "dccp",
                  136: "udplite"}[MODULE_PROTOCOL[name]]

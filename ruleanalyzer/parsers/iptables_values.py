@@ -25,6 +25,7 @@ class BadValue(Exception):
 # ---------------------------------------------------------------------------
 
 _network_cache: dict[tuple[str, str], object] = {}
+_DOTTED = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:/\d{1,2})?\Z")
 #: Looks like a DNS name (iptables resolves these when the rule is loaded).
 _HOSTNAME = re.compile(r"^(?=.*[A-Za-z_])[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$")
 
@@ -39,6 +40,19 @@ def parse_network(text: str, family: str):
     cached = _network_cache.get(key)
     if cached is not None:
         return cached
+    if family == "ip" and _DOTTED.match(text):
+        # the common case, without ipaddress' string parser (2x faster)
+        addr, _, prefix = text.partition("/")
+        bits = int(prefix) if prefix else 32
+        if bits <= 32:
+            try:
+                number = int.from_bytes(socket.inet_aton(addr), "big")
+            except OSError:
+                raise BadValue(f"invalid address {text!r}") from None
+            net = ipaddress.IPv4Network((number, bits), strict=False)
+            if len(_network_cache) < 200_000:
+                _network_cache[key] = net
+            return net
     addr, _, prefix = text.partition("/")
     try:
         net = ipaddress.ip_network(text, strict=False)
