@@ -93,6 +93,12 @@ def parse_profiles(text: str, name: str) -> dict[str, Profile]:
             finish()
             section, fields, start = m.group(1), {}, lineno
             continue
+        if section is not None and fields and raw[:1] in (" ", "\t"):
+            # an indented line continues the previous value (ConfigParser)
+            last = next(reversed(fields))
+            value, vline = fields[last]
+            fields[last] = (f"{value} {stripped}", vline)
+            continue
         if section is None or "=" not in stripped:
             raise RuleAnalyzerError("expected '[Name]' or 'key=value' in an application profile",
                                     Location(name, lineno, 1), source_line=raw)
