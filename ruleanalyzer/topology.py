@@ -86,6 +86,8 @@ class Node:
     networks: tuple[IPNetwork, ...] = ()
     #: Interface name → the neighbour it faces.
     interfaces: dict[str, str] = field(default_factory=dict)
+    #: Interface name → its own address, where given (MASQUERADE uses it).
+    interface_addresses: dict[str, IPAddress] = field(default_factory=dict)
     #: The subnet node this node sits in, if declared.
     subnet: str | None = None
     #: Outermost first: entering packets meet them in this order.
@@ -100,6 +102,18 @@ class Node:
             if peer == neighbour:
                 return name
         return None
+
+    def source_address(self, interface: str | None, toward: IPAddress) -> IPAddress | None:
+        """The address this node sends from on ``interface`` (what
+        MASQUERADE picks): the interface's own address when given, else the
+        node's address sharing the longest prefix with ``toward``."""
+        if interface in self.interface_addresses:
+            return self.interface_addresses[interface]
+        same = [a for a in self.addresses if a.version == toward.version]
+        if not same:
+            return None
+        # Fewest differing high bits = longest common prefix.
+        return min(same, key=lambda a: (int(a) ^ int(toward)).bit_length())
 
     def owns(self, address: IPAddress) -> bool:
         return address in self.addresses
@@ -387,9 +401,18 @@ class _Builder:
                 raise self.key_error(spec, "interfaces", "interfaces maps interface names to "
                                      "the neighbour they face: {eth0: router}")
             for iface, peer in interfaces.items():
+                if isinstance(peer, dict):
+                    # {to: neighbour, address: the interface's own address}
+                    self.check_keys(peer, ("to", "address"), f"interface {iface!r}")
+                    if "address" in peer:
+                        addr = self.address(peer["address"])
+                        node.interface_addresses[str(iface)] = addr
+                        node.addresses += (addr,)
+                    peer = peer.get("to")
                 if not isinstance(peer, str):
                     raise self.error(interfaces.key_marks[iface],
-                                     f"interface {iface!r} should name the neighbour node it faces")
+                                     f"interface {iface!r} should name the neighbour node it faces",
+                                     hint="eth0: router, or eth0: {to: router, address: 192.0.2.1}")
                 node.interfaces[str(iface)] = peer
         if "subnet" in spec:
             if not isinstance(spec["subnet"], str):

@@ -303,9 +303,9 @@ class _Walker:
                 state = "new" if fw.stateful else "untracked"
                 packet = self._packet(ends, flags, ecn, hook, iif, oif, state, "original", frozenset())
                 result = self.evaluate(fw, packet)
-                translated = _translated(result)
-                if side == "host" and translated is not None:
-                    new_route = self._follow_nat(route, i, node, ends, translated, variant,
+                passing = _passing(result)
+                if side == "host" and passing is not None:
+                    new_route = self._follow_nat(route, i, node, ends, passing.packet, variant,
                                                  reroutes)
                     if new_route is not None:
                         reroutes += 1
@@ -318,14 +318,22 @@ class _Walker:
                             oif = packet.oif
                             result = self.evaluate(fw, packet)
                 leg.checks.append(Check(node, fw, side, packet, result))
-                after = _endpoints(result.packet) if result.verdict == "accept" else ends
+                passing = _passing(result)
+                out = passing.packet if passing is not None else None
+                after = ends if out is None else _endpoints(out)
+                if out is not None and _masqueraded(passing):
+                    # MASQUERADE takes the outgoing interface's address, which
+                    # only the topology knows.
+                    source = node.source_address(oif, ends[2])
+                    if source is not None:
+                        after = (source,) + after[1:]
                 variant.crossings.append(Crossing(node, fw, side, hook, result.outcome, iif, oif,
                                                   ends, after, result.state))
                 if result.verdict == "drop":
                     variant.legs.append(leg)
                     return variant, leg
-                if result.verdict == "accept":
-                    ends, flags, ecn = after, result.packet.flags, result.packet.ecn
+                if out is not None:
+                    ends, flags, ecn = after, out.flags, out.ecn
                     if side == "host" and result.outcome == "forwarded" and hook == "input" \
                             and nxt is None:
                         variant.notes.append(
@@ -437,18 +445,22 @@ def _note_docker_bypass(variant: PathVariant) -> None:
             "INPUT rules (and ufw's deny rules) do not protect this port.")
 
 
-def _translated(result: Result) -> Packet | None:
-    """The packet as it leaves, when every possible answer lets it through
-    translated the same way. An answer that hangs on the output interface
-    (FORWARD ``-o docker0``) still tells where DNAT sends the packet — and
-    so which interface it really leaves by."""
+def _passing(result: Result) -> Result | None:
+    """The answer under which the packet goes on, when every possible answer
+    that lets it through translates it the same way. An answer that hangs on
+    the output interface (FORWARD ``-o docker0``) still tells where DNAT
+    sends the packet — and so which interface it really leaves by."""
     if result.verdict == "accept":
-        return result.packet
+        return result
     candidates = [r for r in result.alternatives if r.verdict == "accept"]
     if result.verdict == "unknown" and candidates:
-        if len({(r.packet.dst, r.packet.dport) for r in candidates}) == 1:
-            return candidates[0].packet
+        if len({_endpoints(r.packet) for r in candidates}) == 1:
+            return candidates[0]
     return None
+
+
+def _masqueraded(result: Result) -> bool:
+    return any(s.event == "nat" and s.detail.startswith("masquerade") for s in result.trace)
 
 
 def _endpoints(packet: Packet) -> Endpoints:
