@@ -1,0 +1,270 @@
+"""What every check shares: severities, the finding, the check class, and
+the analysis context a check reads the ruleset through.
+
+A check is one small class (sqlfluff/ruff style). Its class attributes are
+its documentation — ``ruleanalyzer rules``, ``ruleanalyzer explain CODE``,
+``docs/checks.md`` and the SARIF rule metadata all render from them — and
+its ``run(ctx)`` yields :class:`Finding` objects. Subclasses with a ``code``
+register themselves (see :mod:`ruleanalyzer.checks`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Iterable, Iterator
+
+from ..model import HOOK_PATHS, Chain, InterfaceMatch, NameMatch, Packet, Rule, Ruleset
+
+#: Severities from the most to the least serious; ``--fail-on`` compares by this order.
+SEVERITIES = ("error", "warning", "info")
+
+
+def severity_rank(severity: str) -> int:
+    """0 for error, 1 warning, 2 info (lower is more serious)."""
+    return SEVERITIES.index(severity)
+
+
+@dataclass(frozen=True)
+class Where:
+    """Plain-data location of a rule or a chain (its policy) for reports."""
+
+    file: str | None
+    line: int = 0
+    column: int = 0
+    #: JSON path for cloud inputs, which have no useful line.
+    path: str | None = None
+    table: str | None = None
+    family: str | None = None
+    chain: str | None = None
+    #: 1-based rule index in its chain; None for a chain or its policy.
+    index: int | None = None
+    text: str = ""
+    ident: str | None = None
+
+    @classmethod
+    def of_rule(cls, rule: Rule) -> "Where":
+        chain = rule.chain
+        table = chain.table if chain else None
+        loc = rule.location
+        return cls(loc.file, loc.line, loc.column, loc.path, table.name if table else None,
+                   table.family if table else None, chain.name if chain else None, rule.index,
+                   rule.text or str(rule), rule.ident)
+
+    @classmethod
+    def of_chain(cls, chain: Chain, policy: bool = True) -> "Where":
+        """The chain's policy (where it was written) or its declaration."""
+        loc = (chain.policy_location if policy else None) or chain.location
+        table = chain.table
+        text = chain.policy_text or (f"policy {chain.policy.upper()}" if policy and chain.policy
+                                     else f"chain {chain.name}")
+        return cls(loc.file if loc else (table.location.file if table and table.location else None),
+                   loc.line if loc else 0, loc.column if loc else 0, loc.path if loc else None,
+                   table.name if table else None, table.family if table else None, chain.name,
+                   None, text)
+
+    def describe(self) -> str:
+        """``filter INPUT rule 3 (rules.v4:12)`` or ``filter INPUT policy``."""
+        what = f"{self.table or ''} {self.chain or ''}".strip()
+        what += f" rule {self.index}" if self.index is not None else f" {self.text}"
+        if self.ident:
+            what += f" ({self.ident})"
+        if self.line:
+            what += f" (line {self.line})"
+        elif self.path:
+            what += f" ({self.path})"
+        return what
+
+
+@dataclass(frozen=True)
+class Related:
+    """Another rule or policy a finding points at, and its part in it."""
+
+    where: Where
+    note: str
+
+
+@dataclass
+class Finding:
+    """One problem found: which check, how serious, where, and why.
+
+    ``rule``/``chain`` keep the model objects (suppressions are bound to
+    them); reports use ``where``. ``witness`` is a concrete packet showing
+    the problem; ``fix`` a safe form of the rule where one exists.
+    """
+
+    code: str
+    name: str
+    severity: str
+    message: str
+    where: Where | None
+    related: list[Related] = field(default_factory=list)
+    witness: Packet | None = None
+    fix: str | None = None
+    rule: Rule | None = field(default=None, repr=False, compare=False)
+    chain: Chain | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def file(self) -> str | None:
+        return self.where.file if self.where else None
+
+    def sort_key(self) -> tuple:
+        w = self.where
+        return (w.file or "" if w else "", w.line if w else 0, w.path or "" if w else "",
+                w.index or 0 if w else 0, self.code)
+
+
+@dataclass(frozen=True)
+class Option:
+    """A per-check setting (``[tool.ruleanalyzer.options.RA401]``)."""
+
+    default: object
+    help: str
+
+
+class Check:
+    """Base of every check. Subclasses set the documented class attributes
+    and implement :meth:`run`."""
+
+    #: Family prefix + number, stable and never reused (``RA101``).
+    code: ClassVar[str] = ""
+    #: Kebab-case name of the flagged pattern (``unreachable-rule``).
+    name: ClassVar[str] = ""
+    #: One line: what is flagged.
+    summary: ClassVar[str] = ""
+    #: Why it matters (the "Why is this bad?" section).
+    rationale: ClassVar[str] = ""
+    #: A small ruleset that must trigger the check, and its fixed form.
+    bad: ClassVar[str] = ""
+    good: ClassVar[str] = ""
+    #: Dialect the examples are written in.
+    example_dialect: ClassVar[str] = "iptables"
+    severity: ClassVar[str] = "warning"
+    options: ClassVar[dict[str, Option]] = {}
+    #: Retired codes that now mean this check.
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: stable | preview
+    status: ClassVar[str] = "stable"
+
+    def __init__(self, settings: dict | None = None):
+        self.settings = {k: o.default for k, o in self.options.items()}
+        self.settings.update(settings or {})
+
+    def run(self, ctx: "Context") -> Iterable[Finding]:
+        raise NotImplementedError
+
+    def finding(self, message: str, *, rule: Rule | None = None, chain: Chain | None = None,
+                related: Iterable[Related] = (), witness: Packet | None = None,
+                fix: str | None = None, severity: str | None = None) -> Finding:
+        """A finding of this check about ``rule`` (or ``chain``'s policy)."""
+        if rule is not None:
+            where = Where.of_rule(rule)
+        elif chain is not None:
+            where = Where.of_chain(chain)
+        else:
+            where = None
+        return Finding(self.code, self.name, severity or self.severity, message, where,
+                       list(related), witness, fix, rule, chain)
+
+
+def related_rule(rule: Rule, note: str) -> Related:
+    return Related(Where.of_rule(rule), note)
+
+
+def related_policy(chain: Chain, note: str) -> Related:
+    return Related(Where.of_chain(chain), note)
+
+
+class Context:
+    """One ruleset under audit, with the analyses several checks share
+    (symbolic reachability per hook and family, a concrete evaluator),
+    each computed at most once."""
+
+    #: Interface names added to the packet space even when no rule names
+    #: them, so checks can ask about loopback traffic exactly.
+    EXTRA_INTERFACES = ("lo",)
+
+    def __init__(self, ruleset: Ruleset):
+        self.ruleset = ruleset
+        self._reach: dict[tuple[str, int], object] = {}
+        self._space = None
+        self._evaluator = None
+        self.notes: list[str] = []
+
+    @property
+    def dialect(self) -> str:
+        return self.ruleset.meta.get("dialect", "") or next(
+            (t.dialect for t in self.ruleset.tables if t.dialect), "")
+
+    @property
+    def space(self):
+        if self._space is None:
+            from ..space import Layout, Space
+            from ..space.fields import _ruleset_matches
+
+            extra = [InterfaceMatch(f, self.EXTRA_INTERFACES) for f in ("iif", "oif")]
+            self._space = Space(Layout.for_matches([*_ruleset_matches(self.ruleset), *extra]))
+        return self._space
+
+    @property
+    def evaluator(self):
+        if self._evaluator is None:
+            from ..engine import Evaluator
+
+            self._evaluator = Evaluator(self.ruleset)
+        return self._evaluator
+
+    def families(self) -> list[int]:
+        """IP versions some table of the ruleset filters."""
+        out = set()
+        for t in self.ruleset.tables:
+            if t.family in ("ip", "inet", "netdev"):
+                out.add(4)
+            if t.family in ("ip6", "inet", "netdev"):
+                out.add(6)
+        return sorted(out)
+
+    def hooks(self) -> list[str]:
+        """Packet paths (input, forward, output) some base chain lies on."""
+        used = {c.hook for c in self.ruleset.chains() if c.hook}
+        return [h for h in HOOK_PATHS if used & set(HOOK_PATHS[h])]
+
+    def base_chains(self, hook: str, family: int) -> list[Chain]:
+        return [c for t in self.ruleset.tables if t.applies_to(family) and t.family not in ("arp", "bridge")
+                for c in t.chains.values() if c.hook == hook]
+
+    def reach(self, hook: str, family: int):
+        """The symbolic reachability of ``hook`` for IPv``family`` packets,
+        or None when the ruleset cannot be walked (a jump cycle, reported by
+        the structure checks)."""
+        key = (hook, family)
+        if key not in self._reach:
+            from ..space.reach import ReachError, analyze
+
+            try:
+                self._reach[key] = analyze(self.ruleset, hook, family, self.space)
+            except (ReachError, RecursionError) as exc:
+                self.notes.append(f"{hook}/IPv{family}: {exc}")
+                self._reach[key] = None
+        return self._reach[key]
+
+    def analyses(self) -> Iterator[tuple[str, int, object]]:
+        """``(hook, family, reachability)`` for every path the ruleset filters."""
+        for family in self.families():
+            for hook in self.hooks():
+                r = self.reach(hook, family)
+                if r is not None:
+                    yield hook, family, r
+
+    def is_stateful(self) -> bool:
+        """Does any rule look at conntrack state?"""
+        cached = self.__dict__.get("_stateful")
+        if cached is None:
+            cached = any(_mentions_state(m) for r in self.ruleset.rules() for m in r.matches)
+            self.__dict__["_stateful"] = cached
+        return cached
+
+
+def _mentions_state(match) -> bool:
+    if isinstance(match, NameMatch):
+        return match.field in ("state", "ctstate")
+    return any(_mentions_state(m) for m in getattr(match, "matches", ()))

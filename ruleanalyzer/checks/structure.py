@@ -1,0 +1,271 @@
+"""RA5xx — the shape of the ruleset: jumps, loops, dead chains, dead tails,
+duplicates, RETURN where it means the policy.
+
+These need no packet sets: they read the chain graph and the rule lists.
+"""
+
+from __future__ import annotations
+
+from ..model import Accept, Dispatch, Drop, Goto, Jump, Queue, Reject, Return, Rule
+from .base import Check, Context, related_rule
+
+#: Actions that end the chain for every packet that reaches them.
+_ENDS_CHAIN = (Accept, Drop, Reject, Return, Goto, Queue)
+
+
+def jump_targets(rule: Rule) -> list[str]:
+    """Chains ``rule`` may jump or go to (verdict maps included)."""
+    out = []
+    for action in (rule.action, *rule.effects):
+        if isinstance(action, (Jump, Goto)):
+            out.append(action.target)
+        elif isinstance(action, Dispatch):
+            out += [a.target for _m, a in action.branches if isinstance(a, (Jump, Goto))]
+    return out
+
+
+def is_unconditional_end(rule: Rule) -> bool:
+    """No conditions and an action that ends the chain."""
+    return not rule.matches and isinstance(rule.action, _ENDS_CHAIN)
+
+
+def first_dead_tail(rules: list[Rule]) -> tuple[Rule, list[Rule]] | None:
+    """The first unconditional terminating rule followed by other rules,
+    and the rules after it."""
+    for i, rule in enumerate(rules[:-1]):
+        if is_unconditional_end(rule):
+            return rule, rules[i + 1:]
+    return None
+
+
+def _signature(rule: Rule) -> tuple:
+    return (rule.matches, rule.action, rule.effects)
+
+
+def duplicate_of(rule: Rule) -> Rule | None:
+    """An earlier rule of the same chain with the same matches, action and effects."""
+    chain = rule.chain
+    if chain is None:
+        return None
+    index = _duplicate_index(chain)
+    first = index.get(_signature(rule))
+    return first if first is not None and first is not rule else None
+
+
+def _duplicate_index(chain) -> dict:
+    cache = getattr(chain, "_ra_dupes", None)
+    key = len(chain.rules)
+    if cache is None or cache[0] != key:
+        index: dict = {}
+        for r in chain.rules:
+            try:
+                index.setdefault(_signature(r), r)
+            except TypeError:  # an unhashable match: never a duplicate
+                continue
+        cache = (key, index)
+        try:
+            chain._ra_dupes = cache  # type: ignore[attr-defined]
+        except AttributeError:
+            return index
+    return cache[1]
+
+
+def explained_by_structure(rule: Rule) -> bool:
+    """Is ``rule`` dead for a reason RA504/RA505 already report?"""
+    chain = rule.chain
+    if chain is None:
+        return False
+    tail = first_dead_tail(chain.rules)
+    if tail is not None and rule.index > tail[0].index:
+        return True
+    try:
+        return duplicate_of(rule) is not None
+    except TypeError:
+        return False
+
+
+class UndefinedJumpTarget(Check):
+    """A jump, goto or verdict-map branch names a chain that does not exist."""
+
+    code = "RA501"
+    name = "undefined-jump-target"
+    summary = "Jump or goto to a chain that is not defined in the table"
+    rationale = (
+        "The kernel refuses to load such a ruleset (nft: 'Could not process rule: No such "
+        "file or directory'), so what is on disk is not what runs. Where a tool keeps the "
+        "file anyway, every packet reaching the jump has an undefined fate.")
+    bad = ("table inet f {\n  chain input {\n    type filter hook input priority 0; policy drop;\n"
+           "    # expect: RA501\n    tcp dport 22 jump ssh_in\n  }\n}\n")
+    good = ("table inet f {\n  chain ssh_in {\n    accept\n  }\n  chain input {\n"
+            "    type filter hook input priority 0; policy drop;\n    tcp dport 22 jump ssh_in\n  }\n}\n")
+    example_dialect = "nftables"
+    severity = "error"
+
+    def run(self, ctx: Context):
+        for table in ctx.ruleset.tables:
+            for chain in table.chains.values():
+                for rule in chain.rules:
+                    for target in jump_targets(rule):
+                        if target not in table.chains:
+                            yield self.finding(
+                                f"jump to chain {target!r}, which table {table.family} {table.name} "
+                                "does not define", rule=rule)
+
+
+class JumpLoop(Check):
+    """Chains that jump to each other in a cycle."""
+
+    code = "RA502"
+    name = "jump-loop"
+    summary = "Chains jump to each other in a loop"
+    rationale = (
+        "A packet that follows the loop would never leave it; the kernel rejects the ruleset "
+        "('Too many levels of symbolic links' / ELOOP), so the firewall on disk cannot be "
+        "loaded. The analyzer cannot trace such a ruleset either.")
+    bad = ("table inet f {\n  chain a {\n    # expect: RA502\n    jump b\n  }\n"
+           "  chain b {\n    jump a\n  }\n"
+           "  chain input {\n    type filter hook input priority 0;\n    jump a\n  }\n}\n")
+    good = ("table inet f {\n  chain a {\n    jump b\n  }\n  chain b {\n    accept\n  }\n"
+            "  chain input {\n    type filter hook input priority 0;\n    jump a\n  }\n}\n")
+    example_dialect = "nftables"
+    severity = "error"
+
+    def run(self, ctx: Context):
+        import networkx as nx
+
+        for table in ctx.ruleset.tables:
+            graph = nx.DiGraph()
+            first_jump: dict[tuple[str, str], Rule] = {}
+            for chain in table.chains.values():
+                for rule in chain.rules:
+                    for target in jump_targets(rule):
+                        if target in table.chains:
+                            graph.add_edge(chain.name, target)
+                            first_jump.setdefault((chain.name, target), rule)
+            for component in nx.strongly_connected_components(graph):
+                members = sorted(component)
+                if len(members) == 1 and not graph.has_edge(members[0], members[0]):
+                    continue
+                cycle = nx.find_cycle(graph.subgraph(members))
+                rules = [first_jump[edge[:2]] for edge in cycle]
+                path = " -> ".join([cycle[0][0], *(e[1] for e in cycle)])
+                yield self.finding(f"jump loop: {path}", rule=rules[0],
+                                   related=[related_rule(r, "jump in the loop") for r in rules[1:]])
+
+
+class UnusedChain(Check):
+    """A user chain no rule jumps or goes to."""
+
+    code = "RA503"
+    name = "unused-chain"
+    summary = "User-defined chain that no rule jumps to"
+    rationale = (
+        "Rules in a chain nothing jumps to never see a packet. Either a jump was forgotten "
+        "(and the protection the chain was meant to give is missing) or the chain is left "
+        "over and only adds confusion.")
+    bad = ("*filter\n:INPUT DROP [0:0]\n# expect: RA503\n:ssh_in - [0:0]\n"
+           "-A ssh_in -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    good = ("*filter\n:INPUT DROP [0:0]\n:ssh_in - [0:0]\n-A INPUT -j ssh_in\n"
+            "-A ssh_in -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    severity = "info"
+
+    def run(self, ctx: Context):
+        for table in ctx.ruleset.tables:
+            used = {t for c in table.chains.values() for r in c.rules for t in jump_targets(r)}
+            for chain in table.chains.values():
+                if chain.is_base or chain.name in used:
+                    continue
+                if not chain.rules:
+                    # Empty unused chains are what tools (firewalld, docker) pre-create.
+                    continue
+                yield self.finding(f"chain {chain.name!r} has {len(chain.rules)} rule(s) but "
+                                   "nothing jumps to it", chain=chain)
+
+
+class RuleAfterTerminal(Check):
+    """Rules placed after an unconditional ACCEPT/DROP/RETURN in the same chain."""
+
+    code = "RA504"
+    name = "rule-after-terminal"
+    summary = "Rules after an unconditional terminating rule can never run"
+    rationale = (
+        "A rule with no conditions and a terminating action (ACCEPT, DROP, REJECT, RETURN, "
+        "goto) ends the chain for every packet. Everything after it is dead: typically rules "
+        "appended with `-A` after a catch-all, which should have been inserted with `-I`.")
+    bad = ("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j DROP\n"
+           "# expect: RA504\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    good = ("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\n"
+            "-A INPUT -j DROP\nCOMMIT\n")
+    severity = "warning"
+
+    def run(self, ctx: Context):
+        for chain in ctx.ruleset.chains():
+            tail = first_dead_tail(chain.rules)
+            if tail is None:
+                continue
+            end, dead = tail
+            dead = [r for r in dead if not r.implicit]
+            if not dead:
+                continue
+            more = f" (and {len(dead) - 1} more after it)" if len(dead) > 1 else ""
+            yield self.finding(
+                f"rule can never run: rule {end.index} ({end.action.name}, no conditions) ends "
+                f"the chain first{more}",
+                rule=dead[0], related=[related_rule(end, "ends the chain for every packet")])
+
+
+class DuplicateRule(Check):
+    """The same rule written twice in one chain."""
+
+    code = "RA505"
+    name = "duplicate-rule"
+    summary = "Exact duplicate of an earlier rule in the same chain"
+    rationale = (
+        "The second copy never matches anything the first did not already take. Duplicates "
+        "usually come from scripts that append rules on every run; they grow the ruleset "
+        "and slow every packet down.")
+    bad = ("*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\n"
+           "# expect: RA505\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    good = ("*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\n"
+            "-A INPUT -p udp --dport 22 -j ACCEPT\nCOMMIT\n")
+    severity = "warning"
+
+    def run(self, ctx: Context):
+        for chain in ctx.ruleset.chains():
+            for rule in chain.rules:
+                if rule.implicit:
+                    continue
+                first = duplicate_of(rule)
+                if first is not None:
+                    line = f", line {first.location.line}" if first.location.line else ""
+                    yield self.finding(f"duplicate of rule {first.index}{line}", rule=rule,
+                                       related=[related_rule(first, "the first copy")])
+
+
+class ReturnInBaseChain(Check):
+    """RETURN in a base chain, where it means "apply the policy"."""
+
+    code = "RA506"
+    name = "return-in-base-chain"
+    summary = "RETURN in a base chain applies the chain's policy"
+    rationale = (
+        "In a built-in/base chain there is no caller to return to: RETURN ends the chain "
+        "with its policy. That is rarely what a reader expects (it looks like 'skip the rest'); "
+        "with a DROP policy it drops. Write the verdict explicitly.")
+    bad = ("*filter\n:INPUT DROP [0:0]\n# expect: RA506\n-A INPUT -s 10.0.0.0/8 -j RETURN\n"
+           "-A INPUT -j ACCEPT\nCOMMIT\n")
+    good = ("*filter\n:INPUT DROP [0:0]\n-A INPUT -s 10.0.0.0/8 -j DROP\n"
+            "-A INPUT -j ACCEPT\nCOMMIT\n")
+    severity = "warning"
+
+    def run(self, ctx: Context):
+        for chain in ctx.ruleset.chains():
+            if not chain.is_base:
+                continue
+            policy = (chain.policy or "accept").upper()
+            for rule in chain.rules:
+                if isinstance(rule.action, Return) and not rule.implicit:
+                    yield self.finding(f"RETURN in base chain {chain.name}: its packets get the "
+                                       f"chain policy ({policy})", rule=rule,
+                                       fix=f"write the verdict: {policy.lower()}")
+

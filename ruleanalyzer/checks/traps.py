@@ -1,0 +1,401 @@
+"""RA2xx — implicit deny-all traps: traffic a rule lets in whose other half
+(the reply, the ICMP error it depends on, loopback, neighbour discovery,
+the IPv6 twin) dies at a policy or an implicit deny.
+
+Each check asks the packet-space analysis for the set of packets at stake
+and only reports what is *surely* dropped (lower bounds), with a witness
+packet and the rule or policy that drops it (from the concrete engine).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ..engine.connect import run_variant
+from ..model import ACK, SYN, AddressMatch, IntMatch, Packet, Rule
+from ..space import witness
+from ..space.encode import encode_conjunction
+from ..targets import CLOUD_DIALECTS
+from . import _sets as S
+from .base import Check, Context, Option, Related, Where, related_policy, related_rule
+from .reach import outcome
+
+
+def _decider(result) -> Related | None:
+    d = result.decided_by
+    if d is None:
+        return None
+    if d.rule is None:
+        return related_policy(d.chain, "drops it")
+    return related_rule(d.rule, "drops it")
+
+
+def _is_cloud(ctx: Context) -> bool:
+    return any(t.dialect in CLOUD_DIALECTS for t in ctx.ruleset.tables)
+
+
+def _accepting_syn_rules(ctx: Context, hook: str, family: int, limit: int):
+    """``(rule, syn_set)`` for accepting rules that surely take new SYNs on ``hook``."""
+    reach = ctx.reach(hook, family)
+    if reach is None:
+        return
+    sp = reach.space
+    syn_new = S.tcp_flags(sp, SYN) & S.state_is(sp, "new")
+    n = 0
+    for rule in reach.rules():
+        if outcome(rule) != "accept" or rule.implicit or rule.chain.kind != "filter":
+            continue
+        syn = reach.rule_sets(rule).matched_lower.node & syn_new
+        if syn == sp.false:
+            continue
+        n += 1
+        if n > limit:
+            return
+        yield rule, sp.wrap(syn)
+
+
+class HandshakeReplyDropped(Check):
+    """A SYN is let in, but the SYN-ACK or the final ACK is dropped."""
+
+    code = "RA201"
+    name = "handshake-reply-dropped"
+    summary = "Accepted SYN whose SYN-ACK or ACK is then dropped (half-open handshake)"
+    rationale = (
+        "The rule accepts the connection request, but the answer never makes it: the SYN-ACK "
+        "leaving the server (or the client's ACK) meets a DROP policy or an implicit deny "
+        "because nothing accepts ESTABLISHED traffic. The client times out, the server keeps "
+        "half-open connections; the service looks 'allowed' in the rules but is unreachable. "
+        "A witness connection from the rule's own match set shows where it dies.")
+    bad = ("*filter\n:INPUT DROP [0:0]\n:OUTPUT DROP [0:0]\n"
+           "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n"
+           "# expect: RA201\n-A INPUT -p tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT\n"
+           "COMMIT\n")
+    good = ("*filter\n:INPUT DROP [0:0]\n:OUTPUT DROP [0:0]\n"
+            "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n"
+            "-A INPUT -p tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT\n"
+            "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\nCOMMIT\n")
+    severity = "error"
+    options = {"max_rules": Option(100, "accepting rules tried per hook and IP version")}
+
+    def run(self, ctx: Context):
+        if not ctx.is_stateful():
+            return  # stateless rulesets: RA203 judges their return traffic
+        for hook in ("input", "forward"):
+            if hook not in ctx.hooks():
+                continue
+            for family in ctx.families():
+                groups: dict[tuple, list] = {}
+                for rule, syns in _accepting_syn_rules(ctx, hook, family, self.settings["max_rules"]):
+                    w = witness(syns, hook)
+                    variant = run_variant(ctx.evaluator, w.src, w.dst, w.dport, w.sport or 40000,
+                                          hook, False, w.iif if hook != "output" else None,
+                                          w.oif if hook == "forward" else None)
+                    failed = variant.first_failure
+                    if failed is None or failed.name not in ("SYN-ACK", "ACK") or failed.verdict != "drop":
+                        continue
+                    d = failed.result.decided_by
+                    key = (failed.name, id(d.chain) if d else None, id(d.rule) if d and d.rule else None)
+                    groups.setdefault(key, []).append((rule, w, failed))
+                for (leg, _c, _r), items in groups.items():
+                    rule, w, failed = items[0]
+                    others = [r for r, _w, _f in items[1:]]
+                    dropper = _decider(failed.result)
+                    by = dropper.where.describe() if dropper else "an implicit deny"
+                    more = f"; {len(others)} other accepting rule(s) hit the same trap" if others else ""
+                    yield self.finding(
+                        f"the SYN is accepted here, but the {leg} ({failed.packet.describe()}) is dropped "
+                        f"by {by}: the handshake never completes{more}",
+                        rule=rule, witness=w,
+                        related=[*([dropper] if dropper else []),
+                                 *(related_rule(r, "accepts SYNs into the same trap") for r in others[:10])],
+                        fix="accept ESTABLISHED,RELATED traffic in the reply direction "
+                            "(-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT / ct state established,related accept)")
+
+
+class NoEstablishedPath(Check):
+    """Replies to connections the host opens are all dropped on input."""
+
+    code = "RA202"
+    name = "no-established-path"
+    summary = "DROP policy on input with no path for ESTABLISHED/RELATED replies"
+    rationale = (
+        "The host may open connections (output lets new packets out), but on the way back in "
+        "no rule accepts ESTABLISHED or RELATED packets, so every reply — DNS answers, package "
+        "downloads, NTP — dies at the DROP policy. Stateful firewalls accept established "
+        "traffic near the top of INPUT.")
+    bad = ("*filter\n# expect: RA202\n:INPUT DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+           "-A INPUT -p tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT\nCOMMIT\n")
+    good = ("*filter\n:INPUT DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n"
+            "-A INPUT -p tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT\nCOMMIT\n")
+    severity = "warning"
+
+    def run(self, ctx: Context):
+        if not ctx.is_stateful() or "input" not in ctx.hooks():
+            return
+        for family in ctx.families():
+            inbound, outbound = ctx.reach("input", family), ctx.reach("output", family)
+            if inbound is None or outbound is None:
+                continue
+            sp = inbound.space
+            est = S.state_is(sp, "established") & sp.family(family)
+            if inbound.accepted.upper.node & est != sp.false:
+                continue
+            if outbound.accepted.upper.node & S.state_is(sp, "new") & sp.family(family) == sp.false:
+                continue  # the host opens no connections: nothing comes back
+            dropped = inbound.dropped.lower.node & est
+            if dropped == sp.false:
+                continue
+            w = witness(sp.wrap(dropped & S.tcp_flags(sp, ACK) if dropped & S.tcp_flags(sp, ACK) != sp.false
+                                else dropped), "input")
+            result, rule, chain = S.decided_by(ctx, w)
+            if result.verdict != "drop" or chain is None:
+                continue
+            yield self.finding(
+                f"no rule accepts ESTABLISHED/RELATED IPv{family} packets on input: replies to "
+                f"connections this host opens (e.g. {w.describe()}) are dropped",
+                chain=chain if rule is None else None, rule=rule, witness=w,
+                fix="-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT "
+                    "(nft: ct state established,related accept)")
+
+
+class StatelessNoReturn(Check):
+    """A stateless ACL lets a service in but not its replies to ephemeral ports."""
+
+    code = "RA203"
+    name = "stateless-no-return"
+    summary = "Stateless rules accept a service but not its replies to the client's ephemeral ports"
+    rationale = (
+        "Stateless filters (AWS network ACLs, iptables without conntrack) judge every packet "
+        "alone: the server's replies go from the service port to the client's ephemeral port "
+        "(1024-65535) and need their own outbound rule. Without it the SYN gets in, the "
+        "SYN-ACK is dropped and clients time out.")
+    bad = ("*filter\n:INPUT DROP [0:0]\n:OUTPUT DROP [0:0]\n"
+           "# expect: RA203\n-A INPUT -p tcp --dport 80 -j ACCEPT\n"
+           "-A OUTPUT -p tcp --sport 80 --dport 80 -j ACCEPT\nCOMMIT\n")
+    good = ("*filter\n:INPUT DROP [0:0]\n:OUTPUT DROP [0:0]\n"
+            "-A INPUT -p tcp --dport 80 -j ACCEPT\n"
+            "-A OUTPUT -p tcp --sport 80 --dport 1024:65535 -j ACCEPT\nCOMMIT\n")
+    severity = "error"
+    options = {"ephemeral": Option([1024, 65535], "the client port range replies must reach"),
+               "max_rules": Option(100, "accepting rules tried per IP version")}
+
+    def run(self, ctx: Context):
+        if ctx.is_stateful() or not {"input", "output"} <= set(ctx.hooks()):
+            return
+        lo, hi = self.settings["ephemeral"]
+        for family in ctx.families():
+            outbound = ctx.reach("output", family)
+            if outbound is None:
+                continue
+            sp = outbound.space
+            for rule, syns in _accepting_syn_rules(ctx, "input", family, self.settings["max_rules"]):
+                w = witness(syns, "input")
+                net = f"{w.src}/{32 if family == 4 else 128}"
+                srv = f"{w.dst}/{32 if family == 4 else 128}"
+                replies, _ = encode_conjunction(
+                    (AddressMatch("src", (ipaddress.ip_network(srv),)),
+                     AddressMatch("dst", (ipaddress.ip_network(net),)),
+                     IntMatch("proto", ((6, 6),)), IntMatch("sport", ((w.dport, w.dport),)),
+                     IntMatch("dport", ((lo, hi),))), sp)
+                replies &= S.tcp_flags(sp, SYN | ACK) & sp.valid
+                missing = replies & ~outbound.accepted.lower.node
+                if missing == sp.false:
+                    continue
+                reply = witness(sp.wrap(missing), "output")
+                result, drop_rule, chain = S.decided_by(ctx, reply)
+                if result.verdict != "drop":
+                    continue
+                related = [_decider(result)] if result.decided_by else []
+                yield self.finding(
+                    f"TCP {w.dport} is accepted inbound, but replies to the client's ephemeral ports "
+                    f"are not let out (e.g. {reply.describe()} is dropped): the ACL is stateless",
+                    rule=rule, witness=reply, related=related,
+                    fix=f"allow outbound tcp from port {w.dport} to ports {lo}-{hi}")
+
+
+class PathMtuBlackHole(Check):
+    """ICMP "fragmentation needed" / ICMPv6 "packet too big" is dropped."""
+
+    code = "RA204"
+    name = "pmtu-icmp-blocked"
+    summary = "ICMP fragmentation-needed / ICMPv6 packet-too-big is dropped (path-MTU black hole)"
+    rationale = (
+        "Path-MTU discovery depends on routers sending ICMP type 3 code 4 (IPv4) or ICMPv6 "
+        "type 2 back to the sender. Dropping them — even as RELATED packets of an accepted "
+        "connection — makes large packets vanish silently: connections open, then hang as "
+        "soon as a full-sized segment is sent (the classic PMTU black hole). IPv6 has no "
+        "fragmentation by routers, so there it breaks every path with a smaller MTU.")
+    bad = ("*filter\n# expect: RA204\n:INPUT DROP [0:0]\n"
+           "-A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n"
+           "-A INPUT -p tcp --dport 443 -j ACCEPT\nCOMMIT\n")
+    good = ("*filter\n:INPUT DROP [0:0]\n"
+            "-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n"
+            "-A INPUT -p tcp --dport 443 -j ACCEPT\nCOMMIT\n")
+    severity = "warning"
+
+    def run(self, ctx: Context):
+        for hook in ("input", "forward"):
+            if hook not in ctx.hooks():
+                continue
+            for family in ctx.families():
+                reach = ctx.reach(hook, family)
+                if reach is None:
+                    continue
+                sp = reach.space
+                if reach.accepted.upper.node & sp.eq("proto", 6) & sp.family(family) == sp.false:
+                    continue  # no TCP gets through here: nothing to black-hole
+                if family == 4:
+                    icmp = sp.eq("icmp_type", 3) & sp.eq("icmp_code", 4)
+                else:
+                    icmp = sp.eq("icmp_type", 2)
+                pkts = sp.family(family) & sp.icmp & sp.eq("fragment", 0) & icmp & S.state_is(sp, "related")
+                dropped = reach.dropped.lower.node & pkts
+                if dropped == sp.false:
+                    continue
+                w = witness(sp.wrap(dropped), hook)
+                result, rule, chain = S.decided_by(ctx, w)
+                if result.verdict != "drop" or chain is None:
+                    continue
+                kind = "fragmentation-needed (type 3 code 4)" if family == 4 else "ICMPv6 packet-too-big (type 2)"
+                yield self.finding(
+                    f"{kind} errors are dropped on {hook} (e.g. {w.describe()}, state related): "
+                    "path-MTU discovery breaks and large packets vanish",
+                    rule=rule, chain=chain if rule is None else None, witness=w,
+                    fix=("accept RELATED packets (ct state related accept) or "
+                         + ("-p icmp --icmp-type fragmentation-needed -j ACCEPT" if family == 4
+                            else "-p icmpv6 --icmpv6-type packet-too-big -j ACCEPT")))
+
+
+class NeighbourDiscoveryBlocked(Check):
+    """ICMPv6 router/neighbour solicitations and advertisements are dropped."""
+
+    code = "RA205"
+    name = "ndp-blocked"
+    summary = "ICMPv6 neighbour discovery (types 133-136) is dropped"
+    rationale = (
+        "IPv6 has no ARP: hosts find each other's link-layer address and their router with "
+        "ICMPv6 types 133-136. These packets are not part of any connection (conntrack leaves "
+        "them untracked), so an ESTABLISHED/RELATED rule does not let them in. Dropping them "
+        "cuts the host off IPv6 entirely after its neighbour cache expires.")
+    bad = ("table inet f {\n  chain input {\n"
+           "    # expect: RA205\n    type filter hook input priority 0; policy drop;\n"
+           "    ct state established,related accept\n    tcp dport 22 accept\n  }\n}\n")
+    good = ("table inet f {\n  chain input {\n    type filter hook input priority 0; policy drop;\n"
+            "    ct state established,related accept\n    meta l4proto ipv6-icmp accept\n"
+            "    tcp dport 22 accept\n  }\n}\n")
+    example_dialect = "nftables"
+    severity = "error"
+
+    def run(self, ctx: Context):
+        if 6 not in ctx.families() or _is_cloud(ctx):
+            return
+        for hook in ("input", "output"):
+            if hook not in ctx.hooks():
+                continue
+            reach = ctx.reach(hook, 6)
+            if reach is None:
+                continue
+            sp = reach.space
+            link = S.networks(sp, "src", "fe80::/10") & (S.networks(sp, "dst", "fe80::/10")
+                                                        | S.networks(sp, "dst", "ff02::/16"))
+            pkts = (sp.family(6) & sp.icmp & sp.eq("fragment", 0) & sp.between("icmp_type", 133, 136)
+                    & S.state_is(sp, "untracked") & link & sp.eq("ttl", 255))
+            dropped = reach.dropped.lower.node & pkts
+            if dropped == sp.false:
+                continue
+            w = witness(sp.wrap(dropped), hook)
+            result, rule, chain = S.decided_by(ctx, w)
+            if result.verdict != "drop" or chain is None:
+                continue
+            yield self.finding(
+                f"ICMPv6 neighbour discovery is dropped on {hook} (e.g. {w.describe()}): IPv6 "
+                "stops working once the neighbour cache expires",
+                rule=rule, chain=chain if rule is None else None, witness=w,
+                fix="accept ICMPv6 types 133-136 (nft: icmpv6 type { nd-router-solicit, "
+                    "nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept)")
+
+
+class LoopbackBlocked(Check):
+    """Traffic on the loopback interface is dropped."""
+
+    code = "RA206"
+    name = "loopback-blocked"
+    summary = "Loopback traffic (-i lo) is dropped"
+    rationale = (
+        "Local services talk to each other over lo (a database on 127.0.0.1, a resolver stub, "
+        "X11, DBus over TCP). A DROP policy without an early `-i lo -j ACCEPT` breaks them in "
+        "ways that look like application bugs.")
+    bad = ("*filter\n# expect: RA206\n:INPUT DROP [0:0]\n"
+           "-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    good = ("*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\n"
+            "-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    severity = "warning"
+
+    def run(self, ctx: Context):
+        if _is_cloud(ctx) or "input" not in ctx.hooks():
+            return
+        for family in ctx.families():
+            reach = ctx.reach("input", family)
+            if reach is None:
+                continue
+            sp = reach.space
+            local = "127.0.0.0/8" if family == 4 else "::1/128"
+            pkts = (sp.family(family) & S.iface(sp, "iif", "lo") & S.networks(sp, "src", local)
+                    & S.networks(sp, "dst", local) & S.state_is(sp, "new"))
+            dropped = reach.dropped.lower.node & pkts
+            if dropped == sp.false:
+                continue
+            w = witness(sp.wrap(dropped), "input")
+            w = w.replace(iif="lo")
+            result, rule, chain = S.decided_by(ctx, w)
+            if result.verdict != "drop" or chain is None:
+                continue
+            yield self.finding(
+                f"IPv{family} loopback traffic is dropped (e.g. {w.describe()} on lo)",
+                rule=rule, chain=chain if rule is None else None, witness=w,
+                fix="-I INPUT 1 -i lo -j ACCEPT (nft: iif lo accept)")
+
+
+class Ipv6LeftOpen(Check):
+    """IPv4 is filtered, IPv6 is not."""
+
+    code = "RA207"
+    name = "ipv6-left-open"
+    summary = "IPv4 is filtered but IPv6 accepts everything"
+    rationale = (
+        "Hosts usually have global IPv6 addresses whether or not anyone planned for them. A "
+        "ruleset that locks IPv4 down but leaves IPv6 with an ACCEPT policy (or, in nftables, "
+        "has no ip6/inet table at all) exposes every service over IPv6.")
+    bad = ("table ip filter {\n  chain input {\n"
+           "    # expect: RA207\n    type filter hook input priority 0; policy drop;\n"
+           "    tcp dport 22 accept\n  }\n}\n")
+    good = ("table inet filter {\n  chain input {\n    type filter hook input priority 0; policy drop;\n"
+            "    tcp dport 22 accept\n  }\n}\n")
+    example_dialect = "nftables"
+    severity = "warning"
+
+    def run(self, ctx: Context):
+        if _is_cloud(ctx) or "input" not in ctx.hooks():
+            return
+        v4 = ctx.reach("input", 4) if 4 in ctx.families() else None
+        if v4 is None:
+            return
+        sp = v4.space
+        new = S.state_is(sp, "new")
+        if v4.dropped.lower.node & new & sp.family(4) == sp.false:
+            return  # IPv4 is not filtered either
+        v4_chain = next((c for c in ctx.base_chains("input", 4) if c.kind == "filter"), None)
+        if 6 not in ctx.families():
+            if ctx.dialect in ("nftables", "nft-json") and v4_chain is not None:
+                yield self.finding("IPv4 input is filtered, but no table filters IPv6 at all: every "
+                                   "IPv6 packet is accepted", chain=v4_chain,
+                                   fix="use an inet table for both families")
+            return
+        v6 = ctx.reach("input", 6)
+        if v6 is None or v6.dropped.upper.node & new & sp.family(6) != sp.false:
+            return
+        v6_chain = next((c for c in ctx.base_chains("input", 6) if c.kind == "filter"), v4_chain)
+        yield self.finding("IPv4 input is filtered, but IPv6 input accepts every packet",
+                           chain=v6_chain, related=[related_policy(v4_chain, "filters IPv4")] if v4_chain else [],
+                           fix="give IPv6 the same policy and rules (ip6tables / an inet table)")
