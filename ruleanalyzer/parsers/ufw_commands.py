@@ -100,6 +100,12 @@ class _Parser:
                                  words[1] if len(words) > 1 else None)
             level = words[1].text.lower()
             return Command("logging", loc, level="low" if level == "on" else level)
+        if verb == "route" and len(words) > 1 and words[1].text.lower() in ("delete", "insert", "prepend"):
+            # "route delete …" / "route insert N …": the same as "delete route …"
+            words = [words[1], words[0]] + words[2:] if words[1].text.lower() == "delete" else words
+            if words[0].text.lower() == "route":
+                return self._route_insert(words, loc)
+            verb = "delete"
         if verb == "delete":
             if len(words) < 2:
                 raise self.error("delete needs a rule number or a rule", None)
@@ -114,6 +120,14 @@ class _Parser:
             command.delete = True
             return command
         return self.rule_command(words, loc)
+
+    def _route_insert(self, words: list[Word], loc: Location) -> Command:
+        """``route insert N ACTION …`` / ``route prepend ACTION …``."""
+        rest = words[1:]
+        take = 3 if rest[0].text.lower() == "insert" else 2
+        if len(rest) < take:
+            raise self.error("missing action", None)
+        return self.rule_command(rest[:take - 1] + [words[0]] + rest[take - 1:], loc)
 
     def default(self, words: list[Word], loc: Location) -> Command:
         if len(words) < 2 or words[1].text.lower() not in ("allow", "deny", "reject"):
@@ -227,8 +241,14 @@ class _Parser:
             return self.finish(rule, "", "")
         if not args:
             raise self.error("missing port, application or 'to'/'from' clause", None)
-        if len(args) == 1 and args[0].text.lower() not in ("from", "to", "proto", "port", "app"):
+        keywords = ("from", "to", "proto", "port", "app")
+        if len(args) == 1 and args[0].text.lower() not in keywords:
             return self.simple(rule, args[0])
+        if not any(a.text.lower() in keywords for a in args):
+            # an unquoted application name of several words ("Dovecot POP3")
+            joined = " ".join(a.text for a in args)
+            if find_profile(joined, self.profiles) is not None:
+                return self.simple(rule, Word(joined, args[0].column))
         return self.extended(rule, args)
 
     def simple(self, rule: UfwRule, word: Word) -> tuple[list[UfwRule], str]:
