@@ -138,6 +138,46 @@ class Agent:
                             "seen": probe["ident"] in self.seen})
         return {"answers": answers}
 
+    def exchange(self, cmd: dict) -> dict:
+        """A real TCP connection from the peer to a listener here: connect,
+        then one message each way. Says how far it got."""
+        family = socket.AF_INET6 if ":" in cmd["addr"] else socket.AF_INET
+        timeout = cmd.get("timeout", 2.5)
+        server = self.fw_sockets[cmd["port"]]
+        outcome = {"connected": False, "accepted": False, "to_server": False, "to_client": False}
+        with inside(self.peer_ns):
+            client = socket.socket(family, socket.SOCK_STREAM)
+        conn = None
+        try:
+            client.settimeout(timeout)
+            try:
+                client.connect((cmd["addr"], cmd["port"]))
+            except OSError as exc:
+                outcome["why"] = f"connect: {exc}"
+                return outcome
+            outcome["connected"] = True
+            client.sendall(b"ping")
+            # accept() returns once the server saw the handshake's ACK (or
+            # data that acknowledges its SYN-ACK).
+            ready, _, _ = select.select([server], [], [], timeout)
+            if not ready:
+                outcome["why"] = "server never completed the handshake"
+                return outcome
+            conn, _ = server.accept()
+            outcome["accepted"] = True
+            conn.settimeout(timeout)
+            try:
+                outcome["to_server"] = conn.recv(16) == b"ping"
+                conn.sendall(b"pong")
+                outcome["to_client"] = client.recv(16) == b"pong"
+            except OSError as exc:
+                outcome["why"] = f"data: {exc}"
+            return outcome
+        finally:
+            client.close()
+            if conn is not None:
+                conn.close()
+
     def run(self, cmd: dict) -> dict:
         op = cmd["op"]
         if op == "hello":
@@ -156,20 +196,11 @@ class Agent:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((cmd["addr"], cmd["port"]))
             s.listen(64)
+            s.setblocking(False)
             self.fw_sockets[cmd["port"]] = s
             return {}
         if op == "connect":  # a TCP client in the peer namespace
-            family = socket.AF_INET6 if ":" in cmd["addr"] else socket.AF_INET
-            with inside(self.peer_ns):
-                s = socket.socket(family, socket.SOCK_STREAM)
-            s.settimeout(cmd.get("timeout", 2.0))
-            try:
-                s.connect((cmd["addr"], cmd["port"]))
-                return {"connected": True}
-            except OSError as exc:
-                return {"connected": False, "error": str(exc)}
-            finally:
-                s.close()
+            return self.exchange(cmd)
         raise ValueError(f"unknown op {op!r}")
 
 
