@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 
 from lark import Token, Transformer
 from lark.exceptions import UnexpectedInput
@@ -166,8 +167,12 @@ _ERROR_EXAMPLES = {
 _shape_cache: dict[str, object] = {}
 
 
+_LINE_KIND = _LineKind()
+
+
 def _parser():
-    return lalr_parser("iptables", lexer=_ShapeLexer, transformer=_LineKind())
+    # one transformer instance, so lalr_parser's cache builds the tables once
+    return lalr_parser("iptables", lexer=_ShapeLexer, transformer=_LINE_KIND)
 
 
 def _line_kind(shape: str, raws: list[str]):
@@ -178,20 +183,48 @@ def _line_kind(shape: str, raws: list[str]):
         try:
             kind = parser.parse(_tokens(shape, raws))
         except UnexpectedInput as exc:
-            kind = exc
+            kind = _failure(exc)
         if len(_shape_cache) < 50_000:
             _shape_cache[shape] = kind
     return kind
 
 
-def _error_label(exc: UnexpectedInput) -> str | None:
+@dataclass(frozen=True)
+class _BadShape:
+    """Where the grammar rejected a line: parser state, token kind, word index."""
+
+    state: object
+    token_kind: str | None
+    index: int
+
+
+def _failure(exc: UnexpectedInput) -> _BadShape:
+    # read now: the parser state object is reused by later parses
+    stack = getattr(getattr(exc, "state", None), "state_stack", None)
+    token = getattr(exc, "token", None)
+    column = getattr(token, "column", None)
+    return _BadShape(stack[-1] if stack else None, getattr(token, "type", None),
+                     column if isinstance(column, int) else -1)
+
+
+def _error_label(bad: _BadShape) -> str | None:
+    """The label of the sample bad shape that fails like ``bad`` (in the
+    spirit of Lark's ``match_examples``: same parser state and token kind
+    first; same state only as a fallback)."""
+    fallback = None
     parser = _parser()
-    examples = {label: [_tokens(s, list(s)) for s in shapes]
-                for label, shapes in _ERROR_EXAMPLES.items()}
-    try:
-        return exc.match_examples(parser.parse, examples, use_accepts=True)
-    except Exception:  # noqa: BLE001 - labelling is best effort, the error stands anyway
-        return None
+    for label, shapes in _ERROR_EXAMPLES.items():
+        for shape in shapes:
+            try:
+                parser.parse(_tokens(shape, list(shape)))
+            except UnexpectedInput as exc:
+                sample = _failure(exc)
+                if sample.state != bad.state:
+                    continue
+                if sample.token_kind == bad.token_kind:
+                    return label
+                fallback = fallback or label
+    return fallback
 
 
 # ---------------------------------------------------------------------------
@@ -371,9 +404,7 @@ class _FileParser:
     def bad_line(self, lineno: int, line: str, shape: str, exc) -> None:
         if shape[0] in "ONTCM":  # meant as iptables syntax, but wrong
             label = _error_label(exc) or "this line is not valid iptables-restore syntax"
-            index = getattr(getattr(exc, "token", None), "column", 0) or 0
-            if not isinstance(index, int) or index >= len(shape):
-                index = len(shape)
+            index = exc.index if 0 <= exc.index < len(shape) else len(shape)
             raise self.error(label, lineno, line, index)
         self.ruleset.diagnostics.append(Diagnostic(
             "skipped a line that is not iptables-save syntax", Location(self.name, lineno, 1)))

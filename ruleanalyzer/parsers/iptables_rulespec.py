@@ -597,8 +597,7 @@ class _RuleBuilder:
         return hits[0] if len(hits) == 1 else (None, name)
 
     def unknown_option_message(self, name: str) -> str:
-        explicit = {n for n, _ in self.explicit}
-        owners = [m[0] for m in reversed(self.loaded) if m[1] is None or m[0] in explicit]
+        owners = [m[0] for m in reversed(self.loaded)]
         if self.plan.target:
             return f"unknown option {name} for target {self.plan.target}"
         if owners:
