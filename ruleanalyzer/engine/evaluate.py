@@ -16,8 +16,11 @@ answer stands; if not, the verdict is *unknown* and says what it depends on.
 
 from __future__ import annotations
 
+import ipaddress
+from bisect import bisect_left
+from functools import lru_cache
 from dataclasses import dataclass, replace
-from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
+from ..model import (CONNTRACK_PRIORITY, AddressMatch, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
                      Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Packet, Queue, Reject, Return,
                      Rule, Ruleset, SetField, UnknownAction)
 from .conntrack import resolve_state
@@ -83,11 +86,26 @@ class _Compiled:
         self.rule_preds: dict[int, tuple] = {}
         self.base: dict[tuple[str, int], list[Chain]] = {}
         self.chains: dict[int, dict[str, Chain]] = {id(t): t.chains for t in ruleset.tables}
+        self.chain_runs: dict[int, list] = {}
+
+    def runs(self, chain: Chain) -> list:
+        """Per rule index, ``None`` or the indexed run it lies in.
+
+        A run is a stretch of consecutive rules that each require one exact
+        destination host (kube-proxy's KUBE-SERVICES, per-host ACLs). Rules
+        of the run whose host is not the packet's cannot match, so the
+        evaluator jumps straight to the candidates: same answers, no scan.
+        """
+        runs = self.chain_runs.get(id(chain))
+        if runs is None:
+            runs = _index_runs(chain.rules)
+            self.chain_runs[id(chain)] = runs
+        return runs
 
     def predicates(self, rule: Rule) -> tuple:
         preds = self.rule_preds.get(id(rule))
         if preds is None:
-            preds = tuple(compile_match(m) for m in rule.matches)
+            preds = tuple(zip(tuple(compile_match(m) for m in rule.matches), rule.matches))
             self.rule_preds[id(rule)] = preds
         return preds
 
@@ -101,6 +119,40 @@ class _Compiled:
             chains.sort(key=lambda c: c.priority or 0)
             self.base[key] = chains
         return chains
+
+
+#: Shorter stretches are scanned: indexing them would not pay.
+MIN_INDEXED_RUN = 16
+
+
+def _host_key(rule: Rule):
+    for m in rule.matches:
+        if isinstance(m, AddressMatch) and m.field == "dst" and not m.negate and len(m.networks) == 1:
+            net = m.networks[0]
+            if net.prefixlen == net.max_prefixlen:
+                return (net.version, int(net.network_address))
+    return None
+
+
+def _index_runs(rules: list[Rule]) -> list:
+    """``runs[i]`` is ``(end, {host: [indices]})`` for rules in a long run."""
+    runs: list = [None] * len(rules)
+    i, n = 0, len(rules)
+    while i < n:
+        j = i
+        table: dict = {}
+        while j < n:
+            key = _host_key(rules[j])
+            if key is None:
+                break
+            table.setdefault(key, []).append(j)
+            j += 1
+        if j - i >= MIN_INDEXED_RUN:
+            entry = (j, table)
+            for k in range(i, j):
+                runs[k] = entry
+        i = max(j, i + 1)
+    return runs
 
 
 def _compiled(ruleset: Ruleset) -> _Compiled:
@@ -117,6 +169,7 @@ def invalidate(ruleset: Ruleset) -> None:
         del ruleset._engine_cache  # type: ignore[attr-defined]
 
 
+@lru_cache(maxsize=4096)
 def _address_types(addr, role: str) -> AddressTypes:
     """The route type of ``addr`` as far as the hook tells it: ``local`` (this
     host's own address), ``routed`` (a unicast route must exist: forwarded
@@ -207,12 +260,28 @@ class Evaluator:
     def _run_rules(self, chain: Chain, start: int, path: _Path, depth: int) -> list[_End]:
         rules = chain.rules
         predicates = self.compiled.predicates
-        for i in range(start, len(rules)):
+        runs = self.compiled.runs(chain)
+        n = len(rules)
+        i = start - 1
+        while True:
+            i += 1
+            if i >= n:
+                break
+            run = runs[i]
+            if run is not None:
+                end, table = run
+                candidates = table.get((path.view.family, path.view.dst))
+                position = bisect_left(candidates, i) if candidates else 0
+                if not candidates or position == len(candidates):
+                    i = end - 1
+                    continue
+                i = candidates[position]
             rule = rules[i]
             verdict: bool | None = True
             unknown_at = None
-            for pred, m in zip(predicates(rule), rule.matches):
-                r = pred(path.view)
+            view = path.view
+            for pred, m in predicates(rule):
+                r = pred(view)
                 if r is False:
                     verdict = False
                     break
@@ -537,8 +606,10 @@ def _endpoint(action: Nat) -> str:
 
 
 def _packet_from_view(packet: Packet, view: View) -> Packet:
-    import ipaddress
-
+    if (view.src == int(packet.src) and view.dst == int(packet.dst) and view.sport == packet.sport
+            and view.dport == packet.dport and view.flags == packet.flags and view.ecn == packet.ecn
+            and view.dscp == packet.dscp and view.mark == packet.mark and view.ctmark == packet.ctmark):
+        return packet  # nothing rewrote it: no copy
     make = ipaddress.IPv4Address if view.family == 4 else ipaddress.IPv6Address
     return replace(packet, src=make(view.src), dst=make(view.dst), sport=view.sport,
                    dport=view.dport, flags=view.flags, ecn=view.ecn, dscp=view.dscp,

@@ -119,6 +119,26 @@ def _address(m: AddressMatch) -> Predicate:
 
 def _int(m: IntMatch) -> Predicate:
     ranges = m.ranges
+    negate = m.negate
+    if m.field in ("proto", "family") and len(ranges) == 1:
+        # Always present: no header check needed (the hottest match there is).
+        lo, hi = ranges[0]
+        if m.field == "proto":
+            return lambda view: (lo <= view.proto <= hi) != negate
+        return lambda view: (lo <= view.family <= hi) != negate
+    if m.field in ("sport", "dport") and len(ranges) == 1:
+        lo, hi = ranges[0]
+        field = m.field
+
+        def port(view: View):
+            if view.proto not in PORT_PROTOCOLS or view.fragment:
+                return False
+            value = getattr(view, field)
+            if value is None:
+                return False
+            return (lo <= value <= hi) != negate
+
+        return port
     if len(ranges) == 1:
         lo, hi = ranges[0]
         return _negatable(m.negate, lambda v: lo <= v <= hi, m.field)
