@@ -274,3 +274,30 @@ def test_render_mermaid_marks_a_working_path_green():
     report = trace_path(topo("aws-three-tier"), "app", "db", 5432, ecn="off")
     picture = render_mermaid(report)
     assert "class" in picture and "drop" not in picture.split("classDef")[0]
+
+
+def _decisions(report):
+    out = []
+    for analysis in report.routes:
+        for variant in analysis.variants:
+            for leg in variant.legs:
+                for c in leg.checks:
+                    d = c.result.decided_by
+                    out.append((leg.name, c.node.name, c.side, c.verdict,
+                                d.describe() if d else None, c.result.outcome))
+    return out
+
+
+@pytest.mark.parametrize("name, source, target, port", [
+    ("two-firewalls", "client", "server", 8080), ("aws-three-tier", "web", "app", 8080),
+    ("docker-ufw", "laptop", "db-host", 5432), ("gcp-host", "internet", "api", 443),
+])
+def test_slicing_big_rulesets_changes_no_answer(monkeypatch, name, source, target, port):
+    """Rules that cannot match the connection are skipped for speed; the
+    verdicts and the deciding rules (index, line) must stay the same."""
+    fast = _decisions(trace_path(topo(name), source, target, port, ecn="both"))
+    from ruleanalyzer.engine import path as path_module
+
+    monkeypatch.setattr(path_module._Slicer, "slice", lambda self, ruleset, values: ruleset)
+    slow = _decisions(trace_path(topo(name), source, target, port, ecn="both"))
+    assert fast == slow

@@ -27,10 +27,12 @@ conntrack does. Routing is assumed symmetric: replies retrace the route.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from ..errors import RuleAnalyzerError
-from ..model import CWR, ECE, Packet, protocol_number
+from ..model import (CWR, ECE, AddressMatch, Dispatch, IntMatch, Nat, Packet, Ruleset, Table,
+                     protocol_number)
 from ..topology import Firewall, Node, Topology
 from .connect import ECN_LEGS, PLAIN_LEGS, LegSpec
 from .evaluate import Evaluator
@@ -227,6 +229,73 @@ class PathReport:
         return out
 
 
+class _Slicer:
+    """Per firewall, the rules that can matter to one connection.
+
+    Every packet of a connection carries one of a handful of addresses and
+    ports, so most rules of a big ruleset (other hosts, other ports, other
+    protocols) can never match any of them. Dropping those rules before
+    evaluation changes no verdict and keeps every rule's identity (index,
+    location) — the chains are new lists of the same Rule objects — and
+    makes a long path over big rulesets fast. Only sound when nothing
+    rewrites the addresses during evaluation: for a ruleset without NAT
+    rules, or for packets of a tracked connection (NAT chains see only a
+    connection's first packet).
+    """
+
+    def __init__(self):
+        self._nat: dict[int, bool] = {}
+        self._slices: dict[tuple, Ruleset] = {}
+
+    def has_nat(self, ruleset: Ruleset) -> bool:
+        known = self._nat.get(id(ruleset))
+        if known is None:
+            known = self._nat[id(ruleset)] = any(_rewrites(r) for r in ruleset.rules())
+        return known
+
+    def slice(self, ruleset: Ruleset, values: dict[str, frozenset]) -> Ruleset:
+        key = (id(ruleset), tuple(sorted(values.items(), key=lambda kv: kv[0])))
+        sliced = self._slices.get(key)
+        if sliced is None:
+            sliced = self._slices[key] = _sliced(ruleset, values)
+        return sliced
+
+
+def _rewrites(rule) -> bool:
+    actions = [rule.action, *rule.effects]
+    while actions:
+        action = actions.pop()
+        if isinstance(action, Nat):
+            return True
+        if isinstance(action, Dispatch):
+            actions.extend(a for _, a in action.branches)
+    return False
+
+
+def _cannot_match(match, values: dict[str, frozenset]) -> bool:
+    """Is top-level ``match`` false for every combination of ``values``?"""
+    if isinstance(match, AddressMatch) and match.field in values:
+        hits = [any(v.version == n.version and v in n for n in match.networks)
+                for v in values[match.field]]
+    elif isinstance(match, IntMatch) and match.field in values:
+        hits = [any(lo <= v <= hi for lo, hi in match.ranges) for v in values[match.field]]
+    else:
+        return False
+    return not any(h != match.negate for h in hits)
+
+
+def _sliced(ruleset: Ruleset, values: dict[str, frozenset]) -> Ruleset:
+    out = Ruleset(sources=ruleset.sources, diagnostics=ruleset.diagnostics, meta=ruleset.meta)
+    for table in ruleset.tables:
+        copy = Table(table.name, family=table.family, location=table.location,
+                     dialect=table.dialect)
+        for chain in table.chains.values():
+            kept = [r for r in chain.rules if not any(_cannot_match(m, values) for m in r.matches)]
+            copy.add_chain(dataclasses.replace(chain, table=None, rules=kept))
+        out.add_table(copy)
+    return out
+
+
 class _Walker:
     """Evaluates legs along routes, one evaluator per ruleset."""
 
@@ -234,11 +303,22 @@ class _Walker:
         self.topology = topology
         self.sport, self.dport, self.proto = sport, dport, proto
         self._evaluators: dict[int, Evaluator] = {}
+        self._slicer = _Slicer()
 
-    def evaluate(self, firewall: Firewall, packet: Packet) -> Result:
-        evaluator = self._evaluators.get(id(firewall.ruleset))
+    def evaluate(self, firewall: Firewall, packet: Packet, tracked: bool = False,
+                 ends: tuple[Endpoints, ...] = ()) -> Result:
+        """``packet`` through ``firewall``; ``ends`` are every address/port
+        set the connection's packets can carry there, when known."""
+        ruleset = firewall.ruleset
+        if ends and (tracked or not self._slicer.has_nat(ruleset)):
+            values = {"src": frozenset(e[i] for e in ends for i in (0, 2)),
+                      "sport": frozenset(e[i] for e in ends for i in (1, 3)),
+                      "proto": frozenset({self.proto})}
+            values["dst"], values["dport"] = values["src"], values["sport"]
+            ruleset = self._slicer.slice(ruleset, values)
+        evaluator = self._evaluators.get(id(ruleset))
         if evaluator is None:
-            evaluator = self._evaluators[id(firewall.ruleset)] = Evaluator(firewall.ruleset)
+            evaluator = self._evaluators[id(ruleset)] = Evaluator(ruleset)
         return evaluator.evaluate(packet)
 
     # -- where layers sit -------------------------------------------------------
@@ -302,7 +382,7 @@ class _Walker:
                     hook, iif, oif = ("input" if side == "ingress" else "output"), None, None
                 state = "new" if fw.stateful else "untracked"
                 packet = self._packet(ends, flags, ecn, hook, iif, oif, state, "original", frozenset())
-                result = self.evaluate(fw, packet)
+                result = self.evaluate(fw, packet, ends=(ends,))
                 passing = _passing(result)
                 if side == "host" and passing is not None:
                     new_route = self._follow_nat(route, i, node, ends, passing.packet, variant,
@@ -316,7 +396,7 @@ class _Walker:
                             # FORWARD/POSTROUTING rules see that one.
                             packet = packet.replace(oif=node.interface_to(nxt))
                             oif = packet.oif
-                            result = self.evaluate(fw, packet)
+                            result = self.evaluate(fw, packet, ends=(ends,))
                 leg.checks.append(Check(node, fw, side, packet, result))
                 passing = _passing(result)
                 out = passing.packet if passing is not None else None
@@ -393,7 +473,8 @@ class _Walker:
             else:
                 state, direction, status = "new", None, frozenset()
             packet = self._packet(ends, flags, ecn, hook, iif, oif, state, direction, status)
-            result = self.evaluate(c.firewall, packet)
+            result = self.evaluate(c.firewall, packet, tracked=state == "established"
+                                   or c.firewall.kind == "boundary", ends=(c.filter_view,))
             side = c.side
             if spec.direction == "to_client" and side != "host":
                 side = "egress" if side == "ingress" else "ingress"  # replies leave where SYNs enter
