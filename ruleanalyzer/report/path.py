@@ -79,7 +79,13 @@ def explain_variant(analysis: RouteAnalysis, variant: PathVariant) -> str:
     route = " → ".join(variant.route)
     failed = variant.first_failure
     if failed is None:
-        return f"{label}: the connection works along {route}; every leg passes every firewall."
+        sentence = f"{label}: the connection works along {route}; every leg passes every firewall."
+        for c in variant.crossings:
+            if c.side == "host" and c.hook == "input" and c.outcome == "forwarded":
+                sentence += (f" At {c.node.name}, DNAT forwards it to {c.after[2]}:{c.after[3]} "
+                             f"past INPUT: {c.node.name}'s INPUT rules (ufw's too) do not protect "
+                             f"port {c.before[3]}.")
+        return sentence
     check = failed.first_failure
     first = variant.legs[0]
     before = ""
@@ -235,7 +241,7 @@ def render_mermaid(report: PathReport) -> str:
     ids = {name: f"n{i}" for i, name in enumerate(route)}
     problems: dict[str, list[tuple[str, str]]] = {name: [] for name in route}
     for variant in analysis.variants:
-        tag = " (ECN)" if variant.ecn else ""
+        tag = ""
         for leg in variant.legs:
             check = leg.first_failure
             if check is None or not leg.sent:
