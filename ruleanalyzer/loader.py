@@ -34,6 +34,9 @@ def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> st
         line = data.count(b"\n", 0, nul) + 1
         col = nul - (data.rfind(b"\n", 0, nul) + 1) + 1
         raise RuleAnalyzerError("binary data (a NUL byte), not a rule file", Location(name, line, col))
+    if not data.strip():
+        raise RuleAnalyzerError("the file is empty", Location(name, 1, 1),
+                                hint="an empty export has no rules to analyse; check the command that wrote it")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
