@@ -147,7 +147,8 @@ def _services() -> dict[str, tuple[int, tuple[str, ...]]]:
 
 def service(name: str) -> tuple[int, tuple[str, ...]] | None:
     """``ssh`` → (22, ("tcp",)); None when the name is not a known service."""
-    known = _services().get(name.lower())
+    # getservbyname is case-sensitive: "SSH" is the application, "ssh" the service
+    known = _services().get(name)
     if known:
         return known
     import socket
