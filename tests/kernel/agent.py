@@ -24,6 +24,7 @@ import select
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 CLONE_NEWNET = 0x40000000
@@ -69,8 +70,8 @@ class Agent:
         self.seen: set[int] = set()
         with open(f"/sys/class/net/{fw_if}/address") as f:
             self.fw_mac = f.read().strip()
-        self.peer_sockets: dict[int, socket.socket] = {}
         self.fw_sockets: dict[int, socket.socket] = {}
+        self.monitor: subprocess.Popen | None = None
 
     # -- observation -------------------------------------------------------
 
@@ -115,7 +116,16 @@ class Agent:
         is an IP packet the firewall sends first, so that the probe is a
         reply (conntrack ESTABLISHED or RELATED); ``frame`` is the Ethernet
         frame the peer then sends."""
-        argv = cmd["counters"]
+        argv = cmd.get("counters")
+        if not argv:  # nft trace observes instead: just pace the packets
+            for probe in cmd["probes"]:
+                if probe.get("opener"):
+                    self.send_from_fw(bytes.fromhex(probe["opener"]))
+                self.peer_tx.send(bytes.fromhex(probe["frame"]))
+                time.sleep(0.002)  # the trace monitor must keep up
+            self.drain(0.05)
+            return {"answers": [{"ident": p["ident"], "seen": p["ident"] in self.seen}
+                                for p in cmd["probes"]]}
         ignore = re.compile(cmd["ignore"]) if cmd.get("ignore") else None
         settle = cmd.get("settle", 0.5)
         _, key = self.counters(argv, ignore)
@@ -125,12 +135,18 @@ class Agent:
                 self.send_from_fw(bytes.fromhex(probe["opener"]))
                 _, key = self.counters(argv, ignore)
             self.peer_tx.send(bytes.fromhex(probe["frame"]))
+            # Done when the counters moved and then held still for one more
+            # dump: a dump taken while the kernel was still walking the
+            # chains (softirq deferred under load) must not count.
             deadline = time.monotonic() + settle
+            last = key
             while True:
                 text, new_key = self.counters(argv, ignore)
-                if new_key != key or time.monotonic() > deadline:
+                if (new_key != key and new_key == last) or time.monotonic() > deadline:
                     break
-                time.sleep(0.002)
+                last = new_key
+                if new_key == key:
+                    time.sleep(0.002)
             changed = new_key != key
             key = new_key
             self.drain()
@@ -187,6 +203,23 @@ class Agent:
         if op == "seen":
             self.drain(cmd.get("wait", 0.0))
             return {"seen": sorted(self.seen)}
+        if op == "trace_start":  # nft's per-packet trace of rules and verdicts
+            # Into a file, not a pipe: a full pipe would stall nft and the
+            # kernel would drop trace events it cannot deliver.
+            self.trace_file = tempfile.TemporaryFile(mode="w+")
+            self.monitor = subprocess.Popen(["stdbuf", "-oL", "nft", "-a", "monitor", "trace"],
+                                            stdout=self.trace_file)
+            time.sleep(0.3)  # let it subscribe before packets flow
+            return {}
+        if op == "trace_stop":
+            time.sleep(0.3)  # the last events are still on their way
+            self.monitor.terminate()
+            self.monitor.wait(timeout=10)
+            self.monitor = None
+            self.trace_file.seek(0)
+            text = self.trace_file.read()
+            self.trace_file.close()
+            return {"trace": text}
         if op == "exec":
             done = subprocess.run(cmd["argv"], capture_output=True, text=True,
                                   input=cmd.get("input"), timeout=cmd.get("timeout", 30))

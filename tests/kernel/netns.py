@@ -109,30 +109,42 @@ class TestBed:
         # pair never exists in the host namespace.
         fw.exec("ip", "link", "add", FW_IF, "type", "veth", "peer", "name", PEER_IF,
                 "netns", peer.name)
-        for ns, dev, v4, v6 in ((fw, FW_IF, FW_V4, FW_V6), (peer, PEER_IF, PEER_V4, PEER_V6)):
+        for ns, dev in ((fw, FW_IF), (peer, PEER_IF)):
             for scope in ("all", dev):
                 ns.sysctl(f"net.ipv6.conf.{scope}.accept_dad", 0)
                 ns.sysctl(f"net.ipv6.conf.{scope}.accept_ra", 0)
                 ns.sysctl(f"net.ipv6.conf.{scope}.router_solicitations", 0)
-            ns.exec("ip", "addr", "add", f"{v4}/24", "dev", dev)
-            if ns is peer and not self.peer_ipv6:
-                # The peer's kernel would send IPv6 on its own (MLD reports,
-                # router solicitations); each one moves the firewall's INPUT
-                # counters and would be taken for a probe. Crafted frames do
-                # not need the peer's IPv6 stack.
-                ns.sysctl(f"net.ipv6.conf.{dev}.disable_ipv6", 1)
-            else:
-                ns.exec("ip", "-6", "addr", "add", f"{v6}/64", "dev", dev, "nodad")
-            ns.exec("ip", "link", "set", dev, "up")
+        peer.exec("ip", "addr", "add", f"{PEER_V4}/24", "dev", PEER_IF)
+        if self.peer_ipv6:
+            peer.exec("ip", "-6", "addr", "add", f"{PEER_V6}/64", "dev", PEER_IF, "nodad")
+            peer.exec("ip", "-6", "route", "add", f"{FW_V6_EXTRA}/128", "via", FW_V6)
+        else:
+            # The peer's kernel would send IPv6 on its own (MLD reports,
+            # router solicitations); each one moves the firewall's INPUT
+            # counters and would be taken for a probe. Crafted frames do not
+            # need the peer's IPv6 stack.
+            peer.sysctl(f"net.ipv6.conf.{PEER_IF}.disable_ipv6", 1)
+        peer.exec("ip", "link", "set", PEER_IF, "up")
+        peer.exec("ip", "route", "add", f"{FW_V4_EXTRA}/32", "via", FW_V4)
+        # The firewall has host addresses only and sends everything through
+        # the peer, whose neighbour entry is permanent: a failed ARP/ND for a
+        # crafted source would make the kernel send itself an ICMP error a
+        # few seconds later, which would cross INPUT amid the probes.
+        peer_mac = peer.exec("cat", f"/sys/class/net/{PEER_IF}/address").stdout.strip()
+        fw.exec("ip", "addr", "add", f"{FW_V4}/32", "dev", FW_IF)
+        fw.exec("ip", "-6", "addr", "add", f"{FW_V6}/128", "dev", FW_IF, "nodad")
         fw.exec("ip", "addr", "add", f"{FW_V4_EXTRA}/32", "dev", "lo")
         fw.exec("ip", "-6", "addr", "add", f"{FW_V6_EXTRA}/128", "dev", "lo", "nodad")
-        for prefix in ROUTED_SOURCES_V4:
-            fw.exec("ip", "route", "add", prefix, "via", PEER_V4)
-        for prefix in ROUTED_SOURCES_V6:
-            fw.exec("ip", "-6", "route", "add", prefix, "via", PEER_V6)
-        peer.exec("ip", "route", "add", f"{FW_V4_EXTRA}/32", "via", FW_V4)
-        if self.peer_ipv6:
-            peer.exec("ip", "-6", "route", "add", f"{FW_V6_EXTRA}/128", "via", FW_V6)
+        fw.exec("ip", "link", "set", FW_IF, "up")
+        fw.exec("ip", "route", "add", f"{PEER_V4}/32", "dev", FW_IF)
+        fw.exec("ip", "-6", "route", "add", f"{PEER_V6}/128", "dev", FW_IF)
+        fw.exec("ip", "neigh", "replace", PEER_V4, "lladdr", peer_mac, "dev", FW_IF, "nud", "permanent")
+        fw.exec("ip", "-6", "neigh", "replace", PEER_V6, "lladdr", peer_mac, "dev", FW_IF,
+                "nud", "permanent")
+        for prefix in ("192.0.2.0/24",) + ROUTED_SOURCES_V4:
+            fw.exec("ip", "route", "add", prefix, "via", PEER_V4, "dev", FW_IF, "onlink")
+        for prefix in ("2001:db8::/64",) + ROUTED_SOURCES_V6:
+            fw.exec("ip", "-6", "route", "add", prefix, "via", PEER_V6, "dev", FW_IF, "onlink")
         # Crafted sources may be anything: accept them without reverse-path
         # checks, and judge TCP by flags, not by our made-up sequence numbers.
         for key in ("net.ipv4.conf.all.rp_filter", f"net.ipv4.conf.{FW_IF}.rp_filter",

@@ -71,3 +71,37 @@ def observe_iptables(bed: TestBed, probes: list[Probe], family: int) -> list[Obs
         if o.verdict == "drop" and o.probe.ident in late and o.problem is None:
             o.problem = "counters say drop but the raw socket received the packet later"
     return observations
+
+
+def observe_nftables(bed: TestBed, probes: list[Probe], family: int) -> list[Observation]:
+    """Send ``probes`` through the loaded nftables ruleset; read each one's
+    fate from the kernel's trace."""
+    from . import observe_nft
+
+    listing = bed.fw.exec("nft", "-a", "list", "ruleset").stdout
+    positions = observe_nft.rule_positions(listing)
+    bed.call({"op": "trace_start"})
+    try:
+        answers = []
+        for start in range(0, len(probes), BATCH):
+            wire = []
+            for p in probes[start:start + BATCH]:
+                opener = p.opener()
+                wire.append({"ident": p.ident, "frame": bed.frame(p.packet()).hex(),
+                             "opener": opener.hex() if opener else None})
+            answers += bed.call({"op": "probe", "probes": wire, "counters": None})["answers"]
+    finally:
+        trace = bed.call({"op": "trace_stop"})["trace"]
+    mask = 0xFFFF if family == 4 else 0xFFFFF  # what of the id fits the IP header
+    found = observe_nft.decisions(trace, positions, family)
+    observations = []
+    for p, answer in zip(probes, answers):
+        decision = found.get(p.ident & mask)
+        problem = None
+        if decision is None:
+            problem = "no trace of this packet reaching a verdict"
+        elif (decision.verdict == "accept") != answer["seen"]:
+            problem = (f"the trace says {decision.verdict} but the raw socket "
+                       f"{'did' if answer['seen'] else 'did not'} receive the packet")
+        observations.append(Observation(p, decision, answer["seen"], [], problem))
+    return observations
