@@ -77,6 +77,17 @@ class Leg:
         return self.result.verdict if self.result else "not sent"
 
 
+def connection_passes(verdicts) -> bool | None:
+    """A connection works when every leg is accepted; a dropped or unsent
+    leg blocks it; otherwise it depends on something unknown."""
+    verdicts = set(verdicts)
+    if "drop" in verdicts or "not sent" in verdicts:
+        return False
+    if "unknown" in verdicts:
+        return None
+    return True
+
+
 @dataclass
 class Variant:
     """One way to run the connection: ECN off or on."""
@@ -86,12 +97,7 @@ class Variant:
 
     @property
     def passes(self) -> bool | None:
-        verdicts = [leg.verdict for leg in self.legs]
-        if "drop" in verdicts or "not sent" in verdicts:
-            return False
-        if "unknown" in verdicts:
-            return None
-        return True
+        return connection_passes(leg.verdict for leg in self.legs)
 
     @property
     def first_failure(self) -> Leg | None:

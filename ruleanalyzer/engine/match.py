@@ -239,36 +239,22 @@ def _interface(m: InterfaceMatch) -> Predicate:
     return predicate
 
 
-def _all_of(m: AllOf) -> Predicate:
+def _combination(m: AllOf | AnyOf) -> Predicate:
+    """AllOf is decided by the first false part, AnyOf by the first true
+    one; an unknown part leaves the rest undecided unless a decider comes."""
     parts = [compile_match(x) for x in m.matches]
     negate = m.negate
+    decider = isinstance(m, AnyOf)  # the part value that settles the answer
 
     def predicate(view: View):
         unknown = False
         for part in parts:
             r = part(view)
-            if r is False:
-                return negate
+            if r is decider:
+                return decider != negate
             if r is None:
                 unknown = True
-        return None if unknown else not negate
-
-    return predicate
-
-
-def _any_of(m: AnyOf) -> Predicate:
-    parts = [compile_match(x) for x in m.matches]
-    negate = m.negate
-
-    def predicate(view: View):
-        unknown = False
-        for part in parts:
-            r = part(view)
-            if r is True:
-                return not negate
-            if r is None:
-                unknown = True
-        return None if unknown else negate
+        return None if unknown else (not decider) != negate
 
     return predicate
 
@@ -278,7 +264,7 @@ def _opaque(m: OpaqueMatch) -> Predicate:
 
 
 _COMPILERS = {AddressMatch: _address, IntMatch: _int, BitsMatch: _bits, NameMatch: _name,
-              InterfaceMatch: _interface, AllOf: _all_of, AnyOf: _any_of, OpaqueMatch: _opaque}
+              InterfaceMatch: _interface, AllOf: _combination, AnyOf: _combination, OpaqueMatch: _opaque}
 
 
 def compile_match(m: Match) -> Predicate:
