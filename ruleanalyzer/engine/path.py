@@ -34,7 +34,7 @@ from ..errors import RuleAnalyzerError
 from ..model import (CWR, ECE, AddressMatch, Dispatch, IntMatch, Nat, Packet, Ruleset, Table,
                      protocol_number)
 from ..topology import Firewall, Node, Topology
-from .connect import ECN_LEGS, PLAIN_LEGS, LegSpec
+from .connect import ECN_LEGS, PLAIN_LEGS, LegSpec, connection_passes
 from .evaluate import Evaluator
 from .result import Result
 
@@ -143,12 +143,7 @@ class PathVariant:
 
     @property
     def passes(self) -> bool | None:
-        verdicts = [leg.verdict for leg in self.legs]
-        if "drop" in verdicts or "not sent" in verdicts:
-            return False
-        if "unknown" in verdicts:
-            return None
-        return True
+        return connection_passes(leg.verdict for leg in self.legs)
 
     @property
     def first_failure(self) -> PathLeg | None:
