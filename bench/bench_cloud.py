@@ -1,7 +1,9 @@
-"""Time parsing a generated security-group export with 10,000 rules.
+"""10,000 security-group rules: load them and answer a ``connect``.
 
-Run: ``python bench/bench_cloud.py [RULES]``. Prints the parse time; the
-target is well under 2 s for 10,000 rules.
+Run: ``python bench/bench_cloud.py [RULES]``. Issue 5's target: load and
+answer a connect in under 2 s in all (CPU seconds of this process, so a
+busy machine does not distort them). The instance is given all the groups
+(their union), so the connect crosses every rule.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import json
 import sys
 import time
 
+from ruleanalyzer.engine.connect import connect
 from ruleanalyzer.parsers import aws_sg
+from ruleanalyzer.targets import select_target
 
 
 def make_export(rules: int, per_group: int = 100) -> str:
@@ -29,11 +33,19 @@ def make_export(rules: int, per_group: int = 100) -> str:
 def main() -> None:
     rules = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     text = make_export(rules)
-    start = time.perf_counter()
+    start = time.process_time()
     ruleset = aws_sg.parse(text, "bench.json")
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     print(f"{ruleset.rule_count} model rules ({rules} SG rules, {len(text) / 1e6:.1f} MB) "
           f"parsed in {elapsed:.3f} s")
+    groups = ",".join(t.name for t in ruleset.tables)
+    start = time.process_time()
+    instance = select_target(ruleset, groups)
+    # The last group's last rule: the port only the end of the union opens.
+    report = connect(instance, "10.%d.99.7" % ((rules // 100 - 1) % 256), "10.200.0.1", 1099, ecn="both")
+    answered = time.process_time() - start
+    print(f"connect through the union of {len(ruleset.tables)} groups: passes={report.passes} "
+          f"in {answered:.3f} s; load + connect {elapsed + answered:.3f} s (target < 2 s)")
 
 
 if __name__ == "__main__":
