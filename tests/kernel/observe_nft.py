@@ -11,8 +11,6 @@ ruleset``.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-
 from .observe import KernelDecision
 
 TRACE_TABLE_NAME = "ra_trace"
@@ -61,24 +59,24 @@ def packet_ident(line: str, family: int) -> int | None:
 
 def decisions(trace: str, positions: dict, family: int) -> dict[int, KernelDecision | None]:
     """Probe id (low bits) → the kernel's decision, from a trace dump."""
-    by_id: dict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
-    order = []
+    # The kernel derives trace ids from the flow hash, so two ICMP packets
+    # between the same hosts share one: a packet's events are those from
+    # its first (trace table) line to the next packet's. Packets are sent
+    # one at a time, so their events never interleave.
+    packets_events: list[list[tuple[str, str, str, str]]] = []
     for line in trace.splitlines():
         m = _TRACE.match(line.strip())
         if not m:
             continue
-        tid, fam, table, chain, rest = m.groups()
+        _, fam, table, chain, rest = m.groups()
         if table == TRACE_TABLE_NAME:
             if rest.startswith("packet:"):
-                by_id.setdefault(tid, [])
-                if tid not in order:
-                    order.append(tid)
-                by_id[tid].append((fam, table, chain, rest))
+                packets_events.append([(fam, table, chain, rest)])
             continue
-        by_id[tid].append((fam, table, chain, rest))
+        if packets_events:
+            packets_events[-1].append((fam, table, chain, rest))
     found = {}
-    for tid in order:
-        events = by_id[tid]
+    for events in packets_events:
         ident = packet_ident(events[0][3], family)
         last_accept = None
         decision = None

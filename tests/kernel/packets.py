@@ -89,7 +89,9 @@ def transport(spec: Spec) -> bytes:
         csum = checksum(_pseudo_header(src, dst, UDP, length) + segment) or 0xFFFF
         return segment[:6] + struct.pack("!H", csum) + segment[8:]
     if spec.proto in (ICMP, ICMPV6):
-        if spec.icmp_type in (0, 8, 128, 129):  # echo: id and sequence
+        # Queries and their replies carry an id that conntrack keys flows
+        # on (echo, timestamp, information, address mask; ICMPv6 echo).
+        if spec.icmp_type in ((0, 8, 13, 14, 15, 16, 17, 18) if spec.proto == ICMP else (128, 129)):
             rest = struct.pack("!HH", spec.icmp_id, 1)
         else:  # errors: unused/MTU word, then the quoted packet in payload
             rest = b"\0\0\0\0"
