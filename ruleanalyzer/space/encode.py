@@ -205,11 +205,13 @@ def _name(match: NameMatch, space: Space):
         for code, name in enumerate(spec.names):
             if name in values:
                 cond |= space.eq(field, code)
+        if field in ("ct_direction",):
+            return space.header(field), cond
     else:  # set-valued: any shared name matches
         for name in spec.names:
             if name in values:
                 cond |= space.bdd.var(f"{field}:{name}")
-    return space.true, cond
+    return space.header(field), cond
 
 
 def _interface(match: InterfaceMatch, space: Space):

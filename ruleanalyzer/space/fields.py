@@ -30,6 +30,8 @@ from ..model import (CT_STATES, AllOf, AnyOf, Dispatch, InterfaceMatch, Match, N
 #: Protocols that carry 16-bit source/destination ports.
 PORT_PROTOCOLS = frozenset({6, 17, 132, 33, 136})
 TCP = 6
+#: Fields of the connection entry: a packet without one (INVALID, UNTRACKED) has none.
+CONNTRACK_FIELDS = frozenset({"ctmark", "ct_status", "ct_direction"})
 ICMP, ICMPV6 = 1, 58
 
 #: Default domains of the small name fields; names a ruleset mentions are added.

@@ -4,7 +4,8 @@ layout, the validity constraint) and the :class:`PacketSet` algebra.
 Every set a :class:`Space` hands out lies inside ``space.valid``: headers a
 packet does not have are pinned to zero (no ports on ICMP, no TCP flags on
 UDP, no ICMP type on TCP, no transport header at all in a non-first
-fragment, upper 96 address bits zero for IPv4), and name
+fragment, no ctmark/ct status/direction without a connection entry, upper
+96 address bits zero for IPv4), and name
 codes stay inside their domains. Complement is taken within the valid
 packets, so ``~s`` never contains an impossible packet.
 """
@@ -16,7 +17,7 @@ try:  # CUDD compiled in the dd wheel; the pure-Python manager otherwise.
 except ImportError:  # pragma: no cover - depends on the installed wheel
     from dd import autoref as _bdd_backend
 
-from .fields import ICMP, ICMPV6, PORT_PROTOCOLS, TCP, FieldSpec, Layout
+from .fields import CONNTRACK_FIELDS, ICMP, ICMPV6, PORT_PROTOCOLS, TCP, FieldSpec, Layout
 
 BACKEND = _bdd_backend.__name__
 
@@ -126,10 +127,19 @@ class Space:
                 node = self.eq("proto", TCP) & whole
             elif name in ("icmp_type", "icmp_code"):
                 node = self.icmp & whole
+            elif name in CONNTRACK_FIELDS:
+                node = self.tracked
             else:
                 node = self.true
             self._header_cache[name] = node
         return self._header_cache[name]
+
+    @property
+    def tracked(self):
+        """Packets with a connection entry (not INVALID, not UNTRACKED): only
+        they have a ctmark, ct status and direction."""
+        names = self.spec("state").names
+        return ~(self.eq("state", names.index("invalid")) | self.eq("state", names.index("untracked")))
 
     @property
     def icmp(self):
@@ -150,6 +160,11 @@ class Space:
         valid &= ports | (self.eq("sport", 0) & self.eq("dport", 0))
         valid &= (self.eq("proto", TCP) & whole) | self.eq("flags", 0)
         valid &= (self.icmp & whole) | (self.eq("icmp_type", 0) & self.eq("icmp_code", 0))
+        untracked = ~self.tracked
+        no_entry = self.eq("ctmark", 0) & self.eq("ct_direction", 0)
+        for name in self.spec("ct_status").names:
+            no_entry &= ~self.bdd.var(f"ct_status:{name}")
+        valid &= ~untracked | no_entry
         for spec in self.layout.fields.values():
             if spec.kind in ("enum", "iface") and spec.size < (1 << spec.width):
                 valid &= self._le(spec, spec.size - 1)

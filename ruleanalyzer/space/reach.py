@@ -91,16 +91,33 @@ class _Outcome:
     ret: _Flow
 
 
-@dataclass
 class _Record:
-    rl: object
-    ru: object
-    ml: object
-    mu: object
-    match_l: object
-    match_u: object
-    first: int
-    last: int
+    """Per-rule sets, one part per visit; unions are taken only when asked
+    for (most rules are visited once, and emptiness needs no union)."""
+
+    __slots__ = ("parts", "match_l", "match_u", "first", "last", "_merged")
+
+    def __init__(self, part, match_l, match_u, first: int):
+        self.parts = [part]  # (reaching_l, reaching_u, matched_l, matched_u)
+        self.match_l, self.match_u = match_l, match_u
+        self.first = self.last = first
+        self._merged = None
+
+    def add(self, part, last: int) -> None:
+        self.parts.append(part)
+        self.last = last
+        self._merged = None
+
+    def merged(self):
+        if self._merged is None:
+            acc = list(self.parts[0])
+            for part in self.parts[1:]:
+                acc = [a | b for a, b in zip(acc, part)]
+            self._merged = tuple(acc)
+        return self._merged
+
+    def matched_upper_empty(self, false) -> bool:
+        return all(part[3] == false for part in self.parts)
 
 
 @dataclass(frozen=True)
@@ -133,11 +150,12 @@ class Reachability:
         chain is never entered on this hook)."""
         r = self._records[id(rule)]
         w = self.space.wrap
-        return RuleSets(w(r.rl), w(r.ru), w(r.ml), w(r.mu), w(r.match_l), w(r.match_u))
+        rl, ru, ml, mu = r.merged()
+        return RuleSets(w(rl), w(ru), w(ml), w(mu), w(r.match_l), w(r.match_u))
 
     def is_unreachable(self, rule: Rule) -> bool:
         """No packet can reach ``rule`` and match it."""
-        return self._records[id(rule)].mu == self.space.false
+        return self._records[id(rule)].matched_upper_empty(self.space.false)
 
     def unreachable_rules(self) -> list[tuple[Rule, list[Rule]]]:
         """``(rule, blockers)`` for every rule no packet can reach and match.
@@ -151,21 +169,27 @@ class Reachability:
         out = []
         for rule in self._order:
             rec = self._records[id(rule)]
-            if rec.mu != self.space.false:
+            if not rec.matched_upper_empty(self.space.false):
                 continue
             out.append((rule, self._blockers(rule, rec)))
         return out
 
     def _blockers(self, rule: Rule, rec: _Record) -> list[Rule]:
-        target = rec.match_u & self.space.valid
-        if target == self.space.false:
+        sp = self.space
+        target = rec.match_u & sp.valid
+        if target == sp.false:
             return []
         if self._matched_tree is None:
-            self._matched_tree = _SegmentTree(self.space, [
-                self._records[id(r)].mu if _can_block(r) else self.space.false for r in self._order])
-        idx = self._matched_tree.hits(target, rec.last)
-        return [self._order[i] for i in idx if self._order[i] is not rule]
-
+            # The tree holds the rules' own matches (small BDDs, cheap unions);
+            # each candidate it finds is then checked against what it matched.
+            self._matched_tree = _SegmentTree(sp, [
+                self._records[id(r)].match_u if _can_block(r) else sp.false for r in self._order])
+        out = []
+        for i in self._matched_tree.hits(target, rec.last):
+            other = self._order[i]
+            if other is not rule and (self._records[id(other)].merged()[3] & target) != sp.false:
+                out.append(other)
+        return out
 
 def _can_block(rule: Rule) -> bool:
     """Logging never takes a packet away from later rules."""
@@ -336,16 +360,12 @@ class _Walker:
         return (untracked & as_untracked) | (~untracked & as_invalid)
 
     def _record(self, rule: Rule, rl, ru, ml, mu, match_l, match_u) -> None:
-        self.visits += 1
         rec = self.records.get(id(rule))
         if rec is None:
-            self.records[id(rule)] = _Record(rl, ru, ml, mu, match_l, match_u, len(self.order),
-                                             len(self.order))
+            self.records[id(rule)] = _Record((rl, ru, ml, mu), match_l, match_u, len(self.order))
             self.order.append(rule)
-            return
-        rec.rl, rec.ru, rec.ml, rec.mu = rec.rl | rl, rec.ru | ru, rec.ml | ml, rec.mu | mu
-        rec.match_l, rec.match_u = rec.match_l | match_l, rec.match_u | match_u
-        rec.last = len(self.order)
+        else:
+            rec.add((rl, ru, ml, mu), len(self.order))
 
     def _action(self, action, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int,
                 out: _Outcome):
