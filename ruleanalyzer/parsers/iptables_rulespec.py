@@ -192,6 +192,7 @@ _COUNTERS_WORD = re.compile(r"\[\d+:\d+\]\Z")
 _KEY_WORD_AFTER = {"-m", "--match", "-p", "--protocol", "-j", "--jump"}
 
 _BUILD, _COMMENT, _OPAQUE, _UNKNOWN, _COUNT, _CONST = range(6)
+_MISSING = object()
 
 
 class Plan:
@@ -200,7 +201,7 @@ class Plan:
 
     __slots__ = ("command", "chain_index", "family", "extra_index", "delete_by_number", "ops",
                  "target", "target_options", "target_start", "jump", "proto", "proto_negated",
-                 "skip")
+                 "skip", "actions")
 
     def __init__(self, command: str, chain_index: int, family: str):
         self.command, self.chain_index, self.family = command, chain_index, family
@@ -214,6 +215,9 @@ class Plan:
         self.proto: int | None = None
         self.proto_negated = False
         self.skip: str | None = None
+        #: the action per target text (or jump word): lines of one plan
+        #: repeat them, and actions are frozen, so equal ones are shared
+        self.actions: dict = {}
 
     def execute(self, raws: list[str], words: list[str]) -> RuleSpec:
         """The rule of one line (raises SpecError on a bad value)."""
@@ -229,27 +233,44 @@ class Plan:
         for op in self.ops:
             kind = op[0]
             if kind == _BUILD:
-                _, build, indices, negate, first, end, at = op
-                try:
-                    match = build([words[j] for j in indices], negate,
-                                  " ".join(raws[first:end]), family)
-                except BadValue as exc:
-                    raise SpecError(str(exc), at) from None
+                # matches are frozen: one object per distinct text (and
+                # argument words, when quotes make them differ from it)
+                _, build, indices, negate, first, end, at, cache = op
+                text = " ".join(raws[first:end])
+                key = text if '"' not in text else (text, tuple([words[j] for j in indices]))
+                match = cache.get(key, _MISSING)
+                if match is _MISSING:
+                    try:
+                        match = build([words[j] for j in indices], negate, text, family)
+                    except BadValue as exc:
+                        raise SpecError(str(exc), at) from None
+                    cache[key] = match
                 if match is not None:
                     matches.append(match)
             elif kind == _COMMENT:
                 comments = (comments or []) + [words[op[1]]]
             elif kind == _OPAQUE:
-                _, name, indices = op
-                opaque_words = [raws[j] if raws[j] == "!" or is_option(raws[j]) else words[j]
-                                for j in indices]
-                matches.append(OpaqueMatch(reason=opaque_reason(name, opaque_words),
-                                           text=" ".join(["-m", name] + [raws[j] for j in indices])))
+                _, name, indices, cache = op
+                key = tuple([raws[j] for j in indices])
+                if words is not raws:
+                    key = (key, tuple([words[j] for j in indices]))
+                match = cache.get(key)
+                if match is None:
+                    opaque_words = [raws[j] if raws[j] == "!" or is_option(raws[j]) else words[j]
+                                    for j in indices]
+                    match = cache[key] = OpaqueMatch(
+                        reason=opaque_reason(name, opaque_words),
+                        text=" ".join(["-m", name] + [raws[j] for j in indices]))
+                matches.append(match)
             elif kind == _UNKNOWN:
-                _, name, first, end = op
-                matches.append(OpaqueMatch(
-                    reason=f"depends on the match module {name}, which the analyzer does not model",
-                    text=" ".join(raws[first:end])))
+                _, name, first, end, cache = op
+                text = " ".join(raws[first:end])
+                match = cache.get(text)
+                if match is None:
+                    match = cache[text] = OpaqueMatch(
+                        reason=f"depends on the match module {name}, which the analyzer does "
+                        "not model", text=text)
+                matches.append(match)
             elif kind == _COUNT:
                 values_ = [words[j] for j in op[1]]
                 if len(values_) == 1:
@@ -265,17 +286,31 @@ class Plan:
             spec.comment = "; ".join(comments)
         if self.jump is not None:
             kind, index = self.jump
-            spec.action = kind(words[index])
+            name = words[index]
+            action = self.actions.get(name)
+            if action is None:
+                action = self.actions[name] = kind(name)
+            spec.action = action
             spec.target_index = index
         elif self.target is not None:
-            options = [(name, [words[j] for j in indices]) for name, indices in self.target_options]
-            text = " ".join(raws[self.target_start:]) if options else f"-j {self.target}"
             spec.target_index = self.target_start + 1
-            try:
-                self.check_target(options)
-                spec.action = build_action(self.target, options, family, text)
-            except BadValue as exc:
-                raise SpecError(str(exc), self.target_start + 1) from None
+            if self.target_options:
+                text = " ".join(raws[self.target_start:])
+                key = text if '"' not in text else \
+                    (text, tuple([words[j] for _, indices in self.target_options for j in indices]))
+            else:
+                text = key = f"-j {self.target}"
+            action = self.actions.get(key)
+            if action is None:
+                options = [(name, [words[j] for j in indices])
+                           for name, indices in self.target_options]
+                try:
+                    self.check_target(options)
+                    action = build_action(self.target, options, family, text)
+                except BadValue as exc:
+                    raise SpecError(str(exc), self.target_start + 1) from None
+                self.actions[key] = action
+            spec.action = action
         else:
             spec.action = Log("no target")
         return spec
@@ -454,7 +489,7 @@ class _RuleBuilder:
         value = self.words[args[0]]
         builder = _GENERIC_BUILDERS.get(code)
         if builder is not None:
-            self.ops.append((_BUILD, builder, args, negate, first, i, at + 1))
+            self.ops.append((_BUILD, builder, args, negate, first, i, at + 1, {}))
             return i
         try:
             if code == _PROTO:
@@ -464,7 +499,7 @@ class _RuleBuilder:
                 if number == 0 and negate:
                     raise SpecError("rule would never match protocol (! -p all)", at)
                 plan.proto, plan.proto_negated = number, negate
-                self.ops.append((_BUILD, _proto_builder, args, negate, first, i, at + 1))
+                self.ops.append((_BUILD, _proto_builder, args, negate, first, i, at + 1, {}))
             elif code == _MATCH:
                 if negate:
                     raise SpecError("-m cannot be negated", first)
@@ -499,7 +534,7 @@ class _RuleBuilder:
         elif name in OPAQUE_MODULES:
             indices: list[int] = []
             self.loaded.append([name, None, indices])
-            self.ops.append((_OPAQUE, name, indices))  # filled as its options come
+            self.ops.append((_OPAQUE, name, indices, {}))  # filled as its options come
         # unknown modules are handled by consume_unknown_module
 
     def consume_unknown_module(self, name: str, at: int, i: int) -> int:
@@ -513,7 +548,7 @@ class _RuleBuilder:
             if nxt in _UNKNOWN_MODULE_STOP or nxt in GENERIC:
                 break
             end += 1
-        self.ops.append((_UNKNOWN, name, at, end))
+        self.ops.append((_UNKNOWN, name, at, end, {}))
         return end
 
     def module_option(self, raw: str, i: int, negate: bool, first: int) -> int:
@@ -564,7 +599,8 @@ class _RuleBuilder:
                 raise SpecError("--comment cannot be negated", first)
             self.ops.append((_COMMENT, args[0]))
             return i
-        self.ops.append((_BUILD, option.build, args, negate, first, i, min(at + 1, self.n - 1)))
+        self.ops.append((_BUILD, option.build, args, negate, first, i, min(at + 1, self.n - 1),
+                         {}))
         return i
 
     def auto_load(self, module: str) -> None:
@@ -574,7 +610,7 @@ class _RuleBuilder:
         else:
             indices: list[int] = []
             self.loaded.append([module, None, indices])
-            self.ops.append((_OPAQUE, module, indices))
+            self.ops.append((_OPAQUE, module, indices, {}))
 
     def find_module(self, name: str):
         for entry in reversed(self.loaded):
