@@ -18,6 +18,9 @@ from .nft_common import FAMILIES, Builder, ModelError, paused_gc
 
 DIALECT = "nft-json"
 
+#: ``json.dumps(x, separators=(",", ":"))`` without building an encoder per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+
 _OBJECTS_IGNORED = ("metainfo", "counter", "quota", "limit", "ct helper", "ct timeout",
                     "ct expectation", "flowtable", "secmark", "synproxy", "tunnel")
 
@@ -193,7 +196,7 @@ class _Reader:
             handle = None
         elif isinstance(insert, int) and insert is not False:
             position = insert
-        text = json.dumps(exprs, separators=(",", ":"))
+        text = _COMPACT(exprs)
         comment = body.get("comment") if isinstance(body.get("comment"), str) else None
         self.builder.add_rule(chain, exprs, location, text,
                               handle=None if handle is None else str(handle), comment=comment,

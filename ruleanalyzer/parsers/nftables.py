@@ -41,9 +41,17 @@ class _Blocks(Transformer):
             if isinstance(p, tuple):
                 out.append(p)
             elif p.type == "CHUNK":
-                base, line, col = p.start_pos, p.line, p.column
-                for m in _WORD_RE.finditer(p.value):
-                    out.append((W, m.group(), line, col + m.start(), base + m.start(), base + m.end()))
+                # Only whitespace lies between two words (every other
+                # character is in a word or an operator), so each word is
+                # found at the next occurrence of its text.
+                value, base, line, col = p.value, p.start_pos, p.line, p.column
+                pos = 0
+                find = value.find
+                for w in _WORD_RE.findall(value):
+                    pos = find(w, pos)
+                    end = pos + len(w)
+                    out.append((W, w, line, col + pos, base + pos, base + end))
+                    pos = end
             else:  # STRING
                 out.append((S, p.value[1:-1].replace('\\"', '"'), p.line, p.column, p.start_pos, p.end_pos))
         return out
@@ -567,6 +575,7 @@ class _RuleReader:
         self.r = reader
         self.chain = chain
         self.toks = toks
+        self.words = [t[1] if t[0] == W else None for t in toks]  # kept in step with toks
         self.i = 0
         self.n = len(toks)
         self.comment = None
@@ -577,8 +586,8 @@ class _RuleReader:
         return self.toks[j] if j < self.n else None
 
     def word(self, k: int = 0):
-        t = self.peek(k)
-        return t[1] if t is not None and t[0] == W else None
+        j = self.i + k
+        return self.words[j] if j < self.n else None
 
     def take(self):
         t = self.toks[self.i]
@@ -790,6 +799,7 @@ class _RuleReader:
         port = None
         if text.startswith(":") and not text[1:2].isdigit():  # "to :tcp dport map { … }"
             self.toks[self.i - 1] = (W, text[1:], *self.toks[self.i - 1][2:])
+            self.words[self.i - 1] = text[1:]
             self.i -= 1
             body["port"] = self.operand()
             return
@@ -1126,6 +1136,7 @@ class _RuleReader:
         w = self.word()
         if w is not None and w.startswith(":"):  # "22 :accept"
             self.toks[self.i] = (W, w[1:], *self.toks[self.i][2:])
+            self.words[self.i] = w[1:]
             w = w[1:]
         if w in ("accept", "drop", "continue", "return"):
             self.i += 1
