@@ -83,6 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("--format", default="text", choices=("text", "json", "mermaid"))
     pa.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
     pa.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
+
+    au = sub.add_parser("audit", help="findings with stable codes (see `ruleanalyzer rules`)")
+    au.add_argument("paths", nargs="*", metavar="PATH", help="rule files or directories (one ruleset per file)")
+    au.add_argument("--together", action="append", default=[], metavar="F1,F2",
+                    help="files that describe one firewall (e.g. rules.v4,rules.v6); repeatable")
+    au.add_argument("--dialect", choices=DIALECTS, help="the files' dialect (sniffed when omitted)")
+    au.add_argument("--format", default="text", choices=("text", "json", "sarif", "github"))
+    au.add_argument("--select", help="codes, prefixes or names to run (comma-separated; default all)")
+    au.add_argument("--ignore", help="codes, prefixes or names to skip (comma-separated)")
+    au.add_argument("--fail-on", choices=("error", "warning", "info", "never"),
+                    help="exit 1 when a finding is at least this severe (default: warning, or the config's)")
+    au.add_argument("--config", help="settings file (default: nearest .ruleanalyzer.yaml or pyproject.toml)")
+    au.add_argument("--no-config", action="store_true", help="ignore config files")
+    au.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
+    au.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
+    sub.add_parser("rules", help="list every check: code, name, severity, summary")
+    ex = sub.add_parser("explain", help="document one check (what it does, why, examples)")
+    ex.add_argument("code", metavar="CODE", help="a check code (RA101) or name (shadowed-rule)")
     return parser
 
 
@@ -190,7 +208,75 @@ def cmd_path(args, out) -> int:
     return {True: EXIT_OK, False: EXIT_FINDINGS, None: EXIT_UNKNOWN}[report.passes]
 
 
-COMMANDS: dict[str, Callable] = {"query": cmd_query, "connect": cmd_connect, "path": cmd_path}
+def cmd_audit(args, out) -> int:
+    from .audit import run_audit
+    from .config import load_config
+
+    config = load_config(args.config, search=not args.no_config)
+    together = [[f.strip() for f in g.split(",") if f.strip()] for g in args.together]
+    if not args.paths and not together:
+        raise RuleAnalyzerError("audit needs at least one file or directory")
+    split = lambda v: [c.strip() for c in v.split(",") if c.strip()] if v else None  # noqa: E731
+    from .report.findings_text import ProgressBar
+
+    progress = ProgressBar() if sys.stderr.isatty() else None
+    try:
+        result = run_audit(args.paths, select=split(args.select), ignore=split(args.ignore),
+                           config=config, dialect=args.dialect, together=together,
+                           max_bytes=args.max_bytes, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+    if args.format == "json":
+        from .report.json_report import audit_data
+
+        json.dump(audit_data(result), out, indent=2)
+        out.write("\n")
+    elif args.format == "sarif":
+        from .report.sarif import sarif_data
+
+        json.dump(sarif_data(result), out, indent=2)
+        out.write("\n")
+    elif args.format == "github":
+        from .report import github
+
+        github.render(result, out)
+    else:
+        from .report import findings_text, text
+
+        findings_text.render_findings(text.make_console(out), result)
+    return result.exit_code(args.fail_on or config.fail_on)
+
+
+def cmd_rules(args, out) -> int:
+    from .checks import registry
+    from .report import findings_text, text
+
+    findings_text.render_rules(text.make_console(out), registry().values())
+    return EXIT_OK
+
+
+def cmd_explain(args, out) -> int:
+    import difflib
+
+    from .checks import get, registry
+    from .checks.docs import explain_markdown
+    from .report import findings_text, text
+
+    by_name = {c.name: c for c in registry().values()}
+    try:
+        cls = by_name.get(args.code.lower()) or get(args.code)
+    except KeyError:
+        close = difflib.get_close_matches(args.code.upper(), list(registry()), n=1) or \
+            difflib.get_close_matches(args.code.lower(), list(by_name), n=1)
+        raise RuleAnalyzerError(f"unknown check {args.code!r}",
+                                hint=f"did you mean {close[0]}?" if close else "see `ruleanalyzer rules`") from None
+    findings_text.render_explain(text.make_console(out), cls, explain_markdown(cls))
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable] = {"query": cmd_query, "connect": cmd_connect, "path": cmd_path,
+                                 "audit": cmd_audit, "rules": cmd_rules, "explain": cmd_explain}
 
 
 def main(argv: list[str] | None = None) -> int:

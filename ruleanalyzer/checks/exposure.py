@@ -77,25 +77,25 @@ class AdminPortExposed(Check):
                 if syn == sp.false:
                     continue
                 public = public_sources(sp, family)
-                keep = set(S.field_vars(sp, "src") + S.field_vars(sp, "iif") + S.field_vars(sp, "family"))
-                others = [v for v in sp.layout.variables() if v not in keep]
+                iif_vars = S.field_vars(sp, "iif")
                 src_vars = S.field_vars(sp, "src") + S.field_vars(sp, "family")
-                trusted = sp.false
+                dport_vars = S.field_vars(sp, "dport")
+                keep = set(src_vars + iif_vars + dport_vars)
+                # (source, interface, port) of every surely accepted new SYN, once per path.
+                proj = sp.bdd.exist([v for v in sp.layout.variables() if v not in keep], syn)
+                usable = sp.between("iif", 0, sp.spec("iif").size - 1)
                 for name in self.settings["trusted_interfaces"]:
-                    trusted |= S.iface(sp, "iif", name)
+                    usable &= ~S.iface(sp, "iif", name)
                 for port, service in sorted(ports.items()):
                     at_port = syn & sp.eq("dport", port)
                     if at_port == sp.false:
                         continue
-                    sources = sp.bdd.exist(others, at_port)
+                    sources = sp.bdd.exist(dport_vars, proj & sp.eq("dport", port))
                     # Interfaces on which every public source gets through.
-                    open_on = sp.bdd.forall(src_vars, ~public | sources) & ~trusted
-                    open_on = sp.bdd.exist([v for v in sp.layout.variables()
-                                            if v not in S.field_vars(sp, "iif")], open_on & sp.valid)
+                    open_on = sp.bdd.forall(src_vars, ~public | sources) & usable
                     if open_on == sp.false:
                         continue
                     exposed = at_port & open_on & public
-                    w = witness(sp.wrap(exposed), hook)
                     rules = [r for r in reach.rules() if outcome(r) == "accept"
                              and reach.rule_sets(r).matched_upper.node & exposed != sp.false]
                     user = [r for r in rules if not r.implicit] or rules
@@ -106,11 +106,12 @@ class AdminPortExposed(Check):
                         anchor = next((c for c in ctx.base_chains(hook, family)
                                        if (c.policy or "accept") == "accept" and c.kind == "filter"), None)
                         key = id(anchor)
-                    entry = groups.setdefault(key, (anchor, [], w, user[1:]))
+                    entry = groups.setdefault(key, (anchor, [], (sp.wrap(exposed), hook), user[1:]))
                     label = f"{service} ({port}/tcp, IPv{family}" + (", forwarded" if hook == "forward" else "") + ")"
                     if label not in entry[1]:
                         entry[1].append(label)
-        for anchor, labels, w, others in groups.values():
+        for anchor, labels, (example, hook), others in groups.values():
+            w = witness(example, hook)  # one witness per finding: they are not cheap
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
             yield self.finding(
                 f"open to the whole internet: {', '.join(labels)} — any public address can connect "

@@ -58,3 +58,19 @@ class ParserDiagnostic(Check):
             where = Where(loc.file, loc.line, loc.column, loc.path)
             severity = "warning" if d.level == "warning" else "info"
             yield Finding(self.code, self.name, severity, d.message, where)
+
+
+class CheckFailed(Check):
+    """A check raised an exception on this ruleset (an analyzer bug)."""
+
+    code = "RA003"
+    name = "check-failed"
+    summary = "A check crashed on this input; its findings are missing"
+    rationale = ("This is a bug in ruleanalyzer, not in the rules. The other checks still ran. "
+                 "Please report it with the input file.")
+    bad = ""
+    good = "*filter\n:INPUT DROP [0:0]\nCOMMIT\n"
+    severity = "error"
+
+    def run(self, ctx):
+        return ()

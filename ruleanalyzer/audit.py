@@ -1,0 +1,208 @@
+"""``audit``: run the catalogue of checks over rulesets or files.
+
+    >>> from ruleanalyzer import loads
+    >>> from ruleanalyzer.audit import audit
+    >>> rs = loads("*filter\\n:INPUT ACCEPT [0:0]\\n-A INPUT -j DROP\\n"
+    ...            "-A INPUT -p tcp --dport 22 -j ACCEPT\\nCOMMIT\\n", dialect="iptables")
+    >>> [f.code for f in audit(rs, select=["RA5"])]
+    ['RA504']
+
+Files are analysed one ruleset per file, except groups given together
+(``rules.v4`` + ``rules.v6``); a cloud export holding several security
+groups, ACLs or NSGs is audited one of them at a time. A file that cannot be
+read or parsed becomes an RA001 finding and the others are still audited.
+Suppressions (inline directives and config entries) are applied last;
+unused ones become RA901 findings.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import checks
+from .checks.base import Context, Finding, Where, severity_rank
+from .checks.meta import CheckFailed, UnreadableInput
+from .checks.suppress import apply as apply_suppressions
+from .checks.suppress import from_config, parse_inline
+from .config import Config
+from .errors import RuleAnalyzerError
+from .loader import DEFAULT_MAX_BYTES, load
+from .model import Ruleset
+
+#: Files a directory walk skips: documentation and indexes, not rule files.
+SKIPPED_SUFFIXES = (".md", ".rst", ".tsv", ".orig", ".rej")
+
+
+@dataclass
+class AuditResult:
+    """Everything one audit run found, for renderers and the exit code."""
+
+    findings: list[Finding] = field(default_factory=list)
+    suppressed: list[Finding] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    bad_inputs: list[str] = field(default_factory=list)
+    rule_count: int = 0
+    seconds: float = 0.0
+    codes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in self.findings:
+            out[f.code] = out.get(f.code, 0) + 1
+        return dict(sorted(out.items()))
+
+    def exit_code(self, fail_on: str = "warning") -> int:
+        """2 when every input was unreadable, 1 when a finding is at or above
+        ``fail_on``, else 0."""
+        if self.inputs and len(self.bad_inputs) == len(self.inputs):
+            return 2
+        if fail_on == "never":
+            return 0
+        limit = severity_rank(fail_on)
+        return 1 if any(severity_rank(f.severity) <= limit for f in self.findings) else 0
+
+
+def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """Files named, and every file under directories named (sorted, hidden
+    files and documentation skipped)."""
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                rel = f.relative_to(path).parts
+                if f.is_file() and not any(part.startswith(".") for part in rel) \
+                        and f.suffix.lower() not in SKIPPED_SUFFIXES:
+                    out.append(str(f))
+        else:
+            out.append(str(path))
+    return out
+
+
+def split_units(ruleset: Ruleset) -> list[Ruleset]:
+    """One ruleset per cloud security group / ACL / NSG / network (they are
+    separate firewalls); a non-cloud ruleset stays whole."""
+    from .targets import CLOUD_DIALECTS
+
+    cloud = [t for t in ruleset.tables if t.dialect in CLOUD_DIALECTS]
+    if len(cloud) <= 1:
+        return [ruleset]
+    rest = [t for t in ruleset.tables if t.dialect not in CLOUD_DIALECTS]
+    units = []
+    for t in cloud:
+        unit = Ruleset(tables=[*rest, t], sources=list(ruleset.sources),
+                       diagnostics=list(ruleset.diagnostics) if not units else [],
+                       meta=dict(ruleset.meta))
+        units.append(unit)
+    return units
+
+
+def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] | None = None
+                  ) -> list[Finding]:
+    """Findings of the checks ``codes`` on one ruleset, before suppressions.
+    A crashing check becomes an RA003 finding instead of aborting."""
+    ctx = Context(ruleset)
+    findings: list[Finding] = []
+    registry = checks.registry()
+    for code in codes:
+        check = registry[code]((options or {}).get(code))
+        try:
+            findings.extend(check.run(ctx))
+        except (RecursionError, MemoryError, Exception) as exc:  # noqa: BLE001 - a bug must not stop the audit
+            where = Where(ruleset.sources[0] if ruleset.sources else None)
+            tb = traceback.extract_tb(exc.__traceback__)[-1]
+            findings.append(Finding("RA003", CheckFailed.name, "error",
+                                    f"check {code} crashed: {type(exc).__name__}: {exc} "
+                                    f"(at {Path(tb.filename).name}:{tb.lineno})", where))
+    return findings
+
+
+def _settings(config: Config | None, select, ignore) -> tuple[list[str], dict]:
+    config = config or Config()
+    sel = select if select is not None else config.select
+    ign = [*(config.ignore or []), *(ignore or [])]
+    try:
+        codes = checks.select(sel, ign)
+    except ValueError as exc:
+        raise RuleAnalyzerError(str(exc), hint="see `ruleanalyzer rules` for the codes") from None
+    return codes, {checks.resolve(k): v for k, v in config.options.items()}
+
+
+def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str] | None = None,
+              ignore: list[str] | None = None, config: Config | None = None,
+              dialect: str | None = None, together: list[list[str]] | None = None,
+              max_bytes: int = DEFAULT_MAX_BYTES,
+              progress: Callable[[int, int, str], None] | None = None) -> AuditResult:
+    """Audit rulesets and/or files (directories expand to their files).
+
+    ``together`` lists groups of files that describe one firewall.
+    ``progress(done, total, name)`` is called after each unit."""
+    start = time.perf_counter()
+    codes, options = _settings(config, select, ignore)
+    result = AuditResult(codes=codes)
+    units: list[tuple[str, object]] = []
+    grouped = {str(Path(f)) for g in together or [] for f in g}
+    for g in together or []:
+        units.append((" + ".join(g), [str(Path(f)) for f in g]))
+    loose = [i for i in inputs if isinstance(i, Ruleset)]
+    paths = expand_paths(i for i in inputs if not isinstance(i, Ruleset))
+    units += [(p, [p]) for p in paths if str(Path(p)) not in grouped]
+    units += [(rs.sources[0] if rs.sources else "<ruleset>", rs) for rs in loose]
+    unreadable = UnreadableInput()
+    findings: list[Finding] = []
+    suppressions = from_config(config.suppress, config.source) if config else []
+    known = set(checks.registry())
+    for n, (name, what) in enumerate(units, 1):
+        result.inputs.append(name)
+        if isinstance(what, Ruleset):
+            ruleset = what
+        else:
+            try:
+                ruleset = load(*what, dialect=dialect, max_bytes=max_bytes)
+            except RuleAnalyzerError as exc:
+                result.bad_inputs.append(name)
+                if "RA001" in codes:
+                    findings.append(unreadable.from_error(exc, what[0]))
+                if progress:
+                    progress(n, len(units), name)
+                continue
+        result.rule_count += ruleset.rule_count
+        inline, invalid = parse_inline(ruleset, known)
+        suppressions += inline
+        findings += [f for f in invalid if "RA902" in codes]
+        for unit in split_units(ruleset):
+            findings += check_ruleset(unit, codes, options)
+        if progress:
+            progress(n, len(units), name)
+    kept, suppressed, unused = apply_suppressions(findings, suppressions, set(codes))
+    if "RA901" in codes:
+        kept += unused
+    result.findings = sorted(_dedupe(kept), key=Finding.sort_key)
+    result.suppressed = suppressed
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    """Cloud units share non-cloud tables: report each finding once."""
+    seen, out = set(), []
+    for f in findings:
+        key = (f.code, f.where, f.message)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(f)
+    return out
+
+
+def audit(ruleset_or_paths, select: list[str] | None = None, ignore: list[str] | None = None,
+          config: Config | None = None, **kwargs) -> list[Finding]:
+    """The findings for a ruleset, a path, or a list of either (see :func:`run_audit`)."""
+    if isinstance(ruleset_or_paths, (Ruleset, str, os.PathLike)):
+        ruleset_or_paths = [ruleset_or_paths]
+    return run_audit(ruleset_or_paths, select=select, ignore=ignore, config=config, **kwargs).findings

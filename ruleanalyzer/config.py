@@ -1,0 +1,125 @@
+"""Audit settings from ``pyproject.toml`` (``[tool.ruleanalyzer]``) or
+``.ruleanalyzer.yaml``, found by walking up from the working directory
+(the first directory holding either wins; the YAML file first).
+
+Keys (the same in both files)::
+
+    select = ["RA1", "RA401"]        # codes, prefixes, names or "ALL" (default: all)
+    ignore = ["RA104"]
+    fail-on = "warning"              # error | warning | info | never
+    [tool.ruleanalyzer.options.RA401]
+    ports = {22 = "SSH", 8443 = "admin UI"}
+    [[tool.ruleanalyzer.suppress]]
+    file = "rules.v4"                # glob, matched against the path or its tail
+    line = 12                        # or: rule = 3 (index in its chain), chain = "INPUT"
+    code = "RA101"                   # or codes = [...]; omitted: every code
+    reason = "legacy VPN, removed in Q3"
+
+Command-line options override the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import RuleAnalyzerError
+from .model import Location
+
+FAIL_ON = ("error", "warning", "info", "never")
+#: Default threshold: warnings and errors fail a CI run, info does not.
+DEFAULT_FAIL_ON = "warning"
+YAML_NAMES = (".ruleanalyzer.yaml", ".ruleanalyzer.yml")
+
+
+@dataclass
+class Config:
+    select: list[str] | None = None
+    ignore: list[str] = field(default_factory=list)
+    fail_on: str = DEFAULT_FAIL_ON
+    #: Per-code option overrides: ``{"RA401": {"ports": {...}}}``.
+    options: dict[str, dict] = field(default_factory=dict)
+    suppress: list[dict] = field(default_factory=list)
+    #: The file these settings came from, for messages.
+    source: str | None = None
+
+
+def find_config(start: str | Path | None = None) -> Path | None:
+    """The nearest config file at or above ``start`` (default: the cwd)."""
+    here = Path(start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        for name in YAML_NAMES:
+            if (directory / name).is_file():
+                return directory / name
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file() and _has_tool_section(pyproject):
+            return pyproject
+    return None
+
+
+def _has_tool_section(path: Path) -> bool:
+    try:
+        return "ruleanalyzer" in tomllib.loads(path.read_text("utf-8")).get("tool", {})
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+
+
+def load_config(path: str | Path | None = None, *, search: bool = True) -> Config:
+    """Settings from ``path``, or from the nearest config file when ``search``;
+    defaults when there is none. Raises a located RuleAnalyzerError on a bad file."""
+    if path is None and search:
+        path = find_config()
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise RuleAnalyzerError(f"cannot read config: {exc.strerror or exc}", Location(str(path))) from None
+    if path.suffix == ".toml":
+        try:
+            data = tomllib.loads(text).get("tool", {}).get("ruleanalyzer", {})
+        except tomllib.TOMLDecodeError as exc:
+            raise RuleAnalyzerError(f"bad TOML: {exc}", Location(str(path))) from None
+    else:
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            loc = Location(str(path), mark.line + 1, mark.column + 1) if mark else Location(str(path))
+            raise RuleAnalyzerError(f"bad YAML: {getattr(exc, 'problem', exc)}", loc) from None
+    return config_from_dict(data, str(path))
+
+
+def config_from_dict(data: dict, source: str | None = None) -> Config:
+    """Validate a settings mapping (keys may use ``-`` or ``_``)."""
+    if not isinstance(data, dict):
+        raise RuleAnalyzerError("config must be a mapping", Location(source or "<config>"))
+    data = {str(k).replace("_", "-"): v for k, v in data.items()}
+    known = {"select", "ignore", "fail-on", "options", "suppress"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise RuleAnalyzerError(f"unknown config key(s): {', '.join(unknown)}",
+                                Location(source or "<config>"), hint=f"known: {', '.join(sorted(known))}")
+    fail_on = str(data.get("fail-on", DEFAULT_FAIL_ON)).lower()
+    if fail_on not in FAIL_ON:
+        raise RuleAnalyzerError(f"fail-on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}",
+                                Location(source or "<config>"))
+    suppress = data.get("suppress") or []
+    if not isinstance(suppress, list) or not all(isinstance(e, dict) and "file" in e for e in suppress):
+        raise RuleAnalyzerError("suppress must be a list of tables, each naming at least a file",
+                                Location(source or "<config>"))
+    options = {str(code).upper(): dict(v) for code, v in (data.get("options") or {}).items()}
+    return Config(_codes(data.get("select")), _codes(data.get("ignore")) or [], fail_on, options,
+                  suppress, source)
+
+
+def _codes(value) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.split(",")
+    return [str(v).strip() for v in value if str(v).strip()]
