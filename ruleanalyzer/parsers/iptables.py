@@ -67,6 +67,12 @@ def _split_simple_quotes(line: str) -> tuple[list[str], list[str]] | None:
     """The common quoted line (``--comment "a b"``): every quoted part stands
     alone between blanks and holds no escapes. ``None`` for anything else."""
     parts = line.split('"')
+    if len(parts) == 3:  # one quoted part: the kube-proxy comment
+        before, quoted, after = parts
+        if (before and not before[-1].isspace()) or (after and not after[0].isspace()):
+            return None  # a quote glued to other text
+        head, tail = before.split(), after.split()
+        return head + [f'"{quoted}"'] + tail, head + [quoted] + tail
     if len(parts) % 2 == 0:
         return None  # unbalanced: let the full tokenizer report it
     raws: list[str] = []
@@ -244,8 +250,10 @@ _V6_NAME = re.compile(r"v6|ip6tables|rules6|ipv6|ip6", re.I)
 def detect_family(text: str, name: str) -> str:
     """"ip6" for ip6tables-save output, else "ip": addresses first, then
     IPv6-only modules and REJECT replies, then the file name."""
-    v6 = _V6_ADDR.search(text)
     v4 = _V4_ADDR.search(text)
+    # an IPv6 match that starts before the first IPv4 one ends before it too
+    # (a '-' only opens a match), so that much text is enough to compare them
+    v6 = _V6_ADDR.search(text, 0, v4.start() + 1) if v4 else _V6_ADDR.search(text)
     if v6 or v4:
         if v6 and v4:
             return "ip6" if v6.start() < v4.start() else "ip"
@@ -330,9 +338,8 @@ def parse_rule(spec: str, *, name: str = "<rule>", line: int = 1, table: str = "
 
 def _split_or_raise(line: str, name: str, lineno: int):
     raws, words = split_words(line)
-    for i, w in enumerate(raws):
-        if w == '"':
-            raise _located("unterminated quoted string", name, lineno, line, i)
+    if '"' in raws:
+        raise _located("unterminated quoted string", name, lineno, line, raws.index('"'))
     return raws, words
 
 
@@ -354,8 +361,8 @@ class _FileParser:
         self.table_line = 0
         #: rules that jump, to check at COMMIT: (rule, line text, target word index)
         self.jumps: list[tuple[Rule, str, int]] = []
-        #: rule plans per (table, line skeleton)
-        self.plans: dict[tuple, Plan] = {}
+        #: how many rule plans are cached (in the per-skeleton entries of run)
+        self.plan_count = 0
 
     def error(self, message: str, lineno: int, line: str, index: int = 0,
               hint: str | None = None) -> RuleAnalyzerError:
@@ -363,7 +370,8 @@ class _FileParser:
 
     def run(self) -> Ruleset:
         name = self.name
-        kinds: dict[tuple, object] = {}
+        #: line skeleton → (line kind, that skeleton's rule plan per table)
+        entries: dict[tuple, tuple[object, dict[str, Plan]]] = {}
         for lineno, line in enumerate(self.text.split("\n"), 1):
             stripped = line.strip()
             if not stripped or stripped[0] == "#":
@@ -376,18 +384,19 @@ class _FileParser:
             key = skeleton(raws) if head == "-" or head == "[" else None
             if key is not None:
                 # a rule line: its grammar check and plan depend on its skeleton only
-                kind = kinds.get(key)
-                if kind is None:
-                    kind = kinds[key] = _line_kind(_shape(raws), raws)
+                entry = entries.get(key)
+                if entry is None:
+                    entry = entries[key] = (_line_kind(_shape(raws), raws), {})
+                kind = entry[0]
                 if kind == "rule":
-                    self.rule_line(lineno, line, raws, words, key)
+                    self.rule_line(lineno, line, stripped, raws, words, entry[1])
                     continue
                 shape = _shape(raws)
             else:
                 shape = _shape(raws)
                 kind = _line_kind(shape, raws)
             if kind == "rule":
-                self.rule_line(lineno, line, raws, words, None)
+                self.rule_line(lineno, line, stripped, raws, words, None)
             elif kind == "table":
                 self.table_start(lineno, line, raws)
             elif kind == "chain":
@@ -494,9 +503,13 @@ class _FileParser:
 
     # -- rules --------------------------------------------------------------
 
-    def rule_line(self, lineno: int, line: str, raws: list[str], words: list[str],
-                  key: tuple | None) -> None:
-        table = self.need_table(lineno, line)
+    def rule_line(self, lineno: int, line: str, stripped: str, raws: list[str],
+                  words: list[str], plans: dict[str, Plan] | None) -> None:
+        """``plans``: the cached plans of the line's skeleton per table
+        (``None``: a line that is not cached)."""
+        table = self.table
+        if table is None:
+            table = self.need_table(lineno, line)
         start = 0
         counters = None
         if raws[0][0] == "[":
@@ -504,12 +517,13 @@ class _FileParser:
             start = 1
         chains = table.chains
         try:
-            plan = self.plans.get((table.name, key)) if key is not None else None
+            plan = plans.get(table.name) if plans is not None else None
             if plan is None:
                 result = compile_line(raws, words, start, self.family, chains.__contains__)
                 if isinstance(result, Plan):
-                    if key is not None and len(self.plans) < 100_000:
-                        self.plans[table.name, key] = result
+                    if plans is not None and self.plan_count < 100_000:
+                        plans[table.name] = result
+                        self.plan_count += 1
                     result = result.execute(raws, words)
                 spec = result
             else:
@@ -527,13 +541,20 @@ class _FileParser:
                 raise self.error(f"chain {spec.chain} was never declared (add ':{spec.chain} - "
                                  "[0:0]' or -N)", lineno, line, start + 1)
             command_word = raws[start]
-            text = line.strip()
+            text = stripped
             if start:
                 text = text[len(raws[0]):].lstrip()
-            rule = Rule(spec.matches, spec.action,
-                        Location(self.name, lineno, line.find(command_word) + 1), text=text,
-                        comment=spec.comment, counters=spec.counters or counters)
-            self.apply_rule(command, chain, rule, spec, lineno, line, start)
+            where = Location(self.name, lineno, line.find(command_word) + 1)
+            if command == "A":
+                # Chain.add, without the call: numbered and owned at birth
+                rules = chain.rules
+                rule = Rule(spec.matches, spec.action, where, text, spec.comment,
+                            spec.counters or counters, len(rules) + 1, chain)
+                rules.append(rule)
+            else:
+                rule = Rule(spec.matches, spec.action, where, text=text, comment=spec.comment,
+                            counters=spec.counters or counters)
+                self.apply_rule(command, chain, rule, spec, lineno, line, start)
             if isinstance(spec.action, (Jump, Goto)) and command in "AIR":
                 self.jumps.append((rule, line, spec.target_index))
             return

@@ -168,19 +168,31 @@ def skeleton(raws: list[str]) -> tuple | None:
     whether the word after the chain is a number (``-I CHAIN 2``) and
     whether counters are ``P,B``. ``None`` when the line uses getopt's glued
     forms (``-ptcp``, ``--opt=x``), which are not cached."""
-    marks = [(i, r) for i, r in enumerate(raws) if r[0] == "-" or r == "!"]
-    extra = []
+    # one pass (this runs for every rule line): the word after a -m/-p/-j/-c
+    # is read on the next turn, before that word is looked at as a mark
     n = len(raws)
-    for i, r in marks:
+    marks = []
+    extra = []
+    i = -1
+    after = None
+    for r in raws:
+        i += 1
+        if after is not None:
+            if after == 0:
+                extra.append(r)
+            elif after == 1:
+                extra.append(r if r in TARGETS else "\0")
+            else:
+                extra.append("," in r)
+            after = None
+        if r[0] != "-" and r != "!":
+            continue
+        marks.append((i, r))
         if len(r) > 2 and (r[1] != "-" or "=" in r):
             if r[1].isdigit():
                 continue  # a negative number, a word
             return None
-        if r in _KEY_WORD_AFTER and i + 1 < n:
-            word = raws[i + 1]
-            extra.append(word if r not in _JUMP or word in TARGETS else "\0")
-        elif (r == "-c" or r == "--set-counters") and i + 1 < n:
-            extra.append("," in raws[i + 1])
+        after = _KEY_WORD_AFTER.get(r)
     head = raws[0]
     counters = head[0] == "[" and _COUNTERS_WORD.match(head) is not None
     number_after_chain = n > 2 + counters and raws[2 + counters].isdigit()
@@ -189,7 +201,10 @@ def skeleton(raws: list[str]) -> tuple | None:
 
 _JUMP = {"-j", "--jump"}
 _COUNTERS_WORD = re.compile(r"\[\d+:\d+\]\Z")
-_KEY_WORD_AFTER = {"-m", "--match", "-p", "--protocol", "-j", "--jump"}
+#: options whose next word is part of the skeleton → how: 0 as is, 1 as a
+#: target extension or "\0" (a chain), 2 whether it is ``P,B``
+_KEY_WORD_AFTER = {"-m": 0, "--match": 0, "-p": 0, "--protocol": 0, "-j": 1, "--jump": 1,
+                   "-c": 2, "--set-counters": 2}
 
 _BUILD, _COMMENT, _OPAQUE, _UNKNOWN, _COUNT, _CONST = range(6)
 _MISSING = object()
