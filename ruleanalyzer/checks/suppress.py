@@ -73,7 +73,7 @@ def parse_inline(ruleset: Ruleset, known: set[str]) -> tuple[list[Suppression], 
     """The inline directives of ``ruleset``'s rules, and RA902 findings for
     malformed ones (a directive naming no known code is never silently
     ignored)."""
-    from . import resolve
+    from . import registry, resolve
 
     out, bad = [], []
     for rule in ruleset.rules():
@@ -89,7 +89,8 @@ def parse_inline(ruleset: Ruleset, known: set[str]) -> tuple[list[Suppression], 
         codes = None
         if m.group("codes") is not None:
             names = [c.strip() for c in m.group("codes").split(",") if c.strip()]
-            resolved = {resolve(c) for c in names}
+            by_name = {cls.name: code for code, cls in registry().items()}
+            resolved = {by_name.get(c.lower()) or resolve(c) for c in names}
             unknown = sorted(c for c in resolved if c not in known)
             if unknown or not names:
                 bad.append(InvalidSuppression().finding(

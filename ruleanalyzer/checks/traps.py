@@ -80,11 +80,11 @@ class HandshakeReplyDropped(Check):
     def run(self, ctx: Context):
         if not ctx.is_stateful():
             return  # stateless rulesets: RA203 judges their return traffic
+        groups: dict[tuple, list] = {}  # one finding per dropping rule/policy, all families
         for hook in ("input", "forward"):
             if hook not in ctx.hooks():
                 continue
             for family in ctx.families():
-                groups: dict[tuple, list] = {}
                 for rule, syns in _accepting_syn_rules(ctx, hook, family, self.settings["max_rules"]):
                     w = witness(syns, hook)
                     variant = run_variant(ctx.evaluator, w.src, w.dst, w.dport, w.sport or 40000,
@@ -95,21 +95,23 @@ class HandshakeReplyDropped(Check):
                         continue
                     d = failed.result.decided_by
                     key = (failed.name, id(d.chain) if d else None, id(d.rule) if d and d.rule else None)
-                    groups.setdefault(key, []).append((rule, w, failed))
-                for (leg, _c, _r), items in groups.items():
-                    rule, w, failed = items[0]
-                    others = [r for r, _w, _f in items[1:]]
-                    dropper = _decider(failed.result)
-                    by = dropper.where.describe() if dropper else "an implicit deny"
-                    more = f"; {len(others)} other accepting rule(s) hit the same trap" if others else ""
-                    yield self.finding(
-                        f"the SYN is accepted here, but the {leg} ({failed.packet.describe()}) is dropped "
-                        f"by {by}: the handshake never completes{more}",
-                        rule=rule, witness=w,
-                        related=[*([dropper] if dropper else []),
-                                 *(related_rule(r, "accepts SYNs into the same trap") for r in others[:10])],
-                        fix="accept ESTABLISHED,RELATED traffic in the reply direction "
-                            "(-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT / ct state established,related accept)")
+                    items = groups.setdefault(key, [])
+                    if all(r is not rule for r, _w, _f in items):
+                        items.append((rule, w, failed))
+        for (leg, _c, _r), items in groups.items():
+            rule, w, failed = items[0]
+            others = [r for r, _w, _f in items[1:]]
+            dropper = _decider(failed.result)
+            by = dropper.where.describe() if dropper else "an implicit deny"
+            more = f"; {len(others)} other accepting rule(s) hit the same trap" if others else ""
+            yield self.finding(
+                f"the SYN is accepted here, but the {leg} ({failed.packet.describe()}) is dropped "
+                f"by {by}: the handshake never completes{more}",
+                rule=rule, witness=w,
+                related=[*([dropper] if dropper else []),
+                         *(related_rule(r, "accepts SYNs into the same trap") for r in others[:10])],
+                fix="accept ESTABLISHED,RELATED traffic in the reply direction "
+                    "(-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT / ct state established,related accept)")
 
 
 class NoEstablishedPath(Check):
@@ -235,6 +237,7 @@ class PathMtuBlackHole(Check):
     severity = "warning"
 
     def run(self, ctx: Context):
+        seen: set[int] = set()  # one finding per dropping rule or policy
         for hook in ("input", "forward"):
             if hook not in ctx.hooks():
                 continue
@@ -255,8 +258,9 @@ class PathMtuBlackHole(Check):
                     continue
                 w = witness(sp.wrap(dropped), hook)
                 result, rule, chain = S.decided_by(ctx, w)
-                if result.verdict != "drop" or chain is None:
+                if result.verdict != "drop" or chain is None or id(rule or chain) in seen:
                     continue
+                seen.add(id(rule or chain))
                 kind = "fragmentation-needed (type 3 code 4)" if family == 4 else "ICMPv6 packet-too-big (type 2)"
                 yield self.finding(
                     f"{kind} errors are dropped on {hook} (e.g. {w.describe()}, state related): "
@@ -335,6 +339,7 @@ class LoopbackBlocked(Check):
     def run(self, ctx: Context):
         if _is_cloud(ctx) or "input" not in ctx.hooks():
             return
+        seen: set[int] = set()  # one finding per dropping rule or policy
         for family in ctx.families():
             reach = ctx.reach("input", family)
             if reach is None:
@@ -349,8 +354,9 @@ class LoopbackBlocked(Check):
             w = witness(sp.wrap(dropped), "input")
             w = w.replace(iif="lo")
             result, rule, chain = S.decided_by(ctx, w)
-            if result.verdict != "drop" or chain is None:
+            if result.verdict != "drop" or chain is None or id(rule or chain) in seen:
                 continue
+            seen.add(id(rule or chain))
             yield self.finding(
                 f"IPv{family} loopback traffic is dropped (e.g. {w.describe()} on lo)",
                 rule=rule, chain=chain if rule is None else None, witness=w,
