@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("rules", help="list every check: code, name, severity, summary")
     ex = sub.add_parser("explain", help="document one check (what it does, why, examples)")
     ex.add_argument("code", metavar="CODE", help="a check code (RA101) or name (shadowed-rule)")
+    _add_diff_parser(sub)
     return parser
 
 
@@ -277,6 +278,94 @@ def cmd_explain(args, out) -> int:
 
 COMMANDS: dict[str, Callable] = {"query": cmd_query, "connect": cmd_connect, "path": cmd_path,
                                  "audit": cmd_audit, "rules": cmd_rules, "explain": cmd_explain}
+
+
+# -- diff: change impact between two versions (docs/diff.md) -----------------
+
+
+def _add_diff_parser(sub) -> None:
+    d = sub.add_parser("diff", help="traffic whose verdict changed between two versions")
+    d.add_argument("files", nargs="*", metavar="FILE",
+                   help="OLD NEW; with --git: the files to compare (default: the changed ones)")
+    d.add_argument("--git", metavar="REV", help="compare the files at REV with the working tree, or A..B")
+    d.add_argument("--dialect", choices=DIALECTS, help="the files' dialect (sniffed when omitted)")
+    d.add_argument("--hook", action="append", choices=("input", "forward", "output"),
+                   help="hooks to compare (repeatable; default all three)")
+    d.add_argument("--format", default="text", choices=("text", "json", "markdown", "sarif", "github"))
+    d.add_argument("--fail-on", default="any", choices=("any", "opened", "never"),
+                   help="exit 1 on any verdict change (default), only on newly allowed traffic, or never")
+    d.add_argument("--no-findings", action="store_true", help="skip the audit of both versions")
+    d.add_argument("--no-connections", action="store_true", help="skip the per-region handshake check")
+    d.add_argument("--policy", help="YAML file with a policy: section (default: .ruleanalyzer.yaml)")
+    d.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
+    d.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
+
+
+def cmd_diff(args, out) -> int:
+    from . import gitfiles, policy
+    from .diff import diff
+
+    if args.git:
+        old_rev, new_rev = gitfiles.split_range(args.git)
+        paths = args.files or gitfiles.changed_files(old_rev, new_rev)
+        groups = [[p] for p in paths] if not args.files else [paths]
+        pairs = []
+        for group in groups:
+            try:
+                pairs.append((gitfiles.load_at(old_rev, group, args.dialect, args.max_bytes),
+                              gitfiles.load_at(new_rev, group, args.dialect, args.max_bytes),
+                              f"{old_rev}:{','.join(group)}", f"{new_rev or 'working tree'}:{','.join(group)}"))
+            except RuleAnalyzerError:
+                if args.files:
+                    raise
+                # Without named files, changed files that are not rule files are skipped.
+    elif len(args.files) == 2:
+        old_path, new_path = args.files
+        pairs = [(load(old_path, dialect=args.dialect, max_bytes=args.max_bytes),
+                  load(new_path, dialect=args.dialect, max_bytes=args.max_bytes), old_path, new_path)]
+    else:
+        raise RuleAnalyzerError("diff needs OLD NEW, or --git REV [FILES...]")
+    assertions = policy.load_policy(args.policy)
+    hooks = tuple(args.hook or ("input", "forward", "output"))
+    reports = []
+    for old, new, old_name, new_name in pairs:
+        report = diff(old, new, hooks, findings=not args.no_findings,
+                      connections=not args.no_connections, old_name=old_name, new_name=new_name)
+        report.policy = policy.check(new, assertions) if assertions else []
+        reports.append(report)
+    if args.format == "json":
+        from .report.diff_json import diff_data
+
+        data = [diff_data(r) for r in reports]
+        json.dump(data[0] if len(data) == 1 and not args.git else data, out, indent=2)
+        out.write("\n")
+    elif args.format == "sarif":
+        from .report.diff_sarif import sarif_data
+
+        json.dump(sarif_data(reports), out, indent=2)
+        out.write("\n")
+    elif args.format == "github":
+        from .report.diff_sarif import github_lines
+
+        out.writelines(line + "\n" for line in github_lines(reports))
+    elif args.format == "markdown":
+        from .report import diff_markdown
+
+        diff_markdown.render(reports, out)
+    else:
+        from .report import diff_text
+
+        diff_text.render(reports, out)
+    if any(r.policy for r in reports):
+        return EXIT_FINDINGS
+    if args.fail_on == "never":
+        return EXIT_OK
+    if args.fail_on == "opened":
+        return EXIT_FINDINGS if any(r.newly_allowed for r in reports) else EXIT_OK
+    return EXIT_FINDINGS if any(r.verdicts_changed for r in reports) else EXIT_OK
+
+
+COMMANDS["diff"] = cmd_diff
 
 
 def main(argv: list[str] | None = None) -> int:

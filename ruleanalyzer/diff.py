@@ -1,0 +1,628 @@
+"""Change impact: which packets get a different verdict between two rulesets.
+
+    >>> from ruleanalyzer import loads
+    >>> old = loads("*filter\\n:INPUT DROP [0:0]\\nCOMMIT\\n", dialect="iptables")
+    >>> new = loads("*filter\\n:INPUT DROP [0:0]\\n-A INPUT -p tcp --dport 22 -j ACCEPT\\nCOMMIT\\n",
+    ...             dialect="iptables")
+    >>> report = diff(old, new, hooks=("input",), findings=False)
+    >>> [(r.kind, r.text) for r in report.regions]
+    [('opened', 'tcp from 0.0.0.0/0 to 0.0.0.0/0 dport 22')]
+    >>> report.opened[0].new.decided_by.describe()
+    'filter INPUT rule 1 (<string>:3): -A INPUT -p tcp --dport 22 -j ACCEPT'
+
+Both rulesets are walked symbolically (:mod:`ruleanalyzer.space.reach`) in
+ONE packet space whose name domains cover both, per hook and family. The
+packets whose verdict differs are split into readable regions; each region
+gets a witness packet that the concrete engine then runs through both
+versions (the rules responsible, file:line) — a witness the concrete engine
+does not confirm is reported as an internal inconsistency, never dropped.
+
+Speed: a packet whose verdict changed must match a rule that changed (or
+a rule that rewrote it on the way there), so when the versions share most
+rules, the walk is restricted to those *candidate* packets (pre-images
+through NAT/mark rewrites included). A changed policy, hook or priority
+makes every packet a candidate.
+
+Regions hold packets whose connection-tracking state the kernel could give
+them (a SYN-ACK is never NEW, see :mod:`ruleanalyzer.engine.conntrack`), the
+same packets the concrete engine can be asked about.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .engine.connect import connect
+from .engine.conntrack import ICMP_NEW_TYPES, ICMPV6_NEW_TYPES, VALID_TCP_FLAGS
+from .engine.evaluate import Evaluator
+from .engine.result import Result
+from .model import (ACK, CWR, ECE, FIN, HOOK_PATHS, PSH, RST, SYN, Chain, Dispatch, EcnStrip,
+                    Goto, Jump, Nat, Notrack, Packet, Rule, Ruleset, SetField)
+from .space import Layout, PacketSet, Space, witness
+from .space.encode import encode_conjunction
+from .space.fields import ICMP, ICMPV6, TCP
+from .space.reach import analyze
+
+#: Regions shown per (hook, family, change); the rest is one "… more" region.
+REGION_LIMIT = 12
+#: Longest differing stretch of a chain matched rule by rule (difflib);
+#: longer stretches count as wholly changed.
+MATCHED_STRETCH = 20000
+#: Rounds of pre-images through rewriting rules before giving up (all packets).
+PREIMAGE_ROUNDS = 6
+
+#: The describer module (the package exports its function under the same name).
+describe_module = importlib.import_module("ruleanalyzer.space.describe")
+
+KINDS = ("opened", "closed", "unknown")
+
+
+@dataclass
+class ConnectionChange:
+    """A TCP handshake (the witness's addresses and port) that passed in
+    one version and fails in the other."""
+
+    client: str
+    server: str
+    dport: int
+    old_passes: bool | None
+    new_passes: bool | None
+    old_explanation: str
+    new_explanation: str
+
+    @property
+    def text(self) -> str:
+        word = {True: "passes", False: "fails", None: "depends on unknowns"}
+        return (f"TCP {self.client} -> {self.server}:{self.dport}: the handshake "
+                f"{word[self.old_passes]} before, {word[self.new_passes]} now")
+
+
+@dataclass
+class Region:
+    """Packets on one hook whose verdict went from ``was`` to ``now``."""
+
+    kind: str  # opened (drop → accept), closed (accept → drop), unknown (either side unknown)
+    was: str
+    now: str
+    hook: str
+    family: int
+    text: str
+    packets: PacketSet = field(repr=False)
+    witness: Packet
+    old: Result = field(repr=False)
+    new: Result = field(repr=False)
+    #: The concrete engine gives the witness ``was`` on old and ``now`` on new.
+    confirmed: bool = True
+    note: str = ""
+    connection: ConnectionChange | None = None
+
+
+@dataclass
+class FindingChanges:
+    """Audit findings only the new version has, and those it no longer has."""
+
+    introduced: list = field(default_factory=list)
+    resolved: list = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class DiffReport:
+    """What changed between ``old`` and ``new``."""
+
+    old_name: str
+    new_name: str
+    hooks: tuple[str, ...]
+    regions: list[Region] = field(default_factory=list)
+    #: Per (hook, family, kind) the whole changed set (regions split it).
+    changed: dict = field(default_factory=dict, repr=False)
+    findings: FindingChanges | None = None
+    #: Policy assertions that fail on the new version (filled by the caller).
+    policy: list = field(default_factory=list)
+    space: Space | None = field(default=None, repr=False)
+    #: Candidate restriction used: ``all`` packets or ``changed rules``.
+    scope: str = "all"
+    changed_rules: int = 0
+    seconds: float = 0.0
+
+    def of_kind(self, kind: str) -> list[Region]:
+        return [r for r in self.regions if r.kind == kind]
+
+    @property
+    def opened(self) -> list[Region]:
+        return self.of_kind("opened")
+
+    @property
+    def closed(self) -> list[Region]:
+        return self.of_kind("closed")
+
+    @property
+    def unknown(self) -> list[Region]:
+        return self.of_kind("unknown")
+
+    @property
+    def inconsistencies(self) -> list[Region]:
+        return [r for r in self.regions if not r.confirmed]
+
+    @property
+    def verdicts_changed(self) -> bool:
+        return bool(self.regions)
+
+    @property
+    def newly_allowed(self) -> bool:
+        """Something may now be accepted that surely was not before."""
+        return any(r.now in ("accept", "unknown") and r.was != "accept" for r in self.regions
+                   if r.kind != "closed")
+
+    def contains(self, packet: Packet, hook: str | None = None) -> bool:
+        """Is ``packet`` inside a reported changed set (membership in the space)?"""
+        point = packet_point(self.space, packet)
+        hook = hook or packet.hook
+        return any(s.intersects(point) for (h, fam, _), s in self.changed.items()
+                   if h == hook and fam == packet.family)
+
+
+# ---------------------------------------------------------------------------
+# The entry point
+# ---------------------------------------------------------------------------
+
+
+def diff(old: Ruleset, new: Ruleset, hooks=("input", "forward", "output"), *,
+         findings: bool = True, connections: bool = True, old_name: str | None = None,
+         new_name: str | None = None, limit: int = REGION_LIMIT) -> DiffReport:
+    """The change impact of going from ``old`` to ``new`` (see the module doc)."""
+    start = time.process_time()
+    report = DiffReport(old_name or _name(old), new_name or _name(new), tuple(hooks))
+    both = Ruleset(tables=[*old.tables, *new.tables])
+    space = Space(Layout.for_ruleset(both))
+    report.space = space
+    plan = _Plan(old, new)
+    report.changed_rules = len(plan.changed_old) + len(plan.changed_new)
+    full_valid = space.valid
+    if plan.identical:
+        candidate = space.false
+    elif plan.everything:
+        candidate = full_valid
+    else:
+        candidate = _candidates(plan, space)
+    report.scope = "all" if candidate == full_valid else "changed rules"
+    consistent = _conntrack_consistent(space)
+    # Regions are worded against every valid packet the kernel could give
+    # that state, not against the narrowed universe of the walk.
+    care = consistent
+    evaluators = (Evaluator(old), Evaluator(new))
+    rewrites = plan.rewrites
+    families = _families(old) | _families(new)
+    if candidate != space.false:
+        # The walk sees only candidate packets: every set reach builds is
+        # intersected with ``space.valid`` (its universe), so narrowing the
+        # universe narrows the whole analysis.
+        space.valid = full_valid & candidate
+        try:
+            for hook in hooks:
+                for family in sorted(families):
+                    if not plan.everything and not plan.touches(hook, family):
+                        continue
+                    _diff_hook(report, old, new, hook, family, space, consistent, evaluators,
+                               rewrites, connections, limit, care)
+        finally:
+            space.valid = full_valid
+    if findings:
+        report.findings = finding_changes(old, new)
+    report.seconds = time.process_time() - start
+    return report
+
+
+def _name(ruleset: Ruleset) -> str:
+    return " + ".join(ruleset.sources) if ruleset.sources else "<ruleset>"
+
+
+def _families(ruleset: Ruleset) -> set[int]:
+    out: set[int] = set()
+    for t in ruleset.tables:
+        if t.family == "ip":
+            out.add(4)
+        elif t.family == "ip6":
+            out.add(6)
+        elif t.family in ("inet", "netdev"):
+            out |= {4, 6}
+    return out or {4}
+
+
+def _diff_hook(report, old, new, hook, family, space, consistent, evaluators, rewrites,
+               connections, limit, care) -> None:
+    ra = analyze(old, hook, family, space)
+    rb = analyze(new, hook, family, space)
+    universe = space.wrap(space.family(family)) & consistent
+    acc_o, drop_o = ra.accepted.lower & universe, ra.dropped.lower & universe
+    acc_n, drop_n = rb.accepted.lower & universe, rb.dropped.lower & universe
+    unk_o = universe - acc_o - drop_o
+    unk_n = universe - acc_n - drop_n
+    moves = [("opened", "drop", "accept", drop_o & acc_n),
+             ("closed", "accept", "drop", acc_o & drop_n),
+             ("unknown", "drop", "unknown", drop_o & unk_n),
+             ("unknown", "accept", "unknown", acc_o & unk_n),
+             ("unknown", "unknown", "accept", unk_o & acc_n),
+             ("unknown", "unknown", "drop", unk_o & drop_n)]
+    for kind, was, now, packets in moves:
+        if packets.is_empty():
+            continue
+        key = (hook, family, kind)
+        report.changed[key] = report.changed[key] | packets if key in report.changed else packets
+        for text, part in regions(packets, limit, care):
+            report.regions.append(_region(kind, was, now, hook, family, text, part, evaluators,
+                                          rewrites, connections))
+
+
+def _region(kind, was, now, hook, family, text, part, evaluators, rewrites, connections) -> Region:
+    w = witness(part, hook)
+    old_r, new_r = evaluators[0].evaluate(w), evaluators[1].evaluate(w)
+    region = Region(kind, was, now, hook, family, text, part, w, old_r, new_r)
+    if (old_r.verdict, new_r.verdict) != (was, now):
+        region.confirmed = False
+        region.note = (f"internal inconsistency: the symbolic walk says {was} → {now}, the concrete "
+                       f"engine {old_r.verdict} → {new_r.verdict} for the witness")
+        if rewrites:
+            region.note += (" (the rulesets rewrite packets — NAT, marks —, and the symbolic sets"
+                            " hold packets as rewritten when the verdict fell)")
+    if connections and kind in ("opened", "closed") and w.proto == TCP and w.dport:
+        region.connection = _connection_change(evaluators, w, hook)
+    return region
+
+
+def _connection_change(evaluators, w: Packet, hook: str) -> ConnectionChange | None:
+    iif = w.iif if hook != "output" else None
+    oif = w.oif if hook != "input" else None
+    reports = [connect(ev.ruleset, str(w.src), str(w.dst), w.dport, hook=hook, ecn="off",
+                       sport=w.sport or 40000, iif=iif, oif=oif) for ev in evaluators]
+    a, b = reports
+    if a.passes == b.passes:
+        return None
+    return ConnectionChange(str(w.src), str(w.dst), w.dport, a.passes, b.passes,
+                            a.explain()[0], b.explain()[0])
+
+
+# ---------------------------------------------------------------------------
+# Regions: describe's readable lines, each with its exact packet set
+# ---------------------------------------------------------------------------
+
+
+def regions(packets: PacketSet, limit: int = REGION_LIMIT, care: PacketSet | None = None
+            ) -> list[tuple[str, PacketSet]]:
+    """``(text, set)`` per readable region of ``packets`` — the lines
+    :func:`ruleanalyzer.space.describe` prints — and, past ``limit``, one
+    ``… and K more regions`` entry holding the rest. The sets partition
+    ``packets`` exactly. Packets outside ``care`` (default: the valid ones)
+    are don't-cares for the wording."""
+    space = packets.space
+    if packets.is_empty():
+        return []
+    if packets.is_all():
+        return [("any packet", packets)]
+    node = describe_module.restrict(space, packets.node, care.node if care is not None else space.valid)
+    walker = describe_module._Walker(space)  # the describer's own enumeration
+    found: list[dict] = []
+    walker.enumerate(node, 0, {}, found, limit)
+    out: list[tuple[str, PacketSet]] = []
+    covered = space.empty()
+    for region in found:
+        part = space.wrap(_region_node(space, region)) & packets
+        if part.is_empty():
+            continue
+        out.append((describe_module._render(space, region), part))
+        covered = covered | part
+    rest = packets - covered
+    if not rest.is_empty():
+        more = walker.count(node, 0) - len(out)
+        out.append((f"… and {max(more, 1)} more region{'s' if more != 1 else ''}", rest))
+    return out
+
+
+def _region_node(space: Space, region: dict):
+    node = space.true
+    for name, cubes in region.items():
+        spec = space.spec(name)
+        order = spec.vars_msb_first
+        width = len(order)
+        part = space.false
+        for value, care in cubes:
+            cube = {order[k]: bool(value >> (width - 1 - k) & 1) for k in range(width)
+                    if care >> (width - 1 - k) & 1}
+            part |= space.bdd.cube(cube) if cube else space.true
+        node &= part
+    return node
+
+
+# ---------------------------------------------------------------------------
+# Packets the kernel can produce, and single packets as sets
+# ---------------------------------------------------------------------------
+
+
+def _conntrack_consistent(space: Space) -> PacketSet:
+    """Packets whose ctstate the concrete engine keeps as given
+    (``engine.conntrack.resolve_state``): bad TCP flag combinations are
+    INVALID or UNTRACKED, and a NEW packet is one that may open a connection."""
+    names = space.spec("state").names
+    state = {n: space.eq("state", names.index(n)) for n in ("new", "invalid", "untracked")}
+    tcp = space.header("flags")
+    valid_flags = space.false
+    for v in VALID_TCP_FLAGS:
+        valid_flags |= space.masked("flags", 0xFF & ~(ECE | CWR | PSH), v)
+    ok = ~tcp | valid_flags | state["invalid"] | state["untracked"]
+    syn = space.masked("flags", SYN | ACK | RST | FIN, SYN)
+    loose = space.masked("flags", SYN | FIN | RST, 0)
+    icmp4 = space.eq("family", 0) & space.eq("proto", ICMP) & space.eq("fragment", 0)
+    icmp6 = space.eq("family", 1) & space.eq("proto", ICMPV6) & space.eq("fragment", 0)
+    opens = (space.eq("fragment", 0) & (~tcp | syn | loose)
+             & (~icmp4 | space.one_of("icmp_type", sorted(ICMP_NEW_TYPES)))
+             & (~icmp6 | space.one_of("icmp_type", sorted(ICMPV6_NEW_TYPES))))
+    return space.wrap(ok & (~state["new"] | opens))
+
+
+def packet_point(space: Space, packet: Packet) -> PacketSet:
+    """The set holding just ``packet`` (fields it leaves as None: any value)."""
+    s = space
+    node = s.family(packet.family)
+    node &= s.eq("src", int(packet.src)) & s.eq("dst", int(packet.dst)) & s.eq("proto", packet.proto)
+    for name in ("sport", "dport", "icmp_type", "icmp_code", "length", "uid", "gid"):
+        value = getattr(packet, name)
+        if value is not None:
+            node &= s.eq(name, value)
+    for name in ("flags", "ecn", "dscp", "mark", "ctmark", "ttl", "fragment"):
+        node &= s.eq(name, getattr(packet, name))
+    for name, value in (("state", packet.state), ("ct_direction", packet.ct_direction),
+                        ("pkttype", packet.pkttype)):
+        names = s.spec(name).names
+        if value is not None and value in names:
+            node &= s.eq(name, names.index(value))
+    for name in ("iif", "oif"):
+        value = getattr(packet, name)
+        if value is not None:
+            codes = s.layout.interfaces[name].codes_for(value)
+            if not codes:  # a name outside the domain is in the "other" class
+                codes = [len(s.spec(name).names) - 1]
+            node &= s.one_of(name, codes)
+    for name in ("ct_status", "src_type", "dst_type"):
+        value = getattr(packet, name)
+        if value is not None:
+            for n in s.spec(name).names:
+                var = s.bdd.var(f"{name}:{n}")
+                node &= var if n in value else ~var
+    return s.wrap(node)
+
+
+# ---------------------------------------------------------------------------
+# Which rules changed, and which packets could notice
+# ---------------------------------------------------------------------------
+
+
+def _signature(rule: Rule):
+    return (rule.matches, rule.action, rule.effects)
+
+
+def _chain_meta(chain: Chain):
+    return (chain.hook, chain.priority, chain.policy, chain.kind, tuple(chain.devices))
+
+
+def _chain_key(chain: Chain):
+    t = chain.table
+    return (t.family, t.name, chain.name) if t else ("", "", chain.name)
+
+
+def _targets(rule: Rule) -> list[str]:
+    acts = [rule.action, *rule.effects]
+    for a in list(acts):
+        if isinstance(a, Dispatch):
+            acts += [b for _, b in a.branches]
+    return [a.target for a in acts if isinstance(a, (Jump, Goto))]
+
+
+def _rewriting(action) -> bool:
+    if isinstance(action, Dispatch):
+        return any(_rewriting(b) for _, b in action.branches)
+    return isinstance(action, (Nat, SetField, EcnStrip, Notrack))
+
+
+class _Plan:
+    """The structural difference of two rulesets: changed rules per side,
+    and whether a change touches every packet (policies, hooks)."""
+
+    def __init__(self, old: Ruleset, new: Ruleset):
+        self.old, self.new = old, new
+        self.changed_old: list[Rule] = []
+        self.changed_new: list[Rule] = []
+        self.everything = False
+        a = {_chain_key(c): c for c in old.chains()}
+        b = {_chain_key(c): c for c in new.chains()}
+        added_or_removed = set(a) ^ set(b)
+        for key in added_or_removed:
+            chain = a.get(key) or b.get(key)
+            if chain.is_base:
+                self.everything = True
+            (self.changed_old if key in a else self.changed_new).extend(chain.rules)
+        for key in set(a) & set(b):
+            ca, cb = a[key], b[key]
+            if _chain_meta(ca) != _chain_meta(cb):
+                self.everything = True
+            self._compare(ca.rules, cb.rules)
+        # A jump to a chain that appeared or vanished changed meaning.
+        names = {k[2] for k in added_or_removed}
+        if names:
+            for side, out in ((old, self.changed_old), (new, self.changed_new)):
+                out.extend(r for r in side.rules() if set(_targets(r)) & names)
+        self.identical = not (self.everything or self.changed_old or self.changed_new)
+        self.rewrites = [r for rs in (old, new) for r in rs.rules()
+                         if any(_rewriting(x) for x in (r.action, *r.effects))]
+        self._touch_cache: dict = {}
+
+    def _compare(self, ra: list[Rule], rb: list[Rule]) -> None:
+        sa, sb = [_signature(r) for r in ra], [_signature(r) for r in rb]
+        lo = 0
+        while lo < len(sa) and lo < len(sb) and sa[lo] == sb[lo]:
+            lo += 1
+        hi_a, hi_b = len(sa), len(sb)
+        while hi_a > lo and hi_b > lo and sa[hi_a - 1] == sb[hi_b - 1]:
+            hi_a, hi_b = hi_a - 1, hi_b - 1
+        mid_a, mid_b = sa[lo:hi_a], sb[lo:hi_b]
+        if not mid_a and not mid_b:
+            return
+        if len(mid_a) > MATCHED_STRETCH or len(mid_b) > MATCHED_STRETCH:
+            self.changed_old += ra[lo:hi_a]
+            self.changed_new += rb[lo:hi_b]
+            return
+        matcher = difflib.SequenceMatcher(None, mid_a, mid_b, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag != "equal":
+                self.changed_old += ra[lo + i1:lo + i2]
+                self.changed_new += rb[lo + j1:lo + j2]
+
+    def touches(self, hook: str, family: int) -> bool:
+        """Can a changed rule be met on ``hook``'s path for IPv``family``?"""
+        key = (hook, family)
+        if key not in self._touch_cache:
+            hit = False
+            for side, changed in ((self.old, self.changed_old), (self.new, self.changed_new)):
+                ids = {id(r.chain) for r in changed}
+                if ids & _reachable_chains(side, hook, family):
+                    hit = True
+            self._touch_cache[key] = hit
+        return self._touch_cache[key]
+
+
+def _reachable_chains(ruleset: Ruleset, hook: str, family: int) -> set[int]:
+    seen: set[int] = set()
+    stack = [c for t in ruleset.tables if t.applies_to(family) and t.family not in ("arp", "bridge")
+             for c in t.chains.values() if c.hook in HOOK_PATHS[hook]]
+    while stack:
+        chain = stack.pop()
+        if id(chain) in seen:
+            continue
+        seen.add(id(chain))
+        for rule in chain.rules:
+            for target in _targets(rule):
+                nxt = chain.table.chains.get(target) if chain.table else None
+                if nxt is not None:
+                    stack.append(nxt)
+    return seen
+
+
+def _candidates(plan: _Plan, space: Space):
+    """Packets that may match a changed rule, as they arrive (raw node):
+    the changed rules' matches, closed under pre-images of every rewriting
+    rule (a DNAT may turn an arriving packet into one a changed rule sees)."""
+    cand = space.false
+    for rule in (*plan.changed_old, *plan.changed_new):
+        cand |= encode_conjunction(rule.matches, space)[1]
+    cand &= space.valid
+    for _ in range(PREIMAGE_ROUNDS):
+        grown = cand
+        for rule in plan.rewrites:
+            for action, guard in _rewrite_steps(rule, space):
+                pre = _preimage(action, grown, space)
+                if pre != space.false:
+                    grown |= pre & guard & space.valid
+        if grown == cand:
+            return cand
+        cand = grown
+    return space.valid  # rewrites chain deeper than we follow: every packet
+
+
+def _rewrite_steps(rule: Rule, space: Space):
+    match = encode_conjunction(rule.matches, space)[1]
+    for action in (*rule.effects, rule.action):
+        if isinstance(action, Dispatch):
+            from .space.encode import encode_bounds
+            for m, branch in action.branches:
+                if _rewriting(branch):
+                    yield branch, match & encode_bounds(m, space)[1]
+        elif _rewriting(action):
+            yield action, match
+
+
+def _preimage(action, node, space: Space):
+    """Packets that ``action`` may turn into a packet of ``node``."""
+    bdd = space.bdd
+    writes: list[tuple[str, int, int | None]] = []  # (field, mask, value or None = anything)
+    if isinstance(action, SetField):
+        parts = [("ecn", 0, 2), ("dscp", 2, 6)] if action.field == "tos" else [(action.field, 0, None)]
+        for name, offset, width in parts:
+            spec = space.layout.fields.get(name)
+            if spec is None or spec.kind != "int":
+                continue
+            width = width or spec.width
+            sub = (1 << width) - 1
+            mask, value = action.mask >> offset & sub, action.value >> offset & sub
+            if action.copy_from or value & ~mask:
+                writes.append((name, sub, None))
+            else:
+                writes.append((name, mask, value))
+    elif isinstance(action, Notrack):
+        writes.append(("state", (1 << space.spec("state").width) - 1,
+                       space.spec("state").names.index("untracked")))
+    elif isinstance(action, EcnStrip):
+        writes.append(("flags", action.clear_flags, 0))
+    elif isinstance(action, Nat):
+        addr, port, status = (("dst", "dport", "dnat") if action.kind in ("dnat", "redirect")
+                              else ("src", "sport", "snat"))
+        if action.to_addr is not None and action.kind != "redirect":
+            writes.append((addr, (1 << 128) - 1, int(action.to_addr)))
+        if action.to_port is not None:
+            writes.append((port, 0xFFFF, action.to_port))
+        cond, qvars = node, []
+        if f"ct_status:{status}" in bdd.vars:
+            cond &= bdd.var(f"ct_status:{status}")
+            qvars.append(f"ct_status:{status}")
+        for name, mask, value in writes:
+            cond &= space.masked(name, mask, value)
+            qvars += [space.spec(name).var(b) for b in range(space.spec(name).width) if mask >> b & 1]
+        return bdd.exist(qvars, cond) if qvars else cond
+    cond, qvars = node, []
+    for name, mask, value in writes:
+        if value is not None:
+            cond &= space.masked(name, mask, value)
+        qvars += [space.spec(name).var(b) for b in range(space.spec(name).width) if mask >> b & 1]
+    return bdd.exist(qvars, cond) if qvars else cond
+
+
+# ---------------------------------------------------------------------------
+# Audit findings introduced and resolved
+# ---------------------------------------------------------------------------
+
+
+def _finding_key(f) -> tuple:
+    w = f.where
+    # Lines move between versions; the rule's text and chain do not.
+    return (f.code, w.table if w else None, w.chain if w else None, w.text if w else f.message)
+
+
+def finding_changes(old: Ruleset, new: Ruleset) -> FindingChanges:
+    """Findings of the audit catalogue only ``new`` has (introduced) and
+    only ``old`` has (resolved), matched by code, chain and rule text."""
+    try:
+        from .audit import audit
+    except ImportError as exc:  # the catalogue is optional
+        return FindingChanges(error=f"audit unavailable: {exc}")
+    try:
+        before, after = audit(old), audit(new)
+    except Exception as exc:  # noqa: BLE001 - a crashing audit must not hide the verdict diff
+        return FindingChanges(error=f"audit failed: {type(exc).__name__}: {exc}")
+    count_b = Counter(_finding_key(f) for f in before)
+    count_a = Counter(_finding_key(f) for f in after)
+    out = FindingChanges()
+    seen: Counter = Counter()
+    for f in after:
+        k = _finding_key(f)
+        seen[k] += 1
+        if seen[k] > count_b.get(k, 0):
+            out.introduced.append(f)
+    seen = Counter()
+    for f in before:
+        k = _finding_key(f)
+        seen[k] += 1
+        if seen[k] > count_a.get(k, 0):
+            out.resolved.append(f)
+    return out

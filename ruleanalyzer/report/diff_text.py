@@ -1,0 +1,51 @@
+"""A :class:`~ruleanalyzer.diff.DiffReport` for people at a terminal."""
+
+from __future__ import annotations
+
+from .diff_json import short
+
+HEADINGS = {"opened": "now ACCEPTED (was dropped)", "closed": "now DROPPED (was accepted)",
+            "unknown": "changes involving unknowns"}
+
+
+def lines(report) -> list[str]:
+    out = [f"diff {report.old_name} → {report.new_name}"]
+    if not report.verdicts_changed:
+        out.append("no verdict changed" + (" (the rulesets are the same rule for rule)"
+                                           if report.changed_rules == 0 else ""))
+    for kind in ("opened", "closed", "unknown"):
+        regions = report.of_kind(kind)
+        if not regions:
+            continue
+        out.append("")
+        out.append(f"{HEADINGS[kind]}: {len(regions)} region{'s' if len(regions) != 1 else ''}")
+        for r in regions:
+            change = "" if kind != "unknown" else f" [{r.was} → {r.now}]"
+            out.append(f"  {r.hook} IPv{r.family}{change}: {r.text}")
+            out.append(f"    e.g. {r.witness.describe()}")
+            out.append(f"    before: {r.old.verdict} by {short(r.old.decided_by)}")
+            out.append(f"    after:  {r.new.verdict} by {short(r.new.decided_by)}")
+            if r.connection is not None:
+                out.append(f"    connection: {r.connection.text}")
+            if not r.confirmed:
+                out.append(f"    ! {r.note}")
+    f = report.findings
+    if f is not None:
+        if f.error:
+            out += ["", f"findings: {f.error}"]
+        for title, items in (("findings introduced", f.introduced), ("findings resolved", f.resolved)):
+            if items:
+                out += ["", f"{title}: {len(items)}"]
+                out += [f"  {x.code} {x.name}: {x.message}"
+                        + (f" ({x.where.describe()})" if x.where else "") for x in items]
+    if report.policy:
+        out += ["", f"policy assertions failing: {len(report.policy)}"]
+        out += ["  " + str(p).replace("\n", "\n  ") for p in report.policy]
+    return out
+
+
+def render(reports, out) -> None:
+    for i, report in enumerate(reports):
+        if i:
+            out.write("\n")
+        out.write("\n".join(lines(report)) + "\n")
