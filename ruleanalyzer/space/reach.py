@@ -139,7 +139,7 @@ class Reachability:
     undecided: Bounds
     _records: dict = field(repr=False, default_factory=dict)
     _order: list = field(repr=False, default_factory=list)
-    _matched_tree: object = field(repr=False, default=None)
+    _dead: list | None = field(repr=False, default=None)
 
     def rules(self) -> list[Rule]:
         """Every rule reached on this hook, in the order first visited."""
@@ -166,72 +166,41 @@ class Reachability:
         rule's match is empty in itself (contradictory conditions) or its
         chain is entered by no packet that could match.
         """
-        out = []
+        if self._dead is None:
+            self._dead = self._find_blockers()
+        return list(self._dead)
+
+    def _find_blockers(self) -> list[tuple[Rule, list[Rule]]]:
+        # One pass over the earlier rules for all dead rules at once: a rule
+        # is tested against each dead rule only if it overlaps their union.
+        sp = self.space
+        dead = []
         for rule in self._order:
             rec = self._records[id(rule)]
-            if not rec.matched_upper_empty(self.space.false):
-                continue
-            out.append((rule, self._blockers(rule, rec)))
-        return out
+            if rec.matched_upper_empty(sp.false):
+                dead.append((rule, rec.match_u & sp.valid, rec.last, []))
+        union = sp.false
+        for _, target, _, _ in dead:
+            union |= target
+        if union != sp.false:
+            for i, other in enumerate(self._order):
+                if not _can_block(other):
+                    continue
+                rec = self._records[id(other)]
+                # The rule's own match is a small BDD: test it before the
+                # (large) set of packets it actually matched.
+                if (rec.match_u & union) == sp.false:
+                    continue
+                for rule, target, last, blockers in dead:
+                    if (i < last and other is not rule and (rec.match_u & target) != sp.false
+                            and (rec.merged()[3] & target) != sp.false):
+                        blockers.append(other)
+        return [(rule, blockers) for rule, _, _, blockers in dead]
 
-    def _blockers(self, rule: Rule, rec: _Record) -> list[Rule]:
-        sp = self.space
-        target = rec.match_u & sp.valid
-        if target == sp.false:
-            return []
-        if self._matched_tree is None:
-            # The tree holds the rules' own matches (small BDDs, cheap unions);
-            # each candidate it finds is then checked against what it matched.
-            self._matched_tree = _SegmentTree(sp, [
-                self._records[id(r)].match_u if _can_block(r) else sp.false for r in self._order])
-        out = []
-        for i in self._matched_tree.hits(target, rec.last):
-            other = self._order[i]
-            if other is not rule and (self._records[id(other)].merged()[3] & target) != sp.false:
-                out.append(other)
-        return out
 
 def _can_block(rule: Rule) -> bool:
     """Logging never takes a packet away from later rules."""
     return not (isinstance(rule.action, Log) and not rule.effects)
-
-
-class _SegmentTree:
-    """Unions of matched sets over ranges of the visit order, to find the
-    earlier rules overlapping a set without testing each one."""
-
-    def __init__(self, space: Space, nodes: list):
-        self.space = space
-        self.n = max(1, len(nodes))
-        self.tree = [space.false] * (2 * self.n)
-        self.leaves = nodes
-        self._build(1, 0, self.n)
-
-    def _build(self, pos: int, lo: int, hi: int):
-        if pos >= len(self.tree):
-            self.tree.extend([self.space.false] * (pos + 1 - len(self.tree)))
-        if hi - lo == 1:
-            self.tree[pos] = self.leaves[lo] if lo < len(self.leaves) else self.space.false
-        else:
-            mid = (lo + hi) // 2
-            self.tree[pos] = self._build(2 * pos, lo, mid) | self._build(2 * pos + 1, mid, hi)
-        return self.tree[pos]
-
-    def hits(self, target, before: int) -> list[int]:
-        """Indices < ``before`` whose node intersects ``target``."""
-        out: list[int] = []
-        self._hits(1, 0, self.n, target, before, out)
-        return out
-
-    def _hits(self, pos, lo, hi, target, before, out) -> None:
-        if lo >= before or (self.tree[pos] & target) == self.space.false:
-            return
-        if hi - lo == 1:
-            out.append(lo)
-            return
-        mid = (lo + hi) // 2
-        self._hits(2 * pos, lo, mid, target, before, out)
-        self._hits(2 * pos + 1, mid, hi, target, before, out)
 
 
 def analyze(ruleset: Ruleset, hook: str, family: int, space: Space | None = None) -> Reachability:
