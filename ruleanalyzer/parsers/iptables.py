@@ -676,15 +676,23 @@ class _FileParser:
             return
         import networkx as nx  # only tables with jumps pay for the import
 
-        # a chain that jumps nowhere is on no loop: trim them first, so that
-        # networkx sees only the part that could loop (kube-proxy: nothing)
-        pairs = list(edges)
-        while pairs:
-            sources = {a for a, _ in pairs}
-            kept = [(a, b) for a, b in pairs if b in sources]
-            if len(kept) == len(pairs):
-                break
-            pairs = kept
+        # a chain that jumps nowhere is on no loop, nor is one whose jumps all
+        # end in such chains: peel them off first (linear, sinks first — a
+        # repeated "drop edges into sinks" pass is quadratic on a C0 -> C1 ->
+        # ... -> C100000 chain), so that networkx sees only the part that
+        # could loop (kube-proxy: nothing)
+        out_degree: dict[str, int] = {}
+        callers: dict[str, list[str]] = {}
+        for a, b in edges:
+            out_degree[a] = out_degree.get(a, 0) + 1
+            callers.setdefault(b, []).append(a)
+        sinks = [c for c in callers if c not in out_degree]
+        while sinks:
+            for a in callers.get(sinks.pop(), ()):
+                out_degree[a] -= 1
+                if not out_degree[a]:
+                    sinks.append(a)
+        pairs = [(a, b) for a, b in edges if out_degree[a] and out_degree.get(b)]
         if not pairs:
             return
         graph = nx.DiGraph(pairs)

@@ -1,0 +1,35 @@
+"""Inputs that once broke a reader (crash, hang or blow-up), kept as
+regression tests. Each names the commit-message reason in its docstring."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ruleanalyzer import parsers
+from ruleanalyzer.errors import RuleAnalyzerError
+
+
+def _iptables_chain(n: int, loop_back: bool = False) -> str:
+    lines = ["*filter", ":INPUT DROP [0:0]"] + [f":C{i} - [0:0]" for i in range(n)]
+    lines += ["-A INPUT -j C0"] + [f"-A C{i} -j C{i + 1}" for i in range(n - 1)]
+    lines += [f"-A C{n - 1} -j C{n // 2}" if loop_back else f"-A C{n - 1} -j ACCEPT", "COMMIT", ""]
+    return "\n".join(lines)
+
+
+def test_iptables_long_jump_chain_loop_check_is_linear():
+    """check_jumps trimmed sink edges one layer per pass: a C0 -> C1 -> ...
+    -> C20000 chain took minutes (quadratic)."""
+    text = _iptables_chain(20_000)
+    start = time.process_time()
+    ruleset = parsers.parse(text, "deep.rules", "iptables")
+    assert time.process_time() - start < 20  # about 1 s before the busy-machine margin
+    assert ruleset.rule_count == 20_001
+
+
+def test_iptables_loop_at_the_end_of_a_long_chain_is_still_found():
+    with pytest.raises(RuleAnalyzerError) as info:
+        parsers.parse(_iptables_chain(5_000, loop_back=True), "loop.rules", "iptables")
+    assert "jump loop" in info.value.message
+    assert info.value.location.line > 0
