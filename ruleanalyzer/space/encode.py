@@ -33,6 +33,11 @@ FIELD_ALIASES = {"hoplimit": "ttl", "hop_limit": "ttl", "l4proto": "proto", "nex
 FAMILY_VALUES = {4: 4, 6: 6, 2: 4, 10: 6}
 
 
+#: Address types hang on the host's routing table (and tie to the address
+#: itself), which a ruleset does not show: kept opaque, as the engine does.
+ROUTE_DEPENDENT = frozenset({"src_type", "dst_type"})
+
+
 class OpaqueError(ValueError):
     """An exact set was asked for a match the analyzer cannot decide."""
 
@@ -197,7 +202,7 @@ def _virtual_masked(field: str, mask: int, value: int, space: Space):
 def _name(match: NameMatch, space: Space):
     field = FIELD_ALIASES.get(match.field, match.field)
     spec = space.layout.fields.get(field)
-    if spec is None or spec.kind not in ("enum", "set"):
+    if spec is None or spec.kind not in ("enum", "set") or field in ROUTE_DEPENDENT:
         return None
     values = {v.lower() for v in match.values}
     cond = space.false
