@@ -163,14 +163,49 @@ def _name(m: NameMatch) -> Predicate:
     if field not in ("src_type", "dst_type"):
         return plain
 
+    route_values = values & ROUTE_TYPES
+    address_field = "src" if field == "src_type" else "dst"
+
     def address_type(view: View):
         value = getattr(view, field)
+        if view.family == 6:
+            r = _address_type_v6(getattr(view, address_field), value, values, route_values)
+            return None if r is None else r != negate
         if isinstance(value, AddressTypes):
             r = value.test(values)
             return None if r is None else r != negate
         return plain(view)
 
     return address_type
+
+
+#: IPv6 address types that need a route lookup; the others follow from the
+#: address itself.
+ROUTE_TYPES = frozenset({"local", "anycast", "unreachable", "blackhole", "prohibit", "throw"})
+
+
+def _address_type_v6(address: int, known, values: frozenset[str], route_values: frozenset[str]):
+    """xt_addrtype's IPv6 rule (``match_type6``), checked on a kernel: every
+    address class named must hold (UNICAST, MULTICAST, UNSPEC), and if route
+    types are named too, the route lookup must give one of them — so a
+    host's own address is both LOCAL and UNICAST, and ``UNREACHABLE,UNICAST``
+    means "unicast *and* unreachable"."""
+    multicast = (address >> 120) == 0xFF
+    if "multicast" in values and not multicast:
+        return False
+    if "unicast" in values and (multicast or address == 0):
+        return False
+    if "unspec" in values and address != 0:
+        return False
+    if not route_values:
+        return True
+    if isinstance(known, AddressTypes):
+        if known.exactly is not None:
+            return known.exactly in route_values
+        return False if route_values <= known.not_any else None
+    if isinstance(known, (frozenset, set)):
+        return not route_values.isdisjoint(known)
+    return None
 
 
 def interface_matches(pattern: str, name: str) -> bool:
