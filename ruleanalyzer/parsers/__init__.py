@@ -7,7 +7,11 @@ A dialect module ``ruleanalyzer.parsers.<name>`` (``-`` in the name becomes
   :class:`~ruleanalyzer.errors.RuleAnalyzerError` with a location on bad
   input; never anything else;
 - ``sniff(text: str, name: str) -> int`` — how sure (0–100) it is that
-  ``text`` is its dialect, from a cheap look at the start of the text.
+  ``text`` is its dialect, from a cheap look at the start of the text;
+- optionally ``REFINES = "<dialect>"``: this dialect is a specialisation of
+  another and wins a tie against it;
+- optionally ``combine(rulesets) -> Ruleset``: files of this dialect given
+  together form one firewall in a way plain merging cannot express.
 
 Modules are imported lazily so that reading one iptables dump does not pay
 for the nftables grammar.
@@ -51,8 +55,11 @@ def sniff(text: str, name: str = "<input>") -> str:
     """The dialect ``text`` is written in; a located error when none fits."""
     best, best_score = None, 0
     for dialect in available():
-        score = dialect_module(dialect).sniff(text, name)
-        if score > best_score:
+        module = dialect_module(dialect)
+        score = module.sniff(text, name)
+        # A dialect that refines another (ufw's files are iptables text)
+        # wins a tie against it.
+        if score > best_score or (score == best_score and best and getattr(module, "REFINES", None) == best):
             best, best_score = dialect, score
     if best is None:
         raise RuleAnalyzerError(

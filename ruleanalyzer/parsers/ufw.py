@@ -64,13 +64,20 @@ def kind_of(text: str, name: str) -> Part | None:
     return None
 
 
+#: ufw's rules files are iptables-restore text too: on an equal sniff score
+#: the more specific reader wins.
+REFINES = "iptables"
+
+
 def sniff(text: str, name: str = "<input>") -> int:
     """How sure we are that ``text`` is a ufw file."""
     head = text[:20000]
     if re.search(r"^Status: (active|inactive)\s*$", head, re.M):
         return 95
     if re.search(r"^### tuple ###|^\s*:ufw6?-(user|before|after)-input\b", head, re.M):
-        return 100
+        # ufw's own rules files declare only ufw chains; a whole iptables-save
+        # of a ufw host declares the built-in chains too and is an iptables dump.
+        return 60 if re.search(r"^:(INPUT|FORWARD|OUTPUT) ", head, re.M) else 100
     if _CONF_KEY.search(head) and re.search(r"DEFAULT_INPUT_POLICY|ENABLED=(yes|no)", head):
         return 90
     commands = len(_UFW_LINE.findall(head))
