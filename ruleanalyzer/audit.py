@@ -119,6 +119,10 @@ def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] |
             findings.append(Finding("RA003", CheckFailed.name, "error",
                                     f"check {code} crashed: {type(exc).__name__}: {exc} "
                                     f"(at {Path(tb.filename).name}:{tb.lineno})", where))
+    if "RA003" in codes:
+        where = Where(ruleset.sources[0] if ruleset.sources else None)
+        findings += [Finding("RA003", CheckFailed.name, "error", message, where)
+                     for message in ctx.failures]
     return findings
 
 

@@ -189,6 +189,8 @@ class Context:
         self._space = None
         self._evaluator = None
         self.notes: list[str] = []
+        #: Analyses that crashed (bugs); the audit reports each once as RA003.
+        self.failures: list[str] = []
 
     @property
     def dialect(self) -> str:
@@ -198,11 +200,11 @@ class Context:
     @property
     def space(self):
         if self._space is None:
-            from ..space import Layout, Space
+            from ..space import Layout
             from ..space.fields import _ruleset_matches
 
             extra = [InterfaceMatch(f, self.EXTRA_INTERFACES) for f in ("iif", "oif")]
-            self._space = Space(Layout.for_matches([*_ruleset_matches(self.ruleset), *extra]))
+            self._space = shared_space(Layout.for_matches([*_ruleset_matches(self.ruleset), *extra]))
         return self._space
 
     @property
@@ -245,6 +247,10 @@ class Context:
             except (ReachError, RecursionError) as exc:
                 self.notes.append(f"{hook}/IPv{family}: {exc}")
                 self._reach[key] = None
+            except Exception as exc:  # noqa: BLE001 - an analyzer bug: report it once, go on
+                self.failures.append(f"packet-space analysis of {hook}/IPv{family} failed: "
+                                     f"{type(exc).__name__}: {exc}")
+                self._reach[key] = None
         return self._reach[key]
 
     def analyses(self) -> Iterator[tuple[str, int, object]]:
@@ -262,6 +268,30 @@ class Context:
             cached = any(_mentions_state(m) for r in self.ruleset.rules() for m in r.matches)
             self.__dict__["_stateful"] = cached
         return cached
+
+
+#: Spaces by layout, reused across the rulesets of one audit: building one
+#: (declaring ~500 BDD variables, the validity constraint) costs more than
+#: analysing a small ruleset, and most rulesets need the same layout.
+_SPACES: dict[tuple, object] = {}
+_MAX_SPACES = 4
+_MAX_CACHED_MATCHES = 200_000
+
+
+def shared_space(layout):
+    """A :class:`~ruleanalyzer.space.Space` for ``layout``, reused when an
+    equal layout was seen before."""
+    from ..space import Space
+
+    key = (tuple((n, f.kind, f.width, f.names) for n, f in layout.fields.items()),
+           tuple((n, d.concrete, d.prefixes) for n, d in layout.interfaces.items()))
+    space = _SPACES.pop(key, None)
+    if space is None or len(space.__dict__.get("_encode_cache", ())) > _MAX_CACHED_MATCHES:
+        space = Space(layout)
+    _SPACES[key] = space  # most recently used last
+    while len(_SPACES) > _MAX_SPACES:
+        _SPACES.pop(next(iter(_SPACES)))
+    return space
 
 
 def _mentions_state(match) -> bool:
