@@ -92,6 +92,14 @@ class _Reader:
             raise self.error(f"{key!r} must be a string", f"{path}.{key}")
         return value
 
+    def _words(self, body: dict, key: str, path: str) -> list[str]:
+        """A string or a list of strings (``flags``, ``dev``); absent is empty."""
+        value = body.get(key) or ()
+        words = [value] if isinstance(value, str) else value
+        if not isinstance(words, (list, tuple)) or not all(isinstance(w, str) for w in words):
+            raise self.error(f"{key!r} must be a string or a list of strings", f"{path}.{key}")
+        return list(words)
+
     # -- commands -----------------------------------------------------------------
     def command(self, verb: str, body, path: str) -> None:
         if not isinstance(body, dict) or len(body) != 1:
@@ -151,16 +159,14 @@ class _Reader:
             chain = b.chain(family, self._str(body, "table", path), self._str(body, "name", path),
                             Location(self.name, path=path))
             if "hook" in body or "policy" in body:
-                devices = body.get("dev", ())
-                devices = [devices] if isinstance(devices, str) else list(devices or ())
+                devices = self._words(body, "dev", path)
                 b.set_base(chain, body.get("type"), body.get("hook"), body.get("prio", 0),
                            body.get("policy"), devices, Location(self.name, path=f"{path}.policy"))
         elif kind == "rule":
             self.rule(body, path, insert)
         elif kind in ("set", "map"):
             family = self._family(body, path)
-            flags = body.get("flags", ())
-            flags = [flags] if isinstance(flags, str) else list(flags or ())
+            flags = self._words(body, "flags", path)
             elements = body.get("elem", [])
             if not isinstance(elements, list):
                 raise self.error("elem must be a list", f"{path}.elem")

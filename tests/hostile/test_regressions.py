@@ -33,3 +33,20 @@ def test_iptables_loop_at_the_end_of_a_long_chain_is_still_found():
         parsers.parse(_iptables_chain(5_000, loop_back=True), "loop.rules", "iptables")
     assert "jump loop" in info.value.message
     assert info.value.location.line > 0
+
+
+@pytest.mark.parametrize("body, key", [
+    ('{"map": {"family": "ip", "name": "y", "table": "x", "type": "ipv4_addr", "map": "ipv4_addr",'
+     ' "flags": 99999999999999999999}}', "flags"),
+    ('{"set": {"family": "ip", "name": "y", "table": "x", "type": "ipv4_addr", "flags": [1]}}', "flags"),
+    ('{"chain": {"family": "netdev", "table": "x", "name": "c", "type": "filter", "hook": "ingress",'
+     ' "prio": 0, "policy": "drop", "dev": 7}}', "dev"),
+])
+def test_nft_json_flags_and_dev_of_the_wrong_type(body, key):
+    """A mutated corpus file with ``"flags": 99999999999999999999`` on a map
+    raised TypeError ('int' object is not iterable) from list(flags)."""
+    text = ('{"nftables": [{"table": {"family": "ip", "name": "x"}}, '
+            '{"table": {"family": "netdev", "name": "x"}}, ' + body + "]}")
+    with pytest.raises(RuleAnalyzerError) as info:
+        parsers.parse(text, "bad.json", "nft-json")
+    assert info.value.location.path == f"nftables[2].{body[2:body.index(':') - 1]}.{key}"
