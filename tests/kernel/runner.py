@@ -105,3 +105,24 @@ def observe_nftables(bed: TestBed, probes: list[Probe], family: int) -> list[Obs
                        f"{'did' if answer['seen'] else 'did not'} receive the packet")
         observations.append(Observation(p, decision, answer["seen"], [], problem))
     return observations
+
+
+def observe_cases(cases: list, dialect: str, workers: int = 2) -> list[tuple[object, list[Observation]]]:
+    """Each case loaded into its own fresh namespaces (no conntrack entry
+    survives into the next), observed, ``workers`` at a time: the waiting is
+    on the kernel and the agents, so two beds nearly halve the run time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .observe_nft import TRACE_TABLE
+
+    def one(case):
+        with TestBed() as bed:
+            if dialect == "iptables":
+                bed.load_iptables(case.text, case.family)
+                return case, observe_iptables(bed, case.probes, case.family)
+            # The trace table only marks packets for tracing; it decides nothing.
+            bed.load_nft(case.text + TRACE_TABLE)
+            return case, observe_nftables(bed, case.probes, case.family)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, cases))

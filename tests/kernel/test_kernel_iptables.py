@@ -18,10 +18,10 @@ import pytest
 
 from .compare import compare
 from .gen_iptables import generate
-from .netns import TestBed, missing_prerequisites
-from .runner import observe_iptables
+from .netns import missing_prerequisites
+from .runner import observe_cases
 
-RULESETS = int(os.environ.get("RA_KERNEL_RULESETS", 56))
+RULESETS = int(os.environ.get("RA_KERNEL_RULESETS", 50))
 PACKETS = int(os.environ.get("RA_KERNEL_PACKETS", 100))
 FIRST_SEED = int(os.environ.get("RA_KERNEL_FIRST_SEED", 1))
 #: Pin a few seeds (comma separated) to re-run a failure.
@@ -45,13 +45,8 @@ def test_random_rulesets_agree_with_the_kernel():
     loads, evaluate = _analyzer()
     started = time.monotonic()
     disagreements, harness_problems, parse_errors, packets = [], [], [], 0
-    for seed in SEEDS:
-        case = generate(seed, PACKETS)
-        # A fresh namespace per ruleset: no conntrack entry survives into
-        # the next one.
-        with TestBed() as bed:
-            bed.load_iptables(case.text, case.family)
-            observations = observe_iptables(bed, case.probes, case.family)
+    cases = [generate(seed, PACKETS) for seed in SEEDS]
+    for case, observations in observe_cases(cases, "iptables"):
         harness_problems += [f"{case}: {o.probe.describe()}: {o.problem}" for o in observations if o.problem]
         usable = [o for o in observations if not o.problem]
         packets += len(usable)
