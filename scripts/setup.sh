@@ -9,6 +9,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v nft >/dev/null || need="$need nftables"
   command -v ip >/dev/null || need="$need iproute2"
   command -v ufw >/dev/null || need="$need ufw"
+  command -v sysctl >/dev/null || need="$need procps"
+  command -v unshare >/dev/null || need="$need util-linux"
   if [ -n "$need" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
