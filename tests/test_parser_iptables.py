@@ -330,3 +330,15 @@ def test_skeleton_cache_does_not_mix_values():
     rs = parse(text.replace("99999", "7"), "x")
     ports = [r.matches[2].ranges[0][0] for r in rs.table("filter").chains["INPUT"].rules]
     assert ports == [1000, 1001, 1002, 1003, 1004, 7]
+
+
+def test_ipv6_extension_header_match_never_matches_a_modelled_packet():
+    """ufw's before6.rules drops routing-header type 0 packets; packets without
+    a routing header must not be caught (the kernel agrees)."""
+    from ruleanalyzer import loads, make_packet
+    from ruleanalyzer.engine import evaluate
+
+    rs = loads("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m rt --rt-type 0 -j DROP\nCOMMIT\n",
+               dialect="iptables", name="rules.v6")
+    r = evaluate(rs, make_packet(src="2001:db8::7", dst="2001:db8::10", dport=22, state="new"))
+    assert r.verdict == "accept" and r.decided_by.is_policy

@@ -401,6 +401,11 @@ OPAQUE_MODULES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+#: IPv6 extension-header matches: they never match a packet that lacks the
+#: header, and the analyzer's packets have none (see docs/semantics).
+EXTENSION_HEADER_MODULES = frozenset({"rt", "hbh", "dst"})
+
+
 def opaque_reason(module: str, words: list[str]) -> str:
     """The reason for an opaque module, naming its decisive argument."""
     base = OPAQUE_MODULES[module][1] if module in OPAQUE_MODULES else \

@@ -15,11 +15,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..model import (AddressMatch, Goto, InterfaceMatch, IntMatch, Jump, Log, Match,
+from ..model import (AddressMatch, AnyOf, Goto, InterfaceMatch, IntMatch, Jump, Log, Match,
                      OpaqueMatch, Action)
 from . import iptables_values as values
-from .iptables_modules import (MODULE_PROTOCOL, MODULES, OPAQUE_MODULES, PROTOCOL_MODULES,
-                               opaque_reason)
+from .iptables_modules import (EXTENSION_HEADER_MODULES, MODULE_PROTOCOL, MODULES, OPAQUE_MODULES,
+                               PROTOCOL_MODULES, opaque_reason)
 from .iptables_targets import TARGETS, build_action, nat_has_port
 from .iptables_values import BadValue
 
@@ -199,7 +199,6 @@ def skeleton(raws: list[str]) -> tuple | None:
     return (n, counters, number_after_chain, tuple(marks), tuple(extra))
 
 
-_JUMP = {"-j", "--jump"}
 _COUNTERS_WORD = re.compile(r"\[\d+:\d+\]\Z")
 #: options whose next word is part of the skeleton → how: 0 as is, 1 as a
 #: target extension or "\0" (a chain), 2 whether it is ``P,B``
@@ -271,11 +270,16 @@ class Plan:
                     key = (key, tuple([words[j] for j in indices]))
                 match = cache.get(key)
                 if match is None:
-                    opaque_words = [raws[j] if raws[j] == "!" or is_option(raws[j]) else words[j]
-                                    for j in indices]
-                    match = cache[key] = OpaqueMatch(
-                        reason=opaque_reason(name, opaque_words),
-                        text=" ".join(["-m", name] + [raws[j] for j in indices]))
+                    text = " ".join(["-m", name] + [raws[j] for j in indices])
+                    if name in EXTENSION_HEADER_MODULES:
+                        # The model's packets carry no IPv6 extension headers,
+                        # and these matches fail on a packet without theirs.
+                        match = cache[key] = AnyOf((), text=text)
+                    else:
+                        opaque_words = [raws[j] if raws[j] == "!" or is_option(raws[j]) else words[j]
+                                        for j in indices]
+                        match = cache[key] = OpaqueMatch(
+                            reason=opaque_reason(name, opaque_words), text=text)
                 matches.append(match)
             elif kind == _UNKNOWN:
                 _, name, first, end, cache = op
