@@ -213,6 +213,9 @@ class TestBed:
             except Exception:
                 self.agent.kill()
                 self.agent.wait(timeout=5)
+            for pipe in (self.agent.stdout, self.agent.stderr):
+                if pipe is not None:
+                    pipe.close()
             self.agent = None
         for ns in (self.fw, self.peer):
             if ns is not None:

@@ -171,7 +171,7 @@ def _params():
         yield pytest.param(name, marks=marks, id=name)
 
 
-@pytest.mark.parametrize("name", _params())
+@pytest.mark.parametrize("name", list(_params()))
 def test_handshake_matches_the_kernel(name, kernel_outcomes):
     dialect, text = CASES[name]
     try:
