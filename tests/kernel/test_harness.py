@@ -3,9 +3,13 @@ its observations must be right before they can judge anything."""
 
 from __future__ import annotations
 
+import pytest
+
 from .netns import FW_V4, FW_V6
 from .probes import Probe
 from .runner import observe_iptables
+
+pytestmark = pytest.mark.kernel
 
 SYN, ACK = 0x02, 0x10
 
@@ -48,3 +52,32 @@ def test_reply_states_come_from_real_conntrack(bed):
         assert (stray.verdict, stray.decision.index) == ("drop", 3), family
         assert (reply.verdict, reply.decision.index) == ("accept", None), family
         assert not any(o.problem for o in (stray, reply))
+
+
+VMAP = """
+table inet filter {
+  chain first {
+    type filter hook input priority -10; policy accept;
+    tcp dport vmap { 22 : drop, 80 : accept }
+  }
+  chain second {
+    type filter hook input priority 10; policy drop;
+    udp dport 53 accept
+  }
+}
+"""
+
+
+def test_nft_trace_names_the_vmap_rule_and_each_policy(bed):
+    """Accept in one base chain does not end the next: port 80 is accepted
+    by the vmap, then dropped by the second chain's policy."""
+    from .observe_nft import TRACE_TABLE
+    from .runner import observe_nftables
+
+    bed.load_nft(VMAP + TRACE_TABLE)
+    ssh, web, dns = observe_nftables(bed, [Probe(31, "198.51.100.7", FW_V4, 6, 40031, 22, SYN),
+                                           Probe(32, "198.51.100.7", FW_V4, 6, 40032, 80, SYN),
+                                           Probe(33, "198.51.100.7", FW_V4, 17, 40033, 53)], 4)
+    assert (ssh.verdict, ssh.decision.chain, ssh.decision.index) == ("drop", "first", 1)
+    assert (web.verdict, web.decision.chain, web.decision.index) == ("drop", "second", None)
+    assert (dns.verdict, dns.decision.chain, dns.decision.index, dns.delivered) == ("accept", "second", 1, True)

@@ -16,6 +16,8 @@ import pytest
 
 from .netns import FW_V4, PEER_V4, TestBed, missing_prerequisites
 
+pytestmark = pytest.mark.kernel
+
 PORT = 8080
 FILTER_HEAD = "*filter\n:INPUT {input} [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT {output} [0:0]\n"
 

@@ -19,6 +19,8 @@ from .gen_nftables import generate
 from .netns import missing_prerequisites
 from .runner import observe_cases
 
+pytestmark = pytest.mark.kernel
+
 RULESETS = int(os.environ.get("RA_KERNEL_RULESETS", 50))
 PACKETS = int(os.environ.get("RA_KERNEL_PACKETS", 100))
 FIRST_SEED = int(os.environ.get("RA_KERNEL_FIRST_SEED", 1))
