@@ -578,38 +578,19 @@ class Builder:
                     for (fam, tab, name), decl in self.sets.items():
                         if name == target and rule.location is not None:
                             decl.updated = True
-        # What a statement adds to a rule depends only on the statement, its
-        # table and the (now fixed) sets, and the model objects are frozen:
-        # identical statements of one table share one reading.
-        self._memo: dict = {}
         for table in self.ruleset.tables:
             for chain in table.chains.values():
                 chain.rules.clear()
                 for pending in self.pending.get(id(chain), []):
                     chain.add(self.build_rule(table, pending))
-        self._memo = {}
         return self.ruleset
 
     def build_rule(self, table: Table, pending: PendingRule) -> Rule:
         """One model rule from JSON-shaped statements."""
         ctx = _RuleContext(self, table)
-        memo = getattr(self, "_memo", None)
         try:
             for stmt in pending.exprs:
-                if memo is None or not isinstance(stmt, dict) or "comment" in stmt:
-                    ctx.statement(stmt)
-                else:
-                    key = (table.family, table.name, repr(stmt))
-                    done = memo.get(key)
-                    if done is None:
-                        n_matches, n_effects = len(ctx.matches), len(ctx.effects)
-                        ctx.statement(stmt)
-                        done = memo[key] = (tuple(ctx.matches[n_matches:]), tuple(ctx.effects[n_effects:]),
-                                            ctx.action)
-                    else:
-                        ctx.matches.extend(done[0])
-                        ctx.effects.extend(done[1])
-                        ctx.action = done[2]
+                ctx.statement(stmt)
                 if ctx.action is not None:
                     break  # nothing after a verdict runs
         except (ModelError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
