@@ -50,6 +50,25 @@ def _ecn_blind(sp, node):
     return sp.bdd.exist(_ecn_vars(sp), node & _no_ecn(sp))
 
 
+def touches_ecn(match) -> bool:
+    """Could ``match`` tell packets apart by their ECN bits? Only such rules
+    can be an ECN trap; the rest are skipped without set work."""
+    from ..model import BitsMatch, IntMatch
+
+    if isinstance(match, (BitsMatch, IntMatch)):
+        if match.field in ("ecn", "tos"):
+            return True
+        if match.field == "flags":
+            mask = match.mask if isinstance(match, BitsMatch) else 0x1FF
+            return bool(mask & (ECE | CWR | AE))
+        return False
+    return any(touches_ecn(m) for m in getattr(match, "matches", ()))
+
+
+def _rule_touches_ecn(rule) -> bool:
+    return any(touches_ecn(m) for m in rule.matches)
+
+
 def _where_reached(ctx: Context, rule):
     """``(hook, reach)`` of the first analysis that visits ``rule``."""
     for hook, _family, reach in ctx.analyses():
@@ -102,7 +121,7 @@ class SynExactFlags(Check):
 
     def run(self, ctx: Context):
         for rule in _live_rules(ctx):
-            if outcome(rule) != "accept":
+            if outcome(rule) != "accept" or not _rule_touches_ecn(rule):
                 continue
             hook, reach = _where_reached(ctx, rule)
             if reach is None:
@@ -151,7 +170,7 @@ class EcnMarkedDropped(Check):
 
     def run(self, ctx: Context):
         for rule in _live_rules(ctx):
-            if outcome(rule) != "drop":
+            if outcome(rule) != "drop" or not _rule_touches_ecn(rule):
                 continue
             hook, reach = _where_reached(ctx, rule)
             if reach is None:
@@ -189,7 +208,7 @@ class EcnVariantNotAccepted(Check):
 
     def run(self, ctx: Context):
         for rule in _live_rules(ctx):
-            if outcome(rule) != "accept":
+            if outcome(rule) != "accept" or not _rule_touches_ecn(rule):
                 continue
             hook, reach = _where_reached(ctx, rule)
             if reach is None:

@@ -178,7 +178,7 @@ class RemovableRule(Check):
            "# expect: RA104\n-A INPUT -p tcp --dport 23 -j DROP\nCOMMIT\n")
     good = ("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 23 -j DROP\nCOMMIT\n")
     severity = "info"
-    options = {"lookahead": Option(64, "how many later rules of the chain to follow per rule; "
+    options = {"lookahead": Option(8, "how many later rules of the chain to follow per rule; "
                                        "beyond that the rule is assumed to matter")}
 
     def run(self, ctx: Context):

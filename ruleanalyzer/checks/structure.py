@@ -52,22 +52,33 @@ def duplicate_of(rule: Rule) -> Rule | None:
     return first if first is not None and first is not rule else None
 
 
-def _duplicate_index(chain) -> dict:
-    cache = getattr(chain, "_ra_dupes", None)
-    key = len(chain.rules)
-    if cache is None or cache[0] != key:
-        index: dict = {}
-        for r in chain.rules:
-            try:
-                index.setdefault(_signature(r), r)
-            except TypeError:  # an unhashable match: never a duplicate
-                continue
-        cache = (key, index)
+#: Per-chain indexes (chain objects have slots: no attribute to cache on),
+#: keyed by id with the chain kept alive so the id stays its own.
+_CHAIN_CACHE: dict[int, tuple] = {}
+_CHAIN_CACHE_SIZE = 512
+
+
+def _chain_facts(chain) -> tuple[dict, int | None]:
+    """``(signature → first rule, index of the first unconditional end)``."""
+    hit = _CHAIN_CACHE.get(id(chain))
+    if hit is not None and hit[0] is chain and hit[1] == len(chain.rules):
+        return hit[2], hit[3]
+    index: dict = {}
+    for r in chain.rules:
         try:
-            chain._ra_dupes = cache  # type: ignore[attr-defined]
-        except AttributeError:
-            return index
-    return cache[1]
+            index.setdefault(_signature(r), r)
+        except TypeError:  # an unhashable match: never a duplicate
+            continue
+    tail = first_dead_tail(chain.rules)
+    facts = (chain, len(chain.rules), index, tail[0].index if tail else None)
+    if len(_CHAIN_CACHE) >= _CHAIN_CACHE_SIZE:
+        _CHAIN_CACHE.pop(next(iter(_CHAIN_CACHE)))
+    _CHAIN_CACHE[id(chain)] = facts
+    return facts[2], facts[3]
+
+
+def _duplicate_index(chain) -> dict:
+    return _chain_facts(chain)[0]
 
 
 def explained_by_structure(rule: Rule) -> bool:
@@ -75,13 +86,14 @@ def explained_by_structure(rule: Rule) -> bool:
     chain = rule.chain
     if chain is None:
         return False
-    tail = first_dead_tail(chain.rules)
-    if tail is not None and rule.index > tail[0].index:
+    index, end = _chain_facts(chain)
+    if end is not None and rule.index > end:
         return True
     try:
-        return duplicate_of(rule) is not None
+        first = index.get(_signature(rule))
     except TypeError:
         return False
+    return first is not None and first is not rule
 
 
 class UndefinedJumpTarget(Check):

@@ -75,7 +75,7 @@ class HandshakeReplyDropped(Check):
             "-A INPUT -p tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT\n"
             "-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\nCOMMIT\n")
     severity = "error"
-    options = {"max_rules": Option(100, "accepting rules tried per hook and IP version")}
+    options = {"max_rules": Option(25, "accepting rules tried per hook and IP version")}
 
     def run(self, ctx: Context):
         if not ctx.is_stateful():
