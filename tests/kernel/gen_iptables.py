@@ -64,7 +64,7 @@ class Case:
         return f"seed {self.seed} (IPv{self.family})"
 
 
-class _Pools:
+class Pools:
     """The values rules and packets share for one ruleset."""
 
     def __init__(self, rnd: random.Random, family: int):
@@ -115,7 +115,7 @@ class _Pools:
 class _RulesetBuilder:
     """Writes one random ruleset; rule syntax mirrors iptables-save output."""
 
-    def __init__(self, rnd: random.Random, pools: _Pools):
+    def __init__(self, rnd: random.Random, pools: Pools):
         self.rnd = rnd
         self.pools = pools
         self.family = pools.family
@@ -341,7 +341,7 @@ class _RulesetBuilder:
         return "\n".join(lines) + "\n"
 
 
-def _probe(rnd: random.Random, pools: _Pools, ident: int, used: set) -> Probe:
+def random_probe(rnd: random.Random, pools: Pools, ident: int, used: set) -> Probe:
     """One random packet towards the firewall."""
     family = pools.family
     src = rnd.choice(pools.sources)
@@ -394,7 +394,7 @@ def generate(seed: int, probes: int = 100, family: int | None = None) -> Case:
     rnd = random.Random(seed)
     if family is None:
         family = 6 if rnd.random() < 0.25 else 4
-    pools = _Pools(rnd, family)
+    pools = Pools(rnd, family)
     builder = _RulesetBuilder(rnd, pools)
     text = ""
     if rnd.random() < 0.2:
@@ -404,5 +404,5 @@ def generate(seed: int, probes: int = 100, family: int | None = None) -> Case:
     text += builder.filter_table()
     used: set = set()
     # Idents are unique across seeds, so a late copy can never be mistaken.
-    batch = [_probe(rnd, pools, (seed % 20000) * 1000 + i + 1, used) for i in range(probes)]
+    batch = [random_probe(rnd, pools, (seed % 20000) * 1000 + i + 1, used) for i in range(probes)]
     return Case(seed, family, text, batch)

@@ -6,7 +6,7 @@ with several base chains on the input hook at distinct priorities, user
 chains reached by ``jump``/``goto``, named and anonymous sets, verdict maps,
 concatenations, every spelling of a TCP flags test, ``ct state``, marks set
 and matched, and sometimes a raw-priority prerouting chain with ``notrack``.
-Packets come from :func:`tests.kernel.gen_iptables.probes_for` so both
+Packets come from :func:`tests.kernel.gen_iptables.random_probe`, so both
 dialects are probed alike.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import random
 
-from .gen_iptables import Case, _Pools, _probe
+from .gen_iptables import Case, Pools, random_probe
 
 #: Every way of writing a TCP flags test (the ECN trap lives here: ``==``
 #: and sets compare the whole byte, ``/ mask`` only the bits named).
@@ -35,7 +35,7 @@ PRIORITIES = (-250, -150, -10, 0, 10, 50, 100)
 
 
 class _NftBuilder:
-    def __init__(self, rnd: random.Random, pools: _Pools):
+    def __init__(self, rnd: random.Random, pools: Pools):
         self.rnd = rnd
         self.pools = pools
         self.family = pools.family
@@ -274,7 +274,7 @@ def generate(seed: int, probes: int = 100, family: int | None = None) -> Case:
     rnd = random.Random(seed)
     if family is None:
         family = 6 if rnd.random() < 0.3 else 4
-    pools = _Pools(rnd, family)
+    pools = Pools(rnd, family)
     b = _NftBuilder(rnd, pools)
     priorities = sorted(rnd.sample(PRIORITIES, rnd.randint(3, 4)))
     # Split the base chains over one to three tables; priorities stay distinct.
@@ -289,5 +289,5 @@ def generate(seed: int, probes: int = 100, family: int | None = None) -> Case:
         fam = "inet" if rnd.random() < 0.7 else ("ip" if family == 4 else "ip6")
         tables.append(_table_text(b, _Table(f"t{i}", fam), group, raw=(i == 0 and rnd.random() < 0.2)))
     used: set = set()
-    batch = [_probe(rnd, pools, (seed % 20000) * 1000 + i + 1, used) for i in range(probes)]
+    batch = [random_probe(rnd, pools, (seed % 20000) * 1000 + i + 1, used) for i in range(probes)]
     return Case(seed, family, "".join(tables), batch)
