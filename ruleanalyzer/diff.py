@@ -155,8 +155,8 @@ class DiffReport:
     @property
     def newly_allowed(self) -> bool:
         """Something may now be accepted that surely was not before."""
-        return any(r.now in ("accept", "unknown") and r.was != "accept" for r in self.regions
-                   if r.kind != "closed")
+        return any(r.now in ("accept", "unknown", "may-accept") and r.was != "accept"
+                   for r in self.regions if r.kind != "closed")
 
     def contains(self, packet: Packet, hook: str | None = None) -> bool:
         """Is ``packet`` inside a reported changed set (membership in the space)?"""
@@ -248,6 +248,19 @@ def _diff_hook(report, old, new, hook, family, space, consistent, evaluators, re
              ("unknown", "accept", "unknown", acc_o & unk_n),
              ("unknown", "unknown", "accept", unk_o & acc_n),
              ("unknown", "unknown", "drop", unk_o & drop_n)]
+    # Undecided in both versions, but what they may become moved (say an
+    # ipset-guarded rule now drops what it used to let through): split by
+    # the possible outcomes, "may-accept" / "may-drop" / "unknown" (either).
+    both = unk_o & unk_n
+    if not both.is_empty():
+        def labels(reach):
+            a, d = reach.accepted.upper & both, reach.dropped.upper & both
+            return {"may-accept": a - d, "may-drop": d - a, "unknown": (a & d) | (both - a - d)}
+        lo, ln = labels(ra), labels(rb)
+        for was, so in lo.items():
+            for now, sn in ln.items():
+                if was != now:
+                    moves.append(("unknown", was, now, so & sn))
     for kind, was, now, packets in moves:
         if packets.is_empty():
             continue
@@ -262,7 +275,7 @@ def _region(kind, was, now, hook, family, text, part, evaluators, rewrites, conn
     w = witness(part, hook)
     old_r, new_r = evaluators[0].evaluate(w), evaluators[1].evaluate(w)
     region = Region(kind, was, now, hook, family, text, part, w, old_r, new_r)
-    if (old_r.verdict, new_r.verdict) != (was, now):
+    if not (_fits(old_r.verdict, was) and _fits(new_r.verdict, now)):
         region.confirmed = False
         region.note = (f"internal inconsistency: the symbolic walk says {was} → {now}, the concrete "
                        f"engine {old_r.verdict} → {new_r.verdict} for the witness")
@@ -272,6 +285,17 @@ def _region(kind, was, now, hook, family, text, part, evaluators, rewrites, conn
     if connections and kind in ("opened", "closed") and w.proto == TCP and w.dport:
         region.connection = _connection_change(evaluators, w, hook)
     return region
+
+
+def _fits(verdict: str, label: str) -> bool:
+    """Is a concrete verdict one the symbolic label allows?"""
+    if label in ("accept", "drop"):
+        return verdict == label
+    if label == "may-accept":
+        return verdict in ("accept", "unknown")
+    if label == "may-drop":
+        return verdict in ("drop", "unknown")
+    return True  # unknown: the concrete engine may still decide it
 
 
 def _connection_change(evaluators, w: Packet, hook: str) -> ConnectionChange | None:
