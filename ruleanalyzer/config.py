@@ -24,8 +24,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
+from .safeyaml import load_yaml
 from .errors import RuleAnalyzerError
 from .model import Location
 
@@ -85,12 +85,7 @@ def load_config(path: str | Path | None = None, *, search: bool = True) -> Confi
         except tomllib.TOMLDecodeError as exc:
             raise RuleAnalyzerError(f"bad TOML: {exc}", Location(str(path))) from None
     else:
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            loc = Location(str(path), mark.line + 1, mark.column + 1) if mark else Location(str(path))
-            raise RuleAnalyzerError(f"bad YAML: {getattr(exc, 'problem', exc)}", loc) from None
+        data = load_yaml(text, str(path)) or {}
     return config_from_dict(data, str(path))
 
 
@@ -99,7 +94,8 @@ def config_from_dict(data: dict, source: str | None = None) -> Config:
     if not isinstance(data, dict):
         raise RuleAnalyzerError("config must be a mapping", Location(source or "<config>"))
     data = {str(k).replace("_", "-"): v for k, v in data.items()}
-    known = {"select", "ignore", "fail-on", "options", "suppress"}
+    # "policy" holds flow assertions, read by ruleanalyzer.policy.
+    known = {"select", "ignore", "fail-on", "options", "suppress", "policy"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RuleAnalyzerError(f"unknown config key(s): {', '.join(unknown)}",

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from .errors import RuleAnalyzerError
 from .model import AddressMatch, IPNetwork, Location, OpaqueMatch, Ruleset
-from .parsers.cloud_common import REFS_META, collect_meta, load_yaml
+from .parsers.cloud_common import REFS_META, collect_meta
+from .safeyaml import load_yaml
 
 #: Which inventory mapping resolves each kind of reference the readers emit.
 _REF_KINDS = {

@@ -33,7 +33,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from .safeyaml import load_yaml
 
 from .engine.connect import connect
 from .engine.evaluate import Evaluator
@@ -221,11 +221,11 @@ def load_policy(path: str | Path | None = None) -> list[Assertion]:
             return []
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text("utf-8")) or {}
-    except OSError as exc:
-        raise RuleAnalyzerError(f"cannot read policy: {exc.strerror or exc}", Location(str(path))) from None
-    except yaml.YAMLError as exc:
-        raise RuleAnalyzerError(f"bad YAML: {exc}", Location(str(path))) from None
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleAnalyzerError(f"cannot read policy: {getattr(exc, 'strerror', None) or exc}",
+                                Location(str(path))) from None
+    data = load_yaml(text, str(path)) or {}
     if not isinstance(data, dict):
         raise RuleAnalyzerError("config must be a mapping", Location(str(path)))
     return parse_policy(data.get("policy"), str(path))

@@ -39,7 +39,7 @@ from .errors import RuleAnalyzerError, line_of
 from .loader import DEFAULT_MAX_BYTES, load, read_text
 from .model import IPAddress, IPNetwork, Location, Ruleset
 # The cloud readers' SafeLoader already refuses alias bombs; reuse it.
-from .parsers.cloud_common import _BoundedSafeLoader
+from .safeyaml import load_yaml_node, located_errors
 
 NODE_KINDS = ("host", "router", "subnet", "internet")
 CLOUD_DIALECTS = ("aws-sg", "aws-nacl", "gcp", "azure")
@@ -244,23 +244,12 @@ def _located_at(name: str, mark: tuple[int, int], message: str) -> RuleAnalyzerE
 
 
 def _read_yaml(text: str, name: str) -> Any:
+    loader, node = load_yaml_node(text, name)
     try:
-        loader = _BoundedSafeLoader(text)
-        loader.name = name
-        try:
-            node = loader.get_single_node()
+        with located_errors(text, name):  # _convert refuses absurd nesting
             return None if node is None else _convert(loader, node)
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise RuleAnalyzerError(f"invalid YAML: {exc.problem or exc.context or exc}",
-                                Location(name, line, col), source_line=line_of(text, line)) from None
-    except yaml.YAMLError as exc:
-        raise RuleAnalyzerError(f"invalid YAML: {exc}", Location(name, 1, 1)) from None
-    except RecursionError:
-        raise RuleAnalyzerError("YAML nested too deeply", Location(name, 1, 1)) from None
+    finally:
+        loader.dispose()
 
 
 # ---------------------------------------------------------------------------

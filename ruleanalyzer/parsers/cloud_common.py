@@ -13,15 +13,13 @@ import ipaddress
 import json
 from typing import Any, Iterator
 
-import yaml
-
 from ..errors import RuleAnalyzerError, line_of
+from ..safeyaml import load_yaml
 from ..model import (Accept, AddressMatch, Chain, Diagnostic, IntMatch, Location, NameMatch,
                      OpaqueMatch, Rule, Ruleset, Table)
 
 #: YAML aliases allowed in one document. Real exports use none; a "billion
 #: laughs" document needs many, and expanding it would exhaust memory.
-MAX_YAML_ALIASES = 64
 
 #: Meta key holding ``{reason: {"kind", "name", "field"}}`` for every opaque
 #: reference a cloud reader emitted, so the inventory can resolve it later.
@@ -45,24 +43,6 @@ def fail(name: str, path: str, message: str, hint: str | None = None) -> RuleAna
 # ---------------------------------------------------------------------------
 
 
-class _BoundedSafeLoader(yaml.SafeLoader):
-    """SafeLoader that refuses documents with more than MAX_YAML_ALIASES aliases."""
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        self._aliases_seen = 0
-
-    def compose_node(self, parent, index):  # noqa: D102 - PyYAML hook
-        if self.check_event(yaml.AliasEvent):
-            self._aliases_seen += 1
-            if self._aliases_seen > MAX_YAML_ALIASES:
-                event = self.peek_event()
-                raise yaml.YAMLError(
-                    f"more than {MAX_YAML_ALIASES} YAML aliases (a 'billion laughs' expansion?)"
-                    f" at line {event.start_mark.line + 1}")
-        return super().compose_node(parent, index)
-
-
 def load_document(text: str, name: str) -> Any:
     """Parse ``text`` as JSON (when it looks like JSON) or safe YAML.
 
@@ -81,25 +61,6 @@ def load_document(text: str, name: str) -> Any:
         except RecursionError:
             raise RuleAnalyzerError("JSON nested too deeply", Location(name, 1, 1)) from None
     return load_yaml(text, name)
-
-
-def load_yaml(text: str, name: str) -> Any:
-    """Safe-load YAML with the alias bound; errors located from ``problem_mark``."""
-    try:
-        loader = _BoundedSafeLoader(text)
-        try:
-            return loader.get_single_data()
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise RuleAnalyzerError(f"invalid YAML: {exc.problem or exc.context or exc}",
-                                Location(name, line, col), source_line=line_of(text, line)) from None
-    except yaml.YAMLError as exc:
-        raise RuleAnalyzerError(f"invalid YAML: {exc}", Location(name, 1, 1)) from None
-    except RecursionError:
-        raise RuleAnalyzerError("YAML nested too deeply", Location(name, 1, 1)) from None
 
 
 def load_embedded_json(text: str, name: str, path: str) -> Any:
