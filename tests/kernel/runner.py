@@ -56,8 +56,11 @@ def observe_iptables(bed: TestBed, probes: list[Probe], family: int) -> list[Obs
             decision, path = observe.decide(before, after)
             before = after
             problem = None
-            if any(c.packets > 1 for c in path if c.chain not in observe.NOT_INPUT):
-                problem = "a counter moved by more than one packet: something else arrived too"
+            crowded = [c for c in path if c.packets > 1 and c.chain not in observe.NOT_INPUT]
+            if crowded:
+                problem = ("a counter moved by more than one packet, something else arrived too: "
+                           + ", ".join(f"{c.table} {c.chain} {c.index or 'policy'} +{c.packets}"
+                                       for c in crowded))
             elif not answer["changed"] or decision is None:
                 problem = "no INPUT counter moved: the packet never reached the filter"
             elif (decision.verdict == "accept") != answer["seen"]:

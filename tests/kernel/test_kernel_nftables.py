@@ -21,7 +21,7 @@ from .runner import observe_cases
 
 pytestmark = pytest.mark.kernel
 
-RULESETS = int(os.environ.get("RA_KERNEL_RULESETS", 50))
+RULESETS = int(os.environ.get("RA_KERNEL_RULESETS", 51))
 PACKETS = int(os.environ.get("RA_KERNEL_PACKETS", 100))
 FIRST_SEED = int(os.environ.get("RA_KERNEL_FIRST_SEED", 1))
 SEEDS = ([int(s) for s in os.environ["RA_KERNEL_SEEDS"].split(",")] if os.environ.get("RA_KERNEL_SEEDS")
