@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ..errors import RuleAnalyzerError
 from ..model import Diagnostic, Location, Ruleset, Table, Chain
 from .ufw_apps import Profile, parse_profiles, sniff_profiles
-from .ufw_commands import Command, parse_command, tokenize
+from .ufw_commands import Command, parse_command
 from .ufw_layout import Defaults, Pieces, build_family, lines_of, prefix
 from .ufw_rules import UfwRule, user_rules
 from .ufw_status import is_status, parse_status
@@ -239,13 +239,10 @@ def _commands(part: Part, host: _Host) -> None:
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        words = tokenize(raw)
-        if not words:
-            continue
         if not _UFW_LINE.match(raw):
             host.diagnostics.append(Diagnostic("not a ufw command; skipped", Location(part.name, lineno, 1)))
             continue
-        host.apply(parse_command(raw, part.name, lineno, host.profiles, words=words))
+        host.apply(parse_command(raw, part.name, lineno, host.profiles))
 
 
 def assemble(parts: list[Part]) -> Ruleset:

@@ -19,12 +19,10 @@ from ..model import Location
 from .ufw_apps import Profile, find_profile
 from .ufw_layout import Defaults
 from .ufw_rules import UfwRule, normalize_address
+from .ufw_syntax import Row, parse_status_syntax
 
-_ACTION = re.compile(r"(?<=\s)(ALLOW|DENY|REJECT|LIMIT)( (IN|OUT|FWD))?(?=\s|$)")
-_NUMBER = re.compile(r"^\[\s*(\d+)\]\s")
 _ON = re.compile(r"\s+on\s+(\S+)$")
 _PORTS = re.compile(r"^(\d+(?::\d+)?(?:,\d+(?::\d+)?)*)(?:/(\w+))?$")
-_DEFAULT = re.compile(r"^Default:\s*(\w+) \(incoming\),\s*(\w+) \(outgoing\),\s*(\w+) \(routed\)")
 _POLICY = {"deny": "DROP", "allow": "ACCEPT", "reject": "REJECT", "disabled": "DROP"}
 
 
@@ -42,84 +40,39 @@ def is_status(text: str) -> bool:
 
 
 def parse_status(text: str, name: str, profiles: dict[str, Profile] | None = None) -> Status:
-    status = Status()
+    syntax = parse_status_syntax(text, name)
     lines = text.split("\n")
-    seen_header = False
-    for lineno, raw in enumerate(lines, 1):
-        line = raw.rstrip()
-        stripped = line.strip()
-        if not stripped:
-            continue
-        loc = Location(name, lineno, 1)
-        if stripped.startswith("Status:"):
-            status.active = stripped.split(":", 1)[1].strip() == "active"
-            continue
-        if stripped.startswith("Logging:"):
-            value = stripped.split(":", 1)[1].strip()
-            m = re.match(r"on \((\w+)\)", value)
-            status.defaults.loglevel = m.group(1) if m else ("off" if value.startswith("off") else "low")
-            status.defaults.given.add("loglevel")
-            status.verbose = True
-            continue
-        if stripped.startswith("Default:"):
-            m = _DEFAULT.match(stripped)
-            if not m:
-                raise RuleAnalyzerError("cannot read the default policies", loc, source_line=raw,
-                                        hint="expected 'Default: deny (incoming), allow (outgoing), "
-                                             "disabled (routed)'")
-            for direction, word in zip(("input", "output", "forward"), m.groups()):
-                if word.lower() not in _POLICY:
-                    raise RuleAnalyzerError(f"unknown policy {word!r}", loc, source_line=raw)
-                setattr(status.defaults, direction, _POLICY[word.lower()])
-                status.defaults.given.add(direction)
-            continue
-        if stripped.startswith("New profiles:"):
-            continue
-        if re.match(r"^(\s*)To\s+Action\s+From\s*$", line):
-            seen_header = True
-            continue
-        if re.match(r"^[\s\-]+$", line):
-            continue
-        if not seen_header:
-            raise RuleAnalyzerError("unexpected line in ufw status output", loc, source_line=raw,
-                                    hint="status output starts with 'Status:' and lists rules "
-                                         "under a 'To  Action  From' header")
-        status.rules += _row(line, name, lineno, profiles, status)
+    status = Status(active=syntax.active)
+    if syntax.logging is not None:
+        value = syntax.logging.strip()
+        m = re.match(r"on \((\w+)\)", value)
+        status.defaults.loglevel = m.group(1) if m else ("off" if value.startswith("off") else "low")
+        status.defaults.given.add("loglevel")
+        status.verbose = True
+    for direction, word in zip(("input", "output", "forward"), syntax.policies):
+        if word.lower() not in _POLICY:
+            raise RuleAnalyzerError(f"unknown policy {str(word)!r}", Location(name, word.line, word.column),
+                                    source_line=lines[word.line - 1])
+        setattr(status.defaults, direction, _POLICY[word.lower()])
+        status.defaults.given.add(direction)
+    for row in syntax.rows:
+        status.rules += _row(row, name, lines[row.to.line - 1], profiles, status)
     return status
 
 
-def _row(line: str, name: str, lineno: int, profiles, status: Status) -> list[UfwRule]:
-    body = line
-    offset = 0
-    m = _NUMBER.match(body)
-    if m:
-        offset = m.end()
-        body = body[m.end():]
-    action = _ACTION.search(" " + body)
-    loc = Location(name, lineno, offset + 1)
-    if not action:
-        raise RuleAnalyzerError("no ALLOW/DENY/REJECT/LIMIT in this status row", loc, source_line=line)
-    start, end = action.start() - 1, action.end() - 1
-    to_cell = body[:start].strip()
-    rest = body[end:]
-    comment = ""
-    if " # " in rest or rest.strip().startswith("#"):
-        rest, _, comment = rest.partition("#")
-        comment = comment.strip()
-    from_cell = rest.strip()
-    attribs = re.search(r"\s\(([a-z\-, ]+)\)$", from_cell)
+def _row(row: Row, name: str, line: str, profiles, status: Status) -> list[UfwRule]:
+    lineno = row.to.line
+    loc = Location(name, lineno, row.to.column)
     logtype = ""
-    if attribs and all(a.strip() in ("log", "log-all", "out", "in") for a in attribs.group(1).split(",")):
-        for a in attribs.group(1).split(","):
-            if a.strip() in ("log", "log-all"):
-                logtype = a.strip()
-        from_cell = from_cell[:attribs.start()].strip()
-    word, direction = action.group(1), action.group(3) or "IN"
+    for a in row.attributes.split(","):
+        if a.strip() in ("log", "log-all"):
+            logtype = a.strip()
+    word, _, direction = row.action.partition(" ")
+    direction = direction or "IN"
     rule = UfwRule(word.lower(), direction="out" if direction == "OUT" else "in",
-                   forward=direction == "FWD", logtype=logtype, comment=comment,
-                   location=Location(name, lineno, offset + 1))
-    to = _cell(to_cell, name, lineno, offset + 1, line)
-    frm = _cell(from_cell, name, lineno, offset + end + 1, line)
+                   forward=direction == "FWD", logtype=logtype, comment=row.comment, location=loc)
+    to = _cell(row.to, name, lineno, row.to.column, line)
+    frm = _cell(row.frm, name, lineno, row.frm.column, line)
     rule.dst, rule.src = to["addr"], frm["addr"]
     rule.dport, rule.sport = to["port"], frm["port"]
     rule.dapp, rule.sapp = to["app"], frm["app"]
