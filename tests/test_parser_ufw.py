@@ -191,3 +191,77 @@ def test_sniffing_picks_ufw_for_status_and_scripts():
     assert ufw.sniff("Status: active\n", "s") > 90
     assert ufw.sniff("sudo ufw allow 22\nsudo ufw enable\n", "s") >= 80
     assert ufw.sniff("*filter\n:INPUT DROP [0:0]\nCOMMIT\n", "x") == 0
+
+
+# -- grammars/ufw.lark ---------------------------------------------------------
+
+from ruleanalyzer.parsers.ufw_commands import parse_command  # noqa: E402
+from ruleanalyzer.parsers.ufw_status import parse_status  # noqa: E402
+
+
+@pytest.mark.parametrize("line, column, message, hint", [
+    ("ufw alow 22", 5, "unknown action 'alow'", "did you mean 'allow'?"),
+    ("sudo ufw --dry-run limt ssh", 20, "unknown action 'limt'", "did you mean 'limit'?"),
+    ("ufw allow to any port", 18, "'port' needs a port number", None),
+    ("ufw allow from", 11, "'from' needs an address or 'any'", None),
+    ("ufw deny on eth0", 10, "'on' needs 'in' or 'out' before it", "e.g. 'ufw allow in on eth0 to any port 22'"),
+    ("ufw allow in on", 16, "'on' needs an interface name", None),
+    ("ufw insert allow 22", 12, "insert needs a rule number (from 1)", None),
+    ("ufw delete 3 4", 14, "unexpected word after the rule number", None),
+    ("ufw default deny sideways", 18, "unknown direction 'sideways'", "incoming, outgoing or routed"),
+    ("ufw enable now", 12, "'enable' takes no arguments", None),
+    ("ufw --dry-run", 14, "ufw command without arguments", "e.g. 'ufw allow 22/tcp'"),
+])
+def test_grammar_errors_are_labelled_at_the_word(line, column, message, hint):
+    with pytest.raises(RuleAnalyzerError) as info:
+        parse_command(line, "run.sh", 7)
+    err = info.value
+    assert (err.location.line, err.location.column, err.message, err.hint) == (7, column, message, hint)
+
+
+def test_keywords_are_keywords_only_where_the_grammar_expects_one():
+    # "in" as a comment, "ALLOW" quoted as the action, an app named like a keyword
+    [rule] = parse_command("ufw ALLOW 22/tcp comment 'in'").rules
+    assert (rule.action, rule.dport, rule.protocol, rule.comment) == ("allow", "22", "tcp", "in")
+    [rule] = parse_command("sudo -H ufw 'deny' in on eth0 from 203.0.113.0/24").rules
+    assert (rule.action, rule.iface_in, rule.src) == ("deny", "eth0", "203.0.113.0/24")
+    command = parse_command("ufw route insert 2 allow in on eth1 out on eth0 log")
+    assert command.position == 2
+    [rule] = command.rules
+    assert (rule.forward, rule.iface_in, rule.iface_out, rule.logtype) == (True, "eth1", "eth0", "log")
+
+
+def test_simple_form_port_lists_and_names():
+    [rule] = parse_command("ufw allow 8000:8010,9000/tcp").rules
+    assert (rule.dport, rule.protocol) == ("8000:8010,9000", "tcp")
+    [rule] = parse_command("ufw allow ssh").rules
+    assert (rule.dport, rule.protocol) == ("22", "tcp")
+    # a port list with a protocol is not a service name, even after 'port'
+    with pytest.raises(RuleAnalyzerError, match="unknown port or service '22/tcp'"):
+        parse_command("ufw allow to any port 22/tcp")
+
+
+def test_status_rows_split_at_the_action_word():
+    text = ("Status: active\n\n     To                         Action      From\n"
+            "     --                         ------      ----\n"
+            "[ 1] 2001:db8:85a3:8d3:1319:8a2e:370:734 22/tcp ALLOW IN 2001:db8::/32 (log) # two words\n"
+            "[ 2] Anywhere on eth0           ALLOW FWD   192.168.1.0/24 on eth1    \n"
+            "[ 3] 25/tcp                     REJECT OUT  Anywhere                   (out)\n")
+    rules = parse_status(text, "status.txt").rules
+    first = rules[0]
+    assert (first.dst, first.dport, first.src, first.logtype, first.comment, first.v6) == (
+        "2001:db8:85a3:8d3:1319:8a2e:370:734", "22", "2001:db8::/32", "log", "two words", True)
+    assert (first.location.line, first.location.column) == (5, 6)
+    route = rules[1]
+    assert (route.forward, route.iface_in, route.iface_out, route.src) == (True, "eth1", "eth0", "192.168.1.0/24")
+    assert (rules[2].action, rules[2].direction) == ("reject", "out")
+
+
+def test_status_errors_are_located():
+    with pytest.raises(RuleAnalyzerError) as info:
+        parse_status("Status: active\nbogus line\n", "s")
+    assert (info.value.location.line, info.value.message) == (2, "unexpected line in ufw status output")
+    with pytest.raises(RuleAnalyzerError) as info:
+        parse_status("Status: active\nDefault: deny (incoming), allow (outgoing), bogus (routed)\n", "s")
+    assert (info.value.location.line, info.value.location.column) == (2, 45)
+    assert info.value.message == "unknown policy 'bogus'"
