@@ -22,7 +22,7 @@ from ..errors import RuleAnalyzerError
 from ..model import Diagnostic, Location, Ruleset, Table, Chain
 from .ufw_apps import Profile, parse_profiles, sniff_profiles
 from .ufw_commands import Command, parse_command
-from .ufw_layout import Defaults, Pieces, build_family, lines_of, prefix
+from .ufw_layout import Defaults, Pieces, build_family, lines_of
 from .ufw_rules import UfwRule, user_rules
 from .ufw_status import is_status, parse_status
 

@@ -116,10 +116,6 @@ class CommandSyntax:
     args: list[Token] = field(default_factory=list)
 
 
-_DIRECTIONS = {"in": "incoming", "out": "outgoing", "input": "incoming", "output": "outgoing",
-               "forward": "routed"}
-
-
 class _Commands(Transformer):
     """Tree-less: every rule of the command grammar reduces to a record."""
 
