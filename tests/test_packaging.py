@@ -16,6 +16,6 @@ def test_grammars_are_package_data():
     from ruleanalyzer.grammar_loader import grammar_text
 
     names = {p.stem for p in (ROOT / "grammars").glob("*.lark")}
-    assert {"iptables", "nftables"} <= names
+    assert {"iptables", "nftables", "ufw"} <= names
     for name in names:
         assert grammar_text(name).strip()
