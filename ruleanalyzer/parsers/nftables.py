@@ -176,6 +176,15 @@ class _Reader:
         if not self.roots:
             raise self.error("include is not allowed when reading from a string", toks[1])
         is_glob = any(c in pattern for c in "*?[")
+        # the fixed part of the pattern must already be inside: "/*/*/*/*/*"
+        # would otherwise walk the whole machine before being refused
+        parts = path.split(os.sep)
+        fixed = os.sep.join(next((parts[:k] for k, p in enumerate(parts)
+                                  if any(c in p for c in "*?[")), parts)) or os.sep
+        real = os.path.realpath(fixed)
+        if not any(real == r or real.startswith(r + os.sep) for r in self.roots):
+            raise self.error(f"include {pattern!r} leaves the directory of the files given",
+                             toks[1], hint="only files beside the rule files named are read")
         candidates = sorted(glob.glob(path)) if is_glob else [path]
         for candidate in candidates:
             real = os.path.realpath(candidate)
