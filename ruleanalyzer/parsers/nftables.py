@@ -462,6 +462,9 @@ class _Reader:
             elif _is_word(t, "priority"):
                 i += 1
                 while i < len(toks) and not _is_word(toks[i], "device", "devices", "policy"):
+                    if toks[i][0] not in (W, S):
+                        raise self.error("chain priority must be a number or a name (filter, raw - 10 …)",
+                                         toks[i])
                     prio_words.append(toks[i][1])
                     i += 1
             elif _is_word(t, "device", "devices"):
@@ -558,7 +561,8 @@ _STATEMENT_WORDS = {"accept", "drop", "reject", "jump", "goto", "return", "conti
                     "meter", "add", "update", "delete", "set", "nftrace"}
 _BITMASK_LEFT = ({"payload": {"protocol": "tcp", "field": "flags"}}, {"ct": {"key": "state"}},
                  {"ct": {"key": "status"}})
-_NUM_RE = re.compile(r"-?(0x[0-9a-fA-F]+|\d+)$")
+# no leading zeros: Python's int(w, 0) refuses "05" (nft would read octal)
+_NUM_RE = re.compile(r"-?(0x[0-9a-fA-F]+|0|[1-9]\d*)$")
 _ADDRISH_RE = re.compile(r"^[0-9a-fA-F:.]+$")
 
 
