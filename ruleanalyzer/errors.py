@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from .model import Location
 
+#: Longest message shown by :meth:`RuleAnalyzerError.render` before it is cut.
+MAX_MESSAGE = 400
+
 
 class RuleAnalyzerError(Exception):
     """Bad input (or an exceeded limit), with where it is and what to do."""
@@ -24,12 +27,15 @@ class RuleAnalyzerError(Exception):
     def render(self) -> str:
         """``file:line:col: error: message`` + the line + a caret + the hint."""
         loc = self.location
+        message = self.message
+        if len(message) > MAX_MESSAGE:  # a message quoting a 1 MB word stays one readable line
+            message = f"{message[:MAX_MESSAGE]}… ({len(message)} characters)"
         if loc is None:
-            head = f"error: {self.message}"
+            head = f"error: {message}"
         elif loc.line:
-            head = f"{loc.file}:{loc.line}:{loc.column or 1}: error: {self.message}"
+            head = f"{loc.file}:{loc.line}:{loc.column or 1}: error: {message}"
         else:
-            head = f"{loc.file}: error: {self.message}" + (f" (at {loc.path})" if loc.path else "")
+            head = f"{loc.file}: error: {message}" + (f" (at {loc.path})" if loc.path else "")
         lines = [head]
         if self.source_line is not None and loc is not None and loc.line:
             shown = self.source_line.rstrip("\r\n")

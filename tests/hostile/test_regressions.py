@@ -50,3 +50,35 @@ def test_nft_json_flags_and_dev_of_the_wrong_type(body, key):
     with pytest.raises(RuleAnalyzerError) as info:
         parsers.parse(text, "bad.json", "nft-json")
     assert info.value.location.path == f"nftables[2].{body[2:body.index(':') - 1]}.{key}"
+
+
+def test_nft_priority_given_as_a_set_is_refused_located():
+    """``priority { 1, 2 } filter`` (fuzzed) raised TypeError joining the
+    priority words, a block among them."""
+    text = "table ip t {\n\tchain c {\n\t\ttype filter hook output priority { 1, 2 } filter policy accept;\n\t}\n}\n"
+    with pytest.raises(RuleAnalyzerError) as info:
+        parsers.parse(text, "p.nft", "nftables")
+    assert (info.value.location.line, info.value.location.column) == (3, 36)
+
+
+@pytest.mark.parametrize("number", ["05", "010", "0800000042"])
+def test_nft_number_with_a_leading_zero_is_refused_located(number):
+    """``elements = { 0x00000023-0800000042 }`` and ``dport 05`` (fuzzed)
+    raised ValueError from int(word, 0), which refuses leading zeros."""
+    text = ("table ip t {\n set s { type mark; flags interval; elements = { 0x23-" + number + " } }\n"
+            " chain c { type filter hook input priority 0; tcp dport " + number + " accept }\n}\n")
+    with pytest.raises(RuleAnalyzerError) as info:
+        parsers.parse(text, "n.nft", "nftables")
+    assert info.value.location.line in (2, 3)
+
+
+def test_a_message_quoting_a_huge_word_is_cut_when_rendered():
+    """``tabletable…`` (a token duplicated many times) was echoed whole in
+    the one-line message."""
+    word = "table" * 100_000
+    with pytest.raises(RuleAnalyzerError) as info:
+        parsers.parse(word + " ip t { }\n", "w.nft", "nftables")
+    rendered = info.value.render()
+    assert rendered.startswith("w.nft:1:1: error: ")
+    assert len(rendered) < 2000
+    assert "characters)" in rendered.splitlines()[0]
