@@ -140,6 +140,7 @@ class Reachability:
     _records: dict = field(repr=False, default_factory=dict)
     _order: list = field(repr=False, default_factory=list)
     _dead: list | None = field(repr=False, default=None)
+    _callers: dict | None = field(repr=False, default=None)
 
     def rules(self) -> list[Rule]:
         """Every rule reached on this hook, in the order first visited."""
@@ -160,42 +161,187 @@ class Reachability:
     def unreachable_rules(self) -> list[tuple[Rule, list[Rule]]]:
         """``(rule, blockers)`` for every rule no packet can reach and match.
 
-        The blockers are the earlier rules (in traversal order) whose
-        possibly-matched packets overlap the rule's own match: together they
-        take every packet the rule would match. An empty list means the
-        rule's match is empty in itself (contradictory conditions) or its
-        chain is entered by no packet that could match.
+        The blockers are earlier rules (in traversal order) that together
+        take every packet that enters the rule's chain and would match it:
+        walking back from the rule, each earlier rule whose possibly-matched
+        packets overlap what is still uncovered is named, until nothing is
+        left — a small covering set, usually the few rules right above it,
+        not every rule that overlaps. When no packet that could match even
+        enters the rule's chain, the blockers are the earlier rules that
+        changed such packets (NOTRACK, MARK, NAT …) on the way, if any; an
+        empty list means the rule's match is empty in itself (contradictory
+        conditions) or its chain is entered by no packet that could match.
         """
         if self._dead is None:
             self._dead = self._find_blockers()
         return list(self._dead)
 
     def _find_blockers(self) -> list[tuple[Rule, list[Rule]]]:
-        # One pass over the earlier rules for all dead rules at once: a rule
-        # is tested against each dead rule only if it overlaps their union.
         sp = self.space
-        dead = []
+        false = sp.false
+        dead = []  # (rule, target: its own match, goal: target ∩ its chain's entry, last)
         for rule in self._order:
             rec = self._records[id(rule)]
-            if rec.matched_upper_empty(sp.false):
-                dead.append((rule, rec.match_u & sp.valid, rec.last, []))
-        union = sp.false
+            if not rec.matched_upper_empty(false):
+                continue
+            target = rec.match_u & sp.valid
+            goal = false
+            if target != false:
+                entry = self._entry_upper(rule)
+                goal = target & entry if entry is not None else target
+            dead.append((rule, target, goal, rec.last))
+        if not dead:
+            return []
+        # One pass over every earlier rule: only rules whose own match (a
+        # small BDD) overlaps some dead rule's target can block anything.
+        union = false
         for _, target, _, _ in dead:
             union |= target
-        if union != sp.false:
+        candidates = []  # (traversal index, rule, record)
+        if union != false:
             for i, other in enumerate(self._order):
                 if not _can_block(other):
                     continue
                 rec = self._records[id(other)]
-                # The rule's own match is a small BDD: test it before the
-                # (large) set of packets it actually matched.
-                if (rec.match_u & union) == sp.false:
+                if (rec.match_u & union) != false:
+                    candidates.append((i, other, rec))
+        self._callers = None
+        # Requests (site, goal): cover ``goal`` — packets that entered the
+        # site's chain but were taken before they got to the site — by the
+        # rules just above the site. A dead rule is its own site; when no
+        # packet it would match even enters its chain, the sites are the
+        # jumps into that chain, batched (one walk per jump for all rules).
+        own: list[tuple[int, object]] = []  # (dead index, goal)
+        at_callers: dict[int, list[tuple[int, object]]] = {}
+        sites: dict[int, Rule] = {}
+        for d, (rule, target, goal, _) in enumerate(dead):
+            if target == false:
+                continue
+            if goal != false:
+                own.append((d, goal))
+            else:
+                self._caller_requests(d, rule, target, at_callers, sites, set(), 0)
+        found: list[dict[int, Rule]] = [{} for _ in dead]
+        for d, goal in own:
+            rule = dead[d][0]
+            for i, other, _ in self._cover(rule, goal, candidates):
+                found[d][i] = other
+        for sid, requests in at_callers.items():
+            union = false
+            for _, goal in requests:
+                union |= goal
+            cover = self._cover(sites[sid], union, candidates)
+            for d, goal in requests:
+                for i, other, taken in cover:
+                    if (taken & goal) != false:
+                        found[d][i] = other
+        result = []
+        for d, (rule, target, _, last) in enumerate(dead):
+            blockers = found[d]
+            if not blockers and target != false:
+                # No packet that could match gets there: who changed them?
+                for i, other, rec in candidates[:_bisect(candidates, last)]:
+                    if (other is not rule and _modifies(other) and (rec.match_u & target) != false
+                            and (rec.merged()[3] & target) != false):
+                        blockers[i] = other
+            result.append((rule, [blockers[i] for i in sorted(blockers)]))
+        return result
+
+    def _cover(self, site: Rule, goal, candidates) -> list:
+        """``(index, rule, taken)`` of earlier rules that take ``goal``,
+        nearest the site first, until it is covered (or the site's chain's
+        entry is passed)."""
+        false = self.space.false
+        rec = self._records[id(site)]
+        lo = 0
+        chain = site.chain
+        if chain is not None and chain.rules and id(chain.rules[0]) in self._records:
+            lo = _bisect(candidates, self._records[id(chain.rules[0])].first)
+        out = []
+        remaining = goal
+        for i, other, orec in reversed(candidates[lo:_bisect(candidates, rec.last)]):
+            if remaining == false:
+                break
+            if other is site or (orec.match_u & remaining) == false:
+                continue
+            taken = orec.merged()[3]
+            if (taken & remaining) == false:
+                continue
+            out.append((i, other, taken))
+            remaining = remaining & ~taken
+        return out
+
+    def _caller_requests(self, d: int, site: Rule, target, requests: dict, sites: dict,
+                         seen: set, depth: int) -> None:
+        """No packet of ``target`` enters ``site``'s chain: for each jump into
+        the chain that could send such packets in, the packets of ``target``
+        taken before the jump (if none of them entered the jump's own chain
+        either, ask its callers). A jump whose condition excludes them all
+        explains the rule alone: no earlier rule is to blame."""
+        false = self.space.false
+        if depth >= MAX_DEPTH:
+            return
+        for caller in self._chain_callers().get(id(site.chain), ()):
+            if id(caller) in seen:
+                continue
+            seen.add(id(caller))
+            rec = self._records[id(caller)]
+            if (rec.match_u & target) == false:
+                continue  # the jump never sends such packets in, whatever came before
+            entry = self._entry_upper(caller)
+            inside = target if entry is None else target & entry
+            if inside == false:
+                self._caller_requests(d, caller, target, requests, sites, seen, depth + 1)
+                continue
+            goal = inside & ~rec.merged()[1]
+            if goal != false:
+                requests.setdefault(id(caller), []).append((d, goal))
+                sites[id(caller)] = caller
+
+    def _chain_callers(self) -> dict[int, list[Rule]]:
+        """Chain id → the rules (reached on this hook) that jump or go to it."""
+        if self._callers is None:
+            callers: dict[int, list[Rule]] = {}
+            for rule in self._order:
+                chain = rule.chain
+                table = chain.table if chain is not None else None
+                if table is None:
                     continue
-                for rule, target, last, blockers in dead:
-                    if (i < last and other is not rule and (rec.match_u & target) != sp.false
-                            and (rec.merged()[3] & target) != sp.false):
-                        blockers.append(other)
-        return [(rule, blockers) for rule, _, _, blockers in dead]
+                actions = [rule.action]
+                if isinstance(rule.action, Dispatch):
+                    actions = [a for _, a in rule.action.branches]
+                for act in actions:
+                    if isinstance(act, (Jump, Goto)) and act.target in table.chains:
+                        callers.setdefault(id(table.chains[act.target]), []).append(rule)
+            self._callers = callers
+        return self._callers
+
+    def _entry_upper(self, rule: Rule):
+        """Packets that possibly enter ``rule``'s chain (the first rule's
+        reaching set), or None if unknown."""
+        chain = rule.chain
+        if chain is None or not chain.rules:
+            return None
+        rec = self._records.get(id(chain.rules[0]))
+        return None if rec is None else rec.merged()[1]
+
+
+def _bisect(candidates, index: int) -> int:
+    """How many candidates come before traversal position ``index``."""
+    lo, hi = 0, len(candidates)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if candidates[mid][0] < index:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _modifies(rule: Rule) -> bool:
+    """Does the rule change the packets it takes (so later rules see others)?"""
+    return any(isinstance(a, (SetField, Notrack, EcnStrip, Nat))
+               for a in (rule.action, *rule.effects))
 
 
 def _can_block(rule: Rule) -> bool:
@@ -443,7 +589,8 @@ class _Walker:
         bits = [b for b in range(min(dst.width, src.width)) if mask >> b & 1]
         node = sp.bdd.exist([dst.var(b) for b in bits], node)
         for b in bits:
-            node &= ~(sp.bdd.var(dst.var(b)) ^ sp.bdd.var(src.var(b)))
+            x, y = sp.bdd.var(dst.var(b)), sp.bdd.var(src.var(b))
+            node &= (x & y) | (~x & ~y)
         return node
 
     def _ecn_strip(self, effect: EcnStrip, node):

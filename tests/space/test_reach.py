@@ -55,7 +55,34 @@ def test_jump_return_and_goto_follow_the_engine():
     assert reach.rule_sets(r_go).matched_upper.is_empty()  # 23 was dropped in SUB
     assert not reach.rule_sets(last).matched_upper.intersects(encode(TCP, sp))
     dead = dict(reach.unreachable_rules())
-    assert r_go in dead and r_sub_drop in dead[r_go]
+    # GO is entered only by dport 22 (the goto's own condition): no earlier
+    # rule is to blame, removing SUB's drop would not revive r_go.
+    assert r_go in dead and dead[r_go] == []
+    assert r_sub_drop not in dead
+
+
+def test_blockers_are_a_covering_set_not_every_overlapping_rule():
+    t = table(input="drop")
+    inp = t.chains["INPUT"]
+    broad = inp.add(rule(TCP, action=Accept()))
+    inp.add(rule(UDP, dport(22), action=Drop()))
+    narrow = inp.add(rule(TCP, dport(22), action=Drop()))  # overlaps, but broad took it all
+    dead_rule = inp.add(rule(TCP, dport(22), src("10.0.0.0/8"), action=Accept()))
+    reach = analyze(ruleset(t), "input", 4)
+    dead = dict(reach.unreachable_rules())
+    assert dead[narrow] == [broad]
+    assert dead[dead_rule] == [broad]
+
+
+def test_blockers_before_the_jump_into_the_chain():
+    t = table(input="accept")
+    t.add_chain(Chain("SUB"))
+    inner = t.chains["SUB"].add(rule(dport(23), action=Accept()))
+    early = t.chains["INPUT"].add(rule(TCP, dport(23), action=Drop()))
+    t.chains["INPUT"].add(rule(TCP, action=Jump("SUB")))
+    reach = analyze(ruleset(t), "input", 4)
+    # SUB is entered only by tcp without port 23: the earlier drop took them.
+    assert dict(reach.unreachable_rules())[inner] == [early]
 
 
 def test_user_chain_from_two_call_sites_is_analysed_per_site():
