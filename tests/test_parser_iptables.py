@@ -342,3 +342,21 @@ def test_ipv6_extension_header_match_never_matches_a_modelled_packet():
                dialect="iptables", name="rules.v6")
     r = evaluate(rs, make_packet(src="2001:db8::7", dst="2001:db8::10", dport=22, state="new"))
     assert r.verdict == "accept" and r.decided_by.is_policy
+
+
+def test_two_negated_single_ports_depend_on_the_backend_only_when_one_differs():
+    """iptables-nft 1.8 compiles '! --sport A ! --dport B' into one 4-byte
+    compare (either port differing matches); xtables needs both to differ.
+    Found by the kernel suite (seeds 1071, 1084)."""
+    from ruleanalyzer import loads, make_packet
+    from ruleanalyzer.engine import evaluate
+
+    rs = loads("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp ! --sport 80 ! --dport 22 -j DROP\nCOMMIT\n",
+               dialect="iptables")
+
+    def verdict(sport, dport):
+        return evaluate(rs, make_packet(src="192.0.2.1", dst="192.0.2.2", sport=sport, dport=dport)).verdict
+
+    assert verdict(1000, 443) == "drop"        # both differ: every backend
+    assert verdict(80, 22) == "accept"         # neither differs
+    assert verdict(80, 443) == "unknown"       # one differs: backend decides

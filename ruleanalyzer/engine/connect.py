@@ -71,10 +71,25 @@ class Leg:
     direction: str
     packet: Packet
     result: Result | None  # None: never sent, an earlier leg died
+    #: A dropped ECN-marked data segment is retransmitted without ECT/CWR
+    #: (RFC 3168 §6.1.5): what the firewall does to that retransmission.
+    retry: Result | None = None
 
     @property
     def verdict(self) -> str:
         return self.result.verdict if self.result else "not sent"
+
+    @property
+    def outcome(self) -> str:
+        """The verdict once the sender's retransmission is counted."""
+        if self.verdict == "drop" and self.retry is not None:
+            return self.retry.verdict
+        return self.verdict
+
+    @property
+    def degraded(self) -> bool:
+        """Dropped, but its plain retransmission gets through (slowly)."""
+        return self.verdict == "drop" and self.outcome == "accept"
 
 
 def connection_passes(verdicts) -> bool | None:
@@ -97,14 +112,18 @@ class Variant:
 
     @property
     def passes(self) -> bool | None:
-        return connection_passes(leg.verdict for leg in self.legs)
+        return connection_passes(leg.outcome for leg in self.legs)
 
     @property
     def first_failure(self) -> Leg | None:
         for leg in self.legs:
-            if leg.verdict in ("drop", "unknown"):
+            if leg.outcome in ("drop", "unknown"):
                 return leg
         return None
+
+    @property
+    def degraded_legs(self) -> list[Leg]:
+        return [leg for leg in self.legs if leg.degraded]
 
 
 @dataclass
@@ -177,6 +196,12 @@ def explain_variant(report: ConnectReport, variant: Variant) -> str:
     label = "With ECN" if variant.ecn else "Without ECN"
     failed = variant.first_failure
     if failed is None:
+        slow = variant.degraded_legs
+        if slow:
+            names = ", ".join(f"the {leg.name} (dropped by {_short(leg.result)})" for leg in slow)
+            return (f"{label}: the connection works, but slowly: {names}. Linux retransmits data "
+                    "without ECT/CWR (RFC 3168 §6.1.5), so every such segment waits for a "
+                    "retransmission timeout — ECN-marked packets are black-holed.")
         return f"{label}: the connection works; every leg is accepted."
     previous = [leg for leg in variant.legs if leg.result is not None and leg is not failed
                 and variant.legs.index(leg) < variant.legs.index(failed)]
@@ -254,7 +279,10 @@ def run_variant(evaluator: Evaluator, client, server, dport: int, sport: int, ho
             variant.legs.append(Leg(spec.name, spec.direction, packet, None))
             continue
         result = evaluator.evaluate(packet)
-        variant.legs.append(Leg(spec.name, spec.direction, packet, result))
+        leg = Leg(spec.name, spec.direction, packet, result)
+        if result.verdict == "drop" and spec.flags & PSH and (spec.ecn or spec.flags & CWR):
+            leg.retry = evaluator.evaluate(replace(packet, ecn=0, flags=spec.flags & ~CWR))
+        variant.legs.append(leg)
         if i == 0 and result.verdict != "drop":
             if result.state == "untracked":
                 tracked = False

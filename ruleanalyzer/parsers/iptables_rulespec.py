@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..model import (AddressMatch, AnyOf, Goto, InterfaceMatch, IntMatch, Jump, Log, Match,
+from ..model import (AddressMatch, AllOf, AnyOf, Goto, InterfaceMatch, IntMatch, Jump, Log, Match,
                      OpaqueMatch, Action)
 from . import iptables_values as values
 from .iptables_modules import (EXTENSION_HEADER_MODULES, MODULE_PROTOCOL, MODULES, OPAQUE_MODULES,
@@ -206,6 +206,34 @@ _KEY_WORD_AFTER = {"-m": 0, "--match": 0, "-p": 0, "--protocol": 0, "-j": 1, "--
                    "-c": 2, "--set-counters": 2}
 
 _BUILD, _COMMENT, _OPAQUE, _UNKNOWN, _COUNT, _CONST = range(6)
+
+
+def _is_negated_single_port(m: Match, field: str) -> bool:
+    return (isinstance(m, IntMatch) and m.field == field and m.negate and len(m.ranges) == 1
+            and m.ranges[0][0] == m.ranges[0][1])
+
+
+def _backend_dependent_ports(matches: list[Match]) -> tuple[Match, ...]:
+    """``! --sport A ! --dport B``: the backends disagree, checked on a kernel.
+
+    xtables' tcp/udp match needs both ports to differ; iptables-nft 1.8
+    compiles the pair into one 4-byte compare, so either differing is
+    enough. Which one holds depends on the backend: say so."""
+    sport = next((m for m in matches if _is_negated_single_port(m, "sport")), None)
+    dport = next((m for m in matches if _is_negated_single_port(m, "dport")), None)
+    if sport is None or dport is None:
+        return tuple(matches)
+    text = f"{sport.text} {dport.text}".strip()
+    backend = OpaqueMatch(reason="depends on the iptables backend: iptables-nft tests '! --sport A "
+                                 "! --dport B' as either port differing, iptables-legacy as both",
+                          text=text)
+    # Both differ: every backend matches. Neither differs: none does. Only
+    # one differs: the backend decides.
+    both = AllOf((sport, dport))
+    combined = AnyOf((both, AllOf((AnyOf((sport, dport)), backend))), text=text)
+    out = [m for m in matches if m is not sport and m is not dport]
+    out.insert(matches.index(sport), combined)
+    return tuple(out)
 _MISSING = object()
 
 
@@ -300,7 +328,7 @@ class Plan:
                     raise SpecError(f"bad counters {' '.join(values_)!r}", op[1][0]) from None
             else:
                 matches.append(op[1])
-        spec.matches = tuple(matches)
+        spec.matches = _backend_dependent_ports(matches)
         if comments:
             spec.comment = "; ".join(comments)
         if self.jump is not None:

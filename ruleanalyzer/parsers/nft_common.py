@@ -149,7 +149,7 @@ def _describe(expr) -> str:
 _META_NAMES = {"mark": ("int", "mark"), "l4proto": ("int", "proto"), "nfproto": ("int", "family"),
                "protocol": ("int", "family"), "skuid": ("int", "uid"), "skgid": ("int", "gid"),
                "iifname": ("iface", "iif"), "oifname": ("iface", "oif"), "iif": ("iface", "iif"),
-               "oif": ("iface", "oif"), "pkttype": ("name", "pkttype"), "length": ("opaque", "")}
+               "oif": ("iface", "oif"), "pkttype": ("name", "pkttype"), "length": ("int", "length")}
 _PROTO_SYMBOLS = tuple(PROTOCOLS.items())
 
 
@@ -857,8 +857,9 @@ class _RuleContext:
             return InterfaceMatch(sel.field, tuple(str(n) for n in _names(right, sel)), negate=negate)
         if sel.kind == "name":
             names = _names(right, sel)
-            if sel.field in ("src_type", "dst_type"):
-                pass
+            if sel.field == "pkttype":
+                # nft's "host" is PACKET_HOST, what the model (and iptables) call unicast.
+                names = ["unicast" if n == "host" else n for n in names]
             return NameMatch(sel.field, frozenset(n.replace("-", "_") if sel.field == "ct_status" else n
                                                   for n in names), negate=negate)
         raise ModelError(f"cannot match {sel.field}")

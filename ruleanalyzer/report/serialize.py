@@ -89,6 +89,9 @@ def leg_data(leg: Leg) -> dict:
         data["decided_by"] = decision_data(leg.result.decided_by)
         data["state"] = leg.result.state
         data["depends_on"] = list(leg.result.depends_on)
+    if leg.retry is not None:
+        data["retransmission"] = {"verdict": leg.retry.verdict,
+                                  "decided_by": decision_data(leg.retry.decided_by)}
     return data
 
 

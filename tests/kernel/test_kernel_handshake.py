@@ -158,12 +158,9 @@ def kernel_outcomes():
 
 #: Cases where the kernel and the analyzer are known to answer differently,
 #: with why. strict: when the analyzer changes, the mark must go.
-KNOWN_DIFFERENCES = {
-    "iptables-drops-ect-data": (
-        "Linux sends retransmitted data not-ECT (tcp_ecn_send marks only new data), so every "
-        "dropped ECT(0) segment gets through on its retransmission: the kernel's connection works, "
-        "one RTO late per segment; connect() calls the ECT data leg's drop a stall"),
-}
+#: (connect() now counts the not-ECT retransmission of dropped ECT data, so
+#: "iptables-drops-ect-data" agrees with the kernel.)
+KNOWN_DIFFERENCES: dict[str, str] = {}
 
 
 def _params():
