@@ -28,7 +28,7 @@ import pytest
 
 from . import netns, observe
 from .compare import compare
-from .gen_iptables import _Pools, _probe
+from .gen_iptables import Pools, random_probe
 from .netns import TestBed, missing_prerequisites
 from .runner import BATCH, SAVE, Observation
 
@@ -59,7 +59,7 @@ def _fingerprint() -> dict[str, str]:
 # ---------------------------------------------------------------------------
 
 
-def _script(seed: int, pools4: _Pools, pools6: _Pools) -> list[str]:
+def _script(seed: int, pools4: Pools, pools6: Pools) -> list[str]:
     """Random ufw commands (incoming rules: what the probes can see)."""
     rnd = random.Random(seed * 7919)
     commands = []
@@ -205,13 +205,13 @@ def test_random_ufw_scripts_agree_with_ufw_and_the_kernel(tmp_path):
     try:
         for seed in SEEDS:
             rnd = random.Random(seed)
-            pools4, pools6 = _Pools(rnd, 4), _Pools(rnd, 6)
+            pools4, pools6 = Pools(rnd, 4), Pools(rnd, 6)
             pools6.ports = pools4.ports
             commands = _script(seed, pools4, pools6)
             script = "\n".join(f"sudo ufw {c}" for c in commands) + "\nsudo ufw enable\n"
             used: set = set()
-            probes4 = [_probe(rnd, pools4, seed * 1000 + i + 1, used) for i in range(PACKETS * 2 // 3)]
-            probes6 = [_probe(rnd, pools6, seed * 1000 + 500 + i, used) for i in range(PACKETS // 3)]
+            probes4 = [random_probe(rnd, pools4, seed * 1000 + i + 1, used) for i in range(PACKETS * 2 // 3)]
+            probes6 = [random_probe(rnd, pools6, seed * 1000 + 500 + i, used) for i in range(PACKETS // 3)]
             run_dir = tmp_path / f"seed{seed}"
             run_dir.mkdir()
             with TestBed() as bed:
