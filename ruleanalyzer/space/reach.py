@@ -68,16 +68,56 @@ class Bounds:
     upper: PacketSet
 
 
+class _Union:
+    """A union of many raw nodes, taken as a balanced tree: adding parts one
+    by one to a growing union costs the size of the union each time
+    (quadratic when every part spans the whole address range, as NAT images
+    do); merging equal-rank partial unions, like a binary counter, keeps the
+    total near-linear."""
+
+    __slots__ = ("stack",)
+
+    def __init__(self, node):
+        self.stack = [(0, node)]  # (rank, node), ranks strictly decreasing
+
+    def add(self, node) -> None:
+        stack = self.stack
+        rank = 0
+        while stack and stack[-1][0] <= rank:
+            r, other = stack.pop()
+            node = other | node
+            rank = max(r, rank) + 1
+        stack.append((rank, node))
+
+    def value(self):
+        stack = self.stack
+        if len(stack) > 1:
+            node = stack[-1][1]
+            for _, other in reversed(stack[:-1]):
+                node = other | node
+            stack[:] = [(stack[0][0] + 1, node)]
+        return stack[0][1]
+
+
 class _Flow:
     """Mutable accumulator of raw nodes ``[lower, upper]``."""
 
-    __slots__ = ("lower", "upper")
+    __slots__ = ("_lower", "_upper")
 
     def __init__(self, lower, upper):
-        self.lower, self.upper = lower, upper
+        self._lower, self._upper = _Union(lower), _Union(upper)
+
+    @property
+    def lower(self):
+        return self._lower.value()
+
+    @property
+    def upper(self):
+        return self._upper.value()
 
     def add(self, lower, upper) -> None:
-        self.lower, self.upper = self.lower | lower, self.upper | upper
+        self._lower.add(lower)
+        self._upper.add(upper)
 
 
 @dataclass
