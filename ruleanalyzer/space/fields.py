@@ -22,6 +22,7 @@ family, interfaces, state, protocol, addresses, ports — above the rest.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable
 
 from ..model import (CT_STATES, AllOf, AnyOf, Dispatch, InterfaceMatch, Match, NameMatch,
@@ -74,7 +75,12 @@ class FieldSpec:
 
     def var(self, bit: int) -> str:
         """The BDD variable of bit ``bit`` (0 = least significant)."""
-        return f"{self.name}.{bit}"
+        return self.bit_vars[bit]
+
+    @cached_property
+    def bit_vars(self) -> tuple[str, ...]:
+        """Variable names by bit, least significant first."""
+        return tuple(f"{self.name}.{b}" for b in range(self.width))
 
     @property
     def vars_msb_first(self) -> list[str]:

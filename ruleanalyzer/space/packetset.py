@@ -56,21 +56,21 @@ class Space:
         spec = self.spec(name)
         if value < 0 or value >= (1 << spec.width):
             return self.false
-        return self.bdd.cube({spec.var(b): bool(value >> b & 1) for b in range(spec.width)})
+        names = spec.bit_vars
+        return self.bdd.cube({names[b]: bool(value >> b & 1) for b in range(spec.width)})
 
     def prefix(self, name: str, value: int, length: int, width: int | None = None):
         """The top ``length`` bits of the low ``width`` bits of field ``name``
         equal those of ``value``; bits above ``width`` are left alone."""
         width = width or self.spec(name).width
-        spec = self.spec(name)
-        return self.bdd.cube({spec.var(b): bool(value >> b & 1)
-                              for b in range(width - length, width)})
+        names = self.spec(name).bit_vars
+        return self.bdd.cube({names[b]: bool(value >> b & 1) for b in range(width - length, width)})
 
     def masked(self, name: str, mask: int, value: int):
         """``field & mask == value & mask``."""
-        spec = self.spec(name)
-        return self.bdd.cube({spec.var(b): bool(value >> b & 1)
-                              for b in range(spec.width) if mask >> b & 1})
+        names = self.spec(name).bit_vars
+        return self.bdd.cube({names[b]: bool(value >> b & 1)
+                              for b in range(len(names)) if mask >> b & 1})
 
     def at_least(self, name: str, lo: int):
         """``field >= lo``, built bit by bit from the LSB (no enumeration)."""

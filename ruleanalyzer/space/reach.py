@@ -75,12 +75,15 @@ class _Union:
     do); merging equal-rank partial unions, like a binary counter, keeps the
     total near-linear."""
 
-    __slots__ = ("stack",)
+    __slots__ = ("stack", "false")
 
-    def __init__(self, node):
+    def __init__(self, node, false):
         self.stack = [(0, node)]  # (rank, node), ranks strictly decreasing
+        self.false = false
 
     def add(self, node) -> None:
+        if node == self.false:
+            return
         stack = self.stack
         rank = 0
         while stack and stack[-1][0] <= rank:
@@ -105,7 +108,8 @@ class _Flow:
     __slots__ = ("_lower", "_upper")
 
     def __init__(self, lower, upper):
-        self._lower, self._upper = _Union(lower), _Union(upper)
+        false = lower.bdd.false
+        self._lower, self._upper = _Union(lower, false), _Union(upper, false)
 
     @property
     def lower(self):
@@ -378,6 +382,17 @@ def _bisect(candidates, index: int) -> int:
     return lo
 
 
+def _split_apply(node, part, false, fn):
+    """``node`` with ``fn`` applied to its packets inside ``part`` (the rest
+    unchanged); skips the split when all or none of ``node`` lies inside."""
+    inside = node & part
+    if inside == false:
+        return node
+    if inside == node:
+        return fn(node)
+    return (node & ~part) | fn(inside)
+
+
 def _modifies(rule: Rule) -> bool:
     """Does the rule change the packets it takes (so later rules see others)?"""
     return any(isinstance(a, (SetField, Notrack, EcnStrip, Nat))
@@ -409,6 +424,7 @@ class _Walker:
         self.visits = 0
         self.memo: dict = {}
         self.match_cache: dict = {}
+        self.exist_vars: dict = {}
         f = space.false
         self.dropped, self.unknown = _Flow(f, f), _Flow(f, f)
 
@@ -581,10 +597,13 @@ class _Walker:
         sp = self.space
         spec = sp.spec(field)
         mask = (1 << spec.width) - 1 if mask is None else mask
-        bits = [b for b in range(spec.width) if mask >> b & 1]
-        if not bits or node == sp.false:
+        if not mask or node == sp.false:
             return node
-        node = sp.bdd.exist([spec.var(b) for b in bits], node)
+        key = (field, mask)
+        names = self.exist_vars.get(key)
+        if names is None:
+            names = self.exist_vars[key] = [spec.var(b) for b in range(spec.width) if mask >> b & 1]
+        node = sp.bdd.exist(names, node)
         return node & sp.masked(field, mask, value)
 
     def _effect(self, effect, chain: Chain, low, up):
@@ -640,25 +659,36 @@ class _Walker:
 
     def _nat(self, action: Nat, low, up, ctx: _Context):
         sp = self.space
+        false = sp.false
         if action.kind in ("dnat", "redirect"):
             addr_field, port_field, status = "dst", "dport", "dnat"
         else:
             addr_field, port_field, status = "src", "sport", "snat"
         result = []
         for bound, node in (("lower", low), ("upper", up)):
+            if node == false:
+                result.append(node)
+                continue
+            if bound == "upper" and up == low and result[0] is not None and self._nat_same(ctx):
+                result.append(result[0])  # no opaque part: the lower image is the upper one
+                continue
             if action.to_addr is not None and action.kind != "redirect":
                 fam = sp.family(action.to_addr.version)
-                target = sp.eq(addr_field, int(action.to_addr))
                 if (bound == "lower" and addr_field == "dst" and ctx.path_hook == "input"
                         and ctx.stage == "prerouting"):
                     # The engine forwards these instead: not surely on the input path.
-                    node = node & (~fam | target)
-                node = (node & ~fam) | self._assign(node & fam, addr_field, int(action.to_addr))
+                    node = node & (~fam | sp.eq(addr_field, int(action.to_addr)))
+                node = _split_apply(node, fam, false,
+                                    lambda n: self._assign(n, addr_field, int(action.to_addr)))
             if action.to_port is not None:
-                ports = sp.header(port_field)
-                node = (node & ~ports) | self._assign(node & ports, port_field, action.to_port)
+                node = _split_apply(node, sp.header(port_field), false,
+                                    lambda n: self._assign(n, port_field, action.to_port))
             var = f"ct_status:{status}"
             if var in sp.bdd.vars:
                 node = sp.bdd.exist([var], node) & sp.bdd.var(var)
             result.append(node)
         return result[0], result[1]
+
+    def _nat_same(self, ctx: _Context) -> bool:
+        """Do lower and upper images agree for equal inputs?"""
+        return not (ctx.path_hook == "input" and ctx.stage == "prerouting")
