@@ -43,6 +43,10 @@ class Space:
         self.bdd.declare(*self.layout.variables())
         self.true = self.bdd.true
         self.false = self.bdd.false
+        self._cube_cache: dict = {}
+        self._lit_cache: dict = {}
+        self._exist_cache: dict = {}
+        self._fast_exist = BACKEND.endswith("cudd")
         self.valid = self._validity()
         self._header_cache: dict[str, object] = {}
 
@@ -56,21 +60,57 @@ class Space:
         spec = self.spec(name)
         if value < 0 or value >= (1 << spec.width):
             return self.false
-        names = spec.bit_vars
-        return self.bdd.cube({names[b]: bool(value >> b & 1) for b in range(spec.width)})
+        return self._cube(spec, value, range(spec.width))
 
     def prefix(self, name: str, value: int, length: int, width: int | None = None):
         """The top ``length`` bits of the low ``width`` bits of field ``name``
         equal those of ``value``; bits above ``width`` are left alone."""
         width = width or self.spec(name).width
-        names = self.spec(name).bit_vars
-        return self.bdd.cube({names[b]: bool(value >> b & 1) for b in range(width - length, width)})
+        return self._cube(self.spec(name), value, range(width - length, width))
 
     def masked(self, name: str, mask: int, value: int):
         """``field & mask == value & mask``."""
-        names = self.spec(name).bit_vars
-        return self.bdd.cube({names[b]: bool(value >> b & 1)
-                              for b in range(len(names)) if mask >> b & 1})
+        spec = self.spec(name)
+        return self._cube(spec, value, [b for b in range(spec.width) if mask >> b & 1])
+
+    def _cube(self, spec: FieldSpec, value: int, bits):
+        """The conjunction of bit ``b`` of ``spec`` being ``value``'s, for
+        ``bits`` (ascending: least significant bits lie lowest, so each
+        conjunction adds one node on top). Building it literal by literal
+        beats ``bdd.cube``, which walks every declared variable."""
+        key = (spec.name, value, tuple(bits))
+        node = self._cube_cache.get(key)
+        if node is None:
+            node = self.true
+            lits = self._literals(spec)
+            for b in key[2]:
+                node = lits[b][value >> b & 1] & node
+            if len(self._cube_cache) > 100_000:
+                self._cube_cache.clear()
+            self._cube_cache[key] = node
+        return node
+
+    def _literals(self, spec: FieldSpec):
+        lits = self._lit_cache.get(spec.name)
+        if lits is None:
+            lits = []
+            for name in spec.bit_vars:
+                x = self.bdd.var(name)
+                lits.append((~x, x))
+            self._lit_cache[spec.name] = lits
+        return lits
+
+    def exist(self, names, node):
+        """``node`` with the variables ``names`` quantified away."""
+        key = tuple(names)
+        if not key:
+            return node
+        cube = self._exist_cache.get(key)
+        if cube is None:
+            cube = self._exist_cache[key] = self.bdd.cube(set(key))
+        if self._fast_exist:
+            return self.bdd.apply("exists", cube, node)
+        return self.bdd.exist(set(key), node)
 
     def at_least(self, name: str, lo: int):
         """``field >= lo``, built bit by bit from the LSB (no enumeration)."""

@@ -526,8 +526,8 @@ class _Walker:
         sp = self.space
         state_vars = [sp.spec("state").var(b) for b in range(sp.spec("state").width)]
         untracked, invalid = self._state_is("untracked"), self._state_is("invalid")
-        as_untracked = sp.bdd.exist(state_vars, node & untracked)
-        as_invalid = sp.bdd.exist(state_vars, node & invalid)
+        as_untracked = sp.exist(state_vars, node & untracked)
+        as_invalid = sp.exist(state_vars, node & invalid)
         return (untracked & as_untracked) | (~untracked & as_invalid)
 
     def _record(self, rule: Rule, rl, ru, ml, mu, match_l, match_u) -> None:
@@ -603,7 +603,7 @@ class _Walker:
         names = self.exist_vars.get(key)
         if names is None:
             names = self.exist_vars[key] = [spec.var(b) for b in range(spec.width) if mask >> b & 1]
-        node = sp.bdd.exist(names, node)
+        node = sp.exist(names, node)
         return node & sp.masked(field, mask, value)
 
     def _effect(self, effect, chain: Chain, low, up):
@@ -646,7 +646,7 @@ class _Walker:
         if src is None or src.kind != "int" or node == sp.false:
             return node
         bits = [b for b in range(min(dst.width, src.width)) if mask >> b & 1]
-        node = sp.bdd.exist([dst.var(b) for b in bits], node)
+        node = sp.exist([dst.var(b) for b in bits], node)
         for b in bits:
             x, y = sp.bdd.var(dst.var(b)), sp.bdd.var(src.var(b))
             node &= (x & y) | (~x & ~y)
@@ -685,7 +685,7 @@ class _Walker:
                                     lambda n: self._assign(n, port_field, action.to_port))
             var = f"ct_status:{status}"
             if var in sp.bdd.vars:
-                node = sp.bdd.exist([var], node) & sp.bdd.var(var)
+                node = sp.exist([var], node) & sp.bdd.var(var)
             result.append(node)
         return result[0], result[1]
 
