@@ -236,19 +236,11 @@ class Reachability:
             dead.append((rule, target, goal, rec.last))
         if not dead:
             return []
-        # One pass over every earlier rule: only rules whose own match (a
-        # small BDD) overlaps some dead rule's target can block anything.
-        union = false
-        for _, target, _, _ in dead:
-            union |= target
-        candidates = []  # (traversal index, rule, record)
-        if union != false:
-            for i, other in enumerate(self._order):
-                if not _can_block(other):
-                    continue
-                rec = self._records[id(other)]
-                if (rec.match_u & union) != false:
-                    candidates.append((i, other, rec))
+        # Rules that can take packets from later ones; each cover walks only
+        # the stretch between its site's chain entry and the site, testing a
+        # rule's own match (a small BDD) before the set it matched.
+        candidates = [(i, other, self._records[id(other)])
+                      for i, other in enumerate(self._order) if _can_block(other)]
         self._callers = None
         # Requests (site, goal): cover ``goal`` — packets that entered the
         # site's chain but were taken before they got to the site — by the
