@@ -77,11 +77,24 @@ def encode_bounds(match: Match, space: Space):
 
 def encode_conjunction(matches, space: Space):
     """``(lower, upper)`` of a rule's matches all holding."""
+    parts = [encode_bounds(m, space) for m in matches]
+    if len(parts) > 2:
+        # Conjoin the parts lowest in the variable order first: adding a part
+        # that lies above the conjunction so far only rebuilds that part.
+        parts.sort(key=lambda p: -_level(p[1], space))
     lower, upper = space.true, space.true
-    for m in matches:
-        lo, up = encode_bounds(m, space)
-        lower, upper = lower & lo, upper & up
+    for lo, up in parts:
+        if lo is up and lower is upper:
+            lower = upper = upper & up
+        else:
+            lower, upper = lower & lo, upper & up
     return lower, upper
+
+
+def _level(node, space: Space) -> int:
+    """The level of ``node``'s top variable (constants lie below all)."""
+    var = node.var
+    return 1 << 30 if var is None else space.bdd.level_of_var(var)
 
 
 def _encode(match: Match, space: Space):

@@ -478,6 +478,8 @@ class _Walker:
         if depth > MAX_DEPTH:
             raise ReachError(f"jumps nested deeper than {MAX_DEPTH} chains at {chain.qualified_name} "
                              "(a jump cycle?)")
+        if low is not up and low == up:
+            low = up  # equal bounds: one node, so rules can share their work
         key = (id(chain), low, up, ctx)
         if key in self.memo:
             return self.memo[key]
@@ -493,14 +495,22 @@ class _Walker:
         """Record ``rule``'s sets; return the flow that goes on to the next rule."""
         sp = self.space
         m_l, m_u = self._matches(rule, ctx)
-        hit_l, hit_u = low & m_l, up & m_u
-        self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
-        next_l, next_u = low & ~m_u, up & ~m_l
+        if low is up and m_l is m_u:  # no uncertainty on this path: share the nodes
+            hit_l = hit_u = up & m_u
+            self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
+            next_l = next_u = up & ~m_u
+        else:
+            hit_l, hit_u = low & m_l, up & m_u
+            self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
+            next_l, next_u = low & ~m_u, up & ~m_l
         if hit_u == sp.false and not isinstance(rule.action, (Jump, Goto, Dispatch)):
             return next_l, next_u
         for effect in rule.effects:
             hit_l, hit_u = self._effect(effect, chain, hit_l, hit_u)
         cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, out)
+        if next_l is next_u and (cont_l is cont_u or cont_l == cont_u):
+            nxt = next_u | cont_u
+            return nxt, nxt
         return next_l | cont_l, next_u | cont_u
 
     def _matches(self, rule: Rule, ctx: _Context):
@@ -508,7 +518,10 @@ class _Walker:
         if key not in self.match_cache:
             m_l, m_u = encode_conjunction(rule.matches, self.space)
             if ctx.before_conntrack:
-                m_l, m_u = self._pre_conntrack(m_l), self._pre_conntrack(m_u)
+                m_l, m_u = (self._pre_conntrack(m_l), self._pre_conntrack(m_u)) if m_l != m_u else (
+                    (self._pre_conntrack(m_u),) * 2)
+            elif m_l == m_u:
+                m_l = m_u
             self.match_cache[key] = (m_l, m_u)
         return self.match_cache[key]
 
