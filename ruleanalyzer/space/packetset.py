@@ -20,6 +20,9 @@ except ImportError:  # pragma: no cover - depends on the installed wheel
 from .fields import CONNTRACK_FIELDS, ICMP, ICMPV6, PORT_PROTOCOLS, TCP, FieldSpec, Layout
 
 BACKEND = _bdd_backend.__name__
+#: CUDD's ``looseUpTo``: below this many nodes the unique table grows
+#: instead of collecting garbage.
+LOOSE_UP_TO = 250_000
 
 
 def cofactors(u):
@@ -40,6 +43,11 @@ class Space:
         if BACKEND.endswith("cudd"):
             # Our field order is chosen on purpose and the describer walks it.
             self.bdd.configure(reordering=False)
+            # Collect garbage rather than grow the node table while it is
+            # small: a walk makes ~5 dead nodes per live one, and CUDD's
+            # default lets the table grow to millions first (RSS, and slower
+            # lookups in a bigger table).
+            self.bdd.configure(loose_up_to=LOOSE_UP_TO)
         self.bdd.declare(*self.layout.variables())
         self.true = self.bdd.true
         self.false = self.bdd.false
