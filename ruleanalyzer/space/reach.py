@@ -241,6 +241,7 @@ class Reachability:
         # rule's own match (a small BDD) before the set it matched.
         candidates = [(i, other, self._records[id(other)])
                       for i, other in enumerate(self._order) if _can_block(other)]
+        modifiers = [c for c in candidates if _modifies(c[1])]
         self._callers = None
         # Requests (site, goal): cover ``goal`` — packets that entered the
         # site's chain but were taken before they got to the site — by the
@@ -276,8 +277,8 @@ class Reachability:
             blockers = found[d]
             if not blockers and target != false:
                 # No packet that could match gets there: who changed them?
-                for i, other, rec in candidates[:_bisect(candidates, last)]:
-                    if (other is not rule and _modifies(other) and (rec.match_u & target) != false
+                for i, other, rec in modifiers[:_bisect(modifiers, last)]:
+                    if (other is not rule and (rec.match_u & target) != false
                             and (rec.merged()[3] & target) != false):
                         blockers[i] = other
             result.append((rule, [blockers[i] for i in sorted(blockers)]))
