@@ -27,6 +27,42 @@ MAX_DEFINE_DEPTH = 32
 # Token tuples: (kind, value, line, column, start, end); kind w=word s=string b=brace.
 W, S, B = "w", "s", "b"
 _WORD_RE = re.compile(r"!=|==|<=|>=|<<|>>|[()|&^,<>!=]|[^\s()|&^,<>!=]+")
+# A CHUNK with strings or one-line blocks in it: those, braces and words.
+_PART_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"|[{}]|!=|==|<=|>=|<<|>>|[()|&^,<>!=]|[^\s()|&^,<>!="{}]+')
+
+
+def _split_chunk(value: str, line: int, col: int, base: int, out: list) -> None:
+    """The word/string/brace tuples of a CHUNK, as the grammar would give them
+    if the CHUNK's strings and blocks were tokens of their own."""
+    if '"' not in value and "{" not in value:
+        # Only whitespace lies between two words (every other character is
+        # in a word or an operator), so each word is found at the next
+        # occurrence of its text.
+        pos = 0
+        find = value.find
+        append = out.append
+        for w in _WORD_RE.findall(value):
+            pos = find(w, pos)
+            end = pos + len(w)
+            append((W, w, line, col + pos, base + pos, base + end))
+            pos = end
+        return
+    stack = []
+    for m in _PART_RE.finditer(value):
+        w = m.group()
+        pos, end = m.span()
+        c = w[0]
+        if c == '"':
+            out.append((S, w[1:-1].replace('\\"', '"'), line, col + pos, base + pos, base + end))
+        elif c == "{":
+            stack.append((out, pos))
+            out = []
+        elif c == "}" and w == "}":
+            inner = out
+            out, start = stack.pop()
+            out.append((B, [inner] if inner else [], line, col + start, base + start, base + end))
+        else:
+            out.append((W, w, line, col + pos, base + pos, base + end))
 
 
 class _Blocks(Transformer):
@@ -41,17 +77,7 @@ class _Blocks(Transformer):
             if isinstance(p, tuple):
                 out.append(p)
             elif p.type == "CHUNK":
-                # Only whitespace lies between two words (every other
-                # character is in a word or an operator), so each word is
-                # found at the next occurrence of its text.
-                value, base, line, col = p.value, p.start_pos, p.line, p.column
-                pos = 0
-                find = value.find
-                for w in _WORD_RE.findall(value):
-                    pos = find(w, pos)
-                    end = pos + len(w)
-                    out.append((W, w, line, col + pos, base + pos, base + end))
-                    pos = end
+                _split_chunk(p.value, p.line, p.column, p.start_pos, out)
             else:  # STRING
                 out.append((S, p.value[1:-1].replace('\\"', '"'), p.line, p.column, p.start_pos, p.end_pos))
         return out
