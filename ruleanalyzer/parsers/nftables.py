@@ -78,9 +78,19 @@ class _Blocks(Transformer):
                 out.append(p)
             elif p.type == "CHUNK":
                 _split_chunk(p.value, p.line, p.column, p.start_pos, out)
+            elif p.type == "LINE":  # a CHUNK and its separator
+                _split_chunk(p.value[:-1], p.line, p.column, p.start_pos, out)
             else:  # STRING
                 out.append((S, p.value[1:-1].replace('\\"', '"'), p.line, p.column, p.start_pos, p.end_pos))
         return out
+
+    def line(self, parts):
+        if len(parts) == 1:
+            p = parts[0]
+            out = []
+            _split_chunk(p.value[:-1], p.line, p.column, p.start_pos, out)
+            return out
+        return self.item(parts)
 
     def brace(self, children):
         lb, rb = children[0], children[-1]
