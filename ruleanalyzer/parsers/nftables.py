@@ -238,7 +238,10 @@ class _Reader:
     def expand(self, toks, depth: int = 0, deep: bool = False):
         """``$NAME`` replaced by its definition (inside braces too when
         ``deep``: block bodies are expanded item by item as they are read)."""
-        if not any(t[0] == W and t[1][:1] == "$" or (deep and t[0] == B) for t in toks):
+        for t in toks:
+            if t[0] == W and t[1][:1] == "$" or (deep and t[0] == B):
+                break
+        else:
             return toks
         if depth > MAX_DEFINE_DEPTH:
             raise self.error("defines nested too deeply", toks[0])
@@ -595,6 +598,13 @@ _STATEMENT_WORDS = {"accept", "drop", "reject", "jump", "goto", "return", "conti
                     "counter", "log", "limit", "quota", "comment", "notrack", "snat", "dnat",
                     "masquerade", "redirect", "dup", "fwd", "flow", "synproxy", "tproxy", "xt",
                     "meter", "add", "update", "delete", "set", "nftrace"}
+#: The words that continue a value (``a | b``, ``a, b``, ``a . b``, ``a-b``, ``a / m``).
+_VALUE_JOINERS = frozenset({"|", ",", ".", "-", "/"})
+#: The words :meth:`_RuleReader.statement` looks for before reading a match.
+_STATEMENT_HEADS = frozenset({
+    "accept", "drop", "continue", "return", "notrack", "jump", "goto", "reject", "comment",
+    "counter", "log", "limit", "quota", "queue", "snat", "dnat", "masquerade", "redirect", "dup",
+    "fwd", "tproxy", "flow", "synproxy", "xt", "add", "update", "delete", "set", "meter", "ct"})
 _BITMASK_LEFT = ({"payload": {"protocol": "tcp", "field": "flags"}}, {"ct": {"key": "state"}},
                  {"ct": {"key": "status"}})
 # no leading zeros: Python's int(w, 0) refuses "05" (nft would read octal)
@@ -659,11 +669,14 @@ class _RuleReader:
     # -- statements ------------------------------------------------------------------
     def read(self):
         stmts = []
-        while self.i < self.n:
-            t = self.peek()
+        toks, n = self.toks, self.n
+        while self.i < n:
+            t = toks[self.i]
             if t[0] != W:
                 raise self.fail("expected a match or a statement here")
-            stmt = self.statement(t[1])
+            w = t[1]
+            # most statements are matches: no statement word to look for
+            stmt = self.statement(w) if w in _STATEMENT_HEADS else self.match_or_mangle()
             if stmt is not None:
                 stmts.append(stmt)
         return stmts, self.comment
@@ -1087,6 +1100,8 @@ class _RuleReader:
         v = self.primary()
         while True:
             w = self.word()
+            if w not in _VALUE_JOINERS:
+                return v
             if w == "|" and self.peek(1) is not None and not self.selector_after(1):
                 self.i += 1
                 v = {"|": [v, self.primary()]}
