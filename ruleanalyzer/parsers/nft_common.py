@@ -441,6 +441,10 @@ class Builder:
         self.pending: dict[int, list[PendingRule]] = {}
         self._chains: dict[int, Chain] = {}
         self._anon = 0
+        #: Built matches of a selector compared with a scalar (many rules
+        #: repeat ``ct state established,related``, ``iifname "lo"``):
+        #: (id(selector), op, type, value, mask, family, table) → (selector, matches).
+        self.match_cache: dict[tuple, tuple] = {}
 
     # -- structure -----------------------------------------------------------------
     def table(self, family: str, name: str, location: Location | None = None) -> Table:
@@ -818,6 +822,20 @@ class _RuleContext:
         sel = selector(left, self.family)
         if sel.kind == "opaque":
             return [OpaqueMatch(reason=sel.reason)]
+        rtype = type(right)
+        if rtype is str or rtype is int:
+            # the same comparison builds the same matches: build it once
+            key = (id(sel), op, rtype, right, mask, self.family, self.table.name)
+            cache = self.builder.match_cache
+            hit = cache.get(key)
+            if hit is not None and hit[0] is sel:
+                return list(hit[1])
+            found = self._match(sel, op, right, mask)
+            cache[key] = (sel, tuple(found))
+            return found
+        return self._match(sel, op, right, mask)
+
+    def _match(self, sel: Selector, op: str, right, mask) -> list[Match]:
         if isinstance(right, str) and right.startswith("@"):
             resolved = self.named_set(right)
             if resolved is None:
