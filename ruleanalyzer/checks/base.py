@@ -10,6 +10,9 @@ register themselves (see :mod:`ruleanalyzer.checks`).
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from dataclasses import dataclass, field
 from typing import ClassVar, Iterable, Iterator
 
@@ -183,6 +186,11 @@ class Context:
     #: them, so checks can ask about loopback traffic exactly.
     EXTRA_INTERFACES = ("lo",)
 
+    #: Wall-clock budget of one symbolic analysis; beyond it the analysis is
+    #: abandoned (reported as RA003) so one pathological input cannot stall
+    #: an audit of many files. Enforced in the main thread only (SIGALRM).
+    analysis_seconds: float = 120.0
+
     def __init__(self, ruleset: Ruleset):
         self.ruleset = ruleset
         self._reach: dict[tuple[str, int], object] = {}
@@ -243,7 +251,12 @@ class Context:
             from ..space.reach import ReachError, analyze
 
             try:
-                self._reach[key] = analyze(self.ruleset, hook, family, self.space)
+                with _time_limit(self.analysis_seconds):
+                    self._reach[key] = analyze(self.ruleset, hook, family, self.space)
+            except AnalysisTimeout:
+                self.failures.append(f"packet-space analysis of {hook}/IPv{family} took longer than "
+                                     f"{self.analysis_seconds:g} s and was abandoned")
+                self._reach[key] = None
             except (ReachError, RecursionError) as exc:
                 self.notes.append(f"{hook}/IPv{family}: {exc}")
                 self._reach[key] = None
@@ -268,6 +281,32 @@ class Context:
             cached = any(_mentions_state(m) for r in self.ruleset.rules() for m in r.matches)
             self.__dict__["_stateful"] = cached
         return cached
+
+
+class AnalysisTimeout(Exception):
+    """An analysis ran past :attr:`Context.analysis_seconds`."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Raise :class:`AnalysisTimeout` in the block after ``seconds`` (main
+    thread, POSIX); elsewhere no limit."""
+    usable = (seconds and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise AnalysisTimeout()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 #: Spaces by layout, reused across the rulesets of one audit: building one
