@@ -163,14 +163,30 @@ def _selector_cached(key: str, family: str) -> Selector:
     return _selector(json.loads(key), family)
 
 
+#: (kind, items, family) → the selector of a flat expression with string
+#: values; checked before the values are (a hit needs no check: every key
+#: stored has only strings).
+_SELECTOR_MEMO: dict[tuple, Selector] = {}
+
+
 def selector(expr, family: str) -> Selector:
     """The :class:`Selector` for left-hand expression ``expr`` in a table of
     ``family``."""
     if isinstance(expr, dict) and len(expr) == 1:
         # fast path for the common shapes: {"payload": {"protocol": …, "field": …}}
-        kind, value = next(iter(expr.items()))
-        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
-            return _selector_flat(kind, tuple(value.items()), family)
+        for kind, value in expr.items():
+            pass
+        if isinstance(value, dict):
+            items = tuple(value.items())
+            try:
+                return _SELECTOR_MEMO[kind, items, family]
+            except (KeyError, TypeError):
+                pass
+            if all(isinstance(v, str) for v in value.values()):
+                if len(_SELECTOR_MEMO) >= 4096:
+                    _SELECTOR_MEMO.clear()
+                sel = _SELECTOR_MEMO[kind, items, family] = _selector_flat(kind, items, family)
+                return sel
     try:
         key = json.dumps(expr, sort_keys=True)
     except (TypeError, ValueError):
@@ -804,19 +820,20 @@ class _RuleContext:
     def match(self, left, op: str, right) -> list[Match]:
         if op not in _OPS:
             raise ModelError(f"unknown operator {op!r}")
-        text = ""
-        # Concatenations: one AllOf per element.
-        if isinstance(left, dict) and "concat" in left:
-            return self.concat_match(left["concat"], op, right)
         mask = None
-        if isinstance(left, dict) and "&" in left and isinstance(left["&"], list) and len(left["&"]) == 2:
+        if isinstance(left, dict) and len(left) == 1 and next(iter(left)) in ("payload", "meta", "ct"):
+            pass  # the common shapes: a plain selector
+        elif isinstance(left, dict) and "concat" in left:
+            # Concatenations: one AllOf per element.
+            return self.concat_match(left["concat"], op, right)
+        elif isinstance(left, dict) and "&" in left and isinstance(left["&"], list) and len(left["&"]) == 2:
             inner, mask_value = left["&"]
             sel = selector(inner, self.family)
             if sel.kind in ("int", "flags"):
                 mask = _int_value(mask_value, Selector("int", sel.field, symbols=sel.symbols))
                 left = inner
             else:
-                return [OpaqueMatch(reason=f"depends on arithmetic on {_first_selector(inner)}", text=text)]
+                return [OpaqueMatch(reason=f"depends on arithmetic on {_first_selector(inner)}")]
         elif isinstance(left, dict) and len(left) == 1 and next(iter(left)) in ("|", "^", "<<", ">>"):
             return [OpaqueMatch(reason=f"depends on arithmetic on {_first_selector(left)}")]
         sel = selector(left, self.family)
