@@ -65,11 +65,86 @@ def _split_chunk(value: str, line: int, col: int, base: int, out: list) -> None:
             out.append((W, w, line, col + pos, base + pos, base + end))
 
 
+# A line of LINES with strings or blocks in it: those, braces, separators, words.
+_SCAN_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"|[{};]|!=|==|<=|>=|<<|>>|[()|&^,<>!=]|[^\s()|&^,<>!="{};]+')
+
+
+class _Items(list):
+    """Several items from one LINES token, spliced into the enclosing body."""
+
+
+def _split_statements(value: str, line: int, col: int, base: int, cur: list, items: list) -> None:
+    """The items of LINES ``value`` (statements, each ended by ``;`` or a
+    newline, with only blanks and separators between): the first continues
+    ``cur``, each goes to ``items`` when its separator is reached."""
+    start, n = 0, len(value)
+    while start < n:
+        nl = value.find("\n", start)
+        end = n if nl < 0 else nl
+        text = value[start:end]
+        if '"' in text or "{" in text:
+            # strings (which may hold a ';') or one-line blocks: scan
+            stack = []
+            out = cur
+            at = base + start
+            for m in _SCAN_RE.finditer(text):
+                w = m.group()
+                pos, stop = m.span()
+                c = w[0]
+                if c == '"':
+                    out.append((S, w[1:-1].replace('\\"', '"'), line, col + pos, at + pos, at + stop))
+                elif c == "{":
+                    stack.append((out, pos))
+                    out = []
+                elif c == "}":
+                    inner = out
+                    out, first = stack.pop()
+                    out.append((B, [inner] if inner else [], line, col + first, at + first, at + stop))
+                elif c == ";":
+                    if out:
+                        items.append(out)
+                    out = []
+                else:
+                    out.append((W, w, line, col + pos, at + pos, at + stop))
+            cur = out
+        elif ";" in text:
+            off = 0
+            segs = text.split(";")
+            last = len(segs) - 1
+            for k, seg in enumerate(segs):
+                _split_chunk(seg, line, col + off, base + start + off, cur)
+                off += len(seg) + 1
+                if k < last and cur:
+                    items.append(cur)
+                    cur = []
+        else:
+            _split_chunk(text, line, col, base + start, cur)
+        if nl >= 0:
+            if cur:
+                items.append(cur)
+                cur = []
+            line += 1
+            col = 1
+        start = end + 1
+    if cur:
+        items.append(cur)
+
+
+def _splice(children) -> list:
+    out = []
+    for c in children:
+        if type(c) is _Items:
+            out.extend(c)
+        else:
+            out.append(c)
+    return out
+
+
 class _Blocks(Transformer):
     """Tree-less callbacks: items become lists of word/string/brace tuples."""
 
     def start(self, children):
-        return children
+        return _splice(children)
 
     def item(self, parts):
         out = []
@@ -78,23 +153,21 @@ class _Blocks(Transformer):
                 out.append(p)
             elif p.type == "CHUNK":
                 _split_chunk(p.value, p.line, p.column, p.start_pos, out)
-            elif p.type == "LINE":  # a CHUNK and its separator
-                _split_chunk(p.value[:-1], p.line, p.column, p.start_pos, out)
             else:  # STRING
                 out.append((S, p.value[1:-1].replace('\\"', '"'), p.line, p.column, p.start_pos, p.end_pos))
         return out
 
     def line(self, parts):
-        if len(parts) == 1:
-            p = parts[0]
-            out = []
-            _split_chunk(p.value[:-1], p.line, p.column, p.start_pos, out)
-            return out
-        return self.item(parts)
+        """Parts of a statement, then LINES: that statement's end and more."""
+        p = parts[-1]
+        cur = self.item(parts[:-1]) if len(parts) > 1 else []
+        items = _Items()
+        _split_statements(p.value, p.line, p.column, p.start_pos, cur, items)
+        return items
 
     def brace(self, children):
         lb, rb = children[0], children[-1]
-        return (B, list(children[1:-1]), lb.line, lb.column, lb.start_pos, rb.end_pos)
+        return (B, _splice(children[1:-1]), lb.line, lb.column, lb.start_pos, rb.end_pos)
 
 
 class _Comments:
