@@ -27,6 +27,7 @@ MAX_DEFINE_DEPTH = 32
 # Token tuples: (kind, value, line, column, start, end); kind w=word s=string b=brace.
 W, S, B = "w", "s", "b"
 _WORD_RE = re.compile(r"!=|==|<=|>=|<<|>>|[()|&^,<>!=]|[^\s()|&^,<>!=]+")
+_OPERATOR_CHAR = re.compile(r"[()|&^,<>!=]").search
 # A CHUNK with strings or one-line blocks in it: those, braces and words.
 _PART_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"|[{}]|!=|==|<=|>=|<<|>>|[()|&^,<>!=]|[^\s()|&^,<>!="{}]+')
 
@@ -41,7 +42,10 @@ def _split_chunk(value: str, line: int, col: int, base: int, out: list) -> None:
         pos = 0
         find = value.find
         append = out.append
-        for w in _WORD_RE.findall(value):
+        # without operators the words are what str.split() gives (its
+        # whitespace is re's \s), found faster
+        words = value.split() if _OPERATOR_CHAR(value) is None else _WORD_RE.findall(value)
+        for w in words:
             pos = find(w, pos)
             end = pos + len(w)
             append((W, w, line, col + pos, base + pos, base + end))
@@ -671,6 +675,8 @@ _STATEMENT_WORDS = {"accept", "drop", "reject", "jump", "goto", "return", "conti
                     "counter", "log", "limit", "quota", "comment", "notrack", "snat", "dnat",
                     "masquerade", "redirect", "dup", "fwd", "flow", "synproxy", "tproxy", "xt",
                     "meter", "add", "update", "delete", "set", "nftrace"}
+#: The words that continue a left-hand expression (operators, ``.``, ``map``).
+_EXPRESSION_JOINERS = frozenset(_BINOPS) | {".", "map"}
 #: The words that continue a value (``a | b``, ``a, b``, ``a . b``, ``a-b``, ``a / m``).
 _VALUE_JOINERS = frozenset({"|", ",", ".", "-", "/"})
 #: The words :meth:`_RuleReader.statement` looks for before reading a match.
@@ -960,9 +966,9 @@ class _RuleReader:
 
     # -- matches -----------------------------------------------------------------------
     def match_or_mangle(self):
-        start = self.i
         left = self.expression()
-        w = self.word()
+        i, n = self.i, self.n
+        w = self.words[i] if i < n else None
         if w == "set":
             self.i += 1
             value = self.operand()
@@ -973,10 +979,11 @@ class _RuleReader:
             self.i += 1
             return {"vmap": {"key": left, "data": self.map_data(verdicts=True)}}
         op = None
-        if w in _REL_OPS and self.peek(1) is not None:
+        if w in _REL_OPS and i + 1 < n:
             op = _REL_OPS[w]
-            self.i += 1
-        t = self.peek()
+            i += 1
+            self.i = i
+        t = self.toks[i] if i < n else None
         if left.get("unknown") is not None and op is None and (t is None or t[0] == W and t[1] in _STATEMENT_WORDS):
             return {"match": {"op": "==", "left": left, "right": True}}
         if t is None or (t[0] == W and t[1] in _STATEMENT_WORDS and t[1] not in ("set",)
@@ -998,6 +1005,8 @@ class _RuleReader:
         left = self.selector()
         while True:
             w = self.word()
+            if w not in _EXPRESSION_JOINERS:
+                return left
             if w in _BINOPS and self.peek(1) is not None:
                 self.i += 1
                 left = {_BINOPS[w]: [left, self.operand()]}
@@ -1062,13 +1071,14 @@ class _RuleReader:
                 return v
 
     def selector(self):
-        t = self.peek()
+        i, n = self.i, self.n
+        t = self.toks[i] if i < n else None
         if t is None:
             raise self.fail("an expression is missing", self.toks[-1])
         if t[0] != W:
             raise self.fail("expected an expression here", t)
         w = t[1]
-        nxt = self.word(1)
+        nxt = self.words[i + 1] if i + 1 < n else None
         if w in _PAYLOAD_PROTOS and nxt is not None and nxt not in _REL_OPS and not _NUM_RE.match(nxt) \
                 and nxt not in ("{", ".") and not nxt.startswith("@"):
             if nxt in ("option", "chunk", "exthdr") or w in ("dst", "frag", "hbh", "mh", "rt", "srh"):
@@ -1196,7 +1206,7 @@ class _RuleReader:
                 return v
 
     def primary(self):
-        t = self.peek()
+        t = self.toks[self.i] if self.i < self.n else None
         if t is None:
             raise self.fail("a value is missing", self.toks[-1])
         self.i += 1
