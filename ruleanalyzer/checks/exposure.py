@@ -95,6 +95,14 @@ class AdminPortExposed(Check):
                     open_on = sp.bdd.forall(src_vars, ~public | sources) & usable
                     if open_on == sp.false:
                         continue
+                    # Open on an interface no rule names (any uplink) is open for
+                    # sure; open only on named ones depends on what they face.
+                    labels = sp.spec("iif").names
+                    if open_on & sp.eq("iif", labels.index("*")) != sp.false:
+                        via = ""
+                    else:
+                        via = ", ".join(l for i, l in enumerate(labels)
+                                        if l != "*" and open_on & sp.eq("iif", i) != sp.false)
                     exposed = at_port & open_on & public
                     rules = [r for r in reach.rules() if outcome(r) == "accept"
                              and reach.rule_sets(r).matched_upper.node & exposed != sp.false]
@@ -107,14 +115,17 @@ class AdminPortExposed(Check):
                                        if (c.policy or "accept") == "accept" and c.kind == "filter"), None)
                         key = id(anchor)
                     entry = groups.setdefault(key, (anchor, [], (sp.wrap(exposed), hook), user[1:]))
-                    label = f"{service} ({port}/tcp, IPv{family}" + (", forwarded" if hook == "forward" else "") + ")"
+                    label = (f"{service} ({port}/tcp, IPv{family}" + (", forwarded" if hook == "forward" else "")
+                             + (f", arriving on {via}" if via else "") + ")")
                     if label not in entry[1]:
                         entry[1].append(label)
         for anchor, labels, (example, hook), others in groups.values():
             w = witness(example, hook)  # one witness per finding: they are not cheap
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
+            caveat = (" — if those interfaces face the internet" if all("arriving on" in l for l in labels)
+                      else "")
             yield self.finding(
                 f"open to the whole internet: {', '.join(labels)} — any public address can connect "
-                f"(e.g. {w.describe()})",
+                f"(e.g. {w.describe()}){caveat}",
                 witness=w, related=[related_rule(r, "also admits it") for r in others[:5]],
                 fix="restrict the source (-s / ip saddr) to the networks that need it", **where)

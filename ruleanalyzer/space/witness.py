@@ -57,12 +57,25 @@ def _preferences(space: Space):
         space.eq("ct_direction", 0),
         space.eq("pkttype", space.spec("pkttype").names.index("unicast")),
         space.eq("uid", 0), space.eq("gid", 0),
+        # Documentation addresses read as examples in reports (a client in
+        # TEST-NET-3, a server in TEST-NET-1), where the region allows them.
+        _within(space, "src", "203.0.113.0/24", "2001:db8:c::/48"),
+        _within(space, "dst", "192.0.2.0/24", "2001:db8:5::/48"),
         # Avoid network addresses (x.x.x.0) where the region allows a host.
         space.bdd.var(space.spec("src").var(0)),
         space.bdd.var(space.spec("dst").var(0)),
     ]
     space.__dict__["_witness_prefs"] = prefs
     return prefs
+
+
+def _within(space: Space, field: str, v4: str, v6: str):
+    """``field`` lies in the IPv4 network ``v4`` or the IPv6 network ``v6``."""
+    out = space.false
+    for text in (v4, v6):
+        net = ipaddress.ip_network(text)
+        out |= space.between(field, int(net.network_address), int(net.broadcast_address))
+    return out
 
 
 def _value(space: Space, bits: dict, name: str) -> int:
