@@ -21,9 +21,9 @@ import time
 
 import pytest
 
-from .gen_iptables import Case, generate
-from .runner import observe_cases
-from .test_kernel_reach import TIME_LIMIT, sendable, skip_without_kernel, witness_probe
+from .diff_witnesses import Tally, confirm, plan
+from .gen_iptables import generate
+from .test_kernel_reach import TIME_LIMIT, skip_without_kernel
 
 pytestmark = pytest.mark.kernel
 
@@ -102,78 +102,23 @@ def edit(text: str, rnd: random.Random, family: int) -> tuple[str, str]:
 
 def test_diff_witnesses_change_verdict_in_the_kernel():
     skip_without_kernel()
-    from ruleanalyzer import loads
-    from ruleanalyzer.diff import diff
-    from ruleanalyzer.engine.evaluate import Evaluator
-
     started = time.monotonic()
+    tally = Tally()
     plans = []
-    regions = skipped_unknown = unsendable = 0
     for seed in SEEDS:
         case = generate(seed, 0)
-        rnd = random.Random(seed * 7919)
-        new_text, what = edit(case.text, rnd, case.family)
-        old, new = loads(case.text, dialect="iptables"), loads(new_text, dialect="iptables")
-        report = diff(old, new, hooks=("input",), findings=False, connections=False)
-        evals = Evaluator(old), Evaluator(new)
-        space = report.space
-        bed = space.wrap(sendable(space, case.family))
-        used: set = set()
-        ident = (seed % 20000) * 1000 + 700
-        checks = []
-        for region in report.regions:
-            regions += 1
-            # An unknown side (a match the analyzer cannot decide) is not
-            # checked; the definite side is.
-            want = tuple(v if v in ("accept", "drop") else None for v in (region.was, region.now))
-            if want == (None, None):
-                skipped_unknown += 1
-                continue
-            ident += 1
-
-            def agrees(p, want=want):
-                m = p.model_packet()
-                return all(v is None or ev.evaluate(m).verdict == v for v, ev in zip(want, evals))
-
-            probe, w = witness_probe(region.packets & bed, ident, used, case.text + new_text, agrees)
-            if probe is None:
-                unsendable += 1
-                continue
-            # Plain values only: no BDD node may outlive its manager.
-            checks.append((probe, (region.kind, region.text, region.was, region.now), w))
-        probes = [c[0] for c in checks]
-        plans.append((Case(seed, case.family, case.text, probes), Case(seed, case.family, new_text, probes),
-                      what, checks))
+        new_text, what = edit(case.text, random.Random(seed * 7919), case.family)
+        plans.append(plan(seed, case.family, case.text, new_text, what, "iptables", tally))
     analysed = time.monotonic() - started
-    cases = [p[0] for p in plans] + [p[1] for p in plans]
-    observed = observe_cases(cases, "iptables")
-    half = len(plans)
-    failures, problems, confirmed = [], [], 0
-    for k, (old_case, new_case, what, checks) in enumerate(plans):
-        before = {o.probe.ident: o for o in observed[k][1]}
-        after = {o.probe.ident: o for o in observed[half + k][1]}
-        for probe, (kind, text, was, now), w in checks:
-            a, b = before[probe.ident], after[probe.ident]
-            if a.problem or b.problem:
-                problems.append(f"{old_case}: {probe.describe()}: {a.problem or b.problem}")
-                continue
-            want = tuple(v if v in ("accept", "drop") else None for v in (was, now))
-            if all(v is None or got == v for v, got in zip(want, (a.verdict, b.verdict))):
-                confirmed += 1
-            else:
-                failures.append(
-                    f"===== {old_case}, edit: {what}\n  region ({kind}): {text}: "
-                    f"{was} -> {now}\n  witness {w}\n  sent as {probe.describe()}\n"
-                    f"  kernel: old {a.decision.describe() if a.decision else '-'}, "
-                    f"new {b.decision.describe() if b.decision else '-'}\n"
-                    f"--- old ruleset:\n{old_case.text}--- new ruleset:\n{new_case.text}")
+    confirm(plans, "iptables", tally)
     elapsed = time.monotonic() - started
     print(f"\ndiff vs kernel over {len(SEEDS)} edited rulesets in {elapsed:.1f}s (analysis {analysed:.1f}s): "
-          f"{regions} regions, {confirmed} witnesses confirmed (old and new verdict), "
-          f"{skipped_unknown} regions unknown on both sides skipped, {unsendable} regions with no sendable packet; "
-          f"{len(problems)} harness problems; {len(failures)} disagreements")
-    assert len(problems) <= 2, "the harness could not read the kernel:\n" + "\n".join(problems[:10])
-    if failures:
-        pytest.fail(f"{len(failures)} disagreements with the kernel:\n" + "\n".join(failures[:8]), pytrace=False)
-    assert confirmed > 0, "no region was checked at all"
+          f"{tally.regions} regions, {tally.confirmed} witnesses confirmed (old and new verdict), "
+          f"{tally.skipped_unknown} regions unknown on both sides skipped, {tally.unsendable} regions with "
+          f"no sendable packet; {len(tally.problems)} harness problems; {len(tally.failures)} disagreements")
+    assert len(tally.problems) <= 2, "the harness could not read the kernel:\n" + "\n".join(tally.problems[:10])
+    if tally.failures:
+        pytest.fail(f"{len(tally.failures)} disagreements with the kernel:\n" + "\n".join(tally.failures[:8]),
+                    pytrace=False)
+    assert tally.confirmed > 0, "no region was checked at all"
     assert elapsed < TIME_LIMIT * 1.5, f"took {elapsed:.0f}s"

@@ -23,11 +23,9 @@ import time
 
 import pytest
 
-from .gen_iptables import Case
+from .diff_witnesses import Tally, confirm, plan
 from .gen_nftables import generate
 from .netns import Namespace, missing_prerequisites
-from .runner import observe_cases
-from .test_kernel_reach import TIME_LIMIT, sendable, witness_probe
 
 pytestmark = pytest.mark.kernel
 
@@ -111,90 +109,35 @@ def test_diff_witnesses_change_verdict_in_the_nft_kernel():
     reason = missing_prerequisites(TOOLS)
     if reason:
         pytest.skip(reason)
-    from ruleanalyzer import loads
-    from ruleanalyzer.diff import diff
-    from ruleanalyzer.engine.evaluate import Evaluator
-
     started = time.monotonic()
     edited = []
     for seed in SEEDS:
         case = generate(seed, 0)
         new_text, what = edit(case.text, random.Random(seed * 7919))
         edited.append((case, new_text, what))
-    verdicts = kernel_refuses([t for _, t, _ in edited])
+    tally = Tally()
     plans, refused = [], []
-    regions = skipped_unknown = unsendable = 0
-    for (case, new_text, what), complaint in zip(edited, verdicts):
+    for (case, new_text, what), complaint in zip(edited, kernel_refuses([t for _, t, _ in edited])):
         if complaint is not None:
             refused.append(f"{case}: {what}: {complaint}")
             continue
-        old, new = loads(case.text, dialect="nftables"), loads(new_text, dialect="nftables")
-        report = diff(old, new, hooks=("input",), findings=False, connections=False)
-        evals = Evaluator(old), Evaluator(new)
-        space = report.space
-        bed = space.wrap(sendable(space, case.family))
-        used: set = set()
-        ident = (case.seed % 20000) * 1000 + 700
-        checks = []
-        for region in report.regions:
-            regions += 1
-            # An unknown side (a match the analyzer cannot decide) is not
-            # checked; the definite side is.
-            want = tuple(v if v in ("accept", "drop") else None for v in (region.was, region.now))
-            if want == (None, None):
-                skipped_unknown += 1
-                continue
-            ident += 1
-
-            def agrees(p, want=want):
-                m = p.model_packet()
-                return all(v is None or ev.evaluate(m).verdict == v for v, ev in zip(want, evals))
-
-            probe, w = witness_probe(region.packets & bed, ident, used, case.text + new_text, agrees)
-            if probe is None:
-                unsendable += 1
-                continue
-            # Plain values only: no BDD node may outlive its manager.
-            checks.append((probe, (region.kind, region.text, region.was, region.now), w))
-        probes = [c[0] for c in checks]
-        plans.append((Case(case.seed, case.family, case.text, probes),
-                      Case(case.seed, case.family, new_text, probes), what, checks))
+        plans.append(plan(case.seed, case.family, case.text, new_text, what, "nftables", tally))
     analysed = time.monotonic() - started
-    cases = [p[0] for p in plans] + [p[1] for p in plans]
-    observed = observe_cases(cases, "nftables")
-    half = len(plans)
-    failures, problems, confirmed = [], [], 0
-    for k, (old_case, new_case, what, checks) in enumerate(plans):
-        before = {o.probe.ident: o for o in observed[k][1]}
-        after = {o.probe.ident: o for o in observed[half + k][1]}
-        for probe, (kind, text, was, now), w in checks:
-            a, b = before[probe.ident], after[probe.ident]
-            if a.problem or b.problem:
-                problems.append(f"{old_case}: {probe.describe()}: {a.problem or b.problem}")
-                continue
-            want = tuple(v if v in ("accept", "drop") else None for v in (was, now))
-            if all(v is None or got == v for v, got in zip(want, (a.verdict, b.verdict))):
-                confirmed += 1
-            else:
-                failures.append(
-                    f"===== {old_case}, edit: {what}\n  region ({kind}): {text}: "
-                    f"{was} -> {now}\n  witness {w}\n  sent as {probe.describe()}\n"
-                    f"  kernel: old {a.decision.describe() if a.decision else '-'}, "
-                    f"new {b.decision.describe() if b.decision else '-'}\n"
-                    f"--- old ruleset:\n{old_case.text}--- new ruleset:\n{new_case.text}")
+    confirm(plans, "nftables", tally)
     elapsed = time.monotonic() - started
     print(f"\nnft diff vs kernel over {len(SEEDS)} edited rulesets ({len(refused)} edits refused by nft) "
-          f"in {elapsed:.1f}s (analysis {analysed:.1f}s): {regions} regions, {confirmed} witnesses "
-          f"confirmed (old and new verdict), {skipped_unknown} regions unknown on both sides skipped, "
-          f"{unsendable} regions with no sendable packet; {len(problems)} harness problems; "
-          f"{len(failures)} disagreements")
+          f"in {elapsed:.1f}s (analysis {analysed:.1f}s): {tally.regions} regions, {tally.confirmed} witnesses "
+          f"confirmed (old and new verdict), {tally.skipped_unknown} regions unknown on both sides skipped, "
+          f"{tally.unsendable} regions with no sendable packet; {len(tally.problems)} harness problems; "
+          f"{len(tally.failures)} disagreements")
     for line in refused:
         print("refused:", line)
-    for line in problems:
+    for line in tally.problems:
         print("problem:", line)
-    assert len(problems) <= 2, "the harness could not read the kernel:\n" + "\n".join(problems[:10])
-    if failures:
-        print("\n".join(failures))
-        pytest.fail(f"{len(failures)} disagreements with the kernel:\n" + "\n".join(failures[:8]), pytrace=False)
-    assert confirmed > 0, "no region was checked at all"
+    assert len(tally.problems) <= 2, "the harness could not read the kernel:\n" + "\n".join(tally.problems[:10])
+    if tally.failures:
+        print("\n".join(tally.failures))
+        pytest.fail(f"{len(tally.failures)} disagreements with the kernel:\n" + "\n".join(tally.failures[:8]),
+                    pytrace=False)
+    assert tally.confirmed > 0, "no region was checked at all"
     assert elapsed < LIMIT, f"took {elapsed:.0f}s"
