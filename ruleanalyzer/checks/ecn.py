@@ -91,6 +91,17 @@ def _live_rules(ctx: Context):
             yield rule
 
 
+def _ecn_rules(ctx: Context, verdict: str):
+    """``(rule, hook, reach)`` for every live rule with ``verdict`` whose
+    match can see ECN bits, with the analysis that reaches it."""
+    for rule in _live_rules(ctx):
+        if outcome(rule) != verdict or not _rule_touches_ecn(rule):
+            continue
+        hook, reach = _where_reached(ctx, rule)
+        if reach is not None:
+            yield rule, hook, reach
+
+
 def _safe_flags_fix(ctx: Context) -> str:
     if ctx.dialect in ("nftables", "nft-json"):
         return "match with a mask that leaves ECN bits out: tcp flags syn / fin,syn,rst,ack"
@@ -120,12 +131,7 @@ class SynExactFlags(Check):
     severity = "warning"
 
     def run(self, ctx: Context):
-        for rule in _live_rules(ctx):
-            if outcome(rule) != "accept" or not _rule_touches_ecn(rule):
-                continue
-            hook, reach = _where_reached(ctx, rule)
-            if reach is None:
-                continue
+        for rule, hook, reach in _ecn_rules(ctx, "accept"):
             sp = reach.space
             matched = reach.rule_sets(rule).matched_lower.node
             match_up = reach.rule_sets(rule).match_upper.node
@@ -169,12 +175,7 @@ class EcnMarkedDropped(Check):
     severity = "warning"
 
     def run(self, ctx: Context):
-        for rule in _live_rules(ctx):
-            if outcome(rule) != "drop" or not _rule_touches_ecn(rule):
-                continue
-            hook, reach = _where_reached(ctx, rule)
-            if reach is None:
-                continue
+        for rule, hook, reach in _ecn_rules(ctx, "drop"):
             sp = reach.space
             matched = reach.rule_sets(rule).matched_upper.node
             match_up = reach.rule_sets(rule).match_upper.node
@@ -207,12 +208,7 @@ class EcnVariantNotAccepted(Check):
     severity = "warning"
 
     def run(self, ctx: Context):
-        for rule in _live_rules(ctx):
-            if outcome(rule) != "accept" or not _rule_touches_ecn(rule):
-                continue
-            hook, reach = _where_reached(ctx, rule)
-            if reach is None:
-                continue
+        for rule, hook, reach in _ecn_rules(ctx, "accept"):
             sp = reach.space
             matched = reach.rule_sets(rule).matched_lower.node
             match_up = reach.rule_sets(rule).match_upper.node

@@ -72,6 +72,14 @@ def _blocker_list(blockers: list[Rule], limit: int = 5) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
+def _blocked(ctx: Context):
+    """``(rule, blockers)`` of dead rules that earlier rules block, except
+    those a structure check (RA504, RA505) already explains."""
+    for dead in dead_rules(ctx):
+        if dead.blockers and not explained_by_structure(dead.rule):
+            yield dead.rule, dead.blockers
+
+
 class ShadowedRule(Check):
     """An earlier rule with a different action takes every packet this rule
     would match."""
@@ -93,10 +101,7 @@ class ShadowedRule(Check):
     severity = "error"
 
     def run(self, ctx: Context):
-        for dead in dead_rules(ctx):
-            rule, blockers = dead.rule, dead.blockers
-            if not blockers or explained_by_structure(rule):
-                continue
+        for rule, blockers in _blocked(ctx):
             differing = [b for b in blockers if outcome(b) != outcome(rule)]
             if not differing:
                 continue
@@ -125,10 +130,7 @@ class RedundantRule(Check):
     severity = "warning"
 
     def run(self, ctx: Context):
-        for dead in dead_rules(ctx):
-            rule, blockers = dead.rule, dead.blockers
-            if not blockers or explained_by_structure(rule):
-                continue
+        for rule, blockers in _blocked(ctx):
             if any(outcome(b) != outcome(rule) for b in blockers):
                 continue
             yield self.finding(
