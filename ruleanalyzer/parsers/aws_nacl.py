@@ -13,7 +13,7 @@ security group's (priority -10 < 0) and its egress chain after (10 > 0).
 
 from __future__ import annotations
 
-from ..model import Accept, Drop, IntMatch, Match, Rule, Ruleset, Table
+from ..model import PROTOCOL_NAMES, Accept, Drop, IntMatch, Match, Rule, Ruleset, Table
 from .cloud_common import (CLOUD_META, Fields, address_match, base_chain, fail, load_document,
                            note, parse_network, port_match, proto_match, sniff_keywords, unwrap)
 
@@ -21,7 +21,6 @@ DIALECT = "aws-nacl"
 DEFAULT_RULE_NUMBER = 32767
 POLICY_TEXT = "rule * (implicit deny)"
 INGRESS_PRIORITY, EGRESS_PRIORITY = -10, 10
-_PROTO_LABELS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}
 
 
 def sniff(text: str, name: str) -> int:
@@ -133,7 +132,7 @@ def _protocol(entry: Fields, matches: list[Match]) -> str:
     else:
         raise fail(entry.name, entry.at("Protocol"), f"unknown Protocol {raw!r}",
                    hint="use -1 (all) or a protocol number such as 6 (tcp)")
-    label = _PROTO_LABELS.get(number, f"proto {number}")
+    label = PROTOCOL_NAMES.get(number, f"proto {number}")
     matches.append(proto_match(number, label))
     if number in (6, 17) and entry.has("PortRange"):
         rng = Fields(entry.get("PortRange"), entry.name, entry.at("PortRange"))

@@ -11,7 +11,7 @@ outside the export and are OpaqueMatch until an inventory maps them.
 
 from __future__ import annotations
 
-from ..model import Accept, IntMatch, Match, Rule, Ruleset, Table
+from ..model import PROTOCOL_NAMES, Accept, IntMatch, Match, Rule, Ruleset, Table
 from .cloud_common import (CLOUD_META, Fields, file_meta, address_match, base_chain, fail, load_document,
                            note, parse_network, port_match, proto_match, register_ref,
                            sniff_keywords, unwrap)
@@ -20,7 +20,6 @@ DIALECT = "aws-sg"
 NAMES_META = "aws_sg_names"
 POLICY_TEXT = "implicit deny (no rule allows it)"
 _PROTO_NAMES = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}
-_PROTO_LABELS = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6"}
 
 
 def sniff(text: str, name: str) -> int:
@@ -128,7 +127,7 @@ def _protocol_matches(perm: Fields) -> tuple[tuple[Match, ...], str]:
             raise fail(perm.name, perm.at("IpProtocol"), f"unknown IpProtocol {raw!r}",
                        hint="use tcp, udp, icmp, icmpv6, -1 or a protocol number 0-255")
         number = int(raw)
-    label = _PROTO_LABELS.get(number, f"proto {number}")
+    label = PROTOCOL_NAMES.get(number, f"proto {number}")
     matches: list[Match] = [proto_match(number, label)]
     lo, hi = perm.int("FromPort"), perm.int("ToPort")
     if number in (6, 17):
