@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 from bisect import bisect_left
 from functools import lru_cache
+from typing import Callable
 from dataclasses import dataclass, replace
 from ..model import (CONNTRACK_PRIORITY, AddressMatch, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
                      Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Packet, Queue, Reject, Return,
@@ -87,6 +88,8 @@ class _Compiled:
         self.base: dict[tuple[str, int], list[Chain]] = {}
         self.chains: dict[int, dict[str, Chain]] = {id(t): t.chains for t in ruleset.tables}
         self.chain_runs: dict[int, list] = {}
+        self.match_preds: dict[int, tuple] = {}
+        self.guards: dict[int, InterfaceMatch] = {}
 
     def runs(self, chain: Chain) -> list:
         """Per rule index, ``None`` or the indexed run it lies in.
@@ -108,6 +111,23 @@ class _Compiled:
             preds = tuple(zip(tuple(compile_match(m) for m in rule.matches), rule.matches))
             self.rule_preds[id(rule)] = preds
         return preds
+
+    def predicate(self, match) -> Callable:
+        """The compiled predicate of one match outside a rule's own list (a
+        verdict-map branch, a device guard), compiled once."""
+        entry = self.match_preds.get(id(match))
+        if entry is None:
+            # The match is kept in the entry so its id stays its own.
+            entry = self.match_preds[id(match)] = (compile_match(match), match)
+        return entry[0]
+
+    def device_guard(self, chain: Chain) -> InterfaceMatch:
+        """A netdev chain applies only to packets arriving on its devices."""
+        guard = self.guards.get(id(chain))
+        if guard is None:
+            guard = self.guards[id(chain)] = InterfaceMatch(
+                "iif", chain.devices, text=f"arrives on {', '.join(chain.devices)}")
+        return guard
 
     def base_chains(self, hook: str, family: int) -> list[Chain]:
         key = (hook, family)
@@ -376,7 +396,7 @@ class Evaluator:
         """A verdict map: the first branch that holds gives the action."""
         for b in range(first, len(action.branches)):
             match, branch_action = action.branches[b]
-            r = compile_match(match)(path.view)
+            r = self.compiled.predicate(match)(path.view)
             if r is False:
                 continue
             if r is None:
@@ -499,8 +519,8 @@ class Evaluator:
 
     def _enter_base(self, chain: Chain, path: _Path) -> list[_End]:
         if chain.devices:
-            guard = InterfaceMatch("iif", chain.devices, text=f"arrives on {', '.join(chain.devices)}")
-            r = compile_match(guard)(path.view)
+            guard = self.compiled.device_guard(chain)
+            r = self.compiled.predicate(guard)(path.view)
             if r is False:
                 return [_End("skip", path)]
             if r is None:
