@@ -14,6 +14,21 @@ from .model import Location, Ruleset
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 
+#: Dialects whose empty output is a real answer: ``nft list ruleset`` prints
+#: nothing when no ruleset is loaded.
+EMPTY_MEANS_NO_RULES = frozenset({"nftables"})
+
+
+def refuse_empty(text: str, name: str, dialect: str | None) -> None:
+    """An empty file is bad input (issue: "Empty file … exit 2"), except
+    where the dialect's own tool prints nothing for "no rules"."""
+    if text.strip() or dialect in EMPTY_MEANS_NO_RULES:
+        return
+    raise RuleAnalyzerError("the file is empty", Location(name, 1, 1),
+                            hint="an empty export has no rules to analyse; an empty `nft list ruleset` "
+                                 "(no ruleset loaded) is read with --dialect nftables")
+
+
 def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """The text of ``path``: UTF-8 (BOM tolerated), else a located error.
 
@@ -34,9 +49,6 @@ def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> st
         line = data.count(b"\n", 0, nul) + 1
         col = nul - (data.rfind(b"\n", 0, nul) + 1) + 1
         raise RuleAnalyzerError("binary data (a NUL byte), not a rule file", Location(name, line, col))
-    if not data.strip():
-        raise RuleAnalyzerError("the file is empty", Location(name, 1, 1),
-                                hint="an empty export has no rules to analyse; check the command that wrote it")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -59,7 +71,11 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
     """
     if not paths:
         raise RuleAnalyzerError("no rule files given")
-    parsed = [parsers.parse(read_text(path, max_bytes), str(path), dialect) for path in paths]
+    parsed = []
+    for path in paths:
+        text = read_text(path, max_bytes)
+        refuse_empty(text, str(path), dialect)
+        parsed.append(parsers.parse(text, str(path), dialect))
     # A dialect whose files only make sense together (ufw's user.rules +
     # before.rules + ufw.conf) rebuilds them as one host: ``combine(rulesets)``.
     for name in dict.fromkeys(r.meta.get("dialect") for r in parsed):

@@ -101,3 +101,14 @@ def test_output_file_is_not_written_when_the_run_fails(tmp_path):
                            "--format", "json"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and not out.exists()
     assert not list(tmp_path.glob(".ruleanalyzer-*"))
+
+
+def test_an_empty_nft_dump_is_no_ruleset_when_the_dialect_is_named(tmp_path, capsys):
+    """`nft list ruleset` prints nothing when no ruleset is loaded: every
+    packet passes. Unnamed, an empty file stays a located error."""
+    empty = tmp_path / "ruleset.nft"
+    empty.write_text("")
+    args = ("query", empty, "--src", "192.0.2.1", "--dst", "192.0.2.2", "--dport", "22")
+    assert run(*args, "--dialect", "nftables", capsys=capsys)[0] == 0
+    code, _, err = run(*args, capsys=capsys)
+    assert code == 2 and "empty" in err

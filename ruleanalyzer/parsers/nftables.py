@@ -200,7 +200,8 @@ def _parser() -> Lark:
 def sniff(text: str, name: str) -> int:
     """How sure we are that ``text`` is nft syntax, from its first statements."""
     head = text[:2000]
-    if re.search(r"^\s*(table|add table|add rule|flush ruleset|define|include)\b", head, re.M):
+    if re.search(r"^\s*(table|(add|create|delete|destroy|flush) (table|chain|set|map)|(add|insert) rule"
+                 r"|flush ruleset|define|include)\b", head, re.M):
         if re.search(r"^\s*(table\s+(ip|ip6|inet|arp|bridge|netdev)?\s*[\w\"-]+\s*\{|flush ruleset|add (table|rule))", head, re.M):
             return 90
         return 60
