@@ -24,7 +24,8 @@ shows them on a host running ufw.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from importlib import resources
 
 from ..errors import RuleAnalyzerError
@@ -63,6 +64,7 @@ def prefix(family: str) -> str:
     return "ufw" if family == "ip" else "ufw6"
 
 
+@lru_cache(maxsize=None)
 def builtin_text(name: str) -> str:
     """One of the shipped templates in ``ruleanalyzer/data/ufw``."""
     return resources.files("ruleanalyzer").joinpath("data", "ufw", name).read_text("utf-8")
@@ -86,6 +88,22 @@ def lines_of(text: str, name: str, *, implicit: bool = False) -> list[Line]:
 
 
 _RT_TYPE = re.compile(r"-m rt\b")
+
+#: Rules of implicit lines (the built-in before/after.rules, ufw-init's own
+#: chains and jumps, the logging and rate-limiting sections), parsed once:
+#: every ufw host loads the same ones, and parsing them again for each input
+#: was most of the reader's time. Key: everything the parsed rule depends on.
+#: Bounded (the keys include the source name); cleared when full.
+_IMPLICIT_RULES: dict[tuple, Rule] = {}
+_IMPLICIT_RULES_MAX = 4096
+_RULE_FIELDS = tuple(f.name for f in fields(Rule))
+
+
+def _copy_rule(rule: Rule) -> Rule:
+    """A fresh Rule with the same fields (its matches and actions are
+    immutable, so sharing them is safe; index and chain are set again by
+    the chain it is added to)."""
+    return Rule(*[getattr(rule, name) for name in _RULE_FIELDS])
 
 
 class TableBuilder:
@@ -171,6 +189,22 @@ class TableBuilder:
                 position = int(rest[0])
                 rest = rest[1:]
             spec = " ".join(["-A", chain] + rest) if '"' not in text else _reinsert(text, chain)
+        key = (spec, text, line.location, table, chain, self.family, line.opaque) if line.implicit else None
+        known = _IMPLICIT_RULES.get(key) if key else None
+        if known is not None:
+            rule = _copy_rule(known)
+        else:
+            rule = self._parse(spec, text, line, table, chain)
+            if key:
+                if len(_IMPLICIT_RULES) >= _IMPLICIT_RULES_MAX:
+                    _IMPLICIT_RULES.clear()
+                _IMPLICIT_RULES[key] = _copy_rule(rule)
+        if position is None:
+            chains[chain].append(rule)
+        else:
+            chains[chain].insert(max(position - 1, 0), rule)
+
+    def _parse(self, spec: str, text: str, line: Line, table: str, chain: str) -> Rule:
         loc = line.location
         rule = parse_rule(spec, name=loc.file, line=loc.line, table=table, chain=chain,
                           family=self.family)
@@ -180,10 +214,7 @@ class TableBuilder:
         self._decide_routing_header(rule, text, loc)
         if line.opaque:
             rule.matches = rule.matches + (OpaqueMatch(line.opaque, text=line.opaque),)
-        if position is None:
-            chains[chain].append(rule)
-        else:
-            chains[chain].insert(max(position - 1, 0), rule)
+        return rule
 
     def _decide_routing_header(self, rule: Rule, text: str, loc: Location) -> None:
         """``-m rt --rt-type 0`` (before6.rules) matches only packets with a
