@@ -3,8 +3,14 @@
     .venv/bin/python fuzz/run.py --runs 1000000 iptables nftables ...
     .venv/bin/python fuzz/run.py --seconds 600 --seed 7            # every reader
 
-Each input is one of: a mutation of a real corpus file (most), random
-printable text, or random bytes decoded the way the loader would. The oracle
+Each input is one of: a mutation of a seed (most), random printable text, or
+random bytes decoded the way the loader would. Seeds are the real corpus
+files plus, coverage-guided, every traced input that reached new coverage:
+one input in ``--trace-every`` (default 4) runs under a ``sys.settrace``
+tracer that records the line-to-line arcs executed in ``ruleanalyzer/``; an
+input whose arcs include one never seen before in this run is kept as a
+seed, and later mutations pick kept seeds half of the time
+(``--trace-every 0`` turns the guidance off: corpus seeds only). The oracle
 is :func:`tests.fuzz.harness.check` (parse or a located RuleAnalyzerError,
 then the engine on a few packets). An input taking longer than
 ``--timeout`` seconds counts as a hang. Failures are written to
@@ -31,6 +37,66 @@ sys.setrecursionlimit(10_000)
 from tests.fuzz import harness  # noqa: E402
 
 CRASHES = Path(__file__).resolve().parent / "crashes"
+#: Code whose arcs count as coverage.
+PACKAGE = str(Path(__file__).resolve().parents[1] / "ruleanalyzer") + "/"
+#: At most this many kept (new-coverage) seeds; past it a new one replaces a
+#: random old one. Kept seeds larger than ``2 * --max-size`` are not kept.
+MAX_KEPT = 5000
+
+
+class ArcTracer:
+    """Line-to-line arcs executed in ``ruleanalyzer/`` (``sys.settrace``).
+
+    An arc is (code object, previous line, line), the previous line being
+    -1 on entering a frame; packed in one int. Frames of other code get no
+    local tracer, so they cost one call per function entry."""
+
+    def __init__(self, root: str = PACKAGE):
+        self.root = root
+        self.seen: set[int] = set()
+        self._codes: dict[int, tuple[object, int]] = {}  # id(code) -> (code, index or -1)
+        self.new = 0
+
+    def _index(self, code) -> int:
+        entry = self._codes.get(id(code))
+        if entry is None or entry[0] is not code:
+            entry = (code, len(self._codes) + 1 if code.co_filename.startswith(self.root) else -1)
+            self._codes[id(code)] = entry
+        return entry[1]
+
+    def run(self, fn, *args):
+        """``fn(*args)`` traced; returns its result (or lets its exception
+        through) after merging the arcs it ran into ``seen``; ``self.new``
+        is how many of them were new."""
+        arcs: set[int] = set()
+        add = arcs.add
+        index = self._index
+
+        def call(frame, event, _arg):
+            i = index(frame.f_code)
+            if i < 0:
+                return None
+            base = i << 40
+            prev = base | (0xFFFFF << 20)  # base | previous line (-1 → 0xFFFFF)
+
+            def local(frame, event, _arg):
+                nonlocal prev
+                if event == "line":
+                    line = frame.f_lineno
+                    add(prev | line)
+                    prev = base | (line << 20)
+                return local
+            return local
+
+        sys.settrace(call)
+        try:
+            result = fn(*args)
+        finally:
+            sys.settrace(None)
+            new = arcs - self.seen
+            self.seen |= new
+            self.new = len(new)
+        return result
 
 
 class _Hang(Exception):
@@ -47,8 +113,10 @@ def random_text(rng: random.Random) -> str:
     return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 400)))
 
 
-def one_input(rng: random.Random, seeds: list[str]) -> str:
+def one_input(rng: random.Random, seeds: list[str], kept: list[str] | None = None) -> str:
     r = rng.random()
+    if kept and r < 0.4:
+        return harness.mutate(rng.choice(kept), rng)
     if seeds and r < 0.8:
         return harness.mutate(rng.choice(seeds), rng)
     if r < 0.9:
@@ -58,20 +126,37 @@ def one_input(rng: random.Random, seeds: list[str]) -> str:
 
 
 def fuzz_reader(dialect: str, runs: int, seconds: float, seed: int, timeout: int,
-                max_size: int, log) -> dict:
+                max_size: int, log, trace_every: int = 4) -> dict:
     rng = random.Random(f"{seed}:{dialect}")
     seeds = harness.corpus_texts(dialect, max_size=max_size)
+    kept: list[str] = []
+    tracer = ArcTracer() if trace_every > 0 else None
     start = time.monotonic()
     counts = {"dialect": dialect, "seed": seed, "inputs": 0, "parsed": 0, "refused": 0,
-              "failures": 0, "hangs": 0, "distinct": 0}
+              "failures": 0, "hangs": 0, "distinct": 0, "traced": 0, "arcs": 0, "kept": 0}
     seen: set[str] = set()
     signal.signal(signal.SIGALRM, _alarm)
     while counts["inputs"] < runs and time.monotonic() - start < seconds:
-        text = one_input(rng, seeds)
+        text = one_input(rng, seeds, kept)
         counts["inputs"] += 1
+        traced = tracer is not None and counts["inputs"] % trace_every == 0
         signal.alarm(timeout)
         try:
-            out = harness.check(text, dialect)
+            if traced:
+                counts["traced"] += 1
+                try:
+                    out = tracer.run(harness.check, text, dialect)
+                finally:
+                    counts["arcs"] = len(tracer.seen)
+                # a failure or hang is saved below, not kept as a seed
+                if tracer.new and len(text) <= 2 * max_size:
+                    counts["kept"] += 1
+                    if len(kept) < MAX_KEPT:
+                        kept.append(text)
+                    else:
+                        kept[rng.randrange(MAX_KEPT)] = text
+            else:
+                out = harness.check(text, dialect)
             counts["refused" if isinstance(out, Exception) else "parsed"] += 1
         except (_Hang, harness.FuzzFailure, Exception) as exc:  # noqa: BLE001
             signal.alarm(0)
@@ -106,8 +191,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=int, default=10, help="seconds before an input counts as a hang")
     ap.add_argument("--max-size", type=int, default=8 * 1024, help="largest corpus file used as a seed")
+    ap.add_argument("--trace-every", type=int, default=4,
+                    help="trace one input in N for new coverage arcs (0: no guidance)")
     args = ap.parse_args(argv)
-    total = [fuzz_reader(d, args.runs, args.seconds, args.seed, args.timeout, args.max_size, sys.stdout)
+    total = [fuzz_reader(d, args.runs, args.seconds, args.seed, args.timeout, args.max_size, sys.stdout,
+                         args.trace_every)
              for d in args.readers]
     return 1 if any(c["failures"] or c["hangs"] for c in total) else 0
 
