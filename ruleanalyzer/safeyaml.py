@@ -18,24 +18,59 @@ from .model import Location
 
 #: More aliases than this in one document is refused (real exports use few).
 MAX_YAML_ALIASES = 64
+#: Collections (sequences, mappings) nested deeper than this are refused
+#: (real documents nest a dozen levels). PyYAML composes recursively, and
+#: inside ``[``/``{`` its scanner looks up to 1024 characters ahead at a cost
+#: growing with the depth: a 100k-deep ``a: [[[…`` took seconds to reach
+#: Python's recursion limit. Checked while scanning (flow collections) and
+#: composing (all), so a refusal costs about the same whatever follows.
+MAX_YAML_DEPTH = 100
+
+
+class YAMLLimitError(yaml.YAMLError):
+    """A document over one of the limits above, at ``mark``."""
+
+    def __init__(self, message: str, mark):
+        super().__init__(message)
+        self.message = message
+        self.mark = mark
 
 
 class BoundedSafeLoader(yaml.SafeLoader):
-    """SafeLoader that refuses documents with more than MAX_YAML_ALIASES aliases."""
+    """SafeLoader that refuses documents with more than MAX_YAML_ALIASES
+    aliases or collections nested deeper than MAX_YAML_DEPTH."""
 
     def __init__(self, stream):
         super().__init__(stream)
         self._aliases_seen = 0
+        self._depth = 0
 
-    def compose_node(self, parent, index):  # PyYAML hook
+    @staticmethod
+    def _too_deep(mark) -> YAMLLimitError:
+        return YAMLLimitError(f"YAML nested too deeply: more than {MAX_YAML_DEPTH} levels "
+                              "(safeyaml.MAX_YAML_DEPTH)", mark)
+
+    def fetch_flow_collection_start(self, TokenClass):  # PyYAML scanner hook: '[' or '{'
+        if self.flow_level >= MAX_YAML_DEPTH:
+            raise self._too_deep(self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
+
+    def compose_node(self, parent, index):  # PyYAML composer hook
         if self.check_event(yaml.AliasEvent):
             self._aliases_seen += 1
             if self._aliases_seen > MAX_YAML_ALIASES:
-                event = self.peek_event()
-                raise yaml.YAMLError(
-                    f"more than {MAX_YAML_ALIASES} YAML aliases (a 'billion laughs' expansion?)"
-                    f" at line {event.start_mark.line + 1}")
-        return super().compose_node(parent, index)
+                raise YAMLLimitError(
+                    f"more than {MAX_YAML_ALIASES} YAML aliases (a 'billion laughs' expansion?)",
+                    self.peek_event().start_mark)
+        if not self.check_event(yaml.CollectionStartEvent):
+            return super().compose_node(parent, index)
+        if self._depth >= MAX_YAML_DEPTH:
+            raise self._too_deep(self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 @contextlib.contextmanager
@@ -43,6 +78,11 @@ def located_errors(text: str, name: str) -> Iterator[None]:
     """Turn YAML errors inside the block into one located RuleAnalyzerError."""
     try:
         yield
+    except YAMLLimitError as exc:
+        mark = exc.mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise RuleAnalyzerError(exc.message, Location(name, line, col),
+                                source_line=line_of(text, line)) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -50,8 +90,9 @@ def located_errors(text: str, name: str) -> Iterator[None]:
                                 Location(name, line, col), source_line=line_of(text, line)) from None
     except yaml.YAMLError as exc:
         raise RuleAnalyzerError(f"invalid YAML: {exc}", Location(name, 1, 1)) from None
-    except RecursionError:
-        raise RuleAnalyzerError("YAML nested too deeply", Location(name, 1, 1)) from None
+    except RecursionError:  # only when called with little stack left
+        raise RuleAnalyzerError("YAML nested too deeply (Python's recursion limit)",
+                                Location(name, 1, 1)) from None
 
 
 def load_yaml(text: str, name: str) -> Any:
