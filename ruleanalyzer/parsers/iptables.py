@@ -29,6 +29,7 @@ from ..model import (IPTABLES_BUILTIN_CHAINS, Chain, Diagnostic, Goto, Jump, Loc
                      Ruleset, Table, iptables_priority)
 from .iptables_rulespec import (COMMANDS, Plan, RuleSpec, SpecError, compile_line, interpret,
                                 is_option, skeleton)
+from .jumploops import find_loop, loop_path
 
 __all__ = ["parse", "sniff", "parse_rule"]
 
@@ -672,35 +673,10 @@ class _FileParser:
                 raise self.error(f"cannot jump to built-in chain {target}", rule.location.line,
                                  line, index)
             edges.setdefault((rule.chain.name, target), (rule, line, index))
-        if not edges:
+        pairs = list(edges)
+        loop = find_loop(pairs)
+        if loop is None:
             return
-        import networkx as nx  # only tables with jumps pay for the import
-
-        # a chain that jumps nowhere is on no loop, nor is one whose jumps all
-        # end in such chains: peel them off first (linear, sinks first — a
-        # repeated "drop edges into sinks" pass is quadratic on a C0 -> C1 ->
-        # ... -> C100000 chain), so that networkx sees only the part that
-        # could loop (kube-proxy: nothing)
-        out_degree: dict[str, int] = {}
-        callers: dict[str, list[str]] = {}
-        for a, b in edges:
-            out_degree[a] = out_degree.get(a, 0) + 1
-            callers.setdefault(b, []).append(a)
-        sinks = [c for c in callers if c not in out_degree]
-        while sinks:
-            for a in callers.get(sinks.pop(), ()):
-                out_degree[a] -= 1
-                if not out_degree[a]:
-                    sinks.append(a)
-        pairs = [(a, b) for a, b in edges if out_degree[a] and out_degree.get(b)]
-        if not pairs:
-            return
-        graph = nx.DiGraph(pairs)
-        try:
-            cycle = nx.find_cycle(graph)
-        except nx.NetworkXNoCycle:
-            return
-        path = " -> ".join([cycle[0][0]] + [b for _, b in cycle])
-        rule, line, index = edges[cycle[-1][0], cycle[-1][1]]
-        raise self.error(f"jump loop: {path} (the kernel refuses chains that reach themselves)",
-                         rule.location.line, line, index)
+        rule, line, index = edges[pairs[loop[-1]]]
+        raise self.error(f"jump loop: {loop_path(pairs, loop)} (the kernel refuses chains that reach "
+                         "themselves)", rule.location.line, line, index)
