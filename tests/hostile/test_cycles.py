@@ -37,15 +37,15 @@ def test_find_loop():
 
 
 def test_find_loop_is_iterative_and_linear():
-    """No recursion (a 100k-long path) and linear: a DAG of 4x the edges
-    costs about 4x."""
+    """No recursion (a 100k-long path) and linear: a DAG of 8x the edges
+    costs about 8x."""
     def chain(n):
         return [(i, i + 1) for i in range(n)] + [(i, i + 2) for i in range(n)]
     assert find_loop(chain(100_000)) is None
     edges = chain(100_000) + [(100_001, 0)]
     loop = find_loop(edges)
     assert loop[-1] == len(edges) - 1 and edges[loop[0]][0] == 0
-    assert_linear(find_loop, chain(25_000), chain(100_000))
+    assert_linear(find_loop, chain, 12_500)
 
 
 # -- iptables, through the same search ------------------------------------------------------------
@@ -112,4 +112,4 @@ def test_nft_100k_deep_jump_chain_parses_and_is_unknown_naming_max_depth():
 
 @pytest.mark.parametrize("dialect, make", [("nftables", _nft_chain), ("nft-json", _nft_json_chain)])
 def test_nft_jump_chains_parse_in_linear_time(dialect, make):
-    assert_linear(lambda text: parsers.parse(text, "chain", dialect), make(2_500), make(10_000))
+    assert_linear(lambda text: parsers.parse(text, "chain", dialect), make, 1_250)
