@@ -177,15 +177,16 @@ class TableBuilder:
         command, chain = words[0], words[1]
         chains = self.chains(table)
         if chain not in chains:
+            shown = chain if len(chain) <= 60 else chain[:60] + "…"  # the hint is not clipped
             raise self._error(f"rule for chain {chain!r}, which is not declared", line,
-                              hint=f"declare it with ':{chain} - [0:0]' first")
+                              hint=f"declare it with ':{shown} - [0:0]' first")
         text = line.text.strip()
         position = None
         spec = text
         if command == "-I":
             rest = words[2:]
             position = 1
-            if rest and rest[0].isdigit():
+            if rest and rest[0].isascii() and rest[0].isdigit():
                 position = int(rest[0])
                 rest = rest[1:]
             spec = " ".join(["-A", chain] + rest) if '"' not in text else _reinsert(text, chain)
@@ -201,8 +202,12 @@ class TableBuilder:
                 _IMPLICIT_RULES[key] = _copy_rule(rule)
         if position is None:
             chains[chain].append(rule)
+        elif not 1 <= position <= len(chains[chain]) + 1:
+            # iptables-restore: "Index of insertion too big" / "Invalid rule number"
+            raise self._error(f"cannot insert at position {position}: chain {chain} has "
+                              f"{len(chains[chain])} rules", line)
         else:
-            chains[chain].insert(max(position - 1, 0), rule)
+            chains[chain].insert(position - 1, rule)
 
     def _parse(self, spec: str, text: str, line: Line, table: str, chain: str) -> Rule:
         loc = line.location
@@ -264,7 +269,7 @@ class TableBuilder:
 
 def _reinsert(text: str, chain: str) -> str:
     """``-I chain [n] rest`` with quotes kept → ``-A chain rest``."""
-    m = re.match(r"\s*-I\s+\S+\s+(?:\d+\s+)?(.*)$", text)
+    m = re.match(r"\s*-I\s+\S+\s+(?:[0-9]+\s+)?(.*)$", text)
     return f"-A {chain} {m.group(1) if m else ''}"
 
 

@@ -82,3 +82,49 @@ def test_a_message_quoting_a_huge_word_is_cut_when_rendered():
     assert rendered.startswith("w.nft:1:1: error: ")
     assert len(rendered) < 2000
     assert "characters)" in rendered.splitlines()[0]
+
+
+def _ufw_user_rules(*rules: str) -> str:
+    return "\n".join(["*filter", ":ufw-user-input - [0:0]", *rules, "COMMIT", ""])
+
+
+def test_ufw_rule_for_a_huge_undeclared_chain_is_refused_briefly():
+    """``-A ufw-user-limitufw-user-limit… -j REJECT`` (a word repeated by
+    the fuzzer in a user.rules file) was quoted whole in the hint, which the
+    rendering does not cut: 5000+ characters."""
+    text = _ufw_user_rules("-A " + "ufw-user-limit" * 1000 + " -j REJECT")
+    with pytest.raises(RuleAnalyzerError) as info:
+        parsers.parse(text, "user.rules", "ufw")
+    assert (info.value.location.file, info.value.location.line) == ("user.rules", 3)
+    assert len(info.value.render()) < 2000
+
+
+@pytest.mark.parametrize("position", ["0", "3", "99999999999999999999"])
+def test_ufw_insert_position_past_the_chain_is_refused_located(position):
+    """``-I ufw-logging-deny 99999999999999999999 …`` (fuzzed) raised
+    OverflowError from list.insert; smaller positions past the end were
+    silently taken as "append". iptables-restore refuses both, as the
+    iptables reader does."""
+    text = _ufw_user_rules("-A ufw-user-input -p tcp --dport 22 -j ACCEPT",
+                           f"-I ufw-user-input {position} -p tcp --dport 80 -j ACCEPT")
+    with pytest.raises(RuleAnalyzerError) as info:
+        parsers.parse(text, "user.rules", "ufw")
+    assert (info.value.location.file, info.value.location.line) == ("user.rules", 4)
+    assert f"cannot insert at position {position}" in info.value.message
+
+
+def test_ufw_insert_positions_in_the_chain_still_insert():
+    text = _ufw_user_rules("-A ufw-user-input -p tcp --dport 22 -j ACCEPT",
+                           "-I ufw-user-input 2 -p tcp --dport 80 -j ACCEPT",
+                           "-I ufw-user-input 1 -p tcp --dport 443 -j ACCEPT")
+    chain = parsers.parse(text, "user.rules", "ufw").tables[0].chains["ufw-user-input"]
+    assert [r.location.line for r in chain.rules] == [5, 3, 4]
+
+
+def test_ufw_insert_position_in_non_ascii_digits_is_refused_located():
+    """``-I chain ² …``: '²'.isdigit() is true but int('²') raised
+    ValueError (found reading the code the fuzzer failed in)."""
+    text = _ufw_user_rules("-I ufw-user-input ² -p tcp --dport 80 -j ACCEPT")
+    with pytest.raises(RuleAnalyzerError) as info:
+        parsers.parse(text, "user.rules", "ufw")
+    assert (info.value.location.file, info.value.location.line) == ("user.rules", 3)
