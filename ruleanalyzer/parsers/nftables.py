@@ -840,7 +840,7 @@ class _RuleReader:
                 self.i += 1
             if self.word() == "to":
                 self.i += 1
-                self.operand() if w != "tproxy" else self.take()
+                self.operand() if w != "tproxy" else self.expect_value_tok("the tproxy destination")
             if self.word() == "device":
                 self.i += 1
                 self.operand()

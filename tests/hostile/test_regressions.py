@@ -128,3 +128,14 @@ def test_ufw_insert_position_in_non_ascii_digits_is_refused_located():
     with pytest.raises(RuleAnalyzerError) as info:
         parsers.parse(text, "user.rules", "ufw")
     assert (info.value.location.file, info.value.location.line) == ("user.rules", 3)
+
+
+@pytest.mark.parametrize("rule", ["tproxy ip6 to ; [::1]:12345", "tproxy to", "tproxy ip to"])
+def test_nft_tproxy_without_a_destination_is_refused_located(rule):
+    """``meta l4proto tcp tproxy ip6 to ; [::1]:12345`` (fuzzed: a ';'
+    inserted) raised IndexError taking the token after ``to``."""
+    text = "table inet f {\n chain c {\n  meta l4proto tcp " + rule + "\n }\n}\n"
+    with pytest.raises(RuleAnalyzerError) as info:
+        parsers.parse(text, "t.nft", "nftables")
+    assert info.value.location.line == 3
+    assert "tproxy destination is missing" in info.value.message
