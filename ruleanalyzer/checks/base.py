@@ -245,25 +245,32 @@ class Context:
     def reach(self, hook: str, family: int):
         """The symbolic reachability of ``hook`` for IPv``family`` packets,
         or None when the ruleset cannot be walked (a jump cycle, reported by
-        the structure checks)."""
+        the structure checks). Every hook of the family is analysed in one
+        go (input and forward share their prerouting walk)."""
         key = (hook, family)
         if key not in self._reach:
-            from ..space.reach import ReachError, analyze
+            from ..space.reach import ReachError, analyze_hooks
 
+            hooks = [h for h in self.hooks() if (h, family) not in self._reach]
+            if hook not in hooks:
+                hooks.append(hook)
+            what = f"{'/'.join(hooks)}/IPv{family}"
             try:
                 with _time_limit(self.analysis_seconds):
-                    self._reach[key] = analyze(self.ruleset, hook, family, self.space)
+                    found = analyze_hooks(self.ruleset, hooks, family, self.space)
             except AnalysisTimeout:
-                self.failures.append(f"packet-space analysis of {hook}/IPv{family} took longer than "
+                self.failures.append(f"packet-space analysis of {what} took longer than "
                                      f"{self.analysis_seconds:g} s and was abandoned")
-                self._reach[key] = None
+                found = {}
             except (ReachError, RecursionError) as exc:
-                self.notes.append(f"{hook}/IPv{family}: {exc}")
-                self._reach[key] = None
+                self.notes.append(f"{what}: {exc}")
+                found = {}
             except Exception as exc:  # noqa: BLE001 - an analyzer bug: report it once, go on
-                self.failures.append(f"packet-space analysis of {hook}/IPv{family} failed: "
+                self.failures.append(f"packet-space analysis of {what} failed: "
                                      f"{type(exc).__name__}: {exc}")
-                self._reach[key] = None
+                found = {}
+            for h in hooks:
+                self._reach[(h, family)] = found.get(h)
         return self._reach[key]
 
     def analyses(self) -> Iterator[tuple[str, int, object]]:

@@ -57,6 +57,9 @@ class Space:
         self._fast_exist = BACKEND.endswith("cudd")
         self.valid = self._validity()
         self._header_cache: dict[str, object] = {}
+        from ._leq import leq_for
+
+        self._leq = leq_for(self.bdd)
 
     # -- building blocks (raw BDD nodes) -----------------------------------
 
@@ -119,6 +122,17 @@ class Space:
         if self._fast_exist:
             return self.bdd.apply("exists", cube, node)
         return self.bdd.exist(set(key), node)
+
+    def disjoint(self, a, b) -> bool:
+        """``a ∧ b`` is empty (raw nodes), without building it where CUDD's
+        inclusion test is at hand."""
+        if self._leq is not None:
+            return self._leq(a, ~b)
+        return (a & b) == self.false
+
+    def has_valid(self, node) -> bool:
+        """``node`` holds a valid packet."""
+        return node != self.false and not self.disjoint(node, self.valid)
 
     def at_least(self, name: str, lo: int):
         """``field >= lo``, built bit by bit from the LSB (no enumeration)."""
@@ -199,24 +213,52 @@ class Space:
         return self.eq("family", 1 if version == 6 else 0)
 
     def _validity(self):
+        """The conjunction of :meth:`_validity_clauses`."""
+        self._valid_clauses = self._validity_clauses()
+        self._valid_for: dict[str, object] = {}
+        valid = self.true
+        for _, clause in self._valid_clauses:
+            valid &= clause
+        return valid
+
+    def _validity_clauses(self) -> list[tuple[frozenset, object]]:
+        """``(fields it mentions, clause)`` for each part of the validity
+        constraint."""
+        clauses = []
         v4_addrs = self.true
         for name in ("src", "dst"):
             v4_addrs &= self.prefix(name, 0, 96)
-        valid = ~self.eq("family", 0) | v4_addrs
+        clauses.append((frozenset({"family", "src", "dst"}), ~self.eq("family", 0) | v4_addrs))
         whole = self.eq("fragment", 0)
         ports = self.one_of("proto", sorted(PORT_PROTOCOLS)) & whole
-        valid &= ports | (self.eq("sport", 0) & self.eq("dport", 0))
-        valid &= (self.eq("proto", TCP) & whole) | self.eq("flags", 0)
-        valid &= (self.icmp & whole) | (self.eq("icmp_type", 0) & self.eq("icmp_code", 0))
+        clauses.append((frozenset({"proto", "fragment", "sport", "dport"}),
+                        ports | (self.eq("sport", 0) & self.eq("dport", 0))))
+        clauses.append((frozenset({"proto", "fragment", "flags"}),
+                        (self.eq("proto", TCP) & whole) | self.eq("flags", 0)))
+        clauses.append((frozenset({"family", "proto", "fragment", "icmp_type", "icmp_code"}),
+                        (self.icmp & whole) | (self.eq("icmp_type", 0) & self.eq("icmp_code", 0))))
         untracked = ~self.tracked
         no_entry = self.eq("ctmark", 0) & self.eq("ct_direction", 0)
         for name in self.spec("ct_status").names:
             no_entry &= ~self.bdd.var(f"ct_status:{name}")
-        valid &= ~untracked | no_entry
+        clauses.append((frozenset({"state", "ctmark", "ct_direction", "ct_status"}), ~untracked | no_entry))
         for spec in self.layout.fields.values():
             if spec.kind in ("enum", "iface") and spec.size < (1 << spec.width):
-                valid &= self._le(spec, spec.size - 1)
-        return valid
+                clauses.append((frozenset({spec.name}), self._le(spec, spec.size - 1)))
+        return clauses
+
+    def valid_for(self, field: str):
+        """The validity clauses that mention ``field``: intersecting a set
+        with them before quantifying ``field`` away makes the image of the
+        set, intersected with :attr:`valid`, the image of its valid packets."""
+        node = self._valid_for.get(field)
+        if node is None:
+            node = self.true
+            for fields, clause in self._valid_clauses:
+                if field in fields:
+                    node &= clause
+            self._valid_for[field] = node
+        return node
 
     # -- sets ----------------------------------------------------------------
 

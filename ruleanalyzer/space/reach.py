@@ -4,8 +4,11 @@
 engine (``ruleanalyzer.engine.evaluate``) — every hook on ``HOOK_PATHS[hook]``,
 per hook every base chain of every table that sees the family, in priority
 order — but with sets of packets instead of one packet. Jumps, gotos and
-returns are followed per call site (memoised by chain and entering set), so
-a user chain reached from two places is analysed exactly for each.
+returns are followed per call site (a run of a chain entered from several
+places is reused when the entering sets are the same), so a user chain
+reached from two places is analysed exactly for each. Verdicts go straight
+to the base chain's sink, merged once; input and forward walk their common
+stages once (:func:`analyze_hooks`).
 
 Uncertainty is carried as a pair of sets ``[lower, upper]``: packets that
 surely / possibly get somewhere. Opaque matches are ``[∅, all]``; unknown
@@ -124,44 +127,45 @@ class _Flow:
         self._upper.add(upper)
 
 
-@dataclass
-class _Outcome:
-    """How a chain run ended: accepted (ends its base chain), dropped,
-    undecided, returned to the caller (or the policy)."""
-
-    accept: _Flow
-    drop: _Flow
-    unknown: _Flow
-    ret: _Flow
-
-
 class _Record:
     """Per-rule sets, one part per visit; unions are taken only when asked
     for (most rules are visited once, and emptiness needs no union)."""
 
-    __slots__ = ("parts", "match_l", "match_u", "first", "last", "_merged")
+    __slots__ = ("parts", "match_l", "match_u", "first", "last", "_merged", "_empty")
 
     def __init__(self, part, match_l, match_u, first: int):
         self.parts = [part]  # (reaching_l, reaching_u, matched_l, matched_u)
         self.match_l, self.match_u = match_l, match_u
         self.first = self.last = first
         self._merged = None
+        self._empty = None
 
     def add(self, part, last: int) -> None:
         self.parts.append(part)
         self.last = last
-        self._merged = None
+        self._merged = self._empty = None
+
+    def copy(self) -> "_Record":
+        other = _Record(self.parts[0], self.match_l, self.match_u, self.first)
+        other.parts = list(self.parts)
+        other.last, other._merged, other._empty = self.last, self._merged, self._empty
+        return other
 
     def merged(self):
         if self._merged is None:
-            acc = list(self.parts[0])
-            for part in self.parts[1:]:
-                acc = [a | b for a, b in zip(acc, part)]
-            self._merged = tuple(acc)
+            if len(self.parts) == 1:
+                self._merged = self.parts[0]
+            else:
+                false = self.match_u.bdd.false
+                self._merged = tuple(_union_all(list(column), false) for column in zip(*self.parts))
         return self._merged
 
-    def matched_upper_empty(self, false) -> bool:
-        return all(part[3] == false for part in self.parts)
+    def matched_upper_empty(self, space) -> bool:
+        """No valid packet reaches and matches the rule (sets in the walk
+        are not intersected with ``space.valid``)."""
+        if self._empty is None:
+            self._empty = not any(space.has_valid(part[3]) for part in self.parts)
+        return self._empty
 
 
 @dataclass(frozen=True)
@@ -200,7 +204,7 @@ class Reachability:
 
     def is_unreachable(self, rule: Rule) -> bool:
         """No packet can reach ``rule`` and match it."""
-        return self._records[id(rule)].matched_upper_empty(self.space.false)
+        return self._records[id(rule)].matched_upper_empty(self.space)
 
     def unreachable_rules(self) -> list[tuple[Rule, list[Rule]]]:
         """``(rule, blockers)`` for every rule no packet can reach and match.
@@ -226,7 +230,7 @@ class Reachability:
         dead = []  # (rule, target: its own match, goal: target ∩ its chain's entry, last)
         for rule in self._order:
             rec = self._records[id(rule)]
-            if not rec.matched_upper_empty(false):
+            if not rec.matched_upper_empty(sp):
                 continue
             target = rec.match_u & sp.valid
             goal = false
@@ -270,17 +274,24 @@ class Reachability:
             cover = self._cover(sites[sid], union, candidates)
             for d, goal in requests:
                 for i, other, taken in cover:
-                    if (taken & goal) != false:
+                    if not sp.disjoint(taken, goal):
+                        found[d][i] = other
+        # No packet that could match gets there: who changed them? Only
+        # modifiers whose match meets some such rule's are tried for each.
+        unexplained = [d for d, (_, target, _, _) in enumerate(dead) if not found[d] and target != false]
+        if unexplained:
+            every = _union_all([dead[d][1] for d in unexplained], false)
+            modifiers = [m for m in modifiers if not sp.disjoint(m[2].match_u, every)
+                         and not sp.disjoint(m[2].merged()[3], every)]
+            for d in unexplained:
+                rule, target, _, last = dead[d]
+                for i, other, rec in modifiers[:_bisect(modifiers, last)]:
+                    if (other is not rule and not sp.disjoint(rec.match_u, target)
+                            and not sp.disjoint(rec.merged()[3], target)):
                         found[d][i] = other
         result = []
         for d, (rule, target, _, last) in enumerate(dead):
             blockers = found[d]
-            if not blockers and target != false:
-                # No packet that could match gets there: who changed them?
-                for i, other, rec in modifiers[:_bisect(modifiers, last)]:
-                    if (other is not rule and (rec.match_u & target) != false
-                            and (rec.merged()[3] & target) != false):
-                        blockers[i] = other
             result.append((rule, [blockers[i] for i in sorted(blockers)]))
         return result
 
@@ -299,10 +310,10 @@ class Reachability:
         for i, other, orec in reversed(candidates[lo:_bisect(candidates, rec.last)]):
             if remaining == false:
                 break
-            if other is site or (orec.match_u & remaining) == false:
+            if other is site or self.space.disjoint(orec.match_u, remaining):
                 continue
             taken = orec.merged()[3]
-            if (taken & remaining) == false:
+            if self.space.disjoint(taken, remaining):
                 continue
             out.append((i, other, taken))
             remaining = remaining & ~taken
@@ -323,7 +334,7 @@ class Reachability:
                 continue
             seen.add(id(caller))
             rec = self._records[id(caller)]
-            if (rec.match_u & target) == false:
+            if self.space.disjoint(rec.match_u, target):
                 continue  # the jump never sends such packets in, whatever came before
             entry = self._entry_upper(caller)
             inside = target if entry is None else target & entry
@@ -397,47 +408,203 @@ def _can_block(rule: Rule) -> bool:
     return not (isinstance(rule.action, Log) and not rule.effects)
 
 
-def analyze(ruleset: Ruleset, hook: str, family: int, space: Space | None = None) -> Reachability:
+def analyze(ruleset: Ruleset, hook: str, family: int, space: Space | None = None,
+            start=None) -> Reachability:
     """Walk ``ruleset`` symbolically for packets of IPv``family`` on
     ``hook`` (``input``, ``forward`` or ``output``; the hooks before it on
-    the packet's way, such as prerouting, run first).
+    the packet's way, such as prerouting, run first). ``start`` (a
+    :class:`PacketSet` or raw node) limits the packets the walk begins with.
 
     Raises :class:`ReachError` on a jump cycle."""
-    if hook not in HOOK_PATHS:
-        raise ValueError(f"unknown hook {hook!r} (input, forward, output)")
+    return analyze_hooks(ruleset, (hook,), family, space, start)[hook]
+
+
+def analyze_hooks(ruleset: Ruleset, hooks, family: int, space: Space | None = None,
+                  start=None) -> dict[str, Reachability]:
+    """:func:`analyze` for several hooks at once. The stages their paths
+    share (ingress and prerouting, for input and forward) are walked once,
+    which is most of the work on NAT-heavy rulesets such as kube-proxy's."""
+    hooks = list(dict.fromkeys(hooks))
+    for hook in hooks:
+        if hook not in HOOK_PATHS:
+            raise ValueError(f"unknown hook {hook!r} (input, forward, output)")
     space = space or Space(Layout.for_ruleset(ruleset))
-    return _Walker(ruleset, space, hook, family).run()
+    walker = _Walker(ruleset, space, family)
+    begin = space.family(family)
+    if start is not None:
+        begin &= getattr(start, "node", start)
+    result: dict[str, Reachability] = {}
+    if "input" in hooks and "forward" in hooks:
+        shared = HOOK_PATHS["input"][:2]  # ingress, prerouting
+        assert HOOK_PATHS["forward"][:2] == shared
+        try:
+            common = walker.walk(shared, _Path.starting(begin), "shared")
+        except _Diverged:
+            common = None  # later prerouting chains see different packets per hook
+        if common is not None:
+            for hook in ("input", "forward"):
+                path = common.fork(hook)
+                walker.walk(HOOK_PATHS[hook][2:], path, hook)
+                result[hook] = walker.result(hook, path, begin)
+    for hook in hooks:
+        if hook not in result:
+            result[hook] = walker.result(hook, walker.walk(HOOK_PATHS[hook], _Path.starting(begin), hook),
+                                         begin)
+    return {hook: result[hook] for hook in hooks}
+
+
+class _Diverged(Exception):
+    """A shared walk cannot go on: the input and forward paths differ."""
+
+
+class _Path:
+    """The state of one walk along a hook path: per-rule records, the
+    packets still alive (``input_lower``: the lower set as the input path
+    sees it, while a shared walk keeps both), and the verdicts so far."""
+
+    __slots__ = ("records", "order", "lower", "upper", "input_lower", "dropped", "unknown")
+
+    @classmethod
+    def starting(cls, begin) -> "_Path":
+        path = cls()
+        false = begin.bdd.false
+        path.records, path.order = {}, []
+        path.lower = path.upper = begin
+        path.input_lower = None
+        path.dropped, path.unknown = _Flow(false, false), _Flow(false, false)
+        return path
+
+    def fork(self, hook: str) -> "_Path":
+        """An independent copy going on along ``hook``'s own stages."""
+        path = _Path()
+        path.records = {k: rec.copy() for k, rec in self.records.items()}
+        path.order = list(self.order)
+        path.lower, path.upper = self.lower, self.upper
+        if hook == "input" and self.input_lower is not None:
+            path.lower = self.input_lower
+        path.input_lower = None
+        false = self.lower.bdd.false
+        path.dropped, path.unknown = _Flow(false, false), _Flow(false, false)
+        path.dropped.add(self.dropped.lower, self.dropped.upper)
+        path.unknown.add(self.unknown.lower, self.unknown.upper)
+        return path
+
+
+def _union_all(nodes, false):
+    """The union of ``nodes``, merged pairwise (balanced): adding parts one
+    by one to a growing union would cost the union's size each time."""
+    nodes = [n for n in nodes if n != false]
+    while len(nodes) > 1:
+        merged = [a | b for a, b in zip(nodes[::2], nodes[1::2])]
+        if len(nodes) % 2:
+            merged.append(nodes[-1])
+        nodes = merged
+    return nodes[0] if nodes else false
+
+
+class _Sink:
+    """The verdicts of one base chain's run, as lists of parts merged once
+    at the end (a verdict in a nested chain ends the base chain, so parts go
+    straight here, not through every chain on the way). ``alt``: index in
+    ``acc_l`` → the part as the input path sees it (a prerouting DNAT)."""
+
+    __slots__ = ("false", "acc_l", "acc_u", "drop_l", "drop_u", "unk_l", "unk_u", "alt")
+
+    def __init__(self, false):
+        self.false = false
+        self.acc_l, self.acc_u, self.drop_l, self.drop_u, self.unk_l, self.unk_u = [], [], [], [], [], []
+        self.alt: dict[int, object] = {}
+
+    def _lists(self):
+        return (self.acc_l, self.acc_u, self.drop_l, self.drop_u, self.unk_l, self.unk_u)
+
+    def accept(self, low, up, alt=None) -> None:
+        if alt is not None and alt is not low:
+            self.alt[len(self.acc_l)] = alt
+            self.acc_l.append(low)
+        elif low != self.false:
+            self.acc_l.append(low)
+        if up != self.false:
+            self.acc_u.append(up)
+
+    def drop(self, low, up) -> None:
+        if low != self.false:
+            self.drop_l.append(low)
+        if up != self.false:
+            self.drop_u.append(up)
+
+    def unknown(self, low, up) -> None:
+        if low != self.false:
+            self.unk_l.append(low)
+        if up != self.false:
+            self.unk_u.append(up)
+
+    def mark(self) -> tuple[int, ...]:
+        return tuple(len(x) for x in self._lists())
+
+    def since(self, mark) -> tuple:
+        """What was added after ``mark``, to replay for a memoised chain run."""
+        parts = tuple(tuple(x[m:]) for x, m in zip(self._lists(), mark))
+        alt = tuple((i - mark[0], n) for i, n in self.alt.items() if i >= mark[0])
+        return parts, alt
+
+    def replay(self, added) -> None:
+        parts, alt = added
+        base = len(self.acc_l)
+        for lst, new in zip(self._lists(), parts):
+            lst.extend(new)
+        for i, n in alt:
+            self.alt[base + i] = n
+
+    def merged(self):
+        """``(accept, drop, unknown)`` as ``_Flow``s and the input path's
+        accepted lower set."""
+        false = self.false
+        acc_l = _union_all(self.acc_l, false)
+        acc_l_input = acc_l if not self.alt else _union_all(
+            [self.alt.get(i, n) for i, n in enumerate(self.acc_l)], false)
+        return (acc_l, _union_all(self.acc_u, false), _union_all(self.drop_l, false),
+                _union_all(self.drop_u, false), _union_all(self.unk_l, false),
+                _union_all(self.unk_u, false), acc_l_input)
+
+
+#: Memoised chain runs kept per walk; runs are replayed only for chains
+#: entered from several places with the very same sets.
+MEMO_SIZE = 4096
 
 
 class _Walker:
-    def __init__(self, ruleset: Ruleset, space: Space, hook: str, family: int):
-        self.ruleset, self.space, self.hook, self.family = ruleset, space, hook, family
-        self.records: dict[int, _Record] = {}
-        self.order: list[Rule] = []
-        self.visits = 0
+    def __init__(self, ruleset: Ruleset, space: Space, family: int):
+        self.ruleset, self.space, self.family = ruleset, space, family
+        self.path: _Path | None = None
+        self.sink: _Sink | None = None
         self.memo: dict = {}
         self.match_cache: dict = {}
         self.exist_vars: dict = {}
-        f = space.false
-        self.dropped, self.unknown = _Flow(f, f), _Flow(f, f)
+        self.multi_entry = _multi_entry_chains(ruleset)
 
     # -- the hook path ------------------------------------------------------
 
-    def run(self) -> Reachability:
-        sp = self.space
-        start = sp.valid & sp.family(self.family)
-        alive = _Flow(start, start)
-        for stage in HOOK_PATHS[self.hook]:
+    def walk(self, stages, path: _Path, path_hook: str) -> _Path:
+        """Run the base chains of ``stages`` on ``path`` (``path_hook``:
+        input, forward, output, or ``shared`` for the stages input and
+        forward have in common)."""
+        self.path = path
+        for stage in stages:
             for chain in self._base_chains(stage):
-                alive = self._base_chain(chain, stage, alive)
+                self._base_chain(chain, stage, path, path_hook)
+        return path
+
+    def result(self, hook: str, path: _Path, start) -> Reachability:
+        sp = self.space
         w = sp.wrap
-        undecided_upper = start & ~alive.lower & ~self.dropped.lower
+        undecided_upper = start & ~path.lower & ~path.dropped.lower
         return Reachability(
-            sp, self.hook, self.family,
-            accepted=Bounds(w(alive.lower), w(alive.upper)),
-            dropped=Bounds(w(self.dropped.lower), w(self.dropped.upper)),
-            undecided=Bounds(w(self.unknown.lower), w(undecided_upper | self.unknown.upper)),
-            _records=self.records, _order=self.order)
+            sp, hook, self.family,
+            accepted=Bounds(w(path.lower), w(path.upper)),
+            dropped=Bounds(w(path.dropped.lower), w(path.dropped.upper)),
+            undecided=Bounds(w(path.unknown.lower), w(undecided_upper | path.unknown.upper)),
+            _records=path.records, _order=path.order)
 
     def _base_chains(self, stage: str) -> list[Chain]:
         chains = [c for t in self.ruleset.tables if t.family not in ("arp", "bridge")
@@ -445,54 +612,77 @@ class _Walker:
         chains.sort(key=lambda c: c.priority or 0)  # stable: equal priorities keep file order
         return chains
 
-    def _base_chain(self, chain: Chain, stage: str, alive: _Flow) -> _Flow:
+    def _base_chain(self, chain: Chain, stage: str, path: _Path, path_hook: str) -> None:
         sp = self.space
+        false = sp.false
+        if path.input_lower is not None and path.input_lower != path.lower:
+            raise _Diverged()
+        path.input_lower = None
         before_ct = stage == "ingress" or (stage in ("prerouting", "output")
                                            and (chain.priority or 0) < CONNTRACK_PRIORITY)
-        ctx = _Context(stage, before_ct, self.hook)
-        enter_l, enter_u = alive.lower, alive.upper
-        skip = _Flow(sp.false, sp.false)
+        ctx = _Context(stage, before_ct, path_hook)
+        enter_l, enter_u = path.lower, path.upper
+        skip_l = skip_u = false
         guards = []
         if chain.kind == "nat":  # NAT chains see only a connection's first packet
             guards.append(self._state_is("new"))
         if chain.devices:
             guards.append(encode_bounds(InterfaceMatch("iif", tuple(chain.devices)), sp)[0])
         for g in guards:
-            skip.add(enter_l & ~g, enter_u & ~g)
+            skip_l, skip_u = skip_l | (enter_l & ~g), skip_u | (enter_u & ~g)
             enter_l, enter_u = enter_l & g, enter_u & g
-        out = self._run_chain(chain, enter_l, enter_u, ctx, 0)
-        nxt = _Flow(skip.lower | out.accept.lower, skip.upper | out.accept.upper)
+        self.sink = sink = _Sink(false)
+        ret_l, ret_u = self._run_chain(chain, enter_l, enter_u, ctx, 0)
+        acc_l, acc_u, drop_l, drop_u, unk_l, unk_u, acc_l_input = sink.merged()
+        self.sink = None
         if (chain.policy or "accept") == "drop":
-            self.dropped.add(out.ret.lower, out.ret.upper)
-        else:
-            nxt.add(out.ret.lower, out.ret.upper)
-        self.dropped.add(out.drop.lower, out.drop.upper)
-        self.unknown.add(out.unknown.lower, out.unknown.upper)
-        return nxt
+            path.dropped.add(ret_l, ret_u)
+            ret_l = ret_u = false
+        path.dropped.add(drop_l, drop_u)
+        path.unknown.add(unk_l, unk_u)
+        lower, upper = skip_l | acc_l | ret_l, skip_u | acc_u | ret_u
+        if acc_l_input is not acc_l:
+            input_lower = skip_l | acc_l_input | ret_l
+            if path_hook == "input":
+                lower = input_lower
+            else:
+                path.input_lower = input_lower
+        path.lower, path.upper = lower, upper
 
     def _state_is(self, name: str):
         return self.space.eq("state", self.space.spec("state").names.index(name))
 
     # -- chains and rules ---------------------------------------------------
 
-    def _run_chain(self, chain: Chain, low, up, ctx: _Context, depth: int) -> _Outcome:
+    def _run_chain(self, chain: Chain, low, up, ctx: _Context, depth: int):
+        """Run ``chain`` on ``[low, up]``; verdicts go to the sink; returns
+        the packets that come back to the caller (RETURN or the chain's end)."""
         if depth > MAX_DEPTH:
             raise ReachError(f"jumps nested deeper than {MAX_DEPTH} chains at {chain.qualified_name} "
                              "(a jump cycle?)")
         if low is not up and low == up:
             low = up  # equal bounds: one node, so rules can share their work
-        key = (id(chain), low, up, ctx)
-        if key in self.memo:
-            return self.memo[key]
+        key = None
+        if id(chain) in self.multi_entry:
+            key = (id(chain), low, up, ctx)
+            hit = self.memo.get(key)
+            if hit is not None:
+                self.sink.replay(hit[1])
+                return hit[0]
+            mark = self.sink.mark()
         f = self.space.false
-        out = _Outcome(_Flow(f, f), _Flow(f, f), _Flow(f, f), _Flow(f, f))
+        ret = _Flow(f, f)
         for rule in chain.rules:
-            low, up = self._rule(chain, rule, low, up, ctx, depth, out)
-        out.ret.add(low, up)
-        self.memo[key] = out
+            low, up = self._rule(chain, rule, low, up, ctx, depth, ret)
+        ret.add(low, up)
+        out = (ret.lower, ret.upper)
+        if key is not None:
+            if len(self.memo) >= MEMO_SIZE:
+                self.memo.clear()
+            self.memo[key] = (out, self.sink.since(mark))
         return out
 
-    def _rule(self, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int, out: _Outcome):
+    def _rule(self, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int, ret: _Flow):
         """Record ``rule``'s sets; return the flow that goes on to the next rule."""
         sp = self.space
         m_l, m_u = self._matches(rule, ctx)
@@ -508,7 +698,7 @@ class _Walker:
             return next_l, next_u
         for effect in rule.effects:
             hit_l, hit_u = self._effect(effect, chain, hit_l, hit_u)
-        cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, out)
+        cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
         if next_l is next_u and (cont_l is cont_u or cont_l == cont_u):
             nxt = next_u | cont_u
             return nxt, nxt
@@ -537,69 +727,78 @@ class _Walker:
         return (untracked & as_untracked) | (~untracked & as_invalid)
 
     def _record(self, rule: Rule, rl, ru, ml, mu, match_l, match_u) -> None:
-        rec = self.records.get(id(rule))
+        path = self.path
+        rec = path.records.get(id(rule))
         if rec is None:
-            self.records[id(rule)] = _Record((rl, ru, ml, mu), match_l, match_u, len(self.order))
-            self.order.append(rule)
+            path.records[id(rule)] = _Record((rl, ru, ml, mu), match_l, match_u, len(path.order))
+            path.order.append(rule)
         else:
-            rec.add((rl, ru, ml, mu), len(self.order))
+            rec.add((rl, ru, ml, mu), len(path.order))
 
     def _action(self, action, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int,
-                out: _Outcome):
+                ret: _Flow):
         """Apply ``action`` to the matched packets; return those that go on
         to the next rule of ``chain``."""
         f = self.space.false
+        sink = self.sink
         if isinstance(action, Accept):
-            out.accept.add(low, up)
+            sink.accept(low, up)
         elif isinstance(action, (Drop, Reject)):
-            out.drop.add(low, up)
+            sink.drop(low, up)
         elif isinstance(action, Return):
-            out.ret.add(low, up)
+            ret.add(low, up)
         elif isinstance(action, (Jump, Goto)):
             target = chain.table.chains.get(action.target) if chain.table else None
             if target is None:  # the engine: unknown verdict
-                out.unknown.add(low, up)
+                sink.unknown(low, up)
                 return f, f
-            sub = self._run_chain(target, low, up, ctx, depth + 1)
-            out.accept.add(sub.accept.lower, sub.accept.upper)
-            out.drop.add(sub.drop.lower, sub.drop.upper)
-            out.unknown.add(sub.unknown.lower, sub.unknown.upper)
+            sub_l, sub_u = self._run_chain(target, low, up, ctx, depth + 1)
             if isinstance(action, Jump):
-                return sub.ret.lower, sub.ret.upper
-            out.ret.add(sub.ret.lower, sub.ret.upper)
+                return sub_l, sub_u
+            ret.add(sub_l, sub_u)
         elif isinstance(action, Dispatch):
-            return self._dispatch(action, chain, rule, low, up, ctx, depth, out)
+            return self._dispatch(action, chain, rule, low, up, ctx, depth, ret)
         elif isinstance(action, Nat):
-            out.accept.add(*self._nat(action, low, up, ctx))
+            self._nat(action, low, up, ctx)
         elif isinstance(action, Queue):
-            out.unknown.add(low, up)
+            sink.unknown(low, up)
         elif isinstance(action, UnknownAction):
             # It may end the chain with any verdict or fall through.
-            out.unknown.add(low, up)
+            sink.unknown(low, up)
             return f, up
         elif isinstance(action, (SetField, Notrack, EcnStrip, Log)):
             return self._effect(action, chain, low, up)
         else:  # an action type this module does not know: be sound
-            out.unknown.add(low, up)
+            sink.unknown(low, up)
             return f, up
         return f, f
 
-    def _dispatch(self, action: Dispatch, chain: Chain, rule: Rule, low, up, ctx, depth, out):
+    def _dispatch(self, action: Dispatch, chain: Chain, rule: Rule, low, up, ctx, depth, ret):
         sp = self.space
         cont_l, cont_u = sp.false, sp.false
         for match, branch_action in action.branches:
             b_l, b_u = encode_bounds(match, sp)
             if ctx.before_conntrack:
                 b_l, b_u = self._pre_conntrack(b_l), self._pre_conntrack(b_u)
-            c_l, c_u = self._action(branch_action, chain, rule, low & b_l, up & b_u, ctx, depth, out)
+            c_l, c_u = self._action(branch_action, chain, rule, low & b_l, up & b_u, ctx, depth, ret)
             cont_l, cont_u = cont_l | c_l, cont_u | c_u
             low, up = low & ~b_u, up & ~b_l
         return cont_l | low, cont_u | up
 
     # -- packet changes (relational images) --------------------------------
+    #
+    # Sets in the walk are not intersected with ``space.valid`` (smaller
+    # BDDs; results are wrapped at the end). Union, intersection and
+    # difference commute with that intersection; an image does not, so
+    # before quantifying a field away the set is first intersected with the
+    # validity clauses that mention the field (``valid_for``): then the
+    # image of the set, intersected with ``valid``, is exactly the image of
+    # its valid packets.
 
-    def _assign(self, node, field: str, value: int, mask: int | None = None):
-        """Image of ``node`` under ``field := value`` on the bits of ``mask``."""
+    def _assign(self, node, field: str, value: int, mask: int | None = None, checked: bool = False):
+        """Image of ``node`` under ``field := value`` on the bits of ``mask``.
+        ``checked``: the caller knows no validity clause constrains these
+        bits within ``node``."""
         sp = self.space
         spec = sp.spec(field)
         mask = (1 << spec.width) - 1 if mask is None else mask
@@ -609,6 +808,8 @@ class _Walker:
         names = self.exist_vars.get(key)
         if names is None:
             names = self.exist_vars[key] = [spec.var(b) for b in range(spec.width) if mask >> b & 1]
+        if not checked:
+            node = node & sp.valid_for(field)
         node = sp.exist(names, node)
         return node & sp.masked(field, mask, value)
 
@@ -642,7 +843,7 @@ class _Walker:
             flips = {spec.var(b): ~sp.bdd.var(spec.var(b)) for b in range(width)
                      if value >> b & 1 and not mask >> b & 1}
             if flips:
-                node = sp.bdd.let(flips, node)
+                node = sp.bdd.let(flips, node & sp.valid_for(name))
             node = self._assign(node, name, value, mask)
         return node
 
@@ -652,7 +853,7 @@ class _Walker:
         if src is None or src.kind != "int" or node == sp.false:
             return node
         bits = [b for b in range(min(dst.width, src.width)) if mask >> b & 1]
-        node = sp.exist([dst.var(b) for b in bits], node)
+        node = sp.exist([dst.var(b) for b in bits], node & sp.valid_for(field))
         for b in bits:
             x, y = sp.bdd.var(dst.var(b)), sp.bdd.var(src.var(b))
             node &= (x & y) | (~x & ~y)
@@ -661,40 +862,63 @@ class _Walker:
     def _ecn_strip(self, effect: EcnStrip, node):
         sp = self.space
         tcp = sp.header("flags")
-        return (node & ~tcp) | self._assign(node & tcp, "flags", 0, effect.clear_flags)
+        return (node & ~tcp) | self._assign(node & tcp, "flags", 0, effect.clear_flags, checked=True)
 
-    def _nat(self, action: Nat, low, up, ctx: _Context):
+    def _nat(self, action: Nat, low, up, ctx: _Context) -> None:
+        """Send the images of ``[low, up]`` under ``action`` to the sink; on
+        the input path (or a walk it shares), also the lower image as input
+        sees it: a prerouting DNAT that changes the destination sends the
+        packet to FORWARD instead (the engine's rule), so only packets whose
+        destination stays the same surely go on to input."""
         sp = self.space
         false = sp.false
+        image_u = self._nat_image(action, up)
+        image_l = image_u if (low is up or low == up) else self._nat_image(action, low)
+        alt = None
+        if (ctx.stage == "prerouting" and ctx.path_hook in ("input", "shared")
+                and action.kind == "dnat" and action.to_addr is not None and low != false):
+            fam = sp.family(action.to_addr.version)
+            same = low & (~fam | sp.eq("dst", int(action.to_addr)))
+            alt = image_l if same == low else self._nat_image(action, same)
+        self.sink.accept(image_l, image_u, alt)
+
+    def _nat_image(self, action: Nat, node):
+        sp = self.space
+        false = sp.false
+        if node == false:
+            return node
         if action.kind in ("dnat", "redirect"):
             addr_field, port_field, status = "dst", "dport", "dnat"
         else:
             addr_field, port_field, status = "src", "sport", "snat"
-        result = []
-        for bound, node in (("lower", low), ("upper", up)):
-            if node == false:
-                result.append(node)
-                continue
-            if bound == "upper" and up == low and result[0] is not None and self._nat_same(ctx):
-                result.append(result[0])  # no opaque part: the lower image is the upper one
-                continue
-            if action.to_addr is not None and action.kind != "redirect":
-                fam = sp.family(action.to_addr.version)
-                if (bound == "lower" and addr_field == "dst" and ctx.path_hook == "input"
-                        and ctx.stage == "prerouting"):
-                    # The engine forwards these instead: not surely on the input path.
-                    node = node & (~fam | sp.eq(addr_field, int(action.to_addr)))
-                node = _split_apply(node, fam, false,
-                                    lambda n: self._assign(n, addr_field, int(action.to_addr)))
-            if action.to_port is not None:
-                node = _split_apply(node, sp.header(port_field), false,
-                                    lambda n: self._assign(n, port_field, action.to_port))
-            var = f"ct_status:{status}"
-            if var in sp.bdd.vars:
-                node = sp.exist([var], node) & sp.bdd.var(var)
-            result.append(node)
-        return result[0], result[1]
+        if action.to_addr is not None and action.kind != "redirect":
+            version = action.to_addr.version
+            # IPv4 addresses live in the low 32 bits; validity pins the rest
+            # to zero whatever the packet was, so only those bits change.
+            mask = 0xFFFFFFFF if version == 4 else None
+            node = _split_apply(node, sp.family(version), false, lambda n: self._assign(
+                n, addr_field, int(action.to_addr), mask, checked=True))
+        if action.to_port is not None:
+            node = _split_apply(node, sp.header(port_field), false,
+                                lambda n: self._assign(n, port_field, action.to_port, checked=True))
+        var = f"ct_status:{status}"
+        if var in sp.bdd.vars:
+            node = sp.exist([var], node) & sp.bdd.var(var)
+        return node
 
-    def _nat_same(self, ctx: _Context) -> bool:
-        """Do lower and upper images agree for equal inputs?"""
-        return not (ctx.path_hook == "input" and ctx.stage == "prerouting")
+
+def _multi_entry_chains(ruleset: Ruleset) -> set[int]:
+    """Chains more than one rule (or verdict-map branch) jumps to: the only
+    ones a chain run can be reused for."""
+    seen: dict[int, int] = {}
+    for table in ruleset.tables:
+        for chain in table.chains.values():
+            for rule in chain.rules:
+                actions = [rule.action]
+                if isinstance(rule.action, Dispatch):
+                    actions = [a for _, a in rule.action.branches]
+                for act in actions:
+                    target = table.chains.get(act.target) if isinstance(act, (Jump, Goto)) else None
+                    if target is not None:
+                        seen[id(target)] = seen.get(id(target), 0) + 1
+    return {k for k, n in seen.items() if n > 1}

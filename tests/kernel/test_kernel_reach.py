@@ -182,16 +182,7 @@ def bed_walk(ruleset, family: int, space):
     """``reach.analyze`` with the walk starting from the sendable packets."""
     from ruleanalyzer.space import reach
 
-    class BedWalker(reach._Walker):
-        def run(self):
-            saved = self.space.valid
-            self.space.valid = saved & sendable(self.space, family)
-            try:
-                return super().run()
-            finally:
-                self.space.valid = saved
-
-    return BedWalker(ruleset, space, "input", family).run()
+    return reach.analyze(ruleset, "input", family, space, start=sendable(space, family))
 
 
 def witness_probe(part, ident, used, text, accept):

@@ -1,0 +1,64 @@
+"""``f ⊆ g`` without building ``f ∧ ¬g``: CUDD's ``Cudd_bddLeq``.
+
+dd binds CUDD's operators that build BDDs but not ``Cudd_bddLeq``, which
+answers inclusion (so disjointness: ``f ∧ g = ∅`` iff ``f ⊆ ¬g``) by a walk
+that stops at the first counter-example and creates no node. The audit asks
+that question once per rule, about small sets against the validity
+constraint; building the intersection costs ~50× more.
+
+The function is reached through ctypes in the very extension module dd
+loaded (it exports CUDD's symbols), with the manager and node pointers read
+from dd's objects; the object layout is checked against dd's version and
+the result against dd's own operators on a few sets before it is trusted.
+Anything unexpected (another dd version, the pure-Python backend, a failed
+self-test) returns None, and callers build the intersection instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+#: dd versions whose Cython object layout this module knows (dd/cudd.c:
+#: ``struct __pyx_obj_2dd_4cudd_BDD { PyObject_HEAD; vtab; DdManager *manager; …}``).
+KNOWN_DD_VERSIONS = ("0.6.0",)
+_MANAGER_OFFSET = 3 * ctypes.sizeof(ctypes.c_void_p)  # refcount, type, vtab
+
+
+def leq_for(bdd):
+    """A function ``leq(f, g) -> bool`` (``f`` implies ``g``) for nodes of
+    the dd.cudd manager ``bdd``, or None when it cannot be had safely."""
+    try:
+        import dd
+        from dd import cudd
+    except ImportError:
+        return None
+    if getattr(dd, "__version__", None) not in KNOWN_DD_VERSIONS or not isinstance(bdd, cudd.BDD):
+        return None
+    try:
+        lib = ctypes.CDLL(cudd.__file__)
+        c_leq = lib.Cudd_bddLeq
+        read_size = lib.Cudd_ReadSize
+    except (OSError, AttributeError):
+        return None
+    c_leq.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    c_leq.restype = ctypes.c_int
+    read_size.argtypes = [ctypes.c_void_p]
+    read_size.restype = ctypes.c_int
+    manager = ctypes.c_void_p.from_address(id(bdd) + _MANAGER_OFFSET).value
+    if not manager or read_size(manager) != len(bdd.vars):
+        return None
+
+    def leq(f, g) -> bool:
+        # int(u) is dd's node pointer + 2 (0 and 1 name the constants)
+        return bool(c_leq(manager, int(f) - 2, int(g) - 2))
+
+    return leq if _self_test(bdd, leq) else None
+
+
+def _self_test(bdd, leq) -> bool:
+    names = list(bdd.vars)[:3]
+    if len(names) < 2:
+        return False
+    x, y = bdd.var(names[0]), bdd.var(names[1])
+    samples = [x, y, ~x, x & y, x | y, x & ~y, bdd.true, bdd.false, ~(x & y)]
+    return all(leq(f, g) == ((f & ~g) == bdd.false) for f in samples for g in samples)
