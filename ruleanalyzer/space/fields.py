@@ -58,7 +58,7 @@ INT_WIDTHS = {
     "icmp_type": 8, "icmp_code": 8, "ecn": 2, "dscp": 6, "fragment": 1, "ttl": 8,
     "length": 16, "mark": 32, "ctmark": 32, "uid": 32, "gid": 32,
 }
-ORDER = ("family", "src", "iif", "dst", "oif", "state", "proto", "dport", "sport", "flags",
+ORDER = ("family", "dst", "oif", "src", "iif", "state", "proto", "dport", "sport", "flags",
          "icmp_type", "icmp_code", "ct_direction", "pkttype", "ecn", "dscp", "fragment", "ttl",
          "length", "mark", "ctmark", "uid", "gid", "ct_status", "src_type", "dst_type")
 
