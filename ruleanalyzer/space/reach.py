@@ -148,17 +148,32 @@ class _Record:
     def copy(self) -> "_Record":
         other = _Record(self.parts[0], self.match_l, self.match_u, self.first)
         other.parts = list(self.parts)
-        other.last, other._merged, other._empty = self.last, self._merged, self._empty
+        other.last, other._empty = self.last, self._empty
+        other._merged = list(self._merged) if self._merged else None
         return other
 
     def merged(self):
+        """The four sets, each the union over the visits."""
+        return tuple(self.column(i) for i in range(4))
+
+    def column(self, i: int):
+        """One of the sets (0 reaching lower, 1 reaching upper, 2 matched
+        lower, 3 matched upper), the union over the visits, kept once taken."""
+        if len(self.parts) == 1:
+            return self.parts[0][i]
         if self._merged is None:
-            if len(self.parts) == 1:
-                self._merged = self.parts[0]
-            else:
-                false = self.match_u.bdd.false
-                self._merged = tuple(_union_all(list(column), false) for column in zip(*self.parts))
-        return self._merged
+            self._merged = [None] * 4
+        if self._merged[i] is None:
+            self._merged[i] = _union_all([part[i] for part in self.parts], self.match_u.bdd.false)
+        return self._merged[i]
+
+    def meets(self, space, node, column: int = 3, once: bool = False) -> bool:
+        """Does the set in ``column`` meet ``node``? Part by part while there
+        are few or the question is asked ``once``, else through the (kept)
+        union."""
+        if once or len(self.parts) <= 4:
+            return any(not space.disjoint(part[column], node) for part in self.parts)
+        return not space.disjoint(self.column(column), node)
 
     def matched_upper_empty(self, space) -> bool:
         """No valid packet reaches and matches the rule (sets in the walk
@@ -281,13 +296,18 @@ class Reachability:
         unexplained = [d for d, (_, target, _, _) in enumerate(dead) if not found[d] and target != false]
         if unexplained:
             every = _union_all([dead[d][1] for d in unexplained], false)
-            modifiers = [m for m in modifiers if not sp.disjoint(m[2].match_u, every)
-                         and not sp.disjoint(m[2].merged()[3], every)]
+            # (index, rule, its matched sets that meet some target)
+            relevant = []
+            for i, other, rec in modifiers:
+                if not sp.disjoint(rec.match_u, every):
+                    parts = [part[3] for part in rec.parts if not sp.disjoint(part[3], every)]
+                    if parts:
+                        relevant.append((i, other, rec, parts))
             for d in unexplained:
                 rule, target, _, last = dead[d]
-                for i, other, rec in modifiers[:_bisect(modifiers, last)]:
+                for i, other, rec, parts in relevant[:_bisect(relevant, last)]:
                     if (other is not rule and not sp.disjoint(rec.match_u, target)
-                            and not sp.disjoint(rec.merged()[3], target)):
+                            and any(not sp.disjoint(part, target) for part in parts)):
                         found[d][i] = other
         result = []
         for d, (rule, target, _, last) in enumerate(dead):
@@ -310,11 +330,10 @@ class Reachability:
         for i, other, orec in reversed(candidates[lo:_bisect(candidates, rec.last)]):
             if remaining == false:
                 break
-            if other is site or self.space.disjoint(orec.match_u, remaining):
+            if other is site or self.space.disjoint(orec.match_u, remaining) or not orec.meets(
+                    self.space, remaining):
                 continue
-            taken = orec.merged()[3]
-            if self.space.disjoint(taken, remaining):
-                continue
+            taken = orec.column(3)
             out.append((i, other, taken))
             remaining = remaining & ~taken
         return out
@@ -341,7 +360,7 @@ class Reachability:
             if inside == false:
                 self._caller_requests(d, caller, target, requests, sites, seen, depth + 1)
                 continue
-            goal = inside & ~rec.merged()[1]
+            goal = inside & ~rec.column(1)
             if goal != false:
                 requests.setdefault(id(caller), []).append((d, goal))
                 sites[id(caller)] = caller
@@ -371,7 +390,7 @@ class Reachability:
         if chain is None or not chain.rules:
             return None
         rec = self._records.get(id(chain.rules[0]))
-        return None if rec is None else rec.merged()[1]
+        return None if rec is None else rec.column(1)
 
 
 def _bisect(candidates, index: int) -> int:
@@ -548,13 +567,14 @@ class _Sink:
         alt = tuple((i - mark[0], n) for i, n in self.alt.items() if i >= mark[0])
         return parts, alt
 
-    def replay(self, added) -> None:
+    def replay(self, added, keep_alt: bool = True) -> None:
         parts, alt = added
         base = len(self.acc_l)
         for lst, new in zip(self._lists(), parts):
             lst.extend(new)
-        for i, n in alt:
-            self.alt[base + i] = n
+        if keep_alt:
+            for i, n in alt:
+                self.alt[base + i] = n
 
     def merged(self):
         """``(accept, drop, unknown)`` as ``_Flow``s and the input path's
@@ -569,8 +589,17 @@ class _Sink:
 
 
 #: Memoised chain runs kept per walk; runs are replayed only for chains
-#: entered from several places with the very same sets.
+#: entered from several places with the very same sets (kube-proxy's
+#: KUBE-SERVICES, from nat PREROUTING and OUTPUT), and only runs that
+#: visited at least ``MEMO_MIN_RULES`` rules are kept (a one-rule chain
+#: called from thousands of places with different sets is cheaper to redo).
 MEMO_SIZE = 4096
+MEMO_MIN_RULES = 16
+
+
+def _tracks_input(ctx: "_Context") -> bool:
+    """Does this part of the walk keep the DNAT images the input path sees?"""
+    return ctx.stage == "prerouting" and ctx.path_hook in ("input", "shared")
 
 
 class _Walker:
@@ -582,6 +611,9 @@ class _Walker:
         self.match_cache: dict = {}
         self.exist_vars: dict = {}
         self.multi_entry = _multi_entry_chains(ruleset)
+        #: Every record made, in order, so a memoised run can replay its
+        #: records into another path's.
+        self.log: list = []
 
     # -- the hook path ------------------------------------------------------
 
@@ -664,22 +696,31 @@ class _Walker:
             low = up  # equal bounds: one node, so rules can share their work
         key = None
         if id(chain) in self.multi_entry:
-            key = (id(chain), low, up, ctx)
-            hit = self.memo.get(key)
+            # A run depends on the entering sets and on how ct state reads,
+            # not on the hook: prerouting and output runs of one chain are
+            # the same. Only a run that kept the input path's DNAT images
+            # (``alt``) serves a walk that needs them.
+            alt = _tracks_input(ctx)
+            key = (id(chain), low, up, ctx.before_conntrack)
+            hit = self.memo.get((*key, True)) or (None if alt else self.memo.get((*key, False)))
             if hit is not None:
-                self.sink.replay(hit[1])
-                return hit[0]
-            mark = self.sink.mark()
+                out, added, log, path = hit
+                self.sink.replay(added, alt)
+                if path is not self.path:
+                    for entry in log:
+                        self._record(*entry)
+                return out
+            mark, log_mark = self.sink.mark(), len(self.log)
         f = self.space.false
         ret = _Flow(f, f)
         for rule in chain.rules:
             low, up = self._rule(chain, rule, low, up, ctx, depth, ret)
         ret.add(low, up)
         out = (ret.lower, ret.upper)
-        if key is not None:
+        if key is not None and len(self.log) - log_mark >= MEMO_MIN_RULES:
             if len(self.memo) >= MEMO_SIZE:
                 self.memo.clear()
-            self.memo[key] = (out, self.sink.since(mark))
+            self.memo[(*key, alt)] = (out, self.sink.since(mark), self.log[log_mark:], self.path)
         return out
 
     def _rule(self, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int, ret: _Flow):
@@ -728,6 +769,7 @@ class _Walker:
 
     def _record(self, rule: Rule, rl, ru, ml, mu, match_l, match_u) -> None:
         path = self.path
+        self.log.append((rule, rl, ru, ml, mu, match_l, match_u))
         rec = path.records.get(id(rule))
         if rec is None:
             path.records[id(rule)] = _Record((rl, ru, ml, mu), match_l, match_u, len(path.order))
@@ -875,8 +917,7 @@ class _Walker:
         image_u = self._nat_image(action, up)
         image_l = image_u if (low is up or low == up) else self._nat_image(action, low)
         alt = None
-        if (ctx.stage == "prerouting" and ctx.path_hook in ("input", "shared")
-                and action.kind == "dnat" and action.to_addr is not None and low != false):
+        if (_tracks_input(ctx) and action.kind == "dnat" and action.to_addr is not None and low != false):
             fam = sp.family(action.to_addr.version)
             same = low & (~fam | sp.eq("dst", int(action.to_addr)))
             alt = image_l if same == low else self._nat_image(action, same)
