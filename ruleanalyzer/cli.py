@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="files that describe one firewall (e.g. rules.v4,rules.v6); repeatable")
     au.add_argument("--dialect", choices=DIALECTS, help="the files' dialect (sniffed when omitted)")
     au.add_argument("--format", default="text", choices=("text", "json", "sarif", "github"))
-    au.add_argument("--select", help="codes, prefixes or names to run (comma-separated; default all)")
+    au.add_argument("--select", help="codes, prefixes or names to run (comma-separated; default: all "
+                                     "but the opt-in checks, which need their exact code or name)")
     au.add_argument("--ignore", help="codes, prefixes or names to skip (comma-separated)")
     au.add_argument("--fail-on", choices=("error", "warning", "info", "never"),
                     help="exit 1 when a finding is at least this severe (default: warning, or the config's)")

@@ -4,7 +4,8 @@
 
 Keys (the same in both files)::
 
-    select = ["RA1", "RA401"]        # codes, prefixes, names or "ALL" (default: all)
+    select = ["RA1", "RA401"]        # codes, prefixes, names or "ALL" (default: all
+                                     # but opt-in checks, which need their exact code)
     ignore = ["RA104"]
     fail-on = "warning"              # error | warning | info | never
     [tool.ruleanalyzer.options.RA401]

@@ -107,6 +107,24 @@ def test_select_and_ignore(tmp_path):
         run_audit([f], select=["RA999"])
 
 
+def test_opt_in_checks_run_only_when_named(tmp_path, capsys):
+    exception = ("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 192.0.2.0/24 -p tcp --dport 22 -j ACCEPT\n"
+                 "-A INPUT -p tcp --dport 22 -j DROP\nCOMMIT\n")
+    f = write(tmp_path, "rules.v4", exception)
+    opt_in = [c for c, cls in checks.registry().items() if cls.opt_in]
+    assert {"RA105", "RA106"} <= set(opt_in)
+    for select in (None, ["RA1"], ["RA10"]):
+        assert not set(opt_in) & set(checks.select(select))
+        assert "RA105" not in {x.code for x in run_audit([f], select=select).findings}
+    for select in (["RA105"], ["rule-exception"], ["ALL"]):
+        assert "RA105" in checks.select(select)
+        assert "RA105" in {x.code for x in run_audit([f], select=select).findings}
+    assert "RA105" not in checks.select(["ALL"], ignore=["RA1"])
+    assert main(["rules"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "RA105" in line)
+    assert "opt-in" in row
+
+
 def test_inline_suppression_silences_and_unused_one_is_reported(tmp_path):
     text = ("*filter\n:INPUT ACCEPT [0:0]\n"
             "-A INPUT -s 10.0.0.0/8 -m comment --comment \"ruleanalyzer: ignore[RA102] old\" -j ACCEPT\n"

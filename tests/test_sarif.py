@@ -42,6 +42,7 @@ def test_rule_metadata_renders_from_the_check_fields(sarif):
         assert r["fullDescription"]["text"] == cls.rationale
         assert r["help"]["text"] and "## What it does" in r["help"]["markdown"]
         assert r["defaultConfiguration"]["level"] in ("error", "warning", "note")
+        assert r["defaultConfiguration"].get("enabled", True) is not cls.opt_in
         assert r["name"] == cls.name
 
 

@@ -4,11 +4,15 @@ Families, one module each, with a code prefix:
 
 - ``RA0xx`` — audit itself (unreadable input, parser diagnostics);
 - ``RA1xx`` :mod:`.reach` — unreachable, shadowed and redundant rules;
+  :mod:`.anomaly` — exceptions and overlaps whose order decides (opt-in);
 - ``RA2xx`` :mod:`.traps` — implicit deny-all traps (handshakes, PMTU, ND, loopback, IPv6);
 - ``RA3xx`` :mod:`.ecn` — ECN traps;
 - ``RA4xx`` :mod:`.exposure` — administrative ports open to the internet;
 - ``RA5xx`` :mod:`.structure` — jumps, loops, dead chains, duplicates;
 - ``RA9xx`` :mod:`.suppress` — suppression directives themselves.
+
+Opt-in checks (``opt_in = True``) run only when selected by their exact
+code, their name or ``ALL``; the default selection and prefixes skip them.
 
 Codes are stable and never reused. A retired code stays in
 :data:`RETIRED` and redirects to its successor, so old ``--select`` lists,
@@ -23,7 +27,7 @@ from .base import SEVERITIES, Check, Context, Finding, Option, Where, severity_r
 #: is tested with a made-up entry).
 RETIRED: dict[str, str] = {}
 
-_FAMILY_MODULES = ("meta", "reach", "traps", "ecn", "exposure", "structure", "suppress")
+_FAMILY_MODULES = ("meta", "reach", "anomaly", "traps", "ecn", "exposure", "structure", "suppress")
 _registry: dict[str, type[Check]] | None = None
 
 
@@ -75,16 +79,33 @@ def _matches(code: str, selector: str) -> bool:
     return code.startswith(resolve(selector)) or code.startswith(selector.upper())
 
 
+def _names(code: str, selector: str) -> bool:
+    """Does ``selector`` pick ``code`` by name: its code, a retired alias of
+    it, its kebab-case name, or ``ALL`` (what selects an opt-in check)?"""
+    selector = selector.strip()
+    return (selector.upper() == "ALL" or resolve(selector) == code
+            or selector.lower() == registry()[code].name)
+
+
 def select(select: list[str] | None = None, ignore: list[str] | None = None) -> list[str]:
-    """Codes chosen by ``select`` (default: all) minus ``ignore``.
+    """Codes chosen by ``select`` (default: all but the opt-in checks) minus
+    ``ignore``; an opt-in check must be named (:func:`_names`), a prefix
+    does not choose it.
 
     Raises ValueError for a selector that names no check."""
-    codes = list(registry())
+    reg = registry()
+    codes = list(reg)
     for selector in [*(select or []), *(ignore or [])]:
         if not any(_matches(c, selector) for c in codes):
             raise ValueError(f"unknown check code or prefix {selector!r}")
-    chosen = [c for c in codes if not select or any(_matches(c, s) for s in select)]
-    return [c for c in chosen if not any(_matches(c, s) for s in ignore or [])]
+
+    def chosen(code: str) -> bool:
+        if not select:
+            return not reg[code].opt_in
+        picks = _names if reg[code].opt_in else _matches
+        return any(picks(code, s) for s in select)
+
+    return [c for c in codes if chosen(c) and not any(_matches(c, s) for s in ignore or [])]
 
 
 __all__ = ["Check", "Context", "Finding", "Option", "RETIRED", "SEVERITIES", "Where", "get",

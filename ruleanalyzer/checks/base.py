@@ -147,6 +147,10 @@ class Check:
     aliases: ClassVar[tuple[str, ...]] = ()
     #: stable | preview
     status: ClassVar[str] = "stable"
+    #: Opt-in checks run only when selected by their exact code (or a retired
+    #: alias of it), their name or ``ALL`` — never by default or by a prefix
+    #: such as ``RA1`` — so adding one leaves every existing audit unchanged.
+    opt_in: ClassVar[bool] = False
 
     def __init__(self, settings: dict | None = None):
         self.settings = {k: o.default for k, o in self.options.items()}

@@ -17,6 +17,15 @@ def example_text(text: str) -> str:
     return _EXPECT.sub("", text)
 
 
+#: How the docs say that a check runs only when selected by name.
+OPT_IN_NOTE = "opt-in: runs only when selected by its code, its name or `ALL`"
+
+
+def severity_label(cls) -> str:
+    """``info`` or ``info (opt-in)``."""
+    return cls.severity + (" (opt-in)" if cls.opt_in else "")
+
+
 def _fence(cls) -> str:
     return "shell" if cls.example_dialect == "iptables" else "nft"
 
@@ -24,7 +33,8 @@ def _fence(cls) -> str:
 def explain_markdown(cls) -> str:
     """One check's page, ruff style: What it does / Why is this bad? / Example / Use instead."""
     parts = [f"# {cls.name} ({cls.code})", "",
-             f"Severity: {cls.severity}" + (f" · aliases: {', '.join(cls.aliases)}" if cls.aliases else ""),
+             f"Severity: {cls.severity}" + (f" · aliases: {', '.join(cls.aliases)}" if cls.aliases else "")
+             + (f" · {OPT_IN_NOTE}" if cls.opt_in else ""),
              "", "## What it does", "", cls.summary + ".", "", "## Why is this bad?", "", cls.rationale]
     if cls.bad:
         parts += ["", "## Example", "", f"```{_fence(cls)}", example_text(cls.bad).rstrip(), "```"]
@@ -43,9 +53,11 @@ def catalogue_markdown() -> str:
              "# Checks", "",
              "Every finding of `ruleanalyzer audit` has a stable code. Select or ignore them by "
              "code, prefix (`RA1`) or name; suppress one on a rule with a comment "
-             "`ruleanalyzer: ignore[CODE] reason`.", "",
+             "`ruleanalyzer: ignore[CODE] reason`. Checks marked *opt-in* run only when selected "
+             "by their exact code, their name or `ALL` (a prefix such as `RA1` does not select "
+             "them).", "",
              "| code | name | severity | summary |", "| --- | --- | --- | --- |"]
-    lines += [f"| {c.code} | `{c.name}` | {c.severity} | {c.summary} |" for c in checks]
+    lines += [f"| {c.code} | `{c.name}` | {severity_label(c)} | {c.summary} |" for c in checks]
     lines.append("")
     for c in checks:
         lines += ["", explain_markdown(c).replace("# ", "## ", 1).replace("\n## ", "\n### ")]

@@ -102,12 +102,16 @@ def render_findings(console: Console, result) -> None:
 
 
 def render_rules(console: Console, checks) -> None:
-    """The ``rules`` listing: code, name, severity, summary."""
+    """The ``rules`` listing: code, name, severity (``(opt-in)`` for checks
+    that run only when selected by name), summary."""
+    from ..checks.docs import severity_label
+
     table = RichTable(show_edge=False, box=None, pad_edge=False)
     for col in ("code", "name", "severity", "summary"):
         table.add_column(col, overflow="fold")
     for c in checks:
-        table.add_row(c.code, c.name, Text(c.severity, style=SEVERITY_STYLE[c.severity]), c.summary)
+        table.add_row(c.code, c.name, Text(severity_label(c), style=SEVERITY_STYLE[c.severity]),
+                      c.summary)
     console.print(table)
 
 

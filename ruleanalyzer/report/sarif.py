@@ -20,13 +20,16 @@ INFORMATION_URI = "https://github.com/ruleanalyzer/ruleanalyzer"
 
 
 def rule_descriptor(cls) -> dict:
+    config: dict = {"level": LEVELS[cls.severity]}
+    if cls.opt_in:
+        config["enabled"] = False  # runs only when selected by name
     return {
         "id": cls.code,
         "name": cls.name,
         "shortDescription": {"text": cls.summary},
         "fullDescription": {"text": cls.rationale},
         "help": {"text": cls.rationale, "markdown": explain_markdown(cls)},
-        "defaultConfiguration": {"level": LEVELS[cls.severity]},
+        "defaultConfiguration": config,
         "properties": {"tags": [cls.code[:3] + "xx"], "precision": "high"},
     }
 
