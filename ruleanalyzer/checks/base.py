@@ -213,10 +213,9 @@ class Context:
     def space(self):
         if self._space is None:
             from ..space import Layout
-            from ..space.fields import _ruleset_matches
 
             extra = [InterfaceMatch(f, self.EXTRA_INTERFACES) for f in ("iif", "oif")]
-            self._space = shared_space(Layout.for_matches([*_ruleset_matches(self.ruleset), *extra]))
+            self._space = shared_space(Layout.for_ruleset(self.ruleset, extra))
         return self._space
 
     @property

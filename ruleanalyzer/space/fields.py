@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterable
 
-from ..model import (CT_STATES, AllOf, AnyOf, Dispatch, InterfaceMatch, Match, NameMatch,
-                     Ruleset)
+from ..model import (CT_STATES, AddressMatch, AllOf, AnyOf, Dispatch, InterfaceMatch, Match,
+                     NameMatch, Nat, Ruleset)
 
 #: Protocols that carry 16-bit source/destination ports.
 PORT_PROTOCOLS = frozenset({6, 17, 132, 33, 136})
@@ -58,7 +58,7 @@ INT_WIDTHS = {
     "icmp_type": 8, "icmp_code": 8, "ecn": 2, "dscp": 6, "fragment": 1, "ttl": 8,
     "length": 16, "mark": 32, "ctmark": 32, "uid": 32, "gid": 32,
 }
-ORDER = ("family", "dst", "oif", "src", "iif", "state", "proto", "dport", "sport", "flags",
+ORDER = ("family", "src", "iif", "dst", "oif", "state", "proto", "dport", "sport", "flags",
          "icmp_type", "icmp_code", "ct_direction", "pkttype", "ecn", "dscp", "fragment", "ttl",
          "length", "mark", "ctmark", "uid", "gid", "ct_status", "src_type", "dst_type")
 
@@ -156,17 +156,23 @@ class Layout:
     interfaces: dict[str, InterfaceDomain]
 
     @classmethod
-    def from_names(cls, interfaces: Iterable[str] = (), names: dict[str, set[str]] | None = None
-                   ) -> "Layout":
+    def from_names(cls, interfaces: Iterable[str] = (), names: dict[str, set[str]] | None = None,
+                   destination_first: bool = False) -> "Layout":
         """A layout whose name domains cover ``interfaces`` (names or
-        wildcards) and the extra ``names`` per name field."""
+        wildcards) and the extra ``names`` per name field; with
+        ``destination_first`` the destination address (and output
+        interface) lie above the source in the BDD order."""
         names = names or {}
         pats = set(interfaces)
         concrete = tuple(sorted(p for p in pats if _wildcard_prefix(p) is None))
         prefixes = tuple(sorted({_wildcard_prefix(p) for p in pats} - {None, ""}))
         domain = InterfaceDomain(concrete, prefixes)
         specs: dict[str, FieldSpec] = {}
-        for name in ORDER:
+        order = ORDER
+        if destination_first:
+            order = ("family", "dst", "oif", "src", "iif", *ORDER[5:])
+            assert sorted(order) == sorted(ORDER)
+        for name in order:
             if name in INT_WIDTHS:
                 specs[name] = FieldSpec(name, INT_WIDTHS[name])
             elif name in INTERFACE_FIELDS:
@@ -181,18 +187,24 @@ class Layout:
         return cls(specs, {f: domain for f in INTERFACE_FIELDS})
 
     @classmethod
-    def for_matches(cls, matches: Iterable[Match]) -> "Layout":
-        """A layout whose domains cover every name in ``matches``."""
+    def for_matches(cls, matches: Iterable[Match], rewrites: Iterable[tuple[str, str]] = ()) -> "Layout":
+        """A layout whose domains cover every name in ``matches``. The
+        address field the rules tell more values apart in (``rewrites``:
+        ``(field, address)`` written by NAT) goes on top: sets that differ
+        mostly in it then split early, and their unions stay cheap."""
         ifaces: set[str] = set()
         names: dict[str, set[str]] = {}
+        addresses: dict[str, set[str]] = {"src": set(), "dst": set()}
         for m in matches:
-            _collect(m, ifaces, names)
-        return cls.from_names(ifaces, names)
+            _collect(m, ifaces, names, addresses)
+        for field_name, address in rewrites:
+            addresses[field_name].add(address)
+        return cls.from_names(ifaces, names, len(addresses["dst"]) > len(addresses["src"]))
 
     @classmethod
-    def for_ruleset(cls, ruleset: Ruleset) -> "Layout":
-        """A layout whose domains cover every name the ruleset mentions."""
-        return cls.for_matches(_ruleset_matches(ruleset))
+    def for_ruleset(cls, ruleset: Ruleset, extra: Iterable[Match] = ()) -> "Layout":
+        """A layout whose domains cover every name the ruleset (and ``extra``) mentions."""
+        return cls.for_matches([*_ruleset_matches(ruleset), *extra], _nat_rewrites(ruleset))
 
     def variables(self) -> list[str]:
         """Every BDD variable, top first."""
@@ -214,11 +226,22 @@ def _ruleset_matches(ruleset: Ruleset) -> Iterable[Match]:
                 yield from (m for m, _ in act.branches)
 
 
-def _collect(m: Match, ifaces: set[str], names: dict[str, set[str]]) -> None:
-    if isinstance(m, InterfaceMatch):
+def _nat_rewrites(ruleset: Ruleset) -> Iterable[tuple[str, str]]:
+    for rule in ruleset.rules():
+        act = rule.action
+        if isinstance(act, Nat) and act.to_addr is not None:
+            yield ("dst" if act.kind in ("dnat", "redirect") else "src"), str(act.to_addr)
+
+
+def _collect(m: Match, ifaces: set[str], names: dict[str, set[str]],
+             addresses: dict[str, set[str]] | None = None) -> None:
+    if isinstance(m, AddressMatch):
+        if addresses is not None and m.field in addresses:
+            addresses[m.field].update(map(str, m.networks))
+    elif isinstance(m, InterfaceMatch):
         ifaces.update(m.names)
     elif isinstance(m, NameMatch):
         names.setdefault(m.field, set()).update(v.lower() for v in m.values)
     elif isinstance(m, (AllOf, AnyOf)):
         for sub in m.matches:
-            _collect(sub, ifaces, names)
+            _collect(sub, ifaces, names, addresses)

@@ -525,19 +525,24 @@ class _Sink:
     """The verdicts of one base chain's run, as lists of parts merged once
     at the end (a verdict in a nested chain ends the base chain, so parts go
     straight here, not through every chain on the way). ``alt``: index in
-    ``acc_l`` → the part as the input path sees it (a prerouting DNAT)."""
+    ``acc_l`` → the part as the input path sees it (a prerouting DNAT).
+    ``exact``: no packet was changed and no bound was uncertain, so the
+    verdicts and the fall-through partition the packets that entered."""
 
-    __slots__ = ("false", "acc_l", "acc_u", "drop_l", "drop_u", "unk_l", "unk_u", "alt")
+    __slots__ = ("false", "acc_l", "acc_u", "drop_l", "drop_u", "unk_l", "unk_u", "alt", "exact")
 
     def __init__(self, false):
         self.false = false
         self.acc_l, self.acc_u, self.drop_l, self.drop_u, self.unk_l, self.unk_u = [], [], [], [], [], []
         self.alt: dict[int, object] = {}
+        self.exact = True
 
     def _lists(self):
         return (self.acc_l, self.acc_u, self.drop_l, self.drop_u, self.unk_l, self.unk_u)
 
     def accept(self, low, up, alt=None) -> None:
+        if low is not up and low != up:
+            self.exact = False
         if alt is not None and alt is not low:
             self.alt[len(self.acc_l)] = alt
             self.acc_l.append(low)
@@ -547,12 +552,16 @@ class _Sink:
             self.acc_u.append(up)
 
     def drop(self, low, up) -> None:
+        if low is not up and low != up:
+            self.exact = False
         if low != self.false:
             self.drop_l.append(low)
         if up != self.false:
             self.drop_u.append(up)
 
     def unknown(self, low, up) -> None:
+        if low is not up and low != up:
+            self.exact = False
         if low != self.false:
             self.unk_l.append(low)
         if up != self.false:
@@ -568,6 +577,7 @@ class _Sink:
         return parts, alt
 
     def replay(self, added, keep_alt: bool = True) -> None:
+        self.exact = False  # unknown here; only an optimisation rests on it
         parts, alt = added
         base = len(self.acc_l)
         for lst, new in zip(self._lists(), parts):
@@ -576,10 +586,22 @@ class _Sink:
             for i, n in alt:
                 self.alt[base + i] = n
 
-    def merged(self):
-        """``(accept, drop, unknown)`` as ``_Flow``s and the input path's
-        accepted lower set."""
+    def merged(self, entered, returned):
+        """Lower and upper accepted, dropped, undecided sets, and the input
+        path's accepted lower set. When the run is exact (``entered`` and
+        ``returned`` single nodes too), the biggest of accepted and dropped
+        is what entered minus the rest: one difference instead of a union
+        of thousands of parts."""
         false = self.false
+        if self.exact and not self.alt and entered is not None and returned is not None:
+            unk = _union_all(self.unk_u, false)
+            if len(self.acc_u) >= len(self.drop_u):
+                drop = _union_all(self.drop_u, false)
+                acc = entered & ~(drop | unk | returned)
+            else:
+                acc = _union_all(self.acc_u, false)
+                drop = entered & ~(acc | unk | returned)
+            return acc, acc, drop, drop, unk, unk, acc
         acc_l = _union_all(self.acc_l, false)
         acc_l_input = acc_l if not self.alt else _union_all(
             [self.alt.get(i, n) for i, n in enumerate(self.acc_l)], false)
@@ -665,7 +687,8 @@ class _Walker:
             enter_l, enter_u = enter_l & g, enter_u & g
         self.sink = sink = _Sink(false)
         ret_l, ret_u = self._run_chain(chain, enter_l, enter_u, ctx, 0)
-        acc_l, acc_u, drop_l, drop_u, unk_l, unk_u, acc_l_input = sink.merged()
+        acc_l, acc_u, drop_l, drop_u, unk_l, unk_u, acc_l_input = sink.merged(
+            enter_u if enter_l == enter_u else None, ret_u if ret_l == ret_u else None)
         self.sink = None
         if (chain.policy or "accept") == "drop":
             path.dropped.add(ret_l, ret_u)
@@ -856,6 +879,8 @@ class _Walker:
         return node & sp.masked(field, mask, value)
 
     def _effect(self, effect, chain: Chain, low, up):
+        if not isinstance(effect, Log):
+            self.sink.exact = False  # packets change: verdicts no longer partition what entered
         if isinstance(effect, SetField):
             return self._set_field(effect, low), self._set_field(effect, up)
         if isinstance(effect, Notrack):
@@ -914,6 +939,7 @@ class _Walker:
         destination stays the same surely go on to input."""
         sp = self.space
         false = sp.false
+        self.sink.exact = False
         image_u = self._nat_image(action, up)
         image_l = image_u if (low is up or low == up) else self._nat_image(action, low)
         alt = None
