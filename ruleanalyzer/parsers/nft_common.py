@@ -19,12 +19,14 @@ import functools
 import ipaddress
 import json
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..errors import RuleAnalyzerError
 from ..model import (ACK, CWR, ECE, ECN_CODEPOINTS, FIN, PROTOCOLS, PSH, RST, SYN, URG, Accept, Action,
                      AddressMatch, AllOf, AnyOf, BitsMatch, Chain, Diagnostic, Dispatch, Drop, Goto,
                      IntMatch, InterfaceMatch, Jump, Location, Log, Match, NameMatch, Nat, Notrack,
                      OpaqueMatch, Queue, Reject, Return, Rule, Ruleset, SetField, Table, UnknownAction)
+from .jumploops import find_loop, loop_path
 
 # ---------------------------------------------------------------------------
 # Symbolic constants
@@ -422,6 +424,9 @@ class PendingRule:
     text: str
     handle: str | None
     comment: str | None
+    #: the order rules were read in (``insert`` included), for naming the
+    #: jump that closes a loop as nft would: the first added that closes it
+    seq: int = 0
 
 
 class paused_gc:
@@ -457,10 +462,15 @@ class Builder:
         self.pending: dict[int, list[PendingRule]] = {}
         self._chains: dict[int, Chain] = {}
         self._anon = 0
+        self._added = 0
         #: Built matches of a selector compared with a scalar (many rules
         #: repeat ``ct state established,related``, ``iifname "lo"``):
         #: (id(selector), op, type, value, mask, family, table) → (selector, matches).
         self.match_cache: dict[tuple, tuple] = {}
+        #: ``(rule, target) -> (location, source line)`` of the jump to
+        #: ``target`` inside ``rule``, finer than the rule's own location;
+        #: set by a reader that can tell (only asked when refusing a loop).
+        self.jump_locator: Callable[[Rule, str], tuple[Location, str | None]] | None = None
 
     # -- structure -----------------------------------------------------------------
     def table(self, family: str, name: str, location: Location | None = None) -> Table:
@@ -563,7 +573,8 @@ class Builder:
         """Queue a rule (JSON-shaped statements) for ``chain``; ``position`` is
         the 0-based insertion index (``insert rule``), default at the end."""
         pending = self.pending.setdefault(id(chain), [])
-        rule = PendingRule(exprs, location, text, handle, comment)
+        self._added += 1
+        rule = PendingRule(exprs, location, text, handle, comment, self._added)
         if position is None:
             pending.append(rule)
         else:
@@ -599,11 +610,63 @@ class Builder:
                         if name == target and rule.location is not None:
                             decl.updated = True
         for table in self.ruleset.tables:
+            jumps: list[tuple[int, str, str, Rule]] = []
             for chain in table.chains.values():
                 chain.rules.clear()
                 for pending in self.pending.get(id(chain), []):
-                    chain.add(self.build_rule(table, pending))
+                    rule = self.build_rule(table, pending)
+                    chain.add(rule)
+                    for target in self._jump_targets(table, rule, pending.exprs):
+                        jumps.append((pending.seq, chain.name, target, rule))
+            if jumps:
+                jumps.sort(key=lambda j: j[0])
+                self.refuse_jump_loop(table, [(a, b) for _, a, b, _ in jumps], [j[3] for j in jumps])
         return self.ruleset
+
+    def _jump_targets(self, table: Table, rule: Rule, exprs) -> list[str]:
+        """The chains ``rule`` can jump or go to: its verdict, the verdicts of
+        its verdict map — also of a named map whose contents may change at run
+        time (the kernel checks those elements too)."""
+        action = rule.action
+        if isinstance(action, (Jump, Goto)):
+            return [action.target]
+        if not isinstance(action, Dispatch):
+            return []
+        targets = [a.target for _, a in action.branches if isinstance(a, (Jump, Goto))]
+        for stmt in exprs:  # a map the model could not read (dynamic, with timeouts)
+            body = stmt.get("vmap") if isinstance(stmt, dict) else None
+            data = body.get("data") if isinstance(body, dict) else None
+            if not (isinstance(data, str) and data.startswith("@")):
+                continue
+            decl = self.sets.get((table.family, table.name, data[1:]))
+            if decl is None or decl.decidable:
+                continue  # a readable map's verdicts are the branches above
+            for item in decl.elements:
+                verdict = item[1] if isinstance(item, list) and len(item) == 2 else None
+                try:
+                    found = verdict_action(verdict) if isinstance(verdict, dict) else None
+                except ModelError:
+                    continue
+                if isinstance(found, (Jump, Goto)):
+                    targets.append(found.target)
+        return targets
+
+    def refuse_jump_loop(self, table: Table, jumps: list[tuple[str, str]], sites: list[Rule]) -> None:
+        """Refuse, like nft (\"Could not process rule: Too many levels of
+        symbolic links\"), a table whose jumps and gotos let a chain reach
+        itself; located at the jump closing the loop in file order."""
+        loop = find_loop(jumps)
+        if loop is None:
+            return
+        closing = loop[-1]
+        rule, target = sites[closing], jumps[closing][1]
+        location, source_line = rule.location, None
+        if self.jump_locator is not None:
+            location, source_line = self.jump_locator(rule, target)
+        raise RuleAnalyzerError(
+            f"jump loop in table {table.family} {table.name}: {loop_path(jumps, loop)} "
+            "(nft refuses chains that reach themselves: 'Too many levels of symbolic links')",
+            location, source_line=source_line)
 
     def build_rule(self, table: Table, pending: PendingRule) -> Rule:
         """One model rule from JSON-shaped statements."""

@@ -57,6 +57,25 @@ class _Reader:
     def __init__(self, name: str):
         self.name = name
         self.builder = Builder(name, DIALECT)
+        self.builder.jump_locator = self.locate_jump
+
+    @staticmethod
+    def locate_jump(rule, target: str) -> tuple[Location, None]:
+        """The JSON path of the statement of ``rule`` that jumps or goes to
+        ``target`` (its verdict map, for a map), else the rule's."""
+        loc = rule.location
+        try:
+            exprs = json.loads(rule.text)
+        except (ValueError, RecursionError):
+            return loc, None
+        for j, stmt in enumerate(exprs if isinstance(exprs, list) else ()):
+            if not isinstance(stmt, dict) or len(stmt) != 1:
+                continue
+            (key, body), = stmt.items()
+            if key == "vmap" or (key in ("jump", "goto") and isinstance(body, dict)
+                                 and body.get("target") == target):
+                return Location(loc.file, path=f"{loc.path}.rule.expr[{j}]"), None
+        return loc, None
 
     def error(self, message: str, path: str) -> RuleAnalyzerError:
         return RuleAnalyzerError(message, Location(self.name, path=path))

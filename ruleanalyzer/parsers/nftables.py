@@ -240,6 +240,9 @@ class _Reader:
         self.file = name
         self.text = ""
         self.comments: dict[int, str] = {}
+        #: every file read (for locating a jump when refusing a jump loop)
+        self.texts: dict[str, str] = {}
+        self.builder.jump_locator = self.locate_jump
 
     # -- errors -------------------------------------------------------------------
     def error(self, message: str, tok=None, hint: str | None = None) -> RuleAnalyzerError:
@@ -252,6 +255,7 @@ class _Reader:
     def read_text(self, text: str, file: str, depth: int) -> None:
         saved = (self.file, self.text, self.comments)
         self.file, self.text = file, text
+        self.texts[file] = text
         _COMMENTS.by_line = {}
         try:
             items = _parser().parse(text)
@@ -262,6 +266,27 @@ class _Reader:
             self.top_items(items, depth)
         finally:
             self.file, self.text, self.comments = saved
+
+    def locate_jump(self, rule, target: str) -> tuple[Location, str | None]:
+        """Where ``jump``/``goto`` ``target`` is written inside ``rule`` (a
+        verdict map holds several), else where the rule starts."""
+        loc = rule.location
+        text = self.texts.get(loc.file)
+        if text is None or not loc.line:
+            return loc, None
+        start = 0
+        for _ in range(loc.line - 1):
+            start = text.find("\n", start) + 1
+        offset = start + (loc.column or 1) - 1
+        if rule.text and text.startswith(rule.text, offset):
+            name = re.escape(target)
+            found = re.compile(rf'\b(?:jump|goto)\s+(?:"{name}"|{name}(?![^\s,;{{}}]))').search(
+                text, offset, offset + len(rule.text))
+            if found is not None:
+                line = loc.line + text.count("\n", offset, found.start())
+                column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
+                loc = Location(loc.file, line, column)
+        return loc, line_of(text, loc.line)
 
     def _syntax_error(self, exc: UnexpectedInput, text: str) -> RuleAnalyzerError:
         line, col = getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1

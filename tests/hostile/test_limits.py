@@ -159,11 +159,15 @@ def test_iptables_jump_cycle_is_refused():
     assert info.value.location.line == 7
 
 
-def test_nft_jump_cycle_is_unknown_naming_the_limit():
+def test_nft_jump_cycle_is_refused():
+    """The kernel refuses it (ELOOP); more cases in test_cycles.py."""
     text = ("table ip t {\n chain a { type filter hook input priority 0; jump b }\n"
             " chain b { jump a }\n}\n")
-    result = Evaluator(parsers.parse(text, "loop.nft", "nftables")).evaluate(SSH)
-    assert result.verdict == "unknown" and str(MAX_DEPTH) in result.depends_on[0]
+    with pytest.raises(RuleAnalyzerError) as info:
+        parsers.parse(text, "loop.nft", "nftables")
+    assert "jump loop in table ip t: a -> b -> a" in info.value.message
+    assert (info.value.location.file, info.value.location.line, info.value.location.column) == \
+        ("loop.nft", 3, 12)
 
 
 # -- big sets ---------------------------------------------------------------------------------
