@@ -8,7 +8,7 @@ Families, one module each, with a code prefix:
 - ``RA2xx`` :mod:`.traps` — implicit deny-all traps (handshakes, PMTU, ND, loopback, IPv6);
 - ``RA3xx`` :mod:`.ecn` — ECN traps;
 - ``RA4xx`` :mod:`.exposure` — administrative ports open to the internet;
-- ``RA5xx`` :mod:`.structure` — jumps, loops, dead chains, duplicates;
+- ``RA5xx`` :mod:`.structure` — jumps, dead chains, duplicates (jump loops are refused by every reader: RA001);
 - ``RA9xx`` :mod:`.suppress` — suppression directives themselves.
 
 Opt-in checks (``opt_in = True``) run only when selected by their exact

@@ -18,6 +18,9 @@ class UnreadableInput(Check):
 
     code = "RA001"
     name = "unreadable-input"
+    #: RA502 (jump loop) retired: every reader now refuses a loop, located
+    #: at the jump that closes it, as iptables-restore and nft do.
+    aliases = ("RA502",)
     summary = "Input file could not be read or parsed; it was skipped"
     rationale = (
         "Nothing in the file was analysed, so none of its problems can be reported. The "

@@ -124,47 +124,6 @@ class UndefinedJumpTarget(Check):
                                 "does not define", rule=rule)
 
 
-class JumpLoop(Check):
-    """Chains that jump to each other in a cycle."""
-
-    code = "RA502"
-    name = "jump-loop"
-    summary = "Chains jump to each other in a loop"
-    rationale = (
-        "A packet that follows the loop would never leave it; the kernel rejects the ruleset "
-        "('Too many levels of symbolic links' / ELOOP), so the firewall on disk cannot be "
-        "loaded. The analyzer cannot trace such a ruleset either.")
-    bad = ("table inet f {\n  chain a {\n    # expect: RA502\n    jump b\n  }\n"
-           "  chain b {\n    jump a\n  }\n"
-           "  chain input {\n    type filter hook input priority 0;\n    jump a\n  }\n}\n")
-    good = ("table inet f {\n  chain a {\n    jump b\n  }\n  chain b {\n    accept\n  }\n"
-            "  chain input {\n    type filter hook input priority 0;\n    jump a\n  }\n}\n")
-    example_dialect = "nftables"
-    severity = "error"
-
-    def run(self, ctx: Context):
-        import networkx as nx
-
-        for table in ctx.ruleset.tables:
-            graph = nx.DiGraph()
-            first_jump: dict[tuple[str, str], Rule] = {}
-            for chain in table.chains.values():
-                for rule in chain.rules:
-                    for target in jump_targets(rule):
-                        if target in table.chains:
-                            graph.add_edge(chain.name, target)
-                            first_jump.setdefault((chain.name, target), rule)
-            for component in nx.strongly_connected_components(graph):
-                members = sorted(component)
-                if len(members) == 1 and not graph.has_edge(members[0], members[0]):
-                    continue
-                cycle = nx.find_cycle(graph.subgraph(members))
-                rules = [first_jump[edge[:2]] for edge in cycle]
-                path = " -> ".join([cycle[0][0], *(e[1] for e in cycle)])
-                yield self.finding(f"jump loop: {path}", rule=rules[0],
-                                   related=[related_rule(r, "jump in the loop") for r in rules[1:]])
-
-
 class UnusedChain(Check):
     """A user chain no rule jumps or goes to."""
 
