@@ -38,7 +38,7 @@ from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Dr
                      Ruleset, SetField, UnknownAction)
 from .encode import encode_bounds, encode_conjunction
 from .fields import Layout
-from .packetset import PacketSet, Space
+from .packetset import PacketSet, Space, SpaceMemoryError
 
 #: Deepest jump nesting followed; valid rulesets cannot loop, so deeper
 #: means a jump cycle.
@@ -49,18 +49,27 @@ class ReachError(ValueError):
     """The ruleset cannot be traversed (a jump cycle)."""
 
 
-@dataclass
 class RuleSets:
     """Packets that arrive at one rule and those that match it, each as
     surely (``lower``) and possibly (``upper``); ``match_*`` is the rule's
-    own match, whatever reaches it."""
+    own match, whatever reaches it. Each set is taken (the union over the
+    rule's visits, within the valid packets) when first read."""
 
-    reaching_lower: PacketSet
-    reaching_upper: PacketSet
-    matched_lower: PacketSet
-    matched_upper: PacketSet
-    match_lower: PacketSet
-    match_upper: PacketSet
+    _NAMES = ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper")
+
+    def __init__(self, space: Space, record: "_Record"):
+        self._space, self._record = space, record
+
+    def __getattr__(self, name: str) -> PacketSet:
+        if name in self._NAMES:
+            node = self._record.column(self._NAMES.index(name))
+        elif name in ("match_lower", "match_upper"):
+            node = self._record.match_l if name == "match_lower" else self._record.match_u
+        else:
+            raise AttributeError(name)
+        value = self._space.wrap(node)
+        setattr(self, name, value)  # read once
+        return value
 
 
 @dataclass
@@ -152,10 +161,6 @@ class _Record:
         other._merged = list(self._merged) if self._merged else None
         return other
 
-    def merged(self):
-        """The four sets, each the union over the visits."""
-        return tuple(self.column(i) for i in range(4))
-
     def column(self, i: int):
         """One of the sets (0 reaching lower, 1 reaching upper, 2 matched
         lower, 3 matched upper), the union over the visits, kept once taken."""
@@ -212,10 +217,7 @@ class Reachability:
     def rule_sets(self, rule: Rule) -> RuleSets:
         """Reaching and matched sets of ``rule`` (KeyError if the rule's
         chain is never entered on this hook)."""
-        r = self._records[id(rule)]
-        w = self.space.wrap
-        rl, ru, ml, mu = r.merged()
-        return RuleSets(w(rl), w(ru), w(ml), w(mu), w(r.match_l), w(r.match_u))
+        return RuleSets(self.space, self._records[id(rule)])
 
     def is_unreachable(self, rule: Rule) -> bool:
         """No packet can reach ``rule`` and match it."""
@@ -434,7 +436,9 @@ def analyze(ruleset: Ruleset, hook: str, family: int, space: Space | None = None
     the packet's way, such as prerouting, run first). ``start`` (a
     :class:`PacketSet` or raw node) limits the packets the walk begins with.
 
-    Raises :class:`ReachError` on a jump cycle."""
+    Raises :class:`ReachError` on a jump cycle and
+    :class:`~ruleanalyzer.space.packetset.SpaceMemoryError` when the BDD
+    manager reaches its memory limit."""
     return analyze_hooks(ruleset, (hook,), family, space, start)[hook]
 
 
@@ -448,6 +452,15 @@ def analyze_hooks(ruleset: Ruleset, hooks, family: int, space: Space | None = No
         if hook not in HOOK_PATHS:
             raise ValueError(f"unknown hook {hook!r} (input, forward, output)")
     space = space or Space(Layout.for_ruleset(ruleset))
+    try:
+        return _analyze_hooks(ruleset, hooks, family, space, start)
+    except (ValueError, RuntimeError) as exc:
+        if space.exhausted(exc):
+            raise SpaceMemoryError(space.max_bytes) from exc
+        raise
+
+
+def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space, start):
     walker = _Walker(ruleset, space, family)
     begin = space.family(family)
     if start is not None:
