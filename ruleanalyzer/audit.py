@@ -114,6 +114,8 @@ def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] |
         try:
             findings.extend(check.run(ctx))
         except (RecursionError, MemoryError, Exception) as exc:  # noqa: BLE001 - a bug must not stop the audit
+            if ctx.out_of_space(exc):
+                continue  # the limit is reported once, with the analysis failures
             where = Where(ruleset.sources[0] if ruleset.sources else None)
             tb = traceback.extract_tb(exc.__traceback__)[-1]
             findings.append(Finding("RA003", CheckFailed.name, "error",

@@ -198,6 +198,7 @@ class Context:
     def __init__(self, ruleset: Ruleset):
         self.ruleset = ruleset
         self._reach: dict[tuple[str, int], object] = {}
+        self._exhausted = False  # the packet space reached its memory limit
         self._space = None
         self._evaluator = None
         self.notes: list[str] = []
@@ -251,7 +252,10 @@ class Context:
         the structure checks). Every hook of the family is analysed in one
         go (input and forward share their prerouting walk)."""
         key = (hook, family)
+        if self._exhausted:
+            return None
         if key not in self._reach:
+            from ..space.packetset import SpaceMemoryError
             from ..space.reach import ReachError, analyze_hooks
 
             hooks = [h for h in self.hooks() if (h, family) not in self._reach]
@@ -265,6 +269,9 @@ class Context:
                 self.failures.append(f"packet-space analysis of {what} took longer than "
                                      f"{self.analysis_seconds:g} s and was abandoned")
                 found = {}
+            except SpaceMemoryError as exc:
+                self.out_of_space(exc, what)
+                found = {}
             except (ReachError, RecursionError) as exc:
                 self.notes.append(f"{what}: {exc}")
                 found = {}
@@ -275,6 +282,26 @@ class Context:
             for h in hooks:
                 self._reach[(h, family)] = found.get(h)
         return self._reach[key]
+
+    def out_of_space(self, exc: BaseException, what: str = "") -> bool:
+        """If ``exc`` is the packet space reaching its memory limit (in an
+        analysis or in a check's own set operations), note it once as a
+        failure (RA003 naming the limit), give up that space and say True."""
+        from ..space.packetset import MAX_BDD_BYTES, SpaceMemoryError
+
+        space = self._space
+        if not isinstance(exc, SpaceMemoryError):
+            if space is None or not space.exhausted(exc):
+                return False
+            exc = SpaceMemoryError(getattr(space, "max_bytes", MAX_BDD_BYTES))
+        message = f"packet-space analysis{' of ' + what if what else ''} was abandoned: {exc}"
+        if not any(str(exc) in m for m in self.failures):
+            self.failures.append(message)
+        if space is not None:
+            forget_space(space)  # CUDD failed mid-operation: the next ruleset starts afresh
+        self._space = None
+        self._exhausted = True  # no further analyses of this ruleset
+        return True
 
     def analyses(self) -> Iterator[tuple[str, int, object]]:
         """``(hook, family, reachability)`` for every path the ruleset filters."""
@@ -325,6 +352,13 @@ def _time_limit(seconds: float):
 _SPACES: dict[tuple, object] = {}
 _MAX_SPACES = 4
 _MAX_CACHED_MATCHES = 200_000
+
+
+def forget_space(space) -> None:
+    """Drop ``space`` from the shared spaces."""
+    for key, value in list(_SPACES.items()):
+        if value is space:
+            del _SPACES[key]
 
 
 def shared_space(layout):

@@ -23,6 +23,19 @@ BACKEND = _bdd_backend.__name__
 #: CUDD's ``looseUpTo``: below this many nodes the unique table grows
 #: instead of collecting garbage.
 LOOSE_UP_TO = 250_000
+#: Memory a :class:`Space`'s BDD manager may take (read when a space is
+#: made). Beyond it an operation fails and the analysis stops with
+#: :class:`SpaceMemoryError`; docs/limits.md.
+MAX_BDD_BYTES = 1536 * 2**20
+
+
+class SpaceMemoryError(MemoryError):
+    """A packet-space operation needed more than :data:`MAX_BDD_BYTES`."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"the packet space needed more than {limit // 2**20} MiB of BDD nodes "
+                         "(ruleanalyzer.space.packetset.MAX_BDD_BYTES)")
+        self.limit = limit
 
 
 def cofactors(u):
@@ -48,6 +61,8 @@ class Space:
             # default lets the table grow to millions first (RSS, and slower
             # lookups in a bigger table).
             self.bdd.configure(loose_up_to=LOOSE_UP_TO)
+            self.bdd.configure(max_memory=MAX_BDD_BYTES)
+        self.max_bytes = MAX_BDD_BYTES
         self.bdd.declare(*self.layout.variables())
         self.true = self.bdd.true
         self.false = self.bdd.false
@@ -122,6 +137,12 @@ class Space:
         if self._fast_exist:
             return self.bdd.apply("exists", cube, node)
         return self.bdd.exist(set(key), node)
+
+    def exhausted(self, exc: BaseException) -> bool:
+        """Is ``exc`` CUDD failing for want of memory (dd reports a NULL
+        node or that CUDD ran out of memory)?"""
+        text = str(exc)
+        return isinstance(exc, (ValueError, RuntimeError)) and ("NULL" in text or "out of memory" in text)
 
     def disjoint(self, a, b) -> bool:
         """``a ∧ b`` is empty (raw nodes), without building it where CUDD's

@@ -273,6 +273,33 @@ def test_bdd_of_unrelated_random_prefixes_stays_linear():
     assert len(reach.rules()) == 400
 
 
+def test_bdd_over_its_memory_limit_stops_the_analysis_with_a_named_limit(monkeypatch):
+    """A ruleset whose BDD outgrows ``MAX_BDD_BYTES``: the audit abandons the
+    packet-space analysis with one RA003 naming the limit, quickly, and the
+    other checks still run."""
+    from ruleanalyzer.audit import run_audit
+    from ruleanalyzer.space import packetset
+
+    monkeypatch.setattr(packetset, "MAX_BDD_BYTES", 40 * 2**20)
+    rng = random.Random(9)
+
+    def prefix():
+        a = rng.getrandbits(32)
+        return f"{a >> 24}.{a >> 16 & 255}.{a >> 8 & 255}.{a & 255}/{rng.randint(8, 32)}"
+
+    lines = ["*filter", ":INPUT ACCEPT [0:0]"]
+    lines += [f"-A INPUT -s {prefix()} -d {prefix()} -p tcp --dport {rng.randint(1, 65535)} -j DROP"
+              for _ in range(3000)]
+    lines += ["-A INPUT -j DROP", "-A INPUT -j DROP"]  # a duplicate: RA505 needs no BDD
+    ruleset = parsers.parse("\n".join(lines + ["COMMIT", ""]), "bdd.rules", "iptables")
+    start = time.process_time()
+    result = run_audit([ruleset])
+    assert time.process_time() - start < 20
+    failures = [f.message for f in result.findings if f.code == "RA003"]
+    assert len(failures) == 1 and "more than 40 MiB" in failures[0] and "MAX_BDD_BYTES" in failures[0]
+    assert "RA505" in result.counts() or "RA504" in result.counts()
+
+
 # -- atomic output -----------------------------------------------------------------------------
 def test_failed_run_leaves_no_half_written_output(tmp_path):
     out = tmp_path / "report.json"
