@@ -252,11 +252,9 @@ def test_yaml_billion_laughs_is_refused(dialect):
 
 
 # -- the packet space ---------------------------------------------------------------------------
-def test_bdd_of_unrelated_random_prefixes_stays_linear():
-    """Many rules with unrelated random src/dst prefixes: the BDD grows about
-    linearly with the rules (measured ~700 nodes per rule); docs/limits.md."""
-    from ruleanalyzer.space.reach import analyze
-
+def _random_prefix_rules(n: int, extra: tuple[str, ...] = ()):
+    """An INPUT chain of ``n`` rules with unrelated random src/dst prefixes
+    and ports (then ``extra`` lines)."""
     rng = random.Random(9)
 
     def prefix():
@@ -265,8 +263,16 @@ def test_bdd_of_unrelated_random_prefixes_stays_linear():
 
     lines = ["*filter", ":INPUT ACCEPT [0:0]"]
     lines += [f"-A INPUT -s {prefix()} -d {prefix()} -p tcp --dport {rng.randint(1, 65535)} "
-              f"-j {rng.choice(['ACCEPT', 'DROP'])}" for _ in range(400)]
-    ruleset = parsers.parse("\n".join(lines + ["COMMIT", ""]), "bdd.rules", "iptables")
+              f"-j {rng.choice(['ACCEPT', 'DROP'])}" for _ in range(n)]
+    return parsers.parse("\n".join([*lines, *extra, "COMMIT", ""]), "bdd.rules", "iptables")
+
+
+def test_bdd_of_unrelated_random_prefixes_stays_linear():
+    """Many rules with unrelated random src/dst prefixes: the BDD grows about
+    linearly with the rules (measured ~700 nodes per rule); docs/limits.md."""
+    from ruleanalyzer.space.reach import analyze
+
+    ruleset = _random_prefix_rules(400)
     start = time.process_time()
     reach = analyze(ruleset, "input", 4)
     assert time.process_time() - start < 30
@@ -281,17 +287,8 @@ def test_bdd_over_its_memory_limit_stops_the_analysis_with_a_named_limit(monkeyp
     from ruleanalyzer.space import packetset
 
     monkeypatch.setattr(packetset, "MAX_BDD_BYTES", 40 * 2**20)
-    rng = random.Random(9)
-
-    def prefix():
-        a = rng.getrandbits(32)
-        return f"{a >> 24}.{a >> 16 & 255}.{a >> 8 & 255}.{a & 255}/{rng.randint(8, 32)}"
-
-    lines = ["*filter", ":INPUT ACCEPT [0:0]"]
-    lines += [f"-A INPUT -s {prefix()} -d {prefix()} -p tcp --dport {rng.randint(1, 65535)} -j DROP"
-              for _ in range(3000)]
-    lines += ["-A INPUT -j DROP", "-A INPUT -j DROP"]  # a duplicate: RA505 needs no BDD
-    ruleset = parsers.parse("\n".join(lines + ["COMMIT", ""]), "bdd.rules", "iptables")
+    # a duplicate at the end: RA505 needs no BDD
+    ruleset = _random_prefix_rules(3000, ("-A INPUT -j DROP", "-A INPUT -j DROP"))
     start = time.process_time()
     result = run_audit([ruleset])
     assert time.process_time() - start < 20
