@@ -27,6 +27,9 @@ Documented approximations (sound: upper sets only grow, lower only shrink):
   sets of the input chains and leave the lower sets;
 - ``redirect`` keeps the destination address (as the engine does) and only
   rewrites the port.
+- a copy between two 32-bit fields (CONNMARK save/restore) whose exact image
+  would take more than ``COPY_NODES`` BDD nodes lets the field take any value
+  in the upper set and keeps no packet in the lower set.
 """
 
 from __future__ import annotations
@@ -630,6 +633,8 @@ class _Sink:
 #: called from thousands of places with different sets is cheaper to redo).
 MEMO_SIZE = 4096
 MEMO_MIN_RULES = 16
+#: Largest exact image of a field-to-field copy (``_Walker._copy_bits``).
+COPY_NODES = 50_000
 
 
 def _tracks_input(ctx: "_Context") -> bool:
@@ -895,7 +900,7 @@ class _Walker:
         if not isinstance(effect, Log):
             self.sink.exact = False  # packets change: verdicts no longer partition what entered
         if isinstance(effect, SetField):
-            return self._set_field(effect, low), self._set_field(effect, up)
+            return self._set_field(effect, low, False), self._set_field(effect, up, True)
         if isinstance(effect, Notrack):
             if (chain.priority is not None and chain.priority < CONNTRACK_PRIORITY
                     and chain.hook in ("prerouting", "output")):
@@ -906,7 +911,7 @@ class _Walker:
             return self._ecn_strip(effect, low), self._ecn_strip(effect, up)
         return low, up  # Log and friends leave the packet alone
 
-    def _set_field(self, effect: SetField, node):
+    def _set_field(self, effect: SetField, node, upper: bool):
         sp = self.space
         parts = [("ecn", 0, 2), ("dscp", 2, 6)] if effect.field == "tos" else [(effect.field, 0, None)]
         for name, offset, width in parts:
@@ -917,7 +922,7 @@ class _Walker:
             sub = (1 << width) - 1
             mask, value = effect.mask >> offset & sub, effect.value >> offset & sub
             if effect.copy_from:
-                node = self._copy_bits(node, name, effect.copy_from, mask)
+                node = self._copy_bits(node, name, effect.copy_from, mask, upper)
                 continue
             # new = (old & ~mask) ^ value: masked bits become value's, others flip where value has 1s.
             flips = {spec.var(b): ~sp.bdd.var(spec.var(b)) for b in range(width)
@@ -927,16 +932,26 @@ class _Walker:
             node = self._assign(node, name, value, mask)
         return node
 
-    def _copy_bits(self, node, field: str, source: str, mask: int):
+    def _copy_bits(self, node, field: str, source: str, mask: int, upper: bool):
+        """Image of ``node`` under ``field := source`` on the bits of
+        ``mask`` (CONNMARK save/restore, ``ct mark set mark``). The fields
+        lie one after the other in the BDD order, where "equal bit for bit"
+        over a source holding many values takes up to 2^width nodes; past
+        ``COPY_NODES`` the copy is approximated soundly: the upper bound lets
+        the field take any value, the lower bound keeps no packet (the
+        verdicts of those packets are then undecided, never guessed)."""
         sp = self.space
         dst, src = sp.layout.fields.get(field), sp.layout.fields.get(source)
         if src is None or src.kind != "int" or node == sp.false:
             return node
         bits = [b for b in range(min(dst.width, src.width)) if mask >> b & 1]
-        node = sp.exist([dst.var(b) for b in bits], node & sp.valid_for(field))
+        havoc = sp.exist([dst.var(b) for b in bits], node & sp.valid_for(field))
+        node = havoc
         for b in bits:
             x, y = sp.bdd.var(dst.var(b)), sp.bdd.var(src.var(b))
             node &= (x & y) | (~x & ~y)
+            if node.dag_size > COPY_NODES:
+                return havoc if upper else sp.false
         return node
 
     def _ecn_strip(self, effect: EcnStrip, node):
