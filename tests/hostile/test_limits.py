@@ -286,14 +286,14 @@ def test_bdd_over_its_memory_limit_stops_the_analysis_with_a_named_limit(monkeyp
     from ruleanalyzer.audit import run_audit
     from ruleanalyzer.space import packetset
 
-    monkeypatch.setattr(packetset, "MAX_BDD_BYTES", 40 * 2**20)
+    monkeypatch.setattr(packetset, "MAX_BDD_BYTES", 24 * 2**20)
     # a duplicate at the end: RA505 needs no BDD
     ruleset = _random_prefix_rules(3000, ("-A INPUT -j DROP", "-A INPUT -j DROP"))
     start = time.process_time()
     result = run_audit([ruleset])
     assert time.process_time() - start < 20
     failures = [f.message for f in result.findings if f.code == "RA003"]
-    assert len(failures) == 1 and "more than 40 MiB" in failures[0] and "MAX_BDD_BYTES" in failures[0]
+    assert len(failures) == 1 and "more than 24 MiB" in failures[0] and "MAX_BDD_BYTES" in failures[0]
     assert "RA505" in result.counts() or "RA504" in result.counts()
 
 
