@@ -284,9 +284,11 @@ def test_bdd_over_its_memory_limit_stops_the_analysis_with_a_named_limit(monkeyp
     packet-space analysis with one RA003 naming the limit, quickly, and the
     other checks still run."""
     from ruleanalyzer.audit import run_audit
+    from ruleanalyzer.checks import base
     from ruleanalyzer.space import packetset
 
     monkeypatch.setattr(packetset, "MAX_BDD_BYTES", 24 * 2**20)
+    monkeypatch.setattr(base, "_SPACES", {})  # a space made under this limit, not a shared one
     # a duplicate at the end: RA505 needs no BDD
     ruleset = _random_prefix_rules(3000, ("-A INPUT -j DROP", "-A INPUT -j DROP"))
     start = time.process_time()
