@@ -12,8 +12,9 @@ input whose arcs include one never seen before in this run is kept as a
 seed, and later mutations pick kept seeds half of the time
 (``--trace-every 0`` turns the guidance off: corpus seeds only). The oracle
 is :func:`tests.fuzz.harness.check` (parse or a located RuleAnalyzerError,
-then the engine on a few packets). An input taking longer than
-``--timeout`` seconds counts as a hang. Failures are written to
+then the engine on a few packets). Inputs are cut to ``--max-input``
+characters. An input taking longer than ``--timeout`` seconds counts as a
+hang. Failures are written to
 ``fuzz/crashes/`` (one file per distinct exception site) and the run goes
 on; the summary line per reader gives the exact number of inputs tried.
 See fuzz/README.md.
@@ -42,6 +43,10 @@ PACKAGE = str(Path(__file__).resolve().parents[1] / "ruleanalyzer") + "/"
 #: At most this many kept (new-coverage) seeds; past it a new one replaces a
 #: random old one. Kept seeds larger than ``2 * --max-size`` are not kept.
 MAX_KEPT = 5000
+#: Inputs are cut to this many characters: repeated word multiplication
+#: (``harness.mutate``) can build 100+ MB inputs, whose linear parse takes
+#: over ``--timeout`` on a busy machine (sizes are the hostile suite's job).
+MAX_INPUT = 1_000_000
 
 
 class ArcTracer:
@@ -99,8 +104,9 @@ class ArcTracer:
         return result
 
 
-class _Hang(Exception):
-    pass
+class _Hang(BaseException):
+    """An input over ``--timeout``: a BaseException so that the oracle's
+    ``except Exception`` does not report it as a reader failure."""
 
 
 def _alarm(_sig, _frame):
@@ -126,7 +132,7 @@ def one_input(rng: random.Random, seeds: list[str], kept: list[str] | None = Non
 
 
 def fuzz_reader(dialect: str, runs: int, seconds: float, seed: int, timeout: int,
-                max_size: int, log, trace_every: int = 4) -> dict:
+                max_size: int, log, trace_every: int = 4, max_input: int = MAX_INPUT) -> dict:
     rng = random.Random(f"{seed}:{dialect}")
     seeds = harness.corpus_texts(dialect, max_size=max_size)
     kept: list[str] = []
@@ -137,7 +143,7 @@ def fuzz_reader(dialect: str, runs: int, seconds: float, seed: int, timeout: int
     seen: set[str] = set()
     signal.signal(signal.SIGALRM, _alarm)
     while counts["inputs"] < runs and time.monotonic() - start < seconds:
-        text = one_input(rng, seeds, kept)
+        text = one_input(rng, seeds, kept)[:max_input]
         counts["inputs"] += 1
         traced = tracer is not None and counts["inputs"] % trace_every == 0
         signal.alarm(timeout)
@@ -193,9 +199,11 @@ def main(argv=None) -> int:
     ap.add_argument("--max-size", type=int, default=8 * 1024, help="largest corpus file used as a seed")
     ap.add_argument("--trace-every", type=int, default=4,
                     help="trace one input in N for new coverage arcs (0: no guidance)")
+    ap.add_argument("--max-input", type=int, default=MAX_INPUT,
+                    help="cut generated inputs to this many characters")
     args = ap.parse_args(argv)
     total = [fuzz_reader(d, args.runs, args.seconds, args.seed, args.timeout, args.max_size, sys.stdout,
-                         args.trace_every)
+                         args.trace_every, args.max_input)
              for d in args.readers]
     return 1 if any(c["failures"] or c["hangs"] for c in total) else 0
 
