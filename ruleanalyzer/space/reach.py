@@ -34,6 +34,8 @@ Documented approximations (sound: upper sets only grow, lower only shrink):
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from dataclasses import dataclass, field
 
 from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
@@ -456,11 +458,26 @@ def analyze_hooks(ruleset: Ruleset, hooks, family: int, space: Space | None = No
             raise ValueError(f"unknown hook {hook!r} (input, forward, output)")
     space = space or Space(Layout.for_ruleset(ruleset))
     try:
-        return _analyze_hooks(ruleset, hooks, family, space, start)
+        with _without_cyclic_gc():
+            return _analyze_hooks(ruleset, hooks, family, space, start)
     except (ValueError, RuntimeError) as exc:
         if space.exhausted(exc):
             raise SpaceMemoryError(space.max_bytes) from exc
         raise
+
+
+@contextlib.contextmanager
+def _without_cyclic_gc():
+    """The walk makes millions of small objects and no reference cycles;
+    Python's cyclic collector would rescan the whole ruleset model each
+    time it ran meanwhile (~5% of the walk)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space, start):
