@@ -77,12 +77,31 @@ class RuleSets:
         return value
 
 
-@dataclass
 class Bounds:
-    """A lower and an upper packet set."""
+    """A lower and an upper packet set. Either may be given as a function
+    that makes it, called when the set is first read (the verdict sets are
+    unions of many parts; an audit that only asks about rules never needs
+    them)."""
 
-    lower: PacketSet
-    upper: PacketSet
+    __slots__ = ("_lower", "_upper")
+
+    def __init__(self, lower, upper):
+        self._lower, self._upper = lower, upper
+
+    @property
+    def lower(self) -> PacketSet:
+        if callable(self._lower):
+            self._lower = self._lower()
+        return self._lower
+
+    @property
+    def upper(self) -> PacketSet:
+        if callable(self._upper):
+            self._upper = self._upper()
+        return self._upper
+
+    def __repr__(self) -> str:
+        return f"Bounds(lower={self.lower!r}, upper={self.upper!r})"
 
 
 class _Union:
@@ -514,7 +533,7 @@ class _Path:
     packets still alive (``input_lower``: the lower set as the input path
     sees it, while a shared walk keeps both), and the verdicts so far."""
 
-    __slots__ = ("records", "order", "lower", "upper", "input_lower", "dropped", "unknown")
+    __slots__ = ("records", "order", "lower", "upper", "input_lower", "dropped", "unknown", "pending")
 
     @classmethod
     def starting(cls, begin) -> "_Path":
@@ -524,11 +543,20 @@ class _Path:
         path.lower = path.upper = begin
         path.input_lower = None
         path.dropped, path.unknown = _Flow(false, false), _Flow(false, false)
+        path.pending = []
         return path
+
+    def settle(self) -> "_Path":
+        """Apply the verdicts of base chains run but not yet merged."""
+        while self.pending:
+            self.pending.pop(0)(self)
+        return self
 
     def fork(self, hook: str) -> "_Path":
         """An independent copy going on along ``hook``'s own stages."""
+        self.settle()
         path = _Path()
+        path.pending = []
         path.records = {k: rec.copy() for k, rec in self.records.items()}
         path.order = list(self.order)
         path.lower, path.upper = self.lower, self.upper
@@ -685,14 +713,14 @@ class _Walker:
         return path
 
     def result(self, hook: str, path: _Path, start) -> Reachability:
-        sp = self.space
-        w = sp.wrap
-        undecided_upper = start & ~path.lower & ~path.dropped.lower
+        w = self.space.wrap
+        p = path.settle  # each set is made when first read
         return Reachability(
-            sp, hook, self.family,
-            accepted=Bounds(w(path.lower), w(path.upper)),
-            dropped=Bounds(w(path.dropped.lower), w(path.dropped.upper)),
-            undecided=Bounds(w(path.unknown.lower), w(undecided_upper | path.unknown.upper)),
+            self.space, hook, self.family,
+            accepted=Bounds(lambda: w(p().lower), lambda: w(p().upper)),
+            dropped=Bounds(lambda: w(p().dropped.lower), lambda: w(p().dropped.upper)),
+            undecided=Bounds(lambda: w(p().unknown.lower), lambda: w(
+                start & ~p().lower & ~p().dropped.lower | p().unknown.upper)),
             _records=path.records, _order=path.order)
 
     def _base_chains(self, stage: str) -> list[Chain]:
@@ -704,6 +732,7 @@ class _Walker:
     def _base_chain(self, chain: Chain, stage: str, path: _Path, path_hook: str) -> None:
         sp = self.space
         false = sp.false
+        path.settle()
         if path.input_lower is not None and path.input_lower != path.lower:
             raise _Diverged()
         path.input_lower = None
@@ -722,22 +751,31 @@ class _Walker:
             enter_l, enter_u = enter_l & g, enter_u & g
         self.sink = sink = _Sink(false)
         ret_l, ret_u = self._run_chain(chain, enter_l, enter_u, ctx, 0)
-        acc_l, acc_u, drop_l, drop_u, unk_l, unk_u, acc_l_input = sink.merged(
-            enter_u if enter_l == enter_u else None, ret_u if ret_l == ret_u else None)
         self.sink = None
-        if (chain.policy or "accept") == "drop":
-            path.dropped.add(ret_l, ret_u)
-            ret_l = ret_u = false
-        path.dropped.add(drop_l, drop_u)
-        path.unknown.add(unk_l, unk_u)
-        lower, upper = skip_l | acc_l | ret_l, skip_u | acc_u | ret_u
-        if acc_l_input is not acc_l:
-            input_lower = skip_l | acc_l_input | ret_l
-            if path_hook == "input":
-                lower = input_lower
-            else:
-                path.input_lower = input_lower
-        path.lower, path.upper = lower, upper
+        entered = enter_u if enter_l == enter_u else None
+        returned = ret_u if ret_l == ret_u else None
+        policy_drop = (chain.policy or "accept") == "drop"
+
+        def settle(p: _Path) -> None:
+            """Merge the verdicts into ``p``: when the next base chain or a
+            reader of the verdict sets needs them."""
+            acc_l, acc_u, drop_l, drop_u, unk_l, unk_u, acc_l_input = sink.merged(entered, returned)
+            r_l, r_u = ret_l, ret_u
+            if policy_drop:
+                p.dropped.add(r_l, r_u)
+                r_l = r_u = false
+            p.dropped.add(drop_l, drop_u)
+            p.unknown.add(unk_l, unk_u)
+            lower, upper = skip_l | acc_l | r_l, skip_u | acc_u | r_u
+            if acc_l_input is not acc_l:
+                input_lower = skip_l | acc_l_input | r_l
+                if path_hook == "input":
+                    lower = input_lower
+                else:
+                    p.input_lower = input_lower
+            p.lower, p.upper = lower, upper
+
+        path.pending.append(settle)
 
     def _state_is(self, name: str):
         return self.space.eq("state", self.space.spec("state").names.index(name))
