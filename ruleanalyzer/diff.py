@@ -198,9 +198,9 @@ def diff(old: Ruleset, new: Ruleset, hooks=("input", "forward", "output"), *,
     rewrites = plan.rewrites
     families = _families(old) | _families(new)
     if candidate != space.false:
-        # The walk sees only candidate packets: every set reach builds is
-        # intersected with ``space.valid`` (its universe), so narrowing the
-        # universe narrows the whole analysis.
+        # The walk starts from the candidate packets only (``start``), and
+        # every set it hands out is intersected with ``space.valid``, so
+        # narrowing both narrows the whole analysis.
         space.valid = full_valid & candidate
         try:
             for hook in hooks:
@@ -235,8 +235,8 @@ def _families(ruleset: Ruleset) -> set[int]:
 
 def _diff_hook(report, old, new, hook, family, space, consistent, evaluators, rewrites,
                connections, limit, care) -> None:
-    ra = analyze(old, hook, family, space)
-    rb = analyze(new, hook, family, space)
+    ra = analyze(old, hook, family, space, start=space.valid)
+    rb = analyze(new, hook, family, space, start=space.valid)
     universe = space.wrap(space.family(family)) & consistent
     acc_o, drop_o = ra.accepted.lower & universe, ra.dropped.lower & universe
     acc_n, drop_n = rb.accepted.lower & universe, rb.dropped.lower & universe
