@@ -265,6 +265,7 @@ class Evaluator:
         self.ruleset = ruleset
         self.compiled = _compiled(ruleset)
         self._paths = 0
+        self._base: Chain | None = None  # the base chain running now (NOTRACK needs it)
 
     # -- chains --------------------------------------------------------------
 
@@ -431,8 +432,11 @@ class Evaluator:
                 setattr(view, field, new)
             path.trace.append(Step("set", chain, rule, f"{field} = {new:#x}"))
         elif isinstance(effect, Notrack):
-            if (chain.priority is not None and chain.priority < CONNTRACK_PRIORITY
-                    and chain.hook in ("prerouting", "output")):
+            # The base chain decides (a user chain jumped to from raw
+            # PREROUTING untracks too): before conntrack, on prerouting/output.
+            base = self._base
+            if (base is not None and base.priority is not None and base.priority < CONNTRACK_PRIORITY
+                    and base.hook in ("prerouting", "output")):
                 path.notes.append("NOTRACK: the packet skips connection tracking (state UNTRACKED)")
                 path.view.state = "untracked"
                 path.trace.append(Step("set", chain, rule, "untracked"))
@@ -474,6 +478,7 @@ class Evaluator:
             before_conntrack = hook == "ingress" or (
                 hook in ("prerouting", "output") and (chain.priority or 0) < CONNTRACK_PRIORITY)
             alive: list[_Path] = []
+            self._base = chain
             for path in paths:
                 view = path.view
                 if chain.kind == "nat" and view.state != "new":

@@ -834,7 +834,7 @@ class _Walker:
         if hit_u == sp.false and not isinstance(rule.action, (Jump, Goto, Dispatch)):
             return next_l, next_u
         for effect in rule.effects:
-            hit_l, hit_u = self._effect(effect, chain, hit_l, hit_u)
+            hit_l, hit_u = self._effect(effect, ctx, hit_l, hit_u)
         cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
         if next_l is next_u and (cont_l is cont_u or cont_l == cont_u):
             nxt = next_u | cont_u
@@ -905,7 +905,7 @@ class _Walker:
             sink.unknown(low, up)
             return f, up
         elif isinstance(action, (SetField, Notrack, EcnStrip, Log)):
-            return self._effect(action, chain, low, up)
+            return self._effect(action, ctx, low, up)
         else:  # an action type this module does not know: be sound
             sink.unknown(low, up)
             return f, up
@@ -951,14 +951,15 @@ class _Walker:
         node = sp.exist(names, node)
         return node & sp.masked(field, mask, value)
 
-    def _effect(self, effect, chain: Chain, low, up):
+    def _effect(self, effect, ctx: _Context, low, up):
         if not isinstance(effect, Log):
             self.sink.exact = False  # packets change: verdicts no longer partition what entered
         if isinstance(effect, SetField):
             return self._set_field(effect, low, False), self._set_field(effect, up, True)
         if isinstance(effect, Notrack):
-            if (chain.priority is not None and chain.priority < CONNTRACK_PRIORITY
-                    and chain.hook in ("prerouting", "output")):
+            # The base chain decides (a user chain jumped to from raw
+            # PREROUTING untracks too): before conntrack, on prerouting/output.
+            if ctx.before_conntrack and ctx.stage in ("prerouting", "output"):
                 code = self.space.spec("state").names.index("untracked")
                 return self._assign(low, "state", code), self._assign(up, "state", code)
             return low, up

@@ -153,6 +153,19 @@ def test_notrack_in_raw_makes_state_untracked():
     assert r.verdict == "accept" and r.decided_by.rule.index == 2
 
 
+def test_notrack_in_a_user_chain_of_raw_untracks_too():
+    """CT --notrack / NOTRACK works in any chain of the raw table: what
+    counts is the base chain it runs under (raw PREROUTING, before conntrack)."""
+    raw = table("raw", prerouting="accept")
+    raw.add_chain(Chain("SKIPCT"))
+    raw.chains["PREROUTING"].add(rule(action=Jump("SKIPCT")))
+    raw.chains["SKIPCT"].add(rule(action=Notrack()))
+    f = table(input="drop")
+    f.chains["INPUT"].add(rule(NameMatch("state", frozenset({"untracked"})), action=Accept()))
+    r = evaluate(ruleset(raw, f), pkt(state="new"))
+    assert r.verdict == "accept" and r.decided_by.chain.name == "INPUT"
+
+
 def test_dnat_to_another_host_is_forwarded_and_decided_by_forward():
     nat = table("nat", prerouting="accept")
     nat.chains["PREROUTING"].add(rule(TCP, dport(8080), action=Nat(

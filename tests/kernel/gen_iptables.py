@@ -328,10 +328,15 @@ class _RulesetBuilder:
 
     def raw_table(self) -> str:
         lines = ["*raw", ":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
+        # NOTRACK counts by the base chain it runs under: sometimes in a user chain.
+        chain = "PREROUTING"
+        if self.rnd.random() < 0.3:
+            chain = "SKIPCT"
+            lines += [":SKIPCT - [0:0]", "-A PREROUTING -j SKIPCT"]
         for _ in range(self.rnd.randint(1, 2)):
-            text, _ = self.matches("PREROUTING")
+            text, _ = self.matches(chain)
             verb = "-j NOTRACK" if self.rnd.random() < 0.5 else "-j CT --notrack"
-            lines.append(" ".join(f"-A PREROUTING {text} {verb}".split()))
+            lines.append(" ".join(f"-A {chain} {text} {verb}".split()))
         lines.append("COMMIT")
         return "\n".join(lines) + "\n"
 

@@ -167,6 +167,17 @@ def test_notrack_in_raw_makes_later_new_rules_dead():
     assert dict(reach.unreachable_rules())[new_rule][0].chain.name == "OUTPUT"
 
 
+def test_notrack_in_a_user_chain_of_raw_untracks_too():
+    raw = table("raw", output="accept")
+    raw.add_chain(Chain("SKIPCT"))
+    raw.chains["OUTPUT"].add(rule(action=Jump("SKIPCT")))
+    raw.chains["SKIPCT"].add(rule(action=Notrack()))
+    filt = table(output="drop")
+    new_rule = filt.chains["OUTPUT"].add(rule(state("new"), action=Accept()))
+    reach = analyze(ruleset(raw, filt), "output", 4)
+    assert new_rule in dict(reach.unreachable_rules())
+
+
 def test_state_in_raw_reads_invalid():
     raw = table("raw", output="accept")
     drop_invalid = raw.chains["OUTPUT"].add(rule(state("invalid"), action=Drop()))
