@@ -77,7 +77,11 @@ def restrict(space: Space, f, care):
         memo[key] = result
         return result
 
-    return go(f, care)
+    result = go(f, care)
+    # ``go`` refers to itself through its closure: unbind it, or the cycle
+    # (holding BDD nodes) outlives the manager and dd complains at exit.
+    go = None  # noqa: F841
+    return result
 
 
 class _Walker:
@@ -112,6 +116,7 @@ class _Walker:
             split(high, k + 1, value | bit, care | bit)
 
         split(node, 0, 0, 0)
+        split = None  # noqa: F841 - break the closure's cycle (see restrict)
         result = sorted(out.items(), key=lambda kv: min(v for v, _ in kv[1]))
         self._groups[key] = result
         return result
