@@ -41,7 +41,7 @@ from .engine.conntrack import ICMP_NEW_TYPES, ICMPV6_NEW_TYPES, VALID_TCP_FLAGS
 from .engine.evaluate import Evaluator
 from .engine.result import Result
 from .model import (ACK, CWR, ECE, FIN, HOOK_PATHS, PSH, RST, SYN, Chain, Dispatch, EcnStrip,
-                    Goto, Jump, Nat, Notrack, Packet, Rule, Ruleset, SetField)
+                    Nat, Notrack, Packet, Rule, Ruleset, SetField)
 from .space import Layout, PacketSet, Space, witness
 from .space.encode import encode_conjunction
 from .space.fields import ICMP, ICMPV6, TCP
@@ -437,14 +437,6 @@ def _chain_key(chain: Chain):
     return (t.family, t.name, chain.name) if t else ("", "", chain.name)
 
 
-def _targets(rule: Rule) -> list[str]:
-    acts = [rule.action, *rule.effects]
-    for a in list(acts):
-        if isinstance(a, Dispatch):
-            acts += [b for _, b in a.branches]
-    return [a.target for a in acts if isinstance(a, (Jump, Goto))]
-
-
 def _rewriting(action) -> bool:
     if isinstance(action, Dispatch):
         return any(_rewriting(b) for _, b in action.branches)
@@ -477,7 +469,7 @@ class _Plan:
         names = {k[2] for k in added_or_removed}
         if names:
             for side, out in ((old, self.changed_old), (new, self.changed_new)):
-                out.extend(r for r in side.rules() if set(_targets(r)) & names)
+                out.extend(r for r in side.rules() if set(r.jump_targets()) & names)
         self.identical = not (self.everything or self.changed_old or self.changed_new)
         self.rewrites = [r for rs in (old, new) for r in rs.rules()
                          if any(_rewriting(x) for x in (r.action, *r.effects))]
@@ -527,7 +519,7 @@ def _reachable_chains(ruleset: Ruleset, hook: str, family: int) -> set[int]:
             continue
         seen.add(id(chain))
         for rule in chain.rules:
-            for target in _targets(rule):
+            for target in rule.jump_targets():
                 nxt = chain.table.chains.get(target) if chain.table else None
                 if nxt is not None:
                     stack.append(nxt)

@@ -402,6 +402,17 @@ class Rule:
     def __str__(self) -> str:
         return self.text or f"{' '.join(m.text for m in self.matches)} -> {self.action.name}"
 
+    def jump_targets(self) -> list[str]:
+        """Names of the chains this rule may jump or go to (its action, its
+        effects and the branches of a verdict map)."""
+        out = []
+        for action in (self.action, *self.effects):
+            if isinstance(action, (Jump, Goto)):
+                out.append(action.target)
+            elif isinstance(action, Dispatch):
+                out += [a.target for _m, a in action.branches if isinstance(a, (Jump, Goto))]
+        return out
+
 
 @dataclass(eq=False, slots=True)
 class Chain:

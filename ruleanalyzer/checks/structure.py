@@ -6,22 +6,11 @@ These need no packet sets: they read the chain graph and the rule lists.
 
 from __future__ import annotations
 
-from ..model import Accept, Dispatch, Drop, Goto, Jump, Queue, Reject, Return, Rule
+from ..model import Accept, Drop, Goto, Queue, Reject, Return, Rule
 from .base import Check, Context, related_rule
 
 #: Actions that end the chain for every packet that reaches them.
 _ENDS_CHAIN = (Accept, Drop, Reject, Return, Goto, Queue)
-
-
-def jump_targets(rule: Rule) -> list[str]:
-    """Chains ``rule`` may jump or go to (verdict maps included)."""
-    out = []
-    for action in (rule.action, *rule.effects):
-        if isinstance(action, (Jump, Goto)):
-            out.append(action.target)
-        elif isinstance(action, Dispatch):
-            out += [a.target for _m, a in action.branches if isinstance(a, (Jump, Goto))]
-    return out
 
 
 def is_unconditional_end(rule: Rule) -> bool:
@@ -117,7 +106,7 @@ class UndefinedJumpTarget(Check):
         for table in ctx.ruleset.tables:
             for chain in table.chains.values():
                 for rule in chain.rules:
-                    for target in jump_targets(rule):
+                    for target in rule.jump_targets():
                         if target not in table.chains:
                             yield self.finding(
                                 f"jump to chain {target!r}, which table {table.family} {table.name} "
@@ -142,7 +131,7 @@ class UnusedChain(Check):
 
     def run(self, ctx: Context):
         for table in ctx.ruleset.tables:
-            used = {t for c in table.chains.values() for r in c.rules for t in jump_targets(r)}
+            used = {t for c in table.chains.values() for r in c.rules for t in r.jump_targets()}
             for chain in table.chains.values():
                 if chain.is_base or chain.name in used:
                     continue

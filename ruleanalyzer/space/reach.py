@@ -400,12 +400,9 @@ class Reachability:
                 table = chain.table if chain is not None else None
                 if table is None:
                     continue
-                actions = [rule.action]
-                if isinstance(rule.action, Dispatch):
-                    actions = [a for _, a in rule.action.branches]
-                for act in actions:
-                    if isinstance(act, (Jump, Goto)) and act.target in table.chains:
-                        callers.setdefault(id(table.chains[act.target]), []).append(rule)
+                for target in rule.jump_targets():
+                    if target in table.chains:
+                        callers.setdefault(id(table.chains[target]), []).append(rule)
             self._callers = callers
         return self._callers
 
@@ -1065,11 +1062,8 @@ def _multi_entry_chains(ruleset: Ruleset) -> set[int]:
     for table in ruleset.tables:
         for chain in table.chains.values():
             for rule in chain.rules:
-                actions = [rule.action]
-                if isinstance(rule.action, Dispatch):
-                    actions = [a for _, a in rule.action.branches]
-                for act in actions:
-                    target = table.chains.get(act.target) if isinstance(act, (Jump, Goto)) else None
+                for name in rule.jump_targets():
+                    target = table.chains.get(name)
                     if target is not None:
                         seen[id(target)] = seen.get(id(target), 0) + 1
     return {k for k, n in seen.items() if n > 1}
