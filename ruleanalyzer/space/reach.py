@@ -105,37 +105,23 @@ class Bounds:
 
 
 class _Union:
-    """A union of many raw nodes, taken as a balanced tree: adding parts one
-    by one to a growing union costs the size of the union each time
-    (quadratic when every part spans the whole address range, as NAT images
-    do); merging equal-rank partial unions, like a binary counter, keeps the
-    total near-linear."""
+    """A union of many raw nodes: parts are kept and merged balanced
+    (:func:`_union_all`) when the union is read."""
 
-    __slots__ = ("stack", "false")
+    __slots__ = ("parts", "false")
 
     def __init__(self, node, false):
-        self.stack = [(0, node)]  # (rank, node), ranks strictly decreasing
+        self.parts = [node]
         self.false = false
 
     def add(self, node) -> None:
-        if node == self.false:
-            return
-        stack = self.stack
-        rank = 0
-        while stack and stack[-1][0] <= rank:
-            r, other = stack.pop()
-            node = other | node
-            rank = max(r, rank) + 1
-        stack.append((rank, node))
+        if node != self.false:
+            self.parts.append(node)
 
     def value(self):
-        stack = self.stack
-        if len(stack) > 1:
-            node = stack[-1][1]
-            for _, other in reversed(stack[:-1]):
-                node = other | node
-            stack[:] = [(stack[0][0] + 1, node)]
-        return stack[0][1]
+        if len(self.parts) > 1:
+            self.parts = [_union_all(self.parts, self.false)]
+        return self.parts[0]
 
 
 class _Flow:
