@@ -24,7 +24,7 @@ shows them on a host running ufw.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -96,14 +96,6 @@ _RT_TYPE = re.compile(r"-m rt\b")
 #: Bounded (the keys include the source name); cleared when full.
 _IMPLICIT_RULES: dict[tuple, Rule] = {}
 _IMPLICIT_RULES_MAX = 4096
-_RULE_FIELDS = tuple(f.name for f in fields(Rule))
-
-
-def _copy_rule(rule: Rule) -> Rule:
-    """A fresh Rule with the same fields (its matches and actions are
-    immutable, so sharing them is safe; index and chain are set again by
-    the chain it is added to)."""
-    return Rule(*[getattr(rule, name) for name in _RULE_FIELDS])
 
 
 class TableBuilder:
@@ -193,13 +185,13 @@ class TableBuilder:
         key = (spec, text, line.location, table, chain, self.family, line.opaque) if line.implicit else None
         known = _IMPLICIT_RULES.get(key) if key else None
         if known is not None:
-            rule = _copy_rule(known)
+            rule = replace(known)  # matches and actions are immutable: shared
         else:
             rule = self._parse(spec, text, line, table, chain)
             if key:
                 if len(_IMPLICIT_RULES) >= _IMPLICIT_RULES_MAX:
                     _IMPLICIT_RULES.clear()
-                _IMPLICIT_RULES[key] = _copy_rule(rule)
+                _IMPLICIT_RULES[key] = replace(rule)
         if position is None:
             chains[chain].append(rule)
         elif not 1 <= position <= len(chains[chain]) + 1:
