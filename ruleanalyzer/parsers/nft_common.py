@@ -627,12 +627,9 @@ class Builder:
         """The chains ``rule`` can jump or go to: its verdict, the verdicts of
         its verdict map — also of a named map whose contents may change at run
         time (the kernel checks those elements too)."""
-        action = rule.action
-        if isinstance(action, (Jump, Goto)):
-            return [action.target]
-        if not isinstance(action, Dispatch):
-            return []
-        targets = [a.target for _, a in action.branches if isinstance(a, (Jump, Goto))]
+        targets = rule.jump_targets()
+        if not isinstance(rule.action, Dispatch):
+            return targets
         for stmt in exprs:  # a map the model could not read (dynamic, with timeouts)
             body = stmt.get("vmap") if isinstance(stmt, dict) else None
             data = body.get("data") if isinstance(body, dict) else None
