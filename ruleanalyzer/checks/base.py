@@ -287,13 +287,13 @@ class Context:
         """If ``exc`` is the packet space reaching its memory limit (in an
         analysis or in a check's own set operations), note it once as a
         failure (RA003 naming the limit), give up that space and say True."""
-        from ..space.packetset import MAX_BDD_BYTES, SpaceMemoryError
+        from ..space.packetset import SpaceMemoryError
 
         space = self._space
         if not isinstance(exc, SpaceMemoryError):
             if space is None or not space.exhausted(exc):
                 return False
-            exc = SpaceMemoryError(getattr(space, "max_bytes", MAX_BDD_BYTES))
+            exc = SpaceMemoryError(space.max_bytes)
         message = f"packet-space analysis{' of ' + what if what else ''} was abandoned: {exc}"
         if not any(str(exc) in m for m in self.failures):
             self.failures.append(message)

@@ -17,6 +17,7 @@ try:  # CUDD compiled in the dd wheel; the pure-Python manager otherwise.
 except ImportError:  # pragma: no cover - depends on the installed wheel
     from dd import autoref as _bdd_backend
 
+from ._leq import leq_for
 from .fields import CONNTRACK_FIELDS, ICMP, ICMPV6, PORT_PROTOCOLS, TCP, FieldSpec, Layout
 
 BACKEND = _bdd_backend.__name__
@@ -77,8 +78,6 @@ class Space:
         self._fast_exist = BACKEND.endswith("cudd")
         self.valid = self._validity()
         self._header_cache: dict[str, object] = {}
-        from ._leq import leq_for
-
         self._leq = leq_for(self.bdd)
 
     # -- building blocks (raw BDD nodes) -----------------------------------
