@@ -238,12 +238,23 @@ class RemovableRule(Check):
             lower, upper = encode_conjunction(other.matches, sp)
             if flow & upper == sp.false:
                 continue
-            if outcome(other) != verdict or any(not isinstance(e, Log) for e in other.effects):
+            if (not _same_fate(rule, other)
+                    or any(not isinstance(e, Log) for e in other.effects)):
                 return None
             takers.append(other)
             flow = flow & ~lower
             if flow == sp.false:
                 return takers
-        if chain.is_base and (chain.policy or "accept") == verdict:
+        # A policy drops silently: a REJECT above it tells the peer at once.
+        if (chain.is_base and (chain.policy or "accept") == verdict
+                and not isinstance(rule.action, Reject)):
             return "policy"
         return None
+
+
+def _same_fate(rule: Rule, other: Rule) -> bool:
+    """Would ``other`` treat a packet exactly as ``rule`` does? A REJECT
+    answers the peer (with its own error) where a DROP stays silent."""
+    if isinstance(rule.action, Reject) or isinstance(other.action, Reject):
+        return rule.action == other.action
+    return outcome(rule) == outcome(other)
