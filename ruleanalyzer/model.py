@@ -22,7 +22,10 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Iterator, Union
+from typing import TYPE_CHECKING, Iterator, Union
+
+if TYPE_CHECKING:
+    from .host import HostContext
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -374,6 +377,31 @@ NON_TERMINAL = (SetField, Notrack, EcnStrip, Log, Jump, Dispatch)
 # ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a rule came from in its author's own terms, when a tool wrote
+    it: ``tool`` is the generator (``ufw``, ``docker``, ``kube-proxy``,
+    ``firewalld``, ``terraform``, ``cloudformation``, ``openwrt``,
+    ``shorewall``, ``libvirt``, ``fail2ban``, ``crowdsec``, …), ``text`` what
+    it was there (``zone public, service ssh``; ``aws_security_group.web``;
+    ``ufw allow 22/tcp``), ``location`` the line in the tool's own
+    configuration when there is one (``zones/public.xml:6``).
+
+    ``generated`` says the rule is the tool's stock scaffolding (its
+    chains, jumps and idioms) rather than something the user asked the tool
+    for: checks keep quiet about stock scaffolding unless asked.
+    """
+
+    tool: str
+    text: str = ""
+    location: "Location | None" = None
+    generated: bool = False
+
+    def __str__(self) -> str:
+        where = f" ({self.location})" if self.location else ""
+        return f"{self.tool}: {self.text}{where}" if self.text else f"{self.tool}{where}"
+
+
 @dataclass(eq=False, slots=True)
 class Rule:
     """A conjunction of matches and one action, where it was written."""
@@ -398,6 +426,8 @@ class Rule:
     #: Non-terminating statements applied in order when the rule matches,
     #: before ``action`` (nftables: ``meta mark set 1 counter accept``).
     effects: tuple[Action, ...] = ()
+    #: The tool that wrote this rule and what it was in the tool's terms.
+    origin: Origin | None = None
 
     def __str__(self) -> str:
         return self.text or f"{' '.join(m.text for m in self.matches)} -> {self.action.name}"
@@ -513,6 +543,10 @@ class Ruleset:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     #: Free-form facts a dialect records (cloud target ids, assumed defaults).
     meta: dict = field(default_factory=dict)
+    #: What the host itself knows beside its rules (addresses, routes,
+    #: ipset contents, sysctls), from a host snapshot; ``None`` when only
+    #: rule files were given (see :mod:`ruleanalyzer.host`).
+    host: "HostContext | None" = None
 
     def add_table(self, table: Table) -> Table:
         self.tables.append(table)
@@ -540,6 +574,8 @@ class Ruleset:
         self.diagnostics.extend(other.diagnostics)
         for k, v in other.meta.items():
             self.meta.setdefault(k, v)
+        if self.host is None:
+            self.host = other.host
         return self
 
     @property
