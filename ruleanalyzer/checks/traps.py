@@ -201,7 +201,7 @@ class StatelessNoReturn(Check):
                      IntMatch("proto", ((6, 6),)), IntMatch("sport", ((w.dport, w.dport),)),
                      IntMatch("dport", ((lo, hi),))), sp)
                 replies &= S.tcp_flags(sp, SYN | ACK) & sp.valid
-                missing = replies & ~outbound.accepted.lower.node
+                missing = replies & outbound.arriving.node & ~outbound.accepted.lower.node
                 if missing == sp.false:
                     continue
                 reply = witness(sp.wrap(missing), "output")

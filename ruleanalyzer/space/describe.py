@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 
 from ..model import PROTOCOL_NAMES, TCP_FLAG_BITS
+from .encode import LOCAL_GHOST
 from .fields import ICMP, ICMPV6, PORT_PROTOCOLS, TCP, FieldSpec
 from .packetset import PacketSet, Space, cofactors
 
@@ -30,7 +31,7 @@ def describe(packets: PacketSet, limit: int = 20) -> list[str]:
         return ["any packet"]
     # Invalid packets are don't-cares: simplifying against validity stops
     # pinned headers (no ports on ICMP …) from splitting every region.
-    node = restrict(space, packets.node, space.valid)
+    node = restrict(space, unghost(space, packets.node), space.valid)
     walker = _Walker(space)
     regions: list[dict[str, list[Cube]]] = []
     walker.enumerate(node, 0, {}, regions, limit)
@@ -39,6 +40,12 @@ def describe(packets: PacketSet, limit: int = 20) -> list[str]:
     if total > len(lines):
         lines.append(f"… and {total - len(lines)} more")
     return lines
+
+
+def unghost(space: Space, node):
+    """``node`` without the walk's ghost bit (which path a packet takes is
+    not a header field; see ``space.reach.arrival``)."""
+    return space.exist([LOCAL_GHOST], node)
 
 
 def restrict(space: Space, f, care):

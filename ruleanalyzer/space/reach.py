@@ -20,6 +20,20 @@ NAT): sets always hold packets as the next rule sees them (relational image:
 forget the written bits, then constrain them). ``accepted``/``dropped`` are
 therefore sets of packets as they were when the verdict fell.
 
+Packets begin as the kernel can deliver them (:func:`arrival`): with a
+conntrack state conntrack could give them (a SYN-ACK is never NEW, only
+neighbour discovery is UNTRACKED before a NOTRACK runs), no DNAT/SNAT
+status where nothing translates (``ct status dnat`` is then false, as
+the engine has it), and — on input and forward — with the
+address type the hook decides (the destination of an input packet is
+LOCAL, a forwarded one routed UNICAST; a ghost bit tells the two apart on
+the stages the two paths share).
+
+A rule whose undecidable match cannot change a packet's fate — its action
+leaves the packet alone and goes on (LOG, counters, a MARK no rule reads,
+a jump into a chain that only returns) — keeps the packets it may or may
+not match in the lower set: whether it matched or not, they go on.
+
 Documented approximations (sound: upper sets only grow, lower only shrink):
 
 - on the ``input`` path the engine sends packets whose destination a
@@ -41,7 +55,7 @@ from dataclasses import dataclass, field
 from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
                      Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
                      Ruleset, SetField, UnknownAction)
-from .encode import encode_bounds, encode_conjunction
+from .encode import LOCAL_GHOST, encode_bounds, encode_conjunction
 from .fields import Layout
 from .packetset import PacketSet, Space, SpaceMemoryError
 
@@ -215,6 +229,8 @@ class Reachability:
     accepted: Bounds
     dropped: Bounds
     undecided: Bounds
+    #: The packets the walk began with: what can arrive on this hook (:func:`arrival`).
+    arriving: PacketSet | None = None
     _records: dict = field(repr=False, default_factory=dict)
     _order: list = field(repr=False, default_factory=list)
     _dead: list | None = field(repr=False, default=None)
@@ -437,7 +453,7 @@ def _can_block(rule: Rule) -> bool:
 
 
 def analyze(ruleset: Ruleset, hook: str, family: int, space: Space | None = None,
-            start=None) -> Reachability:
+            start=None, arrives_from=None) -> Reachability:
     """Walk ``ruleset`` symbolically for packets of IPv``family`` on
     ``hook`` (``input``, ``forward`` or ``output``; the hooks before it on
     the packet's way, such as prerouting, run first). ``start`` (a
@@ -445,12 +461,15 @@ def analyze(ruleset: Ruleset, hook: str, family: int, space: Space | None = None
 
     Raises :class:`ReachError` on a jump cycle and
     :class:`~ruleanalyzer.space.packetset.SpaceMemoryError` when the BDD
-    manager reaches its memory limit."""
-    return analyze_hooks(ruleset, (hook,), family, space, start)[hook]
+    manager reaches its memory limit. ``arrives_from`` (rulesets, default
+    ``[ruleset]``) decides which translations connections may carry
+    and which ct status names matches can see (:func:`absent_status`); a
+    diff passes both versions."""
+    return analyze_hooks(ruleset, (hook,), family, space, start, arrives_from)[hook]
 
 
 def analyze_hooks(ruleset: Ruleset, hooks, family: int, space: Space | None = None,
-                  start=None) -> dict[str, Reachability]:
+                  start=None, arrives_from=None) -> dict[str, Reachability]:
     """:func:`analyze` for several hooks at once. The stages their paths
     share (ingress and prerouting, for input and forward) are walked once,
     which is most of the work on NAT-heavy rulesets such as kube-proxy's."""
@@ -461,7 +480,7 @@ def analyze_hooks(ruleset: Ruleset, hooks, family: int, space: Space | None = No
     space = space or Space(Layout.for_ruleset(ruleset))
     try:
         with _without_cyclic_gc():
-            return _analyze_hooks(ruleset, hooks, family, space, start)
+            return _analyze_hooks(ruleset, hooks, family, space, start, arrives_from)
     except (ValueError, RuntimeError) as exc:
         if space.exhausted(exc):
             raise SpaceMemoryError(space.max_bytes) from exc
@@ -482,11 +501,16 @@ def _without_cyclic_gc():
             gc.enable()
 
 
-def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space, start):
+def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space, start,
+                   arrives_from=None):
     walker = _Walker(ruleset, space, family)
     begin = space.family(family)
     if start is not None:
         begin &= getattr(start, "node", start)
+    walker.absent = absent_status(arrives_from or [ruleset])
+    begin &= arrival(space, "shared")
+    ghost = space.bdd.var(LOCAL_GHOST)
+    ghosts = {"input": ghost, "forward": ~ghost}
     result: dict[str, Reachability] = {}
     if "input" in hooks and "forward" in hooks:
         shared = HOOK_PATHS["input"][:2]  # ingress, prerouting
@@ -497,13 +521,13 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
             common = None  # later prerouting chains see different packets per hook
         if common is not None:
             for hook in ("input", "forward"):
-                path = common.fork(hook)
+                path = common.fork(hook, ghosts[hook])
                 walker.walk(HOOK_PATHS[hook][2:], path, hook)
-                result[hook] = walker.result(hook, path, begin)
+                result[hook] = walker.result(hook, path, begin & ghosts[hook])
     for hook in hooks:
         if hook not in result:
-            result[hook] = walker.result(hook, walker.walk(HOOK_PATHS[hook], _Path.starting(begin), hook),
-                                         begin)
+            own = begin & ghosts.get(hook, space.true)
+            result[hook] = walker.result(hook, walker.walk(HOOK_PATHS[hook], _Path.starting(own), hook), own)
     return {hook: result[hook] for hook in hooks}
 
 
@@ -535,8 +559,9 @@ class _Path:
             self.pending.pop(0)(self)
         return self
 
-    def fork(self, hook: str) -> "_Path":
-        """An independent copy going on along ``hook``'s own stages."""
+    def fork(self, hook: str, ghost) -> "_Path":
+        """An independent copy going on along ``hook``'s own stages, for
+        the packets whose ``ghost`` bit says they take that path."""
         self.settle()
         path = _Path()
         path.pending = []
@@ -545,11 +570,12 @@ class _Path:
         path.lower, path.upper = self.lower, self.upper
         if hook == "input" and self.input_lower is not None:
             path.lower = self.input_lower
+        path.lower, path.upper = path.lower & ghost, path.upper & ghost
         path.input_lower = None
         false = self.lower.bdd.false
         path.dropped, path.unknown = _Flow(false, false), _Flow(false, false)
-        path.dropped.add(self.dropped.lower, self.dropped.upper)
-        path.unknown.add(self.unknown.lower, self.unknown.upper)
+        path.dropped.add(self.dropped.lower & ghost, self.dropped.upper & ghost)
+        path.unknown.add(self.unknown.lower & ghost, self.unknown.upper & ghost)
         return path
 
 
@@ -679,6 +705,9 @@ class _Walker:
         self.match_cache: dict = {}
         self.exist_vars: dict = {}
         self.multi_entry = _multi_entry_chains(ruleset)
+        self.read_fields = _read_fields(ruleset)
+        self.transparent: dict[int, bool] = {}
+        self.absent: frozenset[str] = frozenset()
         #: Every record made, in order, so a memoised run can replay its
         #: records into another path's.
         self.log: list = []
@@ -704,7 +733,7 @@ class _Walker:
             dropped=Bounds(lambda: w(p().dropped.lower), lambda: w(p().dropped.upper)),
             undecided=Bounds(lambda: w(p().unknown.lower), lambda: w(
                 start & ~p().lower & ~p().dropped.lower | p().unknown.upper)),
-            _records=path.records, _order=path.order)
+            arriving=w(start), _records=path.records, _order=path.order)
 
     def _base_chains(self, stage: str) -> list[Chain]:
         chains = [c for t in self.ruleset.tables if t.family not in ("arp", "bridge")
@@ -819,15 +848,19 @@ class _Walker:
         for effect in rule.effects:
             hit_l, hit_u = self._effect(effect, ctx, hit_l, hit_u)
         cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
+        if m_l is not m_u and self._transparent(rule):
+            # Matched or not, the packets go on unchanged: certainty stays.
+            return low, up
         if next_l is next_u and (cont_l is cont_u or cont_l == cont_u):
             nxt = next_u | cont_u
             return nxt, nxt
         return next_l | cont_l, next_u | cont_u
 
     def _matches(self, rule: Rule, ctx: _Context):
-        key = (id(rule), ctx.before_conntrack)
+        env = _env(ctx, self.absent)
+        key = (id(rule), ctx.before_conntrack, env)
         if key not in self.match_cache:
-            m_l, m_u = encode_conjunction(rule.matches, self.space)
+            m_l, m_u = encode_conjunction(rule.matches, self.space, env)
             if ctx.before_conntrack:
                 m_l, m_u = (self._pre_conntrack(m_l), self._pre_conntrack(m_u)) if m_l != m_u else (
                     (self._pre_conntrack(m_u),) * 2)
@@ -835,6 +868,34 @@ class _Walker:
                 m_l = m_u
             self.match_cache[key] = (m_l, m_u)
         return self.match_cache[key]
+
+    def _transparent(self, rule: Rule, seen: frozenset = frozenset()) -> bool:
+        """Does ``rule`` hand every packet it takes on to the next rule
+        unchanged, whatever it matched (LOG, counters, a MARK no rule reads,
+        a jump into a chain whose every rule is such or a RETURN)?"""
+        key = id(rule)
+        known = self.transparent.get(key)
+        if known is not None:
+            return known
+        result = all(self._leaves_alone(e) for e in rule.effects)
+        act = rule.action
+        if not result:
+            pass
+        elif isinstance(act, Jump):
+            target = rule.chain.table.chains.get(act.target) if rule.chain and rule.chain.table else None
+            result = (target is not None and id(target) not in seen
+                      and all(isinstance(r.action, Return) and all(self._leaves_alone(e) for e in r.effects)
+                              or self._transparent(r, seen | {id(target)}) for r in target.rules))
+        else:
+            result = self._leaves_alone(act)
+        self.transparent[key] = result
+        return result
+
+    def _leaves_alone(self, action) -> bool:
+        """A non-terminating action after which no rule can tell the packet changed."""
+        if isinstance(action, Log):
+            return True
+        return isinstance(action, SetField) and action.field not in self.read_fields
 
     def _pre_conntrack(self, node):
         """Before conntrack looked the packet up, ``ct state`` reads INVALID
@@ -898,7 +959,7 @@ class _Walker:
         sp = self.space
         cont_l, cont_u = sp.false, sp.false
         for match, branch_action in action.branches:
-            b_l, b_u = encode_bounds(match, sp)
+            b_l, b_u = encode_bounds(match, sp, _env(ctx, self.absent))
             if ctx.before_conntrack:
                 b_l, b_u = self._pre_conntrack(b_l), self._pre_conntrack(b_u)
             c_l, c_u = self._action(branch_action, chain, rule, low & b_l, up & b_u, ctx, depth, ret)
@@ -935,6 +996,8 @@ class _Walker:
         return node & sp.masked(field, mask, value)
 
     def _effect(self, effect, ctx: _Context, low, up):
+        if self._leaves_alone(effect):
+            return low, up  # logging, or a field no rule reads: nothing later can tell
         if not isinstance(effect, Log):
             self.sink.exact = False  # packets change: verdicts no longer partition what entered
         if isinstance(effect, SetField):
@@ -1053,3 +1116,68 @@ def _multi_entry_chains(ruleset: Ruleset) -> set[int]:
                     if target is not None:
                         seen[id(target)] = seen.get(id(target), 0) + 1
     return {k for k, n in seen.items() if n > 1}
+
+
+def _env(ctx: "_Context", absent: frozenset):
+    """What the hook and the ruleset decide on this walk (``encode.Env``)."""
+    return ("out" if ctx.path_hook == "output" else "arrive", absent)
+
+
+def _read_fields(ruleset: Ruleset) -> frozenset[str]:
+    """Header fields some match (or a copy such as CONNMARK --save-mark)
+    of ``ruleset`` reads: a field no rule reads may be set without changing
+    any verdict."""
+    fields: set[str] = set()
+
+    def visit(m) -> None:
+        field = getattr(m, "field", None)
+        if field:
+            fields.add(field)
+            fields.add({"meta_mark": "mark", "ct_mark": "ctmark", "connmark": "ctmark", "tos": "ecn"}
+                       .get(field, field))
+            if field == "tos":
+                fields.add("dscp")
+        for sub in getattr(m, "matches", ()):
+            visit(sub)
+
+    for rule in ruleset.rules():
+        for m in rule.matches:
+            visit(m)
+        for act in (rule.action, *rule.effects):
+            if isinstance(act, Dispatch):
+                for m, _ in act.branches:
+                    visit(m)
+            if isinstance(act, SetField) and act.copy_from:
+                fields.add(act.copy_from)
+    return frozenset(fields)
+
+
+def _translates(rulesets, kinds) -> bool:
+    return any(isinstance(r.action, Nat) and r.action.kind in kinds
+               for rs in rulesets for r in rs.rules())
+
+
+def absent_status(rulesets) -> frozenset[str]:
+    """ct status names no connection can carry: ``dnat`` / ``snat`` when
+    none of ``rulesets`` translates destinations / sources."""
+    if isinstance(rulesets, Ruleset):
+        rulesets = [rulesets]
+    out = set()
+    if not _translates(rulesets, ("dnat", "redirect")):
+        out.add("dnat")
+    if not _translates(rulesets, ("snat", "masquerade")):
+        out.add("snat")
+    return frozenset(out)
+
+
+def arrival(space: Space, hook: str):
+    """Packets as they can arrive at the start of ``hook``'s path (raw
+    node): a conntrack state conntrack could give them before any NOTRACK
+    ran (:meth:`Space.conntrack_consistent`) and, on ``input``/``forward``,
+    the ghost bit saying whether the destination is the host itself
+    (``shared``: the stages input and forward share, either)."""
+    node = space.conntrack_consistent(space.false)
+    if hook in ("input", "forward"):
+        ghost = space.bdd.var(LOCAL_GHOST)
+        node &= ghost if hook == "input" else ~ghost
+    return node
