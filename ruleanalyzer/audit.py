@@ -102,11 +102,12 @@ def split_units(ruleset: Ruleset) -> list[Ruleset]:
     return units
 
 
-def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] | None = None
-                  ) -> list[Finding]:
-    """Findings of the checks ``codes`` on one ruleset, before suppressions.
+def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] | None = None,
+                  interfaces: dict | None = None) -> list[Finding]:
+    """Findings of the checks ``codes`` on one ruleset, before suppressions
+    (``interfaces``: configured interface roles, see :mod:`ruleanalyzer.roles`).
     A crashing check becomes an RA003 finding instead of aborting."""
-    ctx = Context(ruleset)
+    ctx = Context(ruleset, interfaces)
     findings: list[Finding] = []
     registry = checks.registry()
     for code in codes:
@@ -182,7 +183,7 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
         suppressions += inline
         findings += [f for f in invalid if "RA902" in codes]
         for unit in split_units(ruleset):
-            findings += check_ruleset(unit, codes, options)
+            findings += check_ruleset(unit, codes, options, config.interfaces if config else None)
         if progress:
             progress(n, len(units), name)
     kept, suppressed, unused = apply_suppressions(findings, suppressions, set(codes))

@@ -195,8 +195,10 @@ class Context:
     #: an audit of many files. Enforced in the main thread only (SIGALRM).
     analysis_seconds: float = 120.0
 
-    def __init__(self, ruleset: Ruleset):
+    def __init__(self, ruleset: Ruleset, interfaces: dict | None = None):
         self.ruleset = ruleset
+        #: Configured interface roles (config ``interfaces``).
+        self.interfaces = interfaces or {}
         self._reach: dict[tuple[str, int], object] = {}
         self._exhausted = False  # the packet space reached its memory limit
         self._space = None
@@ -215,9 +217,19 @@ class Context:
         if self._space is None:
             from ..space import Layout
 
-            extra = [InterfaceMatch(f, self.EXTRA_INTERFACES) for f in ("iif", "oif")]
+            names = (*self.EXTRA_INTERFACES, *(n for n in self.roles.roles if not n.endswith("*")))
+            extra = [InterfaceMatch(f, tuple(dict.fromkeys(names))) for f in ("iif", "oif")]
             self._space = shared_space(Layout.for_ruleset(self.ruleset, extra))
         return self._space
+
+    @property
+    def roles(self):
+        """Which interfaces face the internet (:func:`ruleanalyzer.roles.infer_roles`)."""
+        if "_roles" not in self.__dict__:
+            from ..roles import infer_roles
+
+            self.__dict__["_roles"] = infer_roles(self.ruleset, self.interfaces)
+        return self.__dict__["_roles"]
 
     @property
     def evaluator(self):
