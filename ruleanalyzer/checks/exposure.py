@@ -162,8 +162,12 @@ def _analysis(ctx: Context, min_share: float) -> list[_Path]:
 def _accepting_rules(reach, packets) -> list:
     """Accepting rules (user rules first) whose matched packets meet ``packets``."""
     sp = reach.space
-    rules = [r for r in reach.rules() if outcome(r) == "accept"
-             and not sp.disjoint(reach.rule_sets(r).matched_upper.node, packets)]
+    accepting = reach.__dict__.get("_accepting")
+    if accepting is None:
+        accepting = reach.__dict__["_accepting"] = [
+            (r, reach._records[id(r)]) for r in reach.rules() if outcome(r) == "accept"]
+    rules = [r for r, rec in accepting
+             if not sp.disjoint(rec.match_u, packets) and rec.meets(sp, packets)]
     return [r for r in rules if not r.implicit] or rules
 
 
@@ -211,6 +215,41 @@ class _ExposureCheck(Check):
         ctx.trusted_interfaces = list(self.settings.get("trusted_interfaces", ["lo"]))
         return _analysis(ctx, float(self.settings["min_share"]))
 
+    def hits(self, ctx: Context, sure: bool):
+        """``(path, label, conditional, exposed SYNs)`` per sensitive port
+        whose handshake sources reach ``min_share`` surely (``sure``) or
+        only possibly; ``conditional``: only on interfaces of unknown role."""
+        ports = {int(p): str(n) for p, n in dict(self.settings["ports"]).items()}
+        min_share = float(self.settings["min_share"])
+        for path in self.paths(ctx):
+            classes = [c for c in path.classes()
+                       if not (path.hook == "input" and _allows_everything(path, c[0], min_share))]
+            for port, service in sorted(ports.items()):
+                found, exposed = [], path.sp.false
+                for code, label, conditional in classes:
+                    done = path.at(path.done_l, code, port)
+                    share = path.share(done)
+                    if not sure:
+                        if share >= min_share:
+                            continue  # surely exposed: RA401
+                        done = path.at(path.done_u, code, port)
+                        share = path.share(done)
+                    if share < min_share:
+                        continue
+                    found.append((label, conditional, share))
+                    syn = path.syn_l if sure else path.syn_u
+                    exposed |= syn & path.at(done & path.public, code, port)
+                if not found:
+                    continue
+                conditional = all(c for _, c, _ in found)
+                via = " or ".join(label for label, c, _ in found if c) if conditional else ""
+                least = min(share for _, _, share in found)
+                text = (f"{service} ({port}/tcp, IPv{path.family}"
+                        + (", forwarded" if path.hook == "forward" else "")
+                        + (f", arriving on {via}" if via else "")
+                        + (f", {least:.2%} of public sources" if sure and least < 0.99995 else "") + ")")
+                yield path, text, conditional, exposed
+
 
 class AdminPortExposed(_ExposureCheck):
     """An administrative or database port accepts connections from any public address."""
@@ -234,30 +273,15 @@ class AdminPortExposed(_ExposureCheck):
     severity = "error"
 
     def run(self, ctx: Context):
-        ports = {int(p): str(n) for p, n in dict(self.settings["ports"]).items()}
-        min_share = float(self.settings["min_share"])
         groups: dict[int, list] = {}  # anchor id -> [anchor, labels, witness, others, conditional]
-        for path in self.paths(ctx):
-            for code, label, conditional in path.classes():
-                if path.hook == "input" and _allows_everything(path, code, min_share):
-                    continue  # RA402 reports it, once
-                for port, service in sorted(ports.items()):
-                    sure = path.at(path.done_l, code, port)
-                    share = path.share(sure)
-                    if share < min_share:
-                        continue
-                    exposed = path.syn_l & path.at(sure & path.public, code, port)
-                    rules = _accepting_rules(path.reach, exposed)
-                    anchor = rules[0] if rules else _policy_chain(ctx, path.hook, path.family)
-                    entry = groups.setdefault(id(anchor), [anchor, [], None, rules[1:], True])
-                    entry[2] = entry[2] or (path.sp.wrap(exposed), path.hook)
-                    entry[4] = entry[4] and conditional
-                    text = (f"{service} ({port}/tcp, IPv{path.family}"
-                            + (", forwarded" if path.hook == "forward" else "")
-                            + (f", arriving on {label}" if conditional else "")
-                            + (f", {share:.2%} of public sources" if share < 0.99995 else "") + ")")
-                    if text not in entry[1]:
-                        entry[1].append(text)
+        for path, text, conditional, exposed in self.hits(ctx, sure=True):
+            rules = _accepting_rules(path.reach, exposed)
+            anchor = rules[0] if rules else _policy_chain(ctx, path.hook, path.family)
+            entry = groups.setdefault(id(anchor), [anchor, [], None, rules[1:], True])
+            entry[2] = entry[2] or (path.sp.wrap(exposed), path.hook)
+            entry[4] = entry[4] and conditional
+            if text not in entry[1]:
+                entry[1].append(text)
         for anchor, labels, (example, hook), others, conditional in groups.values():
             w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
@@ -290,7 +314,7 @@ class AllowEverything(_ExposureCheck):
 
     def run(self, ctx: Context):
         min_share = float(self.settings["min_share"])
-        seen: set[int] = set()
+        groups: dict[int, list] = {}  # anchor id -> [anchor, labels, witness, conditional]
         for path in self.paths(ctx):
             if path.hook != "input" or not any(c.kind == "filter" for c in ctx.base_chains("input", path.family)):
                 continue  # no filter table at all: a nat-only file says nothing about filtering
@@ -302,19 +326,22 @@ class AllowEverything(_ExposureCheck):
                 anchor = next((r for r in path.reach.rules() if outcome(r) == "accept" and all(
                     not sp.disjoint(path.reach.rule_sets(r).matched_lower.node, p) for p in probes)),
                     None) or _policy_chain(ctx, "input", path.family)
-                if id(anchor) in seen:
-                    continue
-                seen.add(id(anchor))
-                w = witness(sp.wrap(probes[-1]), "input")
-                where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
-                on = f" arriving on {label}" if conditional else ""
-                yield locate(self.finding(
-                    f"every connection from the internet is accepted (IPv{path.family}{on}): any "
-                    f"public address can reach every TCP and UDP port (e.g. {w.describe()})"
-                    + (" — if that interface faces the internet" if conditional else ""),
-                    witness=w, severity="warning" if conditional else None,
-                    fix="accept only the services you run, then drop the rest (a DROP policy)",
-                    **where), ctx)
+                entry = groups.setdefault(id(anchor), [anchor, [], None, True])
+                entry[2] = entry[2] or sp.wrap(probes[-1])
+                entry[3] = entry[3] and conditional
+                text = f"IPv{path.family}" + (f" arriving on {label}" if conditional else "")
+                if text not in entry[1]:
+                    entry[1].append(text)
+        for anchor, labels, example, conditional in groups.values():
+            w = witness(example, "input")
+            where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
+            yield locate(self.finding(
+                f"every connection from the internet is accepted ({', '.join(labels)}): any "
+                f"public address can reach every TCP and UDP port (e.g. {w.describe()})"
+                + (" — if those interfaces face the internet" if conditional else ""),
+                witness=w, severity="warning" if conditional else None,
+                fix="accept only the services you run, then drop the rest (a DROP policy)",
+                **where), ctx)
 
 
 class LikelyExposed(_ExposureCheck):
@@ -336,32 +363,19 @@ class LikelyExposed(_ExposureCheck):
     severity = "warning"
 
     def run(self, ctx: Context):
-        ports = {int(p): str(n) for p, n in dict(self.settings["ports"]).items()}
-        min_share = float(self.settings["min_share"])
         groups: dict[tuple, list] = {}
-        for path in self.paths(ctx):
-            for code, label, conditional in path.classes():
-                for port, service in sorted(ports.items()):
-                    if path.share(path.at(path.done_l, code, port)) >= min_share:
-                        continue  # surely exposed: RA401
-                    maybe = path.at(path.done_u, code, port)
-                    if path.share(maybe) < min_share:
-                        continue
-                    exposed = path.syn_u & path.at(maybe & path.public, code, port)
-                    unsure = _undecided_rules(path.reach, exposed)
-                    if unsure and all(_allow_list(r) for r in unsure):
-                        continue  # only "accept if the source is in this set": an allow-list
-                    rules = _accepting_rules(path.reach, exposed)
-                    anchor = (rules[0] if rules else unsure[0] if unsure
-                              else _policy_chain(ctx, path.hook, path.family))
-                    depends = tuple(dict.fromkeys(_reason(r) for r in unsure)) or ("an undecidable match",)
-                    entry = groups.setdefault((id(anchor), depends), [anchor, [], None, unsure])
-                    entry[2] = entry[2] or (path.sp.wrap(exposed), path.hook)
-                    text = (f"{service} ({port}/tcp, IPv{path.family}"
-                            + (", forwarded" if path.hook == "forward" else "")
-                            + (f", arriving on {label}" if conditional else "") + ")")
-                    if text not in entry[1]:
-                        entry[1].append(text)
+        for path, text, conditional, exposed in self.hits(ctx, sure=False):
+            unsure = _undecided_rules(path.reach, exposed)
+            if unsure and all(_allow_list(r) for r in unsure):
+                continue  # only "accept if the source is in this set": an allow-list
+            rules = _accepting_rules(path.reach, exposed)
+            anchor = (rules[0] if rules else unsure[0] if unsure
+                      else _policy_chain(ctx, path.hook, path.family))
+            depends = tuple(dict.fromkeys(_reason(r) for r in unsure)) or ("an undecidable match",)
+            entry = groups.setdefault((id(anchor), depends), [anchor, [], None, unsure])
+            entry[2] = entry[2] or (path.sp.wrap(exposed), path.hook)
+            if text not in entry[1]:
+                entry[1].append(text)
         for (_, depends), (anchor, labels, (example, hook), unsure) in groups.items():
             w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
@@ -377,14 +391,12 @@ class LikelyExposed(_ExposureCheck):
 def _undecided_rules(reach, packets) -> list:
     """Rules with an undecidable match that may take some of ``packets``."""
     sp = reach.space
-    out = []
-    for r in reach.rules():
-        rs = reach.rule_sets(r)
-        if rs.match_lower == rs.match_upper:
-            continue
-        if not sp.disjoint((rs.matched_upper.node & ~rs.matched_lower.node), packets):
-            out.append(r)
-    return out
+    unsure = reach.__dict__.get("_unsure")
+    if unsure is None:
+        unsure = reach.__dict__["_unsure"] = [
+            (r, rec, rec.match_u & ~rec.match_l) for r in reach.rules()
+            for rec in (reach._records[id(r)],) if rec.match_l != rec.match_u]
+    return [r for r, rec, doubt in unsure if not sp.disjoint(doubt, packets) and rec.meets(sp, packets)]
 
 
 def _allow_list(rule) -> bool:
