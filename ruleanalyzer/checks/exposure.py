@@ -399,16 +399,30 @@ def _undecided_rules(reach, packets) -> list:
     return [r for r, rec, doubt in unsure if not sp.disjoint(doubt, packets) and rec.meets(sp, packets)]
 
 
+#: Undecidable matches that narrow who may connect (or which instances a
+#: cloud rule applies to): on an accepting rule they make an allow-list.
+_SOURCE_NARROWING = ("members of", "source is", "service tag", "applies only to instances",
+                     "mac address", "prefix list", "contents of ipset", "contents of set")
+
+
 def _allow_list(rule) -> bool:
-    """An accepting rule whose only undecidable part is a lookup of the
-    source in a set (``-m set --match-set admins src``, ``ip saddr @ok``):
-    it narrows who may connect, it does not open the port to all."""
+    """An accepting rule whose only undecidable parts narrow the source
+    (``-m set --match-set admins src``, ``ip saddr @ok``, an AWS group
+    reference, an Azure service tag, a GCP source tag): it says who may
+    connect, it does not open the port to all."""
     if outcome(rule) != "accept":
         return False
     opaque = list(_opaque(rule.matches))
-    return bool(opaque) and all(not m.negate and "set" in (m.reason or m.text or "")
-                                and ("src" in (m.text or "") or "saddr" in (m.text or "") or not m.text)
-                                for m in opaque)
+    return bool(opaque) and all(_narrows_source(m) for m in opaque)
+
+
+def _narrows_source(m: OpaqueMatch) -> bool:
+    text, reason = (m.text or ""), (m.reason or "").lower()
+    if m.negate or not any(k in reason for k in _SOURCE_NARROWING):
+        return False
+    if "ipset" in reason or "set @" in reason:  # which direction the set is looked up in
+        return "src" in text or "saddr" in text or not text
+    return True
 
 
 def _reason(rule) -> str:
