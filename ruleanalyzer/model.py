@@ -467,6 +467,8 @@ class Chain:
     policy_location: Location | None = None
     #: Implicit policy explanation (a cloud's default deny, ufw's default).
     policy_text: str | None = None
+    #: The tool that made this chain (``ufw-before-input``: ufw's scaffolding).
+    origin: Origin | None = None
 
     @property
     def is_base(self) -> bool:
