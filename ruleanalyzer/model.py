@@ -504,6 +504,8 @@ class Table:
     location: Location | None = None
     #: The dialect that wrote this table (iptables, nftables, aws-sg, …).
     dialect: str = ""
+    #: nft ``flags dormant``: the table is loaded but its base chains do not run.
+    dormant: bool = False
 
     def add_chain(self, chain: Chain) -> Chain:
         chain.table = self

@@ -87,7 +87,9 @@ def test_json_finding_shape(tmp_path, capsys):
     data = json.loads(out)
     assert data["schema_version"] == 1 and data["tool"]["name"] == "ruleanalyzer"
     [finding] = data["findings"]
-    assert set(finding) == {"code", "name", "severity", "message", "location", "related", "witness", "fix"}
+    assert set(finding) == {"code", "name", "severity", "message", "location", "related", "witness", "fix",
+                            "count", "locations"}
+    assert finding["count"] == 1 and finding["locations"] == [finding["location"]]
     assert finding["location"]["rule_index"] == 2 and finding["location"]["chain"] == "INPUT"
     assert finding["witness"]["dport"] == 22 and finding["witness"]["flags"] == "SYN"
     assert data["summary"]["by_code"] == {"RA401": 1}

@@ -679,6 +679,8 @@ class RemovableRule(Check):
             if not ok or fate is None:
                 continue
             rule = rules[rid]
+            if fate == "policy" and not rule.matches:
+                continue  # the policy written out as a final rule: documentation, not noise
             if fate == "policy":
                 msg = (f"rule changes no verdict: without it, its packets fall to the "
                        f"{rule.chain.name} policy, which also {outcome(rule)}s them")
