@@ -217,7 +217,7 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     if "RA901" in codes:
         kept += unused
     if not include_generated:
-        result.generated = [f for f in kept if is_stock_noise(f)]
+        result.generated = group([f for f in kept if is_stock_noise(f)])
         kept = [f for f in kept if not is_stock_noise(f)]
     result.findings = sorted(group(_dedupe(kept)), key=Finding.sort_key)
     result.suppressed = suppressed

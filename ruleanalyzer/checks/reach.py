@@ -201,7 +201,8 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
         _after_change(reach, rule, target, entry, story)
         return story
     story.kind = "callers"
-    story.conflicts = _caller_conflicts(reach, rule, entry)
+    if entry is not None and not entry.is_empty():
+        story.conflicts = _caller_conflicts(reach, rule, entry)
     return story
 
 
@@ -598,8 +599,11 @@ class UnmatchableRule(Check):
             cause = ("entry", id(rule.chain), a)
             group = f"{{count}} rules can never match: `{a}` never holds for packets that enter {where}"
         else:
-            head = f"rule can never match: no packet that enters chain {chain} satisfies all of its conditions"
-            details, related, cause, group = [], [], None, None
+            head = (f"rule can never match: no packet that could match it gets to chain {chain} "
+                    "(earlier chains decide them all, or its callers exclude them)")
+            details, related, cause = [], [], ("unreached", id(rule.chain))
+            group = f"{{count}} rules of chain {chain} can never match: " + head.split(": ", 1)[1]
+            group = group.replace("could match it", "could match them")
         return self.finding(head, rule=rule, related=related, details=details, cause=cause,
                             group_message=group)
 
