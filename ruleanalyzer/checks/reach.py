@@ -200,6 +200,12 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
         story.changers = changers[:COVER_CAP]
         _after_change(reach, rule, target, entry, story)
         return story
+    if rule.chain is not None and rule.chain.is_base:
+        earlier = _earlier_deciders(reach, rule, target)
+        if earlier:  # earlier base chains (raw, mangle, another table) decide them
+            story.kind, story.cover = "blocked", earlier
+            story.shadowed = _verdicts(reach, rule, target)
+            return story
     story.kind = "callers"
     if entry is not None and not entry.is_empty():
         story.conflicts = _caller_conflicts(reach, rule, entry)
@@ -233,6 +239,22 @@ def _table_family(space, rule: Rule):
     for v in fams:
         node |= space.family(v)
     return space.wrap(node)
+
+
+def _earlier_deciders(reach, rule: Rule, target) -> list[Rule]:
+    """Rules of base chains run before ``rule``'s that decide its packets
+    (a small cover of them, as :func:`_greedy` picks)."""
+    first = rule.chain.rules[0]
+    options = []
+    for other in reach.rules():
+        if other is first:
+            break
+        if outcome(other) not in _PAST:
+            continue
+        taken = reach.rule_sets(other).matched_upper & target
+        if not taken.is_empty():
+            options.append((other, reach.rule_sets(other).match_upper & target))
+    return _greedy(options, target, outcome(rule))[0]
 
 
 def _caller_conflicts(reach, rule: Rule, entry) -> list[tuple[str, str, Rule | None]]:
@@ -283,39 +305,57 @@ def _writes(rule: Rule) -> bool:
 
 
 def _cover(reach, rule: Rule, packets, story: Story) -> None:
-    """A small set of earlier rules of the chain that take ``packets``:
-    a single rule taking them all where one does (one with another action
-    first), else greedily the largest overlap first (another action wins
-    a tie), as Batfish names its blocking lines; capped at COVER_CAP."""
-    mine = outcome(rule)
+    """A small set of earlier rules of the chain that take ``packets``."""
     options = []
     for other in rule.chain.rules[:rule.index - 1]:
         if not _decides(other):
             continue
         try:
-            taken = _taken(reach, other) & packets
+            takes = _takes(reach, other) & packets
         except KeyError:
             continue  # not on this path
-        if not taken.is_empty():
-            options.append((other, taken))
+        if not takes.is_empty():
+            options.append((other, takes))
+    story.cover, story.more, remaining = _greedy(options, packets, outcome(rule))
+    if not remaining.is_empty():  # the rest was changed on the way (a MARK in the chain …)
+        story.changers = [o for o in rule.chain.rules[:rule.index - 1] if _writes(o)][:COVER_CAP]
+
+
+def _takes(reach, other: Rule):
+    """Packets ``other`` would take from a later rule: its own match (any
+    packet of it that got that far is taken by it or an earlier rule), for
+    a jump only what does not come back."""
+    if isinstance(other.action, (Jump, Dispatch)):
+        return _taken(reach, other)
+    return reach.rule_sets(other).match_upper
+
+
+def _greedy(options, packets, mine: str):
+    """Batfish's blocking lines: a single rule taking all of ``packets``
+    where one does (another action than ``mine`` first, then the nearest),
+    else greedily the largest overlap first (another action wins a tie);
+    at most COVER_CAP. Returns (cover, how many more would be needed,
+    what is left uncovered)."""
+    cover: list[Rule] = []
+    more = 0
     remaining = packets
     while options and not remaining.is_empty():
         live = [(o, t & remaining) for o, t in options]
         live = [(o, t) for o, t in live if not t.is_empty()]
         if not live:
             break
-        if len(story.cover) >= COVER_CAP:
-            story.more = len(live)
+        if len(cover) >= COVER_CAP:
+            more = len(live)
             break
         whole = [(o, t) for o, t in live if t == remaining]
-        pool = whole or live
-        best = max(pool, key=lambda ot: ((0 if whole else ot[1].size()), outcome(ot[0]) != mine,
-                                         -ot[0].index if whole else ot[0].index))
-        story.cover.append(best[0])
+        if whole:
+            best = max(whole, key=lambda ot: (outcome(ot[0]) != mine, ot[0].index))
+        else:
+            best = max(live, key=lambda ot: (ot[1].size(), outcome(ot[0]) != mine))
+        cover.append(best[0])
         remaining = remaining - best[1]
         options = [(o, t) for o, t in options if o is not best[0]]
-    if not remaining.is_empty():  # the rest was changed on the way (a MARK in the chain …)
-        story.changers = [o for o in rule.chain.rules[:rule.index - 1] if _writes(o)][:COVER_CAP]
+    return cover, more, remaining
 
 
 def _verdicts(reach, rule: Rule, packets) -> bool | None:
@@ -512,10 +552,14 @@ def _dead_finding(check: Check, story: Story, shadowed: bool) -> Finding:
         return check.finding(head, rule=rule, related=related, details=details, cause=cause,
                              group_message="{count} rules can never match: " + head.split(": ", 1)[1])
     cover = story.cover
-    names = _blocker_list(cover, 2) + (f" and {story.more} more" if story.more else "")
+    extra = len(cover) - 2 + story.more
+    names = ", ".join(_chain_text(b) if b.chain is not rule.chain else _name(b) for b in cover[:2]) \
+        + (f" and {extra} more" if extra > 0 else "")
     differing = [b for b in cover if outcome(b) != mine]
     if shadowed:
         other = next((outcome(b) for b in differing if outcome(b) in _PAST), None)
+        if story.shadowed and mine in _PAST:  # the verdict sets say so
+            other = "drop" if mine == "accept" else "accept"
         fate = f"{_PAST[other]} instead" if other else "decided otherwise"
         head = (f"rule can never match: the packets it would {mine} are taken first by {names}, "
                 f"and some are {fate}")
