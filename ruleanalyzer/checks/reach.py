@@ -192,7 +192,9 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
     if not packets.is_empty():
         story.kind = "blocked"
         _cover(reach, rule, packets, story)
-        story.shadowed = _verdicts(reach, rule, packets)
+        story.shadowed = _by_cover(rule, story.cover)
+        if story.shadowed is None:
+            story.shadowed = _verdicts(reach, rule, packets)
         return story
     changers = [b for b in space_blockers if _writes(b)]
     if changers:
@@ -204,7 +206,7 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
         earlier = _earlier_deciders(reach, rule, target)
         if earlier:  # earlier base chains (raw, mangle, another table) decide them
             story.kind, story.cover = "blocked", earlier
-            story.shadowed = _verdicts(reach, rule, target)
+            story.shadowed = _by_cover(rule, earlier)
             return story
     story.kind = "callers"
     if entry is not None and not entry.is_empty():
@@ -213,9 +215,17 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
 
 
 def _encode(space, match):
+    """One condition's packets (upper bound), cached per space."""
     from ..space.encode import encode_conjunction
 
-    return space.wrap(encode_conjunction((match,), space)[1])
+    cache = space.__dict__.setdefault("_ra_single", {})
+    try:
+        hit = cache.get(match)
+    except TypeError:  # an unhashable condition: not cached
+        return space.wrap(encode_conjunction((match,), space)[1])
+    if hit is None:
+        hit = cache[match] = space.wrap(encode_conjunction((match,), space)[1])
+    return hit
 
 
 def _own_conflicts(space, rule: Rule) -> list[tuple[str, str, Rule | None]]:
@@ -257,6 +267,20 @@ def _earlier_deciders(reach, rule: Rule, target) -> list[Rule]:
     return _greedy(options, target, outcome(rule))[0]
 
 
+def _callers(reach) -> dict[int, list[Rule]]:
+    """Chain id → the rules reached on this path that jump or go to it."""
+    cached = getattr(reach, "_ra_callers", None)
+    if cached is None:
+        cached = {}
+        for r in reach.rules():
+            table = r.chain.table if r.chain is not None else None
+            for target in r.jump_targets() if table is not None else ():
+                if target in table.chains:
+                    cached.setdefault(id(table.chains[target]), []).append(r)
+        reach._ra_callers = cached
+    return cached
+
+
 def _caller_conflicts(reach, rule: Rule, entry) -> list[tuple[str, str, Rule | None]]:
     """Which of the rule's conditions exclude what enters its chain, and
     the caller condition each contradicts: ``(rule's, caller's, caller)``."""
@@ -267,8 +291,7 @@ def _caller_conflicts(reach, rule: Rule, entry) -> list[tuple[str, str, Rule | N
         excluded = [(m, s) for m, s in mine if (s & entry).is_empty()]
     else:
         excluded = []
-    callers = [r for r in reach.rules() if chain is not None and chain.table is not None
-               and chain.name in r.jump_targets() and r.chain.table is chain.table]
+    callers = _callers(reach).get(id(chain), [])
     out: list[tuple[str, str, Rule | None]] = []
     for caller in callers:
         theirs = [(m, _encode(space, m)) for m in caller.matches]
@@ -356,6 +379,17 @@ def _greedy(options, packets, mine: str):
         remaining = remaining - best[1]
         options = [(o, t) for o, t in options if o is not best[0]]
     return cover, more, remaining
+
+
+def _by_cover(rule: Rule, cover: list[Rule]) -> bool | None:
+    """When every blocking rule gives a verdict itself, they tell: another
+    verdict than the rule's among them means shadowed. None when a jump or
+    a RETURN among them leaves it to the verdict sets."""
+    mine = outcome(rule)
+    theirs = {outcome(b) for b in cover}
+    if mine not in _PAST or not theirs or not theirs <= set(_PAST):
+        return None
+    return theirs != {mine}
 
 
 def _verdicts(reach, rule: Rule, packets) -> bool | None:
