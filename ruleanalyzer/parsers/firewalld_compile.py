@@ -73,6 +73,11 @@ REJECT_NFT = {
     "addr-unreach": "icmpv6 addr-unreachable", "icmp6-no-route": "icmpv6 no-route",
     "no-route": "icmpv6 no-route", "tcp-reset": "tcp reset", "tcp-rst": "tcp reset",
 }
+#: ICMP codes nft prints by name.
+ICMP4_CODES = {0: "net-unreachable", 1: "host-unreachable", 2: "prot-unreachable", 3: "port-unreachable",
+               4: "frag-needed", 9: "net-prohibited", 10: "host-prohibited", 13: "admin-prohibited"}
+ICMP6_CODES = {0: "no-route", 1: "admin-prohibited", 3: "addr-unreachable", 4: "port-unreachable",
+               5: "policy-fail", 6: "reject-route"}
 REJECT = "reject with icmpx admin-prohibited"
 RFC3964 = ("ip6 daddr { ::/96, ::ffff:0.0.0.0/96, 2002::/24, 2002:a00::/24, 2002:7f00::/24, "
            "2002:a9fe::/32, 2002:ac10::/28, 2002:c0a8::/32, 2002:e000::/19 }")
@@ -268,7 +273,7 @@ class Compiler:
             hook, prio, kind = BASE_CHAINS[("filter", chain)]
             self.chain(f"filter_{chain}", f"type {kind} hook {hook} priority {prio}; policy accept;")
         log = self.log_denied != "off"
-        pkt = "" if self.log_denied == "all" else f"pkttype {self.log_denied} "
+        pkt = _pkttype(self.log_denied)
         for chain in ("INPUT", "FORWARD"):
             name = f"filter_{chain}"
             self.add(name, "ct state { established, related } accept", s("replies of allowed connections"))
@@ -376,8 +381,8 @@ class Compiler:
                         generated=not zone.icmp_block_inversion)
         self.add(chain, f"meta l4proto {{ icmp, ipv6-icmp }} {verdict}", origin, after=6)
         if self.log_denied != "off" and zone.icmp_block_inversion:
-            pkt = "" if self.log_denied == "all" else f"pkttype {self.log_denied} "
-            self.add(chain, f'meta l4proto {{ icmp, ipv6-icmp }} {pkt}log prefix "filter_{zone.name}_ICMP_BLOCK: "',
+            pkt = _pkttype(self.log_denied)
+            self.add(chain, f'meta l4proto {{ icmp, ipv6-icmp }} {pkt}log prefix "filter_zone_{zone.name}_HOST_ICMP_BLOCK: "',
                      origin, after=6)
 
     # -- policies ----------------------------------------------------------
@@ -455,11 +460,13 @@ class Compiler:
         target = policy.target
         where = Location(policy.file, policy.location.line) if policy.file else None
         if table == "filter" and target in ("default", "REJECT", "%%REJECT%%", "DROP", "ACCEPT"):
+            # (a zone whose file says target="default" gets no rule here:
+            # firewalld 1.3 keeps the literal word and its backend skips it)
             label = {"default": "REJECT", "%%REJECT%%": "REJECT"}.get(target, target)
             shown = "default" if target == "default" else label
             origin = Origin(TOOL, f"{self.owner(policy)}, target {shown}", where, generated=target == "default")
             if self.log_denied != "off" and target != "ACCEPT":
-                pkt = "" if self.log_denied == "all" else f"pkttype {self.log_denied} "
+                pkt = _pkttype(self.log_denied)
                 self.add(base, f'{pkt}log prefix "filter_{self.base_name(policy, table, snat)}_{label}: "', origin)
             verdict = REJECT if label == "REJECT" else target.lower()
             self.add(base, verdict, origin, where)
@@ -626,8 +633,8 @@ class Compiler:
                                     "the configuration)", where)
         if rule is not None and rule.family:
             ipvs = [rule.family]
-        elif rule is not None and rule.source and rule.source[0] == "address":
-            ipvs = [address_family(rule.source[1])]
+        elif rule is not None and self.source_family(rule):
+            ipvs = [self.source_family(rule)]
         elif ict.destination:
             ipvs = [v for v in ("ipv4", "ipv6") if v in ict.destination]
         else:
@@ -640,18 +647,33 @@ class Compiler:
                 raise RuleAnalyzerError(f"ICMP type {name!r} is not supported for {ipv} by firewalld", where)
             icmp_type, code = table[name]
             word = "icmp" if ipv == "ipv4" else "icmpv6"
-            frag = f"{word} type {icmp_type}" + (f" {word} code {code}" if code is not None else "")
+            names = ICMP4_CODES if ipv == "ipv4" else ICMP6_CODES
+            frag = f"{word} type {icmp_type}" + (f" {word} code {names.get(code, code)}" if code is not None else "")
             if rule is None:
                 origin = self.user(f"{self.owner(policy)}, icmp-block {name}", where)
                 chain = self.pchain(policy, "filter", "allow" if inversion else "deny")
                 if self.log_denied != "off" and not inversion:
-                    pkt = "" if self.log_denied == "all" else f"pkttype {self.log_denied} "
+                    pkt = _pkttype(self.log_denied)
                     self.add(chain, f'{frag} {pkt}log prefix "filter_{policy.name}_ICMP_BLOCK: "', origin, where)
                 self.add(chain, f"{frag} {'accept' if inversion else REJECT}", origin, where)
             else:
                 self.rich_actions(policy, rule, self.rich_prefix(rule) + frag, default_reject=True)
 
     # -- rich rules ----------------------------------------------------------
+
+    def source_family(self, rule: Rich) -> str | None:
+        """firewalld's ``_rule_source_ipv``: the family a rule's source implies."""
+        if not rule.source:
+            return None
+        kind, value, _ = rule.source
+        if kind == "address":
+            return address_family(value)
+        if kind == "ipset" and value in self.c.ipsets:
+            ipset = self.c.ipsets[value]
+            if ipset.type == "hash:mac":
+                return None
+            return "ipv6" if ipset.options.get("family") == "inet6" else "ipv4"
+        return None
 
     def rich_suffix(self, rule: Rich) -> str:
         if rule.priority < 0:
@@ -734,7 +756,7 @@ class Compiler:
             raise RuleAnalyzerError("a rich rule with a destination cannot use a service with its own "
                                     "destination (firewalld refuses it)", rule.location)
         ipvs = [rule.family] if rule.family else (
-            [address_family(rule.source[1])] if rule.source and rule.source[0] == "address" else ["ipv4", "ipv6"])
+            [self.source_family(rule)] if self.source_family(rule) else ["ipv4", "ipv6"])
         dests = [svc.destination[v] for v in ipvs if v in svc.destination] if svc.destination else [None]
         for dest in dests:
             pre = self.rich_prefix(rule, dest)
@@ -947,6 +969,12 @@ def listed(text: str) -> str:
     return text
 
 
+def _pkttype(log_denied: str) -> str:
+    if log_denied == "all":
+        return ""
+    return f"meta pkttype {'host' if log_denied == 'unicast' else log_denied} "
+
+
 def _norm_source(value: str) -> str:
     if value.startswith("ipset:") or is_mac(value):
         return value
@@ -956,8 +984,8 @@ def _norm_source(value: str) -> str:
 def _norm_addr(text: str) -> str:
     if "/" in text:
         net = ipaddress.ip_network(text, strict=False)
-        if net.prefixlen == net.max_prefixlen and "/" not in text:
-            return str(net.network_address)
+        if net.prefixlen == net.max_prefixlen:  # nft prints a host prefix as the address
+            return net.network_address.compressed
         return f"{net.network_address.compressed}/{net.prefixlen}"
     return ipaddress.ip_address(text).compressed
 

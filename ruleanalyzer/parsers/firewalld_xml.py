@@ -659,7 +659,11 @@ def read_zone(text: str, file: str, name: str, diagnostics: list, stock: bool = 
     target = root.attrs.get("target", "default")
     if target == "REJECT":
         target = "%%REJECT%%"
-    if target not in ZONE_TARGETS:
+    if "target" in root.attrs and target == "default":
+        # firewalld 1.3 keeps the literal word, which its nft backend does
+        # not recognise: such a zone's chains end without the final reject.
+        target = "default-literal"
+    elif target not in ZONE_TARGETS:
         raise ctx.error(f"invalid zone target {target!r} (default, ACCEPT, DROP, %%REJECT%%)", root)
     zone.target = target
     read_settings(ctx, root, zone, diagnostics)

@@ -166,3 +166,20 @@ def chains_of(nft_text: str) -> dict[str, list[str]]:
         if chain and line and not line.startswith(("type ", "policy ")):
             out[chain].append(line)
     return out
+
+
+def comparable(chains: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Chains as ``nft list`` would print them, for comparing two listings.
+
+    nft's listing drops a ``meta nfproto`` match wherever a later match or
+    the reject type implies the family (the bytecode still has it), so
+    that word is left out on both sides; dispatch rules into the same
+    policy chain are in an order firewalld takes from a Python set, so
+    those chains compare as sorted lists."""
+    import re
+
+    out = {}
+    for name, lines in chains.items():
+        lines = [re.sub(r"meta nfproto ipv[46] ", "", line) for line in lines]
+        out[name] = sorted(lines) if "_POLICIES_" in name else lines
+    return out
