@@ -268,7 +268,9 @@ def parse(text: str, name: str) -> Ruleset:
     conf, where = {}, {}
     base = Path(name).name
     stem = base[:-4] if base.endswith(".xml") else base
-    if not re.fullmatch(r"[A-Za-z0-9_\-]+", stem or ""):
+    if not re.fullmatch(r"[A-Za-z0-9_\-]{1,17}", stem or ""):
+        # A file named for where it came from (a flattened path), not for
+        # its zone: firewalld would not have accepted the name either.
         stem = "custom"
     if not stripped.startswith("<"):
         conf, where = fx.read_conf(text, name)
