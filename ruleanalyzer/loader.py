@@ -88,6 +88,10 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
     ruleset = Ruleset()
     for part in parsed:
         ruleset.merge(part)
+    if any(t.name == "firewalld" and t.family == "inet" and t.dialect != "firewalld" for t in ruleset.tables):
+        from .parsers.firewalld_names import name_back
+
+        name_back(ruleset)  # an nft dump firewalld generated: chains back to zones
     return ruleset
 
 

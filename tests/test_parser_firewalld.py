@@ -124,3 +124,16 @@ def test_default_zone_catches_a_renamed_interface_ra706(tmp_path):
 def test_firewalld_scaffolding_is_not_reported_by_the_general_checks():
     findings = run_audit([str(CONFIGS / "stock")]).findings
     assert [f for f in findings if f.rule is not None and f.rule.origin and f.rule.origin.generated] == []
+
+
+def test_a_firewalld_generated_nft_dump_is_named_back_to_zones(tmp_path):
+    compiled = load(CONFIGS / "gateway")
+    dump = tmp_path / "ruleset.nft"
+    dump.write_text(compiled.meta["firewalld"]["nft"])
+    rs = load(dump)
+    result = evaluate(rs, make_packet(src="203.0.113.5", dst="192.0.2.1", dport=22, iif="rafw0"))
+    origin = result.decided_by.rule.origin
+    assert origin.tool == "firewalld" and not origin.generated
+    assert origin.text.startswith("zone public, to the host, allow rules")
+    dispatch = rs.table("firewalld").chains["filter_INPUT_ZONES"].rules[0]
+    assert dispatch.origin.generated
