@@ -26,7 +26,7 @@ without its contents, ``recent``, ``hashlimit`` on the way), the service is
 
 from __future__ import annotations
 
-from ..model import ACK, SYN, OpaqueMatch
+from ..model import ACK, SYN, Log, OpaqueMatch
 from ..roles import INTERNAL, INTERNET
 from ..space import witness
 from . import _sets as S
@@ -168,7 +168,18 @@ def _accepting_rules(reach, packets) -> list:
             (r, reach._records[id(r)]) for r in reach.rules() if outcome(r) == "accept"]
     rules = [r for r, rec in accepting
              if not sp.disjoint(rec.match_u, packets) and rec.meets(sp, packets)]
-    return [r for r in rules if not r.implicit] or rules
+    rules = [r for r in rules if not r.implicit] or rules
+    # A bare ACCEPT in a helper chain (ufw-user-limit-accept) says little:
+    # name the rule that sent the packets there.
+    return [_caller(reach, r, packets) if not r.matches and r.chain is not None and not r.chain.hook
+            else r for r in rules]
+
+
+def _caller(reach, rule, packets):
+    for caller in reach._chain_callers().get(id(rule.chain), ()):
+        if reach._records[id(caller)].meets(reach.space, packets):
+            return caller
+    return rule
 
 
 def _policy_chain(ctx: Context, hook: str, family: int):
@@ -396,7 +407,8 @@ def _undecided_rules(reach, packets) -> list:
         unsure = reach.__dict__["_unsure"] = [
             (r, rec, rec.match_u & ~rec.match_l) for r in reach.rules()
             for rec in (reach._records[id(r)],) if rec.match_l != rec.match_u]
-    return [r for r, rec, doubt in unsure if not sp.disjoint(doubt, packets) and rec.meets(sp, packets)]
+    return [r for r, rec, doubt in unsure if not isinstance(r.action, Log)
+            and not sp.disjoint(doubt, packets) and rec.meets(sp, packets)]
 
 
 #: Undecidable matches that narrow who may connect (or which instances a
