@@ -55,10 +55,11 @@ MIN_SHARE = 0.99
 PROBE_PORTS = (1, 7, 1000, 22222, 40000, 65535)
 
 
-def public_sources(sp, family: int):
+def public_sources(sp, family: int, field: str = "src"):
+    """Packets whose ``field`` (source by default) is a public address."""
     if family == 4:  # an IPv4 address is the low 32 bits; the upper 96 are zero
-        return sp.family(4) & sp.prefix("src", 0, 96) & ~S.networks(sp, "src", *NON_PUBLIC_V4)
-    return sp.family(6) & S.networks(sp, "src", *PUBLIC_V6) & ~S.networks(sp, "src", *NON_PUBLIC_V6)
+        return sp.family(4) & sp.prefix(field, 0, 96) & ~S.networks(sp, field, *NON_PUBLIC_V4)
+    return sp.family(6) & S.networks(sp, field, *PUBLIC_V6) & ~S.networks(sp, field, *NON_PUBLIC_V6)
 
 
 class _Path:
@@ -71,6 +72,11 @@ class _Path:
         sp = self.sp = reach.space
         arriving = reach.arriving.node
         syn = S.tcp_flags(sp, SYN) & S.state_is(sp, "new") & arriving & sp.family(family)
+        if hook == "forward" and "ct_status:dnat" in sp.bdd.vars:
+            # From the internet only public destinations are routed to us,
+            # unless a DNAT (a port forward, a published container port)
+            # translated them: that is what a forwarded exposure can be.
+            syn &= sp.bdd.var("ct_status:dnat") | public_sources(sp, family, "dst")
         self.syn_l = reach.accepted.lower.node & syn
         self.syn_u = reach.accepted.upper.node & syn
         back = ctx.reach("output", family) if hook == "input" else reach
@@ -152,11 +158,37 @@ def _analysis(ctx: Context, min_share: float) -> list[_Path]:
                 if reach is None:
                     continue
                 sp = reach.space
-                if hook == "forward" and reach.dropped.upper.node & reach.arriving.node == sp.false:
-                    continue  # nothing filtered on this path: forwarding may well be off
+                if hook == "forward" and not forwards(ctx, family, reach):
+                    continue  # nothing says this host routes: a default FORWARD policy is not a router
                 paths.append(_Path(ctx, hook, family, reach))
         ctx.__dict__[key] = paths
     return ctx.__dict__[key]
+
+
+#: sysctls that say whether a host forwards, per IP version.
+FORWARDING_SYSCTLS = {4: "net.ipv4.ip_forward", 6: "net.ipv6.conf.all.forwarding"}
+
+
+def forwards(ctx: Context, family: int, reach=None) -> bool:
+    """Does this host route IPv``family`` packets? The snapshot's sysctl
+    says so outright; otherwise a NAT rule, or a rule someone wrote (not a
+    tool's stock scaffolding, not a default policy) that accepts new
+    forwarded connections, says the host is a router."""
+    host = getattr(ctx.ruleset, "host", None)
+    value = (getattr(host, "sysctls", None) or {}).get(FORWARDING_SYSCTLS[family])
+    if value is not None:
+        return value.strip() == "1"
+    from ..model import Nat
+
+    if any(isinstance(r.action, Nat) for r in ctx.ruleset.rules()):
+        return True
+    reach = reach or ctx.reach("forward", family)
+    if reach is None:
+        return False
+    sp = reach.space
+    new = S.state_is(sp, "new") & reach.arriving.node
+    return any(outcome(r) == "accept" and not r.implicit and not (r.origin and r.origin.generated)
+               and reach._records[id(r)].meets(sp, new) for r in reach.rules())
 
 
 def _accepting_rules(reach, packets) -> list:

@@ -413,27 +413,10 @@ class NeighbourDiscoveryBlocked(Check):
 
 
 def _forwards(ctx: Context) -> bool:
-    """Is this a router: does something accept forwarded IPv6 (a rule, not
-    just a default policy), or does the host snapshot say it forwards?"""
-    host = getattr(ctx.ruleset, "host", None)
-    if host is not None and (host.sysctls or {}).get("net.ipv6.conf.all.forwarding") == "1":
-        return True
-    return any(outcome(r) == "accept" and not r.implicit for c in ctx.base_chains("forward", 6)
-               if c.kind == "filter" for r in _chain_rules(c))
+    """Is this an IPv6 router (:func:`.exposure.forwards`)?"""
+    from .exposure import forwards
 
-
-def _chain_rules(chain, seen=None):
-    """Rules of ``chain`` and of the chains it jumps to."""
-    seen = seen if seen is not None else set()
-    if id(chain) in seen:
-        return
-    seen.add(id(chain))
-    for rule in chain.rules:
-        yield rule
-        for name in rule.jump_targets():
-            target = chain.table.chains.get(name) if chain.table else None
-            if target is not None:
-                yield from _chain_rules(target, seen)
+    return forwards(ctx, 6)
 
 
 class LoopbackBlocked(Check):

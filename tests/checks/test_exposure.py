@@ -79,7 +79,7 @@ def test_config_interfaces_are_checked():
 
 def test_masquerade_names_the_uplink_and_not_uplink_is_internal():
     text = ("*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o eth9 -j MASQUERADE\nCOMMIT\n"
-            "*filter\n:INPUT DROP [0:0]\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+            "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
             "-A INPUT ! -i eth9 -j ACCEPT\n-A INPUT -i eth9 -p tcp --dport 3306 -j ACCEPT\nCOMMIT\n")
     (code, severity, message), = _codes(text)
     assert code == "RA401" and "MySQL" in message and "SSH" not in message
