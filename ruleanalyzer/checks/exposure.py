@@ -73,10 +73,12 @@ class _Path:
         arriving = reach.arriving.node
         syn = S.tcp_flags(sp, SYN) & S.state_is(sp, "new") & arriving & sp.family(family)
         if hook == "forward" and "ct_status:dnat" in sp.bdd.vars:
-            # From the internet only public destinations are routed to us,
-            # unless a DNAT (a port forward, a published container port)
-            # translated them: that is what a forwarded exposure can be.
-            syn &= sp.bdd.var("ct_status:dnat") | public_sources(sp, family, "dst")
+            # From the internet only public destinations are routed to us —
+            # and none behind a NAT router (it masquerades because what is
+            # behind it is private) — unless a DNAT (a port forward, a
+            # published container port) translated them.
+            routed = sp.false if _masquerades(ctx.ruleset) else public_sources(sp, family, "dst")
+            syn &= sp.bdd.var("ct_status:dnat") | routed
         self.syn_l = reach.accepted.lower.node & syn
         self.syn_u = reach.accepted.upper.node & syn
         back = ctx.reach("output", family) if hook == "input" else reach
@@ -146,6 +148,12 @@ class _Path:
         return node
 
 
+def _masquerades(ruleset) -> bool:
+    from ..model import Nat
+
+    return any(isinstance(r.action, Nat) and r.action.kind in ("snat", "masquerade") for r in ruleset.rules())
+
+
 def _analysis(ctx: Context, min_share: float) -> list[_Path]:
     key = ("_exposure_paths", min_share)
     if key not in ctx.__dict__:
@@ -154,10 +162,11 @@ def _analysis(ctx: Context, min_share: float) -> list[_Path]:
             if hook not in ctx.hooks():
                 continue
             for family in ctx.families():
+                if not any(c.kind == "filter" for c in ctx.base_chains(hook, family)):
+                    continue  # no filter chain on this path: a nat-only file says nothing of filtering
                 reach = ctx.reach(hook, family)
                 if reach is None:
                     continue
-                sp = reach.space
                 if hook == "forward" and not forwards(ctx, family, reach):
                     continue  # nothing says this host routes: a default FORWARD policy is not a router
                 paths.append(_Path(ctx, hook, family, reach))
