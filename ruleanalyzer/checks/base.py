@@ -286,7 +286,7 @@ class Context:
 
     def base_chains(self, hook: str, family: int) -> list[Chain]:
         return [c for t in self.ruleset.tables if t.applies_to(family) and t.family not in ("arp", "bridge")
-                for c in t.chains.values() if c.hook == hook]
+                and not t.dormant for c in t.chains.values() if c.hook == hook]
 
     def reach(self, hook: str, family: int):
         """The symbolic reachability of ``hook`` for IPv``family`` packets,

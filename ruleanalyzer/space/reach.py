@@ -737,7 +737,7 @@ class _Walker:
 
     def _base_chains(self, stage: str) -> list[Chain]:
         chains = [c for t in self.ruleset.tables if t.family not in ("arp", "bridge")
-                  and t.applies_to(self.family) for c in t.chains.values() if c.hook == stage]
+                  and not t.dormant and t.applies_to(self.family) for c in t.chains.values() if c.hook == stage]
         chains.sort(key=lambda c: c.priority or 0)  # stable: equal priorities keep file order
         return chains
 
