@@ -289,8 +289,9 @@ class PathMtuBlackHole(Check):
                 if reach is None:
                     continue
                 sp = reach.space
-                if not _carries_tcp(ctx, reach, hook, family):
-                    continue  # no connection is accepted here: nothing to black-hole
+                carried = _carries_tcp(ctx, reach, hook, family)
+                if carried == sp.false:
+                    continue  # no connection completes here: nothing to black-hole
                 if family == 4:
                     icmp = sp.eq("icmp_type", 3) & sp.eq("icmp_code", 4)
                 else:
@@ -298,8 +299,10 @@ class PathMtuBlackHole(Check):
                 # The error a router on an accepted connection's path sends back:
                 # from a public address, RELATED to the connection, not on lo.
                 public = public_sources(sp, family)
-                pkts = (sp.family(family) & sp.icmp & sp.eq("fragment", 0) & icmp
-                        & S.state_is(sp, "related") & public & plausible(sp, hook) & reach.arriving.node)
+                unicast = ~S.networks(sp, "dst", "224.0.0.0/4", "255.255.255.255/32", "ff00::/8")
+                pkts = (sp.family(family) & sp.icmp & sp.eq("fragment", 0) & icmp & unicast
+                        & S.state_is(sp, "related") & public & plausible(sp, hook) & reach.arriving.node
+                        & carried)
                 dropped = reach.dropped.lower.node & pkts
                 if dropped == sp.false or _share(sp, dropped, public) < float(self.settings["min_share"]):
                     continue
@@ -318,15 +321,30 @@ class PathMtuBlackHole(Check):
                             else "-p icmpv6 --icmpv6-type packet-too-big -j ACCEPT")))
 
 
-def _carries_tcp(ctx: Context, reach, hook: str, family: int) -> bool:
-    """Does some TCP connection surely pass here: one accepted in on this
-    hook, or (on input) one the host opens through output?"""
+def _carries_tcp(ctx: Context, reach, hook: str, family: int):
+    """The input interfaces (raw node over ``iif``) on which some TCP
+    connection completes here — a SYN accepted in whose SYN-ACK goes back
+    out, or (on input) a SYN the host sends out whose SYN-ACK is let in:
+    only there can an ICMP error break one. False when there is none."""
     sp = reach.space
-    syn = S.tcp_flags(sp, SYN) & S.state_is(sp, "new") & sp.family(family)
-    if not sp.disjoint(reach.accepted.lower.node, syn):
-        return True
-    out = ctx.reach("output", family) if hook == "input" else None
-    return out is not None and not sp.disjoint(out.accepted.lower.node, syn & out.arriving.node)
+    fam = sp.family(family)
+    syn = S.tcp_flags(sp, SYN) & S.state_is(sp, "new") & fam
+    names = sp.spec("ct_direction").names
+    synack = (S.tcp_flags(sp, SYN | ACK) & S.state_is(sp, "established") & fam
+              & sp.eq("ct_direction", names.index("reply")))
+    back = ctx.reach("output", family) if hook == "input" else reach
+    if back is None:
+        return sp.false
+    iif = set(S.field_vars(sp, "iif"))
+    others = [v for v in sp.layout.variables() if v not in iif]
+    found = sp.false
+    if not sp.disjoint(back.accepted.lower.node, synack):
+        found |= sp.exist(others, reach.accepted.lower.node & syn)
+    if hook == "input" and not sp.disjoint(back.accepted.lower.node, syn & back.arriving.node):
+        found |= sp.exist(others, reach.accepted.lower.node & synack)
+    elif hook == "forward":
+        found |= sp.exist(others, reach.accepted.lower.node & synack) if found != sp.false else sp.false
+    return found
 
 
 def _share(sp, node, public) -> float:
