@@ -70,7 +70,9 @@ class _Path:
     def __init__(self, ctx: Context, hook: str, family: int, reach):
         self.ctx, self.hook, self.family, self.reach = ctx, hook, family, reach
         sp = self.sp = reach.space
-        arriving = reach.arriving.node
+        # (Forwarded packets include those addressed to the host that a
+        # DNAT sent on: not only what arrives for the forward path.)
+        arriving = reach.arriving.node if hook == "input" else sp.true
         syn = S.tcp_flags(sp, SYN) & S.state_is(sp, "new") & arriving & sp.family(family)
         if hook == "forward" and "ct_status:dnat" in sp.bdd.vars:
             # From the internet only public destinations are routed to us —

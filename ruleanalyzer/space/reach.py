@@ -520,8 +520,9 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
         except _Diverged:
             common = None  # later prerouting chains see different packets per hook
         if common is not None:
+            dnat = space.bdd.var("ct_status:dnat") if "ct_status:dnat" in space.bdd.vars else None
             for hook in ("input", "forward"):
-                path = common.fork(hook, ghosts[hook])
+                path = common.fork(hook, ghosts[hook], ghost, dnat)
                 walker.walk(HOOK_PATHS[hook][2:], path, hook)
                 result[hook] = walker.result(hook, path, begin & ghosts[hook])
     for hook in hooks:
@@ -540,7 +541,8 @@ class _Path:
     packets still alive (``input_lower``: the lower set as the input path
     sees it, while a shared walk keeps both), and the verdicts so far."""
 
-    __slots__ = ("records", "order", "lower", "upper", "input_lower", "dropped", "unknown", "pending")
+    __slots__ = ("records", "order", "lower", "upper", "input_lower", "dropped", "unknown", "pending",
+                 "moved")
 
     @classmethod
     def starting(cls, begin) -> "_Path":
@@ -551,6 +553,7 @@ class _Path:
         path.input_lower = None
         path.dropped, path.unknown = _Flow(false, false), _Flow(false, false)
         path.pending = []
+        path.moved = []  # DNATed away from the host on a shared walk: surely forwarded
         return path
 
     def settle(self) -> "_Path":
@@ -559,20 +562,27 @@ class _Path:
             self.pending.pop(0)(self)
         return self
 
-    def fork(self, hook: str, ghost) -> "_Path":
+    def fork(self, hook: str, ghost, local=None, dnat=None) -> "_Path":
         """An independent copy going on along ``hook``'s own stages, for
-        the packets whose ``ghost`` bit says they take that path."""
+        the packets whose ``ghost`` bit says they take that path — and, on
+        ``forward``, the packets addressed to the host (``local``) that a
+        prerouting DNAT sent elsewhere, as the engine forwards them: surely
+        those the input view lost, possibly every DNATed one (``dnat``)."""
         self.settle()
+        false = self.lower.bdd.false
         path = _Path()
-        path.pending = []
+        path.pending, path.moved = [], []
         path.records = {k: rec.copy() for k, rec in self.records.items()}
         path.order = list(self.order)
         path.lower, path.upper = self.lower, self.upper
         if hook == "input" and self.input_lower is not None:
             path.lower = self.input_lower
-        path.lower, path.upper = path.lower & ghost, path.upper & ghost
+        lower, upper = path.lower & ghost, path.upper & ghost
+        if hook == "forward" and local is not None and dnat is not None:
+            lower |= _union_all(self.moved, false) & local
+            upper |= self.upper & local & dnat
+        path.lower, path.upper = lower, upper
         path.input_lower = None
-        false = self.lower.bdd.false
         path.dropped, path.unknown = _Flow(false, false), _Flow(false, false)
         path.dropped.add(self.dropped.lower & ghost, self.dropped.upper & ghost)
         path.unknown.add(self.unknown.lower & ghost, self.unknown.upper & ghost)
@@ -1082,6 +1092,8 @@ class _Walker:
             fam = sp.family(action.to_addr.version)
             same = low & (~fam | sp.eq("dst", int(action.to_addr)))
             alt = image_l if same == low else self._nat_image(action, same)
+            if same != low:  # these surely leave the input path for forward
+                self.path.moved.append(self._nat_image(action, low & ~same))
         self.sink.accept(image_l, image_u, alt)
 
     def _nat_image(self, action: Nat, node):
@@ -1178,10 +1190,18 @@ def absent_status(rulesets) -> frozenset[str]:
 def arrival(space: Space, hook: str):
     """Packets as they can arrive at the start of ``hook``'s path (raw
     node): a conntrack state conntrack could give them before any NOTRACK
-    ran (:meth:`Space.conntrack_consistent`) and, on ``input``/``forward``,
+    ran (:meth:`Space.conntrack_consistent`), a NEW one not yet translated,
+    and, on ``input``/``forward``,
     the ghost bit saying whether the destination is the host itself
     (``shared``: the stages input and forward share, either)."""
     node = space.conntrack_consistent(space.false)
+    # A NEW packet opens its connection: no translation has happened to it
+    # yet (the engine's view of a new packet carries no ct status either).
+    new = space.eq("state", space.spec("state").names.index("new"))
+    for status in ("dnat", "snat"):
+        var = f"ct_status:{status}"
+        if var in space.bdd.vars:
+            node &= ~new | ~space.bdd.var(var)
     if hook in ("input", "forward"):
         ghost = space.bdd.var(LOCAL_GHOST)
         node &= ghost if hook == "input" else ~ghost
