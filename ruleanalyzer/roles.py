@@ -7,7 +7,9 @@ shows it: a MASQUERADE/SNAT rule names the interface connections leave by
 snapshot's default route names the uplink outright. The config file may
 say it too (``interfaces: {internet: [...], internal: [...]}``), and that
 wins. ``lo``, container bridges, veths and VPN tunnels are internal by
-name; ``ppp*`` and ``wan*`` face the internet by name.
+name; ``ppp*`` and ``wan*`` face the internet by name, and so does an
+interface jumped into a zone chain named for the WAN (``-i eth1 -j
+zone_wan``, Shorewall's ``net2fw``) — one named for the LAN is internal.
 
     >>> from ruleanalyzer import loads
     >>> rs = loads("*nat\\n:POSTROUTING ACCEPT [0:0]\\n-A POSTROUTING -o ppp0 -j MASQUERADE\\n"
@@ -100,14 +102,22 @@ def infer_roles(ruleset: Ruleset, configured: dict | None = None) -> InterfaceRo
             roles.set(route.dev, INTERNET, f"the host's default route ({route.dst} dev {route.dev})")
     for rule in ruleset.rules():
         act = rule.action
+        zone = _zone_role(getattr(act, "target", None))
+        if zone is not None and not isinstance(act, Nat):
+            # OpenWrt/fwbuilder/Shorewall name their per-interface chains by
+            # zone: "-i eth1 -j zone_wan", "-i br-lan -j input_lan".
+            for m in _interface_matches(rule.matches, "iif"):
+                if not m.negate:
+                    for name in m.names:
+                        roles.set(name, zone, f"-i {name} -j {act.target}{_where(rule)}")
+            continue
         if not isinstance(act, Nat):
             continue
         field = "oif" if act.kind in ("snat", "masquerade") else "iif" if act.kind == "dnat" else None
         if field is None:
             continue
         for m in _interface_matches(rule.matches, field):
-            loc = rule.location
-            where = f" ({loc.file}:{loc.line})" if loc and loc.file and loc.line else ""
+            where = _where(rule)
             flag = "-o" if field == "oif" else "-i"
             for name in m.names:
                 if m.negate:
@@ -115,6 +125,26 @@ def infer_roles(ruleset: Ruleset, configured: dict | None = None) -> InterfaceRo
                 else:
                     roles.set(name, INTERNET, f"{act.kind.upper()} {flag} {name}{where}")
     return roles
+
+
+_ZONE_WORDS = {"wan": INTERNET, "net": INTERNET, "internet": INTERNET, "lan": INTERNAL}
+
+
+def _zone_role(chain: str | None) -> str | None:
+    """The role a chain's name gives the interface jumping into it."""
+    if not chain:
+        return None
+    name = chain.lower()
+    if "2" in name:  # Shorewall's source2destination: the interface is the source zone's
+        name = name.split("2")[0]
+    words = [w for w in name.replace("-", "_").split("_") if w]
+    roles = {_ZONE_WORDS[w] for w in words if w in _ZONE_WORDS}
+    return roles.pop() if len(roles) == 1 else None
+
+
+def _where(rule) -> str:
+    loc = rule.location
+    return f" ({loc.file}:{loc.line})" if loc and loc.file and loc.line else ""
 
 
 def _interface_matches(matches, field: str):

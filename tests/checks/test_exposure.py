@@ -131,3 +131,15 @@ def test_every_exposure_finding_is_located():
     assert len(found) >= len(fixtures)
     for f in found:
         assert f.where and f.where.file and (f.where.line or f.where.path), f.message
+
+
+def test_zone_chains_name_the_uplink():
+    # OpenWrt-shaped: the WAN zone chain filters eth1; a port open on any
+    # other (unnamed) interface is not open to the internet.
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n:zone_wan - [0:0]\n:input_lan - [0:0]\n"
+            "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+            "-A INPUT -i eth1 -j zone_wan\n-A INPUT -i br-lan -j input_lan\n"
+            "-A zone_wan -p tcp --dport 443 -j ACCEPT\n-A zone_wan -j DROP\nCOMMIT\n")
+    assert _codes(text) == []
+    opened = text.replace("-A zone_wan -p tcp --dport 443", "-A zone_wan -p tcp --dport 22")
+    assert [(c, s) for c, s, _ in _codes(opened)] == [("RA401", "error")]
