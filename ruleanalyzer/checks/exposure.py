@@ -218,6 +218,18 @@ def _accepting_rules(reach, packets) -> list:
             else r for r in rules]
 
 
+def _main_rule(path: "_Path", rules, exposed):
+    """The accepting rule that admits most of the exposed sources (at least
+    half): a rule for one /24 that happens to meet them is not the cause
+    when a policy or a later rule admits the rest."""
+    whole = path.share(path._project(exposed))
+    for rule in rules[:25]:
+        taken = path.reach._records[id(rule)].column(2) & exposed
+        if whole and path.share(path._project(taken)) >= whole / 2:
+            return rule
+    return None
+
+
 def _caller(reach, rule, packets):
     for caller in reach._chain_callers().get(id(rule.chain), ()):
         if reach._records[id(caller)].meets(reach.space, packets):
@@ -330,7 +342,7 @@ class AdminPortExposed(_ExposureCheck):
         groups: dict[int, list] = {}  # anchor id -> [anchor, labels, witness, others, conditional]
         for path, text, conditional, exposed in self.hits(ctx, sure=True):
             rules = _accepting_rules(path.reach, exposed)
-            anchor = rules[0] if rules else _policy_chain(ctx, path.hook, path.family)
+            anchor = _main_rule(path, rules, exposed) or _policy_chain(ctx, path.hook, path.family)
             entry = groups.setdefault(id(anchor), [anchor, [], None, rules[1:], True])
             entry[2] = entry[2] or (path.sp.wrap(exposed), path.hook)
             entry[4] = entry[4] and conditional
