@@ -132,3 +132,17 @@ def test_diff_sees_no_change_in_untracked_packets_without_notrack():
     changed = [r for r in report.regions if r.family == 4]
     assert changed and all(r.witness.proto == 17 and r.witness.state == "untracked" for r in changed)
     assert all(r.packets <= encode(UDP, r.packets.space) for r in changed)
+
+
+def test_dormant_table_runs_nowhere():
+    # nft(8): "dormant — table is not evaluated any more (base chains are unregistered)"
+    text = ("table inet f {\n flags dormant\n chain input { type filter hook input priority 0; policy drop; }\n}\n"
+            "table inet g {\n chain input { type filter hook input priority 0; policy accept;\n"
+            "  tcp dport 25 drop\n }\n}\n")
+    rs = loads(text, dialect="nftables")
+    reach = analyze(rs, "input", 4)
+    sp = reach.space
+    ssh = encode(TCP, sp) & encode(dport(22), sp) & reach.arriving
+    assert ssh <= reach.accepted.lower
+    w = witness(ssh, "input")
+    assert evaluate(rs, w).verdict == "accept"
