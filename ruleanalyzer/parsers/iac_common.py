@@ -240,6 +240,10 @@ class GroupIndex:
                     for form in (candidate, re.sub(r"\.(id|name|arn)$", "", candidate)):
                         if form in self.aliases:
                             return self.aliases[form]
+                        # The one instance of a counted resource named without its index.
+                        instances = [a for a in self.by_address if a.startswith(form + "[")]
+                        if len(instances) == 1:
+                            return instances[0]
         return None
 
     def name_of(self, value: Any, res: Resource) -> str:
