@@ -313,7 +313,8 @@ def nacl_entries(res: Resource, loc: Location, *, number_value, action, egress, 
         entry["IcmpTypeCode"] = codes
     out = []
     actions = ["allow", "deny"] if isinstance(action, Unknown) else [str(action or "").lower()]
-    directions = [False, True] if isinstance(egress, Unknown) else [bool(egress)]
+    directions = [False, True] if isinstance(egress, Unknown) else \
+        [egress is True or str(egress).lower() == "true"]
     for act in actions:
         for direction in directions:
             extra = [x.reason for x in (action, egress) if isinstance(x, Unknown)]
