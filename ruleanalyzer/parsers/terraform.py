@@ -586,11 +586,27 @@ def _refs(node) -> list[str]:
             if root and root not in ("var", "local", "each", "count", "path", "terraform", "self") \
                     and steps and steps[0][0] == "attr":
                 address = f"{root}.{steps[0][1]}"
-                if len(steps) > 1 and steps[1][0] == "index_int":
-                    address += f"[{steps[1][1]}]"
+                index = _literal_index(steps[1]) if len(steps) > 1 else None
+                if index is not None:
+                    address += f"[{json.dumps(index)}]"
                 elif root in ("data", "module") and len(steps) > 1 and steps[1][0] == "attr":
                     address += f".{steps[1][1]}"
                 out.append(address)
                 continue
         stack.extend(c for c in getattr(n, "children", []) if hasattr(c, "data"))
     return list(dict.fromkeys(out))
+
+
+def _literal_index(step) -> int | str | None:
+    """``[0]`` / ``.0`` / ``["a"]`` written as a literal, else None."""
+    kind, value = step
+    if kind == "index_int":
+        return value
+    if kind == "index" and _is(value, "expr_term"):
+        inner = [c for c in value.children if hasattr(c, "data")]
+        if len(inner) == 1 and _is(inner[0], "int_lit"):
+            return int(str(inner[0].children[0]))
+        if len(inner) == 1 and _is(inner[0], "string") and all(
+                not hasattr(p.children[0], "data") for p in inner[0].children if hasattr(p, "data")):
+            return _name(inner[0])
+    return None
