@@ -181,6 +181,13 @@ def _values(cubes: list[Cube], width: int, size: int | None = None) -> set[int] 
     return {v for a, b in spans for v in range(a, b + 1) if size is None or v < size}
 
 
+def _cube_values(cubes: list[Cube], width: int, size: int) -> set[int]:
+    """The codes below ``size`` some (value, care-mask) cube holds — for the
+    small name fields, whose cubes need not be intervals once a region was
+    simplified against a care set."""
+    return {v for v in range(min(1 << width, size)) if any(v & c == val & c for val, c in cubes)}
+
+
 def _is_full(cubes: list[Cube], width: int, size: int) -> bool:
     spans = _intervals(cubes, width)
     return spans is not None and spans[0][0] == 0 and spans[0][1] >= size - 1
@@ -215,7 +222,7 @@ def _render(space: Space, region: dict[str, list[Cube]]) -> str:
         cubes = region[name]
         if spec.kind in ("enum", "iface"):
             if not _is_full(cubes, spec.width, spec.size):
-                vals = _values(cubes, spec.width, spec.size) or set()
+                vals = _values(cubes, spec.width, spec.size) or _cube_values(cubes, spec.width, spec.size)
                 extras.append(f"{name} " + ",".join(spec.names[v] for v in sorted(vals)))
         elif spec.kind == "set":
             if not _is_full(cubes, spec.width, spec.size):
