@@ -71,8 +71,16 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
     """
     if not paths:
         raise RuleAnalyzerError("no rule files given")
+    from .snapshot import is_snapshot, load_snapshot
+
     parsed = []
+    snapshots = []
     for path in paths:
+        if is_snapshot(path):
+            # A host snapshot (directory or archive): its rules, and the
+            # host context applied once all files are read.
+            snapshots.append(load_snapshot(path, max_bytes, apply=False))
+            continue
         text = read_text(path, max_bytes)
         refuse_empty(text, str(path), dialect)
         parsed.append(parsers.parse(text, str(path), dialect))
@@ -83,8 +91,15 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
         if combine is not None:
             parsed = combine(parsed)
     ruleset = Ruleset()
-    for part in parsed:
+    for part in snapshots + parsed:
         ruleset.merge(part)
+    if snapshots:
+        from .hostrules import apply_host
+
+        if len(snapshots) > 1:
+            raise RuleAnalyzerError("more than one host snapshot given for one firewall",
+                                    hint="audit a directory of snapshots to compare hosts")
+        apply_host(ruleset, ruleset.host)
     return ruleset
 
 
