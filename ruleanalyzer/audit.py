@@ -49,6 +49,8 @@ class AuditResult:
     rule_count: int = 0
     seconds: float = 0.0
     codes: list[str] = field(default_factory=list)
+    #: A fleet audit's summary (:func:`ruleanalyzer.fleet.audit_fleet`).
+    fleet: dict | None = None
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -70,15 +72,23 @@ class AuditResult:
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
     """Files named, and every file under directories named (sorted, hidden
     files and documentation skipped)."""
+    from .snapshot import MANIFEST
+
     out: list[str] = []
     for p in paths:
         path = Path(p)
-        if path.is_dir():
+        if path.is_dir() and not (path / MANIFEST).is_file():
+            # A host snapshot directory inside is one input, not its files.
+            snapshots = sorted(f.parent for f in path.rglob(MANIFEST))
             for f in sorted(path.rglob("*")):
                 rel = f.relative_to(path).parts
                 if f.is_file() and not any(part.startswith(".") for part in rel) \
-                        and f.suffix.lower() not in SKIPPED_SUFFIXES:
+                        and f.suffix.lower() not in SKIPPED_SUFFIXES \
+                        and not any(s in f.parents for s in snapshots):
                     out.append(str(f))
+            out += [str(s) for s in snapshots if not any(part.startswith(".") for part in
+                                                         s.relative_to(path).parts)]
+            out.sort()
         else:
             out.append(str(path))
     return out
@@ -102,11 +112,12 @@ def split_units(ruleset: Ruleset) -> list[Ruleset]:
     return units
 
 
-def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] | None = None
-                  ) -> list[Finding]:
+def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] | None = None,
+                  ctx: Context | None = None) -> list[Finding]:
     """Findings of the checks ``codes`` on one ruleset, before suppressions.
-    A crashing check becomes an RA003 finding instead of aborting."""
-    ctx = Context(ruleset)
+    A crashing check becomes an RA003 finding instead of aborting. ``ctx``
+    lets a caller keep the analyses for its own questions."""
+    ctx = ctx or Context(ruleset)
     findings: list[Finding] = []
     registry = checks.registry()
     for code in codes:

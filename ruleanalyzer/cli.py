@@ -104,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--no-config", action="store_true", help="ignore config files")
     au.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
     au.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
+    fl = au.add_argument_group("fleets (a directory of host snapshots)")
+    fl.add_argument("--jobs", type=int, help="hosts analysed in parallel processes (default: the cores)")
+    fl.add_argument("--dask-scheduler", metavar="ADDRESS",
+                    help="run one task per host on this Dask cluster (needs ruleanalyzer[dask])")
+    fl.add_argument("--host-timeout", type=float, default=600.0,
+                    help="seconds one host may take before it is a finding (default 600)")
     sub.add_parser("rules", help="list every check: code, name, severity, summary")
     ex = sub.add_parser("explain", help="document one check (what it does, why, examples)")
     ex.add_argument("code", metavar="CODE", help="a check code (RA101) or name (shadowed-rule)")
@@ -231,9 +237,12 @@ def cmd_audit(args, out) -> int:
 
     progress = ProgressBar() if sys.stderr.isatty() else None
     try:
-        result = run_audit(args.paths, select=split(args.select), ignore=split(args.ignore),
-                           config=config, dialect=args.dialect, together=together,
-                           max_bytes=args.max_bytes, progress=progress)
+        from .fleet import fleet_or_audit
+
+        result = fleet_or_audit(args.paths, select=split(args.select), ignore=split(args.ignore),
+                                config=config, dialect=args.dialect, together=together,
+                                max_bytes=args.max_bytes, progress=progress, jobs=args.jobs,
+                                dask_scheduler=args.dask_scheduler, host_timeout=args.host_timeout)
     finally:
         if progress is not None:
             progress.close()
@@ -386,6 +395,7 @@ def _add_collect_parser(sub) -> None:
                     help="directory, or archive (.tar.gz, .tgz, .tar.xz, .tar) to write "
                          "(default: snapshot-HOSTNAME)")
     co.add_argument("--etc", default="/etc", help="where ufw/ and firewalld/ are read from (default /etc)")
+    co.add_argument("--role", help="the host's group for fleet audits (default: its name without its number)")
 
 
 def cmd_collect(args, out) -> int:
@@ -394,6 +404,7 @@ def cmd_collect(args, out) -> int:
     from .collect import collect, write_snapshot
 
     collected = collect(etc=args.etc)
+    collected.role = args.role
     path = write_snapshot(collected, args.snapshot or f"snapshot-{socket.gethostname()}")
     print(f"wrote {path}: {len(collected.files)} files in {collected.seconds:.2f} s", file=sys.stderr)
     for note in collected.missing:

@@ -82,11 +82,15 @@ class Collected:
     hostname: str = ""
     time: str = ""
     seconds: float = 0.0
+    #: The host's group in a fleet audit (``--role``), when given.
+    role: str | None = None
 
     def manifest(self) -> str:
         lines = [FORMAT_LINE, f"hostname: {self.hostname}", f"time: {self.time}",
                  f"collector: ruleanalyzer {__version__}", f"kernel: {platform.release()}",
                  f"uid: {os.geteuid() if hasattr(os, 'geteuid') else '?'}"]
+        if self.role:
+            lines.append(f"role: {self.role}")
         lines += [f"file: {name} <- {src}" for name, src in sorted(self.sources.items())]
         lines += [f"missing: {m}" for m in self.missing]
         return "\n".join(lines) + "\n"

@@ -497,9 +497,14 @@ def load_snapshot(path: str | os.PathLike, max_bytes: int = 256 * 1024 * 1024, a
     instead of the compat expressions nft shows for it) and native
     nftables — and (``apply``) the ipsets and address types the context
     decides."""
+    return snapshot_ruleset(open_snapshot(path, max_bytes), apply)
+
+
+def snapshot_ruleset(snap: Snapshot, apply: bool = True) -> Ruleset:
+    """:func:`load_snapshot` for a snapshot already read (a fleet audit
+    sends these to its workers)."""
     from .hostrules import apply_host
 
-    snap = open_snapshot(path, max_bytes)
     host = host_context(snap)
     ruleset = Ruleset()
     covered: set[tuple[str, str]] = set()
@@ -519,6 +524,8 @@ def load_snapshot(path: str | os.PathLike, max_bytes: int = 256 * 1024 * 1024, a
         ruleset.merge(nft)
     ruleset.meta.setdefault("dialect", "snapshot")
     ruleset.meta["snapshot"] = snap.source
+    if snap.manifest.get("role"):
+        ruleset.meta["role"] = snap.manifest["role"][0]
     if not ruleset.sources:
         ruleset.sources.append(snap.source)
     ruleset.host = host

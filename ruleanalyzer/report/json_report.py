@@ -46,4 +46,5 @@ def audit_data(result) -> dict:
                     "suppressed": len(result.suppressed), "by_code": result.counts(),
                     "by_severity": by_severity, "seconds": round(result.seconds, 3)},
         "findings": [finding_data(f) for f in result.findings],
+        **({"fleet": result.fleet} if getattr(result, "fleet", None) else {}),
     }
