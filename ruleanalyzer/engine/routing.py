@@ -101,11 +101,16 @@ def route_view(host: HostContext, view, redirected: bool = False) -> Routed:
         return Routed("local")
     forwarding = host.forwarding(family, iif)
     if forwarding is False:
-        key = f"net.ipv4.conf.{iif}.forwarding" if family == 4 and iif and \
-            f"net.ipv4.conf.{iif}.forwarding" in host.sysctls else \
-            ("net.ipv4.ip_forward" if family == 4 else "net.ipv6.conf.all.forwarding")
-        return Routed("drop", note=f"not forwarded: {key}={host.sysctls.get(key, '0')} on this host — it "
-                                   f"routes nothing, so FORWARD rules never see {dst}")
+        if family == 6:
+            key = "net.ipv6.conf.all.forwarding"
+        elif host.sysctls.get("net.ipv4.ip_forward", "0").strip() == "0" or not iif:
+            key = "net.ipv4.ip_forward"
+        else:
+            key = f"net.ipv4.conf.{iif}.forwarding"
+        what = "this host routes nothing" if key != f"net.ipv4.conf.{iif}.forwarding" else \
+            f"this host routes nothing that arrives on {iif}"
+        return Routed("drop", note=f"not forwarded: {key}={host.sysctls.get(key, '0')} — {what}, so "
+                                   f"FORWARD rules never see {dst}")
     if decision.type == "unknown":
         return Routed("unknown", note=f"the output interface {decision.reason}")
     if decision.type in REJECT_TYPES or decision.type == "none":
