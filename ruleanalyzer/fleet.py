@@ -227,6 +227,13 @@ def _worker_main(conn, memory: int | None) -> None:
         conn.send((index, report))
 
 
+def _died(proc) -> str:
+    proc.join(2)
+    code = proc.exitcode
+    how = f", exit {code}" if code and code > 0 else f", signal {-code}" if code else ""
+    return f"crashed (its worker process died{how})"
+
+
 def run_local(sources: list, args: tuple, jobs: int, host_timeout: float, memory: int | None,
               progress=None) -> list[HostReport]:
     """Audit ``sources`` in ``jobs`` worker processes; a worker that dies or
@@ -275,10 +282,9 @@ def run_local(sources: list, args: tuple, jobs: int, host_timeout: float, memory
                             progress(done, len(sources), str(sources[got]))
                         continue
                     except (EOFError, OSError):
-                        failure = "crashed (its worker process died)"
+                        failure = _died(w["proc"])
                 elif w["proc"].sentinel in ready or not w["proc"].is_alive():
-                    code = w["proc"].exitcode
-                    failure = f"crashed (its worker process died{f', exit {code}' if code else ''})"
+                    failure = _died(w["proc"])
                 elif now - w["since"] > host_timeout:
                     failure = f"took longer than {host_timeout:g} s and was stopped"
                 if failure is not None:

@@ -301,11 +301,10 @@ class HostContext:
         """The effective IPv4 reverse-path filter on ``dev``: the larger of
         ``conf.all.rp_filter`` and ``conf.<dev>.rp_filter`` (the kernel's
         IN_DEV_RPFILTER). None when the snapshot does not say."""
-        values = [self._sysctl_int(f"net.ipv4.conf.{k}.rp_filter") for k in ("all", dev)]
-        known = [v for v in values if v is not None]
-        if len(known) < 2 and values[1] is None:
-            return None
-        return max(known) if known else None
+        every, own = (self._sysctl_int(f"net.ipv4.conf.{k}.rp_filter") for k in ("all", dev))
+        if own is None:
+            return RP_LOOSE if every == RP_LOOSE else None  # 2 is the largest value
+        return own if every is None else max(every, own)
 
     @property
     def tcp_ecn(self) -> int | None:

@@ -85,6 +85,12 @@ def make_snapshot(path: str | Path, hostname: str, *, iptables: str = "", ip6tab
     }
     if nft_json is not None:
         files["nft-ruleset.json"] = nft_json
+    # collect reads these per interface; a value not given follows "all".
+    per_dev = {}
+    for dev in ["lo", *interfaces]:
+        per_dev[f"net.ipv4.conf.{dev}.rp_filter"] = "0"
+        per_dev[f"net.ipv4.conf.{dev}.forwarding"] = (sysctls or {}).get("net.ipv4.ip_forward", "0")
+    files["sysctl.txt"] += "".join(f"{k} = {v}\n" for k, v in per_dev.items() if k not in (sysctls or {}))
     collected = Collected({k: v.encode() for k, v in files.items()}, hostname=hostname,
                           time="2026-01-01T00:00:00Z", role=role)
     collected.sources = {k: "test" for k in files}
