@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 
 from . import checks
 from .checks.base import Context, Finding, Where, severity_rank
+from .checks.grouping import group
 from .checks.meta import CheckFailed, UnreadableInput
 from .checks.suppress import apply as apply_suppressions
 from .checks.suppress import from_config, parse_inline
@@ -33,6 +34,8 @@ from .config import Config
 from .errors import RuleAnalyzerError
 from .loader import DEFAULT_MAX_BYTES, load
 from .model import Ruleset
+from .hosts import host_groups, included_files
+from .origins import is_stock_noise, recognise
 
 #: Files a directory walk skips: documentation and indexes, not rule files.
 SKIPPED_SUFFIXES = (".md", ".rst", ".tsv", ".orig", ".rej")
@@ -49,6 +52,10 @@ class AuditResult:
     rule_count: int = 0
     seconds: float = 0.0
     codes: list[str] = field(default_factory=list)
+    #: Findings about a tool's stock scaffolding left out (``include_generated``).
+    generated: list[Finding] = field(default_factory=list)
+    #: Groups of files audited as one host (each a list of paths).
+    hosts: list[list[str]] = field(default_factory=list)
     #: A fleet audit's summary (:func:`ruleanalyzer.fleet.audit_fleet`).
     fleet: dict | None = None
 
@@ -153,11 +160,17 @@ def _settings(config: Config | None, select, ignore) -> tuple[list[str], dict]:
 def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str] | None = None,
               ignore: list[str] | None = None, config: Config | None = None,
               dialect: str | None = None, together: list[list[str]] | None = None,
-              max_bytes: int = DEFAULT_MAX_BYTES,
-              progress: Callable[[int, int, str], None] | None = None) -> AuditResult:
+              max_bytes: int = DEFAULT_MAX_BYTES, include_generated: bool = False,
+              hosts: bool = True, progress: Callable[[int, int, str], None] | None = None) -> AuditResult:
     """Audit rulesets and/or files (directories expand to their files).
 
-    ``together`` lists groups of files that describe one firewall.
+    ``together`` lists groups of files that describe one firewall; with
+    ``hosts`` the files that form one host by their names are grouped too
+    (:mod:`ruleanalyzer.hosts`), and files an nft ruleset includes are not
+    audited again alone.
+    Findings of the hygiene families (RA1xx, RA5xx) about a tool's stock
+    scaffolding (:mod:`ruleanalyzer.origins`) are left out unless
+    ``include_generated``; they are counted in ``AuditResult.generated``.
     ``progress(done, total, name)`` is called after each unit."""
     start = time.perf_counter()
     codes, options = _settings(config, select, ignore)
@@ -167,14 +180,23 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     for g in together or []:
         units.append((" + ".join(g), [str(Path(f)) for f in g]))
     loose = [i for i in inputs if isinstance(i, Ruleset)]
-    paths = expand_paths(i for i in inputs if not isinstance(i, Ruleset))
+    paths = [p for p in expand_paths(i for i in inputs if not isinstance(i, Ruleset))
+             if str(Path(p)) not in grouped]
+    if hosts:
+        for g in host_groups(paths):
+            units.append((" + ".join(g), g))
+            result.hosts.append(g)
+            grouped.update(str(Path(f)) for f in g)
     units += [(p, [p]) for p in paths if str(Path(p)) not in grouped]
     units += [(rs.sources[0] if rs.sources else "<ruleset>", rs) for rs in loose]
     unreadable = UnreadableInput()
     findings: list[Finding] = []
     suppressions = from_config(config.suppress, config.source) if config else []
     known = set(checks.registry())
+    included: set[str] = set()
     for n, (name, what) in enumerate(units, 1):
+        if not isinstance(what, Ruleset) and len(what) == 1 and what[0] in included:
+            continue  # audited with the ruleset that includes it
         result.inputs.append(name)
         if isinstance(what, Ruleset):
             ruleset = what
@@ -189,20 +211,49 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
                     progress(n, len(units), name)
                 continue
         result.rule_count += ruleset.rule_count
-        inline, invalid = parse_inline(ruleset, known)
+        if hosts and not isinstance(what, Ruleset):
+            inner = included_files(ruleset)
+            if inner:
+                included |= inner
+                result.hosts.append(list(what) + sorted(inner))
+        found, inline, _ctx = ruleset_findings(ruleset, codes, options, known)
         suppressions += inline
-        findings += [f for f in invalid if "RA902" in codes]
-        for unit in split_units(ruleset):
-            findings += check_ruleset(unit, codes, options)
+        findings += found
         if progress:
             progress(n, len(units), name)
+    result.findings, result.suppressed, result.generated = settle_findings(
+        findings, suppressions, codes, include_generated)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def ruleset_findings(ruleset: Ruleset, codes: list[str], options: dict, known: set[str]):
+    """``(findings, inline suppressions, context)`` of one ruleset, before
+    suppressions are applied; the context is the last unit's (a host's
+    analyses, for a caller's own questions)."""
+    recognise(ruleset)
+    inline, invalid = parse_inline(ruleset, known)
+    findings = [f for f in invalid if "RA902" in codes]
+    ctx = None
+    for unit in split_units(ruleset):
+        ctx = Context(unit)
+        findings += check_ruleset(unit, codes, options, ctx)
+    return findings, inline, ctx
+
+
+def settle_findings(findings: list[Finding], suppressions: list, codes: list[str],
+                    include_generated: bool):
+    """``(kept, suppressed, generated)``: suppressions applied (unused ones
+    become RA901), stock-scaffolding findings set aside unless
+    ``include_generated``, findings of one cause grouped, sorted."""
     kept, suppressed, unused = apply_suppressions(findings, suppressions, set(codes))
     if "RA901" in codes:
         kept += unused
-    result.findings = sorted(_dedupe(kept), key=Finding.sort_key)
-    result.suppressed = suppressed
-    result.seconds = time.perf_counter() - start
-    return result
+    generated: list[Finding] = []
+    if not include_generated:
+        generated = group([f for f in kept if is_stock_noise(f)])
+        kept = [f for f in kept if not is_stock_noise(f)]
+    return sorted(group(_dedupe(kept)), key=Finding.sort_key), suppressed, generated
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

@@ -103,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--config", help="settings file (default: nearest .ruleanalyzer.yaml or pyproject.toml)")
     au.add_argument("--no-config", action="store_true", help="ignore config files")
     au.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
+    au.add_argument("--max-findings", type=int, metavar="N", default=None,
+                    help="text: print at most N findings in full after the summary (default 30; "
+                         "0: all); JSON and SARIF always hold every finding")
+    au.add_argument("--include-generated", action="store_true",
+                    help="also report dead-rule and structure findings about tools' stock rules "
+                         "(ufw, Docker, kube-proxy, firewalld, OpenWrt, Shorewall, libvirt, …)")
+    au.add_argument("--one-by-one", action="store_true",
+                    help="audit every file alone, even files that form one host "
+                         "(rules.v4 + rules.v6, an /etc/ufw directory)")
     au.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
     fl = au.add_argument_group("fleets (a directory of host snapshots)")
     fl.add_argument("--jobs", type=int, help="hosts analysed in parallel processes (default: the cores)")
@@ -241,8 +250,10 @@ def cmd_audit(args, out) -> int:
 
         result = fleet_or_audit(args.paths, select=split(args.select), ignore=split(args.ignore),
                                 config=config, dialect=args.dialect, together=together,
-                                max_bytes=args.max_bytes, progress=progress, jobs=args.jobs,
-                                dask_scheduler=args.dask_scheduler, host_timeout=args.host_timeout)
+                                max_bytes=args.max_bytes, progress=progress,
+                                include_generated=args.include_generated, hosts=not args.one_by_one,
+                                jobs=args.jobs, dask_scheduler=args.dask_scheduler,
+                                host_timeout=args.host_timeout)
     finally:
         if progress is not None:
             progress.close()
@@ -263,7 +274,8 @@ def cmd_audit(args, out) -> int:
     else:
         from .report import findings_text, text
 
-        findings_text.render_findings(text.make_console(out), result)
+        limit = findings_text.DEFAULT_MAX_FINDINGS if args.max_findings is None else args.max_findings
+        findings_text.render_findings(text.make_console(out), result, limit)
     return result.exit_code(args.fail_on or config.fail_on)
 
 

@@ -78,16 +78,15 @@ def host_role(name: str, manifest_role: str | None = None) -> str:
 
 
 def audit_host(source, codes: list[str], options: dict, suppress: list | None = None,
-               config_source: str | None = None, max_bytes: int | None = None) -> HostReport:
+               config_source: str | None = None, max_bytes: int | None = None,
+               include_generated: bool = False) -> HostReport:
     """Audit one snapshot (a path, or a :class:`~ruleanalyzer.snapshot.Snapshot`
     already read) and summarise its exposed services. Never raises for bad
     input: an unreadable snapshot is an RA001 finding."""
     from . import checks
-    from .audit import _dedupe, check_ruleset, split_units
-    from .checks.base import Context
+    from .audit import ruleset_findings, settle_findings
     from .checks.meta import UnreadableInput
-    from .checks.suppress import apply as apply_suppressions
-    from .checks.suppress import from_config, parse_inline
+    from .checks.suppress import from_config
     from .errors import RuleAnalyzerError
     from .loader import DEFAULT_MAX_BYTES
     from .snapshot import Snapshot, load_snapshot, snapshot_ruleset
@@ -112,20 +111,11 @@ def audit_host(source, codes: list[str], options: dict, suppress: list | None = 
         manifest_role = ruleset.meta.get("role")
     hostname = (host.name if host and host.name else os.path.basename(name.rstrip("/")))
     report = HostReport(name, hostname, host_role(hostname, manifest_role), rule_count=ruleset.rule_count)
-    known = set(checks.registry())
-    suppressions = from_config(suppress, config_source) if suppress else []
-    inline, invalid = parse_inline(ruleset, known)
-    suppressions += inline
-    findings = [f for f in invalid if "RA902" in codes]
-    ctx = None
-    for unit in split_units(ruleset):
-        ctx = Context(unit)
-        findings += check_ruleset(unit, codes, options, ctx=ctx)
-    kept, suppressed, unused = apply_suppressions(findings, suppressions, set(codes))
-    if "RA901" in codes:
-        kept += unused
+    findings, inline, ctx = ruleset_findings(ruleset, codes, options, set(checks.registry()))
+    suppressions = (from_config(suppress, config_source) if suppress else []) + inline
+    kept, suppressed, _generated = settle_findings(findings, suppressions, codes, include_generated)
     # Model objects stay here: the findings cross a process boundary.
-    report.findings = [replace(f, rule=None, chain=None) for f in _dedupe(kept)]
+    report.findings = [_plain(f) for f in kept]
     report.suppressed = len(suppressed)
     if ctx is not None:
         report.services = exposed_services(ctx)
@@ -184,6 +174,12 @@ def exposed_services(ctx) -> dict[str, str]:
 
 
 _RANK = {"closed": 0, "partial": 1, "open": 2}
+
+
+def _plain(finding: Finding) -> Finding:
+    """``finding`` without its model objects (rules, chains), which need
+    not cross a process boundary."""
+    return replace(finding, rule=None, chain=None)
 
 
 # -- running many ---------------------------------------------------------------------------
@@ -427,13 +423,14 @@ def summarize(reports: list[HostReport], codes: list[str]) -> tuple[dict, list[F
 def audit_fleet(sources: list, *, codes: list[str], options: dict, suppress: list | None = None,
                 config_source: str | None = None, max_bytes: int | None = None, jobs: int | None = None,
                 dask_scheduler=None, host_timeout: float = HOST_TIMEOUT,
-                worker_memory: int | None = WORKER_MEMORY, in_process: bool = False, progress=None):
+                worker_memory: int | None = WORKER_MEMORY, in_process: bool = False, progress=None,
+                include_generated: bool = False):
     """Audit every snapshot in ``sources`` and compare the hosts; an
     :class:`~ruleanalyzer.audit.AuditResult` whose ``fleet`` is the summary."""
     from .audit import AuditResult
 
     start = time.perf_counter()
-    args = (codes, options, suppress, config_source, max_bytes)
+    args = (codes, options, suppress, config_source, max_bytes, include_generated)
     if dask_scheduler is not None:
         reports = run_dask(sources, args, dask_scheduler, host_timeout, progress)
     elif in_process:
@@ -461,7 +458,8 @@ def default_jobs() -> int:
 
 def fleet_or_audit(paths: list, *, select=None, ignore=None, config=None, dialect=None, together=None,
                    max_bytes=None, progress=None, jobs: int | None = None, dask_scheduler=None,
-                   host_timeout: float = HOST_TIMEOUT):
+                   host_timeout: float = HOST_TIMEOUT, include_generated: bool = False,
+                   hosts: bool = True):
     """``audit PATHS``: a fleet audit when the paths hold two or more host
     snapshots (or a Dask scheduler is named), the plain audit otherwise;
     files that are not snapshots are audited the plain way beside a fleet."""
@@ -475,17 +473,19 @@ def fleet_or_audit(paths: list, *, select=None, ignore=None, config=None, dialec
     snapshots = [p for p in expanded if is_snapshot(p) and p not in grouped]
     if len(snapshots) < 2 and dask_scheduler is None:
         return run_audit(paths, select=select, ignore=ignore, config=config, dialect=dialect,
-                         together=together, max_bytes=max_bytes, progress=progress)
+                         together=together, max_bytes=max_bytes, progress=progress,
+                         include_generated=include_generated, hosts=hosts)
     codes, options = _settings(config, select, ignore)
     result = audit_fleet(snapshots, codes=codes, options=options,
                          suppress=config.suppress if config else None,
                          config_source=config.source if config else None, max_bytes=max_bytes,
                          jobs=jobs, dask_scheduler=dask_scheduler, host_timeout=host_timeout,
-                         progress=progress)
+                         progress=progress, include_generated=include_generated)
     rest = [p for p in expanded if p not in snapshots]
     if rest or together:
         other = run_audit(rest, select=select, ignore=ignore, config=config, dialect=dialect,
-                          together=together, max_bytes=max_bytes)
+                          together=together, max_bytes=max_bytes, include_generated=include_generated,
+                          hosts=hosts)
         result.findings = sorted(result.findings + other.findings, key=Finding.sort_key)
         result.inputs += other.inputs
         result.bad_inputs += other.bad_inputs

@@ -467,6 +467,8 @@ class Chain:
     policy_location: Location | None = None
     #: Implicit policy explanation (a cloud's default deny, ufw's default).
     policy_text: str | None = None
+    #: The tool that made this chain (``ufw-before-input``: ufw's scaffolding).
+    origin: Origin | None = None
 
     @property
     def is_base(self) -> bool:
@@ -502,6 +504,8 @@ class Table:
     location: Location | None = None
     #: The dialect that wrote this table (iptables, nftables, aws-sg, …).
     dialect: str = ""
+    #: nft ``flags dormant``: the table is loaded but its base chains do not run.
+    dormant: bool = False
 
     def add_chain(self, chain: Chain) -> Chain:
         chain.table = self

@@ -87,7 +87,9 @@ def test_json_finding_shape(tmp_path, capsys):
     data = json.loads(out)
     assert data["schema_version"] == 1 and data["tool"]["name"] == "ruleanalyzer"
     [finding] = data["findings"]
-    assert set(finding) == {"code", "name", "severity", "message", "location", "related", "witness", "fix"}
+    assert set(finding) == {"code", "name", "severity", "message", "location", "related", "witness", "fix",
+                            "count", "locations"}
+    assert finding["count"] == 1 and finding["locations"] == [finding["location"]]
     assert finding["location"]["rule_index"] == 2 and finding["location"]["chain"] == "INPUT"
     assert finding["witness"]["dport"] == 22 and finding["witness"]["flags"] == "SYN"
     assert data["summary"]["by_code"] == {"RA401": 1}
@@ -179,10 +181,42 @@ def test_together_groups_files_into_one_firewall(tmp_path):
     v4 = write(tmp_path, "rules.v4", "*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\n"
                                      "-A INPUT -p tcp --dport 80 -j ACCEPT\nCOMMIT\n")
     v6 = write(tmp_path, "rules.v6", "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")
-    alone = run_audit([v4, v6], select=["RA207"]).findings
+    alone = run_audit([v4, v6], select=["RA207"], hosts=False).findings
     together = run_audit([], select=["RA207"], together=[[v4, v6]]).findings
     assert alone == []  # each file alone: v4 filtered with no v6, v6 with no v4
     assert [(Path(f.file).name, f.code) for f in together] == [("rules.v6", "RA207")]
+
+
+def test_standard_layouts_are_one_host(tmp_path, capsys):
+    """rules.v4 + rules.v6 in one directory are one host without --together
+    (so RA207 can fire on `audit /etc/iptables/`); --one-by-one undoes it."""
+    d = tmp_path / "iptables"
+    d.mkdir()
+    write(d, "rules.v4", "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 80 -j ACCEPT\nCOMMIT\n")
+    write(d, "rules.v6", "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n")
+    result = run_audit([d], select=["RA207"])
+    assert [(Path(f.file).name, f.code) for f in result.findings] == [("rules.v6", "RA207")]
+    assert [[Path(p).name for p in g] for g in result.hosts] == [["rules.v4", "rules.v6"]]
+    assert main(["audit", str(d), "--select", "RA207"]) == 1
+    assert "audited as one host: " in capsys.readouterr().out
+    assert main(["audit", str(d), "--select", "RA207", "--one-by-one"]) == 0
+
+
+def test_ufw_directory_is_one_host(tmp_path):
+    """/etc/ufw's files make one firewall: app profiles and ufw.conf are part
+    of it, not unreadable rule files, and /etc/default/ufw's forward policy counts."""
+    etc = tmp_path / "etc"
+    (etc / "ufw" / "applications.d").mkdir(parents=True)
+    (etc / "default").mkdir()
+    write(etc / "ufw", "user.rules", "*filter\n:ufw-user-input - [0:0]\n"
+          "### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in\n"
+          "-A ufw-user-input -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    write(etc / "ufw", "ufw.conf", "ENABLED=yes\nLOGLEVEL=low\n")
+    write(etc / "ufw" / "applications.d", "web", "[Web]\ntitle=Web\ndescription=web\nports=80/tcp\n")
+    write(etc / "default", "ufw", 'DEFAULT_INPUT_POLICY="DROP"\nDEFAULT_FORWARD_POLICY="ACCEPT"\n')
+    result = run_audit([etc])
+    assert result.bad_inputs == []
+    assert len(result.inputs) == 1 and len(result.hosts[0]) == 4
 
 
 def test_crashing_check_becomes_ra003(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import ClassVar, Iterable, Iterator
 
-from ..model import HOOK_PATHS, Chain, InterfaceMatch, NameMatch, Packet, Rule, Ruleset
+from ..model import HOOK_PATHS, Chain, InterfaceMatch, NameMatch, Origin, Packet, Rule, Ruleset
 
 #: Severities from the most to the least serious; ``--fail-on`` compares by this order.
 SEVERITIES = ("error", "warning", "info")
@@ -93,6 +93,14 @@ class Finding:
     ``rule``/``chain`` keep the model objects (suppressions are bound to
     them); reports use ``where``. ``witness`` is a concrete packet showing
     the problem; ``fix`` a safe form of the rule where one exists.
+
+    ``message`` is the headline (short); ``details`` are the lines a
+    report prints below it (long lists, the story behind the headline).
+    Findings of one check with the same ``cause`` in one file are one
+    finding (:func:`ruleanalyzer.grouping.group`): the first keeps its
+    ``where``, the others go to ``also`` and ``group_message`` (with
+    ``{count}``) becomes the headline. ``origin`` is the tool that wrote
+    the rule, when one did.
     """
 
     code: str
@@ -105,10 +113,25 @@ class Finding:
     fix: str | None = None
     rule: Rule | None = field(default=None, repr=False, compare=False)
     chain: Chain | None = field(default=None, repr=False, compare=False)
+    details: list[str] = field(default_factory=list)
+    also: list[Where] = field(default_factory=list)
+    origin: Origin | None = None
+    cause: object = field(default=None, repr=False, compare=False)
+    group_message: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def file(self) -> str | None:
         return self.where.file if self.where else None
+
+    @property
+    def count(self) -> int:
+        """How many places share this finding's cause (1 + ``also``)."""
+        return 1 + len(self.also)
+
+    @property
+    def generated(self) -> bool:
+        """Is the finding about a tool's stock scaffolding?"""
+        return bool(self.origin and self.origin.generated)
 
     def sort_key(self) -> tuple:
         w = self.where
@@ -161,16 +184,23 @@ class Check:
 
     def finding(self, message: str, *, rule: Rule | None = None, chain: Chain | None = None,
                 related: Iterable[Related] = (), witness: Packet | None = None,
-                fix: str | None = None, severity: str | None = None) -> Finding:
-        """A finding of this check about ``rule`` (or ``chain``'s policy)."""
+                fix: str | None = None, severity: str | None = None,
+                details: Iterable[str] = (), cause: object = None,
+                group_message: str | None = None) -> Finding:
+        """A finding of this check about ``rule`` (or ``chain``'s policy).
+        ``cause``: findings of this check in one file with an equal cause
+        are reported as one, headed by ``group_message`` (``{count}``)."""
         if rule is not None:
             where = Where.of_rule(rule)
+            origin = rule.origin
         elif chain is not None:
             where = Where.of_chain(chain)
+            origin = chain.origin
         else:
-            where = None
+            where = origin = None
         return Finding(self.code, self.name, severity or self.severity, message, where,
-                       list(related), witness, fix, rule, chain)
+                       list(related), witness, fix, rule, chain, list(details), [], origin,
+                       cause, group_message)
 
 
 def related_rule(rule: Rule, note: str) -> Related:

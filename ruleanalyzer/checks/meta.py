@@ -48,19 +48,21 @@ class ParserDiagnostic(Check):
     name = "parser-diagnostic"
     summary = "The parser skipped or assumed something while reading the file"
     rationale = (
-        "The analysis is only as good as the model the parser built. A skipped line or an "
-        "assumed default means the analysed firewall may differ from the real one; check "
-        "the named line.")
+        "The analysis is only as good as the model the parser built. A skipped line means the "
+        "analysed firewall may differ from the real one (a warning); an assumed default is "
+        "reported as info. One cause is one finding: every line skipped for the same reason in "
+        "a file (a pasted transcript, a prompt) is one finding listing each line.")
     bad = ""  # parser-specific; covered by fixtures in tests/checks/RA002/
     good = "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n"
-    severity = "info"
+    severity = "warning"
 
     def run(self, ctx: Context):
         for d in ctx.ruleset.diagnostics:
             loc = d.location
             where = Where(loc.file, loc.line, loc.column, loc.path)
             severity = "warning" if d.level == "warning" else "info"
-            yield Finding(self.code, self.name, severity, d.message, where)
+            yield Finding(self.code, self.name, severity, d.message, where, cause=("diag", d.message),
+                          group_message=f"{{count}} lines: {d.message}")
 
 
 class CheckFailed(Check):

@@ -3,8 +3,13 @@
 Exact, over packet sets (:mod:`ruleanalyzer.space.reach`): a rule is
 unreachable when no packet both reaches it and matches it on any path
 through the firewall (every hook and IP version its chain is visited on).
-The union of all earlier rules counts, not one earlier rule; the earlier
-rules whose matched packets overlap the rule's match are named as blockers.
+The union of all earlier rules counts, not one earlier rule. Each dead
+rule gets a :class:`Story`: a small cover of the earlier rules that take
+its packets (largest overlap first), the rules that change its packets on
+the way (NOTRACK, MARK, NAT — never "deciders" themselves) and those that
+then decide them, or the contradicting conditions and where they come
+from. Shadowed (RA101) and redundant (RA102) are told apart by the
+verdicts the packets really get.
 
 Rules a structure check already explains — after an unconditional
 terminating rule (RA504) or an exact duplicate of an earlier rule (RA505) —
@@ -13,10 +18,12 @@ are left to that check, so one mistake gives one finding.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from ..model import Accept, Drop, Log, Reject, Rule
-from .base import Check, Context, Option, related_policy, related_rule
+from ..model import (Accept, AnyOf, Dispatch, Drop, EcnStrip, Jump, Log, Nat, Notrack, Reject, Rule,
+                     SetField)
+from .base import Check, Context, Finding, Option, related_policy, related_rule
 from .structure import explained_by_structure
 
 
@@ -66,33 +73,472 @@ def dead_rules(ctx: Context) -> list[_Dead]:
 
 
 def _blocker_list(blockers: list[Rule], limit: int = 5) -> str:
-    shown = ", ".join(f"{b.chain.name} rule {b.index}" + (f" (line {b.location.line})"
-                      if b.location.line else "") for b in blockers[:limit])
+    shown = ", ".join(_name(b) for b in blockers[:limit])
     more = len(blockers) - limit
     return shown + (f" and {more} more" if more > 0 else "")
 
 
+def _name(rule: Rule) -> str:
+    """``INPUT rule 3 (line 12)``."""
+    line = f" (line {rule.location.line})" if rule.location.line else ""
+    return f"{rule.chain.name} rule {rule.index}{line}"
+
+
+def _listing(rule: Rule, note: str = "") -> str:
+    """A detail line: the rule's name and text."""
+    return f"{_name(rule)}{' ' + note if note else ''}: {rule.text or rule}"
+
+
+# -- why a rule is dead: the story behind RA101-RA103 --------------------------
+
+#: Blockers named per finding; past it the finding says how many more.
+COVER_CAP = 5
+#: Verdict actions, and what a verdict word reads as in a sentence.
+_PAST = {"accept": "accepted", "drop": "dropped"}
+#: Modules the model cannot represent: IPv6 extension headers (its packets carry none).
+_UNMODELLED = re.compile(r"^-m (rt|hbh|dst|frag|ipv6header)\b")
+
+
+def unmodelled(rule: Rule) -> list[str]:
+    """Conditions of ``rule`` the packet model cannot represent (forced
+    false there, so the rule's reachability says nothing)."""
+    return [m.text for m in rule.matches
+            if isinstance(m, AnyOf) and not m.matches and _UNMODELLED.match(m.text or "")]
+
+
+@dataclass
+class Story:
+    """Why one dead rule never matches, in the terms an admin acts on.
+
+    ``kind``: ``blocked`` (earlier rules of its chain take its packets:
+    ``cover`` is a small set of them, largest overlap first), ``changed``
+    (earlier rules change its packets — NOTRACK, MARK, NAT — so its
+    conditions no longer hold; ``changers`` did it, ``deciders`` decide
+    the packets instead), ``callers`` (its chain is entered only by packets
+    it excludes; ``conflicts`` names each contradicting pair), ``own`` (its
+    conditions contradict each other), ``unmodelled``. ``shadowed``: some
+    of its packets get another verdict than the rule's (True), none do
+    (False), unknown (None)."""
+
+    rule: Rule
+    kind: str = "own"
+    cover: list[Rule] = field(default_factory=list)
+    more: int = 0
+    changers: list[Rule] = field(default_factory=list)
+    deciders: list[Rule] = field(default_factory=list)
+    conflicts: list[tuple[str, str, Rule | None]] = field(default_factory=list)
+    shadowed: bool | None = None
+
+
+_RANK = {"blocked": 0, "changed": 1, "callers": 2, "own": 3}
+
+
+def stories(ctx: Context) -> dict[int, Story]:
+    """The :class:`Story` of every dead rule of ``ctx`` (cached)."""
+    cached = ctx.__dict__.get("_dead_stories")
+    if cached is not None:
+        return cached
+    out: dict[int, Story] = {}
+    dead = dead_rules(ctx)
+    by_id = {id(d.rule): d for d in dead}
+    for _hook, _family, reach in ctx.analyses():
+        space_blockers = None
+        for rule in reach.rules():
+            d = by_id.get(id(rule))
+            if d is None or unmodelled(rule):
+                continue
+            if space_blockers is None:
+                space_blockers = {id(r): b for r, b in reach.unreachable_rules()}
+            story = _story(reach, rule, space_blockers.get(id(rule), []))
+            best = out.get(id(rule))
+            if best is None or _RANK[story.kind] < _RANK[best.kind]:
+                out[id(rule)] = story
+            elif story.kind == best.kind == "blocked":
+                best.cover += [r for r in story.cover if r not in best.cover]
+                best.shadowed = _either(best.shadowed, story.shadowed)
+    ctx.__dict__["_dead_stories"] = out
+    return out
+
+
+def _either(a: bool | None, b: bool | None) -> bool | None:
+    """Shadowed on some path counts; redundant only where every path says so."""
+    if a or b:
+        return True
+    if a is False and b is False:
+        return False
+    return None
+
+
+def _entry(reach, chain):
+    """Packets that possibly enter ``chain`` on this path (None: never entered)."""
+    if chain is None or not chain.rules:
+        return None
+    try:
+        return reach.rule_sets(chain.rules[0]).reaching_upper
+    except KeyError:
+        return None
+
+
+def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
+    sets = reach.rule_sets(rule)
+    target = sets.match_upper
+    story = Story(rule)
+    if target.is_empty():
+        story.kind = "own"
+        story.conflicts = _own_conflicts(reach.space, rule)
+        return story
+    entry = _entry(reach, rule.chain)
+    packets = target & entry if entry is not None else target
+    if not packets.is_empty():
+        story.kind = "blocked"
+        _cover(reach, rule, packets, story)
+        story.shadowed = _by_cover(rule, story.cover)
+        if story.shadowed is None:
+            story.shadowed = _verdicts(reach, rule, packets)
+        return story
+    changers = [b for b in space_blockers if _writes(b)]
+    if changers:
+        story.kind = "changed"
+        story.changers = changers[:COVER_CAP]
+        _after_change(reach, rule, target, entry, story)
+        return story
+    if rule.chain is not None and rule.chain.is_base:
+        earlier = _earlier_deciders(reach, rule, target)
+        if earlier:  # earlier base chains (raw, mangle, another table) decide them
+            story.kind, story.cover = "blocked", earlier
+            story.shadowed = _by_cover(rule, earlier)
+            return story
+    story.kind = "callers"
+    if entry is not None and not entry.is_empty():
+        story.conflicts = _caller_conflicts(reach, rule, entry)
+    return story
+
+
+def _encode(space, match):
+    """One condition's packets (upper bound), cached per space."""
+    from ..space.encode import encode_conjunction
+
+    cache = space.__dict__.setdefault("_ra_single", {})
+    try:
+        hit = cache.get(match)
+    except TypeError:  # an unhashable condition: not cached
+        return space.wrap(encode_conjunction((match,), space)[1])
+    if hit is None:
+        hit = cache[match] = space.wrap(encode_conjunction((match,), space)[1])
+    return hit
+
+
+def _own_conflicts(space, rule: Rule) -> list[tuple[str, str, Rule | None]]:
+    """The first pair of the rule's conditions that exclude each other
+    (or one condition no packet of its table's family meets)."""
+    sets = [_encode(space, m) for m in rule.matches]
+    family = _table_family(space, rule)
+    for i, (m, s) in enumerate(zip(rule.matches, sets)):
+        if (s & family).is_empty():
+            return [(m.text, "", None)]
+        for m2, s2 in zip(rule.matches[:i], sets[:i]):
+            if (s & s2 & family).is_empty():
+                return [(m2.text, m.text, None)]
+    return []
+
+
+def _table_family(space, rule: Rule):
+    table = rule.chain.table if rule.chain else None
+    fams = [v for v in (4, 6) if table is None or table.applies_to(v)]
+    node = space.false
+    for v in fams:
+        node |= space.family(v)
+    return space.wrap(node)
+
+
+def _earlier_deciders(reach, rule: Rule, target) -> list[Rule]:
+    """Rules of base chains run before ``rule``'s that decide its packets
+    (a small cover of them, as :func:`_greedy` picks)."""
+    first = rule.chain.rules[0]
+    options = []
+    for other in reach.rules():
+        if other is first:
+            break
+        if outcome(other) not in _PAST:
+            continue
+        taken = reach.rule_sets(other).matched_upper & target
+        if not taken.is_empty():
+            options.append((other, reach.rule_sets(other).match_upper & target))
+    return _greedy(options, target, outcome(rule))[0]
+
+
+def _callers(reach) -> dict[int, list[Rule]]:
+    """Chain id → the rules reached on this path that jump or go to it."""
+    cached = getattr(reach, "_ra_callers", None)
+    if cached is None:
+        cached = {}
+        for r in reach.rules():
+            table = r.chain.table if r.chain is not None else None
+            for target in r.jump_targets() if table is not None else ():
+                if target in table.chains:
+                    cached.setdefault(id(table.chains[target]), []).append(r)
+        reach._ra_callers = cached
+    return cached
+
+
+def _caller_conflicts(reach, rule: Rule, entry) -> list[tuple[str, str, Rule | None]]:
+    """Which of the rule's conditions exclude what enters its chain, and
+    the caller condition each contradicts: ``(rule's, caller's, caller)``."""
+    space = reach.space
+    chain = rule.chain
+    mine = [(m, _encode(space, m)) for m in rule.matches]
+    if entry is not None:
+        excluded = [(m, s) for m, s in mine if (s & entry).is_empty()]
+    else:
+        excluded = []
+    callers = _callers(reach).get(id(chain), [])
+    out: list[tuple[str, str, Rule | None]] = []
+    for caller in callers:
+        theirs = [(m, _encode(space, m)) for m in caller.matches]
+        found = next(((m.text, mj.text) for m, s in mine for mj, sj in theirs
+                      if (s & sj).is_empty()), None)
+        if found is not None:
+            out.append((found[0], found[1], caller))
+    if not out and excluded:
+        out = [(m.text, "", None) for m, _ in excluded[:1]]
+    return out
+
+
+def _taken(reach, other: Rule):
+    """Packets ``other`` takes away from the rules after it: what it
+    matched, less what comes back from a jump (it reaches the next rule)."""
+    sets = reach.rule_sets(other)
+    taken = sets.matched_upper
+    if isinstance(other.action, (Jump, Dispatch)) and other.chain and other.index < len(other.chain.rules):
+        try:
+            taken = taken - reach.rule_sets(other.chain.rules[other.index]).reaching_upper
+        except KeyError:
+            pass
+    return taken
+
+
+def _decides(rule: Rule) -> bool:
+    """Does the rule take packets away from later rules of its chain?"""
+    return not isinstance(rule.action, (Log, SetField, Notrack, EcnStrip)) and not (
+        isinstance(rule.action, Nat) and rule.chain is not None and rule.chain.kind != "nat")
+
+
+def _writes(rule: Rule) -> bool:
+    return any(isinstance(a, (SetField, Notrack, EcnStrip, Nat)) for a in (rule.action, *rule.effects))
+
+
+def _cover(reach, rule: Rule, packets, story: Story) -> None:
+    """A small set of earlier rules of the chain that take ``packets``."""
+    options = []
+    for other in rule.chain.rules[:rule.index - 1]:
+        if not _decides(other):
+            continue
+        try:
+            takes = _takes(reach, other) & packets
+        except KeyError:
+            continue  # not on this path
+        if not takes.is_empty():
+            options.append((other, takes))
+    story.cover, story.more, remaining = _greedy(options, packets, outcome(rule))
+    if not remaining.is_empty():  # the rest was changed on the way (a MARK in the chain …)
+        story.changers = [o for o in rule.chain.rules[:rule.index - 1] if _writes(o)][:COVER_CAP]
+
+
+def _takes(reach, other: Rule):
+    """Packets ``other`` would take from a later rule: its own match (any
+    packet of it that got that far is taken by it or an earlier rule), for
+    a jump only what does not come back."""
+    if isinstance(other.action, (Jump, Dispatch)):
+        return _taken(reach, other)
+    return reach.rule_sets(other).match_upper
+
+
+def _greedy(options, packets, mine: str):
+    """Batfish's blocking lines: a single rule taking all of ``packets``
+    where one does (another action than ``mine`` first, then the nearest),
+    else greedily the largest overlap first (another action wins a tie);
+    at most COVER_CAP. Returns (cover, how many more would be needed,
+    what is left uncovered)."""
+    cover: list[Rule] = []
+    more = 0
+    remaining = packets
+    while options and not remaining.is_empty():
+        live = [(o, t & remaining) for o, t in options]
+        live = [(o, t) for o, t in live if not t.is_empty()]
+        if not live:
+            break
+        if len(cover) >= COVER_CAP:
+            more = len(live)
+            break
+        whole = [(o, t) for o, t in live if t == remaining]
+        if whole:
+            best = max(whole, key=lambda ot: (outcome(ot[0]) != mine, ot[0].index))
+        else:
+            best = max(live, key=lambda ot: (ot[1].size(), outcome(ot[0]) != mine))
+        cover.append(best[0])
+        remaining = remaining - best[1]
+        options = [(o, t) for o, t in options if o is not best[0]]
+    return cover, more, remaining
+
+
+def _by_cover(rule: Rule, cover: list[Rule]) -> bool | None:
+    """When every blocking rule gives a verdict itself, they tell: another
+    verdict than the rule's among them means shadowed. None when a jump or
+    a RETURN among them leaves it to the verdict sets."""
+    mine = outcome(rule)
+    theirs = {outcome(b) for b in cover}
+    if mine not in _PAST or not theirs or not theirs <= set(_PAST):
+        return None
+    return theirs != {mine}
+
+
+def _verdicts(reach, rule: Rule, packets) -> bool | None:
+    """Do some of ``packets`` (the rule's, taken earlier) get another
+    verdict than the rule's (True), surely none (False), or can the sets
+    not tell (None: the rule gives no verdict, or bounds are uncertain)?"""
+    mine = outcome(rule)
+    dropped = reach.dropped
+    if mine == "accept":
+        if not packets.intersects(dropped.upper):
+            return False
+        return True if packets.intersects(dropped.lower) else None
+    if mine == "drop":
+        if packets <= dropped.lower:
+            return False
+        return True if not packets <= dropped.upper else None
+    return None
+
+
+_WRITTEN = {"mark": ("mark",), "ctmark": ("ctmark",), "tos": ("ecn", "dscp"), "dscp": ("dscp",),
+            "ecn": ("ecn",), "ttl": ("ttl",)}
+
+
+def _fields(rule: Rule) -> list[str]:
+    """Packet fields ``rule`` writes."""
+    out: list[str] = []
+    for a in (rule.action, *rule.effects):
+        if isinstance(a, Notrack):
+            out.append("state")
+        elif isinstance(a, SetField):
+            out += _WRITTEN.get(a.field, (a.field,))
+        elif isinstance(a, EcnStrip):
+            out += ["flags", "ecn"]
+        elif isinstance(a, Nat):
+            out += ["dst", "dport"] if a.kind in ("dnat", "redirect") else ["src", "sport"]
+    return out
+
+
+def _forget(space, packets, fields: list[str]):
+    names = []
+    for f in dict.fromkeys(fields):
+        spec = space.layout.fields.get(f)
+        if spec is not None:
+            names += [spec.var(b) for b in range(spec.width)]
+    return space.wrap(space.exist(names, packets.node)) if names else packets
+
+
+def _after_change(reach, rule: Rule, target, entry, story: Story) -> None:
+    """The packets the rule was written for, as they really arrive (the
+    changed fields forgotten), and the rules that decide them instead."""
+    space = reach.space
+    fields = [f for c in story.changers for f in _fields(c)]
+    relaxed = _forget(space, target, fields)
+    if entry is not None:
+        relaxed = relaxed & entry
+    if relaxed.is_empty():
+        return
+    remaining = relaxed
+    for other in reach.rules():
+        if remaining.is_empty() or len(story.deciders) >= 3:
+            break
+        if other is rule or outcome(other) not in ("accept", "drop"):
+            continue
+        taken = reach.rule_sets(other).matched_upper
+        if taken.intersects(remaining):
+            story.deciders.append(other)
+            remaining = remaining - taken
+    verdicts = {outcome(d) for d in story.deciders}
+    if verdicts:
+        story.shadowed = any(v != outcome(rule) for v in verdicts) if outcome(rule) in _PAST else None
+
+
+def _written(rule: Rule, fields: list[str]) -> str:
+    """The rule's conditions on ``fields`` (what the change voided), as written."""
+    names = {"state": ("state", "ctstate"), "mark": ("mark",), "ctmark": ("ctmark",)}
+    wanted = {n for f in fields for n in names.get(f, (f,))}
+    found = [m.text for m in rule.matches if getattr(m, "field", None) in wanted and m.text]
+    return " ".join(found)
+
+
+def _change_words(changer: Rule) -> str:
+    a = next((x for x in (changer.action, *changer.effects)
+              if isinstance(x, (Notrack, SetField, EcnStrip, Nat))), changer.action)
+    if isinstance(a, Notrack):
+        return "untracks its packets (NOTRACK)"
+    if isinstance(a, SetField):
+        return f"sets their {a.field}"
+    if isinstance(a, Nat):
+        return f"rewrites them ({a.kind.upper()})"
+    return "changes them"
+
+
+def _chain_text(rule: Rule) -> str:
+    table = rule.chain.table.name if rule.chain and rule.chain.table else ""
+    return f"{table} {_name(rule)}".strip()
+
+
 def _blocked(ctx: Context):
-    """``(rule, blockers)`` of dead rules that earlier rules block, except
-    those a structure check (RA504, RA505) already explains."""
+    """Stories of dead rules earlier rules block or change, except those a
+    structure check (RA504, RA505) already explains."""
     for dead in dead_rules(ctx):
-        if dead.blockers and not explained_by_structure(dead.rule):
-            yield dead.rule, dead.blockers
+        story = stories(ctx).get(id(dead.rule))
+        if story is not None and story.kind in ("blocked", "changed") \
+                and not explained_by_structure(dead.rule):
+            yield story
+
+
+def _is_shadowed(story: Story) -> bool:
+    if story.shadowed is not None:
+        return story.shadowed
+    mine = outcome(story.rule)
+    decided = [outcome(b) for b in story.cover + story.deciders if outcome(b) in ("accept", "drop")]
+    return any(v != mine for v in decided) if mine in _PAST else False
+
+
+def _changed_message(story: Story, verb: str) -> tuple[str, list[str], tuple]:
+    rule = story.rule
+    changer = story.changers[0]
+    voided = _written(rule, _fields(changer))
+    head = f"rule can never match: {_chain_text(changer)} {_change_words(changer)} first"
+    if voided:
+        head += f", so `{voided}` never holds"
+    details = [_listing(c, "changes them") for c in story.changers]
+    if story.deciders:
+        d = story.deciders[0]
+        head += f"; {_name(d)} {outcome(d)}s them instead"
+        details += [_listing(d, f"decides them ({outcome(d)})") for d in story.deciders]
+        details.append("the conditions this rule adds (sources, ports …) have no effect on them")
+    cause = ("changed", tuple(id(c) for c in story.changers), tuple(id(d) for d in story.deciders))
+    return head, details, cause
 
 
 class ShadowedRule(Check):
-    """An earlier rule with a different action takes every packet this rule
-    would match."""
+    """Earlier rules take every packet this rule would match, and give
+    some of them another verdict than the rule's."""
 
     code = "RA101"
     name = "shadowed-rule"
-    summary = "Rule never matches: earlier rules with a different action take all its packets"
+    summary = "Rule never matches: earlier rules take all its packets and decide some of them differently"
     rationale = (
         "The rule was written to do something to its packets, but earlier rules — one or "
-        "several together — already decide every one of them, differently. What the rule "
-        "says is not what the firewall does: a DROP that never drops, an ACCEPT for a "
-        "service that is in fact blocked. The blocking rules are named; usually the rule "
-        "must move above them or the earlier rules must be narrowed.")
+        "several together — already take every one of them, and some get another verdict than "
+        "this rule's: a DROP that never drops, an ACCEPT for a service that is in fact blocked. "
+        "The category is decided by the verdicts the packets really get, not by the blocking "
+        "rules' actions (a jump into the rule's own chain is no \"different action\"). The "
+        "blocking rules named are a small cover, largest overlap first; where earlier rules "
+        "change the packets instead (NOTRACK makes `--state NEW` false, a MARK, a NAT), the "
+        "change and the rule that then decides them are named. Usually the rule must move "
+        "above the blocking rules, or they must be narrowed.")
     bad = ("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 10.0.0.0/8 -j ACCEPT\n"
            "-A INPUT -s 192.168.0.0/16 -j ACCEPT\n"
            "# expect: RA101\n-A INPUT -s 10.1.0.0/16 -j DROP\nCOMMIT\n")
@@ -101,28 +547,23 @@ class ShadowedRule(Check):
     severity = "error"
 
     def run(self, ctx: Context):
-        for rule, blockers in _blocked(ctx):
-            differing = [b for b in blockers if outcome(b) != outcome(rule)]
-            if not differing:
-                continue
-            yield self.finding(
-                f"rule can never match: every packet it would {outcome(rule)} is already decided by "
-                f"{_blocker_list(blockers)} ({len(differing)} with a different action)",
-                rule=rule,
-                related=[related_rule(b, f"takes its packets first ({outcome(b)})") for b in blockers])
+        for story in _blocked(ctx):
+            if _is_shadowed(story):
+                yield _dead_finding(self, story, shadowed=True)
 
 
 class RedundantRule(Check):
-    """Earlier rules doing the same thing take every packet this rule would match."""
+    """Earlier rules take every packet this rule would match and give them
+    the verdict this rule would."""
 
     code = "RA102"
     name = "redundant-rule"
-    summary = "Rule never matches: earlier rules with the same action already take all its packets"
+    summary = "Rule never matches: earlier rules already take all its packets, with the same verdict"
     rationale = (
-        "The rule is dead weight: earlier rules (together, not necessarily one) already give "
-        "every packet it matches the same treatment. Removing it changes nothing today, but it "
-        "misleads readers into thinking it matters, and an edit to the earlier rules may "
-        "silently change its meaning.")
+        "The rule is dead weight: earlier rules (together, not necessarily one) already take "
+        "every packet it matches, and those packets get the verdict this rule would give. "
+        "Removing it changes nothing today, but it misleads readers into thinking it "
+        "matters, and an edit to the earlier rules may silently change its meaning.")
     bad = ("*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 20:30 -j ACCEPT\n"
            "# expect: RA102\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
     good = ("*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 20:30 -j ACCEPT\n"
@@ -130,13 +571,44 @@ class RedundantRule(Check):
     severity = "warning"
 
     def run(self, ctx: Context):
-        for rule, blockers in _blocked(ctx):
-            if any(outcome(b) != outcome(rule) for b in blockers):
-                continue
-            yield self.finding(
-                f"rule can never match: {_blocker_list(blockers)} already "
-                f"{outcome(rule)} every packet it matches",
-                rule=rule, related=[related_rule(b, "takes its packets first") for b in blockers])
+        for story in _blocked(ctx):
+            if not _is_shadowed(story):
+                yield _dead_finding(self, story, shadowed=False)
+
+
+def _dead_finding(check: Check, story: Story, shadowed: bool) -> Finding:
+    rule = story.rule
+    mine = outcome(rule)
+    if story.kind == "changed":
+        head, details, cause = _changed_message(story, mine)
+        related = [related_rule(c, "changes its packets first") for c in story.changers]
+        related += [related_rule(d, f"decides them ({outcome(d)})") for d in story.deciders]
+        return check.finding(head, rule=rule, related=related, details=details, cause=cause,
+                             group_message="{count} rules can never match: " + head.split(": ", 1)[1])
+    cover = story.cover
+    extra = len(cover) - 2 + story.more
+    names = ", ".join(_chain_text(b) if b.chain is not rule.chain else _name(b) for b in cover[:2]) \
+        + (f" and {extra} more" if extra > 0 else "")
+    differing = [b for b in cover if outcome(b) != mine]
+    if shadowed:
+        other = next((outcome(b) for b in differing if outcome(b) in _PAST), None)
+        if story.shadowed and mine in _PAST:  # the verdict sets say so
+            other = "drop" if mine == "accept" else "accept"
+        fate = f"{_PAST[other]} instead" if other else "decided otherwise"
+        head = (f"rule can never match: the packets it would {mine} are taken first by {names}, "
+                f"and some are {fate}")
+    else:
+        head = f"rule can never match: {names} already {'take' if len(cover) > 1 else 'takes'} " \
+               f"every packet it matches" + (f" ({_PAST[mine]} all the same)" if mine in _PAST else "")
+    details = [_listing(b, f"({outcome(b)})") for b in cover]
+    if story.more:
+        details.append(f"… and {story.more} more earlier rule(s) take the rest")
+    related = [related_rule(b, f"takes its packets first ({outcome(b)})") for b in cover]
+    cause = ("blocked", id(rule.chain), tuple(id(b) for b in cover))
+    group = head.replace("rule can never match", "{count} rules can never match").replace(
+        "it would", "they would").replace("it matches", "they match")
+    return check.finding(head, rule=rule, related=related, details=details, cause=cause,
+                         group_message=group)
 
 
 class UnmatchableRule(Check):
@@ -148,8 +620,12 @@ class UnmatchableRule(Check):
     rationale = (
         "No earlier rule is to blame: the rule's own conditions exclude each other (a port on "
         "a protocol without ports, an IPv6 address in an IPv4-only table), or the chain it "
-        "lives in is only ever entered by packets the rule cannot match. It is dead code "
-        "and usually a typo.")
+        "lives in is only ever entered by packets the rule cannot match (the jump into it says "
+        "`-d 10.0.0.0/8`, the rule `-d 192.0.2.1`). The finding names the contradicting "
+        "conditions and where they come from; rules of one chain that contradict the same "
+        "caller condition are one finding. A condition the model cannot represent (IPv6 "
+        "extension headers, `-m rt`) is never reported here: see RA004. It is dead code and "
+        "usually a typo.")
     bad = ("*filter\n:INPUT ACCEPT [0:0]\n:web - [0:0]\n-A INPUT -p udp -j web\n"
            "# expect: RA103\n-A web -p tcp --dport 80 -j ACCEPT\nCOMMIT\n")
     good = ("*filter\n:INPUT ACCEPT [0:0]\n:web - [0:0]\n-A INPUT -p tcp -j web\n"
@@ -157,11 +633,85 @@ class UnmatchableRule(Check):
     severity = "warning"
 
     def run(self, ctx: Context):
+        found = stories(ctx)
         for dead in dead_rules(ctx):
-            if dead.blockers or explained_by_structure(dead.rule):
+            story = found.get(id(dead.rule))
+            if story is None or story.kind not in ("own", "callers") \
+                    or explained_by_structure(dead.rule):
                 continue
-            yield self.finding("rule can never match: no packet that enters its chain satisfies "
-                               "all of its conditions", rule=dead.rule)
+            yield self._finding(story)
+
+    def _finding(self, story: Story) -> Finding:
+        rule = story.rule
+        chain = rule.chain.name if rule.chain else "?"
+        if story.kind == "own":
+            if story.conflicts and story.conflicts[0][1]:
+                a, b, _ = story.conflicts[0]
+                head = f"rule can never match: its conditions `{a}` and `{b}` exclude each other"
+            elif story.conflicts:
+                head = (f"rule can never match: no packet of its table's family satisfies "
+                        f"`{story.conflicts[0][0]}`")
+            else:
+                head = "rule can never match: its conditions together exclude every packet"
+            cause = ("own", tuple(story.conflicts))
+            return self.finding(head, rule=rule, cause=cause,
+                                group_message="{count} rules can never match: " + head.split(": ", 1)[1]
+                                .replace("its conditions", "their conditions"))
+        pairs = [(a, b, c) for a, b, c in story.conflicts if c is not None]
+        if pairs:
+            callers = ", ".join(f"`{b}` ({_name(c)})" for _a, b, c in pairs[:2])
+            more = f" and {len(pairs) - 2} more" if len(pairs) > 2 else ""
+            head = (f"rule can never match: its `{pairs[0][0]}` contradicts how chain {chain} is "
+                    f"entered: {callers}{more}")
+            details = [_listing(c, f"enters {chain} with `{b}`; the rule has `{a}`")
+                       for a, b, c in pairs]
+            related = [related_rule(c, f"jumps to {chain} only with `{b}`") for _a, b, c in pairs]
+            cause = ("callers", id(rule.chain), tuple((b, id(c)) for _a, b, c in pairs))
+            group = (f"{{count}} rules of chain {chain} can never match: it is entered only with "
+                     f"{callers}{more}, which their conditions exclude")
+        elif story.conflicts:
+            a = story.conflicts[0][0]
+            where = rule.chain.hook or f"chain {chain}"
+            head = f"rule can never match: `{a}` never holds for packets that enter {where}"
+            details, related = [], []
+            cause = ("entry", id(rule.chain), a)
+            group = f"{{count}} rules can never match: `{a}` never holds for packets that enter {where}"
+        else:
+            head = (f"rule can never match: no packet that could match it gets to chain {chain} "
+                    "(earlier chains decide them all, or its callers exclude them)")
+            details, related, cause = [], [], ("unreached", id(rule.chain))
+            group = f"{{count}} rules of chain {chain} can never match: " + head.split(": ", 1)[1]
+            group = group.replace("could match it", "could match them")
+        return self.finding(head, rule=rule, related=related, details=details, cause=cause,
+                            group_message=group)
+
+
+class UnmodelledMatch(Check):
+    """A rule uses a condition the packet model cannot represent, so its
+    reachability is not analysed."""
+
+    code = "RA004"
+    name = "unmodelled-match"
+    summary = "Not modelled: the rule's condition (IPv6 extension headers, -m rt) is outside the packet model"
+    rationale = (
+        "The analyzer's packets carry no IPv6 extension headers, so conditions on them "
+        "(`-m rt --rt-type 0`, `-m hbh`, `-m dst`, `-m frag`, nft `rt`/`exthdr`) are false "
+        "in the model although real packets can meet them (ufw's stock rule dropping type 0 "
+        "routing headers is such a rule). Rather than report the rule as unmatchable, which "
+        "would be a modelling artefact, this note says it was not analysed. Nothing to fix.")
+    bad = ("*filter\n:INPUT DROP [0:0]\n"
+           "# expect: RA004\n-A INPUT -m rt --rt-type 0 -j DROP\nCOMMIT\n")
+    good = "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n"
+    severity = "info"
+
+    def run(self, ctx: Context):
+        for rule in ctx.ruleset.rules():
+            texts = unmodelled(rule)
+            if texts and not rule.implicit:
+                yield self.finding(f"not modelled: `{texts[0]}` (IPv6 extension headers); the rule's "
+                                   "reachability is not analysed", rule=rule, cause=("unmodelled", texts[0]),
+                                   group_message=f"not modelled: `{texts[0]}` in {{count}} rules "
+                                                 "(IPv6 extension headers); not analysed")
 
 
 class RemovableRule(Check):
@@ -211,6 +761,8 @@ class RemovableRule(Check):
             if not ok or fate is None:
                 continue
             rule = rules[rid]
+            if fate == "policy" and not rule.matches:
+                continue  # the policy written out as a final rule: documentation, not noise
             if fate == "policy":
                 msg = (f"rule changes no verdict: without it, its packets fall to the "
                        f"{rule.chain.name} policy, which also {outcome(rule)}s them")

@@ -2,20 +2,49 @@
 duplicates, RETURN where it means the policy.
 
 These need no packet sets: they read the chain graph and the rule lists.
+They compare what was written, not only what the model keeps: where the
+model keeps less than was written (statements it does not interpret —
+``secmark``, ``tproxy``, ``numgen``, a set it cannot read, ``-m hbh`` vs
+``-m rt``) two rules are duplicates only when their normalised text is
+the same too, and a meter or a limit is a condition. Tables marked ``flags dormant`` do not run: they are left
+out.
 """
 
 from __future__ import annotations
 
-from ..model import Accept, Drop, Goto, Queue, Reject, Return, Rule
+import re
+
+from ..model import (Accept, AnyOf, Drop, Goto, Log, OpaqueMatch, Queue, Reject, Return, Rule,
+                     UnknownAction)
 from .base import Check, Context, related_rule
 
 #: Actions that end the chain for every packet that reaches them.
 _ENDS_CHAIN = (Accept, Drop, Reject, Return, Goto, Queue)
+#: Written statements that make a rule conditional although the model keeps
+#: no match for them (a meter's per-key rate, a numgen/hash branch).
+_CONDITIONAL_TEXT = re.compile(r"\b(?:meter|limit|quota|numgen|jhash|symhash|ct count)\b|-m (?:limit|hashlimit"
+                               r"|recent|statistic|quota|connlimit)\b")
+#: Parts of a rule's text that do not change what it does.
+_NOISE_TEXT = re.compile(r'\s*(?:-m comment --comment (?:"(?:[^"\\]|\\.)*"|\S+)|comment "(?:[^"\\]|\\.)*"'
+                         r"|counter packets \d+ bytes \d+|# handle \d+|^\[\d+:\d+\]\s*|^-[AI] \S+( \d+)?)")
+
+
+def active_chains(ctx: Context):
+    """Chains of tables that run (a ``flags dormant`` table does not)."""
+    return (c for t in ctx.ruleset.tables if not t.dormant for c in t.chains.values())
 
 
 def is_unconditional_end(rule: Rule) -> bool:
-    """No conditions and an action that ends the chain."""
-    return not rule.matches and isinstance(rule.action, _ENDS_CHAIN)
+    """No conditions (none the model keeps, none written: a meter or a
+    limit is one) and an action that ends the chain."""
+    return (not rule.matches and isinstance(rule.action, _ENDS_CHAIN)
+            and not _CONDITIONAL_TEXT.search(rule.text or ""))
+
+
+def written(rule: Rule) -> str:
+    """The rule's text normalised: whitespace, comments, counters, handles
+    and the chain prefix removed."""
+    return " ".join(_NOISE_TEXT.sub(" ", rule.text or "").split())
 
 
 def first_dead_tail(rules: list[Rule]) -> tuple[Rule, list[Rule]] | None:
@@ -27,12 +56,24 @@ def first_dead_tail(rules: list[Rule]) -> tuple[Rule, list[Rule]] | None:
     return None
 
 
+def _uninterpreted(rule: Rule) -> bool:
+    """Does the model keep less than was written (an opaque or unmodelled
+    condition, a statement it does not interpret)?"""
+    return (any(isinstance(m, OpaqueMatch) or (isinstance(m, AnyOf) and not m.matches)
+                for m in rule.matches)
+            or isinstance(rule.action, UnknownAction)
+            or any(isinstance(e, Log) and e.text not in ("counter", "log", "") for e in rule.effects))
+
+
 def _signature(rule: Rule) -> tuple:
-    return (rule.matches, rule.action, rule.effects)
+    """What makes two rules the same: the model, and the written text where
+    the model keeps less than was written."""
+    return (rule.matches, rule.action, rule.effects, written(rule) if _uninterpreted(rule) else None)
 
 
 def duplicate_of(rule: Rule) -> Rule | None:
-    """An earlier rule of the same chain with the same matches, action and effects."""
+    """An earlier rule of the same chain with the same matches, action,
+    effects and written text."""
     chain = rule.chain
     if chain is None:
         return None
@@ -131,6 +172,8 @@ class UnusedChain(Check):
 
     def run(self, ctx: Context):
         for table in ctx.ruleset.tables:
+            if table.dormant:
+                continue
             used = {t for c in table.chains.values() for r in c.rules for t in r.jump_targets()}
             for chain in table.chains.values():
                 if chain.is_base or chain.name in used:
@@ -159,7 +202,7 @@ class RuleAfterTerminal(Check):
     severity = "warning"
 
     def run(self, ctx: Context):
-        for chain in ctx.ruleset.chains():
+        for chain in active_chains(ctx):
             tail = first_dead_tail(chain.rules)
             if tail is None:
                 continue
@@ -191,15 +234,27 @@ class DuplicateRule(Check):
     severity = "warning"
 
     def run(self, ctx: Context):
-        for chain in ctx.ruleset.chains():
+        for chain in active_chains(ctx):
+            run_key, last = None, None  # a block copied again is one cause
             for rule in chain.rules:
                 if rule.implicit:
                     continue
                 first = duplicate_of(rule)
-                if first is not None:
-                    line = f", line {first.location.line}" if first.location.line else ""
-                    yield self.finding(f"duplicate of rule {first.index}{line}", rule=rule,
-                                       related=[related_rule(first, "the first copy")])
+                if first is None:
+                    continue
+                if last is None or (rule.index, first.index) != (last[0] + 1, last[1] + 1):
+                    run_key = first.index
+                last = (rule.index, first.index)
+                line = f", line {first.location.line}" if first.location.line else ""
+                start = chain.rules[run_key - 1]
+                at = f"line {start.location.line}" if start.location.line else f"rule {run_key}"
+                yield self.finding(
+                    f"duplicate of rule {first.index}{line}", rule=rule,
+                    related=[related_rule(first, "the first copy")],
+                    cause=("copy", id(chain), run_key),
+                    group_message=f"{{count}} rules of chain {chain.name} repeat earlier rules (a block "
+                                  f"copied again, first copy from {at}): every copy after the first "
+                                  "never matches")
 
 
 class ReturnInBaseChain(Check):
@@ -219,9 +274,9 @@ class ReturnInBaseChain(Check):
     severity = "warning"
 
     def run(self, ctx: Context):
-        for chain in ctx.ruleset.chains():
-            if not chain.is_base:
-                continue
+        for chain in active_chains(ctx):
+            if not chain.is_base or chain.kind == "nat":
+                continue  # a nat chain's RETURN only skips NAT: it has no drop policy
             policy = (chain.policy or "accept").upper()
             for rule in chain.rules:
                 if isinstance(rule.action, Return) and not rule.implicit:

@@ -172,7 +172,11 @@ class _Reader:
             raise self.error(f"{kind} must be an object", path)
         b = self.builder
         if kind == "table":
-            b.table(self._family(body, path), self._str(body, "name", path), Location(self.name, path=path))
+            table = b.table(self._family(body, path), self._str(body, "name", path),
+                            Location(self.name, path=path))
+            flags = body.get("flags")
+            table.dormant = table.dormant or flags == "dormant" or (
+                isinstance(flags, list) and "dormant" in flags)
         elif kind == "chain":
             family = self._family(body, path)
             chain = b.chain(family, self._str(body, "table", path), self._str(body, "name", path),

@@ -533,7 +533,9 @@ class _Reader:
                 if len(toks) < 3 or toks[1][0] not in (W, S) or toks[2][0] != B:
                     raise self.error(f"{word} needs a name and {{ … }}", head)
                 self.set_decl(table, toks[1], toks[2][1], word == "map")
-            elif word in ("flags", "comment", "counter", "quota", "limit", "ct", "flowtable",
+            elif word == "flags":
+                table.dormant = table.dormant or any(t[1] == "dormant" for t in toks[1:] if t[0] == W)
+            elif word in ("comment", "counter", "quota", "limit", "ct", "flowtable",
                           "secmark", "synproxy", "tunnel"):
                 continue  # objects the analyzer does not use
             else:

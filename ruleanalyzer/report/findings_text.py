@@ -1,17 +1,20 @@
-"""Findings for people (rich): grouped by file, each with a code frame of
-the rule's line, the related rules, the witness packet and the fix; then a
-summary. Also the ``rules`` listing and the ``explain`` page."""
+"""Findings for people (rich): a summary first (counts by severity and
+code, the worst findings named), then the findings most serious first,
+each with a short headline, a code frame of the rule's line, the other
+places sharing its cause, details, related rules, the witness packet and
+the fix. Also the ``rules`` listing and the ``explain`` page."""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import PurePath
 
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from ..checks.base import Finding
+from ..checks.base import SEVERITIES, Finding, severity_rank
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold cyan"}
 
@@ -55,24 +58,65 @@ def _frame(console: Console, f: Finding) -> None:
     console.print(caret)
 
 
-def render_finding(console: Console, f: Finding) -> None:
-    w = f.where
+#: Headlines longer than this are cut; the rest goes to the details.
+HEADLINE_CHARS = 160
+#: Other locations, related rules and detail lines printed per finding.
+SHOWN_LOCATIONS = 5
+SHOWN_RELATED = 3
+SHOWN_DETAILS = 8
+#: Findings printed in full by default (``--max-findings``); 0 prints all.
+DEFAULT_MAX_FINDINGS = 30
+
+
+def _place(w) -> str:
     if w and w.line:
-        where = f"{w.file}:{w.line}:{w.column or 1}"
-    elif w and w.file:
-        where = w.file + (f" ({w.path})" if w.path else "")
-    else:
-        where = "<ruleset>"
-    head = Text(f"{where}: ")
+        return f"{w.file}:{w.line}:{w.column or 1}"
+    if w and w.file:
+        return w.file + (f" ({w.path})" if w.path else "")
+    return "<ruleset>"
+
+
+def headline(f: Finding) -> tuple[str, list[str]]:
+    """The message cut to :data:`HEADLINE_CHARS` at a word boundary, and
+    what was cut (to print below it)."""
+    msg = f.message
+    if len(msg) <= HEADLINE_CHARS:
+        return msg, []
+    cut = msg.rfind(" ", 0, HEADLINE_CHARS - 2)
+    cut = cut if cut > HEADLINE_CHARS // 2 else HEADLINE_CHARS - 2
+    return msg[:cut] + " …", ["… " + msg[cut:].strip()]
+
+
+def _short(w) -> str:
+    """``line 12`` in the finding's own file, or ``file:12`` elsewhere."""
+    return f"line {w.line}" if w.line else (w.path or w.describe())
+
+
+def render_finding(console: Console, f: Finding) -> None:
+    head = Text(f"{_place(f.where)}: ")
     head.append(f"{f.code}", style=SEVERITY_STYLE[f.severity])
     head.append(f" [{f.name}] ", style="dim")
-    head.append(f.message)
+    text, rest = headline(f)
+    head.append(text)
     console.print(head)
     _frame(console, f)
-    for r in f.related[:8]:
+    if f.also:
+        shown = ", ".join(_short(w) if w.file == f.file else _place(w) for w in f.also[:SHOWN_LOCATIONS])
+        more = len(f.also) - SHOWN_LOCATIONS
+        console.print(Text(f"  = also at: {shown}" + (f" and {more} more" if more > 0 else "")
+                           + f" ({f.count} in all)", style="dim"))
+    details = rest + f.details
+    for line in details[:SHOWN_DETAILS]:
+        console.print(Text(f"  = {line}", style="dim"))
+    if len(details) > SHOWN_DETAILS:
+        console.print(Text(f"  = … and {len(details) - SHOWN_DETAILS} more lines (--format json has all)",
+                           style="dim"))
+    for r in f.related[:SHOWN_RELATED]:
         console.print(Text(f"  = related: {r.where.describe()}: {r.note}", style="dim"))
-    if len(f.related) > 8:
-        console.print(Text(f"  = related: … and {len(f.related) - 8} more", style="dim"))
+    if len(f.related) > SHOWN_RELATED:
+        console.print(Text(f"  = related: … and {len(f.related) - SHOWN_RELATED} more", style="dim"))
+    if f.origin is not None:
+        console.print(Text(f"  = written by {f.origin}", style="dim"))
     if f.witness is not None:
         console.print(Text(f"  = witness: {f.witness.describe()} (hook {f.witness.hook}, "
                            f"state {f.witness.state})", style="dim"))
@@ -80,27 +124,61 @@ def render_finding(console: Console, f: Finding) -> None:
         console.print(Text(f"  = help: {f.fix}", style="green"))
 
 
-def render_findings(console: Console, result) -> None:
-    """Every finding, grouped by file, and a summary line."""
-    current = object()
-    for f in result.findings:
-        if f.file != current:
-            current = f.file
-            console.rule(Text(str(f.file or "<ruleset>"), style="bold"), align="left")
-        render_finding(console, f)
-    counts = {s: sum(1 for f in result.findings if f.severity == s) for s in ("error", "warning", "info")}
-    summary = Text()
+def ordered(findings: list[Finding]) -> list[Finding]:
+    """Most serious first, then by file and line."""
+    return sorted(findings, key=lambda f: (severity_rank(f.severity), *f.sort_key()))
+
+
+def render_summary(console: Console, result) -> None:
+    """Counts by severity and code, the worst findings named, and which
+    files were audited as one host."""
+    counts = {s: sum(1 for f in result.findings if f.severity == s) for s in SEVERITIES}
     total = len(result.findings)
+    summary = Text()
     summary.append(f"{total} finding{'s' if total != 1 else ''}", style="bold")
     summary.append(f" ({counts['error']} errors, {counts['warning']} warnings, {counts['info']} info)"
                    f" in {len(result.inputs)} input(s), {result.rule_count} rules, {result.seconds:.2f} s")
     if result.suppressed:
         summary.append(f"; {len(result.suppressed)} suppressed")
+    if getattr(result, "generated", None):
+        summary.append(f"; {len(result.generated)} about tools' stock rules not shown "
+                       "(--include-generated)")
     if result.bad_inputs:
         summary.append(f"; {len(result.bad_inputs)} unreadable input(s) skipped", style="yellow")
     if getattr(result, "fleet", None):
         render_fleet(console, result.fleet)
     console.print(summary)
+    by_code: dict[tuple[str, str, str], list[Finding]] = {}
+    for f in result.findings:
+        by_code.setdefault((f.severity, f.code, f.name), []).append(f)
+    for (sev, code, name), fs in sorted(by_code.items(), key=lambda kv: (severity_rank(kv[0][0]), kv[0][1])):
+        places = sum(f.count for f in fs)
+        line = Text("  ")
+        line.append(f"{sev:<7}", style=SEVERITY_STYLE[sev])
+        line.append(f" {code} {name}: {len(fs)}" + (f" ({places} places)" if places != len(fs) else ""))
+        console.print(line)
+    worst = [f for f in ordered(result.findings) if f.severity != "info"][:3]
+    for f in worst:
+        w = f.where
+        where = f"{PurePath(w.file).name}:{w.line}" if w and w.file and w.line else _place(w)
+        line = f"  worst: {where}: {f.code} {f.message}"
+        console.print(Text(line if len(line) <= HEADLINE_CHARS else line[:HEADLINE_CHARS - 1] + "…",
+                           style="dim"))
+    for host in getattr(result, "hosts", None) or []:
+        console.print(Text(f"  audited as one host: {' + '.join(host)}", style="dim"))
+
+
+def render_findings(console: Console, result, max_findings: int | None = DEFAULT_MAX_FINDINGS) -> None:
+    """The summary, then the findings most serious first (at most
+    ``max_findings`` of them; 0 or None: all), then how many were left out."""
+    render_summary(console, result)
+    findings = ordered(result.findings)
+    limit = max_findings or len(findings)
+    for f in findings[:limit]:
+        render_finding(console, f)
+    if len(findings) > limit:
+        console.print(Text(f"{len(findings) - limit} more finding(s) not shown (--max-findings 0 shows "
+                           "all; --format json and sarif always hold every finding)", style="bold"))
 
 
 def render_fleet(console: Console, fleet: dict) -> None:

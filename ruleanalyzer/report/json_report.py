@@ -29,8 +29,20 @@ def finding_data(f: Finding) -> dict:
             "location": where_data(f.where),
             "related": [{**where_data(r.where), "note": r.note} for r in f.related],
             "witness": packet_data(f.witness) if f.witness is not None else None,
-            "fix": f.fix}
+            "fix": f.fix, "count": f.count,
+            "locations": [where_data(w) for w in (f.where, *f.also) if w is not None]}
+    if f.details:
+        data["details"] = list(f.details)
+    if f.origin is not None:
+        data["origin"] = origin_data(f.origin)
     return data
+
+
+def origin_data(origin) -> dict:
+    """Which tool wrote the rule (``generated``: its stock scaffolding)."""
+    loc = origin.location
+    return {"tool": origin.tool, "text": origin.text or None, "generated": origin.generated,
+            "location": str(loc) if loc else None}
 
 
 def audit_data(result) -> dict:
@@ -44,7 +56,9 @@ def audit_data(result) -> dict:
         "summary": {"inputs": len(result.inputs), "bad_inputs": len(result.bad_inputs),
                     "rules": result.rule_count, "findings": len(result.findings),
                     "suppressed": len(result.suppressed), "by_code": result.counts(),
-                    "by_severity": by_severity, "seconds": round(result.seconds, 3)},
+                    "by_severity": by_severity, "seconds": round(result.seconds, 3),
+                    "generated_hidden": len(getattr(result, "generated", ())),
+                    "hosts": [list(g) for g in getattr(result, "hosts", ())]},
         "findings": [finding_data(f) for f in result.findings],
         **({"fleet": result.fleet} if getattr(result, "fleet", None) else {}),
     }

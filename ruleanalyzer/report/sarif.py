@@ -77,8 +77,9 @@ def sarif_data(result) -> dict:
 def _result(f: Finding, index: dict[str, int]) -> dict:
     out: dict = {"ruleId": f.code, "ruleIndex": index[f.code], "level": LEVELS[f.severity],
                  "message": {"text": f.message}}
-    loc = _location(f.where) if f.where else None
-    out["locations"] = [loc] if loc else []
+    # One cause, several places (Finding.also): every place is a location.
+    locs = [_location(w) for w in (f.where, *f.also) if w is not None]
+    out["locations"] = [loc for loc in locs if loc]
     related = [_location(r.where, r.note) for r in f.related]
     related = [r for r in related if r]
     if related:
@@ -90,6 +91,13 @@ def _result(f: Finding, index: dict[str, int]) -> dict:
         props["witness"] = packet_data(f.witness)
     if f.fix:
         props["fix"] = f.fix
+    if f.count > 1:
+        props["count"] = f.count
+    if f.details:
+        props["details"] = list(f.details)
+    if f.origin is not None:
+        props["origin"] = {"tool": f.origin.tool, "text": f.origin.text,
+                           "generated": f.origin.generated}
     if props:
         out["properties"] = props
     return out

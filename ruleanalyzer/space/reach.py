@@ -754,14 +754,19 @@ class _Walker:
         ctx = _Context(stage, before_ct, path_hook)
         enter_l, enter_u = path.lower, path.upper
         skip_l = skip_u = false
-        guards = []
-        if chain.kind == "nat":  # NAT chains see only a connection's first packet
-            guards.append(self._state_is("new"))
+        guards = []  # (surely enters, possibly enters)
+        if chain.kind == "nat":
+            # NAT chains see a connection's first packet: NEW, and possibly
+            # RELATED (the first packet of an expected connection, FTP data;
+            # an ICMP error is translated without the table).
+            new = self._state_is("new")
+            guards.append((new, new | (self._state_is("related") & ~sp.icmp)))
         if chain.devices:
-            guards.append(encode_bounds(InterfaceMatch("iif", tuple(chain.devices)), sp)[0])
-        for g in guards:
-            skip_l, skip_u = skip_l | (enter_l & ~g), skip_u | (enter_u & ~g)
-            enter_l, enter_u = enter_l & g, enter_u & g
+            dev = encode_bounds(InterfaceMatch("iif", tuple(chain.devices)), sp)[0]
+            guards.append((dev, dev))
+        for g_l, g_u in guards:
+            skip_l, skip_u = skip_l | (enter_l & ~g_u), skip_u | (enter_u & ~g_l)
+            enter_l, enter_u = enter_l & g_l, enter_u & g_u
         self.sink = sink = _Sink(false)
         ret_l, ret_u = self._run_chain(chain, enter_l, enter_u, ctx, 0)
         self.sink = None

@@ -22,7 +22,9 @@ FIXTURES = sorted(p for p in HERE.glob("RA*/*") if p.is_file() and not p.name.en
 
 
 def _lines(findings, code):
-    return sorted(f.where.line for f in findings if f.code == code and f.where)
+    """Lines of ``code``'s findings, every place of a grouped finding included."""
+    return sorted(w.line for f in findings if f.code == code
+                  for w in (f.where, *f.also) if w is not None)
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: f"{p.parent.name}/{p.name}")

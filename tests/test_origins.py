@@ -1,0 +1,75 @@
+"""Generated-rule recognition (ruleanalyzer/origins.py): each tool's stock
+layout (tests/origins/, one file per generator idiom) gives no dead-rule or
+structure finding about its scaffolding by default; with
+``include_generated`` such findings come back marked with their origin; a
+user's own rules inside the layout are still audited."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ruleanalyzer import loads
+from ruleanalyzer.audit import run_audit
+from ruleanalyzer.cli import main
+from ruleanalyzer.model import Origin
+from ruleanalyzer.origins import recognise
+
+HERE = Path(__file__).parent / "origins"
+LAYOUTS = sorted(HERE.iterdir())
+#: What each layout's stock rules give when included (the noise left out by default).
+NOISE = {"crowdsec.nft": {"RA503"}, "docker.rules": {"RA103"}, "fail2ban.rules": {"RA504", "RA505"},
+         "firewalld.rules": {"RA503"}, "fw4.nft": {"RA503"}, "kube-proxy.rules": {"RA503"},
+         "libvirt.rules": {"RA505"}, "openwrt.rules": {"RA503"},
+         "shorewall.rules": {"RA103", "RA503"}, "ufw.rules": {"RA503", "RA505"}}
+HYGIENE = ("RA1", "RA5")
+
+
+@pytest.mark.parametrize("path", LAYOUTS, ids=lambda p: p.name)
+def test_stock_layout_gives_no_hygiene_noise(path):
+    shown = run_audit([path], select=["RA1", "RA5"])
+    assert [f for f in shown.findings if f.generated] == []
+    with_stock = run_audit([path], select=["RA1", "RA5"], include_generated=True)
+    noise = {f.code for f in with_stock.findings if f.generated}
+    assert noise == NOISE[path.name]
+    assert len(shown.generated) == sum(1 for f in with_stock.findings if f.generated)
+
+
+def test_users_rules_inside_a_layout_are_audited():
+    found = run_audit([HERE / "ufw.rules"], select=["RA505"]).findings
+    assert [(f.code, f.where.line, f.origin.tool, f.origin.generated) for f in found] == [
+        ("RA505", 25, "ufw", False)]
+
+
+def test_generated_findings_carry_origin_in_json(capsys):
+    assert main(["audit", str(HERE / "libvirt.rules"), "--select", "RA505", "--format", "json",
+                 "--include-generated"]) == 1
+    [finding] = json.loads(capsys.readouterr().out)["findings"]
+    assert finding["origin"] == {"tool": "libvirt", "text": "libvirt stock rule", "generated": True,
+                                 "location": None}
+    assert finding["count"] == 2 and len(finding["locations"]) == 2
+    assert main(["audit", str(HERE / "libvirt.rules"), "--select", "RA505"]) == 0
+    assert "not shown (--include-generated)" in capsys.readouterr().out
+
+
+def test_an_origin_a_reader_set_is_kept():
+    rs = loads("*filter\n:INPUT DROP [0:0]\n:IN_public - [0:0]\n:INPUT_ZONES - [0:0]\n"
+               "-A INPUT -j INPUT_ZONES\n-A INPUT_ZONES -j IN_public\n"
+               "-A IN_public -p tcp --dport 22 -j ACCEPT\nCOMMIT\n", dialect="iptables")
+    mine = Origin("firewalld", "zone public, service ssh")
+    rs.tables[0].chains["IN_public"].rules[0].origin = mine
+    recognise(rs)
+    assert rs.tables[0].chains["IN_public"].rules[0].origin is mine
+    assert rs.tables[0].chains["INPUT_ZONES"].rules[0].origin.generated
+
+
+def test_near_miss_names_alone_are_not_a_tool():
+    """A chain called zone_x or logdrop in a hand-written ruleset is not
+    OpenWrt's or Shorewall's: the layout must be there as a whole."""
+    rs = loads("*filter\n:INPUT DROP [0:0]\n:logdrop - [0:0]\n:zone_x - [0:0]\n"
+               "-A logdrop -j DROP\n-A zone_x -j DROP\nCOMMIT\n", dialect="iptables")
+    recognise(rs)
+    assert [r.origin for r in rs.rules()] == [None, None]
+    assert {f.code for f in run_audit([rs], select=["RA503"]).findings} == {"RA503"}
