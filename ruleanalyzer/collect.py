@@ -256,6 +256,10 @@ def write_snapshot(collected: Collected, path: str | os.PathLike) -> str:
     if target.exists():
         raise RuleAnalyzerError(f"{target} already exists", hint="name a new directory or archive with -o")
     parent = target.parent if str(target.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RuleAnalyzerError(f"cannot create {parent}: {exc.strerror or exc}") from None
     files = dict(collected.files)
     files[MANIFEST] = collected.manifest().encode()
     if str(target).lower().endswith(ARCHIVE_SUFFIXES):
