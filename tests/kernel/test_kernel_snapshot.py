@@ -27,6 +27,7 @@ import select
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -364,3 +365,22 @@ def test_collect_changes_nothing(lab, tmp_path):
     manifest = (tmp_path / "again" / "manifest.txt").read_text()
     assert "format: ruleanalyzer-snapshot 1" in manifest and "file: ipset-save.txt <- ipset save" in manifest
     assert json.loads((tmp_path / "again" / "ip-rule4.json").read_text())[1]["priority"] == 1000
+
+
+def test_the_documented_shell_commands_make_the_same_snapshot(lab, tmp_path):
+    """docs/collect.md's shell one-liner set, run in the same namespace,
+    gives the snapshot ``collect`` gives: same rules, routes, policy rules,
+    addresses, ipsets and sysctls."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "collect.md").read_text()
+    script = [b for b in re.findall(r"```sh\n(.*?)```", doc, re.S) if "manifest.txt" in b][0]
+    workdir = tmp_path / "shell"
+    workdir.mkdir()
+    lab.exec("fw", "bash", "-c", f"cd {workdir} && {script}", timeout=60)
+    from_shell = load(next(workdir.glob("*.tar.gz")))
+    lab.collect(tmp_path / "tool")
+    from_tool = load(tmp_path / "tool")
+    assert [r.text for r in from_shell.rules()] == [r.text for r in from_tool.rules()]
+    a, b = from_shell.host, from_tool.host
+    assert (a.routes, a.rules, a.addresses, a.sysctls) == (b.routes, b.rules, b.addresses, b.sysctls)
+    assert {n: s.entries for n, s in a.sets.items()} == {n: s.entries for n, s in b.sets.items()}
+    assert a.known == b.known
