@@ -215,7 +215,11 @@ def collect(etc: str | os.PathLike = "/etc", proc_sys: str | os.PathLike = "/pro
 def _sysctls(root: Path, missing: list[str]) -> bytes:
     lines = []
     for pattern in SYSCTL_GLOBS:
-        paths = sorted(root.glob(pattern))
+        try:
+            paths = sorted(root.glob(pattern))
+        except OSError as exc:
+            missing.append(f"{SYSCTLS}: {pattern.replace('/', '.')} unreadable: {exc.strerror or exc}")
+            continue
         if not paths:
             missing.append(f"{SYSCTLS}: {pattern.replace('/', '.')} absent (module not loaded, or not "
                            "this kernel's)")
@@ -229,7 +233,12 @@ def _sysctls(root: Path, missing: list[str]) -> bytes:
 
 
 def _copy_config(directory: Path, rel: str, out: Collected) -> None:
-    if not directory.is_dir():
+    try:
+        present = directory.is_dir()
+    except OSError as exc:
+        out.missing.append(f"{rel}: {directory} unreadable: {exc.strerror or exc}")
+        return
+    if not present:
         out.missing.append(f"{rel}: {directory} absent (tool not configured here)")
         return
     for dirpath, dirnames, filenames in os.walk(directory, followlinks=False):
