@@ -234,7 +234,6 @@ def cmd_path(args, out) -> int:
 
 
 def cmd_audit(args, out) -> int:
-    from .audit import run_audit
     from .config import load_config
 
     config = load_config(args.config, search=not args.no_config)

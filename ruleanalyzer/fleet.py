@@ -137,39 +137,35 @@ def exposed_services(ctx) -> dict[str, str]:
     host = ctx.ruleset.host
     uplinks = host.internet_interfaces() if host is not None else []
     out: dict[str, str] = {}
-    for hook in ("input", "forward"):
-        if hook not in ctx.hooks():
+    for hook, family, reach in ctx.analyses():
+        if hook not in ("input", "forward"):
             continue
-        for family in ctx.families():
-            reach = ctx.reach(hook, family)
-            if reach is None:
-                continue
-            sp = reach.space
-            syn = S.tcp_flags(sp, SYN) & S.state_is(sp, "new") & sp.family(family)
-            public = public_sources(sp, family)
-            if uplinks:
-                facing = sp.false
-                for dev in uplinks:
-                    facing |= S.iface(sp, "iif", dev)
-                if facing == sp.false:  # not named in the space: the "other" class
-                    facing = sp.eq("iif", sp.spec("iif").names.index("*"))
+        sp = reach.space
+        syn = S.tcp_flags(sp, SYN) & S.state_is(sp, "new") & sp.family(family)
+        public = public_sources(sp, family)
+        if uplinks:
+            facing = sp.false
+            for dev in uplinks:
+                facing |= S.iface(sp, "iif", dev)
+            if facing == sp.false:  # not named in the space: the "other" class
+                facing = sp.eq("iif", sp.spec("iif").names.index("*"))
+        else:
+            facing = ~S.iface(sp, "iif", "lo")
+        lower = reach.accepted.lower.node & syn & facing
+        upper = reach.accepted.upper.node & syn & facing & public
+        src_vars = set(S.field_vars(sp, "src") + S.field_vars(sp, "family"))
+        others = [v for v in sp.layout.variables() if v not in src_vars]
+        for port, service in sorted(ports.items()):
+            at = sp.eq("dport", port)
+            key = f"{hook} {port}/tcp ({service})"
+            if upper & at == sp.false:
+                status = "closed"
             else:
-                facing = ~S.iface(sp, "iif", "lo")
-            lower = reach.accepted.lower.node & syn & facing
-            upper = reach.accepted.upper.node & syn & facing & public
-            src_vars = set(S.field_vars(sp, "src") + S.field_vars(sp, "family"))
-            others = [v for v in sp.layout.variables() if v not in src_vars]
-            for port, service in sorted(ports.items()):
-                at = sp.eq("dport", port)
-                key = f"{hook} {port}/tcp ({service})"
-                if upper & at == sp.false:
-                    status = "closed"
-                else:
-                    sources = sp.bdd.exist(others, lower & at)
-                    status = "open" if public & ~sources == sp.false else "partial"
-                previous = out.get(key)
-                if previous is None or _RANK[status] > _RANK[previous]:
-                    out[key] = status
+                sources = sp.bdd.exist(others, lower & at)
+                status = "open" if public & ~sources == sp.false else "partial"
+            previous = out.get(key)
+            if previous is None or _RANK[status] > _RANK[previous]:
+                out[key] = status
     return {k: v for k, v in out.items() if v != "closed" or k.startswith("input")}
 
 

@@ -378,18 +378,11 @@ def typed_networks(host: HostContext, family: int, values: frozenset[str]) -> li
     prefixes += _V6_SPECIAL
     route_values = values & frozenset({"local", "anycast", "unreachable", "blackhole", "prohibit", "throw"})
 
+    from .engine.match import _address_type_v6
+
     def holds(addr) -> bool:
-        value = int(addr)
-        multicast = value >> 120 == 0xFF
-        if "multicast" in values and not multicast:
-            return False
-        if "unicast" in values and (multicast or value == 0):
-            return False
-        if "unspec" in values and value != 0:
-            return False
-        if not route_values:
-            return True
-        return not route_values.isdisjoint(host.address_types6(addr))
+        known = host.address_types6(addr) if route_values else None
+        return bool(_address_type_v6(int(addr), known, values, route_values))
 
     return partition(6, prefixes, holds)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import posixpath
 import re
 import tarfile
 import zlib

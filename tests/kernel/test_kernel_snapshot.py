@@ -24,7 +24,6 @@ import os
 import re
 import secrets
 import select
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +33,8 @@ import pytest
 from ruleanalyzer import load
 from ruleanalyzer.engine import Evaluator
 from ruleanalyzer.packets import make_packet
+
+from .netns import missing_prerequisites, run
 
 pytestmark = pytest.mark.kernel
 
@@ -106,19 +107,7 @@ PROBES = [
 
 
 def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "kernel tests need root: they create network namespaces and load rules"
-    for tool in ("ip", "iptables-restore", "iptables-save", "ipset"):
-        if shutil.which(tool) is None:
-            return f"kernel tests need {tool!r}, which is not installed"
-    return None
-
-
-def run(argv, *, input=None, timeout=TIMEOUT, check=True) -> subprocess.CompletedProcess:
-    done = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()}")
-    return done
+    return missing_prerequisites(("ip", "iptables-restore", "iptables-save", "ipset"))
 
 
 class Lab:
