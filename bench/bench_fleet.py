@@ -111,7 +111,8 @@ def main() -> None:
             rss = max(h["peak_rss"] for h in hosts) / 2 ** 20
             failed = sum(1 for h in hosts if h["status"] != "ok")
             print(f"{n:5d} hosts, --jobs {jobs}: wall {wall:7.1f} s, CPU {cpu:7.1f} s "
-                  f"({cpu / n:.2f} s/host; per-host analysis median {per_host[len(per_host) // 2]:.2f} s, "
+                  f"({cpu / n:.2f} s/host; per-host analysis sum {sum(per_host):.1f} s, "
+                  f"median {per_host[len(per_host) // 2]:.2f} s, "
                   f"max {per_host[-1]:.2f} s), largest worker peak RSS {rss:.0f} MiB, "
                   f"{len(result.findings)} findings, drift in {len(result.fleet['drift'])} group(s), "
                   f"{failed} failed", flush=True)

@@ -285,7 +285,7 @@ def run_local(sources: list, args: tuple, jobs: int, host_timeout: float, memory
                     if progress:
                         progress(done, len(sources), str(sources[index]))
                     w["proc"].kill()
-                    w["proc"].join(5)
+                    w["proc"].join()  # reaped: its CPU time counts, no zombie is left
                     workers[i] = start()
     finally:
         for w in workers:
@@ -294,9 +294,10 @@ def run_local(sources: list, args: tuple, jobs: int, host_timeout: float, memory
             except OSError:
                 pass
         for w in workers:
-            w["proc"].join(5)
+            w["proc"].join(60)  # a worker frees its packet spaces on the way out
             if w["proc"].is_alive():
                 w["proc"].kill()
+                w["proc"].join()
     return [r for r in results if r is not None]
 
 

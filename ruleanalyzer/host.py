@@ -254,8 +254,8 @@ class HostContext:
         if not ({"addresses", f"routes{addr.version}"} & self.known):
             return None
         if f"routes{addr.version}" in self.known:
-            return self.table_lookup("local", addr) is not None and \
-                self.table_lookup("local", addr).type == "local"
+            route = self.table_lookup("local", addr)
+            return route is not None and route.type == "local"
         return addr in self.local_addresses(addr.version)
 
     # -- sysctls -----------------------------------------------------------------

@@ -494,7 +494,7 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
     if ruleset.host is not None:
         from .routes import routing_sets
 
-        routing = routing_sets(space, ruleset.host, family)
+        routing = routing_sets(space, ruleset.host, family, ruleset)
     result: dict[str, Reachability] = {}
     if "input" in hooks and "forward" in hooks:
         shared = HOOK_PATHS["input"][:2]  # ingress, prerouting
@@ -527,8 +527,8 @@ def _route(path: "_Path", routing, hook: str):
     """Keep on ``path`` the packets the host routes to ``hook`` (input:
     delivered locally; forward: forwarded, with the route's output
     interface); return the packets taken off (another path's), or None."""
-    if routing is None:
-        return None
+    if routing is None or (hook == "input" and routing.redirects):
+        return None  # REDIRECT keeps the address in the walk: its packets are not narrowed
     keep = routing.local if hook == "input" else routing.forward
     moot = path.upper & ~keep
     path.lower, path.upper = path.lower & keep, path.upper & keep

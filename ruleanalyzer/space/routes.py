@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..host import REJECT_TYPES, HostContext, PolicyRule
-from ..model import AddressMatch, BitsMatch, IntMatch
+from ..model import AddressMatch, BitsMatch, IntMatch, Nat
 from .encode import encode_bounds
 from .fields import _wildcard_prefix
 
@@ -42,7 +42,9 @@ class Routing:
     local: object
     forward: object
     output: object
-    notes: tuple[str, ...] = ()
+    #: The ruleset REDIRECTs: the walk keeps a redirected packet's address
+    #: (reach.py), so the input path is not narrowed to local addresses.
+    redirects: bool = False
 
 
 def interface_code(domain, name: str) -> int:
@@ -58,7 +60,7 @@ def interface_code(domain, name: str) -> int:
     return base + best if best is not None else base + len(domain.prefixes)
 
 
-def routing_sets(space, host: HostContext, family: int) -> Routing | None:
+def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing | None:
     """The routing decision of ``host`` for IPv``family`` as sets, or None
     when the snapshot cannot decide it (no routes, unmodelled policy rules,
     too many routes)."""
@@ -72,8 +74,8 @@ def routing_sets(space, host: HostContext, family: int) -> Routing | None:
         return None
     tables = _Tables(space, routes)
     domain = space.layout.interfaces["oif"]
-    local, forward, output = _decide(space, rules, tables, domain, iif_fixed=None)
-    _, _, out_forward = _decide(space, rules, tables, domain, iif_fixed="lo")
+    local, forward = _decide(space, rules, tables, domain, iif_fixed=None)
+    _, out_forward = _decide(space, rules, tables, domain, iif_fixed="lo")
     # Per-interface IPv4 forwarding (``conf.<iif>.forwarding``; ``ip_forward`` sets them all).
     if family == 4:
         allowed = space.false
@@ -93,7 +95,9 @@ def routing_sets(space, host: HostContext, family: int) -> Routing | None:
                 allowed = space.one_of("iif", sorted(codes_on)) if codes_on else space.false
         if any_known:
             forward &= allowed
-    return Routing(local, forward, output=out_forward | _local_output(space, local))
+    redirects = ruleset is not None and any(isinstance(r.action, Nat) and r.action.kind == "redirect"
+                                            for r in ruleset.rules())
+    return Routing(local, forward, out_forward | _local_output(space, local), redirects)
 
 
 def _local_output(space, local):
@@ -188,4 +192,4 @@ def _decide(space, rules, tables: _Tables, domain, iif_fixed: str | None):
             remaining &= ~hit  # reject routes (and anything else) end the lookup
             if remaining == sp.false:
                 break
-    return local, forward, forward
+    return local, forward
