@@ -233,7 +233,9 @@ def run_local(sources: list, args: tuple, jobs: int, host_timeout: float, memory
     import multiprocessing as mp
     from multiprocessing.connection import wait
 
-    ctx = mp.get_context("spawn")
+    # fork: a worker starts with the analyzer already imported (no threads
+    # run in this process while workers start); spawn where there is no fork.
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     results: list[HostReport | None] = [None] * len(sources)
     pending = list(range(len(sources)))
     pending.reverse()
@@ -257,7 +259,9 @@ def run_local(sources: list, args: tuple, jobs: int, host_timeout: float, memory
                     w["task"], w["since"] = index, time.monotonic()
                     w["conn"].send((index, sources[index], args))
             busy = [w for w in workers if w["task"] is not None]
-            ready = wait([w["conn"] for w in busy] + [w["proc"].sentinel for w in busy], timeout=1.0)
+            soonest = min((w["since"] + host_timeout for w in busy), default=time.monotonic() + 1.0)
+            ready = wait([w["conn"] for w in busy] + [w["proc"].sentinel for w in busy],
+                         timeout=min(1.0, max(0.0, soonest - time.monotonic())))
             now = time.monotonic()
             for i, w in enumerate(workers):
                 if w["task"] is None:
