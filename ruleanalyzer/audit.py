@@ -84,7 +84,11 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
     out: list[str] = []
     for p in paths:
         path = Path(p)
-        if path.is_dir() and not (path / MANIFEST).is_file():
+        if path.is_dir() and (path / MANIFEST).is_file():
+            out.append(str(path))  # a host snapshot: one unit
+        elif path.is_dir() and _is_config_dir(path):
+            out.append(str(path))  # one firewall's configuration: one unit
+        elif path.is_dir():
             # A host snapshot directory inside is one input, not its files.
             snapshots = sorted(f.parent for f in path.rglob(MANIFEST))
             for f in sorted(path.rglob("*")):
@@ -99,6 +103,12 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
         else:
             out.append(str(path))
     return out
+
+
+def _is_config_dir(path: Path) -> bool:
+    from .parsers.firewalld import is_config_dir
+
+    return is_config_dir(path)
 
 
 def split_units(ruleset: Ruleset) -> list[Ruleset]:

@@ -88,27 +88,20 @@ def audit_host(source, codes: list[str], options: dict, suppress: list | None = 
     from .checks.meta import UnreadableInput
     from .checks.suppress import from_config
     from .errors import RuleAnalyzerError
-    from .loader import DEFAULT_MAX_BYTES
-    from .snapshot import Snapshot, load_snapshot, snapshot_ruleset
+    from .loader import DEFAULT_MAX_BYTES, load
+    from .snapshot import Snapshot
 
     cpu, wall = time.process_time(), time.perf_counter()
     name = source.source if isinstance(source, Snapshot) else str(source)
     try:
-        if isinstance(source, Snapshot):
-            ruleset = snapshot_ruleset(source)
-        else:
-            ruleset = load_snapshot(source, max_bytes or DEFAULT_MAX_BYTES)
+        ruleset = load(source, max_bytes=max_bytes or DEFAULT_MAX_BYTES)
     except RuleAnalyzerError as exc:
         report = HostReport(name, os.path.basename(name.rstrip("/")), "?", unreadable=True)
         if "RA001" in codes:
             report.findings = [UnreadableInput().from_error(exc, name)]
         return report
     host = ruleset.host
-    manifest_role = None
-    if isinstance(source, Snapshot):
-        manifest_role = (source.manifest.get("role") or [None])[0]
-    else:
-        manifest_role = ruleset.meta.get("role")
+    manifest_role = ruleset.meta.get("role")
     hostname = (host.name if host and host.name else os.path.basename(name.rstrip("/")))
     report = HostReport(name, hostname, host_role(hostname, manifest_role), rule_count=ruleset.rule_count)
     findings, inline, ctx = ruleset_findings(ruleset, codes, options, set(checks.registry()))

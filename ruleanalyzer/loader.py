@@ -61,6 +61,7 @@ def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> st
 def load(*paths: str | os.PathLike, dialect: str | None = None,
          max_bytes: int = DEFAULT_MAX_BYTES) -> Ruleset:
     """Parse rule files that together describe one firewall into one ruleset.
+    A path may be a host snapshot, a directory or an archive (docs/collect.md).
 
     >>> rs = load("fixtures/rulesets/webserver.rules")       # doctest: +SKIP
     >>> rs.rule_count                                         # doctest: +SKIP
@@ -71,15 +72,21 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
     """
     if not paths:
         raise RuleAnalyzerError("no rule files given")
-    from .snapshot import is_snapshot, load_snapshot
+    from .snapshot import Snapshot, is_snapshot, load_snapshot, snapshot_ruleset
 
     parsed = []
     snapshots = []
     for path in paths:
+        if isinstance(path, Snapshot):  # already read (a fleet audit's worker gets these)
+            snapshots.append(snapshot_ruleset(path, apply=False))
+            continue
         if is_snapshot(path):
             # A host snapshot (directory or archive): its rules, and the
             # host context applied once all files are read.
             snapshots.append(load_snapshot(path, max_bytes, apply=False))
+            continue
+        if os.path.isdir(path):
+            parsed.append(load_directory(path, dialect))
             continue
         text = read_text(path, max_bytes)
         refuse_empty(text, str(path), dialect)
@@ -100,7 +107,25 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
             raise RuleAnalyzerError("more than one host snapshot given for one firewall",
                                     hint="audit a directory of snapshots to compare hosts")
         apply_host(ruleset, ruleset.host)
+    if any(t.name == "firewalld" and t.family == "inet" and t.dialect != "firewalld" for t in ruleset.tables):
+        from .parsers.firewalld_names import name_back
+
+        name_back(ruleset)  # an nft dump firewalld generated: chains back to zones
     return ruleset
+
+
+def load_directory(path: str | os.PathLike, dialect: str | None = None) -> Ruleset:
+    """A directory that is one firewall's configuration (today: firewalld's
+    ``/etc/firewalld``, or a snapshot holding it)."""
+    from .parsers import firewalld
+
+    if dialect in (None, "firewalld") and firewalld.is_config_dir(path):
+        ruleset = firewalld.load_directory(path)
+        ruleset.meta.setdefault("dialect", "firewalld")
+        return ruleset
+    raise RuleAnalyzerError("a directory is not a rule file", Location(str(path)),
+                            hint="name the files in it, or give a firewalld configuration directory "
+                                 "(firewalld.conf, zones/, policies/)")
 
 
 def loads(text: str, dialect: str | None = None, name: str = "<string>") -> Ruleset:
