@@ -58,6 +58,8 @@ class AuditResult:
     hosts: list[list[str]] = field(default_factory=list)
     #: A fleet audit's summary (:func:`ruleanalyzer.fleet.audit_fleet`).
     fleet: dict | None = None
+    #: Fleet audits: config suppression entries (by index) its hosts used.
+    used_config: list[int] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -171,7 +173,8 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
               ignore: list[str] | None = None, config: Config | None = None,
               dialect: str | None = None, together: list[list[str]] | None = None,
               max_bytes: int = DEFAULT_MAX_BYTES, include_generated: bool = False,
-              hosts: bool = True, progress: Callable[[int, int, str], None] | None = None) -> AuditResult:
+              hosts: bool = True, progress: Callable[[int, int, str], None] | None = None,
+              jobs: int | None = None, dask_scheduler=None, host_timeout: float = 600.0) -> AuditResult:
     """Audit rulesets and/or files (directories expand to their files).
 
     ``together`` lists groups of files that describe one firewall; with
@@ -181,7 +184,10 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     Findings of the hygiene families (RA1xx, RA5xx) about a tool's stock
     scaffolding (:mod:`ruleanalyzer.origins`) are left out unless
     ``include_generated``; they are counted in ``AuditResult.generated``.
-    ``progress(done, total, name)`` is called after each unit."""
+    ``progress(done, total, name)`` is called after each unit.
+    Two or more host snapshots among the inputs are audited as a fleet
+    (:mod:`ruleanalyzer.fleet`: ``jobs`` worker processes, or one task per
+    host on ``dask_scheduler``), and ``AuditResult.fleet`` holds the summary."""
     start = time.perf_counter()
     codes, options = _settings(config, select, ignore)
     result = AuditResult(codes=codes)
@@ -192,6 +198,10 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     loose = [i for i in inputs if isinstance(i, Ruleset)]
     paths = [p for p in expand_paths(i for i in inputs if not isinstance(i, Ruleset))
              if str(Path(p)) not in grouped]
+    fleet = _fleet(paths, codes, options, config, max_bytes, include_generated, jobs, dask_scheduler,
+                   host_timeout, progress)
+    if fleet is not None:
+        paths = [p for p in paths if p not in set(fleet.inputs)]
     if hosts:
         for g in host_groups(paths):
             units.append((" + ".join(g), g))
@@ -202,6 +212,8 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     unreadable = UnreadableInput()
     findings: list[Finding] = []
     suppressions = from_config(config.suppress, config.source) if config else []
+    for i in fleet.used_config if fleet is not None else ():
+        suppressions[i].used.add("fleet")  # it silenced a finding on a host of the fleet
     known = set(checks.registry())
     included: set[str] = set()
     for n, (name, what) in enumerate(units, 1):
@@ -233,8 +245,32 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
             progress(n, len(units), name)
     result.findings, result.suppressed, result.generated = settle_findings(
         findings, suppressions, codes, include_generated)
+    if fleet is not None:  # its hosts' findings were settled host by host
+        result.findings = sorted(result.findings + fleet.findings, key=Finding.sort_key)
+        result.inputs = fleet.inputs + result.inputs
+        result.bad_inputs = fleet.bad_inputs + result.bad_inputs
+        result.rule_count += fleet.rule_count
+        result.fleet = fleet.fleet
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _fleet(paths, codes, options, config, max_bytes, include_generated, jobs, dask_scheduler,
+           host_timeout, progress):
+    """The fleet part of an audit: the host snapshots among ``paths`` when
+    there are two or more (or a Dask scheduler is named), else None."""
+    from .snapshot import is_snapshot
+
+    snapshots = [p for p in paths if is_snapshot(p)]
+    if len(snapshots) < 2 and not (dask_scheduler and snapshots):
+        return None
+    from .fleet import audit_fleet
+
+    return audit_fleet(snapshots, codes=codes, options=options,
+                       suppress=config.suppress if config else None,
+                       config_source=config.source if config else None, max_bytes=max_bytes,
+                       jobs=jobs, dask_scheduler=dask_scheduler, host_timeout=host_timeout,
+                       progress=progress, include_generated=include_generated)
 
 
 def ruleset_findings(ruleset: Ruleset, codes: list[str], options: dict, known: set[str]):

@@ -245,14 +245,14 @@ def cmd_audit(args, out) -> int:
 
     progress = ProgressBar() if sys.stderr.isatty() else None
     try:
-        from .fleet import fleet_or_audit
+        from .audit import run_audit
 
-        result = fleet_or_audit(args.paths, select=split(args.select), ignore=split(args.ignore),
-                                config=config, dialect=args.dialect, together=together,
-                                max_bytes=args.max_bytes, progress=progress,
-                                include_generated=args.include_generated, hosts=not args.one_by_one,
-                                jobs=args.jobs, dask_scheduler=args.dask_scheduler,
-                                host_timeout=args.host_timeout)
+        result = run_audit(args.paths, select=split(args.select), ignore=split(args.ignore),
+                           config=config, dialect=args.dialect, together=together,
+                           max_bytes=args.max_bytes, progress=progress,
+                           include_generated=args.include_generated, hosts=not args.one_by_one,
+                           jobs=args.jobs, dask_scheduler=args.dask_scheduler,
+                           host_timeout=args.host_timeout)
     finally:
         if progress is not None:
             progress.close()

@@ -60,6 +60,11 @@ class HostReport:
     services: dict[str, str] = field(default_factory=dict)
     unreadable: bool = False
     failed: str | None = None
+    #: Where findings about the host as a whole point: its manifest's
+    #: ``hostname:`` line (the snapshot itself when there is none).
+    anchor: Where | None = None
+    #: Config suppression entries (by index) that silenced a finding here.
+    used_config: list[int] = field(default_factory=list)
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
     peak_rss: int = 0
@@ -104,9 +109,18 @@ def audit_host(source, codes: list[str], options: dict, suppress: list | None = 
     manifest_role = ruleset.meta.get("role")
     hostname = (host.name if host and host.name else os.path.basename(name.rstrip("/")))
     report = HostReport(name, hostname, host_role(hostname, manifest_role), rule_count=ruleset.rule_count)
+    if host is not None and host.manifest_file:
+        lines = host.manifest_lines.get("hostname", [0])
+        report.anchor = Where(host.manifest_file, lines[0], 1 if lines[0] else 0,
+                              text=f"hostname: {host.name or ''}")
     findings, inline, ctx = ruleset_findings(ruleset, codes, options, set(checks.registry()))
-    suppressions = (from_config(suppress, config_source) if suppress else []) + inline
-    kept, suppressed, _generated = settle_findings(findings, suppressions, codes, include_generated)
+    configured = from_config(suppress, config_source) if suppress else []
+    kept, suppressed, _generated = settle_findings(findings, configured + inline, codes, include_generated)
+    # The entries used here are not unused for the whole audit (RA901).
+    report.used_config = [i for i, entry in enumerate(configured) if entry.used]
+    if "RA901" in codes:
+        kept = [f for f in kept if not (f.code == "RA901" and f.where and f.where.path
+                                        and f.where.path.startswith("suppress["))]
     # Model objects stay here: the findings cross a process boundary.
     report.findings = [_plain(f) for f in kept]
     report.suppressed = len(suppressed)
@@ -386,7 +400,7 @@ def summarize(reports: list[HostReport], codes: list[str]) -> tuple[dict, list[F
                 if "RA610" in codes:
                     drift.append(Finding("RA610", "host-drift", "warning",
                                          f"host {m.name} differs from most of its group '{role}': "
-                                         + "; ".join(notes[m.source]), Where(m.source)))
+                                         + "; ".join(notes[m.source]), m.anchor or Where(m.source)))
     per_code: dict[str, dict[str, int]] = {}
     for r in hosts:
         counted = Counter(f.code for f in r.findings)
@@ -438,6 +452,7 @@ def audit_fleet(sources: list, *, codes: list[str], options: dict, suppress: lis
     result.rule_count = sum(r.rule_count for r in reports)
     result.findings = sorted([f for r in reports for f in r.findings] + drift, key=Finding.sort_key)
     result.fleet = summary
+    result.used_config = sorted({i for r in reports for i in r.used_config})
     result.seconds = time.perf_counter() - start
     return result
 
@@ -449,40 +464,3 @@ def default_jobs() -> int:
     except AttributeError:
         return os.cpu_count() or 1
 
-
-def fleet_or_audit(paths: list, *, select=None, ignore=None, config=None, dialect=None, together=None,
-                   max_bytes=None, progress=None, jobs: int | None = None, dask_scheduler=None,
-                   host_timeout: float = HOST_TIMEOUT, include_generated: bool = False,
-                   hosts: bool = True):
-    """``audit PATHS``: a fleet audit when the paths hold two or more host
-    snapshots (or a Dask scheduler is named), the plain audit otherwise;
-    files that are not snapshots are audited the plain way beside a fleet."""
-    from .audit import _settings, expand_paths, run_audit
-    from .loader import DEFAULT_MAX_BYTES
-    from .snapshot import is_snapshot
-
-    max_bytes = max_bytes or DEFAULT_MAX_BYTES
-    expanded = expand_paths(paths)
-    grouped = {f for g in together or [] for f in g}
-    snapshots = [p for p in expanded if is_snapshot(p) and p not in grouped]
-    if len(snapshots) < 2 and dask_scheduler is None:
-        return run_audit(paths, select=select, ignore=ignore, config=config, dialect=dialect,
-                         together=together, max_bytes=max_bytes, progress=progress,
-                         include_generated=include_generated, hosts=hosts)
-    codes, options = _settings(config, select, ignore)
-    result = audit_fleet(snapshots, codes=codes, options=options,
-                         suppress=config.suppress if config else None,
-                         config_source=config.source if config else None, max_bytes=max_bytes,
-                         jobs=jobs, dask_scheduler=dask_scheduler, host_timeout=host_timeout,
-                         progress=progress, include_generated=include_generated)
-    rest = [p for p in expanded if p not in snapshots]
-    if rest or together:
-        other = run_audit(rest, select=select, ignore=ignore, config=config, dialect=dialect,
-                          together=together, max_bytes=max_bytes, include_generated=include_generated,
-                          hosts=hosts)
-        result.findings = sorted(result.findings + other.findings, key=Finding.sort_key)
-        result.inputs += other.inputs
-        result.bad_inputs += other.bad_inputs
-        result.rule_count += other.rule_count
-        result.suppressed += other.suppressed
-    return result

@@ -220,6 +220,10 @@ class HostContext:
     known: set[str] = field(default_factory=set)
     #: When the snapshot was taken (its manifest), for reports.
     time: str | None = None
+    #: The snapshot's manifest as findings name it, and the line of each of
+    #: its entries (``missing`` → the lines of the ``missing:`` entries).
+    manifest_file: str | None = None
+    manifest_lines: dict[str, list[int]] = field(default_factory=dict)
 
     # -- what the host is ------------------------------------------------------
 

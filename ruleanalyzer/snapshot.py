@@ -68,6 +68,8 @@ class Snapshot:
     files: dict[str, bytes] = field(default_factory=dict)
     #: ``manifest.txt`` as key → list of values.
     manifest: dict[str, list[str]] = field(default_factory=dict)
+    #: The line of each of those values (findings point at them).
+    manifest_lines: dict[str, list[int]] = field(default_factory=dict)
 
     def name(self, member: str) -> str:
         """How a member is named in messages: ``host.tar.gz/ip-addr.json``."""
@@ -112,7 +114,7 @@ def open_snapshot(path: str | os.PathLike, max_bytes: int = 256 * 1024 * 1024) -
     if text is None:
         raise RuleAnalyzerError(f"not a host snapshot: no {MANIFEST}", Location(str(path)),
                                 hint="make one with `ruleanalyzer collect` (docs/collect.md)")
-    snap.manifest = _parse_manifest(text, snap.name(MANIFEST))
+    snap.manifest, snap.manifest_lines = _parse_manifest(text, snap.name(MANIFEST))
     return snap
 
 
@@ -222,20 +224,22 @@ def _read_archive(path: Path, max_bytes: int) -> Snapshot:
     return snap
 
 
-def _parse_manifest(text: str, name: str) -> dict[str, list[str]]:
+def _parse_manifest(text: str, name: str) -> tuple[dict[str, list[str]], dict[str, list[int]]]:
     out: dict[str, list[str]] = {}
+    lines_of: dict[str, list[int]] = {}
     lines = text.splitlines()
     if not lines or lines[0].strip() != FORMAT_LINE:
         raise RuleAnalyzerError(f"not a host snapshot manifest (expected {FORMAT_LINE!r})",
                                 Location(name, 1, 1), source_line=lines[0] if lines else "")
-    for line in lines[1:]:
+    for number, line in enumerate(lines[1:], 2):
         if not line.strip() or line.startswith("#"):
             continue
         key, sep, value = line.partition(":")
         if not sep:
             continue
         out.setdefault(key.strip(), []).append(value.strip())
-    return out
+        lines_of.setdefault(key.strip(), []).append(number)
+    return out, lines_of
 
 
 # -- the host context ---------------------------------------------------------------
@@ -460,6 +464,8 @@ def host_context(snap: Snapshot) -> HostContext:
     host = HostContext(name=snap.hostname, source=snap.source,
                        time=(snap.manifest.get("time") or [None])[0])
     host.missing = list(snap.manifest.get("missing", []))
+    host.manifest_file = snap.name(MANIFEST)
+    host.manifest_lines = {k: list(v) for k, v in snap.manifest_lines.items()}
     data = _json(snap, "ip-addr.json")
     if data is not None:
         parse_addresses(data, snap, "ip-addr.json", host)

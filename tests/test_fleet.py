@@ -59,7 +59,7 @@ def test_fleet_summary_drift_and_counts(fleet):
     assert summary["exposure"]["input 443/tcp (HTTPS)"] == ["db01", "web01", "web02", "web03", "web04"]
     assert summary["drift"] == {"web": ["web03"]}
     drift = [f for f in result.findings if f.code == "RA610"]
-    assert len(drift) == 1 and drift[0].where.file.endswith("web03")
+    assert len(drift) == 1 and drift[0].where.file.endswith("web03/manifest.txt") and drift[0].where.line == 2
     assert "5432/tcp (PostgreSQL) is open here but closed on 3 of 4 'web' hosts" in drift[0].message
     assert summary["findings_per_code"]["RA401"] == {"hosts": 1, "findings": 1}
     assert summary["findings_per_code"]["RA610"] == {"hosts": 1, "findings": 1}
@@ -94,7 +94,7 @@ def test_a_crash_or_a_time_out_is_that_hosts_finding(fleet):
     sources[1] = _KillsItsWorker(sources[1])
     result = audit_fleet(sources, codes=CODES, options={}, jobs=2)
     failed = [f for f in result.findings if f.code == "RA611"]
-    assert [f.where.file for f in failed] == [str(sources[1])]
+    assert [f.where.file for f in failed] == [str(sources[1])]  # no manifest was read: the snapshot
     assert "crashed (its worker process died, exit 7)" in failed[0].message
     assert {h["name"] for h in result.fleet["hosts"] if h["status"] == "ok"} == {
         "db01", "web02", "web03", "web04"}

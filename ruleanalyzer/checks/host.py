@@ -70,12 +70,16 @@ class SnapshotIncomplete(Check):
         host = ctx.ruleset.host
         if host is None:
             return
-        lost = [m for m in host.missing if "not used on this host" not in m
-                and "absent (tool not configured here)" not in m and "absent (module not loaded" not in m]
-        if lost:
+        lines = host.manifest_lines.get("missing", [])
+        for n, entry in enumerate(host.missing):
+            if any(benign in entry for benign in ("not used on this host", "absent (tool not configured here)",
+                                                  "absent (module not loaded")):
+                continue  # nothing there to read: not a gap
+            line = lines[n] if n < len(lines) else 0
             yield Finding(self.code, self.name, self.severity,
-                          f"the snapshot of {host.name or 'this host'} could not read: " + "; ".join(lost),
-                          Where(host.source))
+                          f"the snapshot of {host.name or 'this host'} could not read {entry}",
+                          Where(host.manifest_file or host.source, line, 1 if line else 0,
+                                text=f"missing: {entry}"))
 
 
 class HostDrift(Check):
