@@ -162,7 +162,8 @@ class _Resolver:
                 self.notes.append(f"IPv{family} address types stay undecided: {nets}")
                 return match
             parts.append(AddressMatch(field, tuple(nets)))
-        return AnyOf(tuple(parts), negate=match.negate, text=match.text or "addrtype")
+        text = match.text or f"fib {'daddr' if field == 'dst' else 'saddr'} type {','.join(sorted(match.values))}"
+        return AnyOf(tuple(parts), negate=match.negate, text=text)
 
 
 def _still(match: OpaqueMatch, reason: str) -> OpaqueMatch:
