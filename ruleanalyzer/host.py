@@ -405,10 +405,6 @@ class HostContext:
             return RouteDecision(route.type, route.devices, route, rule)
         return RouteDecision("none")
 
-    def output_interface(self, dst: IPAddress, **selectors) -> RouteDecision:
-        """:meth:`route` for a packet this host forwards."""
-        return self.route(dst, **selectors)
-
     def address_type(self, addr: IPAddress, dev: str | None = None) -> str:
         """The IPv4 route type ``addrtype`` and ``fib … type`` see for
         ``addr`` (the kernel's ``__inet_dev_addr_type``): ``0.0.0.0/8`` and
