@@ -35,6 +35,9 @@ from .checks.base import Finding, Where
 HOST_TIMEOUT = 600.0
 #: Default address-space limit of one worker process (RLIMIT_AS).
 WORKER_MEMORY = 4 * 1024 ** 3
+#: A worker is replaced after this many hosts, so what one process keeps
+#: between hosts (packet spaces, caches) cannot grow without bound.
+HOSTS_PER_WORKER = 100
 #: Ports whose exposure the fleet summary compares: the audit's sensitive
 #: ports (RA401) and the common public services.
 PUBLIC_SERVICES = {21: "FTP", 25: "SMTP", 53: "DNS", 80: "HTTP", 110: "POP3", 143: "IMAP",
@@ -253,14 +256,27 @@ def run_local(sources: list, args: tuple, jobs: int, host_timeout: float, memory
         proc = ctx.Process(target=_worker_main, args=(child, memory), daemon=True)
         proc.start()
         child.close()
-        return {"proc": proc, "conn": parent, "task": None, "since": 0.0}
+        return {"proc": proc, "conn": parent, "task": None, "since": 0.0, "served": 0}
+
+    def retire(w) -> None:
+        try:
+            w["conn"].send(None)
+        except OSError:
+            pass
+        w["proc"].join(60)  # a worker frees its packet spaces on the way out
+        if w["proc"].is_alive():
+            w["proc"].kill()
+            w["proc"].join()
 
     done = 0
     try:
         for _ in range(max(1, min(jobs, len(sources)))):
             workers.append(start())
         while done < len(sources):
-            for w in workers:
+            for i, w in enumerate(workers):
+                if w["task"] is None and pending and w["served"] >= HOSTS_PER_WORKER:
+                    retire(w)
+                    workers[i] = w = start()
                 if w["task"] is None and pending:
                     index = pending.pop()
                     w["task"], w["since"] = index, time.monotonic()
@@ -280,6 +296,7 @@ def run_local(sources: list, args: tuple, jobs: int, host_timeout: float, memory
                         got, report = w["conn"].recv()
                         results[got] = report
                         w["task"] = None
+                        w["served"] += 1
                         done += 1
                         if progress:
                             progress(done, len(sources), str(sources[got]))
@@ -300,15 +317,7 @@ def run_local(sources: list, args: tuple, jobs: int, host_timeout: float, memory
                     workers[i] = start()
     finally:
         for w in workers:
-            try:
-                w["conn"].send(None)
-            except OSError:
-                pass
-        for w in workers:
-            w["proc"].join(60)  # a worker frees its packet spaces on the way out
-            if w["proc"].is_alive():
-                w["proc"].kill()
-                w["proc"].join()
+            retire(w)
     return [r for r in results if r is not None]
 
 
