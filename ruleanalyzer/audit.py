@@ -56,6 +56,10 @@ class AuditResult:
     generated: list[Finding] = field(default_factory=list)
     #: Groups of files audited as one host (each a list of paths).
     hosts: list[list[str]] = field(default_factory=list)
+    #: A fleet audit's summary (:func:`ruleanalyzer.fleet.audit_fleet`).
+    fleet: dict | None = None
+    #: Fleet audits: config suppression entries (by index) its hosts used.
+    used_config: list[int] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -77,17 +81,27 @@ class AuditResult:
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
     """Files named, and every file under directories named (sorted, hidden
     files and documentation skipped)."""
+    from .snapshot import MANIFEST
+
     out: list[str] = []
     for p in paths:
         path = Path(p)
-        if path.is_dir() and _is_config_dir(path):
+        if path.is_dir() and (path / MANIFEST).is_file():
+            out.append(str(path))  # a host snapshot: one unit
+        elif path.is_dir() and _is_config_dir(path):
             out.append(str(path))  # one firewall's configuration: one unit
         elif path.is_dir():
+            # A host snapshot directory inside is one input, not its files.
+            snapshots = sorted(f.parent for f in path.rglob(MANIFEST))
             for f in sorted(path.rglob("*")):
                 rel = f.relative_to(path).parts
                 if f.is_file() and not any(part.startswith(".") for part in rel) \
-                        and f.suffix.lower() not in SKIPPED_SUFFIXES:
+                        and f.suffix.lower() not in SKIPPED_SUFFIXES \
+                        and not any(s in f.parents for s in snapshots):
                     out.append(str(f))
+            out += [str(s) for s in snapshots if not any(part.startswith(".") for part in
+                                                         s.relative_to(path).parts)]
+            out.sort()
         else:
             out.append(str(path))
     return out
@@ -108,11 +122,12 @@ def split_units(ruleset: Ruleset) -> list[Ruleset]:
     return [unit for _label, unit in cloud_units(ruleset)]
 
 
-def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] | None = None
-                  ) -> list[Finding]:
+def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] | None = None,
+                  ctx: Context | None = None) -> list[Finding]:
     """Findings of the checks ``codes`` on one ruleset, before suppressions.
-    A crashing check becomes an RA003 finding instead of aborting."""
-    ctx = Context(ruleset)
+    A crashing check becomes an RA003 finding instead of aborting. ``ctx``
+    lets a caller keep the analyses for its own questions."""
+    ctx = ctx or Context(ruleset)
     findings: list[Finding] = []
     registry = checks.registry()
     for code in codes:
@@ -149,7 +164,8 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
               ignore: list[str] | None = None, config: Config | None = None,
               dialect: str | None = None, together: list[list[str]] | None = None,
               max_bytes: int = DEFAULT_MAX_BYTES, include_generated: bool = False,
-              hosts: bool = True, progress: Callable[[int, int, str], None] | None = None) -> AuditResult:
+              hosts: bool = True, progress: Callable[[int, int, str], None] | None = None,
+              jobs: int | None = None, dask_scheduler=None, host_timeout: float = 600.0) -> AuditResult:
     """Audit rulesets and/or files (directories expand to their files).
 
     ``together`` lists groups of files that describe one firewall; with
@@ -159,7 +175,10 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     Findings of the hygiene families (RA1xx, RA5xx) about a tool's stock
     scaffolding (:mod:`ruleanalyzer.origins`) are left out unless
     ``include_generated``; they are counted in ``AuditResult.generated``.
-    ``progress(done, total, name)`` is called after each unit."""
+    ``progress(done, total, name)`` is called after each unit.
+    Two or more host snapshots among the inputs are audited as a fleet
+    (:mod:`ruleanalyzer.fleet`: ``jobs`` worker processes, or one task per
+    host on ``dask_scheduler``), and ``AuditResult.fleet`` holds the summary."""
     start = time.perf_counter()
     codes, options = _settings(config, select, ignore)
     result = AuditResult(codes=codes)
@@ -170,6 +189,10 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     loose = [i for i in inputs if isinstance(i, Ruleset)]
     paths = [p for p in expand_paths(i for i in inputs if not isinstance(i, Ruleset))
              if str(Path(p)) not in grouped]
+    fleet = _fleet(paths, codes, options, config, max_bytes, include_generated, jobs, dask_scheduler,
+                   host_timeout, progress)
+    if fleet is not None:
+        paths = [p for p in paths if p not in set(fleet.inputs)]
     if hosts:
         for g in host_groups(paths):
             units.append((" + ".join(g), g))
@@ -180,6 +203,8 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     unreadable = UnreadableInput()
     findings: list[Finding] = []
     suppressions = from_config(config.suppress, config.source) if config else []
+    for i in fleet.used_config if fleet is not None else ():
+        suppressions[i].used.add("fleet")  # it silenced a finding on a host of the fleet
     known = set(checks.registry())
     included: set[str] = set()
     for n, (name, what) in enumerate(units, 1):
@@ -204,24 +229,68 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
             if inner:
                 included |= inner
                 result.hosts.append(list(what) + sorted(inner))
-        recognise(ruleset)
-        inline, invalid = parse_inline(ruleset, known)
+        found, inline, _ctx = ruleset_findings(ruleset, codes, options, known)
         suppressions += inline
-        findings += [f for f in invalid if "RA902" in codes]
-        for unit in split_units(ruleset):
-            findings += check_ruleset(unit, codes, options)
+        findings += found
         if progress:
             progress(n, len(units), name)
+    result.findings, result.suppressed, result.generated = settle_findings(
+        findings, suppressions, codes, include_generated)
+    if fleet is not None:  # its hosts' findings were settled host by host
+        result.findings = sorted(result.findings + fleet.findings, key=Finding.sort_key)
+        result.inputs = fleet.inputs + result.inputs
+        result.bad_inputs = fleet.bad_inputs + result.bad_inputs
+        result.rule_count += fleet.rule_count
+        result.fleet = fleet.fleet
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _fleet(paths, codes, options, config, max_bytes, include_generated, jobs, dask_scheduler,
+           host_timeout, progress):
+    """The fleet part of an audit: the host snapshots among ``paths`` when
+    there are two or more (or a Dask scheduler is named), else None."""
+    from .snapshot import is_snapshot
+
+    snapshots = [p for p in paths if is_snapshot(p)]
+    if len(snapshots) < 2 and not (dask_scheduler and snapshots):
+        return None
+    from .fleet import audit_fleet
+
+    return audit_fleet(snapshots, codes=codes, options=options,
+                       suppress=config.suppress if config else None,
+                       config_source=config.source if config else None, max_bytes=max_bytes,
+                       jobs=jobs, dask_scheduler=dask_scheduler, host_timeout=host_timeout,
+                       progress=progress, include_generated=include_generated)
+
+
+def ruleset_findings(ruleset: Ruleset, codes: list[str], options: dict, known: set[str]):
+    """``(findings, inline suppressions, context)`` of one ruleset, before
+    suppressions are applied; the context is the last unit's (a host's
+    analyses, for a caller's own questions)."""
+    recognise(ruleset)
+    inline, invalid = parse_inline(ruleset, known)
+    findings = [f for f in invalid if "RA902" in codes]
+    ctx = None
+    for unit in split_units(ruleset):
+        ctx = Context(unit)
+        findings += check_ruleset(unit, codes, options, ctx)
+    return findings, inline, ctx
+
+
+def settle_findings(findings: list[Finding], suppressions: list, codes: list[str],
+                    include_generated: bool):
+    """``(kept, suppressed, generated)``: suppressions applied (unused ones
+    become RA901), stock-scaffolding findings set aside unless
+    ``include_generated``, findings of one cause grouped, sorted."""
     kept, suppressed, unused = apply_suppressions(findings, suppressions, set(codes))
     if "RA901" in codes:
         kept += unused
+    generated: list[Finding] = []
     if not include_generated:
-        result.generated = group([f for f in kept if is_stock_noise(f)])
+        generated = group([f for f in kept if is_stock_noise(f)])
         kept = [f for f in kept if not is_stock_noise(f)]
-    result.findings = sorted(group(_dedupe(kept)), key=Finding.sort_key)
-    result.suppressed = suppressed
-    result.seconds = time.perf_counter() - start
-    return result
+    return sorted(group(_dedupe(kept)), key=Finding.sort_key), suppressed, generated
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

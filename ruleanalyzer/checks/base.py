@@ -245,7 +245,10 @@ class Context:
         if self._space is None:
             from ..space import Layout
 
-            extra = [InterfaceMatch(f, self.EXTRA_INTERFACES) for f in ("iif", "oif")]
+            # With a host snapshot, its interfaces too (routes name them).
+            host = self.ruleset.host
+            names = self.EXTRA_INTERFACES + (tuple(host.interfaces) if host is not None else ())
+            extra = [InterfaceMatch(f, tuple(dict.fromkeys(names))) for f in ("iif", "oif")]
             self._space = shared_space(Layout.for_ruleset(self.ruleset, extra))
         return self._space
 
@@ -282,8 +285,8 @@ class Context:
         the structure checks). Every hook of the family is analysed in one
         go (input and forward share their prerouting walk)."""
         key = (hook, family)
-        if self._exhausted:
-            return None
+        if self._exhausted or (hook == "forward" and self.host_forwards(family) is False):
+            return None  # a host that forwards nothing: FORWARD is moot (RA601 says so)
         if key not in self._reach:
             from ..space.packetset import SpaceMemoryError
             from ..space.reach import ReachError, analyze_hooks
@@ -312,6 +315,11 @@ class Context:
             for h in hooks:
                 self._reach[(h, family)] = found.get(h)
         return self._reach[key]
+
+    def host_forwards(self, family: int) -> bool | None:
+        """With a host snapshot: does the host forward IPv``family`` at all?"""
+        host = self.ruleset.host
+        return None if host is None else host.forwards_any(family)
 
     def out_of_space(self, exc: BaseException, what: str = "") -> bool:
         """If ``exc`` is the packet space reaching its memory limit (in an
