@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..model import (Accept, AnyOf, Dispatch, Drop, EcnStrip, Jump, Log, Nat, Notrack, Reject, Rule,
-                     SetField)
+from ..model import (Accept, AnyOf, Dispatch, Drop, EcnStrip, Goto, Jump, Log, Nat, Notrack, Reject,
+                     Return, Rule, SetField)
 from .base import Check, Context, Finding, Option, related_policy, related_rule
 from .structure import explained_by_structure
 
@@ -37,6 +37,38 @@ def outcome(rule: Rule) -> str:
         return "drop"
     target = getattr(action, "target", None)
     return f"{action.name} {target}" if target else action.name
+
+
+def meant(rule: Rule) -> str:
+    """The verdict a rule gives the packets it takes: :func:`outcome`, but
+    a jump or goto into a chain that gives every packet one verdict (a
+    ``DUMP`` chain that logs and drops) counts as that verdict."""
+    out = outcome(rule)
+    if out in ("accept", "drop") or not isinstance(rule.action, (Jump, Goto)):
+        return out
+    return _chain_verdict(rule, rule.action.target, 4) or out
+
+
+def _chain_verdict(rule: Rule, name: str, depth: int) -> str | None:
+    """``accept``/``drop`` when chain ``name`` of ``rule``'s table ends every
+    packet that enters it with that one verdict, else None."""
+    table = rule.chain.table if rule.chain is not None else None
+    chain = table.chains.get(name) if table is not None else None
+    if chain is None or depth <= 0 or not chain.rules:
+        return None
+    last = chain.rules[-1]
+    if last.matches or outcome(last) not in ("accept", "drop"):
+        return None  # packets can fall off its end (back to the caller)
+    found = set()
+    for r in chain.rules:
+        v = outcome(r)
+        if v in ("accept", "drop"):
+            found.add(v)
+        elif isinstance(r.action, (Jump, Goto)):
+            found.add(_chain_verdict(r, r.action.target, depth - 1))
+        elif not isinstance(r.action, (Log, SetField)) or r.action.terminal:
+            return None  # a RETURN, a queue, a verdict map: not one verdict
+    return found.pop() if len(found) == 1 else None
 
 
 @dataclass
@@ -128,6 +160,8 @@ class Story:
     deciders: list[Rule] = field(default_factory=list)
     conflicts: list[tuple[str, str, Rule | None]] = field(default_factory=list)
     shadowed: bool | None = None
+    #: Rule id → the jump of the rule's chain through which a cover rule takes the packets.
+    via: dict[int, Rule] = field(default_factory=dict)
 
 
 _RANK = {"blocked": 0, "changed": 1, "callers": 2, "own": 3}
@@ -155,6 +189,7 @@ def stories(ctx: Context) -> dict[int, Story]:
                 out[id(rule)] = story
             elif story.kind == best.kind == "blocked":
                 best.cover += [r for r in story.cover if r not in best.cover]
+                best.via.update(story.via)
                 best.shadowed = _either(best.shadowed, story.shadowed)
     ctx.__dict__["_dead_stories"] = out
     return out
@@ -264,7 +299,7 @@ def _earlier_deciders(reach, rule: Rule, target) -> list[Rule]:
         taken = reach.rule_sets(other).matched_upper & target
         if not taken.is_empty():
             options.append((other, reach.rule_sets(other).match_upper & target))
-    return _greedy(options, target, outcome(rule))[0]
+    return _greedy(options, target, meant(rule))[0]
 
 
 def _callers(reach) -> dict[int, list[Rule]]:
@@ -339,9 +374,61 @@ def _cover(reach, rule: Rule, packets, story: Story) -> None:
             continue  # not on this path
         if not takes.is_empty():
             options.append((other, takes))
-    story.cover, story.more, remaining = _greedy(options, packets, outcome(rule))
+    story.cover, story.more, remaining = _greedy(options, packets, meant(rule))
     if not remaining.is_empty():  # the rest was changed on the way (a MARK in the chain …)
         story.changers = [o for o in rule.chain.rules[:rule.index - 1] if _writes(o)][:COVER_CAP]
+    story.cover = _inside_jumps(reach, story, packets)
+
+
+def _inside_jumps(reach, story: Story, packets, depth: int = 3) -> list[Rule]:
+    """``story.cover`` with each jump or goto replaced by the rules of the
+    chain it enters that decide the packets it takes from ``packets`` (a
+    jump is not the cause: what the chain does to them is), where those
+    rules account for all of them; the jump is kept in ``story.via``."""
+    out: list[Rule] = []
+    for blocker in story.cover:
+        inner = _deciders_inside(reach, blocker, packets, depth)
+        for r in inner or [blocker]:
+            if r not in out:
+                out.append(r)
+            if inner:
+                story.via.setdefault(id(r), blocker)
+    if len(out) > COVER_CAP:
+        story.more += len(out) - COVER_CAP
+        out = out[:COVER_CAP]
+    return out
+
+
+def _deciders_inside(reach, jump: Rule, packets, depth: int) -> list[Rule]:
+    if depth <= 0 or not isinstance(jump.action, (Jump, Goto)) or jump.chain is None:
+        return []
+    target = jump.chain.table.chains.get(jump.action.target) if jump.chain.table else None
+    if target is None or target is jump.chain:
+        return []
+    try:
+        flow = _taken(reach, jump) & packets
+    except KeyError:
+        return []
+    if flow.is_empty():
+        return []
+    options = []
+    for other in target.rules:
+        if not _decides(other) or isinstance(other.action, Return):
+            continue
+        try:
+            takes = _takes(reach, other) & flow
+        except KeyError:
+            continue
+        if not takes.is_empty():
+            options.append((other, takes))
+    cover, _more, remaining = _greedy(options, flow, "")
+    if not remaining.is_empty() or _more:
+        return []  # some come back or fall off the chain's end: the jump itself is the cause
+    out: list[Rule] = []
+    for r in cover:
+        deeper = _deciders_inside(reach, r, flow, depth - 1)
+        out += [x for x in (deeper or [r]) if x not in out]
+    return out
 
 
 def _takes(reach, other: Rule):
@@ -372,9 +459,9 @@ def _greedy(options, packets, mine: str):
             break
         whole = [(o, t) for o, t in live if t == remaining]
         if whole:
-            best = max(whole, key=lambda ot: (outcome(ot[0]) != mine, ot[0].index))
+            best = max(whole, key=lambda ot: (meant(ot[0]) != mine, ot[0].index))
         else:
-            best = max(live, key=lambda ot: (ot[1].size(), outcome(ot[0]) != mine))
+            best = max(live, key=lambda ot: (ot[1].size(), meant(ot[0]) != mine))
         cover.append(best[0])
         remaining = remaining - best[1]
         options = [(o, t) for o, t in options if o is not best[0]]
@@ -385,8 +472,8 @@ def _by_cover(rule: Rule, cover: list[Rule]) -> bool | None:
     """When every blocking rule gives a verdict itself, they tell: another
     verdict than the rule's among them means shadowed. None when a jump or
     a RETURN among them leaves it to the verdict sets."""
-    mine = outcome(rule)
-    theirs = {outcome(b) for b in cover}
+    mine = meant(rule)
+    theirs = {meant(b) for b in cover}
     if mine not in _PAST or not theirs or not theirs <= set(_PAST):
         return None
     return theirs != {mine}
@@ -396,7 +483,7 @@ def _verdicts(reach, rule: Rule, packets) -> bool | None:
     """Do some of ``packets`` (the rule's, taken earlier) get another
     verdict than the rule's (True), surely none (False), or can the sets
     not tell (None: the rule gives no verdict, or bounds are uncertain)?"""
-    mine = outcome(rule)
+    mine = meant(rule)
     dropped = reach.dropped
     if mine == "accept":
         if not packets.intersects(dropped.upper):
@@ -459,7 +546,7 @@ def _after_change(reach, rule: Rule, target, entry, story: Story) -> None:
             remaining = remaining - taken
     verdicts = {outcome(d) for d in story.deciders}
     if verdicts:
-        story.shadowed = any(v != outcome(rule) for v in verdicts) if outcome(rule) in _PAST else None
+        story.shadowed = any(v != meant(rule) for v in verdicts) if meant(rule) in _PAST else None
 
 
 def _written(rule: Rule, fields: list[str]) -> str:
@@ -500,8 +587,8 @@ def _blocked(ctx: Context):
 def _is_shadowed(story: Story) -> bool:
     if story.shadowed is not None:
         return story.shadowed
-    mine = outcome(story.rule)
-    decided = [outcome(b) for b in story.cover + story.deciders if outcome(b) in ("accept", "drop")]
+    mine = meant(story.rule)
+    decided = [meant(b) for b in story.cover + story.deciders if meant(b) in ("accept", "drop")]
     return any(v != mine for v in decided) if mine in _PAST else False
 
 
@@ -520,6 +607,23 @@ def _changed_message(story: Story, verb: str) -> tuple[str, list[str], tuple]:
         details.append("the conditions this rule adds (sources, ports …) have no effect on them")
     cause = ("changed", tuple(id(c) for c in story.changers), tuple(id(d) for d in story.deciders))
     return head, details, cause
+
+
+def _would(rule: Rule) -> str:
+    """What the rule would do, as a verb: ``drop``, ``drop (through chain
+    DUMP)``, ``send to chain X``."""
+    out, verdict = outcome(rule), meant(rule)
+    if isinstance(rule.action, (Jump, Goto)):
+        target = rule.action.target
+        return f"{verdict} (through chain {target})" if verdict in _PAST else f"send to chain {target}"
+    return verdict
+
+
+def _via(story: Story, rule: Rule) -> str:
+    """`` via INPUT rule 1 (line 8)`` when ``rule`` takes the packets
+    inside a chain that ``story.rule``'s chain jumps to."""
+    jump = story.via.get(id(rule))
+    return f", entered via {_name(jump)}" if jump is not None else ""
 
 
 class ShadowedRule(Check):
@@ -578,7 +682,7 @@ class RedundantRule(Check):
 
 def _dead_finding(check: Check, story: Story, shadowed: bool) -> Finding:
     rule = story.rule
-    mine = outcome(rule)
+    mine = meant(rule)
     if story.kind == "changed":
         head, details, cause = _changed_message(story, mine)
         related = [related_rule(c, "changes its packets first") for c in story.changers]
@@ -586,24 +690,26 @@ def _dead_finding(check: Check, story: Story, shadowed: bool) -> Finding:
         return check.finding(head, rule=rule, related=related, details=details, cause=cause,
                              group_message="{count} rules can never match: " + head.split(": ", 1)[1])
     cover = story.cover
+    if shadowed:  # the rules that decide otherwise tell the story: name them first
+        cover = sorted(cover, key=lambda b: meant(b) == mine)
     extra = len(cover) - 2 + story.more
     names = ", ".join(_chain_text(b) if b.chain is not rule.chain else _name(b) for b in cover[:2]) \
         + (f" and {extra} more" if extra > 0 else "")
-    differing = [b for b in cover if outcome(b) != mine]
+    differing = [b for b in cover if meant(b) != mine]
     if shadowed:
-        other = next((outcome(b) for b in differing if outcome(b) in _PAST), None)
+        other = next((meant(b) for b in differing if meant(b) in _PAST), None)
         if story.shadowed and mine in _PAST:  # the verdict sets say so
             other = "drop" if mine == "accept" else "accept"
         fate = f"{_PAST[other]} instead" if other else "decided otherwise"
-        head = (f"rule can never match: the packets it would {mine} are taken first by {names}, "
-                f"and some are {fate}")
+        head = (f"rule can never match: the packets it would {_would(rule)} are taken first by "
+                f"{names}, and some are {fate}")
     else:
         head = f"rule can never match: {names} already {'take' if len(cover) > 1 else 'takes'} " \
                f"every packet it matches" + (f" ({_PAST[mine]} all the same)" if mine in _PAST else "")
-    details = [_listing(b, f"({outcome(b)})") for b in cover]
+    details = [_listing(b, f"({outcome(b)}{_via(story, b)})") for b in cover]
     if story.more:
         details.append(f"… and {story.more} more earlier rule(s) take the rest")
-    related = [related_rule(b, f"takes its packets first ({outcome(b)})") for b in cover]
+    related = [related_rule(b, f"takes its packets first ({outcome(b)}{_via(story, b)})") for b in cover]
     cause = ("blocked", id(rule.chain), tuple(id(b) for b in cover))
     group = head.replace("rule can never match", "{count} rules can never match").replace(
         "it would", "they would").replace("it matches", "they match")

@@ -1,0 +1,32 @@
+"""What RA101-RA103 say: the rule that really decides, named in its own
+chain, and the category by the verdicts packets really get."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ruleanalyzer.audit import run_audit
+
+HERE = Path(__file__).parent
+
+
+def _findings(name: str, codes: list[str]):
+    return run_audit([HERE / name], select=codes).findings
+
+
+def test_a_jump_is_not_the_cause_the_chain_it_enters_is():
+    """INPUT jumps to blocklist, whose DROP takes the rule's packets: the
+    finding names blocklist's rule and says which jump leads there."""
+    [f] = _findings("RA101/trigger_jump.rules", ["RA101"])
+    assert "taken first by filter blocklist rule 1 (line 7)" in f.message
+    assert f.details == ["blocklist rule 1 (line 7) (drop, entered via INPUT rule 1 (line 4)): "
+                         "-A blocklist -s 203.0.113.0/24 -j DROP"]
+
+
+def test_a_jump_into_a_chain_that_always_drops_is_a_drop():
+    [f] = _findings("RA101/trigger_dump_chain.rules", ["RA101", "RA102"])
+    assert f.code == "RA101"
+    assert f.message.startswith("rule can never match: the packets it would drop (through chain DUMP) "
+                                "are taken first by INPUT rule 1 (line 7)")
+    [g] = _findings("RA102/trigger_dump_chain.rules", ["RA101", "RA102"])
+    assert g.code == "RA102" and g.message.endswith("(dropped all the same)")
