@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..model import (Accept, AnyOf, Dispatch, Drop, EcnStrip, Goto, Jump, Log, Nat, Notrack, Reject,
-                     Return, Rule, SetField)
+from ..model import (Accept, AnyOf, Dispatch, Drop, EcnStrip, Goto, Jump, Log, Nat, Notrack,
+                     OpaqueMatch, Reject, Return, Rule, SetField)
 from .base import Check, Context, Finding, Option, related_policy, related_rule
 from .structure import explained_by_structure
 
@@ -162,9 +162,13 @@ class Story:
     shadowed: bool | None = None
     #: Rule id → the jump of the rule's chain through which a cover rule takes the packets.
     via: dict[int, Rule] = field(default_factory=dict)
+    #: A jump leading to the rule's chain, when the cover lies before it (in the caller's chain).
+    site: Rule | None = None
+    #: Chains entered only by dead jumps, this rule among them: their rules never run either.
+    orphaned: list = field(default_factory=list)
 
 
-_RANK = {"blocked": 0, "changed": 1, "callers": 2, "own": 3}
+_RANK = {"blocked": 0, "changed": 1, "callers": 2, "own": 3, "orphan": 4}
 
 
 def stories(ctx: Context) -> dict[int, Story]:
@@ -191,8 +195,34 @@ def stories(ctx: Context) -> dict[int, Story]:
                 best.cover += [r for r in story.cover if r not in best.cover]
                 best.via.update(story.via)
                 best.shadowed = _either(best.shadowed, story.shadowed)
+    _mark_orphans(ctx, out)
     ctx.__dict__["_dead_stories"] = out
     return out
+
+
+def _mark_orphans(ctx: Context, out: dict[int, Story]) -> None:
+    """A user chain entered only by dead jumps is dead because of them:
+    its rules' stories become ``orphan`` (no finding of their own) and each
+    dead jump's story lists the chain (``orphaned``), so one cause gives
+    one finding."""
+    dead = {id(d.rule) for d in dead_rules(ctx)}
+    for table in ctx.ruleset.tables:
+        callers: dict[str, list[Rule]] = {}
+        for chain in table.chains.values():
+            for r in chain.rules:
+                for target in r.jump_targets():
+                    callers.setdefault(target, []).append(r)
+        for name, jumps in callers.items():
+            chain = table.chains.get(name)
+            if chain is None or chain.is_base or not chain.rules \
+                    or any(id(j) not in dead for j in jumps):
+                continue
+            for r in chain.rules:
+                if id(r) in out:
+                    out[id(r)].kind = "orphan"
+            for j in jumps:
+                if id(j) in out and j.chain is not chain:
+                    out[id(j)].orphaned.append(chain)
 
 
 def _either(a: bool | None, b: bool | None) -> bool | None:
@@ -243,10 +273,108 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
             story.kind, story.cover = "blocked", earlier
             story.shadowed = _by_cover(rule, earlier)
             return story
+    site = _caller_path(reach, rule, target)
+    if site is not None:  # rules on the way to its chain decide its packets first
+        jump, want, base = site
+        candidates = [o for o in _walked_before(reach, rule) if _takes_from(reach, o, base)]
+        cover, more, remaining = _sure_first(reach, candidates, want, meant(rule), matched=True)
+        entered = _entry(reach, base)
+        if entered is not None:  # what never got to the base chain was changed on the way (NAT)
+            remaining = remaining & entered
+        if cover and remaining.is_empty():
+            story.kind, story.site, story.cover, story.more = "blocked", jump, cover, more
+            story.cover = _inside_jumps(reach, story, want)
+            story.shadowed = _by_cover(rule, story.cover)
+            if story.shadowed is None:
+                story.shadowed = _verdicts(reach, rule, want)
+            return story
+        story.via = {}
     story.kind = "callers"
     if entry is not None and not entry.is_empty():
         story.conflicts = _caller_conflicts(reach, rule, entry)
     return story
+
+
+def _caller_path(reach, rule: Rule, target, depth: int = 4):
+    """``(jump, packets, base)``: ``target`` narrowed by the conditions of
+    a way into ``rule``'s chain (a jump, its callers' jumps up to a base
+    chain, verdict-map branches) that admits some of them — so no condition
+    contradicts —, the first jump of that way and the base chain it starts
+    at. None when every way excludes them (the callers story tells it)."""
+    if depth <= 0 or rule.chain is None or rule.chain.is_base:
+        return None
+    for caller in _callers(reach).get(id(rule.chain), []):
+        try:
+            want = target & _sends(reach, caller, rule.chain.name)
+        except KeyError:
+            continue
+        if want.is_empty():
+            continue
+        if caller.chain is not None and caller.chain.is_base:
+            return caller, want, caller.chain
+        higher = _caller_path(reach, caller, want, depth - 1)
+        if higher is not None:
+            return caller, higher[1], higher[2]
+    return None
+
+
+def _takes_from(reach, other: Rule, base) -> bool:
+    """Can ``other``, visited earlier, take packets from a rule whose way
+    in starts at base chain ``base``? A drop anywhere; an accept (or a jump,
+    which may accept) only on that base chain's own way — an accept ends
+    only its own base chain."""
+    if meant(other) == "drop":
+        return True
+    if meant(other) != "accept" and not isinstance(other.action, (Jump, Goto, Dispatch)):
+        return False
+    return _base_of(reach, other.chain) is base
+
+
+def _base_of(reach, chain, depth: int = 8):
+    """The base chain whose walk enters ``chain`` (its first caller's, up)."""
+    while chain is not None and not chain.is_base and depth > 0:
+        callers = _callers(reach).get(id(chain))
+        chain = callers[0].chain if callers else None
+        depth -= 1
+    return chain
+
+
+def _walked_before(reach, rule: Rule) -> list[Rule]:
+    """Rules the walk visits before ``rule`` (earlier hooks and base chains,
+    the callers' rules before their jumps)."""
+    out = []
+    for other in reach.rules():
+        if other is rule:
+            break
+        out.append(other)
+    return out
+
+
+def _sends(reach, caller: Rule, chain: str):
+    """Packets ``caller`` would send into ``chain``: its match, and for a
+    verdict map the branches that lead there."""
+    sets = reach.rule_sets(caller).match_upper
+    action = caller.action
+    if not isinstance(action, Dispatch):
+        return sets
+    node = reach.space.false
+    for match, branch in action.branches:
+        if getattr(branch, "target", None) == chain:
+            node |= _encode(reach.space, match).node
+    return sets & reach.space.wrap(node)
+
+
+def _deciding_before(reach, chain, packets) -> list[Rule]:
+    """Rules of the walk before base chain ``chain`` that give a verdict to
+    some of ``packets`` (earlier hooks, lower priorities, other tables)."""
+    first = chain.rules[0] if chain.rules else None
+    out = []
+    for other in reach.rules():
+        if other is first:
+            break
+        if outcome(other) in _PAST and reach.rule_sets(other).matched_upper.intersects(packets):
+            out.append(other)
+    return out
 
 
 def _encode(space, match):
@@ -270,11 +398,44 @@ def _own_conflicts(space, rule: Rule) -> list[tuple[str, str, Rule | None]]:
     family = _table_family(space, rule)
     for i, (m, s) in enumerate(zip(rule.matches, sets)):
         if (s & family).is_empty():
-            return [(m.text, "", None)]
+            return [(_condition(rule, m), "", None)]
         for m2, s2 in zip(rule.matches[:i], sets[:i]):
             if (s & s2 & family).is_empty():
-                return [(m2.text, m.text, None)]
+                return [(_condition(rule, m2), _condition(rule, m), None)]
     return []
+
+
+_SET_REF = re.compile(r"@[A-Za-z_][\w.-]*")
+
+
+def empty_set(rule: Rule, match) -> str | None:
+    """The name of the set (``@blocklist``) a condition of ``rule`` looks up
+    when that condition has no element at all, else None."""
+    if match.negate:
+        return None
+    values = next((getattr(match, a) for a in ("networks", "names", "ranges", "values", "matches")
+                   if hasattr(match, a)), None)
+    if values is None or len(values) or isinstance(match, OpaqueMatch):
+        return None
+    refs = _SET_REF.findall(rule.text or "")
+    return refs[0] if len(refs) == 1 else None
+
+
+def _condition(rule: Rule, match) -> str:
+    """A condition as written, or (a reader kept no text) as the model has it."""
+    if match.text:
+        return match.text
+    name = empty_set(rule, match)
+    if name:
+        return name
+    field_ = getattr(match, "field", type(match).__name__)
+    value = next((getattr(match, a) for a in ("networks", "names", "ranges", "values")
+                  if hasattr(match, a)), None)
+    if isinstance(value, tuple) and value and isinstance(value[0], tuple):
+        value = ",".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in value)
+    elif isinstance(value, (tuple, frozenset)):
+        value = ",".join(sorted(str(v) for v in value)) or "{}"
+    return f"{field_} {'!= ' if match.negate else ''}{value if value is not None else '…'}"
 
 
 def _table_family(space, rule: Rule):
@@ -288,18 +449,8 @@ def _table_family(space, rule: Rule):
 
 def _earlier_deciders(reach, rule: Rule, target) -> list[Rule]:
     """Rules of base chains run before ``rule``'s that decide its packets
-    (a small cover of them, as :func:`_greedy` picks)."""
-    first = rule.chain.rules[0]
-    options = []
-    for other in reach.rules():
-        if other is first:
-            break
-        if outcome(other) not in _PAST:
-            continue
-        taken = reach.rule_sets(other).matched_upper & target
-        if not taken.is_empty():
-            options.append((other, reach.rule_sets(other).match_upper & target))
-    return _greedy(options, target, meant(rule))[0]
+    (a small cover of them, as :func:`_sure_first` picks)."""
+    return _sure_first(reach, _deciding_before(reach, rule.chain, target), target, meant(rule))[0]
 
 
 def _callers(reach) -> dict[int, list[Rule]]:
@@ -330,20 +481,23 @@ def _caller_conflicts(reach, rule: Rule, entry) -> list[tuple[str, str, Rule | N
     out: list[tuple[str, str, Rule | None]] = []
     for caller in callers:
         theirs = [(m, _encode(space, m)) for m in caller.matches]
-        found = next(((m.text, mj.text) for m, s in mine for mj, sj in theirs
-                      if (s & sj).is_empty()), None)
+        found = next(((_condition(rule, m), _condition(caller, mj)) for m, s in mine
+                      for mj, sj in theirs if (s & sj).is_empty()), None)
         if found is not None:
             out.append((found[0], found[1], caller))
     if not out and excluded:
-        out = [(m.text, "", None) for m, _ in excluded[:1]]
+        out = [(_condition(rule, m), "", None) for m, _ in excluded[:1]]
     return out
 
 
-def _taken(reach, other: Rule):
-    """Packets ``other`` takes away from the rules after it: what it
-    matched, less what comes back from a jump (it reaches the next rule)."""
+def _taken(reach, other: Rule, sure: bool = False):
+    """Packets ``other`` (``sure``: surely) takes away from the rules after
+    it: what it matched, less what comes back from a jump (it reaches the
+    next rule)."""
     sets = reach.rule_sets(other)
-    taken = sets.matched_upper
+    # Surely taken: what surely matches among what may get there (the walk
+    # takes those from the later rules' possible packets).
+    taken = sets.reaching_upper & sets.match_lower if sure else sets.matched_upper
     if isinstance(other.action, (Jump, Dispatch)) and other.chain and other.index < len(other.chain.rules):
         try:
             taken = taken - reach.rule_sets(other.chain.rules[other.index]).reaching_upper
@@ -362,22 +516,16 @@ def _writes(rule: Rule) -> bool:
     return any(isinstance(a, (SetField, Notrack, EcnStrip, Nat)) for a in (rule.action, *rule.effects))
 
 
-def _cover(reach, rule: Rule, packets, story: Story) -> None:
-    """A small set of earlier rules of the chain that take ``packets``."""
-    options = []
-    for other in rule.chain.rules[:rule.index - 1]:
-        if not _decides(other):
-            continue
-        try:
-            takes = _takes(reach, other) & packets
-        except KeyError:
-            continue  # not on this path
-        if not takes.is_empty():
-            options.append((other, takes))
-    story.cover, story.more, remaining = _greedy(options, packets, meant(rule))
+def _cover(reach, rule: Rule, packets, story: Story, site: Rule | None = None):
+    """A small set of the rules before ``site`` (the rule itself, or a jump
+    leading to its chain) in its chain that take ``packets``."""
+    site = site or rule
+    earlier = [o for o in site.chain.rules[:site.index - 1] if _decides(o)]
+    story.cover, story.more, remaining = _sure_first(reach, earlier, packets, meant(rule))
     if not remaining.is_empty():  # the rest was changed on the way (a MARK in the chain …)
-        story.changers = [o for o in rule.chain.rules[:rule.index - 1] if _writes(o)][:COVER_CAP]
+        story.changers = [o for o in site.chain.rules[:site.index - 1] if _writes(o)][:COVER_CAP]
     story.cover = _inside_jumps(reach, story, packets)
+    return remaining
 
 
 def _inside_jumps(reach, story: Story, packets, depth: int = 3) -> list[Rule]:
@@ -411,17 +559,8 @@ def _deciders_inside(reach, jump: Rule, packets, depth: int) -> list[Rule]:
         return []
     if flow.is_empty():
         return []
-    options = []
-    for other in target.rules:
-        if not _decides(other) or isinstance(other.action, Return):
-            continue
-        try:
-            takes = _takes(reach, other) & flow
-        except KeyError:
-            continue
-        if not takes.is_empty():
-            options.append((other, takes))
-    cover, _more, remaining = _greedy(options, flow, "")
+    inner = [o for o in target.rules if _decides(o) and not isinstance(o.action, Return)]
+    cover, _more, remaining = _sure_first(reach, inner, flow, "")
     if not remaining.is_empty() or _more:
         return []  # some come back or fall off the chain's end: the jump itself is the cause
     out: list[Rule] = []
@@ -431,16 +570,44 @@ def _deciders_inside(reach, jump: Rule, packets, depth: int) -> list[Rule]:
     return out
 
 
-def _takes(reach, other: Rule):
-    """Packets ``other`` would take from a later rule: its own match (any
-    packet of it that got that far is taken by it or an earlier rule), for
-    a jump only what does not come back."""
+def _takes(reach, other: Rule, sure: bool = False):
+    """Packets ``other`` would (``sure``: surely) take from a later rule:
+    its own match (any packet of it that got that far is taken by it or an
+    earlier rule), for a jump only what does not come back."""
     if isinstance(other.action, (Jump, Dispatch)):
-        return _taken(reach, other)
-    return reach.rule_sets(other).match_upper
+        return _taken(reach, other, sure)
+    sets = reach.rule_sets(other)
+    return sets.match_lower if sure else sets.match_upper
 
 
-def _greedy(options, packets, mine: str):
+def _sure_first(reach, candidates, packets, mine: str, cap: int = None, matched: bool = False):
+    """:func:`_greedy` over what ``candidates`` surely take first, so a rule
+    whose condition is undecidable (a set of unknown contents) is named only
+    for packets no decided rule accounts for; then over what they may take.
+    ``matched``: rules of other chains, which take only what reached them."""
+    cap = COVER_CAP if cap is None else cap
+    sure, maybe = [], []
+    takes = _taken if matched else _takes
+    for other in candidates:
+        try:
+            up = takes(reach, other) & packets
+        except KeyError:
+            continue  # not on this path
+        if up.is_empty():
+            continue
+        maybe.append((other, up))
+        low = takes(reach, other, sure=True) & packets
+        if not low.is_empty():
+            sure.append((other, low))
+    cover, more, remaining = _greedy(sure, packets, mine, cap)
+    if not remaining.is_empty() and not more:
+        rest, more, remaining = _greedy([(o, t) for o, t in maybe if o not in cover], remaining,
+                                        mine, cap - len(cover))
+        cover += rest
+    return cover, more, remaining
+
+
+def _greedy(options, packets, mine: str, cap: int = COVER_CAP):
     """Batfish's blocking lines: a single rule taking all of ``packets``
     where one does (another action than ``mine`` first, then the nearest),
     else greedily the largest overlap first (another action wins a tie);
@@ -454,7 +621,7 @@ def _greedy(options, packets, mine: str):
         live = [(o, t) for o, t in live if not t.is_empty()]
         if not live:
             break
-        if len(cover) >= COVER_CAP:
+        if len(cover) >= cap:
             more = len(live)
             break
         whole = [(o, t) for o, t in live if t == remaining]
@@ -619,6 +786,21 @@ def _would(rule: Rule) -> str:
     return verdict
 
 
+def _orphan_lines(story: Story) -> list[str]:
+    return [f"chain {c.name} is entered only by rules that never match: its {len(c.rules)} "
+            f"rule(s) never run either" for c in story.orphaned]
+
+
+def _before(story: Story) -> str:
+    """`` before INPUT rule 13 (line 87) jumps to admin`` when the cover
+    lies in the chain that calls the rule's chain."""
+    site = story.site
+    if site is None:
+        return ""
+    return f" before {_name(site)} {'goes' if isinstance(site.action, Goto) else 'jumps'} to " \
+           f"{story.rule.chain.name}"
+
+
 def _via(story: Story, rule: Rule) -> str:
     """`` via INPUT rule 1 (line 8)`` when ``rule`` takes the packets
     inside a chain that ``story.rule``'s chain jumps to."""
@@ -687,6 +869,7 @@ def _dead_finding(check: Check, story: Story, shadowed: bool) -> Finding:
         head, details, cause = _changed_message(story, mine)
         related = [related_rule(c, "changes its packets first") for c in story.changers]
         related += [related_rule(d, f"decides them ({outcome(d)})") for d in story.deciders]
+        details += _orphan_lines(story)
         return check.finding(head, rule=rule, related=related, details=details, cause=cause,
                              group_message="{count} rules can never match: " + head.split(": ", 1)[1])
     cover = story.cover
@@ -702,13 +885,15 @@ def _dead_finding(check: Check, story: Story, shadowed: bool) -> Finding:
             other = "drop" if mine == "accept" else "accept"
         fate = f"{_PAST[other]} instead" if other else "decided otherwise"
         head = (f"rule can never match: the packets it would {_would(rule)} are taken first by "
-                f"{names}, and some are {fate}")
+                f"{names}{_before(story)}, and some are {fate}")
     else:
         head = f"rule can never match: {names} already {'take' if len(cover) > 1 else 'takes'} " \
-               f"every packet it matches" + (f" ({_PAST[mine]} all the same)" if mine in _PAST else "")
+               f"every packet it matches{_before(story)}" + (
+                   f" ({_PAST[mine]} all the same)" if mine in _PAST else "")
     details = [_listing(b, f"({outcome(b)}{_via(story, b)})") for b in cover]
     if story.more:
         details.append(f"… and {story.more} more earlier rule(s) take the rest")
+    details += _orphan_lines(story)
     related = [related_rule(b, f"takes its packets first ({outcome(b)}{_via(story, b)})") for b in cover]
     cause = ("blocked", id(rule.chain), tuple(id(b) for b in cover))
     group = head.replace("rule can never match", "{count} rules can never match").replace(
@@ -751,6 +936,16 @@ class UnmatchableRule(Check):
         rule = story.rule
         chain = rule.chain.name if rule.chain else "?"
         if story.kind == "own":
+            empty = next((empty_set(rule, m) for m in rule.matches if empty_set(rule, m)), None)
+            if empty:  # a set with no elements here: it may be filled at run time
+                head = f"rule can never match: set {empty} has no elements in this ruleset"
+                return self.finding(
+                    head, rule=rule, severity="info", cause=("empty", empty),
+                    details=["elements added at run time (`nft add element`, a tool filling the "
+                             "set) are not seen here; filled that way, the rule works",
+                             *_orphan_lines(story)],
+                    group_message=f"{{count}} rules can never match: set {empty} has no elements "
+                                  "in this ruleset")
             if story.conflicts and story.conflicts[0][1]:
                 a, b, _ = story.conflicts[0]
                 head = f"rule can never match: its conditions `{a}` and `{b}` exclude each other"
@@ -760,7 +955,7 @@ class UnmatchableRule(Check):
             else:
                 head = "rule can never match: its conditions together exclude every packet"
             cause = ("own", tuple(story.conflicts))
-            return self.finding(head, rule=rule, cause=cause,
+            return self.finding(head, rule=rule, cause=cause, details=_orphan_lines(story),
                                 group_message="{count} rules can never match: " + head.split(": ", 1)[1]
                                 .replace("its conditions", "their conditions"))
         pairs = [(a, b, c) for a, b, c in story.conflicts if c is not None]
@@ -788,8 +983,8 @@ class UnmatchableRule(Check):
             details, related, cause = [], [], ("unreached", id(rule.chain))
             group = f"{{count}} rules of chain {chain} can never match: " + head.split(": ", 1)[1]
             group = group.replace("could match it", "could match them")
-        return self.finding(head, rule=rule, related=related, details=details, cause=cause,
-                            group_message=group)
+        return self.finding(head, rule=rule, related=related, details=details + _orphan_lines(story),
+                            cause=cause, group_message=group)
 
 
 class UnmodelledMatch(Check):

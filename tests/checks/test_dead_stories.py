@@ -30,3 +30,17 @@ def test_a_jump_into_a_chain_that_always_drops_is_a_drop():
                                 "are taken first by INPUT rule 1 (line 7)")
     [g] = _findings("RA102/trigger_dump_chain.rules", ["RA101", "RA102"])
     assert g.code == "RA102" and g.message.endswith("(dropped all the same)")
+
+
+def test_a_chain_entered_only_by_dead_jumps_is_told_once():
+    """DUMP's rules are dead because the one jump into it is: one finding,
+    on the jump, which says so — not one more per rule of DUMP."""
+    [f] = _findings("RA102/trigger_dump_chain.rules", ["RA101", "RA102", "RA103"])
+    assert f.details[-1] == "chain DUMP is entered only by rules that never match: its 2 rule(s) never run either"
+
+
+def test_rules_before_the_jump_that_take_the_packets_are_named():
+    [f] = _findings("RA102/trigger_caller_site.nft", ["RA101", "RA102", "RA103"])
+    assert f.code == "RA102" and f.where.line == 12
+    assert f.message == ("rule can never match: f input rule 1 (line 7) already takes every packet it "
+                         "matches before input rule 2 (line 8) jumps to admin (accepted all the same)")
