@@ -275,10 +275,11 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
             return story
     site = _caller_path(reach, rule, target)
     if site is not None:  # rules on the way to its chain decide its packets first
-        jump, want, base = site
-        candidates = [o for o in _walked_before(reach, rule) if _takes_from(reach, o, base)]
+        path, want = site
+        jump, on_path = path[0], {id(j.chain) for j in path}
+        candidates = [o for o in _walked_before(reach, rule) if _takes_from(o, on_path)]
         cover, more, remaining = _sure_first(reach, candidates, want, meant(rule), matched=True)
-        entered = _entry(reach, base)
+        entered = _entry(reach, path[-1].chain)
         if entered is not None:  # what never got to the base chain was changed on the way (NAT)
             remaining = remaining & entered
         if cover and remaining.is_empty():
@@ -296,11 +297,11 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
 
 
 def _caller_path(reach, rule: Rule, target, depth: int = 4):
-    """``(jump, packets, base)``: ``target`` narrowed by the conditions of
-    a way into ``rule``'s chain (a jump, its callers' jumps up to a base
-    chain, verdict-map branches) that admits some of them — so no condition
-    contradicts —, the first jump of that way and the base chain it starts
-    at. None when every way excludes them (the callers story tells it)."""
+    """``(jumps, packets)``: ``target`` narrowed by the conditions of a way
+    into ``rule``'s chain that admits some of them — so no condition
+    contradicts — and that way's jumps (verdict-map branches included),
+    from the one into ``rule``'s chain up to one in a base chain. None when
+    every way excludes them (the callers story tells it)."""
     if depth <= 0 or rule.chain is None or rule.chain.is_base:
         return None
     for caller in _callers(reach).get(id(rule.chain), []):
@@ -311,32 +312,27 @@ def _caller_path(reach, rule: Rule, target, depth: int = 4):
         if want.is_empty():
             continue
         if caller.chain is not None and caller.chain.is_base:
-            return caller, want, caller.chain
+            return [caller], want
         higher = _caller_path(reach, caller, want, depth - 1)
         if higher is not None:
-            return caller, higher[1], higher[2]
+            return [caller, *higher[0]], higher[1]
     return None
 
 
-def _takes_from(reach, other: Rule, base) -> bool:
-    """Can ``other``, visited earlier, take packets from a rule whose way
-    in starts at base chain ``base``? A drop anywhere; an accept (or a jump,
-    which may accept) only on that base chain's own way — an accept ends
-    only its own base chain."""
-    if meant(other) == "drop":
-        return True
-    if meant(other) != "accept" and not isinstance(other.action, (Jump, Goto, Dispatch)):
+def _takes_from(other: Rule, on_path: set[int]) -> bool:
+    """Can ``other``, visited earlier, take packets from a rule entered by
+    way of the chains ``on_path``? Rules of those chains (before their
+    jumps) can; of the base chains run before, only drops and jumps (an
+    accept ends only its own base chain). Rules inside chains those jump
+    to are not candidates themselves: their jump is, resolved later."""
+    chain = other.chain
+    if chain is None:
         return False
-    return _base_of(reach, other.chain) is base
-
-
-def _base_of(reach, chain, depth: int = 8):
-    """The base chain whose walk enters ``chain`` (its first caller's, up)."""
-    while chain is not None and not chain.is_base and depth > 0:
-        callers = _callers(reach).get(id(chain))
-        chain = callers[0].chain if callers else None
-        depth -= 1
-    return chain
+    if id(chain) in on_path:
+        return meant(other) in _PAST or isinstance(other.action, (Jump, Goto, Dispatch))
+    if chain.is_base:
+        return meant(other) == "drop" or isinstance(other.action, (Jump, Goto, Dispatch))
+    return False
 
 
 def _walked_before(reach, rule: Rule) -> list[Rule]:
@@ -548,25 +544,37 @@ def _inside_jumps(reach, story: Story, packets, depth: int = 3) -> list[Rule]:
 
 
 def _deciders_inside(reach, jump: Rule, packets, depth: int) -> list[Rule]:
-    if depth <= 0 or not isinstance(jump.action, (Jump, Goto)) or jump.chain is None:
+    """The rules inside the chains ``jump`` enters (a verdict map's
+    branches each) that decide all of the ``packets`` it takes; [] when
+    some come back or a branch decides itself (the jump is the cause)."""
+    if depth <= 0 or jump.chain is None or jump.chain.table is None:
         return []
-    target = jump.chain.table.chains.get(jump.action.target) if jump.chain.table else None
-    if target is None or target is jump.chain:
+    action = jump.action
+    if isinstance(action, (Jump, Goto)):
+        branches = [(None, action.target)]
+    elif isinstance(action, Dispatch) and all(isinstance(a, (Jump, Goto)) for _m, a in action.branches):
+        branches = [(m, a.target) for m, a in action.branches]
+    else:
         return []
     try:
         flow = _taken(reach, jump) & packets
     except KeyError:
         return []
-    if flow.is_empty():
-        return []
-    inner = [o for o in target.rules if _decides(o) and not isinstance(o.action, Return)]
-    cover, _more, remaining = _sure_first(reach, inner, flow, "")
-    if not remaining.is_empty() or _more:
-        return []  # some come back or fall off the chain's end: the jump itself is the cause
     out: list[Rule] = []
-    for r in cover:
-        deeper = _deciders_inside(reach, r, flow, depth - 1)
-        out += [x for x in (deeper or [r]) if x not in out]
+    for match, name in branches:
+        target = jump.chain.table.chains.get(name)
+        part = flow if match is None else flow & _encode(reach.space, match)
+        if part.is_empty():
+            continue
+        if target is None or target is jump.chain:
+            return []
+        inner = [o for o in target.rules if _decides(o) and not isinstance(o.action, Return)]
+        cover, more, remaining = _sure_first(reach, inner, part, "")
+        if not remaining.is_empty() or more:
+            return []  # some come back or fall off the chain's end: the jump itself is the cause
+        for r in cover:
+            deeper = _deciders_inside(reach, r, part, depth - 1)
+            out += [x for x in (deeper or [r]) if x not in out]
     return out
 
 
