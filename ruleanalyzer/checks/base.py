@@ -27,6 +27,16 @@ def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity)
 
 
+def shown(rule: Rule) -> str:
+    """A rule as a report quotes it: as written, nft JSON in nft syntax."""
+    table = rule.chain.table if rule.chain is not None else None
+    if table is not None and table.dialect == "nft-json" and rule.text:
+        from ..nft_text import rule_text
+
+        return rule_text(rule.text)
+    return rule.text or str(rule)
+
+
 @dataclass(frozen=True)
 class Where:
     """Plain-data location of a rule or a chain (its policy) for reports."""
@@ -51,7 +61,7 @@ class Where:
         loc = rule.location
         return cls(loc.file, loc.line, loc.column, loc.path, table.name if table else None,
                    table.family if table else None, chain.name if chain else None, rule.index,
-                   rule.text or str(rule), rule.ident)
+                   shown(rule), rule.ident)
 
     @classmethod
     def of_chain(cls, chain: Chain, policy: bool = True) -> "Where":

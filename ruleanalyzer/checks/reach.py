@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from ..model import (Accept, AnyOf, Dispatch, Drop, EcnStrip, Goto, Jump, Log, Nat, Notrack,
                      OpaqueMatch, Reject, Return, Rule, SetField)
-from .base import Check, Context, Finding, Option, related_policy, related_rule
+from .base import Check, Context, Finding, Option, related_policy, related_rule, shown
 from .structure import explained_by_structure
 
 
@@ -118,7 +118,7 @@ def _name(rule: Rule) -> str:
 
 def _listing(rule: Rule, note: str = "") -> str:
     """A detail line: the rule's name and text."""
-    return f"{_name(rule)}{' ' + note if note else ''}: {rule.text or rule}"
+    return f"{_name(rule)}{' ' + note if note else ''}: {shown(rule)}"
 
 
 # -- why a rule is dead: the story behind RA101-RA103 --------------------------
