@@ -32,6 +32,8 @@ from .checks.suppress import apply as apply_suppressions
 from .checks.suppress import from_config, parse_inline
 from .config import Config
 from .errors import RuleAnalyzerError
+from .fixes import render as render_fix
+from .fixes.bridge import derive as derive_fix
 from .loader import DEFAULT_MAX_BYTES, load
 from .model import Ruleset
 from .hosts import host_groups, included_files
@@ -119,7 +121,10 @@ def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] |
     for code in codes:
         check = registry[code]((options or {}).get(code))
         try:
-            findings.extend(check.run(ctx))
+            for f in check.run(ctx):
+                f.fix = render_fix(derive_fix(f, ruleset), meta=ruleset.meta,  # in the input's language
+                                   default=ctx.dialect)
+                findings.append(f)
         except (RecursionError, MemoryError, Exception) as exc:  # noqa: BLE001 - a bug must not stop the audit
             if ctx.out_of_space(exc):
                 continue  # the limit is reported once, with the analysis failures

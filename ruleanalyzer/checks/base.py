@@ -120,7 +120,9 @@ class Finding:
     where: Where | None
     related: list[Related] = field(default_factory=list)
     witness: Packet | None = None
-    fix: str | None = None
+    #: What to change, in the input's own language (a check gives a
+    #: :class:`ruleanalyzer.fixes.Fix`; the audit writes it in the dialect).
+    fix: object = None
     rule: Rule | None = field(default=None, repr=False, compare=False)
     chain: Chain | None = field(default=None, repr=False, compare=False)
     details: list[str] = field(default_factory=list)
@@ -194,7 +196,7 @@ class Check:
 
     def finding(self, message: str, *, rule: Rule | None = None, chain: Chain | None = None,
                 related: Iterable[Related] = (), witness: Packet | None = None,
-                fix: str | None = None, severity: str | None = None,
+                fix: object = None, severity: str | None = None,
                 details: Iterable[str] = (), cause: object = None,
                 group_message: str | None = None) -> Finding:
         """A finding of this check about ``rule`` (or ``chain``'s policy).

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from ..fixes import Remove, Verdict
 from ..model import (Accept, AnyOf, Drop, Goto, Log, OpaqueMatch, Queue, Reject, Return, Rule,
                      UnknownAction)
 from .base import Check, Context, related_rule
@@ -250,7 +251,7 @@ class DuplicateRule(Check):
                 at = f"line {start.location.line}" if start.location.line else f"rule {run_key}"
                 yield self.finding(
                     f"duplicate of rule {first.index}{line}", rule=rule,
-                    related=[related_rule(first, "the first copy")],
+                    related=[related_rule(first, "the first copy")], fix=Remove(rule),
                     cause=("copy", id(chain), run_key),
                     group_message=f"{{count}} rules of chain {chain.name} repeat earlier rules (a block "
                                   f"copied again, first copy from {at}): every copy after the first "
@@ -282,5 +283,5 @@ class ReturnInBaseChain(Check):
                 if isinstance(rule.action, Return) and not rule.implicit:
                     yield self.finding(f"RETURN in base chain {chain.name}: its packets get the "
                                        f"chain policy ({policy})", rule=rule,
-                                       fix=f"write the verdict: {policy.lower()}")
+                                       fix=Verdict(rule, policy.lower()))
 
