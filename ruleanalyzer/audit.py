@@ -82,7 +82,9 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
     out: list[str] = []
     for p in paths:
         path = Path(p)
-        if path.is_dir():
+        if path.is_dir() and _is_config_dir(path):
+            out.append(str(path))  # one firewall's configuration: one unit
+        elif path.is_dir():
             for f in sorted(path.rglob("*")):
                 rel = f.relative_to(path).parts
                 if f.is_file() and not any(part.startswith(".") for part in rel) \
@@ -91,6 +93,12 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
         else:
             out.append(str(path))
     return out
+
+
+def _is_config_dir(path: Path) -> bool:
+    from .parsers.firewalld import is_config_dir
+
+    return is_config_dir(path)
 
 
 def split_units(ruleset: Ruleset) -> list[Ruleset]:

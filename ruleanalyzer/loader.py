@@ -73,6 +73,9 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
         raise RuleAnalyzerError("no rule files given")
     parsed = []
     for path in paths:
+        if os.path.isdir(path):
+            parsed.append(load_directory(path, dialect))
+            continue
         text = read_text(path, max_bytes)
         refuse_empty(text, str(path), dialect)
         parsed.append(parsers.parse(text, str(path), dialect))
@@ -85,7 +88,25 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
     ruleset = Ruleset()
     for part in parsed:
         ruleset.merge(part)
+    if any(t.name == "firewalld" and t.family == "inet" and t.dialect != "firewalld" for t in ruleset.tables):
+        from .parsers.firewalld_names import name_back
+
+        name_back(ruleset)  # an nft dump firewalld generated: chains back to zones
     return ruleset
+
+
+def load_directory(path: str | os.PathLike, dialect: str | None = None) -> Ruleset:
+    """A directory that is one firewall's configuration (today: firewalld's
+    ``/etc/firewalld``, or a snapshot holding it)."""
+    from .parsers import firewalld
+
+    if dialect in (None, "firewalld") and firewalld.is_config_dir(path):
+        ruleset = firewalld.load_directory(path)
+        ruleset.meta.setdefault("dialect", "firewalld")
+        return ruleset
+    raise RuleAnalyzerError("a directory is not a rule file", Location(str(path)),
+                            hint="name the files in it, or give a firewalld configuration directory "
+                                 "(firewalld.conf, zones/, policies/)")
 
 
 def loads(text: str, dialect: str | None = None, name: str = "<string>") -> Ruleset:

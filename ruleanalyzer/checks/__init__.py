@@ -27,7 +27,8 @@ from .base import SEVERITIES, Check, Context, Finding, Option, Where, severity_r
 #: is tested with a made-up entry).
 RETIRED: dict[str, str] = {}
 
-_FAMILY_MODULES = ("meta", "reach", "anomaly", "traps", "ecn", "exposure", "structure", "suppress")
+_FAMILY_MODULES = ("meta", "reach", "anomaly", "traps", "ecn", "exposure", "structure", "suppress",
+                   "firewalld")
 _registry: dict[str, type[Check]] | None = None
 
 

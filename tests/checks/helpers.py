@@ -10,8 +10,8 @@ from ruleanalyzer.audit import run_audit
 from ruleanalyzer.errors import RuleAnalyzerError
 from ruleanalyzer.checks.meta import UnreadableInput
 
-EXPECT = re.compile(r"^\s*#\s*expect:\s*(?P<codes>[A-Z0-9, ]+)\s*$")
-DIALECT_BY_SUFFIX = {".rules": "iptables", ".nft": "nftables", ".json": None}
+EXPECT = re.compile(r"^\s*(#|<!--)\s*expect:\s*(?P<codes>[A-Z0-9, ]+?)\s*(-->)?\s*$")
+DIALECT_BY_SUFFIX = {".rules": "iptables", ".nft": "nftables", ".json": None, ".xml": "firewalld"}
 
 
 def findings_for(text: str, dialect: str | None, select: list[str], name: str = "<test>"):

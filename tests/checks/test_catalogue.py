@@ -15,10 +15,14 @@ from .helpers import assert_findings, expected_lines, findings_for, fixture_dial
 
 HERE = Path(__file__).parent
 #: Checks a fixture cannot trigger, and where they are tested instead.
-NO_FIXTURE = {"RA003": "an analyzer bug by definition; tests/test_audit_cli.py injects a crashing check"}
+NO_FIXTURE = {"RA003": "an analyzer bug by definition; tests/test_audit_cli.py injects a crashing check",
+              "RA704": "needs firewalld and another tool's DNAT rules together; tests/test_parser_firewalld.py",
+              "RA706": "needs a host's interfaces (a snapshot); tests/test_parser_firewalld.py builds one"}
 #: Checks that judge other checks' findings need those checks to run too.
 ALSO_SELECT = {"RA901": ["RA1"], "RA902": ["RA1"]}
 FIXTURES = sorted(p for p in HERE.glob("RA*/*") if p.is_file() and not p.name.endswith(".expect"))
+#: A fixture that is a directory is a firewalld configuration (/etc/firewalld).
+DIR_FIXTURES = sorted(p for p in HERE.glob("RA*/*") if p.is_dir())
 
 
 def _lines(findings, code):
@@ -46,6 +50,22 @@ def test_fixture(path: Path):
             want = want or _lines(findings, code)  # the parser names the line
     assert want, f"{path} marks no expected finding"
     assert _lines(findings, code) == want, [f.message for f in findings]
+
+
+@pytest.mark.parametrize("path", DIR_FIXTURES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_directory_fixture(path: Path):
+    from ruleanalyzer.audit import run_audit
+
+    code = path.parent.name
+    findings = [f for f in run_audit([str(path)], select=[code]).findings if f.code == code]
+    got = sorted((str(Path(f.where.file).relative_to(path)), f.where.line) for f in findings)
+    if path.name.startswith("near_miss"):
+        assert got == [], [f.message for f in findings]
+        return
+    want = sorted((str(p.relative_to(path)), line) for p in path.rglob("*") if p.is_file()
+                  for line in expected_lines(p.read_text()).get(code, []))
+    assert want, f"{path} marks no expected finding"
+    assert got == want, [f.message for f in findings]
 
 
 @pytest.mark.parametrize("code", sorted(registry()))

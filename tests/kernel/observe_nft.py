@@ -40,7 +40,7 @@ def rule_positions(listing: str) -> dict[tuple[str, str, str, int], int]:
             family, table, block = m.group(1), m.group(2), "table"
         elif block == "table" and (m := re.match(r"^chain (\S+) \{", text)):
             chain, block, count = m.group(1), "chain", 0
-        elif block == "table" and re.match(r"^\S+ \S+ \{", text):
+        elif block == "table" and re.sub(r"\s*# handle \d+$", "", text).endswith("{"):  # set, map, ct helper
             block = "other"
         elif text == "}":
             block = "table" if block in ("chain", "other") else None

@@ -1,0 +1,321 @@
+"""firewalld: a configuration directory read the way firewalld compiles it.
+
+    >>> from ruleanalyzer.parsers.firewalld import load_directory   # doctest: +SKIP
+    >>> rs = load_directory("/etc/firewalld")                        # doctest: +SKIP
+
+Input is ``/etc/firewalld`` (or a copy, or a snapshot folder holding one):
+``firewalld.conf``, ``zones/``, ``policies/``, ``services/``, ``ipsets/``,
+``icmptypes/``, ``helpers/`` and ``direct.xml``, layered over the stock
+definitions firewalld ships (``ruleanalyzer/data/firewalld/<version>``) as
+firewalld layers ``/etc/firewalld`` over ``/usr/lib/firewalld``. The model
+is the nftables ruleset firewalld builds with ``FirewallBackend=nftables``
+(:mod:`.firewalld_compile`), every rule carrying its
+:class:`~ruleanalyzer.model.Origin`: "zone public, service ssh" with the
+line of ``zones/public.xml`` it came from. ``direct.xml`` rules go to
+iptables tables, as firewalld passes them to iptables.
+
+A single zone file given alone is read as that zone over the stock
+configuration; when its name is not the default zone it is taken as the
+default zone (said in a diagnostic), since nothing else binds it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ..errors import RuleAnalyzerError
+from ..model import Diagnostic, Location, Origin, Ruleset
+from . import firewalld_xml as fx
+from .firewalld_compile import Compiler, Config, _policy_names
+
+#: The stock definitions shipped with the analyzer, by firewalld version.
+STOCK_VERSIONS = ("1.3.3",)
+DEFAULT_VERSION = "1.3.3"
+DATA = Path(__file__).resolve().parent.parent / "data" / "firewalld"
+#: The sub-folders of a firewalld configuration directory, in load order.
+KINDS = ("ipsets", "icmptypes", "helpers", "services", "zones", "policies")
+MARKERS = ("firewalld.conf", "zones", "policies", "direct.xml")
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+def sniff(text: str, name: str) -> int:
+    """A firewalld XML document (zone, policy, service, ipset, …) or
+    firewalld.conf; nft rulesets firewalld generated are nft's."""
+    head = text.lstrip("\ufeff \t\r\n")[:2000]
+    if head.startswith("<?xml") or head.startswith("<"):
+        if re.search(r"<(zone|policy|service|ipset|icmptype|helper|direct)\b", head):
+            return 90
+        return 10
+    if re.search(r"^\s*(DefaultZone|FirewallBackend)\s*=", head, re.M):
+        return 80
+    return 0
+
+
+def is_config_dir(path: str | os.PathLike) -> bool:
+    """Does ``path`` look like an ``/etc/firewalld`` (or contain one)?"""
+    p = Path(path)
+    return p.is_dir() and (find_config_dir(p) is not None)
+
+
+def find_config_dir(path: Path) -> Path | None:
+    """``path`` itself, or ``etc/firewalld`` / ``firewalld`` inside it (a snapshot)."""
+    for candidate in (path, path / "etc" / "firewalld", path / "firewalld"):
+        if candidate.is_dir() and any((candidate / m).exists() for m in MARKERS):
+            return candidate
+    return None
+
+
+def _read(path: Path) -> str:
+    from ..loader import read_text
+
+    return read_text(path, MAX_FILE_BYTES)
+
+
+def stock_config(version: str = DEFAULT_VERSION) -> dict:
+    """The stock objects of a firewalld version, by kind and name."""
+    if version not in STOCK_VERSIONS:
+        raise RuleAnalyzerError(f"no stock definitions for firewalld {version}",
+                                hint=f"known versions: {', '.join(STOCK_VERSIONS)}")
+    return _load_kinds(DATA / version, [], stock=True, label=Path(f"<firewalld {version} stock>"))
+
+
+_CACHE: dict[str, dict] = {}
+
+
+def _stock(version: str) -> dict:
+    if version not in _CACHE:
+        _CACHE[version] = stock_config(version)
+    # Objects are not changed by compiling; a shallow copy per kind keeps
+    # user files from replacing stock ones in the cache.
+    return {k: dict(v) for k, v in _CACHE[version].items()}
+
+
+def _load_kinds(root: Path, diagnostics: list, stock: bool = False, label: Path | None = None) -> dict:
+    out: dict = {k: {} for k in KINDS}
+    readers = {"ipsets": fx.read_ipset, "icmptypes": fx.read_icmptype, "helpers": fx.read_helper,
+               "services": fx.read_service}
+    for kind in KINDS:
+        folder = root / kind
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if not path.name.endswith(".xml") or not path.is_file():
+                continue
+            name = path.name[:-4]
+            shown = str(path if label is None else label / kind / path.name)
+            text = _read(path)
+            if kind == "zones":
+                out[kind][name] = fx.read_zone(text, shown, name, diagnostics, stock=stock)
+            elif kind == "policies":
+                out[kind][name] = fx.read_policy(text, shown, name, diagnostics, stock=stock)
+            else:
+                out[kind][name] = readers[kind](text, shown, name)
+    return out
+
+
+def load_directory(path: str | os.PathLike, version: str | None = None,
+                   bindings: list[tuple[str, str]] | None = None) -> Ruleset:
+    """The ruleset firewalld builds from the configuration directory ``path``.
+
+    ``bindings`` are runtime interface/source bindings ``(zone, interface or
+    source)`` added as ``firewall-cmd --zone=Z --add-interface=I`` would."""
+    root = find_config_dir(Path(path))
+    if root is None:
+        raise RuleAnalyzerError("not a firewalld configuration directory (no firewalld.conf, zones/, "
+                                "policies/ or direct.xml)", Location(str(path)))
+    diagnostics: list = []
+    conf, where = {}, {}
+    if (root / "firewalld.conf").is_file():
+        conf, where = fx.read_conf(_read(root / "firewalld.conf"), str(root / "firewalld.conf"))
+    version = version or DEFAULT_VERSION
+    objects = _stock(version)
+    user = _load_kinds(root, diagnostics)
+    for kind in KINDS:
+        objects[kind].update(user[kind])
+    direct = None
+    if (root / "direct.xml").is_file():
+        direct = fx.read_direct(_read(root / "direct.xml"), str(root / "direct.xml"))
+    config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
+                    objects["ipsets"], objects["icmptypes"], objects["helpers"], direct, str(root), version)
+    for zone, what in bindings or []:
+        if zone not in config.zones:
+            raise RuleAnalyzerError(f"runtime binding names zone {zone!r}, which does not exist")
+        target = config.zones[zone].sources if ("/" in what or ":" in what or "." in what) \
+            else config.zones[zone].interfaces
+        target.append(fx.Entry(what, Location("<runtime binding>")))
+    return compile_config(config, diagnostics, str(root))
+
+
+def check_config(config: Config) -> None:
+    """What firewalld checks before applying anything (``full_check_config``);
+    a failure is the located error firewalld would log before falling back
+    to its stock configuration."""
+    for z in ("block", "drop", "trusted"):
+        if z not in config.zones:
+            raise RuleAnalyzerError(f"zone {z!r} is missing: firewalld needs it")
+    seen_if: dict[str, str] = {}
+    seen_src: dict[str, str] = {}
+    for name in sorted(config.zones):
+        zone = config.zones[name]
+        if name in config.policies:
+            raise RuleAnalyzerError(f"zone {name!r} has the same name as a policy", zone.location)
+        if len(name) > fx.MAX_NAME:
+            raise RuleAnalyzerError(f"zone name {name!r} is longer than {fx.MAX_NAME} characters: "
+                                    "firewalld refuses it", zone.location)
+        for entry in zone.interfaces:
+            if entry.value in seen_if:
+                raise RuleAnalyzerError(
+                    f"interface {entry.value!r} is bound to zone {name!r} and to zone {seen_if[entry.value]!r}: "
+                    "firewalld refuses the configuration and falls back to its stock ruleset", entry.location,
+                    hint="an interface belongs to one zone; remove one of the bindings")
+            seen_if[entry.value] = name
+        for entry in zone.sources:
+            if entry.value in seen_src:
+                raise RuleAnalyzerError(
+                    f"source {entry.value!r} is bound to zone {name!r} and to zone {seen_src[entry.value]!r}: "
+                    "firewalld refuses the configuration and falls back to its stock ruleset", entry.location)
+            seen_src[entry.value] = name
+            if entry.value.startswith("ipset:"):
+                ipset = config.ipsets.get(entry.value[6:])
+                if ipset is None:
+                    raise RuleAnalyzerError(f"zone {name}: ipset {entry.value[6:]!r} does not exist",
+                                            entry.location)
+                if ipset.type not in fx.SOURCE_IPSET_TYPES:
+                    raise RuleAnalyzerError(f"zone {name}: ipset {ipset.name} of type {ipset.type} cannot "
+                                            "be a source", entry.location)
+        for entry in zone.services:
+            if entry.value not in config.services:
+                raise RuleAnalyzerError(f"zone {name}: service {entry.value!r} does not exist (firewalld "
+                                        "refuses the configuration)", entry.location)
+        for entry in zone.icmp_blocks:
+            if entry.value not in config.icmptypes:
+                raise RuleAnalyzerError(f"zone {name}: icmptype {entry.value!r} does not exist", entry.location)
+    for name, policy in config.policies.items():
+        if len(name) > 18:
+            raise RuleAnalyzerError(f"policy name {name!r} is longer than 18 characters: firewalld 1.3 "
+                                    "refuses it", policy.location)
+        for entry in policy.ingress + policy.egress:
+            if entry.value not in ("ANY", "HOST") and entry.value not in config.zones:
+                raise RuleAnalyzerError(f"policy {name}: zone {entry.value!r} does not exist", entry.location)
+        names_in = {e.value for e in policy.ingress}
+        names_out = {e.value for e in policy.egress}
+        if not names_in or not names_out:
+            continue
+        if ("HOST" in names_in and len(names_in) > 1) or ("ANY" in names_in and len(names_in) > 1) or \
+                ("HOST" in names_out and len(names_out) > 1) or ("ANY" in names_out and len(names_out) > 1):
+            raise RuleAnalyzerError(f"policy {name}: ANY and HOST cannot be mixed with other zones",
+                                    policy.location)
+        if "HOST" in names_in and "HOST" in names_out:
+            raise RuleAnalyzerError(f"policy {name}: HOST to HOST is not allowed", policy.location)
+        for entry in policy.services:
+            if entry.value not in config.services:
+                raise RuleAnalyzerError(f"policy {name}: service {entry.value!r} does not exist", entry.location)
+
+
+def compile_config(config: Config, diagnostics: list, name: str) -> Ruleset:
+    """The :class:`Ruleset` of a loaded configuration."""
+    from . import nftables
+
+    backend = config.conf.get("FirewallBackend", "nftables").lower()
+    if backend != "nftables":
+        raise RuleAnalyzerError(f"FirewallBackend={backend}: only firewalld's nftables backend is modelled",
+                                config.conf_where.get("FirewallBackend"),
+                                hint="firewalld's iptables backend builds different chains; set "
+                                     "FirewallBackend=nftables (the default since firewalld 0.6)")
+    check_config(config)
+    for policy in config.policies.values():
+        _policy_names(policy)
+    compiler = Compiler(config, diagnostics)
+    compiler.compile()
+    text, order = compiler.render()
+    generated = f"{name} (firewalld's nft ruleset)"
+    ruleset = nftables.parse(text, generated)
+    table = ruleset.tables[0]
+    table.dialect = "firewalld"
+    for chain_name, lines in order:
+        chain = table.chains[chain_name]
+        if len(chain.rules) != len(lines):  # one nft rule per line, by construction
+            raise RuleAnalyzerError(f"internal: chain {chain_name} compiled to {len(lines)} lines, "
+                                    f"read back as {len(chain.rules)} rules")
+        for rule, line in zip(chain.rules, lines):
+            rule.origin = line.origin
+            rule.implicit = line.origin.generated
+            if line.location is not None:
+                rule.location = line.location
+            rule.comment = rule.comment or None
+        chain.policy_text = "firewalld: nothing decided here, the next chain or hook goes on"
+    if config.direct is not None and (config.direct.rules or config.direct.chains or config.direct.passthroughs):
+        from .firewalld_direct import direct_ruleset
+
+        ruleset.merge(direct_ruleset(config.direct, diagnostics))
+    ruleset.sources = [name]
+    ruleset.meta["dialect"] = "firewalld"
+    ruleset.meta["firewalld"] = {"nft": text, "version": config.version, "config": config,
+                                 "default_zone": compiler.default_zone,
+                                 "active_zones": compiler.active_zones()}
+    ruleset.diagnostics += [Diagnostic(message, where or Location(name)) for message, where in diagnostics]
+    return ruleset
+
+
+def parse(text: str, name: str) -> Ruleset:
+    """One firewalld file given alone: a zone or policy over the stock
+    configuration, or a firewalld.conf over the stock zones."""
+    stripped = text.lstrip("\ufeff \t\r\n")
+    diagnostics: list = []
+    objects = _stock(DEFAULT_VERSION)
+    conf, where = {}, {}
+    base = Path(name).name
+    stem = base[:-4] if base.endswith(".xml") else base
+    if not re.fullmatch(r"[A-Za-z0-9_\-]{1,17}", stem or ""):
+        # A file named for where it came from (a flattened path), not for
+        # its zone: firewalld would not have accepted the name either.
+        stem = "custom"
+    if not stripped.startswith("<"):
+        conf, where = fx.read_conf(text, name)
+    else:
+        root = fx.parse_xml(text, name)
+        if root.tag == "zone":
+            zone = fx.read_zone(text, name, stem, diagnostics)
+            objects["zones"][stem] = zone
+            if stem != conf.get("DefaultZone", "public") and not zone.interfaces and not zone.sources:
+                conf["DefaultZone"] = stem
+                diagnostics.append((f"zone {stem} given alone, with no interface or source: read as the "
+                                    "default zone (give the whole /etc/firewalld to know what binds it)",
+                                    zone.location))
+        elif root.tag == "policy":
+            objects["policies"][stem] = fx.read_policy(text, name, stem, diagnostics)
+        elif root.tag == "service":
+            objects["services"][stem] = fx.read_service(text, name, stem)
+            diagnostics.append((f"service {stem} given alone: no zone uses it, so it opens nothing",
+                                Location(name, 1, 1)))
+        elif root.tag == "ipset":
+            objects["ipsets"][stem] = fx.read_ipset(text, name, stem)
+        elif root.tag == "icmptype":
+            objects["icmptypes"][stem] = fx.read_icmptype(text, name, stem)
+        elif root.tag == "helper":
+            objects["helpers"][stem] = fx.read_helper(text, name, stem)
+        elif root.tag == "direct":
+            direct = fx.read_direct(text, name)
+            from .firewalld_direct import direct_ruleset
+
+            ruleset = direct_ruleset(direct, diagnostics)
+            ruleset.sources = [name]
+            ruleset.meta["dialect"] = "firewalld"
+            ruleset.diagnostics += [Diagnostic(m, w or Location(name)) for m, w in diagnostics]
+            return ruleset
+        else:
+            raise RuleAnalyzerError(f"<{root.tag}> is not a firewalld document", root.location,
+                                    hint="firewalld files are <zone>, <policy>, <service>, <ipset>, "
+                                         "<icmptype>, <helper> and <direct>")
+    config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
+                    objects["ipsets"], objects["icmptypes"], objects["helpers"], None, name, DEFAULT_VERSION)
+    ruleset = compile_config(config, diagnostics, name)
+    return ruleset
+
+
+def origin_text(rule) -> str:
+    """How a rule reads in firewalld's terms (for reports)."""
+    origin: Origin | None = rule.origin
+    return str(origin) if origin else str(rule)

@@ -1,0 +1,103 @@
+"""firewalld's ``direct.xml``: rules passed to iptables, as firewalld does.
+
+With ``FirewallBackend=nftables`` firewalld still hands direct rules to
+``iptables``/``ip6tables`` (iptables-nft on current distributions): each
+built-in chain a direct rule names gets a ``<CHAIN>_direct`` chain jumped to
+from the built-in chain, rules are ordered by their priority (then by file
+order), and direct chains are plain user chains. The tables sit beside
+``table inet firewalld`` at iptables' priorities, so both run on the hook in
+kernel order.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from ..errors import RuleAnalyzerError
+from ..model import IPTABLES_BUILTIN_CHAINS, Origin, Ruleset
+from .firewalld_xml import Direct
+
+
+def direct_ruleset(direct: Direct, diagnostics: list) -> Ruleset:
+    from . import iptables
+
+    ruleset = Ruleset()
+    for ipv, family in (("ipv4", 4), ("ipv6", 6)):
+        rules = [r for r in direct.rules if r.ipv == ipv]
+        chains = [c for c in direct.chains if c[0] == ipv]
+        if not rules and not chains:
+            continue
+        tables: dict[str, dict] = {}
+        for _ipv, table, chain, _loc in chains:
+            tables.setdefault(table, {"custom": [], "builtin": [], "rules": {}})["custom"].append(chain)
+        for rule in rules:
+            t = tables.setdefault(rule.table, {"custom": [], "builtin": [], "rules": {}})
+            if rule.table not in IPTABLES_BUILTIN_CHAINS:
+                raise RuleAnalyzerError(f"direct rule: unknown table {rule.table!r}", rule.location)
+            if rule.chain in IPTABLES_BUILTIN_CHAINS[rule.table]:
+                if rule.chain not in t["builtin"]:
+                    t["builtin"].append(rule.chain)
+                target = f"{rule.chain}_direct"
+            else:
+                if rule.chain not in t["custom"]:
+                    raise RuleAnalyzerError(f"direct rule: chain {rule.chain!r} is neither built in nor "
+                                            "declared with <chain>", rule.location)
+                target = rule.chain
+            t["rules"].setdefault(target, []).append(rule)
+        lines, origins = [], []
+        for table, t in tables.items():
+            lines.append(f"*{table}")
+            for chain in IPTABLES_BUILTIN_CHAINS.get(table, ()):
+                lines.append(f":{chain} ACCEPT [0:0]")
+            for chain in t["builtin"]:
+                lines.append(f":{chain}_direct - [0:0]")
+            for chain in t["custom"]:
+                lines.append(f":{chain} - [0:0]")
+            for chain in t["builtin"]:
+                lines.append(f"-A {chain} -j {chain}_direct")
+                origins.append((Origin("firewalld", f"direct rules of {table} {chain}", generated=True), None))
+            for target, items in t["rules"].items():
+                for rule in sorted(items, key=lambda r: r.priority):
+                    try:
+                        shlex.split(rule.args)
+                    except ValueError as exc:
+                        raise RuleAnalyzerError(f"direct rule arguments: {exc}", rule.location) from None
+                    lines.append(f"-A {target} {rule.args}")
+                    origins.append((Origin("firewalld", f"direct rule {ipv} {rule.table} {rule.chain} "
+                                                        f"priority {rule.priority}: {rule.args}", rule.location),
+                                    rule.location))
+            lines.append("COMMIT")
+        text = "\n".join(lines) + "\n"
+        try:
+            part = iptables.parse(text, f"direct.xml ({ipv})")
+        except RuleAnalyzerError as exc:
+            # The message names the generated line; point at the direct rule.
+            line = exc.location.line if exc.location else 0
+            rule_lines = [i for i, l in enumerate(lines, 1) if l.startswith("-A ")]
+            if line in rule_lines:
+                origin, where = origins[rule_lines.index(line)]
+                if where is not None:
+                    raise RuleAnalyzerError(f"direct rule: {exc.message}", where,
+                                            hint="iptables would refuse this rule and firewalld fails to "
+                                                 "start with it") from None
+            raise
+        if family == 6:
+            for t in part.tables:
+                t.family = "ip6"
+        rules_in_order = [r for c in part.chains() for r in c.rules]
+        by_line = {r.location.line: r for r in rules_in_order}
+        rule_lines = [i for i, l in enumerate(lines, 1) if l.startswith("-A ")]
+        for number, (origin, where) in zip(rule_lines, origins):
+            rule = by_line.get(number)
+            if rule is not None:
+                rule.origin = origin
+                rule.implicit = origin.generated
+                if where is not None:
+                    rule.location = where
+        for t in part.tables:
+            t.dialect = "firewalld"
+        ruleset.merge(part)
+    for ipv, args, where in direct.passthroughs:
+        diagnostics.append((f"direct passthrough ({ipv}) {args!r} is not modelled: answers that depend on it "
+                            "may be wrong", where))
+    return ruleset
