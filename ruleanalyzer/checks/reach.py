@@ -276,9 +276,10 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
     site = _caller_path(reach, rule, target)
     if site is not None:  # rules on the way to its chain decide its packets first
         path, want = site
-        jump, on_path = path[0], {id(j.chain) for j in path}
+        jump, on_path = path[0], {id(j.chain): j.index for j in path}
         candidates = [o for o in _walked_before(reach, rule) if _takes_from(o, on_path)]
-        cover, more, remaining = _sure_first(reach, candidates, want, meant(rule), matched=True)
+        cover, more, remaining = _sure_first(reach, candidates, want, meant(rule), matched=True,
+                                             on_path=on_path)
         entered = _entry(reach, path[-1].chain)
         if entered is not None:  # what never got to the base chain was changed on the way (NAT)
             remaining = remaining & entered
@@ -296,7 +297,7 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
     return story
 
 
-def _caller_path(reach, rule: Rule, target, depth: int = 4):
+def _caller_path(reach, rule: Rule, target, depth: int = 8):
     """``(jumps, packets)``: ``target`` narrowed by the conditions of a way
     into ``rule``'s chain that admits some of them — so no condition
     contradicts — and that way's jumps (verdict-map branches included),
@@ -319,20 +320,18 @@ def _caller_path(reach, rule: Rule, target, depth: int = 4):
     return None
 
 
-def _takes_from(other: Rule, on_path: set[int]) -> bool:
+def _takes_from(other: Rule, on_path: dict[int, int]) -> bool:
     """Can ``other``, visited earlier, take packets from a rule entered by
     way of the chains ``on_path``? Rules of those chains (before their
-    jumps) can; of the base chains run before, only drops and jumps (an
-    accept ends only its own base chain). Rules inside chains those jump
-    to are not candidates themselves: their jump is, resolved later."""
+    jumps) can, their jumps resolved later; elsewhere (earlier base chains,
+    chains they call) only drops — an accept ends only its own base chain."""
     chain = other.chain
     if chain is None:
         return False
     if id(chain) in on_path:
-        return meant(other) in _PAST or isinstance(other.action, (Jump, Goto, Dispatch))
-    if chain.is_base:
-        return meant(other) == "drop" or isinstance(other.action, (Jump, Goto, Dispatch))
-    return False
+        return other.index < on_path[id(chain)] and (
+            meant(other) in _PAST or isinstance(other.action, (Jump, Goto, Dispatch)))
+    return outcome(other) == "drop"
 
 
 def _walked_before(reach, rule: Rule) -> list[Rule]:
@@ -344,6 +343,31 @@ def _walked_before(reach, rule: Rule) -> list[Rule]:
             break
         out.append(other)
     return out
+
+
+def _surely_entered(reach, chain, depth: int = 8):
+    """Packets that surely take the jumps into ``chain`` from a base chain
+    (all of them for a base chain): a drop in ``chain`` surely removes
+    those, where it may only remove packets an undecidable jump sends."""
+    cache = reach.__dict__.setdefault("_ra_entered", {})
+    hit = cache.get(id(chain))
+    if hit is not None:
+        return hit
+    space = reach.space
+    if chain is None or chain.is_base:
+        return space.wrap(space.true)
+    cache[id(chain)] = space.wrap(space.false)  # a loop enters nothing surely
+    node = space.false
+    if depth > 0:
+        for caller in _callers(reach).get(id(chain), []):
+            try:
+                sets = reach.rule_sets(caller)
+                sure = sets.reaching_upper & sets.match_lower & _sends(reach, caller, chain.name)
+            except KeyError:
+                continue
+            node |= (sure & _surely_entered(reach, caller.chain, depth - 1)).node
+    cache[id(chain)] = result = space.wrap(node)
+    return result
 
 
 def _sends(reach, caller: Rule, chain: str):
@@ -588,11 +612,14 @@ def _takes(reach, other: Rule, sure: bool = False):
     return sets.match_lower if sure else sets.match_upper
 
 
-def _sure_first(reach, candidates, packets, mine: str, cap: int = None, matched: bool = False):
+def _sure_first(reach, candidates, packets, mine: str, cap: int = None, matched: bool = False,
+                on_path: dict[int, int] | None = None):
     """:func:`_greedy` over what ``candidates`` surely take first, so a rule
     whose condition is undecidable (a set of unknown contents) is named only
     for packets no decided rule accounts for; then over what they may take.
-    ``matched``: rules of other chains, which take only what reached them."""
+    ``matched``: rules of other chains, which take only what reached them;
+    those off the way in (``on_path``: the chains on it) only what surely
+    reached them (their own chain may be entered undecidably)."""
     cap = COVER_CAP if cap is None else cap
     sure, maybe = [], []
     takes = _taken if matched else _takes
@@ -604,13 +631,17 @@ def _sure_first(reach, candidates, packets, mine: str, cap: int = None, matched:
         if up.is_empty():
             continue
         maybe.append((other, up))
-        low = takes(reach, other, sure=True) & packets
+        if on_path is not None and id(other.chain) not in on_path:
+            sets = reach.rule_sets(other)
+            low = sets.reaching_upper & sets.match_lower & _surely_entered(reach, other.chain) & packets
+        else:
+            low = takes(reach, other, sure=True) & packets
         if not low.is_empty():
             sure.append((other, low))
     cover, more, remaining = _greedy(sure, packets, mine, cap)
-    if not remaining.is_empty() and not more:
-        rest, more, remaining = _greedy([(o, t) for o, t in maybe if o not in cover], remaining,
-                                        mine, cap - len(cover))
+    if not remaining.is_empty() and not more:  # undecidable conditions last, and never unmodelled ones
+        maybe = [(o, t) for o, t in maybe if o not in cover and not unmodelled(o)]
+        rest, more, remaining = _greedy(maybe, remaining, mine, cap - len(cover))
         cover += rest
     return cover, more, remaining
 
