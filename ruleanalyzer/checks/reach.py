@@ -100,8 +100,21 @@ def dead_rules(ctx: Context) -> list[_Dead]:
             entry = seen[rid]
             entry.blockers += [b for b in dead_here[rid] if b not in entry.blockers]
     result = [seen[i] for i in order if i not in alive and not seen[i].rule.implicit]
+    # One written line may compile to several rules (a firewalld zone's
+    # target on input and on forward): it is dead only when all of them are.
+    dead_ids = {id(d.rule) for d in result}
+    live_lines = {_line(r) for r in ctx.ruleset.rules() if id(r) not in dead_ids and _line(r)}
+    result = [d for d in result if _line(d.rule) not in live_lines]
     ctx.__dict__["_dead_rules"] = result
     return result
+
+
+def _line(rule: Rule):
+    """Where a rule was written (file, line, column, JSON path), or None."""
+    loc = rule.location
+    if loc is None or not (loc.line or loc.path):
+        return None
+    return (loc.file, loc.line, loc.column, loc.path)
 
 
 def _blocker_list(blockers: list[Rule], limit: int = 5) -> str:
@@ -660,8 +673,10 @@ def _greedy(options, packets, mine: str, cap: int = COVER_CAP):
         live = [(o, t) for o, t in live if not t.is_empty()]
         if not live:
             break
-        if len(cover) >= cap:
+        if len(cover) >= cap:  # named no more; the rest still counts for what is covered
             more = len(live)
+            for _o, t in live:
+                remaining = remaining - t
             break
         whole = [(o, t) for o, t in live if t == remaining]
         if whole:
