@@ -1,6 +1,7 @@
 """Which tool wrote a rule: one small recogniser per generator (ufw,
 Docker, kube-proxy, firewalld, OpenWrt fw3/fw4, Shorewall, libvirt,
-fail2ban, crowdsec) sets :attr:`Rule.origin` and :attr:`Chain.origin`.
+fail2ban, crowdsec; the default rules every GCP firewall policy is
+created with) sets :attr:`Rule.origin` and :attr:`Chain.origin`.
 
 A tool's *stock scaffolding* — its fixed chains, the jumps into them, its
 idioms (libvirt's "don't masquerade multicast" RETURNs, ufw's logging
@@ -139,6 +140,19 @@ RECOGNISERS: tuple[Recogniser, ...] = (
 )
 
 
+#: The rules every GCP firewall policy is created with (goto_next for IPv4
+#: and IPv6, both directions); they cannot be changed or deleted.
+_GCP_POLICY_DEFAULTS = frozenset({"2147483644", "2147483645", "2147483646", "2147483647"})
+
+
+def _cloud_default(rule: Rule) -> Origin | None:
+    table = rule.chain.table if rule.chain is not None else None
+    if table is not None and table.dialect == "gcp" and rule.chain.name.startswith("hierarchy policy ") \
+            and rule.ident in _GCP_POLICY_DEFAULTS:
+        return Origin("gcp", f"firewall policy default rule (priority {rule.ident})", generated=True)
+    return None
+
+
 def recognise(ruleset: Ruleset) -> None:
     """Set the origin of every rule and chain a known tool wrote (where no
     reader set one already)."""
@@ -162,7 +176,7 @@ def recognise(ruleset: Ruleset) -> None:
                     rec, stock = tool
                     rule.origin = Origin(rec.tool, f"{rec.tool} chain {chain.name}", generated=stock)
                 else:
-                    rule.origin = _idiom(rule, active)
+                    rule.origin = _idiom(rule, active) or _cloud_default(rule)
 
 
 def _chain_tool(chain: Chain, active: list[Recogniser]) -> tuple[Recogniser, bool] | None:
