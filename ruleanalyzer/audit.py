@@ -102,21 +102,12 @@ def _is_config_dir(path: Path) -> bool:
 
 
 def split_units(ruleset: Ruleset) -> list[Ruleset]:
-    """One ruleset per cloud security group / ACL / NSG / network (they are
-    separate firewalls); a non-cloud ruleset stays whole."""
-    from .targets import CLOUD_DIALECTS
+    """One ruleset per cloud security group / ACL / NSG / GCP target (they
+    are separate firewalls; see :func:`ruleanalyzer.targets.cloud_units`);
+    a non-cloud ruleset stays whole."""
+    from .targets import cloud_units
 
-    cloud = [t for t in ruleset.tables if t.dialect in CLOUD_DIALECTS]
-    if len(cloud) <= 1:
-        return [ruleset]
-    rest = [t for t in ruleset.tables if t.dialect not in CLOUD_DIALECTS]
-    units = []
-    for t in cloud:
-        unit = Ruleset(tables=[*rest, t], sources=list(ruleset.sources),
-                       diagnostics=list(ruleset.diagnostics) if not units else [],
-                       meta=dict(ruleset.meta))
-        units.append(unit)
-    return units
+    return [unit for _label, unit in cloud_units(ruleset)]
 
 
 def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] | None = None

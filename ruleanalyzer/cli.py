@@ -301,6 +301,8 @@ def _add_diff_parser(sub) -> None:
                    help="OLD NEW; with --git: the files to compare (default: the changed ones)")
     d.add_argument("--git", metavar="REV", help="compare the files at REV with the working tree, or A..B")
     d.add_argument("--dialect", choices=DIALECTS, help="the files' dialect (sniffed when omitted)")
+    d.add_argument("--target", help="cloud inputs: the security group, NACL, NSG or tag to compare "
+                                    "(required when a file holds several)")
     d.add_argument("--hook", action="append", choices=("input", "forward", "output"),
                    help="hooks to compare (repeatable; default all three)")
     d.add_argument("--format", default="text", choices=("text", "json", "markdown", "sarif", "github"))
@@ -335,11 +337,30 @@ def cmd_diff(args, out) -> int:
         old_path, new_path = args.files
         pairs = [(load(old_path, dialect=args.dialect, max_bytes=args.max_bytes),
                   load(new_path, dialect=args.dialect, max_bytes=args.max_bytes), old_path, new_path)]
+    elif len(args.files) == 1 and _is_plan(args):
+        pairs = []  # one plan: before and after come from the plan itself
     else:
-        raise RuleAnalyzerError("diff needs OLD NEW, or --git REV [FILES...]")
+        raise RuleAnalyzerError("diff needs OLD NEW, a Terraform plan (diff plan.json), "
+                                "or --git REV [FILES...]")
+    # Several groups / ACLs / NSGs are separate firewalls: compare the one named.
+    pairs = [(_one_target(old, args.target), _one_target(new, args.target), a, b)
+             for old, new, a, b in pairs]
     assertions = policy.load_policy(args.policy)
     hooks = tuple(args.hook or ("input", "forward", "output"))
     reports = []
+    if not pairs:
+        from .plan_diff import diff_plan, diff_units, plan_rulesets
+
+        if args.target:
+            old, new = plan_rulesets(args.files[0], args.max_bytes)
+            reports = diff_units(_one_target(old, args.target), _one_target(new, args.target),
+                                 args.files[0], hooks, findings=not args.no_findings,
+                                 connections=not args.no_connections)
+        else:
+            reports = diff_plan(args.files[0], hooks, findings=not args.no_findings,
+                                connections=not args.no_connections, max_bytes=args.max_bytes)
+        for report in reports:
+            report.policy = []
     for old, new, old_name, new_name in pairs:
         report = diff(old, new, hooks, findings=not args.no_findings,
                       connections=not args.no_connections, old_name=old_name, new_name=new_name)
@@ -378,6 +399,21 @@ def cmd_diff(args, out) -> int:
 
 
 COMMANDS["diff"] = cmd_diff
+
+
+def _is_plan(args) -> bool:
+    if args.dialect:
+        return args.dialect == "terraform-plan"
+    from .parsers import sniff
+
+    return sniff(read_text(args.files[0], args.max_bytes), args.files[0]) == "terraform-plan"
+
+
+def _one_target(ruleset, target: str | None):
+    """The firewall ``target`` names (required when a cloud input holds several)."""
+    from .targets import select_target
+
+    return select_target(ruleset, target)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -113,3 +113,63 @@ def load_yaml_node(text: str, name: str) -> tuple[BoundedSafeLoader, yaml.Node |
         loader = BoundedSafeLoader(text)
         loader.name = name
         return loader, loader.get_single_node()
+
+
+# ---------------------------------------------------------------------------
+# CloudFormation templates
+# ---------------------------------------------------------------------------
+
+#: Key under which :class:`CloudFormationLoader` records each mapping's line.
+LINE_KEY = "__line__"
+#: The intrinsic functions' YAML short forms (AWS CloudFormation User Guide,
+#: "Intrinsic function reference"): ``!Ref X`` is ``{"Ref": X}``, ``!Sub s``
+#: is ``{"Fn::Sub": s}``, ``!GetAtt A.B`` is ``{"Fn::GetAtt": ["A", "B"]}``.
+CFN_SHORT_FORMS = {"Ref": "Ref", "Condition": "Condition",
+                   **{n: f"Fn::{n}" for n in (
+                       "GetAtt", "Sub", "Join", "Select", "Split", "If", "Equals", "And", "Or",
+                       "Not", "FindInMap", "Base64", "Cidr", "ImportValue", "GetAZs",
+                       "Transform", "ToJsonString", "Length", "ForEach")}}
+
+
+class CloudFormationLoader(BoundedSafeLoader):
+    """The bounded safe loader plus CloudFormation's ``!Ref``/``!GetAtt``/
+    ``!Sub``… tags, each built as the plain-JSON form of the function
+    (data, never code). Any other tag (``!!python/object``…) stays refused
+    as SafeLoader refuses it. Every mapping records its line under
+    LINE_KEY so findings can point at a template's resource."""
+
+    def construct_mapping(self, node, deep=False):
+        mapping = super().construct_mapping(node, deep=deep)
+        mapping[LINE_KEY] = node.start_mark.line + 1
+        return mapping
+
+
+def _intrinsic(function: str):
+    def construct(loader: CloudFormationLoader, node):
+        if isinstance(node, yaml.ScalarNode):
+            value: Any = loader.construct_scalar(node)
+            if function == "Fn::GetAtt" and isinstance(value, str):
+                value = value.split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        return {function: value}
+    return construct
+
+
+for _tag, _function in CFN_SHORT_FORMS.items():
+    CloudFormationLoader.add_constructor(f"!{_tag}", _intrinsic(_function))
+
+
+def load_cloudformation_yaml(text: str, name: str) -> Any:
+    """A CloudFormation YAML template, bounded like every YAML input."""
+    with located_errors(text, name):
+        loader = CloudFormationLoader(text)
+        try:
+            return loader.get_single_data()
+        except ValueError as exc:  # an integer over Python's 4,300-digit limit
+            mark = loader.peek_event().start_mark if loader.check_event() else None
+            raise YAMLLimitError(f"value too large: {str(exc)[:80]}", mark) from None
+        finally:
+            loader.dispose()

@@ -110,6 +110,10 @@ class _Selection:
     def add(self, item: str) -> None:
         kind, sep, value = item.partition(":")
         kind = kind.lower() if sep else ""
+        if (not sep and item.startswith("subnet-")) or \
+                (kind == "subnet" and "aws-nacl" in self.cloud and "azure" not in self.cloud):
+            self.acls += self._subnet_acls(value if sep else item)
+            return
         if not sep and item.startswith("sg-"):
             kind, value = "sg", item
         elif not sep and item.startswith("acl-"):
@@ -162,6 +166,24 @@ class _Selection:
                                 hint="list its security groups (aws.instances) or tags "
                                      "(gcp.instances) in the inventory file, or name them "
                                      "directly: --target sg-1,sg-2 / tag:web")
+
+    def _subnet_acls(self, subnet: str) -> list[Table]:
+        """The network ACLs associated with an AWS subnet (the export's
+        ``Associations[].SubnetId``; Terraform ``subnet_ids`` and
+        ``aws_network_acl_association``; CloudFormation
+        ``SubnetNetworkAclAssociation``)."""
+        associations = collect_meta(self.ruleset, "aws_nacl_associations")
+        found = [t for t in self.cloud.get("aws-nacl", [])
+                 if subnet in associations.get(t.name, [])]
+        if not found:
+            known = sorted({s for subnets in associations.values() for s in subnets if s})
+            raise RuleAnalyzerError(
+                f"no network ACL in this input is associated with subnet {subnet!r}",
+                hint="AWS associates each subnet with exactly one network ACL; the associations "
+                     "come from describe-network-acls (Associations[].SubnetId) or the template. "
+                     + (f"Subnets with an association here: {', '.join(known[:20])}" if known
+                        else "This input lists no subnet associations: name the ACL (acl-…)."))
+        return found
 
     def _attached(self, kind: str, value: str) -> Table:
         attachments = collect_meta(self.ruleset, "azure_attachments")
@@ -244,7 +266,47 @@ def merge_groups(groups: list[Table], label: str | None = None) -> Table:
     return merged
 
 
-def filter_gcp(table: Table, reasons: dict, tags: set[str], accounts: set[str]) -> Table:
+def cloud_units(ruleset: Ruleset) -> list[tuple[str, Ruleset]]:
+    """Each firewall a cloud input holds, as its own ruleset with a label:
+    every security group, network ACL and NSG, and per GCP network every
+    target — each target tag, each target service account, and "all
+    instances" (an instance with none of them). A non-cloud ruleset is one
+    unit (label "")."""
+    cloud = [t for t in ruleset.tables if t.dialect in CLOUD_DIALECTS]
+    if not cloud:
+        return [("", ruleset)]
+    rest = [t for t in ruleset.tables if t.dialect not in CLOUD_DIALECTS]
+    reasons = collect_meta(ruleset, "gcp_targets")
+    tables: list[tuple[str, Table]] = []
+    for table in cloud:
+        if table.dialect != "gcp":
+            tables.append((table.name, table))
+            continue
+        used = [reasons[m.reason] for r in _rules(table) for m in r.matches
+                if isinstance(m, OpaqueMatch) and m.reason in reasons]
+        for tag in sorted({t for spec in used for t in spec["tags"]}):
+            label = f"{table.name} tag:{tag}"
+            tables.append((label, filter_gcp(table, reasons, {tag}, set(), label)))
+        for account in sorted({a for spec in used for a in spec["service_accounts"]}):
+            label = f"{table.name} sa:{account}"
+            tables.append((label, filter_gcp(table, reasons, set(), {account}, label)))
+        label = f"{table.name} all instances" if used else table.name
+        tables.append((label, filter_gcp(table, reasons, set(), set(), label) if used else table))
+    units = []
+    for label, table in tables:
+        units.append((label, Ruleset(tables=[*rest, table], sources=list(ruleset.sources),
+                                     diagnostics=list(ruleset.diagnostics) if not units else [],
+                                     meta=dict(ruleset.meta), host=ruleset.host)))
+    return units
+
+
+def _rules(table: Table):
+    for chain in table.chains.values():
+        yield from chain.rules
+
+
+def filter_gcp(table: Table, reasons: dict, tags: set[str], accounts: set[str],
+               name: str | None = None) -> Table:
     """Keep the rules whose target tags/service accounts include the chosen
     instance's (or that target all instances), without their target match."""
     def keep(rule: Rule) -> Rule | None:
@@ -257,7 +319,7 @@ def filter_gcp(table: Table, reasons: dict, tags: set[str], accounts: set[str]) 
                 return None
         return dataclasses.replace(rule, matches=tuple(m for m in rule.matches
                                                        if m not in targets))
-    return copy_table(table, keep=keep)
+    return copy_table(table, name=name, keep=keep)
 
 
 def layered(table: Table, layer: str) -> Table:

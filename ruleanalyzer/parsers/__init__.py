@@ -27,7 +27,8 @@ from ..errors import RuleAnalyzerError
 from ..model import Location, Ruleset
 
 #: Every dialect ``--dialect`` accepts, in sniffing order of preference.
-DIALECTS = ("iptables", "nftables", "nft-json", "ufw", "firewalld", "aws-sg", "aws-nacl", "gcp", "azure")
+DIALECTS = ("iptables", "nftables", "nft-json", "ufw", "firewalld", "aws-sg", "aws-nacl", "gcp", "azure",
+            "terraform-plan", "terraform", "cloudformation")
 
 
 def dialect_module(name: str) -> ModuleType:

@@ -14,10 +14,12 @@ security group's (priority -10 < 0) and its egress chain after (10 > 0).
 from __future__ import annotations
 
 from ..model import PROTOCOL_NAMES, Accept, Drop, IntMatch, Match, Rule, Ruleset, Table
-from .cloud_common import (CLOUD_META, Fields, address_match, base_chain, fail, load_document,
+from .cloud_common import (CLOUD_META, Fields, address_match, base_chain, fail, file_meta, load_document,
                            note, parse_network, port_match, proto_match, sniff_keywords, unwrap)
 
 DIALECT = "aws-nacl"
+#: Meta key: NACL id → the subnets it is associated with (``--target subnet-…``).
+ASSOCIATIONS_META = "aws_nacl_associations"
 DEFAULT_RULE_NUMBER = 32767
 POLICY_TEXT = "rule * (implicit deny)"
 INGRESS_PRIORITY, EGRESS_PRIORITY = -10, 10
@@ -62,7 +64,8 @@ def _add_acl(ruleset: Ruleset, acl: Fields) -> None:
         return
     info["targets"].append(acl_id)
     info["vpcs"][acl_id] = acl.str("VpcId", "")
-    info["associations"][acl_id] = [a.str("SubnetId", "") for a in acl.objects("Associations")]
+    subnets = [a.str("SubnetId", "") for a in acl.objects("Associations")]
+    info["associations"][acl_id] = file_meta(ruleset, ASSOCIATIONS_META)[acl_id] = subnets
     loc = acl.location()
     table = ruleset.add_table(Table(acl_id, family="inet", location=loc, dialect=DIALECT))
     chains = {
@@ -114,9 +117,11 @@ def entry_rule(entry: Fields, number: int, action_word: str, egress: bool) -> Ru
     else:
         raise fail(entry.name, entry.path, "entry has neither CidrBlock nor Ipv6CidrBlock")
     matches.append(address_match(field, (net,)))
+    matches += entry.unknowns()
     action = Accept() if action_word == "allow" else Drop()
     return Rule(tuple(matches), action, entry.location(),
-                text=f"{number}: {action_word} {proto_text} {word} {cidr}", ident=str(number))
+                text=f"{number}: {action_word} {proto_text} {word} {cidr}", ident=str(number),
+                origin=entry.origin())
 
 
 def _protocol(entry: Fields, matches: list[Match]) -> str:

@@ -93,9 +93,10 @@ def permission_rules(ruleset: Ruleset, perm: Fields, gid: str, direction: str,
     rules = []
 
     def emit(addr: Match, described: str, fields: Fields, comment: str | None) -> None:
-        rules.append(Rule(proto_matches + (addr,), Accept(), fields.location(),
+        undecided = tuple(dict.fromkeys(perm.unknowns() + fields.unknowns()))
+        rules.append(Rule(proto_matches + (addr,) + undecided, Accept(), fields.location(),
                           text=f"allow {proto_text} {word} {described}", comment=comment or None,
-                          ident=ident))
+                          ident=ident, origin=perm.origin()))
 
     for key, cidr_key in (("IpRanges", "CidrIp"), ("Ipv6Ranges", "CidrIpv6")):
         for rng in perm.objects(key):

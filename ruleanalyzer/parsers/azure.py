@@ -215,10 +215,10 @@ def security_rules(ruleset: Ruleset, rule: Fields, implicit: bool) -> list[Rule]
         for dst, dst_text in dests:
             text = (f"{priority}: {access} {proto_text} from {src_text} to {dst_text}{port_text}"
                     f" ({rule_name})")
-            rules.append(Rule(proto_matches + sport[0] + dport[0] + src + dst, action,
-                              props.location(), text=text,
+            rules.append(Rule(proto_matches + sport[0] + dport[0] + src + dst + rule.unknowns(),
+                              action, props.location(), text=text,
                               comment=props.str("description") or None,
-                              implicit=implicit, ident=rule_name))
+                              implicit=implicit, ident=rule_name, origin=rule.origin()))
     return rules
 
 

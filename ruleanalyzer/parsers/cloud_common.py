@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from ..errors import RuleAnalyzerError, line_of
 from ..safeyaml import load_yaml
 from ..model import (Accept, AddressMatch, Chain, Diagnostic, IntMatch, Location, NameMatch,
-                     OpaqueMatch, Rule, Ruleset, Table)
+                     OpaqueMatch, Origin, Rule, Ruleset, Table)
 
 #: YAML aliases allowed in one document. Real exports use none; a "billion
 #: laughs" document needs many, and expanding it would exhaust memory.
@@ -26,6 +26,24 @@ from ..model import (Accept, AddressMatch, Chain, Diagnostic, IntMatch, Location
 REFS_META = "cloud_refs"
 #: Meta key describing the cloud targets of a ruleset (see ``targets.py``).
 CLOUD_META = "cloud"
+
+#: Keys an IaC reader (Terraform, CloudFormation) adds to the export-shaped
+#: objects it hands to these builders: the object's own Location, the
+#: reasons its values are undecided, and the Origin of its rules. Keys
+#: starting with ``__`` are never export fields.
+IAC_LOCATION, IAC_UNKNOWN, IAC_ORIGIN = "__location__", "__unknown__", "__origin__"
+
+
+def iac_object(fields: dict, location: Location, origin: Origin,
+               unknown: list[str] | tuple[str, ...] = ()) -> dict:
+    """An export-shaped object (an IpPermission, a NACL entry, a GCP
+    firewall, an NSG rule) made by an IaC reader, with its location, origin
+    and undecided conditions attached for the builders."""
+    out = dict(fields)
+    out[IAC_LOCATION], out[IAC_ORIGIN] = location, origin
+    if unknown:
+        out[IAC_UNKNOWN] = tuple(dict.fromkeys(unknown))
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -222,7 +240,22 @@ class Fields:
         return out
 
     def location(self, key: str | None = None) -> Location:
+        # Objects an IaC reader made carry their own location (the resource
+        # address and the line of its block), see :func:`iac_object`.
+        own = self.obj.get(IAC_LOCATION)
+        if isinstance(own, Location):
+            return own
         return Location(self.name, path=self.at(key) if key else (self.path or "$"))
+
+    def unknowns(self) -> tuple[OpaqueMatch, ...]:
+        """Conditions an IaC reader could not decide for this object (a
+        value known only after apply, a variable without a value): each one
+        is an OpaqueMatch the object's rules carry."""
+        return tuple(OpaqueMatch(reason=r, text=r) for r in self.obj.get(IAC_UNKNOWN, ()))
+
+    def origin(self) -> Origin | None:
+        own = self.obj.get(IAC_ORIGIN)
+        return own if isinstance(own, Origin) else None
 
 
 def _kind(value: Any) -> str:

@@ -143,7 +143,7 @@ def _build_network(ruleset: Ruleset, network: str, firewalls: list[Fields],
     ordered = []
     for position, fw in enumerate(firewalls):
         for key in fw.obj:
-            if key not in _KNOWN_FIELDS:
+            if key not in _KNOWN_FIELDS and not key.startswith("__"):
                 note(ruleset, f"unknown field {key!r} ignored (GCP would reject it)",
                      fw.location(key), level="warning")
         if fw.bool("disabled"):
@@ -214,8 +214,10 @@ def firewall_rules(ruleset: Ruleset, fw: Fields, direction: str, priority: int) 
         for source, source_text in source_options:
             text = " ".join(p for p in (f"{priority}:", verb, l4_text, source_text,
                                         dest_text.strip(), target_text) if p)
-            rules.append(Rule(target + source + dest + l4, action, entry.location(), text=text,
-                              comment=fw.str("description") or None, ident=rule_name))
+            rules.append(Rule(target + source + dest + l4 + fw.unknowns() + entry.unknowns(),
+                              action, entry.location(), text=text,
+                              comment=fw.str("description") or None, ident=rule_name,
+                              origin=fw.origin()))
     return rules
 
 

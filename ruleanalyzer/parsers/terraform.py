@@ -1,0 +1,612 @@
+"""Terraform configuration (HCL ``.tf`` files, ``*.tfvars``) → the rule model.
+
+Parsed by python-hcl2's Lark grammar (``hcl2.parses_to_tree``: the raw
+tree, with line numbers on every node; pinned to major version 8 in
+pyproject.toml); the values are read here, never run:
+
+- literals, ``variable`` defaults, ``*.tfvars`` given with the ``.tf``
+  files (later files win, as ``-var-file`` does), ``locals``, string
+  templates whose parts are all decided, and operators on decided values;
+- ``count`` and ``for_each`` with decided values expand into one instance
+  per element (``aws_security_group.web[0]``, ``…["key"]``); ``dynamic``
+  blocks with a decided ``for_each`` into one block per element;
+- everything else — a function call, a resource attribute, a variable
+  without a value, a ``for`` expression, a splat — is
+  :class:`~.iac_common.Unknown` naming the expression as written. No
+  function is ever evaluated, no provider consulted, no module followed.
+
+Locations are the file and line of the resource block (nested rule blocks:
+their own line). The resources then go through the same translation as a
+plan's (:mod:`.tf_resources`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ..errors import RuleAnalyzerError, line_of
+from ..model import Location, OpaqueMatch, Ruleset
+from . import tf_resources
+from .iac_common import FIREWALL_TYPES, Resource, Unknown, init_meta
+from .cloud_common import note
+
+DIALECT = "terraform"
+#: Meta key holding each file's parsed tree, for :func:`combine`.
+SOURCES_META = "terraform_sources"
+#: Instances one ``count``/``for_each`` may expand into.
+MAX_INSTANCES = 10000
+_BLOCK_RE = re.compile(r'^\s*(resource|variable|provider|module|terraform|locals|data|output)'
+                       r'(\s+"[^"\n]*")*\s*\{', re.M)
+
+
+def sniff(text: str, name: str) -> int:
+    """Sure on top-level Terraform blocks; ``*.tfvars`` by name."""
+    if _BLOCK_RE.search(text[:65536]):
+        return 85
+    if name.endswith(".tfvars"):
+        return 80
+    return 0
+
+
+def parse(text: str, name: str) -> Ruleset:
+    """The rules of one ``.tf`` file read alone (see :func:`combine` for
+    files given together)."""
+    source = _Source(name, text, _tree(text, name))
+    return evaluate([source])
+
+
+def combine(rulesets: list[Ruleset]) -> list[Ruleset]:
+    """``.tf`` and ``.tfvars`` files given together are one configuration:
+    variables, locals and references resolve across them."""
+    sources = [s for rs in rulesets for s in rs.meta.get(SOURCES_META, [])]
+    if len(sources) <= 1:
+        return rulesets
+    others = [rs for rs in rulesets if SOURCES_META not in rs.meta]
+    return [*others, evaluate(sources)]
+
+
+class _Source:
+    __slots__ = ("name", "text", "tree")
+
+    def __init__(self, name: str, text: str, tree):
+        self.name, self.text, self.tree = name, text, tree
+
+
+def _tree(text: str, name: str):
+    try:
+        import hcl2
+        from lark.exceptions import LarkError, UnexpectedInput
+    except ImportError:  # pragma: no cover - a dependency of the package
+        raise RuleAnalyzerError("reading .tf files needs python-hcl2 (pip install python-hcl2)",
+                                Location(name)) from None
+    try:
+        return hcl2.parses_to_tree(text)
+    except UnexpectedInput as exc:
+        line, col = getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1
+        if line < 1:
+            line, col = text.count("\n") + 1, 1
+        token = getattr(exc, "token", None)
+        what = f"unexpected {str(token)[:40]!r}" if token is not None else "unexpected input"
+        raise RuleAnalyzerError(f"invalid HCL: {what}", Location(name, line, col),
+                                source_line=line_of(text, line)) from None
+    except (LarkError, ValueError, RecursionError) as exc:
+        raise RuleAnalyzerError(f"invalid HCL: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}",
+                                Location(name, 1, 1)) from None
+
+
+# ---------------------------------------------------------------------------
+# The configuration
+# ---------------------------------------------------------------------------
+
+
+def evaluate(sources: list[_Source]) -> Ruleset:
+    ruleset = Ruleset(sources=[s.name for s in sources])
+    ruleset.meta[SOURCES_META] = sources
+    init_meta(ruleset, DIALECT)
+    config = _Config(ruleset)
+    for source in sources:
+        config.read(source)
+    resources = config.resources()
+    tf_resources.build(ruleset, resources, sources[0].name)
+    _guard(ruleset, config.guards)
+    return ruleset
+
+
+def _guard(ruleset: Ruleset, guards: dict[str, list[str]]) -> None:
+    """Rules of an instance whose existence is undecided (``count`` or
+    ``for_each`` not decided) carry that as a condition too."""
+    if not guards:
+        return
+    for rule in ruleset.rules():
+        reasons = guards.get(rule.origin.text) if rule.origin else None
+        if reasons:
+            rule.matches = rule.matches + tuple(OpaqueMatch(reason=r, text=r) for r in reasons)
+
+
+class _Config:
+    """Variables, locals and resource blocks of every file, evaluated on demand."""
+
+    def __init__(self, ruleset: Ruleset):
+        self.ruleset = ruleset
+        self.variables: dict[str, Any] = {}
+        self.tfvars: dict[str, Any] = {}
+        self.local_nodes: dict[str, tuple[_Source, Any]] = {}
+        self.local_values: dict[str, Any] = {}
+        self.busy: set[str] = set()
+        self.blocks: list[tuple[_Source, str, str, Any, int]] = []
+        self.guards: dict[str, list[str]] = {}
+
+    def read(self, source: _Source) -> None:
+        body = _child(source.tree, "body")
+        tfvars = source.name.endswith(".tfvars") or not any(
+            _is(c, "block") for c in _children(body))
+        for node in _children(body):
+            if _is(node, "attribute"):
+                name, value = _attribute(node)
+                if tfvars:
+                    self.tfvars[name] = _Eval(self, source, {}).value(value)
+            elif _is(node, "block"):
+                self._block(source, node)
+
+    def _block(self, source: _Source, node) -> None:
+        kind, labels, body = _block_parts(node)
+        line = node.meta.line
+        if kind == "variable" and labels:
+            for attr in _children(body):
+                if _is(attr, "attribute") and _attribute(attr)[0] == "default":
+                    self.variables[labels[0]] = _Eval(self, source, {}).value(_attribute(attr)[1])
+        elif kind == "locals":
+            for attr in _children(body):
+                if _is(attr, "attribute"):
+                    name, value = _attribute(attr)
+                    self.local_nodes[name] = (source, value)
+        elif kind == "resource" and len(labels) == 2:
+            if labels[0] in FIREWALL_TYPES:
+                self.blocks.append((source, labels[0], labels[1], body, line))
+        elif kind == "module" and labels:
+            note(self.ruleset, f"module {labels[0]!r} is not read: the firewall resources inside "
+                 "it are not analysed (give its .tf files, or a plan)",
+                 Location(source.name, line, 1), level="warning")
+
+    def variable(self, name: str) -> Any:
+        if name in self.tfvars:
+            return self.tfvars[name]
+        return self.variables.get(name, Unknown(f"var.{name}", why="no value given"))
+
+    def local(self, name: str) -> Any:
+        if name in self.local_values:
+            return self.local_values[name]
+        if name not in self.local_nodes or name in self.busy:
+            return Unknown(f"local.{name}")
+        self.busy.add(name)
+        source, node = self.local_nodes[name]
+        value = _Eval(self, source, {}).value(node)
+        self.busy.discard(name)
+        self.local_values[name] = value
+        return value
+
+    def resources(self) -> list[Resource]:
+        out = []
+        for source, kind, name, body, line in self.blocks:
+            base = f"{kind}.{name}"
+            for address, scope, guard in self._instances(source, base, body):
+                loc = Location(source.name, line, 1, path=address)
+                values, lines = _Eval(self, source, scope).body(body)
+                res = Resource(kind, address, values, loc, lines=lines)
+                if guard:
+                    self.guards[address] = guard
+                out.append(res)
+        return out
+
+    def _instances(self, source: _Source, base: str, body):
+        meta = {name: value for name, value in (_attribute(a) for a in _children(body)
+                                                if _is(a, "attribute"))
+                if name in ("count", "for_each")}
+        ev = _Eval(self, source, {})
+        if "count" in meta:
+            count = ev.value(meta["count"])
+            if isinstance(count, bool) or not isinstance(count, int):
+                expr = count.expr if isinstance(count, Unknown) else _text(source, meta["count"])
+                yield (f"{base}[count.index]", {"count.index": Unknown("count.index")},
+                       [f"exists only if `{expr}` > 0"])
+                return
+            for i in range(min(max(count, 0), MAX_INSTANCES)):
+                yield f"{base}[{i}]", {"count.index": i}, []
+            return
+        if "for_each" in meta:
+            items = ev.value(meta["for_each"])
+            if isinstance(items, dict):
+                pairs = list(items.items())
+            elif isinstance(items, (list, tuple)) and all(isinstance(i, str) for i in items):
+                pairs = [(i, i) for i in items]
+            else:
+                expr = items.expr if isinstance(items, Unknown) else _text(source, meta["for_each"])
+                yield (f"{base}[each.key]", {"each.key": Unknown("each.key"),
+                                             "each.value": Unknown("each.value")},
+                       [f"exists only for the elements of `{expr}`"])
+                return
+            for key, value in pairs[:MAX_INSTANCES]:
+                yield f"{base}[{json.dumps(key)}]", {"each.key": key, "each.value": value}, []
+            return
+        yield base, {}, []
+
+
+# ---------------------------------------------------------------------------
+# Expressions (literals only; everything else is Unknown)
+# ---------------------------------------------------------------------------
+
+_SKIP_ATTRIBUTES = ("count", "for_each", "depends_on", "provider", "lifecycle")
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
+
+
+class _Eval:
+    """Evaluate expressions of one file under one scope (``count.index``,
+    ``each.*``, dynamic-block iterators)."""
+
+    def __init__(self, config: _Config, source: _Source, scope: dict):
+        self.config, self.source, self.scope = config, source, scope
+
+    def unknown(self, node, why: str = "") -> Unknown:
+        return Unknown(_text(self.source, node), tuple(_refs(node)), why)
+
+    # -- blocks --------------------------------------------------------------
+
+    def body(self, body) -> tuple[dict, dict]:
+        """Attributes and nested blocks of ``body`` as a dict (blocks as
+        lists), and the line of every nested block by (type, index)."""
+        values: dict = {}
+        lines: dict = {}
+        for node in _children(body):
+            if _is(node, "attribute"):
+                name, expr = _attribute(node)
+                if name not in _SKIP_ATTRIBUTES:
+                    values[name] = self.value(expr)
+            elif _is(node, "block"):
+                kind, labels, inner = _block_parts(node)
+                if kind == "dynamic" and labels:
+                    for block in self.dynamic(labels[0], inner):
+                        lines[(labels[0], len(values.get(labels[0], [])))] = node.meta.line
+                        values.setdefault(labels[0], []).append(block)
+                elif kind not in ("lifecycle", "timeouts", "provisioner", "connection"):
+                    lines[(kind, len(values.get(kind, [])))] = node.meta.line
+                    values.setdefault(kind, []).append(self.body(inner)[0])
+        return values, lines
+
+    def dynamic(self, label: str, body) -> list:
+        attrs = {n: v for n, v in (_attribute(a) for a in _children(body) if _is(a, "attribute"))}
+        content = next((b for b in _children(body) if _is(b, "block")
+                        and _block_parts(b)[0] == "content"), None)
+        if content is None or "for_each" not in attrs:
+            return []
+        iterator = label
+        if "iterator" in attrs:
+            it = attrs["iterator"]
+            iterator = _text(self.source, it).strip()
+        items = self.value(attrs["for_each"])
+        if isinstance(items, dict):
+            pairs = list(items.items())
+        elif isinstance(items, (list, tuple)):
+            pairs = list(enumerate(items))
+        else:
+            return [items if isinstance(items, Unknown) else self.unknown(attrs["for_each"])]
+        out = []
+        for key, value in pairs[:MAX_INSTANCES]:
+            inner = _Eval(self.config, self.source,
+                          {**self.scope, f"{iterator}.key": key, f"{iterator}.value": value})
+            out.append(inner.body(_block_parts(content)[2])[0])
+        return out
+
+    # -- values --------------------------------------------------------------
+
+    def value(self, node) -> Any:
+        kind = node.data if hasattr(node, "data") else None
+        if kind == "expr_term":
+            inner = [c for c in node.children if hasattr(c, "data") and c.data != "new_line_or_comment"]
+            if len(inner) == 1:
+                return self.value(inner[0])
+            return self.unknown(node)
+        handler = getattr(self, f"v_{kind}", None)
+        if handler is None:
+            return self.unknown(node)
+        return handler(node)
+
+    def v_int_lit(self, node):
+        try:
+            return int(str(node.children[0]))
+        except ValueError:
+            raise RuleAnalyzerError("number too long", Location(self.source.name, node.meta.line,
+                                                                node.meta.column)) from None
+
+    def v_float_lit(self, node):
+        return float(str(node.children[0]))
+
+    def v_literal_value(self, node):
+        return {"true": True, "false": False, "null": None}[str(node.children[0])]
+
+    def v_identifier(self, node):
+        return self.unknown(node)
+
+    def v_string(self, node):
+        parts = []
+        for part in node.children:
+            if not hasattr(part, "data"):
+                continue  # the quotes
+            piece = part.children[0]
+            if hasattr(piece, "data"):
+                if piece.data != "interpolation":
+                    return self.unknown(node, "a template directive")
+                inner = [c for c in piece.children if hasattr(c, "data")]
+                value = self.value(inner[0]) if inner else None
+                if isinstance(value, Unknown):
+                    return Unknown(_text(self.source, node), value.refs, value.why)
+                if isinstance(value, (dict, list)):
+                    return self.unknown(node)
+                parts.append(_template_text(value))
+            elif piece.type == "ESCAPED_INTERPOLATION":
+                parts.append(str(piece)[1:])
+            elif piece.type == "ESCAPED_DIRECTIVE":
+                parts.append(str(piece)[1:])
+            else:
+                parts.append(_unescape(str(piece)))
+        return "".join(parts)
+
+    def v_heredoc_template(self, node):
+        raw = str(node.children[0])
+        body = raw.split("\n", 1)[1].rsplit("\n", 2)[0] if "\n" in raw else ""
+        return self.unknown(node) if "${" in body or "%{" in body else body
+
+    v_heredoc_template_trim = v_heredoc_template
+
+    def v_tuple(self, node):
+        return [self.value(c) for c in node.children
+                if hasattr(c, "data") and c.data != "new_line_or_comment"]
+
+    def v_object(self, node):
+        out = {}
+        for elem in node.children:
+            if not (hasattr(elem, "data") and elem.data == "object_elem"):
+                continue
+            key_node, value_node = elem.children[0], elem.children[-1]
+            key = self._key(key_node)
+            if isinstance(key, Unknown):
+                return self.unknown(node)
+            out[key] = self.value(value_node)
+        return out
+
+    def _key(self, key_node):
+        inner = key_node.children[0]
+        if hasattr(inner, "data") and inner.data == "expr_term":
+            term = [c for c in inner.children if hasattr(c, "data")]
+            if len(term) == 1 and term[0].data == "identifier":
+                return str(term[0].children[0])
+        if hasattr(inner, "data") and inner.data == "keyword":
+            return str(inner.children[0])
+        key = self.value(inner)
+        return key if isinstance(key, (str, Unknown)) else str(key)
+
+    def v_conditional(self, node):
+        parts = [c for c in node.children if hasattr(c, "data") and c.data != "new_line_or_comment"]
+        cond = self.value(parts[0])
+        if isinstance(cond, bool):
+            return self.value(parts[1] if cond else parts[2])
+        return self.unknown(node)
+
+    def v_unary_op(self, node):
+        op = str(node.children[0])
+        value = self.value(node.children[1])
+        if op == "-" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return -value
+        if op == "!" and isinstance(value, bool):
+            return not value
+        return self.unknown(node)
+
+    def v_binary_op(self, node):
+        left = self.value(node.children[0])
+        term = node.children[1]
+        op = str(term.children[0].children[0])
+        right = self.value([c for c in term.children[1:] if hasattr(c, "data")
+                            and c.data != "new_line_or_comment"][0])
+        return _operate(op, left, right) if _decided(left) and _decided(right) else self.unknown(node)
+
+    def v_get_attr_expr_term(self, node):
+        return self._reference(node)
+
+    v_index_expr_term = v_get_attr_expr_term
+
+    def _reference(self, node):
+        root, steps = _flatten(node)
+        if root is None:
+            return self.unknown(node)
+        head = root
+        if root in ("var", "local", "each", "count") or f"{root}.value" in self.scope:
+            if not steps or steps[0][0] != "attr":
+                return self.unknown(node)
+            attr, steps = steps[0][1], steps[1:]
+            if root == "var":
+                value = self.config.variable(attr)
+            elif root == "local":
+                value = self.config.local(attr)
+            else:
+                value = self.scope.get(f"{root}.{attr}", Unknown(f"{root}.{attr}"))
+            head = f"{root}.{attr}"
+        else:
+            return self.unknown(node)
+        for kind, step in steps:
+            if isinstance(value, Unknown):
+                break
+            key = step if kind in ("attr", "index_int") else self.value(step)
+            if isinstance(key, Unknown):
+                return self.unknown(node)
+            if isinstance(value, dict) and isinstance(key, str) and key in value:
+                value = value[key]
+            elif isinstance(value, list) and isinstance(key, int) and 0 <= key < len(value):
+                value = value[key]
+            else:
+                return self.unknown(node, f"{head} has no such element")
+        if isinstance(value, Unknown) and steps:
+            return Unknown(_text(self.source, node), value.refs, value.why)
+        return value
+
+
+def _decided(value) -> bool:
+    return not isinstance(value, Unknown) and not isinstance(value, (dict, list))
+
+
+def _operate(op: str, a, b):
+    try:
+        if op == "+" and _number(a, b):
+            return a + b
+        if op == "-" and _number(a, b):
+            return a - b
+        if op == "*" and _number(a, b):
+            return a * b
+        if op == "==":
+            return a == b
+        if op == "!=":
+            return a != b
+        if op in ("<", ">", "<=", ">=") and _number(a, b):
+            return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
+        if op in ("&&", "||") and isinstance(a, bool) and isinstance(b, bool):
+            return (a and b) if op == "&&" else (a or b)
+    except (TypeError, OverflowError):
+        pass
+    return Unknown(f"{a!r} {op} {b!r}")
+
+
+def _number(a, b) -> bool:
+    return all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b)) \
+        and all(abs(x) < 1 << 64 for x in (a, b))
+
+
+def _template_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+
+    def repl(m: re.Match) -> str:
+        body = m.group(1)
+        if body[0] in "uU":
+            try:
+                return chr(int(body[1:], 16))
+            except (ValueError, OverflowError):
+                return m.group(0)
+        return _ESCAPES.get(body, m.group(0))
+
+    return re.sub(r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)", repl, text)
+
+
+# ---------------------------------------------------------------------------
+# Tree helpers
+# ---------------------------------------------------------------------------
+
+
+def _is(node, name: str) -> bool:
+    return getattr(node, "data", None) == name
+
+
+def _children(node) -> list:
+    return [c for c in getattr(node, "children", []) if hasattr(c, "data")
+            and c.data != "new_line_or_comment"]
+
+
+def _child(node, name: str):
+    return next((c for c in node.children if _is(c, name)), None)
+
+
+def _name(node) -> str:
+    """An identifier, keyword or string label as text."""
+    if _is(node, "string"):
+        return "".join(str(p.children[0]) for p in node.children if hasattr(p, "data"))
+    return str(node.children[0]) if hasattr(node, "children") and node.children else str(node)
+
+
+def _attribute(node) -> tuple[str, Any]:
+    return _name(node.children[0]), node.children[-1]
+
+
+def _block_parts(node) -> tuple[str, list[str], Any]:
+    parts = [c for c in node.children if hasattr(c, "data") and c.data != "new_line_or_comment"]
+    body = parts[-1]
+    return _name(parts[0]), [_name(p) for p in parts[1:-1]], body
+
+
+def _text(source: _Source, node) -> str:
+    meta = getattr(node, "meta", None)
+    if meta is not None and not getattr(meta, "empty", True):
+        return source.text[meta.start_pos:meta.end_pos]
+    return str(node)
+
+
+def _flatten(node):
+    """``a.b[0].c`` → ("a", [("attr","b"), ("index", node), ("attr","c")])."""
+    steps: list = []
+    while True:
+        if _is(node, "expr_term"):
+            inner = [c for c in node.children if hasattr(c, "data")]
+            if len(inner) != 1:
+                return None, []
+            node = inner[0]
+            continue
+        if _is(node, "get_attr_expr_term"):
+            steps.insert(0, ("attr", _name(node.children[1].children[-1])))
+            node = node.children[0]
+        elif _is(node, "index_expr_term"):
+            index = node.children[1]
+            if _is(index, "short_index"):
+                steps.insert(0, ("index_int", int(str(index.children[-1]))))
+            else:
+                steps.insert(0, ("index", [c for c in index.children if hasattr(c, "data")
+                                           and c.data != "new_line_or_comment"][0]))
+            node = node.children[0]
+        elif _is(node, "identifier"):
+            return str(node.children[0]), steps
+        else:
+            return None, []
+
+
+def _refs(node) -> list[str]:
+    """Resource addresses an expression mentions (``aws_security_group.web``)."""
+    out: list[str] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if _is(n, "get_attr_expr_term"):
+            root, steps = _flatten(n)
+            if root and root not in ("var", "local", "each", "count", "path", "terraform", "self") \
+                    and steps and steps[0][0] == "attr":
+                address = f"{root}.{steps[0][1]}"
+                index = _literal_index(steps[1]) if len(steps) > 1 else None
+                if index is not None:
+                    address += f"[{json.dumps(index)}]"
+                elif root in ("data", "module") and len(steps) > 1 and steps[1][0] == "attr":
+                    address += f".{steps[1][1]}"
+                out.append(address)
+                continue
+        stack.extend(c for c in getattr(n, "children", []) if hasattr(c, "data"))
+    return list(dict.fromkeys(out))
+
+
+def _literal_index(step) -> int | str | None:
+    """``[0]`` / ``.0`` / ``["a"]`` written as a literal, else None."""
+    kind, value = step
+    if kind == "index_int":
+        return value
+    if kind == "index" and _is(value, "expr_term"):
+        inner = [c for c in value.children if hasattr(c, "data")]
+        if len(inner) == 1 and _is(inner[0], "int_lit"):
+            return int(str(inner[0].children[0]))
+        if len(inner) == 1 and _is(inner[0], "string") and all(
+                not hasattr(p.children[0], "data") for p in inner[0].children if hasattr(p, "data")):
+            return _name(inner[0])
+    return None

@@ -1,0 +1,74 @@
+"""``diff plan.json``: the change impact of a Terraform plan, read from the
+plan alone.
+
+A plan holds every resource before and after (``resource_changes[].change``),
+so both versions come from one file: each security group, network ACL, GCP
+target and NSG is diffed on its own (they are separate firewalls), named by
+its Terraform resource address. A firewall the plan creates is compared
+with the same firewall without rules (a new group denies everything until
+its rules exist); one it destroys with that empty firewall too.
+
+    >>> reports = diff_plan("plan.json")                    # doctest: +SKIP
+    >>> [(r.new_name, len(r.opened)) for r in reports]      # doctest: +SKIP
+    [('plan.json: aws_security_group.web', 1)]
+"""
+
+from __future__ import annotations
+
+import os
+
+from .diff import DiffReport, diff
+from .loader import DEFAULT_MAX_BYTES, read_text
+from .model import Ruleset, Table
+from .parsers import terraform_plan
+from .targets import cloud_units, copy_table
+
+
+def plan_rulesets(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES
+                  ) -> tuple[Ruleset, Ruleset]:
+    """The rulesets before and after the plan in ``path``."""
+    name = str(path)
+    text = read_text(path, max_bytes)
+    doc = terraform_plan.load_json(text, name)
+    before, after = terraform_plan.plan_sides(doc, text, name)
+    return terraform_plan.build_ruleset(before, name), terraform_plan.build_ruleset(after, name)
+
+
+def diff_plan(path: str | os.PathLike, hooks=("input", "output"), *, findings: bool = True,
+              connections: bool = True, max_bytes: int = DEFAULT_MAX_BYTES) -> list[DiffReport]:
+    """One report per firewall the plan changes (unchanged ones are skipped)."""
+    old, new = plan_rulesets(path, max_bytes)
+    return diff_units(old, new, str(path), hooks, findings=findings, connections=connections)
+
+
+def diff_units(old: Ruleset, new: Ruleset, name: str, hooks, *, findings: bool = True,
+               connections: bool = True) -> list[DiffReport]:
+    """Diff two cloud rulesets firewall by firewall (matched by label)."""
+    before = dict(cloud_units(old)) if old.tables else {}
+    after = dict(cloud_units(new)) if new.tables else {}
+    reports = []
+    for label in dict.fromkeys([*before, *after]):
+        a, b = before.get(label), after.get(label)
+        if a is not None and b is not None and _signature(a) == _signature(b):
+            continue
+        what = ""
+        if a is None:
+            a, what = _emptied(b), " (created)"
+        elif b is None:
+            b, what = _emptied(a), " (destroyed)"
+        report = diff(a, b, hooks, findings=findings, connections=connections,
+                      old_name=f"{name}: {label} (before)", new_name=f"{name}: {label}{what}")
+        reports.append(report)
+    return reports
+
+
+def _signature(ruleset: Ruleset) -> tuple:
+    return tuple((t.name, tuple((c.name, c.policy, tuple((r.matches, r.action) for r in c.rules))
+                                for c in t.chains.values())) for t in ruleset.tables)
+
+
+def _emptied(ruleset: Ruleset) -> Ruleset:
+    """The same firewall with none of its written rules (implicit ones stay)."""
+    tables: list[Table] = [copy_table(t, keep=lambda r: r if r.implicit else None)
+                           for t in ruleset.tables]
+    return Ruleset(tables=tables, sources=list(ruleset.sources), meta=dict(ruleset.meta))
