@@ -187,3 +187,13 @@ def test_a_dialect_without_a_renderer_gets_words_not_another_dialects_syntax():
     from ruleanalyzer.fixes import Add, Spec, render
 
     assert render(Add(Spec(iif="lo")), dialect="firewalld") == "add at the top of input: accept arriving on lo"
+
+
+def test_infrastructure_code_is_fixed_in_its_resource_not_with_the_cloud_cli():
+    """A Terraform rule's fix names the resource and its attribute; an `aws
+    ec2` call would be undone by the next `terraform apply`."""
+    tf = ('resource "aws_security_group" "web" {\n  name = "web"\n  ingress {\n    from_port = 22\n'
+          '    to_port = 22\n    protocol = "tcp"\n    cidr_blocks = ["0.0.0.0/0"]\n  }\n}\n')
+    [f] = _only(tf, "terraform", "RA401")
+    assert f.fix == (f"in aws_security_group.web (r:1), the rule for tcp port 22: set cidr_blocks to "
+                     f"{YOUR_NETWORKS} instead of any address; then terraform apply")

@@ -7,7 +7,8 @@ dialect writes it the way that dialect's users change rules: iptables and
 ip6tables commands, nft commands (for nft text and nft JSON alike), ufw
 commands (or its before.rules lines where the ufw command line cannot say
 it), AWS CLI calls for security groups and network ACLs, gcloud for GCP,
-az for Azure. :func:`render` picks the renderer from the rule's (or the
+az for Azure; for Terraform and CloudFormation the change to the resource
+that wrote the rule. :func:`render` picks the renderer from the rule's (or the
 chain's) table; a dialect without a renderer gets the dialect-neutral
 words (:class:`Renderer`), never another dialect's syntax.
 
@@ -209,6 +210,10 @@ def renderer(dialect: str, meta: dict | None = None) -> Renderer:
     return table.get(dialect, Renderer)(meta)
 
 
+#: Inputs that are infrastructure code: a fix changes the resource, not the cloud.
+IAC = ("terraform", "terraform-plan", "cloudformation")
+
+
 def render(fix: Fix | str | None, dialect: str | None = None, meta: dict | None = None,
            default: str = "") -> str | None:
     """``fix`` written in ``dialect`` (by default the dialect of the table
@@ -216,6 +221,11 @@ def render(fix: Fix | str | None, dialect: str | None = None, meta: dict | None 
     through."""
     if fix is None or isinstance(fix, str):
         return fix
+    source = (meta or {}).get("dialect", "")
+    if source in IAC and not isinstance(fix, Advice):
+        from . import iac
+
+        return (iac.CloudFormation if source == "cloudformation" else iac.Iac)(meta).render(fix)
     dialect = dialect or dialect_of(fix) or default
     if isinstance(fix, Advice):
         key = "nftables" if dialect == "nft-json" else dialect
