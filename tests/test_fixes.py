@@ -186,7 +186,7 @@ def test_azure_fix_is_az_with_the_resource_group_of_the_export():
 def test_a_dialect_without_a_renderer_gets_words_not_another_dialects_syntax():
     from ruleanalyzer.fixes import Add, Spec, render
 
-    assert render(Add(Spec(iif="lo")), dialect="firewalld") == "add at the top of input: accept arriving on lo"
+    assert render(Add(Spec(iif="lo")), dialect="a-new-dialect") == "add at the top of input: accept arriving on lo"
 
 
 def test_infrastructure_code_is_fixed_in_its_resource_not_with_the_cloud_cli():
@@ -197,3 +197,16 @@ def test_infrastructure_code_is_fixed_in_its_resource_not_with_the_cloud_cli():
     [f] = _only(tf, "terraform", "RA401")
     assert f.fix == (f"in aws_security_group.web (r:1), the rule for tcp port 22: set cidr_blocks to "
                      f"{YOUR_NETWORKS} instead of any address; then terraform apply")
+
+
+def test_firewalld_fix_is_firewall_cmd_on_the_zone():
+    """firewalld rebuilds its ruleset from zones: the fix changes the zone
+    (firewall-cmd --remove-service / --add-rich-rule, then --reload)."""
+    zone = ('<?xml version="1.0" encoding="utf-8"?>\n<zone>\n  <short>Public</short>\n'
+            '  <service name="ssh"/>\n</zone>\n')
+    rs = loads(zone, dialect="firewalld", name="public.xml")
+    found = [f for f in run_audit([rs], select=["RA401"]).findings if f.origin and not f.origin.generated]
+    assert [f.fix for f in found] == [
+        "firewall-cmd --permanent --zone=public --remove-service=ssh; firewall-cmd --permanent --zone=public "
+        f"--add-rich-rule='rule family=\"ipv4\" source address=\"{YOUR_NETWORKS}\" service name=\"ssh\" accept'; "
+        "firewall-cmd --reload"]

@@ -7,8 +7,9 @@ dialect writes it the way that dialect's users change rules: iptables and
 ip6tables commands, nft commands (for nft text and nft JSON alike), ufw
 commands (or its before.rules lines where the ufw command line cannot say
 it), AWS CLI calls for security groups and network ACLs, gcloud for GCP,
-az for Azure; for Terraform and CloudFormation the change to the resource
-that wrote the rule. :func:`render` picks the renderer from the rule's (or the
+az for Azure, firewall-cmd on the zone or policy for firewalld; for
+Terraform and CloudFormation the change to the resource that wrote the
+rule. :func:`render` picks the renderer from the rule's (or the
 chain's) table; a dialect without a renderer gets the dialect-neutral
 words (:class:`Renderer`), never another dialect's syntax.
 
@@ -202,10 +203,11 @@ def dialect_of(fix: Fix) -> str:
 
 def renderer(dialect: str, meta: dict | None = None) -> Renderer:
     """The renderer of ``dialect`` (nft JSON uses nft's), else the neutral one."""
-    from . import cloud, iptables, nftables, ufw
+    from . import cloud, firewalld, iptables, nftables, ufw
 
     table = {"iptables": iptables.Iptables, "nftables": nftables.Nftables,
-             "nft-json": nftables.Nftables, "ufw": ufw.Ufw, "aws-sg": cloud.AwsSg,
+             "nft-json": nftables.Nftables, "ufw": ufw.Ufw, "firewalld": firewalld.Firewalld,
+             "aws-sg": cloud.AwsSg,
              "aws-nacl": cloud.AwsNacl, "gcp": cloud.Gcp, "azure": cloud.Azure}
     return table.get(dialect, Renderer)(meta)
 
