@@ -618,11 +618,19 @@ def _deciders_inside(reach, jump: Rule, packets, depth: int) -> list[Rule]:
 def _takes(reach, other: Rule, sure: bool = False):
     """Packets ``other`` would (``sure``: surely) take from a later rule:
     its own match (any packet of it that got that far is taken by it or an
-    earlier rule), for a jump only what does not come back."""
-    if isinstance(other.action, (Jump, Dispatch)):
-        return _taken(reach, other, sure)
-    sets = reach.rule_sets(other)
-    return sets.match_lower if sure else sets.match_upper
+    earlier rule), for a jump only what does not come back (cached: every
+    dead rule of a long chain asks about the rules above it)."""
+    cache = reach.__dict__.setdefault("_ra_takes", {})
+    key = (id(other), sure)
+    hit = cache.get(key)
+    if hit is None:
+        if isinstance(other.action, (Jump, Dispatch)):
+            hit = _taken(reach, other, sure)
+        else:
+            sets = reach.rule_sets(other)
+            hit = sets.match_lower if sure else sets.match_upper
+        cache[key] = hit
+    return hit
 
 
 def _sure_first(reach, candidates, packets, mine: str, cap: int = None, matched: bool = False,
@@ -636,13 +644,15 @@ def _sure_first(reach, candidates, packets, mine: str, cap: int = None, matched:
     cap = COVER_CAP if cap is None else cap
     sure, maybe = [], []
     takes = _taken if matched else _takes
+    space = reach.space
     for other in candidates:
         try:
-            up = takes(reach, other) & packets
+            whole = takes(reach, other)
         except KeyError:
             continue  # not on this path
-        if up.is_empty():
-            continue
+        if space.disjoint(whole.node, packets.node):
+            continue  # most earlier rules: told apart without building the intersection
+        up = whole & packets
         maybe.append((other, up))
         if on_path is not None and id(other.chain) not in on_path:
             sets = reach.rule_sets(other)
