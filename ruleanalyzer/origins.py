@@ -74,9 +74,14 @@ def _libvirt_idiom(rule: Rule) -> bool:
                                         and rule.chain.kind == "nat"))
 
 
+#: Docker's hairpin NAT for a published port: a container masquerading to itself.
+_DOCKER_HAIRPIN = re.compile(r"-s (\S+)/32 -d \1/32 -p (?:tcp|udp) -m (?:tcp|udp) --dport \d+ -j MASQUERADE$")
+
+
 def _docker_idiom(rule: Rule) -> bool:
     text = _text(rule)
-    return bool(_DOCKER_IF.search(text) or re.search(r"-j DOCKER\b|-j DOCKER-|jump DOCKER", text))
+    return bool(_DOCKER_IF.search(text) or re.search(r"-j DOCKER\b|-j DOCKER-|jump DOCKER", text)
+                or (rule.chain is not None and rule.chain.kind == "nat" and _DOCKER_HAIRPIN.search(text)))
 
 
 def _jumps(pattern: re.Pattern) -> Callable[[Rule], bool]:

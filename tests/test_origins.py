@@ -20,7 +20,7 @@ from ruleanalyzer.origins import recognise
 HERE = Path(__file__).parent / "origins"
 LAYOUTS = sorted(HERE.iterdir())
 #: What each layout's stock rules give when included (the noise left out by default).
-NOISE = {"crowdsec.nft": {"RA503"}, "docker.rules": {"RA103"}, "fail2ban.rules": {"RA504", "RA505"},
+NOISE = {"crowdsec.nft": {"RA503"}, "docker.rules": {"RA103", "RA505"}, "fail2ban.rules": {"RA504", "RA505"},
          "firewalld.rules": {"RA503"}, "fw4.nft": {"RA503"}, "kube-proxy.rules": {"RA503"},
          "libvirt.rules": {"RA505"}, "openwrt.rules": {"RA503"},
          "shorewall.rules": {"RA103", "RA503"}, "ufw.rules": {"RA503", "RA505"}}
