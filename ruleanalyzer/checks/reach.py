@@ -18,6 +18,8 @@ are left to that check, so one mistake gives one finding.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -30,7 +32,11 @@ from .structure import explained_by_structure
 def outcome(rule: Rule) -> str:
     """What a rule does to the packets it takes, for comparing rules:
     ``accept``, ``drop``, ``jump X``, ``return`` …"""
-    action = rule.action
+    return _outcome(rule.action)
+
+
+@functools.lru_cache(maxsize=4096)
+def _outcome(action) -> str:
     if isinstance(action, Accept):
         return "accept"
     if isinstance(action, (Drop, Reject)):
@@ -290,7 +296,7 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
     if site is not None:  # rules on the way to its chain decide its packets first
         path, want = site
         jump, on_path = path[0], {id(j.chain): j.index for j in path}
-        candidates = [o for o in _walked_before(reach, rule) if _takes_from(o, on_path)]
+        candidates = _candidates_before(reach, rule, path)
         cover, more, remaining = _sure_first(reach, candidates, want, meant(rule), matched=True,
                                              on_path=on_path)
         entered = _entry(reach, path[-1].chain)
@@ -333,29 +339,38 @@ def _caller_path(reach, rule: Rule, target, depth: int = 8):
     return None
 
 
-def _takes_from(other: Rule, on_path: dict[int, int]) -> bool:
-    """Can ``other``, visited earlier, take packets from a rule entered by
-    way of the chains ``on_path``? Rules of those chains (before their
-    jumps) can, their jumps resolved later; elsewhere (earlier base chains,
-    chains they call) only drops — an accept ends only its own base chain."""
-    chain = other.chain
-    if chain is None:
-        return False
-    if id(chain) in on_path:
-        return other.index < on_path[id(chain)] and (
-            meant(other) in _PAST or isinstance(other.action, (Jump, Goto, Dispatch)))
-    return outcome(other) == "drop"
-
-
-def _walked_before(reach, rule: Rule) -> list[Rule]:
-    """Rules the walk visits before ``rule`` (earlier hooks and base chains,
-    the callers' rules before their jumps)."""
-    out = []
-    for other in reach.rules():
-        if other is rule:
-            break
-        out.append(other)
+def _candidates_before(reach, rule: Rule, path: list[Rule]) -> list[Rule]:
+    """Rules visited before ``rule`` that can take packets from a rule
+    entered by way of ``path`` (its jumps): rules of the path's chains
+    before their jumps (verdicts, jumps — resolved later —, verdict maps);
+    elsewhere (earlier base chains, chains they call) only drops — an
+    accept ends only its own base chain."""
+    order, drops = _walk_index(reach)
+    here = order.get(id(rule), len(order))
+    out, seen = [], set()
+    for jump in reversed(path):
+        for other in jump.chain.rules[:jump.index - 1]:
+            if meant(other) in _PAST or isinstance(other.action, (Jump, Goto, Dispatch)):
+                out.append(other)
+                seen.add(id(other))
+    on_path = {id(j.chain) for j in path}
+    for _pos, other in drops[:bisect.bisect_left(drops, (here,))]:
+        if id(other.chain) not in on_path and id(other) not in seen:
+            out.append(other)
     return out
+
+
+def _walk_index(reach):
+    """(rule id → position in the walk, [(position, rule)] of its drops), once per analysis."""
+    cached = reach.__dict__.get("_ra_walk")
+    if cached is None:
+        order, drops = {}, []
+        for pos, other in enumerate(reach.rules()):
+            order.setdefault(id(other), pos)
+            if outcome(other) == "drop" and other.chain is not None:
+                drops.append((pos, other))
+        cached = reach.__dict__["_ra_walk"] = (order, drops)
+    return cached
 
 
 def _surely_entered(reach, chain, depth: int = 8):
@@ -766,18 +781,26 @@ def _after_change(reach, rule: Rule, target, entry, story: Story) -> None:
     if relaxed.is_empty():
         return
     remaining = relaxed
-    for other in reach.rules():
+    for other in _verdict_rules(reach):
         if remaining.is_empty() or len(story.deciders) >= 3:
             break
-        if other is rule or outcome(other) not in ("accept", "drop"):
+        if other is rule:
             continue
         taken = reach.rule_sets(other).matched_upper
-        if taken.intersects(remaining):
+        if not space.disjoint(taken.node, remaining.node):
             story.deciders.append(other)
             remaining = remaining - taken
     verdicts = {outcome(d) for d in story.deciders}
     if verdicts:
         story.shadowed = any(v != meant(rule) for v in verdicts) if meant(rule) in _PAST else None
+
+
+def _verdict_rules(reach) -> list[Rule]:
+    """The rules of the walk that accept or drop, in order (once per analysis)."""
+    cached = reach.__dict__.get("_ra_verdicts")
+    if cached is None:
+        cached = reach.__dict__["_ra_verdicts"] = [r for r in reach.rules() if outcome(r) in _PAST]
+    return cached
 
 
 def _written(rule: Rule, fields: list[str]) -> str:
