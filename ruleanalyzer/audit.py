@@ -213,8 +213,7 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
         inline, invalid = parse_inline(ruleset, known)
         suppressions += inline
         findings += [f for f in invalid if "RA902" in codes]
-        for unit in split_units(ruleset):
-            findings += check_ruleset(unit, codes, options)
+        findings += _across_units([check_ruleset(unit, codes, options) for unit in split_units(ruleset)])
         if progress:
             progress(n, len(units), name)
     kept, suppressed, unused = apply_suppressions(findings, suppressions, set(codes))
@@ -227,6 +226,27 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     result.suppressed = suppressed
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _across_units(per_unit: list[list[Finding]]) -> list[Finding]:
+    """The findings of a file's cloud units (one per security group, GCP
+    target …): a written rule several units share (a hierarchical policy,
+    a rule of a network) is told once, naming the other units it holds for."""
+    if len(per_unit) == 1:
+        return per_unit[0]
+    out: list[Finding] = []
+    first: dict[tuple, Finding] = {}
+    for unit in per_unit:
+        for f in unit:
+            w = f.where
+            key = (f.code, w.file, w.path, w.line, w.column) if w is not None and (w.path or w.line) else None
+            if key is None or key not in first:
+                if key is not None:
+                    first[key] = f
+                out.append(f)
+            elif w.table and w.table != first[key].where.table:
+                first[key].details.append(f"the same for {w.table}")
+    return out
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

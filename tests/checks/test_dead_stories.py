@@ -44,3 +44,24 @@ def test_rules_before_the_jump_that_take_the_packets_are_named():
     assert f.code == "RA102" and f.where.line == 12
     assert f.message == ("rule can never match: f input rule 1 (line 7) already takes every packet it "
                          "matches before input rule 2 (line 8) jumps to admin (accepted all the same)")
+
+
+def test_a_rule_several_cloud_units_share_is_told_once():
+    """GCP targets (tags) are separate firewalls, but a hierarchical
+    policy's rule is one written rule: dead for every target, one finding."""
+    import json
+
+    from ruleanalyzer import loads
+
+    doc = {"firewalls": [
+        {"name": f"allow-{t}", "priority": 1000, "direction": "INGRESS", "sourceRanges": ["0.0.0.0/0"],
+         "allowed": [{"IPProtocol": "tcp", "ports": ["80"]}], "targetTags": [t]} for t in ("a", "b")],
+        "firewallPolicys": [{"name": "p", "type": "HIERARCHY", "rules": [
+            {"priority": 700, "direction": "INGRESS", "action": "deny",
+             "match": {"srcIpRanges": ["0.0.0.0/0"], "layer4Configs": [{"ipProtocol": "all"}]}},
+            {"priority": 800, "direction": "INGRESS", "action": "allow",
+             "match": {"srcIpRanges": ["198.51.100.0/24"], "layer4Configs": [{"ipProtocol": "tcp"}]}}]}]}
+    rs = loads(json.dumps(doc), dialect="gcp", name="effective.json")
+    found = [f for f in run_audit([rs], select=["RA101"]).findings if f.where.ident == "800"]
+    assert len(found) == 1
+    assert any(d.startswith("the same for ") for d in found[0].details)
