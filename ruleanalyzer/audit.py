@@ -32,6 +32,8 @@ from .checks.suppress import apply as apply_suppressions
 from .checks.suppress import from_config, parse_inline
 from .config import Config
 from .errors import RuleAnalyzerError
+from .fixes import render as render_fix
+from .fixes.bridge import derive as derive_fix
 from .loader import DEFAULT_MAX_BYTES, load
 from .model import Ruleset
 from .hosts import host_groups, included_files
@@ -133,7 +135,10 @@ def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] |
     for code in codes:
         check = registry[code]((options or {}).get(code))
         try:
-            findings.extend(check.run(ctx))
+            for f in check.run(ctx):
+                f.fix = render_fix(derive_fix(f, ruleset), meta=ruleset.meta,  # in the input's language
+                                   default=ctx.dialect)
+                findings.append(f)
         except (RecursionError, MemoryError, Exception) as exc:  # noqa: BLE001 - a bug must not stop the audit
             if ctx.out_of_space(exc):
                 continue  # the limit is reported once, with the analysis failures
@@ -272,10 +277,11 @@ def ruleset_findings(ruleset: Ruleset, codes: list[str], options: dict, known: s
     inline, invalid = parse_inline(ruleset, known)
     findings = [f for f in invalid if "RA902" in codes]
     ctx = None
+    per_unit = []
     for unit in split_units(ruleset):
         ctx = Context(unit)
-        findings += check_ruleset(unit, codes, options, ctx)
-    return findings, inline, ctx
+        per_unit.append(check_ruleset(unit, codes, options, ctx))
+    return findings + _across_units(per_unit), inline, ctx
 
 
 def settle_findings(findings: list[Finding], suppressions: list, codes: list[str],
@@ -291,6 +297,27 @@ def settle_findings(findings: list[Finding], suppressions: list, codes: list[str
         generated = group([f for f in kept if is_stock_noise(f)])
         kept = [f for f in kept if not is_stock_noise(f)]
     return sorted(group(_dedupe(kept)), key=Finding.sort_key), suppressed, generated
+
+
+def _across_units(per_unit: list[list[Finding]]) -> list[Finding]:
+    """The findings of a file's cloud units (one per security group, GCP
+    target …): a written rule several units share (a hierarchical policy,
+    a rule of a network) is told once, naming the other units it holds for."""
+    if len(per_unit) == 1:
+        return per_unit[0]
+    out: list[Finding] = []
+    first: dict[tuple, Finding] = {}
+    for unit in per_unit:
+        for f in unit:
+            w = f.where
+            key = (f.code, w.file, w.path, w.line, w.column) if w is not None and (w.path or w.line) else None
+            if key is None or key not in first:
+                if key is not None:
+                    first[key] = f
+                out.append(f)
+            elif w.table and w.table != first[key].where.table:
+                first[key].details.append(f"the same for {w.table}")
+    return out
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

@@ -27,6 +27,16 @@ def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity)
 
 
+def shown(rule: Rule) -> str:
+    """A rule as a report quotes it: as written, nft JSON in nft syntax."""
+    table = rule.chain.table if rule.chain is not None else None
+    if table is not None and table.dialect == "nft-json" and rule.text:
+        from ..nft_text import rule_text
+
+        return rule_text(rule.text)
+    return rule.text or str(rule)
+
+
 @dataclass(frozen=True)
 class Where:
     """Plain-data location of a rule or a chain (its policy) for reports."""
@@ -51,7 +61,7 @@ class Where:
         loc = rule.location
         return cls(loc.file, loc.line, loc.column, loc.path, table.name if table else None,
                    table.family if table else None, chain.name if chain else None, rule.index,
-                   rule.text or str(rule), rule.ident)
+                   shown(rule), rule.ident)
 
     @classmethod
     def of_chain(cls, chain: Chain, policy: bool = True) -> "Where":
@@ -110,7 +120,9 @@ class Finding:
     where: Where | None
     related: list[Related] = field(default_factory=list)
     witness: Packet | None = None
-    fix: str | None = None
+    #: What to change, in the input's own language (a check gives a
+    #: :class:`ruleanalyzer.fixes.Fix`; the audit writes it in the dialect).
+    fix: object = None
     rule: Rule | None = field(default=None, repr=False, compare=False)
     chain: Chain | None = field(default=None, repr=False, compare=False)
     details: list[str] = field(default_factory=list)
@@ -184,7 +196,7 @@ class Check:
 
     def finding(self, message: str, *, rule: Rule | None = None, chain: Chain | None = None,
                 related: Iterable[Related] = (), witness: Packet | None = None,
-                fix: str | None = None, severity: str | None = None,
+                fix: object = None, severity: str | None = None,
                 details: Iterable[str] = (), cause: object = None,
                 group_message: str | None = None) -> Finding:
         """A finding of this check about ``rule`` (or ``chain``'s policy).
