@@ -32,6 +32,8 @@ from .checks.suppress import apply as apply_suppressions
 from .checks.suppress import from_config, parse_inline
 from .config import Config
 from .errors import RuleAnalyzerError
+from .fixes import render as render_fix
+from .fixes.bridge import derive as derive_fix
 from .loader import DEFAULT_MAX_BYTES, load
 from .model import Ruleset
 from .hosts import host_groups, included_files
@@ -56,6 +58,10 @@ class AuditResult:
     generated: list[Finding] = field(default_factory=list)
     #: Groups of files audited as one host (each a list of paths).
     hosts: list[list[str]] = field(default_factory=list)
+    #: A fleet audit's summary (:func:`ruleanalyzer.fleet.audit_fleet`).
+    fleet: dict | None = None
+    #: Fleet audits: config suppression entries (by index) its hosts used.
+    used_config: list[int] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -77,17 +83,27 @@ class AuditResult:
 def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
     """Files named, and every file under directories named (sorted, hidden
     files and documentation skipped)."""
+    from .snapshot import MANIFEST
+
     out: list[str] = []
     for p in paths:
         path = Path(p)
-        if path.is_dir() and _is_config_dir(path):
+        if path.is_dir() and (path / MANIFEST).is_file():
+            out.append(str(path))  # a host snapshot: one unit
+        elif path.is_dir() and _is_config_dir(path):
             out.append(str(path))  # one firewall's configuration: one unit
         elif path.is_dir():
+            # A host snapshot directory inside is one input, not its files.
+            snapshots = sorted(f.parent for f in path.rglob(MANIFEST))
             for f in sorted(path.rglob("*")):
                 rel = f.relative_to(path).parts
                 if f.is_file() and not any(part.startswith(".") for part in rel) \
-                        and f.suffix.lower() not in SKIPPED_SUFFIXES:
+                        and f.suffix.lower() not in SKIPPED_SUFFIXES \
+                        and not any(s in f.parents for s in snapshots):
                     out.append(str(f))
+            out += [str(s) for s in snapshots if not any(part.startswith(".") for part in
+                                                         s.relative_to(path).parts)]
+            out.sort()
         else:
             out.append(str(path))
     return out
@@ -109,17 +125,21 @@ def split_units(ruleset: Ruleset) -> list[Ruleset]:
 
 
 def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] | None = None,
-                  interfaces: dict | None = None) -> list[Finding]:
-    """Findings of the checks ``codes`` on one ruleset, before suppressions
-    (``interfaces``: configured interface roles, see :mod:`ruleanalyzer.roles`).
-    A crashing check becomes an RA003 finding instead of aborting."""
-    ctx = Context(ruleset, interfaces)
+                  ctx: Context | None = None, interfaces: dict | None = None) -> list[Finding]:
+    """Findings of the checks ``codes`` on one ruleset, before suppressions.
+    A crashing check becomes an RA003 finding instead of aborting. ``ctx``
+    lets a caller keep the analyses for its own questions; ``interfaces``:
+    configured interface roles (see :mod:`ruleanalyzer.roles`)."""
+    ctx = ctx or Context(ruleset, interfaces)
     findings: list[Finding] = []
     registry = checks.registry()
     for code in codes:
         check = registry[code]((options or {}).get(code))
         try:
-            findings.extend(check.run(ctx))
+            for f in check.run(ctx):
+                f.fix = render_fix(derive_fix(f, ruleset), meta=ruleset.meta,  # in the input's language
+                                   default=ctx.dialect)
+                findings.append(f)
         except (RecursionError, MemoryError, Exception) as exc:  # noqa: BLE001 - a bug must not stop the audit
             if ctx.out_of_space(exc):
                 continue  # the limit is reported once, with the analysis failures
@@ -150,7 +170,8 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
               ignore: list[str] | None = None, config: Config | None = None,
               dialect: str | None = None, together: list[list[str]] | None = None,
               max_bytes: int = DEFAULT_MAX_BYTES, include_generated: bool = False,
-              hosts: bool = True, progress: Callable[[int, int, str], None] | None = None) -> AuditResult:
+              hosts: bool = True, progress: Callable[[int, int, str], None] | None = None,
+              jobs: int | None = None, dask_scheduler=None, host_timeout: float = 600.0) -> AuditResult:
     """Audit rulesets and/or files (directories expand to their files).
 
     ``together`` lists groups of files that describe one firewall; with
@@ -160,7 +181,10 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     Findings of the hygiene families (RA1xx, RA5xx) about a tool's stock
     scaffolding (:mod:`ruleanalyzer.origins`) are left out unless
     ``include_generated``; they are counted in ``AuditResult.generated``.
-    ``progress(done, total, name)`` is called after each unit."""
+    ``progress(done, total, name)`` is called after each unit.
+    Two or more host snapshots among the inputs are audited as a fleet
+    (:mod:`ruleanalyzer.fleet`: ``jobs`` worker processes, or one task per
+    host on ``dask_scheduler``), and ``AuditResult.fleet`` holds the summary."""
     start = time.perf_counter()
     codes, options = _settings(config, select, ignore)
     result = AuditResult(codes=codes)
@@ -171,6 +195,10 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     loose = [i for i in inputs if isinstance(i, Ruleset)]
     paths = [p for p in expand_paths(i for i in inputs if not isinstance(i, Ruleset))
              if str(Path(p)) not in grouped]
+    fleet = _fleet(paths, codes, options, config, max_bytes, include_generated, jobs, dask_scheduler,
+                   host_timeout, progress)
+    if fleet is not None:
+        paths = [p for p in paths if p not in set(fleet.inputs)]
     if hosts:
         for g in host_groups(paths):
             units.append((" + ".join(g), g))
@@ -181,6 +209,8 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     unreadable = UnreadableInput()
     findings: list[Finding] = []
     suppressions = from_config(config.suppress, config.source) if config else []
+    for i in fleet.used_config if fleet is not None else ():
+        suppressions[i].used.add("fleet")  # it silenced a finding on a host of the fleet
     known = set(checks.registry())
     included: set[str] = set()
     for n, (name, what) in enumerate(units, 1):
@@ -205,24 +235,93 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
             if inner:
                 included |= inner
                 result.hosts.append(list(what) + sorted(inner))
-        recognise(ruleset)
-        inline, invalid = parse_inline(ruleset, known)
+        found, inline, _ctx = ruleset_findings(ruleset, codes, options, known,
+                                               config.interfaces if config else None)
         suppressions += inline
-        findings += [f for f in invalid if "RA902" in codes]
-        for unit in split_units(ruleset):
-            findings += check_ruleset(unit, codes, options, config.interfaces if config else None)
+        findings += found
         if progress:
             progress(n, len(units), name)
+    result.findings, result.suppressed, result.generated = settle_findings(
+        findings, suppressions, codes, include_generated)
+    if fleet is not None:  # its hosts' findings were settled host by host
+        result.findings = sorted(result.findings + fleet.findings, key=Finding.sort_key)
+        result.inputs = fleet.inputs + result.inputs
+        result.bad_inputs = fleet.bad_inputs + result.bad_inputs
+        result.rule_count += fleet.rule_count
+        result.fleet = fleet.fleet
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _fleet(paths, codes, options, config, max_bytes, include_generated, jobs, dask_scheduler,
+           host_timeout, progress):
+    """The fleet part of an audit: the host snapshots among ``paths`` when
+    there are two or more (or a Dask scheduler is named), else None."""
+    from .snapshot import is_snapshot
+
+    snapshots = [p for p in paths if is_snapshot(p)]
+    if len(snapshots) < 2 and not (dask_scheduler and snapshots):
+        return None
+    from .fleet import audit_fleet
+
+    return audit_fleet(snapshots, codes=codes, options=options,
+                       suppress=config.suppress if config else None,
+                       config_source=config.source if config else None, max_bytes=max_bytes,
+                       jobs=jobs, dask_scheduler=dask_scheduler, host_timeout=host_timeout,
+                       progress=progress, include_generated=include_generated)
+
+
+def ruleset_findings(ruleset: Ruleset, codes: list[str], options: dict, known: set[str],
+                     interfaces: dict | None = None):
+    """``(findings, inline suppressions, context)`` of one ruleset, before
+    suppressions are applied; the context is the last unit's (a host's
+    analyses, for a caller's own questions). ``interfaces``: configured
+    interface roles."""
+    recognise(ruleset)
+    inline, invalid = parse_inline(ruleset, known)
+    findings = [f for f in invalid if "RA902" in codes]
+    ctx = None
+    per_unit = []
+    for unit in split_units(ruleset):
+        ctx = Context(unit, interfaces)
+        per_unit.append(check_ruleset(unit, codes, options, ctx))
+    return findings + _across_units(per_unit), inline, ctx
+
+
+def settle_findings(findings: list[Finding], suppressions: list, codes: list[str],
+                    include_generated: bool):
+    """``(kept, suppressed, generated)``: suppressions applied (unused ones
+    become RA901), stock-scaffolding findings set aside unless
+    ``include_generated``, findings of one cause grouped, sorted."""
     kept, suppressed, unused = apply_suppressions(findings, suppressions, set(codes))
     if "RA901" in codes:
         kept += unused
+    generated: list[Finding] = []
     if not include_generated:
-        result.generated = group([f for f in kept if is_stock_noise(f)])
+        generated = group([f for f in kept if is_stock_noise(f)])
         kept = [f for f in kept if not is_stock_noise(f)]
-    result.findings = sorted(group(_dedupe(kept)), key=Finding.sort_key)
-    result.suppressed = suppressed
-    result.seconds = time.perf_counter() - start
-    return result
+    return sorted(group(_dedupe(kept)), key=Finding.sort_key), suppressed, generated
+
+
+def _across_units(per_unit: list[list[Finding]]) -> list[Finding]:
+    """The findings of a file's cloud units (one per security group, GCP
+    target …): a written rule several units share (a hierarchical policy,
+    a rule of a network) is told once, naming the other units it holds for."""
+    if len(per_unit) == 1:
+        return per_unit[0]
+    out: list[Finding] = []
+    first: dict[tuple, Finding] = {}
+    for unit in per_unit:
+        for f in unit:
+            w = f.where
+            key = (f.code, w.file, w.path, w.line, w.column) if w is not None and (w.path or w.line) else None
+            if key is None or key not in first:
+                if key is not None:
+                    first[key] = f
+                out.append(f)
+            elif w.table and w.table != first[key].where.table:
+                first[key].details.append(f"the same for {w.table}")
+    return out
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

@@ -24,7 +24,8 @@ EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 def _add_input_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", nargs="+", metavar="FILE", help="rule files describing one firewall")
+    p.add_argument("files", nargs="+", metavar="FILE",
+                   help="rule files describing one firewall, or a host snapshot (directory or archive)")
     p.add_argument("--dialect", choices=DIALECTS, help="the files' dialect (sniffed when omitted)")
     p.add_argument("--target", help="cloud exports: the security group, NACL, NSG or tag to evaluate")
     p.add_argument("--inventory", help="cloud exports: YAML mapping names (groups, tags) to CIDRs")
@@ -49,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--ecn", help="IP ECN codepoint: not-ect, ect0, ect1, ce")
     q.add_argument("--state", default="auto",
                    help="auto, new (no connection yet), established, related, invalid, untracked")
-    q.add_argument("--hook", default="input", choices=("input", "forward", "output"))
+    q.add_argument("--hook", default=None, choices=("input", "forward", "output", "auto"),
+                   help="the packet's path (default: input; auto with a host snapshot, decided by "
+                        "the host's addresses)")
     q.add_argument("--iif")
     q.add_argument("--oif")
     q.add_argument("--icmp-type")
@@ -65,9 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--server", required=True)
     c.add_argument("--dport", type=int, required=True)
     c.add_argument("--sport", type=int, default=40000)
-    c.add_argument("--hook", default="input", choices=("input", "forward", "output"),
-                   help="where the firewall sits: input = it is the server, output = the client")
-    c.add_argument("--ecn", default="both", choices=("off", "on", "both"))
+    c.add_argument("--hook", default=None, choices=("input", "forward", "output", "auto"),
+                   help="where the firewall sits: input = it is the server, output = the client "
+                        "(default: input; auto with a host snapshot)")
+    c.add_argument("--ecn", default=None, choices=("off", "on", "both"),
+                   help="default: both; with a host snapshot, what the host's net.ipv4.tcp_ecn does")
     c.add_argument("--iif", help="interface the client's packets arrive on")
     c.add_argument("--oif", help="interface the client's packets leave by")
     c.add_argument("--format", default="text", choices=("text", "json"))
@@ -108,10 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="audit every file alone, even files that form one host "
                          "(rules.v4 + rules.v6, an /etc/ufw directory)")
     au.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
+    fl = au.add_argument_group("fleets (a directory of host snapshots)")
+    fl.add_argument("--jobs", type=int, help="hosts analysed in parallel processes (default: the cores)")
+    fl.add_argument("--dask-scheduler", metavar="ADDRESS",
+                    help="run one task per host on this Dask cluster (needs ruleanalyzer[dask])")
+    fl.add_argument("--host-timeout", type=float, default=600.0,
+                    help="seconds one host may take before it is a finding (default 600)")
     sub.add_parser("rules", help="list every check: code, name, severity, summary")
     ex = sub.add_parser("explain", help="document one check (what it does, why, examples)")
     ex.add_argument("code", metavar="CODE", help="a check code (RA101) or name (shadowed-rule)")
     _add_diff_parser(sub)
+    _add_collect_parser(sub)
     return parser
 
 
@@ -132,7 +144,7 @@ def _load(args) -> "object":
     return ruleset
 
 
-def _packets_from_args(args) -> list:
+def _packets_from_args(args, default_hook: str = "input") -> list:
     if args.packets:
         text = read_text(args.packets)
         packets = []
@@ -143,6 +155,7 @@ def _packets_from_args(args) -> list:
                 fields = json.loads(line)
                 if not isinstance(fields, dict):
                     raise ValueError("each line must be a JSON object")
+                fields.setdefault("hook", default_hook)
                 packets.append(make_packet(**fields))
             except (ValueError, RuleAnalyzerError) as exc:
                 from .model import Location
@@ -155,6 +168,7 @@ def _packets_from_args(args) -> list:
         raise RuleAnalyzerError("query needs --src and --dst (or --packets FILE)")
     fields = {k: getattr(args, k) for k in ("src", "dst", "proto", "sport", "dport", "flags", "ecn",
                                             "state", "hook", "iif", "oif", "length")}
+    fields["hook"] = fields["hook"] or default_hook
     fields["icmp_type"] = args.icmp_type
     fields["icmp_code"] = args.icmp_code
     if args.mark is not None:
@@ -167,7 +181,7 @@ def cmd_query(args, out) -> int:
     from .report import serialize, text
 
     ruleset = _load(args)
-    packets = _packets_from_args(args)
+    packets = _packets_from_args(args, "auto" if ruleset.host is not None else "input")
     evaluator = Evaluator(ruleset)
     results = [evaluator.evaluate(p) for p in packets]
     if args.format == "text":
@@ -220,7 +234,6 @@ def cmd_path(args, out) -> int:
 
 
 def cmd_audit(args, out) -> int:
-    from .audit import run_audit
     from .config import load_config
 
     config = load_config(args.config, search=not args.no_config)
@@ -232,10 +245,14 @@ def cmd_audit(args, out) -> int:
 
     progress = ProgressBar() if sys.stderr.isatty() else None
     try:
+        from .audit import run_audit
+
         result = run_audit(args.paths, select=split(args.select), ignore=split(args.ignore),
                            config=config, dialect=args.dialect, together=together,
                            max_bytes=args.max_bytes, progress=progress,
-                           include_generated=args.include_generated, hosts=not args.one_by_one)
+                           include_generated=args.include_generated, hosts=not args.one_by_one,
+                           jobs=args.jobs, dask_scheduler=args.dask_scheduler,
+                           host_timeout=args.host_timeout)
     finally:
         if progress is not None:
             progress.close()
@@ -414,6 +431,35 @@ def _one_target(ruleset, target: str | None):
     from .targets import select_target
 
     return select_target(ruleset, target)
+
+
+# -- collect: a snapshot of this host (docs/collect.md) -------------------------
+
+
+def _add_collect_parser(sub) -> None:
+    co = sub.add_parser("collect", help="snapshot this host's rules, routes, addresses, ipsets and sysctls")
+    co.add_argument("-o", "--output", dest="snapshot", metavar="PATH",
+                    help="directory, or archive (.tar.gz, .tgz, .tar.xz, .tar) to write "
+                         "(default: snapshot-HOSTNAME)")
+    co.add_argument("--etc", default="/etc", help="where ufw/ and firewalld/ are read from (default /etc)")
+    co.add_argument("--role", help="the host's group for fleet audits (default: its name without its number)")
+
+
+def cmd_collect(args, out) -> int:
+    import socket
+
+    from .collect import collect, write_snapshot
+
+    collected = collect(etc=args.etc)
+    collected.role = args.role
+    path = write_snapshot(collected, args.snapshot or f"snapshot-{socket.gethostname()}")
+    print(f"wrote {path}: {len(collected.files)} files in {collected.seconds:.2f} s", file=sys.stderr)
+    for note in collected.missing:
+        print(f"note: {note}", file=sys.stderr)
+    return EXIT_OK
+
+
+COMMANDS["collect"] = cmd_collect
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,7 +78,8 @@ def _family_pairs(paths: list[str]) -> list[list[str]]:
         for v4, v6 in _FAMILY_PAIRS:
             if v4 not in name or v6 in name:
                 continue
-            other = by_name.get((parent, _swap(name, v4, v6)))
+            twin = _swap(name, v4, v6)
+            other = by_name.get((parent, twin)) if twin != name else None
             if other is not None and other not in used:
                 groups.append([p, other])
                 used.update((p, other))

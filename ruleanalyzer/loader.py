@@ -61,6 +61,7 @@ def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> st
 def load(*paths: str | os.PathLike, dialect: str | None = None,
          max_bytes: int = DEFAULT_MAX_BYTES) -> Ruleset:
     """Parse rule files that together describe one firewall into one ruleset.
+    A path may be a host snapshot, a directory or an archive (docs/collect.md).
 
     >>> rs = load("fixtures/rulesets/webserver.rules")       # doctest: +SKIP
     >>> rs.rule_count                                         # doctest: +SKIP
@@ -71,8 +72,19 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
     """
     if not paths:
         raise RuleAnalyzerError("no rule files given")
+    from .snapshot import Snapshot, is_snapshot, load_snapshot, snapshot_ruleset
+
     parsed = []
+    snapshots = []
     for path in paths:
+        if isinstance(path, Snapshot):  # already read (a fleet audit's worker gets these)
+            snapshots.append(snapshot_ruleset(path, apply=False))
+            continue
+        if is_snapshot(path):
+            # A host snapshot (directory or archive): its rules, and the
+            # host context applied once all files are read.
+            snapshots.append(load_snapshot(path, max_bytes, apply=False))
+            continue
         if os.path.isdir(path):
             parsed.append(load_directory(path, dialect))
             continue
@@ -86,8 +98,15 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
         if combine is not None:
             parsed = combine(parsed)
     ruleset = Ruleset()
-    for part in parsed:
+    for part in snapshots + parsed:
         ruleset.merge(part)
+    if snapshots:
+        from .hostrules import apply_host
+
+        if len(snapshots) > 1:
+            raise RuleAnalyzerError("more than one host snapshot given for one firewall",
+                                    hint="audit a directory of snapshots to compare hosts")
+        apply_host(ruleset, ruleset.host)
     if any(t.name == "firewalld" and t.family == "inet" and t.dialect != "firewalld" for t in ruleset.tables):
         from .parsers.firewalld_names import name_back
 

@@ -1,6 +1,7 @@
 """Which tool wrote a rule: one small recogniser per generator (ufw,
 Docker, kube-proxy, firewalld, OpenWrt fw3/fw4, Shorewall, libvirt,
-fail2ban, crowdsec) sets :attr:`Rule.origin` and :attr:`Chain.origin`.
+fail2ban, crowdsec; the default rules every GCP firewall policy is
+created with) sets :attr:`Rule.origin` and :attr:`Chain.origin`.
 
 A tool's *stock scaffolding* — its fixed chains, the jumps into them, its
 idioms (libvirt's "don't masquerade multicast" RETURNs, ufw's logging
@@ -73,9 +74,14 @@ def _libvirt_idiom(rule: Rule) -> bool:
                                         and rule.chain.kind == "nat"))
 
 
+#: Docker's hairpin NAT for a published port: a container masquerading to itself.
+_DOCKER_HAIRPIN = re.compile(r"-s (\S+)/32 -d \1/32 -p (?:tcp|udp) -m (?:tcp|udp) --dport \d+ -j MASQUERADE$")
+
+
 def _docker_idiom(rule: Rule) -> bool:
     text = _text(rule)
-    return bool(_DOCKER_IF.search(text) or re.search(r"-j DOCKER\b|-j DOCKER-|jump DOCKER", text))
+    return bool(_DOCKER_IF.search(text) or re.search(r"-j DOCKER\b|-j DOCKER-|jump DOCKER", text)
+                or (rule.chain is not None and rule.chain.kind == "nat" and _DOCKER_HAIRPIN.search(text)))
 
 
 def _jumps(pattern: re.Pattern) -> Callable[[Rule], bool]:
@@ -139,6 +145,19 @@ RECOGNISERS: tuple[Recogniser, ...] = (
 )
 
 
+#: The rules every GCP firewall policy is created with (goto_next for IPv4
+#: and IPv6, both directions); they cannot be changed or deleted.
+_GCP_POLICY_DEFAULTS = frozenset({"2147483644", "2147483645", "2147483646", "2147483647"})
+
+
+def _cloud_default(rule: Rule) -> Origin | None:
+    table = rule.chain.table if rule.chain is not None else None
+    if table is not None and table.dialect == "gcp" and rule.chain.name.startswith("hierarchy policy ") \
+            and rule.ident in _GCP_POLICY_DEFAULTS:
+        return Origin("gcp", f"firewall policy default rule (priority {rule.ident})", generated=True)
+    return None
+
+
 def recognise(ruleset: Ruleset) -> None:
     """Set the origin of every rule and chain a known tool wrote (where no
     reader set one already)."""
@@ -162,7 +181,7 @@ def recognise(ruleset: Ruleset) -> None:
                     rec, stock = tool
                     rule.origin = Origin(rec.tool, f"{rec.tool} chain {chain.name}", generated=stock)
                 else:
-                    rule.origin = _idiom(rule, active)
+                    rule.origin = _idiom(rule, active) or _cloud_default(rule)
 
 
 def _chain_tool(chain: Chain, active: list[Recogniser]) -> tuple[Recogniser, bool] | None:

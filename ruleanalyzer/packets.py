@@ -75,8 +75,8 @@ def make_packet(**fields: Any) -> Packet:
     if proto == 58 and src.version == 4:
         proto = 1
     hook = str(fields.get("hook") or "input").lower()
-    if hook not in HOOK_PATHS:
-        raise RuleAnalyzerError(f"unknown hook {hook!r}", hint="use input, forward or output")
+    if hook not in HOOK_PATHS and hook != "auto":
+        raise RuleAnalyzerError(f"unknown hook {hook!r}", hint="use input, forward, output or auto")
     state = str(fields.get("state") or "auto").lower()
     if state not in STATES:
         raise RuleAnalyzerError(f"unknown state {state!r}", hint=f"use one of {', '.join(STATES)}")

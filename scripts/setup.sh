@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv with ruleanalyzer installed (editable) and its test extra.
+# Create .venv with ruleanalyzer installed (editable), its test extra and the
+# dask extra (the fleet tests run a Dask LocalCluster).
 # As root, also install the kernel tools the namespace tests drive.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v ufw >/dev/null || need="$need ufw"
   command -v sysctl >/dev/null || need="$need procps"
   command -v unshare >/dev/null || need="$need util-linux"
+  command -v ipset >/dev/null || need="$need ipset"
   # firewalld is the oracle of the firewalld tests, run only inside private
   # namespaces; it must never start on this host: services are blocked
   # while it installs (policy-rc.d) and its unit is masked where systemd runs.
@@ -32,4 +34,4 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   fi
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,dask]'

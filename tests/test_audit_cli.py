@@ -202,6 +202,18 @@ def test_standard_layouts_are_one_host(tmp_path, capsys):
     assert main(["audit", str(d), "--select", "RA207", "--one-by-one"]) == 0
 
 
+def test_a_file_is_never_its_own_twin(tmp_path):
+    """A name holding a family word inside another word (``myiptables``) has
+    no IPv6 twin: the file is audited once, not loaded twice as one host
+    (which made every rule of its second copy look dead)."""
+    d = tmp_path / "fw"
+    d.mkdir()
+    write(d, "myiptables.conf", "*filter\n:INPUT ACCEPT [0:0]\n"
+          "-A INPUT -p tcp --dport 80 -j ACCEPT\n-A INPUT -m state --state INVALID -j DROP\nCOMMIT\n")
+    result = run_audit([d], select=["RA1"])
+    assert result.hosts == [] and result.findings == []
+
+
 def test_ufw_directory_is_one_host(tmp_path):
     """/etc/ufw's files make one firewall: app profiles and ufw.conf are part
     of it, not unreadable rule files, and /etc/default/ufw's forward policy counts."""

@@ -20,7 +20,7 @@ from ruleanalyzer.origins import recognise
 HERE = Path(__file__).parent / "origins"
 LAYOUTS = sorted(HERE.iterdir())
 #: What each layout's stock rules give when included (the noise left out by default).
-NOISE = {"crowdsec.nft": {"RA503"}, "docker.rules": {"RA103"}, "fail2ban.rules": {"RA504", "RA505"},
+NOISE = {"crowdsec.nft": {"RA503"}, "docker.rules": {"RA103", "RA505"}, "fail2ban.rules": {"RA504", "RA505"},
          "firewalld.rules": {"RA503"}, "fw4.nft": {"RA503"}, "kube-proxy.rules": {"RA503"},
          "libvirt.rules": {"RA505"}, "openwrt.rules": {"RA503"},
          "shorewall.rules": {"RA103", "RA503"}, "ufw.rules": {"RA503", "RA505"}}
@@ -73,3 +73,21 @@ def test_near_miss_names_alone_are_not_a_tool():
     recognise(rs)
     assert [r.origin for r in rs.rules()] == [None, None]
     assert {f.code for f in run_audit([rs], select=["RA503"]).findings} == {"RA503"}
+
+
+def test_gcp_firewall_policy_default_rules_are_stock():
+    """Every GCP firewall policy comes with goto_next rules at priorities
+    2147483644-2147483647 that cannot be changed or deleted
+    (https://cloud.google.com/firewall/docs/firewall-policies-rule-details#default-rules):
+    a dead one is not the user's to fix; the user's own dead rule still is."""
+    doc = {"firewalls": [], "firewallPolicys": [{"name": "p", "type": "HIERARCHY", "rules": [
+        {"priority": 700, "direction": "INGRESS", "action": "deny",
+         "match": {"srcIpRanges": ["0.0.0.0/0"], "layer4Configs": [{"ipProtocol": "all"}]}},
+        {"priority": 800, "direction": "INGRESS", "action": "allow",
+         "match": {"srcIpRanges": ["198.51.100.0/24"], "layer4Configs": [{"ipProtocol": "tcp"}]}},
+        {"priority": 2147483647, "direction": "INGRESS", "action": "goto_next",
+         "match": {"srcIpRanges": ["0.0.0.0/0"], "layer4Configs": [{"ipProtocol": "all"}]}}]}]}
+    rs = loads(json.dumps(doc), dialect="gcp", name="effective.json")
+    result = run_audit([rs], select=["RA1"])
+    assert [(f.code, f.where.ident) for f in result.findings] == [("RA101", "800")]
+    assert [(f.code, f.where.ident, f.origin.tool) for f in result.generated] == [("RA102", "2147483647", "gcp")]

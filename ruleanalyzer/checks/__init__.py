@@ -9,6 +9,7 @@ Families, one module each, with a code prefix:
 - ``RA3xx`` :mod:`.ecn` — ECN traps;
 - ``RA4xx`` :mod:`.exposure` — administrative ports open to the internet;
 - ``RA5xx`` :mod:`.structure` — jumps, dead chains, duplicates (jump loops are refused by every reader: RA001);
+- ``RA6xx`` :mod:`.host` — what a host snapshot says (forwarding off, gaps), fleet drift;
 - ``RA9xx`` :mod:`.suppress` — suppression directives themselves.
 
 Opt-in checks (``opt_in = True``) run only when selected by their exact
@@ -27,7 +28,7 @@ from .base import SEVERITIES, Check, Context, Finding, Option, Where, severity_r
 #: is tested with a made-up entry).
 RETIRED: dict[str, str] = {}
 
-_FAMILY_MODULES = ("meta", "reach", "anomaly", "traps", "ecn", "exposure", "structure", "suppress",
+_FAMILY_MODULES = ("meta", "reach", "anomaly", "traps", "ecn", "exposure", "structure", "host", "suppress",
                    "firewalld")
 _registry: dict[str, type[Check]] | None = None
 

@@ -27,6 +27,16 @@ def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity)
 
 
+def shown(rule: Rule) -> str:
+    """A rule as a report quotes it: as written, nft JSON in nft syntax."""
+    table = rule.chain.table if rule.chain is not None else None
+    if table is not None and table.dialect == "nft-json" and rule.text:
+        from ..nft_text import rule_text
+
+        return rule_text(rule.text)
+    return rule.text or str(rule)
+
+
 @dataclass(frozen=True)
 class Where:
     """Plain-data location of a rule or a chain (its policy) for reports."""
@@ -51,7 +61,7 @@ class Where:
         loc = rule.location
         return cls(loc.file, loc.line, loc.column, loc.path, table.name if table else None,
                    table.family if table else None, chain.name if chain else None, rule.index,
-                   rule.text or str(rule), rule.ident)
+                   shown(rule), rule.ident)
 
     @classmethod
     def of_chain(cls, chain: Chain, policy: bool = True) -> "Where":
@@ -110,7 +120,9 @@ class Finding:
     where: Where | None
     related: list[Related] = field(default_factory=list)
     witness: Packet | None = None
-    fix: str | None = None
+    #: What to change, in the input's own language (a check gives a
+    #: :class:`ruleanalyzer.fixes.Fix`; the audit writes it in the dialect).
+    fix: object = None
     rule: Rule | None = field(default=None, repr=False, compare=False)
     chain: Chain | None = field(default=None, repr=False, compare=False)
     details: list[str] = field(default_factory=list)
@@ -184,7 +196,7 @@ class Check:
 
     def finding(self, message: str, *, rule: Rule | None = None, chain: Chain | None = None,
                 related: Iterable[Related] = (), witness: Packet | None = None,
-                fix: str | None = None, severity: str | None = None,
+                fix: object = None, severity: str | None = None,
                 details: Iterable[str] = (), cause: object = None,
                 group_message: str | None = None) -> Finding:
         """A finding of this check about ``rule`` (or ``chain``'s policy).
@@ -247,7 +259,11 @@ class Context:
         if self._space is None:
             from ..space import Layout
 
-            names = (*self.EXTRA_INTERFACES, *(n for n in self.roles.roles if not n.endswith("*")))
+            # With a host snapshot, its interfaces too (routes name them);
+            # and the interfaces whose role is configured or inferred.
+            host = self.ruleset.host
+            names = (*self.EXTRA_INTERFACES, *(tuple(host.interfaces) if host is not None else ()),
+                     *(n for n in self.roles.roles if not n.endswith("*")))
             extra = [InterfaceMatch(f, tuple(dict.fromkeys(names))) for f in ("iif", "oif")]
             self._space = shared_space(Layout.for_ruleset(self.ruleset, extra))
         return self._space
@@ -294,8 +310,8 @@ class Context:
         the structure checks). Every hook of the family is analysed in one
         go (input and forward share their prerouting walk)."""
         key = (hook, family)
-        if self._exhausted:
-            return None
+        if self._exhausted or (hook == "forward" and self.host_forwards(family) is False):
+            return None  # a host that forwards nothing: FORWARD is moot (RA601 says so)
         if key not in self._reach:
             from ..space.packetset import SpaceMemoryError
             from ..space.reach import ReachError, analyze_hooks
@@ -324,6 +340,11 @@ class Context:
             for h in hooks:
                 self._reach[(h, family)] = found.get(h)
         return self._reach[key]
+
+    def host_forwards(self, family: int) -> bool | None:
+        """With a host snapshot: does the host forward IPv``family`` at all?"""
+        host = self.ruleset.host
+        return None if host is None else host.forwards_any(family)
 
     def out_of_space(self, exc: BaseException, what: str = "") -> bool:
         """If ``exc`` is the packet space reaching its memory limit (in an

@@ -10,6 +10,7 @@ nft ``tcp flags == syn``, ``tcp flags { syn }``, iptables ``-m ecn``,
 
 from __future__ import annotations
 
+from ..fixes import Advice, MaskedSyn, Remove
 from ..model import ACK, AE, CWR, ECE, FIN, PSH, SYN, EcnStrip
 from ..space import witness
 from . import _sets as S
@@ -102,12 +103,6 @@ def _ecn_rules(ctx: Context, verdict: str):
             yield rule, hook, reach
 
 
-def _safe_flags_fix(ctx: Context) -> str:
-    if ctx.dialect in ("nftables", "nft-json"):
-        return "match with a mask that leaves ECN bits out: tcp flags syn / fin,syn,rst,ack"
-    return "match SYNs with --syn (it ignores ECE/CWR)"
-
-
 class SynExactFlags(Check):
     """An accept rule for SYNs that compares the whole flags byte."""
 
@@ -153,7 +148,7 @@ class SynExactFlags(Check):
                 yield self.finding(
                     f"accepts plain {'SYNs' if plain == SYN else 'SYN-ACKs'} only: the {label} "
                     f"({w.describe()}) misses this rule and is dropped by {chain.name} {by}",
-                    rule=rule, witness=w, fix=_safe_flags_fix(ctx))
+                    rule=rule, witness=w, fix=MaskedSyn(rule))
                 break
 
 
@@ -187,7 +182,11 @@ class EcnMarkedDropped(Check):
             yield self.finding(
                 f"drops packets because of their ECN bits (e.g. {w.describe()}); the same packet "
                 "without ECN marks would not be dropped here", rule=rule, witness=w,
-                fix="do not match ECN bits in drop rules (mask them out of TOS/flag comparisons)")
+                fix=Advice("do not match ECN bits in drop rules (mask them out of TOS/flag comparisons)", {
+                    "iptables": "drop the -m ecn condition; compare TOS with a mask that leaves ECN out "
+                                "(-m tos --tos VALUE/0xfc) or use -m dscp",
+                    "nftables": "drop the ip ecn / tcp flags ecn,cwr condition; compare ip dscp instead "
+                                "of the whole TOS byte"}))
 
 
 class EcnVariantNotAccepted(Check):
@@ -225,7 +224,11 @@ class EcnVariantNotAccepted(Check):
             yield self.finding(
                 f"accepts packets only while their ECN bits are clear: {w.describe()} misses "
                 f"this rule and is dropped by {chain.name} {by}", rule=rule, witness=w,
-                fix="leave the ECN bits out of the comparison (TOS mask 0xfc, tcp flags with a mask)")
+                fix=Advice("leave the ECN bits out of the comparison (TOS mask 0xfc, tcp flags with a mask)", {
+                    "iptables": "compare TOS with a mask that leaves ECN out (-m tos --tos VALUE/0xfc) or "
+                                "use -m dscp; tcp flags with --tcp-flags, which ignores ECE/CWR",
+                    "nftables": "match ip dscp instead of the TOS byte, and tcp flags with a mask "
+                                "(tcp flags ack / fin,syn,rst,ack)"}))
 
 
 class EcnStripped(Check):
@@ -249,4 +252,4 @@ class EcnStripped(Check):
             if any(isinstance(a, EcnStrip) for a in (rule.action, *rule.effects)):
                 yield self.finding("strips ECE/CWR from matched TCP packets: ECN is disabled for "
                                    "these connections", rule=rule,
-                                   fix="remove the ECN target")
+                                   fix=Remove(rule))

@@ -48,6 +48,9 @@ def _merge(members: list[Finding]) -> Finding:
             if r.where not in seen and r.where not in places:
                 seen.add(r.where)
                 related.append(r)
+    fixes = list(dict.fromkeys(m.fix for m in members if isinstance(m.fix, str)))
+    if len(fixes) > 1:  # one fix per place: show the first, say the rest are alike
+        head.fix = f"{fixes[0]} (and likewise for the {len(fixes) - 1} other place(s))"
     head.also = [m.where for m in members[1:] if m.where is not None]
     head.related = related
     if head.group_message:

@@ -18,25 +18,63 @@ are left to that check, so one mistake gives one finding.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
 from dataclasses import dataclass, field
 
-from ..model import (Accept, AnyOf, Dispatch, Drop, EcnStrip, Jump, Log, Nat, Notrack, Reject, Rule,
-                     SetField)
-from .base import Check, Context, Finding, Option, related_policy, related_rule
+from ..model import (Accept, AnyOf, Dispatch, Drop, EcnStrip, Goto, Jump, Log, Nat, Notrack,
+                     OpaqueMatch, Reject, Return, Rule, SetField)
+from .base import Check, Context, Finding, Option, related_policy, related_rule, shown
 from .structure import explained_by_structure
 
 
 def outcome(rule: Rule) -> str:
     """What a rule does to the packets it takes, for comparing rules:
     ``accept``, ``drop``, ``jump X``, ``return`` …"""
-    action = rule.action
+    return _outcome(rule.action)
+
+
+@functools.lru_cache(maxsize=4096)
+def _outcome(action) -> str:
     if isinstance(action, Accept):
         return "accept"
     if isinstance(action, (Drop, Reject)):
         return "drop"
     target = getattr(action, "target", None)
     return f"{action.name} {target}" if target else action.name
+
+
+def meant(rule: Rule) -> str:
+    """The verdict a rule gives the packets it takes: :func:`outcome`, but
+    a jump or goto into a chain that gives every packet one verdict (a
+    ``DUMP`` chain that logs and drops) counts as that verdict."""
+    out = outcome(rule)
+    if out in ("accept", "drop") or not isinstance(rule.action, (Jump, Goto)):
+        return out
+    return _chain_verdict(rule, rule.action.target, 4) or out
+
+
+def _chain_verdict(rule: Rule, name: str, depth: int) -> str | None:
+    """``accept``/``drop`` when chain ``name`` of ``rule``'s table ends every
+    packet that enters it with that one verdict, else None."""
+    table = rule.chain.table if rule.chain is not None else None
+    chain = table.chains.get(name) if table is not None else None
+    if chain is None or depth <= 0 or not chain.rules:
+        return None
+    last = chain.rules[-1]
+    if last.matches or outcome(last) not in ("accept", "drop"):
+        return None  # packets can fall off its end (back to the caller)
+    found = set()
+    for r in chain.rules:
+        v = outcome(r)
+        if v in ("accept", "drop"):
+            found.add(v)
+        elif isinstance(r.action, (Jump, Goto)):
+            found.add(_chain_verdict(r, r.action.target, depth - 1))
+        elif not isinstance(r.action, (Log, SetField)) or r.action.terminal:
+            return None  # a RETURN, a queue, a verdict map: not one verdict
+    return found.pop() if len(found) == 1 else None
 
 
 @dataclass
@@ -68,8 +106,21 @@ def dead_rules(ctx: Context) -> list[_Dead]:
             entry = seen[rid]
             entry.blockers += [b for b in dead_here[rid] if b not in entry.blockers]
     result = [seen[i] for i in order if i not in alive and not seen[i].rule.implicit]
+    # One written line may compile to several rules (a firewalld zone's
+    # target on input and on forward): it is dead only when all of them are.
+    dead_ids = {id(d.rule) for d in result}
+    live_lines = {_line(r) for r in ctx.ruleset.rules() if id(r) not in dead_ids and _line(r)}
+    result = [d for d in result if _line(d.rule) not in live_lines]
     ctx.__dict__["_dead_rules"] = result
     return result
+
+
+def _line(rule: Rule):
+    """Where a rule was written (file, line, column, JSON path), or None."""
+    loc = rule.location
+    if loc is None or not (loc.line or loc.path):
+        return None
+    return (loc.file, loc.line, loc.column, loc.path)
 
 
 def _blocker_list(blockers: list[Rule], limit: int = 5) -> str:
@@ -86,7 +137,7 @@ def _name(rule: Rule) -> str:
 
 def _listing(rule: Rule, note: str = "") -> str:
     """A detail line: the rule's name and text."""
-    return f"{_name(rule)}{' ' + note if note else ''}: {rule.text or rule}"
+    return f"{_name(rule)}{' ' + note if note else ''}: {shown(rule)}"
 
 
 # -- why a rule is dead: the story behind RA101-RA103 --------------------------
@@ -128,9 +179,15 @@ class Story:
     deciders: list[Rule] = field(default_factory=list)
     conflicts: list[tuple[str, str, Rule | None]] = field(default_factory=list)
     shadowed: bool | None = None
+    #: Rule id → the jump of the rule's chain through which a cover rule takes the packets.
+    via: dict[int, Rule] = field(default_factory=dict)
+    #: A jump leading to the rule's chain, when the cover lies before it (in the caller's chain).
+    site: Rule | None = None
+    #: Chains entered only by dead jumps, this rule among them: their rules never run either.
+    orphaned: list = field(default_factory=list)
 
 
-_RANK = {"blocked": 0, "changed": 1, "callers": 2, "own": 3}
+_RANK = {"blocked": 0, "changed": 1, "callers": 2, "own": 3, "orphan": 4}
 
 
 def stories(ctx: Context) -> dict[int, Story]:
@@ -155,9 +212,36 @@ def stories(ctx: Context) -> dict[int, Story]:
                 out[id(rule)] = story
             elif story.kind == best.kind == "blocked":
                 best.cover += [r for r in story.cover if r not in best.cover]
+                best.via.update(story.via)
                 best.shadowed = _either(best.shadowed, story.shadowed)
+    _mark_orphans(ctx, out)
     ctx.__dict__["_dead_stories"] = out
     return out
+
+
+def _mark_orphans(ctx: Context, out: dict[int, Story]) -> None:
+    """A user chain entered only by dead jumps is dead because of them:
+    its rules' stories become ``orphan`` (no finding of their own) and each
+    dead jump's story lists the chain (``orphaned``), so one cause gives
+    one finding."""
+    dead = {id(d.rule) for d in dead_rules(ctx)}
+    for table in ctx.ruleset.tables:
+        callers: dict[str, list[Rule]] = {}
+        for chain in table.chains.values():
+            for r in chain.rules:
+                for target in r.jump_targets():
+                    callers.setdefault(target, []).append(r)
+        for name, jumps in callers.items():
+            chain = table.chains.get(name)
+            if chain is None or chain.is_base or not chain.rules \
+                    or any(id(j) not in dead for j in jumps):
+                continue
+            for r in chain.rules:
+                if id(r) in out:
+                    out[id(r)].kind = "orphan"
+            for j in jumps:
+                if id(j) in out and j.chain is not chain:
+                    out[id(j)].orphaned.append(chain)
 
 
 def _either(a: bool | None, b: bool | None) -> bool | None:
@@ -208,10 +292,137 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
             story.kind, story.cover = "blocked", earlier
             story.shadowed = _by_cover(rule, earlier)
             return story
+    site = _caller_path(reach, rule, target)
+    if site is not None:  # rules on the way to its chain decide its packets first
+        path, want = site
+        jump, on_path = path[0], {id(j.chain): j.index for j in path}
+        candidates = _candidates_before(reach, rule, path)
+        cover, more, remaining = _sure_first(reach, candidates, want, meant(rule), matched=True,
+                                             on_path=on_path)
+        entered = _entry(reach, path[-1].chain)
+        if entered is not None:  # what never got to the base chain was changed on the way (NAT)
+            remaining = remaining & entered
+        if cover and remaining.is_empty():
+            story.kind, story.site, story.cover, story.more = "blocked", jump, cover, more
+            story.cover = _inside_jumps(reach, story, want)
+            story.shadowed = _by_cover(rule, story.cover)
+            if story.shadowed is None:
+                story.shadowed = _verdicts(reach, rule, want)
+            return story
+        story.via = {}
     story.kind = "callers"
     if entry is not None and not entry.is_empty():
         story.conflicts = _caller_conflicts(reach, rule, entry)
     return story
+
+
+def _caller_path(reach, rule: Rule, target, depth: int = 8):
+    """``(jumps, packets)``: ``target`` narrowed by the conditions of a way
+    into ``rule``'s chain that admits some of them — so no condition
+    contradicts — and that way's jumps (verdict-map branches included),
+    from the one into ``rule``'s chain up to one in a base chain. None when
+    every way excludes them (the callers story tells it)."""
+    if depth <= 0 or rule.chain is None or rule.chain.is_base:
+        return None
+    for caller in _callers(reach).get(id(rule.chain), []):
+        try:
+            want = target & _sends(reach, caller, rule.chain.name)
+        except KeyError:
+            continue
+        if want.is_empty():
+            continue
+        if caller.chain is not None and caller.chain.is_base:
+            return [caller], want
+        higher = _caller_path(reach, caller, want, depth - 1)
+        if higher is not None:
+            return [caller, *higher[0]], higher[1]
+    return None
+
+
+def _candidates_before(reach, rule: Rule, path: list[Rule]) -> list[Rule]:
+    """Rules visited before ``rule`` that can take packets from a rule
+    entered by way of ``path`` (its jumps): rules of the path's chains
+    before their jumps (verdicts, jumps — resolved later —, verdict maps);
+    elsewhere (earlier base chains, chains they call) only drops — an
+    accept ends only its own base chain."""
+    order, drops = _walk_index(reach)
+    here = order.get(id(rule), len(order))
+    out, seen = [], set()
+    for jump in reversed(path):
+        for other in jump.chain.rules[:jump.index - 1]:
+            if meant(other) in _PAST or isinstance(other.action, (Jump, Goto, Dispatch)):
+                out.append(other)
+                seen.add(id(other))
+    on_path = {id(j.chain) for j in path}
+    for _pos, other in drops[:bisect.bisect_left(drops, (here,))]:
+        if id(other.chain) not in on_path and id(other) not in seen:
+            out.append(other)
+    return out
+
+
+def _walk_index(reach):
+    """(rule id → position in the walk, [(position, rule)] of its drops), once per analysis."""
+    cached = reach.__dict__.get("_ra_walk")
+    if cached is None:
+        order, drops = {}, []
+        for pos, other in enumerate(reach.rules()):
+            order.setdefault(id(other), pos)
+            if outcome(other) == "drop" and other.chain is not None:
+                drops.append((pos, other))
+        cached = reach.__dict__["_ra_walk"] = (order, drops)
+    return cached
+
+
+def _surely_entered(reach, chain, depth: int = 8):
+    """Packets that surely take the jumps into ``chain`` from a base chain
+    (all of them for a base chain): a drop in ``chain`` surely removes
+    those, where it may only remove packets an undecidable jump sends."""
+    cache = reach.__dict__.setdefault("_ra_entered", {})
+    hit = cache.get(id(chain))
+    if hit is not None:
+        return hit
+    space = reach.space
+    if chain is None or chain.is_base:
+        return space.wrap(space.true)
+    cache[id(chain)] = space.wrap(space.false)  # a loop enters nothing surely
+    node = space.false
+    if depth > 0:
+        for caller in _callers(reach).get(id(chain), []):
+            try:
+                sets = reach.rule_sets(caller)
+                sure = sets.reaching_upper & sets.match_lower & _sends(reach, caller, chain.name)
+            except KeyError:
+                continue
+            node |= (sure & _surely_entered(reach, caller.chain, depth - 1)).node
+    cache[id(chain)] = result = space.wrap(node)
+    return result
+
+
+def _sends(reach, caller: Rule, chain: str):
+    """Packets ``caller`` would send into ``chain``: its match, and for a
+    verdict map the branches that lead there."""
+    sets = reach.rule_sets(caller).match_upper
+    action = caller.action
+    if not isinstance(action, Dispatch):
+        return sets
+    node = reach.space.false
+    for match, branch in action.branches:
+        if getattr(branch, "target", None) == chain:
+            node |= _encode(reach.space, match).node
+    return sets & reach.space.wrap(node)
+
+
+def _deciding_before(reach, chain, packets) -> list[Rule]:
+    """Rules of the walk before base chain ``chain`` that give a verdict to
+    some of ``packets`` (earlier hooks, lower priorities, other tables)."""
+    first = chain.rules[0] if chain.rules else None
+    out = []
+    for other in reach.rules():
+        if other is first:
+            break
+        if outcome(other) in _PAST and reach.rule_sets(other).matched_upper.intersects(packets):
+            out.append(other)
+    return out
 
 
 def _encode(space, match):
@@ -235,11 +446,44 @@ def _own_conflicts(space, rule: Rule) -> list[tuple[str, str, Rule | None]]:
     family = _table_family(space, rule)
     for i, (m, s) in enumerate(zip(rule.matches, sets)):
         if (s & family).is_empty():
-            return [(m.text, "", None)]
+            return [(_condition(rule, m), "", None)]
         for m2, s2 in zip(rule.matches[:i], sets[:i]):
             if (s & s2 & family).is_empty():
-                return [(m2.text, m.text, None)]
+                return [(_condition(rule, m2), _condition(rule, m), None)]
     return []
+
+
+_SET_REF = re.compile(r"@[A-Za-z_][\w.-]*")
+
+
+def empty_set(rule: Rule, match) -> str | None:
+    """The name of the set (``@blocklist``) a condition of ``rule`` looks up
+    when that condition has no element at all, else None."""
+    if match.negate:
+        return None
+    values = next((getattr(match, a) for a in ("networks", "names", "ranges", "values", "matches")
+                   if hasattr(match, a)), None)
+    if values is None or len(values) or isinstance(match, OpaqueMatch):
+        return None
+    refs = _SET_REF.findall(rule.text or "")
+    return refs[0] if len(refs) == 1 else None
+
+
+def _condition(rule: Rule, match) -> str:
+    """A condition as written, or (a reader kept no text) as the model has it."""
+    if match.text:
+        return match.text
+    name = empty_set(rule, match)
+    if name:
+        return name
+    field_ = getattr(match, "field", type(match).__name__)
+    value = next((getattr(match, a) for a in ("networks", "names", "ranges", "values")
+                  if hasattr(match, a)), None)
+    if isinstance(value, tuple) and value and isinstance(value[0], tuple):
+        value = ",".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in value)
+    elif isinstance(value, (tuple, frozenset)):
+        value = ",".join(sorted(str(v) for v in value)) or "{}"
+    return f"{field_} {'!= ' if match.negate else ''}{value if value is not None else '…'}"
 
 
 def _table_family(space, rule: Rule):
@@ -253,18 +497,8 @@ def _table_family(space, rule: Rule):
 
 def _earlier_deciders(reach, rule: Rule, target) -> list[Rule]:
     """Rules of base chains run before ``rule``'s that decide its packets
-    (a small cover of them, as :func:`_greedy` picks)."""
-    first = rule.chain.rules[0]
-    options = []
-    for other in reach.rules():
-        if other is first:
-            break
-        if outcome(other) not in _PAST:
-            continue
-        taken = reach.rule_sets(other).matched_upper & target
-        if not taken.is_empty():
-            options.append((other, reach.rule_sets(other).match_upper & target))
-    return _greedy(options, target, outcome(rule))[0]
+    (a small cover of them, as :func:`_sure_first` picks)."""
+    return _sure_first(reach, _deciding_before(reach, rule.chain, target), target, meant(rule))[0]
 
 
 def _callers(reach) -> dict[int, list[Rule]]:
@@ -295,20 +529,23 @@ def _caller_conflicts(reach, rule: Rule, entry) -> list[tuple[str, str, Rule | N
     out: list[tuple[str, str, Rule | None]] = []
     for caller in callers:
         theirs = [(m, _encode(space, m)) for m in caller.matches]
-        found = next(((m.text, mj.text) for m, s in mine for mj, sj in theirs
-                      if (s & sj).is_empty()), None)
+        found = next(((_condition(rule, m), _condition(caller, mj)) for m, s in mine
+                      for mj, sj in theirs if (s & sj).is_empty()), None)
         if found is not None:
             out.append((found[0], found[1], caller))
     if not out and excluded:
-        out = [(m.text, "", None) for m, _ in excluded[:1]]
+        out = [(_condition(rule, m), "", None) for m, _ in excluded[:1]]
     return out
 
 
-def _taken(reach, other: Rule):
-    """Packets ``other`` takes away from the rules after it: what it
-    matched, less what comes back from a jump (it reaches the next rule)."""
+def _taken(reach, other: Rule, sure: bool = False):
+    """Packets ``other`` (``sure``: surely) takes away from the rules after
+    it: what it matched, less what comes back from a jump (it reaches the
+    next rule)."""
     sets = reach.rule_sets(other)
-    taken = sets.matched_upper
+    # Surely taken: what surely matches among what may get there (the walk
+    # takes those from the later rules' possible packets).
+    taken = sets.reaching_upper & sets.match_lower if sure else sets.matched_upper
     if isinstance(other.action, (Jump, Dispatch)) and other.chain and other.index < len(other.chain.rules):
         try:
             taken = taken - reach.rule_sets(other.chain.rules[other.index]).reaching_upper
@@ -327,33 +564,127 @@ def _writes(rule: Rule) -> bool:
     return any(isinstance(a, (SetField, Notrack, EcnStrip, Nat)) for a in (rule.action, *rule.effects))
 
 
-def _cover(reach, rule: Rule, packets, story: Story) -> None:
-    """A small set of earlier rules of the chain that take ``packets``."""
-    options = []
-    for other in rule.chain.rules[:rule.index - 1]:
-        if not _decides(other):
+def _cover(reach, rule: Rule, packets, story: Story, site: Rule | None = None):
+    """A small set of the rules before ``site`` (the rule itself, or a jump
+    leading to its chain) in its chain that take ``packets``."""
+    site = site or rule
+    earlier = [o for o in site.chain.rules[:site.index - 1] if _decides(o)]
+    story.cover, story.more, remaining = _sure_first(reach, earlier, packets, meant(rule))
+    if not remaining.is_empty():  # the rest was changed on the way (a MARK in the chain …)
+        story.changers = [o for o in site.chain.rules[:site.index - 1] if _writes(o)][:COVER_CAP]
+    story.cover = _inside_jumps(reach, story, packets)
+    return remaining
+
+
+def _inside_jumps(reach, story: Story, packets, depth: int = 3) -> list[Rule]:
+    """``story.cover`` with each jump or goto replaced by the rules of the
+    chain it enters that decide the packets it takes from ``packets`` (a
+    jump is not the cause: what the chain does to them is), where those
+    rules account for all of them; the jump is kept in ``story.via``."""
+    out: list[Rule] = []
+    for blocker in story.cover:
+        inner = _deciders_inside(reach, blocker, packets, depth)
+        for r in inner or [blocker]:
+            if r not in out:
+                out.append(r)
+            if inner:
+                story.via.setdefault(id(r), blocker)
+    if len(out) > COVER_CAP:
+        story.more += len(out) - COVER_CAP
+        out = out[:COVER_CAP]
+    return out
+
+
+def _deciders_inside(reach, jump: Rule, packets, depth: int) -> list[Rule]:
+    """The rules inside the chains ``jump`` enters (a verdict map's
+    branches each) that decide all of the ``packets`` it takes; [] when
+    some come back or a branch decides itself (the jump is the cause)."""
+    if depth <= 0 or jump.chain is None or jump.chain.table is None:
+        return []
+    action = jump.action
+    if isinstance(action, (Jump, Goto)):
+        branches = [(None, action.target)]
+    elif isinstance(action, Dispatch) and all(isinstance(a, (Jump, Goto)) for _m, a in action.branches):
+        branches = [(m, a.target) for m, a in action.branches]
+    else:
+        return []
+    try:
+        flow = _taken(reach, jump) & packets
+    except KeyError:
+        return []
+    out: list[Rule] = []
+    for match, name in branches:
+        target = jump.chain.table.chains.get(name)
+        part = flow if match is None else flow & _encode(reach.space, match)
+        if part.is_empty():
             continue
+        if target is None or target is jump.chain:
+            return []
+        inner = [o for o in target.rules if _decides(o) and not isinstance(o.action, Return)]
+        cover, more, remaining = _sure_first(reach, inner, part, "")
+        if not remaining.is_empty() or more:
+            return []  # some come back or fall off the chain's end: the jump itself is the cause
+        for r in cover:
+            deeper = _deciders_inside(reach, r, part, depth - 1)
+            out += [x for x in (deeper or [r]) if x not in out]
+    return out
+
+
+def _takes(reach, other: Rule, sure: bool = False):
+    """Packets ``other`` would (``sure``: surely) take from a later rule:
+    its own match (any packet of it that got that far is taken by it or an
+    earlier rule), for a jump only what does not come back (cached: every
+    dead rule of a long chain asks about the rules above it)."""
+    cache = reach.__dict__.setdefault("_ra_takes", {})
+    key = (id(other), sure)
+    hit = cache.get(key)
+    if hit is None:
+        if isinstance(other.action, (Jump, Dispatch)):
+            hit = _taken(reach, other, sure)
+        else:
+            sets = reach.rule_sets(other)
+            hit = sets.match_lower if sure else sets.match_upper
+        cache[key] = hit
+    return hit
+
+
+def _sure_first(reach, candidates, packets, mine: str, cap: int = None, matched: bool = False,
+                on_path: dict[int, int] | None = None):
+    """:func:`_greedy` over what ``candidates`` surely take first, so a rule
+    whose condition is undecidable (a set of unknown contents) is named only
+    for packets no decided rule accounts for; then over what they may take.
+    ``matched``: rules of other chains, which take only what reached them;
+    those off the way in (``on_path``: the chains on it) only what surely
+    reached them (their own chain may be entered undecidably)."""
+    cap = COVER_CAP if cap is None else cap
+    sure, maybe = [], []
+    takes = _taken if matched else _takes
+    space = reach.space
+    for other in candidates:
         try:
-            takes = _takes(reach, other) & packets
+            whole = takes(reach, other)
         except KeyError:
             continue  # not on this path
-        if not takes.is_empty():
-            options.append((other, takes))
-    story.cover, story.more, remaining = _greedy(options, packets, outcome(rule))
-    if not remaining.is_empty():  # the rest was changed on the way (a MARK in the chain …)
-        story.changers = [o for o in rule.chain.rules[:rule.index - 1] if _writes(o)][:COVER_CAP]
+        if space.disjoint(whole.node, packets.node):
+            continue  # most earlier rules: told apart without building the intersection
+        up = whole & packets
+        maybe.append((other, up))
+        if on_path is not None and id(other.chain) not in on_path:
+            sets = reach.rule_sets(other)
+            low = sets.reaching_upper & sets.match_lower & _surely_entered(reach, other.chain) & packets
+        else:
+            low = takes(reach, other, sure=True) & packets
+        if not low.is_empty():
+            sure.append((other, low))
+    cover, more, remaining = _greedy(sure, packets, mine, cap)
+    if not remaining.is_empty() and not more:  # undecidable conditions last, and never unmodelled ones
+        maybe = [(o, t) for o, t in maybe if o not in cover and not unmodelled(o)]
+        rest, more, remaining = _greedy(maybe, remaining, mine, cap - len(cover))
+        cover += rest
+    return cover, more, remaining
 
 
-def _takes(reach, other: Rule):
-    """Packets ``other`` would take from a later rule: its own match (any
-    packet of it that got that far is taken by it or an earlier rule), for
-    a jump only what does not come back."""
-    if isinstance(other.action, (Jump, Dispatch)):
-        return _taken(reach, other)
-    return reach.rule_sets(other).match_upper
-
-
-def _greedy(options, packets, mine: str):
+def _greedy(options, packets, mine: str, cap: int = COVER_CAP):
     """Batfish's blocking lines: a single rule taking all of ``packets``
     where one does (another action than ``mine`` first, then the nearest),
     else greedily the largest overlap first (another action wins a tie);
@@ -367,14 +698,16 @@ def _greedy(options, packets, mine: str):
         live = [(o, t) for o, t in live if not t.is_empty()]
         if not live:
             break
-        if len(cover) >= COVER_CAP:
+        if len(cover) >= cap:  # named no more; the rest still counts for what is covered
             more = len(live)
+            for _o, t in live:
+                remaining = remaining - t
             break
         whole = [(o, t) for o, t in live if t == remaining]
         if whole:
-            best = max(whole, key=lambda ot: (outcome(ot[0]) != mine, ot[0].index))
+            best = max(whole, key=lambda ot: (meant(ot[0]) != mine, ot[0].index))
         else:
-            best = max(live, key=lambda ot: (ot[1].size(), outcome(ot[0]) != mine))
+            best = max(live, key=lambda ot: (ot[1].size(), meant(ot[0]) != mine))
         cover.append(best[0])
         remaining = remaining - best[1]
         options = [(o, t) for o, t in options if o is not best[0]]
@@ -385,8 +718,8 @@ def _by_cover(rule: Rule, cover: list[Rule]) -> bool | None:
     """When every blocking rule gives a verdict itself, they tell: another
     verdict than the rule's among them means shadowed. None when a jump or
     a RETURN among them leaves it to the verdict sets."""
-    mine = outcome(rule)
-    theirs = {outcome(b) for b in cover}
+    mine = meant(rule)
+    theirs = {meant(b) for b in cover}
     if mine not in _PAST or not theirs or not theirs <= set(_PAST):
         return None
     return theirs != {mine}
@@ -396,7 +729,7 @@ def _verdicts(reach, rule: Rule, packets) -> bool | None:
     """Do some of ``packets`` (the rule's, taken earlier) get another
     verdict than the rule's (True), surely none (False), or can the sets
     not tell (None: the rule gives no verdict, or bounds are uncertain)?"""
-    mine = outcome(rule)
+    mine = meant(rule)
     dropped = reach.dropped
     if mine == "accept":
         if not packets.intersects(dropped.upper):
@@ -448,18 +781,26 @@ def _after_change(reach, rule: Rule, target, entry, story: Story) -> None:
     if relaxed.is_empty():
         return
     remaining = relaxed
-    for other in reach.rules():
+    for other in _verdict_rules(reach):
         if remaining.is_empty() or len(story.deciders) >= 3:
             break
-        if other is rule or outcome(other) not in ("accept", "drop"):
+        if other is rule:
             continue
         taken = reach.rule_sets(other).matched_upper
-        if taken.intersects(remaining):
+        if not space.disjoint(taken.node, remaining.node):
             story.deciders.append(other)
             remaining = remaining - taken
     verdicts = {outcome(d) for d in story.deciders}
     if verdicts:
-        story.shadowed = any(v != outcome(rule) for v in verdicts) if outcome(rule) in _PAST else None
+        story.shadowed = any(v != meant(rule) for v in verdicts) if meant(rule) in _PAST else None
+
+
+def _verdict_rules(reach) -> list[Rule]:
+    """The rules of the walk that accept or drop, in order (once per analysis)."""
+    cached = reach.__dict__.get("_ra_verdicts")
+    if cached is None:
+        cached = reach.__dict__["_ra_verdicts"] = [r for r in reach.rules() if outcome(r) in _PAST]
+    return cached
 
 
 def _written(rule: Rule, fields: list[str]) -> str:
@@ -500,8 +841,8 @@ def _blocked(ctx: Context):
 def _is_shadowed(story: Story) -> bool:
     if story.shadowed is not None:
         return story.shadowed
-    mine = outcome(story.rule)
-    decided = [outcome(b) for b in story.cover + story.deciders if outcome(b) in ("accept", "drop")]
+    mine = meant(story.rule)
+    decided = [meant(b) for b in story.cover + story.deciders if meant(b) in ("accept", "drop")]
     return any(v != mine for v in decided) if mine in _PAST else False
 
 
@@ -520,6 +861,38 @@ def _changed_message(story: Story, verb: str) -> tuple[str, list[str], tuple]:
         details.append("the conditions this rule adds (sources, ports …) have no effect on them")
     cause = ("changed", tuple(id(c) for c in story.changers), tuple(id(d) for d in story.deciders))
     return head, details, cause
+
+
+def _would(rule: Rule) -> str:
+    """What the rule would do, as a verb: ``drop``, ``drop (through chain
+    DUMP)``, ``send to chain X``."""
+    out, verdict = outcome(rule), meant(rule)
+    if isinstance(rule.action, (Jump, Goto)):
+        target = rule.action.target
+        return f"{verdict} (through chain {target})" if verdict in _PAST else f"send to chain {target}"
+    return verdict
+
+
+def _orphan_lines(story: Story) -> list[str]:
+    return [f"chain {c.name} is entered only by rules that never match: its {len(c.rules)} "
+            f"rule(s) never run either" for c in story.orphaned]
+
+
+def _before(story: Story) -> str:
+    """`` before INPUT rule 13 (line 87) jumps to admin`` when the cover
+    lies in the chain that calls the rule's chain."""
+    site = story.site
+    if site is None:
+        return ""
+    return f" before {_name(site)} {'goes' if isinstance(site.action, Goto) else 'jumps'} to " \
+           f"{story.rule.chain.name}"
+
+
+def _via(story: Story, rule: Rule) -> str:
+    """`` via INPUT rule 1 (line 8)`` when ``rule`` takes the packets
+    inside a chain that ``story.rule``'s chain jumps to."""
+    jump = story.via.get(id(rule))
+    return f", entered via {_name(jump)}" if jump is not None else ""
 
 
 class ShadowedRule(Check):
@@ -578,32 +951,37 @@ class RedundantRule(Check):
 
 def _dead_finding(check: Check, story: Story, shadowed: bool) -> Finding:
     rule = story.rule
-    mine = outcome(rule)
+    mine = meant(rule)
     if story.kind == "changed":
         head, details, cause = _changed_message(story, mine)
         related = [related_rule(c, "changes its packets first") for c in story.changers]
         related += [related_rule(d, f"decides them ({outcome(d)})") for d in story.deciders]
+        details += _orphan_lines(story)
         return check.finding(head, rule=rule, related=related, details=details, cause=cause,
                              group_message="{count} rules can never match: " + head.split(": ", 1)[1])
     cover = story.cover
+    if shadowed:  # the rules that decide otherwise tell the story: name them first
+        cover = sorted(cover, key=lambda b: meant(b) == mine)
     extra = len(cover) - 2 + story.more
     names = ", ".join(_chain_text(b) if b.chain is not rule.chain else _name(b) for b in cover[:2]) \
         + (f" and {extra} more" if extra > 0 else "")
-    differing = [b for b in cover if outcome(b) != mine]
+    differing = [b for b in cover if meant(b) != mine]
     if shadowed:
-        other = next((outcome(b) for b in differing if outcome(b) in _PAST), None)
+        other = next((meant(b) for b in differing if meant(b) in _PAST), None)
         if story.shadowed and mine in _PAST:  # the verdict sets say so
             other = "drop" if mine == "accept" else "accept"
         fate = f"{_PAST[other]} instead" if other else "decided otherwise"
-        head = (f"rule can never match: the packets it would {mine} are taken first by {names}, "
-                f"and some are {fate}")
+        head = (f"rule can never match: the packets it would {_would(rule)} are taken first by "
+                f"{names}{_before(story)}, and some are {fate}")
     else:
         head = f"rule can never match: {names} already {'take' if len(cover) > 1 else 'takes'} " \
-               f"every packet it matches" + (f" ({_PAST[mine]} all the same)" if mine in _PAST else "")
-    details = [_listing(b, f"({outcome(b)})") for b in cover]
+               f"every packet it matches{_before(story)}" + (
+                   f" ({_PAST[mine]} all the same)" if mine in _PAST else "")
+    details = [_listing(b, f"({outcome(b)}{_via(story, b)})") for b in cover]
     if story.more:
         details.append(f"… and {story.more} more earlier rule(s) take the rest")
-    related = [related_rule(b, f"takes its packets first ({outcome(b)})") for b in cover]
+    details += _orphan_lines(story)
+    related = [related_rule(b, f"takes its packets first ({outcome(b)}{_via(story, b)})") for b in cover]
     cause = ("blocked", id(rule.chain), tuple(id(b) for b in cover))
     group = head.replace("rule can never match", "{count} rules can never match").replace(
         "it would", "they would").replace("it matches", "they match")
@@ -645,6 +1023,16 @@ class UnmatchableRule(Check):
         rule = story.rule
         chain = rule.chain.name if rule.chain else "?"
         if story.kind == "own":
+            empty = next((empty_set(rule, m) for m in rule.matches if empty_set(rule, m)), None)
+            if empty:  # a set with no elements here: it may be filled at run time
+                head = f"rule can never match: set {empty} has no elements in this ruleset"
+                return self.finding(
+                    head, rule=rule, severity="info", cause=("empty", empty),
+                    details=["elements added at run time (`nft add element`, a tool filling the "
+                             "set) are not seen here; filled that way, the rule works",
+                             *_orphan_lines(story)],
+                    group_message=f"{{count}} rules can never match: set {empty} has no elements "
+                                  "in this ruleset")
             if story.conflicts and story.conflicts[0][1]:
                 a, b, _ = story.conflicts[0]
                 head = f"rule can never match: its conditions `{a}` and `{b}` exclude each other"
@@ -654,7 +1042,7 @@ class UnmatchableRule(Check):
             else:
                 head = "rule can never match: its conditions together exclude every packet"
             cause = ("own", tuple(story.conflicts))
-            return self.finding(head, rule=rule, cause=cause,
+            return self.finding(head, rule=rule, cause=cause, details=_orphan_lines(story),
                                 group_message="{count} rules can never match: " + head.split(": ", 1)[1]
                                 .replace("its conditions", "their conditions"))
         pairs = [(a, b, c) for a, b, c in story.conflicts if c is not None]
@@ -682,8 +1070,8 @@ class UnmatchableRule(Check):
             details, related, cause = [], [], ("unreached", id(rule.chain))
             group = f"{{count}} rules of chain {chain} can never match: " + head.split(": ", 1)[1]
             group = group.replace("could match it", "could match them")
-        return self.finding(head, rule=rule, related=related, details=details, cause=cause,
-                            group_message=group)
+        return self.finding(head, rule=rule, related=related, details=details + _orphan_lines(story),
+                            cause=cause, group_message=group)
 
 
 class UnmodelledMatch(Check):

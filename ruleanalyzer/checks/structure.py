@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from ..fixes import Remove, Verdict
 from ..model import (Accept, AnyOf, Drop, Goto, Log, OpaqueMatch, Queue, Reject, Return, Rule,
                      UnknownAction)
 from .base import Check, Context, related_rule
@@ -235,26 +236,26 @@ class DuplicateRule(Check):
 
     def run(self, ctx: Context):
         for chain in active_chains(ctx):
-            run_key, last = None, None  # a block copied again is one cause
-            for rule in chain.rules:
-                if rule.implicit:
-                    continue
-                first = duplicate_of(rule)
-                if first is None:
-                    continue
-                if last is None or (rule.index, first.index) != (last[0] + 1, last[1] + 1):
-                    run_key = first.index
-                last = (rule.index, first.index)
+            pairs = [(r, first) for r in chain.rules if not r.implicit
+                     for first in [duplicate_of(r)] if first is not None]
+            if not pairs:
+                continue
+            # Copies in one chain are one cause (a script that ran twice, a
+            # block pasted again): one finding with every place.
+            runs = 1 + sum(1 for (a, fa), (b, fb) in zip(pairs, pairs[1:])
+                           if (b.index, fb.index) != (a.index + 1, fa.index + 1))
+            start = pairs[0][1]
+            at = f"line {start.location.line}" if start.location.line else f"rule {start.index}"
+            shape = (f"a block copied again, first copy from {at}" if runs == 1
+                     else f"{runs} copied blocks or single rules")
+            group = (f"{{count}} rules of chain {chain.name} repeat earlier rules ({shape}): every copy "
+                     "after the first never matches")
+            for rule, first in pairs:
                 line = f", line {first.location.line}" if first.location.line else ""
-                start = chain.rules[run_key - 1]
-                at = f"line {start.location.line}" if start.location.line else f"rule {run_key}"
                 yield self.finding(
                     f"duplicate of rule {first.index}{line}", rule=rule,
-                    related=[related_rule(first, "the first copy")],
-                    cause=("copy", id(chain), run_key),
-                    group_message=f"{{count}} rules of chain {chain.name} repeat earlier rules (a block "
-                                  f"copied again, first copy from {at}): every copy after the first "
-                                  "never matches")
+                    related=[related_rule(first, "the first copy")], fix=Remove(rule),
+                    cause=("copy", id(chain)), group_message=group)
 
 
 class ReturnInBaseChain(Check):
@@ -282,5 +283,5 @@ class ReturnInBaseChain(Check):
                 if isinstance(rule.action, Return) and not rule.implicit:
                     yield self.finding(f"RETURN in base chain {chain.name}: its packets get the "
                                        f"chain policy ({policy})", rule=rule,
-                                       fix=f"write the verdict: {policy.lower()}")
+                                       fix=Verdict(rule, policy.lower()))
 

@@ -138,6 +138,8 @@ class ConnectReport:
     ruleset: Ruleset | None = field(default=None, repr=False)
     #: With ECN on only: the plain connection Linux retries with.
     plain_retry: Variant | None = None
+    #: What a host snapshot decided (the hook, the ECN default).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def legs(self) -> list[Leg]:
@@ -299,14 +301,17 @@ def run_variant(evaluator: Evaluator, client, server, dport: int, sport: int, ho
     return variant
 
 
-def connect(ruleset: Ruleset, client: str, server: str, dport: int, *, hook: str = "input",
-            ecn: str = "off", sport: int = 40000, iif: str | None = None,
+def connect(ruleset: Ruleset, client: str, server: str, dport: int, *, hook: str | None = "input",
+            ecn: str | None = "off", sport: int = 40000, iif: str | None = None,
             oif: str | None = None) -> ConnectReport:
     """Every leg of a TCP connection from ``client`` to ``server:dport``
     through the firewall ``ruleset``, where ``hook`` says where the firewall
     sits: ``input`` — it is the server; ``output`` — it is the client;
     ``forward`` — it routes between them. ``ecn`` is ``off``, ``on`` or
-    ``both``.
+    ``both``. With a host snapshot (``ruleset.host``), ``hook`` None or
+    ``auto`` is decided by the host's addresses and ``ecn`` None by what
+    the host's ``net.ipv4.tcp_ecn`` makes its connections do
+    (:func:`host_defaults`); without one they mean ``input`` and ``both``.
 
     >>> from ruleanalyzer import loads
     >>> rs = loads("*filter\\n:INPUT DROP [0:0]\\n:OUTPUT DROP [0:0]\\n"
@@ -315,11 +320,12 @@ def connect(ruleset: Ruleset, client: str, server: str, dport: int, *, hook: str
     >>> report.passes, report.variants[0].first_failure.name
     (False, 'SYN-ACK')
     """
+    c, s = _ip(client), _ip(server)
+    hook, ecn, notes = host_defaults(ruleset, c, s, hook, ecn)
     if hook not in DIRECTION_HOOKS:
-        raise RuleAnalyzerError(f"unknown hook {hook!r}", hint="use input, forward or output")
+        raise RuleAnalyzerError(f"unknown hook {hook!r}", hint="use input, forward, output or auto")
     if ecn not in ("off", "on", "both"):
         raise RuleAnalyzerError(f"unknown ECN mode {ecn!r}", hint="use off, on or both")
-    c, s = _ip(client), _ip(server)
     if c.version != s.version:
         raise RuleAnalyzerError(f"client {c} and server {s} are of different IP versions")
     if not 0 < int(dport) < 65536:
@@ -330,4 +336,41 @@ def connect(ruleset: Ruleset, client: str, server: str, dport: int, *, hook: str
     plain_retry = None
     if ecn == "on":
         plain_retry = run_variant(evaluator, c, s, int(dport), sport, hook, False, iif, oif)
-    return ConnectReport(str(c), str(s), int(dport), hook, variants, ruleset, plain_retry)
+    report = ConnectReport(str(c), str(s), int(dport), hook, variants, ruleset, plain_retry)
+    report.notes = notes
+    return report
+
+
+def host_defaults(ruleset: Ruleset, client, server, hook: str | None, ecn: str | None):
+    """``(hook, ecn, notes)`` with the host snapshot's answers filled in.
+
+    The hook: the client's address is the host's → ``output``; the
+    server's → ``input``; neither → ``forward``. ECN (``net.ipv4.tcp_ecn``,
+    which covers IPv6 too): as the client, the host asks for ECN only with
+    1; as the server it takes ECN when asked with 1 or 2 (the default) and
+    never with 0; through a router the endpoints decide (both variants)."""
+    host = ruleset.host
+    notes: list[str] = []
+    if hook in (None, "auto"):
+        if host is None:
+            hook = "input"
+        elif host.is_local(client):
+            hook, _ = "output", notes.append(f"the firewall is the client: {client} is an address of this host")
+        elif host.is_local(server):
+            hook, _ = "input", notes.append(f"the firewall is the server: {server} is an address of this host")
+        else:
+            hook, _ = "forward", notes.append(f"the firewall routes: neither {client} nor {server} is "
+                                              "an address of this host")
+    if ecn is None:
+        value = host.tcp_ecn if host is not None else None
+        if value is None or hook == "forward":
+            ecn = "both"
+        elif hook == "output":
+            ecn = "on" if value == 1 else "off"
+            notes.append(f"net.ipv4.tcp_ecn={value}: this host {'asks for' if value == 1 else 'does not ask for'} "
+                         "ECN on its connections")
+        else:
+            ecn = "off" if value == 0 else "both"
+            notes.append(f"net.ipv4.tcp_ecn={value}: this host "
+                         f"{'never accepts ECN' if value == 0 else 'accepts ECN when the client asks'}")
+    return hook, ecn, notes

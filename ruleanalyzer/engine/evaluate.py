@@ -27,6 +27,7 @@ from ..model import (CONNTRACK_PRIORITY, AddressMatch, HOOK_PATHS, Accept, Chain
 from .conntrack import resolve_state
 from .match import AddressTypes, UnknownInterface, View, compile_match, describe_match
 from .result import Decision, Result, Step
+from . import routing
 
 #: How many undecidable branches one packet may open before the answer is
 #: "unknown: too many undecidable conditions" (each opaque match doubles them).
@@ -54,10 +55,15 @@ class _Path:
     #: Per hook, the accepting rule or policy of the last filter-type base
     #: chain passed: what "decided" an accepted packet.
     accepted_by: dict | None = None
+    #: The output interface the host's routes chose (snapshot only).
+    routed_oif: str | None = None
+    #: What the host's routing did with the packet (snapshot only).
+    routing: str = ""
 
     def fork(self) -> "_Path":
         return _Path(self.view.copy(), list(self.trace), list(self.assumptions), list(self.notes),
-                     self.nat_dst_changed, self.redirected, dict(self.accepted_by or {}))
+                     self.nat_dst_changed, self.redirected, dict(self.accepted_by or {}), self.routed_oif,
+                     self.routing)
 
     def accept_decision(self, hook: str) -> Decision | None:
         """The decision to report for an accepted packet whose own hook is
@@ -537,18 +543,107 @@ class Evaluator:
         return self._run_chain(chain, path, 0)
 
     def evaluate(self, packet: Packet) -> Result:
+        host = self.ruleset.host
+        context_notes: list[str] = []
+        if packet.hook == "auto":
+            hook, note = routing.auto_hook(packet, host)
+            packet = packet.replace(hook=hook)
+            context_notes.append(note)
         state, why = resolve_state(packet)
+        if host is not None:
+            state, why, packet, early = self._host_context(host, packet, state, why, context_notes)
+            if early is not None:
+                return early
         hook = packet.hook
         if hook not in HOOK_PATHS:
             raise ValueError(f"unknown hook {hook!r} (input, forward, output)")
-        start = _Path(make_view(packet, state), [], [], [why] if why else [])
+        start = _Path(make_view(packet, state), [], [], context_notes + ([why] if why else []))
         self._paths = 1
         try:
-            ends = self._traverse(hook, start, packet.oif)
+            if host is not None and hook in ("input", "forward"):
+                ends = self._traverse_routed(hook, start, host, packet.oif)
+            else:
+                ends = self._traverse(hook, start, packet.oif)
         except _TooManyPaths:
             return Result("unknown", packet, None, (), (f"more than {MAX_PATHS} undecidable branches",),
                           "unknown", state)
         return self._combine(packet, state, ends)
+
+    def _host_context(self, host, packet: Packet, state: str, why: str, notes: list[str]):
+        """What a host snapshot fixes before the first chain: the input
+        interface strict ``rp_filter`` leaves, the output interface of the
+        host's own packets, conntrack's pick-up of mid-stream ACKs."""
+        if (state == "new" and packet.proto == 6 and not packet.flags & 0x02
+                and host.sysctl("net.netfilter.nf_conntrack_tcp_loose") == "0"):
+            state, why = "invalid", ("a TCP packet without SYN and no connection is INVALID here "
+                                     "(net.netfilter.nf_conntrack_tcp_loose=0)")
+        if packet.hook in ("input", "forward") and packet.iif is None:
+            iif, note = routing.input_interface(packet, host)
+            if iif == "":
+                notes.append(note)
+                return state, why, packet, Result("drop", packet, None, (), (), "dropped", state, tuple(notes))
+            if iif:
+                packet = packet.replace(iif=iif)
+                notes.append(note)
+        if packet.hook == "output" and packet.oif is None:
+            oif, note = routing.output_interface(packet, host)
+            if oif:
+                packet = packet.replace(oif=oif)
+                notes.append(note)
+        return state, why, packet, None
+
+    def _traverse_routed(self, hook: str, start: _Path, host, start_oif: str | None) -> list[_End]:
+        """Input and forward paths routed as the host routes (see
+        :mod:`ruleanalyzer.engine.routing`): after prerouting, the reverse-path
+        filter, then local delivery, forwarding by the route's interface, or
+        a drop by routing."""
+        finished: list[_End] = []
+        paths = [start]
+        for current in ("ingress", "prerouting"):
+            if not paths:
+                break
+            paths, ended = self._run_hook(current, paths)
+            finished.extend(ended)
+        local: list[_Path] = []
+        forwarded: list[_Path] = []
+        for p in paths:
+            view = p.view
+            dropped = routing.rp_filter_drops(host, view)
+            if dropped:
+                p.routing = dropped
+                finished.append(_End("drop", p, None, reason="routing"))
+                continue
+            routed = routing.route_view(host, view, p.redirected)
+            if routed.kind == "drop":
+                p.routing = routed.note
+                finished.append(_End("drop", p, None, reason="routing"))
+            elif routed.kind == "local":
+                if hook == "forward":
+                    p.notes.append("the destination is an address of this host: delivered (INPUT), "
+                                   "not forwarded")
+                view.oif = ""
+                p.routing = "delivered to this host (a local address)"
+                local.append(p)
+            else:
+                if hook == "input":
+                    p.notes.append("DNAT changed the destination: the packet is forwarded, not delivered "
+                                   "(it never reaches INPUT)" if p.nat_dst_changed else
+                                   "the destination is not an address of this host: the packet is forwarded")
+                p.routing = routed.note or "forwarded"
+                view.oif = start_oif if start_oif is not None else routed.oif
+                p.routed_oif = view.oif
+                forwarded.append(p)
+        for step in HOOK_PATHS["input"][2:]:
+            local, ended = self._run_hook(step, local) if local else ([], [])
+            finished.extend(ended)
+        for p in local:
+            finished.append(_End("accept", p, p.accept_decision("input"), reason="delivered"))
+        for step in ("forward", "postrouting"):
+            forwarded, ended = self._run_hook(step, forwarded) if forwarded else ([], [])
+            finished.extend(ended)
+        for p in forwarded:
+            finished.append(_End("accept", p, p.accept_decision("forward"), reason="forwarded"))
+        return finished
 
     def _traverse(self, hook: str, start: _Path, start_oif: str | None = None) -> list[_End]:
         finished: list[_End] = []
@@ -603,16 +698,17 @@ class Evaluator:
             return replace(first, alternatives=tuple(results))
         first = results[0]
         return Result("unknown", packet, None, first.trace, tuple(depends), "unknown", state,
-                      first.notes, tuple(results))
+                      first.notes, tuple(results), routing=first.routing)
 
     def _result(self, packet: Packet, state: str, end: _End) -> Result:
         view = end.path.view
-        final = _packet_from_view(packet, view)
+        final = _packet_from_view(packet, view, end.path.routed_oif)
         if end.kind == "drop":
             verdict, outcome = "drop", "dropped"
         elif end.kind == "accept":
             verdict = "accept"
-            outcome = ("forwarded" if end.reason == "forwarded" or packet.hook == "forward"
+            outcome = (end.reason if end.reason in ("forwarded", "delivered")
+                       else "forwarded" if packet.hook == "forward"
                        else "sent" if packet.hook == "output" else "delivered")
         else:
             verdict, outcome = "unknown", "unknown"
@@ -621,7 +717,7 @@ class Evaluator:
         if end.kind == "unknown" and end.reason:
             depends += (end.reason,)
         return Result(verdict, final, end.decision, tuple(end.path.trace), depends, outcome,
-                      view.state, tuple(end.path.notes))
+                      view.state, tuple(end.path.notes), routing=end.path.routing)
 
 
 def _endpoint(action: Nat) -> str:
@@ -631,15 +727,17 @@ def _endpoint(action: Nat) -> str:
     return addr
 
 
-def _packet_from_view(packet: Packet, view: View) -> Packet:
+def _packet_from_view(packet: Packet, view: View, routed_oif: str | None = None) -> Packet:
+    oif = routed_oif or packet.oif
     if (view.src == int(packet.src) and view.dst == int(packet.dst) and view.sport == packet.sport
             and view.dport == packet.dport and view.flags == packet.flags and view.ecn == packet.ecn
-            and view.dscp == packet.dscp and view.mark == packet.mark and view.ctmark == packet.ctmark):
+            and view.dscp == packet.dscp and view.mark == packet.mark and view.ctmark == packet.ctmark
+            and oif == packet.oif):
         return packet  # nothing rewrote it: no copy
     make = ipaddress.IPv4Address if view.family == 4 else ipaddress.IPv6Address
     return replace(packet, src=make(view.src), dst=make(view.dst), sport=view.sport,
                    dport=view.dport, flags=view.flags, ecn=view.ecn, dscp=view.dscp,
-                   mark=view.mark, ctmark=view.ctmark)
+                   mark=view.mark, ctmark=view.ctmark, oif=oif)
 
 
 def evaluate(ruleset: Ruleset, packet: Packet) -> Result:

@@ -66,6 +66,10 @@ class Result:
     state: str = ""
     notes: tuple[str, ...] = ()
     alternatives: tuple["Result", ...] = field(default=(), repr=False)
+    #: With a host snapshot: what routing did — the route that forwarded it
+    #: (``packet.oif`` is its interface), local delivery, or why routing
+    #: dropped it (then ``decided_by`` is None).
+    routing: str = ""
 
     @property
     def reject_with(self) -> str | None:

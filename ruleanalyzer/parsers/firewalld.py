@@ -266,7 +266,7 @@ def parse(text: str, name: str) -> Ruleset:
     diagnostics: list = []
     objects = _stock(DEFAULT_VERSION)
     conf, where = {}, {}
-    base = Path(name).name
+    base = Path(name).name.rsplit("__", 1)[-1]  # a copied tree flattened with __ keeps its name
     stem = base[:-4] if base.endswith(".xml") else base
     if not re.fullmatch(r"[A-Za-z0-9_\-]{1,17}", stem or ""):
         # A file named for where it came from (a flattened path), not for

@@ -145,6 +145,8 @@ def render_summary(console: Console, result) -> None:
                        "(--include-generated)")
     if result.bad_inputs:
         summary.append(f"; {len(result.bad_inputs)} unreadable input(s) skipped", style="yellow")
+    if getattr(result, "fleet", None):
+        render_fleet(console, result.fleet)
     console.print(summary)
     by_code: dict[tuple[str, str, str], list[Finding]] = {}
     for f in result.findings:
@@ -177,6 +179,36 @@ def render_findings(console: Console, result, max_findings: int | None = DEFAULT
     if len(findings) > limit:
         console.print(Text(f"{len(findings) - limit} more finding(s) not shown (--max-findings 0 shows "
                            "all; --format json and sarif always hold every finding)", style="bold"))
+
+
+def render_fleet(console: Console, fleet: dict) -> None:
+    """A fleet audit's summary: exposed services by host, drift per group,
+    findings counted across hosts."""
+    console.rule(Text("fleet", style="bold"), align="left")
+    exposure = fleet.get("exposure") or {}
+    if exposure:
+        console.print(Text("Open to the whole internet (every public address can connect):", style="bold"))
+        for service, names in exposure.items():
+            console.print(f"  {service}: {len(names)} host(s): {', '.join(names[:12])}"
+                          + (" …" if len(names) > 12 else ""), highlight=False)
+    else:
+        console.print("No host has a service open to the whole internet.", highlight=False)
+    drift = fleet.get("drift") or {}
+    groups = fleet.get("groups") or {}
+    for role, names in drift.items():
+        console.print(f"Drift in group '{role}' ({len(groups.get(role, []))} hosts): {', '.join(names)} "
+                      "(RA610 says what differs)", highlight=False)
+    per_code = fleet.get("findings_per_code") or {}
+    if per_code:
+        table = RichTable(show_edge=False, box=None, pad_edge=False)
+        for col in ("code", "hosts", "findings"):
+            table.add_column(col)
+        for code, entry in per_code.items():
+            table.add_row(code, str(entry["hosts"]), str(entry["findings"]))
+        console.print(table)
+    failed = [h["name"] for h in fleet.get("hosts", []) if h["status"] != "ok"]
+    console.print(f"{len(fleet.get('hosts', []))} hosts in {len(groups)} group(s)"
+                  + (f"; not analysed: {', '.join(failed)}" if failed else ""), highlight=False)
 
 
 def render_rules(console: Console, checks) -> None:

@@ -60,4 +60,5 @@ def audit_data(result) -> dict:
                     "generated_hidden": len(getattr(result, "generated", ())),
                     "hosts": [list(g) for g in getattr(result, "hosts", ())]},
         "findings": [finding_data(f) for f in result.findings],
+        **({"fleet": result.fleet} if getattr(result, "fleet", None) else {}),
     }

@@ -74,6 +74,8 @@ def result_data(result: Result, packet: Packet | None = None) -> dict:
             "depends_on": list(result.depends_on), "notes": list(result.notes)}
     if result.packet != packet:
         data["packet_out"] = packet_data(result.packet)
+    if result.routing:
+        data["routing"] = result.routing
     if result.reject_with:
         data["reject_with"] = result.reject_with
     if result.verdict == "unknown" and result.alternatives:
@@ -101,6 +103,7 @@ def connect_data(report: ConnectReport) -> dict:
         "client": report.client, "server": report.server, "dport": report.dport,
         "hook": report.hook,
         "passes": passes,
+        "notes": list(report.notes),
         "variants": [{"ecn": v.ecn, "passes": v.passes,
                       "first_failure": v.first_failure.name if v.first_failure else None,
                       "explanation": line,

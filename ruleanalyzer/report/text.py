@@ -46,6 +46,8 @@ def render_result(console: Console, result: Result) -> None:
     console.print(head)
     if result.decided_by is not None:
         console.print(f"  decided by {result.decided_by.describe()}", highlight=False)
+    if result.routing:
+        console.print(f"  routing: {result.routing}", highlight=False)
     if result.outcome == "forwarded":
         console.print(f"  forwarded to {result.packet.dst}"
                       + (f":{result.packet.dport}" if result.packet.dport is not None else ""), highlight=False)
@@ -82,6 +84,8 @@ def render_connect(console: Console, report: ConnectReport) -> None:
                           Text(leg.verdict, style=VERDICT_STYLE.get(leg.verdict, "")), by)
         console.print(table)
         console.print(sentence, highlight=False)
+    for note in report.notes:
+        console.print(f"note: {note}", style="dim", highlight=False)
 
 
 def make_console(out) -> Console:

@@ -511,6 +511,14 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
     begin &= arrival(space, "shared")
     ghost = space.bdd.var(LOCAL_GHOST)
     ghosts = {"input": ghost, "forward": ~ghost}
+    # With a host snapshot, the host's routing decision (space/routes.py):
+    # applied where the kernel routes — after prerouting for input and
+    # forward, before the first chain for output.
+    routing = None
+    if ruleset.host is not None:
+        from .routes import routing_sets
+
+        routing = routing_sets(space, ruleset.host, family, ruleset)
     result: dict[str, Reachability] = {}
     if "input" in hooks and "forward" in hooks:
         shared = HOOK_PATHS["input"][:2]  # ingress, prerouting
@@ -523,13 +531,34 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
             dnat = space.bdd.var("ct_status:dnat") if "ct_status:dnat" in space.bdd.vars else None
             for hook in ("input", "forward"):
                 path = common.fork(hook, ghosts[hook], ghost, dnat)
+                moot = _route(path, routing, hook)
                 walker.walk(HOOK_PATHS[hook][2:], path, hook)
-                result[hook] = walker.result(hook, path, begin & ghosts[hook])
+                result[hook] = walker.result(hook, path, begin & ghosts[hook], moot)
     for hook in hooks:
-        if hook not in result:
-            own = begin & ghosts.get(hook, space.true)
-            result[hook] = walker.result(hook, walker.walk(HOOK_PATHS[hook], _Path.starting(own), hook), own)
+        if hook in result:
+            continue
+        own = begin & ghosts.get(hook, space.true)
+        first = own & routing.output if routing is not None and hook == "output" else own
+        if routing is not None and hook in ("input", "forward"):
+            path = walker.walk(HOOK_PATHS[hook][:2], _Path.starting(first), hook).settle()
+            moot = _route(path, routing, hook)
+            walker.walk(HOOK_PATHS[hook][2:], path, hook)
+        else:
+            path, moot = walker.walk(HOOK_PATHS[hook], _Path.starting(first), hook), None
+        result[hook] = walker.result(hook, path, own if moot is None else first, moot)
     return {hook: result[hook] for hook in hooks}
+
+
+def _route(path: "_Path", routing, hook: str):
+    """Keep on ``path`` the packets the host routes to ``hook`` (input:
+    delivered locally; forward: forwarded, with the route's output
+    interface); return the packets taken off (another path's), or None."""
+    if routing is None or (hook == "input" and routing.redirects):
+        return None  # REDIRECT keeps the address in the walk: its packets are not narrowed
+    keep = routing.local if hook == "input" else routing.forward
+    moot = path.upper & ~keep
+    path.lower, path.upper = path.lower & keep, path.upper & keep
+    return moot
 
 
 class _Diverged(Exception):
@@ -734,9 +763,11 @@ class _Walker:
                 self._base_chain(chain, stage, path, path_hook)
         return path
 
-    def result(self, hook: str, path: _Path, start) -> Reachability:
+    def result(self, hook: str, path: _Path, start, moot=None) -> Reachability:
         w = self.space.wrap
         p = path.settle  # each set is made when first read
+        if moot is not None:
+            start = start & ~moot  # routed to another path: not this one's to decide
         return Reachability(
             self.space, hook, self.family,
             accepted=Bounds(lambda: w(p().lower), lambda: w(p().upper)),

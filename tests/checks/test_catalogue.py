@@ -16,6 +16,7 @@ from .helpers import assert_findings, expected_lines, findings_for, fixture_dial
 HERE = Path(__file__).parent
 #: Checks a fixture cannot trigger, and where they are tested instead.
 NO_FIXTURE = {"RA003": "an analyzer bug by definition; tests/test_audit_cli.py injects a crashing check",
+              "RA611": "a crashed or timed-out host of a fleet audit; tests/test_fleet.py kills a worker",
               "RA704": "needs firewalld and another tool's DNAT rules together; tests/test_parser_firewalld.py",
               "RA706": "needs a host's interfaces (a snapshot); tests/test_parser_firewalld.py builds one"}
 #: Checks that judge other checks' findings need those checks to run too.

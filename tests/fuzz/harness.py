@@ -24,7 +24,9 @@ CORPUS = REPO.parent / "shared" / "corpus"
 #: Corpus folder → dialect.
 CORPUS_DIALECTS = {"iptables": "iptables", "nftables": "nftables", "nftables-json": "nft-json",
                    "ufw": "ufw", "aws-sg": "aws-sg", "aws-nacl": "aws-nacl", "gcp-firewall": "gcp",
-                   "azure-nsg": "azure"}
+                   "azure-nsg": "azure", "firewalld": "firewalld",
+                   "terraform/hcl": "terraform", "terraform/plan-json": "terraform-plan",
+                   "terraform/cloudformation": "cloudformation"}
 READERS = parsers.DIALECTS
 #: The name fuzz inputs are parsed under: a string name, so nftables
 #: ``include`` is refused rather than reading files from the machine.

@@ -1,0 +1,135 @@
+"""The routing decision, when a host snapshot says how the host routes.
+
+Between prerouting and the filter chains the kernel routes the packet
+(``ip_route_input_slow``): to one of its own addresses it is delivered
+(INPUT); otherwise it is forwarded — only if forwarding is on for the input
+interface — by the route the policy rules and tables pick, which fixes the
+output interface that FORWARD and POSTROUTING rules match with ``-o``; a
+blackhole, unreachable or prohibit route, or no route, drops it there. The
+reverse-path filter (IPv4 ``rp_filter``) drops a packet that arrived on an
+interface the route back to its source does not use.
+
+Without a snapshot (``ruleset.host is None``) none of this is known and the
+evaluator keeps its former answers: "depends on the output interface".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from ..host import REJECT_TYPES, HostContext
+from ..model import Packet
+
+
+@dataclass(frozen=True)
+class Routed:
+    """Where routing sends a packet: ``kind`` is ``local`` (INPUT),
+    ``forward`` (with ``oif`` when one device is certain), ``drop`` (routing
+    drops it: ``note`` says why) or ``unknown`` (``note`` says on what)."""
+
+    kind: str
+    oif: str | None = None
+    note: str = ""
+
+
+def _addr(family: int, value: int):
+    return ipaddress.IPv4Address(value) if family == 4 else ipaddress.IPv6Address(value)
+
+
+def auto_hook(packet: Packet, host: HostContext | None) -> tuple[str, str]:
+    """``--hook auto``: a packet from one of the host's addresses is
+    ``output``, one to one of them ``input``, any other ``forward``. Without
+    a snapshot: ``input`` (the default everywhere else)."""
+    if host is None:
+        return "input", "hook auto without a host snapshot: taken as input"
+    if host.is_local(packet.src):
+        return "output", f"hook output: {packet.src} is an address of this host"
+    if host.is_local(packet.dst):
+        return "input", f"hook input: {packet.dst} is an address of this host"
+    return "forward", f"hook forward: neither {packet.src} nor {packet.dst} is an address of this host"
+
+
+def input_interface(packet: Packet, host: HostContext) -> tuple[str | None, str]:
+    """The input interface when the query names none and the host's
+    reverse-path filter leaves one possibility: with strict ``rp_filter``
+    on every interface, a packet from ``src`` passes only on the interface
+    the route back to ``src`` uses. ``(None, "")`` when more than one is
+    possible or the snapshot cannot tell; ``("", why)`` when none is."""
+    if packet.family != 4 or packet.hook == "output":
+        return None, ""
+    candidates = host.reverse_interfaces(packet.src, packet.dst, packet.mark, packet.proto,
+                                         packet.sport, packet.dport)
+    if candidates is None:
+        return None, ""
+    if not candidates:
+        return "", (f"dropped by the reverse-path filter: rp_filter drops packets from {packet.src} on "
+                    "every interface of this host")
+    if len(candidates) == 1:
+        return candidates[0], (f"input interface {candidates[0]}: with rp_filter, a packet from "
+                               f"{packet.src} passes only there (the route back to it leaves by it)")
+    return None, ""
+
+
+def rp_filter_drops(host: HostContext, view) -> str:
+    """Why the reverse-path filter drops a packet (fields ``view``, after
+    prerouting) that arrived on ``view.iif``, or ``""`` when it passes or
+    the snapshot cannot tell."""
+    iif = view.iif
+    if view.family != 4 or not isinstance(iif, str) or not iif or iif == "lo":
+        return ""
+    passes, why = host.reverse_path(_addr(4, view.src), _addr(4, view.dst), iif, view.mark, view.proto,
+                                    view.sport, view.dport)
+    return f"dropped by the reverse-path filter: {why}" if passes is False else ""
+
+
+def route_view(host: HostContext, view, redirected: bool = False) -> Routed:
+    """The routing decision for a packet whose fields (after prerouting:
+    DNAT applied, marks set) are ``view``."""
+    family = view.family
+    dst = _addr(family, view.dst)
+    if redirected:
+        return Routed("local")
+    local = host.is_local(dst)
+    if local is None:
+        return Routed("unknown", note="the snapshot has no addresses or routes")
+    iif = view.iif if isinstance(view.iif, str) and view.iif else None
+    proto = view.proto
+    decision = host.route(dst, src=_addr(family, view.src), iif=iif, mark=view.mark, proto=proto,
+                          sport=view.sport, dport=view.dport)
+    if local or decision.type in ("local", "broadcast", "multicast"):
+        return Routed("local")
+    forwarding = host.forwarding(family, iif)
+    if forwarding is False:
+        if family == 6:
+            key = "net.ipv6.conf.all.forwarding"
+        elif host.sysctls.get("net.ipv4.ip_forward", "0").strip() == "0" or not iif:
+            key = "net.ipv4.ip_forward"
+        else:
+            key = f"net.ipv4.conf.{iif}.forwarding"
+        what = "this host routes nothing" if key != f"net.ipv4.conf.{iif}.forwarding" else \
+            f"this host routes nothing that arrives on {iif}"
+        return Routed("drop", note=f"not forwarded: {key}={host.sysctls.get(key, '0')} — {what}, so "
+                                   f"FORWARD rules never see {dst}")
+    if decision.type == "unknown":
+        return Routed("unknown", note=f"the output interface {decision.reason}")
+    if decision.type in REJECT_TYPES or decision.type == "none":
+        return Routed("drop", note=f"dropped by routing: the route to {dst} is {decision.describe()}")
+    if decision.type != "unicast":
+        return Routed("unknown", note=f"the route to {dst} is of type {decision.type} (not modelled)")
+    if len(decision.devs) == 1:
+        return Routed("forward", decision.devs[0], note=f"routed by {decision.describe()}")
+    return Routed("forward", None, note=f"routed by {decision.describe()}: the output interface is one "
+                                        f"of {', '.join(decision.devs)} (multipath)")
+
+
+def output_interface(packet: Packet, host: HostContext) -> tuple[str | None, str]:
+    """The output interface of a packet this host sends (``hook output``),
+    from the route to its destination."""
+    decision = host.route(packet.dst, src=packet.src, iif="lo", mark=packet.mark, proto=packet.proto,
+                          sport=packet.sport, dport=packet.dport)
+    if decision.type == "unicast" and len(decision.devs) == 1:
+        return decision.devs[0], f"sent by {decision.devs[0]}: {decision.describe()}"
+    if decision.type == "local":
+        return "lo", f"sent to this host itself, by lo ({decision.describe()})"
+    return None, ""

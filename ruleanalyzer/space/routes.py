@@ -1,0 +1,195 @@
+"""The host's routing decision as packet sets (host snapshots only).
+
+After prerouting the kernel routes each packet: to one of the host's own
+addresses it goes up to INPUT; otherwise, if the host forwards, it leaves
+by the interface of the route the policy rules and tables pick — which is
+what FORWARD and POSTROUTING rules see as ``-o``; blackhole, unreachable
+and prohibit routes (and no route) drop it. Packets the host sends leave by
+the route to their destination. With a snapshot (``ruleset.host``) the walk
+in :mod:`ruleanalyzer.space.reach` intersects each path with these sets at
+the point the kernel routes, so ``-o`` matches are decided exactly as the
+concrete engine (:mod:`ruleanalyzer.engine.routing`) decides them.
+
+Built from the routes' prefixes, longest first within a table (a route's
+region is its prefix minus the longer ones), and the policy rules in
+priority order (a rule's ``lookup`` takes the packets its selector holds and
+its table has a route for; the rest go on). Not modelled here, said in the
+docs: the reverse-path filter (the engine models it), per-route TOS,
+``goto``/``nop`` rules and selectors on ``tos``/``uidrange`` — with any of
+those the constraint is left out (the answer stays as without a snapshot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..host import REJECT_TYPES, HostContext, PolicyRule
+from ..model import AddressMatch, BitsMatch, IntMatch, Nat
+from .encode import encode_bounds
+from .fields import _wildcard_prefix
+
+#: Tables with more routes than this are not encoded (a full BGP table
+#: would cost more than it tells a firewall audit).
+MAX_ROUTES = 20_000
+
+
+@dataclass
+class Routing:
+    """Raw BDD nodes: ``local`` (delivered to INPUT), ``forward`` (forwarded,
+    the output interface constrained to the route's), ``output`` (the
+    host's own packets with their route's output interface)."""
+
+    local: object
+    forward: object
+    output: object
+    #: The ruleset REDIRECTs: the walk keeps a redirected packet's address
+    #: (reach.py), so the input path is not narrowed to local addresses.
+    redirects: bool = False
+
+
+def interface_code(domain, name: str) -> int:
+    """The code of interface ``name`` in a space's interface domain: its
+    own, else its longest listed prefix's class, else ``other``."""
+    if name in domain.concrete:
+        return domain.concrete.index(name)
+    best = None
+    for i, p in enumerate(domain.prefixes):
+        if name.startswith(p) and (best is None or len(p) > len(domain.prefixes[best])):
+            best = i
+    base = len(domain.concrete)
+    return base + best if best is not None else base + len(domain.prefixes)
+
+
+def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing | None:
+    """The routing decision of ``host`` for IPv``family`` as sets, or None
+    when the snapshot cannot decide it (no routes, unmodelled policy rules,
+    too many routes)."""
+    if f"routes{family}" not in host.known:
+        return None
+    routes = [r for r in host.routes if r.dst.version == family]
+    if len(routes) > MAX_ROUTES:
+        return None
+    rules = host.policy_rules(family)
+    if any(r.opaque or r.action in ("goto", "nop") for r in rules):
+        return None
+    tables = _Tables(space, routes)
+    domain = space.layout.interfaces["oif"]
+    local, forward = _decide(space, rules, tables, domain, iif_fixed=None)
+    _, out_forward = _decide(space, rules, tables, domain, iif_fixed="lo")
+    # Per-interface IPv4 forwarding (``conf.<iif>.forwarding``; ``ip_forward`` sets them all).
+    if family == 4:
+        allowed = space.false
+        any_known = False
+        idomain = space.layout.interfaces["iif"]
+        per_dev = {}
+        for key, value in host.sysctls.items():
+            parts = key.split(".")
+            if len(parts) == 5 and parts[:3] == ["net", "ipv4", "conf"] and parts[4] == "forwarding" \
+                    and parts[3] not in ("all", "default"):
+                per_dev[parts[3]] = value.strip() == "1"
+        if per_dev and len(set(per_dev.values())) > 1:
+            codes_on = {interface_code(idomain, d) for d, on in per_dev.items() if on}
+            codes_off = {interface_code(idomain, d) for d, on in per_dev.items() if not on}
+            if not codes_on & codes_off:  # each class wholly on or off
+                any_known = True
+                allowed = space.one_of("iif", sorted(codes_on)) if codes_on else space.false
+        if any_known:
+            forward &= allowed
+    redirects = ruleset is not None and any(isinstance(r.action, Nat) and r.action.kind == "redirect"
+                                            for r in ruleset.rules())
+    return Routing(local, forward, out_forward | _local_output(space, local), redirects)
+
+
+def _local_output(space, local):
+    """The host's packets to its own addresses leave by ``lo``."""
+    domain = space.layout.interfaces["oif"]
+    return local & space.one_of("oif", [interface_code(domain, "lo")])
+
+
+class _Tables:
+    """Per table: ``(region, route)`` pairs, longest prefixes first, where a
+    region is the route's prefix minus every longer prefix of the table."""
+
+    def __init__(self, space, routes):
+        self.space = space
+        self.by_table: dict[str, list] = {}
+        for r in routes:
+            self.by_table.setdefault(r.table, []).append(r)
+        self.cache: dict[str, list] = {}
+
+    def regions(self, table: str) -> list:
+        if table not in self.cache:
+            sp = self.space
+            out = []
+            covered = sp.false
+            best: dict = {}
+            for r in sorted(self.by_table.get(table, []), key=lambda r: (-r.dst.prefixlen, r.metric)):
+                key = r.dst
+                if key in best:
+                    continue  # the lowest metric of one prefix wins
+                best[key] = r
+                prefix = encode_bounds(AddressMatch("dst", (r.dst,)), sp)[1]
+                region = prefix & ~covered
+                covered |= prefix
+                if region != sp.false:
+                    out.append((region, r))
+            self.cache[table] = out
+        return self.cache[table]
+
+
+def _selector(space, rule: PolicyRule, iif_fixed: str | None):
+    sp = space
+    node = sp.true
+    if rule.src is not None:
+        node &= encode_bounds(AddressMatch("src", (rule.src,)), sp)[1]
+    if rule.dst is not None:
+        node &= encode_bounds(AddressMatch("dst", (rule.dst,)), sp)[1]
+    if rule.iif is not None:
+        if iif_fixed is not None:
+            node = node if rule.iif == iif_fixed else sp.false
+        else:
+            domain = sp.layout.interfaces["iif"]
+            if _wildcard_prefix(rule.iif) is None:
+                node &= sp.one_of("iif", [interface_code(domain, rule.iif)])
+    if rule.oif is not None:
+        # fib_rule_match(): oif selects sockets bound to a device; forwarded
+        # packets have none. Host packets: unknown socket, taken as unbound.
+        node = sp.false
+    if rule.fwmark is not None:
+        node &= encode_bounds(BitsMatch("mark", rule.fwmask, frozenset({rule.fwmark & rule.fwmask})), sp)[1]
+    if rule.ipproto is not None:
+        node &= encode_bounds(IntMatch("proto", ((rule.ipproto, rule.ipproto),)), sp)[1]
+    for field, span in (("sport", rule.sport), ("dport", rule.dport)):
+        if span is not None:
+            node &= encode_bounds(IntMatch(field, (span,)), sp)[1]
+    return ~node if rule.invert else node
+
+
+def _decide(space, rules, tables: _Tables, domain, iif_fixed: str | None):
+    sp = space
+    remaining = sp.true
+    local = forward = sp.false
+    for rule in rules:
+        sel = _selector(sp, rule, iif_fixed) & remaining
+        if sel == sp.false:
+            continue
+        if rule.action in REJECT_TYPES:
+            remaining &= ~sel
+            continue
+        for region, route in tables.regions(rule.table):
+            if route.type == "throw":
+                continue
+            if rule.suppress_prefixlength is not None and route.dst.prefixlen <= rule.suppress_prefixlength:
+                continue
+            hit = sel & region
+            if hit == sp.false:
+                continue
+            if route.type == "unicast" and route.devices:
+                codes = sorted({interface_code(domain, d) for d in route.devices})
+                forward |= hit & sp.one_of("oif", codes)
+            elif route.type in ("local", "broadcast", "multicast"):
+                local |= hit
+            remaining &= ~hit  # reject routes (and anything else) end the lookup
+            if remaining == sp.false:
+                break
+    return local, forward
