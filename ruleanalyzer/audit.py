@@ -125,11 +125,12 @@ def split_units(ruleset: Ruleset) -> list[Ruleset]:
 
 
 def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] | None = None,
-                  ctx: Context | None = None) -> list[Finding]:
+                  ctx: Context | None = None, interfaces: dict | None = None) -> list[Finding]:
     """Findings of the checks ``codes`` on one ruleset, before suppressions.
     A crashing check becomes an RA003 finding instead of aborting. ``ctx``
-    lets a caller keep the analyses for its own questions."""
-    ctx = ctx or Context(ruleset)
+    lets a caller keep the analyses for its own questions; ``interfaces``:
+    configured interface roles (see :mod:`ruleanalyzer.roles`)."""
+    ctx = ctx or Context(ruleset, interfaces)
     findings: list[Finding] = []
     registry = checks.registry()
     for code in codes:
@@ -234,7 +235,8 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
             if inner:
                 included |= inner
                 result.hosts.append(list(what) + sorted(inner))
-        found, inline, _ctx = ruleset_findings(ruleset, codes, options, known)
+        found, inline, _ctx = ruleset_findings(ruleset, codes, options, known,
+                                               config.interfaces if config else None)
         suppressions += inline
         findings += found
         if progress:
@@ -269,17 +271,19 @@ def _fleet(paths, codes, options, config, max_bytes, include_generated, jobs, da
                        progress=progress, include_generated=include_generated)
 
 
-def ruleset_findings(ruleset: Ruleset, codes: list[str], options: dict, known: set[str]):
+def ruleset_findings(ruleset: Ruleset, codes: list[str], options: dict, known: set[str],
+                     interfaces: dict | None = None):
     """``(findings, inline suppressions, context)`` of one ruleset, before
     suppressions are applied; the context is the last unit's (a host's
-    analyses, for a caller's own questions)."""
+    analyses, for a caller's own questions). ``interfaces``: configured
+    interface roles."""
     recognise(ruleset)
     inline, invalid = parse_inline(ruleset, known)
     findings = [f for f in invalid if "RA902" in codes]
     ctx = None
     per_unit = []
     for unit in split_units(ruleset):
-        ctx = Context(unit)
+        ctx = Context(unit, interfaces)
         per_unit.append(check_ruleset(unit, codes, options, ctx))
     return findings + _across_units(per_unit), inline, ctx
 

@@ -15,6 +15,9 @@ Keys (the same in both files)::
     line = 12                        # or: rule = 3 (index in its chain), chain = "INPUT"
     code = "RA101"                   # or codes = [...]; omitted: every code
     reason = "legacy VPN, removed in Q3"
+    [tool.ruleanalyzer.interfaces]   # which interfaces face the internet (RA4xx);
+    internet = ["eth0"]              # otherwise inferred from NAT rules, names and
+    internal = ["eth1", "wg0"]       # a host snapshot's default route
 
 Command-line options override the file.
 """
@@ -44,6 +47,8 @@ class Config:
     #: Per-code option overrides: ``{"RA401": {"ports": {...}}}``.
     options: dict[str, dict] = field(default_factory=dict)
     suppress: list[dict] = field(default_factory=list)
+    #: Interface roles: ``{"internet": [names], "internal": [names]}``.
+    interfaces: dict[str, list[str]] = field(default_factory=dict)
     #: The file these settings came from, for messages.
     source: str | None = None
 
@@ -96,7 +101,7 @@ def config_from_dict(data: dict, source: str | None = None) -> Config:
         raise RuleAnalyzerError("config must be a mapping", Location(source or "<config>"))
     data = {str(k).replace("_", "-"): v for k, v in data.items()}
     # "policy" holds flow assertions, read by ruleanalyzer.policy.
-    known = {"select", "ignore", "fail-on", "options", "suppress", "policy"}
+    known = {"select", "ignore", "fail-on", "options", "suppress", "policy", "interfaces"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RuleAnalyzerError(f"unknown config key(s): {', '.join(unknown)}",
@@ -111,7 +116,25 @@ def config_from_dict(data: dict, source: str | None = None) -> Config:
                                 Location(source or "<config>"))
     options = {str(code).upper(): dict(v) for code, v in (data.get("options") or {}).items()}
     return Config(_codes(data.get("select")), _codes(data.get("ignore")) or [], fail_on, options,
-                  suppress, source)
+                  suppress, _interfaces(data.get("interfaces"), source), source)
+
+
+def _interfaces(value, source: str | None) -> dict[str, list[str]]:
+    """``interfaces: {internet: [...], internal: [...]}``, checked."""
+    if value is None:
+        return {}
+    where = Location(source or "<config>")
+    if not isinstance(value, dict) or set(value) - {"internet", "internal"}:
+        raise RuleAnalyzerError("interfaces must be a mapping with the keys internet and/or internal",
+                                where, hint="interfaces: {internet: [eth0], internal: [eth1]}")
+    out = {}
+    for role, names in value.items():
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise RuleAnalyzerError(f"interfaces.{role} must be a list of interface names", where)
+        out[role] = list(names)
+    return out
 
 
 def _codes(value) -> list[str] | None:

@@ -37,14 +37,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .engine.connect import connect
-from .engine.conntrack import ICMP_NEW_TYPES, ICMPV6_NEW_TYPES, VALID_TCP_FLAGS
 from .engine.evaluate import Evaluator
 from .engine.result import Result
-from .model import (ACK, CWR, ECE, FIN, HOOK_PATHS, PSH, RST, SYN, Chain, Dispatch, EcnStrip,
+from .model import (HOOK_PATHS, Chain, Dispatch, EcnStrip,
                     Nat, Notrack, Packet, Rule, Ruleset, SetField)
 from .space import Layout, PacketSet, Space, witness
 from .space.encode import encode_conjunction
-from .space.fields import ICMP, ICMPV6, TCP
+from .space.fields import TCP
 from .space.reach import analyze
 
 #: Regions shown per (hook, family, change); the rest is one "… more" region.
@@ -190,7 +189,7 @@ def diff(old: Ruleset, new: Ruleset, hooks=("input", "forward", "output"), *,
     else:
         candidate = _candidates(plan, space)
     report.scope = "all" if candidate == full_valid else "changed rules"
-    consistent = _conntrack_consistent(space)
+    consistent = _conntrack_consistent(space, (old, new))
     # Regions are worded against every valid packet the kernel could give
     # that state, not against the narrowed universe of the walk.
     care = consistent
@@ -235,8 +234,8 @@ def _families(ruleset: Ruleset) -> set[int]:
 
 def _diff_hook(report, old, new, hook, family, space, consistent, evaluators, rewrites,
                connections, limit, care) -> None:
-    ra = analyze(old, hook, family, space, start=space.valid)
-    rb = analyze(new, hook, family, space, start=space.valid)
+    ra = analyze(old, hook, family, space, start=space.valid, arrives_from=(old, new))
+    rb = analyze(new, hook, family, space, start=space.valid, arrives_from=(old, new))
     universe = space.wrap(space.family(family)) & consistent
     acc_o, drop_o = ra.accepted.lower & universe, ra.dropped.lower & universe
     acc_n, drop_n = rb.accepted.lower & universe, rb.dropped.lower & universe
@@ -327,7 +326,8 @@ def regions(packets: PacketSet, limit: int = REGION_LIMIT, care: PacketSet | Non
         return []
     if packets.is_all():
         return [("any packet", packets)]
-    node = describe_module.restrict(space, packets.node, care.node if care is not None else space.valid)
+    node = describe_module.restrict(space, describe_module.unghost(space, packets.node),
+                                    care.node if care is not None else space.valid)
     walker = describe_module._Walker(space)  # the describer's own enumeration
     found: list[dict] = []
     walker.enumerate(node, 0, {}, found, limit)
@@ -366,25 +366,18 @@ def _region_node(space: Space, region: dict):
 # ---------------------------------------------------------------------------
 
 
-def _conntrack_consistent(space: Space) -> PacketSet:
-    """Packets whose ctstate the concrete engine keeps as given
-    (``engine.conntrack.resolve_state``): bad TCP flag combinations are
-    INVALID or UNTRACKED, and a NEW packet is one that may open a connection."""
-    names = space.spec("state").names
-    state = {n: space.eq("state", names.index(n)) for n in ("new", "invalid", "untracked")}
-    tcp = space.header("flags")
-    valid_flags = space.false
-    for v in VALID_TCP_FLAGS:
-        valid_flags |= space.masked("flags", 0xFF & ~(ECE | CWR | PSH), v)
-    ok = ~tcp | valid_flags | state["invalid"] | state["untracked"]
-    syn = space.masked("flags", SYN | ACK | RST | FIN, SYN)
-    loose = space.masked("flags", SYN | FIN | RST, 0)
-    icmp4 = space.eq("family", 0) & space.eq("proto", ICMP) & space.eq("fragment", 0)
-    icmp6 = space.eq("family", 1) & space.eq("proto", ICMPV6) & space.eq("fragment", 0)
-    opens = (space.eq("fragment", 0) & (~tcp | syn | loose)
-             & (~icmp4 | space.one_of("icmp_type", sorted(ICMP_NEW_TYPES)))
-             & (~icmp6 | space.one_of("icmp_type", sorted(ICMPV6_NEW_TYPES))))
-    return space.wrap(ok & (~state["new"] | opens))
+def _conntrack_consistent(space: Space, rulesets) -> PacketSet:
+    """Packets whose ctstate the kernel could give them in either version
+    (:meth:`Space.conntrack_consistent`): UNTRACKED only where a NOTRACK of
+    either version can fire, DNAT/SNAT status only if either translates."""
+    untracked = space.false
+    for rs in rulesets:
+        for rule in rs.rules():
+            if any(isinstance(a, Notrack) for a in (rule.action, *rule.effects)):
+                untracked |= encode_conjunction(rule.matches, space)[1]
+    nat = {r.action.kind for rs in rulesets for r in rs.rules() if isinstance(r.action, Nat)}
+    return space.wrap(space.conntrack_consistent(untracked, dnat=bool(nat & {"dnat", "redirect"}),
+                                                 snat=bool(nat & {"snat", "masquerade"})))
 
 
 def packet_point(space: Space, packet: Packet) -> PacketSet:

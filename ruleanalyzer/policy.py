@@ -257,7 +257,7 @@ def _check_flow(ruleset, a: Assertion, space, evaluator, cache) -> PolicyFailure
         if key not in cache:
             cache[key] = analyze(ruleset, flow.hook, family, space)
         reach = cache[key]
-        fam = space.wrap(space.family(family))
+        fam = space.wrap(space.family(family)) & reach.arriving  # packets the kernel can deliver
         if a.kind == "only":
             allowed = (space.wrap(encode_conjunction([AddressMatch("src", flow.src)], space)[0])
                        if flow.src else space.all())

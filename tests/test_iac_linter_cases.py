@@ -27,6 +27,10 @@ def nacl(*entries) -> str:
         f'  ingress {{\n    rule_no = {n}\n    action = "{a}"\n    protocol = "tcp"\n'
         f'    from_port = {p.split("-")[0]}\n    to_port = {p.split("-")[-1]}\n    cidr_block = "{c}"\n  }}\n'
         for n, a, p, c in entries)
+    # NACLs are stateless: RA401 counts handshakes that complete (issue #13), so
+    # the replies need their own egress rule.
+    body += ('  egress {\n    rule_no = 100\n    action = "allow"\n    protocol = "tcp"\n'
+             '    from_port = 0\n    to_port = 65535\n    cidr_block = "0.0.0.0/0"\n  }\n')
     return f'resource "aws_network_acl" "n" {{\n{body}}}\n'
 
 
@@ -57,10 +61,10 @@ def test_deny_before_allow_reports_the_other_ports_not_the_denied_one():
     assert any("RDP (3389/tcp" in m for m in messages)
 
 
-@pytest.mark.xfail(reason="issue #13: RA401 keeps quiet on a path that drops nothing (allow-all); "
-                          "its redefined exposure reports allow-everything as an error", strict=False)
 def test_protocol_minus_one_from_anywhere_is_reported():
-    assert any("SSH" in m for m in ra401(sg(rule("0", proto="-1"))))
+    # issue #13: allow-everything is the loudest exposure, RA402 (RA401 leaves it to it)
+    rs = loads(sg(rule("0", proto="-1")), "terraform", "case.tf")
+    assert [f.code for f in run_audit([rs], select=["RA401", "RA402"]).findings] == ["RA402"]
 
 
 def test_unknown_values_are_unknown_naming_the_variable():

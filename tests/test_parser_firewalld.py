@@ -119,8 +119,6 @@ def test_default_zone_catches_a_renamed_interface_ra706(tmp_path):
     assert list(DefaultZoneCatchesInterface().run(Context(rs))) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue #13: 'ct status dnat accept' must be decided when nothing "
-                   "DNATs; until it lands RA401 reports every admin port at firewalld's own rule")
 def test_firewalld_scaffolding_is_not_reported_by_the_general_checks():
     findings = run_audit([str(CONFIGS / "stock")]).findings
     assert [f for f in findings if f.rule is not None and f.rule.origin and f.rule.origin.generated] == []

@@ -237,8 +237,10 @@ class Context:
     #: an audit of many files. Enforced in the main thread only (SIGALRM).
     analysis_seconds: float = 120.0
 
-    def __init__(self, ruleset: Ruleset):
+    def __init__(self, ruleset: Ruleset, interfaces: dict | None = None):
         self.ruleset = ruleset
+        #: Configured interface roles (config ``interfaces``).
+        self.interfaces = interfaces or {}
         self._reach: dict[tuple[str, int], object] = {}
         self._exhausted = False  # the packet space reached its memory limit
         self._space = None
@@ -257,12 +259,23 @@ class Context:
         if self._space is None:
             from ..space import Layout
 
-            # With a host snapshot, its interfaces too (routes name them).
+            # With a host snapshot, its interfaces too (routes name them);
+            # and the interfaces whose role is configured or inferred.
             host = self.ruleset.host
-            names = self.EXTRA_INTERFACES + (tuple(host.interfaces) if host is not None else ())
+            names = (*self.EXTRA_INTERFACES, *(tuple(host.interfaces) if host is not None else ()),
+                     *(n for n in self.roles.roles if not n.endswith("*")))
             extra = [InterfaceMatch(f, tuple(dict.fromkeys(names))) for f in ("iif", "oif")]
             self._space = shared_space(Layout.for_ruleset(self.ruleset, extra))
         return self._space
+
+    @property
+    def roles(self):
+        """Which interfaces face the internet (:func:`ruleanalyzer.roles.infer_roles`)."""
+        if "_roles" not in self.__dict__:
+            from ..roles import infer_roles
+
+            self.__dict__["_roles"] = infer_roles(self.ruleset, self.interfaces)
+        return self.__dict__["_roles"]
 
     @property
     def evaluator(self):
@@ -289,7 +302,7 @@ class Context:
 
     def base_chains(self, hook: str, family: int) -> list[Chain]:
         return [c for t in self.ruleset.tables if t.applies_to(family) and t.family not in ("arp", "bridge")
-                for c in t.chains.values() if c.hook == hook]
+                and not t.dormant for c in t.chains.values() if c.hook == hook]
 
     def reach(self, hook: str, family: int):
         """The symbolic reachability of ``hook`` for IPv``family`` packets,

@@ -1,19 +1,36 @@
 """RA4xx — services open to the whole internet.
 
-Computed over sets, for every dialect (cloud ingress included): the new
-TCP SYNs surely accepted on a path (``input`` and ``forward``), restricted
-to one sensitive port, projected onto (source, interface). The port is
-exposed when, on some interface, every public source address of a family
-can open a connection — whether one rule, a port range, or a union of
-several rules does it. A narrow source range is not exposure.
+Exposure is counted over sets, for every dialect (cloud ingress
+included). A service (TCP port, IP version) is exposed when the public
+source addresses that can **complete a handshake** with it — the SYN
+surely accepted on the way in (``input``, or ``forward`` for a router or a
+published container port) *and* the SYN-ACK surely accepted on the way
+back out (``output`` / ``forward``, with conntrack) — cover at least
+``min_share`` (default 99 %) of the public address space of that version,
+counted on the BDD (model counting over the source address bits). A
+blocklist, a fail2ban ban or a bogon filter leaves the share near 100 %;
+an allow-list of a /24 leaves it near 0.
+
+Only sources arriving on an interface that may face the internet count
+(:mod:`ruleanalyzer.roles`): when some interface is known to be the uplink
+(config, NAT rules, the host's default route, ``ppp*``/``wan*``) only
+those; otherwise every interface not known to be internal, and an
+exposure that holds only on a named interface of unknown role is said as
+"arriving on X — if X faces the internet" (a warning). LAN→WAN
+forwarding and ``! -i <uplink>`` rules are therefore never exposure.
+
+When the sure sets fall short but the possible ones do not (an ipset
+without its contents, ``recent``, ``hashlimit`` on the way), the service is
+"likely exposed — depends on X" (RA403, a warning).
 """
 
 from __future__ import annotations
 
-from ..model import SYN
+from ..model import ACK, SYN, Log, OpaqueMatch
+from ..roles import INTERNAL, INTERNET
 from ..space import witness
 from . import _sets as S
-from .base import Check, Context, Option, related_rule
+from .base import Check, Context, Option, Where, related_rule
 from .reach import outcome
 
 #: Port → service for administrative and database ports.
@@ -23,20 +40,284 @@ SENSITIVE_PORTS = {
     5900: "VNC", 5984: "CouchDB", 6379: "Redis", 9042: "Cassandra", 9200: "Elasticsearch",
     10250: "kubelet", 11211: "memcached", 27017: "MongoDB",
 }
-#: Everything that is not public: private, loopback, link-local, CGNAT, multicast, reserved.
+#: Everything that is not public (RFC 6890 special-purpose ranges): this
+#: network, private, CGNAT, loopback, link-local, IETF assignments,
+#: documentation, 6to4 relay, benchmarking, multicast, reserved, broadcast.
 NON_PUBLIC_V4 = ("0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-                 "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4")
-#: Global unicast IPv6.
+                 "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+                 "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4")
+#: Global unicast IPv6, less its special-purpose and documentation blocks.
 PUBLIC_V6 = ("2000::/3",)
+NON_PUBLIC_V6 = ("2001::/23", "2001:db8::/32", "2002::/16", "3fff::/20")
+#: Share of the public address space above which a service counts as open to all.
+MIN_SHARE = 0.99
+#: Ports probed to tell "every port" (allow-everything) from a port list.
+PROBE_PORTS = (1, 7, 1000, 22222, 40000, 65535)
 
 
-def public_sources(sp, family: int):
+def public_sources(sp, family: int, field: str = "src"):
+    """Packets whose ``field`` (source by default) is a public address."""
     if family == 4:  # an IPv4 address is the low 32 bits; the upper 96 are zero
-        return sp.family(4) & sp.prefix("src", 0, 96) & ~S.networks(sp, "src", *NON_PUBLIC_V4)
-    return sp.family(6) & S.networks(sp, "src", *PUBLIC_V6)
+        return sp.family(4) & sp.prefix(field, 0, 96) & ~S.networks(sp, field, *NON_PUBLIC_V4)
+    return sp.family(6) & S.networks(sp, field, *PUBLIC_V6) & ~S.networks(sp, field, *NON_PUBLIC_V6)
 
 
-class AdminPortExposed(Check):
+class _Path:
+    """One (hook, family): the handshakes public sources can complete,
+    projected onto (family, source, input interface, port), surely and
+    possibly; and how the interfaces' roles weigh."""
+
+    def __init__(self, ctx: Context, hook: str, family: int, reach):
+        self.ctx, self.hook, self.family, self.reach = ctx, hook, family, reach
+        sp = self.sp = reach.space
+        # (Forwarded packets include those addressed to the host that a
+        # DNAT sent on: not only what arrives for the forward path.)
+        arriving = reach.arriving.node if hook == "input" else sp.true
+        syn = S.tcp_flags(sp, SYN) & S.state_is(sp, "new") & arriving & sp.family(family)
+        if hook == "forward" and "ct_status:dnat" in sp.bdd.vars:
+            # From the internet only public destinations are routed to us —
+            # and none behind a NAT router (it masquerades because what is
+            # behind it is private) — unless a DNAT (a port forward, a
+            # published container port) translated them.
+            routed = sp.false if _masquerades(ctx.ruleset) else public_sources(sp, family, "dst")
+            syn &= sp.bdd.var("ct_status:dnat") | routed
+        self.syn_l = reach.accepted.lower.node & syn
+        self.syn_u = reach.accepted.upper.node & syn
+        back = ctx.reach("output", family) if hook == "input" else reach
+        self.keep = S.field_vars(sp, "family") + S.field_vars(sp, "src") + S.field_vars(sp, "iif") \
+            + S.field_vars(sp, "dport")
+        if back is None:
+            rep_l = rep_u = sp.true
+        else:
+            names = sp.spec("ct_direction").names
+            synack = (S.tcp_flags(sp, SYN | ACK) & S.state_is(sp, "established")
+                      & sp.eq("ct_direction", names.index("reply")) & back.arriving.node)
+            rep_l = self._as_request(back.accepted.lower.node & synack)
+            rep_u = self._as_request(back.accepted.upper.node & synack)
+        self.done_l = self._project(self.syn_l) & rep_l
+        self.done_u = self._project(self.syn_u) & rep_u
+        self.public = public_sources(sp, family)
+        self.src_vars = S.field_vars(sp, "src")
+        self.public_count = self._count(self.public)
+
+    def _project(self, node, keep=None):
+        keep = set(keep or self.keep)
+        return self.sp.exist([v for v in self.sp.layout.variables() if v not in keep], node)
+
+    def _as_request(self, replies):
+        """Replies (server → client) as the requests they answer: the
+        client's address as source, the server's port as destination
+        port, the interface the reply leaves by as the one the request
+        came in on."""
+        sp = self.sp
+        fields = (("dst", "src"), ("sport", "dport"), ("oif", "iif"))
+        keep = S.field_vars(sp, "family") + [v for a, _ in fields for v in S.field_vars(sp, a)]
+        node = self._project(replies, keep)
+        renames = {}
+        for a, b in fields:
+            renames.update(zip(S.field_vars(sp, a), S.field_vars(sp, b)))
+        return sp.bdd.let(renames, node)
+
+    def _count(self, node) -> float:
+        src_only = self._project(node, self.src_vars)
+        return float(self.sp.bdd.count(src_only, nvars=len(self.src_vars)))
+
+    def share(self, node) -> float:
+        """Share of this family's public sources in ``node`` (projected)."""
+        if node == self.sp.false or not self.public_count:
+            return 0.0
+        return self._count(node & self.public) / self.public_count
+
+    def classes(self) -> list[tuple[int, str, bool]]:
+        """``(code, label, conditional)`` of the input-interface classes whose
+        sources count: the uplinks when known, else every class not known
+        internal (conditional: a named interface of unknown role)."""
+        labels = self.sp.spec("iif").names
+        roles = self.ctx.roles
+        trusted = set(self.ctx.trusted_interfaces)
+        role = {label: (INTERNAL if label in trusted else roles.role(label) if label != "*" else None)
+                for label in labels}
+        uplinks = [i for i, label in enumerate(labels) if role[label] == INTERNET]
+        if uplinks:
+            return [(i, labels[i], False) for i in uplinks]
+        return [(i, label, label != "*") for i, label in enumerate(labels) if role[label] is None]
+
+    def at(self, node, code: int, port: int | None = None):
+        sp = self.sp
+        node = node & sp.eq("iif", code)
+        if port is not None:
+            node &= sp.eq("dport", port)
+        return node
+
+
+def _masquerades(ruleset) -> bool:
+    from ..model import Nat
+
+    return any(isinstance(r.action, Nat) and r.action.kind in ("snat", "masquerade") for r in ruleset.rules())
+
+
+def _analysis(ctx: Context, min_share: float) -> list[_Path]:
+    key = ("_exposure_paths", min_share)
+    if key not in ctx.__dict__:
+        paths = []
+        for hook in ("input", "forward"):
+            if hook not in ctx.hooks():
+                continue
+            for family in ctx.families():
+                if not any(c.kind == "filter" for c in ctx.base_chains(hook, family)):
+                    continue  # no filter chain on this path: a nat-only file says nothing of filtering
+                reach = ctx.reach(hook, family)
+                if reach is None:
+                    continue
+                if hook == "forward" and not forwards(ctx, family, reach):
+                    continue  # nothing says this host routes: a default FORWARD policy is not a router
+                paths.append(_Path(ctx, hook, family, reach))
+        ctx.__dict__[key] = paths
+    return ctx.__dict__[key]
+
+
+#: sysctls that say whether a host forwards, per IP version.
+FORWARDING_SYSCTLS = {4: "net.ipv4.ip_forward", 6: "net.ipv6.conf.all.forwarding"}
+
+
+def forwards(ctx: Context, family: int, reach=None) -> bool:
+    """Does this host route IPv``family`` packets? The snapshot's sysctl
+    says so outright; otherwise a NAT rule, or a rule someone wrote (not a
+    tool's stock scaffolding, not a default policy) that accepts new
+    forwarded connections, says the host is a router."""
+    host = getattr(ctx.ruleset, "host", None)
+    value = (getattr(host, "sysctls", None) or {}).get(FORWARDING_SYSCTLS[family])
+    if value is not None:
+        return value.strip() == "1"
+    from ..model import Nat
+
+    if any(isinstance(r.action, Nat) for r in ctx.ruleset.rules()):
+        return True
+    reach = reach or ctx.reach("forward", family)
+    if reach is None:
+        return False
+    sp = reach.space
+    new = S.state_is(sp, "new") & reach.arriving.node
+    return any(outcome(r) == "accept" and not r.implicit and not (r.origin and r.origin.generated)
+               and reach._records[id(r)].meets(sp, new) for r in reach.rules())
+
+
+def _accepting_rules(reach, packets) -> list:
+    """Accepting rules (user rules first) whose matched packets meet ``packets``."""
+    sp = reach.space
+    accepting = reach.__dict__.get("_accepting")
+    if accepting is None:
+        accepting = reach.__dict__["_accepting"] = [
+            (r, reach._records[id(r)]) for r in reach.rules() if outcome(r) == "accept"]
+    rules = [r for r, rec in accepting
+             if not sp.disjoint(rec.match_u, packets) and rec.meets(sp, packets)]
+    rules = [r for r in rules if not r.implicit] or rules
+    # A bare ACCEPT in a helper chain (ufw-user-limit-accept) says little:
+    # name the rule that sent the packets there.
+    return [_caller(reach, r, packets) if not r.matches and r.chain is not None and not r.chain.hook
+            else r for r in rules]
+
+
+def _main_rule(path: "_Path", rules, exposed):
+    """The accepting rule that admits most of the exposed sources (at least
+    half): a rule for one /24 that happens to meet them is not the cause
+    when a policy or a later rule admits the rest."""
+    whole = path.share(path._project(exposed))
+    for rule in rules[:25]:
+        taken = path.reach._records[id(rule)].column(2) & exposed
+        if whole and path.share(path._project(taken)) >= whole / 2:
+            return rule
+    return None
+
+
+def _caller(reach, rule, packets):
+    for caller in reach._chain_callers().get(id(rule.chain), ()):
+        if reach._records[id(caller)].meets(reach.space, packets):
+            return caller
+    return rule
+
+
+def _policy_chain(ctx: Context, hook: str, family: int):
+    return next((c for c in ctx.base_chains(hook, family)
+                 if (c.policy or "accept") == "accept" and c.kind == "filter"), None)
+
+
+def locate(finding, ctx: Context):
+    """Every finding of this family names a place: the rule, the policy
+    line, or (when the model has neither) the input file."""
+    w = finding.where
+    if w is None or not w.file or not (w.line or w.path):
+        source = ctx.ruleset.sources[0] if ctx.ruleset.sources else None
+        finding.where = Where(w.file if w and w.file else source, (w.line if w else 0) or 1, 1,
+                              w.path if w else None, *(
+                                  (w.table, w.family, w.chain, w.index, w.text, w.ident) if w else ()))
+    return finding
+
+
+def _allows_everything(path: _Path, code: int, min_share: float) -> bool:
+    """Every public source may open a TCP connection to every probed port
+    on this interface class, and send UDP to them."""
+    sp = path.sp
+    udp = (path.reach.accepted.lower.node & sp.eq("proto", 17) & S.state_is(sp, "new")
+           & path.reach.arriving.node)
+    udp = path._project(udp)
+    for port in PROBE_PORTS:
+        if path.share(path.at(path.done_l, code, port)) < min_share:
+            return False
+        if path.share(path.at(udp, code, port)) < min_share:
+            return False
+    return True
+
+
+class _ExposureCheck(Check):
+    options = {
+        "ports": Option(SENSITIVE_PORTS, "TCP ports (number → service name) that must not be public"),
+        "trusted_interfaces": Option(["lo"], "interfaces whose traffic is never internet traffic"),
+        "min_share": Option(MIN_SHARE, "share of the public address space (per IP version) that "
+                                       "counts as the whole internet"),
+    }
+
+    def paths(self, ctx: Context) -> list[_Path]:
+        ctx.trusted_interfaces = list(self.settings.get("trusted_interfaces", ["lo"]))
+        return _analysis(ctx, float(self.settings["min_share"]))
+
+    def hits(self, ctx: Context, sure: bool):
+        """``(path, label, conditional, exposed SYNs)`` per sensitive port
+        whose handshake sources reach ``min_share`` surely (``sure``) or
+        only possibly; ``conditional``: only on interfaces of unknown role."""
+        ports = {int(p): str(n) for p, n in dict(self.settings["ports"]).items()}
+        min_share = float(self.settings["min_share"])
+        for path in self.paths(ctx):
+            classes = [c for c in path.classes()
+                       if not (path.hook == "input" and _allows_everything(path, c[0], min_share))]
+            for port, service in sorted(ports.items()):
+                found, exposed = [], path.sp.false
+                for code, label, conditional in classes:
+                    done = path.at(path.done_l, code, port)
+                    share = path.share(done)
+                    if not sure:
+                        if share >= min_share:
+                            continue  # surely exposed: RA401
+                        done = path.at(path.done_u, code, port)
+                        share = path.share(done)
+                    if share < min_share:
+                        continue
+                    found.append((label, conditional, share))
+                    syn = path.syn_l if sure else path.syn_u
+                    exposed |= syn & path.at(done & path.public, code, port)
+                if not found:
+                    continue
+                conditional = all(c for _, c, _ in found)
+                via = " or ".join(label for label, c, _ in found if c) if conditional else ""
+                least = min(share for _, _, share in found)
+                text = (f"{service} ({port}/tcp, IPv{path.family}"
+                        + (", forwarded" if path.hook == "forward" else "")
+                        + (f", arriving on {via}" if via else "")
+                        + (f", {least:.2%} of public sources" if sure and least < 0.99995 else "") + ")")
+                yield path, text, conditional, exposed
+
+
+class AdminPortExposed(_ExposureCheck):
     """An administrative or database port accepts connections from any public address."""
 
     code = "RA401"
@@ -46,86 +327,180 @@ class AdminPortExposed(Check):
         "SSH, RDP, VNC, database and cache ports open to every address are found by internet "
         "scanners within minutes and brute-forced or exploited (Redis, memcached, Docker and "
         "Elasticsearch have no authentication by default). Restrict the source to the "
-        "networks that need access, or put the service behind a VPN or bastion. Computed "
-        "over every rule together: a port range or several rules whose union admits all "
-        "public sources count; a rule limited to a narrow source range does not.")
+        "networks that need access, or put the service behind a VPN or bastion. Counted over "
+        "sets: the public sources that can complete a handshake (SYN in, SYN-ACK out) cover "
+        "nearly all (min_share) of the public address space; a blocklist or fail2ban ban does "
+        "not hide it, an allow-list does not trigger it.")
     bad = ("*filter\n:INPUT DROP [0:0]\n-A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n"
+           "-A INPUT -s 203.0.113.66 -j DROP\n"
            "# expect: RA401\n-A INPUT -p tcp --dport 3000:4000 -j ACCEPT\nCOMMIT\n")
     good = ("*filter\n:INPUT DROP [0:0]\n-A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n"
             "-A INPUT -s 192.0.2.0/24 -p tcp --dport 3000:4000 -j ACCEPT\nCOMMIT\n")
     severity = "error"
-    options = {
-        "ports": Option(SENSITIVE_PORTS, "TCP ports (number → service name) that must not be public"),
-        "trusted_interfaces": Option(["lo"], "interfaces whose traffic is never internet traffic"),
-    }
 
     def run(self, ctx: Context):
-        ports = {int(p): str(n) for p, n in dict(self.settings["ports"]).items()}
-        groups: dict[int, tuple] = {}  # location key -> (rule|chain, [(port label, family)], witness)
-        for hook in ("input", "forward"):
-            if hook not in ctx.hooks():
-                continue
-            for family in ctx.families():
-                reach = ctx.reach(hook, family)
-                if reach is None:
-                    continue
-                sp = reach.space
-                new = S.state_is(sp, "new") & sp.family(family)
-                if reach.dropped.upper.node & new == sp.false:
-                    continue  # this path filters nothing at all: not a leak, no firewall
-                syn = reach.accepted.lower.node & S.tcp_flags(sp, SYN) & new
-                if syn == sp.false:
-                    continue
-                public = public_sources(sp, family)
-                iif_vars = S.field_vars(sp, "iif")
-                src_vars = S.field_vars(sp, "src") + S.field_vars(sp, "family")
-                dport_vars = S.field_vars(sp, "dport")
-                keep = set(src_vars + iif_vars + dport_vars)
-                # (source, interface, port) of every surely accepted new SYN, once per path.
-                proj = sp.bdd.exist([v for v in sp.layout.variables() if v not in keep], syn)
-                usable = sp.between("iif", 0, sp.spec("iif").size - 1)
-                for name in self.settings["trusted_interfaces"]:
-                    usable &= ~S.iface(sp, "iif", name)
-                for port, service in sorted(ports.items()):
-                    at_port = syn & sp.eq("dport", port)
-                    if at_port == sp.false:
-                        continue
-                    sources = sp.bdd.exist(dport_vars, proj & sp.eq("dport", port))
-                    # Interfaces on which every public source gets through.
-                    open_on = sp.bdd.forall(src_vars, ~public | sources) & usable
-                    if open_on == sp.false:
-                        continue
-                    # Open on an interface no rule names (any uplink) is open for
-                    # sure; open only on named ones depends on what they face.
-                    labels = sp.spec("iif").names
-                    if open_on & sp.eq("iif", labels.index("*")) != sp.false:
-                        via = ""
-                    else:
-                        via = ", ".join(l for i, l in enumerate(labels)
-                                        if l != "*" and open_on & sp.eq("iif", i) != sp.false)
-                    exposed = at_port & open_on & public
-                    rules = [r for r in reach.rules() if outcome(r) == "accept"
-                             and reach.rule_sets(r).matched_upper.node & exposed != sp.false]
-                    user = [r for r in rules if not r.implicit] or rules
-                    if user:
-                        anchor = user[0]
-                        key = id(anchor)
-                    else:
-                        anchor = next((c for c in ctx.base_chains(hook, family)
-                                       if (c.policy or "accept") == "accept" and c.kind == "filter"), None)
-                        key = id(anchor)
-                    entry = groups.setdefault(key, (anchor, [], (sp.wrap(exposed), hook), user[1:]))
-                    label = (f"{service} ({port}/tcp, IPv{family}" + (", forwarded" if hook == "forward" else "")
-                             + (f", arriving on {via}" if via else "") + ")")
-                    if label not in entry[1]:
-                        entry[1].append(label)
-        for anchor, labels, (example, hook), others in groups.values():
-            w = witness(example, hook)  # one witness per finding: they are not cheap
+        groups: dict[int, list] = {}  # anchor id -> [anchor, labels, witness, others, conditional]
+        for path, text, conditional, exposed in self.hits(ctx, sure=True):
+            rules = _accepting_rules(path.reach, exposed)
+            anchor = _main_rule(path, rules, exposed) or _policy_chain(ctx, path.hook, path.family)
+            entry = groups.setdefault(id(anchor), [anchor, [], None, rules[1:], True])
+            entry[2] = entry[2] or (path.sp.wrap(exposed), path.hook)
+            entry[4] = entry[4] and conditional
+            if text not in entry[1]:
+                entry[1].append(text)
+        for anchor, labels, (example, hook), others, conditional in groups.values():
+            w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
-            caveat = (" — if those interfaces face the internet" if all("arriving on" in l for l in labels)
-                      else "")
-            yield self.finding(
-                f"open to the whole internet: {', '.join(labels)} — any public address can connect "
-                f"(e.g. {w.describe()}){caveat}",
+            caveat = " — if those interfaces face the internet" if conditional else ""
+            yield locate(self.finding(
+                f"open to the whole internet: {', '.join(labels)} — any public address can complete "
+                f"a connection (e.g. {w.describe()}){caveat}",
                 witness=w, related=[related_rule(r, "also admits it") for r in others[:5]],
-                fix="restrict the source (-s / ip saddr) to the networks that need it", **where)
+                fix="restrict the source (-s / ip saddr) to the networks that need it",
+                severity="warning" if conditional else None, **where), ctx)
+
+
+class AllowEverything(_ExposureCheck):
+    """Every public address may open a connection to every port."""
+
+    code = "RA402"
+    name = "allow-everything"
+    summary = "Every connection from the internet is accepted (allow-all rule or ACCEPT policy)"
+    rationale = (
+        "A rule that accepts every protocol and port from anywhere (`-A INPUT -j ACCEPT`, an "
+        "ACCEPT policy with nothing that drops, AWS `IpProtocol -1` from 0.0.0.0/0, GCP `all`, "
+        "Azure `*`) makes every service the host runs public, including ones started later "
+        "or listening by accident. It is the loudest exposure: allow the services you mean, "
+        "drop the rest.")
+    bad = ("*filter\n# expect: RA402\n:INPUT ACCEPT [0:0]\n"
+           "-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    good = ("*filter\n:INPUT DROP [0:0]\n-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n"
+            "-A INPUT -p tcp --dport 443 -j ACCEPT\nCOMMIT\n")
+    severity = "error"
+
+    def run(self, ctx: Context):
+        min_share = float(self.settings["min_share"])
+        groups: dict[int, list] = {}  # anchor id -> [anchor, labels, witness, conditional]
+        for path in self.paths(ctx):
+            if path.hook != "input" or not any(c.kind == "filter" for c in ctx.base_chains("input", path.family)):
+                continue  # no filter table at all: a nat-only file says nothing about filtering
+            for code, label, conditional in path.classes():
+                if not _allows_everything(path, code, min_share):
+                    continue
+                sp = path.sp
+                probes = [path.syn_l & path.at(path.public, code, p) for p in PROBE_PORTS]
+                anchor = next((r for r in path.reach.rules() if outcome(r) == "accept" and all(
+                    not sp.disjoint(path.reach.rule_sets(r).matched_lower.node, p) for p in probes)),
+                    None) or _policy_chain(ctx, "input", path.family)
+                entry = groups.setdefault(id(anchor), [anchor, [], None, True])
+                entry[2] = entry[2] or sp.wrap(probes[-1])
+                entry[3] = entry[3] and conditional
+                text = f"IPv{path.family}" + (f" arriving on {label}" if conditional else "")
+                if text not in entry[1]:
+                    entry[1].append(text)
+        for anchor, labels, example, conditional in groups.values():
+            w = witness(example, "input")
+            where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
+            yield locate(self.finding(
+                f"every connection from the internet is accepted ({', '.join(labels)}): any "
+                f"public address can reach every TCP and UDP port (e.g. {w.describe()})"
+                + (" — if those interfaces face the internet" if conditional else ""),
+                witness=w, severity="warning" if conditional else None,
+                fix="accept only the services you run, then drop the rest (a DROP policy)",
+                **where), ctx)
+
+
+class LikelyExposed(_ExposureCheck):
+    """A sensitive port is open to the whole internet unless an undecidable match says otherwise."""
+
+    code = "RA403"
+    name = "admin-port-likely-exposed"
+    summary = "Administrative or database port likely open to the internet (depends on a set, rate or list)"
+    rationale = (
+        "The port would be open to every public address, but a match the ruleset alone cannot "
+        "decide stands in the way — an ipset whose contents are elsewhere, `recent`, "
+        "`hashlimit`, a country list. Whether the service is really public depends on it: check "
+        "that the set or limit holds what you think.")
+    bad = ("*filter\n:INPUT DROP [0:0]\n-A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n"
+           "-A INPUT -m set --match-set banned src -j DROP\n"
+           "# expect: RA403\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    good = ("*filter\n:INPUT DROP [0:0]\n-A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n"
+            "-A INPUT -m set --match-set admins src -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    severity = "warning"
+
+    def run(self, ctx: Context):
+        groups: dict[tuple, list] = {}
+        for path, text, conditional, exposed in self.hits(ctx, sure=False):
+            unsure = _undecided_rules(path.reach, exposed)
+            if unsure and all(_allow_list(r) for r in unsure):
+                continue  # only "accept if the source is in this set": an allow-list
+            rules = _accepting_rules(path.reach, exposed)
+            anchor = (rules[0] if rules else unsure[0] if unsure
+                      else _policy_chain(ctx, path.hook, path.family))
+            depends = tuple(dict.fromkeys(_reason(r) for r in unsure)) or ("an undecidable match",)
+            entry = groups.setdefault((id(anchor), depends), [anchor, [], None, unsure])
+            entry[2] = entry[2] or (path.sp.wrap(exposed), path.hook)
+            if text not in entry[1]:
+                entry[1].append(text)
+        for (_, depends), (anchor, labels, (example, hook), unsure) in groups.items():
+            w = witness(example, hook)
+            where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
+            yield locate(self.finding(
+                f"likely open to the whole internet: {', '.join(labels)} — depends on "
+                f"{', '.join(depends[:3])} (e.g. {w.describe()} is accepted unless it does)",
+                witness=w, related=[related_rule(r, "decides it, undecidably") for r in unsure[:5]
+                                    if r is not anchor],
+                fix="make sure the set/limit holds what you expect, or restrict the source",
+                **where), ctx)
+
+
+def _undecided_rules(reach, packets) -> list:
+    """Rules with an undecidable match that may take some of ``packets``."""
+    sp = reach.space
+    unsure = reach.__dict__.get("_unsure")
+    if unsure is None:
+        unsure = reach.__dict__["_unsure"] = [
+            (r, rec, rec.match_u & ~rec.match_l) for r in reach.rules()
+            for rec in (reach._records[id(r)],) if rec.match_l != rec.match_u]
+    return [r for r, rec, doubt in unsure if not isinstance(r.action, Log)
+            and not sp.disjoint(doubt, packets) and rec.meets(sp, packets)]
+
+
+#: Undecidable matches that narrow who may connect (or which instances a
+#: cloud rule applies to): on an accepting rule they make an allow-list.
+_SOURCE_NARROWING = ("members of", "source is", "service tag", "applies only to instances",
+                     "mac address", "prefix list", "contents of ipset", "contents of set")
+
+
+def _allow_list(rule) -> bool:
+    """An accepting rule whose only undecidable parts narrow the source
+    (``-m set --match-set admins src``, ``ip saddr @ok``, an AWS group
+    reference, an Azure service tag, a GCP source tag): it says who may
+    connect, it does not open the port to all."""
+    if outcome(rule) != "accept":
+        return False
+    opaque = list(_opaque(rule.matches))
+    return bool(opaque) and all(_narrows_source(m) for m in opaque)
+
+
+def _narrows_source(m: OpaqueMatch) -> bool:
+    text, reason = (m.text or ""), (m.reason or "").lower()
+    if m.negate or not any(k in reason for k in _SOURCE_NARROWING):
+        return False
+    if "ipset" in reason or "set @" in reason:  # which direction the set is looked up in
+        return "src" in text or "saddr" in text or not text
+    return True
+
+
+def _reason(rule) -> str:
+    for m in _opaque(rule.matches):
+        reason = m.reason or m.text or "an undecidable match"
+        return reason[len("depends on "):] if reason.startswith("depends on ") else reason
+    return rule.text or "an undecidable match"
+
+
+def _opaque(matches):
+    for m in matches:
+        if isinstance(m, OpaqueMatch):
+            yield m
+        yield from _opaque(getattr(m, "matches", ()))

@@ -34,13 +34,45 @@ def _is_cloud(ctx: Context) -> bool:
     return any(t.dialect in CLOUD_DIALECTS for t in ctx.ruleset.tables)
 
 
+#: Loopback addresses: no peer of a real connection from outside.
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+
+
+def plausible(sp, hook: str):
+    """Packets a real connection from elsewhere could send on ``hook``
+    (raw node): not arriving on ``lo``, no loopback peer, not yet
+    translated by a DNAT (a witness is replayed from the start, where the
+    raw table sees the original destination), and on ``forward`` not
+    leaving by the interface it came in on (a hairpin)."""
+    node = ~S.networks(sp, "src", *LOOPBACK) & ~S.networks(sp, "dst", *LOOPBACK)
+    if hook != "output":
+        node &= ~S.iface(sp, "iif", "lo")
+    if "ct_status:dnat" in sp.bdd.vars:
+        node &= ~sp.bdd.var("ct_status:dnat")
+    if hook == "forward":
+        for code in range(sp.spec("iif").size):
+            node &= ~(sp.eq("iif", code) & sp.eq("oif", code))
+    return node
+
+
+def _anti_spoof(rule) -> bool:
+    """A dropping rule that ties source addresses to input interfaces (or
+    sits in the raw table before routing): an anti-spoofing rule."""
+    if rule is None:
+        return False
+    table = rule.chain.table.name if rule.chain and rule.chain.table else ""
+    fields = {getattr(m, "field", None) for m in rule.matches}
+    return table == "raw" or {"src", "iif"} <= fields
+
+
 def _accepting_syn_rules(ctx: Context, hook: str, family: int, limit: int):
-    """``(rule, syn_set)`` for accepting rules that surely take new SYNs on ``hook``."""
+    """``(rule, syn_set)`` for accepting rules that surely take new SYNs on
+    ``hook``, from connections real traffic could make (:func:`plausible`)."""
     reach = ctx.reach(hook, family)
     if reach is None:
         return
     sp = reach.space
-    syn_new = S.tcp_flags(sp, SYN) & S.state_is(sp, "new")
+    syn_new = S.tcp_flags(sp, SYN) & S.state_is(sp, "new") & plausible(sp, hook)
     n = 0
     for rule in reach.rules():
         if outcome(rule) != "accept" or rule.implicit or rule.chain.kind != "filter":
@@ -94,6 +126,11 @@ class HandshakeReplyDropped(Check):
                     if failed is None or failed.name not in ("SYN-ACK", "ACK") or failed.verdict != "drop":
                         continue
                     d = failed.result.decided_by
+                    if d is not None and _anti_spoof(d.rule):
+                        # The reply comes back on the interface the request left
+                        # by; a rule that drops that source there says routing
+                        # would not send the request that way: no real connection.
+                        continue
                     key = (failed.name, id(d.chain) if d else None, id(d.rule) if d and d.rule else None)
                     items = groups.setdefault(key, [])
                     if all(r is not rule for r, _w, _f in items):
@@ -201,7 +238,7 @@ class StatelessNoReturn(Check):
                      IntMatch("proto", ((6, 6),)), IntMatch("sport", ((w.dport, w.dport),)),
                      IntMatch("dport", ((lo, hi),))), sp)
                 replies &= S.tcp_flags(sp, SYN | ACK) & sp.valid
-                missing = replies & ~outbound.accepted.lower.node
+                missing = replies & outbound.arriving.node & ~outbound.accepted.lower.node
                 if missing == sp.false:
                     continue
                 reply = witness(sp.wrap(missing), "output")
@@ -236,7 +273,13 @@ class PathMtuBlackHole(Check):
             "-A INPUT -p tcp --dport 443 -j ACCEPT\nCOMMIT\n")
     severity = "warning"
 
+    options = {"min_share": Option(0.5, "share of public sources (possible routers on a path) whose "
+                                        "errors must be dropped: a single-host or anti-spoof block is not a "
+                                        "black hole")}
+
     def run(self, ctx: Context):
+        from .exposure import public_sources
+
         seen: set[int] = set()  # one finding per dropping rule or policy
         for hook in ("input", "forward"):
             if hook not in ctx.hooks():
@@ -246,15 +289,22 @@ class PathMtuBlackHole(Check):
                 if reach is None:
                     continue
                 sp = reach.space
-                if reach.accepted.upper.node & sp.eq("proto", 6) & sp.family(family) == sp.false:
-                    continue  # no TCP gets through here: nothing to black-hole
+                carried = _carries_tcp(ctx, reach, hook, family)
+                if carried == sp.false:
+                    continue  # no connection completes here: nothing to black-hole
                 if family == 4:
                     icmp = sp.eq("icmp_type", 3) & sp.eq("icmp_code", 4)
                 else:
                     icmp = sp.eq("icmp_type", 2)
-                pkts = sp.family(family) & sp.icmp & sp.eq("fragment", 0) & icmp & S.state_is(sp, "related")
+                # The error a router on an accepted connection's path sends back:
+                # from a public address, RELATED to the connection, not on lo.
+                public = public_sources(sp, family)
+                unicast = ~S.networks(sp, "dst", "224.0.0.0/4", "255.255.255.255/32", "ff00::/8")
+                pkts = (sp.family(family) & sp.icmp & sp.eq("fragment", 0) & icmp & unicast
+                        & S.state_is(sp, "related") & public & plausible(sp, hook) & reach.arriving.node
+                        & carried)
                 dropped = reach.dropped.lower.node & pkts
-                if dropped == sp.false:
+                if dropped == sp.false or _share(sp, dropped, public) < float(self.settings["min_share"]):
                     continue
                 w = witness(sp.wrap(dropped), hook)
                 result, rule, chain = S.decided_by(ctx, w)
@@ -271,17 +321,54 @@ class PathMtuBlackHole(Check):
                             else "-p icmpv6 --icmpv6-type packet-too-big -j ACCEPT")))
 
 
+def _carries_tcp(ctx: Context, reach, hook: str, family: int):
+    """The input interfaces (raw node over ``iif``) on which some TCP
+    connection completes here — a SYN accepted in whose SYN-ACK goes back
+    out, or (on input) a SYN the host sends out whose SYN-ACK is let in:
+    only there can an ICMP error break one. False when there is none."""
+    sp = reach.space
+    fam = sp.family(family)
+    syn = S.tcp_flags(sp, SYN) & S.state_is(sp, "new") & fam
+    names = sp.spec("ct_direction").names
+    synack = (S.tcp_flags(sp, SYN | ACK) & S.state_is(sp, "established") & fam
+              & sp.eq("ct_direction", names.index("reply")))
+    back = ctx.reach("output", family) if hook == "input" else reach
+    if back is None:
+        return sp.false
+    iif = set(S.field_vars(sp, "iif"))
+    others = [v for v in sp.layout.variables() if v not in iif]
+    found = sp.false
+    if not sp.disjoint(back.accepted.lower.node, synack):
+        found |= sp.exist(others, reach.accepted.lower.node & syn)
+    if hook == "input" and not sp.disjoint(back.accepted.lower.node, syn & back.arriving.node):
+        found |= sp.exist(others, reach.accepted.lower.node & synack)
+    elif hook == "forward":
+        found |= sp.exist(others, reach.accepted.lower.node & synack) if found != sp.false else sp.false
+    return found
+
+
+def _share(sp, node, public) -> float:
+    """Share of the public sources (of the node's family) in ``node``."""
+    src = S.field_vars(sp, "src")
+    keep = set(src)
+    others = [v for v in sp.layout.variables() if v not in keep]
+    total = float(sp.bdd.count(sp.exist(others, public), nvars=len(src)))
+    return float(sp.bdd.count(sp.exist(others, node & public), nvars=len(src))) / total if total else 0.0
+
+
 class NeighbourDiscoveryBlocked(Check):
     """ICMPv6 router/neighbour solicitations and advertisements are dropped."""
 
     code = "RA205"
     name = "ndp-blocked"
-    summary = "ICMPv6 neighbour discovery (types 133-136) is dropped"
+    summary = "ICMPv6 neighbour discovery the host's role needs is dropped"
     rationale = (
         "IPv6 has no ARP: hosts find each other's link-layer address and their router with "
         "ICMPv6 types 133-136. These packets are not part of any connection (conntrack leaves "
-        "them untracked), so an ESTABLISHED/RELATED rule does not let them in. Dropping them "
-        "cuts the host off IPv6 entirely after its neighbour cache expires.")
+        "them untracked), so an ESTABLISHED/RELATED rule does not let them in. Dropping "
+        "neighbour solicitations/advertisements cuts the host off IPv6 entirely after its "
+        "neighbour cache expires (error); a host also needs router advertisements in and a "
+        "router needs router solicitations in (warnings).")
     bad = ("table inet f {\n  chain input {\n"
            "    # expect: RA205\n    type filter hook input priority 0; policy drop;\n"
            "    ct state established,related accept\n    tcp dport 22 accept\n  }\n}\n")
@@ -294,6 +381,17 @@ class NeighbourDiscoveryBlocked(Check):
     def run(self, ctx: Context):
         if 6 not in ctx.families() or _is_cloud(ctx):
             return
+        router = _forwards(ctx)
+        # (ICMPv6 types, what they are, error?) as the host's role needs them:
+        # neighbour solicitation/advertisement always; router advertisements
+        # in to a host, router solicitations in to a router (and out of a host).
+        wanted = {"input": [((135, 136), "neighbour solicitation/advertisement", True),
+                            ((133,), "router solicitation", False) if router else
+                            ((134,), "router advertisement", False)],
+                  "output": [((135, 136), "neighbour solicitation/advertisement", True),
+                             ((134,), "router advertisement", False) if router else
+                             ((133,), "router solicitation", False)]}
+        groups: dict[int, list] = {}  # dropping rule/chain -> [rule, chain, whats, witness, fatal]
         for hook in ("input", "output"):
             if hook not in ctx.hooks():
                 continue
@@ -303,21 +401,40 @@ class NeighbourDiscoveryBlocked(Check):
             sp = reach.space
             link = S.networks(sp, "src", "fe80::/10") & (S.networks(sp, "dst", "fe80::/10")
                                                         | S.networks(sp, "dst", "ff02::/16"))
-            pkts = (sp.family(6) & sp.icmp & sp.eq("fragment", 0) & sp.between("icmp_type", 133, 136)
-                    & S.state_is(sp, "untracked") & link & sp.eq("ttl", 255))
-            dropped = reach.dropped.lower.node & pkts
-            if dropped == sp.false:
-                continue
-            w = witness(sp.wrap(dropped), hook)
-            result, rule, chain = S.decided_by(ctx, w)
-            if result.verdict != "drop" or chain is None:
-                continue
+            if hook == "input":
+                link &= ~S.iface(sp, "iif", "lo")
+            for types, what, fatal in wanted[hook]:
+                pkts = (sp.family(6) & sp.icmp & sp.eq("fragment", 0) & sp.one_of("icmp_type", types)
+                        & S.state_is(sp, "untracked") & link & sp.eq("ttl", 255))
+                dropped = reach.dropped.lower.node & pkts
+                if dropped == sp.false:
+                    continue
+                multicast = dropped & S.networks(sp, "dst", "ff02::/16")
+                w = witness(sp.wrap(multicast if multicast != sp.false else dropped), hook)
+                result, rule, chain = S.decided_by(ctx, w)
+                if result.verdict != "drop" or chain is None:
+                    continue
+                entry = groups.setdefault(id(rule or chain), [rule, chain, [], w, False])
+                entry[2].append(f"{what} on {hook}")
+                entry[4] = entry[4] or fatal
+        role = "a router" if router else "a host"
+        for rule, chain, whats, w, fatal in groups.values():
+            effect = ("IPv6 stops working once the neighbour cache expires" if fatal else
+                      f"{role} needs them (" + ("hosts on its links solicit it" if router
+                                                 else "no SLAAC address or default route") + ")")
             yield self.finding(
-                f"ICMPv6 neighbour discovery is dropped on {hook} (e.g. {w.describe()}): IPv6 "
-                "stops working once the neighbour cache expires",
+                f"ICMPv6 {', '.join(whats)} is dropped (e.g. {w.describe()}): {effect}",
                 rule=rule, chain=chain if rule is None else None, witness=w,
+                severity=None if fatal else "warning",
                 fix="accept ICMPv6 types 133-136 (nft: icmpv6 type { nd-router-solicit, "
                     "nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept)")
+
+
+def _forwards(ctx: Context) -> bool:
+    """Is this an IPv6 router (:func:`.exposure.forwards`)?"""
+    from .exposure import forwards
+
+    return forwards(ctx, 6)
 
 
 class LoopbackBlocked(Check):

@@ -139,8 +139,9 @@ class _Compiled:
         key = (hook, family)
         chains = self.base.get(key)
         if chains is None:
+            # A ``flags dormant`` table is loaded but its base chains do not run.
             chains = [c for t in self.ruleset.tables if t.family not in ("arp", "bridge")
-                      and t.applies_to(family) for c in t.chains.values() if c.hook == hook]
+                      and not t.dormant and t.applies_to(family) for c in t.chains.values() if c.hook == hook]
             # Stable sort: equal priorities keep registration (file) order.
             chains.sort(key=lambda c: c.priority or 0)
             self.base[key] = chains

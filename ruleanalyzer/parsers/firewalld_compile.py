@@ -212,6 +212,12 @@ class Compiler:
     def user(text: str, location: Location | None) -> Origin:
         return Origin(TOOL, text, location)
 
+    def of(self, policy: Settings, text: str, location: Location | None) -> Origin:
+        """Origin of a line ``policy`` asks for; a stock policy nobody
+        replaced (allow-host-ipv6) is firewalld's scaffolding, not the user's."""
+        stock = isinstance(policy, Policy) and policy.stock
+        return Origin(TOOL, f"{self.owner(policy)}, {text}", location, generated=stock)
+
     def owner(self, policy: Settings) -> str:
         if isinstance(policy, _Derived):
             return f"zone {policy.zone.name}"
@@ -484,7 +490,7 @@ class Compiler:
         for entry in settings.ports:
             (rng, proto) = entry.value
             self.add(self.pchain(policy, "filter", "allow"), f"{proto} dport {_ports(rng)} accept",
-                     self.user(f"{self.owner(policy)}, port {_range_text(rng)}/{proto}", entry.location),
+                     self.of(policy, f"port {_range_text(rng)}/{proto}", entry.location),
                      entry.location)
         if settings.masquerade is not None:
             self.masquerade(policy, None, settings.masquerade.location)
@@ -493,7 +499,7 @@ class Compiler:
         for entry in settings.source_ports:
             (rng, proto) = entry.value
             self.add(self.pchain(policy, "filter", "allow"), f"{proto} sport {_ports(rng)} accept",
-                     self.user(f"{self.owner(policy)}, source-port {_range_text(rng)}/{proto}", entry.location),
+                     self.of(policy, f"source-port {_range_text(rng)}/{proto}", entry.location),
                      entry.location)
         for entry in settings.icmp_blocks:
             self.icmp_block(policy, entry.value, None, entry.location)
@@ -501,7 +507,7 @@ class Compiler:
             self.rich(policy, rule)
         for entry in settings.protocols:
             self.add(self.pchain(policy, "filter", "allow"), f"meta l4proto {_l4proto(entry.value)} accept",
-                     self.user(f"{self.owner(policy)}, protocol {entry.value}", entry.location), entry.location)
+                     self.of(policy, f"protocol {entry.value}", entry.location), entry.location)
 
     def policy_dispatch(self, policy: Policy) -> None:
         ingress_if, egress_if, ingress_src, egress_src = [], [], [], []
@@ -562,7 +568,7 @@ class Compiler:
                 seen.append(include)
                 self.service(policy, include, entry, seen)
         destinations = list(svc.destination.values()) or [None]
-        origin = self.user(f"{self.owner(policy)}, service {entry.value}"
+        origin = self.of(policy, f"service {entry.value}"
                            + (f" (via {name})" if name != entry.value else ""), entry.location)
         chain = self.pchain(policy, "filter", "allow")
         for dest in destinations:
@@ -605,7 +611,7 @@ class Compiler:
         else:
             pre, suffix, text = self.rich_prefix(rule), self.rich_suffix(rule), str(rule)
         line = Line(f'{pre}oifname != "lo" masquerade',
-                    self.user(f"{self.owner(policy)}, {text}", where), where)
+                    self.of(policy, f"{text}", where), where)
         self.place(policy, "nat", suffix, rule, line, snat=True)
 
     def forward_port(self, policy, value, rule: Rich | None, where: Location | None) -> None:
@@ -624,7 +630,7 @@ class Compiler:
             body += f"dnat {fam} to {addr}" + (f":{_ports(port_range(to_port))}" if to_port else "")
         else:
             body += f"redirect to :{_ports(port_range(to_port))}"
-        self.place(policy, "nat", suffix, rule, Line(body, self.user(f"{self.owner(policy)}, {text}", where), where))
+        self.place(policy, "nat", suffix, rule, Line(body, self.of(policy, f"{text}", where), where))
 
     def icmp_block(self, policy, name: str, rule: Rich | None, where: Location | None) -> None:
         ict = self.c.icmptypes.get(name)
@@ -650,7 +656,7 @@ class Compiler:
             names = ICMP4_CODES if ipv == "ipv4" else ICMP6_CODES
             frag = f"{word} type {icmp_type}" + (f" {word} code {names.get(code, code)}" if code is not None else "")
             if rule is None:
-                origin = self.user(f"{self.owner(policy)}, icmp-block {name}", where)
+                origin = self.of(policy, f"icmp-block {name}", where)
                 chain = self.pchain(policy, "filter", "allow" if inversion else "deny")
                 if self.log_denied != "off" and not inversion:
                     pkt = _pkttype(self.log_denied)
@@ -739,7 +745,7 @@ class Compiler:
             value = attrs.get("value") or "pmtu"
             setter = "rt mtu" if value == "pmtu" else value
             line = Line(f"{pre}tcp flags syn tcp option maxseg size set {setter}",
-                        self.user(f"{self.owner(policy)}, {rule}", rule.location), rule.location)
+                        self.of(policy, f"{rule}", rule.location), rule.location)
             self.place(policy, "filter", self.rich_suffix(rule), rule, line)
         else:
             self.rich_actions(policy, rule, self.rich_prefix(rule).rstrip())
@@ -768,7 +774,7 @@ class Compiler:
                         d = f"{self.addr_match('daddr', dest)} " if dest else ""
                         self.add(self.pchain(policy, "filter", "allow"),
                                  f'{d}{proto} dport {_ports(port_range(port))} ct helper set "{obj}"',
-                                 self.user(f"{self.owner(policy)}, {rule}", rule.location), rule.location)
+                                 self.of(policy, f"{rule}", rule.location), rule.location)
             for port, proto in svc.ports:
                 self.rich_actions(policy, rule, f"{pre}{proto} dport {_ports(port_range(port))}")
             for proto in svc.protocols:
@@ -780,7 +786,7 @@ class Compiler:
         """The log, audit and action rules of one rich-rule match."""
         match = match.strip()
         pre = f"{match} " if match else ""
-        origin = self.user(f"{self.owner(policy)}, {rule}", rule.location)
+        origin = self.of(policy, f"{rule}", rule.location)
         log_suffix = "log" if rule.priority == 0 else ("pre" if rule.priority < 0 else "post")
         if rule.log:
             kind, a = rule.log

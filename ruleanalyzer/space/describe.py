@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 
 from ..model import PROTOCOL_NAMES, TCP_FLAG_BITS
+from .encode import LOCAL_GHOST
 from .fields import ICMP, ICMPV6, PORT_PROTOCOLS, TCP, FieldSpec
 from .packetset import PacketSet, Space, cofactors
 
@@ -30,7 +31,7 @@ def describe(packets: PacketSet, limit: int = 20) -> list[str]:
         return ["any packet"]
     # Invalid packets are don't-cares: simplifying against validity stops
     # pinned headers (no ports on ICMP …) from splitting every region.
-    node = restrict(space, packets.node, space.valid)
+    node = restrict(space, unghost(space, packets.node), space.valid)
     walker = _Walker(space)
     regions: list[dict[str, list[Cube]]] = []
     walker.enumerate(node, 0, {}, regions, limit)
@@ -39,6 +40,12 @@ def describe(packets: PacketSet, limit: int = 20) -> list[str]:
     if total > len(lines):
         lines.append(f"… and {total - len(lines)} more")
     return lines
+
+
+def unghost(space: Space, node):
+    """``node`` without the walk's ghost bit (which path a packet takes is
+    not a header field; see ``space.reach.arrival``)."""
+    return space.exist([LOCAL_GHOST], node)
 
 
 def restrict(space: Space, f, care):
@@ -174,6 +181,13 @@ def _values(cubes: list[Cube], width: int, size: int | None = None) -> set[int] 
     return {v for a, b in spans for v in range(a, b + 1) if size is None or v < size}
 
 
+def _cube_values(cubes: list[Cube], width: int, size: int) -> set[int]:
+    """The codes below ``size`` some (value, care-mask) cube holds — for the
+    small name fields, whose cubes need not be intervals once a region was
+    simplified against a care set."""
+    return {v for v in range(min(1 << width, size)) if any(v & c == val & c for val, c in cubes)}
+
+
 def _is_full(cubes: list[Cube], width: int, size: int) -> bool:
     spans = _intervals(cubes, width)
     return spans is not None and spans[0][0] == 0 and spans[0][1] >= size - 1
@@ -208,7 +222,7 @@ def _render(space: Space, region: dict[str, list[Cube]]) -> str:
         cubes = region[name]
         if spec.kind in ("enum", "iface"):
             if not _is_full(cubes, spec.width, spec.size):
-                vals = _values(cubes, spec.width, spec.size) or set()
+                vals = _values(cubes, spec.width, spec.size) or _cube_values(cubes, spec.width, spec.size)
                 extras.append(f"{name} " + ",".join(spec.names[v] for v in sorted(vals)))
         elif spec.kind == "set":
             if not _is_full(cubes, spec.width, spec.size):

@@ -34,8 +34,20 @@ FAMILY_VALUES = {4: 4, 6: 6, 2: 4, 10: 6}
 
 
 #: Address types hang on the host's routing table (and tie to the address
-#: itself), which a ruleset does not show: kept opaque, as the engine does.
+#: itself), which a ruleset does not show: opaque, except where the hook
+#: decides them (``env``, see :func:`_address_type`), as the engine does.
 ROUTE_DEPENDENT = frozenset({"src_type", "dst_type"})
+#: ``env`` — what the hook and the ruleset decide, as ``(role, absent)``:
+#: ``role`` ``arrive`` (input, forward and the stages they share: a
+#: destination is LOCAL on the input path and a routed UNICAST one on the
+#: forward path — told apart by the ghost bit :data:`LOCAL_GHOST`; a source
+#: is remote) or ``out`` (output: the source is LOCAL, the destination
+#: remote); ``absent``: ct status names no connection can carry (``dnat``
+#: when nothing in the ruleset translates destinations).
+Env = tuple
+#: The variable that says "this packet is on its way to the host itself"
+#: on the input/forward walks (set once at arrival, never rewritten).
+LOCAL_GHOST = "dst_type:local"
 
 
 class OpaqueError(ValueError):
@@ -61,23 +73,25 @@ def encode(match: Match, space: Space | None = None, bound: str = "exact") -> Pa
     return space.wrap(lower if bound == "lower" else upper)
 
 
-def encode_bounds(match: Match, space: Space):
+def encode_bounds(match: Match, space: Space, env: Env | None = None):
     """``(lower, upper)`` raw BDD nodes for ``match`` (not yet intersected
-    with ``space.valid``). Cached per space."""
+    with ``space.valid``). Cached per space. ``env`` (:data:`Env`) says
+    what the hook and the ruleset decide."""
     cache = space.__dict__.setdefault("_encode_cache", {})
+    key = match if env is None else (match, env)
     try:
-        return cache[match]
+        return cache[key]
     except KeyError:
         pass
     except TypeError:  # an unhashable match: encode without the cache
-        return _encode(match, space)
-    result = cache[match] = _encode(match, space)
+        return _encode(match, space, env)
+    result = cache[key] = _encode(match, space, env)
     return result
 
 
-def encode_conjunction(matches, space: Space):
+def encode_conjunction(matches, space: Space, env: Env | None = None):
     """``(lower, upper)`` of a rule's matches all holding."""
-    parts = [encode_bounds(m, space) for m in matches]
+    parts = [encode_bounds(m, space, env) for m in matches]
     if len(parts) > 2:
         # Conjoin the parts lowest in the variable order first: adding a part
         # that lies above the conjunction so far only rebuilds that part.
@@ -97,12 +111,12 @@ def _level(node, space: Space) -> int:
     return 1 << 30 if var is None else space.bdd.level_of_var(var)
 
 
-def _encode(match: Match, space: Space):
+def _encode(match: Match, space: Space, env: Env | None = None):
     if isinstance(match, (AllOf, AnyOf)):
         is_all = isinstance(match, AllOf)
         lower = upper = space.true if is_all else space.false
         for sub in match.matches:
-            lo, up = encode_bounds(sub, space)
+            lo, up = encode_bounds(sub, space, env)
             if is_all:
                 lower, upper = lower & lo, upper & up
             else:
@@ -111,7 +125,9 @@ def _encode(match: Match, space: Space):
             head = _headers(match, space)
             return head & ~upper, head & ~lower
         return lower, upper
-    leaf = _leaf(match, space)
+    if env is not None and isinstance(match, NameMatch) and match.field in ROUTE_DEPENDENT:
+        return _address_type(match, space, env[0])
+    leaf = _leaf(match, space, env[1] if env is not None else frozenset())
     if leaf is None:  # opaque, or a field the space does not model
         return space.false, space.true
     head, cond = leaf
@@ -130,8 +146,9 @@ def _headers(match: Match, space: Space):
     return space.true if leaf is None else leaf[0]
 
 
-def _leaf(match: Match, space: Space):
-    """``(header, condition)`` raw nodes, or None when undecidable."""
+def _leaf(match: Match, space: Space, absent: frozenset = frozenset()):
+    """``(header, condition)`` raw nodes, or None when undecidable;
+    ``absent``: set-valued names no packet can carry."""
     if isinstance(match, OpaqueMatch):
         return None
     if isinstance(match, AddressMatch):
@@ -141,7 +158,7 @@ def _leaf(match: Match, space: Space):
     if isinstance(match, BitsMatch):
         return _bits(match, space)
     if isinstance(match, NameMatch):
-        return _name(match, space)
+        return _name(match, space, absent)
     if isinstance(match, InterfaceMatch):
         return _interface(match, space)
     return None
@@ -212,7 +229,7 @@ def _virtual_masked(field: str, mask: int, value: int, space: Space):
     return node
 
 
-def _name(match: NameMatch, space: Space):
+def _name(match: NameMatch, space: Space, absent: frozenset = frozenset()):
     field = FIELD_ALIASES.get(match.field, match.field)
     spec = space.layout.fields.get(field)
     if spec is None or spec.kind not in ("enum", "set") or field in ROUTE_DEPENDENT:
@@ -227,7 +244,7 @@ def _name(match: NameMatch, space: Space):
             return space.header(field), cond
     else:  # set-valued: any shared name matches
         for name in spec.names:
-            if name in values:
+            if name in values and not (field == "ct_status" and name in absent):
                 cond |= space.bdd.var(f"{field}:{name}")
     return space.header(field), cond
 
@@ -245,3 +262,73 @@ def _interface(match: InterfaceMatch, space: Space):
                              "build the space with Layout.for_ruleset/for_matches")
         codes += domain.codes_for(pattern)
     return space.true, space.one_of(match.field, sorted(set(codes)))
+
+
+def _address_type(match: NameMatch, space: Space, env: str):
+    """``(lower, upper)`` of an addrtype / ``fib … type`` match where the
+    hook decides it, exactly as the engine does (``engine.evaluate.
+    _address_types`` and ``engine.match._address_type_v6``): the address
+    itself decides broadcast/multicast; otherwise the role of the address
+    on this path — ``local`` (input destination, output source),
+    ``routed`` (forward destination) or ``remote`` (undecided, except that
+    a remote address is never local, broadcast, multicast or anycast)."""
+    field = "src" if match.field == "src_type" else "dst"
+    values = frozenset(v.lower() for v in match.values)
+    if field == "dst" and env == "arrive":
+        ghost = space.bdd.var(LOCAL_GHOST)
+        parts = [(ghost, "local"), (~ghost, "routed")]
+    else:
+        parts = [(space.true, "local" if (field == "src") == (env == "out") else "remote")]
+    lower = upper = space.false
+    for where, role in parts:
+        for region, result in _type_regions(space, field, role, values):
+            if match.negate and result is not None:
+                result = not result
+            if result is None:
+                upper |= where & region
+            elif result:
+                lower |= where & region
+                upper |= where & region
+    return lower, upper
+
+
+_V4_BROADCAST = 0xFFFFFFFF
+_V4_MULTICAST = (0xE0000000, 4)
+_V6_MULTICAST = (0xFF << 120, 8)
+_REMOTE_NEVER = frozenset({"local", "broadcast", "multicast", "anycast"})
+_V6_ROUTE_TYPES = frozenset({"local", "anycast", "unreachable", "blackhole", "prohibit", "throw"})
+
+
+def _type_regions(space: Space, field: str, role: str, values: frozenset[str]):
+    """``(region, True/False/None)``: the addresses of ``field`` split by
+    what the match gives on them (None: undecided)."""
+    v4, v6 = space.family(4), space.family(6)
+    bcast = v4 & space.prefix(field, _V4_BROADCAST, 32, 32)
+    mcast4 = v4 & space.prefix(field, _V4_MULTICAST[0], _V4_MULTICAST[1], 32)
+    mcast6 = v6 & space.prefix(field, _V6_MULTICAST[0], _V6_MULTICAST[1], 128)
+    zero6 = v6 & space.eq(field, 0)
+    yield bcast, "broadcast" in values
+    yield mcast4, "multicast" in values
+    other4 = v4 & ~bcast & ~mcast4
+    if role == "local":
+        yield other4, "local" in values
+    elif role == "routed":
+        yield other4, "unicast" in values
+    else:
+        yield other4, (False if values <= _REMOTE_NEVER else None)
+    # IPv6: xt_addrtype's class-by-class rule (engine.match._address_type_v6).
+    route = values & _V6_ROUTE_TYPES
+    known = {"local": "local", "routed": "unicast"}.get(role)
+    for region, is_mcast, is_zero in ((mcast6, True, False), (zero6, False, True),
+                                      (v6 & ~mcast6 & ~zero6, False, False)):
+        if ("multicast" in values and not is_mcast) or ("unicast" in values and (is_mcast or is_zero)) \
+                or ("unspec" in values and not is_zero):
+            yield region, False
+        elif not route:
+            yield region, True
+        elif is_mcast:
+            yield region, "multicast" in route
+        elif known is not None:
+            yield region, known in route
+        else:
+            yield region, (False if route <= _REMOTE_NEVER else None)

@@ -20,6 +20,19 @@ except ImportError:  # pragma: no cover - depends on the installed wheel
 from ._leq import leq_for
 from .fields import CONNTRACK_FIELDS, ICMP, ICMPV6, PORT_PROTOCOLS, TCP, FieldSpec, Layout
 
+#: TCP flags (FIN SYN RST ACK URG; ECE, CWR, PSH and AE left out, as
+#: nf_conntrack does) of a packet conntrack may take as a connection's
+#: first: a SYN, or a bare ACK picked up mid-stream (nf_conntrack_tcp_loose)
+#: — never a SYN-ACK, a FIN or an RST (``engine.conntrack``).
+_OPENING_FLAGS_MASK = 0x37
+_OPENING_FLAGS = (0x02, 0x22, 0x10, 0x30)
+#: Flag combinations conntrack accepts at all (``tcp_valid_flags``), same mask.
+_VALID_FLAGS = (0x02, 0x22, 0x12, 0x04, 0x14, 0x11, 0x31, 0x10, 0x30)
+_ICMP_OPENING = (8, 13, 15, 17)
+_ICMPV6_OPENING = (128, 139)
+#: ICMPv6 types conntrack never tracks (MLD, router and neighbour discovery).
+ICMPV6_UNTRACKED = (130, 131, 132, 133, 134, 135, 136, 143)
+
 BACKEND = _bdd_backend.__name__
 #: CUDD's ``looseUpTo``: below this many nodes the unique table grows
 #: instead of collecting garbage.
@@ -283,6 +296,43 @@ class Space:
                 if field in fields:
                     node &= clause
             self._valid_for[field] = node
+        return node
+
+    def conntrack_consistent(self, untracked=None, dnat: bool = True, snat: bool = True):
+        """Packets whose connection-tracking state the kernel could give them
+        (raw node; ``engine.conntrack``): a NEW packet may open a connection
+        (a SYN or a bare ACK, an ICMP request, any other whole packet — never
+        a SYN-ACK, an ICMP error, a lone FIN or RST, nor a non-first
+        fragment); a TCP flag combination conntrack refuses is INVALID or
+        UNTRACKED; ICMPv6 neighbour discovery and MLD are UNTRACKED and
+        nothing else is, except packets in ``untracked`` (those a NOTRACK
+        can fire on; None: any packet). Without ``dnat``/``snat`` (nothing
+        in the ruleset translates addresses) no connection carries that
+        status."""
+        names = self.spec("state").names
+        state = {n: self.eq("state", names.index(n)) for n in ("new", "invalid", "untracked")}
+        tcp = self.header("flags")
+        valid_flags = self.false
+        for v in _VALID_FLAGS:
+            valid_flags |= self.masked("flags", _OPENING_FLAGS_MASK, v)
+        opening_flags = self.false
+        for v in _OPENING_FLAGS:
+            opening_flags |= self.masked("flags", _OPENING_FLAGS_MASK, v)
+        whole = self.eq("fragment", 0)
+        icmp4 = self.eq("family", 0) & self.eq("proto", ICMP) & whole
+        icmp6 = self.eq("family", 1) & self.eq("proto", ICMPV6) & whole
+        nd = icmp6 & self.one_of("icmp_type", ICMPV6_UNTRACKED)
+        opens = (whole & ~nd & (~tcp | opening_flags)
+                 & (~icmp4 | self.one_of("icmp_type", _ICMP_OPENING))
+                 & (~icmp6 | self.one_of("icmp_type", _ICMPV6_OPENING)))
+        node = (~tcp | valid_flags | state["invalid"] | state["untracked"]) & (~state["new"] | opens)
+        if untracked is not None:
+            node &= ~state["untracked"] | nd | untracked
+        node &= ~nd | state["untracked"]
+        for status, possible in (("dnat", dnat), ("snat", snat)):
+            var = f"ct_status:{status}"
+            if not possible and var in self.bdd.vars:
+                node &= ~self.bdd.var(var)
         return node
 
     # -- sets ----------------------------------------------------------------

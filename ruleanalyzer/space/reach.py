@@ -20,6 +20,20 @@ NAT): sets always hold packets as the next rule sees them (relational image:
 forget the written bits, then constrain them). ``accepted``/``dropped`` are
 therefore sets of packets as they were when the verdict fell.
 
+Packets begin as the kernel can deliver them (:func:`arrival`): with a
+conntrack state conntrack could give them (a SYN-ACK is never NEW, only
+neighbour discovery is UNTRACKED before a NOTRACK runs), no DNAT/SNAT
+status where nothing translates (``ct status dnat`` is then false, as
+the engine has it), and — on input and forward — with the
+address type the hook decides (the destination of an input packet is
+LOCAL, a forwarded one routed UNICAST; a ghost bit tells the two apart on
+the stages the two paths share).
+
+A rule whose undecidable match cannot change a packet's fate — its action
+leaves the packet alone and goes on (LOG, counters, a MARK no rule reads,
+a jump into a chain that only returns) — keeps the packets it may or may
+not match in the lower set: whether it matched or not, they go on.
+
 Documented approximations (sound: upper sets only grow, lower only shrink):
 
 - on the ``input`` path the engine sends packets whose destination a
@@ -41,7 +55,7 @@ from dataclasses import dataclass, field
 from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
                      Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
                      Ruleset, SetField, UnknownAction)
-from .encode import encode_bounds, encode_conjunction
+from .encode import LOCAL_GHOST, encode_bounds, encode_conjunction
 from .fields import Layout
 from .packetset import PacketSet, Space, SpaceMemoryError
 
@@ -215,6 +229,8 @@ class Reachability:
     accepted: Bounds
     dropped: Bounds
     undecided: Bounds
+    #: The packets the walk began with: what can arrive on this hook (:func:`arrival`).
+    arriving: PacketSet | None = None
     _records: dict = field(repr=False, default_factory=dict)
     _order: list = field(repr=False, default_factory=list)
     _dead: list | None = field(repr=False, default=None)
@@ -437,7 +453,7 @@ def _can_block(rule: Rule) -> bool:
 
 
 def analyze(ruleset: Ruleset, hook: str, family: int, space: Space | None = None,
-            start=None) -> Reachability:
+            start=None, arrives_from=None) -> Reachability:
     """Walk ``ruleset`` symbolically for packets of IPv``family`` on
     ``hook`` (``input``, ``forward`` or ``output``; the hooks before it on
     the packet's way, such as prerouting, run first). ``start`` (a
@@ -445,12 +461,15 @@ def analyze(ruleset: Ruleset, hook: str, family: int, space: Space | None = None
 
     Raises :class:`ReachError` on a jump cycle and
     :class:`~ruleanalyzer.space.packetset.SpaceMemoryError` when the BDD
-    manager reaches its memory limit."""
-    return analyze_hooks(ruleset, (hook,), family, space, start)[hook]
+    manager reaches its memory limit. ``arrives_from`` (rulesets, default
+    ``[ruleset]``) decides which translations connections may carry
+    and which ct status names matches can see (:func:`absent_status`); a
+    diff passes both versions."""
+    return analyze_hooks(ruleset, (hook,), family, space, start, arrives_from)[hook]
 
 
 def analyze_hooks(ruleset: Ruleset, hooks, family: int, space: Space | None = None,
-                  start=None) -> dict[str, Reachability]:
+                  start=None, arrives_from=None) -> dict[str, Reachability]:
     """:func:`analyze` for several hooks at once. The stages their paths
     share (ingress and prerouting, for input and forward) are walked once,
     which is most of the work on NAT-heavy rulesets such as kube-proxy's."""
@@ -461,7 +480,7 @@ def analyze_hooks(ruleset: Ruleset, hooks, family: int, space: Space | None = No
     space = space or Space(Layout.for_ruleset(ruleset))
     try:
         with _without_cyclic_gc():
-            return _analyze_hooks(ruleset, hooks, family, space, start)
+            return _analyze_hooks(ruleset, hooks, family, space, start, arrives_from)
     except (ValueError, RuntimeError) as exc:
         if space.exhausted(exc):
             raise SpaceMemoryError(space.max_bytes) from exc
@@ -482,11 +501,16 @@ def _without_cyclic_gc():
             gc.enable()
 
 
-def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space, start):
+def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space, start,
+                   arrives_from=None):
     walker = _Walker(ruleset, space, family)
     begin = space.family(family)
     if start is not None:
         begin &= getattr(start, "node", start)
+    walker.absent = absent_status(arrives_from or [ruleset])
+    begin &= arrival(space, "shared")
+    ghost = space.bdd.var(LOCAL_GHOST)
+    ghosts = {"input": ghost, "forward": ~ghost}
     # With a host snapshot, the host's routing decision (space/routes.py):
     # applied where the kernel routes — after prerouting for input and
     # forward, before the first chain for output.
@@ -504,22 +528,24 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
         except _Diverged:
             common = None  # later prerouting chains see different packets per hook
         if common is not None:
+            dnat = space.bdd.var("ct_status:dnat") if "ct_status:dnat" in space.bdd.vars else None
             for hook in ("input", "forward"):
-                path = common.fork(hook)
+                path = common.fork(hook, ghosts[hook], ghost, dnat)
                 moot = _route(path, routing, hook)
                 walker.walk(HOOK_PATHS[hook][2:], path, hook)
-                result[hook] = walker.result(hook, path, begin, moot)
+                result[hook] = walker.result(hook, path, begin & ghosts[hook], moot)
     for hook in hooks:
         if hook in result:
             continue
-        first = begin & routing.output if routing is not None and hook == "output" else begin
+        own = begin & ghosts.get(hook, space.true)
+        first = own & routing.output if routing is not None and hook == "output" else own
         if routing is not None and hook in ("input", "forward"):
             path = walker.walk(HOOK_PATHS[hook][:2], _Path.starting(first), hook).settle()
             moot = _route(path, routing, hook)
             walker.walk(HOOK_PATHS[hook][2:], path, hook)
         else:
             path, moot = walker.walk(HOOK_PATHS[hook], _Path.starting(first), hook), None
-        result[hook] = walker.result(hook, path, begin if moot is None else first, moot)
+        result[hook] = walker.result(hook, path, own if moot is None else first, moot)
     return {hook: result[hook] for hook in hooks}
 
 
@@ -544,7 +570,8 @@ class _Path:
     packets still alive (``input_lower``: the lower set as the input path
     sees it, while a shared walk keeps both), and the verdicts so far."""
 
-    __slots__ = ("records", "order", "lower", "upper", "input_lower", "dropped", "unknown", "pending")
+    __slots__ = ("records", "order", "lower", "upper", "input_lower", "dropped", "unknown", "pending",
+                 "moved")
 
     @classmethod
     def starting(cls, begin) -> "_Path":
@@ -555,6 +582,7 @@ class _Path:
         path.input_lower = None
         path.dropped, path.unknown = _Flow(false, false), _Flow(false, false)
         path.pending = []
+        path.moved = []  # DNATed away from the host on a shared walk: surely forwarded
         return path
 
     def settle(self) -> "_Path":
@@ -563,21 +591,30 @@ class _Path:
             self.pending.pop(0)(self)
         return self
 
-    def fork(self, hook: str) -> "_Path":
-        """An independent copy going on along ``hook``'s own stages."""
+    def fork(self, hook: str, ghost, local=None, dnat=None) -> "_Path":
+        """An independent copy going on along ``hook``'s own stages, for
+        the packets whose ``ghost`` bit says they take that path — and, on
+        ``forward``, the packets addressed to the host (``local``) that a
+        prerouting DNAT sent elsewhere, as the engine forwards them: surely
+        those the input view lost, possibly every DNATed one (``dnat``)."""
         self.settle()
+        false = self.lower.bdd.false
         path = _Path()
-        path.pending = []
+        path.pending, path.moved = [], []
         path.records = {k: rec.copy() for k, rec in self.records.items()}
         path.order = list(self.order)
         path.lower, path.upper = self.lower, self.upper
         if hook == "input" and self.input_lower is not None:
             path.lower = self.input_lower
+        lower, upper = path.lower & ghost, path.upper & ghost
+        if hook == "forward" and local is not None and dnat is not None:
+            lower |= _union_all(self.moved, false) & local
+            upper |= self.upper & local & dnat
+        path.lower, path.upper = lower, upper
         path.input_lower = None
-        false = self.lower.bdd.false
         path.dropped, path.unknown = _Flow(false, false), _Flow(false, false)
-        path.dropped.add(self.dropped.lower, self.dropped.upper)
-        path.unknown.add(self.unknown.lower, self.unknown.upper)
+        path.dropped.add(self.dropped.lower & ghost, self.dropped.upper & ghost)
+        path.unknown.add(self.unknown.lower & ghost, self.unknown.upper & ghost)
         return path
 
 
@@ -707,6 +744,9 @@ class _Walker:
         self.match_cache: dict = {}
         self.exist_vars: dict = {}
         self.multi_entry = _multi_entry_chains(ruleset)
+        self.read_fields = _read_fields(ruleset)
+        self.transparent: dict[int, bool] = {}
+        self.absent: frozenset[str] = frozenset()
         #: Every record made, in order, so a memoised run can replay its
         #: records into another path's.
         self.log: list = []
@@ -734,11 +774,11 @@ class _Walker:
             dropped=Bounds(lambda: w(p().dropped.lower), lambda: w(p().dropped.upper)),
             undecided=Bounds(lambda: w(p().unknown.lower), lambda: w(
                 start & ~p().lower & ~p().dropped.lower | p().unknown.upper)),
-            _records=path.records, _order=path.order)
+            arriving=w(start), _records=path.records, _order=path.order)
 
     def _base_chains(self, stage: str) -> list[Chain]:
         chains = [c for t in self.ruleset.tables if t.family not in ("arp", "bridge")
-                  and t.applies_to(self.family) for c in t.chains.values() if c.hook == stage]
+                  and not t.dormant and t.applies_to(self.family) for c in t.chains.values() if c.hook == stage]
         chains.sort(key=lambda c: c.priority or 0)  # stable: equal priorities keep file order
         return chains
 
@@ -854,15 +894,19 @@ class _Walker:
         for effect in rule.effects:
             hit_l, hit_u = self._effect(effect, ctx, hit_l, hit_u)
         cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
+        if m_l is not m_u and self._transparent(rule):
+            # Matched or not, the packets go on unchanged: certainty stays.
+            return low, up
         if next_l is next_u and (cont_l is cont_u or cont_l == cont_u):
             nxt = next_u | cont_u
             return nxt, nxt
         return next_l | cont_l, next_u | cont_u
 
     def _matches(self, rule: Rule, ctx: _Context):
-        key = (id(rule), ctx.before_conntrack)
+        env = _env(ctx, self.absent)
+        key = (id(rule), ctx.before_conntrack, env)
         if key not in self.match_cache:
-            m_l, m_u = encode_conjunction(rule.matches, self.space)
+            m_l, m_u = encode_conjunction(rule.matches, self.space, env)
             if ctx.before_conntrack:
                 m_l, m_u = (self._pre_conntrack(m_l), self._pre_conntrack(m_u)) if m_l != m_u else (
                     (self._pre_conntrack(m_u),) * 2)
@@ -870,6 +914,34 @@ class _Walker:
                 m_l = m_u
             self.match_cache[key] = (m_l, m_u)
         return self.match_cache[key]
+
+    def _transparent(self, rule: Rule, seen: frozenset = frozenset()) -> bool:
+        """Does ``rule`` hand every packet it takes on to the next rule
+        unchanged, whatever it matched (LOG, counters, a MARK no rule reads,
+        a jump into a chain whose every rule is such or a RETURN)?"""
+        key = id(rule)
+        known = self.transparent.get(key)
+        if known is not None:
+            return known
+        result = all(self._leaves_alone(e) for e in rule.effects)
+        act = rule.action
+        if not result:
+            pass
+        elif isinstance(act, Jump):
+            target = rule.chain.table.chains.get(act.target) if rule.chain and rule.chain.table else None
+            result = (target is not None and id(target) not in seen
+                      and all(isinstance(r.action, Return) and all(self._leaves_alone(e) for e in r.effects)
+                              or self._transparent(r, seen | {id(target)}) for r in target.rules))
+        else:
+            result = self._leaves_alone(act)
+        self.transparent[key] = result
+        return result
+
+    def _leaves_alone(self, action) -> bool:
+        """A non-terminating action after which no rule can tell the packet changed."""
+        if isinstance(action, Log):
+            return True
+        return isinstance(action, SetField) and action.field not in self.read_fields
 
     def _pre_conntrack(self, node):
         """Before conntrack looked the packet up, ``ct state`` reads INVALID
@@ -933,7 +1005,7 @@ class _Walker:
         sp = self.space
         cont_l, cont_u = sp.false, sp.false
         for match, branch_action in action.branches:
-            b_l, b_u = encode_bounds(match, sp)
+            b_l, b_u = encode_bounds(match, sp, _env(ctx, self.absent))
             if ctx.before_conntrack:
                 b_l, b_u = self._pre_conntrack(b_l), self._pre_conntrack(b_u)
             c_l, c_u = self._action(branch_action, chain, rule, low & b_l, up & b_u, ctx, depth, ret)
@@ -970,6 +1042,8 @@ class _Walker:
         return node & sp.masked(field, mask, value)
 
     def _effect(self, effect, ctx: _Context, low, up):
+        if self._leaves_alone(effect):
+            return low, up  # logging, or a field no rule reads: nothing later can tell
         if not isinstance(effect, Log):
             self.sink.exact = False  # packets change: verdicts no longer partition what entered
         if isinstance(effect, SetField):
@@ -1049,6 +1123,8 @@ class _Walker:
             fam = sp.family(action.to_addr.version)
             same = low & (~fam | sp.eq("dst", int(action.to_addr)))
             alt = image_l if same == low else self._nat_image(action, same)
+            if same != low:  # these surely leave the input path for forward
+                self.path.moved.append(self._nat_image(action, low & ~same))
         self.sink.accept(image_l, image_u, alt)
 
     def _nat_image(self, action: Nat, node):
@@ -1088,3 +1164,76 @@ def _multi_entry_chains(ruleset: Ruleset) -> set[int]:
                     if target is not None:
                         seen[id(target)] = seen.get(id(target), 0) + 1
     return {k for k, n in seen.items() if n > 1}
+
+
+def _env(ctx: "_Context", absent: frozenset):
+    """What the hook and the ruleset decide on this walk (``encode.Env``)."""
+    return ("out" if ctx.path_hook == "output" else "arrive", absent)
+
+
+def _read_fields(ruleset: Ruleset) -> frozenset[str]:
+    """Header fields some match (or a copy such as CONNMARK --save-mark)
+    of ``ruleset`` reads: a field no rule reads may be set without changing
+    any verdict."""
+    fields: set[str] = set()
+
+    def visit(m) -> None:
+        field = getattr(m, "field", None)
+        if field:
+            fields.add(field)
+            fields.add({"meta_mark": "mark", "ct_mark": "ctmark", "connmark": "ctmark", "tos": "ecn"}
+                       .get(field, field))
+            if field == "tos":
+                fields.add("dscp")
+        for sub in getattr(m, "matches", ()):
+            visit(sub)
+
+    for rule in ruleset.rules():
+        for m in rule.matches:
+            visit(m)
+        for act in (rule.action, *rule.effects):
+            if isinstance(act, Dispatch):
+                for m, _ in act.branches:
+                    visit(m)
+            if isinstance(act, SetField) and act.copy_from:
+                fields.add(act.copy_from)
+    return frozenset(fields)
+
+
+def _translates(rulesets, kinds) -> bool:
+    return any(isinstance(r.action, Nat) and r.action.kind in kinds
+               for rs in rulesets for r in rs.rules())
+
+
+def absent_status(rulesets) -> frozenset[str]:
+    """ct status names no connection can carry: ``dnat`` / ``snat`` when
+    none of ``rulesets`` translates destinations / sources."""
+    if isinstance(rulesets, Ruleset):
+        rulesets = [rulesets]
+    out = set()
+    if not _translates(rulesets, ("dnat", "redirect")):
+        out.add("dnat")
+    if not _translates(rulesets, ("snat", "masquerade")):
+        out.add("snat")
+    return frozenset(out)
+
+
+def arrival(space: Space, hook: str):
+    """Packets as they can arrive at the start of ``hook``'s path (raw
+    node): a conntrack state conntrack could give them before any NOTRACK
+    ran (:meth:`Space.conntrack_consistent`), a NEW one not yet translated,
+    and, on ``input``/``forward``,
+    the ghost bit saying whether the destination is the host itself
+    (``shared``: the stages input and forward share, either)."""
+    node = space.conntrack_consistent(space.false)
+    # A NEW packet opens its connection: no translation has happened to it
+    # yet (the engine's view of a new packet carries no ct status either).
+    new = space.eq("state", space.spec("state").names.index("new"))
+    for status in ("dnat", "snat"):
+        var = f"ct_status:{status}"
+        if var in space.bdd.vars:
+            node &= ~new | ~space.bdd.var(var)
+    if hook in ("input", "forward"):
+        ghost = space.bdd.var(LOCAL_GHOST)
+        node &= ghost if hook == "input" else ~ghost
+    return node

@@ -115,6 +115,8 @@ def _decode(space: Space, bits: dict, hook: str) -> Packet:
         ct_status=names("ct_status"), ct_direction=name("ct_direction"),
         length=_value(space, bits, "length"), ttl=_value(space, bits, "ttl"),
         fragment=_value(space, bits, "fragment"), pkttype=name("pkttype"),
-        src_type=names("src_type"), dst_type=names("dst_type"),
+        # Address types are the hook's to decide (the space keeps only a
+        # ghost bit for them): the engine derives them as the kernel would.
+        src_type=None, dst_type=None,
         uid=_value(space, bits, "uid"), gid=_value(space, bits, "gid"),
     )

@@ -11,9 +11,15 @@ COMMIT
 
 
 def test_exposure_on_a_named_interface_names_it_with_the_caveat():
-    (finding,) = findings_for(RULES.format(iface="lan0"), "iptables", ["RA401"])
-    assert "arriving on lan0" in finding.message
+    (finding,) = findings_for(RULES.format(iface="eth1"), "iptables", ["RA401"])
+    assert "arriving on eth1" in finding.message
     assert "if those interfaces face the internet" in finding.message
+    assert finding.severity == "warning"  # the role is unknown: not a sure exposure
+
+
+def test_exposure_on_an_internal_interface_is_none():
+    # lan*, docker*, wg* … are internal by name; the config and NAT rules can say so too
+    assert findings_for(RULES.format(iface="lan0"), "iptables", ["RA401"]) == []
 
 
 def test_exposure_on_any_interface_has_no_caveat():

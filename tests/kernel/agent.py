@@ -166,6 +166,8 @@ class Agent:
         conn = None
         try:
             client.settimeout(timeout)
+            if cmd.get("source"):  # a chosen client address (the peer holds it)
+                client.bind((cmd["source"], 0))
             try:
                 client.connect((cmd["addr"], cmd["port"]))
             except OSError as exc:

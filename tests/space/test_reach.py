@@ -7,7 +7,7 @@ from ruleanalyzer.model import (ECE, CWR, SYN, Accept, BitsMatch, Chain, Dispatc
                                 Goto, IntMatch, Jump, Log, Nat, Notrack, OpaqueMatch, Return,
                                 SetField, UnknownAction)
 from ruleanalyzer.space import describe, encode, witness
-from ruleanalyzer.space.reach import ReachError, analyze
+from ruleanalyzer.space.reach import ReachError, analyze, arrival
 
 from .helpers import TCP, UDP, dport, dst, rule, ruleset, src, state, table
 
@@ -29,11 +29,14 @@ def test_rule_shadowed_by_union_of_earlier_rules_names_every_blocker():
 def test_verdict_sets_partition_the_packets():
     t = table(input="drop")
     t.chains["INPUT"].add(rule(TCP, dport(22), action=Accept()))
-    reach = analyze(ruleset(t), "input", 4)
-    ssh = encode(TCP, reach.space) & encode(dport(22), reach.space) & encode(
+    rs = ruleset(t)
+    reach = analyze(rs, "input", 4)
+    # The packets that can arrive on input: what the kernel can deliver.
+    arriving = reach.space.wrap(arrival(reach.space, "input")) & encode(
         IntMatch("family", ((4, 4),)), reach.space)
+    ssh = encode(TCP, reach.space) & encode(dport(22), reach.space) & arriving
     assert reach.accepted.lower == reach.accepted.upper == ssh
-    assert reach.dropped.lower == ~ssh & encode(IntMatch("family", ((4, 4),)), reach.space)
+    assert reach.dropped.lower == arriving - ssh
     assert reach.undecided.upper.is_empty()
 
 
@@ -93,7 +96,10 @@ def test_user_chain_from_two_call_sites_is_analysed_per_site():
     t.chains["INPUT"].add(rule(TCP, dport(22), dst("10.0.0.2/32"), action=Jump("SSH")))
     reach = analyze(ruleset(t), "input", 4)
     matched = reach.rule_sets(ssh_ok).matched_upper
-    assert describe(matched) == ["tcp from 192.0.2.0/24 to {10.0.0.1/32,10.0.0.2/32} dport 22"]
+    # (the INVALID slice: arriving NEW or ESTABLISHED TCP has only flags conntrack takes)
+    est = encode(state("invalid"), reach.space)
+    assert describe(matched & est) == [
+        "tcp from 192.0.2.0/24 to {10.0.0.1/32,10.0.0.2/32} dport 22, state invalid"]
 
 
 def test_opaque_match_makes_a_rule_uncertain_but_not_a_blocker_of_certainty():
@@ -128,7 +134,8 @@ def test_mark_set_in_mangle_is_seen_by_filter():
     reach = analyze(ruleset(mangle, filt), "input", 4)
     hit = reach.rule_sets(marked).matched_upper
     ssh = encode(TCP, reach.space) & encode(dport(22), reach.space)
-    assert describe(hit & ssh) == ["tcp from 0.0.0.0/0 to 0.0.0.0/0 dport 22, mark 0x1"]
+    est = encode(state("invalid"), reach.space)
+    assert describe(hit & ssh & est) == ["tcp from 0.0.0.0/0 to 0.0.0.0/0 dport 22, state invalid, mark 0x1"]
     # every tcp/22 packet now carries mark 1, so the plain ssh rule is dead
     assert rest in dict(reach.unreachable_rules())
 
@@ -217,7 +224,8 @@ def test_dispatch_branches_in_order_and_fall_through():
     reach = analyze(ruleset(t), "input", 4)
     sp = reach.space
     hit = reach.rule_sets(after).matched_upper
-    assert hit == encode(TCP, sp) & encode(dport(81), sp) & encode(IntMatch("family", ((4, 4),)), sp)
+    assert hit == (encode(TCP, sp) & encode(dport(81), sp) & encode(IntMatch("family", ((4, 4),)), sp)
+                   & sp.wrap(arrival(sp, "input")))
 
 
 def test_jump_cycle_is_an_error():

@@ -1,0 +1,145 @@
+"""Exposure (RA401-RA403) as issue #13 defines it: counted over the
+public sources that complete a handshake, per interface role, located,
+and right on cloud rulesets for one target."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+
+import pytest
+
+from ruleanalyzer import loads
+from ruleanalyzer.audit import run_audit
+from ruleanalyzer.config import Config, config_from_dict
+from ruleanalyzer.errors import RuleAnalyzerError
+from ruleanalyzer.host import HostContext, Route
+
+from .helpers import findings_for
+
+DATA = Path(__file__).parent / "data"
+
+SSH = """*filter
+:INPUT DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+{before}-A INPUT {iface}-p tcp --dport 22 -j ACCEPT
+COMMIT
+"""
+
+
+def _codes(text, config=None, dialect="iptables", host=None):
+    rs = loads(text, dialect=dialect)
+    rs.host = host
+    return [(f.code, f.severity, f.message) for f in run_audit([rs], select=["RA4"], config=config).findings]
+
+
+def test_a_blocked_slash_8_leaves_the_port_exposed_and_says_the_share():
+    (code, severity, message), = _codes(SSH.format(before="-A INPUT -s 45.0.0.0/8 -j DROP\n", iface=""))
+    assert (code, severity) == ("RA401", "error")
+    assert "SSH (22/tcp, IPv4, 99.5" in message  # 2^24 of ~3.7e9 public addresses blocked
+
+
+def test_half_the_internet_is_not_the_internet():
+    assert _codes(SSH.format(before="-A INPUT -s 128.0.0.0/1 -j DROP\n", iface="")) == []
+
+
+def test_share_threshold_is_an_option():
+    text = SSH.format(before="-A INPUT -s 128.0.0.0/1 -j DROP\n", iface="")
+    config = Config(options={"RA401": {"min_share": 0.4}})
+    assert [c for c, _, _ in _codes(text, config)] == ["RA401"]
+
+
+def test_configured_uplink_makes_the_exposure_sure_and_internal_silences_it():
+    text = SSH.format(before="", iface="-i eth1 ")
+    assert [(c, s) for c, s, _ in _codes(text)] == [("RA401", "warning")]  # role unknown
+    up = config_from_dict({"interfaces": {"internet": ["eth1"], "internal": ["eth2"]}})
+    (code, severity, message), = _codes(text, up)
+    assert (code, severity) == ("RA401", "error") and "if those interfaces" not in message
+    down = config_from_dict({"interfaces": {"internal": ["eth1"]}})
+    assert _codes(text, down) == []
+
+
+def test_uplink_from_the_host_snapshot_default_route():
+    text = SSH.format(before="", iface="-i eth1 ")
+    host = HostContext(routes=[Route(ipaddress.ip_network("0.0.0.0/0"), dev="eth1")])
+    assert [(c, s) for c, s, _ in _codes(text, host=host)] == [("RA401", "error")]
+    # with eth0 the uplink, a port open only on eth1 is open to no one outside
+    host = HostContext(routes=[Route(ipaddress.ip_network("0.0.0.0/0"), dev="eth0")])
+    assert _codes(text, host=host) == []
+
+
+def test_config_interfaces_are_checked():
+    with pytest.raises(RuleAnalyzerError, match="interfaces"):
+        config_from_dict({"interfaces": {"outside": ["eth0"]}})
+    with pytest.raises(RuleAnalyzerError, match="interfaces.internet"):
+        config_from_dict({"interfaces": {"internet": [1]}})
+
+
+def test_masquerade_names_the_uplink_and_not_uplink_is_internal():
+    text = ("*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o eth9 -j MASQUERADE\nCOMMIT\n"
+            "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+            "-A INPUT ! -i eth9 -j ACCEPT\n-A INPUT -i eth9 -p tcp --dport 3306 -j ACCEPT\nCOMMIT\n")
+    (code, severity, message), = _codes(text)
+    assert code == "RA401" and "MySQL" in message and "SSH" not in message
+
+
+@pytest.mark.parametrize("name, doc", [
+    # "[VPC only] Use -1 to specify all protocols."
+    # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_IpPermission.html
+    ("aws_sg_allow_all.json", "aws-sg"),
+    # allowed[].IPProtocol: a protocol name, number, or "all" (every protocol);
+    # https://cloud.google.com/compute/docs/reference/rest/v1/firewalls and
+    # https://cloud.google.com/firewall/docs/firewalls#protocols_and_ports
+    ("gcp_allow_all.json", "gcp"),
+    # protocol "*" = Any, sourceAddressPrefix "*" = any address;
+    # https://learn.microsoft.com/en-us/azure/virtual-network/network-security-groups-overview#security-rules
+    ("azure_allow_all.json", "azure"),
+])
+def test_cloud_allow_everything_is_an_error_at_its_json_path(name, doc):
+    result = run_audit([str(DATA / name)], select=["RA4"])
+    (finding,) = result.findings
+    assert (finding.code, finding.severity) == ("RA402", "error")
+    assert finding.where.file.endswith(name) and finding.where.path
+
+
+@pytest.mark.parametrize("name", ["aws_sg_allow_all.json", "gcp_allow_all.json", "azure_allow_all.json"])
+def test_cloud_ssh_only_is_ra401_and_https_only_is_silent(name, tmp_path):
+    text = (DATA / name).read_text()
+    data = json.loads(text)
+    if name.startswith("aws"):
+        perm = data["SecurityGroups"][0]["IpPermissions"][0]
+        perm.update({"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22})
+    elif name.startswith("gcp"):
+        data["items"][0]["allowed"] = [{"IPProtocol": "tcp", "ports": ["22"]}]
+    else:
+        props = data["properties"]["securityRules"][0]["properties"]
+        props.update({"protocol": "Tcp", "destinationPortRange": "22"})
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    codes = [f.code for f in run_audit([str(path)], select=["RA4"]).findings]
+    assert "RA401" in codes and "RA402" not in codes
+    path.write_text(json.dumps(data).replace('"22"', '"443"').replace('"FromPort": 22, "ToPort": 22',
+                                                                      '"FromPort": 443, "ToPort": 443'))
+    assert [f.code for f in run_audit([str(path)], select=["RA4"]).findings] == []
+
+
+def test_every_exposure_finding_is_located():
+    fixtures = sorted(Path(__file__).parent.glob("RA40*/trigger*")) + sorted(DATA.glob("*_allow_all.json"))
+    found = run_audit([str(p) for p in fixtures], select=["RA4"]).findings
+    assert len(found) >= len(fixtures)
+    for f in found:
+        assert f.where and f.where.file and (f.where.line or f.where.path), f.message
+
+
+def test_zone_chains_name_the_uplink():
+    # OpenWrt-shaped: the WAN zone chain filters eth1; a port open on any
+    # other (unnamed) interface is not open to the internet.
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n:zone_wan - [0:0]\n:input_lan - [0:0]\n"
+            "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+            "-A INPUT -i eth1 -j zone_wan\n-A INPUT -i br-lan -j input_lan\n"
+            "-A zone_wan -p tcp --dport 443 -j ACCEPT\n-A zone_wan -j DROP\nCOMMIT\n")
+    assert _codes(text) == []
+    opened = text.replace("-A zone_wan -p tcp --dport 443", "-A zone_wan -p tcp --dport 22")
+    assert [(c, s) for c, s, _ in _codes(opened)] == [("RA401", "error")]
