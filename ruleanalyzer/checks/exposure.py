@@ -237,6 +237,33 @@ def _caller(reach, rule, packets):
     return rule
 
 
+def _both_versions(labels: list[str]) -> list[str]:
+    """``SSH (22/tcp, IPv4)`` and ``SSH (22/tcp, IPv6)`` told as one
+    ``SSH (22/tcp, IPv4 and IPv6)``.
+
+    >>> _both_versions(["SSH (22/tcp, IPv4)", "RDP (3389/tcp, IPv4)", "SSH (22/tcp, IPv6)"])
+    ['SSH (22/tcp, IPv4 and IPv6)', 'RDP (3389/tcp, IPv4)']
+    """
+    out = []
+    for label in labels:
+        if "IPv6" in label and label.replace("IPv6", "IPv4", 1) in labels:
+            continue
+        v6 = label.replace("IPv4", "IPv6", 1)
+        out.append(label.replace("IPv4", "IPv4 and IPv6", 1) if v6 != label and v6 in labels else label)
+    return out
+
+
+def _written_at(anchor):
+    """The grouping key of an exposure: the line a rule was written on, so
+    one written rule that a tool expands per IP version (``ufw allow 22/tcp``
+    into ufw-user-input and ufw6-user-input, an ``inet`` rule) is one
+    finding naming both versions; a policy is its chain."""
+    loc = getattr(anchor, "location", None)
+    if hasattr(anchor, "action") and loc is not None and getattr(loc, "line", None):
+        return (getattr(loc, "file", None), loc.line, getattr(loc, "column", None))
+    return id(anchor)
+
+
 def _policy_chain(ctx: Context, hook: str, family: int):
     return next((c for c in ctx.base_chains(hook, family)
                  if (c.policy or "accept") == "accept" and c.kind == "filter"), None)
@@ -343,7 +370,7 @@ class AdminPortExposed(_ExposureCheck):
         for path, text, conditional, exposed in self.hits(ctx, sure=True):
             rules = _accepting_rules(path.reach, exposed)
             anchor = _main_rule(path, rules, exposed) or _policy_chain(ctx, path.hook, path.family)
-            entry = groups.setdefault(id(anchor), [anchor, [], None, rules[1:], True])
+            entry = groups.setdefault(_written_at(anchor), [anchor, [], None, rules[1:], True])
             entry[2] = entry[2] or (path.sp.wrap(exposed), path.hook)
             entry[4] = entry[4] and conditional
             if text not in entry[1]:
@@ -353,7 +380,7 @@ class AdminPortExposed(_ExposureCheck):
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
             caveat = " — if those interfaces face the internet" if conditional else ""
             yield locate(self.finding(
-                f"open to the whole internet: {', '.join(labels)} — any public address can complete "
+                f"open to the whole internet: {', '.join(_both_versions(labels))} — any public address can complete "
                 f"a connection (e.g. {w.describe()}){caveat}",
                 witness=w, related=[related_rule(r, "also admits it") for r in others[:5]],
                 fix="restrict the source (-s / ip saddr) to the networks that need it",
