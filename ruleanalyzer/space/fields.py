@@ -207,8 +207,14 @@ class Layout:
         return cls.for_matches([*_ruleset_matches(ruleset), *extra], _nat_rewrites(ruleset))
 
     def variables(self) -> list[str]:
-        """Every BDD variable, top first."""
-        return [v for spec in self.fields.values() for v in spec.vars_msb_first]
+        """Every BDD variable, top first (a fresh list; the names are kept
+        per field set, since checks ask for them per projection)."""
+        key = tuple(map(id, self.fields.values()))
+        cached = self.__dict__.get("_variables")
+        if cached is None or cached[0] != key:
+            cached = (key, tuple(v for spec in self.fields.values() for v in spec.vars_msb_first))
+            self.__dict__["_variables"] = cached
+        return list(cached[1])
 
 
 def _bits_for(n: int) -> int:
