@@ -110,9 +110,9 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
 
 
 def _is_config_dir(path: Path) -> bool:
-    from .parsers.firewalld import is_config_dir
+    from .parsers import firewalld, terraform
 
-    return is_config_dir(path)
+    return firewalld.is_config_dir(path) or terraform.is_config_dir(path)
 
 
 def split_units(ruleset: Ruleset) -> list[Ruleset]:
