@@ -185,8 +185,9 @@ def _add_nsg(ruleset: Ruleset, nsg: Fields) -> None:
         for position, rule in enumerate(defaults):
             entries.append(_entry(rule, 10000 + position, implicit=True))
     else:
-        note(ruleset, f"NSG {nsg_name}: no defaultSecurityRules in the export; "
-                      "Azure's defaults assumed", loc)
+        if nsg.origin() is None:  # Terraform never lists them: Azure adds them to every NSG
+            note(ruleset, f"NSG {nsg_name}: no defaultSecurityRules in the export; "
+                          "Azure's defaults assumed", loc)
         for position, default in enumerate(DEFAULT_RULES):
             entries.append(_default_entry(nsg, default, 20000 + position))
     # Lower priority first; a tie (never valid in Azure) puts deny first.
