@@ -212,6 +212,9 @@ class _Config:
         self.guards: dict[str, list[str]] = {}
 
     def read(self, source: _Source) -> None:
+        _too_deep(lambda: self._read(source), Location(source.name, 1, 1))
+
+    def _read(self, source: _Source) -> None:
         body = _child(source.tree, "body")
         tfvars = source.name.endswith(".tfvars") or not any(
             _is(c, "block") for c in _children(body))
@@ -264,7 +267,7 @@ class _Config:
             base = f"{self.prefix}{kind}.{name}"
             for address, scope, guard in self._instances(source, base, body):
                 loc = Location(source.name, line, 1, path=address)
-                values, lines = _Eval(self, source, scope).body(body)
+                values, lines = _too_deep(lambda: _Eval(self, source, scope).body(body), loc)
                 res = Resource(kind, address, values, loc, module=self.prefix, lines=lines)
                 if guard:
                     self.guards[address] = guard
@@ -595,6 +598,16 @@ class _Eval:
         if isinstance(value, Unknown) and steps:
             return Unknown(_text(self.source, node), value.refs, value.why)
         return value
+
+
+def _too_deep(fn, where: Location):
+    """``fn()``, with an expression nested past Python's recursion limit a
+    located error (bad input) rather than a crash."""
+    try:
+        return fn()
+    except RecursionError:
+        raise RuleAnalyzerError("an expression is nested too deeply to read", where,
+                                hint="Terraform configurations do not nest brackets thousands deep") from None
 
 
 def _decided(value) -> bool:
