@@ -89,3 +89,71 @@ def test_expanded_nsg_export_carries_the_nics_subnet():
 def test_inventory_nics_must_be_mappings():
     with pytest.raises(RuleAnalyzerError, match="azure.nics.vm1-nic"):
         parse_inventory("azure:\n  nics:\n    vm1-nic: web\n")
+
+
+AZ_TF = '''
+resource "azurerm_subnet" "web" {
+  name = "web"
+}
+resource "azurerm_network_security_group" "subnet" {
+  name = "subnet-nsg"
+  security_rule {
+    name = "allow-ssh-office"
+    priority = 110
+    direction = "Inbound"
+    access = "Allow"
+    protocol = "Tcp"
+    source_port_range = "*"
+    destination_port_range = "22"
+    source_address_prefix = "192.0.2.0/24"
+    destination_address_prefix = "*"
+  }
+}
+resource "azurerm_network_security_group" "nic" {
+  name = "nic-nsg"
+  security_rule {
+    name = "allow-ssh"
+    priority = 100
+    direction = "Inbound"
+    access = "Allow"
+    protocol = "Tcp"
+    source_port_range = "*"
+    destination_port_range = "22"
+    source_address_prefix = "*"
+    destination_address_prefix = "*"
+  }
+}
+resource "azurerm_network_interface" "vm1" {
+  name = "vm1-nic"
+  ip_configuration {
+    name = "internal"
+    subnet_id = azurerm_subnet.web.id
+  }
+}
+resource "azurerm_subnet_network_security_group_association" "web" {
+  subnet_id = azurerm_subnet.web.id
+  network_security_group_id = azurerm_network_security_group.subnet.id
+}
+resource "azurerm_network_interface_security_group_association" "vm1" {
+  network_interface_id = azurerm_network_interface.vm1.id
+  network_security_group_id = azurerm_network_security_group.nic.id
+}
+'''
+
+
+def test_terraform_nic_ip_configuration_pairs_the_nic_with_its_subnets_nsg(tmp_path):
+    """hashicorp/azurerm: azurerm_network_interface ip_configuration.subnet_id,
+    and the subnet / NIC security group associations."""
+    from ruleanalyzer.inventory import apply_inventory
+    from ruleanalyzer.loader import load as load_file
+
+    tf = tmp_path / "net.tf"
+    tf.write_text(AZ_TF)
+    inv = parse_inventory("azure:\n  service_tags:\n    VirtualNetwork: [10.0.0.0/16]\n"
+                          "    AzureLoadBalancer: [168.63.129.16/32]\n")
+    rs = select_target(apply_inventory(load_file(tf), inv), "nic:azurerm_network_interface.vm1")
+    assert sorted(t.name for t in rs.tables) == [
+        "nic azurerm_network_security_group.nic", "subnet azurerm_network_security_group.subnet"]
+    # The NIC allows SSH from anywhere, the subnet only from the office.
+    assert evaluate(rs, syn("203.0.113.9", 22)).verdict == "drop"
+    assert evaluate(rs, syn("192.0.2.9", 22)).verdict == "accept"
