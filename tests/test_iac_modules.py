@@ -114,3 +114,16 @@ def test_cli_reads_a_directory(tmp_path, capsys):
     code = main(["audit", str(root), "--select", "RA4"])
     out = capsys.readouterr().out
     assert code == 1 and "RA401" in out and "module.admin.aws_security_group.this" in out
+
+
+def test_files_from_two_places_do_not_open_their_common_parent(tmp_path):
+    """a/main.tf and b/main.tf given together: a module of a/ may not reach
+    into tmp_path/shared, though both lie under tmp_path."""
+    for d in ("a", "b", "shared"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "shared" / "main.tf").write_text(SG)
+    (tmp_path / "a" / "main.tf").write_text('module "s" {\n  source = "../shared"\n  cidr = "0.0.0.0/0"\n}\n')
+    (tmp_path / "b" / "main.tf").write_text('resource "aws_security_group" "b" {\n  name = "b"\n}\n')
+    rs = load(tmp_path / "a" / "main.tf", tmp_path / "b" / "main.tf")
+    assert [t.name for t in rs.tables] == ["aws_security_group.b"]
+    assert any("leaves the given tree" in str(d) for d in rs.diagnostics)

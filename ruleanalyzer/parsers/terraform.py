@@ -178,25 +178,25 @@ def _guard(ruleset: Ruleset, guards: dict[str, list[str]]) -> None:
             rule.matches = rule.matches + tuple(OpaqueMatch(reason=r, text=r) for r in reasons)
 
 
-def _tree_root(sources: list[_Source], root):
-    """The directory modules may be read from (resolved), or None when the
-    sources are not files on disk."""
+def _tree_root(sources: list[_Source], root) -> tuple:
+    """The directories modules may be read from (resolved): ``root``, else
+    the directory of each file given (not their common parent: two files
+    from unrelated places do not open the whole disk); () when the sources
+    are not files on disk."""
     import os
     from pathlib import Path
 
     if root is not None:
-        return Path(root).resolve()
-    dirs = [Path(s.name).resolve().parent for s in sources if os.path.isfile(s.name)]
-    if not dirs:
-        return None
-    return Path(os.path.commonpath([str(d) for d in dirs]))
+        return (Path(root).resolve(),)
+    return tuple(dict.fromkeys(Path(s.name).resolve().parent for s in sources
+                               if os.path.isfile(s.name)))
 
 
 class _Config:
     """Variables, locals and resource blocks of every file, evaluated on demand.
     ``prefix``: the module path (``module.net.``) of a module's configuration."""
 
-    def __init__(self, ruleset: Ruleset, root=None, prefix: str = "", depth: int = 0,
+    def __init__(self, ruleset: Ruleset, root: tuple = (), prefix: str = "", depth: int = 0,
                  budget: list | None = None, chain: tuple = ()):
         self.ruleset = ruleset
         self.root, self.prefix, self.depth = root, prefix, depth
@@ -299,13 +299,12 @@ class _Config:
             return skip("its source is not a literal string")
         if not where.startswith(("./", "../")):
             return skip(f"source {where!r} is not a local path (registry, git and URLs are never fetched)")
-        if self.root is None or not os.path.isfile(source.name):
+        if not self.root or not os.path.isfile(source.name):
             return skip("the file was not read from a directory")
         directory = (Path(source.name).resolve().parent / where).resolve()
-        try:
-            directory.relative_to(self.root)
-        except ValueError:
-            return skip(f"source {where!r} leaves the given tree ({self.root})")
+        if not any(directory == r or r in directory.parents for r in self.root):
+            return skip(f"source {where!r} leaves the given tree "
+                        f"({', '.join(str(r) for r in self.root)})")
         if not directory.is_dir():
             return skip(f"source {where!r} is not a directory")
         if directory in self.chain:
