@@ -127,3 +127,13 @@ def test_files_from_two_places_do_not_open_their_common_parent(tmp_path):
     rs = load(tmp_path / "a" / "main.tf", tmp_path / "b" / "main.tf")
     assert [t.name for t in rs.tables] == ["aws_security_group.b"]
     assert any("leaves the given tree" in str(d) for d in rs.diagnostics)
+
+
+def test_audit_of_a_directory_keeps_its_other_rule_files(tmp_path):
+    """The .tf files of the directory are one unit; an iptables dump beside
+    them is still audited, and the module's file is not audited again alone."""
+    root = tree(tmp_path, 'module "admin" {\n  source = "./modules/sg"\n  cidr = "0.0.0.0/0"\n}\n')
+    (root / "rules.v4").write_text("*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    result = run_audit([str(root)], select=["RA401"])
+    assert result.inputs == [str(root), str(root / "rules.v4")]
+    assert {f.where.file.rsplit("/", 1)[-1] for f in result.findings} == {"main.tf", "rules.v4"}
