@@ -272,6 +272,7 @@ class _Selection:
         path is named in a note, and a ``subnet:`` the NIC is not in is an error."""
         nic = self.layer_names.get("nic")
         if nic is None:
+            self._subnet_alone()
             return
         where = self._where(self.layers["nic"])
         subnets = [s.lower() for s in self._nic_subnets(nic)]
@@ -306,6 +307,29 @@ class _Selection:
             self.notes.append(Diagnostic(
                 f"subnet NSG(s) {_nsg_list(off)} are loaded but not on the path of nic:{nic} "
                 f"(it is in subnet {', '.join(self._nic_subnets(nic))})", where, "info"))
+
+    def _subnet_alone(self) -> None:
+        """``subnet:NAME`` alone: the NICs known to be in that subnet whose own
+        NSG is loaded are named (their traffic also meets that NSG)."""
+        from .parsers.azure import NIC_SUBNETS_META
+
+        subnet = self.layer_names.get("subnet")
+        if subnet is None:
+            return
+        attachments = collect_meta(self.ruleset, "azure_attachments")
+        nic_nsg = {n.lower(): t.name for t in self.cloud.get("azure", [])
+                   for n in attachments.get(t.name, {}).get("nics", [])}
+        subnets = collect_meta(self.ruleset, NIC_SUBNETS_META)
+        if self.inventory is not None:
+            subnets = {**{k: list(v) for k, v in self.inventory.azure_nic_subnets.items()}, **subnets}
+        inside = sorted(n for n, subs in subnets.items()
+                        if subnet.lower() in (x.lower() for x in subs) and n.lower() in nic_nsg)
+        if inside:
+            self.notes.append(Diagnostic(
+                f"subnet:{subnet}: NIC(s) in it have their own NSG, also on their traffic's path: "
+                + ", ".join(f"nic:{n} ({nic_nsg[n.lower()]})" for n in inside)
+                + f"; --target subnet:{subnet},nic:NAME layers both",
+                self._where(self.layers["subnet"]), "info"))
 
     def _nsg_alone(self, table: Table) -> None:
         """One NSG chosen (nsg:NAME, or the only one): when it is attached to

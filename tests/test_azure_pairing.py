@@ -157,3 +157,10 @@ def test_terraform_nic_ip_configuration_pairs_the_nic_with_its_subnets_nsg(tmp_p
     # The NIC allows SSH from anywhere, the subnet only from the office.
     assert evaluate(rs, syn("203.0.113.9", 22)).verdict == "drop"
     assert evaluate(rs, syn("192.0.2.9", 22)).verdict == "accept"
+
+
+def test_a_subnet_alone_names_the_nics_in_it_that_have_their_own_nsg():
+    rs = select_target(load("azure_nics.json"), "subnet:web")
+    assert [t.name for t in rs.tables] == ["subnet subnet-nsg"]
+    assert any("subnet:web: NIC(s) in it have their own NSG, also on their traffic's path: "
+               "nic:vm1-nic (nic-nsg)" in d.message for d in rs.diagnostics)
