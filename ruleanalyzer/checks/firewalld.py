@@ -272,8 +272,8 @@ class DnatBypassesZones(Check):
         info = _config(ctx)
         if info is None:
             return
-        if info["config"].conf.get("StrictForwardPorts", "no").lower() in ("yes", "true"):
-            return
+        if any(t.name == "firewalld" and "filter_FORWARD_dnat" in t.chains for t in ctx.ruleset.tables):
+            return  # StrictForwardPorts=yes on firewalld >= 2.3 (firewalld 1.x ignores the key)
         accept = next((r for t in ctx.ruleset.tables if t.name == "firewalld"
                        for r in t.chains.get("filter_FORWARD", None).rules
                        if "ct status dnat" in str(r)), None) if any(

@@ -29,6 +29,7 @@ from ..errors import RuleAnalyzerError
 from ..model import Diagnostic, Location, Origin, Ruleset
 from . import firewalld_xml as fx
 from .firewalld_compile import Compiler, Config, _policy_names
+from .firewalld_compile2 import Compiler2, is_2x
 
 #: The stock definitions shipped with the analyzer, by firewalld version.
 STOCK_VERSIONS = ("1.3.3",)
@@ -129,8 +130,8 @@ def load_directory(path: str | os.PathLike, version: str | None = None,
     conf, where = {}, {}
     if (root / "firewalld.conf").is_file():
         conf, where = fx.read_conf(_read(root / "firewalld.conf"), str(root / "firewalld.conf"))
-    version = version or DEFAULT_VERSION
-    objects = _stock(version)
+    version = version or recorded_version(Path(path)) or recorded_version(root.parent.parent) or DEFAULT_VERSION
+    objects = _stock(stock_version(version, diagnostics))
     user = _load_kinds(root, diagnostics)
     for kind in KINDS:
         objects[kind].update(user[kind])
@@ -148,6 +149,36 @@ def load_directory(path: str | os.PathLike, version: str | None = None,
     return compile_config(config, diagnostics, str(root))
 
 
+def recorded_version(path: Path) -> str | None:
+    """The firewalld version a host snapshot recorded (``versions.txt``:
+    ``firewalld: 2.1.1``), when ``path`` is one."""
+    versions = path / "versions.txt"
+    if not versions.is_file():
+        return None
+    m = re.search(r"^firewalld:\s*v?(\d+(?:\.\d+)*)\s*$", _read(versions), re.M)
+    return m.group(1) if m else None
+
+
+def stock_version(version: str, diagnostics: list) -> str:
+    """The stock definitions used for ``version``: its own when shipped,
+    else the nearest shipped (said in a diagnostic)."""
+    from .firewalld_compile2 import version_tuple
+
+    if not re.fullmatch(r"\d+(\.\d+){0,3}", version or ""):
+        raise RuleAnalyzerError(f"firewalld version {version!r} is not a version number",
+                                hint="e.g. --firewalld-version 1.3.3 or 2.1.1")
+    if version_tuple(version) < (1, 0):
+        raise RuleAnalyzerError(f"firewalld {version}: versions before 1.0 are not modelled",
+                                hint="known layouts: 1.x (1.0-1.3) and 2.x (2.0-2.4)")
+    if version in STOCK_VERSIONS:
+        return version
+    diagnostics.append((f"firewalld {version}: its layout is used, but the stock services, zones and "
+                        f"policies are firewalld {DEFAULT_VERSION}'s (the shipped ones); a service that "
+                        f"{version} added or changed may differ — give /usr/lib/firewalld's files in "
+                        "services/ to be exact", None))
+    return DEFAULT_VERSION
+
+
 def check_config(config: Config) -> None:
     """What firewalld checks before applying anything (``full_check_config``);
     a failure is the located error firewalld would log before falling back
@@ -161,6 +192,10 @@ def check_config(config: Config) -> None:
         zone = config.zones[name]
         if name in config.policies:
             raise RuleAnalyzerError(f"zone {name!r} has the same name as a policy", zone.location)
+        if (zone.ingress_priority is not None or zone.egress_priority is not None) and not is_2x(config.version):
+            raise RuleAnalyzerError(f"zone {name}: zone priorities need firewalld 2.0 or later (this "
+                                    f"configuration is read as firewalld {config.version})", zone.location,
+                                    hint="give the host's firewalld version (--firewalld-version)")
         if len(name) > fx.MAX_NAME:
             raise RuleAnalyzerError(f"zone name {name!r} is longer than {fx.MAX_NAME} characters: "
                                     "firewalld refuses it", zone.location)
@@ -225,9 +260,16 @@ def compile_config(config: Config, diagnostics: list, name: str) -> Ruleset:
                                 hint="firewalld's iptables backend builds different chains; set "
                                      "FirewallBackend=nftables (the default since firewalld 0.6)")
     check_config(config)
+    from .firewalld_compile2 import STRICT_FORWARD_PORTS, version_tuple
+
+    if config.conf.get("StrictForwardPorts", "no").lower() in ("yes", "true") and \
+            version_tuple(config.version) < STRICT_FORWARD_PORTS:
+        diagnostics.append((f"StrictForwardPorts came with firewalld 2.3: firewalld {config.version} ignores it "
+                            "and still accepts every DNATed connection (ct status dnat accept)",
+                            config.conf_where.get("StrictForwardPorts")))
     for policy in config.policies.values():
         _policy_names(policy)
-    compiler = Compiler(config, diagnostics)
+    compiler = (Compiler2 if is_2x(config.version) else Compiler)(config, diagnostics)
     compiler.compile()
     text, order = compiler.render()
     generated = f"{name} (firewalld's nft ruleset)"
@@ -253,6 +295,7 @@ def compile_config(config: Config, diagnostics: list, name: str) -> Ruleset:
     ruleset.sources = [name]
     ruleset.meta["dialect"] = "firewalld"
     ruleset.meta["firewalld"] = {"nft": text, "version": config.version, "config": config,
+                                 "layout": "2.x" if is_2x(config.version) else "1.x",
                                  "default_zone": compiler.default_zone,
                                  "active_zones": compiler.active_zones()}
     ruleset.diagnostics += [Diagnostic(message, where or Location(name)) for message, where in diagnostics]

@@ -1,0 +1,165 @@
+"""firewalld 2.x: the layout where it differs from 1.x, chosen by version.
+
+The expected rules are firewalld 2.x's own, as its source builds them
+(firewalld/firewalld ``src/firewall/core/nftables.py`` before PR #1558:
+``build_default_rules`` — the ``filter_INPUT_POLICIES`` jump;
+``build_policy_ingress_egress_pair_rules`` — a pair's match, ``jump`` to
+the policy, the zone's target as the *last* rule; ``_policy_dispatch_sort_key``
+— ingress (priority, source before interface, zone, …) + egress + (last,
+priority); ``build_policy_icmp_block_inversion_rules`` — ``index 4``;
+``_build_default_rules_dnat`` — ``StrictForwardPorts``) and as firewalld's
+own posts print them (firewalld.github.io 2023-04-10 "Zone Priorities",
+2024-11-06 "Strict Forward Ports"). No firewalld 2.x package is installable
+here, so there is no kernel oracle for this layout (the 1.3.3 one is in
+tests/kernel/test_kernel_firewalld.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ruleanalyzer import load
+from ruleanalyzer.audit import run_audit
+from ruleanalyzer.config import load_config
+from ruleanalyzer.engine import evaluate
+from ruleanalyzer.errors import RuleAnalyzerError
+from ruleanalyzer.packets import make_packet
+
+INTERNAL = ('<?xml version="1.0" encoding="utf-8"?>\n<zone{prio}>\n  <short>Internal</short>\n'
+            '  <interface name="dummy0"/>\n  <service name="ssh"/>\n</zone>\n')
+DROP = '<?xml version="1.0" encoding="utf-8"?>\n<zone target="DROP">\n  <source ipset="block_country"/>\n</zone>\n'
+IPSET = '<?xml version="1.0" encoding="utf-8"?>\n<ipset type="hash:net">\n  <entry>198.51.100.0/24</entry>\n</ipset>\n'
+
+
+def _blog(tmp_path: Path, priority: bool = True, conf: str = "DefaultZone=public\n") -> Path:
+    """The configuration of firewalld's "Zone Priorities" post: internal
+    (dummy0) at priority -10, drop bound to the ipset block_country."""
+    root = tmp_path / ("prio" if priority else "plain") / "etc" / "firewalld"
+    for sub in ("zones", "ipsets"):
+        (root / sub).mkdir(parents=True)
+    (root / "firewalld.conf").write_text(conf)
+    (root / "zones" / "internal.xml").write_text(INTERNAL.format(prio=' priority="-10"' if priority else ""))
+    (root / "zones" / "drop.xml").write_text(DROP)
+    (root / "ipsets" / "block_country.xml").write_text(IPSET)
+    return root
+
+
+def _rules(rs, chain: str) -> list[str]:
+    table = next(t for t in rs.tables if t.name == "firewalld")
+    return [str(r) for r in table.chains[chain].rules]
+
+
+def test_dispatch_is_the_zone_priorities_post_rule_for_rule(tmp_path):
+    rs = load(_blog(tmp_path), firewalld_version="2.0.0")
+    assert rs.meta["firewalld"]["layout"] == "2.x"
+    assert _rules(rs, "filter_INPUT_POLICIES") == [
+        'iifname "dummy0" jump filter_IN_policy_allow-host-ipv6',
+        'iifname "dummy0" jump filter_IN_internal',
+        'iifname "dummy0" reject with icmpx admin-prohibited',
+        "ip saddr @block_country jump filter_IN_policy_allow-host-ipv6",
+        "ip saddr @block_country jump filter_IN_drop",
+        "ip saddr @block_country drop",
+        "jump filter_IN_policy_allow-host-ipv6",
+        "jump filter_IN_public",
+        "reject with icmpx admin-prohibited",
+    ]
+    table = next(t for t in rs.tables if t.name == "firewalld")
+    assert "filter_INPUT_ZONES" not in table.chains and "filter_INPUT_POLICIES_pre" not in table.chains
+    # The zone's rows keep their origin: the binding, with its line.
+    row = table.chains["filter_INPUT_POLICIES"].rules[1]
+    assert row.origin.text.startswith("zone internal: internal interface dummy0")
+    assert row.location.file.endswith("zones/internal.xml") and row.location.line == 4
+
+
+def test_base_and_zone_chains_of_the_2x_layout(tmp_path):
+    rs = load(_blog(tmp_path), firewalld_version="2.1.1")
+    assert _rules(rs, "filter_INPUT") == [
+        "ct state { established, related } accept", "ct status dnat accept", 'iifname "lo" accept',
+        "ct state invalid drop", "jump filter_INPUT_POLICIES", "reject with icmpx admin-prohibited"]
+    assert _rules(rs, "filter_OUTPUT")[-1] == "jump filter_OUTPUT_POLICIES"
+    assert _rules(rs, "nat_PREROUTING") == ["jump nat_PREROUTING_POLICIES"]
+    # No dispatch jumps and no target in the zone's chain (the target is the
+    # dispatch's last rule); ICMP not blocked is accepted at index 4.
+    assert _rules(rs, "filter_IN_public") == [
+        "jump filter_IN_public_pre", "jump filter_IN_public_log", "jump filter_IN_public_deny",
+        "jump filter_IN_public_allow", "jump filter_IN_public_post", "meta l4proto { icmp, ipv6-icmp } accept"]
+    # A zone derives HOST -> zone in 2.x (tracking only): its dispatch returns.
+    assert 'oifname "dummy0" jump filter_OUT_internal' in _rules(rs, "filter_OUTPUT_POLICIES")
+    assert 'oifname "dummy0" return' in _rules(rs, "filter_OUTPUT_POLICIES")
+
+
+def test_zone_priority_changes_the_verdict_only_on_2x(tmp_path):
+    ssh = make_packet(src="198.51.100.7", dst="192.0.2.1", dport=22, iif="dummy0")
+    # Without priorities 2.x keeps 1.x's order: sources before interfaces.
+    for version in ("1.3.3", "2.1.1"):
+        assert evaluate(load(_blog(tmp_path / version, priority=False), firewalld_version=version), ssh).verdict \
+            == "drop"
+    # internal at priority -10 classifies dummy0 before drop's source.
+    prio = evaluate(load(_blog(tmp_path), firewalld_version="2.1.1"), ssh)
+    assert prio.verdict == "accept" and prio.decided_by.rule.origin.text == "zone internal, service ssh"
+    # firewalld 1.x has no zone priorities: a located error, exit 2.
+    with pytest.raises(RuleAnalyzerError, match="zone priorities need firewalld 2.0") as info:
+        load(_blog(tmp_path / "again"), firewalld_version="1.3.3")
+    assert info.value.location.file.endswith("internal.xml") and info.value.location.line == 2
+
+
+def test_strict_forward_ports_on_2_3(tmp_path):
+    conf = "DefaultZone=public\nStrictForwardPorts=yes\n"
+    root = tmp_path / "fw"
+    (root / "zones").mkdir(parents=True)
+    (root / "firewalld.conf").write_text(conf)
+    (root / "zones" / "public.xml").write_text(
+        '<zone>\n  <interface name="eth0"/>\n  <forward-port port="8080" protocol="tcp" to-port="80" '
+        'to-addr="10.0.0.5"/>\n</zone>\n')
+    strict = load(root, firewalld_version="2.3.0")
+    assert _rules(strict, "filter_FORWARD")[1] == "ct status dnat jump filter_FORWARD_dnat"
+    assert _rules(strict, "filter_FORWARD_dnat") == ["ct original proto-dst 8080 accept",
+                                                     "reject with icmpx admin-prohibited"]
+    dnat = next(t for t in strict.tables if t.name == "firewalld").chains["filter_FORWARD_dnat"].rules[0]
+    assert dnat.origin.text.startswith("zone public, forward-port 8080/tcp") and dnat.location.line == 3
+    # Before 2.3 the key is unknown: the generic accept stays, and we say so.
+    old = load(root, firewalld_version="2.2.0")
+    assert _rules(old, "filter_FORWARD")[1] == "ct status dnat accept"
+    assert any("StrictForwardPorts came with firewalld 2.3" in d.message for d in old.diagnostics)
+
+
+def test_version_comes_from_the_option_the_config_or_the_snapshot(tmp_path):
+    root = _blog(tmp_path)  # .../prio/etc/firewalld
+    snapshot = root.parent.parent
+    (snapshot / "versions.txt").write_text("nft: nftables v1.0.9\nfirewalld: 2.1.1\n")
+    assert load(snapshot).meta["firewalld"]["layout"] == "2.x"
+    assert load(root).meta["firewalld"]["version"] == "2.1.1"
+    assert load(root, firewalld_version="2.0.0").meta["firewalld"]["version"] == "2.0.0"
+    (snapshot / "versions.txt").unlink()
+    with pytest.raises(RuleAnalyzerError, match="zone priorities"):
+        load(root)  # 1.3.3 by default
+    settings = tmp_path / ".ruleanalyzer.yaml"
+    settings.write_text("firewalld-version: 2.1.1\n")
+    result = run_audit([str(root)], select=["RA705"], config=load_config(settings))
+    assert result.bad_inputs == []
+    done = subprocess.run([sys.executable, "-m", "ruleanalyzer", "audit", "--no-config", "--firewalld-version",
+                           "two", str(root)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "not a version number" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "ruleanalyzer", "audit", "--no-config", "--firewalld-version",
+                           "2.1.1", "--select", "RA705", str(root)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_forwarded_traffic_goes_by_ingress_binding_then_egress_binding(tmp_path):
+    root = tmp_path / "fw"
+    (root / "zones").mkdir(parents=True)
+    (root / "firewalld.conf").write_text("DefaultZone=public\n")
+    (root / "zones" / "dmz.xml").write_text('<zone target="DROP">\n  <interface name="eth2"/>\n</zone>\n')
+    (root / "zones" / "internal.xml").write_text('<zone target="ACCEPT">\n  <interface name="eth1"/>\n</zone>\n')
+    rs = load(root, firewalld_version="2.1.1")
+    rows = _rules(rs, "filter_FORWARD_POLICIES")
+    assert rows[:2] == ['iifname "eth2" oifname "eth2" jump filter_FWD_dmz', 'iifname "eth2" oifname "eth2" drop']
+    out = evaluate(rs, make_packet(src="10.1.0.5", dst="203.0.113.9", dport=443, iif="eth1", oif="eth0"))
+    assert out.verdict == "accept" and "internal" in out.decided_by.rule.origin.text
+    dmz = evaluate(rs, make_packet(src="10.2.0.5", dst="10.1.0.9", dport=443, iif="eth2", oif="eth1"))
+    assert dmz.verdict == "drop" and "zone dmz, target DROP" in dmz.decided_by.rule.origin.text
