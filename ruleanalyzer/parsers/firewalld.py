@@ -45,6 +45,10 @@ def sniff(text: str, name: str) -> int:
     """A firewalld XML document (zone, policy, service, ipset, …) or
     firewalld.conf; nft rulesets firewalld generated are nft's."""
     head = text.lstrip("\ufeff \t\r\n")[:2000]
+    from .firewalld_listall import looks_like
+
+    if looks_like(head):
+        return 90  # firewall-cmd --list-all(-zones) output
     if head.startswith("<?xml") or head.startswith("<"):
         if re.search(r"<(zone|policy|service|ipset|icmptype|helper|direct)\b", head):
             return 90
@@ -308,6 +312,15 @@ def parse(text: str, name: str) -> Ruleset:
     stripped = text.lstrip("\ufeff \t\r\n")
     diagnostics: list = []
     objects = _stock(DEFAULT_VERSION)
+    from . import firewalld_listall
+
+    if firewalld_listall.looks_like(stripped):
+        zones, conf, where = firewalld_listall.read(text, name, objects, diagnostics)
+        objects["zones"].update(zones)
+        version = "2.0.0" if "ingress-priority" in text else DEFAULT_VERSION
+        config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
+                        objects["ipsets"], objects["icmptypes"], objects["helpers"], None, name, version)
+        return compile_config(config, diagnostics, name)
     conf, where = {}, {}
     base = Path(name).name.rsplit("__", 1)[-1]  # a copied tree flattened with __ keeps its name
     stem = base[:-4] if base.endswith(".xml") else base

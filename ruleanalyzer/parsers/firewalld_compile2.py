@@ -293,6 +293,12 @@ class Compiler2(Compiler):
                 self.pair_rules(policy, table, chain, zi, ze, a, b, last=False)
                 if derived:
                     self.pair_rules(policy, table, chain, zi, ze, a, b, last=True)
+        if len(self.dispatch) > 20000:
+            bound = sum(len(self.bindings(z)) for z in zones)
+            self.diagnostics.append((f"firewalld 2.x's dispatch grows with the square of the bindings: {bound} "
+                                     f"interfaces and sources make {len(self.dispatch)} dispatch rules (firewalld "
+                                     "2.x itself slows down or fails at this size; its three-stage dispatch, "
+                                     "PR #1558, came after 2.x)", self.c.conf_where.get("DefaultZone")))
         seen = set()
         for chain, key, line in sorted(self.dispatch, key=lambda x: (x[0], x[1])):
             if (chain, line.text, key) in seen:
