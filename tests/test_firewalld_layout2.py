@@ -132,7 +132,9 @@ def test_version_comes_from_the_option_the_config_or_the_snapshot(tmp_path):
     snapshot = root.parent.parent
     (snapshot / "versions.txt").write_text("nft: nftables v1.0.9\nfirewalld: 2.1.1\n")
     assert load(snapshot).meta["firewalld"]["layout"] == "2.x"
-    assert load(root).meta["firewalld"]["version"] == "2.1.1"
+    # the record is outside etc/firewalld given alone: not read (the reader stays in its tree)
+    with pytest.raises(RuleAnalyzerError, match="zone priorities"):
+        load(root)
     assert load(root, firewalld_version="2.0.0").meta["firewalld"]["version"] == "2.0.0"
     (snapshot / "versions.txt").unlink()
     with pytest.raises(RuleAnalyzerError, match="zone priorities"):

@@ -99,9 +99,9 @@ def test_output_that_cannot_say_enough_is_refused_with_what_to_give(tmp_path, bo
         load(path)
     assert message in info.value.message and info.value.location.line == line
     assert "/etc/firewalld" in (info.value.hint or "")
-    done = subprocess.run([sys.executable, "-m", "ruleanalyzer", "check", str(path)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "ruleanalyzer", "audit", "--no-config", str(path)], capture_output=True,
                           text=True, timeout=120)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.returncode == 2 and message in done.stdout + done.stderr and "Traceback" not in done.stderr
 
 
 def test_list_all_of_one_zone_says_the_rest_is_stock():

@@ -72,6 +72,55 @@ def find_config_dir(path: Path) -> Path | None:
     return None
 
 
+#: Bounds on what one configuration directory may make the reader open.
+MAX_FILES = 5000
+MAX_TOTAL_BYTES = 64 * 1024 * 1024
+
+
+class Tree:
+    """The configuration tree a reader was given: every file it opens must
+    resolve inside it (a symlink out of it is refused, not followed), and
+    the number and total size of the files read are bounded."""
+
+    def __init__(self, given: Path):
+        self.given = given
+        self.base = given.resolve()
+        self.files = 0
+        self.bytes = 0
+
+    def inside(self, path: Path) -> Path:
+        resolved = path.resolve()
+        if resolved != self.base and self.base not in resolved.parents:
+            raise RuleAnalyzerError(f"{path} leads out of the configuration directory {self.given} "
+                                    f"(to {resolved}): refused, not followed", Location(str(path)),
+                                    hint="copy the files into the directory instead of linking them")
+        return path
+
+    def entries(self, folder: Path) -> list[Path]:
+        self.inside(folder)
+        out = []
+        for entry in folder.iterdir():
+            out.append(entry)
+            if len(out) + self.files > MAX_FILES:
+                raise RuleAnalyzerError(f"more than {MAX_FILES} files in the configuration directory "
+                                        f"{self.given}: refused", Location(str(folder)),
+                                        hint="give the firewalld configuration directory itself")
+        return sorted(out)
+
+    def read(self, path: Path) -> str:
+        self.inside(path)
+        self.files += 1
+        if self.files > MAX_FILES:
+            raise RuleAnalyzerError(f"more than {MAX_FILES} files in the configuration directory {self.given}: "
+                                    "refused", Location(str(path)))
+        text = _read(path)
+        self.bytes += len(text)
+        if self.bytes > MAX_TOTAL_BYTES:
+            raise RuleAnalyzerError(f"the configuration directory {self.given} holds more than "
+                                    f"{MAX_TOTAL_BYTES // (1024 * 1024)} MiB of files: refused", Location(str(path)))
+        return text
+
+
 def _read(path: Path) -> str:
     from ..loader import read_text
 
@@ -97,7 +146,8 @@ def _stock(version: str) -> dict:
     return {k: dict(v) for k, v in _CACHE[version].items()}
 
 
-def _load_kinds(root: Path, diagnostics: list, stock: bool = False, label: Path | None = None) -> dict:
+def _load_kinds(root: Path, diagnostics: list, stock: bool = False, label: Path | None = None,
+                tree: Tree | None = None) -> dict:
     out: dict = {k: {} for k in KINDS}
     readers = {"ipsets": fx.read_ipset, "icmptypes": fx.read_icmptype, "helpers": fx.read_helper,
                "services": fx.read_service}
@@ -105,12 +155,12 @@ def _load_kinds(root: Path, diagnostics: list, stock: bool = False, label: Path 
         folder = root / kind
         if not folder.is_dir():
             continue
-        for path in sorted(folder.iterdir()):
+        for path in (tree.entries(folder) if tree else sorted(folder.iterdir())):
             if not path.name.endswith(".xml") or not path.is_file():
                 continue
             name = path.name[:-4]
             shown = str(path if label is None else label / kind / path.name)
-            text = _read(path)
+            text = tree.read(path) if tree else _read(path)
             if kind == "zones":
                 out[kind][name] = fx.read_zone(text, shown, name, diagnostics, stock=stock)
             elif kind == "policies":
@@ -131,17 +181,19 @@ def load_directory(path: str | os.PathLike, version: str | None = None,
         raise RuleAnalyzerError("not a firewalld configuration directory (no firewalld.conf, zones/, "
                                 "policies/ or direct.xml)", Location(str(path)))
     diagnostics: list = []
+    tree = Tree(Path(path))
+    tree.inside(root)
     conf, where = {}, {}
     if (root / "firewalld.conf").is_file():
-        conf, where = fx.read_conf(_read(root / "firewalld.conf"), str(root / "firewalld.conf"))
-    version = version or recorded_version(Path(path)) or recorded_version(root.parent.parent) or DEFAULT_VERSION
+        conf, where = fx.read_conf(tree.read(root / "firewalld.conf"), str(root / "firewalld.conf"))
+    version = version or recorded_version(Path(path), tree) or DEFAULT_VERSION
     objects = _stock(stock_version(version, diagnostics))
-    user = _load_kinds(root, diagnostics)
+    user = _load_kinds(root, diagnostics, tree=tree)
     for kind in KINDS:
         objects[kind].update(user[kind])
     direct = None
     if (root / "direct.xml").is_file():
-        direct = fx.read_direct(_read(root / "direct.xml"), str(root / "direct.xml"))
+        direct = fx.read_direct(tree.read(root / "direct.xml"), str(root / "direct.xml"))
     config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
                     objects["ipsets"], objects["icmptypes"], objects["helpers"], direct, str(root), version)
     for zone, what in bindings or []:
@@ -153,13 +205,14 @@ def load_directory(path: str | os.PathLike, version: str | None = None,
     return compile_config(config, diagnostics, str(root))
 
 
-def recorded_version(path: Path) -> str | None:
+def recorded_version(path: Path, tree: Tree) -> str | None:
     """The firewalld version a host snapshot recorded (``versions.txt``:
-    ``firewalld: 2.1.1``), when ``path`` is one."""
+    ``firewalld: 2.1.1``), when ``path`` is one (a snapshot's
+    ``etc/firewalld`` given alone has no record inside it: 1.3.3 then)."""
     versions = path / "versions.txt"
     if not versions.is_file():
         return None
-    m = re.search(r"^firewalld:\s*v?(\d+(?:\.\d+)*)\s*$", _read(versions), re.M)
+    m = re.search(r"^firewalld:\s*v?(\d+(?:\.\d+)*)\s*$", tree.read(versions), re.M)
     return m.group(1) if m else None
 
 
