@@ -253,7 +253,7 @@ def check_config(config: Config) -> None:
             raise RuleAnalyzerError(f"zone {name}: zone priorities need firewalld 2.0 or later (this "
                                     f"configuration is read as firewalld {config.version})", zone.location,
                                     hint="give the host's firewalld version (--firewalld-version)")
-        if len(name) > fx.MAX_NAME:
+        if len(name) > fx.MAX_NAME and zone.name_problem != "too-long":
             raise RuleAnalyzerError(f"zone name {name!r} is longer than {fx.MAX_NAME} characters: "
                                     "firewalld refuses it", zone.location)
         for entry in zone.interfaces:
@@ -375,18 +375,21 @@ def parse(text: str, name: str) -> Ruleset:
                         objects["ipsets"], objects["icmptypes"], objects["helpers"], None, name, version)
         return compile_config(config, diagnostics, name)
     conf, where = {}, {}
-    base = Path(name).name.rsplit("__", 1)[-1]  # a copied tree flattened with __ keeps its name
-    stem = base[:-4] if base.endswith(".xml") else base
-    if not re.fullmatch(r"[A-Za-z0-9_\-]{1,17}", stem or ""):
-        # A file named for where it came from (a flattened path), not for
-        # its zone: firewalld would not have accepted the name either.
-        stem = "custom"
+    stem, problem = object_name(name)
     if not stripped.startswith("<"):
         conf, where = fx.read_conf(text, name)
     else:
         root = fx.parse_xml(text, name)
         if root.tag == "zone":
             zone = fx.read_zone(text, name, stem, diagnostics)
+            zone.name_problem = problem
+            if problem == "too-long":
+                diagnostics.append((f"zone name {stem!r} has {len(stem)} characters: firewalld refuses zone names "
+                                    f"longer than {fx.MAX_NAME}, so it never loads this file (read as if it did)",
+                                    zone.location))
+            elif problem == "unknown":
+                diagnostics.append(("the file's name gives no zone name: read as zone 'custom' (fixes say "
+                                    "<zone>)", zone.location))
             objects["zones"][stem] = zone
             if stem != conf.get("DefaultZone", "public") and not zone.interfaces and not zone.sources:
                 conf["DefaultZone"] = stem
@@ -422,6 +425,21 @@ def parse(text: str, name: str) -> Ruleset:
                     objects["ipsets"], objects["icmptypes"], objects["helpers"], None, name, DEFAULT_VERSION)
     ruleset = compile_config(config, diagnostics, name)
     return ruleset
+
+
+def object_name(path: str) -> tuple[str, str | None]:
+    """The zone (or policy) name a file given alone stands for, and what is
+    wrong with it. A copied tree flattened with ``__`` keeps its name in the
+    last part (``owner__repo__zones__public.xml`` is zone public); a name
+    firewalld would refuse for its length is kept and said (``too-long``);
+    a file named for something else reads as ``custom`` (``unknown``)."""
+    base = Path(path).name.rsplit("__", 1)[-1]
+    stem = base[:-4] if base.endswith(".xml") else base
+    if not re.fullmatch(r"[A-Za-z0-9_\-]+", stem or ""):
+        return "custom", "unknown"
+    if len(stem) > fx.MAX_NAME:
+        return stem, "too-long"
+    return stem, None
 
 
 def origin_text(rule) -> str:

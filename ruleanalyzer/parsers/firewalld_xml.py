@@ -152,6 +152,10 @@ class Zone(Settings):
     #: the order packets are classified into zones; None when not written.
     ingress_priority: int | None = None
     egress_priority: int | None = None
+    #: A zone file read alone whose name is not a usable zone name:
+    #: ``"too-long"`` (over 17 characters: firewalld refuses the file) or
+    #: ``"unknown"`` (the file's name gives none; read as ``custom``).
+    name_problem: str | None = None
 
 
 @dataclass
