@@ -91,3 +91,16 @@ def test_binding_default_zone_and_dnat_fixes_are_firewall_cmd(tmp_path):
     [f704] = run_audit([], select=["RA704"], together=[[str(root), str(docker)]]).findings
     assert ("firewall-cmd --permanent --zone=public --add-forward-port=port=5432:proto=tcp:toport=5432:"
             "toaddr=172.17.0.2; firewall-cmd --reload") in f704.fix
+
+
+def test_binding_never_taking_effect_fix_narrows_the_earlier_binding(tmp_path):
+    root = tmp_path / "fw"
+    (root / "zones").mkdir(parents=True)
+    (root / "firewalld.conf").write_text("DefaultZone=public\n")
+    (root / "zones" / "alpha.xml").write_text('<zone>\n  <source address="10.0.0.0/8"/>\n</zone>\n')
+    (root / "zones" / "beta.xml").write_text('<zone>\n  <source address="10.1.0.0/16"/>\n</zone>\n')
+    [f] = run_audit([str(root)], select=["RA703"]).findings
+    assert f.fix == ("firewall-cmd --permanent --zone=alpha --remove-source=10.0.0.0/8; firewall-cmd --permanent "
+                     "--zone=alpha --add-source=<10.0.0.0/8 without 10.1.0.0/16>; firewall-cmd --reload "
+                     "(firewalld 1.x tries sources in zone-name order; on firewalld 2.x: firewall-cmd --permanent "
+                     "--zone=beta --set-priority=-1)")

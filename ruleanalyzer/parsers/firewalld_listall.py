@@ -67,7 +67,8 @@ def _blocks(text: str, name: str):
         if not line[0].isspace():
             m = HEADER.match(line)
             if m is None:
-                raise RuleAnalyzerError(f"not a zone header of firewall-cmd output: {line.strip()[:60]!r}",
+                raise RuleAnalyzerError(f"not a zone header of firewall-cmd output: {line.strip()[:60]!r} (the "
+                                        "output is read alone, not inside another document)",
                                         Location(name, number, 1), hint=INSTEAD)
             current = (number, m.group("name"), m.group("flags") or "", {})
             blocks.append(current)
