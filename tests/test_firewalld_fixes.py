@@ -104,3 +104,18 @@ def test_binding_never_taking_effect_fix_narrows_the_earlier_binding(tmp_path):
                      "--zone=alpha --add-source=<10.0.0.0/8 without 10.1.0.0/16>; firewall-cmd --reload "
                      "(firewalld 1.x tries sources in zone-name order; on firewalld 2.x: firewall-cmd --permanent "
                      "--zone=beta --set-priority=-1)")
+
+
+def test_binding_never_taking_effect_on_2x_and_its_priority_fix(tmp_path):
+    root = tmp_path / "fw"
+    (root / "zones").mkdir(parents=True)
+    (root / "firewalld.conf").write_text("DefaultZone=public\n")
+    (root / "zones" / "alpha.xml").write_text('<zone>\n  <source address="10.0.0.0/8"/>\n</zone>\n')
+    (root / "zones" / "beta.xml").write_text('<zone>\n  <source address="10.1.0.0/16"/>\n</zone>\n')
+    [f] = run_audit([str(root)], select=["RA703"], firewalld_version="2.1.1").findings
+    assert f.message.startswith("zone beta, source 10.1.0.0/16: every packet it would take goes to zone alpha, "
+                                "source 10.0.0.0/8 first")
+    assert f.fix.endswith("on firewalld 2.x: firewall-cmd --permanent --zone=beta --set-priority=-1)")
+    # with beta's priority set (2.x), beta's source is tried first: nothing to report
+    (root / "zones" / "beta.xml").write_text('<zone priority="-1">\n  <source address="10.1.0.0/16"/>\n</zone>\n')
+    assert run_audit([str(root)], select=["RA703"], firewalld_version="2.1.1").findings == []

@@ -71,7 +71,7 @@ def test_dispatch_is_the_zone_priorities_post_rule_for_rule(tmp_path):
     assert "filter_INPUT_ZONES" not in table.chains and "filter_INPUT_POLICIES_pre" not in table.chains
     # The zone's rows keep their origin: the binding, with its line.
     row = table.chains["filter_INPUT_POLICIES"].rules[1]
-    assert row.origin.text.startswith("zone internal: internal interface dummy0")
+    assert row.origin.text == "zone internal, interface dummy0"
     assert row.location.file.endswith("zones/internal.xml") and row.location.line == 4
 
 

@@ -228,9 +228,18 @@ class BindingNeverTakesEffect(Check):
         if _config(ctx) is None:
             return
         for table in ctx.ruleset.tables:
-            if table.name != "firewalld" or "filter_INPUT_ZONES" not in table.chains:
+            if table.name != "firewalld":
                 continue
-            rules = table.chains["filter_INPUT_ZONES"].rules
+            if "filter_INPUT_ZONES" in table.chains:
+                rules = table.chains["filter_INPUT_ZONES"].rules
+            elif "filter_INPUT_POLICIES" in table.chains:
+                # firewalld 2.x: each binding's row jumps to its zone's chain
+                # and ends in the zone's target; the rows are what compete.
+                rules = [r for r in table.chains["filter_INPUT_POLICIES"].rules
+                         if str(getattr(r.action, "target", "")).startswith("filter_IN_")
+                         and not str(r.action.target).startswith("filter_IN_policy_")]
+            else:
+                continue
             for i, rule in enumerate(rules):
                 if rule.origin is None or rule.origin.generated:
                     continue

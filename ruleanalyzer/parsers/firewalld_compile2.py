@@ -333,8 +333,8 @@ class Compiler2(Compiler):
         how = _describe(zi, ze, a, b)
         lines = []
         if not last:
-            lines.append((0, f"{head} jump {target}".strip(),
-                          self._dispatch_origin(policy, f"{owner}: {how}", i_entry or e_entry)))
+            text = _binding_text(zone, zi, ze, a, b) if derived else f"{owner} (priority {priority}): {how}"
+            lines.append((0, f"{head} jump {target}".strip(), self._dispatch_origin(policy, text, i_entry or e_entry)))
         elif table != "filter" or chain in ("PREROUTING", "OUTPUT"):
             lines.append((2, f"{head} return".strip(), self.stock(f"{owner}: end of dispatch for {how}")))
         elif zone.target in ("default", "ACCEPT", "%%REJECT%%", "DROP"):
@@ -392,6 +392,20 @@ def _family(source: str) -> str | None:
     if source.startswith("ipset:") or is_mac(source):
         return None
     return address_family(source)
+
+
+def _binding_text(zone: Zone, zi, ze, a, b) -> str:
+    """A zone's dispatch row as 1.x answers read: ``zone public, interface
+    eth0`` (the zone's own binding), then where the pair goes."""
+    own, other, arrow = (a, (ze, b), "->") if zi == zone.name else (b, (zi, a), "<-")
+    i, s, _ = own
+    text = f"zone {zone.name}, " + ("every other interface (default zone)" if i == "+" else
+                                    f"interface {i}" if i else f"source {s}")
+    if other[0] == "HOST":
+        return text if arrow == "->" else text + " (from the host)"
+    oi, os_, _ = other[1]
+    far = "any other interface" if oi == "+" else (f"interface {oi}" if oi else f"source {os_}")
+    return f"{text} {arrow} zone {other[0]} {far}"
 
 
 def _describe(zi, ze, a, b) -> str:
