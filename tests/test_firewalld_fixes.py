@@ -14,11 +14,15 @@ from ruleanalyzer import load, loads
 from ruleanalyzer.audit import run_audit
 from ruleanalyzer.errors import RuleAnalyzerError
 
+from .test_parser_firewalld import _config
+
 RICH = ('<zone>\n  <rule family="ipv4"><source address="192.0.2.10"/><service name="ssh"/><accept/></rule>\n'
         '  <rule family="ipv4"><source address="192.0.2.0/24"/><drop/></rule>\n  <service name="http"/>\n'
         '  <rule family="ipv4" priority="10"><source address="198.51.100.0/24"/><drop/></rule>\n'
         '  <rule family="ipv4"><service name="telnet"/><accept/></rule>\n</zone>\n')
 ZONE = "firewall-cmd --permanent --zone=public"
+BINDINGS = {"alpha": '<zone>\n  <source address="10.0.0.0/8"/>\n</zone>\n',
+            "beta": '<zone>\n  <source address="10.1.0.0/16"/>\n</zone>\n'}
 
 
 def _fixes(name: str, codes: list[str]) -> dict[str, str]:
@@ -70,11 +74,8 @@ def test_binding_default_zone_and_dnat_fixes_are_firewall_cmd(tmp_path):
     from ruleanalyzer.checks.firewalld import DefaultZoneCatchesInterface
     from ruleanalyzer.host import HostContext
 
-    root = tmp_path / "fw"
-    (root / "zones").mkdir(parents=True)
-    (root / "firewalld.conf").write_text("DefaultZone=public\n")
-    (root / "zones" / "internal.xml").write_text('<zone>\n  <interface name="eth1"/>\n</zone>\n')
-    (root / "zones" / "work.xml").write_text('<zone>\n  <service name="ssh"/>\n</zone>\n')
+    root = _config(tmp_path, {"internal": '<zone>\n  <interface name="eth1"/>\n</zone>\n',
+                              "work": '<zone>\n  <service name="ssh"/>\n</zone>\n'})
     rs = load(root)
     rs.host = HostContext(addresses={"lo": [], "ens4": [ipaddress.ip_interface("10.0.0.1/24")]})
     [f706] = list(DefaultZoneCatchesInterface().run(Context(rs)))
@@ -94,11 +95,7 @@ def test_binding_default_zone_and_dnat_fixes_are_firewall_cmd(tmp_path):
 
 
 def test_binding_never_taking_effect_fix_narrows_the_earlier_binding(tmp_path):
-    root = tmp_path / "fw"
-    (root / "zones").mkdir(parents=True)
-    (root / "firewalld.conf").write_text("DefaultZone=public\n")
-    (root / "zones" / "alpha.xml").write_text('<zone>\n  <source address="10.0.0.0/8"/>\n</zone>\n')
-    (root / "zones" / "beta.xml").write_text('<zone>\n  <source address="10.1.0.0/16"/>\n</zone>\n')
+    root = _config(tmp_path, BINDINGS)
     [f] = run_audit([str(root)], select=["RA703"]).findings
     assert f.fix == ("firewall-cmd --permanent --zone=alpha --remove-source=10.0.0.0/8; firewall-cmd --permanent "
                      "--zone=alpha --add-source=<10.0.0.0/8 without 10.1.0.0/16>; firewall-cmd --reload "
@@ -107,11 +104,7 @@ def test_binding_never_taking_effect_fix_narrows_the_earlier_binding(tmp_path):
 
 
 def test_binding_never_taking_effect_on_2x_and_its_priority_fix(tmp_path):
-    root = tmp_path / "fw"
-    (root / "zones").mkdir(parents=True)
-    (root / "firewalld.conf").write_text("DefaultZone=public\n")
-    (root / "zones" / "alpha.xml").write_text('<zone>\n  <source address="10.0.0.0/8"/>\n</zone>\n')
-    (root / "zones" / "beta.xml").write_text('<zone>\n  <source address="10.1.0.0/16"/>\n</zone>\n')
+    root = _config(tmp_path, BINDINGS)
     [f] = run_audit([str(root)], select=["RA703"], firewalld_version="2.1.1").findings
     assert f.message.startswith("zone beta, source 10.1.0.0/16: every packet it would take goes to zone alpha, "
                                 "source 10.0.0.0/8 first")

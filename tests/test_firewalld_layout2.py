@@ -29,6 +29,8 @@ from ruleanalyzer.engine import evaluate
 from ruleanalyzer.errors import RuleAnalyzerError
 from ruleanalyzer.packets import make_packet
 
+from .test_parser_firewalld import _config
+
 INTERNAL = ('<?xml version="1.0" encoding="utf-8"?>\n<zone{prio}>\n  <short>Internal</short>\n'
             '  <interface name="dummy0"/>\n  <service name="ssh"/>\n</zone>\n')
 DROP = '<?xml version="1.0" encoding="utf-8"?>\n<zone target="DROP">\n  <source ipset="block_country"/>\n</zone>\n'
@@ -108,13 +110,9 @@ def test_zone_priority_changes_the_verdict_only_on_2x(tmp_path):
 
 
 def test_strict_forward_ports_on_2_3(tmp_path):
-    conf = "DefaultZone=public\nStrictForwardPorts=yes\n"
-    root = tmp_path / "fw"
-    (root / "zones").mkdir(parents=True)
-    (root / "firewalld.conf").write_text(conf)
-    (root / "zones" / "public.xml").write_text(
-        '<zone>\n  <interface name="eth0"/>\n  <forward-port port="8080" protocol="tcp" to-port="80" '
-        'to-addr="10.0.0.5"/>\n</zone>\n')
+    root = _config(tmp_path, {"public": '<zone>\n  <interface name="eth0"/>\n  <forward-port port="8080" '
+                                        'protocol="tcp" to-port="80" to-addr="10.0.0.5"/>\n</zone>\n'},
+                   "DefaultZone=public\nStrictForwardPorts=yes\n")
     strict = load(root, firewalld_version="2.3.0")
     assert _rules(strict, "filter_FORWARD")[1] == "ct status dnat jump filter_FORWARD_dnat"
     assert _rules(strict, "filter_FORWARD_dnat") == ["ct original proto-dst 8080 accept",
@@ -153,11 +151,8 @@ def test_version_comes_from_the_option_the_config_or_the_snapshot(tmp_path):
 
 
 def test_forwarded_traffic_goes_by_ingress_binding_then_egress_binding(tmp_path):
-    root = tmp_path / "fw"
-    (root / "zones").mkdir(parents=True)
-    (root / "firewalld.conf").write_text("DefaultZone=public\n")
-    (root / "zones" / "dmz.xml").write_text('<zone target="DROP">\n  <interface name="eth2"/>\n</zone>\n')
-    (root / "zones" / "internal.xml").write_text('<zone target="ACCEPT">\n  <interface name="eth1"/>\n</zone>\n')
+    root = _config(tmp_path, {"dmz": '<zone target="DROP">\n  <interface name="eth2"/>\n</zone>\n',
+                              "internal": '<zone target="ACCEPT">\n  <interface name="eth1"/>\n</zone>\n'})
     rs = load(root, firewalld_version="2.1.1")
     rows = _rules(rs, "filter_FORWARD_POLICIES")
     assert rows[:2] == ['iifname "eth2" oifname "eth2" jump filter_FWD_dmz', 'iifname "eth2" oifname "eth2" drop']

@@ -45,7 +45,7 @@ with equal priority are ordered by policy name.
 from __future__ import annotations
 
 from ..model import Location, Origin
-from .firewalld_compile import (BASE_CHAINS, REJECT, RFC3964, SUFFIXES, TOOL, Compiler, Line, _Derived,
+from .firewalld_compile import (REJECT, TOOL, Compiler, Line, _Derived,
                                 _norm_source, _pkttype, _ports)
 from .firewalld_xml import Zone, address_family, is_mac, port_range
 
@@ -78,57 +78,26 @@ class Compiler2(Compiler):
         self.strict = (version_tuple(config.version) >= STRICT_FORWARD_PORTS and
                        config.conf.get("StrictForwardPorts", "no").lower() in ("yes", "true"))
         #: (chain, sort key, line) of the dispatch rules, sorted at the end.
-        self.dispatch: list[tuple[str, tuple, Line]] = []
+        self.dispatch_rows: list[tuple[str, tuple, Line]] = []
 
     # -- base chains -----------------------------------------------------------
 
+    ZONE_CHAINS_DISPATCH = False
+    ICMP_INVERSION_INDEX = 4
+
+    def dispatch(self, base: str) -> tuple[list[str], list[str]]:
+        """One flat dispatch chain per base chain (``filter_INPUT_POLICIES``)."""
+        return [f"{base}_POLICIES"], [f"{base}_POLICIES"]
+
+    def dnat_rule(self, name: str) -> None:
+        if not self.strict:
+            return super().dnat_rule(name)
+        self.chain(f"{name}_dnat")
+        self.add(name, f"ct status dnat jump {name}_dnat",
+                 self.stock("StrictForwardPorts=yes: DNATed connections only to firewalld's forward-ports"))
+
     def default_rules(self) -> None:
-        s = self.stock
-        for (table, chain), (hook, prio, kind) in BASE_CHAINS.items():
-            if table == "filter":
-                continue
-            self.chain(f"{table}_{chain}", f"type {kind} hook {hook} priority {prio}; policy accept;")
-            self.chain(f"{table}_{chain}_POLICIES")
-            self.add(f"{table}_{chain}", f"jump {table}_{chain}_POLICIES", s("policy and zone dispatch"))
-        for chain in ("PREROUTING", "INPUT", "FORWARD", "OUTPUT"):
-            hook, prio, kind = BASE_CHAINS[("filter", chain)]
-            self.chain(f"filter_{chain}", f"type {kind} hook {hook} priority {prio}; policy accept;")
-        log = self.log_denied != "off"
-        pkt = _pkttype(self.log_denied)
-        for chain in ("INPUT", "FORWARD"):
-            name = f"filter_{chain}"
-            self.add(name, "ct state { established, related } accept", s("replies of allowed connections"))
-            if self.strict:
-                self.chain(f"{name}_dnat")
-                self.add(name, f"ct status dnat jump {name}_dnat",
-                         s("StrictForwardPorts=yes: DNATed connections only to firewalld's forward-ports"))
-            else:
-                self.add(name, "ct status dnat accept", s("connections firewalld or another tool DNATed"))
-            self.add(name, 'iifname "lo" accept', s("loopback"))
-            if log:
-                self.add(name, f'ct state invalid {pkt}log prefix "STATE_INVALID_DROP: "', s("LogDenied"))
-            self.add(name, "ct state invalid drop", s("invalid packets"))
-            self.chain(f"{name}_POLICIES")
-            self.add(name, f"jump {name}_POLICIES", s("policy and zone dispatch"))
-            if log:
-                self.add(name, f'{pkt}log prefix "FINAL_REJECT: "', s("LogDenied"))
-            self.add(name, REJECT, s("final reject"))
-        self.add("filter_OUTPUT", "ct state { established, related } accept", s("replies"))
-        self.add("filter_OUTPUT", 'oifname "lo" accept', s("loopback"))
-        self.chain("filter_OUTPUT_POLICIES")
-        self.add("filter_OUTPUT", "jump filter_OUTPUT_POLICIES", s("policy dispatch"))
-        if self.c.conf.get("IPv6_rpfilter", "yes").lower() not in ("no", "false"):
-            text = "meta nfproto ipv6 fib saddr . mark . iif oif missing"
-            if log:
-                text += ' log prefix "rpfilter_DROP: "'
-            self.insert("filter_PREROUTING", text + " drop", s("IPv6_rpfilter (reverse path filter)"))
-            self.insert("filter_PREROUTING", "icmpv6 type { nd-router-advert, nd-neighbor-solicit } accept",
-                        s("IPv6_rpfilter exemption for neighbour discovery"))
-        if self.c.conf.get("RFC3964_IPv4", "yes").lower() not in ("no", "false"):
-            text = RFC3964 + (' log prefix "RFC3964_IPv4_REJECT: "' if self.log_denied in ("unicast", "all") else "")
-            text += " reject with icmpv6 addr-unreachable"
-            self.add("filter_OUTPUT", text, s("RFC3964_IPv4"), after=1)
-            self.add("filter_FORWARD", text, s("RFC3964_IPv4"), after=4 if log else 3)
+        super().default_rules()
         if self.strict:
             for chain in ("INPUT", "FORWARD"):
                 self._strict_forward_ports(chain)
@@ -187,53 +156,8 @@ class Compiler2(Compiler):
             return [("filter", "FORWARD"), ("nat", "PREROUTING"), ("mangle", "PREROUTING")]
         return [("nat", "POSTROUTING")]
 
-    def policy_chains(self, policy, table: str, chain: str) -> None:
-        """``build_policy_chain_rules``: the chain and its five parts; a real
-        policy's target at its end (a zone's target is its last dispatch rule)."""
-        derived = isinstance(policy, _Derived)
-        snat = (table, chain) == ("nat", "POSTROUTING")
-        track = (policy.name if not derived else f"{policy.zone.name}:{policy.name}", table, chain)
-        if track in self.created_policy_chains:
-            return
-        self.created_policy_chains.add(track)
-        base = f"{table}_{self.base_name(policy, table, snat)}"
-        self.chain(base)
-        s = self.stock(f"{self.owner(policy)}: chain layout")
-        for suffix in SUFFIXES:
-            self.chain(f"{base}_{suffix}")
-            self.add(base, f"jump {base}_{suffix}", s)
-        if derived or table != "filter":
-            return
-        target = policy.target
-        where = Location(policy.file, policy.location.line) if policy.file else None
-        if target in ("REJECT", "%%REJECT%%", "DROP", "ACCEPT"):
-            label = "REJECT" if target in ("REJECT", "%%REJECT%%") else target
-            origin = Origin(TOOL, f"{self.owner(policy)}, target {label}", where)
-            if self.log_denied != "off" and target != "ACCEPT":
-                pkt = _pkttype(self.log_denied)
-                self.add(base, f'{pkt}log prefix "filter_{self.base_name(policy, table, snat)}_{label}: "', origin)
-            self.add(base, REJECT if label == "REJECT" else target.lower(), origin, where)
-
     def policy_dispatch(self, policy) -> None:
         """No dispatch while applying: :meth:`render_dispatch` builds it."""
-
-    def icmp_block_inversion(self, zone: Zone) -> None:
-        policy = _Derived(zone, zone.name, "HOST")
-        if zone.target in ("DROP", "%%REJECT%%"):
-            return
-        if not zone.icmp_block_inversion and zone.target == "ACCEPT":
-            return
-        chain = f"filter_{self.base_name(policy, 'filter')}"
-        verdict = REJECT if zone.icmp_block_inversion else "accept"
-        what = ("icmp-block-inversion: ICMP not listed is rejected" if zone.icmp_block_inversion
-                else "ICMP not blocked is accepted")
-        origin = Origin(TOOL, f"zone {zone.name}, {what}", Location(zone.file, zone.location.line),
-                        generated=not zone.icmp_block_inversion)
-        self.add(chain, f"meta l4proto {{ icmp, ipv6-icmp }} {verdict}", origin, after=4)
-        if self.log_denied != "off" and zone.icmp_block_inversion:
-            pkt = _pkttype(self.log_denied)
-            self.add(chain, f'meta l4proto {{ icmp, ipv6-icmp }} {pkt}log prefix "filter_IN_{zone.name}_ICMP_BLOCK: "',
-                     origin, after=4)
 
     # -- the dispatch ----------------------------------------------------------
 
@@ -293,14 +217,14 @@ class Compiler2(Compiler):
                 self.pair_rules(policy, table, chain, zi, ze, a, b, last=False)
                 if derived:
                     self.pair_rules(policy, table, chain, zi, ze, a, b, last=True)
-        if len(self.dispatch) > 20000:
+        if len(self.dispatch_rows) > 20000:
             bound = sum(len(self.bindings(z)) for z in zones)
             self.diagnostics.append((f"firewalld 2.x's dispatch grows with the square of the bindings: {bound} "
-                                     f"interfaces and sources make {len(self.dispatch)} dispatch rules (firewalld "
+                                     f"interfaces and sources make {len(self.dispatch_rows)} dispatch rules (firewalld "
                                      "2.x itself slows down or fails at this size; its three-stage dispatch, "
                                      "PR #1558, came after 2.x)", self.c.conf_where.get("DefaultZone")))
         seen = set()
-        for chain, key, line in sorted(self.dispatch, key=lambda x: (x[0], x[1])):
+        for chain, key, line in sorted(self.dispatch_rows, key=lambda x: (x[0], x[1])):
             if (chain, line.text, key) in seen:
                 continue
             seen.add((chain, line.text, key))
@@ -351,7 +275,7 @@ class Compiler2(Compiler):
         for last_order, text, origin in lines:
             key = self.sort_key(policy, zi, ze, i_if, i_src, e_if, e_src, priority, last_order, prerouting,
                                 postrouting)
-            self.dispatch.append((f"{table}_{chain}_POLICIES", key, Line(text, origin, origin.location)))
+            self.dispatch_rows.append((f"{table}_{chain}_POLICIES", key, Line(text, origin, origin.location)))
 
     def _dispatch_origin(self, policy, text: str, entry) -> Origin:
         if isinstance(policy, _Derived):

@@ -22,7 +22,8 @@ from ruleanalyzer import loads
 from ruleanalyzer.engine import evaluate
 from ruleanalyzer.parsers.firewalld import load_directory
 
-from .firewalld_oracle import host_fingerprint, missing, run_firewalld
+from .firewalld_oracle import run_firewalld
+from .test_kernel_firewalld import oracle  # noqa: F401  (the isolated-firewalld fixture, host hashed)
 
 pytestmark = pytest.mark.kernel
 
@@ -47,16 +48,6 @@ PACKETS = [
     ("198.51.100.5", 8080, "priority -1 runs before priority 0"),
     ("192.0.2.9", 9000, "same priority, file order; then the zone"),
 ]
-
-
-@pytest.fixture(scope="module")
-def oracle():
-    reason = missing()
-    if reason:
-        pytest.skip(reason)
-    before = host_fingerprint()
-    yield
-    assert host_fingerprint() == before, "the host's firewalld files or nft ruleset changed"
 
 
 def _config(root: Path) -> Path:
