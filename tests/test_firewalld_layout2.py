@@ -109,19 +109,67 @@ def test_zone_priority_changes_the_verdict_only_on_2x(tmp_path):
     assert info.value.location.file.endswith("internal.xml") and info.value.location.line == 2
 
 
-def test_strict_forward_ports_on_2_3(tmp_path):
+#: firewalld's own test of StrictForwardPorts (src/tests/features/strict_forward_ports.at): three
+#: policies with forward-ports, and the chains it expects with the key off and on.
+STRICT_POLICIES = {
+    "inputPolicy": '<policy target="CONTINUE">\n  <ingress-zone name="ANY"/>\n  <egress-zone name="HOST"/>\n'
+                   '  <forward-port port="12345" protocol="tcp" to-port="54321"/>\n</policy>\n',
+    "forwardPolicy": '<policy target="CONTINUE">\n  <ingress-zone name="ANY"/>\n  <egress-zone name="ANY"/>\n'
+                     '  <rule family="ipv4" priority="-1"><source address="10.0.0.0/8"/><forward-port port="3333" '
+                     'protocol="tcp" to-port="4444" to-addr="10.222.222.222"/></rule>\n</policy>\n',
+    "outputPolicy": '<policy target="CONTINUE">\n  <ingress-zone name="HOST"/>\n  <egress-zone name="ANY"/>\n'
+                    '  <forward-port port="11111" protocol="tcp" to-port="22222" to-addr="10.20.20.1"/>\n</policy>\n',
+}
+RFC3964_RULE = ("ip6 daddr { ::/96, ::ffff:0.0.0.0/96, 2002::/24, 2002:a00::/24, 2002:7f00::/24, 2002:a9fe::/32, "
+                "2002:ac10::/28, 2002:c0a8::/32, 2002:e000::/19 } reject with icmpv6 addr-unreachable")
+
+
+@pytest.mark.parametrize("strict", ["no", "yes"])
+def test_strict_forward_ports_as_firewalld_own_test_expects(tmp_path, strict):
+    root = _config(tmp_path, {}, f"DefaultZone=public\nStrictForwardPorts={strict}\n")
+    (root / "policies").mkdir()
+    for name, body in STRICT_POLICIES.items():
+        (root / "policies" / f"{name}.xml").write_text(body)
+    rs = load(root, firewalld_version="2.3.0")
+
+    def listed(chain):  # the .at file prints "ct state established,related"
+        return [r.replace("{ established, related }", "established,related") for r in _rules(rs, chain)]
+
+    dnat = {"no": ["ct status dnat accept"] * 3,
+            "yes": [f"ct status dnat jump filter_{c}_dnat" for c in ("INPUT", "FORWARD", "OUTPUT")]}[strict]
+    assert listed("filter_INPUT") == ["ct state established,related accept", dnat[0], 'iifname "lo" accept',
+                                      "ct state invalid drop", "jump filter_INPUT_POLICIES",
+                                      "reject with icmpx admin-prohibited"]
+    assert listed("filter_FORWARD") == ["ct state established,related accept", dnat[1], 'iifname "lo" accept',
+                                        "ct state invalid drop", RFC3964_RULE, "jump filter_FORWARD_POLICIES",
+                                        "reject with icmpx admin-prohibited"]
+    assert listed("filter_OUTPUT") == ["ct state established,related accept", dnat[2], 'oifname "lo" accept',
+                                       RFC3964_RULE, "jump filter_OUTPUT_POLICIES"]
+    table = next(t for t in rs.tables if t.name == "firewalld")
+    if strict == "no":
+        assert not any(name.endswith("_dnat") for name in table.chains)
+        return
+    for chain, port in (("INPUT", 12345), ("FORWARD", 3333), ("OUTPUT", 11111)):
+        assert listed(f"filter_{chain}_dnat") == [f"ct original proto-dst {port} accept",
+                                                  "reject with icmpx admin-prohibited"]
+    accept = table.chains["filter_FORWARD_dnat"].rules[0]
+    assert accept.origin.text.startswith("policy forwardPolicy, rule priority=\"-1\"")
+    assert accept.location.file.endswith("forwardPolicy.xml") and accept.location.line == 4
+
+
+def test_strict_forward_ports_only_from_2_3(tmp_path):
     root = _config(tmp_path, {"public": '<zone>\n  <interface name="eth0"/>\n  <forward-port port="8080" '
                                         'protocol="tcp" to-port="80" to-addr="10.0.0.5"/>\n</zone>\n'},
                    "DefaultZone=public\nStrictForwardPorts=yes\n")
     strict = load(root, firewalld_version="2.3.0")
-    assert _rules(strict, "filter_FORWARD")[1] == "ct status dnat jump filter_FORWARD_dnat"
     assert _rules(strict, "filter_FORWARD_dnat") == ["ct original proto-dst 8080 accept",
                                                      "reject with icmpx admin-prohibited"]
     dnat = next(t for t in strict.tables if t.name == "firewalld").chains["filter_FORWARD_dnat"].rules[0]
     assert dnat.origin.text.startswith("zone public, forward-port 8080/tcp") and dnat.location.line == 3
-    # Before 2.3 the key is unknown: the generic accept stays, and we say so.
+    # Before 2.3 the key is unknown: the generic accept stays (and OUTPUT has none), and we say so.
     old = load(root, firewalld_version="2.2.0")
     assert _rules(old, "filter_FORWARD")[1] == "ct status dnat accept"
+    assert "ct status dnat accept" not in _rules(old, "filter_OUTPUT")
     assert any("StrictForwardPorts came with firewalld 2.3" in d.message for d in old.diagnostics)
 
 
@@ -160,3 +208,58 @@ def test_forwarded_traffic_goes_by_ingress_binding_then_egress_binding(tmp_path)
     assert out.verdict == "accept" and "internal" in out.decided_by.rule.origin.text
     dmz = evaluate(rs, make_packet(src="10.2.0.5", dst="10.1.0.9", dport=443, iif="eth2", oif="eth1"))
     assert dmz.verdict == "drop" and "zone dmz, target DROP" in dmz.decided_by.rule.origin.text
+
+
+#: The zones of firewalld's own zone-priority test (src/tests/features/zone_priority.at, the 2.x
+#: flat-dispatch version): name -> (ingress priority, egress priority, binding).
+PRIORITY_ZONES = {
+    "zone-1": (-30000, -30000, "dummy-1"), "zone-2": (-10000, -10000, "dummy-2"),
+    "zone-3": (-5000, -2000, "dummy-3"), "zone-4": (-100, 1, "dummy-4"), "zone-5": (-1, 100, "dummy-5"),
+    "zone-6": (500, 500, "10.10.10.0/24"), "zone-7": (1000, 1000, "dummy-7"),
+    "zone-8": (30000, 30000, "10.0.0.0/8"), "zone-0andlast": (0, 32000, "dummy-9"),
+}
+
+
+def test_dispatch_order_is_firewalld_zone_priority_test(tmp_path):
+    """The order that test expects, row for row: every binding by ingress
+    priority (then source before interface, then zone name) gets the
+    ANY->HOST policy, its zone and its zone's target; forwarded pairs go by
+    ingress binding, then egress binding by egress priority, the default
+    zone's catch-all last on both sides."""
+    zones = {}
+    for name, (ingress, egress, binding) in PRIORITY_ZONES.items():
+        bind = f'<source address="{binding}"/>' if "/" in binding else f'<interface name="{binding}"/>'
+        zones[name] = f'<zone ingress-priority="{ingress}" egress-priority="{egress}">\n  {bind}\n</zone>\n'
+    zones["foobar"] = '<zone ingress-priority="-2" egress-priority="-3"/>\n'  # not active: no rows
+    rs = load(_config(tmp_path, zones), firewalld_version="2.1.1")
+
+    def match(binding):
+        if binding is None:
+            return ""
+        return f"ip saddr {binding} " if "/" in binding else f'iifname "{binding}" '
+
+    def order(which):
+        key = {"in": 0, "out": 1}[which]
+        ranked = sorted(PRIORITY_ZONES.items(), key=lambda kv: (kv[1][key], 1 if "/" in kv[1][2] else 2, kv[0]))
+        return [(name, b[2]) for name, b in ranked] + [("public", None)]
+
+    reject = "reject with icmpx admin-prohibited"
+    expected_in = []
+    for zone, binding in order("in"):
+        m = match(binding)
+        expected_in += [f"{m}jump filter_IN_policy_allow-host-ipv6", f"{m}jump filter_IN_{zone}", f"{m}{reject}"]
+    assert _rules(rs, "filter_INPUT_POLICIES") == expected_in
+    expected_fwd = []
+    for zone, ingress in order("in"):
+        for _, egress in order("out"):
+            m = ""  # iifname, oifname, saddr, daddr: the order firewalld writes them
+            if ingress and "/" not in ingress:
+                m += f'iifname "{ingress}" '
+            if egress and "/" not in egress:
+                m += f'oifname "{egress}" '
+            if ingress and "/" in ingress:
+                m += f"ip saddr {ingress} "
+            if egress and "/" in egress:
+                m += f"ip daddr {egress} "
+            expected_fwd += [f"{m}jump filter_FWD_{zone}", f"{m}{reject}"]
+    assert _rules(rs, "filter_FORWARD_POLICIES") == expected_fwd

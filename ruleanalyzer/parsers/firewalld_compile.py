@@ -278,9 +278,13 @@ class Compiler:
             return made, made
         return [f"{base}_POLICIES_pre", f"{base}_ZONES", f"{base}_POLICIES_post"], [f"{base}_ZONES"]
 
-    def dnat_rule(self, name: str) -> None:
-        """What the INPUT and FORWARD chains do with DNATed connections."""
+    def dnat_rule(self, name: str) -> bool:
+        """What a base chain does with DNATed connections (1.x: INPUT and
+        FORWARD accept them; OUTPUT has no such rule). Whether it added one."""
+        if name == "filter_OUTPUT":
+            return False
         self.add(name, "ct status dnat accept", self.stock("connections firewalld or another tool DNATed"))
+        return True
 
     def dispatch_jumps(self, base: str) -> None:
         made, jumped = self.dispatch(base)
@@ -314,6 +318,7 @@ class Compiler:
                 self.add(name, f'{pkt}log prefix "FINAL_REJECT: "', s("LogDenied"))
             self.add(name, REJECT, s("final reject"))
         self.add("filter_OUTPUT", "ct state { established, related } accept", s("replies"))
+        output_dnat = self.dnat_rule("filter_OUTPUT")
         self.add("filter_OUTPUT", 'oifname "lo" accept', s("loopback"))
         self.dispatch_jumps("filter_OUTPUT")
         if self.c.conf.get("IPv6_rpfilter", "yes").lower() not in ("no", "false"):
@@ -326,7 +331,7 @@ class Compiler:
         if self.c.conf.get("RFC3964_IPv4", "yes").lower() not in ("no", "false"):
             text = RFC3964 + (' log prefix "RFC3964_IPv4_REJECT: "' if self.log_denied in ("unicast", "all") else "")
             text += " reject with icmpv6 addr-unreachable"
-            self.add("filter_OUTPUT", text, s("RFC3964_IPv4"), after=1)
+            self.add("filter_OUTPUT", text, s("RFC3964_IPv4"), after=2 if output_dnat else 1)
             self.add("filter_FORWARD", text, s("RFC3964_IPv4"), after=4 if log else 3)
         for ipset in self.c.ipsets.values():
             pass  # sets are printed from the configuration, see :func:`render`

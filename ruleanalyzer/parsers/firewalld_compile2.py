@@ -89,31 +89,35 @@ class Compiler2(Compiler):
         """One flat dispatch chain per base chain (``filter_INPUT_POLICIES``)."""
         return [f"{base}_POLICIES"], [f"{base}_POLICIES"]
 
-    def dnat_rule(self, name: str) -> None:
-        if not self.strict:
+    def dnat_rule(self, name: str) -> bool:
+        """``_build_default_rules_dnat`` (2.3, also in OUTPUT): accept every
+        DNATed connection, or with ``StrictForwardPorts=yes`` jump to a chain
+        that accepts firewalld's own forward-ports and rejects the rest."""
+        if version_tuple(self.c.version) < STRICT_FORWARD_PORTS:
             return super().dnat_rule(name)
+        if not self.strict:
+            self.add(name, "ct status dnat accept", self.stock("connections firewalld or another tool DNATed"))
+            return True
         self.chain(f"{name}_dnat")
+        self.add(f"{name}_dnat", REJECT, self.stock("StrictForwardPorts=yes: every other DNATed connection"))
         self.add(name, f"ct status dnat jump {name}_dnat",
                  self.stock("StrictForwardPorts=yes: DNATed connections only to firewalld's forward-ports"))
+        return True
 
-    def default_rules(self) -> None:
-        super().default_rules()
-        if self.strict:
-            for chain in ("INPUT", "FORWARD"):
-                self._strict_forward_ports(chain)
-
-    def _strict_forward_ports(self, chain: str) -> None:
-        name = f"filter_{chain}_dnat"
-        for zone in sorted(self.c.zones.values(), key=lambda z: z.name):
-            if not (zone.interfaces or zone.sources or zone.name == self.default_zone):
-                continue
-            entries = [(e.value, e.location, f"forward-port {e.value[0]}/{e.value[1]}") for e in zone.forward_ports]
-            entries += [((r.element[1]["port"], r.element[1]["protocol"], "", ""), r.location, str(r))
-                        for r in zone.rules if r.element and r.element[0] == "forward-port"]
-            for (port, proto, _to_port, _to_addr), where, text in entries:
-                self.add(name, f"ct original proto-dst {_ports(port_range(port))} accept",
-                         Origin(TOOL, f"zone {zone.name}, {text} (StrictForwardPorts=yes)", where), where)
-        self.add(name, REJECT, self.stock("StrictForwardPorts=yes: every other DNATed connection"))
+    def forward_port(self, policy, value, rule, where) -> None:
+        """``build_policy_forward_port_rules``: with StrictForwardPorts the
+        port is also accepted in the DNAT chain of the hook it arrives at
+        (OUTPUT from the host, FORWARD with a to-addr, else INPUT), inserted
+        at the top."""
+        super().forward_port(policy, value, rule, where)
+        if not self.strict:
+            return
+        port, proto, _to_port, to_addr = value
+        chain = "OUTPUT" if "HOST" in policy.ingress_names else ("FORWARD" if to_addr else "INPUT")
+        text = str(rule) if rule is not None else f"forward-port {port}/{proto}"
+        origin = Origin(TOOL, f"{self.owner(policy)}, {text} (StrictForwardPorts=yes)", where)
+        self._put(f"filter_{chain}_dnat", Line(f"ct original proto-dst {_ports(port_range(port))} accept", origin,
+                                               where), 0)
 
     # -- zones and their policies ----------------------------------------------
 
