@@ -37,9 +37,11 @@ firewalld/firewalld before the three-stage dispatch of PR #1558, as in the
   accepting only firewalld's own forward-ports (``ct original proto-dst
   PORT accept``) and rejecting every other DNATed connection.
 
-What was not read from the source but assumed: every pair of bindings is
-present (the steady state after a reload), and a binding pair's policies
-with equal priority are ordered by policy name.
+Checked against firewalld's own testsuite expectations for 2.x
+(tests/test_firewalld_layout2.py: ``zone_priority.at``, every pair of
+bindings present including the default zone's catch-all on both sides;
+``strict_forward_ports.at``). Assumed, not read: a binding pair's
+policies of equal priority are ordered by policy name.
 """
 
 from __future__ import annotations
