@@ -863,6 +863,13 @@ class Compiler:
     # -- addresses -------------------------------------------------------------
 
     def addr_match(self, field_: str, address: str, invert: bool = False) -> str:
+        key = (field_, address, invert)
+        cache = self.__dict__.setdefault("_addr_cache", {})
+        if key not in cache:  # 2.x's dispatch asks for the same binding once per pair
+            cache[key] = self._addr_match(field_, address, invert)
+        return cache[key]
+
+    def _addr_match(self, field_: str, address: str, invert: bool = False) -> str:
         op = "!= " if invert else ""
         if address.startswith("ipset:"):
             return self.set_match(address[6:], field_ == "daddr", op)

@@ -214,8 +214,9 @@ class Compiler2(Compiler):
                             if a[0] == "+" and b[0] == "+":
                                 continue
                             pairs.append((policy, zi, ze, a, b))
+        families: dict[str, str | None] = {}
         for policy, zi, ze, a, b in pairs:
-            if a[1] and b[1] and _family(a[1]) != _family(b[1]):
+            if a[1] and b[1] and families.setdefault(a[1], _family(a[1])) != families.setdefault(b[1], _family(b[1])):
                 continue  # ``must be same IPv4/IPv6 family!``
             derived = isinstance(policy, _Derived)
             chains = self.zone_dispatch_chains(policy) if derived else self.policy_dispatch_chains(policy)
