@@ -263,3 +263,23 @@ def test_dispatch_order_is_firewalld_zone_priority_test(tmp_path):
                 m += f"ip daddr {egress} "
             expected_fwd += [f"{m}jump filter_FWD_{zone}", f"{m}{reject}"]
     assert _rules(rs, "filter_FORWARD_POLICIES") == expected_fwd
+
+
+def test_a_disabled_policy_builds_nothing_from_2_4(tmp_path):
+    """firewalld 2.4's policy sets ship policies with <disable/>; 1.x and 2.0-2.3 refuse the element."""
+    root = _config(tmp_path, {"internal": '<zone>\n  <interface name="eth1"/>\n</zone>\n'})
+    (root / "policies").mkdir()
+    (root / "policies" / "lan-to-host.xml").write_text(
+        '<policy target="CONTINUE" priority="1000">\n  <disable />\n  <ingress-zone name="internal"/>\n'
+        '  <egress-zone name="HOST"/>\n  <service name="ssh"/>\n</policy>\n')
+    rs = load(root, firewalld_version="2.4.0")
+    table = next(t for t in rs.tables if t.name == "firewalld")
+    assert not any("lan-to-host" in name for name in table.chains)
+    with pytest.raises(RuleAnalyzerError, match="<disable/> came with firewalld 2.4") as info:
+        load(root, firewalld_version="2.3.0")
+    assert info.value.location.line == 2
+    (root / "policies" / "lan-to-host.xml").write_text(
+        '<policy target="CONTINUE" priority="1000">\n  <ingress-zone name="internal"/>\n'
+        '  <egress-zone name="HOST"/>\n  <service name="ssh"/>\n</policy>\n')
+    assert 'iifname "eth1" jump filter_IN_policy_lan-to-host' in _rules(load(root, firewalld_version="2.4.0"),
+                                                                        "filter_INPUT_POLICIES")

@@ -29,7 +29,10 @@ from ..errors import RuleAnalyzerError
 from ..model import Diagnostic, Location, Origin, Ruleset
 from . import firewalld_xml as fx
 from .firewalld_compile import Compiler, Config, _policy_names
-from .firewalld_compile2 import Compiler2, is_2x
+from .firewalld_compile2 import Compiler2, is_2x, version_tuple
+
+#: firewalld 2.4's policy sets: a policy file may say ``<disable/>``.
+DISABLE_POLICIES = (2, 4)
 
 #: The stock definitions shipped with the analyzer, by firewalld version.
 STOCK_VERSIONS = ("1.3.3",)
@@ -219,8 +222,6 @@ def recorded_version(path: Path, tree: Tree) -> str | None:
 def stock_version(version: str, diagnostics: list) -> str:
     """The stock definitions used for ``version``: its own when shipped,
     else the nearest shipped (said in a diagnostic)."""
-    from .firewalld_compile2 import version_tuple
-
     if not re.fullmatch(r"\d+(\.\d+){0,3}", version or ""):
         raise RuleAnalyzerError(f"firewalld version {version!r} is not a version number",
                                 hint="e.g. --firewalld-version 1.3.3 or 2.1.1")
@@ -285,6 +286,10 @@ def check_config(config: Config) -> None:
             if entry.value not in config.icmptypes:
                 raise RuleAnalyzerError(f"zone {name}: icmptype {entry.value!r} does not exist", entry.location)
     for name, policy in config.policies.items():
+        if policy.disabled is not None and version_tuple(config.version) < DISABLE_POLICIES:
+            raise RuleAnalyzerError(f"policy {name}: <disable/> came with firewalld 2.4 (policy sets); firewalld "
+                                    f"{config.version} refuses the file", policy.disabled.location,
+                                    hint="give the host's firewalld version (--firewalld-version)")
         if len(name) > 18:
             raise RuleAnalyzerError(f"policy name {name!r} is longer than 18 characters: firewalld 1.3 "
                                     "refuses it", policy.location)
@@ -317,7 +322,7 @@ def compile_config(config: Config, diagnostics: list, name: str) -> Ruleset:
                                 hint="firewalld's iptables backend builds different chains; set "
                                      "FirewallBackend=nftables (the default since firewalld 0.6)")
     check_config(config)
-    from .firewalld_compile2 import STRICT_FORWARD_PORTS, version_tuple
+    from .firewalld_compile2 import STRICT_FORWARD_PORTS
 
     if config.conf.get("StrictForwardPorts", "no").lower() in ("yes", "true") and \
             version_tuple(config.version) < STRICT_FORWARD_PORTS:

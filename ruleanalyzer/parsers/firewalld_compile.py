@@ -264,6 +264,8 @@ class Compiler:
         # firewalld: a policy applies when an ingress and an egress zone is
         # active (bound) or a symbolic zone; the default zone counts only
         # once it has bindings (``get_active_zones``).
+        if getattr(policy, "disabled", None) is not None:
+            return False  # firewalld >= 2.4: <disable/>
         bound = {z for z in self.c.zones if self.c.zones[z].interfaces or self.c.zones[z].sources} | {"HOST", "ANY"}
         return bool({e.value for e in policy.ingress} & bound) and bool({e.value for e in policy.egress} & bound)
 

@@ -164,6 +164,8 @@ class Policy(Settings):
     priority: int = -1
     ingress: list[Entry] = field(default_factory=list)
     egress: list[Entry] = field(default_factory=list)
+    #: ``<disable/>`` (firewalld >= 2.4, policy sets): the policy builds nothing.
+    disabled: Entry | None = None
 
 
 @dataclass
@@ -645,6 +647,9 @@ def read_settings(ctx: _Context, root: Element, obj: Settings, diagnostics: list
         elif isinstance(obj, Zone) and tag == "forward":
             ctx.check_attrs(el)
             obj.forward = True
+        elif isinstance(obj, Policy) and tag == "disable":
+            ctx.check_attrs(el)
+            obj.disabled = Entry(True, el.location)
         elif isinstance(obj, Policy) and tag in ("ingress-zone", "egress-zone"):
             ctx.check_attrs(el, ("name",))
             (obj.ingress if tag == "ingress-zone" else obj.egress).append(Entry(a["name"], el.location))
