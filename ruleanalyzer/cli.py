@@ -30,6 +30,9 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", help="cloud exports: the security group, NACL, NSG or tag to evaluate")
     p.add_argument("--inventory", help="cloud exports: YAML mapping names (groups, tags) to CIDRs")
     p.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
+    p.add_argument("--firewalld-version", metavar="X.Y.Z",
+                   help="firewalld configuration directories: the version whose layout they compile to "
+                        "(1.x or 2.x; default: a snapshot's recorded version, else 1.3.3)")
     p.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
 
 
@@ -103,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--config", help="settings file (default: nearest .ruleanalyzer.yaml or pyproject.toml)")
     au.add_argument("--no-config", action="store_true", help="ignore config files")
     au.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
+    au.add_argument("--firewalld-version", metavar="X.Y.Z",
+                    help="firewalld configuration directories: the layout's version (1.x or 2.x; default: "
+                         "the config's firewalld-version, a snapshot's recorded version, else 1.3.3)")
     au.add_argument("--max-findings", type=int, metavar="N", default=None,
                     help="text: print at most N findings in full after the summary (default 30; "
                          "0: all); JSON and SARIF always hold every finding")
@@ -128,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args) -> "object":
-    ruleset = load(*args.files, dialect=args.dialect, max_bytes=args.max_bytes)
+    ruleset = load(*args.files, dialect=args.dialect, max_bytes=args.max_bytes,
+                   firewalld_version=getattr(args, "firewalld_version", None))
     if getattr(args, "inventory", None) or getattr(args, "target", None) or ruleset.meta.get("cloud"):
         try:
             from .targets import select_target
@@ -252,7 +259,7 @@ def cmd_audit(args, out) -> int:
                            max_bytes=args.max_bytes, progress=progress,
                            include_generated=args.include_generated, hosts=not args.one_by_one,
                            jobs=args.jobs, dask_scheduler=args.dask_scheduler,
-                           host_timeout=args.host_timeout)
+                           host_timeout=args.host_timeout, firewalld_version=args.firewalld_version)
     finally:
         if progress is not None:
             progress.close()
