@@ -553,9 +553,18 @@ def _route(path: "_Path", routing, hook: str):
     """Keep on ``path`` the packets the host routes to ``hook`` (input:
     delivered locally; forward: forwarded, with the route's output
     interface); return the packets taken off (another path's), or None."""
-    if routing is None or (hook == "input" and routing.redirects):
-        return None  # REDIRECT keeps the address in the walk: its packets are not narrowed
-    keep = routing.local if hook == "input" else routing.forward
+    if routing is None:
+        return None
+    if hook == "input" and routing.redirects:
+        # REDIRECT keeps the address in the walk: its packets are not
+        # narrowed to local addresses, only by the reverse-path filter.
+        keep = routing.rp_pass
+        if keep is None:
+            return None
+    else:
+        keep = routing.local if hook == "input" else routing.forward
+        if routing.rp_pass is not None:
+            keep = keep & routing.rp_pass  # spoofed sources are dropped before any filter chain
     moot = path.upper & ~keep
     path.lower, path.upper = path.lower & keep, path.upper & keep
     return moot

@@ -373,3 +373,39 @@ def test_the_documented_shell_commands_make_the_same_snapshot(lab, tmp_path):
     assert (a.routes, a.rules, a.addresses, a.sysctls) == (b.routes, b.rules, b.addresses, b.sysctls)
     assert {n: s.entries for n, s in a.sets.items()} == {n: s.entries for n, s in b.sets.items()}
     assert a.known == b.known
+
+
+@pytest.mark.parametrize("rp", [0, 1, 2])
+def test_rp_filter_strict_loose_off(lab, tmp_path, rp):
+    """A spoofed datagram — source 198.51.100.77, whose route back leaves by
+    br0, arriving on f0 — is dropped by strict rp_filter before FORWARD and
+    forwarded (to the lan server, -o br0 --dport 8080) with loose or none.
+    The engine and the packet space (what ``audit`` walks) say the same."""
+    from ruleanalyzer.checks import _sets as S
+    from ruleanalyzer.checks.base import Context
+
+    keys = ("net.ipv4.conf.all.rp_filter", "net.ipv4.conf.f0.rp_filter")
+    before = {k: lab.exec("fw", "sysctl", "-n", k).stdout.strip() for k in keys}
+    try:
+        lab.exec("fw", "sysctl", "-qw", f"{keys[0]}={rp}")
+        lab.exec("fw", "sysctl", "-qw", f"{keys[1]}=0")  # effective: max(all, f0) = rp
+        snapshot = tmp_path / f"fw-rp{rp}"
+        lab.collect(snapshot)
+        seen = lab.send("198.51.100.77", "10.77.0.5", 8080)
+        kernel = _kernel_answer(seen)
+        assert kernel == (("drop", "routing", None) if rp == 1 else ("accept", ("FORWARD", 3), "br0")), seen
+        rs = load(snapshot)
+        assert rs.host.rp_filter("f0") == rp
+        result = Evaluator(rs).evaluate(make_packet(src="198.51.100.77", dst="10.77.0.5", proto="udp",
+                                                    dport=8080, sport=40000, hook="auto", iif="f0"))
+        assert _analyzer_answer(result) == kernel, (result.routing, result.depends_on)
+        reach = Context(rs).reach("forward", 4)
+        sp = reach.space
+        point = (S.iface(sp, "iif", "f0") & S.networks(sp, "src", "198.51.100.77/32")
+                 & S.networks(sp, "dst", "10.77.0.5/32") & sp.eq("proto", 17) & sp.eq("dport", 8080)
+                 & S.state_is(sp, "new"))
+        accepted = reach.accepted.upper.node & point != sp.false
+        assert accepted is (rp != 1)
+    finally:
+        for k, v in before.items():
+            lab.exec("fw", "sysctl", "-qw", f"{k}={v}")
