@@ -1,6 +1,7 @@
 """Kernel proof for host snapshots: a router namespace with addresses, a
 bridge, routes in two tables and a policy rule, ipsets, DNAT and strict
-rp_filter; ``ruleanalyzer collect`` runs inside it; real UDP datagrams are
+rp_filter, for IPv4 and IPv6 (a v6 policy rule, nft ``fib daddr type
+local``); ``ruleanalyzer collect`` runs inside it; real UDP datagrams are
 sent from a client namespace through it to two server namespaces.
 
 For every datagram the kernel's answer — delivered or not (the receiving
@@ -19,6 +20,7 @@ every command has a timeout.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import os
 import re
@@ -67,6 +69,39 @@ COMMIT
 -A FORWARD -m set --match-set svc dst,dst -j ACCEPT
 COMMIT
 """
+#: IPv6: the same shape — routes (main: the lan behind br0; table 100,
+#: which a policy rule gives one client address: the dmz via f2) decide
+#: ``-o``, ``addrtype LOCAL`` is the host's own IPv6 addresses.
+RULES6 = """*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A FORWARD -o f0
+-A FORWARD -o br0
+-A FORWARD -o f2
+COMMIT
+*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p ipv6-icmp -j ACCEPT
+-A INPUT -p udp -m addrtype --dst-type LOCAL --dport 5353 -j ACCEPT
+-A FORWARD -o f2 -p udp --dport 9000 -j ACCEPT
+-A FORWARD -o br0 -p udp --dport 8080 -j ACCEPT
+-A FORWARD -p ipv6-icmp -j ACCEPT
+COMMIT
+"""
+#: nft's ``fib daddr type local`` for IPv6, before routing: drops UDP 5354
+#: to the host's own addresses only.
+NFT6 = """table ip6 ra6 {
+  chain pre {
+    type filter hook prerouting priority -10; policy accept;
+    udp dport 5354 fib daddr type local counter drop
+  }
+}
+"""
 IPSETS = ["create blocked hash:ip family inet", "add blocked 192.0.2.66",
           "create svc hash:ip,port family inet", "add svc 203.0.113.2,udp:7000"]
 
@@ -75,11 +110,19 @@ WIRING = [
     ("client", "c0", "192.0.2.2/24", "fw", "f0", "192.0.2.1/24"),
     ("fw", "f2", "203.0.113.1/24", "dmz", "d0", "203.0.113.2/24"),
 ]
+#: IPv6 addresses on the same links: (namespace, interface, address).
+WIRING6 = [("client", "c0", "2001:db8:1::2/64"), ("client", "c0", "2001:db8:1::3/64"),
+           ("fw", "f0", "2001:db8:1::1/64"), ("fw", "f2", "2001:db8:2::1/64"),
+           ("dmz", "d0", "2001:db8:2::2/64"), ("fw", "br0", "2001:db8:3::1/64"),
+           ("lan", "l0", "2001:db8:3::2/64"), ("dmz", "lo", "2001:db8:77::5/128"),
+           ("lan", "lo", "2001:db8:77::5/128")]
 SERVER = """
 import select, socket, sys
 socks = []
 for port in (5353, 7000, 8080, 9000):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", port)); socks.append(s)
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1); s.bind(("::", port)); socks.append(s)
 print("ready", flush=True)
 while True:
     for s in select.select(socks, [], [])[0]:
@@ -88,7 +131,7 @@ while True:
 """
 SEND = """
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], 40000))
 s.sendto(sys.argv[4].encode(), (sys.argv[2], int(sys.argv[3])))
 """
@@ -107,7 +150,8 @@ PROBES = [
 
 
 def _skip_reason() -> str | None:
-    return missing_prerequisites(("ip", "iptables-restore", "iptables-save", "ipset"))
+    return missing_prerequisites(("ip", "iptables-restore", "iptables-save", "ip6tables-restore", "ipset",
+                                  "nft"))
 
 
 class Lab:
@@ -166,6 +210,19 @@ class Lab:
         self.exec("fw", "ip", "route", "add", "10.77.0.0/16", "via", "198.51.100.2", "dev", "br0")
         self.exec("fw", "ip", "route", "add", "10.77.0.0/16", "via", "203.0.113.2", "dev", "f2", "table", "100")
         self.exec("fw", "ip", "rule", "add", "from", "192.0.2.0/24", "lookup", "100", "pref", "1000")
+        for role, dev, addr in WIRING6:
+            self.exec(role, "ip", "-6", "addr", "add", addr, "dev", dev, "nodad")
+        self.exec("client", "ip", "-6", "route", "add", "default", "via", "2001:db8:1::1")
+        self.exec("dmz", "ip", "-6", "route", "add", "default", "via", "2001:db8:2::1")
+        self.exec("lan", "ip", "-6", "route", "add", "default", "via", "2001:db8:3::1")
+        self.exec("fw", "ip", "-6", "route", "add", "default", "via", "2001:db8:1::2", "dev", "f0")
+        self.exec("fw", "ip", "-6", "route", "add", "2001:db8:77::/48", "via", "2001:db8:3::2", "dev", "br0")
+        self.exec("fw", "ip", "-6", "route", "add", "2001:db8:77::/48", "via", "2001:db8:2::2", "dev", "f2",
+                  "table", "100")
+        self.exec("fw", "ip", "-6", "rule", "add", "from", "2001:db8:1::2/128", "lookup", "100", "pref", "1000")
+        self.exec("fw", "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+        self.exec("fw", "ip6tables-restore", input=RULES6)
+        self.exec("fw", "nft", "-f", "-", input=NFT6)
         self.exec("fw", "sysctl", "-qw", "net.ipv4.ip_forward=1")
         self.exec("fw", "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1")
         for line in IPSETS:
@@ -189,9 +246,9 @@ class Lab:
             wait = 0.05
         return out
 
-    def counters(self) -> dict:
+    def counters(self, v6: bool = False) -> dict:
         """Packet counters: (table, chain, rule index or 'policy') → packets."""
-        text = self.exec("fw", "iptables-save", "-c").stdout
+        text = self.exec("fw", "ip6tables-save" if v6 else "iptables-save", "-c").stdout
         out, table, index = {}, None, {}
         for line in text.splitlines():
             if line.startswith("*"):
@@ -206,6 +263,10 @@ class Lab:
                 out[(table, m.group(2), index[key])] = int(m.group(1))
         return out
 
+    def nft_counter(self) -> int:
+        text = self.exec("fw", "nft", "list", "table", "ip6", "ra6").stdout
+        return int(re.search(r"counter packets (\d+)", text).group(1))
+
     def rp_drops(self) -> int:
         text = self.exec("fw", "cat", "/proc/net/netstat").stdout.splitlines()
         for head, values in zip(text[::2], text[1::2]):
@@ -215,12 +276,14 @@ class Lab:
 
     def send(self, src: str, dst: str, port: int) -> dict:
         """Send one datagram; what the kernel did with it."""
-        self.exec("fw", "iptables", "-Z")
-        self.exec("fw", "iptables", "-t", "mangle", "-Z")
+        v6 = ":" in src
+        tool = "ip6tables" if v6 else "iptables"
+        self.exec("fw", tool, "-Z")
+        self.exec("fw", tool, "-t", "mangle", "-Z")
         rp = self.rp_drops()
         self.exec("client", sys.executable, "-c", SEND, src, dst, str(port), f"{src}>{dst}:{port}")
         got = {role: self.received(role) for role in ("fw", "dmz", "lan")}
-        counters = self.counters()
+        counters = self.counters(v6)
         moved = {k: v for k, v in counters.items() if v and k[0] == "filter"}
         oif = [k[2] for k, v in counters.items() if k[0] == "mangle" and k[1] == "FORWARD"
                and k[2] != "policy" and v]
@@ -304,6 +367,69 @@ def test_collect_and_real_datagrams_agree(lab, tmp_path):
         need = why.split()[1] if why.startswith("ipset") else "output interface"
         assert any(need in d for d in alone.depends_on), (why, alone.depends_on)
     assert not disagreements, "\n".join(disagreements)
+
+
+#: IPv6 datagrams from the client: (source, destination, port, what needs the host context).
+PROBES6 = [
+    ("2001:db8:1::2", "2001:db8:77::5", 9000, "policy rule: from 2001:db8:1::2 uses table 100 (via f2)"),
+    ("2001:db8:1::2", "2001:db8:77::5", 8080, "policy rule: table 100, f2, no -o f2 rule for 8080"),
+    ("2001:db8:1::3", "2001:db8:77::5", 8080, "main table: 2001:db8:77::/48 via the bridge br0"),
+    ("2001:db8:1::3", "2001:db8:77::5", 9000, "main table: br0, no -o br0 rule for 9000"),
+    ("2001:db8:1::3", "2001:db8:1::1", 5353, "addrtype LOCAL: f0's own address"),
+    ("2001:db8:1::3", "2001:db8:3::1", 5353, "addrtype LOCAL: br0's address, arriving on f0"),
+    ("2001:db8:1::3", "2001:db8:77::5", 5353, "not local: forwarded by br0, FORWARD policy"),
+]
+#: ICMPv6 accept rules (neighbour discovery): their counters — and OUTPUT's
+#: policy, the router's own solicitations — move by themselves.
+ICMP6_RULES = {("INPUT", 1), ("FORWARD", 3)}
+
+
+def test_ipv6_routes_and_local_addresses_agree(lab, tmp_path):
+    """IPv6 through the same router: routes and a policy rule decide the
+    output interface of forwarded packets, the host's IPv6 addresses
+    decide ``addrtype LOCAL`` and ``--hook auto``; kernel and analyzer
+    agree on verdict, deciding rule and output interface. From the rule
+    file alone the forwarded answers depend on the output interface."""
+    snapshot = tmp_path / "fw6"
+    lab.collect(snapshot)
+    with_host = load(snapshot)
+    assert with_host.host.is_local(ipaddress.ip_address("2001:db8:3::1"))
+    plain = tmp_path / "rules.v6"
+    plain.write_text(RULES6)
+    engine, bare = Evaluator(with_host), Evaluator(load(plain))
+    disagreements = []
+    for src, dst, port, why in PROBES6:
+        seen = lab.send(src, dst, port)
+        seen["filter"] = {k: v for k, v in seen["filter"].items()
+                          if (k[1], k[2]) not in ICMP6_RULES and k[1] != "OUTPUT"}
+        result = engine.evaluate(make_packet(src=src, dst=dst, proto="udp", dport=port, sport=40000,
+                                             hook="auto", iif="f0"))
+        kernel, ours = _kernel_answer(seen), _analyzer_answer(result)
+        if kernel != ours:
+            disagreements.append(f"{src} -> {dst}:{port} ({why}): kernel {kernel} {seen}, analyzer {ours} "
+                                 f"{result.routing} {result.depends_on}")
+        if "LOCAL" in why:
+            assert result.packet.hook == "input", why
+            continue
+        assert result.packet.hook == "forward", why
+        alone = bare.evaluate(make_packet(src=src, dst=dst, proto="udp", dport=port, hook="forward",
+                                          iif="f0"))
+        if port == 5353:
+            continue  # no rule of the file takes it: the policy decides with or without the host
+        assert alone.verdict == "unknown" and any("output interface" in d for d in alone.depends_on), \
+            (why, alone.verdict, alone.depends_on)
+    assert not disagreements, "\n".join(disagreements)
+    # nft fib daddr type local: to one of the host's addresses the prerouting
+    # rule drops it; to another it goes on (forwarded, the FORWARD policy).
+    for dst, local in (("2001:db8:3::1", True), ("2001:db8:77::5", False)):
+        before = lab.nft_counter()
+        seen = lab.send("2001:db8:1::3", dst, 5354)
+        assert (lab.nft_counter() > before) is local and not seen["delivered"]
+        result = engine.evaluate(make_packet(src="2001:db8:1::3", dst=dst, proto="udp", dport=5354,
+                                             sport=40000, hook="auto", iif="f0"))
+        assert result.verdict == "drop", result
+        assert (result.decided_by.chain.name == "pre") is local, result.decided_by
+        assert result.packet.hook == ("input" if local else "forward")
 
 
 def test_forwarding_off_drops_and_is_said(lab, tmp_path):
