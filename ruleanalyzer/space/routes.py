@@ -27,6 +27,7 @@ interface, protocol or ports (the engine decides those per packet).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import ip_network
 
 from ..host import REJECT_TYPES, HostContext, PolicyRule
 from ..model import AddressMatch, BitsMatch, IntMatch, Nat
@@ -83,7 +84,23 @@ def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing
     tables = _Tables(space, routes)
     domain = space.layout.interfaces["oif"]
     local, forward = _decide(space, rules, tables, domain, iif_fixed=None)
-    _, out_forward = _decide(space, rules, tables, domain, iif_fixed="lo")
+    out_local, out_forward = _decide(space, rules, tables, domain, iif_fixed="lo", output=True)
+    if family == 4:
+        # The limited broadcast and multicast groups: delivered up (never
+        # forwarded by unicast routes); sent from one of the host's
+        # addresses, they leave by the device holding it.
+        special = encode_bounds(AddressMatch("dst", tuple(map(ip_network, ("255.255.255.255/32",
+                                                                          "224.0.0.0/4")))), space)[1]
+        local, forward = local | special, forward & ~special
+        owned = space.false
+        for dev, addrs in host.addresses.items():
+            mine = [ip_network(f"{a.ip}/32") for a in addrs if a.version == 4]
+            if mine and dev != "lo":
+                src = encode_bounds(AddressMatch("src", tuple(mine)), space)[1]
+                owned |= src
+                out_forward = (out_forward & ~(special & src)) | (special & src & space.one_of(
+                    "oif", [interface_code(domain, dev)]))
+        out_local &= ~(special & owned)
     # Per-interface IPv4 forwarding (``conf.<iif>.forwarding``; ``ip_forward`` sets them all).
     if family == 4:
         allowed = space.false
@@ -106,7 +123,7 @@ def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing
     redirects = ruleset is not None and any(isinstance(r.action, Nat) and r.action.kind == "redirect"
                                             for r in ruleset.rules())
     rp_pass = reverse_path_pass(space, host, family, rules, tables) if family == 4 else None
-    return Routing(local, forward, out_forward | _local_output(space, local), redirects, rp_pass)
+    return Routing(local, forward, out_forward | _local_output(space, out_local), redirects, rp_pass)
 
 
 def reverse_path_pass(space, host: HostContext, family: int, rules, tables: "_Tables"):
@@ -244,7 +261,9 @@ def _selector(space, rule: PolicyRule, iif_fixed: str | None, backwards: bool = 
     return ~node if rule.invert else node
 
 
-def _decide(space, rules, tables: _Tables, domain, iif_fixed: str | None):
+def _decide(space, rules, tables: _Tables, domain, iif_fixed: str | None, output: bool = False):
+    """``(local, forward)`` of one lookup; ``output``: the host's own
+    packets, where a subnet's broadcast route sends by its device."""
     sp = space
     remaining = sp.true
     local = forward = sp.false
@@ -263,7 +282,8 @@ def _decide(space, rules, tables: _Tables, domain, iif_fixed: str | None):
             hit = sel & region
             if hit == sp.false:
                 continue
-            if route.type == "unicast" and route.devices:
+            if route.devices and (route.type == "unicast"
+                                  or output and route.type in ("broadcast", "multicast")):
                 codes = sorted({interface_code(domain, d) for d in route.devices})
                 forward |= hit & sp.one_of("oif", codes)
             elif route.type in ("local", "broadcast", "multicast"):
