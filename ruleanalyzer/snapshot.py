@@ -455,6 +455,8 @@ def parse_sysctls(text: str, name: str, host: HostContext) -> None:
             raise RuleAnalyzerError("not a `key = value` sysctl line", Location(name, number, 1),
                                     source_line=line)
         host.sysctls[key.strip().replace("/", ".")] = value.strip()
+        host.sysctl_lines[key.strip().replace("/", ".")] = number
+    host.sysctl_file = name
     host.known.add("sysctls")
 
 

@@ -1020,8 +1020,12 @@ class UnmatchableRule(Check):
             spoofed = _reverse_path_story(ctx, dead.rule) \
                 if story.kind == "callers" and not story.conflicts else None
             if spoofed:
+                from .host import setting_related
+
+                text, keys = spoofed
+                related = [r for k in keys for r in setting_related(ctx.ruleset.host, k, "the reverse-path filter")]
                 yield self.finding(
-                    f"rule can never match: {spoofed}", rule=dead.rule, severity="info",
+                    f"rule can never match: {text}", rule=dead.rule, severity="info", related=related,
                     cause=("rp_filter", id(dead.rule.chain)),
                     details=["the host's reverse-path filter already drops spoofed sources; the rule "
                              "is a second line of defence that only acts if rp_filter is turned off"],
@@ -1085,10 +1089,11 @@ class UnmatchableRule(Check):
                             cause=cause, group_message=group)
 
 
-def _reverse_path_story(ctx: Context, rule) -> str | None:
+def _reverse_path_story(ctx: Context, rule) -> tuple[str, list[str]] | None:
     """Why a rule of a host snapshot never matches when the host's
     reverse-path filter (``rp_filter``) drops all its packets first (an
-    anti-spoofing rule, ``-i wan0 -s 10.0.0.0/8 -j DROP``), or None."""
+    anti-spoofing rule, ``-i wan0 -s 10.0.0.0/8 -j DROP``) and the sysctls
+    that say so; None otherwise."""
     host = getattr(ctx.ruleset, "host", None)
     if host is None or rule.chain is None:
         return None
@@ -1117,7 +1122,7 @@ def _reverse_path_story(ctx: Context, rule) -> str | None:
             modes = sorted({host.rp_filter(d) for d in devs}) or [1]
             return (f"the host's reverse-path filter (rp_filter={'/'.join(map(str, modes))}{on}) drops "
                     "every packet it could match at routing, before INPUT and FORWARD (their sources "
-                    "route back by another interface)")
+                    "route back by another interface)", sorted({host.rp_filter_key(d) for d in devs}))
     return None
 
 
