@@ -152,29 +152,12 @@ def reverse_path_pass(space, host: HostContext, family: int, rules, tables: "_Ta
     sp = space
     back_by: dict[str, object] = {}
     back_any = sp.false
-    remaining = sp.true
-    for rule in rules:
-        sel = _selector(sp, rule, None, backwards=True, mark=None if valid_mark else 0) & remaining
-        if sel == sp.false:
-            continue
-        if rule.action in REJECT_TYPES:
-            remaining &= ~sel
-            continue
-        for region, route in tables.regions(rule.table, "src"):
-            if route.type == "throw":
-                continue
-            if rule.suppress_prefixlength is not None and route.dst.prefixlen <= rule.suppress_prefixlength:
-                continue
-            hit = sel & region
-            if hit == sp.false:
-                continue
-            if route.type == "unicast":
-                back_any |= hit
-                for dev in route.devices:
-                    back_by[dev] = back_by.get(dev, sp.false) | hit
-            remaining &= ~hit  # local, broadcast, reject: no unicast route back
-            if remaining == sp.false:
-                break
+    selector = lambda rule: _selector(sp, rule, None, backwards=True, mark=None if valid_mark else 0)  # noqa: E731
+    for hit, route in _lookup(sp, rules, tables, selector, "src"):
+        if route.type == "unicast":  # local, broadcast, reject: no unicast route back
+            back_any |= hit
+            for dev in route.devices:
+                back_by[dev] = back_by.get(dev, sp.false) | hit
     domain = sp.layout.interfaces["iif"]
     filtered = [interface_code(domain, d) for d in modes]
     node = ~sp.one_of("iif", filtered)
@@ -265,16 +248,31 @@ def _decide(space, rules, tables: _Tables, domain, iif_fixed: str | None, output
     """``(local, forward)`` of one lookup; ``output``: the host's own
     packets, where a subnet's broadcast route sends by its device."""
     sp = space
-    remaining = sp.true
     local = forward = sp.false
+    for hit, route in _lookup(sp, rules, tables, lambda rule: _selector(sp, rule, iif_fixed), "dst"):
+        if route.devices and (route.type == "unicast"
+                              or output and route.type in ("broadcast", "multicast")):
+            codes = sorted({interface_code(domain, d) for d in route.devices})
+            forward |= hit & sp.one_of("oif", codes)
+        elif route.type in ("local", "broadcast", "multicast"):
+            local |= hit
+    return local, forward
+
+
+def _lookup(sp, rules, tables: _Tables, selector, field: str):
+    """``(packets, route)`` for each route that ends the lookup of the
+    packets ``field`` addresses (``dst``; ``src`` for the reverse path):
+    policy rules in order, a rule's table longest prefix first; reject
+    rules end the lookup without a route (nothing is yielded for them)."""
+    remaining = sp.true
     for rule in rules:
-        sel = _selector(sp, rule, iif_fixed) & remaining
+        sel = selector(rule) & remaining
         if sel == sp.false:
             continue
         if rule.action in REJECT_TYPES:
             remaining &= ~sel
             continue
-        for region, route in tables.regions(rule.table):
+        for region, route in tables.regions(rule.table, field):
             if route.type == "throw":
                 continue
             if rule.suppress_prefixlength is not None and route.dst.prefixlen <= rule.suppress_prefixlength:
@@ -282,13 +280,7 @@ def _decide(space, rules, tables: _Tables, domain, iif_fixed: str | None, output
             hit = sel & region
             if hit == sp.false:
                 continue
-            if route.devices and (route.type == "unicast"
-                                  or output and route.type in ("broadcast", "multicast")):
-                codes = sorted({interface_code(domain, d) for d in route.devices})
-                forward |= hit & sp.one_of("oif", codes)
-            elif route.type in ("local", "broadcast", "multicast"):
-                local |= hit
+            yield hit, route
             remaining &= ~hit  # reject routes (and anything else) end the lookup
             if remaining == sp.false:
                 break
-    return local, forward

@@ -41,14 +41,8 @@ from .netns import missing_prerequisites, run
 pytestmark = pytest.mark.kernel
 
 TIMEOUT = 20
-RULES = """*nat
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A PREROUTING -p udp -m addrtype --dst-type LOCAL --dport 80 -j DNAT --to-destination 198.51.100.2:8080
-COMMIT
-*mangle
+#: mangle FORWARD rules that count the output interface of forwarded packets.
+MANGLE_OIF_COUNTERS = """*mangle
 :PREROUTING ACCEPT [0:0]
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
@@ -57,7 +51,15 @@ COMMIT
 -A FORWARD -o f0
 -A FORWARD -o br0
 -A FORWARD -o f2
--A OUTPUT -p udp --dport 9001 -j MARK --set-mark 0x1
+"""
+RULES = f"""*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -p udp -m addrtype --dst-type LOCAL --dport 80 -j DNAT --to-destination 198.51.100.2:8080
+COMMIT
+{MANGLE_OIF_COUNTERS}-A OUTPUT -p udp --dport 9001 -j MARK --set-mark 0x1
 -A POSTROUTING -o f0
 -A POSTROUTING -o br0
 -A POSTROUTING -o f2
@@ -77,16 +79,7 @@ COMMIT
 #: IPv6: the same shape — routes (main: the lan behind br0; table 100,
 #: which a policy rule gives one client address: the dmz via f2) decide
 #: ``-o``, ``addrtype LOCAL`` is the host's own IPv6 addresses.
-RULES6 = """*mangle
-:PREROUTING ACCEPT [0:0]
-:INPUT ACCEPT [0:0]
-:FORWARD ACCEPT [0:0]
-:OUTPUT ACCEPT [0:0]
-:POSTROUTING ACCEPT [0:0]
--A FORWARD -o f0
--A FORWARD -o br0
--A FORWARD -o f2
-COMMIT
+RULES6 = f"""{MANGLE_OIF_COUNTERS}COMMIT
 *filter
 :INPUT DROP [0:0]
 :FORWARD DROP [0:0]
