@@ -492,6 +492,10 @@ class Evaluator:
                 hook in ("prerouting", "output") and (chain.priority or 0) < CONNTRACK_PRIORITY)
             alive: list[_Path] = []
             self._base = chain
+            if hook == "output" and chain.reroutes:
+                for path in paths:  # the chain routes again only for what it changes itself
+                    if path.route_key is not None:
+                        path.route_key = (path.view.src, path.view.dst, path.view.mark)
             for path in paths:
                 view = path.view
                 if chain.kind == "nat" and view.state != "new":

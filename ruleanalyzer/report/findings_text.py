@@ -94,7 +94,7 @@ def short_file(path: str) -> str:
     from ..snapshot import FILES, MANIFEST, SYSCTLS
 
     p = PurePath(path)
-    if p.name in FILES or p.name in (MANIFEST, SYSCTLS) and p.parent.name:
+    if (p.name in FILES or p.name in (MANIFEST, SYSCTLS)) and p.parent.name:
         return f"{p.parent.name}/{p.name}"
     return p.name
 
