@@ -139,3 +139,32 @@ def test_broadcasts(host):
                           ("255.255.255.255", "192.0.2.1", False)):
         point = S.networks(sp, "dst", f"{dst}/32") & S.networks(sp, "src", f"{src}/32")
         assert (sent & point != sp.false) is hit, (dst, src)
+
+
+NFT_BROADCAST = """table inet f {
+  chain in {
+    type filter hook input priority 0; policy accept;
+    fib daddr type broadcast udp dport 137 counter drop
+  }
+}
+"""
+
+
+def test_nft_fib_broadcast_is_the_hosts_broadcast_addresses(tmp_path):
+    path = make_snapshot(tmp_path / "n", "n", interfaces=INTERFACES, default=("192.0.2.254", "wan0"))
+    (tmp_path / "n" / "nft-ruleset.txt").write_text(NFT_BROADCAST)
+    rs = load(path)
+    ev = Evaluator(rs)
+    verdict = lambda dst: ev.evaluate(make_packet(src="10.10.0.9", dst=dst, proto="udp", dport=137,
+                                                  hook="input", iif="lan0")).verdict
+    assert [verdict(d) for d in ("10.10.0.255", "192.0.2.255", "255.255.255.255", "10.10.0.1")] == \
+        ["drop", "drop", "drop", "accept"]
+    reach = Context(rs).reach("input", 4)
+    rule = next(rs.rules())
+    hit = reach.rule_sets(rule).matched_lower
+    sp = reach.space
+    broadcasts = ("10.10.0.255/32", "192.0.2.255/32", "10.99.0.3/32", "255.255.255.255/32")
+    # Exactly the host's broadcast addresses (and the limited broadcast) arrive and match.
+    assert hit.node & ~S.networks(sp, "dst", *broadcasts) == sp.false
+    assert all(hit.node & S.networks(sp, "dst", b) != sp.false for b in broadcasts)
+    assert f"{witness(hit, 'input').dst}/32" in broadcasts
