@@ -492,6 +492,16 @@ class Chain:
     def qualified_name(self) -> str:
         return f"{self.table.family} {self.table.name} {self.name}" if self.table else self.name
 
+    @property
+    def reroutes(self) -> bool:
+        """Does the kernel route a packet of this host again when this
+        OUTPUT chain changed its mark or addresses (``ip_route_me_harder``)?
+        nft ``route`` and ``nat`` chains, iptables' mangle and nat tables.
+        The new route's device is what POSTROUTING sees; the OUTPUT chains
+        all see the first route's (the hook's ``out``)."""
+        return self.hook == "output" and (self.kind in ("route", "nat") or (
+            self.table is not None and self.table.name == "mangle"))
+
 
 @dataclass(eq=False, slots=True)
 class Table:

@@ -222,6 +222,11 @@ def _bits_for(n: int) -> int:
 
 
 def _ruleset_matches(ruleset: Ruleset) -> Iterable[Match]:
+    host = getattr(ruleset, "host", None)
+    if host is not None and host.interfaces:
+        # A snapshot's interfaces get codes of their own: routes and the
+        # reverse-path filter (space/routes.py) differ per interface.
+        yield InterfaceMatch("iif", tuple(host.interfaces))
     for chain in ruleset.chains():
         if chain.devices:  # netdev chains bound to devices guard on iif
             yield InterfaceMatch("iif", tuple(chain.devices))
