@@ -86,16 +86,23 @@ class _Path:
         back = ctx.reach("output", family) if hook == "input" else reach
         self.keep = S.field_vars(sp, "family") + S.field_vars(sp, "src") + S.field_vars(sp, "iif") \
             + S.field_vars(sp, "dport")
+        # The handshake's last leg: the client's ACK (ESTABLISHED once the
+        # SYN-ACK went out) comes back the way the SYN came; a ban chain
+        # that a SYN-only accept skips still takes it.
+        names = sp.spec("ct_direction").names
+        ack = (S.tcp_flags(sp, ACK) & S.state_is(sp, "established") & arriving & sp.family(family)
+               & sp.eq("ct_direction", names.index("original")))
+        ack_l = self._project(reach.accepted.lower.node & ack)
+        ack_u = self._project(reach.accepted.upper.node & ack)
         if back is None:
             rep_l = rep_u = sp.true
         else:
-            names = sp.spec("ct_direction").names
             synack = (S.tcp_flags(sp, SYN | ACK) & S.state_is(sp, "established")
                       & sp.eq("ct_direction", names.index("reply")) & back.arriving.node)
             rep_l = self._as_request(back.accepted.lower.node & synack)
             rep_u = self._as_request(back.accepted.upper.node & synack)
-        self.done_l = self._project(self.syn_l) & rep_l
-        self.done_u = self._project(self.syn_u) & rep_u
+        self.done_l = self._project(self.syn_l) & rep_l & ack_l
+        self.done_u = self._project(self.syn_u) & rep_u & ack_u
         self.public = public_sources(sp, family)
         self.src_vars = S.field_vars(sp, "src")
         self.public_count = self._count(self.public)

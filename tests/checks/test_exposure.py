@@ -143,3 +143,18 @@ def test_zone_chains_name_the_uplink():
     assert _codes(text) == []
     opened = text.replace("-A zone_wan -p tcp --dport 443", "-A zone_wan -p tcp --dport 22")
     assert [(c, s) for c, s, _ in _codes(opened)] == [("RA401", "error")]
+
+
+def test_a_handshake_needs_its_last_ack_through_the_ban_chain():
+    """A SYN-only accept before a ban chain: the SYN and the SYN-ACK pass,
+    but the client's ACK (ESTABLISHED, no longer a bare SYN) meets the ban
+    of 96.0.0.0/3 — an eighth of the internet cannot connect (found by the
+    random kernel proof, seed 37)."""
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:bans - [0:0]\n"
+            "-A INPUT -p tcp --dport 22 --tcp-flags SYN,RST,ACK,FIN SYN -j ACCEPT\n"
+            "-A INPUT -p tcp --dport 22 -j bans\n-A INPUT -j DROP\n"
+            "-A bans -s {ban} -j REJECT\n-A bans -p tcp -j ACCEPT\nCOMMIT\n")
+    config = Config(options={"RA401": {"ports": {22: "SSH"}}, "RA402": {"ports": {22: "SSH"}}})
+    assert _codes(text.format(ban="96.0.0.0/3"), config) == []
+    (code, _, message), = _codes(text.format(ban="96.0.0.0/8"), config)
+    assert code == "RA401" and "SSH (22/tcp, IPv4, 99.5" in message
