@@ -27,7 +27,7 @@ without its contents, ``recent``, ``hashlimit`` on the way), the service is
 from __future__ import annotations
 
 from ..model import ACK, SYN, Log, OpaqueMatch
-from ..roles import INTERNAL, INTERNET
+from ..roles import INTERNAL, INTERNET, container_link
 from ..space import witness
 from . import _sets as S
 from .base import Check, Context, Option, Where, related_rule
@@ -80,6 +80,9 @@ class _Path:
             # behind it is private) — unless a DNAT (a port forward, a
             # published container port) translated them.
             routed = sp.false if _masquerades(ctx.ruleset) else public_sources(sp, family, "dst")
+            # (a container or VM bridge has a private NATed network behind it)
+            bridges = [i for i, label in enumerate(sp.spec("oif").names) if container_link(label)]
+            routed &= ~sp.one_of("oif", bridges)
             syn &= sp.bdd.var("ct_status:dnat") | routed
         self.syn_l = reach.accepted.lower.node & syn
         self.syn_u = reach.accepted.upper.node & syn
@@ -206,7 +209,16 @@ def forwards(ctx: Context, family: int, reach=None) -> bool:
     sp = reach.space
     new = S.state_is(sp, "new") & reach.arriving.node
     return any(outcome(r) == "accept" and not r.implicit and not (r.origin and r.origin.generated)
-               and reach._records[id(r)].meets(sp, new) for r in reach.rules())
+               and not _zone_setting(r) and reach._records[id(r)].meets(sp, new) for r in reach.rules())
+
+
+def _zone_setting(rule) -> bool:
+    """A firewalld zone's target or intra-zone forwarding: firewalld turns
+    routing on only for masquerade (a NAT rule, which counts by itself), so
+    a zone that would accept forwarded packets does not make a router. Its
+    direct rules are the user's own iptables and do count."""
+    o = rule.origin
+    return o is not None and o.tool == "firewalld" and not o.text.startswith("direct rule")
 
 
 def _accepting_rules(reach, packets) -> list:

@@ -26,3 +26,39 @@ def test_exposure_on_any_interface_has_no_caveat():
     text = RULES.replace("-i {iface} ", "")
     (finding,) = findings_for(text, "iptables", ["RA401"])
     assert "arriving on" not in finding.message and "if those interfaces" not in finding.message
+
+
+FORWARD_TO = """*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A FORWARD -o {iface} -j ACCEPT
+-A FORWARD -i {iface} -j ACCEPT
+COMMIT
+"""
+
+
+def test_forwarding_into_a_container_bridge_needs_a_dnat():
+    # waydroid0, docker0, virbr0 … hold private NATed networks: nothing is
+    # routed to them from the internet without a port forward
+    assert findings_for(FORWARD_TO.format(iface="waydroid0"), "iptables", ["RA401"]) == []
+    (finding,) = findings_for(FORWARD_TO.format(iface="eth1"), "iptables", ["RA401"])
+    assert "forwarded" in finding.message
+
+
+def test_a_firewalld_zone_that_accepts_forwarding_does_not_make_a_router(tmp_path):
+    """firewalld turns routing on only with masquerade: the trusted zone's
+    target ACCEPT (and intra-zone forwarding) opens the host, not a route;
+    a port forward does route."""
+    from ruleanalyzer.audit import run_audit
+
+    zone = tmp_path / "trusted.xml"
+    zone.write_text('<?xml version="1.0" encoding="utf-8"?>\n<zone target="ACCEPT">'
+                    "<short>Trusted</short><forward/></zone>\n")
+    findings = run_audit([str(zone)], select=["RA4"]).findings
+    assert [f.code for f in findings if f.code == "RA402"] == ["RA402"]
+    assert not [f.message for f in findings if "forwarded" in f.message]
+    zone.write_text('<?xml version="1.0" encoding="utf-8"?>\n<zone target="ACCEPT">'
+                    "<short>Trusted</short><forward/><masquerade/>"
+                    '<forward-port port="2222" protocol="tcp" to-port="22" to-addr="10.0.0.5"/></zone>\n')
+    assert [f.message for f in run_audit([str(zone)], select=["RA4"]).findings if "forwarded" in f.message]
