@@ -353,14 +353,33 @@ class _ExposureCheck(Check):
                     exposed |= syn & path.at(done & path.public, code, port)
                 if not found:
                     continue
+                found = [_filtered_elsewhere(path, classes, port, min_share, *f) for f in found]
                 conditional = all(c for _, c, _ in found)
-                via = " or ".join(label for label, c, _ in found if c) if conditional else ""
+                named = sorted((label for label, c, _ in found if c), key=lambda x: not x.startswith("interfaces other"))
+                named = named if conditional else []
+                via = " or ".join(named[:4]) + (f" or {len(named) - 4} more" if len(named) > 4 else "")
                 least = min(share for _, _, share in found)
                 text = (f"{service} ({port}/tcp, IPv{path.family}"
                         + (", forwarded" if path.hook == "forward" else "")
                         + (f", arriving on {via}" if via else "")
                         + (f", {least:.2%} of public sources" if sure and least < 0.99995 else "") + ")")
                 yield path, text, conditional, exposed
+
+
+def _filtered_elsewhere(path: _Path, classes, port: int, min_share: float, label: str, conditional: bool,
+                        share: float):
+    """The catch-all class (interfaces the ruleset never names) is only
+    conditionally exposed when the ruleset keeps the port from the whole
+    internet, even possibly, on a named interface of unknown role: an author who filters ``vlan110``
+    and leaves the rest to an ACCEPT policy shows which interface faces the
+    internet. Told as "arriving on interfaces other than vlan110"."""
+    if label != "*" or conditional:
+        return label, conditional, share
+    closed = [other for code, other, c in classes
+              if c and path.share(path.at(path.done_u, code, port)) < min_share]
+    if not closed:
+        return label, conditional, share
+    return f"interfaces other than {', '.join(closed[:3])}", True, share
 
 
 class AdminPortExposed(_ExposureCheck):
@@ -430,9 +449,15 @@ class AllowEverything(_ExposureCheck):
         for path in self.paths(ctx):
             if path.hook != "input" or not any(c.kind == "filter" for c in ctx.base_chains("input", path.family)):
                 continue  # no filter table at all: a nat-only file says nothing about filtering
-            for code, label, conditional in path.classes():
+            classes = path.classes()
+            for code, label, conditional in classes:
                 if not _allows_everything(path, code, min_share):
                     continue
+                if label == "*" and not conditional:
+                    closed = [other for c, other, named in classes
+                              if named and not _allows_everything(path, c, min_share)]
+                    if closed:  # as in _filtered_elsewhere
+                        label, conditional = f"interfaces other than {', '.join(closed[:3])}", True
                 sp = path.sp
                 probes = [path.syn_l & path.at(path.public, code, p) for p in PROBE_PORTS]
                 anchor = next((r for r in path.reach.rules() if outcome(r) == "accept" and all(
@@ -484,16 +509,18 @@ class LikelyExposed(_ExposureCheck):
             anchor = (rules[0] if rules else unsure[0] if unsure
                       else _policy_chain(ctx, path.hook, path.family))
             depends = tuple(dict.fromkeys(_reason(r) for r in unsure)) or ("an undecidable match",)
-            entry = groups.setdefault((id(anchor), depends), [anchor, [], None, unsure])
+            entry = groups.setdefault((id(anchor), depends), [anchor, [], None, unsure, True])
             entry[2] = entry[2] or (path.sp.wrap(exposed), path.hook)
+            entry[4] = entry[4] and conditional
             if text not in entry[1]:
                 entry[1].append(text)
-        for (_, depends), (anchor, labels, (example, hook), unsure) in groups.items():
+        for (_, depends), (anchor, labels, (example, hook), unsure, conditional) in groups.items():
             w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
             yield locate(self.finding(
                 f"likely open to the whole internet: {', '.join(labels)} — depends on "
-                f"{', '.join(depends[:3])} (e.g. {w.describe()} is accepted unless it does)",
+                f"{', '.join(depends[:3])} (e.g. {w.describe()} is accepted unless it does)"
+                + (" — if those interfaces face the internet" if conditional else ""),
                 witness=w, related=[related_rule(r, "decides it, undecidably") for r in unsure[:5]
                                     if r is not anchor],
                 fix="make sure the set/limit holds what you expect, or restrict the source",

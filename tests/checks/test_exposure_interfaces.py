@@ -62,3 +62,23 @@ def test_a_firewalld_zone_that_accepts_forwarding_does_not_make_a_router(tmp_pat
                     "<short>Trusted</short><forward/><masquerade/>"
                     '<forward-port port="2222" protocol="tcp" to-port="22" to-addr="10.0.0.5"/></zone>\n')
     assert [f.message for f in run_audit([str(zone)], select=["RA4"]).findings if "forwarded" in f.message]
+
+
+def test_a_port_open_only_on_interfaces_the_ruleset_does_not_filter_is_conditional():
+    """The author filters vlan110 (SSH only from one network) and leaves the
+    other interfaces to the ACCEPT policy: vlan110 is the one facing the
+    internet, so SSH on the rest is said with the caveat, as a warning."""
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n:from_out - [0:0]\n-A INPUT -i lo -j ACCEPT\n"
+            "-A INPUT -i vlan110 -j from_out\n"
+            "-A from_out -m conntrack --ctstate ESTABLISHED -j ACCEPT\n"
+            "-A from_out -s 188.95.232.0/21 -p tcp --dport 22 -j ACCEPT\n-A from_out -j DROP\nCOMMIT\n")
+    (finding,) = findings_for(text, "iptables", ["RA401", "RA402"])
+    assert finding.code == "RA402" and "arriving on interfaces other than vlan110" in finding.message
+    assert finding.severity == "warning" and "if those interfaces face the internet" in finding.message
+    ssh = text.replace(":INPUT ACCEPT", ":INPUT DROP").replace("COMMIT", "-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT")
+    (finding,) = findings_for(ssh, "iptables", ["RA401", "RA402"])
+    assert finding.code == "RA401" and "arriving on interfaces other than vlan110" in finding.message
+    assert finding.severity == "warning"
+    opened = ssh.replace("-s 188.95.232.0/21 ", "")  # vlan110 open too: no caveat
+    (finding,) = findings_for(opened, "iptables", ["RA401", "RA402"])
+    assert finding.severity == "error" and "arriving on" not in finding.message
