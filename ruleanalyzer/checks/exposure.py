@@ -503,8 +503,11 @@ class LikelyExposed(_ExposureCheck):
         groups: dict[tuple, list] = {}
         for path, text, conditional, exposed in self.hits(ctx, sure=False):
             unsure = _undecided_rules(path.reach, exposed)
-            if unsure and all(_allow_list(r) for r in unsure):
-                continue  # only "accept if the source is in this set": an allow-list
+            if unsure and all(_allow_list(r) or _unconfigured(r) for r in unsure):
+                # only "accept if the source is in this set" (an allow-list), or
+                # values the configuration leaves open (which port, which
+                # source): nothing makes the whole internet likely
+                continue
             rules = _accepting_rules(path.reach, exposed)
             anchor = (rules[0] if rules else unsure[0] if unsure
                       else _policy_chain(ctx, path.hook, path.family))
@@ -554,6 +557,22 @@ def _allow_list(rule) -> bool:
         return False
     opaque = list(_opaque(rule.matches))
     return bool(opaque) and all(_narrows_source(m) for m in opaque)
+
+
+def _unconfigured(rule) -> bool:
+    """A rule undecided only by values its configuration does not give (a
+    Terraform variable without a value, a CloudFormation parameter without
+    a default, a priority computed at apply time), besides the groups, tags
+    and lists it names and whether it exists. (A concrete rule only whose existence is
+    undecided stays "likely": if it is made, it opens the port.)"""
+    opaque = list(_opaque(rule.matches))
+    return any(m.configuration == "value" for m in opaque) and all(
+        m.configuration or any(k in (m.reason or "").lower() for k in _SOURCE_NARROWING + _TARGETING)
+        for m in opaque)
+
+
+#: Undecidable matches that say which instances a cloud rule applies to.
+_TARGETING = ("destination is a member of", "destination is the service tag")
 
 
 def _narrows_source(m: OpaqueMatch) -> bool:
