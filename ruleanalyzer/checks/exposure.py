@@ -67,8 +67,9 @@ class _Path:
     projected onto (family, source, input interface, port), surely and
     possibly; and how the interfaces' roles weigh."""
 
-    def __init__(self, ctx: Context, hook: str, family: int, reach):
+    def __init__(self, ctx: Context, hook: str, family: int, reach, min_share: float = MIN_SHARE):
         self.ctx, self.hook, self.family, self.reach = ctx, hook, family, reach
+        self.min_share = min_share
         sp = self.sp = reach.space
         # (Forwarded packets include those addressed to the host that a
         # DNAT sent on: not only what arrives for the forward path.)
@@ -150,7 +151,18 @@ class _Path:
         uplinks = [i for i, label in enumerate(labels) if role[label] == INTERNET]
         if uplinks:
             return [(i, labels[i], False) for i in uplinks]
-        return [(i, label, label != "*") for i, label in enumerate(labels) if role[label] is None]
+        unknown = [(i, label, label != "*") for i, label in enumerate(labels) if role[label] is None]
+        # An author who filters some named interfaces and lets every other
+        # one accept everything shows which face the internet: the filtered
+        # ones (still said with the caveat — a reading, not a fact).
+        star = labels.index("*")
+        if "_classes" not in self.__dict__:
+            closed = []
+            if role["*"] is None and _allows_everything(self, star, self.min_share, possibly=True):
+                closed = [c for c in unknown
+                          if c[2] and not _allows_everything(self, c[0], self.min_share, possibly=True)]
+            self.__dict__["_classes"] = closed or unknown
+        return self.__dict__["_classes"]
 
     def at(self, node, code: int, port: int | None = None):
         sp = self.sp
@@ -181,7 +193,7 @@ def _analysis(ctx: Context, min_share: float) -> list[_Path]:
                     continue
                 if hook == "forward" and not forwards(ctx, family, reach):
                     continue  # nothing says this host routes: a default FORWARD policy is not a router
-                paths.append(_Path(ctx, hook, family, reach))
+                paths.append(_Path(ctx, hook, family, reach, min_share))
         ctx.__dict__[key] = paths
     return ctx.__dict__[key]
 
@@ -300,15 +312,16 @@ def locate(finding, ctx: Context):
     return finding
 
 
-def _allows_everything(path: _Path, code: int, min_share: float) -> bool:
+def _allows_everything(path: _Path, code: int, min_share: float, possibly: bool = False) -> bool:
     """Every public source may open a TCP connection to every probed port
-    on this interface class, and send UDP to them."""
+    on this interface class, and send UDP to them (surely, or ``possibly``)."""
     sp = path.sp
-    udp = (path.reach.accepted.lower.node & sp.eq("proto", 17) & S.state_is(sp, "new")
-           & path.reach.arriving.node)
+    accepted = path.reach.accepted.upper if possibly else path.reach.accepted.lower
+    udp = accepted.node & sp.eq("proto", 17) & S.state_is(sp, "new") & path.reach.arriving.node
     udp = path._project(udp)
+    done = path.done_u if possibly else path.done_l
     for port in PROBE_PORTS:
-        if path.share(path.at(path.done_l, code, port)) < min_share:
+        if path.share(path.at(done, code, port)) < min_share:
             return False
         if path.share(path.at(udp, code, port)) < min_share:
             return False
@@ -449,15 +462,9 @@ class AllowEverything(_ExposureCheck):
         for path in self.paths(ctx):
             if path.hook != "input" or not any(c.kind == "filter" for c in ctx.base_chains("input", path.family)):
                 continue  # no filter table at all: a nat-only file says nothing about filtering
-            classes = path.classes()
-            for code, label, conditional in classes:
+            for code, label, conditional in path.classes():
                 if not _allows_everything(path, code, min_share):
                     continue
-                if label == "*" and not conditional:
-                    closed = [other for c, other, named in classes
-                              if named and not _allows_everything(path, c, min_share)]
-                    if closed:  # as in _filtered_elsewhere
-                        label, conditional = f"interfaces other than {', '.join(closed[:3])}", True
                 sp = path.sp
                 probes = [path.syn_l & path.at(path.public, code, p) for p in PROBE_PORTS]
                 anchor = next((r for r in path.reach.rules() if outcome(r) == "accept" and all(

@@ -64,21 +64,31 @@ def test_a_firewalld_zone_that_accepts_forwarding_does_not_make_a_router(tmp_pat
     assert [f.message for f in run_audit([str(zone)], select=["RA4"]).findings if "forwarded" in f.message]
 
 
-def test_a_port_open_only_on_interfaces_the_ruleset_does_not_filter_is_conditional():
+def test_the_interface_a_ruleset_filters_while_the_rest_accept_everything_faces_the_internet():
     """The author filters vlan110 (SSH only from one network) and leaves the
-    other interfaces to the ACCEPT policy: vlan110 is the one facing the
-    internet, so SSH on the rest is said with the caveat, as a warning."""
+    other interfaces to the ACCEPT policy (the chair rulesets, a Synology
+    NAS): vlan110 is the one facing the internet. Nothing is open there;
+    when SSH is, it is said for vlan110 with the caveat."""
     text = ("*filter\n:INPUT ACCEPT [0:0]\n:from_out - [0:0]\n-A INPUT -i lo -j ACCEPT\n"
             "-A INPUT -i vlan110 -j from_out\n"
             "-A from_out -m conntrack --ctstate ESTABLISHED -j ACCEPT\n"
             "-A from_out -s 188.95.232.0/21 -p tcp --dport 22 -j ACCEPT\n-A from_out -j DROP\nCOMMIT\n")
-    (finding,) = findings_for(text, "iptables", ["RA401", "RA402"])
-    assert finding.code == "RA402" and "arriving on interfaces other than vlan110" in finding.message
+    assert findings_for(text, "iptables", ["RA401", "RA402", "RA403"]) == []
+    (finding,) = findings_for(text.replace("-s 188.95.232.0/21 ", ""), "iptables", ["RA401", "RA402"])
+    assert finding.code == "RA401" and "SSH (22/tcp, IPv4, arriving on vlan110)" in finding.message
     assert finding.severity == "warning" and "if those interfaces face the internet" in finding.message
-    ssh = text.replace(":INPUT ACCEPT", ":INPUT DROP").replace("COMMIT", "-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT")
-    (finding,) = findings_for(ssh, "iptables", ["RA401", "RA402"])
+
+
+def test_a_port_open_only_on_interfaces_the_ruleset_does_not_filter_is_conditional():
+    """Same author, a DROP policy and SSH accepted for every interface but
+    vlan110: SSH is said for the others, with the caveat."""
+    text = ("*filter\n:INPUT DROP [0:0]\n:from_out - [0:0]\n-A INPUT -i lo -j ACCEPT\n"
+            "-A INPUT -i vlan110 -j from_out\n-A INPUT -p tcp --dport 22 -j ACCEPT\n"
+            "-A from_out -m conntrack --ctstate ESTABLISHED -j ACCEPT\n"
+            "-A from_out -s 188.95.232.0/21 -p tcp --dport 22 -j ACCEPT\n-A from_out -j DROP\nCOMMIT\n")
+    (finding,) = findings_for(text, "iptables", ["RA401", "RA402"])
     assert finding.code == "RA401" and "arriving on interfaces other than vlan110" in finding.message
-    assert finding.severity == "warning"
-    opened = ssh.replace("-s 188.95.232.0/21 ", "")  # vlan110 open too: no caveat
+    assert finding.severity == "warning" and "if those interfaces face the internet" in finding.message
+    opened = text.replace("-s 188.95.232.0/21 ", "")  # vlan110 open too: no caveat
     (finding,) = findings_for(opened, "iptables", ["RA401", "RA402"])
     assert finding.severity == "error" and "arriving on" not in finding.message
