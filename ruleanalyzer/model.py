@@ -213,9 +213,14 @@ class OpaqueMatch(Match):
     """A condition the analyzer cannot decide from a packet: it depends on
     state or data outside the ruleset (ipset contents, ``-m recent``, rates,
     randomness, payload bytes). Always evaluates to *unknown*; ``reason`` says
-    what the answer depends on."""
+    what the answer depends on. ``configuration`` says when it stands for
+    what the configuration leaves open rather than for state the packet
+    meets: ``"value"`` (an IaC variable without a value, a parameter
+    without a default) or ``"existence"`` (a ``count``/``for_each`` not
+    decided)."""
 
     reason: str
+    configuration: str = field(default="", kw_only=True)
 
 
 #: Fields whose absence in a packet means "not known" rather than "the packet

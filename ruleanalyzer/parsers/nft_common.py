@@ -1019,27 +1019,45 @@ class _RuleContext:
             elements = list(_set_items(right["set"]))
         else:
             elements = [right]
-        if any(s.kind == "opaque" for s in sels):
-            reason = next(s.reason for s in sels if s.kind == "opaque")
+        # A constant in the key (``ip daddr . "lo" @s``) is compared with
+        # each element's part as it stands.
+        constant = [_constant(p) if s.kind == "opaque" else None for s, p in zip(sels, parts)]
+        if any(s.kind == "opaque" and c is None for s, c in zip(sels, constant)):
+            reason = next(s.reason for s, c in zip(sels, constant) if s.kind == "opaque" and c is None)
             return deps + [OpaqueMatch(reason=reason)]
         try:
-            return deps + [self._concat_alternatives(sels, op, elements)]
+            return deps + [self._concat_alternatives(sels, op, elements, constant)]
         except ModelError:
             if any(s.field in ("uid", "gid") for s in sels):
                 return deps + [OpaqueMatch(reason="depends on the host's user database")]
             raise
 
-    def _concat_alternatives(self, sels, op, elements) -> Match:
+    def _concat_alternatives(self, sels, op, elements, constants=None) -> Match:
+        constants = constants or [None] * len(sels)
         alternatives = []
         for elem in elements:
             elem = unwrap_elem(elem)
             if not (isinstance(elem, dict) and isinstance(elem.get("concat"), list)
                     and len(elem["concat"]) == len(sels)):
                 raise ModelError(f"set element {_describe(elem)} does not fit the concatenation")
-            alternatives.append(AllOf(tuple(self.simple_match(s, "==", unwrap_elem(v), None, False)
-                                            for s, v in zip(sels, elem["concat"]))))
+            values = [unwrap_elem(v) for v in elem["concat"]]
+            if any(c is not None and str(c) != str(v) for c, v in zip(constants, values)):
+                continue  # the key's constant part never equals this element's
+            alternatives.append(AllOf(tuple(self.simple_match(s, "==", v, None, False)
+                                            for s, v, c in zip(sels, values, constants) if c is None)))
         result = alternatives[0] if len(alternatives) == 1 else AnyOf(tuple(alternatives))
         return result.negated() if op == "!=" else result
+
+
+def _constant(part) -> str | None:
+    """A literal in a concatenated key (``"lo"``, ``22``), as text; None
+    for anything else."""
+    if isinstance(part, dict) and set(part) == {"unknown"} and isinstance(part["unknown"], str):
+        text = part["unknown"]  # the text reader's form of a quoted literal
+        return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else None
+    if isinstance(part, (str, int)) and not isinstance(part, bool):
+        return str(part)
+    return None
 
 
 def _first_selector(expr) -> str:
