@@ -196,9 +196,45 @@ def selector(expr, family: str) -> Selector:
     return _selector_cached(key, family)
 
 
-def _selector(expr, family: str) -> Selector:
+#: The header an expression the model does not read lives in, by its first
+#: words (text) or JSON key, and so the dependency nft gives it
+#: (evaluate.c ``expr_evaluate_exthdr``, ``payload_gen_dependency``).
+_OPAQUE_HEADERS = (("tcp option", "tcp"), ("ip option", "ip"), ("exthdr", "ip6"), ("frag ", "ip6"),
+                   ("hbh ", "ip6"), ("rt ", "ip6"), ("dst ", "ip6"), ("mh ", "ip6"),
+                   ("srh ", "ip6"), ("ip6 ", "ip6"), ("ip ", "ip"), ("icmpv6 ", "icmpv6"),
+                   ("icmp ", "icmp"), ("tcp ", "tcp"), ("udp ", "udp"), ("udplite ", "udplite"),
+                   ("sctp ", "sctp"), ("dccp ", "dccp"))
+
+
+def _opaque_deps(expr, family: str) -> tuple[Match, ...]:
+    """The dependency matches of an expression the model cannot decide: the
+    packet must still have its header, or the rule does not match (a UDP
+    packet never matches ``tcp option maxseg size < 500``)."""
     fam_dep = family in ("inet", "bridge", "netdev")
-    opaque = Selector("opaque", "", reason=f"depends on {_describe(expr)}")
+    header = None
+    if isinstance(expr, dict) and len(expr) == 1:
+        key, value = next(iter(expr.items()))
+        if key == "payload" and isinstance(value, dict) and isinstance(value.get("protocol"), str):
+            header = value["protocol"]
+        elif key in ("tcp option", "ip option", "exthdr"):
+            header = {"tcp option": "tcp", "ip option": "ip", "exthdr": "ip6"}[key]
+        elif key == "unknown" and isinstance(value, str):
+            text = value + " "
+            header = next((h for prefix, h in _OPAQUE_HEADERS if text.startswith(prefix)), None)
+    if header in ("ip", "ip6"):
+        return (_family_dep(4 if header == "ip" else 6),) if fam_dep else ()
+    if header in ("icmp", "icmpv6"):
+        version = 4 if header == "icmp" else 6
+        return ((_family_dep(version),) if fam_dep else ()) + (_proto_dep(1 if version == 4 else 58),)
+    if header in PORT_PROTOCOLS:
+        return (_proto_dep(PORT_PROTOCOLS[header]),)
+    return ()
+
+
+def _selector(expr, family: str) -> Selector:
+    opaque = Selector("opaque", "", reason=f"depends on {_describe(expr)}",
+                      deps=_opaque_deps(expr, family))
+    fam_dep = family in ("inet", "bridge", "netdev")
     if not isinstance(expr, dict) or len(expr) != 1:
         return opaque
     key, value = next(iter(expr.items()))
@@ -757,6 +793,8 @@ class _RuleContext:
             return
         verdict = verdict_action(stmt)
         if verdict is not None:
+            if key == "reject":
+                self.matches[:0] = reject_dependencies(body, self.family)
             self.action = verdict
             return
         if key == "vmap":
@@ -893,12 +931,17 @@ class _RuleContext:
                 mask = _int_value(mask_value, Selector("int", sel.field, symbols=sel.symbols))
                 left = inner
             else:
-                return [OpaqueMatch(reason=f"depends on arithmetic on {_first_selector(inner)}")]
+                return list(sel.deps) + [
+                    OpaqueMatch(reason=f"depends on arithmetic on {_first_selector(inner)}")]
         elif isinstance(left, dict) and len(left) == 1 and next(iter(left)) in ("|", "^", "<<", ">>"):
             return [OpaqueMatch(reason=f"depends on arithmetic on {_first_selector(left)}")]
         sel = selector(left, self.family)
         if sel.kind == "opaque":
-            return [OpaqueMatch(reason=sel.reason)]
+            if "tcp option" in sel.reason and (right is False or sel.reason.endswith(" missing")):
+                # "tcp option … missing": newer nft adds no tcp dependency
+                # and the kernel reads "missing" on a UDP packet as true
+                return [OpaqueMatch(reason=sel.reason)]
+            return list(sel.deps) + [OpaqueMatch(reason=sel.reason)]
         rtype = type(right)
         if rtype is str or rtype is int:
             # the same comparison builds the same matches: build it once
@@ -1061,6 +1104,24 @@ def _first_selector(expr) -> str:
 
 def _opaque_dispatch(reason: str) -> Action:
     return Dispatch(((OpaqueMatch(reason=reason), UnknownAction(reason)),))
+
+
+def reject_dependencies(body, family: str) -> list[Match]:
+    """The matches nft puts at the head of a rule for its ``reject``
+    (evaluate.c ``stmt_reject_gen_dependency``: "Otherwise we'd log things
+    that won't be rejected"): ``with tcp reset`` only rejects TCP, in every
+    family but netdev; ``with icmp``/``icmpv6`` in an inet or bridge table
+    only its own IP version. A bare ``reject`` and ``icmpx`` have none: the
+    kernel answers each family in kind. Checked on a kernel: a UDP packet
+    passes a bare ``reject with tcp reset`` and meets the next rule."""
+    if not isinstance(body, dict) or family in ("netdev", "arp"):
+        return []
+    rtype = body.get("type")
+    if rtype in ("tcp reset", "tcp-reset", "tcp rst"):
+        return [_proto_dep(6)]
+    if rtype in ("icmp", "icmpv6") and family in ("inet", "bridge"):
+        return [_family_dep(4 if rtype == "icmp" else 6)]
+    return []
 
 
 def verdict_action(stmt) -> Action | None:

@@ -168,7 +168,30 @@ class _NftBuilder:
             parts.append(f"{ip} saddr . {proto} dport {{ {elems} }}")
         return parts, proto
 
-    def verdict(self, proto: str | None, callable_chains: list[str], table: "_Table") -> str:
+    def reject(self, proto: str | None, parts: list[str], table: "_Table") -> str:
+        """A reject, often one whose dependency nft adds itself: a bare
+        ``reject with tcp reset`` only rejects TCP, ``reject with icmp`` in
+        an inet table only IPv4 (the rest goes on to the next rule)."""
+        rnd = self.rnd
+        options = ["reject"]
+        if proto == "tcp" or (proto is None and not any("l4proto {" in p or p.startswith("th ")
+                                                         for p in parts)):
+            options += ["reject with tcp reset"] * 3  # nft refuses it after a udp or icmp match
+        if table.family == "inet":
+            options.append("reject with icmpx type admin-prohibited")
+            # a rule that already reads one IP header may only answer in that version
+            network = any(p.split()[0] in ("ip", "ip6", "icmp", "icmpv6") for p in parts)
+            versions = [self.family] if network else [4, 6]
+            for v in versions:
+                options.append("reject with icmp type host-unreachable" if v == 4
+                               else "reject with icmpv6 type admin-prohibited")
+        else:
+            kind = "icmp" if table.family == "ip" else "icmpv6"
+            options.append(f"reject with {kind} type admin-prohibited")
+        return rnd.choice(options)
+
+    def verdict(self, proto: str | None, callable_chains: list[str], table: "_Table",
+                parts: list[str] = ()) -> str:
         rnd = self.rnd
         roll = rnd.random()
         if callable_chains and roll < 0.2:
@@ -177,12 +200,8 @@ class _NftBuilder:
             return "accept"
         if roll < 0.62:
             return "drop"
-        if roll < 0.7:
-            if proto == "tcp" and rnd.random() < 0.5:
-                return "reject with tcp reset"
-            # icmpx (either family) exists only in inet tables.
-            kind = {"inet": "icmpx", "ip": "icmp", "ip6": "icmpv6"}[table.family]
-            return rnd.choice(("reject", f"reject with {kind} type admin-prohibited"))
+        if roll < 0.72:
+            return self.reject(proto, list(parts), table)
         if roll < 0.76:
             return "return"
         if roll < 0.84:
@@ -250,7 +269,7 @@ def _table_text(b: _NftBuilder, table: _Table, priorities: list[int], raw: bool)
         rules = []
         for _ in range(count):
             parts, proto = b.matches(table)
-            verdict = b.verdict(proto, callable_chains, table)
+            verdict = b.verdict(proto, callable_chains, table, parts)
             if proto in ("tcp", "udp") and (verdict == "" or b.rnd.random() < 0.1):
                 parts = [x for x in parts if not x.startswith(f"{proto} dport")]
                 verdict = b.vmap_rule(proto, callable_chains, table)
