@@ -5,7 +5,8 @@ text holds one to three tables (mostly ``inet``, sometimes ``ip``/``ip6``)
 with several base chains on the input hook at distinct priorities, user
 chains reached by ``jump``/``goto``, named and anonymous sets, verdict maps,
 concatenations, every spelling of a TCP flags test, ``ct state``, marks set
-and matched, and sometimes a raw-priority prerouting chain with ``notrack``.
+and matched, and sometimes a raw-priority prerouting chain with ``notrack`` or a
+``flags dormant`` table (which never runs).
 Packets come from :func:`tests.kernel.gen_iptables.random_probe`, so both
 dialects are probed alike.
 """
@@ -307,6 +308,10 @@ def generate(seed: int, probes: int = 100, family: int | None = None) -> Case:
     for i, group in enumerate(groups):
         fam = "inet" if rnd.random() < 0.7 else ("ip" if family == 4 else "ip6")
         tables.append(_table_text(b, _Table(f"t{i}", fam), group, raw=(i == 0 and rnd.random() < 0.2)))
+    if rnd.random() < 0.15:
+        # A dormant table is loaded but never runs, whatever it says.
+        text = _table_text(b, _Table("td", "inet"), [rnd.choice(PRIORITIES)], raw=False)
+        tables.append(text.replace(" {\n", " {\n  flags dormant\n", 1))
     used: set = set()
     batch = [random_probe(rnd, pools, (seed % 20000) * 1000 + i + 1, used) for i in range(probes)]
     return Case(seed, family, "".join(tables), batch)
