@@ -249,7 +249,13 @@ def make_view(packet: Packet, state: str) -> View:
     v.ct_direction = packet.ct_direction or ("original" if state == "new" else None)
     v.length = packet.length
     v.ttl = packet.ttl
-    v.fragment = packet.fragment
+    v.fragment = packet.fragment or (1 if packet.frag_off else 0)
+    v.frag_off = packet.frag_off
+    v.mf = packet.mf
+    v.df = packet.df
+    v.ip_id = packet.ip_id
+    v.ip_options = packet.ip_options
+    v.ext_headers = packet.ext_headers
     if packet.pkttype is not None:
         v.pkttype = packet.pkttype
     else:

@@ -27,6 +27,21 @@ def packet_data(p: Packet) -> dict:
             data[key] = getattr(p, key)
     if p.mark:
         data["mark"] = p.mark
+    data.update(header_data(p))
+    return data
+
+
+def header_data(p: Packet) -> dict:
+    """The IP header fields a rule can test, as the analyzer took them."""
+    data = {"ttl": p.ttl, "dscp": p.dscp}
+    if p.length is not None:
+        data["length"] = p.length
+    data["frag"] = p.frag_off if p.frag_off else ("first" if p.mf else "none")
+    data["mf"] = bool(p.mf)
+    if p.family == 4:
+        data.update(df=bool(p.df), ip_id=p.ip_id, ip_options=bool(p.ip_options))
+    else:
+        data["ext_headers"] = bool(p.ext_headers)
     return data
 
 

@@ -158,6 +158,8 @@ class _NftBuilder:
         if rnd.random() < 0.05:
             low = rnd.choice((40, 48, 60, 64, 80))
             parts.append(f"meta length {low}-{low + rnd.choice((4, 20, 1000))}")
+        if rnd.random() < 0.12:
+            parts.append(self.header_arithmetic())
         if rnd.random() < 0.06:
             parts.append(f"meta mark {self._neq()}0x{rnd.choice(self.marks):x}")
         if rnd.random() < 0.04:
@@ -168,6 +170,24 @@ class _NftBuilder:
                 f"{rnd.choice(pools.sources)} . {self.pools.port()}" for _ in range(rnd.randint(1, 3))))
             parts.append(f"{ip} saddr . {proto} dport {{ {elems} }}")
         return parts, proto
+
+    def header_arithmetic(self) -> str:
+        """A test of an IP header field by value, range or mask: fragment
+        bits, identification, length, TTL, DSCP."""
+        rnd = self.rnd
+        if self.family == 6:
+            return rnd.choice((f"ip6 length {rnd.choice(('<', '>', '!='))} {rnd.choice((8, 16, 28, 60, 500))}",
+                               f"ip6 hoplimit & 0xc0 == 0x{rnd.choice((0, 0x40, 0xc0)):x}",
+                               f"ip6 dscp & 0x38 {rnd.choice(('==', '!='))} 0x{rnd.choice((0, 8)):x}"))
+        return rnd.choice((
+            "ip frag-off & 0x1fff != 0", "ip frag-off & 0x1fff == 0",
+            f"ip frag-off & 0x4000 {rnd.choice(('==', '!='))} 0", "ip frag-off & 0x2000 == 0x2000",
+            f"ip frag-off {rnd.choice(('0', '0x4000', '!= 0'))}",
+            f"ip id {rnd.choice(('<', '>', '!='))} {rnd.randint(0, 65535)}",
+            f"ip length {rnd.choice(('<', '>', '<=', '>='))} {rnd.choice((36, 48, 60, 100, 1000))}",
+            f"ip ttl & 0xc0 {rnd.choice(('==', '!='))} 0x{rnd.choice((0, 0x40, 0xc0)):x}",
+            f"ip dscp & 0x38 {rnd.choice(('==', '!='))} 0x{rnd.choice((0, 8)):x}",
+            f"ip ttl {rnd.choice(('<', '>'))} {rnd.choice((2, 63, 64, 65))}"))
 
     def reject(self, proto: str | None, parts: list[str], table: "_Table") -> str:
         """A reject, often one whose dependency nft adds itself: a bare
