@@ -31,6 +31,9 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inventory", help="cloud exports: YAML mapping names (groups, tags) to CIDRs")
     p.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
     p.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
+    p.add_argument("--sets", default="snapshot", choices=("snapshot", "unknown"),
+                   help="nft sets maintained at runtime (flags timeout/dynamic) listed with elements: "
+                        "answer from the listing (snapshot, default) or leave them unknown")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _load(args) -> "object":
     ruleset = load(*args.files, dialect=args.dialect, max_bytes=args.max_bytes)
+    if getattr(args, "sets", "snapshot") != "snapshot":
+        from .runtime_sets import read_sets
+
+        read_sets(ruleset, args.sets)
     if getattr(args, "inventory", None) or getattr(args, "target", None) or ruleset.meta.get("cloud"):
         try:
             from .targets import select_target

@@ -549,6 +549,14 @@ class Evaluator:
         return self._run_chain(chain, path, 0)
 
     def evaluate(self, packet: Packet) -> Result:
+        result = self._evaluate(packet)
+        if self.ruleset.meta.get("snapshot_sets"):
+            from ..runtime_sets import with_notes
+
+            result = with_notes(self.ruleset, result)
+        return result
+
+    def _evaluate(self, packet: Packet) -> Result:
         host = self.ruleset.host
         context_notes: list[str] = []
         if packet.hook == "auto":

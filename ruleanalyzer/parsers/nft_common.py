@@ -441,11 +441,33 @@ class SetDecl:
     elements: list = field(default_factory=list)
     updated: bool = False
     has_timeout: bool = False
+    #: The first rule that adds to or updates this set from the packet path.
+    updated_by: str = ""
 
     @property
     def decidable(self) -> bool:
         return not (self.updated or self.has_timeout or "dynamic" in self.flags
                     or "timeout" in self.flags)
+
+    def reading(self) -> tuple[str, str]:
+        """How a lookup in this set is answered: ``exact`` (its contents are
+        what the file lists), ``snapshot`` (maintained at runtime — flags
+        timeout or dynamic, a bouncer's or fail2ban's blocklist — but listed
+        with its elements: the answer holds for this listing), or
+        ``history`` / ``runtime`` (unknown: rules of this ruleset fill it
+        from the packets they see, or its elements are not listed), with
+        the reason."""
+        if self.updated:
+            return "history", (f"depends on traffic history: set @{self.name} is filled from the "
+                               f"packet path ({self.updated_by})")
+        if self.decidable:
+            return "exact", ""
+        why = "flags " + ", ".join(f for f in self.flags if f in ("timeout", "dynamic")) \
+            if {"timeout", "dynamic"} & set(self.flags) else "elements with timeouts"
+        if not self.elements:
+            return "runtime", (f"depends on the runtime contents of set @{self.name} ({why}; "
+                               "no elements listed)")
+        return "snapshot", why
 
 
 # ---------------------------------------------------------------------------
@@ -641,9 +663,11 @@ class Builder:
         """Build every queued rule into the model and return the ruleset."""
         for pending in self.pending.values():
             for rule in pending:
-                for target in _updated_sets(rule.exprs):
+                for target, op in _updated_sets(rule.exprs):
                     for (fam, tab, name), decl in self.sets.items():
                         if name == target and rule.location is not None:
+                            if not decl.updated:
+                                decl.updated_by = f"{op} @{name}" if op != "meter" else f"meter {name}"
                             decl.updated = True
         for table in self.ruleset.tables:
             jumps: list[tuple[int, str, str, Rule]] = []
@@ -718,25 +742,43 @@ class Builder:
             if m not in matches or not (isinstance(m, IntMatch) and m.field in ("proto", "family")):
                 matches.append(m)
         action = ctx.action if ctx.action is not None else Log("no verdict")
-        return Rule(tuple(matches), action, pending.location, text=pending.text,
+        rule = Rule(tuple(matches), action, pending.location, text=pending.text,
                     comment=pending.comment or ctx.comment, ident=pending.handle,
                     effects=tuple(ctx.effects))
+        if ctx.snapshots:
+            # read by ruleanalyzer.runtime_sets (notes, --sets unknown)
+            self.ruleset.meta.setdefault("snapshot_sets", []).extend(
+                (rule, m, name, why) for m, name, why in ctx.snapshots)
+        return rule
 
     def warn(self, message: str, location: Location) -> None:
         self.ruleset.diagnostics.append(Diagnostic(message, location))
 
 
-def _updated_sets(exprs) -> list[str]:
-    """Names of sets a rule's statements add to, update or delete from."""
+#: Statements inside a set update or meter that decide whether it matches.
+STATEFUL_KEYS = ("limit", "quota", "ct count", "connlimit")
+
+
+def _stateful_parts(body) -> list[str]:
+    """The stateful statements (limit, quota, ct count) of a set update or
+    meter, JSON shape (``stmt``: one statement or a list)."""
+    stmts = body.get("stmt") if isinstance(body, dict) else None
+    stmts = [stmts] if isinstance(stmts, dict) else stmts if isinstance(stmts, list) else []
+    return [key for stmt in stmts if isinstance(stmt, dict) for key in stmt if key in STATEFUL_KEYS]
+
+
+def _updated_sets(exprs) -> list[tuple[str, str]]:
+    """``(name, op)`` of the sets a rule's statements add to, update or
+    delete from (op ``add``, ``update``, ``delete`` or ``meter``)."""
     out = []
     for stmt in exprs if isinstance(exprs, list) else []:
         if isinstance(stmt, dict) and ("set" in stmt or "map" in stmt or "meter" in stmt):
             for key in ("set", "map", "meter"):
                 body = stmt.get(key)
                 if isinstance(body, dict) and isinstance(body.get("set", body.get("map")), str):
-                    out.append(body.get("set", body.get("map")).lstrip("@"))
+                    out.append((body.get("set", body.get("map")).lstrip("@"), str(body.get("op", "update"))))
                 elif key == "meter" and isinstance(body, dict) and isinstance(body.get("name"), str):
-                    out.append(body["name"])
+                    out.append((body["name"], "meter"))
     return out
 
 
@@ -780,6 +822,8 @@ class _RuleContext:
         self.effects: list[Action] = []
         self.action: Action | None = None
         self.comment: str | None = None
+        #: (match, "@set", why) for lookups answered from a runtime set's listing
+        self.snapshots: list[tuple[Match, str, str]] = []
 
     # -- statements ---------------------------------------------------------------
     def statement(self, stmt) -> None:
@@ -811,6 +855,18 @@ class _RuleContext:
             self.matches.append(OpaqueMatch(reason="depends on the number of tracked connections (ct count)",
                                             text=key))
             return
+        if key in ("set", "map", "meter"):
+            stateful = _stateful_parts(body)
+            if stateful:
+                # "update @m { ip saddr limit rate over 3/minute }" matches only
+                # when that element's own limit says so: traffic history
+                name = (body.get("set") or body.get("map") or body.get("name") or "?") \
+                    if isinstance(body, dict) else "?"
+                name = name if str(name).startswith("@") else f"@{name}"
+                verb = "meter" if key == "meter" else f"{body.get('op', 'update')} {name}"
+                self.matches.append(OpaqueMatch(
+                    reason=f"depends on traffic history: the per-element {' and '.join(stateful)} "
+                           f"of {verb} (what each key sent before)"))
         if key == "notrack":
             self.effects.append(Notrack())
             return
@@ -951,9 +1007,11 @@ class _RuleContext:
             cache = self.builder.match_cache
             hit = cache.get(key)
             if hit is not None and hit[0] is sel:
-                return list(hit[1])
-            found = self._match(sel, op, right, mask)
-            cache[key] = (sel, tuple(found))
+                found = list(hit[1])
+            else:
+                found = self._match(sel, op, right, mask)
+                cache[key] = (sel, tuple(found))
+            self.note_snapshot(right, found)
             return found
         return self._match(sel, op, right, mask)
 
@@ -961,8 +1019,7 @@ class _RuleContext:
         if isinstance(right, str) and right.startswith("@"):
             resolved = self.named_set(right)
             if resolved is None:
-                return list(sel.deps) + [OpaqueMatch(
-                    reason=f"depends on the runtime contents of set {right}")]
+                return list(sel.deps) + [OpaqueMatch(reason=self.set_reason(right))]
             right = {"set": resolved}
         negate = op == "!="
         try:
@@ -973,12 +1030,28 @@ class _RuleContext:
             raise
 
     def named_set(self, ref: str):
+        """The elements a lookup in set ``ref`` is answered from, or None
+        (then :meth:`set_reason` says why not)."""
         decl = self.builder.sets.get((self.family, self.table.name, ref[1:]))
         if decl is None:
             raise ModelError(f"no set named {ref[1:]!r} in table {self.family} {self.table.name}")
-        if not decl.decidable:
+        if decl.reading()[0] not in ("exact", "snapshot"):
             return None
         return [e[0] if isinstance(e, list) and len(e) == 2 else e for e in decl.elements]
+
+    def set_reason(self, ref: str) -> str:
+        decl = self.builder.sets.get((self.family, self.table.name, ref[1:]))
+        return decl.reading()[1] if decl is not None else f"depends on the runtime contents of set {ref}"
+
+    def note_snapshot(self, ref, found: list[Match]) -> None:
+        """Remember a lookup answered from a runtime set's listing."""
+        if not (isinstance(ref, str) and ref.startswith("@") and found):
+            return
+        decl = self.builder.sets.get((self.family, self.table.name, ref[1:]))
+        if decl is not None:
+            kind, why = decl.reading()
+            if kind == "snapshot":
+                self.snapshots.append((found[-1], ref, why))
 
     def simple_match(self, sel: Selector, op: str, right, mask, negate: bool) -> Match:
         if sel.kind == "flags" or (mask is not None and sel.kind == "int"):
@@ -1059,7 +1132,7 @@ class _RuleContext:
         if isinstance(right, str) and right.startswith("@"):
             elements = self.named_set(right)
             if elements is None:
-                return deps + [OpaqueMatch(reason=f"depends on the runtime contents of set {right}")]
+                return deps + [OpaqueMatch(reason=self.set_reason(right))]
         elif isinstance(right, dict) and "set" in right:
             elements = list(_set_items(right["set"]))
         else:
@@ -1068,7 +1141,9 @@ class _RuleContext:
             reason = next(s.reason for s in sels if s.kind == "opaque")
             return deps + [OpaqueMatch(reason=reason)]
         try:
-            return deps + [self._concat_alternatives(sels, op, elements)]
+            found = deps + [self._concat_alternatives(sels, op, elements)]
+            self.note_snapshot(right, found)
+            return found
         except ModelError:
             if any(s.field in ("uid", "gid") for s in sels):
                 return deps + [OpaqueMatch(reason="depends on the host's user database")]
@@ -1089,14 +1164,15 @@ class _RuleContext:
 
 def _ip6_dscp_masked(found: list[Match]) -> list[Match]:
     """What the kernel runs for ``ip6 dscp & m == v`` (nft 1.0.x, read with
-    ``--debug=netlink`` and confirmed by packets): the 16-bit load is masked
-    and shifted right, but ``v`` is compared byte-swapped (nft lists the rule
-    back as ``== 0x800/8`` for ``== 0x8``), so any ``v`` but 0 never equals
-    and ``!=`` always holds."""
+    ``--debug=netlink`` and confirmed by packets on x86): the 16-bit load is
+    masked, then shifted right as a host-order (little-endian) word, which
+    moves the DSCP bits out of the byte ``m`` then keeps — the masked value
+    is always 0. So ``== 0`` always holds, ``== v`` (v ≠ 0) never, and
+    ``!=`` the other way round (nft lists ``== 0x8`` back as ``0x800/8``)."""
     out = []
     for m in found:
         if isinstance(m, BitsMatch) and m.field == "dscp":
-            m = BitsMatch("dscp", m.mask, frozenset(((v & 0xFF) << 8) | (v >> 8) for v in m.values),
+            m = BitsMatch("dscp", 0, frozenset({0}) if 0 in m.values else frozenset(),
                           negate=m.negate, text=m.text)
         out.append(m)
     return out

@@ -160,6 +160,10 @@ class _NftBuilder:
             parts.append(f"meta length {low}-{low + rnd.choice((4, 20, 1000))}")
         if rnd.random() < 0.12:
             parts.append(self.header_arithmetic())
+        if table.meters and rnd.random() < 0.08:
+            # per-source rate from the packet path: depends on traffic history
+            rate = rnd.choice(("over 1/minute", "over 100/second", "1/hour"))
+            parts.append(f"update @{table.meters[0]} {{ {ip} saddr limit rate {rate} }}")
         if rnd.random() < 0.06:
             parts.append(f"meta mark {self._neq()}0x{rnd.choice(self.marks):x}")
         if rnd.random() < 0.04:
@@ -247,6 +251,7 @@ class _Table:
         self.port_sets: list[str] = []
         self.addr_sets: list[str] = []
         self.vmaps: list[str] = []
+        self.meters: list[str] = []  # sets the packet path updates (expected: unknown)
 
 
 def _table_text(b: _NftBuilder, table: _Table, priorities: list[int], raw: bool) -> str:
@@ -264,6 +269,19 @@ def _table_text(b: _NftBuilder, table: _Table, priorities: list[int], raw: bool)
         lines += ["  set srcs {", f"    type {addr_type}; flags interval;",
                   f"    elements = {{ {elems} }}", "  }"]
         table.addr_sets.append("srcs")
+    addr_type = "ipv4_addr" if b.family == 4 else "ipv6_addr"
+    if rnd.random() < 0.3:
+        # A bouncer's blocklist: maintained at runtime, listed with its
+        # elements (answered from the listing).
+        elems = ", ".join(f"{a} timeout 1h" for a in dict.fromkeys(
+            rnd.choice(pools.sources) for _ in range(rnd.randint(1, 3))))
+        flags = rnd.choice(("timeout", "dynamic, timeout"))
+        lines += ["  set tsrc {", f"    type {addr_type}; flags {flags};",
+                  f"    elements = {{ {elems} }}", "  }"]
+        table.addr_sets.append("tsrc")
+    if rnd.random() < 0.25:
+        lines += ["  set meter0 {", f"    type {addr_type}; flags dynamic;", "  }"]
+        table.meters.append("meter0")
     if rnd.random() < 0.4:
         keys = dict.fromkeys(str(pools.port()) for _ in range(rnd.randint(1, 3)))
         elems = ", ".join(f"{k} : {rnd.choice(('accept', 'drop'))}" for k in keys)
