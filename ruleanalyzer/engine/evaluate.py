@@ -709,7 +709,13 @@ class Evaluator:
                 depends.append(end.reason)
         if len(verdicts) == 1 and "unknown" not in verdicts:
             first = results[0]
-            return replace(first, alternatives=tuple(results))
+            if len({_decider(r) for r in results}) == 1:
+                return replace(first, alternatives=tuple(results))
+            # One verdict, reached at different rules: no rule decides it for
+            # certain; decided_by stays empty and the alternatives say which
+            # rule decides under which assumption.
+            return replace(first, decided_by=None, depends_on=tuple(depends),
+                           alternatives=tuple(results))
         first = results[0]
         return Result("unknown", packet, None, first.trace, tuple(depends), "unknown", state,
                       first.notes, tuple(results), routing=first.routing)
@@ -732,6 +738,14 @@ class Evaluator:
             depends += (end.reason,)
         return Result(verdict, final, end.decision, tuple(end.path.trace), depends, outcome,
                       view.state, tuple(end.path.notes), routing=end.path.routing)
+
+
+def _decider(result: Result) -> tuple:
+    """What identifies the rule or policy that decided ``result``."""
+    d = result.decided_by
+    if d is None:
+        return (None,)
+    return (id(d.chain), id(d.rule) if d.rule is not None else None)
 
 
 def _endpoint(action: Nat) -> str:

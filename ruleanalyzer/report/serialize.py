@@ -94,9 +94,23 @@ def result_data(result: Result, packet: Packet | None = None) -> dict:
     if result.reject_with:
         data["reject_with"] = result.reject_with
     if result.verdict == "unknown" and result.alternatives:
-        data["alternatives"] = [{"verdict": r.verdict, "decided_by": decision_data(r.decided_by),
-                                 "assuming": list(r.depends_on)} for r in result.alternatives]
+        data["alternatives"] = alternatives_data(result)
+    elif result.decider_depends:
+        data["decided_by"] = depends_data(result)
+        data["alternatives"] = alternatives_data(result)
     return data
+
+
+def alternatives_data(result: Result) -> list[dict]:
+    """Each undecided branch: its verdict, who decides it, and on what."""
+    return [{"verdict": r.verdict, "decided_by": decision_data(r.decided_by),
+             "assuming": list(r.depends_on)} for r in result.alternatives]
+
+
+def depends_data(result: Result) -> dict:
+    """``decided_by`` of a certain verdict whose deciding rule is not."""
+    return {"depends": True, "depends_on": list(result.depends_on),
+            "alternatives": alternatives_data(result)}
 
 
 def leg_data(leg: Leg) -> dict:
@@ -104,6 +118,8 @@ def leg_data(leg: Leg) -> dict:
             "packet": packet_data(leg.packet)}
     if leg.result is not None:
         data["decided_by"] = decision_data(leg.result.decided_by)
+        if leg.result.decider_depends:
+            data["decided_by"] = depends_data(leg.result)
         data["state"] = leg.result.state
         data["depends_on"] = list(leg.result.depends_on)
     if leg.retry is not None:
