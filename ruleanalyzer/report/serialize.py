@@ -115,7 +115,11 @@ def depends_data(result: Result) -> dict:
 
 def leg_data(leg: Leg) -> dict:
     data = {"leg": leg.name, "direction": leg.direction, "verdict": leg.verdict,
-            "packet": packet_data(leg.packet)}
+            "outcome": leg.summary, "packet": packet_data(leg.packet)}
+    received = leg.received
+    if received is not None and received != leg.packet:
+        # what the peer gets after the rewrites on the way (ECN target, DSCP, NAT, marks)
+        data["received"] = packet_data(received)
     if leg.result is not None:
         data["decided_by"] = decision_data(leg.result.decided_by)
         if leg.result.decider_depends:
@@ -135,7 +139,8 @@ def connect_data(report: ConnectReport) -> dict:
         "hook": report.hook,
         "passes": passes,
         "notes": list(report.notes),
-        "variants": [{"ecn": v.ecn, "passes": v.passes,
+        "variants": [{"ecn": v.ecn, "passes": v.passes, "ecn_negotiated": v.ecn_negotiated,
+                      "ecn_negotiated_why": v.ecn_why,
                       "first_failure": v.first_failure.name if v.first_failure else None,
                       "explanation": line,
                       "legs": [leg_data(l) for l in v.legs]}

@@ -92,10 +92,15 @@ def render_connect(console: Console, report: ConnectReport) -> None:
                 by = "one of: " + "; ".join(
                     f"{a.decided_by.describe() if a.decided_by else 'no rule'} if {'; '.join(a.depends_on)}"
                     for a in result.alternatives)
+            verdict = leg.verdict if not leg.degraded else f"{leg.verdict} → {leg.summary}"
             table.add_row(leg.name, leg.packet.hook, result.state if result else "",
-                          Text(leg.verdict, style=VERDICT_STYLE.get(leg.verdict, "")), by)
+                          Text(verdict, style=VERDICT_STYLE.get(leg.verdict, "")), by)
         console.print(table)
         console.print(sentence, highlight=False)
+        if variant.ecn:
+            word = {True: "yes", False: "no", None: "unknown"}[variant.ecn_negotiated]
+            console.print(f"ECN negotiated: {word}" + (f" ({variant.ecn_why})" if variant.ecn_why else ""),
+                          highlight=False)
     for note in report.notes:
         console.print(f"note: {note}", style="dim", highlight=False)
 
