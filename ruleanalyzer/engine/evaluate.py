@@ -255,7 +255,13 @@ def make_view(packet: Packet, state: str) -> View:
     v.ct_direction = packet.ct_direction or ("original" if state == "new" else None)
     v.length = packet.length
     v.ttl = packet.ttl
-    v.fragment = packet.fragment
+    v.fragment = packet.fragment or (1 if packet.frag_off else 0)
+    v.frag_off = packet.frag_off
+    v.mf = packet.mf
+    v.df = packet.df
+    v.ip_id = packet.ip_id
+    v.ip_options = packet.ip_options
+    v.ext_headers = packet.ext_headers
     if packet.pkttype is not None:
         v.pkttype = packet.pkttype
     else:
@@ -578,6 +584,14 @@ class Evaluator:
         return self._run_chain(chain, path, 0)
 
     def evaluate(self, packet: Packet) -> Result:
+        result = self._evaluate(packet)
+        if self.ruleset.meta.get("snapshot_sets"):
+            from ..runtime_sets import with_notes
+
+            result = with_notes(self.ruleset, result)
+        return result
+
+    def _evaluate(self, packet: Packet) -> Result:
         host = self.ruleset.host
         context_notes: list[str] = []
         if packet.hook == "auto":
@@ -733,7 +747,13 @@ class Evaluator:
                 depends.append(end.reason)
         if len(verdicts) == 1 and "unknown" not in verdicts:
             first = results[0]
-            return replace(first, alternatives=tuple(results))
+            if len({_decider(r) for r in results}) == 1:
+                return replace(first, alternatives=tuple(results))
+            # One verdict, reached at different rules: no rule decides it for
+            # certain; decided_by stays empty and the alternatives say which
+            # rule decides under which assumption.
+            return replace(first, decided_by=None, depends_on=tuple(depends),
+                           alternatives=tuple(results))
         first = results[0]
         return Result("unknown", packet, None, first.trace, tuple(depends), "unknown", state,
                       first.notes, tuple(results), routing=first.routing)
@@ -756,6 +776,14 @@ class Evaluator:
             depends += (end.reason,)
         return Result(verdict, final, end.decision, tuple(end.path.trace), depends, outcome,
                       view.state, tuple(end.path.notes), routing=end.path.routing)
+
+
+def _decider(result: Result) -> tuple:
+    """What identifies the rule or policy that decided ``result``."""
+    d = result.decided_by
+    if d is None:
+        return (None,)
+    return (id(d.chain), id(d.rule) if d.rule is not None else None)
 
 
 def _endpoint(action: Nat) -> str:
