@@ -80,9 +80,13 @@ class AuditResult:
         return 1 if any(severity_rank(f.severity) <= limit for f in self.findings) else 0
 
 
-def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
+def expand_paths(paths: Iterable[str | os.PathLike],
+                 refused: list[tuple[str, RuleAnalyzerError]] | None = None) -> list[str]:
     """Files named, and every file under directories named (sorted, hidden
-    files and documentation skipped)."""
+    files and documentation skipped). Links inside a directory are not
+    followed out of it: a link to a file outside it, or to a directory
+    outside it, is not read but added to ``refused`` (with the error saying
+    why) when given; a link to a file inside is read as that file."""
     from .snapshot import MANIFEST
 
     out: list[str] = []
@@ -93,20 +97,55 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
         elif path.is_dir() and _is_config_dir(path):
             out.append(str(path))  # one firewall's configuration: one unit
         elif path.is_dir():
-            # A host snapshot directory inside is one input, not its files.
-            snapshots = sorted(f.parent for f in path.rglob(MANIFEST))
-            for f in sorted(path.rglob("*")):
-                rel = f.relative_to(path).parts
-                if f.is_file() and not any(part.startswith(".") for part in rel) \
-                        and f.suffix.lower() not in SKIPPED_SUFFIXES \
-                        and not any(s in f.parents for s in snapshots):
-                    out.append(str(f))
-            out += [str(s) for s in snapshots if not any(part.startswith(".") for part in
-                                                         s.relative_to(path).parts)]
-            out.sort()
+            out += _walk(path, refused)
         else:
             out.append(str(path))
     return out
+
+
+def _walk(path: Path, refused: list | None) -> list[str]:
+    """The files of directory ``path`` for an audit (see :func:`expand_paths`)."""
+    from .loader import is_inside, refuse_escape
+    from .snapshot import MANIFEST
+
+    root = os.path.realpath(path)
+    files: list[str] = []
+    snapshots: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+        rel = Path(dirpath).relative_to(path).parts
+        if any(part.startswith(".") for part in rel):
+            dirnames[:] = []
+            continue
+        if MANIFEST in filenames and rel:
+            snapshots.append(dirpath)  # a host snapshot directory inside is one input
+            dirnames[:] = []
+            continue
+        for name in sorted(dirnames):
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full) and not name.startswith(".") \
+                    and not is_inside(os.path.realpath(full), root) and refused is not None:
+                try:
+                    refuse_escape(full, root)
+                except RuleAnalyzerError as exc:
+                    refused.append((full, exc))
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            if name.startswith(".") or Path(name).suffix.lower() in SKIPPED_SUFFIXES:
+                continue
+            if os.path.islink(full):
+                real = os.path.realpath(full)
+                if not is_inside(real, root):
+                    try:
+                        refuse_escape(full, root)
+                    except RuleAnalyzerError as exc:
+                        if refused is not None:
+                            refused.append((full, exc))
+                    continue
+                if not os.path.isfile(real):
+                    continue
+                full = os.path.join(str(path), os.path.relpath(real, root))  # read as the file it names
+            files.append(full)
+    return sorted(dict.fromkeys(files + snapshots))
 
 
 def _is_config_dir(path: Path) -> bool:
@@ -193,7 +232,8 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     for g in together or []:
         units.append((" + ".join(g), [str(Path(f)) for f in g]))
     loose = [i for i in inputs if isinstance(i, Ruleset)]
-    paths = [p for p in expand_paths(i for i in inputs if not isinstance(i, Ruleset))
+    refused: list[tuple[str, RuleAnalyzerError]] = []
+    paths = [p for p in expand_paths((i for i in inputs if not isinstance(i, Ruleset)), refused)
              if str(Path(p)) not in grouped]
     fleet = _fleet(paths, codes, options, config, max_bytes, include_generated, jobs, dask_scheduler,
                    host_timeout, progress)
@@ -213,6 +253,11 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
         suppressions[i].used.add("fleet")  # it silenced a finding on a host of the fleet
     known = set(checks.registry())
     included: set[str] = set()
+    for name, exc in refused:  # links leading out of a directory named: not read
+        result.inputs.append(name)
+        result.bad_inputs.append(name)
+        if "RA001" in codes:
+            findings.append(unreadable.from_error(exc, name))
     for n, (name, what) in enumerate(units, 1):
         if not isinstance(what, Ruleset) and len(what) == 1 and what[0] in included:
             continue  # audited with the ruleset that includes it

@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="files that describe one firewall (e.g. rules.v4,rules.v6); repeatable")
     au.add_argument("--dialect", choices=DIALECTS, help="the files' dialect (sniffed when omitted)")
     au.add_argument("--format", default="text", choices=("text", "json", "sarif", "github"))
+    au.add_argument("--sarif-snippets", action="store_true",
+                    help="put each rule's text in the SARIF output as a snippet (off: SARIF is uploaded)")
     au.add_argument("--select", help="codes, prefixes or names to run (comma-separated; default: all "
                                      "but the opt-in checks, which need their exact code or name)")
     au.add_argument("--ignore", help="codes, prefixes or names to skip (comma-separated)")
@@ -264,7 +266,7 @@ def cmd_audit(args, out) -> int:
     elif args.format == "sarif":
         from .report.sarif import sarif_data
 
-        json.dump(sarif_data(result), out, indent=2)
+        json.dump(sarif_data(result, snippets=args.sarif_snippets), out, indent=2)
         out.write("\n")
     elif args.format == "github":
         from .report import github

@@ -67,3 +67,15 @@ def line_of(text: str, line: int) -> str | None:
         start += 1
     end = text.find("\n", start)
     return text[start:] if end < 0 else text[start:end]
+
+
+def split_lines(text: str) -> list[str]:
+    """``text``'s lines as the readers number them: split at ``\n`` only (a
+    trailing ``\r`` dropped), never at the other characters
+    ``str.splitlines`` takes for line ends (U+2028, ``\x0b``, ``\x0c``,
+    ``\x1c``–``\x1e``, ``\x85``, a lone ``\r``), so a code frame shows the
+    line a location names."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]

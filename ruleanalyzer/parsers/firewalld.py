@@ -61,16 +61,21 @@ def is_config_dir(path: str | os.PathLike) -> bool:
 
 def find_config_dir(path: Path) -> Path | None:
     """``path`` itself, or ``etc/firewalld`` / ``firewalld`` inside it (a snapshot)."""
+    from ..loader import is_inside
+
+    top = os.path.realpath(path)
     for candidate in (path, path / "etc" / "firewalld", path / "firewalld"):
+        if not is_inside(os.path.realpath(candidate), top):
+            continue  # a link leading out of the directory given is not followed
         if candidate.is_dir() and any((candidate / m).exists() for m in MARKERS):
             return candidate
     return None
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, root: Path | None = None) -> str:
     from ..loader import read_text
 
-    return read_text(path, MAX_FILE_BYTES)
+    return read_text(path, MAX_FILE_BYTES, root=root)
 
 
 def stock_config(version: str = DEFAULT_VERSION) -> dict:
@@ -105,7 +110,7 @@ def _load_kinds(root: Path, diagnostics: list, stock: bool = False, label: Path 
                 continue
             name = path.name[:-4]
             shown = str(path if label is None else label / kind / path.name)
-            text = _read(path)
+            text = _read(path, None if stock else root)
             if kind == "zones":
                 out[kind][name] = fx.read_zone(text, shown, name, diagnostics, stock=stock)
             elif kind == "policies":
@@ -128,7 +133,7 @@ def load_directory(path: str | os.PathLike, version: str | None = None,
     diagnostics: list = []
     conf, where = {}, {}
     if (root / "firewalld.conf").is_file():
-        conf, where = fx.read_conf(_read(root / "firewalld.conf"), str(root / "firewalld.conf"))
+        conf, where = fx.read_conf(_read(root / "firewalld.conf", root), str(root / "firewalld.conf"))
     version = version or DEFAULT_VERSION
     objects = _stock(version)
     user = _load_kinds(root, diagnostics)
@@ -136,7 +141,7 @@ def load_directory(path: str | os.PathLike, version: str | None = None,
         objects[kind].update(user[kind])
     direct = None
     if (root / "direct.xml").is_file():
-        direct = fx.read_direct(_read(root / "direct.xml"), str(root / "direct.xml"))
+        direct = fx.read_direct(_read(root / "direct.xml", root), str(root / "direct.xml"))
     config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
                     objects["ipsets"], objects["icmptypes"], objects["helpers"], direct, str(root), version)
     for zone, what in bindings or []:

@@ -6,7 +6,6 @@ the fix. Also the ``rules`` listing and the ``explain`` page."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import PurePath
 
 from rich.console import Console
@@ -15,17 +14,28 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from ..checks.base import SEVERITIES, Finding, severity_rank
+from ..errors import split_lines
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold cyan"}
 
 
-@lru_cache(maxsize=64)
-def _file_lines(path: str) -> tuple[str, ...] | None:
-    try:
-        with open(path, encoding="utf-8-sig", errors="replace") as handle:
-            return tuple(handle.read().splitlines())
-    except OSError:
+_SPLIT: dict[str, tuple[str, list[str]]] = {}
+
+
+def _file_lines(path: str) -> list[str] | None:
+    """The lines of the text read for ``path`` (never the file opened again:
+    it may have changed, or be a link or FIFO by now), split at ``\n`` only,
+    as every reader counts lines (``str.splitlines`` also splits at U+2028,
+    ``\x0b``, ``\x0c``, ``\x1c``–``\x1e``, ``\x85`` and a lone ``\r``)."""
+    from ..loader import text_read
+
+    text = text_read(path)
+    if text is None:
         return None
+    cached = _SPLIT.get(path)
+    if cached is None or cached[0] is not text:
+        cached = _SPLIT[path] = (text, split_lines(text))
+    return cached[1]
 
 
 def source_line(f: Finding) -> str | None:
