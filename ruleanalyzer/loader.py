@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import stat
 from pathlib import Path
@@ -66,6 +68,54 @@ def refuse_escape(path: str | os.PathLike, root: str | os.PathLike | None = None
                                 Location(name),
                                 hint="links may only point inside the tree being analysed; "
                                      "name the target itself if it really is a rule file")
+
+
+class FileSide:
+    """Where companion files (an nft ``include``) of a rule file come from:
+    the working tree here; :class:`ruleanalyzer.gitfiles.RevisionSide`
+    reads them at a git revision, so the old side of ``diff --git`` never
+    mixes in today's included files. Readers ask :func:`current_side`.
+    ``max_bytes`` bounds what one ruleset reads, its companions together."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.max_bytes = max_bytes
+
+    def path_of(self, name: str) -> str:
+        """The working-tree path a file shown as ``name`` stands for."""
+        return name
+
+    def name_of(self, path: str) -> str:
+        """How a file read from working-tree ``path`` is shown."""
+        return path
+
+    def is_file(self, path: str) -> bool:
+        return os.path.isfile(path)
+
+    def glob(self, pattern: str) -> list[str]:
+        import glob
+
+        return sorted(glob.glob(pattern))
+
+    def read(self, path: str, max_bytes: int) -> str:
+        return read_text(path, max_bytes)
+
+
+_SIDE: contextvars.ContextVar[FileSide] = contextvars.ContextVar("ruleanalyzer_side", default=FileSide())
+
+
+def current_side() -> FileSide:
+    """The side companion files are read from (see :class:`FileSide`)."""
+    return _SIDE.get()
+
+
+@contextlib.contextmanager
+def reading_side(side: FileSide):
+    """Companion files read from ``side`` inside the ``with`` block."""
+    token = _SIDE.set(side)
+    try:
+        yield side
+    finally:
+        _SIDE.reset(token)
 
 
 def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES, *,
@@ -160,7 +210,8 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
             continue
         text = read_text(path, max_bytes)
         refuse_empty(text, str(path), dialect)
-        parsed.append(parsers.parse(text, str(path), dialect))
+        with reading_side(FileSide(max_bytes)):
+            parsed.append(parsers.parse(text, str(path), dialect))
     # A dialect whose files only make sense together (ufw's user.rules +
     # before.rules + ufw.conf) rebuilds them as one host: ``combine(rulesets)``.
     for name in dict.fromkeys(r.meta.get("dialect") for r in parsed):
