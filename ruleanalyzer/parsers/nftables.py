@@ -27,6 +27,19 @@ MAX_DEFINE_DEPTH = 32
 #: file included 200 times is 200). Their bytes together, the including file
 #: too, stay within the file-size limit (``--max-bytes``).
 MAX_INCLUDE_FILES = 1000
+#: Tokens ``$NAME`` substitutions may produce in one ruleset, all together
+#: (``define a2 = { $a1, $a1 }`` doubles per line: 20 lines were 555 MB).
+MAX_DEFINE_TOKENS = 1_000_000
+
+
+def _size(toks) -> int:
+    """Tokens in ``toks``, those inside blocks too."""
+    n = 0
+    for t in toks:
+        n += 1
+        if t[0] == B:
+            n += sum(_size(item) for item in t[1])
+    return n
 
 # Token tuples: (kind, value, line, column, start, end); kind w=word s=string b=brace.
 W, S, B = "w", "s", "b"
@@ -239,6 +252,8 @@ class _Reader:
         self.name = name
         self.builder = Builder(name, DIALECT)
         self.defines: dict[str, list] = {}
+        self.define_sizes: dict[str, int] = {}
+        self.expanded = 0  # tokens substituted so far (MAX_DEFINE_TOKENS)
         from ..loader import current_side  # late: loader imports the parser registry
 
         self.side = current_side()
@@ -379,6 +394,11 @@ class _Reader:
                 value = self.defines.get(t[1][1:])
                 if value is None:
                     raise self.error(f"undefined variable {t[1]}", t)
+                self.expanded += self.define_sizes.get(t[1][1:], 1)
+                if self.expanded > MAX_DEFINE_TOKENS:
+                    raise self.error(f"defines expand to more than {MAX_DEFINE_TOKENS} tokens "
+                                     "(nftables.MAX_DEFINE_TOKENS)", t,
+                                     hint="a define that doubles per line expands exponentially")
                 out.extend(self.expand(value, depth + 1, deep))
             elif t[0] == B and deep:
                 out.append((B, [self.expand(i, depth + 1, deep) for i in t[1]], *t[2:]))
@@ -389,7 +409,8 @@ class _Reader:
     def define(self, toks) -> None:
         if len(toks) < 4 or toks[1][0] != W or not _is_word(toks[2], "="):
             raise self.error("define needs NAME = value", toks[0])
-        self.defines[toks[1][1]] = self.expand(toks[3:], deep=True)
+        value = self.defines[toks[1][1]] = self.expand(toks[3:], deep=True)
+        self.define_sizes[toks[1][1]] = _size(value)
 
     # -- top level ------------------------------------------------------------------------
     def top_items(self, items, depth: int) -> None:
