@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import checks
-from .checks.base import Context, Finding, Where, severity_rank
+from .checks.base import AnalysisTimeout, Context, Finding, Where, severity_rank, time_limit
 from .checks.grouping import group
 from .checks.meta import CheckFailed, UnreadableInput
 from .checks.suppress import apply as apply_suppressions
@@ -172,6 +172,29 @@ def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] |
     ctx = ctx or Context(ruleset, interfaces)
     findings: list[Finding] = []
     registry = checks.registry()
+    done: list[str] = []
+    abandoned: list[str] = []
+    try:
+        with time_limit(ctx.audit_seconds):
+            _run_checks(ruleset, codes, options, ctx, registry, findings, done)
+    except AnalysisTimeout:
+        abandoned = [c for c in codes if c not in done]
+    if abandoned:
+        where = Where(ruleset.sources[0] if ruleset.sources else None)
+        findings.append(Finding("RA003", CheckFailed.name, "error",
+                                f"the checks of this ruleset took longer than {ctx.audit_seconds:g} s: "
+                                f"{', '.join(abandoned)} abandoned (Context.audit_seconds)", where))
+    if "RA003" in codes:
+        where = Where(ruleset.sources[0] if ruleset.sources else None)
+        findings += [Finding("RA003", CheckFailed.name, "error", message, where)
+                     for message in ctx.failures]
+    return findings
+
+
+def _run_checks(ruleset, codes, options, ctx, registry, findings: list[Finding], done: list[str]) -> None:
+    """Run the checks ``codes`` into ``findings``, each code added to
+    ``done`` when it finished (AnalysisTimeout goes through: the ruleset's
+    time budget ran out)."""
     for code in codes:
         check = registry[code]((options or {}).get(code))
         try:
@@ -179,6 +202,8 @@ def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] |
                 f.fix = render_fix(derive_fix(f, ruleset), meta=ruleset.meta,  # in the input's language
                                    default=ctx.dialect)
                 findings.append(f)
+        except AnalysisTimeout:
+            raise
         except (RecursionError, MemoryError, Exception) as exc:  # noqa: BLE001 - a bug must not stop the audit
             if ctx.out_of_space(exc):
                 continue  # the limit is reported once, with the analysis failures
@@ -187,11 +212,7 @@ def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] |
             findings.append(Finding("RA003", CheckFailed.name, "error",
                                     f"check {code} crashed: {type(exc).__name__}: {exc} "
                                     f"(at {Path(tb.filename).name}:{tb.lineno})", where))
-    if "RA003" in codes:
-        where = Where(ruleset.sources[0] if ruleset.sources else None)
-        findings += [Finding("RA003", CheckFailed.name, "error", message, where)
-                     for message in ctx.failures]
-    return findings
+        done.append(code)
 
 
 def _settings(config: Config | None, select, ignore) -> tuple[list[str], dict]:

@@ -110,6 +110,26 @@ def read_config_text(path: str | Path) -> str:
         raise
 
 
+#: Config ``suppress`` entries (each finding is matched against all of them).
+MAX_SUPPRESS_ENTRIES = 1000
+_ENTRY_TYPES = {"file": (str,), "chain": (str,), "path": (str,), "reason": (str,), "line": (int,),
+                "rule": (int,), "codes": (str, list), "code": (str, list)}
+
+
+def _check_entry(entry: dict, n: int, source: str | None) -> None:
+    """A ``suppress`` entry's values have the types matching needs."""
+    for key, value in entry.items():
+        types = _ENTRY_TYPES.get(str(key))
+        if types is None:
+            continue
+        if not isinstance(value, types) or isinstance(value, bool) \
+                or isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            want = " or ".join("a list of codes" if t is list else {str: "a string", int: "a number"}[t]
+                               for t in types)
+            raise RuleAnalyzerError(f"suppress[{n}].{key} must be {want}, not {type(value).__name__}",
+                                    Location(source or "<config>"))
+
+
 def config_from_dict(data: dict, source: str | None = None) -> Config:
     """Validate a settings mapping (keys may use ``-`` or ``_``)."""
     if not isinstance(data, dict):
@@ -129,6 +149,11 @@ def config_from_dict(data: dict, source: str | None = None) -> Config:
     if not isinstance(suppress, list) or not all(isinstance(e, dict) and "file" in e for e in suppress):
         raise RuleAnalyzerError("suppress must be a list of tables, each naming at least a file",
                                 Location(source or "<config>"))
+    if len(suppress) > MAX_SUPPRESS_ENTRIES:
+        raise RuleAnalyzerError(f"more than {MAX_SUPPRESS_ENTRIES} suppress entries "
+                                "(config.MAX_SUPPRESS_ENTRIES)", Location(source or "<config>"))
+    for n, entry in enumerate(suppress):
+        _check_entry(entry, n, source)
     options = data.get("options") or {}
     if not isinstance(options, dict) or not all(isinstance(v, dict) or v is None for v in options.values()):
         raise RuleAnalyzerError("options must be a mapping of check codes to mappings of settings",

@@ -121,3 +121,55 @@ def test_yaml_alias_tree_is_refused(reader, tmp_path):
 def test_yaml_aliases_within_budget_load():
     from ruleanalyzer import safeyaml
     assert len(safeyaml.load_yaml(_alias_tree(5), "t.yaml")["a4"]) == 3
+
+
+# -- the audit's time budget ---------------------------------------------------------------------
+def _random_rules(n: int, seed: int = 16) -> str:
+    import random
+    rng = random.Random(seed)
+    lines = ["*filter", ":INPUT DROP [0:0]"]
+    for _ in range(n):
+        net = f"{rng.randrange(1, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.0/{rng.choice((16, 24))}"
+        lines.append(f"-A INPUT -s {net} -p tcp --dport {rng.randrange(1, 65535)} -j "
+                     + rng.choice(("ACCEPT", "DROP")))
+    return "\n".join(lines + ["COMMIT", ""])
+
+
+def test_checks_run_inside_the_rulesets_time_budget(monkeypatch):
+    """Past Context.audit_seconds the checks of a ruleset stop — the
+    blocking-rules search and every other check, not only the packet-space
+    analysis — with one RA003 naming what was abandoned."""
+    from ruleanalyzer.audit import run_audit
+    from ruleanalyzer.checks.base import Context
+    ruleset = parsers.parse(_random_rules(400), "many.rules", "iptables")
+    monkeypatch.setattr(Context, "audit_seconds", 0.3)
+    start = time.monotonic()
+    findings = run_audit([ruleset]).findings
+    assert time.monotonic() - start < 10  # the whole audit: several seconds without the budget
+    over = [f for f in findings if f.code == "RA003" and "Context.audit_seconds" in f.message]
+    assert len(over) == 1 and "took longer than 0.3 s" in over[0].message
+
+
+def test_suppression_matching_is_linear():
+    """Inline directives are found by their rule: N findings against N
+    directives was all-against-all (4,000 rules written twice took 81 s)."""
+    from ruleanalyzer.checks.base import Finding, Where
+    from ruleanalyzer.checks.suppress import apply, parse_inline
+    from ruleanalyzer.checks import registry
+
+    def make(n):
+        text = "*filter\n:INPUT DROP [0:0]\n" + "".join(
+            f'-A INPUT -p tcp --dport {i % 60000 + 1} -m comment --comment "ruleanalyzer: ignore[RA101] x" '
+            "-j ACCEPT\n" for i in range(n)) + "COMMIT\n"
+        ruleset = parsers.parse(text, "s.rules", "iptables")
+        findings = [Finding("RA101", "x", "warning", "m", Where.of_rule(r), rule=r) for r in ruleset.rules()]
+        return ruleset, findings
+
+    known = set(registry())
+
+    def run(made):
+        ruleset, findings = made
+        suppressions, _ = parse_inline(ruleset, known)
+        kept, suppressed, unused = apply(findings, suppressions, {"RA101", "RA901"})
+        assert not kept and not unused and len(suppressed) == len(findings)
+    assert_linear(run, make, 250)
