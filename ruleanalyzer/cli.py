@@ -14,7 +14,7 @@ import sys
 from typing import Callable
 
 from . import __version__
-from .errors import RuleAnalyzerError
+from .errors import RuleAnalyzerError, split_lines
 from .loader import DEFAULT_MAX_BYTES, load, read_text
 from .output import atomic_output
 from .packets import make_packet
@@ -150,7 +150,7 @@ def _packets_from_args(args, default_hook: str = "input") -> list:
     if args.packets:
         text = read_text(args.packets)
         packets = []
-        for number, line in enumerate(text.splitlines(), 1):
+        for number, line in enumerate(split_lines(text), 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             try:

@@ -9,8 +9,33 @@ from __future__ import annotations
 
 from .model import Location
 
+import re
+
 #: Longest message shown by :meth:`RuleAnalyzerError.render` before it is cut.
 MAX_MESSAGE = 400
+
+#: Characters a terminal, a CI runner or a log viewer would act on rather
+#: than show: C0 controls (ESC starts CSI/OSC sequences; CR, LF, VT, FF and
+#: the separators split lines), DEL, C1 controls, the Unicode line and
+#: paragraph separators and the bidirectional overrides ("Trojan source").
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL_KEEP_NEWLINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\x1b": "\\x1b"}
+
+
+def _shown(m: re.Match) -> str:
+    c = m.group()
+    return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+
+def visible(text: str, keep_newlines: bool = False) -> str:
+    """``text`` with every character a terminal or CI runner would act on
+    shown escaped (``\x1b``, ``\r``, ``\n`` …): input quoted in a message
+    can neither start a new line (a fake ``::error`` annotation), erase or
+    retitle the terminal, nor hide text. ``keep_newlines`` keeps ``\n``
+    (for output whose own lines are being passed through)."""
+    pattern = _CONTROL_KEEP_NEWLINES if keep_newlines else _CONTROL
+    return pattern.sub(_shown, text) if pattern.search(text) else text
 
 
 class RuleAnalyzerError(Exception):
@@ -30,12 +55,14 @@ class RuleAnalyzerError(Exception):
         message = self.message
         if len(message) > MAX_MESSAGE:  # a message quoting a 1 MB word stays one readable line
             message = f"{message[:MAX_MESSAGE]}… ({len(message)} characters)"
+        message = visible(message)
+        file = visible(loc.file) if loc is not None and loc.file else (loc.file if loc else "")
         if loc is None:
             head = f"error: {message}"
         elif loc.line:
-            head = f"{loc.file}:{loc.line}:{loc.column or 1}: error: {message}"
+            head = f"{file}:{loc.line}:{loc.column or 1}: error: {message}"
         else:
-            head = f"{loc.file}: error: {message}" + (f" (at {loc.path})" if loc.path else "")
+            head = f"{file}: error: {message}" + (f" (at {visible(str(loc.path))})" if loc.path else "")
         lines = [head]
         if self.source_line is not None and loc is not None and loc.line:
             shown = self.source_line.rstrip("\r\n")
@@ -45,10 +72,12 @@ class RuleAnalyzerError(Exception):
                 caret_col = (loc.column or 1) - start
             else:
                 caret_col = loc.column or 1
-            lines.append(f"    {shown}")
+            # control characters shown escaped; the caret moves with them
+            caret_col = len(visible(shown[:caret_col - 1])) + 1
+            lines.append(f"    {visible(shown)}")
             lines.append("    " + " " * (caret_col - 1) + "^")
         if self.hint:
-            lines.append(f"hint: {self.hint}")
+            lines.append(f"hint: {visible(self.hint)}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
