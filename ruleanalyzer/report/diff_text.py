@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ..errors import visible
-
 from .diff_json import short
 
 HEADINGS = {"opened": "now ACCEPTED (was dropped)", "closed": "now DROPPED (was accepted)",
