@@ -35,7 +35,7 @@ from .errors import RuleAnalyzerError
 from .fixes import render as render_fix
 from .fixes.bridge import derive as derive_fix
 from .loader import DEFAULT_MAX_BYTES, load
-from .model import Ruleset
+from .model import Location, Ruleset
 from .hosts import host_groups, included_files
 from .origins import is_stock_noise, recognise
 
@@ -287,7 +287,13 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
             ruleset = what
         else:
             try:
-                ruleset = load(*what, dialect=dialect, max_bytes=max_bytes)
+                try:
+                    ruleset = load(*what, dialect=dialect, max_bytes=max_bytes)
+                except (RuleAnalyzerError, RecursionError, KeyboardInterrupt):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a reader's bug: this input only, the rest goes on
+                    raise RuleAnalyzerError(f"could not be read ({type(exc).__name__}: {exc}); "
+                                            "please report this", Location(what[0])) from None
             except RuleAnalyzerError as exc:
                 result.bad_inputs.append(name)
                 if "RA001" in codes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Callable
 
@@ -240,6 +241,8 @@ def cmd_audit(args, out) -> int:
 
     config = load_config(args.config, search=not args.no_config)
     together = [[f.strip() for f in g.split(",") if f.strip()] for g in args.together]
+    if any(not g for g in together):
+        raise RuleAnalyzerError("--together needs file names (F1,F2), not an empty list")
     if not args.paths and not together:
         raise RuleAnalyzerError("audit needs at least one file or directory")
     split = lambda v: [c.strip() for c in v.split(",") if c.strip()] if v else None  # noqa: E731
@@ -476,6 +479,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        except (OSError, ValueError):
+            pass
+        return 141
     except RecursionError:
         print("error: input nested too deeply to analyse", file=sys.stderr)
         return EXIT_BAD_INPUT

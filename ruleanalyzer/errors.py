@@ -84,6 +84,27 @@ class RuleAnalyzerError(Exception):
         return self.render()
 
 
+_LONG_NUMBER = re.compile(r"\d{4301,}")
+
+
+def is_long_number(exc: BaseException) -> bool:
+    """Is ``exc`` Python refusing to convert an integer of more than 4,300
+    digits (``sys.get_int_max_str_digits``)?"""
+    return isinstance(exc, ValueError) and "integer string conversion" in str(exc)
+
+
+def long_number_error(text: str, name: str) -> RuleAnalyzerError:
+    """The located error for a number of more than 4,300 digits in ``text``
+    (no firewall field holds one; Python refuses to convert it)."""
+    m = _LONG_NUMBER.search(text)
+    if m is None:
+        return RuleAnalyzerError("a number of more than 4300 digits", Location(name))
+    line = text.count("\n", 0, m.start()) + 1
+    column = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+    return RuleAnalyzerError(f"a number of {len(m.group())} digits (more than 4300 is refused)",
+                             Location(name, line, column), source_line=line_of(text, line))
+
+
 def line_of(text: str, line: int) -> str | None:
     """The 1-based ``line`` of ``text`` (for error rendering), if it exists."""
     if line < 1:

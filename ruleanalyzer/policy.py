@@ -193,6 +193,8 @@ def parse_policy(entries, source: str = "<policy>") -> list[Assertion]:
         kind = kinds[0]
         name = str(entry.get("name", ""))
         hook = str(entry.get("hook", "input"))
+        if hook not in ("input", "forward", "output"):
+            raise RuleAnalyzerError(f"unknown hook {hook!r} (input, forward, output)", where)
         expect = str(entry.get("expect", "pass")).lower()
         if kind == "connect":
             out.append(Assertion(kind, None, name, _connection(str(entry[kind]), where),

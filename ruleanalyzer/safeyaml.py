@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from .errors import RuleAnalyzerError, line_of
+from .errors import RuleAnalyzerError, is_long_number, line_of, long_number_error
 from .model import Location
 
 #: More aliases than this in one document is refused (real exports use few).
@@ -116,6 +116,10 @@ def located_errors(text: str, name: str) -> Iterator[None]:
                                 Location(name, line, col), source_line=line_of(text, line)) from None
     except yaml.YAMLError as exc:
         raise RuleAnalyzerError(f"invalid YAML: {exc}", Location(name, 1, 1)) from None
+    except ValueError as exc:
+        if not is_long_number(exc):
+            raise
+        raise long_number_error(text, name) from None
     except RecursionError:  # only when called with little stack left
         raise RuleAnalyzerError("YAML nested too deeply (Python's recursion limit)",
                                 Location(name, 1, 1)) from None
@@ -193,9 +197,6 @@ def load_cloudformation_yaml(text: str, name: str) -> Any:
     with located_errors(text, name):
         loader = CloudFormationLoader(text)
         try:
-            return loader.get_single_data()
-        except ValueError as exc:  # an integer over Python's 4,300-digit limit
-            mark = loader.peek_event().start_mark if loader.check_event() else None
-            raise YAMLLimitError(f"value too large: {str(exc)[:80]}", mark) from None
+            return loader.get_single_data()  # an integer over 4,300 digits: located_errors
         finally:
             loader.dispose()
