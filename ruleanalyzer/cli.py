@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Callable
 
 from . import __version__
-from .errors import RuleAnalyzerError
+from .errors import RuleAnalyzerError, split_lines
 from .loader import DEFAULT_MAX_BYTES, load, read_text
 from .output import atomic_output
 from .packets import make_packet
@@ -109,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="files that describe one firewall (e.g. rules.v4,rules.v6); repeatable")
     au.add_argument("--dialect", choices=DIALECTS, help="the files' dialect (sniffed when omitted)")
     au.add_argument("--format", default="text", choices=("text", "json", "sarif", "github"))
+    au.add_argument("--sarif-snippets", action="store_true",
+                    help="put each rule's text in the SARIF output as a snippet (off: SARIF is uploaded)")
     au.add_argument("--select", help="codes, prefixes or names to run (comma-separated; default: all "
                                      "but the opt-in checks, which need their exact code or name)")
     au.add_argument("--ignore", help="codes, prefixes or names to skip (comma-separated)")
@@ -170,7 +173,7 @@ def _packets_from_args(args, default_hook: str = "input") -> list:
     if args.packets:
         text = read_text(args.packets)
         packets = []
-        for number, line in enumerate(text.splitlines(), 1):
+        for number, line in enumerate(split_lines(text), 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             try:
@@ -262,6 +265,8 @@ def cmd_audit(args, out) -> int:
 
     config = load_config(args.config, search=not args.no_config)
     together = [[f.strip() for f in g.split(",") if f.strip()] for g in args.together]
+    if any(not g for g in together):
+        raise RuleAnalyzerError("--together needs file names (F1,F2), not an empty list")
     if not args.paths and not together:
         raise RuleAnalyzerError("audit needs at least one file or directory")
     split = lambda v: [c.strip() for c in v.split(",") if c.strip()] if v else None  # noqa: E731
@@ -288,7 +293,7 @@ def cmd_audit(args, out) -> int:
     elif args.format == "sarif":
         from .report.sarif import sarif_data
 
-        json.dump(sarif_data(result), out, indent=2)
+        json.dump(sarif_data(result, snippets=args.sarif_snippets), out, indent=2)
         out.write("\n")
     elif args.format == "github":
         from .report import github
@@ -498,6 +503,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        except (OSError, ValueError):
+            pass
+        return 141
     except RecursionError:
         print("error: input nested too deeply to analyse", file=sys.stderr)
         return EXIT_BAD_INPUT
