@@ -152,6 +152,15 @@ def test_addresses_lists_hosts_ranges():
     assert rule("-s ::1 -j DROP", "ip6").matches[0] == AddressMatch("src", (net("::1/128"),))
 
 
+def test_abbreviated_addresses_are_completed_with_zeros_as_iptables_does():
+    # xtables' __numeric_to_ipaddr: "10.3" is the network 10.3.0.0, not inet_aton's 10.0.0.3
+    assert rule("-s 10.3/16 -j ACCEPT").matches[0] == AddressMatch("src", (net("10.3.0.0/16"),))
+    assert rule("-d 172.16.5/255.255.255.0 -j DROP").matches[0] == \
+        AddressMatch("dst", (net("172.16.5.0/24"),))
+    with pytest.raises(RuleAnalyzerError, match="invalid address '10.300/16'"):
+        parse(FILTER + "-A INPUT -s 10.300/16 -j ACCEPT\nCOMMIT\n", "t.rules")
+
+
 def test_protocols_and_ports():
     assert rule("-p all -j ACCEPT").matches == ()
     assert rule("! -p tcp").matches == (IntMatch("proto", ((6, 6),), negate=True),)
