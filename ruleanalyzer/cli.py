@@ -178,7 +178,7 @@ def _packets_from_args(args, default_hook: str = "input") -> list:
 
 def cmd_query(args, out) -> int:
     from .engine import Evaluator
-    from .report import serialize, text
+    from .report import text
 
     ruleset = _load(args)
     packets = _packets_from_args(args, "auto" if ruleset.host is not None else "input")
@@ -190,10 +190,14 @@ def cmd_query(args, out) -> int:
         for r in results:
             text.render_result(console, r)
     elif args.format == "json":
+        from .report import serialize
+
         data = [serialize.result_data(r, p) for r, p in zip(results, packets)]
         json.dump(data[0] if len(data) == 1 and not args.packets else data, out, indent=2)
         out.write("\n")
     else:
+        from .report import serialize
+
         for r, p in zip(results, packets):
             out.write(json.dumps(serialize.result_data(r, p)) + "\n")
     verdicts = {r.verdict for r in results}

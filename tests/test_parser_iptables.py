@@ -161,6 +161,24 @@ def test_abbreviated_addresses_are_completed_with_zeros_as_iptables_does():
         parse(FILTER + "-A INPUT -s 10.300/16 -j ACCEPT\nCOMMIT\n", "t.rules")
 
 
+def test_line_shape_shortcut_accepts_exactly_what_the_grammar_accepts():
+    # the parser decides known-good line shapes with a regular expression and
+    # loads the Lark grammar only for the others: the two must agree
+    import itertools
+
+    parser, _, unexpected = iptables._grammar()
+    for length in range(1, 6):
+        for letters in itertools.product("TCMNBOW", repeat=length):
+            shape = "".join(letters)
+            try:
+                grammar_kind = parser.parse(iptables._tokens(shape, list(shape)))
+            except unexpected:
+                grammar_kind = None
+            shortcut = iptables._GOOD_KINDS.get(shape[0], "rule") \
+                if iptables._GOOD_SHAPE.match(shape) else None
+            assert shortcut == grammar_kind, shape
+
+
 def test_protocols_and_ports():
     assert rule("-p all -j ACCEPT").matches == ()
     assert rule("! -p tcp").matches == (IntMatch("proto", ((6, 6),), negate=True),)
