@@ -128,7 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args) -> "object":
+    import gc
+
     ruleset = load(*args.files, dialect=args.dialect, max_bytes=args.max_bytes)
+    # the ruleset lives until the process ends: the cyclic collector need
+    # not walk its million objects through every generation (0.4 s at 100k rules)
+    gc.freeze()
     if getattr(args, "inventory", None) or getattr(args, "target", None) or ruleset.meta.get("cloud"):
         try:
             from .targets import select_target
@@ -486,5 +491,22 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
+def run() -> None:
+    """The console entry point: :func:`main`, then exit without freeing the
+    heap object by object (a third of a 100k-rule query's time); exit
+    handlers still run and output is flushed first."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(code)  # let the interpreter report a closed pipe as usual
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
