@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--icmp-code", type=int)
     q.add_argument("--mark")
     q.add_argument("--length", type=int)
-    q.add_argument("--packets", help="JSON-lines file of packets (keys as the flags)")
+    q.add_argument("--packets", help="JSON-lines file of packets (keys as the flags), `conntrack -L` "
+                                     "output or AWS VPC flow log records")
     q.add_argument("--format", default="text", choices=("text", "json", "jsonl"))
 
     c = sub.add_parser("connect", help="every leg of a TCP connection, both directions, with state")
@@ -152,6 +153,13 @@ def _load(args) -> "object":
 def _packets_from_args(args, default_hook: str = "input") -> list:
     if args.packets:
         text = read_text(args.packets)
+        first = next((line.strip() for line in text.splitlines()
+                      if line.strip() and not line.lstrip().startswith("#")), "{")
+        if not first.startswith("{"):
+            # real flows: conntrack -L output or VPC flow log records
+            from .flows import read_flows, to_packets
+
+            return to_packets(read_flows(text, args.packets), args.hook or default_hook)
         packets = []
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip() or line.lstrip().startswith("#"):
@@ -188,7 +196,9 @@ def cmd_query(args, out) -> int:
     ruleset = _load(args)
     packets = _packets_from_args(args, "auto" if ruleset.host is not None else "input")
     evaluator = Evaluator(ruleset)
-    results = [evaluator.evaluate(p) for p in packets]
+    answers: dict = {}  # real flows repeat: a packet seen before has its answer
+    results = [answers[p] if p in answers else answers.setdefault(p, evaluator.evaluate(p))
+               for p in packets]
     if args.format == "text":
         console = text.make_console(out)
         text.render_diagnostics(console, ruleset.diagnostics)
@@ -336,6 +346,9 @@ def _add_diff_parser(sub) -> None:
                    help="exit 1 on any verdict change (default), only on newly allowed traffic, or never")
     d.add_argument("--no-findings", action="store_true", help="skip the audit of both versions")
     d.add_argument("--no-connections", action="store_true", help="skip the per-region handshake check")
+    d.add_argument("--flows", metavar="FILE",
+                   help="real flows (`conntrack -L` output, AWS VPC flow logs): which of them the change "
+                        "would block or newly allow, with counts")
     d.add_argument("--policy", help="YAML file with a policy: section (default: .ruleanalyzer.yaml)")
     d.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
     d.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
@@ -391,6 +404,13 @@ def cmd_diff(args, out) -> int:
         report = diff(old, new, hooks, findings=not args.no_findings,
                       connections=not args.no_connections, old_name=old_name, new_name=new_name)
         report.policy = policy.check(new, assertions) if assertions else []
+        if args.flows:
+            from .flows import compare_flows, read_flows
+
+            flows = read_flows(read_text(args.flows, args.max_bytes), args.flows)
+            default_hook = args.hook[0] if args.hook and len(args.hook) == 1 else \
+                ("auto" if new.host is not None else "input")
+            report.flows = compare_flows(old, new, flows, default_hook, args.flows)
         reports.append(report)
     if args.format == "json":
         from .report.diff_json import diff_data

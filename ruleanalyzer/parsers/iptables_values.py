@@ -103,14 +103,31 @@ def parse_address(text: str, family: str):
     return addr
 
 
+_range_cache: dict[tuple[str, str], tuple] = {}
+_blocks: dict[tuple[int, int, int], object] = {}
+
+
 def parse_address_range(text: str, family: str):
-    """``a-b`` (``-m iprange``) → the CIDR blocks covering it."""
+    """``a-b`` (``-m iprange``) → the CIDR blocks covering it (one tuple per
+    distinct range, its blocks shared between ranges: a range is a dozen
+    network objects, and files repeat them)."""
+    key = (text, family)
+    cached = _range_cache.get(key)
+    if cached is not None:
+        return cached
     first, sep, last = text.partition("-")
     start = parse_address(first, family)
     end = parse_address(last, family) if sep else start
     if end < start:
         raise BadValue(f"address range {text} ends before it starts")
-    return tuple(ipaddress.summarize_address_range(start, end))
+    nets = []
+    for net in ipaddress.summarize_address_range(start, end):
+        block = (net.version, int(net.network_address), net.prefixlen)
+        nets.append(_blocks.setdefault(block, net) if len(_blocks) < 200_000 else net)
+    nets = tuple(nets)
+    if len(_range_cache) < 50_000:
+        _range_cache[key] = nets
+    return nets
 
 
 # ---------------------------------------------------------------------------
