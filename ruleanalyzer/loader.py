@@ -208,11 +208,8 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
     parsed = []
     snapshots = []
     for path in paths:
-        if _plain_file(path):
-            # the common case, without importing the snapshot reader
-            text = read_text(path, max_bytes)
-            refuse_empty(text, str(path), dialect)
-            parsed.append(parsers.parse(text, str(path), dialect))
+        if _plain_file(path):  # the common case, without importing the snapshot reader
+            parsed.append(_load_file(path, dialect, max_bytes))
             continue
         from .snapshot import Snapshot, is_snapshot, load_snapshot, snapshot_ruleset
 
@@ -227,10 +224,7 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
         if os.path.isdir(path):
             parsed.append(load_directory(path, dialect, max_bytes, firewalld_version))
             continue
-        text = read_text(path, max_bytes)
-        refuse_empty(text, str(path), dialect)
-        with reading_side(FileSide(max_bytes)):
-            parsed.append(parsers.parse(text, str(path), dialect))
+        parsed.append(_load_file(path, dialect, max_bytes))
     # A dialect whose files only make sense together (ufw's user.rules +
     # before.rules + ufw.conf) rebuilds them as one host: ``combine(rulesets)``.
     for name in dict.fromkeys(r.meta.get("dialect") for r in parsed):
@@ -252,6 +246,14 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
 
         name_back(ruleset)  # an nft dump firewalld generated: chains back to zones
     return ruleset
+
+
+def _load_file(path, dialect: str | None, max_bytes: int) -> Ruleset:
+    """One rule file, its includes read within the same ``max_bytes`` budget."""
+    text = read_text(path, max_bytes)
+    refuse_empty(text, str(path), dialect)
+    with reading_side(FileSide(max_bytes)):
+        return parsers.parse(text, str(path), dialect)
 
 
 def load_directory(path: str | os.PathLike, dialect: str | None = None,
