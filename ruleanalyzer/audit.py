@@ -34,7 +34,7 @@ from .config import Config
 from .errors import RuleAnalyzerError
 from .fixes import render as render_fix
 from .fixes.bridge import derive as derive_fix
-from .loader import DEFAULT_MAX_BYTES, load
+from .loader import DEFAULT_MAX_BYTES, input_name, load
 from .model import Ruleset
 from .hosts import host_groups, included_files
 from .origins import is_stock_noise, recognise
@@ -204,7 +204,7 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
             units.append((" + ".join(g), g))
             result.hosts.append(g)
             grouped.update(str(Path(f)) for f in g)
-    units += [(p, [p]) for p in paths if str(Path(p)) not in grouped]
+    units += [(input_name(p), [p]) for p in paths if str(Path(p)) not in grouped]
     units += [(rs.sources[0] if rs.sources else "<ruleset>", rs) for rs in loose]
     unreadable = UnreadableInput()
     findings: list[Finding] = []

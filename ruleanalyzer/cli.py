@@ -15,7 +15,7 @@ from typing import Callable
 
 from . import __version__
 from .errors import RuleAnalyzerError
-from .loader import DEFAULT_MAX_BYTES, load, read_text
+from .loader import DEFAULT_MAX_BYTES, forget_stdin, input_name, load, read_text
 from .output import atomic_output
 from .packets import make_packet
 from .parsers import DIALECTS
@@ -25,7 +25,8 @@ EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3
 
 def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE",
-                   help="rule files describing one firewall, or a host snapshot (directory or archive)")
+                   help="rule files describing one firewall, or a host snapshot (directory or archive); "
+                        "- reads standard input")
     p.add_argument("--dialect", choices=DIALECTS, help="the files' dialect (sniffed when omitted)")
     p.add_argument("--target", help="cloud exports: the security group, NACL, NSG or tag to evaluate")
     p.add_argument("--inventory", help="cloud exports: YAML mapping names (groups, tags) to CIDRs")
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
 
     au = sub.add_parser("audit", help="findings with stable codes (see `ruleanalyzer rules`)")
-    au.add_argument("paths", nargs="*", metavar="PATH", help="rule files or directories (one ruleset per file)")
+    au.add_argument("paths", nargs="*", metavar="PATH", help="rule files or directories (one ruleset per file); - reads standard input")
     au.add_argument("--together", action="append", default=[], metavar="F1,F2",
                     help="files that describe one firewall (e.g. rules.v4,rules.v6); repeatable")
     au.add_argument("--dialect", choices=DIALECTS, help="the files' dialect (sniffed when omitted)")
@@ -315,7 +316,8 @@ COMMANDS: dict[str, Callable] = {"query": cmd_query, "connect": cmd_connect, "pa
 def _add_diff_parser(sub) -> None:
     d = sub.add_parser("diff", help="traffic whose verdict changed between two versions")
     d.add_argument("files", nargs="*", metavar="FILE",
-                   help="OLD NEW; with --git: the files to compare (default: the changed ones)")
+                   help="OLD NEW (either may be - for standard input); with --git: the files to compare "
+                        "(default: the changed ones)")
     d.add_argument("--git", metavar="REV", help="compare the files at REV with the working tree, or A..B")
     d.add_argument("--dialect", choices=DIALECTS, help="the files' dialect (sniffed when omitted)")
     d.add_argument("--target", help="cloud inputs: the security group, NACL, NSG or tag to compare "
@@ -353,7 +355,8 @@ def cmd_diff(args, out) -> int:
     elif len(args.files) == 2:
         old_path, new_path = args.files
         pairs = [(load(old_path, dialect=args.dialect, max_bytes=args.max_bytes),
-                  load(new_path, dialect=args.dialect, max_bytes=args.max_bytes), old_path, new_path)]
+                  load(new_path, dialect=args.dialect, max_bytes=args.max_bytes),
+                  input_name(old_path), input_name(new_path))]
     elif len(args.files) == 1 and _is_plan(args):
         pairs = []  # one plan: before and after come from the plan itself
     else:
@@ -465,6 +468,7 @@ COMMANDS["collect"] = cmd_collect
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    forget_stdin()
     try:
         with atomic_output(getattr(args, "output", None)) as out:
             return COMMANDS[args.command](args, out)

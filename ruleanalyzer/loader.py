@@ -29,12 +29,46 @@ def refuse_empty(text: str, name: str, dialect: str | None) -> None:
                                  "(no ruleset loaded) is read with --dialect nftables")
 
 
+#: The path that means standard input, and the name it is reported as.
+STDIN, STDIN_NAME = "-", "<stdin>"
+_stdin_cache: dict[str, bytes] = {}
+
+
+def input_name(path: str | os.PathLike) -> str:
+    """How ``path`` is named in reports: ``<stdin>`` for ``-``."""
+    return STDIN_NAME if str(path) == STDIN else str(path)
+
+
+def forget_stdin() -> None:
+    """Read standard input afresh next time (a new command in the same process)."""
+    _stdin_cache.clear()
+
+
+def _read_stdin(max_bytes: int) -> bytes:
+    """Standard input's bytes, read once (a command may look at its input twice)."""
+    import sys
+
+    if "data" not in _stdin_cache:
+        stream = getattr(sys.stdin, "buffer", None)
+        data = stream.read(max_bytes + 1) if stream is not None else sys.stdin.read(max_bytes + 1).encode()
+        _stdin_cache["data"] = data
+    data = _stdin_cache["data"]
+    if len(data) > max_bytes:
+        raise RuleAnalyzerError(f"standard input is over the limit of {max_bytes} bytes",
+                                Location(STDIN_NAME),
+                                hint="raise the limit with --max-bytes if this really is a rule file")
+    return data
+
+
 def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
-    """The text of ``path``: UTF-8 (BOM tolerated), else a located error.
+    """The text of ``path`` (``-``: standard input): UTF-8 (BOM tolerated),
+    else a located error.
 
     Binary input is refused with the offset of its first NUL byte rather than
     parsed as garbage."""
     name = str(path)
+    if name == STDIN:
+        return decode_text(_read_stdin(max_bytes), STDIN_NAME)
     try:
         size = os.path.getsize(path)
         if size > max_bytes:
@@ -44,6 +78,12 @@ def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> st
         data = Path(path).read_bytes()
     except OSError as exc:
         raise RuleAnalyzerError(f"cannot read file: {exc.strerror or exc}", Location(name)) from None
+    return decode_text(data, name)
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """``data`` as UTF-8 text (BOM tolerated); a located error for binary
+    data or another encoding."""
     nul = data.find(b"\0")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
@@ -80,17 +120,17 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
         if isinstance(path, Snapshot):  # already read (a fleet audit's worker gets these)
             snapshots.append(snapshot_ruleset(path, apply=False))
             continue
-        if is_snapshot(path):
+        if str(path) != STDIN and is_snapshot(path):
             # A host snapshot (directory or archive): its rules, and the
             # host context applied once all files are read.
             snapshots.append(load_snapshot(path, max_bytes, apply=False))
             continue
-        if os.path.isdir(path):
+        if str(path) != STDIN and os.path.isdir(path):
             parsed.append(load_directory(path, dialect))
             continue
         text = read_text(path, max_bytes)
-        refuse_empty(text, str(path), dialect)
-        parsed.append(parsers.parse(text, str(path), dialect))
+        refuse_empty(text, input_name(path), dialect)
+        parsed.append(parsers.parse(text, input_name(path), dialect))
     # A dialect whose files only make sense together (ufw's user.rules +
     # before.rules + ufw.conf) rebuilds them as one host: ``combine(rulesets)``.
     for name in dict.fromkeys(r.meta.get("dialect") for r in parsed):
