@@ -311,8 +311,10 @@ def test_jump_loop_is_an_error():
 
 def test_structural_errors():
     assert "never committed" in error_of(FILTER + "-A INPUT -j ACCEPT\n").message
-    err = error_of("-A INPUT -j ACCEPT\n")
+    err = error_of(":INPUT ACCEPT [0:0]\nCOMMIT\n")
     assert "before any *table" in err.message and err.location.line == 1
+    # without any table line, -P/-N/-A lines are iptables -S output (issue #17)
+    assert len(parse("-A INPUT -j ACCEPT\n", "s.txt").table("filter").chains["INPUT"].rules) == 1
     assert "no iptables tables" in error_of("hello\nworld\n").message
     assert "binary" in error_of("*filter\n\0\0").message
     assert "unknown table" in error_of("*filters\nCOMMIT\n").message

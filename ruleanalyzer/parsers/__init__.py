@@ -27,7 +27,7 @@ from ..errors import RuleAnalyzerError
 from ..model import Location, Ruleset
 
 #: Every dialect ``--dialect`` accepts, in sniffing order of preference.
-DIALECTS = ("iptables", "nftables", "nft-json", "ufw", "firewalld", "aws-sg", "aws-nacl", "gcp", "azure",
+DIALECTS = ("iptables", "iptables-script", "nftables", "nft-script", "nft-json", "ufw", "firewalld", "aws-sg", "aws-nacl", "gcp", "azure",
             "terraform-plan", "terraform", "cloudformation")
 
 
