@@ -70,7 +70,12 @@ def sniff(text: str, name: str = "<input>") -> str:
 
 
 def parse(text: str, name: str = "<input>", dialect: str | None = None) -> Ruleset:
-    """Parse ``text`` (from file ``name``) in ``dialect``, sniffed when not given."""
+    """Parse ``text`` (from file ``name``) in ``dialect``, sniffed when not given.
+    Listings that cannot be analysed (``iptables -L``, ``firewall-cmd
+    --list-all``) are refused, saying what to run instead."""
+    from .pastes import refuse
+
+    refuse(text, name)
     dialect = dialect or sniff(text, name)
     ruleset = dialect_module(dialect).parse(text, name)
     ruleset.meta.setdefault("dialect", dialect)
