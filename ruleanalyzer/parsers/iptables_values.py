@@ -248,10 +248,16 @@ def parse_nat_ports(text: str) -> tuple[int, int | None]:
     return parse_port(first), (parse_port(last) if sep else None)
 
 
+#: modules whose ports xtables reads in decimal only (checked on iptables 1.8.9)
+_DECIMAL_PORTS = ("udp", "dccp")
+
+
 def parse_port(text: str, proto: str = "tcp") -> int:
-    """A port number (as ``strtoul(…, 0)`` reads it: ``0x16`` and ``026``
-    are 22) or a service name from /etc/services."""
-    number = strtoul0(text)
+    """A port number or a service name from /etc/services. The tcp and sctp
+    modules and multiport read numbers as ``strtoul(…, 0)`` (``0x16`` and
+    ``026`` are 22); udp and dccp (xtables' option parser) in decimal only
+    (``026`` is 26, ``0x16`` is a service name nobody has)."""
+    number = (int(text) if text.isdigit() else None) if proto in _DECIMAL_PORTS else strtoul0(text)
     if number is not None:
         if number > 65535:
             raise BadValue(f"port {text} out of range 0..65535")

@@ -1007,8 +1007,8 @@ class _RuleReader:
             self.i += 1
             return {"vmap": {"key": left, "data": self.map_data(verdicts=True)}}
         op = None
-        if w in _REL_OPS and i + 1 < n:
-            op = _REL_OPS[w]
+        if (w in _REL_OPS or w == "!") and i + 1 < n:
+            op = _REL_OPS.get(w, "!")  # "tcp flags ! syn" (nft list prints it): no flag of them set
             i += 1
             self.i = i
         t = self.toks[i] if i < n else None
@@ -1023,6 +1023,8 @@ class _RuleReader:
             value, mask = right["/"]
             left, right = {"&": [left, mask]}, value
             op = op or "=="
+        if op == "!":
+            left, right, op = {"&": [left, right]}, 0, "=="
         if op is None:
             is_set = isinstance(right, dict) and "set" in right or isinstance(right, str) and right.startswith("@")
             op = "in" if left in _BITMASK_LEFT and not is_set else "=="

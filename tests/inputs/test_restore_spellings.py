@@ -61,6 +61,12 @@ def test_protocol_and_port_spellings(spec, proto, port):
     assert matches[1] == IntMatch("dport", ((port, port),))
 
 
+def test_udp_and_dccp_ports_are_decimal_only():
+    assert first_rule("-p udp --dport 026").matches[1] == IntMatch("dport", ((26, 26),))
+    with pytest.raises(RuleAnalyzerError, match="0x16"):
+        first_rule("-p udp --dport 0x16")
+
+
 def test_multiport_spellings():
     assert first_rule("-p tcp -m multiport --dports 010,ssh:0x20").matches[1] == \
         IntMatch("dport", ((8, 8), (22, 32)))

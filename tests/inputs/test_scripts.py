@@ -212,3 +212,15 @@ def test_nft_script_errors_are_located(script, line, words):
     with pytest.raises(RuleAnalyzerError) as info:
         loads(script, dialect="nft-script", name="fw.sh")
     assert info.value.location.line == line and words in info.value.message
+
+
+def test_nft_list_negated_flags_are_read():
+    """``nft list ruleset`` prints ``tcp flags ! syn`` (no flag of them set):
+    the dumps the kernel proof compares with hold it."""
+    from ruleanalyzer import evaluate, make_packet
+
+    rs = loads("table inet f {\n\tchain i {\n\t\ttype filter hook input priority 0; policy accept;\n"
+               "\t\ttcp flags ! syn drop\n\t}\n}\n", dialect="nftables")
+    verdict = {f: evaluate(rs, make_packet(src="192.0.2.1", dst="192.0.2.2", dport=22, flags=f,
+                                           state="new")).verdict for f in ("SYN", "ACK", "SYN,ACK")}
+    assert verdict == {"SYN": "accept", "ACK": "drop", "SYN,ACK": "accept"}
