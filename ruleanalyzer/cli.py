@@ -339,7 +339,12 @@ def cmd_diff(args, out) -> int:
     from .diff import diff
 
     if args.git:
-        old_rev, new_rev = gitfiles.split_range(args.git)
+        old_spec, new_spec = gitfiles.split_range(args.git)
+        old_rev, old_note = gitfiles.resolve(old_spec)
+        new_rev, new_note = gitfiles.resolve(new_spec) if new_spec else (None, None)
+        for note in (old_note, new_note):
+            if note:
+                print(f"note: {note}", file=sys.stderr)
         paths = args.files or gitfiles.changed_files(old_rev, new_rev)
         groups = [[p] for p in paths] if not args.files else [paths]
         pairs = []
@@ -347,7 +352,8 @@ def cmd_diff(args, out) -> int:
             try:
                 pairs.append((gitfiles.load_at(old_rev, group, args.dialect, args.max_bytes),
                               gitfiles.load_at(new_rev, group, args.dialect, args.max_bytes),
-                              f"{old_rev}:{','.join(group)}", f"{new_rev or 'working tree'}:{','.join(group)}"))
+                              gitfiles.side_name(old_spec, old_rev, group, "added"),
+                              gitfiles.side_name(new_spec, new_rev, group, "deleted")))
             except RuleAnalyzerError:
                 if args.files:
                     raise

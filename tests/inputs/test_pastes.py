@@ -1,5 +1,6 @@
 """Listings that cannot be analysed are recognised and refused with what to
-run instead (issue #17), exit 2 — not "cannot tell which firewall dialect"."""
+run instead (issue #17), exit 2 — not "cannot tell which firewall dialect".
+(``firewall-cmd --list-all`` is the firewalld reader's, tests/test_firewalld_listall.py.)"""
 
 import io
 import sys
@@ -33,25 +34,10 @@ target     prot opt source               destination
 ACCEPT     all      ::/0                 ::/0
 """
 
-ZONE = """public (active)
-  target: default
-  icmp-block-inversion: no
-  interfaces: eth0
-  sources:
-  services: dhcpv6-client ssh
-  ports: 8080/tcp
-  protocols:
-  masquerade: no
-  forward-ports:
-  rich rules:
-"""
-
-
 @pytest.mark.parametrize("text, listing, instead", [
     (LIST, "`iptables -L` output", "iptables-save"),
     (LIST_NV, "`iptables -L -n -v --line-numbers` output", "iptables-save"),
     (LIST6, "`ip6tables -L -n` output", "ip6tables-save"),
-    (ZONE, "`firewall-cmd --list-all` output (zone public)", "/etc/firewalld"),
 ])
 def test_listings_are_named_with_what_to_run_instead(text, listing, instead):
     for dialect in (None, "iptables"):
