@@ -22,6 +22,30 @@ from .parsers import DIALECTS
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
+#: What each command's exit codes mean (shown in its --help).
+EXIT_HELP = {
+    "query": "0 every packet accepted, 1 a packet dropped, 3 a verdict unknown, 2 bad input",
+    "connect": "0 the connection passes, 1 it is blocked, 3 unknown, 2 bad input",
+    "path": "0 the connection passes every hop, 1 blocked, 3 unknown, 2 bad input",
+    "audit": "0 no finding at or above --fail-on, 1 findings at or above it, 2 bad input "
+             "(every input unreadable, a bad option or config)",
+    "diff": "0 no verdict changed (or --fail-on never), 1 verdicts changed (--fail-on) or a policy "
+            "assertion fails, 2 bad input",
+    "rules": "0, or 2 on a bad option",
+    "explain": "0, 2 for an unknown check",
+    "collect": "0 written, 2 bad input",
+}
+
+
+def port_number(text: str) -> int:
+    """A port given on the command line: a number or a service name (``ssh``)."""
+    from .parsers.iptables_values import BadValue, parse_port
+
+    try:
+        return parse_port(text)
+    except BadValue as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
 
 def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE",
@@ -42,11 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("query", help="verdict of one packet (or a batch) with the deciding rule")
     _add_input_options(q)
-    q.add_argument("--src")
-    q.add_argument("--dst")
-    q.add_argument("--proto", default=None)
-    q.add_argument("--sport", type=int)
-    q.add_argument("--dport", type=int)
+    q.add_argument("--src", help="the packet's source address")
+    q.add_argument("--dst", help="the packet's destination address")
+    q.add_argument("--proto", default=None,
+                   help="tcp (default), udp, icmp, icmpv6, a number, or all (any protocol)")
+    q.add_argument("--sport", type=port_number, help="source port: a number or a service name")
+    q.add_argument("--dport", type=port_number,
+                   help="destination port: a number or a service name (ssh, https)")
     q.add_argument("--flags", help='TCP flags, e.g. "SYN,ECE,CWR" (default SYN)')
     q.add_argument("--ecn", help="IP ECN codepoint: not-ect, ect0, ect1, ce")
     q.add_argument("--state", default="auto",
@@ -54,21 +80,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--hook", default=None, choices=("input", "forward", "output", "auto"),
                    help="the packet's path (default: input; auto with a host snapshot, decided by "
                         "the host's addresses)")
-    q.add_argument("--iif")
-    q.add_argument("--oif")
-    q.add_argument("--icmp-type")
-    q.add_argument("--icmp-code", type=int)
-    q.add_argument("--mark")
-    q.add_argument("--length", type=int)
+    q.add_argument("--iif", help="interface the packet arrives on (eth0)")
+    q.add_argument("--oif", help="interface the packet leaves by")
+    q.add_argument("--icmp-type", help="ICMP type: a number or a name (echo-request)")
+    q.add_argument("--icmp-code", type=int, help="ICMP code")
+    q.add_argument("--mark", help="the packet's firewall mark (0x10)")
+    q.add_argument("--length", type=int, help="the packet's length in bytes")
     q.add_argument("--packets", help="JSON-lines file of packets (keys as the flags)")
-    q.add_argument("--format", default="text", choices=("text", "json", "jsonl"))
+    q.add_argument("--format", default="text", choices=("text", "json", "jsonl"),
+                   help="text (default), json, or jsonl (one line per packet)")
 
     c = sub.add_parser("connect", help="every leg of a TCP connection, both directions, with state")
     _add_input_options(c)
     c.add_argument("--client", required=True)
     c.add_argument("--server", required=True)
-    c.add_argument("--dport", type=int, required=True)
-    c.add_argument("--sport", type=int, default=40000)
+    c.add_argument("--dport", type=port_number, required=True,
+                   help="the server's port: a number or a service name")
+    c.add_argument("--sport", type=port_number, default=40000, help="the client's port (default 40000)")
     c.add_argument("--hook", default=None, choices=("input", "forward", "output", "auto"),
                    help="where the firewall sits: input = it is the server, output = the client "
                         "(default: input; auto with a host snapshot)")
@@ -82,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("topology", metavar="TOPOLOGY", help="topology YAML (docs/topology.md)")
     pa.add_argument("--from", dest="source", required=True, help="the client node")
     pa.add_argument("--to", dest="target", required=True, help="the server node")
-    pa.add_argument("--dport", type=int, required=True)
-    pa.add_argument("--sport", type=int, default=40000)
+    pa.add_argument("--dport", type=port_number, required=True,
+                    help="the server's port: a number or a service name")
+    pa.add_argument("--sport", type=port_number, default=40000, help="the client's port (default 40000)")
     pa.add_argument("--proto", default="tcp")
     pa.add_argument("--ecn", default="both", choices=("off", "on", "both"))
     pa.add_argument("--format", default="text", choices=("text", "json", "mermaid"))
@@ -120,12 +149,37 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run one task per host on this Dask cluster (needs ruleanalyzer[dask])")
     fl.add_argument("--host-timeout", type=float, default=600.0,
                     help="seconds one host may take before it is a finding (default 600)")
-    sub.add_parser("rules", help="list every check: code, name, severity, summary")
+    ru = sub.add_parser("rules", help="list every check: code, name, severity, summary")
+    ru.add_argument("--format", default="text", choices=("text", "json"))
     ex = sub.add_parser("explain", help="document one check (what it does, why, examples)")
     ex.add_argument("code", metavar="CODE", help="a check code (RA101) or name (shadowed-rule)")
     _add_diff_parser(sub)
     _add_collect_parser(sub)
+    for name, command in sub.choices.items():
+        out = command.add_argument_group("output")
+        out.add_argument("-q", "--quiet", action="store_true",
+                         help="only the findings / answers: no summary, notes or progress bar")
+        out.add_argument("--color", default="auto", choices=("auto", "always", "never"),
+                         help="colours: auto (on a terminal, unless NO_COLOR is set), always, never")
+        command.epilog = f"exit codes: {EXIT_HELP[name]}"
     return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Arguments of one command; an unknown or misspelt option is reported
+    with that command's usage (and the closest option), exit 2."""
+    import difflib
+
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        command = sub.choices[args.command]
+        options = [o for a in command._actions for o in a.option_strings]
+        unknown = next((e for e in extras if e.startswith("-")), extras[0])
+        close = difflib.get_close_matches(unknown.split("=")[0], options, n=1)
+        command.error(f"unrecognized arguments: {' '.join(extras)}"
+                      + (f" (did you mean {close[0]}?)" if close else ""))
+    return args
 
 
 def _load(args) -> "object":
@@ -244,7 +298,7 @@ def cmd_audit(args, out) -> int:
     split = lambda v: [c.strip() for c in v.split(",") if c.strip()] if v else None  # noqa: E731
     from .report.findings_text import ProgressBar
 
-    progress = ProgressBar() if sys.stderr.isatty() else None
+    progress = ProgressBar() if sys.stderr.isatty() and not args.quiet else None
     try:
         from .audit import run_audit
 
@@ -275,7 +329,7 @@ def cmd_audit(args, out) -> int:
         from .report import findings_text, text
 
         limit = findings_text.DEFAULT_MAX_FINDINGS if args.max_findings is None else args.max_findings
-        findings_text.render_findings(text.make_console(out), result, limit)
+        findings_text.render_findings(text.make_console(out), result, limit, quiet=args.quiet)
     return result.exit_code(args.fail_on or config.fail_on)
 
 
@@ -283,6 +337,11 @@ def cmd_rules(args, out) -> int:
     from .checks import registry
     from .report import findings_text, text
 
+    if args.format == "json":
+        json.dump([{"code": c.code, "name": c.name, "severity": c.severity, "opt_in": bool(c.opt_in),
+                    "summary": c.summary} for c in registry().values()], out, indent=2)
+        out.write("\n")
+        return EXIT_OK
     findings_text.render_rules(text.make_console(out), registry().values())
     return EXIT_OK
 
@@ -343,7 +402,7 @@ def cmd_diff(args, out) -> int:
         old_rev, old_note = gitfiles.resolve(old_spec)
         new_rev, new_note = gitfiles.resolve(new_spec) if new_spec else (None, None)
         for note in (old_note, new_note):
-            if note:
+            if note and not args.quiet:
                 print(f"note: {note}", file=sys.stderr)
         paths = args.files or gitfiles.changed_files(old_rev, new_rev)
         groups = [[p] for p in paths] if not args.files else [paths]
@@ -473,8 +532,11 @@ COMMANDS["collect"] = cmd_collect
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     forget_stdin()
+    from .report import text as text_report
+
+    text_report.configure(color=args.color, quiet=args.quiet)
     try:
         with atomic_output(getattr(args, "output", None)) as out:
             return COMMANDS[args.command](args, out)

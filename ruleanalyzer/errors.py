@@ -45,6 +45,9 @@ class RuleAnalyzerError(Exception):
                 caret_col = (loc.column or 1) - start
             else:
                 caret_col = loc.column or 1
+            # tabs expanded so the caret lines up under them
+            caret_col = len(shown[:caret_col - 1].expandtabs(8)) + 1
+            shown = shown.expandtabs(8)
             lines.append(f"    {shown}")
             lines.append("    " + " " * (caret_col - 1) + "^")
         if self.hint:

@@ -219,6 +219,13 @@ def parse(text: str, name: str) -> Ruleset:
             return reader.builder.finish()
         except RecursionError:
             raise RuleAnalyzerError("input nested too deeply", Location(name, 1, 1)) from None
+        except RuleAnalyzerError as exc:
+            # the builder quotes the rule's text; the frame shows the file's
+            # line, so that the column (tabs counted) falls under the caret
+            loc = exc.location
+            if loc is not None and loc.file == name and loc.line and exc.source_line is not None:
+                exc.source_line = line_of(text, loc.line) or exc.source_line
+            raise
 
 
 def _tokens_text(text: str, toks) -> str:

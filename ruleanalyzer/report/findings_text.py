@@ -47,14 +47,17 @@ def _frame(console: Console, f: Finding) -> None:
     w = f.where
     number = str(w.line) if w and w.line else ""
     gutter = " " * len(number)
+    col = (w.column or 1) if w and w.line else 1
+    # tabs (every nft list ruleset) expanded here, so the caret lines up
+    offset = len(line[:col - 1].expandtabs(8))
+    line = line.expandtabs(8)
     shown = line if len(line) <= 200 else line[:197] + "..."
     console.print(Text(f"  {gutter} |", style="blue"))
     frame = Text(f"  {number} | ", style="blue")
     frame.append(shown)
     console.print(frame)
-    col = (w.column or 1) if w and w.line else 1
     caret = Text(f"  {gutter} | ", style="blue")
-    caret.append(" " * (col - 1) + "^" * max(1, min(len(shown) - col + 1, 60)), style=SEVERITY_STYLE[f.severity])
+    caret.append(" " * offset + "^" * max(1, min(len(shown) - offset, 60)), style=SEVERITY_STYLE[f.severity])
     console.print(caret)
 
 
@@ -168,11 +171,17 @@ def render_summary(console: Console, result) -> None:
         console.print(Text(f"  audited as one host: {' + '.join(host)}", style="dim"))
 
 
-def render_findings(console: Console, result, max_findings: int | None = DEFAULT_MAX_FINDINGS) -> None:
+def render_findings(console: Console, result, max_findings: int | None = DEFAULT_MAX_FINDINGS,
+                    quiet: bool = False) -> None:
     """The summary, then the findings most serious first (at most
-    ``max_findings`` of them; 0 or None: all), then how many were left out."""
-    render_summary(console, result)
+    ``max_findings`` of them; 0 or None: all), then how many were left out.
+    ``quiet``: one line per finding (place, code, message), nothing else."""
     findings = ordered(result.findings)
+    if quiet:
+        for f in findings:
+            console.print(Text(f"{_place(f.where)}: {f.code} [{f.name}] {f.message}"))
+        return
+    render_summary(console, result)
     limit = max_findings or len(findings)
     for f in findings[:limit]:
         render_finding(console, f)
