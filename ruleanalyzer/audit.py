@@ -62,6 +62,9 @@ class AuditResult:
     fleet: dict | None = None
     #: Fleet audits: config suppression entries (by index) its hosts used.
     used_config: list[int] = field(default_factory=list)
+    #: Files found in a directory walk that are not rule files (README,
+    #: LICENSE, scripts): skipped, told in one line.
+    skipped: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -192,9 +195,12 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     grouped = {str(Path(f)) for g in together or [] for f in g}
     for g in together or []:
         units.append((" + ".join(g), [str(Path(f)) for f in g]))
+    inputs = list(inputs)
     loose = [i for i in inputs if isinstance(i, Ruleset)]
-    paths = [p for p in expand_paths(i for i in inputs if not isinstance(i, Ruleset))
-             if str(Path(p)) not in grouped]
+    named = [str(i) for i in inputs if not isinstance(i, Ruleset)]
+    paths = [p for p in expand_paths(named) if str(Path(p)) not in grouped]
+    # files a directory walk found (not named): skipped when they are no rule file
+    walked = set(paths) - set(named)
     fleet = _fleet(paths, codes, options, config, max_bytes, include_generated, jobs, dask_scheduler,
                    host_timeout, progress)
     if fleet is not None:
@@ -223,6 +229,10 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
             try:
                 ruleset = load(*what, dialect=dialect, max_bytes=max_bytes)
             except RuleAnalyzerError as exc:
+                if len(what) == 1 and what[0] in walked and _not_a_rule_file(exc):
+                    result.inputs.pop()
+                    result.skipped.append(name)
+                    continue
                 result.bad_inputs.append(name)
                 if "RA001" in codes:
                     findings.append(unreadable.from_error(exc, what[0]))
@@ -251,6 +261,12 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
         result.fleet = fleet.fleet
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _not_a_rule_file(exc: RuleAnalyzerError) -> bool:
+    """The error says the file is no firewall's (prose, a script, binary)."""
+    return exc.message.startswith(("cannot tell which firewall dialect", "binary data",
+                                   "the file is empty", "not UTF-8 text"))
 
 
 def _fleet(paths, codes, options, config, max_bytes, include_generated, jobs, dask_scheduler,

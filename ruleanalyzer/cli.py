@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="audit every file alone, even files that form one host "
                          "(rules.v4 + rules.v6, an /etc/ufw directory)")
     au.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
+    au.add_argument("--annotate", action="store_true",
+                    help="also print GitHub annotations to stdout (one run for -o report.sarif and "
+                         "the annotations)")
     fl = au.add_argument_group("fleets (a directory of host snapshots)")
     fl.add_argument("--jobs", type=int, help="hosts analysed in parallel processes (default: the cores)")
     fl.add_argument("--dask-scheduler", metavar="ADDRESS",
@@ -330,6 +333,10 @@ def cmd_audit(args, out) -> int:
 
         limit = findings_text.DEFAULT_MAX_FINDINGS if args.max_findings is None else args.max_findings
         findings_text.render_findings(text.make_console(out), result, limit, quiet=args.quiet)
+    if args.annotate and not (args.format == "github" and out is sys.stdout):
+        from .report import github
+
+        github.render(result, sys.stdout)
     return result.exit_code(args.fail_on or config.fail_on)
 
 

@@ -148,6 +148,11 @@ def render_summary(console: Console, result) -> None:
                        "(--include-generated)")
     if result.bad_inputs:
         summary.append(f"; {len(result.bad_inputs)} unreadable input(s) skipped", style="yellow")
+    skipped = getattr(result, "skipped", None)
+    if skipped:
+        names = ", ".join(PurePath(n).name for n in skipped[:5]) + (" …" if len(skipped) > 5 else "")
+        summary.append(f"\ninfo: {len(skipped)} file(s) in the directories are not rule files, skipped "
+                       f"({names})", style="dim")
     if getattr(result, "fleet", None):
         render_fleet(console, result.fleet)
     console.print(summary)
