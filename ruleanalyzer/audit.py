@@ -358,3 +358,13 @@ def audit(ruleset_or_paths, select: list[str] | None = None, ignore: list[str] |
     if isinstance(ruleset_or_paths, (Ruleset, str, os.PathLike)):
         ruleset_or_paths = [ruleset_or_paths]
     return run_audit(ruleset_or_paths, select=select, ignore=ignore, config=config, **kwargs).findings
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """``ruleanalyzer.audit(...)`` calls :func:`audit` (the top-level API)."""
+
+    def __call__(self, *args, **kwargs):
+        return audit(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule
