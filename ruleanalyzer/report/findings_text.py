@@ -139,15 +139,16 @@ def render_summary(console: Console, result) -> None:
     total = len(result.findings)
     summary = Text()
     summary.append(f"{total} finding{'s' if total != 1 else ''}", style="bold")
-    summary.append(f" ({counts['error']} errors, {counts['warning']} warnings, {counts['info']} info)"
-                   f" in {len(result.inputs)} input(s), {result.rule_count} rules, {result.seconds:.2f} s")
+    summary.append(f" ({_count(counts['error'], 'error')}, {_count(counts['warning'], 'warning')}, "
+                   f"{counts['info']} info) in {_count(len(result.inputs), 'input')}, "
+                   f"{_count(result.rule_count, 'rule')}, {result.seconds:.2f} s")
     if result.suppressed:
         summary.append(f"; {len(result.suppressed)} suppressed")
     if getattr(result, "generated", None):
         summary.append(f"; {len(result.generated)} about tools' stock rules not shown "
                        "(--include-generated)")
     if result.bad_inputs:
-        summary.append(f"; {len(result.bad_inputs)} unreadable input(s) skipped", style="yellow")
+        summary.append(f"; {_count(len(result.bad_inputs), 'unreadable input')} skipped", style="yellow")
     skipped = getattr(result, "skipped", None)
     if skipped:
         names = ", ".join(PurePath(n).name for n in skipped[:5]) + (" …" if len(skipped) > 5 else "")
@@ -174,6 +175,11 @@ def render_summary(console: Console, result) -> None:
                            style="dim"))
     for host in getattr(result, "hosts", None) or []:
         console.print(Text(f"  audited as one host: {' + '.join(host)}", style="dim"))
+
+
+def _count(n: int, word: str) -> str:
+    """``1 error``, ``2 errors``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def render_findings(console: Console, result, max_findings: int | None = DEFAULT_MAX_FINDINGS,
