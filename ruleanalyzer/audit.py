@@ -96,12 +96,17 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
         elif path.is_dir() and _is_config_dir(path):
             out.append(str(path))  # one firewall's configuration: one unit
         elif path.is_dir():
-            # A host snapshot directory inside is one input, not its files.
+            # A host snapshot directory inside is one input, not its files;
+            # the .tf files of a directory named are one Terraform configuration.
             snapshots = sorted(f.parent for f in path.rglob(MANIFEST))
+            terraform = _is_terraform_dir(path)
+            if terraform:
+                out.append(str(path))
             for f in sorted(path.rglob("*")):
                 rel = f.relative_to(path).parts
                 if f.is_file() and not any(part.startswith(".") for part in rel) \
                         and f.suffix.lower() not in SKIPPED_SUFFIXES \
+                        and not (terraform and len(rel) == 1 and f.suffix in (".tf", ".tfvars")) \
                         and not any(s in f.parents for s in snapshots):
                     out.append(str(f))
             out += [str(s) for s in snapshots if not any(part.startswith(".") for part in
@@ -114,6 +119,12 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
 
 def _is_config_dir(path: Path) -> bool:
     from .parsers.firewalld import is_config_dir
+
+    return is_config_dir(path)
+
+
+def _is_terraform_dir(path: Path) -> bool:
+    from .parsers.terraform import is_config_dir
 
     return is_config_dir(path)
 
@@ -174,7 +185,8 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
               dialect: str | None = None, together: list[list[str]] | None = None,
               max_bytes: int = DEFAULT_MAX_BYTES, include_generated: bool = False,
               hosts: bool = True, progress: Callable[[int, int, str], None] | None = None,
-              jobs: int | None = None, dask_scheduler=None, host_timeout: float = 600.0) -> AuditResult:
+              jobs: int | None = None, dask_scheduler=None, host_timeout: float = 600.0,
+              firewalld_version: str | None = None) -> AuditResult:
     """Audit rulesets and/or files (directories expand to their files).
 
     ``together`` lists groups of files that describe one firewall; with
@@ -227,7 +239,8 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
             ruleset = what
         else:
             try:
-                ruleset = load(*what, dialect=dialect, max_bytes=max_bytes)
+                ruleset = load(*what, dialect=dialect, max_bytes=max_bytes, firewalld_version=firewalld_version
+                               or (config.firewalld_version if config else None))
             except RuleAnalyzerError as exc:
                 if len(what) == 1 and what[0] in walked and _not_a_rule_file(exc):
                     result.inputs.pop()
