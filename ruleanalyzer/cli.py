@@ -58,6 +58,8 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--firewalld-version", metavar="X.Y.Z",
                    help="firewalld configuration directories: the version whose layout they compile to "
                         "(1.x or 2.x; default: a snapshot's recorded version, else 1.3.3)")
+    p.add_argument("--table", choices=("filter", "nat", "mangle", "raw", "security"),
+                   help="iptables -S output and script commands without -t: their table (default filter)")
     p.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
     p.add_argument("--sets", default="snapshot", choices=("snapshot", "unknown"),
                    help="nft sets maintained at runtime (flags timeout/dynamic) listed with elements: "
@@ -204,7 +206,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argpa
 
 def _load(args) -> "object":
     ruleset = load(*args.files, dialect=args.dialect, max_bytes=args.max_bytes,
-                   firewalld_version=getattr(args, "firewalld_version", None))
+                   firewalld_version=getattr(args, "firewalld_version", None), table=args.table)
     if getattr(args, "sets", "snapshot") != "snapshot":
         from .runtime_sets import read_sets
 
@@ -577,6 +579,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (| head): no traceback, and none at exit either
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except RecursionError:
         print("error: input nested too deeply to analyse", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -99,7 +99,8 @@ def decode_text(data: bytes, name: str) -> str:
 
 
 def load(*paths: str | os.PathLike, dialect: str | None = None,
-         max_bytes: int = DEFAULT_MAX_BYTES, firewalld_version: str | None = None) -> Ruleset:
+         max_bytes: int = DEFAULT_MAX_BYTES, firewalld_version: str | None = None,
+         table: str | None = None) -> Ruleset:
     """Parse rule files that together describe one firewall into one ruleset.
     A path may be a host snapshot, a directory or an archive (docs/collect.md).
 
@@ -133,7 +134,7 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
             continue
         text = read_text(path, max_bytes)
         refuse_empty(text, input_name(path), dialect)
-        parsed.append(parsers.parse(text, input_name(path), dialect))
+        parsed.append(parsers.parse(text, input_name(path), dialect, table=table))
     # A dialect whose files only make sense together (ufw's user.rules +
     # before.rules + ufw.conf) rebuilds them as one host: ``combine(rulesets)``.
     for name in dict.fromkeys(r.meta.get("dialect") for r in parsed):

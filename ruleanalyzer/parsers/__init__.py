@@ -69,14 +69,23 @@ def sniff(text: str, name: str = "<input>") -> str:
     return best
 
 
-def parse(text: str, name: str = "<input>", dialect: str | None = None) -> Ruleset:
+#: Dialects whose files may leave the table unnamed (``iptables -t nat -S``).
+TABLE_DIALECTS = ("iptables", "iptables-script")
+
+
+def parse(text: str, name: str = "<input>", dialect: str | None = None, *,
+          table: str | None = None) -> Ruleset:
     """Parse ``text`` (from file ``name``) in ``dialect``, sniffed when not given.
-    Listings that cannot be analysed (``iptables -L``, ``firewall-cmd
-    --list-all``) are refused, saying what to run instead."""
+    ``table``: the table of ``iptables -S`` output and of script commands
+    without ``-t`` (default filter). Listings that cannot be analysed
+    (``iptables -L``) are refused, saying what to run instead."""
     from .pastes import refuse
 
     refuse(text, name)
     dialect = dialect or sniff(text, name)
-    ruleset = dialect_module(dialect).parse(text, name)
+    if table is not None and dialect in TABLE_DIALECTS:
+        ruleset = dialect_module(dialect).parse(text, name, table=table)
+    else:
+        ruleset = dialect_module(dialect).parse(text, name)
     ruleset.meta.setdefault("dialect", dialect)
     return ruleset

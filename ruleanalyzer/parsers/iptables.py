@@ -287,12 +287,16 @@ def sniff(text: str, name: str = "<input>") -> int:
     return min(score, 100)
 
 
-def parse(text: str, name: str = "<input>", *, family: str | None = None) -> Ruleset:
+def parse(text: str, name: str = "<input>", *, family: str | None = None,
+          table: str | None = None) -> Ruleset:
     """Parse a whole iptables-save / ip6tables-save / iptables-restore file.
 
     ``family`` ("ip" or "ip6") forces the address family; by default it is
     read from the content and then the file name. Raises a located
-    :class:`RuleAnalyzerError` on anything iptables-restore would refuse."""
+    :class:`RuleAnalyzerError` on anything iptables-restore would refuse.
+    Without any ``*table`` line the text is ``iptables -S`` output or a
+    command script (:mod:`.iptables_script`; ``table`` names the table of
+    its commands without ``-t``)."""
     if family not in (None, "ip", "ip6"):
         raise RuleAnalyzerError(f"unknown family {family!r} (use ip or ip6)")
     nul = text.find("\0")
@@ -304,7 +308,7 @@ def parse(text: str, name: str = "<input>", *, family: str | None = None) -> Rul
 
     if iptables_script.sniff(text, name):
         # iptables -S output or a command script: no *table line
-        return iptables_script.parse(text, name, family=family)
+        return iptables_script.parse(text, name, family=family, table=table)
     # the model is a few objects per rule and holds no cycles worth finding
     # while it grows: the cyclic GC would walk it again and again (1.5x)
     collecting = gc.isenabled()

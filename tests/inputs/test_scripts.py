@@ -2,6 +2,8 @@
 as the commands would change an empty ruleset; shell constructs refused
 with a located error naming them."""
 
+import json
+
 import pytest
 
 from ruleanalyzer import loads
@@ -224,3 +226,19 @@ def test_nft_list_negated_flags_are_read():
     verdict = {f: evaluate(rs, make_packet(src="192.0.2.1", dst="192.0.2.2", dport=22, flags=f,
                                            state="new")).verdict for f in ("SYN", "ACK", "SYN,ACK")}
     assert verdict == {"SYN": "accept", "ACK": "drop", "SYN,ACK": "accept"}
+
+
+def test_the_table_option_names_the_table_of_dash_s_output(capsys, monkeypatch):
+    import io
+    import sys
+
+    from ruleanalyzer import loader
+    from ruleanalyzer.cli import main
+
+    text = "-P PREROUTING ACCEPT\n-A PREROUTING -p tcp --dport 8080 -j DNAT --to-destination 10.0.0.5:80\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    loader.forget_stdin()
+    main(["query", "-", "--table", "nat", "--src", "192.0.2.1", "--dst", "192.0.2.2", "--dport", "8080",
+          "--format", "json"])
+    trace = json.loads(capsys.readouterr().out)["trace"]
+    assert any(step.get("table") == "nat" and step.get("chain") == "PREROUTING" for step in trace)
