@@ -327,7 +327,8 @@ def cmd_audit(args, out) -> int:
     split = lambda v: [c.strip() for c in v.split(",") if c.strip()] if v else None  # noqa: E731
     from .report.findings_text import ProgressBar
 
-    progress = ProgressBar() if sys.stderr.isatty() and not args.quiet else None
+    progress = ProgressBar(f"reading and analysing {', '.join(args.paths[:2]) or 'the files'}") \
+        if sys.stderr.isatty() and not args.quiet else None
     try:
         from .audit import run_audit
 

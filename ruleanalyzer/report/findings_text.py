@@ -271,22 +271,32 @@ def render_explain(console: Console, cls, markdown: str) -> None:
 
 
 class ProgressBar:
-    """A rich progress bar on stderr, shown only for audits of many files."""
+    """Progress on stderr (a terminal only): a spinner naming the work from
+    the start — a single large file's parse and analysis take seconds too —
+    and a bar once an audit has many files."""
 
-    def __init__(self):
-        from rich.progress import Progress
+    def __init__(self, what: str = "auditing"):
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        self.bar = Progress(transient=True, console=Console(stderr=True))
+        console = Console(stderr=True)
+        self.bar = Progress(transient=True, console=console)
+        self.spinner = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                transient=True, console=console)
+        self.spin_task = self.spinner.add_task(what, total=None)
+        self.spinner.start()
         self.task = None
 
     def __call__(self, done: int, total: int, name: str) -> None:
         if total < 20:
+            self.spinner.update(self.spin_task, description=f"auditing ({done}/{total} done) {name[-40:]}")
             return
         if self.task is None:
+            self.spinner.stop()
             self.bar.start()
             self.task = self.bar.add_task("auditing", total=total)
         self.bar.update(self.task, completed=done, description=name[-40:])
 
     def close(self) -> None:
+        self.spinner.stop()
         if self.task is not None:
             self.bar.stop()
