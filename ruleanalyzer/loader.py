@@ -7,6 +7,7 @@ from pathlib import Path
 
 from . import parsers
 from .errors import RuleAnalyzerError
+from .json_lines import add_lines
 from .model import Location, Ruleset
 
 #: Files larger than this are refused before reading (configurable through
@@ -134,7 +135,9 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
             continue
         text = read_text(path, max_bytes)
         refuse_empty(text, input_name(path), dialect)
-        parsed.append(parsers.parse(text, input_name(path), dialect, table=table))
+        part = parsers.parse(text, input_name(path), dialect, table=table)
+        add_lines(part, text, input_name(path))  # JSON inputs: the line of each path
+        parsed.append(part)
     # A dialect whose files only make sense together (ufw's user.rules +
     # before.rules + ufw.conf) rebuilds them as one host: ``combine(rulesets)``.
     for name in dict.fromkeys(r.meta.get("dialect") for r in parsed):

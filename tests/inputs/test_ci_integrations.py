@@ -232,3 +232,31 @@ def test_the_diff_step_writes_summary_annotations_and_sarif(tmp_path):
     done, written = _step("diff.sh", tmp_path, {"BASE": "0" * 40, "FILES": "rules.v4"})
     assert written["GITHUB_ENV"] == "DIFF_FAILED=1\n" and written["GITHUB_OUTPUT"] == "sarif=\n"
     assert "the change-impact diff failed (exit 2)" in done.stdout
+
+
+def test_json_inputs_report_the_line_of_the_json_element(repo, capsys):
+    """A finding in a cloud export has the line of its rule's JSON element
+    (SARIF regions, code frames, annotations point at it)."""
+    acl = (ROOT / "fixtures" / "topologies" / "aws-three-tier" / "network-acls.json").read_text()
+    (repo / "acls.json").write_text(acl)
+    results = _sarif(capsys, "acls.json")["runs"][0]["results"]
+    lines = acl.splitlines()
+    acls = [n for n, l in enumerate(lines, 1) if '"Entries"' in l]
+    assert results
+    for r in results:
+        region = r["locations"][0]["physicalLocation"]["region"]
+        path = r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]
+        entry = int(re.search(r"Entries\[(\d+)\]$", path).group(1))
+        acl_index = int(re.search(r"NetworkAcls\[(\d+)\]", path).group(1))
+        starts = [n for n, l in enumerate(lines, 1) if n > acls[acl_index] and l.strip().startswith('{"RuleNumber"')]
+        assert region["startLine"] == starts[entry], (path, region)
+
+
+def test_json_value_positions():
+    from ruleanalyzer.json_lines import locate, value_positions
+
+    text = '{\n "a": [\n  {"b": 1},\n  {"b": [2, {"c": "x, y]"}]}\n ],\n "d": {"e": {}}\n}\n'
+    positions = value_positions(text)
+    assert positions["a"] == (2, 7) and positions["a[1]"] == (4, 3) and positions["a[1].b[1]"] == (4, 13)
+    assert positions["d.e"] == (6, 13)
+    assert locate("a[1].b[1].c.zz", positions) == (4, 19)
