@@ -260,14 +260,22 @@ def _packets_from_args(args, default_hook: str = "input") -> list:
     return [make_packet(**{k: v for k, v in fields.items() if v is not None})]
 
 
+def _working(args, what: str):
+    """A spinner on a terminal while one command reads and analyses its files."""
+    from .report.findings_text import working
+
+    return working(f"{what} {', '.join(args.files[:2])}", sys.stderr.isatty() and not args.quiet)
+
+
 def cmd_query(args, out) -> int:
     from .engine import Evaluator
     from .report import serialize, text
 
-    ruleset = _load(args)
-    packets = _packets_from_args(args, "auto" if ruleset.host is not None else "input")
-    evaluator = Evaluator(ruleset)
-    results = [evaluator.evaluate(p) for p in packets]
+    with _working(args, "reading and evaluating"):
+        ruleset = _load(args)
+        packets = _packets_from_args(args, "auto" if ruleset.host is not None else "input")
+        evaluator = Evaluator(ruleset)
+        results = [evaluator.evaluate(p) for p in packets]
     if args.format == "text":
         console = text.make_console(out)
         text.render_diagnostics(console, ruleset.diagnostics)
@@ -292,9 +300,10 @@ def cmd_connect(args, out) -> int:
     from .engine.connect import connect
     from .report import serialize, text
 
-    ruleset = _load(args)
-    report = connect(ruleset, args.client, args.server, args.dport, hook=args.hook, ecn=args.ecn,
-                     sport=args.sport, iif=args.iif, oif=args.oif)
+    with _working(args, "reading and following the connection"):
+        ruleset = _load(args)
+        report = connect(ruleset, args.client, args.server, args.dport, hook=args.hook, ecn=args.ecn,
+                         sport=args.sport, iif=args.iif, oif=args.oif)
     if args.format == "json":
         json.dump(serialize.connect_data(report), out, indent=2)
         out.write("\n")

@@ -6,6 +6,7 @@ the fix. Also the ``rules`` listing and the ``explain`` page."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import PurePath
 
@@ -300,3 +301,16 @@ class ProgressBar:
         self.spinner.stop()
         if self.task is not None:
             self.bar.stop()
+
+
+@contextmanager
+def working(what: str, enabled: bool):
+    """A spinner on stderr while ``what`` runs (a terminal only, not -q)."""
+    if not enabled:
+        yield
+        return
+    bar = ProgressBar(what)
+    try:
+        yield
+    finally:
+        bar.close()
