@@ -186,7 +186,7 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
               max_bytes: int = DEFAULT_MAX_BYTES, include_generated: bool = False,
               hosts: bool = True, progress: Callable[[int, int, str], None] | None = None,
               jobs: int | None = None, dask_scheduler=None, host_timeout: float = 600.0,
-              firewalld_version: str | None = None) -> AuditResult:
+              firewalld_version: str | None = None, table: str | None = None) -> AuditResult:
     """Audit rulesets and/or files (directories expand to their files).
 
     ``together`` lists groups of files that describe one firewall; with
@@ -240,7 +240,7 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
         else:
             try:
                 ruleset = load(*what, dialect=dialect, max_bytes=max_bytes, firewalld_version=firewalld_version
-                               or (config.firewalld_version if config else None))
+                               or (config.firewalld_version if config else None), table=table)
             except RuleAnalyzerError as exc:
                 if len(what) == 1 and what[0] in walked and _not_a_rule_file(exc):
                     result.inputs.pop()

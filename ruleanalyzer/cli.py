@@ -162,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="audit every file alone, even files that form one host "
                          "(rules.v4 + rules.v6, an /etc/ufw directory)")
     au.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
+    au.add_argument("--table", choices=("filter", "nat", "mangle", "raw", "security"),
+                    help="iptables -S output and script commands without -t: their table (default filter)")
     au.add_argument("--annotate", action="store_true",
                     help="also print GitHub annotations to stdout (one run for -o report.sarif and "
                          "the annotations)")
@@ -346,7 +348,8 @@ def cmd_audit(args, out) -> int:
                            max_bytes=args.max_bytes, progress=progress,
                            include_generated=args.include_generated, hosts=not args.one_by_one,
                            jobs=args.jobs, dask_scheduler=args.dask_scheduler,
-                           host_timeout=args.host_timeout, firewalld_version=args.firewalld_version)
+                           host_timeout=args.host_timeout, firewalld_version=args.firewalld_version,
+                           table=args.table)
     finally:
         if progress is not None:
             progress.close()

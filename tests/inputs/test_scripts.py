@@ -242,3 +242,18 @@ def test_the_table_option_names_the_table_of_dash_s_output(capsys, monkeypatch):
           "--format", "json"])
     trace = json.loads(capsys.readouterr().out)["trace"]
     assert any(step.get("table") == "nat" and step.get("chain") == "PREROUTING" for step in trace)
+
+
+def test_audit_takes_the_table_of_dash_s_output_too(capsys, monkeypatch):
+    import io
+    import sys
+
+    from ruleanalyzer import loader
+    from ruleanalyzer.cli import main
+
+    rule = "-A PREROUTING -p tcp --dport 8080 -j DNAT --to-destination 10.0.0.5:80\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO((rule * 2).encode())))
+    loader.forget_stdin()
+    main(["audit", "-", "--table", "nat", "--select", "RA505", "--format", "json", "--no-config"])
+    [finding] = json.loads(capsys.readouterr().out)["findings"]
+    assert (finding["location"]["table"], finding["location"]["line"]) == ("nat", 2)
