@@ -9,9 +9,11 @@
 set -u
 sarif=ruleanalyzer-audit.sarif
 rm -f "$sarif"
+set -- --max-bytes "${MAX_BYTES:-16777216}"
+if [ -n "${CONFIG:-}" ]; then set -- "$@" --config "$CONFIG"; fi
 status=0
 # shellcheck disable=SC2086 # PATHS is a list of paths
-ruleanalyzer audit $PATHS --format sarif -o "$sarif" --annotate --fail-on "${FAIL_ON:-warning}" || status=$?
+ruleanalyzer audit $PATHS "$@" --format sarif -o "$sarif" --annotate --fail-on "${FAIL_ON:-warning}" || status=$?
 if [ -s "$sarif" ]; then
   echo "sarif=$sarif" >> "$GITHUB_OUTPUT"
 else
