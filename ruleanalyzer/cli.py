@@ -543,9 +543,18 @@ def cmd_diff(args, out) -> int:
         json.dump(sarif_data(reports), out, indent=2)
         out.write("\n")
     elif args.format == "github":
+        from .report.diff_markdown import render as render_markdown
         from .report.diff_sarif import github_lines
+        from .report.github import write_limited
 
-        out.writelines(line + "\n" for line in github_lines(reports))
+        def markdown() -> str:
+            import io
+
+            text = io.StringIO()
+            render_markdown(reports, text)
+            return text.getvalue()
+
+        write_limited(github_lines(reports), out, markdown, "ruleanalyzer diff")
     elif args.format == "markdown":
         from .report import diff_markdown
 

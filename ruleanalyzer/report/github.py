@@ -3,6 +3,8 @@ on the file and line of the rule (``::error file=…,line=…,col=…,title=…:
 
 from __future__ import annotations
 
+from typing import Callable
+
 from ..checks.base import Finding
 from ..errors import visible
 
@@ -46,23 +48,33 @@ def render(result, out, summary_path: str | None = None) -> None:
     :data:`SHOWN_PER_LEVEL` of each level of a step: when there are more,
     a notice says so, and the full list goes to the job summary
     (``$GITHUB_STEP_SUMMARY``, markdown) when there is one."""
+    lines = [annotation(f) for f in result.findings]
+    write_limited(lines, out, lambda: summary_markdown(result), "ruleanalyzer audit", summary_path)
+
+
+def write_limited(lines: list[str], out, summary: Callable[[], str], command: str,
+                  summary_path: str | None = None) -> None:
+    """Write annotation ``lines``; when a level has more than GitHub shows,
+    say so and append ``summary()`` (markdown) to the job summary."""
     import os
 
-    for f in result.findings:
-        out.write(annotation(f) + "\n")
-    counts = {c: sum(1 for f in result.findings if COMMANDS[f.severity] == c) for c in COMMANDS.values()}
+    out.writelines(line + "\n" for line in lines)
+    counts: dict[str, int] = {}
+    for line in lines:
+        level = line[2:].split(" ", 1)[0].split("::", 1)[0]
+        counts[level] = counts.get(level, 0) + 1
     over = {c: n for c, n in counts.items() if n > SHOWN_PER_LEVEL}
     if not over:
         return
     summary_path = summary_path or os.environ.get("GITHUB_STEP_SUMMARY")
     told = ", ".join(f"{n} {c}s" for c, n in over.items())
     where = "the job summary has them all" if summary_path else \
-        "run `ruleanalyzer audit` (or --format sarif) for them all"
+        f"run `{command}` (or --format sarif) for them all"
     out.write(f"::notice title=ruleanalyzer::GitHub shows {SHOWN_PER_LEVEL} annotations per level; "
               f"there are {told}: {where}\n")
     if summary_path:
         with open(summary_path, "a", encoding="utf-8") as handle:
-            handle.write(summary_markdown(result))
+            handle.write(summary())
 
 
 def summary_markdown(result) -> str:

@@ -260,3 +260,19 @@ def test_json_value_positions():
     assert positions["a"] == (2, 7) and positions["a[1]"] == (4, 3) and positions["a[1].b[1]"] == (4, 13)
     assert positions["d.e"] == (6, 13)
     assert locate("a[1].b[1].c.zz", positions) == (4, 19)
+
+
+def test_diff_annotations_over_the_limit_are_said_and_summarised(tmp_path, capsys, monkeypatch):
+    old = tmp_path / "old.v4"
+    old.write_text("*filter\n:INPUT DROP [0:0]\nCOMMIT\n")
+    new = tmp_path / "new.v4"
+    new.write_text("*filter\n:INPUT DROP [0:0]\n" + "".join(
+        f"-A INPUT -s 10.{i}.0.0/16 -p tcp --dport {1000 + 7 * i} -j ACCEPT\n" for i in range(12)) + "COMMIT\n")
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    main(["diff", str(old), str(new), "--format", "github", "--no-findings", "--no-connections"])
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(l.startswith("::warning ") for l in lines) == 12
+    assert lines[-1].startswith("::notice title=ruleanalyzer::GitHub shows 10 annotations per level; "
+                                "there are 12 warnings")
+    assert summary.read_text().count("dport") >= 12
