@@ -25,8 +25,9 @@ if [ "$status" -ne 0 ]; then
   echo "sarif=" >> "$GITHUB_OUTPUT"
   exit 0
 fi
+# the markdown report is in the job summary already: the annotations' overflow goes nowhere else
 # shellcheck disable=SC2086
-ruleanalyzer diff --git "$BASE" $FILES "$@" --format github --fail-on "${DIFF_FAIL_ON:-opened}" \
+GITHUB_STEP_SUMMARY=/dev/null ruleanalyzer diff --git "$BASE" $FILES "$@" --format github --fail-on "${DIFF_FAIL_ON:-opened}" \
   || echo "DIFF_FAILED=1" >> "$GITHUB_ENV"
 # shellcheck disable=SC2086
 if ruleanalyzer diff --git "$BASE" $FILES "$@" --format sarif -o "$sarif" --fail-on never --no-findings \
