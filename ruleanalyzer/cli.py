@@ -463,6 +463,8 @@ def _add_diff_parser(sub) -> None:
                         "would block or newly allow, with counts")
     d.add_argument("--policy", help="YAML file with a policy: section (default: .ruleanalyzer.yaml)")
     d.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
+    d.add_argument("--table", choices=("filter", "nat", "mangle", "raw", "security"),
+                   help="iptables -S output and script commands without -t: their table (default filter)")
     d.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
 
 
@@ -492,8 +494,8 @@ def cmd_diff(args, out) -> int:
                 # Without named files, changed files that are not rule files are skipped.
     elif len(args.files) == 2:
         old_path, new_path = args.files
-        pairs = [(load(old_path, dialect=args.dialect, max_bytes=args.max_bytes),
-                  load(new_path, dialect=args.dialect, max_bytes=args.max_bytes),
+        pairs = [(load(old_path, dialect=args.dialect, max_bytes=args.max_bytes, table=args.table),
+                  load(new_path, dialect=args.dialect, max_bytes=args.max_bytes, table=args.table),
                   input_name(old_path), input_name(new_path))]
     elif len(args.files) == 1 and _is_plan(args):
         pairs = []  # one plan: before and after come from the plan itself

@@ -257,3 +257,14 @@ def test_audit_takes_the_table_of_dash_s_output_too(capsys, monkeypatch):
     main(["audit", "-", "--table", "nat", "--select", "RA505", "--format", "json", "--no-config"])
     [finding] = json.loads(capsys.readouterr().out)["findings"]
     assert (finding["location"]["table"], finding["location"]["line"]) == ("nat", 2)
+
+
+def test_diff_takes_the_table_too(tmp_path, capsys):
+    from ruleanalyzer.cli import main
+
+    old, new = tmp_path / "old.txt", tmp_path / "new.txt"
+    old.write_text("-A PREROUTING -p tcp --dport 8080 -j DNAT --to-destination 10.0.0.5:80\n")
+    new.write_text("-A PREROUTING -p tcp --dport 8081 -j DNAT --to-destination 10.0.0.5:80\n")
+    main(["diff", str(old), str(new), "--table", "nat", "--no-findings", "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdicts_changed"] and "8081" in json.dumps(report["regions"])
