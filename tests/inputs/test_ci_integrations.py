@@ -276,3 +276,11 @@ def test_diff_annotations_over_the_limit_are_said_and_summarised(tmp_path, capsy
     assert lines[-1].startswith("::notice title=ruleanalyzer::GitHub shows 10 annotations per level; "
                                 "there are 12 warnings")
     assert summary.read_text().count("dport") >= 12
+
+
+def test_skipped_files_are_listed_in_the_json_report(repo, capsys):
+    (repo / "rules.v4").write_text(RULES)
+    (repo / "NOTES").write_text("remember to reload the firewall\n")
+    main(["audit", ".", "--format", "json", "--no-config"])
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary["skipped"] == ["./NOTES"] and summary["bad_inputs"] == 0
