@@ -176,7 +176,8 @@ def render_summary(console: Console, result) -> None:
     skipped = getattr(result, "skipped", None)
     if skipped:
         names = visible(", ".join(PurePath(n).name for n in skipped[:5])) + (" …" if len(skipped) > 5 else "")
-        summary.append(f"\ninfo: {len(skipped)} file(s) in the directories are not rule files, skipped "
+        summary.append(f"\ninfo: {_count(len(skipped), 'file')} in the directories "
+                       f"{'is' if len(skipped) == 1 else 'are'} not rule files, skipped "
                        f"({names})", style="dim")
     if getattr(result, "fleet", None):
         render_fleet(console, result.fleet)
@@ -221,7 +222,7 @@ def render_findings(console: Console, result, max_findings: int | None = DEFAULT
     for f in findings[:limit]:
         render_finding(console, f)
     if len(findings) > limit:
-        console.print(Text(f"{len(findings) - limit} more finding(s) not shown (--max-findings 0 shows "
+        console.print(Text(f"{_count(len(findings) - limit, 'more finding')} not shown (--max-findings 0 shows "
                            "all; --format json and sarif always hold every finding)", style="bold"))
 
 
@@ -233,7 +234,7 @@ def render_fleet(console: Console, fleet: dict) -> None:
     if exposure:
         console.print(Text("Open to the whole internet (every public address can connect):", style="bold"))
         for service, names in exposure.items():
-            console.print(f"  {service}: {len(names)} host(s): {', '.join(names[:12])}"
+            console.print(f"  {service}: {_count(len(names), 'host')}: {', '.join(names[:12])}"
                           + (" …" if len(names) > 12 else ""), highlight=False)
     else:
         console.print("No host has a service open to the whole internet.", highlight=False)
@@ -253,7 +254,7 @@ def render_fleet(console: Console, fleet: dict) -> None:
                           ", ".join(names[:8]) + (" …" if len(names) > 8 else ""))
         console.print(table)
     failed = [h["name"] for h in fleet.get("hosts", []) if h["status"] != "ok"]
-    console.print(f"{len(fleet.get('hosts', []))} hosts in {len(groups)} group(s)"
+    console.print(f"{_count(len(fleet.get('hosts', [])), 'host')} in {_count(len(groups), 'group')}"
                   + (f"; not analysed: {', '.join(failed)}" if failed else ""), highlight=False)
     for role, names in groups.items():
         console.print(f"  {role}: {', '.join(names[:12])}" + (" …" if len(names) > 12 else ""),

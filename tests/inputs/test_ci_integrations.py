@@ -147,7 +147,7 @@ def test_audit_of_a_repository_root_skips_files_that_are_not_rules(repo, capsys)
     code = main(["audit", ".", "--no-config"])
     out = capsys.readouterr().out
     assert "RA001" not in out
-    assert "info: 3 file(s) in the directories are not rule files, skipped (LICENSE, deploy.sh, logo.png)" in out
+    assert "info: 3 files in the directories are not rule files, skipped (LICENSE, deploy.sh, logo.png)" in out
     assert "unreadable" not in out and code == 1
     # a file named on the command line is still an unreadable input
     assert main(["audit", "LICENSE", "--no-config"]) == 2
