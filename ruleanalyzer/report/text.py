@@ -158,4 +158,5 @@ def make_console(out) -> Console:
     width = None if tty else (columns if columns and columns > 0 else 160)
     return SafeConsole(file=out, highlight=False, soft_wrap=not tty, markup=False, emoji=False,
                        width=width, force_terminal=True if color == "always" else None,
-                       no_color=color == "never", color_system=None if color == "never" else "auto")
+                       no_color=color == "never",
+                       color_system={"never": None, "always": "standard"}.get(color, "auto"))
