@@ -216,7 +216,8 @@ def test_named_set_updated_by_a_rule_is_opaque():
   }
 }"""
     first = next(nftables.parse(text, "<t>").rules())
-    assert first.matches[-1] == OpaqueMatch(reason="depends on the runtime contents of set @seen")
+    assert first.matches[-1] == OpaqueMatch(reason="depends on traffic history: set @seen is filled "
+                                                   "from the packet path (update @seen)")
 
 
 # -- the file as a whole -------------------------------------------------------------

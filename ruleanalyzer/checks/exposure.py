@@ -75,6 +75,15 @@ class _Path:
         # DNAT sent on: not only what arrives for the forward path.)
         arriving = reach.arriving.node if hook == "input" else sp.true
         syn = S.tcp_flags(sp, SYN) & S.state_is(sp, "new") & arriving & sp.family(family)
+        host = getattr(ctx.ruleset, "host", None)
+        if host is not None and family == 4 and "routes4" in host.known:
+            # TCP takes only packets to the host itself (tcp_v4_rcv drops
+            # broadcast and multicast): no handshake, and no witness, there.
+            from ..hostrules import typed_networks
+
+            special = typed_networks(host, 4, frozenset({"broadcast", "multicast"}))
+            if special:
+                syn &= ~S.networks(sp, "dst", *map(str, special))
         if hook == "forward" and "ct_status:dnat" in sp.bdd.vars:
             # From the internet only public destinations are routed to us —
             # and none behind a NAT router (it masquerades because what is
