@@ -97,7 +97,11 @@ def expand_paths(paths: Iterable[str | os.PathLike],
         elif path.is_dir() and _is_config_dir(path):
             out.append(str(path))  # one firewall's configuration: one unit
         elif path.is_dir():
-            out += _walk(path, refused)
+            # the .tf files of a directory named are one Terraform configuration
+            terraform = _is_terraform_dir(path)
+            found = [f for f in _walk(path, refused)
+                     if not (terraform and Path(f).parent == path and Path(f).suffix in (".tf", ".tfvars"))]
+            out += sorted(found + ([str(path)] if terraform else []))
         else:
             out.append(str(path))
     return out
@@ -150,6 +154,12 @@ def _walk(path: Path, refused: list | None) -> list[str]:
 
 def _is_config_dir(path: Path) -> bool:
     from .parsers.firewalld import is_config_dir
+
+    return is_config_dir(path)
+
+
+def _is_terraform_dir(path: Path) -> bool:
+    from .parsers.terraform import is_config_dir
 
     return is_config_dir(path)
 
@@ -231,7 +241,8 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
               dialect: str | None = None, together: list[list[str]] | None = None,
               max_bytes: int = DEFAULT_MAX_BYTES, include_generated: bool = False,
               hosts: bool = True, progress: Callable[[int, int, str], None] | None = None,
-              jobs: int | None = None, dask_scheduler=None, host_timeout: float = 600.0) -> AuditResult:
+              jobs: int | None = None, dask_scheduler=None, host_timeout: float = 600.0,
+              firewalld_version: str | None = None) -> AuditResult:
     """Audit rulesets and/or files (directories expand to their files).
 
     ``together`` lists groups of files that describe one firewall; with
@@ -288,7 +299,8 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
         else:
             try:
                 try:
-                    ruleset = load(*what, dialect=dialect, max_bytes=max_bytes)
+                    ruleset = load(*what, dialect=dialect, max_bytes=max_bytes, firewalld_version=firewalld_version
+                                   or (config.firewalld_version if config else None))
                 except (RuleAnalyzerError, RecursionError, KeyboardInterrupt):
                     raise
                 except Exception as exc:  # noqa: BLE001 - a reader's bug: this input only, the rest goes on

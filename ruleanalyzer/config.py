@@ -51,6 +51,9 @@ class Config:
     interfaces: dict[str, list[str]] = field(default_factory=dict)
     #: The file these settings came from, for messages.
     source: str | None = None
+    #: ``firewalld-version: 2.1.1``: the layout firewalld configuration
+    #: directories compile to (a snapshot's recorded version wins).
+    firewalld_version: str | None = None
 
 
 def find_config(start: str | Path | None = None) -> Path | None:
@@ -136,7 +139,7 @@ def config_from_dict(data: dict, source: str | None = None) -> Config:
         raise RuleAnalyzerError("config must be a mapping", Location(source or "<config>"))
     data = {str(k).replace("_", "-"): v for k, v in data.items()}
     # "policy" holds flow assertions, read by ruleanalyzer.policy.
-    known = {"select", "ignore", "fail-on", "options", "suppress", "policy", "interfaces"}
+    known = {"select", "ignore", "fail-on", "options", "suppress", "policy", "interfaces", "firewalld-version"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RuleAnalyzerError(f"unknown config key(s): {', '.join(unknown)}",
@@ -165,8 +168,10 @@ def config_from_dict(data: dict, source: str | None = None) -> Config:
                 or isinstance(value, list) and not all(isinstance(v, (str, int)) for v in value):
             raise RuleAnalyzerError(f"{key} must be a list of check codes (or a comma-separated string)",
                                     Location(source or "<config>"))
+    firewalld_version = data.get("firewalld-version")
     return Config(_codes(data.get("select")), _codes(data.get("ignore")) or [], fail_on, options,
-                  suppress, _interfaces(data.get("interfaces"), source), source)
+                  suppress, _interfaces(data.get("interfaces"), source), source,
+                  str(firewalld_version) if firewalld_version is not None else None)
 
 
 def _interfaces(value, source: str | None) -> dict[str, list[str]]:

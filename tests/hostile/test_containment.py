@@ -103,7 +103,7 @@ def test_firewalld_directory_does_not_follow_links_out(tmp_path):
     (fw / "firewalld.conf").write_text("DefaultZone=public\n")
     os.symlink("/etc/passwd", fw / "zones" / "public.xml")
     err = _refused(lambda: loader.load(fw))
-    assert "outside the directory given" in err.message
+    assert "leads out of the configuration directory" in err.message
     # a snapshot-like directory whose etc/ links out is not a firewalld directory
     other = tmp_path / "other"
     other.mkdir()
