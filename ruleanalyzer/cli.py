@@ -367,7 +367,7 @@ def cmd_diff(args, out) -> int:
 
     if args.git:
         old_rev, new_rev = gitfiles.split_range(args.git)
-        paths = args.files or gitfiles.changed_files(old_rev, new_rev)
+        paths = args.files or gitfiles.with_includers(gitfiles.changed_files(old_rev, new_rev))
         groups = [[p] for p in paths] if not args.files else [paths]
         pairs = []
         for group in groups:
