@@ -32,10 +32,24 @@ def refuse_empty(text: str, name: str, dialect: str | None) -> None:
                                  "(no ruleset loaded) is read with --dialect nftables")
 
 
-#: Every file read, by the name it was read under: the text shown in code
+#: The files read, by the name they were read under: the text shown in code
 #: frames, so a finding never re-opens its file (the file may have changed,
-#: or be a FIFO, since). Cleared by :func:`forget_texts`.
+#: or be a FIFO, since). The latest :data:`MAX_KEPT_CHARS` characters' worth
+#: are kept (older ones are dropped first; their frames show the rule's own
+#: text). Cleared by :func:`forget_texts`.
 _TEXTS: dict[str, str] = {}
+MAX_KEPT_CHARS = 64 * 1024 * 1024
+_kept_chars = 0
+
+
+def _keep_text(name: str, text: str) -> None:
+    global _kept_chars
+    old = _TEXTS.pop(name, None)
+    _kept_chars -= len(old) if old is not None else 0
+    _TEXTS[name] = text
+    _kept_chars += len(text)
+    while _kept_chars > MAX_KEPT_CHARS and len(_TEXTS) > 1:
+        _kept_chars -= len(_TEXTS.pop(next(iter(_TEXTS))))
 
 
 def text_read(name: str) -> str | None:
@@ -44,7 +58,9 @@ def text_read(name: str) -> str | None:
 
 
 def forget_texts() -> None:
+    global _kept_chars
     _TEXTS.clear()
+    _kept_chars = 0
 
 
 def is_inside(real: str, root: str) -> bool:
@@ -169,7 +185,7 @@ def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES, *,
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise RuleAnalyzerError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})",
                                 Location(name, line, col)) from None
-    _TEXTS[name] = text
+    _keep_text(name, text)
     return text
 
 
