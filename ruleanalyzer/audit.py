@@ -97,11 +97,7 @@ def expand_paths(paths: Iterable[str | os.PathLike],
         elif path.is_dir() and _is_config_dir(path):
             out.append(str(path))  # one firewall's configuration: one unit
         elif path.is_dir():
-            # the .tf files of a directory named are one Terraform configuration
-            terraform = _is_terraform_dir(path)
-            found = [f for f in _walk(path, refused)
-                     if not (terraform and Path(f).parent == path and Path(f).suffix in (".tf", ".tfvars"))]
-            out += sorted(found + ([str(path)] if terraform else []))
+            out += _walk(path, refused)
         else:
             out.append(str(path))
     return out
@@ -115,6 +111,10 @@ def _walk(path: Path, refused: list | None) -> list[str]:
     root = os.path.realpath(path)
     files: list[str] = []
     snapshots: list[str] = []
+    # The .tf files of a directory named are one Terraform configuration.
+    terraform = _is_terraform_dir(path)
+    if terraform:
+        snapshots.append(str(path))
     for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
         rel = Path(dirpath).relative_to(path).parts
         if any(part.startswith(".") for part in rel):
@@ -134,7 +134,8 @@ def _walk(path: Path, refused: list | None) -> list[str]:
                     refused.append((full, exc))
         for name in filenames:
             full = os.path.join(dirpath, name)
-            if name.startswith(".") or Path(name).suffix.lower() in SKIPPED_SUFFIXES:
+            if name.startswith(".") or Path(name).suffix.lower() in SKIPPED_SUFFIXES \
+                    or terraform and not rel and Path(name).suffix in (".tf", ".tfvars"):
                 continue
             if os.path.islink(full):
                 real = os.path.realpath(full)

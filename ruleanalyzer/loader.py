@@ -194,6 +194,16 @@ def _too_big(name: str, size: str, max_bytes: int) -> RuleAnalyzerError:
                              hint="raise the limit with --max-bytes if this really is a rule file")
 
 
+#: Names a snapshot archive may have (snapshot.ARCHIVE_SUFFIXES, checked there too).
+_ARCHIVE_HINTS = (".tar", ".gz", ".tgz", ".xz", ".txz", ".bz2", ".tbz2")
+
+
+def _plain_file(path) -> bool:
+    """A regular file that cannot be a snapshot archive."""
+    return (isinstance(path, (str, os.PathLike)) and not str(path).lower().endswith(_ARCHIVE_HINTS)
+            and os.path.isfile(path))
+
+
 def load(*paths: str | os.PathLike, dialect: str | None = None,
          max_bytes: int = DEFAULT_MAX_BYTES, firewalld_version: str | None = None) -> Ruleset:
     """Parse rule files that together describe one firewall into one ruleset.
@@ -211,11 +221,17 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
     """
     if not paths:
         raise RuleAnalyzerError("no rule files given")
-    from .snapshot import Snapshot, is_snapshot, load_snapshot, snapshot_ruleset
-
     parsed = []
     snapshots = []
     for path in paths:
+        if _plain_file(path):
+            # the common case, without importing the snapshot reader
+            text = read_text(path, max_bytes)
+            refuse_empty(text, str(path), dialect)
+            parsed.append(parsers.parse(text, str(path), dialect))
+            continue
+        from .snapshot import Snapshot, is_snapshot, load_snapshot, snapshot_ruleset
+
         if isinstance(path, Snapshot):  # already read (a fleet audit's worker gets these)
             snapshots.append(snapshot_ruleset(path, apply=False))
             continue

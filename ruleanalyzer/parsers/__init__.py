@@ -40,6 +40,12 @@ def dialect_module(name: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
 
 
+#: Dialects whose module says ``REFINES = "<key>"`` (checked by a test):
+#: sniffing stops at a certain dialect unless one of these may tie it, so a
+#: plain iptables file does not import every other parser.
+REFINED_BY = {"iptables": ("ufw",)}
+
+
 def available() -> list[str]:
     """The dialects whose parser modules exist in this build."""
     out = []
@@ -55,8 +61,13 @@ def available() -> list[str]:
 def sniff(text: str, name: str = "<input>") -> str:
     """The dialect ``text`` is written in; a located error when none fits."""
     best, best_score = None, 0
-    for dialect in available():
-        module = dialect_module(dialect)
+    for dialect in DIALECTS:
+        if best_score == 100 and dialect not in REFINED_BY.get(best, ()):
+            continue  # nothing later can win: only a refinement wins a tie
+        try:
+            module = dialect_module(dialect)
+        except ModuleNotFoundError:
+            continue
         score = module.sniff(text, name)
         # A dialect that refines another (ufw's files are iptables text)
         # wins a tie against it.

@@ -99,8 +99,9 @@ class Tree:
     def inside(self, path: Path) -> Path:
         resolved = path.resolve()
         if resolved != self.base and self.base not in resolved.parents:
-            raise RuleAnalyzerError(f"{path} leads out of the configuration directory {self.given} "
-                                    f"(to {resolved}): refused, not followed", Location(str(path)),
+            raise RuleAnalyzerError(f"{path} leads out of the configuration directory {self.given}: "
+                                    f"symlink to {str(resolved)!r}, outside the directory given; not read",
+                                    Location(str(path)),
                                     hint="copy the files into the directory instead of linking them")
         return path
 
@@ -121,7 +122,7 @@ class Tree:
         if self.files > MAX_FILES:
             raise RuleAnalyzerError(f"more than {MAX_FILES} files in the configuration directory {self.given}: "
                                     "refused", Location(str(path)))
-        text = _read(path)
+        text = _read(path, self.base)
         self.bytes += len(text)
         if self.bytes > MAX_TOTAL_BYTES:
             raise RuleAnalyzerError(f"the configuration directory {self.given} holds more than "
@@ -129,7 +130,7 @@ class Tree:
         return text
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, root: Path | None = None) -> str:
     from ..loader import read_text
 
     return read_text(path, MAX_FILE_BYTES)

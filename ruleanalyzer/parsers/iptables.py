@@ -19,12 +19,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from lark import Token, Transformer
-from lark.exceptions import UnexpectedInput
-from lark.lexer import Lexer
-
 from ..errors import RuleAnalyzerError
-from ..grammar_loader import lalr_parser
 from ..model import (IPTABLES_BUILTIN_CHAINS, Chain, Diagnostic, Goto, Jump, Location, Rule,
                      Ruleset, Table, iptables_priority)
 from .iptables_rulespec import (COMMANDS, Plan, RuleSpec, SpecError, compile_line, interpret,
@@ -165,40 +160,59 @@ def _shape(raws: list[str]) -> str:
     return "".join(kinds)
 
 
-class _ShapeLexer(Lexer):
-    """Hands the grammar a ready-made token list (the words are split already)."""
+def _grammar():
+    """The line-shape parser and Lark's Token and UnexpectedInput, imported on
+    first use: a file whose line shapes are all known never loads Lark."""
+    global _GRAMMAR
+    if _GRAMMAR is None:
+        from lark import Token, Transformer
+        from lark.exceptions import UnexpectedInput
+        from lark.lexer import Lexer
 
-    def __init__(self, lexer_conf):
-        pass
+        from ..grammar_loader import lalr_parser
 
-    def lex(self, data):
-        yield from data
+        class _ShapeLexer(Lexer):
+            """Hands the grammar a ready-made token list (the words are split already)."""
+
+            def __init__(self, lexer_conf):
+                pass
+
+            def lex(self, data):
+                yield from data
+
+        class _LineKind(Transformer):
+            """Tree-less: every line reduces to the name of its kind."""
+
+            def start(self, children):
+                return children[0]
+
+            def table_line(self, _):
+                return "table"
+
+            def chain_line(self, _):
+                return "chain"
+
+            def commit_line(self, _):
+                return "commit"
+
+            def rule_line(self, _):
+                return "rule"
+
+            def negation(self, _):
+                return None
+
+        # one transformer instance, so lalr_parser's cache builds the tables once
+        _GRAMMAR = (lalr_parser("iptables", lexer=_ShapeLexer, transformer=_LineKind()), Token,
+                    UnexpectedInput)
+    return _GRAMMAR
 
 
-class _LineKind(Transformer):
-    """Tree-less: every line reduces to the name of its kind."""
-
-    def start(self, children):
-        return children[0]
-
-    def table_line(self, _):
-        return "table"
-
-    def chain_line(self, _):
-        return "chain"
-
-    def commit_line(self, _):
-        return "commit"
-
-    def rule_line(self, _):
-        return "rule"
-
-    def negation(self, _):
-        return None
+_GRAMMAR = None
 
 
-def _tokens(shape: str, raws: list[str]) -> list[Token]:
-    return [Token(_KIND[k], raws[i] if i < len(raws) else k, line=1, column=i)
+def _tokens(shape: str, raws: list[str]) -> list:
+    token = _grammar()[1]
+    return [token(_KIND[k], raws[i] if i < len(raws) else k, line=1, column=i)
             for i, k in enumerate(shape)]
 
 
@@ -212,24 +226,26 @@ _ERROR_EXAMPLES = {
 }
 
 _shape_cache: dict[str, object] = {}
-
-
-_LINE_KIND = _LineKind()
-
-
-def _parser():
-    # one transformer instance, so lalr_parser's cache builds the tables once
-    return lalr_parser("iptables", lexer=_ShapeLexer, transformer=_LINE_KIND)
+#: The shapes grammars/iptables.lark accepts (start: table_line | chain_line |
+#: commit_line | rule_line), kept in step with it by test_parser_iptables.
+_GOOD_SHAPE = re.compile(r"(?:T|CWN?|M|N?O(?:[OW]|B[OW])*)\Z")
+_GOOD_KINDS = {"T": "table", "C": "chain", "M": "commit"}
 
 
 def _line_kind(shape: str, raws: list[str]):
     """"table", "chain", "commit", "rule", or the UnexpectedInput describing why not."""
     kind = _shape_cache.get(shape)
+    if kind is None and _GOOD_SHAPE.match(shape):
+        # grammars/iptables.lark's language as a regular expression; the
+        # grammar itself only explains the lines that fail
+        kind = _GOOD_KINDS.get(shape[0], "rule")
+        if len(_shape_cache) < 50_000:
+            _shape_cache[shape] = kind
     if kind is None:
-        parser = _parser()
+        parser, _, unexpected = _grammar()
         try:
             kind = parser.parse(_tokens(shape, raws))
-        except UnexpectedInput as exc:
+        except unexpected as exc:
             kind = _failure(exc)
         if len(_shape_cache) < 50_000:
             _shape_cache[shape] = kind
@@ -245,7 +261,7 @@ class _BadShape:
     index: int
 
 
-def _failure(exc: UnexpectedInput) -> _BadShape:
+def _failure(exc) -> _BadShape:
     # read now: the parser state object is reused by later parses
     stack = getattr(getattr(exc, "state", None), "state_stack", None)
     token = getattr(exc, "token", None)
@@ -259,12 +275,12 @@ def _error_label(bad: _BadShape) -> str | None:
     spirit of Lark's ``match_examples``: same parser state and token kind
     first; same state only as a fallback)."""
     fallback = None
-    parser = _parser()
+    parser, _, unexpected = _grammar()
     for label, shapes in _ERROR_EXAMPLES.items():
         for shape in shapes:
             try:
                 parser.parse(_tokens(shape, list(shape)))
-            except UnexpectedInput as exc:
+            except unexpected as exc:
                 sample = _failure(exc)
                 if sample.state != bad.state:
                     continue

@@ -42,6 +42,10 @@ def lines(report) -> list[str]:
     if report.policy:
         out += ["", f"policy assertions failing: {len(report.policy)}"]
         out += ["  " + str(p).replace("\n", "\n  ") for p in report.policy]
+    if report.flows is not None:
+        from .flows import lines as flow_lines
+
+        out += flow_lines(report.flows)
     return out
 
 

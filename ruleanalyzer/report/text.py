@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from rich.console import Console
 from rich.segment import Segment
-from rich.table import Table as RichTable
 from rich.text import Text
 
-from ..engine.connect import ConnectReport
 from ..engine.result import Result
 from ..errors import visible
+
+if TYPE_CHECKING:  # imported where used: a query need not pay for them
+    from ..engine.connect import ConnectReport
 from ..model import Diagnostic
 
 VERDICT_STYLE = {"accept": "bold green", "drop": "bold red", "unknown": "bold yellow",
@@ -81,6 +82,8 @@ def render_connect(console: Console, report: ConnectReport) -> None:
     console.print(f"TCP {report.client} → {report.server}:{report.dport} "
                   f"(firewall on the {report.hook} path)", highlight=False)
     for variant, sentence in zip(report.variants, report.explain()):
+        from rich.table import Table as RichTable
+
         table = RichTable(title="ECN on" if variant.ecn else "ECN off", title_justify="left")
         table.add_column("leg")
         table.add_column("hook")
