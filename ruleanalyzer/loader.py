@@ -228,7 +228,8 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
             # the common case, without importing the snapshot reader
             text = read_text(path, max_bytes)
             refuse_empty(text, str(path), dialect)
-            parsed.append(parsers.parse(text, str(path), dialect))
+            with reading_side(FileSide(max_bytes)):  # its includes count against max_bytes too
+                parsed.append(parsers.parse(text, str(path), dialect))
             continue
         from .snapshot import Snapshot, is_snapshot, load_snapshot, snapshot_ruleset
 
