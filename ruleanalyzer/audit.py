@@ -38,6 +38,7 @@ from .loader import DEFAULT_MAX_BYTES, load
 from .model import Ruleset
 from .hosts import host_groups, included_files
 from .origins import is_stock_noise, recognise
+from .parsers.terraform import given_trees
 
 #: Files a directory walk skips: documentation and indexes, not rule files.
 SKIPPED_SUFFIXES = (".md", ".rst", ".tsv", ".orig", ".rej")
@@ -96,16 +97,17 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
             # A host snapshot directory inside is one input, not its files;
             # the .tf files of a directory named are one Terraform configuration.
             snapshots = sorted(f.parent for f in path.rglob(MANIFEST))
-            terraform = _is_terraform_dir(path)
-            if terraform:
-                out.append(str(path))
-            for f in sorted(path.rglob("*")):
-                rel = f.relative_to(path).parts
-                if f.is_file() and not any(part.startswith(".") for part in rel) \
-                        and f.suffix.lower() not in SKIPPED_SUFFIXES \
-                        and not (terraform and len(rel) == 1 and f.suffix in (".tf", ".tfvars")) \
-                        and not any(s in f.parents for s in snapshots):
-                    out.append(str(f))
+            files = [f for f in sorted(path.rglob("*"))
+                     if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts)
+                     and f.suffix.lower() not in SKIPPED_SUFFIXES
+                     and not any(s in f.parents for s in snapshots)]
+            # Each directory of .tf files is one Terraform configuration; a
+            # module directory another one calls is read through its caller.
+            terraform = [d for d in sorted({f.parent for f in files if f.suffix == ".tf"})
+                         if _one_configuration(d)]
+            out += [str(d) for d in _terraform_roots(terraform)]
+            out += [str(f) for f in files
+                    if not (f.suffix in (".tf", ".tfvars") and f.parent in terraform)]
             out += [str(s) for s in snapshots if not any(part.startswith(".") for part in
                                                          s.relative_to(path).parts)]
             out.sort()
@@ -120,10 +122,16 @@ def _is_config_dir(path: Path) -> bool:
     return is_config_dir(path)
 
 
-def _is_terraform_dir(path: Path) -> bool:
-    from .parsers.terraform import is_config_dir
+def _terraform_roots(directories: list[Path]) -> list[Path]:
+    from .parsers.terraform import root_modules
 
-    return is_config_dir(path)
+    return root_modules(directories)
+
+
+def _one_configuration(directory: Path) -> bool:
+    from .parsers.terraform import is_one_configuration
+
+    return is_one_configuration(directory)
 
 
 def split_units(ruleset: Ruleset) -> list[Ruleset]:
@@ -231,8 +239,9 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
         if isinstance(what, Ruleset):
             ruleset = what
         else:
-            try:
-                ruleset = load(*what, dialect=dialect, max_bytes=max_bytes)
+            try:  # local Terraform modules may be read from any directory named here
+                with given_trees([i for i in inputs if not isinstance(i, Ruleset)]):
+                    ruleset = load(*what, dialect=dialect, max_bytes=max_bytes)
             except RuleAnalyzerError as exc:
                 result.bad_inputs.append(name)
                 if "RA001" in codes:

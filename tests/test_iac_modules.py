@@ -137,3 +137,34 @@ def test_audit_of_a_directory_keeps_its_other_rule_files(tmp_path):
     result = run_audit([str(root)], select=["RA401"])
     assert result.inputs == [str(root), str(root / "rules.v4")]
     assert {f.where.file.rsplit("/", 1)[-1] for f in result.findings} == {"main.tf", "rules.v4"}
+
+
+def test_a_tree_of_environments_and_modules(tmp_path):
+    """infra/envs/prod calls ../../modules/sg: auditing infra/ reads it (the
+    module lies in the tree named), each environment is one configuration
+    (its variables.tf with its main.tf), and the module is not audited alone."""
+    infra = tmp_path / "infra"
+    (infra / "modules" / "sg").mkdir(parents=True)
+    (infra / "modules" / "sg" / "main.tf").write_text(SG)
+    for env, cidr in (("prod", "0.0.0.0/0"), ("dev", "10.0.0.0/8")):
+        (infra / "envs" / env).mkdir(parents=True)
+        (infra / "envs" / env / "main.tf").write_text(
+            'module "admin" {\n  source = "../../modules/sg"\n  cidr = var.office\n}\n')
+        (infra / "envs" / env / "variables.tf").write_text(
+            f'variable "office" {{\n  default = "{cidr}"\n}}\n')
+    result = run_audit([str(infra)], select=["RA401", "RA403"])
+    assert result.inputs == [str(infra / "envs" / "dev"), str(infra / "envs" / "prod")]
+    assert [(f.code, f.where.file.endswith("modules/sg/main.tf")) for f in result.findings] == \
+        [("RA401", True)]  # prod opens SSH to the world; dev to 10/8 only
+    # Named alone, envs/prod may not reach ../../modules: said, not read.
+    alone = load(infra / "envs" / "prod")
+    assert alone.tables == [] and any("leaves the given tree" in str(d) for d in alone.diagnostics)
+
+
+def test_a_folder_of_unrelated_examples_is_read_file_by_file(tmp_path):
+    """Two files declaring the same resource are not one module (Terraform
+    refuses it): an audit of the folder reads each file alone."""
+    for n in ("a", "b"):
+        (tmp_path / f"{n}.tf").write_text('resource "aws_security_group" "example" {\n  name = "x"\n}\n')
+    result = run_audit([str(tmp_path)], select=["RA401"])
+    assert result.inputs == [str(tmp_path / "a.tf"), str(tmp_path / "b.tf")]

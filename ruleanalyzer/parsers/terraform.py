@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from ..errors import RuleAnalyzerError, line_of
@@ -77,6 +79,70 @@ def is_config_dir(path) -> bool:
         return Path(path).is_dir() and any(f.is_file() for f in Path(path).glob("*.tf"))
     except OSError:
         return False
+
+
+#: Directories the user named (``audit infra/``): a configuration found
+#: inside one may read local modules anywhere inside it (``envs/prod`` →
+#: ``../../modules/web``), never outside.
+GIVEN_TREES: ContextVar[tuple] = ContextVar("terraform_given_trees", default=())
+_MODULE_SOURCE = re.compile(r'^\s*source\s*=\s*"(\.\.?/[^"]*)"', re.M)
+
+
+@contextmanager
+def given_trees(paths):
+    """Within this block, the directories among ``paths`` are trees local
+    modules may be read from (see :data:`GIVEN_TREES`)."""
+    from pathlib import Path
+
+    token = GIVEN_TREES.set(tuple(Path(p).resolve() for p in paths if Path(p).is_dir()))
+    try:
+        yield
+    finally:
+        GIVEN_TREES.reset(token)
+
+
+_DECLARATION = re.compile(r'^(resource|data|variable|module|output)((?:\s+"[^"\n]*")+)\s*\{', re.M)
+
+
+def is_one_configuration(directory) -> bool:
+    """Do the ``.tf`` files of ``directory`` form one Terraform module? Not
+    when two of them declare the same resource, variable, module or output
+    (Terraform refuses that: "Duplicate resource configuration") — a folder
+    of unrelated examples, read file by file instead."""
+    seen: set = set()
+    for f in _module_files(directory):
+        try:
+            text = f.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return False
+        for m in _DECLARATION.finditer(text):
+            key = (m.group(1), " ".join(m.group(2).split()))
+            if key in seen:
+                return False
+            seen.add(key)
+    return True
+
+
+def root_modules(directories) -> list:
+    """Of ``directories`` holding ``.tf`` files that form one module each,
+    those no other one calls as a local module (``source = "./…"``,
+    ``"../…"``): the configurations to read; a module directory is read
+    through its caller."""
+    from pathlib import Path
+
+    dirs = [Path(d) for d in directories if is_one_configuration(d)]
+    called = set()
+    for d in dirs:
+        for f in _module_files(d):
+            try:
+                text = f.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            for m in _MODULE_SOURCE.finditer(text):
+                target = (d / m.group(1)).resolve()
+                if target != d.resolve():
+                    called.add(target)
+    return [d for d in dirs if d.resolve() not in called]
 
 
 def _module_files(directory) -> list:
@@ -181,15 +247,16 @@ def _guard(ruleset: Ruleset, guards: dict[str, list[str]]) -> None:
 def _tree_root(sources: list[_Source], root) -> tuple:
     """The directories modules may be read from (resolved): ``root``, else
     the directory of each file given (not their common parent: two files
-    from unrelated places do not open the whole disk); () when the sources
-    are not files on disk."""
+    from unrelated places do not open the whole disk) — and a tree the user
+    named that holds them (:data:`GIVEN_TREES`); () when the sources are
+    not files on disk."""
     import os
     from pathlib import Path
 
-    if root is not None:
-        return (Path(root).resolve(),)
-    return tuple(dict.fromkeys(Path(s.name).resolve().parent for s in sources
-                               if os.path.isfile(s.name)))
+    own = (Path(root).resolve(),) if root is not None else tuple(dict.fromkeys(
+        Path(s.name).resolve().parent for s in sources if os.path.isfile(s.name)))
+    trees = tuple(t for t in GIVEN_TREES.get() if any(d == t or t in d.parents for d in own))
+    return tuple(dict.fromkeys((*own, *trees)))
 
 
 class _Config:
