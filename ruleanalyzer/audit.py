@@ -190,7 +190,8 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
               dialect: str | None = None, together: list[list[str]] | None = None,
               max_bytes: int = DEFAULT_MAX_BYTES, include_generated: bool = False,
               hosts: bool = True, progress: Callable[[int, int, str], None] | None = None,
-              jobs: int | None = None, dask_scheduler=None, host_timeout: float = 600.0) -> AuditResult:
+              jobs: int | None = None, dask_scheduler=None, host_timeout: float = 600.0,
+              firewalld_version: str | None = None) -> AuditResult:
     """Audit rulesets and/or files (directories expand to their files).
 
     ``together`` lists groups of files that describe one firewall; with
@@ -241,7 +242,9 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
         else:
             try:  # local Terraform modules may be read from any directory named here
                 with given_trees([i for i in inputs if not isinstance(i, Ruleset)]):
-                    ruleset = load(*what, dialect=dialect, max_bytes=max_bytes)
+                    ruleset = load(*what, dialect=dialect, max_bytes=max_bytes,
+                                   firewalld_version=firewalld_version
+                                   or (config.firewalld_version if config else None))
             except RuleAnalyzerError as exc:
                 result.bad_inputs.append(name)
                 if "RA001" in codes:

@@ -30,7 +30,13 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", help="cloud exports: the security group, NACL, NSG or tag to evaluate")
     p.add_argument("--inventory", help="cloud exports: YAML mapping names (groups, tags) to CIDRs")
     p.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
+    p.add_argument("--firewalld-version", metavar="X.Y.Z",
+                   help="firewalld configuration directories: the version whose layout they compile to "
+                        "(1.x or 2.x; default: a snapshot's recorded version, else 1.3.3)")
     p.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
+    p.add_argument("--sets", default="snapshot", choices=("snapshot", "unknown"),
+                   help="nft sets maintained at runtime (flags timeout/dynamic) listed with elements: "
+                        "answer from the listing (snapshot, default) or leave them unknown")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--icmp-type")
     q.add_argument("--icmp-code", type=int)
     q.add_argument("--mark")
-    q.add_argument("--length", type=int)
+    q.add_argument("--length", type=int, help="IP total length (default: the headers alone)")
+    q.add_argument("--ttl", help="TTL / hop limit (default 64)")
+    q.add_argument("--dscp", help="DSCP (default 0)")
+    q.add_argument("--frag", help="none (default), first, middle, last, or an offset in 8-byte units")
+    q.add_argument("--mf", help="More Fragments bit: yes/no")
+    q.add_argument("--df", help="IPv4 Don't Fragment bit: yes/no (default: yes for TCP)")
+    q.add_argument("--ip-id", help="IPv4 identification (default 0)")
+    q.add_argument("--ip-options", help="IPv4 options present: yes/no (default no)")
+    q.add_argument("--ext-headers", help="IPv6 extension headers present: yes/no (default no)")
     q.add_argument("--packets", help="JSON-lines file of packets (keys as the flags)")
     q.add_argument("--format", default="text", choices=("text", "json", "jsonl"))
 
@@ -103,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--config", help="settings file (default: nearest .ruleanalyzer.yaml or pyproject.toml)")
     au.add_argument("--no-config", action="store_true", help="ignore config files")
     au.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
+    au.add_argument("--firewalld-version", metavar="X.Y.Z",
+                    help="firewalld configuration directories: the layout's version (1.x or 2.x; default: "
+                         "the config's firewalld-version, a snapshot's recorded version, else 1.3.3)")
     au.add_argument("--max-findings", type=int, metavar="N", default=None,
                     help="text: print at most N findings in full after the summary (default 30; "
                          "0: all); JSON and SARIF always hold every finding")
@@ -128,7 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args) -> "object":
-    ruleset = load(*args.files, dialect=args.dialect, max_bytes=args.max_bytes)
+    ruleset = load(*args.files, dialect=args.dialect, max_bytes=args.max_bytes,
+                   firewalld_version=getattr(args, "firewalld_version", None))
+    if getattr(args, "sets", "snapshot") != "snapshot":
+        from .runtime_sets import read_sets
+
+        read_sets(ruleset, args.sets)
     if getattr(args, "inventory", None) or getattr(args, "target", None) or ruleset.meta.get("cloud"):
         try:
             from .targets import select_target
@@ -167,7 +189,9 @@ def _packets_from_args(args, default_hook: str = "input") -> list:
     if not args.src or not args.dst:
         raise RuleAnalyzerError("query needs --src and --dst (or --packets FILE)")
     fields = {k: getattr(args, k) for k in ("src", "dst", "proto", "sport", "dport", "flags", "ecn",
-                                            "state", "hook", "iif", "oif", "length")}
+                                            "state", "hook", "iif", "oif", "length", "ttl",
+                                            "dscp", "frag", "mf", "df", "ip_id", "ip_options",
+                                            "ext_headers")}
     fields["hook"] = fields["hook"] or default_hook
     fields["icmp_type"] = args.icmp_type
     fields["icmp_code"] = args.icmp_code
@@ -252,7 +276,7 @@ def cmd_audit(args, out) -> int:
                            max_bytes=args.max_bytes, progress=progress,
                            include_generated=args.include_generated, hosts=not args.one_by_one,
                            jobs=args.jobs, dask_scheduler=args.dask_scheduler,
-                           host_timeout=args.host_timeout)
+                           host_timeout=args.host_timeout, firewalld_version=args.firewalld_version)
     finally:
         if progress is not None:
             progress.close()

@@ -51,6 +51,9 @@ class Config:
     interfaces: dict[str, list[str]] = field(default_factory=dict)
     #: The file these settings came from, for messages.
     source: str | None = None
+    #: ``firewalld-version: 2.1.1``: the layout firewalld configuration
+    #: directories compile to (a snapshot's recorded version wins).
+    firewalld_version: str | None = None
 
 
 def find_config(start: str | Path | None = None) -> Path | None:
@@ -101,7 +104,7 @@ def config_from_dict(data: dict, source: str | None = None) -> Config:
         raise RuleAnalyzerError("config must be a mapping", Location(source or "<config>"))
     data = {str(k).replace("_", "-"): v for k, v in data.items()}
     # "policy" holds flow assertions, read by ruleanalyzer.policy.
-    known = {"select", "ignore", "fail-on", "options", "suppress", "policy", "interfaces"}
+    known = {"select", "ignore", "fail-on", "options", "suppress", "policy", "interfaces", "firewalld-version"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RuleAnalyzerError(f"unknown config key(s): {', '.join(unknown)}",
@@ -115,8 +118,10 @@ def config_from_dict(data: dict, source: str | None = None) -> Config:
         raise RuleAnalyzerError("suppress must be a list of tables, each naming at least a file",
                                 Location(source or "<config>"))
     options = {str(code).upper(): dict(v) for code, v in (data.get("options") or {}).items()}
+    firewalld_version = data.get("firewalld-version")
     return Config(_codes(data.get("select")), _codes(data.get("ignore")) or [], fail_on, options,
-                  suppress, _interfaces(data.get("interfaces"), source), source)
+                  suppress, _interfaces(data.get("interfaces"), source), source,
+                  str(firewalld_version) if firewalld_version is not None else None)
 
 
 def _interfaces(value, source: str | None) -> dict[str, list[str]]:

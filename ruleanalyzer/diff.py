@@ -394,8 +394,11 @@ def packet_point(space: Space, packet: Packet) -> PacketSet:
         value = getattr(packet, name)
         if value is not None:
             node &= s.eq(name, value)
-    for name in ("flags", "ecn", "dscp", "mark", "ctmark", "ttl", "fragment"):
+    for name in ("flags", "ecn", "dscp", "mark", "ctmark", "ttl", "fragment", "mf", "df", "ip_id",
+                 "ip_options", "ext_headers"):
         node &= s.eq(name, getattr(packet, name))
+    if packet.frag_off or not packet.fragment:  # a fragment without its offset: any offset
+        node &= s.eq("frag_off", packet.frag_off)
     for name, value in (("state", packet.state), ("ct_direction", packet.ct_direction),
                         ("pkttype", packet.pkttype)):
         names = s.spec(name).names

@@ -59,7 +59,7 @@ def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> st
 
 
 def load(*paths: str | os.PathLike, dialect: str | None = None,
-         max_bytes: int = DEFAULT_MAX_BYTES) -> Ruleset:
+         max_bytes: int = DEFAULT_MAX_BYTES, firewalld_version: str | None = None) -> Ruleset:
     """Parse rule files that together describe one firewall into one ruleset.
     A path may be a host snapshot, a directory or an archive (docs/collect.md).
 
@@ -67,7 +67,10 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
     >>> rs.rule_count                                         # doctest: +SKIP
     12
 
-    Each file's dialect is sniffed unless ``dialect`` names it. Raises
+    Each file's dialect is sniffed unless ``dialect`` names it;
+    ``firewalld_version`` picks the layout a firewalld configuration
+    directory compiles to (1.x or 2.x; default: the version a snapshot
+    recorded, else 1.3.3). Raises
     :class:`RuleAnalyzerError` (located) on bad input.
     """
     if not paths:
@@ -86,7 +89,7 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
             snapshots.append(load_snapshot(path, max_bytes, apply=False))
             continue
         if os.path.isdir(path):
-            parsed.append(load_directory(path, dialect, max_bytes))
+            parsed.append(load_directory(path, dialect, max_bytes, firewalld_version))
             continue
         text = read_text(path, max_bytes)
         refuse_empty(text, str(path), dialect)
@@ -115,10 +118,12 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
 
 
 def load_directory(path: str | os.PathLike, dialect: str | None = None,
-                   max_bytes: int = DEFAULT_MAX_BYTES) -> Ruleset:
+                   max_bytes: int = DEFAULT_MAX_BYTES,
+                   firewalld_version: str | None = None) -> Ruleset:
     """A directory that is one firewall's configuration: firewalld's
-    ``/etc/firewalld`` (or a snapshot holding it), or a Terraform module
-    directory (its ``.tf`` files as one configuration)."""
+    ``/etc/firewalld`` (or a snapshot holding it; ``firewalld_version``
+    picks the 1.x or 2.x layout), or a Terraform module directory (its
+    ``.tf`` files as one configuration)."""
     from .parsers import firewalld, terraform
 
     if dialect in (None, "terraform") and terraform.is_config_dir(path):
@@ -126,7 +131,7 @@ def load_directory(path: str | os.PathLike, dialect: str | None = None,
         ruleset.meta.setdefault("dialect", "terraform")
         return ruleset
     if dialect in (None, "firewalld") and firewalld.is_config_dir(path):
-        ruleset = firewalld.load_directory(path)
+        ruleset = firewalld.load_directory(path, version=firewalld_version)
         ruleset.meta.setdefault("dialect", "firewalld")
         return ruleset
     raise RuleAnalyzerError("a directory is not a rule file", Location(str(path)),

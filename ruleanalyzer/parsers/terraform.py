@@ -241,7 +241,8 @@ def _guard(ruleset: Ruleset, guards: dict[str, list[str]]) -> None:
     for rule in ruleset.rules():
         reasons = guards.get(rule.origin.text) if rule.origin else None
         if reasons:
-            rule.matches = rule.matches + tuple(OpaqueMatch(reason=r, text=r) for r in reasons)
+            rule.matches = rule.matches + tuple(OpaqueMatch(reason=r, text=r, configuration="existence")
+                                                  for r in reasons)
 
 
 def _tree_root(sources: list[_Source], root) -> tuple:

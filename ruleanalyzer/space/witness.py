@@ -69,6 +69,8 @@ def _preferences(space: Space):
         ~space.header("dport") | space.between("dport", 1, 65535),
         space.eq("icmp_type", 8) | space.eq("icmp_type", 128) | ~space.icmp,
         space.eq("ttl", 64),
+        space.eq("mf", 0), space.eq("ip_options", 0), space.eq("ext_headers", 0), space.eq("ip_id", 0),
+        ~(space.family(4) & space.eq("proto", TCP)) | space.eq("df", 1),
         space.between("length", 40, 1500),
         space.eq("mark", 0),
         space.eq("ctmark", 0),
@@ -133,6 +135,9 @@ def _decode(space: Space, bits: dict, hook: str) -> Packet:
         ct_status=names("ct_status"), ct_direction=name("ct_direction"),
         length=_value(space, bits, "length"), ttl=_value(space, bits, "ttl"),
         fragment=_value(space, bits, "fragment"), pkttype=name("pkttype"),
+        frag_off=_value(space, bits, "frag_off"), mf=_value(space, bits, "mf"),
+        df=_value(space, bits, "df"), ip_id=_value(space, bits, "ip_id"),
+        ip_options=_value(space, bits, "ip_options"), ext_headers=_value(space, bits, "ext_headers"),
         # Address types are the hook's to decide (the space keeps only a
         # ghost bit for them): the engine derives them as the kernel would.
         src_type=None, dst_type=None,
