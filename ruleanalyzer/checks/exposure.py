@@ -517,14 +517,21 @@ class LikelyExposed(_ExposureCheck):
             "-A INPUT -m set --match-set admins src -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
     severity = "warning"
 
+    #: How the finding opens, and its fix.
+    lead = "likely open to the whole internet"
+    advice = "make sure the set/limit holds what you expect, or restrict the source"
+
+    def _reports(self, unsure: list) -> bool:
+        """Only "accept if the source is in this set" (an allow-list), or
+        values the configuration leaves open (which port, which source —
+        RA404's): nothing makes the whole internet likely."""
+        return not (unsure and all(_allow_list(r) or _unconfigured(r) for r in unsure))
+
     def run(self, ctx: Context):
         groups: dict[tuple, list] = {}
         for path, text, conditional, exposed in self.hits(ctx, sure=False):
             unsure = _undecided_rules(path.reach, exposed)
-            if unsure and all(_allow_list(r) or _unconfigured(r) for r in unsure):
-                # only "accept if the source is in this set" (an allow-list), or
-                # values the configuration leaves open (which port, which
-                # source): nothing makes the whole internet likely
+            if not self._reports(unsure):
                 continue
             rules = _accepting_rules(path.reach, exposed)
             anchor = (rules[0] if rules else unsure[0] if unsure
@@ -539,13 +546,41 @@ class LikelyExposed(_ExposureCheck):
             w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
             yield locate(self.finding(
-                f"likely open to the whole internet: {', '.join(labels)} — depends on "
+                f"{self.lead}: {', '.join(labels)} — depends on "
                 f"{', '.join(depends[:3])} (e.g. {w.describe()} is accepted unless it does)"
                 + (" — if those interfaces face the internet" if conditional else ""),
                 witness=w, related=[related_rule(r, "decides it, undecidably") for r in unsure[:5]
                                     if r is not anchor],
-                fix="make sure the set/limit holds what you expect, or restrict the source",
-                **where), ctx)
+                fix=self.advice, **where), ctx)
+
+
+class ExposureDependsOnConfiguration(LikelyExposed):
+    """A sensitive port is open to the internet or not depending on a value
+    the configuration does not give (Terraform variable, CloudFormation parameter)."""
+
+    code = "RA404"
+    name = "exposure-depends-on-configuration"
+    summary = ("Administrative or database port open to the internet depending on a value the "
+               "configuration leaves open (a Terraform variable, a CloudFormation parameter)")
+    rationale = (
+        "The rule lets the port in from a source (or on a port) the file does not fix: a "
+        "Terraform variable without a value, a CloudFormation parameter without a default, an "
+        "attribute known only after apply. Whether the service is public is decided by whoever "
+        "supplies the value — a reviewer should know which value that is.")
+    bad = ('variable "admin_cidr" {}\nresource "aws_security_group" "admin" {\n'
+           '  # expect: RA404\n  ingress {\n    from_port = 22\n    to_port = 22\n'
+           '    protocol = "tcp"\n    cidr_blocks = [var.admin_cidr]\n  }\n}\n')
+    good = ('variable "admin_cidr" {\n  default = "198.51.100.0/24"\n}\n'
+            'resource "aws_security_group" "admin" {\n  ingress {\n    from_port = 22\n'
+            '    to_port = 22\n    protocol = "tcp"\n    cidr_blocks = [var.admin_cidr]\n  }\n}\n')
+    example_dialect = "terraform"
+    severity = "info"
+    lead = "may be open to the whole internet"
+    advice = "give the value (a default, a .tfvars) or check what the pipeline supplies; restrict the source"
+
+    def _reports(self, unsure: list) -> bool:
+        return bool(unsure) and all(_allow_list(r) or _unconfigured(r) for r in unsure) \
+            and any(_unconfigured(r) for r in unsure)
 
 
 def _undecided_rules(reach, packets) -> list:

@@ -175,8 +175,11 @@ def test_a_module_whose_port_or_source_is_a_variable_is_not_likely_exposed():
     is not state a packet meets: which port, which source is unknown, and
     nothing makes the whole internet likely (terragoat's VPC CIDR, the
     terraform-aws-modules security group)."""
-    assert _tf_codes(SG.format(head="", count="", port="var.port", cidr='["0.0.0.0/0"]')) == []
-    assert _tf_codes(SG.format(head="", count="", port="22", cidr="var.cidrs")) == []
+    # (RA404, info, names the value it depends on: issue #19's "may expose 22 — depends on …")
+    found = _tf_codes(SG.format(head="", count="", port="var.port", cidr='["0.0.0.0/0"]'))
+    assert [c for c, _m in found] == ["RA404"] and "depends on `var.port`" in found[0][1]
+    found = _tf_codes(SG.format(head="", count="", port="22", cidr="var.cidrs"))
+    assert [c for c, _m in found] == ["RA404"] and "may be open to the whole internet: SSH" in found[0][1]
     # a concrete rule whose existence only is undecided: if it is made, SSH is open
     (code, message), = _tf_codes(SG.format(head="", count="  count = var.create ? 1 : 0\n",
                                            port="22", cidr='["0.0.0.0/0"]'))

@@ -1,0 +1,12 @@
+# Open to the world for sure: RA401's, not a question of configuration.
+variable "port" { default = 22 }
+
+resource "aws_security_group" "admin" {
+  name = "admin"
+  ingress {
+    from_port   = var.port
+    to_port     = var.port
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
