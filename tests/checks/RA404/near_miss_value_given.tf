@@ -1,4 +1,4 @@
-# Open to the world for sure: RA401's, not a question of configuration.
+# The port variable has a value: SSH is open to the world for sure (RA401), nothing depends on configuration.
 variable "port" { default = 22 }
 
 resource "aws_security_group" "admin" {
