@@ -236,3 +236,20 @@ def test_diff_plan_json_reports_each_changed_firewall(tmp_path, capsys):
             reports[0].space, pkt("198.51.100.7", 22)))
     assert reports[0].opened[0].new.decided_by.rule.origin.text == "aws_security_group.web"
     assert main(["diff", str(path), "--no-findings"]) == 1
+
+
+def test_diff_plan_a_created_group_brings_its_findings_a_destroyed_one_takes_them(tmp_path):
+    plan = json.loads((IAC / "web.plan.json").read_text())
+    sg = next(rc for rc in plan["resource_changes"] if rc["address"] == "aws_security_group.web")
+    sg["change"]["after"]["ingress"][1]["cidr_blocks"] = ["0.0.0.0/0"]  # SSH from anywhere
+    plan["resource_changes"] = [sg]
+    path = tmp_path / "create.json"
+    path.write_text(json.dumps(plan))
+    (created,) = diff_plan(path)
+    assert created.new_name.endswith("aws_security_group.web (created)")
+    assert "RA401" in [f.code for f in created.findings.introduced] and created.findings.resolved == []
+    sg["change"]["actions"], sg["change"]["before"], sg["change"]["after"] = ["delete"], sg["change"]["after"], None
+    path.write_text(json.dumps(plan))
+    (destroyed,) = diff_plan(path)
+    assert destroyed.new_name.endswith("(destroyed)") and destroyed.findings.introduced == []
+    assert "RA401" in [f.code for f in destroyed.findings.resolved]
