@@ -111,9 +111,8 @@ def is_one_configuration(directory) -> bool:
     of unrelated examples, read file by file instead."""
     seen: set = set()
     for f in _module_files(directory):
-        try:
-            text = f.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+        text = _head(f)
+        if text is None:
             return False
         for m in _DECLARATION.finditer(text):
             key = (m.group(1), " ".join(m.group(2).split()))
@@ -121,6 +120,20 @@ def is_one_configuration(directory) -> bool:
                 return False
             seen.add(key)
     return True
+
+
+#: How much of a .tf file the directory walk scans for declarations and
+#: module calls (the file itself is read, within --max-bytes, when loaded).
+SCAN_BYTES = 4 * 2**20
+
+
+def _head(path) -> str | None:
+    """The first :data:`SCAN_BYTES` of ``path`` as text, or None when unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(SCAN_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return None
 
 
 def root_modules(directories) -> list:
@@ -134,11 +147,7 @@ def root_modules(directories) -> list:
     called = set()
     for d in dirs:
         for f in _module_files(d):
-            try:
-                text = f.read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                continue
-            for m in _MODULE_SOURCE.finditer(text):
+            for m in _MODULE_SOURCE.finditer(_head(f) or ""):
                 target = (d / m.group(1)).resolve()
                 if target != d.resolve():
                     called.add(target)
