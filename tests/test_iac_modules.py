@@ -169,3 +169,17 @@ def test_a_folder_of_unrelated_examples_is_read_file_by_file(tmp_path):
         (tmp_path / f"{n}.tf").write_text('resource "aws_security_group" "example" {\n  name = "x"\n}\n')
     result = run_audit([str(tmp_path)], select=["RA401"])
     assert result.inputs == [str(tmp_path / "a.tf"), str(tmp_path / "b.tf")]
+
+
+def test_max_bytes_counts_the_modules_files_together(tmp_path):
+    """Each module file under --max-bytes, the module called five times over it: a located error."""
+    root = tree(tmp_path, "".join(f'module "m{i}" {{\n  source = "./modules/sg"\n  cidr = "10.0.0.0/8"\n}}\n'
+                                  for i in range(5)),
+                module_tf=SG + "# padding\n" * 2000)
+    import pytest
+    from ruleanalyzer.errors import RuleAnalyzerError
+    with pytest.raises(RuleAnalyzerError) as info:
+        load(root, max_bytes=50_000)
+    assert "together are over the limit of 50000 bytes" in info.value.message
+    assert info.value.location.file.endswith("modules/sg/main.tf")
+    assert len(load(root, max_bytes=1_000_000).tables) == 5

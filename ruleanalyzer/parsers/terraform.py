@@ -180,7 +180,7 @@ def load_directory(path, max_bytes: int | None = None) -> Ruleset:
         sources.append(_Source(str(f), text, _tree(text, str(f))))
     if not files:
         raise RuleAnalyzerError("no .tf files in this directory", Location(str(path)))
-    return evaluate(sources, root=d)
+    return evaluate(sources, root=d, max_bytes=max_bytes)
 
 
 def combine(rulesets: list[Ruleset]) -> list[Ruleset]:
@@ -227,13 +227,17 @@ def _tree(text: str, name: str):
 # ---------------------------------------------------------------------------
 
 
-def evaluate(sources: list[_Source], root=None) -> Ruleset:
+def evaluate(sources: list[_Source], root=None, max_bytes: int | None = None) -> Ruleset:
     """The rules of ``sources`` read as one configuration; local modules are
     followed inside ``root`` (default: the directory the files share)."""
     ruleset = Ruleset(sources=[s.name for s in sources])
     ruleset.meta[SOURCES_META] = sources
     init_meta(ruleset, DIALECT)
-    config = _Config(ruleset, _tree_root(sources, root))
+    from ..loader import DEFAULT_MAX_BYTES
+
+    limit = max_bytes or DEFAULT_MAX_BYTES
+    budget = [MAX_MODULE_FILES, limit, limit]  # files and bytes left through modules, the limit
+    config = _Config(ruleset, _tree_root(sources, root), budget=budget)
     for source in sources:
         config.read(source)
     resources = config.resources()
@@ -277,7 +281,7 @@ class _Config:
                  budget: list | None = None, chain: tuple = ()):
         self.ruleset = ruleset
         self.root, self.prefix, self.depth = root, prefix, depth
-        self.budget = budget if budget is not None else [MAX_MODULE_FILES]
+        self.budget = budget if budget is not None else [MAX_MODULE_FILES, 256 * 2**20, 256 * 2**20]
         self.chain = chain  # module directories on the way here (a cycle stops)
         self.modules: list[tuple[_Source, str, Any, int]] = []
         self.variables: dict[str, Any] = {}
@@ -410,7 +414,7 @@ class _Config:
         return out
 
     def _module_sources(self, directory, skip) -> list[_Source] | None:
-        from ..loader import DEFAULT_MAX_BYTES, read_text
+        from ..loader import read_text
 
         files = _module_files(directory)
         if not files:
@@ -422,7 +426,12 @@ class _Config:
         self.budget[0] -= len(files)
         out = []
         for f in files:
-            text = read_text(f, DEFAULT_MAX_BYTES)
+            text = read_text(f, self.budget[2])
+            self.budget[1] -= len(text.encode("utf-8"))
+            if self.budget[1] < 0:  # each file under the limit, together over it
+                raise RuleAnalyzerError(f"the modules' .tf files together are over the limit of "
+                                        f"{self.budget[2]} bytes", Location(str(f)),
+                                        hint="raise the limit with --max-bytes if this is one configuration")
             out.append(_Source(str(f), text, _tree(text, str(f))))
         return out
 
