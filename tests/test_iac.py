@@ -253,3 +253,25 @@ def test_diff_plan_a_created_group_brings_its_findings_a_destroyed_one_takes_the
     (destroyed,) = diff_plan(path)
     assert destroyed.new_name.endswith("(destroyed)") and destroyed.findings.introduced == []
     assert "RA401" in [f.code for f in destroyed.findings.resolved]
+
+
+def test_two_plans_diff_as_two_files(tmp_path, capsys):
+    """Issue #19: two plans (or states) diff as two files, per --target."""
+    plan = json.loads((IAC / "web.plan.json").read_text())
+    for key in ("planned_values",):
+        plan[key]["root_module"]["resources"] = [r for r in plan[key]["root_module"]["resources"]
+                                                 if "acl" not in r["type"]]
+    plan["resource_changes"] = [rc for rc in plan["resource_changes"] if "acl" not in rc["type"]]
+    old = tmp_path / "old.plan.json"
+    old.write_text(json.dumps(plan))
+    for r in plan["planned_values"]["root_module"]["resources"]:
+        if r["address"] == "aws_security_group.web":
+            r["values"]["ingress"][1]["cidr_blocks"] = ["0.0.0.0/0"]
+    for rc in plan["resource_changes"]:
+        if rc["address"] == "aws_security_group.web":
+            rc["change"]["after"]["ingress"][1]["cidr_blocks"] = ["0.0.0.0/0"]
+    new = tmp_path / "new.plan.json"
+    new.write_text(json.dumps(plan))
+    assert main(["diff", str(old), str(new), "--no-findings", "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert any("dport 22" in r["region"] and r["kind"] == "opened" for r in data["regions"])
