@@ -283,3 +283,13 @@ def test_a_disabled_policy_builds_nothing_from_2_4(tmp_path):
         '  <egress-zone name="HOST"/>\n  <service name="ssh"/>\n</policy>\n')
     assert 'iifname "eth1" jump filter_IN_policy_lan-to-host' in _rules(load(root, firewalld_version="2.4.0"),
                                                                         "filter_INPUT_POLICIES")
+
+
+def test_a_2x_dump_is_named_back_to_zones(tmp_path):
+    """An nft dump of the 2.x layout (here our own compile of it) read as nft names its chains back."""
+    dump = tmp_path / "ruleset.nft"
+    dump.write_text(load(_blog(tmp_path), firewalld_version="2.1.1").meta["firewalld"]["nft"])
+    table = next(t for t in load(dump).tables if t.name == "firewalld")
+    assert table.chains["filter_IN_internal_allow"].rules[0].origin.text == \
+        "zone internal, to the host, allow rules: tcp dport 22 accept"
+    assert table.chains["filter_OUT_internal"].rules[0].origin.text.startswith("zone internal, from the host")
