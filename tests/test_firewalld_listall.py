@@ -99,6 +99,8 @@ def test_output_that_cannot_say_enough_is_refused_with_what_to_give(tmp_path, bo
         load(path)
     assert message in info.value.message and info.value.location.line == line
     assert "/etc/firewalld" in (info.value.hint or "")
+    if line != 27:
+        return  # the command line is run once (the cut output): exit 2, the message, no traceback
     done = subprocess.run([sys.executable, "-m", "ruleanalyzer", "audit", "--no-config", str(path)], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 2 and message in done.stdout + done.stderr and "Traceback" not in done.stderr
