@@ -93,12 +93,17 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
         elif path.is_dir() and _is_config_dir(path):
             out.append(str(path))  # one firewall's configuration: one unit
         elif path.is_dir():
-            # A host snapshot directory inside is one input, not its files.
+            # A host snapshot directory inside is one input, not its files;
+            # the .tf files of a directory named are one Terraform configuration.
             snapshots = sorted(f.parent for f in path.rglob(MANIFEST))
+            terraform = _is_terraform_dir(path)
+            if terraform:
+                out.append(str(path))
             for f in sorted(path.rglob("*")):
                 rel = f.relative_to(path).parts
                 if f.is_file() and not any(part.startswith(".") for part in rel) \
                         and f.suffix.lower() not in SKIPPED_SUFFIXES \
+                        and not (terraform and len(rel) == 1 and f.suffix in (".tf", ".tfvars")) \
                         and not any(s in f.parents for s in snapshots):
                     out.append(str(f))
             out += [str(s) for s in snapshots if not any(part.startswith(".") for part in
@@ -111,6 +116,12 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
 
 def _is_config_dir(path: Path) -> bool:
     from .parsers.firewalld import is_config_dir
+
+    return is_config_dir(path)
+
+
+def _is_terraform_dir(path: Path) -> bool:
+    from .parsers.terraform import is_config_dir
 
     return is_config_dir(path)
 

@@ -34,6 +34,9 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
                    help="firewalld configuration directories: the version whose layout they compile to "
                         "(1.x or 2.x; default: a snapshot's recorded version, else 1.3.3)")
     p.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
+    p.add_argument("--sets", default="snapshot", choices=("snapshot", "unknown"),
+                   help="nft sets maintained at runtime (flags timeout/dynamic) listed with elements: "
+                        "answer from the listing (snapshot, default) or leave them unknown")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--icmp-type")
     q.add_argument("--icmp-code", type=int)
     q.add_argument("--mark")
-    q.add_argument("--length", type=int)
+    q.add_argument("--length", type=int, help="IP total length (default: the headers alone)")
+    q.add_argument("--ttl", help="TTL / hop limit (default 64)")
+    q.add_argument("--dscp", help="DSCP (default 0)")
+    q.add_argument("--frag", help="none (default), first, middle, last, or an offset in 8-byte units")
+    q.add_argument("--mf", help="More Fragments bit: yes/no")
+    q.add_argument("--df", help="IPv4 Don't Fragment bit: yes/no (default: yes for TCP)")
+    q.add_argument("--ip-id", help="IPv4 identification (default 0)")
+    q.add_argument("--ip-options", help="IPv4 options present: yes/no (default no)")
+    q.add_argument("--ext-headers", help="IPv6 extension headers present: yes/no (default no)")
     q.add_argument("--packets", help="JSON-lines file of packets (keys as the flags)")
     q.add_argument("--format", default="text", choices=("text", "json", "jsonl"))
 
@@ -136,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args) -> "object":
     ruleset = load(*args.files, dialect=args.dialect, max_bytes=args.max_bytes,
                    firewalld_version=getattr(args, "firewalld_version", None))
+    if getattr(args, "sets", "snapshot") != "snapshot":
+        from .runtime_sets import read_sets
+
+        read_sets(ruleset, args.sets)
     if getattr(args, "inventory", None) or getattr(args, "target", None) or ruleset.meta.get("cloud"):
         try:
             from .targets import select_target
@@ -174,7 +189,9 @@ def _packets_from_args(args, default_hook: str = "input") -> list:
     if not args.src or not args.dst:
         raise RuleAnalyzerError("query needs --src and --dst (or --packets FILE)")
     fields = {k: getattr(args, k) for k in ("src", "dst", "proto", "sport", "dport", "flags", "ecn",
-                                            "state", "hook", "iif", "oif", "length")}
+                                            "state", "hook", "iif", "oif", "length", "ttl",
+                                            "dscp", "frag", "mf", "df", "ip_id", "ip_options",
+                                            "ext_headers")}
     fields["hook"] = fields["hook"] or default_hook
     fields["icmp_type"] = args.icmp_type
     fields["icmp_code"] = args.icmp_code

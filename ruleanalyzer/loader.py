@@ -89,7 +89,7 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
             snapshots.append(load_snapshot(path, max_bytes, apply=False))
             continue
         if os.path.isdir(path):
-            parsed.append(load_directory(path, dialect, firewalld_version))
+            parsed.append(load_directory(path, dialect, max_bytes, firewalld_version))
             continue
         text = read_text(path, max_bytes)
         refuse_empty(text, str(path), dialect)
@@ -118,18 +118,25 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
 
 
 def load_directory(path: str | os.PathLike, dialect: str | None = None,
+                   max_bytes: int = DEFAULT_MAX_BYTES,
                    firewalld_version: str | None = None) -> Ruleset:
-    """A directory that is one firewall's configuration (today: firewalld's
-    ``/etc/firewalld``, or a snapshot holding it)."""
-    from .parsers import firewalld
+    """A directory that is one firewall's configuration: firewalld's
+    ``/etc/firewalld`` (or a snapshot holding it; ``firewalld_version``
+    picks the 1.x or 2.x layout), or a Terraform module directory (its
+    ``.tf`` files as one configuration)."""
+    from .parsers import firewalld, terraform
 
+    if dialect in (None, "terraform") and terraform.is_config_dir(path):
+        ruleset = terraform.load_directory(path, max_bytes)
+        ruleset.meta.setdefault("dialect", "terraform")
+        return ruleset
     if dialect in (None, "firewalld") and firewalld.is_config_dir(path):
         ruleset = firewalld.load_directory(path, version=firewalld_version)
         ruleset.meta.setdefault("dialect", "firewalld")
         return ruleset
     raise RuleAnalyzerError("a directory is not a rule file", Location(str(path)),
                             hint="name the files in it, or give a firewalld configuration directory "
-                                 "(firewalld.conf, zones/, policies/)")
+                                 "(firewalld.conf, zones/, policies/) or a directory of .tf files")
 
 
 def loads(text: str, dialect: str | None = None, name: str = "<string>") -> Ruleset:

@@ -201,6 +201,10 @@ def _read_archive(path: Path, max_bytes: int) -> Snapshot:
                 if total > MAX_TOTAL_BYTES:
                     raise RuleAnalyzerError(f"archive unpacks to more than {MAX_TOTAL_BYTES} bytes",
                                             Location(archive), hint="snapshot.MAX_TOTAL_BYTES (docs/limits.md)")
+                if name in snap.files:
+                    raise RuleAnalyzerError(f"refused: archive member {member.name!r} appears twice",
+                                            Location(archive), hint="a later copy would replace the first "
+                                            "(tar --append); make the archive again")
                 handle = tar.extractfile(member)
                 data = handle.read() if handle is not None else b""
                 if len(data) != member.size:
@@ -455,6 +459,8 @@ def parse_sysctls(text: str, name: str, host: HostContext) -> None:
             raise RuleAnalyzerError("not a `key = value` sysctl line", Location(name, number, 1),
                                     source_line=line)
         host.sysctls[key.strip().replace("/", ".")] = value.strip()
+        host.sysctl_lines[key.strip().replace("/", ".")] = number
+    host.sysctl_file = name
     host.known.add("sysctls")
 
 

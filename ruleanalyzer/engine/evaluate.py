@@ -59,11 +59,17 @@ class _Path:
     routed_oif: str | None = None
     #: What the host's routing did with the packet (snapshot only).
     routing: str = ""
+    #: A packet of this host whose output interface routing chose:
+    #: (src, dst, mark) it was routed by; a mangle/nat OUTPUT chain that
+    #: changes them makes the kernel route it again (snapshot only).
+    route_key: tuple | None = None
+    #: The OUTPUT chain whose change makes the kernel route it again.
+    rerouted_by: str | None = None
 
     def fork(self) -> "_Path":
         return _Path(self.view.copy(), list(self.trace), list(self.assumptions), list(self.notes),
                      self.nat_dst_changed, self.redirected, dict(self.accepted_by or {}), self.routed_oif,
-                     self.routing)
+                     self.routing, self.route_key, self.rerouted_by)
 
     def accept_decision(self, hook: str) -> Decision | None:
         """The decision to report for an accepted packet whose own hook is
@@ -249,7 +255,13 @@ def make_view(packet: Packet, state: str) -> View:
     v.ct_direction = packet.ct_direction or ("original" if state == "new" else None)
     v.length = packet.length
     v.ttl = packet.ttl
-    v.fragment = packet.fragment
+    v.fragment = packet.fragment or (1 if packet.frag_off else 0)
+    v.frag_off = packet.frag_off
+    v.mf = packet.mf
+    v.df = packet.df
+    v.ip_id = packet.ip_id
+    v.ip_options = packet.ip_options
+    v.ext_headers = packet.ext_headers
     if packet.pkttype is not None:
         v.pkttype = packet.pkttype
     else:
@@ -486,6 +498,10 @@ class Evaluator:
                 hook in ("prerouting", "output") and (chain.priority or 0) < CONNTRACK_PRIORITY)
             alive: list[_Path] = []
             self._base = chain
+            if hook == "output" and chain.reroutes:
+                for path in paths:  # the chain routes again only for what it changes itself
+                    if path.route_key is not None:
+                        path.route_key = (path.view.src, path.view.dst, path.view.mark)
             for path in paths:
                 view = path.view
                 if chain.kind == "nat" and view.state != "new":
@@ -516,9 +532,34 @@ class Evaluator:
                     else:
                         ended.append(end)
             paths = alive
+            if hook == "output" and chain.reroutes:
+                for path in paths:
+                    view = path.view
+                    if path.route_key is not None and (view.src, view.dst, view.mark) != path.route_key:
+                        path.route_key = (view.src, view.dst, view.mark)
+                        path.rerouted_by = chain.qualified_name
             if not paths:
                 break
+        if hook == "output":
+            self._reroute(paths)
         return paths, ended
+
+    def _reroute(self, paths: list[_Path]) -> None:
+        """ip_route_me_harder: a mangle (route) or nat OUTPUT chain changed a
+        routed packet's addresses or mark, so the kernel routed it again.
+        The OUTPUT chains all saw the first route's device (the hook's
+        ``out``, fixed when the hook began); POSTROUTING sees the new one."""
+        host = self.ruleset.host
+        for path in paths:
+            if path.rerouted_by is None:
+                continue
+            view = path.view
+            oif, note = routing.reroute_output(host, view, path.rerouted_by)
+            path.rerouted_by = None
+            if oif != view.oif:
+                view.oif = oif
+                path.routed_oif = oif
+                path.notes.append(note)
 
     @staticmethod
     def _note_accept(path: _Path, chain: Chain, decision: Decision | None) -> None:
@@ -543,6 +584,14 @@ class Evaluator:
         return self._run_chain(chain, path, 0)
 
     def evaluate(self, packet: Packet) -> Result:
+        result = self._evaluate(packet)
+        if self.ruleset.meta.get("snapshot_sets"):
+            from ..runtime_sets import with_notes
+
+            result = with_notes(self.ruleset, result)
+        return result
+
+    def _evaluate(self, packet: Packet) -> Result:
         host = self.ruleset.host
         context_notes: list[str] = []
         if packet.hook == "auto":
@@ -550,6 +599,7 @@ class Evaluator:
             packet = packet.replace(hook=hook)
             context_notes.append(note)
         state, why = resolve_state(packet)
+        given_oif = packet.oif
         if host is not None:
             state, why, packet, early = self._host_context(host, packet, state, why, context_notes)
             if early is not None:
@@ -558,6 +608,8 @@ class Evaluator:
         if hook not in HOOK_PATHS:
             raise ValueError(f"unknown hook {hook!r} (input, forward, output)")
         start = _Path(make_view(packet, state), [], [], context_notes + ([why] if why else []))
+        if host is not None and hook == "output" and given_oif is None:
+            start.route_key = (start.view.src, start.view.dst, start.view.mark)
         self._paths = 1
         try:
             if host is not None and hook in ("input", "forward"):
@@ -695,7 +747,13 @@ class Evaluator:
                 depends.append(end.reason)
         if len(verdicts) == 1 and "unknown" not in verdicts:
             first = results[0]
-            return replace(first, alternatives=tuple(results))
+            if len({_decider(r) for r in results}) == 1:
+                return replace(first, alternatives=tuple(results))
+            # One verdict, reached at different rules: no rule decides it for
+            # certain; decided_by stays empty and the alternatives say which
+            # rule decides under which assumption.
+            return replace(first, decided_by=None, depends_on=tuple(depends),
+                           alternatives=tuple(results))
         first = results[0]
         return Result("unknown", packet, None, first.trace, tuple(depends), "unknown", state,
                       first.notes, tuple(results), routing=first.routing)
@@ -718,6 +776,14 @@ class Evaluator:
             depends += (end.reason,)
         return Result(verdict, final, end.decision, tuple(end.path.trace), depends, outcome,
                       view.state, tuple(end.path.notes), routing=end.path.routing)
+
+
+def _decider(result: Result) -> tuple:
+    """What identifies the rule or policy that decided ``result``."""
+    d = result.decided_by
+    if d is None:
+        return (None,)
+    return (id(d.chain), id(d.rule) if d.rule is not None else None)
 
 
 def _endpoint(action: Nat) -> str:

@@ -896,10 +896,9 @@ class _RuleReader:
             self.i += 1
             return {"xt": {"type": kind, "name": name}}
         if w in ("add", "update", "delete") and (self.word(1) or "").startswith("@"):
+            name = self.toks[self.i + 1][1]
             self.i += 2
-            if self.peek() is not None and self.peek()[0] == B:
-                self.i += 1
-            return {"set": {"op": w, "set": self.word(-1) if False else self.toks[self.i - 2][1]}}
+            return {"set": {"op": w, "set": name, "stmt": self.stateful_block()}}
         if w == "set" and self.word(1) in ("add", "update", "delete"):
             # legacy: set add ip saddr @s
             op = self.toks[self.i + 1][1]
@@ -912,9 +911,7 @@ class _RuleReader:
             name = self.expect_value_tok("meter name")
             if self.word() == "size":
                 self.i += 2
-            if self.peek() is not None and self.peek()[0] == B:
-                self.i += 1
-            return {"meter": {"name": name[1]}}
+            return {"meter": {"name": name[1], "stmt": self.stateful_block()}}
         if w == "ct" and self.word(1) == "count":
             self.i += 2
             if self.word() == "over":
@@ -922,6 +919,21 @@ class _RuleReader:
             self.expect_value_tok("ct count limit")
             return {"ct count": {}}
         return self.match_or_mangle()
+
+    def stateful_block(self) -> list:
+        """The stateful statements in a set update's or meter's ``{ key … }``
+        block (``limit rate over 3/minute``, ``quota``, ``ct count``), in
+        JSON statement shape; the key itself is not read."""
+        t = self.peek()
+        if t is None or t[0] != B:
+            return []
+        self.i += 1
+        words = _WORD_RE.findall(self.r.text[t[4]:t[5]])
+        found = []
+        for i, w in enumerate(words):
+            if w in ("limit", "quota") or (w == "count" and i and words[i - 1] == "ct"):
+                found.append({"ct count" if w == "count" else w: {}})
+        return found
 
     def reject(self):
         self.i += 1

@@ -87,6 +87,18 @@ def headline(f: Finding) -> tuple[str, list[str]]:
     return msg[:cut] + " …", ["… " + msg[cut:].strip()]
 
 
+def short_file(path: str) -> str:
+    """A file's name for summary lines: its base name, or for a member of a
+    host snapshot the snapshot's name with it (``web03/sysctl.txt``,
+    ``db01.tar.gz/iptables-nft-save.txt``): in a fleet every host has one."""
+    from ..snapshot import FILES, MANIFEST, SYSCTLS
+
+    p = PurePath(path)
+    if (p.name in FILES or p.name in (MANIFEST, SYSCTLS)) and p.parent.name:
+        return f"{p.parent.name}/{p.name}"
+    return p.name
+
+
 def _short(w) -> str:
     """``line 12`` in the finding's own file, or ``file:12`` elsewhere."""
     return f"line {w.line}" if w.line else (w.path or w.describe())
@@ -160,7 +172,7 @@ def render_summary(console: Console, result) -> None:
     worst = [f for f in ordered(result.findings) if f.severity != "info"][:3]
     for f in worst:
         w = f.where
-        where = f"{PurePath(w.file).name}:{w.line}" if w and w.file and w.line else _place(w)
+        where = f"{short_file(w.file)}:{w.line}" if w and w.file and w.line else _place(w)
         line = f"  worst: {where}: {f.code} {f.message}"
         console.print(Text(line if len(line) <= HEADLINE_CHARS else line[:HEADLINE_CHARS - 1] + "…",
                            style="dim"))
@@ -201,14 +213,19 @@ def render_fleet(console: Console, fleet: dict) -> None:
     per_code = fleet.get("findings_per_code") or {}
     if per_code:
         table = RichTable(show_edge=False, box=None, pad_edge=False)
-        for col in ("code", "hosts", "findings"):
+        for col in ("code", "hosts", "findings", "on"):
             table.add_column(col)
         for code, entry in per_code.items():
-            table.add_row(code, str(entry["hosts"]), str(entry["findings"]))
+            names = entry.get("host_names", [])
+            table.add_row(code, str(entry["hosts"]), str(entry["findings"]),
+                          ", ".join(names[:8]) + (" …" if len(names) > 8 else ""))
         console.print(table)
     failed = [h["name"] for h in fleet.get("hosts", []) if h["status"] != "ok"]
     console.print(f"{len(fleet.get('hosts', []))} hosts in {len(groups)} group(s)"
                   + (f"; not analysed: {', '.join(failed)}" if failed else ""), highlight=False)
+    for role, names in groups.items():
+        console.print(f"  {role}: {', '.join(names[:12])}" + (" …" if len(names) > 12 else ""),
+                      highlight=False)
 
 
 def render_rules(console: Console, checks) -> None:

@@ -46,6 +46,14 @@ def render_result(console: Console, result: Result) -> None:
     console.print(head)
     if result.decided_by is not None:
         console.print(f"  decided by {result.decided_by.describe()}", highlight=False)
+    elif result.decider_depends:
+        console.print(f"  decided by one of {len(result.alternatives)} rules, depending on:", highlight=False)
+        for dep in result.depends_on:
+            console.print(f"    - {dep}", highlight=False, markup=False)
+        for alt in result.alternatives:
+            by = alt.decided_by.describe() if alt.decided_by else "no rule"
+            console.print(f"    if [{'; '.join(alt.depends_on) or '—'}]: {alt.verdict} by {by}",
+                          highlight=False, markup=False)
     if result.routing:
         console.print(f"  routing: {result.routing}", highlight=False)
     if result.outcome == "forwarded":
@@ -80,10 +88,19 @@ def render_connect(console: Console, report: ConnectReport) -> None:
             by = result.decided_by.describe() if result and result.decided_by else ""
             if result and result.verdict == "unknown":
                 by = "depends on: " + "; ".join(result.depends_on)
+            elif result and result.decider_depends:
+                by = "one of: " + "; ".join(
+                    f"{a.decided_by.describe() if a.decided_by else 'no rule'} if {'; '.join(a.depends_on)}"
+                    for a in result.alternatives)
+            verdict = leg.verdict if not leg.degraded else f"{leg.verdict} → {leg.summary}"
             table.add_row(leg.name, leg.packet.hook, result.state if result else "",
-                          Text(leg.verdict, style=VERDICT_STYLE.get(leg.verdict, "")), by)
+                          Text(verdict, style=VERDICT_STYLE.get(leg.verdict, "")), by)
         console.print(table)
         console.print(sentence, highlight=False)
+        if variant.ecn:
+            word = {True: "yes", False: "no", None: "unknown"}[variant.ecn_negotiated]
+            console.print(f"ECN negotiated: {word}" + (f" ({variant.ecn_why})" if variant.ecn_why else ""),
+                          highlight=False)
     for note in report.notes:
         console.print(f"note: {note}", style="dim", highlight=False)
 
