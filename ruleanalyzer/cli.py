@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Callable
 
 from . import __version__
-from .errors import RuleAnalyzerError
+from .errors import RuleAnalyzerError, split_lines
 from .loader import DEFAULT_MAX_BYTES, load, read_text
 from .output import atomic_output
 from .packets import make_packet
@@ -73,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--ip-id", help="IPv4 identification (default 0)")
     q.add_argument("--ip-options", help="IPv4 options present: yes/no (default no)")
     q.add_argument("--ext-headers", help="IPv6 extension headers present: yes/no (default no)")
-    q.add_argument("--packets", help="JSON-lines file of packets (keys as the flags)")
+    q.add_argument("--packets", help="JSON-lines file of packets (keys as the flags), `conntrack -L` "
+                                     "output or AWS VPC flow log records")
     q.add_argument("--format", default="text", choices=("text", "json", "jsonl"))
 
     c = sub.add_parser("connect", help="every leg of a TCP connection, both directions, with state")
@@ -109,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="files that describe one firewall (e.g. rules.v4,rules.v6); repeatable")
     au.add_argument("--dialect", choices=DIALECTS, help="the files' dialect (sniffed when omitted)")
     au.add_argument("--format", default="text", choices=("text", "json", "sarif", "github"))
+    au.add_argument("--sarif-snippets", action="store_true",
+                    help="put each rule's text in the SARIF output as a snippet (off: SARIF is uploaded)")
     au.add_argument("--select", help="codes, prefixes or names to run (comma-separated; default: all "
                                      "but the opt-in checks, which need their exact code or name)")
     au.add_argument("--ignore", help="codes, prefixes or names to skip (comma-separated)")
@@ -145,12 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args) -> "object":
+    import gc
+
     ruleset = load(*args.files, dialect=args.dialect, max_bytes=args.max_bytes,
                    firewalld_version=getattr(args, "firewalld_version", None))
     if getattr(args, "sets", "snapshot") != "snapshot":
         from .runtime_sets import read_sets
 
         read_sets(ruleset, args.sets)
+    # the ruleset lives until the process ends: the cyclic collector need
+    # not walk its million objects through every generation (0.4 s at 100k rules)
+    gc.freeze()
     if getattr(args, "inventory", None) or getattr(args, "target", None) or ruleset.meta.get("cloud"):
         try:
             from .targets import select_target
@@ -169,8 +178,15 @@ def _load(args) -> "object":
 def _packets_from_args(args, default_hook: str = "input") -> list:
     if args.packets:
         text = read_text(args.packets)
+        first = next((line.strip() for line in text.splitlines()
+                      if line.strip() and not line.lstrip().startswith("#")), "{")
+        if not first.startswith("{"):
+            # real flows: conntrack -L output or VPC flow log records
+            from .flows import read_flows, to_packets
+
+            return to_packets(read_flows(text, args.packets), args.hook or default_hook)
         packets = []
-        for number, line in enumerate(text.splitlines(), 1):
+        for number, line in enumerate(split_lines(text), 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             try:
@@ -202,22 +218,28 @@ def _packets_from_args(args, default_hook: str = "input") -> list:
 
 def cmd_query(args, out) -> int:
     from .engine import Evaluator
-    from .report import serialize, text
+    from .report import text
 
     ruleset = _load(args)
     packets = _packets_from_args(args, "auto" if ruleset.host is not None else "input")
     evaluator = Evaluator(ruleset)
-    results = [evaluator.evaluate(p) for p in packets]
+    answers: dict = {}  # real flows repeat: a packet seen before has its answer
+    results = [answers[p] if p in answers else answers.setdefault(p, evaluator.evaluate(p))
+               for p in packets]
     if args.format == "text":
         console = text.make_console(out)
         text.render_diagnostics(console, ruleset.diagnostics)
         for r in results:
             text.render_result(console, r)
     elif args.format == "json":
+        from .report import serialize
+
         data = [serialize.result_data(r, p) for r, p in zip(results, packets)]
         json.dump(data[0] if len(data) == 1 and not args.packets else data, out, indent=2)
         out.write("\n")
     else:
+        from .report import serialize
+
         for r, p in zip(results, packets):
             out.write(json.dumps(serialize.result_data(r, p)) + "\n")
     verdicts = {r.verdict for r in results}
@@ -262,6 +284,8 @@ def cmd_audit(args, out) -> int:
 
     config = load_config(args.config, search=not args.no_config)
     together = [[f.strip() for f in g.split(",") if f.strip()] for g in args.together]
+    if any(not g for g in together):
+        raise RuleAnalyzerError("--together needs file names (F1,F2), not an empty list")
     if not args.paths and not together:
         raise RuleAnalyzerError("audit needs at least one file or directory")
     split = lambda v: [c.strip() for c in v.split(",") if c.strip()] if v else None  # noqa: E731
@@ -288,7 +312,7 @@ def cmd_audit(args, out) -> int:
     elif args.format == "sarif":
         from .report.sarif import sarif_data
 
-        json.dump(sarif_data(result), out, indent=2)
+        json.dump(sarif_data(result, snippets=args.sarif_snippets), out, indent=2)
         out.write("\n")
     elif args.format == "github":
         from .report import github
@@ -351,6 +375,9 @@ def _add_diff_parser(sub) -> None:
                    help="exit 1 on any verdict change (default), only on newly allowed traffic, or never")
     d.add_argument("--no-findings", action="store_true", help="skip the audit of both versions")
     d.add_argument("--no-connections", action="store_true", help="skip the per-region handshake check")
+    d.add_argument("--flows", metavar="FILE",
+                   help="real flows (`conntrack -L` output, AWS VPC flow logs): which of them the change "
+                        "would block or newly allow, with counts")
     d.add_argument("--policy", help="YAML file with a policy: section (default: .ruleanalyzer.yaml)")
     d.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
     d.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
@@ -406,6 +433,13 @@ def cmd_diff(args, out) -> int:
         report = diff(old, new, hooks, findings=not args.no_findings,
                       connections=not args.no_connections, old_name=old_name, new_name=new_name)
         report.policy = policy.check(new, assertions) if assertions else []
+        if args.flows:
+            from .flows import compare_flows, read_flows
+
+            flows = read_flows(read_text(args.flows, args.max_bytes), args.flows)
+            default_hook = args.hook[0] if args.hook and len(args.hook) == 1 else \
+                ("auto" if new.host is not None else "input")
+            report.flows = compare_flows(old, new, flows, default_hook, args.flows)
         reports.append(report)
     if args.format == "json":
         from .report.diff_json import diff_data
@@ -498,6 +532,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        except (OSError, ValueError):
+            pass
+        return 141
     except RecursionError:
         print("error: input nested too deeply to analyse", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -506,5 +546,22 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
+def run() -> None:
+    """The console entry point: :func:`main`, then exit without freeing the
+    heap object by object (a third of a 100k-rule query's time); exit
+    handlers still run and output is flushed first."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(code)  # let the interpreter report a closed pipe as usual
+    import atexit
+    import os
+
+    atexit._run_exitfuncs()
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

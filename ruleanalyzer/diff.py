@@ -128,6 +128,8 @@ class DiffReport:
     scope: str = "all"
     changed_rules: int = 0
     seconds: float = 0.0
+    #: ``diff --flows``: real flows whose verdict changed (a flows.FlowReport).
+    flows: object = None
 
     def of_kind(self, kind: str) -> list[Region]:
         return [r for r in self.regions if r.kind == kind]

@@ -66,11 +66,9 @@ class Inventory:
 def load_inventory(path: str | os.PathLike) -> Inventory:
     """Read an inventory YAML file; errors are located RuleAnalyzerErrors."""
     name = str(path)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RuleAnalyzerError(f"cannot read inventory: {exc}", Location(name)) from None
+    from .loader import read_text
+
+    text = read_text(path)
     return parse_inventory(text, name)
 
 

@@ -107,8 +107,8 @@ STATES = ("auto",) + CT_STATES
 def _int(name: str, value: Any, lo: int, hi: int) -> int:
     try:
         number = int(value, 0) if isinstance(value, str) else int(value)
-    except (TypeError, ValueError):
-        raise RuleAnalyzerError(f"{name} must be a number, not {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # "dport": 1e999 is infinity
+        raise RuleAnalyzerError(f"{name} must be a number, not {str(value)[:40]!r}") from None
     if not lo <= number <= hi:
         raise RuleAnalyzerError(f"{name} {number} is out of range {lo}-{hi}")
     return number

@@ -153,6 +153,33 @@ def test_addresses_lists_hosts_ranges():
     assert rule("-s ::1 -j DROP", "ip6").matches[0] == AddressMatch("src", (net("::1/128"),))
 
 
+def test_abbreviated_addresses_are_completed_with_zeros_as_iptables_does():
+    # xtables' __numeric_to_ipaddr: "10.3" is the network 10.3.0.0, not inet_aton's 10.0.0.3
+    assert rule("-s 10.3/16 -j ACCEPT").matches[0] == AddressMatch("src", (net("10.3.0.0/16"),))
+    assert rule("-d 172.16.5/255.255.255.0 -j DROP").matches[0] == \
+        AddressMatch("dst", (net("172.16.5.0/24"),))
+    with pytest.raises(RuleAnalyzerError, match="invalid address '10.300/16'"):
+        parse(FILTER + "-A INPUT -s 10.300/16 -j ACCEPT\nCOMMIT\n", "t.rules")
+
+
+def test_line_shape_shortcut_accepts_exactly_what_the_grammar_accepts():
+    # the parser decides known-good line shapes with a regular expression and
+    # loads the Lark grammar only for the others: the two must agree
+    import itertools
+
+    parser, _, unexpected = iptables._grammar()
+    for length in range(1, 6):
+        for letters in itertools.product("TCMNBOW", repeat=length):
+            shape = "".join(letters)
+            try:
+                grammar_kind = parser.parse(iptables._tokens(shape, list(shape)))
+            except unexpected:
+                grammar_kind = None
+            shortcut = iptables._GOOD_KINDS.get(shape[0], "rule") \
+                if iptables._GOOD_SHAPE.match(shape) else None
+            assert shortcut == grammar_kind, shape
+
+
 def test_protocols_and_ports():
     assert rule("-p all -j ACCEPT").matches == ()
     assert rule("! -p tcp").matches == (IntMatch("proto", ((6, 6),), negate=True),)

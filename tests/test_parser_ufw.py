@@ -265,3 +265,16 @@ def test_status_errors_are_located():
         parse_status("Status: active\nDefault: deny (incoming), allow (outgoing), bogus (routed)\n", "s")
     assert (info.value.location.line, info.value.location.column) == (2, 45)
     assert info.value.message == "unknown policy 'bogus'"
+
+
+def test_sniffing_stops_early_only_where_no_refinement_could_tie():
+    # parsers.sniff skips the remaining dialects once one is certain, unless
+    # REFINED_BY names a dialect that refines it (ufw's files are iptables text)
+    from ruleanalyzer.parsers import REFINED_BY, available, dialect_module, sniff
+
+    for dialect in available():
+        refines = getattr(dialect_module(dialect), "REFINES", None)
+        if refines:
+            assert dialect in REFINED_BY.get(refines, ()), dialect
+    assert sniff("*filter\n:ufw-user-input - [0:0]\n### tuple ### allow tcp 22 0.0.0.0/0 any "
+                 "0.0.0.0/0 in\n-A ufw-user-input -p tcp --dport 22 -j ACCEPT\nCOMMIT\n") == "ufw"

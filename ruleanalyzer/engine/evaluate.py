@@ -34,12 +34,30 @@ from . import routing
 MAX_PATHS = 256
 #: Deepest jump nesting followed (the kernel's own limit is in this range).
 MAX_DEPTH = 64
+#: Rules (and chain entries) one packet's evaluation may visit before the
+#: answer is "unknown" (``MAX_DEPTH`` bounds nesting, not steps). A chain
+#: that returned the packet unchanged is not run again from the same state
+#: (memoised), so jumps that branch (each chain jumping twice to the next)
+#: stay linear; this bounds what memoising cannot catch.
+MAX_STEPS = 1_000_000
 
 _MULTICAST4 = (0xE0000000, 0xF0000000)
 
 
 class _TooManyPaths(Exception):
     pass
+
+
+class _TooManySteps(Exception):
+    pass
+
+
+def _state(path: "_Path") -> tuple | None:
+    """What a chain's outcome depends on: the packet as the rules see it and
+    the path's flags; None when a field cannot be compared."""
+    view = path.view
+    return (tuple(getattr(view, name) for name in View.__slots__), path.nat_dst_changed, path.redirected,
+            path.routed_oif, path.routing, len(path.assumptions), len(path.notes))
 
 
 @dataclass(slots=True)
@@ -284,6 +302,9 @@ class Evaluator:
         self.ruleset = ruleset
         self.compiled = _compiled(ruleset)
         self._paths = 0
+        self._steps = 0
+        #: per chain, the states it was entered in and returned the packet unchanged
+        self._unchanged: dict[int, list[tuple]] = {}
         self._base: Chain | None = None  # the base chain running now (NOTRACK needs it)
 
     # -- chains --------------------------------------------------------------
@@ -295,6 +316,9 @@ class Evaluator:
         if depth > MAX_DEPTH:
             return [_End("unknown", path, reason=f"jumps nested deeper than {MAX_DEPTH} chains")]
         path.trace.append(Step("enter", chain))
+        self._steps += 1
+        if self._steps > MAX_STEPS:
+            raise _TooManySteps
         return self._run_rules(chain, 0, path, depth)
 
     def _run_rules(self, chain: Chain, start: int, path: _Path, depth: int) -> list[_End]:
@@ -317,6 +341,9 @@ class Evaluator:
                     continue
                 i = candidates[position]
             rule = rules[i]
+            self._steps += 1
+            if self._steps > MAX_STEPS:
+                raise _TooManySteps
             verdict: bool | None = True
             unknown_at = None
             view = path.view
@@ -384,7 +411,17 @@ class Evaluator:
             if target is None:
                 return [_End("unknown", path, reason=f"jump to undefined chain {action.target}")]
             out: list[_End] = []
-            for end in self._run_chain(target, path, depth + 1):
+            before = _state(path)
+            seen = self._unchanged.setdefault(id(target), [])
+            if before in seen:  # it returned this very packet unchanged before: it will again
+                path.trace.append(Step("enter", target))
+                path.trace.append(Step("return", chain, rule))
+                return self._run_rules(chain, i + 1, path, depth)
+            ends = self._run_chain(target, path, depth + 1)
+            if len(ends) == 1 and ends[0].kind == "return" and ends[0].path is path \
+                    and _state(path) == before and len(seen) < 64:
+                seen.append(before)
+            for end in ends:
                 if end.kind == "return":
                     end.path.trace.append(Step("return", chain, rule))
                     out.extend(self._run_rules(chain, i + 1, end.path, depth))
@@ -611,6 +648,8 @@ class Evaluator:
         if host is not None and hook == "output" and given_oif is None:
             start.route_key = (start.view.src, start.view.dst, start.view.mark)
         self._paths = 1
+        self._steps = 0
+        self._unchanged = {}
         try:
             if host is not None and hook in ("input", "forward"):
                 ends = self._traverse_routed(hook, start, host, packet.oif)
@@ -619,6 +658,9 @@ class Evaluator:
         except _TooManyPaths:
             return Result("unknown", packet, None, (), (f"more than {MAX_PATHS} undecidable branches",),
                           "unknown", state)
+        except _TooManySteps:
+            return Result("unknown", packet, None, (),
+                          (f"more than {MAX_STEPS} rules visited (jumps that branch?)",), "unknown", state)
         return self._combine(packet, state, ends)
 
     def _host_context(self, host, packet: Packet, state: str, why: str, notes: list[str]):

@@ -18,8 +18,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from ..host import REJECT_TYPES, HostContext
+from typing import TYPE_CHECKING
+
 from ..model import Packet
+
+if TYPE_CHECKING:  # a ruleset without a host never needs the host model
+    from ..host import HostContext
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,8 @@ def route_view(host: HostContext, view, redirected: bool = False) -> Routed:
                                    f"FORWARD rules never see {dst}")
     if decision.type == "unknown":
         return Routed("unknown", note=f"the output interface {decision.reason}")
+    from ..host import REJECT_TYPES
+
     if decision.type in REJECT_TYPES or decision.type == "none":
         return Routed("drop", note=f"dropped by routing: the route to {dst} is {decision.describe()}")
     if decision.type != "unicast":

@@ -23,7 +23,7 @@ import difflib
 import importlib
 from types import ModuleType
 
-from ..errors import RuleAnalyzerError
+from ..errors import RuleAnalyzerError, is_long_number, long_number_error
 from ..model import Location, Ruleset
 
 #: Every dialect ``--dialect`` accepts, in sniffing order of preference.
@@ -38,6 +38,12 @@ def dialect_module(name: str) -> ModuleType:
         hint = f"did you mean {close[0]!r}?" if close else f"known dialects: {', '.join(DIALECTS)}"
         raise RuleAnalyzerError(f"unknown dialect {name!r}", hint=hint)
     return importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
+
+
+#: Dialects whose module says ``REFINES = "<key>"`` (checked by a test):
+#: sniffing stops at a certain dialect unless one of these may tie it, so a
+#: plain iptables file does not import every other parser.
+REFINED_BY = {"iptables": ("ufw",)}
 
 
 def available() -> list[str]:
@@ -55,8 +61,13 @@ def available() -> list[str]:
 def sniff(text: str, name: str = "<input>") -> str:
     """The dialect ``text`` is written in; a located error when none fits."""
     best, best_score = None, 0
-    for dialect in available():
-        module = dialect_module(dialect)
+    for dialect in DIALECTS:
+        if best_score == 100 and dialect not in REFINED_BY.get(best, ()):
+            continue  # nothing later can win: only a refinement wins a tie
+        try:
+            module = dialect_module(dialect)
+        except ModuleNotFoundError:
+            continue
         score = module.sniff(text, name)
         # A dialect that refines another (ufw's files are iptables text)
         # wins a tie against it.
@@ -72,6 +83,11 @@ def sniff(text: str, name: str = "<input>") -> str:
 def parse(text: str, name: str = "<input>", dialect: str | None = None) -> Ruleset:
     """Parse ``text`` (from file ``name``) in ``dialect``, sniffed when not given."""
     dialect = dialect or sniff(text, name)
-    ruleset = dialect_module(dialect).parse(text, name)
+    try:
+        ruleset = dialect_module(dialect).parse(text, name)
+    except ValueError as exc:
+        if not is_long_number(exc):
+            raise
+        raise long_number_error(text, name) from None
     ruleset.meta.setdefault("dialect", dialect)
     return ruleset

@@ -69,7 +69,12 @@ def is_config_dir(path: str | os.PathLike) -> bool:
 
 def find_config_dir(path: Path) -> Path | None:
     """``path`` itself, or ``etc/firewalld`` / ``firewalld`` inside it (a snapshot)."""
+    from ..loader import is_inside
+
+    top = os.path.realpath(path)
     for candidate in (path, path / "etc" / "firewalld", path / "firewalld"):
+        if not is_inside(os.path.realpath(candidate), top):
+            continue  # a link leading out of the directory given is not followed
         if candidate.is_dir() and any((candidate / m).exists() for m in MARKERS):
             return candidate
     return None
@@ -94,8 +99,9 @@ class Tree:
     def inside(self, path: Path) -> Path:
         resolved = path.resolve()
         if resolved != self.base and self.base not in resolved.parents:
-            raise RuleAnalyzerError(f"{path} leads out of the configuration directory {self.given} "
-                                    f"(to {resolved}): refused, not followed", Location(str(path)),
+            raise RuleAnalyzerError(f"{path} leads out of the configuration directory {self.given}: "
+                                    f"symlink to {str(resolved)!r}, outside the directory given; not read",
+                                    Location(str(path)),
                                     hint="copy the files into the directory instead of linking them")
         return path
 
@@ -116,7 +122,7 @@ class Tree:
         if self.files > MAX_FILES:
             raise RuleAnalyzerError(f"more than {MAX_FILES} files in the configuration directory {self.given}: "
                                     "refused", Location(str(path)))
-        text = _read(path)
+        text = _read(path, self.base)
         self.bytes += len(text)
         if self.bytes > MAX_TOTAL_BYTES:
             raise RuleAnalyzerError(f"the configuration directory {self.given} holds more than "
@@ -124,10 +130,10 @@ class Tree:
         return text
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, root: Path | None = None) -> str:
     from ..loader import read_text
 
-    return read_text(path, MAX_FILE_BYTES)
+    return read_text(path, MAX_FILE_BYTES, root=root)
 
 
 def stock_config(version: str = DEFAULT_VERSION) -> dict:

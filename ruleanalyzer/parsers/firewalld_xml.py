@@ -26,7 +26,7 @@ from xml.sax.expatreader import ExpatLocator
 from defusedxml import DefusedXmlException
 from defusedxml.sax import make_parser
 
-from ..errors import RuleAnalyzerError, line_of
+from ..errors import RuleAnalyzerError, line_of, split_lines
 from ..model import Location
 
 ZONE_TARGETS = ("default", "ACCEPT", "DROP", "%%REJECT%%")
@@ -872,7 +872,7 @@ CONF_DEFAULTS = {
 
 def read_conf(text: str, file: str) -> tuple[dict[str, str], dict[str, Location]]:
     values, where = {}, {}
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(split_lines(text), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue

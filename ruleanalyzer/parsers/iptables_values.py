@@ -26,6 +26,9 @@ class BadValue(Exception):
 
 _network_cache: dict[tuple[str, str], object] = {}
 _DOTTED = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:/\d{1,2})?\Z")
+#: Fewer than four parts: iptables completes them with zeros (``10.3/16`` is
+#: 10.3.0.0/16; xtables' ``__numeric_to_ipaddr``), unlike inet_aton.
+_SHORT_DOTTED = re.compile(r"(\d{1,3}(?:\.\d{1,3}){0,2})(/.*)?\Z")
 #: Looks like a DNS name (iptables resolves these when the rule is loaded).
 _HOSTNAME = re.compile(r"^(?=.*[A-Za-z_])[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$")
 
@@ -53,6 +56,12 @@ def parse_network(text: str, family: str):
             if len(_network_cache) < 200_000:
                 _network_cache[key] = net
             return net
+    short = _SHORT_DOTTED.match(text) if family == "ip" else None
+    if short:
+        parts = short.group(1).split(".")
+        if all(int(p) <= 255 for p in parts):
+            return parse_network(".".join(parts + ["0"] * (4 - len(parts))) + (short.group(2) or ""),
+                                 family)
     addr, _, prefix = text.partition("/")
     try:
         net = ipaddress.ip_network(text, strict=False)
@@ -94,14 +103,31 @@ def parse_address(text: str, family: str):
     return addr
 
 
+_range_cache: dict[tuple[str, str], tuple] = {}
+_blocks: dict[tuple[int, int, int], object] = {}
+
+
 def parse_address_range(text: str, family: str):
-    """``a-b`` (``-m iprange``) → the CIDR blocks covering it."""
+    """``a-b`` (``-m iprange``) → the CIDR blocks covering it (one tuple per
+    distinct range, its blocks shared between ranges: a range is a dozen
+    network objects, and files repeat them)."""
+    key = (text, family)
+    cached = _range_cache.get(key)
+    if cached is not None:
+        return cached
     first, sep, last = text.partition("-")
     start = parse_address(first, family)
     end = parse_address(last, family) if sep else start
     if end < start:
         raise BadValue(f"address range {text} ends before it starts")
-    return tuple(ipaddress.summarize_address_range(start, end))
+    nets = []
+    for net in ipaddress.summarize_address_range(start, end):
+        block = (net.version, int(net.network_address), net.prefixlen)
+        nets.append(_blocks.setdefault(block, net) if len(_blocks) < 200_000 else net)
+    nets = tuple(nets)
+    if len(_range_cache) < 50_000:
+        _range_cache[key] = nets
+    return nets
 
 
 # ---------------------------------------------------------------------------

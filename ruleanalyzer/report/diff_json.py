@@ -70,4 +70,8 @@ def diff_data(report) -> dict:
                             "resolved": [finding_data(f) for f in report.findings.resolved]}
         if report.findings.error:
             data["findings"]["error"] = report.findings.error
+    if report.flows is not None:
+        from .flows import data as flow_data
+
+        data["flows"] = flow_data(report.flows)
     return data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import visible
 from .diff_json import short
 
 HEADINGS = {"opened": "now ACCEPTED (was dropped)", "closed": "now DROPPED (was accepted)",
@@ -41,6 +42,10 @@ def lines(report) -> list[str]:
     if report.policy:
         out += ["", f"policy assertions failing: {len(report.policy)}"]
         out += ["  " + str(p).replace("\n", "\n  ") for p in report.policy]
+    if report.flows is not None:
+        from .flows import lines as flow_lines
+
+        out += flow_lines(report.flows)
     return out
 
 
@@ -48,4 +53,4 @@ def render(reports, out) -> None:
     for i, report in enumerate(reports):
         if i:
             out.write("\n")
-        out.write("\n".join(lines(report)) + "\n")
+        out.write("\n".join(visible(line) for line in lines(report)) + "\n")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Iterable
+
 from rich.console import Console
-from rich.table import Table as RichTable
+from rich.segment import Segment
 from rich.text import Text
 
-from ..engine.connect import ConnectReport
 from ..engine.result import Result
+from ..errors import visible
+
+if TYPE_CHECKING:  # imported where used: a query need not pay for them
+    from ..engine.connect import ConnectReport
 from ..model import Diagnostic
 
 VERDICT_STYLE = {"accept": "bold green", "drop": "bold red", "unknown": "bold yellow",
@@ -16,7 +21,7 @@ VERDICT_STYLE = {"accept": "bold green", "drop": "bold red", "unknown": "bold ye
 
 def render_diagnostics(console: Console, diagnostics: list[Diagnostic]) -> None:
     for d in diagnostics:
-        console.print(Text(str(d), style="yellow" if d.level == "warning" else "dim"))
+        console.print(Text(visible(str(d)), style="yellow" if d.level == "warning" else "dim"))
 
 
 def _trace_lines(result: Result) -> list[str]:
@@ -45,14 +50,14 @@ def render_result(console: Console, result: Result) -> None:
     head.append(f"  {result.packet.describe()}  (hook {result.packet.hook}, state {result.state})")
     console.print(head)
     if result.decided_by is not None:
-        console.print(f"  decided by {result.decided_by.describe()}", highlight=False)
+        console.print(visible(f"  decided by {result.decided_by.describe()}"), highlight=False)
     elif result.decider_depends:
         console.print(f"  decided by one of {len(result.alternatives)} rules, depending on:", highlight=False)
         for dep in result.depends_on:
-            console.print(f"    - {dep}", highlight=False, markup=False)
+            console.print(visible(f"    - {dep}"), highlight=False, markup=False)
         for alt in result.alternatives:
             by = alt.decided_by.describe() if alt.decided_by else "no rule"
-            console.print(f"    if [{'; '.join(alt.depends_on) or '—'}]: {alt.verdict} by {by}",
+            console.print(visible(f"    if [{'; '.join(alt.depends_on) or '—'}]: {alt.verdict} by {by}"),
                           highlight=False, markup=False)
     if result.routing:
         console.print(f"  routing: {result.routing}", highlight=False)
@@ -62,21 +67,23 @@ def render_result(console: Console, result: Result) -> None:
     if result.verdict == "unknown":
         console.print("  depends on:", highlight=False)
         for dep in result.depends_on:
-            console.print(f"    - {dep}", highlight=False)
+            console.print(visible(f"    - {dep}"), highlight=False)
         for alt in result.alternatives:
             by = alt.decided_by.describe() if alt.decided_by else "no rule"
             assuming = "; ".join(alt.depends_on) or "—"
-            console.print(f"    if [{assuming}]: {alt.verdict} by {by}", highlight=False, markup=False)
+            console.print(visible(f"    if [{assuming}]: {alt.verdict} by {by}"), highlight=False, markup=False)
     for note in result.notes:
-        console.print(f"  note: {note}", style="dim", highlight=False)
+        console.print(visible(f"  note: {note}"), style="dim", highlight=False)
     for line in _trace_lines(result):
-        console.print(f"  {line}", style="dim", highlight=False, markup=False)
+        console.print(visible(f"  {line}"), style="dim", highlight=False, markup=False)
 
 
 def render_connect(console: Console, report: ConnectReport) -> None:
     console.print(f"TCP {report.client} → {report.server}:{report.dport} "
                   f"(firewall on the {report.hook} path)", highlight=False)
     for variant, sentence in zip(report.variants, report.explain()):
+        from rich.table import Table as RichTable
+
         table = RichTable(title="ECN on" if variant.ecn else "ECN off", title_justify="left")
         table.add_column("leg")
         table.add_column("hook")
@@ -94,17 +101,33 @@ def render_connect(console: Console, report: ConnectReport) -> None:
                     for a in result.alternatives)
             verdict = leg.verdict if not leg.degraded else f"{leg.verdict} → {leg.summary}"
             table.add_row(leg.name, leg.packet.hook, result.state if result else "",
-                          Text(verdict, style=VERDICT_STYLE.get(leg.verdict, "")), by)
+                          Text(verdict, style=VERDICT_STYLE.get(leg.verdict, "")), visible(by))
         console.print(table)
-        console.print(sentence, highlight=False)
+        console.print(visible(sentence, keep_newlines=True), highlight=False)
         if variant.ecn:
             word = {True: "yes", False: "no", None: "unknown"}[variant.ecn_negotiated]
-            console.print(f"ECN negotiated: {word}" + (f" ({variant.ecn_why})" if variant.ecn_why else ""),
+            console.print(visible(f"ECN negotiated: {word}" + (f" ({variant.ecn_why})" if variant.ecn_why else "")),
                           highlight=False)
     for note in report.notes:
-        console.print(f"note: {note}", style="dim", highlight=False)
+        console.print(visible(f"note: {note}"), style="dim", highlight=False)
+
+
+class SafeConsole(Console):
+    """A console that never lets input act on the terminal: rich markup
+    and emoji codes are off (a comment ``see [/admin] docs`` once crashed
+    ``query``; ``[link=…]`` made a hyperlink), and every control character
+    in the text written (ESC of CSI/OSC sequences, CR, the C1 controls …)
+    is shown escaped (``\x1b``) — the console's own styling and line
+    breaks are left alone."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            segment if segment.control or not segment.text or segment.text == "\n"
+            else Segment(visible(segment.text, keep_newlines=True), segment.style, segment.control)
+            for segment in buffer)
 
 
 def make_console(out) -> Console:
     """A console writing to ``out``; colours only on a terminal."""
-    return Console(file=out, highlight=False, soft_wrap=False, width=None if out.isatty() else 160)
+    return SafeConsole(file=out, highlight=False, soft_wrap=False, markup=False, emoji=False,
+                       width=None if out.isatty() else 160)
