@@ -293,3 +293,21 @@ def test_a_2x_dump_is_named_back_to_zones(tmp_path):
     assert table.chains["filter_IN_internal_allow"].rules[0].origin.text == \
         "zone internal, to the host, allow rules: tcp dport 22 accept"
     assert table.chains["filter_OUT_internal"].rules[0].origin.text.startswith("zone internal, from the host")
+
+
+@pytest.mark.parametrize("mode, version, prerouting, forward", [
+    ("loose", "2.2.0", "meta nfproto ipv6 fib saddr . mark oif missing drop", None),
+    ("loose-forward", "2.2.0", None, "meta nfproto ipv6 fib saddr . mark oif missing drop"),
+    ("strict-forward", "2.3.0", None, "meta nfproto ipv6 fib saddr . mark . iif oif missing drop"),
+    ("loose", "2.1.1", "meta nfproto ipv6 fib saddr . mark . iif oif missing drop", None),  # unknown: yes
+])
+def test_ipv6_rpfilter_modes_of_2_2(tmp_path, mode, version, prerouting, forward):
+    rs = load(_config(tmp_path, {}, f"DefaultZone=public\nIPv6_rpfilter={mode}\n"), firewalld_version=version)
+    pre, fwd = _rules(rs, "filter_PREROUTING"), _rules(rs, "filter_FORWARD")
+    if prerouting:
+        assert pre == ["icmpv6 type { nd-router-advert, nd-neighbor-solicit } accept", prerouting]
+    else:
+        assert pre == [] and fwd[0] == forward
+        assert fwd[5].startswith("ip6 daddr { ::/96")  # RFC3964 one further down (its index + 1)
+    if version == "2.1.1":
+        assert any("came with firewalld 2.2" in d.message for d in rs.diagnostics)

@@ -56,6 +56,8 @@ CATCH_ALL_PRIORITY = 32768
 #: The firewalld versions whose layout this module builds.
 FIRST = (2, 0)
 STRICT_FORWARD_PORTS = (2, 3)
+#: IPv6_rpfilter=loose / strict-forward / loose-forward (PR #1339).
+RPFILTER_MODES = (2, 2)
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -105,6 +107,18 @@ class Compiler2(Compiler):
         self.add(name, f"ct status dnat jump {name}_dnat",
                  self.stock("StrictForwardPorts=yes: DNATed connections only to firewalld's forward-ports"))
         return True
+
+    def rpfilter(self, log: bool) -> bool:
+        """``build_rpfilter_rules`` (2.2, PR #1339): ``loose`` leaves the
+        interface out of the FIB lookup; ``*-forward`` checks forwarded
+        packets only (in FORWARD, without the neighbour-discovery exemption)."""
+        mode = self.c.conf.get("IPv6_rpfilter", "yes").lower()
+        if version_tuple(self.c.version) < RPFILTER_MODES or mode not in ("loose", "strict-forward", "loose-forward"):
+            return super().rpfilter(log)
+        flags = "saddr . mark" if mode.startswith("loose") else "saddr . mark . iif"
+        forward = mode.endswith("-forward")
+        self.rpfilter_rules("filter_FORWARD" if forward else "filter_PREROUTING", flags, log, exempt_nd=not forward)
+        return forward
 
     def forward_port(self, policy, value, rule, where) -> None:
         """``build_policy_forward_port_rules``: with StrictForwardPorts the
