@@ -311,3 +311,16 @@ def test_ipv6_rpfilter_modes_of_2_2(tmp_path, mode, version, prerouting, forward
         assert fwd[5].startswith("ip6 daddr { ::/96")  # RFC3964 one further down (its index + 1)
     if version == "2.1.1":
         assert any("came with firewalld 2.2" in d.message for d in rs.diagnostics)
+
+
+def test_nftables_flowtable_of_2_0(tmp_path):
+    conf = "DefaultZone=public\nNftablesFlowtable=eth0 eth1\n"
+    rs = load(_config(tmp_path, {}, conf), firewalld_version="2.0.0")
+    assert "flowtable fastpath {\n\t\thook ingress priority filter + 10\n\t\tdevices = { eth0, eth1 }" in \
+        rs.meta["firewalld"]["nft"]
+    forward = _rules(rs, "filter_FORWARD")
+    assert forward[:2] == ["ct state { established, related } meta l4proto { tcp, udp } flow add @fastpath",
+                           "ct state { established, related } accept"]
+    assert forward[5].startswith("ip6 daddr { ::/96")  # RFC3964 one further down
+    # firewalld 1.3 does not know the key: no flowtable
+    assert "flowtable" not in load(_config(tmp_path / "old", {}, conf)).meta["firewalld"]["nft"]

@@ -330,6 +330,14 @@ def compile_config(config: Config, diagnostics: list, name: str) -> Ruleset:
     check_config(config)
     from .firewalld_compile2 import STRICT_FORWARD_PORTS
 
+    for key, since in (("NftablesFlowtable", (2, 0)), ("NftablesCounters", (2, 0)), ("NftablesTableOwner", (2, 0))):
+        if key in config.conf and version_tuple(config.version) < since:
+            diagnostics.append((f"{key} came with firewalld {since[0]}.{since[1]}: firewalld {config.version} "
+                                "logs an error and ignores it", config.conf_where.get(key)))
+    if "NftablesCounters" in config.conf and config.conf["NftablesCounters"].lower() in ("yes", "true") and \
+            is_2x(config.version):
+        diagnostics.append(("NftablesCounters=yes: firewalld adds a counter to every rule; the model leaves "
+                            "them out (they change no verdict)", config.conf_where.get("NftablesCounters")))
     if config.conf.get("StrictForwardPorts", "no").lower() in ("yes", "true") and \
             version_tuple(config.version) < STRICT_FORWARD_PORTS:
         diagnostics.append((f"StrictForwardPorts came with firewalld 2.3: firewalld {config.version} ignores it "

@@ -288,6 +288,10 @@ class Compiler:
         self.add(name, "ct status dnat accept", self.stock("connections firewalld or another tool DNATed"))
         return True
 
+    def flowtable_rule(self, name: str) -> bool:
+        """NftablesFlowtable (firewalld >= 2.0); 1.x has none."""
+        return False
+
     def dispatch_jumps(self, base: str) -> None:
         made, jumped = self.dispatch(base)
         for chain in made:
@@ -307,8 +311,11 @@ class Compiler:
             self.chain(f"filter_{chain}", f"type {kind} hook {hook} priority {prio}; policy accept;")
         log = self.log_denied != "off"
         pkt = _pkttype(self.log_denied)
+        fastpath = False
         for chain in ("INPUT", "FORWARD"):
             name = f"filter_{chain}"
+            if chain == "FORWARD":
+                fastpath = self.flowtable_rule(name)
             self.add(name, "ct state { established, related } accept", s("replies of allowed connections"))
             self.dnat_rule(name)
             self.add(name, 'iifname "lo" accept', s("loopback"))
@@ -328,7 +335,7 @@ class Compiler:
             text = RFC3964 + (' log prefix "RFC3964_IPv4_REJECT: "' if self.log_denied in ("unicast", "all") else "")
             text += " reject with icmpv6 addr-unreachable"
             self.add("filter_OUTPUT", text, s("RFC3964_IPv4"), after=2 if output_dnat else 1)
-            self.add("filter_FORWARD", text, s("RFC3964_IPv4"), after=(4 if log else 3) + rpf_forward)
+            self.add("filter_FORWARD", text, s("RFC3964_IPv4"), after=(4 if log else 3) + rpf_forward + fastpath)
         for ipset in self.c.ipsets.values():
             pass  # sets are printed from the configuration, see :func:`render`
 
@@ -917,6 +924,10 @@ class Compiler:
 
     # -- output --------------------------------------------------------------
 
+    def render_objects(self) -> list[str]:
+        """Table objects besides helpers and sets (2.x: the flowtable)."""
+        return []
+
     def render(self) -> tuple[str, list[tuple[str, list[Line]]]]:
         """The nft text and, per chain in order, its lines."""
         out = ["table inet firewalld {"]
@@ -924,6 +935,7 @@ class Compiler:
             out += [f"\tct helper {name} {{", f"\t\t{spec}", "\t\tl3proto inet", "\t}"]
         for ipset in self.c.ipsets.values():
             out += render_set(ipset)
+        out += self.render_objects()
         order = []
         for chain in self.chains.values():
             out.append(f"\tchain {chain.name} {{")
