@@ -180,11 +180,13 @@ def _load_kinds(root: Path, diagnostics: list, stock: bool = False, label: Path 
 
 
 def load_directory(path: str | os.PathLike, version: str | None = None,
-                   bindings: list[tuple[str, str]] | None = None) -> Ruleset:
+                   bindings: list[tuple[str, str]] | None = None, shown: str | None = None) -> Ruleset:
     """The ruleset firewalld builds from the configuration directory ``path``.
 
     ``bindings`` are runtime interface/source bindings ``(zone, interface or
-    source)`` added as ``firewall-cmd --zone=Z --add-interface=I`` would."""
+    source)`` added as ``firewall-cmd --zone=Z --add-interface=I`` would;
+    ``shown`` is how the configuration directory is named in messages
+    (a snapshot's member path) when ``path`` is a copy of it."""
     root = find_config_dir(Path(path))
     if root is None:
         raise RuleAnalyzerError("not a firewalld configuration directory (no firewalld.conf, zones/, "
@@ -192,26 +194,60 @@ def load_directory(path: str | os.PathLike, version: str | None = None,
     diagnostics: list = []
     tree = Tree(Path(path))
     tree.inside(root)
+    label = Path(shown) if shown else root
     conf, where = {}, {}
     if (root / "firewalld.conf").is_file():
-        conf, where = fx.read_conf(tree.read(root / "firewalld.conf"), str(root / "firewalld.conf"))
+        conf, where = fx.read_conf(tree.read(root / "firewalld.conf"), str(label / "firewalld.conf"))
     version = version or recorded_version(Path(path), tree) or DEFAULT_VERSION
     objects = _stock(stock_version(version, diagnostics))
-    user = _load_kinds(root, diagnostics, tree=tree)
+    user = _load_kinds(root, diagnostics, tree=tree, label=Path(shown) if shown else None)
     for kind in KINDS:
         objects[kind].update(user[kind])
     direct = None
     if (root / "direct.xml").is_file():
-        direct = fx.read_direct(tree.read(root / "direct.xml"), str(root / "direct.xml"))
+        direct = fx.read_direct(tree.read(root / "direct.xml"), str(label / "direct.xml"))
     config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
-                    objects["ipsets"], objects["icmptypes"], objects["helpers"], direct, str(root), version)
+                    objects["ipsets"], objects["icmptypes"], objects["helpers"], direct, str(label), version)
     for zone, what in bindings or []:
         if zone not in config.zones:
             raise RuleAnalyzerError(f"runtime binding names zone {zone!r}, which does not exist")
         target = config.zones[zone].sources if ("/" in what or ":" in what or "." in what) \
             else config.zones[zone].interfaces
         target.append(fx.Entry(what, Location("<runtime binding>")))
-    return compile_config(config, diagnostics, str(root))
+    return compile_config(config, diagnostics, str(label))
+
+
+def snapshot_config(files: dict[str, bytes], versions: str | None, shown: str) -> tuple[dict | None, list]:
+    """A host snapshot's ``etc/firewalld`` compiled with the version the
+    snapshot recorded (``versions`` is its versions.txt), for the checks
+    that need the configuration beside the live ruleset (RA705, RA706):
+    (``meta["firewalld"]`` or None, diagnostics). A configuration firewalld
+    would refuse is said, not raised: the snapshot's live ruleset stands."""
+    import tempfile
+
+    prefix = "etc/firewalld/"
+    members = {name[len(prefix):]: data for name, data in files.items() if name.startswith(prefix)}
+    if not members:
+        return None, []
+    m = re.search(r"^firewalld:\s*v?(\d+(?:\.\d+)*)\s*$", versions or "", re.M)
+    with tempfile.TemporaryDirectory(prefix="ra-firewalld-") as tmp:
+        root = Path(tmp)
+        for rel, data in members.items():
+            target = root / rel
+            if ".." in Path(rel).parts or not target.resolve().is_relative_to(root.resolve()):
+                continue  # the snapshot reader refuses such names already
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        if find_config_dir(root) is None:
+            return None, []
+        try:
+            compiled = load_directory(root, version=m.group(1) if m else None, shown=shown)
+        except RuleAnalyzerError as exc:
+            return None, [Diagnostic(f"the snapshot's /etc/firewalld does not compile as firewalld "
+                                     f"{m.group(1) if m else DEFAULT_VERSION} would: {exc.message} (firewalld "
+                                     "refuses such a configuration; the live ruleset is what runs)",
+                                     exc.location or Location(shown))]
+    return compiled.meta["firewalld"], []  # the compiled model's own notes concern no verdict here
 
 
 def recorded_version(path: Path, tree: Tree) -> str | None:
