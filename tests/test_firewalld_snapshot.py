@@ -13,7 +13,7 @@ ADDRESSES = [{"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0
              {"ifname": "ens3", "addr_info": [{"family": "inet", "local": "192.0.2.1", "prefixlen": 24}]}]
 
 
-def _snapshot(tmp_path, version="2.1.1", internal='<zone>\n  <interface name="eth1"/>\n</zone>\n'):
+def _snapshot(tmp_path, version="2.1.1", internal='<zone>\n  <interface name="eth1"/>\n</zone>\n', running=True):
     snap = tmp_path / "host1"
     fw = snap / "etc" / "firewalld"
     (fw / "zones").mkdir(parents=True)
@@ -23,7 +23,17 @@ def _snapshot(tmp_path, version="2.1.1", internal='<zone>\n  <interface name="et
     (fw / "firewalld.conf").write_text("DefaultZone=public\n")
     (fw / "zones" / "internal.xml").write_text(internal)
     (fw / "zones" / "work.xml").write_text('<zone>\n  <service name="ssh"/>\n</zone>\n')
+    if running:  # the live ruleset: what firewalld built (here: our compile of a plain configuration)
+        plain = load(_plain(tmp_path), firewalld_version=version).meta["firewalld"]["nft"]
+        (snap / "nft-ruleset.txt").write_text(plain)
     return snap
+
+
+def _plain(tmp_path):
+    root = tmp_path / "plain"
+    (root / "zones").mkdir(parents=True)
+    (root / "firewalld.conf").write_text("DefaultZone=public\n")
+    return root
 
 
 def test_snapshot_config_uses_the_recorded_version_and_feeds_the_checks(tmp_path):
@@ -42,3 +52,10 @@ def test_a_snapshot_config_firewalld_refuses_is_said_not_raised(tmp_path):
     assert "firewalld" not in rs.meta
     note = next(d for d in rs.diagnostics if "does not compile" in d.message)
     assert "zone priorities need firewalld 2.0" in note.message and note.location.file.endswith("internal.xml")
+
+
+def test_a_firewalld_that_is_not_running_is_left_alone(tmp_path):
+    """Installed but not running (no table inet firewalld in the live ruleset): its files decide nothing."""
+    rs = load(_snapshot(tmp_path, running=False))
+    assert "firewalld" not in rs.meta
+    assert run_audit([str(tmp_path / "host1")], select=["RA705", "RA706"]).findings == []
