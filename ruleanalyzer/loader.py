@@ -188,6 +188,17 @@ def _plain_file(path) -> bool:
             and os.path.isfile(path))
 
 
+def _parse(text: str, name: str, dialect: str | None, firewalld_version: str | None) -> Ruleset:
+    """One file's ruleset; a firewalld file given alone (a zone, list-all
+    output) compiles to the layout of ``firewalld_version``."""
+    if firewalld_version is None:
+        return parsers.parse(text, name, dialect)
+    from .parsers.firewalld import version_for_files
+
+    with version_for_files(firewalld_version):
+        return parsers.parse(text, name, dialect)
+
+
 def load(*paths: str | os.PathLike, dialect: str | None = None,
          max_bytes: int = DEFAULT_MAX_BYTES, firewalld_version: str | None = None) -> Ruleset:
     """Parse rule files that together describe one firewall into one ruleset.
@@ -212,7 +223,7 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
             # the common case, without importing the snapshot reader
             text = read_text(path, max_bytes)
             refuse_empty(text, str(path), dialect)
-            parsed.append(parsers.parse(text, str(path), dialect))
+            parsed.append(_parse(text, str(path), dialect, firewalld_version))
             continue
         from .snapshot import Snapshot, is_snapshot, load_snapshot, snapshot_ruleset
 
@@ -230,7 +241,7 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
         text = read_text(path, max_bytes)
         refuse_empty(text, str(path), dialect)
         with reading_side(FileSide(max_bytes)):
-            parsed.append(parsers.parse(text, str(path), dialect))
+            parsed.append(_parse(text, str(path), dialect, firewalld_version))
     # A dialect whose files only make sense together (ufw's user.rules +
     # before.rules + ufw.conf) rebuilds them as one host: ``combine(rulesets)``.
     for name in dict.fromkeys(r.meta.get("dialect") for r in parsed):

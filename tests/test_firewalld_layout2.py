@@ -324,3 +324,13 @@ def test_nftables_flowtable_of_2_0(tmp_path):
     assert forward[5].startswith("ip6 daddr { ::/96")  # RFC3964 one further down
     # firewalld 1.3 does not know the key: no flowtable
     assert "flowtable" not in load(_config(tmp_path / "old", {}, conf)).meta["firewalld"]["nft"]
+
+
+def test_the_version_reaches_a_zone_file_given_alone(tmp_path):
+    path = tmp_path / "internal.xml"
+    path.write_text(INTERNAL.format(prio=' priority="-10"'))
+    with pytest.raises(RuleAnalyzerError, match="zone priorities need firewalld 2.0"):
+        load(path)
+    rs = load(path, firewalld_version="2.1.1")
+    assert rs.meta["firewalld"]["layout"] == "2.x"
+    assert 'iifname "dummy0" jump filter_IN_internal' in _rules(rs, "filter_INPUT_POLICIES")

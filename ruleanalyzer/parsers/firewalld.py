@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from ..errors import RuleAnalyzerError
@@ -414,18 +416,33 @@ def compile_config(config: Config, diagnostics: list, name: str) -> Ruleset:
     return ruleset
 
 
+_VERSION: ContextVar[str | None] = ContextVar("firewalld_version", default=None)
+
+
+@contextmanager
+def version_for_files(version: str | None):
+    """Files given alone (:func:`parse`) compile to ``version``'s layout
+    while this is in force (``load(..., firewalld_version=…)``)."""
+    token = _VERSION.set(version)
+    try:
+        yield
+    finally:
+        _VERSION.reset(token)
+
+
 def parse(text: str, name: str) -> Ruleset:
     """One firewalld file given alone: a zone or policy over the stock
     configuration, or a firewalld.conf over the stock zones."""
     stripped = text.lstrip("\ufeff \t\r\n")
     diagnostics: list = []
-    objects = _stock(DEFAULT_VERSION)
+    given = _VERSION.get()
+    objects = _stock(stock_version(given, diagnostics) if given else DEFAULT_VERSION)
     from . import firewalld_listall
 
     if firewalld_listall.looks_like(stripped):
         zones, conf, where = firewalld_listall.read(text, name, objects, diagnostics)
         objects["zones"].update(zones)
-        version = "2.0.0" if "ingress-priority" in text else DEFAULT_VERSION
+        version = given or ("2.0.0" if "ingress-priority" in text else DEFAULT_VERSION)
         config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
                         objects["ipsets"], objects["icmptypes"], objects["helpers"], None, name, version)
         return compile_config(config, diagnostics, name)
@@ -477,7 +494,8 @@ def parse(text: str, name: str) -> Ruleset:
                                     hint="firewalld files are <zone>, <policy>, <service>, <ipset>, "
                                          "<icmptype>, <helper> and <direct>")
     config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
-                    objects["ipsets"], objects["icmptypes"], objects["helpers"], None, name, DEFAULT_VERSION)
+                    objects["ipsets"], objects["icmptypes"], objects["helpers"], None, name,
+                    given or DEFAULT_VERSION)
     ruleset = compile_config(config, diagnostics, name)
     return ruleset
 
