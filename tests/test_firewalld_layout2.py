@@ -204,10 +204,13 @@ def test_forwarded_traffic_goes_by_ingress_binding_then_egress_binding(tmp_path)
     rs = load(root, firewalld_version="2.1.1")
     rows = _rules(rs, "filter_FORWARD_POLICIES")
     assert rows[:2] == ['iifname "eth2" oifname "eth2" jump filter_FWD_dmz', 'iifname "eth2" oifname "eth2" drop']
-    out = evaluate(rs, make_packet(src="10.1.0.5", dst="203.0.113.9", dport=443, iif="eth1", oif="eth0"))
-    assert out.verdict == "accept" and "internal" in out.decided_by.rule.origin.text
-    dmz = evaluate(rs, make_packet(src="10.2.0.5", dst="10.1.0.9", dport=443, iif="eth2", oif="eth1"))
-    assert dmz.verdict == "drop" and "zone dmz, target DROP" in dmz.decided_by.rule.origin.text
+    out = evaluate(rs, make_packet(src="10.1.0.5", dst="203.0.113.9", dport=443, iif="eth1", oif="eth0",
+                                   hook="forward"))
+    assert out.verdict == "accept" and out.decided_by.chain.name == "filter_FORWARD_POLICIES"
+    assert out.decided_by.rule.origin.text.startswith("zone internal, target ACCEPT (internal interface eth1 -> public")
+    dmz = evaluate(rs, make_packet(src="10.2.0.5", dst="10.1.0.9", dport=443, iif="eth2", oif="eth1", hook="forward"))
+    assert dmz.verdict == "drop" and dmz.decided_by.rule.origin.text.startswith("zone dmz, target DROP (dmz interface "
+                                                                                "eth2 -> internal interface eth1)")
 
 
 #: The zones of firewalld's own zone-priority test (src/tests/features/zone_priority.at, the 2.x

@@ -440,12 +440,20 @@ def parse(text: str, name: str) -> Ruleset:
     from . import firewalld_listall
 
     if firewalld_listall.looks_like(stripped):
-        zones, conf, where = firewalld_listall.read(text, name, objects, diagnostics)
-        objects["zones"].update(zones)
-        version = given or ("2.0.0" if "ingress-priority" in text else DEFAULT_VERSION)
-        config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
-                        objects["ipsets"], objects["icmptypes"], objects["helpers"], None, name, version)
-        return compile_config(config, diagnostics, name)
+        zones, policies, conf, where = firewalld_listall.read(text, name, objects, diagnostics)
+        part = {"zones": zones, "policies": policies, "conf": conf, "where": where, "name": name,
+                "version": given or ("2.0.0" if "ingress-priority" in text else None), "notes": diagnostics}
+        try:
+            ruleset = _compile_listings([part])
+        except RuleAnalyzerError as exc:
+            if not policies:
+                raise
+            # a policy listing may name zones only the zones' listing has: said once
+            # every file is read (combine), raised if still missing then
+            ruleset = Ruleset()
+            ruleset.meta.update({"dialect": "firewalld", "pending": exc})
+        ruleset.meta["firewall_cmd_listing"] = part
+        return ruleset
     conf, where = {}, {}
     stem, problem = object_name(name)
     if not stripped.startswith("<"):
@@ -498,6 +506,42 @@ def parse(text: str, name: str) -> Ruleset:
                     given or DEFAULT_VERSION)
     ruleset = compile_config(config, diagnostics, name)
     return ruleset
+
+
+def _compile_listings(parts: list[dict]) -> Ruleset:
+    """firewall-cmd listings (zones, policies) read together as one host."""
+    versions = [p["version"] for p in parts if p["version"]]
+    diagnostics: list = []
+    objects = _stock(stock_version(versions[0], diagnostics) if versions else DEFAULT_VERSION)
+    conf, where, notes = {}, {}, []
+    for p in parts:
+        objects["zones"].update(p["zones"])
+        objects["policies"].update(p["policies"])
+        if p["conf"]:
+            conf, where = p["conf"], p["where"]
+        notes += p["notes"]
+    name = " + ".join(p["name"] for p in parts)
+    notes = list({message: (message, at) for message, at in notes + diagnostics}.values())
+    config = Config(conf, where, objects["zones"], objects["policies"], objects["services"], objects["ipsets"],
+                    objects["icmptypes"], objects["helpers"], None, name, versions[0] if versions else DEFAULT_VERSION)
+    return compile_config(config, notes, name)
+
+
+def combine(rulesets: list[Ruleset]) -> list[Ruleset]:
+    """firewall-cmd listings given together (``--list-all-zones`` and
+    ``--list-all-policies``) are one host; other firewalld input passes."""
+    parts = [r for r in rulesets if r.meta.get("firewall_cmd_listing")]
+    pending = [r.meta["pending"] for r in parts if r.meta.get("pending")]
+    if len(parts) < 2:
+        if pending:
+            exc = pending[0]
+            raise RuleAnalyzerError(exc.message, exc.location,
+                                    hint="give the zones' listing (firewall-cmd --list-all-zones) with the "
+                                         "policies' listing")
+        return rulesets
+    host = _compile_listings([r.meta["firewall_cmd_listing"] for r in parts])
+    host.meta["firewall_cmd_listing"] = None
+    return [host] + [r for r in rulesets if not r.meta.get("firewall_cmd_listing")]
 
 
 def object_name(path: str) -> tuple[str, str | None]:
