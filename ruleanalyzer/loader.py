@@ -289,4 +289,8 @@ def load_directory(path: str | os.PathLike, dialect: str | None = None,
 
 def loads(text: str, dialect: str | None = None, name: str = "<string>") -> Ruleset:
     """Parse rules held in a string (see :func:`load`)."""
-    return parsers.parse(text, name, dialect)
+    ruleset = parsers.parse(text, name, dialect)
+    # a dialect that reads files together finishes a lone one too (a firewall-cmd policies listing)
+    combine = getattr(parsers.dialect_module(ruleset.meta["dialect"]), "combine", None) \
+        if ruleset.meta.get("dialect") in parsers.DIALECTS else None
+    return combine([ruleset])[0] if combine is not None else ruleset

@@ -146,3 +146,8 @@ def test_zones_and_policies_listings_read_together(tmp_path):
                                    hook="forward"))
     assert out.verdict == "accept" and out.decided_by.rule.origin.text.startswith("policy lab-out, target ACCEPT")
     assert out.decided_by.rule.location.file == str(policies) and out.decided_by.rule.location.line == 1
+
+
+def test_a_lone_policies_listing_in_a_string_is_refused_too():
+    with pytest.raises(RuleAnalyzerError, match="zone 'lab' does not exist"):
+        loads(POLICIES, name="policies.txt")
