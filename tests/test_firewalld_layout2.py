@@ -337,3 +337,14 @@ def test_the_version_reaches_a_zone_file_given_alone(tmp_path):
     rs = load(path, firewalld_version="2.1.1")
     assert rs.meta["firewalld"]["layout"] == "2.x"
     assert 'iifname "dummy0" jump filter_IN_internal' in _rules(rs, "filter_INPUT_POLICIES")
+
+
+def test_forward_pairs_of_sources_agree_in_family_as_firewalld_checks(tmp_path):
+    """``check_source``: an ipv4 ipset pairs with an IPv4 network, never with an IPv6 one."""
+    root = _config(tmp_path, {"a": '<zone>\n  <source ipset="office"/>\n</zone>\n',
+                              "b": '<zone>\n  <source address="10.0.0.0/8"/>\n  <source address="fd00::/8"/>\n</zone>\n'})
+    (root / "ipsets").mkdir()
+    (root / "ipsets" / "office.xml").write_text(IPSET)
+    rows = _rules(load(root, firewalld_version="2.1.1"), "filter_FORWARD_POLICIES")
+    assert "ip saddr @office ip daddr 10.0.0.0/8 jump filter_FWD_a" in rows
+    assert not any("@office" in r and "fd00::/8" in r for r in rows)

@@ -252,7 +252,8 @@ class Compiler2(Compiler):
                             pairs.append((policy, zi, ze, a, b))
         families: dict[str, str | None] = {}
         for policy, zi, ze, a, b in pairs:
-            if a[1] and b[1] and families.setdefault(a[1], _family(a[1])) != families.setdefault(b[1], _family(b[1])):
+            if a[1] and b[1] and families.setdefault(a[1], self.source_ipv(a[1])) != \
+                    families.setdefault(b[1], self.source_ipv(b[1])):
                 continue  # ``must be same IPv4/IPv6 family!``
             derived = isinstance(policy, _Derived)
             chains = self.zone_dispatch_chains(policy) if derived else self.policy_dispatch_chains(policy)
@@ -272,6 +273,18 @@ class Compiler2(Compiler):
                 continue
             seen.add((chain, line.text, key))
             self._put(chain, line, None, token=("dispatch", key))
+
+    def source_ipv(self, source: str) -> str:
+        """``FirewallZone.check_source``: a binding's family ("" for a MAC or
+        a hash:mac ipset, an ipset's own family); pairs of sources must agree."""
+        if is_mac(source):
+            return ""
+        if source.startswith("ipset:"):
+            ipset = self.c.ipsets.get(source[6:])
+            if ipset is None or ipset.type == "hash:mac":
+                return ""
+            return "ipv6" if ipset.options.get("family") == "inet6" else "ipv4"
+        return address_family(source) or ""
 
     def pair_rules(self, policy, table: str, chain: str, zi: str, ze: str, a, b, last: bool) -> None:
         """``build_policy_ingress_egress_pair_rules``."""
@@ -355,10 +368,6 @@ def _prio(value) -> int:
     return 0 if value is None else value
 
 
-def _family(source: str) -> str | None:
-    if source.startswith("ipset:") or is_mac(source):
-        return None
-    return address_family(source)
 
 
 def _binding_text(zone: Zone, zi, ze, a, b) -> str:
