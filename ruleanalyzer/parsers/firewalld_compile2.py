@@ -222,17 +222,18 @@ class Compiler2(Compiler):
 
     def render_dispatch(self) -> None:
         zones = self.applied_zones()
+        zone_policies = {z: self.derived(self.c.zones[z]) for z in zones}
+        bindings = {z: self.bindings(z) for z in zones}
         pairs: list[tuple] = []
         for z in zones:
-            zone = self.c.zones[z]
-            host_in, host_out, any_in, any_out = self.derived(zone)
-            for i, s, e in self.bindings(z):
+            host_in, host_out, _any_in, any_out = zone_policies[z]
+            for i, s, e in bindings[z]:
                 pairs.append((host_in, z, "HOST", (i, s, e), ("", "", None)))
                 pairs.append((host_out, "HOST", z, ("", "", None), (i, s, e)))
                 for zb in zones:
-                    for ib, sb, eb in self.bindings(zb):
+                    for ib, sb, eb in bindings[zb]:
                         pairs.append((any_out, z, zb, (i, s, e), (ib, sb, eb)))
-                        pairs.append((self.derived(self.c.zones[zb])[2], z, zb, (i, s, e), (ib, sb, eb)))
+                        pairs.append((zone_policies[zb][2], z, zb, (i, s, e), (ib, sb, eb)))
         for name in sorted(self.c.policies):
             policy = self.c.policies[name]
             if not self.policy_active(policy):
@@ -243,8 +244,8 @@ class Compiler2(Compiler):
                 z for z in policy.egress_names if z == "HOST" or z in zones]
             for zi in ingress:
                 for ze in egress:
-                    bi = [("", "", None)] if zi == "HOST" else self.bindings(zi)
-                    be = [("", "", None)] if ze == "HOST" else self.bindings(ze)
+                    bi = [("", "", None)] if zi == "HOST" else bindings[zi]
+                    be = [("", "", None)] if ze == "HOST" else bindings[ze]
                     for a in bi:
                         for b in be:
                             if a[0] == "+" and b[0] == "+":
@@ -262,7 +263,7 @@ class Compiler2(Compiler):
                 if derived:
                     self.pair_rules(policy, table, chain, zi, ze, a, b, last=True)
         if len(self.dispatch_rows) > 20000:
-            bound = sum(len(self.bindings(z)) for z in zones)
+            bound = sum(len(b) for b in bindings.values())
             self.diagnostics.append((f"firewalld 2.x's dispatch grows with the square of the bindings: {bound} "
                                      f"interfaces and sources make {len(self.dispatch_rows)} dispatch rules (firewalld "
                                      "2.x itself slows down or fails at this size; its three-stage dispatch, "
