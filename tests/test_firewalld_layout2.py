@@ -348,3 +348,16 @@ def test_forward_pairs_of_sources_agree_in_family_as_firewalld_checks(tmp_path):
     rows = _rules(load(root, firewalld_version="2.1.1"), "filter_FORWARD_POLICIES")
     assert "ip saddr @office ip daddr 10.0.0.0/8 jump filter_FWD_a" in rows
     assert not any("@office" in r and "fd00::/8" in r for r in rows)
+
+
+def test_the_2x_scaffolding_is_not_reported_as_the_users(tmp_path):
+    """PREROUTING cannot match the egress interface, so firewalld 2.x writes rows that differ only in
+    their sort key: firewalld's idiom, not the user's duplicates (RA505) or dead rules (RA504)."""
+    from collections import Counter
+
+    root = _blog(tmp_path, priority=False)
+    codes = {v: Counter(f.code for f in run_audit([load(root, firewalld_version=v)]).findings if f.code != "RA002")
+             for v in ("1.3.3", "2.1.1")}
+    assert codes["2.1.1"] == codes["1.3.3"]
+    prio = run_audit([load(_blog(tmp_path / "p"), firewalld_version="2.1.1")]).findings
+    assert not [f for f in prio if f.code in ("RA504", "RA505")]

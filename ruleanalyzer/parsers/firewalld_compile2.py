@@ -315,7 +315,8 @@ class Compiler2(Compiler):
         lines = []
         if not last:
             text = _binding_text(zone, zi, ze, a, b) if derived else f"{owner} (priority {priority}): {how}"
-            lines.append((0, f"{head} jump {target}".strip(), self._dispatch_origin(policy, text, i_entry or e_entry)))
+            lines.append((0, f"{head} jump {target}".strip(),
+                          self._dispatch_origin(policy, text, i_entry or e_entry, scaffolding=prerouting)))
         elif table != "filter" or chain in ("PREROUTING", "OUTPUT"):
             lines.append((2, f"{head} return".strip(), self.stock(f"{owner}: end of dispatch for {how}")))
         elif zone.target in ("default", "ACCEPT", "%%REJECT%%", "DROP"):
@@ -334,12 +335,16 @@ class Compiler2(Compiler):
                                 postrouting)
             self.dispatch_rows.append((f"{table}_{chain}_POLICIES", key, Line(text, origin, origin.location)))
 
-    def _dispatch_origin(self, policy, text: str, entry) -> Origin:
+    def _dispatch_origin(self, policy, text: str, entry, scaffolding: bool = False) -> Origin:
+        """A dispatch row's origin: the binding's line. PREROUTING rows are
+        firewalld's scaffolding: PREROUTING cannot see the egress interface,
+        so firewalld writes one row per egress zone priority, copies that
+        differ only in their sort key (not the user's duplicates)."""
         if isinstance(policy, _Derived):
             if entry is None:
                 return Origin(TOOL, text, self.c.conf_where.get("DefaultZone"), generated=True)
-            return Origin(TOOL, text, entry.location)
-        return Origin(TOOL, text, policy.location, generated=policy.stock)
+            return Origin(TOOL, text, entry.location, generated=scaffolding)
+        return Origin(TOOL, text, policy.location, generated=policy.stock or scaffolding)
 
     def sort_key(self, policy, zi, ze, i_if, i_src, e_if, e_src, priority, last_order, prerouting, postrouting):
         """``_policy_dispatch_sort_key`` (+ the policy's name, see the module's note)."""
