@@ -176,7 +176,11 @@ def test_a_module_whose_port_or_source_is_a_variable_is_not_likely_exposed():
     nothing makes the whole internet likely (terragoat's VPC CIDR, the
     terraform-aws-modules security group)."""
     assert _tf_codes(SG.format(head="", count="", port="var.port", cidr='["0.0.0.0/0"]')) == []
-    assert _tf_codes(SG.format(head="", count="", port="22", cidr="var.cidrs")) == []
+    # a written port whose source is left open is said, as info only ("may be", #19)
+    (code, message), = _tf_codes(SG.format(head="", count="", port="22", cidr="var.cidrs"))
+    assert code == "RA403" and message.startswith("may be open") and "depends on `var.cidrs`" in message
+    rs = loads(SG.format(head="", count="", port="22", cidr="var.cidrs"), "terraform", "main.tf")
+    assert [f.severity for f in run_audit([rs], select=["RA4"]).findings] == ["info"]
     # a concrete rule whose existence only is undecided: if it is made, SSH is open
     (code, message), = _tf_codes(SG.format(head="", count="  count = var.create ? 1 : 0\n",
                                            port="22", cidr='["0.0.0.0/0"]'))
