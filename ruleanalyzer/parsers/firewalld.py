@@ -17,6 +17,15 @@ iptables tables, as firewalld passes them to iptables.
 A single zone file given alone is read as that zone over the stock
 configuration; when its name is not the default zone it is taken as the
 default zone (said in a diagnostic), since nothing else binds it.
+``firewall-cmd --list-all(-zones|-policies)`` output is read too
+(:mod:`.firewalld_listall`).
+
+The layout is firewalld 1.x's (:mod:`.firewalld_compile`) or, for a 2.x
+version, 2.x's (:mod:`.firewalld_compile2`): the version comes from the
+caller (``--firewalld-version``, the config's ``firewalld-version``) or
+from a ``versions.txt`` a snapshot recorded. The reader never leaves the
+tree it is given (a symlink out is refused) and reads at most
+:data:`MAX_FILES` files and :data:`MAX_TOTAL_BYTES` bytes.
 """
 
 from __future__ import annotations
