@@ -253,12 +253,11 @@ _BATCH = """
 import json, sys, time
 from ruleanalyzer import load
 from ruleanalyzer.packets import make_packet
-from ruleanalyzer.engine import Evaluator
+from ruleanalyzer.engine.batch import evaluate_many
 rs = load(sys.argv[1], dialect="iptables")
 packets = [make_packet(**json.loads(l)) for l in open(sys.argv[2])]
 t, c = time.perf_counter(), time.process_time()
-ev = Evaluator(rs)
-answers = ev.evaluate_many(packets) if hasattr(ev, "evaluate_many") else [ev.evaluate(p) for p in packets]
+answers = evaluate_many(rs, packets)
 w, cpu = time.perf_counter() - t, time.process_time() - c
 print(json.dumps({"rules": rs.rule_count, "packets": len(packets), "wall": w, "cpu": cpu}))
 """

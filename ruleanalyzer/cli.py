@@ -190,15 +190,12 @@ def _packets_from_args(args, default_hook: str = "input") -> list:
 
 
 def cmd_query(args, out) -> int:
-    from .engine import Evaluator
+    from .engine.batch import evaluate_many
     from .report import text
 
     ruleset = _load(args)
     packets = _packets_from_args(args, "auto" if ruleset.host is not None else "input")
-    evaluator = Evaluator(ruleset)
-    answers: dict = {}  # real flows repeat: a packet seen before has its answer
-    results = [answers[p] if p in answers else answers.setdefault(p, evaluator.evaluate(p))
-               for p in packets]
+    results = evaluate_many(ruleset, packets)
     if args.format == "text":
         console = text.make_console(out)
         text.render_diagnostics(console, ruleset.diagnostics)
