@@ -2,8 +2,8 @@
 ≤ 10 minutes with ``--jobs 2`` on the 2-core machine, linear in hosts,
 memory per worker bounded).
 
-``.venv/bin/python bench/bench_fleet.py [HOSTS ...] [--jobs N]`` (default
-100 300 1000, 2 jobs). Generates the snapshots (10 roles of hosts whose
+``.venv/bin/python bench/bench_fleet.py [HOSTS ...] [--jobs N] [--rp-filter N]``
+(default 100 300 1000, 2 jobs, rp_filter 2). Generates the snapshots (10 roles of hosts whose
 ~500 rules share a role's base and differ a little per host), audits each
 count with the default checks, and prints wall time, CPU time (this
 process and its workers, RUSAGE_CHILDREN), per-host CPU, the largest
@@ -65,7 +65,7 @@ def host_rules(base: list[str], rng: random.Random) -> str:
             "-A POSTROUTING -o eth0 -j MASQUERADE\nCOMMIT\n")
 
 
-def make_fleet(root: Path, hosts: int, seed: int = 18) -> list[str]:
+def make_fleet(root: Path, hosts: int, seed: int = 18, rp_filter: int = 2) -> list[str]:
     rng = random.Random(seed)
     bases = {role: role_rules(role, random.Random(f"{seed}-{role}")) for role in ROLES}
     ipsets = "create blocked hash:net family inet\n" + "".join(
@@ -77,7 +77,9 @@ def make_fleet(root: Path, hosts: int, seed: int = 18) -> list[str]:
         paths.append(make_snapshot(root / name, name, iptables=host_rules(bases[role], rng), ipsets=ipsets,
                                    interfaces={"eth0": [f"192.0.2.{i % 250 + 1}/24"], "eth1": ["10.1.0.1/16"]},
                                    default=("192.0.2.254", "eth0"),
-                                   sysctls={"net.ipv4.ip_forward": "1" if role in ("edge", "vpn") else "0"}))
+                                   sysctls={"net.ipv4.ip_forward": "1" if role in ("edge", "vpn") else "0",
+                                            # 2 (loose) is Debian's and Ubuntu's default: modelled
+                                            "net.ipv4.conf.all.rp_filter": str(rp_filter)}))
     return paths
 
 
@@ -87,6 +89,10 @@ def main() -> None:
     if "--jobs" in sys.argv:
         jobs = int(sys.argv[sys.argv.index("--jobs") + 1])
         args = [a for a in args if a != str(jobs)]
+    rp_filter = 2
+    if "--rp-filter" in sys.argv:
+        rp_filter = int(sys.argv[sys.argv.index("--rp-filter") + 1])
+        args = [a for a in args if a != str(rp_filter)]
     counts = [int(a) for a in args] or [100, 300, 1000]
     from ruleanalyzer.checks import select
     from ruleanalyzer.fleet import audit_fleet
@@ -94,7 +100,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="ra-fleet-"))
     try:
         start = time.perf_counter()
-        paths = make_fleet(root, max(counts))
+        paths = make_fleet(root, max(counts), rp_filter=rp_filter)
         rules = sum(1 for line in (Path(paths[0]) / "iptables-nft-save.txt").read_text().splitlines()
                     if line.startswith("-A"))
         print(f"{len(paths)} snapshots generated in {time.perf_counter() - start:.1f} s "

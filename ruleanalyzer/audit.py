@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import checks
-from .checks.base import Context, Finding, Where, severity_rank
+from .checks.base import AnalysisTimeout, Context, Finding, Where, severity_rank, time_limit
 from .checks.grouping import group
 from .checks.meta import CheckFailed, UnreadableInput
 from .checks.suppress import apply as apply_suppressions
@@ -35,7 +35,7 @@ from .errors import RuleAnalyzerError
 from .fixes import render as render_fix
 from .fixes.bridge import derive as derive_fix
 from .loader import DEFAULT_MAX_BYTES, load
-from .model import Ruleset
+from .model import Location, Ruleset
 from .hosts import host_groups, included_files
 from .origins import is_stock_noise, recognise
 
@@ -80,9 +80,13 @@ class AuditResult:
         return 1 if any(severity_rank(f.severity) <= limit for f in self.findings) else 0
 
 
-def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
+def expand_paths(paths: Iterable[str | os.PathLike],
+                 refused: list[tuple[str, RuleAnalyzerError]] | None = None) -> list[str]:
     """Files named, and every file under directories named (sorted, hidden
-    files and documentation skipped)."""
+    files and documentation skipped). Links inside a directory are not
+    followed out of it: a link to a file outside it, or to a directory
+    outside it, is not read but added to ``refused`` (with the error saying
+    why) when given; a link to a file inside is read as that file."""
     from .snapshot import MANIFEST
 
     out: list[str] = []
@@ -93,24 +97,70 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[str]:
         elif path.is_dir() and _is_config_dir(path):
             out.append(str(path))  # one firewall's configuration: one unit
         elif path.is_dir():
-            # A host snapshot directory inside is one input, not its files.
-            snapshots = sorted(f.parent for f in path.rglob(MANIFEST))
-            for f in sorted(path.rglob("*")):
-                rel = f.relative_to(path).parts
-                if f.is_file() and not any(part.startswith(".") for part in rel) \
-                        and f.suffix.lower() not in SKIPPED_SUFFIXES \
-                        and not any(s in f.parents for s in snapshots):
-                    out.append(str(f))
-            out += [str(s) for s in snapshots if not any(part.startswith(".") for part in
-                                                         s.relative_to(path).parts)]
-            out.sort()
+            out += _walk(path, refused)
         else:
             out.append(str(path))
     return out
 
 
+def _walk(path: Path, refused: list | None) -> list[str]:
+    """The files of directory ``path`` for an audit (see :func:`expand_paths`)."""
+    from .loader import is_inside, refuse_escape
+    from .snapshot import MANIFEST
+
+    root = os.path.realpath(path)
+    files: list[str] = []
+    snapshots: list[str] = []
+    # The .tf files of a directory named are one Terraform configuration.
+    terraform = _is_terraform_dir(path)
+    if terraform:
+        snapshots.append(str(path))
+    for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
+        rel = Path(dirpath).relative_to(path).parts
+        if any(part.startswith(".") for part in rel):
+            dirnames[:] = []
+            continue
+        if MANIFEST in filenames and rel:
+            snapshots.append(dirpath)  # a host snapshot directory inside is one input
+            dirnames[:] = []
+            continue
+        for name in sorted(dirnames):
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full) and not name.startswith(".") \
+                    and not is_inside(os.path.realpath(full), root) and refused is not None:
+                try:
+                    refuse_escape(full, root)
+                except RuleAnalyzerError as exc:
+                    refused.append((full, exc))
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            if name.startswith(".") or Path(name).suffix.lower() in SKIPPED_SUFFIXES \
+                    or terraform and not rel and Path(name).suffix in (".tf", ".tfvars"):
+                continue
+            if os.path.islink(full):
+                real = os.path.realpath(full)
+                if not is_inside(real, root):
+                    try:
+                        refuse_escape(full, root)
+                    except RuleAnalyzerError as exc:
+                        if refused is not None:
+                            refused.append((full, exc))
+                    continue
+                if not os.path.isfile(real):
+                    continue
+                full = os.path.join(str(path), os.path.relpath(real, root))  # read as the file it names
+            files.append(full)
+    return sorted(dict.fromkeys(files + snapshots))
+
+
 def _is_config_dir(path: Path) -> bool:
     from .parsers.firewalld import is_config_dir
+
+    return is_config_dir(path)
+
+
+def _is_terraform_dir(path: Path) -> bool:
+    from .parsers.terraform import is_config_dir
 
     return is_config_dir(path)
 
@@ -133,6 +183,29 @@ def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] |
     ctx = ctx or Context(ruleset, interfaces)
     findings: list[Finding] = []
     registry = checks.registry()
+    done: list[str] = []
+    abandoned: list[str] = []
+    try:
+        with time_limit(ctx.audit_seconds):
+            _run_checks(ruleset, codes, options, ctx, registry, findings, done)
+    except AnalysisTimeout:
+        abandoned = [c for c in codes if c not in done]
+    if abandoned:
+        where = Where(ruleset.sources[0] if ruleset.sources else None)
+        findings.append(Finding("RA003", CheckFailed.name, "error",
+                                f"the checks of this ruleset took longer than {ctx.audit_seconds:g} s: "
+                                f"{', '.join(abandoned)} abandoned (Context.audit_seconds)", where))
+    if "RA003" in codes:
+        where = Where(ruleset.sources[0] if ruleset.sources else None)
+        findings += [Finding("RA003", CheckFailed.name, "error", message, where)
+                     for message in ctx.failures]
+    return findings
+
+
+def _run_checks(ruleset, codes, options, ctx, registry, findings: list[Finding], done: list[str]) -> None:
+    """Run the checks ``codes`` into ``findings``, each code added to
+    ``done`` when it finished (AnalysisTimeout goes through: the ruleset's
+    time budget ran out)."""
     for code in codes:
         check = registry[code]((options or {}).get(code))
         try:
@@ -140,6 +213,8 @@ def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] |
                 f.fix = render_fix(derive_fix(f, ruleset), meta=ruleset.meta,  # in the input's language
                                    default=ctx.dialect)
                 findings.append(f)
+        except AnalysisTimeout:
+            raise
         except (RecursionError, MemoryError, Exception) as exc:  # noqa: BLE001 - a bug must not stop the audit
             if ctx.out_of_space(exc):
                 continue  # the limit is reported once, with the analysis failures
@@ -148,11 +223,7 @@ def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] |
             findings.append(Finding("RA003", CheckFailed.name, "error",
                                     f"check {code} crashed: {type(exc).__name__}: {exc} "
                                     f"(at {Path(tb.filename).name}:{tb.lineno})", where))
-    if "RA003" in codes:
-        where = Where(ruleset.sources[0] if ruleset.sources else None)
-        findings += [Finding("RA003", CheckFailed.name, "error", message, where)
-                     for message in ctx.failures]
-    return findings
+        done.append(code)
 
 
 def _settings(config: Config | None, select, ignore) -> tuple[list[str], dict]:
@@ -171,7 +242,8 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
               dialect: str | None = None, together: list[list[str]] | None = None,
               max_bytes: int = DEFAULT_MAX_BYTES, include_generated: bool = False,
               hosts: bool = True, progress: Callable[[int, int, str], None] | None = None,
-              jobs: int | None = None, dask_scheduler=None, host_timeout: float = 600.0) -> AuditResult:
+              jobs: int | None = None, dask_scheduler=None, host_timeout: float = 600.0,
+              firewalld_version: str | None = None) -> AuditResult:
     """Audit rulesets and/or files (directories expand to their files).
 
     ``together`` lists groups of files that describe one firewall; with
@@ -193,7 +265,8 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     for g in together or []:
         units.append((" + ".join(g), [str(Path(f)) for f in g]))
     loose = [i for i in inputs if isinstance(i, Ruleset)]
-    paths = [p for p in expand_paths(i for i in inputs if not isinstance(i, Ruleset))
+    refused: list[tuple[str, RuleAnalyzerError]] = []
+    paths = [p for p in expand_paths((i for i in inputs if not isinstance(i, Ruleset)), refused)
              if str(Path(p)) not in grouped]
     fleet = _fleet(paths, codes, options, config, max_bytes, include_generated, jobs, dask_scheduler,
                    host_timeout, progress)
@@ -213,6 +286,11 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
         suppressions[i].used.add("fleet")  # it silenced a finding on a host of the fleet
     known = set(checks.registry())
     included: set[str] = set()
+    for name, exc in refused:  # links leading out of a directory named: not read
+        result.inputs.append(name)
+        result.bad_inputs.append(name)
+        if "RA001" in codes:
+            findings.append(unreadable.from_error(exc, name))
     for n, (name, what) in enumerate(units, 1):
         if not isinstance(what, Ruleset) and len(what) == 1 and what[0] in included:
             continue  # audited with the ruleset that includes it
@@ -221,7 +299,14 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
             ruleset = what
         else:
             try:
-                ruleset = load(*what, dialect=dialect, max_bytes=max_bytes)
+                try:
+                    ruleset = load(*what, dialect=dialect, max_bytes=max_bytes, firewalld_version=firewalld_version
+                                   or (config.firewalld_version if config else None))
+                except (RuleAnalyzerError, RecursionError, KeyboardInterrupt):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a reader's bug: this input only, the rest goes on
+                    raise RuleAnalyzerError(f"could not be read ({type(exc).__name__}: {exc}); "
+                                            "please report this", Location(what[0])) from None
             except RuleAnalyzerError as exc:
                 result.bad_inputs.append(name)
                 if "RA001" in codes:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Callable
 
 from . import __version__
-from .errors import RuleAnalyzerError
+from .errors import RuleAnalyzerError, split_lines
 from .loader import DEFAULT_MAX_BYTES, load, read_text
 from .output import atomic_output
 from .packets import make_packet
@@ -30,7 +31,13 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", help="cloud exports: the security group, NACL, NSG or tag to evaluate")
     p.add_argument("--inventory", help="cloud exports: YAML mapping names (groups, tags) to CIDRs")
     p.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
+    p.add_argument("--firewalld-version", metavar="X.Y.Z",
+                   help="firewalld configuration directories: the version whose layout they compile to "
+                        "(1.x or 2.x; default: a snapshot's recorded version, else 1.3.3)")
     p.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
+    p.add_argument("--sets", default="snapshot", choices=("snapshot", "unknown"),
+                   help="nft sets maintained at runtime (flags timeout/dynamic) listed with elements: "
+                        "answer from the listing (snapshot, default) or leave them unknown")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--icmp-type")
     q.add_argument("--icmp-code", type=int)
     q.add_argument("--mark")
-    q.add_argument("--length", type=int)
+    q.add_argument("--length", type=int, help="IP total length (default: the headers alone)")
+    q.add_argument("--ttl", help="TTL / hop limit (default 64)")
+    q.add_argument("--dscp", help="DSCP (default 0)")
+    q.add_argument("--frag", help="none (default), first, middle, last, or an offset in 8-byte units")
+    q.add_argument("--mf", help="More Fragments bit: yes/no")
+    q.add_argument("--df", help="IPv4 Don't Fragment bit: yes/no (default: yes for TCP)")
+    q.add_argument("--ip-id", help="IPv4 identification (default 0)")
+    q.add_argument("--ip-options", help="IPv4 options present: yes/no (default no)")
+    q.add_argument("--ext-headers", help="IPv6 extension headers present: yes/no (default no)")
     q.add_argument("--packets", help="JSON-lines file of packets (keys as the flags), `conntrack -L` "
                                      "output or AWS VPC flow log records")
     q.add_argument("--format", default="text", choices=("text", "json", "jsonl"))
@@ -96,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="files that describe one firewall (e.g. rules.v4,rules.v6); repeatable")
     au.add_argument("--dialect", choices=DIALECTS, help="the files' dialect (sniffed when omitted)")
     au.add_argument("--format", default="text", choices=("text", "json", "sarif", "github"))
+    au.add_argument("--sarif-snippets", action="store_true",
+                    help="put each rule's text in the SARIF output as a snippet (off: SARIF is uploaded)")
     au.add_argument("--select", help="codes, prefixes or names to run (comma-separated; default: all "
                                      "but the opt-in checks, which need their exact code or name)")
     au.add_argument("--ignore", help="codes, prefixes or names to skip (comma-separated)")
@@ -104,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     au.add_argument("--config", help="settings file (default: nearest .ruleanalyzer.yaml or pyproject.toml)")
     au.add_argument("--no-config", action="store_true", help="ignore config files")
     au.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
+    au.add_argument("--firewalld-version", metavar="X.Y.Z",
+                    help="firewalld configuration directories: the layout's version (1.x or 2.x; default: "
+                         "the config's firewalld-version, a snapshot's recorded version, else 1.3.3)")
     au.add_argument("--max-findings", type=int, metavar="N", default=None,
                     help="text: print at most N findings in full after the summary (default 30; "
                          "0: all); JSON and SARIF always hold every finding")
@@ -131,10 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _load(args) -> "object":
     import gc
 
-    ruleset = load(*args.files, dialect=args.dialect, max_bytes=args.max_bytes)
-    # the ruleset lives until the process ends: the cyclic collector need
-    # not walk its million objects through every generation (0.4 s at 100k rules)
-    gc.freeze()
+    ruleset = load(*args.files, dialect=args.dialect, max_bytes=args.max_bytes,
+                   firewalld_version=getattr(args, "firewalld_version", None))
+    if getattr(args, "sets", "snapshot") != "snapshot":
+        from .runtime_sets import read_sets
+
+        read_sets(ruleset, args.sets)
     if getattr(args, "inventory", None) or getattr(args, "target", None) or ruleset.meta.get("cloud"):
         try:
             from .targets import select_target
@@ -147,6 +169,9 @@ def _load(args) -> "object":
 
                 inventory = load_inventory(args.inventory)
             ruleset = select_target(ruleset, args.target, inventory)
+    # the ruleset lives until the process ends: the cyclic collector need
+    # not walk its million objects through every generation (0.4 s at 100k rules)
+    gc.freeze()
     return ruleset
 
 
@@ -161,7 +186,7 @@ def _packets_from_args(args, default_hook: str = "input") -> list:
 
             return to_packets(read_flows(text, args.packets), args.hook or default_hook)
         packets = []
-        for number, line in enumerate(text.splitlines(), 1):
+        for number, line in enumerate(split_lines(text), 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             try:
@@ -180,7 +205,9 @@ def _packets_from_args(args, default_hook: str = "input") -> list:
     if not args.src or not args.dst:
         raise RuleAnalyzerError("query needs --src and --dst (or --packets FILE)")
     fields = {k: getattr(args, k) for k in ("src", "dst", "proto", "sport", "dport", "flags", "ecn",
-                                            "state", "hook", "iif", "oif", "length")}
+                                            "state", "hook", "iif", "oif", "length", "ttl",
+                                            "dscp", "frag", "mf", "df", "ip_id", "ip_options",
+                                            "ext_headers")}
     fields["hook"] = fields["hook"] or default_hook
     fields["icmp_type"] = args.icmp_type
     fields["icmp_code"] = args.icmp_code
@@ -254,6 +281,8 @@ def cmd_audit(args, out) -> int:
 
     config = load_config(args.config, search=not args.no_config)
     together = [[f.strip() for f in g.split(",") if f.strip()] for g in args.together]
+    if any(not g for g in together):
+        raise RuleAnalyzerError("--together needs file names (F1,F2), not an empty list")
     if not args.paths and not together:
         raise RuleAnalyzerError("audit needs at least one file or directory")
     split = lambda v: [c.strip() for c in v.split(",") if c.strip()] if v else None  # noqa: E731
@@ -268,7 +297,7 @@ def cmd_audit(args, out) -> int:
                            max_bytes=args.max_bytes, progress=progress,
                            include_generated=args.include_generated, hosts=not args.one_by_one,
                            jobs=args.jobs, dask_scheduler=args.dask_scheduler,
-                           host_timeout=args.host_timeout)
+                           host_timeout=args.host_timeout, firewalld_version=args.firewalld_version)
     finally:
         if progress is not None:
             progress.close()
@@ -280,7 +309,7 @@ def cmd_audit(args, out) -> int:
     elif args.format == "sarif":
         from .report.sarif import sarif_data
 
-        json.dump(sarif_data(result), out, indent=2)
+        json.dump(sarif_data(result, snippets=args.sarif_snippets), out, indent=2)
         out.write("\n")
     elif args.format == "github":
         from .report import github
@@ -500,6 +529,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        except (OSError, ValueError):
+            pass
+        return 141
     except RecursionError:
         print("error: input nested too deeply to analyse", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -51,6 +51,9 @@ class Config:
     interfaces: dict[str, list[str]] = field(default_factory=dict)
     #: The file these settings came from, for messages.
     source: str | None = None
+    #: ``firewalld-version: 2.1.1``: the layout firewalld configuration
+    #: directories compile to (a snapshot's recorded version wins).
+    firewalld_version: str | None = None
 
 
 def find_config(start: str | Path | None = None) -> Path | None:
@@ -81,10 +84,7 @@ def load_config(path: str | Path | None = None, *, search: bool = True) -> Confi
     if path is None:
         return Config()
     path = Path(path)
-    try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        raise RuleAnalyzerError(f"cannot read config: {exc.strerror or exc}", Location(str(path))) from None
+    text = read_config_text(path)
     if path.suffix == ".toml":
         try:
             data = tomllib.loads(text).get("tool", {}).get("ruleanalyzer", {})
@@ -95,13 +95,51 @@ def load_config(path: str | Path | None = None, *, search: bool = True) -> Confi
     return config_from_dict(data, str(path))
 
 
+#: A config file larger than this is refused (it is a few lines).
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
+def read_config_text(path: str | Path) -> str:
+    """The text of a config file: a regular file, not through a link leading
+    out of its directory, at most :data:`MAX_CONFIG_BYTES`, UTF-8; else a
+    located error (see :func:`ruleanalyzer.loader.read_text`)."""
+    from .loader import read_text
+
+    try:
+        return read_text(path, MAX_CONFIG_BYTES)
+    except RuleAnalyzerError as exc:
+        if exc.message.startswith("cannot read file"):
+            exc.message = exc.message.replace("cannot read file", "cannot read config", 1)
+        raise
+
+
+#: Config ``suppress`` entries (each finding is matched against all of them).
+MAX_SUPPRESS_ENTRIES = 1000
+_ENTRY_TYPES = {"file": (str,), "chain": (str,), "path": (str,), "reason": (str,), "line": (int,),
+                "rule": (int,), "codes": (str, list), "code": (str, list)}
+
+
+def _check_entry(entry: dict, n: int, source: str | None) -> None:
+    """A ``suppress`` entry's values have the types matching needs."""
+    for key, value in entry.items():
+        types = _ENTRY_TYPES.get(str(key))
+        if types is None:
+            continue
+        if not isinstance(value, types) or isinstance(value, bool) \
+                or isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            want = " or ".join("a list of codes" if t is list else {str: "a string", int: "a number"}[t]
+                               for t in types)
+            raise RuleAnalyzerError(f"suppress[{n}].{key} must be {want}, not {type(value).__name__}",
+                                    Location(source or "<config>"))
+
+
 def config_from_dict(data: dict, source: str | None = None) -> Config:
     """Validate a settings mapping (keys may use ``-`` or ``_``)."""
     if not isinstance(data, dict):
         raise RuleAnalyzerError("config must be a mapping", Location(source or "<config>"))
     data = {str(k).replace("_", "-"): v for k, v in data.items()}
     # "policy" holds flow assertions, read by ruleanalyzer.policy.
-    known = {"select", "ignore", "fail-on", "options", "suppress", "policy", "interfaces"}
+    known = {"select", "ignore", "fail-on", "options", "suppress", "policy", "interfaces", "firewalld-version"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RuleAnalyzerError(f"unknown config key(s): {', '.join(unknown)}",
@@ -114,9 +152,26 @@ def config_from_dict(data: dict, source: str | None = None) -> Config:
     if not isinstance(suppress, list) or not all(isinstance(e, dict) and "file" in e for e in suppress):
         raise RuleAnalyzerError("suppress must be a list of tables, each naming at least a file",
                                 Location(source or "<config>"))
-    options = {str(code).upper(): dict(v) for code, v in (data.get("options") or {}).items()}
+    if len(suppress) > MAX_SUPPRESS_ENTRIES:
+        raise RuleAnalyzerError(f"more than {MAX_SUPPRESS_ENTRIES} suppress entries "
+                                "(config.MAX_SUPPRESS_ENTRIES)", Location(source or "<config>"))
+    for n, entry in enumerate(suppress):
+        _check_entry(entry, n, source)
+    options = data.get("options") or {}
+    if not isinstance(options, dict) or not all(isinstance(v, dict) or v is None for v in options.values()):
+        raise RuleAnalyzerError("options must be a mapping of check codes to mappings of settings",
+                                Location(source or "<config>"), hint="options: {RA301: {ports: [22]}}")
+    options = {str(code).upper(): dict(v or {}) for code, v in options.items()}
+    for key in ("select", "ignore"):
+        value = data.get(key)
+        if value is not None and not isinstance(value, (str, list)) \
+                or isinstance(value, list) and not all(isinstance(v, (str, int)) for v in value):
+            raise RuleAnalyzerError(f"{key} must be a list of check codes (or a comma-separated string)",
+                                    Location(source or "<config>"))
+    firewalld_version = data.get("firewalld-version")
     return Config(_codes(data.get("select")), _codes(data.get("ignore")) or [], fail_on, options,
-                  suppress, _interfaces(data.get("interfaces"), source), source)
+                  suppress, _interfaces(data.get("interfaces"), source), source,
+                  str(firewalld_version) if firewalld_version is not None else None)
 
 
 def _interfaces(value, source: str | None) -> dict[str, list[str]]:

@@ -45,6 +45,7 @@ from .space import Layout, PacketSet, Space, witness
 from .space.encode import encode_conjunction
 from .space.fields import TCP
 from .space.reach import analyze
+from .checks.base import shared_space
 
 #: Regions shown per (hook, family, change); the rest is one "… more" region.
 REGION_LIMIT = 12
@@ -179,7 +180,9 @@ def diff(old: Ruleset, new: Ruleset, hooks=("input", "forward", "output"), *,
     start = time.process_time()
     report = DiffReport(old_name or _name(old), new_name or _name(new), tuple(hooks))
     both = Ruleset(tables=[*old.tables, *new.tables])
-    space = Space(Layout.for_ruleset(both))
+    # A space per layout is reused (a plan's hundreds of groups share one:
+    # a fresh BDD manager costs more than a small group's whole diff).
+    space = shared_space(Layout.for_ruleset(both))
     report.space = space
     plan = _Plan(old, new)
     report.changed_rules = len(plan.changed_old) + len(plan.changed_new)
@@ -208,6 +211,8 @@ def diff(old: Ruleset, new: Ruleset, hooks=("input", "forward", "output"), *,
                 for family in sorted(families):
                     if not plan.everything and not plan.touches(hook, family):
                         continue
+                    if candidate & space.family(family) == space.false:
+                        continue  # no changed rule sees this IP version (IPv4-only rules)
                     _diff_hook(report, old, new, hook, family, space, consistent, evaluators,
                                rewrites, connections, limit, care)
         finally:
@@ -391,8 +396,11 @@ def packet_point(space: Space, packet: Packet) -> PacketSet:
         value = getattr(packet, name)
         if value is not None:
             node &= s.eq(name, value)
-    for name in ("flags", "ecn", "dscp", "mark", "ctmark", "ttl", "fragment"):
+    for name in ("flags", "ecn", "dscp", "mark", "ctmark", "ttl", "fragment", "mf", "df", "ip_id",
+                 "ip_options", "ext_headers"):
         node &= s.eq(name, getattr(packet, name))
+    if packet.frag_off or not packet.fragment:  # a fragment without its offset: any offset
+        node &= s.eq("frag_off", packet.frag_off)
     for name, value in (("state", packet.state), ("ct_direction", packet.ct_direction),
                         ("pkttype", packet.pkttype)):
         names = s.spec(name).names

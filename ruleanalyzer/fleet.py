@@ -410,17 +410,16 @@ def summarize(reports: list[HostReport], codes: list[str]) -> tuple[dict, list[F
                     drift.append(Finding("RA610", "host-drift", "warning",
                                          f"host {m.name} differs from most of its group '{role}': "
                                          + "; ".join(notes[m.source]), m.anchor or Where(m.source)))
-    per_code: dict[str, dict[str, int]] = {}
-    for r in hosts:
-        counted = Counter(f.code for f in r.findings)
-        for code, n in counted.items():
-            entry = per_code.setdefault(code, {"hosts": 0, "findings": 0})
+    per_code: dict[str, dict] = {}
+    counted = [(r.name, Counter(f.code for f in r.findings)) for r in hosts]
+    if "RA610" in codes:
+        counted += [(name, Counter({"RA610": 1})) for names in drifted.values() for name in names]
+    for name, here in counted:
+        for code, n in here.items():
+            entry = per_code.setdefault(code, {"hosts": 0, "findings": 0, "host_names": []})
             entry["hosts"] += 1
             entry["findings"] += n
-    for f in drift:
-        entry = per_code.setdefault(f.code, {"hosts": 0, "findings": 0})
-        entry["hosts"] += 1
-        entry["findings"] += 1
+            entry["host_names"] = sorted({*entry["host_names"], name})
     summary = {
         "hosts": [{"name": r.name, "source": r.source, "role": r.role, "rules": r.rule_count,
                    "findings": len(r.findings), "open_services": sorted(s for s, v in r.services.items()

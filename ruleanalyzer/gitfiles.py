@@ -8,11 +8,12 @@ rules.v4`` works from any subdirectory of the repository.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import subprocess
 
 from .errors import RuleAnalyzerError
-from .loader import DEFAULT_MAX_BYTES
+from .loader import DEFAULT_MAX_BYTES, FileSide, reading_side
 from .model import Location
 
 #: Seconds a git command may take before the diff gives up.
@@ -67,6 +68,14 @@ def read_at(rev: str, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     rev = check_revision(rev)
     spec = f"{rev}:./{_relative(path)}"
     name = f"{rev}:{path}"
+    mode = _mode_at(rev, path)
+    if mode is None:
+        raise RuleAnalyzerError(f"no file {path} at {rev}", Location(name))
+    if mode == "120000":
+        raise RuleAnalyzerError("a symlink at that revision; not followed", Location(name),
+                                hint="only files of the tree are read")
+    if not mode.startswith("100"):
+        raise RuleAnalyzerError("not a file at that revision (a directory or submodule)", Location(name))
     size = _git(["cat-file", "-s", spec]).strip()
     if size and int(size) > max_bytes:
         raise RuleAnalyzerError(f"file is {int(size)} bytes, over the limit of {max_bytes} bytes",
@@ -83,11 +92,53 @@ def read_at(rev: str, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
 def changed_files(rev: str, rev2: str | None = None) -> list[str]:
     """Files that differ between ``rev`` and ``rev2`` (or the working tree),
     relative to the working directory; deleted files included."""
-    args = ["diff", "--name-only", "--relative", check_revision(rev)]
+    args = ["diff", "--name-only", "-z", "--relative", check_revision(rev)]
     if rev2:
         args.append(check_revision(rev2))
-    out = _git(args + ["--"]).decode("utf-8", "replace")
-    return [line for line in out.splitlines() if line]
+    # -z: names as they are (git quotes "pare-feu-\303\251.rules" otherwise)
+    out = _git(args + ["--"]).decode("utf-8", "surrogateescape")
+    return [name for name in out.split("\0") if name]
+
+
+def _mode_at(rev: str, path: str) -> str | None:
+    """The git mode of ``path`` at ``rev`` (``100644``, ``120000`` a link,
+    ``040000`` a tree …), None when it is not there."""
+    out = _git(["ls-tree", "-z", check_revision(rev), "--", f"./{_relative(path)}"])
+    entry = out.split(b"\0", 1)[0]
+    return entry.split(b" ", 1)[0].decode() if entry else None
+
+
+class RevisionSide(FileSide):
+    """Companion files (an nft ``include``) read at git revision ``rev``
+    (see :class:`ruleanalyzer.loader.FileSide`): the files a rule file
+    includes at that revision, never today's."""
+
+    def __init__(self, rev: str, max_bytes: int = DEFAULT_MAX_BYTES):
+        super().__init__(max_bytes)
+        self.rev = check_revision(rev)
+
+    def path_of(self, name: str) -> str:
+        prefix = f"{self.rev}:"
+        return name[len(prefix):] if name.startswith(prefix) else name
+
+    def name_of(self, path: str) -> str:
+        return f"{self.rev}:{os.path.relpath(path)}"
+
+    def is_file(self, path: str) -> bool:
+        mode = _mode_at(self.rev, path)
+        return mode is not None and (mode.startswith("100") or mode == "120000")
+
+    def glob(self, pattern: str) -> list[str]:
+        base = pattern
+        while any(c in base for c in "*?["):
+            base = os.path.dirname(base)
+        out = _git(["ls-tree", "-r", "--name-only", "-z", self.rev, "--", f"./{_relative(base)}"])
+        depth = pattern.count(os.sep)
+        names = (os.path.abspath(n) for n in out.decode("utf-8", "surrogateescape").split("\0") if n)
+        return sorted(n for n in names if n.count(os.sep) == depth and fnmatch.fnmatchcase(n, pattern))
+
+    def read(self, path: str, max_bytes: int) -> str:
+        return read_at(self.rev, path, max_bytes)
 
 
 def _relative(path: str) -> str:
@@ -110,8 +161,9 @@ def load_at(rev: str | None, paths: list[str], dialect: str | None = None,
         present = [p for p in paths if os.path.exists(p)]
         return load(*present, dialect=dialect, max_bytes=max_bytes) if present else Ruleset()
     ruleset = Ruleset()
-    for path in paths:
-        if not exists_at(rev, path):
-            continue
-        ruleset.merge(parsers.parse(read_at(rev, path, max_bytes), f"{rev}:{path}", dialect))
+    with reading_side(RevisionSide(rev, max_bytes)):  # its includes at that revision too
+        for path in paths:
+            if not exists_at(rev, path):
+                continue
+            ruleset.merge(parsers.parse(read_at(rev, path, max_bytes), f"{rev}:{path}", dialect))
     return ruleset

@@ -224,6 +224,9 @@ class HostContext:
     #: its entries (``missing`` → the lines of the ``missing:`` entries).
     manifest_file: str | None = None
     manifest_lines: dict[str, list[int]] = field(default_factory=dict)
+    #: ``sysctl.txt`` as findings name it, and the line of each key.
+    sysctl_file: str | None = None
+    sysctl_lines: dict[str, int] = field(default_factory=dict)
 
     # -- what the host is ------------------------------------------------------
 
@@ -266,6 +269,16 @@ class HostContext:
 
     def sysctl(self, key: str) -> str | None:
         return self.sysctls.get(key)
+
+    def sysctl_where(self, key: str) -> tuple[str, int] | None:
+        """``(file, line)`` of ``key`` in the snapshot, for findings."""
+        line = self.sysctl_lines.get(key)
+        return (self.sysctl_file, line) if self.sysctl_file and line else None
+
+    def rp_filter_key(self, dev: str) -> str:
+        """The sysctl that sets :meth:`rp_filter` for ``dev`` (the larger one)."""
+        every, own = (self._sysctl_int(f"net.ipv4.conf.{k}.rp_filter") for k in ("all", dev))
+        return f"net.ipv4.conf.{'all' if (every or 0) >= (own or 0) else dev}.rp_filter"
 
     def _sysctl_int(self, key: str) -> int | None:
         value = self.sysctls.get(key)

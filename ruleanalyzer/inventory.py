@@ -44,6 +44,9 @@ class Inventory:
     gcp_instances: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     azure_service_tags: dict[str, tuple[IPNetwork, ...]] = field(default_factory=dict)
     azure_asgs: dict[str, tuple[IPNetwork, ...]] = field(default_factory=dict)
+    #: Azure NIC name → the subnet(s) it is in (``azure.nics.NAME.subnet``):
+    #: ``--target nic:NAME`` then layers that subnet's NSG in front.
+    azure_nic_subnets: dict[str, tuple[str, ...]] = field(default_factory=dict)
     source: str = "<inventory>"
 
     def addresses(self, kind: str, name: str) -> tuple[IPNetwork, ...] | None:
@@ -63,11 +66,9 @@ class Inventory:
 def load_inventory(path: str | os.PathLike) -> Inventory:
     """Read an inventory YAML file; errors are located RuleAnalyzerErrors."""
     name = str(path)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RuleAnalyzerError(f"cannot read inventory: {exc}", Location(name)) from None
+    from .loader import read_text
+
+    text = read_text(path)
     return parse_inventory(text, name)
 
 
@@ -101,6 +102,11 @@ def parse_inventory(text: str, name: str = "<inventory>") -> Inventory:
     inv.azure_service_tags = reader.cidr_map(azure.get("service_tags", {}), "azure.service_tags")
     inv.azure_asgs = reader.cidr_map(azure.get("application_security_groups", {}),
                                      "azure.application_security_groups")
+    nics = reader.mapping(azure.get("nics", {}), "azure.nics")
+    for nic, spec in nics.items():
+        path = f"azure.nics.{nic}"
+        spec = reader.mapping(spec, path)
+        inv.azure_nic_subnets[str(nic)] = tuple(reader.names(spec.get("subnet", []), f"{path}.subnet"))
     for key in top:
         if key not in ("aws", "gcp", "azure"):
             raise RuleAnalyzerError(f"unknown inventory section {key!r}", Location(name, path=str(key)),

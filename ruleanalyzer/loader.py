@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+import stat
 from pathlib import Path
 
 from . import parsers
@@ -29,33 +32,150 @@ def refuse_empty(text: str, name: str, dialect: str | None) -> None:
                                  "(no ruleset loaded) is read with --dialect nftables")
 
 
-def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+#: Every file read, by the name it was read under: the text shown in code
+#: frames, so a finding never re-opens its file (the file may have changed,
+#: or be a FIFO, since). Cleared by :func:`forget_texts`.
+_TEXTS: dict[str, str] = {}
+
+
+def text_read(name: str) -> str | None:
+    """The text :func:`read_text` read under ``name`` in this process, if any."""
+    return _TEXTS.get(name)
+
+
+def forget_texts() -> None:
+    _TEXTS.clear()
+
+
+def is_inside(real: str, root: str) -> bool:
+    """Whether the resolved path ``real`` is ``root`` or under it."""
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def refuse_escape(path: str | os.PathLike, root: str | os.PathLike | None = None) -> None:
+    """A path that leads out of ``root`` through symlinks (without ``root``:
+    a symlink leading out of the directory holding it) is refused before it
+    is opened: a pull request committing
+    ``fw/env.rules -> /proc/self/environ`` must not get the CI job's
+    environment printed back in a code frame."""
+    name = str(path)
+    if root is None and not os.path.islink(name):
+        return
+    base = os.path.realpath(root if root is not None else os.path.dirname(os.path.abspath(name)))
+    real = os.path.realpath(name)
+    if not is_inside(real, base):
+        raise RuleAnalyzerError(f"symlink to {real!r}, outside the directory given {base!r}; not read",
+                                Location(name),
+                                hint="links may only point inside the tree being analysed; "
+                                     "name the target itself if it really is a rule file")
+
+
+class FileSide:
+    """Where companion files (an nft ``include``) of a rule file come from:
+    the working tree here; :class:`ruleanalyzer.gitfiles.RevisionSide`
+    reads them at a git revision, so the old side of ``diff --git`` never
+    mixes in today's included files. Readers ask :func:`current_side`.
+    ``max_bytes`` bounds what one ruleset reads, its companions together."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.max_bytes = max_bytes
+
+    def path_of(self, name: str) -> str:
+        """The working-tree path a file shown as ``name`` stands for."""
+        return name
+
+    def name_of(self, path: str) -> str:
+        """How a file read from working-tree ``path`` is shown."""
+        return path
+
+    def is_file(self, path: str) -> bool:
+        return os.path.isfile(path)
+
+    def glob(self, pattern: str) -> list[str]:
+        import glob
+
+        return sorted(glob.glob(pattern))
+
+    def read(self, path: str, max_bytes: int) -> str:
+        return read_text(path, max_bytes)
+
+
+_SIDE: contextvars.ContextVar[FileSide] = contextvars.ContextVar("ruleanalyzer_side", default=FileSide())
+
+
+def current_side() -> FileSide:
+    """The side companion files are read from (see :class:`FileSide`)."""
+    return _SIDE.get()
+
+
+@contextlib.contextmanager
+def reading_side(side: FileSide):
+    """Companion files read from ``side`` inside the ``with`` block."""
+    token = _SIDE.set(side)
+    try:
+        yield side
+    finally:
+        _SIDE.reset(token)
+
+
+def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES, *,
+              root: str | os.PathLike | None = None) -> str:
     """The text of ``path``: UTF-8 (BOM tolerated), else a located error.
 
-    Binary input is refused with the offset of its first NUL byte rather than
-    parsed as garbage."""
+    Only a regular file is read (a device, FIFO or socket is refused before
+    a byte is read), never through a symlink leading out of ``root`` (see
+    :func:`refuse_escape`), and at most ``max_bytes`` + 1 bytes whatever the
+    file's size claims (``/proc`` files and devices say 0). Binary input is
+    refused with the offset of its first NUL byte rather than parsed as
+    garbage."""
     name = str(path)
+    refuse_escape(name, root)
     try:
-        size = os.path.getsize(path)
-        if size > max_bytes:
-            raise RuleAnalyzerError(
-                f"file is {size} bytes, over the limit of {max_bytes} bytes", Location(name),
-                hint="raise the limit with --max-bytes if this really is a rule file")
-        data = Path(path).read_bytes()
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise RuleAnalyzerError(f"cannot read file: {exc.strerror or exc}", Location(name)) from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise RuleAnalyzerError("cannot read file: Is a directory", Location(name))
+        if not stat.S_ISREG(info.st_mode):
+            raise RuleAnalyzerError("not a regular file (a device, FIFO or socket); not read", Location(name),
+                                    hint="only regular files are analysed")
+        if info.st_size > max_bytes:
+            raise _too_big(name, f"{info.st_size} bytes", max_bytes)
+        chunks, total = [], 0
+        while total <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > max_bytes:  # it grew, or its size lied
+            raise _too_big(name, f"more than {max_bytes} bytes", max_bytes)
+        data = b"".join(chunks)
+    except OSError as exc:
+        raise RuleAnalyzerError(f"cannot read file: {exc.strerror or exc}", Location(name)) from None
+    finally:
+        os.close(fd)
     nul = data.find(b"\0")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
         col = nul - (data.rfind(b"\n", 0, nul) + 1) + 1
         raise RuleAnalyzerError("binary data (a NUL byte), not a rule file", Location(name, line, col))
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise RuleAnalyzerError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})",
                                 Location(name, line, col)) from None
+    _TEXTS[name] = text
+    return text
+
+
+def _too_big(name: str, size: str, max_bytes: int) -> RuleAnalyzerError:
+    return RuleAnalyzerError(f"file is {size}, over the limit of {max_bytes} bytes", Location(name),
+                             hint="raise the limit with --max-bytes if this really is a rule file")
 
 
 #: Names a snapshot archive may have (snapshot.ARCHIVE_SUFFIXES, checked there too).
@@ -69,7 +189,7 @@ def _plain_file(path) -> bool:
 
 
 def load(*paths: str | os.PathLike, dialect: str | None = None,
-         max_bytes: int = DEFAULT_MAX_BYTES) -> Ruleset:
+         max_bytes: int = DEFAULT_MAX_BYTES, firewalld_version: str | None = None) -> Ruleset:
     """Parse rule files that together describe one firewall into one ruleset.
     A path may be a host snapshot, a directory or an archive (docs/collect.md).
 
@@ -77,7 +197,10 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
     >>> rs.rule_count                                         # doctest: +SKIP
     12
 
-    Each file's dialect is sniffed unless ``dialect`` names it. Raises
+    Each file's dialect is sniffed unless ``dialect`` names it;
+    ``firewalld_version`` picks the layout a firewalld configuration
+    directory compiles to (1.x or 2.x; default: the version a snapshot
+    recorded, else 1.3.3). Raises
     :class:`RuleAnalyzerError` (located) on bad input.
     """
     if not paths:
@@ -102,11 +225,12 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
             snapshots.append(load_snapshot(path, max_bytes, apply=False))
             continue
         if os.path.isdir(path):
-            parsed.append(load_directory(path, dialect))
+            parsed.append(load_directory(path, dialect, max_bytes, firewalld_version))
             continue
         text = read_text(path, max_bytes)
         refuse_empty(text, str(path), dialect)
-        parsed.append(parsers.parse(text, str(path), dialect))
+        with reading_side(FileSide(max_bytes)):
+            parsed.append(parsers.parse(text, str(path), dialect))
     # A dialect whose files only make sense together (ufw's user.rules +
     # before.rules + ufw.conf) rebuilds them as one host: ``combine(rulesets)``.
     for name in dict.fromkeys(r.meta.get("dialect") for r in parsed):
@@ -130,18 +254,26 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
     return ruleset
 
 
-def load_directory(path: str | os.PathLike, dialect: str | None = None) -> Ruleset:
-    """A directory that is one firewall's configuration (today: firewalld's
-    ``/etc/firewalld``, or a snapshot holding it)."""
-    from .parsers import firewalld
+def load_directory(path: str | os.PathLike, dialect: str | None = None,
+                   max_bytes: int = DEFAULT_MAX_BYTES,
+                   firewalld_version: str | None = None) -> Ruleset:
+    """A directory that is one firewall's configuration: firewalld's
+    ``/etc/firewalld`` (or a snapshot holding it; ``firewalld_version``
+    picks the 1.x or 2.x layout), or a Terraform module directory (its
+    ``.tf`` files as one configuration)."""
+    from .parsers import firewalld, terraform
 
+    if dialect in (None, "terraform") and terraform.is_config_dir(path):
+        ruleset = terraform.load_directory(path, max_bytes)
+        ruleset.meta.setdefault("dialect", "terraform")
+        return ruleset
     if dialect in (None, "firewalld") and firewalld.is_config_dir(path):
-        ruleset = firewalld.load_directory(path)
+        ruleset = firewalld.load_directory(path, version=firewalld_version)
         ruleset.meta.setdefault("dialect", "firewalld")
         return ruleset
     raise RuleAnalyzerError("a directory is not a rule file", Location(str(path)),
                             hint="name the files in it, or give a firewalld configuration directory "
-                                 "(firewalld.conf, zones/, policies/)")
+                                 "(firewalld.conf, zones/, policies/) or a directory of .tf files")
 
 
 def loads(text: str, dialect: str | None = None, name: str = "<string>") -> Ruleset:

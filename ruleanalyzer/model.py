@@ -153,7 +153,10 @@ class IntMatch(Match):
 
     Fields: ``proto``, ``sport``, ``dport``, ``icmp_type``, ``icmp_code``,
     ``length``, ``ttl``, ``dscp``, ``ecn``, ``mark``, ``ctmark``, ``family``,
-    ``fragment`` (0/1), ``uid``, ``gid``.
+    ``fragment`` (0/1: a non-first fragment), ``uid``, ``gid``; IPv4 only:
+    ``ipfrag`` (the 16-bit flags and fragment-offset word: DF 0x4000, MF
+    0x2000, offset 0x1fff), ``ip_id``, ``ip_options`` (0/1: options present);
+    IPv6 only: ``ext_headers`` (0/1: extension headers present).
     """
 
     field: str
@@ -213,9 +216,14 @@ class OpaqueMatch(Match):
     """A condition the analyzer cannot decide from a packet: it depends on
     state or data outside the ruleset (ipset contents, ``-m recent``, rates,
     randomness, payload bytes). Always evaluates to *unknown*; ``reason`` says
-    what the answer depends on."""
+    what the answer depends on. ``configuration`` says when it stands for
+    what the configuration leaves open rather than for state the packet
+    meets: ``"value"`` (an IaC variable without a value, a parameter
+    without a default) or ``"existence"`` (a ``count``/``for_each`` not
+    decided)."""
 
     reason: str
+    configuration: str = field(default="", kw_only=True)
 
 
 #: Fields whose absence in a packet means "not known" rather than "the packet
@@ -492,6 +500,16 @@ class Chain:
     def qualified_name(self) -> str:
         return f"{self.table.family} {self.table.name} {self.name}" if self.table else self.name
 
+    @property
+    def reroutes(self) -> bool:
+        """Does the kernel route a packet of this host again when this
+        OUTPUT chain changed its mark or addresses (``ip_route_me_harder``)?
+        nft ``route`` and ``nat`` chains, iptables' mangle and nat tables.
+        The new route's device is what POSTROUTING sees; the OUTPUT chains
+        all see the first route's (the hook's ``out``)."""
+        return self.hook == "output" and (self.kind in ("route", "nat") or (
+            self.table is not None and self.table.name == "mangle"))
+
 
 @dataclass(eq=False, slots=True)
 class Table:
@@ -632,6 +650,15 @@ class Packet:
     gid: int | None = None
     tcp_options: frozenset[int] | None = None
     id: str | None = None
+    #: The fragment offset in 8-byte units (non-zero: ``fragment`` is 1),
+    #: the More Fragments and (IPv4) Don't Fragment bits, the IPv4
+    #: identification, IPv4 options and IPv6 extension headers present (0/1).
+    frag_off: int = 0
+    mf: int = 0
+    df: int = 0
+    ip_id: int = 0
+    ip_options: int = 0
+    ext_headers: int = 0
 
     @property
     def family(self) -> int:
@@ -655,6 +682,8 @@ class Packet:
             text += f" type {self.icmp_type}" + (f" code {self.icmp_code}" if self.icmp_code is not None else "")
         if self.ecn:
             text += f" ecn={ECN_NAMES[self.ecn]}"
+        if self.frag_off or self.mf:
+            text += f" frag offset {self.frag_off}" + (" MF" if self.mf else "")
         return text
 
 

@@ -32,15 +32,83 @@ ICMP_NAME_CODES = {"fragmentation-needed": 4}
 
 PACKET_KEYS = ("hook", "src", "dst", "proto", "sport", "dport", "flags", "ecn", "state", "iif",
                "oif", "icmp_type", "icmp_code", "id", "mark", "length", "ttl", "dscp", "uid",
-               "gid")
+               "gid", "frag", "mf", "df", "ip_id", "ip_options", "ext_headers")
+
+#: ``frag`` names: (offset in 8-byte units, More Fragments). A number is an
+#: offset with MF clear (the last fragment), ``none`` an unfragmented packet.
+FRAG_NAMES = {"none": (0, 0), "no": (0, 0), "first": (0, 1), "middle": (185, 1), "last": (185, 0)}
+#: Header bytes without options or payload: the default ``length`` is the IP
+#: header plus these (a non-first fragment carries 8 bytes of data).
+L4_HEADER_BYTES = {6: 20, 17: 8, 1: 8, 58: 8, 132: 12, 33: 12, 136: 8}
+
+
+def _flag(name: str, value: Any) -> int:
+    """A yes/no packet field: true/false, yes/no, on/off, 1/0."""
+    if isinstance(value, bool):
+        return int(value)
+    text = str(value).strip().lower()
+    if text in ("1", "yes", "true", "on", "set"):
+        return 1
+    if text in ("0", "no", "false", "off", "clear", "unset"):
+        return 0
+    raise RuleAnalyzerError(f"{name} must be yes or no, not {value!r}")
+
+
+def _fragment(fields: dict) -> tuple[int, int]:
+    """(offset, MF) of ``frag`` and ``mf``; raises on a bad value."""
+    raw = fields.get("frag")
+    if raw is None or raw == "":
+        offset, mf = 0, 0
+    elif isinstance(raw, str) and raw.strip().lower() in FRAG_NAMES:
+        offset, mf = FRAG_NAMES[raw.strip().lower()]
+    else:
+        try:
+            offset, mf = _int("frag", raw, 0, 0x1FFF), 0
+        except RuleAnalyzerError:
+            raise RuleAnalyzerError(f"frag must be none, first, middle, last or an offset in 8-byte "
+                                    f"units (0-8191), not {raw!r}") from None
+    if fields.get("mf") is not None:
+        mf = _flag("mf", fields["mf"])
+    return offset, mf
+
+
+def header_defaults(proto: int, version: int, fields: dict) -> dict:
+    """The IP header fields of a packet the query leaves them out of: an
+    unfragmented packet (DF set for TCP, as Linux sends it), IP ID 0, no IPv4
+    options or IPv6 extension headers (an IPv6 fragment has one), a length of
+    the headers alone. ``fields`` holds what the user gave."""
+    offset, mf = _fragment(fields)
+    fragmented = bool(offset or mf)
+    out = {"frag_off": offset, "mf": mf, "fragment": 1 if offset else 0}
+    df = fields.get("df")
+    out["df"] = _flag("df", df) if df is not None else int(proto == 6 and not fragmented)
+    if version == 6 and out["df"]:
+        if df is not None:
+            raise RuleAnalyzerError("IPv6 has no Don't Fragment bit (df)")
+        out["df"] = 0
+    if fields.get("ip_id") is not None:
+        out["ip_id"] = _int("ip_id", fields["ip_id"], 0, 0xFFFF)
+    options = fields.get("ip_options")
+    out["ip_options"] = _flag("ip_options", options) if options is not None else 0
+    ext = fields.get("ext_headers")
+    out["ext_headers"] = _flag("ext_headers", ext) if ext is not None else int(version == 6 and fragmented)
+    if version == 6 and out["ip_options"]:
+        raise RuleAnalyzerError("IPv6 has no IP options (use ext_headers)")
+    if version == 4 and out["ext_headers"]:
+        raise RuleAnalyzerError("IPv4 has no extension headers (use ip_options)")
+    if fields.get("length") is None:
+        header = 20 + 4 * out["ip_options"] if version == 4 else 40 + 8 * out["ext_headers"]
+        out["length"] = header + (8 if offset else L4_HEADER_BYTES.get(proto, 0))
+    return out
+
 STATES = ("auto",) + CT_STATES
 
 
 def _int(name: str, value: Any, lo: int, hi: int) -> int:
     try:
         number = int(value, 0) if isinstance(value, str) else int(value)
-    except (TypeError, ValueError):
-        raise RuleAnalyzerError(f"{name} must be a number, not {value!r}") from None
+    except (TypeError, ValueError, OverflowError):  # "dport": 1e999 is infinity
+        raise RuleAnalyzerError(f"{name} must be a number, not {str(value)[:40]!r}") from None
     if not lo <= number <= hi:
         raise RuleAnalyzerError(f"{name} {number} is out of range {lo}-{hi}")
     return number
@@ -108,7 +176,7 @@ def make_packet(**fields: Any) -> Packet:
     has_ports = proto in (6, 17, 132, 33, 136)
     sport = _int("sport", sport, 0, 65535) if sport is not None else (40000 if has_ports else None)
     dport = _int("dport", dport, 0, 65535) if dport is not None else None
-    if has_ports and dport is None:
+    if has_ports and dport is None and _fragment(fields)[0] == 0:
         raise RuleAnalyzerError("a TCP/UDP packet needs a destination port (--dport)")
     icmp_type = fields.get("icmp_type")
     icmp_code = fields.get("icmp_code")
@@ -131,6 +199,7 @@ def make_packet(**fields: Any) -> Packet:
                         ("dscp", 0, 63), ("uid", 0, 2**32 - 1), ("gid", 0, 2**32 - 1)):
         if fields.get(key) is not None:
             optional[key] = _int(key, fields[key], lo, hi)
+    optional.update(header_defaults(proto, src.version, fields))
     return Packet(src=src, dst=dst, proto=proto, sport=sport, dport=dport, flags=flags, ecn=ecn,
                   state=state, hook=hook, iif=fields.get("iif") or None, oif=fields.get("oif") or None,
                   icmp_type=icmp_type, icmp_code=icmp_code,

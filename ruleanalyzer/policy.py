@@ -193,6 +193,8 @@ def parse_policy(entries, source: str = "<policy>") -> list[Assertion]:
         kind = kinds[0]
         name = str(entry.get("name", ""))
         hook = str(entry.get("hook", "input"))
+        if hook not in ("input", "forward", "output"):
+            raise RuleAnalyzerError(f"unknown hook {hook!r} (input, forward, output)", where)
         expect = str(entry.get("expect", "pass")).lower()
         if kind == "connect":
             out.append(Assertion(kind, None, name, _connection(str(entry[kind]), where),
@@ -220,11 +222,9 @@ def load_policy(path: str | Path | None = None) -> list[Assertion]:
         if path is None or Path(path).suffix == ".toml":
             return []
     path = Path(path)
-    try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RuleAnalyzerError(f"cannot read policy: {getattr(exc, 'strerror', None) or exc}",
-                                Location(str(path))) from None
+    from .config import read_config_text
+
+    text = read_config_text(path)
     data = load_yaml(text, str(path)) or {}
     if not isinstance(data, dict):
         raise RuleAnalyzerError("config must be a mapping", Location(str(path)))

@@ -29,15 +29,26 @@ from dataclasses import dataclass, field
 from .model import AllOf, AnyOf, InterfaceMatch, Nat, Ruleset
 
 INTERNET, INTERNAL = "internet", "internal"
+#: Bridges and links of containers and VMs: the networks behind them are
+#: private and NATed, so the internet reaches them only through a DNAT.
+CONTAINER_LINKS = ("docker*", "br-*", "virbr*", "veth*", "cni*", "cali*", "flannel*", "weave*",
+                   "kube-*", "lxcbr*", "lxdbr*", "podman*", "waydroid*", "lxc*", "vnet*", "incusbr*")
 #: Name prefixes that say what an interface is (wildcards end in ``*``).
 NAMED_ROLES = (
     ("lo", INTERNAL), ("ppp*", INTERNET), ("wan*", INTERNET), ("pppoe*", INTERNET),
-    ("docker*", INTERNAL), ("br-*", INTERNAL), ("virbr*", INTERNAL), ("veth*", INTERNAL),
-    ("cni*", INTERNAL), ("cali*", INTERNAL), ("flannel*", INTERNAL), ("weave*", INTERNAL),
-    ("kube-*", INTERNAL), ("lxcbr*", INTERNAL), ("lxdbr*", INTERNAL), ("podman*", INTERNAL),
+    *((name, INTERNAL) for name in CONTAINER_LINKS),
     ("tun*", INTERNAL), ("tap*", INTERNAL), ("wg*", INTERNAL), ("tailscale*", INTERNAL),
     ("zt*", INTERNAL), ("lan*", INTERNAL),
 )
+
+
+def container_link(name: str) -> bool:
+    """Is ``name`` (or a ``prefix*`` class) a container or VM bridge?
+
+    >>> container_link("docker0"), container_link("waydroid0"), container_link("eth0")
+    (True, True, False)
+    """
+    return any(_name_matches(p, name) for p in CONTAINER_LINKS)
 
 
 def _name_matches(pattern: str, name: str) -> bool:

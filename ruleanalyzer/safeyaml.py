@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from .errors import RuleAnalyzerError, line_of
+from .errors import RuleAnalyzerError, is_long_number, line_of, long_number_error
 from .model import Location
 
 #: More aliases than this in one document is refused (real exports use few).
@@ -25,6 +25,11 @@ MAX_YAML_ALIASES = 64
 #: Python's recursion limit. Checked while scanning (flow collections) and
 #: composing (all), so a refusal costs about the same whatever follows.
 MAX_YAML_DEPTH = 100
+#: Nodes reached through aliases, each alias counting every node under the
+#: anchor it names, in one document. Few aliases can still expand hugely
+#: (``b: [*a, *a]``, ``c: [*b, *b]`` …: a 667-byte topology took 3–4 GB once
+#: walked); a document without aliases is not limited by this.
+MAX_YAML_ALIAS_NODES = 100_000
 
 
 class YAMLLimitError(yaml.YAMLError):
@@ -44,6 +49,8 @@ class BoundedSafeLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._aliases_seen = 0
         self._depth = 0
+        self._via_aliases = 0
+        self._sizes: dict[int, int] = {}
 
     @staticmethod
     def _too_deep(mark) -> YAMLLimitError:
@@ -55,13 +62,32 @@ class BoundedSafeLoader(yaml.SafeLoader):
             raise self._too_deep(self.get_mark())
         super().fetch_flow_collection_start(TokenClass)
 
+    def _size(self, node) -> int:
+        """Nodes in ``node`` with aliases expanded (memoised: linear)."""
+        size = self._sizes.get(id(node))
+        if size is None:
+            if isinstance(node, yaml.SequenceNode):
+                size = 1 + sum(self._size(child) for child in node.value)
+            elif isinstance(node, yaml.MappingNode):
+                size = 1 + sum(self._size(k) + self._size(v) for k, v in node.value)
+            else:
+                size = 1
+            self._sizes[id(node)] = size
+        return size
+
     def compose_node(self, parent, index):  # PyYAML composer hook
         if self.check_event(yaml.AliasEvent):
             self._aliases_seen += 1
+            mark = self.peek_event().start_mark
             if self._aliases_seen > MAX_YAML_ALIASES:
                 raise YAMLLimitError(
-                    f"more than {MAX_YAML_ALIASES} YAML aliases (a 'billion laughs' expansion?)",
-                    self.peek_event().start_mark)
+                    f"more than {MAX_YAML_ALIASES} YAML aliases (a 'billion laughs' expansion?)", mark)
+            node = super().compose_node(parent, index)
+            self._via_aliases += self._size(node)
+            if self._via_aliases > MAX_YAML_ALIAS_NODES:
+                raise YAMLLimitError(f"YAML aliases expand to more than {MAX_YAML_ALIAS_NODES} nodes "
+                                     "(safeyaml.MAX_YAML_ALIAS_NODES)", mark)
+            return node
         if not self.check_event(yaml.CollectionStartEvent):
             return super().compose_node(parent, index)
         if self._depth >= MAX_YAML_DEPTH:
@@ -90,6 +116,10 @@ def located_errors(text: str, name: str) -> Iterator[None]:
                                 Location(name, line, col), source_line=line_of(text, line)) from None
     except yaml.YAMLError as exc:
         raise RuleAnalyzerError(f"invalid YAML: {exc}", Location(name, 1, 1)) from None
+    except ValueError as exc:
+        if not is_long_number(exc):
+            raise
+        raise long_number_error(text, name) from None
     except RecursionError:  # only when called with little stack left
         raise RuleAnalyzerError("YAML nested too deeply (Python's recursion limit)",
                                 Location(name, 1, 1)) from None
@@ -167,9 +197,6 @@ def load_cloudformation_yaml(text: str, name: str) -> Any:
     with located_errors(text, name):
         loader = CloudFormationLoader(text)
         try:
-            return loader.get_single_data()
-        except ValueError as exc:  # an integer over Python's 4,300-digit limit
-            mark = loader.peek_event().start_mark if loader.check_event() else None
-            raise YAMLLimitError(f"value too large: {str(exc)[:80]}", mark) from None
+            return loader.get_single_data()  # an integer over 4,300 digits: located_errors
         finally:
             loader.dispose()

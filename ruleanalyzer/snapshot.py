@@ -25,7 +25,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import RuleAnalyzerError
+from .errors import RuleAnalyzerError, line_of, split_lines
 from .host import HostContext, IPSet, PolicyRule, Route
 from .model import Location, Ruleset
 
@@ -201,6 +201,10 @@ def _read_archive(path: Path, max_bytes: int) -> Snapshot:
                 if total > MAX_TOTAL_BYTES:
                     raise RuleAnalyzerError(f"archive unpacks to more than {MAX_TOTAL_BYTES} bytes",
                                             Location(archive), hint="snapshot.MAX_TOTAL_BYTES (docs/limits.md)")
+                if name in snap.files:
+                    raise RuleAnalyzerError(f"refused: archive member {member.name!r} appears twice",
+                                            Location(archive), hint="a later copy would replace the first "
+                                            "(tar --append); make the archive again")
                 handle = tar.extractfile(member)
                 data = handle.read() if handle is not None else b""
                 if len(data) != member.size:
@@ -227,7 +231,7 @@ def _read_archive(path: Path, max_bytes: int) -> Snapshot:
 def _parse_manifest(text: str, name: str) -> tuple[dict[str, list[str]], dict[str, list[int]]]:
     out: dict[str, list[str]] = {}
     lines_of: dict[str, list[int]] = {}
-    lines = text.splitlines()
+    lines = split_lines(text)
     if not lines or lines[0].strip() != FORMAT_LINE:
         raise RuleAnalyzerError(f"not a host snapshot manifest (expected {FORMAT_LINE!r})",
                                 Location(name, 1, 1), source_line=lines[0] if lines else "")
@@ -255,7 +259,7 @@ def _json(snap: Snapshot, member: str):
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise RuleAnalyzerError(f"bad JSON: {exc.msg}", Location(snap.name(member), exc.lineno, exc.colno),
-                                source_line=text.splitlines()[exc.lineno - 1] if text.splitlines() else None) from None
+                                source_line=line_of(text, exc.lineno)) from None
     except RecursionError:
         raise RuleAnalyzerError("JSON nested too deeply", Location(snap.name(member))) from None
 
@@ -386,7 +390,7 @@ def parse_rules(data: list, snap: Snapshot, member: str, family: int, host: Host
 def parse_ipsets(text: str, name: str, host: HostContext) -> None:
     """``ipset save`` output: ``create NAME TYPE [options]`` and
     ``add NAME ENTRY [options]`` lines."""
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(split_lines(text), 1):
         words = _split_words(line)
         if not words or words[0].startswith("#"):
             continue
@@ -447,7 +451,7 @@ def _options(words: list[str]) -> dict[str, str]:
 
 def parse_sysctls(text: str, name: str, host: HostContext) -> None:
     """``key = value`` lines (``sysctl -a`` form)."""
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(split_lines(text), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         key, sep, value = line.partition("=")
@@ -455,6 +459,8 @@ def parse_sysctls(text: str, name: str, host: HostContext) -> None:
             raise RuleAnalyzerError("not a `key = value` sysctl line", Location(name, number, 1),
                                     source_line=line)
         host.sysctls[key.strip().replace("/", ".")] = value.strip()
+        host.sysctl_lines[key.strip().replace("/", ".")] = number
+    host.sysctl_file = name
     host.known.add("sysctls")
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 
 from .errors import RuleAnalyzerError
-from .model import Chain, OpaqueMatch, Rule, Ruleset, Table
+from .model import Chain, Diagnostic, Location, OpaqueMatch, Rule, Ruleset, Table
 from .parsers.cloud_common import collect_meta, stateful_rule
 
 CLOUD_DIALECTS = ("aws-sg", "aws-nacl", "gcp", "azure")
@@ -51,6 +51,7 @@ def select_target(ruleset: Ruleset, target: str | None = None, inventory=None) -
                   meta=dict(ruleset.meta))
     out.tables = [t for t in ruleset.tables if t.dialect not in CLOUD_DIALECTS]
     out.tables += selection.build()
+    out.diagnostics += selection.notes
     out.meta["target"] = target or "(the only one)"
     return out
 
@@ -95,6 +96,9 @@ class _Selection:
         self.gcp_chosen = False
         self.nsg: Table | None = None
         self.layers: dict[str, Table] = {}
+        self.layer_names: dict[str, str] = {}  # subnet/nic → the name the target gave
+        #: What the user should know about the chosen target (an NSG off its path).
+        self.notes: list[Diagnostic] = []
 
     def fail(self, message: str) -> RuleAnalyzerError:
         choices = available_targets(self.ruleset)
@@ -135,6 +139,7 @@ class _Selection:
             self.nsg = self.table("azure", value)
         elif kind in ("subnet", "nic"):
             self.layers[kind] = self._attached(kind, value)
+            self.layer_names[kind] = value
         elif kind in ("subnet-nsg", "nic-nsg"):
             self.layers[kind.split("-")[0]] = self.table("azure", value)
         elif not sep:
@@ -230,8 +235,119 @@ class _Selection:
         if self.layers:
             if self.nsg is not None:
                 raise self.fail("give either nsg:NAME or subnet:/nic: layers, not both")
+            self._pair_nic_with_subnet()
             return [layered(table, layer) for layer, table in self.layers.items()]
-        return self._single("azure", [self.nsg] if self.nsg else [])
+        chosen = self._single("azure", [self.nsg] if self.nsg else [])
+        if len(chosen) == 1:
+            self._nsg_alone(chosen[0])
+        return chosen
+
+    # -- Azure: a NIC sits in a subnet, and both may have an NSG ------------
+
+    def _where(self, table: Table) -> Location:
+        return table.location or Location(self.ruleset.sources[0] if self.ruleset.sources else "<input>")
+
+    def _nic_subnets(self, nic: str) -> list[str]:
+        """The subnet(s) of NIC ``nic``: the export's NIC resources (or an
+        expanded NSG), else the inventory's ``azure.nics``; [] when unknown."""
+        from .parsers.azure import NIC_SUBNETS_META
+
+        known = {k.lower(): v for k, v in collect_meta(self.ruleset, NIC_SUBNETS_META).items()}
+        if self.inventory is not None:
+            for name, subnets in self.inventory.azure_nic_subnets.items():
+                known.setdefault(name.lower(), list(subnets))
+        return list(known.get(nic.lower(), []))
+
+    def _subnet_nsgs(self) -> dict[str, list[str]]:
+        """Loaded NSG name → the subnets it is attached to (only attached ones)."""
+        attachments = collect_meta(self.ruleset, "azure_attachments")
+        return {t.name: attachments.get(t.name, {}).get("subnets", [])
+                for t in self.cloud.get("azure", [])
+                if attachments.get(t.name, {}).get("subnets")}
+
+    def _pair_nic_with_subnet(self) -> None:
+        """``nic:NAME`` alone: the NSG of the NIC's subnet is layered in front
+        when the NIC's subnet is known and that NSG is loaded (Azure applies
+        both: inbound subnet NSG then NIC NSG). A subnet NSG off the NIC's
+        path is named in a note, and a ``subnet:`` the NIC is not in is an error."""
+        nic = self.layer_names.get("nic")
+        if nic is None:
+            self._subnet_alone()
+            return
+        where = self._where(self.layers["nic"])
+        subnets = [s.lower() for s in self._nic_subnets(nic)]
+        by_nsg = self._subnet_nsgs()
+        given = self.layer_names.get("subnet")
+        if given is not None:
+            if subnets and given.lower() not in subnets:
+                raise self.fail(f"nic {nic!r} is not in subnet {given!r} (its subnet: "
+                                f"{', '.join(self._nic_subnets(nic))}): subnet {given}'s NSG is "
+                                "not on its path")
+            return
+        if "subnet" in self.layers:  # subnet-nsg:NAME named the layer
+            return
+        if not subnets:
+            if by_nsg:
+                self.notes.append(Diagnostic(
+                    f"nic:{nic}: its subnet is unknown, so the loaded subnet NSG(s) "
+                    f"{_nsg_list(by_nsg)} are not layered in front of it; Azure applies the "
+                    "subnet's NSG too — name it with subnet:NAME, or give the NIC export or the "
+                    "inventory's azure.nics", where, "warning"))
+            return
+        on_path = [name for name, subs in by_nsg.items() if {x.lower() for x in subs} & set(subnets)]
+        if on_path:
+            self.layers["subnet"] = self.table("azure", on_path[0])
+            self.layer_names["subnet"] = next(x for x in by_nsg[on_path[0]] if x.lower() in subnets)
+            self.notes.append(Diagnostic(
+                f"nic:{nic} is in subnet {self.layer_names['subnet']}: its NSG {on_path[0]} is "
+                "layered in front (inbound: subnet NSG then NIC NSG; outbound: NIC then subnet)",
+                where, "info"))
+        off = {name: subs for name, subs in by_nsg.items() if name not in on_path}
+        if off:
+            self.notes.append(Diagnostic(
+                f"subnet NSG(s) {_nsg_list(off)} are loaded but not on the path of nic:{nic} "
+                f"(it is in subnet {', '.join(self._nic_subnets(nic))})", where, "info"))
+
+    def _subnet_alone(self) -> None:
+        """``subnet:NAME`` alone: the NICs known to be in that subnet whose own
+        NSG is loaded are named (their traffic also meets that NSG)."""
+        from .parsers.azure import NIC_SUBNETS_META
+
+        subnet = self.layer_names.get("subnet")
+        if subnet is None:
+            return
+        attachments = collect_meta(self.ruleset, "azure_attachments")
+        nic_nsg = {n.lower(): t.name for t in self.cloud.get("azure", [])
+                   for n in attachments.get(t.name, {}).get("nics", [])}
+        subnets = collect_meta(self.ruleset, NIC_SUBNETS_META)
+        if self.inventory is not None:
+            subnets = {**{k: list(v) for k, v in self.inventory.azure_nic_subnets.items()}, **subnets}
+        inside = sorted(n for n, subs in subnets.items()
+                        if subnet.lower() in (x.lower() for x in subs) and n.lower() in nic_nsg)
+        if inside:
+            self.notes.append(Diagnostic(
+                f"subnet:{subnet}: NIC(s) in it have their own NSG, also on their traffic's path: "
+                + ", ".join(f"nic:{n} ({nic_nsg[n.lower()]})" for n in inside)
+                + f"; --target subnet:{subnet},nic:NAME layers both",
+                self._where(self.layers["subnet"]), "info"))
+
+    def _nsg_alone(self, table: Table) -> None:
+        """One NSG chosen (nsg:NAME, or the only one): when it is attached to
+        a NIC whose subnet has a loaded NSG too, that NSG also filters the
+        NIC's traffic — say so (the answer is this NSG's alone)."""
+        attachments = collect_meta(self.ruleset, "azure_attachments").get(table.name, {})
+        by_nsg = self._subnet_nsgs()
+        for nic in attachments.get("nics", []):
+            subnets = {s.lower() for s in self._nic_subnets(nic)}
+            also = [n for n, subs in by_nsg.items() if n != table.name and {x.lower() for x in subs} & subnets]
+            if also:
+                self.notes.append(Diagnostic(
+                    f"NSG {table.name} is attached to nic:{nic}, whose subnet's NSG {also[0]} also "
+                    f"filters its traffic: --target nic:{nic} layers both", self._where(table), "info"))
+
+
+def _nsg_list(by_nsg: dict[str, list[str]]) -> str:
+    return ", ".join(f"{n} (subnet {', '.join(subs)})" for n, subs in by_nsg.items())
 
 
 def copy_table(table: Table, name: str | None = None,

@@ -61,8 +61,8 @@ def test_fleet_summary_drift_and_counts(fleet):
     drift = [f for f in result.findings if f.code == "RA610"]
     assert len(drift) == 1 and drift[0].where.file.endswith("web03/manifest.txt") and drift[0].where.line == 2
     assert "5432/tcp (PostgreSQL) is open here but closed on 3 of 4 'web' hosts" in drift[0].message
-    assert summary["findings_per_code"]["RA401"] == {"hosts": 1, "findings": 1}
-    assert summary["findings_per_code"]["RA610"] == {"hosts": 1, "findings": 1}
+    assert summary["findings_per_code"]["RA401"] == {"hosts": 1, "findings": 1, "host_names": ["web03"]}
+    assert summary["findings_per_code"]["RA610"] == {"hosts": 1, "findings": 1, "host_names": ["web03"]}
     # db01 admits 5432 only from 10/8: not open to the internet, and alone in its group.
     db = next(h for h in summary["hosts"] if h["name"] == "db01")
     assert "input 5432/tcp (PostgreSQL)" not in db["open_services"]

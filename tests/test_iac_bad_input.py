@@ -27,6 +27,12 @@ CASES = {
                   + "9" * 5000 + "}}", "huge.json:1:1: error: invalid JSON"),
     "badport.tf": ('resource "aws_security_group" "a" {\n  ingress {\n    from_port = 443\n    to_port = 22\n'
                    '    protocol = "tcp"\n    cidr_blocks = ["0.0.0.0/0"]\n  }\n}\n', "bad port range 443-22"),
+    "deep.tf": ('resource "aws_security_group" "a" {\n  name = ' + "(" * 3000 + "1" + ")" * 3000 + "\n}\n",
+                "deep.tf:1:1: error: an expression is nested too deeply to read"),
+    "notmap.yaml": ("AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  A: 5\n",
+                    "notmap.yaml:3:1: error: resource A is not a mapping with a Type"),
+    "binary.yaml": ("AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  A: !!binary aGVsbG8=\n",
+                    "binary.yaml:3:1: error: resource A is not a mapping"),
     "noprotocol.tf": ('resource "aws_security_group_rule" "r" {\n  type = "ingress"\n}\n',
                       "noprotocol.tf:1:1: error: aws_security_group_rule.r: a security group rule without a protocol"),
 }
@@ -45,3 +51,27 @@ def test_bad_input_is_a_located_error_exit_2(name, tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
     assert not __import__("os").path.exists("/tmp/ruleanalyzer-pwned")
+
+
+def test_a_broken_file_inside_a_local_module_is_located_there(tmp_path, capsys):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "main.tf").write_text('module "m" {\n  source = "./m"\n}\n')
+    (tmp_path / "m" / "main.tf").write_text('resource "aws_security_group" "a" {\n  ingress {\n'
+                                            '    from_port = \n}\n')
+    assert main(["query", str(tmp_path), "--src", "203.0.113.9", "--dst", "10.0.0.1",
+                 "--dport", "22"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'm' / 'main.tf'}:3:" in err and "invalid HCL" in err and "Traceback" not in err
+
+
+def test_no_hcl_function_is_evaluated(tmp_path, capsys):
+    """file() and templatefile() are never run: the rule depends on them, named as written."""
+    tf = tmp_path / "fn.tf"
+    tf.write_text('resource "aws_security_group" "a" {\n  ingress {\n    from_port = 22\n    to_port = 22\n'
+                  '    protocol = "tcp"\n    cidr_blocks = [file("/etc/hostname")]\n'
+                  '    description = templatefile("/etc/passwd", {})\n  }\n}\n')
+    assert main(["audit", str(tf), "--no-config", "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert [f["code"] for f in data["findings"]] == ["RA403"]
+    assert 'depends on `file("/etc/hostname")`' in data["findings"][0]["message"]
+    assert "root:" not in json.dumps(data)  # /etc/passwd was not read

@@ -85,3 +85,94 @@ FALSE_POSITIVES = {
 @pytest.mark.parametrize("case", FALSE_POSITIVES)
 def test_known_false_positives_are_not_reported(case):
     assert ra401(FALSE_POSITIVES[case]) == []
+
+
+def test_unknown_values_are_ra403_in_the_audit_naming_the_variable():
+    """Linters skip a CIDR they cannot read; we say SSH may be exposed and on what."""
+    rs = loads('variable "admin_cidr" {}\n' + sg(rule(cidrs="[var.admin_cidr]")), "terraform", "u.tf")
+    found = [f for f in run_audit([rs], select=["RA4"]).findings]
+    assert [f.code for f in found] == ["RA403"]
+    assert "SSH (22/tcp" in found[0].message and "var.admin_cidr" in found[0].message
+    assert (found[0].where.file, found[0].where.line) == ("u.tf", 4)  # its ingress block
+
+
+# The same misses and false positives on GCP (google_compute_firewall) and
+# Azure (azurerm_network_security_group) rules, and CloudFormation.
+
+def gcp(*rules) -> str:
+    out = []
+    for i, (kind, ports, ranges, priority) in enumerate(rules):
+        out.append(f'resource "google_compute_firewall" "r{i}" {{\n  name = "r{i}"\n  network = "prod"\n'
+                   f'  priority = {priority}\n  source_ranges = {ranges}\n'
+                   f'  {kind} {{\n    protocol = "tcp"\n    ports = ["{ports}"]\n  }}\n}}\n')
+    return "".join(out)
+
+
+def azure(*rules) -> str:
+    body = "".join(
+        f'  security_rule {{\n    name = "r{i}"\n    priority = {priority}\n    direction = "Inbound"\n'
+        f'    access = "{access}"\n    protocol = "Tcp"\n    source_port_range = "*"\n'
+        f'    destination_port_range = "{ports}"\n    source_address_prefixes = {prefixes}\n'
+        f'    destination_address_prefix = "*"\n  }}\n'
+        for i, (access, ports, prefixes, priority) in enumerate(rules))
+    return f'resource "azurerm_network_security_group" "n" {{\n  name = "n"\n{body}}}\n'
+
+
+def cfn(ports, cidr) -> str:
+    lo, _, hi = ports.partition("-")
+    return ("Resources:\n  G:\n    Type: AWS::EC2::SecurityGroup\n    Properties:\n"
+            "      GroupDescription: g\n      SecurityGroupIngress:\n"
+            f"        - IpProtocol: tcp\n          FromPort: {lo}\n          ToPort: {hi or lo}\n"
+            f"          {'CidrIpv6' if ':' in cidr else 'CidrIp'}: {cidr}\n")
+
+
+def ra401_of(text: str, dialect: str) -> list[str]:
+    rs = loads(text, dialect, "case.yaml" if dialect == "cloudformation" else "case.tf")
+    return [f.message for f in run_audit([rs], select=["RA401"]).findings]
+
+
+OTHER_MISSES = {
+    "GCP port range containing 22": (gcp(("allow", "20-25", '["0.0.0.0/0"]', 1000)), "terraform"),
+    "GCP split CIDRs": (gcp(("allow", "22", '["0.0.0.0/1", "128.0.0.0/1"]', 1000)), "terraform"),
+    "GCP ::/0": (gcp(("allow", "22", '["::/0"]', 1000)), "terraform"),
+    "GCP deny at a lower priority than the allow": (
+        gcp(("allow", "22", '["0.0.0.0/0"]', 100), ("deny", "22", '["0.0.0.0/0"]', 200)), "terraform"),
+    "Azure port range containing 22": (azure(("Allow", "20-25", '["0.0.0.0/0"]', 100)), "terraform"),
+    "Azure split prefixes": (azure(("Allow", "22", '["0.0.0.0/1", "128.0.0.0/1"]', 100)), "terraform"),
+    "CloudFormation port range containing 22": (cfn("20-25", "0.0.0.0/0"), "cloudformation"),
+    "CloudFormation ::/0": (cfn("22", "::/0"), "cloudformation"),
+}
+
+
+@pytest.mark.parametrize("case", OTHER_MISSES)
+def test_known_misses_in_gcp_azure_cloudformation(case):
+    text, dialect = OTHER_MISSES[case]
+    messages = ra401_of(text, dialect)
+    assert any("SSH (22/tcp" in m for m in messages), messages
+
+
+OTHER_FALSE_POSITIVES = {
+    "GCP /29": (gcp(("allow", "22", '["203.0.113.8/29"]', 1000)), "terraform"),
+    "GCP deny rule": (gcp(("deny", "22", '["0.0.0.0/0"]', 1000)), "terraform"),
+    "GCP allow behind a higher-priority deny": (
+        gcp(("deny", "22", '["0.0.0.0/0"]', 100), ("allow", "22", '["0.0.0.0/0"]', 200)), "terraform"),
+    "GCP allow behind a deny of the same priority": (
+        gcp(("allow", "22", '["0.0.0.0/0"]', 1000), ("deny", "22", '["0.0.0.0/0"]', 1000)), "terraform"),
+    "Azure /29": (azure(("Allow", "22", '["203.0.113.8/29"]', 100)), "terraform"),
+    "Azure allow behind a lower-numbered deny of other splits": (
+        azure(("Deny", "22", '["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/1"]', 100),
+              ("Allow", "22", '["0.0.0.0/1", "128.0.0.0/1"]', 200)), "terraform"),
+    "CloudFormation /29": (cfn("22", "203.0.113.8/29"), "cloudformation"),
+}
+
+
+@pytest.mark.parametrize("case", OTHER_FALSE_POSITIVES)
+def test_known_false_positives_in_gcp_azure_cloudformation(case):
+    text, dialect = OTHER_FALSE_POSITIVES[case]
+    assert not [m for m in ra401_of(text, dialect) if "SSH" in m]
+
+
+def test_nacl_allow_behind_a_deny_of_split_cidrs_is_not_reported():
+    """A lower-numbered DENY written as two halves still blocks the ALLOW."""
+    assert ra401(nacl((100, "deny", "22", "0.0.0.0/1"), (110, "deny", "22", "128.0.0.0/1"),
+                      (200, "allow", "22", "0.0.0.0/0"))) == []

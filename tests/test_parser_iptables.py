@@ -72,7 +72,8 @@ def test_fixture_webserver():
     assert ssh.action == Jump("SSH_LIMIT")
     assert inp.rules[6].action == Reject("tcp-reset")
     recent = rs.table("filter").chains["SSH_LIMIT"].rules[0]
-    assert isinstance(recent.matches[0], OpaqueMatch) and "recent" in recent.matches[0].reason
+    # "--set" records the source and always matches (xt_recent)
+    assert isinstance(recent.matches[0], AllOf) and not recent.matches[0].matches
     assert recent.action == Log("no target")
 
 

@@ -216,7 +216,8 @@ def test_named_set_updated_by_a_rule_is_opaque():
   }
 }"""
     first = next(nftables.parse(text, "<t>").rules())
-    assert first.matches[-1] == OpaqueMatch(reason="depends on the runtime contents of set @seen")
+    assert first.matches[-1] == OpaqueMatch(reason="depends on traffic history: set @seen is filled "
+                                                   "from the packet path (update @seen)")
 
 
 # -- the file as a whole -------------------------------------------------------------
@@ -300,3 +301,26 @@ def test_errors_are_located(text, line, col, words):
 def test_sniff():
     assert nftables.sniff("table inet filter {\n}", "x") >= 60
     assert nftables.sniff("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n", "x") == 0
+
+
+def test_a_constant_in_a_concatenated_key_is_compared_with_each_element():
+    """``ip daddr . "lo" @s``: the constant "lo" is matched against each
+    element's part, so the lookup is the elements' addresses whose part is
+    "lo" — decided, not "depends on \\"lo\\"" (upstream set_lookups dump)."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.model import OpaqueMatch
+
+    text = ('table ip t {\n set s {\n  typeof ip saddr . iif\n'
+            '  elements = { 127.0.0.3 . "lo", 127.0.0.4 . "eth0" }\n }\n'
+            ' chain c {\n  type filter hook input priority filter; policy accept;\n'
+            '  ip daddr . "lo" @s drop\n  ip daddr . "eth9" @s drop\n }\n}\n')
+    first, second = loads(text, dialect="nftables").rules()
+
+    def leaves(m):
+        subs = getattr(m, "matches", None)
+        return [x for s in subs for x in leaves(s)] if subs is not None else [m]
+
+    found = [x for m in first.matches for x in leaves(m)]
+    assert not any(isinstance(x, OpaqueMatch) for x in found)
+    assert [str(n) for x in found if isinstance(x, AddressMatch) for n in x.networks] == ["127.0.0.3/32"]
+    assert [x for m in second.matches for x in leaves(m)] == []  # no element has "eth9": never matches

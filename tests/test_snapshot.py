@@ -126,6 +126,65 @@ def test_corrupt_archive_is_a_located_error_with_exit_2(tmp_path, capsys):
         assert "Traceback" not in err
 
 
+def _hardlink(name, target):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = tarfile.LNKTYPE, target
+    return info, b""
+
+
+def _device(name):
+    info = tarfile.TarInfo(name)
+    info.type, info.devmajor, info.devminor = tarfile.CHRTYPE, 1, 3
+    return info, b""
+
+
+@pytest.mark.parametrize("members,why", [
+    ([_file("/etc/cron.d/x", b"x")], "has an absolute path"),
+    ([_file("C:\\Windows\\x", b"x")], "has an absolute path"),
+    ([_file("../../x", b"x")], "climbs out with '..'"),
+    ([_hardlink("sysctl.txt", "/etc/shadow")], "is a link"),
+    ([_device("ip-addr.json")], "device, FIFO"),
+    ([_file("ip-addr.json", b"[]"), _file("./ip-addr.json", b"[]")], "appears twice"),
+])
+def test_every_refusal_is_exit_2_located_and_writes_nothing(tmp_path, capsys, members, why):
+    path = _tar(tmp_path / "bad.tar.gz", [_file("manifest.txt", MANIFEST), *members])
+    before = sorted(os.listdir(tmp_path))
+    out = tmp_path.parent / f"{tmp_path.name}-report.json"
+    # audit: the only input unreadable is an RA001 finding located at the archive, exit 2.
+    assert main(["audit", str(path), "--format", "json", "-o", str(out)]) == 2
+    finding = json.loads(out.read_text())["findings"][0]
+    assert finding["code"] == "RA001" and finding["location"]["file"] == str(path) and why in finding["message"]
+    code = main(["query", str(path), "--src", "192.0.2.1", "--dst", "192.0.2.10", "--dport", "22"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"{path}: error: refused: archive member"), err
+    assert sorted(os.listdir(tmp_path)) == before  # nothing extracted next to it
+
+
+def test_an_empty_archive_is_a_located_error(tmp_path, capsys):
+    empty = tmp_path / "empty.tar.gz"
+    empty.write_bytes(b"")
+    assert main(["query", str(empty), "--src", "192.0.2.1", "--dst", "192.0.2.10", "--dport", "22"]) == 2
+    assert capsys.readouterr().err.startswith(f"{empty}: error: corrupt or unreadable archive")
+
+
+def test_a_corrupt_archive_in_a_fleet_is_that_hosts_finding(tmp_path):
+    from ruleanalyzer.checks import select
+    from ruleanalyzer.fleet import audit_fleet
+
+    for name in ("web01", "web02"):
+        web_host(tmp_path / name, name)
+    good = web_host(tmp_path / "web03.tar.gz", "web03")
+    data = open(good, "rb").read()
+    (tmp_path / "web04.tar.gz").write_bytes(data[: len(data) // 2])
+    sources = sorted(str(p) for p in tmp_path.iterdir())
+    result = audit_fleet(sources, codes=select(), options={}, in_process=True)
+    bad = [f for f in result.findings if f.code == "RA001"]
+    assert len(bad) == 1 and bad[0].where.file == str(tmp_path / "web04.tar.gz")
+    assert "corrupt or unreadable archive" in bad[0].message
+    status = {h["name"]: h["status"] for h in result.fleet["hosts"]}
+    assert [s for s in status.values()].count("ok") == 3 and "unreadable" in status.values()
+
+
 def test_directory_links_leaving_the_snapshot_are_refused(tmp_path):
     snap = web_host(tmp_path / "h", "h")
     secret = tmp_path / "secret.txt"
@@ -133,6 +192,14 @@ def test_directory_links_leaving_the_snapshot_are_refused(tmp_path):
     os.symlink(secret, os.path.join(snap, "sysctl.txt.extra"))
     with pytest.raises(RuleAnalyzerError, match="leaves the snapshot directory"):
         load(snap)
+
+
+def test_directory_fifos_are_refused_unread(tmp_path):
+    snap = web_host(tmp_path / "h", "h")
+    os.mkfifo(os.path.join(snap, "ipset-save.txt.pipe"))  # reading it would block forever
+    with pytest.raises(RuleAnalyzerError, match="not a regular file") as err:
+        load(snap)
+    assert err.value.location.file.endswith("h/ipset-save.txt.pipe")
 
 
 def test_not_a_snapshot(tmp_path):

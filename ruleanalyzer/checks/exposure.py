@@ -27,7 +27,7 @@ without its contents, ``recent``, ``hashlimit`` on the way), the service is
 from __future__ import annotations
 
 from ..model import ACK, SYN, Log, OpaqueMatch
-from ..roles import INTERNAL, INTERNET
+from ..roles import INTERNAL, INTERNET, container_link
 from ..space import witness
 from . import _sets as S
 from .base import Check, Context, Option, Where, related_rule
@@ -67,35 +67,55 @@ class _Path:
     projected onto (family, source, input interface, port), surely and
     possibly; and how the interfaces' roles weigh."""
 
-    def __init__(self, ctx: Context, hook: str, family: int, reach):
+    def __init__(self, ctx: Context, hook: str, family: int, reach, min_share: float = MIN_SHARE):
         self.ctx, self.hook, self.family, self.reach = ctx, hook, family, reach
+        self.min_share = min_share
         sp = self.sp = reach.space
         # (Forwarded packets include those addressed to the host that a
         # DNAT sent on: not only what arrives for the forward path.)
         arriving = reach.arriving.node if hook == "input" else sp.true
         syn = S.tcp_flags(sp, SYN) & S.state_is(sp, "new") & arriving & sp.family(family)
+        host = getattr(ctx.ruleset, "host", None)
+        if host is not None and family == 4 and "routes4" in host.known:
+            # TCP takes only packets to the host itself (tcp_v4_rcv drops
+            # broadcast and multicast): no handshake, and no witness, there.
+            from ..hostrules import typed_networks
+
+            special = typed_networks(host, 4, frozenset({"broadcast", "multicast"}))
+            if special:
+                syn &= ~S.networks(sp, "dst", *map(str, special))
         if hook == "forward" and "ct_status:dnat" in sp.bdd.vars:
             # From the internet only public destinations are routed to us —
             # and none behind a NAT router (it masquerades because what is
             # behind it is private) — unless a DNAT (a port forward, a
             # published container port) translated them.
             routed = sp.false if _masquerades(ctx.ruleset) else public_sources(sp, family, "dst")
+            # (a container or VM bridge has a private NATed network behind it)
+            bridges = [i for i, label in enumerate(sp.spec("oif").names) if container_link(label)]
+            routed &= ~sp.one_of("oif", bridges)
             syn &= sp.bdd.var("ct_status:dnat") | routed
         self.syn_l = reach.accepted.lower.node & syn
         self.syn_u = reach.accepted.upper.node & syn
         back = ctx.reach("output", family) if hook == "input" else reach
         self.keep = S.field_vars(sp, "family") + S.field_vars(sp, "src") + S.field_vars(sp, "iif") \
             + S.field_vars(sp, "dport")
+        # The handshake's last leg: the client's ACK (ESTABLISHED once the
+        # SYN-ACK went out) comes back the way the SYN came; a ban chain
+        # that a SYN-only accept skips still takes it.
+        names = sp.spec("ct_direction").names
+        ack = (S.tcp_flags(sp, ACK) & S.state_is(sp, "established") & arriving & sp.family(family)
+               & sp.eq("ct_direction", names.index("original")))
+        ack_l = self._project(reach.accepted.lower.node & ack)
+        ack_u = self._project(reach.accepted.upper.node & ack)
         if back is None:
             rep_l = rep_u = sp.true
         else:
-            names = sp.spec("ct_direction").names
             synack = (S.tcp_flags(sp, SYN | ACK) & S.state_is(sp, "established")
                       & sp.eq("ct_direction", names.index("reply")) & back.arriving.node)
             rep_l = self._as_request(back.accepted.lower.node & synack)
             rep_u = self._as_request(back.accepted.upper.node & synack)
-        self.done_l = self._project(self.syn_l) & rep_l
-        self.done_u = self._project(self.syn_u) & rep_u
+        self.done_l = self._project(self.syn_l) & rep_l & ack_l
+        self.done_u = self._project(self.syn_u) & rep_u & ack_u
         self.public = public_sources(sp, family)
         self.src_vars = S.field_vars(sp, "src")
         self.public_count = self._count(self.public)
@@ -140,7 +160,18 @@ class _Path:
         uplinks = [i for i, label in enumerate(labels) if role[label] == INTERNET]
         if uplinks:
             return [(i, labels[i], False) for i in uplinks]
-        return [(i, label, label != "*") for i, label in enumerate(labels) if role[label] is None]
+        unknown = [(i, label, label != "*") for i, label in enumerate(labels) if role[label] is None]
+        # An author who filters some named interfaces and lets every other
+        # one accept everything shows which face the internet: the filtered
+        # ones (still said with the caveat — a reading, not a fact).
+        star = labels.index("*")
+        if "_classes" not in self.__dict__:
+            closed = []
+            if role["*"] is None and _allows_everything(self, star, self.min_share, possibly=True):
+                closed = [c for c in unknown
+                          if c[2] and not _allows_everything(self, c[0], self.min_share, possibly=True)]
+            self.__dict__["_classes"] = closed or unknown
+        return self.__dict__["_classes"]
 
     def at(self, node, code: int, port: int | None = None):
         sp = self.sp
@@ -171,7 +202,7 @@ def _analysis(ctx: Context, min_share: float) -> list[_Path]:
                     continue
                 if hook == "forward" and not forwards(ctx, family, reach):
                     continue  # nothing says this host routes: a default FORWARD policy is not a router
-                paths.append(_Path(ctx, hook, family, reach))
+                paths.append(_Path(ctx, hook, family, reach, min_share))
         ctx.__dict__[key] = paths
     return ctx.__dict__[key]
 
@@ -199,7 +230,16 @@ def forwards(ctx: Context, family: int, reach=None) -> bool:
     sp = reach.space
     new = S.state_is(sp, "new") & reach.arriving.node
     return any(outcome(r) == "accept" and not r.implicit and not (r.origin and r.origin.generated)
-               and reach._records[id(r)].meets(sp, new) for r in reach.rules())
+               and not _zone_setting(r) and reach._records[id(r)].meets(sp, new) for r in reach.rules())
+
+
+def _zone_setting(rule) -> bool:
+    """A firewalld zone's target or intra-zone forwarding: firewalld turns
+    routing on only for masquerade (a NAT rule, which counts by itself), so
+    a zone that would accept forwarded packets does not make a router. Its
+    direct rules are the user's own iptables and do count."""
+    o = rule.origin
+    return o is not None and o.tool == "firewalld" and not o.text.startswith("direct rule")
 
 
 def _accepting_rules(reach, packets) -> list:
@@ -281,15 +321,16 @@ def locate(finding, ctx: Context):
     return finding
 
 
-def _allows_everything(path: _Path, code: int, min_share: float) -> bool:
+def _allows_everything(path: _Path, code: int, min_share: float, possibly: bool = False) -> bool:
     """Every public source may open a TCP connection to every probed port
-    on this interface class, and send UDP to them."""
+    on this interface class, and send UDP to them (surely, or ``possibly``)."""
     sp = path.sp
-    udp = (path.reach.accepted.lower.node & sp.eq("proto", 17) & S.state_is(sp, "new")
-           & path.reach.arriving.node)
+    accepted = path.reach.accepted.upper if possibly else path.reach.accepted.lower
+    udp = accepted.node & sp.eq("proto", 17) & S.state_is(sp, "new") & path.reach.arriving.node
     udp = path._project(udp)
+    done = path.done_u if possibly else path.done_l
     for port in PROBE_PORTS:
-        if path.share(path.at(path.done_l, code, port)) < min_share:
+        if path.share(path.at(done, code, port)) < min_share:
             return False
         if path.share(path.at(udp, code, port)) < min_share:
             return False
@@ -334,14 +375,33 @@ class _ExposureCheck(Check):
                     exposed |= syn & path.at(done & path.public, code, port)
                 if not found:
                     continue
+                found = [_filtered_elsewhere(path, classes, port, min_share, *f) for f in found]
                 conditional = all(c for _, c, _ in found)
-                via = " or ".join(label for label, c, _ in found if c) if conditional else ""
+                named = sorted((label for label, c, _ in found if c), key=lambda x: not x.startswith("interfaces other"))
+                named = named if conditional else []
+                via = " or ".join(named[:4]) + (f" or {len(named) - 4} more" if len(named) > 4 else "")
                 least = min(share for _, _, share in found)
                 text = (f"{service} ({port}/tcp, IPv{path.family}"
                         + (", forwarded" if path.hook == "forward" else "")
                         + (f", arriving on {via}" if via else "")
                         + (f", {least:.2%} of public sources" if sure and least < 0.99995 else "") + ")")
                 yield path, text, conditional, exposed
+
+
+def _filtered_elsewhere(path: _Path, classes, port: int, min_share: float, label: str, conditional: bool,
+                        share: float):
+    """The catch-all class (interfaces the ruleset never names) is only
+    conditionally exposed when the ruleset keeps the port from the whole
+    internet, even possibly, on a named interface of unknown role: an author who filters ``vlan110``
+    and leaves the rest to an ACCEPT policy shows which interface faces the
+    internet. Told as "arriving on interfaces other than vlan110"."""
+    if label != "*" or conditional:
+        return label, conditional, share
+    closed = [other for code, other, c in classes
+              if c and path.share(path.at(path.done_u, code, port)) < min_share]
+    if not closed:
+        return label, conditional, share
+    return f"interfaces other than {', '.join(closed[:3])}", True, share
 
 
 class AdminPortExposed(_ExposureCheck):
@@ -426,6 +486,8 @@ class AllowEverything(_ExposureCheck):
                 if text not in entry[1]:
                     entry[1].append(text)
         for anchor, labels, example, conditional in groups.values():
+            # every interface of a version says it all: its named ones add nothing
+            labels = [x for x in labels if x.split(" arriving on ")[0] == x or x.split(" arriving on ")[0] not in labels]
             w = witness(example, "input")
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
             yield locate(self.finding(
@@ -459,22 +521,27 @@ class LikelyExposed(_ExposureCheck):
         groups: dict[tuple, list] = {}
         for path, text, conditional, exposed in self.hits(ctx, sure=False):
             unsure = _undecided_rules(path.reach, exposed)
-            if unsure and all(_allow_list(r) for r in unsure):
-                continue  # only "accept if the source is in this set": an allow-list
+            if unsure and all(_allow_list(r) or _unconfigured(r) for r in unsure):
+                # only "accept if the source is in this set" (an allow-list), or
+                # values the configuration leaves open (which port, which
+                # source): nothing makes the whole internet likely
+                continue
             rules = _accepting_rules(path.reach, exposed)
             anchor = (rules[0] if rules else unsure[0] if unsure
                       else _policy_chain(ctx, path.hook, path.family))
             depends = tuple(dict.fromkeys(_reason(r) for r in unsure)) or ("an undecidable match",)
-            entry = groups.setdefault((id(anchor), depends), [anchor, [], None, unsure])
+            entry = groups.setdefault((id(anchor), depends), [anchor, [], None, unsure, True])
             entry[2] = entry[2] or (path.sp.wrap(exposed), path.hook)
+            entry[4] = entry[4] and conditional
             if text not in entry[1]:
                 entry[1].append(text)
-        for (_, depends), (anchor, labels, (example, hook), unsure) in groups.items():
+        for (_, depends), (anchor, labels, (example, hook), unsure, conditional) in groups.items():
             w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
             yield locate(self.finding(
                 f"likely open to the whole internet: {', '.join(labels)} — depends on "
-                f"{', '.join(depends[:3])} (e.g. {w.describe()} is accepted unless it does)",
+                f"{', '.join(depends[:3])} (e.g. {w.describe()} is accepted unless it does)"
+                + (" — if those interfaces face the internet" if conditional else ""),
                 witness=w, related=[related_rule(r, "decides it, undecidably") for r in unsure[:5]
                                     if r is not anchor],
                 fix="make sure the set/limit holds what you expect, or restrict the source",
@@ -508,6 +575,22 @@ def _allow_list(rule) -> bool:
         return False
     opaque = list(_opaque(rule.matches))
     return bool(opaque) and all(_narrows_source(m) for m in opaque)
+
+
+def _unconfigured(rule) -> bool:
+    """A rule undecided only by values its configuration does not give (a
+    Terraform variable without a value, a CloudFormation parameter without
+    a default, a priority computed at apply time), besides the groups, tags
+    and lists it names and whether it exists. (A concrete rule only whose existence is
+    undecided stays "likely": if it is made, it opens the port.)"""
+    opaque = list(_opaque(rule.matches))
+    return any(m.configuration == "value" for m in opaque) and all(
+        m.configuration or any(k in (m.reason or "").lower() for k in _SOURCE_NARROWING + _TARGETING)
+        for m in opaque)
+
+
+#: Undecidable matches that say which instances a cloud rule applies to.
+_TARGETING = ("destination is a member of", "destination is the service tag")
 
 
 def _narrows_source(m: OpaqueMatch) -> bool:

@@ -27,6 +27,7 @@ import ipaddress
 from ..model import Nat, Rule
 from ..space import witness
 from ..space.encode import encode_conjunction
+from ..fixes.firewalld import commands as _commands
 from .base import Check, Context, Finding, Where, related_rule
 
 FIREWALLD = "firewalld"
@@ -78,6 +79,34 @@ def _line(rule: Rule) -> int:
     return rule.location.line if rule.location else 0
 
 
+def _with_priority(rich: str, priority: int) -> str:
+    """A rich rule's text with ``priority`` set, where firewalld writes it
+    (``rule priority="-1" family="ipv4" …``)."""
+    import re
+
+    rich = re.sub(r' priority="-?\d+"', "", rich, count=1)
+    return re.sub(r"^rule", f'rule priority="{priority}"', rich, count=1)
+
+
+def _priority(rule: Rule) -> int:
+    import re
+
+    m = re.search(r' priority="(-?\d+)"', rule.origin.text if rule.origin else "")
+    return int(m.group(1)) if m else 0
+
+
+def _move(ctx: Context, rule: Rule, priority: int, fallback: str) -> str:
+    """Remove a rich rule and add it back at ``priority``, in firewall-cmd terms."""
+    from ..fixes.firewalld import commands, parts
+
+    p = parts(rule)
+    if p is None or p[2] != "rule":
+        return fallback
+    kind, name, _, rich = p
+    return commands(kind, name, [f"--remove-rich-rule='{rich}'",
+                                 f"--add-rich-rule='{_with_priority(rich, priority)}'"], ctx.ruleset.meta)
+
+
 class DenyOverridesEarlierAllow(Check):
     """A deny rich rule takes packets from an allow rich rule listed before it."""
 
@@ -122,7 +151,8 @@ class DenyOverridesEarlierAllow(Check):
                     f"line {_line(deny)} also matches, e.g. {packet.describe()}: firewalld runs every "
                     "deny rule of a priority before its accept rules, whatever their order in the file",
                     rule=allow, related=[related_rule(deny, "this deny rule runs first")], witness=packet,
-                    fix='give the accept rule priority="-1" (or lower) so it runs before the deny rules')
+                    fix=_move(ctx, allow, -1, 'give the accept rule priority="-1" (or lower) so it runs before '
+                                              'the deny rules'))
 
 
 class AllowOverridesDeny(Check):
@@ -174,7 +204,8 @@ class AllowOverridesDeny(Check):
                         f"{allow.origin.text} (line {_line(allow)}) accepts it first "
                         f"({'a positive priority runs after the zone' if stage_d == 4 else 'a lower priority runs first'})",
                         rule=deny, related=[related_rule(allow, "accepts these packets first")], witness=packet,
-                        fix="give the deny rule priority 0 or a negative priority below the accepting rule's")
+                        fix=_move(ctx, deny, min(_priority(allow), 0) - 1,
+                                  "give the deny rule priority 0 or a negative priority below the accepting rule's"))
                     break
 
 
@@ -197,9 +228,18 @@ class BindingNeverTakesEffect(Check):
         if _config(ctx) is None:
             return
         for table in ctx.ruleset.tables:
-            if table.name != "firewalld" or "filter_INPUT_ZONES" not in table.chains:
+            if table.name != "firewalld":
                 continue
-            rules = table.chains["filter_INPUT_ZONES"].rules
+            if "filter_INPUT_ZONES" in table.chains:
+                rules = table.chains["filter_INPUT_ZONES"].rules
+            elif "filter_INPUT_POLICIES" in table.chains:
+                # firewalld 2.x: each binding's row jumps to its zone's chain
+                # and ends in the zone's target; the rows are what compete.
+                rules = [r for r in table.chains["filter_INPUT_POLICIES"].rules
+                         if str(getattr(r.action, "target", "")).startswith("filter_IN_")
+                         and not str(r.action.target).startswith("filter_IN_policy_")]
+            else:
+                continue
             for i, rule in enumerate(rules):
                 if rule.origin is None or rule.origin.generated:
                     continue
@@ -214,9 +254,27 @@ class BindingNeverTakesEffect(Check):
                             f"{earlier.origin.text if earlier.origin else earlier} first ({covered}), so "
                             "this binding never takes effect",
                             rule=rule, related=[related_rule(earlier, "dispatched first")],
-                            fix="narrow or remove the earlier binding (sources are tried in zone-name "
-                                "order, before interfaces; interfaces newest first)")
+                            fix=_binding_fix(ctx, rule, earlier))
                         break
+
+
+def _binding_fix(ctx: Context, rule: Rule, earlier: Rule) -> str:
+    """Narrow the binding dispatched first (firewalld 1.x has no zone
+    priorities; 2.x's --set-priority says it directly)."""
+    import re
+
+    from ..fixes.firewalld import commands
+
+    mine = re.match(r"^zone (\S+), (source|interface) (\S+)$", rule.origin.text if rule.origin else "")
+    theirs = re.match(r"^zone (\S+), (source|interface) (\S+)$", earlier.origin.text if earlier.origin else "")
+    if not mine or not theirs:
+        return ("narrow or remove the earlier binding (sources are tried in zone-name order, before "
+                "interfaces; interfaces newest first)")
+    zone, kind, value = theirs.groups()
+    narrowed = f"<{value} without {mine.group(3)}>" if kind == "source" else "<the interfaces it is for>"
+    return (commands("zone", zone, [f"--remove-{kind}={value}", f"--add-{kind}={narrowed}"], ctx.ruleset.meta)
+            + f" (firewalld 1.x tries sources in zone-name order; on firewalld 2.x: firewall-cmd --permanent "
+              f"--zone={mine.group(1)} --set-priority=-1)")
 
 
 def _covers(earlier: Rule, rule: Rule) -> str | None:
@@ -272,8 +330,8 @@ class DnatBypassesZones(Check):
         info = _config(ctx)
         if info is None:
             return
-        if info["config"].conf.get("StrictForwardPorts", "no").lower() in ("yes", "true"):
-            return
+        if any(t.name == "firewalld" and "filter_FORWARD_dnat" in t.chains for t in ctx.ruleset.tables):
+            return  # StrictForwardPorts=yes on firewalld >= 2.3 (firewalld 1.x ignores the key)
         accept = next((r for t in ctx.ruleset.tables if t.name == "firewalld"
                        for r in t.chains.get("filter_FORWARD", None).rules
                        if "ct status dnat" in str(r)), None) if any(
@@ -291,12 +349,24 @@ class DnatBypassesZones(Check):
                         dports = [m for m in rule.matches if getattr(m, "field", "") == "dport"]
                         port = dports[0].text if dports else "a port"
                         who = rule.origin.tool if rule.origin else "another tool"
+                        ranges = getattr(dports[0], "ranges", ()) if dports else ()
+                        number = (f"{ranges[0][0]}" if ranges and ranges[0][0] == ranges[0][1]
+                                  else f"{ranges[0][0]}-{ranges[0][1]}" if ranges else "<port>")
+                        to_port = getattr(rule.action, "to_port", None) or number
+                        protos = [m.ranges[0][0] for m in rule.matches
+                                  if getattr(m, "field", "") == "proto" and getattr(m, "ranges", None)]
+                        proto = {6: "tcp", 17: "udp", 132: "sctp", 33: "dccp"}.get(protos[0] if protos else 6, "tcp")
+                        to_addr = rule.action.to_addr
+                        zone = info.get("default_zone") or "<zone>"
+                        fix = ("publish the port on one host address (-p 127.0.0.1:PORT:PORT), or set "
+                               "StrictForwardPorts=yes in /etc/firewalld/firewalld.conf (firewalld >= 2.3) and "
+                               f"open it in its zone: firewall-cmd --permanent --zone={zone} --add-forward-port="
+                               f"port={number}:proto={proto}:toport={to_port}:toaddr={to_addr}; firewall-cmd --reload")
                         yield self.finding(
                             f"{who} DNATs {port} to {rule.action.to_addr}: firewalld's 'ct status dnat "
                             "accept' passes these connections in every zone, whatever the zone opens",
                             rule=rule, related=[related_rule(accept, "accepts every DNATed connection")],
-                            fix="publish the port on a specific host address (-p 127.0.0.1:PORT:PORT), or "
-                                "set StrictForwardPorts=yes (firewalld ≥ 2.3) and open it with a policy")
+                            fix=fix)
 
 
 class ServicesInUnboundZone(_FirewalldCheck):
@@ -329,11 +399,17 @@ class ServicesInUnboundZone(_FirewalldCheck):
                 [f"rich rule at line {r.location.line}" for r in zone.rules]
             if not opened:
                 continue
+            from ..fixes.firewalld import commands
+
+            fix = commands("zone", name, ["--add-interface=<interface>"], ctx.ruleset.meta)
+            first = opened[0].split(" ", 1)
+            if first[0] in ("service", "port"):
+                fix += (f" (or --add-source=<network>; or move the settings to the zone that is bound, e.g. "
+                        f"firewall-cmd --permanent --zone={info.get('default_zone')} --add-{first[0]}={first[1]})")
             yield self.finding(
                 f"zone {name} opens {', '.join(opened[:4])}{' …' if len(opened) > 4 else ''}, but no interface "
                 f"or source is bound to it and it is not the default zone ({info.get('default_zone')}): "
-                "none of it takes effect", fix=f"bind an interface or source to {name}, or move "
-                "the settings to the zone that is bound", at=zone.location)
+                "none of it takes effect", fix=fix, at=zone.location)
 
 
 class DefaultZoneCatchesInterface(_FirewalldCheck):
@@ -368,5 +444,6 @@ class DefaultZoneCatchesInterface(_FirewalldCheck):
             yield self.finding(
                 f"zone {zone.name} binds interface {name}, which this host does not have, while "
                 f"{', '.join(loose)} {'is' if len(loose) == 1 else 'are'} bound to no zone and get the "
-                f"default zone {info.get('default_zone')} instead", fix=f"bind {loose[0]} to {zone.name}",
-                at=entry.location)
+                f"default zone {info.get('default_zone')} instead",
+                fix=_commands("zone", zone.name, [f"--remove-interface={name}", f"--add-interface={loose[0]}"],
+                              ctx.ruleset.meta), at=entry.location)

@@ -14,7 +14,16 @@ snapshot directories (``tests/checks/RA6xx/*.snapshot``).
 
 from __future__ import annotations
 
-from .base import Check, Context, Finding, Where
+from .base import Check, Context, Finding, Related, Where
+
+
+def setting_related(host, key: str, note: str) -> list[Related]:
+    """The line of sysctl ``key`` in the host's snapshot (``sysctl.txt:7``),
+    as a related location of a finding; empty when the snapshot lacks it."""
+    found = host.sysctl_where(key)
+    if found is None:
+        return []
+    return [Related(Where(found[0], found[1], 1, text=f"{key} = {host.sysctl(key)}"), note)]
 
 
 class HostDoesNotForward(Check):
@@ -50,7 +59,7 @@ class HostDoesNotForward(Check):
                 f"this host does not forward IPv{family} ({key}={host.sysctl(key) or '0'}): "
                 + (f"the {rules} rules of {names} never see a packet, and nothing they accept is exposed"
                    if rules != 1 else f"the rule of {names} never sees a packet, and nothing it accepts "
-                   "is exposed"), chain=chains[0])
+                   "is exposed"), chain=chains[0], related=setting_related(host, key, "forwarding is off here"))
 
 
 class SnapshotIncomplete(Check):

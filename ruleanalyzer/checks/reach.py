@@ -1017,6 +1017,21 @@ class UnmatchableRule(Check):
             if story is None or story.kind not in ("own", "callers") \
                     or explained_by_structure(dead.rule):
                 continue
+            spoofed = _reverse_path_story(ctx, dead.rule) \
+                if story.kind == "callers" and not story.conflicts else None
+            if spoofed:
+                from .host import setting_related
+
+                text, keys = spoofed
+                related = [r for k in keys for r in setting_related(ctx.ruleset.host, k, "the reverse-path filter")]
+                yield self.finding(
+                    f"rule can never match: {text}", rule=dead.rule, severity="info", related=related,
+                    cause=("rp_filter", id(dead.rule.chain)),
+                    details=["the host's reverse-path filter already drops spoofed sources; the rule "
+                             "is a second line of defence that only acts if rp_filter is turned off"],
+                    group_message="{count} rules can never match: the host's reverse-path filter "
+                                  "(rp_filter) drops every packet they could match before INPUT and FORWARD")
+                continue
             yield self._finding(story)
 
     def _finding(self, story: Story) -> Finding:
@@ -1072,6 +1087,43 @@ class UnmatchableRule(Check):
             group = group.replace("could match it", "could match them")
         return self.finding(head, rule=rule, related=related, details=details + _orphan_lines(story),
                             cause=cause, group_message=group)
+
+
+def _reverse_path_story(ctx: Context, rule) -> tuple[str, list[str]] | None:
+    """Why a rule of a host snapshot never matches when the host's
+    reverse-path filter (``rp_filter``) drops all its packets first (an
+    anti-spoofing rule, ``-i wan0 -s 10.0.0.0/8 -j DROP``) and the sysctls
+    that say so; None otherwise."""
+    host = getattr(ctx.ruleset, "host", None)
+    if host is None or rule.chain is None:
+        return None
+    table = rule.chain.table
+    hooks = {rule.chain.hook} if rule.chain.hook else \
+        {c.hook for c in (table.chains.values() if table is not None else ()) if c.hook} or {None}
+    if not hooks <= {"input", "forward", "output"}:
+        return None  # prerouting chains see spoofed packets before routing drops them
+    from ..space.encode import encode_conjunction
+    from ..space.routes import routing_sets
+    from . import _sets as S
+
+    sp = ctx.space
+    cache = ctx.__dict__.setdefault("_rp_pass", {})
+    for family in ctx.families():
+        if family not in cache:
+            routing = routing_sets(sp, host, family, ctx.ruleset)
+            cache[family] = routing.rp_pass if routing is not None else None
+        if cache[family] is None:
+            continue
+        own = encode_conjunction(rule.matches, sp)[1] & sp.family(family) & sp.valid
+        if own != sp.false and own & cache[family] == sp.false:
+            devs = sorted(d for d in host.interfaces if d != "lo" and host.rp_filter(d)
+                          and own & S.iface(sp, "iif", d) != sp.false)
+            on = f" on {', '.join(devs)}" if devs else ""
+            modes = sorted({host.rp_filter(d) for d in devs}) or [1]
+            return (f"the host's reverse-path filter (rp_filter={'/'.join(map(str, modes))}{on}) drops "
+                    "every packet it could match at routing, before INPUT and FORWARD (their sources "
+                    "route back by another interface)", sorted({host.rp_filter_key(d) for d in devs}))
+    return None
 
 
 class UnmodelledMatch(Check):

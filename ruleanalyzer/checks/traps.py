@@ -86,6 +86,27 @@ def _accepting_syn_rules(ctx: Context, hook: str, family: int, limit: int):
         yield rule, sp.wrap(syn)
 
 
+def _replies_surely_pass(ctx: Context, hook: str, family: int) -> bool:
+    """A cloud unit where no packet of the handshake's later legs can be
+    dropped: neither an ESTABLISHED SYN-ACK leaving by the reply hook nor an
+    ESTABLISHED ACK on ``hook`` is possibly dropped or undecided (a
+    security group, GCP or Azure rules: stateful, replies pass). Then no
+    witness connection need be tried. Proved over the sets, not assumed
+    from the dialect: an AWS network ACL (stateless) never qualifies."""
+    if not _is_cloud(ctx):
+        return False
+    legs = ((ACK, hook), (SYN | ACK, "output" if hook == "input" else hook))
+    for flags, h in legs:
+        reach = ctx.reach(h, family)
+        if reach is None:
+            return False
+        sp = reach.space
+        leg = S.state_is(sp, "established") & sp.family(family) & S.tcp_flags(sp, flags)
+        if leg & (reach.dropped.upper.node | reach.undecided.upper.node) != sp.false:
+            return False
+    return True
+
+
 class HandshakeReplyDropped(Check):
     """A SYN is let in, but the SYN-ACK or the final ACK is dropped."""
 
@@ -117,6 +138,8 @@ class HandshakeReplyDropped(Check):
             if hook not in ctx.hooks():
                 continue
             for family in ctx.families():
+                if _replies_surely_pass(ctx, hook, family):
+                    continue  # a stateful cloud unit: no SYN-ACK or ACK can be dropped
                 for rule, syns in _accepting_syn_rules(ctx, hook, family, self.settings["max_rules"]):
                     w = witness(syns, hook)
                     variant = run_variant(ctx.evaluator, w.src, w.dst, w.dport, w.sport or 40000,

@@ -20,7 +20,7 @@ import ipaddress
 from dataclasses import dataclass, field, replace
 
 from ..errors import RuleAnalyzerError
-from ..model import ACK, CWR, ECE, PSH, SYN, Packet, Ruleset
+from ..model import ACK, CWR, ECE, PSH, SYN, EcnStrip, Packet, Ruleset
 from .evaluate import Evaluator
 from .result import Result
 
@@ -91,6 +91,22 @@ class Leg:
         """Dropped, but its plain retransmission gets through (slowly)."""
         return self.verdict == "drop" and self.outcome == "accept"
 
+    @property
+    def summary(self) -> str:
+        """The leg's fate in words: its verdict, or ``passes after retry``
+        when the packet is dropped but the sender's retransmission (Linux's
+        SYN without ECE/CWR, data without ECT) passes."""
+        return "passes after retry" if self.degraded else self.verdict
+
+    @property
+    def received(self) -> Packet | None:
+        """What the peer receives: the packet after every rewrite on the way
+        (ECN target, DSCP/TOS, NAT, marks), or None when it never arrives."""
+        if self.result is None:
+            return None
+        arrived = self.retry if self.degraded else self.result
+        return arrived.packet if arrived.verdict == "accept" else None
+
 
 def connection_passes(verdicts) -> bool | None:
     """A connection works when every leg is accepted; a dropped or unsent
@@ -109,6 +125,11 @@ class Variant:
 
     ecn: bool
     legs: list[Leg] = field(default_factory=list)
+    #: Is ECN negotiated end to end (the server got an ECN-setup SYN and the
+    #: client an ECN-setup SYN-ACK)? None: it depends on something unknown.
+    ecn_negotiated: bool | None = False
+    #: Why it is not (or what it depends on), in words.
+    ecn_why: str = ""
 
     @property
     def passes(self) -> bool | None:
@@ -198,7 +219,17 @@ def explain_variant(report: ConnectReport, variant: Variant) -> str:
     label = "With ECN" if variant.ecn else "Without ECN"
     failed = variant.first_failure
     if failed is None:
-        slow = variant.degraded_legs
+        slow = [leg for leg in variant.degraded_legs if not leg.name.startswith("SYN")]
+        syn = next((leg for leg in variant.degraded_legs if leg.name.startswith("SYN")), None)
+        if syn is not None:
+            sentence = (f"{label}: the {syn.name} is dropped by {_short(syn.result)}: Linux retries an "
+                        "unanswered SYN after 1 s without ECE/CWR, so the connection still opens, a "
+                        "second late and without ECN.")
+            if slow:
+                sentence += " Later, " + ", ".join(f"the {leg.name}" for leg in slow) + " waits for a retransmission."
+            return sentence
+        if variant.ecn and variant.ecn_negotiated is False and variant.ecn_why:
+            return f"{label}: the connection works, but ECN is not negotiated: {variant.ecn_why}."
         if slow:
             names = ", ".join(f"the {leg.name} (dropped by {_short(leg.result)})" for leg in slow)
             return (f"{label}: the connection works, but slowly: {names}. Linux retransmits data "
@@ -245,11 +276,31 @@ def _ip(value) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         raise RuleAnalyzerError(str(exc)) from None
 
 
+#: Legs that exist only on a connection that negotiated ECN (RFC 3168): a
+#: router marks CE only on ECT packets, and ECE/CWR echo CE.
+ECN_ONLY_LEGS = frozenset({"data client→server, CE mark", "ACK server→client with ECE",
+                           "data client→server with CWR"})
+
+
+def _plain_name(name: str) -> str:
+    """A leg's name once ECN is off the connection."""
+    return (name.replace("SYN-ACK+ECE (ECN setup)", "SYN-ACK (no ECE: ECN not negotiated)")
+            .replace(", ECT(0)", ", not-ECT (ECN not negotiated)"))
+
+
 def run_variant(evaluator: Evaluator, client, server, dport: int, sport: int, hook: str, ecn: bool,
                 iif: str | None = None, oif: str | None = None, proto: int = 6) -> Variant:
-    """Evaluate the legs of one variant in order, keeping connection state."""
+    """Evaluate the legs of one variant in order, keeping connection state.
+
+    With ECN, what each handshake leg's peer *receives* decides the rest: a
+    SYN whose ECE/CWR a rule strips (``-j ECN --ecn-tcp-remove``) reaches the
+    server as a plain SYN, so the server answers without ECE, ECN is not
+    negotiated and no data leg carries ECT marks; an ECN SYN that is dropped
+    is retried by Linux after 1 s without ECE/CWR (the leg passes after
+    retry, without ECN)."""
     hooks = DIRECTION_HOOKS[hook]
-    variant = Variant(ecn=ecn)
+    variant = Variant(ecn=ecn, ecn_negotiated=True if ecn else False,
+                      ecn_why="" if ecn else "the client does not ask for ECN")
     tracked = True
     # Addresses as the firewall's filter chains see them; NAT of the first
     # packet applies to the whole connection.
@@ -257,6 +308,11 @@ def run_variant(evaluator: Evaluator, client, server, dport: int, sport: int, ho
     hook_of = dict(hooks)
     dead = False
     for i, spec in enumerate(ECN_LEGS if ecn else PLAIN_LEGS):
+        name, flags, codepoint = spec.name, spec.flags, spec.ecn
+        if ecn and variant.ecn_negotiated is False and i > 0:
+            if spec.name in ECN_ONLY_LEGS:
+                continue  # no ECT packets: nothing is CE-marked, nothing echoed
+            name, flags, codepoint = _plain_name(spec.name), flags & ~(ECE | CWR), 0
         src, dst, sp, dp = orig[spec.direction]
         if spec.direction == "to_server":
             iface = {"iif": iif, "oif": oif}
@@ -274,31 +330,68 @@ def run_variant(evaluator: Evaluator, client, server, dport: int, sport: int, ho
             status = frozenset({"seen_reply"}) if i >= 2 else frozenset()
         else:
             state, direction, status = "new", None, frozenset()
-        packet = Packet(src=src, dst=dst, proto=proto, sport=sp, dport=dp, flags=spec.flags,
-                        ecn=spec.ecn, state=state, hook=hook_of[spec.direction],
+        packet = Packet(src=src, dst=dst, proto=proto, sport=sp, dport=dp, flags=flags,
+                        ecn=codepoint, state=state, hook=hook_of[spec.direction],
                         ct_direction=direction, ct_status=status, **iface)
         if dead:
-            variant.legs.append(Leg(spec.name, spec.direction, packet, None))
+            variant.legs.append(Leg(name, spec.direction, packet, None))
             continue
         result = evaluator.evaluate(packet)
-        leg = Leg(spec.name, spec.direction, packet, result)
-        if result.verdict == "drop" and spec.flags & PSH and (spec.ecn or spec.flags & CWR):
-            leg.retry = evaluator.evaluate(replace(packet, ecn=0, flags=spec.flags & ~CWR))
+        leg = Leg(name, spec.direction, packet, result)
+        if result.verdict == "drop" and flags & PSH and (codepoint or flags & CWR):
+            leg.retry = evaluator.evaluate(replace(packet, ecn=0, flags=flags & ~CWR))
+        elif i == 0 and ecn and result.verdict == "drop":
+            # Linux retries an unanswered SYN after 1 s without ECE/CWR
+            leg.retry = evaluator.evaluate(replace(packet, flags=SYN))
         variant.legs.append(leg)
-        if i == 0 and result.verdict != "drop":
-            if result.state == "untracked":
+        effective = leg.retry if leg.degraded else result
+        if ecn and i <= 1 and variant.ecn_negotiated is not False:
+            _negotiation(variant, leg, effective, "SYN" if i == 0 else "SYN-ACK")
+        if i == 0 and effective.verdict != "drop":
+            if effective.state == "untracked":
                 tracked = False
-            out = result.packet
+            out = effective.packet
             if (out.dst, out.dport) != (dst, dp):
                 # DNAT: the rest of the connection is seen translated, and a
                 # translated packet for another host is forwarded.
                 orig = {"to_server": (client, out.dst, sport, out.dport),
                         "to_client": (out.dst, client, out.dport, sport)}
-                if result.outcome == "forwarded":
+                if effective.outcome == "forwarded":
                     hook_of = {"to_server": "forward", "to_client": "forward"}
-        if result.verdict == "drop" and spec.handshake:
+        if effective.verdict == "drop" and spec.handshake:
             dead = True
     return variant
+
+
+def _negotiation(variant: Variant, leg: Leg, effective: Result, which: str) -> None:
+    """Update ``variant.ecn_negotiated`` with what the handshake leg's peer
+    receives: the ECN-setup SYN must arrive with ECE and CWR, the SYN-ACK
+    with ECE."""
+    if leg.degraded:
+        variant.ecn_negotiated = False
+        variant.ecn_why = (f"the ECN-setup {which} is dropped by {_short(leg.result)}; Linux's retry "
+                           "without ECE/CWR passes, without ECN")
+        return
+    if effective.verdict == "unknown":
+        variant.ecn_negotiated = None
+        variant.ecn_why = f"whether the {which} passes depends on: " + "; ".join(effective.depends_on)
+        return
+    if effective.verdict != "accept":
+        variant.ecn_negotiated = False
+        variant.ecn_why = f"the ECN-setup {which} is dropped by {_short(effective)}"
+        return
+    wanted = ECE | CWR if which == "SYN" else ECE
+    got = effective.packet.flags & wanted
+    if got != wanted:
+        variant.ecn_negotiated = False
+        peer = "server" if which == "SYN" else "client"
+        rewriter = next((f"{step.chain.qualified_name} rule {step.rule.index}" for step in effective.trace
+                         if step.rule is not None and any(isinstance(a, EcnStrip) for a in
+                                                          (step.rule.action, *step.rule.effects))),
+                        "a rule")
+        variant.ecn_why = (f"{rewriter} strips the ECN-setup {which} on the way: the {peer} receives it "
+                           f"without {'ECE/CWR' if which == 'SYN' else 'ECE'}, so ECN is not negotiated"
+                           " and no data is ECT-marked")
 
 
 def connect(ruleset: Ruleset, client: str, server: str, dport: int, *, hook: str | None = "input",

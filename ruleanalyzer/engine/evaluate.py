@@ -34,12 +34,30 @@ from . import routing
 MAX_PATHS = 256
 #: Deepest jump nesting followed (the kernel's own limit is in this range).
 MAX_DEPTH = 64
+#: Rules (and chain entries) one packet's evaluation may visit before the
+#: answer is "unknown" (``MAX_DEPTH`` bounds nesting, not steps). A chain
+#: that returned the packet unchanged is not run again from the same state
+#: (memoised), so jumps that branch (each chain jumping twice to the next)
+#: stay linear; this bounds what memoising cannot catch.
+MAX_STEPS = 1_000_000
 
 _MULTICAST4 = (0xE0000000, 0xF0000000)
 
 
 class _TooManyPaths(Exception):
     pass
+
+
+class _TooManySteps(Exception):
+    pass
+
+
+def _state(path: "_Path") -> tuple | None:
+    """What a chain's outcome depends on: the packet as the rules see it and
+    the path's flags; None when a field cannot be compared."""
+    view = path.view
+    return (tuple(getattr(view, name) for name in View.__slots__), path.nat_dst_changed, path.redirected,
+            path.routed_oif, path.routing, len(path.assumptions), len(path.notes))
 
 
 @dataclass(slots=True)
@@ -59,11 +77,17 @@ class _Path:
     routed_oif: str | None = None
     #: What the host's routing did with the packet (snapshot only).
     routing: str = ""
+    #: A packet of this host whose output interface routing chose:
+    #: (src, dst, mark) it was routed by; a mangle/nat OUTPUT chain that
+    #: changes them makes the kernel route it again (snapshot only).
+    route_key: tuple | None = None
+    #: The OUTPUT chain whose change makes the kernel route it again.
+    rerouted_by: str | None = None
 
     def fork(self) -> "_Path":
         return _Path(self.view.copy(), list(self.trace), list(self.assumptions), list(self.notes),
                      self.nat_dst_changed, self.redirected, dict(self.accepted_by or {}), self.routed_oif,
-                     self.routing)
+                     self.routing, self.route_key, self.rerouted_by)
 
     def accept_decision(self, hook: str) -> Decision | None:
         """The decision to report for an accepted packet whose own hook is
@@ -249,7 +273,13 @@ def make_view(packet: Packet, state: str) -> View:
     v.ct_direction = packet.ct_direction or ("original" if state == "new" else None)
     v.length = packet.length
     v.ttl = packet.ttl
-    v.fragment = packet.fragment
+    v.fragment = packet.fragment or (1 if packet.frag_off else 0)
+    v.frag_off = packet.frag_off
+    v.mf = packet.mf
+    v.df = packet.df
+    v.ip_id = packet.ip_id
+    v.ip_options = packet.ip_options
+    v.ext_headers = packet.ext_headers
     if packet.pkttype is not None:
         v.pkttype = packet.pkttype
     else:
@@ -272,6 +302,9 @@ class Evaluator:
         self.ruleset = ruleset
         self.compiled = _compiled(ruleset)
         self._paths = 0
+        self._steps = 0
+        #: per chain, the states it was entered in and returned the packet unchanged
+        self._unchanged: dict[int, list[tuple]] = {}
         self._base: Chain | None = None  # the base chain running now (NOTRACK needs it)
 
     # -- chains --------------------------------------------------------------
@@ -283,6 +316,9 @@ class Evaluator:
         if depth > MAX_DEPTH:
             return [_End("unknown", path, reason=f"jumps nested deeper than {MAX_DEPTH} chains")]
         path.trace.append(Step("enter", chain))
+        self._steps += 1
+        if self._steps > MAX_STEPS:
+            raise _TooManySteps
         return self._run_rules(chain, 0, path, depth)
 
     def _run_rules(self, chain: Chain, start: int, path: _Path, depth: int) -> list[_End]:
@@ -305,6 +341,9 @@ class Evaluator:
                     continue
                 i = candidates[position]
             rule = rules[i]
+            self._steps += 1
+            if self._steps > MAX_STEPS:
+                raise _TooManySteps
             verdict: bool | None = True
             unknown_at = None
             view = path.view
@@ -372,7 +411,17 @@ class Evaluator:
             if target is None:
                 return [_End("unknown", path, reason=f"jump to undefined chain {action.target}")]
             out: list[_End] = []
-            for end in self._run_chain(target, path, depth + 1):
+            before = _state(path)
+            seen = self._unchanged.setdefault(id(target), [])
+            if before in seen:  # it returned this very packet unchanged before: it will again
+                path.trace.append(Step("enter", target))
+                path.trace.append(Step("return", chain, rule))
+                return self._run_rules(chain, i + 1, path, depth)
+            ends = self._run_chain(target, path, depth + 1)
+            if len(ends) == 1 and ends[0].kind == "return" and ends[0].path is path \
+                    and _state(path) == before and len(seen) < 64:
+                seen.append(before)
+            for end in ends:
                 if end.kind == "return":
                     end.path.trace.append(Step("return", chain, rule))
                     out.extend(self._run_rules(chain, i + 1, end.path, depth))
@@ -486,6 +535,10 @@ class Evaluator:
                 hook in ("prerouting", "output") and (chain.priority or 0) < CONNTRACK_PRIORITY)
             alive: list[_Path] = []
             self._base = chain
+            if hook == "output" and chain.reroutes:
+                for path in paths:  # the chain routes again only for what it changes itself
+                    if path.route_key is not None:
+                        path.route_key = (path.view.src, path.view.dst, path.view.mark)
             for path in paths:
                 view = path.view
                 if chain.kind == "nat" and view.state != "new":
@@ -516,9 +569,34 @@ class Evaluator:
                     else:
                         ended.append(end)
             paths = alive
+            if hook == "output" and chain.reroutes:
+                for path in paths:
+                    view = path.view
+                    if path.route_key is not None and (view.src, view.dst, view.mark) != path.route_key:
+                        path.route_key = (view.src, view.dst, view.mark)
+                        path.rerouted_by = chain.qualified_name
             if not paths:
                 break
+        if hook == "output":
+            self._reroute(paths)
         return paths, ended
+
+    def _reroute(self, paths: list[_Path]) -> None:
+        """ip_route_me_harder: a mangle (route) or nat OUTPUT chain changed a
+        routed packet's addresses or mark, so the kernel routed it again.
+        The OUTPUT chains all saw the first route's device (the hook's
+        ``out``, fixed when the hook began); POSTROUTING sees the new one."""
+        host = self.ruleset.host
+        for path in paths:
+            if path.rerouted_by is None:
+                continue
+            view = path.view
+            oif, note = routing.reroute_output(host, view, path.rerouted_by)
+            path.rerouted_by = None
+            if oif != view.oif:
+                view.oif = oif
+                path.routed_oif = oif
+                path.notes.append(note)
 
     @staticmethod
     def _note_accept(path: _Path, chain: Chain, decision: Decision | None) -> None:
@@ -543,6 +621,14 @@ class Evaluator:
         return self._run_chain(chain, path, 0)
 
     def evaluate(self, packet: Packet) -> Result:
+        result = self._evaluate(packet)
+        if self.ruleset.meta.get("snapshot_sets"):
+            from ..runtime_sets import with_notes
+
+            result = with_notes(self.ruleset, result)
+        return result
+
+    def _evaluate(self, packet: Packet) -> Result:
         host = self.ruleset.host
         context_notes: list[str] = []
         if packet.hook == "auto":
@@ -550,6 +636,7 @@ class Evaluator:
             packet = packet.replace(hook=hook)
             context_notes.append(note)
         state, why = resolve_state(packet)
+        given_oif = packet.oif
         if host is not None:
             state, why, packet, early = self._host_context(host, packet, state, why, context_notes)
             if early is not None:
@@ -558,7 +645,11 @@ class Evaluator:
         if hook not in HOOK_PATHS:
             raise ValueError(f"unknown hook {hook!r} (input, forward, output)")
         start = _Path(make_view(packet, state), [], [], context_notes + ([why] if why else []))
+        if host is not None and hook == "output" and given_oif is None:
+            start.route_key = (start.view.src, start.view.dst, start.view.mark)
         self._paths = 1
+        self._steps = 0
+        self._unchanged = {}
         try:
             if host is not None and hook in ("input", "forward"):
                 ends = self._traverse_routed(hook, start, host, packet.oif)
@@ -567,6 +658,9 @@ class Evaluator:
         except _TooManyPaths:
             return Result("unknown", packet, None, (), (f"more than {MAX_PATHS} undecidable branches",),
                           "unknown", state)
+        except _TooManySteps:
+            return Result("unknown", packet, None, (),
+                          (f"more than {MAX_STEPS} rules visited (jumps that branch?)",), "unknown", state)
         return self._combine(packet, state, ends)
 
     def _host_context(self, host, packet: Packet, state: str, why: str, notes: list[str]):
@@ -695,7 +789,13 @@ class Evaluator:
                 depends.append(end.reason)
         if len(verdicts) == 1 and "unknown" not in verdicts:
             first = results[0]
-            return replace(first, alternatives=tuple(results))
+            if len({_decider(r) for r in results}) == 1:
+                return replace(first, alternatives=tuple(results))
+            # One verdict, reached at different rules: no rule decides it for
+            # certain; decided_by stays empty and the alternatives say which
+            # rule decides under which assumption.
+            return replace(first, decided_by=None, depends_on=tuple(depends),
+                           alternatives=tuple(results))
         first = results[0]
         return Result("unknown", packet, None, first.trace, tuple(depends), "unknown", state,
                       first.notes, tuple(results), routing=first.routing)
@@ -718,6 +818,14 @@ class Evaluator:
             depends += (end.reason,)
         return Result(verdict, final, end.decision, tuple(end.path.trace), depends, outcome,
                       view.state, tuple(end.path.notes), routing=end.path.routing)
+
+
+def _decider(result: Result) -> tuple:
+    """What identifies the rule or policy that decided ``result``."""
+    d = result.decided_by
+    if d is None:
+        return (None,)
+    return (id(d.chain), id(d.rule) if d.rule is not None else None)
 
 
 def _endpoint(action: Nat) -> str:

@@ -25,6 +25,10 @@ PORT_PROTOCOLS = frozenset({6, 17, 33, 132, 136})
 #: Sentinel for "the packet has no such header".
 ABSENT = object()
 
+#: Header fields only IPv4 has (IPv6 has no DF, and its identification lives
+#: in the fragment header).
+IPV4_FIELDS = frozenset({"ipfrag", "ip_id", "ip_options"})
+
 #: Fields that live in the connection entry: a packet without one has none.
 CONNTRACK_FIELDS = frozenset({"ctmark", "ct_status", "ct_direction"})
 
@@ -59,7 +63,8 @@ class View:
     __slots__ = ("family", "src", "dst", "proto", "sport", "dport", "flags", "ecn", "dscp",
                  "state", "iif", "oif", "icmp_type", "icmp_code", "mark", "ctmark",
                  "ct_status", "ct_direction", "length", "ttl", "fragment", "pkttype",
-                 "src_type", "dst_type", "uid", "gid", "tcp_options", "hook")
+                 "src_type", "dst_type", "uid", "gid", "tcp_options", "hook", "frag_off", "mf",
+                 "df", "ip_id", "ip_options", "ext_headers")
 
     def copy(self) -> "View":
         other = View.__new__(View)
@@ -72,6 +77,15 @@ class View:
         header; ``None`` when it is context the query did not give."""
         if field == "tos":
             return (self.dscp << 2) | self.ecn
+        if field in IPV4_FIELDS:
+            if self.family != 4:
+                return ABSENT
+            if field == "ipfrag":
+                if self.fragment and not self.frag_off:
+                    return None  # a non-first fragment whose offset the query left out
+                return (self.df << 14) | (self.mf << 13) | self.frag_off
+        elif field == "ext_headers" and self.family != 6:
+            return ABSENT
         if field in ("sport", "dport"):
             if self.proto not in PORT_PROTOCOLS or self.fragment:
                 return ABSENT

@@ -72,6 +72,13 @@ class Result:
     routing: str = ""
 
     @property
+    def decider_depends(self) -> bool:
+        """A verdict that is certain although the rule deciding it is not:
+        the undecided branches end in it at different rules (then
+        ``decided_by`` is None and ``alternatives`` name each rule)."""
+        return self.verdict != "unknown" and self.decided_by is None and len(self.alternatives) > 1
+
+    @property
     def reject_with(self) -> str | None:
         rule = self.decided_by.rule if self.decided_by else None
         return getattr(rule.action, "with_", None) if rule else None

@@ -51,6 +51,9 @@ def auto_hook(packet: Packet, host: HostContext | None) -> tuple[str, str]:
         return "output", f"hook output: {packet.src} is an address of this host"
     if host.is_local(packet.dst):
         return "input", f"hook input: {packet.dst} is an address of this host"
+    if packet.dst.version == 4 and "routes4" in host.known and \
+            host.address_type(packet.dst) in ("broadcast", "multicast"):
+        return "input", f"hook input: {packet.dst} is a {host.address_type(packet.dst)} address here"
     return "forward", f"hook forward: neither {packet.src} nor {packet.dst} is an address of this host"
 
 
@@ -97,6 +100,10 @@ def route_view(host: HostContext, view, redirected: bool = False) -> Routed:
     local = host.is_local(dst)
     if local is None:
         return Routed("unknown", note="the snapshot has no addresses or routes")
+    if family == 4 and (int(dst) == 0xFFFFFFFF or int(dst) >> 28 == 0xE):
+        what = "the limited broadcast" if int(dst) == 0xFFFFFFFF else "a multicast group"
+        return Routed("local", note=f"{what} goes up to this host (ip_route_input: never forwarded by "
+                                    "unicast routes)")
     iif = view.iif if isinstance(view.iif, str) and view.iif else None
     proto = view.proto
     decision = host.route(dst, src=_addr(family, view.src), iif=iif, mark=view.mark, proto=proto,
@@ -132,10 +139,35 @@ def route_view(host: HostContext, view, redirected: bool = False) -> Routed:
 def output_interface(packet: Packet, host: HostContext) -> tuple[str | None, str]:
     """The output interface of a packet this host sends (``hook output``),
     from the route to its destination."""
-    decision = host.route(packet.dst, src=packet.src, iif="lo", mark=packet.mark, proto=packet.proto,
-                          sport=packet.sport, dport=packet.dport)
-    if decision.type == "unicast" and len(decision.devs) == 1:
+    return output_route(host, packet.src, packet.dst, packet.mark, packet.proto, packet.sport, packet.dport)
+
+
+def output_route(host: HostContext, src, dst, mark, proto=None, sport=None, dport=None
+                 ) -> tuple[str | None, str]:
+    """The output interface ``__ip_route_output_key`` gives a packet of this
+    host from ``src`` to ``dst``: to the limited broadcast or a multicast
+    group (IPv4) from one of its addresses, the device holding that address;
+    else the route's device (a subnet's broadcast route names its device;
+    a local route is ``lo``). ``(None, "")`` when routing cannot tell."""
+    if dst.version == 4 and (int(dst) == 0xFFFFFFFF or int(dst) >> 28 == 0xE):
+        owner = [dev for dev, addrs in host.addresses.items() if any(a.ip == src for a in addrs)]
+        if len(owner) == 1:
+            kind = "broadcast" if int(dst) == 0xFFFFFFFF else "multicast"
+            return owner[0], f"sent by {owner[0]}: a {kind} from {src} leaves by the device holding {src}"
+    decision = host.route(dst, src=src, iif="lo", mark=mark, proto=proto, sport=sport, dport=dport)
+    if decision.type in ("unicast", "broadcast", "multicast") and len(decision.devs) == 1:
         return decision.devs[0], f"sent by {decision.devs[0]}: {decision.describe()}"
     if decision.type == "local":
         return "lo", f"sent to this host itself, by lo ({decision.describe()})"
     return None, ""
+
+
+def reroute_output(host: HostContext, view, chain_name: str) -> tuple[str | None, str]:
+    """The output interface after a mangle/route or nat OUTPUT chain changed
+    the packet's mark or addresses: the kernel routes it again
+    (``ip_route_me_harder``), and later chains' ``-o`` sees the new device."""
+    family = view.family
+    oif, note = output_route(host, _addr(family, view.src), _addr(family, view.dst), view.mark, view.proto,
+                             view.sport, view.dport)
+    why = f"routed again after {chain_name} changed the packet"
+    return oif, (f"{why}: {note}" if oif else f"{why}: the new output interface is unknown")

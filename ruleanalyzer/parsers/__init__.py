@@ -23,7 +23,7 @@ import difflib
 import importlib
 from types import ModuleType
 
-from ..errors import RuleAnalyzerError
+from ..errors import RuleAnalyzerError, is_long_number, long_number_error
 from ..model import Location, Ruleset
 
 #: Every dialect ``--dialect`` accepts, in sniffing order of preference.
@@ -83,6 +83,11 @@ def sniff(text: str, name: str = "<input>") -> str:
 def parse(text: str, name: str = "<input>", dialect: str | None = None) -> Ruleset:
     """Parse ``text`` (from file ``name``) in ``dialect``, sniffed when not given."""
     dialect = dialect or sniff(text, name)
-    ruleset = dialect_module(dialect).parse(text, name)
+    try:
+        ruleset = dialect_module(dialect).parse(text, name)
+    except ValueError as exc:
+        if not is_long_number(exc):
+            raise
+        raise long_number_error(text, name) from None
     ruleset.meta.setdefault("dialect", dialect)
     return ruleset

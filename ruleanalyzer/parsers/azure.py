@@ -28,6 +28,10 @@ from .cloud_common import (CLOUD_META, Fields, file_meta, address_match, base_ch
 DIALECT = "azure"
 NSG_TYPE = "microsoft.network/networksecuritygroups"
 ATTACHMENTS_META = "azure_attachments"
+#: NIC name → the subnets its IP configurations are in (from NIC resources
+#: in the file, or NICs an NSG export expands); pairs nic: with subnet:.
+NIC_SUBNETS_META = "azure_nic_subnets"
+NIC_TYPE = "microsoft.network/networkinterfaces"
 RULE_TYPE = "microsoft.network/networksecuritygroups/securityrules"
 #: Azure "Icmp" covers ICMP for IPv4 and ICMPv6.
 _PROTOCOLS = {"tcp": ((6, 6),), "udp": ((17, 17),), "icmp": ((1, 1), (58, 58)),
@@ -59,6 +63,7 @@ def parse(text: str, name: str, inventory=None) -> Ruleset:
     nsgs: dict[str, Fields] = {}
     found = False
     lone_rules = []
+    nics: list[Fields] = []
     for path, payload in unwrap(load_document(text, name), name):
         if isinstance(payload, dict) and payload.get("value") == []:
             found = True  # a list response with zero NSGs: an empty ruleset
@@ -66,6 +71,8 @@ def parse(text: str, name: str, inventory=None) -> Ruleset:
             kind = (item.str("type", "") or "").lower()
             if kind == RULE_TYPE:
                 lone_rules.append(item)
+            elif kind == NIC_TYPE or _looks_like_nic(item.obj):
+                nics.append(item)
             elif kind == NSG_TYPE or _looks_like_nsg(item.obj):
                 found = True
                 key = (item.str("id") or item.str("name", required=True) or "").lower()
@@ -81,6 +88,8 @@ def parse(text: str, name: str, inventory=None) -> Ruleset:
                    hint="expected an NSG (ARM JSON or az network nsg show/list output)")
     for nsg in nsgs.values():
         _add_nsg(ruleset, nsg)
+    for nic in nics:
+        _add_nic(ruleset, nic)
     return _resolve(ruleset, inventory)
 
 
@@ -93,6 +102,37 @@ def _resources(payload, name: str, path: str) -> list[Fields]:
     if isinstance(payload.get("value"), list):
         return list(Fields(payload, name, path).objects("value")) if payload["value"] else []
     return [Fields(payload, name, path)]
+
+
+def _looks_like_nic(obj: dict) -> bool:
+    props = obj.get("properties", obj)
+    return isinstance(props, dict) and "ipConfigurations" in props and "securityRules" not in props
+
+
+def _nic_subnets(nic: Fields) -> list[str]:
+    """The subnets of a NIC's IP configurations (``ipConfigurations[].subnet.id``,
+    ARM nesting them under ``properties``)."""
+    out = []
+    for config in _props(nic).objects("ipConfigurations"):
+        subnet = _props(config).get("subnet")
+        if isinstance(subnet, dict) and isinstance(subnet.get("id"), str):
+            out.append(_last_segment(subnet["id"]))
+    return list(dict.fromkeys(out))
+
+
+def _add_nic(ruleset: Ruleset, nic: Fields) -> None:
+    """A network interface resource (``az network nic list``, ARM): its
+    subnets, and the NSG attached to it (``networkSecurityGroup.id``)."""
+    nic_name = nic.str("name") or _nic_name(nic.str("id", "") or "")
+    if not nic_name:
+        return
+    file_meta(ruleset, NIC_SUBNETS_META)[nic_name] = _nic_subnets(nic)
+    attached = _props(nic).get("networkSecurityGroup")
+    if isinstance(attached, dict) and isinstance(attached.get("id"), str):
+        nsg_name = _last_segment(attached["id"])
+        att = file_meta(ruleset, ATTACHMENTS_META).get(nsg_name)
+        if att is not None and nic_name not in att["nics"]:
+            att["nics"].append(nic_name)
 
 
 def _looks_like_nsg(obj: dict) -> bool:
@@ -125,6 +165,10 @@ def _add_nsg(ruleset: Ruleset, nsg: Fields) -> None:
         "subnets": [_last_segment(s.str("id", "") or "") for s in props.objects("subnets")],
         "nics": [_nic_name(n.str("id", "") or "") for n in props.objects("networkInterfaces")],
     }
+    for nic in props.objects("networkInterfaces"):  # an expanded NSG carries its NICs' subnets
+        subnets = _nic_subnets(nic)
+        if subnets:
+            file_meta(ruleset, NIC_SUBNETS_META)[_nic_name(nic.str("id", "") or "")] = subnets
     loc = nsg.location()
     table = ruleset.add_table(Table(table_name, family="inet", location=loc, dialect=DIALECT))
     chains = {
@@ -141,8 +185,9 @@ def _add_nsg(ruleset: Ruleset, nsg: Fields) -> None:
         for position, rule in enumerate(defaults):
             entries.append(_entry(rule, 10000 + position, implicit=True))
     else:
-        note(ruleset, f"NSG {nsg_name}: no defaultSecurityRules in the export; "
-                      "Azure's defaults assumed", loc)
+        if nsg.origin() is None:  # Terraform never lists them: Azure adds them to every NSG
+            note(ruleset, f"NSG {nsg_name}: no defaultSecurityRules in the export; "
+                          "Azure's defaults assumed", loc)
         for position, default in enumerate(DEFAULT_RULES):
             entries.append(_default_entry(nsg, default, 20000 + position))
     # Lower priority first; a tie (never valid in Azure) puts deny first.

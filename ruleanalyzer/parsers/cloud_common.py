@@ -251,7 +251,7 @@ class Fields:
         """Conditions an IaC reader could not decide for this object (a
         value known only after apply, a variable without a value): each one
         is an OpaqueMatch the object's rules carry."""
-        return tuple(OpaqueMatch(reason=r, text=r) for r in self.obj.get(IAC_UNKNOWN, ()))
+        return tuple(OpaqueMatch(reason=r, text=r, configuration="value") for r in self.obj.get(IAC_UNKNOWN, ()))
 
     def origin(self) -> Origin | None:
         own = self.obj.get(IAC_ORIGIN)

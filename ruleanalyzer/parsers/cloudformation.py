@@ -176,8 +176,13 @@ class _Template:
     def build(self, resources: dict) -> None:
         later = []
         for logical_id, body in resources.items():
-            if logical_id.startswith("__") or not isinstance(body, dict):
+            if logical_id.startswith("__"):
                 continue
+            if not isinstance(body, dict):
+                # CloudFormation refuses it too ("Every Resources object must contain a Type member").
+                line = _json_line(self.text, logical_id) or _yaml_key_line(self.text, logical_id)
+                raise RuleAnalyzerError(f"resource {logical_id} is not a mapping with a Type",
+                                        Location(self.name, line, 1 if line else 0, path=logical_id))
             kind = body.get("Type")
             if body.get("Condition") is not None and kind in _TYPES:
                 note(self.ruleset, f"{logical_id} is created only when condition "
@@ -300,6 +305,12 @@ def _plain(v: Any) -> Any:
     if isinstance(v, list):
         return [_plain(x) for x in v]
     return v
+
+
+def _yaml_key_line(text: str, key: str) -> int | None:
+    """The line of ``key:`` in a YAML template (the first one indented)."""
+    m = re.search(rf"^[ \t]+{re.escape(str(key))}[ \t]*:", text, re.M)
+    return text.count("\n", 0, m.start()) + 1 if m else None
 
 
 def _json_line(text: str, logical_id: str) -> int:

@@ -29,6 +29,10 @@ from ..errors import RuleAnalyzerError
 from ..model import Diagnostic, Location, Origin, Ruleset
 from . import firewalld_xml as fx
 from .firewalld_compile import Compiler, Config, _policy_names
+from .firewalld_compile2 import Compiler2, is_2x, version_tuple
+
+#: firewalld 2.4's policy sets: a policy file may say ``<disable/>``.
+DISABLE_POLICIES = (2, 4)
 
 #: The stock definitions shipped with the analyzer, by firewalld version.
 STOCK_VERSIONS = ("1.3.3",)
@@ -44,6 +48,10 @@ def sniff(text: str, name: str) -> int:
     """A firewalld XML document (zone, policy, service, ipset, …) or
     firewalld.conf; nft rulesets firewalld generated are nft's."""
     head = text.lstrip("\ufeff \t\r\n")[:2000]
+    from .firewalld_listall import looks_like
+
+    if looks_like(head):
+        return 90  # firewall-cmd --list-all(-zones) output
     if head.startswith("<?xml") or head.startswith("<"):
         if re.search(r"<(zone|policy|service|ipset|icmptype|helper|direct)\b", head):
             return 90
@@ -61,16 +69,71 @@ def is_config_dir(path: str | os.PathLike) -> bool:
 
 def find_config_dir(path: Path) -> Path | None:
     """``path`` itself, or ``etc/firewalld`` / ``firewalld`` inside it (a snapshot)."""
+    from ..loader import is_inside
+
+    top = os.path.realpath(path)
     for candidate in (path, path / "etc" / "firewalld", path / "firewalld"):
+        if not is_inside(os.path.realpath(candidate), top):
+            continue  # a link leading out of the directory given is not followed
         if candidate.is_dir() and any((candidate / m).exists() for m in MARKERS):
             return candidate
     return None
 
 
-def _read(path: Path) -> str:
+#: Bounds on what one configuration directory may make the reader open.
+MAX_FILES = 5000
+MAX_TOTAL_BYTES = 64 * 1024 * 1024
+
+
+class Tree:
+    """The configuration tree a reader was given: every file it opens must
+    resolve inside it (a symlink out of it is refused, not followed), and
+    the number and total size of the files read are bounded."""
+
+    def __init__(self, given: Path):
+        self.given = given
+        self.base = given.resolve()
+        self.files = 0
+        self.bytes = 0
+
+    def inside(self, path: Path) -> Path:
+        resolved = path.resolve()
+        if resolved != self.base and self.base not in resolved.parents:
+            raise RuleAnalyzerError(f"{path} leads out of the configuration directory {self.given}: "
+                                    f"symlink to {str(resolved)!r}, outside the directory given; not read",
+                                    Location(str(path)),
+                                    hint="copy the files into the directory instead of linking them")
+        return path
+
+    def entries(self, folder: Path) -> list[Path]:
+        self.inside(folder)
+        out = []
+        for entry in folder.iterdir():
+            out.append(entry)
+            if len(out) + self.files > MAX_FILES:
+                raise RuleAnalyzerError(f"more than {MAX_FILES} files in the configuration directory "
+                                        f"{self.given}: refused", Location(str(folder)),
+                                        hint="give the firewalld configuration directory itself")
+        return sorted(out)
+
+    def read(self, path: Path) -> str:
+        self.inside(path)
+        self.files += 1
+        if self.files > MAX_FILES:
+            raise RuleAnalyzerError(f"more than {MAX_FILES} files in the configuration directory {self.given}: "
+                                    "refused", Location(str(path)))
+        text = _read(path, self.base)
+        self.bytes += len(text)
+        if self.bytes > MAX_TOTAL_BYTES:
+            raise RuleAnalyzerError(f"the configuration directory {self.given} holds more than "
+                                    f"{MAX_TOTAL_BYTES // (1024 * 1024)} MiB of files: refused", Location(str(path)))
+        return text
+
+
+def _read(path: Path, root: Path | None = None) -> str:
     from ..loader import read_text
 
-    return read_text(path, MAX_FILE_BYTES)
+    return read_text(path, MAX_FILE_BYTES, root=root)
 
 
 def stock_config(version: str = DEFAULT_VERSION) -> dict:
@@ -92,7 +155,8 @@ def _stock(version: str) -> dict:
     return {k: dict(v) for k, v in _CACHE[version].items()}
 
 
-def _load_kinds(root: Path, diagnostics: list, stock: bool = False, label: Path | None = None) -> dict:
+def _load_kinds(root: Path, diagnostics: list, stock: bool = False, label: Path | None = None,
+                tree: Tree | None = None) -> dict:
     out: dict = {k: {} for k in KINDS}
     readers = {"ipsets": fx.read_ipset, "icmptypes": fx.read_icmptype, "helpers": fx.read_helper,
                "services": fx.read_service}
@@ -100,12 +164,12 @@ def _load_kinds(root: Path, diagnostics: list, stock: bool = False, label: Path 
         folder = root / kind
         if not folder.is_dir():
             continue
-        for path in sorted(folder.iterdir()):
+        for path in (tree.entries(folder) if tree else sorted(folder.iterdir())):
             if not path.name.endswith(".xml") or not path.is_file():
                 continue
             name = path.name[:-4]
             shown = str(path if label is None else label / kind / path.name)
-            text = _read(path)
+            text = tree.read(path) if tree else _read(path)
             if kind == "zones":
                 out[kind][name] = fx.read_zone(text, shown, name, diagnostics, stock=stock)
             elif kind == "policies":
@@ -126,17 +190,19 @@ def load_directory(path: str | os.PathLike, version: str | None = None,
         raise RuleAnalyzerError("not a firewalld configuration directory (no firewalld.conf, zones/, "
                                 "policies/ or direct.xml)", Location(str(path)))
     diagnostics: list = []
+    tree = Tree(Path(path))
+    tree.inside(root)
     conf, where = {}, {}
     if (root / "firewalld.conf").is_file():
-        conf, where = fx.read_conf(_read(root / "firewalld.conf"), str(root / "firewalld.conf"))
-    version = version or DEFAULT_VERSION
-    objects = _stock(version)
-    user = _load_kinds(root, diagnostics)
+        conf, where = fx.read_conf(tree.read(root / "firewalld.conf"), str(root / "firewalld.conf"))
+    version = version or recorded_version(Path(path), tree) or DEFAULT_VERSION
+    objects = _stock(stock_version(version, diagnostics))
+    user = _load_kinds(root, diagnostics, tree=tree)
     for kind in KINDS:
         objects[kind].update(user[kind])
     direct = None
     if (root / "direct.xml").is_file():
-        direct = fx.read_direct(_read(root / "direct.xml"), str(root / "direct.xml"))
+        direct = fx.read_direct(tree.read(root / "direct.xml"), str(root / "direct.xml"))
     config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
                     objects["ipsets"], objects["icmptypes"], objects["helpers"], direct, str(root), version)
     for zone, what in bindings or []:
@@ -146,6 +212,35 @@ def load_directory(path: str | os.PathLike, version: str | None = None,
             else config.zones[zone].interfaces
         target.append(fx.Entry(what, Location("<runtime binding>")))
     return compile_config(config, diagnostics, str(root))
+
+
+def recorded_version(path: Path, tree: Tree) -> str | None:
+    """The firewalld version a host snapshot recorded (``versions.txt``:
+    ``firewalld: 2.1.1``), when ``path`` is one (a snapshot's
+    ``etc/firewalld`` given alone has no record inside it: 1.3.3 then)."""
+    versions = path / "versions.txt"
+    if not versions.is_file():
+        return None
+    m = re.search(r"^firewalld:\s*v?(\d+(?:\.\d+)*)\s*$", tree.read(versions), re.M)
+    return m.group(1) if m else None
+
+
+def stock_version(version: str, diagnostics: list) -> str:
+    """The stock definitions used for ``version``: its own when shipped,
+    else the nearest shipped (said in a diagnostic)."""
+    if not re.fullmatch(r"\d+(\.\d+){0,3}", version or ""):
+        raise RuleAnalyzerError(f"firewalld version {version!r} is not a version number",
+                                hint="e.g. --firewalld-version 1.3.3 or 2.1.1")
+    if version_tuple(version) < (1, 0):
+        raise RuleAnalyzerError(f"firewalld {version}: versions before 1.0 are not modelled",
+                                hint="known layouts: 1.x (1.0-1.3) and 2.x (2.0-2.4)")
+    if version in STOCK_VERSIONS:
+        return version
+    diagnostics.append((f"firewalld {version}: its layout is used, but the stock services, zones and "
+                        f"policies are firewalld {DEFAULT_VERSION}'s (the shipped ones); a service that "
+                        f"{version} added or changed may differ — give /usr/lib/firewalld's files in "
+                        "services/ to be exact", None))
+    return DEFAULT_VERSION
 
 
 def check_config(config: Config) -> None:
@@ -161,7 +256,11 @@ def check_config(config: Config) -> None:
         zone = config.zones[name]
         if name in config.policies:
             raise RuleAnalyzerError(f"zone {name!r} has the same name as a policy", zone.location)
-        if len(name) > fx.MAX_NAME:
+        if (zone.ingress_priority is not None or zone.egress_priority is not None) and not is_2x(config.version):
+            raise RuleAnalyzerError(f"zone {name}: zone priorities need firewalld 2.0 or later (this "
+                                    f"configuration is read as firewalld {config.version})", zone.location,
+                                    hint="give the host's firewalld version (--firewalld-version)")
+        if len(name) > fx.MAX_NAME and zone.name_problem != "too-long":
             raise RuleAnalyzerError(f"zone name {name!r} is longer than {fx.MAX_NAME} characters: "
                                     "firewalld refuses it", zone.location)
         for entry in zone.interfaces:
@@ -193,6 +292,10 @@ def check_config(config: Config) -> None:
             if entry.value not in config.icmptypes:
                 raise RuleAnalyzerError(f"zone {name}: icmptype {entry.value!r} does not exist", entry.location)
     for name, policy in config.policies.items():
+        if policy.disabled is not None and version_tuple(config.version) < DISABLE_POLICIES:
+            raise RuleAnalyzerError(f"policy {name}: <disable/> came with firewalld 2.4 (policy sets); firewalld "
+                                    f"{config.version} refuses the file", policy.disabled.location,
+                                    hint="give the host's firewalld version (--firewalld-version)")
         if len(name) > 18:
             raise RuleAnalyzerError(f"policy name {name!r} is longer than 18 characters: firewalld 1.3 "
                                     "refuses it", policy.location)
@@ -225,9 +328,16 @@ def compile_config(config: Config, diagnostics: list, name: str) -> Ruleset:
                                 hint="firewalld's iptables backend builds different chains; set "
                                      "FirewallBackend=nftables (the default since firewalld 0.6)")
     check_config(config)
+    from .firewalld_compile2 import STRICT_FORWARD_PORTS
+
+    if config.conf.get("StrictForwardPorts", "no").lower() in ("yes", "true") and \
+            version_tuple(config.version) < STRICT_FORWARD_PORTS:
+        diagnostics.append((f"StrictForwardPorts came with firewalld 2.3: firewalld {config.version} ignores it "
+                            "and still accepts every DNATed connection (ct status dnat accept)",
+                            config.conf_where.get("StrictForwardPorts")))
     for policy in config.policies.values():
         _policy_names(policy)
-    compiler = Compiler(config, diagnostics)
+    compiler = (Compiler2 if is_2x(config.version) else Compiler)(config, diagnostics)
     compiler.compile()
     text, order = compiler.render()
     generated = f"{name} (firewalld's nft ruleset)"
@@ -253,6 +363,7 @@ def compile_config(config: Config, diagnostics: list, name: str) -> Ruleset:
     ruleset.sources = [name]
     ruleset.meta["dialect"] = "firewalld"
     ruleset.meta["firewalld"] = {"nft": text, "version": config.version, "config": config,
+                                 "layout": "2.x" if is_2x(config.version) else "1.x",
                                  "default_zone": compiler.default_zone,
                                  "active_zones": compiler.active_zones()}
     ruleset.diagnostics += [Diagnostic(message, where or Location(name)) for message, where in diagnostics]
@@ -265,19 +376,31 @@ def parse(text: str, name: str) -> Ruleset:
     stripped = text.lstrip("\ufeff \t\r\n")
     diagnostics: list = []
     objects = _stock(DEFAULT_VERSION)
+    from . import firewalld_listall
+
+    if firewalld_listall.looks_like(stripped):
+        zones, conf, where = firewalld_listall.read(text, name, objects, diagnostics)
+        objects["zones"].update(zones)
+        version = "2.0.0" if "ingress-priority" in text else DEFAULT_VERSION
+        config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
+                        objects["ipsets"], objects["icmptypes"], objects["helpers"], None, name, version)
+        return compile_config(config, diagnostics, name)
     conf, where = {}, {}
-    base = Path(name).name.rsplit("__", 1)[-1]  # a copied tree flattened with __ keeps its name
-    stem = base[:-4] if base.endswith(".xml") else base
-    if not re.fullmatch(r"[A-Za-z0-9_\-]{1,17}", stem or ""):
-        # A file named for where it came from (a flattened path), not for
-        # its zone: firewalld would not have accepted the name either.
-        stem = "custom"
+    stem, problem = object_name(name)
     if not stripped.startswith("<"):
         conf, where = fx.read_conf(text, name)
     else:
         root = fx.parse_xml(text, name)
         if root.tag == "zone":
             zone = fx.read_zone(text, name, stem, diagnostics)
+            zone.name_problem = problem
+            if problem == "too-long":
+                diagnostics.append((f"zone name {stem!r} has {len(stem)} characters: firewalld refuses zone names "
+                                    f"longer than {fx.MAX_NAME}, so it never loads this file (read as if it did)",
+                                    zone.location))
+            elif problem == "unknown":
+                diagnostics.append(("the file's name gives no zone name: read as zone 'custom' (fixes say "
+                                    "<zone>)", zone.location))
             objects["zones"][stem] = zone
             if stem != conf.get("DefaultZone", "public") and not zone.interfaces and not zone.sources:
                 conf["DefaultZone"] = stem
@@ -313,6 +436,21 @@ def parse(text: str, name: str) -> Ruleset:
                     objects["ipsets"], objects["icmptypes"], objects["helpers"], None, name, DEFAULT_VERSION)
     ruleset = compile_config(config, diagnostics, name)
     return ruleset
+
+
+def object_name(path: str) -> tuple[str, str | None]:
+    """The zone (or policy) name a file given alone stands for, and what is
+    wrong with it. A copied tree flattened with ``__`` keeps its name in the
+    last part (``owner__repo__zones__public.xml`` is zone public); a name
+    firewalld would refuse for its length is kept and said (``too-long``);
+    a file named for something else reads as ``custom`` (``unknown``)."""
+    base = Path(path).name.rsplit("__", 1)[-1]
+    stem = base[:-4] if base.endswith(".xml") else base
+    if not re.fullmatch(r"[A-Za-z0-9_\-]+", stem or ""):
+        return "custom", "unknown"
+    if len(stem) > fx.MAX_NAME:
+        return stem, "too-long"
+    return stem, None
 
 
 def origin_text(rule) -> str:

@@ -140,7 +140,15 @@ class Config:
 
 
 class Compiler:
-    """Replays firewalld's start-up (``Firewall._start_apply_objects``)."""
+    """Replays firewalld's start-up (``Firewall._start_apply_objects``).
+
+    The 1.x layout; :class:`.firewalld_compile2.Compiler2` changes what
+    these attributes and hooks name for 2.x."""
+
+    #: Zone chains jump to the policy dispatch (1.x) or are jumped to by it (2.x).
+    ZONE_CHAINS_DISPATCH = True
+    #: ``index`` of the ICMP block inversion rule in the zone's INPUT chain.
+    ICMP_INVERSION_INDEX = 6
 
     def __init__(self, config: Config, diagnostics: list):
         self.c = config
@@ -256,10 +264,36 @@ class Compiler:
         # firewalld: a policy applies when an ingress and an egress zone is
         # active (bound) or a symbolic zone; the default zone counts only
         # once it has bindings (``get_active_zones``).
+        if getattr(policy, "disabled", None) is not None:
+            return False  # firewalld >= 2.4: <disable/>
         bound = {z for z in self.c.zones if self.c.zones[z].interfaces or self.c.zones[z].sources} | {"HOST", "ANY"}
         return bool({e.value for e in policy.ingress} & bound) and bool({e.value for e in policy.egress} & bound)
 
     # -- default rules -----------------------------------------------------------
+
+    def dispatch(self, base: str) -> tuple[list[str], list[str]]:
+        """The dispatch chains of base chain ``base`` (``filter_INPUT``):
+        (made, jumped to) — 1.x: ``_ZONES`` between ``_POLICIES_pre`` and
+        ``_post`` (OUTPUT has no zones and jumps to both)."""
+        if base.endswith("_OUTPUT"):
+            made = [f"{base}_POLICIES_pre", f"{base}_POLICIES_post"]
+            return made, made
+        return [f"{base}_POLICIES_pre", f"{base}_ZONES", f"{base}_POLICIES_post"], [f"{base}_ZONES"]
+
+    def dnat_rule(self, name: str) -> bool:
+        """What a base chain does with DNATed connections (1.x: INPUT and
+        FORWARD accept them; OUTPUT has no such rule). Whether it added one."""
+        if name == "filter_OUTPUT":
+            return False
+        self.add(name, "ct status dnat accept", self.stock("connections firewalld or another tool DNATed"))
+        return True
+
+    def dispatch_jumps(self, base: str) -> None:
+        made, jumped = self.dispatch(base)
+        for chain in made:
+            self.chain(chain)
+        for chain in jumped:
+            self.add(base, f"jump {chain}", self.stock("zone and policy dispatch"))
 
     def default_rules(self) -> None:
         s = self.stock
@@ -267,14 +301,7 @@ class Compiler:
             if table == "filter":
                 continue
             self.chain(f"{table}_{chain}", f"type {kind} hook {hook} priority {prio}; policy accept;")
-            if chain == "OUTPUT":
-                for suffix in ("POLICIES_pre", "POLICIES_post"):
-                    self.chain(f"{table}_{chain}_{suffix}")
-                    self.add(f"{table}_{chain}", f"jump {table}_{chain}_{suffix}", s("policy dispatch"))
-            else:
-                for suffix in ("POLICIES_pre", "ZONES", "POLICIES_post"):
-                    self.chain(f"{table}_{chain}_{suffix}")
-                self.add(f"{table}_{chain}", f"jump {table}_{chain}_ZONES", s("zone dispatch"))
+            self.dispatch_jumps(f"{table}_{chain}")
         for chain in ("PREROUTING", "INPUT", "FORWARD", "OUTPUT"):
             hook, prio, kind = BASE_CHAINS[("filter", chain)]
             self.chain(f"filter_{chain}", f"type {kind} hook {hook} priority {prio}; policy accept;")
@@ -283,22 +310,19 @@ class Compiler:
         for chain in ("INPUT", "FORWARD"):
             name = f"filter_{chain}"
             self.add(name, "ct state { established, related } accept", s("replies of allowed connections"))
-            self.add(name, "ct status dnat accept", s("connections firewalld or another tool DNATed"))
+            self.dnat_rule(name)
             self.add(name, 'iifname "lo" accept', s("loopback"))
             if log:
                 self.add(name, f'ct state invalid {pkt}log prefix "STATE_INVALID_DROP: "', s("LogDenied"))
             self.add(name, "ct state invalid drop", s("invalid packets"))
-            for suffix in ("POLICIES_pre", "ZONES", "POLICIES_post"):
-                self.chain(f"{name}_{suffix}")
-            self.add(name, f"jump {name}_ZONES", s("zone dispatch"))
+            self.dispatch_jumps(name)
             if log:
                 self.add(name, f'{pkt}log prefix "FINAL_REJECT: "', s("LogDenied"))
             self.add(name, REJECT, s("final reject"))
         self.add("filter_OUTPUT", "ct state { established, related } accept", s("replies"))
+        output_dnat = self.dnat_rule("filter_OUTPUT")
         self.add("filter_OUTPUT", 'oifname "lo" accept', s("loopback"))
-        for suffix in ("POLICIES_pre", "POLICIES_post"):
-            self.chain(f"filter_OUTPUT_{suffix}")
-            self.add("filter_OUTPUT", f"jump filter_OUTPUT_{suffix}", s("policy dispatch"))
+        self.dispatch_jumps("filter_OUTPUT")
         if self.c.conf.get("IPv6_rpfilter", "yes").lower() not in ("no", "false"):
             text = "meta nfproto ipv6 fib saddr . mark . iif oif missing"
             if log:
@@ -309,7 +333,7 @@ class Compiler:
         if self.c.conf.get("RFC3964_IPv4", "yes").lower() not in ("no", "false"):
             text = RFC3964 + (' log prefix "RFC3964_IPv4_REJECT: "' if self.log_denied in ("unicast", "all") else "")
             text += " reject with icmpv6 addr-unreachable"
-            self.add("filter_OUTPUT", text, s("RFC3964_IPv4"), after=1)
+            self.add("filter_OUTPUT", text, s("RFC3964_IPv4"), after=2 if output_dnat else 1)
             self.add("filter_FORWARD", text, s("RFC3964_IPv4"), after=4 if log else 3)
         for ipset in self.c.ipsets.values():
             pass  # sets are printed from the configuration, see :func:`render`
@@ -385,11 +409,11 @@ class Compiler:
                 else "ICMP not blocked is accepted")
         origin = Origin(TOOL, f"zone {zone.name}, {what}", Location(zone.file, zone.location.line),
                         generated=not zone.icmp_block_inversion)
-        self.add(chain, f"meta l4proto {{ icmp, ipv6-icmp }} {verdict}", origin, after=6)
+        self.add(chain, f"meta l4proto {{ icmp, ipv6-icmp }} {verdict}", origin, after=self.ICMP_INVERSION_INDEX)
         if self.log_denied != "off" and zone.icmp_block_inversion:
             pkt = _pkttype(self.log_denied)
             self.add(chain, f'meta l4proto {{ icmp, ipv6-icmp }} {pkt}log prefix "filter_zone_{zone.name}_HOST_ICMP_BLOCK: "',
-                     origin, after=6)
+                     origin, after=self.ICMP_INVERSION_INDEX)
 
     # -- policies ----------------------------------------------------------
 
@@ -457,12 +481,14 @@ class Compiler:
         for suffix in SUFFIXES:
             self.chain(f"{base}_{suffix}")
         s = self.stock(f"{self.owner(policy)}: chain layout")
-        if derived:
+        if derived and self.ZONE_CHAINS_DISPATCH:
             self.add(base, f"jump {table}_{chain}_POLICIES_pre", s)
         for suffix in SUFFIXES:
             self.add(base, f"jump {base}_{suffix}", s)
-        if derived:
+        if derived and self.ZONE_CHAINS_DISPATCH:
             self.add(base, f"jump {table}_{chain}_POLICIES_post", s)
+        if derived and not self.ZONE_CHAINS_DISPATCH:
+            return  # 2.x: a zone's target is the last rule of its dispatch
         target = policy.target
         where = Location(policy.file, policy.location.line) if policy.file else None
         if table == "filter" and target in ("default", "REJECT", "%%REJECT%%", "DROP", "ACCEPT"):
@@ -839,6 +865,13 @@ class Compiler:
     # -- addresses -------------------------------------------------------------
 
     def addr_match(self, field_: str, address: str, invert: bool = False) -> str:
+        key = (field_, address, invert)
+        cache = self.__dict__.setdefault("_addr_cache", {})
+        if key not in cache:  # 2.x's dispatch asks for the same binding once per pair
+            cache[key] = self._addr_match(field_, address, invert)
+        return cache[key]
+
+    def _addr_match(self, field_: str, address: str, invert: bool = False) -> str:
         op = "!= " if invert else ""
         if address.startswith("ipset:"):
             return self.set_match(address[6:], field_ == "daddr", op)

@@ -1,12 +1,15 @@
 """firewalld's ``direct.xml``: rules passed to iptables, as firewalld does.
 
 With ``FirewallBackend=nftables`` firewalld still hands direct rules to
-``iptables``/``ip6tables`` (iptables-nft on current distributions): each
-built-in chain a direct rule names gets a ``<CHAIN>_direct`` chain jumped to
-from the built-in chain, rules are ordered by their priority (then by file
-order), and direct chains are plain user chains. The tables sit beside
-``table inet firewalld`` at iptables' priorities, so both run on the hook in
-kernel order.
+``iptables``/``ip6tables`` (iptables-nft on current distributions). What
+the real firewalld 1.3.3 builds (tests/kernel/test_kernel_firewalld_direct.py):
+a direct rule on a built-in chain goes into that chain itself (``table ip
+filter``, ``chain INPUT``, hook input at priority ``filter`` = 0 — the
+``<CHAIN>_direct`` chains are the iptables backend's), ordered by priority
+and then by file order; a direct ``<chain>`` is a plain user chain. These
+tables run on the hook before ``table inet firewalld`` (priority filter +
+10): a direct DROP ends the packet, a direct ACCEPT ends only the iptables
+chain and firewalld's zones still decide.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def direct_ruleset(direct: Direct, diagnostics: list) -> Ruleset:
             if rule.chain in IPTABLES_BUILTIN_CHAINS[rule.table]:
                 if rule.chain not in t["builtin"]:
                     t["builtin"].append(rule.chain)
-                target = f"{rule.chain}_direct"
+                target = rule.chain
             else:
                 if rule.chain not in t["custom"]:
                     raise RuleAnalyzerError(f"direct rule: chain {rule.chain!r} is neither built in nor "
@@ -49,13 +52,8 @@ def direct_ruleset(direct: Direct, diagnostics: list) -> Ruleset:
             lines.append(f"*{table}")
             for chain in IPTABLES_BUILTIN_CHAINS.get(table, ()):
                 lines.append(f":{chain} ACCEPT [0:0]")
-            for chain in t["builtin"]:
-                lines.append(f":{chain}_direct - [0:0]")
             for chain in t["custom"]:
                 lines.append(f":{chain} - [0:0]")
-            for chain in t["builtin"]:
-                lines.append(f"-A {chain} -j {chain}_direct")
-                origins.append((Origin("firewalld", f"direct rules of {table} {chain}", generated=True), None))
             for target, items in t["rules"].items():
                 for rule in sorted(items, key=lambda r: r.priority):
                     try:

@@ -26,7 +26,7 @@ from xml.sax.expatreader import ExpatLocator
 from defusedxml import DefusedXmlException
 from defusedxml.sax import make_parser
 
-from ..errors import RuleAnalyzerError, line_of
+from ..errors import RuleAnalyzerError, line_of, split_lines
 from ..model import Location
 
 ZONE_TARGETS = ("default", "ACCEPT", "DROP", "%%REJECT%%")
@@ -148,6 +148,14 @@ class Zone(Settings):
     interfaces: list[Entry] = field(default_factory=list)
     sources: list[Entry] = field(default_factory=list)
     forward: bool = False
+    #: Zone priorities (firewalld >= 2.0, ``<zone ingress-priority="-10">``):
+    #: the order packets are classified into zones; None when not written.
+    ingress_priority: int | None = None
+    egress_priority: int | None = None
+    #: A zone file read alone whose name is not a usable zone name:
+    #: ``"too-long"`` (over 17 characters: firewalld refuses the file) or
+    #: ``"unknown"`` (the file's name gives none; read as ``custom``).
+    name_problem: str | None = None
 
 
 @dataclass
@@ -156,6 +164,8 @@ class Policy(Settings):
     priority: int = -1
     ingress: list[Entry] = field(default_factory=list)
     egress: list[Entry] = field(default_factory=list)
+    #: ``<disable/>`` (firewalld >= 2.4, policy sets): the policy builds nothing.
+    disabled: Entry | None = None
 
 
 @dataclass
@@ -637,6 +647,9 @@ def read_settings(ctx: _Context, root: Element, obj: Settings, diagnostics: list
         elif isinstance(obj, Zone) and tag == "forward":
             ctx.check_attrs(el)
             obj.forward = True
+        elif isinstance(obj, Policy) and tag == "disable":
+            ctx.check_attrs(el)
+            obj.disabled = Entry(True, el.location)
         elif isinstance(obj, Policy) and tag in ("ingress-zone", "egress-zone"):
             ctx.check_attrs(el, ("name",))
             (obj.ingress if tag == "ingress-zone" else obj.egress).append(Entry(a["name"], el.location))
@@ -654,8 +667,22 @@ def read_zone(text: str, file: str, name: str, diagnostics: list, stock: bool = 
     root = parse_xml(text, file)
     if root.tag != "zone":
         raise ctx.error(f"expected a <zone> document, found <{root.tag}>", root)
-    ctx.check_attrs(root, (), ("name", "immutable", "target", "version"))
+    ctx.check_attrs(root, (), ("name", "immutable", "target", "version", "priority", "ingress-priority",
+                               "egress-priority"))
     zone = Zone(name, file, root.location, stock=stock)
+    for attr in ("priority", "ingress-priority", "egress-priority"):
+        if attr not in root.attrs:
+            continue
+        try:
+            value = int(root.attrs[attr])
+        except ValueError:
+            raise ctx.error(f"zone {attr} {root.attrs[attr]!r} is not a number", root) from None
+        if not -32768 <= value <= 32767:
+            raise ctx.error(f"zone {attr} {value} outside -32768..32767", root)
+        if attr in ("priority", "ingress-priority"):
+            zone.ingress_priority = value
+        if attr in ("priority", "egress-priority"):
+            zone.egress_priority = value
     target = root.attrs.get("target", "default")
     if target == "REJECT":
         target = "%%REJECT%%"
@@ -845,7 +872,7 @@ CONF_DEFAULTS = {
 
 def read_conf(text: str, file: str) -> tuple[dict[str, str], dict[str, Location]]:
     values, where = {}, {}
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(split_lines(text), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue

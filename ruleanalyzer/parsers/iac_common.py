@@ -51,7 +51,9 @@ FIREWALL_TYPES = (*SG_TYPES, *SG_RULE_TYPES, *NACL_TYPES, "aws_network_acl_rule"
                   "aws_network_acl_association", "google_compute_firewall",
                   "azurerm_network_security_group", "azurerm_network_security_rule",
                   "azurerm_subnet_network_security_group_association",
-                  "azurerm_network_interface_security_group_association")
+                  "azurerm_network_interface_security_group_association",
+                  # its ip_configuration's subnet pairs nic: with subnet: (targets)
+                  "azurerm_network_interface")
 
 
 class Unknown:

@@ -24,6 +24,14 @@ from .iptables_targets import TARGETS, build_action, nat_has_port
 from .iptables_values import BadValue
 
 
+def _recent_set_only(words: list[str]) -> bool | None:
+    """For ``-m recent`` with ``--set`` and no history check: whether it
+    matches (``!`` inverts it: then never); None when it reads history."""
+    if "--set" not in words or {"--rcheck", "--update", "--remove"} & set(words):
+        return None
+    return "!" not in words
+
+
 class SpecError(Exception):
     """A rule line iptables would refuse; ``index`` is the offending word."""
 
@@ -303,6 +311,11 @@ class Plan:
                         # The model's packets carry no IPv6 extension headers,
                         # and these matches fail on a packet without theirs.
                         match = cache[key] = AnyOf((), text=text)
+                    elif name == "recent" and _recent_set_only([raws[j] for j in indices]) is not None:
+                        # "--set" records the source and always matches (xt_recent:
+                        # ret = !invert); only --rcheck/--update/--remove read history
+                        match = cache[key] = (AllOf((), text=text) if _recent_set_only(
+                            [raws[j] for j in indices]) else AnyOf((), text=text))
                     else:
                         opaque_words = [raws[j] if raws[j] == "!" or is_option(raws[j]) else words[j]
                                         for j in indices]

@@ -89,7 +89,7 @@ TH_PROTOCOLS = tuple(sorted(PORT_PROTOCOLS.values()))
 FIELD_MAX = {"proto": 255, "sport": 0xFFFF, "dport": 0xFFFF, "icmp_type": 255, "icmp_code": 255,
              "length": 0xFFFF + 40, "ttl": 255, "dscp": 63, "ecn": 3, "mark": 0xFFFFFFFF,
              "ctmark": 0xFFFFFFFF, "family": 255, "uid": 0xFFFFFFFF, "gid": 0xFFFFFFFF,
-             "flags": 0xFF}
+             "flags": 0xFF, "ipfrag": 0xFFFF, "ip_id": 0xFFFF}
 
 #: Statements that end a rule with a verdict.
 VERDICTS = ("accept", "drop", "reject", "jump", "goto", "return", "continue", "queue")
@@ -196,9 +196,45 @@ def selector(expr, family: str) -> Selector:
     return _selector_cached(key, family)
 
 
-def _selector(expr, family: str) -> Selector:
+#: The header an expression the model does not read lives in, by its first
+#: words (text) or JSON key, and so the dependency nft gives it
+#: (evaluate.c ``expr_evaluate_exthdr``, ``payload_gen_dependency``).
+_OPAQUE_HEADERS = (("tcp option", "tcp"), ("ip option", "ip"), ("exthdr", "ip6"), ("frag ", "ip6"),
+                   ("hbh ", "ip6"), ("rt ", "ip6"), ("dst ", "ip6"), ("mh ", "ip6"),
+                   ("srh ", "ip6"), ("ip6 ", "ip6"), ("ip ", "ip"), ("icmpv6 ", "icmpv6"),
+                   ("icmp ", "icmp"), ("tcp ", "tcp"), ("udp ", "udp"), ("udplite ", "udplite"),
+                   ("sctp ", "sctp"), ("dccp ", "dccp"))
+
+
+def _opaque_deps(expr, family: str) -> tuple[Match, ...]:
+    """The dependency matches of an expression the model cannot decide: the
+    packet must still have its header, or the rule does not match (a UDP
+    packet never matches ``tcp option maxseg size < 500``)."""
     fam_dep = family in ("inet", "bridge", "netdev")
-    opaque = Selector("opaque", "", reason=f"depends on {_describe(expr)}")
+    header = None
+    if isinstance(expr, dict) and len(expr) == 1:
+        key, value = next(iter(expr.items()))
+        if key == "payload" and isinstance(value, dict) and isinstance(value.get("protocol"), str):
+            header = value["protocol"]
+        elif key in ("tcp option", "ip option", "exthdr"):
+            header = {"tcp option": "tcp", "ip option": "ip", "exthdr": "ip6"}[key]
+        elif key == "unknown" and isinstance(value, str):
+            text = value + " "
+            header = next((h for prefix, h in _OPAQUE_HEADERS if text.startswith(prefix)), None)
+    if header in ("ip", "ip6"):
+        return (_family_dep(4 if header == "ip" else 6),) if fam_dep else ()
+    if header in ("icmp", "icmpv6"):
+        version = 4 if header == "icmp" else 6
+        return ((_family_dep(version),) if fam_dep else ()) + (_proto_dep(1 if version == 4 else 58),)
+    if header in PORT_PROTOCOLS:
+        return (_proto_dep(PORT_PROTOCOLS[header]),)
+    return ()
+
+
+def _selector(expr, family: str) -> Selector:
+    opaque = Selector("opaque", "", reason=f"depends on {_describe(expr)}",
+                      deps=_opaque_deps(expr, family))
+    fam_dep = family in ("inet", "bridge", "netdev")
     if not isinstance(expr, dict) or len(expr) != 1:
         return opaque
     key, value = next(iter(expr.items()))
@@ -215,7 +251,7 @@ def _selector(expr, family: str) -> Selector:
                 return Selector("addr", "src" if fld == "saddr" else "dst", 4, deps=v4)
             simple = {"protocol": ("proto", _PROTO_SYMBOLS), "dscp": ("dscp", tuple(DSCP_NAMES.items())),
                       "ecn": ("ecn", tuple(ECN_CODEPOINTS.items())), "length": ("length", ()),
-                      "ttl": ("ttl", ())}
+                      "ttl": ("ttl", ()), "frag-off": ("ipfrag", ()), "id": ("ip_id", ())}
             if fld in simple:
                 name, symbols = simple[fld]
                 return Selector("int", name, symbols=symbols, deps=v4)
@@ -405,11 +441,33 @@ class SetDecl:
     elements: list = field(default_factory=list)
     updated: bool = False
     has_timeout: bool = False
+    #: The first rule that adds to or updates this set from the packet path.
+    updated_by: str = ""
 
     @property
     def decidable(self) -> bool:
         return not (self.updated or self.has_timeout or "dynamic" in self.flags
                     or "timeout" in self.flags)
+
+    def reading(self) -> tuple[str, str]:
+        """How a lookup in this set is answered: ``exact`` (its contents are
+        what the file lists), ``snapshot`` (maintained at runtime — flags
+        timeout or dynamic, a bouncer's or fail2ban's blocklist — but listed
+        with its elements: the answer holds for this listing), or
+        ``history`` / ``runtime`` (unknown: rules of this ruleset fill it
+        from the packets they see, or its elements are not listed), with
+        the reason."""
+        if self.updated:
+            return "history", (f"depends on traffic history: set @{self.name} is filled from the "
+                               f"packet path ({self.updated_by})")
+        if self.decidable:
+            return "exact", ""
+        why = "flags " + ", ".join(f for f in self.flags if f in ("timeout", "dynamic")) \
+            if {"timeout", "dynamic"} & set(self.flags) else "elements with timeouts"
+        if not self.elements:
+            return "runtime", (f"depends on the runtime contents of set @{self.name} ({why}; "
+                               "no elements listed)")
+        return "snapshot", why
 
 
 # ---------------------------------------------------------------------------
@@ -605,9 +663,11 @@ class Builder:
         """Build every queued rule into the model and return the ruleset."""
         for pending in self.pending.values():
             for rule in pending:
-                for target in _updated_sets(rule.exprs):
+                for target, op in _updated_sets(rule.exprs):
                     for (fam, tab, name), decl in self.sets.items():
                         if name == target and rule.location is not None:
+                            if not decl.updated:
+                                decl.updated_by = f"{op} @{name}" if op != "meter" else f"meter {name}"
                             decl.updated = True
         for table in self.ruleset.tables:
             jumps: list[tuple[int, str, str, Rule]] = []
@@ -682,25 +742,43 @@ class Builder:
             if m not in matches or not (isinstance(m, IntMatch) and m.field in ("proto", "family")):
                 matches.append(m)
         action = ctx.action if ctx.action is not None else Log("no verdict")
-        return Rule(tuple(matches), action, pending.location, text=pending.text,
+        rule = Rule(tuple(matches), action, pending.location, text=pending.text,
                     comment=pending.comment or ctx.comment, ident=pending.handle,
                     effects=tuple(ctx.effects))
+        if ctx.snapshots:
+            # read by ruleanalyzer.runtime_sets (notes, --sets unknown)
+            self.ruleset.meta.setdefault("snapshot_sets", []).extend(
+                (rule, m, name, why) for m, name, why in ctx.snapshots)
+        return rule
 
     def warn(self, message: str, location: Location) -> None:
         self.ruleset.diagnostics.append(Diagnostic(message, location))
 
 
-def _updated_sets(exprs) -> list[str]:
-    """Names of sets a rule's statements add to, update or delete from."""
+#: Statements inside a set update or meter that decide whether it matches.
+STATEFUL_KEYS = ("limit", "quota", "ct count", "connlimit")
+
+
+def _stateful_parts(body) -> list[str]:
+    """The stateful statements (limit, quota, ct count) of a set update or
+    meter, JSON shape (``stmt``: one statement or a list)."""
+    stmts = body.get("stmt") if isinstance(body, dict) else None
+    stmts = [stmts] if isinstance(stmts, dict) else stmts if isinstance(stmts, list) else []
+    return [key for stmt in stmts if isinstance(stmt, dict) for key in stmt if key in STATEFUL_KEYS]
+
+
+def _updated_sets(exprs) -> list[tuple[str, str]]:
+    """``(name, op)`` of the sets a rule's statements add to, update or
+    delete from (op ``add``, ``update``, ``delete`` or ``meter``)."""
     out = []
     for stmt in exprs if isinstance(exprs, list) else []:
         if isinstance(stmt, dict) and ("set" in stmt or "map" in stmt or "meter" in stmt):
             for key in ("set", "map", "meter"):
                 body = stmt.get(key)
                 if isinstance(body, dict) and isinstance(body.get("set", body.get("map")), str):
-                    out.append(body.get("set", body.get("map")).lstrip("@"))
+                    out.append((body.get("set", body.get("map")).lstrip("@"), str(body.get("op", "update"))))
                 elif key == "meter" and isinstance(body, dict) and isinstance(body.get("name"), str):
-                    out.append(body["name"])
+                    out.append((body["name"], "meter"))
     return out
 
 
@@ -744,6 +822,8 @@ class _RuleContext:
         self.effects: list[Action] = []
         self.action: Action | None = None
         self.comment: str | None = None
+        #: (match, "@set", why) for lookups answered from a runtime set's listing
+        self.snapshots: list[tuple[Match, str, str]] = []
 
     # -- statements ---------------------------------------------------------------
     def statement(self, stmt) -> None:
@@ -757,6 +837,8 @@ class _RuleContext:
             return
         verdict = verdict_action(stmt)
         if verdict is not None:
+            if key == "reject":
+                self.matches[:0] = reject_dependencies(body, self.family)
             self.action = verdict
             return
         if key == "vmap":
@@ -773,6 +855,18 @@ class _RuleContext:
             self.matches.append(OpaqueMatch(reason="depends on the number of tracked connections (ct count)",
                                             text=key))
             return
+        if key in ("set", "map", "meter"):
+            stateful = _stateful_parts(body)
+            if stateful:
+                # "update @m { ip saddr limit rate over 3/minute }" matches only
+                # when that element's own limit says so: traffic history
+                name = (body.get("set") or body.get("map") or body.get("name") or "?") \
+                    if isinstance(body, dict) else "?"
+                name = name if str(name).startswith("@") else f"@{name}"
+                verb = "meter" if key == "meter" else f"{body.get('op', 'update')} {name}"
+                self.matches.append(OpaqueMatch(
+                    reason=f"depends on traffic history: the per-element {' and '.join(stateful)} "
+                           f"of {verb} (what each key sent before)"))
         if key == "notrack":
             self.effects.append(Notrack())
             return
@@ -892,13 +986,20 @@ class _RuleContext:
             if sel.kind in ("int", "flags"):
                 mask = _int_value(mask_value, Selector("int", sel.field, symbols=sel.symbols))
                 left = inner
+                if inner == {"payload": {"protocol": "ip6", "field": "dscp"}} and op in ("==", "!="):
+                    return _ip6_dscp_masked(self._match(sel, op, right, mask))
             else:
-                return [OpaqueMatch(reason=f"depends on arithmetic on {_first_selector(inner)}")]
+                return list(sel.deps) + [
+                    OpaqueMatch(reason=f"depends on arithmetic on {_first_selector(inner)}")]
         elif isinstance(left, dict) and len(left) == 1 and next(iter(left)) in ("|", "^", "<<", ">>"):
             return [OpaqueMatch(reason=f"depends on arithmetic on {_first_selector(left)}")]
         sel = selector(left, self.family)
         if sel.kind == "opaque":
-            return [OpaqueMatch(reason=sel.reason)]
+            if "tcp option" in sel.reason and (right is False or sel.reason.endswith(" missing")):
+                # "tcp option … missing": newer nft adds no tcp dependency
+                # and the kernel reads "missing" on a UDP packet as true
+                return [OpaqueMatch(reason=sel.reason)]
+            return list(sel.deps) + [OpaqueMatch(reason=sel.reason)]
         rtype = type(right)
         if rtype is str or rtype is int:
             # the same comparison builds the same matches: build it once
@@ -906,9 +1007,11 @@ class _RuleContext:
             cache = self.builder.match_cache
             hit = cache.get(key)
             if hit is not None and hit[0] is sel:
-                return list(hit[1])
-            found = self._match(sel, op, right, mask)
-            cache[key] = (sel, tuple(found))
+                found = list(hit[1])
+            else:
+                found = self._match(sel, op, right, mask)
+                cache[key] = (sel, tuple(found))
+            self.note_snapshot(right, found)
             return found
         return self._match(sel, op, right, mask)
 
@@ -916,8 +1019,7 @@ class _RuleContext:
         if isinstance(right, str) and right.startswith("@"):
             resolved = self.named_set(right)
             if resolved is None:
-                return list(sel.deps) + [OpaqueMatch(
-                    reason=f"depends on the runtime contents of set {right}")]
+                return list(sel.deps) + [OpaqueMatch(reason=self.set_reason(right))]
             right = {"set": resolved}
         negate = op == "!="
         try:
@@ -928,12 +1030,28 @@ class _RuleContext:
             raise
 
     def named_set(self, ref: str):
+        """The elements a lookup in set ``ref`` is answered from, or None
+        (then :meth:`set_reason` says why not)."""
         decl = self.builder.sets.get((self.family, self.table.name, ref[1:]))
         if decl is None:
             raise ModelError(f"no set named {ref[1:]!r} in table {self.family} {self.table.name}")
-        if not decl.decidable:
+        if decl.reading()[0] not in ("exact", "snapshot"):
             return None
         return [e[0] if isinstance(e, list) and len(e) == 2 else e for e in decl.elements]
+
+    def set_reason(self, ref: str) -> str:
+        decl = self.builder.sets.get((self.family, self.table.name, ref[1:]))
+        return decl.reading()[1] if decl is not None else f"depends on the runtime contents of set {ref}"
+
+    def note_snapshot(self, ref, found: list[Match]) -> None:
+        """Remember a lookup answered from a runtime set's listing."""
+        if not (isinstance(ref, str) and ref.startswith("@") and found):
+            return
+        decl = self.builder.sets.get((self.family, self.table.name, ref[1:]))
+        if decl is not None:
+            kind, why = decl.reading()
+            if kind == "snapshot":
+                self.snapshots.append((found[-1], ref, why))
 
     def simple_match(self, sel: Selector, op: str, right, mask, negate: bool) -> Match:
         if sel.kind == "flags" or (mask is not None and sel.kind == "int"):
@@ -1014,32 +1132,68 @@ class _RuleContext:
         if isinstance(right, str) and right.startswith("@"):
             elements = self.named_set(right)
             if elements is None:
-                return deps + [OpaqueMatch(reason=f"depends on the runtime contents of set {right}")]
+                return deps + [OpaqueMatch(reason=self.set_reason(right))]
         elif isinstance(right, dict) and "set" in right:
             elements = list(_set_items(right["set"]))
         else:
             elements = [right]
-        if any(s.kind == "opaque" for s in sels):
-            reason = next(s.reason for s in sels if s.kind == "opaque")
+        # A constant in the key (``ip daddr . "lo" @s``) is compared with
+        # each element's part as it stands.
+        constant = [_constant(p) if s.kind == "opaque" else None for s, p in zip(sels, parts)]
+        if any(s.kind == "opaque" and c is None for s, c in zip(sels, constant)):
+            reason = next(s.reason for s, c in zip(sels, constant) if s.kind == "opaque" and c is None)
             return deps + [OpaqueMatch(reason=reason)]
         try:
-            return deps + [self._concat_alternatives(sels, op, elements)]
+            found = deps + [self._concat_alternatives(sels, op, elements, constant)]
+            self.note_snapshot(right, found)
+            return found
         except ModelError:
             if any(s.field in ("uid", "gid") for s in sels):
                 return deps + [OpaqueMatch(reason="depends on the host's user database")]
             raise
 
-    def _concat_alternatives(self, sels, op, elements) -> Match:
+    def _concat_alternatives(self, sels, op, elements, constants=None) -> Match:
+        constants = constants or [None] * len(sels)
         alternatives = []
         for elem in elements:
             elem = unwrap_elem(elem)
             if not (isinstance(elem, dict) and isinstance(elem.get("concat"), list)
                     and len(elem["concat"]) == len(sels)):
                 raise ModelError(f"set element {_describe(elem)} does not fit the concatenation")
-            alternatives.append(AllOf(tuple(self.simple_match(s, "==", unwrap_elem(v), None, False)
-                                            for s, v in zip(sels, elem["concat"]))))
+            values = [unwrap_elem(v) for v in elem["concat"]]
+            if any(c is not None and str(c) != str(v) for c, v in zip(constants, values)):
+                continue  # the key's constant part never equals this element's
+            alternatives.append(AllOf(tuple(self.simple_match(s, "==", v, None, False)
+                                            for s, v, c in zip(sels, values, constants) if c is None)))
         result = alternatives[0] if len(alternatives) == 1 else AnyOf(tuple(alternatives))
         return result.negated() if op == "!=" else result
+
+
+def _constant(part) -> str | None:
+    """A literal in a concatenated key (``"lo"``, ``22``), as text; None
+    for anything else."""
+    if isinstance(part, dict) and set(part) == {"unknown"} and isinstance(part["unknown"], str):
+        text = part["unknown"]  # the text reader's form of a quoted literal
+        return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else None
+    if isinstance(part, (str, int)) and not isinstance(part, bool):
+        return str(part)
+    return None
+
+
+def _ip6_dscp_masked(found: list[Match]) -> list[Match]:
+    """What the kernel runs for ``ip6 dscp & m == v`` (nft 1.0.x, read with
+    ``--debug=netlink`` and confirmed by packets on x86): the 16-bit load is
+    masked, then shifted right as a host-order (little-endian) word, which
+    moves the DSCP bits out of the byte ``m`` then keeps — the masked value
+    is always 0. So ``== 0`` always holds, ``== v`` (v ≠ 0) never, and
+    ``!=`` the other way round (nft lists ``== 0x8`` back as ``0x800/8``)."""
+    out = []
+    for m in found:
+        if isinstance(m, BitsMatch) and m.field == "dscp":
+            m = BitsMatch("dscp", 0, frozenset({0}) if 0 in m.values else frozenset(),
+                          negate=m.negate, text=m.text)
+        out.append(m)
+    return out
 
 
 def _first_selector(expr) -> str:
@@ -1061,6 +1215,24 @@ def _first_selector(expr) -> str:
 
 def _opaque_dispatch(reason: str) -> Action:
     return Dispatch(((OpaqueMatch(reason=reason), UnknownAction(reason)),))
+
+
+def reject_dependencies(body, family: str) -> list[Match]:
+    """The matches nft puts at the head of a rule for its ``reject``
+    (evaluate.c ``stmt_reject_gen_dependency``: "Otherwise we'd log things
+    that won't be rejected"): ``with tcp reset`` only rejects TCP, in every
+    family but netdev; ``with icmp``/``icmpv6`` in an inet or bridge table
+    only its own IP version. A bare ``reject`` and ``icmpx`` have none: the
+    kernel answers each family in kind. Checked on a kernel: a UDP packet
+    passes a bare ``reject with tcp reset`` and meets the next rule."""
+    if not isinstance(body, dict) or family in ("netdev", "arp"):
+        return []
+    rtype = body.get("type")
+    if rtype in ("tcp reset", "tcp-reset", "tcp rst"):
+        return [_proto_dep(6)]
+    if rtype in ("icmp", "icmpv6") and family in ("inet", "bridge"):
+        return [_family_dep(4 if rtype == "icmp" else 6)]
+    return []
 
 
 def verdict_action(stmt) -> Action | None:

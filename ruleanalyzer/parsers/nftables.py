@@ -23,6 +23,23 @@ from .nft_common import FAMILIES, Builder, ModelError, paused_gc
 DIALECT = "nftables"
 MAX_INCLUDE_DEPTH = 16
 MAX_DEFINE_DEPTH = 32
+#: Files one ruleset may read through ``include`` (each inclusion counts: a
+#: file included 200 times is 200). Their bytes together, the including file
+#: too, stay within the file-size limit (``--max-bytes``).
+MAX_INCLUDE_FILES = 1000
+#: Tokens ``$NAME`` substitutions may produce in one ruleset, all together
+#: (``define a2 = { $a1, $a1 }`` doubles per line: 20 lines were 555 MB).
+MAX_DEFINE_TOKENS = 1_000_000
+
+
+def _size(toks) -> int:
+    """Tokens in ``toks``, those inside blocks too."""
+    n = 0
+    for t in toks:
+        n += 1
+        if t[0] == B:
+            n += sum(_size(item) for item in t[1])
+    return n
 
 # Token tuples: (kind, value, line, column, start, end); kind w=word s=string b=brace.
 W, S, B = "w", "s", "b"
@@ -215,6 +232,7 @@ def parse(text: str, name: str) -> Ruleset:
     reader = _Reader(name)
     with paused_gc():
         try:
+            reader.bytes_read = len(text)
             reader.read_text(text, name, depth=0)
             return reader.builder.finish()
         except RecursionError:
@@ -234,7 +252,15 @@ class _Reader:
         self.name = name
         self.builder = Builder(name, DIALECT)
         self.defines: dict[str, list] = {}
-        root = os.path.dirname(os.path.abspath(name)) if name and not name.startswith("<") else None
+        self.define_sizes: dict[str, int] = {}
+        self.expanded = 0  # tokens substituted so far (MAX_DEFINE_TOKENS)
+        from ..loader import current_side  # late: loader imports the parser registry
+
+        self.side = current_side()
+        self.files_read = 0
+        self.bytes_read = 0
+        root = os.path.dirname(os.path.abspath(self.side.path_of(name))) \
+            if name and not name.startswith("<") else None
         self.roots = [os.path.realpath(root)] if root else []
         # per-file state while reading
         self.file = name
@@ -310,7 +336,8 @@ class _Reader:
         if depth >= MAX_INCLUDE_DEPTH:
             raise self.error("includes nested too deeply (an include cycle?)", toks[1])
         pattern = toks[1][1]
-        base = os.path.dirname(os.path.abspath(self.file)) if not self.file.startswith("<") else os.getcwd()
+        base = os.path.dirname(os.path.abspath(self.side.path_of(self.file))) \
+            if not self.file.startswith("<") else os.getcwd()
         path = os.path.normpath(os.path.join(base, pattern))
         if not self.roots:
             raise self.error("include is not allowed when reading from a string", toks[1])
@@ -324,18 +351,31 @@ class _Reader:
         if not any(real == r or real.startswith(r + os.sep) for r in self.roots):
             raise self.error(f"include {pattern!r} leaves the directory of the files given",
                              toks[1], hint="only files beside the rule files named are read")
-        candidates = sorted(glob.glob(path)) if is_glob else [path]
+        side = self.side
+        candidates = side.glob(path) if is_glob else [path]
         for candidate in candidates:
             real = os.path.realpath(candidate)
             if not any(real == r or real.startswith(r + os.sep) for r in self.roots):
                 raise self.error(f"include {pattern!r} leaves the directory of the files given",
                                  toks[1], hint="only files beside the rule files named are read")
-            if not os.path.isfile(real):
+            if not side.is_file(real):
                 if is_glob:
                     continue
                 raise self.error(f"included file {pattern!r} not found", toks[1])
-            from ..loader import read_text  # late: loader imports the parser registry
-            self.read_text(read_text(real), candidate, depth + 1)
+            self.files_read += 1
+            if self.files_read > MAX_INCLUDE_FILES:
+                raise self.error(f"more than {MAX_INCLUDE_FILES} files read through include "
+                                 "(nftables.MAX_INCLUDE_FILES)", toks[1])
+            left = self.side.max_bytes - self.bytes_read
+            try:
+                included = side.read(real, left)
+            except RuleAnalyzerError as exc:
+                if "over the limit" not in exc.message:
+                    raise
+                raise self.error(f"the included files together are over the limit of {self.side.max_bytes} "
+                                 "bytes (--max-bytes counts every file an include reads)", toks[1]) from None
+            self.bytes_read += len(included)
+            self.read_text(included, side.name_of(candidate), depth + 1)
 
     # -- defines ------------------------------------------------------------------------
     def expand(self, toks, depth: int = 0, deep: bool = False):
@@ -354,6 +394,11 @@ class _Reader:
                 value = self.defines.get(t[1][1:])
                 if value is None:
                     raise self.error(f"undefined variable {t[1]}", t)
+                self.expanded += self.define_sizes.get(t[1][1:], 1)
+                if self.expanded > MAX_DEFINE_TOKENS:
+                    raise self.error(f"defines expand to more than {MAX_DEFINE_TOKENS} tokens "
+                                     "(nftables.MAX_DEFINE_TOKENS)", t,
+                                     hint="a define that doubles per line expands exponentially")
                 out.extend(self.expand(value, depth + 1, deep))
             elif t[0] == B and deep:
                 out.append((B, [self.expand(i, depth + 1, deep) for i in t[1]], *t[2:]))
@@ -364,7 +409,8 @@ class _Reader:
     def define(self, toks) -> None:
         if len(toks) < 4 or toks[1][0] != W or not _is_word(toks[2], "="):
             raise self.error("define needs NAME = value", toks[0])
-        self.defines[toks[1][1]] = self.expand(toks[3:], deep=True)
+        value = self.defines[toks[1][1]] = self.expand(toks[3:], deep=True)
+        self.define_sizes[toks[1][1]] = _size(value)
 
     # -- top level ------------------------------------------------------------------------
     def top_items(self, items, depth: int) -> None:
@@ -896,10 +942,9 @@ class _RuleReader:
             self.i += 1
             return {"xt": {"type": kind, "name": name}}
         if w in ("add", "update", "delete") and (self.word(1) or "").startswith("@"):
+            name = self.toks[self.i + 1][1]
             self.i += 2
-            if self.peek() is not None and self.peek()[0] == B:
-                self.i += 1
-            return {"set": {"op": w, "set": self.word(-1) if False else self.toks[self.i - 2][1]}}
+            return {"set": {"op": w, "set": name, "stmt": self.stateful_block()}}
         if w == "set" and self.word(1) in ("add", "update", "delete"):
             # legacy: set add ip saddr @s
             op = self.toks[self.i + 1][1]
@@ -912,9 +957,7 @@ class _RuleReader:
             name = self.expect_value_tok("meter name")
             if self.word() == "size":
                 self.i += 2
-            if self.peek() is not None and self.peek()[0] == B:
-                self.i += 1
-            return {"meter": {"name": name[1]}}
+            return {"meter": {"name": name[1], "stmt": self.stateful_block()}}
         if w == "ct" and self.word(1) == "count":
             self.i += 2
             if self.word() == "over":
@@ -922,6 +965,21 @@ class _RuleReader:
             self.expect_value_tok("ct count limit")
             return {"ct count": {}}
         return self.match_or_mangle()
+
+    def stateful_block(self) -> list:
+        """The stateful statements in a set update's or meter's ``{ key … }``
+        block (``limit rate over 3/minute``, ``quota``, ``ct count``), in
+        JSON statement shape; the key itself is not read."""
+        t = self.peek()
+        if t is None or t[0] != B:
+            return []
+        self.i += 1
+        words = _WORD_RE.findall(self.r.text[t[4]:t[5]])
+        found = []
+        for i, w in enumerate(words):
+            if w in ("limit", "quota") or (w == "count" and i and words[i - 1] == "ct"):
+                found.append({"ct count" if w == "count" else w: {}})
+        return found
 
     def reject(self):
         self.i += 1

@@ -13,7 +13,13 @@ pyproject.toml); the values are read here, never run:
 - everything else — a function call, a resource attribute, a variable
   without a value, a ``for`` expression, a splat — is
   :class:`~.iac_common.Unknown` naming the expression as written. No
-  function is ever evaluated, no provider consulted, no module followed.
+  function is ever evaluated, no provider consulted;
+- local modules (``module "x" { source = "./mod" }``) are read with the
+  call's arguments as their variables (addresses ``module.x.…``), only
+  inside the given tree: a source that leaves it (``../..``, a symlink out,
+  an absolute path) or is remote (registry, git) is not read, and a note
+  says so. A directory of ``.tf`` files (:func:`load_directory`) is one
+  configuration, with ``terraform.tfvars`` and ``*.auto.tfvars``.
 
 Locations are the file and line of the resource block (nested rule blocks:
 their own line). The resources then go through the same translation as a
@@ -50,6 +56,12 @@ def sniff(text: str, name: str) -> int:
     return 0
 
 
+#: Nested module calls followed; deeper is refused with a note.
+MAX_MODULE_DEPTH = 16
+#: ``.tf`` files read through modules, all together.
+MAX_MODULE_FILES = 2000
+
+
 def parse(text: str, name: str) -> Ruleset:
     """The rules of one ``.tf`` file read alone (see :func:`combine` for
     files given together)."""
@@ -57,12 +69,51 @@ def parse(text: str, name: str) -> Ruleset:
     return evaluate([source])
 
 
+def is_config_dir(path) -> bool:
+    """A directory holding ``.tf`` files (a Terraform root module)."""
+    from pathlib import Path
+
+    try:
+        return Path(path).is_dir() and any(f.is_file() for f in Path(path).glob("*.tf"))
+    except OSError:
+        return False
+
+
+def _module_files(directory) -> list:
+    """The ``*.tf`` files of a module directory, in name order (Terraform
+    reads them all as one module; subdirectories are other modules)."""
+    from pathlib import Path
+
+    d = Path(directory)
+    return sorted(f for f in d.glob("*.tf") if f.is_file())
+
+
+def load_directory(path, max_bytes: int | None = None) -> Ruleset:
+    """A directory of ``.tf`` files as one configuration (its local modules
+    followed inside ``path``), with ``terraform.tfvars`` and ``*.auto.tfvars``."""
+    from pathlib import Path
+
+    from ..loader import DEFAULT_MAX_BYTES, read_text
+
+    d = Path(path)
+    files = _module_files(d)
+    auto = [d / "terraform.tfvars"] if (d / "terraform.tfvars").is_file() else []
+    auto += sorted(f for f in d.glob("*.auto.tfvars") if f.is_file())
+    sources = []
+    for f in files + auto:
+        text = read_text(f, max_bytes or DEFAULT_MAX_BYTES)
+        sources.append(_Source(str(f), text, _tree(text, str(f))))
+    if not files:
+        raise RuleAnalyzerError("no .tf files in this directory", Location(str(path)))
+    return evaluate(sources, root=d)
+
+
 def combine(rulesets: list[Ruleset]) -> list[Ruleset]:
     """``.tf`` and ``.tfvars`` files given together are one configuration:
     variables, locals and references resolve across them."""
+    if sum(SOURCES_META in rs.meta for rs in rulesets) <= 1:
+        return rulesets  # one file, or one directory already read as one
     sources = [s for rs in rulesets for s in rs.meta.get(SOURCES_META, [])]
-    if len(sources) <= 1:
-        return rulesets
     others = [rs for rs in rulesets if SOURCES_META not in rs.meta]
     return [*others, evaluate(sources)]
 
@@ -101,11 +152,13 @@ def _tree(text: str, name: str):
 # ---------------------------------------------------------------------------
 
 
-def evaluate(sources: list[_Source]) -> Ruleset:
+def evaluate(sources: list[_Source], root=None) -> Ruleset:
+    """The rules of ``sources`` read as one configuration; local modules are
+    followed inside ``root`` (default: the directory the files share)."""
     ruleset = Ruleset(sources=[s.name for s in sources])
     ruleset.meta[SOURCES_META] = sources
     init_meta(ruleset, DIALECT)
-    config = _Config(ruleset)
+    config = _Config(ruleset, _tree_root(sources, root))
     for source in sources:
         config.read(source)
     resources = config.resources()
@@ -122,14 +175,35 @@ def _guard(ruleset: Ruleset, guards: dict[str, list[str]]) -> None:
     for rule in ruleset.rules():
         reasons = guards.get(rule.origin.text) if rule.origin else None
         if reasons:
-            rule.matches = rule.matches + tuple(OpaqueMatch(reason=r, text=r) for r in reasons)
+            rule.matches = rule.matches + tuple(OpaqueMatch(reason=r, text=r, configuration="existence")
+                                                  for r in reasons)
+
+
+def _tree_root(sources: list[_Source], root) -> tuple:
+    """The directories modules may be read from (resolved): ``root``, else
+    the directory of each file given (not their common parent: two files
+    from unrelated places do not open the whole disk); () when the sources
+    are not files on disk."""
+    import os
+    from pathlib import Path
+
+    if root is not None:
+        return (Path(root).resolve(),)
+    return tuple(dict.fromkeys(Path(s.name).resolve().parent for s in sources
+                               if os.path.isfile(s.name)))
 
 
 class _Config:
-    """Variables, locals and resource blocks of every file, evaluated on demand."""
+    """Variables, locals and resource blocks of every file, evaluated on demand.
+    ``prefix``: the module path (``module.net.``) of a module's configuration."""
 
-    def __init__(self, ruleset: Ruleset):
+    def __init__(self, ruleset: Ruleset, root: tuple = (), prefix: str = "", depth: int = 0,
+                 budget: list | None = None, chain: tuple = ()):
         self.ruleset = ruleset
+        self.root, self.prefix, self.depth = root, prefix, depth
+        self.budget = budget if budget is not None else [MAX_MODULE_FILES]
+        self.chain = chain  # module directories on the way here (a cycle stops)
+        self.modules: list[tuple[_Source, str, Any, int]] = []
         self.variables: dict[str, Any] = {}
         self.tfvars: dict[str, Any] = {}
         self.local_nodes: dict[str, tuple[_Source, Any]] = {}
@@ -139,6 +213,9 @@ class _Config:
         self.guards: dict[str, list[str]] = {}
 
     def read(self, source: _Source) -> None:
+        _too_deep(lambda: self._read(source), Location(source.name, 1, 1))
+
+    def _read(self, source: _Source) -> None:
         body = _child(source.tree, "body")
         tfvars = source.name.endswith(".tfvars") or not any(
             _is(c, "block") for c in _children(body))
@@ -166,9 +243,7 @@ class _Config:
             if labels[0] in FIREWALL_TYPES:
                 self.blocks.append((source, labels[0], labels[1], body, line))
         elif kind == "module" and labels:
-            note(self.ruleset, f"module {labels[0]!r} is not read: the firewall resources inside "
-                 "it are not analysed (give its .tf files, or a plan)",
-                 Location(source.name, line, 1), level="warning")
+            self.modules.append((source, labels[0], body, line))
 
     def variable(self, name: str) -> Any:
         if name in self.tfvars:
@@ -190,14 +265,89 @@ class _Config:
     def resources(self) -> list[Resource]:
         out = []
         for source, kind, name, body, line in self.blocks:
-            base = f"{kind}.{name}"
+            base = f"{self.prefix}{kind}.{name}"
             for address, scope, guard in self._instances(source, base, body):
                 loc = Location(source.name, line, 1, path=address)
-                values, lines = _Eval(self, source, scope).body(body)
-                res = Resource(kind, address, values, loc, lines=lines)
+                values, lines = _too_deep(lambda: _Eval(self, source, scope).body(body), loc)
+                res = Resource(kind, address, values, loc, module=self.prefix, lines=lines)
                 if guard:
                     self.guards[address] = guard
                 out.append(res)
+        for source, name, body, line in self.modules:
+            out += self._module(source, name, body, line)
+        return out
+
+    # -- modules ---------------------------------------------------------------
+
+    def _module(self, source: _Source, name: str, body, line: int) -> list[Resource]:
+        """The firewall resources of a local module call, its arguments as
+        the module's variables; a source outside the tree is not read."""
+        import os
+        from pathlib import Path
+
+        loc = Location(source.name, line, 1, path=f"{self.prefix}module.{name}")
+        attrs = {n: v for n, v in (_attribute(a) for a in _children(body) if _is(a, "attribute"))}
+
+        def skip(why: str) -> list[Resource]:
+            note(self.ruleset, f"module {name!r} is not read: {why}; the firewall resources inside "
+                 "it are not analysed (give a plan to see them)", loc, level="warning")
+            return []
+
+        if "source" not in attrs:
+            return skip("it has no source")
+        where = _Eval(self, source, {}).value(attrs["source"])
+        if not isinstance(where, str):
+            return skip("its source is not a literal string")
+        if not where.startswith(("./", "../")):
+            return skip(f"source {where!r} is not a local path (registry, git and URLs are never fetched)")
+        if not self.root or not os.path.isfile(source.name):
+            return skip("the file was not read from a directory")
+        directory = (Path(source.name).resolve().parent / where).resolve()
+        if not any(directory == r or r in directory.parents for r in self.root):
+            return skip(f"source {where!r} leaves the given tree "
+                        f"({', '.join(str(r) for r in self.root)})")
+        if not directory.is_dir():
+            return skip(f"source {where!r} is not a directory")
+        if directory in self.chain:
+            return skip(f"source {where!r} calls itself (a module cycle)")
+        if self.depth >= MAX_MODULE_DEPTH:
+            return skip(f"modules nest deeper than {MAX_MODULE_DEPTH}")
+        sources = self._module_sources(directory, skip)
+        if sources is None:
+            return []
+        out: list[Resource] = []
+        for address, scope, guard in self._instances(source, f"{self.prefix}module.{name}", body):
+            child = _Config(self.ruleset, self.root, f"{address}.", self.depth + 1, self.budget,
+                            (*self.chain, directory))
+            ev = _Eval(self, source, scope)
+            for arg, expr in attrs.items():
+                if arg not in ("source", "version", "count", "for_each", "providers", "depends_on"):
+                    child.tfvars[arg] = ev.value(expr)
+            for src in sources:
+                child.read(src)
+            found = child.resources()
+            self.guards.update(child.guards)
+            for res in found:
+                if guard:
+                    self.guards[res.address] = [*self.guards.get(res.address, []), *guard]
+            out += found
+        return out
+
+    def _module_sources(self, directory, skip) -> list[_Source] | None:
+        from ..loader import DEFAULT_MAX_BYTES, read_text
+
+        files = _module_files(directory)
+        if not files:
+            skip(f"{directory} holds no .tf files")
+            return None
+        if len(files) > self.budget[0]:
+            skip(f"more than {MAX_MODULE_FILES} .tf files through modules")
+            return None
+        self.budget[0] -= len(files)
+        out = []
+        for f in files:
+            text = read_text(f, DEFAULT_MAX_BYTES)
+            out.append(_Source(str(f), text, _tree(text, str(f))))
         return out
 
     def _instances(self, source: _Source, base: str, body):
@@ -448,6 +598,16 @@ class _Eval:
         if isinstance(value, Unknown) and steps:
             return Unknown(_text(self.source, node), value.refs, value.why)
         return value
+
+
+def _too_deep(fn, where: Location):
+    """``fn()``, with an expression nested past Python's recursion limit a
+    located error (bad input) rather than a crash."""
+    try:
+        return fn()
+    except RecursionError:
+        raise RuleAnalyzerError("an expression is nested too deeply to read", where,
+                                hint="Terraform configurations do not nest brackets thousands deep") from None
 
 
 def _decided(value) -> bool:

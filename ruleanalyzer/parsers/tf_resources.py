@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import Origin, Ruleset
-from .cloud_common import iac_object, note
+from .cloud_common import file_meta, iac_object, note
 from .iac_common import (NACL_TYPES, SG_TYPES, GroupIndex, Resource, Unknown, as_list,
                          blocks, build_tables, nacl_entries, number, sg_permission, text,
                          variants)
@@ -345,16 +345,33 @@ class _Builder:
 
     def _attach(self, res: Resource, key: str, kind: str) -> None:
         nsg = self._nsg_of(res.values.get("network_security_group_id"), res)
-        value = res.values.get(key)
-        name = (value.refs[0] if value.refs else value.expr) if isinstance(value, Unknown) \
-            else str(value or "").rstrip("/").rsplit("/", 1)[-1]
-        nsg[kind].append({"id": name})
+        nsg[kind].append({"id": _attached_name(res.values.get(key))})
+
+    def azurerm_network_interface(self, res: Resource) -> None:
+        """The subnets of a NIC's ``ip_configuration`` blocks, named as the
+        associations name them (the resource address while ids are unknown)."""
+        from .azure import NIC_SUBNETS_META
+
+        subnets = [_attached_name(b.get("subnet_id")) for b in blocks(res.values, "ip_configuration")
+                   if isinstance(b, dict) and b.get("subnet_id")]
+        known = file_meta(self.ruleset, NIC_SUBNETS_META)
+        for key in (res.address, res.values.get("name"), res.values.get("id")):
+            if isinstance(key, str) and key:
+                known[key.rstrip("/").rsplit("/", 1)[-1] if key.startswith("/") else key] = subnets
 
     def azurerm_subnet_network_security_group_association(self, res: Resource) -> None:
         self._attach(res, "subnet_id", "subnets")
 
     def azurerm_network_interface_security_group_association(self, res: Resource) -> None:
         self._attach(res, "network_interface_id", "networkInterfaces")
+
+
+def _attached_name(value: Any) -> str:
+    """How an association names a subnet or NIC: the referenced resource's
+    address while its id is unknown, else the id's last segment."""
+    if isinstance(value, Unknown):
+        return value.refs[0] if value.refs else value.expr
+    return str(value or "").rstrip("/").rsplit("/", 1)[-1]
 
 
 __all__ = ["build", "number"]

@@ -162,6 +162,8 @@ def format_rule(rule: UfwRule) -> str:
 _PROTO_ALL = re.compile(r"-p all ")
 _PORT = re.compile(r"port ")
 _REJECT = re.compile(r"-j (REJECT(_log(-all)?)?)")
+#: Matched from the start of a line (``match``, ``count=1``): searched, its
+#: leading ``(.*)`` was retried from every position (quadratic: ``(x (x …``).
 _LOG = re.compile(r"(.*)-j ([A-Z]+)_log(-all)?(.*)")
 _LOGALL = re.compile(r"-j [A-Z]+_log-all")
 _CHAIN = re.compile(r"(-A|-D) ([a-zA-Z0-9\-]+)")
@@ -190,16 +192,17 @@ def expand(rule_line: str, chain_prefix: str, suffix: str) -> list[str]:
     i = 0
     while i < len(snippets):
         s = snippets[i]
-        if _LOG.search(s):
-            policy = _LOG.sub(r"\2", s).strip().lower()
+        if _LOG.match(s):
+            policy = _LOG.sub(r"\2", s, count=1).strip().lower()
             word = {"accept": "ALLOW", "limit": "LIMIT"}.get(policy, "BLOCK")
             lstr = f'{LIMIT_ARGS} -j LOG --log-prefix "[UFW {word}] "'
             if not _LOGALL.search(s):
                 lstr = "-m conntrack --ctstate NEW " + lstr
-            snippets[i] = _LOG.sub(r"\1-j \2\4", s)
-            snippets.insert(i, _LOG.sub(r"\1-j " + logging_chain, s))
-            snippets.insert(i, _CHAIN.sub(r"\1 " + logging_chain, _LOG.sub(r"\1-j RETURN", s)))
-            snippets.insert(i, _CHAIN.sub(r"\1 " + logging_chain, _LOG.sub(lambda m: m.group(1) + lstr, s)))
+            snippets[i] = _LOG.sub(r"\1-j \2\4", s, count=1)
+            snippets.insert(i, _LOG.sub(r"\1-j " + logging_chain, s, count=1))
+            snippets.insert(i, _CHAIN.sub(r"\1 " + logging_chain, _LOG.sub(r"\1-j RETURN", s, count=1)))
+            snippets.insert(i, _CHAIN.sub(r"\1 " + logging_chain,
+                                          _LOG.sub(lambda m: m.group(1) + lstr, s, count=1)))
             i += 3
         i += 1
 

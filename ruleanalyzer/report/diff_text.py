@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import visible
 from .diff_json import short
 
 HEADINGS = {"opened": "now ACCEPTED (was dropped)", "closed": "now DROPPED (was accepted)",
@@ -52,4 +53,4 @@ def render(reports, out) -> None:
     for i, report in enumerate(reports):
         if i:
             out.write("\n")
-        out.write("\n".join(lines(report)) + "\n")
+        out.write("\n".join(visible(line) for line in lines(report)) + "\n")

@@ -6,7 +6,6 @@ the fix. Also the ``rules`` listing and the ``explain`` page."""
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import PurePath
 
 from rich.console import Console
@@ -15,17 +14,28 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from ..checks.base import SEVERITIES, Finding, severity_rank
+from ..errors import split_lines, visible
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold cyan"}
 
 
-@lru_cache(maxsize=64)
-def _file_lines(path: str) -> tuple[str, ...] | None:
-    try:
-        with open(path, encoding="utf-8-sig", errors="replace") as handle:
-            return tuple(handle.read().splitlines())
-    except OSError:
+_SPLIT: dict[str, tuple[str, list[str]]] = {}
+
+
+def _file_lines(path: str) -> list[str] | None:
+    """The lines of the text read for ``path`` (never the file opened again:
+    it may have changed, or be a link or FIFO by now), split at ``\n`` only,
+    as every reader counts lines (``str.splitlines`` also splits at U+2028,
+    ``\x0b``, ``\x0c``, ``\x1c``–``\x1e``, ``\x85`` and a lone ``\r``)."""
+    from ..loader import text_read
+
+    text = text_read(path)
+    if text is None:
         return None
+    cached = _SPLIT.get(path)
+    if cached is None or cached[0] is not text:
+        cached = _SPLIT[path] = (text, split_lines(text))
+    return cached[1]
 
 
 def source_line(f: Finding) -> str | None:
@@ -47,12 +57,14 @@ def _frame(console: Console, f: Finding) -> None:
     w = f.where
     number = str(w.line) if w and w.line else ""
     gutter = " " * len(number)
+    col = (w.column or 1) if w and w.line else 1
+    col = len(visible(line[:col - 1])) + 1  # escapes widen the line before the caret
+    line = visible(line)
     shown = line if len(line) <= 200 else line[:197] + "..."
     console.print(Text(f"  {gutter} |", style="blue"))
     frame = Text(f"  {number} | ", style="blue")
     frame.append(shown)
     console.print(frame)
-    col = (w.column or 1) if w and w.line else 1
     caret = Text(f"  {gutter} | ", style="blue")
     caret.append(" " * (col - 1) + "^" * max(1, min(len(shown) - col + 1, 60)), style=SEVERITY_STYLE[f.severity])
     console.print(caret)
@@ -70,16 +82,16 @@ DEFAULT_MAX_FINDINGS = 30
 
 def _place(w) -> str:
     if w and w.line:
-        return f"{w.file}:{w.line}:{w.column or 1}"
+        return f"{visible(w.file)}:{w.line}:{w.column or 1}"
     if w and w.file:
-        return w.file + (f" ({w.path})" if w.path else "")
+        return visible(w.file + (f" ({w.path})" if w.path else ""))
     return "<ruleset>"
 
 
 def headline(f: Finding) -> tuple[str, list[str]]:
     """The message cut to :data:`HEADLINE_CHARS` at a word boundary, and
-    what was cut (to print below it)."""
-    msg = f.message
+    what was cut (to print below it). Control characters shown escaped."""
+    msg = visible(f.message)
     if len(msg) <= HEADLINE_CHARS:
         return msg, []
     cut = msg.rfind(" ", 0, HEADLINE_CHARS - 2)
@@ -87,9 +99,21 @@ def headline(f: Finding) -> tuple[str, list[str]]:
     return msg[:cut] + " …", ["… " + msg[cut:].strip()]
 
 
+def short_file(path: str) -> str:
+    """A file's name for summary lines: its base name, or for a member of a
+    host snapshot the snapshot's name with it (``web03/sysctl.txt``,
+    ``db01.tar.gz/iptables-nft-save.txt``): in a fleet every host has one."""
+    from ..snapshot import FILES, MANIFEST, SYSCTLS
+
+    p = PurePath(path)
+    if (p.name in FILES or p.name in (MANIFEST, SYSCTLS)) and p.parent.name:
+        return f"{p.parent.name}/{p.name}"
+    return p.name
+
+
 def _short(w) -> str:
     """``line 12`` in the finding's own file, or ``file:12`` elsewhere."""
-    return f"line {w.line}" if w.line else (w.path or w.describe())
+    return f"line {w.line}" if w.line else visible(w.path or w.describe())
 
 
 def render_finding(console: Console, f: Finding) -> None:
@@ -107,21 +131,21 @@ def render_finding(console: Console, f: Finding) -> None:
                            + f" ({f.count} in all)", style="dim"))
     details = rest + f.details
     for line in details[:SHOWN_DETAILS]:
-        console.print(Text(f"  = {line}", style="dim"))
+        console.print(Text(f"  = {visible(line)}", style="dim"))
     if len(details) > SHOWN_DETAILS:
         console.print(Text(f"  = … and {len(details) - SHOWN_DETAILS} more lines (--format json has all)",
                            style="dim"))
     for r in f.related[:SHOWN_RELATED]:
-        console.print(Text(f"  = related: {r.where.describe()}: {r.note}", style="dim"))
+        console.print(Text(visible(f"  = related: {r.where.describe()}: {r.note}"), style="dim"))
     if len(f.related) > SHOWN_RELATED:
         console.print(Text(f"  = related: … and {len(f.related) - SHOWN_RELATED} more", style="dim"))
     if f.origin is not None:
-        console.print(Text(f"  = written by {f.origin}", style="dim"))
+        console.print(Text(visible(f"  = written by {f.origin}"), style="dim"))
     if f.witness is not None:
         console.print(Text(f"  = witness: {f.witness.describe()} (hook {f.witness.hook}, "
                            f"state {f.witness.state})", style="dim"))
     if f.fix:
-        console.print(Text(f"  = help: {f.fix}", style="green"))
+        console.print(Text(visible(f"  = help: {f.fix}", keep_newlines=True), style="green"))
 
 
 def ordered(findings: list[Finding]) -> list[Finding]:
@@ -160,12 +184,12 @@ def render_summary(console: Console, result) -> None:
     worst = [f for f in ordered(result.findings) if f.severity != "info"][:3]
     for f in worst:
         w = f.where
-        where = f"{PurePath(w.file).name}:{w.line}" if w and w.file and w.line else _place(w)
-        line = f"  worst: {where}: {f.code} {f.message}"
+        where = f"{short_file(w.file)}:{w.line}" if w and w.file and w.line else _place(w)
+        line = visible(f"  worst: {where}: {f.code} {f.message}")
         console.print(Text(line if len(line) <= HEADLINE_CHARS else line[:HEADLINE_CHARS - 1] + "…",
                            style="dim"))
     for host in getattr(result, "hosts", None) or []:
-        console.print(Text(f"  audited as one host: {' + '.join(host)}", style="dim"))
+        console.print(Text(visible(f"  audited as one host: {' + '.join(host)}"), style="dim"))
 
 
 def render_findings(console: Console, result, max_findings: int | None = DEFAULT_MAX_FINDINGS) -> None:
@@ -201,14 +225,19 @@ def render_fleet(console: Console, fleet: dict) -> None:
     per_code = fleet.get("findings_per_code") or {}
     if per_code:
         table = RichTable(show_edge=False, box=None, pad_edge=False)
-        for col in ("code", "hosts", "findings"):
+        for col in ("code", "hosts", "findings", "on"):
             table.add_column(col)
         for code, entry in per_code.items():
-            table.add_row(code, str(entry["hosts"]), str(entry["findings"]))
+            names = entry.get("host_names", [])
+            table.add_row(code, str(entry["hosts"]), str(entry["findings"]),
+                          ", ".join(names[:8]) + (" …" if len(names) > 8 else ""))
         console.print(table)
     failed = [h["name"] for h in fleet.get("hosts", []) if h["status"] != "ok"]
     console.print(f"{len(fleet.get('hosts', []))} hosts in {len(groups)} group(s)"
                   + (f"; not analysed: {', '.join(failed)}" if failed else ""), highlight=False)
+    for role, names in groups.items():
+        console.print(f"  {role}: {', '.join(names[:12])}" + (" …" if len(names) > 12 else ""),
+                      highlight=False)
 
 
 def render_rules(console: Console, checks) -> None:
@@ -239,7 +268,9 @@ class ProgressBar:
     def __init__(self):
         from rich.progress import Progress
 
-        self.bar = Progress(transient=True, console=Console(stderr=True))
+        from .text import SafeConsole
+
+        self.bar = Progress(transient=True, console=SafeConsole(stderr=True, markup=False, emoji=False))
         self.task = None
 
     def __call__(self, done: int, total: int, name: str) -> None:
@@ -248,7 +279,10 @@ class ProgressBar:
         if self.task is None:
             self.bar.start()
             self.task = self.bar.add_task("auditing", total=total)
-        self.bar.update(self.task, completed=done, description=name[-40:])
+        from rich.markup import escape
+
+        # the bar's own columns are markup: a file name is escaped into it
+        self.bar.update(self.task, completed=done, description=escape(visible(name[-40:])))
 
     def close(self) -> None:
         if self.task is not None:

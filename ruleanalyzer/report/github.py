@@ -4,13 +4,16 @@ on the file and line of the rule (``::error file=…,line=…,col=…,title=…:
 from __future__ import annotations
 
 from ..checks.base import Finding
+from ..errors import visible
 
 #: Our severities → GitHub annotation commands.
 COMMANDS = {"error": "error", "warning": "warning", "info": "notice"}
 
 
 def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # other control characters (ESC of colour and OSC sequences, the
+    # separators a runner may split lines at) shown escaped first
+    return visible(text, keep_newlines=True).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _escape_property(text: str) -> str:

@@ -39,13 +39,16 @@ def _uri(path: str) -> str:
     return p.as_posix() if not p.is_absolute() else p.as_uri()
 
 
-def _location(w: Where, note: str | None = None) -> dict | None:
+def _location(w: Where, note: str | None = None, snippets: bool = False) -> dict | None:
+    """A SARIF location; the rule's text goes in as a ``snippet`` only when
+    ``snippets`` (SARIF is uploaded to code scanning: the text of a file a
+    pull request made a link to somewhere else must not travel with it)."""
     if not w.file:
         return None
     physical = {"artifactLocation": {"uri": _uri(w.file)}}
     if w.line:
         physical["region"] = {"startLine": w.line, "startColumn": max(w.column, 1)}
-        if w.text:
+        if w.text and snippets:
             physical["region"]["snippet"] = {"text": w.text}
     loc: dict = {"physicalLocation": physical}
     logical = " ".join(x for x in (w.table, w.chain) if x)
@@ -57,13 +60,14 @@ def _location(w: Where, note: str | None = None) -> dict | None:
     return loc
 
 
-def sarif_data(result) -> dict:
-    """A SARIF log with one run for an :class:`~ruleanalyzer.audit.AuditResult`."""
+def sarif_data(result, snippets: bool = False) -> dict:
+    """A SARIF log with one run for an :class:`~ruleanalyzer.audit.AuditResult`;
+    rule text as region snippets only when ``snippets``."""
     checks = list(registry().values())
     index = {cls.code: i for i, cls in enumerate(checks)}
     results = []
     for f in result.findings:
-        results.append(_result(f, index))
+        results.append(_result(f, index, snippets))
     run = {
         "tool": {"driver": {"name": "ruleanalyzer", "version": __version__,
                             "informationUri": INFORMATION_URI,
@@ -74,13 +78,13 @@ def sarif_data(result) -> dict:
     return {"version": SARIF_VERSION, "$schema": SARIF_SCHEMA, "runs": [run]}
 
 
-def _result(f: Finding, index: dict[str, int]) -> dict:
+def _result(f: Finding, index: dict[str, int], snippets: bool = False) -> dict:
     out: dict = {"ruleId": f.code, "ruleIndex": index[f.code], "level": LEVELS[f.severity],
                  "message": {"text": f.message}}
     # One cause, several places (Finding.also): every place is a location.
-    locs = [_location(w) for w in (f.where, *f.also) if w is not None]
+    locs = [_location(w, snippets=snippets) for w in (f.where, *f.also) if w is not None]
     out["locations"] = [loc for loc in locs if loc]
-    related = [_location(r.where, r.note) for r in f.related]
+    related = [_location(r.where, r.note, snippets) for r in f.related]
     related = [r for r in related if r]
     if related:
         for i, r in enumerate(related):

@@ -27,6 +27,21 @@ def packet_data(p: Packet) -> dict:
             data[key] = getattr(p, key)
     if p.mark:
         data["mark"] = p.mark
+    data.update(header_data(p))
+    return data
+
+
+def header_data(p: Packet) -> dict:
+    """The IP header fields a rule can test, as the analyzer took them."""
+    data = {"ttl": p.ttl, "dscp": p.dscp}
+    if p.length is not None:
+        data["length"] = p.length
+    data["frag"] = p.frag_off if p.frag_off else ("first" if p.mf else "none")
+    data["mf"] = bool(p.mf)
+    if p.family == 4:
+        data.update(df=bool(p.df), ip_id=p.ip_id, ip_options=bool(p.ip_options))
+    else:
+        data["ext_headers"] = bool(p.ext_headers)
     return data
 
 
@@ -79,16 +94,36 @@ def result_data(result: Result, packet: Packet | None = None) -> dict:
     if result.reject_with:
         data["reject_with"] = result.reject_with
     if result.verdict == "unknown" and result.alternatives:
-        data["alternatives"] = [{"verdict": r.verdict, "decided_by": decision_data(r.decided_by),
-                                 "assuming": list(r.depends_on)} for r in result.alternatives]
+        data["alternatives"] = alternatives_data(result)
+    elif result.decider_depends:
+        data["decided_by"] = depends_data(result)
+        data["alternatives"] = alternatives_data(result)
     return data
+
+
+def alternatives_data(result: Result) -> list[dict]:
+    """Each undecided branch: its verdict, who decides it, and on what."""
+    return [{"verdict": r.verdict, "decided_by": decision_data(r.decided_by),
+             "assuming": list(r.depends_on)} for r in result.alternatives]
+
+
+def depends_data(result: Result) -> dict:
+    """``decided_by`` of a certain verdict whose deciding rule is not."""
+    return {"depends": True, "depends_on": list(result.depends_on),
+            "alternatives": alternatives_data(result)}
 
 
 def leg_data(leg: Leg) -> dict:
     data = {"leg": leg.name, "direction": leg.direction, "verdict": leg.verdict,
-            "packet": packet_data(leg.packet)}
+            "outcome": leg.summary, "packet": packet_data(leg.packet)}
+    received = leg.received
+    if received is not None and received != leg.packet:
+        # what the peer gets after the rewrites on the way (ECN target, DSCP, NAT, marks)
+        data["received"] = packet_data(received)
     if leg.result is not None:
         data["decided_by"] = decision_data(leg.result.decided_by)
+        if leg.result.decider_depends:
+            data["decided_by"] = depends_data(leg.result)
         data["state"] = leg.result.state
         data["depends_on"] = list(leg.result.depends_on)
     if leg.retry is not None:
@@ -104,7 +139,8 @@ def connect_data(report: ConnectReport) -> dict:
         "hook": report.hook,
         "passes": passes,
         "notes": list(report.notes),
-        "variants": [{"ecn": v.ecn, "passes": v.passes,
+        "variants": [{"ecn": v.ecn, "passes": v.passes, "ecn_negotiated": v.ecn_negotiated,
+                      "ecn_negotiated_why": v.ecn_why,
                       "first_failure": v.first_failure.name if v.first_failure else None,
                       "explanation": line,
                       "legs": [leg_data(l) for l in v.legs]}

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from rich.console import Console
+from rich.segment import Segment
 from rich.text import Text
 
 from ..engine.result import Result
+from ..errors import visible
+from ..model import Diagnostic
 
 if TYPE_CHECKING:  # imported where used: a query need not pay for them
     from ..engine.connect import ConnectReport
-from ..model import Diagnostic
 
 VERDICT_STYLE = {"accept": "bold green", "drop": "bold red", "unknown": "bold yellow",
                  "not sent": "dim"}
@@ -19,7 +21,7 @@ VERDICT_STYLE = {"accept": "bold green", "drop": "bold red", "unknown": "bold ye
 
 def render_diagnostics(console: Console, diagnostics: list[Diagnostic]) -> None:
     for d in diagnostics:
-        console.print(Text(str(d), style="yellow" if d.level == "warning" else "dim"))
+        console.print(Text(visible(str(d)), style="yellow" if d.level == "warning" else "dim"))
 
 
 def _trace_lines(result: Result) -> list[str]:
@@ -48,7 +50,15 @@ def render_result(console: Console, result: Result) -> None:
     head.append(f"  {result.packet.describe()}  (hook {result.packet.hook}, state {result.state})")
     console.print(head)
     if result.decided_by is not None:
-        console.print(f"  decided by {result.decided_by.describe()}", highlight=False)
+        console.print(visible(f"  decided by {result.decided_by.describe()}"), highlight=False)
+    elif result.decider_depends:
+        console.print(f"  decided by one of {len(result.alternatives)} rules, depending on:", highlight=False)
+        for dep in result.depends_on:
+            console.print(visible(f"    - {dep}"), highlight=False, markup=False)
+        for alt in result.alternatives:
+            by = alt.decided_by.describe() if alt.decided_by else "no rule"
+            console.print(visible(f"    if [{'; '.join(alt.depends_on) or '—'}]: {alt.verdict} by {by}"),
+                          highlight=False, markup=False)
     if result.routing:
         console.print(f"  routing: {result.routing}", highlight=False)
     if result.outcome == "forwarded":
@@ -57,15 +67,15 @@ def render_result(console: Console, result: Result) -> None:
     if result.verdict == "unknown":
         console.print("  depends on:", highlight=False)
         for dep in result.depends_on:
-            console.print(f"    - {dep}", highlight=False)
+            console.print(visible(f"    - {dep}"), highlight=False)
         for alt in result.alternatives:
             by = alt.decided_by.describe() if alt.decided_by else "no rule"
             assuming = "; ".join(alt.depends_on) or "—"
-            console.print(f"    if [{assuming}]: {alt.verdict} by {by}", highlight=False, markup=False)
+            console.print(visible(f"    if [{assuming}]: {alt.verdict} by {by}"), highlight=False, markup=False)
     for note in result.notes:
-        console.print(f"  note: {note}", style="dim", highlight=False)
+        console.print(visible(f"  note: {note}"), style="dim", highlight=False)
     for line in _trace_lines(result):
-        console.print(f"  {line}", style="dim", highlight=False, markup=False)
+        console.print(visible(f"  {line}"), style="dim", highlight=False, markup=False)
 
 
 def render_connect(console: Console, report: ConnectReport) -> None:
@@ -85,14 +95,39 @@ def render_connect(console: Console, report: ConnectReport) -> None:
             by = result.decided_by.describe() if result and result.decided_by else ""
             if result and result.verdict == "unknown":
                 by = "depends on: " + "; ".join(result.depends_on)
+            elif result and result.decider_depends:
+                by = "one of: " + "; ".join(
+                    f"{a.decided_by.describe() if a.decided_by else 'no rule'} if {'; '.join(a.depends_on)}"
+                    for a in result.alternatives)
+            verdict = leg.verdict if not leg.degraded else f"{leg.verdict} → {leg.summary}"
             table.add_row(leg.name, leg.packet.hook, result.state if result else "",
-                          Text(leg.verdict, style=VERDICT_STYLE.get(leg.verdict, "")), by)
+                          Text(verdict, style=VERDICT_STYLE.get(leg.verdict, "")), visible(by))
         console.print(table)
-        console.print(sentence, highlight=False)
+        console.print(visible(sentence, keep_newlines=True), highlight=False)
+        if variant.ecn:
+            word = {True: "yes", False: "no", None: "unknown"}[variant.ecn_negotiated]
+            console.print(visible(f"ECN negotiated: {word}" + (f" ({variant.ecn_why})" if variant.ecn_why else "")),
+                          highlight=False)
     for note in report.notes:
-        console.print(f"note: {note}", style="dim", highlight=False)
+        console.print(visible(f"note: {note}"), style="dim", highlight=False)
+
+
+class SafeConsole(Console):
+    """A console that never lets input act on the terminal: rich markup
+    and emoji codes are off (a comment ``see [/admin] docs`` once crashed
+    ``query``; ``[link=…]`` made a hyperlink), and every control character
+    in the text written (ESC of CSI/OSC sequences, CR, the C1 controls …)
+    is shown escaped (``\x1b``) — the console's own styling and line
+    breaks are left alone."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            segment if segment.control or not segment.text or segment.text == "\n"
+            else Segment(visible(segment.text, keep_newlines=True), segment.style, segment.control)
+            for segment in buffer)
 
 
 def make_console(out) -> Console:
     """A console writing to ``out``; colours only on a terminal."""
-    return Console(file=out, highlight=False, soft_wrap=False, width=None if out.isatty() else 160)
+    return SafeConsole(file=out, highlight=False, soft_wrap=False, markup=False, emoji=False,
+                       width=None if out.isatty() else 160)

@@ -23,7 +23,9 @@ from .fields import Layout, _wildcard_prefix
 from .packetset import PacketSet, Space
 
 #: ``tos`` is the byte ``dscp << 2 | ecn``: (field, bit offset, width) parts.
-VIRTUAL_FIELDS = {"tos": (("ecn", 0, 2), ("dscp", 2, 6))}
+VIRTUAL_FIELDS = {"tos": (("ecn", 0, 2), ("dscp", 2, 6)),
+                  # IPv4's flags and fragment-offset word (bit 15, reserved, is 0)
+                  "ipfrag": (("frag_off", 0, 13), ("mf", 13, 1), ("df", 14, 1))}
 #: Aliases parsers may use for the same header field.
 FIELD_ALIASES = {"hoplimit": "ttl", "hop_limit": "ttl", "l4proto": "proto", "nexthdr": "proto",
                  "frag": "fragment", "pkt_type": "pkttype", "ctstate": "state",
@@ -187,11 +189,16 @@ def _int(match: IntMatch, space: Space):
             cond |= space.family(v)
         return space.true, cond
     if field in VIRTUAL_FIELDS:
+        width = _virtual_width(field)
+        top = (1 << width) - 1
         cond = space.false
         for lo, hi in match.ranges:
-            for value in range(max(lo, 0), min(hi, 255) + 1):
-                cond |= _virtual_masked(field, 0xFF, value, space)
-        return space.true, cond
+            lo, hi = max(lo, 0), min(hi, top)
+            if hi - lo > 4096:
+                return None  # wide ranges of a composed field: not built value by value
+            for value in range(lo, hi + 1):
+                cond |= _virtual_masked(field, top, value, space)
+        return space.header(field), cond
     if field not in space.layout.fields or space.spec(field).kind != "int":
         return None
     cond = space.false
@@ -203,12 +210,13 @@ def _int(match: IntMatch, space: Space):
 def _bits(match: BitsMatch, space: Space):
     field = FIELD_ALIASES.get(match.field, match.field)
     if field in VIRTUAL_FIELDS:
+        covered = (1 << _virtual_width(field)) - 1 if field == "tos" else _virtual_bits(field)
         cond = space.false
         for v in match.values:
-            if v & ~match.mask:
-                continue  # (x & mask) can never have bits outside mask
+            if v & ~match.mask or v & ~covered:
+                continue  # (x & mask) has no bits outside mask, nor the reserved bits set
             cond |= _virtual_masked(field, match.mask, v, space)
-        return space.true, cond
+        return space.header(field), cond
     if field not in space.layout.fields or space.spec(field).kind != "int":
         return None
     width = space.spec(field).width
@@ -219,6 +227,15 @@ def _bits(match: BitsMatch, space: Space):
             continue
         cond |= space.masked(field, mask, v)
     return space.header(field), cond
+
+
+def _virtual_width(field: str) -> int:
+    return max(offset + width for _part, offset, width in VIRTUAL_FIELDS[field])
+
+
+def _virtual_bits(field: str) -> int:
+    """The bits of a composed field that some part holds (the others are 0)."""
+    return sum(((1 << width) - 1) << offset for _part, offset, width in VIRTUAL_FIELDS[field])
 
 
 def _virtual_masked(field: str, mask: int, value: int, space: Space):

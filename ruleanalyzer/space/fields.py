@@ -57,10 +57,17 @@ INT_WIDTHS = {
     "family": 1, "proto": 8, "src": 128, "dst": 128, "sport": 16, "dport": 16, "flags": 9,
     "icmp_type": 8, "icmp_code": 8, "ecn": 2, "dscp": 6, "fragment": 1, "ttl": 8,
     "length": 16, "mark": 32, "ctmark": 32, "uid": 32, "gid": 32,
+    # the fragment offset (8-byte units; non-zero exactly when ``fragment``),
+    # More/Don't Fragment, IPv4 identification and options, IPv6 extension headers
+    "frag_off": 13, "mf": 1, "df": 1, "ip_id": 16, "ip_options": 1, "ext_headers": 1,
 }
 ORDER = ("family", "src", "iif", "dst", "oif", "state", "proto", "dport", "sport", "flags",
-         "icmp_type", "icmp_code", "ct_direction", "pkttype", "ecn", "dscp", "fragment", "ttl",
-         "length", "mark", "ctmark", "uid", "gid", "ct_status", "src_type", "dst_type")
+         "icmp_type", "icmp_code", "ct_direction", "pkttype", "ecn", "dscp", "fragment", "frag_off",
+         "mf", "df", "ip_options", "ext_headers", "ttl", "length", "ip_id", "mark", "ctmark", "uid",
+         "gid", "ct_status", "src_type", "dst_type")
+#: Header fields only one IP version has (the other's packets pin them to 0).
+IPV4_ONLY = ("df", "ip_id", "ip_options")
+IPV6_ONLY = ("ext_headers",)
 
 
 @dataclass(frozen=True)
@@ -207,8 +214,14 @@ class Layout:
         return cls.for_matches([*_ruleset_matches(ruleset), *extra], _nat_rewrites(ruleset))
 
     def variables(self) -> list[str]:
-        """Every BDD variable, top first."""
-        return [v for spec in self.fields.values() for v in spec.vars_msb_first]
+        """Every BDD variable, top first (a fresh list; the names are kept
+        per field set, since checks ask for them per projection)."""
+        key = tuple(map(id, self.fields.values()))
+        cached = self.__dict__.get("_variables")
+        if cached is None or cached[0] != key:
+            cached = (key, tuple(v for spec in self.fields.values() for v in spec.vars_msb_first))
+            self.__dict__["_variables"] = cached
+        return list(cached[1])
 
 
 def _bits_for(n: int) -> int:
@@ -216,6 +229,11 @@ def _bits_for(n: int) -> int:
 
 
 def _ruleset_matches(ruleset: Ruleset) -> Iterable[Match]:
+    host = getattr(ruleset, "host", None)
+    if host is not None and host.interfaces:
+        # A snapshot's interfaces get codes of their own: routes and the
+        # reverse-path filter (space/routes.py) differ per interface.
+        yield InterfaceMatch("iif", tuple(host.interfaces))
     for chain in ruleset.chains():
         if chain.devices:  # netdev chains bound to devices guard on iif
             yield InterfaceMatch("iif", tuple(chain.devices))

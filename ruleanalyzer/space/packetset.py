@@ -18,7 +18,8 @@ except ImportError:  # pragma: no cover - depends on the installed wheel
     from dd import autoref as _bdd_backend
 
 from ._leq import leq_for
-from .fields import CONNTRACK_FIELDS, ICMP, ICMPV6, PORT_PROTOCOLS, TCP, FieldSpec, Layout
+from .fields import (CONNTRACK_FIELDS, ICMP, ICMPV6, IPV4_ONLY, IPV6_ONLY, PORT_PROTOCOLS, TCP,
+                     FieldSpec, Layout)
 
 #: TCP flags (FIN SYN RST ACK URG; ECE, CWR, PSH and AE left out, as
 #: nf_conntrack does) of a packet conntrack may take as a connection's
@@ -229,6 +230,10 @@ class Space:
                 node = self.icmp & whole
             elif name in CONNTRACK_FIELDS:
                 node = self.tracked
+            elif name in ("ipfrag", *IPV4_ONLY):
+                node = self.family(4)
+            elif name in IPV6_ONLY:
+                node = self.family(6)
             else:
                 node = self.true
             self._header_cache[name] = node
@@ -275,6 +280,18 @@ class Space:
                         (self.eq("proto", TCP) & whole) | self.eq("flags", 0)))
         clauses.append((frozenset({"family", "proto", "fragment", "icmp_type", "icmp_code"}),
                         (self.icmp & whole) | (self.eq("icmp_type", 0) & self.eq("icmp_code", 0))))
+        # A non-first fragment is one with an offset; an IPv6 fragment has a
+        # fragment (extension) header; each version's own fields are 0 in the other.
+        clauses.append((frozenset({"fragment", "frag_off"}),
+                        (self.eq("fragment", 0) & self.eq("frag_off", 0))
+                        | (self.eq("fragment", 1) & ~self.eq("frag_off", 0))))
+        v4, v6 = self.eq("family", 0), self.eq("family", 1)
+        for name in IPV4_ONLY:
+            clauses.append((frozenset({"family", name}), v4 | self.eq(name, 0)))
+        for name in IPV6_ONLY:
+            clauses.append((frozenset({"family", name}), v6 | self.eq(name, 0)))
+        clauses.append((frozenset({"family", "frag_off", "mf", "ext_headers"}),
+                        v4 | (self.eq("frag_off", 0) & self.eq("mf", 0)) | self.eq("ext_headers", 1)))
         untracked = ~self.tracked
         no_entry = self.eq("ctmark", 0) & self.eq("ct_direction", 0)
         for name in self.spec("ct_status").names:

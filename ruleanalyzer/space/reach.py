@@ -519,6 +519,8 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
         from .routes import routing_sets
 
         routing = routing_sets(space, ruleset.host, family, ruleset)
+        if routing is not None:
+            walker.output_routing = routing.output
     result: dict[str, Reachability] = {}
     if "input" in hooks and "forward" in hooks:
         shared = HOOK_PATHS["input"][:2]  # ingress, prerouting
@@ -553,9 +555,18 @@ def _route(path: "_Path", routing, hook: str):
     """Keep on ``path`` the packets the host routes to ``hook`` (input:
     delivered locally; forward: forwarded, with the route's output
     interface); return the packets taken off (another path's), or None."""
-    if routing is None or (hook == "input" and routing.redirects):
-        return None  # REDIRECT keeps the address in the walk: its packets are not narrowed
-    keep = routing.local if hook == "input" else routing.forward
+    if routing is None:
+        return None
+    if hook == "input" and routing.redirects:
+        # REDIRECT keeps the address in the walk: its packets are not
+        # narrowed to local addresses, only by the reverse-path filter.
+        keep = routing.rp_pass
+        if keep is None:
+            return None
+    else:
+        keep = routing.local if hook == "input" else routing.forward
+        if routing.rp_pass is not None:
+            keep = keep & routing.rp_pass  # spoofed sources are dropped before any filter chain
     moot = path.upper & ~keep
     path.lower, path.upper = path.lower & keep, path.upper & keep
     return moot
@@ -750,6 +761,9 @@ class _Walker:
         #: Every record made, in order, so a memoised run can replay its
         #: records into another path's.
         self.log: list = []
+        #: The host's routing of its own packets (a snapshot), to route
+        #: them again after a mangle/nat OUTPUT chain changed them.
+        self.output_routing = None
 
     # -- the hook path ------------------------------------------------------
 
@@ -759,9 +773,35 @@ class _Walker:
         forward have in common)."""
         self.path = path
         for stage in stages:
-            for chain in self._base_chains(stage):
+            chains = self._base_chains(stage)
+            for chain in chains:
                 self._base_chain(chain, stage, path, path_hook)
+            if stage == "output" and self.output_routing is not None \
+                    and any(c.reroutes and self._changes_route(c) for c in chains):
+                # Routed again after the OUTPUT chains: every OUTPUT chain saw
+                # the first route's device, POSTROUTING sees the new one.
+                self._reroute(path)
         return path
+
+    def _changes_route(self, chain: Chain) -> bool:
+        """Can ``chain`` (a mangle/route or nat OUTPUT chain) change what the
+        host routes by — the mark or an address? Then the kernel routes
+        the packet again (``ip_route_me_harder``)."""
+        table = chain.table
+        rules = [r for c in (table.chains.values() if table is not None else (chain,)) for r in c.rules]
+        return any((isinstance(a, SetField) and a.field == "mark")
+                   or (isinstance(a, Nat) and a.kind in ("dnat", "snat"))
+                   for r in rules for a in (r.action, *r.effects))
+
+    def _reroute(self, path: _Path) -> None:
+        """The packets' output interface is their route's again, for the
+        fields as the chain left them (space/routes.py ``output``)."""
+        sp = self.space
+        path.settle()
+        oif = [sp.spec("oif").var(b) for b in range(sp.spec("oif").width)]
+        out = self.output_routing
+        path.lower = sp.exist(oif, path.lower) & out
+        path.upper = sp.exist(oif, path.upper) & out
 
     def result(self, hook: str, path: _Path, start, moot=None) -> Reachability:
         w = self.space.wrap
@@ -1197,6 +1237,9 @@ def _read_fields(ruleset: Ruleset) -> frozenset[str]:
                     visit(m)
             if isinstance(act, SetField) and act.copy_from:
                 fields.add(act.copy_from)
+    host = getattr(ruleset, "host", None)
+    if host is not None and any(r.fwmark is not None for r in host.rules):
+        fields.add("mark")  # the host's policy routing reads it (space/routes.py)
     return frozenset(fields)
 
 

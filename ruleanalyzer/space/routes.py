@@ -13,15 +13,21 @@ concrete engine (:mod:`ruleanalyzer.engine.routing`) decides them.
 Built from the routes' prefixes, longest first within a table (a route's
 region is its prefix minus the longer ones), and the policy rules in
 priority order (a rule's ``lookup`` takes the packets its selector holds and
-its table has a route for; the rest go on). Not modelled here, said in the
-docs: the reverse-path filter (the engine models it), per-route TOS,
+its table has a route for; the rest go on). The IPv4 reverse-path filter
+(``rp_filter``, :func:`reverse_path_pass`) is the same lookup backwards:
+the route to the packet's source, found with source and destination
+swapped, must leave by the input interface (strict) or exist as a unicast
+route (loose). Not modelled here, said in the docs: per-route TOS,
 ``goto``/``nop`` rules and selectors on ``tos``/``uidrange`` — with any of
-those the constraint is left out (the answer stays as without a snapshot).
+those the constraint is left out (the answer stays as without a snapshot)
+— and the reverse-path filter when a policy rule selects on the input
+interface, protocol or ports (the engine decides those per packet).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import ip_network
 
 from ..host import REJECT_TYPES, HostContext, PolicyRule
 from ..model import AddressMatch, BitsMatch, IntMatch, Nat
@@ -45,6 +51,9 @@ class Routing:
     #: The ruleset REDIRECTs: the walk keeps a redirected packet's address
     #: (reach.py), so the input path is not narrowed to local addresses.
     redirects: bool = False
+    #: Packets the reverse-path filter lets pass (input and forward), or
+    #: None when it drops nothing or is not modelled.
+    rp_pass: object = None
 
 
 def interface_code(domain, name: str) -> int:
@@ -75,7 +84,23 @@ def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing
     tables = _Tables(space, routes)
     domain = space.layout.interfaces["oif"]
     local, forward = _decide(space, rules, tables, domain, iif_fixed=None)
-    _, out_forward = _decide(space, rules, tables, domain, iif_fixed="lo")
+    out_local, out_forward = _decide(space, rules, tables, domain, iif_fixed="lo", output=True)
+    if family == 4:
+        # The limited broadcast and multicast groups: delivered up (never
+        # forwarded by unicast routes); sent from one of the host's
+        # addresses, they leave by the device holding it.
+        special = encode_bounds(AddressMatch("dst", tuple(map(ip_network, ("255.255.255.255/32",
+                                                                          "224.0.0.0/4")))), space)[1]
+        local, forward = local | special, forward & ~special
+        owned = space.false
+        for dev, addrs in host.addresses.items():
+            mine = [ip_network(f"{a.ip}/32") for a in addrs if a.version == 4]
+            if mine and dev != "lo":
+                src = encode_bounds(AddressMatch("src", tuple(mine)), space)[1]
+                owned |= src
+                out_forward = (out_forward & ~(special & src)) | (special & src & space.one_of(
+                    "oif", [interface_code(domain, dev)]))
+        out_local &= ~(special & owned)
     # Per-interface IPv4 forwarding (``conf.<iif>.forwarding``; ``ip_forward`` sets them all).
     if family == 4:
         allowed = space.false
@@ -97,7 +122,49 @@ def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing
             forward &= allowed
     redirects = ruleset is not None and any(isinstance(r.action, Nat) and r.action.kind == "redirect"
                                             for r in ruleset.rules())
-    return Routing(local, forward, out_forward | _local_output(space, local), redirects)
+    rp_pass = reverse_path_pass(space, host, family, rules, tables) if family == 4 else None
+    return Routing(local, forward, out_forward | _local_output(space, out_local), redirects, rp_pass)
+
+
+def reverse_path_pass(space, host: HostContext, family: int, rules, tables: "_Tables"):
+    """The IPv4 packets the reverse-path filter lets pass, as
+    ``fib_validate_source`` decides (:meth:`HostContext.reverse_path`): on
+    an input interface whose ``rp_filter`` (the larger of ``conf.all`` and
+    ``conf.<dev>``) is 1, the route back to the source — the lookup of the
+    source from the destination, mark only with ``src_valid_mark`` — must
+    be unicast and leave by that interface; with 2 it must be unicast; with
+    0 (or unset) anything passes. ``lo`` and names the host does not have
+    pass. None when nothing is filtered, or when a policy rule selects on
+    the input interface, protocol or ports (the backward lookup's input
+    interface is the forward route's output; left to the engine)."""
+    modes = {}
+    for dev in host.interfaces:
+        if dev == "lo" or dev in host.bridge_ports:
+            continue  # nothing arrives from the network on lo; bridge ports arrive as their bridge
+        mode = host.rp_filter(dev)
+        if mode:
+            modes[dev] = mode
+    if not modes:
+        return None
+    if any(r.iif is not None or r.ipproto is not None or r.sport or r.dport for r in rules):
+        return None
+    valid_mark = any(host._sysctl_int(f"net.ipv4.conf.{k}.src_valid_mark") for k in ("all", *modes))
+    sp = space
+    back_by: dict[str, object] = {}
+    back_any = sp.false
+    selector = lambda rule: _selector(sp, rule, None, backwards=True, mark=None if valid_mark else 0)  # noqa: E731
+    for hit, route in _lookup(sp, rules, tables, selector, "src"):
+        if route.type == "unicast":  # local, broadcast, reject: no unicast route back
+            back_any |= hit
+            for dev in route.devices:
+                back_by[dev] = back_by.get(dev, sp.false) | hit
+    domain = sp.layout.interfaces["iif"]
+    filtered = [interface_code(domain, d) for d in modes]
+    node = ~sp.one_of("iif", filtered)
+    for dev, mode in modes.items():
+        back = back_any if mode != 1 else back_by.get(dev, sp.false)
+        node |= sp.one_of("iif", [interface_code(domain, dev)]) & back
+    return node
 
 
 def _local_output(space, local):
@@ -117,8 +184,11 @@ class _Tables:
             self.by_table.setdefault(r.table, []).append(r)
         self.cache: dict[str, list] = {}
 
-    def regions(self, table: str) -> list:
-        if table not in self.cache:
+    def regions(self, table: str, field: str = "dst") -> list:
+        """``(region, route)`` pairs; ``field="src"`` gives the regions of
+        the packets whose source the route covers (the backward lookup of
+        the reverse-path filter)."""
+        if (table, field) not in self.cache:
             sp = self.space
             out = []
             covered = sp.false
@@ -128,22 +198,28 @@ class _Tables:
                 if key in best:
                     continue  # the lowest metric of one prefix wins
                 best[key] = r
-                prefix = encode_bounds(AddressMatch("dst", (r.dst,)), sp)[1]
+                prefix = encode_bounds(AddressMatch(field, (r.dst,)), sp)[1]
                 region = prefix & ~covered
                 covered |= prefix
                 if region != sp.false:
                     out.append((region, r))
-            self.cache[table] = out
-        return self.cache[table]
+            self.cache[(table, field)] = out
+        return self.cache[(table, field)]
 
 
-def _selector(space, rule: PolicyRule, iif_fixed: str | None):
+def _selector(space, rule: PolicyRule, iif_fixed: str | None, backwards: bool = False,
+              mark: int | None = None):
+    """The packets ``rule``'s selector takes. ``backwards``: in the
+    reverse-path lookup, where the packet's source is the destination
+    looked up (``from``/``to`` swap); ``mark``: the mark the lookup uses
+    when it is not the packet's (0 without ``src_valid_mark``)."""
     sp = space
     node = sp.true
+    src_field, dst_field = ("dst", "src") if backwards else ("src", "dst")
     if rule.src is not None:
-        node &= encode_bounds(AddressMatch("src", (rule.src,)), sp)[1]
+        node &= encode_bounds(AddressMatch(src_field, (rule.src,)), sp)[1]
     if rule.dst is not None:
-        node &= encode_bounds(AddressMatch("dst", (rule.dst,)), sp)[1]
+        node &= encode_bounds(AddressMatch(dst_field, (rule.dst,)), sp)[1]
     if rule.iif is not None:
         if iif_fixed is not None:
             node = node if rule.iif == iif_fixed else sp.false
@@ -156,7 +232,10 @@ def _selector(space, rule: PolicyRule, iif_fixed: str | None):
         # packets have none. Host packets: unknown socket, taken as unbound.
         node = sp.false
     if rule.fwmark is not None:
-        node &= encode_bounds(BitsMatch("mark", rule.fwmask, frozenset({rule.fwmark & rule.fwmask})), sp)[1]
+        if mark is not None:
+            node = node if (mark & rule.fwmask) == rule.fwmark else sp.false
+        else:
+            node &= encode_bounds(BitsMatch("mark", rule.fwmask, frozenset({rule.fwmark & rule.fwmask})), sp)[1]
     if rule.ipproto is not None:
         node &= encode_bounds(IntMatch("proto", ((rule.ipproto, rule.ipproto),)), sp)[1]
     for field, span in (("sport", rule.sport), ("dport", rule.dport)):
@@ -165,18 +244,35 @@ def _selector(space, rule: PolicyRule, iif_fixed: str | None):
     return ~node if rule.invert else node
 
 
-def _decide(space, rules, tables: _Tables, domain, iif_fixed: str | None):
+def _decide(space, rules, tables: _Tables, domain, iif_fixed: str | None, output: bool = False):
+    """``(local, forward)`` of one lookup; ``output``: the host's own
+    packets, where a subnet's broadcast route sends by its device."""
     sp = space
-    remaining = sp.true
     local = forward = sp.false
+    for hit, route in _lookup(sp, rules, tables, lambda rule: _selector(sp, rule, iif_fixed), "dst"):
+        if route.devices and (route.type == "unicast"
+                              or output and route.type in ("broadcast", "multicast")):
+            codes = sorted({interface_code(domain, d) for d in route.devices})
+            forward |= hit & sp.one_of("oif", codes)
+        elif route.type in ("local", "broadcast", "multicast"):
+            local |= hit
+    return local, forward
+
+
+def _lookup(sp, rules, tables: _Tables, selector, field: str):
+    """``(packets, route)`` for each route that ends the lookup of the
+    packets ``field`` addresses (``dst``; ``src`` for the reverse path):
+    policy rules in order, a rule's table longest prefix first; reject
+    rules end the lookup without a route (nothing is yielded for them)."""
+    remaining = sp.true
     for rule in rules:
-        sel = _selector(sp, rule, iif_fixed) & remaining
+        sel = selector(rule) & remaining
         if sel == sp.false:
             continue
         if rule.action in REJECT_TYPES:
             remaining &= ~sel
             continue
-        for region, route in tables.regions(rule.table):
+        for region, route in tables.regions(rule.table, field):
             if route.type == "throw":
                 continue
             if rule.suppress_prefixlength is not None and route.dst.prefixlen <= rule.suppress_prefixlength:
@@ -184,12 +280,7 @@ def _decide(space, rules, tables: _Tables, domain, iif_fixed: str | None):
             hit = sel & region
             if hit == sp.false:
                 continue
-            if route.type == "unicast" and route.devices:
-                codes = sorted({interface_code(domain, d) for d in route.devices})
-                forward |= hit & sp.one_of("oif", codes)
-            elif route.type in ("local", "broadcast", "multicast"):
-                local |= hit
+            yield hit, route
             remaining &= ~hit  # reject routes (and anything else) end the lookup
             if remaining == sp.false:
                 break
-    return local, forward

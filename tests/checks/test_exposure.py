@@ -143,3 +143,45 @@ def test_zone_chains_name_the_uplink():
     assert _codes(text) == []
     opened = text.replace("-A zone_wan -p tcp --dport 443", "-A zone_wan -p tcp --dport 22")
     assert [(c, s) for c, s, _ in _codes(opened)] == [("RA401", "error")]
+
+
+def test_a_handshake_needs_its_last_ack_through_the_ban_chain():
+    """A SYN-only accept before a ban chain: the SYN and the SYN-ACK pass,
+    but the client's ACK (ESTABLISHED, no longer a bare SYN) meets the ban
+    of 96.0.0.0/3 — an eighth of the internet cannot connect (found by the
+    random kernel proof, seed 37)."""
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:bans - [0:0]\n"
+            "-A INPUT -p tcp --dport 22 --tcp-flags SYN,RST,ACK,FIN SYN -j ACCEPT\n"
+            "-A INPUT -p tcp --dport 22 -j bans\n-A INPUT -j DROP\n"
+            "-A bans -s {ban} -j REJECT\n-A bans -p tcp -j ACCEPT\nCOMMIT\n")
+    config = Config(options={"RA401": {"ports": {22: "SSH"}}, "RA402": {"ports": {22: "SSH"}}})
+    assert _codes(text.format(ban="96.0.0.0/3"), config) == []
+    (code, _, message), = _codes(text.format(ban="96.0.0.0/8"), config)
+    assert code == "RA401" and "SSH (22/tcp, IPv4, 99.5" in message
+
+
+def _tf_codes(text):
+    rs = loads(text, "terraform", "main.tf")
+    return [(f.code, f.message) for f in run_audit([rs], select=["RA4"]).findings]
+
+
+SG = ('{head}resource "aws_security_group" "sg" {{\n  name = "sg"\n{count}'
+      '  ingress {{\n    from_port = {port}\n    to_port = {port}\n    protocol = "tcp"\n'
+      '    cidr_blocks = {cidr}\n  }}\n}}\n')
+
+
+def test_a_module_whose_port_or_source_is_a_variable_is_not_likely_exposed():
+    """A value the configuration does not give (a variable without a value)
+    is not state a packet meets: which port, which source is unknown, and
+    nothing makes the whole internet likely (terragoat's VPC CIDR, the
+    terraform-aws-modules security group)."""
+    assert _tf_codes(SG.format(head="", count="", port="var.port", cidr='["0.0.0.0/0"]')) == []
+    assert _tf_codes(SG.format(head="", count="", port="22", cidr="var.cidrs")) == []
+    # a concrete rule whose existence only is undecided: if it is made, SSH is open
+    (code, message), = _tf_codes(SG.format(head="", count="  count = var.create ? 1 : 0\n",
+                                           port="22", cidr='["0.0.0.0/0"]'))
+    assert code == "RA403" and "SSH (22/tcp, IPv4)" in message
+    # and a given value decides it
+    (code, _), = _tf_codes(SG.format(head='variable "port" { default = 22 }\n', count="",
+                                     port="var.port", cidr='["0.0.0.0/0"]'))
+    assert code == "RA401"

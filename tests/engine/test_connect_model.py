@@ -1,7 +1,7 @@
 """connect() on rulesets built from model objects."""
 
 from ruleanalyzer.engine.connect import connect
-from ruleanalyzer.model import (SYN, Accept, BitsMatch, Drop, IntMatch, NameMatch, Notrack)
+from ruleanalyzer.model import (ACK, CWR, ECE, SYN, Accept, BitsMatch, Drop, IntMatch, NameMatch, Notrack)
 
 from tests.engine.test_evaluate_model import TCP, dport, rule, ruleset, table
 
@@ -37,10 +37,15 @@ def test_whole_byte_syn_accept_is_an_ecn_trap_with_linux_fallback():
     exact_syn = BitsMatch("flags", 0xFF, frozenset({SYN}), text="tcp flags == syn")
     report = connect(server_firewall(syn_match=(exact_syn,)), "192.0.2.1", "198.51.100.1", 22, ecn="on")
     ecn_variant = report.variants[0]
-    assert ecn_variant.first_failure.name.startswith("SYN+ECE+CWR")
+    syn = ecn_variant.legs[0]
+    assert syn.name.startswith("SYN+ECE+CWR") and syn.verdict == "drop"
     # Linux retries without ECN after 1 s, which passes: the connection works, late.
-    assert report.passes is True
+    assert syn.summary == "passes after retry" and ecn_variant.first_failure is None
+    assert report.passes is True and ecn_variant.ecn_negotiated is False
     assert "1 s" in report.explain()[0]
+    # no ECN: no CE marks, nothing ECT-marked after the retry
+    assert all(leg.packet.ecn == 0 for leg in ecn_variant.legs)
+    assert "data client→server, CE mark" not in [leg.name for leg in ecn_variant.legs]
 
 
 def test_ce_marked_data_dropped_costs_a_retransmission_each():
@@ -76,3 +81,40 @@ def test_notrack_makes_the_syn_ack_invalid():
     report = connect(ruleset(raw, f), "192.0.2.1", "198.51.100.1", 22)
     assert report.variants[0].first_failure.name == "SYN-ACK"
     assert report.variants[0].legs[1].result.state == "invalid"
+
+
+def test_ecn_target_stripping_the_syn_means_no_ecn_and_no_ect_data():
+    from ruleanalyzer import loads
+
+    text = ("*mangle\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -j ECN --ecn-tcp-remove\nCOMMIT\n"
+            "*filter\n:INPUT DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            "-A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    report = connect(loads(text, dialect="iptables"), "192.0.2.1", "198.51.100.1", 22, ecn="both")
+    plain, ecn = report.variants
+    assert plain.ecn_negotiated is False and ecn.ecn_negotiated is False and report.passes is True
+    assert "mangle INPUT rule 1 strips the ECN-setup SYN" in ecn.ecn_why
+    syn = ecn.legs[0]
+    assert syn.packet.flags == SYN | ECE | CWR and syn.received.flags == SYN  # what the server gets
+    assert ecn.legs[1].packet.flags == SYN | ACK  # so it answers without ECE
+    assert all(leg.packet.ecn == 0 for leg in ecn.legs[2:])
+    assert "ECN is not negotiated" in report.explain()[1]
+
+
+def test_ecn_negotiated_end_to_end_and_in_json(capsys, tmp_path):
+    import json
+
+    from ruleanalyzer.cli import main
+
+    report = connect(server_firewall(), "192.0.2.1", "198.51.100.1", 22, ecn="on")
+    assert report.variants[0].ecn_negotiated is True
+    path = tmp_path / "r.rules"
+    path.write_text("*filter\n:INPUT DROP [0:0]\n-A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n"
+                    "-A INPUT -p tcp --tcp-flags ALL SYN -m ecn --ecn-tcp-ece -j DROP\n"
+                    "-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    assert main(["connect", str(path), "--client", "192.0.2.1", "--server", "198.51.100.1",
+                 "--dport", "22", "--ecn", "on", "--format", "json"]) == 0
+    variant = json.loads(capsys.readouterr().out)["variants"][0]
+    assert variant["ecn_negotiated"] is False and "retry" in variant["ecn_negotiated_why"]
+    syn = variant["legs"][0]
+    assert (syn["verdict"], syn["outcome"]) == ("drop", "passes after retry")
+    assert syn["retransmission"]["verdict"] == "accept"

@@ -242,9 +242,16 @@ def test_yaml_depth_limit_is_exact_and_configurable(monkeypatch):
 
 
 @pytest.mark.parametrize("dialect", ["aws-sg", "aws-nacl", "gcp", "azure"])
-def test_yaml_billion_laughs_is_refused(dialect):
+def test_yaml_billion_laughs_is_refused(dialect, monkeypatch):
+    """Refused by the expanded size (issue 16) before the alias count; with
+    the size budget out of the way, by the alias count at the 65th alias."""
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    with pytest.raises(RuleAnalyzerError) as info:
+        _bounded(lambda: parsers.parse("\n".join(lines) + "\n", "bomb.yaml", dialect), 5, 100)
+    assert "YAML aliases expand to more than 100000 nodes" in info.value.message
+    assert (info.value.location.file, info.value.location.line) == ("bomb.yaml", 5)  # a4: 10 aliases of 1,111 nodes each, past 100,000 together
+    monkeypatch.setattr(safeyaml, "MAX_YAML_ALIAS_NODES", 10**12)
     with pytest.raises(RuleAnalyzerError) as info:
         _bounded(lambda: parsers.parse("\n".join(lines) + "\n", "bomb.yaml", dialect), 5, 100)
     assert "YAML aliases" in info.value.message and "billion laughs" in info.value.message

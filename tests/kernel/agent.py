@@ -48,6 +48,10 @@ def inside(namespace: str):
         os.close(target)
 
 
+#: tcp_info.tcpi_options: ECN was negotiated at SYN time (linux/tcp.h)
+TCPI_OPT_ECN = 8
+
+
 class Agent:
     """Sockets and counter dumps for one firewall/peer pair."""
 
@@ -168,12 +172,18 @@ class Agent:
             client.settimeout(timeout)
             if cmd.get("source"):  # a chosen client address (the peer holds it)
                 client.bind((cmd["source"], 0))
+            started = time.monotonic()
             try:
                 client.connect((cmd["addr"], cmd["port"]))
             except OSError as exc:
                 outcome["why"] = f"connect: {exc}"
                 return outcome
             outcome["connected"] = True
+            # Linux's retried SYN comes after 1 s; TCP_INFO's options byte
+            # says whether the handshake's flags negotiated ECN.
+            outcome["connect_seconds"] = round(time.monotonic() - started, 2)
+            info = client.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+            outcome["ecn_negotiated"] = bool(info[5] & TCPI_OPT_ECN)
             client.sendall(b"ping")
             # accept() returns once the server saw the handshake's ACK (or
             # data that acknowledges its SYN-ACK).

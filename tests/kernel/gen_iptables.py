@@ -366,7 +366,8 @@ def random_probe(rnd: random.Random, pools: Pools, ident: int, used: set) -> Pro
     icmp = 1 if family == 4 else 58
     common = dict(ecn=rnd.choice((0, 0, 1, 2, 3)), dscp=rnd.choice((0, 0, 0, 8, 10, 46)),
                   ttl=rnd.choice((64, 64, 1, 32, 63, 65, 128, 255)),
-                  pad=rnd.choice((0, 0, 0, 4, 12, 24, 1000)))
+                  pad=rnd.choice((0, 0, 0, 4, 12, 24, 1000)),
+                  df=rnd.choice((0, 1, 1)) if family == 4 else 0)
     if state == "related":
         quote = rnd.choice((6, 17))
         kind = rnd.choice(((3, 3), (3, 1), (11, 0)) if family == 4 else ((1, 4), (1, 3), (3, 0)))

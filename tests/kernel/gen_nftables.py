@@ -5,7 +5,8 @@ text holds one to three tables (mostly ``inet``, sometimes ``ip``/``ip6``)
 with several base chains on the input hook at distinct priorities, user
 chains reached by ``jump``/``goto``, named and anonymous sets, verdict maps,
 concatenations, every spelling of a TCP flags test, ``ct state``, marks set
-and matched, and sometimes a raw-priority prerouting chain with ``notrack``.
+and matched, and sometimes a raw-priority prerouting chain with ``notrack`` or a
+``flags dormant`` table (which never runs).
 Packets come from :func:`tests.kernel.gen_iptables.random_probe`, so both
 dialects are probed alike.
 """
@@ -157,6 +158,12 @@ class _NftBuilder:
         if rnd.random() < 0.05:
             low = rnd.choice((40, 48, 60, 64, 80))
             parts.append(f"meta length {low}-{low + rnd.choice((4, 20, 1000))}")
+        if rnd.random() < 0.12:
+            parts.append(self.header_arithmetic())
+        if table.meters and rnd.random() < 0.08:
+            # per-source rate from the packet path: depends on traffic history
+            rate = rnd.choice(("over 1/minute", "over 100/second", "1/hour"))
+            parts.append(f"update @{table.meters[0]} {{ {ip} saddr limit rate {rate} }}")
         if rnd.random() < 0.06:
             parts.append(f"meta mark {self._neq()}0x{rnd.choice(self.marks):x}")
         if rnd.random() < 0.04:
@@ -168,7 +175,48 @@ class _NftBuilder:
             parts.append(f"{ip} saddr . {proto} dport {{ {elems} }}")
         return parts, proto
 
-    def verdict(self, proto: str | None, callable_chains: list[str], table: "_Table") -> str:
+    def header_arithmetic(self) -> str:
+        """A test of an IP header field by value, range or mask: fragment
+        bits, identification, length, TTL, DSCP."""
+        rnd = self.rnd
+        if self.family == 6:
+            return rnd.choice((f"ip6 length {rnd.choice(('<', '>', '!='))} {rnd.choice((8, 16, 28, 60, 500))}",
+                               f"ip6 hoplimit & 0xc0 == 0x{rnd.choice((0, 0x40, 0xc0)):x}",
+                               f"ip6 dscp & 0x38 {rnd.choice(('==', '!='))} 0x{rnd.choice((0, 8)):x}"))
+        return rnd.choice((
+            "ip frag-off & 0x1fff != 0", "ip frag-off & 0x1fff == 0",
+            f"ip frag-off & 0x4000 {rnd.choice(('==', '!='))} 0", "ip frag-off & 0x2000 == 0x2000",
+            f"ip frag-off {rnd.choice(('0', '0x4000', '!= 0'))}",
+            f"ip id {rnd.choice(('<', '>', '!='))} {rnd.randint(0, 65535)}",
+            f"ip length {rnd.choice(('<', '>', '<=', '>='))} {rnd.choice((36, 48, 60, 100, 1000))}",
+            f"ip ttl & 0xc0 {rnd.choice(('==', '!='))} 0x{rnd.choice((0, 0x40, 0xc0)):x}",
+            f"ip dscp & 0x38 {rnd.choice(('==', '!='))} 0x{rnd.choice((0, 8)):x}",
+            f"ip ttl {rnd.choice(('<', '>'))} {rnd.choice((2, 63, 64, 65))}"))
+
+    def reject(self, proto: str | None, parts: list[str], table: "_Table") -> str:
+        """A reject, often one whose dependency nft adds itself: a bare
+        ``reject with tcp reset`` only rejects TCP, ``reject with icmp`` in
+        an inet table only IPv4 (the rest goes on to the next rule)."""
+        rnd = self.rnd
+        options = ["reject"]
+        if proto == "tcp" or (proto is None and not any("l4proto {" in p or p.startswith("th ")
+                                                         for p in parts)):
+            options += ["reject with tcp reset"] * 3  # nft refuses it after a udp or icmp match
+        if table.family == "inet":
+            options.append("reject with icmpx type admin-prohibited")
+            # a rule that already reads one IP header may only answer in that version
+            network = any(p.split()[0] in ("ip", "ip6", "icmp", "icmpv6") for p in parts)
+            versions = [self.family] if network else [4, 6]
+            for v in versions:
+                options.append("reject with icmp type host-unreachable" if v == 4
+                               else "reject with icmpv6 type admin-prohibited")
+        else:
+            kind = "icmp" if table.family == "ip" else "icmpv6"
+            options.append(f"reject with {kind} type admin-prohibited")
+        return rnd.choice(options)
+
+    def verdict(self, proto: str | None, callable_chains: list[str], table: "_Table",
+                parts: list[str] = ()) -> str:
         rnd = self.rnd
         roll = rnd.random()
         if callable_chains and roll < 0.2:
@@ -177,12 +225,8 @@ class _NftBuilder:
             return "accept"
         if roll < 0.62:
             return "drop"
-        if roll < 0.7:
-            if proto == "tcp" and rnd.random() < 0.5:
-                return "reject with tcp reset"
-            # icmpx (either family) exists only in inet tables.
-            kind = {"inet": "icmpx", "ip": "icmp", "ip6": "icmpv6"}[table.family]
-            return rnd.choice(("reject", f"reject with {kind} type admin-prohibited"))
+        if roll < 0.72:
+            return self.reject(proto, list(parts), table)
         if roll < 0.76:
             return "return"
         if roll < 0.84:
@@ -207,6 +251,7 @@ class _Table:
         self.port_sets: list[str] = []
         self.addr_sets: list[str] = []
         self.vmaps: list[str] = []
+        self.meters: list[str] = []  # sets the packet path updates (expected: unknown)
 
 
 def _table_text(b: _NftBuilder, table: _Table, priorities: list[int], raw: bool) -> str:
@@ -224,6 +269,19 @@ def _table_text(b: _NftBuilder, table: _Table, priorities: list[int], raw: bool)
         lines += ["  set srcs {", f"    type {addr_type}; flags interval;",
                   f"    elements = {{ {elems} }}", "  }"]
         table.addr_sets.append("srcs")
+    addr_type = "ipv4_addr" if b.family == 4 else "ipv6_addr"
+    if rnd.random() < 0.3:
+        # A bouncer's blocklist: maintained at runtime, listed with its
+        # elements (answered from the listing).
+        elems = ", ".join(f"{a} timeout 1h" for a in dict.fromkeys(
+            rnd.choice(pools.sources) for _ in range(rnd.randint(1, 3))))
+        flags = rnd.choice(("timeout", "dynamic, timeout"))
+        lines += ["  set tsrc {", f"    type {addr_type}; flags {flags};",
+                  f"    elements = {{ {elems} }}", "  }"]
+        table.addr_sets.append("tsrc")
+    if rnd.random() < 0.25:
+        lines += ["  set meter0 {", f"    type {addr_type}; flags dynamic;", "  }"]
+        table.meters.append("meter0")
     if rnd.random() < 0.4:
         keys = dict.fromkeys(str(pools.port()) for _ in range(rnd.randint(1, 3)))
         elems = ", ".join(f"{k} : {rnd.choice(('accept', 'drop'))}" for k in keys)
@@ -250,7 +308,7 @@ def _table_text(b: _NftBuilder, table: _Table, priorities: list[int], raw: bool)
         rules = []
         for _ in range(count):
             parts, proto = b.matches(table)
-            verdict = b.verdict(proto, callable_chains, table)
+            verdict = b.verdict(proto, callable_chains, table, parts)
             if proto in ("tcp", "udp") and (verdict == "" or b.rnd.random() < 0.1):
                 parts = [x for x in parts if not x.startswith(f"{proto} dport")]
                 verdict = b.vmap_rule(proto, callable_chains, table)
@@ -288,6 +346,10 @@ def generate(seed: int, probes: int = 100, family: int | None = None) -> Case:
     for i, group in enumerate(groups):
         fam = "inet" if rnd.random() < 0.7 else ("ip" if family == 4 else "ip6")
         tables.append(_table_text(b, _Table(f"t{i}", fam), group, raw=(i == 0 and rnd.random() < 0.2)))
+    if rnd.random() < 0.15:
+        # A dormant table is loaded but never runs, whatever it says.
+        text = _table_text(b, _Table("td", "inet"), [rnd.choice(PRIORITIES)], raw=False)
+        tables.append(text.replace(" {\n", " {\n  flags dormant\n", 1))
     used: set = set()
     batch = [random_probe(rnd, pools, (seed % 20000) * 1000 + i + 1, used) for i in range(probes)]
     return Case(seed, family, "".join(tables), batch)

@@ -59,6 +59,7 @@ class Spec:
     ecn: int = 0
     dscp: int = 0
     ttl: int = 64
+    df: int = 0  # IPv4 Don't Fragment
     payload: bytes = b""
     ident: int = 0
     with_marker: bool = True
@@ -111,7 +112,7 @@ def ip_packet(spec: Spec) -> bytes:
     tos = (spec.dscp << 2) | spec.ecn
     if src.version == 4:
         header = struct.pack("!BBHHHBBH4s4s", 0x45, tos, 20 + len(body), spec.ident & 0xFFFF,
-                             0, spec.ttl, spec.proto, 0, src.packed, dst.packed)
+                             0x4000 if spec.df else 0, spec.ttl, spec.proto, 0, src.packed, dst.packed)
         header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
         return header + body
     first_word = (6 << 28) | (tos << 20) | (spec.ident & 0xFFFFF)

@@ -41,6 +41,7 @@ class Probe:
     ecn: int = 0
     dscp: int = 0
     ttl: int = 64
+    df: int = 0
     icmp_type: int = 0
     icmp_code: int = 0
     state: str = "new"
@@ -106,7 +107,7 @@ class Probe:
                             dport=self.dport, flags=self.flags, seq=self.ident * 13 + 5,
                             ack=ack, icmp_type=self.icmp_type, icmp_code=self.icmp_code,
                             icmp_id=self.ident & 0xFFFF, ecn=self.ecn, dscp=self.dscp,
-                            ttl=self.ttl, payload=payload, ident=self.ident)
+                            ttl=self.ttl, df=self.df, payload=payload, ident=self.ident)
         return packets.ip_packet(spec)
 
     # -- for the analyzer --------------------------------------------------
@@ -132,6 +133,9 @@ class Probe:
             icmp_type=self.icmp_type if self.is_icmp else None,
             icmp_code=self.icmp_code if self.is_icmp else None,
             length=len(wire), ttl=self.ttl, pkttype="unicast",
+            # the IP header as crafted: unfragmented, the id is the probe's
+            df=self.df if self.family == 4 else 0,
+            ip_id=self.ident & 0xFFFF if self.family == 4 else 0,
             src_type=frozenset({"unicast"}), dst_type=dst_type,
             id=str(self.ident))
 
@@ -144,7 +148,7 @@ class Probe:
             text += f" [{flags_to_text(self.flags) or 'none'}]"
         if self.is_icmp:
             text += f" icmp {self.icmp_type}/{self.icmp_code}"
-        text += (f" ecn={self.ecn} dscp={self.dscp} ttl={self.ttl} len={len(self.packet())}"
+        text += (f" ecn={self.ecn} dscp={self.dscp} ttl={self.ttl} df={self.df} len={len(self.packet())}"
                  f" state={self.state}")
         if self.state == "related" or self.is_icmp_error:
             text += f" quoting proto {self.quote_proto} {self.quote_sport}->{self.quote_dport}"

@@ -104,11 +104,11 @@ def _config():
     return Config(options={"RA401": {"ports": PORTS}})
 
 
-def _handshake(bed: TestBed, source, port: int) -> bool:
+def _handshake(bed: TestBed, source, port: int, timeout: float = 1.5) -> bool:
     bed.peer.exec("ip", "addr", "add", f"{source}/32", "dev", PEER_IF)
     bed.fw.exec("ip", "route", "replace", f"{source}/32", "via", PEER_V4, "dev", FW_IF, "onlink")
     try:
-        out = bed.call({"op": "connect", "addr": FW_V4, "port": port, "timeout": 1.5,
+        out = bed.call({"op": "connect", "addr": FW_V4, "port": port, "timeout": timeout,
                         "source": str(source)}, timeout=30)
         return all(out[k] for k in ("connected", "accepted", "to_server", "to_client"))
     finally:
