@@ -140,12 +140,20 @@ class BatchEvaluator:
     """``evaluate(packet)`` like :class:`Evaluator`, each class of packets once."""
 
     def __init__(self, ruleset: Ruleset):
+        self.ruleset = ruleset
         self.evaluator = Evaluator(ruleset)
-        self.classes = Classes(ruleset)
-        self._memo: dict[tuple, tuple[Packet, Result]] = {}
+        #: Compiled once enough packets came to pay for it (about the time
+        #: of 1 evaluation per 10 rules); until then the memo is per packet.
+        self.classes: Classes | None = None
+        self._before_classes = max(64, ruleset.rule_count // 10)
+        self._memo: dict = {}
 
     def evaluate(self, packet: Packet) -> Result:
-        key = self.classes.key(packet)
+        if self.classes is None:
+            self._before_classes -= 1
+            if self._before_classes < 0:
+                self.classes = Classes(self.ruleset)
+        key = self.classes.key(packet) if self.classes is not None else packet
         hit = self._memo.get(key)
         if hit is None:
             result = self.evaluator.evaluate(packet)
