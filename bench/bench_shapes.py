@@ -165,7 +165,10 @@ def bench_audit(shape: str, path: Path, dialect: str, folder: Path) -> None:
     counts = ""
     if r["rc"] == 0:
         data = json.loads((folder / "audit.json").read_text())
-        counts = f"{len(data.get('findings', []))} findings"
+        codes: dict = {}
+        for finding in data.get("findings", []):
+            codes[finding.get("code")] = codes.get(finding.get("code"), 0) + 1
+        counts = f"findings {codes}"
     else:
         counts = f"rc={r['rc']} {r['err'][-300:]}"
     print(f"  audit  {shape:14} {fmt(r)} (target <= 20 s, <= 800 MiB) {counts}", flush=True)
