@@ -337,7 +337,9 @@ def mixed(n_rules: int = 100_000, seed: int = 1) -> str:
             # base chains may reach any user chain; user chain i only later ones (no loops)
             out.append(_mixed_rule(rng, base, chains[:50], "o" if base == "OUTPUT" else "i"))
     for i, c in enumerate(chains):
-        later = chains[i + 1:i + 6]
+        # chains come in trees of 8: a jump goes deeper in its own tree, so
+        # calls nest at most 9 deep (the analyzers stop at 64)
+        later = [d for j, d in enumerate(chains[i + 1:i + 6], i + 1) if j // 8 == i // 8]
         for _ in range(per):
             # chains reached from OUTPUT (and INPUT) take neither -i nor -o
             out.append(_mixed_rule(rng, c, later, "i" if i >= 55 else None))
