@@ -521,10 +521,6 @@ def _caller_conflicts(reach, rule: Rule, entry) -> list[tuple[str, str, Rule | N
     space = reach.space
     chain = rule.chain
     mine = [(m, _encode(space, m)) for m in rule.matches]
-    if entry is not None:
-        excluded = [(m, s) for m, s in mine if (s & entry).is_empty()]
-    else:
-        excluded = []
     callers = _callers(reach).get(id(chain), [])
     out: list[tuple[str, str, Rule | None]] = []
     for caller in callers:
@@ -533,15 +529,26 @@ def _caller_conflicts(reach, rule: Rule, entry) -> list[tuple[str, str, Rule | N
                       for mj, sj in theirs if (s & sj).is_empty()), None)
         if found is not None:
             out.append((found[0], found[1], caller))
-    if not out and excluded:
-        out = [(_condition(rule, m), "", None) for m, _ in excluded[:1]]
+    if not out and entry is not None:  # no caller to name: the condition the entry excludes
+        excluded = next((m for m, s in mine if (s & entry).is_empty()), None)
+        if excluded is not None:
+            out = [(_condition(rule, excluded), "", None)]
     return out
 
 
 def _taken(reach, other: Rule, sure: bool = False):
     """Packets ``other`` (``sure``: surely) takes away from the rules after
     it: what it matched, less what comes back from a jump (it reaches the
-    next rule)."""
+    next rule). Cached per analysis: every dead rule after it asks."""
+    cache = reach.__dict__.setdefault("_ra_taken", {})
+    key = (id(other), sure)
+    hit = cache.get(key)
+    if hit is None:
+        hit = cache[key] = _taken_now(reach, other, sure)
+    return hit
+
+
+def _taken_now(reach, other: Rule, sure: bool):
     sets = reach.rule_sets(other)
     # Surely taken: what surely matches among what may get there (the walk
     # takes those from the later rules' possible packets).
