@@ -59,10 +59,12 @@ def first_dead_tail(rules: list[Rule]) -> tuple[Rule, list[Rule]] | None:
 
 def _uninterpreted(rule: Rule) -> bool:
     """Does the model keep less than was written (an opaque or unmodelled
-    condition, a statement it does not interpret)?"""
+    condition, a statement it does not interpret: a verdict, or a side
+    effect such as ``meta mark set <key> map @m``)?"""
     return (any(isinstance(m, OpaqueMatch) or (isinstance(m, AnyOf) and not m.matches)
                 for m in rule.matches)
             or isinstance(rule.action, UnknownAction)
+            or any(isinstance(e, UnknownAction) for e in rule.effects)
             or any(isinstance(e, Log) and e.text not in ("counter", "log", "") for e in rule.effects))
 
 
