@@ -874,6 +874,11 @@ class _RuleContext:
             return
         if key in ("snat", "dnat", "masquerade", "redirect"):
             self.action = nat_action(key, body)
+            lookups = [v["map"].get("data") for v in (body or {}).values()
+                       if isinstance(v, dict) and isinstance(v.get("map"), dict)] if isinstance(body, dict) else []
+            if lookups:  # a key not in the map: no translation, the rule does not match
+                self.matches.append(OpaqueMatch(reason="depends on a key being in the map ("
+                                                + ", ".join(_short_map(d) for d in lookups) + ")"))
             return
         if key == "mangle":
             self.effects.append(self.mangle(body))
@@ -1293,6 +1298,11 @@ def verdict_action(stmt) -> Action | None:
     if key == "queue":
         return Queue("queue")
     return None
+
+
+def _short_map(data) -> str:
+    """``@x`` for a named map, ``{…}`` for an anonymous one."""
+    return data if isinstance(data, str) else "{…}"
 
 
 def nat_action(kind: str, body) -> Action:
