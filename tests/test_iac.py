@@ -193,6 +193,20 @@ def test_hcl_try_over_a_literal_for_each_map_reads_each_entry():
         "depends on `each.value.cidr` (no value given)"}  # var.admin has no default
 
 
+def test_azure_rules_naming_no_group_are_read_alone():
+    # network_security_group_name = "" names no NSG: two such rules are not one
+    # group (read as one, the second was "shadowed" / a "duplicate" of the first).
+    rule = ('resource "azurerm_network_security_rule" "%s" {\n  name = "%s"\n  priority = 100\n'
+            '  direction = "Inbound"\n  access = "%s"\n  protocol = "Udp"\n  source_port_range = "*"\n'
+            '  destination_port_range = "*"\n  source_address_prefix = "*"\n'
+            '  destination_address_prefix = "*"\n  network_security_group_name = ""\n'
+            '  resource_group_name = ""\n}\n')
+    rs = loads(rule % ("a", "a", "Allow") + rule % ("b", "b", "Deny") + rule % ("c", "c", "Allow"),
+               "terraform", "c.tf")
+    assert len(rs.tables) == 3
+    assert run_audit([rs], select=["RA101", "RA102", "RA505"]).findings == []
+
+
 def test_nacl_target_by_subnet_and_aws_worded_error():
     rs = load(IAC / "web.nacl.json")
     chosen = select_target(rs, "subnet-web")
