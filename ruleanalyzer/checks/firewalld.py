@@ -186,6 +186,8 @@ class AllowOverridesDeny(Check):
             for stage_d, deny in rules:
                 if not _is_rich(deny) or deny.action.verdict != "drop":
                     continue
+                if stage_d == 4 and not deny.matches:
+                    continue  # a catch-all after the zone (libvirt's priority 32767 reject): what it allows is meant
                 for stage_a, allow in rules:
                     if allow.action.verdict != "accept":
                         continue

@@ -886,6 +886,12 @@ class _RuleContext:
             return
         if key in ("snat", "dnat", "masquerade", "redirect"):
             self.action = nat_action(key, body)
+            lookups = [v["map"].get("data") for v in (body or {}).values()
+                       if isinstance(v, dict) and isinstance(v.get("map"), dict)] if isinstance(body, dict) else []
+            lookups = [d for d in lookups if not self._catch_all(d)]
+            if lookups:  # a key not in the map: no translation, the rule does not match
+                self.matches.append(OpaqueMatch(reason="depends on a key being in the map ("
+                                                + ", ".join(_short_map(d) for d in lookups) + ")"))
             return
         if key == "mangle":
             self.effects.append(self.mangle(body))
@@ -937,6 +943,15 @@ class _RuleContext:
                 match = found[0] if len(found) == 1 else AllOf(tuple(found))
             branches.append((match, action))
         return Dispatch(tuple(branches))
+
+    def _catch_all(self, data) -> bool:
+        """Does the map (anonymous, or named and decidable) hold a ``*``
+        element, so that every key finds a value?"""
+        try:
+            pairs = self.map_pairs(data)
+        except ModelError:
+            return False
+        return any(key == "*" for key, _value in pairs or ())
 
     def map_pairs(self, data):
         """``[(key, value), …]`` of an anonymous map or a decidable named map."""
@@ -1367,6 +1382,11 @@ def verdict_action(stmt) -> Action | None:
     if key == "queue":
         return Queue("queue")
     return None
+
+
+def _short_map(data) -> str:
+    """``@x`` for a named map, ``{…}`` for an anonymous one."""
+    return data if isinstance(data, str) else "{…}"
 
 
 def nat_action(kind: str, body) -> Action:
