@@ -33,10 +33,24 @@ def refuse_empty(text: str, name: str, dialect: str | None) -> None:
                                  "(no ruleset loaded) is read with --dialect nftables")
 
 
-#: Every file read, by the name it was read under: the text shown in code
+#: The files read, by the name they were read under: the text shown in code
 #: frames, so a finding never re-opens its file (the file may have changed,
-#: or be a FIFO, since). Cleared by :func:`forget_texts`.
+#: or be a FIFO, since). The latest :data:`MAX_KEPT_CHARS` characters' worth
+#: are kept (older ones are dropped first; their frames show the rule's own
+#: text). Cleared by :func:`forget_texts`.
 _TEXTS: dict[str, str] = {}
+MAX_KEPT_CHARS = 64 * 1024 * 1024
+_kept_chars = 0
+
+
+def _keep_text(name: str, text: str) -> None:
+    global _kept_chars
+    old = _TEXTS.pop(name, None)
+    _kept_chars -= len(old) if old is not None else 0
+    _TEXTS[name] = text
+    _kept_chars += len(text)
+    while _kept_chars > MAX_KEPT_CHARS and len(_TEXTS) > 1:
+        _kept_chars -= len(_TEXTS.pop(next(iter(_TEXTS))))
 
 
 def text_read(name: str) -> str | None:
@@ -45,7 +59,9 @@ def text_read(name: str) -> str | None:
 
 
 def forget_texts() -> None:
+    global _kept_chars
     _TEXTS.clear()
+    _kept_chars = 0
 
 
 def is_inside(real: str, root: str) -> bool:
@@ -162,7 +178,7 @@ def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES, *,
     name = str(path)
     if name == STDIN:
         text = decode_text(_read_stdin(max_bytes), STDIN_NAME)
-        _TEXTS[STDIN_NAME] = text
+        _keep_text(STDIN_NAME, text)
         return text
     refuse_escape(name, root)
     try:
@@ -193,7 +209,7 @@ def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES, *,
     finally:
         os.close(fd)
     text = decode_text(data, name)
-    _TEXTS[name] = text
+    _keep_text(name, text)
     return text
 
 
