@@ -480,7 +480,7 @@ def cmd_diff(args, out) -> int:
         for note in (old_note, new_note):
             if note and not args.quiet:
                 print(f"note: {note}", file=sys.stderr)
-        paths = args.files or gitfiles.changed_files(old_rev, new_rev)
+        paths = args.files or gitfiles.with_includers(gitfiles.changed_files(old_rev, new_rev))
         groups = [[p] for p in paths] if not args.files else [paths]
         pairs = []
         for group in groups:
