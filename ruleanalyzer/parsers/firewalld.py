@@ -133,7 +133,7 @@ class Tree:
 def _read(path: Path, root: Path | None = None) -> str:
     from ..loader import read_text
 
-    return read_text(path, MAX_FILE_BYTES, root=root)
+    return read_text(path, MAX_FILE_BYTES)
 
 
 def stock_config(version: str = DEFAULT_VERSION) -> dict:
