@@ -272,7 +272,7 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
             # the common case, without importing the snapshot reader; its
             # includes count against max_bytes too
             with reading_side(FileSide(max_bytes)):
-                parsed.append(_parse_file(path, dialect, max_bytes, table))
+                parsed.append(_parse_file(path, dialect, max_bytes, table, firewalld_version))
             continue
         from .snapshot import Snapshot, is_snapshot, load_snapshot, snapshot_ruleset
 
@@ -288,7 +288,7 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
             parsed.append(load_directory(path, dialect, max_bytes, firewalld_version))
             continue
         with reading_side(FileSide(max_bytes)):
-            parsed.append(_parse_file(path, dialect, max_bytes, table))
+            parsed.append(_parse_file(path, dialect, max_bytes, table, firewalld_version))
     # A dialect whose files only make sense together (ufw's user.rules +
     # before.rules + ufw.conf) rebuilds them as one host: ``combine(rulesets)``.
     for name in dict.fromkeys(r.meta.get("dialect") for r in parsed):
@@ -312,13 +312,21 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
     return ruleset
 
 
-def _parse_file(path, dialect: str | None, max_bytes: int, table: str | None) -> Ruleset:
+def _parse_file(path, dialect: str | None, max_bytes: int, table: str | None,
+                firewalld_version: str | None = None) -> Ruleset:
     """One rule file (or standard input) read and parsed; JSON inputs get
-    the line of each rule's JSON element."""
+    the line of each rule's JSON element; a firewalld file given alone (a
+    zone, list-all output) compiles to ``firewalld_version``'s layout."""
     name = input_name(path)
     text = read_text(path, max_bytes)
     refuse_empty(text, name, dialect)
-    part = parsers.parse(text, name, dialect, table=table)
+    if firewalld_version is None:
+        part = parsers.parse(text, name, dialect, table=table)
+    else:
+        from .parsers.firewalld import version_for_files
+
+        with version_for_files(firewalld_version):
+            part = parsers.parse(text, name, dialect, table=table)
     add_lines(part, text, name)
     return part
 
@@ -347,4 +355,8 @@ def load_directory(path: str | os.PathLike, dialect: str | None = None,
 
 def loads(text: str, dialect: str | None = None, name: str = "<string>") -> Ruleset:
     """Parse rules held in a string (see :func:`load`)."""
-    return parsers.parse(text, name, dialect)
+    ruleset = parsers.parse(text, name, dialect)
+    # a dialect that reads files together finishes a lone one too (a firewall-cmd policies listing)
+    combine = getattr(parsers.dialect_module(ruleset.meta["dialect"]), "combine", None) \
+        if ruleset.meta.get("dialect") in parsers.DIALECTS else None
+    return combine([ruleset])[0] if combine is not None else ruleset

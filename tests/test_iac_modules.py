@@ -96,15 +96,15 @@ def test_a_module_calling_itself_stops(tmp_path):
     assert any("calls itself" in str(d) for d in rs.diagnostics)
 
 
-def test_unknown_cidr_is_ra403_naming_the_variable(tmp_path):
+def test_unknown_cidr_is_ra404_naming_the_variable(tmp_path):
     """The module's CIDR comes from a root variable with no value: the
-    audit says SSH is likely exposed, depending on var.admin_cidr."""
+    audit says SSH may be exposed, depending on var.admin_cidr (RA404, info)."""
     root = tree(tmp_path, 'variable "admin_cidr" {}\nmodule "admin" {\n  source = "./modules/sg"\n'
                           '  cidr = var.admin_cidr\n}\n')
     result = run_audit([str(root)], select=["RA4"])
-    found = [f for f in result.findings if f.code == "RA403"]
+    found = [f for f in result.findings if f.code == "RA404"]
     assert found, [f"{f.code} {f.message}" for f in result.findings]
-    assert "open to the whole internet: SSH (22/tcp" in found[0].message
+    assert "may be open to the whole internet: SSH (22/tcp" in found[0].message
     assert "depends on `var.admin_cidr`" in found[0].message
     assert found[0].where.file.endswith("modules/sg/main.tf")
     assert result.inputs == [str(root)]  # the directory is one unit
@@ -153,7 +153,7 @@ def test_a_tree_of_environments_and_modules(tmp_path):
             'module "admin" {\n  source = "../../modules/sg"\n  cidr = var.office\n}\n')
         (infra / "envs" / env / "variables.tf").write_text(
             f'variable "office" {{\n  default = "{cidr}"\n}}\n')
-    result = run_audit([str(infra)], select=["RA401", "RA403"])
+    result = run_audit([str(infra)], select=["RA401", "RA403", "RA404"])
     assert result.inputs == [str(infra / "envs" / "dev"), str(infra / "envs" / "prod")]
     assert [(f.code, f.where.file.endswith("modules/sg/main.tf")) for f in result.findings] == \
         [("RA401", True)]  # prod opens SSH to the world; dev to 10/8 only
