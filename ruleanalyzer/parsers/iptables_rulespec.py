@@ -24,6 +24,21 @@ from .iptables_targets import TARGETS, build_action, nat_has_port
 from .iptables_values import BadValue
 
 
+def _u32(words: list[str], raws: list[str], indices, family: str, text: str) -> Match | None:
+    """``-m u32 [!] --u32 EXPR`` decoded where it tests header fields the
+    model has (:mod:`.u32`); None leaves it opaque."""
+    from .u32 import decode
+
+    opts = [raws[j] for j in indices]
+    if "--u32" not in opts:
+        return None
+    at = opts.index("--u32")
+    if at + 1 >= len(opts):
+        return None
+    expr = words[indices[at + 1]]
+    return decode(expr, family, negate="!" in opts[:at + 1], text=text)
+
+
 def _recent_set_only(words: list[str]) -> bool | None:
     """For ``-m recent`` with ``--set`` and no history check: whether it
     matches (``!`` inverts it: then never); None when it reads history."""
@@ -311,6 +326,8 @@ class Plan:
                         # The model's packets carry no IPv6 extension headers,
                         # and these matches fail on a packet without theirs.
                         match = cache[key] = AnyOf((), text=text)
+                    elif name == "u32" and _u32(words, raws, indices, family, text) is not None:
+                        match = cache[key] = _u32(words, raws, indices, family, text)
                     elif name == "recent" and _recent_set_only([raws[j] for j in indices]) is not None:
                         # "--set" records the source and always matches (xt_recent:
                         # ret = !invert); only --rcheck/--update/--remove read history
@@ -429,8 +446,8 @@ def _address_builder(field: str):
 
 
 def address_match(field: str, value: str, negate: bool, text: str, family: str) -> Match:
-    """``-s a[,b…]`` → one AddressMatch; a host name or a non-contiguous
-    netmask → an OpaqueMatch (never resolved, never guessed)."""
+    """``-s a[,b…]`` → one AddressMatch; a non-contiguous netmask → an
+    OpaqueMatch (never guessed); a host name is refused (never resolved)."""
     parts = value.split(",")
     if len(parts) > 1 and negate:
         raise BadValue("! not allowed with multiple source or destination IP addresses")
@@ -441,9 +458,6 @@ def address_match(field: str, value: str, negate: bool, text: str, family: str) 
         except values.NonContiguousMask:
             return OpaqueMatch(reason=f"{field} under the non-contiguous netmask {part} "
                                "(not modelled as CIDR blocks)", negate=negate, text=text)
-        if net is None:
-            return OpaqueMatch(reason=f"depends on DNS resolution of {value}", negate=negate,
-                               text=text)
         networks.append(net)
     return AddressMatch(field, tuple(networks), negate=negate, text=text)
 
