@@ -406,7 +406,7 @@ class _Reader:
                     raise self.error(f"defines expand to more than {MAX_DEFINE_TOKENS} tokens "
                                      "(nftables.MAX_DEFINE_TOKENS)", t,
                                      hint="a define that doubles per line expands exponentially")
-                out.extend(self.expand(value, depth + 1, deep))
+                out.extend(value)  # expanded when defined (``define``): nothing left to replace
             elif t[0] == B and deep:
                 out.append((B, [self.expand(i, depth + 1, deep) for i in t[1]], *t[2:]))
             else:
