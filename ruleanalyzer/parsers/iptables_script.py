@@ -32,8 +32,6 @@ __all__ = ["parse", "sniff", "PROGRAMS"]
 #: program name → address family
 PROGRAMS = {"iptables": "ip", "iptables-legacy": "ip", "iptables-nft": "ip",
             "ip6tables": "ip6", "ip6tables-legacy": "ip6", "ip6tables-nft": "ip6"}
-#: commands a firewall script runs beside iptables that change no rule
-_HARMLESS = {"echo", "printf", "true", ":", "modprobe", "sysctl", "sleep", "logger"}
 #: options that only tune how iptables runs: option → how many arguments
 _RUN_OPTIONS = {"-w": -1, "--wait": -1, "-W": 1, "--wait-interval": 1, "-v": 0, "--verbose": 0,
                 "-n": 0, "--numeric": 0, "-x": 0, "--exact": 0, "--line-numbers": 0}
@@ -115,7 +113,10 @@ class _ScriptParser(_FileParser):
         name = shell_words.program(first)
         if name == "exit":
             return "exit"
-        if name in _HARMLESS:
+        if name in shell_words.PRINTING or name in shell_words.HOST_STATE:
+            note = shell_words.skipped_note(words, self.name, lineno)
+            if note is not None:
+                self.ruleset.diagnostics.append(note)
             return None
         family = PROGRAMS.get(name)
         if family is None:

@@ -281,6 +281,24 @@ def is_set_builtin(words: list[Word]) -> bool:
     return True
 
 
+#: Commands a firewall script runs beside the firewall's own that change no
+#: rule: skipped (the host-state ones said as info: they are not analysed).
+PRINTING = frozenset({"echo", "printf", "true", ":", "sleep", "logger"})
+HOST_STATE = frozenset({"modprobe", "sysctl"})
+
+
+def skipped_note(words: list[Word], name: str, line: int):
+    """The info diagnostic for a skipped host-state command (``sysctl -w
+    net.ipv4.ip_forward=1``), or None for a printing one."""
+    from ..model import Diagnostic
+
+    if program(words[0]) not in HOST_STATE:
+        return None
+    return Diagnostic(f"{program(words[0])} changes the host, not the rules; skipped (a host snapshot "
+                      "from `ruleanalyzer collect` carries such settings)", Location(name, line, words[0].column),
+                      level="info")
+
+
 def program(word: Word) -> str:
     """The program a command word names (``/usr/sbin/iptables`` → ``iptables``)."""
     return word.text.rsplit("/", 1)[-1]

@@ -268,3 +268,10 @@ def test_diff_takes_the_table_too(tmp_path, capsys):
     main(["diff", str(old), str(new), "--table", "nat", "--no-findings", "--format", "json"])
     report = json.loads(capsys.readouterr().out)
     assert report["verdicts_changed"] and "8081" in json.dumps(report["regions"])
+
+
+def test_host_state_commands_are_skipped_and_said():
+    rs = loads("#!/bin/sh\nmodprobe nf_conntrack\nsysctl -w net.ipv4.ip_forward=1\necho starting\n"
+               "iptables -A INPUT -j ACCEPT\n", dialect="iptables-script", name="fw.sh")
+    notes = [(d.location.line, d.message.split(" ", 1)[0]) for d in rs.diagnostics]
+    assert notes == [(2, "modprobe"), (3, "sysctl")]
