@@ -36,5 +36,12 @@ def test_corpus_audits_without_crashes(monkeypatch):
     for f in result.findings:
         if f.code == "RA001":
             assert f.where and f.where.file, f.message
+        if f.code.startswith("RA4"):
+            # Every exposure finding, in every dialect, names a place: a file
+            # that exists (or a tool's stock file, <…>) and a line or JSON path.
+            w = f.where
+            assert w and w.file and (w.line or w.path), f"{f.code} {f.message}"
+            name = w.file.split(" (")[0]
+            assert name.startswith("<") or Path(name).is_file(), f"{f.code} at {w.file}: {f.message}"
     print(f"\ncorpus audit: {len(files)} files, {result.rule_count} rules, {took:.1f} s, "
           f"findings per code {result.counts()}")

@@ -48,11 +48,23 @@ RULES = [
      "FORWARD ACCEPT everywhere; forwarding of the host not evident"),
     ("RA402", r"majek_dump_vpn__vpn__iptables\.up\.rules\.del", r"", "noisy",
      "a flush file (empty *nat and *filter): true of what it loads, but not a host's ruleset"),
+    ("RA40[12]", r"^direct\.xml \(ipv4\)$", r"", "noisy",
+     "firewalld direct.xml audited alone: the iptables tables it is loaded into keep their default "
+     "ACCEPT policies, but on the host firewalld's own nft table filters the same packets"),
     # ---- true, by cause ----------------------------------------------------
-    ("RA401", r"^(aws-sg|azure-nsg|gcp-firewall)/", r"", "true",
+    ("RA403", r"^terraform/", r"no value given|parameter without a default", "true",
+     "the source is an input still to be given (a variable or parameter without a value): the "
+     "port is open to whatever it is set to, 0.0.0.0/0 included — 'likely, depends on X' names it"),
+    ("RA401", r"space-keys", r"forwarded", "true",
+     "forward policy accept on a host whose forward chain has an accept rule (ct helper): every "
+     "forwarded connection is accepted, helper or not (an upstream syntax-test file, but that is "
+     "what it loads)"),
+    ("RA401", r"^(aws-sg|azure-nsg|gcp-firewall|terraform)/", r"", "true",
      "the security group / NSG / firewall rule admits the port from 0.0.0.0/0 (or ::/0) for the "
-     "target audited; cloud-custodian and gcpdiag test data were written to hold such rules"),
-    ("RA402", r"^(aws-sg|aws-nacl|azure-nsg|gcp-firewall)/", r"", "true",
+     "target audited; cloud-custodian, gcpdiag, checkov, kics, regula and tfsec test data were "
+     "written to hold such rules (their 'pass'/'valid' cases included: IpProtocol -1 ignores "
+     "the ports, self = true does not drop the CIDR)"),
+    ("RA402", r"^(aws-sg|aws-nacl|azure-nsg|gcp-firewall|terraform)/", r"", "true",
      "an allow-all entry (IpProtocol -1 / all / *) from anywhere, or a NACL allowing all; the "
      "finding points at its JSON path"),
     ("RA401", r"firewalld", r"SSH \(22/tcp, IPv4\)|SSH \(22/tcp, IPv6\)|MSSQL", "true",

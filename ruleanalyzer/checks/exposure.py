@@ -521,21 +521,30 @@ class LikelyExposed(_ExposureCheck):
         groups: dict[tuple, list] = {}
         for path, text, conditional, exposed in self.hits(ctx, sure=False):
             unsure = _undecided_rules(path.reach, exposed)
-            if unsure and all(_allow_list(r) or _unconfigured(r) for r in unsure):
+            unset = [r for r in unsure if _unconfigured(r)]
+            if unsure and all(_allow_list(r) or r in unset for r in unsure):
                 # only "accept if the source is in this set" (an allow-list), or
-                # values the configuration leaves open (which port, which
-                # source): nothing makes the whole internet likely
-                continue
+                # values the configuration leaves open: a value computed at
+                # apply time (a VPC's CIDR) makes nothing likely; an input
+                # still to be given (a variable without a value) may be
+                # 0.0.0.0/0 — said, unless it leaves even the port open
+                if not unset or not all(_given_later(r) for r in unset):
+                    continue
             rules = _accepting_rules(path.reach, exposed)
             anchor = (rules[0] if rules else unsure[0] if unsure
                       else _policy_chain(ctx, path.hook, path.family))
             depends = tuple(dict.fromkeys(_reason(r) for r in unsure)) or ("an undecidable match",)
-            entry = groups.setdefault((id(anchor), depends), [anchor, [], None, unsure, True])
+            entry = groups.setdefault((id(anchor), depends), [anchor, [], None, unsure, True, set(), False])
             entry[2] = entry[2] or (path.sp.wrap(exposed), path.hook)
             entry[4] = entry[4] and conditional
+            entry[5].add(text.split("(", 1)[1].split("/", 1)[0])
+            entry[6] = entry[6] or bool(unset)
             if text not in entry[1]:
                 entry[1].append(text)
-        for (_, depends), (anchor, labels, (example, hook), unsure, conditional) in groups.items():
+        every = len(dict(self.settings["ports"]))
+        for (_, depends), (anchor, labels, (example, hook), unsure, conditional, ports, unset) in groups.items():
+            if unset and len(ports) >= every:
+                continue  # the configuration leaves the port open too: not a statement about any
             w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
             yield locate(self.finding(
@@ -591,6 +600,14 @@ def _unconfigured(rule) -> bool:
 
 #: Undecidable matches that say which instances a cloud rule applies to.
 _TARGETING = ("destination is a member of", "destination is the service tag")
+
+
+def _given_later(rule) -> bool:
+    """Are ``rule``'s undecided values all inputs still to be given (a
+    variable without a value, a parameter without a default), rather than
+    values computed at apply time (another resource's attribute)?"""
+    return all(m.reason.endswith(("(no value given)", "(parameter without a default)"))
+               for m in _opaque(rule.matches) if m.configuration == "value")
 
 
 def _narrows_source(m: OpaqueMatch) -> bool:

@@ -346,8 +346,8 @@ class PathMtuBlackHole(Check):
 
 
 def _carries_tcp(ctx: Context, reach, hook: str, family: int):
-    """The input interfaces (raw node over ``iif``) on which some TCP
-    connection completes here — a SYN accepted in whose SYN-ACK goes back
+    """The input interfaces (raw node over ``iif``, and on input over the
+    local address, ``dst``) on which some TCP connection completes here — a SYN accepted in whose SYN-ACK goes back
     out, or (on input) a SYN the host sends out whose SYN-ACK is let in:
     only there can an ICMP error break one. False when there is none."""
     sp = reach.space
@@ -359,7 +359,9 @@ def _carries_tcp(ctx: Context, reach, hook: str, family: int):
     back = ctx.reach("output", family) if hook == "input" else reach
     if back is None:
         return sp.false
-    iif = set(S.field_vars(sp, "iif"))
+    # On input the error is addressed to the connection's local end too: an
+    # anti-bogon drop of "daddr 0.0.0.0" meets no connection's error.
+    iif = set(S.field_vars(sp, "iif")) | (set(S.field_vars(sp, "dst")) if hook == "input" else set())
     others = [v for v in sp.layout.variables() if v not in iif]
     found = sp.false
     if not sp.disjoint(back.accepted.lower.node, synack):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import shlex
 
 from ..errors import RuleAnalyzerError
-from ..model import IPTABLES_BUILTIN_CHAINS, Origin, Ruleset
+from ..model import IPTABLES_BUILTIN_CHAINS, Location, Origin, Ruleset
 from .firewalld_xml import Direct
 
 
@@ -92,8 +92,15 @@ def direct_ruleset(direct: Direct, diagnostics: list) -> Ruleset:
                 rule.implicit = origin.generated
                 if where is not None:
                     rule.location = where
+        # The built-in chains' policies are iptables' stock ACCEPT, written
+        # nowhere: a finding about one points at the direct rules' file.
+        first = next((where for _, where in origins if where is not None), None)
         for t in part.tables:
             t.dialect = "firewalld"
+            for chain in t.chains.values():
+                if chain.hook and first is not None:
+                    chain.location = chain.policy_location = Location(first.file, first.line, first.column)
+                    chain.policy_text = "iptables' default policy of the table firewalld's direct rules are loaded into"
         ruleset.merge(part)
     for ipv, args, where in direct.passthroughs:
         diagnostics.append((f"direct passthrough ({ipv}) {args!r} is not modelled: answers that depend on it "

@@ -929,6 +929,10 @@ class _Walker:
             hit_l, hit_u = low & m_l, up & m_u
             self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
             next_l, next_u = low & ~m_u, up & ~m_l
+            if self._as_policy(chain, rule):
+                # Matched or not, the chain's policy gives the same verdict:
+                # the packets in doubt surely get it (not surely by this rule).
+                hit_l, next_l = low & m_u, low & ~m_u
         if hit_u == sp.false and not isinstance(rule.action, (Jump, Goto, Dispatch)):
             return next_l, next_u
         for effect in rule.effects:
@@ -954,6 +958,35 @@ class _Walker:
                 m_l = m_u
             self.match_cache[key] = (m_l, m_u)
         return self.match_cache[key]
+
+    def _as_policy(self, chain: Chain, rule: Rule) -> bool:
+        """Is ``rule`` (with an undecidable match) a verdict its base chain's
+        policy repeats — an ACCEPT (DROP) with only transparent rules after
+        it before the ACCEPT (DROP) policy, its effects leaving packets alone?"""
+        key = ("policy", id(rule))
+        known = self.transparent.get(key)
+        if known is None:
+            policy = (chain.policy or "accept") if chain.hook else None
+            act = rule.action
+            known = bool(policy) and (isinstance(act, Accept) and policy == "accept"
+                                      or isinstance(act, Drop) and policy == "drop") \
+                and all(self._leaves_alone(e) for e in rule.effects) \
+                and self._tail_from(chain).get(id(rule), False)
+            self.transparent[key] = known
+        return known
+
+    def _tail_from(self, chain: Chain) -> dict:
+        """``id(rule) -> True`` for the rules of ``chain`` after which every
+        rule is transparent (computed once per chain)."""
+        key = ("tail", id(chain))
+        tail = self.transparent.get(key)
+        if tail is None:
+            tail, clear = {}, True
+            for r in reversed(chain.rules):
+                tail[id(r)] = clear
+                clear = clear and self._transparent(r)
+            self.transparent[key] = tail
+        return tail
 
     def _transparent(self, rule: Rule, seen: frozenset = frozenset()) -> bool:
         """Does ``rule`` hand every packet it takes on to the next rule

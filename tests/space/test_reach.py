@@ -250,3 +250,27 @@ def test_inet_table_sees_both_families_ip_table_only_v4():
 def _ip(text):
     import ipaddress
     return ipaddress.ip_address(text)
+
+
+def test_an_undecidable_verdict_the_policy_repeats_is_sure():
+    """``ct helper "ftp" accept`` (or ``-m recent … -j DROP``) followed only
+    by LOG rules before the same policy: matched or not, the packet gets
+    that verdict — surely, though not surely by that rule."""
+    for verdict, policy in ((Accept(), "accept"), (Drop(), "drop")):
+        t = table(input=policy)
+        inp = t.chains["INPUT"]
+        doubt = inp.add(rule(TCP, OpaqueMatch("ct helper"), action=verdict))
+        inp.add(rule(TCP, action=Log("in")))
+        reach = analyze(ruleset(t), "input", 4)
+        fate = reach.accepted if policy == "accept" else reach.dropped
+        tcp = encode(TCP, reach.space) & reach.arriving
+        assert tcp <= fate.lower, policy
+        assert reach.rule_sets(doubt).matched_lower.is_empty()  # the rule itself stays unsure
+    # a decided rule after it may change the fate: no certainty then
+    t = table(input="accept")
+    inp = t.chains["INPUT"]
+    inp.add(rule(TCP, OpaqueMatch("ct helper"), action=Accept()))
+    inp.add(rule(TCP, dport(22), action=Drop()))
+    reach = analyze(ruleset(t), "input", 4)
+    ssh = encode(TCP, reach.space) & encode(dport(22), reach.space) & reach.arriving
+    assert not ssh.intersects(reach.accepted.lower) and not ssh.intersects(reach.dropped.lower)
