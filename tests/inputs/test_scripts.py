@@ -275,3 +275,11 @@ def test_host_state_commands_are_skipped_and_said():
                "iptables -A INPUT -j ACCEPT\n", dialect="iptables-script", name="fw.sh")
     notes = [(d.location.line, d.message.split(" ", 1)[0]) for d in rs.diagnostics]
     assert notes == [(2, "modprobe"), (3, "sysctl")]
+
+
+def test_tab_stripping_here_documents():
+    script = ("#!/bin/sh\n"
+              "nft -f - <<-'EOF'\n\ttable inet f {\n\t\tchain i {\n\t\t\ttype filter hook input priority 0; "
+        "policy drop;\n\t\t\ttcp dport 22 accept\n\t\t}\n\t}\n\tEOF\nnft list ruleset\n")
+    rs = loads(script, name="fw.sh")
+    assert [r.location.line for r in rs.table("f", "inet").chains["i"].rules] == [6]
