@@ -280,6 +280,6 @@ def test_host_state_commands_are_skipped_and_said():
 def test_tab_stripping_here_documents():
     script = ("#!/bin/sh\n"
               "nft -f - <<-'EOF'\n\ttable inet f {\n\t\tchain i {\n\t\t\ttype filter hook input priority 0; "
-        "policy drop;\n\t\t\ttcp dport 22 accept\n\t\t}\n\t}\n\tEOF\nnft list ruleset\n")
+              "policy drop;\n\t\t\ttcp dport 22 accept\n\t\t}\n\t}\n\tEOF\nnft list ruleset\n")
     rs = loads(script, name="fw.sh")
     assert [r.location.line for r in rs.table("f", "inet").chains["i"].rules] == [6]
