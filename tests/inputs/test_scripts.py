@@ -283,3 +283,12 @@ def test_tab_stripping_here_documents():
               "policy drop;\n\t\t\ttcp dport 22 accept\n\t\t}\n\t}\n\tEOF\nnft list ruleset\n")
     rs = loads(script, name="fw.sh")
     assert [r.location.line for r in rs.table("f", "inet").chains["i"].rules] == [6]
+
+
+def test_an_unstated_family_is_said():
+    plain = loads("-P INPUT DROP\n-A INPUT -p tcp --dport 22 -j ACCEPT\n", name="<stdin>")
+    assert [t.family for t in plain.tables] == ["ip"]
+    assert any(d.message.startswith("IPv4 assumed") for d in plain.diagnostics)
+    for text, name in (("-A INPUT -s 10.0.0.0/8 -j ACCEPT\n", "<stdin>"), ("-A INPUT -j ACCEPT\n", "rules.v6"),
+                       ("iptables -A INPUT -j ACCEPT\n", "<stdin>")):
+        assert not any("assumed" in d.message for d in loads(text, name=name).diagnostics)
