@@ -324,3 +324,36 @@ def test_a_constant_in_a_concatenated_key_is_compared_with_each_element():
     assert not any(isinstance(x, OpaqueMatch) for x in found)
     assert [str(n) for x in found if isinstance(x, AddressMatch) for n in x.networks] == ["127.0.0.3/32"]
     assert [x for m in second.matches for x in leaves(m)] == []  # no element has "eth9": never matches
+
+
+def test_dscp_mask_as_nft_lists_it_back_is_ip_dscp():
+    """`nft list ruleset` prints `ip dscp & 0x38 != 0x0` (ip table) as raw
+    arithmetic on the TOS byte; both spellings answer alike."""
+    from ruleanalyzer import evaluate, loads, make_packet
+
+    def verdicts(match: str) -> list[str]:
+        text = ("table ip t {\n chain c {\n  type filter hook input priority 0; policy accept;\n"
+                f"  {match} drop\n }}\n}}\n")
+        rs = loads(text, dialect="nftables")
+        return [evaluate(rs, make_packet(src="192.0.2.1", dst="198.51.100.1", proto="udp", dport=53, dscp=d,
+                                         hook="input")).verdict for d in (0, 4, 8, 46)]
+
+    listed = verdicts("(@nh,8,8 & 0xfc) >> 2 & 0x38 != 0x0")
+    assert listed == verdicts("ip dscp & 0x38 != 0") == ["accept", "accept", "drop", "drop"]
+
+
+def test_ip6_dscp_mask_as_nft_lists_it_back_answers_as_written():
+    """ip6: `ip6 dscp & 0x38 != 0x8` is listed back as
+    `(@nh,0,16 & 0xfc0) >> 6 & 0x38 != 0x800/8`; both read alike (and as
+    the kernel runs them: see engine tests on the ip6 dscp mask)."""
+    from ruleanalyzer import evaluate, loads, make_packet
+
+    def verdicts(match: str) -> list[str]:
+        text = ("table inet t {\n chain c {\n  type filter hook input priority 0; policy accept;\n"
+                f"  ip6 saddr 2001:db8::/32 {match} drop\n }}\n}}\n")
+        rs = loads(text, dialect="nftables")
+        return [evaluate(rs, make_packet(src="2001:db8::1", dst="2001:db8::2", proto="udp", dport=53, dscp=d,
+                                         hook="input")).verdict for d in (0, 8, 46)]
+
+    assert verdicts("(@nh,0,16 & 0xfc0) >> 6 & 0x38 != 0x800/8") == verdicts("ip6 dscp & 0x38 != 0x8")
+    assert "unknown" not in verdicts("(@nh,0,16 & 0xfc0) >> 6 & 0x38 != 0x800/8")

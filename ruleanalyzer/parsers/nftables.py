@@ -1096,8 +1096,17 @@ class _RuleReader:
         return {"match": {"op": op, "left": left, "right": right}}
 
     def expression(self):
-        """A left-hand expression: selectors joined by ``.``, binary operators."""
-        left = self.selector()
+        """A left-hand expression: selectors joined by ``.``, binary operators;
+        parenthesised as nft lists arithmetic on a raw payload
+        (``(@nh,8,8 & 0xfc) >> 2 & 0x38`` for ``ip dscp & 0x38``)."""
+        if self.word() == "(" and self.selector_after(1):
+            self.i += 1
+            left = self.expression()
+            if self.word() != ")":
+                raise self.fail("')' expected")
+            self.i += 1
+        else:
+            left = self.selector()
         while True:
             w = self.word()
             if w not in _EXPRESSION_JOINERS:
