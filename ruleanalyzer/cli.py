@@ -485,8 +485,8 @@ def cmd_diff(args, out) -> int:
         pairs = []
         for group in groups:
             try:
-                pairs.append((gitfiles.load_at(old_rev, group, args.dialect, args.max_bytes),
-                              gitfiles.load_at(new_rev, group, args.dialect, args.max_bytes),
+                pairs.append((gitfiles.load_at(old_rev, group, args.dialect, args.max_bytes, args.table),
+                              gitfiles.load_at(new_rev, group, args.dialect, args.max_bytes, args.table),
                               gitfiles.side_name(old_spec, old_rev, group, "added"),
                               gitfiles.side_name(new_spec, new_rev, group, "deleted")))
             except RuleAnalyzerError:

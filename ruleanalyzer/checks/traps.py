@@ -335,8 +335,9 @@ class PathMtuBlackHole(Check):
                     continue
                 seen.add(id(rule or chain))
                 kind = "fragmentation-needed (type 3 code 4)" if family == 4 else "ICMPv6 packet-too-big (type 2)"
+                by = f"the {chain.name} policy" if rule is None else f"{chain.name} rule {rule.index}"
                 yield self.finding(
-                    f"{kind} errors are dropped on {hook} (e.g. {w.describe()}, state related): "
+                    f"{kind} errors are dropped by {by} (e.g. {w.describe()}, state related): "
                     "path-MTU discovery breaks and large packets vanish",
                     rule=rule, chain=chain if rule is None else None, witness=w,
                     fix=("accept RELATED packets (ct state related accept) or "
