@@ -34,7 +34,7 @@ from .config import Config
 from .errors import RuleAnalyzerError
 from .fixes import render as render_fix
 from .fixes.bridge import derive as derive_fix
-from .loader import DEFAULT_MAX_BYTES, load
+from .loader import DEFAULT_MAX_BYTES, input_name, load
 from .model import Location, Ruleset
 from .hosts import host_groups, included_files
 from .origins import is_stock_noise, recognise
@@ -62,6 +62,9 @@ class AuditResult:
     fleet: dict | None = None
     #: Fleet audits: config suppression entries (by index) its hosts used.
     used_config: list[int] = field(default_factory=list)
+    #: Files found in a directory walk that are not rule files (README,
+    #: LICENSE, scripts): skipped, told in one line.
+    skipped: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -243,7 +246,7 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
               max_bytes: int = DEFAULT_MAX_BYTES, include_generated: bool = False,
               hosts: bool = True, progress: Callable[[int, int, str], None] | None = None,
               jobs: int | None = None, dask_scheduler=None, host_timeout: float = 600.0,
-              firewalld_version: str | None = None) -> AuditResult:
+              firewalld_version: str | None = None, table: str | None = None) -> AuditResult:
     """Audit rulesets and/or files (directories expand to their files).
 
     ``together`` lists groups of files that describe one firewall; with
@@ -264,10 +267,13 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     grouped = {str(Path(f)) for g in together or [] for f in g}
     for g in together or []:
         units.append((" + ".join(g), [str(Path(f)) for f in g]))
+    inputs = list(inputs)
     loose = [i for i in inputs if isinstance(i, Ruleset)]
+    named = [str(i) for i in inputs if not isinstance(i, Ruleset)]
     refused: list[tuple[str, RuleAnalyzerError]] = []
-    paths = [p for p in expand_paths((i for i in inputs if not isinstance(i, Ruleset)), refused)
-             if str(Path(p)) not in grouped]
+    paths = [p for p in expand_paths(named, refused) if str(Path(p)) not in grouped]
+    # files a directory walk found (not named): skipped when they are no rule file
+    walked = set(paths) - set(named)
     fleet = _fleet(paths, codes, options, config, max_bytes, include_generated, jobs, dask_scheduler,
                    host_timeout, progress)
     if fleet is not None:
@@ -277,7 +283,7 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
             units.append((" + ".join(g), g))
             result.hosts.append(g)
             grouped.update(str(Path(f)) for f in g)
-    units += [(p, [p]) for p in paths if str(Path(p)) not in grouped]
+    units += [(input_name(p), [p]) for p in paths if str(Path(p)) not in grouped]
     units += [(rs.sources[0] if rs.sources else "<ruleset>", rs) for rs in loose]
     unreadable = UnreadableInput()
     findings: list[Finding] = []
@@ -301,13 +307,17 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
             try:
                 try:
                     ruleset = load(*what, dialect=dialect, max_bytes=max_bytes, firewalld_version=firewalld_version
-                                   or (config.firewalld_version if config else None))
+                                   or (config.firewalld_version if config else None), table=table)
                 except (RuleAnalyzerError, RecursionError, KeyboardInterrupt):
                     raise
                 except Exception as exc:  # noqa: BLE001 - a reader's bug: this input only, the rest goes on
                     raise RuleAnalyzerError(f"could not be read ({type(exc).__name__}: {exc}); "
                                             "please report this", Location(what[0])) from None
             except RuleAnalyzerError as exc:
+                if len(what) == 1 and what[0] in walked and _not_a_rule_file(exc):
+                    result.inputs.pop()
+                    result.skipped.append(name)
+                    continue
                 result.bad_inputs.append(name)
                 if "RA001" in codes:
                     findings.append(unreadable.from_error(exc, what[0]))
@@ -336,6 +346,12 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
         result.fleet = fleet.fleet
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _not_a_rule_file(exc: RuleAnalyzerError) -> bool:
+    """The error says the file is no firewall's (prose, a script, binary)."""
+    return exc.message.startswith(("cannot tell which firewall dialect", "binary data",
+                                   "the file is empty", "not UTF-8 text"))
 
 
 def _fleet(paths, codes, options, config, max_bytes, include_generated, jobs, dask_scheduler,
@@ -427,3 +443,13 @@ def audit(ruleset_or_paths, select: list[str] | None = None, ignore: list[str] |
     if isinstance(ruleset_or_paths, (Ruleset, str, os.PathLike)):
         ruleset_or_paths = [ruleset_or_paths]
     return run_audit(ruleset_or_paths, select=select, ignore=ignore, config=config, **kwargs).findings
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """``ruleanalyzer.audit(...)`` calls :func:`audit` (the top-level API)."""
+
+    def __call__(self, *args, **kwargs):
+        return audit(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

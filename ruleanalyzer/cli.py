@@ -16,17 +16,42 @@ from typing import Callable
 
 from . import __version__
 from .errors import RuleAnalyzerError, split_lines
-from .loader import DEFAULT_MAX_BYTES, load, read_text
+from .loader import DEFAULT_MAX_BYTES, forget_stdin, input_name, load, read_text
 from .output import atomic_output
 from .packets import make_packet
 from .parsers import DIALECTS
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
+#: What each command's exit codes mean (shown in its --help).
+EXIT_HELP = {
+    "query": "0 every packet accepted, 1 a packet dropped, 3 a verdict unknown, 2 bad input",
+    "connect": "0 the connection passes, 1 it is blocked, 3 unknown, 2 bad input",
+    "path": "0 the connection passes every hop, 1 blocked, 3 unknown, 2 bad input",
+    "audit": "0 no finding at or above --fail-on, 1 findings at or above it, 2 bad input "
+             "(every input unreadable, a bad option or config)",
+    "diff": "0 no verdict changed (or --fail-on never), 1 verdicts changed (--fail-on) or a policy "
+            "assertion fails, 2 bad input",
+    "rules": "0, or 2 on a bad option",
+    "explain": "0, 2 for an unknown check",
+    "collect": "0 written, 2 bad input",
+}
+
+
+def port_number(text: str) -> int:
+    """A port given on the command line: a number or a service name (``ssh``)."""
+    from .parsers.iptables_values import BadValue, parse_port
+
+    try:
+        return parse_port(text)
+    except BadValue as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
 
 def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("files", nargs="+", metavar="FILE",
-                   help="rule files describing one firewall, or a host snapshot (directory or archive)")
+                   help="rule files describing one firewall, or a host snapshot (directory or archive); "
+                        "- reads standard input")
     p.add_argument("--dialect", choices=DIALECTS, help="the files' dialect (sniffed when omitted)")
     p.add_argument("--target", help="cloud exports: the security group, NACL, NSG or tag to evaluate")
     p.add_argument("--inventory", help="cloud exports: YAML mapping names (groups, tags) to CIDRs")
@@ -34,6 +59,8 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--firewalld-version", metavar="X.Y.Z",
                    help="firewalld configuration directories: the version whose layout they compile to "
                         "(1.x or 2.x; default: a snapshot's recorded version, else 1.3.3)")
+    p.add_argument("--table", choices=("filter", "nat", "mangle", "raw", "security"),
+                   help="iptables -S output and script commands without -t: their table (default filter)")
     p.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
     p.add_argument("--sets", default="snapshot", choices=("snapshot", "unknown"),
                    help="nft sets maintained at runtime (flags timeout/dynamic) listed with elements: "
@@ -48,11 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("query", help="verdict of one packet (or a batch) with the deciding rule")
     _add_input_options(q)
-    q.add_argument("--src")
-    q.add_argument("--dst")
-    q.add_argument("--proto", default=None)
-    q.add_argument("--sport", type=int)
-    q.add_argument("--dport", type=int)
+    q.add_argument("--src", help="the packet's source address")
+    q.add_argument("--dst", help="the packet's destination address")
+    q.add_argument("--proto", default=None,
+                   help="tcp (default), udp, icmp, icmpv6, a number, or all (any protocol)")
+    q.add_argument("--sport", type=port_number, help="source port: a number or a service name")
+    q.add_argument("--dport", type=port_number,
+                   help="destination port: a number or a service name (ssh, https)")
     q.add_argument("--flags", help='TCP flags, e.g. "SYN,ECE,CWR" (default SYN)')
     q.add_argument("--ecn", help="IP ECN codepoint: not-ect, ect0, ect1, ce")
     q.add_argument("--state", default="auto",
@@ -60,11 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--hook", default=None, choices=("input", "forward", "output", "auto"),
                    help="the packet's path (default: input; auto with a host snapshot, decided by "
                         "the host's addresses)")
-    q.add_argument("--iif")
-    q.add_argument("--oif")
-    q.add_argument("--icmp-type")
-    q.add_argument("--icmp-code", type=int)
-    q.add_argument("--mark")
+    q.add_argument("--iif", help="interface the packet arrives on (eth0)")
+    q.add_argument("--oif", help="interface the packet leaves by")
+    q.add_argument("--icmp-type", help="ICMP type: a number or a name (echo-request)")
+    q.add_argument("--icmp-code", type=int, help="ICMP code")
+    q.add_argument("--mark", help="the packet's firewall mark (0x10)")
     q.add_argument("--length", type=int, help="IP total length (default: the headers alone)")
     q.add_argument("--ttl", help="TTL / hop limit (default 64)")
     q.add_argument("--dscp", help="DSCP (default 0)")
@@ -76,14 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--ext-headers", help="IPv6 extension headers present: yes/no (default no)")
     q.add_argument("--packets", help="JSON-lines file of packets (keys as the flags), `conntrack -L` "
                                      "output or AWS VPC flow log records")
-    q.add_argument("--format", default="text", choices=("text", "json", "jsonl"))
+    q.add_argument("--format", default="text", choices=("text", "json", "jsonl"),
+                   help="text (default), json, or jsonl (one line per packet)")
 
     c = sub.add_parser("connect", help="every leg of a TCP connection, both directions, with state")
     _add_input_options(c)
     c.add_argument("--client", required=True)
     c.add_argument("--server", required=True)
-    c.add_argument("--dport", type=int, required=True)
-    c.add_argument("--sport", type=int, default=40000)
+    c.add_argument("--dport", type=port_number, required=True,
+                   help="the server's port: a number or a service name")
+    c.add_argument("--sport", type=port_number, default=40000, help="the client's port (default 40000)")
     c.add_argument("--hook", default=None, choices=("input", "forward", "output", "auto"),
                    help="where the firewall sits: input = it is the server, output = the client "
                         "(default: input; auto with a host snapshot)")
@@ -97,8 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("topology", metavar="TOPOLOGY", help="topology YAML (docs/topology.md)")
     pa.add_argument("--from", dest="source", required=True, help="the client node")
     pa.add_argument("--to", dest="target", required=True, help="the server node")
-    pa.add_argument("--dport", type=int, required=True)
-    pa.add_argument("--sport", type=int, default=40000)
+    pa.add_argument("--dport", type=port_number, required=True,
+                    help="the server's port: a number or a service name")
+    pa.add_argument("--sport", type=port_number, default=40000, help="the client's port (default 40000)")
     pa.add_argument("--proto", default="tcp")
     pa.add_argument("--ecn", default="both", choices=("off", "on", "both"))
     pa.add_argument("--format", default="text", choices=("text", "json", "mermaid"))
@@ -106,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     pa.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
 
     au = sub.add_parser("audit", help="findings with stable codes (see `ruleanalyzer rules`)")
-    au.add_argument("paths", nargs="*", metavar="PATH", help="rule files or directories (one ruleset per file)")
+    au.add_argument("paths", nargs="*", metavar="PATH", help="rule files or directories (one ruleset per file); - reads standard input")
     au.add_argument("--together", action="append", default=[], metavar="F1,F2",
                     help="files that describe one firewall (e.g. rules.v4,rules.v6); repeatable")
     au.add_argument("--dialect", choices=DIALECTS, help="the files' dialect (sniffed when omitted)")
@@ -134,25 +166,55 @@ def build_parser() -> argparse.ArgumentParser:
                     help="audit every file alone, even files that form one host "
                          "(rules.v4 + rules.v6, an /etc/ufw directory)")
     au.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
+    au.add_argument("--table", choices=("filter", "nat", "mangle", "raw", "security"),
+                    help="iptables -S output and script commands without -t: their table (default filter)")
+    au.add_argument("--annotate", action="store_true",
+                    help="also print GitHub annotations to stdout (one run for -o report.sarif and "
+                         "the annotations)")
     fl = au.add_argument_group("fleets (a directory of host snapshots)")
     fl.add_argument("--jobs", type=int, help="hosts analysed in parallel processes (default: the cores)")
     fl.add_argument("--dask-scheduler", metavar="ADDRESS",
                     help="run one task per host on this Dask cluster (needs ruleanalyzer[dask])")
     fl.add_argument("--host-timeout", type=float, default=600.0,
                     help="seconds one host may take before it is a finding (default 600)")
-    sub.add_parser("rules", help="list every check: code, name, severity, summary")
+    ru = sub.add_parser("rules", help="list every check: code, name, severity, summary")
+    ru.add_argument("--format", default="text", choices=("text", "json"))
     ex = sub.add_parser("explain", help="document one check (what it does, why, examples)")
     ex.add_argument("code", metavar="CODE", help="a check code (RA101) or name (shadowed-rule)")
     _add_diff_parser(sub)
     _add_collect_parser(sub)
+    for name, command in sub.choices.items():
+        out = command.add_argument_group("output")
+        out.add_argument("-q", "--quiet", action="store_true",
+                         help="only the findings / answers: no summary, notes or progress bar")
+        out.add_argument("--color", default="auto", choices=("auto", "always", "never"),
+                         help="colours: auto (on a terminal, unless NO_COLOR is set), always, never")
+        command.epilog = f"exit codes: {EXIT_HELP[name]}"
     return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Arguments of one command; an unknown or misspelt option is reported
+    with that command's usage (and the closest option), exit 2."""
+    import difflib
+
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        command = sub.choices[args.command]
+        options = [o for a in command._actions for o in a.option_strings]
+        unknown = next((e for e in extras if e.startswith("-")), extras[0])
+        close = difflib.get_close_matches(unknown.split("=")[0], options, n=1)
+        command.error(f"unrecognized arguments: {' '.join(extras)}"
+                      + (f" (did you mean {close[0]}?)" if close else ""))
+    return args
 
 
 def _load(args) -> "object":
     import gc
 
     ruleset = load(*args.files, dialect=args.dialect, max_bytes=args.max_bytes,
-                   firewalld_version=getattr(args, "firewalld_version", None))
+                   firewalld_version=getattr(args, "firewalld_version", None), table=args.table)
     if getattr(args, "sets", "snapshot") != "snapshot":
         from .runtime_sets import read_sets
 
@@ -216,16 +278,24 @@ def _packets_from_args(args, default_hook: str = "input") -> list:
     return [make_packet(**{k: v for k, v in fields.items() if v is not None})]
 
 
+def _working(args, what: str):
+    """A spinner on a terminal while one command reads and analyses its files."""
+    from .report.findings_text import working
+
+    return working(f"{what} {', '.join(args.files[:2])}", sys.stderr.isatty() and not args.quiet)
+
+
 def cmd_query(args, out) -> int:
     from .engine import Evaluator
     from .report import text
 
-    ruleset = _load(args)
-    packets = _packets_from_args(args, "auto" if ruleset.host is not None else "input")
-    evaluator = Evaluator(ruleset)
-    answers: dict = {}  # real flows repeat: a packet seen before has its answer
-    results = [answers[p] if p in answers else answers.setdefault(p, evaluator.evaluate(p))
-               for p in packets]
+    with _working(args, "reading and evaluating"):
+        ruleset = _load(args)
+        packets = _packets_from_args(args, "auto" if ruleset.host is not None else "input")
+        evaluator = Evaluator(ruleset)
+        answers: dict = {}  # real flows repeat: a packet seen before has its answer
+        results = [answers[p] if p in answers else answers.setdefault(p, evaluator.evaluate(p))
+                   for p in packets]
     if args.format == "text":
         console = text.make_console(out)
         text.render_diagnostics(console, ruleset.diagnostics)
@@ -254,9 +324,10 @@ def cmd_connect(args, out) -> int:
     from .engine.connect import connect
     from .report import serialize, text
 
-    ruleset = _load(args)
-    report = connect(ruleset, args.client, args.server, args.dport, hook=args.hook, ecn=args.ecn,
-                     sport=args.sport, iif=args.iif, oif=args.oif)
+    with _working(args, "reading and following the connection"):
+        ruleset = _load(args)
+        report = connect(ruleset, args.client, args.server, args.dport, hook=args.hook, ecn=args.ecn,
+                         sport=args.sport, iif=args.iif, oif=args.oif)
     if args.format == "json":
         json.dump(serialize.connect_data(report), out, indent=2)
         out.write("\n")
@@ -291,7 +362,8 @@ def cmd_audit(args, out) -> int:
     split = lambda v: [c.strip() for c in v.split(",") if c.strip()] if v else None  # noqa: E731
     from .report.findings_text import ProgressBar
 
-    progress = ProgressBar() if sys.stderr.isatty() else None
+    progress = ProgressBar(f"reading and analysing {', '.join(args.paths[:2]) or 'the files'}") \
+        if sys.stderr.isatty() and not args.quiet else None
     try:
         from .audit import run_audit
 
@@ -300,7 +372,8 @@ def cmd_audit(args, out) -> int:
                            max_bytes=args.max_bytes, progress=progress,
                            include_generated=args.include_generated, hosts=not args.one_by_one,
                            jobs=args.jobs, dask_scheduler=args.dask_scheduler,
-                           host_timeout=args.host_timeout, firewalld_version=args.firewalld_version)
+                           host_timeout=args.host_timeout, firewalld_version=args.firewalld_version,
+                           table=args.table)
     finally:
         if progress is not None:
             progress.close()
@@ -322,7 +395,11 @@ def cmd_audit(args, out) -> int:
         from .report import findings_text, text
 
         limit = findings_text.DEFAULT_MAX_FINDINGS if args.max_findings is None else args.max_findings
-        findings_text.render_findings(text.make_console(out), result, limit)
+        findings_text.render_findings(text.make_console(out), result, limit, quiet=args.quiet)
+    if args.annotate and not (args.format == "github" and out is sys.stdout):
+        from .report import github
+
+        github.render(result, sys.stdout)
     return result.exit_code(args.fail_on or config.fail_on)
 
 
@@ -330,6 +407,11 @@ def cmd_rules(args, out) -> int:
     from .checks import registry
     from .report import findings_text, text
 
+    if args.format == "json":
+        json.dump([{"code": c.code, "name": c.name, "severity": c.severity, "opt_in": bool(c.opt_in),
+                    "summary": c.summary} for c in registry().values()], out, indent=2)
+        out.write("\n")
+        return EXIT_OK
     findings_text.render_rules(text.make_console(out), registry().values())
     return EXIT_OK
 
@@ -363,7 +445,8 @@ COMMANDS: dict[str, Callable] = {"query": cmd_query, "connect": cmd_connect, "pa
 def _add_diff_parser(sub) -> None:
     d = sub.add_parser("diff", help="traffic whose verdict changed between two versions")
     d.add_argument("files", nargs="*", metavar="FILE",
-                   help="OLD NEW; with --git: the files to compare (default: the changed ones)")
+                   help="OLD NEW (either may be - for standard input); with --git: the files to compare "
+                        "(default: the changed ones)")
     d.add_argument("--git", metavar="REV", help="compare the files at REV with the working tree, or A..B")
     d.add_argument("--dialect", choices=DIALECTS, help="the files' dialect (sniffed when omitted)")
     d.add_argument("--target", help="cloud inputs: the security group, NACL, NSG or tag to compare "
@@ -380,6 +463,8 @@ def _add_diff_parser(sub) -> None:
                         "would block or newly allow, with counts")
     d.add_argument("--policy", help="YAML file with a policy: section (default: .ruleanalyzer.yaml)")
     d.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
+    d.add_argument("--table", choices=("filter", "nat", "mangle", "raw", "security"),
+                   help="iptables -S output and script commands without -t: their table (default filter)")
     d.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
 
 
@@ -388,7 +473,12 @@ def cmd_diff(args, out) -> int:
     from .diff import diff
 
     if args.git:
-        old_rev, new_rev = gitfiles.split_range(args.git)
+        old_spec, new_spec = gitfiles.split_range(args.git)
+        old_rev, old_note = gitfiles.resolve(old_spec)
+        new_rev, new_note = gitfiles.resolve(new_spec) if new_spec else (None, None)
+        for note in (old_note, new_note):
+            if note and not args.quiet:
+                print(f"note: {note}", file=sys.stderr)
         paths = args.files or gitfiles.changed_files(old_rev, new_rev)
         groups = [[p] for p in paths] if not args.files else [paths]
         pairs = []
@@ -396,15 +486,17 @@ def cmd_diff(args, out) -> int:
             try:
                 pairs.append((gitfiles.load_at(old_rev, group, args.dialect, args.max_bytes),
                               gitfiles.load_at(new_rev, group, args.dialect, args.max_bytes),
-                              f"{old_rev}:{','.join(group)}", f"{new_rev or 'working tree'}:{','.join(group)}"))
+                              gitfiles.side_name(old_spec, old_rev, group, "added"),
+                              gitfiles.side_name(new_spec, new_rev, group, "deleted")))
             except RuleAnalyzerError:
                 if args.files:
                     raise
                 # Without named files, changed files that are not rule files are skipped.
     elif len(args.files) == 2:
         old_path, new_path = args.files
-        pairs = [(load(old_path, dialect=args.dialect, max_bytes=args.max_bytes),
-                  load(new_path, dialect=args.dialect, max_bytes=args.max_bytes), old_path, new_path)]
+        pairs = [(load(old_path, dialect=args.dialect, max_bytes=args.max_bytes, table=args.table),
+                  load(new_path, dialect=args.dialect, max_bytes=args.max_bytes, table=args.table),
+                  input_name(old_path), input_name(new_path))]
     elif len(args.files) == 1 and _is_plan(args):
         pairs = []  # one plan: before and after come from the plan itself
     else:
@@ -453,9 +545,18 @@ def cmd_diff(args, out) -> int:
         json.dump(sarif_data(reports), out, indent=2)
         out.write("\n")
     elif args.format == "github":
+        from .report.diff_markdown import render as render_markdown
         from .report.diff_sarif import github_lines
+        from .report.github import write_limited
 
-        out.writelines(line + "\n" for line in github_lines(reports))
+        def markdown() -> str:
+            import io
+
+            text = io.StringIO()
+            render_markdown(reports, text)
+            return text.getvalue()
+
+        write_limited(github_lines(reports), out, markdown, "ruleanalyzer diff")
     elif args.format == "markdown":
         from .report import diff_markdown
 
@@ -522,7 +623,11 @@ COMMANDS["collect"] = cmd_collect
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
+    forget_stdin()
+    from .report import text as text_report
+
+    text_report.configure(color=args.color, quiet=args.quiet)
     try:
         with atomic_output(getattr(args, "output", None)) as out:
             return COMMANDS[args.command](args, out)

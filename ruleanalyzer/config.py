@@ -92,7 +92,53 @@ def load_config(path: str | Path | None = None, *, search: bool = True) -> Confi
             raise RuleAnalyzerError(f"bad TOML: {exc}", Location(str(path))) from None
     else:
         data = load_yaml(text, str(path)) or {}
-    return config_from_dict(data, str(path))
+    try:
+        config = config_from_dict(data, str(path))
+        _check_entries(config, text, str(path))
+    except RuleAnalyzerError as exc:
+        raise _located(exc, text) from None
+    return config
+
+
+#: The keys of one ``suppress`` entry.
+SUPPRESS_KEYS = ("file", "line", "rule", "chain", "path", "code", "codes", "reason")
+
+
+def _check_entries(config: Config, text: str, source: str) -> None:
+    """Unknown keys inside ``suppress`` entries and unknown codes under
+    ``options`` are errors too (a misspelt key would silently do nothing)."""
+    from . import checks
+
+    for n, entry in enumerate(config.suppress):
+        unknown = sorted(str(k) for k in entry if str(k) not in SUPPRESS_KEYS)
+        if unknown:
+            raise RuleAnalyzerError(f"unknown key(s) in suppress entry {n + 1}: {', '.join(unknown)}",
+                                    Location(source), hint=f"known: {', '.join(SUPPRESS_KEYS)}")
+    for code in config.options:
+        try:
+            checks.get(code)
+        except (KeyError, ValueError):
+            raise RuleAnalyzerError(f"unknown check {code!r} under options", Location(source),
+                                    hint="see `ruleanalyzer rules` for the codes") from None
+
+
+def _located(exc: RuleAnalyzerError, text: str) -> RuleAnalyzerError:
+    """``exc`` pointing at the line of the key it names (YAML or TOML)."""
+    import re
+
+    loc = exc.location
+    found = re.search(r"(?:key\(s\)(?: in suppress entry \d+)?: |check ')([\w.-]+)", exc.message)
+    if loc is None or loc.line or not found:
+        return exc
+    key = found.group(1)
+    variants = {key, key.replace("-", "_"), key.lower()}
+    for number, line in enumerate(text.splitlines(), 1):
+        match = re.match(r"\s*(?:-\s*)?[\"']?([\w.-]+)[\"']?\s*[:=]", line) or \
+            re.match(r"\s*\[+(?:tool\.ruleanalyzer\.options\.)?([\w.-]+)\]+", line)
+        if match and match.group(1) in variants:
+            return RuleAnalyzerError(exc.message, Location(loc.file, number, match.start(1) + 1),
+                                     source_line=line, hint=exc.hint)
+    return exc
 
 
 #: A config file larger than this is refused (it is a few lines).

@@ -645,3 +645,13 @@ def finding_changes(old: Ruleset, new: Ruleset) -> FindingChanges:
         if seen[k] > count_a.get(k, 0):
             out.resolved.append(f)
     return out
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """``ruleanalyzer.diff(...)`` calls :func:`diff` (the top-level API)."""
+
+    def __call__(self, *args, **kwargs):
+        return diff(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

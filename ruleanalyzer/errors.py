@@ -72,8 +72,11 @@ class RuleAnalyzerError(Exception):
                 caret_col = (loc.column or 1) - start
             else:
                 caret_col = loc.column or 1
-            # control characters shown escaped; the caret moves with them
-            caret_col = len(visible(shown[:caret_col - 1])) + 1
+            # tabs expanded so the caret lines up under them; control characters
+            # shown escaped, the caret moving with them
+            prefix = shown[:caret_col - 1].expandtabs(8)
+            shown = shown.expandtabs(8)
+            caret_col = len(visible(prefix)) + 1
             lines.append(f"    {visible(shown)}")
             lines.append("    " + " " * (caret_col - 1) + "^")
         if self.hint:

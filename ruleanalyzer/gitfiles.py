@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import subprocess
 
 from .errors import RuleAnalyzerError
@@ -49,6 +50,44 @@ def split_range(spec: str) -> tuple[str, str | None]:
             raise RuleAnalyzerError(f"use A..B, not {spec!r}")
         return check_revision(a or "HEAD"), check_revision(b or "HEAD")
     return check_revision(spec), None
+
+
+#: Git's empty tree: the old side of a repository's first commit.
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+_PARENT = re.compile(r"(.+?)(?:~1?|\^1?)\Z")
+
+
+def resolve(rev: str) -> tuple[str, str | None]:
+    """``(revision to read, note)`` for ``rev``: a bad or unfetched
+    revision, or no repository, is an error — never an empty old side; the
+    parent of a repository's first commit is the empty tree, said in the
+    note."""
+    rev = check_revision(rev)
+    try:
+        _git(["rev-parse", "--is-inside-work-tree"])
+    except RuleAnalyzerError:
+        raise RuleAnalyzerError("--git needs a git repository: this directory is not in one",
+                                hint="run from inside the repository, or compare two files: "
+                                     "diff OLD NEW") from None
+    if _verifies(rev):
+        return rev, None
+    parent = _PARENT.match(rev)
+    if parent and _verifies(parent.group(1)):
+        line = _git(["rev-list", "--parents", "-n", "1", parent.group(1)]).split()
+        if len(line) == 1:  # no parent: the first commit
+            return EMPTY_TREE, (f"{parent.group(1)} is the repository's first commit: its files are "
+                                "compared with an empty repository")
+    raise RuleAnalyzerError(f"unknown git revision {rev!r}",
+                            hint="a typo, or a revision this clone has not fetched (in CI: "
+                                 f"git fetch origin {rev}, with enough depth)")
+
+
+def _verifies(rev: str) -> bool:
+    try:
+        _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"])
+        return True
+    except RuleAnalyzerError:
+        return False
 
 
 def exists_at(rev: str, path: str) -> bool:
@@ -146,6 +185,20 @@ def _relative(path: str) -> str:
     if rel.startswith(".."):
         raise RuleAnalyzerError(f"{path} lies outside the working directory", Location(path))
     return rel.replace(os.sep, "/")
+
+
+def side_name(spec: str | None, rev: str | None, paths: list[str], missing: str) -> str:
+    """How one side of a --git diff is named: ``REV:files``, saying when
+    the files are absent there (``missing``: added or deleted in the change)."""
+    name = f"{spec or 'working tree'}:{','.join(paths)}"
+    absent = [p for p in paths if not (os.path.exists(p) if rev is None else exists_at(rev, p))]
+    if rev == EMPTY_TREE:
+        return f"{name} (empty: before the first commit)"
+    if absent and len(absent) == len(paths):
+        return f"{name} (absent: {missing} in this change)"
+    if absent:
+        return f"{name} ({', '.join(absent)} {missing} in this change)"
+    return name
 
 
 def load_at(rev: str | None, paths: list[str], dialect: str | None = None,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import parsers
 from .errors import RuleAnalyzerError
+from .json_lines import add_lines
 from .model import Location, Ruleset
 
 #: Files larger than this are refused before reading (configurable through
@@ -118,9 +119,39 @@ def reading_side(side: FileSide):
         _SIDE.reset(token)
 
 
+#: The path that means standard input, and the name it is reported as.
+STDIN, STDIN_NAME = "-", "<stdin>"
+_stdin_cache: dict[str, bytes] = {}
+
+
+def input_name(path: str | os.PathLike) -> str:
+    """How ``path`` is named in reports: ``<stdin>`` for ``-``."""
+    return STDIN_NAME if str(path) == STDIN else str(path)
+
+
+def forget_stdin() -> None:
+    """Read standard input afresh next time (a new command in the same process)."""
+    _stdin_cache.clear()
+
+
+def _read_stdin(max_bytes: int) -> bytes:
+    """Standard input's bytes, read once (a command may look at its input twice)."""
+    import sys
+
+    if "data" not in _stdin_cache:
+        stream = getattr(sys.stdin, "buffer", None)
+        data = stream.read(max_bytes + 1) if stream is not None else sys.stdin.read(max_bytes + 1).encode()
+        _stdin_cache["data"] = data
+    data = _stdin_cache["data"]
+    if len(data) > max_bytes:
+        raise _too_big(STDIN_NAME, f"more than {max_bytes} bytes", max_bytes)
+    return data
+
+
 def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES, *,
               root: str | os.PathLike | None = None) -> str:
-    """The text of ``path``: UTF-8 (BOM tolerated), else a located error.
+    """The text of ``path`` (``-``: standard input): UTF-8 (BOM tolerated),
+    else a located error.
 
     Only a regular file is read (a device, FIFO or socket is refused before
     a byte is read), never through a symlink leading out of ``root`` (see
@@ -129,6 +160,10 @@ def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES, *,
     refused with the offset of its first NUL byte rather than parsed as
     garbage."""
     name = str(path)
+    if name == STDIN:
+        text = decode_text(_read_stdin(max_bytes), STDIN_NAME)
+        _TEXTS[STDIN_NAME] = text
+        return text
     refuse_escape(name, root)
     try:
         fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
@@ -157,20 +192,26 @@ def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES, *,
         raise RuleAnalyzerError(f"cannot read file: {exc.strerror or exc}", Location(name)) from None
     finally:
         os.close(fd)
+    text = decode_text(data, name)
+    _TEXTS[name] = text
+    return text
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """``data`` as UTF-8 text (BOM tolerated); a located error for binary
+    data or another encoding."""
     nul = data.find(b"\0")
     if nul >= 0:
         line = data.count(b"\n", 0, nul) + 1
         col = nul - (data.rfind(b"\n", 0, nul) + 1) + 1
         raise RuleAnalyzerError("binary data (a NUL byte), not a rule file", Location(name, line, col))
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise RuleAnalyzerError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})",
                                 Location(name, line, col)) from None
-    _TEXTS[name] = text
-    return text
 
 
 def _too_big(name: str, size: str, max_bytes: int) -> RuleAnalyzerError:
@@ -189,7 +230,8 @@ def _plain_file(path) -> bool:
 
 
 def load(*paths: str | os.PathLike, dialect: str | None = None,
-         max_bytes: int = DEFAULT_MAX_BYTES, firewalld_version: str | None = None) -> Ruleset:
+         max_bytes: int = DEFAULT_MAX_BYTES, firewalld_version: str | None = None,
+         table: str | None = None) -> Ruleset:
     """Parse rule files that together describe one firewall into one ruleset.
     A path may be a host snapshot, a directory or an archive (docs/collect.md).
 
@@ -200,7 +242,9 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
     Each file's dialect is sniffed unless ``dialect`` names it;
     ``firewalld_version`` picks the layout a firewalld configuration
     directory compiles to (1.x or 2.x; default: the version a snapshot
-    recorded, else 1.3.3). Raises
+    recorded, else 1.3.3); ``table`` names the table of ``iptables -S``
+    output and of script commands without ``-t``. ``-`` reads standard
+    input (reported as ``<stdin>``). Raises
     :class:`RuleAnalyzerError` (located) on bad input.
     """
     if not paths:
@@ -208,11 +252,11 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
     parsed = []
     snapshots = []
     for path in paths:
-        if _plain_file(path):
-            # the common case, without importing the snapshot reader
-            text = read_text(path, max_bytes)
-            refuse_empty(text, str(path), dialect)
-            parsed.append(parsers.parse(text, str(path), dialect))
+        if str(path) == STDIN or _plain_file(path):
+            # the common case, without importing the snapshot reader; its
+            # includes count against max_bytes too
+            with reading_side(FileSide(max_bytes)):
+                parsed.append(_parse_file(path, dialect, max_bytes, table))
             continue
         from .snapshot import Snapshot, is_snapshot, load_snapshot, snapshot_ruleset
 
@@ -227,10 +271,8 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
         if os.path.isdir(path):
             parsed.append(load_directory(path, dialect, max_bytes, firewalld_version))
             continue
-        text = read_text(path, max_bytes)
-        refuse_empty(text, str(path), dialect)
         with reading_side(FileSide(max_bytes)):
-            parsed.append(parsers.parse(text, str(path), dialect))
+            parsed.append(_parse_file(path, dialect, max_bytes, table))
     # A dialect whose files only make sense together (ufw's user.rules +
     # before.rules + ufw.conf) rebuilds them as one host: ``combine(rulesets)``.
     for name in dict.fromkeys(r.meta.get("dialect") for r in parsed):
@@ -252,6 +294,17 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
 
         name_back(ruleset)  # an nft dump firewalld generated: chains back to zones
     return ruleset
+
+
+def _parse_file(path, dialect: str | None, max_bytes: int, table: str | None) -> Ruleset:
+    """One rule file (or standard input) read and parsed; JSON inputs get
+    the line of each rule's JSON element."""
+    name = input_name(path)
+    text = read_text(path, max_bytes)
+    refuse_empty(text, name, dialect)
+    part = parsers.parse(text, name, dialect, table=table)
+    add_lines(part, text, name)
+    return part
 
 
 def load_directory(path: str | os.PathLike, dialect: str | None = None,

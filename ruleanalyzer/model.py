@@ -52,7 +52,7 @@ PROTOCOLS = {"ip": 0, "icmp": 1, "igmp": 2, "ipencap": 4, "tcp": 6, "egp": 8, "u
              "dccp": 33, "ipip": 94, "eigrp": 88, "all": -1}
 PROTOCOL_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 33: "dccp",
                   47: "gre", 50: "esp", 51: "ah", 2: "igmp", 136: "udplite", 41: "ipv6",
-                  4: "ipencap", 89: "ospf", 112: "vrrp", 103: "pim"}
+                  4: "ipencap", 89: "ospf", 112: "vrrp", 103: "pim", -1: "all"}
 
 #: Hooks in the order a packet meets them; ``ingress`` is nftables' netdev hook.
 HOOKS = ("ingress", "prerouting", "input", "forward", "output", "postrouting")

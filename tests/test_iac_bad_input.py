@@ -70,7 +70,8 @@ def test_no_hcl_function_is_evaluated(tmp_path, capsys):
     tf.write_text('resource "aws_security_group" "a" {\n  ingress {\n    from_port = 22\n    to_port = 22\n'
                   '    protocol = "tcp"\n    cidr_blocks = [file("/etc/hostname")]\n'
                   '    description = templatefile("/etc/passwd", {})\n  }\n}\n')
-    assert main(["audit", str(tf), "--no-config", "--format", "json"]) == 1
+    # the source is left open, the port written: an info "may be open" (exit 0 at the default fail-on)
+    assert main(["audit", str(tf), "--no-config", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [f["code"] for f in data["findings"]] == ["RA403"]
     assert 'depends on `file("/etc/hostname")`' in data["findings"][0]["message"]

@@ -27,7 +27,7 @@ from ..errors import RuleAnalyzerError, is_long_number, long_number_error
 from ..model import Location, Ruleset
 
 #: Every dialect ``--dialect`` accepts, in sniffing order of preference.
-DIALECTS = ("iptables", "nftables", "nft-json", "ufw", "firewalld", "aws-sg", "aws-nacl", "gcp", "azure",
+DIALECTS = ("iptables", "iptables-script", "nftables", "nft-script", "nft-json", "ufw", "firewalld", "aws-sg", "aws-nacl", "gcp", "azure",
             "terraform-plan", "terraform", "cloudformation")
 
 
@@ -80,11 +80,23 @@ def sniff(text: str, name: str = "<input>") -> str:
     return best
 
 
-def parse(text: str, name: str = "<input>", dialect: str | None = None) -> Ruleset:
-    """Parse ``text`` (from file ``name``) in ``dialect``, sniffed when not given."""
+#: Dialects whose files may leave the table unnamed (``iptables -t nat -S``).
+TABLE_DIALECTS = ("iptables", "iptables-script")
+
+
+def parse(text: str, name: str = "<input>", dialect: str | None = None, *,
+          table: str | None = None) -> Ruleset:
+    """Parse ``text`` (from file ``name``) in ``dialect``, sniffed when not given.
+    ``table``: the table of ``iptables -S`` output and of script commands
+    without ``-t`` (default filter). Listings that cannot be analysed
+    (``iptables -L``) are refused, saying what to run instead."""
+    from .pastes import refuse
+
+    refuse(text, name)
     dialect = dialect or sniff(text, name)
+    options = {"table": table} if table is not None and dialect in TABLE_DIALECTS else {}
     try:
-        ruleset = dialect_module(dialect).parse(text, name)
+        ruleset = dialect_module(dialect).parse(text, name, **options)
     except ValueError as exc:
         if not is_long_number(exc):
             raise

@@ -342,12 +342,16 @@ def sniff(text: str, name: str = "<input>") -> int:
     return min(score, 100)
 
 
-def parse(text: str, name: str = "<input>", *, family: str | None = None) -> Ruleset:
+def parse(text: str, name: str = "<input>", *, family: str | None = None,
+          table: str | None = None) -> Ruleset:
     """Parse a whole iptables-save / ip6tables-save / iptables-restore file.
 
     ``family`` ("ip" or "ip6") forces the address family; by default it is
     read from the content and then the file name. Raises a located
-    :class:`RuleAnalyzerError` on anything iptables-restore would refuse."""
+    :class:`RuleAnalyzerError` on anything iptables-restore would refuse.
+    Without any ``*table`` line the text is ``iptables -S`` output or a
+    command script (:mod:`.iptables_script`; ``table`` names the table of
+    its commands without ``-t``)."""
     if family not in (None, "ip", "ip6"):
         raise RuleAnalyzerError(f"unknown family {family!r} (use ip or ip6)")
     nul = text.find("\0")
@@ -355,6 +359,11 @@ def parse(text: str, name: str = "<input>", *, family: str | None = None) -> Rul
         line = text.count("\n", 0, nul) + 1
         raise RuleAnalyzerError("binary data (a NUL byte), not an iptables file",
                                 Location(name, line, nul - text.rfind("\n", 0, nul)))
+    from . import iptables_script
+
+    if iptables_script.sniff(text, name):
+        # iptables -S output or a command script: no *table line
+        return iptables_script.parse(text, name, family=family, table=table)
     # the model is a few objects per rule and holds no cycles worth finding
     # while it grows: the cyclic GC would walk it again and again (1.5x)
     collecting = gc.isenabled()
@@ -497,15 +506,19 @@ class _FileParser:
                 f"table {table_name} appears again; iptables-restore replaces the earlier one "
                 f"(line {previous.location.line})", Location(self.name, lineno, 1)))
         column = line.find("*") + 1
-        table = Table(table_name, self.family, location=Location(self.name, lineno, column),
-                      dialect="iptables")
+        table = self.create_table(table_name, Location(self.name, lineno, column))
+        self.table, self.table_line, self.jumps = table, lineno, []
+
+    def create_table(self, table_name: str, where: Location) -> Table:
+        """A new table of the file's family with its built-in chains (policy ACCEPT)."""
+        table = Table(table_name, self.family, location=where, dialect="iptables")
         kind = "nat" if table_name == "nat" else "filter"
         for chain_name in IPTABLES_BUILTIN_CHAINS[table_name]:
             hook = chain_name.lower()
             table.add_chain(Chain(chain_name, hook=hook, priority=iptables_priority(table_name, hook),
                                   policy="accept", kind=kind))
         self.ruleset.add_table(table)
-        self.table, self.table_line, self.jumps = table, lineno, []
+        return table
 
     def chain_line(self, lineno: int, line: str, raws: list[str], words: list[str]) -> None:
         table = self.need_table(lineno, line)

@@ -429,8 +429,8 @@ def _address_builder(field: str):
 
 
 def address_match(field: str, value: str, negate: bool, text: str, family: str) -> Match:
-    """``-s a[,b…]`` → one AddressMatch; a host name or a non-contiguous
-    netmask → an OpaqueMatch (never resolved, never guessed)."""
+    """``-s a[,b…]`` → one AddressMatch; a non-contiguous netmask → an
+    OpaqueMatch (never guessed); a host name is refused (never resolved)."""
     parts = value.split(",")
     if len(parts) > 1 and negate:
         raise BadValue("! not allowed with multiple source or destination IP addresses")
@@ -441,9 +441,6 @@ def address_match(field: str, value: str, negate: bool, text: str, family: str) 
         except values.NonContiguousMask:
             return OpaqueMatch(reason=f"{field} under the non-contiguous netmask {part} "
                                "(not modelled as CIDR blocks)", negate=negate, text=text)
-        if net is None:
-            return OpaqueMatch(reason=f"depends on DNS resolution of {value}", negate=negate,
-                               text=text)
         networks.append(net)
     return AddressMatch(field, tuple(networks), negate=negate, text=text)
 

@@ -28,17 +28,62 @@ _network_cache: dict[tuple[str, str], object] = {}
 _DOTTED = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?:/\d{1,2})?\Z")
 #: Fewer than four parts: iptables completes them with zeros (``10.3/16`` is
 #: 10.3.0.0/16; xtables' ``__numeric_to_ipaddr``), unlike inet_aton.
-_SHORT_DOTTED = re.compile(r"(\d{1,3}(?:\.\d{1,3}){0,2})(/.*)?\Z")
 #: Looks like a DNS name (iptables resolves these when the rule is loaded).
 _HOSTNAME = re.compile(r"^(?=.*[A-Za-z_])[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$")
+
+
+def strtoul0(text: str) -> int | None:
+    """``text`` read whole as C's ``strtoul(text, &end, 0)`` reads it
+    (``0x1f`` hex, ``017`` octal, else decimal), as xtables reads address
+    parts, prefix lengths, ports and protocol numbers; ``None`` when it is
+    not one number."""
+    if text.isdigit():
+        if text[0] != "0" or len(text) == 1:
+            return int(text)
+        return int(text, 8) if _OCTAL.fullmatch(text) else None
+    if _HEX.fullmatch(text):
+        return int(text, 16)
+    return None
+
+
+_OCTAL = re.compile(r"0[0-7]+")
+_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
+
+
+def xt_ipv4(text: str, is_mask: bool = False) -> int | None:
+    """An IPv4 address as iptables reads it (``xtables_numeric_to_ipaddr``):
+    up to four parts, each a number of ``strtoul(…, 0)``; an address of
+    fewer parts is completed with zeros (``10.1`` is ``10.1.0.0``, ``0`` is
+    ``0.0.0.0``), a mask is not. ``None`` when it is not numeric."""
+    parts = text.split(".")
+    if len(parts) > 4 or (is_mask and len(parts) < 4):
+        return None
+    number = 0
+    for part in parts:
+        byte = strtoul0(part)
+        if byte is None or byte > 255:
+            return None
+        number = number << 8 | byte
+    return number << 8 * (4 - len(parts))
+
+
+def _prefix_of(mask: int, bits: int) -> int | None:
+    """The prefix length of a contiguous ``mask``, else ``None``."""
+    inverted = ~mask & ((1 << bits) - 1)
+    if inverted & (inverted + 1):
+        return None
+    return bits - inverted.bit_length()
 
 
 def parse_network(text: str, family: str):
     """``1.2.3.4``, ``10.0.0.0/8``, ``10.0.0.0/255.0.0.0``, ``2001:db8::/32``
     → an ip_network of ``family`` (host bits dropped, as iptables does).
 
-    Returns ``None`` for a host name (a DNS lookup decides it, never done
-    here); raises :class:`BadValue` for anything else."""
+    Every spelling iptables-restore accepts is read as it reads it:
+    ``0/0``, ``10.1/16`` (``10.1.0.0/16``), ``10.1.2``, octal and hex parts,
+    ``/0x10``. A host name is refused (iptables would resolve it when the
+    rule is loaded; nothing is resolved here); anything else raises
+    :class:`BadValue`."""
     key = (text, family)
     cached = _network_cache.get(key)
     if cached is not None:
@@ -46,8 +91,8 @@ def parse_network(text: str, family: str):
     if family == "ip" and _DOTTED.match(text):
         # the common case, without ipaddress' string parser (2x faster)
         addr, _, prefix = text.partition("/")
-        bits = int(prefix) if prefix else 32
-        if bits <= 32:
+        bits = int(prefix) if prefix and prefix[0] != "0" else (strtoul0(prefix) if prefix else 32)
+        if bits is not None and bits <= 32:
             try:
                 number = int.from_bytes(socket.inet_aton(addr), "big")
             except OSError:
@@ -56,44 +101,67 @@ def parse_network(text: str, family: str):
             if len(_network_cache) < 200_000:
                 _network_cache[key] = net
             return net
-    short = _SHORT_DOTTED.match(text) if family == "ip" else None
-    if short:
-        parts = short.group(1).split(".")
-        if all(int(p) <= 255 for p in parts):
-            return parse_network(".".join(parts + ["0"] * (4 - len(parts))) + (short.group(2) or ""),
-                                 family)
-    addr, _, prefix = text.partition("/")
-    try:
-        net = ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        if _HOSTNAME.match(addr) and not addr.replace(".", "").isdigit():
-            return None
-        if prefix and _is_address(prefix) and _is_address(addr):
-            raise NonContiguousMask(text) from None
-        raise BadValue(f"invalid address {text!r}") from None
-    want = 6 if family == "ip6" else 4
-    if net.version != want:
-        raise BadValue(f"{text} is an IPv{net.version} address in an "
-                       f"{'ip6tables' if want == 6 else 'iptables'} rule")
+    net = _xt_network(text, family)
     if len(_network_cache) < 200_000:
         _network_cache[key] = net
     return net
+
+
+def _xt_network(text: str, family: str):
+    """``parse_network`` beyond the plain dotted quad (``xtables_ipparse_any``)."""
+    addr, slash, mask = text.rpartition("/")
+    if not slash:
+        addr, mask = text, ""
+    v6 = family == "ip6"
+    width = 128 if v6 else 32
+    if not mask:
+        bits = width
+    elif ("." in mask and not v6) or (":" in mask and v6):
+        number = xt_ipv4(mask, is_mask=True) if not v6 else _v6_number(mask)
+        if number is None:
+            raise BadValue(f"invalid mask {mask!r}")
+        bits = _prefix_of(number, width)
+        if bits is None:
+            raise NonContiguousMask(text)
+    else:
+        bits = strtoul0(mask)
+        if bits is None or bits > width:
+            raise BadValue(f"invalid mask {mask!r} (a prefix length is 0 to {width})")
+    number = _v6_number(addr) if v6 else xt_ipv4(addr)
+    if number is None:
+        other = xt_ipv4(addr) if v6 else _v6_number(addr)
+        if other is not None:
+            want = 6 if v6 else 4
+            raise BadValue(f"{text} is an IPv{10 - want} address in an "
+                           f"{'ip6tables' if v6 else 'iptables'} rule")
+        if _HOSTNAME.match(addr):
+            raise BadValue(f"{addr!r} is a host name: names are not resolved offline; "
+                           "write the address")
+        raise BadValue(f"invalid address {text!r}")
+    if v6:
+        return ipaddress.IPv6Network((number, bits), strict=False)
+    return ipaddress.IPv4Network((number, bits), strict=False)
+
+
+def _v6_number(text: str) -> int | None:
+    try:
+        return int(ipaddress.IPv6Address(text))
+    except ValueError:
+        return None
 
 
 class NonContiguousMask(Exception):
     """``10.11.12.13/255.0.255.0``: valid for the kernel, not a CIDR block."""
 
 
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def parse_address(text: str, family: str):
-    """One address without a prefix (NAT targets, ranges) of ``family``."""
+def parse_address(text: str, family: str, abbreviated: bool = False):
+    """One address without a prefix (NAT targets, ranges) of ``family``;
+    with ``abbreviated`` (``-m iprange``), IPv4 as xtables reads it (``10.1``
+    is ``10.1.0.0``; NAT targets want four parts)."""
+    if abbreviated and family == "ip":
+        number = xt_ipv4(text)
+        if number is not None:
+            return ipaddress.IPv4Address(number)
     try:
         addr = ipaddress.ip_address(text.strip("[]"))
     except ValueError:
@@ -116,8 +184,8 @@ def parse_address_range(text: str, family: str):
     if cached is not None:
         return cached
     first, sep, last = text.partition("-")
-    start = parse_address(first, family)
-    end = parse_address(last, family) if sep else start
+    start = parse_address(first, family, abbreviated=True)
+    end = parse_address(last, family, abbreviated=True) if sep else start
     if end < start:
         raise BadValue(f"address range {text} ends before it starts")
     nets = []
@@ -163,8 +231,11 @@ _EXTRA_PROTOCOLS = {"icmp6": 58, "ipv6-mh": 135, "ipv6-icmp": 58, "icmpv6": 58}
 def parse_protocol(text: str) -> int:
     """``tcp`` / ``6`` → 6; ``all`` → 0."""
     name = text.lower()
-    if name.isdigit():
-        return parse_int(name, 0, 255, "protocol number")
+    number = strtoul0(name)
+    if number is not None:
+        if number > 255:
+            raise BadValue(f"protocol number {text} out of range 0..255")
+        return number
     if name == "all":
         return 0
     number = PROTOCOLS.get(name, _EXTRA_PROTOCOLS.get(name))
@@ -196,10 +267,20 @@ def parse_nat_ports(text: str) -> tuple[int, int | None]:
     return parse_port(first), (parse_port(last) if sep else None)
 
 
+#: modules whose ports xtables reads in decimal only (checked on iptables 1.8.9)
+_DECIMAL_PORTS = ("udp", "dccp")
+
+
 def parse_port(text: str, proto: str = "tcp") -> int:
-    """A port number or a service name from /etc/services."""
-    if text.isdigit():
-        return parse_int(text, 0, 65535, "port")
+    """A port number or a service name from /etc/services. The tcp and sctp
+    modules and multiport read numbers as ``strtoul(…, 0)`` (``0x16`` and
+    ``026`` are 22); udp and dccp (xtables' option parser) in decimal only
+    (``026`` is 26, ``0x16`` is a service name nobody has)."""
+    number = (int(text) if text.isdigit() else None) if proto in _DECIMAL_PORTS else strtoul0(text)
+    if number is not None:
+        if number > 65535:
+            raise BadValue(f"port {text} out of range 0..65535")
+        return number
     if text in _SERVICES:
         return _SERVICES[text]
     try:

@@ -237,6 +237,13 @@ def parse(text: str, name: str) -> Ruleset:
             return reader.builder.finish()
         except RecursionError:
             raise RuleAnalyzerError("input nested too deeply", Location(name, 1, 1)) from None
+        except RuleAnalyzerError as exc:
+            # the builder quotes the rule's text; the frame shows the file's
+            # line, so that the column (tabs counted) falls under the caret
+            loc = exc.location
+            if loc is not None and loc.file == name and loc.line and exc.source_line is not None:
+                exc.source_line = line_of(text, loc.line) or exc.source_line
+            raise
 
 
 def _tokens_text(text: str, toks) -> str:
@@ -1065,8 +1072,8 @@ class _RuleReader:
             self.i += 1
             return {"vmap": {"key": left, "data": self.map_data(verdicts=True)}}
         op = None
-        if w in _REL_OPS and i + 1 < n:
-            op = _REL_OPS[w]
+        if (w in _REL_OPS or w == "!") and i + 1 < n:
+            op = _REL_OPS.get(w, "!")  # "tcp flags ! syn" (nft list prints it): no flag of them set
             i += 1
             self.i = i
         t = self.toks[i] if i < n else None
@@ -1081,6 +1088,8 @@ class _RuleReader:
             value, mask = right["/"]
             left, right = {"&": [left, mask]}, value
             op = op or "=="
+        if op == "!":
+            left, right, op = {"&": [left, right]}, 0, "=="
         if op is None:
             is_set = isinstance(right, dict) and "set" in right or isinstance(right, str) and right.startswith("@")
             op = "in" if left in _BITMASK_LEFT and not is_set else "=="

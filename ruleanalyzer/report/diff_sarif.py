@@ -9,10 +9,12 @@ policy assertions are ``policy``; introduced findings keep their codes."""
 from __future__ import annotations
 
 from .. import __version__
+from ..checks.base import Where
 from ..checks import registry
 from .diff_json import responsible, short
 from .github import _escape_data, _escape_property, annotation
-from .sarif import INFORMATION_URI, SARIF_SCHEMA, SARIF_VERSION, _location, _result, rule_descriptor
+from .sarif import (INFORMATION_URI, SARIF_SCHEMA, SARIF_VERSION, _location, _result,
+                    original_uri_base_ids, rule_descriptor)
 from .serialize import packet_data
 
 DIFF_RULES = {
@@ -44,24 +46,45 @@ def sarif_data(reports) -> dict:
     for rid, (level, text) in DIFF_RULES.items():
         index[rid] = len(rules)
         rules.append({"id": rid, "name": rid, "shortDescription": {"text": text},
-                      "defaultConfiguration": {"level": level}})
+                      "defaultConfiguration": {"level": level},
+                      "helpUri": INFORMATION_URI + "/blob/main/docs/diff.md"})
     results = []
     for report in reports:
         for r in report.regions:
             rid = f"diff-{r.kind}"
             loc = _location(_where(r)) if _where(r) else None
+            loc = loc or _location(Where(_file_of(report.new_name)))
+            key = f"{rid}\x1f{report.new_name}\x1f{r.hook}\x1f{r.family}\x1f{r.text}"
             results.append({"ruleId": rid, "ruleIndex": index[rid], "level": DIFF_RULES[rid][0],
                             "message": {"text": _message(r)}, "locations": [loc] if loc else [],
+                            "partialFingerprints": {"ruleanalyzerDiff/v1": _digest(key)},
                             "properties": {"witness": packet_data(r.witness)}})
         for p in report.policy:
+            loc = _location(Where(_file_of(report.new_name)))
             results.append({"ruleId": "policy", "ruleIndex": index["policy"], "level": "error",
-                            "message": {"text": str(p)}, "locations": []})
+                            "message": {"text": str(p)}, "locations": [loc] if loc else [],
+                            "partialFingerprints": {"ruleanalyzerDiff/v1": _digest(f"policy\x1f{p}")}})
         if report.findings is not None:
             results += [_result(f, index) for f in report.findings.introduced]
     run = {"tool": {"driver": {"name": "ruleanalyzer", "version": __version__,
                                "informationUri": INFORMATION_URI, "rules": rules}},
-           "results": results, "columnKind": "unicodeCodePoints"}
+           "results": results, "columnKind": "unicodeCodePoints",
+           "originalUriBaseIds": original_uri_base_ids()}
     return {"version": SARIF_VERSION, "$schema": SARIF_SCHEMA, "runs": [run]}
+
+
+def _file_of(side_name: str) -> str:
+    """The first file a diff side names (``REV:a,b (note)`` → ``a``)."""
+    name = side_name.split(" (", 1)[0]
+    if ":" in name and not name.startswith("/"):
+        name = name.split(":", 1)[1]
+    return name.split(",", 1)[0]
+
+
+def _digest(key: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def github_lines(reports) -> list[str]:

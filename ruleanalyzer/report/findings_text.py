@@ -6,6 +6,7 @@ the fix. Also the ``rules`` listing and the ``explain`` page."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import PurePath
 
 from rich.console import Console
@@ -58,15 +59,17 @@ def _frame(console: Console, f: Finding) -> None:
     number = str(w.line) if w and w.line else ""
     gutter = " " * len(number)
     col = (w.column or 1) if w and w.line else 1
-    col = len(visible(line[:col - 1])) + 1  # escapes widen the line before the caret
-    line = visible(line)
+    # tabs (every nft list ruleset) expanded, control characters escaped: the
+    # caret moves with both
+    offset = len(visible(line[:col - 1].expandtabs(8)))
+    line = visible(line.expandtabs(8))
     shown = line if len(line) <= 200 else line[:197] + "..."
     console.print(Text(f"  {gutter} |", style="blue"))
     frame = Text(f"  {number} | ", style="blue")
     frame.append(shown)
     console.print(frame)
     caret = Text(f"  {gutter} | ", style="blue")
-    caret.append(" " * (col - 1) + "^" * max(1, min(len(shown) - col + 1, 60)), style=SEVERITY_STYLE[f.severity])
+    caret.append(" " * offset + "^" * max(1, min(len(shown) - offset, 60)), style=SEVERITY_STYLE[f.severity])
     console.print(caret)
 
 
@@ -160,15 +163,22 @@ def render_summary(console: Console, result) -> None:
     total = len(result.findings)
     summary = Text()
     summary.append(f"{total} finding{'s' if total != 1 else ''}", style="bold")
-    summary.append(f" ({counts['error']} errors, {counts['warning']} warnings, {counts['info']} info)"
-                   f" in {len(result.inputs)} input(s), {result.rule_count} rules, {result.seconds:.2f} s")
+    summary.append(f" ({_count(counts['error'], 'error')}, {_count(counts['warning'], 'warning')}, "
+                   f"{counts['info']} info) in {_count(len(result.inputs), 'input')}, "
+                   f"{_count(result.rule_count, 'rule')}, {result.seconds:.2f} s")
     if result.suppressed:
         summary.append(f"; {len(result.suppressed)} suppressed")
     if getattr(result, "generated", None):
         summary.append(f"; {len(result.generated)} about tools' stock rules not shown "
                        "(--include-generated)")
     if result.bad_inputs:
-        summary.append(f"; {len(result.bad_inputs)} unreadable input(s) skipped", style="yellow")
+        summary.append(f"; {_count(len(result.bad_inputs), 'unreadable input')} skipped", style="yellow")
+    skipped = getattr(result, "skipped", None)
+    if skipped:
+        names = visible(", ".join(PurePath(n).name for n in skipped[:5])) + (" …" if len(skipped) > 5 else "")
+        summary.append(f"\ninfo: {_count(len(skipped), 'file')} in the directories "
+                       f"{'is' if len(skipped) == 1 else 'are'} not rule files, skipped "
+                       f"({names})", style="dim")
     if getattr(result, "fleet", None):
         render_fleet(console, result.fleet)
     console.print(summary)
@@ -192,16 +202,27 @@ def render_summary(console: Console, result) -> None:
         console.print(Text(visible(f"  audited as one host: {' + '.join(host)}"), style="dim"))
 
 
-def render_findings(console: Console, result, max_findings: int | None = DEFAULT_MAX_FINDINGS) -> None:
+def _count(n: int, word: str) -> str:
+    """``1 error``, ``2 errors``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def render_findings(console: Console, result, max_findings: int | None = DEFAULT_MAX_FINDINGS,
+                    quiet: bool = False) -> None:
     """The summary, then the findings most serious first (at most
-    ``max_findings`` of them; 0 or None: all), then how many were left out."""
-    render_summary(console, result)
+    ``max_findings`` of them; 0 or None: all), then how many were left out.
+    ``quiet``: one line per finding (place, code, message), nothing else."""
     findings = ordered(result.findings)
+    if quiet:
+        for f in findings:
+            console.print(Text(visible(f"{_place(f.where)}: {f.code} [{f.name}] {f.message}")))
+        return
+    render_summary(console, result)
     limit = max_findings or len(findings)
     for f in findings[:limit]:
         render_finding(console, f)
     if len(findings) > limit:
-        console.print(Text(f"{len(findings) - limit} more finding(s) not shown (--max-findings 0 shows "
+        console.print(Text(f"{_count(len(findings) - limit, 'more finding')} not shown (--max-findings 0 shows "
                            "all; --format json and sarif always hold every finding)", style="bold"))
 
 
@@ -213,7 +234,7 @@ def render_fleet(console: Console, fleet: dict) -> None:
     if exposure:
         console.print(Text("Open to the whole internet (every public address can connect):", style="bold"))
         for service, names in exposure.items():
-            console.print(f"  {service}: {len(names)} host(s): {', '.join(names[:12])}"
+            console.print(f"  {service}: {_count(len(names), 'host')}: {', '.join(names[:12])}"
                           + (" …" if len(names) > 12 else ""), highlight=False)
     else:
         console.print("No host has a service open to the whole internet.", highlight=False)
@@ -233,7 +254,7 @@ def render_fleet(console: Console, fleet: dict) -> None:
                           ", ".join(names[:8]) + (" …" if len(names) > 8 else ""))
         console.print(table)
     failed = [h["name"] for h in fleet.get("hosts", []) if h["status"] != "ok"]
-    console.print(f"{len(fleet.get('hosts', []))} hosts in {len(groups)} group(s)"
+    console.print(f"{_count(len(fleet.get('hosts', [])), 'host')} in {_count(len(groups), 'group')}"
                   + (f"; not analysed: {', '.join(failed)}" if failed else ""), highlight=False)
     for role, names in groups.items():
         console.print(f"  {role}: {', '.join(names[:12])}" + (" …" if len(names) > 12 else ""),
@@ -263,20 +284,31 @@ def render_explain(console: Console, cls, markdown: str) -> None:
 
 
 class ProgressBar:
-    """A rich progress bar on stderr, shown only for audits of many files."""
+    """Progress on stderr (a terminal only): a spinner naming the work from
+    the start — a single large file's parse and analysis take seconds too —
+    and a bar once an audit has many files."""
 
-    def __init__(self):
-        from rich.progress import Progress
+    def __init__(self, what: str = "auditing"):
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        from rich.markup import escape
 
         from .text import SafeConsole
 
-        self.bar = Progress(transient=True, console=SafeConsole(stderr=True, markup=False, emoji=False))
+        console = SafeConsole(stderr=True, markup=False, emoji=False)
+        self.bar = Progress(transient=True, console=console)
+        self.spinner = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                transient=True, console=console)
+        self.spin_task = self.spinner.add_task(escape(visible(what)), total=None)
+        self.spinner.start()
         self.task = None
 
     def __call__(self, done: int, total: int, name: str) -> None:
         if total < 20:
+            self.spinner.update(self.spin_task, description=f"auditing ({done}/{total} done) {name[-40:]}")
             return
         if self.task is None:
+            self.spinner.stop()
             self.bar.start()
             self.task = self.bar.add_task("auditing", total=total)
         from rich.markup import escape
@@ -285,5 +317,19 @@ class ProgressBar:
         self.bar.update(self.task, completed=done, description=escape(visible(name[-40:])))
 
     def close(self) -> None:
+        self.spinner.stop()
         if self.task is not None:
             self.bar.stop()
+
+
+@contextmanager
+def working(what: str, enabled: bool):
+    """A spinner on stderr while ``what`` runs (a terminal only, not -q)."""
+    if not enabled:
+        yield
+        return
+    bar = ProgressBar(what)
+    try:
+        yield
+    finally:
+        bar.close()

@@ -58,7 +58,8 @@ def audit_data(result) -> dict:
                     "suppressed": len(result.suppressed), "by_code": result.counts(),
                     "by_severity": by_severity, "seconds": round(result.seconds, 3),
                     "generated_hidden": len(getattr(result, "generated", ())),
-                    "hosts": [list(g) for g in getattr(result, "hosts", ())]},
+                    "hosts": [list(g) for g in getattr(result, "hosts", ())],
+                    "skipped": list(getattr(result, "skipped", ()))},
         "findings": [finding_data(f) for f in result.findings],
         **({"fleet": result.fleet} if getattr(result, "fleet", None) else {}),
     }

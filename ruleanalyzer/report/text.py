@@ -20,6 +20,8 @@ VERDICT_STYLE = {"accept": "bold green", "drop": "bold red", "unknown": "bold ye
 
 
 def render_diagnostics(console: Console, diagnostics: list[Diagnostic]) -> None:
+    if SETTINGS["quiet"]:
+        return
     for d in diagnostics:
         console.print(Text(visible(str(d)), style="yellow" if d.level == "warning" else "dim"))
 
@@ -127,7 +129,34 @@ class SafeConsole(Console):
             for segment in buffer)
 
 
+#: How text output looks (set from the command line by :func:`configure`).
+SETTINGS = {"color": "auto", "quiet": False}
+
+
+def configure(color: str = "auto", quiet: bool = False) -> None:
+    """``color``: auto (on a terminal, unless NO_COLOR is set), always or
+    never; ``quiet``: only the findings / answers, no summaries or notes."""
+    SETTINGS.update(color=color, quiet=quiet)
+
+
 def make_console(out) -> Console:
-    """A console writing to ``out``; colours only on a terminal."""
-    return SafeConsole(file=out, highlight=False, soft_wrap=False, markup=False, emoji=False,
-                       width=None if out.isatty() else 160)
+    """A console writing to ``out``. On a terminal: its width, colours
+    unless NO_COLOR or ``--color never``. Elsewhere (a pipe, a file): no
+    wrapping, so each finding's headline is one line ``grep`` sees whole
+    (``COLUMNS`` sets the width of tables), colours only with ``--color
+    always``. Markup and emoji codes in the input are never interpreted."""
+    import os
+
+    tty = out.isatty()
+    color = SETTINGS["color"]
+    if color == "auto":
+        color = "never" if os.environ.get("NO_COLOR") or not tty else "auto"
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = None
+    width = None if tty else (columns if columns and columns > 0 else 160)
+    return SafeConsole(file=out, highlight=False, soft_wrap=not tty, markup=False, emoji=False,
+                       width=width, force_terminal=True if color == "always" else None,
+                       no_color=color == "never",
+                       color_system={"never": None, "always": "standard"}.get(color, "auto"))
