@@ -524,47 +524,26 @@ class LikelyExposed(_ExposureCheck):
             unset = [r for r in unsure if _unconfigured(r)]
             if unsure and all(_allow_list(r) or r in unset for r in unsure):
                 # only "accept if the source is in this set" (an allow-list), or
-<<<<<<< HEAD
                 # values the configuration leaves open: a value computed at
-                # apply time (a VPC's CIDR) makes nothing likely; an input
-                # still to be given (a variable without a value) may be
-                # 0.0.0.0/0 — said, unless it leaves even the port open
-                if not unset or not all(_given_later(r) for r in unset):
-                    continue
-=======
-                # values the configuration leaves open (which port, which
-                # source): nothing makes the whole internet likely — but a
-                # written port whose source is left open is said, as info:
-                # "may be open … depends on var.admin_cidr"
-                if not all(_unconfigured(r) and _own_port(r) for r in unsure):
+                # apply time (a VPC's CIDR) or a port left open makes nothing
+                # likely; a written port whose source is an input still to be
+                # given (a variable without a value) may be 0.0.0.0/0 — said,
+                # as info: "may be open … depends on var.admin_cidr"
+                if not unset or not all(_own_port(r) and _given_later(r) for r in unset):
                     continue
                 may = True
             else:
                 may = False
->>>>>>> main
             rules = _accepting_rules(path.reach, exposed)
             anchor = (rules[0] if rules else unsure[0] if unsure
                       else _policy_chain(ctx, path.hook, path.family))
             depends = tuple(dict.fromkeys(_reason(r) for r in unsure)) or ("an undecidable match",)
-<<<<<<< HEAD
-            entry = groups.setdefault((id(anchor), depends), [anchor, [], None, unsure, True, set(), False])
-=======
             entry = groups.setdefault((id(anchor), depends, may), [anchor, [], None, unsure, True])
->>>>>>> main
             entry[2] = entry[2] or (path.sp.wrap(exposed), path.hook)
             entry[4] = entry[4] and conditional
-            entry[5].add(text.split("(", 1)[1].split("/", 1)[0])
-            entry[6] = entry[6] or bool(unset)
             if text not in entry[1]:
                 entry[1].append(text)
-<<<<<<< HEAD
-        every = len(dict(self.settings["ports"]))
-        for (_, depends), (anchor, labels, (example, hook), unsure, conditional, ports, unset) in groups.items():
-            if unset and len(ports) >= every:
-                continue  # the configuration leaves the port open too: not a statement about any
-=======
         for (_, depends, may), (anchor, labels, (example, hook), unsure, conditional) in groups.items():
->>>>>>> main
             w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
             yield locate(self.finding(
