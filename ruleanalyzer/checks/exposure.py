@@ -26,7 +26,7 @@ without its contents, ``recent``, ``hashlimit`` on the way), the service is
 
 from __future__ import annotations
 
-from ..model import ACK, SYN, IntMatch, Log, OpaqueMatch
+from ..model import ACK, SYN, Log, OpaqueMatch
 from ..roles import INTERNAL, INTERNET, container_link
 from ..space import witness
 from . import _sets as S
@@ -525,35 +525,36 @@ class LikelyExposed(_ExposureCheck):
             if unsure and all(_allow_list(r) or r in unset for r in unsure):
                 # only "accept if the source is in this set" (an allow-list), or
                 # values the configuration leaves open: a value computed at
-                # apply time (a VPC's CIDR) or a port left open makes nothing
-                # likely; a written port whose source is an input still to be
-                # given (a variable without a value) may be 0.0.0.0/0 — said,
-                # as info: "may be open … depends on var.admin_cidr"
-                if not unset or not all(_own_port(r) and _given_later(r) for r in unset):
+                # apply time (a VPC's CIDR) makes nothing likely; an input
+                # still to be given (a variable without a value) may be
+                # 0.0.0.0/0 — said, unless it leaves even the port open
+                if not unset or not all(_given_later(r) for r in unset):
                     continue
-                may = True
-            else:
-                may = False
             rules = _accepting_rules(path.reach, exposed)
             anchor = (rules[0] if rules else unsure[0] if unsure
                       else _policy_chain(ctx, path.hook, path.family))
             depends = tuple(dict.fromkeys(_reason(r) for r in unsure)) or ("an undecidable match",)
-            entry = groups.setdefault((id(anchor), depends, may), [anchor, [], None, unsure, True])
+            entry = groups.setdefault((id(anchor), depends), [anchor, [], None, unsure, True, set(), False])
             entry[2] = entry[2] or (path.sp.wrap(exposed), path.hook)
             entry[4] = entry[4] and conditional
+            entry[5].add(text.split("(", 1)[1].split("/", 1)[0])
+            entry[6] = entry[6] or bool(unset)
             if text not in entry[1]:
                 entry[1].append(text)
-        for (_, depends, may), (anchor, labels, (example, hook), unsure, conditional) in groups.items():
+        every = len(dict(self.settings["ports"]))
+        for (_, depends), (anchor, labels, (example, hook), unsure, conditional, ports, unset) in groups.items():
+            if unset and len(ports) >= every:
+                continue  # the configuration leaves the port open too: not a statement about any
             w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
             yield locate(self.finding(
-                f"{'may be' if may else 'likely'} open to the whole internet: {', '.join(labels)} — depends on "
+                f"likely open to the whole internet: {', '.join(labels)} — depends on "
                 f"{', '.join(depends[:3])} (e.g. {w.describe()} is accepted unless it does)"
                 + (" — if those interfaces face the internet" if conditional else ""),
                 witness=w, related=[related_rule(r, "decides it, undecidably") for r in unsure[:5]
                                     if r is not anchor],
                 fix="make sure the set/limit holds what you expect, or restrict the source",
-                severity="info" if may else None, **where), ctx)
+                **where), ctx)
 
 
 def _undecided_rules(reach, packets) -> list:
@@ -595,12 +596,6 @@ def _unconfigured(rule) -> bool:
     return any(m.configuration == "value" for m in opaque) and all(
         m.configuration or any(k in (m.reason or "").lower() for k in _SOURCE_NARROWING + _TARGETING)
         for m in opaque)
-
-
-def _own_port(rule) -> bool:
-    """The rule names its destination ports itself (an unknown port leaves
-    none: every port then hangs on one value, which is no likelier to be 22)."""
-    return any(isinstance(m, IntMatch) and m.field == "dport" and not m.negate for m in rule.matches)
 
 
 #: Undecidable matches that say which instances a cloud rule applies to.

@@ -20,7 +20,7 @@ import ipaddress
 from dataclasses import dataclass, field, replace
 
 from ..errors import RuleAnalyzerError
-from ..model import ACK, CWR, ECE, PSH, SYN, EcnStrip, Packet, Ruleset
+from ..model import ACK, CWR, ECE, ECN_NAMES, PSH, SYN, EcnStrip, Packet, Ruleset
 from .evaluate import Evaluator
 from .result import Result
 
@@ -344,6 +344,12 @@ def run_variant(evaluator: Evaluator, client, server, dport: int, sport: int, ho
             # Linux retries an unanswered SYN after 1 s without ECE/CWR
             leg.retry = evaluator.evaluate(replace(packet, flags=SYN))
         variant.legs.append(leg)
+        received = leg.received
+        if ecn and codepoint and received is not None and received.ecn != codepoint:
+            # TOS/DSCP targets that clear the ECN bits: no congestion mark arrives
+            variant.ecn_why = "; ".join(filter(None, (
+                variant.ecn_why, f"the {name} arrives with ECN field {ECN_NAMES[received.ecn]}, "
+                                 f"not {ECN_NAMES[codepoint]} (a rule rewrites it on the way)")))
         effective = leg.retry if leg.degraded else result
         if ecn and i <= 1 and variant.ecn_negotiated is not False:
             _negotiation(variant, leg, effective, "SYN" if i == 0 else "SYN-ACK")

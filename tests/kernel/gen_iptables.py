@@ -183,6 +183,25 @@ class _RulesetBuilder:
             else:
                 parts.append(f"-m icmp6 {self._neg()}--icmpv6-type {self.rnd.choice(ICMP6_TYPES)}")
 
+    def u32_idiom(self, tcp: bool) -> str:
+        """A u32 test people write: the TCP flags byte through the header
+        length (in a ``-p tcp`` rule, as people write it: elsewhere those
+        bytes are payload), the TOS byte, the fragment word, the total
+        length, the TTL, the protocol."""
+        rnd = self.rnd
+        flags = rnd.choice((0x02, 0x12, 0x10, 0x04, 0x01, 0x11))
+        if tcp and rnd.random() < 0.5:
+            return rnd.choice((f'"0>>22&0x3C@12>>16&0x3F=0x{flags:02x}"',
+                               f'"0>>22&0x3C@12>>16&0x{rnd.choice((0x17, 0x3f)):x}=0x{flags & 0x17:02x}"',
+                               f'"0>>22&0x3C@0&0xFFFF={self.pools.port()}"'))
+        return rnd.choice((
+            f'"0&0x00FF0000=0x00{(rnd.choice((0, 8, 10, 46)) << 2) | rnd.choice((0, 1, 2, 3)):02X}0000"',
+            f'"0>>16&0xFC=0x{rnd.choice((0, 8, 10, 46)) << 2:x}"',
+            f'"4&0x1FFF={rnd.choice(("0", "1:0x1FFF"))}"', f'"4&0x4000=0x{rnd.choice((0, 0x4000)):x}"',
+            f'"0&0xFFFF={rnd.choice((0, 40, 48, 60))}:{rnd.choice((60, 100, 1100))}"',
+            f'"6&0xFF={rnd.choice((6, 17, 1))}"',
+            f'"8>>24={rnd.choice((1, 64, 128))}:255"'))
+
     def matches(self, chain: str) -> tuple[str, str | None]:
         """Random match text for a rule in ``chain``, and its protocol."""
         rnd, pools = self.rnd, self.pools
@@ -251,6 +270,8 @@ class _RulesetBuilder:
             dscp = rnd.choice((0, 8, 10, 46))
             mask = rnd.choice((0xfc, 0xff, 0x3f, 0xe0))
             parts.append(f"-m tos {self._neg()}--tos 0x{(dscp << 2) & mask:02x}/0x{mask:02x}")
+        if self.family == 4 and rnd.random() < 0.08:  # ip6tables has no u32
+            parts.append(f"-m u32 {self._neg(0.2)}--u32 {self.u32_idiom('-p tcp' in parts)}")
         if rnd.random() < 0.06:
             mark = rnd.choice(self.marks)
             mask = rnd.choice(("", "/0xff", "/0xf", "/0xffffffff"))

@@ -179,6 +179,12 @@ class _NftBuilder:
         """A test of an IP header field by value, range or mask: fragment
         bits, identification, length, TTL, DSCP."""
         rnd = self.rnd
+        if rnd.random() < 0.25:
+            # header presence: the probes carry no IPv6 extension headers or IP options
+            if self.family == 6:
+                return rnd.choice(("exthdr hbh exists", "exthdr frag missing", "frag frag-off != 0",
+                                   f"ip6 nexthdr {rnd.choice(('tcp', 'udp', 'ipv6-icmp', '0'))}"))
+            return rnd.choice(("ip option rr exists", "ip option lsrr missing", "ip option ra exists"))
         if self.family == 6:
             return rnd.choice((f"ip6 length {rnd.choice(('<', '>', '!='))} {rnd.choice((8, 16, 28, 60, 500))}",
                                f"ip6 hoplimit & 0xc0 == 0x{rnd.choice((0, 0x40, 0xc0)):x}",

@@ -81,6 +81,8 @@ def sendable(space, family: int):
     ip = ipaddress.ip_address
     node = s.family(family) & s.eq("fragment", 0) & s.eq("mark", 0) & s.eq("ctmark", 0)
     node &= s.eq("uid", 0) & s.eq("gid", 0) & s.between("ttl", 1, 255)
+    # probes are whole packets without IP options or extension headers (DF as the witness says)
+    node &= s.eq("mf", 0) & s.eq("ip_options", 0) & s.eq("ext_headers", 0)
     if family == 4:
         srcs = [("192.0.2.10", "192.0.2.250"), ("198.51.100.1", "198.51.100.254"),
                 ("10.0.0.1", "10.255.255.254")]
@@ -160,7 +162,7 @@ def probe_candidates(w, ident: int, ruleset_text: str) -> list[Probe]:
     out = []
     for state in states:
         for flags in dict.fromkeys(flag_sets):
-            common = dict(ecn=w.ecn, dscp=w.dscp, ttl=w.ttl, state=state)
+            common = dict(ecn=w.ecn, dscp=w.dscp, ttl=w.ttl, df=w.df, state=state)
             if is_icmp:
                 p = Probe(ident, str(w.src), str(w.dst), w.proto, icmp_type=w.icmp_type,
                           icmp_code=w.icmp_code, quote_proto=UDP, quote_sport=30000 + ident % 20000,
