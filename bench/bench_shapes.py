@@ -68,11 +68,16 @@ def run(cmd: list[str], stdin=None, env=None) -> dict:
             "rc": proc.returncode, "out": out.decode(errors="replace"), "err": err.decode(errors="replace")}
 
 
+class ChildFailed(Exception):
+    """A measured process failed; the figure is reported as missing."""
+
+
 def py(code: str, *args: str) -> dict:
     """Run ``code`` in a fresh interpreter; its last stdout line is JSON."""
     result = run([PY, "-c", code, *args])
     if result["rc"] != 0:
-        raise SystemExit(f"child failed:\n{result['err'][-3000:]}")
+        raise ChildFailed(result["err"].strip().splitlines()[-1] if result["err"].strip() else
+                          f"exit {result['rc']}")
     result["data"] = json.loads(result["out"].strip().splitlines()[-1])
     return result
 
@@ -165,7 +170,10 @@ def bench_audit(shape: str, path: Path, dialect: str, folder: Path) -> None:
     counts = ""
     if r["rc"] == 0:
         data = json.loads((folder / "audit.json").read_text())
-        counts = f"{len(data.get('findings', []))} findings"
+        codes: dict = {}
+        for finding in data.get("findings", []):
+            codes[finding.get("code")] = codes.get(finding.get("code"), 0) + 1
+        counts = f"findings {codes}"
     else:
         counts = f"rc={r['rc']} {r['err'][-300:]}"
     print(f"  audit  {shape:14} {fmt(r)} (target <= 20 s, <= 800 MiB) {counts}", flush=True)
@@ -253,12 +261,11 @@ _BATCH = """
 import json, sys, time
 from ruleanalyzer import load
 from ruleanalyzer.packets import make_packet
-from ruleanalyzer.engine import Evaluator
+from ruleanalyzer.engine.batch import evaluate_many
 rs = load(sys.argv[1], dialect="iptables")
 packets = [make_packet(**json.loads(l)) for l in open(sys.argv[2])]
 t, c = time.perf_counter(), time.process_time()
-ev = Evaluator(rs)
-answers = ev.evaluate_many(packets) if hasattr(ev, "evaluate_many") else [ev.evaluate(p) for p in packets]
+answers = evaluate_many(rs, packets)
 w, cpu = time.perf_counter() - t, time.process_time() - c
 print(json.dumps({"rules": rs.rule_count, "packets": len(packets), "wall": w, "cpu": cpu}))
 """
@@ -291,6 +298,17 @@ def bench_reach() -> None:
         print(f"  reach  {only}: " + (text[0] if text else f"rc={r['rc']}"), flush=True)
 
 
+def measure(kind: str, shape: str, path: Path, dialect: str, text: str, folder: Path) -> None:
+    if kind == "query":
+        bench_query(shape, path, dialect, text)
+    elif kind == "rss":
+        bench_rss(shape, path, dialect)
+    elif kind == "audit":
+        bench_audit(shape, path, dialect, folder)
+    elif kind == "diff":
+        bench_diff(shape, path, dialect, text, folder)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=ALL)
@@ -314,14 +332,10 @@ def main() -> None:
             if per_shape:
                 path, dialect, text = write_shape(shape, args.rules, folder)
             for kind in per_shape:
-                if kind == "query":
-                    bench_query(shape, path, dialect, text)
-                elif kind == "rss":
-                    bench_rss(shape, path, dialect)
-                elif kind == "audit":
-                    bench_audit(shape, path, dialect, folder)
-                elif kind == "diff":
-                    bench_diff(shape, path, dialect, text, folder)
+                try:
+                    measure(kind, shape, path, dialect, text, folder)
+                except ChildFailed as exc:
+                    print(f"  {kind:6} {shape:14} FAILED: {exc}", flush=True)
             if "small" in only:
                 bench_small(shape, folder)
         if "batch" in only:

@@ -17,6 +17,34 @@ import hashlib
 import random
 
 
+#: kube-proxy's filter-table KUBE-FIREWALL and KUBE-FORWARD rules (every mode, every version).
+KUBE_FILTER_CHAINS = [
+    "-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming "
+    "localnet connections\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP",
+    "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
+    "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark "
+    "--mark 0x4000/0x4000 -j ACCEPT",
+    "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" "
+    "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+]
+
+
+#: The nat table's base-chain hooks, masquerade marking and SNAT (every version).
+KUBE_NAT_HEAD = [
+    "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
+    "-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
+    "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING",
+    "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000",
+    "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN",
+    "-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0",
+    "-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" "
+    "-j MASQUERADE --random-fully",
+]
+#: The last rule of the nat KUBE-SERVICES chain.
+KUBE_NAT_LAST = ("-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must "
+                 "be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS")
+
+
 def _chain_id(*parts: str) -> str:
     # kube-proxy names chains by a base32 hash of the service/endpoint
     digest = hashlib.sha256("/".join(parts).encode()).hexdigest().upper()
@@ -94,29 +122,15 @@ def generate(n_rules: int = 100_000, seed: int = 1) -> str:
            "-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes service "
            "portals\" -j KUBE-SERVICES",
            "-A OUTPUT -j KUBE-FIREWALL",
-           "-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming "
-           "localnet connections\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP",
-           "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
-           "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark "
-           "--mark 0x4000/0x4000 -j ACCEPT",
-           "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" "
-           "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+           *KUBE_FILTER_CHAINS,
            *filter_rules, "COMMIT",
            "*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
            ":POSTROUTING ACCEPT [0:0]", ":KUBE-MARK-MASQ - [0:0]", ":KUBE-NODEPORTS - [0:0]",
            ":KUBE-POSTROUTING - [0:0]", ":KUBE-SERVICES - [0:0]",
            *(f":{c} - [0:0]" for c in nat_chains),
-           "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
-           "-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
-           "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING",
-           "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000",
-           "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN",
-           "-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0",
-           "-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" "
-           "-j MASQUERADE --random-fully",
+           *KUBE_NAT_HEAD,
            *nat_rules,
-           "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must "
-           "be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS",
+           KUBE_NAT_LAST,
            "COMMIT", ""]
     return "\n".join(out)
 

@@ -42,6 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from kubeproxy import KUBE_FILTER_CHAINS, KUBE_NAT_HEAD, KUBE_NAT_LAST  # noqa: E402
 from kubeproxy import generate as _project  # noqa: E402
 
 SHAPES = ("project", "kube-iptables", "mixed", "kube-nftables")
@@ -196,30 +197,16 @@ def kube_iptables(n_rules: int = 100_000, seed: int = 1) -> str:
            "-A OUTPUT -m conntrack --ctstate NEW -m comment --comment \"kubernetes service "
            "portals\" -j KUBE-SERVICES",
            "-A OUTPUT -j KUBE-FIREWALL",
-           "-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment \"block incoming "
-           "localnet connections\" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP",
-           "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
-           "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark "
-           "--mark 0x4000/0x4000 -j ACCEPT",
-           "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding conntrack rule\" "
-           "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+           *KUBE_FILTER_CHAINS,
            *filt, "COMMIT",
            "*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
            ":POSTROUTING ACCEPT [0:0]", ":KUBE-KUBELET-CANARY - [0:0]", ":KUBE-MARK-MASQ - [0:0]",
            ":KUBE-NODEPORTS - [0:0]", ":KUBE-POSTROUTING - [0:0]", ":KUBE-PROXY-CANARY - [0:0]",
            ":KUBE-SERVICES - [0:0]",
            *(f":{c} - [0:0]" for c in nat_chains),
-           "-A PREROUTING -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
-           "-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES",
-           "-A POSTROUTING -m comment --comment \"kubernetes postrouting rules\" -j KUBE-POSTROUTING",
-           "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000",
-           "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN",
-           "-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0",
-           "-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" "
-           "-j MASQUERADE --random-fully",
+           *KUBE_NAT_HEAD,
            *nat,
-           "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must "
-           "be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS",
+           KUBE_NAT_LAST,
            "COMMIT", "# Completed on Sun Dec  6 07:00:00 2026", ""]
     return "\n".join(out)
 
@@ -350,7 +337,9 @@ def mixed(n_rules: int = 100_000, seed: int = 1) -> str:
             # base chains may reach any user chain; user chain i only later ones (no loops)
             out.append(_mixed_rule(rng, base, chains[:50], "o" if base == "OUTPUT" else "i"))
     for i, c in enumerate(chains):
-        later = chains[i + 1:i + 6]
+        # chains come in trees of 8: a jump goes deeper in its own tree, so
+        # calls nest at most 9 deep (the analyzers stop at 64)
+        later = [d for j, d in enumerate(chains[i + 1:i + 6], i + 1) if j // 8 == i // 8]
         for _ in range(per):
             # chains reached from OUTPUT (and INPUT) take neither -i nor -o
             out.append(_mixed_rule(rng, c, later, "i" if i >= 55 else None))

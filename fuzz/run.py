@@ -189,19 +189,68 @@ def fuzz_reader(dialect: str, runs: int, seconds: float, seed: int, timeout: int
     return counts
 
 
+def fuzz_shapes(shapes: list[str], runs: int, seconds: float, seed: int, timeout: int, log) -> list[dict]:
+    """``runs`` inputs of each structure-aware shape: counts, and the CPU
+    seconds of the slowest input and of all (``time.process_time``)."""
+    from fuzz.shapes import check_shape
+
+    out = []
+    # CPU time (ITIMER_PROF), not the wall clock: under `nice` on a busy
+    # machine a wall-clock alarm counts the other processes' time as hangs
+    signal.signal(signal.SIGPROF, _alarm)
+    for shape in shapes:
+        rng = random.Random(f"{seed}:{shape}")
+        counts = {"shape": shape, "seed": seed, "inputs": 0, "parsed": 0, "refused": 0, "failures": 0,
+                  "hangs": 0, "cpu": 0.0, "slowest": 0.0, "largest": 0}
+        start = time.monotonic()
+        while counts["inputs"] < runs and time.monotonic() - start < seconds:
+            counts["inputs"] += 1
+            state = rng.getstate()
+            cpu = time.process_time()
+            signal.setitimer(signal.ITIMER_PROF, timeout)
+            try:
+                result, size = check_shape(shape, rng)  # fuzz/shapes.py
+                counts["refused" if isinstance(result, Exception) else "parsed"] += 1
+                counts["largest"] = max(counts["largest"], size)
+            except (_Hang, harness.FuzzFailure, Exception) as exc:  # noqa: BLE001
+                counts["hangs" if isinstance(exc, _Hang) else "failures"] += 1
+                print(f"FAIL {shape}: {type(exc).__name__}: {str(exc)[:300]} (replay: random state before "
+                      f"input {counts['inputs']})", file=log, flush=True)
+                rng.setstate(state)
+                rng.random()  # move on from the failing input
+            finally:
+                signal.setitimer(signal.ITIMER_PROF, 0)
+            spent = time.process_time() - cpu
+            counts["cpu"] += spent
+            counts["slowest"] = max(counts["slowest"], spent)
+        counts["cpu"], counts["slowest"] = round(counts["cpu"], 2), round(counts["slowest"], 3)
+        counts["elapsed"] = round(time.monotonic() - start, 1)
+        print(json.dumps(counts), file=log, flush=True)
+        out.append(counts)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("readers", nargs="*", default=list(harness.READERS))
     ap.add_argument("--runs", type=int, default=1_000_000, help="inputs per reader (default 1M)")
     ap.add_argument("--seconds", type=float, default=float("inf"), help="time budget per reader")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--timeout", type=int, default=10, help="seconds before an input counts as a hang")
+    ap.add_argument("--timeout", type=int, default=10, help="seconds before an input counts as a hang (CPU seconds with --shapes)")
     ap.add_argument("--max-size", type=int, default=8 * 1024, help="largest corpus file used as a seed")
     ap.add_argument("--trace-every", type=int, default=4,
                     help="trace one input in N for new coverage arcs (0: no guidance)")
     ap.add_argument("--max-input", type=int, default=MAX_INPUT,
                     help="cut generated inputs to this many characters")
+    ap.add_argument("--shapes", action="store_true",
+                    help="run the structure-aware generators of fuzz/shapes.py instead (readers: shape names)")
     args = ap.parse_args(argv)
+    if args.shapes:
+        from fuzz.shapes import SHAPES
+
+        chosen = [r for r in args.readers if r in SHAPES] or list(SHAPES)
+        total = fuzz_shapes(chosen, args.runs, args.seconds, args.seed, args.timeout, sys.stdout)
+        return 1 if any(c["failures"] or c["hangs"] for c in total) else 0
     total = [fuzz_reader(d, args.runs, args.seconds, args.seed, args.timeout, args.max_size, sys.stdout,
                          args.trace_every, args.max_input)
              for d in args.readers]

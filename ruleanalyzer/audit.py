@@ -38,6 +38,7 @@ from .loader import DEFAULT_MAX_BYTES, input_name, load
 from .model import Location, Ruleset
 from .hosts import host_groups, included_files
 from .origins import is_stock_noise, recognise
+from .parsers.terraform import given_trees
 
 #: Files a directory walk skips: documentation and indexes, not rule files.
 SKIPPED_SUFFIXES = (".md", ".rst", ".tsv", ".orig", ".rej")
@@ -114,10 +115,6 @@ def _walk(path: Path, refused: list | None) -> list[str]:
     root = os.path.realpath(path)
     files: list[str] = []
     snapshots: list[str] = []
-    # The .tf files of a directory named are one Terraform configuration.
-    terraform = _is_terraform_dir(path)
-    if terraform:
-        snapshots.append(str(path))
     for dirpath, dirnames, filenames in os.walk(path, followlinks=False):
         rel = Path(dirpath).relative_to(path).parts
         if any(part.startswith(".") for part in rel):
@@ -137,8 +134,7 @@ def _walk(path: Path, refused: list | None) -> list[str]:
                     refused.append((full, exc))
         for name in filenames:
             full = os.path.join(dirpath, name)
-            if name.startswith(".") or Path(name).suffix.lower() in SKIPPED_SUFFIXES \
-                    or terraform and not rel and Path(name).suffix in (".tf", ".tfvars"):
+            if name.startswith(".") or Path(name).suffix.lower() in SKIPPED_SUFFIXES:
                 continue
             if os.path.islink(full):
                 real = os.path.realpath(full)
@@ -153,7 +149,7 @@ def _walk(path: Path, refused: list | None) -> list[str]:
                     continue
                 full = os.path.join(str(path), os.path.relpath(real, root))  # read as the file it names
             files.append(full)
-    return sorted(dict.fromkeys(files + snapshots))
+    return sorted(dict.fromkeys(_terraform_units(files) + snapshots))
 
 
 def _is_config_dir(path: Path) -> bool:
@@ -162,10 +158,19 @@ def _is_config_dir(path: Path) -> bool:
     return is_config_dir(path)
 
 
-def _is_terraform_dir(path: Path) -> bool:
-    from .parsers.terraform import is_config_dir
+def _terraform_units(files: list[str]) -> list[str]:
+    """``files`` with each directory of ``.tf`` files that forms one module
+    as one Terraform configuration (its ``.tf``/``.tfvars`` files replaced by
+    the directory); a module directory another one calls is read through its
+    caller, and a folder of unrelated examples stays file by file."""
+    from .parsers.terraform import is_one_configuration, root_modules
 
-    return is_config_dir(path)
+    dirs = sorted({str(Path(f).parent) for f in files if f.endswith(".tf")})
+    configs = {d for d in dirs if is_one_configuration(d)}
+    if not configs:
+        return files
+    kept = [f for f in files if not (Path(f).suffix in (".tf", ".tfvars") and str(Path(f).parent) in configs)]
+    return kept + [str(d) for d in root_modules(sorted(configs))]
 
 
 def split_units(ruleset: Ruleset) -> list[Ruleset]:
@@ -305,9 +310,11 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
             ruleset = what
         else:
             try:
-                try:
-                    ruleset = load(*what, dialect=dialect, max_bytes=max_bytes, firewalld_version=firewalld_version
-                                   or (config.firewalld_version if config else None), table=table)
+                try:  # local Terraform modules may be read from any directory named here
+                    with given_trees([i for i in inputs if not isinstance(i, Ruleset)]):
+                        ruleset = load(*what, dialect=dialect, max_bytes=max_bytes,
+                                       firewalld_version=firewalld_version
+                                       or (config.firewalld_version if config else None), table=table)
                 except (RuleAnalyzerError, RecursionError, KeyboardInterrupt):
                     raise
                 except Exception as exc:  # noqa: BLE001 - a reader's bug: this input only, the rest goes on

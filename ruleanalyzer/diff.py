@@ -241,8 +241,16 @@ def _families(ruleset: Ruleset) -> set[int]:
 
 def _diff_hook(report, old, new, hook, family, space, consistent, evaluators, rewrites,
                connections, limit, care) -> None:
-    ra = analyze(old, hook, family, space, start=space.valid, arrives_from=(old, new))
-    rb = analyze(new, hook, family, space, start=space.valid, arrives_from=(old, new))
+    from .errors import RuleAnalyzerError
+    from .space.reach import ReachError
+
+    try:
+        ra = analyze(old, hook, family, space, start=space.valid, arrives_from=(old, new))
+        rb = analyze(new, hook, family, space, start=space.valid, arrives_from=(old, new))
+    except ReachError as exc:  # jumps nested past the analysis' depth: an error, not a traceback
+        raise RuleAnalyzerError(f"cannot compare the {hook} hook: {exc}",
+                                hint="the kernel refuses jump cycles; a chain nesting this deep "
+                                     "cannot be analysed") from None
     universe = space.wrap(space.family(family)) & consistent
     acc_o, drop_o = ra.accepted.lower & universe, ra.dropped.lower & universe
     acc_n, drop_n = rb.accepted.lower & universe, rb.dropped.lower & universe

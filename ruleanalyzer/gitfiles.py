@@ -139,6 +139,42 @@ def changed_files(rev: str, rev2: str | None = None) -> list[str]:
     return [name for name in out.split("\0") if name]
 
 
+#: Files searched for includes of a changed file, and bytes read of each.
+MAX_INCLUDER_FILES = 2000
+MAX_INCLUDER_BYTES = 1024 * 1024
+_INCLUDE = re.compile(r'^\s*include\s+"([^"\n]+)"', re.M)
+
+
+def with_includers(paths: list[str]) -> list[str]:
+    """``paths`` (changed files) and the tracked nft files of the working
+    tree that include one of them (directly; globs too): a change inside an
+    included file changes the ruleset of the file including it, which git
+    does not list as changed. At most :data:`MAX_INCLUDER_FILES` files are
+    looked at, :data:`MAX_INCLUDER_BYTES` of each."""
+    from .loader import read_text
+
+    changed = {os.path.normpath(os.path.abspath(p)) for p in paths}
+    out = list(paths)
+    listed = _git(["ls-files", "-z", "--", "."]).decode("utf-8", "surrogateescape").split("\0")
+    for name in [n for n in listed if n][:MAX_INCLUDER_FILES]:
+        full = os.path.normpath(os.path.abspath(name))
+        if full in changed or not os.path.isfile(name):
+            continue
+        try:
+            head = read_text(name, MAX_INCLUDER_BYTES)
+        except RuleAnalyzerError:
+            continue
+        if "include" not in head:
+            continue
+        base = os.path.dirname(full)
+        for pattern in _INCLUDE.findall(head):
+            target = os.path.normpath(os.path.join(base, pattern))
+            if any(fnmatch.fnmatchcase(c, target) for c in changed):
+                out.append(name)
+                break
+    return out
+
+
 def _mode_at(rev: str, path: str) -> str | None:
     """The git mode of ``path`` at ``rev`` (``100644``, ``120000`` a link,
     ``040000`` a tree …), None when it is not there."""

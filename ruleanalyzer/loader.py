@@ -33,10 +33,24 @@ def refuse_empty(text: str, name: str, dialect: str | None) -> None:
                                  "(no ruleset loaded) is read with --dialect nftables")
 
 
-#: Every file read, by the name it was read under: the text shown in code
+#: The files read, by the name they were read under: the text shown in code
 #: frames, so a finding never re-opens its file (the file may have changed,
-#: or be a FIFO, since). Cleared by :func:`forget_texts`.
+#: or be a FIFO, since). The latest :data:`MAX_KEPT_CHARS` characters' worth
+#: are kept (older ones are dropped first; their frames show the rule's own
+#: text). Cleared by :func:`forget_texts`.
 _TEXTS: dict[str, str] = {}
+MAX_KEPT_CHARS = 64 * 1024 * 1024
+_kept_chars = 0
+
+
+def _keep_text(name: str, text: str) -> None:
+    global _kept_chars
+    old = _TEXTS.pop(name, None)
+    _kept_chars -= len(old) if old is not None else 0
+    _TEXTS[name] = text
+    _kept_chars += len(text)
+    while _kept_chars > MAX_KEPT_CHARS and len(_TEXTS) > 1:
+        _kept_chars -= len(_TEXTS.pop(next(iter(_TEXTS))))
 
 
 def text_read(name: str) -> str | None:
@@ -45,7 +59,9 @@ def text_read(name: str) -> str | None:
 
 
 def forget_texts() -> None:
+    global _kept_chars
     _TEXTS.clear()
+    _kept_chars = 0
 
 
 def is_inside(real: str, root: str) -> bool:
@@ -162,7 +178,7 @@ def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES, *,
     name = str(path)
     if name == STDIN:
         text = decode_text(_read_stdin(max_bytes), STDIN_NAME)
-        _TEXTS[STDIN_NAME] = text
+        _keep_text(STDIN_NAME, text)
         return text
     refuse_escape(name, root)
     try:
@@ -193,7 +209,7 @@ def read_text(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES, *,
     finally:
         os.close(fd)
     text = decode_text(data, name)
-    _TEXTS[name] = text
+    _keep_text(name, text)
     return text
 
 
@@ -256,7 +272,7 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
             # the common case, without importing the snapshot reader; its
             # includes count against max_bytes too
             with reading_side(FileSide(max_bytes)):
-                parsed.append(_parse_file(path, dialect, max_bytes, table))
+                parsed.append(_parse_file(path, dialect, max_bytes, table, firewalld_version))
             continue
         from .snapshot import Snapshot, is_snapshot, load_snapshot, snapshot_ruleset
 
@@ -272,7 +288,7 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
             parsed.append(load_directory(path, dialect, max_bytes, firewalld_version))
             continue
         with reading_side(FileSide(max_bytes)):
-            parsed.append(_parse_file(path, dialect, max_bytes, table))
+            parsed.append(_parse_file(path, dialect, max_bytes, table, firewalld_version))
     # A dialect whose files only make sense together (ufw's user.rules +
     # before.rules + ufw.conf) rebuilds them as one host: ``combine(rulesets)``.
     for name in dict.fromkeys(r.meta.get("dialect") for r in parsed):
@@ -296,13 +312,21 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
     return ruleset
 
 
-def _parse_file(path, dialect: str | None, max_bytes: int, table: str | None) -> Ruleset:
+def _parse_file(path, dialect: str | None, max_bytes: int, table: str | None,
+                firewalld_version: str | None = None) -> Ruleset:
     """One rule file (or standard input) read and parsed; JSON inputs get
-    the line of each rule's JSON element."""
+    the line of each rule's JSON element; a firewalld file given alone (a
+    zone, list-all output) compiles to ``firewalld_version``'s layout."""
     name = input_name(path)
     text = read_text(path, max_bytes)
     refuse_empty(text, name, dialect)
-    part = parsers.parse(text, name, dialect, table=table)
+    if firewalld_version is None:
+        part = parsers.parse(text, name, dialect, table=table)
+    else:
+        from .parsers.firewalld import version_for_files
+
+        with version_for_files(firewalld_version):
+            part = parsers.parse(text, name, dialect, table=table)
     add_lines(part, text, name)
     return part
 
@@ -331,4 +355,8 @@ def load_directory(path: str | os.PathLike, dialect: str | None = None,
 
 def loads(text: str, dialect: str | None = None, name: str = "<string>") -> Ruleset:
     """Parse rules held in a string (see :func:`load`)."""
-    return parsers.parse(text, name, dialect)
+    ruleset = parsers.parse(text, name, dialect)
+    # a dialect that reads files together finishes a lone one too (a firewall-cmd policies listing)
+    combine = getattr(parsers.dialect_module(ruleset.meta["dialect"]), "combine", None) \
+        if ruleset.meta.get("dialect") in parsers.DIALECTS else None
+    return combine([ruleset])[0] if combine is not None else ruleset

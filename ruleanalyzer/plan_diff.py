@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from .diff import DiffReport, diff
+from .diff import DiffReport, FindingChanges, diff
 from .loader import DEFAULT_MAX_BYTES, read_text
 from .model import Ruleset, Table
 from .parsers import terraform_plan
@@ -51,15 +51,30 @@ def diff_units(old: Ruleset, new: Ruleset, name: str, hooks, *, findings: bool =
         a, b = before.get(label), after.get(label)
         if a is not None and b is not None and _signature(a) == _signature(b):
             continue
-        what = ""
+        what, alone = "", None
         if a is None:
-            a, what = _emptied(b), " (created)"
+            a, what, alone = _emptied(b), " (created)", b
         elif b is None:
-            b, what = _emptied(a), " (destroyed)"
-        report = diff(a, b, hooks, findings=findings, connections=connections,
+            b, what, alone = _emptied(a), " (destroyed)", a
+        report = diff(a, b, hooks, findings=findings and alone is None, connections=connections,
                       old_name=f"{name}: {label} (before)", new_name=f"{name}: {label}{what}")
+        if findings and alone is not None:
+            report.findings = _findings_of(alone, created=alone is b)
         reports.append(report)
     return reports
+
+
+def _findings_of(ruleset: Ruleset, created: bool) -> FindingChanges:
+    """A firewall the plan creates brings all its findings, one it destroys
+    takes all of them away: the empty stand-in on the other side is no
+    firewall to audit."""
+    from .audit import audit  # the catalogue, as diff.finding_changes imports it
+
+    try:
+        found = audit(ruleset)
+    except Exception as exc:  # noqa: BLE001 - as finding_changes: the verdict diff stands
+        return FindingChanges(error=f"audit failed: {type(exc).__name__}: {exc}")
+    return FindingChanges(introduced=found) if created else FindingChanges(resolved=found)
 
 
 def _signature(ruleset: Ruleset) -> tuple:

@@ -540,6 +540,14 @@ def snapshot_ruleset(snap: Snapshot, apply: bool = True) -> Ruleset:
     if not ruleset.sources:
         ruleset.sources.append(snap.source)
     ruleset.host = host
+    from .parsers.firewalld import snapshot_config
+
+    # a running firewalld's configuration beside its live ruleset, for the checks that need it (RA705, RA706)
+    if any((t.family, t.name) == ("inet", "firewalld") for t in ruleset.tables):
+        firewalld, notes = snapshot_config(snap.files, snap.text(VERSIONS), snap.name("etc/firewalld"))
+        if firewalld is not None:
+            ruleset.meta["firewalld"] = firewalld
+        ruleset.diagnostics += notes
     if apply:
         apply_host(ruleset, host)
     return ruleset

@@ -190,3 +190,17 @@ def test_git_revision_against_working_tree(tmp_path, monkeypatch, capsys):
     assert json.loads(capsys.readouterr().out)[0]["counts"]["opened"] == 1
     assert main(["diff", "--git", "HEAD", "--no-findings"]) == 1  # changed files found by git
     assert main(["diff", "--git=--upload-pack=evil", "rules.v4"]) == 2  # never an option to git
+
+
+def test_chains_nested_past_the_analysis_depth_are_an_error_not_a_traceback(tmp_path, capsys):
+    chains = [f":c{i} - [0:0]" for i in range(70)]
+    jumps = [f"-A c{i} -j c{i + 1}" for i in range(69)]
+    text = "\n".join(["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
+                      *chains, "-A INPUT -j c0", *jumps, "-A c69 -p tcp --dport 22 -j DROP", "COMMIT", ""])
+    old, new = tmp_path / "old.rules", tmp_path / "new.rules"
+    old.write_text(text)
+    new.write_text(text.replace("--dport 22", "--dport 23"))
+    code = main(["diff", str(old), str(new), "--no-findings"])
+    _, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in err
+    assert "jumps nested deeper than 64 chains" in err

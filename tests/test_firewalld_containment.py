@@ -45,6 +45,8 @@ def test_a_symlink_out_of_the_tree_is_refused(tmp_path, link, target):
         load(root)
     assert "leads out of the configuration directory" in info.value.message
     assert info.value.location.file == str(root / link)
+    if link != "zones/public.xml":
+        return  # the command line is run once: exit 2, the message, no traceback
     done = subprocess.run([sys.executable, "-m", "ruleanalyzer", "audit", "--no-config", str(root)], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 2 and "leads out" in done.stdout + done.stderr and "Traceback" not in done.stderr

@@ -204,10 +204,13 @@ def test_forwarded_traffic_goes_by_ingress_binding_then_egress_binding(tmp_path)
     rs = load(root, firewalld_version="2.1.1")
     rows = _rules(rs, "filter_FORWARD_POLICIES")
     assert rows[:2] == ['iifname "eth2" oifname "eth2" jump filter_FWD_dmz', 'iifname "eth2" oifname "eth2" drop']
-    out = evaluate(rs, make_packet(src="10.1.0.5", dst="203.0.113.9", dport=443, iif="eth1", oif="eth0"))
-    assert out.verdict == "accept" and "internal" in out.decided_by.rule.origin.text
-    dmz = evaluate(rs, make_packet(src="10.2.0.5", dst="10.1.0.9", dport=443, iif="eth2", oif="eth1"))
-    assert dmz.verdict == "drop" and "zone dmz, target DROP" in dmz.decided_by.rule.origin.text
+    out = evaluate(rs, make_packet(src="10.1.0.5", dst="203.0.113.9", dport=443, iif="eth1", oif="eth0",
+                                   hook="forward"))
+    assert out.verdict == "accept" and out.decided_by.chain.name == "filter_FORWARD_POLICIES"
+    assert out.decided_by.rule.origin.text.startswith("zone internal, target ACCEPT (internal interface eth1 -> public")
+    dmz = evaluate(rs, make_packet(src="10.2.0.5", dst="10.1.0.9", dport=443, iif="eth2", oif="eth1", hook="forward"))
+    assert dmz.verdict == "drop" and dmz.decided_by.rule.origin.text.startswith("zone dmz, target DROP (dmz interface "
+                                                                                "eth2 -> internal interface eth1)")
 
 
 #: The zones of firewalld's own zone-priority test (src/tests/features/zone_priority.at, the 2.x
@@ -283,3 +286,78 @@ def test_a_disabled_policy_builds_nothing_from_2_4(tmp_path):
         '  <egress-zone name="HOST"/>\n  <service name="ssh"/>\n</policy>\n')
     assert 'iifname "eth1" jump filter_IN_policy_lan-to-host' in _rules(load(root, firewalld_version="2.4.0"),
                                                                         "filter_INPUT_POLICIES")
+
+
+def test_a_2x_dump_is_named_back_to_zones(tmp_path):
+    """An nft dump of the 2.x layout (here our own compile of it) read as nft names its chains back."""
+    dump = tmp_path / "ruleset.nft"
+    dump.write_text(load(_blog(tmp_path), firewalld_version="2.1.1").meta["firewalld"]["nft"])
+    table = next(t for t in load(dump).tables if t.name == "firewalld")
+    assert table.chains["filter_IN_internal_allow"].rules[0].origin.text == \
+        "zone internal, to the host, allow rules: tcp dport 22 accept"
+    assert table.chains["filter_OUT_internal"].rules[0].origin.text.startswith("zone internal, from the host")
+
+
+@pytest.mark.parametrize("mode, version, prerouting, forward", [
+    ("loose", "2.2.0", "meta nfproto ipv6 fib saddr . mark oif missing drop", None),
+    ("loose-forward", "2.2.0", None, "meta nfproto ipv6 fib saddr . mark oif missing drop"),
+    ("strict-forward", "2.3.0", None, "meta nfproto ipv6 fib saddr . mark . iif oif missing drop"),
+    ("loose", "2.1.1", "meta nfproto ipv6 fib saddr . mark . iif oif missing drop", None),  # unknown: yes
+])
+def test_ipv6_rpfilter_modes_of_2_2(tmp_path, mode, version, prerouting, forward):
+    rs = load(_config(tmp_path, {}, f"DefaultZone=public\nIPv6_rpfilter={mode}\n"), firewalld_version=version)
+    pre, fwd = _rules(rs, "filter_PREROUTING"), _rules(rs, "filter_FORWARD")
+    if prerouting:
+        assert pre == ["icmpv6 type { nd-router-advert, nd-neighbor-solicit } accept", prerouting]
+    else:
+        assert pre == [] and fwd[0] == forward
+        assert fwd[5].startswith("ip6 daddr { ::/96")  # RFC3964 one further down (its index + 1)
+    if version == "2.1.1":
+        assert any("came with firewalld 2.2" in d.message for d in rs.diagnostics)
+
+
+def test_nftables_flowtable_of_2_0(tmp_path):
+    conf = "DefaultZone=public\nNftablesFlowtable=eth0 eth1\n"
+    rs = load(_config(tmp_path, {}, conf), firewalld_version="2.0.0")
+    assert "flowtable fastpath {\n\t\thook ingress priority filter + 10\n\t\tdevices = { eth0, eth1 }" in \
+        rs.meta["firewalld"]["nft"]
+    forward = _rules(rs, "filter_FORWARD")
+    assert forward[:2] == ["ct state { established, related } meta l4proto { tcp, udp } flow add @fastpath",
+                           "ct state { established, related } accept"]
+    assert forward[5].startswith("ip6 daddr { ::/96")  # RFC3964 one further down
+    # firewalld 1.3 does not know the key: no flowtable
+    assert "flowtable" not in load(_config(tmp_path / "old", {}, conf)).meta["firewalld"]["nft"]
+
+
+def test_the_version_reaches_a_zone_file_given_alone(tmp_path):
+    path = tmp_path / "internal.xml"
+    path.write_text(INTERNAL.format(prio=' priority="-10"'))
+    with pytest.raises(RuleAnalyzerError, match="zone priorities need firewalld 2.0"):
+        load(path)
+    rs = load(path, firewalld_version="2.1.1")
+    assert rs.meta["firewalld"]["layout"] == "2.x"
+    assert 'iifname "dummy0" jump filter_IN_internal' in _rules(rs, "filter_INPUT_POLICIES")
+
+
+def test_forward_pairs_of_sources_agree_in_family_as_firewalld_checks(tmp_path):
+    """``check_source``: an ipv4 ipset pairs with an IPv4 network, never with an IPv6 one."""
+    root = _config(tmp_path, {"a": '<zone>\n  <source ipset="office"/>\n</zone>\n',
+                              "b": '<zone>\n  <source address="10.0.0.0/8"/>\n  <source address="fd00::/8"/>\n</zone>\n'})
+    (root / "ipsets").mkdir()
+    (root / "ipsets" / "office.xml").write_text(IPSET)
+    rows = _rules(load(root, firewalld_version="2.1.1"), "filter_FORWARD_POLICIES")
+    assert "ip saddr @office ip daddr 10.0.0.0/8 jump filter_FWD_a" in rows
+    assert not any("@office" in r and "fd00::/8" in r for r in rows)
+
+
+def test_the_2x_scaffolding_is_not_reported_as_the_users(tmp_path):
+    """PREROUTING cannot match the egress interface, so firewalld 2.x writes rows that differ only in
+    their sort key: firewalld's idiom, not the user's duplicates (RA505) or dead rules (RA504)."""
+    from collections import Counter
+
+    root = _blog(tmp_path, priority=False)
+    codes = {v: Counter(f.code for f in run_audit([load(root, firewalld_version=v)]).findings if f.code != "RA002")
+             for v in ("1.3.3", "2.1.1")}
+    assert codes["2.1.1"] == codes["1.3.3"]
+    prio = run_audit([load(_blog(tmp_path / "p"), firewalld_version="2.1.1")]).findings
+    assert not [f for f in prio if f.code in ("RA504", "RA505")]

@@ -132,3 +132,21 @@ def test_cli_audit_of_a_directory_of_snapshots(fleet, tmp_path, capsys):
                                   audit_fleet(_snapshots(fleet), codes=CODES, options={}, in_process=True))
     shown = buffer.getvalue()
     assert "Open to the whole internet" in shown and "Drift in group 'web' (4 hosts): web03" in shown
+
+
+def test_a_worker_keeps_nothing_of_a_host_it_is_done_with(fleet):
+    """Process-wide caches (chain indexes, file texts) would keep every
+    host's rules alive in a worker until their own limits (~0.4 MiB a
+    host); the worker drops them after each host."""
+    import gc
+
+    from ruleanalyzer.fleet import _forget_host, audit_host
+    from ruleanalyzer.model import Rule
+
+    source = _snapshots(fleet)[2]
+    audit_host(source, CODES, {})
+    _forget_host(source)
+    gc.collect()
+    kept = [o for o in gc.get_objects() if isinstance(o, Rule) and o.location is not None
+            and str(o.location.file).startswith(source)]
+    assert kept == []

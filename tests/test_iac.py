@@ -236,3 +236,42 @@ def test_diff_plan_json_reports_each_changed_firewall(tmp_path, capsys):
             reports[0].space, pkt("198.51.100.7", 22)))
     assert reports[0].opened[0].new.decided_by.rule.origin.text == "aws_security_group.web"
     assert main(["diff", str(path), "--no-findings"]) == 1
+
+
+def test_diff_plan_a_created_group_brings_its_findings_a_destroyed_one_takes_them(tmp_path):
+    plan = json.loads((IAC / "web.plan.json").read_text())
+    sg = next(rc for rc in plan["resource_changes"] if rc["address"] == "aws_security_group.web")
+    sg["change"]["after"]["ingress"][1]["cidr_blocks"] = ["0.0.0.0/0"]  # SSH from anywhere
+    plan["resource_changes"] = [sg]
+    path = tmp_path / "create.json"
+    path.write_text(json.dumps(plan))
+    (created,) = diff_plan(path)
+    assert created.new_name.endswith("aws_security_group.web (created)")
+    assert "RA401" in [f.code for f in created.findings.introduced] and created.findings.resolved == []
+    sg["change"]["actions"], sg["change"]["before"], sg["change"]["after"] = ["delete"], sg["change"]["after"], None
+    path.write_text(json.dumps(plan))
+    (destroyed,) = diff_plan(path)
+    assert destroyed.new_name.endswith("(destroyed)") and destroyed.findings.introduced == []
+    assert "RA401" in [f.code for f in destroyed.findings.resolved]
+
+
+def test_two_plans_diff_as_two_files(tmp_path, capsys):
+    """Issue #19: two plans (or states) diff as two files, per --target."""
+    plan = json.loads((IAC / "web.plan.json").read_text())
+    for key in ("planned_values",):
+        plan[key]["root_module"]["resources"] = [r for r in plan[key]["root_module"]["resources"]
+                                                 if "acl" not in r["type"]]
+    plan["resource_changes"] = [rc for rc in plan["resource_changes"] if "acl" not in rc["type"]]
+    old = tmp_path / "old.plan.json"
+    old.write_text(json.dumps(plan))
+    for r in plan["planned_values"]["root_module"]["resources"]:
+        if r["address"] == "aws_security_group.web":
+            r["values"]["ingress"][1]["cidr_blocks"] = ["0.0.0.0/0"]
+    for rc in plan["resource_changes"]:
+        if rc["address"] == "aws_security_group.web":
+            rc["change"]["after"]["ingress"][1]["cidr_blocks"] = ["0.0.0.0/0"]
+    new = tmp_path / "new.plan.json"
+    new.write_text(json.dumps(plan))
+    assert main(["diff", str(old), str(new), "--no-findings", "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert any("dport 22" in r["region"] and r["kind"] == "opened" for r in data["regions"])

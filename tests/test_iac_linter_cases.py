@@ -87,11 +87,11 @@ def test_known_false_positives_are_not_reported(case):
     assert ra401(FALSE_POSITIVES[case]) == []
 
 
-def test_unknown_values_are_ra403_in_the_audit_naming_the_variable():
+def test_unknown_values_are_ra404_in_the_audit_naming_the_variable():
     """Linters skip a CIDR they cannot read; we say SSH may be exposed and on what."""
     rs = loads('variable "admin_cidr" {}\n' + sg(rule(cidrs="[var.admin_cidr]")), "terraform", "u.tf")
     found = [f for f in run_audit([rs], select=["RA4"]).findings]
-    assert [f.code for f in found] == ["RA403"]
+    assert [f.code for f in found] == ["RA404"]
     assert "SSH (22/tcp" in found[0].message and "var.admin_cidr" in found[0].message
     assert (found[0].where.file, found[0].where.line) == ("u.tf", 4)  # its ingress block
 

@@ -96,15 +96,16 @@ def test_a_module_calling_itself_stops(tmp_path):
     assert any("calls itself" in str(d) for d in rs.diagnostics)
 
 
-def test_unknown_cidr_is_ra403_naming_the_variable(tmp_path):
+def test_unknown_cidr_is_ra404_naming_the_variable(tmp_path):
     """The module's CIDR comes from a root variable with no value: the
-    audit says SSH may be exposed, depending on var.admin_cidr."""
+    audit says SSH may be exposed, depending on var.admin_cidr (RA404, info)."""
     root = tree(tmp_path, 'variable "admin_cidr" {}\nmodule "admin" {\n  source = "./modules/sg"\n'
                           '  cidr = var.admin_cidr\n}\n')
     result = run_audit([str(root)], select=["RA4"])
-    found = [f for f in result.findings if f.code == "RA403"]
+    found = [f for f in result.findings if f.code == "RA404"]
     assert found, [f"{f.code} {f.message}" for f in result.findings]
-    assert "var.admin_cidr" in found[0].message and "22" in found[0].message
+    assert "may be open to the whole internet: SSH (22/tcp" in found[0].message
+    assert "depends on `var.admin_cidr`" in found[0].message
     assert found[0].where.file.endswith("modules/sg/main.tf")
     assert result.inputs == [str(root)]  # the directory is one unit
 
@@ -137,3 +138,48 @@ def test_audit_of_a_directory_keeps_its_other_rule_files(tmp_path):
     result = run_audit([str(root)], select=["RA401"])
     assert result.inputs == [str(root), str(root / "rules.v4")]
     assert {f.where.file.rsplit("/", 1)[-1] for f in result.findings} == {"main.tf", "rules.v4"}
+
+
+def test_a_tree_of_environments_and_modules(tmp_path):
+    """infra/envs/prod calls ../../modules/sg: auditing infra/ reads it (the
+    module lies in the tree named), each environment is one configuration
+    (its variables.tf with its main.tf), and the module is not audited alone."""
+    infra = tmp_path / "infra"
+    (infra / "modules" / "sg").mkdir(parents=True)
+    (infra / "modules" / "sg" / "main.tf").write_text(SG)
+    for env, cidr in (("prod", "0.0.0.0/0"), ("dev", "10.0.0.0/8")):
+        (infra / "envs" / env).mkdir(parents=True)
+        (infra / "envs" / env / "main.tf").write_text(
+            'module "admin" {\n  source = "../../modules/sg"\n  cidr = var.office\n}\n')
+        (infra / "envs" / env / "variables.tf").write_text(
+            f'variable "office" {{\n  default = "{cidr}"\n}}\n')
+    result = run_audit([str(infra)], select=["RA401", "RA403", "RA404"])
+    assert result.inputs == [str(infra / "envs" / "dev"), str(infra / "envs" / "prod")]
+    assert [(f.code, f.where.file.endswith("modules/sg/main.tf")) for f in result.findings] == \
+        [("RA401", True)]  # prod opens SSH to the world; dev to 10/8 only
+    # Named alone, envs/prod may not reach ../../modules: said, not read.
+    alone = load(infra / "envs" / "prod")
+    assert alone.tables == [] and any("leaves the given tree" in str(d) for d in alone.diagnostics)
+
+
+def test_a_folder_of_unrelated_examples_is_read_file_by_file(tmp_path):
+    """Two files declaring the same resource are not one module (Terraform
+    refuses it): an audit of the folder reads each file alone."""
+    for n in ("a", "b"):
+        (tmp_path / f"{n}.tf").write_text('resource "aws_security_group" "example" {\n  name = "x"\n}\n')
+    result = run_audit([str(tmp_path)], select=["RA401"])
+    assert result.inputs == [str(tmp_path / "a.tf"), str(tmp_path / "b.tf")]
+
+
+def test_max_bytes_counts_the_modules_files_together(tmp_path):
+    """Each module file under --max-bytes, the module called five times over it: a located error."""
+    root = tree(tmp_path, "".join(f'module "m{i}" {{\n  source = "./modules/sg"\n  cidr = "10.0.0.0/8"\n}}\n'
+                                  for i in range(5)),
+                module_tf=SG + "# padding\n" * 2000)
+    import pytest
+    from ruleanalyzer.errors import RuleAnalyzerError
+    with pytest.raises(RuleAnalyzerError) as info:
+        load(root, max_bytes=50_000)
+    assert "together are over the limit of 50000 bytes" in info.value.message
+    assert info.value.location.file.endswith("modules/sg/main.tf")
+    assert len(load(root, max_bytes=1_000_000).tables) == 5

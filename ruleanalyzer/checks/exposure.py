@@ -26,6 +26,8 @@ without its contents, ``recent``, ``hashlimit`` on the way), the service is
 
 from __future__ import annotations
 
+import re
+
 from ..model import ACK, SYN, Log, OpaqueMatch
 from ..roles import INTERNAL, INTERNET, container_link
 from ..space import witness
@@ -521,19 +523,25 @@ class LikelyExposed(_ExposureCheck):
             "-A INPUT -m set --match-set admins src -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
     severity = "warning"
 
+    #: How the finding opens, and its fix.
+    lead = "likely open to the whole internet"
+    #: Said also where the configuration leaves the port open (every sensitive port).
+    open_port_too = False
+    advice = "make sure the set/limit holds what you expect, or restrict the source"
+
+    def _reports(self, unsure: list) -> bool:
+        """Only "accept if the source is in this set" (an allow-list), or
+        values the configuration leaves open (which port, which source —
+        RA404's): nothing makes the whole internet likely."""
+        return not (unsure and all(_allow_list(r) or _unconfigured(r) for r in unsure))
+
     def run(self, ctx: Context):
         groups: dict[tuple, list] = {}
         for path, text, conditional, exposed in self.hits(ctx, sure=False):
             unsure = _undecided_rules(path.reach, exposed)
+            if not self._reports(unsure):
+                continue
             unset = [r for r in unsure if _unconfigured(r)]
-            if unsure and all(_allow_list(r) or r in unset for r in unsure):
-                # only "accept if the source is in this set" (an allow-list), or
-                # values the configuration leaves open: a value computed at
-                # apply time (a VPC's CIDR) makes nothing likely; an input
-                # still to be given (a variable without a value) may be
-                # 0.0.0.0/0 — said, unless it leaves even the port open
-                if not unset or not all(_given_later(r) for r in unset):
-                    continue
             rules = _accepting_rules(path.reach, exposed)
             anchor = (rules[0] if rules else unsure[0] if unsure
                       else _policy_chain(ctx, path.hook, path.family))
@@ -547,18 +555,54 @@ class LikelyExposed(_ExposureCheck):
                 entry[1].append(text)
         every = len(dict(self.settings["ports"]))
         for (_, depends), (anchor, labels, (example, hook), unsure, conditional, ports, unset) in groups.items():
-            if unset and len(ports) >= every:
+            if unset and len(ports) >= every and not self.open_port_too:
                 continue  # the configuration leaves the port open too: not a statement about any
             w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
             yield locate(self.finding(
-                f"likely open to the whole internet: {', '.join(labels)} — depends on "
+                f"{self.lead}: {', '.join(labels)} — depends on "
                 f"{', '.join(depends[:3])} (e.g. {w.describe()} is accepted unless it does)"
                 + (" — if those interfaces face the internet" if conditional else ""),
                 witness=w, related=[related_rule(r, "decides it, undecidably") for r in unsure[:5]
                                     if r is not anchor],
-                fix="make sure the set/limit holds what you expect, or restrict the source",
-                **where), ctx)
+                fix=self.advice, **where), ctx)
+
+
+class ExposureDependsOnConfiguration(LikelyExposed):
+    """A sensitive port is open to the internet or not depending on a value
+    the configuration does not give (Terraform variable, CloudFormation parameter)."""
+
+    code = "RA404"
+    name = "exposure-depends-on-configuration"
+    summary = ("Administrative or database port open to the internet depending on a value the "
+               "configuration leaves open (a Terraform variable, a CloudFormation parameter)")
+    rationale = (
+        "The rule lets the port in from a source (or on a port) the file does not fix: a "
+        "Terraform variable without a value, a CloudFormation parameter without a default, an "
+        "attribute known only after apply. Whether the service is public is decided by whoever "
+        "supplies the value — a reviewer should know which value that is.")
+    bad = ('variable "admin_cidr" {}\nresource "aws_security_group" "admin" {\n'
+           '  # expect: RA404\n  ingress {\n    from_port = 22\n    to_port = 22\n'
+           '    protocol = "tcp"\n    cidr_blocks = [var.admin_cidr]\n  }\n}\n')
+    good = ('variable "admin_cidr" {\n  default = "198.51.100.0/24"\n}\n'
+            'resource "aws_security_group" "admin" {\n  ingress {\n    from_port = 22\n'
+            '    to_port = 22\n    protocol = "tcp"\n    cidr_blocks = [var.admin_cidr]\n  }\n}\n')
+    example_dialect = "terraform"
+    severity = "info"
+    lead = "may be open to the whole internet"
+    advice = "give the value (a default, a .tfvars) or check what the pipeline supplies; restrict the source"
+
+    open_port_too = True
+
+    def _reports(self, unsure: list) -> bool:
+        """Doubts that are only allow-lists and values the configuration
+        leaves open, some of them values someone still gives (a variable, a
+        parameter, a file the configuration reads) — not only values
+        computed at apply time from other resources (a VPC's CIDR is
+        private by definition: terragoat)."""
+        unset = [r for r in unsure if _unconfigured(r)]
+        return bool(unset) and all(_allow_list(r) or r in unset for r in unsure) \
+            and not all(_computed(r) for r in unset)
 
 
 def _undecided_rules(reach, packets) -> list:
@@ -604,6 +648,18 @@ def _unconfigured(rule) -> bool:
 
 #: Undecidable matches that say which instances a cloud rule applies to.
 _TARGETING = ("destination is a member of", "destination is the service tag")
+
+
+#: A reference to another resource's attribute (``aws_vpc.web.cidr_block``),
+#: as opposed to an input (``var.x``, ``local.x``, ``file(...)``).
+_RESOURCE_ATTR = re.compile(r"`(?!(?:var|local|module|data|each|count|path|self)\.)[a-z][a-z0-9_]*\.[A-Za-z0-9_-]+\.[^`]+`")
+
+
+def _computed(rule) -> bool:
+    """Are ``rule``'s undecided values all computed at apply time from
+    other resources (known after apply, another resource's attribute)?"""
+    return all(m.reason.endswith("(known after apply)") or _RESOURCE_ATTR.search(m.reason)
+               for m in _opaque(rule.matches) if m.configuration == "value")
 
 
 def _given_later(rule) -> bool:

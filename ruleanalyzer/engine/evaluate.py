@@ -36,9 +36,10 @@ MAX_PATHS = 256
 MAX_DEPTH = 64
 #: Rules (and chain entries) one packet's evaluation may visit before the
 #: answer is "unknown" (``MAX_DEPTH`` bounds nesting, not steps). A chain
-#: that returned the packet unchanged is not run again from the same state
-#: (memoised), so jumps that branch (each chain jumping twice to the next)
-#: stay linear; this bounds what memoising cannot catch.
+#: that returned the packet without forking is not run again from the same
+#: state (memoised: its outcome is replayed), so jumps that branch (each
+#: chain jumping twice to the next, marking on the way) stay linear; this
+#: bounds what memoising cannot catch.
 MAX_STEPS = 1_000_000
 
 _MULTICAST4 = (0xE0000000, 0xF0000000)
@@ -52,12 +53,22 @@ class _TooManySteps(Exception):
     pass
 
 
-def _state(path: "_Path") -> tuple | None:
+def _state(path: "_Path") -> tuple:
     """What a chain's outcome depends on: the packet as the rules see it and
-    the path's flags; None when a field cannot be compared."""
+    the path's flags (and how many assumptions and notes it carries)."""
     view = path.view
     return (tuple(getattr(view, name) for name in View.__slots__), path.nat_dst_changed, path.redirected,
             path.routed_oif, path.routing, len(path.assumptions), len(path.notes))
+
+
+def _snapshot(path: "_Path") -> tuple:
+    """What a chain that returned left of the packet (for :func:`_restore`)."""
+    return (path.view.copy(), path.nat_dst_changed, path.redirected, path.routed_oif, path.routing)
+
+
+def _restore(path: "_Path", snapshot: tuple) -> None:
+    view, path.nat_dst_changed, path.redirected, path.routed_oif, path.routing = snapshot
+    path.view = view.copy()
 
 
 @dataclass(slots=True)
@@ -303,8 +314,8 @@ class Evaluator:
         self.compiled = _compiled(ruleset)
         self._paths = 0
         self._steps = 0
-        #: per chain, the states it was entered in and returned the packet unchanged
-        self._unchanged: dict[int, list[tuple]] = {}
+        #: per chain, (state entered in, what it returned) for runs that did not fork
+        self._returned: dict[int, list[tuple]] = {}
         self._base: Chain | None = None  # the base chain running now (NOTRACK needs it)
 
     # -- chains --------------------------------------------------------------
@@ -412,15 +423,18 @@ class Evaluator:
                 return [_End("unknown", path, reason=f"jump to undefined chain {action.target}")]
             out: list[_End] = []
             before = _state(path)
-            seen = self._unchanged.setdefault(id(target), [])
-            if before in seen:  # it returned this very packet unchanged before: it will again
-                path.trace.append(Step("enter", target))
-                path.trace.append(Step("return", chain, rule))
-                return self._run_rules(chain, i + 1, path, depth)
+            seen = self._returned.setdefault(id(target), [])
+            for entered, after in seen:
+                if entered == before:  # it returned this very packet before, without forking: same again
+                    _restore(path, after)
+                    path.trace.append(Step("enter", target))
+                    path.trace.append(Step("return", chain, rule))
+                    return self._run_rules(chain, i + 1, path, depth)
             ends = self._run_chain(target, path, depth + 1)
-            if len(ends) == 1 and ends[0].kind == "return" and ends[0].path is path \
-                    and _state(path) == before and len(seen) < 64:
-                seen.append(before)
+            if len(ends) == 1 and ends[0].kind == "return" and ends[0].path is path and len(seen) < 64:
+                after = _state(path)
+                if after[5:] == before[5:]:  # no assumption or note added: deterministic
+                    seen.append((before, _snapshot(path)))
             for end in ends:
                 if end.kind == "return":
                     end.path.trace.append(Step("return", chain, rule))
@@ -649,7 +663,7 @@ class Evaluator:
             start.route_key = (start.view.src, start.view.dst, start.view.mark)
         self._paths = 1
         self._steps = 0
-        self._unchanged = {}
+        self._returned = {}
         try:
             if host is not None and hook in ("input", "forward"):
                 ends = self._traverse_routed(hook, start, host, packet.oif)

@@ -126,10 +126,10 @@ class FlowReport:
 def compare_flows(old, new, flows: list[Flow], default_hook: str, name: str = "") -> FlowReport:
     """Evaluate every distinct flow in ``old`` and ``new``; the ones whose
     verdict changed, with how many records (and packets, bytes) they stand for."""
-    from ..engine import Evaluator
+    from ..engine.batch import BatchEvaluator
 
     packets = to_packets(flows, default_hook)
-    before, after = Evaluator(old), Evaluator(new)
+    before, after = BatchEvaluator(old), BatchEvaluator(new)
     report = FlowReport(name, records=len(flows))
     seen: dict = {}
     for flow, packet in zip(flows, packets):

@@ -17,12 +17,23 @@ iptables tables, as firewalld passes them to iptables.
 A single zone file given alone is read as that zone over the stock
 configuration; when its name is not the default zone it is taken as the
 default zone (said in a diagnostic), since nothing else binds it.
+``firewall-cmd --list-all(-zones|-policies)`` output is read too
+(:mod:`.firewalld_listall`).
+
+The layout is firewalld 1.x's (:mod:`.firewalld_compile`) or, for a 2.x
+version, 2.x's (:mod:`.firewalld_compile2`): the version comes from the
+caller (``--firewalld-version``, the config's ``firewalld-version``) or
+from a ``versions.txt`` a snapshot recorded. The reader never leaves the
+tree it is given (a symlink out is refused) and reads at most
+:data:`MAX_FILES` files and :data:`MAX_TOTAL_BYTES` bytes.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from ..errors import RuleAnalyzerError
@@ -133,7 +144,7 @@ class Tree:
 def _read(path: Path, root: Path | None = None) -> str:
     from ..loader import read_text
 
-    return read_text(path, MAX_FILE_BYTES, root=root)
+    return read_text(path, MAX_FILE_BYTES)
 
 
 def stock_config(version: str = DEFAULT_VERSION) -> dict:
@@ -180,11 +191,13 @@ def _load_kinds(root: Path, diagnostics: list, stock: bool = False, label: Path 
 
 
 def load_directory(path: str | os.PathLike, version: str | None = None,
-                   bindings: list[tuple[str, str]] | None = None) -> Ruleset:
+                   bindings: list[tuple[str, str]] | None = None, shown: str | None = None) -> Ruleset:
     """The ruleset firewalld builds from the configuration directory ``path``.
 
     ``bindings`` are runtime interface/source bindings ``(zone, interface or
-    source)`` added as ``firewall-cmd --zone=Z --add-interface=I`` would."""
+    source)`` added as ``firewall-cmd --zone=Z --add-interface=I`` would;
+    ``shown`` is how the configuration directory is named in messages
+    (a snapshot's member path) when ``path`` is a copy of it."""
     root = find_config_dir(Path(path))
     if root is None:
         raise RuleAnalyzerError("not a firewalld configuration directory (no firewalld.conf, zones/, "
@@ -192,26 +205,60 @@ def load_directory(path: str | os.PathLike, version: str | None = None,
     diagnostics: list = []
     tree = Tree(Path(path))
     tree.inside(root)
+    label = Path(shown) if shown else root
     conf, where = {}, {}
     if (root / "firewalld.conf").is_file():
-        conf, where = fx.read_conf(tree.read(root / "firewalld.conf"), str(root / "firewalld.conf"))
+        conf, where = fx.read_conf(tree.read(root / "firewalld.conf"), str(label / "firewalld.conf"))
     version = version or recorded_version(Path(path), tree) or DEFAULT_VERSION
     objects = _stock(stock_version(version, diagnostics))
-    user = _load_kinds(root, diagnostics, tree=tree)
+    user = _load_kinds(root, diagnostics, tree=tree, label=Path(shown) if shown else None)
     for kind in KINDS:
         objects[kind].update(user[kind])
     direct = None
     if (root / "direct.xml").is_file():
-        direct = fx.read_direct(tree.read(root / "direct.xml"), str(root / "direct.xml"))
+        direct = fx.read_direct(tree.read(root / "direct.xml"), str(label / "direct.xml"))
     config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
-                    objects["ipsets"], objects["icmptypes"], objects["helpers"], direct, str(root), version)
+                    objects["ipsets"], objects["icmptypes"], objects["helpers"], direct, str(label), version)
     for zone, what in bindings or []:
         if zone not in config.zones:
             raise RuleAnalyzerError(f"runtime binding names zone {zone!r}, which does not exist")
         target = config.zones[zone].sources if ("/" in what or ":" in what or "." in what) \
             else config.zones[zone].interfaces
         target.append(fx.Entry(what, Location("<runtime binding>")))
-    return compile_config(config, diagnostics, str(root))
+    return compile_config(config, diagnostics, str(label))
+
+
+def snapshot_config(files: dict[str, bytes], versions: str | None, shown: str) -> tuple[dict | None, list]:
+    """A host snapshot's ``etc/firewalld`` compiled with the version the
+    snapshot recorded (``versions`` is its versions.txt), for the checks
+    that need the configuration beside the live ruleset (RA705, RA706):
+    (``meta["firewalld"]`` or None, diagnostics). A configuration firewalld
+    would refuse is said, not raised: the snapshot's live ruleset stands."""
+    import tempfile
+
+    prefix = "etc/firewalld/"
+    members = {name[len(prefix):]: data for name, data in files.items() if name.startswith(prefix)}
+    if not members:
+        return None, []
+    m = re.search(r"^firewalld:\s*v?(\d+(?:\.\d+)*)\s*$", versions or "", re.M)
+    with tempfile.TemporaryDirectory(prefix="ra-firewalld-") as tmp:
+        root = Path(tmp)
+        for rel, data in members.items():
+            target = root / rel
+            if ".." in Path(rel).parts or not target.resolve().is_relative_to(root.resolve()):
+                continue  # the snapshot reader refuses such names already
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        if find_config_dir(root) is None:
+            return None, []
+        try:
+            compiled = load_directory(root, version=m.group(1) if m else None, shown=shown)
+        except RuleAnalyzerError as exc:
+            return None, [Diagnostic(f"the snapshot's /etc/firewalld does not compile as firewalld "
+                                     f"{m.group(1) if m else DEFAULT_VERSION} would: {exc.message} (firewalld "
+                                     "refuses such a configuration; the live ruleset is what runs)",
+                                     exc.location or Location(shown))]
+    return compiled.meta["firewalld"], []  # the compiled model's own notes concern no verdict here
 
 
 def recorded_version(path: Path, tree: Tree) -> str | None:
@@ -330,6 +377,14 @@ def compile_config(config: Config, diagnostics: list, name: str) -> Ruleset:
     check_config(config)
     from .firewalld_compile2 import STRICT_FORWARD_PORTS
 
+    for key, since in (("NftablesFlowtable", (2, 0)), ("NftablesCounters", (2, 0)), ("NftablesTableOwner", (2, 0))):
+        if key in config.conf and version_tuple(config.version) < since:
+            diagnostics.append((f"{key} came with firewalld {since[0]}.{since[1]}: firewalld {config.version} "
+                                "logs an error and ignores it", config.conf_where.get(key)))
+    if "NftablesCounters" in config.conf and config.conf["NftablesCounters"].lower() in ("yes", "true") and \
+            is_2x(config.version):
+        diagnostics.append(("NftablesCounters=yes: firewalld adds a counter to every rule; the model leaves "
+                            "them out (they change no verdict)", config.conf_where.get("NftablesCounters")))
     if config.conf.get("StrictForwardPorts", "no").lower() in ("yes", "true") and \
             version_tuple(config.version) < STRICT_FORWARD_PORTS:
         diagnostics.append((f"StrictForwardPorts came with firewalld 2.3: firewalld {config.version} ignores it "
@@ -370,21 +425,44 @@ def compile_config(config: Config, diagnostics: list, name: str) -> Ruleset:
     return ruleset
 
 
+_VERSION: ContextVar[str | None] = ContextVar("firewalld_version", default=None)
+
+
+@contextmanager
+def version_for_files(version: str | None):
+    """Files given alone (:func:`parse`) compile to ``version``'s layout
+    while this is in force (``load(..., firewalld_version=…)``)."""
+    token = _VERSION.set(version)
+    try:
+        yield
+    finally:
+        _VERSION.reset(token)
+
+
 def parse(text: str, name: str) -> Ruleset:
     """One firewalld file given alone: a zone or policy over the stock
     configuration, or a firewalld.conf over the stock zones."""
     stripped = text.lstrip("\ufeff \t\r\n")
     diagnostics: list = []
-    objects = _stock(DEFAULT_VERSION)
+    given = _VERSION.get()
+    objects = _stock(stock_version(given, diagnostics) if given else DEFAULT_VERSION)
     from . import firewalld_listall
 
     if firewalld_listall.looks_like(stripped):
-        zones, conf, where = firewalld_listall.read(text, name, objects, diagnostics)
-        objects["zones"].update(zones)
-        version = "2.0.0" if "ingress-priority" in text else DEFAULT_VERSION
-        config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
-                        objects["ipsets"], objects["icmptypes"], objects["helpers"], None, name, version)
-        return compile_config(config, diagnostics, name)
+        zones, policies, conf, where = firewalld_listall.read(text, name, objects, diagnostics)
+        part = {"zones": zones, "policies": policies, "conf": conf, "where": where, "name": name,
+                "version": given or ("2.0.0" if "ingress-priority" in text else None), "notes": diagnostics}
+        try:
+            ruleset = _compile_listings([part])
+        except RuleAnalyzerError as exc:
+            if not policies:
+                raise
+            # a policy listing may name zones only the zones' listing has: said once
+            # every file is read (combine), raised if still missing then
+            ruleset = Ruleset()
+            ruleset.meta.update({"dialect": "firewalld", "pending": exc})
+        ruleset.meta["firewall_cmd_listing"] = part
+        return ruleset
     conf, where = {}, {}
     stem, problem = object_name(name)
     if not stripped.startswith("<"):
@@ -433,9 +511,46 @@ def parse(text: str, name: str) -> Ruleset:
                                     hint="firewalld files are <zone>, <policy>, <service>, <ipset>, "
                                          "<icmptype>, <helper> and <direct>")
     config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
-                    objects["ipsets"], objects["icmptypes"], objects["helpers"], None, name, DEFAULT_VERSION)
+                    objects["ipsets"], objects["icmptypes"], objects["helpers"], None, name,
+                    given or DEFAULT_VERSION)
     ruleset = compile_config(config, diagnostics, name)
     return ruleset
+
+
+def _compile_listings(parts: list[dict]) -> Ruleset:
+    """firewall-cmd listings (zones, policies) read together as one host."""
+    versions = [p["version"] for p in parts if p["version"]]
+    diagnostics: list = []
+    objects = _stock(stock_version(versions[0], diagnostics) if versions else DEFAULT_VERSION)
+    conf, where, notes = {}, {}, []
+    for p in parts:
+        objects["zones"].update(p["zones"])
+        objects["policies"].update(p["policies"])
+        if p["conf"]:
+            conf, where = p["conf"], p["where"]
+        notes += p["notes"]
+    name = " + ".join(p["name"] for p in parts)
+    notes = list({message: (message, at) for message, at in notes + diagnostics}.values())
+    config = Config(conf, where, objects["zones"], objects["policies"], objects["services"], objects["ipsets"],
+                    objects["icmptypes"], objects["helpers"], None, name, versions[0] if versions else DEFAULT_VERSION)
+    return compile_config(config, notes, name)
+
+
+def combine(rulesets: list[Ruleset]) -> list[Ruleset]:
+    """firewall-cmd listings given together (``--list-all-zones`` and
+    ``--list-all-policies``) are one host; other firewalld input passes."""
+    parts = [r for r in rulesets if r.meta.get("firewall_cmd_listing")]
+    pending = [r.meta["pending"] for r in parts if r.meta.get("pending")]
+    if len(parts) < 2:
+        if pending:
+            exc = pending[0]
+            raise RuleAnalyzerError(exc.message, exc.location,
+                                    hint="give the zones' listing (firewall-cmd --list-all-zones) with the "
+                                         "policies' listing")
+        return rulesets
+    host = _compile_listings([r.meta["firewall_cmd_listing"] for r in parts])
+    host.meta["firewall_cmd_listing"] = None
+    return [host] + [r for r in rulesets if not r.meta.get("firewall_cmd_listing")]
 
 
 def object_name(path: str) -> tuple[str, str | None]:

@@ -288,6 +288,10 @@ class Compiler:
         self.add(name, "ct status dnat accept", self.stock("connections firewalld or another tool DNATed"))
         return True
 
+    def flowtable_rule(self, name: str) -> bool:
+        """NftablesFlowtable (firewalld >= 2.0); 1.x has none."""
+        return False
+
     def dispatch_jumps(self, base: str) -> None:
         made, jumped = self.dispatch(base)
         for chain in made:
@@ -307,8 +311,11 @@ class Compiler:
             self.chain(f"filter_{chain}", f"type {kind} hook {hook} priority {prio}; policy accept;")
         log = self.log_denied != "off"
         pkt = _pkttype(self.log_denied)
+        fastpath = False
         for chain in ("INPUT", "FORWARD"):
             name = f"filter_{chain}"
+            if chain == "FORWARD":
+                fastpath = self.flowtable_rule(name)
             self.add(name, "ct state { established, related } accept", s("replies of allowed connections"))
             self.dnat_rule(name)
             self.add(name, 'iifname "lo" accept', s("loopback"))
@@ -323,20 +330,37 @@ class Compiler:
         output_dnat = self.dnat_rule("filter_OUTPUT")
         self.add("filter_OUTPUT", 'oifname "lo" accept', s("loopback"))
         self.dispatch_jumps("filter_OUTPUT")
-        if self.c.conf.get("IPv6_rpfilter", "yes").lower() not in ("no", "false"):
-            text = "meta nfproto ipv6 fib saddr . mark . iif oif missing"
-            if log:
-                text += ' log prefix "rpfilter_DROP: "'
-            self.insert("filter_PREROUTING", text + " drop", s("IPv6_rpfilter (reverse path filter)"))
-            self.insert("filter_PREROUTING", "icmpv6 type { nd-router-advert, nd-neighbor-solicit } accept",
-                        s("IPv6_rpfilter exemption for neighbour discovery"))
+        rpf_forward = self.rpfilter(log)
         if self.c.conf.get("RFC3964_IPv4", "yes").lower() not in ("no", "false"):
             text = RFC3964 + (' log prefix "RFC3964_IPv4_REJECT: "' if self.log_denied in ("unicast", "all") else "")
             text += " reject with icmpv6 addr-unreachable"
             self.add("filter_OUTPUT", text, s("RFC3964_IPv4"), after=2 if output_dnat else 1)
-            self.add("filter_FORWARD", text, s("RFC3964_IPv4"), after=4 if log else 3)
+            self.add("filter_FORWARD", text, s("RFC3964_IPv4"), after=(4 if log else 3) + rpf_forward + fastpath)
         for ipset in self.c.ipsets.values():
             pass  # sets are printed from the configuration, see :func:`render`
+
+    def rpfilter(self, log: bool) -> bool:
+        """``IPv6_rpfilter``: the strict reverse-path check in PREROUTING
+        (1.x knows yes/no only: any other word is taken as yes, as firewalld
+        does). Whether the rule went to FORWARD instead (2.2's *-forward)."""
+        mode = self.c.conf.get("IPv6_rpfilter", "yes").lower()
+        if mode in ("no", "false"):
+            return False
+        if mode not in ("yes", "true", "strict"):
+            self.diagnostics.append((f"IPv6_rpfilter={mode} came with firewalld 2.2: firewalld {self.c.version} "
+                                     "reads it as yes (strict)", self.c.conf_where.get("IPv6_rpfilter")))
+        self.rpfilter_rules("filter_PREROUTING", "saddr . mark . iif", log)
+        return False
+
+    def rpfilter_rules(self, chain: str, flags: str, log: bool, exempt_nd: bool = True) -> None:
+        s = self.stock
+        text = f"meta nfproto ipv6 fib {flags} oif missing"
+        if log:
+            text += ' log prefix "rpfilter_DROP: "'
+        self.insert(chain, text + " drop", s("IPv6_rpfilter (reverse path filter)"))
+        if exempt_nd:
+            self.insert(chain, "icmpv6 type { nd-router-advert, nd-neighbor-solicit } accept",
+                        s("IPv6_rpfilter exemption for neighbour discovery"))
 
     # -- zones -------------------------------------------------------------
 
@@ -900,6 +924,10 @@ class Compiler:
 
     # -- output --------------------------------------------------------------
 
+    def render_objects(self) -> list[str]:
+        """Table objects besides helpers and sets (2.x: the flowtable)."""
+        return []
+
     def render(self) -> tuple[str, list[tuple[str, list[Line]]]]:
         """The nft text and, per chain in order, its lines."""
         out = ["table inet firewalld {"]
@@ -907,6 +935,7 @@ class Compiler:
             out += [f"\tct helper {name} {{", f"\t\t{spec}", "\t\tl3proto inet", "\t}"]
         for ipset in self.c.ipsets.values():
             out += render_set(ipset)
+        out += self.render_objects()
         order = []
         for chain in self.chains.values():
             out.append(f"\tchain {chain.name} {{")

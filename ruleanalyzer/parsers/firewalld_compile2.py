@@ -56,6 +56,8 @@ CATCH_ALL_PRIORITY = 32768
 #: The firewalld versions whose layout this module builds.
 FIRST = (2, 0)
 STRICT_FORWARD_PORTS = (2, 3)
+#: IPv6_rpfilter=loose / strict-forward / loose-forward (PR #1339).
+RPFILTER_MODES = (2, 2)
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -105,6 +107,40 @@ class Compiler2(Compiler):
         self.add(name, f"ct status dnat jump {name}_dnat",
                  self.stock("StrictForwardPorts=yes: DNATed connections only to firewalld's forward-ports"))
         return True
+
+    def devices(self) -> list[str]:
+        value = self.c.conf.get("NftablesFlowtable", "off").strip()
+        return [] if value.lower() in ("off", "no", "") else value.split()
+
+    def flowtable_rule(self, name: str) -> bool:
+        """``NftablesFlowtable`` (2.0, PR #1116): established TCP/UDP flows of
+        the listed devices go to the ``fastpath`` flowtable, ahead of every
+        FORWARD rule (their later packets skip the ruleset; verdicts of
+        first packets are unchanged)."""
+        if not self.devices():
+            return False
+        self.add(name, "ct state { established, related } meta l4proto { tcp, udp } flow add @fastpath",
+                 Origin(TOOL, f"NftablesFlowtable={' '.join(self.devices())}: established flows offloaded",
+                        self.c.conf_where.get("NftablesFlowtable"), generated=True))
+        return True
+
+    def render_objects(self) -> list[str]:
+        if not self.devices():
+            return []
+        return ["\tflowtable fastpath {", "\t\thook ingress priority filter + 10",
+                f"\t\tdevices = {{ {', '.join(self.devices())} }}", "\t}"]
+
+    def rpfilter(self, log: bool) -> bool:
+        """``build_rpfilter_rules`` (2.2, PR #1339): ``loose`` leaves the
+        interface out of the FIB lookup; ``*-forward`` checks forwarded
+        packets only (in FORWARD, without the neighbour-discovery exemption)."""
+        mode = self.c.conf.get("IPv6_rpfilter", "yes").lower()
+        if version_tuple(self.c.version) < RPFILTER_MODES or mode not in ("loose", "strict-forward", "loose-forward"):
+            return super().rpfilter(log)
+        flags = "saddr . mark" if mode.startswith("loose") else "saddr . mark . iif"
+        forward = mode.endswith("-forward")
+        self.rpfilter_rules("filter_FORWARD" if forward else "filter_PREROUTING", flags, log, exempt_nd=not forward)
+        return forward
 
     def forward_port(self, policy, value, rule, where) -> None:
         """``build_policy_forward_port_rules``: with StrictForwardPorts the
@@ -186,17 +222,18 @@ class Compiler2(Compiler):
 
     def render_dispatch(self) -> None:
         zones = self.applied_zones()
+        zone_policies = {z: self.derived(self.c.zones[z]) for z in zones}
+        bindings = {z: self.bindings(z) for z in zones}
         pairs: list[tuple] = []
         for z in zones:
-            zone = self.c.zones[z]
-            host_in, host_out, any_in, any_out = self.derived(zone)
-            for i, s, e in self.bindings(z):
+            host_in, host_out, _any_in, any_out = zone_policies[z]
+            for i, s, e in bindings[z]:
                 pairs.append((host_in, z, "HOST", (i, s, e), ("", "", None)))
                 pairs.append((host_out, "HOST", z, ("", "", None), (i, s, e)))
                 for zb in zones:
-                    for ib, sb, eb in self.bindings(zb):
+                    for ib, sb, eb in bindings[zb]:
                         pairs.append((any_out, z, zb, (i, s, e), (ib, sb, eb)))
-                        pairs.append((self.derived(self.c.zones[zb])[2], z, zb, (i, s, e), (ib, sb, eb)))
+                        pairs.append((zone_policies[zb][2], z, zb, (i, s, e), (ib, sb, eb)))
         for name in sorted(self.c.policies):
             policy = self.c.policies[name]
             if not self.policy_active(policy):
@@ -207,8 +244,8 @@ class Compiler2(Compiler):
                 z for z in policy.egress_names if z == "HOST" or z in zones]
             for zi in ingress:
                 for ze in egress:
-                    bi = [("", "", None)] if zi == "HOST" else self.bindings(zi)
-                    be = [("", "", None)] if ze == "HOST" else self.bindings(ze)
+                    bi = [("", "", None)] if zi == "HOST" else bindings[zi]
+                    be = [("", "", None)] if ze == "HOST" else bindings[ze]
                     for a in bi:
                         for b in be:
                             if a[0] == "+" and b[0] == "+":
@@ -216,7 +253,8 @@ class Compiler2(Compiler):
                             pairs.append((policy, zi, ze, a, b))
         families: dict[str, str | None] = {}
         for policy, zi, ze, a, b in pairs:
-            if a[1] and b[1] and families.setdefault(a[1], _family(a[1])) != families.setdefault(b[1], _family(b[1])):
+            if a[1] and b[1] and families.setdefault(a[1], self.source_ipv(a[1])) != \
+                    families.setdefault(b[1], self.source_ipv(b[1])):
                 continue  # ``must be same IPv4/IPv6 family!``
             derived = isinstance(policy, _Derived)
             chains = self.zone_dispatch_chains(policy) if derived else self.policy_dispatch_chains(policy)
@@ -225,7 +263,7 @@ class Compiler2(Compiler):
                 if derived:
                     self.pair_rules(policy, table, chain, zi, ze, a, b, last=True)
         if len(self.dispatch_rows) > 20000:
-            bound = sum(len(self.bindings(z)) for z in zones)
+            bound = sum(len(b) for b in bindings.values())
             self.diagnostics.append((f"firewalld 2.x's dispatch grows with the square of the bindings: {bound} "
                                      f"interfaces and sources make {len(self.dispatch_rows)} dispatch rules (firewalld "
                                      "2.x itself slows down or fails at this size; its three-stage dispatch, "
@@ -236,6 +274,18 @@ class Compiler2(Compiler):
                 continue
             seen.add((chain, line.text, key))
             self._put(chain, line, None, token=("dispatch", key))
+
+    def source_ipv(self, source: str) -> str:
+        """``FirewallZone.check_source``: a binding's family ("" for a MAC or
+        a hash:mac ipset, an ipset's own family); pairs of sources must agree."""
+        if is_mac(source):
+            return ""
+        if source.startswith("ipset:"):
+            ipset = self.c.ipsets.get(source[6:])
+            if ipset is None or ipset.type == "hash:mac":
+                return ""
+            return "ipv6" if ipset.options.get("family") == "inet6" else "ipv4"
+        return address_family(source) or ""
 
     def pair_rules(self, policy, table: str, chain: str, zi: str, ze: str, a, b, last: bool) -> None:
         """``build_policy_ingress_egress_pair_rules``."""
@@ -265,7 +315,8 @@ class Compiler2(Compiler):
         lines = []
         if not last:
             text = _binding_text(zone, zi, ze, a, b) if derived else f"{owner} (priority {priority}): {how}"
-            lines.append((0, f"{head} jump {target}".strip(), self._dispatch_origin(policy, text, i_entry or e_entry)))
+            lines.append((0, f"{head} jump {target}".strip(),
+                          self._dispatch_origin(policy, text, i_entry or e_entry, scaffolding=prerouting)))
         elif table != "filter" or chain in ("PREROUTING", "OUTPUT"):
             lines.append((2, f"{head} return".strip(), self.stock(f"{owner}: end of dispatch for {how}")))
         elif zone.target in ("default", "ACCEPT", "%%REJECT%%", "DROP"):
@@ -284,12 +335,16 @@ class Compiler2(Compiler):
                                 postrouting)
             self.dispatch_rows.append((f"{table}_{chain}_POLICIES", key, Line(text, origin, origin.location)))
 
-    def _dispatch_origin(self, policy, text: str, entry) -> Origin:
+    def _dispatch_origin(self, policy, text: str, entry, scaffolding: bool = False) -> Origin:
+        """A dispatch row's origin: the binding's line. PREROUTING rows are
+        firewalld's scaffolding: PREROUTING cannot see the egress interface,
+        so firewalld writes one row per egress zone priority, copies that
+        differ only in their sort key (not the user's duplicates)."""
         if isinstance(policy, _Derived):
             if entry is None:
                 return Origin(TOOL, text, self.c.conf_where.get("DefaultZone"), generated=True)
-            return Origin(TOOL, text, entry.location)
-        return Origin(TOOL, text, policy.location, generated=policy.stock)
+            return Origin(TOOL, text, entry.location, generated=scaffolding)
+        return Origin(TOOL, text, policy.location, generated=policy.stock or scaffolding)
 
     def sort_key(self, policy, zi, ze, i_if, i_src, e_if, e_src, priority, last_order, prerouting, postrouting):
         """``_policy_dispatch_sort_key`` (+ the policy's name, see the module's note)."""
@@ -319,10 +374,6 @@ def _prio(value) -> int:
     return 0 if value is None else value
 
 
-def _family(source: str) -> str | None:
-    if source.startswith("ipset:") or is_mac(source):
-        return None
-    return address_family(source)
 
 
 def _binding_text(zone: Zone, zi, ze, a, b) -> str:

@@ -44,10 +44,11 @@ INSTEAD = ("give the configuration itself (/etc/firewalld: firewalld.conf, zones
 
 
 def looks_like(text: str) -> bool:
-    """A zone header followed by ``  target: …`` within the first lines."""
+    """A zone or policy header followed by ``  target: …`` (``priority:``
+    for a policy) within the first lines."""
     lines = [line for line in text.lstrip("\ufeff")[:4000].splitlines()[:40] if line.strip()]
     for i, line in enumerate(lines[:-1]):
-        if HEADER.match(line) and re.match(r"^[ \t]+target:", lines[i + 1]):
+        if HEADER.match(line) and re.match(r"^[ \t]+(target|priority):", lines[i + 1]):
             return True
     return False
 
@@ -102,21 +103,28 @@ def _values(entry) -> list[tuple[int, str]]:
     return out
 
 
-def zone_xml(block, total_lines: int, name: str) -> tuple[str, dict]:
-    """The zone XML of one block, each element on its output line."""
-    header, zone, _flags, keys = block
-    if any(k in keys for k in POLICY_KEYS):
-        raise RuleAnalyzerError(f"{zone}: a policy listed by firewall-cmd (--list-all-policies) is not read",
-                                Location(name, header, 1),
-                                hint="give /etc/firewalld/policies/*.xml (with the zones and firewalld.conf)")
-    missing = [k for k in REQUIRED if k not in keys]
+POLICY_REQUIRED = ("priority", "target", "ingress-zones", "egress-zones", "services", "ports", "protocols",
+                   "masquerade", "forward-ports", "source-ports", "icmp-blocks", "rich rules")
+
+
+def is_policy(block) -> bool:
+    return any(k in block[3] for k in POLICY_KEYS)
+
+
+def object_xml(block, total_lines: int, name: str) -> tuple[str, dict]:
+    """The zone or policy XML of one block, each element on its output line."""
+    header, obj, _flags, keys = block
+    policy = is_policy(block)
+    kind, required, optional = (("policy", POLICY_REQUIRED, ("description", "summary")) if policy
+                                else ("zone", REQUIRED, OPTIONAL))
+    missing = [k for k in required if k not in keys]
     if missing:
-        raise RuleAnalyzerError(f"zone {zone}: firewall-cmd output without {', '.join(missing)}: not complete "
-                                "enough to know what the zone opens", Location(name, header, 1), hint=INSTEAD)
-    unknown = sorted(set(keys) - set(REQUIRED) - set(OPTIONAL))
+        raise RuleAnalyzerError(f"{kind} {obj}: firewall-cmd output without {', '.join(missing)}: not complete "
+                                f"enough to know what the {kind} opens", Location(name, header, 1), hint=INSTEAD)
+    unknown = sorted(set(keys) - set(required) - set(optional))
     if unknown:
         number = keys[unknown[0]][0]
-        raise RuleAnalyzerError(f"zone {zone}: unknown key {unknown[0]!r} in firewall-cmd output",
+        raise RuleAnalyzerError(f"{kind} {obj}: unknown key {unknown[0]!r} in firewall-cmd output",
                                 Location(name, number, 1), hint=INSTEAD)
     rows: dict[int, list[str]] = {}
 
@@ -125,26 +133,27 @@ def zone_xml(block, total_lines: int, name: str) -> tuple[str, dict]:
 
     attrs = []
     target = keys["target"][1].strip()
-    if target not in ("default", "ACCEPT", "DROP", "%%REJECT%%", "REJECT"):
-        raise RuleAnalyzerError(f"zone {zone}: target {target!r} is not a firewalld zone target",
+    targets = ("CONTINUE", "ACCEPT", "DROP", "REJECT") if policy else ("default", "ACCEPT", "DROP", "%%REJECT%%",
+                                                                        "REJECT")
+    if target not in targets:
+        raise RuleAnalyzerError(f"{kind} {obj}: target {target!r} is not a firewalld {kind} target",
                                 Location(name, keys["target"][0], 1))
-    if target != "default":  # "target: default" is the absence of a target
+    if target != "default":  # a zone's "target: default" is the absence of a target
         attrs.append(f"target={quoteattr(target)}")
-    for key in ("ingress-priority", "egress-priority"):
+    for key in ("priority",) if policy else ("ingress-priority", "egress-priority"):
         if key in keys and keys[key][1].strip() not in ("", "0"):
             attrs.append(f"{key}={quoteattr(keys[key][1].strip())}")
     yes = lambda key: keys.get(key, (0, "no", []))[1].strip() == "yes"  # noqa: E731
-    if yes("icmp-block-inversion"):
-        put(keys["icmp-block-inversion"][0], "<icmp-block-inversion/>")
-    if yes("forward"):
-        put(keys["forward"][0], "<forward/>")
-    if yes("masquerade"):
-        put(keys["masquerade"][0], "<masquerade/>")
-    for number, value in _values(keys["interfaces"]):
-        put(number, f"<interface name={quoteattr(value)}/>")
-    for number, value in _values(keys["sources"]):
-        kind = "ipset" if value.startswith("ipset:") else ("mac" if fx.is_mac(value) else "address")
-        put(number, f"<source {kind}={quoteattr(value[6:] if kind == 'ipset' else value)}/>")
+    for key in ("icmp-block-inversion", "forward", "masquerade"):
+        if yes(key):
+            put(keys[key][0], f"<{key}/>")
+    for key, tag in ((("ingress-zones", "ingress-zone"), ("egress-zones", "egress-zone")) if policy else
+                     (("interfaces", "interface"),)):
+        for number, value in _values(keys[key]):
+            put(number, f"<{tag} name={quoteattr(value)}/>")
+    for number, value in _values(keys.get("sources", (0, "", []))):
+        source = "ipset" if value.startswith("ipset:") else ("mac" if fx.is_mac(value) else "address")
+        put(number, f"<source {source}={quoteattr(value[6:] if source == 'ipset' else value)}/>")
     for number, value in _values(keys["services"]):
         put(number, f"<service name={quoteattr(value)}/>")
     for key, tag in (("ports", "port"), ("source-ports", "source-port")):
@@ -159,7 +168,7 @@ def zone_xml(block, total_lines: int, name: str) -> tuple[str, dict]:
         fields = dict(part.partition("=")[::2] for part in value.split(":"))
         names = {"port": "port", "proto": "protocol", "toport": "to-port", "toaddr": "to-addr"}
         if set(fields) - set(names) or "port" not in fields or "proto" not in fields:
-            raise RuleAnalyzerError(f"zone {zone}: forward-port {value!r} is not port=…:proto=…[:toport=…]"
+            raise RuleAnalyzerError(f"{kind} {obj}: forward-port {value!r} is not port=…:proto=…[:toport=…]"
                                     "[:toaddr=…]", Location(name, number, 1))
         put(number, "<forward-port " + " ".join(f"{names[k]}={quoteattr(v)}" for k, v in fields.items() if v)
             + "/>")
@@ -169,11 +178,11 @@ def zone_xml(block, total_lines: int, name: str) -> tuple[str, dict]:
     for number, text in rich:
         put(number, rich_xml(text, Location(name, number, 1)))
     lines = [""] * total_lines
-    lines[header - 1] = f"<zone{''.join(' ' + a for a in attrs)}>"
+    lines[header - 1] = f"<{kind}{''.join(' ' + a for a in attrs)}>"
     for number, elements in rows.items():
         lines[number - 1] = " ".join(elements)
     end = max([header] + list(rows))
-    lines[end - 1] += "</zone>"
+    lines[end - 1] += f"</{kind}>"
     return "\n".join(lines[:end]) + "\n", keys
 
 
@@ -230,49 +239,58 @@ def rich_xml(text: str, where: Location) -> str:
     return "".join(parts)
 
 
-def read(text: str, name: str, stock: dict, diagnostics: list) -> tuple[dict, dict, dict]:
-    """Zones (replacing the stock ones of the same name), firewalld.conf
-    settings and where they came from, read from firewall-cmd output."""
+def read(text: str, name: str, stock: dict, diagnostics: list) -> tuple[dict, dict, dict, dict]:
+    """Zones and policies (replacing the stock ones of the same name),
+    firewalld.conf settings and where they came from, read from
+    firewall-cmd output (``--list-all-zones``, ``--list-all``,
+    ``--list-all-policies``)."""
     blocks = _blocks(text, name)
     if not blocks:
         raise RuleAnalyzerError("no zone in firewall-cmd output", Location(name, 1, 1), hint=INSTEAD)
     total = len(text.splitlines()) + 1
-    zones, default, seen = {}, None, set()
+    zones, policies, default, seen = {}, {}, None, set()
     for block in blocks:
-        header, zone_name, flags, _ = block
-        if zone_name in seen:
-            raise RuleAnalyzerError(f"zone {zone_name} listed twice", Location(name, header, 1))
-        seen.add(zone_name)
-        xml, keys = zone_xml(block, total, name)
-        zone = fx.read_zone(xml, name, zone_name, diagnostics)
-        for entry in zone.services:
+        header, obj_name, flags, _ = block
+        if obj_name in seen:
+            raise RuleAnalyzerError(f"{obj_name} listed twice", Location(name, header, 1))
+        seen.add(obj_name)
+        xml, keys = object_xml(block, total, name)
+        if is_policy(block):
+            obj = policies[obj_name] = fx.read_policy(xml, name, obj_name, diagnostics)
+        else:
+            obj = zones[obj_name] = fx.read_zone(xml, name, obj_name, diagnostics)
+            if "default" in flags:
+                default = obj_name
+        what = f"{'policy' if is_policy(block) else 'zone'} {obj_name}"
+        for entry in obj.services:
             if entry.value not in stock["services"]:
                 raise RuleAnalyzerError(
-                    f"zone {zone_name}: service {entry.value!r} is not one of firewalld's stock services, so "
+                    f"{what}: service {entry.value!r} is not one of firewalld's stock services, so "
                     "firewall-cmd's output does not say what it opens", entry.location,
                     hint=f"give /etc/firewalld/services/{entry.value}.xml with the rest of /etc/firewalld")
-        for entry in zone.sources:
+        for entry in getattr(obj, "sources", ()):
             if entry.value.startswith("ipset:"):
                 raise RuleAnalyzerError(
-                    f"zone {zone_name}: source {entry.value} names an ipset, whose entries firewall-cmd's "
+                    f"{what}: source {entry.value} names an ipset, whose entries firewall-cmd's "
                     "output does not list", entry.location,
                     hint=f"give /etc/firewalld/ipsets/{entry.value[6:]}.xml with the rest of /etc/firewalld")
-        zones[zone_name] = zone
-        if "default" in flags:
-            default = zone_name
     conf, where = {}, {}
-    assumed = [f"services resolve through firewalld {'1.3.3'}'s stock definitions (a service the host "
+    assumed = ["services resolve through firewalld 1.3.3's stock definitions (a service the host "
                "redefines in /etc/firewalld/services would differ)",
                "firewalld.conf is at its defaults (LogDenied=off, IPv6_rpfilter=yes, RFC3964_IPv4=yes)",
-               "policies, ipsets and direct rules are not in this output"]
-    if default is None:
-        default = "public"
+               "ipsets and direct rules are not in this output"]
+    if not policies:
+        assumed.append("policies are firewalld's stock ones (give --list-all-policies output with this)")
+    if not zones:
+        assumed.append("zones are firewalld's stock ones (give --list-all-zones output with this)")
+    elif default is None:
         assumed.append("no zone is marked (default): the default zone is taken as public")
-    conf["DefaultZone"] = default
-    where["DefaultZone"] = Location(name, blocks[0][0], 1)
-    if len(blocks) == 1:
+    if default is not None or zones:
+        conf["DefaultZone"] = default or "public"
+        where["DefaultZone"] = Location(name, blocks[0][0], 1)
+    if len(zones) == 1 and not policies:
         assumed.append("only this zone was listed (--list-all): every other zone is firewalld's stock one")
     if any("ingress-priority" in b[3] for b in blocks):
         assumed.append("the output lists zone priorities: read with firewalld 2.x's layout")
     diagnostics.append(("read from firewall-cmd output, assuming: " + "; ".join(assumed), Location(name, 1, 1)))
-    return zones, conf, where
+    return zones, policies, conf, where

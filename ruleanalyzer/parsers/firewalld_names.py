@@ -3,7 +3,9 @@
 firewalld's chain names encode what they are for (1.x layout):
 ``filter_IN_public_allow`` is zone public's traffic to the host, the part
 holding services, ports and accept rich rules; ``filter_FWD_policy_lan-out``
-is policy lan-out; ``*_ZONES`` and ``*_POLICIES_pre/post`` dispatch. Rules in
+is policy lan-out; ``*_ZONES`` and ``*_POLICIES_pre/post`` dispatch (2.x:
+one ``*_POLICIES`` chain per hook, ``filter_OUT_<zone>`` for the host's
+own traffic, ``filter_*_dnat`` with StrictForwardPorts). Rules in
 a zone's or policy's parts are the user's (``generated=False``); the base
 chains, dispatch chains and the jumps between them are firewalld's stock
 scaffolding. Origins a reader or an earlier pass set are kept.

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from ..errors import RuleAnalyzerError, line_of
@@ -79,6 +81,79 @@ def is_config_dir(path) -> bool:
         return False
 
 
+#: Directories the user named (``audit infra/``): a configuration found
+#: inside one may read local modules anywhere inside it (``envs/prod`` →
+#: ``../../modules/web``), never outside.
+GIVEN_TREES: ContextVar[tuple] = ContextVar("terraform_given_trees", default=())
+_MODULE_SOURCE = re.compile(r'^\s*source\s*=\s*"(\.\.?/[^"]*)"', re.M)
+
+
+@contextmanager
+def given_trees(paths):
+    """Within this block, the directories among ``paths`` are trees local
+    modules may be read from (see :data:`GIVEN_TREES`)."""
+    from pathlib import Path
+
+    token = GIVEN_TREES.set(tuple(Path(p).resolve() for p in paths if Path(p).is_dir()))
+    try:
+        yield
+    finally:
+        GIVEN_TREES.reset(token)
+
+
+_DECLARATION = re.compile(r'^(resource|data|variable|module|output)((?:\s+"[^"\n]*")+)\s*\{', re.M)
+
+
+def is_one_configuration(directory) -> bool:
+    """Do the ``.tf`` files of ``directory`` form one Terraform module? Not
+    when two of them declare the same resource, variable, module or output
+    (Terraform refuses that: "Duplicate resource configuration") — a folder
+    of unrelated examples, read file by file instead."""
+    seen: set = set()
+    for f in _module_files(directory):
+        text = _head(f)
+        if text is None:
+            return False
+        for m in _DECLARATION.finditer(text):
+            key = (m.group(1), " ".join(m.group(2).split()))
+            if key in seen:
+                return False
+            seen.add(key)
+    return True
+
+
+#: How much of a .tf file the directory walk scans for declarations and
+#: module calls (the file itself is read, within --max-bytes, when loaded).
+SCAN_BYTES = 4 * 2**20
+
+
+def _head(path) -> str | None:
+    """The first :data:`SCAN_BYTES` of ``path`` as text, or None when unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(SCAN_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def root_modules(directories) -> list:
+    """Of ``directories`` holding ``.tf`` files that form one module each,
+    those no other one calls as a local module (``source = "./…"``,
+    ``"../…"``): the configurations to read; a module directory is read
+    through its caller."""
+    from pathlib import Path
+
+    dirs = [Path(d) for d in directories if is_one_configuration(d)]
+    called = set()
+    for d in dirs:
+        for f in _module_files(d):
+            for m in _MODULE_SOURCE.finditer(_head(f) or ""):
+                target = (d / m.group(1)).resolve()
+                if target != d.resolve():
+                    called.add(target)
+    return [d for d in dirs if d.resolve() not in called]
+
+
 def _module_files(directory) -> list:
     """The ``*.tf`` files of a module directory, in name order (Terraform
     reads them all as one module; subdirectories are other modules)."""
@@ -105,7 +180,7 @@ def load_directory(path, max_bytes: int | None = None) -> Ruleset:
         sources.append(_Source(str(f), text, _tree(text, str(f))))
     if not files:
         raise RuleAnalyzerError("no .tf files in this directory", Location(str(path)))
-    return evaluate(sources, root=d)
+    return evaluate(sources, root=d, max_bytes=max_bytes)
 
 
 def combine(rulesets: list[Ruleset]) -> list[Ruleset]:
@@ -152,13 +227,17 @@ def _tree(text: str, name: str):
 # ---------------------------------------------------------------------------
 
 
-def evaluate(sources: list[_Source], root=None) -> Ruleset:
+def evaluate(sources: list[_Source], root=None, max_bytes: int | None = None) -> Ruleset:
     """The rules of ``sources`` read as one configuration; local modules are
     followed inside ``root`` (default: the directory the files share)."""
     ruleset = Ruleset(sources=[s.name for s in sources])
     ruleset.meta[SOURCES_META] = sources
     init_meta(ruleset, DIALECT)
-    config = _Config(ruleset, _tree_root(sources, root))
+    from ..loader import DEFAULT_MAX_BYTES
+
+    limit = max_bytes or DEFAULT_MAX_BYTES
+    budget = [MAX_MODULE_FILES, limit, limit]  # files and bytes left through modules, the limit
+    config = _Config(ruleset, _tree_root(sources, root), budget=budget)
     for source in sources:
         config.read(source)
     resources = config.resources()
@@ -182,15 +261,16 @@ def _guard(ruleset: Ruleset, guards: dict[str, list[str]]) -> None:
 def _tree_root(sources: list[_Source], root) -> tuple:
     """The directories modules may be read from (resolved): ``root``, else
     the directory of each file given (not their common parent: two files
-    from unrelated places do not open the whole disk); () when the sources
-    are not files on disk."""
+    from unrelated places do not open the whole disk) — and a tree the user
+    named that holds them (:data:`GIVEN_TREES`); () when the sources are
+    not files on disk."""
     import os
     from pathlib import Path
 
-    if root is not None:
-        return (Path(root).resolve(),)
-    return tuple(dict.fromkeys(Path(s.name).resolve().parent for s in sources
-                               if os.path.isfile(s.name)))
+    own = (Path(root).resolve(),) if root is not None else tuple(dict.fromkeys(
+        Path(s.name).resolve().parent for s in sources if os.path.isfile(s.name)))
+    trees = tuple(t for t in GIVEN_TREES.get() if any(d == t or t in d.parents for d in own))
+    return tuple(dict.fromkeys((*own, *trees)))
 
 
 class _Config:
@@ -201,7 +281,7 @@ class _Config:
                  budget: list | None = None, chain: tuple = ()):
         self.ruleset = ruleset
         self.root, self.prefix, self.depth = root, prefix, depth
-        self.budget = budget if budget is not None else [MAX_MODULE_FILES]
+        self.budget = budget if budget is not None else [MAX_MODULE_FILES, 256 * 2**20, 256 * 2**20]
         self.chain = chain  # module directories on the way here (a cycle stops)
         self.modules: list[tuple[_Source, str, Any, int]] = []
         self.variables: dict[str, Any] = {}
@@ -334,7 +414,7 @@ class _Config:
         return out
 
     def _module_sources(self, directory, skip) -> list[_Source] | None:
-        from ..loader import DEFAULT_MAX_BYTES, read_text
+        from ..loader import read_text
 
         files = _module_files(directory)
         if not files:
@@ -346,7 +426,12 @@ class _Config:
         self.budget[0] -= len(files)
         out = []
         for f in files:
-            text = read_text(f, DEFAULT_MAX_BYTES)
+            text = read_text(f, self.budget[2])
+            self.budget[1] -= len(text.encode("utf-8"))
+            if self.budget[1] < 0:  # each file under the limit, together over it
+                raise RuleAnalyzerError(f"the modules' .tf files together are over the limit of "
+                                        f"{self.budget[2]} bytes", Location(str(f)),
+                                        hint="raise the limit with --max-bytes if this is one configuration")
             out.append(_Source(str(f), text, _tree(text, str(f))))
         return out
 

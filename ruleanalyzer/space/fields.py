@@ -230,10 +230,12 @@ def _bits_for(n: int) -> int:
 
 def _ruleset_matches(ruleset: Ruleset) -> Iterable[Match]:
     host = getattr(ruleset, "host", None)
-    if host is not None and host.interfaces:
+    own = [i for i in host.interfaces if i not in host.bridge_ports] if host is not None else []
+    if own:
         # A snapshot's interfaces get codes of their own: routes and the
-        # reverse-path filter (space/routes.py) differ per interface.
-        yield InterfaceMatch("iif", tuple(host.interfaces))
+        # reverse-path filter (space/routes.py) differ per interface. Bridge
+        # ports (a container's veth) carry no address or route: left out.
+        yield InterfaceMatch("iif", tuple(own))
     for chain in ruleset.chains():
         if chain.devices:  # netdev chains bound to devices guard on iif
             yield InterfaceMatch("iif", tuple(chain.devices))

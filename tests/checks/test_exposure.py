@@ -170,17 +170,19 @@ SG = ('{head}resource "aws_security_group" "sg" {{\n  name = "sg"\n{count}'
       '    cidr_blocks = {cidr}\n  }}\n}}\n')
 
 
-def test_what_a_configuration_leaves_open_is_likely_exposure_only_for_an_input_and_a_port():
-    """A value the configuration does not give is not state a packet meets.
-    A port from a variable opens no port in particular (every sensitive port
-    would be listed): nothing. A source computed at apply time (a VPC's CIDR,
-    private by definition; terragoat): nothing. A source still to be given (a
-    variable without a value) may be 0.0.0.0/0: RA403 naming it."""
-    assert _tf_codes(SG.format(head="", count="", port="var.port", cidr='["0.0.0.0/0"]')) == []
+def test_what_a_configuration_leaves_open_is_said_as_info_naming_the_value():
+    """A value the configuration does not give is not state a packet meets:
+    nothing is *likely* (RA403). Whoever supplies it decides, so RA404
+    (info) names the value (issue #19's "may expose 22 — depends on …"):
+    a port from a variable, a source still to be given. A source computed at
+    apply time from another resource (a VPC's CIDR, private by definition;
+    terragoat): nothing."""
+    found = _tf_codes(SG.format(head="", count="", port="var.port", cidr='["0.0.0.0/0"]'))
+    assert [c for c, _m in found] == ["RA404"] and "depends on `var.port`" in found[0][1]
+    found = _tf_codes(SG.format(head="", count="", port="22", cidr="var.cidrs"))
+    assert [c for c, _m in found] == ["RA404"] and "may be open to the whole internet: SSH" in found[0][1]
     vpc = 'resource "aws_vpc" "web" {\n  cidr_block = var.block\n}\n'
     assert _tf_codes(SG.format(head=vpc, count="", port="22", cidr="[aws_vpc.web.cidr_block]")) == []
-    (code, message), = _tf_codes(SG.format(head="", count="", port="22", cidr="var.cidrs"))
-    assert code == "RA403" and "SSH (22/tcp, IPv4)" in message and "var.cidrs" in message
     # a concrete rule whose existence only is undecided: if it is made, SSH is open
     (code, message), = _tf_codes(SG.format(head="", count="  count = var.create ? 1 : 0\n",
                                            port="22", cidr='["0.0.0.0/0"]'))

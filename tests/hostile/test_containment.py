@@ -103,7 +103,7 @@ def test_firewalld_directory_does_not_follow_links_out(tmp_path):
     (fw / "firewalld.conf").write_text("DefaultZone=public\n")
     os.symlink("/etc/passwd", fw / "zones" / "public.xml")
     err = _refused(lambda: loader.load(fw))
-    assert "outside the directory given" in err.message
+    assert "leads out of the configuration directory" in err.message
     # a snapshot-like directory whose etc/ links out is not a firewalld directory
     other = tmp_path / "other"
     other.mkdir()
@@ -139,3 +139,16 @@ def test_sarif_has_no_snippets_unless_asked(tree, capsys):
     assert '"snippet"' not in capsys.readouterr().out
     cli.main(["audit", str(tree / "a.rules"), "--format", "sarif", "--sarif-snippets"])
     assert '"snippet"' in capsys.readouterr().out
+
+
+def test_texts_kept_for_frames_are_bounded(tmp_path, monkeypatch):
+    """Frames need the text read, but an audit of many large files must not
+    keep them all: past MAX_KEPT_CHARS the oldest are dropped."""
+    monkeypatch.setattr(loader, "MAX_KEPT_CHARS", 10_000)
+    loader.forget_texts()
+    for i in range(5):
+        (tmp_path / f"{i}.rules").write_text("#" * 3_000 + "\n")
+        loader.read_text(tmp_path / f"{i}.rules")
+    kept = [i for i in range(5) if loader.text_read(str(tmp_path / f"{i}.rules")) is not None]
+    assert kept == [2, 3, 4]
+    loader.forget_texts()

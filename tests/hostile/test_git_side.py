@@ -84,3 +84,19 @@ def test_names_git_quotes_are_found(repo, capsys):
     (path / name).write_text(V4_OPEN)
     assert main(["diff", "--git", "HEAD", "--no-findings", "--format", "json"]) == 1
     assert _opened(capsys) == 1
+
+
+def test_a_change_inside_an_included_file_is_found_without_naming_files(repo, capsys):
+    """The pre-commit hook and the Action diff the changed files: main.nft
+    did not change, only what it includes — it is compared too."""
+    path, git = repo
+    (path / "fw").mkdir()
+    (path / "fw" / "main.nft").write_text(
+        'include "ports.nft"\ntable ip t {\n chain input { type filter hook input priority 0; policy drop;\n'
+        "  tcp dport $ports accept\n }\n}\n")
+    (path / "fw" / "ports.nft").write_text("define ports = { 22 }\n")  # alone: no rules, no change
+    git("add", ".")
+    git("commit", "-qm", "old")
+    (path / "fw" / "ports.nft").write_text("define ports = { 22, 3389 }\n")
+    assert main(["diff", "--git", "HEAD", "--no-findings", "--format", "json"]) == 1
+    assert _opened(capsys) == 1

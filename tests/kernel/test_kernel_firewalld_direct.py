@@ -1,4 +1,4 @@
-"""direct.xml against the real firewalld 1.3.3 and the kernel.
+"""direct.xml against the real firewalld 1.3.3 and the kernel; the 2.x layout against the kernel.
 
 firewalld passes direct rules to iptables (iptables-nft): they land in
 ``table ip filter`` / ``table ip6 filter`` beside ``table inet firewalld``.
@@ -122,3 +122,40 @@ def test_the_kernel_decides_direct_and_zone_rules_as_the_model(oracle, tmp_path)
     assert len(observations) == len(probes)
     disagreements = compare("firewalld direct.xml", dump.nft, ours, observations, evaluate)
     assert not disagreements, "\n".join(d.report() for d in disagreements)
+
+
+def test_the_kernel_runs_the_2x_layout_as_the_model_says(tmp_path):
+    """No firewalld 2.x to ask here, but the 2.x ruleset the analyzer builds
+    must be nft the kernel accepts and decides as the model says: random
+    configurations (tests/kernel/gen_firewalld.py) compiled with the 2.x
+    layout, loaded into a namespace, probed."""
+    from ruleanalyzer.errors import RuleAnalyzerError
+
+    from .compare import compare
+    from .gen_firewalld import generate
+    from .netns import TestBed, missing_prerequisites
+    from .observe_nft import TRACE_TABLE
+    from .runner import observe_nftables
+
+    reason = missing_prerequisites(("ip", "nft", "stdbuf"))
+    if reason:
+        pytest.skip(reason)
+    compared, disagreements = 0, []
+    for seed in (1, 2, 3):
+        root = tmp_path / f"k{seed}"
+        _interfaces, probes, family = generate(seed, root, probes=60)
+        probes = [p for p in probes if p.state == "new"]
+        try:
+            ruleset = load_directory(root, version="2.3.0")
+        except RuleAnalyzerError:
+            continue  # a configuration firewalld refuses
+        text = ruleset.meta["firewalld"]["nft"]
+        with TestBed() as bed:
+            bed.load_nft(text + TRACE_TABLE)
+            observations = [o for o in observe_nftables(bed, probes, family) if not o.problem]
+        decided = [o for o in observations if not evaluate(ruleset, o.probe.model_packet()).depends_on]
+        compared += len(decided)
+        disagreements += compare(f"2.x layout seed {seed}", text, ruleset, decided, evaluate)
+    print(f"\n{compared} packets through the 2.x layout in the kernel; {len(disagreements)} disagree")
+    assert compared > 0
+    assert not disagreements, "\n".join(d.report() for d in disagreements[:10])
