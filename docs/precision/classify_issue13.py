@@ -43,6 +43,8 @@ RULES = [
      "'an undecidable match'"),
     ("RA401", r"found_online__myiptables__firewall\.conf", r"forwarded", "noisy",
      "FORWARD ACCEPT everywhere; forwarding of the host not evident"),
+    ("RA402", r"found_online__myiptables__firewall\.conf", r"forwarded", "noisy",
+     "FORWARD ACCEPT everywhere; forwarding of the host not evident"),
     ("RA402", r"majek_dump_vpn__vpn__iptables\.up\.rules\.del", r"", "noisy",
      "a flush file (empty *nat and *filter): true of what it loads, but not a host's ruleset"),
     ("RA40[12]", r"(^|/)[^/]*direct\.xml( \(ipv4\))?$", r"", "noisy",
@@ -90,6 +92,10 @@ RULES = [
      "port reaches every port (the classic --sport hole)"),
     ("RA402", r"ufw-upstream-conf", r"", "true",
      "ufw.conf says ENABLED=no: ufw is inactive, nothing is filtered"),
+    ("RA402", r"", r"is forwarded", "true",
+     "a router whose FORWARD path accepts every new connection to public (or DNATed) destinations "
+     "from any source (policy ACCEPT or an unconditional accept: psa, memphis testbed, nat64 router, "
+     "iptables-semantics worst_case, linuxforum)"),
     ("RA402", r"", r"", "true",
      "INPUT (or the nft input chain) accepts every connection: ACCEPT policy with nothing that "
      "drops, or -j ACCEPT without conditions — the host has no inbound filter"),
