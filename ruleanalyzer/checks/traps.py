@@ -452,6 +452,8 @@ class NeighbourDiscoveryBlocked(Check):
             for types, what, fatal in wanted[hook]:
                 pkts = (sp.family(6) & sp.icmp & sp.eq("fragment", 0) & sp.one_of("icmp_type", types)
                         & S.state_is(sp, "untracked") & link & sp.eq("ttl", 255))
+                if "ext_headers" in sp.layout.fields:  # neighbour discovery carries no extension header
+                    pkts &= sp.eq("ext_headers", 0)
                 dropped = reach.dropped.lower.node & pkts
                 if dropped == sp.false:
                     continue
