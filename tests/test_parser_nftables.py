@@ -357,3 +357,20 @@ def test_ip6_dscp_mask_as_nft_lists_it_back_answers_as_written():
 
     assert verdicts("(@nh,0,16 & 0xfc0) >> 6 & 0x38 != 0x800/8") == verdicts("ip6 dscp & 0x38 != 0x8")
     assert "unknown" not in verdicts("(@nh,0,16 & 0xfc0) >> 6 & 0x38 != 0x800/8")
+
+
+def test_ip6_nexthdr_of_a_transport_protocol_fails_for_other_protocols_even_with_extension_headers():
+    """With extension headers the first next header is one of them, so
+    ``ip6 nexthdr icmpv6 accept`` never takes a TCP segment; only for
+    ICMPv6 itself does it hang on the extension headers (the upstream
+    workstation ruleset was "likely open" on every IPv6 port)."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.audit import run_audit
+
+    text = ("table ip6 f {\n chain input {\n  type filter hook input priority 0; policy drop;\n"
+            "  ct state established,related accept\n  ip6 nexthdr icmpv6 accept\n"
+            "  tcp dport 22 accept\n }\n}\n")
+    codes = [f.code for f in run_audit([loads(text, dialect="nftables")], select=["RA4"]).findings]
+    assert codes == ["RA401"]  # SSH; no "likely open" on the other ports
+    rule = list(loads(text, dialect="nftables").rules())[1]
+    assert "extension header" in str(rule.matches)  # ICMPv6 with extension headers stays unknown

@@ -1061,8 +1061,12 @@ class _RuleContext:
         if sel.field == "proto" and sel.version == 6:
             # ip6 nexthdr is the transport protocol only without extension headers
             m = self.simple_match(sel, op, right, mask, negate)
-            return list(sel.deps) + [_without_ext_headers(m, OpaqueMatch(
-                reason="depends on which extension header comes first (ip6 nexthdr)"))]
+            otherwise = OpaqueMatch(reason="depends on which extension header comes first (ip6 nexthdr)")
+            if isinstance(m, IntMatch) and not any(lo <= t <= hi for lo, hi in m.ranges for t in EXT_HEADER_TYPES):
+                # With extension headers the first next header is one of
+                # them: "nexthdr icmpv6" fails (and "!= tcp" holds) whichever.
+                otherwise = AllOf(()) if m.negate else AnyOf(())
+            return list(sel.deps) + [_without_ext_headers(m, otherwise)]
         try:
             return list(sel.deps) + [self.simple_match(sel, op, right, mask, negate)]
         except ModelError:
@@ -1224,6 +1228,12 @@ def _constant(part) -> str | None:
 #: Reasons of IPv6 extension-header expressions (``exthdr frag exists``,
 #: ``frag frag-off``, ``hbh``, ``rt``, ``dst``, ``mh``, ``srh``).
 _IPV6_EXTHDR = re.compile(r"depends on (exthdr|frag|hbh|rt|dst|mh|srh) ")
+
+
+#: IPv6 next-header values that are extension headers (RFC 8200, 4303,
+#: 4302, 6275, 5533, 7401, experiments): the only ones the first next
+#: header of a packet with extension headers can take.
+EXT_HEADER_TYPES = (0, 43, 44, 50, 51, 60, 135, 139, 140, 253, 254)
 
 
 def _without_ext_headers(plain: Match, otherwise: Match, field: str = "ext_headers") -> Match:
