@@ -280,9 +280,13 @@ def _packets_from_args(args, default_hook: str = "input") -> list:
 
 def _working(args, what: str):
     """A spinner on a terminal while one command reads and analyses its files."""
+    if not sys.stderr.isatty() or args.quiet:
+        import contextlib
+
+        return contextlib.nullcontext()  # without importing the findings report (50 ms)
     from .report.findings_text import working
 
-    return working(f"{what} {', '.join(args.files[:2])}", sys.stderr.isatty() and not args.quiet)
+    return working(f"{what} {', '.join(args.files[:2])}", True)
 
 
 def cmd_query(args, out) -> int:
@@ -481,8 +485,8 @@ def cmd_diff(args, out) -> int:
         pairs = []
         for group in groups:
             try:
-                pairs.append((gitfiles.load_at(old_rev, group, args.dialect, args.max_bytes),
-                              gitfiles.load_at(new_rev, group, args.dialect, args.max_bytes),
+                pairs.append((gitfiles.load_at(old_rev, group, args.dialect, args.max_bytes, args.table),
+                              gitfiles.load_at(new_rev, group, args.dialect, args.max_bytes, args.table),
                               gitfiles.side_name(old_spec, old_rev, group, "added"),
                               gitfiles.side_name(new_spec, new_rev, group, "deleted")))
             except RuleAnalyzerError:

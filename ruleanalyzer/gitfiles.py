@@ -238,21 +238,23 @@ def side_name(spec: str | None, rev: str | None, paths: list[str], missing: str)
 
 
 def load_at(rev: str | None, paths: list[str], dialect: str | None = None,
-            max_bytes: int = DEFAULT_MAX_BYTES):
+            max_bytes: int = DEFAULT_MAX_BYTES, table: str | None = None):
     """The files ``paths`` (one firewall) as they were at ``rev`` — or in the
     working tree when ``rev`` is None — as one Ruleset. A file missing on
-    that side contributes nothing (a firewall without those rules)."""
+    that side contributes nothing (a firewall without those rules).
+    ``table``: the table of ``iptables -S`` output (see :func:`load`)."""
     from . import parsers
     from .loader import load
     from .model import Ruleset
 
     if rev is None:
         present = [p for p in paths if os.path.exists(p)]
-        return load(*present, dialect=dialect, max_bytes=max_bytes) if present else Ruleset()
+        return load(*present, dialect=dialect, max_bytes=max_bytes, table=table) if present else Ruleset()
     ruleset = Ruleset()
     with reading_side(RevisionSide(rev, max_bytes)):  # its includes at that revision too
         for path in paths:
             if not exists_at(rev, path):
                 continue
-            ruleset.merge(parsers.parse(read_at(rev, path, max_bytes), f"{rev}:{path}", dialect))
+            ruleset.merge(parsers.parse(read_at(rev, path, max_bytes), f"{rev}:{path}", dialect,
+                                        table=table))
     return ruleset

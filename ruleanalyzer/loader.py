@@ -155,6 +155,10 @@ def _read_stdin(max_bytes: int) -> bytes:
     import sys
 
     if "data" not in _stdin_cache:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise RuleAnalyzerError("- reads the rules from standard input, but nothing is piped in",
+                                    Location(STDIN_NAME),
+                                    hint="iptables-save | ruleanalyzer audit -   (or name the file)")
         stream = getattr(sys.stdin, "buffer", None)
         data = stream.read(max_bytes + 1) if stream is not None else sys.stdin.read(max_bytes + 1).encode()
         _stdin_cache["data"] = data

@@ -175,6 +175,38 @@ def test_hcl_count_for_each_and_functions():
     assert reasons == {'depends on `cidrsubnet("10.0.0.0/8", 8, 1)`'}  # never evaluated
 
 
+def test_hcl_try_over_a_literal_for_each_map_reads_each_entry():
+    # try(each.value.x, null): the entry's own value, or the fallback where the
+    # entry has no such key; unread, every entry looked alike (a false RA505).
+    rs = loads('resource "aws_security_group" "s" {}\n'
+               'resource "aws_vpc_security_group_ingress_rule" "r" {\n'
+               '  for_each = {\n    web = { port = 443, cidr = "10.0.0.0/8" }\n'
+               '    ssh = { port = 22, cidr = var.admin }\n    all = { proto = "-1" }\n  }\n'
+               '  security_group_id = aws_security_group.s.id\n'
+               '  ip_protocol = try(each.value.proto, "tcp")\n  from_port = try(each.value.port, null)\n'
+               '  to_port = try(each.value.port, null)\n  cidr_ipv4 = try(each.value.cidr, "192.0.2.0/24")\n}\n',
+               "terraform", "c.tf")
+    rules = [r for r in rs.table("aws_security_group.s").chains["ingress"].rules if not r.implicit]
+    assert [r.text for r in rules] == ["allow tcp 443 from 10.0.0.0/8", "allow tcp 22 from 0.0.0.0/0",
+                                       "allow all from 192.0.2.0/24"]
+    assert {m.reason for m in rules[1].matches if hasattr(m, "reason")} == {
+        "depends on `each.value.cidr` (no value given)"}  # var.admin has no default
+
+
+def test_azure_rules_naming_no_group_are_read_alone():
+    # network_security_group_name = "" names no NSG: two such rules are not one
+    # group (read as one, the second was "shadowed" / a "duplicate" of the first).
+    rule = ('resource "azurerm_network_security_rule" "%s" {\n  name = "%s"\n  priority = 100\n'
+            '  direction = "Inbound"\n  access = "%s"\n  protocol = "Udp"\n  source_port_range = "*"\n'
+            '  destination_port_range = "*"\n  source_address_prefix = "*"\n'
+            '  destination_address_prefix = "*"\n  network_security_group_name = ""\n'
+            '  resource_group_name = ""\n}\n')
+    rs = loads(rule % ("a", "a", "Allow") + rule % ("b", "b", "Deny") + rule % ("c", "c", "Allow"),
+               "terraform", "c.tf")
+    assert len(rs.tables) == 3
+    assert run_audit([rs], select=["RA101", "RA102", "RA505"]).findings == []
+
+
 def test_nacl_target_by_subnet_and_aws_worded_error():
     rs = load(IAC / "web.nacl.json")
     chosen = select_target(rs, "subnet-web")

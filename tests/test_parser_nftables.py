@@ -324,3 +324,53 @@ def test_a_constant_in_a_concatenated_key_is_compared_with_each_element():
     assert not any(isinstance(x, OpaqueMatch) for x in found)
     assert [str(n) for x in found if isinstance(x, AddressMatch) for n in x.networks] == ["127.0.0.3/32"]
     assert [x for m in second.matches for x in leaves(m)] == []  # no element has "eth9": never matches
+
+
+def test_dscp_mask_as_nft_lists_it_back_is_ip_dscp():
+    """`nft list ruleset` prints `ip dscp & 0x38 != 0x0` (ip table) as raw
+    arithmetic on the TOS byte; both spellings answer alike."""
+    from ruleanalyzer import evaluate, loads, make_packet
+
+    def verdicts(match: str) -> list[str]:
+        text = ("table ip t {\n chain c {\n  type filter hook input priority 0; policy accept;\n"
+                f"  {match} drop\n }}\n}}\n")
+        rs = loads(text, dialect="nftables")
+        return [evaluate(rs, make_packet(src="192.0.2.1", dst="198.51.100.1", proto="udp", dport=53, dscp=d,
+                                         hook="input")).verdict for d in (0, 4, 8, 46)]
+
+    listed = verdicts("(@nh,8,8 & 0xfc) >> 2 & 0x38 != 0x0")
+    assert listed == verdicts("ip dscp & 0x38 != 0") == ["accept", "accept", "drop", "drop"]
+
+
+def test_ip6_dscp_mask_as_nft_lists_it_back_answers_as_written():
+    """ip6: `ip6 dscp & 0x38 != 0x8` is listed back as
+    `(@nh,0,16 & 0xfc0) >> 6 & 0x38 != 0x800/8`; both read alike (and as
+    the kernel runs them: see engine tests on the ip6 dscp mask)."""
+    from ruleanalyzer import evaluate, loads, make_packet
+
+    def verdicts(match: str) -> list[str]:
+        text = ("table inet t {\n chain c {\n  type filter hook input priority 0; policy accept;\n"
+                f"  ip6 saddr 2001:db8::/32 {match} drop\n }}\n}}\n")
+        rs = loads(text, dialect="nftables")
+        return [evaluate(rs, make_packet(src="2001:db8::1", dst="2001:db8::2", proto="udp", dport=53, dscp=d,
+                                         hook="input")).verdict for d in (0, 8, 46)]
+
+    assert verdicts("(@nh,0,16 & 0xfc0) >> 6 & 0x38 != 0x800/8") == verdicts("ip6 dscp & 0x38 != 0x8")
+    assert "unknown" not in verdicts("(@nh,0,16 & 0xfc0) >> 6 & 0x38 != 0x800/8")
+
+
+def test_ip6_nexthdr_of_a_transport_protocol_fails_for_other_protocols_even_with_extension_headers():
+    """With extension headers the first next header is one of them, so
+    ``ip6 nexthdr icmpv6 accept`` never takes a TCP segment; only for
+    ICMPv6 itself does it hang on the extension headers (the upstream
+    workstation ruleset was "likely open" on every IPv6 port)."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.audit import run_audit
+
+    text = ("table ip6 f {\n chain input {\n  type filter hook input priority 0; policy drop;\n"
+            "  ct state established,related accept\n  ip6 nexthdr icmpv6 accept\n"
+            "  tcp dport 22 accept\n }\n}\n")
+    codes = [f.code for f in run_audit([loads(text, dialect="nftables")], select=["RA4"]).findings]
+    assert codes == ["RA401"]  # SSH; no "likely open" on the other ports
+    rule = list(loads(text, dialect="nftables").rules())[1]
+    assert "extension header" in str(rule.matches)  # ICMPv6 with extension headers stays unknown

@@ -28,9 +28,6 @@ RULES = [
      "same: intra-zone forwarding on br0, role unknown and forwarding not known"),
     ("RA401", r"firewalld/crisis1er.*public\.xml", r"forwarded", "noisy",
      "same: intra-zone forwarding on br0 (a warning with the interface caveat)"),
-    ("RA401", r"andersrh__my-ostree-OS__etc__firewalld__direct\.xml", r"forwarded", "noisy",
-     "firewalld direct rules accept waydroid0 forwarding; waydroid0 is a container bridge (role "
-     "not inferred from its name)"),
     ("RA403", r"configs_chair_for_Network_Architectures", r"Telnet", "noisy",
      "INPUT ACCEPT policy: interfaces other than the filtered eth1.110/eth1.1024 accept every port "
      "bar the recent DEFAULT list; those unnamed interfaces are most likely internal, the roles "
@@ -46,9 +43,11 @@ RULES = [
      "'an undecidable match'"),
     ("RA401", r"found_online__myiptables__firewall\.conf", r"forwarded", "noisy",
      "FORWARD ACCEPT everywhere; forwarding of the host not evident"),
+    ("RA402", r"found_online__myiptables__firewall\.conf", r"forwarded", "noisy",
+     "FORWARD ACCEPT everywhere; forwarding of the host not evident"),
     ("RA402", r"majek_dump_vpn__vpn__iptables\.up\.rules\.del", r"", "noisy",
      "a flush file (empty *nat and *filter): true of what it loads, but not a host's ruleset"),
-    ("RA40[12]", r"^direct\.xml \(ipv4\)$", r"", "noisy",
+    ("RA40[12]", r"(^|/)[^/]*direct\.xml( \(ipv4\))?$", r"", "noisy",
      "firewalld direct.xml audited alone: the iptables tables it is loaded into keep their default "
      "ACCEPT policies, but on the host firewalld's own nft table filters the same packets"),
     # ---- true, by cause ----------------------------------------------------
@@ -93,6 +92,10 @@ RULES = [
      "port reaches every port (the classic --sport hole)"),
     ("RA402", r"ufw-upstream-conf", r"", "true",
      "ufw.conf says ENABLED=no: ufw is inactive, nothing is filtered"),
+    ("RA402", r"", r"is forwarded", "true",
+     "a router whose FORWARD path accepts every new connection to public (or DNATed) destinations "
+     "from any source (policy ACCEPT or an unconditional accept: psa, memphis testbed, nat64 router, "
+     "iptables-semantics worst_case, linuxforum)"),
     ("RA402", r"", r"", "true",
      "INPUT (or the nft input chain) accepts every connection: ACCEPT policy with nothing that "
      "drops, or -j ACCEPT without conditions — the host has no inbound filter"),

@@ -358,8 +358,7 @@ class _ExposureCheck(Check):
         ports = {int(p): str(n) for p, n in dict(self.settings["ports"]).items()}
         min_share = float(self.settings["min_share"])
         for path in self.paths(ctx):
-            classes = [c for c in path.classes()
-                       if not (path.hook == "input" and _allows_everything(path, c[0], min_share))]
+            classes = [c for c in path.classes() if not _allows_everything(path, c[0], min_share)]
             for port, service in sorted(ports.items()):
                 found, exposed = [], path.sp.false
                 for code, label, conditional in classes:
@@ -471,7 +470,7 @@ class AllowEverything(_ExposureCheck):
         min_share = float(self.settings["min_share"])
         groups: dict[int, list] = {}  # anchor id -> [anchor, labels, witness, conditional]
         for path in self.paths(ctx):
-            if path.hook != "input" or not any(c.kind == "filter" for c in ctx.base_chains("input", path.family)):
+            if not any(c.kind == "filter" for c in ctx.base_chains(path.hook, path.family)):
                 continue  # no filter table at all: a nat-only file says nothing about filtering
             for code, label, conditional in path.classes():
                 if not _allows_everything(path, code, min_share):
@@ -480,24 +479,29 @@ class AllowEverything(_ExposureCheck):
                 probes = [path.syn_l & path.at(path.public, code, p) for p in PROBE_PORTS]
                 anchor = next((r for r in path.reach.rules() if outcome(r) == "accept" and all(
                     not sp.disjoint(path.reach.rule_sets(r).matched_lower.node, p) for p in probes)),
-                    None) or _policy_chain(ctx, "input", path.family)
-                entry = groups.setdefault(id(anchor), [anchor, [], None, True])
+                    None) or _policy_chain(ctx, path.hook, path.family)
+                entry = groups.setdefault(id(anchor), [anchor, [], None, True, path.hook])
                 entry[2] = entry[2] or sp.wrap(probes[-1])
                 entry[3] = entry[3] and conditional
                 text = f"IPv{path.family}" + (f" arriving on {label}" if conditional else "")
                 if text not in entry[1]:
                     entry[1].append(text)
-        for anchor, labels, example, conditional in groups.values():
-            # every interface of a version says it all: its named ones add nothing
-            labels = [x for x in labels if x.split(" arriving on ")[0] == x or x.split(" arriving on ")[0] not in labels]
-            w = witness(example, "input")
+        # every interface of a version says it all: its named ones add nothing
+        whole = {(hook, x) for _, labels, _, _, hook in groups.values() for x in labels if " arriving on " not in x}
+        for anchor, labels, example, conditional, hook in groups.values():
+            labels = [x for x in labels if (hook, x.split(" arriving on ")[0]) not in whole or " arriving on " not in x]
+            if not labels:
+                continue
+            w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
+            what = ("accepted ({0}): any public address can reach every TCP and UDP port" if hook == "input"
+                    else "forwarded ({0}): any public address can reach every TCP and UDP port of the "
+                         "hosts this one routes to")
             yield locate(self.finding(
-                f"every connection from the internet is accepted ({', '.join(labels)}): any "
-                f"public address can reach every TCP and UDP port (e.g. {w.describe()})"
+                f"every connection from the internet is {what.format(', '.join(labels))} (e.g. {w.describe()})"
                 + (" — if those interfaces face the internet" if conditional else ""),
                 witness=w, severity="warning" if conditional else None,
-                fix="accept only the services you run, then drop the rest (a DROP policy)",
+                fix=f"accept only the services you run, then drop the rest (a DROP {hook} policy)",
                 **where), ctx)
 
 

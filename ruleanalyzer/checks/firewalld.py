@@ -23,11 +23,13 @@ on rulesets read from a firewalld configuration; firewalld's own scaffolding
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from ..model import Nat, Rule
 from ..space import witness
 from ..space.encode import encode_conjunction
 from ..fixes.firewalld import commands as _commands
+from ..fixes.firewalld import parts as _parts
 from .base import Check, Context, Finding, Where, related_rule
 
 FIREWALLD = "firewalld"
@@ -82,28 +84,22 @@ def _line(rule: Rule) -> int:
 def _with_priority(rich: str, priority: int) -> str:
     """A rich rule's text with ``priority`` set, where firewalld writes it
     (``rule priority="-1" family="ipv4" …``)."""
-    import re
-
     rich = re.sub(r' priority="-?\d+"', "", rich, count=1)
     return re.sub(r"^rule", f'rule priority="{priority}"', rich, count=1)
 
 
 def _priority(rule: Rule) -> int:
-    import re
-
     m = re.search(r' priority="(-?\d+)"', rule.origin.text if rule.origin else "")
     return int(m.group(1)) if m else 0
 
 
 def _move(ctx: Context, rule: Rule, priority: int, fallback: str) -> str:
     """Remove a rich rule and add it back at ``priority``, in firewall-cmd terms."""
-    from ..fixes.firewalld import commands, parts
-
-    p = parts(rule)
+    p = _parts(rule)
     if p is None or p[2] != "rule":
         return fallback
     kind, name, _, rich = p
-    return commands(kind, name, [f"--remove-rich-rule='{rich}'",
+    return _commands(kind, name, [f"--remove-rich-rule='{rich}'",
                                  f"--add-rich-rule='{_with_priority(rich, priority)}'"], ctx.ruleset.meta)
 
 
@@ -186,6 +182,8 @@ class AllowOverridesDeny(Check):
             for stage_d, deny in rules:
                 if not _is_rich(deny) or deny.action.verdict != "drop":
                     continue
+                if stage_d == 4 and not deny.matches:
+                    continue  # a catch-all after the zone (libvirt's priority 32767 reject): what it allows is meant
                 for stage_a, allow in rules:
                     if allow.action.verdict != "accept":
                         continue
@@ -261,10 +259,6 @@ class BindingNeverTakesEffect(Check):
 def _binding_fix(ctx: Context, rule: Rule, earlier: Rule) -> str:
     """Narrow the binding dispatched first (firewalld 1.x has no zone
     priorities; 2.x's --set-priority says it directly)."""
-    import re
-
-    from ..fixes.firewalld import commands
-
     mine = re.match(r"^zone (\S+), (source|interface) (\S+)$", rule.origin.text if rule.origin else "")
     theirs = re.match(r"^zone (\S+), (source|interface) (\S+)$", earlier.origin.text if earlier.origin else "")
     if not mine or not theirs:
@@ -272,7 +266,7 @@ def _binding_fix(ctx: Context, rule: Rule, earlier: Rule) -> str:
                 "interfaces; interfaces newest first)")
     zone, kind, value = theirs.groups()
     narrowed = f"<{value} without {mine.group(3)}>" if kind == "source" else "<the interfaces it is for>"
-    return (commands("zone", zone, [f"--remove-{kind}={value}", f"--add-{kind}={narrowed}"], ctx.ruleset.meta)
+    return (_commands("zone", zone, [f"--remove-{kind}={value}", f"--add-{kind}={narrowed}"], ctx.ruleset.meta)
             + f" (firewalld 1.x tries sources in zone-name order; on firewalld 2.x: firewall-cmd --permanent "
               f"--zone={mine.group(1)} --set-priority=-1)")
 
@@ -399,9 +393,7 @@ class ServicesInUnboundZone(_FirewalldCheck):
                 [f"rich rule at line {r.location.line}" for r in zone.rules]
             if not opened:
                 continue
-            from ..fixes.firewalld import commands
-
-            fix = commands("zone", name, ["--add-interface=<interface>"], ctx.ruleset.meta)
+            fix = _commands("zone", name, ["--add-interface=<interface>"], ctx.ruleset.meta)
             first = opened[0].split(" ", 1)
             if first[0] in ("service", "port"):
                 fix += (f" (or --add-source=<network>; or move the settings to the zone that is bound, e.g. "

@@ -23,7 +23,7 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-from ..model import (Accept, AnyOf, Dispatch, Drop, EcnStrip, Goto, Jump, Log, Nat, Notrack,
+from ..model import (Accept, AnyOf, Dispatch, Drop, EcnStrip, Goto, IntMatch, Jump, Log, Nat, Notrack,
                      OpaqueMatch, Reject, Return, Rule, SetField)
 from .base import Check, Context, Finding, Option, related_policy, related_rule, shown
 from .structure import explained_by_structure
@@ -198,12 +198,15 @@ def stories(ctx: Context) -> dict[int, Story]:
     out: dict[int, Story] = {}
     dead = dead_rules(ctx)
     by_id = {id(d.rule): d for d in dead}
+    families = set(ctx.families())
     for _hook, _family, reach in ctx.analyses():
         space_blockers = None
         for rule in reach.rules():
             d = by_id.get(id(rule))
             if d is None or unmodelled(rule):
                 continue
+            if _foreign(rule, _family, families):
+                continue  # an IPv6-only rule's IPv4 path says nothing about why it is dead
             if space_blockers is None:
                 space_blockers = {id(r): b for r, b in reach.unreachable_rules()}
             story = _story(reach, rule, space_blockers.get(id(rule), []))
@@ -217,6 +220,24 @@ def stories(ctx: Context) -> dict[int, Story]:
     _mark_orphans(ctx, out)
     ctx.__dict__["_dead_stories"] = out
     return out
+
+
+def _rule_families(rule: Rule) -> set[int] | None:
+    """The families the rule's own ``nfproto``/``ip6``-style condition allows
+    (None: any)."""
+    allowed = None
+    for m in rule.matches:
+        if isinstance(m, IntMatch) and m.field == "family" and not m.negate:
+            fams = {f for lo, hi in m.ranges for f in (4, 6) if lo <= f <= hi}
+            allowed = fams if allowed is None else allowed & fams
+    return allowed
+
+
+def _foreign(rule: Rule, family: int, families: set[int]) -> bool:
+    """Is ``family`` one the rule cannot match, while another analysed family
+    it can match exists (so that one explains it)?"""
+    allowed = _rule_families(rule)
+    return allowed is not None and family not in allowed and bool(allowed & families)
 
 
 def _mark_orphans(ctx: Context, out: dict[int, Story]) -> None:
@@ -476,6 +497,9 @@ def _condition(rule: Rule, match) -> str:
     name = empty_set(rule, match)
     if name:
         return name
+    if isinstance(match, AnyOf) and match.matches:  # a set lookup: its first elements
+        alts = [" ".join(_condition(rule, m) for m in getattr(b, "matches", (b,))) for b in match.matches[:2]]
+        return ("!" if match.negate else "") + "{ " + ", ".join(alts) + (", … }" if len(match.matches) > 2 else " }")
     field_ = getattr(match, "field", type(match).__name__)
     value = next((getattr(match, a) for a in ("networks", "names", "ranges", "values")
                   if hasattr(match, a)), None)

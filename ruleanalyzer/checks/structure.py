@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from ..fixes import Remove, Verdict
-from ..model import (Accept, AnyOf, Drop, Goto, Log, OpaqueMatch, Queue, Reject, Return, Rule,
+from ..model import (Accept, AnyOf, Drop, Goto, Log, Nat, OpaqueMatch, Queue, Reject, Return, Rule,
                      UnknownAction)
 from .base import Check, Context, related_rule
 
@@ -57,12 +57,19 @@ def first_dead_tail(rules: list[Rule]) -> tuple[Rule, list[Rule]] | None:
     return None
 
 
+#: A NAT whose address or port comes from a map lookup (the model keeps no target).
+_NAT_MAP = re.compile(r"\b(?:dnat|snat)\b.*\bmap\b")
+
+
 def _uninterpreted(rule: Rule) -> bool:
     """Does the model keep less than was written (an opaque or unmodelled
-    condition, a statement it does not interpret)?"""
+    condition, a statement it does not interpret: a verdict, or a side
+    effect such as ``meta mark set <key> map @m``)?"""
     return (any(isinstance(m, OpaqueMatch) or (isinstance(m, AnyOf) and not m.matches)
                 for m in rule.matches)
             or isinstance(rule.action, UnknownAction)
+            or any(isinstance(e, UnknownAction) for e in rule.effects)
+            or (isinstance(rule.action, Nat) and _NAT_MAP.search(rule.text or "") is not None)
             or any(isinstance(e, Log) and e.text not in ("counter", "log", "") for e in rule.effects))
 
 

@@ -335,8 +335,9 @@ class PathMtuBlackHole(Check):
                     continue
                 seen.add(id(rule or chain))
                 kind = "fragmentation-needed (type 3 code 4)" if family == 4 else "ICMPv6 packet-too-big (type 2)"
+                by = f"the {chain.name} policy" if rule is None else f"{chain.name} rule {rule.index}"
                 yield self.finding(
-                    f"{kind} errors are dropped on {hook} (e.g. {w.describe()}, state related): "
+                    f"{kind} errors are dropped by {by} (e.g. {w.describe()}, state related): "
                     "path-MTU discovery breaks and large packets vanish",
                     rule=rule, chain=chain if rule is None else None, witness=w,
                     fix=("accept RELATED packets (ct state related accept) or "
@@ -362,14 +363,35 @@ def _carries_tcp(ctx: Context, reach, hook: str, family: int):
     # anti-bogon drop of "daddr 0.0.0.0" meets no connection's error.
     iif = set(S.field_vars(sp, "iif")) | (set(S.field_vars(sp, "dst")) if hook == "input" else set())
     others = [v for v in sp.layout.variables() if v not in iif]
-    found = sp.false
-    if not sp.disjoint(back.accepted.lower.node, synack):
-        found |= sp.exist(others, reach.accepted.lower.node & syn)
-    if hook == "input" and not sp.disjoint(back.accepted.lower.node, syn & back.arriving.node):
-        found |= sp.exist(others, reach.accepted.lower.node & synack)
-    elif hook == "forward":
-        found |= sp.exist(others, reach.accepted.lower.node & synack) if found != sp.false else sp.false
+    # A reply is ESTABLISHED only for a connection the ruleset accepted:
+    # each SYN-ACK is paired with the SYN it answers (a --sport 22 reply
+    # rule completes no connection to port 443).
+    syn_in = reach.accepted.lower.node & syn
+    synack_in = reach.accepted.lower.node & synack
+    found = sp.exist(others, _answered(sp, syn_in, back.accepted.lower.node & synack))
+    if hook == "input":
+        found |= sp.exist(others, _answered(sp, synack_in, back.accepted.lower.node & syn & back.arriving.node))
+    elif hook == "forward" and found != sp.false:
+        found |= sp.exist(others, _answered(sp, synack_in, syn_in))
     return found
+
+
+#: How a packet of one direction of a TCP connection names the fields of the
+#: other: its destination is their source, its source port their
+#: destination port, the interface it leaves by the one they came in on.
+_OTHER_WAY = (("dst", "src"), ("src", "dst"), ("sport", "dport"), ("oif", "iif"))
+
+
+def _answered(sp, packets, other_way):
+    """``packets`` (raw node) of connections some packet of ``other_way``
+    (the other direction) belongs to."""
+    keep = S.field_vars(sp, "family") + [v for a, _ in _OTHER_WAY for v in S.field_vars(sp, a)]
+    kept = set(keep)
+    node = sp.exist([v for v in sp.layout.variables() if v not in kept], other_way)
+    renames = {}
+    for a, b in _OTHER_WAY:
+        renames.update(zip(S.field_vars(sp, a), S.field_vars(sp, b)))
+    return packets & sp.bdd.let(renames, node)
 
 
 def _share(sp, node, public) -> float:
@@ -431,6 +453,8 @@ class NeighbourDiscoveryBlocked(Check):
             for types, what, fatal in wanted[hook]:
                 pkts = (sp.family(6) & sp.icmp & sp.eq("fragment", 0) & sp.one_of("icmp_type", types)
                         & S.state_is(sp, "untracked") & link & sp.eq("ttl", 255))
+                if "ext_headers" in sp.layout.fields:  # neighbour discovery carries no extension header
+                    pkts &= sp.eq("ext_headers", 0)
                 dropped = reach.dropped.lower.node & pkts
                 if dropped == sp.false:
                     continue

@@ -23,6 +23,7 @@ answers repeated packets once.
 from __future__ import annotations
 
 from bisect import bisect_right
+from operator import attrgetter
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 
@@ -38,6 +39,8 @@ _TYPE_BOUNDS = {4: (0xE0000000, 0xF0000000, 0xFFFFFFFF, 1 << 32),
                 6: (0xFF << 120, 1 << 128)}
 _OTHER_FIELDS = tuple(f.name for f in dataclass_fields(Packet)
                       if f.name not in _ADDRESS_FIELDS + _PORT_FIELDS + ("id",))
+#: The packet's other fields as one tuple (part of its class key).
+_others = attrgetter(*_OTHER_FIELDS)
 
 
 def _walk(match, out: list) -> None:
@@ -118,7 +121,7 @@ class Classes:
             sport = bisect_right(b["sport"], sport)
         if dport is not None and b["dport"] is not None:
             dport = bisect_right(b["dport"], dport)
-        return (version, src, dst, sport, dport, *[getattr(packet, f) for f in _OTHER_FIELDS])
+        return (version, src, dst, sport, dport, _others(packet))
 
 
 def _rebase(result: Result, was: Packet, packet: Packet) -> Result:
@@ -147,9 +150,21 @@ class BatchEvaluator:
         self.classes: Classes | None = None
         self._before_classes = max(64, ruleset.rule_count // 10)
         self._memo: dict = {}
+        self._asked = self._hits = 0
+        #: Packets that seldom share a class (under 2% of 4,000 once the
+        #: classes exist) are evaluated one by one: the keys would only cost.
+        self.memoize = True
 
     def evaluate(self, packet: Packet) -> Result:
-        if self.classes is None:
+        if not self.memoize:
+            return self.evaluator.evaluate(packet)
+        if self.classes is not None:
+            self._asked += 1
+            if self._asked == 4000 and self._hits < 80:
+                self.memoize = False
+                self._memo.clear()
+                return self.evaluator.evaluate(packet)
+        else:
             self._before_classes -= 1
             if self._before_classes < 0:
                 self.classes = Classes(self.ruleset)
@@ -159,6 +174,7 @@ class BatchEvaluator:
             result = self.evaluator.evaluate(packet)
             self._memo[key] = (packet, result)
             return result
+        self._hits += 1
         was, result = hit
         return result if was == packet else _rebase(result, was, packet)
 

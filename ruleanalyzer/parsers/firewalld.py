@@ -144,7 +144,7 @@ class Tree:
 def _read(path: Path, root: Path | None = None) -> str:
     from ..loader import read_text
 
-    return read_text(path, MAX_FILE_BYTES)
+    return read_text(path, MAX_FILE_BYTES, root=root)
 
 
 def stock_config(version: str = DEFAULT_VERSION) -> dict:

@@ -19,6 +19,7 @@ located error naming the construct. Nothing is run.
 
 from __future__ import annotations
 
+import os
 import re
 
 from ..errors import RuleAnalyzerError
@@ -32,8 +33,6 @@ __all__ = ["parse", "sniff", "PROGRAMS"]
 #: program name → address family
 PROGRAMS = {"iptables": "ip", "iptables-legacy": "ip", "iptables-nft": "ip",
             "ip6tables": "ip6", "ip6tables-legacy": "ip6", "ip6tables-nft": "ip6"}
-#: commands a firewall script runs beside iptables that change no rule
-_HARMLESS = {"echo", "printf", "true", ":", "modprobe", "sysctl", "sleep", "logger"}
 #: options that only tune how iptables runs: option → how many arguments
 _RUN_OPTIONS = {"-w": -1, "--wait": -1, "-W": 1, "--wait-interval": 1, "-v": 0, "--verbose": 0,
                 "-n": 0, "--numeric": 0, "-x": 0, "--exact": 0, "--line-numbers": 0}
@@ -67,9 +66,25 @@ def parse(text: str, name: str = "<input>", *, table: str | None = None,
                                 f"{', '.join(IPTABLES_BUILTIN_CHAINS)})")
     runner = _ScriptParser(text, name, family or detect_family(text, name), default_table)
     try:
-        return runner.apply()
+        ruleset = runner.apply()
     except RecursionError:
         raise RuleAnalyzerError("input nests too deeply", Location(name)) from None
+    if family is None and runner.used_default_family and not _family_evidence(text, name):
+        ruleset.diagnostics.append(Diagnostic(
+            "IPv4 assumed: nothing in the text says which family these -P/-N/-A lines are for "
+            "(ip6tables -S output is read as IPv6 when it holds an IPv6 address or match, or its "
+            "file name says v6)", Location(name, 1, 1), level="info"))
+    return ruleset
+
+
+def _family_evidence(text: str, name: str) -> bool:
+    """Whether the family of lines without a program name is written down:
+    an address, a family-only match, or a file name saying v6."""
+    from . import iptables
+
+    return bool(iptables._V6_ADDR.search(text) or iptables._V4_ADDR.search(text)
+                or iptables._V6_HINT.search(text) or iptables._V4_HINT.search(text)
+                or iptables._V6_NAME.search(os.path.basename(name)))
 
 
 class _ScriptParser(_FileParser):
@@ -80,6 +95,7 @@ class _ScriptParser(_FileParser):
         self.default_family = family
         self.default_table = default_table
         self.columns: list[int] = []
+        self.used_default_family = False
         self.ruleset.meta["dialect"] = "iptables"
 
     def error(self, message: str, lineno: int, line: str, index: int = 0,
@@ -115,12 +131,16 @@ class _ScriptParser(_FileParser):
         name = shell_words.program(first)
         if name == "exit":
             return "exit"
-        if name in _HARMLESS:
+        if name in shell_words.PRINTING or name in shell_words.HOST_STATE:
+            note = shell_words.skipped_note(words, self.name, lineno)
+            if note is not None:
+                self.ruleset.diagnostics.append(note)
             return None
         family = PROGRAMS.get(name)
         if family is None:
             if first.text.startswith("-") and not first.quoted:
                 family = self.default_family  # iptables -S output: no program name
+                self.used_default_family = True
             elif name in ("nft", "iptables-restore", "ip6tables-restore", "iptables-save",
                           "ip6tables-save"):
                 raise self._at(f"{name} in an iptables command script", command, first,

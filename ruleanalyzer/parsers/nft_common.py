@@ -827,6 +827,18 @@ class _RuleContext:
         #: (match, "@set", why) for lookups answered from a runtime set's listing
         self.snapshots: list[tuple[Match, str, str]] = []
 
+    def _network_family(self) -> str | None:
+        """Which network header ``@nh`` is in this rule so far: the table's
+        family, or in inet/bridge/netdev the IP version an earlier match
+        of the rule requires (``ip6 saddr …`` brings ``nfproto ipv6``)."""
+        if self.family in ("ip", "ip6"):
+            return self.family
+        for m in self.matches:
+            if isinstance(m, IntMatch) and m.field == "family" and not m.negate and len(m.ranges) == 1 \
+                    and m.ranges[0][0] == m.ranges[0][1] and m.ranges[0][0] in (4, 6):
+                return "ip" if m.ranges[0][0] == 4 else "ip6"
+        return None
+
     # -- statements ---------------------------------------------------------------
     def statement(self, stmt) -> None:
         if not isinstance(stmt, dict) or len(stmt) != 1:
@@ -874,6 +886,12 @@ class _RuleContext:
             return
         if key in ("snat", "dnat", "masquerade", "redirect"):
             self.action = nat_action(key, body)
+            lookups = [v["map"].get("data") for v in (body or {}).values()
+                       if isinstance(v, dict) and isinstance(v.get("map"), dict)] if isinstance(body, dict) else []
+            lookups = [d for d in lookups if not self._catch_all(d)]
+            if lookups:  # a key not in the map: no translation, the rule does not match
+                self.matches.append(OpaqueMatch(reason="depends on a key being in the map ("
+                                                + ", ".join(_short_map(d) for d in lookups) + ")"))
             return
         if key == "mangle":
             self.effects.append(self.mangle(body))
@@ -926,6 +944,15 @@ class _RuleContext:
             branches.append((match, action))
         return Dispatch(tuple(branches))
 
+    def _catch_all(self, data) -> bool:
+        """Does the map (anonymous, or named and decidable) hold a ``*``
+        element, so that every key finds a value?"""
+        try:
+            pairs = self.map_pairs(data)
+        except ModelError:
+            return False
+        return any(key == "*" for key, _value in pairs or ())
+
     def map_pairs(self, data):
         """``[(key, value), …]`` of an anonymous map or a decidable named map."""
         if isinstance(data, dict) and "set" in data:
@@ -976,6 +1003,7 @@ class _RuleContext:
     def match(self, left, op: str, right) -> list[Match]:
         if op not in _OPS:
             raise ModelError(f"unknown operator {op!r}")
+        left, right = _raw_dscp(left, right, self._network_family())
         mask = None
         if isinstance(left, dict) and len(left) == 1 and next(iter(left)) in ("payload", "meta", "ct"):
             pass  # the common shapes: a plain selector
@@ -1033,8 +1061,12 @@ class _RuleContext:
         if sel.field == "proto" and sel.version == 6:
             # ip6 nexthdr is the transport protocol only without extension headers
             m = self.simple_match(sel, op, right, mask, negate)
-            return list(sel.deps) + [_without_ext_headers(m, OpaqueMatch(
-                reason="depends on which extension header comes first (ip6 nexthdr)"))]
+            otherwise = OpaqueMatch(reason="depends on which extension header comes first (ip6 nexthdr)")
+            if isinstance(m, IntMatch) and not any(lo <= t <= hi for lo, hi in m.ranges for t in EXT_HEADER_TYPES):
+                # With extension headers the first next header is one of
+                # them: "nexthdr icmpv6" fails (and "!= tcp" holds) whichever.
+                otherwise = AllOf(()) if m.negate else AnyOf(())
+            return list(sel.deps) + [_without_ext_headers(m, otherwise)]
         try:
             return list(sel.deps) + [self.simple_match(sel, op, right, mask, negate)]
         except ModelError:
@@ -1198,6 +1230,12 @@ def _constant(part) -> str | None:
 _IPV6_EXTHDR = re.compile(r"depends on (exthdr|frag|hbh|rt|dst|mh|srh) ")
 
 
+#: IPv6 next-header values that are extension headers (RFC 8200, 4303,
+#: 4302, 6275, 5533, 7401, experiments): the only ones the first next
+#: header of a packet with extension headers can take.
+EXT_HEADER_TYPES = (0, 43, 44, 50, 51, 60, 135, 139, 140, 253, 254)
+
+
 def _without_ext_headers(plain: Match, otherwise: Match, field: str = "ext_headers") -> Match:
     """``plain`` for a packet without IPv6 extension headers (``field``
     ext_headers) or IPv4 options (ip_options) — a test of one is then
@@ -1206,6 +1244,67 @@ def _without_ext_headers(plain: Match, otherwise: Match, field: str = "ext_heade
     return AnyOf((AllOf((IntMatch(field, ((0, 0),)), plain)),
                   AllOf((IntMatch(field, ((1, 1),)), otherwise))),
                  text=f"{getattr(otherwise, 'reason', '')} (a packet with {what})")
+
+
+_TOS_BYTE = {"payload": {"base": "nh", "offset": 8, "len": 8}}
+_TC_WORD = {"payload": {"base": "nh", "offset": 0, "len": 16}}
+#: ``ip dscp`` / ``ip6 dscp`` as nft lists them back once a mask is applied:
+#: the TOS byte's upper six bits, the traffic class's (in the first 16-bit word).
+_RAW_DSCP = {"ip": ({"&": [_TOS_BYTE, 0xfc]}, 2), "ip6": ({"&": [_TC_WORD, 0xfc0]}, 6)}
+
+
+def _raw_dscp(left, right, family: str | None):
+    """``(@nh,8,8 & 0xfc) >> 2 & 0x38 != 0x0`` is how ``nft list ruleset``
+    prints ``ip dscp & 0x38 != 0`` (``(@nh,0,16 & 0xfc0) >> 6 & 0x38 !=
+    0x800/8`` for ``ip6 dscp & 0x38 != 0x8``): read back as written, when
+    the rule says which network header ``@nh`` is. Either way round the
+    parser groups the shift (``(x >> 2) & m`` or ``x >> (2 & m)``)."""
+    if family not in _RAW_DSCP or not isinstance(left, dict):
+        return left, right
+    masked, shift = _RAW_DSCP[family]
+    dscp = {"payload": {"protocol": family, "field": "dscp"}}
+    mask = None
+    if _same_expr(left, {">>": [masked, shift]}):
+        return dscp, _listed_value(right, family)
+    inner = left.get("&")
+    if isinstance(inner, list) and len(inner) == 2 and _same_expr(inner[0], {">>": [masked, shift]}):
+        mask = inner[1]
+    shifted = left.get(">>")
+    if isinstance(shifted, list) and len(shifted) == 2 and _same_expr(shifted[0], masked):
+        tail = shifted[1].get("&") if isinstance(shifted[1], dict) else None
+        if isinstance(tail, list) and len(tail) == 2 and _same_expr(tail[0], shift):
+            mask = tail[1]
+    if mask is None:
+        return left, right
+    return {"&": [dscp, mask]}, _listed_value(right, family)
+
+
+def _listed_value(right, family: str):
+    """The ip6 form's value as nft lists it: ``0x800/8`` is 8 (the 16-bit
+    word's upper byte, shown as a prefix)."""
+    if family == "ip6" and (isinstance(right, dict) and "/" in right or isinstance(right, str) and "/" in right):
+        value, bits = right["/"] if isinstance(right, dict) else right.split("/", 1)
+        try:
+            value, bits = int(str(value), 0), int(str(bits), 0)
+        except ValueError:
+            return right
+        if 0 < bits <= 16:
+            return value >> (16 - bits)
+    return right
+
+
+def _same_expr(a, b) -> bool:
+    """Structural equality with numbers compared by value (``0xfc`` == 252)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_expr(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same_expr(x, y) for x, y in zip(a, b))
+    if isinstance(b, int) and not isinstance(b, bool):
+        try:
+            return (a if isinstance(a, int) else int(str(a), 0)) == b
+        except ValueError:
+            return False
+    return a == b
 
 
 def _ip6_dscp_masked(found: list[Match]) -> list[Match]:
@@ -1293,6 +1392,11 @@ def verdict_action(stmt) -> Action | None:
     if key == "queue":
         return Queue("queue")
     return None
+
+
+def _short_map(data) -> str:
+    """``@x`` for a named map, ``{…}`` for an anonymous one."""
+    return data if isinstance(data, str) else "{…}"
 
 
 def nat_action(kind: str, body) -> Action:

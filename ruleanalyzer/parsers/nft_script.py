@@ -24,7 +24,6 @@ from . import nftables, shell_words
 __all__ = ["parse", "sniff"]
 
 _NFT_LINE = re.compile(r"^\s*(?:sudo\s+)?(?:/[\w/.-]*/)?nft\s+\S", re.M)
-_HARMLESS = {"echo", "printf", "true", ":", "modprobe", "sysctl", "sleep", "logger"}
 #: nft options that change nothing in how the commands read
 _QUIET_OPTIONS = {"-a", "--handle", "-e", "--echo", "-n", "--numeric", "-s", "--stateless",
                   "-N", "--reversedns", "-S", "--service", "-y", "--numeric-priority",
@@ -52,7 +51,10 @@ def parse(text: str, name: str = "<input>") -> Ruleset:
         program = shell_words.program(words[0])
         if program == "exit":
             break
-        if program in _HARMLESS:
+        if program in shell_words.PRINTING or program in shell_words.HOST_STATE:
+            note = shell_words.skipped_note(words, name, command.line)
+            if note is not None:
+                diagnostics.append(note)
             continue
         if program != "nft":
             raise _at(name, command, words[0], f"{words[0].text!r} is not an nft command",

@@ -406,7 +406,7 @@ class _Reader:
                     raise self.error(f"defines expand to more than {MAX_DEFINE_TOKENS} tokens "
                                      "(nftables.MAX_DEFINE_TOKENS)", t,
                                      hint="a define that doubles per line expands exponentially")
-                out.extend(self.expand(value, depth + 1, deep))
+                out.extend(value)  # expanded when defined (``define``): nothing left to replace
             elif t[0] == B and deep:
                 out.append((B, [self.expand(i, depth + 1, deep) for i in t[1]], *t[2:]))
             else:
@@ -1096,8 +1096,17 @@ class _RuleReader:
         return {"match": {"op": op, "left": left, "right": right}}
 
     def expression(self):
-        """A left-hand expression: selectors joined by ``.``, binary operators."""
-        left = self.selector()
+        """A left-hand expression: selectors joined by ``.``, binary operators;
+        parenthesised as nft lists arithmetic on a raw payload
+        (``(@nh,8,8 & 0xfc) >> 2 & 0x38`` for ``ip dscp & 0x38``)."""
+        if self.word() == "(" and self.selector_after(1):
+            self.i += 1
+            left = self.expression()
+            if self.word() != ")":
+                raise self.fail("')' expected")
+            self.i += 1
+        else:
+            left = self.selector()
         while True:
             w = self.word()
             if w not in _EXPRESSION_JOINERS:

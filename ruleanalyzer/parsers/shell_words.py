@@ -86,7 +86,7 @@ class _Scanner:
                 continue
             command = Command(words, start + 1, source)
             if heredoc is not None:
-                delimiter, quoted, column = heredoc
+                delimiter, quoted, column, strip_tabs = heredoc
                 body = []
                 command.heredoc_line = index + 1
                 while True:
@@ -96,6 +96,8 @@ class _Scanner:
                             Location(self.name, start + 1, column), source_line=source)
                     body_line = lines[index].rstrip("\r")
                     index += 1
+                    if strip_tabs:  # <<-EOF: leading tabs of the body and delimiter go
+                        body_line = body_line.lstrip("\t")
                     if body_line == delimiter:
                         break
                     body.append(body_line)
@@ -104,7 +106,8 @@ class _Scanner:
             yield command
 
     def split(self, line: str, lineno: int):
-        """The words of ``line`` and its here-document ``(delimiter, quoted, column)``."""
+        """The words of ``line`` and its here-document ``(delimiter, quoted,
+        column, strip_tabs)``."""
         words: list[Word] = []
         heredoc = None
         i, n = 0, len(line)
@@ -196,7 +199,8 @@ class _Scanner:
 
     def _heredoc(self, line: str, i: int, fail):
         j = i + 2
-        if j < len(line) and line[j] == "-":
+        strip_tabs = j < len(line) and line[j] == "-"
+        if strip_tabs:
             j += 1
         while j < len(line) and line[j] in " \t":
             j += 1
@@ -221,7 +225,7 @@ class _Scanner:
             j += 1
         if not delimiter:
             fail("a here-document without a delimiter", start)
-        return (delimiter, quoted, i + 1), j
+        return (delimiter, quoted, i + 1, strip_tabs), j
 
 
 def _continues(line: str) -> bool:
@@ -279,6 +283,24 @@ def is_set_builtin(words: list[Word]) -> bool:
             return False
         k += 2 if rest[k].endswith("o") else 1  # -o pipefail, -euo pipefail
     return True
+
+
+#: Commands a firewall script runs beside the firewall's own that change no
+#: rule: skipped (the host-state ones said as info: they are not analysed).
+PRINTING = frozenset({"echo", "printf", "true", ":", "sleep", "logger"})
+HOST_STATE = frozenset({"modprobe", "sysctl"})
+
+
+def skipped_note(words: list[Word], name: str, line: int):
+    """The info diagnostic for a skipped host-state command (``sysctl -w
+    net.ipv4.ip_forward=1``), or None for a printing one."""
+    from ..model import Diagnostic
+
+    if program(words[0]) not in HOST_STATE:
+        return None
+    return Diagnostic(f"{program(words[0])} changes the host, not the rules; skipped (a host snapshot "
+                      "from `ruleanalyzer collect` carries such settings)", Location(name, line, words[0].column),
+                      level="info")
 
 
 def program(word: Word) -> str:

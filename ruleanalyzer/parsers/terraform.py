@@ -645,6 +645,22 @@ class _Eval:
                             and c.data != "new_line_or_comment"][0])
         return _operate(op, left, right) if _decided(left) and _decided(right) else self.unknown(node)
 
+    def v_function_call(self, node):
+        """``try(a, b, …)``: the first argument that is not an error (a
+        missing element of a decided value, as in ``try(each.value.x, null)``
+        over a literal ``for_each`` map); undecided if the first that may
+        succeed is undecided. Other functions are not evaluated."""
+        name = str(node.children[0].children[0]) if _is(node.children[0], "identifier") else ""
+        args = [a for c in node.children if _is(c, "arguments")
+                for a in c.children if hasattr(a, "data") and a.data != "new_line_or_comment"]
+        if name != "try" or not args:
+            return self.unknown(node)
+        for arg in args:
+            value = self.value(arg)
+            if not (isinstance(value, Unknown) and value.why.endswith(_NO_SUCH_ELEMENT)):
+                return value
+        return self.unknown(node)
+
     def v_get_attr_expr_term(self, node):
         return self._reference(node)
 
@@ -679,10 +695,13 @@ class _Eval:
             elif isinstance(value, list) and isinstance(key, int) and 0 <= key < len(value):
                 value = value[key]
             else:
-                return self.unknown(node, f"{head} has no such element")
+                return self.unknown(node, f"{head}{_NO_SUCH_ELEMENT}")
         if isinstance(value, Unknown) and steps:
             return Unknown(_text(self.source, node), value.refs, value.why)
         return value
+
+
+_NO_SUCH_ELEMENT = " has no such element"
 
 
 def _too_deep(fn, where: Location):

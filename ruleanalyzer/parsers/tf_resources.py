@@ -327,6 +327,17 @@ class _Builder:
         return out
 
     def _nsg_of(self, value: Any, res: Resource) -> dict:
+        if value is None or value == "":
+            # names no group (Azure refuses an empty name): read alone, not as
+            # one group with every other such rule of the input
+            address = f"{res.address} (no network security group named)"
+            if address not in self.nsgs:
+                self.nsgs[address] = iac_object({"name": address, "securityRules": [], "subnets": [],
+                                                 "networkInterfaces": []},
+                                                res.location, Origin(res.tool, address, res.location))
+                note(self.ruleset, f"{res.address}: names no network security group; its rules "
+                     "are read alone", res.location)
+            return self.nsgs[address]
         address = self.nsg_index.resolve(value, res)
         if address is None:
             address = self.nsg_index.name_of(value, res)

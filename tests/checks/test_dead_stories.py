@@ -65,3 +65,11 @@ def test_a_rule_several_cloud_units_share_is_told_once():
     found = [f for f in run_audit([rs], select=["RA101"]).findings if f.where.ident == "800"]
     assert len(found) == 1
     assert any(d.startswith("the same for ") for d in found[0].details)
+
+
+def test_an_ipv6_rule_is_explained_by_the_ipv6_path():
+    """Not "`nfproto ipv6` never holds" (what the IPv4 path would say): the
+    condition the IPv6 packets entering the chain never meet."""
+    [f] = _findings("RA103/trigger_untracked_ndp.nft", ["RA103"])
+    assert f.message == ("rule can never match: `icmp_type 135` never holds for packets "
+                         "that enter chain newpkt")

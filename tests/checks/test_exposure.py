@@ -191,3 +191,18 @@ def test_what_a_configuration_leaves_open_is_said_as_info_naming_the_value():
     (code, _), = _tf_codes(SG.format(head='variable "port" { default = 22 }\n', count="",
                                      port="var.port", cidr='["0.0.0.0/0"]'))
     assert code == "RA401"
+
+
+def test_a_router_forwarding_everything_from_the_internet_is_allow_everything():
+    """FORWARD ACCEPT on a host that routes (a rule someone wrote forwards):
+    every port of every host behind it is reachable — RA402 at the policy
+    line, not eighteen RA401 ports; behind a DROP policy, what one interface
+    of unknown role forwards is said with the caveat."""
+    text = ("*filter\n:INPUT DROP [0:0]\n:FORWARD {policy} [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            "-A FORWARD -s 203.0.113.66 -j DROP\n-A FORWARD -i eth1 -o eth0 -j ACCEPT\nCOMMIT\n")
+    (code, severity, message), = _codes(text.format(policy="ACCEPT"))
+    assert (code, severity) == ("RA402", "error") and "is forwarded (IPv4)" in message
+    assert _codes(text.format(policy="DROP")) == []  # eth1 -> eth0 gets no reply back
+    est = text.replace("-A FORWARD -s", "-A FORWARD -m conntrack --ctstate ESTABLISHED -j ACCEPT\n-A FORWARD -s")
+    (code, severity, message), = _codes(est.format(policy="DROP"))
+    assert (code, severity) == ("RA402", "warning") and "arriving on eth1" in message

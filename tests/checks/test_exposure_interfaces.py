@@ -41,9 +41,9 @@ COMMIT
 def test_forwarding_into_a_container_bridge_needs_a_dnat():
     # waydroid0, docker0, virbr0 … hold private NATed networks: nothing is
     # routed to them from the internet without a port forward
-    assert findings_for(FORWARD_TO.format(iface="waydroid0"), "iptables", ["RA401"]) == []
-    (finding,) = findings_for(FORWARD_TO.format(iface="eth1"), "iptables", ["RA401"])
-    assert "forwarded" in finding.message
+    assert findings_for(FORWARD_TO.format(iface="waydroid0"), "iptables", ["RA401", "RA402"]) == []
+    (finding,) = findings_for(FORWARD_TO.format(iface="eth1"), "iptables", ["RA401", "RA402"])
+    assert finding.code == "RA402" and "is forwarded (IPv4" in finding.message  # every port, to eth1
 
 
 def test_a_firewalld_zone_that_accepts_forwarding_does_not_make_a_router(tmp_path):

@@ -123,3 +123,15 @@ def test_batch_equals_single_on_the_largest_real_dump():
         hits += batch.classes.key(packet) in batch._memo
         assert batch.evaluate(packet) == single.evaluate(packet)
     assert hits  # some packets were answered from their class
+
+
+def test_packets_that_seldom_share_a_class_are_answered_one_by_one_alike():
+    ruleset = loads(RULES, dialect="iptables", name="batch.rules")
+    sample = packets(200, seed=5)
+    batch = BatchEvaluator(ruleset)
+    batch.classes = Classes(ruleset)
+    batch._asked, batch._hits = 3999, 0  # as after 4,000 packets with no class shared
+    single = Evaluator(ruleset)
+    for packet in sample:
+        assert batch.evaluate(packet) == single.evaluate(packet)
+    assert not batch.memoize and not batch._memo

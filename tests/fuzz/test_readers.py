@@ -72,7 +72,7 @@ def test_random_bytes_through_the_loader(tmp_path):
 def test_corpus_mutations(dialect):
     texts = harness.corpus_texts(dialect, limit=60, max_size=16 * 1024)
     if not texts:
-        pytest.skip("corpus not present")
+        pytest.skip(f"no corpus files for {dialect} (corpus absent, or no folder of that dialect)")
 
     @_budget(dialect)
     @given(S.corpus_mutations(dialect, texts))
@@ -85,7 +85,7 @@ def test_corpus_mutations(dialect):
 def test_grammar_aware(dialect):
     texts = harness.corpus_texts(dialect, limit=60, max_size=16 * 1024)
     if dialect not in ("iptables", "nftables", "ufw") and not texts:
-        pytest.skip("corpus not present")
+        pytest.skip(f"no corpus files for {dialect} (corpus absent, or no folder of that dialect)")
 
     @_budget(dialect)
     @given(S.grammar_inputs(dialect, texts))
@@ -98,7 +98,7 @@ def test_grammar_aware(dialect):
 def test_line_endings_and_bom_do_not_crash(dialect):
     texts = harness.corpus_texts(dialect, limit=5, max_size=16 * 1024)
     if not texts:
-        pytest.skip("corpus not present")
+        pytest.skip(f"no corpus files for {dialect} (corpus absent, or no folder of that dialect)")
     for text in texts:
         for variant in (text.replace("\n", "\r\n"), text.replace("\n", "\r"), "\ufeff" + text,
                         text.encode("utf-8").decode("latin-1"), text.upper(), text[: len(text) // 2]):

@@ -184,9 +184,11 @@ def _step(script: str, cwd: Path, env: dict) -> tuple[subprocess.CompletedProces
 
 def test_the_action_inputs_match_its_steps():
     action = yaml.safe_load((ROOT / "action.yml").read_text())
-    assert {"paths", "fail-on", "diff-fail-on", "diff-files"} <= set(action["inputs"])
+    assert {"paths", "fail-on", "audit-fail-on", "diff-files"} <= set(action["inputs"])
+    assert action["inputs"]["fail-on"]["default"] == "opened"  # the diff's, as before
     steps = {s.get("name"): s for s in action["runs"]["steps"]}
-    assert steps["Audit"]["env"]["FAIL_ON"] == "${{ inputs.fail-on }}"
+    assert steps["Audit"]["env"]["FAIL_ON"] == "${{ inputs.audit-fail-on }}"
+    assert steps["Change impact"]["env"]["DIFF_FAIL_ON"] == "${{ inputs.fail-on }}"
     for name in ("Upload audit SARIF", "Upload diff SARIF"):
         assert steps[name]["continue-on-error"] is True and "outputs.sarif != ''" in steps[name]["if"]
         assert "head.repo.full_name == github.repository" in steps[name]["if"]

@@ -268,3 +268,27 @@ def test_diff_takes_the_table_too(tmp_path, capsys):
     main(["diff", str(old), str(new), "--table", "nat", "--no-findings", "--format", "json"])
     report = json.loads(capsys.readouterr().out)
     assert report["verdicts_changed"] and "8081" in json.dumps(report["regions"])
+
+
+def test_host_state_commands_are_skipped_and_said():
+    rs = loads("#!/bin/sh\nmodprobe nf_conntrack\nsysctl -w net.ipv4.ip_forward=1\necho starting\n"
+               "iptables -A INPUT -j ACCEPT\n", dialect="iptables-script", name="fw.sh")
+    notes = [(d.location.line, d.message.split(" ", 1)[0]) for d in rs.diagnostics]
+    assert notes == [(2, "modprobe"), (3, "sysctl")]
+
+
+def test_tab_stripping_here_documents():
+    script = ("#!/bin/sh\n"
+              "nft -f - <<-'EOF'\n\ttable inet f {\n\t\tchain i {\n\t\t\ttype filter hook input priority 0; "
+              "policy drop;\n\t\t\ttcp dport 22 accept\n\t\t}\n\t}\n\tEOF\nnft list ruleset\n")
+    rs = loads(script, name="fw.sh")
+    assert [r.location.line for r in rs.table("f", "inet").chains["i"].rules] == [6]
+
+
+def test_an_unstated_family_is_said():
+    plain = loads("-P INPUT DROP\n-A INPUT -p tcp --dport 22 -j ACCEPT\n", name="<stdin>")
+    assert [t.family for t in plain.tables] == ["ip"]
+    assert any(d.message.startswith("IPv4 assumed") for d in plain.diagnostics)
+    for text, name in (("-A INPUT -s 10.0.0.0/8 -j ACCEPT\n", "<stdin>"), ("-A INPUT -j ACCEPT\n", "rules.v6"),
+                       ("iptables -A INPUT -j ACCEPT\n", "<stdin>")):
+        assert not any("assumed" in d.message for d in loads(text, name=name).diagnostics)

@@ -85,3 +85,14 @@ def test_bad_stdin_is_located(stdin, capsys):
     stdin(SAVE.replace("--dport 22", "--dport x22", 1))
     code, _, err = run(capsys, "query", "-", "--src", "192.0.2.1", "--dst", "192.0.2.2")
     assert code == 2 and err.startswith("<stdin>:5:")
+
+
+def test_a_terminal_on_stdin_is_said_not_waited_on(monkeypatch, capsys):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    loader.forget_stdin()
+    code, _, err = run(capsys, "query", "-", "--src", "192.0.2.1", "--dst", "192.0.2.2")
+    assert code == 2 and "nothing is piped in" in err

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -37,6 +38,8 @@ SEEDS = ([int(s) for s in os.environ["RA_FORMS_SEEDS"].split(",")] if os.environ
 #: Seeds whose dumps also go through the kernel harness's packets.
 KERNEL_SEEDS = SEEDS[:2]
 PACKETS = 60
+#: What nft list prints for an expression it has no name for.
+RAW_PAYLOAD = re.compile(r"@(?:ll|nh|th|ih),\d+,\d+")
 
 
 def _skip_reason(tools) -> str | None:
@@ -63,13 +66,23 @@ def _in_private_namespace(script: str, dump: str) -> str:
 
 
 def _answers(ruleset, probes) -> list:
-    return [analyzer_answer(evaluate(ruleset, p.model_packet())) for p in probes]
+    out = []
+    for p in probes:
+        result = evaluate(ruleset, p.model_packet())
+        out.append((analyzer_answer(result), bool(result.depends_on)))
+    return out
 
 
 def _same_answers(label: str, form, dump, probes, text: str) -> list[str]:
+    """Packets whose answer differs between the input form and its dump.
+    Where the answer from the dump depends on something the analyzer cannot
+    read there — a dynamic set's runtime state (``expires …``) — the
+    packet is not compared; at most a quarter may be left out."""
     got, want = _answers(form, probes), _answers(dump, probes)
+    open_ = [p for p, (_, depends) in zip(probes, want) if depends]
+    assert len(open_) <= len(probes) // 4, f"{label}: {len(open_)} packets undecided from the dump"
     return [f"{label}: {p.describe()}: from the {label} {a}, from the dump {b}\n{text}"
-            for p, a, b in zip(probes, got, want) if a != b][:3]
+            for p, (a, _), (b, depends) in zip(probes, got, want) if a != b and not depends][:3]
 
 
 def test_iptables_scripts_and_abbreviated_files_build_what_their_dumps_hold():
@@ -102,17 +115,21 @@ def test_nft_scripts_build_what_their_dumps_hold():
     reason = _skip_reason(("nft",))
     if reason:
         pytest.skip(reason)
-    problems = []
-    kernel_cases = []
+    problems, kernel_cases, raw_dumps = [], [], []
     for seed in SEEDS:
         case = gen_nftables.generate(seed, PACKETS)
         script = input_forms.nft_script(case.text, random.Random(seed))
         dump = _in_private_namespace(script, "nft list ruleset")
         from_script = loads(script, name=f"seed{seed}.sh")
-        problems += _same_answers("nft script", from_script, loads(dump, dialect="nftables"),
-                                  case.probes, script)
+        # (nft lists a masked dscp as raw payload, "(@nh,0,16 & 0xfc0) >> 6":
+        # the reader reads that back, so the dump itself is the reference)
+        reference = loads(dump, dialect="nftables")
+        if RAW_PAYLOAD.search(dump):
+            raw_dumps.append(seed)
+        problems += _same_answers("nft script", from_script, reference, case.probes, script)
         if seed in KERNEL_SEEDS:
             kernel_cases.append((gen_iptables.Case(seed, case.family, dump, case.probes), from_script, script))
+    print(f"\nnft dumps with raw payload expressions: {raw_dumps}")
     assert not problems, "\n".join(problems)
     _against_the_kernel(kernel_cases, "nftables")
 
