@@ -817,13 +817,23 @@ def _after_change(reach, rule: Rule, target, entry, story: Story) -> None:
             break
         if other is rule:
             continue
-        taken = reach.rule_sets(other).matched_upper
+        taken = _matched(reach, other)
         if not space.disjoint(taken.node, remaining.node):
             story.deciders.append(other)
             remaining = remaining - taken
     verdicts = {outcome(d) for d in story.deciders}
     if verdicts:
         story.shadowed = any(v != meant(rule) for v in verdicts) if meant(rule) in _PAST else None
+
+
+def _matched(reach, rule: Rule):
+    """``rule``'s matched packets (upper), wrapped once per analysis (each
+    changed dead rule walks the verdict rules from the first)."""
+    cache = reach.__dict__.setdefault("_ra_matched", {})
+    hit = cache.get(id(rule))
+    if hit is None:
+        hit = cache[id(rule)] = reach.rule_sets(rule).matched_upper
+    return hit
 
 
 def _verdict_rules(reach) -> list[Rule]:

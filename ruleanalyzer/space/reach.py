@@ -235,9 +235,6 @@ class Reachability:
     _order: list = field(repr=False, default_factory=list)
     _dead: list | None = field(repr=False, default=None)
     _callers: dict | None = field(repr=False, default=None)
-    #: Rule id → its :class:`RuleSets`, each set wrapped once (checks ask
-    #: about the same earlier rules for every dead rule after them).
-    _sets: dict = field(repr=False, default_factory=dict)
 
     def rules(self) -> list[Rule]:
         """Every rule reached on this hook, in the order first visited."""
@@ -246,10 +243,7 @@ class Reachability:
     def rule_sets(self, rule: Rule) -> RuleSets:
         """Reaching and matched sets of ``rule`` (KeyError if the rule's
         chain is never entered on this hook)."""
-        sets = self._sets.get(id(rule))
-        if sets is None:
-            sets = self._sets[id(rule)] = RuleSets(self.space, self._records[id(rule)])
-        return sets
+        return RuleSets(self.space, self._records[id(rule)])
 
     def is_unreachable(self, rule: Rule) -> bool:
         """No packet can reach ``rule`` and match it."""
