@@ -550,11 +550,11 @@ def _caller_conflicts(reach, rule: Rule, entry) -> list[tuple[str, str, Rule | N
     for caller in callers:
         theirs = [(m, _encode(space, m)) for m in caller.matches]
         found = next(((_condition(rule, m), _condition(caller, mj)) for m, s in mine
-                      for mj, sj in theirs if (s & sj).is_empty()), None)
+                      for mj, sj in theirs if space.disjoint(s.node, sj.node)), None)
         if found is not None:
             out.append((found[0], found[1], caller))
     if not out and entry is not None:  # no caller to name: the condition the entry excludes
-        excluded = next((m for m, s in mine if (s & entry).is_empty()), None)
+        excluded = next((m for m, s in mine if space.disjoint(s.node, entry.node)), None)
         if excluded is not None:
             out = [(_condition(rule, excluded), "", None)]
     return out
