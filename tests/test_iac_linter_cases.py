@@ -36,7 +36,8 @@ def nacl(*entries) -> str:
 
 def ra401(text: str) -> list[str]:
     rs = loads(text, "terraform", "case.tf")
-    return [f.message for f in run_audit([rs], select=["RA401"]).findings]
+    # what the admin reads: the headline and its details (every service is listed there)
+    return [" ".join([f.message, *f.details]) for f in run_audit([rs], select=["RA401"]).findings]
 
 
 MISSES = {
@@ -128,7 +129,7 @@ def cfn(ports, cidr) -> str:
 
 def ra401_of(text: str, dialect: str) -> list[str]:
     rs = loads(text, dialect, "case.yaml" if dialect == "cloudformation" else "case.tf")
-    return [f.message for f in run_audit([rs], select=["RA401"]).findings]
+    return [" ".join([f.message, *f.details]) for f in run_audit([rs], select=["RA401"]).findings]
 
 
 OTHER_MISSES = {

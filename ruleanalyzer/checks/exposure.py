@@ -279,6 +279,26 @@ def _caller(reach, rule, packets):
     return rule
 
 
+#: Services a headline names before it counts the rest (all are in the details).
+HEADLINE_SERVICES = 3
+
+
+def _services(labels: list[str]) -> tuple[str, list[str]]:
+    """The services of one exposure for a headline, and the details: a
+    handful named, the rest counted and listed below.
+
+    >>> _services(["SSH (22/tcp, IPv4)"])
+    ('SSH (22/tcp, IPv4)', [])
+    >>> _services([f"S{i} ({i}/tcp, IPv4)" for i in range(5)])[0]
+    'S0 (0/tcp, IPv4), S1 (1/tcp, IPv4), S2 (2/tcp, IPv4) and 2 more services'
+    """
+    if len(labels) <= HEADLINE_SERVICES + 1:
+        return ", ".join(labels), []
+    head = ", ".join(labels[:HEADLINE_SERVICES])
+    return (f"{head} and {len(labels) - HEADLINE_SERVICES} more services",
+            ["every service: " + ", ".join(labels)])
+
+
 def _both_versions(labels: list[str]) -> list[str]:
     """``SSH (22/tcp, IPv4)`` and ``SSH (22/tcp, IPv6)`` told as one
     ``SSH (22/tcp, IPv4 and IPv6)``.
@@ -440,9 +460,10 @@ class AdminPortExposed(_ExposureCheck):
             w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
             caveat = " — if those interfaces face the internet" if conditional else ""
+            named, details = _services(_both_versions(labels))
             yield locate(self.finding(
-                f"open to the whole internet: {', '.join(_both_versions(labels))} — any public address can complete "
-                f"a connection (e.g. {w.describe()}){caveat}",
+                f"open to the whole internet: {named} — any public address can complete "
+                f"a connection (e.g. {w.describe()}){caveat}", details=details,
                 witness=w, related=[related_rule(r, "also admits it") for r in others[:5]],
                 fix="restrict the source (-s / ip saddr) to the networks that need it",
                 severity="warning" if conditional else None, **where), ctx)
@@ -559,10 +580,11 @@ class LikelyExposed(_ExposureCheck):
                 continue  # the configuration leaves the port open too: not a statement about any
             w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
+            named, details = _services(labels)
             yield locate(self.finding(
-                f"{self.lead}: {', '.join(labels)} — depends on "
+                f"{self.lead}: {named} — depends on "
                 f"{', '.join(depends[:3])} (e.g. {w.describe()} is accepted unless it does)"
-                + (" — if those interfaces face the internet" if conditional else ""),
+                + (" — if those interfaces face the internet" if conditional else ""), details=details,
                 witness=w, related=[related_rule(r, "decides it, undecidably") for r in unsure[:5]
                                     if r is not anchor],
                 fix=self.advice, **where), ctx)
