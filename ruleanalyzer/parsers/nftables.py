@@ -1226,13 +1226,17 @@ class _RuleReader:
         if w in ("numgen", "jhash", "symhash"):
             start = self.i
             self.i += 1
+            spec: dict = {}
             if w == "numgen" and self.word() in ("inc", "random"):
-                self.i += 1
+                spec["mode"] = self.take()[1]
             if w == "jhash":
                 self.expression_until({"mod"})
             while self.word() in ("mod", "seed", "offset") and self.peek(1) is not None:
+                value = self.toks[self.i + 1][1]
+                if _NUM_RE.match(value):  # as nft -j gives them: the map's coverage reads these
+                    spec[self.word()] = int(value, 0)
                 self.i += 2
-            return {w: {"text": self.rest_text(start)}}
+            return {w: {"text": self.rest_text(start), **spec}}
         if w.startswith("@") and nxt == ",":  # raw payload @nh,32,32
             parts = [w[1:]]
             self.i += 1
