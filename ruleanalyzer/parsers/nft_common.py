@@ -579,13 +579,18 @@ class Builder:
         return table
 
     def chain(self, family: str, table: str, name: str, location: Location | None = None) -> Chain:
-        """The chain ``name`` of a table, created on first use."""
+        """The chain ``name`` of a table, created on first use. ``location``:
+        its declaration, or the command that names it first (a fragment's
+        ``add rule`` of an undeclared chain): every chain has a place to
+        point a finding at."""
         tab = self.table(family, table, location)
         chain = tab.chains.get(name)
         if chain is None:
             chain = tab.add_chain(Chain(name, location=location))
             self._chains[id(chain)] = chain
             self.pending[id(chain)] = []
+        elif chain.location is None and location is not None:
+            chain.location = location
         return chain
 
     def set_base(self, chain: Chain, kind: str | None, hook: str | None, priority,

@@ -495,7 +495,7 @@ class _Reader:
                     return
                 raise self.error(f"{verb} {kind} needs a name after the table", toks[0])
             obj, more = more[0], more[1:]
-            table = b.table(family, table_name)
+            table = b.table(family, table_name, Location(self.file, at[2], at[3]))
             if kind == "chain":
                 if verb in ("delete", "destroy"):
                     b.delete_chain(family, table_name, obj[1])
@@ -507,7 +507,7 @@ class _Reader:
                     if t[0] == B:
                         self.chain_body(chain, t[1])
             elif kind == "rule":
-                chain = b.chain(family, table_name, obj[1])
+                chain = b.chain(family, table_name, obj[1], Location(self.file, at[2], at[3]))
                 self.rule_command(verb, chain, more, at)
             elif kind in ("set", "map"):
                 if verb in ("add", "create"):
