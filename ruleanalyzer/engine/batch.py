@@ -48,10 +48,11 @@ from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from operator import attrgetter
 
-from ..model import (AddressMatch, AllOf, AnyOf, Chain, Dispatch, IntMatch, InterfaceMatch, Nat, Packet,
-                     Ruleset, SetField)
+from ..model import (Accept, AddressMatch, AllOf, AnyOf, Chain, Dispatch, Drop, EcnStrip, Goto, IntMatch,
+                     InterfaceMatch, Jump, Nat, Notrack, Packet, Queue, Reject, Return, Ruleset, SetField,
+                     UnknownAction)
 from .evaluate import MAX_STEPS, Evaluator
-from .match import interface_matches
+from .match import AddressTypes, View, compile_match, interface_matches
 from .result import Result
 
 #: The fields abstracted per chain (the others are part of the root key).
@@ -63,6 +64,8 @@ _others = attrgetter(*_OTHER_FIELDS)
 #: A chain's masks may take this many bits per field before the chain keys
 #: that field by its atom instead (exact too, only finer): 8 MiB.
 MASK_BITS_BUDGET = 64 << 20
+#: Shorter chains are scanned rule by rule when the tree grows.
+MIN_INDEXED_CHAIN = 8
 
 
 def _address_class(version: int, value: int) -> int:
@@ -232,11 +235,26 @@ def _field_index(groups: list[list], field: str, version: int) -> _FieldIndex:
     return _FieldIndex(bounds, masks, none)
 
 
+def _reads_abstract(match) -> bool:
+    out: list = []
+    _walk(match, out)
+    return any(getattr(leaf, "field", None) in ABSTRACT for leaf in out)
+
+
+#: Actions after which the engine goes on with no later rule of the chain.
+_ENDS = (Accept, Drop, Reject, Return, Goto, Nat, Queue, UnknownAction)
+#: The view fields a rule's other matches may read (all but the abstracted ones).
+_VIEW_REST = tuple(name for name in View.__slots__ if name not in ABSTRACT + ("src_type", "dst_type"))
+_view_rest = attrgetter(*_VIEW_REST)
+
+
 class _Plan:
     """A chain's compiled matches on addresses, ports and interfaces, per
-    family. ``rules`` are the chain's rules (or a device guard's match)."""
+    family. ``rules`` are the chain's rules (or a device guard's match) as
+    ``(matches, actions)``; from ``modifying`` on, a rule may change what
+    later rules see (a mark, the state, flags)."""
 
-    def __init__(self, owner, rules):
+    def __init__(self, owner, rules, modifying: int):
         self.owner = owner  # keeps the id it is filed under its own
         groups: list[list] = []
         raw: set[str] = set()
@@ -250,24 +268,75 @@ class _Plan:
                 elif getattr(leaf, "field", None) in ABSTRACT:
                     raw.add(leaf.field)  # a match this module does not know reads it
 
+        #: per rule: (its first group, its groups' bits, predicates of its matches that read no
+        #: abstracted field, does it have other matches, does it end the chain)
+        self.rules = []
+        always: list[int] = []  # rules without a plain group: no mask rules them out
+        plain_rules: dict[int, int] = {}  # plain group -> its rule
         for matches, actions in rules:
+            first = len(groups)
             plain = []
+            rest = []
             for m in matches:
                 if _abstract_leaf(m):
                     plain.append(m)
-                else:
+                elif _reads_abstract(m):
                     loose(m)
+                else:
+                    rest.append(compile_match(m))
             if plain:
+                plain_rules[len(groups)] = len(self.rules)
                 groups.append(plain)
+            else:
+                always.append(len(self.rules))
             for action in actions:
                 if isinstance(action, Dispatch):
                     for m, _ in action.branches:
                         loose(m)
+            bits = ((1 << len(groups)) - 1) ^ ((1 << first) - 1)
+            self.rules.append((first, bits, tuple(rest), len(rest) < len(matches),
+                               bool(actions) and isinstance(actions[0], _ENDS)))
+        self.modifying = modifying
         read = {m.field for group in groups for m in group} | raw
         self.reads = tuple(f for f in ABSTRACT if f in read)
         self.groups = groups
         self.raw = raw
         self._per_family: dict[int, dict] = {}
+        self._relevant: dict = {}
+        self._always = always
+        self._plain_rules = plain_rules
+        self._plain = sum(1 << g for g in plain_rules)
+        self._candidates: dict = {}
+
+    def candidates(self, view) -> "_Candidates | None":
+        """The rules a path with ``view`` may match (a rule whose plain
+        group does not hold cannot), as one indexed run the engine takes
+        (:meth:`Evaluator._runs`); None when no field rules any out."""
+        family = view.family
+        mask = -1
+        for field in self.reads:
+            part = self.index(field, family).part(getattr(view, field))
+            if part.__class__ is int:
+                mask &= part
+        mask &= self._plain
+        if mask == self._plain:
+            return None
+        hit = self._candidates.get(mask)
+        if hit is None:
+            if len(self._candidates) > 4096:
+                self._candidates.clear()
+            if mask.bit_count() <= 64:
+                found = []
+                rest = mask
+                while rest:
+                    low = rest & -rest
+                    found.append(self._plain_rules[low.bit_length() - 1])
+                    rest ^= low
+            else:
+                bits = bin(mask)[:1:-1]
+                found = [self._plain_rules[g] for g, bit in enumerate(bits) if bit == "1"]
+            hit = self._candidates[mask] = _Candidates(sorted(found + self._always))
+        return hit
 
     def index(self, field: str, family: int):
         per = self._per_family.setdefault(family, {})
@@ -282,6 +351,63 @@ class _Plan:
             per[field] = entry
         return entry
 
+    def relevant(self, view) -> int:
+        """The groups whose outcome can matter to a packet entering with
+        ``view``: not those of a rule another of its matches rules out, nor
+        those after a rule that always ends the chain (up to the first rule
+        that may change what later rules see). Alike for every packet that
+        enters this way, so it masks the chain key."""
+        types = tuple((t.exactly, t.not_any) if isinstance(t, AddressTypes) else t
+                      for t in (view.src_type, view.dst_type))  # alike for every address of a kind
+        key = (_view_rest(view), types, _address_class(view.family, view.src),
+               _address_class(view.family, view.dst))
+        mask = self._relevant.get(key)
+        if mask is not None:
+            return mask
+        mask = 0
+        for r, (first, bits, preds, other, ends) in enumerate(self.rules):
+            if r >= self.modifying:
+                mask |= -1 << first  # this rule's groups and every later one
+                break
+            outcome = True
+            for pred in preds:
+                hit = pred(view)
+                if hit is False:
+                    outcome = False
+                    break
+                if hit is None:
+                    outcome = None
+            if outcome is False:
+                continue
+            mask |= bits
+            if outcome is True and not bits and not other and ends:
+                break  # no later rule is reached
+        self._relevant[key] = mask
+        return mask
+
+
+class _Candidates:
+    """What the engine's indexed run looks up (by the path's destination):
+    here the same candidates whatever the key."""
+
+    __slots__ = ("rules",)
+
+    def __init__(self, rules: list[int]):
+        self.rules = rules
+
+    def get(self, key):
+        return self.rules
+
+
+def _read(position: int, index) -> tuple:
+    """How a node reads one field: (position, bounds, masks, index) with
+    bounds None when the masks are per name, or there are none to bisect."""
+    if isinstance(index, _FieldIndex) and not index.exact:
+        return position, index.bounds, index.masks, index
+    if isinstance(index, _NameIndex):
+        return position, None, index.masks, index
+    return position, None, None, index
+
 
 class _Node:
     """A chain entry on the way: the chain's indexes for the fields the
@@ -289,21 +415,32 @@ class _Node:
     (A field NAT set to a constant has that constant for every packet that
     comes this way, so it adds nothing to the key.)"""
 
-    __slots__ = ("reads", "children")
+    __slots__ = ("reads", "relevant", "children")
 
-    def __init__(self, reads):
-        self.reads = reads  # ((field position, index.part), ...)
+    def __init__(self, reads, relevant: int):
+        #: per field read: (position, bounds, masks, index); bounds None:
+        #: masks per interface name (or None: ask the index)
+        self.reads = tuple(_read(position, index) for position, index in reads)
+        self.relevant = relevant
         self.children: dict = {}
 
     def key(self, values):
-        mask = -1
+        mask = self.relevant
         extra = ()
-        for position, part in self.reads:
-            p = part(values[position])
-            if p.__class__ is int:
-                mask &= p
+        for position, bounds, masks, index in self.reads:
+            value = values[position]
+            if value is None:
+                continue  # the root key holds it; the field's groups count as holding
+            if bounds is not None:
+                mask &= masks[bisect_right(bounds, value)]
+                continue
+            part = masks.get(value) if masks is not None else None
+            if part is None:
+                part = index.part(value)
+            if part.__class__ is int:
+                mask &= part
             else:
-                extra += p
+                extra += part
         return (mask, extra) if extra else mask
 
 
@@ -323,13 +460,24 @@ class _Recorder(Evaluator):
     the packet's addresses, ports and interfaces at that moment, and a bound
     on the rules it may visit."""
 
-    def __init__(self, ruleset: Ruleset):
+    def __init__(self, ruleset: Ruleset, decisions: "Decisions"):
         super().__init__(ruleset)
+        self.decisions = decisions
         self.entries: list = []
         self.bound = 0
 
+    def _runs(self, chain, path):
+        """Only the rules whose matches on addresses, ports and interfaces
+        may hold for this path (the step bound covers the engine's count)."""
+        n = len(chain.rules)
+        if n >= MIN_INDEXED_CHAIN:
+            candidates = self.decisions._plan(chain, None).candidates(path.view)
+            if candidates is not None:
+                return [(n, candidates)] * n
+        return self.compiled.runs(chain)
+
     def _run_chain(self, chain, path, depth):
-        self.entries.append((chain, None, _at(path.view)))
+        self.entries.append((chain, None, _at(path.view), path.view.copy()))
         self.bound += 1
         return super()._run_chain(chain, path, depth)
 
@@ -339,8 +487,17 @@ class _Recorder(Evaluator):
 
     def _enter_base(self, chain, path):
         if chain.devices:
-            self.entries.append((chain, self.compiled.device_guard(chain), _at(path.view)))
+            self.entries.append((chain, self.compiled.device_guard(chain), _at(path.view), None))
         return super()._enter_base(chain, path)
+
+
+def _actions(rule) -> list:
+    """A rule's action, effects and verdict-map branches' actions."""
+    actions = [rule.action, *rule.effects]
+    for action in list(actions):
+        if isinstance(action, Dispatch):
+            actions.extend(branch for _, branch in action.branches)
+    return actions
 
 
 def _compilable(ruleset: Ruleset) -> tuple[bool, frozenset, frozenset]:
@@ -352,11 +509,7 @@ def _compilable(ruleset: Ruleset) -> tuple[bool, frozenset, frozenset]:
     for table in ruleset.tables:
         for chain in table.chains.values():
             for rule in chain.rules:
-                actions = [rule.action, *rule.effects]
-                for action in list(actions):
-                    if isinstance(action, Dispatch):
-                        actions.extend(branch for _, branch in action.branches)
-                for action in actions:
+                for action in _actions(rule):
                     if isinstance(action, SetField) and (action.field in ABSTRACT
                                                          or action.copy_from in ABSTRACT):
                         return False, frozenset(), frozenset()
@@ -376,8 +529,9 @@ class Decisions:
         self.usable, nat_addrs, nat_ports = _compilable(ruleset)
         self._nat_addrs = {a: i for i, a in enumerate(sorted(nat_addrs))}
         self._nat_ports = {p: i for i, p in enumerate(sorted(nat_ports))}
-        self.recorder = _Recorder(ruleset)
+        self.recorder = _Recorder(ruleset, self)
         self.plans: dict = {}
+        self._changers: set | None = None
         self.root: dict = {}
         self.leaves = 0
 
@@ -416,8 +570,40 @@ class Decisions:
         if plan is None:
             rules = ([(rule.matches, (rule.action, *rule.effects)) for rule in chain.rules] if guard is None
                      else [((guard,), ())])
-            plan = self.plans[id(owner)] = _Plan(owner, rules)
+            plan = self.plans[id(owner)] = _Plan(owner, rules, self._modifying(chain) if guard is None else 1)
         return plan
+
+    def _modifying(self, chain: Chain) -> int:
+        """The first rule of ``chain`` that may change what its later rules
+        see: one that sets a mark, the state or flags, or jumps to a chain
+        that may (its length if none)."""
+        if self._changers is None:
+            changers: set = set()
+            targets: dict = {}
+            for table in self.ruleset.tables:
+                for c in table.chains.values():
+                    for rule in c.rules:
+                        for action in _actions(rule):
+                            if isinstance(action, (SetField, Notrack, EcnStrip)):
+                                changers.add(id(c))
+                            elif isinstance(action, (Jump, Goto)) and action.target in table.chains:
+                                targets.setdefault(id(c), set()).add(id(table.chains[action.target]))
+            grew = True
+            while grew:
+                grew = False
+                for c, called in targets.items():
+                    if c not in changers and not called.isdisjoint(changers):
+                        changers.add(c)
+                        grew = True
+            self._changers = changers
+        table = chain.table.chains if chain.table else {}
+        for r, rule in enumerate(chain.rules):
+            for action in _actions(rule):
+                if isinstance(action, (SetField, Notrack, EcnStrip)) or (
+                        isinstance(action, Jump) and action.target in table
+                        and id(table[action.target]) in self._changers):
+                    return r
+        return len(chain.rules)
 
     def grow(self, packet: Packet, root, values) -> Result:
         """The engine's answer for ``packet``, noted in the tree."""
@@ -426,25 +612,28 @@ class Decisions:
         recorder.bound = 0
         result = recorder.evaluate(packet)
         if recorder.bound >= MAX_STEPS:
-            return result  # near the engine's step limit: the steps it counts depend on the addresses
+            # the engine may count more steps than this evaluation (which
+            # skips rules) and those of another packet here: its own answer
+            return Evaluator(self.ruleset).evaluate(packet)
         family = packet.src.version
         way: list = []  # per entry that can branch: its node's reads
         seen = set()
-        for chain, guard, at in recorder.entries:
+        for chain, guard, at, view in recorder.entries:
             plan = self._plan(chain, guard)
             given = tuple(at[i] == values[i] for i in range(len(ABSTRACT)))
-            reads = tuple((i, plan.index(f, family).part) for i, f in enumerate(ABSTRACT)
+            reads = tuple((i, plan.index(f, family)) for i, f in enumerate(ABSTRACT)
                           if f in plan.reads and given[i])
-            marker = (id(plan), given)
-            if not reads or marker in seen:
+            relevant = plan.relevant(view) if view is not None else -1
+            marker = (id(plan), given, relevant)
+            if not reads or not relevant or marker in seen:
                 continue  # the key is a constant, or one this way has already taken
             seen.add(marker)
-            way.append(reads)
+            way.append((reads, relevant))
         owner, slot = self.root, root
-        for reads in way:
+        for reads, relevant in way:
             node = owner.get(slot)
             if node is None:
-                node = owner[slot] = _Node(reads)
+                node = owner[slot] = _Node(reads, relevant)
             elif node.__class__ is not _Node:  # pragma: no cover - the engine is deterministic
                 return result
             owner, slot = node.children, node.key(values)
@@ -452,6 +641,32 @@ class Decisions:
             owner[slot] = _Leaf(packet, result)
             self.leaves += 1
         return result
+
+
+class _Answer:
+    """A :class:`Result` being filled in: the same slots, assigned plainly,
+    then turned into a Result (a frozen dataclass assigns each field through
+    ``object.__setattr__``: a fifth of a hit's time)."""
+
+    __slots__ = Result.__slots__
+
+
+_ANSWER_FIELDS = ("verdict", "packet", "decided_by", "trace", "depends_on", "outcome", "state", "notes",
+                  "alternatives", "routing")
+
+
+def _fast_results() -> bool:
+    if set(Result.__slots__) != set(_ANSWER_FIELDS):
+        return False  # a field this module would not fill in
+    probe = _Answer()
+    try:
+        probe.__class__ = Result
+    except TypeError:  # pragma: no cover - another Python's layout
+        return False
+    return True
+
+
+_FAST_RESULTS = _fast_results()
 
 
 def _rebase(result: Result, was: Packet, packet: Packet) -> Result:
@@ -464,9 +679,25 @@ def _rebase(result: Result, was: Packet, packet: Packet) -> Result:
         # leaf's constant; marks and flags set by rules are the leaf's too
         kept = {f: getattr(packet, f) for f in ABSTRACT if getattr(out, f) == getattr(was, f)}
         out = replace(out, id=packet.id, **kept)
-    alternatives = tuple(_rebase(a, was, packet) for a in result.alternatives) if result.alternatives else ()
-    return Result(result.verdict, out, result.decided_by, result.trace, result.depends_on, result.outcome,
-                  result.state, result.notes, alternatives, result.routing)
+    alternatives = result.alternatives
+    if alternatives:
+        alternatives = tuple([_rebase(a, was, packet) for a in alternatives])
+    if not _FAST_RESULTS:  # pragma: no cover
+        return Result(result.verdict, out, result.decided_by, result.trace, result.depends_on, result.outcome,
+                      result.state, result.notes, alternatives, result.routing)
+    answer = _Answer()
+    answer.verdict = result.verdict
+    answer.packet = out
+    answer.decided_by = result.decided_by
+    answer.trace = result.trace
+    answer.depends_on = result.depends_on
+    answer.outcome = result.outcome
+    answer.state = result.state
+    answer.notes = result.notes
+    answer.alternatives = alternatives
+    answer.routing = result.routing
+    answer.__class__ = Result
+    return answer
 
 
 class BatchEvaluator:
