@@ -43,6 +43,7 @@ engine.
 
 from __future__ import annotations
 
+import ipaddress
 from bisect import bisect_right
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
@@ -296,6 +297,22 @@ class _Plan:
             bits = ((1 << len(groups)) - 1) ^ ((1 << first) - 1)
             self.rules.append((first, bits, tuple(rest), len(rest) < len(matches),
                                bool(actions) and isinstance(actions[0], _ENDS)))
+        # NAT here sets a field to a constant, and the engine compares the
+        # packet's own value with it (did DNAT change the destination? which
+        # fields of the answer's packet were rewritten?): each constant is a
+        # group of its own, always part of the key
+        first = len(groups)
+        for _, actions in rules:
+            for action in _actions_of(actions):
+                if isinstance(action, Nat):
+                    translated = action.kind in ("dnat", "redirect")
+                    if action.to_addr is not None:
+                        net = ipaddress.ip_network(action.to_addr)
+                        groups.append([AddressMatch("dst" if translated else "src", (net,))])
+                    if action.to_port is not None:
+                        port = action.to_port
+                        groups.append([IntMatch("dport" if translated else "sport", ((port, port),))])
+        self._nat_bits = ((1 << len(groups)) - 1) ^ ((1 << first) - 1)
         self.modifying = modifying
         read = {m.field for group in groups for m in group} | raw
         self.reads = tuple(f for f in ABSTRACT if f in read)
@@ -382,6 +399,7 @@ class _Plan:
             mask |= bits
             if outcome is True and not bits and not other and ends:
                 break  # no later rule is reached
+        mask |= self._nat_bits
         self._relevant[key] = mask
         return mask
 
@@ -465,6 +483,18 @@ class _Recorder(Evaluator):
         self.decisions = decisions
         self.entries: list = []
         self.bound = 0
+        self.given: tuple = ()
+        self.twice = False
+
+    def _nat(self, action, path, chain, rule):
+        # a second translation of a field: the constant it had is compared
+        # with the new one, not the packet's own (no chain key says how)
+        at = _at(path.view)
+        translated = action.kind in ("dnat", "redirect")
+        for position, to in ((1 if translated else 0, action.to_addr), (3 if translated else 2, action.to_port)):
+            if to is not None and at[position] != self.given[position]:
+                self.twice = True
+        return super()._nat(action, path, chain, rule)
 
     def _runs(self, chain, path):
         """Only the rules whose matches on addresses, ports and interfaces
@@ -493,32 +523,29 @@ class _Recorder(Evaluator):
 
 def _actions(rule) -> list:
     """A rule's action, effects and verdict-map branches' actions."""
-    actions = [rule.action, *rule.effects]
-    for action in list(actions):
+    return _actions_of((rule.action, *rule.effects))
+
+
+def _actions_of(actions) -> list:
+    out = list(actions)
+    for action in actions:
         if isinstance(action, Dispatch):
-            actions.extend(branch for _, branch in action.branches)
-    return actions
+            out.extend(branch for _, branch in action.branches)
+    return out
 
 
-def _compilable(ruleset: Ruleset) -> tuple[bool, frozenset, frozenset]:
-    """Can the tree be used at all; the NAT target addresses and ports."""
+def _compilable(ruleset: Ruleset) -> bool:
+    """Can the tree be used at all (see the module doc)."""
     if ruleset.host is not None or ruleset.meta.get("snapshot_sets"):
-        return False, frozenset(), frozenset()
-    addrs: set = set()
-    ports: set = set()
+        return False
     for table in ruleset.tables:
         for chain in table.chains.values():
             for rule in chain.rules:
                 for action in _actions(rule):
                     if isinstance(action, SetField) and (action.field in ABSTRACT
                                                          or action.copy_from in ABSTRACT):
-                        return False, frozenset(), frozenset()
-                    if isinstance(action, Nat):
-                        if action.to_addr is not None:
-                            addrs.add(int(action.to_addr))
-                        if action.to_port is not None:
-                            ports.add(action.to_port)
-    return True, frozenset(addrs), frozenset(ports)
+                        return False
+    return True
 
 
 class Decisions:
@@ -526,9 +553,7 @@ class Decisions:
 
     def __init__(self, ruleset: Ruleset):
         self.ruleset = ruleset
-        self.usable, nat_addrs, nat_ports = _compilable(ruleset)
-        self._nat_addrs = {a: i for i, a in enumerate(sorted(nat_addrs))}
-        self._nat_ports = {p: i for i, p in enumerate(sorted(nat_ports))}
+        self.usable = _compilable(ruleset)
         self.recorder = _Recorder(ruleset, self)
         self.plans: dict = {}
         self._changers: set | None = None
@@ -547,10 +572,6 @@ class Decisions:
             return None
         key = (_others(packet), version, _address_class(version, src), _address_class(version, dst),
                sport is None, dport is None, iif is None, oif is None)
-        if self._nat_addrs:
-            key += (self._nat_addrs.get(src, -1), self._nat_addrs.get(dst, -1))
-        if self._nat_ports:
-            key += (self._nat_ports.get(sport, -1), self._nat_ports.get(dport, -1))
         return key
 
     def lookup(self, packet: Packet):
@@ -610,7 +631,11 @@ class Decisions:
         recorder = self.recorder
         recorder.entries = []
         recorder.bound = 0
+        recorder.given = values
+        recorder.twice = False
         result = recorder.evaluate(packet)
+        if recorder.twice:
+            return result  # not noted: the tree cannot tell the next packet's answer
         if recorder.bound >= MAX_STEPS:
             # the engine may count more steps than this evaluation (which
             # skips rules) and those of another packet here: its own answer

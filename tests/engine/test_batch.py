@@ -330,3 +330,16 @@ def test_a_destination_equal_to_the_dnat_target_is_told_apart():
     answers, batch = _tree_and_engine_agree(ruleset, sample)
     assert [a.outcome for a in answers] == ["dropped", "delivered", "dropped", "delivered"]
     assert batch._hits == 2
+
+
+def test_a_field_translated_twice_is_answered_by_the_engine():
+    # the second DNAT compares with the first one's constant, not with the
+    # packet's own destination: 10.0.0.7 comes back to itself, 10.0.0.8 not
+    ruleset = loads("table ip nat {\n chain a { type nat hook prerouting priority -100;\n"
+                    "  ip daddr 10.0.0.0/24 dnat to 10.0.0.5\n }\n"
+                    " chain b { type nat hook prerouting priority -90;\n  ip daddr 10.0.0.5 dnat to 10.0.0.7\n }\n}\n",
+                    dialect="nftables")
+    sample = [make_packet(src="192.0.2.1", dst=dst, proto="tcp", dport=80, hook="input", state="new")
+              for dst in ("10.0.0.7", "10.0.0.8", "10.0.0.7", "10.0.0.8")]
+    answers, _ = _tree_and_engine_agree(ruleset, sample)
+    assert {str(a.packet.dst) for a in answers} == {"10.0.0.7"}
