@@ -260,7 +260,18 @@ class _Plan:
         groups: list[list] = []
         raw: set[str] = set()
 
-        def loose(match) -> None:  # every abstract leaf a group of its own
+        def loose(match) -> None:
+            """Groups for a match that is not a plain abstract leaf: the
+            abstract parts of a conjunction (a concatenation, a verdict
+            map's key) hold together, any other abstract leaf on its own."""
+            if isinstance(match, AllOf) and not match.negate:
+                together = [m for m in match.matches if _abstract_leaf(m)]
+                if together:
+                    groups.append(together)
+                for m in match.matches:
+                    if not _abstract_leaf(m):
+                        loose(m)
+                return
             out: list = []
             _walk(match, out)
             for leaf in out:
@@ -408,10 +419,11 @@ class _Candidates:
     """What the engine's indexed run looks up (by the path's destination):
     here the same candidates whatever the key."""
 
-    __slots__ = ("rules",)
+    __slots__ = ("rules", "dispatch")
 
     def __init__(self, rules: list[int]):
         self.rules = rules
+        self.dispatch = None  # a verdict map's: the map with these branches
 
     def get(self, key):
         return self.rules
@@ -506,6 +518,13 @@ class _Recorder(Evaluator):
                 return [(n, candidates)] * n
         return self.compiled.runs(chain)
 
+    def _dispatch(self, action, chain, i, rule, path, depth, first=0):
+        """A verdict map with only the branches that may hold for this path
+        (the first that holds gives the action: the others change nothing)."""
+        if first == 0 and len(action.branches) >= MIN_INDEXED_CHAIN:
+            action = self.decisions.branches(action, path.view)
+        return super()._dispatch(action, chain, i, rule, path, depth, first)
+
     def _run_chain(self, chain, path, depth):
         self.entries.append((chain, None, _at(path.view), path.view.copy()))
         self.bound += 1
@@ -593,6 +612,20 @@ class Decisions:
                      else [((guard,), ())])
             plan = self.plans[id(owner)] = _Plan(owner, rules, self._modifying(chain) if guard is None else 1)
         return plan
+
+    def branches(self, action: Dispatch, view) -> Dispatch:
+        """``action`` with only the branches that may hold for ``view``."""
+        plan = self.plans.get(id(action))
+        if plan is None:
+            rules = [(m.matches if isinstance(m, AllOf) and not m.negate else (m,), ())
+                     for m, _ in action.branches]
+            plan = self.plans[id(action)] = _Plan(action, rules, len(rules))
+        candidates = plan.candidates(view)
+        if candidates is None:
+            return action
+        if candidates.dispatch is None:
+            candidates.dispatch = replace(action, branches=tuple(action.branches[k] for k in candidates.rules))
+        return candidates.dispatch
 
     def _modifying(self, chain: Chain) -> int:
         """The first rule of ``chain`` that may change what its later rules
