@@ -53,7 +53,7 @@ from ..model import (Accept, AddressMatch, AllOf, AnyOf, Chain, Dispatch, Drop, 
                      InterfaceMatch, Jump, Nat, Notrack, Packet, Queue, Reject, Return, Ruleset, SetField,
                      UnknownAction)
 from .evaluate import MAX_STEPS, Evaluator
-from .match import AddressTypes, View, compile_match, interface_matches
+from .match import CONNTRACK_FIELDS, AddressTypes, View, compile_match, interface_matches
 from .result import Result
 
 #: The fields abstracted per chain (the others are part of the root key).
@@ -252,10 +252,10 @@ _view_rest = attrgetter(*_VIEW_REST)
 class _Plan:
     """A chain's compiled matches on addresses, ports and interfaces, per
     family. ``rules`` are the chain's rules (or a device guard's match) as
-    ``(matches, actions)``; from ``modifying`` on, a rule may change what
-    later rules see (a mark, the state, flags)."""
+    ``(matches, actions)``; ``changed[r]`` names the fields the rules before
+    rule ``r`` may change (a mark, the state, flags) for it."""
 
-    def __init__(self, owner, rules, modifying: int):
+    def __init__(self, owner, rules, changed: list):
         self.owner = owner  # keeps the id it is filed under its own
         groups: list[list] = []
         raw: set[str] = set()
@@ -295,7 +295,7 @@ class _Plan:
                 elif _reads_abstract(m):
                     loose(m)
                 else:
-                    rest.append(compile_match(m))
+                    rest.append((compile_match(m), _reads(m)))
             if plain:
                 plain_rules[len(groups)] = len(self.rules)
                 groups.append(plain)
@@ -324,7 +324,7 @@ class _Plan:
                         port = action.to_port
                         groups.append([IntMatch("dport" if translated else "sport", ((port, port),))])
         self._nat_bits = ((1 << len(groups)) - 1) ^ ((1 << first) - 1)
-        self.modifying = modifying
+        self.changed = changed
         read = {m.field for group in groups for m in group} | raw
         self.reads = tuple(f for f in ABSTRACT if f in read)
         self.groups = groups
@@ -382,8 +382,8 @@ class _Plan:
     def relevant(self, view) -> int:
         """The groups whose outcome can matter to a packet entering with
         ``view``: not those of a rule another of its matches rules out, nor
-        those after a rule that always ends the chain (up to the first rule
-        that may change what later rules see). Alike for every packet that
+        those after a rule that always ends the chain — by the matches on
+        fields no rule before may change. Alike for every packet that
         enters this way, so it masks the chain key."""
         types = tuple((t.exactly, t.not_any) if isinstance(t, AddressTypes) else t
                       for t in (view.src_type, view.dst_type))  # alike for every address of a kind
@@ -394,11 +394,12 @@ class _Plan:
             return mask
         mask = 0
         for r, (first, bits, preds, other, ends) in enumerate(self.rules):
-            if r >= self.modifying:
-                mask |= -1 << first  # this rule's groups and every later one
-                break
+            changed = self.changed[r]
             outcome = True
-            for pred in preds:
+            for pred, reads in preds:
+                if changed and not changed.isdisjoint(reads):
+                    outcome = None  # a rule before may change what it reads
+                    continue
                 hit = pred(view)
                 if hit is False:
                     outcome = False
@@ -445,9 +446,10 @@ class _Node:
     (A field NAT set to a constant has that constant for every packet that
     comes this way, so it adds nothing to the key.)"""
 
-    __slots__ = ("reads", "relevant", "children")
+    __slots__ = ("plan", "reads", "relevant", "children")
 
-    def __init__(self, reads, relevant: int):
+    def __init__(self, plan: _Plan, reads, relevant: int):
+        self.plan = plan
         #: per field read: (position, bounds, masks, index); bounds None:
         #: masks per interface name (or None: ask the index)
         self.reads = tuple(_read(position, index) for position, index in reads)
@@ -540,6 +542,37 @@ class _Recorder(Evaluator):
         return super()._enter_base(chain, path)
 
 
+def _changes(action) -> set:
+    """The view fields an action changes for the rules after it."""
+    if isinstance(action, SetField):
+        return _touches(action.field)
+    if isinstance(action, Notrack):
+        return {"state"}
+    if isinstance(action, EcnStrip):
+        return {"flags"}
+    return set()
+
+
+def _touches(field: str) -> set:
+    if field in ("tos", "dscp", "ecn"):
+        return {"tos", "dscp", "ecn"}
+    return {field}
+
+
+def _reads(match) -> frozenset:
+    """The view fields a (compiled) match reads, as far as rules change them."""
+    out: list = []
+    _walk(match, out)
+    fields: set = set()
+    for leaf in out:
+        field = getattr(leaf, "field", None)
+        if field is not None:
+            fields |= _touches(field)
+            if field in CONNTRACK_FIELDS:
+                fields.add("state")  # no connection entry: they read as absent
+    return frozenset(fields)
+
+
 def _actions(rule) -> list:
     """A rule's action, effects and verdict-map branches' actions."""
     return _actions_of((rule.action, *rule.effects))
@@ -575,7 +608,7 @@ class Decisions:
         self.usable = _compilable(ruleset)
         self.recorder = _Recorder(ruleset, self)
         self.plans: dict = {}
-        self._changers: set | None = None
+        self._changes: dict | None = None
         self.root: dict = {}
         self.leaves = 0
 
@@ -610,7 +643,7 @@ class Decisions:
         if plan is None:
             rules = ([(rule.matches, (rule.action, *rule.effects)) for rule in chain.rules] if guard is None
                      else [((guard,), ())])
-            plan = self.plans[id(owner)] = _Plan(owner, rules, self._modifying(chain) if guard is None else 1)
+            plan = self.plans[id(owner)] = _Plan(owner, rules, self._changed(chain) if guard is None else [frozenset()])
         return plan
 
     def branches(self, action: Dispatch, view) -> Dispatch:
@@ -619,7 +652,7 @@ class Decisions:
         if plan is None:
             rules = [(m.matches if isinstance(m, AllOf) and not m.negate else (m,), ())
                      for m, _ in action.branches]
-            plan = self.plans[id(action)] = _Plan(action, rules, len(rules))
+            plan = self.plans[id(action)] = _Plan(action, rules, [frozenset()] * len(rules))
         candidates = plan.candidates(view)
         if candidates is None:
             return action
@@ -627,37 +660,40 @@ class Decisions:
             candidates.dispatch = replace(action, branches=tuple(action.branches[k] for k in candidates.rules))
         return candidates.dispatch
 
-    def _modifying(self, chain: Chain) -> int:
-        """The first rule of ``chain`` that may change what its later rules
-        see: one that sets a mark, the state or flags, or jumps to a chain
-        that may (its length if none)."""
-        if self._changers is None:
-            changers: set = set()
-            targets: dict = {}
+    def _changed(self, chain: Chain) -> list[frozenset]:
+        """Per rule of ``chain``, the fields the rules before it may change
+        for it: marks, the state, flags they set, and those the chains
+        they jump to may set."""
+        if self._changes is None:
+            own: dict = {}
+            calls: dict = {}
             for table in self.ruleset.tables:
                 for c in table.chains.values():
+                    fields = own.setdefault(id(c), set())
                     for rule in c.rules:
                         for action in _actions(rule):
-                            if isinstance(action, (SetField, Notrack, EcnStrip)):
-                                changers.add(id(c))
-                            elif isinstance(action, (Jump, Goto)) and action.target in table.chains:
-                                targets.setdefault(id(c), set()).add(id(table.chains[action.target]))
+                            fields |= _changes(action)
+                            if isinstance(action, (Jump, Goto)) and action.target in table.chains:
+                                calls.setdefault(id(c), set()).add(id(table.chains[action.target]))
             grew = True
-            while grew:
+            while grew:  # what a chain may change includes what the chains it calls may
                 grew = False
-                for c, called in targets.items():
-                    if c not in changers and not called.isdisjoint(changers):
-                        changers.add(c)
-                        grew = True
-            self._changers = changers
+                for c, called in calls.items():
+                    for target in called:
+                        if not own[target] <= own[c]:
+                            own[c] |= own[target]
+                            grew = True
+            self._changes = own
         table = chain.table.chains if chain.table else {}
-        for r, rule in enumerate(chain.rules):
+        changed: set = set()
+        out = []
+        for rule in chain.rules:
+            out.append(frozenset(changed))
             for action in _actions(rule):
-                if isinstance(action, (SetField, Notrack, EcnStrip)) or (
-                        isinstance(action, Jump) and action.target in table
-                        and id(table[action.target]) in self._changers):
-                    return r
-        return len(chain.rules)
+                changed |= _changes(action)
+                if isinstance(action, Jump) and action.target in table:
+                    changed |= self._changes[id(table[action.target])]
+        return out
 
     def grow(self, packet: Packet, root, values) -> Result:
         """The engine's answer for ``packet``, noted in the tree."""
@@ -686,12 +722,12 @@ class Decisions:
             if not reads or not relevant or marker in seen:
                 continue  # the key is a constant, or one this way has already taken
             seen.add(marker)
-            way.append((reads, relevant))
+            way.append((plan, reads, relevant))
         owner, slot = self.root, root
-        for reads, relevant in way:
+        for plan, reads, relevant in way:
             node = owner.get(slot)
             if node is None:
-                node = owner[slot] = _Node(reads, relevant)
+                node = owner[slot] = _Node(plan, reads, relevant)
             elif node.__class__ is not _Node:  # pragma: no cover - the engine is deterministic
                 return result
             owner, slot = node.children, node.key(values)

@@ -308,10 +308,14 @@ def _tree_and_engine_agree(ruleset, sample):
     return answers, batch
 
 
-def test_a_rule_after_a_mark_is_set_keys_the_chain_by_its_port():
+@pytest.mark.parametrize("marking", ["-A INPUT -s 10.3.0.0/16 -j MARK --set-mark 1",
+                                     "-A INPUT -s 10.3.0.0/16 -j MASQ\n-A MASQ -j MARK --set-mark 1"],
+                         ids=["mark", "jump-to-mark"])
+def test_a_rule_after_a_mark_is_set_keys_the_chain_by_its_port(marking):
     # a match on the mark cannot rule the port out for a packet entering
-    # unmarked: the rule before it marks packets from 10.3/16
-    ruleset = loads("*filter\n:INPUT DROP [0:0]\n-A INPUT -s 10.3.0.0/16 -j MARK --set-mark 1\n"
+    # unmarked: the rule before it marks packets from 10.3/16 (itself, or
+    # in the chain it jumps to)
+    ruleset = loads("*filter\n:INPUT DROP [0:0]\n:MASQ - [0:0]\n" + marking + "\n"
                     "-A INPUT -m mark --mark 1 -p tcp --dport 22 -j ACCEPT\nCOMMIT\n", dialect="iptables")
     sample = [make_packet(src="10.3.0.9", dst="10.0.0.1", proto="tcp", dport=port, hook="input", state="new")
               for port in (22, 23, 22, 23)]
