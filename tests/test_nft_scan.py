@@ -1,0 +1,119 @@
+"""nft text's block structure read without Lark (parsers/nft_scan.py) gives
+what the grammar gives (parsers/nft_lark.py): the same items — words,
+strings, blocks with their lines, columns and offsets — and the same
+comments, or nothing where the grammar finds an error (Lark then says where).
+
+Checked on the grammar's terminals themselves, the corpus' nft files (bogons
+too), this folder's fixtures, the generated kube-nftables shape, and text
+mutated at random around the characters that decide the structure.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+from lark import UnexpectedInput
+
+from ruleanalyzer.parsers import nft_lark, nft_scan
+
+HERE = Path(__file__).resolve().parent
+CORPUS = HERE.parent.parent / "shared" / "corpus" / "nftables"
+sys.path.insert(0, str(HERE.parent / "bench"))
+
+
+def _lark(text: str):
+    try:
+        return nft_lark.parse(text)
+    except UnexpectedInput:
+        return None
+
+
+def _same(text: str) -> None:
+    assert nft_scan.scan(text) == _lark(text), text[:300]
+
+
+def test_terminals_are_the_grammars():
+    terminals = {t.name: t.pattern.to_regexp() for t in nft_lark.parser().terminals}
+    assert terminals["CHUNK"] == nft_scan.CHUNK
+    assert terminals["LINES"] == nft_scan.LINES
+    assert terminals["STRING"] == nft_scan.STRING
+    assert terminals["_SEP"] == nft_scan.SEP
+    assert terminals["COMMENT"] == nft_scan.COMMENT
+    assert (terminals["__IGNORE_0"], terminals["__IGNORE_1"]) == nft_scan.IGNORE
+    assert terminals["LINES"] != terminals["CHUNK"] and \
+        [t.name for t in nft_lark.parser().terminals if t.priority > 0] == ["LINES"]
+
+
+CASES = [
+    "",
+    "table ip t {\n}\n",
+    'table inet f { chain c { type filter hook input priority 0; policy drop;\n'
+    '  tcp dport { 22, 80 } accept comment "a; \\"b\\" {c}"  # handle 4\n'
+    "  ip saddr . tcp dport { 10.0.0.1 . 22 } counter packets 1 bytes 2\n"
+    "  jump {\n    accept\n  }\n  meta mark 0x1 \\\n    drop; return\n } }\n",
+    "define A = { 1, 2 }\ntable t { chain c { tcp dport $A drop\n\n;;\n } }",
+    "table t {\n\tchain c {\n\t\tip daddr \"x\" { a } b\n\t}\n}\n# end",
+    "add rule ip t c ip saddr 1.2.3.4 accept\r\nadd rule ip t c drop\r\n",
+    "table t { chain c { a \\x b } }",
+    "a \\",
+    "a\x00b",
+]
+
+BAD = ["table t {", "}", 'table t { "open', "\\ a", "table t { chain c { } } }"]
+
+
+@pytest.mark.parametrize("text", CASES + BAD)
+def test_hand_written_cases(text):
+    _same(text)
+
+
+def test_bad_text_is_left_to_lark():
+    for text in BAD:
+        assert nft_scan.scan(text) is None, text
+
+
+def _texts():
+    files = sorted(HERE.glob("parsers/nftables/*.nft"))
+    if CORPUS.is_dir():
+        files += sorted(p for p in CORPUS.glob("*/*") if p.is_file())
+    for p in files:
+        yield p.name, p.read_bytes().decode("utf-8", "replace")
+
+
+def test_fixtures_and_corpus_files():
+    seen = 0
+    for name, text in _texts():
+        assert nft_scan.scan(text) == _lark(text), name
+        seen += 1
+    assert seen >= 5
+
+
+def test_generated_kube_nftables_shape():
+    from shapes import generate
+
+    text, dialect = generate("kube-nftables", 300)
+    assert dialect == "nftables"
+    scanned = nft_scan.scan(text)
+    assert scanned is not None and scanned == _lark(text)
+
+
+def test_mutated_text():
+    """Structure characters inserted, deleted and swapped at random."""
+    rng = random.Random(21)
+    sources = [t for _, t in _texts() if 20 < len(t) < 4000] + CASES[2:]
+    alphabet = ['{', '}', '"', ';', '\n', '\\', '\\\n', '#', ' ', '\t', 'x', '\\"', '{ a }', '\r']
+    for _ in range(1500):
+        text = rng.choice(sources)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(text) + 1)
+            op = rng.random()
+            if op < 0.5:
+                text = text[:at] + rng.choice(alphabet) + text[at:]
+            elif op < 0.8:
+                text = text[:at] + text[at + rng.randint(1, 3):]
+            else:
+                text = text[:at] + rng.choice(alphabet) + text[at + 1:]
+        _same(text)
