@@ -31,8 +31,25 @@ def _lark(text: str):
         return None
 
 
+def _iterated(items) -> list:
+    """Items with every block read by iterating it, as the reader does."""
+    return [[(t[0], _iterated(t[1]), *t[2:]) if t[0] == nft_scan.B else t for t in item]
+            for item in items]
+
+
+def _scanned(text: str):
+    found = nft_scan.scan(text)
+    if found is None:
+        return None
+    items, comments = found
+    assert _iterated(items) == _iterated(items), "a block read twice reads the same"
+    return _iterated(items), comments
+
+
 def _same(text: str) -> None:
-    assert nft_scan.scan(text) == _lark(text), text[:300]
+    lark = _lark(text)
+    assert _scanned(text) == lark, text[:300]
+    assert nft_scan.scan(text) == lark, text[:300]  # kept, not iterated: len, ==
 
 
 def test_terminals_are_the_grammars():
@@ -86,7 +103,7 @@ def _texts():
 def test_fixtures_and_corpus_files():
     seen = 0
     for name, text in _texts():
-        assert nft_scan.scan(text) == _lark(text), name
+        assert _scanned(text) == _lark(text), name
         seen += 1
     assert seen >= 5
 
@@ -96,7 +113,7 @@ def test_generated_kube_nftables_shape():
 
     text, dialect = generate("kube-nftables", 300)
     assert dialect == "nftables"
-    scanned = nft_scan.scan(text)
+    scanned = _scanned(text)
     assert scanned is not None and scanned == _lark(text)
 
 

@@ -487,6 +487,9 @@ class PendingRule:
     #: the order rules were read in (``insert`` included), for naming the
     #: jump that closes a loop as nft would: the first added that closes it
     seq: int = 0
+    #: the model rule, built when added (``exprs`` is then None) if nothing
+    #: read later can change it: it names no set or map
+    built: Rule | None = None
 
 
 class paused_gc:
@@ -635,6 +638,15 @@ class Builder:
         pending = self.pending.setdefault(id(chain), [])
         self._added += 1
         rule = PendingRule(exprs, location, text, handle, comment, self._added)
+        if chain.table is not None and not _names_a_set(exprs):
+            # built now, so that 100k rules' JSON-shaped statements are not
+            # all kept until finish(); a rule that fails is built again
+            # there, so that errors come in the order they always came
+            try:
+                rule.built = self.build_rule(chain.table, rule)
+                rule.exprs = None
+            except RuleAnalyzerError:
+                pass
         if position is None:
             pending.append(rule)
         else:
@@ -665,6 +677,8 @@ class Builder:
         """Build every queued rule into the model and return the ruleset."""
         for pending in self.pending.values():
             for rule in pending:
+                if rule.exprs is None:
+                    continue  # built: it updates no set
                 for target, op in _updated_sets(rule.exprs):
                     for (fam, tab, name), decl in self.sets.items():
                         if name == target and rule.location is not None:
@@ -676,9 +690,9 @@ class Builder:
             for chain in table.chains.values():
                 chain.rules.clear()
                 for pending in self.pending.get(id(chain), []):
-                    rule = self.build_rule(table, pending)
+                    rule = pending.built or self.build_rule(table, pending)
                     chain.add(rule)
-                    for target in self._jump_targets(table, rule, pending.exprs):
+                    for target in self._jump_targets(table, rule, pending.exprs or ()):
                         jumps.append((pending.seq, chain.name, target, rule))
             if jumps:
                 jumps.sort(key=lambda j: j[0])
@@ -767,6 +781,29 @@ def _stateful_parts(body) -> list[str]:
     stmts = body.get("stmt") if isinstance(body, dict) else None
     stmts = [stmts] if isinstance(stmts, dict) else stmts if isinstance(stmts, list) else []
     return [key for stmt in stmts if isinstance(stmt, dict) for key in stmt if key in STATEFUL_KEYS]
+
+
+def _names_a_set(exprs) -> bool:
+    """Does a rule's JSON-shaped statement list refer to a named set or map
+    (``@name``), or add to, update or meter one (what :func:`_updated_sets`
+    reads)? Those rules are built when everything is read: the set may be
+    declared, filled or updated later."""
+    if not isinstance(exprs, list):
+        return True
+    for stmt in exprs:
+        if not isinstance(stmt, dict) or "set" in stmt or "map" in stmt or "meter" in stmt or _at_name(stmt):
+            return True
+    return False
+
+
+def _at_name(x) -> bool:
+    if isinstance(x, str):
+        return x[:1] == "@"
+    if isinstance(x, dict):
+        return any(_at_name(v) for v in x.values())
+    if isinstance(x, (list, tuple)):
+        return any(_at_name(v) for v in x)
+    return False
 
 
 def _updated_sets(exprs) -> list[tuple[str, str]]:

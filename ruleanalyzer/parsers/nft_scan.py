@@ -139,68 +139,169 @@ IGNORE = ("[ \t\r\x0c]+", "\\\\\r?\n")
 # LINES first (priority 2), as in Lark's scanner; the other terminals begin
 # with different characters, so their order does not matter.
 _TOKEN = re.compile(
-    f"(?P<LINES>{LINES})|(?P<CHUNK>{CHUNK})|(?P<STRING>{STRING})|(?P<LBRACE>\\{{)|(?P<RBRACE>\\}})"
+    f"(?P<LINES>{LINES})|(?P<CHUNK>{CHUNK})|(?P<STRING>{STRING})|(?P<LBRACE>\\{{)"
     f"|(?P<SEP>{SEP})|(?P<COMMENT>{COMMENT})|(?P<WS>{IGNORE[0]})|(?P<CONT>{IGNORE[1]})")
+# The first pass: a run of tokens other than braces and comments is one
+# match (the regex engine takes them one by one, first alternative first,
+# as the scanner above: the run can end anywhere, so it never backtracks
+# into a token it took).
+_STRUCTURE = re.compile(
+    f"(?:{LINES}|{CHUNK}|{STRING}|{SEP}|{IGNORE[0]}|{IGNORE[1]})+|(?P<LBRACE>\\{{)|(?P<RBRACE>\\}})"
+    f"|(?P<COMMENT>{COMMENT})")
 
 
 def scan(text: str):
     """``(items, comments by line)`` as the Lark path gives them, or None
-    when ``text`` is not well formed (the Lark path then reports where)."""
-    match = _TOKEN.match
-    pos, n = 0, len(text)
-    line, line_start = 1, 0
+    when ``text`` is not well formed (the Lark path then reports where).
+
+    The text is checked whole first (a first pass finds the blocks and the
+    comments), so that a syntax error is reported before anything is read,
+    as with Lark; the items of a block are then read from the text when the
+    reader iterates it (:class:`Body`), so that the words of 100k rules are
+    never all in memory at once."""
+    found = _structure(text)
+    if found is None:
+        return None
+    ends, comments = found
+    return list(_items(text, 0, len(text), 1, 0, ends)), comments
+
+
+def _structure(text: str):
+    """``({position of each '{': position of its '}'}, comments by line)``,
+    or None when the text is not well formed."""
+    ends: dict[int, int] = {}
     comments: dict[int, str] = {}
-    body: list = []      # the items of the innermost open block
-    cur: list = []       # the item being read (its words, strings and blocks so far)
-    stack: list = []     # (outer body, outer item, line, column, start) per open block
-    while pos < n:
-        m = match(text, pos)
-        if m is None:
-            return None
+    stack: list[int] = []
+    pos = 0
+    line, counted = 1, 0  # the line of position ``counted``
+    for m in _STRUCTURE.finditer(text):
+        start = m.start()
+        if start != pos:
+            return None  # a character no terminal starts with
         kind = m.lastgroup
-        end = m.end()
+        if kind == "LBRACE":
+            stack.append(start)
+        elif kind == "RBRACE":
+            if not stack:
+                return None
+            ends[stack.pop()] = start
+        elif kind == "COMMENT":
+            line += text.count("\n", counted, start)
+            counted = start
+            comments[line] = m.group()
+        pos = m.end()
+    if pos != len(text) or stack:
+        return None
+    return ends, comments
+
+
+class Body(list):
+    """The items of a ``{ … }`` block, read from the text each time they are
+    iterated and not kept (reading a chain frees its words as it goes). Any
+    other use (``len``, indexing, ``==``) reads them once and keeps them."""
+
+    __slots__ = ("_text", "_start", "_end", "_line", "_line_start", "_ends", "_kept")
+
+    def __init__(self, text: str, start: int, end: int, line: int, line_start: int, ends: dict):
+        super().__init__()
+        self._text, self._start, self._end = text, start, end
+        self._line, self._line_start, self._ends = line, line_start, ends
+        self._kept = False
+
+    def _items(self):
+        return _items(self._text, self._start, self._end, self._line, self._line_start, self._ends)
+
+    def _keep(self):
+        if not self._kept:
+            self._kept = True
+            list.extend(self, self._items())
+        return self
+
+    def __iter__(self):
+        return list.__iter__(self) if self._kept else self._items()
+
+    def __len__(self):
+        return list.__len__(self._keep())
+
+    def __bool__(self):
+        return list.__len__(self._keep()) > 0
+
+    def __getitem__(self, k):
+        return list.__getitem__(self._keep(), k)
+
+    def __contains__(self, x):
+        return list.__contains__(self._keep(), x)
+
+    def __reversed__(self):
+        return list.__reversed__(self._keep())
+
+    def __add__(self, other):
+        return list(self) + list(other)
+
+    def __radd__(self, other):
+        return list(other) + list(self)
+
+    def __eq__(self, other):
+        if isinstance(other, Body):
+            other._keep()
+        return list.__eq__(self._keep(), other)
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = None
+
+    def __repr__(self):
+        return list.__repr__(self._keep())
+
+
+def _items(text: str, pos: int, end: int, line: int, line_start: int, ends: dict):
+    """The items of ``text[pos:end]`` (a whole file, or a block's inside),
+    one by one; the blocks in them are :class:`Body` objects."""
+    match = _TOKEN.match
+    cur: list = []    # the item being read (its words, strings and blocks so far)
+    done: list = []   # items a run of statements completed
+    while pos < end:
+        m = match(text, pos)
+        kind = m.lastgroup
+        stop = m.end()
         if kind == "WS":
-            pos = end
+            pos = stop
             continue
         col = pos - line_start + 1
         if kind == "LINES":
             value = m.group()
-            split_statements(value, line, col, pos, cur, body)
+            split_statements(value, line, col, pos, cur, done)
             cur = []
-            last = text.rfind("\n", pos, end)
+            last = text.rfind("\n", pos, stop)
             if last >= 0:
                 line += value.count("\n")
                 line_start = last + 1
+            yield from done
+            done.clear()
         elif kind == "CHUNK":
             split_chunk(m.group(), line, col, pos, cur)
         elif kind == "SEP":
             if cur:
-                body.append(cur)
+                yield cur
                 cur = []
             if text[pos] == "\n":
                 line += 1
-                line_start = end
+                line_start = stop
         elif kind == "STRING":
-            cur.append((S, m.group()[1:-1].replace('\\"', '"'), line, col, pos, end))
-        elif kind == "COMMENT":
-            comments[line] = m.group()
+            cur.append((S, m.group()[1:-1].replace('\\"', '"'), line, col, pos, stop))
         elif kind == "LBRACE":
-            stack.append((body, cur, line, col, pos))
-            body, cur = [], []
-        elif kind == "RBRACE":
-            if not stack:
-                return None
-            if cur:
-                body.append(cur)
-            inner = body
-            body, cur, lb_line, lb_col, lb_start = stack.pop()
-            cur.append((B, inner, lb_line, lb_col, lb_start, end))
-        else:  # CONT: a line continuation
+            close = ends[pos]
+            stop = close + 1
+            cur.append((B, Body(text, pos + 1, close, line, line_start, ends), line, col, pos, stop))
+            last = text.rfind("\n", pos, close)
+            if last >= 0:
+                line += text.count("\n", pos, close)
+                line_start = last + 1
+        elif kind == "CONT":  # a line continuation
             line += 1
-            line_start = end
-        pos = end
-    if stack:
-        return None
+            line_start = stop
+        # COMMENT: read by the first pass
+        pos = stop
     if cur:
-        body.append(cur)
-    return body, comments
+        yield cur

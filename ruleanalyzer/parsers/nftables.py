@@ -536,22 +536,26 @@ class _Reader:
 
 def _split_blocks(items):
     """Items, with a stray ``{`` on its own line joined to the line before it and
-    anything written after a closing ``}`` on the same line split off."""
-    out = []
+    anything written after a closing ``}`` on the same line split off; one by
+    one, as a block's items are read (a table's chains are not all kept)."""
+    last = None  # the last piece, still open to a '{' on the next line
     for toks in items:
         if not toks:
             continue
-        if toks[0][0] == B and out:
-            out[-1] = out[-1] + toks
+        if toks[0][0] == B and last is not None:
+            last = last + toks
             continue
+        if last is not None:
+            yield last
         start = 0
         for i, t in enumerate(toks):
             if t[0] == B and i + 1 < len(toks) and toks[i + 1][0] == W and \
                     toks[i + 1][1] in ("table", "chain", "set", "map", "add", "flush", "define"):
-                out.append(toks[start:i + 1])
+                yield toks[start:i + 1]
                 start = i + 1
-        out.append(toks[start:])
-    return out
+        last = toks[start:]
+    if last is not None:
+        yield last
 
 
 def _flatten(toks):
