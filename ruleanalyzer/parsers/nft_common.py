@@ -96,6 +96,10 @@ FIELD_MAX = {"proto": 255, "sport": 0xFFFF, "dport": 0xFFFF, "icmp_type": 255, "
 VERDICTS = ("accept", "drop", "reject", "jump", "goto", "return", "continue", "queue")
 
 
+#: Comparisons :attr:`Builder.match_cache` holds before it starts again.
+MATCH_CACHE_SIZE = 4096
+
+
 class ModelError(Exception):
     """A statement the builder cannot turn into the model (bad value, unknown
     element); readers re-raise it as a located :class:`RuleAnalyzerError`."""
@@ -686,17 +690,25 @@ class Builder:
                                 decl.updated_by = f"{op} @{name}" if op != "meter" else f"meter {name}"
                             decl.updated = True
         for table in self.ruleset.tables:
-            jumps: list[tuple[int, str, str, Rule]] = []
+            # every jump (chain, target), the rule it is in and when that was added
+            jumps: list[tuple[str, str]] = []
+            sites: list[Rule] = []
+            added: list[int] = []
             for chain in table.chains.values():
                 chain.rules.clear()
                 for pending in self.pending.get(id(chain), []):
                     rule = pending.built or self.build_rule(table, pending)
                     chain.add(rule)
                     for target in self._jump_targets(table, rule, pending.exprs or ()):
-                        jumps.append((pending.seq, chain.name, target, rule))
+                        jumps.append((chain.name, target))
+                        sites.append(rule)
+                        added.append(pending.seq)
             if jumps:
-                jumps.sort(key=lambda j: j[0])
-                self.refuse_jump_loop(table, [(a, b) for _, a, b, _ in jumps], [j[3] for j in jumps])
+                if any(added[k] > added[k + 1] for k in range(len(added) - 1)):  # inserted rules
+                    order = sorted(range(len(added)), key=added.__getitem__)
+                    jumps = [jumps[k] for k in order]
+                    sites = [sites[k] for k in order]
+                self.refuse_jump_loop(table, jumps, sites)
         return self.ruleset
 
     def _jump_targets(self, table: Table, rule: Rule, exprs) -> list[str]:
@@ -791,19 +803,12 @@ def _names_a_set(exprs) -> bool:
     if not isinstance(exprs, list):
         return True
     for stmt in exprs:
-        if not isinstance(stmt, dict) or "set" in stmt or "map" in stmt or "meter" in stmt or _at_name(stmt):
+        if not isinstance(stmt, dict) or "set" in stmt or "map" in stmt or "meter" in stmt:
             return True
-    return False
-
-
-def _at_name(x) -> bool:
-    if isinstance(x, str):
-        return x[:1] == "@"
-    if isinstance(x, dict):
-        return any(_at_name(v) for v in x.values())
-    if isinstance(x, (list, tuple)):
-        return any(_at_name(v) for v in x)
-    return False
+    # a string starting with '@' anywhere (JSON values only: their repr
+    # quotes every string, and the walk in Python cost a tenth of reading)
+    text = repr(exprs)
+    return "'@" in text or '"@' in text
 
 
 def _updated_sets(exprs) -> list[tuple[str, str]]:
@@ -1083,6 +1088,8 @@ class _RuleContext:
                 found = list(hit[1])
             else:
                 found = self._match(sel, op, right, mask)
+                if len(cache) >= MATCH_CACHE_SIZE:
+                    cache.clear()  # most values of a big ruleset come once (addresses): keep it small
                 cache[key] = (sel, tuple(found))
             self.note_snapshot(right, found)
             return found
