@@ -1045,7 +1045,8 @@ class _RuleContext:
     def match(self, left, op: str, right) -> list[Match]:
         if op not in _OPS:
             raise ModelError(f"unknown operator {op!r}")
-        left, right = _raw_dscp(left, right, self._network_family())
+        if isinstance(left, dict) and (">>" in left or "&" in left):  # what _raw_dscp reads
+            left, right = _raw_dscp(left, right, self._network_family())
         mask = None
         if isinstance(left, dict) and len(left) == 1 and next(iter(left)) in ("payload", "meta", "ct"):
             pass  # the common shapes: a plain selector

@@ -22,8 +22,6 @@ import re
 W, S, B = "w", "s", "b"
 WORD_RE = re.compile(r"!=|==|<=|>=|<<|>>|[()|&^,<>!=]|[^\s()|&^,<>!=]+")
 _OPERATOR_CHAR = re.compile(r"[()|&^,<>!=]").search
-# A CHUNK with strings or one-line blocks in it: those, braces and words.
-_PART_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"|[{}]|!=|==|<=|>=|<<|>>|[()|&^,<>!=]|[^\s()|&^,<>!="{}]+')
 
 
 def split_chunk(value: str, line: int, col: int, base: int, out: list) -> None:
@@ -45,22 +43,7 @@ def split_chunk(value: str, line: int, col: int, base: int, out: list) -> None:
             append((W, w, line, col + pos, base + pos, base + end))
             pos = end
         return
-    stack = []
-    for m in _PART_RE.finditer(value):
-        w = m.group()
-        pos, end = m.span()
-        c = w[0]
-        if c == '"':
-            out.append((S, w[1:-1].replace('\\"', '"'), line, col + pos, base + pos, base + end))
-        elif c == "{":
-            stack.append((out, pos))
-            out = []
-        elif c == "}" and w == "}":
-            inner = out
-            out, start = stack.pop()
-            out.append((B, [inner] if inner else [], line, col + start, base + start, base + end))
-        else:
-            out.append((W, w, line, col + pos, base + pos, base + end))
+    _scan_parts(value, line, col, base, out, None)  # a CHUNK has no ';' outside its strings
 
 
 # A line of LINES with strings or blocks in it: those, braces, separators, words.
@@ -78,29 +61,7 @@ def split_statements(value: str, line: int, col: int, base: int, cur: list, item
         text = value[start:end]
         if '"' in text or "{" in text:
             # strings (which may hold a ';') or one-line blocks: scan
-            stack = []
-            out = cur
-            at = base + start
-            for m in _SCAN_RE.finditer(text):
-                w = m.group()
-                pos, stop = m.span()
-                c = w[0]
-                if c == '"':
-                    out.append((S, w[1:-1].replace('\\"', '"'), line, col + pos, at + pos, at + stop))
-                elif c == "{":
-                    stack.append((out, pos))
-                    out = []
-                elif c == "}":
-                    inner = out
-                    out, first = stack.pop()
-                    out.append((B, [inner] if inner else [], line, col + first, at + first, at + stop))
-                elif c == ";":
-                    if out:
-                        items.append(out)
-                    out = []
-                else:
-                    out.append((W, w, line, col + pos, at + pos, at + stop))
-            cur = out
+            cur = _scan_parts(text, line, col, base + start, cur, items)
         elif ";" in text:
             off = 0
             segs = text.split(";")
@@ -122,6 +83,33 @@ def split_statements(value: str, line: int, col: int, base: int, cur: list, item
         start = end + 1
     if cur:
         items.append(cur)
+
+
+def _scan_parts(text: str, line: int, col: int, at: int, out: list, items: list | None) -> list:
+    """The strings, one-line blocks, words and ``;`` of ``text`` (one line):
+    tuples appended to ``out``; at each ``;`` the statement so far goes to
+    ``items`` and a new one begins. Returns the statement being read."""
+    stack = []
+    for m in _SCAN_RE.finditer(text):
+        w = m.group()
+        pos, stop = m.span()
+        c = w[0]
+        if c == '"':
+            out.append((S, w[1:-1].replace('\\"', '"'), line, col + pos, at + pos, at + stop))
+        elif c == "{":
+            stack.append((out, pos))
+            out = []
+        elif c == "}":
+            inner = out
+            out, first = stack.pop()
+            out.append((B, [inner] if inner else [], line, col + first, at + first, at + stop))
+        elif c == ";":
+            if out:
+                items.append(out)
+            out = []
+        else:
+            out.append((W, w, line, col + pos, at + pos, at + stop))
+    return out
 
 
 # The terminals, spelt as Lark's ``to_regexp()`` spells them from the grammar
