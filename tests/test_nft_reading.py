@@ -99,7 +99,7 @@ def _inputs():
 def test_building_when_added_gives_the_model_building_at_the_end_gives(monkeypatch):
     files, kube = _inputs()
     now = [_read(parse, path) for parse, path in files] + [_model(nftables.parse(kube, "<kube>"))]
-    monkeypatch.setattr(nft_common, "_names_a_set", lambda exprs: True)  # every rule waits
+    monkeypatch.setattr(nft_common, "_names_a_set", lambda exprs, at_names=None: True)  # every rule waits
     later = [_read(parse, path) for parse, path in files] + [_model(nftables.parse(kube, "<kube>"))]
     assert len(now) > 3
     for (parse, path), a, b in zip(files + [(None, "kube-nftables")], now, later):

@@ -636,13 +636,14 @@ class Builder:
 
     def add_rule(self, chain: Chain, exprs: list, location: Location, text: str,
                  handle: str | None = None, comment: str | None = None,
-                 position: int | None = None) -> None:
+                 position: int | None = None, at_names: bool | None = None) -> None:
         """Queue a rule (JSON-shaped statements) for ``chain``; ``position`` is
-        the 0-based insertion index (``insert rule``), default at the end."""
+        the 0-based insertion index (``insert rule``), default at the end;
+        ``at_names``: see :func:`_names_a_set`."""
         pending = self.pending.setdefault(id(chain), [])
         self._added += 1
         rule = PendingRule(exprs, location, text, handle, comment, self._added)
-        if chain.table is not None and not _names_a_set(exprs):
+        if chain.table is not None and not _names_a_set(exprs, at_names):
             # built now, so that 100k rules' JSON-shaped statements are not
             # all kept until finish(); a rule that fails is built again
             # there, so that errors come in the order they always came
@@ -795,16 +796,19 @@ def _stateful_parts(body) -> list[str]:
     return [key for stmt in stmts if isinstance(stmt, dict) for key in stmt if key in STATEFUL_KEYS]
 
 
-def _names_a_set(exprs) -> bool:
+def _names_a_set(exprs, at_names: bool | None = None) -> bool:
     """Does a rule's JSON-shaped statement list refer to a named set or map
     (``@name``), or add to, update or meter one (what :func:`_updated_sets`
     reads)? Those rules are built when everything is read: the set may be
-    declared, filled or updated later."""
+    declared, filled or updated later. ``at_names``: whether the rule's
+    text has an ``@`` in it, when the reader can tell (no define expanded)."""
     if not isinstance(exprs, list):
         return True
     for stmt in exprs:
         if not isinstance(stmt, dict) or "set" in stmt or "map" in stmt or "meter" in stmt:
             return True
+    if at_names is not None:
+        return at_names
     # a string starting with '@' anywhere (JSON values only: their repr
     # quotes every string, and the walk in Python cost a tenth of reading)
     text = repr(exprs)

@@ -524,8 +524,10 @@ class _Reader:
                 handle = comment[9:].strip()
         text = _tokens_text(self.text, toks)
         stmts, comment = _RuleReader(self, chain, toks).read()
+        # without defines every word of the rule is in its text: an '@' there or not
         self.builder.add_rule(chain, stmts, Location(self.file, toks[0][2], toks[0][3]), text,
-                              handle=handle, comment=comment, position=position)
+                              handle=handle, comment=comment, position=position,
+                              at_names=None if self.defines else "@" in text)
 
     # -- values in braces -------------------------------------------------------------------
     def elements(self, brace, is_map=False) -> list:
