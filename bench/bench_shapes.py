@@ -140,24 +140,13 @@ def bench_query(shape: str, path: Path, dialect: str, text: str) -> None:
 
 
 def bench_small(shape: str, folder: Path) -> None:
-    """Best of 5, as a user runs it: bytecode compiled once (``pip install``
-    compiles it; here into a cache under ``folder``) — and, when this
-    environment forbids writing bytecode (PYTHONDONTWRITEBYTECODE), also as
-    it is here: every module compiled in every run."""
     path, dialect, text = write_shape(shape, 50, folder)
-    cmd = [PY, "-m", "ruleanalyzer", "query", str(path), "--dialect", dialect, *a_packet_for(text)]
-    cached = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    cached["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
-    run(cmd, env=cached)  # compiles
-    variants = [("", cached)]
-    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
-        variants.append((" (recompiled every run: PYTHONDONTWRITEBYTECODE)", None))
-    for label, env in variants:
-        runs = [run(cmd, env=env) for _ in range(5)]
-        best_wall = min(r["wall"] for r in runs)
-        best_cpu = min(r["cpu"] for r in runs)
-        print(f"  small  {shape:14} 50-rule query best of 5: {best_wall * 1000:5.0f} ms wall "
-              f"{best_cpu * 1000:5.0f} ms CPU (target <= 150 ms){label}", flush=True)
+    runs = [run([PY, "-m", "ruleanalyzer", "query", str(path), "--dialect", dialect,
+                 *a_packet_for(text)]) for _ in range(5)]
+    best_wall = min(r["wall"] for r in runs)
+    best_cpu = min(r["cpu"] for r in runs)
+    print(f"  small  {shape:14} 50-rule query best of 5: {best_wall * 1000:5.0f} ms wall "
+          f"{best_cpu * 1000:5.0f} ms CPU (target <= 150 ms)", flush=True)
 
 
 _READ = """
