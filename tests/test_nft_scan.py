@@ -134,3 +134,43 @@ def test_mutated_text():
             else:
                 text = text[:at] + rng.choice(alphabet) + text[at + 1:]
         _same(text)
+
+
+def test_generated_structures():
+    """Random well-formed text (mostly): words, operators, strings with
+    braces, ';' and '#' in them, one-line and nested blocks, comments, line
+    continuations, ';' and blank separators — the shapes the scanner reads
+    without its tokens (words and blocks only) and with them."""
+    rng = random.Random(5)
+    words = ["a", "ip", "saddr", "1.2.3.4", "!=", "==", ",", ".", ":", "|", "&", "x=y", "a,b", "(", ")",
+             "<=", ">>", "@s", "$v", "-", "a\\b"]
+    strings = ['"s"', '"x y"', '"{"', '";"', '"#"', '"a\\"b"', '"}"', '""']
+
+    def line(depth):
+        out = []
+        for _ in range(rng.randint(0, 6)):
+            r = rng.random()
+            if r < 0.6:
+                out.append(rng.choice(words))
+            elif r < 0.75:
+                out.append(rng.choice(strings))
+            elif r < 0.85:
+                out.append("{ " + " ".join(rng.choice(words + strings) for _ in range(rng.randint(0, 3))) + " }")
+            elif r < 0.93 and depth < 3:
+                out.append("{\n" + body(depth + 1) + "\n" + rng.choice(["", "\t", "  "]) + "}")
+            else:
+                out.append(rng.choice(["\\\n", "\t", "  "]))
+        text = rng.choice([" ", "", "\t"]).join(out)
+        if rng.random() < 0.1:
+            text += " # comment {"
+        return rng.choice(["", "\t", "  ", "\t\t"]) + text
+
+    def body(depth):
+        return rng.choice(["\n", ";", "\r\n", "\n\n", "; "]).join(line(depth) for _ in range(rng.randint(0, 6)))
+
+    well_formed = 0
+    for _ in range(600):
+        text = body(0) + rng.choice(["", "\n"])
+        _same(text)
+        well_formed += nft_scan.scan(text) is not None
+    assert well_formed > 500

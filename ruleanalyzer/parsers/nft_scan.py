@@ -246,6 +246,10 @@ class Body(list):
 def _items(text: str, pos: int, end: int, line: int, line_start: int, ends: dict):
     """The items of ``text[pos:end]`` (a whole file, or a block's inside),
     one by one; the blocks in them are :class:`Body` objects."""
+    blocks = _blocks_only(text, pos, end, ends)
+    if blocks is not None:
+        yield from _plain_items(text, pos, end, line, line_start, ends, blocks)
+        return
     match = _TOKEN.match
     cur: list = []    # the item being read (its words, strings and blocks so far)
     done: list = []   # items a run of statements completed
@@ -291,5 +295,72 @@ def _items(text: str, pos: int, end: int, line: int, line_start: int, ends: dict
             line_start = stop
         # COMMENT: read by the first pass
         pos = stop
+    if cur:
+        yield cur
+
+
+#: Text between blocks that is words, blanks, newlines and simple strings
+#: (no escape, brace, ';' or '#' inside) — no comment, ';' or line
+#: continuation.
+_GAP_OK = re.compile(r'(?:[^"#;\\{}]++|"[^"\\\n{}#;]*+")*+').fullmatch  # possessive: no backtracking
+#: A one-line block inside a CHUNK (the grammar's _FLAT) made of the same.
+_FLAT_OK = re.compile(r'\{(?:[^"#;\\{}\n]++|"[^"\\\n{}#;]*+")*+\}').match
+
+
+def _blocks_only(text: str, pos: int, end: int, ends: dict):
+    """Where the blocks directly inside ``text[pos:end]`` start, when words,
+    simple strings, one-line blocks, blanks, newlines and blocks are all
+    there is (see :data:`_GAP_OK`); else None."""
+    found = []
+    while True:
+        brace = text.find("{", pos, end)
+        if _GAP_OK(text, pos, end if brace < 0 else brace) is None:
+            return None
+        if brace < 0:
+            return found
+        close = ends.get(brace)
+        if close is None:  # a one-line block: part of a CHUNK
+            flat = _FLAT_OK(text, brace, end)
+            if flat is None:
+                return None
+            pos = flat.end()
+            continue
+        found.append(brace)
+        pos = close + 1
+
+
+def _plain_items(text: str, pos: int, end: int, line: int, line_start: int, ends: dict, blocks: list):
+    """The items of ``text[pos:end]`` when :func:`_blocks_only` found only
+    words, simple strings and blocks there (a table of chains, a chain of
+    rules): an item is what comes up to a newline, blocks included. In text
+    the first pass found well formed, what lies between a line's start or a
+    block and the next newline or block is blanks, CHUNKs and STRINGs (alone
+    or in a LINES token), and :func:`split_chunk` of all of it gives what
+    it gives for each of them."""
+    find = text.find
+    cur: list = []
+    for brace in blocks + [end]:
+        while True:  # the words up to the block, line by line
+            nl = find("\n", pos, brace)
+            stop = brace if nl < 0 else nl
+            if stop > pos:
+                split_chunk(text[pos:stop], line, pos - line_start + 1, pos, cur)
+            if nl < 0:
+                break
+            if cur:
+                yield cur
+                cur = []
+            line += 1
+            pos = line_start = nl + 1
+        if brace == end:
+            break
+        close = ends[brace]
+        cur.append((B, Body(text, brace + 1, close, line, line_start, ends), line, brace - line_start + 1,
+                    brace, close + 1))
+        last = text.rfind("\n", brace, close)
+        if last >= 0:
+            line += text.count("\n", brace, close)
+            line_start = last + 1
+        pos = close + 1
     if cur:
         yield cur
