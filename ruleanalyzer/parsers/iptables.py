@@ -226,6 +226,9 @@ _ERROR_EXAMPLES = {
 }
 
 _shape_cache: dict[str, object] = {}
+#: Whether lines of one skeleton share its compiled plan (off: every line is
+#: compiled on its own, the reference the tests compare the shared plans to).
+REUSE_PLANS = True
 #: The shapes grammars/iptables.lark accepts (start: table_line | chain_line |
 #: commit_line | rule_line), kept in step with it by test_parser_iptables.
 _GOOD_SHAPE = re.compile(r"(?:T|CWN?|M|N?O(?:[OW]|B[OW])*)\Z")
@@ -435,8 +438,11 @@ class _FileParser:
 
     def run(self) -> Ruleset:
         name = self.name
-        #: line skeleton → (line kind, that skeleton's rule plan per table)
-        entries: dict[tuple, tuple[object, dict[str, Plan]]] = {}
+        #: line skeleton → (line kind, that skeleton's rule plan per table);
+        #: plans are kept from a skeleton's second line on (in a file of
+        #: hand-kept rules most skeletons have one line, and their plans
+        #: were most of the peak memory)
+        entries: dict[str, tuple[object, dict[str, Plan] | None]] = {}
         for lineno, line in enumerate(self.text.split("\n"), 1):
             stripped = line.strip()
             if not stripped or stripped[0] == "#":
@@ -451,7 +457,9 @@ class _FileParser:
                 # a rule line: its grammar check and plan depend on its skeleton only
                 entry = entries.get(key)
                 if entry is None:
-                    entry = entries[key] = (_line_kind(_shape(raws), raws), {})
+                    entry = entries[key] = (_line_kind(_shape(raws), raws), None)
+                elif entry[1] is None and REUSE_PLANS:
+                    entry = entries[key] = (entry[0], {})
                 kind = entry[0]
                 if kind == "rule":
                     self.rule_line(lineno, line, stripped, raws, words, entry[1])
