@@ -106,6 +106,9 @@ TRICKY = """*filter
 -A INPUT -p tcp ! --sport 1 ! --dport 3 -j ACCEPT
 -A INPUT -p tcp ! --sport 1 --dport 3 -j ACCEPT
 -A INPUT -p tcp ! --sport 1:5 ! --dport 3 -j ACCEPT
+-A INPUT -p tcp ! --sport 1 ! --dport 2 -m tcp ! --sport 1 -j ACCEPT
+-A INPUT -p tcp ! --sport 1 ! --dport 2 -m tcp ! --sport 1 -j ACCEPT
+-A INPUT -p tcp -m tcp ! --dport 2 -m tcp ! --sport 1 -m tcp ! --sport 1 -j ACCEPT
 -A INPUT -m conntrack --ctstate NEW,ESTABLISHED -m limit --limit 5/min --limit-burst 7 -m mark --mark 0x1/0xff -m length --length 20:300 -m ttl --ttl-gt 5 -m pkttype --pkt-type unicast -j LOG --log-prefix "fw drop: " --log-level 4
 -A INPUT -m conntrack --ctstate NEW -m limit --limit 6/min --limit-burst 8 -m mark --mark 0x2/0xff -m length --length 21:300 -m ttl --ttl-gt 6 -m pkttype --pkt-type broadcast -j LOG --log-prefix "[blocked] " --log-level 5
 -A INPUT -p icmp -m icmp --icmp-type 3/4 -j ACCEPT

@@ -431,6 +431,8 @@ class _FileParser:
         self.jumps: list[tuple[Rule, str, int]] = []
         #: how many rule plans are cached (in the per-skeleton entries of run)
         self.plan_count = 0
+        #: the values the plans of this file build, shared between them (compile_line)
+        self.shared: dict = {}
 
     def error(self, message: str, lineno: int, line: str, index: int = 0,
               hint: str | None = None) -> RuleAnalyzerError:
@@ -596,7 +598,8 @@ class _FileParser:
         try:
             plan = plans.get(table.name) if plans is not None else None
             if plan is None:
-                result = compile_line(raws, words, start, self.family, chains.__contains__)
+                result = compile_line(raws, words, start, self.family, chains.__contains__,
+                                      self.shared if REUSE_PLANS else None)
                 if isinstance(result, Plan):
                     if plans is not None and self.plan_count < 100_000:
                         plans[table.name] = result

@@ -118,10 +118,16 @@ def interpret(raws: list[str], words: list[str], start: int, family: str,
 
 
 def compile_line(raws: list[str], words: list[str], start: int, family: str,
-                 is_chain: Callable[[str], bool] = lambda name: False) -> "Plan | RuleSpec":
+                 is_chain: Callable[[str], bool] = lambda name: False,
+                 shared: dict | None = None) -> "Plan | RuleSpec":
     """A rule-adding line → a :class:`Plan` that builds its matches from the
     words (and can be reused for every line of the same skeleton, see
-    :func:`skeleton`); any other command → its finished RuleSpec."""
+    :func:`skeleton`); any other command → its finished RuleSpec.
+
+    ``shared``: one dict for the plans of one file (of one family), where
+    their matches and actions are kept by what builds them and the text
+    they were built from, so that lines of different skeletons share equal
+    values (``-p tcp``, ``-m conntrack --ctstate NEW``, ``-j ACCEPT``)."""
     n = len(raws)
     if start >= n:
         raise SpecError("empty rule", max(start - 1, 0))
@@ -158,7 +164,7 @@ def compile_line(raws: list[str], words: list[str], start: int, family: str,
         if i < n:
             raise SpecError(f"unexpected argument {raws[i]!r} after {head}", i)
         return spec
-    plan = Plan(command, start + 1, family)
+    plan = Plan(command, start + 1, family, shared)
     if command in "IRD":
         if i < n and raws[i].isdigit():
             plan.extra_index = i
@@ -251,10 +257,11 @@ def _backend_dependent_ports(matches: list[Match]) -> tuple[Match, ...]:
     xtables' tcp/udp match needs both ports to differ; iptables-nft 1.8
     compiles the pair into one 4-byte compare, so either differing is
     enough. Which one holds depends on the backend: say so."""
-    sport = next((m for m in matches if _is_negated_single_port(m, "sport")), None)
-    dport = next((m for m in matches if _is_negated_single_port(m, "dport")), None)
-    if sport is None or dport is None:
+    at_sport = next((k for k, m in enumerate(matches) if _is_negated_single_port(m, "sport")), None)
+    at_dport = next((k for k, m in enumerate(matches) if _is_negated_single_port(m, "dport")), None)
+    if at_sport is None or at_dport is None:
         return tuple(matches)
+    sport, dport = matches[at_sport], matches[at_dport]
     text = f"{sport.text} {dport.text}".strip()
     backend = OpaqueMatch(reason="depends on the iptables backend: iptables-nft tests '! --sport A "
                                  "! --dport B' as either port differing, iptables-legacy as both",
@@ -263,8 +270,9 @@ def _backend_dependent_ports(matches: list[Match]) -> tuple[Match, ...]:
     # one differs: the backend decides.
     both = AllOf((sport, dport))
     combined = AnyOf((both, AllOf((AnyOf((sport, dport)), backend))), text=text)
-    out = [m for m in matches if m is not sport and m is not dport]
-    out.insert(matches.index(sport), combined)
+    # by position: equal matches are one shared object (compile_line's ``shared``)
+    out = [m for k, m in enumerate(matches) if k != at_sport and k != at_dport]
+    out.insert(at_sport, combined)
     return tuple(out)
 _MISSING = object()
 
@@ -275,10 +283,11 @@ class Plan:
 
     __slots__ = ("command", "chain_index", "family", "extra_index", "delete_by_number", "ops",
                  "target", "target_options", "target_start", "jump", "proto", "proto_negated",
-                 "skip", "actions")
+                 "skip", "actions", "shared")
 
-    def __init__(self, command: str, chain_index: int, family: str):
+    def __init__(self, command: str, chain_index: int, family: str, shared: dict | None = None):
         self.command, self.chain_index, self.family = command, chain_index, family
+        self.shared = shared
         self.extra_index: int | None = None
         self.delete_by_number = False
         self.ops: list[tuple] = []
@@ -291,6 +300,7 @@ class Plan:
         self.skip: str | None = None
         #: the action per target text (or jump word): lines of one plan
         #: repeat them, and actions are frozen, so equal ones are shared
+        #: (with other plans' through ``shared`` once this plan's checks pass)
         self.actions: dict = {}
 
     def execute(self, raws: list[str], words: list[str]) -> RuleSpec:
@@ -375,7 +385,7 @@ class Plan:
             name = words[index]
             action = self.actions.get(name)
             if action is None:
-                action = self.actions[name] = kind(name)
+                action = self.actions[name] = self.share((kind, name), lambda: kind(name))
             spec.action = action
             spec.target_index = index
         elif self.target is not None:
@@ -392,7 +402,8 @@ class Plan:
                            for name, indices in self.target_options]
                 try:
                     self.check_target(options)
-                    action = build_action(self.target, options, family, text)
+                    action = self.share((self.target, key),
+                                        lambda: build_action(self.target, options, family, text))
                 except BadValue as exc:
                     raise SpecError(str(exc), self.target_start + 1) from None
                 self.actions[key] = action
@@ -400,6 +411,18 @@ class Plan:
         else:
             spec.action = Log("no target")
         return spec
+
+    def share(self, key, build):
+        """The value ``build()`` makes for ``key``, kept in ``shared``."""
+        if self.shared is None:
+            return build()
+        actions = self.shared.get("actions")
+        if actions is None:
+            actions = self.shared["actions"] = {}
+        value = actions.get(key)
+        if value is None:
+            value = actions[key] = build()
+        return value
 
     def check_target(self, options: list[tuple[str, list[str]]]) -> None:
         """Protocol demands of targets, checked by the kernel when loading."""
@@ -492,18 +515,29 @@ class _RuleBuilder:
     """The getopt-style walk over a rule's options; it fills a :class:`Plan`."""
 
     __slots__ = ("raws", "words", "family", "is_chain", "plan", "ops", "loaded", "explicit",
-                 "n", "used_options")
+                 "n", "used_options", "shared")
 
     def __init__(self, raws, words, family, is_chain, plan: Plan):
         self.raws, self.words, self.family, self.is_chain = raws, words, family, is_chain
         self.plan = plan
         self.ops = plan.ops
+        self.shared = plan.shared
         self.n = len(raws)
         # loaded modules, in order: [name, option table or None (opaque), word indices]
         self.loaded: list[list] = []
         self.explicit: list[tuple[str, int]] = []   # (-m name, word index) for protocol checks
         #: options used per loaded typed module, for "given twice" errors
         self.used_options: dict[int, list[str]] = {}
+
+    def cache(self, key) -> dict:
+        """The cache of the values one kind of step builds: the plan's own,
+        or the file's (``shared``, keyed by the builder)."""
+        if self.shared is None:
+            return {}
+        found = self.shared.get(key)
+        if found is None:
+            found = self.shared[key] = {}
+        return found
 
     # -- the walk ---------------------------------------------------------
 
@@ -572,7 +606,7 @@ class _RuleBuilder:
         value = self.words[args[0]]
         builder = _GENERIC_BUILDERS.get(code)
         if builder is not None:
-            self.ops.append((_BUILD, builder, args, negate, first, i, at + 1, {}))
+            self.ops.append((_BUILD, builder, args, negate, first, i, at + 1, self.cache(builder)))
             return i
         try:
             if code == _PROTO:
@@ -582,7 +616,8 @@ class _RuleBuilder:
                 if number == 0 and negate:
                     raise SpecError("rule would never match protocol (! -p all)", at)
                 plan.proto, plan.proto_negated = number, negate
-                self.ops.append((_BUILD, _proto_builder, args, negate, first, i, at + 1, {}))
+                self.ops.append((_BUILD, _proto_builder, args, negate, first, i, at + 1,
+                                 self.cache(_proto_builder)))
             elif code == _MATCH:
                 if negate:
                     raise SpecError("-m cannot be negated", first)
@@ -617,7 +652,7 @@ class _RuleBuilder:
         elif name in OPAQUE_MODULES:
             indices: list[int] = []
             self.loaded.append([name, None, indices])
-            self.ops.append((_OPAQUE, name, indices, {}))  # filled as its options come
+            self.ops.append((_OPAQUE, name, indices, self.cache(("opaque", name))))  # filled as its options come
         # unknown modules are handled by consume_unknown_module
 
     def consume_unknown_module(self, name: str, at: int, i: int) -> int:
@@ -631,7 +666,7 @@ class _RuleBuilder:
             if nxt in _UNKNOWN_MODULE_STOP or nxt in GENERIC:
                 break
             end += 1
-        self.ops.append((_UNKNOWN, name, at, end, {}))
+        self.ops.append((_UNKNOWN, name, at, end, self.cache(("unknown", name))))
         return end
 
     def module_option(self, raw: str, i: int, negate: bool, first: int) -> int:
@@ -683,7 +718,7 @@ class _RuleBuilder:
             self.ops.append((_COMMENT, args[0]))
             return i
         self.ops.append((_BUILD, option.build, args, negate, first, i, min(at + 1, self.n - 1),
-                         {}))
+                         self.cache(option.build)))
         return i
 
     def auto_load(self, module: str) -> None:
@@ -693,7 +728,7 @@ class _RuleBuilder:
         else:
             indices: list[int] = []
             self.loaded.append([module, None, indices])
-            self.ops.append((_OPAQUE, module, indices, {}))
+            self.ops.append((_OPAQUE, module, indices, self.cache(("opaque", module))))
 
     def find_module(self, name: str):
         for entry in reversed(self.loaded):
