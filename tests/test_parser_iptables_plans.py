@@ -143,3 +143,26 @@ def test_corpus_dumps_read_the_same_with_shared_plans(monkeypatch):
         assert shared == alone, path.name
         compared += 1
     assert compared > 50
+
+
+def test_address_ranges_are_the_blocks_ipaddress_summarizes():
+    import ipaddress
+    import random
+
+    from ruleanalyzer.parsers.iptables_values import parse_address_range
+
+    rng = random.Random(21)
+    cases = [(0, 2**32 - 1), (1, 2**32 - 2), (0, 0), (2**32 - 1, 2**32 - 1), (10 << 24, 10 << 24)]
+    for _ in range(1500):
+        a = rng.randrange(2**32)
+        cases.append((a, min(2**32 - 1, a + rng.randrange(1 << rng.randrange(33)))))
+    for a, b in cases:
+        first, last = ipaddress.IPv4Address(a), ipaddress.IPv4Address(b)
+        assert parse_address_range(f"{first}-{last}", "ip") == \
+            tuple(ipaddress.summarize_address_range(first, last)), (first, last)
+    for _ in range(300):
+        a = rng.randrange(2**128)
+        first = ipaddress.IPv6Address(a)
+        last = ipaddress.IPv6Address(min(2**128 - 1, a + rng.randrange(1 << rng.randrange(129))))
+        assert parse_address_range(f"{first}-{last}", "ip6") == \
+            tuple(ipaddress.summarize_address_range(first, last)), (first, last)

@@ -452,8 +452,10 @@ _GLUED_SHORT = set("sdpiojgm")
 def expand_glued(raws: list[str], words: list[str]) -> tuple[list[str], list[str], list[int]] | None:
     """getopt's ``--opt=value`` and ``-ptcp`` forms as separate words, with
     each new word's original index (``None`` when there are none)."""
-    if not any((r.startswith("--") and "=" in r) or
-               (len(r) > 2 and r[0] == "-" and r[1] in _GLUED_SHORT) for r in raws):
+    for r in raws:  # a loop, not any(): this runs for every line compiled
+        if len(r) > 2 and r[0] == "-" and (r[1] in _GLUED_SHORT or (r[1] == "-" and "=" in r)):
+            break
+    else:
         return None
     new_raws, new_words, origin = [], [], []
     for index, (raw, word) in enumerate(zip(raws, words)):
@@ -567,6 +569,10 @@ class _RuleBuilder:
         (``-1``: all words up to the next option). A ``!`` before the first
         argument is iptables' old negation syntax."""
         raws, n = self.raws, self.n
+        if count == 1 and i < n:
+            r = raws[i]
+            if r[0] != "-" and r != "!":  # the common case: one plain value
+                return (i,), negate, i + 1
         args: list[int] = []
         if count and i < n and raws[i] == "!":
             if negate:
