@@ -257,8 +257,13 @@ def _backend_dependent_ports(matches: list[Match]) -> tuple[Match, ...]:
     xtables' tcp/udp match needs both ports to differ; iptables-nft 1.8
     compiles the pair into one 4-byte compare, so either differing is
     enough. Which one holds depends on the backend: say so."""
-    at_sport = next((k for k, m in enumerate(matches) if _is_negated_single_port(m, "sport")), None)
-    at_dport = next((k for k, m in enumerate(matches) if _is_negated_single_port(m, "dport")), None)
+    at_sport = at_dport = None
+    for k, m in enumerate(matches):  # one plain pass: this runs for every rule
+        if m.negate and m.__class__ is IntMatch:
+            if at_sport is None and _is_negated_single_port(m, "sport"):
+                at_sport = k
+            elif at_dport is None and _is_negated_single_port(m, "dport"):
+                at_dport = k
     if at_sport is None or at_dport is None:
         return tuple(matches)
     sport, dport = matches[at_sport], matches[at_dport]
@@ -377,7 +382,7 @@ class Plan:
                     raise SpecError(f"bad counters {' '.join(values_)!r}", op[1][0]) from None
             else:
                 matches.append(op[1])
-        spec.matches = _backend_dependent_ports(matches)
+        spec.matches = _backend_dependent_ports(matches) if len(matches) > 1 else tuple(matches)
         if comments:
             spec.comment = "; ".join(comments)
         if self.jump is not None:
