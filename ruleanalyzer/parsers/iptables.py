@@ -429,6 +429,10 @@ class _FileParser:
         self.table_line = 0
         #: rules that jump, to check at COMMIT: (rule, line text, target word index)
         self.jumps: list[tuple[Rule, str, int]] = []
+        #: whether the current table saw a command that moves or removes
+        #: rules or chains (-I, -R, -D, -F, -X, -E): check_jumps skips its
+        #: checks for jumps deleted or replaced since when it did not
+        self.edited = False
         #: how many rule plans are cached (in the per-skeleton entries of run)
         self.plan_count = 0
         #: the values the plans of this file build, shared between them (compile_line)
@@ -454,6 +458,11 @@ class _FileParser:
             else:
                 raws = words = stripped.split()
             head = stripped[0]
+            if head == ":" and len(raws) == 3 and _COUNTERS.match(raws[2]) and \
+                    raws[1] != "!" and not is_option(raws[1]):
+                # the shape CWN, a chain declaration (a third of a kube-proxy dump)
+                self.chain_line(lineno, line, raws, words)
+                continue
             key = skeleton(raws) if head == "-" or head == "[" else None
             if key is not None:
                 # a rule line: its grammar check and plan depend on its skeleton only
@@ -518,6 +527,7 @@ class _FileParser:
         column = line.find("*") + 1
         table = self.create_table(table_name, Location(self.name, lineno, column))
         self.table, self.table_line, self.jumps = table, lineno, []
+        self.edited = False
 
     def create_table(self, table_name: str, where: Location) -> Table:
         """A new table of the file's family with its built-in chains (policy ACCEPT)."""
@@ -642,6 +652,7 @@ class _FileParser:
 
     def apply_rule(self, command: str, chain: Chain, rule: Rule, spec: RuleSpec, lineno: int,
                    line: str, start: int) -> None:
+        self.edited = True
         if command == "A":
             chain.add(rule)
             return
@@ -678,6 +689,7 @@ class _FileParser:
     def apply_chain_command(self, table: Table, spec: RuleSpec, lineno: int, line: str,
                             start: int) -> None:
         command, chain_name = spec.command, spec.chain
+        self.edited = True
         builtins = IPTABLES_BUILTIN_CHAINS[table.name]
         chain = table.chains.get(chain_name) if chain_name else None
         if chain_name and chain is None and command != "N":
@@ -739,10 +751,12 @@ class _FileParser:
         chains = table.chains
         builtins = IPTABLES_BUILTIN_CHAINS[table.name]
         edges: dict[tuple[str, str], tuple[Rule, str, int]] = {}
+        edited = self.edited
         for rule, line, index in self.jumps:
             owner = rule.chain
-            if owner is None or owner.table is not table or rule.index > len(owner.rules) or \
-                    owner.rules[rule.index - 1] is not rule or chains.get(owner.name) is not owner:
+            if edited and (owner is None or owner.table is not table or
+                           rule.index > len(owner.rules) or owner.rules[rule.index - 1] is not rule
+                           or chains.get(owner.name) is not owner):
                 continue  # deleted or replaced since
             target = rule.action.target
             if target not in chains:
