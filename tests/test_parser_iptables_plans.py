@@ -166,3 +166,26 @@ def test_address_ranges_are_the_blocks_ipaddress_summarizes():
         last = ipaddress.IPv6Address(min(2**128 - 1, a + rng.randrange(1 << rng.randrange(129))))
         assert parse_address_range(f"{first}-{last}", "ip6") == \
             tuple(ipaddress.summarize_address_range(first, last)), (first, last)
+
+
+def test_nat_addresses_read_as_ipaddress_reads_them():
+    import ipaddress
+
+    from ruleanalyzer.parsers.iptables_values import BadValue, parse_address
+
+    spellings = ["1.2.3.4", "0.0.0.0", "255.255.255.255", "249.250.251.199", "[1.2.3.4]",
+                 "01.2.3.4", "1.2.3.04", "256.1.1.1", "1.2.3", "1.2.3.4.5", "1.2.3.4 ",
+                 "\u0661.2.3.4", "00.1.1.1", "1.2.3.4/32", "::1", "1.2.3.4:80", "2001:db8::1"]
+    for text in spellings:
+        for family in ("ip", "ip6"):
+            try:
+                want = ipaddress.ip_address(text.strip("[]"))
+                if want.version != (6 if family == "ip6" else 4):
+                    want = None
+            except ValueError:
+                want = None
+            try:
+                got = parse_address(text, family)
+            except BadValue:
+                got = None
+            assert got == want and type(got) is type(want), (text, family)

@@ -160,6 +160,22 @@ def _shape(raws: list[str]) -> str:
     return "".join(kinds)
 
 
+def _rule_shape(raws: list[str]) -> bool:
+    """Whether a line is a rule by its shape (``N?O(?:[OW]|B[OW])*``), the
+    question :func:`_shape` and :func:`_line_kind` answer for every line,
+    asked of a rule line's words directly (once per new skeleton: half the
+    lines of a file of hand-kept rules)."""
+    i = 1 if raws[0][0] == "[" and _COUNTERS.match(raws[0]) else 0
+    if i >= len(raws) or not is_option(raws[i]):
+        return False
+    if "!" in raws:
+        last = len(raws) - 1
+        for k in range(i + 1, last + 1):
+            if raws[k] == "!" and (k == last or raws[k + 1] == "!"):
+                return False
+    return True
+
+
 def _grammar():
     """The line-shape parser and Lark's Token and UnexpectedInput, imported on
     first use: a file whose line shapes are all known never loads Lark."""
@@ -468,7 +484,8 @@ class _FileParser:
                 # a rule line: its grammar check and plan depend on its skeleton only
                 entry = entries.get(key)
                 if entry is None:
-                    entry = entries[key] = (_line_kind(_shape(raws), raws), None)
+                    kind = "rule" if _rule_shape(raws) else _line_kind(_shape(raws), raws)
+                    entry = entries[key] = (kind, None)
                 elif entry[1] is None and REUSE_PLANS:
                     entry = entries[key] = (entry[0], {})
                 kind = entry[0]
