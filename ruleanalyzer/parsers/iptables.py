@@ -769,7 +769,8 @@ class _FileParser:
         builtins = IPTABLES_BUILTIN_CHAINS[table.name]
         edges: dict[tuple[str, str], tuple[Rule, str, int]] = {}
         edited = self.edited
-        for rule, line, index in self.jumps:
+        for jump in self.jumps:
+            rule, line, index = jump
             owner = rule.chain
             if edited and (owner is None or owner.table is not table or
                            rule.index > len(owner.rules) or owner.rules[rule.index - 1] is not rule
@@ -782,7 +783,7 @@ class _FileParser:
             if target in builtins:
                 raise self.error(f"cannot jump to built-in chain {target}", rule.location.line,
                                  line, index)
-            edges.setdefault((rule.chain.name, target), (rule, line, index))
+            edges.setdefault((owner.name, target), jump)
         pairs = list(edges)
         loop = find_loop(pairs)
         if loop is None:
