@@ -44,7 +44,8 @@ from .model import (HOOK_PATHS, Chain, Dispatch, EcnStrip,
 from .space import Layout, PacketSet, Space, witness
 from .space.encode import encode_conjunction
 from .space.fields import TCP
-from .space.reach import _without_cyclic_gc, analyze
+from .space.packetset import cyclic_gc_paused
+from .space.reach import analyze
 from .checks.base import shared_space
 
 #: Regions shown per (hook, family, change); the rest is one "… more" region.
@@ -177,50 +178,51 @@ def diff(old: Ruleset, new: Ruleset, hooks=("input", "forward", "output"), *,
          findings: bool = True, connections: bool = True, old_name: str | None = None,
          new_name: str | None = None, limit: int = REGION_LIMIT) -> DiffReport:
     """The change impact of going from ``old`` to ``new`` (see the module doc)."""
+    with cyclic_gc_paused():  # BDD work: the collector must not run inside dd
+        return _diff(old, new, hooks, findings, connections, old_name, new_name, limit)
+
+
+def _diff(old, new, hooks, findings, connections, old_name, new_name, limit) -> DiffReport:
     start = time.process_time()
-    # The plan, the candidates and the walks make millions of small objects
-    # and no reference cycles: the cyclic collector rescanning both
-    # 100k-rule models meanwhile was a fifth of a kube-proxy diff.
-    with _without_cyclic_gc():
-        report = DiffReport(old_name or _name(old), new_name or _name(new), tuple(hooks))
-        both = Ruleset(tables=[*old.tables, *new.tables])
-        # A space per layout is reused (a plan's hundreds of groups share one:
-        # a fresh BDD manager costs more than a small group's whole diff).
-        space = shared_space(Layout.for_ruleset(both))
-        report.space = space
-        plan = _Plan(old, new)
-        report.changed_rules = len(plan.changed_old) + len(plan.changed_new)
-        full_valid = space.valid
-        if plan.identical:
-            candidate = space.false
-        elif plan.everything:
-            candidate = full_valid
-        else:
-            candidate = _candidates(plan, space)
-        report.scope = "all" if candidate == full_valid else "changed rules"
-        consistent = _conntrack_consistent(space, (old, new))
-        # Regions are worded against every valid packet the kernel could give
-        # that state, not against the narrowed universe of the walk.
-        care = consistent
-        evaluators = (Evaluator(old), Evaluator(new))
-        rewrites = plan.rewrites
-        families = _families(old) | _families(new)
-        if candidate != space.false:
-            # The walk starts from the candidate packets only (``start``), and
-            # every set it hands out is intersected with ``space.valid``, so
-            # narrowing both narrows the whole analysis.
-            space.valid = full_valid & candidate
-            try:
-                for hook in hooks:
-                    for family in sorted(families):
-                        if not plan.everything and not plan.touches(hook, family):
-                            continue
-                        if candidate & space.family(family) == space.false:
-                            continue  # no changed rule sees this IP version (IPv4-only rules)
-                        _diff_hook(report, old, new, hook, family, space, consistent, evaluators,
-                                   rewrites, connections, limit, care)
-            finally:
-                space.valid = full_valid
+    report = DiffReport(old_name or _name(old), new_name or _name(new), tuple(hooks))
+    both = Ruleset(tables=[*old.tables, *new.tables])
+    # A space per layout is reused (a plan's hundreds of groups share one:
+    # a fresh BDD manager costs more than a small group's whole diff).
+    space = shared_space(Layout.for_ruleset(both))
+    report.space = space
+    plan = _Plan(old, new)
+    report.changed_rules = len(plan.changed_old) + len(plan.changed_new)
+    full_valid = space.valid
+    if plan.identical:
+        candidate = space.false
+    elif plan.everything:
+        candidate = full_valid
+    else:
+        candidate = _candidates(plan, space)
+    report.scope = "all" if candidate == full_valid else "changed rules"
+    consistent = _conntrack_consistent(space, (old, new))
+    # Regions are worded against every valid packet the kernel could give
+    # that state, not against the narrowed universe of the walk.
+    care = consistent
+    evaluators = (Evaluator(old), Evaluator(new))
+    rewrites = plan.rewrites
+    families = _families(old) | _families(new)
+    if candidate != space.false:
+        # The walk starts from the candidate packets only (``start``), and
+        # every set it hands out is intersected with ``space.valid``, so
+        # narrowing both narrows the whole analysis.
+        space.valid = full_valid & candidate
+        try:
+            for hook in hooks:
+                for family in sorted(families):
+                    if not plan.everything and not plan.touches(hook, family):
+                        continue
+                    if candidate & space.family(family) == space.false:
+                        continue  # no changed rule sees this IP version (IPv4-only rules)
+                    _diff_hook(report, old, new, hook, family, space, consistent, evaluators,
+                               rewrites, connections, limit, care)
+        finally:
+            space.valid = full_valid
     if findings:
         report.findings = finding_changes(old, new)
     report.seconds = time.process_time() - start
