@@ -1072,8 +1072,10 @@ class _Walker:
             b_l, b_u = encode_bounds(match, sp, _env(ctx, self.absent))
             if ctx.before_conntrack:
                 b_l, b_u = self._pre_conntrack(b_l), self._pre_conntrack(b_u)
-            c_l, c_u = self._action(branch_action, chain, rule, low & b_l, up & b_u, ctx, depth, ret)
-            cont_l, cont_u = cont_l | c_l, cont_u | c_u
+            hit_l, hit_u = low & b_l, up & b_u
+            if not (self.sets_only and hit_u == sp.false):  # records=False: skip empty branches
+                c_l, c_u = self._action(branch_action, chain, rule, hit_l, hit_u, ctx, depth, ret)
+                cont_l, cont_u = cont_l | c_l, cont_u | c_u
             low, up = low & ~b_u, up & ~b_l
         return cont_l | low, cont_u | up
 
