@@ -1020,6 +1020,9 @@ class _RuleReader:
             if t[0] == W and (t[1][:1].isdigit() or t[1][:1] in ":[" or _ADDRISH_RE.match(t[1].split("-")[0].split("/")[0])):
                 self.i += 1
                 self.nat_target(t[1], body, kind)
+                if self.word() == ":" and "port" not in body and self.peek(1) is not None:
+                    self.i += 1  # "to 10.0.0.1 : tcp dport map { … }": the port is an expression
+                    body["port"] = self.operand()
             else:
                 body["addr"] = self.operand()
         elif kind in ("snat", "dnat") and self.peek() is not None and self.peek()[0] == W and \
