@@ -251,8 +251,10 @@ def _diff_hook(report, old, new, hook, family, space, consistent, evaluators, re
     from .space.reach import ReachError
 
     try:
-        ra = analyze(old, hook, family, space, start=space.valid, arrives_from=(old, new))
-        rb = analyze(new, hook, family, space, start=space.valid, arrives_from=(old, new))
+        # Only the verdict sets are read: chains entered with no candidate
+        # packet are not walked (kube-proxy: most KUBE-SVC/SEP chains).
+        ra = analyze(old, hook, family, space, start=space.valid, arrives_from=(old, new), records=False)
+        rb = analyze(new, hook, family, space, start=space.valid, arrives_from=(old, new), records=False)
     except ReachError as exc:  # jumps nested past the analysis' depth: an error, not a traceback
         raise RuleAnalyzerError(f"cannot compare the {hook} hook: {exc}",
                                 hint="the kernel refuses jump cycles; a chain nesting this deep "

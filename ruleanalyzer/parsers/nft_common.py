@@ -96,6 +96,10 @@ FIELD_MAX = {"proto": 255, "sport": 0xFFFF, "dport": 0xFFFF, "icmp_type": 255, "
 VERDICTS = ("accept", "drop", "reject", "jump", "goto", "return", "continue", "queue")
 
 
+#: Comparisons :attr:`Builder.match_cache` holds before it starts again.
+MATCH_CACHE_SIZE = 4096
+
+
 class ModelError(Exception):
     """A statement the builder cannot turn into the model (bad value, unknown
     element); readers re-raise it as a located :class:`RuleAnalyzerError`."""
@@ -522,6 +526,9 @@ class PendingRule:
     #: the order rules were read in (``insert`` included), for naming the
     #: jump that closes a loop as nft would: the first added that closes it
     seq: int = 0
+    #: the model rule, built when added (``exprs`` is then None) if nothing
+    #: read later can change it: it names no set or map
+    built: Rule | None = None
 
 
 class paused_gc:
@@ -579,13 +586,18 @@ class Builder:
         return table
 
     def chain(self, family: str, table: str, name: str, location: Location | None = None) -> Chain:
-        """The chain ``name`` of a table, created on first use."""
+        """The chain ``name`` of a table, created on first use. ``location``:
+        its declaration, or the command that names it first (a fragment's
+        ``add rule`` of an undeclared chain): every chain has a place to
+        point a finding at."""
         tab = self.table(family, table, location)
         chain = tab.chains.get(name)
         if chain is None:
             chain = tab.add_chain(Chain(name, location=location))
             self._chains[id(chain)] = chain
             self.pending[id(chain)] = []
+        elif chain.location is None and location is not None:
+            chain.location = location
         return chain
 
     def set_base(self, chain: Chain, kind: str | None, hook: str | None, priority,
@@ -664,12 +676,22 @@ class Builder:
 
     def add_rule(self, chain: Chain, exprs: list, location: Location, text: str,
                  handle: str | None = None, comment: str | None = None,
-                 position: int | None = None) -> None:
+                 position: int | None = None, at_names: bool | None = None) -> None:
         """Queue a rule (JSON-shaped statements) for ``chain``; ``position`` is
-        the 0-based insertion index (``insert rule``), default at the end."""
+        the 0-based insertion index (``insert rule``), default at the end;
+        ``at_names``: see :func:`_names_a_set`."""
         pending = self.pending.setdefault(id(chain), [])
         self._added += 1
         rule = PendingRule(exprs, location, text, handle, comment, self._added)
+        if chain.table is not None and not _names_a_set(exprs, at_names):
+            # built now, so that 100k rules' JSON-shaped statements are not
+            # all kept until finish(); a rule that fails is built again
+            # there, so that errors come in the order they always came
+            try:
+                rule.built = self.build_rule(chain.table, rule)
+                rule.exprs = None
+            except RuleAnalyzerError:
+                pass
         if position is None:
             pending.append(rule)
         else:
@@ -700,6 +722,8 @@ class Builder:
         """Build every queued rule into the model and return the ruleset."""
         for pending in self.pending.values():
             for rule in pending:
+                if rule.exprs is None:
+                    continue  # built: it updates no set
                 for target, op in _updated_sets(rule.exprs):
                     for (fam, tab, name), decl in self.sets.items():
                         if name == target and rule.location is not None:
@@ -707,17 +731,25 @@ class Builder:
                                 decl.updated_by = f"{op} @{name}" if op != "meter" else f"meter {name}"
                             decl.updated = True
         for table in self.ruleset.tables:
-            jumps: list[tuple[int, str, str, Rule]] = []
+            # every jump (chain, target), the rule it is in and when that was added
+            jumps: list[tuple[str, str]] = []
+            sites: list[Rule] = []
+            added: list[int] = []
             for chain in table.chains.values():
                 chain.rules.clear()
                 for pending in self.pending.get(id(chain), []):
-                    rule = self.build_rule(table, pending)
+                    rule = pending.built or self.build_rule(table, pending)
                     chain.add(rule)
-                    for target in self._jump_targets(table, rule, pending.exprs):
-                        jumps.append((pending.seq, chain.name, target, rule))
+                    for target in self._jump_targets(table, rule, pending.exprs or ()):
+                        jumps.append((chain.name, target))
+                        sites.append(rule)
+                        added.append(pending.seq)
             if jumps:
-                jumps.sort(key=lambda j: j[0])
-                self.refuse_jump_loop(table, [(a, b) for _, a, b, _ in jumps], [j[3] for j in jumps])
+                if any(added[k] > added[k + 1] for k in range(len(added) - 1)):  # inserted rules
+                    order = sorted(range(len(added)), key=added.__getitem__)
+                    jumps = [jumps[k] for k in order]
+                    sites = [sites[k] for k in order]
+                self.refuse_jump_loop(table, jumps, sites)
         return self.ruleset
 
     def _jump_targets(self, table: Table, rule: Rule, exprs) -> list[str]:
@@ -802,6 +834,25 @@ def _stateful_parts(body) -> list[str]:
     stmts = body.get("stmt") if isinstance(body, dict) else None
     stmts = [stmts] if isinstance(stmts, dict) else stmts if isinstance(stmts, list) else []
     return [key for stmt in stmts if isinstance(stmt, dict) for key in stmt if key in STATEFUL_KEYS]
+
+
+def _names_a_set(exprs, at_names: bool | None = None) -> bool:
+    """Does a rule's JSON-shaped statement list refer to a named set or map
+    (``@name``), or add to, update or meter one (what :func:`_updated_sets`
+    reads)? Those rules are built when everything is read: the set may be
+    declared, filled or updated later. ``at_names``: whether the rule's
+    text has an ``@`` in it, when the reader can tell (no define expanded)."""
+    if not isinstance(exprs, list):
+        return True
+    for stmt in exprs:
+        if not isinstance(stmt, dict) or "set" in stmt or "map" in stmt or "meter" in stmt:
+            return True
+    if at_names is not None:
+        return at_names
+    # a string starting with '@' anywhere (JSON values only: their repr
+    # quotes every string, and the walk in Python cost a tenth of reading)
+    text = repr(exprs)
+    return "'@" in text or '"@' in text
 
 
 def _updated_sets(exprs) -> list[tuple[str, str]]:
@@ -1060,7 +1111,8 @@ class _RuleContext:
     def match(self, left, op: str, right) -> list[Match]:
         if op not in _OPS:
             raise ModelError(f"unknown operator {op!r}")
-        left, right = _raw_dscp(left, right, self._network_family())
+        if isinstance(left, dict) and (">>" in left or "&" in left):  # what _raw_dscp reads
+            left, right = _raw_dscp(left, right, self._network_family())
         mask = None
         if isinstance(left, dict) and len(left) == 1 and next(iter(left)) in ("payload", "meta", "ct"):
             pass  # the common shapes: a plain selector
@@ -1103,6 +1155,8 @@ class _RuleContext:
                 found = list(hit[1])
             else:
                 found = self._match(sel, op, right, mask)
+                if len(cache) >= MATCH_CACHE_SIZE:
+                    cache.clear()  # most values of a big ruleset come once (addresses): keep it small
                 cache[key] = (sel, tuple(found))
             self.note_snapshot(right, found)
             return found
