@@ -629,26 +629,18 @@ class Decisions:
         self.root: dict = {}
         self.leaves = 0
 
-    @staticmethod
-    def values(packet: Packet) -> tuple:
-        """The packet's abstracted fields, as the engine's view holds them."""
-        return (int(packet.src), int(packet.dst), packet.sport, packet.dport, packet.iif, packet.oif)
-
-    def root_key(self, packet: Packet, values) -> tuple | None:
-        src, dst, sport, dport, iif, oif = values
-        version = packet.src.version
-        if packet.dst.version != version:
-            return None
-        key = (_others(packet), version, _address_class(version, src), _address_class(version, dst),
-               sport is None, dport is None, iif is None, oif is None)
-        return key
-
     def lookup(self, packet: Packet):
-        """``(leaf or None, root key, values)``; a root key of None: never in the tree."""
-        values = self.values(packet)
-        root = self.root_key(packet, values)
-        if root is None:
+        """``(leaf or None, root key, values)``: the root key (None: never in
+        the tree) and the abstracted fields as the engine's view holds them."""
+        src, dst = packet.src, packet.dst
+        version = src.version
+        s, d = int(src), int(dst)
+        sport, dport, iif, oif = packet.sport, packet.dport, packet.iif, packet.oif
+        values = (s, d, sport, dport, iif, oif)
+        if dst.version != version:
             return None, None, values
+        root = (_others(packet), version, _address_class(version, s), _address_class(version, d),
+                sport is None, dport is None, iif is None, oif is None)
         node = self.root.get(root)
         while node.__class__ is _Node:
             node = node.children.get(node.key(values))
@@ -660,7 +652,8 @@ class Decisions:
         if plan is None:
             rules = ([(rule.matches, (rule.action, *rule.effects)) for rule in chain.rules] if guard is None
                      else [((guard,), ())])
-            plan = self.plans[id(owner)] = _Plan(owner, rules, self._changed(chain) if guard is None else [frozenset()])
+            changed = self._changed(chain) if guard is None else [frozenset()]
+            plan = self.plans[id(owner)] = _Plan(owner, rules, changed)
         return plan
 
     def branches(self, action: Dispatch, view) -> Dispatch:
