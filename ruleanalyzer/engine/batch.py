@@ -66,8 +66,9 @@ _others = attrgetter(*_OTHER_FIELDS)
 #: A chain's masks may take this many bits per field before the chain keys
 #: that field by its atom instead (exact too, only finer): 8 MiB.
 MASK_BITS_BUDGET = 64 << 20
-#: Shorter chains are scanned rule by rule when the tree grows.
-MIN_INDEXED_CHAIN = 8
+#: While the tree grows, a chain (verdict map) of this many rules
+#: (branches) or more is indexed for the path; a single rule is scanned.
+MIN_INDEXED_CHAIN = 2
 
 
 def _address_class(version: int, value: int) -> int:
@@ -529,7 +530,8 @@ class _Recorder(Evaluator):
         return super()._dispatch(action, chain, i, rule, path, depth, first)
 
     def _run_chain(self, chain, path, depth):
-        self.entries.append((chain, None, _at(path.view), path.view.copy()))
+        view = path.view
+        self.entries.append((chain, None, _at(view), self.decisions._plan(chain, None).relevant(view)))
         self.bound += 1
         return super()._run_chain(chain, path, depth)
 
@@ -539,7 +541,7 @@ class _Recorder(Evaluator):
 
     def _enter_base(self, chain, path):
         if chain.devices:
-            self.entries.append((chain, self.compiled.device_guard(chain), _at(path.view), None))
+            self.entries.append((chain, self.compiled.device_guard(chain), _at(path.view), -1))
         return super()._enter_base(chain, path)
 
 
@@ -722,12 +724,11 @@ class Decisions:
         family = packet.src.version
         way: list = []  # per entry that can branch: its node's reads
         seen = set()
-        for chain, guard, at, view in recorder.entries:
+        for chain, guard, at, relevant in recorder.entries:
             plan = self._plan(chain, guard)
             given = tuple(at[i] == values[i] for i in range(len(ABSTRACT)))
             reads = tuple((i, plan.index(f, family)) for i, f in enumerate(ABSTRACT)
                           if f in plan.reads and given[i])
-            relevant = plan.relevant(view) if view is not None else -1
             marker = (id(plan), given, relevant)
             if not reads or not relevant or marker in seen:
                 continue  # the key is a constant, or one this way has already taken
