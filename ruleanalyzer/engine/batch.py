@@ -8,20 +8,23 @@ split in two parts:
 
 - the *root key*: every field of the packet but its addresses, ports and
   interfaces (protocol, hook, state, marks, flags …), plus what the engine
-  reads of them outside the rules (multicast, broadcast, loopback, the
-  unspecified address; whether a port or interface is given at all) and
-  whether an address or port equals a NAT target (NAT sets them to
-  constants, and the engine compares);
+  reads of those outside the rules (multicast, broadcast, loopback, the
+  unspecified address; whether a port or interface is given at all);
 - per chain the packet enters, one *chain key*: for every group of matches
   on addresses, ports and interfaces — a rule's plain conjunction is one
-  group, a match inside a set, a concatenation or a verdict map one of its
-  own — whether the group holds. It is compiled once per chain: per field,
-  the boundaries of every network and port range named cut the field into
-  atoms, and each atom maps to the bit mask of the groups it satisfies
-  (interfaces: per name); the chain key is the AND of the masks of the
-  packet's atoms (a handful of bisections). A field the packet does not
-  have (no port, an interface not given) is alike for every packet of a
-  root key: its matches count as holding, and the other fields decide.
+  group, a concatenation or a verdict map's key one, any other such match
+  inside a set one of its own, and each constant a NAT of the chain sets
+  (the engine compares the packet's own value with it) one — whether the
+  group holds. It is compiled once per chain: per field, the boundaries of
+  every network and port range named cut the field into atoms, and each
+  atom maps to the bit mask of the groups it satisfies (interfaces: per
+  name); the chain key is the AND of the masks of the packet's atoms (a
+  handful of bisections), keeping only the groups that can matter on this
+  way: not those of a rule (or conjunction) another match of which is
+  false here on a field no earlier rule may change, nor those after a rule
+  that always ends the chain. A field the packet does not have (no port,
+  an interface not given) is alike for every packet of a root key: its
+  matches count as holding, and the other fields decide.
 
 Two packets with the same root key that enter a chain with the same chain
 key see the same outcome of every match of that chain, so the engine does
@@ -29,16 +32,19 @@ the same thing to both there, enters the same next chain, and so on: the
 answers are the same but for the packet (swapped in, field by field where
 NAT rewrote it). The compiled decision is a tree built lazily: its root is
 keyed by the root key, each inner node is a chain entry keyed by its chain
-key, and each leaf holds the engine's answer for the first packet that came
-that way. A packet that falls off the tree is evaluated by the engine (which
-records the chains it enters) and grows it. Traces, deciding rules,
-depends-on and alternatives are the engine's own.
+key (a field NAT set to a constant adds nothing: it is the same for every
+packet that comes this way), and each leaf holds the engine's answer for
+the first packet that came that way. A packet that falls off the tree is
+evaluated by the engine — recording the chains it enters, and skipping the
+rules and verdict-map branches the masks rule out for it — and grows it.
+Traces, deciding rules, depends-on and alternatives are the engine's own.
 
 Only where this is exact by construction: without a host snapshot (routing
 reads the addresses), without runtime set contents, and without rules that
-set or copy an address or port field. Otherwise, and for packets whose
-evaluation may come near the engine's step limit, every packet goes to the
-engine.
+set or copy an address, port or interface. Otherwise every packet goes to
+the engine; so does a packet whose evaluation may come near the engine's
+step limit or translates one field twice (the second NAT compares with the
+first's constant), and it is not noted in the tree.
 """
 
 from __future__ import annotations
