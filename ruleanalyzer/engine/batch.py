@@ -112,20 +112,18 @@ def _walk(match, out: list) -> None:
 
 class _FieldIndex:
     """One address or port field of one chain: atom boundaries and per atom
-    the mask of the groups that hold (``exact``: the atom's index is the
-    key; ``raw``: the value is)."""
+    the mask of the groups that hold (``exact``: no masks, the atom's index
+    is the key)."""
 
-    __slots__ = ("bounds", "masks", "none", "exact", "raw")
+    __slots__ = ("bounds", "masks", "none", "exact")
 
-    def __init__(self, bounds, masks, none, exact=False, raw=False):
-        self.bounds, self.masks, self.none, self.exact, self.raw = bounds, masks, none, exact, raw
+    def __init__(self, bounds, masks, none, exact=False):
+        self.bounds, self.masks, self.none, self.exact = bounds, masks, none, exact
 
     def part(self, value):
-        """The mask for ``value`` (an int) or, exact or raw, its key part (a tuple)."""
+        """The mask for ``value`` (an int) or, exact, its key part (a tuple)."""
         if value is None:
             return self.none
-        if self.raw:
-            return (value,)
         if self.exact:
             return (bisect_right(self.bounds, value),)
         return self.masks[bisect_right(self.bounds, value)]
@@ -135,7 +133,7 @@ class _NameIndex:
     """One interface field of one chain: per interface name, the mask of the
     groups that hold, worked out the first time the name comes."""
 
-    __slots__ = ("leaves", "base", "masks", "none", "raw")
+    __slots__ = ("leaves", "base", "masks", "none")
 
     def __init__(self, groups: list[list], field: str):
         self.base = 0
@@ -148,7 +146,6 @@ class _NameIndex:
                 self.base |= 1 << g
         self.none = -1  # an interface not given: the root key holds it
         self.masks: dict = {}
-        self.raw = False
 
     def part(self, value):
         mask = self.masks.get(value)
@@ -167,7 +164,6 @@ class _RawIndex:
     """A field a match this module does not know reads: the value is the key."""
 
     __slots__ = ()
-    raw = True
 
     @staticmethod
     def part(value):
