@@ -432,6 +432,41 @@ def _names(value, sel: Selector) -> list[str]:
     raise ModelError(f"cannot read {_describe(value)} as a name")
 
 
+def generated_range(expr) -> tuple[int, int] | None:
+    """``(first, last)`` of the values ``numgen … mod N [offset O]``,
+    ``jhash … mod N`` or ``symhash mod N`` (text or nft -j form) can take:
+    ``[O, O+N-1]``; None for any other expression."""
+    if not isinstance(expr, dict) or len(expr) != 1:
+        return None
+    kind, spec = next(iter(expr.items()))
+    if kind not in ("numgen", "jhash", "symhash") or not isinstance(spec, dict):
+        return None
+    mod, offset = spec.get("mod"), spec.get("offset", 0)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (mod, offset)) or mod <= 0 or offset < 0:
+        return None
+    return offset, offset + mod - 1
+
+
+def _int_interval(key) -> tuple[int, int] | None:
+    """A map element's integer key as ``(first, last)``: ``3``, ``"3"``,
+    ``{"range": [0, 5]}``, ``"0-5"``; None for anything else."""
+    key = unwrap_elem(key)
+    if isinstance(key, dict) and isinstance(key.get("range"), list) and len(key["range"]) == 2:
+        ends = [_int_interval(v) for v in key["range"]]
+        return None if None in ends else (ends[0][0], ends[1][1])
+    if isinstance(key, bool):
+        return None
+    if isinstance(key, int):
+        return key, key
+    if isinstance(key, str):
+        first, sep, last = key.partition("-")
+        try:
+            return (int(first, 0), int(last, 0)) if sep else (int(key, 0), int(key, 0))
+        except ValueError:
+            return None
+    return None
+
+
 # ---------------------------------------------------------------------------
 # Sets declared in a table
 # ---------------------------------------------------------------------------
@@ -551,13 +586,18 @@ class Builder:
         return table
 
     def chain(self, family: str, table: str, name: str, location: Location | None = None) -> Chain:
-        """The chain ``name`` of a table, created on first use."""
+        """The chain ``name`` of a table, created on first use. ``location``:
+        its declaration, or the command that names it first (a fragment's
+        ``add rule`` of an undeclared chain): every chain has a place to
+        point a finding at."""
         tab = self.table(family, table, location)
         chain = tab.chains.get(name)
         if chain is None:
             chain = tab.add_chain(Chain(name, location=location))
             self._chains[id(chain)] = chain
             self.pending[id(chain)] = []
+        elif chain.location is None and location is not None:
+            chain.location = location
         return chain
 
     def set_base(self, chain: Chain, kind: str | None, hook: str | None, priority,
@@ -932,9 +972,9 @@ class _RuleContext:
             return
         if key in ("snat", "dnat", "masquerade", "redirect"):
             self.action = nat_action(key, body)
-            lookups = [v["map"].get("data") for v in (body or {}).values()
+            lookups = [v["map"] for v in (body or {}).values()
                        if isinstance(v, dict) and isinstance(v.get("map"), dict)] if isinstance(body, dict) else []
-            lookups = [d for d in lookups if not self._catch_all(d)]
+            lookups = [m.get("data") for m in lookups if not self._every_key_found(m.get("key"), m.get("data"))]
             if lookups:  # a key not in the map: no translation, the rule does not match
                 self.matches.append(OpaqueMatch(reason="depends on a key being in the map ("
                                                 + ", ".join(_short_map(d) for d in lookups) + ")"))
@@ -990,14 +1030,36 @@ class _RuleContext:
             branches.append((match, action))
         return Dispatch(tuple(branches))
 
-    def _catch_all(self, data) -> bool:
-        """Does the map (anonymous, or named and decidable) hold a ``*``
-        element, so that every key finds a value?"""
+    def _every_key_found(self, key, data) -> bool:
+        """Does every value ``key`` can take find an element in the map
+        (anonymous, or named and decidable)? Yes when it holds a ``*``
+        element, or when the key is ``numgen``/``jhash``/``symhash … mod N
+        [offset O]`` — always in ``[O, O+N)`` in the kernel (``nft_ng_*_gen``,
+        ``nft_*hash_eval``: a counter or hash reduced modulo N, plus the
+        offset) — and the keys cover that whole range."""
         try:
             pairs = self.map_pairs(data)
         except ModelError:
             return False
-        return any(key == "*" for key, _value in pairs or ())
+        if not pairs:
+            return False
+        if any(k == "*" for k, _value in pairs):
+            return True
+        span = generated_range(key)
+        if span is None:
+            return False
+        covered = []
+        for k, _value in pairs:
+            interval = _int_interval(k)
+            if interval is None:
+                return False
+            covered.append(interval)
+        lo, hi = span
+        for a, b in sorted(covered):
+            if a > lo:
+                break
+            lo = max(lo, b + 1)
+        return lo > hi
 
     def map_pairs(self, data):
         """``[(key, value), …]`` of an anonymous map or a decidable named map."""

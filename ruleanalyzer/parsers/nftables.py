@@ -326,7 +326,7 @@ class _Reader:
                     return
                 raise self.error(f"{verb} {kind} needs a name after the table", toks[0])
             obj, more = more[0], more[1:]
-            table = b.table(family, table_name)
+            table = b.table(family, table_name, Location(self.file, at[2], at[3]))
             if kind == "chain":
                 if verb in ("delete", "destroy"):
                     b.delete_chain(family, table_name, obj[1])
@@ -338,7 +338,7 @@ class _Reader:
                     if t[0] == B:
                         self.chain_body(chain, t[1])
             elif kind == "rule":
-                chain = b.chain(family, table_name, obj[1])
+                chain = b.chain(family, table_name, obj[1], Location(self.file, at[2], at[3]))
                 self.rule_command(verb, chain, more, at)
             elif kind in ("set", "map"):
                 if verb in ("add", "create"):
@@ -1063,13 +1063,17 @@ class _RuleReader:
         if w in ("numgen", "jhash", "symhash"):
             start = self.i
             self.i += 1
+            spec: dict = {}
             if w == "numgen" and self.word() in ("inc", "random"):
-                self.i += 1
+                spec["mode"] = self.take()[1]
             if w == "jhash":
                 self.expression_until({"mod"})
             while self.word() in ("mod", "seed", "offset") and self.peek(1) is not None:
+                value = self.toks[self.i + 1][1]
+                if _NUM_RE.match(value):  # as nft -j gives them: the map's coverage reads these
+                    spec[self.word()] = int(value, 0)
                 self.i += 2
-            return {w: {"text": self.rest_text(start)}}
+            return {w: {"text": self.rest_text(start), **spec}}
         if w.startswith("@") and nxt == ",":  # raw payload @nh,32,32
             parts = [w[1:]]
             self.i += 1
