@@ -153,7 +153,9 @@ def scan(text: str):
     if found is None:
         return None
     ends, comments = found
-    return list(_items(text, 0, len(text), 1, 0, ends)), comments
+    # the file's own items are read one by one too (a script of 100k
+    # 'add rule' lines is 100k top-level items)
+    return Body(text, 0, len(text), 1, 0, ends), comments
 
 
 def _structure(text: str):
