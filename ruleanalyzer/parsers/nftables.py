@@ -1,10 +1,14 @@
 """nftables text (``nft list ruleset`` output, ``nft -f`` input) → model.
 
-``grammars/nftables.lark`` finds the block structure (statements, strings,
-``{ … }`` blocks); this module reads the words of each statement into
+``grammars/nftables.lark`` defines the block structure (statements,
+strings, ``{ … }`` blocks), read by :mod:`.nft_scan` (the grammar's
+terminals without Lark; Lark itself, :mod:`.nft_lark`, only for text that is
+not well formed); this module reads the words of each statement into
 libnftables' JSON statement shape and hands them to
 :class:`~.nft_common.Builder`, the same builder the JSON reader uses, so both
-forms of one ruleset give one model.
+forms of one ruleset give one model. A block's statements are read as the
+reader gets to them and most rules are built as they are added, so a 100k-rule
+ruleset is never all words, nor all JSON-shaped statements, at once.
 """
 
 from __future__ import annotations
