@@ -14,6 +14,7 @@ missing chains, jump loops, missing COMMIT.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import re
@@ -309,6 +310,33 @@ def _error_label(bad: _BadShape) -> str | None:
     return fallback
 
 
+def _location_maker():
+    """``Location(file, line, column)`` for the per-line call sites (a rule,
+    a chain declaration): built as the dataclass' own ``__init__`` would,
+    without its four ``object.__setattr__`` calls by name (a frozen
+    dataclass; 6% of reading a kube-proxy dump). The plain constructor
+    whenever Location's fields are not the ones this knows."""
+    fields = dataclasses.fields(Location)
+    if [f.name for f in fields] != ["file", "line", "column", "path"] or fields[3].default is not None \
+            or "__post_init__" in vars(Location) or not hasattr(Location, "__slots__"):
+        return Location
+    new = object.__new__
+    set_file, set_line, set_column, set_path = (vars(Location)[f.name].__set__ for f in fields)
+
+    def location(file: str, line: int, column: int) -> Location:
+        where = new(Location)
+        set_file(where, file)
+        set_line(where, line)
+        set_column(where, column)
+        set_path(where, None)
+        return where
+
+    return location
+
+
+_location = _location_maker()
+
+
 # ---------------------------------------------------------------------------
 # Family
 # ---------------------------------------------------------------------------
@@ -561,7 +589,7 @@ class _FileParser:
         table = self.need_table(lineno, line)
         chain_name = words[0][1:]
         policy = words[1]
-        where = Location(self.name, lineno, line.find(":") + 1)
+        where = _location(self.name, lineno, line.find(":") + 1)
         if not chain_name:
             raise self.error("chain line without a chain name", lineno, line)
         chain = table.chains.get(chain_name)
@@ -651,7 +679,7 @@ class _FileParser:
             text = stripped
             if start:
                 text = text[len(raws[0]):].lstrip()
-            where = Location(self.name, lineno, line.find(command_word) + 1)
+            where = _location(self.name, lineno, line.find(command_word) + 1)
             if command == "A":
                 # Chain.add, without the call: numbered and owned at birth
                 rules = chain.rules
