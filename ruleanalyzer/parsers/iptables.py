@@ -69,7 +69,7 @@ def _split_simple_quotes(line: str) -> tuple[list[str], list[str]] | None:
         if (before and not before[-1].isspace()) or (after and not after[0].isspace()):
             return None  # a quote glued to other text
         head, tail = before.split(), after.split()
-        return head + [f'"{quoted}"'] + tail, head + [quoted] + tail
+        return [*head, f'"{quoted}"', *tail], [*head, quoted, *tail]
     if len(parts) % 2 == 0:
         return None  # unbalanced: let the full tokenizer report it
     raws: list[str] = []
@@ -449,6 +449,10 @@ def parse_rule(spec: str, *, name: str = "<rule>", line: int = 1, table: str = "
 
 
 def _split_or_raise(line: str, name: str, lineno: int):
+    if '"' in line and "\\" not in line:
+        simple = _split_simple_quotes(line)  # never a lone quote
+        if simple is not None:
+            return simple
     raws, words = split_words(line)
     if '"' in raws:
         raise _located("unterminated quoted string", name, lineno, line, raws.index('"'))
@@ -505,7 +509,7 @@ class _FileParser:
             if head == ":" and len(raws) == 3 and _COUNTERS.match(raws[2]) and \
                     raws[1] != "!" and not is_option(raws[1]):
                 # the shape CWN, a chain declaration (a third of a kube-proxy dump)
-                self.chain_line(lineno, line, raws, words)
+                self.chain_line(lineno, line, raws, words, counted=True)
                 continue
             key = skeleton(raws) if head == "-" or head == "[" else None
             if key is not None:
@@ -585,7 +589,9 @@ class _FileParser:
         self.ruleset.add_table(table)
         return table
 
-    def chain_line(self, lineno: int, line: str, raws: list[str], words: list[str]) -> None:
+    def chain_line(self, lineno: int, line: str, raws: list[str], words: list[str],
+                   counted: bool = False) -> None:
+        """``:NAME POLICY [p:b]`` (``counted``: the counters are known to be well-formed)."""
         table = self.need_table(lineno, line)
         chain_name = words[0][1:]
         policy = words[1]
@@ -605,7 +611,7 @@ class _FileParser:
                 raise self.error(f"user chain {chain_name} cannot have a policy (write '-')",
                                  lineno, line, 1)
             self.new_chain(table, chain_name, where)
-        if len(raws) > 2:
+        if len(raws) > 2 and not counted:
             self.counters(raws[2], lineno, line, 2)
 
     def policy(self, word: str, lineno: int, line: str, index: int) -> str:
