@@ -522,7 +522,7 @@ class _FileParser:
                     entry = entries[key] = (entry[0], {})
                 kind = entry[0]
                 if kind == "rule":
-                    self.rule_line(lineno, line, stripped, raws, words, entry[1])
+                    self.rule_line(lineno, line, stripped, raws, words, entry[1], plain=True)
                     continue
                 shape = _shape(raws)
             else:
@@ -644,9 +644,10 @@ class _FileParser:
     # -- rules --------------------------------------------------------------
 
     def rule_line(self, lineno: int, line: str, stripped: str, raws: list[str],
-                  words: list[str], plans: dict[str, Plan] | None) -> None:
+                  words: list[str], plans: dict[str, Plan] | None, plain: bool = False) -> None:
         """``plans``: the cached plans of the line's skeleton per table
-        (``None``: a line that is not cached)."""
+        (``None``: a line that is not cached); ``plain``: the line has a
+        skeleton (no glued options)."""
         table = self.table
         if table is None:
             table = self.need_table(lineno, line)
@@ -660,7 +661,7 @@ class _FileParser:
             plan = plans.get(table.name) if plans is not None else None
             if plan is None:
                 result = compile_line(raws, words, start, self.family, chains.__contains__,
-                                      self.shared if REUSE_PLANS else None)
+                                      self.shared if REUSE_PLANS else None, glued=not plain)
                 if isinstance(result, Plan):
                     if plans is not None and self.plan_count < 100_000:
                         plans[table.name] = result
