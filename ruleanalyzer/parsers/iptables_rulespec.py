@@ -561,14 +561,14 @@ class _RuleBuilder:
                 if i >= n:
                     raise SpecError("'!' at the end of the rule negates nothing", first)
                 raw = raws[i]
-            if not is_option(raw):
-                raise SpecError(f"unexpected argument {raw!r} (not an option)", i,
-                                hint="quote arguments that contain blanks")
-            code = GENERIC.get(raw)
+            code = GENERIC.get(raw)  # every generic option is an option
             if code is not None:
                 i = self.generic(code, raw, i, negate, first)
-            else:
+            elif is_option(raw):
                 i = self.module_option(raw, i, negate, first)
+            else:
+                raise SpecError(f"unexpected argument {raw!r} (not an option)", i,
+                                hint="quote arguments that contain blanks")
         self.finish()
 
     def take(self, name: str, at: int, i: int, count: int, negate: bool) -> tuple[tuple[int, ...], bool, int]:
