@@ -188,13 +188,16 @@ def check_ruleset(ruleset: Ruleset, codes: list[str], options: dict[str, dict] |
     A crashing check becomes an RA003 finding instead of aborting. ``ctx``
     lets a caller keep the analyses for its own questions; ``interfaces``:
     configured interface roles (see :mod:`ruleanalyzer.roles`)."""
+    from .space.packetset import cyclic_gc_paused
+
     ctx = ctx or Context(ruleset, interfaces)
     findings: list[Finding] = []
     registry = checks.registry()
     done: list[str] = []
     abandoned: list[str] = []
     try:
-        with time_limit(ctx.audit_seconds):
+        # BDD work: the collector must not run inside dd (space.packetset.cyclic_gc_paused)
+        with time_limit(ctx.audit_seconds), cyclic_gc_paused():
             _run_checks(ruleset, codes, options, ctx, registry, findings, done)
     except AnalysisTimeout:
         abandoned = [c for c in codes if c not in done]

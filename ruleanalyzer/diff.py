@@ -44,6 +44,7 @@ from .model import (HOOK_PATHS, Chain, Dispatch, EcnStrip,
 from .space import Layout, PacketSet, Space, witness
 from .space.encode import encode_conjunction
 from .space.fields import TCP
+from .space.packetset import cyclic_gc_paused
 from .space.reach import analyze
 from .checks.base import shared_space
 
@@ -177,6 +178,11 @@ def diff(old: Ruleset, new: Ruleset, hooks=("input", "forward", "output"), *,
          findings: bool = True, connections: bool = True, old_name: str | None = None,
          new_name: str | None = None, limit: int = REGION_LIMIT) -> DiffReport:
     """The change impact of going from ``old`` to ``new`` (see the module doc)."""
+    with cyclic_gc_paused():  # BDD work: the collector must not run inside dd
+        return _diff(old, new, hooks, findings, connections, old_name, new_name, limit)
+
+
+def _diff(old, new, hooks, findings, connections, old_name, new_name, limit) -> DiffReport:
     start = time.process_time()
     report = DiffReport(old_name or _name(old), new_name or _name(new), tuple(hooks))
     both = Ruleset(tables=[*old.tables, *new.tables])
@@ -245,8 +251,10 @@ def _diff_hook(report, old, new, hook, family, space, consistent, evaluators, re
     from .space.reach import ReachError
 
     try:
-        ra = analyze(old, hook, family, space, start=space.valid, arrives_from=(old, new))
-        rb = analyze(new, hook, family, space, start=space.valid, arrives_from=(old, new))
+        # Only the verdict sets are read: chains entered with no candidate
+        # packet are not walked (kube-proxy: most KUBE-SVC/SEP chains).
+        ra = analyze(old, hook, family, space, start=space.valid, arrives_from=(old, new), records=False)
+        rb = analyze(new, hook, family, space, start=space.valid, arrives_from=(old, new), records=False)
     except ReachError as exc:  # jumps nested past the analysis' depth: an error, not a traceback
         raise RuleAnalyzerError(f"cannot compare the {hook} hook: {exc}",
                                 hint="the kernel refuses jump cycles; a chain nesting this deep "

@@ -98,6 +98,7 @@ def audit_host(source, codes: list[str], options: dict, suppress: list | None = 
     from .errors import RuleAnalyzerError
     from .loader import DEFAULT_MAX_BYTES, load
     from .snapshot import Snapshot
+    from .space.packetset import cyclic_gc_paused
 
     cpu, wall = time.process_time(), time.perf_counter()
     name = source.source if isinstance(source, Snapshot) else str(source)
@@ -116,7 +117,9 @@ def audit_host(source, codes: list[str], options: dict, suppress: list | None = 
         lines = host.manifest_lines.get("hostname", [0])
         report.anchor = Where(host.manifest_file, lines[0], 1 if lines[0] else 0,
                               text=f"hostname: {host.name or ''}")
-    findings, inline, ctx = ruleset_findings(ruleset, codes, options, set(checks.registry()))
+    with cyclic_gc_paused():  # exposed_services asks the host's analyses more (BDD work)
+        findings, inline, ctx = ruleset_findings(ruleset, codes, options, set(checks.registry()))
+        services = exposed_services(ctx) if ctx is not None else {}
     configured = from_config(suppress, config_source) if suppress else []
     kept, suppressed, _generated = settle_findings(findings, configured + inline, codes, include_generated)
     # The entries used here are not unused for the whole audit (RA901).
@@ -127,8 +130,7 @@ def audit_host(source, codes: list[str], options: dict, suppress: list | None = 
     # Model objects stay here: the findings cross a process boundary.
     report.findings = [_plain(f) for f in kept]
     report.suppressed = len(suppressed)
-    if ctx is not None:
-        report.services = exposed_services(ctx)
+    report.services = services
     report.cpu_seconds = time.process_time() - cpu
     report.wall_seconds = time.perf_counter() - wall
     return report

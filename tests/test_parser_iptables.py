@@ -391,3 +391,17 @@ def test_two_negated_single_ports_depend_on_the_backend_only_when_one_differs():
     assert verdict(1000, 443) == "drop"        # both differ: every backend
     assert verdict(80, 22) == "accept"         # neither differs
     assert verdict(80, 443) == "unknown"       # one differs: backend decides
+
+
+def test_rule_shape_shortcut_agrees_with_the_line_shapes():
+    # run() asks _rule_shape of rule lines instead of computing their shape
+    import itertools
+
+    alphabet = ["-A", "-s", "!", "x", "-1", "-4", "[1:2]", "[x]", "--dport", "\"-q\"", "-"]
+    for length in range(1, 6):
+        for raws in itertools.product(alphabet, repeat=length):
+            raws = list(raws)
+            if raws[0][0] not in "-[":
+                continue
+            expected = iptables._line_kind(iptables._shape(raws), raws) == "rule"
+            assert iptables._rule_shape(raws) == expected, raws

@@ -109,3 +109,26 @@ def test_deep_nesting_is_a_located_error():
 def test_sniff():
     assert nft_json.sniff('{"nftables": []}', "x") > 50
     assert nft_json.sniff("table ip t {}", "x") == 0
+
+
+@pytest.mark.parametrize("mod, offset, keys, conditional", [
+    (2, None, [0, 1], False),
+    (10, 5, [{"range": [5, 10]}, {"range": [11, 14]}], False),
+    (3, None, [0, 1], True),  # 2 finds no element
+    (2, 1, [0, 1], True),  # the values are 1 and 2
+])
+def test_numgen_map_nat_covering_every_value_takes_every_packet(mod, offset, keys, conditional):
+    """The nft -j form reads like the text (tests/checks/RA102/*numgen*)."""
+    numgen = {"mode": "inc", "mod": mod, **({"offset": offset} if offset is not None else {})}
+    dnat = {"dnat": {"addr": {"map": {"key": {"numgen": numgen},
+                                      "data": {"set": [[k, f"192.0.2.{i}"] for i, k in enumerate(keys)]}}}}}
+    nat = {"chain": {"family": "inet", "table": "f", "name": "in", "handle": 1, "type": "nat",
+                     "hook": "prerouting", "prio": -100, "policy": "accept"}}
+    (r,) = nft_json.parse(doc(TABLE, nat, rule(dnat)), "x.json").table("f").chains["in"].rules
+    assert any(isinstance(m, OpaqueMatch) for m in r.matches) == conditional
+    ranges = " ".join(f"{k['range'][0]}-{k['range'][1]}" if isinstance(k, dict) else str(k) for k in keys)
+    text = (f"table inet f {{ chain in {{ type nat hook prerouting priority -100; policy accept;\n"
+            f"dnat to numgen inc mod {mod}{f' offset {offset}' if offset is not None else ''} map {{ "
+            + ", ".join(f"{k} : 192.0.2.{i}" for i, k in enumerate(ranges.split())) + " } } }\n")
+    (t,) = nftables.parse(text, "x.nft").table("f").chains["in"].rules
+    assert t.matches == r.matches

@@ -274,14 +274,34 @@ def _either(a: bool | None, b: bool | None) -> bool | None:
     return None
 
 
+def _raw(reach, rule: Rule, column: int):
+    """One of ``rule``'s walk sets as a raw node, not yet intersected with
+    ``space.valid`` (0 reaching lower, 1 reaching upper, 2 matched lower,
+    3 matched upper; KeyError when the rule is not on this path). A chain's
+    reaching set past kube-proxy's DNATs holds ~700k nodes: intersected
+    with a small set (that is within the valid packets) it gives the very
+    node the wrapped set would, without wrapping the big one."""
+    return reach._records[id(rule)].column(column)
+
+
+def _within(packets, raw):
+    """``packets`` (a valid set) intersected with a raw node: valid too."""
+    return type(packets)(packets.space, packets.node & raw)
+
+
 def _entry(reach, chain):
-    """Packets that possibly enter ``chain`` on this path (None: never entered)."""
+    """Packets that possibly enter ``chain`` on this path, as a raw node
+    (:func:`_raw`: intersect it with a valid set before use); None: never
+    entered. Cached per analysis and chain."""
     if chain is None or not chain.rules:
         return None
-    try:
-        return reach.rule_sets(chain.rules[0]).reaching_upper
-    except KeyError:
-        return None
+    cache = reach.__dict__.setdefault("_ra_entry", {})
+    if id(chain) not in cache:
+        try:
+            cache[id(chain)] = _raw(reach, chain.rules[0], 1)
+        except KeyError:
+            cache[id(chain)] = None
+    return cache[id(chain)]
 
 
 def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
@@ -293,7 +313,7 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
         story.conflicts = _own_conflicts(reach.space, rule)
         return story
     entry = _entry(reach, rule.chain)
-    packets = target & entry if entry is not None else target
+    packets = _within(target, entry) if entry is not None else target
     if not packets.is_empty():
         story.kind = "blocked"
         _cover(reach, rule, packets, story)
@@ -322,7 +342,7 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
                                              on_path=on_path)
         entered = _entry(reach, path[-1].chain)
         if entered is not None:  # what never got to the base chain was changed on the way (NAT)
-            remaining = remaining & entered
+            remaining = _within(remaining, entered)
         if cover and remaining.is_empty():
             story.kind, story.site, story.cover, story.more = "blocked", jump, cover, more
             story.cover = _inside_jumps(reach, story, want)
@@ -332,7 +352,7 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
             return story
         story.via = {}
     story.kind = "callers"
-    if entry is not None and not entry.is_empty():
+    if entry is not None and reach.space.has_valid(entry):
         story.conflicts = _caller_conflicts(reach, rule, entry)
     return story
 
@@ -540,8 +560,9 @@ def _callers(reach) -> dict[int, list[Rule]]:
 
 
 def _caller_conflicts(reach, rule: Rule, entry) -> list[tuple[str, str, Rule | None]]:
-    """Which of the rule's conditions exclude what enters its chain, and
-    the caller condition each contradicts: ``(rule's, caller's, caller)``."""
+    """Which of the rule's conditions exclude what enters its chain (raw
+    node, :func:`_entry`), and the caller condition each contradicts:
+    ``(rule's, caller's, caller)``."""
     space = reach.space
     chain = rule.chain
     mine = [(m, _encode(space, m)) for m in rule.matches]
@@ -554,7 +575,7 @@ def _caller_conflicts(reach, rule: Rule, entry) -> list[tuple[str, str, Rule | N
         if found is not None:
             out.append((found[0], found[1], caller))
     if not out and entry is not None:  # no caller to name: the condition the entry excludes
-        excluded = next((m for m, s in mine if space.disjoint(s.node, entry.node)), None)
+        excluded = next((m for m, s in mine if space.disjoint(s.node, entry)), None)
         if excluded is not None:
             out = [(_condition(rule, excluded), "", None)]
     return out
@@ -573,16 +594,17 @@ def _taken(reach, other: Rule, sure: bool = False):
 
 
 def _taken_now(reach, other: Rule, sure: bool):
-    sets = reach.rule_sets(other)
     # Surely taken: what surely matches among what may get there (the walk
-    # takes those from the later rules' possible packets).
-    taken = sets.reaching_upper & sets.match_lower if sure else sets.matched_upper
+    # takes those from the later rules' possible packets). Raw nodes, made
+    # valid once at the end: the reaching sets are big, the result small.
+    rec = reach._records[id(other)]
+    taken = rec.column(1) & rec.match_l if sure else rec.column(3)
     if isinstance(other.action, (Jump, Dispatch)) and other.chain and other.index < len(other.chain.rules):
         try:
-            taken = taken - reach.rule_sets(other.chain.rules[other.index]).reaching_upper
+            taken = taken & ~_raw(reach, other.chain.rules[other.index], 1)
         except KeyError:
             pass
-    return taken
+    return reach.space.wrap(taken)
 
 
 def _decides(rule: Rule) -> bool:
@@ -803,24 +825,34 @@ def _forget(space, packets, fields: list[str]):
 
 def _after_change(reach, rule: Rule, target, entry, story: Story) -> None:
     """The packets the rule was written for, as they really arrive (the
-    changed fields forgotten), and the rules that decide them instead."""
+    changed fields forgotten), and the rules that decide them instead.
+    Those packets are ``rest ∧ entry``, never built: with the written
+    destination forgotten, that intersection is nearly as big as the entry
+    itself (490k nodes for a kube-proxy firewall chain past its DNATs);
+    each question about it asks ``rest`` first, the entry (``_entry``, a
+    raw node) only for what meets ``rest``."""
     space = reach.space
     fields = [f for c in story.changers for f in _fields(c)]
-    relaxed = _forget(space, target, fields)
-    if entry is not None:
-        relaxed = relaxed & entry
-    if relaxed.is_empty():
+    rest = _forget(space, target, fields).node
+
+    def meets(node) -> bool:  # does ``node ∧ rest ∧ entry`` hold a packet?
+        if space.disjoint(node, rest):
+            return False
+        return entry is None or not space.disjoint(node & rest, entry)
+
+    if not meets(space.valid):
         return
-    remaining = relaxed
     for other in _verdict_rules(reach):
-        if remaining.is_empty() or len(story.deciders) >= 3:
+        if len(story.deciders) >= 3:
             break
         if other is rule:
             continue
-        taken = _matched(reach, other)
-        if not space.disjoint(taken.node, remaining.node):
+        taken = _matched(reach, other).node
+        if meets(taken):
             story.deciders.append(other)
-            remaining = remaining - taken
+            rest = rest & ~taken
+            if not meets(space.valid):
+                break
     verdicts = {outcome(d) for d in story.deciders}
     if verdicts:
         story.shadowed = any(v != meant(rule) for v in verdicts) if meant(rule) in _PAST else None

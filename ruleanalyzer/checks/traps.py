@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 
 from ..engine.connect import run_variant
-from ..model import ACK, SYN, AddressMatch, IntMatch, Packet, Rule
+from ..model import ACK, HOOK_PATHS, SYN, AddressMatch, IntMatch, Packet, Rule
 from ..space import witness
 from ..space.encode import encode_conjunction
 from ..targets import CLOUD_DIALECTS
@@ -486,6 +486,13 @@ def _forwards(ctx: Context) -> bool:
     return forwards(ctx, 6)
 
 
+def _input_path_chain(ctx: Context, family: int):
+    """The first base chain on the input path of IPv``family`` packets
+    (ingress, prerouting, input), filter chains first; None without one."""
+    chains = [c for hook in HOOK_PATHS["input"] for c in ctx.base_chains(hook, family)]
+    return next((c for c in chains if c.kind == "filter"), chains[0] if chains else None)
+
+
 class LoopbackBlocked(Check):
     """Traffic on the loopback interface is dropped."""
 
@@ -567,7 +574,11 @@ class Ipv6LeftOpen(Check):
         v6 = ctx.reach("input", 6)
         if v6 is None or v6.dropped.upper.node & new & sp.family(6) != sp.false:
             return
-        v6_chain = next((c for c in ctx.base_chains("input", 6) if c.kind == "filter"), v4_chain)
+        # Where IPv4 is filtered before the input hook only (a prerouting
+        # filter chain), the finding points at that chain.
+        v4_chain = v4_chain or _input_path_chain(ctx, 4)
+        v6_chain = next((c for c in ctx.base_chains("input", 6) if c.kind == "filter"), None) \
+            or v4_chain or _input_path_chain(ctx, 6)
         yield self.finding("IPv4 input is filtered, but IPv6 input accepts every packet",
                            chain=v6_chain, related=[related_policy(v4_chain, "filters IPv4")] if v4_chain else [],
                            fix="give IPv6 the same policy and rules (ip6tables / an inet table)")

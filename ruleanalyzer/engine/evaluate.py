@@ -335,7 +335,7 @@ class Evaluator:
     def _run_rules(self, chain: Chain, start: int, path: _Path, depth: int) -> list[_End]:
         rules = chain.rules
         predicates = self.compiled.predicates
-        runs = self.compiled.runs(chain)
+        runs = self._runs(chain, path)
         n = len(rules)
         i = start - 1
         while True:
@@ -377,6 +377,12 @@ class Evaluator:
                 return self._apply(chain, i, rule, path, depth) + self._run_rules(chain, i + 1, other, depth)
             return self._apply(chain, i, rule, path, depth)
         return [_End("return", path)]
+
+    def _runs(self, chain: Chain, path: _Path) -> list:
+        """The indexed runs of ``chain`` (see :meth:`_Compiled.runs`); a
+        subclass may index the chain for the path at hand instead (the
+        batch evaluator does: rules that cannot match it are skipped)."""
+        return self.compiled.runs(chain)
 
     def _split_interface(self, chain: Chain, i: int, rule: Rule, m: InterfaceMatch, path: _Path,
                          depth: int) -> list[_End]:

@@ -272,9 +272,10 @@ def recorded_version(path: Path, tree: Tree) -> str | None:
     return m.group(1) if m else None
 
 
-def stock_version(version: str, diagnostics: list) -> str:
+def stock_version(version: str, diagnostics: list, at: Location | None = None) -> str:
     """The stock definitions used for ``version``: its own when shipped,
-    else the nearest shipped (said in a diagnostic)."""
+    else the nearest shipped (said in a diagnostic, at ``at``: where the
+    version was read or inferred)."""
     if not re.fullmatch(r"\d+(\.\d+){0,3}", version or ""):
         raise RuleAnalyzerError(f"firewalld version {version!r} is not a version number",
                                 hint="e.g. --firewalld-version 1.3.3 or 2.1.1")
@@ -286,7 +287,7 @@ def stock_version(version: str, diagnostics: list) -> str:
     diagnostics.append((f"firewalld {version}: its layout is used, but the stock services, zones and "
                         f"policies are firewalld {DEFAULT_VERSION}'s (the shipped ones); a service that "
                         f"{version} added or changed may differ — give /usr/lib/firewalld's files in "
-                        "services/ to be exact", None))
+                        "services/ to be exact", at))
     return DEFAULT_VERSION
 
 
@@ -450,8 +451,10 @@ def parse(text: str, name: str) -> Ruleset:
 
     if firewalld_listall.looks_like(stripped):
         zones, policies, conf, where = firewalld_listall.read(text, name, objects, diagnostics)
+        inferred = None if given else _listing_version_line(text, name)
         part = {"zones": zones, "policies": policies, "conf": conf, "where": where, "name": name,
-                "version": given or ("2.0.0" if "ingress-priority" in text else None), "notes": diagnostics}
+                "version": given or ("2.0.0" if inferred else None), "version_at": inferred,
+                "notes": diagnostics}
         try:
             ruleset = _compile_listings([part])
         except RuleAnalyzerError as exc:
@@ -517,11 +520,22 @@ def parse(text: str, name: str) -> Ruleset:
     return ruleset
 
 
+def _listing_version_line(text: str, name: str) -> Location | None:
+    """Where a firewall-cmd listing shows it comes from firewalld 2.x (the
+    ``ingress-priority:`` line 2.0 added), or None."""
+    at = text.find("ingress-priority")
+    if at < 0:
+        return None
+    start = text.rfind("\n", 0, at) + 1
+    return Location(name, text.count("\n", 0, at) + 1, at - start + 1)
+
+
 def _compile_listings(parts: list[dict]) -> Ruleset:
     """firewall-cmd listings (zones, policies) read together as one host."""
     versions = [p["version"] for p in parts if p["version"]]
+    at = next((p.get("version_at") for p in parts if p["version"]), None)
     diagnostics: list = []
-    objects = _stock(stock_version(versions[0], diagnostics) if versions else DEFAULT_VERSION)
+    objects = _stock(stock_version(versions[0], diagnostics, at) if versions else DEFAULT_VERSION)
     conf, where, notes = {}, {}, []
     for p in parts:
         objects["zones"].update(p["zones"])

@@ -160,6 +160,22 @@ def _shape(raws: list[str]) -> str:
     return "".join(kinds)
 
 
+def _rule_shape(raws: list[str]) -> bool:
+    """Whether a line is a rule by its shape (``N?O(?:[OW]|B[OW])*``), the
+    question :func:`_shape` and :func:`_line_kind` answer for every line,
+    asked of a rule line's words directly (once per new skeleton: half the
+    lines of a file of hand-kept rules)."""
+    i = 1 if raws[0][0] == "[" and _COUNTERS.match(raws[0]) else 0
+    if i >= len(raws) or not is_option(raws[i]):
+        return False
+    if "!" in raws:
+        last = len(raws) - 1
+        for k in range(i + 1, last + 1):
+            if raws[k] == "!" and (k == last or raws[k + 1] == "!"):
+                return False
+    return True
+
+
 def _grammar():
     """The line-shape parser and Lark's Token and UnexpectedInput, imported on
     first use: a file whose line shapes are all known never loads Lark."""
@@ -226,6 +242,9 @@ _ERROR_EXAMPLES = {
 }
 
 _shape_cache: dict[str, object] = {}
+#: Whether lines of one skeleton share its compiled plan (off: every line is
+#: compiled on its own, the reference the tests compare the shared plans to).
+REUSE_PLANS = True
 #: The shapes grammars/iptables.lark accepts (start: table_line | chain_line |
 #: commit_line | rule_line), kept in step with it by test_parser_iptables.
 _GOOD_SHAPE = re.compile(r"(?:T|CWN?|M|N?O(?:[OW]|B[OW])*)\Z")
@@ -426,8 +445,14 @@ class _FileParser:
         self.table_line = 0
         #: rules that jump, to check at COMMIT: (rule, line text, target word index)
         self.jumps: list[tuple[Rule, str, int]] = []
+        #: whether the current table saw a command that moves or removes
+        #: rules or chains (-I, -R, -D, -F, -X, -E): check_jumps skips its
+        #: checks for jumps deleted or replaced since when it did not
+        self.edited = False
         #: how many rule plans are cached (in the per-skeleton entries of run)
         self.plan_count = 0
+        #: the values the plans of this file build, shared between them (compile_line)
+        self.shared: dict = {}
 
     def error(self, message: str, lineno: int, line: str, index: int = 0,
               hint: str | None = None) -> RuleAnalyzerError:
@@ -435,8 +460,11 @@ class _FileParser:
 
     def run(self) -> Ruleset:
         name = self.name
-        #: line skeleton → (line kind, that skeleton's rule plan per table)
-        entries: dict[tuple, tuple[object, dict[str, Plan]]] = {}
+        #: line skeleton → (line kind, that skeleton's rule plan per table);
+        #: plans are kept from a skeleton's second line on (in a file of
+        #: hand-kept rules most skeletons have one line, and their plans
+        #: were most of the peak memory)
+        entries: dict[str, tuple[object, dict[str, Plan] | None]] = {}
         for lineno, line in enumerate(self.text.split("\n"), 1):
             stripped = line.strip()
             if not stripped or stripped[0] == "#":
@@ -446,12 +474,20 @@ class _FileParser:
             else:
                 raws = words = stripped.split()
             head = stripped[0]
+            if head == ":" and len(raws) == 3 and _COUNTERS.match(raws[2]) and \
+                    raws[1] != "!" and not is_option(raws[1]):
+                # the shape CWN, a chain declaration (a third of a kube-proxy dump)
+                self.chain_line(lineno, line, raws, words)
+                continue
             key = skeleton(raws) if head == "-" or head == "[" else None
             if key is not None:
                 # a rule line: its grammar check and plan depend on its skeleton only
                 entry = entries.get(key)
                 if entry is None:
-                    entry = entries[key] = (_line_kind(_shape(raws), raws), {})
+                    kind = "rule" if _rule_shape(raws) else _line_kind(_shape(raws), raws)
+                    entry = entries[key] = (kind, None)
+                elif entry[1] is None and REUSE_PLANS:
+                    entry = entries[key] = (entry[0], {})
                 kind = entry[0]
                 if kind == "rule":
                     self.rule_line(lineno, line, stripped, raws, words, entry[1])
@@ -508,6 +544,7 @@ class _FileParser:
         column = line.find("*") + 1
         table = self.create_table(table_name, Location(self.name, lineno, column))
         self.table, self.table_line, self.jumps = table, lineno, []
+        self.edited = False
 
     def create_table(self, table_name: str, where: Location) -> Table:
         """A new table of the file's family with its built-in chains (policy ACCEPT)."""
@@ -588,7 +625,8 @@ class _FileParser:
         try:
             plan = plans.get(table.name) if plans is not None else None
             if plan is None:
-                result = compile_line(raws, words, start, self.family, chains.__contains__)
+                result = compile_line(raws, words, start, self.family, chains.__contains__,
+                                      self.shared if REUSE_PLANS else None)
                 if isinstance(result, Plan):
                     if plans is not None and self.plan_count < 100_000:
                         plans[table.name] = result
@@ -631,6 +669,7 @@ class _FileParser:
 
     def apply_rule(self, command: str, chain: Chain, rule: Rule, spec: RuleSpec, lineno: int,
                    line: str, start: int) -> None:
+        self.edited = True
         if command == "A":
             chain.add(rule)
             return
@@ -667,6 +706,7 @@ class _FileParser:
     def apply_chain_command(self, table: Table, spec: RuleSpec, lineno: int, line: str,
                             start: int) -> None:
         command, chain_name = spec.command, spec.chain
+        self.edited = True
         builtins = IPTABLES_BUILTIN_CHAINS[table.name]
         chain = table.chains.get(chain_name) if chain_name else None
         if chain_name and chain is None and command != "N":
@@ -728,10 +768,13 @@ class _FileParser:
         chains = table.chains
         builtins = IPTABLES_BUILTIN_CHAINS[table.name]
         edges: dict[tuple[str, str], tuple[Rule, str, int]] = {}
-        for rule, line, index in self.jumps:
+        edited = self.edited
+        for jump in self.jumps:
+            rule, line, index = jump
             owner = rule.chain
-            if owner is None or owner.table is not table or rule.index > len(owner.rules) or \
-                    owner.rules[rule.index - 1] is not rule or chains.get(owner.name) is not owner:
+            if edited and (owner is None or owner.table is not table or
+                           rule.index > len(owner.rules) or owner.rules[rule.index - 1] is not rule
+                           or chains.get(owner.name) is not owner):
                 continue  # deleted or replaced since
             target = rule.action.target
             if target not in chains:
@@ -740,7 +783,7 @@ class _FileParser:
             if target in builtins:
                 raise self.error(f"cannot jump to built-in chain {target}", rule.location.line,
                                  line, index)
-            edges.setdefault((rule.chain.name, target), (rule, line, index))
+            edges.setdefault((owner.name, target), jump)
         pairs = list(edges)
         loop = find_loop(pairs)
         if loop is None:

@@ -118,10 +118,16 @@ def interpret(raws: list[str], words: list[str], start: int, family: str,
 
 
 def compile_line(raws: list[str], words: list[str], start: int, family: str,
-                 is_chain: Callable[[str], bool] = lambda name: False) -> "Plan | RuleSpec":
+                 is_chain: Callable[[str], bool] = lambda name: False,
+                 shared: dict | None = None) -> "Plan | RuleSpec":
     """A rule-adding line → a :class:`Plan` that builds its matches from the
     words (and can be reused for every line of the same skeleton, see
-    :func:`skeleton`); any other command → its finished RuleSpec."""
+    :func:`skeleton`); any other command → its finished RuleSpec.
+
+    ``shared``: one dict for the plans of one file (of one family), where
+    their matches and actions are kept by what builds them and the text
+    they were built from, so that lines of different skeletons share equal
+    values (``-p tcp``, ``-m conntrack --ctstate NEW``, ``-j ACCEPT``)."""
     n = len(raws)
     if start >= n:
         raise SpecError("empty rule", max(start - 1, 0))
@@ -158,7 +164,7 @@ def compile_line(raws: list[str], words: list[str], start: int, family: str,
         if i < n:
             raise SpecError(f"unexpected argument {raws[i]!r} after {head}", i)
         return spec
-    plan = Plan(command, start + 1, family)
+    plan = Plan(command, start + 1, family, shared)
     if command in "IRD":
         if i < n and raws[i].isdigit():
             plan.extra_index = i
@@ -184,33 +190,42 @@ def compile_line(raws: list[str], words: list[str], start: int, family: str,
         raise
 
 
-def skeleton(raws: list[str]) -> tuple | None:
+def skeleton(raws: list[str]) -> str | None:
     """What a rule line's plan (and its grammar check) depends on: the
     number of words, where the options and ``!`` stand and how they are
     written, the words after -m and -p, the target extension after -j,
     whether the word after the chain is a number (``-I CHAIN 2``) and
     whether counters are ``P,B``. ``None`` when the line uses getopt's glued
-    forms (``-ptcp``, ``--opt=x``), which are not cached."""
+    forms (``-ptcp``, ``--opt=x``), which are not cached.
+
+    A string (a 100k-rule file of hand-kept rules has 50k skeletons: a
+    tuple of tuples each was 60% of the peak memory of reading it): two
+    flag characters, then one field per word, separated by newlines (no
+    word holds one): an option or ``!`` as written, ``NUL`` + what the
+    plan reads of the word after -m/-p/-j/-c, or nothing for a value."""
     # one pass (this runs for every rule line): the word after a -m/-p/-j/-c
     # is read on the next turn, before that word is looked at as a mark
-    n = len(raws)
-    marks = []
-    extra = []
-    i = -1
+    fields = []
+    append = fields.append
     after = None
     for r in raws:
-        i += 1
         if after is not None:
-            if after == 0:
-                extra.append(r)
-            elif after == 1:
-                extra.append(r if r in TARGETS else "\0")
-            else:
-                extra.append("," in r)
+            if r[0] != "-" and r != "!":
+                # a word that is also a mark is written as itself below,
+                # which says all the plan reads of it
+                if after == 0:
+                    append("\0" + r)
+                elif after == 1:
+                    append("\0" + r if r in TARGETS else "\0\1")
+                else:
+                    append("\0," if "," in r else "\0")
+                after = None
+                continue
             after = None
         if r[0] != "-" and r != "!":
+            append("")
             continue
-        marks.append((i, r))
+        append(r)
         if len(r) > 2 and (r[1] != "-" or "=" in r):
             if r[1].isdigit():
                 continue  # a negative number, a word
@@ -218,8 +233,8 @@ def skeleton(raws: list[str]) -> tuple | None:
         after = _KEY_WORD_AFTER.get(r)
     head = raws[0]
     counters = head[0] == "[" and _COUNTERS_WORD.match(head) is not None
-    number_after_chain = n > 2 + counters and raws[2 + counters].isdigit()
-    return (n, counters, number_after_chain, tuple(marks), tuple(extra))
+    number_after_chain = len(raws) > 2 + counters and raws[2 + counters].isdigit()
+    return ("1" if counters else "0") + ("1" if number_after_chain else "0") + "\n".join(fields)
 
 
 _COUNTERS_WORD = re.compile(r"\[\d+:\d+\]\Z")
@@ -242,10 +257,16 @@ def _backend_dependent_ports(matches: list[Match]) -> tuple[Match, ...]:
     xtables' tcp/udp match needs both ports to differ; iptables-nft 1.8
     compiles the pair into one 4-byte compare, so either differing is
     enough. Which one holds depends on the backend: say so."""
-    sport = next((m for m in matches if _is_negated_single_port(m, "sport")), None)
-    dport = next((m for m in matches if _is_negated_single_port(m, "dport")), None)
-    if sport is None or dport is None:
+    at_sport = at_dport = None
+    for k, m in enumerate(matches):  # one plain pass: this runs for every rule
+        if m.negate and m.__class__ is IntMatch:
+            if at_sport is None and _is_negated_single_port(m, "sport"):
+                at_sport = k
+            elif at_dport is None and _is_negated_single_port(m, "dport"):
+                at_dport = k
+    if at_sport is None or at_dport is None:
         return tuple(matches)
+    sport, dport = matches[at_sport], matches[at_dport]
     text = f"{sport.text} {dport.text}".strip()
     backend = OpaqueMatch(reason="depends on the iptables backend: iptables-nft tests '! --sport A "
                                  "! --dport B' as either port differing, iptables-legacy as both",
@@ -254,8 +275,9 @@ def _backend_dependent_ports(matches: list[Match]) -> tuple[Match, ...]:
     # one differs: the backend decides.
     both = AllOf((sport, dport))
     combined = AnyOf((both, AllOf((AnyOf((sport, dport)), backend))), text=text)
-    out = [m for m in matches if m is not sport and m is not dport]
-    out.insert(matches.index(sport), combined)
+    # by position: equal matches are one shared object (compile_line's ``shared``)
+    out = [m for k, m in enumerate(matches) if k != at_sport and k != at_dport]
+    out.insert(at_sport, combined)
     return tuple(out)
 _MISSING = object()
 
@@ -266,10 +288,11 @@ class Plan:
 
     __slots__ = ("command", "chain_index", "family", "extra_index", "delete_by_number", "ops",
                  "target", "target_options", "target_start", "jump", "proto", "proto_negated",
-                 "skip", "actions")
+                 "skip", "actions", "shared")
 
-    def __init__(self, command: str, chain_index: int, family: str):
+    def __init__(self, command: str, chain_index: int, family: str, shared: dict | None = None):
         self.command, self.chain_index, self.family = command, chain_index, family
+        self.shared = shared
         self.extra_index: int | None = None
         self.delete_by_number = False
         self.ops: list[tuple] = []
@@ -282,6 +305,7 @@ class Plan:
         self.skip: str | None = None
         #: the action per target text (or jump word): lines of one plan
         #: repeat them, and actions are frozen, so equal ones are shared
+        #: (with other plans' through ``shared`` once this plan's checks pass)
         self.actions: dict = {}
 
     def execute(self, raws: list[str], words: list[str]) -> RuleSpec:
@@ -358,7 +382,7 @@ class Plan:
                     raise SpecError(f"bad counters {' '.join(values_)!r}", op[1][0]) from None
             else:
                 matches.append(op[1])
-        spec.matches = _backend_dependent_ports(matches)
+        spec.matches = _backend_dependent_ports(matches) if len(matches) > 1 else tuple(matches)
         if comments:
             spec.comment = "; ".join(comments)
         if self.jump is not None:
@@ -366,7 +390,7 @@ class Plan:
             name = words[index]
             action = self.actions.get(name)
             if action is None:
-                action = self.actions[name] = kind(name)
+                action = self.actions[name] = self.share((kind, name), lambda: kind(name))
             spec.action = action
             spec.target_index = index
         elif self.target is not None:
@@ -383,7 +407,8 @@ class Plan:
                            for name, indices in self.target_options]
                 try:
                     self.check_target(options)
-                    action = build_action(self.target, options, family, text)
+                    action = self.share((self.target, key),
+                                        lambda: build_action(self.target, options, family, text))
                 except BadValue as exc:
                     raise SpecError(str(exc), self.target_start + 1) from None
                 self.actions[key] = action
@@ -391,6 +416,18 @@ class Plan:
         else:
             spec.action = Log("no target")
         return spec
+
+    def share(self, key, build):
+        """The value ``build()`` makes for ``key``, kept in ``shared``."""
+        if self.shared is None:
+            return build()
+        actions = self.shared.get("actions")
+        if actions is None:
+            actions = self.shared["actions"] = {}
+        value = actions.get(key)
+        if value is None:
+            value = actions[key] = build()
+        return value
 
     def check_target(self, options: list[tuple[str, list[str]]]) -> None:
         """Protocol demands of targets, checked by the kernel when loading."""
@@ -420,8 +457,10 @@ _GLUED_SHORT = set("sdpiojgm")
 def expand_glued(raws: list[str], words: list[str]) -> tuple[list[str], list[str], list[int]] | None:
     """getopt's ``--opt=value`` and ``-ptcp`` forms as separate words, with
     each new word's original index (``None`` when there are none)."""
-    if not any((r.startswith("--") and "=" in r) or
-               (len(r) > 2 and r[0] == "-" and r[1] in _GLUED_SHORT) for r in raws):
+    for r in raws:  # a loop, not any(): this runs for every line compiled
+        if len(r) > 2 and r[0] == "-" and (r[1] in _GLUED_SHORT or (r[1] == "-" and "=" in r)):
+            break
+    else:
         return None
     new_raws, new_words, origin = [], [], []
     for index, (raw, word) in enumerate(zip(raws, words)):
@@ -483,18 +522,29 @@ class _RuleBuilder:
     """The getopt-style walk over a rule's options; it fills a :class:`Plan`."""
 
     __slots__ = ("raws", "words", "family", "is_chain", "plan", "ops", "loaded", "explicit",
-                 "n", "used_options")
+                 "n", "used_options", "shared")
 
     def __init__(self, raws, words, family, is_chain, plan: Plan):
         self.raws, self.words, self.family, self.is_chain = raws, words, family, is_chain
         self.plan = plan
         self.ops = plan.ops
+        self.shared = plan.shared
         self.n = len(raws)
         # loaded modules, in order: [name, option table or None (opaque), word indices]
         self.loaded: list[list] = []
         self.explicit: list[tuple[str, int]] = []   # (-m name, word index) for protocol checks
         #: options used per loaded typed module, for "given twice" errors
         self.used_options: dict[int, list[str]] = {}
+
+    def cache(self, key) -> dict:
+        """The cache of the values one kind of step builds: the plan's own,
+        or the file's (``shared``, keyed by the builder)."""
+        if self.shared is None:
+            return {}
+        found = self.shared.get(key)
+        if found is None:
+            found = self.shared[key] = {}
+        return found
 
     # -- the walk ---------------------------------------------------------
 
@@ -524,6 +574,10 @@ class _RuleBuilder:
         (``-1``: all words up to the next option). A ``!`` before the first
         argument is iptables' old negation syntax."""
         raws, n = self.raws, self.n
+        if count == 1 and i < n:
+            r = raws[i]
+            if r[0] != "-" and r != "!":  # the common case: one plain value
+                return (i,), negate, i + 1
         args: list[int] = []
         if count and i < n and raws[i] == "!":
             if negate:
@@ -563,7 +617,7 @@ class _RuleBuilder:
         value = self.words[args[0]]
         builder = _GENERIC_BUILDERS.get(code)
         if builder is not None:
-            self.ops.append((_BUILD, builder, args, negate, first, i, at + 1, {}))
+            self.ops.append((_BUILD, builder, args, negate, first, i, at + 1, self.cache(builder)))
             return i
         try:
             if code == _PROTO:
@@ -573,7 +627,8 @@ class _RuleBuilder:
                 if number == 0 and negate:
                     raise SpecError("rule would never match protocol (! -p all)", at)
                 plan.proto, plan.proto_negated = number, negate
-                self.ops.append((_BUILD, _proto_builder, args, negate, first, i, at + 1, {}))
+                self.ops.append((_BUILD, _proto_builder, args, negate, first, i, at + 1,
+                                 self.cache(_proto_builder)))
             elif code == _MATCH:
                 if negate:
                     raise SpecError("-m cannot be negated", first)
@@ -608,7 +663,7 @@ class _RuleBuilder:
         elif name in OPAQUE_MODULES:
             indices: list[int] = []
             self.loaded.append([name, None, indices])
-            self.ops.append((_OPAQUE, name, indices, {}))  # filled as its options come
+            self.ops.append((_OPAQUE, name, indices, self.cache(("opaque", name))))  # filled as its options come
         # unknown modules are handled by consume_unknown_module
 
     def consume_unknown_module(self, name: str, at: int, i: int) -> int:
@@ -622,7 +677,7 @@ class _RuleBuilder:
             if nxt in _UNKNOWN_MODULE_STOP or nxt in GENERIC:
                 break
             end += 1
-        self.ops.append((_UNKNOWN, name, at, end, {}))
+        self.ops.append((_UNKNOWN, name, at, end, self.cache(("unknown", name))))
         return end
 
     def module_option(self, raw: str, i: int, negate: bool, first: int) -> int:
@@ -674,7 +729,7 @@ class _RuleBuilder:
             self.ops.append((_COMMENT, args[0]))
             return i
         self.ops.append((_BUILD, option.build, args, negate, first, i, min(at + 1, self.n - 1),
-                         {}))
+                         self.cache(option.build)))
         return i
 
     def auto_load(self, module: str) -> None:
@@ -684,7 +739,7 @@ class _RuleBuilder:
         else:
             indices: list[int] = []
             self.loaded.append([module, None, indices])
-            self.ops.append((_OPAQUE, module, indices, {}))
+            self.ops.append((_OPAQUE, module, indices, self.cache(("opaque", module))))
 
     def find_module(self, name: str):
         for entry in reversed(self.loaded):

@@ -158,10 +158,15 @@ def parse_address(text: str, family: str, abbreviated: bool = False):
     """One address without a prefix (NAT targets, ranges) of ``family``;
     with ``abbreviated`` (``-m iprange``), IPv4 as xtables reads it (``10.1``
     is ``10.1.0.0``; NAT targets want four parts)."""
-    if abbreviated and family == "ip":
-        number = xt_ipv4(text)
-        if number is not None:
-            return ipaddress.IPv4Address(number)
+    if family == "ip":
+        if abbreviated:
+            number = xt_ipv4(text)
+            if number is not None:
+                return ipaddress.IPv4Address(number)
+        elif _STRICT_V4.match(text):
+            # what ip_address accepts, without its string parser (a DNAT
+            # target per kube-proxy endpoint)
+            return ipaddress.IPv4Address(int.from_bytes(socket.inet_aton(text), "big"))
     try:
         addr = ipaddress.ip_address(text.strip("[]"))
     except ValueError:
@@ -170,6 +175,10 @@ def parse_address(text: str, family: str, abbreviated: bool = False):
         raise BadValue(f"{text} is not an IPv{6 if family == 'ip6' else 4} address")
     return addr
 
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+#: a dotted quad as ipaddress.IPv4Address reads it (no leading zeros, ASCII digits)
+_STRICT_V4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}\Z")
 
 _range_cache: dict[tuple[str, str], tuple] = {}
 _blocks: dict[tuple[int, int, int], object] = {}
@@ -189,9 +198,23 @@ def parse_address_range(text: str, family: str):
     if end < start:
         raise BadValue(f"address range {text} ends before it starts")
     nets = []
-    for net in ipaddress.summarize_address_range(start, end):
-        block = (net.version, int(net.network_address), net.prefixlen)
-        nets.append(_blocks.setdefault(block, net) if len(_blocks) < 200_000 else net)
+    version = start.version
+    width = 32 if version == 4 else 128
+    network = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
+    lo, hi = int(start), int(end)
+    # ipaddress.summarize_address_range on integers (it made a network
+    # object per block before they were shared: 70% of reading a range)
+    while lo <= hi:
+        aligned = width if lo == 0 else min(width, (~lo & (lo - 1)).bit_length())
+        size = min(aligned, (hi - lo + 1).bit_length() - 1)
+        block = (version, lo, width - size)
+        net = _blocks.get(block)
+        if net is None:
+            net = network((lo, width - size))
+            if len(_blocks) < 200_000:
+                _blocks[block] = net
+        nets.append(net)
+        lo += 1 << size
     nets = tuple(nets)
     if len(_range_cache) < 50_000:
         _range_cache[key] = nets
@@ -230,6 +253,18 @@ _EXTRA_PROTOCOLS = {"icmp6": 58, "ipv6-mh": 135, "ipv6-icmp": 58, "icmpv6": 58}
 
 def parse_protocol(text: str) -> int:
     """``tcp`` / ``6`` → 6; ``all`` → 0."""
+    number = _protocol_cache.get(text)
+    if number is None:
+        number = _parse_protocol(text)
+        if len(_protocol_cache) < 1000:
+            _protocol_cache[text] = number
+    return number
+
+
+_protocol_cache: dict[str, int] = {}
+
+
+def _parse_protocol(text: str) -> int:
     name = text.lower()
     number = strtoul0(name)
     if number is not None:

@@ -96,6 +96,10 @@ FIELD_MAX = {"proto": 255, "sport": 0xFFFF, "dport": 0xFFFF, "icmp_type": 255, "
 VERDICTS = ("accept", "drop", "reject", "jump", "goto", "return", "continue", "queue")
 
 
+#: Comparisons :attr:`Builder.match_cache` holds before it starts again.
+MATCH_CACHE_SIZE = 4096
+
+
 class ModelError(Exception):
     """A statement the builder cannot turn into the model (bad value, unknown
     element); readers re-raise it as a located :class:`RuleAnalyzerError`."""
@@ -428,6 +432,41 @@ def _names(value, sel: Selector) -> list[str]:
     raise ModelError(f"cannot read {_describe(value)} as a name")
 
 
+def generated_range(expr) -> tuple[int, int] | None:
+    """``(first, last)`` of the values ``numgen … mod N [offset O]``,
+    ``jhash … mod N`` or ``symhash mod N`` (text or nft -j form) can take:
+    ``[O, O+N-1]``; None for any other expression."""
+    if not isinstance(expr, dict) or len(expr) != 1:
+        return None
+    kind, spec = next(iter(expr.items()))
+    if kind not in ("numgen", "jhash", "symhash") or not isinstance(spec, dict):
+        return None
+    mod, offset = spec.get("mod"), spec.get("offset", 0)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (mod, offset)) or mod <= 0 or offset < 0:
+        return None
+    return offset, offset + mod - 1
+
+
+def _int_interval(key) -> tuple[int, int] | None:
+    """A map element's integer key as ``(first, last)``: ``3``, ``"3"``,
+    ``{"range": [0, 5]}``, ``"0-5"``; None for anything else."""
+    key = unwrap_elem(key)
+    if isinstance(key, dict) and isinstance(key.get("range"), list) and len(key["range"]) == 2:
+        ends = [_int_interval(v) for v in key["range"]]
+        return None if None in ends else (ends[0][0], ends[1][1])
+    if isinstance(key, bool):
+        return None
+    if isinstance(key, int):
+        return key, key
+    if isinstance(key, str):
+        first, sep, last = key.partition("-")
+        try:
+            return (int(first, 0), int(last, 0)) if sep else (int(key, 0), int(key, 0))
+        except ValueError:
+            return None
+    return None
+
+
 # ---------------------------------------------------------------------------
 # Sets declared in a table
 # ---------------------------------------------------------------------------
@@ -487,6 +526,9 @@ class PendingRule:
     #: the order rules were read in (``insert`` included), for naming the
     #: jump that closes a loop as nft would: the first added that closes it
     seq: int = 0
+    #: the model rule, built when added (``exprs`` is then None) if nothing
+    #: read later can change it: it names no set or map
+    built: Rule | None = None
 
 
 class paused_gc:
@@ -544,13 +586,18 @@ class Builder:
         return table
 
     def chain(self, family: str, table: str, name: str, location: Location | None = None) -> Chain:
-        """The chain ``name`` of a table, created on first use."""
+        """The chain ``name`` of a table, created on first use. ``location``:
+        its declaration, or the command that names it first (a fragment's
+        ``add rule`` of an undeclared chain): every chain has a place to
+        point a finding at."""
         tab = self.table(family, table, location)
         chain = tab.chains.get(name)
         if chain is None:
             chain = tab.add_chain(Chain(name, location=location))
             self._chains[id(chain)] = chain
             self.pending[id(chain)] = []
+        elif chain.location is None and location is not None:
+            chain.location = location
         return chain
 
     def set_base(self, chain: Chain, kind: str | None, hook: str | None, priority,
@@ -629,12 +676,22 @@ class Builder:
 
     def add_rule(self, chain: Chain, exprs: list, location: Location, text: str,
                  handle: str | None = None, comment: str | None = None,
-                 position: int | None = None) -> None:
+                 position: int | None = None, at_names: bool | None = None) -> None:
         """Queue a rule (JSON-shaped statements) for ``chain``; ``position`` is
-        the 0-based insertion index (``insert rule``), default at the end."""
+        the 0-based insertion index (``insert rule``), default at the end;
+        ``at_names``: see :func:`_names_a_set`."""
         pending = self.pending.setdefault(id(chain), [])
         self._added += 1
         rule = PendingRule(exprs, location, text, handle, comment, self._added)
+        if chain.table is not None and not _names_a_set(exprs, at_names):
+            # built now, so that 100k rules' JSON-shaped statements are not
+            # all kept until finish(); a rule that fails is built again
+            # there, so that errors come in the order they always came
+            try:
+                rule.built = self.build_rule(chain.table, rule)
+                rule.exprs = None
+            except RuleAnalyzerError:
+                pass
         if position is None:
             pending.append(rule)
         else:
@@ -665,6 +722,8 @@ class Builder:
         """Build every queued rule into the model and return the ruleset."""
         for pending in self.pending.values():
             for rule in pending:
+                if rule.exprs is None:
+                    continue  # built: it updates no set
                 for target, op in _updated_sets(rule.exprs):
                     for (fam, tab, name), decl in self.sets.items():
                         if name == target and rule.location is not None:
@@ -672,17 +731,25 @@ class Builder:
                                 decl.updated_by = f"{op} @{name}" if op != "meter" else f"meter {name}"
                             decl.updated = True
         for table in self.ruleset.tables:
-            jumps: list[tuple[int, str, str, Rule]] = []
+            # every jump (chain, target), the rule it is in and when that was added
+            jumps: list[tuple[str, str]] = []
+            sites: list[Rule] = []
+            added: list[int] = []
             for chain in table.chains.values():
                 chain.rules.clear()
                 for pending in self.pending.get(id(chain), []):
-                    rule = self.build_rule(table, pending)
+                    rule = pending.built or self.build_rule(table, pending)
                     chain.add(rule)
-                    for target in self._jump_targets(table, rule, pending.exprs):
-                        jumps.append((pending.seq, chain.name, target, rule))
+                    for target in self._jump_targets(table, rule, pending.exprs or ()):
+                        jumps.append((chain.name, target))
+                        sites.append(rule)
+                        added.append(pending.seq)
             if jumps:
-                jumps.sort(key=lambda j: j[0])
-                self.refuse_jump_loop(table, [(a, b) for _, a, b, _ in jumps], [j[3] for j in jumps])
+                if any(added[k] > added[k + 1] for k in range(len(added) - 1)):  # inserted rules
+                    order = sorted(range(len(added)), key=added.__getitem__)
+                    jumps = [jumps[k] for k in order]
+                    sites = [sites[k] for k in order]
+                self.refuse_jump_loop(table, jumps, sites)
         return self.ruleset
 
     def _jump_targets(self, table: Table, rule: Rule, exprs) -> list[str]:
@@ -767,6 +834,25 @@ def _stateful_parts(body) -> list[str]:
     stmts = body.get("stmt") if isinstance(body, dict) else None
     stmts = [stmts] if isinstance(stmts, dict) else stmts if isinstance(stmts, list) else []
     return [key for stmt in stmts if isinstance(stmt, dict) for key in stmt if key in STATEFUL_KEYS]
+
+
+def _names_a_set(exprs, at_names: bool | None = None) -> bool:
+    """Does a rule's JSON-shaped statement list refer to a named set or map
+    (``@name``), or add to, update or meter one (what :func:`_updated_sets`
+    reads)? Those rules are built when everything is read: the set may be
+    declared, filled or updated later. ``at_names``: whether the rule's
+    text has an ``@`` in it, when the reader can tell (no define expanded)."""
+    if not isinstance(exprs, list):
+        return True
+    for stmt in exprs:
+        if not isinstance(stmt, dict) or "set" in stmt or "map" in stmt or "meter" in stmt:
+            return True
+    if at_names is not None:
+        return at_names
+    # a string starting with '@' anywhere (JSON values only: their repr
+    # quotes every string, and the walk in Python cost a tenth of reading)
+    text = repr(exprs)
+    return "'@" in text or '"@' in text
 
 
 def _updated_sets(exprs) -> list[tuple[str, str]]:
@@ -886,9 +972,9 @@ class _RuleContext:
             return
         if key in ("snat", "dnat", "masquerade", "redirect"):
             self.action = nat_action(key, body)
-            lookups = [v["map"].get("data") for v in (body or {}).values()
+            lookups = [v["map"] for v in (body or {}).values()
                        if isinstance(v, dict) and isinstance(v.get("map"), dict)] if isinstance(body, dict) else []
-            lookups = [d for d in lookups if not self._catch_all(d)]
+            lookups = [m.get("data") for m in lookups if not self._every_key_found(m.get("key"), m.get("data"))]
             if lookups:  # a key not in the map: no translation, the rule does not match
                 self.matches.append(OpaqueMatch(reason="depends on a key being in the map ("
                                                 + ", ".join(_short_map(d) for d in lookups) + ")"))
@@ -944,14 +1030,36 @@ class _RuleContext:
             branches.append((match, action))
         return Dispatch(tuple(branches))
 
-    def _catch_all(self, data) -> bool:
-        """Does the map (anonymous, or named and decidable) hold a ``*``
-        element, so that every key finds a value?"""
+    def _every_key_found(self, key, data) -> bool:
+        """Does every value ``key`` can take find an element in the map
+        (anonymous, or named and decidable)? Yes when it holds a ``*``
+        element, or when the key is ``numgen``/``jhash``/``symhash … mod N
+        [offset O]`` — always in ``[O, O+N)`` in the kernel (``nft_ng_*_gen``,
+        ``nft_*hash_eval``: a counter or hash reduced modulo N, plus the
+        offset) — and the keys cover that whole range."""
         try:
             pairs = self.map_pairs(data)
         except ModelError:
             return False
-        return any(key == "*" for key, _value in pairs or ())
+        if not pairs:
+            return False
+        if any(k == "*" for k, _value in pairs):
+            return True
+        span = generated_range(key)
+        if span is None:
+            return False
+        covered = []
+        for k, _value in pairs:
+            interval = _int_interval(k)
+            if interval is None:
+                return False
+            covered.append(interval)
+        lo, hi = span
+        for a, b in sorted(covered):
+            if a > lo:
+                break
+            lo = max(lo, b + 1)
+        return lo > hi
 
     def map_pairs(self, data):
         """``[(key, value), …]`` of an anonymous map or a decidable named map."""
@@ -1003,7 +1111,8 @@ class _RuleContext:
     def match(self, left, op: str, right) -> list[Match]:
         if op not in _OPS:
             raise ModelError(f"unknown operator {op!r}")
-        left, right = _raw_dscp(left, right, self._network_family())
+        if isinstance(left, dict) and (">>" in left or "&" in left):  # what _raw_dscp reads
+            left, right = _raw_dscp(left, right, self._network_family())
         mask = None
         if isinstance(left, dict) and len(left) == 1 and next(iter(left)) in ("payload", "meta", "ct"):
             pass  # the common shapes: a plain selector
@@ -1046,6 +1155,8 @@ class _RuleContext:
                 found = list(hit[1])
             else:
                 found = self._match(sel, op, right, mask)
+                if len(cache) >= MATCH_CACHE_SIZE:
+                    cache.clear()  # most values of a big ruleset come once (addresses): keep it small
                 cache[key] = (sel, tuple(found))
             self.note_snapshot(right, found)
             return found

@@ -212,9 +212,10 @@ class _Reader:
         for j, stmt in enumerate(exprs):
             if not isinstance(stmt, dict) or len(stmt) != 1:
                 raise self.error("a statement must be an object with one key", f"{path}.expr[{j}]")
-        chain = self.builder.chain(family, self._str(body, "table", path), self._str(body, "chain", path))
-        handle = body.get("handle")
         location = Location(self.name, path=path.rsplit(".", 1)[0] if path.endswith(".rule") else path)
+        chain = self.builder.chain(family, self._str(body, "table", path), self._str(body, "chain", path),
+                                   location)
+        handle = body.get("handle")
         position = None
         if insert is True:
             ref = body.get("handle") if "handle" in body else body.get("position")

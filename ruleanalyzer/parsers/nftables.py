@@ -13,12 +13,10 @@ import glob
 import os
 import re
 
-from lark import Lark, Transformer, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
-
 from ..errors import RuleAnalyzerError, line_of
-from ..grammar_loader import grammar_text
 from ..model import Location, Ruleset
 from .nft_common import FAMILIES, Builder, ModelError, paused_gc
+from .nft_scan import WORD_RE, B, S, W, scan
 
 DIALECT = "nftables"
 MAX_INCLUDE_DEPTH = 16
@@ -40,179 +38,6 @@ def _size(toks) -> int:
         if t[0] == B:
             n += sum(_size(item) for item in t[1])
     return n
-
-# Token tuples: (kind, value, line, column, start, end); kind w=word s=string b=brace.
-W, S, B = "w", "s", "b"
-_WORD_RE = re.compile(r"!=|==|<=|>=|<<|>>|[()|&^,<>!=]|[^\s()|&^,<>!=]+")
-_OPERATOR_CHAR = re.compile(r"[()|&^,<>!=]").search
-# A CHUNK with strings or one-line blocks in it: those, braces and words.
-_PART_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"|[{}]|!=|==|<=|>=|<<|>>|[()|&^,<>!=]|[^\s()|&^,<>!="{}]+')
-
-
-def _split_chunk(value: str, line: int, col: int, base: int, out: list) -> None:
-    """The word/string/brace tuples of a CHUNK, as the grammar would give them
-    if the CHUNK's strings and blocks were tokens of their own."""
-    if '"' not in value and "{" not in value:
-        # Only whitespace lies between two words (every other character is
-        # in a word or an operator), so each word is found at the next
-        # occurrence of its text.
-        pos = 0
-        find = value.find
-        append = out.append
-        # without operators the words are what str.split() gives (its
-        # whitespace is re's \s), found faster
-        words = value.split() if _OPERATOR_CHAR(value) is None else _WORD_RE.findall(value)
-        for w in words:
-            pos = find(w, pos)
-            end = pos + len(w)
-            append((W, w, line, col + pos, base + pos, base + end))
-            pos = end
-        return
-    stack = []
-    for m in _PART_RE.finditer(value):
-        w = m.group()
-        pos, end = m.span()
-        c = w[0]
-        if c == '"':
-            out.append((S, w[1:-1].replace('\\"', '"'), line, col + pos, base + pos, base + end))
-        elif c == "{":
-            stack.append((out, pos))
-            out = []
-        elif c == "}" and w == "}":
-            inner = out
-            out, start = stack.pop()
-            out.append((B, [inner] if inner else [], line, col + start, base + start, base + end))
-        else:
-            out.append((W, w, line, col + pos, base + pos, base + end))
-
-
-# A line of LINES with strings or blocks in it: those, braces, separators, words.
-_SCAN_RE = re.compile(r'"(?:[^"\\\n]|\\.)*"|[{};]|!=|==|<=|>=|<<|>>|[()|&^,<>!=]|[^\s()|&^,<>!="{};]+')
-
-
-class _Items(list):
-    """Several items from one LINES token, spliced into the enclosing body."""
-
-
-def _split_statements(value: str, line: int, col: int, base: int, cur: list, items: list) -> None:
-    """The items of LINES ``value`` (statements, each ended by ``;`` or a
-    newline, with only blanks and separators between): the first continues
-    ``cur``, each goes to ``items`` when its separator is reached."""
-    start, n = 0, len(value)
-    while start < n:
-        nl = value.find("\n", start)
-        end = n if nl < 0 else nl
-        text = value[start:end]
-        if '"' in text or "{" in text:
-            # strings (which may hold a ';') or one-line blocks: scan
-            stack = []
-            out = cur
-            at = base + start
-            for m in _SCAN_RE.finditer(text):
-                w = m.group()
-                pos, stop = m.span()
-                c = w[0]
-                if c == '"':
-                    out.append((S, w[1:-1].replace('\\"', '"'), line, col + pos, at + pos, at + stop))
-                elif c == "{":
-                    stack.append((out, pos))
-                    out = []
-                elif c == "}":
-                    inner = out
-                    out, first = stack.pop()
-                    out.append((B, [inner] if inner else [], line, col + first, at + first, at + stop))
-                elif c == ";":
-                    if out:
-                        items.append(out)
-                    out = []
-                else:
-                    out.append((W, w, line, col + pos, at + pos, at + stop))
-            cur = out
-        elif ";" in text:
-            off = 0
-            segs = text.split(";")
-            last = len(segs) - 1
-            for k, seg in enumerate(segs):
-                _split_chunk(seg, line, col + off, base + start + off, cur)
-                off += len(seg) + 1
-                if k < last and cur:
-                    items.append(cur)
-                    cur = []
-        else:
-            _split_chunk(text, line, col, base + start, cur)
-        if nl >= 0:
-            if cur:
-                items.append(cur)
-                cur = []
-            line += 1
-            col = 1
-        start = end + 1
-    if cur:
-        items.append(cur)
-
-
-def _splice(children) -> list:
-    out = []
-    for c in children:
-        if type(c) is _Items:
-            out.extend(c)
-        else:
-            out.append(c)
-    return out
-
-
-class _Blocks(Transformer):
-    """Tree-less callbacks: items become lists of word/string/brace tuples."""
-
-    def start(self, children):
-        return _splice(children)
-
-    def item(self, parts):
-        out = []
-        for p in parts:
-            if isinstance(p, tuple):
-                out.append(p)
-            elif p.type == "CHUNK":
-                _split_chunk(p.value, p.line, p.column, p.start_pos, out)
-            else:  # STRING
-                out.append((S, p.value[1:-1].replace('\\"', '"'), p.line, p.column, p.start_pos, p.end_pos))
-        return out
-
-    def line(self, parts):
-        """Parts of a statement, then LINES: that statement's end and more."""
-        p = parts[-1]
-        cur = self.item(parts[:-1]) if len(parts) > 1 else []
-        items = _Items()
-        _split_statements(p.value, p.line, p.column, p.start_pos, cur, items)
-        return items
-
-    def brace(self, children):
-        lb, rb = children[0], children[-1]
-        return (B, _splice(children[1:-1]), lb.line, lb.column, lb.start_pos, rb.end_pos)
-
-
-class _Comments:
-    """Collects comments (``# handle 4``) while lexing, by line."""
-
-    def __init__(self):
-        self.by_line: dict[int, str] = {}
-
-    def __call__(self, token):
-        self.by_line[token.line] = token.value
-        return token
-
-
-_COMMENTS = _Comments()
-_PARSER: Lark | None = None
-
-
-def _parser() -> Lark:
-    global _PARSER
-    if _PARSER is None:
-        _PARSER = Lark(grammar_text("nftables"), parser="lalr", transformer=_Blocks(),
-                       lexer_callbacks={"COMMENT": _COMMENTS}, maybe_placeholders=False)
-    return _PARSER
-
 
 def sniff(text: str, name: str) -> int:
     """How sure we are that ``text`` is nft syntax, from its first statements."""
@@ -289,12 +114,16 @@ class _Reader:
         saved = (self.file, self.text, self.comments)
         self.file, self.text = file, text
         self.texts[file] = text
-        _COMMENTS.by_line = {}
-        try:
-            items = _parser().parse(text)
-        except UnexpectedInput as exc:
-            raise self._syntax_error(exc, text) from None
-        self.comments = _COMMENTS.by_line
+        scanned = scan(text)
+        if scanned is None:  # not well formed: Lark says where
+            from lark import UnexpectedInput
+
+            from . import nft_lark
+            try:
+                scanned = nft_lark.parse(text)
+            except UnexpectedInput as exc:
+                raise self._syntax_error(exc, text) from None
+        items, self.comments = scanned
         try:
             self.top_items(items, depth)
         finally:
@@ -321,7 +150,9 @@ class _Reader:
                 loc = Location(loc.file, line, column)
         return loc, line_of(text, loc.line)
 
-    def _syntax_error(self, exc: UnexpectedInput, text: str) -> RuleAnalyzerError:
+    def _syntax_error(self, exc, text: str) -> RuleAnalyzerError:
+        from lark import UnexpectedCharacters, UnexpectedToken
+
         line, col = getattr(exc, "line", 1) or 1, getattr(exc, "column", 1) or 1
         hint = None
         if isinstance(exc, UnexpectedToken) and exc.token.type == "$END":
@@ -495,7 +326,7 @@ class _Reader:
                     return
                 raise self.error(f"{verb} {kind} needs a name after the table", toks[0])
             obj, more = more[0], more[1:]
-            table = b.table(family, table_name)
+            table = b.table(family, table_name, Location(self.file, at[2], at[3]))
             if kind == "chain":
                 if verb in ("delete", "destroy"):
                     b.delete_chain(family, table_name, obj[1])
@@ -507,7 +338,7 @@ class _Reader:
                     if t[0] == B:
                         self.chain_body(chain, t[1])
             elif kind == "rule":
-                chain = b.chain(family, table_name, obj[1])
+                chain = b.chain(family, table_name, obj[1], Location(self.file, at[2], at[3]))
                 self.rule_command(verb, chain, more, at)
             elif kind in ("set", "map"):
                 if verb in ("add", "create"):
@@ -693,8 +524,10 @@ class _Reader:
                 handle = comment[9:].strip()
         text = _tokens_text(self.text, toks)
         stmts, comment = _RuleReader(self, chain, toks).read()
+        # without defines every word of the rule is in its text: an '@' there or not
         self.builder.add_rule(chain, stmts, Location(self.file, toks[0][2], toks[0][3]), text,
-                              handle=handle, comment=comment, position=position)
+                              handle=handle, comment=comment, position=position,
+                              at_names=None if self.defines else "@" in text)
 
     # -- values in braces -------------------------------------------------------------------
     def elements(self, brace, is_map=False) -> list:
@@ -705,22 +538,26 @@ class _Reader:
 
 def _split_blocks(items):
     """Items, with a stray ``{`` on its own line joined to the line before it and
-    anything written after a closing ``}`` on the same line split off."""
-    out = []
+    anything written after a closing ``}`` on the same line split off; one by
+    one, as a block's items are read (a table's chains are not all kept)."""
+    last = None  # the last piece, still open to a '{' on the next line
     for toks in items:
         if not toks:
             continue
-        if toks[0][0] == B and out:
-            out[-1] = out[-1] + toks
+        if toks[0][0] == B and last is not None:
+            last = last + toks
             continue
+        if last is not None:
+            yield last
         start = 0
         for i, t in enumerate(toks):
             if t[0] == B and i + 1 < len(toks) and toks[i + 1][0] == W and \
                     toks[i + 1][1] in ("table", "chain", "set", "map", "add", "flush", "define"):
-                out.append(toks[start:i + 1])
+                yield toks[start:i + 1]
                 start = i + 1
-        out.append(toks[start:])
-    return out
+        last = toks[start:]
+    if last is not None:
+        yield last
 
 
 def _flatten(toks):
@@ -981,7 +818,7 @@ class _RuleReader:
         if t is None or t[0] != B:
             return []
         self.i += 1
-        words = _WORD_RE.findall(self.r.text[t[4]:t[5]])
+        words = WORD_RE.findall(self.r.text[t[4]:t[5]])
         found = []
         for i, w in enumerate(words):
             if w in ("limit", "quota") or (w == "count" and i and words[i - 1] == "ct"):
@@ -1226,13 +1063,17 @@ class _RuleReader:
         if w in ("numgen", "jhash", "symhash"):
             start = self.i
             self.i += 1
+            spec: dict = {}
             if w == "numgen" and self.word() in ("inc", "random"):
-                self.i += 1
+                spec["mode"] = self.take()[1]
             if w == "jhash":
                 self.expression_until({"mod"})
             while self.word() in ("mod", "seed", "offset") and self.peek(1) is not None:
+                value = self.toks[self.i + 1][1]
+                if _NUM_RE.match(value):  # as nft -j gives them: the map's coverage reads these
+                    spec[self.word()] = int(value, 0)
                 self.i += 2
-            return {w: {"text": self.rest_text(start)}}
+            return {w: {"text": self.rest_text(start), **spec}}
         if w.startswith("@") and nxt == ",":  # raw payload @nh,32,32
             parts = [w[1:]]
             self.i += 1

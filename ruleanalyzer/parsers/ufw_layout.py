@@ -107,6 +107,9 @@ class TableBuilder:
         self.tables: dict[str, dict[str, list[Rule]]] = {}
         self.policies: dict[tuple[str, str], tuple[str, Location | None]] = {}
         self.notes: list[tuple[str, Location]] = []
+        #: (table, chain) → where it is declared (a file's line first):
+        #: findings about a chain (unused, its policy) point there.
+        self.declared: dict[tuple[str, str], Location] = {}
 
     def chains(self, table: str = "filter") -> dict[str, list[Rule]]:
         chains = self.tables.get(table)
@@ -114,9 +117,12 @@ class TableBuilder:
             chains = self.tables[table] = {c: [] for c in IPTABLES_BUILTIN_CHAINS.get(table, ())}
         return chains
 
-    def declare(self, chain: str, table: str = "filter") -> None:
+    def declare(self, chain: str, table: str = "filter", location: Location | None = None) -> None:
         """``:chain - [0:0]``: create, or flush when it exists (as restore -n does)."""
         self.chains(table)[chain] = []
+        known = self.declared.get((table, chain))
+        if location is not None and (known is None or not known.line and location.line):
+            self.declared[(table, chain)] = location
 
     def restore(self, lines: list[Line]) -> None:
         """Apply a fragment: ``*table``, ``:chain``, ``-A``/``-I``/``-N``/``-F``, COMMIT."""
@@ -145,12 +151,12 @@ class TableBuilder:
                     if len(words) > 1 and words[1] in ("ACCEPT", "DROP"):
                         self.policies[(table, name)] = (words[1], loc)
                 else:
-                    self.declare(name, table)
+                    self.declare(name, table, loc)
                 continue
             command = words[0]
             if command in ("-N", "-F", "-X") and len(words) == 2:
                 if command == "-N":
-                    self.declare(words[1], table)
+                    self.declare(words[1], table, loc)
                 elif command == "-F":
                     self.chains(table)[words[1]] = []
                 else:
@@ -240,7 +246,7 @@ class TableBuilder:
         for table_name, chains in self.tables.items():
             table = Table(table_name, self.family, dialect="ufw", location=Location(source))
             for name, rules in chains.items():
-                chain = Chain(name)
+                chain = Chain(name, location=self.declared.get((table_name, name)))
                 if name in IPTABLES_BUILTIN_CHAINS.get(table_name, ()):
                     hook = name.lower()
                     chain.hook = hook

@@ -48,8 +48,6 @@ Documented approximations (sound: upper sets only grow, lower only shrink):
 
 from __future__ import annotations
 
-import contextlib
-import gc
 from dataclasses import dataclass, field
 
 from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
@@ -57,7 +55,7 @@ from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Dr
                      Ruleset, SetField, UnknownAction)
 from .encode import LOCAL_GHOST, encode_bounds, encode_conjunction
 from .fields import Layout
-from .packetset import PacketSet, Space, SpaceMemoryError
+from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
 
 #: Deepest jump nesting followed; valid rulesets cannot loop, so deeper
 #: means a jump cycle.
@@ -497,7 +495,7 @@ def _can_block(rule: Rule) -> bool:
 
 
 def analyze(ruleset: Ruleset, hook: str, family: int, space: Space | None = None,
-            start=None, arrives_from=None) -> Reachability:
+            start=None, arrives_from=None, records: bool = True) -> Reachability:
     """Walk ``ruleset`` symbolically for packets of IPv``family`` on
     ``hook`` (``input``, ``forward`` or ``output``; the hooks before it on
     the packet's way, such as prerouting, run first). ``start`` (a
@@ -508,12 +506,13 @@ def analyze(ruleset: Ruleset, hook: str, family: int, space: Space | None = None
     manager reaches its memory limit. ``arrives_from`` (rulesets, default
     ``[ruleset]``) decides which translations connections may carry
     and which ct status names matches can see (:func:`absent_status`); a
-    diff passes both versions."""
-    return analyze_hooks(ruleset, (hook,), family, space, start, arrives_from)[hook]
+    diff passes both versions. ``records=False``: only the verdict sets are
+    read (a diff), so chains a jump enters with no packets are skipped."""
+    return analyze_hooks(ruleset, (hook,), family, space, start, arrives_from, records)[hook]
 
 
 def analyze_hooks(ruleset: Ruleset, hooks, family: int, space: Space | None = None,
-                  start=None, arrives_from=None) -> dict[str, Reachability]:
+                  start=None, arrives_from=None, records: bool = True) -> dict[str, Reachability]:
     """:func:`analyze` for several hooks at once. The stages their paths
     share (ingress and prerouting, for input and forward) are walked once,
     which is most of the work on NAT-heavy rulesets such as kube-proxy's."""
@@ -523,31 +522,20 @@ def analyze_hooks(ruleset: Ruleset, hooks, family: int, space: Space | None = No
             raise ValueError(f"unknown hook {hook!r} (input, forward, output)")
     space = space or Space(Layout.for_ruleset(ruleset))
     try:
-        with _without_cyclic_gc():
-            return _analyze_hooks(ruleset, hooks, family, space, start, arrives_from)
+        # (also saves ~5% of the walk: it makes millions of small objects
+        # and no cycles, and the collector would rescan the ruleset model)
+        with cyclic_gc_paused():
+            return _analyze_hooks(ruleset, hooks, family, space, start, arrives_from, records)
     except (ValueError, RuntimeError) as exc:
         if space.exhausted(exc):
             raise SpaceMemoryError(space.max_bytes) from exc
         raise
 
 
-@contextlib.contextmanager
-def _without_cyclic_gc():
-    """The walk makes millions of small objects and no reference cycles;
-    Python's cyclic collector would rescan the whole ruleset model each
-    time it ran meanwhile (~5% of the walk)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space, start,
-                   arrives_from=None):
+                   arrives_from=None, records: bool = True):
     walker = _Walker(ruleset, space, family)
+    walker.sets_only = not records
     begin = space.family(family)
     if start is not None:
         begin &= getattr(start, "node", start)
@@ -808,6 +796,9 @@ class _Walker:
         #: The host's routing of its own packets (a snapshot), to route
         #: them again after a mangle/nat OUTPUT chain changed them.
         self.output_routing = None
+        #: ``analyze(records=False)``: chains entered with no packets are
+        #: not walked (their rules get no record; the verdict sets are equal).
+        self.sets_only = False
 
     # -- the hook path ------------------------------------------------------
 
@@ -977,7 +968,7 @@ class _Walker:
                 # Matched or not, the chain's policy gives the same verdict:
                 # the packets in doubt surely get it (not surely by this rule).
                 hit_l, next_l = low & m_u, low & ~m_u
-        if hit_u == sp.false and not isinstance(rule.action, (Jump, Goto, Dispatch)):
+        if hit_u == sp.false and (self.sets_only or not isinstance(rule.action, (Jump, Goto, Dispatch))):
             return next_l, next_u
         for effect in rule.effects:
             hit_l, hit_u = self._effect(effect, ctx, hit_l, hit_u)

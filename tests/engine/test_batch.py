@@ -1,4 +1,4 @@
-"""Batch answers (each class of packets evaluated once) equal single answers."""
+"""Batch answers (the compiled decision tree) equal single answers, field for field."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from ruleanalyzer import loads
 from ruleanalyzer.engine import Evaluator
-from ruleanalyzer.engine.batch import BatchEvaluator, Classes, evaluate_many
+from ruleanalyzer.engine.batch import BatchEvaluator, Decisions, evaluate_many
 from ruleanalyzer.loader import load
 from ruleanalyzer.packets import make_packet
 
@@ -72,26 +72,35 @@ def packets(n: int, seed: int):
 def test_batch_answers_equal_single_answers():
     ruleset = loads(RULES, dialect="iptables", name="batch.rules")
     sample = packets(600, seed=3)
-    batch = evaluate_many(ruleset, sample)  # the first 64 one by one, then by class
+    batch = BatchEvaluator(ruleset)
+    answers = [batch.evaluate(p) for p in sample]  # the first 64 one by one, then from the tree
     single = Evaluator(ruleset)
-    for packet, answer in zip(sample, batch):
+    for packet, answer in zip(sample, answers):
         assert answer == single.evaluate(packet), packet
-    # the classes did merge packets (else this test proves nothing about them)
-    classes = Classes(ruleset)
-    assert len({classes.key(p) for p in sample}) < len(set(sample))
+    # the tree did answer packets (else this test proves nothing about it)
+    assert batch._hits > 100 and batch.decisions.leaves < len(set(sample))
 
 
-def test_a_match_the_classes_do_not_know_keeps_its_field_exact():
+def test_a_match_the_tree_does_not_know_keys_its_field_by_value():
     ruleset = loads(RULES.replace("-A web -p tcp -m tcp --dport 80 -j ACCEPT",
                                   "-A web -p tcp -m tcp --dport 80 -m u32 --u32 \"0>>22&0x3C@12>>26&0x3F=0x10\" "
                                   "-j ACCEPT"), dialect="iptables", name="u32.rules")
-    assert Classes(ruleset).bounds["dport"] is not None  # u32 reads no named field
     from ruleanalyzer.model import BitsMatch, Rule
 
-    rule = ruleset.tables[-1].chains["web"].rules[0]
+    web = ruleset.tables[-1].chains["web"]
+    assert "dport" not in Decisions(ruleset)._plan(web, None).raw  # u32 reads no named field
+    rule = web.rules[0]
     tricky = Rule((BitsMatch("dport", 0x1, frozenset({0})),), rule.action, rule.location)
-    ruleset.tables[-1].chains["web"].rules.append(tricky)
-    assert Classes(ruleset).bounds["dport"] is None
+    web.rules.insert(0, tricky)  # even destination ports are accepted in web
+    assert "dport" in Decisions(ruleset)._plan(web, None).raw
+    batch = BatchEvaluator(ruleset)
+    batch.decisions = Decisions(ruleset)
+    single = Evaluator(ruleset)
+    for port in (2000, 2001, 2000, 2001, 2002):  # one atom of the other rules, odd and even
+        packet = make_packet(src="192.0.2.20", dst="10.0.0.1", proto="tcp", sport=5000, dport=port,
+                             hook="input", state="new")
+        assert batch.evaluate(packet) == single.evaluate(packet)
+    assert batch._hits == 2
 
 
 CHAIR = (Path(__file__).resolve().parents[3] / "shared" / "corpus" / "iptables" / "net-network"
@@ -105,7 +114,7 @@ def test_batch_equals_single_on_the_largest_real_dump():
     import re
 
     text = CHAIR.read_text(errors="replace")
-    # few hosts and ports, so that packets share classes (sources ports vary)
+    # few hosts and ports, so that packets share leaves (sources ports vary)
     hosts = rng.sample(sorted(set(re.findall(r"-[sd] (\d+\.\d+\.\d+\.\d+)", text))), 10)
     ports = rng.sample(sorted({int(p) for p in re.findall(r"--dport (\d+)", text)}), 8)
     sample = []
@@ -117,21 +126,224 @@ def test_batch_equals_single_on_the_largest_real_dump():
         sample.append(make_packet(**fields))
     single = Evaluator(ruleset)
     batch = BatchEvaluator(ruleset)
-    batch.classes = Classes(ruleset)  # from the first packet on (300 would not pay for them)
-    hits = 0
+    batch.decisions = Decisions(ruleset)  # from the first packet on (300 would not pay for it)
     for packet in sample:
-        hits += batch.classes.key(packet) in batch._memo
         assert batch.evaluate(packet) == single.evaluate(packet)
-    assert hits  # some packets were answered from their class
+    assert batch._hits > 100  # many packets were answered from the tree
 
 
-def test_packets_that_seldom_share_a_class_are_answered_one_by_one_alike():
+def test_packets_that_seldom_share_a_leaf_are_answered_one_by_one_alike():
     ruleset = loads(RULES, dialect="iptables", name="batch.rules")
     sample = packets(200, seed=5)
     batch = BatchEvaluator(ruleset)
-    batch.classes = Classes(ruleset)
-    batch._asked, batch._hits = 3999, 0  # as after 4,000 packets with no class shared
+    batch.decisions = Decisions(ruleset)
+    batch._asked, batch._hits = 3999, 0  # as after 4,000 packets with no leaf shared
     single = Evaluator(ruleset)
     for packet in sample:
         assert batch.evaluate(packet) == single.evaluate(packet)
-    assert not batch.memoize and not batch._memo
+    assert not batch.memoize and batch.decisions is None
+
+
+# --- the tree against the engine on random packets over several rulesets -----------------------
+
+#: nftables: a verdict map, anonymous sets, negations, interface wildcards, a
+#: netdev chain bound to a device, IPv6, marks, DNAT and SNAT to constants.
+NFT = """table netdev edge {
+  chain ingress { type filter hook ingress device "eth0" priority 0; policy accept;
+    ip saddr 203.0.113.0/24 drop
+  }
+}
+table inet main {
+  chain pre { type nat hook prerouting priority -100;
+    ip daddr 198.51.100.10 tcp dport 80 dnat ip to 10.0.0.5:8080
+    ip6 daddr 2001:db8::10 tcp dport 80 dnat ip6 to [2001:db8:1::5]:8080
+  }
+  chain post { type nat hook postrouting priority 100;
+    oifname "wan*" ip saddr 10.0.0.0/8 snat ip to 198.51.100.1
+  }
+  chain input { type filter hook input priority 0; policy drop;
+    ct state established,related accept
+    iifname "lo" accept
+    iifname != "eth*" ip saddr { 192.0.2.0/25, 192.0.2.200 } tcp dport { 22, 2000-2100 } accept
+    ip6 saddr 2001:db8::/32 tcp dport 22 accept
+    meta mark set 0x2 ip daddr != 10.0.0.0/8 jump svc
+    tcp dport vmap { 25 : drop, 53 : accept, 110-143 : jump svc }
+    udp sport 53 ip saddr 192.0.2.0/24 accept
+  }
+  chain svc {
+    meta mark 0x2 tcp dport 443 accept
+    ip saddr 192.0.2.64/26 reject
+    return
+  }
+  chain forward { type filter hook forward priority 0; policy drop;
+    ct state established accept
+    iifname "eth1" oifname "wan*" accept
+    ip daddr 10.0.0.5 tcp dport 8080 accept
+    ip6 daddr 2001:db8:1::5 tcp dport 8080 accept
+  }
+}
+"""
+
+HERE = Path(__file__).resolve().parents[1]
+FIXTURES = [("batch.rules", RULES, "iptables"), ("batch.nft", NFT, "nftables")] + [
+    (str(HERE / rel), None, dialect) for rel, dialect in (
+        ("checks/RA401/trigger_docker.rules", "iptables"), ("parsers/iptables/webserver.rules", "iptables"),
+        ("parsers/nftables/basic.nft", "nftables"), ("checks/RA401/trigger_ufw_stock_v6.rules", "iptables"))]
+
+
+def _named(ruleset):
+    """The addresses (a host inside, at the edges and just outside each
+    network), ports and interfaces the ruleset names."""
+    from ruleanalyzer.model import AddressMatch, AllOf, AnyOf, Dispatch, IntMatch, InterfaceMatch, Nat
+
+    addrs = {4: {0x0A000001, 0xE00000FB, 0xFFFFFFFF, 0x7F000001}, 6: {1, 0xFF02 << 112 | 1, 0x20010DB8 << 96}}
+    ports, names = {0, 1, 65535}, {"eth0", "eth1", "lo", "wan0", "docker0"}
+
+    def leaf(m):
+        if isinstance(m, (AllOf, AnyOf)):
+            for x in m.matches:
+                leaf(x)
+        elif isinstance(m, AddressMatch):
+            for n in m.networks:
+                first, size = int(n.network_address), n.num_addresses
+                addrs[n.version].update({first, first + size // 2, first + size - 1, first + size})
+        elif isinstance(m, IntMatch) and m.field in ("sport", "dport"):
+            for lo, hi in m.ranges:
+                ports.update({lo, hi, max(lo - 1, 0), min(hi + 1, 65535)})
+        elif isinstance(m, InterfaceMatch):
+            names.update(n.rstrip("+*") + ("7" if n[-1:] in "+*" else "") for n in m.names)
+
+    for table in ruleset.tables:
+        for chain in table.chains.values():
+            names.update(chain.devices)
+            for rule in chain.rules:
+                for m in rule.matches:
+                    leaf(m)
+                for action in (rule.action, *rule.effects):
+                    branches = action.branches if isinstance(action, Dispatch) else ((None, action),)
+                    for m, act in branches:
+                        if m is not None:
+                            leaf(m)
+                        if isinstance(act, Nat) and act.to_addr is not None:
+                            addrs[act.to_addr.version].add(int(act.to_addr))
+                        if isinstance(act, Nat) and act.to_port is not None:
+                            ports.add(act.to_port)
+    import ipaddress
+
+    return ({v: [str(ipaddress.ip_address(a) if v == 4 else ipaddress.IPv6Address(a % (1 << 128)))
+                 for a in sorted(s) if a < (1 << (32 if v == 4 else 128))] for v, s in addrs.items()},
+            sorted(ports), sorted(names))
+
+
+def random_packets(ruleset, n: int, seed: int):
+    """Addresses, ports and interfaces from what the ruleset names; the
+    other fields mostly few (so that packets share the tree's root and the
+    keys below it are put to the test), sometimes anything."""
+    addrs, ports, names = _named(ruleset)
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        wide = rng.random() < 0.3
+        version = 6 if rng.random() < 0.2 else 4
+        proto = rng.choice(("tcp", "tcp", "udp", "icmp" if version == 4 else "icmpv6"))
+        hook = rng.choice(("input", "forward", "output", "auto") if wide else ("input", "forward"))
+        state = rng.choice(("new", "established", "auto", "invalid") if wide else ("new",))
+        fields = {"src": rng.choice(addrs[version]), "dst": rng.choice(addrs[version]), "proto": proto,
+                  "hook": hook, "state": state, "id": str(i)}
+        if proto in ("tcp", "udp"):
+            fields["dport"] = rng.choice(ports)
+            fields["sport"] = rng.choice(ports)
+            if proto == "tcp":
+                fields["flags"] = rng.choice(("SYN", "ACK", "SYN,ACK", "FIN,ACK")) if wide else "SYN"
+        else:
+            fields["icmp_type"] = rng.choice((0, 3, 8, 128, 135)) if wide else 8 if version == 4 else 128
+        for key in ("iif", "oif"):
+            if rng.random() < 0.8:
+                fields[key] = rng.choice(names)
+        if wide and rng.random() < 0.3:
+            fields["mark"] = 2
+        out.append(make_packet(**fields))
+    return out
+
+
+@pytest.mark.parametrize("name,text,dialect", FIXTURES, ids=[Path(f[0]).name for f in FIXTURES])
+def test_the_tree_answers_random_packets_as_the_engine_does(name, text, dialect):
+    ruleset = loads(text, dialect=dialect, name=name) if text is not None else load(name, dialect=dialect)
+    sample = random_packets(ruleset, 1500, seed=len(name))
+    batch = BatchEvaluator(ruleset)
+    batch.decisions = Decisions(ruleset)
+    single = Evaluator(ruleset)
+    for packet in sample:
+        assert batch.evaluate(packet) == single.evaluate(packet), packet
+    assert batch._hits > 400  # the tree answered a good part of them
+
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+CORPUS_FILES = [("iptables/net-network/configs_chair_for_Network_Architectures_and_Services__"
+                 "iptables_20.10.2013", "iptables"),
+                ("nftables/chr0mag-linux-wireless-router", "nftables")]
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="corpus not present (../shared/corpus)")
+@pytest.mark.parametrize("rel,dialect", CORPUS_FILES, ids=[d for _, d in CORPUS_FILES])
+def test_the_tree_answers_random_packets_on_corpus_files_as_the_engine_does(rel, dialect):
+    path = CORPUS / rel
+    if path.is_dir():
+        path = max((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    ruleset = load(path, dialect=dialect)
+    sample = random_packets(ruleset, 1500, seed=7)
+    batch = BatchEvaluator(ruleset)
+    batch.decisions = Decisions(ruleset)
+    single = Evaluator(ruleset)
+    for packet in sample:
+        assert batch.evaluate(packet) == single.evaluate(packet), packet
+
+
+def _tree_and_engine_agree(ruleset, sample):
+    batch = BatchEvaluator(ruleset)
+    batch.decisions = Decisions(ruleset)
+    single = Evaluator(ruleset)
+    answers = [batch.evaluate(p) for p in sample]
+    assert answers == [single.evaluate(p) for p in sample]
+    return answers, batch
+
+
+@pytest.mark.parametrize("marking", ["-A INPUT -s 10.3.0.0/16 -j MARK --set-mark 1",
+                                     "-A INPUT -s 10.3.0.0/16 -j MASQ\n-A MASQ -j MARK --set-mark 1"],
+                         ids=["mark", "jump-to-mark"])
+def test_a_rule_after_a_mark_is_set_keys_the_chain_by_its_port(marking):
+    # a match on the mark cannot rule the port out for a packet entering
+    # unmarked: the rule before it marks packets from 10.3/16 (itself, or
+    # in the chain it jumps to)
+    ruleset = loads("*filter\n:INPUT DROP [0:0]\n:MASQ - [0:0]\n" + marking + "\n"
+                    "-A INPUT -m mark --mark 1 -p tcp --dport 22 -j ACCEPT\nCOMMIT\n", dialect="iptables")
+    sample = [make_packet(src="10.3.0.9", dst="10.0.0.1", proto="tcp", dport=port, hook="input", state="new")
+              for port in (22, 23, 22, 23)]
+    answers, batch = _tree_and_engine_agree(ruleset, sample)
+    assert [a.verdict for a in answers] == ["accept", "drop", "accept", "drop"] and batch._hits == 2
+
+
+def test_a_destination_equal_to_the_dnat_target_is_told_apart():
+    # DNAT to the address the packet already has changes nothing: delivered,
+    # not forwarded; the rest of 10.0.0.0/24 is forwarded to 10.0.0.5
+    ruleset = loads("*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -d 10.0.0.0/24 -p tcp "
+                    "-j DNAT --to-destination 10.0.0.5\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n"
+                    ":FORWARD DROP [0:0]\nCOMMIT\n", dialect="iptables")
+    sample = [make_packet(src="192.0.2.1", dst=dst, proto="tcp", dport=80, hook="input", state="new")
+              for dst in ("10.0.0.6", "10.0.0.5", "10.0.0.7", "10.0.0.5")]
+    answers, batch = _tree_and_engine_agree(ruleset, sample)
+    assert [a.outcome for a in answers] == ["dropped", "delivered", "dropped", "delivered"]
+    assert batch._hits == 2
+
+
+def test_a_field_translated_twice_is_answered_by_the_engine():
+    # the second DNAT compares with the first one's constant, not with the
+    # packet's own destination: 10.0.0.7 comes back to itself, 10.0.0.8 not
+    ruleset = loads("table ip nat {\n chain a { type nat hook prerouting priority -100;\n"
+                    "  ip daddr 10.0.0.0/24 dnat to 10.0.0.5\n }\n"
+                    " chain b { type nat hook prerouting priority -90;\n  ip daddr 10.0.0.5 dnat to 10.0.0.7\n }\n}\n",
+                    dialect="nftables")
+    sample = [make_packet(src="192.0.2.1", dst=dst, proto="tcp", dport=80, hook="input", state="new")
+              for dst in ("10.0.0.7", "10.0.0.8", "10.0.0.7", "10.0.0.8")]
+    answers, _ = _tree_and_engine_agree(ruleset, sample)
+    assert {str(a.packet.dst) for a in answers} == {"10.0.0.7"}

@@ -1,0 +1,118 @@
+"""Full ``audit`` of every generated shape (bench/shapes.py): CPU seconds,
+peak RSS, CPU per check, and a digest of the findings (shown, suppressed
+and stock-generated: code, place, message, details) to prove a speed
+change leaves them identical.
+
+    python bench/bench_audit_shapes.py --rules 20000              # every shape, one process each
+    python bench/bench_audit_shapes.py --rules 100000 --shape kube-iptables
+    python bench/bench_audit_shapes.py --rules 20000 --shape mixed --profile /tmp/mixed.prof
+
+Targets (issue 21): 100k kube-proxy rules audited in <= 20 s and <= 800 MiB
+peak on every shape. Each shape runs in its own process (ru_maxrss is a
+process's peak) with the wall-clock budgets lifted; CPU seconds are what
+counts on a shared machine, the load average is printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+SHAPES = ("project", "kube-iptables", "mixed", "kube-nftables")
+
+
+def digest(result, path: str) -> str:
+    """What a user can see of the findings, hashed (order as reported; the
+    input's directory left out, so runs on copies compare)."""
+    h = hashlib.sha256()
+    folder = os.path.dirname(path) + os.sep
+    for kind, found in (("shown", result.findings), ("suppressed", result.suppressed),
+                        ("generated", result.generated)):
+        for f in found:
+            w = f.where
+            place = (w.file, w.line, w.column, w.path, w.table, w.chain) if w is not None else None
+            h.update(repr((kind, f.code, f.severity, place, f.message, tuple(f.details),
+                           tuple((a.file, a.line) for a in f.also))).replace(folder, "").encode())
+    return h.hexdigest()[:16]
+
+
+def one(path: str, profile: str | None) -> None:
+    """Audit ``path`` in this process and print one line of figures."""
+    from ruleanalyzer import audit as audit_mod
+    from ruleanalyzer.checks import registry
+    from ruleanalyzer.checks.base import Context
+    from ruleanalyzer.loader import load
+
+    Context.analysis_seconds = Context.audit_seconds = 0  # a loaded machine must not abandon it
+    registry()
+    per_check: dict[str, float] = {}
+    run = audit_mod._run_checks
+
+    def timed(ruleset, codes, options, ctx, reg, findings, done):
+        for code in codes:
+            t = time.process_time()
+            run(ruleset, [code], options, ctx, reg, findings, done)
+            per_check[code] = per_check.get(code, 0.0) + time.process_time() - t
+
+    audit_mod._run_checks = timed
+    cpu = time.process_time()
+    ruleset = load(path)
+    parsed = time.process_time() - cpu
+    prof = None
+    if profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+    result = audit_mod.run_audit([ruleset])
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(profile)
+    took = time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    top = sorted(per_check.items(), key=lambda kv: -kv[1])[:6]
+    print(f"{Path(path).name}: {ruleset.rule_count} rules, parse {parsed:.1f} s, parse + audit "
+          f"{took:.1f} s CPU, peak {peak:.0f} MiB, load {os.getloadavg()[0]:.1f}, "
+          f"findings {len(result.findings)}+{len(result.suppressed)}+{len(result.generated)} "
+          f"digest {digest(result, path)}")
+    print("  slowest checks (CPU s, the first to ask pays for the shared analyses): "
+          + ", ".join(f"{c} {s:.1f}" for c, s in top), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rules", type=int, default=100_000)
+    parser.add_argument("--shape", action="append", choices=SHAPES)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--profile", help="write a cProfile of the audit here (one shape)")
+    parser.add_argument("--file", help=argparse.SUPPRESS)  # the child process's input
+    args = parser.parse_args()
+    if args.file:
+        one(args.file, args.profile)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        for shape in args.shape or SHAPES:
+            path = os.path.join(tmp, f"{shape}-{args.rules}.rules")
+            gen = [sys.executable, str(HERE / "shapes.py"), "--rules", str(args.rules), shape, path]
+            if args.seed is not None:
+                gen[2:2] = ["--seed", str(args.seed)]
+            subprocess.run(gen, check=True)
+            cmd = [sys.executable, __file__, "--file", path]
+            if args.profile:
+                cmd += ["--profile", args.profile]
+            subprocess.run(cmd, check=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""The iptables reader's shortcuts give the model a line-by-line reading gives.
+
+Lines of one skeleton share a compiled plan, and values (addresses, ranges,
+ports, actions) are shared between the lines that repeat them. Every file
+here is read twice — with the sharing and with every line compiled on its
+own (``REUSE_PLANS = False``) — and the two models must be the same, down
+to each match's text: over the benchmark shapes of issue #21 (every rule
+its own shape: multiport lists, ranges, quoted comments, many modules, set
+matches), a hand-written file of the tricky spellings, and the corpus'
+iptables dumps when present.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from ruleanalyzer.errors import RuleAnalyzerError
+from ruleanalyzer.parsers import iptables
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus" / "iptables"
+FRAGMENT_SOURCES = ("iptables-upstream-extension-rules", "iptables-upstream-txlate")
+
+
+def model(text: str, name: str = "t.rules") -> list:
+    """Everything the reader produced, in order (reprs include each match's text)."""
+    try:
+        rs = iptables.parse(text, name)
+    except RuleAnalyzerError as exc:
+        return ["error", exc.render()]
+    out = []
+    for t in rs.tables:
+        out.append(repr((t.name, t.family, t.location)))
+        for c in t.chains.values():
+            out.append(repr((c.name, c.hook, c.priority, c.policy, c.kind, c.location,
+                             c.policy_location)))
+            for r in c.rules:
+                out.append(repr((r.matches, r.action, r.location, r.text, r.comment, r.counters,
+                                 r.index, r.chain.name, r.effects)))
+                out.append(repr([m.text for m in r.matches]))
+    out.extend(repr(d) for d in rs.diagnostics)
+    return out
+
+
+def both_ways(text: str, name: str = "t.rules", monkeypatch=None) -> tuple[list, list]:
+    shared = model(text, name)
+    monkeypatch.setattr(iptables, "REUSE_PLANS", False)
+    try:
+        alone = model(text, name)
+    finally:
+        monkeypatch.setattr(iptables, "REUSE_PLANS", True)
+    return shared, alone
+
+
+def _shapes():
+    path = ROOT / "bench" / "shapes.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("_bench_shapes", path)
+    module = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+@pytest.mark.parametrize("shape", ["mixed", "kube-iptables", "project"])
+def test_benchmark_shapes_read_the_same_with_shared_plans(shape, monkeypatch):
+    shapes = _shapes()
+    if shapes is None:
+        pytest.skip("bench/shapes.py not present")
+    for seed in (1, 2):
+        text, dialect = shapes.generate(shape, 1500, seed)
+        assert dialect == "iptables"
+        shared, alone = both_ways(text, monkeypatch=monkeypatch)
+        assert shared[0] != "error", shared
+        assert shared == alone
+
+
+TRICKY = """*filter
+:INPUT DROP [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:web - [0:0]
+-A INPUT -s 10.3/16 -p tcp -m multiport --dports 22,80,8000:8100 -j ACCEPT
+-A INPUT -s 10.4/16 -p tcp -m multiport --dports 22,443,9000:9100 -j ACCEPT
+-A INPUT -s 10.4/16 -p tcp -m multiport --dports 22,443,9000:9100 -j ACCEPT
+-A INPUT -s 10.0.0.0/255.255.0.0 -p udp -m udp ! --dport 1000:2000 -j DROP
+-A INPUT -s 10.1.0.0/255.255.0.0 -p udp -m udp ! --dport 1000:3000 -j DROP
+-A INPUT -m iprange --src-range 10.1.0.1-10.200.255.254 -j web
+-A INPUT -m iprange --src-range 10.2.0.1-10.201.255.254 -j web
+-A INPUT -m iprange --dst-range 10.2.0.1-10.2.0.1 -j web
+-A INPUT -m iprange --dst-range 10.2.0.0-10.2.0.255 -j web
+-A INPUT -m iprange --dst-range 0.0.0.0-255.255.255.255 -j web
+-A INPUT -m iprange --dst-range 0.0.0.1-255.255.255.254 -j web
+-A INPUT -m set --match-set admins src -m comment --comment "Bob's \\"office\\"" -j ACCEPT
+-A INPUT -m set --match-set office-nets dst -m comment --comment "Bob's \\"home\\"" -j ACCEPT
+-A INPUT -p tcp ! --sport 1 ! --dport 2 -j ACCEPT
+-A INPUT -p tcp ! --sport 1 ! --dport 3 -j ACCEPT
+-A INPUT -p tcp ! --sport 1 --dport 3 -j ACCEPT
+-A INPUT -p tcp ! --sport 1:5 ! --dport 3 -j ACCEPT
+-A INPUT -p tcp ! --sport 1 ! --dport 2 -m tcp ! --sport 1 -j ACCEPT
+-A INPUT -p tcp ! --sport 1 ! --dport 2 -m tcp ! --sport 1 -j ACCEPT
+-A INPUT -p tcp -m tcp ! --dport 2 -m tcp ! --sport 1 -m tcp ! --sport 1 -j ACCEPT
+-A INPUT -m conntrack --ctstate NEW,ESTABLISHED -m limit --limit 5/min --limit-burst 7 -m mark --mark 0x1/0xff -m length --length 20:300 -m ttl --ttl-gt 5 -m pkttype --pkt-type unicast -j LOG --log-prefix "fw drop: " --log-level 4
+-A INPUT -m conntrack --ctstate NEW -m limit --limit 6/min --limit-burst 8 -m mark --mark 0x2/0xff -m length --length 21:300 -m ttl --ttl-gt 6 -m pkttype --pkt-type broadcast -j LOG --log-prefix "[blocked] " --log-level 5
+-A INPUT -p icmp -m icmp --icmp-type 3/4 -j ACCEPT
+-A INPUT -p icmp -m icmp --icmp-type echo-request -j ACCEPT
+-A INPUT -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -j REJECT --reject-with tcp-reset
+-A INPUT -p tcp -m tcp --tcp-flags SYN,RST SYN -j REJECT --reject-with tcp-reset
+-A INPUT -i veth+ -o eth0 -j RETURN
+-A INPUT -i wg0 -o eth1 -j RETURN
+-A web -m addrtype --dst-type LOCAL -j DROP
+-A web -m addrtype --dst-type BROADCAST -j DROP
+[5:10] -A web -j ACCEPT
+[6:12] -A web -j ACCEPT
+COMMIT
+"""
+
+
+def test_tricky_spellings_read_the_same_with_shared_plans(monkeypatch):
+    shared, alone = both_ways(TRICKY, monkeypatch=monkeypatch)
+    assert shared[0] != "error", shared
+    assert shared == alone
+
+
+def test_corpus_dumps_read_the_same_with_shared_plans(monkeypatch):
+    if not CORPUS.is_dir():
+        pytest.skip("corpus not present")
+    files = sorted(p for p in CORPUS.rglob("*")
+                   if p.is_file() and p.parent.name not in FRAGMENT_SOURCES)
+    compared = 0
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        shared, alone = both_ways(text, path.name, monkeypatch=monkeypatch)
+        assert shared == alone, path.name
+        compared += 1
+    assert compared > 50
+
+
+def test_address_ranges_are_the_blocks_ipaddress_summarizes():
+    import ipaddress
+    import random
+
+    from ruleanalyzer.parsers.iptables_values import parse_address_range
+
+    rng = random.Random(21)
+    cases = [(0, 2**32 - 1), (1, 2**32 - 2), (0, 0), (2**32 - 1, 2**32 - 1), (10 << 24, 10 << 24)]
+    for _ in range(1500):
+        a = rng.randrange(2**32)
+        cases.append((a, min(2**32 - 1, a + rng.randrange(1 << rng.randrange(33)))))
+    for a, b in cases:
+        first, last = ipaddress.IPv4Address(a), ipaddress.IPv4Address(b)
+        assert parse_address_range(f"{first}-{last}", "ip") == \
+            tuple(ipaddress.summarize_address_range(first, last)), (first, last)
+    for _ in range(300):
+        a = rng.randrange(2**128)
+        first = ipaddress.IPv6Address(a)
+        last = ipaddress.IPv6Address(min(2**128 - 1, a + rng.randrange(1 << rng.randrange(129))))
+        assert parse_address_range(f"{first}-{last}", "ip6") == \
+            tuple(ipaddress.summarize_address_range(first, last)), (first, last)
+
+
+def test_nat_addresses_read_as_ipaddress_reads_them():
+    import ipaddress
+
+    from ruleanalyzer.parsers.iptables_values import BadValue, parse_address
+
+    spellings = ["1.2.3.4", "0.0.0.0", "255.255.255.255", "249.250.251.199", "[1.2.3.4]",
+                 "01.2.3.4", "1.2.3.04", "256.1.1.1", "1.2.3", "1.2.3.4.5", "1.2.3.4 ",
+                 "\u0661.2.3.4", "00.1.1.1", "1.2.3.4/32", "::1", "1.2.3.4:80", "2001:db8::1"]
+    for text in spellings:
+        for family in ("ip", "ip6"):
+            try:
+                want = ipaddress.ip_address(text.strip("[]"))
+                if want.version != (6 if family == "ip6" else 4):
+                    want = None
+            except ValueError:
+                want = None
+            try:
+                got = parse_address(text, family)
+            except BadValue:
+                got = None
+            assert got == want and type(got) is type(want), (text, family)
