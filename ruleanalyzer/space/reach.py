@@ -284,11 +284,11 @@ class Reachability:
             dead.append((rule, target, goal, rec.last))
         if not dead:
             return []
-        # Rules that can take packets from later ones; each cover walks only
-        # the stretch between its site's chain entry and the site, testing a
-        # rule's own match (a small BDD) before the set it matched.
-        candidates = [(i, other, self._records[id(other)])
-                      for i, other in enumerate(self._order) if _can_block(other)]
+        # Rules that can take packets from later ones (some packet reaches
+        # and may match them); each cover walks only the stretch between its
+        # site's chain entry and the site.
+        candidates = [(i, other, rec) for i, other in enumerate(self._order)
+                      if _can_block(other) and self._matched(rec := self._records[id(other)])]
         modifiers = [c for c in candidates if _modifies(c[1])]
         self._callers = None
         # Requests (site, goal): cover ``goal`` — packets that entered the
