@@ -233,6 +233,9 @@ class Reachability:
     _order: list = field(repr=False, default_factory=list)
     _dead: list | None = field(repr=False, default=None)
     _callers: dict | None = field(repr=False, default=None)
+    _shapes: dict | None = field(repr=False, default=None)
+    _shape_vars: list = field(repr=False, default_factory=list)
+    _inside: dict = field(repr=False, default_factory=dict)
 
     def rules(self) -> list[Rule]:
         """Every rule reached on this hook, in the order first visited."""
@@ -281,11 +284,11 @@ class Reachability:
             dead.append((rule, target, goal, rec.last))
         if not dead:
             return []
-        # Rules that can take packets from later ones; each cover walks only
-        # the stretch between its site's chain entry and the site, testing a
-        # rule's own match (a small BDD) before the set it matched.
-        candidates = [(i, other, self._records[id(other)])
-                      for i, other in enumerate(self._order) if _can_block(other)]
+        # Rules that can take packets from later ones (some packet reaches
+        # and may match them); each cover walks only the stretch between its
+        # site's chain entry and the site.
+        candidates = [(i, other, rec) for i, other in enumerate(self._order)
+                      if _can_block(other) and self._matched(rec := self._records[id(other)])]
         modifiers = [c for c in candidates if _modifies(c[1])]
         self._callers = None
         # Requests (site, goal): cover ``goal`` — packets that entered the
@@ -309,10 +312,7 @@ class Reachability:
             for i, other, _ in self._cover(rule, goal, candidates):
                 found[d][i] = other
         for sid, requests in at_callers.items():
-            union = false
-            for _, goal in requests:
-                union |= goal
-            cover = self._cover(sites[sid], union, candidates)
+            cover = self._cover(sites[sid], _union_all([goal for _, goal in requests], false), candidates)
             for d, goal in requests:
                 for i, other, taken in cover:
                     if not sp.disjoint(taken, goal):
@@ -344,8 +344,19 @@ class Reachability:
     def _cover(self, site: Rule, goal, candidates) -> list:
         """``(index, rule, taken)`` of earlier rules that take ``goal``,
         nearest the site first, until it is covered (or the site's chain's
-        entry is passed)."""
-        false = self.space.false
+        entry is passed).
+
+        A rule takes part of what is left when one of its matched sets (one
+        per visit) meets it and so does its own match. Each matched set is
+        first tested on what it holds besides addresses and interfaces
+        (ports, protocol, state …) against the same of ``goal``: a set that
+        may go anywhere (a NodePort's, any local address) would otherwise
+        cost a walk over the whole uncovered set, which is large when the
+        goal is the traffic of every earlier service. Only the matched sets
+        that meet it are taken off what is left (the same set as taking
+        their union off)."""
+        sp = self.space
+        false = sp.false
         rec = self._records[id(site)]
         lo = 0
         chain = site.chain
@@ -353,16 +364,49 @@ class Reachability:
             lo = _bisect(candidates, self._records[id(chain.rules[0])].first)
         out = []
         remaining = goal
+        shape = None
         for i, other, orec in reversed(candidates[lo:_bisect(candidates, rec.last)]):
             if remaining == false:
                 break
-            if other is site or self.space.disjoint(orec.match_u, remaining) or not orec.meets(
-                    self.space, remaining):
+            if other is site:
                 continue
-            taken = orec.column(3)
-            out.append((i, other, taken))
-            remaining = remaining & ~taken
+            if shape is None:
+                shape = self._shape(goal)
+            meeting = [p for p in self._matched(orec) if not sp.disjoint(self._shape(p), shape)
+                       and not sp.disjoint(p, remaining)]
+            if not meeting or (not self._within_match(orec) and sp.disjoint(orec.match_u, remaining)):
+                continue
+            out.append((i, other, orec.column(3)))
+            for p in meeting:
+                remaining = remaining & ~p
         return out
+
+    def _matched(self, rec: _Record) -> list:
+        """The rule's matched sets (upper, one per visit), empty ones left out."""
+        false = self.space.false
+        return [part[3] for part in rec.parts if part[3] != false]
+
+    def _shape(self, node):
+        """``node`` with addresses and interfaces quantified away (kept)."""
+        if self._shapes is None:
+            sp = self.space
+            self._shape_vars = [v for f in ("src", "dst", "iif", "oif") if f in sp.layout.fields
+                                for v in sp.spec(f).vars_msb_first]
+            self._shapes = {}
+        out = self._shapes.get(node)
+        if out is None:
+            out = self._shapes[node] = self.space.exist(self._shape_vars, node)
+        return out
+
+    def _within_match(self, rec: _Record) -> bool:
+        """Every matched set of the rule lies within its own match (a match
+        read in another context may differ), so meeting one meets it too."""
+        inside = self._inside.get(id(rec))
+        if inside is None:
+            not_match = ~rec.match_u
+            inside = self._inside[id(rec)] = all(self.space.disjoint(p, not_match)
+                                                 for p in self._matched(rec))
+        return inside
 
     def _caller_requests(self, d: int, site: Rule, target, requests: dict, sites: dict,
                          seen: set, depth: int) -> None:
@@ -1067,7 +1111,10 @@ class _Walker:
 
     def _dispatch(self, action: Dispatch, chain: Chain, rule: Rule, low, up, ctx, depth, ret):
         sp = self.space
-        cont_l, cont_u = sp.false, sp.false
+        # What comes back from the branches, merged once at the end (balanced):
+        # a union grown branch by branch costs its size per branch (kube-proxy's
+        # nftables service map has thousands).
+        conts_l, conts_u = [], []
         for match, branch_action in action.branches:
             b_l, b_u = encode_bounds(match, sp, _env(ctx, self.absent))
             if ctx.before_conntrack:
@@ -1075,9 +1122,10 @@ class _Walker:
             hit_l, hit_u = low & b_l, up & b_u
             if not (self.sets_only and hit_u == sp.false):  # records=False: skip empty branches
                 c_l, c_u = self._action(branch_action, chain, rule, hit_l, hit_u, ctx, depth, ret)
-                cont_l, cont_u = cont_l | c_l, cont_u | c_u
+                conts_l.append(c_l)
+                conts_u.append(c_u)
             low, up = low & ~b_u, up & ~b_l
-        return cont_l | low, cont_u | up
+        return _union_all([*conts_l, low], sp.false), _union_all([*conts_u, up], sp.false)
 
     # -- packet changes (relational images) --------------------------------
     #
