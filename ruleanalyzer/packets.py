@@ -249,32 +249,49 @@ class PacketReader:
             return make_packet(**fields)
         sport = fields.get("sport")
         dport = fields.get("dport")
+        rest = fields.copy()
+        for name in _VARYING:
+            rest.pop(name, None)
         try:
-            key = tuple((k, v.__class__, v) for k, v in fields.items() if k not in _VARYING)
-            key += (src.version, dst.version, sport is None, dport is None)
+            # with the values' types: True == 1 but they make different packets
+            key = (*rest.items(), *map(type, rest.values()), src.version, dst.version,
+                   sport is None, dport is None)
             template = self._templates.get(key)
         except TypeError:  # a list or object as a value: unhashable
             return make_packet(**fields)
         if template is None:
             packet = make_packet(**fields)
             if len(self._templates) < 4096:
-                self._templates[key] = {name: getattr(packet, name) for name in packet.__slots__}
+                self._templates[key] = ([(_SLOT[name], getattr(packet, name)) for name in _SLOTS
+                                         if name not in _VARYING], packet.sport)
             return packet
-        values = dict(template)
-        values["src"] = src
-        values["dst"] = dst
         try:
-            if sport is not None:
-                values["sport"] = sport if sport.__class__ is int and 0 <= sport <= 65535 else _int(
-                    "sport", sport, 0, 65535)
-            if dport is not None:
-                values["dport"] = dport if dport.__class__ is int and 0 <= dport <= 65535 else _int(
-                    "dport", dport, 0, 65535)
+            if sport is not None and not (sport.__class__ is int and 0 <= sport <= 65535):
+                sport = _int("sport", sport, 0, 65535)
+            if dport is not None and not (dport.__class__ is int and 0 <= dport <= 65535):
+                dport = _int("dport", dport, 0, 65535)
         except RuleAnalyzerError:
             return make_packet(**fields)
+        slots, default_sport = template
+        if sport is None:
+            sport = default_sport
         ident = fields.get("id")
-        values["id"] = str(ident) if ident is not None else None
-        return Packet(**values)
+        # filled slot by slot (the fields make_packet checked for this key)
+        packet = _new_packet(Packet)
+        for slot, value in slots:
+            slot.__set__(packet, value)
+        _SET_SRC(packet, src)
+        _SET_DST(packet, dst)
+        _SET_SPORT(packet, sport)
+        _SET_DPORT(packet, dport)
+        _SET_ID(packet, str(ident) if ident is not None else None)
+        return packet
+
+
+_SLOTS = Packet.__slots__
+_SLOT = {name: getattr(Packet, name) for name in _SLOTS}
+_SET_SRC, _SET_DST, _SET_SPORT, _SET_DPORT, _SET_ID = (_SLOT[n].__set__ for n in _VARYING)
+_new_packet = object.__new__
 
 
 def read_packets(text: str, name: str, default_hook: str = "input", hook: str | None = None) -> list[Packet]:

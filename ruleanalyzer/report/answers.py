@@ -5,6 +5,7 @@ answer (DESIGN.md, "Packets")."""
 from __future__ import annotations
 
 import json
+from operator import attrgetter
 from typing import TextIO
 
 from ..engine.batch import BatchEvaluator, paused_gc
@@ -78,6 +79,7 @@ class AnswerLines:
         self.trace = trace
         self._parts: dict = {}
         self._traces: dict = {}
+        self._packets: dict = {}
 
     def _fragments(self, result, packet) -> tuple:
         from .serialize import result_data
@@ -92,7 +94,7 @@ class AnswerLines:
         return head, tail, end, (result.decided_by, result.alternatives)
 
     def line(self, result, packet) -> str:
-        from .serialize import packet_data, step_data
+        from .serialize import step_data
 
         dumps = json.dumps
         alternatives = result.alternatives
@@ -105,7 +107,7 @@ class AnswerLines:
                 self._parts.clear()
             parts = self._parts[key] = self._fragments(result, packet)
         head, tail, end, _ = parts
-        text = ('{"id": ' + dumps(packet.id) + ", " + head + ', "packet": ' + dumps(packet_data(packet)))
+        text = '{"id": ' + dumps(packet.id) + ", " + head + ', "packet": ' + self.packet_json(packet)
         if self.trace:
             cached = self._traces.get(id(result.trace))
             if cached is None or cached[0] is not result.trace:
@@ -117,5 +119,35 @@ class AnswerLines:
         text += ", " + tail
         out = result.packet
         if out is not packet and out != packet:
-            text += ', "packet_out": ' + dumps(packet_data(out))
+            text += ', "packet_out": ' + self.packet_json(out)
         return text + end
+
+    def packet_json(self, packet) -> str:
+        """``json.dumps(packet_data(packet))``: the text after the addresses
+        and ports is made once per combination of the other fields."""
+        key = (_PACKET_REST(packet), packet.src.version)
+        parts = self._packets.get(key)
+        if parts is None:
+            from .serialize import packet_data
+
+            data = packet_data(packet)
+            head = json.dumps({"hook": data["hook"]})[:-1]
+            proto = json.dumps({"proto": data["proto"]})[1:-1]
+            rest = json.dumps({k: v for k, v in data.items() if k not in _PACKET_OWN})[1:]
+            if len(self._packets) >= self.MAX_CACHED:
+                self._packets.clear()
+            parts = self._packets[key] = (head + ', "src": "', proto, ", " + rest)
+        head, proto, rest = parts
+        text = head + str(packet.src) + '", "dst": "' + str(packet.dst) + '", ' + proto
+        if packet.sport is not None:
+            text += ', "sport": ' + str(packet.sport)
+        if packet.dport is not None:
+            text += ', "dport": ' + str(packet.dport)
+        return text + rest
+
+
+#: What ``packet_data`` writes of a packet besides its addresses and ports.
+_PACKET_REST = attrgetter("hook", "proto", "flags", "icmp_type", "icmp_code", "ecn", "state", "iif", "oif",
+                          "mark", "ttl", "dscp", "length", "frag_off", "mf", "df", "ip_id", "ip_options",
+                          "ext_headers")
+_PACKET_OWN = ("hook", "src", "dst", "proto", "sport", "dport")
