@@ -10,6 +10,7 @@ from typing import TextIO
 
 from ..engine.batch import BatchEvaluator, paused_gc
 from ..model import Packet, Ruleset
+from .serialize import packet_data, result_data, step_data
 
 
 def write_answers(ruleset: Ruleset, packets: list[Packet], out: TextIO, fmt: str = "jsonl",
@@ -37,8 +38,6 @@ def write_answers(ruleset: Ruleset, packets: list[Packet], out: TextIO, fmt: str
                 verdicts.add(result.verdict)
                 text.render_result(console, result)
             return verdicts
-        from .serialize import result_data
-
         if fmt == "json" and single:
             result = evaluate(packets[0])
             verdicts.add(result.verdict)
@@ -82,8 +81,6 @@ class AnswerLines:
         self._packets: dict = {}
 
     def _fragments(self, result, packet) -> tuple:
-        from .serialize import result_data
-
         data = result_data(result, packet, trace=False)
         dumps = json.dumps
         head = dumps({k: data[k] for k in ("verdict", "outcome", "state", "decided_by")})[1:-1]
@@ -94,8 +91,6 @@ class AnswerLines:
         return head, tail, end, (result.decided_by, result.alternatives)
 
     def line(self, result, packet) -> str:
-        from .serialize import step_data
-
         dumps = json.dumps
         alternatives = result.alternatives
         key = (result.verdict, result.outcome, result.state, id(result.decided_by), result.depends_on,
@@ -107,7 +102,8 @@ class AnswerLines:
                 self._parts.clear()
             parts = self._parts[key] = self._fragments(result, packet)
         head, tail, end, _ = parts
-        text = '{"id": ' + dumps(packet.id) + ", " + head + ', "packet": ' + self.packet_json(packet)
+        ident = packet.id
+        text = '{"id": ' + ("null" if ident is None else dumps(ident)) + ", " + head + ', "packet": ' + self.packet_json(packet)
         if self.trace:
             cached = self._traces.get(id(result.trace))
             if cached is None or cached[0] is not result.trace:
@@ -128,8 +124,6 @@ class AnswerLines:
         key = (_PACKET_REST(packet), packet.src.version)
         parts = self._packets.get(key)
         if parts is None:
-            from .serialize import packet_data
-
             data = packet_data(packet)
             head = json.dumps({"hook": data["hook"]})[:-1]
             proto = json.dumps({"proto": data["proto"]})[1:-1]
