@@ -18,7 +18,7 @@ from . import __version__
 from .errors import RuleAnalyzerError, split_lines
 from .loader import DEFAULT_MAX_BYTES, forget_stdin, input_name, load, read_text
 from .output import atomic_output
-from .packets import make_packet
+from .packets import make_packet, read_packets
 from .parsers import DIALECTS
 
 EXIT_OK, EXIT_FINDINGS, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_INTERNAL = 0, 1, 2, 3, 4
@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--ext-headers", help="IPv6 extension headers present: yes/no (default no)")
     q.add_argument("--packets", help="JSON-lines file of packets (keys as the flags), `conntrack -L` "
                                      "output or AWS VPC flow log records")
+    q.add_argument("--trace", action="store_true",
+                   help="with --packets and --format json/jsonl: also the full trace of every packet "
+                        "(by default each answer has the verdict, deciding rule and depends-on, not the trace)")
     q.add_argument("--format", default="text", choices=("text", "json", "jsonl"),
                    help="text (default), json, or jsonl (one line per packet)")
 
@@ -250,31 +253,7 @@ def _load(args) -> "object":
 
 def _packets_from_args(args, default_hook: str = "input") -> list:
     if args.packets:
-        text = read_text(args.packets)
-        first = next((line.strip() for line in text.splitlines()
-                      if line.strip() and not line.lstrip().startswith("#")), "{")
-        if not first.startswith("{"):
-            # real flows: conntrack -L output or VPC flow log records
-            from .flows import read_flows, to_packets
-
-            return to_packets(read_flows(text, args.packets), args.hook or default_hook)
-        packets = []
-        for number, line in enumerate(split_lines(text), 1):
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            try:
-                fields = json.loads(line)
-                if not isinstance(fields, dict):
-                    raise ValueError("each line must be a JSON object")
-                fields.setdefault("hook", default_hook)
-                packets.append(make_packet(**fields))
-            except (ValueError, RuleAnalyzerError) as exc:
-                from .model import Location
-
-                message = exc.message if isinstance(exc, RuleAnalyzerError) else str(exc)
-                raise RuleAnalyzerError(f"bad packet: {message}", Location(args.packets, number, 1),
-                                        source_line=line) from None
-        return packets
+        return read_packets(read_text(args.packets), args.packets, default_hook, args.hook)
     if not args.src or not args.dst:
         raise RuleAnalyzerError("query needs --src and --dst (or --packets FILE)")
     fields = {k: getattr(args, k) for k in ("src", "dst", "proto", "sport", "dport", "flags", "ecn",
@@ -301,30 +280,13 @@ def _working(args, what: str):
 
 
 def cmd_query(args, out) -> int:
-    from .engine.batch import evaluate_many
-    from .report import text
+    from .report.answers import write_answers
 
     with _working(args, "reading and evaluating"):
         ruleset = _load(args)
         packets = _packets_from_args(args, "auto" if ruleset.host is not None else "input")
-        results = evaluate_many(ruleset, packets)
-    if args.format == "text":
-        console = text.make_console(out)
-        text.render_diagnostics(console, ruleset.diagnostics)
-        for r in results:
-            text.render_result(console, r)
-    elif args.format == "json":
-        from .report import serialize
-
-        data = [serialize.result_data(r, p) for r, p in zip(results, packets)]
-        json.dump(data[0] if len(data) == 1 and not args.packets else data, out, indent=2)
-        out.write("\n")
-    else:
-        from .report import serialize
-
-        for r, p in zip(results, packets):
-            out.write(json.dumps(serialize.result_data(r, p)) + "\n")
-    verdicts = {r.verdict for r in results}
+    verdicts = write_answers(ruleset, packets, out, args.format,
+                             trace=args.trace or not args.packets, single=not args.packets)
     if "drop" in verdicts:
         return EXIT_FINDINGS
     if "unknown" in verdicts:

@@ -49,6 +49,7 @@ first's constant), and it is not noted in the tree.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import ipaddress
 from bisect import bisect_right
@@ -859,13 +860,22 @@ class BatchEvaluator:
         """``evaluate`` for every packet. The collector of reference cycles
         pauses meanwhile: answers pile up by the hundred thousand and it would
         walk them over and over (a third of the time) to find no garbage."""
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with paused_gc():
             return [self.evaluate(p) for p in packets]
-        finally:
-            if enabled:
-                gc.enable()
+
+
+@contextlib.contextmanager
+def paused_gc():
+    """The cyclic garbage collector paused for the block (and restored after,
+    if it ran before): a batch makes answers by the hundred thousand and the
+    collector would walk them over and over to find no garbage."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def evaluate_many(ruleset: Ruleset, packets) -> list[Result]:

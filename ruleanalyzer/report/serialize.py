@@ -80,13 +80,17 @@ def step_data(step: Step) -> dict:
     return data
 
 
-def result_data(result: Result, packet: Packet | None = None) -> dict:
-    """One verdict as the JSON contract in DESIGN.md describes it."""
+def result_data(result: Result, packet: Packet | None = None, trace: bool = True) -> dict:
+    """One verdict as the JSON contract in DESIGN.md describes it; without
+    ``trace`` the same but for the ``trace`` key."""
     packet = packet or result.packet
     data = {"id": packet.id, "verdict": result.verdict, "outcome": result.outcome,
             "state": result.state, "decided_by": decision_data(result.decided_by),
-            "packet": packet_data(packet), "trace": [step_data(s) for s in result.trace],
-            "depends_on": list(result.depends_on), "notes": list(result.notes)}
+            "packet": packet_data(packet)}
+    if trace:
+        data["trace"] = [step_data(s) for s in result.trace]
+    data["depends_on"] = list(result.depends_on)
+    data["notes"] = list(result.notes)
     if result.packet != packet:
         data["packet_out"] = packet_data(result.packet)
     if result.routing:

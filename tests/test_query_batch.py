@@ -1,0 +1,152 @@
+"""Batch questions end to end (issue #21): ``query --packets`` streams every
+answer; without ``--trace`` an answer is today's answer less its trace, with
+``--trace`` exactly today's; the batch packet reader gives the packets and
+the located errors of ``make_packet``."""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from ruleanalyzer import load
+from ruleanalyzer.cli import main
+from ruleanalyzer.engine.evaluate import Evaluator
+from ruleanalyzer.errors import RuleAnalyzerError
+from ruleanalyzer.packets import PacketReader, make_packet
+from ruleanalyzer.report.serialize import result_data
+
+ROOT = Path(__file__).resolve().parents[1]
+RULESETS = ROOT / "fixtures" / "rulesets"
+FIXTURES = ["webserver.rules", "docker-host.rules", "router.rules", "crowdsec-host.nft", "ecn-trap.nft"]
+
+
+def _packets(seed: int, n: int) -> list[dict]:
+    """Packets that repeat their shapes (so the reader's cache is used)
+    with varied addresses, ports given as numbers and as text, ids."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        v6 = rng.random() < 0.15
+        host = (lambda: f"2001:db8::{rng.randrange(1, 99):x}") if v6 else (
+            lambda: rng.choice(["198.51.100.7", "192.0.2.10", "10.0.0.5", "172.17.0.2", "203.0.113.9",
+                                f"192.0.2.{rng.randrange(1, 255)}", " 10.1.2.3 "]))
+        p = {"src": host(), "dst": host(), "proto": rng.choice(["tcp", "udp", "icmp", 6, None]),
+             "hook": rng.choice(["input", "forward", "output"]),
+             "state": rng.choice(["new", "established", "auto"])}
+        if p["proto"] in ("tcp", "udp", 6, None):
+            p["dport"] = rng.choice([22, 80, 443, 53, "8080", 25])
+            if rng.random() < 0.5:
+                p["sport"] = rng.choice([1024, 40000, "53"])
+        if rng.random() < 0.3:
+            p["iif"] = rng.choice(["eth0", "docker0", "lo"])
+        if rng.random() < 0.2:
+            p["flags"] = rng.choice(["ACK", "SYN,ECE,CWR", "RST"])
+        if rng.random() < 0.5:
+            p["id"] = rng.choice([i, f"p{i}"])
+        out.append({k: v for k, v in p.items() if v is not None})
+    return out
+
+
+def _today(ruleset_path: Path, packets: list[dict]) -> list[dict]:
+    """What query --packets wrote before: the one-packet engine on make_packet."""
+    evaluator = Evaluator(load(str(ruleset_path)))
+    answers = []
+    for fields in packets:
+        packet = make_packet(**{"hook": "input", **fields})
+        answers.append(result_data(evaluator.evaluate(packet), packet))
+    return answers
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_batch_answers_are_todays_less_the_trace(name, tmp_path, capsys):
+    packets = _packets(len(name), 400)
+    batch = tmp_path / "p.jsonl"
+    batch.write_text("".join(json.dumps(p) + "\n" for p in packets))
+    today = _today(RULESETS / name, packets)
+    main(["query", str(RULESETS / name), "--packets", str(batch), "--format", "jsonl", "--trace"])
+    assert capsys.readouterr().out == "".join(json.dumps(a) + "\n" for a in today)
+    main(["query", str(RULESETS / name), "--packets", str(batch), "--format", "jsonl"])
+    out = capsys.readouterr().out
+    for answer in today:
+        del answer["trace"]
+    assert out == "".join(json.dumps(a) + "\n" for a in today)
+    plain = [json.loads(line) for line in out.splitlines()]
+    assert any(a["decided_by"] and a["decided_by"].get("line") for a in plain)
+
+
+def test_batch_json_is_the_indented_list(tmp_path, capsys):
+    packets = _packets(7, 30)
+    batch = tmp_path / "p.jsonl"
+    batch.write_text("".join(json.dumps(p) + "\n" for p in packets))
+    web = RULESETS / "webserver.rules"
+    main(["query", str(web), "--packets", str(batch), "--format", "json", "--trace"])
+    assert capsys.readouterr().out == json.dumps(_today(web, packets), indent=2) + "\n"
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("# nothing\n")
+    main(["query", str(web), "--packets", str(empty), "--format", "json"])
+    assert capsys.readouterr().out == "[]\n"
+
+
+def test_single_query_keeps_its_trace(capsys):
+    main(["query", str(RULESETS / "webserver.rules"), "--src", "198.51.100.7", "--dst", "192.0.2.10",
+          "--dport", "22", "--format", "json"])
+    assert json.loads(capsys.readouterr().out)["trace"]
+
+
+def _outcome(make, fields):
+    try:
+        return make(fields)
+    except RuleAnalyzerError as exc:
+        return ("error", exc.message, exc.hint)
+
+
+def test_reader_gives_make_packets_packets_and_errors():
+    good = _packets(3, 300)
+    bad = [{"src": "198.51.100.7", "dst": "2001:db8::1", "dport": 22},
+           {"src": "198.51.100.7", "dst": "192.0.2.10", "dport": 70000},
+           {"src": "198.51.100.7", "dst": "192.0.2.10", "dport": "x"},
+           {"src": "198.51.100.7", "dst": "192.0.2.10", "sport": -1, "dport": 22},
+           {"src": "198.51.100.7", "dst": "192.0.2.10"},
+           {"src": "198.51.100.999", "dst": "192.0.2.10", "dport": 22},
+           {"src": 5, "dst": "192.0.2.10", "dport": 22},
+           {"dst": "192.0.2.10", "dport": 22},
+           {"src": "198.51.100.7", "dst": "192.0.2.10", "dport": 22, "colour": "red"},
+           {"src": "198.51.100.7", "dst": "192.0.2.10", "dport": 22, "iif": ["eth0"]},
+           {"src": "198.51.100.7", "dst": "192.0.2.10", "dport": 22, "iif": True},
+           {"src": "198.51.100.7", "dst": "192.0.2.10", "dport": 22, "iif": 1},
+           {"src": "198.51.100.7", "dst": "192.0.2.10", "dport": True},
+           {"src": "198.51.100.7", "dst": "192.0.2.10", "proto": "udp", "frag": "middle"}]
+    reader = PacketReader()
+    # twice: the second round is answered from the reader's caches
+    for fields in (good + bad) * 2:
+        fields = {"hook": "input", **fields}
+        assert _outcome(reader.make, fields) == _outcome(lambda f: make_packet(**f), fields), fields
+    assert reader._templates
+
+
+def test_bad_line_stops_the_batch_before_any_answer(tmp_path, capsys):
+    lines = [json.dumps(p) for p in _packets(5, 50)]
+    lines.insert(40, '{"src": "198.51.100.7", "dst": "192.0.2.10", "dport": 99999}')
+    batch = tmp_path / "p.jsonl"
+    batch.write_text("\n".join(lines) + "\n")
+    report = tmp_path / "out.jsonl"
+    code = main(["query", str(RULESETS / "webserver.rules"), "--packets", str(batch), "--format", "jsonl",
+                 "--output", str(report)])
+    out, err = capsys.readouterr()
+    assert code == 2 and f"{batch}:41:1" in err and "dport 99999 is out of range" in err
+    assert out == "" and not report.exists()
+    code = main(["query", str(RULESETS / "webserver.rules"), "--packets", str(batch), "--format", "jsonl"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+
+
+def test_batch_output_holds_the_query_schema(tmp_path, capsys):
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((ROOT / "docs" / "schemas" / "query.schema.json").read_text())
+    batch = tmp_path / "p.jsonl"
+    batch.write_text("".join(json.dumps(p) + "\n" for p in _packets(11, 20)))
+    main(["query", str(RULESETS / "docker-host.rules"), "--packets", str(batch), "--format", "json"])
+    document = json.loads(capsys.readouterr().out)
+    assert document and all("trace" not in a for a in document)
+    jsonschema.validate(document, schema)
