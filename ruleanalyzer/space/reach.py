@@ -554,11 +554,12 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
         if routing is not None:
             walker.output_routing = routing.output
     result: dict[str, Reachability] = {}
-    # Forward always takes the shared walk (when it does not diverge), even
-    # alone: packets addressed to the host that a prerouting DNAT sends on
-    # (``_Path.fork``) are forwarded too, so analyze(forward) and
-    # analyze_hooks([input, forward, ...]) give the same sets.
-    if "forward" in hooks:
+    # Forward takes the shared walk (when it does not diverge) even alone
+    # where connections may carry a DNAT: packets addressed to the host
+    # that a prerouting DNAT sends on (``_Path.fork``) are forwarded too,
+    # so analyze(forward) and analyze_hooks([input, forward, ...]) agree.
+    # Without one, the fork adds nothing and a forward-only walk is equal.
+    if "forward" in hooks and ("input" in hooks or "dnat" not in walker.absent):
         shared = HOOK_PATHS["input"][:2]  # ingress, prerouting
         assert HOOK_PATHS["forward"][:2] == shared
         try:
@@ -566,7 +567,10 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
         except _Diverged:
             common = None  # later prerouting chains see different packets per hook
         if common is not None:
-            dnat = space.bdd.var("ct_status:dnat") if "ct_status:dnat" in space.bdd.vars else None
+            # (no connection carries a DNAT: then no packet of the input
+            # path's goes on to forward, whatever its status bit says)
+            dnat = space.bdd.var("ct_status:dnat") if "ct_status:dnat" in space.bdd.vars \
+                and "dnat" not in walker.absent else None
             for hook in [h for h in ("input", "forward") if h in hooks]:
                 path = common.fork(hook, ghosts[hook], ghost, dnat)
                 moot = _route(path, routing, hook)
