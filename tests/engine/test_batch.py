@@ -288,6 +288,8 @@ CORPUS_FILES = [("iptables/net-network/configs_chair_for_Network_Architectures_a
 @pytest.mark.parametrize("rel,dialect", CORPUS_FILES, ids=[d for _, d in CORPUS_FILES])
 def test_the_tree_answers_random_packets_on_corpus_files_as_the_engine_does(rel, dialect):
     path = CORPUS / rel
+    if not path.exists():
+        pytest.skip(f"{rel} not in the corpus")
     if path.is_dir():
         path = max((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     ruleset = load(path, dialect=dialect)
