@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from ruleanalyzer import loads
-from ruleanalyzer.space import Space, describe
+from ruleanalyzer.space import Space, describe, encode
 from ruleanalyzer.space.fields import Layout
 from ruleanalyzer.space.reach import analyze, analyze_hooks
+
+from .helpers import state
 
 HOOKS = ("input", "forward", "output")
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,8 +66,9 @@ def test_a_published_port_is_forwarded_when_forward_is_analysed_alone():
     rs = loads(DOCKER, dialect="iptables")
     reach = analyze(rs, "forward", 4)
     sp = reach.space
-    dnat = sp.wrap(sp.bdd.var("ct_status:dnat"))
-    # the container's port, reached through the host's published 8080
+    dnat = sp.wrap(sp.bdd.var("ct_status:dnat")) & encode(state("new"), sp)
+    # the container's port, reached through the host's published 8080 (a
+    # NEW packet arrives untranslated: its DNAT status is this walk's DNAT)
     assert not (reach.accepted.lower & dnat).is_empty()
 
 
@@ -101,3 +104,19 @@ def test_generated_rulesets_agree_hook_by_hook(shape, seed):
         pytest.skip("bench/shapes.py not present")
     text, dialect = shapes.generate(shape, 300, seed)
     assert _differences(loads(text, dialect=dialect)) == {}
+
+
+def test_without_any_dnat_a_forwarded_packet_is_never_addressed_to_the_host():
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            "-A FORWARD -m addrtype --dst-type LOCAL -p tcp --dport 22 -j ACCEPT\n"
+            "-A FORWARD -p tcp --dport 22 -j ACCEPT\nCOMMIT\n")
+    rs = loads(text, dialect="iptables")
+    local, routed = rs.tables[0].chains["FORWARD"].rules
+    for reach in (analyze(rs, "forward", 4), analyze_hooks(rs, list(HOOKS), 4)["forward"]):
+        assert reach.is_unreachable(local)
+        assert not reach.is_unreachable(routed)
+    # with a DNAT to the host's own address such a packet can be forwarded
+    dnat = text.replace("*filter", "*nat\n:PREROUTING ACCEPT [0:0]\n"
+                        "-A PREROUTING -p tcp --dport 2222 -j DNAT --to-destination 10.0.0.9:22\nCOMMIT\n*filter")
+    rs = loads(dnat, dialect="iptables")
+    assert _differences(rs) == {}
