@@ -554,7 +554,12 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
         if routing is not None:
             walker.output_routing = routing.output
     result: dict[str, Reachability] = {}
-    if "input" in hooks and "forward" in hooks:
+    # Forward takes the shared walk (when it does not diverge) even alone
+    # where connections may carry a DNAT: packets addressed to the host
+    # that a prerouting DNAT sends on (``_Path.fork``) are forwarded too,
+    # so analyze(forward) and analyze_hooks([input, forward, ...]) agree.
+    # Without one, the fork adds nothing and a forward-only walk is equal.
+    if "forward" in hooks and ("input" in hooks or "dnat" not in walker.absent):
         shared = HOOK_PATHS["input"][:2]  # ingress, prerouting
         assert HOOK_PATHS["forward"][:2] == shared
         try:
@@ -562,8 +567,11 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
         except _Diverged:
             common = None  # later prerouting chains see different packets per hook
         if common is not None:
-            dnat = space.bdd.var("ct_status:dnat") if "ct_status:dnat" in space.bdd.vars else None
-            for hook in ("input", "forward"):
+            # (no connection carries a DNAT: then no packet of the input
+            # path's goes on to forward, whatever its status bit says)
+            dnat = space.bdd.var("ct_status:dnat") if "ct_status:dnat" in space.bdd.vars \
+                and "dnat" not in walker.absent else None
+            for hook in [h for h in ("input", "forward") if h in hooks]:
                 path = common.fork(hook, ghosts[hook], ghost, dnat)
                 moot = _route(path, routing, hook)
                 walker.walk(HOOK_PATHS[hook][2:], path, hook)
@@ -925,12 +933,12 @@ class _Walker:
             low = up  # equal bounds: one node, so rules can share their work
         key = None
         if id(chain) in self.multi_entry:
-            # A run depends on the entering sets and on how ct state reads,
-            # not on the hook: prerouting and output runs of one chain are
-            # the same. Only a run that kept the input path's DNAT images
-            # (``alt``) serves a walk that needs them.
+            # A run depends on the entering sets, on how ct state reads and
+            # on what the hook decides (``_env``: addrtype reads differently
+            # on output), not on the stage. Only a run that kept the input
+            # path's DNAT images (``alt``) serves a walk that needs them.
             alt = _tracks_input(ctx)
-            key = (id(chain), low, up, ctx.before_conntrack)
+            key = (id(chain), low, up, ctx.before_conntrack, _env(ctx, self.absent))
             hit = self.memo.get((*key, True)) or (None if alt else self.memo.get((*key, False)))
             if hit is not None:
                 out, added, log, path = hit
