@@ -85,7 +85,7 @@ def one(path: str, profile: str | None) -> None:
     print(f"{Path(path).name}: {ruleset.rule_count} rules, parse {parsed:.1f} s, parse + audit "
           f"{took:.1f} s CPU, peak {peak:.0f} MiB, load {os.getloadavg()[0]:.1f}, "
           f"findings {len(result.findings)}+{len(result.suppressed)}+{len(result.generated)} "
-          f"digest {digest(result, path)}")
+          f"digest {digest(result, path)} shown {result.counts()}")
     print("  slowest checks (CPU s, the first to ask pays for the shared analyses): "
           + ", ".join(f"{c} {s:.1f}" for c, s in top), flush=True)
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from bench_shapes import largest_dump, load_line, realistic_packets  # noqa: E40
 from shapes import SHAPES, generate  # noqa: E402
 
 _CHILD = r"""
-import json, random, sys, time
+import json, sys, time
 sys.path.insert(0, sys.argv[4])
 from ruleanalyzer import load
 from ruleanalyzer.packets import make_packet
@@ -64,7 +63,7 @@ print(json.dumps({"rules": rs.rule_count, "packets": len(packets), "cpu": cpu, "
 
 
 def model_packets(path: Path, dialect: str, n: int, seed: int = 5) -> list[dict]:
-    """``realistic_packets`` for any dialect: the networks, ports and
+    """``realistic_packets`` for any dialect: from the networks, ports and
     interfaces the loaded rules name."""
     sys.path.insert(0, str(ROOT))
     from ruleanalyzer import load
@@ -92,32 +91,10 @@ def model_packets(path: Path, dialect: str, n: int, seed: int = 5) -> list[dict]
                 if isinstance(rule.action, Dispatch):
                     for m, _ in rule.action.branches:
                         leaf(m)
-    rng = random.Random(seed)
-    nets = nets or [None]
-    ports = ports or [22, 80, 443]
-    ifaces = sorted(ifaces) or ["eth0"]
-
-    def host() -> str:
-        net = rng.choice(nets)
-        if net is None or rng.random() < 0.15:
-            return f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-        return str(net.network_address + rng.randrange(net.num_addresses))
-
-    out = []
-    for _ in range(n):
-        proto = rng.choice(("tcp", "tcp", "tcp", "udp", "icmp"))
-        p = {"src": host(), "dst": host(), "proto": proto,
-             "hook": rng.choice(("input", "input", "forward", "forward", "output")),
-             "state": rng.choice(("new", "new", "established"))}
-        if proto != "icmp":
-            p["dport"] = rng.choice(ports) if rng.random() < 0.8 else rng.randrange(1, 65536)
-            p["sport"] = rng.randrange(1024, 65536)
-        if p["hook"] in ("input", "forward"):
-            p["iif"] = rng.choice(ifaces)
-        if p["hook"] in ("output", "forward"):
-            p["oif"] = rng.choice(ifaces)
-        out.append(p)
-    return out
+    # what realistic_packets reads from a dump, so the packets are made alike
+    summary = [f"-s {n.network_address}/{n.prefixlen}" for n in nets] + [f"--dport {p}" for p in ports] \
+        + [f"-i {i}" for i in sorted(ifaces)]
+    return realistic_packets("\n".join(summary), n, seed)
 
 
 def measure(name: str, path: Path, dialect: str, packets: list[dict], check: int, folder: Path) -> None:

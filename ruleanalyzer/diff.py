@@ -553,13 +553,28 @@ def _candidates(plan: _Plan, space: Space):
     for rule in (*plan.changed_old, *plan.changed_new):
         cand |= encode_conjunction(rule.matches, space)[1]
     cand &= space.valid
+    steps = [step for rule in plan.rewrites for step in _rewrite_steps(rule, space)]
+    # The set each step's pre-image was last taken of. A pre-image is a
+    # union over packets, and a step's pre-image of that set is in ``grown``
+    # already: only the packets added since need one. Equal steps (the
+    # versions share all but the changed rules: kube-proxy's 25k DNAT rules
+    # twice) share that set.
+    done: dict = {}
     for _ in range(PREIMAGE_ROUNDS):
         grown = cand
-        for rule in plan.rewrites:
-            for action, guard in _rewrite_steps(rule, space):
-                pre = _preimage(action, grown, space)
-                if pre != space.false:
-                    grown |= pre & guard & space.valid
+        for k, (action, guard) in enumerate(steps):
+            key = (action, guard)
+            try:
+                hash(key)
+            except TypeError:  # an unhashable action: tracked by position
+                key = k
+            fresh = grown & ~done.get(key, space.false)
+            done[key] = grown
+            if fresh == space.false:
+                continue
+            pre = _preimage(action, fresh, space)
+            if pre != space.false:
+                grown |= pre & guard & space.valid
         if grown == cand:
             return cand
         cand = grown
@@ -613,14 +628,25 @@ def _preimage(action, node, space: Space):
             qvars.append(f"ct_status:{status}")
         for name, mask, value in writes:
             cond &= space.masked(name, mask, value)
-            qvars += [space.spec(name).var(b) for b in range(space.spec(name).width) if mask >> b & 1]
+            qvars += _bit_vars(space, name, mask)
         return bdd.exist(qvars, cond) if qvars else cond
     cond, qvars = node, []
     for name, mask, value in writes:
         if value is not None:
             cond &= space.masked(name, mask, value)
-        qvars += [space.spec(name).var(b) for b in range(space.spec(name).width) if mask >> b & 1]
+        qvars += _bit_vars(space, name, mask)
     return bdd.exist(qvars, cond) if qvars else cond
+
+
+def _bit_vars(space: Space, name: str, mask: int) -> list[str]:
+    """The variables of field ``name``'s bits in ``mask`` (cached per space:
+    tens of thousands of NAT rules write the same few fields)."""
+    cache = space.__dict__.setdefault("_diff_bit_vars", {})
+    names = cache.get((name, mask))
+    if names is None:
+        spec = space.spec(name)
+        names = cache[(name, mask)] = [spec.var(b) for b in range(spec.width) if mask >> b & 1]
+    return names
 
 
 # ---------------------------------------------------------------------------

@@ -35,3 +35,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,dask]'
+# Write the bytecode now: with PYTHONDONTWRITEBYTECODE set (as on CI and this
+# machine) an editable install never caches it, and every run would compile
+# the modules it imports again (~60 ms of a small query's start).
+.venv/bin/python -m compileall -q -j 0 ruleanalyzer >/dev/null

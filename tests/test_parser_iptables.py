@@ -405,3 +405,20 @@ def test_rule_shape_shortcut_agrees_with_the_line_shapes():
                 continue
             expected = iptables._line_kind(iptables._shape(raws), raws) == "rule"
             assert iptables._rule_shape(raws) == expected, raws
+
+
+def test_rule_locations_are_ordinary_frozen_locations():
+    # the reader builds Location without its __init__ (iptables._location)
+    import dataclasses
+
+    from ruleanalyzer.model import Location
+
+    rs = parse(FILTER + ":web - [0:0]\n-A INPUT -p tcp -j web\nCOMMIT\n", "t.rules")
+    chain = rs.table("filter").chains["web"]
+    where = rs.table("filter").chains["INPUT"].rules[0].location
+    for loc, line, column in ((where, 6, 1), (chain.location, 5, 1)):
+        assert type(loc) is Location and loc == Location("t.rules", line, column)
+        assert hash(loc) == hash(Location("t.rules", line, column)) and loc.path is None
+        assert str(loc) == f"t.rules:{line}:{column}"
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            loc.line = 1

@@ -374,3 +374,14 @@ def test_ip6_nexthdr_of_a_transport_protocol_fails_for_other_protocols_even_with
     assert codes == ["RA401"]  # SSH; no "likely open" on the other ports
     rule = list(loads(text, dialect="nftables").rules())[1]
     assert "extension header" in str(rule.matches)  # ICMPv6 with extension headers stays unknown
+
+
+def test_nat_port_from_a_map_after_a_spaced_colon():
+    """``dnat to ADDR : EXPR map { … }`` (nft's load-balancing example): the
+    port map is read — a key not in it leaves the packet untranslated, so
+    the rule is conditional; a numgen key covering every value is not."""
+    rule = one_rule("ip protocol tcp dnat to 192.0.2.1 : tcp dport map { 80 : 8080, 443 : 8443 }")
+    assert rule.action.to_addr == ipaddress.ip_address("192.0.2.1")
+    assert any(isinstance(m, OpaqueMatch) and "in the map" in m.reason for m in rule.matches)
+    rule = one_rule("ip protocol tcp dnat to 192.0.2.1 : numgen inc mod 2 map { 0 : 4040, 1 : 4050 }")
+    assert not any(isinstance(m, OpaqueMatch) for m in rule.matches)

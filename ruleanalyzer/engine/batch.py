@@ -8,20 +8,23 @@ split in two parts:
 
 - the *root key*: every field of the packet but its addresses, ports and
   interfaces (protocol, hook, state, marks, flags …), plus what the engine
-  reads of them outside the rules (multicast, broadcast, loopback, the
-  unspecified address; whether a port or interface is given at all) and
-  whether an address or port equals a NAT target (NAT sets them to
-  constants, and the engine compares);
+  reads of those outside the rules (multicast, broadcast, loopback, the
+  unspecified address; whether a port or interface is given at all);
 - per chain the packet enters, one *chain key*: for every group of matches
   on addresses, ports and interfaces — a rule's plain conjunction is one
-  group, a match inside a set, a concatenation or a verdict map one of its
-  own — whether the group holds. It is compiled once per chain: per field,
-  the boundaries of every network and port range named cut the field into
-  atoms, and each atom maps to the bit mask of the groups it satisfies
-  (interfaces: per name); the chain key is the AND of the masks of the
-  packet's atoms (a handful of bisections). A field the packet does not
-  have (no port, an interface not given) is alike for every packet of a
-  root key: its matches count as holding, and the other fields decide.
+  group, a concatenation or a verdict map's key one, any other such match
+  inside a set one of its own, and each constant a NAT of the chain sets
+  (the engine compares the packet's own value with it) one — whether the
+  group holds. It is compiled once per chain: per field, the boundaries of
+  every network and port range named cut the field into atoms, and each
+  atom maps to the bit mask of the groups it satisfies (interfaces: per
+  name); the chain key is the AND of the masks of the packet's atoms (a
+  handful of bisections), keeping only the groups that can matter on this
+  way: not those of a rule (or conjunction) another match of which is
+  false here on a field no earlier rule may change, nor those after a rule
+  that always ends the chain. A field the packet does not have (no port,
+  an interface not given) is alike for every packet of a root key: its
+  matches count as holding, and the other fields decide.
 
 Two packets with the same root key that enter a chain with the same chain
 key see the same outcome of every match of that chain, so the engine does
@@ -29,16 +32,19 @@ the same thing to both there, enters the same next chain, and so on: the
 answers are the same but for the packet (swapped in, field by field where
 NAT rewrote it). The compiled decision is a tree built lazily: its root is
 keyed by the root key, each inner node is a chain entry keyed by its chain
-key, and each leaf holds the engine's answer for the first packet that came
-that way. A packet that falls off the tree is evaluated by the engine (which
-records the chains it enters) and grows it. Traces, deciding rules,
-depends-on and alternatives are the engine's own.
+key (a field NAT set to a constant adds nothing: it is the same for every
+packet that comes this way), and each leaf holds the engine's answer for
+the first packet that came that way. A packet that falls off the tree is
+evaluated by the engine — recording the chains it enters, and skipping the
+rules and verdict-map branches the masks rule out for it — and grows it.
+Traces, deciding rules, depends-on and alternatives are the engine's own.
 
 Only where this is exact by construction: without a host snapshot (routing
 reads the addresses), without runtime set contents, and without rules that
-set or copy an address or port field. Otherwise, and for packets whose
-evaluation may come near the engine's step limit, every packet goes to the
-engine.
+set or copy an address, port or interface. Otherwise every packet goes to
+the engine; so does a packet whose evaluation may come near the engine's
+step limit or translates one field twice (the second NAT compares with the
+first's constant), and it is not noted in the tree.
 """
 
 from __future__ import annotations
@@ -66,8 +72,9 @@ _others = attrgetter(*_OTHER_FIELDS)
 #: A chain's masks may take this many bits per field before the chain keys
 #: that field by its atom instead (exact too, only finer): 8 MiB.
 MASK_BITS_BUDGET = 64 << 20
-#: Shorter chains are scanned rule by rule when the tree grows.
-MIN_INDEXED_CHAIN = 8
+#: While the tree grows, a chain (verdict map) of this many rules
+#: (branches) or more is indexed for the path; a single rule is scanned.
+MIN_INDEXED_CHAIN = 2
 
 
 def _address_class(version: int, value: int) -> int:
@@ -105,20 +112,18 @@ def _walk(match, out: list) -> None:
 
 class _FieldIndex:
     """One address or port field of one chain: atom boundaries and per atom
-    the mask of the groups that hold (``exact``: the atom's index is the
-    key; ``raw``: the value is)."""
+    the mask of the groups that hold (``exact``: no masks, the atom's index
+    is the key)."""
 
-    __slots__ = ("bounds", "masks", "none", "exact", "raw")
+    __slots__ = ("bounds", "masks", "none", "exact")
 
-    def __init__(self, bounds, masks, none, exact=False, raw=False):
-        self.bounds, self.masks, self.none, self.exact, self.raw = bounds, masks, none, exact, raw
+    def __init__(self, bounds, masks, none, exact=False):
+        self.bounds, self.masks, self.none, self.exact = bounds, masks, none, exact
 
     def part(self, value):
-        """The mask for ``value`` (an int) or, exact or raw, its key part (a tuple)."""
+        """The mask for ``value`` (an int) or, exact, its key part (a tuple)."""
         if value is None:
             return self.none
-        if self.raw:
-            return (value,)
         if self.exact:
             return (bisect_right(self.bounds, value),)
         return self.masks[bisect_right(self.bounds, value)]
@@ -128,7 +133,7 @@ class _NameIndex:
     """One interface field of one chain: per interface name, the mask of the
     groups that hold, worked out the first time the name comes."""
 
-    __slots__ = ("leaves", "base", "masks", "none", "raw")
+    __slots__ = ("leaves", "base", "masks", "none")
 
     def __init__(self, groups: list[list], field: str):
         self.base = 0
@@ -141,7 +146,6 @@ class _NameIndex:
                 self.base |= 1 << g
         self.none = -1  # an interface not given: the root key holds it
         self.masks: dict = {}
-        self.raw = False
 
     def part(self, value):
         mask = self.masks.get(value)
@@ -160,7 +164,6 @@ class _RawIndex:
     """A field a match this module does not know reads: the value is the key."""
 
     __slots__ = ()
-    raw = True
 
     @staticmethod
     def part(value):
@@ -529,7 +532,8 @@ class _Recorder(Evaluator):
         return super()._dispatch(action, chain, i, rule, path, depth, first)
 
     def _run_chain(self, chain, path, depth):
-        self.entries.append((chain, None, _at(path.view), path.view.copy()))
+        view = path.view
+        self.entries.append((chain, None, _at(view), self.decisions._plan(chain, None).relevant(view)))
         self.bound += 1
         return super()._run_chain(chain, path, depth)
 
@@ -539,7 +543,7 @@ class _Recorder(Evaluator):
 
     def _enter_base(self, chain, path):
         if chain.devices:
-            self.entries.append((chain, self.compiled.device_guard(chain), _at(path.view), None))
+            self.entries.append((chain, self.compiled.device_guard(chain), _at(path.view), -1))
         return super()._enter_base(chain, path)
 
 
@@ -629,26 +633,18 @@ class Decisions:
         self.root: dict = {}
         self.leaves = 0
 
-    @staticmethod
-    def values(packet: Packet) -> tuple:
-        """The packet's abstracted fields, as the engine's view holds them."""
-        return (int(packet.src), int(packet.dst), packet.sport, packet.dport, packet.iif, packet.oif)
-
-    def root_key(self, packet: Packet, values) -> tuple | None:
-        src, dst, sport, dport, iif, oif = values
-        version = packet.src.version
-        if packet.dst.version != version:
-            return None
-        key = (_others(packet), version, _address_class(version, src), _address_class(version, dst),
-               sport is None, dport is None, iif is None, oif is None)
-        return key
-
     def lookup(self, packet: Packet):
-        """``(leaf or None, root key, values)``; a root key of None: never in the tree."""
-        values = self.values(packet)
-        root = self.root_key(packet, values)
-        if root is None:
+        """``(leaf or None, root key, values)``: the root key (None: never in
+        the tree) and the abstracted fields as the engine's view holds them."""
+        src, dst = packet.src, packet.dst
+        version = src.version
+        s, d = int(src), int(dst)
+        sport, dport, iif, oif = packet.sport, packet.dport, packet.iif, packet.oif
+        values = (s, d, sport, dport, iif, oif)
+        if dst.version != version:
             return None, None, values
+        root = (_others(packet), version, _address_class(version, s), _address_class(version, d),
+                sport is None, dport is None, iif is None, oif is None)
         node = self.root.get(root)
         while node.__class__ is _Node:
             node = node.children.get(node.key(values))
@@ -660,7 +656,8 @@ class Decisions:
         if plan is None:
             rules = ([(rule.matches, (rule.action, *rule.effects)) for rule in chain.rules] if guard is None
                      else [((guard,), ())])
-            plan = self.plans[id(owner)] = _Plan(owner, rules, self._changed(chain) if guard is None else [frozenset()])
+            changed = self._changed(chain) if guard is None else [frozenset()]
+            plan = self.plans[id(owner)] = _Plan(owner, rules, changed)
         return plan
 
     def branches(self, action: Dispatch, view) -> Dispatch:
@@ -729,12 +726,11 @@ class Decisions:
         family = packet.src.version
         way: list = []  # per entry that can branch: its node's reads
         seen = set()
-        for chain, guard, at, view in recorder.entries:
+        for chain, guard, at, relevant in recorder.entries:
             plan = self._plan(chain, guard)
             given = tuple(at[i] == values[i] for i in range(len(ABSTRACT)))
             reads = tuple((i, plan.index(f, family)) for i, f in enumerate(ABSTRACT)
                           if f in plan.reads and given[i])
-            relevant = plan.relevant(view) if view is not None else -1
             marker = (id(plan), given, relevant)
             if not reads or not relevant or marker in seen:
                 continue  # the key is a constant, or one this way has already taken
@@ -817,10 +813,11 @@ class BatchEvaluator:
     def __init__(self, ruleset: Ruleset):
         self.ruleset = ruleset
         self.evaluator = Evaluator(ruleset)
-        #: Grown once enough packets came to pay for compiling chains (about
-        #: the time of 1 evaluation per 10 rules); until then a memo per packet.
+        #: Grown once enough packets came to pay for compiling the chains they
+        #: enter (about the time of 1 evaluation per 100 rules: a single query
+        #: on 100k rules does not pay for it); until then a memo per packet.
         self.decisions: Decisions | None = None
-        self._before = max(64, ruleset.rule_count // 10)
+        self._before = max(64, ruleset.rule_count // 100)
         self._memo: dict = {}
         self._asked = self._hits = 0
         #: Packets that seldom share a leaf (under 2% of 4,000) are evaluated

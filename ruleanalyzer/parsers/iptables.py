@@ -14,6 +14,7 @@ missing chains, jump loops, missing COMMIT.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import re
@@ -68,7 +69,7 @@ def _split_simple_quotes(line: str) -> tuple[list[str], list[str]] | None:
         if (before and not before[-1].isspace()) or (after and not after[0].isspace()):
             return None  # a quote glued to other text
         head, tail = before.split(), after.split()
-        return head + [f'"{quoted}"'] + tail, head + [quoted] + tail
+        return [*head, f'"{quoted}"', *tail], [*head, quoted, *tail]
     if len(parts) % 2 == 0:
         return None  # unbalanced: let the full tokenizer report it
     raws: list[str] = []
@@ -309,6 +310,33 @@ def _error_label(bad: _BadShape) -> str | None:
     return fallback
 
 
+def _location_maker():
+    """``Location(file, line, column)`` for the per-line call sites (a rule,
+    a chain declaration): built as the dataclass' own ``__init__`` would,
+    without its four ``object.__setattr__`` calls by name (a frozen
+    dataclass; 6% of reading a kube-proxy dump). The plain constructor
+    whenever Location's fields are not the ones this knows."""
+    fields = dataclasses.fields(Location)
+    if [f.name for f in fields] != ["file", "line", "column", "path"] or fields[3].default is not None \
+            or "__post_init__" in vars(Location) or not hasattr(Location, "__slots__"):
+        return Location
+    new = object.__new__
+    set_file, set_line, set_column, set_path = (vars(Location)[f.name].__set__ for f in fields)
+
+    def location(file: str, line: int, column: int) -> Location:
+        where = new(Location)
+        set_file(where, file)
+        set_line(where, line)
+        set_column(where, column)
+        set_path(where, None)
+        return where
+
+    return location
+
+
+_location = _location_maker()
+
+
 # ---------------------------------------------------------------------------
 # Family
 # ---------------------------------------------------------------------------
@@ -421,6 +449,10 @@ def parse_rule(spec: str, *, name: str = "<rule>", line: int = 1, table: str = "
 
 
 def _split_or_raise(line: str, name: str, lineno: int):
+    if '"' in line and "\\" not in line:
+        simple = _split_simple_quotes(line)  # never a lone quote
+        if simple is not None:
+            return simple
     raws, words = split_words(line)
     if '"' in raws:
         raise _located("unterminated quoted string", name, lineno, line, raws.index('"'))
@@ -477,7 +509,7 @@ class _FileParser:
             if head == ":" and len(raws) == 3 and _COUNTERS.match(raws[2]) and \
                     raws[1] != "!" and not is_option(raws[1]):
                 # the shape CWN, a chain declaration (a third of a kube-proxy dump)
-                self.chain_line(lineno, line, raws, words)
+                self.chain_line(lineno, line, raws, words, counted=True)
                 continue
             key = skeleton(raws) if head == "-" or head == "[" else None
             if key is not None:
@@ -490,7 +522,7 @@ class _FileParser:
                     entry = entries[key] = (entry[0], {})
                 kind = entry[0]
                 if kind == "rule":
-                    self.rule_line(lineno, line, stripped, raws, words, entry[1])
+                    self.rule_line(lineno, line, stripped, raws, words, entry[1], plain=True)
                     continue
                 shape = _shape(raws)
             else:
@@ -557,11 +589,13 @@ class _FileParser:
         self.ruleset.add_table(table)
         return table
 
-    def chain_line(self, lineno: int, line: str, raws: list[str], words: list[str]) -> None:
+    def chain_line(self, lineno: int, line: str, raws: list[str], words: list[str],
+                   counted: bool = False) -> None:
+        """``:NAME POLICY [p:b]`` (``counted``: the counters are known to be well-formed)."""
         table = self.need_table(lineno, line)
         chain_name = words[0][1:]
         policy = words[1]
-        where = Location(self.name, lineno, line.find(":") + 1)
+        where = _location(self.name, lineno, line.find(":") + 1)
         if not chain_name:
             raise self.error("chain line without a chain name", lineno, line)
         chain = table.chains.get(chain_name)
@@ -577,7 +611,7 @@ class _FileParser:
                 raise self.error(f"user chain {chain_name} cannot have a policy (write '-')",
                                  lineno, line, 1)
             self.new_chain(table, chain_name, where)
-        if len(raws) > 2:
+        if len(raws) > 2 and not counted:
             self.counters(raws[2], lineno, line, 2)
 
     def policy(self, word: str, lineno: int, line: str, index: int) -> str:
@@ -610,9 +644,10 @@ class _FileParser:
     # -- rules --------------------------------------------------------------
 
     def rule_line(self, lineno: int, line: str, stripped: str, raws: list[str],
-                  words: list[str], plans: dict[str, Plan] | None) -> None:
+                  words: list[str], plans: dict[str, Plan] | None, plain: bool = False) -> None:
         """``plans``: the cached plans of the line's skeleton per table
-        (``None``: a line that is not cached)."""
+        (``None``: a line that is not cached); ``plain``: the line has a
+        skeleton (no glued options)."""
         table = self.table
         if table is None:
             table = self.need_table(lineno, line)
@@ -626,7 +661,7 @@ class _FileParser:
             plan = plans.get(table.name) if plans is not None else None
             if plan is None:
                 result = compile_line(raws, words, start, self.family, chains.__contains__,
-                                      self.shared if REUSE_PLANS else None)
+                                      self.shared if REUSE_PLANS else None, glued=not plain)
                 if isinstance(result, Plan):
                     if plans is not None and self.plan_count < 100_000:
                         plans[table.name] = result
@@ -651,7 +686,7 @@ class _FileParser:
             text = stripped
             if start:
                 text = text[len(raws[0]):].lstrip()
-            where = Location(self.name, lineno, line.find(command_word) + 1)
+            where = _location(self.name, lineno, line.find(command_word) + 1)
             if command == "A":
                 # Chain.add, without the call: numbered and owned at birth
                 rules = chain.rules

@@ -119,7 +119,7 @@ def interpret(raws: list[str], words: list[str], start: int, family: str,
 
 def compile_line(raws: list[str], words: list[str], start: int, family: str,
                  is_chain: Callable[[str], bool] = lambda name: False,
-                 shared: dict | None = None) -> "Plan | RuleSpec":
+                 shared: dict | None = None, glued: bool = True) -> "Plan | RuleSpec":
     """A rule-adding line → a :class:`Plan` that builds its matches from the
     words (and can be reused for every line of the same skeleton, see
     :func:`skeleton`); any other command → its finished RuleSpec.
@@ -127,7 +127,9 @@ def compile_line(raws: list[str], words: list[str], start: int, family: str,
     ``shared``: one dict for the plans of one file (of one family), where
     their matches and actions are kept by what builds them and the text
     they were built from, so that lines of different skeletons share equal
-    values (``-p tcp``, ``-m conntrack --ctstate NEW``, ``-j ACCEPT``)."""
+    values (``-p tcp``, ``-m conntrack --ctstate NEW``, ``-j ACCEPT``).
+    ``glued=False``: the caller knows the words use none of getopt's glued
+    forms (their :func:`skeleton` is not None)."""
     n = len(raws)
     if start >= n:
         raise SpecError("empty rule", max(start - 1, 0))
@@ -176,7 +178,7 @@ def compile_line(raws: list[str], words: list[str], start: int, family: str,
                 return plan
         elif command == "R":
             raise SpecError(f"option {head} needs a rule number", start)
-    expanded = expand_glued(raws[i:], words[i:])
+    expanded = expand_glued(raws[i:], words[i:]) if glued else None
     if expanded is None:
         _RuleBuilder(raws, words, family, is_chain, plan).run(i)
         return plan
@@ -559,14 +561,14 @@ class _RuleBuilder:
                 if i >= n:
                     raise SpecError("'!' at the end of the rule negates nothing", first)
                 raw = raws[i]
-            if not is_option(raw):
-                raise SpecError(f"unexpected argument {raw!r} (not an option)", i,
-                                hint="quote arguments that contain blanks")
-            code = GENERIC.get(raw)
+            code = GENERIC.get(raw)  # every generic option is an option
             if code is not None:
                 i = self.generic(code, raw, i, negate, first)
-            else:
+            elif is_option(raw):
                 i = self.module_option(raw, i, negate, first)
+            else:
+                raise SpecError(f"unexpected argument {raw!r} (not an option)", i,
+                                hint="quote arguments that contain blanks")
         self.finish()
 
     def take(self, name: str, at: int, i: int, count: int, negate: bool) -> tuple[tuple[int, ...], bool, int]:

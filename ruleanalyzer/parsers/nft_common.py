@@ -526,9 +526,10 @@ class PendingRule:
     #: the order rules were read in (``insert`` included), for naming the
     #: jump that closes a loop as nft would: the first added that closes it
     seq: int = 0
-    #: the model rule, built when added (``exprs`` is then None) if nothing
-    #: read later can change it: it names no set or map
-    built: Rule | None = None
+
+
+def _handle(rule: PendingRule | Rule) -> str | None:
+    return rule.ident if isinstance(rule, Rule) else rule.handle
 
 
 class paused_gc:
@@ -561,7 +562,9 @@ class Builder:
         self.ruleset = Ruleset(sources=[name])
         self.tables: dict[tuple[str, str], Table] = {}
         self.sets: dict[tuple[str, str, str], SetDecl] = {}
-        self.pending: dict[int, list[PendingRule]] = {}
+        #: per chain, its rules in order: a :class:`PendingRule`, or the model
+        #: :class:`Rule` when it was built as it was added (see add_rule)
+        self.pending: dict[int, list[PendingRule | Rule]] = {}
         self._chains: dict[int, Chain] = {}
         self._anon = 0
         self._added = 0
@@ -682,16 +685,18 @@ class Builder:
         ``at_names``: see :func:`_names_a_set`."""
         pending = self.pending.setdefault(id(chain), [])
         self._added += 1
-        rule = PendingRule(exprs, location, text, handle, comment, self._added)
+        rule: PendingRule | Rule = PendingRule(exprs, location, text, handle, comment, self._added)
         if chain.table is not None and not _names_a_set(exprs, at_names):
             # built now, so that 100k rules' JSON-shaped statements are not
             # all kept until finish(); a rule that fails is built again
             # there, so that errors come in the order they always came
             try:
-                rule.built = self.build_rule(chain.table, rule)
-                rule.exprs = None
+                built = self.build_rule(chain.table, rule)
             except RuleAnalyzerError:
                 pass
+            else:
+                built.index = self._added  # the order it was added in, until finish() adds it to its chain
+                rule = built
         if position is None:
             pending.append(rule)
         else:
@@ -700,14 +705,14 @@ class Builder:
     def delete_rule(self, chain: Chain, handle: str) -> bool:
         pending = self.pending.get(id(chain), [])
         for i, rule in enumerate(pending):
-            if rule.handle == handle:
+            if _handle(rule) == handle:
                 del pending[i]
                 return True
         return False
 
     def rule_position(self, chain: Chain, handle: str) -> int | None:
         for i, rule in enumerate(self.pending.get(id(chain), [])):
-            if rule.handle == handle:
+            if _handle(rule) == handle:
                 return i
         return None
 
@@ -722,7 +727,7 @@ class Builder:
         """Build every queued rule into the model and return the ruleset."""
         for pending in self.pending.values():
             for rule in pending:
-                if rule.exprs is None:
+                if isinstance(rule, Rule):
                     continue  # built: it updates no set
                 for target, op in _updated_sets(rule.exprs):
                     for (fam, tab, name), decl in self.sets.items():
@@ -738,12 +743,15 @@ class Builder:
             for chain in table.chains.values():
                 chain.rules.clear()
                 for pending in self.pending.get(id(chain), []):
-                    rule = pending.built or self.build_rule(table, pending)
+                    if isinstance(pending, Rule):  # built when added: its index is that order
+                        rule, seq, exprs = pending, pending.index, ()
+                    else:
+                        rule, seq, exprs = self.build_rule(table, pending), pending.seq, pending.exprs
                     chain.add(rule)
-                    for target in self._jump_targets(table, rule, pending.exprs or ()):
+                    for target in self._jump_targets(table, rule, exprs):
                         jumps.append((chain.name, target))
                         sites.append(rule)
-                        added.append(pending.seq)
+                        added.append(seq)
             if jumps:
                 if any(added[k] > added[k + 1] for k in range(len(added) - 1)):  # inserted rules
                     order = sorted(range(len(added)), key=added.__getitem__)

@@ -8,10 +8,12 @@ statements. Lark's parser loop, its Token objects and building the grammar
 at start-up cost more than the tokens themselves (a 50-rule query spent a
 third of its time there); this module matches the grammar's own terminal
 regexes, in Lark's order, and folds them into the items Lark's transformer
-(:class:`~.nftables._Blocks`) gives. Text that is not well formed (an
+(:class:`~.nft_lark._Blocks`) gives. Text that is not well formed (an
 unclosed block, a stray ``}``, a character no terminal starts with) is left
-to Lark, which says where. ``tests/parsers/nftables/test_scan.py`` checks
-that both give the same items.
+to Lark, which says where. A block of plain statements (words, simple
+strings and blocks: most of a ruleset) is read line by line, without the
+terminals (:func:`_plain_items`). ``tests/test_nft_scan.py`` checks that
+both give the same items.
 """
 
 from __future__ import annotations
@@ -151,7 +153,9 @@ def scan(text: str):
     if found is None:
         return None
     ends, comments = found
-    return list(_items(text, 0, len(text), 1, 0, ends)), comments
+    # the file's own items are read one by one too (a script of 100k
+    # 'add rule' lines is 100k top-level items)
+    return Body(text, 0, len(text), 1, 0, ends), comments
 
 
 def _structure(text: str):

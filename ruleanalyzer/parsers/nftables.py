@@ -1,10 +1,14 @@
 """nftables text (``nft list ruleset`` output, ``nft -f`` input) → model.
 
-``grammars/nftables.lark`` finds the block structure (statements, strings,
-``{ … }`` blocks); this module reads the words of each statement into
+``grammars/nftables.lark`` defines the block structure (statements,
+strings, ``{ … }`` blocks), read by :mod:`.nft_scan` (the grammar's
+terminals without Lark; Lark itself, :mod:`.nft_lark`, only for text that is
+not well formed); this module reads the words of each statement into
 libnftables' JSON statement shape and hands them to
 :class:`~.nft_common.Builder`, the same builder the JSON reader uses, so both
-forms of one ruleset give one model.
+forms of one ruleset give one model. A block's statements are read as the
+reader gets to them and most rules are built as they are added, so a 100k-rule
+ruleset is never all words, nor all JSON-shaped statements, at once.
 """
 
 from __future__ import annotations
@@ -857,6 +861,9 @@ class _RuleReader:
             if t[0] == W and (t[1][:1].isdigit() or t[1][:1] in ":[" or _ADDRISH_RE.match(t[1].split("-")[0].split("/")[0])):
                 self.i += 1
                 self.nat_target(t[1], body, kind)
+                if self.word() == ":" and "port" not in body and self.peek(1) is not None:
+                    self.i += 1  # "to 10.0.0.1 : tcp dport map { … }": the port is an expression
+                    body["port"] = self.operand()
             else:
                 body["addr"] = self.operand()
         elif kind in ("snat", "dnat") and self.peek() is not None and self.peek()[0] == W and \

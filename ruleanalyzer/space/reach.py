@@ -1124,15 +1124,19 @@ class _Walker:
 
     def _dispatch(self, action: Dispatch, chain: Chain, rule: Rule, low, up, ctx, depth, ret):
         sp = self.space
-        cont_l, cont_u = sp.false, sp.false
+        # What comes back from the branches, merged once at the end (balanced):
+        # a union grown branch by branch costs its size per branch (kube-proxy's
+        # nftables service map has thousands).
+        conts_l, conts_u = [], []
         for match, branch_action in action.branches:
             b_l, b_u = encode_bounds(match, sp, _env(ctx, self.absent))
             if ctx.before_conntrack:
                 b_l, b_u = self._pre_conntrack(b_l), self._pre_conntrack(b_u)
             c_l, c_u = self._action(branch_action, chain, rule, low & b_l, up & b_u, ctx, depth, ret)
-            cont_l, cont_u = cont_l | c_l, cont_u | c_u
+            conts_l.append(c_l)
+            conts_u.append(c_u)
             low, up = low & ~b_u, up & ~b_l
-        return cont_l | low, cont_u | up
+        return _union_all([*conts_l, low], sp.false), _union_all([*conts_u, up], sp.false)
 
     # -- packet changes (relational images) --------------------------------
     #

@@ -213,3 +213,21 @@ def test_nft_100k_long_loop_is_refused_at_its_end():
 @pytest.mark.parametrize("dialect, make", [("nftables", _nft_chain), ("nft-json", _nft_json_chain)])
 def test_nft_jump_chains_parse_in_linear_time(dialect, make):
     assert_linear(lambda text: parsers.parse(text, "chain", dialect), make, 1_250)
+
+
+def test_find_loop_prefilter_answers_as_the_search_does():
+    # find_loop first drops edges that cannot be on a loop (a few rounds of
+    # set operations); when none remain it answers None without searching
+    import random
+
+    from ruleanalyzer.parsers.jumploops import _search
+
+    rng = random.Random(9)
+    for _ in range(3000):
+        nodes = rng.randint(1, 9)
+        edges = [(rng.randrange(nodes), rng.randrange(nodes)) for _ in range(rng.randint(0, 12))]
+        if rng.random() < 0.5:  # mostly layered, like kube-proxy's chains
+            edges = [(a, b) for a, b in edges if a < b] + edges[:rng.randint(0, 2)]
+        assert find_loop(edges) == _search(edges), edges
+    chain = [(i, i + 1) for i in range(50)]  # longer than the rounds: searched
+    assert find_loop(chain) is None and find_loop(chain + [(50, 0)]) == _search(chain + [(50, 0)])
