@@ -236,6 +236,7 @@ class Reachability:
     _shapes: dict | None = field(repr=False, default=None)
     _shape_vars: list = field(repr=False, default_factory=list)
     _inside: dict = field(repr=False, default_factory=dict)
+    _passed: dict = field(repr=False, default_factory=dict)
 
     def rules(self) -> list[Rule]:
         """Every rule reached on this hook, in the order first visited."""
@@ -312,10 +313,13 @@ class Reachability:
             for i, other, _ in self._cover(rule, goal, candidates):
                 found[d][i] = other
         for sid, requests in at_callers.items():
-            cover = self._cover(sites[sid], _union_all([goal for _, goal in requests], false), candidates)
-            for d, goal in requests:
-                for i, other, taken in cover:
-                    if not sp.disjoint(taken, goal):
+            # each request's goal is its target ∩ what passed the jump by
+            passed = self._passed_by(sites[sid])
+            goals = _union_all([target for _, target in requests], false) & passed
+            for i, other, taken in self._cover(sites[sid], goals, candidates):
+                taken = taken & passed
+                for d, target in requests:
+                    if not sp.disjoint(taken, target):
                         found[d][i] = other
         # No packet that could match gets there: who changed them? Only
         # modifiers whose match meets some such rule's are tried for each.
@@ -411,11 +415,12 @@ class Reachability:
     def _caller_requests(self, d: int, site: Rule, target, requests: dict, sites: dict,
                          seen: set, depth: int) -> None:
         """No packet of ``target`` enters ``site``'s chain: for each jump into
-        the chain that could send such packets in, the packets of ``target``
-        taken before the jump (if none of them entered the jump's own chain
-        either, ask its callers). A jump whose condition excludes them all
-        explains the rule alone: no earlier rule is to blame."""
-        false = self.space.false
+        the chain that could send such packets in, ask for the packets of
+        ``target`` taken before the jump (``target`` ∩ :meth:`_passed_by`;
+        the request holds ``target``). If none of them entered the jump's
+        own chain either, ask its callers. A jump whose condition excludes
+        them all explains the rule alone: no earlier rule is to blame."""
+        sp = self.space
         if depth >= MAX_DEPTH:
             return
         for caller in self._chain_callers().get(id(site.chain), ()):
@@ -423,17 +428,25 @@ class Reachability:
                 continue
             seen.add(id(caller))
             rec = self._records[id(caller)]
-            if self.space.disjoint(rec.match_u, target):
+            if sp.disjoint(rec.match_u, target):
                 continue  # the jump never sends such packets in, whatever came before
             entry = self._entry_upper(caller)
-            inside = target if entry is None else target & entry
-            if inside == false:
+            if entry is not None and sp.disjoint(target, entry):
                 self._caller_requests(d, caller, target, requests, sites, seen, depth + 1)
                 continue
-            goal = inside & ~rec.column(1)
-            if goal != false:
-                requests.setdefault(id(caller), []).append((d, goal))
+            if not sp.disjoint(target, self._passed_by(caller)):
+                requests.setdefault(id(caller), []).append((d, target))
                 sites[id(caller)] = caller
+
+    def _passed_by(self, rule: Rule):
+        """Packets that possibly entered ``rule``'s chain but not ``rule``
+        (taken or changed before it), kept per rule."""
+        out = self._passed.get(id(rule))
+        if out is None:
+            entry = self._entry_upper(rule)
+            out = ~self._records[id(rule)].column(1)
+            out = self._passed[id(rule)] = out if entry is None else entry & out
+        return out
 
     def _chain_callers(self) -> dict[int, list[Rule]]:
         """Chain id → the rules (reached on this hook) that jump or go to it."""

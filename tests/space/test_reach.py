@@ -274,3 +274,69 @@ def test_an_undecidable_verdict_the_policy_repeats_is_sure():
     reach = analyze(ruleset(t), "input", 4)
     ssh = encode(TCP, reach.space) & encode(dport(22), reach.space) & reach.arriving
     assert not ssh.intersects(reach.accepted.lower) and not ssh.intersects(reach.dropped.lower)
+
+
+KUBE_LB_SOURCE_RANGES = """*nat
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-NODEPORTS - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+:KUBE-SVC-WEB - [0:0]
+:KUBE-SEP-WEB1 - [0:0]
+:KUBE-SEP-WEB2 - [0:0]
+:KUBE-SVC-API - [0:0]
+:KUBE-SEP-API1 - [0:0]
+:KUBE-EXT-API - [0:0]
+:KUBE-FW-API - [0:0]
+-A PREROUTING -j KUBE-SERVICES
+-A OUTPUT -j KUBE-SERVICES
+-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
+-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-WEB
+-A KUBE-SVC-WEB ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -j KUBE-MARK-MASQ
+-A KUBE-SVC-WEB -m statistic --mode random --probability 0.5 -j KUBE-SEP-WEB1
+-A KUBE-SVC-WEB -j KUBE-SEP-WEB2
+-A KUBE-SEP-WEB1 -s 10.244.1.5/32 -j KUBE-MARK-MASQ
+-A KUBE-SEP-WEB1 -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080
+-A KUBE-SEP-WEB2 -s 10.244.2.7/32 -j KUBE-MARK-MASQ
+-A KUBE-SEP-WEB2 -p tcp -m tcp -j DNAT --to-destination 10.244.2.7:8080
+-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m tcp --dport 443 -j KUBE-SVC-API
+-A KUBE-SVC-API -j KUBE-SEP-API1
+-A KUBE-SEP-API1 -s 10.244.3.9/32 -j KUBE-MARK-MASQ
+-A KUBE-SEP-API1 -p tcp -m tcp -j DNAT --to-destination 10.244.3.9:6443
+-A KUBE-SERVICES -d 203.0.113.5/32 -p tcp -m tcp --dport 443 -j KUBE-FW-API
+-A KUBE-FW-API -s 0.0.0.0/0 -j KUBE-EXT-API
+-A KUBE-FW-API -s 198.51.100.0/25 -j KUBE-EXT-API
+-A KUBE-EXT-API -j KUBE-MARK-MASQ
+-A KUBE-EXT-API -j KUBE-SVC-API
+-A KUBE-NODEPORTS -p tcp -m tcp --dport 31443 -j KUBE-EXT-API
+-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS
+COMMIT
+"""
+
+
+def test_kube_source_range_after_allow_all_is_blocked_by_the_service_jump_only():
+    # The KUBE-EXT chain is also entered from a NodePort (any local address)
+    # and the endpoints' rules match anything: neither may be named, nor the
+    # earlier services; the jump that DNATs the load balancer's traffic is.
+    from ruleanalyzer import loads
+    from ruleanalyzer.space.reach import analyze_hooks
+
+    rs = loads(KUBE_LB_SOURCE_RANGES, dialect="iptables", name="kube.rules")
+    for hook, reach in analyze_hooks(rs, ["input", "forward", "output"], 4).items():
+        dead = [(r.chain.name, r.index, [(b.chain.name, b.index) for b in bl])
+                for r, bl in reach.unreachable_rules()]
+        assert dead == [("KUBE-FW-API", 2, [("KUBE-EXT-API", 2)])], hook
+
+
+def test_rule_whose_packets_never_enter_its_chain_is_blocked_before_the_jump():
+    t = table(input="drop")
+    inp = t.chains["INPUT"]
+    t.add_chain(Chain("web"))
+    ok = inp.add(rule(src("10.0.0.0/8"), action=Accept()))
+    inp.add(rule(UDP, dport(53), action=Accept()))
+    inp.add(rule(TCP, action=Jump("web")))
+    t.chains["web"].add(rule(TCP, dport(443), action=Accept()))
+    inner = t.chains["web"].add(rule(TCP, src("10.1.0.0/16"), action=Drop()))
+    reach = analyze(ruleset(t), "input", 4)
+    assert reach.unreachable_rules() == [(inner, [ok])]
