@@ -234,7 +234,7 @@ def invalidate(ruleset: Ruleset) -> None:
 @lru_cache(maxsize=4096)
 def _address_types(addr, role: str) -> AddressTypes:
     """The route type of ``addr`` as far as the hook tells it: ``local`` (this
-    host's own address), ``routed`` (a unicast route must exist: forwarded
+    host's own address; a loopback address always), ``routed`` (a unicast route must exist: forwarded
     destinations), or ``remote`` (depends on the routing table)."""
     value = int(addr)
     if addr.version == 4:
@@ -244,6 +244,13 @@ def _address_types(addr, role: str) -> AddressTypes:
             return AddressTypes("multicast")
     elif addr.is_multicast:
         return AddressTypes("multicast")
+    if addr.is_loopback and role != "routed":
+        # 127.0.0.0/8 and ::1 have a LOCAL route in every namespace (the
+        # kernel adds them with lo): so ``curl localhost:PORT`` reads
+        # --dst-type LOCAL on output, as kube-proxy's KUBE-NODEPORTS jump
+        # relies on. (A forwarded packet never has a loopback destination:
+        # ip_route_input drops it as a martian; that reading stays as is.)
+        return AddressTypes("local")
     if role == "local":
         return AddressTypes("local")
     if role == "routed":

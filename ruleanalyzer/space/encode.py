@@ -311,6 +311,7 @@ def _address_type(match: NameMatch, space: Space, env: str):
 
 _V4_BROADCAST = 0xFFFFFFFF
 _V4_MULTICAST = (0xE0000000, 4)
+_V4_LOOPBACK = (0x7F000000, 8)
 _V6_MULTICAST = (0xFF << 120, 8)
 _REMOTE_NEVER = frozenset({"local", "broadcast", "multicast", "anycast"})
 _V6_ROUTE_TYPES = frozenset({"local", "anycast", "unreachable", "blackhole", "prohibit", "throw"})
@@ -324,9 +325,17 @@ def _type_regions(space: Space, field: str, role: str, values: frozenset[str]):
     mcast4 = v4 & space.prefix(field, _V4_MULTICAST[0], _V4_MULTICAST[1], 32)
     mcast6 = v6 & space.prefix(field, _V6_MULTICAST[0], _V6_MULTICAST[1], 128)
     zero6 = v6 & space.eq(field, 0)
+    # Loopback addresses are LOCAL wherever they occur (engine._address_types;
+    # a forwarded destination never is one: the kernel drops it as a martian).
+    if role == "routed":
+        loop4 = loop6 = space.false
+    else:
+        loop4 = v4 & space.prefix(field, _V4_LOOPBACK[0], _V4_LOOPBACK[1], 32)
+        loop6 = v6 & space.eq(field, 1)
     yield bcast, "broadcast" in values
     yield mcast4, "multicast" in values
-    other4 = v4 & ~bcast & ~mcast4
+    yield loop4, "local" in values
+    other4 = v4 & ~bcast & ~mcast4 & ~loop4
     if role == "local":
         yield other4, "local" in values
     elif role == "routed":
@@ -336,8 +345,9 @@ def _type_regions(space: Space, field: str, role: str, values: frozenset[str]):
     # IPv6: xt_addrtype's class-by-class rule (engine.match._address_type_v6).
     route = values & _V6_ROUTE_TYPES
     known = {"local": "local", "routed": "unicast"}.get(role)
-    for region, is_mcast, is_zero in ((mcast6, True, False), (zero6, False, True),
-                                      (v6 & ~mcast6 & ~zero6, False, False)):
+    for region, is_mcast, is_zero, kind in ((mcast6, True, False, known), (zero6, False, True, known),
+                                            (loop6, False, False, "local"),
+                                            (v6 & ~mcast6 & ~zero6 & ~loop6, False, False, known)):
         if ("multicast" in values and not is_mcast) or ("unicast" in values and (is_mcast or is_zero)) \
                 or ("unspec" in values and not is_zero):
             yield region, False
@@ -345,7 +355,7 @@ def _type_regions(space: Space, field: str, role: str, values: frozenset[str]):
             yield region, True
         elif is_mcast:
             yield region, "multicast" in route
-        elif known is not None:
-            yield region, known in route
+        elif kind is not None:
+            yield region, kind in route
         else:
             yield region, (False if route <= _REMOTE_NEVER else None)

@@ -323,14 +323,13 @@ def test_kube_source_range_after_allow_all_is_blocked_by_the_service_jump_only()
     from ruleanalyzer.space.reach import analyze_hooks
 
     rs = loads(KUBE_LB_SOURCE_RANGES, dialect="iptables", name="kube.rules")
-    # The output hook carries what leaves the host (destinations not local,
-    # as the engine reads addrtype there: engine.evaluate._address_types), so
-    # the NodePort jump behind `--dst-type LOCAL` is dead on that hook alone.
-    also = {"output": [("KUBE-SERVICES", 4, []), ("KUBE-NODEPORTS", 1, [])]}
+    # On output the NodePort jump behind `--dst-type LOCAL` is live too: a
+    # loopback destination is LOCAL there (the kernel's RTN_LOCAL route for
+    # 127.0.0.0/8 — kube-proxy relies on it for `curl localhost:NODEPORT`).
     for hook, reach in analyze_hooks(rs, ["input", "forward", "output"], 4).items():
         dead = [(r.chain.name, r.index, [(b.chain.name, b.index) for b in bl])
                 for r, bl in reach.unreachable_rules()]
-        assert dead == [("KUBE-FW-API", 2, [("KUBE-EXT-API", 2)]), *also.get(hook, [])], hook
+        assert dead == [("KUBE-FW-API", 2, [("KUBE-EXT-API", 2)])], hook
 
 
 def test_rule_whose_packets_never_enter_its_chain_is_blocked_before_the_jump():

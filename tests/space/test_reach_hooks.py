@@ -76,10 +76,14 @@ def test_output_does_not_reuse_the_arriving_reading_of_addrtype():
     rs = loads(_service_chain(), dialect="iptables")
     sp = Space(Layout.for_ruleset(rs))
     together = analyze_hooks(rs, list(HOOKS), 4, sp)["output"]
-    # the host's own packets are never addressed to LOCAL on output here:
-    # the 30080 DNAT does not apply, 10.244.9.9 is reached only directly
+    # on output only a loopback destination is surely LOCAL (the kernel's
+    # local route for 127.0.0.0/8: kube-proxy's ``curl localhost:NODEPORT``);
+    # no other address is taken for the host's own, as it is on arrival
     rule = rs.tables[0].chains["SVC"].rules[-1]
-    assert together.rule_sets(rule).matched_upper.is_empty()
+    sets = together.rule_sets(rule)
+    loopback = sp.wrap(sp.family(4) & sp.prefix("dst", 0x7F000000, 8, 32))
+    assert not sets.matched_lower.is_empty()
+    assert sets.matched_upper <= loopback
 
 
 def _shapes():
@@ -120,3 +124,31 @@ def test_without_any_dnat_a_forwarded_packet_is_never_addressed_to_the_host():
                         "-A PREROUTING -p tcp --dport 2222 -j DNAT --to-destination 10.0.0.9:22\nCOMMIT\n*filter")
     rs = loads(dnat, dialect="iptables")
     assert _differences(rs) == {}
+
+
+@pytest.mark.parametrize("text,dialect,name,family", [
+    ("*filter\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -m addrtype --dst-type LOCAL -j DROP\nCOMMIT\n",
+     "iptables", "rules.v4", 4),
+    ("*filter\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT -m addrtype --dst-type LOCAL -j DROP\nCOMMIT\n",
+     "iptables", "rules.v6", 6),
+    ("table inet f {\n chain out {\n  type filter hook output priority 0; policy accept;\n"
+     "  fib daddr type local drop\n }\n}\n", "nftables", "rules.nft", 4),
+    ("table inet f {\n chain out {\n  type filter hook output priority 0; policy accept;\n"
+     "  fib daddr type local drop\n }\n}\n", "nftables", "rules.nft", 6),
+], ids=["ipt4", "ipt6", "nft4", "nft6"])
+def test_output_to_loopback_is_local_in_the_space_as_in_the_engine(text, dialect, name, family):
+    """127.0.0.0/8 and ::1 are RTN_LOCAL routes (xt_addrtype / nft_fib read
+    the route type): on output exactly they are surely dropped; the engine
+    agrees on a witness of each side."""
+    from ruleanalyzer.engine import evaluate
+    from ruleanalyzer.space import witness
+    rs = loads(text, dialect=dialect, name=name)
+    reach = analyze(rs, "output", family)
+    sp = reach.space
+    loop = sp.family(4) & sp.prefix("dst", 0x7F000000, 8, 32) if family == 4 else sp.family(6) & sp.eq("dst", 1)
+    dropped = reach.dropped
+    assert dropped.lower == dropped.upper == sp.wrap(loop) & dropped.upper
+    assert not dropped.lower.is_empty()
+    assert evaluate(rs, witness(dropped.lower, hook="output")).verdict == "drop"
+    assert evaluate(rs, witness(reach.accepted.lower, hook="output")).verdict == "accept"
+    assert (reach.accepted.upper & sp.wrap(loop)).is_empty()
