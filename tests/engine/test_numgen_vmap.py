@@ -69,3 +69,15 @@ def test_space_agrees_with_the_engine(vmap):
     matched = not reach.rule_sets(after).matched_upper.is_empty()  # other ports reach it, unmatched
     assert engine_hits == {matched} == {vmap in MISSING}
     assert (id(after) in dead) == (vmap in FULL)
+
+
+def test_query_names_the_branches(tmp_path, capsys):
+    from ruleanalyzer.cli import main
+
+    path = tmp_path / "r.nft"
+    # both endpoints accept, as kube-proxy's do (after their DNAT)
+    path.write_text(TEXT.replace("MAP", FULL[0]).replace("    drop\n", "    accept\n"))
+    assert main(["query", str(path), "--src", "192.0.2.1", "--dst", "198.51.100.1", "--dport", "80"]) == 0
+    out = capsys.readouterr().out
+    assert "decided by one of 2 rules" in out and "t ep-a rule 1" in out and "t ep-b rule 1" in out
+    assert "t input rule 2" not in out
