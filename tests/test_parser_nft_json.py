@@ -132,3 +132,30 @@ def test_numgen_map_nat_covering_every_value_takes_every_packet(mod, offset, key
             + ", ".join(f"{k} : 192.0.2.{i}" for i, k in enumerate(ranges.split())) + " } } }\n")
     (t,) = nftables.parse(text, "x.nft").table("f").chains["in"].rules
     assert t.matches == r.matches
+
+
+@pytest.mark.parametrize("mod, offset, keys, falls_through", [
+    (2, None, [0, 1], False),
+    (10, 5, [{"range": [5, 10]}, {"range": [11, 14]}], False),
+    (3, None, [0, 1], True),  # 2 finds no element
+    (2, 1, [0, 1], True),  # the values are 1 and 2
+])
+def test_numgen_vmap_covering_every_value_always_takes_a_branch(mod, offset, keys, falls_through):
+    """The nft -j form reads like the text (tests/checks/RA102/*vmap_numgen*):
+    the last branch holds for what the others leave, or keeps its condition."""
+    numgen = {"mode": "random", "mod": mod, **({"offset": offset} if offset is not None else {})}
+    vmap = {"vmap": {"key": {"numgen": numgen},
+                     "data": {"set": [[k, {"accept": None} if i % 2 else {"drop": None}]
+                                      for i, k in enumerate(keys)]}}}
+    filt = {"chain": {"family": "inet", "table": "f", "name": "in", "handle": 1, "type": "filter",
+                      "hook": "input", "prio": 0, "policy": "accept"}}
+    (r,) = nft_json.parse(doc(TABLE, filt, rule(vmap)), "x.json").table("f").chains["in"].rules
+    last, _action = r.action.branches[-1]
+    assert isinstance(last, OpaqueMatch) == falls_through
+    ranges = " ".join(f"{k['range'][0]}-{k['range'][1]}" if isinstance(k, dict) else str(k) for k in keys)
+    text = (f"table inet f {{ chain in {{ type filter hook input priority 0; policy accept;\n"
+            f"numgen random mod {mod}{f' offset {offset}' if offset is not None else ''} vmap {{ "
+            + ", ".join(f"{k} : {'accept' if i % 2 else 'drop'}" for i, k in enumerate(ranges.split()))
+            + " } } }\n")
+    (t,) = nftables.parse(text, "x.nft").table("f").chains["in"].rules
+    assert t.action == r.action

@@ -1036,6 +1036,13 @@ class _RuleContext:
                 found = [m for m in self.match(body["key"], "==", key_value) if m not in deps]
                 match = found[0] if len(found) == 1 else AllOf(tuple(found))
             branches.append((match, action))
+        if (branches and not any(k == "*" for k, _v in pairs)
+                and self._every_key_found(body["key"], body["data"])):
+            # numgen/jhash/symhash "mod N [offset O]" with keys covering
+            # [O, O+N): one branch is always taken. The keys are disjoint, so
+            # a packet no earlier branch took has the last one's value.
+            last, action = branches[-1]
+            branches[-1] = (AllOf((), text=getattr(last, "text", "") or ""), action)
         return Dispatch(tuple(branches))
 
     def _every_key_found(self, key, data) -> bool:
