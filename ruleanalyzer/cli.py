@@ -216,19 +216,18 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argpa
 def _load(args) -> "object":
     import gc
 
+    from .gcpause import gc_paused
+
     # The ruleset lives until the process ends (frozen below). The readers
     # pause the cyclic collector while they build it, and the first
     # collection after that walked all of it (7% of reading 100k rules):
     # it stays paused until the model is frozen.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        ruleset = load(*args.files, dialect=args.dialect, max_bytes=args.max_bytes,
-                       firewalld_version=getattr(args, "firewalld_version", None), table=args.table)
-    finally:
-        gc.freeze()
-        if collecting:
-            gc.enable()
+    with gc_paused():
+        try:
+            ruleset = load(*args.files, dialect=args.dialect, max_bytes=args.max_bytes,
+                           firewalld_version=getattr(args, "firewalld_version", None), table=args.table)
+        finally:
+            gc.freeze()
     if getattr(args, "sets", "snapshot") != "snapshot":
         from .runtime_sets import read_sets
 

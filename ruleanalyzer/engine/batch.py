@@ -49,14 +49,13 @@ first's constant), and it is not noted in the tree.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import ipaddress
 from bisect import bisect_right
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from operator import attrgetter
 
+from ..gcpause import gc_paused
 from ..model import (Accept, AddressMatch, AllOf, AnyOf, Chain, Dispatch, Drop, EcnStrip, Goto, IntMatch,
                      InterfaceMatch, Jump, Nat, Notrack, Packet, Queue, Reject, Return, Ruleset, SetField,
                      UnknownAction)
@@ -860,22 +859,8 @@ class BatchEvaluator:
         """``evaluate`` for every packet. The collector of reference cycles
         pauses meanwhile: answers pile up by the hundred thousand and it would
         walk them over and over (a third of the time) to find no garbage."""
-        with paused_gc():
+        with gc_paused():
             return [self.evaluate(p) for p in packets]
-
-
-@contextlib.contextmanager
-def paused_gc():
-    """The cyclic garbage collector paused for the block (and restored after,
-    if it ran before): a batch makes answers by the hundred thousand and the
-    collector would walk them over and over to find no garbage."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def evaluate_many(ruleset: Ruleset, packets) -> list[Result]:

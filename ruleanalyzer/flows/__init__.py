@@ -127,24 +127,28 @@ def compare_flows(old, new, flows: list[Flow], default_hook: str, name: str = ""
     """Evaluate every distinct flow in ``old`` and ``new``; the ones whose
     verdict changed, with how many records (and packets, bytes) they stand for."""
     from ..engine.batch import BatchEvaluator
+    from ..gcpause import gc_paused
 
     packets = to_packets(flows, default_hook)
     before, after = BatchEvaluator(old), BatchEvaluator(new)
     report = FlowReport(name, records=len(flows))
     seen: dict = {}
-    for flow, packet in zip(flows, packets):
-        entry = seen.get(packet)
-        if entry is None:
-            a, b = before.evaluate(packet), after.evaluate(packet)
-            entry = seen[packet] = FlowChange(packet, a, b, first=flow.location) \
-                if a.verdict != b.verdict else False
-        if entry is False:
-            continue
-        entry.records += 1
-        if flow.packets is not None:
-            entry.packets = (entry.packets or 0) + flow.packets
-        if flow.bytes is not None:
-            entry.bytes = (entry.bytes or 0) + flow.bytes
+    # answers pile up by the hundred thousand (a day of flows): the cyclic
+    # collector would walk them again and again to find no garbage
+    with gc_paused():
+        for flow, packet in zip(flows, packets):
+            entry = seen.get(packet)
+            if entry is None:
+                a, b = before.evaluate(packet), after.evaluate(packet)
+                entry = seen[packet] = FlowChange(packet, a, b, first=flow.location) \
+                    if a.verdict != b.verdict else False
+            if entry is False:
+                continue
+            entry.records += 1
+            if flow.packets is not None:
+                entry.packets = (entry.packets or 0) + flow.packets
+            if flow.bytes is not None:
+                entry.bytes = (entry.bytes or 0) + flow.bytes
     report.distinct = len(seen)
     report.changes = sorted((c for c in seen.values() if c), key=lambda c: (-c.records, c.first.line))
     return report

@@ -15,12 +15,12 @@ missing chains, jump loops, missing COMMIT.
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
 import re
 from dataclasses import dataclass
 
 from ..errors import RuleAnalyzerError
+from ..gcpause import gc_paused
 from ..model import (IPTABLES_BUILTIN_CHAINS, Chain, Diagnostic, Goto, Jump, Location, Rule,
                      Ruleset, Table, iptables_priority)
 from .iptables_rulespec import (COMMANDS, Plan, RuleSpec, SpecError, compile_line, interpret,
@@ -413,15 +413,11 @@ def parse(text: str, name: str = "<input>", *, family: str | None = None,
         return iptables_script.parse(text, name, family=family, table=table)
     # the model is a few objects per rule and holds no cycles worth finding
     # while it grows: the cyclic GC would walk it again and again (1.5x)
-    collecting = gc.isenabled()
-    gc.disable()
     try:
-        return _FileParser(text, name, family or detect_family(text, name)).run()
+        with gc_paused():
+            return _FileParser(text, name, family or detect_family(text, name)).run()
     except RecursionError:
         raise RuleAnalyzerError("input nests too deeply", Location(name)) from None
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def parse_rule(spec: str, *, name: str = "<rule>", line: int = 1, table: str = "filter",

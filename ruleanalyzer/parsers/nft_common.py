@@ -532,26 +532,6 @@ def _handle(rule: PendingRule | Rule) -> str | None:
     return rule.ident if isinstance(rule, Rule) else rule.handle
 
 
-class paused_gc:
-    """Context manager: no cyclic garbage collection while reading.
-
-    A reader allocates millions of small acyclic objects; the collector's
-    repeated scans of that growing heap made reading 50k rules four times
-    slower than 10k rules times five."""
-
-    def __enter__(self):
-        import gc
-        self.was_enabled = gc.isenabled()
-        gc.disable()
-        return self
-
-    def __exit__(self, *exc):
-        import gc
-        if self.was_enabled:
-            gc.enable()
-        return False
-
-
 class Builder:
     """Collects what a reader saw (tables, chains, sets, rules as JSON-shaped
     statements) and builds the :class:`Ruleset` in :meth:`finish`."""

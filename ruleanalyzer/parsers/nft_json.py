@@ -14,7 +14,8 @@ import json
 
 from ..errors import RuleAnalyzerError, line_of
 from ..model import Location, Ruleset
-from .nft_common import FAMILIES, Builder, ModelError, paused_gc
+from ..gcpause import gc_paused
+from .nft_common import FAMILIES, Builder, ModelError
 
 DIALECT = "nft-json"
 
@@ -35,7 +36,9 @@ def sniff(text: str, name: str) -> int:
 
 def parse(text: str, name: str) -> Ruleset:
     """Parse an ``nft -j`` document (listing or command batch) from file ``name``."""
-    with paused_gc():
+    # a reader makes millions of small objects and no cycles worth finding:
+    # the collector's scans of the growing heap made 50k rules 4x slower than 10k x 5
+    with gc_paused():
         return _parse(text, name)
 
 

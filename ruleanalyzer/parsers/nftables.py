@@ -19,7 +19,8 @@ import re
 
 from ..errors import RuleAnalyzerError, line_of
 from ..model import Location, Ruleset
-from .nft_common import FAMILIES, Builder, ModelError, paused_gc
+from ..gcpause import gc_paused
+from .nft_common import FAMILIES, Builder, ModelError
 from .nft_scan import WORD_RE, B, S, W, scan
 
 DIALECT = "nftables"
@@ -59,7 +60,9 @@ def sniff(text: str, name: str) -> int:
 def parse(text: str, name: str) -> Ruleset:
     """Parse nft text from file ``name`` (``include`` resolved beside it)."""
     reader = _Reader(name)
-    with paused_gc():
+    # a reader makes millions of small objects and no cycles worth finding:
+    # the collector's scans of the growing heap made 50k rules 4x slower than 10k x 5
+    with gc_paused():
         try:
             reader.bytes_read = len(text)
             reader.read_text(text, name, depth=0)

@@ -8,7 +8,8 @@ import json
 from operator import attrgetter
 from typing import TextIO
 
-from ..engine.batch import BatchEvaluator, paused_gc
+from ..engine.batch import BatchEvaluator
+from ..gcpause import gc_paused
 from ..model import Packet, Ruleset
 from .serialize import packet_data, result_data, step_data
 
@@ -24,10 +25,10 @@ def write_answers(ruleset: Ruleset, packets: list[Packet], out: TextIO, fmt: str
     when ``single``) or ``jsonl`` (one object per line). Without ``trace``
     the JSON objects leave out ``trace`` and are otherwise the same (verdict,
     deciding rule with its location, depends-on, packet, notes…). The cyclic
-    garbage collector pauses meanwhile (see :func:`paused_gc`)."""
+    garbage collector pauses meanwhile (see :func:`ruleanalyzer.gcpause.gc_paused`)."""
     evaluate = BatchEvaluator(ruleset).evaluate
     verdicts: set[str] = set()
-    with paused_gc():
+    with gc_paused():
         if fmt == "text":
             from . import text
 

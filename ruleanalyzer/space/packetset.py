@@ -17,9 +17,8 @@ try:  # CUDD compiled in the dd wheel; the pure-Python manager otherwise.
 except ImportError:  # pragma: no cover - depends on the installed wheel
     from dd import autoref as _bdd_backend
 
-import contextlib
-import gc
 
+from ..gcpause import gc_paused
 from ._leq import leq_for
 from .fields import (CONNTRACK_FIELDS, ICMP, ICMPV6, IPV4_ONLY, IPV6_ONLY, PORT_PROTOCOLS, TCP,
                      FieldSpec, Layout)
@@ -63,34 +62,24 @@ class SpaceMemoryError(MemoryError):
         self.limit = limit
 
 
-@contextlib.contextmanager
-def cyclic_gc_paused():
-    """Run BDD work with Python's cyclic garbage collector paused (it is
-    restored, not forced on, afterwards; blocks nest).
-
-    Needed for correctness, not speed. dd.cudd hands every node CUDD returns
-    to ``wrap``, which allocates the Python ``Function`` *before* it calls
-    ``Cudd_Ref`` on the node. On CPython ≤ 3.11 that allocation may run the
-    cyclic collector there and then; if the collector frees the last
-    ``Function`` holding the very node being wrapped (the same BDD computed
-    again while its previous holder sits in a garbage cycle — the analyses'
-    records, rules and closures form cycles, and a fleet worker recomputes
-    the same sets host after host in a shared space), the node dies (its
-    children are dereferenced, CUDD counts it dead) and ``Cudd_Ref`` then
-    revives it half-way: a live node with dead children. CUDD's next garbage
-    collection aborts the process (``cuddGarbageCollect: problem in table 0
-    / dead count != deleted``). With the collector paused, ``Function``
-    objects are freed only by reference counting, which never happens inside
-    ``wrap``; garbage cycles wait until the block ends.
-    tests/space/test_gc_safety.py reproduces it; bench/stress_cudd.py checks
-    CUDD's consistency host after host."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+#: Run BDD work with Python's cyclic garbage collector paused (blocks nest).
+#: Needed for correctness, not speed. dd.cudd hands every node CUDD returns
+#: to ``wrap``, which allocates the Python ``Function`` *before* it calls
+#: ``Cudd_Ref`` on the node. On CPython ≤ 3.11 that allocation may run the
+#: cyclic collector there and then; if the collector frees the last
+#: ``Function`` holding the very node being wrapped (the same BDD computed
+#: again while its previous holder sits in a garbage cycle — the analyses'
+#: records, rules and closures form cycles, and a fleet worker recomputes
+#: the same sets host after host in a shared space), the node dies (its
+#: children are dereferenced, CUDD counts it dead) and ``Cudd_Ref`` then
+#: revives it half-way: a live node with dead children. CUDD's next garbage
+#: collection aborts the process (``cuddGarbageCollect: problem in table 0
+#: / dead count != deleted``). With the collector paused, ``Function``
+#: objects are freed only by reference counting, which never happens inside
+#: ``wrap``; garbage cycles wait until the block ends.
+#: tests/space/test_gc_safety.py reproduces it; bench/stress_cudd.py checks
+#: CUDD's consistency host after host.
+cyclic_gc_paused = gc_paused
 
 
 def cofactors(u):
