@@ -12,13 +12,14 @@ iptables dumps when present.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from ruleanalyzer.errors import RuleAnalyzerError
 from ruleanalyzer.parsers import iptables
+
+from .generated_shapes import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "iptables"
@@ -55,29 +56,10 @@ def both_ways(text: str, name: str = "t.rules", monkeypatch=None) -> tuple[list,
     return shared, alone
 
 
-def _shapes():
-    path = ROOT / "bench" / "shapes.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("_bench_shapes", path)
-    module = importlib.util.module_from_spec(spec)
-    import sys
-
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(path.parent))
-    return module
-
-
 @pytest.mark.parametrize("shape", ["mixed", "kube-iptables", "project"])
 def test_benchmark_shapes_read_the_same_with_shared_plans(shape, monkeypatch):
-    shapes = _shapes()
-    if shapes is None:
-        pytest.skip("bench/shapes.py not present")
     for seed in (1, 2):
-        text, dialect = shapes.generate(shape, 1500, seed)
+        text, dialect = generate(shape, 1500, seed)
         assert dialect == "iptables"
         shared, alone = both_ways(text, monkeypatch=monkeypatch)
         assert shared[0] != "error", shared

@@ -2,10 +2,6 @@
 (issue #13): audit walks input, forward and output together, diff and
 queries one hook at a time, and both must describe the same packets."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 from ruleanalyzer import loads
@@ -13,10 +9,10 @@ from ruleanalyzer.space import Space, describe, encode
 from ruleanalyzer.space.fields import Layout
 from ruleanalyzer.space.reach import analyze, analyze_hooks
 
+from ..generated_shapes import generate
 from .helpers import state
 
 HOOKS = ("input", "forward", "output")
-ROOT = Path(__file__).resolve().parents[2]
 
 # A Docker published port: packets addressed to the host (addrtype LOCAL)
 # are DNATed to a container and forwarded.
@@ -86,27 +82,10 @@ def test_output_does_not_reuse_the_arriving_reading_of_addrtype():
     assert sets.matched_upper <= loopback
 
 
-def _shapes():
-    path = ROOT / "bench" / "shapes.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("_bench_shapes_hooks", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(path.parent))
-    return module
-
-
 @pytest.mark.parametrize("shape,seed", [("project", 1), ("project", 2), ("kube-iptables", 1),
                                         ("mixed", 1), ("kube-nftables", 1)])
 def test_generated_rulesets_agree_hook_by_hook(shape, seed):
-    shapes = _shapes()
-    if shapes is None:
-        pytest.skip("bench/shapes.py not present")
-    text, dialect = shapes.generate(shape, 300, seed)
+    text, dialect = generate(shape, 300, seed)
     assert _differences(loads(text, dialect=dialect)) == {}
 
 
