@@ -327,8 +327,20 @@ class PathMtuBlackHole(Check):
                         & S.state_is(sp, "related") & public & plausible(sp, hook) & reach.arriving.node
                         & carried)
                 dropped = reach.dropped.lower.node & pkts
+                # The router picks the error's header values (TTL, length, id,
+                # DSCP/ECN, DF): an error counts as dropped only when it is
+                # dropped whatever they are — `ip ttl < 2 drop` is no black hole.
+                chosen = [v for f in _SENDER_CHOSEN if f in sp.layout.fields for v in S.field_vars(sp, f)]
+                if chosen and dropped != sp.false:
+                    dropped &= ~sp.exist(chosen, pkts & ~reach.dropped.lower.node)
                 if dropped == sp.false or _share(sp, dropped, public) < float(self.settings["min_share"]):
                     continue
+                # a witness with the header values a router's error has
+                # (the drop holds for all of them), so the rule named is the
+                # one that drops such errors, not a TTL or length filter
+                for f, value in _TYPICAL_ERROR.items():
+                    if f in sp.layout.fields and dropped & sp.eq(f, value) != sp.false:
+                        dropped &= sp.eq(f, value)
                 w = witness(sp.wrap(dropped), hook)
                 result, rule, chain = S.decided_by(ctx, w)
                 if result.verdict != "drop" or chain is None or id(rule or chain) in seen:
@@ -343,6 +355,14 @@ class PathMtuBlackHole(Check):
                     fix=("accept RELATED packets (ct state related accept) or "
                          + ("-p icmp --icmp-type fragmentation-needed -j ACCEPT" if family == 4
                             else "-p icmpv6 --icmpv6-type packet-too-big -j ACCEPT")))
+
+
+#: Header fields whose value the sender of an ICMP error chooses (or the
+#: path changes): no one value of them is "the" error.
+_SENDER_CHOSEN = ("ttl", "length", "ip_id", "dscp", "ecn", "df")
+#: ... and the values a witness takes for them: a router's default TTL, an
+#: error quoting a full header (IPv4 576, the size every host accepts).
+_TYPICAL_ERROR = {"ttl": 64, "length": 576}
 
 
 def _carries_tcp(ctx: Context, reach, hook: str, family: int):
