@@ -144,10 +144,10 @@ class SynExactFlags(Check):
                 result, by_rule, chain = S.decided_by(ctx, w)
                 if result.verdict != "drop":
                     continue
-                by = "the policy" if by_rule is None else f"rule {by_rule.index}"
+                by = f"the {chain.name} policy" if by_rule is None else f"{chain.name} rule {by_rule.index}"
                 yield self.finding(
                     f"accepts plain {'SYNs' if plain == SYN else 'SYN-ACKs'} only: the {label} "
-                    f"({w.describe()}) misses this rule and is dropped by {chain.name} {by}",
+                    f"({w.describe()}) misses this rule and is dropped by {by}",
                     rule=rule, witness=w, fix=MaskedSyn(rule))
                 break
 
@@ -220,10 +220,10 @@ class EcnVariantNotAccepted(Check):
             result, by_rule, chain = S.decided_by(ctx, w)
             if result.verdict != "drop":
                 continue
-            by = "the policy" if by_rule is None else f"rule {by_rule.index}"
+            by = f"the {chain.name} policy" if by_rule is None else f"{chain.name} rule {by_rule.index}"
             yield self.finding(
                 f"accepts packets only while their ECN bits are clear: {w.describe()} misses "
-                f"this rule and is dropped by {chain.name} {by}", rule=rule, witness=w,
+                f"this rule and is dropped by {by}", rule=rule, witness=w,
                 fix=Advice("leave the ECN bits out of the comparison (TOS mask 0xfc, tcp flags with a mask)", {
                     "iptables": "compare TOS with a mask that leaves ECN out (-m tos --tos VALUE/0xfc) or "
                                 "use -m dscp; tcp flags with --tcp-flags, which ignores ECE/CWR",
