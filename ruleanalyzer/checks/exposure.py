@@ -580,7 +580,7 @@ class LikelyExposed(_ExposureCheck):
                 continue  # the configuration leaves the port open too: not a statement about any
             w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
-            named, details = _services(labels)
+            named, details = _services(_both_versions(labels))
             yield locate(self.finding(
                 f"{self.lead}: {named} — depends on "
                 f"{', '.join(depends[:3])} (e.g. {w.describe()} is accepted unless it does)"
