@@ -5,6 +5,7 @@ answer (DESIGN.md, "Packets")."""
 from __future__ import annotations
 
 import json
+import json.encoder
 from operator import attrgetter
 from typing import TextIO
 
@@ -26,7 +27,8 @@ def write_answers(ruleset: Ruleset, packets: list[Packet], out: TextIO, fmt: str
     the JSON objects leave out ``trace`` and are otherwise the same (verdict,
     deciding rule with its location, depends-on, packet, notes…). The cyclic
     garbage collector pauses meanwhile (see :func:`ruleanalyzer.gcpause.gc_paused`)."""
-    evaluate = BatchEvaluator(ruleset).evaluate
+    batch = BatchEvaluator(ruleset)
+    evaluate = batch.evaluate
     verdicts: set[str] = set()
     with gc_paused():
         if fmt == "text":
@@ -45,23 +47,150 @@ def write_answers(ruleset: Ruleset, packets: list[Packet], out: TextIO, fmt: str
             json.dump(result_data(result, packets[0], trace), out, indent=2)
             out.write("\n")
             return verdicts
-        dumps = json.dumps
-        write = out.write
-        if fmt == "json":
-            # what json.dump(list, indent=2) writes, one element at a time
-            write("[" if packets else "[]")
-        line = AnswerLines(trace).line
-        for number, packet in enumerate(packets):
-            result = evaluate(packet)
-            verdicts.add(result.verdict)
-            if fmt == "json":
-                data = result_data(result, packet, trace)
-                write(("\n  " if number == 0 else ",\n  ") + dumps(data, indent=2).replace("\n", "\n  "))
-            else:
-                write(line(result, packet) + "\n")
-        if fmt == "json":
-            write("\n]\n" if packets else "\n")
+        reader = getattr(packets, "reader", None)  # a PacketBatch: its lean items
+        _write_lines(batch, getattr(packets, "items", packets), reader.packet if reader is not None else None,
+                     out, fmt == "json", trace, verdicts)
     return verdicts
+
+
+#: Stand-ins for an answer's own values in its JSON (NUL: never in a
+#: ruleset's text, and checked), then places for them in its text.
+_OWN = ("\0id\0", "\0packet\0", "\0src\0", "\0dst\0", "\0sport\0", "\0dport\0")
+_OWN_TEXT = tuple(json.dumps(x) for x in _OWN)
+#: Answers written at a time.
+_CHUNK = 512
+
+
+def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, indent: bool, trace: bool,
+                 verdicts: set) -> None:
+    """Every answer as a JSON line (``indent``: as the elements of the
+    indented list ``json.dump(list, indent=2)`` writes), in order.
+
+    An item the reader left lean (``PacketReader.item``) that the decision
+    tree answers from a leaf whose packet out is the packet itself is written
+    from two texts: the leaf's answer, made once per leaf, with places for
+    the id and the packet; the packet, made once per combination of its
+    fields other than id, addresses and ports, with places for those. Every
+    other packet is made and evaluated, and its answer encoded."""
+    from ..engine.batch import address_class, root_key
+
+    dumps = json.dumps
+    evaluate = batch.evaluate
+    line = AnswerLines(trace).line
+    write = out.write
+    chunk: list = []
+    add = chunk.append
+    states: dict = {}  # per template: roots by address classes, version, iif, oif, packet text, ports
+    leaves: dict = {}  # id of a leaf: (leaf, its text or None, verdict)
+    roots = None
+    first = "\n  " if indent else ""
+    between = ",\n  " if indent else ""
+    if indent:
+        write("[" if items else "[]")
+    for number, item in enumerate(items):
+        if roots is None:
+            roots = batch.roots()
+        if roots is not None and item.__class__ is tuple:
+            template, src, dst, sport, dport, ident = item
+            state = states.get(template)
+            if state is None:
+                state = states[template] = _template_state(template.packet, indent)
+            nodes, version, iif, oif, ptext, ports = state
+            s = src[1]
+            d = dst[1]
+            classes = address_class(version, s) * 8 + address_class(version, d)
+            node = nodes.get(classes)
+            if node is None:
+                node = roots.get(root_key(template.packet, s, d))
+                if node is not None:
+                    nodes[classes] = node
+            if node is not None and ptext is not None:
+                leaf = batch.hit(node, (s, d, sport, dport, iif, oif))
+                if leaf is not None:
+                    entry = leaves.get(id(leaf))
+                    if entry is None:
+                        if len(leaves) >= AnswerLines.MAX_CACHED:
+                            leaves.clear()
+                        entry = leaves[id(leaf)] = _leaf_text(leaf, indent, trace)
+                    text = entry[1]
+                    if text is not None:
+                        verdicts.add(entry[2])
+                        if ports == 3:
+                            ptext_own = ptext % (src[2], dst[2], sport, dport)
+                        elif ports == 0:
+                            ptext_own = ptext % (src[2], dst[2])
+                        else:
+                            ptext_own = ptext % (src[2], dst[2], sport if ports == 1 else dport)
+                        add((between if number else first)
+                            + text % ("null" if ident is None else _json_text(ident), ptext_own))
+                        if len(chunk) >= _CHUNK:
+                            write("".join(chunk))
+                            chunk.clear()
+                        continue
+        packet = packet_of(item) if packet_of is not None else item
+        result = evaluate(packet)
+        verdicts.add(result.verdict)
+        if indent:
+            data = result_data(result, packet, trace)
+            add((between if number else first) + dumps(data, indent=2).replace("\n", "\n  "))
+        else:
+            add(line(result, packet) + "\n")
+        if len(chunk) >= _CHUNK:
+            write("".join(chunk))
+            chunk.clear()
+    write("".join(chunk))
+    if indent:
+        write("\n]\n" if items else "\n")
+
+
+def _template_state(packet: Packet, indent: bool) -> list:
+    """What answering the packets of ``packet``'s template needs: root
+    nodes by address classes (filled in as found), the IP version, the
+    interfaces, the packet's JSON with ``%s`` for its addresses and ``%d``
+    for its ports (None: cannot), and which ports it has (1 source, 2
+    destination)."""
+    data = packet_data(packet)
+    data["src"], data["dst"] = _OWN[2], _OWN[3]
+    wanted = [2, 3]
+    if "sport" in data:
+        data["sport"] = _OWN[4]
+        wanted.append(4)
+    if "dport" in data:
+        data["dport"] = _OWN[5]
+        wanted.append(5)
+    # as it stands in an answer: at level 1, in indented mode an element of a list
+    text = _places(json.dumps(data, indent=2).replace("\n", "\n    ") if indent else json.dumps(data), wanted)
+    ports = (1 if 4 in wanted else 0) | (2 if 5 in wanted else 0)
+    return [{}, packet.src.version, packet.iif, packet.oif, text, ports]
+
+
+def _leaf_text(leaf, indent: bool, trace: bool) -> tuple:
+    """``(leaf, text, verdict)``: the answer of every packet that reaches
+    ``leaf``, with ``%s`` for its id and its packet — text None where an
+    answer there depends on more of the packet (its packet out). The leaf
+    is kept so that its id, the key, is not reused."""
+    result = leaf.result
+    data = result_data(result, leaf.packet, trace)
+    if result.packet is not leaf.packet or "packet_out" in data:
+        return leaf, None, result.verdict
+    data["id"], data["packet"] = _OWN[0], _OWN[1]
+    text = json.dumps(data, indent=2).replace("\n", "\n  ") if indent else json.dumps(data) + "\n"
+    return leaf, _places(text, [0, 1]), result.verdict
+
+
+def _places(text: str, wanted: list) -> str | None:
+    """``text`` as a %-format with a place for each stand-in of ``wanted``
+    (in order; ports ``%d``), or None if they are not each there once."""
+    text = text.replace("%", "%%")
+    at = [text.find(_OWN_TEXT[i]) for i in wanted]
+    if sorted(at) != at or any(text.count(_OWN_TEXT[i]) != 1 for i in wanted):
+        return None  # pragma: no cover - a NUL in a ruleset's text
+    for i in wanted:
+        text = text.replace(_OWN_TEXT[i], "%d" if i >= 4 else "%s")
+    return text
+
+
+_json_text = json.encoder.encode_basestring_ascii  # json.dumps of a str
 
 
 class AnswerLines:
