@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import json.encoder
+import re
+import socket
 from typing import Any
 
 from .errors import RuleAnalyzerError
@@ -212,6 +214,7 @@ def make_packet(**fields: Any) -> Packet:
 #: hook, state, flags, interfaces, header fields …) repeat and are checked
 #: once per combination by :class:`PacketReader`.
 _VARYING = ("src", "dst", "sport", "dport", "id")
+_VARYING_SET = frozenset(_VARYING)
 
 
 class PacketReader:
@@ -238,17 +241,25 @@ class PacketReader:
         self._templates: dict = {}
 
     def _address(self, value):
+        """``(IP version, integer, JSON text, address or None)`` of an
+        address's text (None: not an address, or not a string); the address
+        object is made when a packet needs it if the text is a canonical IPv4
+        address (read without :mod:`ipaddress`: most of a batch's are)."""
+        if value.__class__ is not str:
+            return None  # (a list would not even be a key)
         address = self._addresses.get(value)
         if address is None:
-            if value.__class__ is not str:
-                return None
-            try:
-                parsed = ipaddress.ip_address(value.strip())
-            except ValueError:
-                return None
+            if _CANONICAL_IPV4(value):
+                address = (4, _from_bytes(_pton(_AF_INET, value), "big"), '"' + value + '"', None)
+            else:
+                try:
+                    parsed = ipaddress.ip_address(value.strip())
+                except ValueError:
+                    return None
+                address = (parsed.version, int(parsed), _json_text(str(parsed)), parsed)
             if len(self._addresses) >= self.MAX_ADDRESSES:
                 self._addresses.clear()
-            address = self._addresses[value] = (parsed, int(parsed), _json_text(str(parsed)))
+            self._addresses[value] = address
         return address
 
     def item(self, fields: dict):
@@ -259,13 +270,10 @@ class PacketReader:
             return make_packet(**fields)
         sport = get("sport")
         dport = get("dport")
-        rest = fields.copy()
-        for name in _VARYING:
-            rest.pop(name, None)
         try:
             # with the values' types: True == 1 but they make different packets
-            key = (*rest.items(), *map(type, rest.values()), src[0].version, dst[0].version,
-                   sport is None, dport is None)
+            key = (*[(k, v, v.__class__) for k, v in fields.items() if k not in _VARYING_SET],
+                   src[0], dst[0], sport is None, dport is None)
             template = self._templates.get(key)
         except TypeError:  # a list or object as a value: unhashable
             return make_packet(**fields)
@@ -295,8 +303,8 @@ class PacketReader:
         packet = _new_packet(Packet)
         for slot, value in template.fill:
             slot.__set__(packet, value)
-        _SET_SRC(packet, src[0])
-        _SET_DST(packet, dst[0])
+        _SET_SRC(packet, src[3] or _IPv4(src[1]))
+        _SET_DST(packet, dst[3] or _IPv4(dst[1]))
         _SET_SPORT(packet, sport)
         _SET_DPORT(packet, dport)
         _SET_ID(packet, ident)
@@ -325,6 +333,14 @@ _SLOTS = Packet.__slots__
 _SLOT = {name: getattr(Packet, name) for name in _SLOTS}
 _SET_SRC, _SET_DST, _SET_SPORT, _SET_DPORT, _SET_ID = (_SLOT[n].__set__ for n in _VARYING)
 _new_packet = object.__new__
+_IPv4 = ipaddress.IPv4Address
+_from_bytes = int.from_bytes
+_pton = socket.inet_pton
+_AF_INET = socket.AF_INET
+#: An IPv4 address as ``str(IPv4Address)`` writes it (ASCII digits, no
+#: leading zeros): what inet_pton reads exactly as :mod:`ipaddress` does.
+_CANONICAL_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                             r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])").fullmatch
 _json_text = json.encoder.encode_basestring_ascii  # json.dumps of a str
 
 
@@ -380,11 +396,24 @@ def read_packets(text: str, name: str, default_hook: str = "input", hook: str | 
         from .model import Location
 
         loads = json.loads
+        scan = json.JSONDecoder().scan_once
         for number, line in enumerate(split_lines(text), 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             try:
-                fields = loads(line)
+                fields = None
+                if line[:1] == "{" and line[-1:] == "}":
+                    # what json.loads does with a line without surrounding
+                    # white space, less its checks around the C scanner
+                    try:
+                        fields, end = scan(line, 0)
+                    except (StopIteration, ValueError):
+                        fields = None
+                    else:
+                        if end != len(line):
+                            fields = None
+                if fields is None:
+                    fields = loads(line)  # the same object, or its error
                 if not isinstance(fields, dict):
                     raise ValueError("each line must be a JSON object")
                 fields.setdefault("hook", default_hook)
