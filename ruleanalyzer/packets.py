@@ -210,10 +210,11 @@ def make_packet(**fields: Any) -> Packet:
                   id=str(fields["id"]) if fields.get("id") is not None else None, **optional)
 
 
-#: Fields that vary from packet to packet in a batch; the rest (protocol,
-#: hook, state, flags, interfaces, header fields …) repeat and are checked
-#: once per combination by :class:`PacketReader`.
-_VARYING = ("src", "dst", "sport", "dport", "id")
+#: Fields that vary from packet to packet in a batch (make_packet takes them
+#: as they are, once valid); the rest (protocol, hook, state, flags, header
+#: fields …) repeat and are checked once per combination by
+#: :class:`PacketReader`.
+_VARYING = ("src", "dst", "sport", "dport", "id", "iif", "oif")
 _VARYING_SET = frozenset(_VARYING)
 
 
@@ -227,11 +228,12 @@ class PacketReader:
     through :func:`make_packet` itself, so errors are its own.
 
     ``item(fields)`` is the same packet in a lean form for a batch: a tuple
-    ``(template, src, dst, sport, dport, id)`` — the checked combination of
-    the other fields, each address as ``(address, its integer, its JSON
-    text)``, the ports as numbers (the source port defaulted) and ``id``
-    as text — or the :class:`Packet` itself where the reader took the
-    unusual way; ``packet(item)`` makes the :class:`Packet`."""
+    ``(template, src, dst, sport, dport, id, iif, oif)`` — the checked
+    combination of the other fields (:class:`PacketTemplate`), each address
+    as :meth:`_address` gives it, the ports as numbers (the source port
+    defaulted), ``id`` as text, the interfaces (None: not given) — or the
+    :class:`Packet` itself where the reader took the unusual way;
+    ``packet(item)`` makes the :class:`Packet`."""
 
     #: Cached addresses before the cache starts over (bounded memory).
     MAX_ADDRESSES = 1 << 17
@@ -264,16 +266,23 @@ class PacketReader:
 
     def item(self, fields: dict):
         get = fields.get
-        src = self._address(get("src"))
-        dst = self._address(get("dst"))
+        addresses = self._addresses
+        src = get("src")
+        src = addresses.get(src) or self._address(src) if src.__class__ is str else None
+        dst = get("dst")
+        dst = addresses.get(dst) or self._address(dst) if dst.__class__ is str else None
         if src is None or dst is None:
             return make_packet(**fields)
         sport = get("sport")
         dport = get("dport")
+        iif = get("iif")
+        oif = get("oif")
+        if not (iif is None or iif.__class__ is str) or not (oif is None or oif.__class__ is str):
+            return make_packet(**fields)
         try:
             # with the values' types: True == 1 but they make different packets
             key = (*[(k, v, v.__class__) for k, v in fields.items() if k not in _VARYING_SET],
-                   src[0], dst[0], sport is None, dport is None)
+                   src[0], dst[0], sport is None, dport is None, not iif, not oif)
             template = self._templates.get(key)
         except TypeError:  # a list or object as a value: unhashable
             return make_packet(**fields)
@@ -291,14 +300,14 @@ class PacketReader:
             return make_packet(**fields)
         ident = get("id")
         return (template, src, dst, template.sport if sport is None else sport, dport,
-                None if ident is None else str(ident))
+                None if ident is None else str(ident), iif or None, oif or None)
 
     @staticmethod
     def packet(item) -> Packet:
         """The :class:`Packet` of an ``item``."""
         if item.__class__ is not tuple:
             return item
-        template, src, dst, sport, dport, ident = item
+        template, src, dst, sport, dport, ident, iif, oif = item
         # filled slot by slot (the fields make_packet checked for this key)
         packet = _new_packet(Packet)
         for slot, value in template.fill:
@@ -308,6 +317,8 @@ class PacketReader:
         _SET_SPORT(packet, sport)
         _SET_DPORT(packet, dport)
         _SET_ID(packet, ident)
+        _SET_IIF(packet, iif)
+        _SET_OIF(packet, oif)
         return packet
 
     def make(self, fields: dict) -> Packet:
@@ -316,22 +327,21 @@ class PacketReader:
 
 class PacketTemplate:
     """One checked combination of a batch's fields other than addresses,
-    ports and ``id``: ``packet`` (the first packet made of it), the slots to
-    fill in and the default source port; ``cache`` is for whoever answers
-    its packets (the reader does not read it)."""
+    ports, interfaces and ``id`` (with the IP versions and which of those
+    are given): ``packet`` (the first packet made of it), the slots to fill
+    in and the default source port."""
 
-    __slots__ = ("packet", "fill", "sport", "cache")
+    __slots__ = ("packet", "fill", "sport")
 
     def __init__(self, packet: Packet):
         self.packet = packet
         self.fill = [(_SLOT[name], getattr(packet, name)) for name in _SLOTS if name not in _VARYING]
         self.sport = packet.sport
-        self.cache = None
 
 
 _SLOTS = Packet.__slots__
 _SLOT = {name: getattr(Packet, name) for name in _SLOTS}
-_SET_SRC, _SET_DST, _SET_SPORT, _SET_DPORT, _SET_ID = (_SLOT[n].__set__ for n in _VARYING)
+_SET_SRC, _SET_DST, _SET_SPORT, _SET_DPORT, _SET_ID, _SET_IIF, _SET_OIF = (_SLOT[n].__set__ for n in _VARYING)
 _new_packet = object.__new__
 _IPv4 = ipaddress.IPv4Address
 _from_bytes = int.from_bytes
@@ -398,20 +408,20 @@ def read_packets(text: str, name: str, default_hook: str = "input", hook: str | 
         loads = json.loads
         scan = json.JSONDecoder().scan_once
         for number, line in enumerate(split_lines(text), 1):
-            if not line.strip() or line.lstrip().startswith("#"):
+            fields = None
+            if line[:1] == "{" and line[-1:] == "}":
+                # what json.loads does with a line without surrounding white
+                # space, less its checks around the C scanner
+                try:
+                    fields, end = scan(line, 0)
+                except (StopIteration, ValueError):
+                    fields = None
+                else:
+                    if end != len(line):
+                        fields = None
+            elif not line.strip() or line.lstrip().startswith("#"):
                 continue
             try:
-                fields = None
-                if line[:1] == "{" and line[-1:] == "}":
-                    # what json.loads does with a line without surrounding
-                    # white space, less its checks around the C scanner
-                    try:
-                        fields, end = scan(line, 0)
-                    except (StopIteration, ValueError):
-                        fields = None
-                    else:
-                        if end != len(line):
-                            fields = None
                 if fields is None:
                     fields = loads(line)  # the same object, or its error
                 if not isinstance(fields, dict):

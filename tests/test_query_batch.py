@@ -126,7 +126,8 @@ def test_reader_gives_make_packets_packets_and_errors():
     good += [{"src": "0.0.0.0", "dst": "255.255.255.255", "proto": "udp", "dport": 67},
              {"src": "\t198.51.100.7", "dst": "2001:DB8::0:1", "dport": 22},
              {"src": "::ffff:1.2.3.4", "dst": "2001:db8::1", "dport": 22},
-             {"src": "127.0.0.1", "dst": "224.0.0.251", "proto": "udp", "dport": 5353}]
+             {"src": "127.0.0.1", "dst": "224.0.0.251", "proto": "udp", "dport": 5353},
+             {"src": "198.51.100.7", "dst": "192.0.2.10", "dport": 22, "iif": "", "oif": "eth\"1"}]
     reader = PacketReader()
     # twice: the second round is answered from the reader's caches
     for fields in (good + bad) * 2:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import TextIO
 
 from ..engine.batch import BatchEvaluator
@@ -55,7 +55,7 @@ def write_answers(ruleset: Ruleset, packets: list[Packet], out: TextIO, fmt: str
 
 #: Stand-ins for an answer's own values in its JSON (NUL: never in a
 #: ruleset's text, and checked), then places for them in its text.
-_OWN = ("\0id\0", "\0packet\0", "\0src\0", "\0dst\0", "\0sport\0", "\0dport\0")
+_OWN = ("\0id\0", "\0packet\0", "\0src\0", "\0dst\0", "\0sport\0", "\0dport\0", "\0iif\0", "\0oif\0")
 _OWN_TEXT = tuple(json.dumps(x) for x in _OWN)
 #: Answers written at a time.
 _CHUNK = 512
@@ -70,7 +70,8 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
     tree answers from a leaf whose packet out is the packet itself is written
     from two texts: the leaf's answer, made once per leaf, with places for
     the id and the packet; the packet, made once per combination of its
-    fields other than id, addresses and ports, with places for those. Every
+    fields other than id, addresses, ports and interfaces, with places for
+    those. Every
     other packet is made and evaluated, and its answer encoded."""
     from ..engine.batch import address_class, root_key
 
@@ -80,7 +81,7 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
     write = out.write
     chunk: list = []
     add = chunk.append
-    states: dict = {}  # per template: roots by address classes, version, iif, oif, packet text, ports
+    states: dict = {}  # per template: roots by address classes, IP version, packet text, what it takes
     leaves: dict = {}  # id of a leaf: (leaf, its text or None, verdict)
     roots = None
     first = "\n  " if indent else ""
@@ -91,11 +92,11 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
         if roots is None:
             roots = batch.roots()
         if roots is not None and item.__class__ is tuple:
-            template, src, dst, sport, dport, ident = item
+            template, src, dst, sport, dport, ident, iif, oif = item
             state = states.get(template)
             if state is None:
                 state = states[template] = _template_state(template.packet, indent)
-            nodes, version, iif, oif, ptext, ports = state
+            nodes, version, ptext, own = state
             s = src[1]
             d = dst[1]
             classes = address_class(version, s) * 8 + address_class(version, d)
@@ -115,14 +116,10 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
                     text = entry[1]
                     if text is not None:
                         verdicts.add(entry[2])
-                        if ports == 3:
-                            ptext_own = ptext % (src[2], dst[2], sport, dport)
-                        elif ports == 0:
-                            ptext_own = ptext % (src[2], dst[2])
-                        else:
-                            ptext_own = ptext % (src[2], dst[2], sport if ports == 1 else dport)
+                        packet_text = ptext % own((src[2], dst[2], sport, dport, iif and _json_text(iif),
+                                                   oif and _json_text(oif)))
                         add((between if number else first)
-                            + text % ("null" if ident is None else _json_text(ident), ptext_own))
+                            + text % ("null" if ident is None else _json_text(ident), packet_text))
                         if len(chunk) >= _CHUNK:
                             write("".join(chunk))
                             chunk.clear()
@@ -146,22 +143,18 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
 def _template_state(packet: Packet, indent: bool) -> list:
     """What answering the packets of ``packet``'s template needs: root
     nodes by address classes (filled in as found), the IP version, the
-    interfaces, the packet's JSON with ``%s`` for its addresses and ``%d``
-    for its ports (None: cannot), and which ports it has (1 source, 2
-    destination)."""
+    packet's JSON with ``%s`` for its addresses and interfaces (JSON text)
+    and ``%d`` for its ports (None: cannot), and what picks those of a
+    packet out of (src, dst, sport, dport, iif, oif)."""
     data = packet_data(packet)
-    data["src"], data["dst"] = _OWN[2], _OWN[3]
-    wanted = [2, 3]
-    if "sport" in data:
-        data["sport"] = _OWN[4]
-        wanted.append(4)
-    if "dport" in data:
-        data["dport"] = _OWN[5]
-        wanted.append(5)
+    wanted = []
+    for i, name in enumerate(_BATCH_OWN, 2):
+        if name in data:
+            data[name] = _OWN[i]
+            wanted.append(i)
     # as it stands in an answer: at level 1, in indented mode an element of a list
     text = _places(json.dumps(data, indent=2).replace("\n", "\n    ") if indent else json.dumps(data), wanted)
-    ports = (1 if 4 in wanted else 0) | (2 if 5 in wanted else 0)
-    return [{}, packet.src.version, packet.iif, packet.oif, text, ports]
+    return [{}, packet.src.version, text, itemgetter(*[i - 2 for i in wanted])]
 
 
 def _leaf_text(leaf, indent: bool, trace: bool) -> tuple:
@@ -186,7 +179,7 @@ def _places(text: str, wanted: list) -> str | None:
     if sorted(at) != at or any(text.count(_OWN_TEXT[i]) != 1 for i in wanted):
         return None  # pragma: no cover - a NUL in a ruleset's text
     for i in wanted:
-        text = text.replace(_OWN_TEXT[i], "%d" if i >= 4 else "%s")
+        text = text.replace(_OWN_TEXT[i], "%d" if i in (4, 5) else "%s")
     return text
 
 
@@ -275,3 +268,6 @@ _PACKET_REST = attrgetter("hook", "proto", "flags", "icmp_type", "icmp_code", "e
                           "mark", "ttl", "dscp", "length", "frag_off", "mf", "df", "ip_id", "ip_options",
                           "ext_headers")
 _PACKET_OWN = ("hook", "src", "dst", "proto", "sport", "dport")
+#: A packet's own values in a batch (the rest is its template's), as
+#: ``_OWN[2:]`` stands in for them.
+_BATCH_OWN = ("src", "dst", "sport", "dport", "iif", "oif")
