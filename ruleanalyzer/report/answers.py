@@ -58,7 +58,7 @@ def write_answers(ruleset: Ruleset, packets: list[Packet], out: TextIO, fmt: str
 _OWN = ("\0id\0", "\0packet\0", "\0src\0", "\0dst\0", "\0sport\0", "\0dport\0", "\0iif\0", "\0oif\0")
 _OWN_TEXT = tuple(json.dumps(x) for x in _OWN)
 #: Answers written at a time.
-_CHUNK = 512
+_CHUNK = 4096  # (pieces)
 
 
 def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, indent: bool, trace: bool,
@@ -81,6 +81,7 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
     write = out.write
     chunk: list = []
     add = chunk.append
+    extend = chunk.extend
     states: dict = {}  # per template: roots by address classes, IP version, packet text, what it takes
     leaves: dict = {}  # id of a leaf: (leaf, its text or None, verdict)
     roots = None
@@ -113,13 +114,13 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
                         if len(leaves) >= AnswerLines.MAX_CACHED:
                             leaves.clear()
                         entry = leaves[id(leaf)] = _leaf_text(leaf, indent, trace)
-                    text = entry[1]
-                    if text is not None:
+                    parts = entry[1]
+                    if parts is not None:
                         verdicts.add(entry[2])
-                        packet_text = ptext % own((src[2], dst[2], sport, dport, iif and _json_text(iif),
-                                                   oif and _json_text(oif)))
-                        add((between if number else first)
-                            + text % ("null" if ident is None else _json_text(ident), packet_text))
+                        extend((between if number else first, parts[0],
+                                "null" if ident is None else _json_text(ident), parts[1],
+                                ptext % own((src[2], dst[2], sport, dport, iif and _json_text(iif),
+                                             oif and _json_text(oif))), parts[2]))
                         if len(chunk) >= _CHUNK:
                             write("".join(chunk))
                             chunk.clear()
@@ -158,17 +159,20 @@ def _template_state(packet: Packet, indent: bool) -> list:
 
 
 def _leaf_text(leaf, indent: bool, trace: bool) -> tuple:
-    """``(leaf, text, verdict)``: the answer of every packet that reaches
-    ``leaf``, with ``%s`` for its id and its packet — text None where an
-    answer there depends on more of the packet (its packet out). The leaf
-    is kept so that its id, the key, is not reused."""
+    """``(leaf, parts, verdict)``: the answer of every packet that reaches
+    ``leaf`` in three parts, to go around its id and its packet — parts None
+    where an answer there depends on more of the packet (its packet out).
+    The leaf is kept so that its id, the key, is not reused."""
     result = leaf.result
     data = result_data(result, leaf.packet, trace)
     if result.packet is not leaf.packet or "packet_out" in data:
         return leaf, None, result.verdict
     data["id"], data["packet"] = _OWN[0], _OWN[1]
     text = json.dumps(data, indent=2).replace("\n", "\n  ") if indent else json.dumps(data) + "\n"
-    return leaf, _places(text, [0, 1]), result.verdict
+    parts = text.split(_OWN_TEXT[0])
+    if len(parts) != 2 or len(parts[1].split(_OWN_TEXT[1])) != 2:
+        return leaf, None, result.verdict  # pragma: no cover - a NUL in a ruleset's text
+    return leaf, (parts[0], *parts[1].split(_OWN_TEXT[1])), result.verdict
 
 
 def _places(text: str, wanted: list) -> str | None:
