@@ -12,6 +12,7 @@ import fnmatch
 import os
 import re
 import subprocess
+from pathlib import Path
 
 from .errors import RuleAnalyzerError
 from .loader import DEFAULT_MAX_BYTES, FileSide, reading_side
@@ -21,7 +22,8 @@ from .model import Location
 GIT_TIMEOUT = 60
 
 
-def _git(args: list[str], cwd: str | None = None) -> bytes:
+def _git(args: list[str], cwd: str | None = None, nothing: int | None = None) -> bytes:
+    """Git's output; ``nothing``: an exit status meaning "no output" (``git grep``: 1)."""
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=GIT_TIMEOUT,
                               check=False)
@@ -29,6 +31,8 @@ def _git(args: list[str], cwd: str | None = None) -> bytes:
         raise RuleAnalyzerError("git is not installed (needed for --git)") from None
     except subprocess.TimeoutExpired:
         raise RuleAnalyzerError(f"git {' '.join(args[:2])} took longer than {GIT_TIMEOUT} s") from None
+    if done.returncode == nothing:
+        return b""
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise RuleAnalyzerError(f"git {args[0]} failed: {message[-1] if message else done.returncode}")
@@ -105,6 +109,19 @@ def read_at(rev: str, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     Raises a located RuleAnalyzerError when it does not exist there, is too
     large, binary or not UTF-8."""
     rev = check_revision(rev)
+    name = f"{rev}:{path}"
+    data = _blob_at(rev, path, max_bytes)
+    if b"\0" in data:
+        raise RuleAnalyzerError("binary data (a NUL byte), not a rule file", Location(name))
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RuleAnalyzerError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", Location(name)) from None
+
+
+def _blob_at(rev: str, path: str, max_bytes: int) -> bytes:
+    """The bytes of regular file ``path`` at ``rev`` (a link, a directory,
+    a file over ``max_bytes``: a located error)."""
     spec = f"{rev}:./{_relative(path)}"
     name = f"{rev}:{path}"
     mode = _mode_at(rev, path)
@@ -119,13 +136,7 @@ def read_at(rev: str, path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     if size and int(size) > max_bytes:
         raise RuleAnalyzerError(f"file is {int(size)} bytes, over the limit of {max_bytes} bytes",
                                 Location(name))
-    data = _git(["show", "--no-textconv", spec])
-    if b"\0" in data:
-        raise RuleAnalyzerError("binary data (a NUL byte), not a rule file", Location(name))
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise RuleAnalyzerError(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", Location(name)) from None
+    return _git(["show", "--no-textconv", spec])
 
 
 def changed_files(rev: str, rev2: str | None = None) -> list[str]:
@@ -202,6 +213,32 @@ class RevisionSide(FileSide):
     def is_file(self, path: str) -> bool:
         mode = _mode_at(self.rev, path)
         return mode is not None and (mode.startswith("100") or mode == "120000")
+
+    def is_dir(self, path: str) -> bool:
+        return _relative(str(path)) == "." or _mode_at(self.rev, str(path)) == "040000"
+
+    def files(self, directory, pattern: str) -> list[Path]:
+        # links are listed: reading one is refused, located (as is_file)
+        rel = _relative(str(directory))
+        out = _git(["ls-tree", "-z", self.rev, "--", "./" if rel == "." else f"./{rel}/"])
+        names = []
+        for entry in out.decode("utf-8", "surrogateescape").split("\0"):
+            meta, _, name = entry.partition("\t")
+            mode = meta.split(" ", 1)[0]
+            base = name.rsplit("/", 1)[-1]
+            if (mode.startswith("100") or mode == "120000") and fnmatch.fnmatchcase(base, pattern):
+                names.append(Path(directory) / base)
+        return sorted(names)
+
+    def real(self, path) -> Path:
+        # no link of the revision is followed, so the path's own spelling is its place
+        return Path(os.path.normpath(os.path.abspath(path)))
+
+    def head(self, path, limit: int) -> str | None:
+        try:
+            return _blob_at(self.rev, str(path), self.max_bytes)[:limit].decode("utf-8", "replace")
+        except RuleAnalyzerError:
+            return None
 
     def glob(self, pattern: str) -> list[str]:
         base = pattern
