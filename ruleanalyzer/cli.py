@@ -453,16 +453,17 @@ def cmd_diff(args, out) -> int:
             if note and not args.quiet:
                 print(f"note: {note}", file=sys.stderr)
         paths = args.files or gitfiles.with_includers(gitfiles.changed_files(old_rev, new_rev))
-        groups = [[p] for p in paths] if not args.files else [paths]
+        # a file of a Terraform module or firewalld directory: the whole directory, both sides
+        groups = gitfiles.config_groups(paths, [old_rev, new_rev], args.dialect, named=bool(args.files))
         pairs = []
-        for group in groups:
+        for kind, group in groups:
             try:
-                pairs.append((gitfiles.load_at(old_rev, group, args.dialect, args.max_bytes, args.table),
-                              gitfiles.load_at(new_rev, group, args.dialect, args.max_bytes, args.table),
-                              gitfiles.side_name(old_spec, old_rev, group, "added"),
-                              gitfiles.side_name(new_spec, new_rev, group, "deleted")))
+                pairs.append((gitfiles.load_group(old_rev, kind, group, args.dialect, args.max_bytes, args.table),
+                              gitfiles.load_group(new_rev, kind, group, args.dialect, args.max_bytes, args.table),
+                              gitfiles.side_name(old_spec, old_rev, [group] if kind else group, "added"),
+                              gitfiles.side_name(new_spec, new_rev, [group] if kind else group, "deleted")))
             except RuleAnalyzerError:
-                if args.files:
+                if args.files or kind:
                     raise
                 # Without named files, changed files that are not rule files are skipped.
     elif len(args.files) == 2:
@@ -481,7 +482,10 @@ def cmd_diff(args, out) -> int:
     assertions = policy.load_policy(args.policy)
     hooks = tuple(args.hook or ("input", "forward", "output"))
     reports = []
-    if not pairs:
+    if args.git and not pairs and not args.quiet:
+        print("note: no changed file is a rule file or part of a configuration directory: nothing to "
+              "compare", file=sys.stderr)
+    if not pairs and not args.git:  # --git with no rule file changed: nothing to compare
         from .plan_diff import diff_plan, diff_units, plan_rulesets
 
         if args.target:
