@@ -419,12 +419,12 @@ def config_groups(paths: list[str], revs: list[str | None], dialect: str | None 
     so an added or deleted directory compares with an empty firewall. A
     named directory is read as it is."""
     sides = [(rev, _side(rev)) for rev in revs]
-    calls: dict = {}  # each side's module calls, found once
+    calls: dict = {}  # each side's module calls (by revision), each module's roots (by directory)
     groups: dict[tuple, None] = {}
     files: list[str] = []
     for path in paths:
         rel = _norm(path.rstrip("/") or "/")
-        if any(side.is_dir(rel) for _, side in sides):
+        if named and any(side.is_dir(rel) for _, side in sides):  # git lists changed files only
             if dialect in (None, TERRAFORM) and any(_is_terraform_dir(rel, s) for _, s in sides):
                 groups[(TERRAFORM, rel)] = None
             elif dialect in (None, FIREWALLD) and any(_is_firewalld_dir(rel, s) for _, s in sides):
@@ -436,7 +436,9 @@ def config_groups(paths: list[str], revs: list[str | None], dialect: str | None 
             continue
         if dialect in (None, TERRAFORM) and _is_terraform_file(rel):
             directory = _norm(os.path.dirname(rel))
-            roots = _module_roots(directory, sides, calls)
+            if directory not in calls:  # many files of one module change together
+                calls[directory] = _module_roots(directory, sides, calls)
+            roots = calls[directory]
             if roots:
                 groups.update(((TERRAFORM, r), None) for r in roots)
                 continue
@@ -463,9 +465,10 @@ def _module_roots(directory: str, sides: list[tuple[str | None, FileSide]], call
         with reading_side(side):
             if not (_is_terraform_dir(directory, side) and is_one_configuration(directory)):
                 continue
-        if rev not in calls:
-            calls[rev] = _module_callers(rev)
-        roots.update(dict.fromkeys(_terraform_roots(directory, side, calls[rev])))
+        key = ("calls", rev)
+        if key not in calls:
+            calls[key] = _module_callers(rev)
+        roots.update(dict.fromkeys(_terraform_roots(directory, side, calls[key])))
     return list(roots)
 
 
