@@ -445,6 +445,7 @@ def cmd_diff(args, out) -> int:
     from . import gitfiles, policy
     from .diff import diff
 
+    units = []  # --git: Terraform modules compared firewall by firewall
     if args.git:
         old_spec, new_spec = gitfiles.split_range(args.git)
         old_rev, old_note = gitfiles.resolve(old_spec)
@@ -458,10 +459,12 @@ def cmd_diff(args, out) -> int:
         pairs = []
         for kind, group in groups:
             try:
-                pairs.append((gitfiles.load_group(old_rev, kind, group, args.dialect, args.max_bytes, args.table),
-                              gitfiles.load_group(new_rev, kind, group, args.dialect, args.max_bytes, args.table),
-                              gitfiles.side_name(old_spec, old_rev, [group] if kind else group, "added"),
-                              gitfiles.side_name(new_spec, new_rev, [group] if kind else group, "deleted")))
+                pair = (gitfiles.load_group(old_rev, kind, group, args.dialect, args.max_bytes, args.table),
+                        gitfiles.load_group(new_rev, kind, group, args.dialect, args.max_bytes, args.table),
+                        gitfiles.side_name(old_spec, old_rev, [group] if kind else group, "added"),
+                        gitfiles.side_name(new_spec, new_rev, [group] if kind else group, "deleted"))
+                # a module's security groups, ACLs, NSGs: each its own firewall, as in a plan
+                (units if kind and not args.target and gitfiles.is_cloud(*pair[:2]) else pairs).append(pair)
             except RuleAnalyzerError:
                 if args.files or kind:
                     raise
@@ -482,9 +485,17 @@ def cmd_diff(args, out) -> int:
     assertions = policy.load_policy(args.policy)
     hooks = tuple(args.hook or ("input", "forward", "output"))
     reports = []
-    if args.git and not pairs and not args.quiet:
-        print("note: no changed file is a rule file or part of a configuration directory: nothing to "
-              "compare", file=sys.stderr)
+    if units:
+        from .plan_diff import diff_units
+
+        for old, new, old_name, new_name in units:
+            reports += diff_units(old, new, old_name, hooks, findings=not args.no_findings,
+                                  connections=not args.no_connections, names=(old_name, new_name))
+        for report in reports:
+            report.policy = []
+    if args.git and not pairs and not reports and not args.quiet:
+        print("note: nothing to compare: no changed file is a rule file, or the changed configurations' "
+              "firewalls are the same rule for rule", file=sys.stderr)
     if not pairs and not args.git:  # --git with no rule file changed: nothing to compare
         from .plan_diff import diff_plan, diff_units, plan_rulesets
 

@@ -480,6 +480,14 @@ def load_group(rev: str | None, kind: str | None, group, dialect: str | None = N
     return load_config_at(rev, kind, group, max_bytes)
 
 
+def is_cloud(*rulesets) -> bool:
+    """Does one of ``rulesets`` hold cloud firewalls (security groups, ACLs,
+    NSGs: separate firewalls, compared one by one)?"""
+    from .targets import CLOUD_DIALECTS
+
+    return any(t.dialect in CLOUD_DIALECTS for rs in rulesets for t in rs.tables)
+
+
 def load_config_at(rev: str | None, kind: str, directory: str,
                    max_bytes: int = DEFAULT_MAX_BYTES) -> "Ruleset":
     """The configuration directory ``directory`` (a Terraform module or

@@ -40,6 +40,7 @@ resource "aws_security_group_rule" "ssh" {
   cidr_blocks       = ["0.0.0.0/0"]
 }
 '''
+WEB = ": aws_security_group.web"
 VARIABLES = 'variable "office" {\n  type = string\n}\n'
 ZONE = '''<?xml version="1.0" encoding="utf-8"?>
 <zone>
@@ -92,7 +93,7 @@ def test_a_rule_added_in_one_file_of_a_module_is_the_modules_diff(repo, capsys):
     write("infra/sg/rules.tf", HTTPS + SSH)  # only the rules file changes
     code, (report,), _ = _diff(capsys, "HEAD")
     assert code == 1
-    assert (report["old"], report["new"]) == ("HEAD:infra/sg", "working tree:infra/sg")
+    assert (report["old"], report["new"]) == ("HEAD:infra/sg" + WEB, "working tree:infra/sg" + WEB)
     (opened,) = _regions(report, "opened")
     assert opened["witness"]["dport"] == 22 and opened["witness"]["proto"] == "tcp"
     assert "0.0.0.0/0" in opened["region"]
@@ -102,7 +103,7 @@ def test_a_rule_added_in_one_file_of_a_module_is_the_modules_diff(repo, capsys):
     # A..B: both sides at their revisions; B..A closes it, located at the revision
     git("commit", "-qam", "new")
     code, (report,), _ = _diff(capsys, "HEAD~1..HEAD")
-    assert code == 1 and report["new"] == "HEAD:infra/sg"
+    assert code == 1 and report["new"] == "HEAD:infra/sg" + WEB
     assert _regions(report, "opened")[0]["new"]["decided_by"]["file"] == "HEAD:infra/sg/rules.tf"
     code, (report,), _ = _diff(capsys, "HEAD..HEAD~1")
     (closed,) = _regions(report, "closed")
@@ -116,7 +117,7 @@ def test_a_wider_cidr_in_terraform_tfvars_is_seen(repo, capsys):
     git("commit", "-qm", "old")
     write("infra/sg/terraform.tfvars", 'office = "10.0.0.0/8"\n')
     code, (report,), _ = _diff(capsys, "HEAD")
-    assert code == 1 and report["old"] == "HEAD:infra/sg"
+    assert code == 1 and report["old"] == "HEAD:infra/sg" + WEB
     opened = _regions(report, "opened")
     assert opened and all(r["witness"]["dport"] == 443 for r in opened)
     assert all(r["witness"]["src"].startswith("10.") and not r["witness"]["src"].startswith("10.1.")
@@ -134,7 +135,8 @@ def test_a_called_module_is_compared_through_its_root(repo, capsys):
     git("commit", "-qm", "old")
     write("modules/web/rules.tf", HTTPS + SSH)
     code, (report,), _ = _diff(capsys, "HEAD")
-    assert code == 1 and (report["old"], report["new"]) == ("HEAD:envs/prod", "working tree:envs/prod")
+    assert code == 1 and (report["old"], report["new"]) == ("HEAD:envs/prod: module.web.aws_security_group.web",
+                                                            "working tree:envs/prod: module.web.aws_security_group.web")
     (opened,) = _regions(report, "opened")
     assert opened["witness"]["dport"] == 22
     assert opened["new"]["decided_by"]["file"] == "modules/web/rules.tf"
@@ -158,7 +160,9 @@ def test_a_firewalld_zone_that_adds_ssh(repo, capsys):
     assert opened["new"]["decided_by"]["file"] == "etc/firewalld/zones/public.xml"
 
 
-def test_added_and_deleted_module_directories_compare_with_an_empty_firewall(repo, capsys):
+def test_added_and_deleted_module_directories(repo, capsys):
+    """A group the change creates is compared with the group without its
+    rules (as ``diff plan.json`` does): it opens what it allows."""
     path, git, write = repo
     write("README.md", "infra\n")
     git("add", ".")
@@ -166,13 +170,33 @@ def test_added_and_deleted_module_directories_compare_with_an_empty_firewall(rep
     _module(write)
     git("add", ".")
     code, (report,), _ = _diff(capsys, "HEAD")
-    assert code == 1 and report["old"] == "HEAD:infra/sg (absent: added in this change)"
-    assert report["counts"]["closed"] >= 1  # an empty firewall accepted all; the group allows 443 only
+    assert code == 1 and report["old"] == "HEAD:infra/sg (absent: added in this change)" + WEB
+    assert report["new"] == "working tree:infra/sg" + WEB + " (created)"
+    opened = _regions(report, "opened")
+    assert opened and all(r["witness"]["dport"] == 443 for r in opened) and not _regions(report, "closed")
     git("commit", "-qm", "add")
     git("rm", "-rq", "infra/sg")
     code, (report,), _ = _diff(capsys, "HEAD")
-    assert code == 1 and report["new"] == "working tree:infra/sg (absent: deleted in this change)"
-    assert report["counts"]["opened"] >= 1
+    assert code == 1 and report["new"] == "working tree:infra/sg (absent: deleted in this change)" + WEB + \
+        " (destroyed)"
+    closed = _regions(report, "closed")
+    assert closed and closed[0]["old"]["decided_by"]["file"] == "HEAD:infra/sg/rules.tf"
+    assert not _regions(report, "opened")
+
+
+def test_each_group_of_a_module_is_its_own_firewall(repo, capsys):
+    path, git, write = repo
+    _module(write)
+    write("infra/sg/db.tf", GROUP.replace("web", "db") + HTTPS.replace("web", "db").replace("443", "5432")
+          .replace('"https"', '"pg"'))
+    git("add", ".")
+    git("commit", "-qm", "old")
+    write("infra/sg/rules.tf", HTTPS + SSH)
+    code, reports, _ = _diff(capsys, "HEAD")
+    assert code == 1 and [r["new"] for r in reports] == ["working tree:infra/sg" + WEB]  # db unchanged
+    # --target names one of them
+    code, (report,), _ = _diff(capsys, "HEAD", "--target", "aws_security_group.db")
+    assert report["counts"] == {"opened": 0, "closed": 0, "unknown": 0}
 
 
 def test_a_named_directory_and_nothing_changed(repo, capsys):
