@@ -212,6 +212,11 @@ def test_a_named_directory_and_nothing_changed(repo, capsys):
     assert code == 1 and _regions(report, "opened")[0]["witness"]["dport"] == 22
     code, _, err = _diff(capsys, "HEAD", "docs")
     assert code == 2 and "docs: error: a directory is not a rule file" in err
+    # a named .tf file is read with its module; from a subdirectory, names are relative to it
+    os.chdir(path / "infra")
+    code, (report,), _ = _diff(capsys, "HEAD", "sg/ssh.tf")
+    assert code == 1 and report["old"] == "HEAD:sg" + WEB
+    assert _regions(report, "opened")[0]["new"]["decided_by"]["file"] == "sg/ssh.tf"
 
 
 def test_a_symlink_at_the_revision_is_refused_located(repo, capsys):
