@@ -373,6 +373,13 @@ class PacketBatch:
         return map(self.reader.packet, self.items)
 
 
+def _first_line(text: str) -> str:
+    """The first line of ``text`` that is neither blank nor a comment,
+    stripped ("": none). (On a prefix of a file, it may be cut short.)"""
+    return next((line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")),
+                "")
+
+
 def read_packets(text: str, name: str, default_hook: str = "input", hook: str | None = None) -> PacketBatch:
     """The packets of a ``--packets`` file: JSON lines (keys as the query
     flags; ``hook`` defaults to ``default_hook``), or real flows (``conntrack
@@ -387,8 +394,7 @@ def read_packets(text: str, name: str, default_hook: str = "input", hook: str | 
     item = reader.item
     items: list = []
     append = items.append
-    first = next((line.strip() for line in text.splitlines()
-                  if line.strip() and not line.lstrip().startswith("#")), "{")
+    first = _first_line(text[:1 << 16]) or _first_line(text) or "{"
     with gc_paused():  # no cycles among the packets: the collector would walk them again and again
         if not first.startswith("{"):
             from .flows import read_flows
