@@ -229,3 +229,27 @@ def test_flow_batches_are_the_engines_answers(name, tmp_path, capsys):
             assert len(today) == 300
             assert out == ("".join(json.dumps(a) + "\n" for a in today) if fmt == "jsonl"
                            else json.dumps(today, indent=2) + "\n"), (kind, fmt)
+
+
+def test_answers_stay_the_engines_when_the_tree_is_turned_off_midway():
+    """The batch turns its tree off after 4,000 packets that seldom share a
+    leaf; answers written from the tree before and from the engine after
+    are each the engine's own."""
+    import io
+
+    from ruleanalyzer.engine.batch import BatchEvaluator, Decisions
+    from ruleanalyzer.packets import read_packets
+    from ruleanalyzer.report.answers import _write_lines
+
+    packets = _packets(13, 300)
+    ruleset = load(str(RULESETS / "docker-host.rules"))
+    batch = BatchEvaluator(ruleset)
+    batch.decisions = Decisions(ruleset)
+    batch._asked, batch._hits = 3900, 0  # as after 3,900 packets with no leaf shared
+    read = read_packets("".join(json.dumps(p) + "\n" for p in packets), "p.jsonl")
+    out = io.StringIO()
+    _write_lines(batch, read.items, read.reader.packet, out, False, False, set())
+    assert not batch.memoize and batch._hits > 0  # some answers came from the tree, then none
+    evaluator = Evaluator(ruleset)
+    expected = [result_data(evaluator.evaluate(p), p, trace=False) for p in read]
+    assert out.getvalue() == "".join(json.dumps(a) + "\n" for a in expected)
