@@ -85,11 +85,11 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
     states: dict = {}  # per template: roots by address classes, IP version, packet text, what it takes
     leaves: dict = {}  # id of a leaf: (leaf, its text or None, verdict)
     roots = None
-    first = "\n  " if indent else ""
+    sep = "\n  " if indent else ""  # before the next answer
     between = ",\n  " if indent else ""
     if indent:
         write("[" if items else "[]")
-    for number, item in enumerate(items):
+    for item in items:
         if roots is None:
             roots = batch.roots()
         if roots is not None and item.__class__ is tuple:
@@ -114,13 +114,14 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
                         if len(leaves) >= AnswerLines.MAX_CACHED:
                             leaves.clear()
                         entry = leaves[id(leaf)] = _leaf_text(leaf, indent, trace)
+                        verdicts.add(entry[2])
                     parts = entry[1]
                     if parts is not None:
-                        verdicts.add(entry[2])
-                        extend((between if number else first, parts[0],
+                        extend((sep, parts[0],
                                 "null" if ident is None else _json_text(ident), parts[1],
                                 ptext % own((src[2], dst[2], sport, dport, iif and _json_text(iif),
                                              oif and _json_text(oif))), parts[2]))
+                        sep = between
                         if len(chunk) >= _CHUNK:
                             write("".join(chunk))
                             chunk.clear()
@@ -130,7 +131,8 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
         verdicts.add(result.verdict)
         if indent:
             data = result_data(result, packet, trace)
-            add((between if number else first) + dumps(data, indent=2).replace("\n", "\n  "))
+            add(sep + dumps(data, indent=2).replace("\n", "\n  "))
+            sep = between
         else:
             add(line(result, packet) + "\n")
         if len(chunk) >= _CHUNK:
