@@ -17,7 +17,7 @@ making the packets excluded); then the whole command end to end
 ``--format json``; and the same packets as ``conntrack -L`` entries and
 as AWS VPC flow log records, ``--format jsonl``): packets/s over the
 process's CPU time and its peak RSS. ``--digests`` prints the SHA-256 of
-each command's output (compare two versions' outputs).
+each command's output (compare two versions' outputs, with ``--folder``).
 ``engine`` is the plain one-packet evaluator
 on the first ``--check`` packets (run first, before the batch's answers
 fill the heap); ``agree`` compares every one of those
@@ -208,11 +208,14 @@ def main() -> None:
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--no-dump", action="store_true")
     parser.add_argument("--digests", action="store_true", help="SHA-256 of every command's output")
+    parser.add_argument("--folder", help="write the shapes and packets here (answers name the rules' file: "
+                                         "digests of two runs compare only with the same folder)")
     args = parser.parse_args()
     print(f"bench_batch: {args.packets} packets, shapes at {args.rules} rules; {os.cpu_count()} cores, "
           f"load average {load_line()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+        folder = Path(args.folder or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         dump = None if args.no_dump else largest_dump()
         if dump is not None:
             text = dump.read_text(errors="replace")
