@@ -84,6 +84,7 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
     extend = chunk.extend
     states: dict = {}  # per template: roots by address classes, IP version, packet text, what it takes
     leaves: dict = {}  # id of a leaf: (leaf, its text or None, verdict)
+    state_of, entry_of, hit, json_text = states.get, leaves.get, batch.hit, _json_text
     roots = None
     sep = "\n  " if indent else ""  # before the next answer
     between = ",\n  " if indent else ""
@@ -94,7 +95,7 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
             roots = batch.roots()
         if roots is not None and item.__class__ is tuple:
             template, src, dst, sport, dport, ident, iif, oif = item
-            state = states.get(template)
+            state = state_of(template)
             if state is None:
                 state = states[template] = _template_state(template.packet, indent)
             nodes, version, ptext, own = state
@@ -107,9 +108,9 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
                 if node is not None:
                     nodes[classes] = node
             if node is not None and ptext is not None:
-                leaf = batch.hit(node, (s, d, sport, dport, iif, oif))
+                leaf = hit(node, (s, d, sport, dport, iif, oif))
                 if leaf is not None:
-                    entry = leaves.get(id(leaf))
+                    entry = entry_of(id(leaf))
                     if entry is None:
                         if len(leaves) >= AnswerLines.MAX_CACHED:
                             leaves.clear()
@@ -118,9 +119,9 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
                     parts = entry[1]
                     if parts is not None:
                         extend((sep, parts[0],
-                                "null" if ident is None else _json_text(ident), parts[1],
-                                ptext % own((src[2], dst[2], sport, dport, iif and _json_text(iif),
-                                             oif and _json_text(oif))), parts[2]))
+                                "null" if ident is None else json_text(ident), parts[1],
+                                ptext % own((src[2], dst[2], sport, dport, iif and json_text(iif),
+                                             oif and json_text(oif))), parts[2]))
                         sep = between
                         if len(chunk) >= _CHUNK:
                             write("".join(chunk))
