@@ -290,7 +290,7 @@ class Plan:
 
     __slots__ = ("command", "chain_index", "family", "extra_index", "delete_by_number", "ops",
                  "target", "target_options", "target_start", "jump", "proto", "proto_negated",
-                 "skip", "actions", "shared")
+                 "skip", "actions", "shared", "port_pairs")
 
     def __init__(self, command: str, chain_index: int, family: str, shared: dict | None = None):
         self.command, self.chain_index, self.family = command, chain_index, family
@@ -309,18 +309,18 @@ class Plan:
         #: repeat them, and actions are frozen, so equal ones are shared
         #: (with other plans' through ``shared`` once this plan's checks pass)
         self.actions: dict = {}
+        #: whether the plan can match '! --sport A ! --dport B' (known on first use)
+        self.port_pairs: bool | None = None
 
     def execute(self, raws: list[str], words: list[str]) -> RuleSpec:
         """The rule of one line (raises SpecError on a bad value)."""
-        spec = RuleSpec(self.command, words[self.chain_index])
-        if self.extra_index is not None:
-            spec.extra.append(words[self.extra_index])
+        extra = [words[self.extra_index]] if self.extra_index is not None else []
         if self.delete_by_number:
-            return spec
-        spec.skip = self.skip
+            return RuleSpec(self.command, words[self.chain_index], extra)
         family = self.family
         matches = []
         comments = None
+        counters = None
         for op in self.ops:
             kind = op[0]
             if kind == _BUILD:
@@ -379,24 +379,26 @@ class Plan:
                 if len(values_) == 1:
                     values_ = values_[0].split(",", 1)
                 try:
-                    spec.counters = (int(values_[0]), int(values_[1]))
+                    counters = (int(values_[0]), int(values_[1]))
                 except (ValueError, IndexError):
                     raise SpecError(f"bad counters {' '.join(values_)!r}", op[1][0]) from None
             else:
                 matches.append(op[1])
-        spec.matches = _backend_dependent_ports(matches) if len(matches) > 1 else tuple(matches)
-        if comments:
-            spec.comment = "; ".join(comments)
+        pairs = self.port_pairs
+        if pairs is None:
+            # '! --sport A ! --dport B' needs two negated matches (negated
+            # port matches come from negated options only)
+            pairs = self.port_pairs = sum(1 for op in self.ops if op[0] == _BUILD and op[3]) > 1
+        matches = _backend_dependent_ports(matches) if pairs else tuple(matches)
         if self.jump is not None:
             kind, index = self.jump
             name = words[index]
             action = self.actions.get(name)
             if action is None:
                 action = self.actions[name] = self.share((kind, name), lambda: kind(name))
-            spec.action = action
-            spec.target_index = index
+            target_index = index
         elif self.target is not None:
-            spec.target_index = self.target_start + 1
+            target_index = self.target_start + 1
             if self.target_options:
                 text = " ".join(raws[self.target_start:])
                 key = text if '"' not in text else \
@@ -414,10 +416,12 @@ class Plan:
                 except BadValue as exc:
                     raise SpecError(str(exc), self.target_start + 1) from None
                 self.actions[key] = action
-            spec.action = action
         else:
-            spec.action = Log("no target")
-        return spec
+            action = Log("no target")
+            target_index = None
+        return RuleSpec(self.command, words[self.chain_index], extra, matches, action,
+                        "; ".join(comments) if comments else None, counters, target_index,
+                        self.skip)
 
     def share(self, key, build):
         """The value ``build()`` makes for ``key``, kept in ``shared``."""
