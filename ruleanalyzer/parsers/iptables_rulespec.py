@@ -326,7 +326,20 @@ class Plan:
             if kind == _BUILD:
                 # matches are frozen: one object per distinct text (and
                 # argument words, when quotes make them differ from it)
-                _, build, indices, negate, first, end, at, cache = op
+                _, build, indices, negate, first, end, at, cache, prefix = op
+                if prefix is not None and '"' not in raws[end - 1]:
+                    # one plain value after fixed words: kept by the value
+                    value = raws[end - 1]
+                    match = cache.get(value, _MISSING)
+                    if match is _MISSING:
+                        try:
+                            match = build([value], negate, prefix + value, family)
+                        except BadValue as exc:
+                            raise SpecError(str(exc), at) from None
+                        cache[value] = match
+                    if match is not None:
+                        matches.append(match)
+                    continue
                 text = " ".join(raws[first:end])
                 key = text if '"' not in text else (text, tuple([words[j] for j in indices]))
                 match = cache.get(key, _MISSING)
@@ -552,6 +565,20 @@ class _RuleBuilder:
             found = self.shared[key] = {}
         return found
 
+    def build_op(self, build, args: tuple[int, ...], negate: bool, first: int, end: int,
+                 at: int) -> tuple:
+        """The plan step building a match from the words ``first:end``
+        (``at``: where a bad value is reported). An option of one value
+        written last (``! -s ADDR``, ``--dport N``) keeps the words before
+        the value (options and ``!``, the same on every line of a skeleton):
+        its matches are then kept by the value word, without joining the
+        text of every line."""
+        if len(args) == 1 and args[0] == end - 1:
+            prefix = " ".join(self.raws[first:end - 1])
+            return (_BUILD, build, args, negate, first, end, at, self.cache((build, prefix)),
+                    prefix + " " if prefix else "")
+        return (_BUILD, build, args, negate, first, end, at, self.cache(build), None)
+
     # -- the walk ---------------------------------------------------------
 
     def run(self, i: int) -> None:
@@ -623,7 +650,7 @@ class _RuleBuilder:
         value = self.words[args[0]]
         builder = _GENERIC_BUILDERS.get(code)
         if builder is not None:
-            self.ops.append((_BUILD, builder, args, negate, first, i, at + 1, self.cache(builder)))
+            self.ops.append(self.build_op(builder, args, negate, first, i, at + 1))
             return i
         try:
             if code == _PROTO:
@@ -633,8 +660,7 @@ class _RuleBuilder:
                 if number == 0 and negate:
                     raise SpecError("rule would never match protocol (! -p all)", at)
                 plan.proto, plan.proto_negated = number, negate
-                self.ops.append((_BUILD, _proto_builder, args, negate, first, i, at + 1,
-                                 self.cache(_proto_builder)))
+                self.ops.append(self.build_op(_proto_builder, args, negate, first, i, at + 1))
             elif code == _MATCH:
                 if negate:
                     raise SpecError("-m cannot be negated", first)
@@ -734,8 +760,7 @@ class _RuleBuilder:
                 raise SpecError("--comment cannot be negated", first)
             self.ops.append((_COMMENT, args[0]))
             return i
-        self.ops.append((_BUILD, option.build, args, negate, first, i, min(at + 1, self.n - 1),
-                         self.cache(option.build)))
+        self.ops.append(self.build_op(option.build, args, negate, first, i, min(at + 1, self.n - 1)))
         return i
 
     def auto_load(self, module: str) -> None:
