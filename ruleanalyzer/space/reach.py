@@ -1136,17 +1136,41 @@ class _Walker:
         # a union grown branch by branch costs its size per branch (kube-proxy's
         # nftables service map has thousands).
         conts_l, conts_u = [], []
-        for match, branch_action in action.branches:
-            b_l, b_u = encode_bounds(match, sp, _env(ctx, self.absent))
-            if ctx.before_conntrack:
-                b_l, b_u = self._pre_conntrack(b_l), self._pre_conntrack(b_u)
-            hit_l, hit_u = low & b_l, up & b_u
+        keys, rest_l, rest_u = self._dispatch_keys(action, ctx)
+        for (_, branch_action), (k_l, k_u) in zip(action.branches, keys):
+            hit_l, hit_u = low & k_l, up & k_u
             if not (self.sets_only and hit_u == sp.false):  # records=False: skip empty branches
                 c_l, c_u = self._action(branch_action, chain, rule, hit_l, hit_u, ctx, depth, ret)
                 conts_l.append(c_l)
                 conts_u.append(c_u)
-            low, up = low & ~b_u, up & ~b_l
+        low, up = low & rest_l, up & rest_u
         return _union_all([*conts_l, low], sp.false), _union_all([*conts_u, up], sp.false)
+
+    def _dispatch_keys(self, action: Dispatch, ctx: _Context):
+        """The branches of ``action`` as the packets entering the map see
+        them, computed from the keys alone (kept per map and context):
+        branch ``i`` surely takes ``low ∧ b_l[i] ∧ ¬(b_u[0] ∨ … ∨ b_u[i-1])``
+        and possibly ``up ∧ b_u[i] ∧ ¬(b_l[0] ∨ … ∨ b_l[i-1])`` — the first
+        branch that holds wins, exactly — and ``(rest_l, rest_u)`` keep the
+        packets no branch takes. Taking each branch's key off the entering
+        set in turn instead would rebuild that (large) set once per branch:
+        quadratic on kube-proxy's service map, whose keys are disjoint and
+        small (so each ``b ∧ ¬union`` here is cheap)."""
+        env = _env(ctx, self.absent)
+        cache_key = ("dispatch", id(action), ctx.before_conntrack, env)
+        cached = self.match_cache.get(cache_key)
+        if cached is None:
+            sp = self.space
+            keys = []
+            taken_l = taken_u = sp.false  # union of the lower / upper keys so far
+            for match, _ in action.branches:
+                b_l, b_u = encode_bounds(match, sp, env)
+                if ctx.before_conntrack:
+                    b_l, b_u = self._pre_conntrack(b_l), self._pre_conntrack(b_u)
+                keys.append((b_l & ~taken_u, b_u & ~taken_l))
+                taken_l, taken_u = taken_l | b_l, taken_u | b_u
+            cached = self.match_cache[cache_key] = (keys, ~taken_u, ~taken_l)
+        return cached
 
     # -- packet changes (relational images) --------------------------------
     #
