@@ -361,10 +361,11 @@ def _allows_everything(path: _Path, code: int, min_share: float, possibly: bool 
 
 class _ExposureCheck(Check):
     options = {
-        "ports": Option(SENSITIVE_PORTS, "TCP ports (number → service name) that must not be public"),
+        "ports": Option(SENSITIVE_PORTS, "TCP ports (number → service name, or a list of numbers) "
+                                         "that must not be public", kind="ports"),
         "trusted_interfaces": Option(["lo"], "interfaces whose traffic is never internet traffic"),
         "min_share": Option(MIN_SHARE, "share of the public address space (per IP version) that "
-                                       "counts as the whole internet"),
+                                       "counts as the whole internet", kind="share"),
     }
 
     def paths(self, ctx: Context) -> list[_Path]:

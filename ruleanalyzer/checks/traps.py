@@ -239,7 +239,8 @@ class StatelessNoReturn(Check):
             "-A INPUT -p tcp --dport 80 -j ACCEPT\n"
             "-A OUTPUT -p tcp --sport 80 --dport 1024:65535 -j ACCEPT\nCOMMIT\n")
     severity = "error"
-    options = {"ephemeral": Option([1024, 65535], "the client port range replies must reach"),
+    options = {"ephemeral": Option([1024, 65535], "the client port range replies must reach",
+                                   kind="port-range"),
                "max_rules": Option(100, "accepting rules tried per IP version")}
 
     def run(self, ctx: Context):
@@ -298,7 +299,7 @@ class PathMtuBlackHole(Check):
 
     options = {"min_share": Option(0.5, "share of public sources (possible routers on a path) whose "
                                         "errors must be dropped: a single-host or anti-spoof block is not a "
-                                        "black hole")}
+                                        "black hole", kind="share")}
 
     def run(self, ctx: Context):
         from .exposure import public_sources
