@@ -1198,7 +1198,11 @@ class _Walker:
         if not checked:
             node = node & sp.valid_for(field)
         node = sp.exist(names, node)
-        return node & sp.masked(field, mask, value)
+        key = (field, mask, value)
+        values = self.exist_vars.get(key)
+        if values is None:
+            values = self.exist_vars[key] = sp.masked(field, mask, value)
+        return node & values
 
     def _effect(self, effect, ctx: _Context, low, up):
         if self._leaves_alone(effect):
@@ -1322,8 +1326,9 @@ class _Walker:
         step, for a set within ``packets`` (of the address's family, with the
         port header where a port is written): its image is the set with
         ``variables`` quantified away, conjoined with ``values`` — the
-        bits written and the ct status bit set. Kept per action; None when
-        the status bit is not in the space."""
+        bits written and the ct status bit set. Kept per action (the first
+        two per kind of translation); None when the status bit is not in
+        the space."""
         key = ("nat", id(action))
         if key in self.exist_vars:
             return self.exist_vars[key]
@@ -1331,22 +1336,32 @@ class _Walker:
         addr_field, port_field, status = (("dst", "dport", "dnat") if action.kind in ("dnat", "redirect")
                                           else ("src", "sport", "snat"))
         var = f"ct_status:{status}"
+        writes_addr = action.to_addr is not None and action.kind != "redirect"
+        version = action.to_addr.version if writes_addr else None
+        shape = ("nat", addr_field, version, action.to_port is not None)
         out = None
         if var in sp.bdd.vars:
-            inside, names, values = sp.true, [var], sp.bdd.var(var)
-            if action.to_addr is not None and action.kind != "redirect":
-                version = action.to_addr.version
-                spec = sp.spec(addr_field)
-                mask = 0xFFFFFFFF if version == 4 else (1 << spec.width) - 1
-                inside &= sp.family(version)
-                names += [spec.var(b) for b in range(spec.width) if mask >> b & 1]
-                values &= sp.masked(addr_field, mask, int(action.to_addr))
+            common = self.exist_vars.get(shape)
+            if common is None:
+                inside, names = sp.true, [var]
+                if writes_addr:
+                    spec = sp.spec(addr_field)
+                    mask = 0xFFFFFFFF if version == 4 else (1 << spec.width) - 1
+                    inside &= sp.family(version)
+                    names += [spec.var(b) for b in range(spec.width) if mask >> b & 1]
+                if action.to_port is not None:
+                    spec = sp.spec(port_field)
+                    inside &= sp.header(port_field)
+                    names += list(spec.bit_vars)
+                common = self.exist_vars[shape] = (inside, names)
+            values = sp.bdd.var(var)
+            if writes_addr:
+                width = sp.spec(addr_field).width
+                values &= sp.prefix(addr_field, int(action.to_addr), 32 if version == 4 else width,
+                                    32 if version == 4 else width)
             if action.to_port is not None:
-                spec = sp.spec(port_field)
-                inside &= sp.header(port_field)
-                names += [spec.var(b) for b in range(spec.width)]
                 values &= sp.eq(port_field, action.to_port)
-            out = (inside, names, values)
+            out = (*common, values)
         self.exist_vars[key] = out
         return out
 
