@@ -148,7 +148,8 @@ class Space:
         ``bits`` (ascending: least significant bits lie lowest, so each
         conjunction adds one node on top). Building it literal by literal
         beats ``bdd.cube``, which walks every declared variable."""
-        key = (spec.name, value, tuple(bits))
+        # (a range keys itself: hashing it does not walk its 128 bits)
+        key = (spec.name, value, bits if isinstance(bits, range) else tuple(bits))
         node = self._cube_cache.get(key)
         if node is None:
             node = self.true

@@ -1136,17 +1136,41 @@ class _Walker:
         # a union grown branch by branch costs its size per branch (kube-proxy's
         # nftables service map has thousands).
         conts_l, conts_u = [], []
-        for match, branch_action in action.branches:
-            b_l, b_u = encode_bounds(match, sp, _env(ctx, self.absent))
-            if ctx.before_conntrack:
-                b_l, b_u = self._pre_conntrack(b_l), self._pre_conntrack(b_u)
-            hit_l, hit_u = low & b_l, up & b_u
+        keys, rest_l, rest_u = self._dispatch_keys(action, ctx)
+        for (_, branch_action), (k_l, k_u) in zip(action.branches, keys):
+            hit_l, hit_u = low & k_l, up & k_u
             if not (self.sets_only and hit_u == sp.false):  # records=False: skip empty branches
                 c_l, c_u = self._action(branch_action, chain, rule, hit_l, hit_u, ctx, depth, ret)
                 conts_l.append(c_l)
                 conts_u.append(c_u)
-            low, up = low & ~b_u, up & ~b_l
+        low, up = low & rest_l, up & rest_u
         return _union_all([*conts_l, low], sp.false), _union_all([*conts_u, up], sp.false)
+
+    def _dispatch_keys(self, action: Dispatch, ctx: _Context):
+        """The branches of ``action`` as the packets entering the map see
+        them, computed from the keys alone (kept per map and context):
+        branch ``i`` surely takes ``low ∧ b_l[i] ∧ ¬(b_u[0] ∨ … ∨ b_u[i-1])``
+        and possibly ``up ∧ b_u[i] ∧ ¬(b_l[0] ∨ … ∨ b_l[i-1])`` — the first
+        branch that holds wins, exactly — and ``(rest_l, rest_u)`` keep the
+        packets no branch takes. Taking each branch's key off the entering
+        set in turn instead would rebuild that (large) set once per branch:
+        quadratic on kube-proxy's service map, whose keys are disjoint and
+        small (so each ``b ∧ ¬union`` here is cheap)."""
+        env = _env(ctx, self.absent)
+        cache_key = ("dispatch", id(action), ctx.before_conntrack, env)
+        cached = self.match_cache.get(cache_key)
+        if cached is None:
+            sp = self.space
+            keys = []
+            taken_l = taken_u = sp.false  # union of the lower / upper keys so far
+            for match, _ in action.branches:
+                b_l, b_u = encode_bounds(match, sp, env)
+                if ctx.before_conntrack:
+                    b_l, b_u = self._pre_conntrack(b_l), self._pre_conntrack(b_u)
+                keys.append((b_l & ~taken_u, b_u & ~taken_l))
+                taken_l, taken_u = taken_l | b_l, taken_u | b_u
+            cached = self.match_cache[cache_key] = (keys, ~taken_u, ~taken_l)
+        return cached
 
     # -- packet changes (relational images) --------------------------------
     #
@@ -1174,7 +1198,11 @@ class _Walker:
         if not checked:
             node = node & sp.valid_for(field)
         node = sp.exist(names, node)
-        return node & sp.masked(field, mask, value)
+        key = (field, mask, value)
+        values = self.exist_vars.get(key)
+        if values is None:
+            values = self.exist_vars[key] = sp.masked(field, mask, value)
+        return node & values
 
     def _effect(self, effect, ctx: _Context, low, up):
         if self._leaves_alone(effect):
@@ -1267,6 +1295,12 @@ class _Walker:
         false = sp.false
         if node == false:
             return node
+        whole = self._nat_whole(action)
+        if whole is not None and sp._leq is not None and sp._leq(node, whole[0]):
+            # Every packet has the family of the address and a port header:
+            # the writes and the status bit are one quantification and one
+            # conjunction (the same set as the steps below, fewer passes).
+            return sp.exist(whole[1], node) & whole[2]
         if action.kind in ("dnat", "redirect"):
             addr_field, port_field, status = "dst", "dport", "dnat"
         else:
@@ -1285,6 +1319,51 @@ class _Walker:
         if var in sp.bdd.vars:
             node = sp.exist([var], node) & sp.bdd.var(var)
         return node
+
+
+    def _nat_whole(self, action: Nat):
+        """``(packets, variables, values)`` for ``action``'s image in one
+        step, for a set within ``packets`` (of the address's family, with the
+        port header where a port is written): its image is the set with
+        ``variables`` quantified away, conjoined with ``values`` — the
+        bits written and the ct status bit set. Kept per action (the first
+        two per kind of translation); None when the status bit is not in
+        the space."""
+        key = ("nat", id(action))
+        if key in self.exist_vars:
+            return self.exist_vars[key]
+        sp = self.space
+        addr_field, port_field, status = (("dst", "dport", "dnat") if action.kind in ("dnat", "redirect")
+                                          else ("src", "sport", "snat"))
+        var = f"ct_status:{status}"
+        writes_addr = action.to_addr is not None and action.kind != "redirect"
+        version = action.to_addr.version if writes_addr else None
+        shape = ("nat", addr_field, version, action.to_port is not None)
+        out = None
+        if var in sp.bdd.vars:
+            common = self.exist_vars.get(shape)
+            if common is None:
+                inside, names = sp.true, [var]
+                if writes_addr:
+                    spec = sp.spec(addr_field)
+                    mask = 0xFFFFFFFF if version == 4 else (1 << spec.width) - 1
+                    inside &= sp.family(version)
+                    names += [spec.var(b) for b in range(spec.width) if mask >> b & 1]
+                if action.to_port is not None:
+                    spec = sp.spec(port_field)
+                    inside &= sp.header(port_field)
+                    names += list(spec.bit_vars)
+                common = self.exist_vars[shape] = (inside, names)
+            values = sp.bdd.var(var)
+            if writes_addr:
+                width = sp.spec(addr_field).width
+                values &= sp.prefix(addr_field, int(action.to_addr), 32 if version == 4 else width,
+                                    32 if version == 4 else width)
+            if action.to_port is not None:
+                values &= sp.eq(port_field, action.to_port)
+            out = (*common, values)
+        self.exist_vars[key] = out
+        return out
 
 
 def _multi_entry_chains(ruleset: Ruleset) -> set[int]:
