@@ -310,12 +310,15 @@ class Reachability:
         found: list[dict[int, Rule]] = [{} for _ in dead]
         for d, goal in own:
             rule = dead[d][0]
-            for i, other, _ in self._cover(rule, goal, candidates):
+            for i, other, _ in self._cover(rule, [goal], candidates):
                 found[d][i] = other
         for sid, requests in at_callers.items():
-            # each request's goal is its target ∩ what passed the jump by
+            # each request's goal is its target ∩ what passed the jump by;
+            # the site's goal is their union, kept as those parts: with
+            # random addresses the union of a few hundred targets took
+            # millions of BDD nodes (mixed shape)
             passed = self._passed_by(sites[sid])
-            goals = _union_all([target for _, target in requests], false) & passed
+            goals = [target & passed for target in dict.fromkeys(t for _, t in requests)]
             for i, other, taken in self._cover(sites[sid], goals, candidates):
                 taken = taken & passed
                 for d, target in requests:
@@ -345,20 +348,22 @@ class Reachability:
             result.append((rule, [blockers[i] for i in sorted(blockers)]))
         return result
 
-    def _cover(self, site: Rule, goal, candidates) -> list:
-        """``(index, rule, taken)`` of earlier rules that take ``goal``,
-        nearest the site first, until it is covered (or the site's chain's
-        entry is passed).
+    def _cover(self, site: Rule, goals: list, candidates) -> list:
+        """``(index, rule, taken)`` of earlier rules that take the goal (the
+        union of ``goals``), nearest the site first, until it is covered
+        (or the site's chain's entry is passed).
 
         A rule takes part of what is left when one of its matched sets (one
         per visit) meets it and so does its own match. Each matched set is
         first tested on what it holds besides addresses and interfaces
-        (ports, protocol, state …) against the same of ``goal``: a set that
+        (ports, protocol, state …) against the same of the goal: a set that
         may go anywhere (a NodePort's, any local address) would otherwise
         cost a walk over the whole uncovered set, which is large when the
         goal is the traffic of every earlier service. Only the matched sets
         that meet it are taken off what is left (the same set as taking
-        their union off)."""
+        their union off). What is left is kept as parts (each goal less
+        what was taken of it), never as one union: the same set, tested
+        part by part."""
         sp = self.space
         false = sp.false
         rec = self._records[id(site)]
@@ -367,22 +372,24 @@ class Reachability:
         if chain is not None and chain.rules and id(chain.rules[0]) in self._records:
             lo = _bisect(candidates, self._records[id(chain.rules[0])].first)
         out = []
-        remaining = goal
+        remaining = [g for g in goals if g != false]
         shape = None
         for i, other, orec in reversed(candidates[lo:_bisect(candidates, rec.last)]):
-            if remaining == false:
+            if not remaining:
                 break
             if other is site:
                 continue
-            if shape is None:
-                shape = self._shape(goal)
+            if shape is None:  # the shape of a union is the union of the shapes
+                shape = _union_all([self._shape(g) for g in remaining], false)
             meeting = [p for p in self._matched(orec) if not sp.disjoint(self._shape(p), shape)
-                       and not sp.disjoint(p, remaining)]
-            if not meeting or (not self._within_match(orec) and sp.disjoint(orec.match_u, remaining)):
+                       and any(not sp.disjoint(p, r) for r in remaining)]
+            if not meeting or (not self._within_match(orec)
+                               and all(sp.disjoint(orec.match_u, r) for r in remaining)):
                 continue
             out.append((i, other, orec.column(3)))
             for p in meeting:
-                remaining = remaining & ~p
+                remaining = [r if sp.disjoint(p, r) else r & ~p for r in remaining]
+                remaining = [r for r in remaining if r != false]
         return out
 
     def _matched(self, rec: _Record) -> list:
