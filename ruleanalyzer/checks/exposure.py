@@ -96,8 +96,8 @@ class _Path:
             bridges = [i for i, label in enumerate(sp.spec("oif").names) if container_link(label)]
             routed &= ~sp.one_of("oif", bridges)
             syn &= sp.bdd.var("ct_status:dnat") | routed
-        self.syn_l = reach.accepted.lower.node & syn
-        self.syn_u = reach.accepted.upper.node & syn
+        self.syn_l = reach.accepted.meet("lower", syn)
+        self.syn_u = reach.accepted.meet("upper", syn)
         back = ctx.reach("output", family) if hook == "input" else reach
         self.keep = S.field_vars(sp, "family") + S.field_vars(sp, "src") + S.field_vars(sp, "iif") \
             + S.field_vars(sp, "dport")
@@ -107,15 +107,15 @@ class _Path:
         names = sp.spec("ct_direction").names
         ack = (S.tcp_flags(sp, ACK) & S.state_is(sp, "established") & arriving & sp.family(family)
                & sp.eq("ct_direction", names.index("original")))
-        ack_l = self._project(reach.accepted.lower.node & ack)
-        ack_u = self._project(reach.accepted.upper.node & ack)
+        ack_l = self._project(reach.accepted.meet("lower", ack))
+        ack_u = self._project(reach.accepted.meet("upper", ack))
         if back is None:
             rep_l = rep_u = sp.true
         else:
             synack = (S.tcp_flags(sp, SYN | ACK) & S.state_is(sp, "established")
                       & sp.eq("ct_direction", names.index("reply")) & back.arriving.node)
-            rep_l = self._as_request(back.accepted.lower.node & synack)
-            rep_u = self._as_request(back.accepted.upper.node & synack)
+            rep_l = self._as_request(back.accepted.meet("lower", synack))
+            rep_u = self._as_request(back.accepted.meet("upper", synack))
         self.done_l = self._project(self.syn_l) & rep_l & ack_l
         self.done_u = self._project(self.syn_u) & rep_u & ack_u
         self.public = public_sources(sp, family)
@@ -347,8 +347,8 @@ def _allows_everything(path: _Path, code: int, min_share: float, possibly: bool 
     """Every public source may open a TCP connection to every probed port
     on this interface class, and send UDP to them (surely, or ``possibly``)."""
     sp = path.sp
-    accepted = path.reach.accepted.upper if possibly else path.reach.accepted.lower
-    udp = accepted.node & sp.eq("proto", 17) & S.state_is(sp, "new") & path.reach.arriving.node
+    udp = path.reach.accepted.meet("upper" if possibly else "lower",
+                                   sp.eq("proto", 17) & S.state_is(sp, "new") & path.reach.arriving.node)
     udp = path._project(udp)
     done = path.done_u if possibly else path.done_l
     for port in PROBE_PORTS:

@@ -32,7 +32,13 @@ from .structure import explained_by_structure
 def outcome(rule: Rule) -> str:
     """What a rule does to the packets it takes, for comparing rules:
     ``accept``, ``drop``, ``jump X``, ``return`` …"""
-    return _outcome(rule.action)
+    action = rule.action
+    kind = type(action)  # the common verdicts without hashing the action (a frozen dataclass)
+    if kind is Accept:
+        return "accept"
+    if kind is Drop or kind is Reject:
+        return "drop"
+    return _outcome(action)
 
 
 @functools.lru_cache(maxsize=4096)

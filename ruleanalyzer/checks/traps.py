@@ -201,9 +201,9 @@ class NoEstablishedPath(Check):
                 continue
             sp = inbound.space
             est = S.state_is(sp, "established") & sp.family(family)
-            if inbound.accepted.upper.node & est != sp.false:
+            if inbound.accepted.meet("upper", est) != sp.false:
                 continue
-            if outbound.accepted.upper.node & S.state_is(sp, "new") & sp.family(family) == sp.false:
+            if outbound.accepted.meet("upper", S.state_is(sp, "new") & sp.family(family)) == sp.false:
                 continue  # the host opens no connections: nothing comes back
             dropped = inbound.dropped.lower.node & est
             if dropped == sp.false:
@@ -387,11 +387,11 @@ def _carries_tcp(ctx: Context, reach, hook: str, family: int):
     # A reply is ESTABLISHED only for a connection the ruleset accepted:
     # each SYN-ACK is paired with the SYN it answers (a --sport 22 reply
     # rule completes no connection to port 443).
-    syn_in = reach.accepted.lower.node & syn
-    synack_in = reach.accepted.lower.node & synack
-    found = sp.exist(others, _answered(sp, syn_in, back.accepted.lower.node & synack))
+    syn_in = reach.accepted.meet("lower", syn)
+    synack_in = reach.accepted.meet("lower", synack)
+    found = sp.exist(others, _answered(sp, syn_in, back.accepted.meet("lower", synack)))
     if hook == "input":
-        found |= sp.exist(others, _answered(sp, synack_in, back.accepted.lower.node & syn & back.arriving.node))
+        found |= sp.exist(others, _answered(sp, synack_in, back.accepted.meet("lower", syn & back.arriving.node)))
     elif hook == "forward" and found != sp.false:
         found |= sp.exist(others, _answered(sp, synack_in, syn_in))
     return found
