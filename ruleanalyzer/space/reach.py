@@ -103,17 +103,19 @@ class Bounds:
         #: before they are taken within ``space.valid`` (see :meth:`meet`).
         self._raw = raw
 
-    def meet(self, side: str, node):
+    def meet(self, side: str, node, exist=()):
         """``self.lower.node & node`` (``side`` ``"lower"`` or ``"upper"``),
         the very same node, without making the whole set while it is unread:
         the raw set met with ``valid & node``. Validity makes a walk's
         accepted set several times bigger (138k -> 618k nodes on 20k
-        kube-proxy rules); a check that asks about SYNs needs only a sliver."""
+        kube-proxy rules); a check that asks about SYNs needs only a sliver.
+        ``exist``: variables quantified away from the meet, in one step."""
         made = self._lower if side == "lower" else self._upper
         if self._raw is None or not callable(made):
-            return getattr(self, side).node & node
+            made = getattr(self, side)
+            return made.space.and_exist(exist, made.node, node)
         space, raw = self._raw[0], self._raw[1 if side == "lower" else 2]
-        return raw() & (space.valid & node)
+        return space.and_exist(exist, raw(), space.valid & node)
 
     @property
     def lower(self) -> PacketSet:
