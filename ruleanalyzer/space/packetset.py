@@ -183,6 +183,15 @@ class Space:
             return self.bdd.apply("exists", cube, node)
         return self.bdd.exist(set(key), node)
 
+    def and_exist(self, names, a, b):
+        """``exist(names, a & b)`` without making ``a & b`` where CUDD's
+        and-abstraction is at hand (a big set met and projected at once)."""
+        if not names:
+            return a & b
+        if self._fast_exist:
+            return _bdd_backend.and_exists(a, b, names)
+        return self.exist(names, a & b)
+
     def exhausted(self, exc: BaseException) -> bool:
         """Is ``exc`` CUDD failing for want of memory (dd reports a NULL
         node or that CUDD ran out of memory)?"""

@@ -95,10 +95,27 @@ class Bounds:
     unions of many parts; an audit that only asks about rules never needs
     them)."""
 
-    __slots__ = ("_lower", "_upper")
+    __slots__ = ("_lower", "_upper", "_raw")
 
-    def __init__(self, lower, upper):
+    def __init__(self, lower, upper, raw=None):
         self._lower, self._upper = lower, upper
+        #: ``(space, lower, upper)``: functions giving the sets' raw nodes
+        #: before they are taken within ``space.valid`` (see :meth:`meet`).
+        self._raw = raw
+
+    def meet(self, side: str, node, exist=()):
+        """``self.lower.node & node`` (``side`` ``"lower"`` or ``"upper"``),
+        the very same node, without making the whole set while it is unread:
+        the raw set met with ``valid & node``. Validity makes a walk's
+        accepted set several times bigger (138k -> 618k nodes on 20k
+        kube-proxy rules); a check that asks about SYNs needs only a sliver.
+        ``exist``: variables quantified away from the meet, in one step."""
+        made = self._lower if side == "lower" else self._upper
+        if self._raw is None or not callable(made):
+            made = getattr(self, side)
+            return made.space.and_exist(exist, made.node, node)
+        space, raw = self._raw[0], self._raw[1 if side == "lower" else 2]
+        return space.and_exist(exist, raw(), space.valid & node)
 
     @property
     def lower(self) -> PacketSet:
@@ -951,8 +968,10 @@ class _Walker:
             start = start & ~moot  # routed to another path: not this one's to decide
         return Reachability(
             self.space, hook, self.family,
-            accepted=Bounds(lambda: w(p().lower), lambda: w(p().upper)),
-            dropped=Bounds(lambda: w(p().dropped.lower), lambda: w(p().dropped.upper)),
+            accepted=Bounds(lambda: w(p().lower), lambda: w(p().upper),
+                            (self.space, lambda: p().lower, lambda: p().upper)),
+            dropped=Bounds(lambda: w(p().dropped.lower), lambda: w(p().dropped.upper),
+                           (self.space, lambda: p().dropped.lower, lambda: p().dropped.upper)),
             undecided=Bounds(lambda: w(p().unknown.lower), lambda: w(
                 start & ~p().lower & ~p().dropped.lower | p().unknown.upper)),
             arriving=w(start), _records=path.records, _order=path.order)

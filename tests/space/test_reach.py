@@ -40,6 +40,29 @@ def test_verdict_sets_partition_the_packets():
     assert reach.undecided.upper.is_empty()
 
 
+def test_meeting_a_verdict_set_before_it_is_read_gives_the_set_read_then_met():
+    # An undecidable match (upper != lower) and a DNAT; the walk's raw sets
+    # hold invalid packets, and a probe may too: Bounds.meet must equal the
+    # set read (within the valid packets), then met.
+    nat = table("nat", prerouting="accept")
+    nat.chains["PREROUTING"].add(rule(TCP, dport(80), action=Nat("dnat", _ip("10.9.9.9"), to_port=8080)))
+    t = table(input="drop")
+    t.chains["INPUT"].add(rule(TCP, dport(8080), OpaqueMatch("-m recent --rcheck"), action=Accept()))
+    t.chains["INPUT"].add(rule(UDP, action=Drop()))
+    rs = ruleset(nat, t)
+    probes = (lambda sp: sp.true, lambda sp: sp.eq("dport", 8080), lambda sp: encode(TCP, sp).node,
+              lambda sp: encode(UDP, sp).node | sp.eq("dport", 8080))
+    for side in ("lower", "upper"):
+        for name in ("accepted", "dropped"):
+            for probe in probes:
+                fresh = analyze(rs, "input", 4)
+                node = probe(fresh.space)
+                met = getattr(fresh, name).meet(side, node)  # before the set is read
+                read = getattr(getattr(fresh, name), side).node & node
+                assert met == read and getattr(fresh, name).meet(side, node) == read
+    assert met != fresh.space.false
+
+
 def test_jump_return_and_goto_follow_the_engine():
     t = table(input="accept")
     t.add_chain(Chain("SUB"))
