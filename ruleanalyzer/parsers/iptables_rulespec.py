@@ -314,9 +314,14 @@ class Plan:
 
     def execute(self, raws: list[str], words: list[str]) -> RuleSpec:
         """The rule of one line (raises SpecError on a bad value)."""
+        return RuleSpec(*self.fields(raws, words))
+
+    def fields(self, raws: list[str], words: list[str]) -> tuple:
+        """:meth:`execute`'s RuleSpec as the tuple of its fields, in order
+        (the file reader unpacks it: one object less per rule)."""
         extra = [words[self.extra_index]] if self.extra_index is not None else []
         if self.delete_by_number:
-            return RuleSpec(self.command, words[self.chain_index], extra)
+            return self.command, words[self.chain_index], extra, (), None, None, None, None, None
         family = self.family
         matches = []
         comments = None
@@ -432,9 +437,8 @@ class Plan:
         else:
             action = Log("no target")
             target_index = None
-        return RuleSpec(self.command, words[self.chain_index], extra, matches, action,
-                        "; ".join(comments) if comments else None, counters, target_index,
-                        self.skip)
+        return (self.command, words[self.chain_index], extra, matches, action,
+                "; ".join(comments) if comments else None, counters, target_index, self.skip)
 
     def share(self, key, build):
         """The value ``build()`` makes for ``key``, kept in ``shared``."""
