@@ -18,6 +18,7 @@ from typing import Callable
 from ..model import (AddressMatch, AllOf, AnyOf, Goto, InterfaceMatch, IntMatch, Jump, Log, Match,
                      OpaqueMatch, Action)
 from . import iptables_values as values
+from .fastnew import slots_constructor
 from .iptables_modules import (EXTENSION_HEADER_MODULES, MODULE_PROTOCOL, MODULES, OPAQUE_MODULES,
                                PROTOCOL_MODULES, opaque_reason)
 from .iptables_targets import TARGETS, build_action, nat_has_port
@@ -521,7 +522,12 @@ def address_match(field: str, value: str, negate: bool, text: str, family: str) 
             return OpaqueMatch(reason=f"{field} under the non-contiguous netmask {part} "
                                "(not modelled as CIDR blocks)", negate=negate, text=text)
         networks.append(net)
-    return AddressMatch(field, tuple(networks), negate=negate, text=text)
+    return _address_match(field, tuple(networks), negate, text)
+
+
+#: AddressMatch(field, networks, negate=..., text=...), for a file's thousands of addresses
+_address_match = slots_constructor(AddressMatch, ("field", "networks", "negate", "text"),
+                                   ("src", (), True, "! -s 10.0.0.0/8"))
 
 
 def _proto_builder(args, negate, text, family):
