@@ -1349,8 +1349,13 @@ class _Walker:
         # nftables service map has thousands).
         conts_l, conts_u = [], []
         keys, rest_l, rest_u = self._dispatch_keys(action, ctx)
+        # Each branch takes from what some branch may take (the keys lie
+        # within the union of the keys, ~rest): cut that out once, so the
+        # branches do not each walk the whole entering set (kube-proxy's
+        # node-port map keys ports, below the many service addresses).
+        in_l, in_u = (low, up) if len(keys) < 2 else (low & ~rest_u, up & ~rest_l)
         for (_, branch_action), (k_l, k_u) in zip(action.branches, keys):
-            hit_l, hit_u = low & k_l, up & k_u
+            hit_l, hit_u = in_l & k_l, in_u & k_u
             if not (self.sets_only and hit_u == sp.false):  # records=False: skip empty branches
                 c_l, c_u = self._action(branch_action, chain, rule, hit_l, hit_u, ctx, depth, ret)
                 conts_l.append(c_l)
