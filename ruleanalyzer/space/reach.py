@@ -1426,17 +1426,22 @@ class _Walker:
             return low, up  # logging, or a field no rule reads: nothing later can tell
         if not isinstance(effect, Log):
             self.sink.exact = False  # packets change: verdicts no longer partition what entered
+        # Equal bounds: one image (an approximated copy differs per bound).
+        same = (low is up or low == up) and not (isinstance(effect, SetField) and effect.copy_from)
         if isinstance(effect, SetField):
-            return self._set_field(effect, low, False), self._set_field(effect, up, True)
+            up = self._set_field(effect, up, True)
+            return (up if same else self._set_field(effect, low, False)), up
         if isinstance(effect, Notrack):
             # The base chain decides (a user chain jumped to from raw
             # PREROUTING untracks too): before conntrack, on prerouting/output.
             if ctx.before_conntrack and ctx.stage in ("prerouting", "output"):
                 code = self.space.spec("state").names.index("untracked")
-                return self._assign(low, "state", code), self._assign(up, "state", code)
+                up = self._assign(up, "state", code)
+                return (up if same else self._assign(low, "state", code)), up
             return low, up
         if isinstance(effect, EcnStrip):
-            return self._ecn_strip(effect, low), self._ecn_strip(effect, up)
+            up = self._ecn_strip(effect, up)
+            return (up if same else self._ecn_strip(effect, low)), up
         return low, up  # Log and friends leave the packet alone
 
     def _set_field(self, effect: SetField, node, upper: bool):
