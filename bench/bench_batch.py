@@ -13,8 +13,11 @@ named, 15 % strangers, every hook, new and established.
 Every measurement runs in a fresh process and reports CPU seconds
 (``time.process_time``) of the evaluation alone (reading the rules and
 making the packets excluded); then the whole command end to end
-(``query FILE --packets PACKETS --format jsonl``, with and without
-``--trace``): packets/s over the process's CPU time and its peak RSS.
+(``query FILE --packets PACKETS``: ``--format jsonl``, with ``--trace``,
+``--format json``; and the same packets as ``conntrack -L`` entries and
+as AWS VPC flow log records, ``--format jsonl``): packets/s over the
+process's CPU time and its peak RSS. ``--digests`` prints the SHA-256 of
+each command's output (compare two versions' outputs, with ``--folder``).
 ``engine`` is the plain one-packet evaluator
 on the first ``--check`` packets (run first, before the batch's answers
 fill the heap); ``agree`` compares every one of those
@@ -25,8 +28,10 @@ out, alternatives: ``Result`` equality).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -100,7 +105,8 @@ def model_packets(path: Path, dialect: str, n: int, seed: int = 5) -> list[dict]
     return realistic_packets("\n".join(summary), n, seed)
 
 
-def measure(name: str, path: Path, dialect: str, packets: list[dict], check: int, folder: Path) -> None:
+def measure(name: str, path: Path, dialect: str, packets: list[dict], check: int, folder: Path,
+            digests: bool = False) -> None:
     file = folder / f"{name}.packets.jsonl"
     file.write_text("".join(json.dumps(p) + "\n" for p in packets))
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(path), dialect, str(file), str(ROOT), str(check)],
@@ -113,37 +119,85 @@ def measure(name: str, path: Path, dialect: str, packets: list[dict], check: int
     print(f"  {name:14} {d['rules']:6} rules {d['packets']:7} packets: batch {d['packets'] / d['cpu']:9,.0f} "
           f"packets/s CPU | engine {engine:8,.0f} packets/s CPU | agree {d['agree']}/{d['checked']} | "
           f"tree {'on' if d['tree'] else 'off'}, {d['hits']} hits, {d['leaves']} leaves", flush=True)
-    end_to_end(name, path, dialect, file, len(packets))
+    end_to_end(name, path, dialect, file, packets, digests)
 
 
-def _command(args: list[str]) -> tuple[int, float, int]:
-    """Exit code, CPU seconds (user + system) and peak RSS (KiB) of one
-    ``ruleanalyzer`` process, its output thrown away."""
+def _command(args: list[str], digest: bool = False) -> tuple[int, float, int, str]:
+    """Exit code, CPU seconds (user + system), peak RSS (KiB) of one
+    ``ruleanalyzer`` process and, with ``digest``, the SHA-256 of its output
+    (else the output is thrown away)."""
     proc = subprocess.Popen([sys.executable, "-m", "ruleanalyzer", *args], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE if digest else subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sha = hashlib.sha256()
+    if digest:
+        for block in iter(lambda: proc.stdout.read(1 << 20), b""):
+            sha.update(block)
+        proc.stdout.close()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stderr.close()
-    return proc.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+    return proc.returncode, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, sha.hexdigest()[:16]
 
 
-def end_to_end(name: str, path: Path, dialect: str, file: Path, n: int) -> None:
-    """The whole command, process start to last answer written:
-    ``query FILE --packets PACKETS --format jsonl`` (and with ``--trace``);
-    packets/s over its CPU time, and over it less that of a one-packet
-    ``query`` of the same file (reading the rules: ``-load``)."""
+def end_to_end(name: str, path: Path, dialect: str, file: Path, packets: list[dict], digests: bool) -> None:
+    """The whole command, process start to last answer written: ``query
+    FILE --packets PACKETS`` in each format, and of the same packets as
+    flows; packets/s over its CPU time, and over it less that of a
+    one-packet ``query`` of the same file (reading the rules: ``-load``)."""
+    n = len(packets)
     base = ["query", str(path), "--dialect", dialect]
-    code, alone, _ = _command(base + ["--src", "192.0.2.1", "--dst", "192.0.2.2", "--dport", "22"])
-    figures = []
-    for extra in ([], ["--trace"]):
-        code, cpu, rss = _command(base + ["--packets", str(file), "--format", "jsonl", *extra])
-        if code == 2:
-            figures.append(f"{' '.join(extra) or 'default'} FAILED")
-            continue
-        figures.append(f"{' '.join(extra) or 'default'} {n / cpu:8,.0f} packets/s CPU "
-                       f"({n / max(cpu - alone, 1e-9):8,.0f} -load), peak RSS {rss / 1024:5.0f} MiB")
-    print(f"  {'':14} end to end query --packets --format jsonl: " + " | ".join(figures)
-          + " (target >= 50,000/s)", flush=True)
+    _, alone, _, _ = _command(base + ["--src", "192.0.2.1", "--dst", "192.0.2.2", "--dport", "22"])
+    conntrack = file.with_suffix(".conntrack")
+    conntrack.write_text(conntrack_lines(packets))
+    vpc = file.with_suffix(".vpc")
+    vpc.write_text(vpc_lines(packets))
+    runs = [("jsonl", file, []), ("--trace", file, ["--trace"]), ("json", file, ["--format", "json"]),
+            ("conntrack", conntrack, []), ("vpc-flow", vpc, [])]
+    for label, packets_file, extra in runs:
+        code, cpu, rss, sha = _command(base + ["--packets", str(packets_file), "--format", "jsonl", *extra],
+                                       digests)
+        figure = "FAILED" if code == 2 else (
+            f"{n / cpu:8,.0f} packets/s CPU ({cpu:5.2f} s; {n / max(cpu - alone, 1e-9):8,.0f} -load), "
+            f"peak RSS {rss / 1024:5.0f} MiB" + (f", sha256 {sha}" if digests else ""))
+        print(f"  {'':14} end to end {label:10} {figure}", flush=True)
+
+
+def conntrack_lines(packets: list[dict], seed: int = 3) -> str:
+    """``conntrack -L`` entries (with accounting) whose first packets are ``packets``."""
+    rng = random.Random(seed)
+    out = []
+    for p in packets:
+        proto = p.get("proto", "tcp")
+        number = {"tcp": 6, "udp": 17, "icmp": 1}[proto]
+        head = f"{proto:8} {number} {rng.randrange(1, 432000)} "
+        if proto == "tcp":
+            head += rng.choice(("ESTABLISHED ", "TIME_WAIT ", "SYN_SENT "))
+        if proto == "icmp":
+            ident = rng.randrange(65536)
+            there, back = f"type=8 code=0 id={ident}", f"type=0 code=0 id={ident}"
+        else:
+            there = f"sport={p['sport']} dport={p['dport']}"
+            back = f"sport={p['dport']} dport={p['sport']}"
+        count, size = rng.randrange(1, 500), rng.randrange(40, 900000)
+        out.append(f"{head}src={p['src']} dst={p['dst']} {there} packets={count} bytes={size} "
+                   f"src={p['dst']} dst={p['src']} {back} packets={count} bytes={size} "
+                   f"{'[ASSURED] ' if rng.random() < 0.7 else ''}mark={rng.choice((0, 0, 1))} use=1\n")
+    return "".join(out)
+
+
+def vpc_lines(packets: list[dict], seed: int = 3) -> str:
+    """AWS VPC flow log records (default version 2 format, with its header) of ``packets``."""
+    rng = random.Random(seed)
+    out = ["version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes "
+           "start end action log-status\n"]
+    for p in packets:
+        proto = p.get("proto", "tcp")
+        number = {"tcp": 6, "udp": 17, "icmp": 1}[proto]
+        sport, dport = (p["sport"], p["dport"]) if proto != "icmp" else (0, 0)
+        start = 1418530010 + rng.randrange(86400)
+        out.append(f"2 123456789010 eni-{rng.randrange(16**8):08x} {p['src']} {p['dst']} {sport} {dport} "
+                   f"{number} {rng.randrange(1, 500)} {rng.randrange(40, 900000)} {start} {start + 60} "
+                   f"{rng.choice(('ACCEPT', 'REJECT'))} OK\n")
+    return "".join(out)
 
 
 def main() -> None:
@@ -153,20 +207,26 @@ def main() -> None:
     parser.add_argument("--check", type=int, default=3000, help="packets the engine answers too")
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--no-dump", action="store_true")
+    parser.add_argument("--digests", action="store_true", help="SHA-256 of every command's output")
+    parser.add_argument("--folder", help="write the shapes and packets here (answers name the rules' file: "
+                                         "digests of two runs compare only with the same folder)")
     args = parser.parse_args()
     print(f"bench_batch: {args.packets} packets, shapes at {args.rules} rules; {os.cpu_count()} cores, "
           f"load average {load_line()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+        folder = Path(args.folder or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         dump = None if args.no_dump else largest_dump()
         if dump is not None:
             text = dump.read_text(errors="replace")
-            measure("largest-dump", dump, "iptables", realistic_packets(text, args.packets), args.check, folder)
+            measure("largest-dump", dump, "iptables", realistic_packets(text, args.packets), args.check, folder,
+                    args.digests)
         for shape in [s for s in args.shapes.split(",") if s]:
             text, dialect = generate(shape, args.rules)
             path = folder / f"{shape}.rules"
             path.write_text(text, encoding="utf-8")
-            measure(shape, path, dialect, model_packets(path, dialect, args.packets), args.check, folder)
+            measure(shape, path, dialect, model_packets(path, dialect, args.packets), args.check, folder,
+                    args.digests)
     print(f"load average at the end {load_line()}")
 
 

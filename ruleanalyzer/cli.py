@@ -445,6 +445,7 @@ def cmd_diff(args, out) -> int:
     from . import gitfiles, policy
     from .diff import diff
 
+    units = []  # --git: Terraform modules compared firewall by firewall
     if args.git:
         old_spec, new_spec = gitfiles.split_range(args.git)
         old_rev, old_note = gitfiles.resolve(old_spec)
@@ -453,16 +454,19 @@ def cmd_diff(args, out) -> int:
             if note and not args.quiet:
                 print(f"note: {note}", file=sys.stderr)
         paths = args.files or gitfiles.with_includers(gitfiles.changed_files(old_rev, new_rev))
-        groups = [[p] for p in paths] if not args.files else [paths]
+        # a file of a Terraform module or firewalld directory: the whole directory, both sides
+        groups = gitfiles.config_groups(paths, [old_rev, new_rev], args.dialect, named=bool(args.files))
         pairs = []
-        for group in groups:
+        for kind, group in groups:
             try:
-                pairs.append((gitfiles.load_at(old_rev, group, args.dialect, args.max_bytes, args.table),
-                              gitfiles.load_at(new_rev, group, args.dialect, args.max_bytes, args.table),
-                              gitfiles.side_name(old_spec, old_rev, group, "added"),
-                              gitfiles.side_name(new_spec, new_rev, group, "deleted")))
+                pair = (gitfiles.load_group(old_rev, kind, group, args.dialect, args.max_bytes, args.table),
+                        gitfiles.load_group(new_rev, kind, group, args.dialect, args.max_bytes, args.table),
+                        gitfiles.side_name(old_spec, old_rev, [group] if kind else group, "added"),
+                        gitfiles.side_name(new_spec, new_rev, [group] if kind else group, "deleted"))
+                # a module's security groups, ACLs, NSGs: each its own firewall, as in a plan
+                (units if kind and not args.target and gitfiles.is_cloud(*pair[:2]) else pairs).append(pair)
             except RuleAnalyzerError:
-                if args.files:
+                if args.files or kind:
                     raise
                 # Without named files, changed files that are not rule files are skipped.
     elif len(args.files) == 2:
@@ -481,7 +485,18 @@ def cmd_diff(args, out) -> int:
     assertions = policy.load_policy(args.policy)
     hooks = tuple(args.hook or ("input", "forward", "output"))
     reports = []
-    if not pairs:
+    if units:
+        from .plan_diff import diff_units
+
+        for old, new, old_name, new_name in units:
+            reports += diff_units(old, new, old_name, hooks, findings=not args.no_findings,
+                                  connections=not args.no_connections, names=(old_name, new_name))
+        for report in reports:
+            report.policy = []
+    if args.git and not pairs and not reports and not args.quiet:
+        print("note: nothing to compare: no changed file is a rule file, or the changed configurations' "
+              "firewalls are the same rule for rule", file=sys.stderr)
+    if not pairs and not args.git:  # --git with no rule file changed: nothing to compare
         from .plan_diff import diff_plan, diff_units, plan_rulesets
 
         if args.target:

@@ -108,10 +108,32 @@ class FileSide:
     def is_file(self, path: str) -> bool:
         return os.path.isfile(path)
 
+    def is_dir(self, path: str) -> bool:
+        return os.path.isdir(path)
+
     def glob(self, pattern: str) -> list[str]:
         import glob
 
         return sorted(glob.glob(pattern))
+
+    def files(self, directory: str | os.PathLike, pattern: str) -> list[Path]:
+        """The files directly in ``directory`` whose name matches ``pattern``
+        (a directory's reader: a Terraform module's ``*.tf``), by name."""
+        return sorted(f for f in Path(directory).glob(pattern) if f.is_file())
+
+    def real(self, path: str | os.PathLike) -> Path:
+        """``path`` absolute, as the reader compares it with the tree it may
+        not leave (links resolved)."""
+        return Path(path).resolve()
+
+    def head(self, path: str | os.PathLike, limit: int) -> str | None:
+        """The first ``limit`` bytes of ``path`` as text, None when unreadable
+        (a quick scan before the file is read)."""
+        try:
+            with open(path, "rb") as handle:
+                return handle.read(limit).decode("utf-8", errors="replace")
+        except OSError:
+            return None
 
     def read(self, path: str, max_bytes: int) -> str:
         return read_text(path, max_bytes)

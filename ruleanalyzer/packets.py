@@ -8,6 +8,10 @@ and the ``--packets`` JSON-lines file (DESIGN.md, "Packets").
 from __future__ import annotations
 
 import ipaddress
+import json
+import json.encoder
+import re
+import socket
 from typing import Any
 
 from .errors import RuleAnalyzerError
@@ -206,10 +210,12 @@ def make_packet(**fields: Any) -> Packet:
                   id=str(fields["id"]) if fields.get("id") is not None else None, **optional)
 
 
-#: Fields that vary from packet to packet in a batch; the rest (protocol,
-#: hook, state, flags, interfaces, header fields …) repeat and are checked
-#: once per combination by :class:`PacketReader`.
-_VARYING = ("src", "dst", "sport", "dport", "id")
+#: Fields that vary from packet to packet in a batch (make_packet takes them
+#: as they are, once valid); the rest (protocol, hook, state, flags, header
+#: fields …) repeat and are checked once per combination by
+#: :class:`PacketReader`.
+_VARYING = ("src", "dst", "sport", "dport", "id", "iif", "oif")
+_VARYING_SET = frozenset(_VARYING)
 
 
 class PacketReader:
@@ -219,7 +225,15 @@ class PacketReader:
     checked and defaulted once per combination (with the addresses' IP
     versions and which ports are given) and reused. Anything unusual (a
     value that is not a string or number, a bad address or port) goes
-    through :func:`make_packet` itself, so errors are its own."""
+    through :func:`make_packet` itself, so errors are its own.
+
+    ``item(fields)`` is the same packet in a lean form for a batch: a tuple
+    ``(template, src, dst, sport, dport, id, iif, oif)`` — the checked
+    combination of the other fields (:class:`PacketTemplate`), each address
+    as :meth:`_address` gives it, the ports as numbers (the source port
+    defaulted), ``id`` as text, the interfaces (None: not given) — or the
+    :class:`Packet` itself where the reader took the unusual way;
+    ``packet(item)`` makes the :class:`Packet`."""
 
     #: Cached addresses before the cache starts over (bounded memory).
     MAX_ADDRESSES = 1 << 17
@@ -229,42 +243,54 @@ class PacketReader:
         self._templates: dict = {}
 
     def _address(self, value):
+        """``(IP version, integer, JSON text, address or None)`` of an
+        address's text (None: not an address, or not a string); the address
+        object is made when a packet needs it if the text is a canonical IPv4
+        address (read without :mod:`ipaddress`: most of a batch's are)."""
+        if value.__class__ is not str:
+            return None  # (a list would not even be a key)
         address = self._addresses.get(value)
         if address is None:
-            if value.__class__ is not str:
-                return None
-            try:
-                address = ipaddress.ip_address(value.strip())
-            except ValueError:
-                return None
+            if _CANONICAL_IPV4(value):
+                address = (4, _from_bytes(_pton(_AF_INET, value), "big"), '"' + value + '"', None)
+            else:
+                try:
+                    parsed = ipaddress.ip_address(value.strip())
+                except ValueError:
+                    return None
+                address = (parsed.version, int(parsed), _json_text(str(parsed)), parsed)
             if len(self._addresses) >= self.MAX_ADDRESSES:
                 self._addresses.clear()
             self._addresses[value] = address
         return address
 
-    def make(self, fields: dict) -> Packet:
-        src = self._address(fields.get("src"))
-        dst = self._address(fields.get("dst"))
+    def item(self, fields: dict):
+        get = fields.get
+        addresses = self._addresses
+        src = get("src")
+        src = addresses.get(src) or self._address(src) if src.__class__ is str else None
+        dst = get("dst")
+        dst = addresses.get(dst) or self._address(dst) if dst.__class__ is str else None
         if src is None or dst is None:
             return make_packet(**fields)
-        sport = fields.get("sport")
-        dport = fields.get("dport")
-        rest = fields.copy()
-        for name in _VARYING:
-            rest.pop(name, None)
+        sport = get("sport")
+        dport = get("dport")
+        iif = get("iif")
+        oif = get("oif")
+        if not (iif is None or iif.__class__ is str) or not (oif is None or oif.__class__ is str):
+            return make_packet(**fields)
         try:
             # with the values' types: True == 1 but they make different packets
-            key = (*rest.items(), *map(type, rest.values()), src.version, dst.version,
-                   sport is None, dport is None)
+            key = (*[(k, v, v.__class__) for k, v in fields.items() if k not in _VARYING_SET],
+                   src[0], dst[0], sport is None, dport is None, not iif, not oif)
             template = self._templates.get(key)
         except TypeError:  # a list or object as a value: unhashable
             return make_packet(**fields)
         if template is None:
             packet = make_packet(**fields)
-            if len(self._templates) < 4096:
-                self._templates[key] = ([(_SLOT[name], getattr(packet, name)) for name in _SLOTS
-                                         if name not in _VARYING], packet.sport)
-            return packet
+            if len(self._templates) >= 4096:
+                return packet
+            template = self._templates[key] = PacketTemplate(packet)
         try:
             if sport is not None and not (sport.__class__ is int and 0 <= sport <= 65535):
                 sport = _int("sport", sport, 0, 65535)
@@ -272,29 +298,89 @@ class PacketReader:
                 dport = _int("dport", dport, 0, 65535)
         except RuleAnalyzerError:
             return make_packet(**fields)
-        slots, default_sport = template
-        if sport is None:
-            sport = default_sport
-        ident = fields.get("id")
+        ident = get("id")
+        return (template, src, dst, template.sport if sport is None else sport, dport,
+                None if ident is None else str(ident), iif or None, oif or None)
+
+    @staticmethod
+    def packet(item) -> Packet:
+        """The :class:`Packet` of an ``item``."""
+        if item.__class__ is not tuple:
+            return item
+        template, src, dst, sport, dport, ident, iif, oif = item
         # filled slot by slot (the fields make_packet checked for this key)
         packet = _new_packet(Packet)
-        for slot, value in slots:
+        for slot, value in template.fill:
             slot.__set__(packet, value)
-        _SET_SRC(packet, src)
-        _SET_DST(packet, dst)
+        _SET_SRC(packet, src[3] or _IPv4(src[1]))
+        _SET_DST(packet, dst[3] or _IPv4(dst[1]))
         _SET_SPORT(packet, sport)
         _SET_DPORT(packet, dport)
-        _SET_ID(packet, str(ident) if ident is not None else None)
+        _SET_ID(packet, ident)
+        _SET_IIF(packet, iif)
+        _SET_OIF(packet, oif)
         return packet
+
+    def make(self, fields: dict) -> Packet:
+        return self.packet(self.item(fields))
+
+
+class PacketTemplate:
+    """One checked combination of a batch's fields other than addresses,
+    ports, interfaces and ``id`` (with the IP versions and which of those
+    are given): ``packet`` (the first packet made of it), the slots to fill
+    in and the default source port."""
+
+    __slots__ = ("packet", "fill", "sport")
+
+    def __init__(self, packet: Packet):
+        self.packet = packet
+        self.fill = [(_SLOT[name], getattr(packet, name)) for name in _SLOTS if name not in _VARYING]
+        self.sport = packet.sport
 
 
 _SLOTS = Packet.__slots__
 _SLOT = {name: getattr(Packet, name) for name in _SLOTS}
-_SET_SRC, _SET_DST, _SET_SPORT, _SET_DPORT, _SET_ID = (_SLOT[n].__set__ for n in _VARYING)
+_SET_SRC, _SET_DST, _SET_SPORT, _SET_DPORT, _SET_ID, _SET_IIF, _SET_OIF = (_SLOT[n].__set__ for n in _VARYING)
 _new_packet = object.__new__
+_IPv4 = ipaddress.IPv4Address
+_from_bytes = int.from_bytes
+_pton = socket.inet_pton
+_AF_INET = socket.AF_INET
+#: An IPv4 address as ``str(IPv4Address)`` writes it (ASCII digits, no
+#: leading zeros): what inet_pton reads exactly as :mod:`ipaddress` does.
+_CANONICAL_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                             r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])").fullmatch
+_json_text = json.encoder.encode_basestring_ascii  # json.dumps of a str
 
 
-def read_packets(text: str, name: str, default_hook: str = "input", hook: str | None = None) -> list[Packet]:
+class PacketBatch:
+    """The packets of a ``--packets`` file, held in the reader's lean form
+    (``items``, see :meth:`PacketReader.item`); a sequence of
+    :class:`Packet` made on demand."""
+
+    def __init__(self, items: list, reader: PacketReader):
+        self.items = items
+        self.reader = reader
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Packet:
+        return self.reader.packet(self.items[index])
+
+    def __iter__(self):
+        return map(self.reader.packet, self.items)
+
+
+def _first_line(text: str) -> str:
+    """The first line of ``text`` that is neither blank nor a comment,
+    stripped ("": none). (On a prefix of a file, it may be cut short.)"""
+    return next((line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")),
+                "")
+
+
+def read_packets(text: str, name: str, default_hook: str = "input", hook: str | None = None) -> PacketBatch:
     """The packets of a ``--packets`` file: JSON lines (keys as the query
     flags; ``hook`` defaults to ``default_hook``), or real flows (``conntrack
     -L`` output, AWS VPC flow log records; ``hook`` or ``default_hook``).
@@ -302,33 +388,54 @@ def read_packets(text: str, name: str, default_hook: str = "input", hook: str | 
     Every line is read and checked before any packet is answered, so a bad
     line stops the batch before anything is written: a
     :class:`RuleAnalyzerError` located at ``name:line:1``."""
-    first = next((line.strip() for line in text.splitlines()
-                  if line.strip() and not line.lstrip().startswith("#")), "{")
-    if not first.startswith("{"):
-        from .flows import read_flows, to_packets
-
-        return to_packets(read_flows(text, name), hook or default_hook)
-    import json
-
-    from .errors import split_lines
-    from .model import Location
+    from .gcpause import gc_paused
 
     reader = PacketReader()
-    make = reader.make
-    loads = json.loads
-    packets = []
-    append = packets.append
-    for number, line in enumerate(split_lines(text), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        try:
-            fields = loads(line)
-            if not isinstance(fields, dict):
-                raise ValueError("each line must be a JSON object")
-            fields.setdefault("hook", default_hook)
-            append(make(fields))
-        except (ValueError, RuleAnalyzerError) as exc:
-            message = exc.message if isinstance(exc, RuleAnalyzerError) else str(exc)
-            raise RuleAnalyzerError(f"bad packet: {message}", Location(name, number, 1),
-                                    source_line=line) from None
-    return packets
+    item = reader.item
+    items: list = []
+    append = items.append
+    first = _first_line(text[:1 << 16]) or _first_line(text) or "{"
+    with gc_paused():  # no cycles among the packets: the collector would walk them again and again
+        if not first.startswith("{"):
+            from .flows import read_flows
+
+            hook = hook or default_hook
+            for flow in read_flows(text, name):
+                fields = flow.packet_fields()
+                fields.setdefault("hook", hook)
+                try:
+                    append(item(fields))
+                except RuleAnalyzerError as exc:
+                    raise RuleAnalyzerError(f"bad flow: {exc.message}", flow.location) from None
+            return PacketBatch(items, reader)
+        from .errors import split_lines
+        from .model import Location
+
+        loads = json.loads
+        scan = json.JSONDecoder().scan_once
+        for number, line in enumerate(split_lines(text), 1):
+            fields = None
+            if line[:1] == "{" and line[-1:] == "}":
+                # what json.loads does with a line without surrounding white
+                # space, less its checks around the C scanner
+                try:
+                    fields, end = scan(line, 0)
+                except (StopIteration, ValueError):
+                    fields = None
+                else:
+                    if end != len(line):
+                        fields = None
+            elif not line.strip() or line.lstrip().startswith("#"):
+                continue
+            try:
+                if fields is None:
+                    fields = loads(line)  # the same object, or its error
+                if not isinstance(fields, dict):
+                    raise ValueError("each line must be a JSON object")
+                fields.setdefault("hook", default_hook)
+                append(item(fields))
+            except (ValueError, RuleAnalyzerError) as exc:
+                message = exc.message if isinstance(exc, RuleAnalyzerError) else str(exc)
+                raise RuleAnalyzerError(f"bad packet: {message}", Location(name, number, 1),
+                                        source_line=line) from None
+    return PacketBatch(items, reader)

@@ -42,8 +42,11 @@ def diff_plan(path: str | os.PathLike, hooks=("input", "output"), *, findings: b
 
 
 def diff_units(old: Ruleset, new: Ruleset, name: str, hooks, *, findings: bool = True,
-               connections: bool = True) -> list[DiffReport]:
-    """Diff two cloud rulesets firewall by firewall (matched by label)."""
+               connections: bool = True, names: tuple[str, str] | None = None) -> list[DiffReport]:
+    """Diff two cloud rulesets firewall by firewall (matched by label);
+    ``names``: how each side is named when they differ (``diff --git``:
+    ``REV:infra/sg``, ``working tree:infra/sg``; default ``name`` and
+    ``(before)``)."""
     before = dict(cloud_units(old)) if old.tables else {}
     after = dict(cloud_units(new)) if new.tables else {}
     reports = []
@@ -57,7 +60,8 @@ def diff_units(old: Ruleset, new: Ruleset, name: str, hooks, *, findings: bool =
         elif b is None:
             b, what, alone = _emptied(a), " (destroyed)", a
         report = diff(a, b, hooks, findings=findings and alone is None, connections=connections,
-                      old_name=f"{name}: {label} (before)", new_name=f"{name}: {label}{what}")
+                      old_name=f"{names[0]}: {label}" if names else f"{name}: {label} (before)",
+                      new_name=f"{names[1] if names else name}: {label}{what}")
         if findings and alone is not None:
             report.findings = _findings_of(alone, created=alone is b)
         reports.append(report)

@@ -33,7 +33,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .safeyaml import load_yaml
+from .safeyaml import load_yaml, load_yaml_node
 
 from .engine.connect import connect
 from .engine.evaluate import Evaluator
@@ -177,32 +177,42 @@ def _networks(value: str, text: str) -> tuple:
         raise RuleAnalyzerError(f"bad address in flow {text!r}: {exc}") from None
 
 
-def parse_policy(entries, source: str = "<policy>") -> list[Assertion]:
-    """Assertions from the ``policy:`` list of a config file."""
+def parse_policy(entries, source: str = "<policy>", places: list | None = None) -> list[Assertion]:
+    """Assertions from the ``policy:`` list of a config file; ``places``:
+    each entry's ``(line, column)`` in the file, for messages."""
     if entries is None:
         return []
     if not isinstance(entries, list):
         raise RuleAnalyzerError("policy must be a list of assertions", Location(source))
     out = []
     for n, entry in enumerate(entries, 1):
-        where = Location(source, path=f"policy[{n - 1}]")
-        if not isinstance(entry, dict):
-            raise RuleAnalyzerError("each policy entry must be a mapping", where)
-        kinds = [k for k in KINDS if k in entry]
-        if len(kinds) != 1:
-            raise RuleAnalyzerError(f"each policy entry needs exactly one of {', '.join(KINDS)}", where)
-        kind = kinds[0]
-        name = str(entry.get("name", ""))
-        hook = str(entry.get("hook", "input"))
-        if hook not in ("input", "forward", "output"):
-            raise RuleAnalyzerError(f"unknown hook {hook!r} (input, forward, output)", where)
-        expect = str(entry.get("expect", "pass")).lower()
-        if kind == "connect":
-            out.append(Assertion(kind, None, name, _connection(str(entry[kind]), where),
-                                 expect in ("pass", "passes", "open"), where))
-        else:
-            out.append(Assertion(kind, parse_flow(str(entry[kind]), hook), name, location=where))
+        line, column = places[n - 1] if places and n - 1 < len(places) else (None, None)
+        where = Location(source, line, column, path=f"policy[{n - 1}]")
+        try:
+            out.append(_assertion(entry, where))
+        except RuleAnalyzerError as exc:
+            if exc.location is None:  # a flow's own error: said where the entry is
+                exc.location = where
+            raise
     return out
+
+
+def _assertion(entry, where: Location) -> Assertion:
+    if not isinstance(entry, dict):
+        raise RuleAnalyzerError("each policy entry must be a mapping", where)
+    kinds = [k for k in KINDS if k in entry]
+    if len(kinds) != 1:
+        raise RuleAnalyzerError(f"each policy entry needs exactly one of {', '.join(KINDS)}", where)
+    kind = kinds[0]
+    name = str(entry.get("name", ""))
+    hook = str(entry.get("hook", "input"))
+    if hook not in ("input", "forward", "output"):
+        raise RuleAnalyzerError(f"unknown hook {hook!r} (input, forward, output)", where)
+    expect = str(entry.get("expect", "pass")).lower()
+    if kind == "connect":
+        return Assertion(kind, None, name, _connection(str(entry[kind]), where),
+                         expect in ("pass", "passes", "open"), where)
+    return Assertion(kind, parse_flow(str(entry[kind]), hook), name, location=where)
 
 
 def _connection(text: str, where: Location) -> tuple[str, str, int]:
@@ -229,7 +239,19 @@ def load_policy(path: str | Path | None = None) -> list[Assertion]:
     data = load_yaml(text, str(path)) or {}
     if not isinstance(data, dict):
         raise RuleAnalyzerError("config must be a mapping", Location(str(path)))
-    return parse_policy(data.get("policy"), str(path))
+    return parse_policy(data.get("policy"), str(path), _entry_places(text, str(path)))
+
+
+def _entry_places(text: str, name: str) -> list[tuple[int, int]]:
+    """``(line, column)`` of each entry of the document's ``policy:`` list."""
+    loader, node = load_yaml_node(text, name)
+    loader.dispose()
+    if node is None or node.id != "mapping":
+        return []
+    for key, value in node.value:
+        if key.value == "policy" and value.id == "sequence":
+            return [(item.start_mark.line + 1, item.start_mark.column + 1) for item in value.value]
+    return []
 
 
 # ---------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def test_batch_answers_are_todays_less_the_trace(name, tmp_path, capsys):
 
 
 def test_batch_json_is_the_indented_list(tmp_path, capsys):
-    packets = _packets(7, 30)
+    packets = _packets(7, 200)  # past the first packets: the decision tree's answers too
     batch = tmp_path / "p.jsonl"
     batch.write_text("".join(json.dumps(p) + "\n" for p in packets))
     web = RULESETS / "webserver.rules"
@@ -116,7 +116,18 @@ def test_reader_gives_make_packets_packets_and_errors():
            {"src": "198.51.100.7", "dst": "192.0.2.10", "dport": 22, "iif": True},
            {"src": "198.51.100.7", "dst": "192.0.2.10", "dport": 22, "iif": 1},
            {"src": "198.51.100.7", "dst": "192.0.2.10", "dport": True},
-           {"src": "198.51.100.7", "dst": "192.0.2.10", "proto": "udp", "frag": "middle"}]
+           {"src": "198.51.100.7", "dst": "192.0.2.10", "proto": "udp", "frag": "middle"},
+           # addresses as the reader does not read them itself
+           {"src": "010.0.0.5", "dst": "192.0.2.10", "dport": 22},
+           {"src": "10.0.5", "dst": "192.0.2.10", "dport": 22},
+           {"src": "1.2.3.4\x00", "dst": "192.0.2.10", "dport": 22},
+           {"src": "1.2.3.\u0664", "dst": "192.0.2.10", "dport": 22},
+           {"src": "::ffff:1.2.3.4", "dst": "192.0.2.10", "dport": 22}]
+    good += [{"src": "0.0.0.0", "dst": "255.255.255.255", "proto": "udp", "dport": 67},
+             {"src": "\t198.51.100.7", "dst": "2001:DB8::0:1", "dport": 22},
+             {"src": "::ffff:1.2.3.4", "dst": "2001:db8::1", "dport": 22},
+             {"src": "127.0.0.1", "dst": "224.0.0.251", "proto": "udp", "dport": 5353},
+             {"src": "198.51.100.7", "dst": "192.0.2.10", "dport": 22, "iif": "", "oif": "eth\"1"}]
     reader = PacketReader()
     # twice: the second round is answered from the reader's caches
     for fields in (good + bad) * 2:
@@ -150,3 +161,95 @@ def test_batch_output_holds_the_query_schema(tmp_path, capsys):
     document = json.loads(capsys.readouterr().out)
     assert document and all("trace" not in a for a in document)
     jsonschema.validate(document, schema)
+
+
+def test_odd_lines_read_as_json_loads_reads_them(tmp_path):
+    """Lines the reader's fast way does not take (white space around, extra
+    data, bad JSON) give json.loads's packet or error."""
+    from ruleanalyzer.packets import read_packets
+
+    fine = '{"src": "198.51.100.7", "dst": "192.0.2.10", "dport": 22}'
+    for line in (fine, "  " + fine, fine + "  ", fine + "\r", fine + " x", fine + "}",
+                 '{"src": "198.51.100.7", "dst": "192.0.2.10", "dport": 22,}', "{", "{}", "{\"src\": [1]}",
+                 '{"src": "198.51.100.7", "dst": "192.0.2.10", "dport": 22} {"a": 1}'):
+        try:
+            expected = [make_packet(**{"hook": "input", **json.loads(line.rstrip("\r"))})]
+        except (ValueError, TypeError, RuleAnalyzerError) as exc:
+            expected = type(exc)
+        try:
+            got = list(read_packets(line + "\n", "p.jsonl"))
+        except RuleAnalyzerError as exc:
+            assert exc.location.line == 1 and exc.message.startswith("bad packet: "), line
+            got = exc.message
+        if isinstance(expected, list):
+            assert got == expected, line
+        else:
+            assert isinstance(got, str), line
+            try:
+                json.loads(line.rstrip("\r"))
+            except ValueError as exc:
+                assert got == f"bad packet: {exc}", line
+
+
+def _flow_lines(seed: int, n: int) -> tuple[str, str]:
+    """``conntrack -L`` entries and VPC flow log records of varied packets."""
+    rng = random.Random(seed)
+    conntrack, vpc = [], ["version account-id interface-id srcaddr dstaddr srcport dstport protocol "
+                          "packets bytes start end action log-status"]
+    for _ in range(n):
+        src, dst = (rng.choice(["198.51.100.7", "192.0.2.10", "10.0.0.5", "172.17.0.2",
+                                f"203.0.113.{rng.randrange(1, 255)}"]) for _ in range(2))
+        proto = rng.choice(["tcp", "tcp", "udp", "icmp"])
+        number = {"tcp": 6, "udp": 17, "icmp": 1}[proto]
+        sport, dport = rng.choice([40000, 51234, 22, 443]), rng.choice([22, 80, 443, 53, 8080])
+        ports = f"sport={sport} dport={dport}" if proto != "icmp" else "type=8 code=0 id=7"
+        back = f"sport={dport} dport={sport}" if proto != "icmp" else "type=0 code=0 id=7"
+        conntrack.append(f"{proto:8} {number} 117 src={src} dst={dst} {ports} packets=3 bytes=180 "
+                         f"src={dst} dst={src} {back} [ASSURED] mark={rng.choice([0, 1])} use=1")
+        if proto == "icmp":
+            sport = dport = 0
+        vpc.append(f"2 123456789010 eni-1 {src} {dst} {sport} {dport} {number} 3 180 1418530010 "
+                   f"1418530070 ACCEPT OK")
+    return "\n".join(conntrack) + "\n", "\n".join(vpc) + "\n"
+
+
+@pytest.mark.parametrize("name", ["router.rules", "docker-host.rules"])
+def test_flow_batches_are_the_engines_answers(name, tmp_path, capsys):
+    from ruleanalyzer.flows import read_flows, to_packets
+
+    evaluator = Evaluator(load(str(RULESETS / name)))
+    for kind, text in zip(("conntrack", "vpc"), _flow_lines(len(name), 300)):
+        flows = tmp_path / f"{kind}.txt"
+        flows.write_text(text)
+        for fmt in ("jsonl", "json"):
+            main(["query", str(RULESETS / name), "--packets", str(flows), "--format", fmt])
+            out = capsys.readouterr().out
+            today = [result_data(evaluator.evaluate(p), p, trace=False)
+                     for p in to_packets(read_flows(text, "f"), "input")]
+            assert len(today) == 300
+            assert out == ("".join(json.dumps(a) + "\n" for a in today) if fmt == "jsonl"
+                           else json.dumps(today, indent=2) + "\n"), (kind, fmt)
+
+
+def test_answers_stay_the_engines_when_the_tree_is_turned_off_midway():
+    """The batch turns its tree off after 4,000 packets that seldom share a
+    leaf; answers written from the tree before and from the engine after
+    are each the engine's own."""
+    import io
+
+    from ruleanalyzer.engine.batch import BatchEvaluator, Decisions
+    from ruleanalyzer.packets import read_packets
+    from ruleanalyzer.report.answers import _write_lines
+
+    packets = _packets(13, 300)
+    ruleset = load(str(RULESETS / "docker-host.rules"))
+    batch = BatchEvaluator(ruleset)
+    batch.decisions = Decisions(ruleset)
+    batch._asked, batch._hits = 3900, 0  # as after 3,900 packets with no leaf shared
+    read = read_packets("".join(json.dumps(p) + "\n" for p in packets), "p.jsonl")
+    out = io.StringIO()
+    _write_lines(batch, read.items, read.reader.packet, out, False, False, set())
+    assert not batch.memoize and batch._hits > 0  # some answers came from the tree, then none
+    evaluator = Evaluator(ruleset)
+    expected = [result_data(evaluator.evaluate(p), p, trace=False) for p in read]
+    assert out.getvalue() == "".join(json.dumps(a) + "\n" for a in expected)

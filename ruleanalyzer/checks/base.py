@@ -154,10 +154,79 @@ class Finding:
 
 @dataclass(frozen=True)
 class Option:
-    """A per-check setting (``[tool.ruleanalyzer.options.RA401]``)."""
+    """A per-check setting (``[tool.ruleanalyzer.options.RA401]``).
+
+    ``kind`` says what a configured value must be (:meth:`read`): by
+    default what the default is (a count, a list of names …); ``share`` a
+    number in (0, 1]; ``ports`` TCP ports, a mapping port → service name
+    or a list of ports; ``port-range`` two ports ``[low, high]``."""
 
     default: object
     help: str
+    kind: str = ""
+
+    def read(self, value):
+        """``value`` as the check reads it; ValueError saying what is wanted."""
+        kind = self.kind or _kind_of(self.default)
+        if kind == "ports":
+            return _ports(value, self.default)
+        if kind == "port-range":
+            if not (isinstance(value, list) and len(value) == 2 and all(_is_port(v) for v in value)
+                    and value[0] <= value[1]):
+                raise ValueError("must be two port numbers [low, high] (0-65535, low <= high)")
+            return list(value)
+        if kind == "share":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise ValueError("must be a number above 0 and at most 1 (a share: 0.99 is 99 %)")
+            return float(value)
+        if kind == "count":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError("must be a whole number, 0 or more")
+            return value
+        if kind == "names":
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ValueError("must be a list of names")
+            return list(value)
+        if kind == "flag":
+            if not isinstance(value, bool):
+                raise ValueError("must be true or false")
+            return value
+        return value
+
+
+def _kind_of(default) -> str:
+    if isinstance(default, bool):
+        return "flag"
+    if isinstance(default, int):
+        return "count"
+    if isinstance(default, list) and all(isinstance(v, str) for v in default):
+        return "names"
+    return ""
+
+
+def _is_port(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535
+
+
+def _ports(value, known: dict) -> dict[int, str]:
+    """A ``ports`` setting: ``{22: SSH, …}`` (TOML keys are strings: ``"22"``)
+    or ``[22, 8443]`` (named as the default names them, else ``port N``)."""
+    want = "must be TCP ports: a mapping port → service name ({22: SSH}) or a list of ports ([22, 8443])"
+    if isinstance(value, list):
+        if not all(_is_port(v) and v > 0 for v in value):
+            raise ValueError(want)
+        return {v: known.get(v, f"port {v}") for v in value}
+    if not isinstance(value, dict):
+        raise ValueError(want)
+    out = {}
+    for port, name in value.items():
+        number = int(port) if isinstance(port, str) and port.isdigit() else port
+        if not (_is_port(number) and number > 0) or not isinstance(name, str) or not name:
+            raise ValueError(want)
+        out[number] = name
+    return out
 
 
 class Check:

@@ -95,12 +95,23 @@ def _live_rules(ctx: Context):
 def _ecn_rules(ctx: Context, verdict: str):
     """``(rule, hook, reach)`` for every live rule with ``verdict`` whose
     match can see ECN bits, with the analysis that reaches it."""
-    for rule in _live_rules(ctx):
-        if outcome(rule) != verdict or not _rule_touches_ecn(rule):
-            continue
-        hook, reach = _where_reached(ctx, rule)
-        if reach is not None:
-            yield rule, hook, reach
+    return [(rule, hook, reach) for rule, hook, reach in _ecn_candidates(ctx) if outcome(rule) == verdict]
+
+
+def _ecn_candidates(ctx: Context) -> list:
+    """``(rule, hook, reach)`` for every live rule whose match can see ECN
+    bits, found once per ruleset for the three checks that ask (each pass
+    visits every rule of every analysis: 100k rules, several hooks)."""
+    cached = ctx.__dict__.get("_ecn_candidates")
+    if cached is None:
+        cached = []
+        for rule in _live_rules(ctx):
+            if _rule_touches_ecn(rule):
+                hook, reach = _where_reached(ctx, rule)
+                if reach is not None:
+                    cached.append((rule, hook, reach))
+        ctx.__dict__["_ecn_candidates"] = cached
+    return cached
 
 
 class SynExactFlags(Check):

@@ -96,8 +96,8 @@ class _Path:
             bridges = [i for i, label in enumerate(sp.spec("oif").names) if container_link(label)]
             routed &= ~sp.one_of("oif", bridges)
             syn &= sp.bdd.var("ct_status:dnat") | routed
-        self.syn_l = reach.accepted.lower.node & syn
-        self.syn_u = reach.accepted.upper.node & syn
+        self.syn_l = reach.accepted.meet("lower", syn)
+        self.syn_u = reach.accepted.meet("upper", syn)
         back = ctx.reach("output", family) if hook == "input" else reach
         self.keep = S.field_vars(sp, "family") + S.field_vars(sp, "src") + S.field_vars(sp, "iif") \
             + S.field_vars(sp, "dport")
@@ -107,34 +107,38 @@ class _Path:
         names = sp.spec("ct_direction").names
         ack = (S.tcp_flags(sp, ACK) & S.state_is(sp, "established") & arriving & sp.family(family)
                & sp.eq("ct_direction", names.index("original")))
-        ack_l = self._project(reach.accepted.lower.node & ack)
-        ack_u = self._project(reach.accepted.upper.node & ack)
+        ack_l = reach.accepted.meet("lower", ack, self._others())
+        ack_u = reach.accepted.meet("upper", ack, self._others())
         if back is None:
             rep_l = rep_u = sp.true
         else:
             synack = (S.tcp_flags(sp, SYN | ACK) & S.state_is(sp, "established")
                       & sp.eq("ct_direction", names.index("reply")) & back.arriving.node)
-            rep_l = self._as_request(back.accepted.lower.node & synack)
-            rep_u = self._as_request(back.accepted.upper.node & synack)
+            rep_l = self._as_request(back.accepted, "lower", synack)
+            rep_u = self._as_request(back.accepted, "upper", synack)
         self.done_l = self._project(self.syn_l) & rep_l & ack_l
         self.done_u = self._project(self.syn_u) & rep_u & ack_u
         self.public = public_sources(sp, family)
         self.src_vars = S.field_vars(sp, "src")
         self.public_count = self._count(self.public)
 
-    def _project(self, node, keep=None):
+    def _others(self, keep=None) -> list[str]:
+        """The variables a projection onto ``keep`` (default :attr:`keep`) drops."""
         keep = set(keep or self.keep)
-        return self.sp.exist([v for v in self.sp.layout.variables() if v not in keep], node)
+        return [v for v in self.sp.layout.variables() if v not in keep]
 
-    def _as_request(self, replies):
-        """Replies (server → client) as the requests they answer: the
-        client's address as source, the server's port as destination
-        port, the interface the reply leaves by as the one the request
-        came in on."""
+    def _project(self, node, keep=None):
+        return self.sp.exist(self._others(keep), node)
+
+    def _as_request(self, bounds, side: str, replies):
+        """Replies (server → client) of the set ``bounds.<side>``, met with
+        ``replies``, as the requests they answer: the client's address as
+        source, the server's port as destination port, the interface the
+        reply leaves by as the one the request came in on."""
         sp = self.sp
         fields = (("dst", "src"), ("sport", "dport"), ("oif", "iif"))
         keep = S.field_vars(sp, "family") + [v for a, _ in fields for v in S.field_vars(sp, a)]
-        node = self._project(replies, keep)
+        node = bounds.meet(side, replies, self._others(keep))
         renames = {}
         for a, b in fields:
             renames.update(zip(S.field_vars(sp, a), S.field_vars(sp, b)))
@@ -347,9 +351,9 @@ def _allows_everything(path: _Path, code: int, min_share: float, possibly: bool 
     """Every public source may open a TCP connection to every probed port
     on this interface class, and send UDP to them (surely, or ``possibly``)."""
     sp = path.sp
-    accepted = path.reach.accepted.upper if possibly else path.reach.accepted.lower
-    udp = accepted.node & sp.eq("proto", 17) & S.state_is(sp, "new") & path.reach.arriving.node
-    udp = path._project(udp)
+    udp = path.reach.accepted.meet("upper" if possibly else "lower",
+                                   sp.eq("proto", 17) & S.state_is(sp, "new") & path.reach.arriving.node,
+                                   path._others())
     done = path.done_u if possibly else path.done_l
     for port in PROBE_PORTS:
         if path.share(path.at(done, code, port)) < min_share:
@@ -361,10 +365,11 @@ def _allows_everything(path: _Path, code: int, min_share: float, possibly: bool 
 
 class _ExposureCheck(Check):
     options = {
-        "ports": Option(SENSITIVE_PORTS, "TCP ports (number → service name) that must not be public"),
+        "ports": Option(SENSITIVE_PORTS, "TCP ports (number → service name, or a list of numbers) "
+                                         "that must not be public", kind="ports"),
         "trusted_interfaces": Option(["lo"], "interfaces whose traffic is never internet traffic"),
         "min_share": Option(MIN_SHARE, "share of the public address space (per IP version) that "
-                                       "counts as the whole internet"),
+                                       "counts as the whole internet", kind="share"),
     }
 
     def paths(self, ctx: Context) -> list[_Path]:
@@ -498,8 +503,11 @@ class AllowEverything(_ExposureCheck):
                     continue
                 sp = path.sp
                 probes = [path.syn_l & path.at(path.public, code, p) for p in PROBE_PORTS]
+                # (the probes are valid packets: the rule's raw matched set meets them
+                # as its valid part does)
+                records = path.reach._records
                 anchor = next((r for r in path.reach.rules() if outcome(r) == "accept" and all(
-                    not sp.disjoint(path.reach.rule_sets(r).matched_lower.node, p) for p in probes)),
+                    records[id(r)].meets(sp, p, column=2) for p in probes)),
                     None) or _policy_chain(ctx, path.hook, path.family)
                 entry = groups.setdefault(id(anchor), [anchor, [], None, True, path.hook])
                 entry[2] = entry[2] or sp.wrap(probes[-1])

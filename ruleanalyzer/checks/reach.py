@@ -19,7 +19,6 @@ are left to that check, so one mistake gives one finding.
 from __future__ import annotations
 
 import bisect
-import functools
 import re
 from dataclasses import dataclass, field
 
@@ -32,10 +31,27 @@ from .structure import explained_by_structure
 def outcome(rule: Rule) -> str:
     """What a rule does to the packets it takes, for comparing rules:
     ``accept``, ``drop``, ``jump X``, ``return`` …"""
-    return _outcome(rule.action)
+    action = rule.action
+    kind = type(action)
+    if kind is Accept:
+        return "accept"
+    if kind is Drop or kind is Reject:
+        return "drop"
+    # keyed by the action's type and target, not the action (hashing a frozen
+    # dataclass — a DNAT's addresses — each time was most of the cost)
+    key = (kind, getattr(action, "target", None))
+    found = _OUTCOMES.get(key)
+    if found is None:
+        if len(_OUTCOMES) > 1 << 16:  # a long-lived process (fleet workers): chain names of every ruleset
+            _OUTCOMES.clear()
+        found = _OUTCOMES[key] = _outcome(action)
+    return found
 
 
-@functools.lru_cache(maxsize=4096)
+#: :func:`outcome` by (action type, jump target).
+_OUTCOMES: dict[tuple, str] = {}
+
+
 def _outcome(action) -> str:
     if isinstance(action, Accept):
         return "accept"

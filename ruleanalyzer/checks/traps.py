@@ -73,11 +73,12 @@ def _accepting_syn_rules(ctx: Context, hook: str, family: int, limit: int):
         return
     sp = reach.space
     syn_new = S.tcp_flags(sp, SYN) & S.state_is(sp, "new") & plausible(sp, hook)
+    valid_syn = sp.valid & syn_new  # (met with the rule's raw set: rule_sets' matched_lower, met)
     n = 0
     for rule in reach.rules():
         if outcome(rule) != "accept" or rule.implicit or rule.chain.kind != "filter":
             continue
-        syn = reach.rule_sets(rule).matched_lower.node & syn_new
+        syn = reach._records[id(rule)].column(2) & valid_syn
         if syn == sp.false:
             continue
         n += 1
@@ -201,9 +202,9 @@ class NoEstablishedPath(Check):
                 continue
             sp = inbound.space
             est = S.state_is(sp, "established") & sp.family(family)
-            if inbound.accepted.upper.node & est != sp.false:
+            if inbound.accepted.meet("upper", est) != sp.false:
                 continue
-            if outbound.accepted.upper.node & S.state_is(sp, "new") & sp.family(family) == sp.false:
+            if outbound.accepted.meet("upper", S.state_is(sp, "new") & sp.family(family)) == sp.false:
                 continue  # the host opens no connections: nothing comes back
             dropped = inbound.dropped.lower.node & est
             if dropped == sp.false:
@@ -239,7 +240,8 @@ class StatelessNoReturn(Check):
             "-A INPUT -p tcp --dport 80 -j ACCEPT\n"
             "-A OUTPUT -p tcp --sport 80 --dport 1024:65535 -j ACCEPT\nCOMMIT\n")
     severity = "error"
-    options = {"ephemeral": Option([1024, 65535], "the client port range replies must reach"),
+    options = {"ephemeral": Option([1024, 65535], "the client port range replies must reach",
+                                   kind="port-range"),
                "max_rules": Option(100, "accepting rules tried per IP version")}
 
     def run(self, ctx: Context):
@@ -298,7 +300,7 @@ class PathMtuBlackHole(Check):
 
     options = {"min_share": Option(0.5, "share of public sources (possible routers on a path) whose "
                                         "errors must be dropped: a single-host or anti-spoof block is not a "
-                                        "black hole")}
+                                        "black hole", kind="share")}
 
     def run(self, ctx: Context):
         from .exposure import public_sources
@@ -386,13 +388,14 @@ def _carries_tcp(ctx: Context, reach, hook: str, family: int):
     # A reply is ESTABLISHED only for a connection the ruleset accepted:
     # each SYN-ACK is paired with the SYN it answers (a --sport 22 reply
     # rule completes no connection to port 443).
-    syn_in = reach.accepted.lower.node & syn
-    synack_in = reach.accepted.lower.node & synack
-    found = sp.exist(others, _answered(sp, syn_in, back.accepted.lower.node & synack))
+    syn_in = reach.accepted.meet("lower", syn)
+    synack_in = reach.accepted.meet("lower", synack)
+    drop = _unanswered_vars(sp)
+    found = _answered(sp, others, syn_in, back.accepted.meet("lower", synack, drop))
     if hook == "input":
-        found |= sp.exist(others, _answered(sp, synack_in, back.accepted.lower.node & syn & back.arriving.node))
+        found |= _answered(sp, others, synack_in, back.accepted.meet("lower", syn & back.arriving.node, drop))
     elif hook == "forward" and found != sp.false:
-        found |= sp.exist(others, _answered(sp, synack_in, syn_in))
+        found |= _answered(sp, others, synack_in, sp.exist(drop, syn_in))
     return found
 
 
@@ -402,16 +405,22 @@ def _carries_tcp(ctx: Context, reach, hook: str, family: int):
 _OTHER_WAY = (("dst", "src"), ("src", "dst"), ("sport", "dport"), ("oif", "iif"))
 
 
-def _answered(sp, packets, other_way):
-    """``packets`` (raw node) of connections some packet of ``other_way``
-    (the other direction) belongs to."""
-    keep = S.field_vars(sp, "family") + [v for a, _ in _OTHER_WAY for v in S.field_vars(sp, a)]
-    kept = set(keep)
-    node = sp.exist([v for v in sp.layout.variables() if v not in kept], other_way)
+def _unanswered_vars(sp) -> list[str]:
+    """The variables :func:`_answered` leaves out of the other direction's
+    packets: all but the family and the fields of :data:`_OTHER_WAY`."""
+    kept = set(S.field_vars(sp, "family") + [v for a, _ in _OTHER_WAY for v in S.field_vars(sp, a)])
+    return [v for v in sp.layout.variables() if v not in kept]
+
+
+def _answered(sp, others, packets, other_way):
+    """``packets`` (raw node) of connections some packet of the other
+    direction belongs to — ``other_way``, those packets with
+    :func:`_unanswered_vars` quantified away — with ``others`` quantified
+    away from the result."""
     renames = {}
     for a, b in _OTHER_WAY:
         renames.update(zip(S.field_vars(sp, a), S.field_vars(sp, b)))
-    return packets & sp.bdd.let(renames, node)
+    return sp.and_exist(others, packets, sp.bdd.let(renames, other_way))
 
 
 def _share(sp, node, public) -> float:

@@ -95,6 +95,9 @@ def _address_class(version: int, value: int) -> int:
     return 4 if value == 0 else 0
 
 
+address_class = _address_class
+
+
 def _abstract_leaf(m) -> bool:
     t = type(m)
     field = getattr(m, "field", None)
@@ -621,6 +624,14 @@ def _compilable(ruleset: Ruleset) -> bool:
     return True
 
 
+def root_key(packet: Packet, src: int, dst: int) -> tuple:
+    """The root key of a packet with ``packet``'s fields but for its
+    addresses, ``src`` and ``dst`` (as integers, of ``packet``'s IP version)."""
+    version = packet.src.version
+    return (_others(packet), version, _address_class(version, src), _address_class(version, dst),
+            packet.sport is None, packet.dport is None, packet.iif is None, packet.oif is None)
+
+
 class Decisions:
     """The ruleset's decision tree (see the module doc), grown as packets come."""
 
@@ -643,8 +654,7 @@ class Decisions:
         values = (s, d, sport, dport, iif, oif)
         if dst.version != version:
             return None, None, values
-        root = (_others(packet), version, _address_class(version, s), _address_class(version, d),
-                sport is None, dport is None, iif is None, oif is None)
+        root = root_key(packet, s, d)
         node = self.root.get(root)
         while node.__class__ is _Node:
             node = node.children.get(node.key(values))
@@ -854,6 +864,33 @@ class BatchEvaluator:
         was = leaf.packet
         return leaf.result if was is packet else _rebase(leaf.result, was, packet)
 
+
+    def roots(self) -> dict | None:
+        """While the tree answers (after the first packets, unless it was
+        turned off): its root nodes by :func:`root_key`, for :meth:`hit`."""
+        return self.decisions.root if self.memoize and self.decisions is not None else None
+
+    def hit(self, node, values: tuple):
+        """The leaf under ``node`` (of :meth:`roots`) for a packet whose
+        abstracted fields are ``values`` (``ABSTRACT``, addresses as integers),
+        counted as :meth:`evaluate` counts a hit; None where :meth:`evaluate`
+        must answer the packet. The leaf's answer for the packet:
+        :meth:`answer`."""
+        if self._asked == 3999:
+            return None  # evaluate decides whether the tree pays
+        while node.__class__ is _Node:
+            node = node.children.get(node.key(values))
+        if node is None:
+            return None
+        self._asked += 1
+        self._hits += 1
+        return node
+
+    @staticmethod
+    def answer(leaf: _Leaf, packet: Packet) -> Result:
+        """What :meth:`evaluate` answers for ``packet`` from ``leaf``."""
+        was = leaf.packet
+        return leaf.result if was is packet else _rebase(leaf.result, was, packet)
 
     def evaluate_all(self, packets) -> list[Result]:
         """``evaluate`` for every packet. The collector of reference cycles

@@ -35,6 +35,7 @@ def parse(text: str, name: str) -> list:
     from . import Flow
 
     records = []
+    addresses: set = set()  # checked already (a day's records repeat their hosts)
     for number, line in enumerate(text.splitlines(), 1):
         words = line.split()
         if not words or words[0].startswith("#") or words[:4] == list(FIELDS[:4]):
@@ -47,8 +48,11 @@ def parse(text: str, name: str) -> list:
         if record["log-status"] in ("NODATA", "SKIPDATA") or record["srcaddr"] == "-":
             continue
         for key in ("srcaddr", "dstaddr"):
+            if record[key] in addresses:
+                continue
             try:
                 ipaddress.ip_address(record[key])
+                addresses.add(record[key])
             except ValueError:
                 column = _column(line, FIELDS.index(key))
                 raise RuleAnalyzerError(f"invalid {key} {record[key]!r}", Location(name, number, column),

@@ -798,6 +798,17 @@ class _FileParser:
         """Every jump reaches an existing user chain and no chain reaches itself."""
         chains = table.chains
         builtins = IPTABLES_BUILTIN_CHAINS[table.name]
+        if not self.edited:
+            # every jump is still in place: the checks on sets of chain
+            # names first (70k jumps in a kube-proxy nat table), the
+            # per-jump walk below only to name the jump that fails
+            pairs = list(dict.fromkeys([(rule.chain.name, rule.action.target)
+                                        for rule, _, _ in self.jumps]))
+            targets = {target for _, target in pairs}
+            if targets <= chains.keys() and targets.isdisjoint(builtins):
+                loop = find_loop(pairs)
+                if loop is None:
+                    return
         edges: dict[tuple[str, str], tuple[Rule, str, int]] = {}
         edited = self.edited
         for jump in self.jumps:

@@ -290,7 +290,7 @@ class Plan:
 
     __slots__ = ("command", "chain_index", "family", "extra_index", "delete_by_number", "ops",
                  "target", "target_options", "target_start", "jump", "proto", "proto_negated",
-                 "skip", "actions", "shared")
+                 "skip", "actions", "shared", "port_pairs")
 
     def __init__(self, command: str, chain_index: int, family: str, shared: dict | None = None):
         self.command, self.chain_index, self.family = command, chain_index, family
@@ -309,24 +309,37 @@ class Plan:
         #: repeat them, and actions are frozen, so equal ones are shared
         #: (with other plans' through ``shared`` once this plan's checks pass)
         self.actions: dict = {}
+        #: whether the plan can match '! --sport A ! --dport B' (known on first use)
+        self.port_pairs: bool | None = None
 
     def execute(self, raws: list[str], words: list[str]) -> RuleSpec:
         """The rule of one line (raises SpecError on a bad value)."""
-        spec = RuleSpec(self.command, words[self.chain_index])
-        if self.extra_index is not None:
-            spec.extra.append(words[self.extra_index])
+        extra = [words[self.extra_index]] if self.extra_index is not None else []
         if self.delete_by_number:
-            return spec
-        spec.skip = self.skip
+            return RuleSpec(self.command, words[self.chain_index], extra)
         family = self.family
         matches = []
         comments = None
+        counters = None
         for op in self.ops:
             kind = op[0]
             if kind == _BUILD:
                 # matches are frozen: one object per distinct text (and
                 # argument words, when quotes make them differ from it)
-                _, build, indices, negate, first, end, at, cache = op
+                _, build, indices, negate, first, end, at, cache, prefix = op
+                if prefix is not None and '"' not in raws[end - 1]:
+                    # one plain value after fixed words: kept by the value
+                    value = raws[end - 1]
+                    match = cache.get(value, _MISSING)
+                    if match is _MISSING:
+                        try:
+                            match = build([value], negate, prefix + value, family)
+                        except BadValue as exc:
+                            raise SpecError(str(exc), at) from None
+                        cache[value] = match
+                    if match is not None:
+                        matches.append(match)
+                    continue
                 text = " ".join(raws[first:end])
                 key = text if '"' not in text else (text, tuple([words[j] for j in indices]))
                 match = cache.get(key, _MISSING)
@@ -379,24 +392,26 @@ class Plan:
                 if len(values_) == 1:
                     values_ = values_[0].split(",", 1)
                 try:
-                    spec.counters = (int(values_[0]), int(values_[1]))
+                    counters = (int(values_[0]), int(values_[1]))
                 except (ValueError, IndexError):
                     raise SpecError(f"bad counters {' '.join(values_)!r}", op[1][0]) from None
             else:
                 matches.append(op[1])
-        spec.matches = _backend_dependent_ports(matches) if len(matches) > 1 else tuple(matches)
-        if comments:
-            spec.comment = "; ".join(comments)
+        pairs = self.port_pairs
+        if pairs is None:
+            # '! --sport A ! --dport B' needs two negated matches (negated
+            # port matches come from negated options only)
+            pairs = self.port_pairs = sum(1 for op in self.ops if op[0] == _BUILD and op[3]) > 1
+        matches = _backend_dependent_ports(matches) if pairs else tuple(matches)
         if self.jump is not None:
             kind, index = self.jump
             name = words[index]
             action = self.actions.get(name)
             if action is None:
                 action = self.actions[name] = self.share((kind, name), lambda: kind(name))
-            spec.action = action
-            spec.target_index = index
+            target_index = index
         elif self.target is not None:
-            spec.target_index = self.target_start + 1
+            target_index = self.target_start + 1
             if self.target_options:
                 text = " ".join(raws[self.target_start:])
                 key = text if '"' not in text else \
@@ -414,10 +429,12 @@ class Plan:
                 except BadValue as exc:
                     raise SpecError(str(exc), self.target_start + 1) from None
                 self.actions[key] = action
-            spec.action = action
         else:
-            spec.action = Log("no target")
-        return spec
+            action = Log("no target")
+            target_index = None
+        return RuleSpec(self.command, words[self.chain_index], extra, matches, action,
+                        "; ".join(comments) if comments else None, counters, target_index,
+                        self.skip)
 
     def share(self, key, build):
         """The value ``build()`` makes for ``key``, kept in ``shared``."""
@@ -548,6 +565,20 @@ class _RuleBuilder:
             found = self.shared[key] = {}
         return found
 
+    def build_op(self, build, args: tuple[int, ...], negate: bool, first: int, end: int,
+                 at: int) -> tuple:
+        """The plan step building a match from the words ``first:end``
+        (``at``: where a bad value is reported). An option of one value
+        written last (``! -s ADDR``, ``--dport N``) keeps the words before
+        the value (options and ``!``, the same on every line of a skeleton):
+        its matches are then kept by the value word, without joining the
+        text of every line."""
+        if len(args) == 1 and args[0] == end - 1:
+            prefix = " ".join(self.raws[first:end - 1])
+            return (_BUILD, build, args, negate, first, end, at, self.cache((build, prefix)),
+                    prefix + " " if prefix else "")
+        return (_BUILD, build, args, negate, first, end, at, self.cache(build), None)
+
     # -- the walk ---------------------------------------------------------
 
     def run(self, i: int) -> None:
@@ -619,7 +650,7 @@ class _RuleBuilder:
         value = self.words[args[0]]
         builder = _GENERIC_BUILDERS.get(code)
         if builder is not None:
-            self.ops.append((_BUILD, builder, args, negate, first, i, at + 1, self.cache(builder)))
+            self.ops.append(self.build_op(builder, args, negate, first, i, at + 1))
             return i
         try:
             if code == _PROTO:
@@ -629,8 +660,7 @@ class _RuleBuilder:
                 if number == 0 and negate:
                     raise SpecError("rule would never match protocol (! -p all)", at)
                 plan.proto, plan.proto_negated = number, negate
-                self.ops.append((_BUILD, _proto_builder, args, negate, first, i, at + 1,
-                                 self.cache(_proto_builder)))
+                self.ops.append(self.build_op(_proto_builder, args, negate, first, i, at + 1))
             elif code == _MATCH:
                 if negate:
                     raise SpecError("-m cannot be negated", first)
@@ -730,8 +760,7 @@ class _RuleBuilder:
                 raise SpecError("--comment cannot be negated", first)
             self.ops.append((_COMMENT, args[0]))
             return i
-        self.ops.append((_BUILD, option.build, args, negate, first, i, min(at + 1, self.n - 1),
-                         self.cache(option.build)))
+        self.ops.append(self.build_op(option.build, args, negate, first, i, min(at + 1, self.n - 1)))
         return i
 
     def auto_load(self, module: str) -> None:

@@ -129,11 +129,9 @@ SCAN_BYTES = 4 * 2**20
 
 def _head(path) -> str | None:
     """The first :data:`SCAN_BYTES` of ``path`` as text, or None when unreadable."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(SCAN_BYTES).decode("utf-8", errors="replace")
-    except OSError:
-        return None
+    from ..loader import current_side
+
+    return current_side().head(path, SCAN_BYTES)
 
 
 def root_modules(directories) -> list:
@@ -156,11 +154,12 @@ def root_modules(directories) -> list:
 
 def _module_files(directory) -> list:
     """The ``*.tf`` files of a module directory, in name order (Terraform
-    reads them all as one module; subdirectories are other modules)."""
-    from pathlib import Path
+    reads them all as one module; subdirectories are other modules), on
+    the side being read (:func:`ruleanalyzer.loader.current_side`: the
+    working tree, or a git revision for ``diff --git``)."""
+    from ..loader import current_side
 
-    d = Path(directory)
-    return sorted(f for f in d.glob("*.tf") if f.is_file())
+    return current_side().files(directory, "*.tf")
 
 
 def load_directory(path, max_bytes: int | None = None) -> Ruleset:
@@ -168,16 +167,17 @@ def load_directory(path, max_bytes: int | None = None) -> Ruleset:
     followed inside ``path``), with ``terraform.tfvars`` and ``*.auto.tfvars``."""
     from pathlib import Path
 
-    from ..loader import DEFAULT_MAX_BYTES, read_text
+    from ..loader import DEFAULT_MAX_BYTES, current_side
 
+    side = current_side()
     d = Path(path)
     files = _module_files(d)
-    auto = [d / "terraform.tfvars"] if (d / "terraform.tfvars").is_file() else []
-    auto += sorted(f for f in d.glob("*.auto.tfvars") if f.is_file())
+    auto = side.files(d, "terraform.tfvars") + side.files(d, "*.auto.tfvars")
     sources = []
     for f in files + auto:
-        text = read_text(f, max_bytes or DEFAULT_MAX_BYTES)
-        sources.append(_Source(str(f), text, _tree(text, str(f))))
+        text = side.read(str(f), max_bytes or DEFAULT_MAX_BYTES)
+        name = side.name_of(str(f))
+        sources.append(_Source(name, text, _tree(text, name), str(f)))
     if not files:
         raise RuleAnalyzerError("no .tf files in this directory", Location(str(path)))
     return evaluate(sources, root=d, max_bytes=max_bytes)
@@ -194,10 +194,14 @@ def combine(rulesets: list[Ruleset]) -> list[Ruleset]:
 
 
 class _Source:
-    __slots__ = ("name", "text", "tree")
+    """A file read: ``name`` as shown, ``path`` where it was read from
+    (they differ at a git revision: ``REV:main.tf``)."""
 
-    def __init__(self, name: str, text: str, tree):
+    __slots__ = ("name", "text", "tree", "path")
+
+    def __init__(self, name: str, text: str, tree, path: str | None = None):
         self.name, self.text, self.tree = name, text, tree
+        self.path = name if path is None else path
 
 
 def _tree(text: str, name: str):
@@ -264,11 +268,11 @@ def _tree_root(sources: list[_Source], root) -> tuple:
     from unrelated places do not open the whole disk) — and a tree the user
     named that holds them (:data:`GIVEN_TREES`); () when the sources are
     not files on disk."""
-    import os
-    from pathlib import Path
+    from ..loader import current_side
 
-    own = (Path(root).resolve(),) if root is not None else tuple(dict.fromkeys(
-        Path(s.name).resolve().parent for s in sources if os.path.isfile(s.name)))
+    side = current_side()
+    own = (side.real(root),) if root is not None else tuple(dict.fromkeys(
+        side.real(s.path).parent for s in sources if side.is_file(s.path)))
     trees = tuple(t for t in GIVEN_TREES.get() if any(d == t or t in d.parents for d in own))
     return tuple(dict.fromkeys((*own, *trees)))
 
@@ -362,9 +366,9 @@ class _Config:
     def _module(self, source: _Source, name: str, body, line: int) -> list[Resource]:
         """The firewall resources of a local module call, its arguments as
         the module's variables; a source outside the tree is not read."""
-        import os
-        from pathlib import Path
+        from ..loader import current_side
 
+        side = current_side()
         loc = Location(source.name, line, 1, path=f"{self.prefix}module.{name}")
         attrs = {n: v for n, v in (_attribute(a) for a in _children(body) if _is(a, "attribute"))}
 
@@ -380,13 +384,13 @@ class _Config:
             return skip("its source is not a literal string")
         if not where.startswith(("./", "../")):
             return skip(f"source {where!r} is not a local path (registry, git and URLs are never fetched)")
-        if not self.root or not os.path.isfile(source.name):
+        if not self.root or not side.is_file(source.path):
             return skip("the file was not read from a directory")
-        directory = (Path(source.name).resolve().parent / where).resolve()
+        directory = side.real(side.real(source.path).parent / where)
         if not any(directory == r or r in directory.parents for r in self.root):
             return skip(f"source {where!r} leaves the given tree "
                         f"({', '.join(str(r) for r in self.root)})")
-        if not directory.is_dir():
+        if not side.is_dir(str(directory)):
             return skip(f"source {where!r} is not a directory")
         if directory in self.chain:
             return skip(f"source {where!r} calls itself (a module cycle)")
@@ -414,8 +418,9 @@ class _Config:
         return out
 
     def _module_sources(self, directory, skip) -> list[_Source] | None:
-        from ..loader import read_text
+        from ..loader import current_side
 
+        side = current_side()
         files = _module_files(directory)
         if not files:
             skip(f"{directory} holds no .tf files")
@@ -426,13 +431,14 @@ class _Config:
         self.budget[0] -= len(files)
         out = []
         for f in files:
-            text = read_text(f, self.budget[2])
+            text = side.read(str(f), self.budget[2])
+            shown = side.name_of(str(f))
             self.budget[1] -= len(text.encode("utf-8"))
             if self.budget[1] < 0:  # each file under the limit, together over it
                 raise RuleAnalyzerError(f"the modules' .tf files together are over the limit of "
-                                        f"{self.budget[2]} bytes", Location(str(f)),
+                                        f"{self.budget[2]} bytes", Location(shown),
                                         hint="raise the limit with --max-bytes if this is one configuration")
-            out.append(_Source(str(f), text, _tree(text, str(f))))
+            out.append(_Source(shown, text, _tree(text, shown), str(f)))
         return out
 
     def _instances(self, source: _Source, base: str, body):

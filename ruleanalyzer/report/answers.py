@@ -5,7 +5,8 @@ answer (DESIGN.md, "Packets")."""
 from __future__ import annotations
 
 import json
-from operator import attrgetter
+import json.encoder
+from operator import attrgetter, itemgetter
 from typing import TextIO
 
 from ..engine.batch import BatchEvaluator
@@ -26,7 +27,8 @@ def write_answers(ruleset: Ruleset, packets: list[Packet], out: TextIO, fmt: str
     the JSON objects leave out ``trace`` and are otherwise the same (verdict,
     deciding rule with its location, depends-on, packet, notes…). The cyclic
     garbage collector pauses meanwhile (see :func:`ruleanalyzer.gcpause.gc_paused`)."""
-    evaluate = BatchEvaluator(ruleset).evaluate
+    batch = BatchEvaluator(ruleset)
+    evaluate = batch.evaluate
     verdicts: set[str] = set()
     with gc_paused():
         if fmt == "text":
@@ -45,23 +47,150 @@ def write_answers(ruleset: Ruleset, packets: list[Packet], out: TextIO, fmt: str
             json.dump(result_data(result, packets[0], trace), out, indent=2)
             out.write("\n")
             return verdicts
-        dumps = json.dumps
-        write = out.write
-        if fmt == "json":
-            # what json.dump(list, indent=2) writes, one element at a time
-            write("[" if packets else "[]")
-        line = AnswerLines(trace).line
-        for number, packet in enumerate(packets):
-            result = evaluate(packet)
-            verdicts.add(result.verdict)
-            if fmt == "json":
-                data = result_data(result, packet, trace)
-                write(("\n  " if number == 0 else ",\n  ") + dumps(data, indent=2).replace("\n", "\n  "))
-            else:
-                write(line(result, packet) + "\n")
-        if fmt == "json":
-            write("\n]\n" if packets else "\n")
+        reader = getattr(packets, "reader", None)  # a PacketBatch: its lean items
+        _write_lines(batch, getattr(packets, "items", packets), reader.packet if reader is not None else None,
+                     out, fmt == "json", trace, verdicts)
     return verdicts
+
+
+#: Stand-ins for an answer's own values in its JSON (NUL: never in a
+#: ruleset's text, and checked), then places for them in its text.
+_OWN = ("\0id\0", "\0packet\0", "\0src\0", "\0dst\0", "\0sport\0", "\0dport\0", "\0iif\0", "\0oif\0")
+_OWN_TEXT = tuple(json.dumps(x) for x in _OWN)
+#: Answers written at a time.
+_CHUNK = 4096  # (pieces)
+
+
+def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, indent: bool, trace: bool,
+                 verdicts: set) -> None:
+    """Every answer as a JSON line (``indent``: as the elements of the
+    indented list ``json.dump(list, indent=2)`` writes), in order.
+
+    An item the reader left lean (``PacketReader.item``) that the decision
+    tree answers from a leaf whose packet out is the packet itself is written
+    from two texts: the leaf's answer, made once per leaf, with places for
+    the id and the packet; the packet, made once per combination of its
+    fields other than id, addresses, ports and interfaces, with places for
+    those. Every
+    other packet is made and evaluated, and its answer encoded."""
+    from ..engine.batch import address_class, root_key
+
+    dumps = json.dumps
+    evaluate = batch.evaluate
+    line = AnswerLines(trace).line
+    write = out.write
+    chunk: list = []
+    add = chunk.append
+    extend = chunk.extend
+    states: dict = {}  # per template: roots by address classes, IP version, packet text, what it takes
+    leaves: dict = {}  # id of a leaf: (leaf, its text or None, verdict)
+    state_of, entry_of, hit, json_text = states.get, leaves.get, batch.hit, _json_text
+    roots = None
+    sep = "\n  " if indent else ""  # before the next answer
+    between = ",\n  " if indent else ""
+    if indent:
+        write("[" if items else "[]")
+    for item in items:
+        if roots is None:
+            roots = batch.roots()
+        if roots is not None and item.__class__ is tuple:
+            template, src, dst, sport, dport, ident, iif, oif = item
+            state = state_of(template)
+            if state is None:
+                state = states[template] = _template_state(template.packet, indent)
+            nodes, version, ptext, own = state
+            s = src[1]
+            d = dst[1]
+            classes = address_class(version, s) * 8 + address_class(version, d)
+            node = nodes.get(classes)
+            if node is None:
+                node = roots.get(root_key(template.packet, s, d))
+                if node is not None:
+                    nodes[classes] = node
+            if node is not None and ptext is not None:
+                leaf = hit(node, (s, d, sport, dport, iif, oif))
+                if leaf is not None:
+                    entry = entry_of(id(leaf))
+                    if entry is None:
+                        if len(leaves) >= AnswerLines.MAX_CACHED:
+                            leaves.clear()
+                        entry = leaves[id(leaf)] = _leaf_text(leaf, indent, trace)
+                        verdicts.add(entry[2])
+                    parts = entry[1]
+                    if parts is not None:
+                        extend((sep, parts[0],
+                                "null" if ident is None else json_text(ident), parts[1],
+                                ptext % own((src[2], dst[2], sport, dport, iif and json_text(iif),
+                                             oif and json_text(oif))), parts[2]))
+                        sep = between
+                        if len(chunk) >= _CHUNK:
+                            write("".join(chunk))
+                            chunk.clear()
+                        continue
+        packet = packet_of(item) if packet_of is not None else item
+        result = evaluate(packet)
+        verdicts.add(result.verdict)
+        if indent:
+            data = result_data(result, packet, trace)
+            add(sep + dumps(data, indent=2).replace("\n", "\n  "))
+            sep = between
+        else:
+            add(line(result, packet) + "\n")
+        if len(chunk) >= _CHUNK:
+            write("".join(chunk))
+            chunk.clear()
+    write("".join(chunk))
+    if indent:
+        write("\n]\n" if items else "\n")
+
+
+def _template_state(packet: Packet, indent: bool) -> list:
+    """What answering the packets of ``packet``'s template needs: root
+    nodes by address classes (filled in as found), the IP version, the
+    packet's JSON with ``%s`` for its addresses and interfaces (JSON text)
+    and ``%d`` for its ports (None: cannot), and what picks those of a
+    packet out of (src, dst, sport, dport, iif, oif)."""
+    data = packet_data(packet)
+    wanted = []
+    for i, name in enumerate(_BATCH_OWN, 2):
+        if name in data:
+            data[name] = _OWN[i]
+            wanted.append(i)
+    # as it stands in an answer: at level 1, in indented mode an element of a list
+    text = _places(json.dumps(data, indent=2).replace("\n", "\n    ") if indent else json.dumps(data), wanted)
+    return [{}, packet.src.version, text, itemgetter(*[i - 2 for i in wanted])]
+
+
+def _leaf_text(leaf, indent: bool, trace: bool) -> tuple:
+    """``(leaf, parts, verdict)``: the answer of every packet that reaches
+    ``leaf`` in three parts, to go around its id and its packet — parts None
+    where an answer there depends on more of the packet (its packet out).
+    The leaf is kept so that its id, the key, is not reused."""
+    result = leaf.result
+    data = result_data(result, leaf.packet, trace)
+    if result.packet is not leaf.packet or "packet_out" in data:
+        return leaf, None, result.verdict
+    data["id"], data["packet"] = _OWN[0], _OWN[1]
+    text = json.dumps(data, indent=2).replace("\n", "\n  ") if indent else json.dumps(data) + "\n"
+    parts = text.split(_OWN_TEXT[0])
+    if len(parts) != 2 or len(parts[1].split(_OWN_TEXT[1])) != 2:
+        return leaf, None, result.verdict  # pragma: no cover - a NUL in a ruleset's text
+    return leaf, (parts[0], *parts[1].split(_OWN_TEXT[1])), result.verdict
+
+
+def _places(text: str, wanted: list) -> str | None:
+    """``text`` as a %-format with a place for each stand-in of ``wanted``
+    (in order; ports ``%d``), or None if they are not each there once."""
+    text = text.replace("%", "%%")
+    at = [text.find(_OWN_TEXT[i]) for i in wanted]
+    if sorted(at) != at or any(text.count(_OWN_TEXT[i]) != 1 for i in wanted):
+        return None  # pragma: no cover - a NUL in a ruleset's text
+    for i in wanted:
+        text = text.replace(_OWN_TEXT[i], "%d" if i in (4, 5) else "%s")
+    return text
+
+
+_json_text = json.encoder.encode_basestring_ascii  # json.dumps of a str
 
 
 class AnswerLines:
@@ -146,3 +275,6 @@ _PACKET_REST = attrgetter("hook", "proto", "flags", "icmp_type", "icmp_code", "e
                           "mark", "ttl", "dscp", "length", "frag_off", "mf", "df", "ip_id", "ip_options",
                           "ext_headers")
 _PACKET_OWN = ("hook", "src", "dst", "proto", "sport", "dport")
+#: A packet's own values in a batch (the rest is its template's), as
+#: ``_OWN[2:]`` stands in for them.
+_BATCH_OWN = ("src", "dst", "sport", "dport", "iif", "oif")

@@ -148,7 +148,8 @@ class Space:
         ``bits`` (ascending: least significant bits lie lowest, so each
         conjunction adds one node on top). Building it literal by literal
         beats ``bdd.cube``, which walks every declared variable."""
-        key = (spec.name, value, tuple(bits))
+        # (a range keys itself: hashing it does not walk its 128 bits)
+        key = (spec.name, value, bits if isinstance(bits, range) else tuple(bits))
         node = self._cube_cache.get(key)
         if node is None:
             node = self.true
@@ -181,6 +182,15 @@ class Space:
         if self._fast_exist:
             return self.bdd.apply("exists", cube, node)
         return self.bdd.exist(set(key), node)
+
+    def and_exist(self, names, a, b):
+        """``exist(names, a & b)`` without making ``a & b`` where CUDD's
+        and-abstraction is at hand (a big set met and projected at once)."""
+        if not names:
+            return a & b
+        if self._fast_exist:
+            return _bdd_backend.and_exists(a, b, names)
+        return self.exist(names, a & b)
 
     def exhausted(self, exc: BaseException) -> bool:
         """Is ``exc`` CUDD failing for want of memory (dd reports a NULL

@@ -95,10 +95,27 @@ class Bounds:
     unions of many parts; an audit that only asks about rules never needs
     them)."""
 
-    __slots__ = ("_lower", "_upper")
+    __slots__ = ("_lower", "_upper", "_raw")
 
-    def __init__(self, lower, upper):
+    def __init__(self, lower, upper, raw=None):
         self._lower, self._upper = lower, upper
+        #: ``(space, lower, upper)``: functions giving the sets' raw nodes
+        #: before they are taken within ``space.valid`` (see :meth:`meet`).
+        self._raw = raw
+
+    def meet(self, side: str, node, exist=()):
+        """``self.lower.node & node`` (``side`` ``"lower"`` or ``"upper"``),
+        the very same node, without making the whole set while it is unread:
+        the raw set met with ``valid & node``. Validity makes a walk's
+        accepted set several times bigger (138k -> 618k nodes on 20k
+        kube-proxy rules); a check that asks about SYNs needs only a sliver.
+        ``exist``: variables quantified away from the meet, in one step."""
+        made = self._lower if side == "lower" else self._upper
+        if self._raw is None or not callable(made):
+            made = getattr(self, side)
+            return made.space.and_exist(exist, made.node, node)
+        space, raw = self._raw[0], self._raw[1 if side == "lower" else 2]
+        return space.and_exist(exist, raw(), space.valid & node)
 
     @property
     def lower(self) -> PacketSet:
@@ -158,6 +175,77 @@ class _Flow:
         self._upper.add(upper)
 
 
+#: A chain run keeps the reaching sets of every ``CHECKPOINT_EVERY``-th
+#: rule (and of the rules where keeping them is free); the others are made
+#: again on demand from the nearest kept one (:class:`_Run`). Keeping every
+#: rule's held 9M of the 25M BDD nodes live after the walk of 100k rules
+#: (project shape); the checks ask for few of them (entries, jump sites).
+CHECKPOINT_EVERY = 16
+
+
+class _Run:
+    """One run of a chain, as far as its rules' reaching sets go. Per rule
+    (by index): the match bounds it was read with, whether it let every
+    packet go on unchanged (``same``: transparent with an undecidable
+    match) and what its action sent back to the chain (a jump that
+    returned, a MARK …; None when nothing). The reaching sets are kept
+    (``kept``) for the first rule, every :data:`CHECKPOINT_EVERY`-th and
+    those equal to the rule's matched sets (held anyway); the others are
+    made again from the nearest kept rule before them: the next rule sees
+    ``(lower ∖ match_upper) ∪ back_lower``, ``(upper ∖ match_lower) ∪
+    back_upper`` — the walk's own operations, so the very same nodes. The
+    last set made (in any run of the walk: ``recent``, shared) is kept too,
+    so reading a run's rules in order costs one step each."""
+
+    __slots__ = ("steps", "kept", "recent")
+
+    def __init__(self, recent: list):
+        self.steps: list = []  # per rule index: (match_l, match_u, same, what came back or None)
+        self.kept: dict = {}  # rule index -> (reaching_l, reaching_u)
+        self.recent = recent  # [(steps, index, reaching_l, reaching_u)] last made (steps: which run)
+
+    def reach(self, k: int):
+        """``(lower, upper)`` packets that reached rule ``k`` of this run."""
+        hit = self.kept.get(k)
+        if hit is not None:
+            return hit
+        last = self.recent[0]
+        at = last[1] if last is not None and last[0] is self.steps and last[1] <= k else -1
+        if at == k:
+            return last[2], last[3]
+        j = k - 1
+        while j not in self.kept and j != at:
+            j -= 1
+        low, up = (last[2], last[3]) if j == at else self.kept[j]
+        for m_l, m_u, same, cont in self.steps[j:k]:
+            if same:
+                continue
+            if low is up and m_l is m_u:
+                low = up = up & ~m_u
+            else:
+                low, up = low & ~m_u, up & ~m_l
+            if cont is not None:
+                low, up = low | cont[0], up | cont[1]
+        self.recent[0] = (self.steps, k, low, up)
+        return low, up
+
+
+class _Visit:
+    """One visit of a rule, indexed as ``(reaching_l, reaching_u,
+    matched_l, matched_u)``: the matched sets are kept, the reaching ones
+    are asked of the chain's run (:class:`_Run`)."""
+
+    __slots__ = ("run", "k", "ml", "mu")
+
+    def __init__(self, run: _Run, k: int, ml, mu):
+        self.run, self.k, self.ml, self.mu = run, k, ml, mu
+
+    def __getitem__(self, i: int):
+        if i >= 2:
+            return self.mu if i == 3 else self.ml
+        return self.run.reach(self.k)[i]
+
+
 class _Record:
     """Per-rule sets, one part per visit; unions are taken only when asked
     for (most rules are visited once, and emptiness needs no union)."""
@@ -165,7 +253,7 @@ class _Record:
     __slots__ = ("parts", "match_l", "match_u", "first", "last", "_merged", "_empty")
 
     def __init__(self, part, match_l, match_u, first: int):
-        self.parts = [part]  # (reaching_l, reaching_u, matched_l, matched_u)
+        self.parts = [part]  # _Visit: (reaching_l, reaching_u, matched_l, matched_u)
         self.match_l, self.match_u = match_l, match_u
         self.first = self.last = first
         self._merged = None
@@ -821,6 +909,13 @@ class _Walker:
         #: Every record made, in order, so a memoised run can replay its
         #: records into another path's.
         self.log: list = []
+        #: The chain run going on and the index of its rule being walked
+        #: (``_record`` files the rule's visit there); ``cont``: what the
+        #: last rule's action sent back to its chain (``_rule`` says).
+        self.run: _Run | None = None
+        self.run_index = 0
+        self.recent: list = [None]  # shared by the runs (_Run.recent)
+        self.cont = None
         #: The host's routing of its own packets (a snapshot), to route
         #: them again after a mangle/nat OUTPUT chain changed them.
         self.output_routing = None
@@ -873,8 +968,10 @@ class _Walker:
             start = start & ~moot  # routed to another path: not this one's to decide
         return Reachability(
             self.space, hook, self.family,
-            accepted=Bounds(lambda: w(p().lower), lambda: w(p().upper)),
-            dropped=Bounds(lambda: w(p().dropped.lower), lambda: w(p().dropped.upper)),
+            accepted=Bounds(lambda: w(p().lower), lambda: w(p().upper),
+                            (self.space, lambda: p().lower, lambda: p().upper)),
+            dropped=Bounds(lambda: w(p().dropped.lower), lambda: w(p().dropped.upper),
+                           (self.space, lambda: p().dropped.lower, lambda: p().dropped.upper)),
             undecided=Bounds(lambda: w(p().unknown.lower), lambda: w(
                 start & ~p().lower & ~p().dropped.lower | p().unknown.upper)),
             arriving=w(start), _records=path.records, _order=path.order)
@@ -965,13 +1062,21 @@ class _Walker:
                 self.sink.replay(added, alt)
                 if path is not self.path:
                     for entry in log:
-                        self._record(*entry)
+                        self._add(*entry)
                 return out
             mark, log_mark = self.sink.mark(), len(self.log)
         f = self.space.false
         ret = _Flow(f, f)
-        for rule in chain.rules:
+        run = _Run(self.recent)
+        for k, rule in enumerate(chain.rules):
+            if k % CHECKPOINT_EVERY == 0:
+                run.kept[k] = (low, up)
+            self.run, self.run_index, self.cont = run, k, None
             low, up = self._rule(chain, rule, low, up, ctx, depth, ret)
+            cont = self.cont
+            if cont is not None and not run.steps[k][2] and (cont[1] != f or cont[0] != f):
+                run.steps[k] = (*run.steps[k][:3], cont)
+        self.run = None
         ret.add(low, up)
         out = (ret.lower, ret.upper)
         if key is not None and len(self.log) - log_mark >= MEMO_MIN_RULES:
@@ -1001,6 +1106,7 @@ class _Walker:
         for effect in rule.effects:
             hit_l, hit_u = self._effect(effect, ctx, hit_l, hit_u)
         cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
+        self.cont = cont_l, cont_u  # (the run keeps what came back)
         if m_l is not m_u and self._transparent(rule):
             # Matched or not, the packets go on unchanged: certainty stays.
             return low, up
@@ -1090,14 +1196,24 @@ class _Walker:
         return (untracked & as_untracked) | (~untracked & as_invalid)
 
     def _record(self, rule: Rule, rl, ru, ml, mu, match_l, match_u) -> None:
+        """File a visit of ``rule`` (the walk's current chain run and rule):
+        its matched sets; its reaching ones only where the run keeps them."""
+        run, k = self.run, self.run_index
+        run.steps.append((match_l, match_u, match_l is not match_u and self._transparent(rule), None))
+        if mu == ru and ml == rl:
+            run.kept[k] = (rl, ru)  # held by the matched sets anyway
+        visit = _Visit(run, k, ml, mu)
+        self.log.append((rule, visit, match_l, match_u))
+        self._add(rule, visit, match_l, match_u)
+
+    def _add(self, rule: Rule, visit: _Visit, match_l, match_u) -> None:
         path = self.path
-        self.log.append((rule, rl, ru, ml, mu, match_l, match_u))
         rec = path.records.get(id(rule))
         if rec is None:
-            path.records[id(rule)] = _Record((rl, ru, ml, mu), match_l, match_u, len(path.order))
+            path.records[id(rule)] = _Record(visit, match_l, match_u, len(path.order))
             path.order.append(rule)
         else:
-            rec.add((rl, ru, ml, mu), len(path.order))
+            rec.add(visit, len(path.order))
 
     def _action(self, action, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int,
                 ret: _Flow):
@@ -1143,17 +1259,41 @@ class _Walker:
         # a union grown branch by branch costs its size per branch (kube-proxy's
         # nftables service map has thousands).
         conts_l, conts_u = [], []
-        for match, branch_action in action.branches:
-            b_l, b_u = encode_bounds(match, sp, _env(ctx, self.absent))
-            if ctx.before_conntrack:
-                b_l, b_u = self._pre_conntrack(b_l), self._pre_conntrack(b_u)
-            hit_l, hit_u = low & b_l, up & b_u
+        keys, rest_l, rest_u = self._dispatch_keys(action, ctx)
+        for (_, branch_action), (k_l, k_u) in zip(action.branches, keys):
+            hit_l, hit_u = low & k_l, up & k_u
             if not (self.sets_only and hit_u == sp.false):  # records=False: skip empty branches
                 c_l, c_u = self._action(branch_action, chain, rule, hit_l, hit_u, ctx, depth, ret)
                 conts_l.append(c_l)
                 conts_u.append(c_u)
-            low, up = low & ~b_u, up & ~b_l
+        low, up = low & rest_l, up & rest_u
         return _union_all([*conts_l, low], sp.false), _union_all([*conts_u, up], sp.false)
+
+    def _dispatch_keys(self, action: Dispatch, ctx: _Context):
+        """The branches of ``action`` as the packets entering the map see
+        them, computed from the keys alone (kept per map and context):
+        branch ``i`` surely takes ``low ∧ b_l[i] ∧ ¬(b_u[0] ∨ … ∨ b_u[i-1])``
+        and possibly ``up ∧ b_u[i] ∧ ¬(b_l[0] ∨ … ∨ b_l[i-1])`` — the first
+        branch that holds wins, exactly — and ``(rest_l, rest_u)`` keep the
+        packets no branch takes. Taking each branch's key off the entering
+        set in turn instead would rebuild that (large) set once per branch:
+        quadratic on kube-proxy's service map, whose keys are disjoint and
+        small (so each ``b ∧ ¬union`` here is cheap)."""
+        env = _env(ctx, self.absent)
+        cache_key = ("dispatch", id(action), ctx.before_conntrack, env)
+        cached = self.match_cache.get(cache_key)
+        if cached is None:
+            sp = self.space
+            keys = []
+            taken_l = taken_u = sp.false  # union of the lower / upper keys so far
+            for match, _ in action.branches:
+                b_l, b_u = encode_bounds(match, sp, env)
+                if ctx.before_conntrack:
+                    b_l, b_u = self._pre_conntrack(b_l), self._pre_conntrack(b_u)
+                keys.append((b_l & ~taken_u, b_u & ~taken_l))
+                taken_l, taken_u = taken_l | b_l, taken_u | b_u
+            cached = self.match_cache[cache_key] = (keys, ~taken_u, ~taken_l)
+        return cached
 
     # -- packet changes (relational images) --------------------------------
     #
@@ -1181,7 +1321,11 @@ class _Walker:
         if not checked:
             node = node & sp.valid_for(field)
         node = sp.exist(names, node)
-        return node & sp.masked(field, mask, value)
+        key = (field, mask, value)
+        values = self.exist_vars.get(key)
+        if values is None:
+            values = self.exist_vars[key] = sp.masked(field, mask, value)
+        return node & values
 
     def _effect(self, effect, ctx: _Context, low, up):
         if self._leaves_alone(effect):
@@ -1274,6 +1418,12 @@ class _Walker:
         false = sp.false
         if node == false:
             return node
+        whole = self._nat_whole(action)
+        if whole is not None and sp._leq is not None and sp._leq(node, whole[0]):
+            # Every packet has the family of the address and a port header:
+            # the writes and the status bit are one quantification and one
+            # conjunction (the same set as the steps below, fewer passes).
+            return sp.exist(whole[1], node) & whole[2]
         if action.kind in ("dnat", "redirect"):
             addr_field, port_field, status = "dst", "dport", "dnat"
         else:
@@ -1292,6 +1442,51 @@ class _Walker:
         if var in sp.bdd.vars:
             node = sp.exist([var], node) & sp.bdd.var(var)
         return node
+
+
+    def _nat_whole(self, action: Nat):
+        """``(packets, variables, values)`` for ``action``'s image in one
+        step, for a set within ``packets`` (of the address's family, with the
+        port header where a port is written): its image is the set with
+        ``variables`` quantified away, conjoined with ``values`` — the
+        bits written and the ct status bit set. Kept per action (the first
+        two per kind of translation); None when the status bit is not in
+        the space."""
+        key = ("nat", id(action))
+        if key in self.exist_vars:
+            return self.exist_vars[key]
+        sp = self.space
+        addr_field, port_field, status = (("dst", "dport", "dnat") if action.kind in ("dnat", "redirect")
+                                          else ("src", "sport", "snat"))
+        var = f"ct_status:{status}"
+        writes_addr = action.to_addr is not None and action.kind != "redirect"
+        version = action.to_addr.version if writes_addr else None
+        shape = ("nat", addr_field, version, action.to_port is not None)
+        out = None
+        if var in sp.bdd.vars:
+            common = self.exist_vars.get(shape)
+            if common is None:
+                inside, names = sp.true, [var]
+                if writes_addr:
+                    spec = sp.spec(addr_field)
+                    mask = 0xFFFFFFFF if version == 4 else (1 << spec.width) - 1
+                    inside &= sp.family(version)
+                    names += [spec.var(b) for b in range(spec.width) if mask >> b & 1]
+                if action.to_port is not None:
+                    spec = sp.spec(port_field)
+                    inside &= sp.header(port_field)
+                    names += list(spec.bit_vars)
+                common = self.exist_vars[shape] = (inside, names)
+            values = sp.bdd.var(var)
+            if writes_addr:
+                width = sp.spec(addr_field).width
+                values &= sp.prefix(addr_field, int(action.to_addr), 32 if version == 4 else width,
+                                    32 if version == 4 else width)
+            if action.to_port is not None:
+                values &= sp.eq(port_field, action.to_port)
+            out = (*common, values)
+        self.exist_vars[key] = out
+        return out
 
 
 def _multi_entry_chains(ruleset: Ruleset) -> set[int]:

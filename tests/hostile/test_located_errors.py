@@ -47,23 +47,80 @@ def test_one_bad_file_never_stops_an_audit_of_many(tmp_path, capsys):
     assert codes["a-big.nft"] == "RA001" and any(c != "RA001" for c in codes.values()) and code == 1
 
 
-@pytest.mark.parametrize("config, message", [
-    ("options: 5", "options must be a mapping"),
-    ("options: {RA101: 5}", "options must be a mapping"),
-    ("ignore: {a: 1}", "ignore must be a list of check codes"),
-    ("select: 5", "select must be a list of check codes"),
-    ("suppress: [{file: x, line: abc}]", "suppress[0].line must be a number, not str"),
-    ("suppress: [{file: x, codes: {a: 1}}]", "suppress[0].codes must be a string or a list of codes"),
-    ('policy: [{deny: "22/tcp from 0.0.0.0/0", hook: bogus}]', "unknown hook 'bogus'"),
+@pytest.mark.parametrize("config, message, at", [
+    ("options: 5", "options must be a mapping", ":1:1"),
+    ("options: {RA101: 5}", "options.RA101 must be a mapping of settings", ":1:11"),
+    ("ignore: {a: 1}", "ignore must be a list of check codes", ":1:1"),
+    ("select: 5", "select must be a list of check codes", ":1:1"),
+    ("fail-on: loud", "fail-on must be one of error, warning, info, never, not 'loud'", ":1:1"),
+    ("suppress: [{file: x, line: abc}]", "suppress[0].line must be a number, not str", ":1:22"),
+    ("suppress: [{file: x, codes: {a: 1}}]", "suppress[0].codes must be a string or a list of codes", ":1:22"),
+    ("suppress:\n  - file: x\n  - line: 3", "suppress entry 2 must be a table naming at least a file", ":3:5"),
+    ("interfaces:\n  internet: [eth0]\n  internal: 7", "interfaces.internal must be a list of interface names",
+     ":3:3"),
+    ("options:\n  RA401:\n    ports: ssh", "options.RA401.ports must be TCP ports", ":3:5"),
+    ("options:\n  RA401:\n    ports: {22: SSH, 70000: x}", "options.RA401.ports must be TCP ports", ":3:5"),
+    ("options:\n  RA401:\n    min-share: 99", "options.RA401.min-share must be a number above 0 and at most 1",
+     ":3:5"),
+    ("options:\n  RA401:\n    port: [22]", "unknown setting 'port' of RA401 under options", ":3:5"),
+    ("options:\n  RA203:\n    ephemeral: [60000, 1024]", "options.RA203.ephemeral must be two port numbers",
+     ":3:5"),
+    ("options:\n  ra104:\n    lookahead: -1", "options.ra104.lookahead must be a whole number", ":3:5"),
+    ('policy:\n  - allow: "22/tcp from 10.0.0.0/8"\n  - {deny: "22/tcp from 0.0.0.0/0", hook: bogus}',
+     "unknown hook 'bogus'", ":3:5"),
+    ('policy:\n  - deny: "22/tcp from nowhere"', "bad address in flow", ":2:5"),
 ])
-def test_config_values_of_the_wrong_type(tmp_path, capsys, config, message):
+def test_config_values_of_the_wrong_type(tmp_path, capsys, config, message, at):
+    """Every bad value of a config file is an error at its key's line and
+    column (a misspelt setting would otherwise silently do nothing)."""
     (tmp_path / "c.yaml").write_text(config + "\n")
     (tmp_path / "r.rules").write_text(OK)
     if config.startswith("policy"):
         code, err = _run(capsys, "diff", tmp_path / "r.rules", tmp_path / "r.rules", "--policy", tmp_path / "c.yaml")
     else:
         code, err = _run(capsys, "audit", tmp_path / "r.rules", "--config", tmp_path / "c.yaml")
-    assert code == 2 and message in err and str(tmp_path / "c.yaml") in err
+    assert code == 2 and f"{tmp_path / 'c.yaml'}{at}: error: {message}" in err, err
+
+
+@pytest.mark.parametrize("toml, message, at", [
+    ('[tool.ruleanalyzer]\nselect = ["RA1"]\nfail-on = "loud"', "fail-on must be one of", ":3:1"),
+    ('[tool.ruleanalyzer.options.RA401]\nmin_share = 0.9\nports = "ssh"', "options.RA401.ports must be TCP ports",
+     ":3:1"),
+    ('[tool.ruleanalyzer]\noptions = {RA401 = {min_share = 3}}', "options.RA401.min_share must be a number",
+     ":2:1"),
+    ('[[tool.ruleanalyzer.suppress]]\nfile = "a"\nline = 3\n[[tool.ruleanalyzer.suppress]]\nfile = "b"\n'
+     'line = "three"', "suppress[1].line must be a number, not str", ":6:1"),
+    ('[tool.ruleanalyzer.interfaces]\ninternet = ["eth0"]\ninternal = 7', "interfaces.internal must be a list",
+     ":3:1"),
+    ('[tool.ruleanalyzer]\nfail-on = ', "bad TOML: Invalid value", ":2:11"),
+])
+def test_pyproject_values_are_located(tmp_path, capsys, toml, message, at):
+    (tmp_path / "pyproject.toml").write_text(toml + "\n")
+    (tmp_path / "r.rules").write_text(OK)
+    code, err = _run(capsys, "audit", tmp_path / "r.rules", "--config", tmp_path / "pyproject.toml")
+    assert code == 2 and f"{tmp_path / 'pyproject.toml'}{at}: error: {message}" in err, err
+
+
+def test_check_settings_are_read_as_the_check_reads_them():
+    """``ports: [22, 2222]`` is the same as the mapping: known ports keep
+    their service name; ``-`` and ``_`` are one spelling."""
+    from ruleanalyzer.config import config_from_dict
+
+    config = config_from_dict({"options": {"ra401": {"ports": [22, 2222], "min-share": 1}}})
+    assert config.options == {"RA401": {"ports": {22: "SSH", 2222: "port 2222"}, "min_share": 1.0}}
+    toml_keys = config_from_dict({"options": {"RA401": {"ports": {"22": "SSH"}}}})
+    assert toml_keys.options["RA401"]["ports"] == {22: "SSH"}
+
+
+def test_a_port_list_setting_changes_what_is_reported(tmp_path, capsys):
+    rules = "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 2222 -j ACCEPT\nCOMMIT\n"
+    (tmp_path / "r.rules").write_text(rules)
+    (tmp_path / "c.yaml").write_text("options:\n  RA401:\n    ports: [22, 2222]\n")
+    cli.main(["audit", str(tmp_path / "r.rules"), "--no-config"])
+    assert "RA401" not in capsys.readouterr().out
+    cli.main(["audit", str(tmp_path / "r.rules"), "--config", str(tmp_path / "c.yaml")])
+    assert "r.rules:3:1: RA401 [admin-port-exposed] open to the whole internet: port 2222 (2222/tcp" \
+        in capsys.readouterr().out
 
 
 def test_non_utf8_config(tmp_path, capsys):

@@ -3,7 +3,7 @@
 import pytest
 
 from ruleanalyzer.engine import evaluate
-from ruleanalyzer.model import (ECE, CWR, SYN, Accept, BitsMatch, Chain, Dispatch, Drop, EcnStrip,
+from ruleanalyzer.model import (ECE, CWR, SYN, Accept, AllOf, BitsMatch, Chain, Dispatch, Drop, EcnStrip,
                                 Goto, IntMatch, Jump, Log, Nat, Notrack, OpaqueMatch, Return,
                                 SetField, UnknownAction)
 from ruleanalyzer.space import describe, encode, witness
@@ -38,6 +38,29 @@ def test_verdict_sets_partition_the_packets():
     assert reach.accepted.lower == reach.accepted.upper == ssh
     assert reach.dropped.lower == arriving - ssh
     assert reach.undecided.upper.is_empty()
+
+
+def test_meeting_a_verdict_set_before_it_is_read_gives_the_set_read_then_met():
+    # An undecidable match (upper != lower) and a DNAT; the walk's raw sets
+    # hold invalid packets, and a probe may too: Bounds.meet must equal the
+    # set read (within the valid packets), then met.
+    nat = table("nat", prerouting="accept")
+    nat.chains["PREROUTING"].add(rule(TCP, dport(80), action=Nat("dnat", _ip("10.9.9.9"), to_port=8080)))
+    t = table(input="drop")
+    t.chains["INPUT"].add(rule(TCP, dport(8080), OpaqueMatch("-m recent --rcheck"), action=Accept()))
+    t.chains["INPUT"].add(rule(UDP, action=Drop()))
+    rs = ruleset(nat, t)
+    probes = (lambda sp: sp.true, lambda sp: sp.eq("dport", 8080), lambda sp: encode(TCP, sp).node,
+              lambda sp: encode(UDP, sp).node | sp.eq("dport", 8080))
+    for side in ("lower", "upper"):
+        for name in ("accepted", "dropped"):
+            for probe in probes:
+                fresh = analyze(rs, "input", 4)
+                node = probe(fresh.space)
+                met = getattr(fresh, name).meet(side, node)  # before the set is read
+                read = getattr(getattr(fresh, name), side).node & node
+                assert met == read and getattr(fresh, name).meet(side, node) == read
+    assert met != fresh.space.false
 
 
 def test_jump_return_and_goto_follow_the_engine():
@@ -226,6 +249,33 @@ def test_dispatch_branches_in_order_and_fall_through():
     hit = reach.rule_sets(after).matched_upper
     assert hit == (encode(TCP, sp) & encode(dport(81), sp) & encode(IntMatch("family", ((4, 4),)), sp)
                    & sp.wrap(arrival(sp, "input")))
+
+
+def test_dispatch_overlapping_and_undecidable_keys_first_branch_wins():
+    """A branch gets only what no earlier branch surely (lower) or possibly
+    (upper) took, the fall-through what none took; keys that overlap, an
+    undecidable key and a catch-all included."""
+    t = table(input="accept")
+    for name in "ABCD":
+        t.add_chain(Chain(name))
+    seen = {name: t.chains[name].add(rule(action=Log())) for name in "ABCD"}
+    vmap = Dispatch(((AllOf((OpaqueMatch(reason="x"), dport(22))), Goto("A")),
+                     (dport(22, 80), Goto("B")), (dport(80), Goto("C")), (dport(443), Goto("D"))))
+    inp = t.chains["INPUT"]
+    inp.add(rule(TCP, action=vmap))
+    after = inp.add(rule(TCP, action=Drop()))
+    reach = analyze(ruleset(t), "input", 4)
+    sp = reach.space
+    tcp = encode(TCP, sp) & encode(IntMatch("family", ((4, 4),)), sp) & sp.wrap(arrival(sp, "input"))
+    p22, p22_80, p443 = (tcp & encode(m, sp) for m in (dport(22), dport(22, 80), dport(443)))
+    sets = {name: reach.rule_sets(r) for name, r in seen.items()}
+    assert sets["A"].reaching_lower.is_empty() and sets["A"].reaching_upper == p22
+    assert sets["B"].reaching_lower == p22_80 - p22 and sets["B"].reaching_upper == p22_80
+    assert sets["C"].reaching_upper.is_empty()
+    assert sets["D"].reaching_lower == sets["D"].reaching_upper == p443
+    # tcp/22 is surely taken: by the undecidable branch or else by the next
+    fall = reach.rule_sets(after)
+    assert fall.matched_lower == fall.matched_upper == tcp - p22_80 - p443
 
 
 def test_jump_cycle_is_an_error():
