@@ -425,7 +425,7 @@ class Reachability:
         # No packet that could match gets there: who changed them? Only
         # modifiers whose match meets some such rule's are tried for each.
         unexplained = [d for d, (_, target, _, _) in enumerate(dead) if not found[d] and target != false]
-        if unexplained:
+        if unexplained and modifiers:  # (the union of their targets took 0.5M nodes at 3k mixed rules)
             every = _union_all([dead[d][1] for d in unexplained], false)
             # (index, rule, its matched sets that meet some target)
             relevant = []
