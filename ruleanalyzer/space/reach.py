@@ -1607,6 +1607,10 @@ def _env(ctx: "_Context", absent: frozenset):
     return ("out" if ctx.path_hook == "output" else "arrive", absent)
 
 
+#: The space field a match on another name reads (:func:`_read_fields`).
+_READ_AS = {"meta_mark": "mark", "ct_mark": "ctmark", "connmark": "ctmark", "tos": "ecn"}
+
+
 def _read_fields(ruleset: Ruleset) -> frozenset[str]:
     """Header fields some match (or a copy such as CONNMARK --save-mark)
     of ``ruleset`` reads: a field no rule reads may be set without changing
@@ -1617,8 +1621,7 @@ def _read_fields(ruleset: Ruleset) -> frozenset[str]:
         field = getattr(m, "field", None)
         if field:
             fields.add(field)
-            fields.add({"meta_mark": "mark", "ct_mark": "ctmark", "connmark": "ctmark", "tos": "ecn"}
-                       .get(field, field))
+            fields.add(_READ_AS.get(field, field))
             if field == "tos":
                 fields.add("dscp")
         for sub in getattr(m, "matches", ()):
