@@ -291,7 +291,7 @@ class Plan:
 
     __slots__ = ("command", "chain_index", "family", "extra_index", "delete_by_number", "ops",
                  "target", "target_options", "target_start", "jump", "proto", "proto_negated",
-                 "skip", "actions", "shared", "port_pairs")
+                 "skip", "actions", "shared", "port_pairs", "jumps")
 
     def __init__(self, command: str, chain_index: int, family: str, shared: dict | None = None):
         self.command, self.chain_index, self.family = command, chain_index, family
@@ -312,6 +312,8 @@ class Plan:
         self.actions: dict = {}
         #: whether the plan can match '! --sport A ! --dport B' (known on first use)
         self.port_pairs: bool | None = None
+        #: the Jump (Goto) of each chain name (known on first use)
+        self.jumps: dict | None = None
 
     def execute(self, raws: list[str], words: list[str]) -> RuleSpec:
         """The rule of one line (raises SpecError on a bad value)."""
@@ -412,9 +414,15 @@ class Plan:
         if self.jump is not None:
             kind, index = self.jump
             name = words[index]
-            action = self.actions.get(name)
+            jumps = self.jumps
+            if jumps is None:
+                # one Jump (Goto) per chain name in the file: a dict of them
+                # shared by the plans (kube-proxy: a jump per endpoint chain)
+                jumps = self.jumps = {} if self.shared is None else \
+                    self.shared.setdefault(("jumps", kind), {})
+            action = jumps.get(name)
             if action is None:
-                action = self.actions[name] = self.share((kind, name), lambda: kind(name))
+                action = jumps[name] = kind(name)
             target_index = index
         elif self.target is not None:
             target_index = self.target_start + 1
