@@ -176,36 +176,11 @@ class _Flow:
 
 
 #: A chain run keeps the reaching sets of every ``CHECKPOINT_EVERY``-th
-#: rule; the others are made again on demand from the nearest kept one
-#: (:class:`_Run`), and so are the matched sets equal to them (most: a rule
-#: whose match holds every packet that gets to it). Keeping every rule's
-#: held 9M (reaching) and 8.5M (matched) of the 25M BDD nodes live after
-#: the walk of 100k rules (project shape).
+#: rule (and of the rules where keeping them is free); the others are made
+#: again on demand from the nearest kept one (:class:`_Run`). Keeping every
+#: rule's held 9M of the 25M BDD nodes live after the walk of 100k rules
+#: (project shape); the checks ask for few of them (entries, jump sites).
 CHECKPOINT_EVERY = 16
-#: Runs whose sets made again stay kept (:class:`_Recent`), and how many
-#: sets per run: a check reading the rules of a run backwards, or of two
-#: runs in turn (a jump in the middle), makes each set once.
-RECENT_RUNS = 8
-RECENT_SETS = 2 * CHECKPOINT_EVERY
-
-
-class _Recent:
-    """The reaching sets last made again, for the last :data:`RECENT_RUNS`
-    runs read (shared by the runs of a walk)."""
-
-    __slots__ = ("runs",)
-
-    def __init__(self):
-        self.runs: dict = {}  # id(run.steps) -> (run.steps, {index: (lower, upper)}), oldest first
-
-    def sets(self, steps: list) -> dict:
-        """The sets kept for the run of ``steps`` (to read and add to)."""
-        entry = self.runs.pop(id(steps), None)
-        made = entry[1] if entry is not None and len(entry[1]) < RECENT_SETS else {}
-        self.runs[id(steps)] = (steps, made)  # (holding steps keeps its id unique)
-        if len(self.runs) > RECENT_RUNS:
-            del self.runs[next(iter(self.runs))]
-        return made
 
 
 class _Run:
@@ -214,49 +189,51 @@ class _Run:
     packet go on unchanged (``same``: transparent with an undecidable
     match) and what its action sent back to the chain (a jump that
     returned, a MARK …; None when nothing). The reaching sets are kept
-    (``kept``) for the first rule and every :data:`CHECKPOINT_EVERY`-th;
-    the others are made again from the nearest kept rule before them: the
-    next rule sees ``(lower ∖ match_upper) ∪ back_lower``, ``(upper ∖
-    match_lower) ∪ back_upper`` — the walk's own operations, so the very
-    same nodes. What was made last stays a while (:class:`_Recent`)."""
+    (``kept``) for the first rule, every :data:`CHECKPOINT_EVERY`-th and
+    those equal to the rule's matched sets (held anyway); the others are
+    made again from the nearest kept rule before them: the next rule sees
+    ``(lower ∖ match_upper) ∪ back_lower``, ``(upper ∖ match_lower) ∪
+    back_upper`` — the walk's own operations, so the very same nodes. The
+    last set made (in any run of the walk: ``recent``, shared) is kept too,
+    so reading a run's rules in order costs one step each."""
 
     __slots__ = ("steps", "kept", "recent")
 
-    def __init__(self, recent: _Recent):
+    def __init__(self, recent: list):
         self.steps: list = []  # per rule index: (match_l, match_u, same, what came back or None)
         self.kept: dict = {}  # rule index -> (reaching_l, reaching_u)
-        self.recent = recent
+        self.recent = recent  # [(steps, index, reaching_l, reaching_u)] last made (steps: which run)
 
     def reach(self, k: int):
         """``(lower, upper)`` packets that reached rule ``k`` of this run."""
         hit = self.kept.get(k)
         if hit is not None:
             return hit
-        made = self.recent.sets(self.steps)
-        hit = made.get(k)
-        if hit is not None:
-            return hit
+        last = self.recent[0]
+        at = last[1] if last is not None and last[0] is self.steps and last[1] <= k else -1
+        if at == k:
+            return last[2], last[3]
         j = k - 1
-        while j not in self.kept and j not in made:
+        while j not in self.kept and j != at:
             j -= 1
-        low, up = self.kept[j] if j in self.kept else made[j]
-        for i in range(j, k):
-            m_l, m_u, same, cont = self.steps[i]
-            if not same:
-                if low is up and m_l is m_u:
-                    low = up = up & ~m_u
-                else:
-                    low, up = low & ~m_u, up & ~m_l
-                if cont is not None:
-                    low, up = low | cont[0], up | cont[1]
-            made[i + 1] = (low, up)
+        low, up = (last[2], last[3]) if j == at else self.kept[j]
+        for m_l, m_u, same, cont in self.steps[j:k]:
+            if same:
+                continue
+            if low is up and m_l is m_u:
+                low = up = up & ~m_u
+            else:
+                low, up = low & ~m_u, up & ~m_l
+            if cont is not None:
+                low, up = low | cont[0], up | cont[1]
+        self.recent[0] = (self.steps, k, low, up)
         return low, up
 
 
 class _Visit:
     """One visit of a rule, indexed as ``(reaching_l, reaching_u,
-    matched_l, matched_u)``: the reaching sets are asked of the chain's run
-    (:class:`_Run`), and so are the matched ones where equal to them (None)."""
+    matched_l, matched_u)``: the matched sets are kept, the reaching ones
+    are asked of the chain's run (:class:`_Run`)."""
 
     __slots__ = ("run", "k", "ml", "mu")
 
@@ -264,11 +241,9 @@ class _Visit:
         self.run, self.k, self.ml, self.mu = run, k, ml, mu
 
     def __getitem__(self, i: int):
-        if i == 3 and self.mu is not None:
-            return self.mu
-        if i == 2 and self.ml is not None:
-            return self.ml
-        return self.run.reach(self.k)[i & 1]
+        if i >= 2:
+            return self.mu if i == 3 else self.ml
+        return self.run.reach(self.k)[i]
 
 
 class _Record:
@@ -939,7 +914,7 @@ class _Walker:
         #: last rule's action sent back to its chain (``_rule`` says).
         self.run: _Run | None = None
         self.run_index = 0
-        self.recent = _Recent()  # shared by the runs
+        self.recent: list = [None]  # shared by the runs (_Run.recent)
         self.cont = None
         #: The host's routing of its own packets (a snapshot), to route
         #: them again after a mangle/nat OUTPUT chain changed them.
@@ -1222,12 +1197,12 @@ class _Walker:
 
     def _record(self, rule: Rule, rl, ru, ml, mu, match_l, match_u) -> None:
         """File a visit of ``rule`` (the walk's current chain run and rule):
-        its matched sets where they differ from its reaching ones, those only
-        where the run keeps them."""
+        its matched sets; its reaching ones only where the run keeps them."""
         run, k = self.run, self.run_index
         run.steps.append((match_l, match_u, match_l is not match_u and self._transparent(rule), None))
-        false = self.space.false  # (an empty set is kept: emptiness is asked of every rule)
-        visit = _Visit(run, k, None if ml == rl and ml != false else ml, None if mu == ru and mu != false else mu)
+        if mu == ru and ml == rl:
+            run.kept[k] = (rl, ru)  # held by the matched sets anyway
+        visit = _Visit(run, k, ml, mu)
         self.log.append((rule, visit, match_l, match_u))
         self._add(rule, visit, match_l, match_u)
 
