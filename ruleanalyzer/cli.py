@@ -613,9 +613,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parse_args(parser, argv)
     forget_stdin()
-    from .report import text as text_report
+    from .report.settings import configure
 
-    text_report.configure(color=args.color, quiet=args.quiet)
+    configure(color=args.color, quiet=args.quiet)
     try:
         with atomic_output(getattr(args, "output", None)) as out:
             return COMMANDS[args.command](args, out)

@@ -172,14 +172,17 @@ def recognise(ruleset: Ruleset) -> None:
             elif tool is not None and chain.origin is None:
                 rec, stock = tool
                 chain.origin = Origin(rec.tool, f"{rec.tool} chain {chain.name}", generated=stock)
+            # one (immutable) origin for every rule of a tool's chain: 100k
+            # kube-proxy rules need not make 100k equal objects and strings
+            owned = Origin(tool[0].tool, f"{tool[0].tool} chain {chain.name}", generated=tool[1]) \
+                if tool is not None and table not in fw4 else None
             for rule in chain.rules:
                 if rule.origin is not None:
                     continue
                 if table in fw4:
                     rule.origin = _fw4(rule)
-                elif tool is not None:
-                    rec, stock = tool
-                    rule.origin = Origin(rec.tool, f"{rec.tool} chain {chain.name}", generated=stock)
+                elif owned is not None:
+                    rule.origin = owned
                 else:
                     rule.origin = _idiom(rule, active) or _cloud_default(rule)
 

@@ -197,3 +197,49 @@ def test_addresses_are_the_networks_ipaddress_builds():
         assert ours.broadcast_address == theirs.broadcast_address
     text = f"{rng.randrange(256)}.7.8.9/27"
     assert parse_network(text, "ip") == ipaddress.ip_network(text, strict=False)
+
+
+def test_fast_constructors_make_what_the_dataclasses_make():
+    """The reader's Location, AddressMatch and IntMatch constructors give the
+    dataclass' objects (fields, equality, hash, repr); a class they cannot
+    build exactly (a __post_init__, a field without default left out) gets
+    its own constructor."""
+    import ipaddress
+    from dataclasses import dataclass, field
+
+    from ruleanalyzer.model import AddressMatch, IntMatch, Location
+    from ruleanalyzer.parsers.fastnew import slots_constructor
+    from ruleanalyzer.parsers.iptables import _location
+    from ruleanalyzer.parsers.iptables_modules import _int_match
+    from ruleanalyzer.parsers.iptables_rulespec import _address_match
+
+    net = ipaddress.ip_network("10.1.0.0/16")
+    cases = [(_location(("a.rules"), 7, 3), Location("a.rules", 7, 3)),
+             (_address_match("dst", (net,), True, "! -d 10.1/16"),
+              AddressMatch("dst", (net,), negate=True, text="! -d 10.1/16")),
+             (_int_match("sport", ((1, 2), (5, 9)), False, "--sport 1:2,5:9"),
+              IntMatch("sport", ((1, 2), (5, 9)), negate=False, text="--sport 1:2,5:9"))]
+    for ours, theirs in cases:
+        assert type(ours) is type(theirs) and ours == theirs and hash(ours) == hash(theirs)
+        assert repr(ours) == repr(theirs) and ours.__slots__ == theirs.__slots__
+        assert all(getattr(ours, s) == getattr(theirs, s) for s in type(ours).__match_args__)
+    for made in (_location, _address_match, _int_match):
+        assert made.__name__ == "make"  # the shortcut is in use
+
+    @dataclass(frozen=True, slots=True)
+    class Checked:
+        a: int
+        b: int = 0
+
+        def __post_init__(self):
+            if self.a < 0:
+                raise ValueError("a < 0")
+
+    @dataclass(frozen=True, slots=True)
+    class Required:
+        a: int
+        b: list = field(default_factory=list)
+
+    assert slots_constructor(Checked, ("a", "b"), (1, 2)).__name__ == "plain"
+    assert slots_constructor(Required, ("a",), (1,)).__name__ == "plain"
+    assert slots_constructor(Required, ("a", "b"), (1, [])).__name__ == "make"

@@ -372,8 +372,11 @@ class Context:
 
     def hooks(self) -> list[str]:
         """Packet paths (input, forward, output) some base chain lies on."""
-        used = {c.hook for c in self.ruleset.chains() if c.hook}
-        return [h for h in HOOK_PATHS if used & set(HOOK_PATHS[h])]
+        cached = self.__dict__.get("_hooks")  # (asked by most checks; 36k chains at 100k rules)
+        if cached is None:
+            used = {c.hook for c in self.ruleset.chains() if c.hook}
+            cached = self.__dict__["_hooks"] = [h for h in HOOK_PATHS if used & set(HOOK_PATHS[h])]
+        return list(cached)
 
     def base_chains(self, hook: str, family: int) -> list[Chain]:
         return [c for t in self.ruleset.tables if t.applies_to(family) and t.family not in ("arp", "bridge")

@@ -762,8 +762,20 @@ def _greedy(options, packets, mine: str, cap: int = COVER_CAP):
     cover: list[Rule] = []
     more = 0
     remaining = packets
-    while options and not remaining.is_empty():
-        live = [(o, t & remaining) for o, t in options]
+    if remaining.is_empty():
+        return cover, more, remaining
+    # what each option takes of what is left, kept from round to round:
+    # taking ``best`` off changes only the options that meet it
+    live = [(o, t & remaining) for o, t in options]
+    sizes: dict = {}  # node -> size (counting walks the whole BDD)
+
+    def size(t) -> float:
+        n = sizes.get(t.node)
+        if n is None:
+            n = sizes[t.node] = t.size()
+        return n
+
+    while not remaining.is_empty():
         live = [(o, t) for o, t in live if not t.is_empty()]
         if not live:
             break
@@ -776,10 +788,13 @@ def _greedy(options, packets, mine: str, cap: int = COVER_CAP):
         if whole:
             best = max(whole, key=lambda ot: (meant(ot[0]) != mine, ot[0].index))
         else:
-            best = max(live, key=lambda ot: (ot[1].size(), meant(ot[0]) != mine))
+            best = max(live, key=lambda ot: (size(ot[1]), meant(ot[0]) != mine))
         cover.append(best[0])
-        remaining = remaining - best[1]
-        options = [(o, t) for o, t in options if o is not best[0]]
+        taken = best[1]
+        remaining = remaining - taken
+        disjoint = remaining.space.disjoint
+        live = [(o, t if disjoint(t.node, taken.node) else t - taken)
+                for o, t in live if o is not best[0]]
     return cover, more, remaining
 
 

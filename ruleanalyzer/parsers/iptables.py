@@ -14,7 +14,6 @@ missing chains, jump loops, missing COMMIT.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from ..errors import RuleAnalyzerError
 from ..gcpause import gc_paused
 from ..model import (IPTABLES_BUILTIN_CHAINS, Chain, Diagnostic, Goto, Jump, Location, Rule,
                      Ruleset, Table, iptables_priority)
+from .fastnew import slots_constructor
 from .iptables_rulespec import (COMMANDS, Plan, RuleSpec, SpecError, compile_line, interpret,
                                 is_option, skeleton)
 from .jumploops import find_loop, loop_path
@@ -310,31 +310,10 @@ def _error_label(bad: _BadShape) -> str | None:
     return fallback
 
 
-def _location_maker():
-    """``Location(file, line, column)`` for the per-line call sites (a rule,
-    a chain declaration): built as the dataclass' own ``__init__`` would,
-    without its four ``object.__setattr__`` calls by name (a frozen
-    dataclass; 6% of reading a kube-proxy dump). The plain constructor
-    whenever Location's fields are not the ones this knows."""
-    fields = dataclasses.fields(Location)
-    if [f.name for f in fields] != ["file", "line", "column", "path"] or fields[3].default is not None \
-            or "__post_init__" in vars(Location) or not hasattr(Location, "__slots__"):
-        return Location
-    new = object.__new__
-    set_file, set_line, set_column, set_path = (vars(Location)[f.name].__set__ for f in fields)
-
-    def location(file: str, line: int, column: int) -> Location:
-        where = new(Location)
-        set_file(where, file)
-        set_line(where, line)
-        set_column(where, column)
-        set_path(where, None)
-        return where
-
-    return location
-
-
-_location = _location_maker()
+#: ``Location(file, line, column)`` for the per-line call sites (a rule, a
+#: chain declaration): 6% of reading a kube-proxy dump with the dataclass'
+#: own ``__init__``
+_location = slots_constructor(Location, ("file", "line", "column"), ("f.rules", 3, 1))
 
 
 # ---------------------------------------------------------------------------
@@ -662,21 +641,24 @@ class _FileParser:
                     if plans is not None and self.plan_count < 100_000:
                         plans[table.name] = result
                         self.plan_count += 1
-                    result = result.execute(raws, words)
-                spec = result
+                    fields = result.fields(raws, words)
+                else:
+                    fields = (result.command, result.chain, result.extra, result.matches,
+                              result.action, result.comment, result.counters,
+                              result.target_index, result.skip)
             else:
-                spec = plan.execute(raws, words)
+                fields = plan.fields(raws, words)
         except SpecError as exc:
             raise self.error(exc.message, lineno, line, exc.index, exc.hint) from None
-        if spec.skip:
+        command, chain_name, _, matches, action, comment, rule_counters, target_index, skip = fields
+        if skip:
             self.ruleset.diagnostics.append(Diagnostic(
-                f"rule ignored ({spec.skip})", Location(self.name, lineno, 1), level="info"))
+                f"rule ignored ({skip})", Location(self.name, lineno, 1), level="info"))
             return
-        command = spec.command
-        if command in "AIRCD" and spec.action is not None:
-            chain = chains.get(spec.chain)
+        if command in "AIRCD" and action is not None:
+            chain = chains.get(chain_name)
             if chain is None:
-                raise self.error(f"chain {spec.chain} was never declared (add ':{spec.chain} - "
+                raise self.error(f"chain {chain_name} was never declared (add ':{chain_name} - "
                                  "[0:0]' or -N)", lineno, line, start + 1)
             command_word = raws[start]
             text = stripped
@@ -686,17 +668,17 @@ class _FileParser:
             if command == "A":
                 # Chain.add, without the call: numbered and owned at birth
                 rules = chain.rules
-                rule = Rule(spec.matches, spec.action, where, text, spec.comment,
-                            spec.counters or counters, len(rules) + 1, chain)
+                rule = Rule(matches, action, where, text, comment, rule_counters or counters,
+                            len(rules) + 1, chain)
                 rules.append(rule)
             else:
-                rule = Rule(spec.matches, spec.action, where, text=text, comment=spec.comment,
-                            counters=spec.counters or counters)
-                self.apply_rule(command, chain, rule, spec, lineno, line, start)
-            if isinstance(spec.action, (Jump, Goto)) and command in "AIR":
-                self.jumps.append((rule, line, spec.target_index))
+                rule = Rule(matches, action, where, text=text, comment=comment,
+                            counters=rule_counters or counters)
+                self.apply_rule(command, chain, rule, RuleSpec(*fields), lineno, line, start)
+            if isinstance(action, (Jump, Goto)) and command in "AIR":
+                self.jumps.append((rule, line, target_index))
             return
-        self.apply_chain_command(table, spec, lineno, line, start)
+        self.apply_chain_command(table, RuleSpec(*fields), lineno, line, start)
 
     def apply_rule(self, command: str, chain: Chain, rule: Rule, spec: RuleSpec, lineno: int,
                    line: str, start: int) -> None:

@@ -16,7 +16,12 @@ from typing import Callable
 from ..model import (CWR, ECE, AllOf, AnyOf, BitsMatch, IntMatch, Match, NameMatch,
                      OpaqueMatch, AddressMatch)
 from . import iptables_values as values
+from .fastnew import slots_constructor
 from .iptables_values import BadValue
+
+#: IntMatch(field, ranges, negate=..., text=...) for the values a file has by the thousand
+_int_match = slots_constructor(IntMatch, ("field", "ranges", "negate", "text"),
+                               ("dport", ((22, 22),), True, "! --dport 22"))
 
 #: Builder signature: (arguments, negate, text, family) → a match or None.
 Builder = Callable[[list[str], bool, str, str], "Match | None"]
@@ -41,13 +46,13 @@ class Option:
 def _ports(field: str, proto: str) -> Builder:
     def build(args, negate, text, family):
         found = values.parse_port_range(args[0], proto)
-        return IntMatch(field, (found,) if found else (), negate=negate, text=text)
+        return _int_match(field, (found,) if found else (), negate, text)
     return build
 
 
 def _multiport(field: str) -> Builder:
     def build(args, negate, text, family):
-        return IntMatch(field, values.parse_port_list(args[0]), negate=negate, text=text)
+        return _int_match(field, values.parse_port_list(args[0]), negate, text)
     return build
 
 
@@ -156,8 +161,8 @@ def _mark(field: str) -> Builder:
 
 def _int_range(field: str, hi: int, what: str, sep: str = ":") -> Builder:
     def build(args, negate, text, family):
-        return IntMatch(field, (values.parse_int_range(args[0], 0, hi, what, sep),),
-                        negate=negate, text=text)
+        return _int_match(field, (values.parse_int_range(args[0], 0, hi, what, sep),), negate,
+                          text)
     return build
 
 

@@ -18,6 +18,7 @@ from typing import Callable
 from ..model import (AddressMatch, AllOf, AnyOf, Goto, InterfaceMatch, IntMatch, Jump, Log, Match,
                      OpaqueMatch, Action)
 from . import iptables_values as values
+from .fastnew import slots_constructor
 from .iptables_modules import (EXTENSION_HEADER_MODULES, MODULE_PROTOCOL, MODULES, OPAQUE_MODULES,
                                PROTOCOL_MODULES, opaque_reason)
 from .iptables_targets import TARGETS, build_action, nat_has_port
@@ -314,9 +315,14 @@ class Plan:
 
     def execute(self, raws: list[str], words: list[str]) -> RuleSpec:
         """The rule of one line (raises SpecError on a bad value)."""
+        return RuleSpec(*self.fields(raws, words))
+
+    def fields(self, raws: list[str], words: list[str]) -> tuple:
+        """:meth:`execute`'s RuleSpec as the tuple of its fields, in order
+        (the file reader unpacks it: one object less per rule)."""
         extra = [words[self.extra_index]] if self.extra_index is not None else []
         if self.delete_by_number:
-            return RuleSpec(self.command, words[self.chain_index], extra)
+            return self.command, words[self.chain_index], extra, (), None, None, None, None, None
         family = self.family
         matches = []
         comments = None
@@ -432,9 +438,8 @@ class Plan:
         else:
             action = Log("no target")
             target_index = None
-        return RuleSpec(self.command, words[self.chain_index], extra, matches, action,
-                        "; ".join(comments) if comments else None, counters, target_index,
-                        self.skip)
+        return (self.command, words[self.chain_index], extra, matches, action,
+                "; ".join(comments) if comments else None, counters, target_index, self.skip)
 
     def share(self, key, build):
         """The value ``build()`` makes for ``key``, kept in ``shared``."""
@@ -517,7 +522,12 @@ def address_match(field: str, value: str, negate: bool, text: str, family: str) 
             return OpaqueMatch(reason=f"{field} under the non-contiguous netmask {part} "
                                "(not modelled as CIDR blocks)", negate=negate, text=text)
         networks.append(net)
-    return AddressMatch(field, tuple(networks), negate=negate, text=text)
+    return _address_match(field, tuple(networks), negate, text)
+
+
+#: AddressMatch(field, networks, negate=..., text=...), for a file's thousands of addresses
+_address_match = slots_constructor(AddressMatch, ("field", "networks", "negate", "text"),
+                                   ("src", (), True, "! -s 10.0.0.0/8"))
 
 
 def _proto_builder(args, negate, text, family):

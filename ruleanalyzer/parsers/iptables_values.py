@@ -124,14 +124,15 @@ def _v4_network_maker():
         net = new(network)
         first = new(address)
         set_ip(first, number & netmask._ip)
-        if prefixlen < 31:
-            net.__dict__.update(network_address=first, netmask=netmask, _prefixlen=prefixlen)
-        elif prefixlen == 31:
-            net.__dict__.update(network_address=first, netmask=netmask, _prefixlen=prefixlen,
-                                hosts=net.__iter__)
-        else:
-            net.__dict__.update(network_address=first, netmask=netmask, _prefixlen=prefixlen,
-                                hosts=lambda: [address(number)])
+        # attributes set as __init__ sets them, in its order (the instance
+        # dicts then share their keys, as the constructor's do)
+        net.network_address = first
+        net.netmask = netmask
+        net._prefixlen = prefixlen
+        if prefixlen == 31:
+            net.hosts = net.__iter__
+        elif prefixlen == 32:
+            net.hosts = lambda: [_IPv4Address(number)]  # one closure cell, as __init__'s
         return net
 
     def plain(number: int, bits: int):
@@ -153,6 +154,7 @@ def _v4_network_maker():
     return fast
 
 
+_IPv4Address = ipaddress.IPv4Address
 _v4_network = _v4_network_maker()
 
 

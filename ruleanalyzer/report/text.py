@@ -129,14 +129,7 @@ class SafeConsole(Console):
             for segment in buffer)
 
 
-#: How text output looks (set from the command line by :func:`configure`).
-SETTINGS = {"color": "auto", "quiet": False}
-
-
-def configure(color: str = "auto", quiet: bool = False) -> None:
-    """``color``: auto (on a terminal, unless NO_COLOR is set), always or
-    never; ``quiet``: only the findings / answers, no summaries or notes."""
-    SETTINGS.update(color=color, quiet=quiet)
+from .settings import SETTINGS, configure  # noqa: E402,F401  (where they lived; rich-free home)
 
 
 def make_console(out) -> Console:

@@ -166,13 +166,17 @@ def _leaf(match: Match, space: Space, absent: frozenset = frozenset()):
     return None
 
 
+_NETWORK_TYPES = (ipaddress.IPv4Network, ipaddress.IPv6Network)
+
+
 def _address(match: AddressMatch, space: Space):
     field = FIELD_ALIASES.get(match.field, match.field)
     if field not in ("src", "dst"):
         return None
     head, cond = space.false, space.false
     for net in match.networks:
-        net = ipaddress.ip_network(net, strict=False)
+        if type(net) not in _NETWORK_TYPES:  # (the readers keep network objects: not parsed again)
+            net = ipaddress.ip_network(net, strict=False)
         fam = space.family(net.version)
         width = 32 if net.version == 4 else 128
         head |= fam

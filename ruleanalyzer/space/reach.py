@@ -197,18 +197,28 @@ class _Run:
     last set made (in any run of the walk: ``recent``, shared) is kept too,
     so reading a run's rules in order costs one step each."""
 
-    __slots__ = ("steps", "kept", "recent")
+    __slots__ = ("steps", "kept", "recent", "split")
 
     def __init__(self, recent: list):
         self.steps: list = []  # per rule index: (match_l, match_u, same, what came back or None)
         self.kept: dict = {}  # rule index -> (reaching_l, reaching_u)
         self.recent = recent  # [(steps, index, reaching_l, reaching_u)] last made (steps: which run)
+        #: rule index -> (lower inside, lower outside, upper inside, upper
+        #: outside): the reaching sets in two parts each, within and outside
+        #: what the chain's rules match (``_Walker._run_split``).
+        self.split: dict | None = None
 
     def reach(self, k: int):
         """``(lower, upper)`` packets that reached rule ``k`` of this run."""
         hit = self.kept.get(k)
         if hit is not None:
             return hit
+        if self.split is not None:
+            li, lo, ui, uo = self.split[k]
+            if li is ui and lo is uo:
+                node = ui | uo
+                return node, node
+            return li | lo, ui | uo
         last = self.recent[0]
         at = last[1] if last is not None and last[0] is self.steps and last[1] <= k else -1
         if at == k:
@@ -415,7 +425,7 @@ class Reachability:
         # No packet that could match gets there: who changed them? Only
         # modifiers whose match meets some such rule's are tried for each.
         unexplained = [d for d, (_, target, _, _) in enumerate(dead) if not found[d] and target != false]
-        if unexplained:
+        if unexplained and modifiers:  # (the union of their targets took 0.5M nodes at 3k mixed rules)
             every = _union_all([dead[d][1] for d in unexplained], false)
             # (index, rule, its matched sets that meet some target)
             relevant = []
@@ -885,6 +895,9 @@ class _Sink:
 #: called from thousands of places with different sets is cheaper to redo).
 MEMO_SIZE = 4096
 MEMO_MIN_RULES = 16
+#: Chains of at least this many rules may run with the entering set split
+#: in two (``_Walker._run_split``).
+SPLIT_MIN_RULES = 8
 #: Largest exact image of a field-to-field copy (``_Walker._copy_bits``).
 COPY_NODES = 50_000
 
@@ -1068,7 +1081,11 @@ class _Walker:
         f = self.space.false
         ret = _Flow(f, f)
         run = _Run(self.recent)
-        for k, rule in enumerate(chain.rules):
+        done = self._run_split(chain, low, up, ctx, depth, ret, run) \
+            if len(chain.rules) >= SPLIT_MIN_RULES else None
+        if done is not None:
+            low, up = done
+        for k, rule in enumerate(chain.rules if done is None else ()):
             if k % CHECKPOINT_EVERY == 0:
                 run.kept[k] = (low, up)
             self.run, self.run_index, self.cont = run, k, None
@@ -1084,6 +1101,78 @@ class _Walker:
                 self.memo.clear()
             self.memo[(*key, alt)] = (out, self.sink.since(mark), self.log[log_mark:], self.path)
         return out
+
+    def _run_split(self, chain: Chain, low, up, ctx: _Context, depth: int, ret: _Flow, run: _Run):
+        """Run the rules of ``chain`` on ``[low, up]`` with each set held in
+        two parts: ``inside`` what some rule of the chain matches,
+        ``outside`` the rest. A rule's matched sets and what goes on are
+        then made from the inside parts alone; the outside ones change only
+        by what an action sends back. kube-proxy's KUBE-NODEPORTS matches
+        ports only, on a set that tells every service address apart (above
+        the ports in the BDD order): taking each rule's ports off the whole
+        set rebuilt all of it per rule (quadratic, and each reaching set was
+        a new large BDD). The reaching sets are the unions of the parts,
+        made when read (:class:`_Run`). Only for chains whose rules all have
+        exact matches below the address and interface fields (else returns
+        None); returns what leaves the chain's end, ``(lower, upper)``."""
+        false = self.space.false
+        within = self._split_within(chain, ctx)
+        if within is None:
+            return None
+        outside = ~within
+        li, lo = low & within, low & outside
+        ui, uo = (li, lo) if low is up else (up & within, up & outside)
+        run.split = {}
+        for k, rule in enumerate(chain.rules):
+            m = self._matches(rule, ctx)[1]
+            run.split[k] = (li, lo, ui, uo)
+            run.steps.append((m, m, False, None))
+            if li is ui:
+                hit_l = hit_u = ui & m
+                li = ui = ui & ~m
+            else:
+                hit_l, hit_u = li & m, ui & m
+                li, ui = li & ~m, ui & ~m
+            visit = _Visit(run, k, hit_l, hit_u)
+            self.log.append((rule, visit, m, m))
+            self._add(rule, visit, m, m)
+            if hit_u == false and (self.sets_only or not isinstance(rule.action, (Jump, Goto, Dispatch))):
+                continue
+            for effect in rule.effects:
+                hit_l, hit_u = self._effect(effect, ctx, hit_l, hit_u)
+            cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
+            if cont_l is not cont_u and cont_l == cont_u:
+                cont_l = cont_u
+            if cont_u != false:
+                exact = li is ui and lo is uo and cont_l is cont_u
+                ui, uo = ui | (cont_u & within), uo | (cont_u & outside)
+                li, lo = (ui, uo) if exact else (li | (cont_l & within), lo | (cont_l & outside))
+            elif cont_l != false:  # (a lower set is within the upper one)
+                li, lo = li | (cont_l & within), lo | (cont_l & outside)
+        if li is ui and lo is uo:
+            node = ui | uo
+            return node, node
+        return li | lo, ui | uo
+
+    def _split_within(self, chain: Chain, ctx: _Context):
+        """The union of the matches of ``chain``'s rules, if each is exact
+        and none tests a field above the first below the addresses and
+        interfaces (``state`` in both orders) in the BDD; else None. Kept
+        per chain and context."""
+        key = ("split", id(chain), ctx.before_conntrack, _env(ctx, self.absent))
+        if key in self.match_cache:
+            return self.match_cache[key]
+        sp = self.space
+        first = sp.bdd.level_of_var(sp.spec("state").var(sp.spec("state").width - 1))
+        within = sp.false
+        for rule in chain.rules:
+            m_l, m_u = self._matches(rule, ctx)
+            if m_l is not m_u or (m_u.var is not None and sp.bdd.level_of_var(m_u.var) < first):
+                within = None
+                break
+            within = within | m_u
+        self.match_cache[key] = within
+        return within
 
     def _rule(self, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int, ret: _Flow):
         """Record ``rule``'s sets; return the flow that goes on to the next rule."""
@@ -1260,8 +1349,13 @@ class _Walker:
         # nftables service map has thousands).
         conts_l, conts_u = [], []
         keys, rest_l, rest_u = self._dispatch_keys(action, ctx)
+        # Each branch takes from what some branch may take (the keys lie
+        # within the union of the keys, ~rest): cut that out once, so the
+        # branches do not each walk the whole entering set (kube-proxy's
+        # node-port map keys ports, below the many service addresses).
+        in_l, in_u = (low, up) if len(keys) < 2 else (low & ~rest_u, up & ~rest_l)
         for (_, branch_action), (k_l, k_u) in zip(action.branches, keys):
-            hit_l, hit_u = low & k_l, up & k_u
+            hit_l, hit_u = in_l & k_l, in_u & k_u
             if not (self.sets_only and hit_u == sp.false):  # records=False: skip empty branches
                 c_l, c_u = self._action(branch_action, chain, rule, hit_l, hit_u, ctx, depth, ret)
                 conts_l.append(c_l)
@@ -1332,17 +1426,22 @@ class _Walker:
             return low, up  # logging, or a field no rule reads: nothing later can tell
         if not isinstance(effect, Log):
             self.sink.exact = False  # packets change: verdicts no longer partition what entered
+        # Equal bounds: one image (an approximated copy differs per bound).
+        same = (low is up or low == up) and not (isinstance(effect, SetField) and effect.copy_from)
         if isinstance(effect, SetField):
-            return self._set_field(effect, low, False), self._set_field(effect, up, True)
+            up = self._set_field(effect, up, True)
+            return (up if same else self._set_field(effect, low, False)), up
         if isinstance(effect, Notrack):
             # The base chain decides (a user chain jumped to from raw
             # PREROUTING untracks too): before conntrack, on prerouting/output.
             if ctx.before_conntrack and ctx.stage in ("prerouting", "output"):
                 code = self.space.spec("state").names.index("untracked")
-                return self._assign(low, "state", code), self._assign(up, "state", code)
+                up = self._assign(up, "state", code)
+                return (up if same else self._assign(low, "state", code)), up
             return low, up
         if isinstance(effect, EcnStrip):
-            return self._ecn_strip(effect, low), self._ecn_strip(effect, up)
+            up = self._ecn_strip(effect, up)
+            return (up if same else self._ecn_strip(effect, low)), up
         return low, up  # Log and friends leave the packet alone
 
     def _set_field(self, effect: SetField, node, upper: bool):
@@ -1508,6 +1607,10 @@ def _env(ctx: "_Context", absent: frozenset):
     return ("out" if ctx.path_hook == "output" else "arrive", absent)
 
 
+#: The space field a match on another name reads (:func:`_read_fields`).
+_READ_AS = {"meta_mark": "mark", "ct_mark": "ctmark", "connmark": "ctmark", "tos": "ecn"}
+
+
 def _read_fields(ruleset: Ruleset) -> frozenset[str]:
     """Header fields some match (or a copy such as CONNMARK --save-mark)
     of ``ruleset`` reads: a field no rule reads may be set without changing
@@ -1518,8 +1621,7 @@ def _read_fields(ruleset: Ruleset) -> frozenset[str]:
         field = getattr(m, "field", None)
         if field:
             fields.add(field)
-            fields.add({"meta_mark": "mark", "ct_mark": "ctmark", "connmark": "ctmark", "tos": "ecn"}
-                       .get(field, field))
+            fields.add(_READ_AS.get(field, field))
             if field == "tos":
                 fields.add("dscp")
         for sub in getattr(m, "matches", ()):

@@ -393,3 +393,58 @@ def test_rule_whose_packets_never_enter_its_chain_is_blocked_before_the_jump():
     inner = t.chains["web"].add(rule(TCP, src("10.1.0.0/16"), action=Drop()))
     reach = analyze(ruleset(t), "input", 4)
     assert reach.unreachable_rules() == [(inner, [ok])]
+
+
+def _split_fixture() -> str:
+    """A kube-proxy-like nat table: services by address, then a long chain
+    matching ports only (run split), with jumps that send packets back
+    (MARK), an undecidable rule before it (lower and upper differ) and a
+    RETURN."""
+    lines = ["*nat", ":PREROUTING ACCEPT [0:0]", ":PORTS - [0:0]", ":MASQ - [0:0]", ":SVC - [0:0]"]
+    lines.append("-A MASQ -j MARK --set-xmark 0x4000/0x4000")
+    lines.append("-A SVC -p tcp -j DNAT --to-destination 10.1.0.1:80")
+    for i in range(12):
+        lines.append(f"-A PREROUTING -d 10.0.{i}.{i + 1}/32 -p tcp --dport {80 + i} -j SVC")
+    lines.append("-A PREROUTING -m statistic --mode random --probability 0.5 -j MASQ")
+    lines.append("-A PREROUTING -j PORTS")
+    for i in range(12):
+        proto = ("tcp", "udp")[i % 2]
+        target = ("MASQ", "SVC", "RETURN")[i % 3]
+        lines.append(f"-A PORTS -p {proto} --dport {30000 + i} -j {target}")
+    lines.append("-A PREROUTING -p tcp --dport 22 -j DNAT --to-destination 10.2.0.1")
+    return "\n".join(lines + ["COMMIT", ""])
+
+
+@pytest.mark.parametrize("hook", ["input", "forward"])
+def test_split_chain_run_gives_the_same_sets(monkeypatch, hook):
+    """A long chain run with its sets split in two (rules matching below
+    the addresses) gives every rule the very sets, and the same verdicts,
+    as taking each rule off the whole set."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import reach as reach_mod
+
+    def walk(min_rules):
+        monkeypatch.setattr(reach_mod, "SPLIT_MIN_RULES", min_rules)
+        ruleset = loads(_split_fixture(), dialect="iptables")
+        result = analyze(ruleset, hook, 4)
+        sets = [tuple(getattr(result.rule_sets(r), n).size() for n in
+                      ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper"))
+                for r in result.rules()]
+        verdicts = [b.size() for v in (result.accepted, result.dropped, result.undecided)
+                    for b in (v.lower, v.upper)]
+        return sets, verdicts
+
+    runs = []
+    original = reach_mod._Walker._run_split
+
+    def run_split(self, chain, *args):
+        out = original(self, chain, *args)
+        runs.append((chain.name, out is not None))
+        return out
+
+    monkeypatch.setattr(reach_mod._Walker, "_run_split", run_split)
+    split, whole = walk(8), walk(10**9)
+    assert split == whole
+    assert ("PORTS", True) in runs and ("PREROUTING", False) in runs
+    assert len(split[0]) == 12 + 1 + 1 + 12 + 1 + 2  # every rule reached
+    assert any(s[0] != s[1] for s in split[0])  # some lower and upper sets differ
