@@ -36,7 +36,7 @@ def digest(result, path: str) -> str:
     """What a user can see of the findings, hashed (order as reported; the
     input's directory left out, so runs on copies compare)."""
     h = hashlib.sha256()
-    folder = os.path.dirname(path) + os.sep
+    folder = os.path.dirname(os.path.abspath(path)) + os.sep  # (a relative path: "/" would go)
     for kind, found in (("shown", result.findings), ("suppressed", result.suppressed),
                         ("generated", result.generated)):
         for f in found:

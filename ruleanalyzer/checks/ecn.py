@@ -105,7 +105,10 @@ def _ecn_candidates(ctx: Context) -> list:
     cached = ctx.__dict__.get("_ecn_candidates")
     if cached is None:
         cached = []
-        for rule in _live_rules(ctx):
+        # (no rule of the ruleset touches ECN, the common case: no pass over
+        # every rule of every analysis)
+        touching = any(_rule_touches_ecn(r) for r in ctx.ruleset.rules() if not r.implicit)
+        for rule in _live_rules(ctx) if touching else ():
             if _rule_touches_ecn(rule):
                 hook, reach = _where_reached(ctx, rule)
                 if reach is not None:

@@ -121,7 +121,16 @@ def _duplicates(chain) -> list[tuple[Rule, Rule]]:
     taken once (hashing the matches is most of the work on 100k rules)."""
     index: dict = {}
     pairs = []
+    # Equal signatures mean as many matches and the same kind of action:
+    # rules alone in their (count, kind) bucket need no signature at all
+    # (a kube-proxy endpoint chain: a MARK rule and a DNAT rule).
+    shapes: dict[tuple, int] = {}
     for r in chain.rules:
+        shape = (len(r.matches), type(r.action))
+        shapes[shape] = shapes.get(shape, 0) + 1
+    for r in chain.rules:
+        if shapes[(len(r.matches), type(r.action))] < 2:
+            continue
         try:
             first = index.setdefault(_signature(r), r)
         except TypeError:  # an unhashable match: never a duplicate

@@ -21,6 +21,7 @@ family, interfaces, state, protocol, addresses, ports — above the rest.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterable
@@ -206,7 +207,7 @@ class Layout:
             _collect(m, ifaces, names, addresses)
         for field_name, address in rewrites:
             addresses[field_name].add(address)
-        return cls.from_names(ifaces, names, len(addresses["dst"]) > len(addresses["src"]))
+        return cls.from_names(ifaces, names, _distinct(addresses["dst"]) > _distinct(addresses["src"]))
 
     @classmethod
     def for_ruleset(cls, ruleset: Ruleset, extra: Iterable[Match] = ()) -> "Layout":
@@ -222,6 +223,21 @@ class Layout:
             cached = (key, tuple(v for spec in self.fields.values() for v in spec.vars_msb_first))
             self.__dict__["_variables"] = cached
         return list(cached[1])
+
+
+_IP_TYPES = frozenset({ipaddress.IPv4Network, ipaddress.IPv6Network, ipaddress.IPv4Address,
+                       ipaddress.IPv6Address})
+
+
+def _distinct(values: set) -> int:
+    """How many different addresses and networks ``values`` writes out: for
+    the ipaddress objects, equal exactly when their text is (a network's
+    text has a ``/``, an address's none), the set's size, without making
+    the text of each (782k networks on 100k mixed rules); otherwise the
+    number of different texts."""
+    if all(type(v) in _IP_TYPES for v in values):
+        return len(values)
+    return len({str(v) for v in values})
 
 
 def _bits_for(n: int) -> int:
@@ -250,14 +266,14 @@ def _nat_rewrites(ruleset: Ruleset) -> Iterable[tuple[str, str]]:
     for rule in ruleset.rules():
         act = rule.action
         if isinstance(act, Nat) and act.to_addr is not None:
-            yield ("dst" if act.kind in ("dnat", "redirect") else "src"), str(act.to_addr)
+            yield ("dst" if act.kind in ("dnat", "redirect") else "src"), act.to_addr
 
 
 def _collect(m: Match, ifaces: set[str], names: dict[str, set[str]],
              addresses: dict[str, set[str]] | None = None) -> None:
     if isinstance(m, AddressMatch):
         if addresses is not None and m.field in addresses:
-            addresses[m.field].update(map(str, m.networks))
+            addresses[m.field].update(m.networks)  # objects: see _distinct
     elif isinstance(m, InterfaceMatch):
         ifaces.update(m.names)
     elif isinstance(m, NameMatch):

@@ -141,3 +141,19 @@ def test_witness_path_is_the_assignment_bdd_pick_gives(space):
     for node in sets:
         picked = {k for k, v in space.bdd.pick(node).items() if v}
         assert {k for k, v in _first_path(space, node).items() if v} == picked
+
+
+def test_layout_counts_addresses_as_their_text_does():
+    # The layout puts the address field with more distinct values on top;
+    # counted over the ipaddress objects, it must count what their text does.
+    from ruleanalyzer.space.fields import _distinct
+
+    net, addr = ipaddress.ip_network, ipaddress.ip_address
+    values = {net("10.0.0.0/8"), net("10.0.0.0/8"), net("10.0.0.1/32"), addr("10.0.0.1"),
+              net("::ffff:10.0.0.1/128"), addr("::ffff:10.0.0.1"), addr("fe80::1%eth0"), addr("fe80::1"),
+              net("2001:db8::/32"), net("2001:db8:0::/32")}
+    assert _distinct(values) == len({str(v) for v in values}) == 8
+    assert _distinct(values | {"10.0.0.0/8"}) == 8  # a text among them: counted by text
+    rs_dst = Layout.for_matches([dst("10.0.0.1/32"), dst("10.0.0.2/32"), src("10.0.0.0/8")])
+    rs_src = Layout.for_matches([src("10.0.0.1/32"), src("10.0.0.2/32"), dst("10.0.0.0/8")])
+    assert list(rs_dst.fields)[1] == "dst" and list(rs_src.fields)[1] == "src"
