@@ -1093,6 +1093,11 @@ class _Walker:
             cont = self.cont
             if cont is not None and not run.steps[k][2] and (cont[1] != f or cont[0] != f):
                 run.steps[k] = (*run.steps[k][:3], cont)
+        # What came back is needed only to make the next rule's sets again:
+        # not where those are kept, nor after the last rule.
+        for k in [k for k in (*run.kept, len(run.steps)) if 0 < k <= len(run.steps)]:
+            if run.steps[k - 1][3] is not None:
+                run.steps[k - 1] = (*run.steps[k - 1][:3], None)
         self.run = None
         ret.add(low, up)
         out = (ret.lower, ret.upper)
