@@ -123,10 +123,10 @@ def _check_options(options: dict, source: str | None) -> dict[str, dict]:
     code or setting, or a value of the wrong kind, is an error (a misspelt
     key would silently do nothing); values come back as the checks read
     them (``ports: [22]`` → ``{22: "SSH"}``; ``-`` or ``_`` in names)."""
-    from . import checks
-
     out = {}
     for written, settings in options.items():
+        from . import checks  # only a config with options pays for the catalogue
+
         code = str(written).upper()
         try:
             check = checks.get(code)
