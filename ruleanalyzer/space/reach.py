@@ -386,8 +386,9 @@ class Reachability:
         # Rules that can take packets from later ones (some packet reaches
         # and may match them); each cover walks only the stretch between its
         # site's chain entry and the site.
-        candidates = [(i, other, rec) for i, other in enumerate(self._order)
-                      if _can_block(other) and self._matched(rec := self._records[id(other)])]
+        candidates = [(i, other, rec, matched) for i, other in enumerate(self._order)
+                      if _can_block(other)
+                      and (matched := self._matched(rec := self._records[id(other)]))]
         modifiers = [c for c in candidates if _modifies(c[1])]
         self._callers = None
         # Requests (site, goal): cover ``goal`` — packets that entered the
@@ -417,8 +418,8 @@ class Reachability:
             # millions of BDD nodes (mixed shape)
             passed = self._passed_by(sites[sid])
             goals = [target & passed for target in dict.fromkeys(t for _, t in requests)]
-            for i, other, taken in self._cover(sites[sid], goals, candidates):
-                taken = taken & passed
+            for i, other, orec in self._cover(sites[sid], goals, candidates):
+                taken = orec.column(3) & passed
                 for d, target in requests:
                     if not sp.disjoint(taken, target):
                         found[d][i] = other
@@ -429,7 +430,7 @@ class Reachability:
             every = _union_all([dead[d][1] for d in unexplained], false)
             # (index, rule, its matched sets that meet some target)
             relevant = []
-            for i, other, rec in modifiers:
+            for i, other, rec, _ in modifiers:
                 if not sp.disjoint(rec.match_u, every):
                     parts = [part[3] for part in rec.parts if not sp.disjoint(part[3], every)]
                     if parts:
@@ -447,47 +448,62 @@ class Reachability:
         return result
 
     def _cover(self, site: Rule, goals: list, candidates) -> list:
-        """``(index, rule, taken)`` of earlier rules that take the goal (the
+        """``(index, rule, record)`` of earlier rules that take the goal (the
         union of ``goals``), nearest the site first, until it is covered
         (or the site's chain's entry is passed).
 
         A rule takes part of what is left when one of its matched sets (one
         per visit) meets it and so does its own match. Each matched set is
         first tested on what it holds besides addresses and interfaces
-        (ports, protocol, state …) against the same of the goal: a set that
+        (ports, protocol, state …: its shape) against the same of the goal: a set that
         may go anywhere (a NodePort's, any local address) would otherwise
         cost a walk over the whole uncovered set, which is large when the
         goal is the traffic of every earlier service. Only the matched sets
         that meet it are taken off what is left (the same set as taking
         their union off). What is left is kept as parts (each goal less
         what was taken of it), never as one union: the same set, tested
-        part by part."""
+        part by part, each part first by its goal's shape (what is left of
+        a goal lies within the goal, so within its shape)."""
         sp = self.space
         false = sp.false
+        disjoint = sp.disjoint
         rec = self._records[id(site)]
         lo = 0
         chain = site.chain
         if chain is not None and chain.rules and id(chain.rules[0]) in self._records:
             lo = _bisect(candidates, self._records[id(chain.rules[0])].first)
         out = []
-        remaining = [g for g in goals if g != false]
+        # [what is left of a goal, the goal's shape]
+        remaining = [[g, None] for g in goals if g != false]
         shape = None
-        for i, other, orec in reversed(candidates[lo:_bisect(candidates, rec.last)]):
+        for i, other, orec, matched in reversed(candidates[lo:_bisect(candidates, rec.last)]):
             if not remaining:
                 break
             if other is site:
                 continue
             if shape is None:  # the shape of a union is the union of the shapes
-                shape = _union_all([self._shape(g) for g in remaining], false)
-            meeting = [p for p in self._matched(orec) if not sp.disjoint(self._shape(p), shape)
-                       and any(not sp.disjoint(p, r) for r in remaining)]
+                for part in remaining:
+                    part[1] = self._shape(part[0])
+                shape = _union_all([part[1] for part in remaining], false)
+            meeting = []
+            for p in matched:
+                ps = self._shape(p)
+                if disjoint(ps, shape):
+                    continue
+                met = [(part, part[0]) for part in remaining if not disjoint(ps, part[1])
+                       and not disjoint(p, part[0])]
+                if met:
+                    meeting.append((p, met))
             if not meeting or (not self._within_match(orec)
-                               and all(sp.disjoint(orec.match_u, r) for r in remaining)):
+                               and all(disjoint(orec.match_u, part[0]) for part in remaining)):
                 continue
-            out.append((i, other, orec.column(3)))
-            for p in meeting:
-                remaining = [r if sp.disjoint(p, r) else r & ~p for r in remaining]
-                remaining = [r for r in remaining if r != false]
+            out.append((i, other, orec))
+            for p, met in meeting:
+                for part, tested in met:  # (p met ``tested``; an earlier p may have changed it)
+                    left = part[0]
+                    if left is tested or (left != false and not disjoint(p, left)):
+                        part[0] = left & ~p
+            remaining = [part for part in remaining if part[0] != false]
         return out
 
     def _matched(self, rec: _Record) -> list:
