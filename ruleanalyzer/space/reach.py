@@ -409,7 +409,7 @@ class Reachability:
         found: list[dict[int, Rule]] = [{} for _ in dead]
         for d, goal in own:
             rule = dead[d][0]
-            for i, other, _ in self._cover(rule, [goal], candidates):
+            for i, other, _, _ in self._cover(rule, [goal], candidates):
                 found[d][i] = other
         for sid, requests in at_callers.items():
             # each request's goal is its target ∩ what passed the jump by;
@@ -417,12 +417,18 @@ class Reachability:
             # random addresses the union of a few hundred targets took
             # millions of BDD nodes (mixed shape)
             passed = self._passed_by(sites[sid])
-            goals = [target & passed for target in dict.fromkeys(t for _, t in requests)]
-            for i, other, orec in self._cover(sites[sid], goals, candidates):
-                taken = orec.column(3) & passed
-                for d, target in requests:
-                    if not sp.disjoint(taken, target):
-                        found[d][i] = other
+            asking: dict = {}  # target -> the dead rules asking for it
+            for d, target in requests:
+                asking.setdefault(target, []).append(d)
+            goals = {target: target & passed for target in asking}
+            for i, other, _, matched in self._cover(sites[sid], list(goals.values()), candidates):
+                # the rule took some of a target's packets that passed the
+                # jump by when one of its matched sets meets the goal (no
+                # union of its matched sets ∩ passed is built)
+                for target, goal in goals.items():
+                    if goal != false and self._meets_any(matched, goal):
+                        for d in asking[target]:
+                            found[d][i] = other
         # No packet that could match gets there: who changed them? Only
         # modifiers whose match meets some such rule's are tried for each.
         unexplained = [d for d, (_, target, _, _) in enumerate(dead) if not found[d] and target != false]
@@ -448,7 +454,7 @@ class Reachability:
         return result
 
     def _cover(self, site: Rule, goals: list, candidates) -> list:
-        """``(index, rule, record)`` of earlier rules that take the goal (the
+        """The candidates ``(index, rule, record, matched sets)`` of earlier rules that take the goal (the
         union of ``goals``), nearest the site first, until it is covered
         (or the site's chain's entry is passed).
 
@@ -497,7 +503,7 @@ class Reachability:
             if not meeting or (not self._within_match(orec)
                                and all(disjoint(orec.match_u, part[0]) for part in remaining)):
                 continue
-            out.append((i, other, orec))
+            out.append((i, other, orec, matched))
             for p, met in meeting:
                 for part, tested in met:  # (p met ``tested``; an earlier p may have changed it)
                     left = part[0]
@@ -505,6 +511,12 @@ class Reachability:
                         part[0] = left & ~p
             remaining = [part for part in remaining if part[0] != false]
         return out
+
+    def _meets_any(self, parts: list, node) -> bool:
+        """Does one of ``parts`` meet ``node``? Each first by its shape."""
+        sp = self.space
+        shape = self._shape(node)
+        return any(not sp.disjoint(self._shape(p), shape) and not sp.disjoint(p, node) for p in parts)
 
     def _matched(self, rec: _Record) -> list:
         """The rule's matched sets (upper, one per visit), empty ones left out."""
