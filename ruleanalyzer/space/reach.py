@@ -479,7 +479,7 @@ class Reachability:
         if chain is not None and chain.rules and id(chain.rules[0]) in self._records:
             lo = _bisect(candidates, self._records[id(chain.rules[0])].first)
         out = []
-        # [what is left of a goal, the goal's shape]
+        # [what is left of a goal, the goal's shape (None: only one goal)]
         remaining = [[g, None] for g in goals if g != false]
         shape = None
         for i, other, orec, matched in reversed(candidates[lo:_bisect(candidates, rec.last)]):
@@ -488,16 +488,18 @@ class Reachability:
             if other is site:
                 continue
             if shape is None:  # the shape of a union is the union of the shapes
-                for part in remaining:
-                    part[1] = self._shape(part[0])
-                shape = _union_all([part[1] for part in remaining], false)
+                shapes = [self._shape(part[0]) for part in remaining]
+                shape = _union_all(shapes, false)
+                if len(remaining) > 1:  # (one part: its shape was just tested)
+                    for part, part_shape in zip(remaining, shapes):
+                        part[1] = part_shape
             meeting = []
             for p in matched:
                 ps = self._shape(p)
                 if disjoint(ps, shape):
                     continue
-                met = [(part, part[0]) for part in remaining if not disjoint(ps, part[1])
-                       and not disjoint(p, part[0])]
+                met = [(part, part[0]) for part in remaining
+                       if (part[1] is None or not disjoint(ps, part[1])) and not disjoint(p, part[0])]
                 if met:
                     meeting.append((p, met))
             if not meeting or (not self._within_match(orec)
