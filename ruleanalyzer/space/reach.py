@@ -18,7 +18,11 @@ targets may end the chain or fall through. A rule is unreachable only when
 Packets change on the way (``SetField`` marks, ``EcnStrip``, ``Notrack``,
 NAT): sets always hold packets as the next rule sees them (relational image:
 forget the written bits, then constrain them). ``accepted``/``dropped`` are
-therefore sets of packets as they were when the verdict fell.
+therefore sets of packets as they were when the verdict fell — but for
+the TTL on the forward path: ``ip_forward`` drops TTL 0 and 1 before
+FORWARD and lowers the others by one; sets keep the TTL the packet arrived
+with (a witness is a packet to send) and FORWARD/POSTROUTING rules read it
+one lower (``encode.ttl_before_forward``).
 
 Packets begin as the kernel can deliver them (:func:`arrival`): with a
 conntrack state conntrack could give them (a SYN-ACK is never NEW, only
@@ -917,6 +921,7 @@ class _Walker:
         self.exist_vars: dict = {}
         self.multi_entry = _multi_entry_chains(ruleset)
         self.read_fields = _read_fields(ruleset)
+        self.reads_ttl = "ttl" in self.read_fields
         self.transparent: dict[int, bool] = {}
         self.absent: frozenset[str] = frozenset()
         #: Every record made, in order, so a memoised run can replay its
@@ -944,6 +949,8 @@ class _Walker:
         forward have in common)."""
         self.path = path
         for stage in stages:
+            if stage == "forward":
+                self._ip_forward(path)
             chains = self._base_chains(stage)
             for chain in chains:
                 self._base_chain(chain, stage, path, path_hook)
@@ -953,6 +960,17 @@ class _Walker:
                 # the first route's device, POSTROUTING sees the new one.
                 self._reroute(path)
         return path
+
+    def _ip_forward(self, path: _Path) -> None:
+        """``ip_forward`` / ``ip6_forward`` before the FORWARD hook, as the
+        engine has it: a packet whose TTL (hop limit) is 1 or less is
+        dropped there. The others go on with their TTL one lower; sets keep
+        the TTL a packet arrived with, and FORWARD and POSTROUTING rules
+        read it lowered (``encode`` with :func:`_env`'s ``forwarded``)."""
+        path.settle()
+        expired = self.space.at_most("ttl", 1)
+        path.dropped.add(path.lower & expired, path.upper & expired)
+        path.lower, path.upper = path.lower & ~expired, path.upper & ~expired
 
     def _changes_route(self, chain: Chain) -> bool:
         """Can ``chain`` (a mangle/route or nat OUTPUT chain) change what the
@@ -1068,7 +1086,7 @@ class _Walker:
             # on output), not on the stage. Only a run that kept the input
             # path's DNAT images (``alt``) serves a walk that needs them.
             alt = _tracks_input(ctx)
-            key = (id(chain), low, up, ctx.before_conntrack, _env(ctx, self.absent))
+            key = (id(chain), low, up, ctx.before_conntrack, _env(ctx, self.absent, self.reads_ttl))
             hit = self.memo.get((*key, True)) or (None if alt else self.memo.get((*key, False)))
             if hit is not None:
                 out, added, log, path = hit
@@ -1164,7 +1182,7 @@ class _Walker:
         and none tests a field above the first below the addresses and
         interfaces (``state`` in both orders) in the BDD; else None. Kept
         per chain and context."""
-        key = ("split", id(chain), ctx.before_conntrack, _env(ctx, self.absent))
+        key = ("split", id(chain), ctx.before_conntrack, _env(ctx, self.absent, self.reads_ttl))
         if key in self.match_cache:
             return self.match_cache[key]
         sp = self.space
@@ -1210,7 +1228,7 @@ class _Walker:
         return next_l | cont_l, next_u | cont_u
 
     def _matches(self, rule: Rule, ctx: _Context):
-        env = _env(ctx, self.absent)
+        env = _env(ctx, self.absent, self.reads_ttl)
         key = (id(rule), ctx.before_conntrack, env)
         if key not in self.match_cache:
             m_l, m_u = encode_conjunction(rule.matches, self.space, env)
@@ -1378,7 +1396,7 @@ class _Walker:
         set in turn instead would rebuild that (large) set once per branch:
         quadratic on kube-proxy's service map, whose keys are disjoint and
         small (so each ``b ∧ ¬union`` here is cheap)."""
-        env = _env(ctx, self.absent)
+        env = _env(ctx, self.absent, self.reads_ttl)
         cache_key = ("dispatch", id(action), ctx.before_conntrack, env)
         cached = self.match_cache.get(cache_key)
         if cached is None:
@@ -1433,6 +1451,13 @@ class _Walker:
             self.sink.exact = False  # packets change: verdicts no longer partition what entered
         # Equal bounds: one image (an approximated copy differs per bound).
         same = (low is up or low == up) and not (isinstance(effect, SetField) and effect.copy_from)
+        if isinstance(effect, SetField) and effect.field == "ttl" and len(_env(ctx, (), self.reads_ttl)) > 2:
+            # Past ip_forward sets hold the TTL one higher than rules read it.
+            if effect.copy_from or effect.mask != 0xFF or effect.value >= 0xFF:
+                # (no arrival TTL is one above 255): any TTL, surely none
+                sp = self.space
+                return sp.false, sp.exist(list(sp.spec("ttl").bit_vars), up & sp.valid_for("ttl"))
+            effect = SetField("ttl", effect.value + 1, 0xFF)
         if isinstance(effect, SetField):
             up = self._set_field(effect, up, True)
             return (up if same else self._set_field(effect, low, False)), up
@@ -1607,9 +1632,14 @@ def _multi_entry_chains(ruleset: Ruleset) -> set[int]:
     return {k for k, n in seen.items() if n > 1}
 
 
-def _env(ctx: "_Context", absent: frozenset):
-    """What the hook and the ruleset decide on this walk (``encode.Env``)."""
-    return ("out" if ctx.path_hook == "output" else "arrive", absent)
+def _env(ctx: "_Context", absent: frozenset, reads_ttl: bool = False):
+    """What the hook and the ruleset decide on this walk (``encode.Env``);
+    past ``ip_forward`` (FORWARD and POSTROUTING of the forward path) rules
+    read the TTL one lower than the sets hold it, where some rule reads it."""
+    role = "out" if ctx.path_hook == "output" else "arrive"
+    if reads_ttl and ctx.path_hook == "forward" and ctx.stage in ("forward", "postrouting"):
+        return (role, absent, "forwarded")
+    return (role, absent)
 
 
 #: The space field a match on another name reads (:func:`_read_fields`).
