@@ -438,89 +438,25 @@ def _add_diff_parser(sub) -> None:
     d.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES, help="refuse larger files")
     d.add_argument("--table", choices=("filter", "nat", "mangle", "raw", "security"),
                    help="iptables -S output and script commands without -t: their table (default filter)")
+    d.add_argument("--firewalld-version", metavar="X.Y.Z",
+                   help="firewalld configuration directories: the version whose layout they compile to "
+                        "(default: the config's firewalld-version, a snapshot's recorded version, else 1.3.3)")
     d.add_argument("-o", "--output", help="write the report here (atomically) instead of stdout")
 
 
 def cmd_diff(args, out) -> int:
-    from . import gitfiles, policy
-    from .diff import diff
+    from .diff_run import run_diff
 
-    units = []  # --git: Terraform modules compared firewall by firewall
-    if args.git:
-        old_spec, new_spec = gitfiles.split_range(args.git)
-        old_rev, old_note = gitfiles.resolve(old_spec)
-        new_rev, new_note = gitfiles.resolve(new_spec) if new_spec else (None, None)
-        for note in (old_note, new_note):
-            if note and not args.quiet:
-                print(f"note: {note}", file=sys.stderr)
-        paths = args.files or gitfiles.with_includers(gitfiles.changed_files(old_rev, new_rev))
-        # a file of a Terraform module or firewalld directory: the whole directory, both sides
-        groups = gitfiles.config_groups(paths, [old_rev, new_rev], args.dialect, named=bool(args.files))
-        pairs = []
-        for kind, group in groups:
-            try:
-                pair = (gitfiles.load_group(old_rev, kind, group, args.dialect, args.max_bytes, args.table),
-                        gitfiles.load_group(new_rev, kind, group, args.dialect, args.max_bytes, args.table),
-                        gitfiles.side_name(old_spec, old_rev, [group] if kind else group, "added"),
-                        gitfiles.side_name(new_spec, new_rev, [group] if kind else group, "deleted"))
-                # a module's security groups, ACLs, NSGs: each its own firewall, as in a plan
-                (units if kind and not args.target and gitfiles.is_cloud(*pair[:2]) else pairs).append(pair)
-            except RuleAnalyzerError:
-                if args.files or kind:
-                    raise
-                # Without named files, changed files that are not rule files are skipped.
-    elif len(args.files) == 2:
-        old_path, new_path = args.files
-        pairs = [(load(old_path, dialect=args.dialect, max_bytes=args.max_bytes, table=args.table),
-                  load(new_path, dialect=args.dialect, max_bytes=args.max_bytes, table=args.table),
-                  input_name(old_path), input_name(new_path))]
-    elif len(args.files) == 1 and _is_plan(args):
-        pairs = []  # one plan: before and after come from the plan itself
-    else:
-        raise RuleAnalyzerError("diff needs OLD NEW, a Terraform plan (diff plan.json), "
-                                "or --git REV [FILES...]")
-    # Several groups / ACLs / NSGs are separate firewalls: compare the one named.
-    pairs = [(_one_target(old, args.target), _one_target(new, args.target), a, b)
-             for old, new, a, b in pairs]
-    assertions = policy.load_policy(args.policy)
-    hooks = tuple(args.hook or ("input", "forward", "output"))
-    reports = []
-    if units:
-        from .plan_diff import diff_units
+    def note(text: str) -> None:
+        if not args.quiet:
+            print(f"note: {text}", file=sys.stderr)
 
-        for old, new, old_name, new_name in units:
-            reports += diff_units(old, new, old_name, hooks, findings=not args.no_findings,
-                                  connections=not args.no_connections, names=(old_name, new_name))
-        for report in reports:
-            report.policy = []
-    if args.git and not pairs and not reports and not args.quiet:
-        print("note: nothing to compare: no changed file is a rule file, or the changed configurations' "
-              "firewalls are the same rule for rule", file=sys.stderr)
-    if not pairs and not args.git:  # --git with no rule file changed: nothing to compare
-        from .plan_diff import diff_plan, diff_units, plan_rulesets
-
-        if args.target:
-            old, new = plan_rulesets(args.files[0], args.max_bytes)
-            reports = diff_units(_one_target(old, args.target), _one_target(new, args.target),
-                                 args.files[0], hooks, findings=not args.no_findings,
-                                 connections=not args.no_connections)
-        else:
-            reports = diff_plan(args.files[0], hooks, findings=not args.no_findings,
-                                connections=not args.no_connections, max_bytes=args.max_bytes)
-        for report in reports:
-            report.policy = []
-    for old, new, old_name, new_name in pairs:
-        report = diff(old, new, hooks, findings=not args.no_findings,
-                      connections=not args.no_connections, old_name=old_name, new_name=new_name)
-        report.policy = policy.check(new, assertions) if assertions else []
-        if args.flows:
-            from .flows import compare_flows, read_flows
-
-            flows = read_flows(read_text(args.flows, args.max_bytes), args.flows)
-            default_hook = args.hook[0] if args.hook and len(args.hook) == 1 else \
-                ("auto" if new.host is not None else "input")
-            report.flows = compare_flows(old, new, flows, default_hook, args.flows)
-        reports.append(report)
+    run = run_diff(args.files, git=args.git, dialect=args.dialect, target=args.target,
+                   hooks=tuple(args.hook or ("input", "forward", "output")), findings=not args.no_findings,
+                   connections=not args.no_connections, flows=args.flows, policy=args.policy,
+                   max_bytes=args.max_bytes, table=args.table, firewalld_version=args.firewalld_version,
+                   note=note)
+    reports = run.reports
     if args.format == "json":
         from .report.diff_json import diff_data
 
@@ -553,31 +489,10 @@ def cmd_diff(args, out) -> int:
         from .report import diff_text
 
         diff_text.render(reports, out)
-    if any(r.policy for r in reports):
-        return EXIT_FINDINGS
-    if args.fail_on == "never":
-        return EXIT_OK
-    if args.fail_on == "opened":
-        return EXIT_FINDINGS if any(r.newly_allowed for r in reports) else EXIT_OK
-    return EXIT_FINDINGS if any(r.verdicts_changed for r in reports) else EXIT_OK
+    return run.exit_code(args.fail_on)
 
 
 COMMANDS["diff"] = cmd_diff
-
-
-def _is_plan(args) -> bool:
-    if args.dialect:
-        return args.dialect == "terraform-plan"
-    from .parsers import sniff
-
-    return sniff(read_text(args.files[0], args.max_bytes), args.files[0]) == "terraform-plan"
-
-
-def _one_target(ruleset, target: str | None):
-    """The firewall ``target`` names (required when a cloud input holds several)."""
-    from .targets import select_target
-
-    return select_target(ruleset, target)
 
 
 # -- collect: a snapshot of this host (docs/collect.md) -------------------------

@@ -209,7 +209,8 @@ def load_directory(path: str | os.PathLike, version: str | None = None,
     conf, where = {}, {}
     if (root / "firewalld.conf").is_file():
         conf, where = fx.read_conf(tree.read(root / "firewalld.conf"), str(label / "firewalld.conf"))
-    version = version or recorded_version(Path(path), tree) or DEFAULT_VERSION
+    # given, else in force for this reading (version_for_files), else the recorded one
+    version = version or _VERSION.get() or recorded_version(Path(path), tree) or DEFAULT_VERSION
     objects = _stock(stock_version(version, diagnostics))
     user = _load_kinds(root, diagnostics, tree=tree, label=Path(shown) if shown else None)
     for kind in KINDS:
@@ -431,8 +432,9 @@ _VERSION: ContextVar[str | None] = ContextVar("firewalld_version", default=None)
 
 @contextmanager
 def version_for_files(version: str | None):
-    """Files given alone (:func:`parse`) compile to ``version``'s layout
-    while this is in force (``load(..., firewalld_version=…)``)."""
+    """Files given alone (:func:`parse`) and configuration directories read
+    without a version of their own compile to ``version``'s layout while
+    this is in force (``load(..., firewalld_version=…)``, ``diff``)."""
     token = _VERSION.set(version)
     try:
         yield
