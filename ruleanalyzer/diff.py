@@ -620,7 +620,7 @@ def _preimage(action, node, space: Space):
             width = width or spec.width
             sub = (1 << width) - 1
             mask, value = action.mask >> offset & sub, action.value >> offset & sub
-            if action.copy_from or value & ~mask:
+            if action.copy_from or action.add or value & ~mask:
                 writes.append((name, sub, None))
             else:
                 writes.append((name, mask, value))

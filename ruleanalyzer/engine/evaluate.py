@@ -504,7 +504,9 @@ class Evaluator:
                 current = getattr(view, field, None)
             if current is None:
                 return
-            if effect.copy_from:
+            if effect.add:
+                new = min(max(current + effect.add, 0), 0xFF)  # the TTL saturates
+            elif effect.copy_from:
                 source = getattr(view, effect.copy_from)
                 new = (current & ~effect.mask) | (source & effect.mask)
             else:

@@ -144,17 +144,24 @@ def _encode(match: Match, space: Space, env: Env | None = None):
 def ttl_before_forward(cond, space: Space):
     """The packets, by the TTL they arrived with, whose TTL lowered by one
     (as ``ip_forward`` leaves it for FORWARD and POSTROUTING) lies in
-    ``cond``: the image of ``cond`` (TTL 0-254) under ``ttl := ttl + 1``.
-    Per lowest clear bit k, bits 0..k-1 go from 1 to 0 and bit k from 0 to 1."""
+    ``cond``: the image of ``cond`` (TTL 0-254) under ``ttl := ttl + 1``."""
+    return ttl_step(cond & ~space.eq("ttl", 0xFF), space, 1)
+
+
+def ttl_step(node, space: Space, step: int):
+    """Image of ``node`` under ``ttl := ttl + step`` (``step`` 1 or -1; no
+    packet of ``node`` may wrap around). Adding one: per lowest clear bit k,
+    bits 0..k-1 go from 1 to 0 and bit k from 0 to 1; taking one away, the
+    other way round."""
     spec, bdd = space.spec("ttl"), space.bdd
-    cond &= ~space.eq("ttl", (1 << spec.width) - 1)
     out = space.false
     for k in range(spec.width):
-        before, after = ~bdd.var(spec.var(k)), bdd.var(spec.var(k))
+        low, high = ~bdd.var(spec.var(k)), bdd.var(spec.var(k))
         for b in range(k):
-            before &= bdd.var(spec.var(b))
-            after &= ~bdd.var(spec.var(b))
-        part = cond & before
+            low &= bdd.var(spec.var(b))
+            high &= ~bdd.var(spec.var(b))
+        before, after = (low, high) if step > 0 else (high, low)
+        part = node & before
         if part != space.false:
             out |= space.exist([spec.var(b) for b in range(k + 1)], part) & after
     return out

@@ -45,6 +45,9 @@ Documented approximations (sound: upper sets only grow, lower only shrink):
   sets of the input chains and leave the lower sets;
 - ``redirect`` keeps the destination address (as the engine does) and only
   rewrites the port.
+- past ``ip_forward`` (where sets hold the TTL one higher than rules read
+  it) a TTL set to 255, or raised to 255 by ``--ttl-inc``, has no value to
+  be held as: any TTL in the upper set, none in the lower;
 - a copy between two 32-bit fields (CONNMARK save/restore) whose exact image
   would take more than ``COPY_NODES`` BDD nodes lets the field take any value
   in the upper set and keeps no packet in the lower set.
@@ -57,7 +60,7 @@ from dataclasses import dataclass, field
 from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
                      Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
                      Ruleset, SetField, UnknownAction)
-from .encode import LOCAL_GHOST, encode_bounds, encode_conjunction
+from .encode import LOCAL_GHOST, encode_bounds, encode_conjunction, ttl_step
 from .fields import Layout
 from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
 
@@ -921,7 +924,7 @@ class _Walker:
         self.exist_vars: dict = {}
         self.multi_entry = _multi_entry_chains(ruleset)
         self.read_fields = _read_fields(ruleset)
-        self.reads_ttl = "ttl" in self.read_fields
+        self.reads_ttl = bool({"ttl", "hoplimit", "hop_limit"} & self.read_fields)
         self.transparent: dict[int, bool] = {}
         self.absent: frozenset[str] = frozenset()
         #: Every record made, in order, so a memoised run can replay its
@@ -1291,11 +1294,19 @@ class _Walker:
         self.transparent[key] = result
         return result
 
-    def _leaves_alone(self, action) -> bool:
-        """A non-terminating action after which no rule can tell the packet changed."""
+    def _leaves_alone(self, action, ctx: _Context | None = None) -> bool:
+        """A non-terminating action after which no rule can tell the packet
+        changed. (``ip_forward`` reads the TTL: a TTL written before FORWARD
+        on a way that may be forwarded changes which packets expire; without
+        ``ctx`` such a write is not left alone.)"""
         if isinstance(action, Log):
             return True
-        return isinstance(action, SetField) and action.field not in self.read_fields
+        if not isinstance(action, SetField) or action.field in self.read_fields:
+            return False
+        if action.field == "ttl":
+            return ctx is not None and not (ctx.stage in ("ingress", "prerouting")
+                                            and ctx.path_hook in ("forward", "shared"))
+        return True
 
     def _pre_conntrack(self, node):
         """Before conntrack looked the packet up, ``ct state`` reads INVALID
@@ -1445,19 +1456,14 @@ class _Walker:
         return node & values
 
     def _effect(self, effect, ctx: _Context, low, up):
-        if self._leaves_alone(effect):
+        if self._leaves_alone(effect, ctx):
             return low, up  # logging, or a field no rule reads: nothing later can tell
         if not isinstance(effect, Log):
             self.sink.exact = False  # packets change: verdicts no longer partition what entered
         # Equal bounds: one image (an approximated copy differs per bound).
         same = (low is up or low == up) and not (isinstance(effect, SetField) and effect.copy_from)
         if isinstance(effect, SetField) and effect.field == "ttl" and len(_env(ctx, (), self.reads_ttl)) > 2:
-            # Past ip_forward sets hold the TTL one higher than rules read it.
-            if effect.copy_from or effect.mask != 0xFF or effect.value >= 0xFF:
-                # (no arrival TTL is one above 255): any TTL, surely none
-                sp = self.space
-                return sp.false, sp.exist(list(sp.spec("ttl").bit_vars), up & sp.valid_for("ttl"))
-            effect = SetField("ttl", effect.value + 1, 0xFF)
+            return self._forwarded_ttl(effect, low, up, same)
         if isinstance(effect, SetField):
             up = self._set_field(effect, up, True)
             return (up if same else self._set_field(effect, low, False)), up
@@ -1474,8 +1480,43 @@ class _Walker:
             return (up if same else self._ecn_strip(effect, low)), up
         return low, up  # Log and friends leave the packet alone
 
+    def _forwarded_ttl(self, effect: SetField, low, up, same: bool):
+        """A TTL write past ip_forward, where sets hold the TTL one higher
+        than rules read it: set v holds v + 1; taking away saturates at 1;
+        what would be 256 (set 255, an addition reaching 255) is not held:
+        any TTL possibly, none surely."""
+        sp = self.space
+        ttl_vars = list(sp.spec("ttl").bit_vars)
+        if effect.add < 0:
+            up = self._ttl_added(up, effect.add, floor=1)
+            return (up if same else self._ttl_added(low, effect.add, floor=1)), up
+        if effect.add > 0:
+            over = sp.at_least("ttl", 0x100 - effect.add)  # would read 255: held as 256
+            within = ~over
+            new_up = self._ttl_added(up & within, effect.add) | sp.exist(ttl_vars, up & over & sp.valid_for("ttl"))
+            return self._ttl_added(low & within, effect.add), new_up
+        if effect.copy_from or effect.mask & 0xFF != 0xFF or effect.value >= 0xFF:
+            return sp.false, sp.exist(ttl_vars, up & sp.valid_for("ttl"))
+        effect = SetField("ttl", effect.value + 1, 0xFF)
+        up = self._set_field(effect, up, True)
+        return (up if same else self._set_field(effect, low, False)), up
+
+    def _ttl_added(self, node, add: int, floor: int = 0):
+        """Image of ``node`` under ``ttl := ttl + add``, saturating at
+        ``floor`` and 255 (the TTL target's --ttl-inc/--ttl-dec)."""
+        sp = self.space
+        if node == sp.false:
+            return node
+        node = node & sp.valid_for("ttl")
+        edge = sp.eq("ttl", 0xFF) if add > 0 else sp.at_most("ttl", floor)
+        for _ in range(min(abs(add), 0xFF)):
+            node = ttl_step(node & ~edge, sp, 1 if add > 0 else -1) | (node & edge)
+        return node
+
     def _set_field(self, effect: SetField, node, upper: bool):
         sp = self.space
+        if effect.add:
+            return self._ttl_added(node, effect.add) if effect.field == "ttl" else node
         parts = [("ecn", 0, 2), ("dscp", 2, 6)] if effect.field == "tos" else [(effect.field, 0, None)]
         for name, offset, width in parts:
             spec = sp.layout.fields.get(name)

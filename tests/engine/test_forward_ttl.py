@@ -63,3 +63,29 @@ def test_dnat_to_another_host_lowers_the_ttl_before_forward():
     assert (verdict, where, result.outcome) == ("drop", ("FORWARD", 1), "dropped")
     verdict, where, result = run(text, "iptables", ttl=1, **fields)
     assert (verdict, where) == ("drop", None) and "expires" in result.routing
+
+
+INC = ("*mangle\n:PREROUTING ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+       "-A PREROUTING -m ttl --ttl-lt 10 -j TTL --ttl-inc 1\n-A PREROUTING -m ttl --ttl-gt 250 -j TTL --ttl-dec 2\n"
+       "-A FORWARD -m ttl --ttl-eq 100 -j TTL --ttl-dec 5\n-A POSTROUTING -m ttl --ttl-eq 95 -j DROP\n"
+       "-A POSTROUTING -m ttl --ttl-eq 252 -j DROP\nCOMMIT\n"
+       "*filter\n:FORWARD ACCEPT [0:0]\n-A FORWARD -m ttl --ttl-eq 1 -j DROP\nCOMMIT\n")
+
+
+@pytest.mark.parametrize("ttl, expected", [
+    (1, ("drop", ("FORWARD", 1))),  # raised to 2 before ip_forward: forwarded, FORWARD reads 1
+    (0, ("drop", None)),  # raised to 1: expires
+    (101, ("drop", ("POSTROUTING", 1))),  # FORWARD reads 100, takes 5 away
+    (255, ("drop", ("POSTROUTING", 2))),  # 253 after PREROUTING, 252 in FORWARD
+    (10, ("accept", ("FORWARD", "policy")))])
+def test_ttl_inc_and_dec_change_what_expires_and_what_later_rules_read(ttl, expected):
+    assert run(INC, "iptables", hook="forward", ttl=ttl, **V4)[:2] == expected
+
+
+def test_ttl_arithmetic_saturates_as_the_kernel_does():
+    text = ("*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p udp -j TTL --ttl-inc 200\n"
+            "-A PREROUTING -p tcp -j TTL --ttl-dec 200\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n"
+            "-A INPUT -m ttl --ttl-eq 255 -j DROP\n-A INPUT -m ttl --ttl-eq 0 -j DROP\nCOMMIT\n")
+    assert run(text, "iptables", hook="input", ttl=100, **V4)[:2] == ("drop", ("INPUT", 1))
+    tcp = {**V4, "proto": "tcp", "dport": 22}
+    assert run(text, "iptables", hook="input", ttl=100, **tcp)[:2] == ("drop", ("INPUT", 2))

@@ -8,7 +8,11 @@ from ruleanalyzer.engine import evaluate
 from ruleanalyzer.space import witness
 from ruleanalyzer.space.reach import analyze, analyze_hooks
 
-from tests.engine.test_forward_ttl import IPT, NFT
+from ruleanalyzer.packets import make_packet
+from ruleanalyzer.space.fields import Layout
+from ruleanalyzer.space.packetset import Space
+
+from tests.engine.test_forward_ttl import INC, IPT, NFT
 
 
 def _hits(ruleset, packet) -> set:
@@ -52,3 +56,21 @@ def test_diff_of_a_forward_ttl_rule_names_the_ttl_packets_arrive_with():
     report = diff(old, new, hooks=("forward",))
     assert [(r.kind, r.witness.ttl, r.confirmed) for r in report.regions] == [("opened", 64, True)]
     assert "ttl 64" in report.regions[0].text
+
+
+def test_each_arrival_ttl_gets_the_engines_verdict_through_ttl_arithmetic():
+    """Per TTL a packet arrives with (walks started from that one value, so
+    rewrites cannot blur it), the space's sure verdict is the engine's."""
+    ruleset = loads(INC, dialect="iptables")
+    sp = Space(Layout.for_ruleset(ruleset))
+    udp = sp.eq("proto", 17) & sp.eq("sport", 5000) & sp.eq("dport", 53) & sp.eq("state", 0)
+    assert sp.spec("state").names[0] == "new"
+    for hook in ("input", "forward", "output"):
+        for ttl in (0, 1, 2, 9, 10, 63, 64, 100, 101, 250, 251, 254, 255):
+            reach = analyze(ruleset, hook, 4, sp, start=udp & sp.eq("ttl", ttl))
+            packet = make_packet(src="192.0.2.1", dst="198.51.100.1", proto="udp", sport=5000, dport=53,
+                                 hook=hook, ttl=ttl, state="new")
+            verdict = evaluate(ruleset, packet).verdict
+            sure = {v for v, b in (("accept", reach.accepted), ("drop", reach.dropped)) if not b.lower.is_empty()}
+            possible = {v for v, b in (("accept", reach.accepted), ("drop", reach.dropped)) if not b.upper.is_empty()}
+            assert sure == possible == {verdict}, (hook, ttl, verdict, sure, possible)
