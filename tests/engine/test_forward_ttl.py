@@ -13,8 +13,18 @@ IPT = ("*mangle\n:PREROUTING ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:POSTROUTING A
        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
        "-A INPUT -m ttl --ttl-eq 64 -j DROP\n-A OUTPUT -m ttl --ttl-eq 64 -j DROP\n"
        "-A FORWARD -m ttl --ttl-eq 63 -j DROP\nCOMMIT\n")
-NFT = ("table inet t {\n chain fwd { type filter hook forward priority 0; policy accept;\n"
+NFT = ("table inet t {\n chain fw { type filter hook forward priority 0; policy accept;\n"
        "  ip ttl 63 drop\n  ip6 hoplimit 63 drop\n }\n}\n")
+NFT_SET = """table inet ra {
+ chain pre { type filter hook prerouting priority -150; policy accept;
+  udp dport 5000 ip ttl set 9 counter
+ }
+ chain fw { type filter hook forward priority 0; policy accept;
+  udp dport 5000 ip ttl 8 counter
+  udp dport 5000 ip6 hoplimit 63 counter
+ }
+}
+"""
 V4 = dict(src="192.0.2.1", dst="198.51.100.1", proto="udp", dport=53)
 V6 = dict(src="2001:db8::1", dst="2001:db8:1::1", proto="udp", dport=53)
 
@@ -48,8 +58,8 @@ def test_a_packet_whose_ttl_runs_out_never_reaches_forward(fields):
 
 
 def test_nftables_ttl_and_hop_limit_are_lowered_too():
-    assert run(NFT, "nftables", hook="forward", ttl=64, **V4)[:2] == ("drop", ("fwd", 1))
-    assert run(NFT, "nftables", hook="forward", ttl=64, **V6)[:2] == ("drop", ("fwd", 2))
+    assert run(NFT, "nftables", hook="forward", ttl=64, **V4)[:2] == ("drop", ("fw", 1))
+    assert run(NFT, "nftables", hook="forward", ttl=64, **V6)[:2] == ("drop", ("fw", 2))
     assert run(NFT, "nftables", hook="input", ttl=63, **V6)[0] == "accept"  # no input chain
     verdict, where, result = run(NFT, "nftables", hook="forward", ttl=1, **V6)
     assert (verdict, where) == ("drop", None) and result.routing.startswith("hop limit 1 expires")
@@ -89,3 +99,11 @@ def test_ttl_arithmetic_saturates_as_the_kernel_does():
     assert run(text, "iptables", hook="input", ttl=100, **V4)[:2] == ("drop", ("INPUT", 1))
     tcp = {**V4, "proto": "tcp", "dport": 22}
     assert run(text, "iptables", hook="input", ttl=100, **tcp)[:2] == ("drop", ("INPUT", 2))
+
+
+def test_nft_ttl_set_in_an_inet_table_is_ipv4_only():
+    """nft puts ``meta nfproto ipv4`` before ``ip ttl set`` in an inet table
+    (tests/kernel/test_kernel_ttl.py sees it): IPv6 keeps its hop limit."""
+    for fields, path in ((V4, [("pre", 1), ("fw", 1)]), (V6, [("fw", 2)])):
+        result = run(NFT_SET, "nftables", hook="forward", ttl=64, **{**fields, "dport": 5000})[2]
+        assert [(s.chain.name, s.rule.index) for s in result.trace if s.event == "match"] == path

@@ -13,11 +13,15 @@ has a timeout.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ruleanalyzer import evaluate, loads, make_packet
 from ruleanalyzer.space import witness
 from ruleanalyzer.space.reach import analyze
+
+from tests.engine.test_forward_ttl import NFT_SET
 
 from . import observe, packets
 from .netns import FW_IF, TestBed, missing_prerequisites
@@ -149,3 +153,40 @@ def test_ttl_raised_in_prerouting_is_what_ip_forward_and_forward_see(family):
     for ttl, kernel in seen.items():
         result = _engine(ruleset, family, ttl)
         assert _engine_path(result) == kernel, (ttl, result.trace)
+
+
+
+
+def test_nft_ttl_set_in_an_inet_table_changes_ipv4_only_and_forward_reads_it_lowered():
+    """``ip ttl set 9`` in an inet table carries nft's nfproto ipv4
+    dependency: IPv6 datagrams pass the rule untouched; FORWARD reads 8."""
+    reason = missing_prerequisites(("ip", "nft"))
+    if reason:
+        pytest.skip(reason)
+    ruleset = loads(NFT_SET, dialect="nftables", name="ra.nft")
+    rules = [r for c in ("pre", "fw") for r in next(ch for ch in ruleset.chains() if ch.name == c).rules]
+    seen = {}
+    with TestBed() as bed:
+        bed.fw.sysctl("net.ipv4.ip_forward", 1)
+        bed.fw.sysctl("net.ipv6.conf.all.forwarding", 1)
+        for scope in ("all", FW_IF):
+            bed.fw.sysctl(f"net.ipv4.conf.{scope}.send_redirects", 0)
+        bed.load_nft(NFT_SET)
+        listing = ["nft", "list", "table", "inet", "ra"]
+        before = bed.fw.exec(*listing).stdout
+        for ident, family in enumerate((4, 6), 1):
+            _, _, src, dst, _ = FAMILIES[family]
+            spec = packets.Spec(src=src, dst=dst, proto=packets.UDP, sport=40000, dport=5000, ttl=64, ident=ident)
+            answer = bed.call({"op": "probe", "counters": listing, "settle": 1.0,
+                               "probes": [{"ident": ident, "frame": bed.frame(packets.ip_packet(spec)).hex()}]})
+            after = answer["answers"][0]["counters"]
+            counts = [[int(x) for x in re.findall(r"counter packets (\d+)", t)] for t in (before, after)]
+            seen[family] = {i for i, (a, b) in enumerate(zip(*counts)) if b > a}
+            before = after
+    assert seen == {4: {0, 1}, 6: {2}}, seen
+    for family, kernel in seen.items():
+        _, _, src, dst, _ = FAMILIES[family]
+        result = evaluate(ruleset, make_packet(src=src, dst=dst, proto="udp", sport=40000, dport=5000, ttl=64,
+                                               hook="forward", iif=FW_IF, oif=FW_IF))
+        hit = {i for i, r in enumerate(rules) if any(s.rule is r for s in result.trace if s.event == "match")}
+        assert hit == kernel, (family, result.trace)
