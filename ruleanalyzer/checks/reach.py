@@ -383,11 +383,12 @@ def _caller_path(reach, rule: Rule, target, depth: int = 8):
         return None
     for caller in _callers(reach).get(id(rule.chain), []):
         try:
-            want = target & _sends(reach, caller, rule.chain.name)
+            sends = _sends(reach, caller, rule.chain.name)
         except KeyError:
             continue
-        if want.is_empty():
+        if reach.space.disjoint(target.node, sends.node):
             continue
+        want = target & sends
         if caller.chain is not None and caller.chain.is_base:
             return [caller], want
         higher = _caller_path(reach, caller, want, depth - 1)
@@ -457,16 +458,23 @@ def _surely_entered(reach, chain, depth: int = 8):
 
 def _sends(reach, caller: Rule, chain: str):
     """Packets ``caller`` would send into ``chain``: its match, and for a
-    verdict map the branches that lead there."""
+    verdict map the branches that lead there (cached per analysis: every
+    dead rule of the chain asks each caller)."""
+    cache = reach.__dict__.setdefault("_ra_sends", {})
+    key = (id(caller), chain)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
     sets = reach.rule_sets(caller).match_upper
     action = caller.action
-    if not isinstance(action, Dispatch):
-        return sets
-    node = reach.space.false
-    for match, branch in action.branches:
-        if getattr(branch, "target", None) == chain:
-            node |= _encode(reach.space, match).node
-    return sets & reach.space.wrap(node)
+    if isinstance(action, Dispatch):
+        node = reach.space.false
+        for match, branch in action.branches:
+            if getattr(branch, "target", None) == chain:
+                node |= _encode(reach.space, match).node
+        sets = sets & reach.space.wrap(node)
+    cache[key] = sets
+    return sets
 
 
 def _deciding_before(reach, chain, packets) -> list[Rule]:
@@ -726,24 +734,37 @@ def _sure_first(reach, candidates, packets, mine: str, cap: int = None, matched:
     those off the way in (``on_path``: the chains on it) only what surely
     reached them (their own chain may be entered undecidably)."""
     cap = COVER_CAP if cap is None else cap
+    # What each candidate (surely) takes, whole: _greedy meets them with
+    # what is left (within ``packets``), the same sets as meeting them
+    # with ``packets`` first.
     sure, maybe = [], []
     takes = _taken if matched else _takes
     space = reach.space
+    records = reach._records
     for other in candidates:
-        try:
-            whole = takes(reach, other)
-        except KeyError:
+        rec = records.get(id(other))
+        if rec is None:
             continue  # not on this path
-        if space.disjoint(whole.node, packets.node):
-            continue  # most earlier rules: told apart without building the intersection
-        up = whole & packets
-        maybe.append((other, up))
+        # Most earlier rules are told apart by a set held anyway, without
+        # making (replaying) what a jump takes, nor building the
+        # intersection: its match (what it takes from a later rule of its
+        # chain), or its matched sets (a jump takes a part of them).
+        jump = isinstance(other.action, (Jump, Dispatch))
+        if not jump and not matched:
+            if space.disjoint(rec.match_u, packets.node):
+                continue
+        elif not rec.meets(space, packets.node):
+            continue
+        whole = takes(reach, other)
+        if jump and space.disjoint(whole.node, packets.node):
+            continue
+        maybe.append((other, whole))
         if on_path is not None and id(other.chain) not in on_path:
             sets = reach.rule_sets(other)
-            low = sets.reaching_upper & sets.match_lower & _surely_entered(reach, other.chain) & packets
+            low = sets.reaching_upper & sets.match_lower & _surely_entered(reach, other.chain)
         else:
-            low = takes(reach, other, sure=True) & packets
-        if not low.is_empty():
+            low = takes(reach, other, sure=True)
+        if low.node == whole.node or not space.disjoint(low.node, packets.node):
             sure.append((other, low))
     cover, more, remaining = _greedy(sure, packets, mine, cap)
     if not remaining.is_empty() and not more:  # undecidable conditions last, and never unmodelled ones
@@ -787,6 +808,8 @@ def _greedy(options, packets, mine: str, cap: int = COVER_CAP):
         whole = [(o, t) for o, t in live if t == remaining]
         if whole:
             best = max(whole, key=lambda ot: (meant(ot[0]) != mine, ot[0].index))
+        elif len(live) == 1:  # nothing to compare: not counted
+            best = live[0]
         else:
             best = max(live, key=lambda ot: (size(ot[1]), meant(ot[0]) != mine))
         cover.append(best[0])
