@@ -353,7 +353,7 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
     if site is not None:  # rules on the way to its chain decide its packets first
         path, want = site
         jump, on_path = path[0], {id(j.chain): j.index for j in path}
-        candidates = _candidates_before(reach, rule, path)
+        candidates = _candidates_before(reach, rule, path, want)
         cover, more, remaining = _sure_first(reach, candidates, want, meant(rule), matched=True,
                                              on_path=on_path)
         entered = _entry(reach, path[-1].chain)
@@ -397,38 +397,121 @@ def _caller_path(reach, rule: Rule, target, depth: int = 8):
     return None
 
 
-def _candidates_before(reach, rule: Rule, path: list[Rule]) -> list[Rule]:
+def _candidates_before(reach, rule: Rule, path: list[Rule], packets) -> list[Rule]:
     """Rules visited before ``rule`` that can take packets from a rule
     entered by way of ``path`` (its jumps): rules of the path's chains
     before their jumps (verdicts, jumps — resolved later —, verdict maps);
     elsewhere (earlier base chains, chains they call) only drops — an
-    accept ends only its own base chain."""
+    accept ends only its own base chain. Only those whose matched sets
+    meet ``packets`` (the others take none of them), in the same order."""
     order, drops = _walk_index(reach)
     here = order.get(id(rule), len(order))
-    out, seen = [], set()
+    out = []
     for jump in reversed(path):
-        for other in jump.chain.rules[:jump.index - 1]:
-            if meant(other) in _PAST or isinstance(other.action, (Jump, Goto, Dispatch)):
-                out.append(other)
-                seen.add(id(other))
+        rules, index = _chain_index(reach, jump.chain, "path")
+        out += rules.meeting(packets.node, bisect.bisect_left(index, jump.index - 1))
     on_path = {id(j.chain) for j in path}
-    for _pos, other in drops[:bisect.bisect_left(drops, (here,))]:
-        if id(other.chain) not in on_path and id(other) not in seen:
-            out.append(other)
+    positions, index = drops
+    out += [other for other in index.meeting(packets.node, bisect.bisect_left(positions, here))
+            if id(other.chain) not in on_path]
     return out
 
 
 def _walk_index(reach):
-    """(rule id → position in the walk, [(position, rule)] of its drops), once per analysis."""
+    """(rule id → position in the walk, ([positions], :class:`_Meeting`) of
+    its drops), once per analysis."""
     cached = reach.__dict__.get("_ra_walk")
     if cached is None:
-        order, drops = {}, []
+        order, positions, drops = {}, [], []
         for pos, other in enumerate(reach.rules()):
             order.setdefault(id(other), pos)
             if outcome(other) == "drop" and other.chain is not None:
-                drops.append((pos, other))
-        cached = reach.__dict__["_ra_walk"] = (order, drops)
+                positions.append(pos)
+                drops.append(other)
+        cached = reach.__dict__["_ra_walk"] = (order, (positions, _Meeting(reach, drops, True)))
     return cached
+
+
+def _chain_index(reach, chain, kind: str):
+    """``(:class:`_Meeting`, [rule index - 1 of each])`` over the rules of
+    ``chain`` that can take packets from a later rule: ``"path"``, those
+    :func:`_candidates_before` names on a way in (their matched sets);
+    ``"own"``, those :func:`_cover` names in the rule's own chain (their
+    own matches; a jump's matched sets). Once per analysis and chain."""
+    cache = reach.__dict__.setdefault("_ra_chains", {})
+    key = (id(chain), kind)
+    hit = cache.get(key)
+    if hit is None:
+        if kind == "path":
+            rules = [o for o in chain.rules
+                     if meant(o) in _PAST or isinstance(o.action, (Jump, Goto, Dispatch))]
+        else:
+            rules = [o for o in chain.rules if _decides(o)]
+        hit = cache[key] = (_Meeting(reach, rules, kind == "path"), [o.index - 1 for o in rules])
+    return hit
+
+
+class _Meeting:
+    """Which of some rules (in order) can take packets of a set: those
+    whose matched sets (``matched``; else their own match, a jump's matched
+    sets) meet it, as :func:`_sure_first` tests them. A tree of unions over
+    blocks of rules, made as asked: a block whose union misses the set is
+    passed over whole (none of its rules would meet it), so a dead rule's
+    story tests the few rules that can meet it, not every earlier one."""
+
+    LEAF = 16
+
+    def __init__(self, reach, rules: list[Rule], matched: bool):
+        space, false = reach.space, reach.space.false
+        self.space = space
+        self.rules: list[Rule] = []
+        self.nodes: list[list] = []  # per rule: the sets tested (raw nodes)
+        for r in rules:
+            rec = reach._records.get(id(r))
+            if rec is None:
+                self.rules.append(r)  # not on this path: never meets
+                self.nodes.append([])
+            elif matched or isinstance(r.action, (Jump, Dispatch)):
+                self.rules.append(r)
+                self.nodes.append([part[3] for part in rec.parts if part[3] != false])
+            else:
+                self.rules.append(r)
+                self.nodes.append([rec.match_u] if rec.match_u != false else [])
+        self.unions: dict[tuple[int, int], object] = {}
+
+    def meeting(self, node, n: int) -> list[Rule]:
+        """The first ``n`` rules' that meet ``node``, in order."""
+        out: list[Rule] = []
+        if n > 0:
+            self._walk(0, len(self.rules), node, min(n, len(self.rules)), out)
+        return out
+
+    def _union(self, lo: int, hi: int):
+        u = self.unions.get((lo, hi))
+        if u is None:
+            if hi - lo <= self.LEAF:
+                from ..space.reach import _union_all
+
+                u = _union_all([x for nodes in self.nodes[lo:hi] for x in nodes], self.space.false)
+            else:
+                mid = (lo + hi) // 2
+                u = self._union(lo, mid) | self._union(mid, hi)
+            self.unions[(lo, hi)] = u
+        return u
+
+    def _walk(self, lo: int, hi: int, node, n: int, out: list) -> None:
+        if lo >= n:
+            return
+        disjoint = self.space.disjoint
+        if hi <= n and disjoint(self._union(lo, hi), node):
+            return
+        if hi - lo <= self.LEAF:
+            out += [self.rules[i] for i in range(lo, min(hi, n))
+                    if any(not disjoint(x, node) for x in self.nodes[i])]
+            return
+        mid = (lo + hi) // 2
+        self._walk(lo, mid, node, n, out)
+        self._walk(mid, hi, node, n, out)
 
 
 def _surely_entered(reach, chain, depth: int = 8):
@@ -645,7 +728,8 @@ def _cover(reach, rule: Rule, packets, story: Story, site: Rule | None = None):
     """A small set of the rules before ``site`` (the rule itself, or a jump
     leading to its chain) in its chain that take ``packets``."""
     site = site or rule
-    earlier = [o for o in site.chain.rules[:site.index - 1] if _decides(o)]
+    rules, index = _chain_index(reach, site.chain, "own")
+    earlier = rules.meeting(packets.node, bisect.bisect_left(index, site.index - 1))
     story.cover, story.more, remaining = _sure_first(reach, earlier, packets, meant(rule))
     if not remaining.is_empty():  # the rest was changed on the way (a MARK in the chain …)
         story.changers = [o for o in site.chain.rules[:site.index - 1] if _writes(o)][:COVER_CAP]
