@@ -120,7 +120,8 @@ def dead_rules(ctx: Context) -> list[_Dead]:
                 seen[rid] = _Dead(rule)
                 order.append(rid)
             entry = seen[rid]
-            entry.blockers += [b for b in dead_here[rid] if b not in entry.blockers]
+            known = {id(b) for b in entry.blockers}  # (a list's ``in`` walks it)
+            entry.blockers += [b for b in dead_here[rid] if id(b) not in known]
     result = [seen[i] for i in order if i not in alive and not seen[i].rule.implicit]
     # One written line may compile to several rules (a firewalld zone's
     # target on input and on forward): it is dead only when all of them are.
