@@ -291,7 +291,7 @@ class Plan:
 
     __slots__ = ("command", "chain_index", "family", "extra_index", "delete_by_number", "ops",
                  "target", "target_options", "target_start", "jump", "proto", "proto_negated",
-                 "skip", "actions", "shared", "port_pairs", "jumps")
+                 "skip", "actions", "shared", "port_pairs", "jumps", "uses", "fast")
 
     def __init__(self, command: str, chain_index: int, family: str, shared: dict | None = None):
         self.command, self.chain_index, self.family = command, chain_index, family
@@ -314,6 +314,10 @@ class Plan:
         self.port_pairs: bool | None = None
         #: the Jump (Goto) of each chain name (known on first use)
         self.jumps: dict | None = None
+        #: lines run through :meth:`fields`, and the code made for this plan
+        #: by :func:`_specialize` once it has run often enough
+        self.uses = 0
+        self.fast: Callable | None = None
 
     def execute(self, raws: list[str], words: list[str]) -> RuleSpec:
         """The rule of one line (raises SpecError on a bad value)."""
@@ -322,10 +326,15 @@ class Plan:
     def fields(self, raws: list[str], words: list[str]) -> tuple:
         """:meth:`execute`'s RuleSpec as the tuple of its fields, in order
         (the file reader unpacks it: one object less per rule)."""
+        fast = self.fast
+        if fast is not None:
+            return fast(raws, words)
+        uses = self.uses = self.uses + 1
+        if uses == _SPECIALIZE_AT and self.shared is not None:
+            self.fast = _specialize(self)
         extra = [words[self.extra_index]] if self.extra_index is not None else []
         if self.delete_by_number:
             return self.command, words[self.chain_index], extra, (), None, None, None, None, None
-        family = self.family
         matches = []
         comments = None
         counters = None
@@ -334,75 +343,27 @@ class Plan:
             if kind == _BUILD:
                 # matches are frozen: one object per distinct text (and
                 # argument words, when quotes make them differ from it)
-                _, build, indices, negate, first, end, at, cache, prefix = op
-                if prefix is not None and '"' not in raws[end - 1]:
+                if op[8] is not None and '"' not in raws[op[5] - 1]:
                     # one plain value after fixed words: kept by the value
-                    value = raws[end - 1]
-                    match = cache.get(value, _MISSING)
+                    value = raws[op[5] - 1]
+                    match = op[7].get(value, _MISSING)
                     if match is _MISSING:
-                        try:
-                            match = build([value], negate, prefix + value, family)
-                        except BadValue as exc:
-                            raise SpecError(str(exc), at) from None
-                        cache[value] = match
-                    if match is not None:
-                        matches.append(match)
-                    continue
-                text = " ".join(raws[first:end])
-                key = text if '"' not in text else (text, tuple([words[j] for j in indices]))
-                match = cache.get(key, _MISSING)
-                if match is _MISSING:
-                    try:
-                        match = build([words[j] for j in indices], negate, text, family)
-                    except BadValue as exc:
-                        raise SpecError(str(exc), at) from None
-                    cache[key] = match
+                        match = self.value_match(op, value)
+                else:
+                    match = self.build_match(op, raws, words)
                 if match is not None:
                     matches.append(match)
             elif kind == _COMMENT:
-                comments = (comments or []) + [words[op[1]]]
+                if comments is None:
+                    comments = [words[op[1]]]
+                else:
+                    comments.append(words[op[1]])
             elif kind == _OPAQUE:
-                _, name, indices, cache = op
-                key = tuple([raws[j] for j in indices])
-                if words is not raws:
-                    key = (key, tuple([words[j] for j in indices]))
-                match = cache.get(key)
-                if match is None:
-                    text = " ".join(["-m", name] + [raws[j] for j in indices])
-                    if name in EXTENSION_HEADER_MODULES:
-                        # The model's packets carry no IPv6 extension headers,
-                        # and these matches fail on a packet without theirs.
-                        match = cache[key] = AnyOf((), text=text)
-                    elif name == "u32" and _u32(words, raws, indices, family, text) is not None:
-                        match = cache[key] = _u32(words, raws, indices, family, text)
-                    elif name == "recent" and _recent_set_only([raws[j] for j in indices]) is not None:
-                        # "--set" records the source and always matches (xt_recent:
-                        # ret = !invert); only --rcheck/--update/--remove read history
-                        match = cache[key] = (AllOf((), text=text) if _recent_set_only(
-                            [raws[j] for j in indices]) else AnyOf((), text=text))
-                    else:
-                        opaque_words = [raws[j] if raws[j] == "!" or is_option(raws[j]) else words[j]
-                                        for j in indices]
-                        match = cache[key] = OpaqueMatch(
-                            reason=opaque_reason(name, opaque_words), text=text)
-                matches.append(match)
+                matches.append(self.opaque_match(op, raws, words))
             elif kind == _UNKNOWN:
-                _, name, first, end, cache = op
-                text = " ".join(raws[first:end])
-                match = cache.get(text)
-                if match is None:
-                    match = cache[text] = OpaqueMatch(
-                        reason=f"depends on the match module {name}, which the analyzer does "
-                        "not model", text=text)
-                matches.append(match)
+                matches.append(self.unknown_match(op, raws))
             elif kind == _COUNT:
-                values_ = [words[j] for j in op[1]]
-                if len(values_) == 1:
-                    values_ = values_[0].split(",", 1)
-                try:
-                    counters = (int(values_[0]), int(values_[1]))
-                except (ValueError, IndexError):
-                    raise SpecError(f"bad counters {' '.join(values_)!r}", op[1][0]) from None
+                counters = self.counters(op, words)
             else:
                 matches.append(op[1])
         pairs = self.port_pairs
@@ -414,40 +375,124 @@ class Plan:
         if self.jump is not None:
             kind, index = self.jump
             name = words[index]
-            jumps = self.jumps
-            if jumps is None:
-                # one Jump (Goto) per chain name in the file: a dict of them
-                # shared by the plans (kube-proxy: a jump per endpoint chain)
-                jumps = self.jumps = {} if self.shared is None else \
-                    self.shared.setdefault(("jumps", kind), {})
-            action = jumps.get(name)
+            action = self.jump_table().get(name)
             if action is None:
-                action = jumps[name] = kind(name)
+                action = self.jumps[name] = kind(name)
             target_index = index
         elif self.target is not None:
             target_index = self.target_start + 1
-            if self.target_options:
-                text = " ".join(raws[self.target_start:])
-                key = text if '"' not in text else \
-                    (text, tuple([words[j] for _, indices in self.target_options for j in indices]))
-            else:
-                text = key = f"-j {self.target}"
-            action = self.actions.get(key)
-            if action is None:
-                options = [(name, [words[j] for j in indices])
-                           for name, indices in self.target_options]
-                try:
-                    self.check_target(options)
-                    action = self.share((self.target, key),
-                                        lambda: build_action(self.target, options, family, text))
-                except BadValue as exc:
-                    raise SpecError(str(exc), self.target_start + 1) from None
-                self.actions[key] = action
+            action = self.target_action(raws, words)
         else:
             action = Log("no target")
             target_index = None
         return (self.command, words[self.chain_index], extra, matches, action,
                 "; ".join(comments) if comments else None, counters, target_index, self.skip)
+
+    # -- the steps, one method each where a line's plan may run them
+    # -- through :func:`_specialize`'s code as well
+
+    def value_match(self, op: tuple, value: str) -> Match | None:
+        """A ``_BUILD`` step's match of one plain value not built yet."""
+        _, build, _, negate, _, _, at, cache, prefix = op
+        try:
+            match = build([value], negate, prefix + value, self.family)
+        except BadValue as exc:
+            raise SpecError(str(exc), at) from None
+        cache[value] = match
+        return match
+
+    def build_match(self, op: tuple, raws: list[str], words: list[str]) -> Match | None:
+        """A ``_BUILD`` step's match, kept by its text (and argument words
+        where quotes make them differ from it)."""
+        _, build, indices, negate, first, end, at, cache, _ = op
+        text = " ".join(raws[first:end])
+        key = text if '"' not in text else (text, tuple([words[j] for j in indices]))
+        match = cache.get(key, _MISSING)
+        if match is _MISSING:
+            try:
+                match = build([words[j] for j in indices], negate, text, self.family)
+            except BadValue as exc:
+                raise SpecError(str(exc), at) from None
+            cache[key] = match
+        return match
+
+    def opaque_match(self, op: tuple, raws: list[str], words: list[str]) -> Match:
+        _, name, indices, cache = op
+        key = tuple([raws[j] for j in indices])
+        if words is not raws:
+            key = (key, tuple([words[j] for j in indices]))
+        match = cache.get(key)
+        if match is None:
+            family = self.family
+            text = " ".join(["-m", name] + [raws[j] for j in indices])
+            if name in EXTENSION_HEADER_MODULES:
+                # The model's packets carry no IPv6 extension headers,
+                # and these matches fail on a packet without theirs.
+                match = cache[key] = AnyOf((), text=text)
+            elif name == "u32" and _u32(words, raws, indices, family, text) is not None:
+                match = cache[key] = _u32(words, raws, indices, family, text)
+            elif name == "recent" and _recent_set_only([raws[j] for j in indices]) is not None:
+                # "--set" records the source and always matches (xt_recent:
+                # ret = !invert); only --rcheck/--update/--remove read history
+                match = cache[key] = (AllOf((), text=text) if _recent_set_only(
+                    [raws[j] for j in indices]) else AnyOf((), text=text))
+            else:
+                opaque_words = [raws[j] if raws[j] == "!" or is_option(raws[j]) else words[j]
+                                for j in indices]
+                match = cache[key] = OpaqueMatch(
+                    reason=opaque_reason(name, opaque_words), text=text)
+        return match
+
+    @staticmethod
+    def unknown_match(op: tuple, raws: list[str]) -> Match:
+        _, name, first, end, cache = op
+        text = " ".join(raws[first:end])
+        match = cache.get(text)
+        if match is None:
+            match = cache[text] = OpaqueMatch(
+                reason=f"depends on the match module {name}, which the analyzer does "
+                "not model", text=text)
+        return match
+
+    @staticmethod
+    def counters(op: tuple, words: list[str]) -> tuple[int, int]:
+        values_ = [words[j] for j in op[1]]
+        if len(values_) == 1:
+            values_ = values_[0].split(",", 1)
+        try:
+            return int(values_[0]), int(values_[1])
+        except (ValueError, IndexError):
+            raise SpecError(f"bad counters {' '.join(values_)!r}", op[1][0]) from None
+
+    def jump_table(self) -> dict:
+        """One Jump (Goto) per chain name in the file: a dict of them shared
+        by the plans (kube-proxy: a jump per endpoint chain)."""
+        jumps = self.jumps
+        if jumps is None:
+            jumps = self.jumps = {} if self.shared is None else \
+                self.shared.setdefault(("jumps", self.jump[0]), {})
+        return jumps
+
+    def target_action(self, raws: list[str], words: list[str]) -> Action:
+        """The action of a target extension (``-j DNAT --to-destination …``)."""
+        if self.target_options:
+            text = " ".join(raws[self.target_start:])
+            key = text if '"' not in text else \
+                (text, tuple([words[j] for _, indices in self.target_options for j in indices]))
+        else:
+            text = key = f"-j {self.target}"
+        action = self.actions.get(key)
+        if action is None:
+            options = [(name, [words[j] for j in indices])
+                       for name, indices in self.target_options]
+            try:
+                self.check_target(options)
+                action = self.share((self.target, key),
+                                    lambda: build_action(self.target, options, self.family, text))
+            except BadValue as exc:
+                raise SpecError(str(exc), self.target_start + 1) from None
+            self.actions[key] = action
+        return action
 
     def share(self, key, build):
         """The value ``build()`` makes for ``key``, kept in ``shared``."""
@@ -473,6 +518,87 @@ class Plan:
                         if o in ("--to-destination", "--to-source")) or "--to-ports" in opts
         if nat_ports and (self.proto not in (6, 17, 132, 33, 136) or self.proto_negated):
             raise BadValue("a port in a NAT target needs -p tcp, udp, sctp or dccp")
+
+
+#: a plan's uses before :func:`_specialize` writes its code (most plans of a
+#: file of hand-kept rules serve one line; a kube-proxy dump's serve 1000s)
+_SPECIALIZE_AT = 4
+
+
+def _specialize(plan: Plan) -> Callable | None:
+    """:meth:`Plan.fields` for one plan, as straight-line code: its steps
+    unrolled, with their word positions, caches and the plan's constant
+    parts written in (a third of the time of the loop over the steps, which
+    was most of reading a rule of a skeleton seen before). Every step that
+    builds something calls the method the loop calls, so both make the same
+    objects and raise the same errors. ``None`` for a plan the loop is left
+    to: a delete by number, and '! --sport A ! --dport B' pairs."""
+    if plan.delete_by_number or plan.port_pairs is not False:
+        return None
+    env = {"_MISSING": _MISSING, "value_match": plan.value_match,
+           "build_match": plan.build_match, "opaque_match": plan.opaque_match,
+           "unknown_match": plan.unknown_match, "count": plan.counters, "Log": Log,
+           "target_action": plan.target_action, "COMMAND": plan.command, "SKIP": plan.skip}
+    code = ["def fast(raws, words):", "    matches = []", "    append = matches.append"]
+    comments = []
+    counters = "None"
+    for k, op in enumerate(plan.ops):
+        kind = op[0]
+        env[f"op{k}"] = op
+        if kind == _BUILD and op[8] is not None:
+            env[f"cache{k}"] = op[7]
+            code += [f"    v = raws[{op[5] - 1}]",
+                     "    if '\"' in v:",
+                     f"        m = build_match(op{k}, raws, words)",
+                     "    else:",
+                     f"        m = cache{k}.get(v, _MISSING)",
+                     "        if m is _MISSING:",
+                     f"            m = value_match(op{k}, v)",
+                     "    if m is not None:",
+                     "        append(m)"]
+        elif kind == _BUILD:
+            code += [f"    m = build_match(op{k}, raws, words)",
+                     "    if m is not None:",
+                     "        append(m)"]
+        elif kind == _COMMENT:
+            comments.append(f"words[{op[1]}]")
+        elif kind == _OPAQUE:
+            code.append(f"    append(opaque_match(op{k}, raws, words))")
+        elif kind == _UNKNOWN:
+            code.append(f"    append(unknown_match(op{k}, raws))")
+        elif kind == _COUNT:
+            code.append(f"    counters = count(op{k}, words)")
+            counters = "counters"
+        else:
+            code.append(f"    append(op{k}[1])")
+    if plan.jump is not None:
+        env["Kind"], index = plan.jump
+        env["jumps"] = plan.jump_table()
+        code += [f"    name = words[{index}]",
+                 "    a = jumps.get(name)",
+                 "    if a is None:",
+                 "        a = jumps[name] = Kind(name)"]
+        target_index = index
+    elif plan.target is not None:
+        target_index = plan.target_start + 1
+        if plan.target_options:
+            code.append("    a = target_action(raws, words)")
+        else:
+            env["actions"] = plan.actions
+            env["KEY"] = f"-j {plan.target}"
+            code += ["    a = actions.get(KEY)",
+                     "    if a is None:",
+                     "        a = target_action(raws, words)"]
+    else:
+        code.append("    a = Log('no target')")
+        target_index = None
+    extra = "[]" if plan.extra_index is None else f"[words[{plan.extra_index}]]"
+    comment = "None" if not comments else comments[0] if len(comments) == 1 else \
+        f"'; '.join([{', '.join(comments)}])"
+    code.append(f"    return (COMMAND, words[{plan.chain_index}], {extra}, tuple(matches), a, "
+                f"{comment}, {counters}, {target_index}, SKIP)")
+    exec("\n".join(code), env)  # noqa: S102 - the code is made above from the plan's numbers
+    return env["fast"]
 
 
 def _unique_prefix(name: str, names) -> str | None:
