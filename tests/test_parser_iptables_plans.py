@@ -248,7 +248,7 @@ def test_fast_constructors_make_what_the_dataclasses_make():
 
 def _repeated_skeletons(bad: str | None = None) -> str:
     """Every kind of plan step, each skeleton on 8 lines with other values
-    (plans get their own code from their 4th line on, see _specialize);
+    (plans get their own code from their 4th line on here, see _specialize);
     ``bad``: a line added after them."""
     lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
              ":web - [0:0]", ":web2 - [0:0]"]
@@ -290,8 +290,60 @@ def test_plans_with_their_own_code_read_as_the_loop_reads(bad, monkeypatch):
     values and located errors are those of every line compiled on its own."""
     made = []
     specialize = rulespec._specialize
+    monkeypatch.setattr(rulespec, "_SPECIALIZE_AT", 4)
     monkeypatch.setattr(rulespec, "_specialize", lambda plan: made.append(plan) or specialize(plan))
     shared, alone = both_ways(_repeated_skeletons(bad), monkeypatch=monkeypatch)
     assert (shared[0] == "error") == (bad is not None), shared[:2]
     assert shared == alone
     assert sum(plan.fast is not None for plan in made) >= 12
+
+
+SEGMENTS = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:web - [0:0]
+-A INPUT -p tcp -m tcp --dport 22 -m comment --comment a -j ACCEPT
+-A INPUT -s 10.0.0.1 -p tcp -m tcp --dport 22 -m comment --comment a -j ACCEPT
+-A INPUT -p tcp -m comment --comment a --dport 22 -j ACCEPT
+-A INPUT -p tcp --dport 22 -m comment --comment a -j ACCEPT
+-A INPUT -p tcp -m tcp --dpor 22 -m comment --comment a -j ACCEPT
+-A INPUT -j ACCEPT -m comment --comment a
+-A INPUT -j LOG -m comment --comment a --log-prefix x
+-A INPUT -g web -m comment --comment a
+-A INPUT -p udp -m udp --dport 53 -m multiport --sports 1,2 -j DROP
+-A INPUT -m multiport --sports 1,2 -p udp -m udp --dport 53 -j DROP
+-A INPUT ! -p udp -m comment --comment a -j DROP
+-A INPUT -4 -m comment --comment a -6 -j DROP
+-A INPUT -m comment --comment a -4 -j DROP
+-A INPUT -m set --match-set s src -m limit --limit 1/s -m set ! --match-set t dst -j web
+-A INPUT -m foo --bar 1 -s 10.0.0.2 -m comment --comment a -j web
+-A INPUT -p icmp -m icmp --icmp-type 8 -m conntrack --ctstate NEW -j ACCEPT
+-A INPUT -m tcp -m comment --comment a -p tcp --dport 5 -j ACCEPT
+"""
+
+
+@pytest.mark.parametrize("bad", [
+    None,
+    "-A INPUT -p udp -m tcp --dport 1 -m comment --comment a -j DROP",
+    "-A INPUT -p tcp -m comment --comment a -p udp -j DROP",
+    "-A INPUT -m comment --comment a -j ACCEPT -j DROP",
+    "-A INPUT -m comment --comment a ! -m tcp -j DROP",
+    "-A INPUT -m mark -m comment --comment a -j DROP",
+    "-A INPUT -m multiport --dports 1 -m comment --comment a -j DROP",
+    "-A INPUT -m comment --comment a -m tcp --dport 1 -j DROP",
+])
+def test_plans_put_together_from_segments_read_as_the_walk_reads(bad, monkeypatch):
+    """A new skeleton's plan is put together from the plans of its segments
+    (_compose) where that is the whole walk: options of an earlier module,
+    of -p's module or by prefix, targets before matches, two -p, a module
+    its protocol does not allow read (and fail) as the line walked whole."""
+    composed = []
+    compose = rulespec._compose
+    monkeypatch.setattr(rulespec, "_compose",
+                        lambda *a: composed.append(compose(*a)) or composed[-1])
+    text = SEGMENTS + (bad + "\n" if bad else "") + "COMMIT\n"
+    shared, alone = both_ways(text, monkeypatch=monkeypatch)
+    assert (shared[0] == "error") == (bad is not None), shared[:2]
+    assert shared == alone
+    assert composed.count(True) >= 8 and composed.count(False) >= 6, composed

@@ -120,7 +120,8 @@ def interpret(raws: list[str], words: list[str], start: int, family: str,
 
 def compile_line(raws: list[str], words: list[str], start: int, family: str,
                  is_chain: Callable[[str], bool] = lambda name: False,
-                 shared: dict | None = None, glued: bool = True) -> "Plan | RuleSpec":
+                 shared: dict | None = None, glued: bool = True,
+                 key: str | None = None) -> "Plan | RuleSpec":
     """A rule-adding line → a :class:`Plan` that builds its matches from the
     words (and can be reused for every line of the same skeleton, see
     :func:`skeleton`); any other command → its finished RuleSpec.
@@ -130,7 +131,8 @@ def compile_line(raws: list[str], words: list[str], start: int, family: str,
     they were built from, so that lines of different skeletons share equal
     values (``-p tcp``, ``-m conntrack --ctstate NEW``, ``-j ACCEPT``).
     ``glued=False``: the caller knows the words use none of getopt's glued
-    forms (their :func:`skeleton` is not None)."""
+    forms (their :func:`skeleton` is not None); ``key``: that skeleton, to
+    put the plan together from the plans of its segments (:func:`_compose`)."""
     n = len(raws)
     if start >= n:
         raise SpecError("empty rule", max(start - 1, 0))
@@ -181,7 +183,8 @@ def compile_line(raws: list[str], words: list[str], start: int, family: str,
             raise SpecError(f"option {head} needs a rule number", start)
     expanded = expand_glued(raws[i:], words[i:]) if glued else None
     if expanded is None:
-        _RuleBuilder(raws, words, family, is_chain, plan).run(i)
+        if key is None or shared is None or not _compose(plan, raws, words, i, is_chain, key):
+            _RuleBuilder(raws, words, family, is_chain, plan).run(i)
         return plan
     new_raws, new_words, origin = expanded
     try:
@@ -520,9 +523,10 @@ class Plan:
             raise BadValue("a port in a NAT target needs -p tcp, udp, sctp or dccp")
 
 
-#: a plan's uses before :func:`_specialize` writes its code (most plans of a
-#: file of hand-kept rules serve one line; a kube-proxy dump's serve 1000s)
-_SPECIALIZE_AT = 4
+#: a plan's uses before :func:`_specialize` writes its code: writing it
+#: (exec) costs as much as ~200 lines gain from it (most plans of a file of
+#: hand-kept rules serve one line; a kube-proxy dump's serve thousands)
+_SPECIALIZE_AT = 200
 
 
 def _specialize(plan: Plan) -> Callable | None:
@@ -685,7 +689,7 @@ class _RuleBuilder:
     """The getopt-style walk over a rule's options; it fills a :class:`Plan`."""
 
     __slots__ = ("raws", "words", "family", "is_chain", "plan", "ops", "loaded", "explicit",
-                 "n", "used_options", "shared")
+                 "n", "used_options", "shared", "local")
 
     def __init__(self, raws, words, family, is_chain, plan: Plan):
         self.raws, self.words, self.family, self.is_chain = raws, words, family, is_chain
@@ -698,6 +702,9 @@ class _RuleBuilder:
         self.explicit: list[tuple[str, int]] = []   # (-m name, word index) for protocol checks
         #: options used per loaded typed module, for "given twice" errors
         self.used_options: dict[int, list[str]] = {}
+        #: walking one segment of the line for _compose: whatever would read
+        #: what earlier segments left raises _NotLocal
+        self.local = False
 
     def cache(self, key) -> dict:
         """The cache of the values one kind of step builds: the plan's own,
@@ -725,8 +732,11 @@ class _RuleBuilder:
 
     # -- the walk ---------------------------------------------------------
 
-    def run(self, i: int) -> None:
-        raws, n = self.raws, self.n
+    def run(self, i: int, n: int | None = None) -> None:
+        """Walk the words from ``i`` (to ``n``: a segment, see _compose)."""
+        raws = self.raws
+        if n is None:
+            n = self.n
         while i < n:
             raw = raws[i]
             negate = raw == "!"
@@ -871,6 +881,8 @@ class _RuleBuilder:
                 plan.target_options.append((name, args))
                 return i
         entry = self.find_module(name)
+        if entry is None and self.local:
+            raise _NotLocal  # loaded by an earlier segment, or by -p, or a prefix
         if entry is None and plan.proto in PROTOCOL_MODULES and not plan.proto_negated:
             module = PROTOCOL_MODULES[plan.proto]
             if module not in (m[0] for m in self.loaded):
@@ -947,8 +959,9 @@ class _RuleBuilder:
     # -- the end of the line --------------------------------------------
 
     def finish(self) -> None:
-        for name, at in self.explicit:
-            self.check_protocol(name, at)
+        if not self.local:  # a segment's protocol is the whole line's (_compose)
+            for name, at in self.explicit:
+                self.check_protocol(name, at)
         for entry in self.loaded:
             if entry[1] is not None and entry[0] in _NEEDS_AN_OPTION and \
                     id(entry) not in self.used_options:
@@ -957,15 +970,117 @@ class _RuleBuilder:
                                 f"({', '.join(sorted(entry[1]))})", at + 1)
 
     def check_protocol(self, name: str, at: int) -> None:
-        plan = self.plan
-        if name == "multiport":
-            allowed = {6, 17, 132, 33, 136}
-        elif name in MODULE_PROTOCOL:
-            allowed = {MODULE_PROTOCOL[name]}
-        else:
+        if _protocol_fits(name, self.plan.proto, self.plan.proto_negated):
             return
-        if plan.proto not in allowed or plan.proto_negated:
-            want = "tcp, udp, udplite, sctp or dccp" if name == "multiport" else \
-                {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 33: "dccp",
-                 136: "udplite"}[MODULE_PROTOCOL[name]]
-            raise SpecError(f"match {name} needs -p {want} (the kernel refuses it otherwise)", at + 1)
+        want = "tcp, udp, udplite, sctp or dccp" if name == "multiport" else \
+            {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 33: "dccp",
+             136: "udplite"}[MODULE_PROTOCOL[name]]
+        raise SpecError(f"match {name} needs -p {want} (the kernel refuses it otherwise)", at + 1)
+
+
+def _protocol_fits(name: str, proto: int | None, negated: bool) -> bool:
+    """Whether match ``name`` may stand in a rule of ``-p proto``."""
+    if name == "multiport":
+        allowed = {6, 17, 132, 33, 136}
+    elif name in MODULE_PROTOCOL:
+        allowed = {MODULE_PROTOCOL[name]}
+    else:
+        return True
+    return proto in allowed and not negated
+
+
+class _NotLocal(Exception):
+    """A segment's walk would read what earlier segments of its line left."""
+
+
+#: where a rule line's skeleton splits into segments (_compose): before each
+#: -m, -j or -g field, or before the '!' standing in front of one
+_SEGMENT_SPLIT = re.compile(r"(?<!\n!)\n(?=(?:!\n)?(?:-m|--match|-j|--jump|-g|--goto)(?:\n|\Z))")
+_NOT_LOCAL = object()
+#: the protocols any -p allows (a segment without protocol modules)
+_ANY = None
+
+
+def _compose(plan: Plan, raws: list[str], words: list[str], i: int, is_chain, key: str) -> bool:
+    """Fill ``plan`` from the plans of the segments of its line (each ``-m``,
+    ``-j`` or ``-g`` starts one), kept per file by their skeleton and word
+    position: a file of hand-kept rules has a few dozen kinds of segment in
+    tens of thousands of skeletons, each walked once instead of per line.
+    False (``plan`` untouched) where the line's walk is not the sum of its
+    segments' walks: a segment reading what an earlier one left (an option
+    of an earlier module, of -p's module, a long-option prefix), two -p,
+    a target not last, a match the protocol does not allow, any error (the
+    whole walk then says where)."""
+    cache = plan.shared.get("segments")
+    if cache is None:
+        cache = plan.shared["segments"] = {}
+    parts = []
+    a = 0
+    for piece in _SEGMENT_SPLIT.split(key[2:]):
+        b = a + piece.count("\n") + 1
+        if a == 0:
+            a = i  # the head (command, chain, number) is walked by compile_line
+            if a >= b:
+                a = b
+                continue
+        chain_target = piece[:3] == "-j\n" or piece[:7] == "--jump\n"
+        if chain_target:
+            target = words[a + 1]
+            chain_target = target in TARGETS and is_chain(target)
+        seg_key = (a, piece, chain_target)
+        part = cache.get(seg_key)
+        if part is None:
+            part = cache[seg_key] = _segment(plan, raws, words, a, b, is_chain)
+        if part is _NOT_LOCAL:
+            return False
+        parts.append(part)
+        a = b
+    ops = []
+    proto = None
+    last = len(parts) - 1
+    for k, part in enumerate(parts):
+        seg = part[0]
+        if seg.proto is not None:
+            if proto is not None:
+                return False
+            proto = seg
+        if part[2] and k != last:
+            return False
+        ops += seg.ops
+    number, negated = (proto.proto, proto.proto_negated) if proto is not None else (None, False)
+    for part in parts:
+        allowed = part[1]
+        if allowed is not _ANY and (negated or number not in allowed):
+            return False
+    plan.ops = ops
+    plan.proto, plan.proto_negated = number, negated
+    if parts and parts[-1][2]:
+        target = parts[-1][0]
+        plan.target, plan.target_options = target.target, list(target.target_options)
+        plan.target_start, plan.jump = target.target_start, target.jump
+    for part in parts:
+        if part[0].skip is not None:
+            plan.skip = part[0].skip
+    return True
+
+
+def _segment(plan: Plan, raws: list[str], words: list[str], a: int, b: int, is_chain):
+    """The walk of words ``a:b`` alone: (its plan, the protocols its matches
+    allow or _ANY, whether it sets the target), or _NOT_LOCAL."""
+    seg = Plan(plan.command, plan.chain_index, plan.family, plan.shared)
+    builder = _RuleBuilder(raws, words, plan.family, is_chain, seg)
+    builder.local = True
+    try:
+        builder.run(a, b)
+    except (SpecError, _NotLocal):
+        return _NOT_LOCAL
+    allowed = _ANY
+    for name, _ in builder.explicit:
+        fits = frozenset(p for p in _PROTOCOL_NUMBERS if _protocol_fits(name, p, False))
+        if len(fits) < len(_PROTOCOL_NUMBERS):
+            allowed = fits if allowed is _ANY else allowed & fits
+    return seg, allowed, seg.target is not None or seg.jump is not None
+
+
+#: every protocol number a match may ask for (_segment)
+_PROTOCOL_NUMBERS = frozenset({None, *range(256)})
