@@ -42,7 +42,7 @@ from .engine.result import Result
 from .model import (HOOK_PATHS, Chain, Dispatch, EcnStrip,
                     Nat, Notrack, Packet, Rule, Ruleset, SetField)
 from .space import Layout, PacketSet, Space, witness
-from .space.encode import encode_conjunction
+from .space.encode import encode_conjunction, ttl_before_forward
 from .space.fields import TCP
 from .space.packetset import cyclic_gc_paused
 from .space.reach import analyze
@@ -552,6 +552,10 @@ def _candidates(plan: _Plan, space: Space):
     cand = space.false
     for rule in (*plan.changed_old, *plan.changed_new):
         cand |= encode_conjunction(rule.matches, space)[1]
+    if _reads_ttl(rule.matches for rule in (*plan.changed_old, *plan.changed_new)):
+        # FORWARD and POSTROUTING rules of forwarded packets read the TTL
+        # ip_forward lowered: those packets arrived with one more.
+        cand |= ttl_before_forward(cand, space)
     cand &= space.valid
     steps = [step for rule in plan.rewrites for step in _rewrite_steps(rule, space)]
     # The set each step's pre-image was last taken of. A pre-image is a
@@ -581,6 +585,16 @@ def _candidates(plan: _Plan, space: Space):
     return space.valid  # rewrites chain deeper than we follow: every packet
 
 
+def _reads_ttl(rule_matches) -> bool:
+    stack = [m for matches in rule_matches for m in matches]
+    while stack:
+        m = stack.pop()
+        if getattr(m, "field", None) in ("ttl", "hoplimit", "hop_limit"):
+            return True
+        stack.extend(getattr(m, "matches", ()))
+    return False
+
+
 def _rewrite_steps(rule: Rule, space: Space):
     match = encode_conjunction(rule.matches, space)[1]
     for action in (*rule.effects, rule.action):
@@ -606,7 +620,7 @@ def _preimage(action, node, space: Space):
             width = width or spec.width
             sub = (1 << width) - 1
             mask, value = action.mask >> offset & sub, action.value >> offset & sub
-            if action.copy_from or value & ~mask:
+            if action.copy_from or action.add or value & ~mask:
                 writes.append((name, sub, None))
             else:
                 writes.append((name, mask, value))

@@ -328,12 +328,15 @@ class Nat(Action):
 class SetField(Action):
     """Non-terminating: ``field = (field & ~mask) ^ value`` (MARK, CONNMARK
     --set-xmark, nft ``meta mark set``). ``copy_from`` copies another field
-    under ``mask`` instead (CONNMARK --save-mark / --restore-mark)."""
+    under ``mask`` instead (CONNMARK --save-mark / --restore-mark). ``add``
+    (non-zero) adds to the field instead, saturating at 0 and at the
+    field's largest value (TTL/HL ``--ttl-inc``/``--ttl-dec``)."""
 
     field: str
     value: int = 0
     mask: int = 0xFFFFFFFF
     copy_from: str | None = None
+    add: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -248,3 +248,41 @@ def test_firewalld_version_note_points_at_the_line_it_was_inferred_from(tmp_path
     notes = [f for f in _audit(tmp_path, "listing.txt") if f.code == "RA002" and "2.0.0" in f.message]
     assert len(notes) == 1
     assert notes[0].where.line == 3  # ingress-priority: 0
+
+
+def test_ufw_init_chains_point_at_the_default_policy_they_are_made_of(tmp_path):
+    """ufw-skip-to-policy-X (and the reject/track rules) are ufw-init's,
+    made of the default X policy: their stock findings (--include-generated)
+    point at the line that sets it, or say that ufw-init made them of
+    ufw's own default."""
+    for d in ("ufw", "default"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "ufw" / "user.rules").write_text(UFW_USER, encoding="utf-8")
+    default = tmp_path / "default" / "ufw"  # /etc/default/ufw
+    default.write_text('IPV6=no\nDEFAULT_INPUT_POLICY="DROP"\n\nDEFAULT_OUTPUT_POLICY="ACCEPT"\n', encoding="utf-8")
+    result = run_audit([str(tmp_path)], include_generated=True)
+    assert len(result.inputs) == 1  # one host
+    skips = {f.where.chain: f.where for f in result.findings if f.code == "RA503" and "skip" in f.where.chain}
+    assert set(skips) == {"ufw-skip-to-policy-output", "ufw-skip-to-policy-forward"}
+    output = skips["ufw-skip-to-policy-output"]
+    assert (output.file, output.line) == (str(default), 4)
+    forward = skips["ufw-skip-to-policy-forward"]
+    assert forward.line == 0 and forward.file == \
+        "<ufw-init, of the default forward policy DROP (ufw's default: not given)>"
+    # hidden by default, as stock scaffolding
+    assert not any("skip" in (f.where.chain or "") for f in run_audit([str(tmp_path)]).findings)
+
+
+def test_ufw_init_rules_point_at_the_command_or_status_line_of_their_policy():
+    from ruleanalyzer import loads
+
+    rs = loads("ufw allow 22/tcp\nufw default reject routed\nufw enable\n", dialect="ufw", name="setup.sh")
+    chains = {c.name: c for c in rs.chains()}
+    for name in ("ufw-skip-to-policy-forward", "ufw-reject-forward"):
+        assert [(r.location.file, r.location.line) for r in chains[name].rules] == [("setup.sh", 2)]
+    status = ("Status: active\nLogging: on (low)\nDefault: deny (incoming), allow (outgoing), disabled (routed)\n"
+              "New profiles: skip\n\nTo                         Action      From\n"
+              "--                         ------      ----\n22/tcp                     ALLOW IN    Anywhere\n")
+    chains = {c.name: c for c in loads(status, dialect="ufw", name="status.txt").chains()}
+    assert chains["ufw-skip-to-policy-output"].location.line == 3
+    assert {r.location.line for r in chains["ufw-track-output"].rules} == {3}

@@ -588,14 +588,20 @@ class LikelyExposed(_ExposureCheck):
                 continue  # the configuration leaves the port open too: not a statement about any
             w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
-            named, details = _services(_both_versions(labels))
+            message, details = self._message(_both_versions(labels), depends, w, conditional, unsure)
             yield locate(self.finding(
-                f"{self.lead}: {named} — depends on "
-                f"{', '.join(depends[:3])} (e.g. {w.describe()} is accepted unless it does)"
-                + (" — if those interfaces face the internet" if conditional else ""), details=details,
+                message, details=details,
                 witness=w, related=[related_rule(r, "decides it, undecidably") for r in unsure[:5]
                                     if r is not anchor],
                 fix=self.advice, **where), ctx)
+
+    def _message(self, labels: list[str], depends: tuple, w, conditional: bool,
+                 unsure: list) -> tuple[str, list]:
+        """The headline and the details of one exposure."""
+        named, details = _services(labels)
+        return (f"{self.lead}: {named} — depends on "
+                f"{', '.join(depends[:3])} (e.g. {w.describe()} is accepted unless it does)"
+                + (" — if those interfaces face the internet" if conditional else "")), details
 
 
 class ExposureDependsOnConfiguration(LikelyExposed):
@@ -624,6 +630,28 @@ class ExposureDependsOnConfiguration(LikelyExposed):
 
     open_port_too = True
 
+    def _message(self, labels: list[str], depends: tuple, w, conditional: bool,
+                 unsure: list) -> tuple[str, list]:
+        """The headline names the first service and the first value left
+        open (its expression only, a long one cut), counting the others;
+        the other doubts, the example, the interfaces, every service and
+        every value go to the details."""
+        opened = [m for r in unsure if _unconfigured(r) for m in _opaque(r.matches)
+                  if m.configuration == "value"]
+        # a value someone gives (a variable, a parameter) before one computed at apply time
+        opened.sort(key=lambda m: not any(k in m.reason for k in ("no value given", "without a default")))
+        values = list(dict.fromkeys(_open_value(m) for m in opened))
+        more, others = len(values) - 1, len(labels) - 1
+        head = labels[0] + (f" and {others} more service{'s' * (others > 1)}" if others else "")
+        head += f" — depends on {values[0]}" + (f" and {more} more value{'s' * (more > 1)}" if more else "")
+        reasons = dict.fromkeys(m.reason.removeprefix("depends on ") for m in opened)
+        return f"{self.lead}: {head}", [
+            "depends on: " + ", ".join(depends),
+            *([f"values left open: {', '.join(reasons)}"] if more or "…" in values[0] else []),
+            f"e.g. {w.describe()} is accepted unless it does",
+            *(["if those interfaces face the internet"] if conditional else []),
+            *(["every service: " + ", ".join(labels)] if others else [])]
+
     def _reports(self, unsure: list) -> bool:
         """Doubts that are only allow-lists and values the configuration
         leaves open, some of them values someone still gives (a variable, a
@@ -633,6 +661,27 @@ class ExposureDependsOnConfiguration(LikelyExposed):
         unset = [r for r in unsure if _unconfigured(r)]
         return bool(unset) and all(_allow_list(r) or r in unset for r in unsure) \
             and not all(_computed(r) for r in unset)
+
+
+#: The longest expression a headline quotes whole.
+HEADLINE_EXPRESSION = 48
+
+
+def _open_value(match) -> str:
+    """The expression of a value the configuration leaves open, as a
+    headline quotes it: ```var.admin_cidr``` of "depends on `var.admin_cidr`
+    (no value given)"; a long one cut.
+
+    >>> from ruleanalyzer.model import OpaqueMatch
+    >>> _open_value(OpaqueMatch(reason="depends on `var.cidr` (no value given)", configuration="value"))
+    '`var.cidr`'
+    """
+    reason = match.reason or match.text or ""
+    found = re.search(r"`[^`]+`", reason)
+    text = found.group(0) if found else reason.removeprefix("depends on ")
+    if len(text) > HEADLINE_EXPRESSION:
+        text = text[:HEADLINE_EXPRESSION - 2].rstrip("…") + "…" + ("`" if text.startswith("`") else "")
+    return text
 
 
 def _undecided_rules(reach, packets) -> list:

@@ -504,7 +504,9 @@ class Evaluator:
                 current = getattr(view, field, None)
             if current is None:
                 return
-            if effect.copy_from:
+            if effect.add:
+                new = min(max(current + effect.add, 0), 0xFF)  # the TTL saturates
+            elif effect.copy_from:
                 source = getattr(view, effect.copy_from)
                 new = (current & ~effect.mask) | (source & effect.mask)
             else:
@@ -759,6 +761,7 @@ class Evaluator:
             finished.extend(ended)
         for p in local:
             finished.append(_End("accept", p, p.accept_decision("input"), reason="delivered"))
+        forwarded = _ip_forward(forwarded, finished)
         for step in ("forward", "postrouting"):
             forwarded, ended = self._run_hook(step, forwarded) if forwarded else ([], [])
             finished.extend(ended)
@@ -770,6 +773,8 @@ class Evaluator:
         finished: list[_End] = []
         paths = [start]
         for current in HOOK_PATHS[hook]:
+            if current == "forward":
+                paths = _ip_forward(paths, finished)
             if not paths:
                 break
             paths, ended = self._run_hook(current, paths)
@@ -784,8 +789,9 @@ class Evaluator:
                         p.view.oif = start_oif
                         p.notes.append("DNAT changed the destination: the packet is forwarded, not delivered "
                                        "(it never reaches INPUT)")
+                    forwarded = _ip_forward(forwarded, finished)
                     for step in ("forward", "postrouting"):
-                        forwarded, ended = self._run_hook(step, forwarded)
+                        forwarded, ended = self._run_hook(step, forwarded) if forwarded else ([], [])
                         finished.extend(ended)
                     for p in forwarded:
                         finished.append(_End("accept", p, p.accept_decision("forward"), reason="forwarded"))
@@ -845,6 +851,28 @@ class Evaluator:
             depends += (end.reason,)
         return Result(verdict, final, end.decision, tuple(end.path.trace), depends, outcome,
                       view.state, tuple(end.path.notes), routing=end.path.routing)
+
+
+def _ip_forward(paths: list[_Path], finished: list[_End]) -> list[_Path]:
+    """What ``ip_forward`` / ``ip6_forward`` do between routing and the
+    FORWARD hook: a packet whose TTL (hop limit) is 1 or less is dropped
+    there (the kernel answers ICMP time exceeded) and never reaches FORWARD
+    or POSTROUTING; every other one goes on with its TTL one lower, which
+    FORWARD and POSTROUTING rules (``-m ttl``, ``ip ttl``) read."""
+    alive = []
+    for p in paths:
+        view = p.view
+        if view.ttl is None:
+            alive.append(p)
+        elif view.ttl <= 1:
+            name = "TTL" if view.family == 4 else "hop limit"
+            p.routing = (f"{name} {view.ttl} expires here: the kernel drops the packet before FORWARD "
+                         "(ICMP time exceeded)")
+            finished.append(_End("drop", p, None, reason="routing"))
+        else:
+            view.ttl -= 1
+            alive.append(p)
+    return alive
 
 
 def _decider(result: Result) -> tuple:

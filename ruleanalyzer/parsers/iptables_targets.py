@@ -176,9 +176,12 @@ def build_action(name: str, options: list[tuple[str, list[str]]], family: str,
             return SetField("ttl", values.parse_int(setter[0], 0, 255, "TTL"), 0xFF)
         if len(options) != 1:
             raise BadValue(f"{name} target needs exactly one operation")
-        if values.parse_int(options[0][1][0], 0, 255, "TTL change") == 0:
+        change = values.parse_int(options[0][1][0], 0, 255, "TTL change")
+        if change == 0:
             raise BadValue(f"{options[0][0]} 0 changes nothing; iptables refuses it")
-        return Log(text)  # arithmetic on the TTL: later ttl matches see a changed value
+        if options[0][0] in ("--ttl-inc", "--hl-inc", "--ttl-dec", "--hl-dec"):
+            return SetField("ttl", 0, 0, add=change if options[0][0].endswith("inc") else -change)
+        return Log(text)
     if name == "ECN":
         if "--ecn-tcp-remove" in opts:
             return EcnStrip()

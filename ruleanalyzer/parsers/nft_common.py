@@ -129,6 +129,11 @@ def _proto_dep(*numbers: int) -> IntMatch:
     return IntMatch("proto", tuple((n, n) for n in sorted(numbers)), text=f"l4proto {numbers}")
 
 
+#: The keys of ``ip ttl set`` and ``ip6 hoplimit set`` (IPv4's first).
+_TTL_KEYS = ({"payload": {"protocol": "ip", "field": "ttl"}},
+             {"payload": {"protocol": "ip6", "field": "hoplimit"}})
+
+
 def _family_dep(version: int) -> IntMatch:
     return IntMatch("family", ((version, version),), text=f"nfproto ipv{version}")
 
@@ -1085,6 +1090,15 @@ class _RuleContext:
             target = "mark"
         elif key == {"ct": {"key": "mark"}}:
             target = "ctmark"
+        elif key in _TTL_KEYS and isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 0xFF:
+            # ``ip ttl set 65``: in an inet (bridge, netdev) table nft puts the
+            # nfproto dependency before it, as for a match on the field
+            version = _TTL_KEYS.index(key) * 2 + 4
+            known = self._network_family()
+            if known in (None, "ip" if version == 4 else "ip6"):
+                if known is None:
+                    self.matches.append(_family_dep(version))
+                return SetField("ttl", value=value, mask=0xFF)
         if target is None:
             if key == {"meta": {"key": "secmark"}}:
                 return Log("secmark")

@@ -141,8 +141,8 @@ class _Host:
             self.enabled = False
         elif kind == "default":
             direction = {"incoming": "input", "outgoing": "output", "routed": "forward"}[command.direction]
-            setattr(self.defaults, direction, {"allow": "ACCEPT", "deny": "DROP", "reject": "REJECT"}[command.policy])
-            self.defaults.given.add(direction)
+            self.defaults.set_policy(direction, {"allow": "ACCEPT", "deny": "DROP", "reject": "REJECT"}[command.policy],
+                                     command.location)
         elif kind == "logging":
             self.defaults.loglevel = command.level
             self.defaults.given.add("loglevel")
@@ -222,8 +222,7 @@ def _conf(text: str, name: str, defaults: Defaults) -> bool | None:
             if value.upper() not in ("ACCEPT", "DROP", "REJECT"):
                 raise RuleAnalyzerError(f"unknown policy {value!r}", Location(name, lineno, raw.find("=") + 2),
                                         source_line=raw, hint="ACCEPT, DROP or REJECT")
-            setattr(defaults, direction, value.upper())
-            defaults.given.add(direction)
+            defaults.set_policy(direction, value.upper(), Location(name, lineno, 1))
         elif key == "LOGLEVEL":
             defaults.loglevel = value.lower() or "low"
             defaults.given.add("loglevel")
@@ -269,6 +268,7 @@ def assemble(parts: list[Part]) -> Ruleset:
             for key in status.defaults.given:
                 setattr(host.defaults, key, getattr(status.defaults, key))
             host.defaults.given |= status.defaults.given
+            host.defaults.where.update(status.defaults.where)
             for app, loc in status.unknown_apps:
                 host.diagnostics.append(Diagnostic(
                     f"unknown application profile {app!r}: its ports are unknown, verdicts that "

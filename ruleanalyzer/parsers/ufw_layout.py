@@ -9,7 +9,9 @@ with ``iptables-restore -n`` (no flush) from several pieces, per family:
    accepts in ``ufw-track-*`` for an ACCEPT default (what makes outgoing
    connections tracked as accepted);
 3. ``ufw-logging-deny``/``-allow`` and ``ufw-skip-to-policy-*`` (``-j`` the
-   default policy);
+   default policy); what steps 2 and 3 make of a default policy is located
+   at the line that set it (``/etc/default/ufw``, a ``ufw default``
+   command, a status listing), else named as ufw-init's, of ufw's default;
 4. ``before.rules``, then ``after.rules``, then ``user.rules`` (each a
    restore fragment; declaring a chain flushes it);
 5. the jumps ``ufw-before-X -j ufw-user-X`` appended to the before chains;
@@ -54,9 +56,28 @@ class Defaults:
     enabled: bool = True
     #: Which settings were written by the user (the rest are assumed).
     given: set = field(default_factory=set)
+    #: Where a direction's default policy was written (a file's line, a
+    #: ``ufw default`` command): the chains and rules ufw-init makes of it.
+    where: dict = field(default_factory=dict)
 
     def policy(self, direction: str) -> str:
         return getattr(self, direction)
+
+    def set_policy(self, direction: str, policy: str, location: Location | None) -> None:
+        """``direction``'s default policy, said at ``location``."""
+        setattr(self, direction, policy)
+        self.given.add(direction)
+        if location is not None:
+            self.where[direction] = location
+
+    def policy_location(self, direction: str) -> Location:
+        """Where the rules ufw-init makes of ``direction``'s default policy
+        come from: the line that set it, else ufw-init itself, said."""
+        known = self.where.get(direction)
+        if known is not None:
+            return known
+        return Location(f"<ufw-init, of the default {direction} policy {self.policy(direction)} "
+                        "(ufw's default: not given)>")
 
 
 def prefix(family: str) -> str:
@@ -291,20 +312,23 @@ def primary_lines(family: str, defaults: Defaults, where: Location) -> list[Line
     for d in DIRECTIONS:
         for kind in kinds:
             out.append(f"-A {d.upper()} -j {p}-{kind}-{d}")
+    lines = _synthetic(out, where)
+    # What ufw-init makes of the default policies is located where each was
+    # set (or says that ufw-init made it of an assumed one).
+    policy = {d: defaults.policy_location(d) for d in DIRECTIONS}
     for d in DIRECTIONS:
         if defaults.policy(d) == "REJECT":
-            out.append(f"-A {p}-reject-{d} -j REJECT")
+            lines += _synthetic([f"-A {p}-reject-{d} -j REJECT"], policy[d])
     for d in DIRECTIONS:
         if defaults.policy(d) == "ACCEPT":
-            out.append(f"-A {p}-track-{d} -p tcp -m conntrack --ctstate NEW -j ACCEPT")
-            out.append(f"-A {p}-track-{d} -p udp -m conntrack --ctstate NEW -j ACCEPT")
-    out += [f":{p}-logging-deny - [0:0]", f":{p}-logging-allow - [0:0]"]
+            lines += _synthetic([f"-A {p}-track-{d} -p tcp -m conntrack --ctstate NEW -j ACCEPT",
+                                 f"-A {p}-track-{d} -p udp -m conntrack --ctstate NEW -j ACCEPT"], policy[d])
+    lines += _synthetic([f":{p}-logging-deny - [0:0]", f":{p}-logging-allow - [0:0]"], where)
     for d in DIRECTIONS:
-        out.append(f":{p}-skip-to-policy-{d} - [0:0]")
+        lines += _synthetic([f":{p}-skip-to-policy-{d} - [0:0]"], policy[d])
     for d in DIRECTIONS:
-        out.append(f"-A {p}-skip-to-policy-{d} -j {defaults.policy(d)}")
-    out.append("COMMIT")
-    return _synthetic(out, where)
+        lines += _synthetic([f"-A {p}-skip-to-policy-{d} -j {defaults.policy(d)}"], policy[d])
+    return lines + _synthetic(["COMMIT"], where)
 
 
 def user_chain_lines(family: str, where: Location) -> list[Line]:

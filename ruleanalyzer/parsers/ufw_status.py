@@ -53,8 +53,7 @@ def parse_status(text: str, name: str, profiles: dict[str, Profile] | None = Non
         if word.lower() not in _POLICY:
             raise RuleAnalyzerError(f"unknown policy {str(word)!r}", Location(name, word.line, word.column),
                                     source_line=lines[word.line - 1])
-        setattr(status.defaults, direction, _POLICY[word.lower()])
-        status.defaults.given.add(direction)
+        status.defaults.set_policy(direction, _POLICY[word.lower()], Location(name, word.line, word.column))
     for row in syntax.rows:
         status.rules += _row(row, name, lines[row.to.line - 1], profiles, status)
     return status

@@ -39,7 +39,9 @@ FAMILY_VALUES = {4: 4, 6: 6, 2: 4, 10: 6}
 #: itself), which a ruleset does not show: opaque, except where the hook
 #: decides them (``env``, see :func:`_address_type`), as the engine does.
 ROUTE_DEPENDENT = frozenset({"src_type", "dst_type"})
-#: ``env`` — what the hook and the ruleset decide, as ``(role, absent)``:
+#: ``env`` — what the hook and the ruleset decide, as ``(role, absent)``
+#: (or ``(role, absent, "forwarded")`` past ``ip_forward``: a TTL match reads
+#: the TTL one lower than the packet arrived with, :func:`ttl_before_forward`):
 #: ``role`` ``arrive`` (input, forward and the stages they share: a
 #: destination is LOCAL on the input path and a routed UNICAST one on the
 #: forward path — told apart by the ghost bit :data:`LOCAL_GHOST`; a source
@@ -133,8 +135,36 @@ def _encode(match: Match, space: Space, env: Env | None = None):
     if leaf is None:  # opaque, or a field the space does not model
         return space.false, space.true
     head, cond = leaf
+    if env is not None and len(env) > 2 and FIELD_ALIASES.get(match.field, match.field) == "ttl":
+        cond = ttl_before_forward(cond, space)
     node = head & (~cond if match.negate else cond)
     return node, node
+
+
+def ttl_before_forward(cond, space: Space):
+    """The packets, by the TTL they arrived with, whose TTL lowered by one
+    (as ``ip_forward`` leaves it for FORWARD and POSTROUTING) lies in
+    ``cond``: the image of ``cond`` (TTL 0-254) under ``ttl := ttl + 1``."""
+    return ttl_step(cond & ~space.eq("ttl", 0xFF), space, 1)
+
+
+def ttl_step(node, space: Space, step: int):
+    """Image of ``node`` under ``ttl := ttl + step`` (``step`` 1 or -1; no
+    packet of ``node`` may wrap around). Adding one: per lowest clear bit k,
+    bits 0..k-1 go from 1 to 0 and bit k from 0 to 1; taking one away, the
+    other way round."""
+    spec, bdd = space.spec("ttl"), space.bdd
+    out = space.false
+    for k in range(spec.width):
+        low, high = ~bdd.var(spec.var(k)), bdd.var(spec.var(k))
+        for b in range(k):
+            low &= bdd.var(spec.var(b))
+            high &= ~bdd.var(spec.var(b))
+        before, after = (low, high) if step > 0 else (high, low)
+        part = node & before
+        if part != space.false:
+            out |= space.exist([spec.var(b) for b in range(k + 1)], part) & after
+    return out
 
 
 def _headers(match: Match, space: Space):

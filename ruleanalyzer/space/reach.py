@@ -18,7 +18,11 @@ targets may end the chain or fall through. A rule is unreachable only when
 Packets change on the way (``SetField`` marks, ``EcnStrip``, ``Notrack``,
 NAT): sets always hold packets as the next rule sees them (relational image:
 forget the written bits, then constrain them). ``accepted``/``dropped`` are
-therefore sets of packets as they were when the verdict fell.
+therefore sets of packets as they were when the verdict fell — but for
+the TTL on the forward path: ``ip_forward`` drops TTL 0 and 1 before
+FORWARD and lowers the others by one; sets keep the TTL the packet arrived
+with (a witness is a packet to send) and FORWARD/POSTROUTING rules read it
+one lower (``encode.ttl_before_forward``).
 
 Packets begin as the kernel can deliver them (:func:`arrival`): with a
 conntrack state conntrack could give them (a SYN-ACK is never NEW, only
@@ -41,6 +45,9 @@ Documented approximations (sound: upper sets only grow, lower only shrink):
   sets of the input chains and leave the lower sets;
 - ``redirect`` keeps the destination address (as the engine does) and only
   rewrites the port.
+- past ``ip_forward`` (where sets hold the TTL one higher than rules read
+  it) a TTL set to 255, or raised to 255 by ``--ttl-inc``, has no value to
+  be held as: any TTL in the upper set, none in the lower;
 - a copy between two 32-bit fields (CONNMARK save/restore) whose exact image
   would take more than ``COPY_NODES`` BDD nodes lets the field take any value
   in the upper set and keeps no packet in the lower set.
@@ -53,7 +60,7 @@ from dataclasses import dataclass, field
 from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
                      Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
                      Ruleset, SetField, UnknownAction)
-from .encode import LOCAL_GHOST, encode_bounds, encode_conjunction
+from .encode import LOCAL_GHOST, encode_bounds, encode_conjunction, ttl_step
 from .fields import Layout
 from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
 
@@ -968,6 +975,7 @@ class _Walker:
         self.exist_vars: dict = {}
         self.multi_entry = _multi_entry_chains(ruleset)
         self.read_fields = _read_fields(ruleset)
+        self.reads_ttl = bool({"ttl", "hoplimit", "hop_limit"} & self.read_fields)
         self.transparent: dict[int, bool] = {}
         self.absent: frozenset[str] = frozenset()
         #: Every record made, in order, so a memoised run can replay its
@@ -995,6 +1003,8 @@ class _Walker:
         forward have in common)."""
         self.path = path
         for stage in stages:
+            if stage == "forward":
+                self._ip_forward(path)
             chains = self._base_chains(stage)
             for chain in chains:
                 self._base_chain(chain, stage, path, path_hook)
@@ -1004,6 +1014,17 @@ class _Walker:
                 # the first route's device, POSTROUTING sees the new one.
                 self._reroute(path)
         return path
+
+    def _ip_forward(self, path: _Path) -> None:
+        """``ip_forward`` / ``ip6_forward`` before the FORWARD hook, as the
+        engine has it: a packet whose TTL (hop limit) is 1 or less is
+        dropped there. The others go on with their TTL one lower; sets keep
+        the TTL a packet arrived with, and FORWARD and POSTROUTING rules
+        read it lowered (``encode`` with :func:`_env`'s ``forwarded``)."""
+        path.settle()
+        expired = self.space.at_most("ttl", 1)
+        path.dropped.add(path.lower & expired, path.upper & expired)
+        path.lower, path.upper = path.lower & ~expired, path.upper & ~expired
 
     def _changes_route(self, chain: Chain) -> bool:
         """Can ``chain`` (a mangle/route or nat OUTPUT chain) change what the
@@ -1119,7 +1140,7 @@ class _Walker:
             # on output), not on the stage. Only a run that kept the input
             # path's DNAT images (``alt``) serves a walk that needs them.
             alt = _tracks_input(ctx)
-            key = (id(chain), low, up, ctx.before_conntrack, _env(ctx, self.absent))
+            key = (id(chain), low, up, ctx.before_conntrack, _env(ctx, self.absent, self.reads_ttl))
             hit = self.memo.get((*key, True)) or (None if alt else self.memo.get((*key, False)))
             if hit is not None:
                 out, added, log, path = hit
@@ -1215,7 +1236,7 @@ class _Walker:
         and none tests a field above the first below the addresses and
         interfaces (``state`` in both orders) in the BDD; else None. Kept
         per chain and context."""
-        key = ("split", id(chain), ctx.before_conntrack, _env(ctx, self.absent))
+        key = ("split", id(chain), ctx.before_conntrack, _env(ctx, self.absent, self.reads_ttl))
         if key in self.match_cache:
             return self.match_cache[key]
         sp = self.space
@@ -1261,7 +1282,7 @@ class _Walker:
         return next_l | cont_l, next_u | cont_u
 
     def _matches(self, rule: Rule, ctx: _Context):
-        env = _env(ctx, self.absent)
+        env = _env(ctx, self.absent, self.reads_ttl)
         key = (id(rule), ctx.before_conntrack, env)
         if key not in self.match_cache:
             m_l, m_u = encode_conjunction(rule.matches, self.space, env)
@@ -1324,11 +1345,19 @@ class _Walker:
         self.transparent[key] = result
         return result
 
-    def _leaves_alone(self, action) -> bool:
-        """A non-terminating action after which no rule can tell the packet changed."""
+    def _leaves_alone(self, action, ctx: _Context | None = None) -> bool:
+        """A non-terminating action after which no rule can tell the packet
+        changed. (``ip_forward`` reads the TTL: a TTL written before FORWARD
+        on a way that may be forwarded changes which packets expire; without
+        ``ctx`` such a write is not left alone.)"""
         if isinstance(action, Log):
             return True
-        return isinstance(action, SetField) and action.field not in self.read_fields
+        if not isinstance(action, SetField) or action.field in self.read_fields:
+            return False
+        if action.field == "ttl":
+            return ctx is not None and not (ctx.stage in ("ingress", "prerouting")
+                                            and ctx.path_hook in ("forward", "shared"))
+        return True
 
     def _pre_conntrack(self, node):
         """Before conntrack looked the packet up, ``ct state`` reads INVALID
@@ -1429,7 +1458,7 @@ class _Walker:
         set in turn instead would rebuild that (large) set once per branch:
         quadratic on kube-proxy's service map, whose keys are disjoint and
         small (so each ``b ∧ ¬union`` here is cheap)."""
-        env = _env(ctx, self.absent)
+        env = _env(ctx, self.absent, self.reads_ttl)
         cache_key = ("dispatch", id(action), ctx.before_conntrack, env)
         cached = self.match_cache.get(cache_key)
         if cached is None:
@@ -1478,12 +1507,14 @@ class _Walker:
         return node & values
 
     def _effect(self, effect, ctx: _Context, low, up):
-        if self._leaves_alone(effect):
+        if self._leaves_alone(effect, ctx):
             return low, up  # logging, or a field no rule reads: nothing later can tell
         if not isinstance(effect, Log):
             self.sink.exact = False  # packets change: verdicts no longer partition what entered
         # Equal bounds: one image (an approximated copy differs per bound).
         same = (low is up or low == up) and not (isinstance(effect, SetField) and effect.copy_from)
+        if isinstance(effect, SetField) and effect.field == "ttl" and len(_env(ctx, (), self.reads_ttl)) > 2:
+            return self._forwarded_ttl(effect, low, up, same)
         if isinstance(effect, SetField):
             up = self._set_field(effect, up, True)
             return (up if same else self._set_field(effect, low, False)), up
@@ -1500,8 +1531,43 @@ class _Walker:
             return (up if same else self._ecn_strip(effect, low)), up
         return low, up  # Log and friends leave the packet alone
 
+    def _forwarded_ttl(self, effect: SetField, low, up, same: bool):
+        """A TTL write past ip_forward, where sets hold the TTL one higher
+        than rules read it: set v holds v + 1; taking away saturates at 1;
+        what would be 256 (set 255, an addition reaching 255) is not held:
+        any TTL possibly, none surely."""
+        sp = self.space
+        ttl_vars = list(sp.spec("ttl").bit_vars)
+        if effect.add < 0:
+            up = self._ttl_added(up, effect.add, floor=1)
+            return (up if same else self._ttl_added(low, effect.add, floor=1)), up
+        if effect.add > 0:
+            over = sp.at_least("ttl", 0x100 - effect.add)  # would read 255: held as 256
+            within = ~over
+            new_up = self._ttl_added(up & within, effect.add) | sp.exist(ttl_vars, up & over & sp.valid_for("ttl"))
+            return self._ttl_added(low & within, effect.add), new_up
+        if effect.copy_from or effect.mask & 0xFF != 0xFF or effect.value >= 0xFF:
+            return sp.false, sp.exist(ttl_vars, up & sp.valid_for("ttl"))
+        effect = SetField("ttl", effect.value + 1, 0xFF)
+        up = self._set_field(effect, up, True)
+        return (up if same else self._set_field(effect, low, False)), up
+
+    def _ttl_added(self, node, add: int, floor: int = 0):
+        """Image of ``node`` under ``ttl := ttl + add``, saturating at
+        ``floor`` and 255 (the TTL target's --ttl-inc/--ttl-dec)."""
+        sp = self.space
+        if node == sp.false:
+            return node
+        node = node & sp.valid_for("ttl")
+        edge = sp.eq("ttl", 0xFF) if add > 0 else sp.at_most("ttl", floor)
+        for _ in range(min(abs(add), 0xFF)):
+            node = ttl_step(node & ~edge, sp, 1 if add > 0 else -1) | (node & edge)
+        return node
+
     def _set_field(self, effect: SetField, node, upper: bool):
         sp = self.space
+        if effect.add:
+            return self._ttl_added(node, effect.add) if effect.field == "ttl" else node
         parts = [("ecn", 0, 2), ("dscp", 2, 6)] if effect.field == "tos" else [(effect.field, 0, None)]
         for name, offset, width in parts:
             spec = sp.layout.fields.get(name)
@@ -1658,9 +1724,14 @@ def _multi_entry_chains(ruleset: Ruleset) -> set[int]:
     return {k for k, n in seen.items() if n > 1}
 
 
-def _env(ctx: "_Context", absent: frozenset):
-    """What the hook and the ruleset decide on this walk (``encode.Env``)."""
-    return ("out" if ctx.path_hook == "output" else "arrive", absent)
+def _env(ctx: "_Context", absent: frozenset, reads_ttl: bool = False):
+    """What the hook and the ruleset decide on this walk (``encode.Env``);
+    past ``ip_forward`` (FORWARD and POSTROUTING of the forward path) rules
+    read the TTL one lower than the sets hold it, where some rule reads it."""
+    role = "out" if ctx.path_hook == "output" else "arrive"
+    if reads_ttl and ctx.path_hook == "forward" and ctx.stage in ("forward", "postrouting"):
+        return (role, absent, "forwarded")
+    return (role, absent)
 
 
 #: The space field a match on another name reads (:func:`_read_fields`).

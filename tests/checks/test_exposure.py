@@ -170,6 +170,25 @@ SG = ('{head}resource "aws_security_group" "sg" {{\n  name = "sg"\n{count}'
       '    cidr_blocks = {cidr}\n  }}\n}}\n')
 
 
+def test_ra404_headline_names_one_port_and_one_value_the_rest_is_in_the_details():
+    """Every port open, a source from a variable, a prefix list: the
+    headline stays short, naming the first service and value with a count;
+    the doubts, the example, every service and value are in the details."""
+    text = ('resource "aws_security_group" "sg" {\n  name = "sg"\n  ingress {\n'
+            '    from_port = var.from\n    to_port = var.to\n    protocol = "tcp"\n'
+            '    cidr_blocks = var.cidrs\n    prefix_list_ids = [var.lists]\n  }\n}\n')
+    rs = loads(text, "terraform", "main.tf")
+    f = [f for f in run_audit([rs], select=["RA4"]).findings if "IPv4" in f.message][0]
+    assert f.code == "RA404" and f.message == (
+        "may be open to the whole internet: SSH (22/tcp, IPv4) and 17 more services — depends on "
+        "`var.from` and 1 more value")
+    details = "\n".join(f.details)
+    for part in ("`var.cidrs` (no value given)", "the contents of prefix list var.lists",
+                 "e.g. tcp 1.0.0.1:1024 -> 192.0.2.1:22 [SYN] is accepted unless it does",
+                 "every service: SSH (22/tcp, IPv4), Telnet", "MongoDB (27017/tcp, IPv4)"):
+        assert part in details, (part, f.details)
+
+
 def test_what_a_configuration_leaves_open_is_said_as_info_naming_the_value():
     """A value the configuration does not give is not state a packet meets:
     nothing is *likely* (RA403). Whoever supplies it decides, so RA404
