@@ -418,7 +418,7 @@ class Reachability:
         within = self._within()
         for d, goal in own:
             rule = dead[d][0]
-            for i, other, _, _ in self._cover(rule, [goal], candidates):
+            for i, other, _, _, _ in self._cover(rule, [goal], candidates):
                 found[d][i] = other
         for sid, requests in at_callers.items():
             # each request's goal is its target ∩ what passed the jump by;
@@ -430,17 +430,18 @@ class Reachability:
             for d, target in requests:
                 asking.setdefault(target, []).append(d)
             goals = {target: target & passed for target in asking}
-            complements = None  # per goal: (¬shape, ¬goal, who asked)
-            for i, other, _, matched in self._cover(sites[sid], list(goals.values()), candidates):
+            complements = None  # per goal: (its index, ¬shape, ¬goal, who asked)
+            for i, other, _, matched, met in self._cover(sites[sid], list(goals.values()), candidates):
                 # the rule took some of a target's packets that passed the
                 # jump by when one of its matched sets meets the goal (no
-                # union of its matched sets ∩ passed is built)
+                # union of its matched sets ∩ passed is built); the goals
+                # whose uncovered part it met, it met
                 if complements is None:
-                    complements = [(~self._shape(goal), ~goal, asking[target])
-                                   for target, goal in goals.items() if goal != false]
-                for not_shape, not_goal, who in complements:
-                    if any(not within(self._shape(p), not_shape) and not within(p, not_goal)
-                           for p in matched):
+                    complements = [(k, ~self._shape(goal), ~goal, asking[target])
+                                   for k, (target, goal) in enumerate(goals.items()) if goal != false]
+                for k, not_shape, not_goal, who in complements:
+                    if k in met or any(not within(self._shape(p), not_shape) and not within(p, not_goal)
+                                       for p in matched):
                         for d in who:
                             found[d][i] = other
         # No packet that could match gets there: who changed them? Only
@@ -457,9 +458,10 @@ class Reachability:
                         relevant.append((i, other, rec, parts))
             for d in unexplained:
                 rule, target, _, last = dead[d]
+                not_target = ~target
                 for i, other, rec, parts in relevant[:_bisect(relevant, last)]:
-                    if (other is not rule and not sp.disjoint(rec.match_u, target)
-                            and any(not sp.disjoint(part, target) for part in parts)):
+                    if (other is not rule and not within(rec.match_u, not_target)
+                            and any(not within(part, not_target) for part in parts)):
                         found[d][i] = other
         result = []
         for d, (rule, target, _, last) in enumerate(dead):
@@ -468,9 +470,10 @@ class Reachability:
         return result
 
     def _cover(self, site: Rule, goals: list, candidates) -> list:
-        """The candidates ``(index, rule, record, matched sets)`` of earlier rules that take the goal (the
-        union of ``goals``), nearest the site first, until it is covered
-        (or the site's chain's entry is passed).
+        """``(index, rule, record, matched sets, which goals it met)`` of
+        earlier rules that take the goal (the union of ``goals``), nearest
+        the site first, until it is covered (or the site's chain's entry is
+        passed).
 
         A rule takes part of what is left when one of its matched sets (one
         per visit) meets it and so does its own match. Each matched set is
@@ -494,9 +497,9 @@ class Reachability:
             lo = _bisect(candidates, self._records[id(chain.rules[0])].first)
         out = []
         # [what is left of a goal, its complement, the complement of the
-        # goal's shape (None: only one goal)]; complements kept, not made
-        # again per test
-        remaining = [[g, ~g, None] for g in goals if g != false]
+        # goal's shape (None: only one goal), the goal's index]; complements
+        # kept, not made again per test
+        remaining = [[g, ~g, None, k] for k, g in enumerate(goals) if g != false]
         not_shape = None
         for i, other, orec, matched in reversed(candidates[lo:_bisect(candidates, rec.last)]):
             if not remaining:
@@ -521,7 +524,7 @@ class Reachability:
             if not meeting or (not self._within_match(orec)
                                and all(within(orec.match_u, part[1]) for part in remaining)):
                 continue
-            out.append((i, other, orec, matched))
+            out.append((i, other, orec, matched, {part[3] for _, met in meeting for part, _ in met}))
             for p, met in meeting:
                 not_p = ~p
                 for part, tested in met:  # (p met ``tested``; an earlier p may have changed it)
