@@ -17,14 +17,15 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from operator import itemgetter
 
 from ..errors import RuleAnalyzerError
 from ..gcpause import gc_paused
 from ..model import (IPTABLES_BUILTIN_CHAINS, Chain, Diagnostic, Goto, Jump, Location, Rule,
                      Ruleset, Table, iptables_priority)
 from .fastnew import slots_constructor
-from .iptables_rulespec import (COMMANDS, Plan, RuleSpec, SpecError, compile_line, interpret,
-                                is_option, skeleton)
+from .iptables_rulespec import (COMMANDS, KNOWN_WORDS, Plan, RuleSpec, SpecError, compile_line,
+                                interpret, is_option, known_skeleton, skeleton)
 from .jumploops import find_loop, loop_path
 
 __all__ = ["parse", "sniff", "parse_rule"]
@@ -37,6 +38,9 @@ __all__ = ["parse", "sniff", "parse_rule"]
 #: a lone quote is an unterminated string.
 _WORD = re.compile(r'(?:[^\s"]+|"(?:[^"\\]|\\.)*")+|"')
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+#: a line whose every quote is closed (possessive: linear on any line), where
+#: _WORD finds the words without rescanning (_word_spans)
+_CLOSED = re.compile(r'\s*+(?:(?:[^\s"]++|"(?:[^"\\]++|\\.)*+")++\s*+)*+')
 _ESCAPE = re.compile(r"\\(.)")
 _COUNTERS = re.compile(r"\[(\d+):(\d+)\]\Z")
 
@@ -54,7 +58,10 @@ def split_words(line: str) -> tuple[list[str], list[str]]:
         fast = _split_simple_quotes(line)
         if fast is not None:
             return fast
-    raws = [line[a:b] for a, b in _word_spans(line)]
+    if _CLOSED.fullmatch(line):
+        raws = _WORD.findall(line)  # every quote closed: the regex alone is linear
+    else:
+        raws = [line[a:b] for a, b in _word_spans(line)]
     words = [_QUOTED.sub(lambda m: _ESCAPE.sub(r"\1", m.group(1)), w) if '"' in w else w
              for w in raws]
     return raws, words
@@ -472,6 +479,11 @@ class _FileParser:
         #: hand-kept rules most skeletons have one line, and their plans
         #: were most of the peak memory)
         entries: dict[str, tuple[object, dict[str, Plan] | None]] = {}
+        #: a line's words as KNOWN_WORDS or None → (its skeleton, how many
+        #: of its words start with '-'), see known_skeleton: two map() calls
+        #: instead of skeleton()'s loop over the words
+        by_known: dict[tuple, tuple[str | None, int]] = {}
+        known_word, first = KNOWN_WORDS.get, itemgetter(0)
         for lineno, line in enumerate(self.text.split("\n"), 1):
             stripped = line.strip()
             if not stripped or stripped[0] == "#":
@@ -486,7 +498,22 @@ class _FileParser:
                 # the shape CWN, a chain declaration (a third of a kube-proxy dump)
                 self.chain_line(lineno, line, raws, words, counted=True)
                 continue
-            key = skeleton(raws) if head == "-" or head == "[" else None
+            if head == "-" and known_word is not None:
+                known = tuple(map(known_word, raws))
+                found = by_known.get(known)
+                if found is not None and "".join(map(first, raws)).count("-") == found[1]:
+                    key = found[0]
+                else:
+                    key = skeleton(raws)
+                    if found is None:
+                        dashes = known_skeleton(known)
+                        by_known[known] = (key, -1 if dashes is None or key is None else dashes)
+                        if len(by_known) >= 1024 and len(by_known) * 8 > lineno:
+                            # a file of hand-kept rules: the lines found by
+                            # their known words save less than the others cost
+                            known_word = None
+            else:
+                key = skeleton(raws) if head == "-" or head == "[" else None
             if key is not None:
                 # a rule line: its grammar check and plan depend on its skeleton only
                 entry = entries.get(key)
