@@ -589,7 +589,7 @@ def _specialize(plan: Plan) -> Callable | None:
         env[f"op{k}"] = op
         if kind == _BUILD and op[8] is not None:
             env[f"cache{k}"] = op[7]
-            code += [f"    v = raws[{op[5] - 1}]",
+            code += [f"    v = raws[{int(op[5]) - 1}]",
                      "    if '\"' in v:",
                      f"        m = build_match(op{k}, raws, words)",
                      "    else:",
@@ -603,7 +603,7 @@ def _specialize(plan: Plan) -> Callable | None:
                      "    if m is not None:",
                      "        append(m)"]
         elif kind == _COMMENT:
-            comments.append(f"words[{op[1]}]")
+            comments.append(f"words[{int(op[1])}]")
         elif kind == _OPAQUE:
             code.append(f"    append(opaque_match(op{k}, raws, words))")
         elif kind == _UNKNOWN:
@@ -616,13 +616,13 @@ def _specialize(plan: Plan) -> Callable | None:
     if plan.jump is not None:
         env["Kind"], index = plan.jump
         env["jumps"] = plan.jump_table()
-        code += [f"    name = words[{index}]",
+        code += [f"    name = words[{int(index)}]",
                  "    a = jumps.get(name)",
                  "    if a is None:",
                  "        a = jumps[name] = Kind(name)"]
-        target_index = index
+        target_index = int(index)
     elif plan.target is not None:
-        target_index = plan.target_start + 1
+        target_index = int(plan.target_start) + 1
         if plan.target_options:
             code.append("    a = target_action(raws, words)")
         else:
@@ -634,11 +634,13 @@ def _specialize(plan: Plan) -> Callable | None:
     else:
         code.append("    a = Log('no target')")
         target_index = None
-    extra = "[]" if plan.extra_index is None else f"[words[{plan.extra_index}]]"
+    extra = "[]" if plan.extra_index is None else f"[words[{int(plan.extra_index)}]]"
     comment = "None" if not comments else comments[0] if len(comments) == 1 else \
         f"'; '.join([{', '.join(comments)}])"
-    code.append(f"    return (COMMAND, words[{plan.chain_index}], {extra}, tuple(matches), a, "
+    code.append(f"    return (COMMAND, words[{int(plan.chain_index)}], {extra}, tuple(matches), a, "
                 f"{comment}, {counters}, {target_index}, SKIP)")
+    # Only integers (word positions, int() above) and fixed names are written
+    # into the code; every value read from the input stays in ``env``.
     exec("\n".join(code), env)  # noqa: S102 - the code is made above from the plan's numbers
     return env["fast"]
 
