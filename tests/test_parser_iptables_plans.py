@@ -102,6 +102,13 @@ TRICKY = """*filter
 -A INPUT -i wg0 -o eth1 -j RETURN
 -A web -m addrtype --dst-type LOCAL -j DROP
 -A web -m addrtype --dst-type BROADCAST -j DROP
+-A INPUT -j "ACCEPT"
+-A INPUT -j "ACCEPT"
+-A INPUT -j "web"
+-A INPUT -j "DROP"
+-A INPUT -j AC"CEPT"
+-A INPUT -j AC"CEPT"
+-A INPUT -j DR"OP"
 [5:10] -A web -j ACCEPT
 [6:12] -A web -j ACCEPT
 COMMIT
@@ -362,6 +369,8 @@ KNOWN_WORD_PAIRS = [
     ("-A INPUT -m comment --comment x -j ACCEPT", "-A INPUT -m comment --comment \"-x\" -j ACCEPT"),
     ("-A INPUT -m comment --comment x -j ACCEPT", "-A INPUT -m comment --comment \"a -m b\" -j ACCEPT"),
     ("-m tcp -A INPUT -j ACCEPT", "-m udp -A INPUT -j ACCEPT"),
+    ("-A INPUT -j web", "-A INPUT -j \"DROP\""),
+    ("-A INPUT -j web", "-A INPUT -j web -j DROP"),
 ]
 
 

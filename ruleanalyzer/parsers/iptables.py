@@ -480,9 +480,9 @@ class _FileParser:
         #: were most of the peak memory)
         entries: dict[str, tuple[object, dict[str, Plan] | None]] = {}
         #: a line's words as KNOWN_WORDS or None → (its skeleton, how many
-        #: of its words start with '-'), see known_skeleton: two map() calls
-        #: instead of skeleton()'s loop over the words
-        by_known: dict[tuple, tuple[str | None, int]] = {}
+        #: of its words start with '-', where the word after -j is), see
+        #: known_skeleton: two map() calls instead of skeleton()'s loop
+        by_known: dict[tuple, tuple[str | None, int, int]] = {}
         known_word, first = KNOWN_WORDS.get, itemgetter(0)
         for lineno, line in enumerate(self.text.split("\n"), 1):
             stripped = line.strip()
@@ -501,13 +501,15 @@ class _FileParser:
             if head == "-" and known_word is not None:
                 known = tuple(map(known_word, raws))
                 found = by_known.get(known)
-                if found is not None and "".join(map(first, raws)).count("-") == found[1]:
+                if found is not None and "".join(map(first, raws)).count("-") == found[1] \
+                        and '"' not in raws[found[2]]:
                     key = found[0]
                 else:
                     key = skeleton(raws)
                     if found is None:
-                        dashes = known_skeleton(known)
-                        by_known[known] = (key, -1 if dashes is None or key is None else dashes)
+                        safe = known_skeleton(known)
+                        by_known[known] = (key, -1, 0) if safe is None or key is None else \
+                            (key, *safe)
                         if len(by_known) >= 1024 and len(by_known) * 8 > lineno:
                             # a file of hand-kept rules: the lines found by
                             # their known words save less than the others cost
