@@ -494,7 +494,7 @@ class _FileParser:
                 raws = words = stripped.split()
             head = stripped[0]
             if head == ":" and len(raws) == 3 and _COUNTERS.match(raws[2]) and \
-                    raws[1] != "!" and not is_option(raws[1]):
+                    (raws[1] == "-" or (raws[1] != "!" and not is_option(raws[1]))):
                 # the shape CWN, a chain declaration (a third of a kube-proxy dump)
                 self.chain_line(lineno, line, raws, words, counted=True)
                 continue
@@ -596,7 +596,9 @@ class _FileParser:
     def chain_line(self, lineno: int, line: str, raws: list[str], words: list[str],
                    counted: bool = False) -> None:
         """``:NAME POLICY [p:b]`` (``counted``: the counters are known to be well-formed)."""
-        table = self.need_table(lineno, line)
+        table = self.table
+        if table is None:
+            table = self.need_table(lineno, line)
         chain_name = words[0][1:]
         policy = words[1]
         where = _location(self.name, lineno, line.find(":") + 1)
@@ -631,8 +633,12 @@ class _FileParser:
         return int(found.group(1)), int(found.group(2))
 
     def new_chain(self, table: Table, chain_name: str, where: Location) -> Chain:
-        return table.add_chain(Chain(chain_name, kind="nat" if table.name == "nat" else "filter",
-                                     location=where))
+        # Table.add_chain, with the chain's fields in order (a kube-proxy
+        # dump declares a chain per service and endpoint: a third of its lines)
+        chain = Chain(chain_name, table, None, None, None,
+                      "nat" if table.name == "nat" else "filter", [], where)
+        table.chains[chain_name] = chain
+        return chain
 
     def need_table(self, lineno: int, line: str) -> Table:
         if self.table is None:
@@ -678,7 +684,8 @@ class _FileParser:
                               result.action, result.comment, result.counters,
                               result.target_index, result.skip)
             else:
-                fields = plan.fields(raws, words)
+                fast = plan.fast  # the plan's own code (_specialize), else its loop
+                fields = fast(raws, words) if fast is not None else plan.fields(raws, words)
         except SpecError as exc:
             raise self.error(exc.message, lineno, line, exc.index, exc.hint) from None
         command, chain_name, _, matches, action, comment, rule_counters, target_index, skip = fields
