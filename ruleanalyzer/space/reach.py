@@ -928,6 +928,13 @@ class _Walker:
         self.sink: _Sink | None = None
         self.memo: dict = {}
         self.match_cache: dict = {}
+        #: ``(hit, base, match)``: ``hit`` is ``base ∧ match``, the packets a
+        #: jump (the rule being walked) sends on (``_assign``).
+        self.factor = None
+        #: Images of the bases of ``factor``, a few kept: kube-proxy's
+        #: endpoint chains of one service are all entered with the same set,
+        #: and each marks its endpoint's own packets (KUBE-MARK-MASQ).
+        self.images: dict = {}
         self.env_free: dict[int, bool] = {}  # rule id -> its matches read no Env (_matches)
         self.exist_vars: dict = {}
         self.multi_entry = _multi_entry_chains(ruleset)
@@ -1228,7 +1235,14 @@ class _Walker:
             return next_l, next_u
         for effect in rule.effects:
             hit_l, hit_u = self._effect(effect, ctx, hit_l, hit_u)
+        factor = self.factor
+        if m_l is m_u and not rule.effects and isinstance(rule.action, (Jump, Goto)):
+            # the jumped-to chain may write a field of these packets: its
+            # image is the match met with the image of what reached the rule
+            # (``_assign``), the latter shared by rules reached by the same set
+            self.factor = (hit_u, up, m_u)
         cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
+        self.factor = factor
         self.cont = cont_l, cont_u  # (the run keeps what came back)
         if m_l is not m_u and self._transparent(rule):
             # Matched or not, the packets go on unchanged: certainty stays.
@@ -1459,6 +1473,21 @@ class _Walker:
         mask = (1 << spec.width) - 1 if mask is None else mask
         if not mask or node == sp.false:
             return node
+        factor = self.factor
+        if factor is not None and node == factor[0] and self._apart(factor[2], field):
+            # node = base ∧ match, the match reading none of the field's
+            # bits: the image is match ∧ image(base), the very same set
+            base = factor[1]
+            key = (field, mask, value, checked, base)
+            image = self.images.get(key)
+            if image is None:
+                self.factor = None
+                image = self._assign(base, field, value, mask, checked)
+                self.factor = factor
+                if len(self.images) >= 64:
+                    self.images.clear()
+                self.images[key] = image
+            return factor[2] & image
         key = (field, mask)
         names = self.exist_vars.get(key)
         if names is None:
@@ -1471,6 +1500,15 @@ class _Walker:
         if values is None:
             values = self.exist_vars[key] = sp.masked(field, mask, value)
         return node & values
+
+    def _apart(self, node, field: str) -> bool:
+        """Does ``node`` (a rule's match) read no bit of ``field``? Kept."""
+        key = ("apart", node, field)
+        known = self.match_cache.get(key)
+        if known is None:
+            known = self.match_cache[key] = not (self.space.bdd.support(node)
+                                                 & set(self.space.spec(field).bit_vars))
+        return known
 
     def _effect(self, effect, ctx: _Context, low, up):
         if self._leaves_alone(effect, ctx):
