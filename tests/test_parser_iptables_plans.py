@@ -18,6 +18,7 @@ import pytest
 
 from ruleanalyzer.errors import RuleAnalyzerError
 from ruleanalyzer.parsers import iptables
+from ruleanalyzer.parsers import iptables_rulespec as rulespec
 
 from .generated_shapes import generate
 
@@ -243,3 +244,106 @@ def test_fast_constructors_make_what_the_dataclasses_make():
     assert slots_constructor(Checked, ("a", "b"), (1, 2)).__name__ == "plain"
     assert slots_constructor(Required, ("a",), (1,)).__name__ == "plain"
     assert slots_constructor(Required, ("a", "b"), (1, [])).__name__ == "make"
+
+
+def _repeated_skeletons(bad: str | None = None) -> str:
+    """Every kind of plan step, each skeleton on 8 lines with other values
+    (plans get their own code from their 4th line on here, see _specialize);
+    ``bad``: a line added after them."""
+    lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
+             ":web - [0:0]", ":web2 - [0:0]"]
+    for k in range(8):
+        lines += [
+            f"-A INPUT -s 10.{k}.0.0/16 -p tcp -m multiport --dports 22,{80 + k} -j ACCEPT",
+            f"-A INPUT -s 10.{k % 3}.0.0/16 -p tcp -m multiport --dports 22,{80 + k % 2} -j ACCEPT",
+            f"-A INPUT -m set --match-set admins{k} src -m comment --comment \"Bob's \\\"office{k}\\\"\" -j ACCEPT",
+            f"-A INPUT -m foo --bar {k} -j ACCEPT",
+            f"-A INPUT -c {k} {k * 10} -p udp -m udp --dport {k + 1} -j DROP",
+            f"-A INPUT -c {k},{k * 10} -p udp -m udp --dport {k + 1} -j DROP",
+            f"-A INPUT -f -d 10.0.{k}.1 -j LOG --log-prefix \"p{k % 2} \"",
+            f"-A INPUT -i eth{k} -m comment --comment a{k} -m comment --comment \"b {k}\"",
+            f"-I INPUT {k + 1} -s 10.9.{k}.0/24 -j RETURN",
+            f"-A INPUT -s \"10.8.{k}.0/24\" -d 10.7.{k}.0/24 -j ACCEPT",
+            f"-A INPUT -p tcp -m tcp --tcp-flags SYN,RST SYN --dport {k} -j REJECT --reject-with tcp-reset",
+            f"-A INPUT -p tcp ! --sport {k} ! --dport 2 -j ACCEPT",
+            f"-A INPUT -p tcp -m tcp --dport {k} -j web{'2' if k % 2 else ''}",
+            f"-A INPUT -p tcp -m tcp --dport {k} -g web{'2' if k % 3 else ''}",
+            f"-A web -m addrtype --dst-type {'LOCAL' if k % 2 else 'BROADCAST'} -j DROP",
+        ]
+    if bad:
+        lines.append(bad)
+    return "\n".join(lines + ["COMMIT", ""])
+
+
+@pytest.mark.parametrize("bad", [
+    None,
+    "-A INPUT -s 10.300.0.0/16 -p tcp -m multiport --dports 22,80 -j ACCEPT",
+    "-A INPUT -s 10.3.0.0/16 -p tcp -m multiport --dports 22,99999 -j ACCEPT",
+    "-A INPUT -c 1 x -p udp -m udp --dport 1 -j DROP",
+    "-A INPUT -p tcp -m tcp --tcp-flags SYN,BOGUS SYN --dport 1 -j REJECT --reject-with tcp-reset",
+    "-A INPUT -s \"10.8.1.0/33\" -d 10.7.1.0/24 -j ACCEPT",
+    "-A INPUT -p tcp -m tcp --dport 1 -j nowhere",
+    "-A INPUT -f -d 10.0.1.1 -j LOG --log-prefix \"p1 \" --log-level bogus",
+])
+def test_plans_with_their_own_code_read_as_the_loop_reads(bad, monkeypatch):
+    """A plan run often gets code of its own (_specialize): the rules, shared
+    values and located errors are those of every line compiled on its own."""
+    made = []
+    specialize = rulespec._specialize
+    monkeypatch.setattr(rulespec, "_SPECIALIZE_AT", 4)
+    monkeypatch.setattr(rulespec, "_specialize", lambda plan: made.append(plan) or specialize(plan))
+    shared, alone = both_ways(_repeated_skeletons(bad), monkeypatch=monkeypatch)
+    assert (shared[0] == "error") == (bad is not None), shared[:2]
+    assert shared == alone
+    assert sum(plan.fast is not None for plan in made) >= 12
+
+
+SEGMENTS = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:web - [0:0]
+-A INPUT -p tcp -m tcp --dport 22 -m comment --comment a -j ACCEPT
+-A INPUT -s 10.0.0.1 -p tcp -m tcp --dport 22 -m comment --comment a -j ACCEPT
+-A INPUT -p tcp -m comment --comment a --dport 22 -j ACCEPT
+-A INPUT -p tcp --dport 22 -m comment --comment a -j ACCEPT
+-A INPUT -p tcp -m tcp --dpor 22 -m comment --comment a -j ACCEPT
+-A INPUT -j ACCEPT -m comment --comment a
+-A INPUT -j LOG -m comment --comment a --log-prefix x
+-A INPUT -g web -m comment --comment a
+-A INPUT -p udp -m udp --dport 53 -m multiport --sports 1,2 -j DROP
+-A INPUT -m multiport --sports 1,2 -p udp -m udp --dport 53 -j DROP
+-A INPUT ! -p udp -m comment --comment a -j DROP
+-A INPUT -4 -m comment --comment a -6 -j DROP
+-A INPUT -m comment --comment a -4 -j DROP
+-A INPUT -m set --match-set s src -m limit --limit 1/s -m set ! --match-set t dst -j web
+-A INPUT -m foo --bar 1 -s 10.0.0.2 -m comment --comment a -j web
+-A INPUT -p icmp -m icmp --icmp-type 8 -m conntrack --ctstate NEW -j ACCEPT
+-A INPUT -m tcp -m comment --comment a -p tcp --dport 5 -j ACCEPT
+"""
+
+
+@pytest.mark.parametrize("bad", [
+    None,
+    "-A INPUT -p udp -m tcp --dport 1 -m comment --comment a -j DROP",
+    "-A INPUT -p tcp -m comment --comment a -p udp -j DROP",
+    "-A INPUT -m comment --comment a -j ACCEPT -j DROP",
+    "-A INPUT -m comment --comment a ! -m tcp -j DROP",
+    "-A INPUT -m mark -m comment --comment a -j DROP",
+    "-A INPUT -m multiport --dports 1 -m comment --comment a -j DROP",
+    "-A INPUT -m comment --comment a -m tcp --dport 1 -j DROP",
+])
+def test_plans_put_together_from_segments_read_as_the_walk_reads(bad, monkeypatch):
+    """A new skeleton's plan is put together from the plans of its segments
+    (_compose) where that is the whole walk: options of an earlier module,
+    of -p's module or by prefix, targets before matches, two -p, a module
+    its protocol does not allow read (and fail) as the line walked whole."""
+    composed = []
+    compose = rulespec._compose
+    monkeypatch.setattr(rulespec, "_compose",
+                        lambda *a: composed.append(compose(*a)) or composed[-1])
+    text = SEGMENTS + (bad + "\n" if bad else "") + "COMMIT\n"
+    shared, alone = both_ways(text, monkeypatch=monkeypatch)
+    assert (shared[0] == "error") == (bad is not None), shared[:2]
+    assert shared == alone
+    assert composed.count(True) >= 8 and composed.count(False) >= 6, composed

@@ -120,7 +120,8 @@ def dead_rules(ctx: Context) -> list[_Dead]:
                 seen[rid] = _Dead(rule)
                 order.append(rid)
             entry = seen[rid]
-            entry.blockers += [b for b in dead_here[rid] if b not in entry.blockers]
+            known = {id(b) for b in entry.blockers}  # (a list's ``in`` walks it)
+            entry.blockers += [b for b in dead_here[rid] if id(b) not in known]
     result = [seen[i] for i in order if i not in alive and not seen[i].rule.implicit]
     # One written line may compile to several rules (a firewalld zone's
     # target on input and on forward): it is dead only when all of them are.
@@ -353,7 +354,7 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
     if site is not None:  # rules on the way to its chain decide its packets first
         path, want = site
         jump, on_path = path[0], {id(j.chain): j.index for j in path}
-        candidates = _candidates_before(reach, rule, path)
+        candidates = _candidates_before(reach, rule, path, want)
         cover, more, remaining = _sure_first(reach, candidates, want, meant(rule), matched=True,
                                              on_path=on_path)
         entered = _entry(reach, path[-1].chain)
@@ -383,11 +384,12 @@ def _caller_path(reach, rule: Rule, target, depth: int = 8):
         return None
     for caller in _callers(reach).get(id(rule.chain), []):
         try:
-            want = target & _sends(reach, caller, rule.chain.name)
+            sends = _sends(reach, caller, rule.chain.name)
         except KeyError:
             continue
-        if want.is_empty():
+        if reach.space.disjoint(target.node, sends.node):
             continue
+        want = target & sends
         if caller.chain is not None and caller.chain.is_base:
             return [caller], want
         higher = _caller_path(reach, caller, want, depth - 1)
@@ -396,38 +398,121 @@ def _caller_path(reach, rule: Rule, target, depth: int = 8):
     return None
 
 
-def _candidates_before(reach, rule: Rule, path: list[Rule]) -> list[Rule]:
+def _candidates_before(reach, rule: Rule, path: list[Rule], packets) -> list[Rule]:
     """Rules visited before ``rule`` that can take packets from a rule
     entered by way of ``path`` (its jumps): rules of the path's chains
     before their jumps (verdicts, jumps — resolved later —, verdict maps);
     elsewhere (earlier base chains, chains they call) only drops — an
-    accept ends only its own base chain."""
+    accept ends only its own base chain. Only those whose matched sets
+    meet ``packets`` (the others take none of them), in the same order."""
     order, drops = _walk_index(reach)
     here = order.get(id(rule), len(order))
-    out, seen = [], set()
+    out = []
     for jump in reversed(path):
-        for other in jump.chain.rules[:jump.index - 1]:
-            if meant(other) in _PAST or isinstance(other.action, (Jump, Goto, Dispatch)):
-                out.append(other)
-                seen.add(id(other))
+        rules, index = _chain_index(reach, jump.chain, "path")
+        out += rules.meeting(packets.node, bisect.bisect_left(index, jump.index - 1))
     on_path = {id(j.chain) for j in path}
-    for _pos, other in drops[:bisect.bisect_left(drops, (here,))]:
-        if id(other.chain) not in on_path and id(other) not in seen:
-            out.append(other)
+    positions, index = drops
+    out += [other for other in index.meeting(packets.node, bisect.bisect_left(positions, here))
+            if id(other.chain) not in on_path]
     return out
 
 
 def _walk_index(reach):
-    """(rule id → position in the walk, [(position, rule)] of its drops), once per analysis."""
+    """(rule id → position in the walk, ([positions], :class:`_Meeting`) of
+    its drops), once per analysis."""
     cached = reach.__dict__.get("_ra_walk")
     if cached is None:
-        order, drops = {}, []
+        order, positions, drops = {}, [], []
         for pos, other in enumerate(reach.rules()):
             order.setdefault(id(other), pos)
             if outcome(other) == "drop" and other.chain is not None:
-                drops.append((pos, other))
-        cached = reach.__dict__["_ra_walk"] = (order, drops)
+                positions.append(pos)
+                drops.append(other)
+        cached = reach.__dict__["_ra_walk"] = (order, (positions, _Meeting(reach, drops, True)))
     return cached
+
+
+def _chain_index(reach, chain, kind: str):
+    """``(:class:`_Meeting`, [rule index - 1 of each])`` over the rules of
+    ``chain`` that can take packets from a later rule: ``"path"``, those
+    :func:`_candidates_before` names on a way in (their matched sets);
+    ``"own"``, those :func:`_cover` names in the rule's own chain (their
+    own matches; a jump's matched sets). Once per analysis and chain."""
+    cache = reach.__dict__.setdefault("_ra_chains", {})
+    key = (id(chain), kind)
+    hit = cache.get(key)
+    if hit is None:
+        if kind == "path":
+            rules = [o for o in chain.rules
+                     if meant(o) in _PAST or isinstance(o.action, (Jump, Goto, Dispatch))]
+        else:
+            rules = [o for o in chain.rules if _decides(o)]
+        hit = cache[key] = (_Meeting(reach, rules, kind == "path"), [o.index - 1 for o in rules])
+    return hit
+
+
+class _Meeting:
+    """Which of some rules (in order) can take packets of a set: those
+    whose matched sets (``matched``; else their own match, a jump's matched
+    sets) meet it, as :func:`_sure_first` tests them. A tree of unions over
+    blocks of rules, made as asked: a block whose union misses the set is
+    passed over whole (none of its rules would meet it), so a dead rule's
+    story tests the few rules that can meet it, not every earlier one."""
+
+    LEAF = 16
+
+    def __init__(self, reach, rules: list[Rule], matched: bool):
+        space, false = reach.space, reach.space.false
+        self.space = space
+        self.rules: list[Rule] = []
+        self.nodes: list[list] = []  # per rule: the sets tested (raw nodes)
+        for r in rules:
+            rec = reach._records.get(id(r))
+            if rec is None:
+                self.rules.append(r)  # not on this path: never meets
+                self.nodes.append([])
+            elif matched or isinstance(r.action, (Jump, Dispatch)):
+                self.rules.append(r)
+                self.nodes.append([part[3] for part in rec.parts if part[3] != false])
+            else:
+                self.rules.append(r)
+                self.nodes.append([rec.match_u] if rec.match_u != false else [])
+        self.unions: dict[tuple[int, int], object] = {}
+
+    def meeting(self, node, n: int) -> list[Rule]:
+        """The first ``n`` rules' that meet ``node``, in order."""
+        out: list[Rule] = []
+        if n > 0:
+            self._walk(0, len(self.rules), node, min(n, len(self.rules)), out)
+        return out
+
+    def _union(self, lo: int, hi: int):
+        u = self.unions.get((lo, hi))
+        if u is None:
+            if hi - lo <= self.LEAF:
+                from ..space.reach import _union_all
+
+                u = _union_all([x for nodes in self.nodes[lo:hi] for x in nodes], self.space.false)
+            else:
+                mid = (lo + hi) // 2
+                u = self._union(lo, mid) | self._union(mid, hi)
+            self.unions[(lo, hi)] = u
+        return u
+
+    def _walk(self, lo: int, hi: int, node, n: int, out: list) -> None:
+        if lo >= n:
+            return
+        disjoint = self.space.disjoint
+        if hi <= n and disjoint(self._union(lo, hi), node):
+            return
+        if hi - lo <= self.LEAF:
+            out += [self.rules[i] for i in range(lo, min(hi, n))
+                    if any(not disjoint(x, node) for x in self.nodes[i])]
+            return
+        mid = (lo + hi) // 2
+        self._walk(lo, mid, node, n, out)
+        self._walk(mid, hi, node, n, out)
 
 
 def _surely_entered(reach, chain, depth: int = 8):
@@ -457,16 +542,23 @@ def _surely_entered(reach, chain, depth: int = 8):
 
 def _sends(reach, caller: Rule, chain: str):
     """Packets ``caller`` would send into ``chain``: its match, and for a
-    verdict map the branches that lead there."""
+    verdict map the branches that lead there (cached per analysis: every
+    dead rule of the chain asks each caller)."""
+    cache = reach.__dict__.setdefault("_ra_sends", {})
+    key = (id(caller), chain)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
     sets = reach.rule_sets(caller).match_upper
     action = caller.action
-    if not isinstance(action, Dispatch):
-        return sets
-    node = reach.space.false
-    for match, branch in action.branches:
-        if getattr(branch, "target", None) == chain:
-            node |= _encode(reach.space, match).node
-    return sets & reach.space.wrap(node)
+    if isinstance(action, Dispatch):
+        node = reach.space.false
+        for match, branch in action.branches:
+            if getattr(branch, "target", None) == chain:
+                node |= _encode(reach.space, match).node
+        sets = sets & reach.space.wrap(node)
+    cache[key] = sets
+    return sets
 
 
 def _deciding_before(reach, chain, packets) -> list[Rule]:
@@ -637,7 +729,8 @@ def _cover(reach, rule: Rule, packets, story: Story, site: Rule | None = None):
     """A small set of the rules before ``site`` (the rule itself, or a jump
     leading to its chain) in its chain that take ``packets``."""
     site = site or rule
-    earlier = [o for o in site.chain.rules[:site.index - 1] if _decides(o)]
+    rules, index = _chain_index(reach, site.chain, "own")
+    earlier = rules.meeting(packets.node, bisect.bisect_left(index, site.index - 1))
     story.cover, story.more, remaining = _sure_first(reach, earlier, packets, meant(rule))
     if not remaining.is_empty():  # the rest was changed on the way (a MARK in the chain …)
         story.changers = [o for o in site.chain.rules[:site.index - 1] if _writes(o)][:COVER_CAP]
@@ -726,24 +819,37 @@ def _sure_first(reach, candidates, packets, mine: str, cap: int = None, matched:
     those off the way in (``on_path``: the chains on it) only what surely
     reached them (their own chain may be entered undecidably)."""
     cap = COVER_CAP if cap is None else cap
+    # What each candidate (surely) takes, whole: _greedy meets them with
+    # what is left (within ``packets``), the same sets as meeting them
+    # with ``packets`` first.
     sure, maybe = [], []
     takes = _taken if matched else _takes
     space = reach.space
+    records = reach._records
     for other in candidates:
-        try:
-            whole = takes(reach, other)
-        except KeyError:
+        rec = records.get(id(other))
+        if rec is None:
             continue  # not on this path
-        if space.disjoint(whole.node, packets.node):
-            continue  # most earlier rules: told apart without building the intersection
-        up = whole & packets
-        maybe.append((other, up))
+        # Most earlier rules are told apart by a set held anyway, without
+        # making (replaying) what a jump takes, nor building the
+        # intersection: its match (what it takes from a later rule of its
+        # chain), or its matched sets (a jump takes a part of them).
+        jump = isinstance(other.action, (Jump, Dispatch))
+        if not jump and not matched:
+            if space.disjoint(rec.match_u, packets.node):
+                continue
+        elif not rec.meets(space, packets.node):
+            continue
+        whole = takes(reach, other)
+        if jump and space.disjoint(whole.node, packets.node):
+            continue
+        maybe.append((other, whole))
         if on_path is not None and id(other.chain) not in on_path:
             sets = reach.rule_sets(other)
-            low = sets.reaching_upper & sets.match_lower & _surely_entered(reach, other.chain) & packets
+            low = sets.reaching_upper & sets.match_lower & _surely_entered(reach, other.chain)
         else:
-            low = takes(reach, other, sure=True) & packets
-        if not low.is_empty():
+            low = takes(reach, other, sure=True)
+        if low.node == whole.node or not space.disjoint(low.node, packets.node):
             sure.append((other, low))
     cover, more, remaining = _greedy(sure, packets, mine, cap)
     if not remaining.is_empty() and not more:  # undecidable conditions last, and never unmodelled ones
@@ -787,6 +893,8 @@ def _greedy(options, packets, mine: str, cap: int = COVER_CAP):
         whole = [(o, t) for o, t in live if t == remaining]
         if whole:
             best = max(whole, key=lambda ot: (meant(ot[0]) != mine, ot[0].index))
+        elif len(live) == 1:  # nothing to compare: not counted
+            best = live[0]
         else:
             best = max(live, key=lambda ot: (size(ot[1]), meant(ot[0]) != mine))
         cover.append(best[0])

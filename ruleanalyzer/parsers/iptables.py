@@ -497,7 +497,7 @@ class _FileParser:
                     entry = entries[key] = (entry[0], {})
                 kind = entry[0]
                 if kind == "rule":
-                    self.rule_line(lineno, line, stripped, raws, words, entry[1], plain=True)
+                    self.rule_line(lineno, line, stripped, raws, words, entry[1], True, key)
                     continue
                 shape = _shape(raws)
             else:
@@ -619,10 +619,11 @@ class _FileParser:
     # -- rules --------------------------------------------------------------
 
     def rule_line(self, lineno: int, line: str, stripped: str, raws: list[str],
-                  words: list[str], plans: dict[str, Plan] | None, plain: bool = False) -> None:
+                  words: list[str], plans: dict[str, Plan] | None, plain: bool = False,
+                  key: str | None = None) -> None:
         """``plans``: the cached plans of the line's skeleton per table
         (``None``: a line that is not cached); ``plain``: the line has a
-        skeleton (no glued options)."""
+        skeleton (no glued options), ``key``."""
         table = self.table
         if table is None:
             table = self.need_table(lineno, line)
@@ -636,7 +637,8 @@ class _FileParser:
             plan = plans.get(table.name) if plans is not None else None
             if plan is None:
                 result = compile_line(raws, words, start, self.family, chains.__contains__,
-                                      self.shared if REUSE_PLANS else None, glued=not plain)
+                                      self.shared if REUSE_PLANS else None, glued=not plain,
+                                      key=key)
                 if isinstance(result, Plan):
                     if plans is not None and self.plan_count < 100_000:
                         plans[table.name] = result

@@ -120,7 +120,8 @@ def interpret(raws: list[str], words: list[str], start: int, family: str,
 
 def compile_line(raws: list[str], words: list[str], start: int, family: str,
                  is_chain: Callable[[str], bool] = lambda name: False,
-                 shared: dict | None = None, glued: bool = True) -> "Plan | RuleSpec":
+                 shared: dict | None = None, glued: bool = True,
+                 key: str | None = None) -> "Plan | RuleSpec":
     """A rule-adding line → a :class:`Plan` that builds its matches from the
     words (and can be reused for every line of the same skeleton, see
     :func:`skeleton`); any other command → its finished RuleSpec.
@@ -130,7 +131,8 @@ def compile_line(raws: list[str], words: list[str], start: int, family: str,
     they were built from, so that lines of different skeletons share equal
     values (``-p tcp``, ``-m conntrack --ctstate NEW``, ``-j ACCEPT``).
     ``glued=False``: the caller knows the words use none of getopt's glued
-    forms (their :func:`skeleton` is not None)."""
+    forms (their :func:`skeleton` is not None); ``key``: that skeleton, to
+    put the plan together from the plans of its segments (:func:`_compose`)."""
     n = len(raws)
     if start >= n:
         raise SpecError("empty rule", max(start - 1, 0))
@@ -181,7 +183,8 @@ def compile_line(raws: list[str], words: list[str], start: int, family: str,
             raise SpecError(f"option {head} needs a rule number", start)
     expanded = expand_glued(raws[i:], words[i:]) if glued else None
     if expanded is None:
-        _RuleBuilder(raws, words, family, is_chain, plan).run(i)
+        if key is None or shared is None or not _compose(plan, raws, words, i, is_chain, key):
+            _RuleBuilder(raws, words, family, is_chain, plan).run(i)
         return plan
     new_raws, new_words, origin = expanded
     try:
@@ -291,7 +294,7 @@ class Plan:
 
     __slots__ = ("command", "chain_index", "family", "extra_index", "delete_by_number", "ops",
                  "target", "target_options", "target_start", "jump", "proto", "proto_negated",
-                 "skip", "actions", "shared", "port_pairs", "jumps")
+                 "skip", "actions", "shared", "port_pairs", "jumps", "uses", "fast")
 
     def __init__(self, command: str, chain_index: int, family: str, shared: dict | None = None):
         self.command, self.chain_index, self.family = command, chain_index, family
@@ -314,6 +317,10 @@ class Plan:
         self.port_pairs: bool | None = None
         #: the Jump (Goto) of each chain name (known on first use)
         self.jumps: dict | None = None
+        #: lines run through :meth:`fields`, and the code made for this plan
+        #: by :func:`_specialize` once it has run often enough
+        self.uses = 0
+        self.fast: Callable | None = None
 
     def execute(self, raws: list[str], words: list[str]) -> RuleSpec:
         """The rule of one line (raises SpecError on a bad value)."""
@@ -322,10 +329,15 @@ class Plan:
     def fields(self, raws: list[str], words: list[str]) -> tuple:
         """:meth:`execute`'s RuleSpec as the tuple of its fields, in order
         (the file reader unpacks it: one object less per rule)."""
+        fast = self.fast
+        if fast is not None:
+            return fast(raws, words)
+        uses = self.uses = self.uses + 1
+        if uses == _SPECIALIZE_AT and self.shared is not None:
+            self.fast = _specialize(self)
         extra = [words[self.extra_index]] if self.extra_index is not None else []
         if self.delete_by_number:
             return self.command, words[self.chain_index], extra, (), None, None, None, None, None
-        family = self.family
         matches = []
         comments = None
         counters = None
@@ -334,75 +346,27 @@ class Plan:
             if kind == _BUILD:
                 # matches are frozen: one object per distinct text (and
                 # argument words, when quotes make them differ from it)
-                _, build, indices, negate, first, end, at, cache, prefix = op
-                if prefix is not None and '"' not in raws[end - 1]:
+                if op[8] is not None and '"' not in raws[op[5] - 1]:
                     # one plain value after fixed words: kept by the value
-                    value = raws[end - 1]
-                    match = cache.get(value, _MISSING)
+                    value = raws[op[5] - 1]
+                    match = op[7].get(value, _MISSING)
                     if match is _MISSING:
-                        try:
-                            match = build([value], negate, prefix + value, family)
-                        except BadValue as exc:
-                            raise SpecError(str(exc), at) from None
-                        cache[value] = match
-                    if match is not None:
-                        matches.append(match)
-                    continue
-                text = " ".join(raws[first:end])
-                key = text if '"' not in text else (text, tuple([words[j] for j in indices]))
-                match = cache.get(key, _MISSING)
-                if match is _MISSING:
-                    try:
-                        match = build([words[j] for j in indices], negate, text, family)
-                    except BadValue as exc:
-                        raise SpecError(str(exc), at) from None
-                    cache[key] = match
+                        match = self.value_match(op, value)
+                else:
+                    match = self.build_match(op, raws, words)
                 if match is not None:
                     matches.append(match)
             elif kind == _COMMENT:
-                comments = (comments or []) + [words[op[1]]]
+                if comments is None:
+                    comments = [words[op[1]]]
+                else:
+                    comments.append(words[op[1]])
             elif kind == _OPAQUE:
-                _, name, indices, cache = op
-                key = tuple([raws[j] for j in indices])
-                if words is not raws:
-                    key = (key, tuple([words[j] for j in indices]))
-                match = cache.get(key)
-                if match is None:
-                    text = " ".join(["-m", name] + [raws[j] for j in indices])
-                    if name in EXTENSION_HEADER_MODULES:
-                        # The model's packets carry no IPv6 extension headers,
-                        # and these matches fail on a packet without theirs.
-                        match = cache[key] = AnyOf((), text=text)
-                    elif name == "u32" and _u32(words, raws, indices, family, text) is not None:
-                        match = cache[key] = _u32(words, raws, indices, family, text)
-                    elif name == "recent" and _recent_set_only([raws[j] for j in indices]) is not None:
-                        # "--set" records the source and always matches (xt_recent:
-                        # ret = !invert); only --rcheck/--update/--remove read history
-                        match = cache[key] = (AllOf((), text=text) if _recent_set_only(
-                            [raws[j] for j in indices]) else AnyOf((), text=text))
-                    else:
-                        opaque_words = [raws[j] if raws[j] == "!" or is_option(raws[j]) else words[j]
-                                        for j in indices]
-                        match = cache[key] = OpaqueMatch(
-                            reason=opaque_reason(name, opaque_words), text=text)
-                matches.append(match)
+                matches.append(self.opaque_match(op, raws, words))
             elif kind == _UNKNOWN:
-                _, name, first, end, cache = op
-                text = " ".join(raws[first:end])
-                match = cache.get(text)
-                if match is None:
-                    match = cache[text] = OpaqueMatch(
-                        reason=f"depends on the match module {name}, which the analyzer does "
-                        "not model", text=text)
-                matches.append(match)
+                matches.append(self.unknown_match(op, raws))
             elif kind == _COUNT:
-                values_ = [words[j] for j in op[1]]
-                if len(values_) == 1:
-                    values_ = values_[0].split(",", 1)
-                try:
-                    counters = (int(values_[0]), int(values_[1]))
-                except (ValueError, IndexError):
-                    raise SpecError(f"bad counters {' '.join(values_)!r}", op[1][0]) from None
+                counters = self.counters(op, words)
             else:
                 matches.append(op[1])
         pairs = self.port_pairs
@@ -414,40 +378,124 @@ class Plan:
         if self.jump is not None:
             kind, index = self.jump
             name = words[index]
-            jumps = self.jumps
-            if jumps is None:
-                # one Jump (Goto) per chain name in the file: a dict of them
-                # shared by the plans (kube-proxy: a jump per endpoint chain)
-                jumps = self.jumps = {} if self.shared is None else \
-                    self.shared.setdefault(("jumps", kind), {})
-            action = jumps.get(name)
+            action = self.jump_table().get(name)
             if action is None:
-                action = jumps[name] = kind(name)
+                action = self.jumps[name] = kind(name)
             target_index = index
         elif self.target is not None:
             target_index = self.target_start + 1
-            if self.target_options:
-                text = " ".join(raws[self.target_start:])
-                key = text if '"' not in text else \
-                    (text, tuple([words[j] for _, indices in self.target_options for j in indices]))
-            else:
-                text = key = f"-j {self.target}"
-            action = self.actions.get(key)
-            if action is None:
-                options = [(name, [words[j] for j in indices])
-                           for name, indices in self.target_options]
-                try:
-                    self.check_target(options)
-                    action = self.share((self.target, key),
-                                        lambda: build_action(self.target, options, family, text))
-                except BadValue as exc:
-                    raise SpecError(str(exc), self.target_start + 1) from None
-                self.actions[key] = action
+            action = self.target_action(raws, words)
         else:
             action = Log("no target")
             target_index = None
         return (self.command, words[self.chain_index], extra, matches, action,
                 "; ".join(comments) if comments else None, counters, target_index, self.skip)
+
+    # -- the steps, one method each where a line's plan may run them
+    # -- through :func:`_specialize`'s code as well
+
+    def value_match(self, op: tuple, value: str) -> Match | None:
+        """A ``_BUILD`` step's match of one plain value not built yet."""
+        _, build, _, negate, _, _, at, cache, prefix = op
+        try:
+            match = build([value], negate, prefix + value, self.family)
+        except BadValue as exc:
+            raise SpecError(str(exc), at) from None
+        cache[value] = match
+        return match
+
+    def build_match(self, op: tuple, raws: list[str], words: list[str]) -> Match | None:
+        """A ``_BUILD`` step's match, kept by its text (and argument words
+        where quotes make them differ from it)."""
+        _, build, indices, negate, first, end, at, cache, _ = op
+        text = " ".join(raws[first:end])
+        key = text if '"' not in text else (text, tuple([words[j] for j in indices]))
+        match = cache.get(key, _MISSING)
+        if match is _MISSING:
+            try:
+                match = build([words[j] for j in indices], negate, text, self.family)
+            except BadValue as exc:
+                raise SpecError(str(exc), at) from None
+            cache[key] = match
+        return match
+
+    def opaque_match(self, op: tuple, raws: list[str], words: list[str]) -> Match:
+        _, name, indices, cache = op
+        key = tuple([raws[j] for j in indices])
+        if words is not raws:
+            key = (key, tuple([words[j] for j in indices]))
+        match = cache.get(key)
+        if match is None:
+            family = self.family
+            text = " ".join(["-m", name] + [raws[j] for j in indices])
+            if name in EXTENSION_HEADER_MODULES:
+                # The model's packets carry no IPv6 extension headers,
+                # and these matches fail on a packet without theirs.
+                match = cache[key] = AnyOf((), text=text)
+            elif name == "u32" and _u32(words, raws, indices, family, text) is not None:
+                match = cache[key] = _u32(words, raws, indices, family, text)
+            elif name == "recent" and _recent_set_only([raws[j] for j in indices]) is not None:
+                # "--set" records the source and always matches (xt_recent:
+                # ret = !invert); only --rcheck/--update/--remove read history
+                match = cache[key] = (AllOf((), text=text) if _recent_set_only(
+                    [raws[j] for j in indices]) else AnyOf((), text=text))
+            else:
+                opaque_words = [raws[j] if raws[j] == "!" or is_option(raws[j]) else words[j]
+                                for j in indices]
+                match = cache[key] = OpaqueMatch(
+                    reason=opaque_reason(name, opaque_words), text=text)
+        return match
+
+    @staticmethod
+    def unknown_match(op: tuple, raws: list[str]) -> Match:
+        _, name, first, end, cache = op
+        text = " ".join(raws[first:end])
+        match = cache.get(text)
+        if match is None:
+            match = cache[text] = OpaqueMatch(
+                reason=f"depends on the match module {name}, which the analyzer does "
+                "not model", text=text)
+        return match
+
+    @staticmethod
+    def counters(op: tuple, words: list[str]) -> tuple[int, int]:
+        values_ = [words[j] for j in op[1]]
+        if len(values_) == 1:
+            values_ = values_[0].split(",", 1)
+        try:
+            return int(values_[0]), int(values_[1])
+        except (ValueError, IndexError):
+            raise SpecError(f"bad counters {' '.join(values_)!r}", op[1][0]) from None
+
+    def jump_table(self) -> dict:
+        """One Jump (Goto) per chain name in the file: a dict of them shared
+        by the plans (kube-proxy: a jump per endpoint chain)."""
+        jumps = self.jumps
+        if jumps is None:
+            jumps = self.jumps = {} if self.shared is None else \
+                self.shared.setdefault(("jumps", self.jump[0]), {})
+        return jumps
+
+    def target_action(self, raws: list[str], words: list[str]) -> Action:
+        """The action of a target extension (``-j DNAT --to-destination …``)."""
+        if self.target_options:
+            text = " ".join(raws[self.target_start:])
+            key = text if '"' not in text else \
+                (text, tuple([words[j] for _, indices in self.target_options for j in indices]))
+        else:
+            text = key = f"-j {self.target}"
+        action = self.actions.get(key)
+        if action is None:
+            options = [(name, [words[j] for j in indices])
+                       for name, indices in self.target_options]
+            try:
+                self.check_target(options)
+                action = self.share((self.target, key),
+                                    lambda: build_action(self.target, options, self.family, text))
+            except BadValue as exc:
+                raise SpecError(str(exc), self.target_start + 1) from None
+            self.actions[key] = action
+        return action
 
     def share(self, key, build):
         """The value ``build()`` makes for ``key``, kept in ``shared``."""
@@ -473,6 +521,90 @@ class Plan:
                         if o in ("--to-destination", "--to-source")) or "--to-ports" in opts
         if nat_ports and (self.proto not in (6, 17, 132, 33, 136) or self.proto_negated):
             raise BadValue("a port in a NAT target needs -p tcp, udp, sctp or dccp")
+
+
+#: a plan's uses before :func:`_specialize` writes its code: writing it
+#: (exec) costs as much as ~200 lines gain from it (most plans of a file of
+#: hand-kept rules serve one line; a kube-proxy dump's serve thousands)
+_SPECIALIZE_AT = 200
+
+
+def _specialize(plan: Plan) -> Callable | None:
+    """:meth:`Plan.fields` for one plan, as straight-line code: its steps
+    unrolled, with their word positions, caches and the plan's constant
+    parts written in (a third of the time of the loop over the steps, which
+    was most of reading a rule of a skeleton seen before). Every step that
+    builds something calls the method the loop calls, so both make the same
+    objects and raise the same errors. ``None`` for a plan the loop is left
+    to: a delete by number, and '! --sport A ! --dport B' pairs."""
+    if plan.delete_by_number or plan.port_pairs is not False:
+        return None
+    env = {"_MISSING": _MISSING, "value_match": plan.value_match,
+           "build_match": plan.build_match, "opaque_match": plan.opaque_match,
+           "unknown_match": plan.unknown_match, "count": plan.counters, "Log": Log,
+           "target_action": plan.target_action, "COMMAND": plan.command, "SKIP": plan.skip}
+    code = ["def fast(raws, words):", "    matches = []", "    append = matches.append"]
+    comments = []
+    counters = "None"
+    for k, op in enumerate(plan.ops):
+        kind = op[0]
+        env[f"op{k}"] = op
+        if kind == _BUILD and op[8] is not None:
+            env[f"cache{k}"] = op[7]
+            code += [f"    v = raws[{int(op[5]) - 1}]",
+                     "    if '\"' in v:",
+                     f"        m = build_match(op{k}, raws, words)",
+                     "    else:",
+                     f"        m = cache{k}.get(v, _MISSING)",
+                     "        if m is _MISSING:",
+                     f"            m = value_match(op{k}, v)",
+                     "    if m is not None:",
+                     "        append(m)"]
+        elif kind == _BUILD:
+            code += [f"    m = build_match(op{k}, raws, words)",
+                     "    if m is not None:",
+                     "        append(m)"]
+        elif kind == _COMMENT:
+            comments.append(f"words[{int(op[1])}]")
+        elif kind == _OPAQUE:
+            code.append(f"    append(opaque_match(op{k}, raws, words))")
+        elif kind == _UNKNOWN:
+            code.append(f"    append(unknown_match(op{k}, raws))")
+        elif kind == _COUNT:
+            code.append(f"    counters = count(op{k}, words)")
+            counters = "counters"
+        else:
+            code.append(f"    append(op{k}[1])")
+    if plan.jump is not None:
+        env["Kind"], index = plan.jump
+        env["jumps"] = plan.jump_table()
+        code += [f"    name = words[{int(index)}]",
+                 "    a = jumps.get(name)",
+                 "    if a is None:",
+                 "        a = jumps[name] = Kind(name)"]
+        target_index = int(index)
+    elif plan.target is not None:
+        target_index = int(plan.target_start) + 1
+        if plan.target_options:
+            code.append("    a = target_action(raws, words)")
+        else:
+            env["actions"] = plan.actions
+            env["KEY"] = f"-j {plan.target}"
+            code += ["    a = actions.get(KEY)",
+                     "    if a is None:",
+                     "        a = target_action(raws, words)"]
+    else:
+        code.append("    a = Log('no target')")
+        target_index = None
+    extra = "[]" if plan.extra_index is None else f"[words[{int(plan.extra_index)}]]"
+    comment = "None" if not comments else comments[0] if len(comments) == 1 else \
+        f"'; '.join([{', '.join(comments)}])"
+    code.append(f"    return (COMMAND, words[{int(plan.chain_index)}], {extra}, tuple(matches), a, "
+                f"{comment}, {counters}, {target_index}, SKIP)")
+    # Only integers (word positions, int() above) and fixed names are written
+    # into the code; every value read from the input stays in ``env``.
+    exec("\n".join(code), env)  # noqa: S102 - the code is made above from the plan's numbers
+    return env["fast"]
 
 
 def _unique_prefix(name: str, names) -> str | None:
@@ -559,7 +691,7 @@ class _RuleBuilder:
     """The getopt-style walk over a rule's options; it fills a :class:`Plan`."""
 
     __slots__ = ("raws", "words", "family", "is_chain", "plan", "ops", "loaded", "explicit",
-                 "n", "used_options", "shared")
+                 "n", "used_options", "shared", "local")
 
     def __init__(self, raws, words, family, is_chain, plan: Plan):
         self.raws, self.words, self.family, self.is_chain = raws, words, family, is_chain
@@ -572,6 +704,9 @@ class _RuleBuilder:
         self.explicit: list[tuple[str, int]] = []   # (-m name, word index) for protocol checks
         #: options used per loaded typed module, for "given twice" errors
         self.used_options: dict[int, list[str]] = {}
+        #: walking one segment of the line for _compose: whatever would read
+        #: what earlier segments left raises _NotLocal
+        self.local = False
 
     def cache(self, key) -> dict:
         """The cache of the values one kind of step builds: the plan's own,
@@ -599,8 +734,11 @@ class _RuleBuilder:
 
     # -- the walk ---------------------------------------------------------
 
-    def run(self, i: int) -> None:
-        raws, n = self.raws, self.n
+    def run(self, i: int, n: int | None = None) -> None:
+        """Walk the words from ``i`` (to ``n``: a segment, see _compose)."""
+        raws = self.raws
+        if n is None:
+            n = self.n
         while i < n:
             raw = raws[i]
             negate = raw == "!"
@@ -745,6 +883,8 @@ class _RuleBuilder:
                 plan.target_options.append((name, args))
                 return i
         entry = self.find_module(name)
+        if entry is None and self.local:
+            raise _NotLocal  # loaded by an earlier segment, or by -p, or a prefix
         if entry is None and plan.proto in PROTOCOL_MODULES and not plan.proto_negated:
             module = PROTOCOL_MODULES[plan.proto]
             if module not in (m[0] for m in self.loaded):
@@ -821,8 +961,9 @@ class _RuleBuilder:
     # -- the end of the line --------------------------------------------
 
     def finish(self) -> None:
-        for name, at in self.explicit:
-            self.check_protocol(name, at)
+        if not self.local:  # a segment's protocol is the whole line's (_compose)
+            for name, at in self.explicit:
+                self.check_protocol(name, at)
         for entry in self.loaded:
             if entry[1] is not None and entry[0] in _NEEDS_AN_OPTION and \
                     id(entry) not in self.used_options:
@@ -831,15 +972,117 @@ class _RuleBuilder:
                                 f"({', '.join(sorted(entry[1]))})", at + 1)
 
     def check_protocol(self, name: str, at: int) -> None:
-        plan = self.plan
-        if name == "multiport":
-            allowed = {6, 17, 132, 33, 136}
-        elif name in MODULE_PROTOCOL:
-            allowed = {MODULE_PROTOCOL[name]}
-        else:
+        if _protocol_fits(name, self.plan.proto, self.plan.proto_negated):
             return
-        if plan.proto not in allowed or plan.proto_negated:
-            want = "tcp, udp, udplite, sctp or dccp" if name == "multiport" else \
-                {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 33: "dccp",
-                 136: "udplite"}[MODULE_PROTOCOL[name]]
-            raise SpecError(f"match {name} needs -p {want} (the kernel refuses it otherwise)", at + 1)
+        want = "tcp, udp, udplite, sctp or dccp" if name == "multiport" else \
+            {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 33: "dccp",
+             136: "udplite"}[MODULE_PROTOCOL[name]]
+        raise SpecError(f"match {name} needs -p {want} (the kernel refuses it otherwise)", at + 1)
+
+
+def _protocol_fits(name: str, proto: int | None, negated: bool) -> bool:
+    """Whether match ``name`` may stand in a rule of ``-p proto``."""
+    if name == "multiport":
+        allowed = {6, 17, 132, 33, 136}
+    elif name in MODULE_PROTOCOL:
+        allowed = {MODULE_PROTOCOL[name]}
+    else:
+        return True
+    return proto in allowed and not negated
+
+
+class _NotLocal(Exception):
+    """A segment's walk would read what earlier segments of its line left."""
+
+
+#: where a rule line's skeleton splits into segments (_compose): before each
+#: -m, -j or -g field, or before the '!' standing in front of one
+_SEGMENT_SPLIT = re.compile(r"(?<!\n!)\n(?=(?:!\n)?(?:-m|--match|-j|--jump|-g|--goto)(?:\n|\Z))")
+_NOT_LOCAL = object()
+#: the protocols any -p allows (a segment without protocol modules)
+_ANY = None
+
+
+def _compose(plan: Plan, raws: list[str], words: list[str], i: int, is_chain, key: str) -> bool:
+    """Fill ``plan`` from the plans of the segments of its line (each ``-m``,
+    ``-j`` or ``-g`` starts one), kept per file by their skeleton and word
+    position: a file of hand-kept rules has a few dozen kinds of segment in
+    tens of thousands of skeletons, each walked once instead of per line.
+    False (``plan`` untouched) where the line's walk is not the sum of its
+    segments' walks: a segment reading what an earlier one left (an option
+    of an earlier module, of -p's module, a long-option prefix), two -p,
+    a target not last, a match the protocol does not allow, any error (the
+    whole walk then says where)."""
+    cache = plan.shared.get("segments")
+    if cache is None:
+        cache = plan.shared["segments"] = {}
+    parts = []
+    a = 0
+    for piece in _SEGMENT_SPLIT.split(key[2:]):
+        b = a + piece.count("\n") + 1
+        if a == 0:
+            a = i  # the head (command, chain, number) is walked by compile_line
+            if a >= b:
+                a = b
+                continue
+        chain_target = piece[:3] == "-j\n" or piece[:7] == "--jump\n"
+        if chain_target:
+            target = words[a + 1]
+            chain_target = target in TARGETS and is_chain(target)
+        seg_key = (a, piece, chain_target)
+        part = cache.get(seg_key)
+        if part is None:
+            part = cache[seg_key] = _segment(plan, raws, words, a, b, is_chain)
+        if part is _NOT_LOCAL:
+            return False
+        parts.append(part)
+        a = b
+    ops = []
+    proto = None
+    last = len(parts) - 1
+    for k, part in enumerate(parts):
+        seg = part[0]
+        if seg.proto is not None:
+            if proto is not None:
+                return False
+            proto = seg
+        if part[2] and k != last:
+            return False
+        ops += seg.ops
+    number, negated = (proto.proto, proto.proto_negated) if proto is not None else (None, False)
+    for part in parts:
+        allowed = part[1]
+        if allowed is not _ANY and (negated or number not in allowed):
+            return False
+    plan.ops = ops
+    plan.proto, plan.proto_negated = number, negated
+    if parts and parts[-1][2]:
+        target = parts[-1][0]
+        plan.target, plan.target_options = target.target, list(target.target_options)
+        plan.target_start, plan.jump = target.target_start, target.jump
+    for part in parts:
+        if part[0].skip is not None:
+            plan.skip = part[0].skip
+    return True
+
+
+def _segment(plan: Plan, raws: list[str], words: list[str], a: int, b: int, is_chain):
+    """The walk of words ``a:b`` alone: (its plan, the protocols its matches
+    allow or _ANY, whether it sets the target), or _NOT_LOCAL."""
+    seg = Plan(plan.command, plan.chain_index, plan.family, plan.shared)
+    builder = _RuleBuilder(raws, words, plan.family, is_chain, seg)
+    builder.local = True
+    try:
+        builder.run(a, b)
+    except (SpecError, _NotLocal):
+        return _NOT_LOCAL
+    allowed = _ANY
+    for name, _ in builder.explicit:
+        fits = frozenset(p for p in _PROTOCOL_NUMBERS if _protocol_fits(name, p, False))
+        if len(fits) < len(_PROTOCOL_NUMBERS):
+            allowed = fits if allowed is _ANY else allowed & fits
+    return seg, allowed, seg.target is not None or seg.jump is not None
+
+
+#: every protocol number a match may ask for (_segment)
+_PROTOCOL_NUMBERS = frozenset({None, *range(256)})

@@ -393,8 +393,9 @@ class Reachability:
         # Rules that can take packets from later ones (some packet reaches
         # and may match them); each cover walks only the stretch between its
         # site's chain entry and the site.
-        candidates = [(i, other, rec) for i, other in enumerate(self._order)
-                      if _can_block(other) and self._matched(rec := self._records[id(other)])]
+        candidates = [(i, other, rec, matched) for i, other in enumerate(self._order)
+                      if _can_block(other)
+                      and (matched := self._matched(rec := self._records[id(other)]))]
         modifiers = [c for c in candidates if _modifies(c[1])]
         self._callers = None
         # Requests (site, goal): cover ``goal`` — packets that entered the
@@ -415,7 +416,7 @@ class Reachability:
         found: list[dict[int, Rule]] = [{} for _ in dead]
         for d, goal in own:
             rule = dead[d][0]
-            for i, other, _ in self._cover(rule, [goal], candidates):
+            for i, other, _, _ in self._cover(rule, [goal], candidates):
                 found[d][i] = other
         for sid, requests in at_callers.items():
             # each request's goal is its target ∩ what passed the jump by;
@@ -423,12 +424,18 @@ class Reachability:
             # random addresses the union of a few hundred targets took
             # millions of BDD nodes (mixed shape)
             passed = self._passed_by(sites[sid])
-            goals = [target & passed for target in dict.fromkeys(t for _, t in requests)]
-            for i, other, taken in self._cover(sites[sid], goals, candidates):
-                taken = taken & passed
-                for d, target in requests:
-                    if not sp.disjoint(taken, target):
-                        found[d][i] = other
+            asking: dict = {}  # target -> the dead rules asking for it
+            for d, target in requests:
+                asking.setdefault(target, []).append(d)
+            goals = {target: target & passed for target in asking}
+            for i, other, _, matched in self._cover(sites[sid], list(goals.values()), candidates):
+                # the rule took some of a target's packets that passed the
+                # jump by when one of its matched sets meets the goal (no
+                # union of its matched sets ∩ passed is built)
+                for target, goal in goals.items():
+                    if goal != false and self._meets_any(matched, goal):
+                        for d in asking[target]:
+                            found[d][i] = other
         # No packet that could match gets there: who changed them? Only
         # modifiers whose match meets some such rule's are tried for each.
         unexplained = [d for d, (_, target, _, _) in enumerate(dead) if not found[d] and target != false]
@@ -436,7 +443,7 @@ class Reachability:
             every = _union_all([dead[d][1] for d in unexplained], false)
             # (index, rule, its matched sets that meet some target)
             relevant = []
-            for i, other, rec in modifiers:
+            for i, other, rec, _ in modifiers:
                 if not sp.disjoint(rec.match_u, every):
                     parts = [part[3] for part in rec.parts if not sp.disjoint(part[3], every)]
                     if parts:
@@ -454,48 +461,71 @@ class Reachability:
         return result
 
     def _cover(self, site: Rule, goals: list, candidates) -> list:
-        """``(index, rule, taken)`` of earlier rules that take the goal (the
+        """The candidates ``(index, rule, record, matched sets)`` of earlier rules that take the goal (the
         union of ``goals``), nearest the site first, until it is covered
         (or the site's chain's entry is passed).
 
         A rule takes part of what is left when one of its matched sets (one
         per visit) meets it and so does its own match. Each matched set is
         first tested on what it holds besides addresses and interfaces
-        (ports, protocol, state …) against the same of the goal: a set that
+        (ports, protocol, state …: its shape) against the same of the goal: a set that
         may go anywhere (a NodePort's, any local address) would otherwise
         cost a walk over the whole uncovered set, which is large when the
         goal is the traffic of every earlier service. Only the matched sets
         that meet it are taken off what is left (the same set as taking
         their union off). What is left is kept as parts (each goal less
         what was taken of it), never as one union: the same set, tested
-        part by part."""
+        part by part, each part first by its goal's shape (what is left of
+        a goal lies within the goal, so within its shape)."""
         sp = self.space
         false = sp.false
+        disjoint = sp.disjoint
         rec = self._records[id(site)]
         lo = 0
         chain = site.chain
         if chain is not None and chain.rules and id(chain.rules[0]) in self._records:
             lo = _bisect(candidates, self._records[id(chain.rules[0])].first)
         out = []
-        remaining = [g for g in goals if g != false]
+        # [what is left of a goal, the goal's shape (None: only one goal)]
+        remaining = [[g, None] for g in goals if g != false]
         shape = None
-        for i, other, orec in reversed(candidates[lo:_bisect(candidates, rec.last)]):
+        for i, other, orec, matched in reversed(candidates[lo:_bisect(candidates, rec.last)]):
             if not remaining:
                 break
             if other is site:
                 continue
             if shape is None:  # the shape of a union is the union of the shapes
-                shape = _union_all([self._shape(g) for g in remaining], false)
-            meeting = [p for p in self._matched(orec) if not sp.disjoint(self._shape(p), shape)
-                       and any(not sp.disjoint(p, r) for r in remaining)]
+                shapes = [self._shape(part[0]) for part in remaining]
+                shape = _union_all(shapes, false)
+                if len(remaining) > 1:  # (one part: its shape was just tested)
+                    for part, part_shape in zip(remaining, shapes):
+                        part[1] = part_shape
+            meeting = []
+            for p in matched:
+                ps = self._shape(p)
+                if disjoint(ps, shape):
+                    continue
+                met = [(part, part[0]) for part in remaining
+                       if (part[1] is None or not disjoint(ps, part[1])) and not disjoint(p, part[0])]
+                if met:
+                    meeting.append((p, met))
             if not meeting or (not self._within_match(orec)
-                               and all(sp.disjoint(orec.match_u, r) for r in remaining)):
+                               and all(disjoint(orec.match_u, part[0]) for part in remaining)):
                 continue
-            out.append((i, other, orec.column(3)))
-            for p in meeting:
-                remaining = [r if sp.disjoint(p, r) else r & ~p for r in remaining]
-                remaining = [r for r in remaining if r != false]
+            out.append((i, other, orec, matched))
+            for p, met in meeting:
+                for part, tested in met:  # (p met ``tested``; an earlier p may have changed it)
+                    left = part[0]
+                    if left is tested or (left != false and not disjoint(p, left)):
+                        part[0] = left & ~p
+            remaining = [part for part in remaining if part[0] != false]
         return out
+
+    def _meets_any(self, parts: list, node) -> bool:
+        """Does one of ``parts`` meet ``node``? Each first by its shape."""
+        sp = self.space
+        shape = self._shape(node)
+        return any(not sp.disjoint(self._shape(p), shape) and not sp.disjoint(p, node) for p in parts)
 
     def _matched(self, rec: _Record) -> list:
         """The rule's matched sets (upper, one per visit), empty ones left out."""
