@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
                      Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
                      Ruleset, SetField, UnknownAction)
-from .encode import LOCAL_GHOST, encode_bounds, encode_conjunction, ttl_step
+from .encode import LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
 from .fields import Layout
 from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
 
@@ -912,8 +912,15 @@ class _Sink:
     def since(self, mark) -> tuple:
         """What was added after ``mark``, to replay for a memoised chain run."""
         parts = tuple(tuple(x[m:]) for x, m in zip(self._lists(), mark))
-        alt = tuple((i - mark[0], n) for i, n in self.alt.items() if i >= mark[0])
-        return parts, alt
+        # ``alt`` is filled in ascending index order (accept, replay): read
+        # back from its end only the entries added since ``mark`` (scanning
+        # all of it per memoised run was quadratic: 7k runs at 100k rules)
+        alt = []
+        for i, n in reversed(self.alt.items()):
+            if i < mark[0]:
+                break
+            alt.append((i - mark[0], n))
+        return parts, tuple(reversed(alt))
 
     def replay(self, added, keep_alt: bool = True) -> None:
         self.exact = False  # unknown here; only an optimisation rests on it
@@ -979,6 +986,14 @@ class _Walker:
         self.sink: _Sink | None = None
         self.memo: dict = {}
         self.match_cache: dict = {}
+        #: ``(hit, base, match)``: ``hit`` is ``base ∧ match``, the packets a
+        #: jump (the rule being walked) sends on (``_assign``).
+        self.factor = None
+        #: Images of the bases of ``factor``, a few kept: kube-proxy's
+        #: endpoint chains of one service are all entered with the same set,
+        #: and each marks its endpoint's own packets (KUBE-MARK-MASQ).
+        self.images: dict = {}
+        self.env_free: dict[int, bool] = {}  # rule id -> its matches read no Env (_matches)
         self.exist_vars: dict = {}
         self.multi_entry = _multi_entry_chains(ruleset)
         self.read_fields = _read_fields(ruleset)
@@ -1280,7 +1295,14 @@ class _Walker:
             return next_l, next_u
         for effect in rule.effects:
             hit_l, hit_u = self._effect(effect, ctx, hit_l, hit_u)
+        factor = self.factor
+        if m_l is m_u and not rule.effects and isinstance(rule.action, (Jump, Goto)):
+            # the jumped-to chain may write a field of these packets: its
+            # image is the match met with the image of what reached the rule
+            # (``_assign``), the latter shared by rules reached by the same set
+            self.factor = (hit_u, up, m_u)
         cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
+        self.factor = factor
         self.cont = cont_l, cont_u  # (the run keeps what came back)
         if m_l is not m_u and self._transparent(rule):
             # Matched or not, the packets go on unchanged: certainty stays.
@@ -1292,6 +1314,15 @@ class _Walker:
 
     def _matches(self, rule: Rule, ctx: _Context):
         env = _env(ctx, self.absent, self.reads_ttl)
+        if env[0] != "arrive" or len(env) > 2:
+            # a rule that reads neither address types nor the TTL reads the
+            # same on every hook: one encoding serves them all (kube-proxy's
+            # service chains run on prerouting and output)
+            free = self.env_free.get(id(rule))
+            if free is None:
+                free = self.env_free[id(rule)] = not any(reads_env(m) for m in rule.matches)
+            if free:
+                env = ("arrive", self.absent)
         key = (id(rule), ctx.before_conntrack, env)
         if key not in self.match_cache:
             m_l, m_u = encode_conjunction(rule.matches, self.space, env)
@@ -1422,7 +1453,7 @@ class _Walker:
         elif isinstance(action, Dispatch):
             return self._dispatch(action, chain, rule, low, up, ctx, depth, ret)
         elif isinstance(action, Nat):
-            self._nat(action, low, up, ctx)
+            self._nat(action, low, up, ctx, rule)
         elif isinstance(action, Queue):
             sink.unknown(low, up)
         elif isinstance(action, UnknownAction):
@@ -1502,6 +1533,21 @@ class _Walker:
         mask = (1 << spec.width) - 1 if mask is None else mask
         if not mask or node == sp.false:
             return node
+        factor = self.factor
+        if factor is not None and node == factor[0] and self._apart(factor[2], field):
+            # node = base ∧ match, the match reading none of the field's
+            # bits: the image is match ∧ image(base), the very same set
+            base = factor[1]
+            key = (field, mask, value, checked, base)
+            image = self.images.get(key)
+            if image is None:
+                self.factor = None
+                image = self._assign(base, field, value, mask, checked)
+                self.factor = factor
+                if len(self.images) >= 64:
+                    self.images.clear()
+                self.images[key] = image
+            return factor[2] & image
         key = (field, mask)
         names = self.exist_vars.get(key)
         if names is None:
@@ -1514,6 +1560,15 @@ class _Walker:
         if values is None:
             values = self.exist_vars[key] = sp.masked(field, mask, value)
         return node & values
+
+    def _apart(self, node, field: str) -> bool:
+        """Does ``node`` (a rule's match) read no bit of ``field``? Kept."""
+        key = ("apart", node, field)
+        known = self.match_cache.get(key)
+        if known is None:
+            known = self.match_cache[key] = not (self.space.bdd.support(node)
+                                                 & set(self.space.spec(field).bit_vars))
+        return known
 
     def _effect(self, effect, ctx: _Context, low, up):
         if self._leaves_alone(effect, ctx):
@@ -1623,7 +1678,7 @@ class _Walker:
         tcp = sp.header("flags")
         return (node & ~tcp) | self._assign(node & tcp, "flags", 0, effect.clear_flags, checked=True)
 
-    def _nat(self, action: Nat, low, up, ctx: _Context) -> None:
+    def _nat(self, action: Nat, low, up, ctx: _Context, rule: Rule | None = None) -> None:
         """Send the images of ``[low, up]`` under ``action`` to the sink; on
         the input path (or a walk it shares), also the lower image as input
         sees it: a prerouting DNAT that changes the destination sends the
@@ -1632,24 +1687,45 @@ class _Walker:
         sp = self.space
         false = sp.false
         self.sink.exact = False
-        image_u = self._nat_image(action, up)
-        image_l = image_u if (low is up or low == up) else self._nat_image(action, low)
+        within = rule is not None and self._match_within_nat(rule, action, ctx)
+        image_u = self._nat_image(action, up, within)
+        image_l = image_u if (low is up or low == up) else self._nat_image(action, low, within)
         alt = None
         if (_tracks_input(ctx) and action.kind == "dnat" and action.to_addr is not None and low != false):
             fam = sp.family(action.to_addr.version)
             same = low & (~fam | sp.eq("dst", int(action.to_addr)))
-            alt = image_l if same == low else self._nat_image(action, same)
+            alt = image_l if same == low else self._nat_image(action, same, within)
             if same != low:  # these surely leave the input path for forward
-                self.path.moved.append(self._nat_image(action, low & ~same))
+                self.path.moved.append(self._nat_image(action, low & ~same, within))
         self.sink.accept(image_l, image_u, alt)
 
-    def _nat_image(self, action: Nat, node):
+    def _match_within_nat(self, rule: Rule, action: Nat, ctx: _Context) -> bool:
+        """Do the packets ``rule`` hands its NAT action lie within the
+        action's one-step image domain (``_nat_whole``) by the rule's match
+        alone? They are the reaching set met with the match (no effect
+        changed them before), so testing the match once per rule and context
+        spares testing every set (kube-proxy's ``-p tcp … -j DNAT``)."""
+        if rule.effects:
+            return False
+        key = ("nat-within", id(rule), id(action), ctx.before_conntrack,
+               _env(ctx, self.absent, self.reads_ttl))
+        known = self.match_cache.get(key)
+        if known is None:
+            whole = self._nat_whole(action)
+            leq = self.space._leq
+            known = self.match_cache[key] = (whole is not None and leq is not None
+                                             and leq(self._matches(rule, ctx)[1], whole[0]))
+        return known
+
+    def _nat_image(self, action: Nat, node, within: bool = False):
+        """The image of ``node`` under ``action``; ``within``: ``node`` is
+        known to lie in ``_nat_whole``'s domain (not tested again)."""
         sp = self.space
         false = sp.false
         if node == false:
             return node
         whole = self._nat_whole(action)
-        if whole is not None and sp._leq is not None and sp._leq(node, whole[0]):
+        if whole is not None and (within or (sp._leq is not None and sp._leq(node, whole[0]))):
             # Every packet has the family of the address and a port header:
             # the writes and the status bit are one quantification and one
             # conjunction (the same set as the steps below, fewer passes).
