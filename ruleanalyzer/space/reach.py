@@ -1172,6 +1172,9 @@ class _Walker:
                 if path is not self.path:
                     for entry in log:
                         self._add(*entry)
+                # An enclosing run being memoised keeps these visits too: its
+                # replay on another path must file this chain's rules there.
+                self.log.extend(log)
                 return out
             mark, log_mark = self.sink.mark(), len(self.log)
         f = self.space.false
