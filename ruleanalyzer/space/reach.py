@@ -429,7 +429,11 @@ class Reachability:
             asking: dict = {}  # target -> the dead rules asking for it
             for d, target in requests:
                 asking.setdefault(target, []).append(d)
-            goals = {target: target & passed for target in asking}
+            # only packets the jump itself would have sent in: an earlier
+            # rule that took others (another service's) did not keep them
+            # from the chain
+            sends = self._records[sid].match_u & passed
+            goals = {target: target & sends for target in asking}
             complements = None  # per goal: (its index, ¬shape, ¬goal, who asked)
             for i, other, _, matched, met in self._cover(sites[sid], list(goals.values()), candidates):
                 # the rule took some of a target's packets that passed the

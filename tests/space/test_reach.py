@@ -507,3 +507,18 @@ def test_factored_mark_image_gives_the_same_sets(monkeypatch, hook):
     assert factored == walk(False)
     assert len(factored[0]) >= 1 + 3 + 1 + 6
     assert any(s[3] for s in factored[0][1:])  # packets do reach the endpoint chains
+
+
+def test_rule_behind_a_jump_is_blocked_only_by_rules_that_took_what_the_jump_sends():
+    # Packets from 192.0.2.0/24 to another service (a) never reach the jump's
+    # condition anyway: only the drop of what the jump would send in (b) is
+    # to blame, as kube-proxy's earlier services are not for a source range.
+    t = table(input="drop")
+    inp = t.chains["INPUT"]
+    t.add_chain(Chain("FW"))
+    inp.add(rule(TCP, dport(80), dst("10.0.0.2/32"), action=Accept()))
+    b = inp.add(rule(TCP, dport(80), dst("10.0.0.1/32"), src("192.0.2.0/24"), action=Drop()))
+    inp.add(rule(TCP, dport(80), dst("10.0.0.1/32"), action=Jump("FW")))
+    inner = t.chains["FW"].add(rule(src("192.0.2.0/24"), action=Accept()))
+    reach = analyze(ruleset(t), "input", 4)
+    assert reach.unreachable_rules() == [(inner, [b])]
