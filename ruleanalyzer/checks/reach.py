@@ -700,7 +700,13 @@ def _taken(reach, other: Rule, sure: bool = False):
     key = (id(other), sure)
     hit = cache.get(key)
     if hit is None:
-        hit = cache[key] = _taken_now(reach, other, sure)
+        rec = reach._records[id(other)]
+        if sure and len(rec.parts) == 1 and rec.match_l == rec.match_u:
+            # one visit, a decided match: what surely matched is what
+            # reached it within its match — its matched set (no replay)
+            hit = cache[key] = _taken(reach, other)
+        else:
+            hit = cache[key] = _taken_now(reach, other, sure)
     return hit
 
 
