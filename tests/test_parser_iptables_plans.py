@@ -102,6 +102,13 @@ TRICKY = """*filter
 -A INPUT -i wg0 -o eth1 -j RETURN
 -A web -m addrtype --dst-type LOCAL -j DROP
 -A web -m addrtype --dst-type BROADCAST -j DROP
+-A INPUT -j "ACCEPT"
+-A INPUT -j "ACCEPT"
+-A INPUT -j "web"
+-A INPUT -j "DROP"
+-A INPUT -j AC"CEPT"
+-A INPUT -j AC"CEPT"
+-A INPUT -j DR"OP"
 [5:10] -A web -j ACCEPT
 [6:12] -A web -j ACCEPT
 COMMIT
@@ -347,3 +354,39 @@ def test_plans_put_together_from_segments_read_as_the_walk_reads(bad, monkeypatc
     assert (shared[0] == "error") == (bad is not None), shared[:2]
     assert shared == alone
     assert composed.count(True) >= 8 and composed.count(False) >= 6, composed
+
+
+KNOWN_WORD_PAIRS = [
+    ("-A INPUT -m foo --dport 1 -j ACCEPT", "-A INPUT -m bar --dport 1 -j ACCEPT"),
+    ("-A INPUT -m set --match-set a src -j web", "-A INPUT -m set --match-set a src -j ACCEPT"),
+    ("-A INPUT -s 10.0.0.1 -j DROP", "-A INPUT -s -1 -j DROP"),
+    ("-A INPUT -m comment --comment xyz -j DROP", "-A INPUT -m comment --comment -ptcp -j DROP"),
+    ("-A INPUT -p tcp --foo 1 -j ACCEPT", "-A INPUT -p tcp --bar 1 -j ACCEPT"),
+    ("-I INPUT 1 -j ACCEPT", "-I INPUT x -j ACCEPT"),
+    ("-A INPUT -p tcp -j ACCEPT", "-A INPUT -p 6 -j ACCEPT"),
+    ("-A INPUT -p tcp -j ACCEPT", "-A INPUT -p udp -j ACCEPT"),
+    ("-A INPUT -c 1 2 -j ACCEPT", "-A INPUT -c 1,2 -j ACCEPT"),
+    ("-A INPUT -m comment --comment x -j ACCEPT", "-A INPUT -m comment --comment \"-x\" -j ACCEPT"),
+    ("-A INPUT -m comment --comment x -j ACCEPT", "-A INPUT -m comment --comment \"a -m b\" -j ACCEPT"),
+    ("-m tcp -A INPUT -j ACCEPT", "-m udp -A INPUT -j ACCEPT"),
+    ("-A INPUT -j web", "-A INPUT -j \"DROP\""),
+    ("-A INPUT -j web", "-A INPUT -j web -j DROP"),
+]
+
+
+@pytest.mark.parametrize("pair", KNOWN_WORD_PAIRS)
+def test_skeletons_found_by_known_words_are_the_skeletons(pair, monkeypatch):
+    """A rule line's skeleton is found by its known words (known_skeleton)
+    only where no other line of those words has another: unknown modules,
+    protocols and counters after -m/-p/-c, unknown options, '-I CHAIN N'
+    read as with the skeleton computed for every line."""
+    a, b = pair
+    text = ("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+            f":web - [0:0]\n{a}\n{a}\n{b}\n{b}\n{a}\nCOMMIT\n")
+    with_known = model(text)
+    monkeypatch.setattr(iptables, "known_skeleton", lambda known: None)
+    computed = model(text)
+    monkeypatch.undo()
+    assert with_known == computed
+    shared, alone = both_ways(text, monkeypatch=monkeypatch)
+    assert shared == alone == with_known

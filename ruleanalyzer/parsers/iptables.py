@@ -17,14 +17,15 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from operator import itemgetter
 
 from ..errors import RuleAnalyzerError
 from ..gcpause import gc_paused
 from ..model import (IPTABLES_BUILTIN_CHAINS, Chain, Diagnostic, Goto, Jump, Location, Rule,
                      Ruleset, Table, iptables_priority)
 from .fastnew import slots_constructor
-from .iptables_rulespec import (COMMANDS, Plan, RuleSpec, SpecError, compile_line, interpret,
-                                is_option, skeleton)
+from .iptables_rulespec import (COMMANDS, KNOWN_WORDS, Plan, RuleSpec, SpecError, compile_line,
+                                interpret, is_option, known_skeleton, skeleton)
 from .jumploops import find_loop, loop_path
 
 __all__ = ["parse", "sniff", "parse_rule"]
@@ -37,6 +38,9 @@ __all__ = ["parse", "sniff", "parse_rule"]
 #: a lone quote is an unterminated string.
 _WORD = re.compile(r'(?:[^\s"]+|"(?:[^"\\]|\\.)*")+|"')
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+#: a line whose every quote is closed (possessive: linear on any line), where
+#: _WORD finds the words without rescanning (_word_spans)
+_CLOSED = re.compile(r'\s*+(?:(?:[^\s"]++|"(?:[^"\\]++|\\.)*+")++\s*+)*+')
 _ESCAPE = re.compile(r"\\(.)")
 _COUNTERS = re.compile(r"\[(\d+):(\d+)\]\Z")
 
@@ -54,7 +58,10 @@ def split_words(line: str) -> tuple[list[str], list[str]]:
         fast = _split_simple_quotes(line)
         if fast is not None:
             return fast
-    raws = [line[a:b] for a, b in _word_spans(line)]
+    if _CLOSED.fullmatch(line):
+        raws = _WORD.findall(line)  # every quote closed: the regex alone is linear
+    else:
+        raws = [line[a:b] for a, b in _word_spans(line)]
     words = [_QUOTED.sub(lambda m: _ESCAPE.sub(r"\1", m.group(1)), w) if '"' in w else w
              for w in raws]
     return raws, words
@@ -472,6 +479,11 @@ class _FileParser:
         #: hand-kept rules most skeletons have one line, and their plans
         #: were most of the peak memory)
         entries: dict[str, tuple[object, dict[str, Plan] | None]] = {}
+        #: a line's words as KNOWN_WORDS or None → (its skeleton, how many
+        #: of its words start with '-', where the word after -j is), see
+        #: known_skeleton: two map() calls instead of skeleton()'s loop
+        by_known: dict[tuple, tuple[str | None, int, int]] = {}
+        known_word, first = KNOWN_WORDS.get, itemgetter(0)
         for lineno, line in enumerate(self.text.split("\n"), 1):
             stripped = line.strip()
             if not stripped or stripped[0] == "#":
@@ -482,11 +494,28 @@ class _FileParser:
                 raws = words = stripped.split()
             head = stripped[0]
             if head == ":" and len(raws) == 3 and _COUNTERS.match(raws[2]) and \
-                    raws[1] != "!" and not is_option(raws[1]):
+                    (raws[1] == "-" or (raws[1] != "!" and not is_option(raws[1]))):
                 # the shape CWN, a chain declaration (a third of a kube-proxy dump)
                 self.chain_line(lineno, line, raws, words, counted=True)
                 continue
-            key = skeleton(raws) if head == "-" or head == "[" else None
+            if head == "-" and known_word is not None:
+                known = tuple(map(known_word, raws))
+                found = by_known.get(known)
+                if found is not None and "".join(map(first, raws)).count("-") == found[1] \
+                        and '"' not in raws[found[2]]:
+                    key = found[0]
+                else:
+                    key = skeleton(raws)
+                    if found is None:
+                        safe = known_skeleton(known)
+                        by_known[known] = (key, -1, 0) if safe is None or key is None else \
+                            (key, *safe)
+                        if len(by_known) >= 1024 and len(by_known) * 8 > lineno:
+                            # a file of hand-kept rules: the lines found by
+                            # their known words save less than the others cost
+                            known_word = None
+            else:
+                key = skeleton(raws) if head == "-" or head == "[" else None
             if key is not None:
                 # a rule line: its grammar check and plan depend on its skeleton only
                 entry = entries.get(key)
@@ -567,7 +596,9 @@ class _FileParser:
     def chain_line(self, lineno: int, line: str, raws: list[str], words: list[str],
                    counted: bool = False) -> None:
         """``:NAME POLICY [p:b]`` (``counted``: the counters are known to be well-formed)."""
-        table = self.need_table(lineno, line)
+        table = self.table
+        if table is None:
+            table = self.need_table(lineno, line)
         chain_name = words[0][1:]
         policy = words[1]
         where = _location(self.name, lineno, line.find(":") + 1)
@@ -602,8 +633,12 @@ class _FileParser:
         return int(found.group(1)), int(found.group(2))
 
     def new_chain(self, table: Table, chain_name: str, where: Location) -> Chain:
-        return table.add_chain(Chain(chain_name, kind="nat" if table.name == "nat" else "filter",
-                                     location=where))
+        # Table.add_chain, with the chain's fields in order (a kube-proxy
+        # dump declares a chain per service and endpoint: a third of its lines)
+        chain = Chain(chain_name, table, None, None, None,
+                      "nat" if table.name == "nat" else "filter", [], where)
+        table.chains[chain_name] = chain
+        return chain
 
     def need_table(self, lineno: int, line: str) -> Table:
         if self.table is None:
@@ -649,7 +684,8 @@ class _FileParser:
                               result.action, result.comment, result.counters,
                               result.target_index, result.skip)
             else:
-                fields = plan.fields(raws, words)
+                fast = plan.fast  # the plan's own code (_specialize), else its loop
+                fields = fast(raws, words) if fast is not None else plan.fields(raws, words)
         except SpecError as exc:
             raise self.error(exc.message, lineno, line, exc.index, exc.hint) from None
         command, chain_name, _, matches, action, comment, rule_counters, target_index, skip = fields

@@ -222,6 +222,8 @@ def skeleton(raws: list[str]) -> str | None:
                 if after == 0:
                     append("\0" + r)
                 elif after == 1:
+                    if '"' in r:
+                        return None  # the walk reads the word unquoted: a target or a chain
                     append("\0" + r if r in TARGETS else "\0\1")
                 else:
                     append("\0," if "," in r else "\0")
@@ -248,6 +250,53 @@ _COUNTERS_WORD = re.compile(r"\[\d+:\d+\]\Z")
 #: target extension or "\0" (a chain), 2 whether it is ``P,B``
 _KEY_WORD_AFTER = {"-m": 0, "--match": 0, "-p": 0, "--protocol": 0, "-j": 1, "--jump": 1,
                    "-c": 2, "--set-counters": 2}
+
+
+def _known_words() -> dict[str, str]:
+    """The words :func:`known_skeleton` keeps: commands, options, ``!``,
+    match, protocol and target names (every target: the skeleton tells a
+    target from a chain by them)."""
+    from ..model import PROTOCOLS
+
+    words = {"!", *COMMANDS, *PRINT_COMMANDS, *GENERIC, *TARGETS, *MODULES, *OPAQUE_MODULES,
+             *_MODULE_ALIASES, *PROTOCOLS}
+    for table in MODULES.values():
+        words.update(table)
+    for names, _ in OPAQUE_MODULES.values():
+        words.update(names)
+    for options in TARGETS.values():
+        words.update(options)
+    return {w: w for w in words}
+
+
+KNOWN_WORDS = _known_words()
+
+
+def known_skeleton(known: tuple) -> tuple[int, int] | None:
+    """For ``known``, a rule line's words with every word not in
+    :data:`KNOWN_WORDS` as None: (how many of its known words start with
+    '-', the position of the word after -j if unknown, else 0) when all
+    lines of that tuple whose words starting with '-' are exactly those and
+    whose word after -j has no quote have one :func:`skeleton` (the tuple is
+    then a cheaper key for it: the other words are values, read as values);
+    None when they may not (a line starting with an unknown word, an unknown
+    word after -m, -p or -c, or in the place of ``-I CHAIN 2``'s number, two
+    -j)."""
+    n = len(known)
+    if known[0] is None or (n > 2 and known[2] is None):
+        return None
+    target = 0
+    for j in range(n - 1):
+        if known[j + 1] is None:
+            after = _KEY_WORD_AFTER.get(known[j])
+            if after == 1:
+                if target:
+                    return None
+                target = j + 1
+            elif after is not None:
+                return None
+    return sum(1 for w in known if w is not None and w[0] == "-"), target
+
 
 _BUILD, _COMMENT, _OPAQUE, _UNKNOWN, _COUNT, _CONST = range(6)
 

@@ -146,6 +146,12 @@ def build_action(name: str, options: list[tuple[str, list[str]]], family: str,
     """The model action of target ``name`` with its ``options`` (in order)."""
     opts = dict((o, a) for o, a in options)
     v6 = family == "ip6"
+    if name in ("DNAT", "SNAT"):  # first: one per kube-proxy endpoint
+        option = "--to-destination" if name == "DNAT" else "--to-source"
+        if option not in opts:
+            raise BadValue(f"{name} needs {option}")
+        first, last, port, port_last = _nat_range(opts[option][0], family)
+        return Nat(name.lower(), first, last, port, port_last)
     if name == "ACCEPT":
         return Accept()
     if name == "DROP":
@@ -188,12 +194,6 @@ def build_action(name: str, options: list[tuple[str, list[str]]], family: str,
         if not options:
             raise BadValue("ECN target needs an operation (--ecn-tcp-remove, ...)")
         return Log(text)
-    if name in ("DNAT", "SNAT"):
-        option = "--to-destination" if name == "DNAT" else "--to-source"
-        if option not in opts:
-            raise BadValue(f"{name} needs {option}")
-        first, last, port, port_last = _nat_range(opts[option][0], family)
-        return Nat(name.lower(), first, last, port, port_last)
     if name in ("MASQUERADE", "REDIRECT"):
         port = port_last = None
         if "--to-ports" in opts:

@@ -194,6 +194,10 @@ def _xt_network(text: str, family: str):
     return ipaddress.IPv4Network((number, bits), strict=False)
 
 
+def _v6_block(number: int, bits: int):
+    return ipaddress.IPv6Network((number, bits))
+
+
 def _v6_number(text: str) -> int | None:
     try:
         return int(ipaddress.IPv6Address(text))
@@ -232,7 +236,8 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _STRICT_V4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}\Z")
 
 _range_cache: dict[tuple[str, str], tuple] = {}
-_blocks: dict[tuple[int, int, int], object] = {}
+#: the CIDR blocks of ranges by (first address, host bits, IPv6)
+_blocks: dict[int, object] = {}
 
 
 def parse_address_range(text: str, family: str):
@@ -249,19 +254,24 @@ def parse_address_range(text: str, family: str):
     if end < start:
         raise BadValue(f"address range {text} ends before it starts")
     nets = []
-    version = start.version
-    width = 32 if version == 4 else 128
-    network = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
+    v6 = start.version == 6
+    width = 128 if v6 else 32
+    # an aligned block: IPv4 built as its constructor builds it, without the parser
+    network = _v6_block if v6 else _v4_network
     lo, hi = int(start), int(end)
+    blocks = _blocks.get
     # ipaddress.summarize_address_range on integers (it made a network
     # object per block before they were shared: 70% of reading a range)
     while lo <= hi:
-        aligned = width if lo == 0 else min(width, (~lo & (lo - 1)).bit_length())
-        size = min(aligned, (hi - lo + 1).bit_length() - 1)
-        block = (version, lo, width - size)
-        net = _blocks.get(block)
+        size = (hi - lo + 1).bit_length() - 1  # the largest block that fits
+        if lo:
+            aligned = (lo & -lo).bit_length() - 1  # and starts at lo
+            if aligned < size:
+                size = aligned
+        block = (lo << 8 | size) << 1 | v6
+        net = blocks(block)
         if net is None:
-            net = network((lo, width - size))
+            net = network(lo, width - size)
             if len(_blocks) < 200_000:
                 _blocks[block] = net
         nets.append(net)

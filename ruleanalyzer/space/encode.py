@@ -109,6 +109,17 @@ def encode_conjunction(matches, space: Space, env: Env | None = None):
     return lower, upper
 
 
+def reads_env(match: Match) -> bool:
+    """Does the encoding of ``match`` depend on the role or the
+    ``forwarded`` part of an :data:`Env` (address types, TTL)? Matches that
+    do not read the same whatever the hook."""
+    if isinstance(match, (AllOf, AnyOf)):
+        return any(reads_env(sub) for sub in match.matches)
+    field = getattr(match, "field", None)
+    return isinstance(match, NameMatch) and field in ROUTE_DEPENDENT \
+        or FIELD_ALIASES.get(field, field) == "ttl"
+
+
 def _level(node, space: Space) -> int:
     """The level of ``node``'s top variable (constants lie below all)."""
     var = node.var

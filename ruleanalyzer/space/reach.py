@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
                      Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
                      Ruleset, SetField, UnknownAction)
-from .encode import LOCAL_GHOST, encode_bounds, encode_conjunction, ttl_step
+from .encode import LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
 from .fields import Layout
 from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
 
@@ -342,6 +342,7 @@ class Reachability:
     _shape_vars: list = field(repr=False, default_factory=list)
     _inside: dict = field(repr=False, default_factory=dict)
     _passed: dict = field(repr=False, default_factory=dict)
+    _jumps: dict = field(repr=False, default_factory=dict)  # jump id -> [¬match, ¬entry, ¬passed]
 
     def rules(self) -> list[Rule]:
         """Every rule reached on this hook, in the order first visited."""
@@ -414,9 +415,10 @@ class Reachability:
             else:
                 self._caller_requests(d, rule, target, at_callers, sites, set(), 0)
         found: list[dict[int, Rule]] = [{} for _ in dead]
+        within = self._within()
         for d, goal in own:
             rule = dead[d][0]
-            for i, other, _, _ in self._cover(rule, [goal], candidates):
+            for i, other, _, _, _ in self._cover(rule, [goal], candidates):
                 found[d][i] = other
         for sid, requests in at_callers.items():
             # each request's goal is its target ∩ what passed the jump by;
@@ -428,31 +430,38 @@ class Reachability:
             for d, target in requests:
                 asking.setdefault(target, []).append(d)
             goals = {target: target & passed for target in asking}
-            for i, other, _, matched in self._cover(sites[sid], list(goals.values()), candidates):
+            complements = None  # per goal: (its index, ¬shape, ¬goal, who asked)
+            for i, other, _, matched, met in self._cover(sites[sid], list(goals.values()), candidates):
                 # the rule took some of a target's packets that passed the
                 # jump by when one of its matched sets meets the goal (no
-                # union of its matched sets ∩ passed is built)
-                for target, goal in goals.items():
-                    if goal != false and self._meets_any(matched, goal):
-                        for d in asking[target]:
+                # union of its matched sets ∩ passed is built); the goals
+                # whose uncovered part it met, it met
+                if complements is None:
+                    complements = [(k, ~self._shape(goal), ~goal, asking[target])
+                                   for k, (target, goal) in enumerate(goals.items()) if goal != false]
+                for k, not_shape, not_goal, who in complements:
+                    if k in met or any(not within(self._shape(p), not_shape) and not within(p, not_goal)
+                                       for p in matched):
+                        for d in who:
                             found[d][i] = other
         # No packet that could match gets there: who changed them? Only
         # modifiers whose match meets some such rule's are tried for each.
         unexplained = [d for d, (_, target, _, _) in enumerate(dead) if not found[d] and target != false]
         if unexplained and modifiers:  # (the union of their targets took 0.5M nodes at 3k mixed rules)
-            every = _union_all([dead[d][1] for d in unexplained], false)
+            not_every = ~_union_all([dead[d][1] for d in unexplained], false)
             # (index, rule, its matched sets that meet some target)
             relevant = []
-            for i, other, rec, _ in modifiers:
-                if not sp.disjoint(rec.match_u, every):
-                    parts = [part[3] for part in rec.parts if not sp.disjoint(part[3], every)]
+            for i, other, rec, matched in modifiers:
+                if not within(rec.match_u, not_every):
+                    parts = [p for p in matched if not within(p, not_every)]
                     if parts:
                         relevant.append((i, other, rec, parts))
             for d in unexplained:
                 rule, target, _, last = dead[d]
+                not_target = ~target
                 for i, other, rec, parts in relevant[:_bisect(relevant, last)]:
-                    if (other is not rule and not sp.disjoint(rec.match_u, target)
-                            and any(not sp.disjoint(part, target) for part in parts)):
+                    if (other is not rule and not within(rec.match_u, not_target)
+                            and any(not within(part, not_target) for part in parts)):
                         found[d][i] = other
         result = []
         for d, (rule, target, _, last) in enumerate(dead):
@@ -461,9 +470,10 @@ class Reachability:
         return result
 
     def _cover(self, site: Rule, goals: list, candidates) -> list:
-        """The candidates ``(index, rule, record, matched sets)`` of earlier rules that take the goal (the
-        union of ``goals``), nearest the site first, until it is covered
-        (or the site's chain's entry is passed).
+        """``(index, rule, record, matched sets, which goals it met)`` of
+        earlier rules that take the goal (the union of ``goals``), nearest
+        the site first, until it is covered (or the site's chain's entry is
+        passed).
 
         A rule takes part of what is left when one of its matched sets (one
         per visit) meets it and so does its own match. Each matched set is
@@ -479,53 +489,61 @@ class Reachability:
         a goal lies within the goal, so within its shape)."""
         sp = self.space
         false = sp.false
-        disjoint = sp.disjoint
+        within = self._within()  # within(a, ~b): a and b are disjoint
         rec = self._records[id(site)]
         lo = 0
         chain = site.chain
         if chain is not None and chain.rules and id(chain.rules[0]) in self._records:
             lo = _bisect(candidates, self._records[id(chain.rules[0])].first)
         out = []
-        # [what is left of a goal, the goal's shape (None: only one goal)]
-        remaining = [[g, None] for g in goals if g != false]
-        shape = None
+        # [what is left of a goal, its complement, the complement of the
+        # goal's shape (None: only one goal), the goal's index]; complements
+        # kept, not made again per test
+        remaining = [[g, ~g, None, k] for k, g in enumerate(goals) if g != false]
+        not_shape = None
         for i, other, orec, matched in reversed(candidates[lo:_bisect(candidates, rec.last)]):
             if not remaining:
                 break
             if other is site:
                 continue
-            if shape is None:  # the shape of a union is the union of the shapes
+            if not_shape is None:  # the shape of a union is the union of the shapes
                 shapes = [self._shape(part[0]) for part in remaining]
-                shape = _union_all(shapes, false)
+                not_shape = ~_union_all(shapes, false)
                 if len(remaining) > 1:  # (one part: its shape was just tested)
                     for part, part_shape in zip(remaining, shapes):
-                        part[1] = part_shape
+                        part[2] = ~part_shape
             meeting = []
             for p in matched:
                 ps = self._shape(p)
-                if disjoint(ps, shape):
+                if within(ps, not_shape):
                     continue
                 met = [(part, part[0]) for part in remaining
-                       if (part[1] is None or not disjoint(ps, part[1])) and not disjoint(p, part[0])]
+                       if (part[2] is None or not within(ps, part[2])) and not within(p, part[1])]
                 if met:
                     meeting.append((p, met))
             if not meeting or (not self._within_match(orec)
-                               and all(disjoint(orec.match_u, part[0]) for part in remaining)):
+                               and all(within(orec.match_u, part[1]) for part in remaining)):
                 continue
-            out.append((i, other, orec, matched))
+            out.append((i, other, orec, matched, {part[3] for _, met in meeting for part, _ in met}))
             for p, met in meeting:
+                not_p = ~p
                 for part, tested in met:  # (p met ``tested``; an earlier p may have changed it)
                     left = part[0]
-                    if left is tested or (left != false and not disjoint(p, left)):
-                        part[0] = left & ~p
+                    if left is tested or (left != false and not within(p, part[1])):
+                        part[0] = left = left & not_p
+                        part[1] = ~left
             remaining = [part for part in remaining if part[0] != false]
         return out
 
-    def _meets_any(self, parts: list, node) -> bool:
-        """Does one of ``parts`` meet ``node``? Each first by its shape."""
-        sp = self.space
-        shape = self._shape(node)
-        return any(not sp.disjoint(self._shape(p), shape) and not sp.disjoint(p, node) for p in parts)
+    def _within(self):
+        """``within(a, b)``: ``a ⊆ b`` (raw nodes), by CUDD's inclusion test
+        where it is at hand; the blocker search asks it about complements
+        it keeps."""
+        leq = self.space._leq
+        if leq is None:
+            false = self.space.false
+            return lambda a, b: (a & ~b) == false
+        return leq
 
     def _matched(self, rec: _Record) -> list:
         """The rule's matched sets (upper, one per visit), empty ones left out."""
@@ -562,21 +580,27 @@ class Reachability:
         the request holds ``target``). If none of them entered the jump's
         own chain either, ask its callers. A jump whose condition excludes
         them all explains the rule alone: no earlier rule is to blame."""
-        sp = self.space
         if depth >= MAX_DEPTH:
             return
+        within = self._within()
+        jumps = self._jumps
         for caller in self._chain_callers().get(id(site.chain), ()):
             if id(caller) in seen:
                 continue
             seen.add(id(caller))
-            rec = self._records[id(caller)]
-            if sp.disjoint(rec.match_u, target):
+            sets = jumps.get(id(caller))
+            if sets is None:  # complements of its match, its entry (None: unknown), passed (made when asked)
+                entry = self._entry_upper(caller)
+                sets = jumps[id(caller)] = [~self._records[id(caller)].match_u,
+                                            None if entry is None else ~entry, None]
+            if within(target, sets[0]):
                 continue  # the jump never sends such packets in, whatever came before
-            entry = self._entry_upper(caller)
-            if entry is not None and sp.disjoint(target, entry):
+            if sets[1] is not None and within(target, sets[1]):
                 self._caller_requests(d, caller, target, requests, sites, seen, depth + 1)
                 continue
-            if not sp.disjoint(target, self._passed_by(caller)):
+            if sets[2] is None:
+                sets[2] = ~self._passed_by(caller)
+            if not within(target, sets[2]):
                 requests.setdefault(id(caller), []).append((d, target))
                 sites[id(caller)] = caller
 
@@ -888,8 +912,15 @@ class _Sink:
     def since(self, mark) -> tuple:
         """What was added after ``mark``, to replay for a memoised chain run."""
         parts = tuple(tuple(x[m:]) for x, m in zip(self._lists(), mark))
-        alt = tuple((i - mark[0], n) for i, n in self.alt.items() if i >= mark[0])
-        return parts, alt
+        # ``alt`` is filled in ascending index order (accept, replay): read
+        # back from its end only the entries added since ``mark`` (scanning
+        # all of it per memoised run was quadratic: 7k runs at 100k rules)
+        alt = []
+        for i, n in reversed(self.alt.items()):
+            if i < mark[0]:
+                break
+            alt.append((i - mark[0], n))
+        return parts, tuple(reversed(alt))
 
     def replay(self, added, keep_alt: bool = True) -> None:
         self.exact = False  # unknown here; only an optimisation rests on it
@@ -925,12 +956,16 @@ class _Sink:
                 _union_all(self.unk_u, false), acc_l_input)
 
 
-#: Memoised chain runs kept per walk; runs are replayed only for chains
-#: entered from several places with the very same sets (kube-proxy's
-#: KUBE-SERVICES, from nat PREROUTING and OUTPUT), and only runs that
-#: visited at least ``MEMO_MIN_RULES`` rules are kept (a one-rule chain
-#: called from thousands of places with different sets is cheaper to redo).
-MEMO_SIZE = 4096
+#: Memoised chain runs kept per walk, the last used ones (LRU); runs are
+#: replayed only for chains entered from several places with the very same
+#: sets, and only runs that visited at least ``MEMO_MIN_RULES`` rules are
+#: kept (a one-rule chain called from thousands of places with different
+#: sets is cheaper to redo). What it guards against is a chain that jumps
+#: twice in a row to the next (2^n runs): the run asked again is the last
+#: one kept. Hits are rare otherwise (0-16 per 20k-rule walk on every
+#: generated shape and none on the corpus), and 4096 runs' sets held 0.25-0.4M
+#: BDD nodes at 20k rules (7-9 % of those live at the walk's end), 2.4M at 100k.
+MEMO_SIZE = 64
 MEMO_MIN_RULES = 16
 #: Chains of at least this many rules may run with the entering set split
 #: in two (``_Walker._run_split``).
@@ -951,6 +986,14 @@ class _Walker:
         self.sink: _Sink | None = None
         self.memo: dict = {}
         self.match_cache: dict = {}
+        #: ``(hit, base, match)``: ``hit`` is ``base ∧ match``, the packets a
+        #: jump (the rule being walked) sends on (``_assign``).
+        self.factor = None
+        #: Images of the bases of ``factor``, a few kept: kube-proxy's
+        #: endpoint chains of one service are all entered with the same set,
+        #: and each marks its endpoint's own packets (KUBE-MARK-MASQ).
+        self.images: dict = {}
+        self.env_free: dict[int, bool] = {}  # rule id -> its matches read no Env (_matches)
         self.exist_vars: dict = {}
         self.multi_entry = _multi_entry_chains(ruleset)
         self.read_fields = _read_fields(ruleset)
@@ -1120,13 +1163,18 @@ class _Walker:
             # path's DNAT images (``alt``) serves a walk that needs them.
             alt = _tracks_input(ctx)
             key = (id(chain), low, up, ctx.before_conntrack, _env(ctx, self.absent, self.reads_ttl))
-            hit = self.memo.get((*key, True)) or (None if alt else self.memo.get((*key, False)))
+            hit_key = (*key, True) if (*key, True) in self.memo else (None if alt else (*key, False))
+            hit = self.memo.pop(hit_key, None)
             if hit is not None:
+                self.memo[hit_key] = hit  # (the last used, last evicted)
                 out, added, log, path = hit
                 self.sink.replay(added, alt)
                 if path is not self.path:
                     for entry in log:
                         self._add(*entry)
+                # An enclosing run being memoised keeps these visits too: its
+                # replay on another path must file this chain's rules there.
+                self.log.extend(log)
                 return out
             mark, log_mark = self.sink.mark(), len(self.log)
         f = self.space.false
@@ -1154,7 +1202,7 @@ class _Walker:
         out = (ret.lower, ret.upper)
         if key is not None and len(self.log) - log_mark >= MEMO_MIN_RULES:
             if len(self.memo) >= MEMO_SIZE:
-                self.memo.clear()
+                del self.memo[next(iter(self.memo))]
             self.memo[(*key, alt)] = (out, self.sink.since(mark), self.log[log_mark:], self.path)
         return out
 
@@ -1250,7 +1298,14 @@ class _Walker:
             return next_l, next_u
         for effect in rule.effects:
             hit_l, hit_u = self._effect(effect, ctx, hit_l, hit_u)
+        factor = self.factor
+        if m_l is m_u and not rule.effects and isinstance(rule.action, (Jump, Goto)):
+            # the jumped-to chain may write a field of these packets: its
+            # image is the match met with the image of what reached the rule
+            # (``_assign``), the latter shared by rules reached by the same set
+            self.factor = (hit_u, up, m_u)
         cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
+        self.factor = factor
         self.cont = cont_l, cont_u  # (the run keeps what came back)
         if m_l is not m_u and self._transparent(rule):
             # Matched or not, the packets go on unchanged: certainty stays.
@@ -1262,6 +1317,15 @@ class _Walker:
 
     def _matches(self, rule: Rule, ctx: _Context):
         env = _env(ctx, self.absent, self.reads_ttl)
+        if env[0] != "arrive" or len(env) > 2:
+            # a rule that reads neither address types nor the TTL reads the
+            # same on every hook: one encoding serves them all (kube-proxy's
+            # service chains run on prerouting and output)
+            free = self.env_free.get(id(rule))
+            if free is None:
+                free = self.env_free[id(rule)] = not any(reads_env(m) for m in rule.matches)
+            if free:
+                env = ("arrive", self.absent)
         key = (id(rule), ctx.before_conntrack, env)
         if key not in self.match_cache:
             m_l, m_u = encode_conjunction(rule.matches, self.space, env)
@@ -1392,7 +1456,7 @@ class _Walker:
         elif isinstance(action, Dispatch):
             return self._dispatch(action, chain, rule, low, up, ctx, depth, ret)
         elif isinstance(action, Nat):
-            self._nat(action, low, up, ctx)
+            self._nat(action, low, up, ctx, rule)
         elif isinstance(action, Queue):
             sink.unknown(low, up)
         elif isinstance(action, UnknownAction):
@@ -1472,6 +1536,21 @@ class _Walker:
         mask = (1 << spec.width) - 1 if mask is None else mask
         if not mask or node == sp.false:
             return node
+        factor = self.factor
+        if factor is not None and node == factor[0] and self._apart(factor[2], field):
+            # node = base ∧ match, the match reading none of the field's
+            # bits: the image is match ∧ image(base), the very same set
+            base = factor[1]
+            key = (field, mask, value, checked, base)
+            image = self.images.get(key)
+            if image is None:
+                self.factor = None
+                image = self._assign(base, field, value, mask, checked)
+                self.factor = factor
+                if len(self.images) >= 64:
+                    self.images.clear()
+                self.images[key] = image
+            return factor[2] & image
         key = (field, mask)
         names = self.exist_vars.get(key)
         if names is None:
@@ -1484,6 +1563,15 @@ class _Walker:
         if values is None:
             values = self.exist_vars[key] = sp.masked(field, mask, value)
         return node & values
+
+    def _apart(self, node, field: str) -> bool:
+        """Does ``node`` (a rule's match) read no bit of ``field``? Kept."""
+        key = ("apart", node, field)
+        known = self.match_cache.get(key)
+        if known is None:
+            known = self.match_cache[key] = not (self.space.bdd.support(node)
+                                                 & set(self.space.spec(field).bit_vars))
+        return known
 
     def _effect(self, effect, ctx: _Context, low, up):
         if self._leaves_alone(effect, ctx):
@@ -1593,7 +1681,7 @@ class _Walker:
         tcp = sp.header("flags")
         return (node & ~tcp) | self._assign(node & tcp, "flags", 0, effect.clear_flags, checked=True)
 
-    def _nat(self, action: Nat, low, up, ctx: _Context) -> None:
+    def _nat(self, action: Nat, low, up, ctx: _Context, rule: Rule | None = None) -> None:
         """Send the images of ``[low, up]`` under ``action`` to the sink; on
         the input path (or a walk it shares), also the lower image as input
         sees it: a prerouting DNAT that changes the destination sends the
@@ -1602,24 +1690,45 @@ class _Walker:
         sp = self.space
         false = sp.false
         self.sink.exact = False
-        image_u = self._nat_image(action, up)
-        image_l = image_u if (low is up or low == up) else self._nat_image(action, low)
+        within = rule is not None and self._match_within_nat(rule, action, ctx)
+        image_u = self._nat_image(action, up, within)
+        image_l = image_u if (low is up or low == up) else self._nat_image(action, low, within)
         alt = None
         if (_tracks_input(ctx) and action.kind == "dnat" and action.to_addr is not None and low != false):
             fam = sp.family(action.to_addr.version)
             same = low & (~fam | sp.eq("dst", int(action.to_addr)))
-            alt = image_l if same == low else self._nat_image(action, same)
+            alt = image_l if same == low else self._nat_image(action, same, within)
             if same != low:  # these surely leave the input path for forward
-                self.path.moved.append(self._nat_image(action, low & ~same))
+                self.path.moved.append(self._nat_image(action, low & ~same, within))
         self.sink.accept(image_l, image_u, alt)
 
-    def _nat_image(self, action: Nat, node):
+    def _match_within_nat(self, rule: Rule, action: Nat, ctx: _Context) -> bool:
+        """Do the packets ``rule`` hands its NAT action lie within the
+        action's one-step image domain (``_nat_whole``) by the rule's match
+        alone? They are the reaching set met with the match (no effect
+        changed them before), so testing the match once per rule and context
+        spares testing every set (kube-proxy's ``-p tcp … -j DNAT``)."""
+        if rule.effects:
+            return False
+        key = ("nat-within", id(rule), id(action), ctx.before_conntrack,
+               _env(ctx, self.absent, self.reads_ttl))
+        known = self.match_cache.get(key)
+        if known is None:
+            whole = self._nat_whole(action)
+            leq = self.space._leq
+            known = self.match_cache[key] = (whole is not None and leq is not None
+                                             and leq(self._matches(rule, ctx)[1], whole[0]))
+        return known
+
+    def _nat_image(self, action: Nat, node, within: bool = False):
+        """The image of ``node`` under ``action``; ``within``: ``node`` is
+        known to lie in ``_nat_whole``'s domain (not tested again)."""
         sp = self.space
         false = sp.false
         if node == false:
             return node
         whole = self._nat_whole(action)
-        if whole is not None and sp._leq is not None and sp._leq(node, whole[0]):
+        if whole is not None and (within or (sp._leq is not None and sp._leq(node, whole[0]))):
             # Every packet has the family of the address and a port header:
             # the writes and the status bit are one quantification and one
             # conjunction (the same set as the steps below, fewer passes).

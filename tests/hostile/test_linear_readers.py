@@ -12,7 +12,7 @@ import pytest
 
 from ruleanalyzer import parsers
 from ruleanalyzer.errors import RuleAnalyzerError
-from ruleanalyzer.parsers.iptables import _WORD, _word_spans
+from ruleanalyzer.parsers.iptables import _CLOSED, _WORD, _word_spans
 
 from .test_limits import assert_linear
 
@@ -33,6 +33,8 @@ def _parse_or_refuse(dialect):
     # 30 kB took 24 s, 120 kB 406 s
     ("iptables", lambda n: '*filter\n-A INPUT -m comment --comment "' + '\\" ' * n + " -j ACCEPT\nCOMMIT\n", 1000),
     ("iptables", lambda n: "*filter\n-A INPUT -m comment --comment " + 'a\\"' * n + " -j ACCEPT\nCOMMIT\n", 1000),
+    # every quote closed: the words come from the regex (_CLOSED)
+    ("iptables", lambda n: '*filter\n-A INPUT -m comment --comment "' + 'x\\" ' * n + '" -j ACCEPT\nCOMMIT\n', 1000),
     # 60 kB took 105 s
     ("ufw", lambda n: STATUS + "22/tcp (" + "(x " * n + "  ALLOW       Anywhere\n", 1000),
     # application names: 40 kB took 24 s
@@ -49,3 +51,17 @@ def test_word_spans_agree_with_the_word_regex():
     for _ in range(20_000):
         line = "".join(rng.choice(' a"\\\tb') for _ in range(rng.randint(0, 12)))
         assert _word_spans(line) == [(m.start(), m.end()) for m in _WORD.finditer(line)], line
+
+
+def test_lines_with_closed_quotes_are_read_by_the_regex_as_by_the_scanner():
+    """Where every quote is closed (_CLOSED) the reader takes _WORD's words
+    at once: the scanner's words, on lines of quotes, escapes and blanks."""
+    rng = random.Random(21)
+    closed = 0
+    for _ in range(20_000):
+        line = "".join(rng.choice(['a', ' ', '"', '\\', '\t', '\u00a0', '""', '\\"'])
+                       for _ in range(rng.randint(0, 12)))
+        if _CLOSED.fullmatch(line):
+            closed += 1
+            assert _WORD.findall(line) == [line[a:b] for a, b in _word_spans(line)], line
+    assert closed > 2000
