@@ -1172,9 +1172,6 @@ class _Walker:
                 if path is not self.path:
                     for entry in log:
                         self._add(*entry)
-                # An enclosing run being memoised keeps these visits too: its
-                # replay on another path must file this chain's rules there.
-                self.log.extend(log)
                 return out
             mark, log_mark = self.sink.mark(), len(self.log)
         f = self.space.false
@@ -1800,16 +1797,22 @@ class _Walker:
 
 def _multi_entry_chains(ruleset: Ruleset) -> set[int]:
     """Chains more than one rule (or verdict-map branch) jumps to: the only
-    ones a chain run can be reused for."""
+    ones a chain run can be reused for — less those whose run can never
+    visit :data:`MEMO_MIN_RULES` rules (fewer rules, no jump: never kept,
+    so never looked up; kube-proxy's one-rule KUBE-MARK-MASQ, run 95k
+    times on 100k rules)."""
     seen: dict[int, int] = {}
+    small: set[int] = set()
     for table in ruleset.tables:
         for chain in table.chains.values():
+            if len(chain.rules) < MEMO_MIN_RULES and not any(r.jump_targets() for r in chain.rules):
+                small.add(id(chain))
             for rule in chain.rules:
                 for name in rule.jump_targets():
                     target = table.chains.get(name)
                     if target is not None:
                         seen[id(target)] = seen.get(id(target), 0) + 1
-    return {k for k, n in seen.items() if n > 1}
+    return {k for k, n in seen.items() if n > 1 and k not in small}
 
 
 def _env(ctx: "_Context", absent: frozenset, reads_ttl: bool = False):

@@ -448,3 +448,62 @@ def test_split_chain_run_gives_the_same_sets(monkeypatch, hook):
     assert ("PORTS", True) in runs and ("PREROUTING", False) in runs
     assert len(split[0]) == 12 + 1 + 1 + 12 + 1 + 2  # every rule reached
     assert any(s[0] != s[1] for s in split[0])  # some lower and upper sets differ
+
+
+def _endpoints_fixture() -> str:
+    """kube-proxy's shape: a service chain sends each endpoint chain the
+    same packets (a random pick is undecidable), and each endpoint chain
+    marks its own endpoint's packets through a one-rule chain before the
+    DNAT; FORWARD reads the mark."""
+    lines = ["*nat", ":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":MASQ - [0:0]", ":SVC - [0:0]"]
+    lines.append("-A MASQ -j MARK --set-xmark 0x4000/0x4000")
+    for base in ("PREROUTING", "OUTPUT"):  # no packet carries the mark before
+        lines.append(f"-A {base} -j MARK --set-xmark 0x0/0x4000")
+    lines.append("-A PREROUTING -d 172.18.0.1/32 -p tcp --dport 80 -j SVC")
+    lines.append("-A OUTPUT -d 172.18.0.1/32 -p tcp --dport 80 -j SVC")
+    lines.append("-A SVC ! -s 100.76.0.0/14 -d 172.18.0.1/32 -p tcp --dport 80 -j MASQ")
+    for i in range(3):
+        lines.insert(2, f":SEP{i} - [0:0]")
+        pick = "-m statistic --mode random --probability 0.5 " if i < 2 else ""
+        lines.append(f"-A SVC {pick}-j SEP{i}")
+        lines.append(f"-A SEP{i} -s 100.76.0.{i + 5}/32 -j MASQ")
+        lines.append(f"-A SEP{i} -p tcp -j DNAT --to-destination 100.76.0.{i + 5}:8080")
+    lines += ["COMMIT", "*filter", ":FORWARD DROP [0:0]", "-A FORWARD -m mark --mark 0x4000/0x4000 -j ACCEPT",
+              "-A FORWARD -s 100.76.0.6/32 -j ACCEPT", "COMMIT", ""]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("hook", ["forward", "output"])
+def test_factored_mark_image_gives_the_same_sets(monkeypatch, hook):
+    """A chain that writes the packets a jump sent it (KUBE-MARK-MASQ from
+    each endpoint chain) images them as the jump's match met with the
+    image of what reached the jump, kept for the next endpoint: every rule
+    gets the very sets, and the hook the same verdicts, as imaging each
+    set itself."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import reach as reach_mod
+
+    original = reach_mod._Walker._apart
+    used = []
+
+    def walk(factor: bool):
+        def apart(self, node, field):
+            out = factor and original(self, node, field)
+            used.append(out)
+            return out
+
+        monkeypatch.setattr(reach_mod._Walker, "_apart", apart)
+        result = analyze(loads(_endpoints_fixture(), dialect="iptables"), hook, 4)
+        sets = [tuple(getattr(result.rule_sets(r), n).size() for n in
+                      ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper"))
+                for r in result.rules()]
+        verdicts = [b.size() for v in (result.accepted, result.dropped, result.undecided)
+                    for b in (v.lower, v.upper)]
+        return sets, verdicts
+
+    factored = walk(True)
+    assert any(used)  # the factored image was taken
+    used.clear()
+    assert factored == walk(False)
+    assert len(factored[0]) >= 1 + 3 + 1 + 6
+    assert any(s[3] for s in factored[0][1:])  # packets do reach the endpoint chains
