@@ -676,8 +676,11 @@ def _caller_conflicts(reach, rule: Rule, entry) -> list[tuple[str, str, Rule | N
     mine = [(m, _encode(space, m)) for m in rule.matches]
     callers = _callers(reach).get(id(chain), [])
     out: list[tuple[str, str, Rule | None]] = []
+    conditions = reach.__dict__.setdefault("_ra_conditions", {})  # every dead rule of a chain asks
     for caller in callers:
-        theirs = [(m, _encode(space, m)) for m in caller.matches]
+        theirs = conditions.get(id(caller))
+        if theirs is None:
+            theirs = conditions[id(caller)] = [(m, _encode(space, m)) for m in caller.matches]
         found = next(((_condition(rule, m), _condition(caller, mj)) for m, s in mine
                       for mj, sj in theirs if space.disjoint(s.node, sj.node)), None)
         if found is not None:
@@ -697,7 +700,13 @@ def _taken(reach, other: Rule, sure: bool = False):
     key = (id(other), sure)
     hit = cache.get(key)
     if hit is None:
-        hit = cache[key] = _taken_now(reach, other, sure)
+        rec = reach._records[id(other)]
+        if sure and len(rec.parts) == 1 and rec.match_l == rec.match_u:
+            # one visit, a decided match: what surely matched is what
+            # reached it within its match — its matched set (no replay)
+            hit = cache[key] = _taken(reach, other)
+        else:
+            hit = cache[key] = _taken_now(reach, other, sure)
     return hit
 
 

@@ -73,3 +73,31 @@ def test_an_ipv6_rule_is_explained_by_the_ipv6_path():
     [f] = _findings("RA103/trigger_untracked_ndp.nft", ["RA103"])
     assert f.message == ("rule can never match: `icmp_type 135` never holds for packets "
                          "that enter chain newpkt")
+
+
+def test_the_blocker_is_found_among_many_rules_that_take_nothing_of_it():
+    """Long chains (the stories look only at rules that can meet a dead
+    rule's packets, found block by block): the one rule that takes them,
+    deep among rules for other ports, is named — in the rule's own chain,
+    and in a chain an earlier jump enters."""
+    from ruleanalyzer import loads
+
+    lines = ["*filter", ":INPUT DROP [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]",
+             ":early - [0:0]", ":late - [0:0]"]
+    lines += [f"-A INPUT -p tcp --dport {2000 + i} -j ACCEPT" for i in range(23)]
+    lines.append("-A INPUT -s 10.0.0.0/8 -p tcp --dport 22 -j DROP")  # rule 24
+    lines += [f"-A INPUT -p udp --dport {3000 + i} -j ACCEPT" for i in range(20)]
+    lines.append("-A INPUT -s 10.1.2.3 -p tcp --dport 22 -j ACCEPT")  # rule 45: dead
+    lines.append("-A INPUT -j early")
+    lines.append("-A INPUT -p tcp --dport 443 -j late")
+    lines += [f"-A early -p tcp --dport {4000 + i} -j DROP" for i in range(37)]
+    lines.append("-A early -p tcp --dport 443 -s 192.0.2.0/24 -j DROP")  # rule 38
+    lines += [f"-A early -p udp --dport {5000 + i} -j DROP" for i in range(30)]
+    lines.append("-A late -s 192.0.2.7 -j ACCEPT")  # dead: early rule 38 drops them
+    lines += ["COMMIT", ""]
+    rs = loads("\n".join(lines), dialect="iptables", name="long.rules")
+    found = {f.where.line: f for f in run_audit([rs], select=["RA101", "RA102", "RA103"]).findings}
+    assert sorted(found) == [51, 122]
+    assert "taken first by INPUT rule 24 (line 30)," in found[51].message
+    assert found[51].code == "RA101"
+    assert "early rule 38 (line 91)" in found[122].message
