@@ -395,6 +395,16 @@ def test_rule_whose_packets_never_enter_its_chain_is_blocked_before_the_jump():
     assert reach.unreachable_rules() == [(inner, [ok])]
 
 
+def _every_set(result) -> tuple[list, list]:
+    """Each rule's four set sizes and the hook's verdict set sizes."""
+    sets = [tuple(getattr(result.rule_sets(r), n).size() for n in
+                  ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper"))
+            for r in result.rules()]
+    verdicts = [b.size() for v in (result.accepted, result.dropped, result.undecided)
+                for b in (v.lower, v.upper)]
+    return sets, verdicts
+
+
 def _split_fixture() -> str:
     """A kube-proxy-like nat table: services by address, then a long chain
     matching ports only (run split), with jumps that send packets back
@@ -425,14 +435,7 @@ def test_split_chain_run_gives_the_same_sets(monkeypatch, hook):
 
     def walk(min_rules):
         monkeypatch.setattr(reach_mod, "SPLIT_MIN_RULES", min_rules)
-        ruleset = loads(_split_fixture(), dialect="iptables")
-        result = analyze(ruleset, hook, 4)
-        sets = [tuple(getattr(result.rule_sets(r), n).size() for n in
-                      ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper"))
-                for r in result.rules()]
-        verdicts = [b.size() for v in (result.accepted, result.dropped, result.undecided)
-                    for b in (v.lower, v.upper)]
-        return sets, verdicts
+        return _every_set(analyze(loads(_split_fixture(), dialect="iptables"), hook, 4))
 
     runs = []
     original = reach_mod._Walker._run_split
@@ -493,13 +496,7 @@ def test_factored_mark_image_gives_the_same_sets(monkeypatch, hook):
             return out
 
         monkeypatch.setattr(reach_mod._Walker, "_apart", apart)
-        result = analyze(loads(_endpoints_fixture(), dialect="iptables"), hook, 4)
-        sets = [tuple(getattr(result.rule_sets(r), n).size() for n in
-                      ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper"))
-                for r in result.rules()]
-        verdicts = [b.size() for v in (result.accepted, result.dropped, result.undecided)
-                    for b in (v.lower, v.upper)]
-        return sets, verdicts
+        return _every_set(analyze(loads(_endpoints_fixture(), dialect="iptables"), hook, 4))
 
     factored = walk(True)
     assert any(used)  # the factored image was taken
