@@ -42,7 +42,7 @@ from .engine.result import Result
 from .model import (HOOK_PATHS, Chain, Dispatch, EcnStrip,
                     Nat, Notrack, Packet, Rule, Ruleset, SetField)
 from .space import Layout, PacketSet, Space, witness
-from .space.encode import encode_conjunction, ttl_before_forward
+from .space.encode import encode_conjunction, reads_ttl, ttl_before_forward
 from .space.fields import TCP
 from .space.packetset import cyclic_gc_paused
 from .space.reach import analyze
@@ -552,7 +552,7 @@ def _candidates(plan: _Plan, space: Space):
     cand = space.false
     for rule in (*plan.changed_old, *plan.changed_new):
         cand |= encode_conjunction(rule.matches, space)[1]
-    if _reads_ttl(rule.matches for rule in (*plan.changed_old, *plan.changed_new)):
+    if any(reads_ttl(m) for rule in (*plan.changed_old, *plan.changed_new) for m in rule.matches):
         # FORWARD and POSTROUTING rules of forwarded packets read the TTL
         # ip_forward lowered: those packets arrived with one more.
         cand |= ttl_before_forward(cand, space)
@@ -583,16 +583,6 @@ def _candidates(plan: _Plan, space: Space):
             return cand
         cand = grown
     return space.valid  # rewrites chain deeper than we follow: every packet
-
-
-def _reads_ttl(rule_matches) -> bool:
-    stack = [m for matches in rule_matches for m in matches]
-    while stack:
-        m = stack.pop()
-        if getattr(m, "field", None) in ("ttl", "hoplimit", "hop_limit"):
-            return True
-        stack.extend(getattr(m, "matches", ()))
-    return False
 
 
 def _rewrite_steps(rule: Rule, space: Space):

@@ -115,9 +115,16 @@ def reads_env(match: Match) -> bool:
     do not read the same whatever the hook."""
     if isinstance(match, (AllOf, AnyOf)):
         return any(reads_env(sub) for sub in match.matches)
+    return isinstance(match, NameMatch) and getattr(match, "field", None) in ROUTE_DEPENDENT \
+        or reads_ttl(match)
+
+
+def reads_ttl(match: Match) -> bool:
+    """Does ``match`` (or a part of it) read the TTL / hop limit?"""
+    if isinstance(match, (AllOf, AnyOf)):
+        return any(reads_ttl(sub) for sub in match.matches)
     field = getattr(match, "field", None)
-    return isinstance(match, NameMatch) and field in ROUTE_DEPENDENT \
-        or FIELD_ALIASES.get(field, field) == "ttl"
+    return FIELD_ALIASES.get(field, field) == "ttl"
 
 
 def _level(node, space: Space) -> int:

@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
                      Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
                      Ruleset, SetField, UnknownAction)
-from .encode import LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
+from .encode import FIELD_ALIASES, LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
 from .fields import Layout
 from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
 
@@ -1001,7 +1001,7 @@ class _Walker:
         self.exist_vars: dict = {}
         self.multi_entry = _multi_entry_chains(ruleset)
         self.read_fields = _read_fields(ruleset)
-        self.reads_ttl = bool({"ttl", "hoplimit", "hop_limit"} & self.read_fields)
+        self.reads_ttl = "ttl" in self.read_fields
         self.transparent: dict[int, bool] = {}
         self.absent: frozenset[str] = frozenset()
         #: Every record made, in order, so a memoised run can replay its
@@ -1843,7 +1843,7 @@ def _read_fields(ruleset: Ruleset) -> frozenset[str]:
         field = getattr(m, "field", None)
         if field:
             fields.add(field)
-            fields.add(_READ_AS.get(field, field))
+            fields.add(_READ_AS.get(field, FIELD_ALIASES.get(field, field)))
             if field == "tos":
                 fields.add("dscp")
         for sub in getattr(m, "matches", ()):
