@@ -25,7 +25,21 @@ def witness(packets: PacketSet, hook: str = "input") -> Packet:
         narrowed = node & pref
         if narrowed != space.false:
             node = narrowed
-    return _decode(space, _first_path(space, node), hook)
+    packet = _decode(space, _first_path(space, node), hook)
+    if packet.src == packet.dst and not packet.src.is_loopback:
+        # A host does not send itself routed traffic (1.0.0.1 -> 1.0.0.1 was
+        # the witness of forwarded exposure): another destination, where
+        # the set holds one. (Every preference above still holds: the
+        # narrowed set only loses one address.)
+        spec = space.spec("dst")
+        point = space.true
+        for b in range(spec.width):
+            bit = space.bdd.var(spec.var(b))
+            point &= bit if int(packet.dst) >> b & 1 else ~bit
+        other = node & ~point
+        if other != space.false:
+            packet = _decode(space, _first_path(space, other), hook)
+    return packet
 
 
 def _first_path(space: Space, node) -> dict[str, bool]:
