@@ -465,18 +465,15 @@ class _Meeting:
     def __init__(self, reach, rules: list[Rule], matched: bool):
         space, false = reach.space, reach.space.false
         self.space = space
-        self.rules: list[Rule] = []
+        self.rules: list[Rule] = list(rules)
         self.nodes: list[list] = []  # per rule: the sets tested (raw nodes)
-        for r in rules:
+        for r in self.rules:
             rec = reach._records.get(id(r))
             if rec is None:
-                self.rules.append(r)  # not on this path: never meets
-                self.nodes.append([])
+                self.nodes.append([])  # not on this path: never meets
             elif matched or isinstance(r.action, (Jump, Dispatch)):
-                self.rules.append(r)
                 self.nodes.append([part[3] for part in rec.parts if part[3] != false])
             else:
-                self.rules.append(r)
                 self.nodes.append([rec.match_u] if rec.match_u != false else [])
         self.unions: dict[tuple[int, int], object] = {}
 
