@@ -95,14 +95,16 @@ def _chain_verdict(rule: Rule, name: str, depth: int) -> str | None:
 
 @dataclass
 class _Dead:
-    """One rule unreachable on every path it lies on, and what blocks it."""
+    """One rule unreachable on every path it lies on."""
 
     rule: Rule
-    blockers: list[Rule] = field(default_factory=list)
 
 
 def dead_rules(ctx: Context) -> list[_Dead]:
-    """Rules no packet reaches and matches on any hook/family (cached)."""
+    """Rules no packet reaches and matches on any hook/family (cached).
+    Which earlier rules block them is not searched here: only the stories
+    of rules whose packets never enter their chain ask for it
+    (:func:`_space_changers`)."""
     cached = ctx.__dict__.get("_dead_rules")
     if cached is not None:
         return cached
@@ -110,18 +112,14 @@ def dead_rules(ctx: Context) -> list[_Dead]:
     alive: set[int] = set()
     order: list[int] = []
     for _hook, _family, reach in ctx.analyses():
-        dead_here = {id(r): b for r, b in reach.unreachable_rules()}
         for rule in reach.rules():
             rid = id(rule)
-            if rid not in dead_here:
+            if not reach.is_unreachable(rule):
                 alive.add(rid)
                 continue
             if rid not in seen:
                 seen[rid] = _Dead(rule)
                 order.append(rid)
-            entry = seen[rid]
-            known = {id(b) for b in entry.blockers}  # (a list's ``in`` walks it)
-            entry.blockers += [b for b in dead_here[rid] if id(b) not in known]
     result = [seen[i] for i in order if i not in alive and not seen[i].rule.implicit]
     # One written line may compile to several rules (a firewalld zone's
     # target on input and on forward): it is dead only when all of them are.
@@ -208,25 +206,24 @@ _RANK = {"blocked": 0, "changed": 1, "callers": 2, "own": 3, "orphan": 4}
 
 
 def stories(ctx: Context) -> dict[int, Story]:
-    """The :class:`Story` of every dead rule of ``ctx`` (cached)."""
+    """The :class:`Story` of every dead rule of ``ctx`` (cached), except
+    those a structure check explains (RA504, RA505: no finding tells
+    their story)."""
     cached = ctx.__dict__.get("_dead_stories")
     if cached is not None:
         return cached
     out: dict[int, Story] = {}
     dead = dead_rules(ctx)
-    by_id = {id(d.rule): d for d in dead}
+    by_id = {id(d.rule): d for d in dead if not explained_by_structure(d.rule)}
     families = set(ctx.families())
     for _hook, _family, reach in ctx.analyses():
-        space_blockers = None
         for rule in reach.rules():
             d = by_id.get(id(rule))
             if d is None or unmodelled(rule):
                 continue
             if _foreign(rule, _family, families):
                 continue  # an IPv6-only rule's IPv4 path says nothing about why it is dead
-            if space_blockers is None:
-                space_blockers = {id(r): b for r, b in reach.unreachable_rules()}
-            story = _story(reach, rule, space_blockers.get(id(rule), []))
+            story = _story(reach, rule)
             best = out.get(id(rule))
             if best is None or _RANK[story.kind] < _RANK[best.kind]:
                 out[id(rule)] = story
@@ -321,7 +318,23 @@ def _entry(reach, chain):
     return cache[id(chain)]
 
 
-def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
+def _space_changers(reach, rule: Rule) -> list[Rule]:
+    """The rules that change ``rule``'s packets on the way, among the
+    blockers the packet space names for it (those that take or change the
+    packets before the jumps into its chain). No rule on this path changes
+    packets: none, without the blocker search."""
+    writers = reach.__dict__.get("_ra_writes")
+    if writers is None:
+        writers = reach.__dict__["_ra_writes"] = any(_writes(r) for r in reach.rules())
+    if not writers:
+        return []
+    blockers = reach.__dict__.get("_ra_blockers")
+    if blockers is None:
+        blockers = reach.__dict__["_ra_blockers"] = {id(r): b for r, b in reach.unreachable_rules()}
+    return [b for b in blockers.get(id(rule), []) if _writes(b)]
+
+
+def _story(reach, rule: Rule) -> Story:
     sets = reach.rule_sets(rule)
     target = sets.match_upper
     story = Story(rule)
@@ -338,7 +351,7 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
         if story.shadowed is None:
             story.shadowed = _verdicts(reach, rule, packets)
         return story
-    changers = [b for b in space_blockers if _writes(b)]
+    changers = _space_changers(reach, rule)
     if changers:
         story.kind = "changed"
         story.changers = changers[:COVER_CAP]
