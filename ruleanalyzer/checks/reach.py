@@ -330,7 +330,7 @@ def _space_changers(reach, rule: Rule) -> list[Rule]:
         return []
     blockers = reach.__dict__.get("_ra_blockers")
     if blockers is None:
-        blockers = reach.__dict__["_ra_blockers"] = {id(r): b for r, b in reach.unreachable_rules()}
+        blockers = reach.__dict__["_ra_blockers"] = {id(r): b for r, b in reach.unreachable_rules(entered=False)}
     return [b for b in blockers.get(id(rule), []) if _writes(b)]
 
 

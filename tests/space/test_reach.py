@@ -111,6 +111,21 @@ def test_blockers_before_the_jump_into_the_chain():
     assert dict(reach.unreachable_rules())[inner] == [early]
 
 
+def test_blockers_asked_only_where_no_packet_enters_the_chain():
+    t = table(input="accept")
+    t.add_chain(Chain("SUB"))
+    inner = t.chains["SUB"].add(rule(dport(23), action=Accept()))
+    inp = t.chains["INPUT"]
+    early = inp.add(rule(TCP, dport(23), action=Drop()))
+    inp.add(rule(TCP, action=Jump("SUB")))
+    udp = inp.add(rule(UDP, action=Accept()))
+    dns = inp.add(rule(UDP, dport(53), action=Drop()))  # its packets enter INPUT: udp took them
+    reach = analyze(ruleset(t), "input", 4)
+    # the stories' question: the same blockers where none of the packets entered, none searched elsewhere
+    assert reach.unreachable_rules(entered=False) == [(inner, [early]), (dns, [])]
+    assert reach.unreachable_rules() == [(inner, [early]), (dns, [udp])]
+
+
 def test_user_chain_from_two_call_sites_is_analysed_per_site():
     t = table(input="drop")
     t.add_chain(Chain("SSH"))
