@@ -498,7 +498,7 @@ class AdminPortExposed(_ExposureCheck):
             named, every = _services(_both_versions(labels))
             yield locate(self.finding(
                 f"open to the whole internet: {named}{caveat}",
-                details=[f"any public address can complete a connection (e.g. {w.describe()})", *every],
+                details=["any public address can complete a connection (SYN in, SYN-ACK out)", *every],
                 witness=w, related=[related_rule(r, "also admits it") for r in others[:5]],
                 fix="restrict the source (-s / ip saddr) to the networks that need it",
                 severity="warning" if conditional else None, **where), ctx)
