@@ -334,6 +334,22 @@ def _services(services: list[Service]) -> tuple[str, list[str]]:
             ["every service: " + ", ".join(map(str, services))] if cut else [])
 
 
+def _caveat(services: list[Service]) -> str:
+    """What an exposure on interfaces of unknown role depends on: the one
+    interface by name, else "those interfaces".
+
+    >>> _caveat([Service("SSH", 22, "IPv4", via="eth1"), Service("RDP", 3389, "IPv4", via="eth1")])
+    'if eth1 faces the internet'
+    >>> _caveat([Service("SSH", 22, "IPv4", via="eth0 or eth1")])
+    'if those interfaces face the internet'
+    """
+    vias = {s.via for s in services}
+    one = vias.pop() if len(vias) == 1 else ""
+    if one and " " not in one:
+        return f"if {one} faces the internet"
+    return "if those interfaces face the internet"
+
+
 def _both_versions(services: list[Service]) -> list[Service]:
     """``SSH (22/tcp, IPv4)`` and ``SSH (22/tcp, IPv6)`` told as one
     ``SSH (22/tcp, IPv4 and IPv6)``.
@@ -494,7 +510,7 @@ class AdminPortExposed(_ExposureCheck):
         for anchor, labels, (example, hook), others, conditional in groups.values():
             w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
-            caveat = " — if those interfaces face the internet" if conditional else ""
+            caveat = f" — {_caveat(labels)}" if conditional else ""
             named, every = _services(_both_versions(labels))
             yield locate(self.finding(
                 f"open to the whole internet: {named}{caveat}",
@@ -633,7 +649,7 @@ class LikelyExposed(_ExposureCheck):
         more = len(depends) - 1
         return (f"{self.lead}: {named} — depends on {depends[0]}"
                 + (f" and {more} more" if more else "")
-                + (" — if those interfaces face the internet" if conditional else "")), [
+                + (f" — {_caveat(labels)}" if conditional else "")), [
             *(["depends on: " + ", ".join(depends)] if more else []),
             f"e.g. {w.describe()} is accepted unless it does", *every]
 
@@ -683,7 +699,7 @@ class ExposureDependsOnConfiguration(LikelyExposed):
             "depends on: " + ", ".join(depends),
             *([f"values left open: {', '.join(reasons)}"] if more or "…" in values[0] else []),
             f"e.g. {w.describe()} is accepted unless it does",
-            *(["if those interfaces face the internet"] if conditional else []),
+            *([_caveat(labels)] if conditional else []),
             *(["every service: " + ", ".join(map(str, labels))] if others else [])]
 
     def _reports(self, unsure: list) -> bool:

@@ -238,14 +238,14 @@ def test_ra401_ra403_headlines_say_once_what_every_service_shares_and_list_the_r
     rs = loads(rules.format(doubt=""))
     f, = run_audit([rs], select=["RA401"]).findings
     assert f.message == ("open to the whole internet: SSH (22/tcp), Telnet (23/tcp), RDP (3389/tcp) "
-                         "(all IPv4, arriving on eth1) — if those interfaces face the internet")
+                         "(all IPv4, arriving on eth1) — if eth1 faces the internet")
     assert f.details[0] == "any public address can complete a connection (SYN in, SYN-ACK out)"
     rs = loads(rules.format(doubt="-A INPUT -m recent --name bad --rcheck -j DROP\n"
                                   "-A INPUT -m limit --limit 5/sec -j DROP\n"), dialect="iptables")
     f, = run_audit([rs], select=["RA403"]).findings
     assert f.message.startswith("likely open to the whole internet: SSH (22/tcp), Telnet (23/tcp), RDP "
                                 "(3389/tcp) (all IPv4, arriving on eth1) — depends on traffic history") \
-        and f.message.endswith(" and 1 more — if those interfaces face the internet"), f.message
+        and f.message.endswith(" and 1 more — if eth1 faces the internet"), f.message
     assert any(d.startswith("depends on: traffic history") and "packet rate" in d for d in f.details)
     wide = rules.format(doubt="").replace("22,23,80,3389", "1:65535")
     f, = run_audit([loads(wide)], select=["RA401"]).findings
