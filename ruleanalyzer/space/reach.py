@@ -246,6 +246,22 @@ class _Run:
         self.recent[0] = (self.steps, k, low, up)
         return low, up
 
+    def leaving(self, k: int, matched):
+        """Of ``matched`` (within the upper set that reached rule ``k``),
+        the packets that do not reach rule ``k + 1``, without making that
+        rule's reaching set: it is ``upper(k) ∖ m_l ∪ back_u`` (the step's
+        terms; ``upper(k)`` itself past a rule that lets every packet go
+        on), so they are ``matched ∧ m_l ∖ back_u`` (none). None where the
+        step's terms are not kept (a split run; rule ``k + 1`` kept or
+        missing: read it)."""
+        if self.split is not None or k + 1 >= len(self.steps) or k + 1 in self.kept:
+            return None
+        m_l, _m_u, same, back = self.steps[k]
+        if same:
+            return m_l.bdd.false
+        out = matched & m_l
+        return out if back is None else out & ~back[1]
+
 
 class _Visit:
     """One visit of a rule, indexed as ``(reaching_l, reaching_u,
