@@ -215,6 +215,7 @@ def stories(ctx: Context) -> dict[int, Story]:
     out: dict[int, Story] = {}
     dead = dead_rules(ctx)
     by_id = {id(d.rule): d for d in dead if not explained_by_structure(d.rule)}
+    orphans = {id(chain) for chain, _jumps in _orphan_chains(ctx)}
     families = set(ctx.families())
     for _hook, _family, reach in ctx.analyses():
         for rule in reach.rules():
@@ -223,6 +224,9 @@ def stories(ctx: Context) -> dict[int, Story]:
                 continue
             if _foreign(rule, _family, families):
                 continue  # an IPv6-only rule's IPv4 path says nothing about why it is dead
+            if id(rule.chain) in orphans:  # its chain is never entered: the jumps tell it
+                out.setdefault(id(rule), Story(rule, kind="orphan"))
+                continue
             story = _story(reach, rule)
             best = out.get(id(rule))
             if best is None or _RANK[story.kind] < _RANK[best.kind]:
@@ -254,12 +258,14 @@ def _foreign(rule: Rule, family: int, families: set[int]) -> bool:
     return allowed is not None and family not in allowed and bool(allowed & families)
 
 
-def _mark_orphans(ctx: Context, out: dict[int, Story]) -> None:
-    """A user chain entered only by dead jumps is dead because of them:
-    its rules' stories become ``orphan`` (no finding of their own) and each
-    dead jump's story lists the chain (``orphaned``), so one cause gives
-    one finding."""
+def _orphan_chains(ctx: Context) -> list[tuple[object, list[Rule]]]:
+    """``(chain, the jumps into it)`` for each user chain entered only by
+    dead jumps (cached)."""
+    cached = ctx.__dict__.get("_orphan_chains")
+    if cached is not None:
+        return cached
     dead = {id(d.rule) for d in dead_rules(ctx)}
+    found = []
     for table in ctx.ruleset.tables:
         callers: dict[str, list[Rule]] = {}
         for chain in table.chains.values():
@@ -271,12 +277,23 @@ def _mark_orphans(ctx: Context, out: dict[int, Story]) -> None:
             if chain is None or chain.is_base or not chain.rules \
                     or any(id(j) not in dead for j in jumps):
                 continue
-            for r in chain.rules:
-                if id(r) in out:
-                    out[id(r)].kind = "orphan"
-            for j in jumps:
-                if id(j) in out and j.chain is not chain:
-                    out[id(j)].orphaned.append(chain)
+            found.append((chain, jumps))
+    ctx.__dict__["_orphan_chains"] = found
+    return found
+
+
+def _mark_orphans(ctx: Context, out: dict[int, Story]) -> None:
+    """A user chain entered only by dead jumps is dead because of them:
+    its rules' stories are ``orphan`` (no finding of their own: not told
+    further) and each dead jump's story lists the chain (``orphaned``), so
+    one cause gives one finding."""
+    for chain, jumps in _orphan_chains(ctx):
+        for r in chain.rules:
+            if id(r) in out:
+                out[id(r)].kind = "orphan"
+        for j in jumps:
+            if id(j) in out and j.chain is not chain:
+                out[id(j)].orphaned.append(chain)
 
 
 def _either(a: bool | None, b: bool | None) -> bool | None:
