@@ -246,6 +246,14 @@ class _Run:
         self.recent[0] = (self.steps, k, low, up)
         return low, up
 
+    def _kept(self, k: int):
+        """Rule ``k``'s kept reaching sets, or None (``kept`` a dict by
+        index, or a list of them or None)."""
+        kept = self.kept
+        if isinstance(kept, dict):
+            return kept.get(k)
+        return kept[k] if k < len(kept) else None
+
     def leaving(self, k: int, matched):
         """Of ``matched`` (within the upper set that reached rule ``k``),
         the packets that do not reach rule ``k + 1``, without making that
@@ -254,7 +262,7 @@ class _Run:
         on), so they are ``matched ∧ m_l ∖ back_u`` (none). None where the
         step's terms are not kept (a split run; rule ``k + 1`` kept or
         missing: read it)."""
-        if self.split is not None or k + 1 >= len(self.steps) or k + 1 in self.kept:
+        if self.split is not None or k + 1 >= len(self.steps) or self._kept(k + 1) is not None:
             return None
         m_l, _m_u, same, back = self.steps[k]
         if same:
