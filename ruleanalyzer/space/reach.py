@@ -488,20 +488,16 @@ class Reachability:
             for i, other, _, _, _ in self._cover(rule, [goal], candidates):
                 found[d][i] = other
         for sid, requests in at_callers.items():
-            # each request's goal is its target ∩ what passed the jump by;
+            # each request's goal is its target ∩ what the jump sends ∩
+            # what passed the jump by;
             # the site's goal is their union, kept as those parts: with
             # random addresses the union of a few hundred targets took
             # millions of BDD nodes (mixed shape)
             asking: dict = {}  # target -> the dead rules asking for it
-            passed: dict = {}  # target -> its packets that passed the jump by
-            for d, target, target_passed in requests:
+            goals: dict = {}  # target -> its goal (:meth:`_caller_requests`)
+            for d, target, goal in requests:
                 asking.setdefault(target, []).append(d)
-                passed[target] = target_passed
-            # only packets the jump itself would have sent in: an earlier
-            # rule that took others (another service's) did not keep them
-            # from the chain
-            match = self._records[sid].match_u
-            goals = {target: passed[target] & match for target in asking}
+                goals[target] = goal
             complements = None  # per goal: (its index, ¬shape, ¬goal, who asked)
             for i, other, _, matched, met in self._cover(sites[sid], list(goals.values()), candidates):
                 # the rule took some of a target's packets that passed the
@@ -649,8 +645,10 @@ class Reachability:
                          seen: set, depth: int) -> None:
         """No packet of ``target`` enters ``site``'s chain: for each jump into
         the chain that could send such packets in, ask for the packets of
-        ``target`` taken before the jump (:meth:`_passed_within`; the
-        request holds ``target`` and those). If none of them entered the jump's
+        ``target`` the jump would have sent in that were taken before it
+        (the request's goal, :meth:`_passed_within`; a request without
+        one would name no blocker). An earlier rule that took other
+        packets (another service's) did not keep them from the chain. If none of them entered the jump's
         own chain either, ask its callers. A jump whose condition excludes
         them all explains the rule alone: no earlier rule is to blame."""
         if depth >= MAX_DEPTH:
@@ -671,18 +669,20 @@ class Reachability:
             if sets[1] is not None and within(target, sets[1]):
                 self._caller_requests(d, caller, target, requests, sites, seen, depth + 1)
                 continue
-            passed = self._passed_within(caller, target)
-            if passed != self.space.false:
-                requests.setdefault(id(caller), []).append((d, target, passed))
+            goal = self._passed_within(caller, target & self._records[id(caller)].match_u)
+            if goal != self.space.false:
+                requests.setdefault(id(caller), []).append((d, target, goal))
                 sites[id(caller)] = caller
 
-    def _passed_within(self, rule: Rule, target):
-        """Packets of ``target`` that possibly entered ``rule``'s chain but
-        not ``rule`` (taken or changed before it): ``target`` ∧ the entry ∖
-        the rule's reaching set met with ``target`` (never made whole)."""
+    def _passed_within(self, rule: Rule, packets):
+        """Those of ``packets`` that possibly entered ``rule``'s chain but
+        not ``rule`` (taken or changed before it): ``packets`` ∧ the entry
+        ∖ the rule's reaching set met with ``packets`` (never made whole:
+        ~700k nodes past kube-proxy's DNATs, where the packets a jump to a
+        service's chain sends are few)."""
         entry = self._entry_upper(rule)
-        out = target if entry is None else target & entry
-        return out & ~self._records[id(rule)].reaching_within(target)
+        out = packets if entry is None else packets & entry
+        return out & ~self._records[id(rule)].reaching_within(packets)
 
     def _chain_callers(self) -> dict[int, list[Rule]]:
         """Chain id → the rules (reached on this hook) that jump or go to it."""
