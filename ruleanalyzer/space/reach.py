@@ -1323,7 +1323,7 @@ class _Walker:
             self.factor = (hit_u, up, m_u)
         # the jumped-to chain's sets lie within this rule's match too (not
         # after an effect changed the packets)
-        self.within = () if rule.effects else (*within, (m_u, self._reads(rule))) if m_l is m_u else within
+        self.within = () if rule.effects else (*within, self._outer(rule, m_u)) if m_l is m_u else within
         cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
         self.factor = factor
         self.within = within if not within else self._still_within(within, rule, chain)
@@ -1345,7 +1345,7 @@ class _Walker:
         if leq is None:
             return False
         reads = self._reads(rule)
-        for outer, outer_reads in within:
+        for outer, outer_reads, _ in within:
             if not reads <= outer_reads:
                 continue
             key = ("holds", outer, match)
@@ -1369,7 +1369,19 @@ class _Walker:
             return ()
         if not written:
             return within
-        return tuple(m for m in within if all(self._apart(m[0], f) for f in written))
+        return tuple(m for m in within if not m[2] & written)
+
+    def _outer(self, rule: Rule, match) -> tuple:
+        """``(match, the fields rule reads as written, the space fields
+        match's BDD reads)`` for :attr:`within`, kept per rule and match."""
+        key = ("outer", id(rule), match)
+        out = self.match_cache.get(key)
+        if out is None:
+            support = self.space.bdd.support(match)
+            fields = frozenset(name for name, spec in self.space.layout.fields.items()
+                               if not support.isdisjoint(spec.vars_msb_first))
+            out = self.match_cache[key] = (match, self._reads(rule), fields)
+        return out
 
     def _reads(self, rule: Rule) -> frozenset:
         """Names of the fields ``rule``'s matches test (as written)."""
