@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..model import (AddressMatch, AllOf, AnyOf, Goto, InterfaceMatch, IntMatch, Jump, Log, Match,
-                     OpaqueMatch, Action)
+                     Nat, OpaqueMatch, Action)
 from . import iptables_values as values
 from .fastnew import slots_constructor
 from .iptables_modules import (EXTENSION_HEADER_MODULES, MODULE_PROTOCOL, MODULES, OPAQUE_MODULES,
@@ -535,6 +535,11 @@ class Plan:
             text = key = f"-j {self.target}"
         action = self.actions.get(key)
         if action is None:
+            nat = self.plain_nat(words) if self.target in _NAT_OPTION else None
+            if nat is not None:
+                action = self.share((self.target, key), lambda: _nat(*nat))
+                self.actions[key] = action
+                return action
             options = [(name, [words[j] for j in indices])
                        for name, indices in self.target_options]
             try:
@@ -545,6 +550,30 @@ class Plan:
                 raise SpecError(str(exc), self.target_start + 1) from None
             self.actions[key] = action
         return action
+
+    def plain_nat(self, words: list[str]) -> tuple | None:
+        """The Nat fields of ``-j DNAT --to-destination A.B.C.D:PORT`` (SNAT
+        ``--to-source``), the target kube-proxy writes once per endpoint,
+        read without the general target path (dicts of the options, their
+        checks, the range parser: half the cost of such a rule); None for
+        any other form or a bad value, which the general path reads and
+        reports."""
+        options = self.target_options
+        if len(options) != 1 or self.family != "ip" or self.proto_negated or \
+                self.proto not in _NAT_PORT_PROTOCOLS:
+            return None
+        name, indices = options[0]
+        if name != _NAT_OPTION[self.target] or len(indices) != 1:
+            return None
+        found = _PLAIN_NAT.match(words[indices[0]])
+        if found is None:
+            return None
+        port = int(found[2])
+        try:
+            address = values.parse_address(found[1], "ip")
+        except BadValue:
+            return None
+        return (self.target.lower(), address, None, port, None) if port <= 65535 else None
 
     def share(self, key, build):
         """The value ``build()`` makes for ``key``, kept in ``shared``."""
@@ -571,6 +600,15 @@ class Plan:
         if nat_ports and (self.proto not in (6, 17, 132, 33, 136) or self.proto_negated):
             raise BadValue("a port in a NAT target needs -p tcp, udp, sctp or dccp")
 
+
+#: plain_nat's targets and their option; an address and a decimal port
+#: (a port makes check_target ask for one of the protocols with ports)
+_NAT_OPTION = {"DNAT": "--to-destination", "SNAT": "--to-source"}
+_PLAIN_NAT = re.compile(r"([0-9.]+):([1-9][0-9]{0,4})\Z")
+_NAT_PORT_PROTOCOLS = frozenset({6, 17, 132, 33, 136})
+#: Nat(kind, to_addr, to_addr_last, to_port, to_port_last)
+_nat = slots_constructor(Nat, ("kind", "to_addr", "to_addr_last", "to_port", "to_port_last"),
+                         ("dnat", None, None, 80, None))
 
 #: a plan's uses before :func:`_specialize` writes its code: writing it
 #: (exec) costs as much as ~200 lines gain from it (most plans of a file of
