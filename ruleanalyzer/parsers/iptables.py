@@ -457,12 +457,11 @@ class _FileParser:
         self.ruleset = Ruleset(sources=[name])
         self.table: Table | None = None
         self.table_line = 0
-        #: rules that jump, to check at COMMIT: (rule, line text, target word index)
-        self.jumps: list[tuple[Rule, str, int]] = []
-        #: the (chain, target) of those jumps, each once in file order, kept
-        #: as they are read: reading them back from 70k rules at COMMIT (a
-        #: kube-proxy nat table) cost 3% of a query, the rules being cold
-        self.jump_pairs: dict[tuple[str, str], None] = {}
+        #: rules that jump, to check at COMMIT: (rule, line text, target word index),
+        #: and the names of their chain and target as read (at COMMIT, 70k
+        #: rules of a kube-proxy nat table are cold: reading the names back
+        #: through them cost 3% of a query)
+        self.jumps: list[tuple[Rule, str, int, str, str]] = []
         #: whether the current table saw a command that moves or removes
         #: rules or chains (-I, -R, -D, -F, -X, -E): check_jumps skips its
         #: checks for jumps deleted or replaced since when it did not
@@ -583,7 +582,7 @@ class _FileParser:
                 f"(line {previous.location.line})", Location(self.name, lineno, 1)))
         column = line.find("*") + 1
         table = self.create_table(table_name, Location(self.name, lineno, column))
-        self.table, self.table_line, self.jumps, self.jump_pairs = table, lineno, [], {}
+        self.table, self.table_line, self.jumps = table, lineno, []
         self.edited = False
 
     def create_table(self, table_name: str, where: Location) -> Table:
@@ -653,7 +652,9 @@ class _FileParser:
     def commit(self, lineno: int, line: str) -> None:
         table = self.need_table(lineno, line)
         self.check_jumps(table)
-        self.table = None
+        # no rule comes before the next table line: the memory of the
+        # table's jumps (70k in a kube-proxy nat table) serves what follows
+        self.table, self.jumps = None, []
 
     # -- rules --------------------------------------------------------------
 
@@ -718,8 +719,7 @@ class _FileParser:
                             counters=rule_counters or counters)
                 self.apply_rule(command, chain, rule, RuleSpec(*fields), lineno, line, start)
             if isinstance(action, (Jump, Goto)) and command in "AIR":
-                self.jumps.append((rule, line, target_index))
-                self.jump_pairs[chain_name, action.target] = None
+                self.jumps.append((rule, line, target_index, chain.name, action.target))
             return
         self.apply_chain_command(table, RuleSpec(*fields), lineno, line, start)
 
@@ -827,16 +827,16 @@ class _FileParser:
             # every jump is still in place: the checks on sets of chain
             # names first (70k jumps in a kube-proxy nat table), the
             # per-jump walk below only to name the jump that fails
-            pairs = list(self.jump_pairs)
+            pairs = list(dict.fromkeys(map(itemgetter(3, 4), self.jumps)))
             targets = set(map(itemgetter(1), pairs))
             if targets <= chains.keys() and targets.isdisjoint(builtins):
                 loop = find_loop(pairs)
                 if loop is None:
                     return
-        edges: dict[tuple[str, str], tuple[Rule, str, int]] = {}
+        edges: dict[tuple[str, str], tuple[Rule, str, int, str, str]] = {}
         edited = self.edited
         for jump in self.jumps:
-            rule, line, index = jump
+            rule, line, index, _, _ = jump
             owner = rule.chain
             if edited and (owner is None or owner.table is not table or
                            rule.index > len(owner.rules) or owner.rules[rule.index - 1] is not rule
@@ -854,6 +854,6 @@ class _FileParser:
         loop = find_loop(pairs)
         if loop is None:
             return
-        rule, line, index = edges[pairs[loop[-1]]]
+        rule, line, index, _, _ = edges[pairs[loop[-1]]]
         raise self.error(f"jump loop: {loop_path(pairs, loop)} (the kernel refuses chains that reach "
                          "themselves)", rule.location.line, line, index)
