@@ -1088,6 +1088,7 @@ class _NotLocal(Exception):
 #: than the lookbehind first, which it tried at every character)
 _SEGMENT_SPLIT = re.compile(r"\n(?=[!-])(?<!\n!\n)(?=(?:!\n)?-(?:m|j|g|-match|-jump|-goto)(?:\n|\Z))")
 _NOT_LOCAL = object()
+_JUMP_PIECE = ("-j\n", "--jump\n")
 #: the protocols any -p allows (a segment without protocol modules)
 _ANY = None
 
@@ -1114,7 +1115,7 @@ def _compose(plan: Plan, raws: list[str], words: list[str], i: int, is_chain, ke
             if a >= b:
                 a = b
                 continue
-        chain_target = piece[:3] == "-j\n" or piece[:7] == "--jump\n"
+        chain_target = piece.startswith(_JUMP_PIECE)
         if chain_target:
             target = words[a + 1]
             chain_target = target in TARGETS and is_chain(target)
@@ -1128,16 +1129,17 @@ def _compose(plan: Plan, raws: list[str], words: list[str], i: int, is_chain, ke
         a = b
     ops = []
     proto = None
+    negated_builds = 0
     last = len(parts) - 1
-    for k, part in enumerate(parts):
-        seg = part[0]
+    for k, (seg, _, sets_target, negated) in enumerate(parts):
         if seg.proto is not None:
             if proto is not None:
                 return False
             proto = seg
-        if part[2] and k != last:
+        if sets_target and k != last:
             return False
         ops += seg.ops
+        negated_builds += negated
     number, negated = (proto.proto, proto.proto_negated) if proto is not None else (None, False)
     for part in parts:
         allowed = part[1]
@@ -1145,6 +1147,7 @@ def _compose(plan: Plan, raws: list[str], words: list[str], i: int, is_chain, ke
             return False
     plan.ops = ops
     plan.proto, plan.proto_negated = number, negated
+    plan.port_pairs = negated_builds > 1  # what fields() would count on its first line
     if parts and parts[-1][2]:
         target = parts[-1][0]
         plan.target, plan.target_options = target.target, list(target.target_options)
@@ -1157,7 +1160,8 @@ def _compose(plan: Plan, raws: list[str], words: list[str], i: int, is_chain, ke
 
 def _segment(plan: Plan, raws: list[str], words: list[str], a: int, b: int, is_chain):
     """The walk of words ``a:b`` alone: (its plan, the protocols its matches
-    allow or _ANY, whether it sets the target), or _NOT_LOCAL."""
+    allow or _ANY, whether it sets the target, how many of its steps build
+    a negated match), or _NOT_LOCAL."""
     seg = Plan(plan.command, plan.chain_index, plan.family, plan.shared)
     builder = _RuleBuilder(raws, words, plan.family, is_chain, seg)
     builder.local = True
@@ -1170,7 +1174,8 @@ def _segment(plan: Plan, raws: list[str], words: list[str], a: int, b: int, is_c
         fits = frozenset(p for p in _PROTOCOL_NUMBERS if _protocol_fits(name, p, False))
         if len(fits) < len(_PROTOCOL_NUMBERS):
             allowed = fits if allowed is _ANY else allowed & fits
-    return seg, allowed, seg.target is not None or seg.jump is not None
+    return (seg, allowed, seg.target is not None or seg.jump is not None,
+            sum(1 for op in seg.ops if op[0] == _BUILD and op[3]))
 
 
 #: every protocol number a match may ask for (_segment)
