@@ -394,6 +394,7 @@ KNOWN_WORD_PAIRS = [
     ("-A INPUT -m foo --dport 1 -j ACCEPT", "-A INPUT -m bar --dport 1 -j ACCEPT"),
     ("-A INPUT -m set --match-set a src -j web", "-A INPUT -m set --match-set a src -j ACCEPT"),
     ("-A INPUT -s 10.0.0.1 -j DROP", "-A INPUT -s -1 -j DROP"),
+    ("-A INPUT -s 10.0.0.1 -j DROP", "-A -x -s 10.0.0.1 -j DROP"),
     ("-A INPUT -m comment --comment xyz -j DROP", "-A INPUT -m comment --comment -ptcp -j DROP"),
     ("-A INPUT -p tcp --foo 1 -j ACCEPT", "-A INPUT -p tcp --bar 1 -j ACCEPT"),
     ("-I INPUT 1 -j ACCEPT", "-I INPUT x -j ACCEPT"),

@@ -18,6 +18,7 @@ import os
 import re
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Callable
 
 from ..errors import RuleAnalyzerError
 from ..gcpause import gc_paused
@@ -166,6 +167,15 @@ def _shape(raws: list[str]) -> str:
         else:
             kinds.append("W")
     return "".join(kinds)
+
+
+def _words_at(positions: tuple[int, ...]) -> Callable[[list[str]], tuple[str, ...]]:
+    """``f(words)``: the tuple of the words at ``positions``."""
+    if not positions:
+        return lambda words: ()
+    if len(positions) == 1:
+        positions *= 2  # itemgetter of one position returns the word itself
+    return itemgetter(*positions)
 
 
 def _rule_shape(raws: list[str]) -> bool:
@@ -482,11 +492,11 @@ class _FileParser:
         #: hand-kept rules most skeletons have one line, and their plans
         #: were most of the peak memory)
         entries: dict[str, tuple[object, dict[str, Plan] | None]] = {}
-        #: a line's words as KNOWN_WORDS or None → (its skeleton, how many
-        #: of its words start with '-', where the word after -j is), see
-        #: known_skeleton: two map() calls instead of skeleton()'s loop
-        by_known: dict[tuple, tuple[str | None, int, int]] = {}
-        known_word, first = KNOWN_WORDS.get, itemgetter(0)
+        #: a line's words as KNOWN_WORDS or None → (its skeleton, the getter
+        #: of its unknown words or None, where the word after -j is), see
+        #: known_skeleton: a map() and a join instead of skeleton()'s loop
+        by_known: dict[tuple, tuple[str | None, Callable | None, int]] = {}
+        known_word = KNOWN_WORDS.get
         for lineno, line in enumerate(self.text.split("\n"), 1):
             stripped = line.strip()
             if not stripped or stripped[0] == "#":
@@ -504,15 +514,16 @@ class _FileParser:
             if head == "-" and known_word is not None:
                 known = tuple(map(known_word, raws))
                 found = by_known.get(known)
-                if found is not None and "".join(map(first, raws)).count("-") == found[1] \
-                        and '"' not in raws[found[2]]:
+                # (no unknown word starting with '-': joined, no "\n-")
+                if found is not None and found[1] is not None and \
+                        "\n-" not in "\n" + "\n".join(found[1](raws)) and '"' not in raws[found[2]]:
                     key = found[0]
                 else:
                     key = skeleton(raws)
                     if found is None:
                         safe = known_skeleton(known)
-                        by_known[known] = (key, -1, 0) if safe is None or key is None else \
-                            (key, *safe)
+                        by_known[known] = (key, None, 0) if safe is None or key is None else \
+                            (key, _words_at(safe[0]), safe[1])
                         if len(by_known) >= 1024 and len(by_known) * 8 > lineno:
                             # a file of hand-kept rules: the lines found by
                             # their known words save less than the others cost

@@ -272,13 +272,13 @@ def _known_words() -> dict[str, str]:
 KNOWN_WORDS = _known_words()
 
 
-def known_skeleton(known: tuple) -> tuple[int, int] | None:
+def known_skeleton(known: tuple) -> tuple[tuple[int, ...], int] | None:
     """For ``known``, a rule line's words with every word not in
-    :data:`KNOWN_WORDS` as None: (how many of its known words start with
-    '-', the position of the word after -j if unknown, else 0) when all
-    lines of that tuple whose words starting with '-' are exactly those and
-    whose word after -j has no quote have one :func:`skeleton` (the tuple is
-    then a cheaper key for it: the other words are values, read as values);
+    :data:`KNOWN_WORDS` as None: (the positions of its unknown words, the
+    position of the word after -j if unknown, else 0) when all lines of that
+    tuple whose unknown words do not start with '-' and whose word after -j
+    has no quote have one :func:`skeleton` (the tuple is then a cheaper key
+    for it: the other words are values, read as values);
     None when they may not (a line starting with an unknown word, an unknown
     word after -m, -p or -c, or in the place of ``-I CHAIN 2``'s number, two
     -j)."""
@@ -295,7 +295,7 @@ def known_skeleton(known: tuple) -> tuple[int, int] | None:
                 target = j + 1
             elif after is not None:
                 return None
-    return sum(1 for w in known if w is not None and w[0] == "-"), target
+    return tuple([j for j, w in enumerate(known) if w is None]), target
 
 
 _BUILD, _COMMENT, _OPAQUE, _UNKNOWN, _COUNT, _CONST = range(6)
