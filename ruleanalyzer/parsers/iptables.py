@@ -506,9 +506,10 @@ class _FileParser:
             else:
                 raws = words = stripped.split()
             head = stripped[0]
-            if head == ":" and len(raws) == 3 and _COUNTERS.match(raws[2]) and \
-                    (raws[1] == "-" or (raws[1] != "!" and not is_option(raws[1]))):
-                # the shape CWN, a chain declaration (a third of a kube-proxy dump)
+            if head == ":" and len(raws) == 3 and (raws[2] == "[0:0]" or _COUNTERS.match(raws[2])) \
+                    and (raws[1] == "-" or (raws[1] != "!" and not is_option(raws[1]))):
+                # the shape CWN, a chain declaration (a third of a kube-proxy
+                # dump; their counters mostly [0:0]: no regex for those)
                 self.chain_line(lineno, line, raws, words, counted=True)
                 continue
             if head == "-" and known_word is not None:
