@@ -246,6 +246,30 @@ class _Run:
         self.recent[0] = (self.steps, k, low, up)
         return low, up
 
+    def _kept(self, k: int):
+        """Rule ``k``'s kept reaching sets, or None (``kept`` a dict by
+        index, or a list of them or None)."""
+        kept = self.kept
+        if isinstance(kept, dict):
+            return kept.get(k)
+        return kept[k] if k < len(kept) else None
+
+    def leaving(self, k: int, matched):
+        """Of ``matched`` (within the upper set that reached rule ``k``),
+        the packets that do not reach rule ``k + 1``, without making that
+        rule's reaching set: it is ``upper(k) ∖ m_l ∪ back_u`` (the step's
+        terms; ``upper(k)`` itself past a rule that lets every packet go
+        on), so they are ``matched ∧ m_l ∖ back_u`` (none). None where the
+        step's terms are not kept (a split run; rule ``k + 1`` kept or
+        missing: read it)."""
+        if self.split is not None or k + 1 >= len(self.steps) or self._kept(k + 1) is not None:
+            return None
+        m_l, _m_u, same, back = self.steps[k]
+        if same:
+            return m_l.bdd.false
+        out = matched & m_l
+        return out if back is None else out & ~back[1]
+
 
 class _Visit:
     """One visit of a rule, indexed as ``(reaching_l, reaching_u,
@@ -337,6 +361,7 @@ class Reachability:
     _records: dict = field(repr=False, default_factory=dict)
     _order: list = field(repr=False, default_factory=list)
     _dead: list | None = field(repr=False, default=None)
+    _dead_unentered: list | None = field(repr=False, default=None)
     _callers: dict | None = field(repr=False, default=None)
     _shapes: dict | None = field(repr=False, default=None)
     _shape_vars: list = field(repr=False, default_factory=list)
@@ -357,7 +382,7 @@ class Reachability:
         """No packet can reach ``rule`` and match it."""
         return self._records[id(rule)].matched_upper_empty(self.space)
 
-    def unreachable_rules(self) -> list[tuple[Rule, list[Rule]]]:
+    def unreachable_rules(self, entered: bool = True) -> list[tuple[Rule, list[Rule]]]:
         """``(rule, blockers)`` for every rule no packet can reach and match.
 
         The blockers are earlier rules (in traversal order) that together
@@ -370,12 +395,19 @@ class Reachability:
         changed such packets (NOTRACK, MARK, NAT …) on the way, if any; an
         empty list means the rule's match is empty in itself (contradictory
         conditions) or its chain is entered by no packet that could match.
+        ``entered=False``: blockers are searched only for the rules whose
+        packets never enter their chain (the same lists; the others get an
+        empty list), as the dead-rule stories ask.
         """
+        if not entered and self._dead is None:
+            if self._dead_unentered is None:
+                self._dead_unentered = self._find_blockers(entered=False)
+            return list(self._dead_unentered)
         if self._dead is None:
             self._dead = self._find_blockers()
         return list(self._dead)
 
-    def _find_blockers(self) -> list[tuple[Rule, list[Rule]]]:
+    def _find_blockers(self, entered: bool = True) -> list[tuple[Rule, list[Rule]]]:
         sp = self.space
         false = sp.false
         dead = []  # (rule, target: its own match, goal: target ∩ its chain's entry, last)
@@ -416,7 +448,7 @@ class Reachability:
                 self._caller_requests(d, rule, target, at_callers, sites, set(), 0)
         found: list[dict[int, Rule]] = [{} for _ in dead]
         within = self._within()
-        for d, goal in own:
+        for d, goal in own if entered else ():  # (no other rule's blockers depend on these)
             rule = dead[d][0]
             for i, other, _, _, _ in self._cover(rule, [goal], candidates):
                 found[d][i] = other
@@ -450,7 +482,8 @@ class Reachability:
                             found[d][i] = other
         # No packet that could match gets there: who changed them? Only
         # modifiers whose match meets some such rule's are tried for each.
-        unexplained = [d for d, (_, target, _, _) in enumerate(dead) if not found[d] and target != false]
+        unexplained = [d for d, (_, target, goal, _) in enumerate(dead)
+                       if not found[d] and target != false and (entered or goal == false)]
         if unexplained and modifiers:  # (the union of their targets took 0.5M nodes at 3k mixed rules)
             not_every = ~_union_all([dead[d][1] for d in unexplained], false)
             # (index, rule, its matched sets that meet some target)
