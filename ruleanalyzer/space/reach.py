@@ -1419,7 +1419,8 @@ class _Walker:
         run, k = self.run, self.run_index
         run.steps.append((match_l, match_u, match_l is not match_u and self._transparent(rule), None))
         if mu == ru and ml == rl:
-            run.kept[k] = (rl, ru)  # held by the matched sets anyway
+            # held by the matched sets anyway: their objects (one wrapper per node)
+            run.kept[k] = (ml, mu) if (ml is mu) == (rl is ru) else (rl, ru)
         visit = _Visit(run, k, ml, mu)
         self.log.append((rule, visit, match_l, match_u))
         self._add(rule, visit, match_l, match_u)
