@@ -1004,9 +1004,12 @@ class _Walker:
         self.reads_ttl = "ttl" in self.read_fields
         self.transparent: dict[int, bool] = {}
         self.absent: frozenset[str] = frozenset()
-        #: Every record made, in order, so a memoised run can replay its
-        #: records into another path's.
+        #: Every record made, in order, inside a run that may be memoised
+        #: (``logging``: how many such runs are going on), so a memoised
+        #: run can replay its records into another path's; emptied when
+        #: the outermost ends (the memo holds its slices).
         self.log: list = []
+        self.logging = 0
         #: The chain run going on and the index of its rule being walked
         #: (``_record`` files the rule's visit there); ``cont``: what the
         #: last rule's action sent back to its chain (``_rule`` says).
@@ -1178,6 +1181,7 @@ class _Walker:
                         self._add(*entry)
                 return out
             mark, log_mark = self.sink.mark(), len(self.log)
+            self.logging += 1  # (an exception ends the whole walk: no finally needed)
         f = self.space.false
         ret = _Flow(f, f)
         run = _Run(self.recent)
@@ -1205,6 +1209,10 @@ class _Walker:
             if len(self.memo) >= MEMO_SIZE:
                 del self.memo[next(iter(self.memo))]
             self.memo[(*key, alt)] = (out, self.sink.since(mark), self.log[log_mark:], self.path)
+        if key is not None:
+            self.logging -= 1
+            if not self.logging:
+                self.log.clear()
         return out
 
     def _run_split(self, chain: Chain, low, up, ctx: _Context, depth: int, ret: _Flow, run: _Run):
@@ -1239,7 +1247,8 @@ class _Walker:
                 hit_l, hit_u = li & m, ui & m
                 li, ui = li & ~m, ui & ~m
             visit = _Visit(run, k, hit_l, hit_u)
-            self.log.append((rule, visit, m, m))
+            if self.logging:
+                self.log.append((rule, visit, m, m))
             self._add(rule, visit, m, m)
             if hit_u == false and (self.sets_only or not isinstance(rule.action, (Jump, Goto, Dispatch))):
                 continue
@@ -1422,7 +1431,8 @@ class _Walker:
             # held by the matched sets anyway: their objects (one wrapper per node)
             run.kept[k] = (ml, mu) if (ml is mu) == (rl is ru) else (rl, ru)
         visit = _Visit(run, k, ml, mu)
-        self.log.append((rule, visit, match_l, match_u))
+        if self.logging:
+            self.log.append((rule, visit, match_l, match_u))
         self._add(rule, visit, match_l, match_u)
 
     def _add(self, rule: Rule, visit: _Visit, match_l, match_u) -> None:
