@@ -88,7 +88,8 @@ def test_json_finding_shape(tmp_path, capsys):
     assert data["schema_version"] == 1 and data["tool"]["name"] == "ruleanalyzer"
     [finding] = data["findings"]
     assert set(finding) == {"code", "name", "severity", "message", "location", "related", "witness", "fix",
-                            "count", "locations"}
+                            "count", "locations", "details"}
+    assert finding["details"] == ["any public address can complete a connection (SYN in, SYN-ACK out)"]
     assert finding["count"] == 1 and finding["locations"] == [finding["location"]]
     assert finding["location"]["rule_index"] == 2 and finding["location"]["chain"] == "INPUT"
     assert finding["witness"]["dport"] == 22 and finding["witness"]["flags"] == "SYN"

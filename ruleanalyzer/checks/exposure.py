@@ -27,6 +27,7 @@ without its contents, ``recent``, ``hashlimit`` on the way), the service is
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, replace
 
 from ..model import ACK, SYN, Log, OpaqueMatch
 from ..roles import INTERNAL, INTERNET, container_link
@@ -284,38 +285,85 @@ def _caller(reach, rule, packets):
 
 
 #: Services a headline names before it counts the rest (all are in the details).
-HEADLINE_SERVICES = 3
+HEADLINE_SERVICES = 2
 
 
-def _services(labels: list[str]) -> tuple[str, list[str]]:
-    """The services of one exposure for a headline, and the details: a
-    handful named, the rest counted and listed below.
+@dataclass(frozen=True)
+class Service:
+    """One exposed service as a finding names it: ``SSH (22/tcp, IPv4,
+    forwarded, arriving on eth1)``."""
 
-    >>> _services(["SSH (22/tcp, IPv4)"])
+    name: str
+    port: int
+    versions: str  # "IPv4", "IPv6" or "IPv4 and IPv6"
+    forwarded: bool = False
+    via: str = ""  # the interfaces, when the exposure holds only there
+    share: str = ""  # "97.50% of public sources", when not (nearly) all
+
+    def qualifiers(self) -> list[str]:
+        return [self.versions, *(["forwarded"] if self.forwarded else []),
+                *([f"arriving on {self.via}"] if self.via else []), *([self.share] if self.share else [])]
+
+    def named(self, leave_out=()) -> str:
+        return f"{self.name} ({', '.join([f'{self.port}/tcp'] + [q for q in self.qualifiers() if q not in leave_out])})"
+
+    def __str__(self) -> str:
+        return self.named()
+
+
+def _services(services: list[Service]) -> tuple[str, list[str]]:
+    """The services of one exposure for a headline, and the details: what
+    they all share said once, a couple named, the rest counted and every
+    one listed below.
+
+    >>> _services([Service("SSH", 22, "IPv4")])
     ('SSH (22/tcp, IPv4)', [])
-    >>> _services([f"S{i} ({i}/tcp, IPv4)" for i in range(5)])[0]
-    'S0 (0/tcp, IPv4), S1 (1/tcp, IPv4), S2 (2/tcp, IPv4) and 2 more services'
+    >>> _services([Service(f"S{i}", i, "IPv6", via="eth1") for i in range(5)])[0]
+    'S0 (0/tcp), S1 (1/tcp) and 3 more services (all IPv6, arriving on eth1)'
+    >>> _services([Service("SSH", 22, "IPv4"), Service("RDP", 3389, "IPv6")])[0]
+    'SSH (22/tcp, IPv4), RDP (3389/tcp, IPv6)'
     """
-    if len(labels) <= HEADLINE_SERVICES + 1:
-        return ", ".join(labels), []
-    head = ", ".join(labels[:HEADLINE_SERVICES])
-    return (f"{head} and {len(labels) - HEADLINE_SERVICES} more services",
-            ["every service: " + ", ".join(labels)])
+    if len(services) == 1:
+        return str(services[0]), []
+    common = [q for q in services[0].qualifiers() if all(q in s.qualifiers() for s in services[1:])]
+    names = [s.named(common) for s in services]
+    cut = len(names) > HEADLINE_SERVICES + 1
+    head = (", ".join(names[:HEADLINE_SERVICES]) + f" and {len(names) - HEADLINE_SERVICES} more services"
+            if cut else ", ".join(names))
+    return (head + (f" (all {', '.join(common)})" if common else ""),
+            ["every service: " + ", ".join(map(str, services))] if cut else [])
 
 
-def _both_versions(labels: list[str]) -> list[str]:
+def _caveat(services: list[Service]) -> str:
+    """What an exposure on interfaces of unknown role depends on: the one
+    interface by name, else "those interfaces".
+
+    >>> _caveat([Service("SSH", 22, "IPv4", via="eth1"), Service("RDP", 3389, "IPv4", via="eth1")])
+    'if eth1 faces the internet'
+    >>> _caveat([Service("SSH", 22, "IPv4", via="eth0 or eth1")])
+    'if those interfaces face the internet'
+    """
+    vias = {s.via for s in services}
+    one = vias.pop() if len(vias) == 1 else ""
+    if one and " " not in one:
+        return f"if {one} faces the internet"
+    return "if those interfaces face the internet"
+
+
+def _both_versions(services: list[Service]) -> list[Service]:
     """``SSH (22/tcp, IPv4)`` and ``SSH (22/tcp, IPv6)`` told as one
     ``SSH (22/tcp, IPv4 and IPv6)``.
 
-    >>> _both_versions(["SSH (22/tcp, IPv4)", "RDP (3389/tcp, IPv4)", "SSH (22/tcp, IPv6)"])
+    >>> [str(s) for s in _both_versions([Service("SSH", 22, "IPv4"), Service("RDP", 3389, "IPv4"),
+    ...                                  Service("SSH", 22, "IPv6")])]
     ['SSH (22/tcp, IPv4 and IPv6)', 'RDP (3389/tcp, IPv4)']
     """
     out = []
-    for label in labels:
-        if "IPv6" in label and label.replace("IPv6", "IPv4", 1) in labels:
+    for s in services:
+        if s.versions == "IPv6" and replace(s, versions="IPv4") in services:
             continue
-        v6 = label.replace("IPv4", "IPv6", 1)
-        out.append(label.replace("IPv4", "IPv4 and IPv6", 1) if v6 != label and v6 in labels else label)
+        both = s.versions == "IPv4" and replace(s, versions="IPv6") in services
+        out.append(replace(s, versions="IPv4 and IPv6") if both else s)
     return out
 
 
@@ -377,7 +425,7 @@ class _ExposureCheck(Check):
         return _analysis(ctx, float(self.settings["min_share"]))
 
     def hits(self, ctx: Context, sure: bool):
-        """``(path, label, conditional, exposed SYNs)`` per sensitive port
+        """``(path, service, conditional, exposed SYNs)`` per sensitive port
         whose handshake sources reach ``min_share`` surely (``sure``) or
         only possibly; ``conditional``: only on interfaces of unknown role."""
         ports = {int(p): str(n) for p, n in dict(self.settings["ports"]).items()}
@@ -407,11 +455,9 @@ class _ExposureCheck(Check):
                 named = named if conditional else []
                 via = " or ".join(named[:4]) + (f" or {len(named) - 4} more" if len(named) > 4 else "")
                 least = min(share for _, _, share in found)
-                text = (f"{service} ({port}/tcp, IPv{path.family}"
-                        + (", forwarded" if path.hook == "forward" else "")
-                        + (f", arriving on {via}" if via else "")
-                        + (f", {least:.2%} of public sources" if sure and least < 0.99995 else "") + ")")
-                yield path, text, conditional, exposed
+                yield path, Service(service, port, f"IPv{path.family}", path.hook == "forward", via,
+                                    f"{least:.2%} of public sources" if sure and least < 0.99995 else ""), \
+                    conditional, exposed
 
 
 def _filtered_elsewhere(path: _Path, classes, port: int, min_share: float, label: str, conditional: bool,
@@ -464,11 +510,11 @@ class AdminPortExposed(_ExposureCheck):
         for anchor, labels, (example, hook), others, conditional in groups.values():
             w = witness(example, hook)
             where = {"rule": anchor} if hasattr(anchor, "action") else {"chain": anchor}
-            caveat = " — if those interfaces face the internet" if conditional else ""
-            named, details = _services(_both_versions(labels))
+            caveat = f" — {_caveat(labels)}" if conditional else ""
+            named, every = _services(_both_versions(labels))
             yield locate(self.finding(
-                f"open to the whole internet: {named} — any public address can complete "
-                f"a connection (e.g. {w.describe()}){caveat}", details=details,
+                f"open to the whole internet: {named}{caveat}",
+                details=["any public address can complete a connection (SYN in, SYN-ACK out)", *every],
                 witness=w, related=[related_rule(r, "also admits it") for r in others[:5]],
                 fix="restrict the source (-s / ip saddr) to the networks that need it",
                 severity="warning" if conditional else None, **where), ctx)
@@ -578,7 +624,7 @@ class LikelyExposed(_ExposureCheck):
             entry = groups.setdefault((id(anchor), depends), [anchor, [], None, unsure, True, set(), False])
             entry[2] = entry[2] or (path.sp.wrap(exposed), path.hook)
             entry[4] = entry[4] and conditional
-            entry[5].add(text.split("(", 1)[1].split("/", 1)[0])
+            entry[5].add(text.port)
             entry[6] = entry[6] or bool(unset)
             if text not in entry[1]:
                 entry[1].append(text)
@@ -595,13 +641,17 @@ class LikelyExposed(_ExposureCheck):
                                     if r is not anchor],
                 fix=self.advice, **where), ctx)
 
-    def _message(self, labels: list[str], depends: tuple, w, conditional: bool,
+    def _message(self, labels: list[Service], depends: tuple, w, conditional: bool,
                  unsure: list) -> tuple[str, list]:
-        """The headline and the details of one exposure."""
-        named, details = _services(labels)
-        return (f"{self.lead}: {named} — depends on "
-                f"{', '.join(depends[:3])} (e.g. {w.describe()} is accepted unless it does)"
-                + (" — if those interfaces face the internet" if conditional else "")), details
+        """The headline names the services and the first doubt, counting
+        the others; every doubt and the example go to the details."""
+        named, every = _services(labels)
+        more = len(depends) - 1
+        return (f"{self.lead}: {named} — depends on {depends[0]}"
+                + (f" and {more} more" if more else "")
+                + (f" — {_caveat(labels)}" if conditional else "")), [
+            *(["depends on: " + ", ".join(depends)] if more else []),
+            f"e.g. {w.describe()} is accepted unless it does", *every]
 
 
 class ExposureDependsOnConfiguration(LikelyExposed):
@@ -630,7 +680,7 @@ class ExposureDependsOnConfiguration(LikelyExposed):
 
     open_port_too = True
 
-    def _message(self, labels: list[str], depends: tuple, w, conditional: bool,
+    def _message(self, labels: list[Service], depends: tuple, w, conditional: bool,
                  unsure: list) -> tuple[str, list]:
         """The headline names the first service and the first value left
         open (its expression only, a long one cut), counting the others;
@@ -642,15 +692,15 @@ class ExposureDependsOnConfiguration(LikelyExposed):
         opened.sort(key=lambda m: not any(k in m.reason for k in ("no value given", "without a default")))
         values = list(dict.fromkeys(_open_value(m) for m in opened))
         more, others = len(values) - 1, len(labels) - 1
-        head = labels[0] + (f" and {others} more service{'s' * (others > 1)}" if others else "")
+        head = str(labels[0]) + (f" and {others} more service{'s' * (others > 1)}" if others else "")
         head += f" — depends on {values[0]}" + (f" and {more} more value{'s' * (more > 1)}" if more else "")
         reasons = dict.fromkeys(m.reason.removeprefix("depends on ") for m in opened)
         return f"{self.lead}: {head}", [
             "depends on: " + ", ".join(depends),
             *([f"values left open: {', '.join(reasons)}"] if more or "…" in values[0] else []),
             f"e.g. {w.describe()} is accepted unless it does",
-            *(["if those interfaces face the internet"] if conditional else []),
-            *(["every service: " + ", ".join(labels)] if others else [])]
+            *([_caveat(labels)] if conditional else []),
+            *(["every service: " + ", ".join(map(str, labels))] if others else [])]
 
     def _reports(self, unsure: list) -> bool:
         """Doubts that are only allow-lists and values the configuration

@@ -225,3 +225,30 @@ def test_a_router_forwarding_everything_from_the_internet_is_allow_everything():
     est = text.replace("-A FORWARD -s", "-A FORWARD -m conntrack --ctstate ESTABLISHED -j ACCEPT\n-A FORWARD -s")
     (code, severity, message), = _codes(est.format(policy="DROP"))
     assert (code, severity) == ("RA402", "warning") and "arriving on eth1" in message
+
+
+def test_ra401_ra403_headlines_say_once_what_every_service_shares_and_list_the_rest_below():
+    """Every sensitive port open on eth1 (role unknown): the headline names
+    two services, counts the rest and says once what they share (version,
+    interface); every service, the claim and its example are in the
+    details. RA403 names its first doubt and counts the others."""
+    rules = ("*filter\n:INPUT DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+             "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n"
+             "{doubt}-A INPUT -i eth1 -p tcp -m multiport --dports 22,23,80,3389 -j ACCEPT\nCOMMIT\n")
+    rs = loads(rules.format(doubt=""))
+    f, = run_audit([rs], select=["RA401"]).findings
+    assert f.message == ("open to the whole internet: SSH (22/tcp), Telnet (23/tcp), RDP (3389/tcp) "
+                         "(all IPv4, arriving on eth1) — if eth1 faces the internet")
+    assert f.details[0] == "any public address can complete a connection (SYN in, SYN-ACK out)"
+    rs = loads(rules.format(doubt="-A INPUT -m recent --name bad --rcheck -j DROP\n"
+                                  "-A INPUT -m limit --limit 5/sec -j DROP\n"), dialect="iptables")
+    f, = run_audit([rs], select=["RA403"]).findings
+    assert f.message.startswith("likely open to the whole internet: SSH (22/tcp), Telnet (23/tcp), RDP "
+                                "(3389/tcp) (all IPv4, arriving on eth1) — depends on traffic history") \
+        and f.message.endswith(" and 1 more — if eth1 faces the internet"), f.message
+    assert any(d.startswith("depends on: traffic history") and "packet rate" in d for d in f.details)
+    wide = rules.format(doubt="").replace("22,23,80,3389", "1:65535")
+    f, = run_audit([loads(wide)], select=["RA401"]).findings
+    assert f.message.startswith("open to the whole internet: SSH (22/tcp), Telnet (23/tcp) and 16 more "
+                                "services (all IPv4, arriving on eth1)") and len(f.message) < 160
+    assert "MongoDB (27017/tcp, IPv4, arriving on eth1)" in f.details[-1]

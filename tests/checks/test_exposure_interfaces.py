@@ -13,7 +13,7 @@ COMMIT
 def test_exposure_on_a_named_interface_names_it_with_the_caveat():
     (finding,) = findings_for(RULES.format(iface="eth1"), "iptables", ["RA401"])
     assert "arriving on eth1" in finding.message
-    assert "if those interfaces face the internet" in finding.message
+    assert "if eth1 faces the internet" in finding.message
     assert finding.severity == "warning"  # the role is unknown: not a sure exposure
 
 
@@ -76,7 +76,7 @@ def test_the_interface_a_ruleset_filters_while_the_rest_accept_everything_faces_
     assert findings_for(text, "iptables", ["RA401", "RA402", "RA403"]) == []
     (finding,) = findings_for(text.replace("-s 188.95.232.0/21 ", ""), "iptables", ["RA401", "RA402"])
     assert finding.code == "RA401" and "SSH (22/tcp, IPv4, arriving on vlan110)" in finding.message
-    assert finding.severity == "warning" and "if those interfaces face the internet" in finding.message
+    assert finding.severity == "warning" and "if vlan110 faces the internet" in finding.message
 
 
 def test_a_port_open_only_on_interfaces_the_ruleset_does_not_filter_is_conditional():

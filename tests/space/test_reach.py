@@ -111,6 +111,46 @@ def test_blockers_before_the_jump_into_the_chain():
     assert dict(reach.unreachable_rules())[inner] == [early]
 
 
+def test_blockers_asked_only_where_no_packet_enters_the_chain():
+    t = table(input="accept")
+    t.add_chain(Chain("SUB"))
+    inner = t.chains["SUB"].add(rule(dport(23), action=Accept()))
+    inp = t.chains["INPUT"]
+    early = inp.add(rule(TCP, dport(23), action=Drop()))
+    inp.add(rule(TCP, action=Jump("SUB")))
+    udp = inp.add(rule(UDP, action=Accept()))
+    dns = inp.add(rule(UDP, dport(53), action=Drop()))  # its packets enter INPUT: udp took them
+    reach = analyze(ruleset(t), "input", 4)
+    # the stories' question: the same blockers where none of the packets entered, none searched elsewhere
+    assert reach.unreachable_rules(entered=False) == [(inner, [early]), (dns, [])]
+    assert reach.unreachable_rules() == [(inner, [early]), (dns, [udp])]
+
+
+def test_what_a_rule_keeps_from_the_next_one_without_making_its_reaching_set():
+    # SUB returns port 25 (it comes back), drops the rest; a limited LOG lets
+    # everything go on; rules enough to pass a checkpoint of the run
+    t = table(input="drop")
+    t.add_chain(Chain("SUB"))
+    t.chains["SUB"].add(rule(dport(25), action=Return()))
+    t.chains["SUB"].add(rule(action=Drop()))
+    inp = t.chains["INPUT"]
+    for port in range(20):
+        inp.add(rule(TCP, dport(1000 + port), action=Jump("SUB") if port % 3 == 0 else Accept()))
+        if port % 5 == 0:
+            inp.add(rule(OpaqueMatch("-m limit --limit 1/s"), action=Log()))
+    inp.add(rule(TCP, src("10.0.0.0/8"), action=Jump("SUB")))
+    inp.add(rule(UDP, action=Accept()))
+    reach = analyze(ruleset(t), "input", 4)
+    told = 0
+    for r, nxt in zip(inp.rules, inp.rules[1:]):
+        [visit] = reach._records[id(r)].parts
+        kept = visit.run.leaving(visit.k, visit[3])
+        if kept is not None:
+            told += 1
+            assert kept == visit[3] & ~reach._records[id(nxt)].parts[0][1], r
+    assert told >= 10
+
+
 def test_user_chain_from_two_call_sites_is_analysed_per_site():
     t = table(input="drop")
     t.add_chain(Chain("SSH"))
