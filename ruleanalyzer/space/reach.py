@@ -61,7 +61,7 @@ from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Dr
                      Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
                      Ruleset, SetField, UnknownAction)
 from .encode import FIELD_ALIASES, LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
-from .fields import Layout
+from .fields import RARE_FIELDS, Layout
 from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
 
 #: Deepest jump nesting followed; valid rulesets cannot loop, so deeper
@@ -1331,10 +1331,17 @@ class _Walker:
             return self.match_cache[key]
         sp = self.space
         first = sp.bdd.level_of_var(sp.spec("state").var(sp.spec("state").width - 1))
+        above = None
+        if list(sp.layout.fields)[1] in RARE_FIELDS:
+            # fields moved above the addresses: no match may read the
+            # family, an address or an interface
+            above = {v for f in ("family", "src", "dst", "iif", "oif") for v in sp.spec(f).vars_msb_first}
         within = sp.false
         for rule in chain.rules:
             m_l, m_u = self._matches(rule, ctx)
-            if m_l is not m_u or (m_u.var is not None and sp.bdd.level_of_var(m_u.var) < first):
+            if m_l is not m_u or (m_u.var is not None and (
+                    sp.bdd.level_of_var(m_u.var) < first if above is None
+                    else not above.isdisjoint(sp.bdd.support(m_u)))):
                 within = None
                 break
             within = within | m_u

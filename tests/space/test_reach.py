@@ -626,3 +626,48 @@ def test_a_field_written_on_the_way_leaves_the_jumps_match(monkeypatch, via):
     drops = [r for r in result.rules() if r.chain.name == "A" and isinstance(r.action, Drop)]
     assert len(drops) == 2 and all(result.is_unreachable(r) for r in drops)
     assert result.dropped.upper.is_empty()
+
+
+def _same_sets(a, b) -> bool:
+    """Every rule's four sets and the verdict sets of two walks in spaces
+    of different variable orders are the same sets (``a``'s copied into
+    ``b``'s manager; counts would differ in their last bits)."""
+    from dd.cudd import copy_bdd
+
+    def sets(result):
+        out = [getattr(result.rule_sets(r), n).node for r in result.rules() for n in
+               ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper")]
+        return out + [b.node for v in (result.accepted, result.dropped, result.undecided)
+                      for b in (v.lower, v.upper)]
+
+    return all(copy_bdd(x, b.space.bdd) == y for x, y in zip(sets(a), sets(b), strict=True))
+
+
+def test_rare_walk_fields_go_on_top_of_a_large_ruleset(monkeypatch):
+    """Conntrack state, mark, status and TTL go right below the family
+    where a large ruleset barely tests them (kube-proxy's), and stay below
+    the addresses where its rules test them often; either way every rule
+    gets the same sets, the hook the same verdicts, and a dead rule the
+    same blockers."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import fields as fields_mod
+    from ruleanalyzer.space.fields import Layout
+
+    text = _endpoints_fixture()
+    last = text.rindex("COMMIT")
+    text = (text[:last] + "-A FORWARD -m conntrack --ctstate INVALID -j DROP\n"
+            "-A FORWARD -s 100.76.0.6/32 -p tcp -j ACCEPT\n" + text[last:])
+    ruleset = loads(text, dialect="iptables")
+    assert list(Layout.for_ruleset(ruleset).fields)[1] == "src"  # a small ruleset: as ever
+    usual = {hook: analyze(ruleset, hook, 4) for hook in ("forward", "output")}
+    monkeypatch.setattr(fields_mod, "RARE_MIN_RULES", 1)
+    monkeypatch.setattr(fields_mod, "RARE_PER_RULES", 3)  # (state: one rule in 19)
+    assert list(Layout.for_ruleset(ruleset).fields)[:5] == ["family", "state", "mark", "ct_status", "ttl"]
+    for hook, before in usual.items():
+        after = analyze(ruleset, hook, 4)
+        assert [r.text for r in after.rules()] == [r.text for r in before.rules()]
+        assert _same_sets(after, before)
+        assert [(r.text, [b.text for b in bs]) for r, bs in after.unreachable_rules()] == \
+            [(r.text, [b.text for b in bs]) for r, bs in before.unreachable_rules()]
+    monkeypatch.setattr(fields_mod, "RARE_PER_RULES", 30)  # one rule in 19 tests the state: too many
+    assert list(Layout.for_ruleset(ruleset).fields)[1:4] == ["ct_status", "ttl", "src"]
