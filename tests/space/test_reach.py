@@ -644,11 +644,10 @@ def _same_sets(a, b) -> bool:
 
 
 def test_rare_walk_fields_go_on_top_of_a_large_ruleset(monkeypatch):
-    """Conntrack state, mark, status and TTL go right below the family
-    where a large ruleset barely tests them (kube-proxy's), and stay below
-    the addresses where its rules test them often; either way every rule
-    gets the same sets, the hook the same verdicts, and a dead rule the
-    same blockers."""
+    """The mark and the TTL go right below the family where a large
+    ruleset barely tests them (kube-proxy's), and stay below the addresses
+    where its rules test them often; either way every rule gets the same
+    sets, the hook the same verdicts, and a dead rule the same blockers."""
     from ruleanalyzer import loads
     from ruleanalyzer.space import fields as fields_mod
     from ruleanalyzer.space.fields import Layout
@@ -661,13 +660,13 @@ def test_rare_walk_fields_go_on_top_of_a_large_ruleset(monkeypatch):
     assert list(Layout.for_ruleset(ruleset).fields)[1] == "src"  # a small ruleset: as ever
     usual = {hook: analyze(ruleset, hook, 4) for hook in ("forward", "output")}
     monkeypatch.setattr(fields_mod, "RARE_MIN_RULES", 1)
-    monkeypatch.setattr(fields_mod, "RARE_PER_RULES", 3)  # (state: one rule in 19)
-    assert list(Layout.for_ruleset(ruleset).fields)[:5] == ["family", "state", "mark", "ct_status", "ttl"]
+    monkeypatch.setattr(fields_mod, "RARE_PER_RULES", 3)  # (the mark: one rule in 19)
+    assert list(Layout.for_ruleset(ruleset).fields)[:4] == ["family", "mark", "ttl", "src"]
     for hook, before in usual.items():
         after = analyze(ruleset, hook, 4)
         assert [r.text for r in after.rules()] == [r.text for r in before.rules()]
         assert _same_sets(after, before)
         assert [(r.text, [b.text for b in bs]) for r, bs in after.unreachable_rules()] == \
             [(r.text, [b.text for b in bs]) for r, bs in before.unreachable_rules()]
-    monkeypatch.setattr(fields_mod, "RARE_PER_RULES", 30)  # one rule in 19 tests the state: too many
-    assert list(Layout.for_ruleset(ruleset).fields)[1:4] == ["ct_status", "ttl", "src"]
+    monkeypatch.setattr(fields_mod, "RARE_PER_RULES", 30)  # one rule in 19 tests the mark: too many
+    assert list(Layout.for_ruleset(ruleset).fields)[1:3] == ["ttl", "src"]
