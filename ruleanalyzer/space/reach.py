@@ -278,14 +278,18 @@ class _Record:
     """Per-rule sets, one part per visit; unions are taken only when asked
     for (most rules are visited once, and emptiness needs no union)."""
 
-    __slots__ = ("parts", "match_l", "match_u", "first", "last", "_merged", "_empty")
+    __slots__ = ("parts", "match_l", "match_u", "first", "last", "_merged", "_empty", "owner")
 
-    def __init__(self, part, match_l, match_u, first: int):
+    def __init__(self, part, match_l, match_u, first: int, owner=None):
         self.parts = [part]  # _Visit: (reaching_l, reaching_u, matched_l, matched_u)
         self.match_l, self.match_u = match_l, match_u
         self.first = self.last = first
         self._merged = None
         self._empty = None
+        #: the token of the path that may add to it (``_Path.token``); the
+        #: paths forked from a shared walk share its records and copy one
+        #: when they add a visit (``_Walker._add``)
+        self.owner = owner
 
     def add(self, part, last: int) -> None:
         self.parts.append(part)
@@ -816,13 +820,14 @@ class _Path:
     sees it, while a shared walk keeps both), and the verdicts so far."""
 
     __slots__ = ("records", "order", "lower", "upper", "input_lower", "dropped", "unknown", "pending",
-                 "moved")
+                 "moved", "token")
 
     @classmethod
     def starting(cls, begin) -> "_Path":
         path = cls()
         false = begin.bdd.false
         path.records, path.order = {}, []
+        path.token = object()
         path.lower = path.upper = begin
         path.input_lower = None
         path.dropped, path.unknown = _Flow(false, false), _Flow(false, false)
@@ -846,7 +851,8 @@ class _Path:
         false = self.lower.bdd.false
         path = _Path()
         path.pending, path.moved = [], []
-        path.records = {k: rec.copy() for k, rec in self.records.items()}
+        path.records = dict(self.records)  # shared until added to (one copy per record, not two)
+        path.token = object()
         path.order = list(self.order)
         path.lower, path.upper = self.lower, self.upper
         if hook == "input" and self.input_lower is not None:
@@ -1451,10 +1457,13 @@ class _Walker:
         path = self.path
         rec = path.records.get(id(rule))
         if rec is None:
-            path.records[id(rule)] = _Record(visit, match_l, match_u, len(path.order))
+            path.records[id(rule)] = _Record(visit, match_l, match_u, len(path.order), path.token)
             path.order.append(rule)
-        else:
-            rec.add(visit, len(path.order))
+            return
+        if rec.owner is not path.token:  # another path's too (a fork): this one's own copy
+            rec = path.records[id(rule)] = rec.copy()
+            rec.owner = path.token
+        rec.add(visit, len(path.order))
 
     def _action(self, action, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int,
                 ret: _Flow):
