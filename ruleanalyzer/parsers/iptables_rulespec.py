@@ -143,9 +143,9 @@ def compile_line(raws: list[str], words: list[str], start: int, family: str,
             raise SpecError(f"{head} only prints; it has no place in a rules file", start)
         raise SpecError(f"{head} is not an iptables command (expected -A, -I, -N, -P, ...)", start,
                         hint="a rule line starts with -A CHAIN")
-    spec = RuleSpec(command)
     i = start + 1
     if command in "FXZ":
+        spec = RuleSpec(command)
         if i < n and not is_option(raws[i]):
             spec.chain = words[i]
             i += 1
@@ -157,9 +157,9 @@ def compile_line(raws: list[str], words: list[str], start: int, family: str,
         return spec
     if i >= n or is_option(raws[i]) or raws[i] == "!":
         raise SpecError(f"option {head} needs a chain name", start)
-    spec.chain = words[i]
-    i += 1
     if command in "NPE":
+        spec = RuleSpec(command, words[i])
+        i += 1
         wanted = {"N": 0, "P": 1, "E": 1}[command]
         spec.extra = words[i:i + wanted]
         if len(spec.extra) < wanted:
@@ -169,6 +169,7 @@ def compile_line(raws: list[str], words: list[str], start: int, family: str,
         if i < n:
             raise SpecError(f"unexpected argument {raws[i]!r} after {head}", i)
         return spec
+    i += 1  # the chain
     plan = Plan(command, start + 1, family, shared)
     if command in "IRD":
         if i < n and raws[i].isdigit():
