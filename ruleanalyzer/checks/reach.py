@@ -95,14 +95,16 @@ def _chain_verdict(rule: Rule, name: str, depth: int) -> str | None:
 
 @dataclass
 class _Dead:
-    """One rule unreachable on every path it lies on, and what blocks it."""
+    """One rule unreachable on every path it lies on."""
 
     rule: Rule
-    blockers: list[Rule] = field(default_factory=list)
 
 
 def dead_rules(ctx: Context) -> list[_Dead]:
-    """Rules no packet reaches and matches on any hook/family (cached)."""
+    """Rules no packet reaches and matches on any hook/family (cached).
+    Which earlier rules block them is not searched here: only the stories
+    of rules whose packets never enter their chain ask for it
+    (:func:`_space_changers`)."""
     cached = ctx.__dict__.get("_dead_rules")
     if cached is not None:
         return cached
@@ -110,18 +112,14 @@ def dead_rules(ctx: Context) -> list[_Dead]:
     alive: set[int] = set()
     order: list[int] = []
     for _hook, _family, reach in ctx.analyses():
-        dead_here = {id(r): b for r, b in reach.unreachable_rules()}
         for rule in reach.rules():
             rid = id(rule)
-            if rid not in dead_here:
+            if not reach.is_unreachable(rule):
                 alive.add(rid)
                 continue
             if rid not in seen:
                 seen[rid] = _Dead(rule)
                 order.append(rid)
-            entry = seen[rid]
-            known = {id(b) for b in entry.blockers}  # (a list's ``in`` walks it)
-            entry.blockers += [b for b in dead_here[rid] if id(b) not in known]
     result = [seen[i] for i in order if i not in alive and not seen[i].rule.implicit]
     # One written line may compile to several rules (a firewalld zone's
     # target on input and on forward): it is dead only when all of them are.
@@ -208,25 +206,28 @@ _RANK = {"blocked": 0, "changed": 1, "callers": 2, "own": 3, "orphan": 4}
 
 
 def stories(ctx: Context) -> dict[int, Story]:
-    """The :class:`Story` of every dead rule of ``ctx`` (cached)."""
+    """The :class:`Story` of every dead rule of ``ctx`` (cached), except
+    those a structure check explains (RA504, RA505: no finding tells
+    their story)."""
     cached = ctx.__dict__.get("_dead_stories")
     if cached is not None:
         return cached
     out: dict[int, Story] = {}
     dead = dead_rules(ctx)
-    by_id = {id(d.rule): d for d in dead}
+    by_id = {id(d.rule): d for d in dead if not explained_by_structure(d.rule)}
+    orphans = {id(chain) for chain, _jumps in _orphan_chains(ctx)}
     families = set(ctx.families())
     for _hook, _family, reach in ctx.analyses():
-        space_blockers = None
         for rule in reach.rules():
             d = by_id.get(id(rule))
             if d is None or unmodelled(rule):
                 continue
             if _foreign(rule, _family, families):
                 continue  # an IPv6-only rule's IPv4 path says nothing about why it is dead
-            if space_blockers is None:
-                space_blockers = {id(r): b for r, b in reach.unreachable_rules()}
-            story = _story(reach, rule, space_blockers.get(id(rule), []))
+            if id(rule.chain) in orphans:  # its chain is never entered: the jumps tell it
+                out.setdefault(id(rule), Story(rule, kind="orphan"))
+                continue
+            story = _story(reach, rule)
             best = out.get(id(rule))
             if best is None or _RANK[story.kind] < _RANK[best.kind]:
                 out[id(rule)] = story
@@ -257,12 +258,14 @@ def _foreign(rule: Rule, family: int, families: set[int]) -> bool:
     return allowed is not None and family not in allowed and bool(allowed & families)
 
 
-def _mark_orphans(ctx: Context, out: dict[int, Story]) -> None:
-    """A user chain entered only by dead jumps is dead because of them:
-    its rules' stories become ``orphan`` (no finding of their own) and each
-    dead jump's story lists the chain (``orphaned``), so one cause gives
-    one finding."""
+def _orphan_chains(ctx: Context) -> list[tuple[object, list[Rule]]]:
+    """``(chain, the jumps into it)`` for each user chain entered only by
+    dead jumps (cached)."""
+    cached = ctx.__dict__.get("_orphan_chains")
+    if cached is not None:
+        return cached
     dead = {id(d.rule) for d in dead_rules(ctx)}
+    found = []
     for table in ctx.ruleset.tables:
         callers: dict[str, list[Rule]] = {}
         for chain in table.chains.values():
@@ -274,12 +277,23 @@ def _mark_orphans(ctx: Context, out: dict[int, Story]) -> None:
             if chain is None or chain.is_base or not chain.rules \
                     or any(id(j) not in dead for j in jumps):
                 continue
-            for r in chain.rules:
-                if id(r) in out:
-                    out[id(r)].kind = "orphan"
-            for j in jumps:
-                if id(j) in out and j.chain is not chain:
-                    out[id(j)].orphaned.append(chain)
+            found.append((chain, jumps))
+    ctx.__dict__["_orphan_chains"] = found
+    return found
+
+
+def _mark_orphans(ctx: Context, out: dict[int, Story]) -> None:
+    """A user chain entered only by dead jumps is dead because of them:
+    its rules' stories are ``orphan`` (no finding of their own: not told
+    further) and each dead jump's story lists the chain (``orphaned``), so
+    one cause gives one finding."""
+    for chain, jumps in _orphan_chains(ctx):
+        for r in chain.rules:
+            if id(r) in out:
+                out[id(r)].kind = "orphan"
+        for j in jumps:
+            if id(j) in out and j.chain is not chain:
+                out[id(j)].orphaned.append(chain)
 
 
 def _either(a: bool | None, b: bool | None) -> bool | None:
@@ -321,7 +335,23 @@ def _entry(reach, chain):
     return cache[id(chain)]
 
 
-def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
+def _space_changers(reach, rule: Rule) -> list[Rule]:
+    """The rules that change ``rule``'s packets on the way, among the
+    blockers the packet space names for it (those that take or change the
+    packets before the jumps into its chain). No rule on this path changes
+    packets: none, without the blocker search."""
+    writers = reach.__dict__.get("_ra_writes")
+    if writers is None:
+        writers = reach.__dict__["_ra_writes"] = any(_writes(r) for r in reach.rules())
+    if not writers:
+        return []
+    blockers = reach.__dict__.get("_ra_blockers")
+    if blockers is None:
+        blockers = reach.__dict__["_ra_blockers"] = {id(r): b for r, b in reach.unreachable_rules(entered=False)}
+    return [b for b in blockers.get(id(rule), []) if _writes(b)]
+
+
+def _story(reach, rule: Rule) -> Story:
     sets = reach.rule_sets(rule)
     target = sets.match_upper
     story = Story(rule)
@@ -338,7 +368,7 @@ def _story(reach, rule: Rule, space_blockers: list[Rule]) -> Story:
         if story.shadowed is None:
             story.shadowed = _verdicts(reach, rule, packets)
         return story
-    changers = [b for b in space_blockers if _writes(b)]
+    changers = _space_changers(reach, rule)
     if changers:
         story.kind = "changed"
         story.changers = changers[:COVER_CAP]
@@ -712,13 +742,39 @@ def _taken_now(reach, other: Rule, sure: bool):
     # takes those from the later rules' possible packets). Raw nodes, made
     # valid once at the end: the reaching sets are big, the result small.
     rec = reach._records[id(other)]
+    jump = isinstance(other.action, (Jump, Dispatch)) and other.chain and other.index < len(other.chain.rules)
+    if jump:
+        taken = _kept_back(reach, other, rec, sure)
+        if taken is not None:
+            return reach.space.wrap(taken)
     taken = rec.column(1) & rec.match_l if sure else rec.column(3)
-    if isinstance(other.action, (Jump, Dispatch)) and other.chain and other.index < len(other.chain.rules):
+    if jump:
         try:
             taken = taken & ~_raw(reach, other.chain.rules[other.index], 1)
         except KeyError:
             pass
     return reach.space.wrap(taken)
+
+
+def _kept_back(reach, jump: Rule, rec, sure: bool):
+    """What a jump visited once keeps from the next rule of its chain
+    (raw), from its own matched set and its step of the chain's run
+    (``_Run.leaving``), not from the next rule's reaching set (a replay of
+    the run: most of kube-proxy's dead-rule stories at 100k rules). Surely
+    kept: the reaching set ∧ its lower match is its matched set ∧ the
+    lower match, the lower match lying within the upper one. None where
+    that does not apply (several visits, …)."""
+    if len(rec.parts) != 1:
+        return None
+    part = rec.parts[0]
+    run, k = getattr(part, "run", None), getattr(part, "k", None)
+    nxt = reach._records.get(id(jump.chain.rules[jump.index]))
+    if run is None or nxt is None or len(nxt.parts) != 1 or getattr(nxt.parts[0], "run", None) is not run \
+            or nxt.parts[0].k != k + 1:
+        return None
+    if sure and rec.match_l != rec.match_u and not reach.space.disjoint(rec.match_l, ~rec.match_u):
+        return None
+    return run.leaving(k, part[3])
 
 
 def _decides(rule: Rule) -> bool:

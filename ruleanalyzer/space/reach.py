@@ -257,6 +257,30 @@ class _Run:
         self.recent[0] = (self.steps, k, low, up)
         return low, up
 
+    def _kept(self, k: int):
+        """Rule ``k``'s kept reaching sets, or None (``kept`` a dict by
+        index, or a list of them or None)."""
+        kept = self.kept
+        if isinstance(kept, dict):
+            return kept.get(k)
+        return kept[k] if k < len(kept) else None
+
+    def leaving(self, k: int, matched):
+        """Of ``matched`` (within the upper set that reached rule ``k``),
+        the packets that do not reach rule ``k + 1``, without making that
+        rule's reaching set: it is ``upper(k) ∖ m_l ∪ back_u`` (the step's
+        terms; ``upper(k)`` itself past a rule that lets every packet go
+        on), so they are ``matched ∧ m_l ∖ back_u`` (none). None where the
+        step's terms are not kept (a split run; rule ``k + 1`` kept or
+        missing: read it)."""
+        if self.split is not None or k + 1 >= len(self.steps) or self._kept(k + 1) is not None:
+            return None
+        m_l, _m_u, same, back = self.steps[k]
+        if same:
+            return m_l.bdd.false
+        out = matched & m_l
+        return out if back is None else out & ~back[1]
+
 
 class _Visit:
     """One visit of a rule, indexed as ``(reaching_l, reaching_u,
@@ -352,6 +376,7 @@ class Reachability:
     _records: dict = field(repr=False, default_factory=dict)
     _order: list = field(repr=False, default_factory=list)
     _dead: list | None = field(repr=False, default=None)
+    _dead_unentered: list | None = field(repr=False, default=None)
     _callers: dict | None = field(repr=False, default=None)
     _shapes: dict | None = field(repr=False, default=None)
     _shape_vars: list = field(repr=False, default_factory=list)
@@ -372,7 +397,7 @@ class Reachability:
         """No packet can reach ``rule`` and match it."""
         return self._records[id(rule)].matched_upper_empty(self.space)
 
-    def unreachable_rules(self) -> list[tuple[Rule, list[Rule]]]:
+    def unreachable_rules(self, entered: bool = True) -> list[tuple[Rule, list[Rule]]]:
         """``(rule, blockers)`` for every rule no packet can reach and match.
 
         The blockers are earlier rules (in traversal order) that together
@@ -385,12 +410,19 @@ class Reachability:
         changed such packets (NOTRACK, MARK, NAT …) on the way, if any; an
         empty list means the rule's match is empty in itself (contradictory
         conditions) or its chain is entered by no packet that could match.
+        ``entered=False``: blockers are searched only for the rules whose
+        packets never enter their chain (the same lists; the others get an
+        empty list), as the dead-rule stories ask.
         """
+        if not entered and self._dead is None:
+            if self._dead_unentered is None:
+                self._dead_unentered = self._find_blockers(entered=False)
+            return list(self._dead_unentered)
         if self._dead is None:
             self._dead = self._find_blockers()
         return list(self._dead)
 
-    def _find_blockers(self) -> list[tuple[Rule, list[Rule]]]:
+    def _find_blockers(self, entered: bool = True) -> list[tuple[Rule, list[Rule]]]:
         sp = self.space
         false = sp.false
         dead = []  # (rule, target: its own match, goal: target ∩ its chain's entry, last)
@@ -431,7 +463,7 @@ class Reachability:
                 self._caller_requests(d, rule, target, at_callers, sites, set(), 0)
         found: list[dict[int, Rule]] = [{} for _ in dead]
         within = self._within()
-        for d, goal in own:
+        for d, goal in own if entered else ():  # (no other rule's blockers depend on these)
             rule = dead[d][0]
             for i, other, _, _, _ in self._cover(rule, [goal], candidates):
                 found[d][i] = other
@@ -465,7 +497,8 @@ class Reachability:
                             found[d][i] = other
         # No packet that could match gets there: who changed them? Only
         # modifiers whose match meets some such rule's are tried for each.
-        unexplained = [d for d, (_, target, _, _) in enumerate(dead) if not found[d] and target != false]
+        unexplained = [d for d, (_, target, goal, _) in enumerate(dead)
+                       if not found[d] and target != false and (entered or goal == false)]
         if unexplained and modifiers:  # (the union of their targets took 0.5M nodes at 3k mixed rules)
             not_every = ~_union_all([dead[d][1] for d in unexplained], false)
             # (index, rule, its matched sets that meet some target)
@@ -1010,6 +1043,12 @@ class _Walker:
         #: ``(hit, base, match)``: ``hit`` is ``base ∧ match``, the packets a
         #: jump (the rule being walked) sends on (``_assign``).
         self.factor = None
+        #: Exact matches every set of the chain run going on lies within
+        #: (the jumps' matches that led here, less those a field written
+        #: on the way may have left): a rule whose exact match holds all
+        #: of one needs no operation (:meth:`_rule`).
+        self.within: tuple = ()
+        self.writes: dict = {}  # chain id / ("rule", rule id) -> fields it may write, None: unknown
         #: Images of the bases of ``factor``, a few kept: kube-proxy's
         #: endpoint chains of one service are all entered with the same set,
         #: and each marks its endpoint's own packets (KUBE-MARK-MASQ).
@@ -1139,6 +1178,7 @@ class _Walker:
             skip_l, skip_u = skip_l | (enter_l & ~g_u), skip_u | (enter_u & ~g_l)
             enter_l, enter_u = enter_l & g_l, enter_u & g_u
         self.sink = sink = _Sink(false)
+        self.within = ()
         ret_l, ret_u = self._run_chain(chain, enter_l, enter_u, ctx, 0)
         self.sink = None
         entered = enter_u if enter_l == enter_u else None
@@ -1272,6 +1312,7 @@ class _Walker:
                 continue
             for effect in rule.effects:
                 hit_l, hit_u = self._effect(effect, ctx, hit_l, hit_u)
+            self.within = ()  # (each rule's own match would do; kept simple)
             cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
             if cont_l is not cont_u and cont_l == cont_u:
                 cont_l = cont_u
@@ -1310,7 +1351,15 @@ class _Walker:
         """Record ``rule``'s sets; return the flow that goes on to the next rule."""
         sp = self.space
         m_l, m_u = self._matches(rule, ctx)
-        if low is up and m_l is m_u:  # no uncertainty on this path: share the nodes
+        within = self.within
+        if m_l is m_u and within and self._holds(within, rule, m_u):
+            # Every packet that gets here matches (a jump's match that led
+            # here implies this one: kube-proxy's ``-p tcp -j DNAT`` in an
+            # endpoint chain of a service matched by port): the sets go on
+            # whole, the very nodes ``up & m_u`` and ``up & ~m_u`` would give.
+            hit_l, hit_u, next_l, next_u = low, up, sp.false, sp.false
+            self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
+        elif low is up and m_l is m_u:  # no uncertainty on this path: share the nodes
             hit_l = hit_u = up & m_u
             self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
             next_l = next_u = up & ~m_u
@@ -1332,8 +1381,12 @@ class _Walker:
             # image is the match met with the image of what reached the rule
             # (``_assign``), the latter shared by rules reached by the same set
             self.factor = (hit_u, up, m_u)
+        # the jumped-to chain's sets lie within this rule's match too (not
+        # after an effect changed the packets)
+        self.within = () if rule.effects else (*within, (m_u, self._reads(rule))) if m_l is m_u else within
         cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
         self.factor = factor
+        self.within = within if not within else self._still_within(within, rule, chain)
         self.cont = cont_l, cont_u  # (the run keeps what came back)
         if m_l is not m_u and self._transparent(rule):
             # Matched or not, the packets go on unchanged: certainty stays.
@@ -1342,6 +1395,103 @@ class _Walker:
             nxt = next_u | cont_u
             return nxt, nxt
         return next_l | cont_l, next_u | cont_u
+
+    def _holds(self, within: tuple, rule: Rule, match) -> bool:
+        """Does one of ``within`` (``(match, the fields its rule reads)``)
+        lie in ``match``, ``rule``'s? Asked of CUDD's inclusion test on the
+        two (small) matches, kept per pair, only where the outer rule reads
+        every field ``rule`` reads (else the answer is almost always no)."""
+        leq = self.space._leq
+        if leq is None:
+            return False
+        reads = self._reads(rule)
+        for outer, outer_reads in within:
+            if not reads <= outer_reads:
+                continue
+            key = ("holds", outer, match)
+            known = self.match_cache.get(key)
+            if known is None:
+                known = self.match_cache[key] = leq(outer, match)
+            if known:
+                return True
+        return False
+
+    def _still_within(self, within: tuple, rule: Rule, chain: Chain) -> tuple:
+        """The part of ``within`` the packets ``rule`` sends back to its
+        chain still lie in: those reading no field the rule (its effects,
+        the chains it jumps to) may write."""
+        key = ("rule", id(rule))
+        if key in self.writes:
+            written = self.writes[key]
+        else:
+            written = self.writes[key] = self._rule_writes(rule, chain, set())
+        if written is None:
+            return ()
+        if not written:
+            return within
+        return tuple(m for m in within if all(self._apart(m[0], f) for f in written))
+
+    def _reads(self, rule: Rule) -> frozenset:
+        """Names of the fields ``rule``'s matches test (as written)."""
+        key = ("reads", id(rule))
+        out = self.writes.get(key)
+        if out is None:
+            names: set = set()
+            todo = list(rule.matches)
+            while todo:
+                m = todo.pop()
+                name = getattr(m, "field", None)
+                if name:
+                    names.add(name)
+                todo.extend(getattr(m, "matches", ()))
+            out = self.writes[key] = frozenset(names)
+        return out
+
+    def _rule_writes(self, rule: Rule, chain: Chain, seen: set) -> frozenset | None:
+        """Space fields ``rule`` may change in packets that go on (None:
+        unknown)."""
+        out: set = set()
+        actions = [*rule.effects, rule.action]
+        while actions:
+            act = actions.pop()
+            if isinstance(act, Dispatch):
+                actions.extend(a for _, a in act.branches)
+            elif isinstance(act, (Jump, Goto)):
+                target = chain.table.chains.get(act.target) if chain.table else None
+                if target is not None:
+                    sub = self._writes(target, seen)
+                    if sub is None:
+                        return None
+                    out |= sub
+            elif isinstance(act, SetField):
+                names = ("ecn", "dscp") if act.field == "tos" else (act.field,)
+                out.update(n for n in names if n in self.space.layout.fields)
+            elif isinstance(act, Notrack):
+                out.add("state")
+            elif isinstance(act, EcnStrip):
+                out.add("flags")
+            elif not isinstance(act, (Accept, Drop, Reject, Return, Log, Nat, Queue, UnknownAction)):
+                return None
+        return frozenset(out)
+
+    def _writes(self, chain: Chain, seen: set) -> frozenset | None:
+        """Fields a run of ``chain`` (and the chains it jumps to) may
+        change in packets it hands back; kept per chain."""
+        key = id(chain)
+        if key in self.writes:
+            return self.writes[key]
+        if key in seen:
+            return None  # a cycle (the walk reports it): unknown
+        seen.add(key)
+        out: set = set()
+        for rule in chain.rules:
+            sub = self._rule_writes(rule, chain, seen)
+            if sub is None:
+                out = None
+                break
+            out |= sub
+        result = self.writes[key] = None if out is None else frozenset(out)
+        return result
 
     def _matches(self, rule: Rule, ctx: _Context):
         env = _env(ctx, self.absent, self.reads_ttl)

@@ -111,6 +111,46 @@ def test_blockers_before_the_jump_into_the_chain():
     assert dict(reach.unreachable_rules())[inner] == [early]
 
 
+def test_blockers_asked_only_where_no_packet_enters_the_chain():
+    t = table(input="accept")
+    t.add_chain(Chain("SUB"))
+    inner = t.chains["SUB"].add(rule(dport(23), action=Accept()))
+    inp = t.chains["INPUT"]
+    early = inp.add(rule(TCP, dport(23), action=Drop()))
+    inp.add(rule(TCP, action=Jump("SUB")))
+    udp = inp.add(rule(UDP, action=Accept()))
+    dns = inp.add(rule(UDP, dport(53), action=Drop()))  # its packets enter INPUT: udp took them
+    reach = analyze(ruleset(t), "input", 4)
+    # the stories' question: the same blockers where none of the packets entered, none searched elsewhere
+    assert reach.unreachable_rules(entered=False) == [(inner, [early]), (dns, [])]
+    assert reach.unreachable_rules() == [(inner, [early]), (dns, [udp])]
+
+
+def test_what_a_rule_keeps_from_the_next_one_without_making_its_reaching_set():
+    # SUB returns port 25 (it comes back), drops the rest; a limited LOG lets
+    # everything go on; rules enough to pass a checkpoint of the run
+    t = table(input="drop")
+    t.add_chain(Chain("SUB"))
+    t.chains["SUB"].add(rule(dport(25), action=Return()))
+    t.chains["SUB"].add(rule(action=Drop()))
+    inp = t.chains["INPUT"]
+    for port in range(20):
+        inp.add(rule(TCP, dport(1000 + port), action=Jump("SUB") if port % 3 == 0 else Accept()))
+        if port % 5 == 0:
+            inp.add(rule(OpaqueMatch("-m limit --limit 1/s"), action=Log()))
+    inp.add(rule(TCP, src("10.0.0.0/8"), action=Jump("SUB")))
+    inp.add(rule(UDP, action=Accept()))
+    reach = analyze(ruleset(t), "input", 4)
+    told = 0
+    for r, nxt in zip(inp.rules, inp.rules[1:]):
+        [visit] = reach._records[id(r)].parts
+        kept = visit.run.leaving(visit.k, visit[3])
+        if kept is not None:
+            told += 1
+            assert kept == visit[3] & ~reach._records[id(nxt)].parts[0][1], r
+    assert told >= 10
+
+
 def test_user_chain_from_two_call_sites_is_analysed_per_site():
     t = table(input="drop")
     t.add_chain(Chain("SSH"))
@@ -519,3 +559,70 @@ def test_rule_behind_a_jump_is_blocked_only_by_rules_that_took_what_the_jump_sen
     inner = t.chains["FW"].add(rule(src("192.0.2.0/24"), action=Accept()))
     reach = analyze(ruleset(t), "input", 4)
     assert reach.unreachable_rules() == [(inner, [b])]
+
+
+def _walk_within(monkeypatch, text: str, hook: str, use: bool, dialect: str = "iptables"):
+    """Every set of a walk of ``text`` with the jumps' matches used to skip
+    rules that every packet matches (``use``) or not; and whether it did."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import reach as reach_mod
+
+    original = reach_mod._Walker._holds
+    skipped = []
+
+    def holds(self, *args):
+        out = use and original(self, *args)
+        skipped.append(out)
+        return out
+
+    monkeypatch.setattr(reach_mod._Walker, "_holds", holds)
+    result = analyze(loads(text, dialect=dialect), hook, 4)
+    return _every_set(result), any(skipped), result
+
+
+@pytest.mark.parametrize("hook", ["forward", "output"])
+def test_rule_every_packet_matches_by_the_jump_gives_the_same_sets(monkeypatch, hook):
+    """An endpoint chain's ``-p tcp -j DNAT`` holds for every packet its
+    service's ``-p tcp --dport 80`` jump sent (through the random pick and
+    the mark on the way): taken without building its sets, each rule gets
+    the very sets and the hook the same verdicts."""
+    text = _endpoints_fixture()
+    whole, used, _ = _walk_within(monkeypatch, text, hook, True)
+    assert used
+    built, used, _ = _walk_within(monkeypatch, text, hook, False)
+    assert not used and whole == built
+    assert any(s[3] for s in whole[0][1:])
+
+
+@pytest.mark.parametrize("via", ["action", "chain", "effect"])
+def test_a_field_written_on_the_way_leaves_the_jumps_match(monkeypatch, via):
+    """A jump on mark 1 into a chain that sets the mark to 2 (itself, in a
+    chain it jumps to, or the jump rule on the way): a later mark-1 rule
+    there matches nothing, though the jump's match implies its own."""
+    if via == "effect":
+        dialect = "nftables"
+        text = """table ip t {
+  chain pre {
+    type filter hook prerouting priority 0; policy accept;
+    meta mark 0x1 meta mark set 0x2 jump A
+  }
+  chain A {
+    meta l4proto tcp meta mark 0x1 drop
+    meta mark 0x1 drop
+  }
+}
+"""
+    else:
+        dialect = "iptables"
+        text = "\n".join(["*mangle", ":PREROUTING ACCEPT [0:0]", ":A - [0:0]", ":B - [0:0]",
+                          "-A PREROUTING -m mark --mark 0x1 -j A",
+                          "-A A -j MARK --set-mark 0x2" if via == "action" else "-A A -j B",
+                          "-A B -j MARK --set-mark 0x2",
+                          "-A A -p tcp -m mark --mark 0x1 -j DROP",
+                          "-A A -m mark --mark 0x1 -j DROP", "COMMIT", ""])
+    whole, used, result = _walk_within(monkeypatch, text, "input", True, dialect)
+    built, _, _ = _walk_within(monkeypatch, text, "input", False, dialect)
+    assert whole == built
+    drops = [r for r in result.rules() if r.chain.name == "A" and isinstance(r.action, Drop)]
+    assert len(drops) == 2 and all(result.is_unreachable(r) for r in drops)
+    assert result.dropped.upper.is_empty()
