@@ -215,6 +215,23 @@ def test_nat_targets_read_by_the_shortcut_as_the_general_path_reads_them(monkeyp
     assert [model(text) for text in files] == shortcut
 
 
+def test_comments_with_escaped_quotes_read_each_as_written():
+    """Comments with escaped quotes, repeated and differing from each other
+    only after their first characters, are each read as written (and with
+    the glued and two-quote forms, the same as a line alone reads them)."""
+    comments = ['"a \\"b\\" c"', '"a \\"x\\" c"', '"a \\"b\\" c"', '"a\\\\b"', '"a \\"b\\""x',
+                '"a \\"b\\" c"', '"a"\\"b"', '"\\"\\""']
+    want = ['a "b" c', 'a "x" c', 'a "b" c', 'a\\b', 'a "b"x', 'a "b" c', 'a\\b', '""']
+    text = "*filter\n:INPUT ACCEPT [0:0]\n" + "".join(
+        f"-A INPUT -s 10.0.0.{k} -m comment --comment {c} -j ACCEPT\n" for k, c in enumerate(comments)) + \
+        "COMMIT\n"
+    rules = iptables.parse(text, "t.rules").table("filter", "ip").chains["INPUT"].rules
+    assert [r.comment for r in rules] == want
+    for k, c in enumerate(comments):
+        alone = iptables.parse_rule(f"-A INPUT -m comment --comment {c} -j ACCEPT")
+        assert alone.comment == want[k]
+
+
 def test_addresses_are_the_networks_ipaddress_builds():
     """The reader builds IPv4 networks without IPv4Network's argument
     parsing: every field, the hosts, equality, hash and text are the

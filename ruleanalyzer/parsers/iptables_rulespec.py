@@ -143,9 +143,9 @@ def compile_line(raws: list[str], words: list[str], start: int, family: str,
             raise SpecError(f"{head} only prints; it has no place in a rules file", start)
         raise SpecError(f"{head} is not an iptables command (expected -A, -I, -N, -P, ...)", start,
                         hint="a rule line starts with -A CHAIN")
-    spec = RuleSpec(command)
     i = start + 1
     if command in "FXZ":
+        spec = RuleSpec(command)
         if i < n and not is_option(raws[i]):
             spec.chain = words[i]
             i += 1
@@ -157,9 +157,9 @@ def compile_line(raws: list[str], words: list[str], start: int, family: str,
         return spec
     if i >= n or is_option(raws[i]) or raws[i] == "!":
         raise SpecError(f"option {head} needs a chain name", start)
-    spec.chain = words[i]
-    i += 1
     if command in "NPE":
+        spec = RuleSpec(command, words[i])
+        i += 1
         wanted = {"N": 0, "P": 1, "E": 1}[command]
         spec.extra = words[i:i + wanted]
         if len(spec.extra) < wanted:
@@ -169,6 +169,7 @@ def compile_line(raws: list[str], words: list[str], start: int, family: str,
         if i < n:
             raise SpecError(f"unexpected argument {raws[i]!r} after {head}", i)
         return spec
+    i += 1  # the chain
     plan = Plan(command, start + 1, family, shared)
     if command in "IRD":
         if i < n and raws[i].isdigit():
@@ -1106,7 +1107,11 @@ def _compose(plan: Plan, raws: list[str], words: list[str], i: int, is_chain, ke
     cache = plan.shared.get("segments")
     if cache is None:
         cache = plan.shared["segments"] = {}
-    parts = []
+    # one pass over the segments, putting the plan together as they come
+    ops = []
+    proto = target = skip = None
+    negated_builds = 0
+    allowed_by = []  # the protocols the segments' matches allow, where they say
     a = 0
     for piece in _SEGMENT_SPLIT.split(key[2:]):
         b = a + piece.count("\n") + 1
@@ -1115,46 +1120,43 @@ def _compose(plan: Plan, raws: list[str], words: list[str], i: int, is_chain, ke
             if a >= b:
                 a = b
                 continue
+        if target is not None:
+            return False  # a target not last
         chain_target = piece.startswith(_JUMP_PIECE)
         if chain_target:
-            target = words[a + 1]
-            chain_target = target in TARGETS and is_chain(target)
+            chain_target = words[a + 1] in TARGETS and is_chain(words[a + 1])
         seg_key = (a, piece, chain_target)
         part = cache.get(seg_key)
         if part is None:
             part = cache[seg_key] = _segment(plan, raws, words, a, b, is_chain)
         if part is _NOT_LOCAL:
             return False
-        parts.append(part)
-        a = b
-    ops = []
-    proto = None
-    negated_builds = 0
-    last = len(parts) - 1
-    for k, (seg, _, sets_target, negated) in enumerate(parts):
+        seg, allowed, sets_target, negated = part
         if seg.proto is not None:
             if proto is not None:
                 return False
             proto = seg
-        if sets_target and k != last:
-            return False
         ops += seg.ops
         negated_builds += negated
+        if allowed is not _ANY:
+            allowed_by.append(allowed)
+        if seg.skip is not None:
+            skip = seg.skip
+        if sets_target:
+            target = seg
+        a = b
     number, negated = (proto.proto, proto.proto_negated) if proto is not None else (None, False)
-    for part in parts:
-        allowed = part[1]
-        if allowed is not _ANY and (negated or number not in allowed):
+    for allowed in allowed_by:
+        if negated or number not in allowed:
             return False
     plan.ops = ops
     plan.proto, plan.proto_negated = number, negated
     plan.port_pairs = negated_builds > 1  # what fields() would count on its first line
-    if parts and parts[-1][2]:
-        target = parts[-1][0]
+    if target is not None:
         plan.target, plan.target_options = target.target, list(target.target_options)
         plan.target_start, plan.jump = target.target_start, target.jump
-    for part in parts:
-        if part[0].skip is not None:
-            plan.skip = part[0].skip
+    if skip is not None:
+        plan.skip = skip
     return True
 
 

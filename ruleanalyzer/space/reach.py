@@ -265,21 +265,33 @@ class _Run:
             return kept.get(k)
         return kept[k] if k < len(kept) else None
 
-    def leaving(self, k: int, matched):
-        """Of ``matched`` (within the upper set that reached rule ``k``),
-        the packets that do not reach rule ``k + 1``, without making that
-        rule's reaching set: it is ``upper(k) ∖ m_l ∪ back_u`` (the step's
-        terms; ``upper(k)`` itself past a rule that lets every packet go
-        on), so they are ``matched ∧ m_l ∖ back_u`` (none). None where the
-        step's terms are not kept (a split run; rule ``k + 1`` kept or
-        missing: read it)."""
-        if self.split is not None or k + 1 >= len(self.steps) or self._kept(k + 1) is not None:
-            return None
-        m_l, _m_u, same, back = self.steps[k]
-        if same:
-            return m_l.bdd.false
-        out = matched & m_l
-        return out if back is None else out & ~back[1]
+    def upper_within(self, k: int, node):
+        """``reach(k)[1] & node``, made from the nearest kept set met with
+        ``node`` first (a step's operations distribute over ∧): the same
+        node, without making rule ``k``'s whole reaching set where it is
+        not kept (a kube-proxy chain's holds ~700k nodes; ``node``, a dead
+        rule's packets, few)."""
+        hit = self._kept(k)
+        if hit is not None:
+            return hit[1] & node
+        if self.split is not None:
+            _li, _lo, ui, uo = self.split[k]
+            return (ui & node) | (uo & node)
+        last = self.recent[0]
+        at = last[1] if last is not None and last[0] is self.steps and last[1] <= k else -1
+        if at == k:
+            return last[3] & node
+        j = k - 1
+        while j != at and self._kept(j) is None:
+            j -= 1
+        up = (last[3] if j == at else self._kept(j)[1]) & node
+        for m_l, _m_u, same, cont in self.steps[j:k]:
+            if same:
+                continue
+            up = up & ~m_l
+            if cont is not None:
+                up = up | (cont[1] & node)
+        return up
 
 
 class _Visit:
@@ -302,14 +314,18 @@ class _Record:
     """Per-rule sets, one part per visit; unions are taken only when asked
     for (most rules are visited once, and emptiness needs no union)."""
 
-    __slots__ = ("parts", "match_l", "match_u", "first", "last", "_merged", "_empty")
+    __slots__ = ("parts", "match_l", "match_u", "first", "last", "_merged", "_empty", "owner")
 
-    def __init__(self, part, match_l, match_u, first: int):
+    def __init__(self, part, match_l, match_u, first: int, owner=None):
         self.parts = [part]  # _Visit: (reaching_l, reaching_u, matched_l, matched_u)
         self.match_l, self.match_u = match_l, match_u
         self.first = self.last = first
         self._merged = None
         self._empty = None
+        #: the token of the path that may add to it (``_Path.token``); the
+        #: paths forked from a shared walk share its records and copy one
+        #: when they add a visit (``_Walker._add``)
+        self.owner = owner
 
     def add(self, part, last: int) -> None:
         self.parts.append(part)
@@ -333,6 +349,30 @@ class _Record:
         if self._merged[i] is None:
             self._merged[i] = _union_all([part[i] for part in self.parts], self.match_u.bdd.false)
         return self._merged[i]
+
+    def reaching_within(self, node):
+        """``column(1) & node``, visit by visit (:meth:`_Run.upper_within`)
+        unless the union is kept."""
+        if len(self.parts) == 1:
+            part = self.parts[0]
+            return part.run.upper_within(part.k, node)
+        if self._merged is not None and self._merged[1] is not None:
+            return self._merged[1] & node
+        return _union_all([part.run.upper_within(part.k, node) for part in self.parts],
+                          self.match_u.bdd.false)
+
+    def reached_within_match(self, space):
+        """``column(1) & match_l`` (what reached the rule and surely
+        matches it): its matched sets ∧ ``match_l`` where that lies within
+        each visit's upper match (each matched set is that visit's reaching
+        set ∧ its upper match: the same set, the reaching sets never made
+        whole), else visit by visit (:meth:`reaching_within`)."""
+        match_l = self.match_l
+        for part in self.parts:
+            m_u = part.run.steps[part.k][1]
+            if m_u is not match_l and not space.disjoint(match_l, ~m_u):
+                return self.reaching_within(match_l)
+        return self.column(3) & match_l
 
     def meets(self, space, node, column: int = 3, once: bool = False) -> bool:
         """Does the set in ``column`` meet ``node``? Part by part while there
@@ -377,8 +417,7 @@ class Reachability:
     _shapes: dict | None = field(repr=False, default=None)
     _shape_vars: list = field(repr=False, default_factory=list)
     _inside: dict = field(repr=False, default_factory=dict)
-    _passed: dict = field(repr=False, default_factory=dict)
-    _jumps: dict = field(repr=False, default_factory=dict)  # jump id -> [¬match, ¬entry, ¬passed]
+    _jumps: dict = field(repr=False, default_factory=dict)  # jump id -> [¬match, ¬entry]
 
     def rules(self) -> list[Rule]:
         """Every rule reached on this hook, in the order first visited."""
@@ -468,15 +507,16 @@ class Reachability:
             # the site's goal is their union, kept as those parts: with
             # random addresses the union of a few hundred targets took
             # millions of BDD nodes (mixed shape)
-            passed = self._passed_by(sites[sid])
             asking: dict = {}  # target -> the dead rules asking for it
-            for d, target in requests:
+            passed: dict = {}  # target -> its packets that passed the jump by
+            for d, target, target_passed in requests:
                 asking.setdefault(target, []).append(d)
+                passed[target] = target_passed
             # only packets the jump itself would have sent in: an earlier
             # rule that took others (another service's) did not keep them
             # from the chain
-            sends = self._records[sid].match_u & passed
-            goals = {target: target & sends for target in asking}
+            match = self._records[sid].match_u
+            goals = {target: passed[target] & match for target in asking}
             complements = None  # per goal: (its index, ¬shape, ¬goal, who asked)
             for i, other, _, matched, met in self._cover(sites[sid], list(goals.values()), candidates):
                 # the rule took some of a target's packets that passed the
@@ -624,8 +664,8 @@ class Reachability:
                          seen: set, depth: int) -> None:
         """No packet of ``target`` enters ``site``'s chain: for each jump into
         the chain that could send such packets in, ask for the packets of
-        ``target`` taken before the jump (``target`` ∩ :meth:`_passed_by`;
-        the request holds ``target``). If none of them entered the jump's
+        ``target`` taken before the jump (:meth:`_passed_within`; the
+        request holds ``target`` and those). If none of them entered the jump's
         own chain either, ask its callers. A jump whose condition excludes
         them all explains the rule alone: no earlier rule is to blame."""
         if depth >= MAX_DEPTH:
@@ -637,30 +677,27 @@ class Reachability:
                 continue
             seen.add(id(caller))
             sets = jumps.get(id(caller))
-            if sets is None:  # complements of its match, its entry (None: unknown), passed (made when asked)
+            if sets is None:  # complements of its match, its entry (None: unknown)
                 entry = self._entry_upper(caller)
                 sets = jumps[id(caller)] = [~self._records[id(caller)].match_u,
-                                            None if entry is None else ~entry, None]
+                                            None if entry is None else ~entry]
             if within(target, sets[0]):
                 continue  # the jump never sends such packets in, whatever came before
             if sets[1] is not None and within(target, sets[1]):
                 self._caller_requests(d, caller, target, requests, sites, seen, depth + 1)
                 continue
-            if sets[2] is None:
-                sets[2] = ~self._passed_by(caller)
-            if not within(target, sets[2]):
-                requests.setdefault(id(caller), []).append((d, target))
+            passed = self._passed_within(caller, target)
+            if passed != self.space.false:
+                requests.setdefault(id(caller), []).append((d, target, passed))
                 sites[id(caller)] = caller
 
-    def _passed_by(self, rule: Rule):
-        """Packets that possibly entered ``rule``'s chain but not ``rule``
-        (taken or changed before it), kept per rule."""
-        out = self._passed.get(id(rule))
-        if out is None:
-            entry = self._entry_upper(rule)
-            out = ~self._records[id(rule)].column(1)
-            out = self._passed[id(rule)] = out if entry is None else entry & out
-        return out
+    def _passed_within(self, rule: Rule, target):
+        """Packets of ``target`` that possibly entered ``rule``'s chain but
+        not ``rule`` (taken or changed before it): ``target`` ∧ the entry ∖
+        the rule's reaching set met with ``target`` (never made whole)."""
+        entry = self._entry_upper(rule)
+        out = target if entry is None else target & entry
+        return out & ~self._records[id(rule)].reaching_within(target)
 
     def _chain_callers(self) -> dict[int, list[Rule]]:
         """Chain id → the rules (reached on this hook) that jump or go to it."""
@@ -849,13 +886,14 @@ class _Path:
     sees it, while a shared walk keeps both), and the verdicts so far."""
 
     __slots__ = ("records", "order", "lower", "upper", "input_lower", "dropped", "unknown", "pending",
-                 "moved")
+                 "moved", "token")
 
     @classmethod
     def starting(cls, begin) -> "_Path":
         path = cls()
         false = begin.bdd.false
         path.records, path.order = {}, []
+        path.token = object()
         path.lower = path.upper = begin
         path.input_lower = None
         path.dropped, path.unknown = _Flow(false, false), _Flow(false, false)
@@ -879,7 +917,8 @@ class _Path:
         false = self.lower.bdd.false
         path = _Path()
         path.pending, path.moved = [], []
-        path.records = {k: rec.copy() for k, rec in self.records.items()}
+        path.records = dict(self.records)  # shared until added to (one copy per record, not two)
+        path.token = object()
         path.order = list(self.order)
         path.lower, path.upper = self.lower, self.upper
         if hook == "input" and self.input_lower is not None:
@@ -1620,10 +1659,13 @@ class _Walker:
         path = self.path
         rec = path.records.get(id(rule))
         if rec is None:
-            path.records[id(rule)] = _Record(visit, match_l, match_u, len(path.order))
+            path.records[id(rule)] = _Record(visit, match_l, match_u, len(path.order), path.token)
             path.order.append(rule)
-        else:
-            rec.add(visit, len(path.order))
+            return
+        if rec.owner is not path.token:  # another path's too (a fork): this one's own copy
+            rec = path.records[id(rule)] = rec.copy()
+            rec.owner = path.token
+        rec.add(visit, len(path.order))
 
     def _action(self, action, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int,
                 ret: _Flow):

@@ -126,29 +126,33 @@ def test_blockers_asked_only_where_no_packet_enters_the_chain():
     assert reach.unreachable_rules() == [(inner, [early]), (dns, [udp])]
 
 
-def test_what_a_rule_keeps_from_the_next_one_without_making_its_reaching_set():
-    # SUB returns port 25 (it comes back), drops the rest; a limited LOG lets
-    # everything go on; rules enough to pass a checkpoint of the run
+def test_reaching_sets_met_with_a_small_set_without_making_them_whole():
+    # SUB (entered from two jumps: two visits) returns port 25, drops the
+    # rest; a limited LOG lets everything go on; rules enough to pass a
+    # checkpoint of the run
     t = table(input="drop")
     t.add_chain(Chain("SUB"))
     t.chains["SUB"].add(rule(dport(25), action=Return()))
+    t.chains["SUB"].add(rule(OpaqueMatch("-m limit --limit 1/s"), dport(26), action=Drop()))
     t.chains["SUB"].add(rule(action=Drop()))
     inp = t.chains["INPUT"]
     for port in range(20):
-        inp.add(rule(TCP, dport(1000 + port), action=Jump("SUB") if port % 3 == 0 else Accept()))
+        inp.add(rule(TCP, src(f"10.{port}.0.0/16"), action=Jump("SUB")) if port % 3 == 0
+                else rule(TCP, dport(1000 + port), action=Accept()))
         if port % 5 == 0:
             inp.add(rule(OpaqueMatch("-m limit --limit 1/s"), action=Log()))
     inp.add(rule(TCP, src("10.0.0.0/8"), action=Jump("SUB")))
     inp.add(rule(UDP, action=Accept()))
     reach = analyze(ruleset(t), "input", 4)
-    told = 0
-    for r, nxt in zip(inp.rules, inp.rules[1:]):
-        [visit] = reach._records[id(r)].parts
-        kept = visit.run.leaving(visit.k, visit[3])
-        if kept is not None:
-            told += 1
-            assert kept == visit[3] & ~reach._records[id(nxt)].parts[0][1], r
-    assert told >= 10
+    small = encode(dport(1009), reach.space)
+    visits = 0
+    for r in [*inp.rules, *t.chains["SUB"].rules]:
+        rec = reach._records[id(r)]
+        visits = max(visits, len(rec.parts))
+        for node in (rec.column(3), small.node):
+            assert rec.reaching_within(node) == rec.column(1) & node, r
+        assert rec.reached_within_match(reach.space) == rec.column(1) & rec.match_l, r
+    assert visits > 1
 
 
 def test_user_chain_from_two_call_sites_is_analysed_per_site():
