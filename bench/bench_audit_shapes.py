@@ -47,7 +47,39 @@ def digest(result, path: str) -> str:
     return h.hexdigest()[:16]
 
 
-def one(path: str, profile: str | None) -> None:
+def _status() -> tuple[float, float]:
+    """``(RSS, peak RSS)`` of this process now, MiB (Linux; zeros elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            kv = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(kv["VmRSS"].split()[0]) / 1024, int(kv["VmHWM"].split()[0]) / 1024
+    except (OSError, KeyError, ValueError):
+        return 0.0, 0.0
+
+
+def _cudd_nodes(space) -> tuple[int, int] | None:
+    """``(nodes, dead nodes)`` in ``space``'s CUDD unique table, read in O(1)
+    (``len(bdd)`` counts the live ones by visiting every node: seconds at
+    100k rules); None without dd.cudd."""
+    import ctypes
+
+    try:
+        from dd import cudd
+    except ImportError:
+        return None
+    if space is None or not isinstance(space.bdd, cudd.BDD):
+        return None
+    lib = ctypes.CDLL(cudd.__file__)
+    manager = ctypes.c_void_p.from_address(id(space.bdd) + 3 * ctypes.sizeof(ctypes.c_void_p)).value
+    out = []
+    for name in ("Cudd_ReadKeys", "Cudd_ReadDead"):
+        fn = getattr(lib, name)
+        fn.argtypes, fn.restype = [ctypes.c_void_p], ctypes.c_uint
+        out.append(fn(manager))
+    return out[0], out[1]
+
+
+def one(path: str, profile: str | None, stages: bool = False) -> None:
     """Audit ``path`` in this process and print one line of figures."""
     from ruleanalyzer import audit as audit_mod
     from ruleanalyzer.checks import registry
@@ -64,6 +96,12 @@ def one(path: str, profile: str | None) -> None:
             t = time.process_time()
             run(ruleset, [code], options, ctx, reg, findings, done)
             per_check[code] = per_check.get(code, 0.0) + time.process_time() - t
+            if stages:  # where the audit's peak is: the walk (the first to ask) or later
+                rss, hwm = _status()
+                nodes = _cudd_nodes(ctx._space)
+                live = f", BDD {nodes[0] / 1e6:.2f}M nodes ({nodes[1] / 1e6:.2f}M dead)" if nodes else ""
+                print(f"  after {code}: {time.process_time() - cpu:.1f} s CPU, RSS {rss:.0f} MiB, "
+                      f"peak {hwm:.0f} MiB{live}", flush=True)
 
     audit_mod._run_checks = timed
     cpu = time.process_time()
@@ -96,10 +134,12 @@ def main() -> None:
     parser.add_argument("--shape", action="append", choices=SHAPES)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--profile", help="write a cProfile of the audit here (one shape)")
+    parser.add_argument("--stages", action="store_true",
+                        help="print CPU, RSS, peak RSS and live BDD nodes after each check")
     parser.add_argument("--file", help=argparse.SUPPRESS)  # the child process's input
     args = parser.parse_args()
     if args.file:
-        one(args.file, args.profile)
+        one(args.file, args.profile, args.stages)
         return
     with tempfile.TemporaryDirectory() as tmp:
         for shape in args.shape or SHAPES:
@@ -111,6 +151,8 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--file", path]
             if args.profile:
                 cmd += ["--profile", args.profile]
+            if args.stages:
+                cmd.append("--stages")
             subprocess.run(cmd, check=True)
 
 

@@ -181,6 +181,57 @@ def test_nat_addresses_read_as_ipaddress_reads_them():
             assert got == want and type(got) is type(want), (text, family)
 
 
+def test_nat_targets_read_by_the_shortcut_as_the_general_path_reads_them(monkeypatch):
+    """``-j DNAT --to-destination A.B.C.D:PORT`` (SNAT --to-source), read
+    without the general target path, gives the same rules, and every other
+    spelling, protocol or bad value the same rules or the same located error."""
+    import random
+
+    values = ["10.1.2.3:8080", "10.1.2.3:1", "10.1.2.3:65535", "10.1.2.3:65536", "10.1.2.3:99999",
+              "10.1.2.3:0", "10.1.2.3:080", "10.1.2.3:0x50", "010.1.2.3:80", "10.1.2.256:80",
+              "1.2.3:80", "10.1.2.3", "10.1.2.3-10.1.2.9:80", "10.1.2.3:80-90", "10.1.2.3:80/8",
+              ":80", "10.1.2.3:http", "[10.1.2.3]:80", "10.1.2.3:", "10.1.2.3:80:90", "0.0.0.0:1"]
+    protocols = ["-p tcp", "-p udp", "-p sctp", "-p dccp", "-p udplite", "! -p tcp", "-p icmp", "",
+                 "-p 6"]
+    forms = [("DNAT", "--to-destination", "PREROUTING"), ("SNAT", "--to-source", "POSTROUTING"),
+             ("DNAT", "--to-source", "PREROUTING")]
+    files = []
+    for target, option, chain in forms:
+        for proto in protocols:
+            for value in values:
+                files.append(f"*nat\n:{chain} ACCEPT [0:0]\n-A {chain} {proto} -j {target} "
+                             f"{option} {value}\nCOMMIT\n")
+    rng = random.Random(5)
+    many = [f"-A PREROUTING -d 10.0.{k % 7}.1/32 -p tcp -j DNAT --to-destination "
+            f"{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}:"
+            f"{rng.randrange(1, 65536)}" for k in range(600)]  # plans reused, then with own code
+    files.append("*nat\n:PREROUTING ACCEPT [0:0]\n" + "\n".join(many) + "\nCOMMIT\n")
+    files.append("*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp -j DNAT --to-destination "
+                 "[2001:db8::1]:80\nCOMMIT\n")  # an IPv6 file
+    shortcut = [model(text) for text in files]
+    assert sum(1 for m in shortcut if m[0] != "error") > 40
+    assert sum(1 for m in shortcut if m[0] == "error") > 40
+    monkeypatch.setattr(rulespec, "_NAT_OPTION", {})
+    assert [model(text) for text in files] == shortcut
+
+
+def test_comments_with_escaped_quotes_read_each_as_written():
+    """Comments with escaped quotes, repeated and differing from each other
+    only after their first characters, are each read as written (and with
+    the glued and two-quote forms, the same as a line alone reads them)."""
+    comments = ['"a \\"b\\" c"', '"a \\"x\\" c"', '"a \\"b\\" c"', '"a\\\\b"', '"a \\"b\\""x',
+                '"a \\"b\\" c"', '"a"\\"b"', '"\\"\\""']
+    want = ['a "b" c', 'a "x" c', 'a "b" c', 'a\\b', 'a "b"x', 'a "b" c', 'a\\b', '""']
+    text = "*filter\n:INPUT ACCEPT [0:0]\n" + "".join(
+        f"-A INPUT -s 10.0.0.{k} -m comment --comment {c} -j ACCEPT\n" for k, c in enumerate(comments)) + \
+        "COMMIT\n"
+    rules = iptables.parse(text, "t.rules").table("filter", "ip").chains["INPUT"].rules
+    assert [r.comment for r in rules] == want
+    for k, c in enumerate(comments):
+        alone = iptables.parse_rule(f"-A INPUT -m comment --comment {c} -j ACCEPT")
+        assert alone.comment == want[k]
+
+
 def test_addresses_are_the_networks_ipaddress_builds():
     """The reader builds IPv4 networks without IPv4Network's argument
     parsing: every field, the hosts, equality, hash and text are the
@@ -360,6 +411,7 @@ KNOWN_WORD_PAIRS = [
     ("-A INPUT -m foo --dport 1 -j ACCEPT", "-A INPUT -m bar --dport 1 -j ACCEPT"),
     ("-A INPUT -m set --match-set a src -j web", "-A INPUT -m set --match-set a src -j ACCEPT"),
     ("-A INPUT -s 10.0.0.1 -j DROP", "-A INPUT -s -1 -j DROP"),
+    ("-A INPUT -s 10.0.0.1 -j DROP", "-A -x -s 10.0.0.1 -j DROP"),
     ("-A INPUT -m comment --comment xyz -j DROP", "-A INPUT -m comment --comment -ptcp -j DROP"),
     ("-A INPUT -p tcp --foo 1 -j ACCEPT", "-A INPUT -p tcp --bar 1 -j ACCEPT"),
     ("-I INPUT 1 -j ACCEPT", "-I INPUT x -j ACCEPT"),

@@ -18,6 +18,7 @@ import os
 import re
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Callable
 
 from ..errors import RuleAnalyzerError
 from ..gcpause import gc_paused
@@ -62,9 +63,22 @@ def split_words(line: str) -> tuple[list[str], list[str]]:
         raws = _WORD.findall(line)  # every quote closed: the regex alone is linear
     else:
         raws = [line[a:b] for a, b in _word_spans(line)]
-    words = [_QUOTED.sub(lambda m: _ESCAPE.sub(r"\1", m.group(1)), w) if '"' in w else w
-             for w in raws]
+    words = [_unquoted(w) if '"' in w else w for w in raws]
     return raws, words
+
+
+#: quoted words as written → without their quotes (files repeat their
+#: comments with escaped quotes: 6 us each to unquote)
+_UNQUOTED: dict[str, str] = {}
+
+
+def _unquoted(raw: str) -> str:
+    word = _UNQUOTED.get(raw)
+    if word is None:
+        word = _QUOTED.sub(lambda m: _ESCAPE.sub(r"\1", m.group(1)), raw)
+        if len(_UNQUOTED) < 10_000:
+            _UNQUOTED[raw] = word
+    return word
 
 
 def _split_simple_quotes(line: str) -> tuple[list[str], list[str]] | None:
@@ -166,6 +180,15 @@ def _shape(raws: list[str]) -> str:
         else:
             kinds.append("W")
     return "".join(kinds)
+
+
+def _words_at(positions: tuple[int, ...]) -> Callable[[list[str]], tuple[str, ...]]:
+    """``f(words)``: the tuple of the words at ``positions``."""
+    if not positions:
+        return lambda words: ()
+    if len(positions) == 1:
+        positions *= 2  # itemgetter of one position returns the word itself
+    return itemgetter(*positions)
 
 
 def _rule_shape(raws: list[str]) -> bool:
@@ -457,8 +480,11 @@ class _FileParser:
         self.ruleset = Ruleset(sources=[name])
         self.table: Table | None = None
         self.table_line = 0
-        #: rules that jump, to check at COMMIT: (rule, line text, target word index)
-        self.jumps: list[tuple[Rule, str, int]] = []
+        #: rules that jump, to check at COMMIT: (rule, line text, target word index),
+        #: and the names of their chain and target as read (at COMMIT, 70k
+        #: rules of a kube-proxy nat table are cold: reading the names back
+        #: through them cost 3% of a query)
+        self.jumps: list[tuple[Rule, str, int, str, str]] = []
         #: whether the current table saw a command that moves or removes
         #: rules or chains (-I, -R, -D, -F, -X, -E): check_jumps skips its
         #: checks for jumps deleted or replaced since when it did not
@@ -479,11 +505,11 @@ class _FileParser:
         #: hand-kept rules most skeletons have one line, and their plans
         #: were most of the peak memory)
         entries: dict[str, tuple[object, dict[str, Plan] | None]] = {}
-        #: a line's words as KNOWN_WORDS or None → (its skeleton, how many
-        #: of its words start with '-', where the word after -j is), see
-        #: known_skeleton: two map() calls instead of skeleton()'s loop
-        by_known: dict[tuple, tuple[str | None, int, int]] = {}
-        known_word, first = KNOWN_WORDS.get, itemgetter(0)
+        #: a line's words as KNOWN_WORDS or None → (its skeleton, the getter
+        #: of its unknown words or None, where the word after -j is), see
+        #: known_skeleton: a map() and a join instead of skeleton()'s loop
+        by_known: dict[tuple, tuple[str | None, Callable | None, int]] = {}
+        known_word = KNOWN_WORDS.get
         for lineno, line in enumerate(self.text.split("\n"), 1):
             stripped = line.strip()
             if not stripped or stripped[0] == "#":
@@ -493,23 +519,25 @@ class _FileParser:
             else:
                 raws = words = stripped.split()
             head = stripped[0]
-            if head == ":" and len(raws) == 3 and _COUNTERS.match(raws[2]) and \
-                    (raws[1] == "-" or (raws[1] != "!" and not is_option(raws[1]))):
-                # the shape CWN, a chain declaration (a third of a kube-proxy dump)
+            if head == ":" and len(raws) == 3 and (raws[2] == "[0:0]" or _COUNTERS.match(raws[2])) \
+                    and (raws[1] == "-" or (raws[1] != "!" and not is_option(raws[1]))):
+                # the shape CWN, a chain declaration (a third of a kube-proxy
+                # dump; their counters mostly [0:0]: no regex for those)
                 self.chain_line(lineno, line, raws, words, counted=True)
                 continue
             if head == "-" and known_word is not None:
                 known = tuple(map(known_word, raws))
                 found = by_known.get(known)
-                if found is not None and "".join(map(first, raws)).count("-") == found[1] \
-                        and '"' not in raws[found[2]]:
+                # (no unknown word starting with '-': joined, no "\n-")
+                if found is not None and found[1] is not None and \
+                        "\n-" not in "\n" + "\n".join(found[1](raws)) and '"' not in raws[found[2]]:
                     key = found[0]
                 else:
                     key = skeleton(raws)
                     if found is None:
                         safe = known_skeleton(known)
-                        by_known[known] = (key, -1, 0) if safe is None or key is None else \
-                            (key, *safe)
+                        by_known[known] = (key, None, 0) if safe is None or key is None else \
+                            (key, _words_at(safe[0]), safe[1])
                         if len(by_known) >= 1024 and len(by_known) * 8 > lineno:
                             # a file of hand-kept rules: the lines found by
                             # their known words save less than the others cost
@@ -649,7 +677,9 @@ class _FileParser:
     def commit(self, lineno: int, line: str) -> None:
         table = self.need_table(lineno, line)
         self.check_jumps(table)
-        self.table = None
+        # no rule comes before the next table line: the memory of the
+        # table's jumps (70k in a kube-proxy nat table) serves what follows
+        self.table, self.jumps = None, []
 
     # -- rules --------------------------------------------------------------
 
@@ -714,7 +744,7 @@ class _FileParser:
                             counters=rule_counters or counters)
                 self.apply_rule(command, chain, rule, RuleSpec(*fields), lineno, line, start)
             if isinstance(action, (Jump, Goto)) and command in "AIR":
-                self.jumps.append((rule, line, target_index))
+                self.jumps.append((rule, line, target_index, chain.name, action.target))
             return
         self.apply_chain_command(table, RuleSpec(*fields), lineno, line, start)
 
@@ -822,17 +852,16 @@ class _FileParser:
             # every jump is still in place: the checks on sets of chain
             # names first (70k jumps in a kube-proxy nat table), the
             # per-jump walk below only to name the jump that fails
-            pairs = list(dict.fromkeys([(rule.chain.name, rule.action.target)
-                                        for rule, _, _ in self.jumps]))
-            targets = {target for _, target in pairs}
+            pairs = list(dict.fromkeys(map(itemgetter(3, 4), self.jumps)))
+            targets = set(map(itemgetter(1), pairs))
             if targets <= chains.keys() and targets.isdisjoint(builtins):
                 loop = find_loop(pairs)
                 if loop is None:
                     return
-        edges: dict[tuple[str, str], tuple[Rule, str, int]] = {}
+        edges: dict[tuple[str, str], tuple[Rule, str, int, str, str]] = {}
         edited = self.edited
         for jump in self.jumps:
-            rule, line, index = jump
+            rule, line, index, _, _ = jump
             owner = rule.chain
             if edited and (owner is None or owner.table is not table or
                            rule.index > len(owner.rules) or owner.rules[rule.index - 1] is not rule
@@ -850,6 +879,6 @@ class _FileParser:
         loop = find_loop(pairs)
         if loop is None:
             return
-        rule, line, index = edges[pairs[loop[-1]]]
+        rule, line, index, _, _ = edges[pairs[loop[-1]]]
         raise self.error(f"jump loop: {loop_path(pairs, loop)} (the kernel refuses chains that reach "
                          "themselves)", rule.location.line, line, index)

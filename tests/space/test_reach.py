@@ -563,3 +563,114 @@ def test_rule_behind_a_jump_is_blocked_only_by_rules_that_took_what_the_jump_sen
     inner = t.chains["FW"].add(rule(src("192.0.2.0/24"), action=Accept()))
     reach = analyze(ruleset(t), "input", 4)
     assert reach.unreachable_rules() == [(inner, [b])]
+
+
+def _walk_within(monkeypatch, text: str, hook: str, use: bool, dialect: str = "iptables"):
+    """Every set of a walk of ``text`` with the jumps' matches used to skip
+    rules that every packet matches (``use``) or not; and whether it did."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import reach as reach_mod
+
+    original = reach_mod._Walker._holds
+    skipped = []
+
+    def holds(self, *args):
+        out = use and original(self, *args)
+        skipped.append(out)
+        return out
+
+    monkeypatch.setattr(reach_mod._Walker, "_holds", holds)
+    result = analyze(loads(text, dialect=dialect), hook, 4)
+    return _every_set(result), any(skipped), result
+
+
+@pytest.mark.parametrize("hook", ["forward", "output"])
+def test_rule_every_packet_matches_by_the_jump_gives_the_same_sets(monkeypatch, hook):
+    """An endpoint chain's ``-p tcp -j DNAT`` holds for every packet its
+    service's ``-p tcp --dport 80`` jump sent (through the random pick and
+    the mark on the way): taken without building its sets, each rule gets
+    the very sets and the hook the same verdicts."""
+    text = _endpoints_fixture()
+    whole, used, _ = _walk_within(monkeypatch, text, hook, True)
+    assert used
+    built, used, _ = _walk_within(monkeypatch, text, hook, False)
+    assert not used and whole == built
+    assert any(s[3] for s in whole[0][1:])
+
+
+@pytest.mark.parametrize("via", ["action", "chain", "effect"])
+def test_a_field_written_on_the_way_leaves_the_jumps_match(monkeypatch, via):
+    """A jump on mark 1 into a chain that sets the mark to 2 (itself, in a
+    chain it jumps to, or the jump rule on the way): a later mark-1 rule
+    there matches nothing, though the jump's match implies its own."""
+    if via == "effect":
+        dialect = "nftables"
+        text = """table ip t {
+  chain pre {
+    type filter hook prerouting priority 0; policy accept;
+    meta mark 0x1 meta mark set 0x2 jump A
+  }
+  chain A {
+    meta l4proto tcp meta mark 0x1 drop
+    meta mark 0x1 drop
+  }
+}
+"""
+    else:
+        dialect = "iptables"
+        text = "\n".join(["*mangle", ":PREROUTING ACCEPT [0:0]", ":A - [0:0]", ":B - [0:0]",
+                          "-A PREROUTING -m mark --mark 0x1 -j A",
+                          "-A A -j MARK --set-mark 0x2" if via == "action" else "-A A -j B",
+                          "-A B -j MARK --set-mark 0x2",
+                          "-A A -p tcp -m mark --mark 0x1 -j DROP",
+                          "-A A -m mark --mark 0x1 -j DROP", "COMMIT", ""])
+    whole, used, result = _walk_within(monkeypatch, text, "input", True, dialect)
+    built, _, _ = _walk_within(monkeypatch, text, "input", False, dialect)
+    assert whole == built
+    drops = [r for r in result.rules() if r.chain.name == "A" and isinstance(r.action, Drop)]
+    assert len(drops) == 2 and all(result.is_unreachable(r) for r in drops)
+    assert result.dropped.upper.is_empty()
+
+
+def _same_sets(a, b) -> bool:
+    """Every rule's four sets and the verdict sets of two walks in spaces
+    of different variable orders are the same sets (``a``'s copied into
+    ``b``'s manager; counts would differ in their last bits)."""
+    from dd.cudd import copy_bdd
+
+    def sets(result):
+        out = [getattr(result.rule_sets(r), n).node for r in result.rules() for n in
+               ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper")]
+        return out + [b.node for v in (result.accepted, result.dropped, result.undecided)
+                      for b in (v.lower, v.upper)]
+
+    return all(copy_bdd(x, b.space.bdd) == y for x, y in zip(sets(a), sets(b), strict=True))
+
+
+def test_rare_walk_fields_go_on_top_of_a_large_ruleset(monkeypatch):
+    """The mark and the TTL go right below the family where a large
+    ruleset barely tests them (kube-proxy's), and stay below the addresses
+    where its rules test them often; either way every rule gets the same
+    sets, the hook the same verdicts, and a dead rule the same blockers."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import fields as fields_mod
+    from ruleanalyzer.space.fields import Layout
+
+    text = _endpoints_fixture()
+    last = text.rindex("COMMIT")
+    text = (text[:last] + "-A FORWARD -m conntrack --ctstate INVALID -j DROP\n"
+            "-A FORWARD -s 100.76.0.6/32 -p tcp -j ACCEPT\n" + text[last:])
+    ruleset = loads(text, dialect="iptables")
+    assert list(Layout.for_ruleset(ruleset).fields)[1] == "src"  # a small ruleset: as ever
+    usual = {hook: analyze(ruleset, hook, 4) for hook in ("forward", "output")}
+    monkeypatch.setattr(fields_mod, "RARE_MIN_RULES", 1)
+    monkeypatch.setattr(fields_mod, "RARE_PER_RULES", 3)  # (the mark: one rule in 19)
+    assert list(Layout.for_ruleset(ruleset).fields)[:4] == ["family", "mark", "ttl", "src"]
+    for hook, before in usual.items():
+        after = analyze(ruleset, hook, 4)
+        assert [r.text for r in after.rules()] == [r.text for r in before.rules()]
+        assert _same_sets(after, before)
+        assert [(r.text, [b.text for b in bs]) for r, bs in after.unreachable_rules()] == \
+            [(r.text, [b.text for b in bs]) for r, bs in before.unreachable_rules()]
+    monkeypatch.setattr(fields_mod, "RARE_PER_RULES", 30)  # one rule in 19 tests the mark: too many
+    assert list(Layout.for_ruleset(ruleset).fields)[1:3] == ["ttl", "src"]
