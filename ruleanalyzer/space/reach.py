@@ -258,11 +258,8 @@ class _Run:
         return low, up
 
     def _kept(self, k: int):
-        """Rule ``k``'s kept reaching sets, or None (``kept`` a dict by
-        index, or a list of them or None)."""
+        """Rule ``k``'s kept reaching sets, or None."""
         kept = self.kept
-        if isinstance(kept, dict):
-            return kept.get(k)
         return kept[k] if k < len(kept) else None
 
     def upper_within(self, k: int, node):
