@@ -1095,14 +1095,22 @@ def _is_shadowed(story: Story) -> bool:
     return any(v != mine for v in decided) if mine in _PAST else False
 
 
+def _causes_first(story: Story) -> list[Rule]:
+    """The story's changers, those that void a condition the rule writes
+    first: the DNAT of the destination it tests is the cause, not the MARK
+    set on the way."""
+    return sorted(story.changers, key=lambda c: not _written(story.rule, _fields(c)))
+
+
 def _changed_message(story: Story, verb: str) -> tuple[str, list[str], tuple]:
     rule = story.rule
-    changer = story.changers[0]
+    changers = _causes_first(story)
+    changer = changers[0]
     voided = _written(rule, _fields(changer))
     head = f"rule can never match: {_chain_text(changer)} {_change_words(changer)} first"
     if voided:
         head += f", so `{voided}` never holds"
-    details = [_listing(c, "changes them") for c in story.changers]
+    details = [_listing(c, "changes them") for c in changers]
     if story.deciders:
         d = story.deciders[0]
         head += f"; {_name(d)} {outcome(d)}s them instead"
@@ -1203,7 +1211,7 @@ def _dead_finding(check: Check, story: Story, shadowed: bool) -> Finding:
     mine = meant(rule)
     if story.kind == "changed":
         head, details, cause = _changed_message(story, mine)
-        related = [related_rule(c, "changes its packets first") for c in story.changers]
+        related = [related_rule(c, "changes its packets first") for c in _causes_first(story)]
         related += [related_rule(d, f"decides them ({outcome(d)})") for d in story.deciders]
         details += _orphan_lines(story)
         return check.finding(head, rule=rule, related=related, details=details, cause=cause,

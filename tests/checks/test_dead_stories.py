@@ -101,3 +101,23 @@ def test_the_blocker_is_found_among_many_rules_that_take_nothing_of_it():
     assert "taken first by INPUT rule 24 (line 30)," in found[51].message
     assert found[51].code == "RA101"
     assert "early rule 38 (line 91)" in found[122].message
+
+
+def test_a_rule_voided_by_a_dnat_names_the_dnat_not_the_mark_set_on_the_way():
+    """kube-proxy's shape: the service chain marks the packet (KUBE-MARK-MASQ)
+    and DNATs it; a later filter rule on the service address can never
+    match. The DNAT of the destination it tests is the cause."""
+    from ruleanalyzer import loads
+
+    text = ("*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SVC-A - [0:0]\n:KUBE-MARK-MASQ - [0:0]\n"
+            "-A PREROUTING -d 10.96.0.10/32 -p tcp --dport 53 -j KUBE-SVC-A\n"
+            "-A KUBE-SVC-A -j KUBE-MARK-MASQ\n"
+            "-A KUBE-SVC-A -p tcp -j DNAT --to-destination 10.244.1.5:53\n"
+            "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000\nCOMMIT\n"
+            "*filter\n:FORWARD ACCEPT [0:0]\n"
+            "-A FORWARD -m conntrack --ctstate NEW -d 10.96.0.10/32 -p tcp --dport 53 -j REJECT\nCOMMIT\n")
+    rs = loads(text, dialect="iptables", name="svc.rules")
+    [f] = run_audit([rs], select=["RA101", "RA102", "RA103"], include_generated=True).findings
+    assert f.message == ("rule can never match: nat KUBE-SVC-A rule 2 (line 7) rewrites them (DNAT) first, "
+                         "so `-d 10.96.0.10/32 --dport 53` never holds")
+    assert f.related[0].where.line == 7 and "DNAT" in f.details[0]
