@@ -19,18 +19,13 @@ import ipaddress
 
 from ..model import (AddressMatch, AllOf, AnyOf, BitsMatch, InterfaceMatch, IntMatch, Match,
                      NameMatch, OpaqueMatch)
-from .fields import Layout, _wildcard_prefix
+from .fields import FIELD_ALIASES, Layout, _wildcard_prefix
 from .packetset import PacketSet, Space
 
 #: ``tos`` is the byte ``dscp << 2 | ecn``: (field, bit offset, width) parts.
 VIRTUAL_FIELDS = {"tos": (("ecn", 0, 2), ("dscp", 2, 6)),
                   # IPv4's flags and fragment-offset word (bit 15, reserved, is 0)
                   "ipfrag": (("frag_off", 0, 13), ("mf", 13, 1), ("df", 14, 1))}
-#: Aliases parsers may use for the same header field.
-FIELD_ALIASES = {"hoplimit": "ttl", "hop_limit": "ttl", "l4proto": "proto", "nexthdr": "proto",
-                 "frag": "fragment", "pkt_type": "pkttype", "ctstate": "state",
-                 "direction": "ct_direction", "ctstatus": "ct_status", "skuid": "uid",
-                 "skgid": "gid", "meta_mark": "mark", "ct_mark": "ctmark", "connmark": "ctmark"}
 #: Values IntMatch("family") may carry: IP versions and NFPROTO numbers.
 FAMILY_VALUES = {4: 4, 6: 6, 2: 4, 10: 6}
 

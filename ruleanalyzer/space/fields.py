@@ -66,6 +66,11 @@ ORDER = ("family", "src", "iif", "dst", "oif", "state", "proto", "dport", "sport
          "icmp_type", "icmp_code", "ct_direction", "pkttype", "ecn", "dscp", "fragment", "frag_off",
          "mf", "df", "ip_options", "ext_headers", "ttl", "length", "ip_id", "mark", "ctmark", "uid",
          "gid", "ct_status", "src_type", "dst_type")
+#: Aliases parsers may use for the same header field.
+FIELD_ALIASES = {"hoplimit": "ttl", "hop_limit": "ttl", "l4proto": "proto", "nexthdr": "proto",
+                 "frag": "fragment", "pkt_type": "pkttype", "ctstate": "state",
+                 "direction": "ct_direction", "ctstatus": "ct_status", "skuid": "uid",
+                 "skgid": "gid", "meta_mark": "mark", "ct_mark": "ctmark", "connmark": "ctmark"}
 #: Fields the walk itself reads or writes on every packet (the mark
 #: kube-proxy sets on a service's packets and reads on FORWARD and
 #: POSTROUTING, the TTL ``ip_forward`` lowers) that a large ruleset may
@@ -78,8 +83,6 @@ ORDER = ("family", "src", "iif", "dst", "oif", "state", "proto", "dport", "sport
 #: where many rules test a field (the mixed shape) it stays below (there each
 #: rule's test would split every set above the addresses).
 RARE_FIELDS = ("mark", "ttl")
-#: Field names a match may give for those (model and parsers).
-_RARE_NAMES = {"mark": "mark", "meta_mark": "mark", "ttl": "ttl", "hoplimit": "ttl", "hop_limit": "ttl"}
 #: Rulesets with fewer rules keep the usual order (small ones are fast
 #: either way; every corpus ruleset is below it).
 RARE_MIN_RULES = 10_000
@@ -240,6 +243,14 @@ class Layout:
         return cls.for_matches([*_ruleset_matches(ruleset), *extra], _nat_rewrites(ruleset),
                                _rare_fields(ruleset))
 
+    def field_of_variable(self) -> dict[str, str]:
+        """Each BDD variable's field name (made once per layout)."""
+        cached = self.__dict__.get("_field_of")
+        if cached is None:
+            cached = self.__dict__["_field_of"] = {
+                v: name for name, spec in self.fields.items() for v in spec.vars_msb_first}
+        return cached
+
     def variables(self) -> list[str]:
         """Every BDD variable, top first (a fresh list; the names are kept
         per field set, since checks ask for them per projection)."""
@@ -282,10 +293,15 @@ def _ruleset_matches(ruleset: Ruleset) -> Iterable[Match]:
         if chain.devices:  # netdev chains bound to devices guard on iif
             yield InterfaceMatch("iif", tuple(chain.devices))
     for rule in ruleset.rules():
-        yield from rule.matches
-        for act in (rule.action, *rule.effects):
-            if isinstance(act, Dispatch):
-                yield from (m for m, _ in act.branches)
+        yield from _rule_matches(rule)
+
+
+def _rule_matches(rule) -> Iterable[Match]:
+    """A rule's matches, and those of its verdict map's branches."""
+    yield from rule.matches
+    for act in (rule.action, *rule.effects):
+        if isinstance(act, Dispatch):
+            yield from (m for m, _ in act.branches)
 
 
 def _rare_fields(ruleset: Ruleset) -> tuple[str, ...]:
@@ -298,21 +314,17 @@ def _rare_fields(ruleset: Ruleset) -> tuple[str, ...]:
     counts = dict.fromkeys(RARE_FIELDS, 0)
 
     def reads(m, out: set) -> None:
-        name = _RARE_NAMES.get(getattr(m, "field", None) or "")
-        if name:
-            out.add(name)
+        field = getattr(m, "field", None)
+        if field:
+            out.add(FIELD_ALIASES.get(field, field))
         for sub in getattr(m, "matches", ()):
             reads(sub, out)
 
     for rule in ruleset.rules():
         out: set = set()
-        for m in rule.matches:
+        for m in _rule_matches(rule):
             reads(m, out)
-        for act in (rule.action, *rule.effects):
-            if isinstance(act, Dispatch):
-                for m, _ in act.branches:
-                    reads(m, out)
-        for name in out:
+        for name in out & counts.keys():
             counts[name] += 1
     return tuple(f for f in RARE_FIELDS if counts[f] * RARE_PER_RULES <= total)
 

@@ -1474,9 +1474,8 @@ class _Walker:
         key = ("outer", id(rule), match)
         out = self.match_cache.get(key)
         if out is None:
-            support = self.space.bdd.support(match)
-            fields = frozenset(name for name, spec in self.space.layout.fields.items()
-                               if not support.isdisjoint(spec.vars_msb_first))
+            field_of = self.space.layout.field_of_variable()
+            fields = frozenset(f for f in map(field_of.get, self.space.bdd.support(match)) if f is not None)
             out = self.match_cache[key] = (match, self._reads(rule), fields)
         return out
 
@@ -2061,7 +2060,7 @@ def _env(ctx: "_Context", absent: frozenset, reads_ttl: bool = False):
 
 
 #: The space field a match on another name reads (:func:`_read_fields`).
-_READ_AS = {"meta_mark": "mark", "ct_mark": "ctmark", "connmark": "ctmark", "tos": "ecn"}
+_READ_AS = {"tos": "ecn"}  # (other spellings: FIELD_ALIASES)
 
 
 def _read_fields(ruleset: Ruleset) -> frozenset[str]:
