@@ -281,3 +281,22 @@ def test_a_model_with_unbuilt_chains_pickles_and_copies_whole():
     chain = next(c for c in rs.chains() if c.__class__ is not Chain)
     twin = dataclasses.replace(chain)
     assert twin.__class__ is Chain and twin.rules == chain.rules and len(chain.rules) > 5
+
+
+@pytest.mark.parametrize("second", [
+    "-A idle -p udp -m udp --dport 9 -j REJECT --reject-with tcp-reset",
+    "-A idle ! -p tcp -j REJECT --reject-with tcp-reset",
+    "-A idle ! -p tcp -j DNAT --to-destination 1.2.3.4:80",
+    "-A idle -p icmp -j DNAT --to-destination 1.2.3.4:80",
+])
+def test_a_target_read_before_is_checked_again_under_another_protocol(second, monkeypatch):
+    """Targets are checked once per spelling and protocol: the same target
+    text under a protocol it does not allow is still refused at its line."""
+    for first in ("-A idle -p tcp -m tcp --dport 9 -j REJECT --reject-with tcp-reset",
+                  "-A idle -p tcp -m tcp --dport 9 -j DNAT --to-destination 1.2.3.4:80"):
+        table = "*nat\n:PREROUTING ACCEPT [0:0]\n:idle - [0:0]\n" if "NAT" in second else HEAD
+        text = table + first + "\n" + second + "\nCOMMIT\n"
+        lazy, eager = both(text, "twice.rules", monkeypatch)
+        assert lazy == eager
+        line = text.count("\n", 0, text.index(second)) + 1
+        assert lazy[0] == "error" and lazy[1].startswith(f"twice.rules:{line}:"), lazy[:2]

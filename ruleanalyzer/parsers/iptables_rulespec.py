@@ -467,9 +467,18 @@ class Plan:
             # own errors) and constants raise nothing
         if self.jump is None and self.target is not None:
             found = self.plain_nat_words(words) if self.target in _NAT_OPTION else None
-            if found is None or int(found[2]) > 65535 or not values.plain_address(found[1]):
-                self.target_action(raws, words)
-            # else plain_nat reads it (its address parses: a strict dotted quad)
+            if found is not None and int(found[2]) <= 65535 and values.plain_address(found[1]):
+                return  # plain_nat reads it (its address parses: a strict dotted quad)
+            key = self.target_key(raws, words)[1]
+            if key not in self.actions:
+                # what target_action checks depends on the target's words, -p
+                # and the file's family: each such target is checked once
+                done = self.shared.setdefault("targets checked", set()) \
+                    if self.shared is not None else set()
+                mark = (self.target, key, self.proto, self.proto_negated)
+                if mark not in done:
+                    self.target_action(raws, words)
+                    done.add(mark)
 
     # -- the steps, one method each where a line's plan may run them
     # -- through :func:`_specialize`'s code as well
@@ -556,14 +565,19 @@ class Plan:
                 self.shared.setdefault(("jumps", self.jump[0]), {})
         return jumps
 
-    def target_action(self, raws: list[str], words: list[str]) -> Action:
-        """The action of a target extension (``-j DNAT --to-destination …``)."""
+    def target_key(self, raws: list[str], words: list[str]) -> tuple:
+        """(the text of the line's target, what its action is kept by)."""
         if self.target_options:
             text = " ".join(raws[self.target_start:])
             key = text if '"' not in text else \
                 (text, tuple([words[j] for _, indices in self.target_options for j in indices]))
         else:
             text = key = f"-j {self.target}"
+        return text, key
+
+    def target_action(self, raws: list[str], words: list[str]) -> Action:
+        """The action of a target extension (``-j DNAT --to-destination …``)."""
+        text, key = self.target_key(raws, words)
         action = self.actions.get(key)
         if action is None:
             nat = self.plain_nat(words) if self.target in _NAT_OPTION else None

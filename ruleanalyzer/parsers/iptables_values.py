@@ -576,14 +576,16 @@ def parse_reject_with(text: str, v6: bool) -> str:
 # anything else, which the parser itself then reads and reports. True never
 # stands for a value the parser would refuse (tests/test_parser_iptables_lazy).
 
-_PLAIN_V4_NETWORK = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}(?:/(?:3[0-2]|[12]?[0-9]))?\Z")
-_PLAIN_PORTS = re.compile(r"(0|[1-9][0-9]{0,4})(?::(0|[1-9][0-9]{0,4}))?\Z")
+_PLAIN_V4_NETWORK = re.compile(
+    rf"{_OCTET}(?:\.{_OCTET}){{0,3}}(?:/(?:3[0-2]|[12]?[0-9]|(?:{_OCTET}\.){{3}}{_OCTET}))?\Z")
 _PLAIN_INT_RANGE = {sep: re.compile(rf"(0|[1-9][0-9]{{0,9}})(?:{re.escape(sep)}(0|[1-9][0-9]{{0,9}}))?\Z")
                     for sep in (":", "-")}
 
 
 def plain_network(text: str, family: str) -> bool:
-    """``1.2.3.4`` or ``10.0.0.0/8`` (decimal parts, no leading zeros) in an IPv4 rule."""
+    """``1.2.3.4``, ``10.0.0.0/8``, ``10.3/16`` (completed with zeros) or
+    ``10.0.0.0/255.0.0.0`` (a non-contiguous mask is no error: an opaque
+    match) in an IPv4 rule, each part decimal without leading zeros."""
     return family == "ip" and _PLAIN_V4_NETWORK.match(text) is not None
 
 
@@ -592,11 +594,19 @@ def plain_address(text: str) -> bool:
     return _STRICT_V4.match(text) is not None
 
 
+def _plain_port(text: str) -> bool:
+    """A decimal port, no leading zeros, at most 65535 (string tests: 2x a regex)."""
+    n = len(text)
+    return text.isdigit() and text.isascii() and (n < 5 or (n == 5 and text <= "65535")) and \
+        (text[0] != "0" or n == 1)
+
+
 def plain_port_range(text: str) -> bool:
     """``22`` or ``1000:2000`` in decimal, no leading zeros, at most 65535."""
-    found = _PLAIN_PORTS.match(text)
-    return found is not None and int(found[1]) <= 65535 and \
-        (found[2] is None or int(found[2]) <= 65535)
+    if ":" in text:
+        first, _, last = text.partition(":")
+        return _plain_port(first) and _plain_port(last)
+    return _plain_port(text)
 
 
 def plain_port_list(text: str) -> bool:
