@@ -300,3 +300,39 @@ def test_a_target_read_before_is_checked_again_under_another_protocol(second, mo
         assert lazy == eager
         line = text.count("\n", 0, text.index(second)) + 1
         assert lazy[0] == "error" and lazy[1].startswith(f"twice.rules:{line}:"), lazy[:2]
+
+
+def test_a_build_cut_short_by_the_time_limit_is_whole_when_asked_again(monkeypatch):
+    """The audit's time limit (a signal) may stop a chain's build half way:
+    the chain's rules, asked for again, are all there, as built as read."""
+    from ruleanalyzer.checks.base import AnalysisTimeout
+
+    text, _ = generate("mixed", 600, 2)
+    rs = iptables.parse(text, "m.rules")
+    chain = max((c for c in rs.chains() if c.__class__ is not Chain),
+                key=lambda c: len(iptables._RULES.__get__(c, Chain).records))
+    other = next(c for c in rs.chains() if c.__class__ is not Chain and c is not chain)
+    calls = []
+    fields = rulespec.Plan.fields
+
+    def cut(plan, raws, words):
+        calls.append(1)
+        if len(calls) == 5:
+            raise AnalysisTimeout()
+        return fields(plan, raws, words)
+
+    monkeypatch.setattr(rulespec.Plan, "fields", cut)
+    with pytest.raises(AnalysisTimeout):
+        chain.rules  # noqa: B018
+    built = chain.rules
+    monkeypatch.setattr(iptables, "LAZY_CHAINS", False)
+    eager = iptables.parse(text, "m.rules")
+    twin = next(t for t in eager.tables if t.name == chain.table.name).chains[chain.name]
+    assert len(built) > 5
+    assert [(r.matches, r.action, r.location, r.index) for r in built] == \
+        [(r.matches, r.action, r.location, r.index) for r in twin.rules]
+    # the build stopped between storing the rules and becoming a plain Chain
+    rules = iptables._build_rules(other, iptables._RULES.__get__(other, Chain))
+    iptables._RULES.__set__(other, rules)
+    assert other.rules is rules and other.__class__ is Chain
+    assert model_of(rs) == model_of(eager)

@@ -381,7 +381,10 @@ class _LazyChain(Chain):
 
     @property
     def rules(self) -> list[Rule]:
-        rules = _build_rules(self, _RULES.__get__(self, Chain))
+        pending = _RULES.__get__(self, Chain)
+        # (built already when a signal, such as the audit's time limit,
+        # interrupted the two lines below)
+        rules = _build_rules(self, pending) if pending.__class__ is _Pending else pending
         _RULES.__set__(self, rules)
         self.__class__ = Chain
         return rules
