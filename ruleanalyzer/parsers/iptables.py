@@ -14,6 +14,7 @@ missing chains, jump loops, missing COMMIT.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from dataclasses import dataclass
@@ -382,9 +383,18 @@ class _LazyChain(Chain):
     @property
     def rules(self) -> list[Rule]:
         pending = _RULES.__get__(self, Chain)
-        # (built already when a signal, such as the audit's time limit,
-        # interrupted the two lines below)
-        rules = _build_rules(self, pending) if pending.__class__ is _Pending else pending
+        if pending.__class__ is _Pending:
+            # thousands of objects without cycles: as the reader, without
+            # the cyclic collector walking them (see ..gcpause)
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                rules = _build_rules(self, pending)
+            finally:
+                if collecting:
+                    gc.enable()
+        else:  # stored already when a signal (the audit's time limit) came before the last line
+            rules = pending
         _RULES.__set__(self, rules)
         self.__class__ = Chain
         return rules
