@@ -336,3 +336,42 @@ def test_a_build_cut_short_by_the_time_limit_is_whole_when_asked_again(monkeypat
     iptables._RULES.__set__(other, rules)
     assert other.rules is rules and other.__class__ is Chain
     assert model_of(rs) == model_of(eager)
+
+
+def test_fuzzed_files_read_the_same():
+    """The fuzz tests' hostile iptables files (option soup from the parser's
+    own tables, mutated corpus dumps, other line endings): the same model or
+    the same located error, with the lazy chains and without."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from .fuzz import harness
+    from .fuzz import strategies as fuzz
+
+    texts = harness.corpus_texts("iptables", limit=60, max_size=16 * 1024)
+    inputs = fuzz.grammar_inputs("iptables", texts)
+    if texts:
+        inputs = st.one_of(inputs, fuzz.corpus_mutations("iptables", texts))
+    outcomes = []
+
+    def same(text: str) -> None:
+        lazy = model(text, "fuzz.rules")
+        iptables.LAZY_CHAINS = False
+        try:
+            eager = model(text, "fuzz.rules")
+        finally:
+            iptables.LAZY_CHAINS = True
+        assert lazy == eager
+        outcomes.append(lazy[0] == "error")
+
+    @settings(derandomize=True, max_examples=120, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(inputs)
+    def run(text):
+        same(text)
+
+    run()
+    for text in texts[:8]:
+        for variant in (text.replace("\n", "\r\n"), "\ufeff" + text, text[: len(text) // 2]):
+            same(variant)
+    assert 0 < sum(outcomes) < len(outcomes)
