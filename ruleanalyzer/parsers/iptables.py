@@ -10,6 +10,10 @@ interpreted option by option (:mod:`.iptables_rulespec`), and the commands
 (``-A``, ``-I``, ``-N``, ``-P``, ``-F``, ``-X``, …) are applied to the tables
 as iptables-restore would, with its checks: undeclared chains, jumps to
 missing chains, jump loops, missing COMMIT.
+
+A rule appended to a chain is checked as it is read (every error it would
+raise, at its line) and built when its chain's rules are first asked for
+(:class:`_LazyChain`): a query builds only the chains the packet enters.
 """
 
 from __future__ import annotations
