@@ -1,9 +1,11 @@
-"""The iptables reader checks each rule a file appends as it reads it and
-builds a chain's rules only when they are first asked for (a query enters
-chains holding a few percent of a big file's rules). Nobody may notice: every
-file reads to the same model, is refused with the same message at the same
-line and column, and answers the same packets the same way with the lazy
-chains as with every rule built as it is read (``LAZY_CHAINS = False``).
+"""For query and connect (inside ``parsers.lazy_reading()``) the iptables
+reader checks each rule a file appends as it reads it and builds a chain's
+rules only when they are first asked for (a query enters chains holding a
+few percent of a big file's rules). Nobody may notice: every file reads to
+the same model, is refused with the same message at the same line and
+column, and answers the same packets the same way with the lazy chains as
+with every rule built as it is read (``LAZY_CHAINS = False``, and every
+reading outside lazy_reading: audit, diff, lint).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from ruleanalyzer import cli, parsers
 from ruleanalyzer.errors import RuleAnalyzerError
+from ruleanalyzer.loader import load
 from ruleanalyzer.model import Chain
 from ruleanalyzer.packets import make_packet
 from ruleanalyzer.parsers import iptables
@@ -31,6 +35,12 @@ from .test_parser_iptables_plans import model
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "iptables"
 FRAGMENTS = CORPUS / "iptables-upstream-extension-rules"
+
+
+@pytest.fixture(autouse=True)
+def _lazy_reading(monkeypatch):
+    """Every test here reads as query does (inside parsers.lazy_reading)."""
+    monkeypatch.setattr(parsers, "LAZY_READING", True)
 
 
 def both(text: str, name: str, monkeypatch, family: str | None = None) -> tuple[list, list]:
@@ -378,3 +388,23 @@ def test_fuzzed_files_read_the_same():
         for variant in (text.replace("\n", "\r\n"), "\ufeff" + text, text[: len(text) // 2]):
             same(variant)
     assert 0 < sum(outcomes) < len(outcomes)
+
+
+def test_query_reads_lazily_and_other_readers_whole(tmp_path, monkeypatch, capsys):
+    """`ruleanalyzer query` leaves the chains the packet does not enter
+    unbuilt; load() outside lazy_reading (audit, diff, lint) builds them all."""
+    monkeypatch.setattr(parsers, "LAZY_READING", False)
+    text, _ = generate("mixed", 3000, 1)
+    path = tmp_path / "mixed.rules"
+    path.write_text(text, encoding="utf-8")
+    read = []
+    parse = iptables.parse
+    monkeypatch.setattr(iptables, "parse", lambda *a, **k: read.append(parse(*a, **k)) or read[-1])
+    code = cli.main(["query", str(path), "--dialect", "iptables", "--src", "192.0.2.7",
+                     "--dst", "10.1.2.3", "--proto", "tcp", "--dport", "22", "--format", "json"])
+    assert code in (0, 1, 3) and json.loads(capsys.readouterr().out)["verdict"]
+    chains = list(read[0].chains())
+    assert sum(c.__class__ is not Chain for c in chains) > len(chains) // 2
+    assert not parsers.LAZY_READING
+    whole = load(str(path), dialect="iptables")
+    assert all(c.__class__ is Chain for c in whole.chains()) and whole.rule_count > 2900

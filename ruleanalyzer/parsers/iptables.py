@@ -11,8 +11,9 @@ interpreted option by option (:mod:`.iptables_rulespec`), and the commands
 as iptables-restore would, with its checks: undeclared chains, jumps to
 missing chains, jump loops, missing COMMIT.
 
-A rule appended to a chain is checked as it is read (every error it would
-raise, at its line) and built when its chain's rules are first asked for
+Inside :func:`ruleanalyzer.parsers.lazy_reading` (query, connect) a rule
+appended to a chain is checked as it is read (every error it would raise, at
+its line) and built when its chain's rules are first asked for
 (:class:`_LazyChain`): a query builds only the chains the packet enters.
 """
 
@@ -27,6 +28,7 @@ from typing import Callable
 
 from ..errors import RuleAnalyzerError
 from ..gcpause import gc_paused
+from .. import parsers as _registry
 from ..model import (IPTABLES_BUILTIN_CHAINS, Chain, Diagnostic, Goto, Jump, Location, Rule,
                      Ruleset, Table, iptables_priority)
 from .fastnew import slots_constructor
@@ -281,11 +283,13 @@ _shape_cache: dict[str, object] = {}
 #: Whether lines of one skeleton share its compiled plan (off: every line is
 #: compiled on its own, the reference the tests compare the shared plans to).
 REUSE_PLANS = True
-#: Whether the rules a file appends to its chains are checked as they are
-#: read and built when their chain's rules are first asked for (off: built
-#: as they are read, the reference tests/test_parser_iptables_lazy compares
-#: the lazy chains to). A query enters chains holding a few percent of a
-#: big file's rules.
+#: Whether, inside parsers.lazy_reading(), the rules a file appends to its
+#: chains are checked as they are read and built when their chain's rules
+#: are first asked for (off: built as they are read, the reference
+#: tests/test_parser_iptables_lazy compares the lazy chains to). A query
+#: enters chains holding a few percent of a big file's rules; a reader of
+#: the whole model would pay for checking and splitting each line twice
+#: (+25-35% of reading), so it reads eagerly.
 LAZY_CHAINS = True
 #: The shapes grammars/iptables.lark accepts (start: table_line | chain_line |
 #: commit_line | rule_line), kept in step with it by test_parser_iptables.
@@ -596,6 +600,7 @@ class _FileParser:
         self.plan_count = 0
         #: the values the plans of this file build, shared between them (compile_line)
         self.shared: dict = {}
+        self.lazy = self.lazy and LAZY_CHAINS and _registry.LAZY_READING
 
     def error(self, message: str, lineno: int, line: str, index: int = 0,
               hint: str | None = None) -> RuleAnalyzerError:
@@ -801,7 +806,7 @@ class _FileParser:
             counters = self.counters(raws[0], lineno, line, 0)
             start = 1
         chains = table.chains
-        lazy = self.lazy and not self.edited and LAZY_CHAINS
+        lazy = self.lazy and not self.edited
         try:
             plan = plans.get(table.name) if plans is not None else None
             if plan is None:
