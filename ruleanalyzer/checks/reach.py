@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from ..model import (Accept, AnyOf, Dispatch, Drop, EcnStrip, Goto, IntMatch, Jump, Log, Nat, Notrack,
                      OpaqueMatch, Reject, Return, Rule, SetField)
-from .base import Check, Context, Finding, Option, related_policy, related_rule, shown
+from .base import Check, Context, Finding, Option, Where, related_policy, related_rule, shown
 from .structure import explained_by_structure
 
 
@@ -202,13 +202,20 @@ class Story:
     orphaned: list = field(default_factory=list)
 
 
-_RANK = {"blocked": 0, "changed": 1, "callers": 2, "own": 3, "orphan": 4}
+_RANK = {"blocked": 0, "changed": 1, "callers": 2, "own": 3, "orphan": 4, "untold": 5}
+
+
+class UntoldFinding(Finding):
+    """A dead rule's finding that a default audit only counts among those
+    about tools' stock rules (:attr:`Context.untold`): its story — which
+    check, the blocking rules — is never worked out. Never shown."""
 
 
 def stories(ctx: Context) -> dict[int, Story]:
     """The :class:`Story` of every dead rule of ``ctx`` (cached), except
     those a structure check explains (RA504, RA505: no finding tells
-    their story)."""
+    their story). Rules :attr:`Context.untold` names get an ``untold``
+    story, not worked out (nor the blocker search for them)."""
     cached = ctx.__dict__.get("_dead_stories")
     if cached is not None:
         return cached
@@ -217,6 +224,7 @@ def stories(ctx: Context) -> dict[int, Story]:
     by_id = {id(d.rule): d for d in dead if not explained_by_structure(d.rule)}
     orphans = {id(chain) for chain, _jumps in _orphan_chains(ctx)}
     families = set(ctx.families())
+    untold = ctx.untold
     for _hook, _family, reach in ctx.analyses():
         for rule in reach.rules():
             d = by_id.get(id(rule))
@@ -226,6 +234,9 @@ def stories(ctx: Context) -> dict[int, Story]:
                 continue  # an IPv6-only rule's IPv4 path says nothing about why it is dead
             if id(rule.chain) in orphans:  # its chain is never entered: the jumps tell it
                 out.setdefault(id(rule), Story(rule, kind="orphan"))
+                continue
+            if untold is not None and untold(rule):  # its finding is only counted
+                out.setdefault(id(rule), Story(rule, kind="untold"))
                 continue
             story = _story(reach, rule)
             best = out.get(id(rule))
@@ -1271,6 +1282,10 @@ class UnmatchableRule(Check):
         found = stories(ctx)
         for dead in dead_rules(ctx):
             story = found.get(id(dead.rule))
+            if story is not None and story.kind == "untold":  # (RA101, RA102 or this check's)
+                yield UntoldFinding("RA10x", "dead-rule", "warning", "a dead rule's finding, only counted",
+                                    Where.of_rule(dead.rule), rule=dead.rule, origin=dead.rule.origin)
+                continue
             if story is None or story.kind not in ("own", "callers") \
                     or explained_by_structure(dead.rule):
                 continue
