@@ -124,6 +124,16 @@ class Bounds:
         space, raw = self._raw[0], self._raw[1 if side == "lower" else 2]
         return space.and_exist(exist, raw(), space.valid & node)
 
+    def outside(self, side: str, node):
+        """``node & ~self.lower.node`` (or ``upper``), the very same node,
+        without making the whole set while it is unread (:meth:`meet`):
+        what of ``node`` the raw set lacks, and its invalid packets."""
+        made = self._lower if side == "lower" else self._upper
+        if self._raw is None or not callable(made):
+            return node & ~getattr(self, side).node
+        space, raw = self._raw[0], self._raw[1 if side == "lower" else 2]
+        return (node & ~raw()) | (node & ~space.valid)
+
     @property
     def lower(self) -> PacketSet:
         if callable(self._lower):
