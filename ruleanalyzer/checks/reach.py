@@ -1506,7 +1506,7 @@ class RemovableRule(Check):
             if (other.matches, other.action) == (rule.matches, rule.action):
                 return None  # a duplicate: RA505 reports it
             lower, upper = encode_conjunction(other.matches, sp)
-            if not rec.meets(sp, left & upper):
+            if not rec.meets(sp, upper) or not rec.meets(sp, left & upper):  # (the first: no set made)
                 continue
             if (not _same_fate(rule, other)
                     or any(not isinstance(e, Log) for e in other.effects)):
