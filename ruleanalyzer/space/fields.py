@@ -184,6 +184,11 @@ class Layout:
 
     fields: dict[str, FieldSpec]
     interfaces: dict[str, InterfaceDomain]
+    #: Fields moved right below the family for the walk's speed
+    #: (:func:`_rare_fields`); without them the order is the canonical one,
+    #: in which witnesses and descriptions are read (:meth:`canonical`).
+    on_top: tuple[str, ...] = ()
+    _canonical: "Layout | None" = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_names(cls, interfaces: Iterable[str] = (), names: dict[str, set[str]] | None = None,
@@ -203,10 +208,11 @@ class Layout:
         if destination_first:
             order = ("family", "dst", "oif", "src", "iif", *ORDER[5:])
             assert sorted(order) == sorted(ORDER)
+        canonical = order
         if on_top:
             order = ("family", *on_top, *(f for f in order if f != "family" and f not in on_top))
             assert sorted(order) == sorted(ORDER)
-        for name in order:
+        for name in canonical:
             if name in INT_WIDTHS:
                 specs[name] = FieldSpec(name, INT_WIDTHS[name])
             elif name in INTERFACE_FIELDS:
@@ -218,7 +224,10 @@ class Layout:
             else:
                 vals = SET_DEFAULTS[name] + tuple(sorted(names.get(name, set()) - set(SET_DEFAULTS[name])))
                 specs[name] = FieldSpec(name, len(vals), "set", vals)
-        return cls(specs, {f: domain for f in INTERFACE_FIELDS})
+        ifaces = {f: domain for f in INTERFACE_FIELDS}
+        if not on_top:
+            return cls(specs, ifaces)
+        return cls({name: specs[name] for name in order}, ifaces, tuple(on_top), cls(specs, ifaces))
 
     @classmethod
     def for_matches(cls, matches: Iterable[Match], rewrites: Iterable[tuple[str, str]] = (),
@@ -242,6 +251,13 @@ class Layout:
         """A layout whose domains cover every name the ruleset (and ``extra``) mentions."""
         return cls.for_matches([*_ruleset_matches(ruleset), *extra], _nat_rewrites(ruleset),
                                _rare_fields(ruleset))
+
+    def canonical(self) -> "Layout":
+        """The same fields in the order they have without :attr:`on_top`:
+        witnesses and descriptions read sets in it (``Space.canonical``),
+        so a ruleset's findings read the same whichever order its walk
+        used (both orders hold the same sets)."""
+        return self._canonical or self
 
     def field_of_variable(self) -> dict[str, str]:
         """Each BDD variable's field name (made once per layout)."""
