@@ -323,7 +323,7 @@ def _rule_matches(rule) -> Iterable[Match]:
 def _rare_fields(ruleset: Ruleset) -> tuple[str, ...]:
     """The :data:`RARE_FIELDS` at most one rule in :data:`RARE_PER_RULES`
     of a ruleset of :data:`RARE_MIN_RULES` or more tests (none in a smaller
-    one)."""
+    one, nor in one copying a field to another)."""
     total = ruleset.rule_count
     if total < RARE_MIN_RULES:
         return ()
@@ -342,6 +342,11 @@ def _rare_fields(ruleset: Ruleset) -> tuple[str, ...]:
             reads(m, out)
         for name in out & counts.keys():
             counts[name] += 1
+        if any(getattr(act, "copy_from", None) for act in (rule.action, *rule.effects)):
+            # A copy between fields (CONNMARK --save-mark) is made exactly
+            # only up to ``reach.COPY_NODES`` nodes, a size the order changes:
+            # the canonical order keeps its sets the same as ever.
+            return ()
     return tuple(f for f in RARE_FIELDS if counts[f] * RARE_PER_RULES <= total)
 
 
