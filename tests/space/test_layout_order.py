@@ -108,3 +108,73 @@ def test_a_ruleset_copying_a_field_keeps_the_canonical_order(monkeypatch):
     saves = KUBE.replace("-A MASQ -j MARK", "-A MASQ -j CONNMARK --save-mark\n-A MASQ -j MARK")
     layout = Layout.for_ruleset(loads(saves, dialect="iptables"))
     assert layout.on_top == () and layout.canonical() is layout
+
+
+KUBE_NFT = """table ip kp {
+\tchain filter-forward {
+\t\ttype filter hook forward priority -110; policy accept;
+\t\tct state new jump endpoints-check
+\t}
+\tchain filter-output {
+\t\ttype filter hook output priority -110; policy accept;
+\t\tct state new jump endpoints-check
+\t}
+\tchain nat-prerouting {
+\t\ttype nat hook prerouting priority dstnat; policy accept;
+\t\tjump services
+\t}
+\tchain nat-postrouting {
+\t\ttype nat hook postrouting priority srcnat; policy accept;
+\t\tmeta mark & 0x00004000 == 0x00000000 return
+\t\tmasquerade fully-random
+\t}
+\tchain endpoints-check {
+\t\tip daddr 172.18.0.9 tcp dport 80 reject
+\t}
+\tchain services {
+\t\tip daddr 172.18.0.1 tcp dport 80 goto svc
+\t\tip daddr 172.18.0.2 udp dport 53 goto svc2
+\t}
+\tchain svc {
+\t\tip saddr != 100.76.0.0/14 meta mark set meta mark | 0x00004000
+\t\tnumgen random mod 2 vmap { 0 : goto ep0, 1 : goto ep1 }
+\t}
+\tchain svc2 {
+\t\tmeta l4proto udp dnat to 100.76.0.9:5353
+\t}
+\tchain ep0 {
+\t\tmeta l4proto tcp dnat to 100.76.0.5:8080
+\t}
+\tchain ep1 {
+\t\tmeta l4proto tcp dnat to 100.76.0.6:8443
+\t}
+}
+"""
+
+
+@pytest.mark.parametrize("text, dialect, top", [
+    # kube-proxy's iptables mode: the state decides verdicts (FORWARD) on translated packets
+    (KUBE, "iptables", ("dst_type", "state", "ct_status", "mark", "ttl")),
+    # its nftables mode: the state only guards jumps
+    (KUBE_NFT, "nftables", ("dst_type", "mark", "ttl")),
+    # no translation: nothing splits sets by state all over their addresses
+    (KUBE.replace("-j DNAT --to-destination", "-j ACCEPT -m comment --comment"), "iptables",
+     ("dst_type", "mark", "ttl")),
+    # a stateful firewall testing the state (and the mark) in many rules: they stay below
+    (KUBE.replace("-A FORWARD -d 100.76.0.6/32", "-A FORWARD -m conntrack --ctstate NEW -m mark --mark 1 "
+                  "-j DROP\n" * 20 + "-A FORWARD -d 100.76.0.6/32"), "iptables", ("dst_type", "ttl")),
+], ids=["kube-iptables", "kube-nftables", "no-dnat", "stateful"])
+def test_the_order_is_chosen_per_ruleset(text, dialect, top, monkeypatch):
+    """Which fields go on top, per shape (thresholds scaled down: a field
+    is rare here when at most one rule in 3 tests it)."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space.fields import Layout
+
+    ruleset = loads(text, dialect=dialect)
+    usual = Layout.for_ruleset(ruleset)
+    assert usual.on_top == ()  # below RARE_MIN_RULES: as ever
+    monkeypatch.setattr(fields_mod, "RARE_MIN_RULES", 1)
+    monkeypatch.setattr(fields_mod, "RARE_PER_RULES", 3)
+    layout = Layout.for_ruleset(ruleset)
+    assert layout.on_top == top and list(layout.fields)[1:len(top) + 1] == list(top)
+    assert list(layout.canonical().fields) == list(usual.fields)
