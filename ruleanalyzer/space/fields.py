@@ -16,7 +16,10 @@ per name. Interface domains hold every name the ruleset mentions, one
 "other" class, so a wildcard is exact over the classes.
 
 Field order (top of the BDD first) puts the fields rules split on most —
-family, interfaces, state, protocol, addresses, ports — above the rest.
+family, interfaces, state, protocol, addresses, ports — above the rest. A
+large ruleset may have fields its walk splits on everywhere moved right
+below the family (``Layout.on_top``); witnesses and descriptions still read
+sets in the order without them (``Layout.canonical``).
 """
 
 from __future__ import annotations
@@ -210,7 +213,7 @@ class Layout:
         wildcards) and the extra ``names`` per name field; with
         ``destination_first`` the destination address (and output
         interface) lie above the source in the BDD order; the fields
-        ``on_top`` (:data:`RARE_FIELDS`) right below the family."""
+        ``on_top`` (:func:`_rare_fields`) right below the family."""
         names = names or {}
         pats = set(interfaces)
         concrete = tuple(sorted(p for p in pats if _wildcard_prefix(p) is None))
