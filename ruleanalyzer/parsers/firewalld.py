@@ -398,7 +398,7 @@ def compile_config(config: Config, diagnostics: list, name: str) -> Ruleset:
     compiler.compile()
     text, order = compiler.render()
     generated = f"{name} (firewalld's nft ruleset)"
-    ruleset = nftables.parse(text, generated)
+    ruleset = nftables.parse(text, generated, check_names=False)  # ipset names are the admin's
     table = ruleset.tables[0]
     table.dialect = "firewalld"
     for chain_name, lines in order:

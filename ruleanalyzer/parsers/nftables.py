@@ -34,6 +34,28 @@ MAX_INCLUDE_FILES = 1000
 #: (``define a2 = { $a1, $a1 }`` doubles per line: 20 lines were 555 MB).
 MAX_DEFINE_TOKENS = 1_000_000
 
+#: Words nft's scanner always reads as keywords (its rules outside any start
+#: condition), so that ``nft -f`` fails on one written as a table, chain or
+#: set name (``chain fwd {`` → "syntax error, unexpected fwd, expecting
+#: string"). The list is the words nftables 1.0.6 rejects there, each tried
+#: with ``nft -c`` (tests/test_parser_nft_names.py asks the installed nft
+#: again); later versions keep them all reserved and add a few (``destroy``,
+#: ``vxlan``, …) that are still names here.
+NFT_KEYWORDS = frozenset("""
+    accept add ah all and arp auto-merge bridge cgroup chain comment comp constant continue counter
+    cpu create ct day dccp define delete describe device devices dnat drop dst dup dynamic ecn
+    element elements eq esp ether exists expires export exthdr fib flags flow flowtable flush frag
+    fwd gc-interval ge get goto gt handle hbh hook hour ibriport ibrname icmp icmpv6 igmp iif
+    iifgroup iifname iiftype import include index inet insert interval ip ip6 ipsec jhash jump le
+    limit list log lshift lt map mark masquerade meta meter mh missing monitor ne netdev nftrace
+    not notrack numgen obriport obrname offload oif oifgroup oifname oiftype or osf pkttype policy
+    position priority queue quota random redefine redirect reject rename replace reset return
+    rshift rt rt0 rt2 rtclassid rule ruleset sctp secmark set size skgid skuid snat socket srh
+    symhash synproxy table tcp th time timeout tproxy type typeof udp udplite undefine update vlan
+    vmap xor xt""".split())
+#: What nft's scanner reads as one plain word (its ``string``): a name is one.
+_NAME_RE = re.compile(r"[A-Za-z_.][A-Za-z0-9/\-_.]*\Z")
+
 
 def _size(toks) -> int:
     """Tokens in ``toks``, those inside blocks too."""
@@ -57,9 +79,12 @@ def sniff(text: str, name: str) -> int:
     return 0
 
 
-def parse(text: str, name: str) -> Ruleset:
-    """Parse nft text from file ``name`` (``include`` resolved beside it)."""
-    reader = _Reader(name)
+def parse(text: str, name: str, check_names: bool = True) -> Ruleset:
+    """Parse nft text from file ``name`` (``include`` resolved beside it).
+    ``check_names``: refuse table, chain and set names ``nft -f`` refuses
+    (a keyword, a quoted name); off for text rendered from another tool's
+    configuration."""
+    reader = _Reader(name, check_names)
     # a reader makes millions of small objects and no cycles worth finding:
     # the collector's scans of the growing heap made 50k rules 4x slower than 10k x 5
     with gc_paused():
@@ -87,8 +112,11 @@ def _is_word(tok, *words) -> bool:
 
 
 class _Reader:
-    def __init__(self, name: str):
+    def __init__(self, name: str, check_names: bool = True):
         self.name = name
+        #: Refuse names ``nft -f`` cannot read (:meth:`identifier`); off for text
+        #: we render from another tool's objects (firewalld's ipset names).
+        self.check_names = check_names
         self.builder = Builder(name, DIALECT)
         self.defines: dict[str, list] = {}
         self.define_sizes: dict[str, int] = {}
@@ -115,6 +143,25 @@ class _Reader:
             return RuleAnalyzerError(message, Location(self.file), hint=hint)
         return RuleAnalyzerError(message, Location(self.file, tok[2], tok[3]),
                                  source_line=line_of(self.text, tok[2]), hint=hint)
+
+    def identifier(self, tok, what: str) -> str:
+        """The name ``tok`` gives a table, chain or set (``what``), refused
+        where ``nft -f`` refuses it: a keyword (``chain counter``), a quoted
+        name, a word its scanner splits or reads as a number."""
+        if not self.check_names:
+            return tok[1]
+        if tok[0] == S:
+            raise self.error(f"a {what} name cannot be quoted: nft reads {tok[1]!r} there as a quoted "
+                             "string and fails (syntax error, unexpected quoted string)", tok,
+                             hint=f"write the name without quotes")
+        word = tok[1]
+        if word in NFT_KEYWORDS:
+            raise self.error(f"{word!r} is an nft keyword: it cannot name a {what} (nft -f fails here: "
+                             f"syntax error, unexpected {word})", tok, hint=f"rename the {what}")
+        if _NAME_RE.match(word) is None:
+            raise self.error(f"{word!r} is not a name nft reads: a {what} name starts with a letter, "
+                             "'_' or '.' and holds letters, digits and / - _ .", tok)
+        return word
 
     # -- files ------------------------------------------------------------------------
     def read_text(self, text: str, file: str, depth: int) -> None:
@@ -287,13 +334,14 @@ class _Reader:
         if not toks:
             raise self.error("a table name is missing", at)
         if toks[0][0] == W and toks[0][1] in FAMILIES and len(toks) > 1 and toks[1][0] in (W, S):
-            return toks[0][1], toks[1][1], toks[2:]
+            return toks[0][1], self.identifier(toks[1], "table"), toks[2:]
         if toks[0][0] not in (W, S):
             raise self.error("a table name is missing", toks[0])
-        return "ip", toks[0][1], toks[1:]
+        return "ip", self.identifier(toks[0], "table"), toks[1:]
 
     def table_command(self, toks, at, depth) -> None:
-        family, name, rest = self._family_name(self.expand(toks), at)
+        family, name, rest = self._family_name(toks, at)  # nft takes no $variable there
+        rest = self.expand(rest)
         table = self.builder.table(family, name, Location(self.file, at[2], at[3]))
         for t in rest:
             if t[0] == B:
@@ -333,6 +381,8 @@ class _Reader:
                     return
                 raise self.error(f"{verb} {kind} needs a name after the table", toks[0])
             obj, more = more[0], more[1:]
+            if kind in ("chain", "rule", "set", "map", "element"):
+                self.identifier(obj, "chain" if kind in ("chain", "rule") else "set")
             table = b.table(family, table_name, Location(self.file, at[2], at[3]))
             if kind == "chain":
                 if verb in ("delete", "destroy"):
@@ -404,6 +454,8 @@ class _Reader:
     def table_body(self, table, items, depth) -> None:
         b = self.builder
         for toks in _split_blocks(items):
+            if len(toks) > 1 and toks[0][0] == W and toks[0][1] in ("chain", "set", "map"):
+                self.identifier(toks[1], "set" if toks[0][1] == "map" else toks[0][1])
             toks = self.expand(toks)
             head = toks[0]
             if head[0] != W:
@@ -700,6 +752,8 @@ class _RuleReader:
                 return {w: {"target": anon.name}}
             if t[0] not in (W, S):
                 raise self.fail(f"{w} needs a chain name", t)
+            if t[0] == W:  # a quoted target may come from a define ($name): nft takes that
+                self.r.identifier(t, "chain")
             return {w: {"target": t[1]}}
         if w == "reject":
             return self.reject()

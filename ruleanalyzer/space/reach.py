@@ -61,7 +61,7 @@ from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Dr
                      Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
                      Ruleset, SetField, UnknownAction)
 from .encode import FIELD_ALIASES, LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
-from .fields import RARE_FIELDS, Layout
+from .fields import Layout
 from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
 
 #: Deepest jump nesting followed; valid rulesets cannot loop, so deeper
@@ -1378,7 +1378,7 @@ class _Walker:
         sp = self.space
         first = sp.bdd.level_of_var(sp.spec("state").var(sp.spec("state").width - 1))
         above = None
-        if list(sp.layout.fields)[1] in RARE_FIELDS:
+        if sp.layout.on_top:
             # fields moved above the addresses: no match may read the
             # family, an address or an interface
             above = {v for f in ("family", "src", "dst", "iif", "oif") for v in sp.spec(f).vars_msb_first}
