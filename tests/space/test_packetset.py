@@ -195,3 +195,17 @@ def test_witness_and_description_do_not_depend_on_the_bdd_order():
             assert part <= b and not part.is_empty()
     first = witness(sets(moved)[0])
     assert (first.ttl, str(first.dst)) == (5, "10.0.0.7")
+
+
+def test_sizes_are_cudds_counts_and_leave_garbage_collection_on(space):
+    """The stories rank blockers by these sizes (ties decided by them): the
+    count read without dd's wrapper is CUDD's count, to the last bit, and
+    CUDD still collects its garbage afterwards."""
+    nvars = len(space.layout.variables())
+    sets = [encode(AllOf((TCP, dst(f"10.{16 * i}.0.0/{12 + i}"), dport(20 + i), state("new"))), space)
+            for i in range(8)]
+    sets += [sets[0] | sets[3], sets[1] - sets[2], ~sets[4], space.all(), space.empty(),
+             encode(IntMatch("dport", ((1024, 65535),), negate=True), space)]
+    for s in sets:
+        assert s.size() == float(space.bdd.count(s.node, nvars=nvars))
+    assert space.bdd.configure()["garbage_collection"] is True
