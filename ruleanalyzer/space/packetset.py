@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - depends on the installed wheel
 
 
 from ..gcpause import gc_paused
-from ._leq import leq_for
+from ._leq import count_for, leq_for
 from .fields import (CONNTRACK_FIELDS, ICMP, ICMPV6, IPV4_ONLY, IPV6_ONLY, PORT_PROTOCOLS, TCP,
                      FieldSpec, Layout)
 
@@ -119,6 +119,7 @@ class Space:
             self.valid = self._validity()
         self._header_cache: dict[str, object] = {}
         self._leq = leq_for(self.bdd)
+        self._count = count_for(self.bdd)
 
     # -- building blocks (raw BDD nodes) -----------------------------------
 
@@ -191,6 +192,20 @@ class Space:
         if self._fast_exist:
             return _bdd_backend.and_exists(a, b, names)
         return self.exist(names, a & b)
+
+    def canonical(self, node):
+        """``(space, node)``: ``node`` copied into a space over the same
+        fields in the layout's canonical order (``Layout.canonical``), where
+        witnesses and descriptions read it, so that a layout moving fields
+        for the walk's speed changes no finding's text; this space and
+        ``node`` itself where its order is the canonical one."""
+        layout = self.layout.canonical()
+        if layout is self.layout:
+            return self, node
+        other = self.__dict__.get("_canonical")
+        if other is None:
+            other = self.__dict__["_canonical"] = Space(layout)
+        return other, self.bdd.copy(node, other.bdd)
 
     def exhausted(self, exc: BaseException) -> bool:
         """Is ``exc`` CUDD failing for want of memory (dd reports a NULL
@@ -458,6 +473,8 @@ class PacketSet:
         """How many distinct packets (header vectors) the set holds; a float,
         since spaces are astronomically large."""
         nvars = len(self.space.layout.variables())
+        if self.space._count is not None:
+            return self.space._count(self.node, nvars)
         return float(self.space.bdd.count(self.node, nvars=nvars))
 
     def __repr__(self) -> str:

@@ -121,3 +121,32 @@ def test_a_rule_voided_by_a_dnat_names_the_dnat_not_the_mark_set_on_the_way():
     assert f.message == ("rule can never match: nat KUBE-SVC-A rule 2 (line 7) rewrites them (DNAT) first, "
                          "so `-d 10.96.0.10/32 --dport 53` never holds")
     assert f.related[0].where.line == 7 and "DNAT" in f.details[0]
+
+
+def test_the_way_in_that_admits_the_packets_is_found_behind_many_that_do_not():
+    """A rule of a chain entered by many ways: the 80 jumps from mid1
+    admit its packets there but mid1 is entered only from 10.1/16; the one
+    way that admits them all along (mid2's second jump) is where INPUT's
+    ACCEPT took them first. A rule no way admits gets the callers story,
+    naming the contradicting condition."""
+    from ruleanalyzer import loads
+
+    lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]",
+             ":mid1 - [0:0]", ":mid2 - [0:0]", ":deep - [0:0]",
+             "-A INPUT -s 10.1.0.0/16 -j mid1",
+             "-A INPUT -p tcp --dport 22 -j ACCEPT",
+             "-A INPUT -s 10.2.0.0/16 -j mid2"]
+    lines += [f"-A mid1 -p tcp --sport {1000 + i} -j deep" for i in range(80)]
+    lines += ["-A mid2 -p udp -j deep", "-A mid2 -p tcp -j deep",
+              "-A deep -s 10.2.0.0/16 -p tcp --dport 22 -j DROP",  # line 93
+              "-A deep -s 10.3.0.0/16 -p tcp -j DROP", "COMMIT", ""]
+    rs = loads("\n".join(lines), dialect="iptables", name="ways.rules")
+    found = {f.where.line: f for f in run_audit([rs], select=["RA101", "RA102", "RA103"]).findings}
+    assert sorted(found) == [93, 94]
+    assert found[93].code == "RA101"
+    assert found[93].message == ("rule can never match: the packets it would drop are taken first by filter "
+                                 "INPUT rule 2 (line 9) before mid2 rule 2 (line 92) jumps to deep, "
+                                 "and some are accepted instead")
+    assert found[94].code == "RA103"
+    assert found[94].message == ("rule can never match: its `-p tcp` contradicts how chain deep is entered: "
+                                 "`-p udp` (mid2 rule 1 (line 91))")
