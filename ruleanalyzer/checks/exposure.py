@@ -97,8 +97,10 @@ class _Path:
             bridges = [i for i, label in enumerate(sp.spec("oif").names) if container_link(label)]
             routed &= ~sp.one_of("oif", bridges)
             syn &= sp.bdd.var("ct_status:dnat") | routed
-        self.syn_l = reach.accepted.meet("lower", syn)
-        self.syn_u = reach.accepted.meet("upper", syn)
+        # The accepted SYNs (surely, possibly) are met only with small sets
+        # (:meth:`syns`) and projected: never made whole (past kube-proxy's
+        # DNATs ~700k nodes, and as much again to project).
+        self._syn = syn
         back = ctx.reach("output", family) if hook == "input" else reach
         self.keep = S.field_vars(sp, "family") + S.field_vars(sp, "src") + S.field_vars(sp, "iif") \
             + S.field_vars(sp, "dport")
@@ -117,11 +119,15 @@ class _Path:
                       & sp.eq("ct_direction", names.index("reply")) & back.arriving.node)
             rep_l = self._as_request(back.accepted, "lower", synack)
             rep_u = self._as_request(back.accepted, "upper", synack)
-        self.done_l = self._project(self.syn_l) & rep_l & ack_l
-        self.done_u = self._project(self.syn_u) & rep_u & ack_u
+        self.done_l = reach.accepted.meet("lower", syn, self._others()) & rep_l & ack_l
+        self.done_u = reach.accepted.meet("upper", syn, self._others()) & rep_u & ack_u
         self.public = public_sources(sp, family)
         self.src_vars = S.field_vars(sp, "src")
         self.public_count = self._count(self.public)
+
+    def syns(self, sure: bool, node):
+        """The accepted SYNs (surely, else possibly) met with ``node``."""
+        return self.reach.accepted.meet("lower" if sure else "upper", self._syn & node)
 
     def _others(self, keep=None) -> list[str]:
         """The variables a projection onto ``keep`` (default :attr:`keep`) drops."""
@@ -445,8 +451,7 @@ class _ExposureCheck(Check):
                     if share < min_share:
                         continue
                     found.append((label, conditional, share))
-                    syn = path.syn_l if sure else path.syn_u
-                    exposed |= syn & path.at(done & path.public, code, port)
+                    exposed |= path.syns(sure, path.at(done & path.public, code, port))
                 if not found:
                     continue
                 found = [_filtered_elsewhere(path, classes, port, min_share, *f) for f in found]
@@ -548,7 +553,7 @@ class AllowEverything(_ExposureCheck):
                 if not _allows_everything(path, code, min_share):
                     continue
                 sp = path.sp
-                probes = [path.syn_l & path.at(path.public, code, p) for p in PROBE_PORTS]
+                probes = [path.syns(True, path.at(path.public, code, p)) for p in PROBE_PORTS]
                 # (the probes are valid packets: the rule's raw matched set meets them
                 # as its valid part does)
                 records = path.reach._records
