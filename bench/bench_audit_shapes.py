@@ -1,7 +1,8 @@
 """Full ``audit`` of every generated shape (bench/shapes.py): CPU seconds,
 peak RSS, CPU per check, and a digest of the findings (shown, suppressed
 and stock-generated: code, place, message, details) to prove a speed
-change leaves them identical.
+change leaves them identical. A default audit only counts dead stock
+rules' findings: ``--include-generated`` puts every one in the digest.
 
     python bench/bench_audit_shapes.py --rules 20000              # every shape, one process each
     python bench/bench_audit_shapes.py --rules 100000 --shape kube-iptables
@@ -79,7 +80,7 @@ def _cudd_nodes(space) -> tuple[int, int] | None:
     return out[0], out[1]
 
 
-def one(path: str, profile: str | None, stages: bool = False) -> None:
+def one(path: str, profile: str | None, stages: bool = False, include_generated: bool = False) -> None:
     """Audit ``path`` in this process and print one line of figures."""
     from ruleanalyzer import audit as audit_mod
     from ruleanalyzer.checks import registry
@@ -113,7 +114,7 @@ def one(path: str, profile: str | None, stages: bool = False) -> None:
 
         prof = cProfile.Profile()
         prof.enable()
-    result = audit_mod.run_audit([ruleset])
+    result = audit_mod.run_audit([ruleset], include_generated=include_generated)
     if prof is not None:
         prof.disable()
         prof.dump_stats(profile)
@@ -123,6 +124,7 @@ def one(path: str, profile: str | None, stages: bool = False) -> None:
     print(f"{Path(path).name}: {ruleset.rule_count} rules, parse {parsed:.1f} s, parse + audit "
           f"{took:.1f} s CPU, peak {peak:.0f} MiB, load {os.getloadavg()[0]:.1f}, "
           f"findings {len(result.findings)}+{len(result.suppressed)}+{len(result.generated)} "
+          f"(stock hidden {result.generated_hidden}) "
           f"digest {digest(result, path)} shown {result.counts()}")
     print("  slowest checks (CPU s, the first to ask pays for the shared analyses): "
           + ", ".join(f"{c} {s:.1f}" for c, s in top), flush=True)
@@ -136,10 +138,13 @@ def main() -> None:
     parser.add_argument("--profile", help="write a cProfile of the audit here (one shape)")
     parser.add_argument("--stages", action="store_true",
                         help="print CPU, RSS, peak RSS and live BDD nodes after each check")
+    parser.add_argument("--include-generated", action="store_true",
+                        help="audit as `audit --include-generated` (every stock finding worked out and "
+                             "in the digest; by default a dead stock rule's is only counted)")
     parser.add_argument("--file", help=argparse.SUPPRESS)  # the child process's input
     args = parser.parse_args()
     if args.file:
-        one(args.file, args.profile, args.stages)
+        one(args.file, args.profile, args.stages, args.include_generated)
         return
     with tempfile.TemporaryDirectory() as tmp:
         for shape in args.shape or SHAPES:
@@ -153,6 +158,8 @@ def main() -> None:
                 cmd += ["--profile", args.profile]
             if args.stages:
                 cmd.append("--stages")
+            if args.include_generated:
+                cmd.append("--include-generated")
             subprocess.run(cmd, check=True)
 
 

@@ -28,6 +28,7 @@ from . import checks
 from .checks.base import AnalysisTimeout, Context, Finding, Where, severity_rank, time_limit
 from .checks.grouping import group
 from .checks.meta import CheckFailed, UnreadableInput
+from .checks.reach import UntoldFinding
 from .checks.suppress import apply as apply_suppressions
 from .checks.suppress import from_config, parse_inline
 from .config import Config
@@ -55,8 +56,13 @@ class AuditResult:
     rule_count: int = 0
     seconds: float = 0.0
     codes: list[str] = field(default_factory=list)
-    #: Findings about a tool's stock scaffolding left out (``include_generated``).
+    #: Findings about a tool's stock scaffolding left out (``include_generated``),
+    #: grouped; a dead stock rule's finding is not among them (its story is
+    #: not worked out, :attr:`Context.untold`), only counted in ``generated_hidden``.
     generated: list[Finding] = field(default_factory=list)
+    #: How many findings about a tool's stock scaffolding were left out,
+    #: counted before grouping (``include_generated`` shows them grouped by cause).
+    generated_hidden: int = 0
     #: Groups of files audited as one host (each a list of paths).
     hosts: list[list[str]] = field(default_factory=list)
     #: A fleet audit's summary (:func:`ruleanalyzer.fleet.audit_fleet`).
@@ -263,7 +269,8 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
     audited again alone.
     Findings of the hygiene families (RA1xx, RA5xx) about a tool's stock
     scaffolding (:mod:`ruleanalyzer.origins`) are left out unless
-    ``include_generated``; they are counted in ``AuditResult.generated``.
+    ``include_generated``; they are counted in ``AuditResult.generated_hidden``
+    (a dead stock rule's story is then not worked out: nothing shows it).
     ``progress(done, total, name)`` is called after each unit.
     Two or more host snapshots among the inputs are audited as a fleet
     (:mod:`ruleanalyzer.fleet`: ``jobs`` worker processes, or one task per
@@ -341,12 +348,13 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
                 included |= inner
                 result.hosts.append(list(what) + sorted(inner))
         found, inline, _ctx = ruleset_findings(ruleset, codes, options, known,
-                                               config.interfaces if config else None)
+                                               config.interfaces if config else None,
+                                               hidden=None if include_generated else suppressions)
         suppressions += inline
         findings += found
         if progress:
             progress(n, len(units), name)
-    result.findings, result.suppressed, result.generated = settle_findings(
+    result.findings, result.suppressed, result.generated, result.generated_hidden = settle_findings(
         findings, suppressions, codes, include_generated)
     if fleet is not None:  # its hosts' findings were settled host by host
         result.findings = sorted(result.findings + fleet.findings, key=Finding.sort_key)
@@ -383,35 +391,79 @@ def _fleet(paths, codes, options, config, max_bytes, include_generated, jobs, da
 
 
 def ruleset_findings(ruleset: Ruleset, codes: list[str], options: dict, known: set[str],
-                     interfaces: dict | None = None):
+                     interfaces: dict | None = None, hidden: list | None = None):
     """``(findings, inline suppressions, context)`` of one ruleset, before
     suppressions are applied; the context is the last unit's (a host's
     analyses, for a caller's own questions). ``interfaces``: configured
-    interface roles."""
+    interface roles. ``hidden``: stock findings are only counted (not
+    ``include_generated``), these suppressions (besides the ruleset's
+    inline ones) in force: a dead stock rule none of them names gets an
+    :class:`~ruleanalyzer.checks.reach.UntoldFinding` (:func:`untold_rules`)."""
     recognise(ruleset)
     inline, invalid = parse_inline(ruleset, known)
     findings = [f for f in invalid if "RA902" in codes]
     ctx = None
     per_unit = []
-    for unit in split_units(ruleset):
+    units = split_units(ruleset)
+    for unit in units:
         ctx = Context(unit, interfaces)
+        # (a cloud file's units: their findings about one rule are merged by code and place)
+        if hidden is not None and len(units) == 1 and set(DEAD_RULE_CODES) <= set(codes):
+            ctx.untold = untold_rules([*hidden, *inline])
         per_unit.append(check_ruleset(unit, codes, options, ctx))
     return findings + _across_units(per_unit), inline, ctx
 
 
 def settle_findings(findings: list[Finding], suppressions: list, codes: list[str],
                     include_generated: bool):
-    """``(kept, suppressed, generated)``: suppressions applied (unused ones
-    become RA901), stock-scaffolding findings set aside unless
-    ``include_generated``, findings of one cause grouped, sorted."""
+    """``(kept, suppressed, generated, hidden)``: suppressions applied
+    (unused ones become RA901), stock-scaffolding findings set aside unless
+    ``include_generated`` (``hidden`` counts them before grouping, the
+    untold ones too), findings of one cause grouped, sorted."""
+    untold = [f for f in findings if isinstance(f, UntoldFinding)]  # (no suppression names them)
+    if untold:
+        findings = [f for f in findings if not isinstance(f, UntoldFinding)]
     kept, suppressed, unused = apply_suppressions(findings, suppressions, set(codes))
     if "RA901" in codes:
         kept += unused
     generated: list[Finding] = []
+    hidden = len(untold)
     if not include_generated:
-        generated = group([f for f in kept if is_stock_noise(f)])
+        stock = [f for f in kept if is_stock_noise(f)]
+        hidden += len(stock)
+        generated = group(stock)
         kept = [f for f in kept if not is_stock_noise(f)]
-    return sorted(group(_dedupe(kept)), key=Finding.sort_key), suppressed, generated
+    return sorted(group(_dedupe(kept)), key=Finding.sort_key), suppressed, generated, hidden
+
+
+#: The checks that tell a dead rule's story: one finding per dead rule, of
+#: the one its story decides.
+DEAD_RULE_CODES = ("RA101", "RA102", "RA103")
+
+
+def untold_rules(suppressions: list) -> Callable:
+    """``untold(rule)`` when stock findings are only counted: is ``rule``
+    a tool's stock rule whose dead-rule finding, whichever of RA101-RA103
+    it would be, none of ``suppressions`` silences? (Such a finding is
+    counted among those not shown whatever its story: the story is not
+    worked out.)"""
+    by_rule: dict[int, list] = {}
+    loose = []
+    for s in suppressions:
+        if s.codes is None or not s.codes.isdisjoint(DEAD_RULE_CODES):
+            (by_rule.setdefault(id(s.rule), []) if s.rule is not None else loose).append(s)
+
+    def untold(rule) -> bool:
+        if not (rule.origin is not None and rule.origin.generated):
+            return False
+        near = [*by_rule.get(id(rule), ()), *loose]
+        if not near:
+            return True
+        where = Where.of_rule(rule)
+        return not any(s.covers(Finding(code, "", "", "", where, rule=rule))
+                       for code in DEAD_RULE_CODES for s in near)
+
+    return untold
 
 
 def _across_units(per_unit: list[list[Finding]]) -> list[Finding]:

@@ -217,12 +217,14 @@ def _load(args) -> "object":
     import gc
 
     from .gcpause import gc_paused
+    from .parsers import lazy_reading
 
     # The ruleset lives until the process ends (frozen below). The readers
     # pause the cyclic collector while they build it, and the first
     # collection after that walked all of it (7% of reading 100k rules):
-    # it stays paused until the model is frozen.
-    with gc_paused():
+    # it stays paused until the model is frozen. query and connect (this
+    # function's callers) look at the chains a packet enters: read lazily.
+    with gc_paused(), lazy_reading():
         try:
             ruleset = load(*args.files, dialect=args.dialect, max_bytes=args.max_bytes,
                            firewalld_version=getattr(args, "firewalld_version", None), table=args.table)

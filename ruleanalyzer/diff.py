@@ -349,9 +349,9 @@ def regions(packets: PacketSet, limit: int = REGION_LIMIT, care: PacketSet | Non
         return []
     if packets.is_all():
         return [("any packet", packets)]
-    node = describe_module.restrict(space, describe_module.unghost(space, packets.node),
-                                    care.node if care is not None else space.valid)
-    walker = describe_module._Walker(space)  # the describer's own enumeration
+    # (read in the canonical order; the parts are made back in ``space``)
+    seen, node = describe_module.readable(packets, care)
+    walker = describe_module._Walker(seen)  # the describer's own enumeration
     found: list[dict] = []
     walker.enumerate(node, 0, {}, found, limit)
     out: list[tuple[str, PacketSet]] = []
@@ -360,7 +360,7 @@ def regions(packets: PacketSet, limit: int = REGION_LIMIT, care: PacketSet | Non
         part = space.wrap(_region_node(space, region)) & packets
         if part.is_empty():
             continue
-        out.append((describe_module._render(space, region), part))
+        out.append((describe_module._render(seen, region), part))
         covered = covered | part
     rest = packets - covered
     if not rest.is_empty():

@@ -117,11 +117,13 @@ def audit_host(source, codes: list[str], options: dict, suppress: list | None = 
         lines = host.manifest_lines.get("hostname", [0])
         report.anchor = Where(host.manifest_file, lines[0], 1 if lines[0] else 0,
                               text=f"hostname: {host.name or ''}")
-    with cyclic_gc_paused():  # exposed_services asks the host's analyses more (BDD work)
-        findings, inline, ctx = ruleset_findings(ruleset, codes, options, set(checks.registry()))
-        services = exposed_services(ctx) if ctx is not None else {}
     configured = from_config(suppress, config_source) if suppress else []
-    kept, suppressed, _generated = settle_findings(findings, configured + inline, codes, include_generated)
+    with cyclic_gc_paused():  # exposed_services asks the host's analyses more (BDD work)
+        findings, inline, ctx = ruleset_findings(ruleset, codes, options, set(checks.registry()),
+                                                 hidden=None if include_generated else configured)
+        services = exposed_services(ctx) if ctx is not None else {}
+    kept, suppressed, _generated, _hidden = settle_findings(findings, configured + inline, codes,
+                                                            include_generated)
     # The entries used here are not unused for the whole audit (RA901).
     report.used_config = [i for i, entry in enumerate(configured) if entry.used]
     if "RA901" in codes:

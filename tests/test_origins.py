@@ -34,7 +34,9 @@ def test_stock_layout_gives_no_hygiene_noise(path):
     with_stock = run_audit([path], select=["RA1", "RA5"], include_generated=True)
     noise = {f.code for f in with_stock.findings if f.generated}
     assert noise == NOISE[path.name]
-    assert len(shown.generated) == sum(1 for f in with_stock.findings if f.generated)
+    # counted before grouping; dead stock rules' findings only counted (their stories untold)
+    assert shown.generated_hidden == sum(f.count for f in with_stock.findings if f.generated)
+    assert {f.code for f in shown.generated} == noise - {"RA101", "RA102", "RA103"}
 
 
 def test_users_rules_inside_a_layout_are_audited():
@@ -51,7 +53,7 @@ def test_generated_findings_carry_origin_in_json(capsys):
                                  "location": None}
     assert finding["count"] == 2 and len(finding["locations"]) == 2
     assert main(["audit", str(HERE / "libvirt.rules"), "--select", "RA505"]) == 0
-    assert "not shown (--include-generated)" in capsys.readouterr().out
+    assert "2 findings about tools' stock rules not shown" in capsys.readouterr().out
 
 
 def test_an_origin_a_reader_set_is_kept():
@@ -90,4 +92,61 @@ def test_gcp_firewall_policy_default_rules_are_stock():
     rs = loads(json.dumps(doc), dialect="gcp", name="effective.json")
     result = run_audit([rs], select=["RA1"])
     assert [(f.code, f.where.ident) for f in result.findings] == [("RA101", "800")]
-    assert [(f.code, f.where.ident, f.origin.tool) for f in result.generated] == [("RA102", "2147483647", "gcp")]
+    assert result.generated_hidden == 1  # only counted: its story is not worked out
+    result = run_audit([rs], select=["RA1"], include_generated=True)
+    assert [(f.code, f.where.ident, f.origin.tool) for f in result.findings if f.generated] == [
+        ("RA102", "2147483647", "gcp")]
+
+
+#: kube-proxy's stock chain with two dead rules: line 6 (a narrower REJECT, RA102) and line 7
+#: (an ACCEPT the broader REJECT shadows, RA101).
+KUBE_DEAD = ("*filter\n:INPUT ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n-A INPUT -j KUBE-SERVICES\n"
+             "-A KUBE-SERVICES -d 10.96.0.0/24 -p tcp -j REJECT\n"
+             "-A KUBE-SERVICES -d 10.96.0.1/32 -p tcp --dport 80 -j REJECT{}\n"
+             "-A KUBE-SERVICES -d 10.96.0.2/32 -p tcp --dport 443 -j ACCEPT\nCOMMIT\n")
+
+
+def test_dead_stock_rules_are_counted_without_their_story(tmp_path, monkeypatch):
+    """A default audit only counts a dead stock rule's finding: its story
+    (which check, the blocking rules) is not worked out, the count is the
+    findings --include-generated shows, before grouping."""
+    from ruleanalyzer.checks import reach
+
+    told = []
+    real = reach._story
+    monkeypatch.setattr(reach, "_story", lambda r, rule: told.append(rule.location.line) or real(r, rule))
+    path = tmp_path / "kube.rules"
+    path.write_text(KUBE_DEAD.format(""))
+    shown = run_audit([path], select=["RA1", "RA5"])
+    assert (shown.findings, shown.generated, shown.generated_hidden, told) == ([], [], 2, [])
+    full = run_audit([path], select=["RA1", "RA5"], include_generated=True)
+    assert sorted((f.code, f.where.line) for f in full.findings) == [("RA101", 7), ("RA102", 6)]
+    assert sorted(told) == [6, 7]
+
+
+@pytest.mark.parametrize("directive, suppressed, unused", [
+    ("ruleanalyzer: ignore[RA102] kube-proxy's", ["RA102"], []),
+    ("ruleanalyzer: ignore kube-proxy's", ["RA102"], []),
+    ("ruleanalyzer: ignore[RA101] wrong code", [], [("RA901", 6)]),
+    ("ruleanalyzer: ignore[RA505] another check", [], [("RA901", 6)])])
+def test_a_suppression_on_a_dead_stock_rule_still_meets_its_finding(tmp_path, directive, suppressed, unused):
+    """A directive on a dead stock rule silences its finding (and is used)
+    only when it names the check the story decides: that story is told."""
+    path = tmp_path / "kube.rules"
+    path.write_text(KUBE_DEAD.format(f' -m comment --comment "{directive}"'))
+    result = run_audit([path], select=["RA1", "RA5", "RA901"])
+    assert [f.code for f in result.suppressed] == suppressed
+    assert [(f.code, f.where.line) for f in result.findings] == unused
+    assert result.generated_hidden == 2 - len(suppressed)
+
+
+@pytest.mark.parametrize("code, used", [("RA102", True), ("RA101", False)])
+def test_a_config_entry_on_a_dead_stock_rule_still_meets_its_finding(tmp_path, code, used):
+    from ruleanalyzer.config import Config
+
+    path = tmp_path / "kube.rules"
+    path.write_text(KUBE_DEAD.format(""))
+    config = Config(suppress=[{"file": "kube.rules", "line": 6, "code": code}], source="cfg.yaml")
+    result = run_audit([path], select=["RA1", "RA5", "RA901"], config=config)
+    assert [f.code for f in result.suppressed] == (["RA102"] if used else [])
+    assert [f.code for f in result.findings] == ([] if used else ["RA901"])

@@ -311,6 +311,11 @@ class Context:
     #: outside any limit: 81 s for 4,000 rules written twice). Past it the
     #: running check and those after it are abandoned (one RA003).
     audit_seconds: float = 300.0
+    #: ``untold(rule)``: is the rule's dead-rule finding (RA101-RA103) only
+    #: counted, never shown? A default audit sets it (a tool's stock rule no
+    #: suppression names, :func:`ruleanalyzer.audit.untold_rules`): such a
+    #: rule's story and blocker search are not worked out. None: all are.
+    untold = None
 
     def __init__(self, ruleset: Ruleset, interfaces: dict | None = None):
         self.ruleset = ruleset

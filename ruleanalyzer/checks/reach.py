@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from ..model import (Accept, AnyOf, Dispatch, Drop, EcnStrip, Goto, IntMatch, Jump, Log, Nat, Notrack,
                      OpaqueMatch, Reject, Return, Rule, SetField)
-from .base import Check, Context, Finding, Option, related_policy, related_rule, shown
+from .base import Check, Context, Finding, Option, Where, related_policy, related_rule, shown
 from .structure import explained_by_structure
 
 
@@ -202,13 +202,20 @@ class Story:
     orphaned: list = field(default_factory=list)
 
 
-_RANK = {"blocked": 0, "changed": 1, "callers": 2, "own": 3, "orphan": 4}
+_RANK = {"blocked": 0, "changed": 1, "callers": 2, "own": 3, "orphan": 4, "untold": 5}
+
+
+class UntoldFinding(Finding):
+    """A dead rule's finding that a default audit only counts among those
+    about tools' stock rules (:attr:`Context.untold`): its story — which
+    check, the blocking rules — is never worked out. Never shown."""
 
 
 def stories(ctx: Context) -> dict[int, Story]:
     """The :class:`Story` of every dead rule of ``ctx`` (cached), except
     those a structure check explains (RA504, RA505: no finding tells
-    their story)."""
+    their story). Rules :attr:`Context.untold` names get an ``untold``
+    story, not worked out (nor the blocker search for them)."""
     cached = ctx.__dict__.get("_dead_stories")
     if cached is not None:
         return cached
@@ -217,6 +224,7 @@ def stories(ctx: Context) -> dict[int, Story]:
     by_id = {id(d.rule): d for d in dead if not explained_by_structure(d.rule)}
     orphans = {id(chain) for chain, _jumps in _orphan_chains(ctx)}
     families = set(ctx.families())
+    untold = ctx.untold
     for _hook, _family, reach in ctx.analyses():
         for rule in reach.rules():
             d = by_id.get(id(rule))
@@ -226,6 +234,9 @@ def stories(ctx: Context) -> dict[int, Story]:
                 continue  # an IPv6-only rule's IPv4 path says nothing about why it is dead
             if id(rule.chain) in orphans:  # its chain is never entered: the jumps tell it
                 out.setdefault(id(rule), Story(rule, kind="orphan"))
+                continue
+            if untold is not None and untold(rule):  # its finding is only counted
+                out.setdefault(id(rule), Story(rule, kind="untold"))
                 continue
             story = _story(reach, rule)
             best = out.get(id(rule))
@@ -1365,6 +1376,10 @@ class UnmatchableRule(Check):
         found = stories(ctx)
         for dead in dead_rules(ctx):
             story = found.get(id(dead.rule))
+            if story is not None and story.kind == "untold":  # (RA101, RA102 or this check's)
+                yield UntoldFinding("RA10x", "dead-rule", "warning", "a dead rule's finding, only counted",
+                                    Where.of_rule(dead.rule), rule=dead.rule, origin=dead.rule.origin)
+                continue
             if story is None or story.kind not in ("own", "callers") \
                     or explained_by_structure(dead.rule):
                 continue
@@ -1541,10 +1556,10 @@ class RemovableRule(Check):
                         or any(not isinstance(e, Log) for e in rule.effects)):
                     verdicts[rid] = (False, None)
                     continue
-                flow = reach.rule_sets(rule).matched_upper.node
-                if flow == sp.false:
+                rec = reach._records[rid]
+                if rec.matched_upper_empty(sp):
                     continue
-                fate = self._fate(rule, v, flow, sp, encode_conjunction)
+                fate = self._fate(rule, v, rec, sp, encode_conjunction)
                 prev = verdicts.get(rid)
                 verdicts[rid] = (fate is not None, fate if prev is None else prev[1])
         rules = {id(r): r for r in ctx.ruleset.rules()}
@@ -1564,10 +1579,16 @@ class RemovableRule(Check):
                 related = [related_rule(r, f"also {outcome(rule)}s them") for r in fate]
             yield self.finding(msg, rule=rule, related=related)
 
-    def _fate(self, rule: Rule, verdict: str, flow, sp, encode_conjunction):
+    def _fate(self, rule: Rule, verdict: str, rec, sp, encode_conjunction):
         """``"policy"`` or the later same-verdict rules that would take all of
-        ``flow`` if ``rule`` were gone; None when some packet's verdict would
-        change (or the answer needs more than the lookahead)."""
+        the rule's matched packets (``rec``'s) if ``rule`` were gone; None
+        when some packet's verdict would change (or the answer needs more
+        than the lookahead)."""
+        # What is left of them is the matched sets (raw; past kube-proxy's
+        # DNATs ~700k nodes) within ``left``: the valid packets the later
+        # rules have not taken yet, a small set. Each question meets the two
+        # (the same answers); the big set is never made valid nor cut down.
+        left = sp.valid
         chain = rule.chain
         takers: list[Rule] = []
         later = chain.rules[rule.index:]
@@ -1579,14 +1600,14 @@ class RemovableRule(Check):
             if (other.matches, other.action) == (rule.matches, rule.action):
                 return None  # a duplicate: RA505 reports it
             lower, upper = encode_conjunction(other.matches, sp)
-            if flow & upper == sp.false:
+            if not rec.meets(sp, upper) or not rec.meets(sp, left & upper):  # (the first: no set made)
                 continue
             if (not _same_fate(rule, other)
                     or any(not isinstance(e, Log) for e in other.effects)):
                 return None
             takers.append(other)
-            flow = flow & ~lower
-            if flow == sp.false:
+            left = left & ~lower
+            if not rec.meets(sp, left):
                 return takers
         # A policy drops silently: a REJECT above it tells the peer at once.
         if (chain.is_base and (chain.policy or "accept") == verdict

@@ -206,7 +206,7 @@ class NoEstablishedPath(Check):
                 continue
             if outbound.accepted.meet("upper", S.state_is(sp, "new") & sp.family(family)) == sp.false:
                 continue  # the host opens no connections: nothing comes back
-            dropped = inbound.dropped.lower.node & est
+            dropped = inbound.dropped.meet("lower", est)
             if dropped == sp.false:
                 continue
             w = witness(sp.wrap(dropped & S.tcp_flags(sp, ACK) if dropped & S.tcp_flags(sp, ACK) != sp.false
@@ -263,7 +263,7 @@ class StatelessNoReturn(Check):
                      IntMatch("proto", ((6, 6),)), IntMatch("sport", ((w.dport, w.dport),)),
                      IntMatch("dport", ((lo, hi),))), sp)
                 replies &= S.tcp_flags(sp, SYN | ACK) & sp.valid
-                missing = replies & outbound.arriving.node & ~outbound.accepted.lower.node
+                missing = outbound.accepted.outside("lower", replies & outbound.arriving.node)
                 if missing == sp.false:
                     continue
                 reply = witness(sp.wrap(missing), "output")
@@ -328,13 +328,13 @@ class PathMtuBlackHole(Check):
                 pkts = (sp.family(family) & sp.icmp & sp.eq("fragment", 0) & icmp & unicast
                         & S.state_is(sp, "related") & public & plausible(sp, hook) & reach.arriving.node
                         & carried)
-                dropped = reach.dropped.lower.node & pkts
+                dropped = reach.dropped.meet("lower", pkts)
                 # The router picks the error's header values (TTL, length, id,
                 # DSCP/ECN, DF): an error counts as dropped only when it is
                 # dropped whatever they are — `ip ttl < 2 drop` is no black hole.
                 chosen = [v for f in _SENDER_CHOSEN if f in sp.layout.fields for v in S.field_vars(sp, f)]
                 if chosen and dropped != sp.false:
-                    dropped &= ~sp.exist(chosen, pkts & ~reach.dropped.lower.node)
+                    dropped &= ~sp.exist(chosen, reach.dropped.outside("lower", pkts))
                 if dropped == sp.false or _share(sp, dropped, public) < float(self.settings["min_share"]):
                     continue
                 # a witness with the header values a router's error has
@@ -484,7 +484,7 @@ class NeighbourDiscoveryBlocked(Check):
                         & S.state_is(sp, "untracked") & link & sp.eq("ttl", 255))
                 if "ext_headers" in sp.layout.fields:  # neighbour discovery carries no extension header
                     pkts &= sp.eq("ext_headers", 0)
-                dropped = reach.dropped.lower.node & pkts
+                dropped = reach.dropped.meet("lower", pkts)
                 if dropped == sp.false:
                     continue
                 multicast = dropped & S.networks(sp, "dst", "ff02::/16")
@@ -550,7 +550,7 @@ class LoopbackBlocked(Check):
             local = "127.0.0.0/8" if family == 4 else "::1/128"
             pkts = (sp.family(family) & S.iface(sp, "iif", "lo") & S.networks(sp, "src", local)
                     & S.networks(sp, "dst", local) & S.state_is(sp, "new"))
-            dropped = reach.dropped.lower.node & pkts
+            dropped = reach.dropped.meet("lower", pkts)
             if dropped == sp.false:
                 continue
             w = witness(sp.wrap(dropped), "input")
@@ -591,7 +591,7 @@ class Ipv6LeftOpen(Check):
             return
         sp = v4.space
         new = S.state_is(sp, "new")
-        if v4.dropped.lower.node & new & sp.family(4) == sp.false:
+        if v4.dropped.meet("lower", new & sp.family(4)) == sp.false:
             return  # IPv4 is not filtered either
         v4_chain = next((c for c in ctx.base_chains("input", 4) if c.kind == "filter"), None)
         if 6 not in ctx.families():
@@ -601,7 +601,7 @@ class Ipv6LeftOpen(Check):
                                    fix="use an inet table for both families")
             return
         v6 = ctx.reach("input", 6)
-        if v6 is None or v6.dropped.upper.node & new & sp.family(6) != sp.false:
+        if v6 is None or v6.dropped.meet("upper", new & sp.family(6)) != sp.false:
             return
         # Where IPv4 is filtered before the input hook only (a prerouting
         # filter chain), the finding points at that chain.

@@ -827,7 +827,11 @@ class BatchEvaluator:
         #: enter (about the time of 1 evaluation per 100 rules: a single query
         #: on 100k rules does not pay for it); until then a memo per packet.
         self.decisions: Decisions | None = None
-        self._before = max(64, ruleset.rule_count // 100)
+        #: packets memoized before the tree: 64, or 1 per 100 rules where more
+        #: (the rules are counted at the 65th packet: a query of a few packets
+        #: leaves the chains it does not enter unbuilt, see parsers/iptables)
+        self._before = 64
+        self._counted = False
         self._memo: dict = {}
         self._asked = self._hits = 0
         #: Packets that seldom share a leaf (under 2% of 4,000) are evaluated
@@ -840,6 +844,9 @@ class BatchEvaluator:
         decisions = self.decisions
         if decisions is None:
             self._before -= 1
+            if self._before < 0 and not self._counted:
+                self._counted = True
+                self._before += max(0, self.ruleset.rule_count // 100 - 64)
             if self._before >= 0:
                 hit = self._memo.get(packet)
                 if hit is None:

@@ -15,10 +15,16 @@ A dialect module ``ruleanalyzer.parsers.<name>`` (``-`` in the name becomes
 
 Modules are imported lazily so that reading one iptables dump does not pay
 for the nftables grammar.
+
+Inside :func:`lazy_reading` a reader may leave parts of the model to be
+built when first asked for (iptables: each chain's rules), having checked
+them as it read: the same model and the same errors, for commands that
+look at a few chains of a big file (``query``, ``connect``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 from types import ModuleType
@@ -44,6 +50,21 @@ def dialect_module(name: str) -> ModuleType:
 #: sniffing stops at a certain dialect unless one of these may tie it, so a
 #: plain iptables file does not import every other parser.
 REFINED_BY = {"iptables": ("ufw",)}
+
+#: Whether readers may build parts of the model on first use (lazy_reading).
+LAZY_READING = False
+
+
+@contextlib.contextmanager
+def lazy_reading():
+    """Inside the block, readers may leave parts of the model to be built
+    when first asked for (see the module's docstring); nests."""
+    global LAZY_READING
+    before, LAZY_READING = LAZY_READING, True
+    try:
+        yield
+    finally:
+        LAZY_READING = before
 
 
 def available() -> list[str]:

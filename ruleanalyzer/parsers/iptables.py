@@ -10,10 +10,16 @@ interpreted option by option (:mod:`.iptables_rulespec`), and the commands
 (``-A``, ``-I``, ``-N``, ``-P``, ``-F``, ``-X``, …) are applied to the tables
 as iptables-restore would, with its checks: undeclared chains, jumps to
 missing chains, jump loops, missing COMMIT.
+
+Inside :func:`ruleanalyzer.parsers.lazy_reading` (query, connect) a rule
+appended to a chain is checked as it is read (every error it would raise, at
+its line) and built when its chain's rules are first asked for
+(:class:`_LazyChain`): a query builds only the chains the packet enters.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from dataclasses import dataclass
@@ -22,6 +28,7 @@ from typing import Callable
 
 from ..errors import RuleAnalyzerError
 from ..gcpause import gc_paused
+from .. import parsers as _registry
 from ..model import (IPTABLES_BUILTIN_CHAINS, Chain, Diagnostic, Goto, Jump, Location, Rule,
                      Ruleset, Table, iptables_priority)
 from .fastnew import slots_constructor
@@ -276,6 +283,14 @@ _shape_cache: dict[str, object] = {}
 #: Whether lines of one skeleton share its compiled plan (off: every line is
 #: compiled on its own, the reference the tests compare the shared plans to).
 REUSE_PLANS = True
+#: Whether, inside parsers.lazy_reading(), the rules a file appends to its
+#: chains are checked as they are read and built when their chain's rules
+#: are first asked for (off: built as they are read, the reference
+#: tests/test_parser_iptables_lazy compares the lazy chains to). A query
+#: enters chains holding a few percent of a big file's rules; a reader of
+#: the whole model would pay for checking and splitting each line twice
+#: (+25-35% of reading), so it reads eagerly.
+LAZY_CHAINS = True
 #: The shapes grammars/iptables.lark accepts (start: table_line | chain_line |
 #: commit_line | rule_line), kept in step with it by test_parser_iptables.
 _GOOD_SHAPE = re.compile(r"(?:T|CWN?|M|N?O(?:[OW]|B[OW])*)\Z")
@@ -344,6 +359,93 @@ def _error_label(bad: _BadShape) -> str | None:
 #: chain declaration): 6% of reading a kube-proxy dump with the dataclass'
 #: own ``__init__``
 _location = slots_constructor(Location, ("file", "line", "column"), ("f.rules", 3, 1))
+
+
+# ---------------------------------------------------------------------------
+# Chains whose rules are built when first asked for
+# ---------------------------------------------------------------------------
+
+#: Chain's own ``rules`` slot (the list; in a _LazyChain, its _Pending lines)
+_RULES = Chain.__dict__["rules"]
+
+
+class _Pending:
+    """A lazy chain's rule lines, checked already: ``(line number, line,
+    plan)`` each, or a Rule built as it was read (a line without a plan)."""
+
+    __slots__ = ("records", "name")
+
+    def __init__(self, name: str):
+        self.records: list = []
+        self.name = name  # the file's
+
+
+class _LazyChain(Chain):
+    """A Chain whose rules are built from their lines on first access of
+    ``rules``; it is a plain Chain from then on. Every line was checked as
+    the file was read (Plan.check: the same errors, at the same line), so
+    building raises nothing."""
+
+    __slots__ = ()
+
+    @property
+    def rules(self) -> list[Rule]:
+        pending = _RULES.__get__(self, Chain)
+        if pending.__class__ is _Pending:
+            # thousands of objects without cycles: as the reader, without
+            # the cyclic collector walking them (see ..gcpause)
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                rules = _build_rules(self, pending)
+            finally:
+                if collecting:
+                    gc.enable()
+        else:  # stored already when a signal (the audit's time limit) came before the last line
+            rules = pending
+        _RULES.__set__(self, rules)
+        self.__class__ = Chain
+        return rules
+
+    @rules.setter
+    def rules(self, value: list[Rule]) -> None:
+        _RULES.__set__(self, value)
+        self.__class__ = Chain
+
+    def __reduce_ex__(self, protocol):
+        """Pickled (and copied) as the plain Chain it becomes."""
+        self.rules  # noqa: B018 - builds them
+        return self.__reduce_ex__(protocol)
+
+
+def _build_rules(chain: Chain, pending: _Pending) -> list[Rule]:
+    """The rules of ``pending``'s lines, as _FileParser.rule_line builds an appended one."""
+    rules: list[Rule] = []
+    append = rules.append
+    name = pending.name
+    for record in pending.records:
+        if record.__class__ is Rule:
+            append(record)
+            continue
+        lineno, line, plan = record
+        stripped = line.strip()
+        if '"' in stripped:
+            raws, words = _split_or_raise(line, name, lineno)
+        else:
+            raws = words = stripped.split()
+        start = 0
+        counters = None
+        text = stripped
+        if raws[0][0] == "[":
+            found = _COUNTERS.match(raws[0])
+            counters = int(found.group(1)), int(found.group(2))
+            start = 1
+            text = text[len(raws[0]):].lstrip()
+        fast = plan.fast
+        fields = fast(raws, words) if fast is not None else plan.fields(raws, words)
+        append(Rule(fields[3], fields[4], _location(name, lineno, line.find(raws[start]) + 1), text,
+                    fields[5], fields[6] or counters, len(rules) + 1, chain))
+    return rules
 
 
 # ---------------------------------------------------------------------------
@@ -475,6 +577,11 @@ def _located(message: str, name: str, lineno: int, line: str, index: int,
 class _FileParser:
     """iptables-restore's state machine over the lines of one file."""
 
+    #: whether the rules appended to a table's chains may wait in _LazyChains
+    #: until the table is edited (-I, -D, -N, ...) or the model is read: the
+    #: lines of a file can be split again (not so a command script's)
+    lazy = True
+
     def __init__(self, text: str, name: str, family: str):
         self.text, self.name, self.family = text, name, family
         self.ruleset = Ruleset(sources=[name])
@@ -493,6 +600,7 @@ class _FileParser:
         self.plan_count = 0
         #: the values the plans of this file build, shared between them (compile_line)
         self.shared: dict = {}
+        self.lazy = self.lazy and LAZY_CHAINS and _registry.LAZY_READING
 
     def error(self, message: str, lineno: int, line: str, index: int = 0,
               hint: str | None = None) -> RuleAnalyzerError:
@@ -698,6 +806,7 @@ class _FileParser:
             counters = self.counters(raws[0], lineno, line, 0)
             start = 1
         chains = table.chains
+        lazy = self.lazy and not self.edited
         try:
             plan = plans.get(table.name) if plans is not None else None
             if plan is None:
@@ -708,16 +817,34 @@ class _FileParser:
                     if plans is not None and self.plan_count < 100_000:
                         plans[table.name] = result
                         self.plan_count += 1
-                    fields = result.fields(raws, words)
+                    plan = result
                 else:
                     fields = (result.command, result.chain, result.extra, result.matches,
                               result.action, result.comment, result.counters,
                               result.target_index, result.skip)
-            else:
-                fast = plan.fast  # the plan's own code (_specialize), else its loop
-                fields = fast(raws, words) if fast is not None else plan.fields(raws, words)
+            if plan is not None:
+                if lazy and plan.command == "A" and plan.skip is None:
+                    # checked now, built when its chain's rules are asked for
+                    plan.check(raws, words)
+                    fields = None
+                else:
+                    fast = plan.fast  # the plan's own code (_specialize), else its loop
+                    fields = fast(raws, words) if fast is not None else plan.fields(raws, words)
         except SpecError as exc:
             raise self.error(exc.message, lineno, line, exc.index, exc.hint) from None
+        if fields is None:
+            chain_name = words[plan.chain_index]
+            chain = chains.get(chain_name)
+            if chain is None:
+                raise self.error(f"chain {chain_name} was never declared (add ':{chain_name} - "
+                                 "[0:0]' or -N)", lineno, line, start + 1)
+            records = self.pending(chain).records
+            records.append((lineno, line, plan))
+            if plan.jump is not None:
+                index = plan.jump[1]
+                self.jumps.append((None, line, index, chain_name, words[index], chain,
+                                   len(records)))
+            return
         command, chain_name, _, matches, action, comment, rule_counters, target_index, skip = fields
         if skip:
             self.ruleset.diagnostics.append(Diagnostic(
@@ -735,7 +862,7 @@ class _FileParser:
             where = _location(self.name, lineno, line.find(command_word) + 1)
             if command == "A":
                 # Chain.add, without the call: numbered and owned at birth
-                rules = chain.rules
+                rules = self.pending(chain).records if lazy else chain.rules
                 rule = Rule(matches, action, where, text, comment, rule_counters or counters,
                             len(rules) + 1, chain)
                 rules.append(rule)
@@ -748,9 +875,35 @@ class _FileParser:
             return
         self.apply_chain_command(table, RuleSpec(*fields), lineno, line, start)
 
+    def pending(self, chain: Chain) -> _Pending:
+        """The lines waiting in ``chain`` (made a _LazyChain on its first)."""
+        if chain.__class__ is _LazyChain:
+            return _RULES.__get__(chain, Chain)
+        pending = _Pending(self.name)
+        pending.records = chain.rules
+        chain.__class__ = _LazyChain
+        _RULES.__set__(chain, pending)
+        return pending
+
+    def edit(self, table: Table) -> None:
+        """A command that moves or removes rules or chains: the table's
+        lazy chains are built first (and its jumps get their rules)."""
+        if not self.edited:
+            self.build_lazy(table)
+        self.edited = True
+
+    def build_lazy(self, table: Table) -> None:
+        for chain in table.chains.values():
+            if chain.__class__ is _LazyChain:
+                chain.rules  # noqa: B018 - builds them
+        if any(jump[0] is None for jump in self.jumps):
+            self.jumps = [jump if jump[0] is not None else
+                          (jump[5].rules[jump[6] - 1], jump[1], jump[2], jump[3], jump[4])
+                          for jump in self.jumps]
+
     def apply_rule(self, command: str, chain: Chain, rule: Rule, spec: RuleSpec, lineno: int,
                    line: str, start: int) -> None:
-        self.edited = True
+        self.edit(chain.table)
         if command == "A":
             chain.add(rule)
             return
@@ -787,7 +940,7 @@ class _FileParser:
     def apply_chain_command(self, table: Table, spec: RuleSpec, lineno: int, line: str,
                             start: int) -> None:
         command, chain_name = spec.command, spec.chain
-        self.edited = True
+        self.edit(table)
         builtins = IPTABLES_BUILTIN_CHAINS[table.name]
         chain = table.chains.get(chain_name) if chain_name else None
         if chain_name and chain is None and command != "N":
@@ -858,6 +1011,7 @@ class _FileParser:
                 loop = find_loop(pairs)
                 if loop is None:
                     return
+            self.build_lazy(table)  # a jump fails: named by its rule
         edges: dict[tuple[str, str], tuple[Rule, str, int, str, str]] = {}
         edited = self.edited
         for jump in self.jumps:

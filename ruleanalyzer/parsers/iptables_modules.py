@@ -47,12 +47,27 @@ def _ports(field: str, proto: str) -> Builder:
     def build(args, negate, text, family):
         found = values.parse_port_range(args[0], proto)
         return _int_match(field, (found,) if found else (), negate, text)
+    build.valid = _plain_port_range
     return build
+
+
+# A builder's ``valid(value, family)``: True only for a value it certainly
+# builds (the plain spellings, see iptables_values.plain_network): a rule
+# no packet reaches is checked with it and built later, if ever.
+
+
+def _plain_port_range(value: str, family: str) -> bool:
+    return values.plain_port_range(value)
+
+
+def _plain_port_list(value: str, family: str) -> bool:
+    return values.plain_port_list(value)
 
 
 def _multiport(field: str) -> Builder:
     def build(args, negate, text, family):
         return _int_match(field, values.parse_port_list(args[0]), negate, text)
+    build.valid = _plain_port_list
     return build
 
 
@@ -60,6 +75,9 @@ def _multiport_either(args, negate, text, family):
     ranges = values.parse_port_list(args[0])
     return AnyOf((IntMatch("sport", ranges, text=text), IntMatch("dport", ranges, text=text)),
                  negate=negate, text=text)
+
+
+_multiport_either.valid = _plain_port_list
 
 
 def _tcp_flags(args, negate, text, family):
@@ -163,6 +181,7 @@ def _int_range(field: str, hi: int, what: str, sep: str = ":") -> Builder:
     def build(args, negate, text, family):
         return _int_match(field, (values.parse_int_range(args[0], 0, hi, what, sep),), negate,
                           text)
+    build.valid = lambda value, family: values.plain_int_range(value, hi, sep)
     return build
 
 
@@ -232,6 +251,7 @@ def _iprange(field: str) -> Builder:
     def build(args, negate, text, family):
         return AddressMatch(field, values.parse_address_range(args[0], family),
                             negate=negate, text=text)
+    build.valid = values.plain_address_range
     return build
 
 

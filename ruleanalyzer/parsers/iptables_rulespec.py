@@ -441,12 +441,51 @@ class Plan:
         return (self.command, words[self.chain_index], extra, matches, action,
                 "; ".join(comments) if comments else None, counters, target_index, self.skip)
 
+    def check(self, raws: list[str], words: list[str]) -> None:
+        """Raise the SpecError :meth:`fields` would raise for this line, if
+        any, building as little as it can: a plain value its builder's
+        ``valid`` vouches for is not built (nor kept), every other step
+        runs as :meth:`fields` runs it (and keeps what it builds), so
+        :meth:`fields` on the same words later raises nothing (the file
+        reader's lazy chains)."""
+        family = self.family
+        for op in self.ops:
+            kind = op[0]
+            if kind == _BUILD:
+                if op[8] is not None:
+                    value = raws[op[5] - 1]
+                    if '"' not in value:
+                        if value not in op[7]:
+                            valid = op[9]
+                            if valid is None or not valid(value, family):
+                                self.value_match(op, value)
+                        continue
+                self.build_match(op, raws, words)
+            elif kind == _COUNT:
+                self.counters(op, words)
+            # comments, opaque and unknown modules (u32's decoder catches its
+            # own errors) and constants raise nothing
+        if self.jump is None and self.target is not None:
+            found = self.plain_nat_words(words) if self.target in _NAT_OPTION else None
+            if found is not None and int(found[2]) <= 65535 and values.plain_address(found[1]):
+                return  # plain_nat reads it (its address parses: a strict dotted quad)
+            key = self.target_key(raws, words)[1]
+            if key not in self.actions:
+                # what target_action checks depends on the target's words, -p
+                # and the file's family: each such target is checked once
+                done = self.shared.setdefault("targets checked", set()) \
+                    if self.shared is not None else set()
+                mark = (self.target, key, self.proto, self.proto_negated)
+                if mark not in done:
+                    self.target_action(raws, words)
+                    done.add(mark)
+
     # -- the steps, one method each where a line's plan may run them
     # -- through :func:`_specialize`'s code as well
 
     def value_match(self, op: tuple, value: str) -> Match | None:
         """A ``_BUILD`` step's match of one plain value not built yet."""
-        _, build, _, negate, _, _, at, cache, prefix = op
+        _, build, _, negate, _, _, at, cache, prefix, _ = op
         try:
             match = build([value], negate, prefix + value, self.family)
         except BadValue as exc:
@@ -457,7 +496,7 @@ class Plan:
     def build_match(self, op: tuple, raws: list[str], words: list[str]) -> Match | None:
         """A ``_BUILD`` step's match, kept by its text (and argument words
         where quotes make them differ from it)."""
-        _, build, indices, negate, first, end, at, cache, _ = op
+        _, build, indices, negate, first, end, at, cache, _, _ = op
         text = " ".join(raws[first:end])
         key = text if '"' not in text else (text, tuple([words[j] for j in indices]))
         match = cache.get(key, _MISSING)
@@ -526,14 +565,19 @@ class Plan:
                 self.shared.setdefault(("jumps", self.jump[0]), {})
         return jumps
 
-    def target_action(self, raws: list[str], words: list[str]) -> Action:
-        """The action of a target extension (``-j DNAT --to-destination …``)."""
+    def target_key(self, raws: list[str], words: list[str]) -> tuple:
+        """(the text of the line's target, what its action is kept by)."""
         if self.target_options:
             text = " ".join(raws[self.target_start:])
             key = text if '"' not in text else \
                 (text, tuple([words[j] for _, indices in self.target_options for j in indices]))
         else:
             text = key = f"-j {self.target}"
+        return text, key
+
+    def target_action(self, raws: list[str], words: list[str]) -> Action:
+        """The action of a target extension (``-j DNAT --to-destination …``)."""
+        text, key = self.target_key(raws, words)
         action = self.actions.get(key)
         if action is None:
             nat = self.plain_nat(words) if self.target in _NAT_OPTION else None
@@ -559,14 +603,7 @@ class Plan:
         checks, the range parser: half the cost of such a rule); None for
         any other form or a bad value, which the general path reads and
         reports."""
-        options = self.target_options
-        if len(options) != 1 or self.family != "ip" or self.proto_negated or \
-                self.proto not in _NAT_PORT_PROTOCOLS:
-            return None
-        name, indices = options[0]
-        if name != _NAT_OPTION[self.target] or len(indices) != 1:
-            return None
-        found = _PLAIN_NAT.match(words[indices[0]])
+        found = self.plain_nat_words(words)
         if found is None:
             return None
         port = int(found[2])
@@ -575,6 +612,18 @@ class Plan:
         except BadValue:
             return None
         return (self.target.lower(), address, None, port, None) if port <= 65535 else None
+
+    def plain_nat_words(self, words: list[str]):
+        """:meth:`plain_nat`'s form of the target: the match of its address
+        and port (not checked yet), or None."""
+        options = self.target_options
+        if len(options) != 1 or self.family != "ip" or self.proto_negated or \
+                self.proto not in _NAT_PORT_PROTOCOLS:
+            return None
+        name, indices = options[0]
+        if name != _NAT_OPTION[self.target] or len(indices) != 1:
+            return None
+        return _PLAIN_NAT.match(words[indices[0]])
 
     def share(self, key, build):
         """The value ``build()`` makes for ``key``, kept in ``shared``."""
@@ -733,6 +782,7 @@ def expand_glued(raws: list[str], words: list[str]) -> tuple[list[str], list[str
 def _address_builder(field: str):
     def build(args, negate, text, family):
         return address_match(field, args[0], negate, text, family)
+    build.valid = values.plain_network  # one network: no ',' (see iptables_modules' valid)
     return build
 
 
@@ -768,6 +818,7 @@ def _interface_builder(field: str):
         if len(args[0]) > 15:
             raise BadValue(f"interface name {args[0]!r} is longer than 15 characters")
         return InterfaceMatch(field, (args[0],), negate=negate, text=text)
+    build.valid = lambda value, family: len(value) <= 15
     return build
 
 
@@ -817,8 +868,8 @@ class _RuleBuilder:
         if len(args) == 1 and args[0] == end - 1:
             prefix = " ".join(self.raws[first:end - 1])
             return (_BUILD, build, args, negate, first, end, at, self.cache((build, prefix)),
-                    prefix + " " if prefix else "")
-        return (_BUILD, build, args, negate, first, end, at, self.cache(build), None)
+                    prefix + " " if prefix else "", getattr(build, "valid", None))
+        return (_BUILD, build, args, negate, first, end, at, self.cache(build), None, None)
 
     # -- the walk ---------------------------------------------------------
 

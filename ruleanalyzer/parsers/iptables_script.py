@@ -90,6 +90,8 @@ def _family_evidence(text: str, name: str) -> bool:
 class _ScriptParser(_FileParser):
     """The iptables-restore state machine, driven one command at a time."""
 
+    lazy = False  # its lines are commands (words as the shell splits them)
+
     def __init__(self, text: str, name: str, family: str, default_table: str):
         super().__init__(text, name, family)
         self.default_family = family

@@ -565,3 +565,72 @@ def parse_reject_with(text: str, v6: bool) -> str:
     if name is None:
         raise BadValue(f"unknown reject type {text!r} for {'ip6tables' if v6 else 'iptables'}")
     return name
+
+
+# ---------------------------------------------------------------------------
+# Plain values known good without building them
+# ---------------------------------------------------------------------------
+# A rule of a chain no packet enters is checked and not built (the file
+# reader's lazy chains): each function here answers True only for spellings
+# its parser certainly accepts (the common plain ones), and False for
+# anything else, which the parser itself then reads and reports. True never
+# stands for a value the parser would refuse (tests/test_parser_iptables_lazy).
+
+_PLAIN_V4_NETWORK = re.compile(
+    rf"{_OCTET}(?:\.{_OCTET}){{0,3}}(?:/(?:3[0-2]|[12]?[0-9]|(?:{_OCTET}\.){{3}}{_OCTET}))?\Z")
+_PLAIN_INT_RANGE = {sep: re.compile(rf"(0|[1-9][0-9]{{0,9}})(?:{re.escape(sep)}(0|[1-9][0-9]{{0,9}}))?\Z")
+                    for sep in (":", "-")}
+
+
+def plain_network(text: str, family: str) -> bool:
+    """``1.2.3.4``, ``10.0.0.0/8``, ``10.3/16`` (completed with zeros) or
+    ``10.0.0.0/255.0.0.0`` (a non-contiguous mask is no error: an opaque
+    match) in an IPv4 rule, each part decimal without leading zeros."""
+    return family == "ip" and _PLAIN_V4_NETWORK.match(text) is not None
+
+
+def plain_address(text: str) -> bool:
+    """``1.2.3.4`` (decimal parts, no leading zeros): an IPv4 address as parse_address reads it."""
+    return _STRICT_V4.match(text) is not None
+
+
+def _plain_port(text: str) -> bool:
+    """A decimal port, no leading zeros, at most 65535 (string tests: 2x a regex)."""
+    n = len(text)
+    return text.isdigit() and text.isascii() and (n < 5 or (n == 5 and text <= "65535")) and \
+        (text[0] != "0" or n == 1)
+
+
+def plain_port_range(text: str) -> bool:
+    """``22`` or ``1000:2000`` in decimal, no leading zeros, at most 65535."""
+    if ":" in text:
+        first, _, last = text.partition(":")
+        return _plain_port(first) and _plain_port(last)
+    return _plain_port(text)
+
+
+def plain_port_list(text: str) -> bool:
+    """``-m multiport``'s list of :func:`plain_port_range` parts, within 15 ports."""
+    parts = text.split(",")
+    return sum(1 if ":" not in part else 2 for part in parts) <= 15 and \
+        all(map(plain_port_range, parts))
+
+
+def plain_int_range(text: str, hi: int, sep: str) -> bool:
+    """``a`` or ``a:b`` (``sep``) in decimal, a <= b <= hi."""
+    found = _PLAIN_INT_RANGE[sep].match(text)
+    if found is None:
+        return False
+    start = int(found[1])
+    end = start if found[2] is None else int(found[2])
+    return start <= end <= hi
+
+
+def plain_address_range(text: str, family: str) -> bool:
+    """``-m iprange``'s ``A.B.C.D-E.F.G.H`` (decimal parts), not ending before it starts."""
+    if family != "ip":
+        return False
+    first, sep, last = text.partition("-")
+    if _STRICT_V4.match(first) is None or (sep and _STRICT_V4.match(last) is None):
+        return False
+    return not sep or [*map(int, first.split("."))] <= [*map(int, last.split("."))]

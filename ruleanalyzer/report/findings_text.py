@@ -168,9 +168,10 @@ def render_summary(console: Console, result) -> None:
                    f"{_count(result.rule_count, 'rule')}, {result.seconds:.2f} s")
     if result.suppressed:
         summary.append(f"; {len(result.suppressed)} suppressed")
-    if getattr(result, "generated", None):
-        summary.append(f"; {len(result.generated)} about tools' stock rules not shown "
-                       "(--include-generated)")
+    hidden = getattr(result, "generated_hidden", 0)
+    if hidden:
+        summary.append(f"; {_count(hidden, 'finding')} about tools' stock rules not shown, counted "
+                       "before grouping (--include-generated)")
     if result.bad_inputs:
         summary.append(f"; {_count(len(result.bad_inputs), 'unreadable input')} skipped", style="yellow")
     skipped = getattr(result, "skipped", None)

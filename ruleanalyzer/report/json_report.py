@@ -57,7 +57,7 @@ def audit_data(result) -> dict:
                     "rules": result.rule_count, "findings": len(result.findings),
                     "suppressed": len(result.suppressed), "by_code": result.counts(),
                     "by_severity": by_severity, "seconds": round(result.seconds, 3),
-                    "generated_hidden": len(getattr(result, "generated", ())),
+                    "generated_hidden": getattr(result, "generated_hidden", 0),
                     "hosts": [list(g) for g in getattr(result, "hosts", ())],
                     "skipped": list(getattr(result, "skipped", ()))},
         "findings": [finding_data(f) for f in result.findings],

@@ -1,6 +1,7 @@
 """A packet set → a short list of readable regions.
 
-The BDD is walked field by field in layout order. Within one field the
+The BDD is walked field by field in the layout's canonical order (the
+same whatever order the space keeps: ``Space.canonical``). Within one field the
 paths are collected as ternary cubes (value, care-mask) and grouped by the
 sub-diagram they lead to — canonical BDDs make "same remaining condition"
 a node identity check — so each region is a product of per-field value
@@ -29,9 +30,7 @@ def describe(packets: PacketSet, limit: int = 20) -> list[str]:
         return []
     if packets.is_all():
         return ["any packet"]
-    # Invalid packets are don't-cares: simplifying against validity stops
-    # pinned headers (no ports on ICMP …) from splitting every region.
-    node = restrict(space, unghost(space, packets.node), space.valid)
+    space, node = readable(packets)
     walker = _Walker(space)
     regions: list[dict[str, list[Cube]]] = []
     walker.enumerate(node, 0, {}, regions, limit)
@@ -40,6 +39,21 @@ def describe(packets: PacketSet, limit: int = 20) -> list[str]:
     if total > len(lines):
         lines.append(f"… and {total - len(lines)} more")
     return lines
+
+
+def readable(packets: PacketSet, care: PacketSet | None = None):
+    """``(space, node)``: ``packets`` as :func:`describe` walks them, in
+    the layout's canonical field order (``Space.canonical``: the same
+    regions whichever order the set was made in), without the ghost bit
+    and simplified against ``care`` (default: the valid packets)."""
+    space, node = packets.space.canonical(unghost(packets.space, packets.node))
+    if care is None:
+        # Invalid packets are don't-cares: simplifying against validity
+        # stops pinned headers (no ports on ICMP …) from splitting every region.
+        care_node = space.valid
+    else:
+        care_node = packets.space.canonical(care.node)[1]
+    return space, restrict(space, node, care_node)
 
 
 def unghost(space: Space, node):

@@ -193,6 +193,20 @@ class Space:
             return _bdd_backend.and_exists(a, b, names)
         return self.exist(names, a & b)
 
+    def canonical(self, node):
+        """``(space, node)``: ``node`` copied into a space over the same
+        fields in the layout's canonical order (``Layout.canonical``), where
+        witnesses and descriptions read it, so that a layout moving fields
+        for the walk's speed changes no finding's text; this space and
+        ``node`` itself where its order is the canonical one."""
+        layout = self.layout.canonical()
+        if layout is self.layout:
+            return self, node
+        other = self.__dict__.get("_canonical")
+        if other is None:
+            other = self.__dict__["_canonical"] = Space(layout)
+        return other, self.bdd.copy(node, other.bdd)
+
     def exhausted(self, exc: BaseException) -> bool:
         """Is ``exc`` CUDD failing for want of memory (dd reports a NULL
         node or that CUDD ran out of memory)?"""

@@ -61,7 +61,7 @@ from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Dr
                      Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
                      Ruleset, SetField, UnknownAction)
 from .encode import FIELD_ALIASES, LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
-from .fields import RARE_FIELDS, Layout
+from .fields import Layout
 from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
 
 #: Deepest jump nesting followed; valid rulesets cannot loop, so deeper
@@ -123,6 +123,16 @@ class Bounds:
             return made.space.and_exist(exist, made.node, node)
         space, raw = self._raw[0], self._raw[1 if side == "lower" else 2]
         return space.and_exist(exist, raw(), space.valid & node)
+
+    def outside(self, side: str, node):
+        """``node & ~self.lower.node`` (or ``upper``), the very same node,
+        without making the whole set while it is unread (:meth:`meet`):
+        what of ``node`` the raw set lacks, and its invalid packets."""
+        made = self._lower if side == "lower" else self._upper
+        if self._raw is None or not callable(made):
+            return node & ~getattr(self, side).node
+        space, raw = self._raw[0], self._raw[1 if side == "lower" else 2]
+        return (node & ~raw()) | (node & ~space.valid)
 
     @property
     def lower(self) -> PacketSet:
@@ -1368,7 +1378,7 @@ class _Walker:
         sp = self.space
         first = sp.bdd.level_of_var(sp.spec("state").var(sp.spec("state").width - 1))
         above = None
-        if list(sp.layout.fields)[1] in RARE_FIELDS:
+        if sp.layout.on_top:
             # fields moved above the addresses: no match may read the
             # family, an address or an interface
             above = {v for f in ("family", "src", "dst", "iif", "oif") for v in sp.spec(f).vars_msb_first}

@@ -3,7 +3,9 @@
 The packet is steered towards what a real host sends — a SYN for a new TCP
 connection, an ACK for an established one, a high source port, TTL 64, no
 mark — whenever the set allows it; every preference is dropped the moment
-it would leave the set, so the witness always lies inside it.
+it would leave the set, so the witness always lies inside it. Among the
+packets left it is the first in the layout's canonical field order (bit by
+bit, 0 before 1), whatever order the space keeps its BDD in.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ def witness(packets: PacketSet, hook: str = "input") -> Packet:
         narrowed = node & pref
         if narrowed != space.false:
             node = narrowed
+    # The first packet in the canonical field order, whatever order the
+    # walk's space keeps (the preferences above are sets: the same in both).
+    space, node = space.canonical(node)
     packet = _decode(space, _first_path(space, node), hook)
     if packet.src == packet.dst and not packet.src.is_loopback:
         # A host does not send itself routed traffic (1.0.0.1 -> 1.0.0.1 was

@@ -159,6 +159,44 @@ def test_layout_counts_addresses_as_their_text_does():
     assert list(rs_dst.fields)[1] == "dst" and list(rs_src.fields)[1] == "src"
 
 
+def test_witness_and_description_do_not_depend_on_the_bdd_order():
+    """A layout may move fields right below the family for the walk's speed
+    (``Layout.on_top``); the sets are the same, and so must be the packet a
+    witness picks and the regions a description lists: both read the set in
+    the canonical order. Here the first packet along the TTL-first order
+    (TTL 3, to 10.0.0.201) is not the canonical one (TTL 5, to 10.0.0.7)."""
+    from ruleanalyzer.diff import regions
+    from ruleanalyzer.model import IntMatch
+
+    top = ("state", "mark", "ct_status", "ttl")
+    usual = Space(Layout.from_names(["eth0", "eth+"]))
+    moved = Space(Layout.from_names(["eth0", "eth+"], on_top=top))
+    assert list(moved.layout.fields)[1:5] == list(top) and list(usual.layout.fields)[1] == "src"
+    assert moved.layout.canonical().fields.keys() == usual.layout.fields.keys()
+
+    def ttl(v):
+        return IntMatch("ttl", ((v, v),))
+
+    def sets(sp):
+        far = AllOf((TCP, dst("10.0.0.201/32"), ttl(3)))
+        near = AllOf((UDP, dst("10.0.0.7/32"), ttl(5), state("established")))
+        mark = IntMatch("mark", ((7, 9),))
+        return [encode(AnyOf((far, near)), sp),
+                encode(AnyOf((AllOf((dst("10.0.0.0/24"), mark)), AllOf((src("10.9.0.0/16"), state("new"))))), sp),
+                encode(AllOf((TCP, dport(22), InterfaceMatch("iif", ("eth+",)))), sp)
+                | encode(AllOf((UDP, ttl(1))), sp),
+                ~encode(AllOf((TCP, dport(443), state("new"))), sp)]
+
+    for a, b in zip(sets(usual), sets(moved)):
+        assert witness(a) == witness(b) and witness(a, "forward") == witness(b, "forward")
+        assert describe(a) == describe(b)
+        assert [t for t, _ in regions(a)] == [t for t, _ in regions(b)]
+        for text, part in regions(b):  # each region's set, made back in the moved space
+            assert part <= b and not part.is_empty()
+    first = witness(sets(moved)[0])
+    assert (first.ttl, str(first.dst)) == (5, "10.0.0.7")
+
+
 def test_sizes_are_cudds_counts_and_leave_garbage_collection_on(space):
     """The stories rank blockers by these sizes (ties decided by them): the
     count read without dd's wrapper is CUDD's count, to the last bit, and

@@ -43,7 +43,8 @@ def test_verdict_sets_partition_the_packets():
 def test_meeting_a_verdict_set_before_it_is_read_gives_the_set_read_then_met():
     # An undecidable match (upper != lower) and a DNAT; the walk's raw sets
     # hold invalid packets, and a probe may too: Bounds.meet must equal the
-    # set read (within the valid packets), then met.
+    # set read (within the valid packets), then met; Bounds.outside the
+    # probe less the set read.
     nat = table("nat", prerouting="accept")
     nat.chains["PREROUTING"].add(rule(TCP, dport(80), action=Nat("dnat", _ip("10.9.9.9"), to_port=8080)))
     t = table(input="drop")
@@ -58,8 +59,11 @@ def test_meeting_a_verdict_set_before_it_is_read_gives_the_set_read_then_met():
                 fresh = analyze(rs, "input", 4)
                 node = probe(fresh.space)
                 met = getattr(fresh, name).meet(side, node)  # before the set is read
-                read = getattr(getattr(fresh, name), side).node & node
+                out = getattr(fresh, name).outside(side, node)
+                whole = getattr(getattr(fresh, name), side).node
+                read = whole & node
                 assert met == read and getattr(fresh, name).meet(side, node) == read
+                assert out == node & ~whole and getattr(fresh, name).outside(side, node) == out
     assert met != fresh.space.false
 
 
@@ -665,7 +669,8 @@ def test_rare_walk_fields_go_on_top_of_a_large_ruleset(monkeypatch):
     usual = {hook: analyze(ruleset, hook, 4) for hook in ("forward", "output")}
     monkeypatch.setattr(fields_mod, "RARE_MIN_RULES", 1)
     monkeypatch.setattr(fields_mod, "RARE_PER_RULES", 3)  # (the mark: one rule in 19)
-    assert list(Layout.for_ruleset(ruleset).fields)[:4] == ["family", "mark", "ttl", "src"]
+    assert list(Layout.for_ruleset(ruleset).fields)[:7] == ["family", "dst_type", "state", "ct_status",
+                                                            "mark", "ttl", "src"]
     for hook, before in usual.items():
         after = analyze(ruleset, hook, 4)
         assert [r.text for r in after.rules()] == [r.text for r in before.rules()]
@@ -673,4 +678,4 @@ def test_rare_walk_fields_go_on_top_of_a_large_ruleset(monkeypatch):
         assert [(r.text, [b.text for b in bs]) for r, bs in after.unreachable_rules()] == \
             [(r.text, [b.text for b in bs]) for r, bs in before.unreachable_rules()]
     monkeypatch.setattr(fields_mod, "RARE_PER_RULES", 30)  # one rule in 19 tests the mark: too many
-    assert list(Layout.for_ruleset(ruleset).fields)[1:3] == ["ttl", "src"]
+    assert list(Layout.for_ruleset(ruleset).fields)[1:4] == ["dst_type", "ttl", "src"]
