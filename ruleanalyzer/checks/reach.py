@@ -441,7 +441,7 @@ def _caller_path(reach, rule: Rule, target, depth: int = 8):
 
 
 #: Ways a search into a chain tries before the union of the ways guides it.
-_SEARCH_STEPS = 64
+_SEARCH_STEPS = 8
 
 
 class _Costly(Exception):

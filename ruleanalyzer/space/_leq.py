@@ -112,19 +112,21 @@ def count_for(bdd):
             return float(bdd.count(f, nvars=nvars))  # dd raises as it would
         return n
 
-    names = list(bdd.vars)[:3]
-    if len(names) < 2:
-        return None
-    x, y = bdd.var(names[0]), bdd.var(names[1])
-    samples = [x, y, ~x, x & y, x | y, x & ~y, bdd.true, bdd.false, ~(x & y)]
-    ok = all(count(f, n) == bdd.count(f, nvars=n) for f in samples for n in (len(names), len(bdd.vars)))
+    samples = _samples(bdd)
+    ok = bool(samples) and all(count(f, n) == bdd.count(f, nvars=n)
+                               for f in samples for n in (2, len(bdd.vars)))
     return count if ok else None
 
 
-def _self_test(bdd, leq) -> bool:
-    names = list(bdd.vars)[:3]
+def _samples(bdd) -> list:
+    """A few sets over the manager's first two variables (none without two)."""
+    names = list(bdd.vars)[:2]
     if len(names) < 2:
-        return False
+        return []
     x, y = bdd.var(names[0]), bdd.var(names[1])
-    samples = [x, y, ~x, x & y, x | y, x & ~y, bdd.true, bdd.false, ~(x & y)]
-    return all(leq(f, g) == ((f & ~g) == bdd.false) for f in samples for g in samples)
+    return [x, y, ~x, x & y, x | y, x & ~y, bdd.true, bdd.false, ~(x & y)]
+
+
+def _self_test(bdd, leq) -> bool:
+    samples = _samples(bdd)
+    return bool(samples) and all(leq(f, g) == ((f & ~g) == bdd.false) for f in samples for g in samples)
