@@ -156,13 +156,13 @@ KUBE_NFT = """table ip kp {
     # kube-proxy's iptables mode: the state decides verdicts (FORWARD) on translated packets
     (KUBE, "iptables", ("dst_type", "state", "ct_status", "mark", "ttl")),
     # its nftables mode: the state only guards jumps
-    (KUBE_NFT, "nftables", ("dst_type", "mark", "ttl")),
+    (KUBE_NFT, "nftables", ("mark", "ttl")),
     # no translation: nothing splits sets by state all over their addresses
     (KUBE.replace("-j DNAT --to-destination", "-j ACCEPT -m comment --comment"), "iptables",
-     ("dst_type", "mark", "ttl")),
+     ("mark", "ttl")),
     # a stateful firewall testing the state (and the mark) in many rules: they stay below
     (KUBE.replace("-A FORWARD -d 100.76.0.6/32", "-A FORWARD -m conntrack --ctstate NEW -m mark --mark 1 "
-                  "-j DROP\n" * 20 + "-A FORWARD -d 100.76.0.6/32"), "iptables", ("dst_type", "ttl")),
+                  "-j DROP\n" * 20 + "-A FORWARD -d 100.76.0.6/32"), "iptables", ("ttl",)),
 ], ids=["kube-iptables", "kube-nftables", "no-dnat", "stateful"])
 def test_the_order_is_chosen_per_ruleset(text, dialect, top, monkeypatch):
     """Which fields go on top, per shape (thresholds scaled down: a field
@@ -175,6 +175,7 @@ def test_the_order_is_chosen_per_ruleset(text, dialect, top, monkeypatch):
     assert usual.on_top == ()  # below RARE_MIN_RULES: as ever
     monkeypatch.setattr(fields_mod, "RARE_MIN_RULES", 1)
     monkeypatch.setattr(fields_mod, "RARE_PER_RULES", 3)
+    monkeypatch.setattr(fields_mod, "MOVE_CONNTRACK", True)  # (off by default: see its comment)
     layout = Layout.for_ruleset(ruleset)
     assert layout.on_top == top and list(layout.fields)[1:len(top) + 1] == list(top)
     assert list(layout.canonical().fields) == list(usual.fields)
