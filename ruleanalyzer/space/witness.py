@@ -23,10 +23,16 @@ def witness(packets: PacketSet, hook: str = "input") -> Packet:
     node = packets.node
     if node == space.false:
         raise ValueError("an empty packet set has no witness")
+    # Each preference is kept when the set still meets the ones kept so far
+    # and it: asked of CUDD's inclusion test (nothing built), and the set
+    # narrowed once at the end. Past kube-proxy's DNATs a SYN set holds ~700k
+    # nodes: narrowing it by each preference in turn was RA201's whole cost.
+    kept = space.true
     for pref in _preferences(space):
-        narrowed = node & pref
-        if narrowed != space.false:
-            node = narrowed
+        both = kept & pref
+        if not space.disjoint(node, both):
+            kept = both
+    node = node & kept
     # The first packet in the canonical field order, whatever order the
     # walk's space keeps (the preferences above are sets: the same in both).
     space, node = space.canonical(node)

@@ -150,3 +150,23 @@ def test_the_way_in_that_admits_the_packets_is_found_behind_many_that_do_not():
     assert found[94].code == "RA103"
     assert found[94].message == ("rule can never match: its `-p tcp` contradicts how chain deep is entered: "
                                  "`-p udp` (mid2 rule 1 (line 91))")
+
+
+def test_a_jump_whose_chain_decides_with_many_rules_is_judged_by_the_verdicts():
+    """The jump into chk takes the rule's packets, and chk drops them with
+    eight rules (more than a cover names): the verdicts the packets really
+    get tell shadowed (an ACCEPT) from redundant (a DROP)."""
+    from ruleanalyzer import loads
+
+    def finding(verdict: str):
+        lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD DROP [0:0]", ":OUTPUT ACCEPT [0:0]", ":chk - [0:0]",
+                 "-A INPUT -p tcp --dport 22 -j chk", f"-A INPUT -p tcp --dport 22 -j {verdict}"]
+        lines += [f"-A chk -s {i * 32}.0.0.0/3 -j DROP" for i in range(8)] + ["COMMIT", ""]
+        rs = loads("\n".join(lines), dialect="iptables", name="v.rules")
+        [f] = run_audit([rs], select=["RA101", "RA102", "RA103"]).findings
+        return f.code, f.message
+
+    assert finding("ACCEPT") == ("RA101", "rule can never match: the packets it would accept are taken first by "
+                                          "INPUT rule 1 (line 6), and some are dropped instead")
+    assert finding("DROP") == ("RA102", "rule can never match: INPUT rule 1 (line 6) already takes every packet "
+                                        "it matches (dropped all the same)")
