@@ -64,14 +64,14 @@ def _cudd_nodes(space) -> tuple[int, int] | None:
     100k rules); None without dd.cudd."""
     import ctypes
 
-    try:
-        from dd import cudd
-    except ImportError:
+    from ruleanalyzer.space._leq import _manager
+
+    manager = _manager(space.bdd) if space is not None else None
+    if manager is None:
         return None
-    if space is None or not isinstance(space.bdd, cudd.BDD):
-        return None
+    from dd import cudd
+
     lib = ctypes.CDLL(cudd.__file__)
-    manager = ctypes.c_void_p.from_address(id(space.bdd) + 3 * ctypes.sizeof(ctypes.c_void_p)).value
     out = []
     for name in ("Cudd_ReadKeys", "Cudd_ReadDead"):
         fn = getattr(lib, name)
