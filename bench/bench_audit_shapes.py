@@ -58,10 +58,11 @@ def _status() -> tuple[float, float]:
         return 0.0, 0.0
 
 
-def _cudd_nodes(space) -> tuple[int, int] | None:
-    """``(nodes, dead nodes)`` in ``space``'s CUDD unique table, read in O(1)
-    (``len(bdd)`` counts the live ones by visiting every node: seconds at
-    100k rules); None without dd.cudd."""
+def _cudd_nodes(space) -> tuple[int, ...] | None:
+    """``(nodes, dead nodes, garbage collections, their milliseconds)`` of
+    ``space``'s CUDD manager, read in O(1) (``len(bdd)`` counts the live
+    nodes by visiting every node: seconds at 100k rules); None without
+    dd.cudd."""
     import ctypes
 
     from ruleanalyzer.space._leq import _manager
@@ -73,11 +74,13 @@ def _cudd_nodes(space) -> tuple[int, int] | None:
 
     lib = ctypes.CDLL(cudd.__file__)
     out = []
-    for name in ("Cudd_ReadKeys", "Cudd_ReadDead"):
+    for name, kind in (("Cudd_ReadKeys", ctypes.c_uint), ("Cudd_ReadDead", ctypes.c_uint),
+                       ("Cudd_ReadGarbageCollections", ctypes.c_int),
+                       ("Cudd_ReadGarbageCollectionTime", ctypes.c_long)):
         fn = getattr(lib, name)
-        fn.argtypes, fn.restype = [ctypes.c_void_p], ctypes.c_uint
+        fn.argtypes, fn.restype = [ctypes.c_void_p], kind
         out.append(fn(manager))
-    return out[0], out[1]
+    return tuple(out)
 
 
 def one(path: str, profile: str | None, stages: bool = False, include_generated: bool = False) -> None:
@@ -100,7 +103,8 @@ def one(path: str, profile: str | None, stages: bool = False, include_generated:
             if stages:  # where the audit's peak is: the walk (the first to ask) or later
                 rss, hwm = _status()
                 nodes = _cudd_nodes(ctx._space)
-                live = f", BDD {nodes[0] / 1e6:.2f}M nodes ({nodes[1] / 1e6:.2f}M dead)" if nodes else ""
+                live = (f", BDD {nodes[0] / 1e6:.2f}M nodes ({nodes[1] / 1e6:.2f}M dead), "
+                        f"{nodes[2]} CUDD collections {nodes[3] / 1000:.1f} s" if nodes else "")
                 print(f"  after {code}: {time.process_time() - cpu:.1f} s CPU, RSS {rss:.0f} MiB, "
                       f"peak {hwm:.0f} MiB{live}", flush=True)
 
