@@ -51,6 +51,10 @@ MAX_CACHE_ENTRIES = 1 << 20
 #: made). Beyond it an operation fails and the analysis stops with
 #: :class:`SpaceMemoryError`; docs/limits.md.
 MAX_BDD_BYTES = 1536 * 2**20
+#: CUDD's soft memory mark (dd's ``memory_estimate``; CUDD's ``maxmem`` is
+#: 90 % of it): past it CUDD collects garbage once 0.2 dead nodes per
+#: unique-table slot have piled up instead of 1 per slot.
+SOFT_BDD_BYTES = 2**30
 
 
 class SpaceMemoryError(MemoryError):
@@ -96,8 +100,9 @@ class Space:
 
     def __init__(self, layout: Layout | None = None):
         self.layout = layout or Layout.from_names()
-        self.bdd = _bdd_backend.BDD()
-        if BACKEND.endswith("cudd"):
+        cudd = BACKEND.endswith("cudd")
+        self.bdd = _bdd_backend.BDD(SOFT_BDD_BYTES) if cudd else _bdd_backend.BDD()
+        if cudd:
             # Our field order is chosen on purpose and the describer walks it.
             self.bdd.configure(reordering=False)
             # Collect garbage rather than grow the node table while it is
