@@ -209,3 +209,16 @@ def test_sizes_are_cudds_counts_and_leave_garbage_collection_on(space):
     for s in sets:
         assert s.size() == float(space.bdd.count(s.node, nvars=nvars))
     assert space.bdd.configure()["garbage_collection"] is True
+
+
+def test_a_soft_memory_mark_above_the_machines_memory_falls_back_to_dds_default(monkeypatch, capsys):
+    """dd refuses (prints, then raises) a memory estimate not below the
+    machine's memory: a space is still made, silently, with dd's default."""
+    from ruleanalyzer.space import packetset
+
+    monkeypatch.setattr(packetset, "SOFT_BDD_BYTES", 2**62)
+    monkeypatch.setattr(packetset, "MAX_BDD_BYTES", 2**62)
+    s = Space()
+    assert s.bdd.configure()["max_memory"] == 2**62
+    assert s.valid != s.false
+    assert capsys.readouterr().out == ""
