@@ -170,8 +170,8 @@ def render_summary(console: Console, result) -> None:
         summary.append(f"; {len(result.suppressed)} suppressed")
     hidden = getattr(result, "generated_hidden", 0)
     if hidden:
-        summary.append(f"; {_count(hidden, 'finding')} about tools' stock rules not shown, counted "
-                       "before grouping (--include-generated)")
+        summary.append(f"; {_count(hidden, 'finding')} about tools' stock rules not shown, one per "
+                       "rule (--include-generated shows them, grouped by cause)")
     if result.bad_inputs:
         summary.append(f"; {_count(len(result.bad_inputs), 'unreadable input')} skipped", style="yellow")
     skipped = getattr(result, "skipped", None)
