@@ -11,7 +11,7 @@ nft ``tcp flags == syn``, ``tcp flags { syn }``, iptables ``-m ecn``,
 from __future__ import annotations
 
 from ..fixes import Advice, MaskedSyn, Remove
-from ..model import ACK, AE, CWR, ECE, FIN, PSH, SYN, EcnStrip
+from ..model import ACK, AE, CWR, ECE, FIN, PSH, SYN, BitsMatch, EcnStrip, IntMatch
 from ..space import witness
 from . import _sets as S
 from .base import Check, Context
@@ -54,20 +54,28 @@ def _ecn_blind(sp, node):
 def touches_ecn(match) -> bool:
     """Could ``match`` tell packets apart by their ECN bits? Only such rules
     can be an ECN trap; the rest are skipped without set work."""
-    from ..model import BitsMatch, IntMatch
-
-    if isinstance(match, (BitsMatch, IntMatch)):
-        if match.field in ("ecn", "tos"):
+    if isinstance(match, _NUMERIC):
+        field = match.field
+        if field == "ecn" or field == "tos":
             return True
-        if match.field == "flags":
+        if field == "flags":
             mask = match.mask if isinstance(match, BitsMatch) else 0x1FF
             return bool(mask & (ECE | CWR | AE))
         return False
-    return any(touches_ecn(m) for m in getattr(match, "matches", ()))
+    for sub in getattr(match, "matches", ()):  # (plain loops: asked of every live rule's matches)
+        if touches_ecn(sub):
+            return True
+    return False
+
+
+_NUMERIC = (BitsMatch, IntMatch)
 
 
 def _rule_touches_ecn(rule) -> bool:
-    return any(touches_ecn(m) for m in rule.matches)
+    for m in rule.matches:
+        if touches_ecn(m):
+            return True
+    return False
 
 
 def _where_reached(ctx: Context, rule):

@@ -85,9 +85,7 @@ def duplicate_of(rule: Rule) -> Rule | None:
     chain = rule.chain
     if chain is None:
         return None
-    index = _duplicate_index(chain)
-    first = index.get(_signature(rule))
-    return first if first is not None and first is not rule else None
+    return _chain_facts(chain)[0].get(id(rule))
 
 
 #: Per-chain indexes (chain objects have slots: no attribute to cache on),
@@ -97,51 +95,60 @@ _CHAIN_CACHE_SIZE = 512
 
 
 def _chain_facts(chain) -> tuple[dict, int | None]:
-    """``(signature → first rule, index of the first unconditional end)``."""
+    """``(id of each rule an earlier one copies → the first copy, index of
+    the first unconditional end)``."""
     hit = _CHAIN_CACHE.get(id(chain))
     if hit is not None and hit[0] is chain and hit[1] == len(chain.rules):
         return hit[2], hit[3]
-    index: dict = {}
-    for r in chain.rules:
-        try:
-            index.setdefault(_signature(r), r)
-        except TypeError:  # an unhashable match: never a duplicate
-            continue
     tail = first_dead_tail(chain.rules)
-    facts = (chain, len(chain.rules), index, tail[0].index if tail else None)
+    facts = (chain, len(chain.rules), {id(r): first for r, first in _copies(chain)},
+             tail[0].index if tail else None)
     if len(_CHAIN_CACHE) >= _CHAIN_CACHE_SIZE:
         _CHAIN_CACHE.pop(next(iter(_CHAIN_CACHE)))
     _CHAIN_CACHE[id(chain)] = facts
     return facts[2], facts[3]
 
 
-def _duplicates(chain) -> list[tuple[Rule, Rule]]:
-    """``(rule, first copy)`` for every rule of ``chain`` (not implicit) that
-    :func:`duplicate_of` an earlier one, in one pass: each rule's signature
-    taken once (hashing the matches is most of the work on 100k rules)."""
-    index: dict = {}
-    pairs = []
-    # Equal signatures mean as many matches and the same kind of action:
-    # rules alone in their (count, kind) bucket need no signature at all
-    # (a kube-proxy endpoint chain: a MARK rule and a DNAT rule).
+def _copies(chain) -> list[tuple[Rule, Rule]]:
+    """``(rule, first copy)`` for every rule of ``chain`` whose signature an
+    earlier rule has, in order. Equal signatures mean as many matches and
+    the same kind of action, and equal models (matches, action, effects):
+    rules alone in their (count, kind) bucket need nothing hashed (a
+    kube-proxy endpoint chain: a MARK rule and a DNAT rule), and only those
+    whose model's hash another shares need the signature (normalising the
+    written text was most of its cost: 100k mixed rules, every one a
+    different model)."""
     shapes: dict[tuple, int] = {}
     for r in chain.rules:
         shape = (len(r.matches), type(r.action))
         shapes[shape] = shapes.get(shape, 0) + 1
+    models: dict[int, int] = {}
+    hashed = []
     for r in chain.rules:
         if shapes[(len(r.matches), type(r.action))] < 2:
             continue
         try:
-            first = index.setdefault(_signature(r), r)
+            h = hash((r.matches, r.action, r.effects))
         except TypeError:  # an unhashable match: never a duplicate
             continue
-        if first is not r and not r.implicit:
+        models[h] = models.get(h, 0) + 1
+        hashed.append((r, h))
+    index: dict = {}
+    pairs = []
+    for r, h in hashed:
+        if models[h] < 2:
+            continue
+        first = index.setdefault(_signature(r), r)
+        if first is not r:
             pairs.append((r, first))
     return pairs
 
 
-def _duplicate_index(chain) -> dict:
-    return _chain_facts(chain)[0]
+def _duplicates(chain) -> list[tuple[Rule, Rule]]:
+    """``(rule, first copy)`` for every rule of ``chain`` (not implicit) that
+    :func:`duplicate_of` an earlier one."""
+    copies = _chain_facts(chain)[0]
+    return [(r, copies[id(r)]) for r in chain.rules if id(r) in copies and not r.implicit]
 
 
 def explained_by_structure(rule: Rule) -> bool:
@@ -149,14 +156,8 @@ def explained_by_structure(rule: Rule) -> bool:
     chain = rule.chain
     if chain is None:
         return False
-    index, end = _chain_facts(chain)
-    if end is not None and rule.index > end:
-        return True
-    try:
-        first = index.get(_signature(rule))
-    except TypeError:
-        return False
-    return first is not None and first is not rule
+    copies, end = _chain_facts(chain)
+    return (end is not None and rule.index > end) or id(rule) in copies
 
 
 class UndefinedJumpTarget(Check):

@@ -523,9 +523,10 @@ def parse(text: str, name: str = "<input>", *, family: str | None = None,
         # iptables -S output or a command script: no *table line
         return iptables_script.parse(text, name, family=family, table=table)
     # the model is a few objects per rule and holds no cycles worth finding
-    # while it grows: the cyclic GC would walk it again and again (1.5x)
+    # while it grows: the cyclic GC would walk it again and again (1.5x);
+    # it lives on: straight to the oldest generation (gcpause)
     try:
-        with gc_paused():
+        with gc_paused(long_lived=True):
             return _FileParser(text, name, family or detect_family(text, name)).run()
     except RecursionError:
         raise RuleAnalyzerError("input nests too deeply", Location(name)) from None

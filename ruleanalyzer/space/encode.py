@@ -216,6 +216,8 @@ def _address(match: AddressMatch, space: Space):
     field = FIELD_ALIASES.get(match.field, match.field)
     if field not in ("src", "dst"):
         return None
+    if len(match.networks) > _FEW_NETWORKS:
+        return _address_ranges(field, match.networks, space)
     head, cond = space.false, space.false
     for net in match.networks:
         if type(net) not in _NETWORK_TYPES:  # (the readers keep network objects: not parsed again)
@@ -225,6 +227,64 @@ def _address(match: AddressMatch, space: Space):
         head |= fam
         cond |= fam & space.prefix(field, int(net.network_address), net.prefixlen, width)
     return (head if match.networks else space.true), cond
+
+
+#: Up to this many blocks an address match is built block by block (a
+#: block's bits are one cached cube); beyond (an ``-m iprange`` is ~40
+#: blocks), as the ranges of addresses the blocks cover.
+_FEW_NETWORKS = 4
+
+
+def _address_ranges(field: str, networks, space: Space):
+    """:func:`_address`'s ``(head, cond)`` for many blocks: the same sets,
+    built as ``lo <= address <= hi`` per run of adjacent blocks (two
+    comparisons of ``width`` nodes each, rather than a cube per block and
+    the unions of ever bigger sets). Bits above ``width`` are left alone,
+    as :meth:`Space.prefix` leaves them."""
+    runs: dict[int, list[list[int]]] = {}
+    for net in networks:
+        if type(net) not in _NETWORK_TYPES:
+            net = ipaddress.ip_network(net, strict=False)
+        lo, width = int(net.network_address), 32 if net.version == 4 else 128
+        runs.setdefault(net.version, []).append([lo, lo + (1 << width - net.prefixlen) - 1])
+    head, cond = space.false, space.false
+    for version, spans in runs.items():
+        fam = space.family(version)
+        width = 32 if version == 4 else 128
+        lits = space._literals(space.spec(field))
+        spans.sort()
+        merged = [spans[0]]
+        for lo, hi in spans[1:]:
+            last = merged[-1]
+            if lo <= last[1] + 1:
+                last[1] = max(last[1], hi)
+            else:
+                merged.append([lo, hi])
+        within = space.false
+        for lo, hi in merged:
+            within |= _at_least(lits, lo, width, space) & _at_most(lits, hi, width, space)
+        head |= fam
+        cond |= fam & within
+    return head, cond
+
+
+def _at_least(lits, lo: int, width: int, space: Space):
+    """The low ``width`` bits (``lits``: ``(~x, x)`` per bit, least
+    significant first) read at least ``lo``, built from the LSB up."""
+    node = space.true
+    for b in range(width):
+        x = lits[b][1]
+        node = (x & node) if lo >> b & 1 else (x | node)
+    return node
+
+
+def _at_most(lits, hi: int, width: int, space: Space):
+    """The low ``width`` bits read at most ``hi``."""
+    node = space.true
+    for b in range(width):
+        nx = lits[b][0]
+        node = (nx | node) if hi >> b & 1 else (nx & node)
+    return node
 
 
 def _int(match: IntMatch, space: Space):

@@ -259,8 +259,7 @@ class Space:
         if lo >= (1 << spec.width):
             return self.false
         node = self.true  # suffix below the current bit: ">= lo's low bits"
-        for b in range(spec.width):
-            x = self.bdd.var(spec.var(b))
+        for b, (_nx, x) in enumerate(self._literals(spec)):
             node = (x & node) if lo >> b & 1 else (x | node)
         return node
 
@@ -275,9 +274,8 @@ class Space:
 
     def _le(self, spec: FieldSpec, hi: int):
         node = self.true  # "low bits <= hi's low bits"
-        for b in range(spec.width):
-            x = self.bdd.var(spec.var(b))
-            node = (~x | node) if hi >> b & 1 else (~x & node)
+        for b, (nx, _x) in enumerate(self._literals(spec)):
+            node = (nx | node) if hi >> b & 1 else (nx & node)
         return node
 
     def between(self, name: str, lo: int, hi: int):

@@ -170,3 +170,18 @@ def test_a_jump_whose_chain_decides_with_many_rules_is_judged_by_the_verdicts():
                                           "INPUT rule 1 (line 6), and some are dropped instead")
     assert finding("DROP") == ("RA102", "rule can never match: INPUT rule 1 (line 6) already takes every packet "
                                         "it matches (dropped all the same)")
+
+
+def test_conditions_that_exclude_each_other_only_in_valid_packets_or_the_family(tmp_path):
+    """RA103 names the condition no packet of the table's family meets, and
+    a pair that only the packets' validity sets apart (a fragment offset
+    means no transport header): the conditions are met with the family's
+    valid packets, not compared raw."""
+    path = tmp_path / "own.nft"
+    path.write_text("table ip t {\n  chain input {\n    type filter hook input priority 0; policy accept;\n"
+                    "    meta nfproto ipv6 ip saddr 10.0.0.1 drop\n"
+                    "    ip frag-off 100 tcp dport 22 drop\n  }\n}\n")
+    found = sorted(run_audit([path], select=["RA103"]).findings, key=lambda f: f.where.line)
+    assert [f.message for f in found] == [
+        "rule can never match: no packet of its table's family satisfies `family 6`",
+        "rule can never match: its conditions `ipfrag 100` and `dport 22` exclude each other"]

@@ -132,3 +132,32 @@ def test_every_analysis_entry_point_pauses_the_collector(collector_seen, tmp_pat
     check(old, parse_policy([{"allow": "22/tcp from 10.1.2.3"}], "policy"))
     audit_host(web_host(tmp_path / "web01", "web01"), select(), {})
     assert collector_seen and not any(collector_seen)
+
+
+def test_what_a_long_lived_block_made_goes_to_the_oldest_generation():
+    """A reader's model (``gc_paused(long_lived=True)``) is not walked by
+    the next young collection: it lies in the oldest generation, and a
+    garbage cycle made in the block is still freed by a full collection."""
+    import weakref
+
+    from ruleanalyzer.gcpause import gc_paused
+
+    class Node:
+        pass
+
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        with gc_paused(long_lived=True):
+            kept = [Node() for _ in range(100)]
+            lost = Node()
+            lost.me = lost
+        gone = weakref.ref(lost)
+        del lost
+        oldest = {id(o) for o in gc.get_objects(generation=2)}
+        assert all(id(o) in oldest for o in kept)
+        gc.collect()
+        assert gone() is None
+    finally:
+        if not was:
+            gc.disable()

@@ -222,3 +222,28 @@ def test_a_soft_memory_mark_above_the_machines_memory_falls_back_to_dds_default(
     assert s.bdd.configure()["max_memory"] == 2**62
     assert s.valid != s.false
     assert capsys.readouterr().out == ""
+
+
+def test_an_address_match_of_many_blocks_is_the_union_of_its_blocks(space):
+    """An ``-m iprange`` is ~40 blocks; such matches are built as ranges of
+    addresses: overlapping, adjacent and separate blocks of both families,
+    negated too, give what the blocks one by one give."""
+    from ruleanalyzer.model import AddressMatch
+    from ruleanalyzer.parsers.iptables_values import parse_address_range
+
+    v4, v6 = ipaddress.IPv4Network, ipaddress.IPv6Network
+    cases = [parse_address_range("10.89.0.1-10.214.255.254", "ip"),
+             parse_address_range("2001:db8::3-2001:db8::1:7", "ip6"),
+             (v4("10.0.0.0/8"), v4("10.1.0.0/16"), v4("11.0.0.0/8"), v4("12.0.0.0/31"),
+              v4("255.255.255.255/32"), v6("fe80::/10"), v6("::/0")),
+             (v4("1.2.3.4/32"), v4("1.2.3.6/31"), v4("1.2.3.5/32"), v4("9.0.0.0/24"), v4("9.0.2.0/24")),
+             tuple(v4(f"1.2.3.{i}/32") for i in range(4, 16, 2))]  # one address apart
+    for nets in cases:
+        for negate in (False, True):
+            whole = encode(AddressMatch("src", nets, negate=negate), space)
+            one_by_one = space.empty()
+            for net in nets:
+                one_by_one |= encode(AddressMatch("src", (net,)), space)
+            if negate:
+                one_by_one = encode(AddressMatch("src", nets[:1], negate=True), space) - one_by_one
+            assert len(nets) > 4 and whole == one_by_one
