@@ -95,17 +95,19 @@ RARE_FIELDS = ("dst_type", "mark", "ttl")
 #: the state lies below the addresses. Where the state only guards jumps
 #: (kube-proxy's nftables mode) those splits are cheap, and the state on top
 #: would make every NAT image twice (NEW and RELATED apart): there it stays.
-#: Walk work (CUDD lookups, both families) at 20k rules, moved vs the mark
-#: and TTL alone: kube-iptables 17.9M -> 10.3M, project 14.6M -> 11.3M;
-#: kube-nftables (state kept below) 7.5M -> 7.3M; mixed 7.5M (unchanged).
-CONNTRACK_TOP = ("state", "ct_status")
-#: Off: whole audits at 100k rules (main f9d98ad, low load) got the walk's
-#: saving on kube-iptables (79.1 -> 75.1 s CPU, 101M -> 67.5M lookups) but
-#: project took longer (65.7 -> 77.4 s: its blocker search and RA401 with
-#: the state on top), though its lookups fell (77.6M -> 69.6M). dst_type
-#: moves only with them (alone, below the state, it cost kube-iptables' walk
-#: +20 %).
-MOVE_CONNTRACK = False
+#: The TCP flags come right below them (where they are as rare): which
+#: flags a packet may carry depends on its state (a SYN-ACK is never NEW),
+#: so with the flags far below, the NEW and RELATED packets a NAT chain
+#: sees were two copies of every address path (a set entering a DNAT: 170
+#: nodes in the usual order, 265 with the state alone on top); with the
+#: flags right below the state they share them. The state moved alone cost
+#: the endpoint chains more than it saved elsewhere on the project shape
+#: (100k walk 58.5 -> 66.6 s CPU, KUBE-SEP runs 24.1 -> 34.9 s), state and
+#: flags: 46.4 s (KUBE-SEP 22.9 s) (bench/bench_walk_chains.py, load 4.4-5.3).
+CONNTRACK_TOP = ("state", "ct_status", "flags")
+#: On (set False for the order of before). dst_type moves only with them
+#: (alone, below the state, it cost kube-iptables' walk +20 %).
+MOVE_CONNTRACK = True
 #: Rulesets with fewer rules keep the usual order (small ones are fast
 #: either way; every corpus ruleset is below it).
 RARE_MIN_RULES = 10_000

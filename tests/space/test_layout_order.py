@@ -15,7 +15,7 @@ CHECKS = Path(__file__).resolve().parent.parent / "checks"
 WITH_EXAMPLES = ("RA101", "RA102", "RA201", "RA204", "RA205", "RA401", "RA403")
 FIXTURES = sorted(p for code in WITH_EXAMPLES for p in (CHECKS / code).glob("trigger*"))
 #: Every field a layout may move on top, in the order it would.
-EVERY_TOP = ("dst_type", "state", "ct_status", "mark", "ttl")
+EVERY_TOP = ("dst_type", "state", "ct_status", "flags", "mark", "ttl")
 
 
 def _findings(path: Path) -> list:
@@ -154,7 +154,7 @@ KUBE_NFT = """table ip kp {
 
 @pytest.mark.parametrize("text, dialect, top", [
     # kube-proxy's iptables mode: the state decides verdicts (FORWARD) on translated packets
-    (KUBE, "iptables", ("dst_type", "state", "ct_status", "mark", "ttl")),
+    (KUBE, "iptables", ("dst_type", "state", "ct_status", "flags", "mark", "ttl")),
     # its nftables mode: the state only guards jumps
     (KUBE_NFT, "nftables", ("mark", "ttl")),
     # no translation: nothing splits sets by state all over their addresses
@@ -175,7 +175,7 @@ def test_the_order_is_chosen_per_ruleset(text, dialect, top, monkeypatch):
     assert usual.on_top == ()  # below RARE_MIN_RULES: as ever
     monkeypatch.setattr(fields_mod, "RARE_MIN_RULES", 1)
     monkeypatch.setattr(fields_mod, "RARE_PER_RULES", 3)
-    monkeypatch.setattr(fields_mod, "MOVE_CONNTRACK", True)  # (off by default: see its comment)
+    monkeypatch.setattr(fields_mod, "MOVE_CONNTRACK", True)  # (the default)
     layout = Layout.for_ruleset(ruleset)
     assert layout.on_top == top and list(layout.fields)[1:len(top) + 1] == list(top)
     assert list(layout.canonical().fields) == list(usual.fields)
