@@ -76,7 +76,11 @@ def _cudd_nodes(space) -> tuple[int, ...] | None:
     out = []
     for name, kind in (("Cudd_ReadKeys", ctypes.c_uint), ("Cudd_ReadDead", ctypes.c_uint),
                        ("Cudd_ReadGarbageCollections", ctypes.c_int),
-                       ("Cudd_ReadGarbageCollectionTime", ctypes.c_long)):
+                       ("Cudd_ReadGarbageCollectionTime", ctypes.c_long),
+                       ("Cudd_ReadPeakNodeCount", ctypes.c_long), ("Cudd_ReadSlots", ctypes.c_uint),
+                       ("Cudd_ReadMinDead", ctypes.c_uint), ("Cudd_ReadMemoryInUse", ctypes.c_size_t),
+                       ("Cudd_ReadCacheSlots", ctypes.c_uint), ("Cudd_ReadCacheLookUps", ctypes.c_double),
+                       ("Cudd_ReadCacheHits", ctypes.c_double)):
         fn = getattr(lib, name)
         fn.argtypes, fn.restype = [ctypes.c_void_p], kind
         out.append(fn(manager))
@@ -104,7 +108,10 @@ def one(path: str, profile: str | None, stages: bool = False, include_generated:
                 rss, hwm = _status()
                 nodes = _cudd_nodes(ctx._space)
                 live = (f", BDD {nodes[0] / 1e6:.2f}M nodes ({nodes[1] / 1e6:.2f}M dead), "
-                        f"{nodes[2]} CUDD collections {nodes[3] / 1000:.1f} s" if nodes else "")
+                        f"{nodes[2]} CUDD collections {nodes[3] / 1000:.1f} s, peak {nodes[4] / 1e6:.2f}M "
+                        f"nodes, {nodes[5] / 1e6:.2f}M slots (collects past {nodes[6] / 1e6:.2f}M dead), "
+                        f"CUDD {nodes[7] / 2**20:.0f} MiB, cache {nodes[8] / 2**20:.2f}M entries "
+                        f"{nodes[10] / max(nodes[9], 1):.1%} hits of {nodes[9] / 1e6:.0f}M" if nodes else "")
                 print(f"  after {code}: {time.process_time() - cpu:.1f} s CPU, RSS {rss:.0f} MiB, "
                       f"peak {hwm:.0f} MiB{live}", flush=True)
 
@@ -145,9 +152,19 @@ def main() -> None:
     parser.add_argument("--include-generated", action="store_true",
                         help="audit as `audit --include-generated` (every stock finding worked out and "
                              "in the digest; by default a dead stock rule's is only counted)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=INT",
+                        help="set a constant of ruleanalyzer.space.packetset first (CUDD tuning, "
+                             "e.g. MAX_CACHE_ENTRIES=2097152)")
     parser.add_argument("--file", help=argparse.SUPPRESS)  # the child process's input
     args = parser.parse_args()
     if args.file:
+        from ruleanalyzer.space import packetset
+
+        for item in args.set:
+            name, value = item.split("=", 1)
+            if not hasattr(packetset, name):
+                parser.error(f"--set: ruleanalyzer.space.packetset has no {name}")
+            setattr(packetset, name, int(value))
         one(args.file, args.profile, args.stages, args.include_generated)
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,7 +174,7 @@ def main() -> None:
             if args.seed is not None:
                 gen[2:2] = ["--seed", str(args.seed)]
             subprocess.run(gen, check=True)
-            cmd = [sys.executable, __file__, "--file", path]
+            cmd = [sys.executable, __file__, "--file", path] + [f"--set={x}" for x in args.set]
             if args.profile:
                 cmd += ["--profile", args.profile]
             if args.stages:

@@ -12,6 +12,8 @@ packets, so ``~s`` never contains an impossible packet.
 
 from __future__ import annotations
 
+import os
+
 try:  # CUDD compiled in the dd wheel; the pure-Python manager otherwise.
     from dd import cudd as _bdd_backend
 except ImportError:  # pragma: no cover - depends on the installed wheel
@@ -45,12 +47,36 @@ LOOSE_UP_TO = 250_000
 #: 100k-rule kube-proxy audit for no measurable speed. 1M entries (32 MiB)
 #: rather than 4M: peak RSS of a 20k-rule audit 583 -> 487 MiB (project
 #: shape, 14.7 -> 14.0 s CPU) and 868 -> 772 MiB (kube-iptables, 91 -> 97 s
-#: CPU at a higher load), the same findings.
+#: CPU at a higher load), the same findings. At 100k kube-iptables the
+#: misses are not for want of room: the walk's cache lookups are 93M / 86M
+#: / 82M / 82M with 0.5M / 1M / 2M / 4M entries (hit rate 40 % in each),
+#: for -16 / 0 / +32 / +96 MiB.
 MAX_CACHE_ENTRIES = 1 << 20
 #: Memory a :class:`Space`'s BDD manager may take (read when a space is
 #: made). Beyond it an operation fails and the analysis stops with
 #: :class:`SpaceMemoryError`; docs/limits.md.
 MAX_BDD_BYTES = 1536 * 2**20
+#: CUDD's soft memory mark (dd's ``memory_estimate``; CUDD's ``maxmem`` is
+#: 90 % of it): past it CUDD collects garbage once 0.2 dead nodes per
+#: unique-table slot have piled up instead of 1 per slot. dd's default
+#: (1 GiB: 922 MiB) sat just below what a 100k-rule kube-iptables audit
+#: needs (924-994 MiB of CUDD), so its last 10M live nodes were paid with
+#: collections that visited ~26M nodes to free ~2M: 4 collections,
+#: 11.8-14.2 s CPU. At 1.25 GiB: 2 collections, 6.9-7.6 s; peak RSS
+#: 1576 -> 1644 MiB. Project, kube-nftables and mixed 100k stay below both
+#: marks (same collections). bench/bench_audit_shapes.py --stages.
+SOFT_BDD_BYTES = 1280 * 2**20
+
+
+def _soft_bytes() -> int | None:
+    """:data:`SOFT_BDD_BYTES`, at most :data:`MAX_BDD_BYTES`; None (dd's
+    default) when it is not below the machine's memory, which dd refuses."""
+    soft = min(SOFT_BDD_BYTES, MAX_BDD_BYTES)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+    return soft if soft < total else None
 
 
 class SpaceMemoryError(MemoryError):
@@ -96,8 +122,9 @@ class Space:
 
     def __init__(self, layout: Layout | None = None):
         self.layout = layout or Layout.from_names()
-        self.bdd = _bdd_backend.BDD()
-        if BACKEND.endswith("cudd"):
+        cudd = BACKEND.endswith("cudd")
+        self.bdd = _bdd_backend.BDD(_soft_bytes()) if cudd else _bdd_backend.BDD()
+        if cudd:
             # Our field order is chosen on purpose and the describer walks it.
             self.bdd.configure(reordering=False)
             # Collect garbage rather than grow the node table while it is

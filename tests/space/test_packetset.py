@@ -211,6 +211,19 @@ def test_sizes_are_cudds_counts_and_leave_garbage_collection_on(space):
     assert space.bdd.configure()["garbage_collection"] is True
 
 
+def test_a_soft_memory_mark_above_the_machines_memory_falls_back_to_dds_default(monkeypatch, capsys):
+    """dd refuses (prints, then raises) a memory estimate not below the
+    machine's memory: a space is still made, silently, with dd's default."""
+    from ruleanalyzer.space import packetset
+
+    monkeypatch.setattr(packetset, "SOFT_BDD_BYTES", 2**62)
+    monkeypatch.setattr(packetset, "MAX_BDD_BYTES", 2**62)
+    s = Space()
+    assert s.bdd.configure()["max_memory"] == 2**62
+    assert s.valid != s.false
+    assert capsys.readouterr().out == ""
+
+
 def test_an_address_match_of_many_blocks_is_the_union_of_its_blocks(space):
     """An ``-m iprange`` is ~40 blocks; such matches are built as ranges of
     addresses: overlapping, adjacent and separate blocks of both families,
