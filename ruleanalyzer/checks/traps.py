@@ -202,9 +202,9 @@ class NoEstablishedPath(Check):
                 continue
             sp = inbound.space
             est = S.state_is(sp, "established") & sp.family(family)
-            if inbound.accepted.meet("upper", est) != sp.false:
+            if inbound.accepted.meets("upper", est):
                 continue
-            if outbound.accepted.meet("upper", S.state_is(sp, "new") & sp.family(family)) == sp.false:
+            if not outbound.accepted.meets("upper", S.state_is(sp, "new") & sp.family(family)):
                 continue  # the host opens no connections: nothing comes back
             dropped = inbound.dropped.meet("lower", est)
             if dropped == sp.false:
@@ -591,7 +591,7 @@ class Ipv6LeftOpen(Check):
             return
         sp = v4.space
         new = S.state_is(sp, "new")
-        if v4.dropped.meet("lower", new & sp.family(4)) == sp.false:
+        if not v4.dropped.meets("lower", new & sp.family(4)):
             return  # IPv4 is not filtered either
         v4_chain = next((c for c in ctx.base_chains("input", 4) if c.kind == "filter"), None)
         if 6 not in ctx.families():
@@ -601,7 +601,7 @@ class Ipv6LeftOpen(Check):
                                    fix="use an inet table for both families")
             return
         v6 = ctx.reach("input", 6)
-        if v6 is None or v6.dropped.meet("upper", new & sp.family(6)) != sp.false:
+        if v6 is None or v6.dropped.meets("upper", new & sp.family(6)):
             return
         # Where IPv4 is filtered before the input hook only (a prerouting
         # filter chain), the finding points at that chain.
