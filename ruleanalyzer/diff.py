@@ -189,6 +189,7 @@ def _diff(old, new, hooks, findings, connections, old_name, new_name, limit) -> 
     # A space per layout is reused (a plan's hundreds of groups share one:
     # a fresh BDD manager costs more than a small group's whole diff).
     space = shared_space(Layout.for_ruleset(both))
+    space.expect_rules(both.rule_count)
     report.space = space
     plan = _Plan(old, new)
     report.changed_rules = len(plan.changed_old) + len(plan.changed_new)

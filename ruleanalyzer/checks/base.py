@@ -361,6 +361,7 @@ class Context:
                      *(n for n in self.roles.roles if not n.endswith("*")))
             extra = [InterfaceMatch(f, tuple(dict.fromkeys(names))) for f in ("iif", "oif")]
             self._space = shared_space(Layout.for_ruleset(self.ruleset, extra))
+            self._space.expect_rules(self.ruleset.rule_count)
         return self._space
 
     @property

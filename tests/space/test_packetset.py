@@ -247,3 +247,21 @@ def test_an_address_match_of_many_blocks_is_the_union_of_its_blocks(space):
             if negate:
                 one_by_one = encode(AddressMatch("src", nets[:1], negate=True), space) - one_by_one
             assert len(nets) > 4 and whole == one_by_one
+
+
+def test_a_space_expecting_many_rules_collects_garbage_later_and_never_earlier():
+    """A big ruleset's walk lets CUDD's table grow before it collects
+    (LOOSE_SLOTS_PER_RULE); a space shared with a smaller ruleset keeps the
+    larger allowance."""
+    from ruleanalyzer.space import packetset
+
+    if not packetset.BACKEND.endswith("cudd"):
+        pytest.skip("dd.cudd is not installed: the pure-Python BDD has no garbage-collection knobs")
+    s = Space()
+    start = s.bdd.configure()["loose_up_to"]
+    s.expect_rules(10)
+    assert s.bdd.configure()["loose_up_to"] == start
+    s.expect_rules(100_000)
+    assert s.bdd.configure()["loose_up_to"] == packetset.LOOSE_SLOTS_PER_RULE * 100_000 > start
+    s.expect_rules(3_000)
+    assert s.bdd.configure()["loose_up_to"] == packetset.LOOSE_SLOTS_PER_RULE * 100_000
