@@ -314,9 +314,6 @@ class PathMtuBlackHole(Check):
                 if reach is None:
                     continue
                 sp = reach.space
-                carried = _carries_tcp(ctx, reach, hook, family)
-                if carried == sp.false:
-                    continue  # no connection completes here: nothing to black-hole
                 if family == 4:
                     icmp = sp.eq("icmp_type", 3) & sp.eq("icmp_code", 4)
                 else:
@@ -326,8 +323,13 @@ class PathMtuBlackHole(Check):
                 public = public_sources(sp, family)
                 unicast = ~S.networks(sp, "dst", "224.0.0.0/4", "255.255.255.255/32", "ff00::/8")
                 pkts = (sp.family(family) & sp.icmp & sp.eq("fragment", 0) & icmp & unicast
-                        & S.state_is(sp, "related") & public & plausible(sp, hook) & reach.arriving.node
-                        & carried)
+                        & S.state_is(sp, "related") & public & plausible(sp, hook) & reach.arriving.node)
+                if not reach.dropped.meets("lower", pkts):
+                    continue  # no such error is dropped: the connections need not be worked out
+                carried = _carries_tcp(ctx, reach, hook, family)
+                if carried == sp.false:
+                    continue  # no connection completes here: nothing to black-hole
+                pkts &= carried
                 dropped = reach.dropped.meet("lower", pkts)
                 # The router picks the error's header values (TTL, length, id,
                 # DSCP/ECN, DF): an error counts as dropped only when it is
