@@ -347,9 +347,16 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
             if inner:
                 included |= inner
                 result.hosts.append(list(what) + sorted(inner))
-        found, inline, _ctx = ruleset_findings(ruleset, codes, options, known,
-                                               config.interfaces if config else None,
-                                               hidden=None if include_generated else suppressions)
+        from .space.packetset import cyclic_gc_paused
+
+        # (the analyses are released before the collector runs again: Context.release)
+        with cyclic_gc_paused():
+            found, inline, ctx = ruleset_findings(ruleset, codes, options, known,
+                                                  config.interfaces if config else None,
+                                                  hidden=None if include_generated else suppressions)
+            if ctx is not None:
+                ctx.release()
+            del ctx
         suppressions += inline
         findings += found
         if progress:
@@ -406,6 +413,8 @@ def ruleset_findings(ruleset: Ruleset, codes: list[str], options: dict, known: s
     per_unit = []
     units = split_units(ruleset)
     for unit in units:
+        if ctx is not None:
+            ctx.release()  # only the last unit's analyses are handed back
         ctx = Context(unit, interfaces)
         # (a cloud file's units: their findings about one rule are merged by code and place)
         if hidden is not None and len(units) == 1 and set(DEAD_RULE_CODES) <= set(codes):

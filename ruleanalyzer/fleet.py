@@ -122,6 +122,8 @@ def audit_host(source, codes: list[str], options: dict, suppress: list | None = 
         findings, inline, ctx = ruleset_findings(ruleset, codes, options, set(checks.registry()),
                                                  hidden=None if include_generated else configured)
         services = exposed_services(ctx) if ctx is not None else {}
+        if ctx is not None:
+            ctx.release()  # freed now, not walked by the collector (Context.release)
     kept, suppressed, _generated, _hidden = settle_findings(findings, configured + inline, codes,
                                                             include_generated)
     # The entries used here are not unused for the whole audit (RA901).

@@ -405,9 +405,12 @@ def _allows_everything(path: _Path, code: int, min_share: float, possibly: bool 
     """Every public source may open a TCP connection to every probed port
     on this interface class, and send UDP to them (surely, or ``possibly``)."""
     sp = path.sp
-    udp = path.reach.accepted.meet("upper" if possibly else "lower",
-                                   sp.eq("proto", 17) & S.state_is(sp, "new") & path.reach.arriving.node,
-                                   path._others())
+    key = ("_udp", possibly)  # the same for every class and port: met once per path
+    if key not in path.__dict__:
+        path.__dict__[key] = path.reach.accepted.meet(
+            "upper" if possibly else "lower",
+            sp.eq("proto", 17) & S.state_is(sp, "new") & path.reach.arriving.node, path._others())
+    udp = path.__dict__[key]
     done = path.done_u if possibly else path.done_l
     for port in PROBE_PORTS:
         if path.share(path.at(done, code, port)) < min_share:

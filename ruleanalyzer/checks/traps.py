@@ -202,9 +202,9 @@ class NoEstablishedPath(Check):
                 continue
             sp = inbound.space
             est = S.state_is(sp, "established") & sp.family(family)
-            if inbound.accepted.meet("upper", est) != sp.false:
+            if inbound.accepted.meets("upper", est):
                 continue
-            if outbound.accepted.meet("upper", S.state_is(sp, "new") & sp.family(family)) == sp.false:
+            if not outbound.accepted.meets("upper", S.state_is(sp, "new") & sp.family(family)):
                 continue  # the host opens no connections: nothing comes back
             dropped = inbound.dropped.meet("lower", est)
             if dropped == sp.false:
@@ -314,9 +314,6 @@ class PathMtuBlackHole(Check):
                 if reach is None:
                     continue
                 sp = reach.space
-                carried = _carries_tcp(ctx, reach, hook, family)
-                if carried == sp.false:
-                    continue  # no connection completes here: nothing to black-hole
                 if family == 4:
                     icmp = sp.eq("icmp_type", 3) & sp.eq("icmp_code", 4)
                 else:
@@ -326,8 +323,13 @@ class PathMtuBlackHole(Check):
                 public = public_sources(sp, family)
                 unicast = ~S.networks(sp, "dst", "224.0.0.0/4", "255.255.255.255/32", "ff00::/8")
                 pkts = (sp.family(family) & sp.icmp & sp.eq("fragment", 0) & icmp & unicast
-                        & S.state_is(sp, "related") & public & plausible(sp, hook) & reach.arriving.node
-                        & carried)
+                        & S.state_is(sp, "related") & public & plausible(sp, hook) & reach.arriving.node)
+                if not reach.dropped.meets("lower", pkts):
+                    continue  # no such error is dropped: the connections need not be worked out
+                carried = _carries_tcp(ctx, reach, hook, family)
+                if carried == sp.false:
+                    continue  # no connection completes here: nothing to black-hole
+                pkts &= carried
                 dropped = reach.dropped.meet("lower", pkts)
                 # The router picks the error's header values (TTL, length, id,
                 # DSCP/ECN, DF): an error counts as dropped only when it is
@@ -591,7 +593,7 @@ class Ipv6LeftOpen(Check):
             return
         sp = v4.space
         new = S.state_is(sp, "new")
-        if v4.dropped.meet("lower", new & sp.family(4)) == sp.false:
+        if not v4.dropped.meets("lower", new & sp.family(4)):
             return  # IPv4 is not filtered either
         v4_chain = next((c for c in ctx.base_chains("input", 4) if c.kind == "filter"), None)
         if 6 not in ctx.families():
@@ -601,7 +603,7 @@ class Ipv6LeftOpen(Check):
                                    fix="use an inet table for both families")
             return
         v6 = ctx.reach("input", 6)
-        if v6 is None or v6.dropped.meet("upper", new & sp.family(6)) != sp.false:
+        if v6 is None or v6.dropped.meets("upper", new & sp.family(6)):
             return
         # Where IPv4 is filtered before the input hook only (a prerouting
         # filter chain), the finding points at that chain.

@@ -124,6 +124,17 @@ class Bounds:
         space, raw = self._raw[0], self._raw[1 if side == "lower" else 2]
         return space.and_exist(exist, raw(), space.valid & node)
 
+    def meets(self, side: str, node) -> bool:
+        """``self.meet(side, node)`` is not empty, asked without making it
+        (CUDD's inclusion test, :meth:`Space.disjoint`): the set of
+        ESTABLISHED packets a walk accepts is a good part of the whole."""
+        made = self._lower if side == "lower" else self._upper
+        if self._raw is None or not callable(made):
+            made = getattr(self, side)
+            return not made.space.disjoint(made.node, node)
+        space, raw = self._raw[0], self._raw[1 if side == "lower" else 2]
+        return not space.disjoint(raw(), space.valid & node)
+
     def outside(self, side: str, node):
         """``node & ~self.lower.node`` (or ``upper``), the very same node,
         without making the whole set while it is unread (:meth:`meet`):

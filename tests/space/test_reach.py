@@ -52,19 +52,25 @@ def test_meeting_a_verdict_set_before_it_is_read_gives_the_set_read_then_met():
     t.chains["INPUT"].add(rule(UDP, action=Drop()))
     rs = ruleset(nat, t)
     probes = (lambda sp: sp.true, lambda sp: sp.eq("dport", 8080), lambda sp: encode(TCP, sp).node,
-              lambda sp: encode(UDP, sp).node | sp.eq("dport", 8080))
+              lambda sp: encode(UDP, sp).node | sp.eq("dport", 8080),
+              lambda sp: sp.eq("dport", 8080) & ~sp.valid)  # (only invalid packets: meets none)
+    seen = set()
     for side in ("lower", "upper"):
         for name in ("accepted", "dropped"):
             for probe in probes:
                 fresh = analyze(rs, "input", 4)
                 node = probe(fresh.space)
+                hit = getattr(fresh, name).meets(side, node)  # (Bounds.meets: not made either)
                 met = getattr(fresh, name).meet(side, node)  # before the set is read
                 out = getattr(fresh, name).outside(side, node)
+                assert hit == (met != fresh.space.false)
+                seen.add(hit)
                 whole = getattr(getattr(fresh, name), side).node
                 read = whole & node
                 assert met == read and getattr(fresh, name).meet(side, node) == read
                 assert out == node & ~whole and getattr(fresh, name).outside(side, node) == out
-    assert met != fresh.space.false
+                assert getattr(fresh, name).meets(side, node) == hit  # after the set is read
+    assert seen == {True, False}
 
 
 def test_jump_return_and_goto_follow_the_engine():
