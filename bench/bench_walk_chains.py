@@ -31,9 +31,7 @@ import argparse
 import ctypes
 import os
 import re
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -135,13 +133,9 @@ def main() -> None:
     if args.file:
         one(args.file, args.move)
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        for shape in args.shape or ("project", "kube-iptables", "mixed", "kube-nftables"):
-            path = os.path.join(tmp, f"{shape}-{args.rules}.rules")
-            subprocess.run([sys.executable, str(HERE / "shapes.py"), "--rules", str(args.rules), shape, path],
-                           check=True)
-            cmd = [sys.executable, __file__, "--file", path] + (["--move"] if args.move else [])
-            subprocess.run(cmd, check=True)
+    from shapes import each_in_own_process
+
+    each_in_own_process(__file__, args.shape, args.rules, ["--move"] if args.move else [])
 
 
 if __name__ == "__main__":

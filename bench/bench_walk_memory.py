@@ -20,9 +20,7 @@ import argparse
 import gc
 import os
 import resource
-import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -115,12 +113,9 @@ def main() -> None:
     if args.file:
         one(args.file)
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        for shape in args.shape or ("project", "kube-iptables", "mixed", "kube-nftables"):
-            path = os.path.join(tmp, f"{shape}-{args.rules}.rules")
-            subprocess.run([sys.executable, str(HERE / "shapes.py"), "--rules", str(args.rules), shape, path],
-                           check=True)
-            subprocess.run([sys.executable, __file__, "--file", path], check=True)
+    from shapes import each_in_own_process
+
+    each_in_own_process(__file__, args.shape, args.rules)
 
 
 if __name__ == "__main__":

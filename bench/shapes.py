@@ -494,6 +494,22 @@ def generate(shape: str, n_rules: int = 100_000, seed: int = 1) -> tuple[str, st
     raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
 
 
+def each_in_own_process(script: str, shapes, n_rules: int, extra=()) -> None:
+    """Generate each of ``shapes`` (every shape when empty) with about
+    ``n_rules`` rules and run ``script --file PATH *extra`` on it in a fresh
+    Python process: one shape's memory and caches never weigh on the next."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for shape in shapes or SHAPES:
+            path = str(Path(tmp) / f"{shape}-{n_rules}.rules")
+            subprocess.run([sys.executable, __file__, "--rules", str(n_rules), shape, path], check=True)
+            subprocess.run([sys.executable, script, "--file", path, *extra], check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("shape", choices=SHAPES)
