@@ -30,6 +30,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+from ruleanalyzer.cli import huge_page_environment  # noqa: E402
+
 SHAPES = ("project", "kube-iptables", "mixed", "kube-nftables")
 
 
@@ -134,6 +136,7 @@ def one(path: str, profile: str | None, stages: bool = False, include_generated:
     top = sorted(per_check.items(), key=lambda kv: -kv[1])[:6]
     print(f"{Path(path).name}: {ruleset.rule_count} rules, parse {parsed:.1f} s, parse + audit "
           f"{took:.1f} s CPU, peak {peak:.0f} MiB, load {os.getloadavg()[0]:.1f}, "
+          f"malloc {os.environ.get('GLIBC_TUNABLES') or 'default'}, "
           f"findings {len(result.findings)}+{len(result.suppressed)}+{len(result.generated)} "
           f"(stock hidden {result.generated_hidden}) "
           f"digest {digest(result, path)} shown {result.counts()}")
@@ -155,6 +158,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=INT",
                         help="set a constant of ruleanalyzer.space.packetset first (CUDD tuning, "
                              "e.g. MAX_CACHE_ENTRIES=2097152)")
+    parser.add_argument("--plain-malloc", action="store_true",
+                        help="run the audits without the environment `ruleanalyzer audit` gives itself "
+                             "(cli.huge_page_environment: transparent huge pages for the heap)")
     parser.add_argument("--file", help=argparse.SUPPRESS)  # the child process's input
     args = parser.parse_args()
     if args.file:
@@ -181,7 +187,9 @@ def main() -> None:
                 cmd.append("--stages")
             if args.include_generated:
                 cmd.append("--include-generated")
-            subprocess.run(cmd, check=True)
+            # as the command line runs an audit (the figures are a user's)
+            env = None if args.plain_malloc else huge_page_environment(["audit"])
+            subprocess.run(cmd, check=True, env=env)
 
 
 if __name__ == "__main__":
