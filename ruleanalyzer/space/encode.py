@@ -251,7 +251,6 @@ def _address_ranges(field: str, networks, space: Space):
     for version, spans in runs.items():
         fam = space.family(version)
         width = 32 if version == 4 else 128
-        lits = space._literals(space.spec(field))
         spans.sort()
         merged = [spans[0]]
         for lo, hi in spans[1:]:
@@ -262,29 +261,10 @@ def _address_ranges(field: str, networks, space: Space):
                 merged.append([lo, hi])
         within = space.false
         for lo, hi in merged:
-            within |= _at_least(lits, lo, width, space) & _at_most(lits, hi, width, space)
+            within |= space.at_least(field, lo, width) & space.at_most(field, hi, width)
         head |= fam
         cond |= fam & within
     return head, cond
-
-
-def _at_least(lits, lo: int, width: int, space: Space):
-    """The low ``width`` bits (``lits``: ``(~x, x)`` per bit, least
-    significant first) read at least ``lo``, built from the LSB up."""
-    node = space.true
-    for b in range(width):
-        x = lits[b][1]
-        node = (x & node) if lo >> b & 1 else (x | node)
-    return node
-
-
-def _at_most(lits, hi: int, width: int, space: Space):
-    """The low ``width`` bits read at most ``hi``."""
-    node = space.true
-    for b in range(width):
-        nx = lits[b][0]
-        node = (nx | node) if hi >> b & 1 else (nx & node)
-    return node
 
 
 def _int(match: IntMatch, space: Space):

@@ -273,30 +273,36 @@ class Space:
         """``node`` holds a valid packet."""
         return node != self.false and not self.disjoint(node, self.valid)
 
-    def at_least(self, name: str, lo: int):
-        """``field >= lo``, built bit by bit from the LSB (no enumeration)."""
+    def at_least(self, name: str, lo: int, width: int | None = None):
+        """``field >= lo``, built bit by bit from the LSB (no enumeration).
+        With ``width``, of the field's low ``width`` bits only, the bits
+        above left alone (an IPv4 address in the 128-bit address fields,
+        as :meth:`prefix` leaves them)."""
         spec = self.spec(name)
+        width = spec.width if width is None else width
         if lo <= 0:
             return self.true
-        if lo >= (1 << spec.width):
+        if lo >= (1 << width):
             return self.false
         node = self.true  # suffix below the current bit: ">= lo's low bits"
-        for b, (_nx, x) in enumerate(self._literals(spec)):
+        for b, (_nx, x) in enumerate(self._literals(spec)[:width]):
             node = (x & node) if lo >> b & 1 else (x | node)
         return node
 
-    def at_most(self, name: str, hi: int):
-        """``field <= hi``, built bit by bit from the LSB (no enumeration)."""
+    def at_most(self, name: str, hi: int, width: int | None = None):
+        """``field <= hi``, built bit by bit from the LSB (no enumeration);
+        ``width`` as for :meth:`at_least`."""
         spec = self.spec(name)
+        width = spec.width if width is None else width
         if hi < 0:
             return self.false
-        if hi >= (1 << spec.width) - 1:
+        if hi >= (1 << width) - 1:
             return self.true
-        return self._le(spec, hi)
+        return self._le(spec, hi, width)
 
-    def _le(self, spec: FieldSpec, hi: int):
+    def _le(self, spec: FieldSpec, hi: int, width: int | None = None):
         node = self.true  # "low bits <= hi's low bits"
-        for b, (nx, _x) in enumerate(self._literals(spec)):
+        for b, (nx, _x) in enumerate(self._literals(spec)[:width]):
             node = (nx | node) if hi >> b & 1 else (nx & node)
         return node
 
