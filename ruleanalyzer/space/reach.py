@@ -1420,7 +1420,11 @@ class _Walker:
         elif low is up and m_l is m_u:  # no uncertainty on this path: share the nodes
             hit_l = hit_u = up & m_u
             self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
-            next_l = next_u = up & ~m_u
+            next_l = next_u = None  # made after the action (``_rest``)
+        elif m_l is m_u:  # (an exact match: as a policy's verdict or not, the same sets)
+            hit_l, hit_u = low & m_u, up & m_u
+            self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
+            next_l = next_u = None
         else:
             hit_l, hit_u = low & m_l, up & m_u
             self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
@@ -1430,6 +1434,8 @@ class _Walker:
                 # the packets in doubt surely get it (not surely by this rule).
                 hit_l, next_l = low & m_u, low & ~m_u
         if hit_u == sp.false and (self.sets_only or not isinstance(rule.action, (Jump, Goto, Dispatch))):
+            if next_u is None:
+                return self._rest(low, up, m_u)
             return next_l, next_u
         for effect in rule.effects:
             hit_l, hit_u = self._effect(effect, ctx, hit_l, hit_u)
@@ -1449,10 +1455,47 @@ class _Walker:
         if m_l is not m_u and self._transparent(rule):
             # Matched or not, the packets go on unchanged: certainty stays.
             return low, up
+        if next_u is None:
+            f = sp.false
+            if cont_u == f:
+                return self._rest(low, up, m_u)
+            if not rule.effects and self._keeps_match(rule, chain, m_u):
+                # What came back still matches (the action wrote no field
+                # the match reads): ``(up ∖ m) ∪ cont`` is ``ite(m, cont,
+                # up)``, one operation, without the packets that pass the
+                # rule by as a set of their own (a node each above the
+                # match's fields, garbage at once: kube-proxy's endpoint
+                # chains, their ``-s ENDPOINT -j KUBE-MARK-MASQ``).
+                ite = sp.bdd.ite
+                nxt_u = ite(m_u, cont_u, up)
+                if low is up and (cont_l is cont_u or cont_l == cont_u):
+                    return nxt_u, nxt_u
+                return (low if cont_l == f and low == f else ite(m_u, cont_l, low)), nxt_u
+            next_l, next_u = self._rest(low, up, m_u)
         if next_l is next_u and (cont_l is cont_u or cont_l == cont_u):
             nxt = next_u | cont_u
             return nxt, nxt
         return next_l | cont_l, next_u | cont_u
+
+    def _rest(self, low, up, match):
+        """``(low ∖ match, up ∖ match)``: what passes an exact match by."""
+        if low is up:
+            node = up & ~match
+            return node, node
+        return low & ~match, up & ~match
+
+    def _keeps_match(self, rule: Rule, chain: Chain, match) -> bool:
+        """Does every packet ``rule``'s action sends back to its chain still
+        lie in ``match`` (exact, what it was taken by)? Yes when the action
+        (and the chains it jumps to) writes no field ``match`` reads."""
+        key = ("rule", id(rule))
+        if key in self.writes:
+            written = self.writes[key]
+        else:
+            written = self.writes[key] = self._rule_writes(rule, chain, set())
+        if written is None:
+            return False
+        return not written or not self._outer(rule, match)[2] & written
 
     def _holds(self, within: tuple, rule: Rule, match) -> bool:
         """Does one of ``within`` (``(match, the fields its rule reads)``)
