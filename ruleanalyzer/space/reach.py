@@ -62,6 +62,7 @@ from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Dr
                      Ruleset, SetField, UnknownAction)
 from .encode import FIELD_ALIASES, LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
 from .fields import Layout
+from ._leq import support_for
 from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
 
 #: Deepest jump nesting followed; valid rulesets cannot loop, so deeper
@@ -1107,6 +1108,9 @@ class _Walker:
         self.env_free: dict[int, bool] = {}  # rule id -> its matches read no Env (_matches)
         self.exist_vars: dict = {}
         self.multi_entry = _multi_entry_chains(ruleset)
+        #: ``support(node)``: the variables a node depends on (CUDD's
+        #: indices where they can be had, dd's set otherwise)
+        self.support = support_for(space.bdd) or space.bdd.support
         self.read_fields = _read_fields(ruleset)
         self.reads_ttl = "ttl" in self.read_fields
         self.transparent: dict[int, bool] = {}
@@ -1398,7 +1402,7 @@ class _Walker:
             m_l, m_u = self._matches(rule, ctx)
             if m_l is not m_u or (m_u.var is not None and (
                     sp.bdd.level_of_var(m_u.var) < first if above is None
-                    else not above.isdisjoint(sp.bdd.support(m_u)))):
+                    else not above.isdisjoint(self.support(m_u)))):
                 within = None
                 break
             within = within | m_u
@@ -1539,7 +1543,7 @@ class _Walker:
         out = self.match_cache.get(key)
         if out is None:
             field_of = self.space.layout.field_of_variable()
-            fields = frozenset(f for f in map(field_of.get, self.space.bdd.support(match)) if f is not None)
+            fields = frozenset(f for f in map(field_of.get, self.support(match)) if f is not None)
             out = self.match_cache[key] = (match, self._reads(rule), fields)
         return out
 
@@ -1864,8 +1868,8 @@ class _Walker:
         key = ("apart", node, field)
         known = self.match_cache.get(key)
         if known is None:
-            known = self.match_cache[key] = not (self.space.bdd.support(node)
-                                                 & set(self.space.spec(field).bit_vars))
+            known = self.match_cache[key] = set(self.space.spec(field).bit_vars).isdisjoint(
+                self.support(node))
         return known
 
     def _effect(self, effect, ctx: _Context, low, up):
