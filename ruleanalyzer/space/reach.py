@@ -1108,6 +1108,7 @@ class _Walker:
         self.env_free: dict[int, bool] = {}  # rule id -> its matches read no Env (_matches)
         self.exist_vars: dict = {}
         self.multi_entry = _multi_entry_chains(ruleset)
+        self.effect_chains = _effect_chains(ruleset, self.multi_entry)
         #: ``support(node)``: the variables a node depends on (CUDD's
         #: indices where they can be had, dd's set otherwise)
         self.support = support_for(space.bdd) or space.bdd.support
@@ -1327,6 +1328,36 @@ class _Walker:
             if not self.logging:
                 self.log.clear()
         return out
+
+    def _effect_run(self, chain: Chain, low, up, ctx: _Context, depth: int):
+        """:meth:`_run_chain` of a chain whose one rule only changes the
+        packets (:func:`_effect_chains`; kube-proxy's KUBE-MARK-MASQ, entered
+        from every endpoint chain), when every packet that enters surely
+        matches it (:meth:`_holds`): the same run, visit and sets as the
+        general run, without its bookkeeping. None when the rule may not
+        hold (:meth:`_run_chain` runs it then)."""
+        if depth > MAX_DEPTH:
+            return None  # (the general run reports the cycle)
+        rule = chain.rules[0]
+        m_l, m_u = self._matches(rule, ctx)
+        within = self.within
+        if m_l is not m_u or not within or not self._holds(within, rule, m_u):
+            return None
+        if low is not up and low == up:
+            low = up
+        run = _Run(self.recent)
+        run.keep(0, low, up)
+        self.run, self.run_index = run, 0
+        self._record(rule, low, up, low, up, m_l, m_u)
+        self.run = None
+        f = self.space.false
+        if up == f:
+            return f, f
+        # what the rule's action makes of the packets leaves the chain's end
+        cont_l, cont_u = self._effect(rule.action, ctx, low, up)
+        if cont_l is cont_u or cont_l == cont_u:
+            return (cont_u, cont_u) if cont_u != f else (f, f)
+        return (cont_l if cont_l != f else f), (cont_u if cont_u != f else f)
 
     def _run_split(self, chain: Chain, low, up, ctx: _Context, depth: int, ret: _Flow, run: _Run):
         """Run the rules of ``chain`` on ``[low, up]`` with each set held in
@@ -1748,7 +1779,9 @@ class _Walker:
             if target is None:  # the engine: unknown verdict
                 sink.unknown(low, up)
                 return f, f
-            sub_l, sub_u = self._run_chain(target, low, up, ctx, depth + 1)
+            sub = self._effect_run(target, low, up, ctx, depth + 1) if id(target) in self.effect_chains \
+                else None
+            sub_l, sub_u = sub if sub is not None else self._run_chain(target, low, up, ctx, depth + 1)
             if isinstance(action, Jump):
                 return sub_l, sub_u
             ret.add(sub_l, sub_u)
@@ -2115,6 +2148,15 @@ def _multi_entry_chains(ruleset: Ruleset) -> set[int]:
                     if target is not None:
                         seen[id(target)] = seen.get(id(target), 0) + 1
     return {k for k, n in seen.items() if n > 1 and k not in small}
+
+
+def _effect_chains(ruleset: Ruleset, multi_entry: set[int]) -> set[int]:
+    """Chains of one rule that only changes the packets (MARK, NOTRACK,
+    ECN, LOG as its action, no other effects) and are never memoised: run
+    by :meth:`_Walker._effect_run` where their rule surely matches."""
+    return {id(chain) for table in ruleset.tables for chain in table.chains.values()
+            if len(chain.rules) == 1 and id(chain) not in multi_entry and not chain.rules[0].effects
+            and isinstance(chain.rules[0].action, (SetField, Notrack, EcnStrip, Log))}
 
 
 def _env(ctx: "_Context", absent: frozenset, reads_ttl: bool = False):

@@ -722,3 +722,39 @@ def test_what_a_jump_sends_back_within_its_match_gives_the_same_sets(monkeypatch
     result = walk("\n".join(rewrites + ["COMMIT", ""]), True)
     drops = [r for r in result.rules() if r.chain.name in ("PREROUTING", "OUTPUT") and r.index == 3]
     assert drops and all(not result.rule_sets(r).matched_upper.is_empty() for r in drops)
+
+
+@pytest.mark.parametrize("hook", ["forward", "output"])
+def test_one_rule_effect_chain_run_without_bookkeeping_gives_the_same_sets(monkeypatch, hook):
+    """A jump into a chain whose one rule only marks the packets
+    (KUBE-MARK-MASQ), when every packet entering matches that rule, is
+    run without a general run's bookkeeping: every rule gets the very
+    sets, and the hook the same verdicts; where the rule may not match
+    (its own condition), the general run runs it."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import reach as reach_mod
+
+    original = reach_mod._Walker._effect_run
+    taken = []
+
+    def effect_run(self, *args):
+        out = original(self, *args)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(reach_mod._Walker, "_effect_run", effect_run)
+    text = _endpoints_fixture().replace(":MASQ - [0:0]", ":MASQ - [0:0]\n:MASQ2 - [0:0]").replace(
+        "-A SEP1 -s 100.76.0.6/32 -j MASQ", "-A SEP1 -s 100.76.0.6/32 -j MASQ2").replace(
+        "COMMIT\n*filter", "-A MASQ2 -p tcp --dport 8080 -j MARK --set-xmark 0x4000/0x4000\nCOMMIT\n*filter")
+
+    def walk(fast: bool):
+        monkeypatch.setattr(reach_mod, "_effect_chains", (lambda rs, multi: original_chains(rs, multi))
+                            if fast else (lambda rs, multi: set()))
+        return _every_set(analyze(loads(text, dialect="iptables"), hook, 4))
+
+    original_chains = reach_mod._effect_chains
+    fast = walk(True)
+    assert True in taken and False in taken  # MASQ run so, MASQ2 (port 8080 unsure) not
+    taken.clear()
+    assert fast == walk(False)
+    assert not taken
