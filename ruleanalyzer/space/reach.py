@@ -62,6 +62,7 @@ from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Dr
                      Ruleset, SetField, UnknownAction)
 from .encode import FIELD_ALIASES, LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
 from .fields import Layout
+from ._leq import support_for
 from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
 
 #: Deepest jump nesting followed; valid rulesets cannot loop, so deeper
@@ -1121,6 +1122,10 @@ class _Walker:
         self.env_free: dict[int, bool] = {}  # rule id -> its matches read no Env (_matches)
         self.exist_vars: dict = {}
         self.multi_entry = _multi_entry_chains(ruleset)
+        self.effect_chains = _effect_chains(ruleset, self.multi_entry)
+        #: ``support(node)``: the variables a node depends on (CUDD's
+        #: indices where they can be had, dd's set otherwise)
+        self.support = support_for(space.bdd) or space.bdd.support
         self.read_fields = _read_fields(ruleset)
         self.reads_ttl = "ttl" in self.read_fields
         self.transparent: dict[int, bool] = {}
@@ -1338,6 +1343,36 @@ class _Walker:
                 self.log.clear()
         return out
 
+    def _effect_run(self, chain: Chain, low, up, ctx: _Context, depth: int):
+        """:meth:`_run_chain` of a chain whose one rule only changes the
+        packets (:func:`_effect_chains`; kube-proxy's KUBE-MARK-MASQ, entered
+        from every endpoint chain), when every packet that enters surely
+        matches it (:meth:`_holds`): the same run, visit and sets as the
+        general run, without its bookkeeping. None when the rule may not
+        hold (:meth:`_run_chain` runs it then)."""
+        if depth > MAX_DEPTH:
+            return None  # (the general run reports the cycle)
+        rule = chain.rules[0]
+        m_l, m_u = self._matches(rule, ctx)
+        within = self.within
+        if m_l is not m_u or not within or not self._holds(within, rule, m_u):
+            return None
+        if low is not up and low == up:
+            low = up
+        run = _Run(self.recent)
+        run.keep(0, low, up)
+        self.run, self.run_index = run, 0
+        self._record(rule, low, up, low, up, m_l, m_u)
+        self.run = None
+        f = self.space.false
+        if up == f:
+            return f, f
+        # what the rule's action makes of the packets leaves the chain's end
+        cont_l, cont_u = self._effect(rule.action, ctx, low, up)
+        if cont_l is cont_u or cont_l == cont_u:
+            return (cont_u, cont_u) if cont_u != f else (f, f)
+        return (cont_l if cont_l != f else f), (cont_u if cont_u != f else f)
+
     def _run_split(self, chain: Chain, low, up, ctx: _Context, depth: int, ret: _Flow, run: _Run):
         """Run the rules of ``chain`` on ``[low, up]`` with each set held in
         two parts: ``inside`` what some rule of the chain matches,
@@ -1412,7 +1447,7 @@ class _Walker:
             m_l, m_u = self._matches(rule, ctx)
             if m_l is not m_u or (m_u.var is not None and (
                     sp.bdd.level_of_var(m_u.var) < first if above is None
-                    else not above.isdisjoint(sp.bdd.support(m_u)))):
+                    else not above.isdisjoint(self.support(m_u)))):
                 within = None
                 break
             within = within | m_u
@@ -1434,7 +1469,11 @@ class _Walker:
         elif low is up and m_l is m_u:  # no uncertainty on this path: share the nodes
             hit_l = hit_u = up & m_u
             self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
-            next_l = next_u = up & ~m_u
+            next_l = next_u = None  # made after the action (``_rest``)
+        elif m_l is m_u:  # (an exact match: as a policy's verdict or not, the same sets)
+            hit_l, hit_u = low & m_u, up & m_u
+            self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
+            next_l = next_u = None
         else:
             hit_l, hit_u = low & m_l, up & m_u
             self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
@@ -1444,6 +1483,8 @@ class _Walker:
                 # the packets in doubt surely get it (not surely by this rule).
                 hit_l, next_l = low & m_u, low & ~m_u
         if hit_u == sp.false and (self.sets_only or not isinstance(rule.action, (Jump, Goto, Dispatch))):
+            if next_u is None:
+                return self._rest(low, up, m_u)
             return next_l, next_u
         for effect in rule.effects:
             hit_l, hit_u = self._effect(effect, ctx, hit_l, hit_u)
@@ -1463,10 +1504,47 @@ class _Walker:
         if m_l is not m_u and self._transparent(rule):
             # Matched or not, the packets go on unchanged: certainty stays.
             return low, up
+        if next_u is None:
+            f = sp.false
+            if cont_u == f:
+                return self._rest(low, up, m_u)
+            if not rule.effects and self._keeps_match(rule, chain, m_u):
+                # What came back still matches (the action wrote no field
+                # the match reads): ``(up ∖ m) ∪ cont`` is ``ite(m, cont,
+                # up)``, one operation, without the packets that pass the
+                # rule by as a set of their own (a node each above the
+                # match's fields, garbage at once: kube-proxy's endpoint
+                # chains, their ``-s ENDPOINT -j KUBE-MARK-MASQ``).
+                ite = sp.bdd.ite
+                nxt_u = ite(m_u, cont_u, up)
+                if low is up and (cont_l is cont_u or cont_l == cont_u):
+                    return nxt_u, nxt_u
+                return (low if cont_l == f and low == f else ite(m_u, cont_l, low)), nxt_u
+            next_l, next_u = self._rest(low, up, m_u)
         if next_l is next_u and (cont_l is cont_u or cont_l == cont_u):
             nxt = next_u | cont_u
             return nxt, nxt
         return next_l | cont_l, next_u | cont_u
+
+    def _rest(self, low, up, match):
+        """``(low ∖ match, up ∖ match)``: what passes an exact match by."""
+        if low is up:
+            node = up & ~match
+            return node, node
+        return low & ~match, up & ~match
+
+    def _keeps_match(self, rule: Rule, chain: Chain, match) -> bool:
+        """Does every packet ``rule``'s action sends back to its chain still
+        lie in ``match`` (exact, what it was taken by)? Yes when the action
+        (and the chains it jumps to) writes no field ``match`` reads."""
+        key = ("rule", id(rule))
+        if key in self.writes:
+            written = self.writes[key]
+        else:
+            written = self.writes[key] = self._rule_writes(rule, chain, set())
+        if written is None:
+            return False
+        return not written or not self._outer(rule, match)[2] & written
 
     def _holds(self, within: tuple, rule: Rule, match) -> bool:
         """Does one of ``within`` (``(match, the fields its rule reads)``)
@@ -1510,7 +1588,7 @@ class _Walker:
         out = self.match_cache.get(key)
         if out is None:
             field_of = self.space.layout.field_of_variable()
-            fields = frozenset(f for f in map(field_of.get, self.space.bdd.support(match)) if f is not None)
+            fields = frozenset(f for f in map(field_of.get, self.support(match)) if f is not None)
             out = self.match_cache[key] = (match, self._reads(rule), fields)
         return out
 
@@ -1715,7 +1793,9 @@ class _Walker:
             if target is None:  # the engine: unknown verdict
                 sink.unknown(low, up)
                 return f, f
-            sub_l, sub_u = self._run_chain(target, low, up, ctx, depth + 1)
+            sub = self._effect_run(target, low, up, ctx, depth + 1) if id(target) in self.effect_chains \
+                else None
+            sub_l, sub_u = sub if sub is not None else self._run_chain(target, low, up, ctx, depth + 1)
             if isinstance(action, Jump):
                 return sub_l, sub_u
             ret.add(sub_l, sub_u)
@@ -1835,8 +1915,8 @@ class _Walker:
         key = ("apart", node, field)
         known = self.match_cache.get(key)
         if known is None:
-            known = self.match_cache[key] = not (self.space.bdd.support(node)
-                                                 & set(self.space.spec(field).bit_vars))
+            known = self.match_cache[key] = set(self.space.spec(field).bit_vars).isdisjoint(
+                self.support(node))
         return known
 
     def _effect(self, effect, ctx: _Context, low, up):
@@ -2082,6 +2162,15 @@ def _multi_entry_chains(ruleset: Ruleset) -> set[int]:
                     if target is not None:
                         seen[id(target)] = seen.get(id(target), 0) + 1
     return {k for k, n in seen.items() if n > 1 and k not in small}
+
+
+def _effect_chains(ruleset: Ruleset, multi_entry: set[int]) -> set[int]:
+    """Chains of one rule that only changes the packets (MARK, NOTRACK,
+    ECN, LOG as its action, no other effects) and are never memoised: run
+    by :meth:`_Walker._effect_run` where their rule surely matches."""
+    return {id(chain) for table in ruleset.tables for chain in table.chains.values()
+            if len(chain.rules) == 1 and id(chain) not in multi_entry and not chain.rules[0].effects
+            and isinstance(chain.rules[0].action, (SetField, Notrack, EcnStrip, Log))}
 
 
 def _env(ctx: "_Context", absent: frozenset, reads_ttl: bool = False):
