@@ -234,9 +234,10 @@ class _Run:
         #: packet go on unchanged (``same``); ``(match_l, match_u, False,
         #: what came back, the pair)`` where its action sent some back
         self.steps: list = []
-        #: per rule index up to the last kept: (reaching_l, reaching_u) or
-        #: None (a list: most runs are of chains of one or two rules, where
-        #: a dict cost 224 bytes, 36 MiB over the 160k runs of 100k rules)
+        #: rule ``k``'s reaching sets at ``2k`` and ``2k + 1``, up to the
+        #: last kept, None where not kept (a flat list: most runs are of
+        #: chains of one or two rules, where a dict cost 224 bytes, a tuple
+        #: per kept rule 56)
         self.kept: list = []
         #: shared by the walk's runs: ``[(steps, index, reaching_l,
         #: reaching_u) last made (steps: which run), the space's false]``
@@ -260,16 +261,17 @@ class _Run:
             elif low == false:
                 low = false
         kept = self.kept
-        if len(kept) <= k:
-            kept.extend([None] * (k + 1 - len(kept)))
-        kept[k] = (low, up)
+        i = 2 * k
+        if len(kept) <= i:
+            kept.extend([None] * (i + 2 - len(kept)))
+        kept[i] = low
+        kept[i + 1] = up
 
     def reach(self, k: int):
         """``(lower, upper)`` packets that reached rule ``k`` of this run."""
         kept = self.kept
-        hit = kept[k] if k < len(kept) else None
-        if hit is not None:
-            return hit
+        if 2 * k < len(kept) and kept[2 * k] is not None:
+            return kept[2 * k], kept[2 * k + 1]
         if self.split is not None:
             li, lo, ui, uo = self.split[k]
             if li is ui and lo is uo:
@@ -281,9 +283,9 @@ class _Run:
         if at == k:
             return last[2], last[3]
         j = k - 1
-        while (j >= len(kept) or kept[j] is None) and j != at:
+        while (2 * j >= len(kept) or kept[2 * j] is None) and j != at:
             j -= 1
-        low, up = (last[2], last[3]) if j == at else kept[j]
+        low, up = (last[2], last[3]) if j == at else (kept[2 * j], kept[2 * j + 1])
         for step in self.steps[j:k]:
             if len(step) == 2:
                 (m_l, m_u), cont = step, None
@@ -313,8 +315,8 @@ class _Run:
         """The run is over: what came back is needed only to make the next
         rule's sets again, not where those are kept, nor after the last rule."""
         steps, kept = self.steps, self.kept
-        for k in [k for k in (*(i for i, v in enumerate(kept) if v is not None), len(steps))
-                  if 0 < k <= len(steps)]:
+        for k in [k for k in (*(i // 2 for i in range(0, len(kept), 2) if kept[i] is not None),
+                              len(steps)) if 0 < k <= len(steps)]:
             step = steps[k - 1]
             if len(step) == 5:
                 steps[k - 1] = step[4]
@@ -322,7 +324,7 @@ class _Run:
     def _kept(self, k: int):
         """Rule ``k``'s kept reaching sets, or None."""
         kept = self.kept
-        return kept[k] if k < len(kept) else None
+        return (kept[2 * k], kept[2 * k + 1]) if 2 * k < len(kept) and kept[2 * k] is not None else None
 
     def upper_within(self, k: int, node):
         """``reach(k)[1] & node``, made from the nearest kept set met with
@@ -372,14 +374,17 @@ class _Visit:
         return self.run.reach(self.k)[i]
 
 
-class _Record:
+class _Record(_Visit):
     """Per-rule sets, one part per visit; unions are taken only when asked
-    for (most rules are visited once, and emptiness needs no union)."""
+    for (most rules are visited once, and emptiness needs no union). The
+    record is its first visit itself (no _Visit and list of one per rule:
+    128 bytes of the 224 a record and its visit took)."""
 
-    __slots__ = ("parts", "match_l", "match_u", "first", "last", "_merged", "_empty", "owner")
+    __slots__ = ("more", "match_l", "match_u", "first", "last", "_merged", "_empty", "owner")
 
     def __init__(self, part, match_l, match_u, first: int, owner=None):
-        self.parts = [part]  # _Visit: (reaching_l, reaching_u, matched_l, matched_u)
+        self.run, self.k, self.ml, self.mu = part.run, part.k, part.ml, part.mu
+        self.more = None  # the other visits (_Visit), None when one
         self.match_l, self.match_u = match_l, match_u
         self.first = self.last = first
         self._merged = None
@@ -389,14 +394,24 @@ class _Record:
         #: when they add a visit (``_Walker._add``)
         self.owner = owner
 
+    @property
+    def parts(self) -> tuple:
+        """The visits (each indexed as ``(reaching_l, reaching_u,
+        matched_l, matched_u)``), in order."""
+        more = self.more
+        return (self,) if more is None else (self, *more)
+
     def add(self, part, last: int) -> None:
-        self.parts.append(part)
+        if self.more is None:
+            self.more = [part]
+        else:
+            self.more.append(part)
         self.last = last
         self._merged = self._empty = None
 
     def copy(self) -> "_Record":
-        other = _Record(self.parts[0], self.match_l, self.match_u, self.first)
-        other.parts = list(self.parts)
+        other = _Record(self, self.match_l, self.match_u, self.first)
+        other.more = list(self.more) if self.more is not None else None
         other.last, other._empty = self.last, self._empty
         other._merged = list(self._merged) if self._merged else None
         return other
@@ -404,8 +419,8 @@ class _Record:
     def column(self, i: int):
         """One of the sets (0 reaching lower, 1 reaching upper, 2 matched
         lower, 3 matched upper), the union over the visits, kept once taken."""
-        if len(self.parts) == 1:
-            return self.parts[0][i]
+        if self.more is None:
+            return self[i]
         if self._merged is None:
             self._merged = [None] * 4
         if self._merged[i] is None:
@@ -415,9 +430,8 @@ class _Record:
     def reaching_within(self, node):
         """``column(1) & node``, visit by visit (:meth:`_Run.upper_within`)
         unless the union is kept."""
-        if len(self.parts) == 1:
-            part = self.parts[0]
-            return part.run.upper_within(part.k, node)
+        if self.more is None:
+            return self.run.upper_within(self.k, node)
         if self._merged is not None and self._merged[1] is not None:
             return self._merged[1] & node
         return _union_all([part.run.upper_within(part.k, node) for part in self.parts],
@@ -440,7 +454,7 @@ class _Record:
         """Does the set in ``column`` meet ``node``? Part by part while there
         are few or the question is asked ``once``, else through the (kept)
         union."""
-        if once or len(self.parts) <= 4:
+        if once or self.more is None or len(self.more) <= 3:
             return any(not space.disjoint(part[column], node) for part in self.parts)
         return not space.disjoint(self.column(column), node)
 
