@@ -8,8 +8,8 @@ busy machine does not distort them). The instance is given all the groups
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 
 from ruleanalyzer.engine.connect import connect
@@ -31,7 +31,9 @@ def make_export(rules: int, per_group: int = 100) -> str:
 
 
 def main() -> None:
-    rules = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("rules", nargs="?", type=int, default=10_000, help="security-group rules (default 10,000)")
+    rules = parser.parse_args().rules
     text = make_export(rules)
     start = time.process_time()
     ruleset = aws_sg.parse(text, "bench.json")

@@ -8,6 +8,7 @@ Prints wall time and the CPU time of collect and the tools it ran
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import secrets
@@ -23,8 +24,11 @@ def run(argv, **kw):
 
 
 def main() -> None:
-    rules = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    entries = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("rules", nargs="?", type=int, default=10_000, help="iptables rules (default 10,000)")
+    parser.add_argument("entries", nargs="?", type=int, default=1_000, help="ipset entries (default 1,000)")
+    args = parser.parse_args()
+    rules, entries = args.rules, args.entries
     ns = f"rab-{secrets.token_hex(3)}"
     run(["ip", "netns", "add", ns])
     tmp = tempfile.mkdtemp()

@@ -12,6 +12,7 @@ target is the 1.x figure.
 
 from __future__ import annotations
 
+import argparse
 import random
 import sys
 import tempfile
@@ -52,10 +53,14 @@ def main() -> int:
     from ruleanalyzer.audit import run_audit
     import ruleanalyzer.checks  # noqa: F401  (imports outside the timing)
 
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("version", nargs="?", help="firewalld version to compile for (default: the 1.x model)")
+    args = parser.parse_args()
+
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "firewalld"
         write_config(root)
-        version = sys.argv[1] if len(sys.argv) > 1 else None
+        version = args.version
         load(root, firewalld_version=version)  # warm the stock definitions and grammar once
         rs, cpu, wall = timed(lambda: load(root, firewalld_version=version))
         print(f"load (firewalld {rs.meta['firewalld']['version']}): {ZONES} zones, {RICH} rich rules -> "

@@ -12,6 +12,7 @@ worker's peak RSS and the findings. The machine is shared: compare CPU.
 
 from __future__ import annotations
 
+import argparse
 import random
 import resource
 import shutil
@@ -84,16 +85,12 @@ def make_fleet(root: Path, hosts: int, seed: int = 18, rp_filter: int = 2) -> li
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    jobs = 2
-    if "--jobs" in sys.argv:
-        jobs = int(sys.argv[sys.argv.index("--jobs") + 1])
-        args = [a for a in args if a != str(jobs)]
-    rp_filter = 2
-    if "--rp-filter" in sys.argv:
-        rp_filter = int(sys.argv[sys.argv.index("--rp-filter") + 1])
-        args = [a for a in args if a != str(rp_filter)]
-    counts = [int(a) for a in args] or [100, 300, 1000]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("hosts", nargs="*", type=int, default=[100, 300, 1000], help="fleet sizes (default 100 300 1000)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--rp-filter", type=int, default=2, help="the snapshots' rp_filter sysctl (default 2)")
+    args = parser.parse_args()
+    counts, jobs, rp_filter = args.hosts, args.jobs, args.rp_filter
     from ruleanalyzer.checks import select
     from ruleanalyzer.fleet import audit_fleet
 

@@ -18,6 +18,7 @@ peak is its own).
 
 from __future__ import annotations
 
+import argparse
 import random
 import resource
 import subprocess
@@ -88,14 +89,19 @@ def one(kind: str, n: int) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) >= 3 and argv[0] == "--one":
-        print(one(argv[1], int(argv[2])), flush=True)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("kind", nargs="?", choices=("ranges", "branching", "defines"), default="ranges")
+    parser.add_argument("sizes", nargs="*", type=int, help="sizes to measure, each in its own process "
+                        "(default for ranges: 125 250 500)")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # (one size, in this process)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(one(args.kind, args.sizes[0]), flush=True)
         return 0
-    kind, sizes = argv[0], [int(a) for a in argv[1:]]
-    for n in sizes:
-        subprocess.run([sys.executable, __file__, "--one", kind, str(n)], check=False)
+    for n in args.sizes or ([125, 250, 500] if args.kind == "ranges" else parser.error("give the sizes")):
+        subprocess.run([sys.executable, __file__, "--one", args.kind, str(n)], check=False)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:] or ["ranges", "125", "250", "500"]))
+    sys.exit(main(sys.argv[1:]))

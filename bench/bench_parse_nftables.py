@@ -10,11 +10,11 @@ gives the reference time for the ratio.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -89,4 +89,6 @@ def main(count: int = 50_000) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 50_000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("rules", nargs="?", type=int, default=50_000, help="rules to generate (default 50,000)")
+    main(parser.parse_args().rules)

@@ -20,6 +20,7 @@ hosts and a summary; exit status 1 if any check failed.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import shutil
 import sys
@@ -32,12 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.bench_fleet import make_fleet  # noqa: E402
 
 
-def _option(name: str, default: int) -> int:
-    if name in sys.argv:
-        return int(sys.argv[sys.argv.index(name) + 1])
-    return default
-
-
 def live_spaces() -> list:
     """Every packet space still alive (shared or not)."""
     from ruleanalyzer.space import Space
@@ -46,11 +41,14 @@ def live_spaces() -> list:
 
 
 def main() -> int:
-    values = {sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a.startswith("--")}
-    args = [a for a in sys.argv[1:] if not a.startswith("--") and a not in values]
-    hosts = int(args[0]) if args else 200
-    seed, threshold, per_worker = _option("--seed", 18), _option("--gc", 0), _option("--per-worker", 100)
-    every = _option("--every", 1)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("hosts", nargs="?", type=int, default=200, help="hosts to audit (default 200)")
+    parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument("--gc", type=int, default=0, help="the cyclic collector's first threshold (0: Python's)")
+    parser.add_argument("--per-worker", type=int, default=100, help="hosts per worker before its spaces are dropped")
+    parser.add_argument("--every", type=int, default=1, help="check consistency after every N-th host")
+    args = parser.parse_args()
+    hosts, seed, threshold, per_worker, every = args.hosts, args.seed, args.gc, args.per_worker, args.every
     from ruleanalyzer.checks import base, select
     from ruleanalyzer.fleet import _forget_host, audit_host
 
