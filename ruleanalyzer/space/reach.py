@@ -953,6 +953,11 @@ class _Path:
         return path
 
 
+def _smaller(node, cut):
+    """``cut`` (``node`` met with a set) unless ``node`` itself has fewer BDD nodes."""
+    return cut if cut is node or len(cut) <= len(node) else node
+
+
 def _union_all(nodes, false):
     """The union of ``nodes``, merged pairwise (balanced): adding parts one
     by one to a growing union would cost the union's size each time."""
@@ -1733,12 +1738,16 @@ class _Walker:
         # within the union of the keys, ~rest): cut that out once, so the
         # branches do not each walk the whole entering set (kube-proxy's
         # node-port map keys ports, below the many service addresses).
+        # (A branch's key lies within that union, so meeting it with the
+        # entering set itself gives the same set: where that is the smaller
+        # BDD — kube-proxy's service map, entered by a few nodes whose cut is
+        # the whole map — each branch meets that instead.)
         if len(keys) < 2:
             in_l, in_u = low, up
         elif low is up and rest_l is rest_u:
-            in_l = in_u = up & ~rest_u
+            in_l = in_u = _smaller(up, up & ~rest_u)
         else:
-            in_l, in_u = low & ~rest_u, up & ~rest_l
+            in_l, in_u = _smaller(low, low & ~rest_u), _smaller(up, up & ~rest_l)
         for (_, branch_action), (k_l, k_u) in zip(action.branches, keys):
             if in_l is in_u and k_l is k_u:
                 hit_l = hit_u = in_u & k_u
@@ -1784,6 +1793,8 @@ class _Walker:
                 if ctx.before_conntrack:
                     b_l, b_u = (self._pre_conntrack(b_l), self._pre_conntrack(b_u)) if b_l is not b_u \
                         else (self._pre_conntrack(b_u),) * 2
+                if b_l is not b_u and b_l == b_u:  # (an AllOf's bounds come as two equal nodes)
+                    b_l = b_u
                 if b_l is b_u and taken_l is taken_u:  # exact so far: one operation each
                     key = b_u & ~taken_u
                     keys.append((key, key))
