@@ -61,10 +61,12 @@ def _counters(space):
 
 
 def kind(chain) -> str:
-    """``table:name``, kube-proxy's generated chains by their prefix."""
-    m = re.match(r"(KUBE-(?:SEP|SVC|SVL|EXT|FW|XLB)-)", chain.name)
+    """``table:name``, kube-proxy's generated chains by their prefix (its
+    nftables mode's ``service-HASH-…`` / ``endpoint-HASH-…`` too)."""
+    m = re.match(r"(KUBE-(?:SEP|SVC|SVL|EXT|FW|XLB)-|(?:service|endpoint|external|firewall)-(?=[A-Z0-9]{8}-))",
+                 chain.name)
     table = chain.table.name if chain.table is not None else "?"
-    return f"{table}:{m.group(1)[:-1] if m else chain.name}"
+    return f"{table}:{m.group(1).rstrip('-') if m else chain.name}"
 
 
 def one(path: str, move: bool) -> None:

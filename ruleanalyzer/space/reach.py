@@ -1026,6 +1026,11 @@ class _Path:
         return path
 
 
+def _smaller(node, cut):
+    """``cut`` (``node`` met with a set) unless ``node`` itself has fewer BDD nodes."""
+    return cut if cut is node or len(cut) <= len(node) else node
+
+
 def _union_all(nodes, false):
     """The union of ``nodes``, merged pairwise (balanced): adding parts one
     by one to a growing union would cost the union's size each time."""
@@ -1906,14 +1911,29 @@ class _Walker:
         # within the union of the keys, ~rest): cut that out once, so the
         # branches do not each walk the whole entering set (kube-proxy's
         # node-port map keys ports, below the many service addresses).
-        in_l, in_u = (low, up) if len(keys) < 2 else (low & ~rest_u, up & ~rest_l)
+        # (A branch's key lies within that union, so meeting it with the
+        # entering set itself gives the same set: where that is the smaller
+        # BDD — kube-proxy's service map, entered by a few nodes whose cut is
+        # the whole map — each branch meets that instead.)
+        if len(keys) < 2:
+            in_l, in_u = low, up
+        elif low is up and rest_l is rest_u:
+            in_l = in_u = _smaller(up, up & ~rest_u)
+        else:
+            in_l, in_u = _smaller(low, low & ~rest_u), _smaller(up, up & ~rest_l)
         for (_, branch_action), (k_l, k_u) in zip(action.branches, keys):
-            hit_l, hit_u = in_l & k_l, in_u & k_u
+            if in_l is in_u and k_l is k_u:
+                hit_l = hit_u = in_u & k_u
+            else:
+                hit_l, hit_u = in_l & k_l, in_u & k_u
             if not (self.sets_only and hit_u == sp.false):  # records=False: skip empty branches
                 c_l, c_u = self._action(branch_action, chain, rule, hit_l, hit_u, ctx, depth, ret)
                 conts_l.append(c_l)
                 conts_u.append(c_u)
-        low, up = low & rest_l, up & rest_u
+        if low is up and rest_l is rest_u:
+            low = up = up & rest_u
+        else:
+            low, up = low & rest_l, up & rest_u
         return _union_all([*conts_l, low], sp.false), _union_all([*conts_u, up], sp.false)
 
     def _dispatch_keys(self, action: Dispatch, ctx: _Context):
@@ -1927,6 +1947,14 @@ class _Walker:
         quadratic on kube-proxy's service map, whose keys are disjoint and
         small (so each ``b ∧ ¬union`` here is cheap)."""
         env = _env(ctx, self.absent, self.reads_ttl)
+        if env[0] != "arrive" or len(env) > 2:
+            # keys that read neither address types nor the TTL read the same
+            # on every hook (kube-proxy's service map: prerouting and output)
+            free = self.env_free.get(id(action))
+            if free is None:
+                free = self.env_free[id(action)] = not any(reads_env(m) for m, _ in action.branches)
+            if free:
+                env = ("arrive", self.absent)
         cache_key = ("dispatch", id(action), ctx.before_conntrack, env)
         cached = self.match_cache.get(cache_key)
         if cached is None:
@@ -1936,10 +1964,19 @@ class _Walker:
             for match, _ in action.branches:
                 b_l, b_u = encode_bounds(match, sp, env)
                 if ctx.before_conntrack:
-                    b_l, b_u = self._pre_conntrack(b_l), self._pre_conntrack(b_u)
-                keys.append((b_l & ~taken_u, b_u & ~taken_l))
-                taken_l, taken_u = taken_l | b_l, taken_u | b_u
-            cached = self.match_cache[cache_key] = (keys, ~taken_u, ~taken_l)
+                    b_l, b_u = (self._pre_conntrack(b_l), self._pre_conntrack(b_u)) if b_l is not b_u \
+                        else (self._pre_conntrack(b_u),) * 2
+                if b_l is not b_u and b_l == b_u:  # (an AllOf's bounds come as two equal nodes)
+                    b_l = b_u
+                if b_l is b_u and taken_l is taken_u:  # exact so far: one operation each
+                    key = b_u & ~taken_u
+                    keys.append((key, key))
+                    taken_l = taken_u = taken_u | b_u
+                else:
+                    keys.append((b_l & ~taken_u, b_u & ~taken_l))
+                    taken_l, taken_u = taken_l | b_l, taken_u | b_u
+            rest_l = ~taken_u
+            cached = self.match_cache[cache_key] = (keys, rest_l, rest_l if taken_l is taken_u else ~taken_l)
         return cached
 
     # -- packet changes (relational images) --------------------------------
