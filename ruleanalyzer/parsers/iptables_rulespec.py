@@ -12,6 +12,7 @@ Errors are :class:`SpecError` carrying the index of the offending word.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -408,7 +409,7 @@ class Plan:
                     matches.append(match)
             elif kind == _COMMENT:
                 if comments is None:
-                    comments = [words[op[1]]]
+                    comments = [sys.intern(words[op[1]])]
                 else:
                     comments.append(words[op[1]])
             elif kind == _OPAQUE:
@@ -679,7 +680,10 @@ def _specialize(plan: Plan) -> Callable | None:
     env = {"_MISSING": _MISSING, "value_match": plan.value_match,
            "build_match": plan.build_match, "opaque_match": plan.opaque_match,
            "unknown_match": plan.unknown_match, "count": plan.counters, "Log": Log,
-           "target_action": plan.target_action, "COMMAND": plan.command, "SKIP": plan.skip}
+           "target_action": plan.target_action, "COMMAND": plan.command, "SKIP": plan.skip,
+           # one string per comment text: kube-proxy writes a service's
+           # comment on its every rule (20k rules, 9k texts)
+           "intern": sys.intern}
     code = ["def fast(raws, words):", "    matches = []", "    append = matches.append"]
     comments = []
     counters = "None"
@@ -702,7 +706,7 @@ def _specialize(plan: Plan) -> Callable | None:
                      "    if m is not None:",
                      "        append(m)"]
         elif kind == _COMMENT:
-            comments.append(f"words[{int(op[1])}]")
+            comments.append(f"intern(words[{int(op[1])}])")
         elif kind == _OPAQUE:
             code.append(f"    append(opaque_match(op{k}, raws, words))")
         elif kind == _UNKNOWN:
