@@ -110,13 +110,27 @@ class Bounds:
         #: before they are taken within ``space.valid`` (see :meth:`meet`).
         self._raw = raw
 
-    def meet(self, side: str, node, exist=()):
+    def meet(self, side: str, node, exist=(), known=None):
         """``self.lower.node & node`` (``side`` ``"lower"`` or ``"upper"``),
         the very same node, without making the whole set while it is unread:
         the raw set met with ``valid & node``. Validity makes a walk's
         accepted set several times bigger (138k -> 618k nodes on 20k
         kube-proxy rules); a check that asks about SYNs needs only a sliver.
-        ``exist``: variables quantified away from the meet, in one step."""
+        ``exist``: variables quantified away from the meet, in one step.
+
+        ``known``: a part of the answer already at hand, over variables
+        not in ``exist`` (else it is not used) — the same question asked
+        of the lower set when ``side`` is ``"upper"`` (the lower set lies
+        within the upper one). Only what it lacks is worked out (the meet
+        with ``¬known``, which commutes with the quantification): the same
+        node, with CUDD's intermediate unions kept small. kube-proxy's
+        accepted forwarded SYNs projected onto source and port: 0.46 ->
+        0.22 s at 20k rules (1.2M -> 0.3M nodes made on the way): the
+        masqueraded endpoints' packets, each with its own source, made a
+        union of every endpoint address that the other packets' (any
+        source) absorbed only at the top."""
+        if known is not None and exist and not known.bdd.support(known) & set(exist):
+            return known | self.meet(side, node & ~known, exist)
         made = self._lower if side == "lower" else self._upper
         if self._raw is None or not callable(made):
             made = getattr(self, side)
