@@ -1214,6 +1214,18 @@ class _Walker:
         #: ``analyze(records=False)``: chains entered with no packets are
         #: not walked (their rules get no record; the verdict sets are equal).
         self.sets_only = False
+        #: Runs of chains whose run reads nothing the hook decides
+        #: (:meth:`_hook_free`), entered on the nat prerouting or output
+        #: stage: ``(chain id, lower, upper, before conntrack) -> (what came
+        #: back, the sink's parts, the visits, the path, kept the input
+        #: path's DNAT images)``. kube-proxy's nat PREROUTING and OUTPUT both
+        #: jump to KUBE-SERVICES with the same packets: every service chain
+        #: it jumps to is entered with the very same sets on both, and the
+        #: output walk replays the prerouting walk's runs (the same sets,
+        #: verdict parts and visits) instead of making them again.
+        self.hook_runs: dict = {}
+        self.nat_stage = False  # the base chain running is a nat chain
+        self.hook_free_chains: dict[int, bool] = {}
 
     # -- the hook path ------------------------------------------------------
 
@@ -1313,6 +1325,7 @@ class _Walker:
             skip_l, skip_u = skip_l | (enter_l & ~g_u), skip_u | (enter_u & ~g_l)
             enter_l, enter_u = enter_l & g_l, enter_u & g_u
         self.sink = sink = _Sink(false)
+        self.nat_stage = chain.kind == "nat"  # (chain runs shared between hooks: _run_chain)
         self.within = ()
         ret_l, ret_u = self._run_chain(chain, enter_l, enter_u, ctx, 0)
         self.sink = None
@@ -1354,8 +1367,22 @@ class _Walker:
                              "(a jump cycle?)")
         if low is not up and low == up:
             low = up  # equal bounds: one node, so rules can share their work
-        key = None
-        if id(chain) in self.multi_entry:
+        key = shared = None
+        if self.nat_stage and ctx.stage in ("prerouting", "output") and not ctx.before_conntrack \
+                and self._hook_free(chain):
+            alt = _tracks_input(ctx)
+            shared = (id(chain), low, up)
+            hit = self.hook_runs.get(shared)
+            if hit is not None and (hit[4] or not alt):
+                out, added, log, path, _ = hit
+                self.sink.replay(added, alt)
+                if path is not self.path:
+                    for entry in log:
+                        self._add(*entry)
+                return out
+            mark, log_mark = self.sink.mark(), len(self.log)
+            self.logging += 1
+        elif id(chain) in self.multi_entry:
             # A run depends on the entering sets, on how ct state reads and
             # on what the hook decides (``_env``: addrtype reads differently
             # on output), not on the stage. Only a run that kept the input
@@ -1397,11 +1424,43 @@ class _Walker:
             if len(self.memo) >= MEMO_SIZE:
                 del self.memo[next(iter(self.memo))]
             self.memo[(*key, alt)] = (out, self.sink.since(mark), self.log[log_mark:], self.path)
-        if key is not None:
+        if shared is not None:
+            self.hook_runs[shared] = (out, self.sink.since(mark), self.log[log_mark:], self.path, alt)
+        if key is not None or shared is not None:
             self.logging -= 1
             if not self.logging:
                 self.log.clear()
         return out
+
+    def _hook_free(self, chain: Chain) -> bool:
+        """Does a run of ``chain`` (and of the chains it jumps to) read
+        nothing the hook decides — no address type or TTL match (``_env``),
+        no TTL write, no NOTRACK — so that it is the same run on prerouting
+        and output for the same entering sets? Kept per chain."""
+        known = self.hook_free_chains.get(id(chain))
+        if known is None:
+            self.hook_free_chains[id(chain)] = False  # (a jump cycle: not shared)
+            known = self.hook_free_chains[id(chain)] = all(
+                self._hook_free_rule(rule, chain) for rule in chain.rules)
+        return known
+
+    def _hook_free_rule(self, rule: Rule, chain: Chain) -> bool:
+        if any(reads_env(m) for m in rule.matches):
+            return False
+        actions = [*rule.effects, rule.action]
+        while actions:
+            act = actions.pop()
+            if isinstance(act, Dispatch):
+                if any(reads_env(m) for m, _ in act.branches):
+                    return False
+                actions.extend(a for _, a in act.branches)
+            elif isinstance(act, (Jump, Goto)):
+                target = chain.table.chains.get(act.target) if chain.table else None
+                if target is not None and not self._hook_free(target):
+                    return False
+            elif isinstance(act, Notrack) or (isinstance(act, SetField) and act.field == "ttl"):
+                return False
+        return True
 
     def _effect_run(self, chain: Chain, low, up, ctx: _Context, depth: int):
         """:meth:`_run_chain` of a chain whose one rule only changes the
