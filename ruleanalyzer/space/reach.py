@@ -2028,11 +2028,23 @@ class _Walker:
         alt = None
         if (_tracks_input(ctx) and action.kind == "dnat" and action.to_addr is not None and low != false):
             fam = sp.family(action.to_addr.version)
-            same = low & (~fam | sp.eq("dst", int(action.to_addr)))
+            addr = int(action.to_addr)
+            if self._misses_address(low, action.to_addr):
+                same = low & ~fam  # (low ∧ fam ∧ dst = addr is empty)
+            else:
+                same = low & (~fam | sp.eq("dst", addr))
             alt = image_l if same == low else self._nat_image(action, same, within)
             if same != low:  # these surely leave the input path for forward
-                self.path.moved.append(self._nat_image(action, low & ~same, within))
+                self.path.moved.append(image_l if same == false else self._nat_image(action, low & ~same, within))
         self.sink.accept(image_l, image_u, alt)
+
+    def _misses_address(self, node, addr) -> bool:
+        """No packet of ``node`` has the IPv4 destination ``addr``, told by
+        the low 32 bits alone (where an IPv4 address lives; the cube the
+        DNAT's image is made with, :meth:`_nat_whole`): whether a DNAT
+        changes a destination is then answered without the address's
+        128-bit cube, a new one per endpoint."""
+        return addr.version == 4 and self.space.disjoint(node, self.space.prefix("dst", int(addr), 32, 32))
 
     def _match_within_nat(self, rule: Rule, action: Nat, ctx: _Context) -> bool:
         """Do the packets ``rule`` hands its NAT action lie within the
