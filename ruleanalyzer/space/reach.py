@@ -2130,13 +2130,14 @@ class _Walker:
                     inside &= sp.header(port_field)
                     names += list(spec.bit_vars)
                 common = self.exist_vars[shape] = (inside, names)
-            values = sp.bdd.var(var)
+            # (port, then address bits on top, then the status bit: no
+            # address cube of its own, nor a copy of it over the status bit)
+            values = sp.eq(port_field, action.to_port) if action.to_port is not None else sp.true
             if writes_addr:
                 width = sp.spec(addr_field).width
-                values &= sp.prefix(addr_field, int(action.to_addr), 32 if version == 4 else width,
-                                    32 if version == 4 else width)
-            if action.to_port is not None:
-                values &= sp.eq(port_field, action.to_port)
+                values = sp.prefix(addr_field, int(action.to_addr), 32 if version == 4 else width,
+                                   32 if version == 4 else width, on=values)
+            values = sp.bdd.var(var) & values
             out = (*common, values)
         self.exist_vars[key] = out
         return out
