@@ -65,6 +65,8 @@ from .fields import Layout
 from ._leq import support_for
 from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
 
+_NONE = frozenset((None,))
+
 #: Deepest jump nesting followed; valid rulesets cannot loop, so deeper
 #: means a jump cycle.
 MAX_DEPTH = 64
@@ -1574,7 +1576,7 @@ class _Walker:
         out = self.match_cache.get(key)
         if out is None:
             field_of = self.space.layout.field_of_variable()
-            fields = frozenset(f for f in map(field_of.get, self.support(match)) if f is not None)
+            fields = frozenset(map(field_of.get, self.support(match))) - _NONE
             out = self.match_cache[key] = (match, self._reads(rule), fields)
         return out
 
