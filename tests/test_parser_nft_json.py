@@ -159,3 +159,13 @@ def test_numgen_vmap_covering_every_value_always_takes_a_branch(mod, offset, key
             + " } } }\n")
     (t,) = nftables.parse(text, "x.nft").table("f").chains["in"].rules
     assert t.action == r.action
+
+
+def test_a_flat_selector_with_numbers_is_read_alike_each_time_and_a_bool_is_not_a_number():
+    from ruleanalyzer.parsers.nft_common import selector
+
+    raw = {"payload": {"base": "nh", "offset": 96, "len": 1}}
+    first = selector(raw, "ip")
+    assert first.reason == "depends on @nh,96,1" and selector(dict(raw), "ip") is first
+    # True == 1 and hashes alike: it must not be served the number's reading
+    assert selector({"payload": {"base": "nh", "offset": 96, "len": True}}, "ip").reason == "depends on @nh,96,True"

@@ -181,6 +181,11 @@ def _selector_cached(key: str, family: str) -> Selector:
 _SELECTOR_MEMO: dict[tuple, Selector] = {}
 
 
+#: (kind, items, family) → the selector of a flat expression whose values
+#: are strings and ints (no bool: checked before the lookup).
+_SELECTOR_INT_MEMO: dict[tuple, Selector] = {}
+
+
 def selector(expr, family: str) -> Selector:
     """The :class:`Selector` for left-hand expression ``expr`` in a table of
     ``family``."""
@@ -198,6 +203,16 @@ def selector(expr, family: str) -> Selector:
                 if len(_SELECTOR_MEMO) >= 4096:
                     _SELECTOR_MEMO.clear()
                 sel = _SELECTOR_MEMO[kind, items, family] = _selector_flat(kind, items, family)
+                return sel
+            if all(type(v) is str or type(v) is int for v in value.values()):
+                # flat shapes with numbers too (``numgen random mod 2``:
+                # kube-proxy's endpoint maps; ``@nh,96,32``): kept apart, so
+                # that a bool (True == 1, same hash) never finds them
+                sel = _SELECTOR_INT_MEMO.get((kind, items, family))
+                if sel is None:
+                    if len(_SELECTOR_INT_MEMO) >= 4096:
+                        _SELECTOR_INT_MEMO.clear()
+                    sel = _SELECTOR_INT_MEMO[kind, items, family] = _selector_flat(kind, items, family)
                 return sel
     try:
         key = json.dumps(expr, sort_keys=True)

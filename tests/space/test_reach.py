@@ -73,6 +73,27 @@ def test_meeting_a_verdict_set_before_it_is_read_gives_the_set_read_then_met():
     assert seen == {True, False}
 
 
+def test_a_projected_meet_given_a_known_part_of_its_answer_is_the_same_node():
+    # Bounds.meet(..., known=): the upper set's projection seeded with the
+    # lower set's (which lies within it) is the very projection; a "known"
+    # naming a quantified variable is not an answer part and is not used.
+    nat = table("nat", prerouting="accept")
+    nat.chains["PREROUTING"].add(rule(TCP, dport(80), action=Nat("dnat", _ip("10.9.9.9"), to_port=8080)))
+    t = table(input="drop")
+    t.chains["INPUT"].add(rule(TCP, src("10.0.0.0/8"), OpaqueMatch("-m recent --rcheck"), action=Accept()))
+    t.chains["INPUT"].add(rule(TCP, dport(8080), action=Accept()))
+    reach = analyze(ruleset(nat, t), "input", 4)
+    sp = reach.space
+    keep = {*sp.spec("src").bit_vars, *sp.spec("dport").bit_vars}
+    exist = [v for v in sp.layout.variables() if v not in keep]
+    syn = encode(TCP, sp).node
+    plain = reach.accepted.meet("upper", syn, exist)
+    low = reach.accepted.meet("lower", syn, exist)
+    assert low != plain and low != sp.false  # (the opaque match: the lower set is smaller)
+    assert reach.accepted.meet("upper", syn, exist, known=low) == plain
+    assert reach.accepted.meet("upper", syn, exist, known=sp.eq("dst", 1)) == plain
+
+
 def test_jump_return_and_goto_follow_the_engine():
     t = table(input="accept")
     t.add_chain(Chain("SUB"))

@@ -131,3 +131,34 @@ def test_output_to_loopback_is_local_in_the_space_as_in_the_engine(text, dialect
     assert evaluate(rs, witness(dropped.lower, hook="output")).verdict == "drop"
     assert evaluate(rs, witness(reach.accepted.lower, hook="output")).verdict == "accept"
     assert (reach.accepted.upper & sp.wrap(loop)).is_empty()
+
+
+#: The same in nft: a verdict map keyed by the address type, its branches
+#: worked out once and shared by the hooks whose keys read alike.
+NFT_SERVICES = """table ip t {
+  chain ep { meta l4proto tcp dnat to 10.244.9.9:80 }
+  chain svc {
+    ip daddr . tcp dport vmap { 10.96.0.1 . 80 : goto ep, 10.96.0.2 . 80 : goto ep }
+    fib daddr type vmap { local : goto ep, broadcast : drop }
+  }
+  chain pre { type nat hook prerouting priority dstnat; policy accept; jump svc }
+  chain out { type nat hook output priority -100; policy accept; jump svc }
+  chain fout { type filter hook output priority 0; policy drop; ip daddr 10.244.9.9 accept }
+}
+"""
+
+
+def test_output_does_not_reuse_the_arriving_keys_of_an_addrtype_map():
+    rs = loads(NFT_SERVICES, dialect="nftables")
+    sp = Space(Layout.for_ruleset(rs))
+    together = analyze_hooks(rs, list(HOOKS), 4, sp)["output"]
+    # the map keyed by ip daddr . tcp dport reads alike on every hook; the
+    # address-type map reads the output hook's way: only loopback is local
+    rule = rs.tables[0].chains["ep"].rules[0]
+    sets = together.rule_sets(rule)
+    loopback = sp.wrap(sp.family(4) & sp.prefix("dst", 0x7F000000, 8, 32))
+    services = sp.wrap(sp.family(4) & (sp.prefix("dst", 0x0A600001, 32, 32) | sp.prefix("dst", 0x0A600002, 32, 32)))
+    assert not sets.matched_lower.is_empty()
+    assert not (sets.matched_lower & services).is_empty()
+    assert sets.matched_upper <= loopback | services
+    assert _differences(rs) == {}
