@@ -65,6 +65,8 @@ from .fields import Layout
 from ._leq import support_for
 from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
 
+_NONE = frozenset((None,))
+
 #: Deepest jump nesting followed; valid rulesets cannot loop, so deeper
 #: means a jump cycle.
 MAX_DEPTH = 64
@@ -1708,7 +1710,7 @@ class _Walker:
         out = self.match_cache.get(key)
         if out is None:
             field_of = self.space.layout.field_of_variable()
-            fields = frozenset(f for f in map(field_of.get, self.support(match)) if f is not None)
+            fields = frozenset(map(field_of.get, self.support(match))) - _NONE
             out = self.match_cache[key] = (match, self._reads(rule), fields)
         return out
 
@@ -2217,11 +2219,23 @@ class _Walker:
         alt = None
         if (_tracks_input(ctx) and action.kind == "dnat" and action.to_addr is not None and low != false):
             fam = sp.family(action.to_addr.version)
-            same = low & (~fam | sp.eq("dst", int(action.to_addr)))
+            addr = int(action.to_addr)
+            if self._misses_address(low, action.to_addr):
+                same = low & ~fam  # (low ∧ fam ∧ dst = addr is empty)
+            else:
+                same = low & (~fam | sp.eq("dst", addr))
             alt = image_l if same == low else self._nat_image(action, same, within)
             if same != low:  # these surely leave the input path for forward
-                self.path.moved.append(self._nat_image(action, low & ~same, within))
+                self.path.moved.append(image_l if same == false else self._nat_image(action, low & ~same, within))
         self.sink.accept(image_l, image_u, alt)
+
+    def _misses_address(self, node, addr) -> bool:
+        """No packet of ``node`` has the IPv4 destination ``addr``, told by
+        the low 32 bits alone (where an IPv4 address lives; the cube the
+        DNAT's image is made with, :meth:`_nat_whole`): whether a DNAT
+        changes a destination is then answered without the address's
+        128-bit cube, a new one per endpoint."""
+        return addr.version == 4 and self.space.disjoint(node, self.space.prefix("dst", int(addr), 32, 32))
 
     def _match_within_nat(self, rule: Rule, action: Nat, ctx: _Context) -> bool:
         """Do the packets ``rule`` hands its NAT action lie within the
@@ -2307,13 +2321,14 @@ class _Walker:
                     inside &= sp.header(port_field)
                     names += list(spec.bit_vars)
                 common = self.exist_vars[shape] = (inside, names)
-            values = sp.bdd.var(var)
+            # (port, then address bits on top, then the status bit: no
+            # address cube of its own, nor a copy of it over the status bit)
+            values = sp.eq(port_field, action.to_port) if action.to_port is not None else sp.true
             if writes_addr:
                 width = sp.spec(addr_field).width
-                values &= sp.prefix(addr_field, int(action.to_addr), 32 if version == 4 else width,
-                                    32 if version == 4 else width)
-            if action.to_port is not None:
-                values &= sp.eq(port_field, action.to_port)
+                values = sp.prefix(addr_field, int(action.to_addr), 32 if version == 4 else width,
+                                   32 if version == 4 else width, on=values)
+            values = sp.bdd.var(var) & values
             out = (*common, values)
         self.exist_vars[key] = out
         return out

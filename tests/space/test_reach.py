@@ -822,3 +822,39 @@ def test_service_chains_entered_from_nat_prerouting_and_output_give_the_output_w
             assert getattr(a, name) == getattr(b, name), (r.text, name)
         dnat += "DNAT" in r.text and not a.matched_upper.is_empty()
     assert dnat == 2
+
+
+def test_dnat_that_surely_changes_the_destination_gives_the_same_sets(monkeypatch):
+    """Whether a prerouting DNAT changes a destination (its packets then
+    leave the input path for forward) is told by the address's low 32
+    bits where none has it: the same sets and verdicts on input and
+    forward as asking the whole address, also where some packets already
+    have it (a DNAT to an address inside the rule's own range)."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import reach as reach_mod
+    from ruleanalyzer.space.reach import analyze_hooks
+
+    text = "\n".join(["*nat", ":PREROUTING ACCEPT [0:0]",
+                      "-A PREROUTING -d 172.18.0.1/32 -p tcp --dport 80 -j DNAT --to-destination 100.76.0.5:8080",
+                      "-A PREROUTING -d 10.0.0.0/8 -p tcp --dport 443 -j DNAT --to-destination 10.0.0.5",
+                      "-A PREROUTING -m statistic --mode random --probability 0.5 -p udp "
+                      "-j DNAT --to-destination 100.76.0.6", "COMMIT",
+                      "*filter", ":INPUT DROP [0:0]", ":FORWARD DROP [0:0]",
+                      "-A INPUT -p tcp --dport 443 -j ACCEPT", "-A FORWARD -p tcp --dport 8080 -j ACCEPT",
+                      "COMMIT", ""])
+    original = reach_mod._Walker._misses_address
+    told = []
+
+    def walk(short: bool):
+        def misses(self, node, addr):
+            out = short and original(self, node, addr)
+            told.append(out)
+            return out
+
+        monkeypatch.setattr(reach_mod._Walker, "_misses_address", misses)
+        return {h: _every_set(r) for h, r in analyze_hooks(loads(text, dialect="iptables"),
+                                                           ["input", "forward"], 4).items()}
+
+    short = walk(True)
+    assert True in told and False in told
+    assert short == walk(False)
