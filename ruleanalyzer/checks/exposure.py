@@ -119,8 +119,9 @@ class _Path:
                       & sp.eq("ct_direction", names.index("reply")) & back.arriving.node)
             rep_l = self._as_request(back.accepted, "lower", synack)
             rep_u = self._as_request(back.accepted, "upper", synack)
-        self.done_l = reach.accepted.meet("lower", syn, self._others()) & rep_l & ack_l
-        self.done_u = reach.accepted.meet("upper", syn, self._others()) & rep_u & ack_u
+        syn_l = reach.accepted.meet("lower", syn, self._others())
+        self.done_l = syn_l & rep_l & ack_l
+        self.done_u = reach.accepted.meet("upper", syn, self._others(), known=syn_l) & rep_u & ack_u
         self.public = public_sources(sp, family)
         self.src_vars = S.field_vars(sp, "src")
         self.public_count = self._count(self.public)

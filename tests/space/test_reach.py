@@ -73,6 +73,27 @@ def test_meeting_a_verdict_set_before_it_is_read_gives_the_set_read_then_met():
     assert seen == {True, False}
 
 
+def test_a_projected_meet_given_a_known_part_of_its_answer_is_the_same_node():
+    # Bounds.meet(..., known=): the upper set's projection seeded with the
+    # lower set's (which lies within it) is the very projection; a "known"
+    # naming a quantified variable is not an answer part and is not used.
+    nat = table("nat", prerouting="accept")
+    nat.chains["PREROUTING"].add(rule(TCP, dport(80), action=Nat("dnat", _ip("10.9.9.9"), to_port=8080)))
+    t = table(input="drop")
+    t.chains["INPUT"].add(rule(TCP, src("10.0.0.0/8"), OpaqueMatch("-m recent --rcheck"), action=Accept()))
+    t.chains["INPUT"].add(rule(TCP, dport(8080), action=Accept()))
+    reach = analyze(ruleset(nat, t), "input", 4)
+    sp = reach.space
+    keep = {*sp.spec("src").bit_vars, *sp.spec("dport").bit_vars}
+    exist = [v for v in sp.layout.variables() if v not in keep]
+    syn = encode(TCP, sp).node
+    plain = reach.accepted.meet("upper", syn, exist)
+    low = reach.accepted.meet("lower", syn, exist)
+    assert low != plain and low != sp.false  # (the opaque match: the lower set is smaller)
+    assert reach.accepted.meet("upper", syn, exist, known=low) == plain
+    assert reach.accepted.meet("upper", syn, exist, known=sp.eq("dst", 1)) == plain
+
+
 def test_jump_return_and_goto_follow_the_engine():
     t = table(input="accept")
     t.add_chain(Chain("SUB"))
@@ -685,3 +706,76 @@ def test_rare_walk_fields_go_on_top_of_a_large_ruleset(monkeypatch):
             [(r.text, [b.text for b in bs]) for r, bs in before.unreachable_rules()]
     monkeypatch.setattr(fields_mod, "RARE_PER_RULES", 30)  # one rule in 19 tests the mark: too many
     assert list(Layout.for_ruleset(ruleset).fields)[1:3] == ["ttl", "src"]
+
+
+@pytest.mark.parametrize("hook", ["forward", "output"])
+def test_what_a_jump_sends_back_within_its_match_gives_the_same_sets(monkeypatch, hook):
+    """Packets a jump sends back that still match it (the chain wrote no
+    field the match reads: KUBE-MARK-MASQ from an endpoint chain) join
+    the packets that passed it by in one step: every rule gets the very
+    sets, and the hook the same verdicts, as taking the match off and
+    adding what came back. A jump whose chain writes what its match reads
+    sends back packets outside the match: the next rule sees them."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import reach as reach_mod
+
+    original = reach_mod._Walker._keeps_match
+    used = []
+
+    def walk(text: str, one_step: bool):
+        def keeps(self, rule, chain, match):
+            out = one_step and original(self, rule, chain, match)
+            used.append(out)
+            return out
+
+        monkeypatch.setattr(reach_mod._Walker, "_keeps_match", keeps)
+        return analyze(loads(text, dialect="iptables"), hook, 4)
+
+    one = _every_set(walk(_endpoints_fixture(), True))
+    assert any(used)
+    assert one == _every_set(walk(_endpoints_fixture(), False))
+    rewrites = ["*mangle", ":PREROUTING ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]", ":SETM - [0:0]",
+                "-A SETM -j MARK --set-xmark 0x4000/0x4000"]
+    for base in ("PREROUTING", "OUTPUT"):
+        rewrites += [f"-A {base} -m mark --mark 0x4000/0x4000 -j ACCEPT",  # none marked after
+                     f"-A {base} -m mark --mark 0x0/0x4000 -j SETM",
+                     f"-A {base} -m mark --mark 0x4000/0x4000 -j DROP"]
+    result = walk("\n".join(rewrites + ["COMMIT", ""]), True)
+    drops = [r for r in result.rules() if r.chain.name in ("PREROUTING", "OUTPUT") and r.index == 3]
+    assert drops and all(not result.rule_sets(r).matched_upper.is_empty() for r in drops)
+
+
+@pytest.mark.parametrize("hook", ["forward", "output"])
+def test_one_rule_effect_chain_run_without_bookkeeping_gives_the_same_sets(monkeypatch, hook):
+    """A jump into a chain whose one rule only marks the packets
+    (KUBE-MARK-MASQ), when every packet entering matches that rule, is
+    run without a general run's bookkeeping: every rule gets the very
+    sets, and the hook the same verdicts; where the rule may not match
+    (its own condition), the general run runs it."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import reach as reach_mod
+
+    original = reach_mod._Walker._effect_run
+    taken = []
+
+    def effect_run(self, *args):
+        out = original(self, *args)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(reach_mod._Walker, "_effect_run", effect_run)
+    text = _endpoints_fixture().replace(":MASQ - [0:0]", ":MASQ - [0:0]\n:MASQ2 - [0:0]").replace(
+        "-A SEP1 -s 100.76.0.6/32 -j MASQ", "-A SEP1 -s 100.76.0.6/32 -j MASQ2").replace(
+        "COMMIT\n*filter", "-A MASQ2 -p tcp --dport 8080 -j MARK --set-xmark 0x4000/0x4000\nCOMMIT\n*filter")
+
+    def walk(fast: bool):
+        monkeypatch.setattr(reach_mod, "_effect_chains", (lambda rs, multi: original_chains(rs, multi))
+                            if fast else (lambda rs, multi: set()))
+        return _every_set(analyze(loads(text, dialect="iptables"), hook, 4))
+
+    original_chains = reach_mod._effect_chains
+    fast = walk(True)
+    assert True in taken and False in taken  # MASQ run so, MASQ2 (port 8080 unsure) not
+    taken.clear()
+    assert fast == walk(False)
+    assert not taken
