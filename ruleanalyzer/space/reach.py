@@ -1030,7 +1030,9 @@ class _Path:
 
 def _smaller(node, cut):
     """``cut`` (``node`` met with a set) unless ``node`` itself has fewer BDD nodes."""
-    return cut if cut is node or len(cut) <= len(node) else node
+    if cut == node:  # (the keys cover every packet: numgen maps)
+        return node
+    return cut if len(cut) <= len(node) else node
 
 
 def _union_all(nodes, false):
