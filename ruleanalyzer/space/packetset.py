@@ -182,11 +182,19 @@ class Space:
             return self.false
         return self._cube(spec, value, range(spec.width))
 
-    def prefix(self, name: str, value: int, length: int, width: int | None = None):
+    def prefix(self, name: str, value: int, length: int, width: int | None = None, on=None):
         """The top ``length`` bits of the low ``width`` bits of field ``name``
-        equal those of ``value``; bits above ``width`` are left alone."""
+        equal those of ``value``; bits above ``width`` are left alone.
+        ``on``: that cube conjoined with ``on`` (a node over fields below
+        this one), built literal by literal on top of it, not kept: no
+        cube of its own (a DNAT's values, one per endpoint address)."""
         width = width or self.spec(name).width
-        return self._cube(self.spec(name), value, range(width - length, width))
+        if on is None:
+            return self._cube(self.spec(name), value, range(width - length, width))
+        lits = self._literals(self.spec(name))
+        for b in range(width - length, width):
+            on = lits[b][value >> b & 1] & on
+        return on
 
     def masked(self, name: str, mask: int, value: int):
         """``field & mask == value & mask``."""

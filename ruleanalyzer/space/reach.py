@@ -66,6 +66,8 @@ from .fields import Layout
 from ._leq import support_for
 from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
 
+_NONE = frozenset((None,))
+
 #: Deepest jump nesting followed; valid rulesets cannot loop, so deeper
 #: means a jump cycle.
 MAX_DEPTH = 64
@@ -1032,7 +1034,9 @@ class _Path:
 
 def _smaller(node, cut):
     """``cut`` (``node`` met with a set) unless ``node`` itself has fewer BDD nodes."""
-    return cut if cut is node or len(cut) <= len(node) else node
+    if cut == node:  # (the keys cover every packet: numgen maps)
+        return node
+    return cut if len(cut) <= len(node) else node
 
 
 def _union_all(nodes, false):
@@ -1226,6 +1230,18 @@ class _Walker:
         #: ``analyze(records=False)``: chains entered with no packets are
         #: not walked (their rules get no record; the verdict sets are equal).
         self.sets_only = False
+        #: Runs of chains whose run reads nothing the hook decides
+        #: (:meth:`_hook_free`), entered on the nat prerouting or output
+        #: stage: ``(chain id, lower, upper, before conntrack) -> (what came
+        #: back, the sink's parts, the visits, the path, kept the input
+        #: path's DNAT images)``. kube-proxy's nat PREROUTING and OUTPUT both
+        #: jump to KUBE-SERVICES with the same packets: every service chain
+        #: it jumps to is entered with the very same sets on both, and the
+        #: output walk replays the prerouting walk's runs (the same sets,
+        #: verdict parts and visits) instead of making them again.
+        self.hook_runs: dict = {}
+        self.nat_stage = False  # the base chain running is a nat chain
+        self.hook_free_chains: dict[int, bool] = {}
 
     # -- the hook path ------------------------------------------------------
 
@@ -1325,6 +1341,7 @@ class _Walker:
             skip_l, skip_u = skip_l | (enter_l & ~g_u), skip_u | (enter_u & ~g_l)
             enter_l, enter_u = enter_l & g_l, enter_u & g_u
         self.sink = sink = _Sink(false)
+        self.nat_stage = chain.kind == "nat"  # (chain runs shared between hooks: _run_chain)
         self.within = ()
         ret_l, ret_u = self._run_chain(chain, enter_l, enter_u, ctx, 0)
         self.sink = None
@@ -1366,8 +1383,22 @@ class _Walker:
                              "(a jump cycle?)")
         if low is not up and low == up:
             low = up  # equal bounds: one node, so rules can share their work
-        key = None
-        if id(chain) in self.multi_entry:
+        key = shared = None
+        if self.nat_stage and ctx.stage in ("prerouting", "output") and not ctx.before_conntrack \
+                and self._hook_free(chain):
+            alt = _tracks_input(ctx)
+            shared = (id(chain), low, up)
+            hit = self.hook_runs.get(shared)
+            if hit is not None and (hit[4] or not alt):
+                out, added, log, path, _ = hit
+                self.sink.replay(added, alt)
+                if path is not self.path:
+                    for entry in log:
+                        self._add(*entry)
+                return out
+            mark, log_mark = self.sink.mark(), len(self.log)
+            self.logging += 1
+        elif id(chain) in self.multi_entry:
             # A run depends on the entering sets, on how ct state reads and
             # on what the hook decides (``_env``: addrtype reads differently
             # on output), not on the stage. Only a run that kept the input
@@ -1409,11 +1440,43 @@ class _Walker:
             if len(self.memo) >= MEMO_SIZE:
                 del self.memo[next(iter(self.memo))]
             self.memo[(*key, alt)] = (out, self.sink.since(mark), self.log[log_mark:], self.path)
-        if key is not None:
+        if shared is not None:
+            self.hook_runs[shared] = (out, self.sink.since(mark), self.log[log_mark:], self.path, alt)
+        if key is not None or shared is not None:
             self.logging -= 1
             if not self.logging:
                 self.log.clear()
         return out
+
+    def _hook_free(self, chain: Chain) -> bool:
+        """Does a run of ``chain`` (and of the chains it jumps to) read
+        nothing the hook decides — no address type or TTL match (``_env``),
+        no TTL write, no NOTRACK — so that it is the same run on prerouting
+        and output for the same entering sets? Kept per chain."""
+        known = self.hook_free_chains.get(id(chain))
+        if known is None:
+            self.hook_free_chains[id(chain)] = False  # (a jump cycle: not shared)
+            known = self.hook_free_chains[id(chain)] = all(
+                self._hook_free_rule(rule, chain) for rule in chain.rules)
+        return known
+
+    def _hook_free_rule(self, rule: Rule, chain: Chain) -> bool:
+        if any(reads_env(m) for m in rule.matches):
+            return False
+        actions = [*rule.effects, rule.action]
+        while actions:
+            act = actions.pop()
+            if isinstance(act, Dispatch):
+                if any(reads_env(m) for m, _ in act.branches):
+                    return False
+                actions.extend(a for _, a in act.branches)
+            elif isinstance(act, (Jump, Goto)):
+                target = chain.table.chains.get(act.target) if chain.table else None
+                if target is not None and not self._hook_free(target):
+                    return False
+            elif isinstance(act, Notrack) or (isinstance(act, SetField) and act.field == "ttl"):
+                return False
+        return True
 
     def _effect_run(self, chain: Chain, low, up, ctx: _Context, depth: int):
         """:meth:`_run_chain` of a chain whose one rule only changes the
@@ -1662,7 +1725,7 @@ class _Walker:
         out = self.match_cache.get(key)
         if out is None:
             field_of = self.space.layout.field_of_variable()
-            fields = self._frozen(f for f in map(field_of.get, self.support(match)) if f is not None)
+            fields = self._frozen(frozenset(map(field_of.get, self.support(match))) - _NONE)
             out = (match, self._reads(rule), fields)
             if rule in self.outers:
                 self.match_cache[key] = out
@@ -2181,11 +2244,23 @@ class _Walker:
         alt = None
         if (_tracks_input(ctx) and action.kind == "dnat" and action.to_addr is not None and low != false):
             fam = sp.family(action.to_addr.version)
-            same = low & (~fam | sp.eq("dst", int(action.to_addr)))
+            addr = int(action.to_addr)
+            if self._misses_address(low, action.to_addr):
+                same = low & ~fam  # (low ∧ fam ∧ dst = addr is empty)
+            else:
+                same = low & (~fam | sp.eq("dst", addr))
             alt = image_l if same == low else self._nat_image(action, same, within)
             if same != low:  # these surely leave the input path for forward
-                self.path.moved.append(self._nat_image(action, low & ~same, within))
+                self.path.moved.append(image_l if same == false else self._nat_image(action, low & ~same, within))
         self.sink.accept(image_l, image_u, alt)
+
+    def _misses_address(self, node, addr) -> bool:
+        """No packet of ``node`` has the IPv4 destination ``addr``, told by
+        the low 32 bits alone (where an IPv4 address lives; the cube the
+        DNAT's image is made with, :meth:`_nat_whole`): whether a DNAT
+        changes a destination is then answered without the address's
+        128-bit cube, a new one per endpoint."""
+        return addr.version == 4 and self.space.disjoint(node, self.space.prefix("dst", int(addr), 32, 32))
 
     def _match_within_nat(self, rule: Rule, action: Nat, ctx: _Context) -> bool:
         """Do the packets ``rule`` hands its NAT action lie within the
@@ -2271,13 +2346,14 @@ class _Walker:
                     inside &= sp.header(port_field)
                     names += list(spec.bit_vars)
                 common = self.exist_vars[shape] = (inside, names)
-            values = sp.bdd.var(var)
+            # (port, then address bits on top, then the status bit: no
+            # address cube of its own, nor a copy of it over the status bit)
+            values = sp.eq(port_field, action.to_port) if action.to_port is not None else sp.true
             if writes_addr:
                 width = sp.spec(addr_field).width
-                values &= sp.prefix(addr_field, int(action.to_addr), 32 if version == 4 else width,
-                                    32 if version == 4 else width)
-            if action.to_port is not None:
-                values &= sp.eq(port_field, action.to_port)
+                values = sp.prefix(addr_field, int(action.to_addr), 32 if version == 4 else width,
+                                   32 if version == 4 else width, on=values)
+            values = sp.bdd.var(var) & values
             out = (*common, values)
         self.exist_vars[key] = out
         return out

@@ -282,3 +282,11 @@ def test_fast_support_is_dd_support(space):
     for node in sets:
         got = support(node)
         assert len(got) == len(set(got)) and set(got) == space.bdd.support(node)
+
+
+def test_prefix_built_on_a_set_is_the_prefix_met_with_it(space):
+    # (a DNAT's values: the address bits built on top of the port's cube)
+    port = space.eq("dport", 8080)
+    for value, length, width in ((0x644C0005, 32, 32), (0x0A000000, 8, 32), (1, 128, None)):
+        assert space.prefix("dst", value, length, width, on=port) == space.prefix("dst", value, length, width) & port
+    assert space.prefix("src", 0x0A000001, 32, 32, on=space.true) == space.prefix("src", 0x0A000001, 32, 32)

@@ -779,3 +779,82 @@ def test_one_rule_effect_chain_run_without_bookkeeping_gives_the_same_sets(monke
     taken.clear()
     assert fast == walk(False)
     assert not taken
+
+
+def test_service_chains_entered_from_nat_prerouting_and_output_give_the_output_walk_its_own_answers():
+    # kube-proxy's nat PREROUTING and OUTPUT both jump to KUBE-SERVICES with
+    # the same packets: the output walk replays the runs of the service
+    # chains the prerouting walk made (_Walker.hook_runs). What it finds on
+    # output must be what a walk of output alone finds: the same verdict
+    # sets and per-rule sets, node for node — also past a chain that reads
+    # the address type (decided per hook: not shared) and with a TTL rule.
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import Layout, Space
+    from ruleanalyzer.space.reach import analyze_hooks
+
+    text = ("*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+            ":SERVICES - [0:0]\n:SVC - [0:0]\n:SEP1 - [0:0]\n:SEP2 - [0:0]\n:MASQ - [0:0]\n:NODEPORTS - [0:0]\n"
+            "-A PREROUTING -j SERVICES\n-A OUTPUT -j SERVICES\n"
+            "-A SERVICES -d 10.96.0.1/32 -p tcp --dport 80 -j SVC\n"
+            "-A SERVICES -m addrtype --dst-type LOCAL -j NODEPORTS\n"
+            "-A NODEPORTS -p tcp --dport 30080 -j SVC\n"
+            "-A SVC -m statistic --mode random --probability 0.5 -j SEP1\n-A SVC -j SEP2\n"
+            "-A SEP1 -s 10.1.0.5/32 -j MASQ\n-A SEP1 -p tcp -j DNAT --to-destination 10.1.0.5:8080\n"
+            "-A SEP2 -s 10.1.0.6/32 -j MASQ\n-A SEP2 -m ttl --ttl-lt 5 -j RETURN\n"
+            "-A SEP2 -p tcp -j DNAT --to-destination 10.1.0.6:8080\n"
+            "-A MASQ -j MARK --set-xmark 0x4000/0x4000\n"
+            "-A POSTROUTING -m mark --mark 0x4000/0x4000 -j MASQUERADE\nCOMMIT\n"
+            "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT DROP [0:0]\n"
+            "-A OUTPUT -m mark --mark 0x4000/0x4000 -j ACCEPT\n-A OUTPUT -p tcp --dport 8080 -j ACCEPT\n"
+            "-A FORWARD -p tcp --dport 8080 -j ACCEPT\nCOMMIT\n")
+    rs = loads(text, dialect="iptables")
+    space = Space(Layout.for_ruleset(rs))
+    both = analyze_hooks(rs, ["input", "forward", "output"], 4, space)["output"]
+    alone = analyze(rs, "output", 4, space)
+    assert both.rules() == alone.rules()
+    for name in ("accepted", "dropped", "undecided"):
+        for side in ("lower", "upper"):
+            assert getattr(getattr(both, name), side) == getattr(getattr(alone, name), side)
+    dnat = 0
+    for r in alone.rules():
+        a, b = alone.rule_sets(r), both.rule_sets(r)
+        for name in ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper"):
+            assert getattr(a, name) == getattr(b, name), (r.text, name)
+        dnat += "DNAT" in r.text and not a.matched_upper.is_empty()
+    assert dnat == 2
+
+
+def test_dnat_that_surely_changes_the_destination_gives_the_same_sets(monkeypatch):
+    """Whether a prerouting DNAT changes a destination (its packets then
+    leave the input path for forward) is told by the address's low 32
+    bits where none has it: the same sets and verdicts on input and
+    forward as asking the whole address, also where some packets already
+    have it (a DNAT to an address inside the rule's own range)."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import reach as reach_mod
+    from ruleanalyzer.space.reach import analyze_hooks
+
+    text = "\n".join(["*nat", ":PREROUTING ACCEPT [0:0]",
+                      "-A PREROUTING -d 172.18.0.1/32 -p tcp --dport 80 -j DNAT --to-destination 100.76.0.5:8080",
+                      "-A PREROUTING -d 10.0.0.0/8 -p tcp --dport 443 -j DNAT --to-destination 10.0.0.5",
+                      "-A PREROUTING -m statistic --mode random --probability 0.5 -p udp "
+                      "-j DNAT --to-destination 100.76.0.6", "COMMIT",
+                      "*filter", ":INPUT DROP [0:0]", ":FORWARD DROP [0:0]",
+                      "-A INPUT -p tcp --dport 443 -j ACCEPT", "-A FORWARD -p tcp --dport 8080 -j ACCEPT",
+                      "COMMIT", ""])
+    original = reach_mod._Walker._misses_address
+    told = []
+
+    def walk(short: bool):
+        def misses(self, node, addr):
+            out = short and original(self, node, addr)
+            told.append(out)
+            return out
+
+        monkeypatch.setattr(reach_mod._Walker, "_misses_address", misses)
+        return {h: _every_set(r) for h, r in analyze_hooks(loads(text, dialect="iptables"),
+                                                           ["input", "forward"], 4).items()}
+
+    short = walk(True)
+    assert True in told and False in told
+    assert short == walk(False)
