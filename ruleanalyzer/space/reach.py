@@ -55,7 +55,6 @@ Documented approximations (sound: upper sets only grow, lower only shrink):
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 
 from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
@@ -258,9 +257,7 @@ class _Run:
         #: per kept rule 56)
         self.kept: list = []
         #: shared by the walk's runs: ``[(steps, index, reaching_l,
-        #: reaching_u) last made (steps: which run), the walk's wrappers of
-        #: the sets kept (a weak reference to _Walker.nodes: node -> the one
-        #: wrapper; gone with the walker)]``
+        #: reaching_u) last made (steps: which run), the space's false]``
         self.recent = recent
         #: rule index -> (lower inside, lower outside, upper inside, upper
         #: outside): the reaching sets in two parts each, within and outside
@@ -268,13 +265,18 @@ class _Run:
         self.split: dict | None = None
 
     def keep(self, k: int, low, up) -> None:
-        """Keep ``(low, up)`` as the reaching sets of rule ``k``, in the
-        walk's one wrapper per node (dd wraps every result anew;
-        kube-proxy's runs entered by nothing held 40k wrappers of the empty
-        set at 20k rules)."""
-        nodes = self.recent[1]()
-        up = nodes.setdefault(up, up)
-        low = up if low is up else nodes.setdefault(low, low)
+        """Keep ``(low, up)`` as the reaching sets of rule ``k``: one
+        wrapper for equal bounds, the space's own for the empty set (dd
+        wraps every result anew; kube-proxy's runs entered by nothing held
+        40k wrappers of it at 20k rules)."""
+        false = self.recent[1]
+        if up == false:
+            low = up = false
+        elif low is not up:
+            if low == up:
+                low = up
+            elif low == false:
+                low = false
         kept = self.kept
         i = 2 * k
         if len(kept) <= i:
@@ -371,12 +373,6 @@ class _Run:
             if cont is not None:
                 up = up | (cont[1] & node)
         return up
-
-
-class _Nodes(dict):
-    """A dict the runs refer to weakly (:attr:`_Run.recent`)."""
-
-    __slots__ = ("__weakref__",)
 
 
 class _Visit:
@@ -1220,9 +1216,7 @@ class _Walker:
         #: last rule's action sent back to its chain (``_rule`` says).
         self.run: _Run | None = None
         self.run_index = 0
-        #: node -> the one wrapper of it the walk's records keep (_record, _Run.keep)
-        self.nodes = _Nodes({space.false: space.false})
-        self.recent: list = [None, weakref.ref(self.nodes)]  # shared by the runs (_Run.recent)
+        self.recent: list = [None, space.false]  # shared by the runs (_Run.recent)
         self.cont = None
         #: The host's routing of its own packets (a snapshot), to route
         #: them again after a mangle/nat OUTPUT chain changed them.
@@ -1916,15 +1910,17 @@ class _Walker:
             run.steps.append((match_l, match_u, True, None))
         else:
             run.steps.append(pair if pair[0] is match_l and pair[1] is match_u else (match_l, match_u))
-        # The visit keeps the walk's one wrapper per node: dd makes a new one
-        # for every result (80 B), and most visits of a kube-proxy walk hold
-        # nothing (46k wrappers of the empty set at 20k rules), equal bounds,
-        # or the sets of the same rule on another path (152k wrappers of
-        # 52k nodes in all).
-        nodes = self.nodes
-        mu_in = mu
-        mu = nodes.setdefault(mu, mu)
-        ml = mu if ml is mu_in else nodes.setdefault(ml, ml)
+        # The visit keeps one wrapper per node: dd makes a new one for every
+        # result, and most visits of a kube-proxy walk hold nothing (46k
+        # wrappers of the empty set at 20k rules, 80 B each) or equal bounds.
+        false = self.space.false
+        if mu == false:
+            ml = mu = false
+        elif ml is not mu:
+            if ml == mu:
+                ml = mu
+            elif ml == false:
+                ml = false
         if mu == ru and ml == rl:
             # held by the matched sets anyway: their objects (one wrapper per
             # node; equal bounds are one object)
