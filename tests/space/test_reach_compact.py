@@ -1,5 +1,6 @@
 """What a walk keeps per rule is compact (issue 21: a 100k-rule audit's
-Python objects): one dd wrapper per node among the sets kept, one match
+Python objects): the space's own empty set and one object for equal
+bounds among the sets kept, one match
 pair per pair of nodes shared by the runs' steps, a record that is its
 own first visit, and the walker's per-rule field sets shared."""
 
@@ -20,19 +21,17 @@ def _walk(shape: str = "kube-iptables", rules: int = 300):
     return space, records
 
 
-def test_kept_sets_are_one_wrapper_per_node():
-    _space, records = _walk()
-    kept = []
-    for rec in records:
-        for part in rec.parts:
-            kept += [part.ml, part.mu]
-            run = part.run
-            kept += [x for x in run.kept if x is not None]
-    by_node: dict = {}
-    for node in kept:
-        by_node.setdefault(node, set()).add(id(node))
-    assert len(by_node) > 10
-    assert all(len(ids) == 1 for ids in by_node.values())  # fails without _Walker.nodes
+def test_kept_empty_sets_and_equal_bounds_are_one_wrapper():
+    space, records = _walk()
+    false = space.false
+    pairs = [(part.ml, part.mu) for rec in records for part in rec.parts]
+    for run in {id(part.run): part.run for rec in records for part in rec.parts}.values():
+        kept = run.kept
+        pairs += [(kept[i], kept[i + 1]) for i in range(0, len(kept), 2) if kept[i] is not None]
+    empty = [(low, up) for low, up in pairs if up == false]
+    assert len(empty) > 10
+    assert all(low is false and up is false for low, up in empty)  # fails without _record's canon
+    assert all(low is up for low, up in pairs if low == up)
 
 
 def test_steps_share_the_match_pairs_and_records_are_their_first_visit():
