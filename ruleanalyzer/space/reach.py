@@ -228,6 +228,20 @@ class _Flow:
 CHECKPOINT_EVERY = 16
 
 
+def _canon(low, up, false):
+    """``(low, up)`` held by one wrapper per node where that is cheap to
+    tell: the space's own ``false`` for the empty set, one object for equal
+    bounds (dd wraps every result anew)."""
+    if up == false:
+        return false, false
+    if low is not up:
+        if low == up:
+            return up, up
+        if low == false:
+            return false, up
+    return low, up
+
+
 class _Run:
     """One run of a chain, as far as its rules' reaching sets go. Per rule
     (by index): the match bounds it was read with, whether it let every
@@ -269,14 +283,7 @@ class _Run:
         wrapper for equal bounds, the space's own for the empty set (dd
         wraps every result anew; kube-proxy's runs entered by nothing held
         40k wrappers of it at 20k rules)."""
-        false = self.recent[1]
-        if up == false:
-            low = up = false
-        elif low is not up:
-            if low == up:
-                low = up
-            elif low == false:
-                low = false
+        low, up = _canon(low, up, self.recent[1])
         kept = self.kept
         i = 2 * k
         if len(kept) <= i:
@@ -1913,14 +1920,7 @@ class _Walker:
         # The visit keeps one wrapper per node: dd makes a new one for every
         # result, and most visits of a kube-proxy walk hold nothing (46k
         # wrappers of the empty set at 20k rules, 80 B each) or equal bounds.
-        false = self.space.false
-        if mu == false:
-            ml = mu = false
-        elif ml is not mu:
-            if ml == mu:
-                ml = mu
-            elif ml == false:
-                ml = false
+        ml, mu = _canon(ml, mu, self.space.false)
         if mu == ru and ml == rl:
             # held by the matched sets anyway: their objects (one wrapper per
             # node; equal bounds are one object)
