@@ -1391,12 +1391,7 @@ class _Walker:
             shared = (id(chain), low, up)
             hit = self.hook_runs.get(shared)
             if hit is not None and (hit[4] or not alt):
-                out, added, log, path, _ = hit
-                self.sink.replay(added, alt)
-                if path is not self.path:
-                    for entry in log:
-                        self._add(*entry)
-                return out
+                return self._replay(*hit[:4], alt)
             mark, log_mark = self.sink.mark(), len(self.log)
             self.logging += 1
         elif id(chain) in self.multi_entry:
@@ -1410,12 +1405,7 @@ class _Walker:
             hit = self.memo.pop(hit_key, None)
             if hit is not None:
                 self.memo[hit_key] = hit  # (the last used, last evicted)
-                out, added, log, path = hit
-                self.sink.replay(added, alt)
-                if path is not self.path:
-                    for entry in log:
-                        self._add(*entry)
-                return out
+                return self._replay(*hit, alt)
             mark, log_mark = self.sink.mark(), len(self.log)
             self.logging += 1  # (an exception ends the whole walk: no finally needed)
         f = self.space.false
@@ -1447,6 +1437,16 @@ class _Walker:
             self.logging -= 1
             if not self.logging:
                 self.log.clear()
+        return out
+
+    def _replay(self, out, added, log, path, alt: bool):
+        """A kept run again: its verdict parts to the sink, its visits to
+        this path's records (where it ran on another path); returns what
+        came back from it."""
+        self.sink.replay(added, alt)
+        if path is not self.path:
+            for entry in log:
+                self._add(*entry)
         return out
 
     def _hook_free(self, chain: Chain) -> bool:
