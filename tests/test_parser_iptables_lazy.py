@@ -63,8 +63,10 @@ def both(text: str, name: str, monkeypatch, family: str | None = None) -> tuple[
 
 
 def model_of(rs) -> list:
-    return [repr((c.name, c.policy, [(r.matches, r.action, r.location, r.text, r.comment,
-                                      r.counters, r.index, r.chain.name) for r in c.rules]))
+    # (the objects themselves, not their reprs: a frozenset of names made
+    # again by pickle may list the same names in another order)
+    return [(c.name, c.policy, [(r.matches, r.action, r.location, r.text, r.comment,
+                                 r.counters, r.index, r.chain.name) for r in c.rules])
             for t in rs.tables for c in t.chains.values()] + [repr(d) for d in rs.diagnostics]
 
 
