@@ -28,6 +28,16 @@ KNOWN_DD_VERSIONS = ("0.6.0",)
 _MANAGER_OFFSET = 3 * ctypes.sizeof(ctypes.c_void_p)  # refcount, type, vtab
 
 
+def _cudd(cudd_module):
+    """CUDD's functions in the extension module dd loaded, called WITH the
+    GIL held (``ctypes.PyDLL``), as dd's own calls are: threads that share
+    a manager (audits run in a thread pool with a shared space) never run
+    CUDD at once. ``ctypes.CDLL`` releases the GIL, and
+    ``Cudd_SupportIndices`` marks the nodes it visits in place: another
+    thread's operation meeting such a node crashed the process."""
+    return ctypes.PyDLL(cudd_module.__file__)
+
+
 def _manager(bdd):
     """The CUDD manager pointer of the dd.cudd manager ``bdd``, or None
     when it cannot be read safely (another dd version, another backend)."""
@@ -39,7 +49,7 @@ def _manager(bdd):
     if getattr(dd, "__version__", None) not in KNOWN_DD_VERSIONS or not isinstance(bdd, cudd.BDD):
         return None
     try:
-        read_size = ctypes.CDLL(cudd.__file__).Cudd_ReadSize
+        read_size = _cudd(cudd).Cudd_ReadSize
     except (OSError, AttributeError):
         return None
     read_size.argtypes = [ctypes.c_void_p]
@@ -59,7 +69,7 @@ def leq_for(bdd):
     from dd import cudd
 
     try:
-        c_leq = ctypes.CDLL(cudd.__file__).Cudd_bddLeq
+        c_leq = _cudd(cudd).Cudd_bddLeq
     except AttributeError:
         return None
     c_leq.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
@@ -88,7 +98,7 @@ def count_for(bdd):
         return None
     from dd import cudd
 
-    lib = ctypes.CDLL(cudd.__file__)
+    lib = _cudd(cudd)
     try:
         c_count, c_gc, c_off, c_on = (lib.Cudd_CountMinterm, lib.Cudd_GarbageCollectionEnabled,
                                       lib.Cudd_DisableGarbageCollection, lib.Cudd_EnableGarbageCollection)
@@ -130,7 +140,7 @@ def support_for(bdd):
         return None
     from dd import cudd
 
-    lib = ctypes.CDLL(cudd.__file__)
+    lib = _cudd(cudd)
     try:
         c_support = lib.Cudd_SupportIndices
         c_free = ctypes.CDLL(None).free
