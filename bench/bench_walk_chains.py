@@ -27,7 +27,6 @@ CPU seconds are shared-machine figures: say the load average with them.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import os
 import re
@@ -137,20 +136,16 @@ def one(path: str, move: bool) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rules", type=int, default=20_000)
-    parser.add_argument("--shape", action="append",
-                        choices=("project", "kube-iptables", "mixed", "kube-nftables"))
+    from shapes import each_in_own_process, per_shape_arguments
+
+    parser = per_shape_arguments(__doc__.splitlines()[0])
     parser.add_argument("--move", action="store_true",
                         help="conntrack state/status on top where the layout's criterion allows "
                              "(fields.MOVE_CONNTRACK)")
-    parser.add_argument("--file")
     args = parser.parse_args()
     if args.file:
         one(args.file, args.move)
         return
-    from shapes import each_in_own_process
-
     each_in_own_process(__file__, args.shape, args.rules, ["--move"] if args.move else [])
 
 

@@ -16,7 +16,6 @@ the load average (a shared machine). Issue 21: <= 800 MiB at 100k rules.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import resource
@@ -104,17 +103,12 @@ def one(path: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rules", type=int, default=20_000)
-    parser.add_argument("--shape", action="append",
-                        choices=("project", "kube-iptables", "mixed", "kube-nftables"))
-    parser.add_argument("--file")
-    args = parser.parse_args()
+    from shapes import each_in_own_process, per_shape_arguments
+
+    args = per_shape_arguments(__doc__.splitlines()[0]).parse_args()
     if args.file:
         one(args.file)
         return
-    from shapes import each_in_own_process
-
     each_in_own_process(__file__, args.shape, args.rules)
 
 

@@ -494,6 +494,17 @@ def generate(shape: str, n_rules: int = 100_000, seed: int = 1) -> tuple[str, st
     raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
 
 
+def per_shape_arguments(description: str) -> argparse.ArgumentParser:
+    """The options of a benchmark that runs on one file (``--file``) or on
+    generated shapes, each in its own process (:func:`each_in_own_process`):
+    ``--rules``, ``--shape`` (repeatable; every shape without it), ``--file``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rules", type=int, default=20_000)
+    parser.add_argument("--shape", action="append", choices=SHAPES)
+    parser.add_argument("--file")
+    return parser
+
+
 def each_in_own_process(script: str, shapes, n_rules: int, extra=()) -> None:
     """Generate each of ``shapes`` (every shape when empty) with about
     ``n_rules`` rules and run ``script --file PATH *extra`` on it in a fresh
