@@ -1233,7 +1233,7 @@ class _Walker:
         self.sets_only = False
         #: Runs of chains whose run reads nothing the hook decides
         #: (:meth:`_hook_free`), entered on the nat prerouting or output
-        #: stage: ``(chain id, lower, upper, before conntrack) -> (what came
+        #: stage after conntrack: ``(chain id, lower, upper) -> (what came
         #: back, the sink's parts, the visits, the path, kept the input
         #: path's DNAT images)``. kube-proxy's nat PREROUTING and OUTPUT both
         #: jump to KUBE-SERVICES with the same packets: every service chain
@@ -1603,14 +1603,11 @@ class _Walker:
             # whole, the very nodes ``up & m_u`` and ``up & ~m_u`` would give.
             hit_l, hit_u, next_l, next_u = low, up, sp.false, sp.false
             self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
-        elif low is up and m_l is m_u:  # no uncertainty on this path: share the nodes
-            hit_l = hit_u = up & m_u
+        elif m_l is m_u:  # an exact match (as a policy's verdict or not, the same sets)
+            hit_u = up & m_u
+            hit_l = hit_u if low is up else low & m_u  # (no uncertainty on this path: share the nodes)
             self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
             next_l = next_u = None  # made after the action (``_rest``)
-        elif m_l is m_u:  # (an exact match: as a policy's verdict or not, the same sets)
-            hit_l, hit_u = low & m_u, up & m_u
-            self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
-            next_l = next_u = None
         else:
             hit_l, hit_u = low & m_l, up & m_u
             self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
@@ -1674,10 +1671,7 @@ class _Walker:
         """Does every packet ``rule``'s action sends back to its chain still
         lie in ``match`` (exact, what it was taken by)? Yes when the action
         (and the chains it jumps to) writes no field ``match`` reads."""
-        if rule in self.writes:
-            written = self.writes[rule]
-        else:
-            written = self.writes[rule] = self._rule_writes(rule, chain, set())
+        written = self._writes_of(rule, chain)
         if written is None:
             return False
         return not written or not self._outer(rule, match)[2] & written
@@ -1706,10 +1700,7 @@ class _Walker:
         """The part of ``within`` the packets ``rule`` sends back to its
         chain still lie in: those reading no field the rule (its effects,
         the chains it jumps to) may write."""
-        if rule in self.writes:
-            written = self.writes[rule]
-        else:
-            written = self.writes[rule] = self._rule_writes(rule, chain, set())
+        written = self._writes_of(rule, chain)
         if written is None:
             return ()
         if not written:
@@ -1755,6 +1746,13 @@ class _Walker:
         of the walk's 37 MiB at 20k kube-proxy rules were copies)."""
         out = frozenset(names)
         return self.frozen.setdefault(out, out)
+
+    def _writes_of(self, rule: Rule, chain: Chain) -> frozenset | None:
+        """:meth:`_rule_writes` of ``rule``, kept per rule."""
+        written = self.writes.get(rule, self)
+        if written is self:
+            written = self.writes[rule] = self._rule_writes(rule, chain, set())
+        return written
 
     def _rule_writes(self, rule: Rule, chain: Chain, seen: set) -> frozenset | None:
         """Space fields ``rule`` may change in packets that go on (None:
