@@ -121,6 +121,8 @@ NEAR_MISSES = [
     "\t\tip saddr 010.180.0.2 accept\n",
     "\t\tip saddr 999.180.0.2 accept\n",  # refused when built
     "\t\tip saddr 10.180.0.2/40 accept\n",
+    "\t\tip saddr 10.180.0.\u0664 accept\n",  # a digit, not an ASCII one: refused by ipaddress
+    "\t\tip daddr 10.0.0.1 tcp dport 8\u0664 accept\n",
     "\t\tip saddr 10.180.0.2-10.180.0.9 accept\n",
     "\t\tip saddr 10.180.0.2 , 10.0.0.3 accept\n",
     "\t\tip daddr 10.0.0.1 tcp dport 080 accept\n",

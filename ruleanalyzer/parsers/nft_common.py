@@ -348,9 +348,30 @@ def _selector(expr, family: str) -> Selector:
 # ---------------------------------------------------------------------------
 
 
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # ASCII digits: ipaddress refuses others
+#: A dotted quad as ipaddress writes one (each part 0-255, no leading zero):
+#: exactly the strings ipaddress reads as that number, read without its
+#: parser (a kube-proxy rule's addresses were a third of building it).
+_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}\Z").match
+
+
+def ip_address(text: str):
+    """``ipaddress.ip_address(text)``, a dotted quad read faster."""
+    quad = _QUAD(text)
+    if quad is None:
+        return ipaddress.ip_address(text)
+    a, b, c, d = quad.groups()
+    return ipaddress.IPv4Address(int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d))
+
+
 @functools.lru_cache(maxsize=65536)
 def _network(text: str, version: int):
-    net = ipaddress.ip_network(text, strict=False)
+    quad = _QUAD(text)
+    if quad is not None:  # what ip_network(text) makes: the /32 of that number
+        a, b, c, d = quad.groups()
+        net = ipaddress.IPv4Network(int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d))
+    else:
+        net = ipaddress.ip_network(text, strict=False)
     if version and net.version != version:
         raise ModelError(f"{text} is not an IPv{version} address")
     return net
@@ -1541,7 +1562,7 @@ def nat_action(kind: str, body) -> Action:
         a = body.get("addr")
         if isinstance(a, str):
             try:
-                addr = ipaddress.ip_address(a)
+                addr = ip_address(a)
             except ValueError:
                 addr = None
         elif isinstance(a, dict) and "range" in a and len(a["range"]) == 2:

@@ -38,7 +38,8 @@ _ADDR = r"\d{1,3}(?:\.\d{1,3}){3}"
 _NUM = r"(?:0|[1-9]\d{0,9})"
 _END = r"(?=[ \t]|\Z)"
 _SEP = r"[ \t]+"
-#: One statement at a position of the stripped line; its outer group says which.
+#: One statement at a position of the stripped line; its outer group says
+#: which. ASCII only: other digits go the word reader's way.
 _STATEMENT = re.compile(
     rf"(?P<addr>ip{_SEP}(?P<af>saddr|daddr){_SEP}(?:(?P<ane>!=){_SEP})?(?P<av>{_ADDR}(?:/\d{{1,2}})?){_END})"
     rf"|(?P<port>(?P<pp>tcp|udp|sctp){_SEP}(?P<pf>sport|dport){_SEP}(?:(?P<pne>!=){_SEP})?(?P<pv>{_NUM}){_END})"
@@ -48,9 +49,9 @@ _STATEMENT = re.compile(
     rf"|(?P<dnat>dnat{_SEP}to{_SEP}(?P<da>{_ADDR})(?::(?P<dp>{_NUM}))?\Z)"
     rf"|(?P<vmap>(?P<numgen>numgen{_SEP}(?P<mode>random|inc){_SEP}mod{_SEP}(?P<mod>{_NUM})){_SEP}vmap{_SEP}"
     rf"\{{(?P<elements>(?:{_SEP}{_NUM}{_SEP}:{_SEP}(?:goto|jump){_SEP}{_NAME}[ \t]*,)*"
-    rf"{_SEP}{_NUM}{_SEP}:{_SEP}(?:goto|jump){_SEP}{_NAME}){_SEP}\}}\Z)")
+    rf"{_SEP}{_NUM}{_SEP}:{_SEP}(?:goto|jump){_SEP}{_NAME}){_SEP}\}}\Z)", re.ASCII)
 _BLANKS = re.compile(_SEP)
-_ELEMENT = re.compile(rf"({_NUM}){_SEP}:{_SEP}(goto|jump){_SEP}({_NAME})")
+_ELEMENT = re.compile(rf"({_NUM}){_SEP}:{_SEP}(goto|jump){_SEP}({_NAME})", re.ASCII)
 
 
 def chain_rules(text: str, start: int, end: int, line: int, scalar, is_name):
