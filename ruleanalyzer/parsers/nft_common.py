@@ -196,9 +196,11 @@ def selector(expr, family: str) -> Selector:
         if isinstance(value, dict):
             items = tuple(value.items())
             try:
-                return _SELECTOR_MEMO[kind, items, family]
-            except (KeyError, TypeError):
-                pass
+                sel = _SELECTOR_MEMO.get((kind, items, family))  # a miss raises nothing
+            except TypeError:  # a list or dict among the values
+                sel = None
+            if sel is not None:
+                return sel
             if all(isinstance(v, str) for v in value.values()):
                 if len(_SELECTOR_MEMO) >= 4096:
                     _SELECTOR_MEMO.clear()
@@ -1046,6 +1048,11 @@ class _RuleContext:
                 part = part["&"][0]
             deps.extend(d for d in selector(part, self.family).deps if d not in deps)
         self.matches.extend(deps)
+        # a concatenated key (kube-proxy's ip daddr . meta l4proto . th dport
+        # @service-ips, 30k elements at 100k rules): what concat_match works
+        # out from the key alone, worked out once for all the elements
+        plan = self._concat_key(key["concat"]) if isinstance(key, dict) and ">>" not in key \
+            and "&" not in key and isinstance(key.get("concat"), list) else None
         branches = []
         for key_value, verdict in pairs:
             action = verdict_action(verdict) if isinstance(verdict, dict) else None
@@ -1054,11 +1061,21 @@ class _RuleContext:
             if key_value == "*":
                 match = AllOf((), text="*")
             else:
-                found = [m for m in self.match(body["key"], "==", key_value) if m not in deps]
+                found = None
+                if plan is not None and plan[3] is None and isinstance(key_value, dict) \
+                        and "set" not in key_value:
+                    sels, concat_deps, constants, _opaque = plan
+                    try:  # what concat_match gives for one element
+                        found = concat_deps + [self._concat_alternatives(sels, "==", [key_value], constants)]
+                    except ModelError:
+                        found = None  # concat_match says what
+                if found is None:
+                    found = self.match(body["key"], "==", key_value)
+                found = [m for m in found if m not in deps]
                 match = found[0] if len(found) == 1 else AllOf(tuple(found))
             branches.append((match, action))
         if (branches and not any(k == "*" for k, _v in pairs)
-                and self._every_key_found(body["key"], body["data"])):
+                and self._every_key_found(body["key"], body["data"], pairs)):
             # numgen/jhash/symhash "mod N [offset O]" with keys covering
             # [O, O+N): one branch is always taken. The keys are disjoint, so
             # a packet no earlier branch took has the last one's value.
@@ -1066,17 +1083,18 @@ class _RuleContext:
             branches[-1] = (AllOf((), text=getattr(last, "text", "") or ""), action)
         return Dispatch(tuple(branches))
 
-    def _every_key_found(self, key, data) -> bool:
+    def _every_key_found(self, key, data, pairs=None) -> bool:
         """Does every value ``key`` can take find an element in the map
         (anonymous, or named and decidable)? Yes when it holds a ``*``
         element, or when the key is ``numgen``/``jhash``/``symhash … mod N
         [offset O]`` — always in ``[O, O+N)`` in the kernel (``nft_ng_*_gen``,
         ``nft_*hash_eval``: a counter or hash reduced modulo N, plus the
         offset) — and the keys cover that whole range."""
-        try:
-            pairs = self.map_pairs(data)
-        except ModelError:
-            return False
+        if pairs is None:  # else: map_pairs(data), read already
+            try:
+                pairs = self.map_pairs(data)
+            except ModelError:
+                return False
         if not pairs:
             return False
         if any(k == "*" for k, _value in pairs):
@@ -1321,15 +1339,26 @@ class _RuleContext:
         lo, hi = {"<": (0, value - 1), "<=": (0, value), ">": (value + 1, top), ">=": (value, top)}[op]
         return IntMatch(sel.field, ((lo, hi),) if lo <= hi else ())
 
-    def concat_match(self, parts, op: str, right) -> list[Match]:
-        if not isinstance(parts, list):
-            raise ModelError("a concatenation needs a list")
+    def _concat_key(self, parts):
+        """``(selectors, dependencies, constants, opaque)`` of a concatenated
+        key: what :meth:`concat_match` works out before the value; ``opaque``:
+        why the key cannot be decided (a part that is not a constant), or None."""
         sels = [selector(p, self.family) for p in parts]
         deps: list[Match] = []
         for s in sels:
             for d in s.deps:
                 if d not in deps:
                     deps.append(d)
+        # A constant in the key (``ip daddr . "lo" @s``) is compared with
+        # each element's part as it stands.
+        constant = [_constant(p) if s.kind == "opaque" else None for s, p in zip(sels, parts)]
+        opaque = next((s.reason for s, c in zip(sels, constant) if s.kind == "opaque" and c is None), None)
+        return sels, deps, constant, opaque
+
+    def concat_match(self, parts, op: str, right) -> list[Match]:
+        if not isinstance(parts, list):
+            raise ModelError("a concatenation needs a list")
+        sels, deps, constant, opaque = self._concat_key(parts)
         if isinstance(right, str) and right.startswith("@"):
             elements = self.named_set(right)
             if elements is None:
@@ -1338,12 +1367,8 @@ class _RuleContext:
             elements = list(_set_items(right["set"]))
         else:
             elements = [right]
-        # A constant in the key (``ip daddr . "lo" @s``) is compared with
-        # each element's part as it stands.
-        constant = [_constant(p) if s.kind == "opaque" else None for s, p in zip(sels, parts)]
-        if any(s.kind == "opaque" and c is None for s, c in zip(sels, constant)):
-            reason = next(s.reason for s, c in zip(sels, constant) if s.kind == "opaque" and c is None)
-            return deps + [OpaqueMatch(reason=reason)]
+        if opaque is not None:
+            return deps + [OpaqueMatch(reason=opaque)]
         try:
             found = deps + [self._concat_alternatives(sels, op, elements, constant)]
             self.note_snapshot(right, found)
