@@ -838,8 +838,8 @@ class Builder:
             raise RuleAnalyzerError(str(exc).strip("'\""), pending.location,
                                     source_line=pending.text if "\n" not in pending.text else None) from None
         matches = []
-        for m in ctx.matches:
-            if m not in matches or not (isinstance(m, IntMatch) and m.field in ("proto", "family")):
+        for m in ctx.matches:  # a repeated proto/family dependency once (the cheap test first)
+            if not (isinstance(m, IntMatch) and m.field in ("proto", "family")) or m not in matches:
                 matches.append(m)
         action = ctx.action if ctx.action is not None else Log("no verdict")
         rule = Rule(tuple(matches), action, pending.location, text=pending.text,
