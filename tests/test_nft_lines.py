@@ -33,10 +33,21 @@ def _model(text: str, fast: bool, name: str = "<t>"):
     original = Builder.add_rule
 
     def add_rule(self, chain, exprs, location, text, **options):
+        options = {k: v for k, v in options.items() if k != "at_names"}  # whether to look for '@'
         added.append((chain.name, repr(exprs), location, text, options))
         return original(self, chain, exprs, location, text, **options)
 
+    built = Builder.add_built
+
+    def add_built(self, chain, stmts, location, text):
+        done = built(self, chain, stmts, location, text)
+        if done:  # the statements add_rule would have had
+            added.append((chain.name, repr(nft_lines.as_json(stmts)), location, text,
+                          {"handle": None, "comment": None, "position": None}))
+        return done
+
     Builder.add_rule = add_rule
+    Builder.add_built = add_built
     try:
         rs = nftables.parse(text, name)
     except RuleAnalyzerError as exc:
@@ -44,6 +55,7 @@ def _model(text: str, fast: bool, name: str = "<t>"):
     finally:
         nftables.FAST_LINES = saved
         Builder.add_rule = original
+        Builder.add_built = built
     return (added, [(t.family, t.name, [(c.name, c.hook, c.kind, c.priority, c.policy, c.location,
                                   [(r.matches, r.action, r.effects, r.location, r.text, r.comment,
                                     r.ident, r.index) for r in c.rules])

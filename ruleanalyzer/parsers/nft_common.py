@@ -725,6 +725,68 @@ class Builder:
         else:
             pending.insert(position, rule)
 
+    def add_built(self, chain: Chain, stmts, location: Location, text: str) -> bool:
+        """Add the rule of a line :mod:`.nft_lines` read (its ``stmts``: the
+        parts of plain matches of an address or number, verdicts, ``dnat``,
+        a verdict map) built here directly, as :meth:`add_rule` would build
+        and add ``as_json(stmts)``; False (nothing added) where this cannot
+        tell what that gives — the caller then adds it that way."""
+        table = chain.table
+        if table is None:
+            return False
+        try:
+            rule = self._line_rule(table, stmts, location, text)
+        except (ModelError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return False  # add_rule says what, when and where
+        if rule is None:
+            return False
+        pending = self.pending.setdefault(id(chain), [])
+        self._added += 1
+        rule.index = self._added
+        pending.append(rule)
+        return True
+
+    def _line_rule(self, table: Table, stmts, location: Location, text: str) -> Rule | None:
+        """What build_rule makes of a line's statements (see :meth:`add_built`),
+        or None. Each match takes the path match() takes for it: a plain
+        selector compared with a scalar or prefix (_match, simple_match)."""
+        family = table.family
+        matches: list[Match] = []
+        action = None
+        ctx = None
+        for stmt in stmts:
+            kind = stmt[0]
+            if kind == "match":
+                _kind, left, op, right = stmt
+                sel = selector(left, family)
+                negate = op == "!="
+                if sel.kind == "addr":
+                    matches.extend(sel.deps)
+                    matches.append(AddressMatch(sel.field, tuple(_networks(right, sel)), negate=negate))
+                elif sel.kind == "int" and sel.field != "family" and not (sel.field == "proto" and sel.version == 6):
+                    matches.extend(sel.deps)
+                    matches.append(IntMatch(sel.field, tuple(_int_ranges(right, sel)), negate=negate))
+                else:
+                    return None
+            elif kind == "dnat":
+                action = nat_action(kind, stmt[1])
+            elif kind == "vmap":
+                ctx = _RuleContext(self, table)
+                ctx.matches = matches  # the map's dependencies follow the rule's matches
+                action = ctx.vmap(stmt[1])
+                if ctx.snapshots or ctx.effects or ctx.comment is not None:
+                    return None
+            else:
+                action = verdict_action({kind: stmt[1]})
+                if action is None:
+                    return None
+        kept = []
+        for m in matches:  # as build_rule
+            if not (isinstance(m, IntMatch) and m.field in ("proto", "family")) or m not in kept:
+                kept.append(m)
+        return Rule(tuple(kept), action if action is not None else Log("no verdict"), location,
+                    text=text, comment=None, ident=None, effects=())
+
     def delete_rule(self, chain: Chain, handle: str) -> bool:
         pending = self.pending.get(id(chain), [])
         for i, rule in enumerate(pending):

@@ -75,8 +75,20 @@ def chain_rules(text: str, start: int, end: int, line: int, scalar, is_name):
     return out
 
 
+#: The left-hand side of each match read here, as JSON (one shared,
+#: read-only dict per selector; :func:`as_json` gives a rule its own).
+_LEFT = {(proto, field): {"payload": {"protocol": proto, "field": field}}
+         for proto, fields in (("ip", ("saddr", "daddr")), ("tcp", ("sport", "dport")),
+                               ("udp", ("sport", "dport")), ("sctp", ("sport", "dport")))
+         for field in fields}
+_L4PROTO = {"meta": {"key": "l4proto"}}
+
+
 def _statements(line: str, scalar, is_name):
-    """The JSON-shaped statements of one stripped line, or None."""
+    """The statements of one stripped line, or None: ``("match", left, op,
+    right)``, ``(verdict, body)`` (accept, drop, return, jump, goto),
+    ``("dnat", body)`` or ``("vmap", body)`` — the parts of the JSON
+    statements the word reader gives (:func:`as_json`)."""
     stmts = []
     pos, n = 0, len(line)
     match = _STATEMENT.match
@@ -86,27 +98,24 @@ def _statements(line: str, scalar, is_name):
             return None
         kind = m.lastgroup
         if kind == "addr":
-            stmts.append({"match": {"op": "!=" if m.group("ane") else "==",
-                                    "left": {"payload": {"protocol": "ip", "field": m.group("af")}},
-                                    "right": scalar(m.group("av"))}})
+            stmts.append(("match", _LEFT["ip", m.group("af")], "!=" if m.group("ane") else "==",
+                          scalar(m.group("av"))))
         elif kind == "port":
-            stmts.append({"match": {"op": "!=" if m.group("pne") else "==",
-                                    "left": {"payload": {"protocol": m.group("pp"), "field": m.group("pf")}},
-                                    "right": scalar(m.group("pv"))}})
+            stmts.append(("match", _LEFT[m.group("pp"), m.group("pf")], "!=" if m.group("pne") else "==",
+                          scalar(m.group("pv"))))
         elif kind == "l4":
-            stmts.append({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}},
-                                    "right": m.group("lv")}})
+            stmts.append(("match", _L4PROTO, "==", m.group("lv")))
         elif kind == "verdict":
-            stmts.append({m.group("vw"): None})
+            stmts.append((m.group("vw"), None))
         elif kind == "jump":
             if not is_name(m.group("target")):
                 return None
-            stmts.append({m.group("jw"): {"target": m.group("target")}})
+            stmts.append((m.group("jw"), {"target": m.group("target")}))
         elif kind == "dnat":
             body = {"addr": scalar(m.group("da"))}
             if m.group("dp") is not None:
                 body["port"] = scalar(m.group("dp"))
-            stmts.append({"dnat": body})
+            stmts.append(("dnat", body))
         else:  # vmap
             pairs = []
             for key, verdict, target in _ELEMENT.findall(m.group("elements")):
@@ -115,8 +124,22 @@ def _statements(line: str, scalar, is_name):
                 pairs.append([scalar(key), {verdict: {"target": target}}])
             key = {"numgen": {"text": m.group("numgen"), "mode": m.group("mode"),
                               "mod": scalar(m.group("mod"))}}
-            stmts.append({"vmap": {"key": key, "data": {"set": pairs}}})
+            stmts.append(("vmap", {"key": key, "data": {"set": pairs}}))
         pos = m.end()
         if pos < n:
             pos = _BLANKS.match(line, pos).end()  # a statement that is not last ends before blanks
     return stmts
+
+
+def as_json(stmts) -> list:
+    """The JSON-shaped statements :class:`~.nftables._RuleReader` gives for
+    the line :func:`_statements` read into ``stmts`` (each its own dicts)."""
+    out = []
+    for stmt in stmts:
+        if stmt[0] == "match":
+            _kind, left, op, right = stmt
+            left = {key: dict(value) for key, value in left.items()}
+            out.append({"match": {"op": op, "left": left, "right": right}})
+        else:
+            out.append({stmt[0]: stmt[1]})
+    return out

@@ -524,10 +524,13 @@ class _Reader:
         if type(items) is Body and FAST_LINES:
             fast = nft_lines.chain_rules(*items.source(), _scalar, self.is_chain_name)
             if fast is not None:  # the line shapes kube-proxy writes: read without words
+                b = self.builder
                 at_names = None if self.defines else False  # no '@' in those lines
                 for line, column, text, stmts in fast:
-                    self.builder.add_rule(chain, stmts, Location(self.file, line, column), text,
-                                          handle=None, comment=None, position=None, at_names=at_names)
+                    location = Location(self.file, line, column)
+                    if not b.add_built(chain, stmts, location, text):
+                        b.add_rule(chain, nft_lines.as_json(stmts), location, text, handle=None, comment=None,
+                                   position=None, at_names=at_names)
                 return
         for toks in items:
             toks = self.expand(toks)
