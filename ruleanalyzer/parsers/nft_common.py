@@ -748,40 +748,26 @@ class Builder:
 
     def _line_rule(self, table: Table, stmts, location: Location, text: str) -> Rule | None:
         """What build_rule makes of a line's statements (see :meth:`add_built`),
-        or None. Each match takes the path match() takes for it: a plain
-        selector compared with a scalar or prefix (_match, simple_match)."""
-        family = table.family
-        matches: list[Match] = []
+        or None: each statement through the _RuleContext method statement()
+        gives it to (match, vmap; verdict_action, nat_action)."""
+        ctx = _RuleContext(self, table)
         action = None
-        ctx = None
         for stmt in stmts:
             kind = stmt[0]
             if kind == "match":
-                _kind, left, op, right = stmt
-                sel = selector(left, family)
-                negate = op == "!="
-                if sel.kind == "addr":
-                    matches.extend(sel.deps)
-                    matches.append(AddressMatch(sel.field, tuple(_networks(right, sel)), negate=negate))
-                elif sel.kind == "int" and sel.field != "family" and not (sel.field == "proto" and sel.version == 6):
-                    matches.extend(sel.deps)
-                    matches.append(IntMatch(sel.field, tuple(_int_ranges(right, sel)), negate=negate))
-                else:
-                    return None
+                ctx.matches.extend(ctx.match(stmt[1], stmt[2], stmt[3]))
             elif kind == "dnat":
                 action = nat_action(kind, stmt[1])
             elif kind == "vmap":
-                ctx = _RuleContext(self, table)
-                ctx.matches = matches  # the map's dependencies follow the rule's matches
                 action = ctx.vmap(stmt[1])
-                if ctx.snapshots or ctx.effects or ctx.comment is not None:
-                    return None
             else:
                 action = verdict_action({kind: stmt[1]})
                 if action is None:
                     return None
+        if ctx.snapshots or ctx.effects or ctx.comment is not None:
+            return None
         kept = []
-        for m in matches:  # as build_rule
+        for m in ctx.matches:  # as build_rule
             if not (isinstance(m, IntMatch) and m.field in ("proto", "family")) or m not in kept:
                 kept.append(m)
         return Rule(tuple(kept), action if action is not None else Log("no verdict"), location,
