@@ -90,8 +90,10 @@ def parse(text: str, name: str, check_names: bool = True) -> Ruleset:
     configuration."""
     reader = _Reader(name, check_names)
     # a reader makes millions of small objects and no cycles worth finding:
-    # the collector's scans of the growing heap made 50k rules 4x slower than 10k x 5
-    with gc_paused():
+    # the collector's scans of the growing heap made 50k rules 4x slower than 10k x 5;
+    # the model lives on (long_lived): else the first collection after reading
+    # walks all of it (audit reads through loader.load, not the CLI's frozen _load)
+    with gc_paused(long_lived=True):
         try:
             reader.bytes_read = len(text)
             reader.read_text(text, name, depth=0)
