@@ -1243,6 +1243,7 @@ class _Walker:
         self.hook_runs: dict = {}
         self.nat_stage = False  # the base chain running is a nat chain
         self.hook_free_chains: dict[int, bool] = {}
+        self.hook_free_prefix: dict[int, int] = {}  # chain id -> _hook_free_prefix
 
     # -- the hook path ------------------------------------------------------
 
@@ -1384,42 +1385,69 @@ class _Walker:
                              "(a jump cycle?)")
         if low is not up and low == up:
             low = up  # equal bounds: one node, so rules can share their work
-        key = shared = None
-        if self.nat_stage and ctx.stage in ("prerouting", "output") and not ctx.before_conntrack \
-                and self._hook_free(chain):
-            alt = _tracks_input(ctx)
+        key = shared = resume = None
+        n_rules = len(chain.rules)
+        # the rules before the first that reads what the hook decides: a
+        # run of those is the same on nat prerouting and output (hook_runs)
+        cut = self._hook_free_prefix(chain) if self.nat_stage and ctx.stage in ("prerouting", "output") \
+            and not ctx.before_conntrack else 0
+        alt = _tracks_input(ctx)
+        if cut:
             shared = (id(chain), low, up)
             hit = self.hook_runs.get(shared)
             if hit is not None and (hit[4] or not alt):
-                return self._replay(*hit[:4], alt)
-            mark, log_mark = self.sink.mark(), len(self.log)
-            self.logging += 1
-        elif id(chain) in self.multi_entry:
+                if hit[5] is None:
+                    return self._replay(*hit[:4], alt)
+                if hit[3] is not self.path:
+                    resume = hit  # its first ``cut`` rules' run: replayed, the rest walked
+                shared = None
+        if cut < n_rules and id(chain) in self.multi_entry:
             # A run depends on the entering sets, on how ct state reads and
             # on what the hook decides (``_env``: addrtype reads differently
             # on output), not on the stage. Only a run that kept the input
             # path's DNAT images (``alt``) serves a walk that needs them.
-            alt = _tracks_input(ctx)
             key = (id(chain), low, up, ctx.before_conntrack, _env(ctx, self.absent, self.reads_ttl))
             hit_key = (*key, True) if (*key, True) in self.memo else (None if alt else (*key, False))
             hit = self.memo.pop(hit_key, None)
             if hit is not None:
                 self.memo[hit_key] = hit  # (the last used, last evicted)
                 return self._replay(*hit, alt)
+        logged = key is not None or shared is not None
+        if logged:
             mark, log_mark = self.sink.mark(), len(self.log)
             self.logging += 1  # (an exception ends the whole walk: no finally needed)
         f = self.space.false
         ret = _Flow(f, f)
         run = _Run(self.recent)
+        first = 0
+        if resume is not None:
+            # the kept part of the run again (as _replay), then on from
+            # where the first rule that reads the hook's decision is met
+            _out, added, log, path, _alt, (low, up, ret_l, ret_u, steps, kept) = resume
+            self._replay(None, added, log, path, alt)
+            ret._lower.parts, ret._upper.parts = list(ret_l), list(ret_u)
+            run.steps, run.kept = list(steps), list(kept)
+            self.within = self._within_after(chain, cut, self.within)
+            first = cut
         done = self._run_split(chain, low, up, ctx, depth, ret, run) \
-            if len(chain.rules) >= SPLIT_MIN_RULES else None
+            if resume is None and n_rules >= SPLIT_MIN_RULES else None
         if done is not None:
             low, up = done
-        for k, rule in enumerate(chain.rules if done is None else ()):
+            if cut < n_rules:
+                shared = None  # (a split run is not kept in part)
+        rules = chain.rules
+        for k in range(first, n_rules if done is None else 0):
+            if k == cut and shared is not None:
+                # the run so far reads nothing the hook decides: kept to be
+                # replayed by the other hook's walk, which goes on from here
+                self.hook_runs[shared] = (None, self.sink.since(mark), self.log[log_mark:], self.path, alt, (
+                    low, up, tuple(ret._lower.parts), tuple(ret._upper.parts), tuple(run.steps),
+                    tuple(run.kept)))
+                shared = None
             if k % CHECKPOINT_EVERY == 0:
                 run.keep(k, low, up)
             self.run, self.run_index, self.cont = run, k, None
-            low, up = self._rule(chain, rule, low, up, ctx, depth, ret)
+            low, up = self._rule(chain, rules[k], low, up, ctx, depth, ret)
             cont = self.cont
             if cont is not None and (cont[1] != f or cont[0] != f):
                 run.came_back(k, cont)
@@ -1432,8 +1460,8 @@ class _Walker:
                 del self.memo[next(iter(self.memo))]
             self.memo[(*key, alt)] = (out, self.sink.since(mark), self.log[log_mark:], self.path)
         if shared is not None:
-            self.hook_runs[shared] = (out, self.sink.since(mark), self.log[log_mark:], self.path, alt)
-        if key is not None or shared is not None:
+            self.hook_runs[shared] = (out, self.sink.since(mark), self.log[log_mark:], self.path, alt, None)
+        if logged:
             self.logging -= 1
             if not self.logging:
                 self.log.clear()
@@ -1447,7 +1475,43 @@ class _Walker:
         if path is not self.path:
             for entry in log:
                 self._add(*entry)
+            if self.logging:
+                self.log.extend(log)  # (visits of this path's: a run going on that is kept holds them)
         return out
+
+    def _hook_free_prefix(self, chain: Chain) -> int:
+        """How many of ``chain``'s first rules read nothing the hook decides
+        (:meth:`_hook_free_rule`): all of them for a :meth:`_hook_free`
+        chain. kube-proxy's nat KUBE-SERVICES reads the address type in its
+        last rule only (``-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS``),
+        its nftables ``services`` chain in its second. Kept per chain."""
+        n = self.hook_free_prefix.get(id(chain))
+        if n is None:
+            n = len(chain.rules) if self._hook_free(chain) else next(
+                (i for i, rule in enumerate(chain.rules) if not self._hook_free_rule(rule, chain)), 0)
+            self.hook_free_prefix[id(chain)] = n
+        return n
+
+    def _within_after(self, chain: Chain, cut: int, within: tuple) -> tuple:
+        """``within`` as the run of ``chain`` has it at rule ``cut``: what
+        :meth:`_still_within` leaves of it past each rule before (the
+        fields those may write, their union kept per chain and rule)."""
+        if not within:
+            return within
+        key = ("written before", id(chain), cut)
+        written = self.match_cache.get(key, self)
+        if written is self:
+            written = frozenset()
+            for rule in chain.rules[:cut]:
+                w = self._writes_of(rule, chain)
+                if w is None:
+                    written = None
+                    break
+                written |= w
+            self.match_cache[key] = written
+        if written is None:
+            return ()
+        return tuple(m for m in within if not m[2] & written) if written else within
 
     def _hook_free(self, chain: Chain) -> bool:
         """Does a run of ``chain`` (and of the chains it jumps to) read

@@ -824,6 +824,67 @@ def test_service_chains_entered_from_nat_prerouting_and_output_give_the_output_w
     assert dnat == 2
 
 
+def test_services_chain_reading_the_address_type_is_replayed_on_output_up_to_that_rule(monkeypatch):
+    # nat PREROUTING and OUTPUT enter the services chain with the same
+    # packets, but it reads the address type (decided per hook) mid-chain
+    # and in its last rule: the output walk replays the prerouting run up
+    # to the first such rule (its visits, verdicts, what RETURNed) and
+    # walks on from there. Every rule's sets and the verdicts must be what
+    # a walk of output alone gives, node for node — also the rules past
+    # the cut (their reaching sets are made again from the run's steps
+    # before it) and the packets RETURNed before it.
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import Layout, Space
+    from ruleanalyzer.space import reach as reach_mod
+    from ruleanalyzer.space.reach import analyze_hooks
+
+    text = ("*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+            ":SERVICES - [0:0]\n:SVC - [0:0]\n:SVC2 - [0:0]\n:NODEPORTS - [0:0]\n:MASQ - [0:0]\n"
+            "-A PREROUTING -j SERVICES\n-A OUTPUT -j SERVICES\n"
+            "-A OUTPUT -d 10.96.0.3/32 -p tcp -j DNAT --to-destination 10.1.0.9:8080\n"
+            "-A SERVICES -d 10.96.0.1/32 -p tcp --dport 80 -j SVC\n"
+            "-A SERVICES -d 10.96.0.3/32 -j RETURN\n"
+            "-A SERVICES -d 10.96.0.4/32 -p tcp -j DNAT --to-destination 10.1.0.7:8080\n"
+            "-A SERVICES -p tcp --dport 30000:30100 -m addrtype --dst-type LOCAL -j NODEPORTS\n"
+            "-A SERVICES -d 10.96.0.2/32 -p tcp --dport 443 -j SVC2\n"
+            "-A SERVICES -p udp -j MASQ\n"
+            "-A SERVICES -m addrtype --dst-type LOCAL -j NODEPORTS\n"
+            "-A NODEPORTS -p tcp --dport 30080 -j SVC\n-A NODEPORTS -p tcp -j SVC2\n"
+            "-A SVC -s 10.1.0.5/32 -j MASQ\n-A SVC -p tcp -j DNAT --to-destination 10.1.0.5:8080\n"
+            "-A SVC2 -p tcp -m statistic --mode random --probability 0.5 -j DNAT --to-destination 10.1.0.6:8443\n"
+            "-A MASQ -j MARK --set-xmark 0x4000/0x4000\n"
+            "-A POSTROUTING -m mark --mark 0x4000/0x4000 -j MASQUERADE\nCOMMIT\n"
+            "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT DROP [0:0]\n"
+            "-A OUTPUT -m mark --mark 0x4000/0x4000 -j ACCEPT\n-A OUTPUT -p tcp --dport 8080 -j ACCEPT\n"
+            "-A INPUT -p tcp --dport 30080 -j ACCEPT\n-A FORWARD -p tcp --dport 8443 -j ACCEPT\nCOMMIT\n")
+    resumed = []
+    original = reach_mod._Walker._within_after
+
+    def within_after(self, chain, cut, within):
+        resumed.append((chain.name, cut))
+        return original(self, chain, cut, within)
+
+    monkeypatch.setattr(reach_mod._Walker, "_within_after", within_after)
+    rs = loads(text, dialect="iptables")
+    space = Space(Layout.for_ruleset(rs))
+    both = analyze_hooks(rs, ["input", "forward", "output"], 4, space)
+    assert resumed == [("SERVICES", 3)]  # the output walk went on from the first addrtype rule
+    for hook in ("input", "forward", "output"):
+        alone = analyze(rs, hook, 4, space)
+        assert both[hook].rules() == alone.rules()
+        for name in ("accepted", "dropped", "undecided"):
+            for side in ("lower", "upper"):
+                assert getattr(getattr(both[hook], name), side) == getattr(getattr(alone, name), side)
+    alone = analyze(rs, "output", 4, space)  # (input and forward share their prerouting records)
+    for r in alone.rules():
+        a, b = alone.rule_sets(r), both["output"].rule_sets(r)
+        for name in ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper"):
+            assert getattr(a, name) == getattr(b, name), (r.text, name)
+    # the output walk reached the rules after the cut with packets
+    tail = [r for r in alone.rules() if r.chain.name == "SERVICES" and r.index >= 4]  # (1-based)
+    assert len(tail) == 4 and all(not alone.rule_sets(r).reaching_upper.is_empty() for r in tail)
+
+
 def test_dnat_that_surely_changes_the_destination_gives_the_same_sets(monkeypatch):
     """Whether a prerouting DNAT changes a destination (its packets then
     leave the input path for forward) is told by the address's low 32
