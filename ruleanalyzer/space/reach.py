@@ -1116,6 +1116,40 @@ class _Sink:
             alt.append((i - mark[0], n))
         return parts, tuple(reversed(alt))
 
+    def collapse(self, mark) -> tuple:
+        """:meth:`since` ``mark``, each list's parts added since then merged
+        into one part here first (the same unions :meth:`merged` makes: a
+        union's node does not depend on how its parts are grouped), so a
+        replay of them adds one part, not one per verdict (kube-proxy's
+        service chains: one DNAT image per endpoint, merged once for nat
+        PREROUTING and again for OUTPUT)."""
+        false = self.false
+        lists = self._lists()
+        tails = []
+        for lst, m in zip(lists, mark):
+            tails.append(lst[m:])
+            del lst[m:]
+        start = mark[0]
+        moved = []  # the input path's own parts (``alt``) added since ``mark``
+        for i in reversed(self.alt):
+            if i < start:
+                break
+            moved.append(i)
+        acc = tails[0]
+        if moved:
+            seen = list(acc)
+            for i in moved:
+                seen[i - start] = self.alt.pop(i)
+            acc_input = _union_all(seen, false)
+        for lst, tail in zip(lists, tails):
+            node = _union_all(tail, false)
+            if lst is self.acc_l and moved and acc_input is not node and acc_input != node:
+                self.alt[len(lst)] = acc_input
+                lst.append(node)
+            elif node != false:
+                lst.append(node)
+        return self.since(mark)
+
     def replay(self, added, keep_alt: bool = True) -> None:
         self.exact = False  # unknown here; only an optimisation rests on it
         parts, alt = added
@@ -1440,7 +1474,7 @@ class _Walker:
             if k == cut and shared is not None:
                 # the run so far reads nothing the hook decides: kept to be
                 # replayed by the other hook's walk, which goes on from here
-                self.hook_runs[shared] = (None, self.sink.since(mark), self.log[log_mark:], self.path, alt, (
+                self.hook_runs[shared] = (None, self.sink.collapse(mark), self.log[log_mark:], self.path, alt, (
                     low, up, tuple(ret._lower.parts), tuple(ret._upper.parts), tuple(run.steps),
                     tuple(run.kept)))
                 shared = None

@@ -828,11 +828,12 @@ def test_services_chain_reading_the_address_type_is_replayed_on_output_up_to_tha
     # nat PREROUTING and OUTPUT enter the services chain with the same
     # packets, but it reads the address type (decided per hook) mid-chain
     # and in its last rule: the output walk replays the prerouting run up
-    # to the first such rule (its visits, verdicts, what RETURNed) and
-    # walks on from there. Every rule's sets and the verdicts must be what
-    # a walk of output alone gives, node for node — also the rules past
-    # the cut (their reaching sets are made again from the run's steps
-    # before it) and the packets RETURNed before it.
+    # to the first such rule (its visits, verdicts merged into one part
+    # each, what RETURNed) and walks on from there. Every hook's rule sets
+    # and verdicts must be those of a walk that shares no run, node for
+    # node — also the rules past the cut (their reaching sets are made
+    # again from the run's steps before it), the packets RETURNed, DNATed
+    # (the input path's own view of them) and rejected before it.
     from ruleanalyzer import loads
     from ruleanalyzer.space import Layout, Space
     from ruleanalyzer.space import reach as reach_mod
@@ -845,6 +846,7 @@ def test_services_chain_reading_the_address_type_is_replayed_on_output_up_to_tha
             "-A SERVICES -d 10.96.0.1/32 -p tcp --dport 80 -j SVC\n"
             "-A SERVICES -d 10.96.0.3/32 -j RETURN\n"
             "-A SERVICES -d 10.96.0.4/32 -p tcp -j DNAT --to-destination 10.1.0.7:8080\n"
+            "-A SERVICES -d 10.96.0.5/32 -p tcp -j DROP\n"
             "-A SERVICES -p tcp --dport 30000:30100 -m addrtype --dst-type LOCAL -j NODEPORTS\n"
             "-A SERVICES -d 10.96.0.2/32 -p tcp --dport 443 -j SVC2\n"
             "-A SERVICES -p udp -j MASQ\n"
@@ -856,7 +858,8 @@ def test_services_chain_reading_the_address_type_is_replayed_on_output_up_to_tha
             "-A POSTROUTING -m mark --mark 0x4000/0x4000 -j MASQUERADE\nCOMMIT\n"
             "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT DROP [0:0]\n"
             "-A OUTPUT -m mark --mark 0x4000/0x4000 -j ACCEPT\n-A OUTPUT -p tcp --dport 8080 -j ACCEPT\n"
-            "-A INPUT -p tcp --dport 30080 -j ACCEPT\n-A FORWARD -p tcp --dport 8443 -j ACCEPT\nCOMMIT\n")
+            "-A INPUT -p tcp --dport 30080 -j ACCEPT\n-A INPUT -p tcp --dport 8080 -j ACCEPT\n"
+            "-A FORWARD -p tcp --dport 8443 -j ACCEPT\n-A FORWARD -p tcp --dport 8080 -j ACCEPT\nCOMMIT\n")
     resumed = []
     original = reach_mod._Walker._within_after
 
@@ -867,22 +870,24 @@ def test_services_chain_reading_the_address_type_is_replayed_on_output_up_to_tha
     monkeypatch.setattr(reach_mod._Walker, "_within_after", within_after)
     rs = loads(text, dialect="iptables")
     space = Space(Layout.for_ruleset(rs))
-    both = analyze_hooks(rs, ["input", "forward", "output"], 4, space)
-    assert resumed == [("SERVICES", 3)]  # the output walk went on from the first addrtype rule
-    for hook in ("input", "forward", "output"):
-        alone = analyze(rs, hook, 4, space)
-        assert both[hook].rules() == alone.rules()
+    hooks = ["input", "forward", "output"]
+    shared = analyze_hooks(rs, hooks, 4, space)
+    assert resumed == [("SERVICES", 4)]  # the output walk went on from the first addrtype rule
+    monkeypatch.setattr(reach_mod._Walker, "_hook_free_prefix", lambda self, chain: 0)  # no run shared
+    fresh = analyze_hooks(rs, hooks, 4, space)
+    assert len(resumed) == 1
+    for hook in hooks:
+        a, b = fresh[hook], shared[hook]
+        assert a.rules() == b.rules()
         for name in ("accepted", "dropped", "undecided"):
             for side in ("lower", "upper"):
-                assert getattr(getattr(both[hook], name), side) == getattr(getattr(alone, name), side)
-    alone = analyze(rs, "output", 4, space)  # (input and forward share their prerouting records)
-    for r in alone.rules():
-        a, b = alone.rule_sets(r), both["output"].rule_sets(r)
-        for name in ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper"):
-            assert getattr(a, name) == getattr(b, name), (r.text, name)
+                assert getattr(getattr(a, name), side) == getattr(getattr(b, name), side), (hook, name, side)
+        for r in a.rules():
+            for name in ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper"):
+                assert getattr(a.rule_sets(r), name) == getattr(b.rule_sets(r), name), (hook, r.text, name)
     # the output walk reached the rules after the cut with packets
-    tail = [r for r in alone.rules() if r.chain.name == "SERVICES" and r.index >= 4]  # (1-based)
-    assert len(tail) == 4 and all(not alone.rule_sets(r).reaching_upper.is_empty() for r in tail)
+    tail = [r for r in shared["output"].rules() if r.chain.name == "SERVICES" and r.index >= 5]  # (1-based)
+    assert len(tail) == 4 and all(not shared["output"].rule_sets(r).reaching_upper.is_empty() for r in tail)
 
 
 def test_dnat_that_surely_changes_the_destination_gives_the_same_sets(monkeypatch):
