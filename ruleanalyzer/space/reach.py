@@ -1441,6 +1441,8 @@ class _Walker:
                 if hit[3] is not self.path:
                     resume = hit  # its first ``cut`` rules' run: replayed, the rest walked
                 shared = None
+            elif cut < n_rules and ctx.stage == "output":
+                shared = None  # (a part kept for the output walk: hook_runs ends with this stage)
         if cut < n_rules and id(chain) in self.multi_entry:
             # A run depends on the entering sets, on how ct state reads and
             # on what the hook decides (``_env``: addrtype reads differently
