@@ -1278,6 +1278,7 @@ class _Walker:
         self.nat_stage = False  # the base chain running is a nat chain
         self.hook_free_chains: dict[int, bool] = {}
         self.hook_free_prefix: dict[int, int] = {}  # chain id -> _hook_free_prefix
+        self.dispatch_back: tuple = ((), ())  # what the branches of the last map walked sent back
 
     # -- the hook path ------------------------------------------------------
 
@@ -1425,7 +1426,7 @@ class _Walker:
                              "(a jump cycle?)")
         if low is not up and low == up:
             low = up  # equal bounds: one node, so rules can share their work
-        key = shared = resume = None
+        key = shared = resume = narrowed = None
         n_rules = len(chain.rules)
         # the rules before the first that reads what the hook decides: a
         # run of those is the same on nat prerouting and output (hook_runs)
@@ -1443,6 +1444,7 @@ class _Walker:
                 shared = None
             elif cut < n_rules and ctx.stage == "output":
                 shared = None  # (a part kept for the output walk: hook_runs ends with this stage)
+                narrowed = self._narrowed(chain, low, up, ctx) if cut == 1 else None
         if cut < n_rules and id(chain) in self.multi_entry:
             # A run depends on the entering sets, on how ct state reads and
             # on what the hook decides (``_env``: addrtype reads differently
@@ -1471,8 +1473,11 @@ class _Walker:
             run.steps, run.kept = list(steps), list(kept)
             self.within = self._within_after(chain, cut, self.within)
             first = cut
+        elif narrowed is not None:
+            low, up = self._narrowed_first(chain, low, up, ctx, narrowed, ret, run)
+            first = 1
         done = self._run_split(chain, low, up, ctx, depth, ret, run) \
-            if resume is None and n_rules >= SPLIT_MIN_RULES else None
+            if first == 0 and n_rules >= SPLIT_MIN_RULES else None
         if done is not None:
             low, up = done
             if cut < n_rules:
@@ -1482,9 +1487,14 @@ class _Walker:
             if k == cut and shared is not None:
                 # the run so far reads nothing the hook decides: kept to be
                 # replayed by the other hook's walk, which goes on from here
-                self.hook_runs[shared] = (None, self.sink.collapse(mark), self.log[log_mark:], self.path, alt, (
-                    low, up, tuple(ret._lower.parts), tuple(ret._upper.parts), tuple(run.steps),
-                    tuple(run.kept)))
+                part = self.hook_runs[shared] = (
+                    None, self.sink.collapse(mark), self.log[log_mark:], self.path, alt, (
+                        low, up, tuple(ret._lower.parts), tuple(ret._upper.parts), tuple(run.steps),
+                        tuple(run.kept)))
+                if cut == 1 and shared[2] != f and self._maps_first(chain, ctx):
+                    # what the map's branches sent back, for a walk entering
+                    # with fewer packets (_narrowed)
+                    self.hook_runs[("narrowed", id(chain))] = (*shared[1:], *self.dispatch_back, part)
                 shared = None
             if k % CHECKPOINT_EVERY == 0:
                 run.keep(k, low, up)
@@ -1520,6 +1530,81 @@ class _Walker:
             if self.logging:
                 self.log.extend(log)  # (visits of this path's: a run going on that is kept holds them)
         return out
+
+    def _maps_first(self, chain: Chain, ctx: _Context) -> bool:
+        """Is ``chain``'s first rule a verdict map with an exact match, no
+        effect and exact keys — kube-proxy's nftables ``services`` chain,
+        ``ip daddr . meta l4proto . th dport vmap @service-ips``? Kept per
+        chain and context."""
+        key = ("maps first", id(chain), ctx.before_conntrack, _env(ctx, self.absent, self.reads_ttl))
+        known = self.match_cache.get(key)
+        if known is None:
+            rule = chain.rules[0]
+            known = not rule.effects and isinstance(rule.action, Dispatch)
+            if known:
+                m_l, m_u = self._matches(rule, ctx)
+                keys, rest_l, rest_u = self._dispatch_keys(rule.action, ctx)
+                known = m_l is m_u and rest_l is rest_u and all(k_l is k_u for k_l, k_u in keys)
+            self.match_cache[key] = known
+        return known
+
+    def _narrowed(self, chain: Chain, low, up, ctx: _Context):
+        """The prerouting run of ``chain`` kept for its first rule, a map
+        (:meth:`_maps_first`), where this walk enters it with fewer packets
+        that no branch takes fewer of: then every branch is entered with the
+        very same sets (kube-proxy's nftables mode: filter-output, before
+        nat-output, rejects the packets of services without endpoints, which
+        the services map has no key for). None otherwise."""
+        entry = self.hook_runs.get(("narrowed", id(chain)))
+        leq = self.space._leq
+        if entry is None or leq is None or entry[4][3] is self.path:
+            return None
+        enter_l, enter_u = entry[:2]
+        if up == self.space.false or not (leq(low, enter_l) and leq(up, enter_u)) \
+                or not self._maps_first(chain, ctx):
+            return None
+        m = self._matches(chain.rules[0], ctx)[1]
+        _keys, _rest_l, rest = self._dispatch_keys(chain.rules[0].action, ctx)
+        # the packets this walk lacks reach no branch
+        return entry if leq(enter_u & ~up & m, rest) and leq(enter_l & ~low & m, rest) else None
+
+    def _narrowed_first(self, chain: Chain, low, up, ctx: _Context, narrowed, ret: _Flow, run: _Run):
+        """Walk the map ``chain`` starts with (:meth:`_narrowed`) on ``[low,
+        up]``: its own visit, then the branches' verdicts, visits and
+        returns as the kept run has them (the same, entered by the same
+        sets), and what no branch takes. Returns what goes on to the
+        second rule: ``(entering ∖ match) ∪ rest-of-map ∪ sent back``, the
+        sets :meth:`_rule` and :meth:`_dispatch` make."""
+        _e_l, _e_u, back_l, back_u, (_o, added, log, path, _a, (_l, _u, ret_l, ret_u, _s, _k)) = narrowed
+        rule = chain.rules[0]
+        m_l, m_u = self._matches(rule, ctx)
+        run.keep(0, low, up)
+        hit_u = up & m_u
+        hit_l = hit_u if low is up else low & m_u
+        self.run, self.run_index = run, 0
+        self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
+        self.run = None
+        self.sink.replay(added, False)
+        nested = log[1:]  # (the first is the map rule's own visit)
+        for entry in nested:
+            self._add(*entry)
+        if self.logging:
+            self.log.extend(nested)
+        ret._lower.parts, ret._upper.parts = list(ret_l), list(ret_u)
+        self.within = self._within_after(chain, 1, self.within)
+        _keys, _rest_l, rest = self._dispatch_keys(rule.action, ctx)
+        f = self.space.false
+        # what the map sent back (its branches', the packets it has no key
+        # for) and the packets the rule's match did not take
+        passed = ~m_u | rest
+        left_u = up & passed
+        left_l = left_u if low is up else low & passed
+        back_l, back_u = _union_all(list(back_l), f), _union_all(list(back_u), f)
+        cont_l, cont_u = _union_all([back_l, hit_l & rest], f), _union_all([back_u, hit_u & rest], f)
+        if cont_u != f or cont_l != f:
+            run.came_back(0, (cont_l, cont_u))
+        nxt_l, nxt_u = back_l | left_l, back_u | left_u
+        return (nxt_u, nxt_u) if nxt_l == nxt_u else (nxt_l, nxt_u)
 
     def _hook_free_prefix(self, chain: Chain) -> int:
         """How many of ``chain``'s first rules read nothing the hook decides
@@ -2120,6 +2205,7 @@ class _Walker:
             low = up = up & rest_u
         else:
             low, up = low & rest_l, up & rest_u
+        self.dispatch_back = (conts_l, conts_u)  # (_run_chain keeps those of a services map)
         return _union_all([*conts_l, low], sp.false), _union_all([*conts_u, up], sp.false)
 
     def _dispatch_keys(self, action: Dispatch, ctx: _Context):

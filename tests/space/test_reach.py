@@ -890,6 +890,129 @@ def test_services_chain_reading_the_address_type_is_replayed_on_output_up_to_tha
     assert len(tail) == 4 and all(not shared["output"].rule_sets(r).reaching_upper.is_empty() for r in tail)
 
 
+def _services_map_fixture(rejected: str) -> str:
+    """kube-proxy's nftables mode in small: nat-prerouting and nat-output
+    jump to a services chain whose first rule is a map (a goto and a jump
+    branch, the latter sending marked packets back) and whose second reads
+    the address type; filter-output (before nat-output) rejects
+    ``rejected``'s packets, so the output walk enters the chain with fewer."""
+    return """table ip kp {
+	map no-endpoints {
+		type ipv4_addr . inet_proto . inet_service : verdict
+		elements = { %s : goto reject-chain }
+	}
+	map service-ips {
+		type ipv4_addr . inet_proto . inet_service : verdict
+		elements = { 10.96.0.1 . tcp . 80 : goto svc-a, 10.96.0.2 . udp . 53 : jump svc-b,
+			     10.96.0.3 . tcp . 443 : goto svc-c }
+	}
+	map service-nodeports {
+		type inet_proto . inet_service : verdict
+		elements = { tcp . 30080 : goto svc-a }
+	}
+	chain filter-output {
+		type filter hook output priority -110; policy accept;
+		ct state new ip daddr . meta l4proto . th dport vmap @no-endpoints
+	}
+	chain filter-input {
+		type filter hook input priority 0; policy drop;
+		tcp dport 30080 accept
+		tcp dport 8080 accept
+	}
+	chain filter-forward {
+		type filter hook forward priority 0; policy drop;
+		tcp dport 8080 accept
+		meta mark 0x00004000 accept
+	}
+	chain nat-prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		jump services
+	}
+	chain nat-output {
+		type nat hook output priority -100; policy accept;
+		jump services
+	}
+	chain reject-chain {
+		reject
+	}
+	chain mark-for-masquerade {
+		meta mark set meta mark | 0x00004000
+	}
+	chain services {
+		ip daddr . meta l4proto . th dport vmap @service-ips
+		fib daddr type local meta l4proto . th dport vmap @service-nodeports
+		ip daddr 10.96.0.2 udp dport 53 meta mark 0x00004000 dnat to 10.1.0.8
+	}
+	chain svc-a {
+		ip saddr != 10.0.0.0/8 jump mark-for-masquerade
+		goto ep1
+	}
+	chain svc-c {
+		ip saddr 10.9.0.0/16 return
+		numgen random mod 2 vmap { 0 : goto ep1, 1 : goto ep2 }
+	}
+	chain svc-b {
+		udp sport 53 return
+		jump mark-for-masquerade
+	}
+	chain ep1 {
+		ip saddr 10.1.0.5 jump mark-for-masquerade
+		meta l4proto tcp dnat to 10.1.0.5:8080
+	}
+	chain ep2 {
+		meta l4proto tcp dnat to 10.1.0.6:8080
+	}
+}
+""" % rejected
+
+
+@pytest.mark.parametrize("rejected, narrowed", [("10.96.0.9 . tcp . 80", True), ("10.96.0.1 . tcp . 80", False)])
+def test_services_map_entered_with_fewer_packets_on_output_replays_the_branches_it_can(monkeypatch, rejected,
+                                                                                    narrowed):
+    # The output walk enters the services chain with fewer packets than
+    # prerouting did (filter-output rejected some first). Where no branch
+    # of its map takes those, every branch is entered with the very same
+    # sets: the kept prerouting run's branches (verdicts, visits, what the
+    # jump branch sent back) are replayed, the map rule's own visit and the
+    # packets it has no key for made again. Where a branch takes some of
+    # them (a rejected service that is also in the map) nothing is replayed.
+    # (svc-a's DNAT is sure: the output path's lower accepted set holds it;
+    # svc-c RETURNs some packets to nat-output.)
+    # Either way every hook's verdicts and rule sets are those of a walk
+    # that shares no run, node for node.
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import Layout, Space
+    from ruleanalyzer.space import reach as reach_mod
+    from ruleanalyzer.space.reach import analyze_hooks
+
+    taken = []
+    original = reach_mod._Walker._narrowed_first
+
+    def narrowed_first(self, chain, *args):
+        taken.append(chain.name)
+        return original(self, chain, *args)
+
+    monkeypatch.setattr(reach_mod._Walker, "_narrowed_first", narrowed_first)
+    rs = loads(_services_map_fixture(rejected), dialect="nftables")
+    space = Space(Layout.for_ruleset(rs))
+    hooks = ["input", "forward", "output"]
+    shared = analyze_hooks(rs, hooks, 4, space)
+    assert taken == (["services"] if narrowed else [])
+    monkeypatch.setattr(reach_mod._Walker, "_hook_free_prefix", lambda self, chain: 0)  # no run shared
+    fresh = analyze_hooks(rs, hooks, 4, space)
+    for hook in hooks:
+        a, b = fresh[hook], shared[hook]
+        assert a.rules() == b.rules()
+        for name in ("accepted", "dropped", "undecided"):
+            for side in ("lower", "upper"):
+                assert getattr(getattr(a, name), side) == getattr(getattr(b, name), side), (hook, name, side)
+        for r in a.rules():
+            for name in ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper"):
+                assert getattr(a.rule_sets(r), name) == getattr(b.rule_sets(r), name), (hook, r.text, name)
+    last = [r for r in shared["output"].rules() if r.chain.name == "services"][-1]
+    assert not shared["output"].rule_sets(last).matched_upper.is_empty()  # (svc-b's marked packets came back)
+
+
 def test_dnat_that_surely_changes_the_destination_gives_the_same_sets(monkeypatch):
     """Whether a prerouting DNAT changes a destination (its packets then
     leave the input path for forward) is told by the address's low 32
