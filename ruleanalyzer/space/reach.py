@@ -2340,14 +2340,16 @@ class _Walker:
                     inside &= sp.header(port_field)
                     names += list(spec.bit_vars)
                 common = self.exist_vars[shape] = (inside, names)
-            # (port, then address bits on top, then the status bit: no
-            # address cube of its own, nor a copy of it over the status bit)
-            values = sp.eq(port_field, action.to_port) if action.to_port is not None else sp.true
+            # the status bit, the address and the port: one cube (no address
+            # cube of its own, nor a copy of it over the status bit)
+            parts = []
+            if action.to_port is not None:
+                parts.append((port_field, action.to_port, range(sp.spec(port_field).width)))
             if writes_addr:
-                width = sp.spec(addr_field).width
-                values = sp.prefix(addr_field, int(action.to_addr), 32 if version == 4 else width,
-                                   32 if version == 4 else width, on=values)
-            values = sp.bdd.var(var) & values
+                parts.append((addr_field, int(action.to_addr),
+                              range(32 if version == 4 else sp.spec(addr_field).width)))
+            values = sp.cube_of(parts, ((var, 1),)) \
+                if action.to_port is None or 0 <= action.to_port < 1 << sp.spec(port_field).width else sp.false
             out = (*common, values)
         self.exist_vars[key] = out
         return out
