@@ -13,6 +13,7 @@ packets, so ``~s`` never contains an impossible packet.
 from __future__ import annotations
 
 import os
+import sys
 
 try:  # CUDD compiled in the dd wheel; the pure-Python manager otherwise.
     from dd import cudd as _bdd_backend
@@ -39,6 +40,8 @@ _ICMPV6_OPENING = (128, 139)
 ICMPV6_UNTRACKED = (130, 131, 132, 133, 134, 135, 136, 143)
 
 BACKEND = _bdd_backend.__name__
+#: A literal's value as ``Space.cube_of`` writes it into CUDD's int array.
+_ZERO, _ONE = (0).to_bytes(4, sys.byteorder), (1).to_bytes(4, sys.byteorder)
 #: CUDD's ``looseUpTo``: while the unique table has fewer slots than this,
 #: CUDD collects garbage only once 4 dead nodes per slot pile up (else 1;
 #: 0.2 past :data:`SOFT_BDD_BYTES`, which thus bounds what this lets grow).
@@ -214,19 +217,34 @@ class Space:
         """The conjunction of bit ``b`` of field ``name`` being ``value``'s,
         for each ``(name, value, bits)`` of ``parts`` (fields apart), and
         of the variables ``extra`` (``(name, 0 or 1)``): made in one CUDD
-        call where it is at hand (:func:`cube_for`: no Python step per
-        literal), else literal by literal from the lowest bits up."""
-        if self._c_cube is not None:
-            lits = {}
+        call where it is at hand (:func:`cube_for`; a field's bits lie at
+        consecutive variable indices, most significant first, so a run of
+        them is written into the call's array as one slice of bytes: no
+        Python step per literal), else literal by literal from the lowest
+        bits up."""
+        make = self._c_cube
+        if make is not None:
+            buf = make.blank * 1
+            view = memoryview(buf).cast("B")
             for name, value, bits in parts:
                 index = self._bit_index(name)
-                for b in bits:
-                    lits[index[b]] = value >> b & 1
+                n = len(bits)
+                if not n:
+                    continue
+                lo, hi = bits[0], bits[-1]
+                if type(bits) is range and bits.step == 1 and index[lo] - index[hi] == n - 1:
+                    # bit hi-1 .. lo at index[hi] .. index[lo]: the bits as text, MSB first
+                    text = format(value >> lo & (1 << n) - 1, "0%db" % n).encode()
+                    view[4 * index[hi]:4 * index[lo] + 4] = text.replace(b"0", _ZERO).replace(b"1", _ONE)
+                else:
+                    for b in bits:
+                        buf[index[b]] = value >> b & 1
             if extra:
                 of = self.bdd._index_of_var
                 for var, bit in extra:
-                    lits[of[var]] = bit
-            node = self._c_cube(lits)
+                    buf[of[var]] = bit
+            view.release()
+            node = make(buf)
             if node is not None:
                 return node
         node = self.true

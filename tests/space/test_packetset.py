@@ -307,10 +307,11 @@ def test_cube_in_one_call_is_the_literals_conjoined(space):
     cases = [([("dst", 0x644C0005, range(32))], ()),
              ([("dport", 8080, range(16)), ("dst", 0x0A000001, range(32))], ((status, 1),)),
              ([("src", 1, range(128))], ((status, 0),)),
-             ([("dst", 0x0A000000, range(24, 32))], ()), ([], ())]
+             ([("dst", 0x0A000000, range(24, 32))], ()), ([("mark", 0x4001, (0, 14))], ()), ([], ())]
     for parts, extra in cases:
         got = space.cube_of(parts, extra)
         assert got == by_hand(parts, extra)
         assert got.ref >= 1  # referenced by its wrapper: a collection keeps it
     assert space.prefix("dst", 0x0A000000, 8, 32) == by_hand([("dst", 0x0A000000, range(24, 32))])
     assert space.eq("dport", 443) == by_hand([("dport", 443, range(16))])
+    assert space.masked("mark", 0x4000, 0x4000) == by_hand([("mark", 0x4000, (14,))])
