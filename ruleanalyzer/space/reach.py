@@ -1577,8 +1577,11 @@ class _Walker:
         above = None
         if sp.layout.on_top:
             # fields moved above the addresses: no match may read the
-            # family, an address or an interface
-            above = {v for f in ("family", "src", "dst", "iif", "oif") for v in sp.spec(f).vars_msb_first}
+            # family, an address or an interface (the set kept per walk)
+            above = self.match_cache.get("split-above")
+            if above is None:
+                above = self.match_cache["split-above"] = frozenset(
+                    v for f in ("family", "src", "dst", "iif", "oif") for v in sp.spec(f).vars_msb_first)
         within = sp.false
         for rule in chain.rules:
             m_l, m_u = self._matches(rule, ctx)
@@ -2126,7 +2129,9 @@ class _Walker:
             return self._forwarded_ttl(effect, low, up, same)
         if isinstance(effect, SetField):
             up = self._set_field(effect, up, True)
-            return (up if same else self._set_field(effect, low, False)), up
+            # (no packet surely here — kube-proxy's endpoint chains past a
+            # probability match: the image of none is none)
+            return (up if same else low if low == self.space.false else self._set_field(effect, low, False)), up
         if isinstance(effect, Notrack):
             # The base chain decides (a user chain jumped to from raw
             # PREROUTING untracks too): before conntrack, on prerouting/output.
