@@ -1549,7 +1549,11 @@ class _Walker:
                 continue
             for effect in rule.effects:
                 hit_l, hit_u = self._effect(effect, ctx, hit_l, hit_u)
-            self.within = ()  # (each rule's own match would do; kept simple)
+            # the packets handed on lie within this rule's (exact) match: a
+            # rule of the chain jumped to that the match implies surely
+            # matches (kube-proxy's endpoint chains' ``-p tcp -j DNAT``,
+            # their service chains entered from KUBE-SERVICES, run so)
+            self.within = () if rule.effects else (self._outer(rule, m),)
             cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
             if cont_l is not cont_u and cont_l == cont_u:
                 cont_l = cont_u

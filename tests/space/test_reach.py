@@ -521,7 +521,31 @@ def test_split_chain_run_gives_the_same_sets(monkeypatch, hook):
         return out
 
     monkeypatch.setattr(reach_mod._Walker, "_run_split", run_split)
-    split, whole = walk(8), walk(10**9)
+    held = []
+    original_holds = reach_mod._Walker._holds
+
+    ports = []  # the matches of PORTS's rules as the walk holds them
+    original_outer = reach_mod._Walker._outer
+
+    def outer(self, rule, match):
+        out = original_outer(self, rule, match)
+        if rule.chain.name == "PORTS":
+            ports.append(out[0])
+        return out
+
+    def holds(self, within, rule, match):
+        out = original_holds(self, within, rule, match)
+        held.append((rule.chain.name, out, any(m[0].bdd is p.bdd and m[0] == p for m in within for p in ports)))
+        return out
+
+    monkeypatch.setattr(reach_mod._Walker, "_holds", holds)
+    monkeypatch.setattr(reach_mod._Walker, "_outer", outer)
+    split = walk(8)
+    # SVC's ``-p tcp -j DNAT``, entered from the split PORTS chain's
+    # ``-p tcp --dport N -j SVC``, surely matches by that rule's match
+    assert ("SVC", True, True) in held
+    held.clear()
+    whole = walk(10**9)
     assert split == whole
     assert ("PORTS", True) in runs and ("PREROUTING", False) in runs
     assert len(split[0]) == 12 + 1 + 1 + 12 + 1 + 2  # every rule reached
