@@ -1636,8 +1636,12 @@ class _Walker:
             # (``_assign``), the latter shared by rules reached by the same set
             self.factor = (hit_u, up, m_u)
         # the jumped-to chain's sets lie within this rule's match too (not
-        # after an effect changed the packets)
-        self.within = () if rule.effects else (*within, self._outer(rule, m_u)) if m_l is m_u else within
+        # after an effect changed the packets; only a jump reads it: a DNAT
+        # or a verdict needs not the match's fields worked out)
+        if rule.effects:
+            self.within = ()
+        elif m_l is m_u and isinstance(rule.action, (Jump, Goto, Dispatch)):
+            self.within = (*within, self._outer(rule, m_u))
         cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
         self.factor = factor
         self.within = within if not within else self._still_within(within, rule, chain)
