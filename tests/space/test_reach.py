@@ -882,3 +882,49 @@ def test_dnat_that_surely_changes_the_destination_gives_the_same_sets(monkeypatc
     short = walk(True)
     assert True in told and False in told
     assert short == walk(False)
+
+
+def test_nat_images_made_in_one_step_are_the_stepwise_images(monkeypatch):
+    """A NAT's image of a set within its one-step domain is the set with the
+    written bits quantified away, met with one cube of the values (status
+    bit, address bits, port: Space.cube_of): the very sets, node for node,
+    as imaging field by field — DNAT and SNAT, IPv4 (the address's low 32
+    bits) and IPv6 (all 128), with and without a port, REDIRECT."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import Layout, Space
+    from ruleanalyzer.space import reach as reach_mod
+    from ruleanalyzer.space.reach import analyze_hooks
+
+    text = "\n".join([
+        "table inet nat {", "  chain pre {", "    type nat hook prerouting priority -100;",
+        "    tcp dport 80 dnat ip to 10.0.0.5:8080", "    tcp dport 81 dnat ip6 to [2001:db8::5]:8080",
+        "    tcp dport 82 dnat ip to 10.0.0.6", "    udp dport 53 redirect to :5353", "  }",
+        "  chain post {", "    type nat hook postrouting priority 100;",
+        "    tcp dport 25 snat ip to 192.0.2.1:2525", "    udp dport 123 snat ip6 to [2001:db8::1]", "  }", "}",
+        "table inet filter {", "  chain forward_f {", "    type filter hook forward priority 0; policy drop;",
+        "    tcp dport 8080 accept", "  }", "}", ""])
+    rs = loads(text, dialect="nftables")
+    space = Space(Layout.for_ruleset(rs))
+    original = reach_mod._Walker._nat_whole
+    used = []
+
+    def walk(whole: bool):
+        def nat_whole(self, action):
+            out = original(self, action) if whole else None
+            used.append(out is not None)
+            return out
+
+        monkeypatch.setattr(reach_mod._Walker, "_nat_whole", nat_whole)
+        out = []
+        for family in (4, 6):
+            for result in analyze_hooks(rs, ["input", "forward", "output"], family, space).values():
+                out += [getattr(getattr(result, n), s) for n in ("accepted", "dropped", "undecided")
+                        for s in ("lower", "upper")]
+                out += [getattr(result.rule_sets(r), n) for r in result.rules()
+                        for n in ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper")]
+        return out
+
+    one = walk(True)
+    assert True in used
+    stepwise = walk(False)
+    assert len(one) == len(stepwise) and all(a == b for a, b in zip(one, stepwise))
