@@ -2202,8 +2202,12 @@ class _Walker:
                 node = self._copy_bits(node, name, effect.copy_from, mask, upper)
                 continue
             # new = (old & ~mask) ^ value: masked bits become value's, others flip where value has 1s.
-            flips = {spec.var(b): ~sp.bdd.var(spec.var(b)) for b in range(width)
-                     if value >> b & 1 and not mask >> b & 1}
+            # (kept per write: KUBE-MARK-MASQ's is made once, not per run)
+            key = ("flips", name, mask, value)
+            flips = self.exist_vars.get(key)
+            if flips is None:
+                flips = self.exist_vars[key] = {spec.var(b): ~sp.bdd.var(spec.var(b)) for b in range(width)
+                                                if value >> b & 1 and not mask >> b & 1}
             if flips:
                 node = sp.bdd.let(flips, node & sp.valid_for(name))
             node = self._assign(node, name, value, mask)
