@@ -495,6 +495,9 @@ class _Context:
     stage: str  # the hook whose base chains run now
     before_conntrack: bool
     path_hook: str  # the hook analysed (input/forward/output)
+    #: :func:`_env` of this context in its walk (made once: every rule's
+    #: match is looked up by it)
+    env: tuple = field(default=(), compare=False)
 
 
 @dataclass
@@ -1326,6 +1329,7 @@ class _Walker:
         before_ct = stage == "ingress" or (stage in ("prerouting", "output")
                                            and (chain.priority or 0) < CONNTRACK_PRIORITY)
         ctx = _Context(stage, before_ct, path_hook)
+        ctx = _Context(stage, before_ct, path_hook, _env(ctx, self.absent, self.reads_ttl))
         enter_l, enter_u = path.lower, path.upper
         skip_l = skip_u = false
         guards = []  # (surely enters, possibly enters)
@@ -1400,7 +1404,7 @@ class _Walker:
             # on output), not on the stage. Only a run that kept the input
             # path's DNAT images (``alt``) serves a walk that needs them.
             alt = _tracks_input(ctx)
-            key = (id(chain), low, up, ctx.before_conntrack, _env(ctx, self.absent, self.reads_ttl))
+            key = (id(chain), low, up, ctx.before_conntrack, ctx.env)
             hit_key = (*key, True) if (*key, True) in self.memo else (None if alt else (*key, False))
             hit = self.memo.pop(hit_key, None)
             if hit is not None:
@@ -1573,7 +1577,7 @@ class _Walker:
         and none tests a field above the first below the addresses and
         interfaces (``state`` in both orders) in the BDD; else None. Kept
         per chain and context."""
-        key = ("split", id(chain), ctx.before_conntrack, _env(ctx, self.absent, self.reads_ttl))
+        key = ("split", id(chain), ctx.before_conntrack, ctx.env)
         if key in self.match_cache:
             return self.match_cache[key]
         sp = self.space
@@ -1812,7 +1816,7 @@ class _Walker:
         return result
 
     def _matches(self, rule: Rule, ctx: _Context):
-        env = _env(ctx, self.absent, self.reads_ttl)
+        env = ctx.env
         if env[0] != "arrive" or len(env) > 2:
             # a rule that reads neither address types nor the TTL reads the
             # same on every hook: one encoding serves them all (kube-proxy's
@@ -2037,7 +2041,7 @@ class _Walker:
         set in turn instead would rebuild that (large) set once per branch:
         quadratic on kube-proxy's service map, whose keys are disjoint and
         small (so each ``b ∧ ¬union`` here is cheap)."""
-        env = _env(ctx, self.absent, self.reads_ttl)
+        env = ctx.env
         if env[0] != "arrive" or len(env) > 2:
             # keys that read neither address types nor the TTL read the same
             # on every hook (kube-proxy's service map: prerouting and output)
@@ -2282,7 +2286,7 @@ class _Walker:
         if rule.effects:
             return False
         key = ("nat-within", id(rule), id(action), ctx.before_conntrack,
-               _env(ctx, self.absent, self.reads_ttl))
+               ctx.env)
         known = self.match_cache.get(key)
         if known is None:
             whole = self._nat_whole(action)
