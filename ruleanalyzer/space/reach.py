@@ -1807,7 +1807,12 @@ class _Walker:
         seen.add(key)
         out: set = set()
         for rule in chain.rules:
-            sub = self._rule_writes(rule, chain, seen)
+            sub = self.writes.get(rule, self)
+            if sub is self:
+                # (kept for the rule too — :meth:`_writes_of` asks it when the
+                # rule runs; None only on a jump cycle through the rule, as
+                # asked afresh)
+                sub = self.writes[rule] = self._rule_writes(rule, chain, seen)
             if sub is None:
                 out = None
                 break

@@ -928,3 +928,33 @@ def test_nat_images_made_in_one_step_are_the_stepwise_images(monkeypatch):
     assert True in used
     stepwise = walk(False)
     assert len(one) == len(stepwise) and all(a == b for a, b in zip(one, stepwise))
+
+
+def test_fields_a_rule_writes_are_the_same_asked_within_its_chain_or_afresh():
+    # _writes keeps each rule's answer while working out its chain's (the
+    # rule asks it again when it runs): the same answer as asking the rule
+    # afresh — None (unknown) for a rule on a jump cycle, also when the
+    # cycle was entered from another chain, and the written fields else.
+    from ruleanalyzer.space import Layout, Space
+    from ruleanalyzer.space.reach import _Walker
+
+    t = table(input="accept")
+    for name in ("A", "B", "C"):
+        t.add_chain(Chain(name))
+    back = t.chains["B"].add(rule(TCP, action=Jump("A")))  # A -> B -> A
+    mark = t.chains["B"].add(rule(UDP, action=SetField("mark", 1, 1)))
+    t.chains["A"].add(rule(UDP, action=Jump("B")))
+    to_c = t.chains["A"].add(rule(TCP, action=Jump("C")))
+    t.chains["C"].add(rule(action=SetField("mark", 2, 2)))
+    rs = ruleset(t)
+    space = Space(Layout.for_ruleset(rs))
+
+    def walker():
+        return _Walker(rs, space, 4)
+
+    within = walker()
+    assert within._writes(t.chains["A"], set()) is None  # the cycle: unknown
+    for r in (back, mark, to_c):
+        assert within._writes_of(r, r.chain) == walker()._writes_of(r, r.chain), r.chain.name
+    assert walker()._writes_of(to_c, t.chains["A"]) == frozenset({"mark"})
+    assert walker()._writes_of(back, t.chains["B"]) is None
