@@ -13,6 +13,7 @@ packets, so ``~s`` never contains an impossible packet.
 from __future__ import annotations
 
 import os
+import sys
 
 try:  # CUDD compiled in the dd wheel; the pure-Python manager otherwise.
     from dd import cudd as _bdd_backend
@@ -21,7 +22,7 @@ except ImportError:  # pragma: no cover - depends on the installed wheel
 
 
 from ..gcpause import gc_paused
-from ._leq import count_for, leq_for
+from ._leq import count_for, cube_for, leq_for
 from .fields import (CONNTRACK_FIELDS, ICMP, ICMPV6, IPV4_ONLY, IPV6_ONLY, PORT_PROTOCOLS, TCP,
                      FieldSpec, Layout)
 
@@ -39,6 +40,8 @@ _ICMPV6_OPENING = (128, 139)
 ICMPV6_UNTRACKED = (130, 131, 132, 133, 134, 135, 136, 143)
 
 BACKEND = _bdd_backend.__name__
+#: A literal's value as ``Space.cube_of`` writes it into CUDD's int array.
+_ZERO, _ONE = (0).to_bytes(4, sys.byteorder), (1).to_bytes(4, sys.byteorder)
 #: CUDD's ``looseUpTo``: while the unique table has fewer slots than this,
 #: CUDD collects garbage only once 4 dead nodes per slot pile up (else 1;
 #: 0.2 past :data:`SOFT_BDD_BYTES`, which thus bounds what this lets grow).
@@ -154,6 +157,8 @@ class Space:
         self._lit_cache: dict = {}
         self._exist_cache: dict = {}
         self._fast_exist = BACKEND.endswith("cudd")
+        self._c_cube = cube_for(self.bdd)
+        self._index_cache: dict[str, list[int]] = {}
         with cyclic_gc_paused():
             self.valid = self._validity()
         self._header_cache: dict[str, object] = {}
@@ -182,19 +187,11 @@ class Space:
             return self.false
         return self._cube(spec, value, range(spec.width))
 
-    def prefix(self, name: str, value: int, length: int, width: int | None = None, on=None):
+    def prefix(self, name: str, value: int, length: int, width: int | None = None):
         """The top ``length`` bits of the low ``width`` bits of field ``name``
-        equal those of ``value``; bits above ``width`` are left alone.
-        ``on``: that cube conjoined with ``on`` (a node over fields below
-        this one), built literal by literal on top of it, not kept: no
-        cube of its own (a DNAT's values, one per endpoint address)."""
+        equal those of ``value``; bits above ``width`` are left alone."""
         width = width or self.spec(name).width
-        if on is None:
-            return self._cube(self.spec(name), value, range(width - length, width))
-        lits = self._literals(self.spec(name))
-        for b in range(width - length, width):
-            on = lits[b][value >> b & 1] & on
-        return on
+        return self._cube(self.spec(name), value, range(width - length, width))
 
     def masked(self, name: str, mask: int, value: int):
         """``field & mask == value & mask``."""
@@ -210,14 +207,63 @@ class Space:
         key = (spec.name, value, bits if isinstance(bits, range) else tuple(bits))
         node = self._cube_cache.get(key)
         if node is None:
-            node = self.true
-            lits = self._literals(spec)
-            for b in key[2]:
-                node = lits[b][value >> b & 1] & node
+            node = self.cube_of(((spec.name, value, key[2]),))
             if len(self._cube_cache) > 100_000:
                 self._cube_cache.clear()
             self._cube_cache[key] = node
         return node
+
+    def cube_of(self, parts, extra=()):
+        """The conjunction of bit ``b`` of field ``name`` being ``value``'s,
+        for each ``(name, value, bits)`` of ``parts`` (fields apart), and
+        of the variables ``extra`` (``(name, 0 or 1)``): made in one CUDD
+        call where it is at hand (:func:`cube_for`; a field's bits lie at
+        consecutive variable indices, most significant first, so a run of
+        them is written into the call's array as one slice of bytes: no
+        Python step per literal), else literal by literal from the lowest
+        bits up."""
+        make = self._c_cube
+        if make is not None:
+            buf = make.blank * 1
+            view = memoryview(buf).cast("B")
+            for name, value, bits in parts:
+                index = self._bit_index(name)
+                n = len(bits)
+                if not n:
+                    continue
+                lo, hi = bits[0], bits[-1]
+                if type(bits) is range and bits.step == 1 and index[lo] - index[hi] == n - 1:
+                    # bit hi-1 .. lo at index[hi] .. index[lo]: the bits as text, MSB first
+                    text = format(value >> lo & (1 << n) - 1, "0%db" % n).encode()
+                    view[4 * index[hi]:4 * index[lo] + 4] = text.replace(b"0", _ZERO).replace(b"1", _ONE)
+                else:
+                    for b in bits:
+                        buf[index[b]] = value >> b & 1
+            if extra:
+                of = self.bdd._index_of_var
+                for var, bit in extra:
+                    buf[of[var]] = bit
+            view.release()
+            node = make(buf)
+            if node is not None:
+                return node
+        node = self.true
+        for name, value, bits in parts:
+            lits = self._literals(self.spec(name))
+            for b in bits:
+                node = lits[b][value >> b & 1] & node
+        for var, bit in extra:
+            x = self.bdd.var(var)
+            node = (x if bit else ~x) & node
+        return node
+
+    def _bit_index(self, name: str) -> list[int]:
+        """The BDD variable index of each bit of field ``name``."""
+        index = self._index_cache.get(name)
+        if index is None:
+            of = self.bdd._index_of_var
+            index = self._index_cache[name] = [of[v] for v in self.spec(name).bit_vars]
+        return index
 
     def _literals(self, spec: FieldSpec):
         lits = self._lit_cache.get(spec.name)

@@ -495,6 +495,9 @@ class _Context:
     stage: str  # the hook whose base chains run now
     before_conntrack: bool
     path_hook: str  # the hook analysed (input/forward/output)
+    #: :func:`_env` of this context in its walk (made once: every rule's
+    #: match is looked up by it)
+    env: tuple = field(default=(), compare=False)
 
 
 @dataclass
@@ -1368,6 +1371,7 @@ class _Walker:
         before_ct = stage == "ingress" or (stage in ("prerouting", "output")
                                            and (chain.priority or 0) < CONNTRACK_PRIORITY)
         ctx = _Context(stage, before_ct, path_hook)
+        ctx = _Context(stage, before_ct, path_hook, _env(ctx, self.absent, self.reads_ttl))
         enter_l, enter_u = path.lower, path.upper
         skip_l = skip_u = false
         guards = []  # (surely enters, possibly enters)
@@ -1450,7 +1454,7 @@ class _Walker:
             # on what the hook decides (``_env``: addrtype reads differently
             # on output), not on the stage. Only a run that kept the input
             # path's DNAT images (``alt``) serves a walk that needs them.
-            key = (id(chain), low, up, ctx.before_conntrack, _env(ctx, self.absent, self.reads_ttl))
+            key = (id(chain), low, up, ctx.before_conntrack, ctx.env)
             hit_key = (*key, True) if (*key, True) in self.memo else (None if alt else (*key, False))
             hit = self.memo.pop(hit_key, None)
             if hit is not None:
@@ -1536,7 +1540,7 @@ class _Walker:
         effect and exact keys — kube-proxy's nftables ``services`` chain,
         ``ip daddr . meta l4proto . th dport vmap @service-ips``? Kept per
         chain and context."""
-        key = ("maps first", id(chain), ctx.before_conntrack, _env(ctx, self.absent, self.reads_ttl))
+        key = ("maps first", id(chain), ctx.before_conntrack, ctx.env)
         known = self.match_cache.get(key)
         if known is None:
             rule = chain.rules[0]
@@ -1740,7 +1744,11 @@ class _Walker:
                 continue
             for effect in rule.effects:
                 hit_l, hit_u = self._effect(effect, ctx, hit_l, hit_u)
-            self.within = ()  # (each rule's own match would do; kept simple)
+            # the packets handed on lie within this rule's (exact) match: a
+            # rule of the chain jumped to that the match implies surely
+            # matches (kube-proxy's endpoint chains' ``-p tcp -j DNAT``,
+            # their service chains entered from KUBE-SERVICES, run so)
+            self.within = () if rule.effects else (self._outer(rule, m),)
             cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
             if cont_l is not cont_u and cont_l == cont_u:
                 cont_l = cont_u
@@ -1760,7 +1768,7 @@ class _Walker:
         and none tests a field above the first below the addresses and
         interfaces (``state`` in both orders) in the BDD; else None. Kept
         per chain and context."""
-        key = ("split", id(chain), ctx.before_conntrack, _env(ctx, self.absent, self.reads_ttl))
+        key = ("split", id(chain), ctx.before_conntrack, ctx.env)
         if key in self.match_cache:
             return self.match_cache[key]
         sp = self.space
@@ -1768,8 +1776,11 @@ class _Walker:
         above = None
         if sp.layout.on_top:
             # fields moved above the addresses: no match may read the
-            # family, an address or an interface
-            above = {v for f in ("family", "src", "dst", "iif", "oif") for v in sp.spec(f).vars_msb_first}
+            # family, an address or an interface (the set kept per walk)
+            above = self.match_cache.get("split-above")
+            if above is None:
+                above = self.match_cache["split-above"] = frozenset(
+                    v for f in ("family", "src", "dst", "iif", "oif") for v in sp.spec(f).vars_msb_first)
         within = sp.false
         for rule in chain.rules:
             m_l, m_u = self._matches(rule, ctx)
@@ -1820,8 +1831,12 @@ class _Walker:
             # (``_assign``), the latter shared by rules reached by the same set
             self.factor = (hit_u, up, m_u)
         # the jumped-to chain's sets lie within this rule's match too (not
-        # after an effect changed the packets)
-        self.within = () if rule.effects else (*within, self._outer(rule, m_u)) if m_l is m_u else within
+        # after an effect changed the packets; only a jump reads it: a DNAT
+        # or a verdict needs not the match's fields worked out)
+        if rule.effects:
+            self.within = ()
+        elif m_l is m_u and isinstance(rule.action, (Jump, Goto, Dispatch)):
+            self.within = (*within, self._outer(rule, m_u))
         cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
         self.factor = factor
         self.within = within if not within else self._still_within(within, rule, chain)
@@ -1983,7 +1998,12 @@ class _Walker:
         seen.add(key)
         out: set = set()
         for rule in chain.rules:
-            sub = self._rule_writes(rule, chain, seen)
+            sub = self.writes.get(rule, self)
+            if sub is self:
+                # (kept for the rule too — :meth:`_writes_of` asks it when the
+                # rule runs; None only on a jump cycle through the rule, as
+                # asked afresh)
+                sub = self.writes[rule] = self._rule_writes(rule, chain, seen)
             if sub is None:
                 out = None
                 break
@@ -1992,7 +2012,7 @@ class _Walker:
         return result
 
     def _matches(self, rule: Rule, ctx: _Context):
-        env = _env(ctx, self.absent, self.reads_ttl)
+        env = ctx.env
         if env[0] != "arrive" or len(env) > 2:
             # a rule that reads neither address types nor the TTL reads the
             # same on every hook: one encoding serves them all (kube-proxy's
@@ -2218,7 +2238,7 @@ class _Walker:
         set in turn instead would rebuild that (large) set once per branch:
         quadratic on kube-proxy's service map, whose keys are disjoint and
         small (so each ``b ∧ ¬union`` here is cheap)."""
-        env = _env(ctx, self.absent, self.reads_ttl)
+        env = ctx.env
         if env[0] != "arrive" or len(env) > 2:
             # keys that read neither address types nor the TTL read the same
             # on every hook (kube-proxy's service map: prerouting and output)
@@ -2318,7 +2338,9 @@ class _Walker:
             return self._forwarded_ttl(effect, low, up, same)
         if isinstance(effect, SetField):
             up = self._set_field(effect, up, True)
-            return (up if same else self._set_field(effect, low, False)), up
+            # (no packet surely here — kube-proxy's endpoint chains past a
+            # probability match: the image of none is none)
+            return (up if same else low if low == self.space.false else self._set_field(effect, low, False)), up
         if isinstance(effect, Notrack):
             # The base chain decides (a user chain jumped to from raw
             # PREROUTING untracks too): before conntrack, on prerouting/output.
@@ -2381,8 +2403,12 @@ class _Walker:
                 node = self._copy_bits(node, name, effect.copy_from, mask, upper)
                 continue
             # new = (old & ~mask) ^ value: masked bits become value's, others flip where value has 1s.
-            flips = {spec.var(b): ~sp.bdd.var(spec.var(b)) for b in range(width)
-                     if value >> b & 1 and not mask >> b & 1}
+            # (kept per write: KUBE-MARK-MASQ's is made once, not per run)
+            key = ("flips", name, mask, value)
+            flips = self.exist_vars.get(key)
+            if flips is None:
+                flips = self.exist_vars[key] = {spec.var(b): ~sp.bdd.var(spec.var(b)) for b in range(width)
+                                                if value >> b & 1 and not mask >> b & 1}
             if flips:
                 node = sp.bdd.let(flips, node & sp.valid_for(name))
             node = self._assign(node, name, value, mask)
@@ -2457,7 +2483,7 @@ class _Walker:
         if rule.effects:
             return False
         key = ("nat-within", id(rule), id(action), ctx.before_conntrack,
-               _env(ctx, self.absent, self.reads_ttl))
+               ctx.env)
         known = self.match_cache.get(key)
         if known is None:
             whole = self._nat_whole(action)
@@ -2532,14 +2558,16 @@ class _Walker:
                     inside &= sp.header(port_field)
                     names += list(spec.bit_vars)
                 common = self.exist_vars[shape] = (inside, names)
-            # (port, then address bits on top, then the status bit: no
-            # address cube of its own, nor a copy of it over the status bit)
-            values = sp.eq(port_field, action.to_port) if action.to_port is not None else sp.true
+            # the status bit, the address and the port: one cube (no address
+            # cube of its own, nor a copy of it over the status bit)
+            parts = []
+            if action.to_port is not None:
+                parts.append((port_field, action.to_port, range(sp.spec(port_field).width)))
             if writes_addr:
-                width = sp.spec(addr_field).width
-                values = sp.prefix(addr_field, int(action.to_addr), 32 if version == 4 else width,
-                                   32 if version == 4 else width, on=values)
-            values = sp.bdd.var(var) & values
+                parts.append((addr_field, int(action.to_addr),
+                              range(32 if version == 4 else sp.spec(addr_field).width)))
+            values = sp.cube_of(parts, ((var, 1),)) \
+                if action.to_port is None or 0 <= action.to_port < 1 << sp.spec(port_field).width else sp.false
             out = (*common, values)
         self.exist_vars[key] = out
         return out

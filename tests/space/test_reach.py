@@ -521,7 +521,31 @@ def test_split_chain_run_gives_the_same_sets(monkeypatch, hook):
         return out
 
     monkeypatch.setattr(reach_mod._Walker, "_run_split", run_split)
-    split, whole = walk(8), walk(10**9)
+    held = []
+    original_holds = reach_mod._Walker._holds
+
+    ports = []  # the matches of PORTS's rules as the walk holds them
+    original_outer = reach_mod._Walker._outer
+
+    def outer(self, rule, match):
+        out = original_outer(self, rule, match)
+        if rule.chain.name == "PORTS":
+            ports.append(out[0])
+        return out
+
+    def holds(self, within, rule, match):
+        out = original_holds(self, within, rule, match)
+        held.append((rule.chain.name, out, any(m[0].bdd is p.bdd and m[0] == p for m in within for p in ports)))
+        return out
+
+    monkeypatch.setattr(reach_mod._Walker, "_holds", holds)
+    monkeypatch.setattr(reach_mod._Walker, "_outer", outer)
+    split = walk(8)
+    # SVC's ``-p tcp -j DNAT``, entered from the split PORTS chain's
+    # ``-p tcp --dport N -j SVC``, surely matches by that rule's match
+    assert ("SVC", True, True) in held
+    held.clear()
+    whole = walk(10**9)
     assert split == whole
     assert ("PORTS", True) in runs and ("PREROUTING", False) in runs
     assert len(split[0]) == 12 + 1 + 1 + 12 + 1 + 2  # every rule reached
@@ -1047,3 +1071,79 @@ def test_dnat_that_surely_changes_the_destination_gives_the_same_sets(monkeypatc
     short = walk(True)
     assert True in told and False in told
     assert short == walk(False)
+
+
+def test_nat_images_made_in_one_step_are_the_stepwise_images(monkeypatch):
+    """A NAT's image of a set within its one-step domain is the set with the
+    written bits quantified away, met with one cube of the values (status
+    bit, address bits, port: Space.cube_of): the very sets, node for node,
+    as imaging field by field — DNAT and SNAT, IPv4 (the address's low 32
+    bits) and IPv6 (all 128), with and without a port, REDIRECT."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import Layout, Space
+    from ruleanalyzer.space import reach as reach_mod
+    from ruleanalyzer.space.reach import analyze_hooks
+
+    text = "\n".join([
+        "table inet nat {", "  chain pre {", "    type nat hook prerouting priority -100;",
+        "    tcp dport 80 dnat ip to 10.0.0.5:8080", "    tcp dport 81 dnat ip6 to [2001:db8::5]:8080",
+        "    tcp dport 82 dnat ip to 10.0.0.6", "    udp dport 53 redirect to :5353", "  }",
+        "  chain post {", "    type nat hook postrouting priority 100;",
+        "    tcp dport 25 snat ip to 192.0.2.1:2525", "    udp dport 123 snat ip6 to [2001:db8::1]", "  }", "}",
+        "table inet filter {", "  chain forward_f {", "    type filter hook forward priority 0; policy drop;",
+        "    tcp dport 8080 accept", "  }", "}", ""])
+    rs = loads(text, dialect="nftables")
+    space = Space(Layout.for_ruleset(rs))
+    original = reach_mod._Walker._nat_whole
+    used = []
+
+    def walk(whole: bool):
+        def nat_whole(self, action):
+            out = original(self, action) if whole else None
+            used.append(out is not None)
+            return out
+
+        monkeypatch.setattr(reach_mod._Walker, "_nat_whole", nat_whole)
+        out = []
+        for family in (4, 6):
+            for result in analyze_hooks(rs, ["input", "forward", "output"], family, space).values():
+                out += [getattr(getattr(result, n), s) for n in ("accepted", "dropped", "undecided")
+                        for s in ("lower", "upper")]
+                out += [getattr(result.rule_sets(r), n) for r in result.rules()
+                        for n in ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper")]
+        return out
+
+    one = walk(True)
+    assert True in used
+    stepwise = walk(False)
+    assert len(one) == len(stepwise) and all(a == b for a, b in zip(one, stepwise))
+
+
+def test_fields_a_rule_writes_are_the_same_asked_within_its_chain_or_afresh():
+    # _writes keeps each rule's answer while working out its chain's (the
+    # rule asks it again when it runs): the same answer as asking the rule
+    # afresh — None (unknown) for a rule on a jump cycle, also when the
+    # cycle was entered from another chain, and the written fields else.
+    from ruleanalyzer.space import Layout, Space
+    from ruleanalyzer.space.reach import _Walker
+
+    t = table(input="accept")
+    for name in ("A", "B", "C"):
+        t.add_chain(Chain(name))
+    back = t.chains["B"].add(rule(TCP, action=Jump("A")))  # A -> B -> A
+    mark = t.chains["B"].add(rule(UDP, action=SetField("mark", 1, 1)))
+    t.chains["A"].add(rule(UDP, action=Jump("B")))
+    to_c = t.chains["A"].add(rule(TCP, action=Jump("C")))
+    t.chains["C"].add(rule(action=SetField("mark", 2, 2)))
+    rs = ruleset(t)
+    space = Space(Layout.for_ruleset(rs))
+
+    def walker():
+        return _Walker(rs, space, 4)
+
+    within = walker()
+    assert within._writes(t.chains["A"], set()) is None  # the cycle: unknown
+    for r in (back, mark, to_c):
+        assert within._writes_of(r, r.chain) == walker()._writes_of(r, r.chain), r.chain.name
+    assert walker()._writes_of(to_c, t.chains["A"]) == frozenset({"mark"})
+    assert walker()._writes_of(back, t.chains["B"]) is None
