@@ -940,17 +940,17 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
                 moot = _route(path, routing, hook)
                 walker.walk(HOOK_PATHS[hook][2:], path, hook)
                 result[hook] = walker.result(hook, path, begin & ghosts[hook], moot)
-    for hook in hooks:
-        if hook in result:
-            continue
+    todo = [hook for hook in hooks if hook not in result]
+    for hook in todo:
         own = begin & ghosts.get(hook, space.true)
         first = own & routing.output if routing is not None and hook == "output" else own
+        last = hook == todo[-1]  # the walk's last hook path: no later one replays its runs
         if routing is not None and hook in ("input", "forward"):
             path = walker.walk(HOOK_PATHS[hook][:2], _Path.starting(first), hook).settle()
             moot = _route(path, routing, hook)
-            walker.walk(HOOK_PATHS[hook][2:], path, hook)
+            walker.walk(HOOK_PATHS[hook][2:], path, hook, last)
         else:
-            path, moot = walker.walk(HOOK_PATHS[hook], _Path.starting(first), hook), None
+            path, moot = walker.walk(HOOK_PATHS[hook], _Path.starting(first), hook, last), None
         result[hook] = walker.result(hook, path, own if moot is None else first, moot)
     return {hook: result[hook] for hook in hooks}
 
@@ -1246,17 +1246,29 @@ class _Walker:
 
     # -- the hook path ------------------------------------------------------
 
-    def walk(self, stages, path: _Path, path_hook: str) -> _Path:
+    def walk(self, stages, path: _Path, path_hook: str, last: bool = False) -> _Path:
         """Run the base chains of ``stages`` on ``path`` (``path_hook``:
         input, forward, output, or ``shared`` for the stages input and
-        forward have in common)."""
+        forward have in common). ``last``: no walk follows this one."""
         self.path = path
-        for stage in stages:
+        for n, stage in enumerate(stages):
             if stage == "forward":
                 self._ip_forward(path)
             chains = self._base_chains(stage)
+            # The last nat chain that may replay a kept run (_run_chain's
+            # hook_runs: nat prerouting and output) in the walk's last one:
+            # the runs are let go after it, so that the chains after it and
+            # the checks reuse their memory (at 100k kube-proxy rules their
+            # log slices, verdict parts and keys held ~50 MiB to the walk's
+            # end); hook_runs is None from then on.
+            final = None
+            if last and stage in ("prerouting", "output") \
+                    and not {"prerouting", "output"} & set(stages[n + 1:]):
+                final = next((c for c in reversed(chains) if c.kind == "nat"), None)
             for chain in chains:
                 self._base_chain(chain, stage, path, path_hook)
+                if chain is final:
+                    self.hook_runs = None
             if stage == "output" and self.output_routing is not None \
                     and any(c.reroutes and self._changes_route(c) for c in chains):
                 # Routed again after the OUTPUT chains: every OUTPUT chain saw

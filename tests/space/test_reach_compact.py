@@ -53,3 +53,27 @@ def test_walker_field_sets_are_shared():
     walker = reach_mod._Walker(ruleset, Space(Layout.for_ruleset(ruleset)), 4)
     sets = [walker._reads(rule) for chain in ruleset.chains() for rule in chain.rules]
     assert len({id(s) for s in sets}) == len(set(sets))  # fails without _Walker._frozen
+
+
+def test_the_last_walk_replays_the_kept_runs_then_lets_them_go(monkeypatch):
+    # The output walk replays the service chains' runs the prerouting walk
+    # kept (_Walker.hook_runs); after its last nat chain nothing replays a
+    # run, and the kept runs are let go (None: a later reader fails loudly).
+    walkers = []
+    walk = reach_mod._Walker.walk
+
+    def spy(self, *args, **kwargs):
+        walkers.append(self)
+        return walk(self, *args, **kwargs)
+
+    monkeypatch.setattr(reach_mod._Walker, "walk", spy)
+    text, dialect = generate("kube-iptables", 300, seed=3)
+    ruleset = loads(text, dialect=dialect)
+    found = reach_mod.analyze_hooks(ruleset, ["input", "forward", "output"], 4,
+                                    Space(Layout.for_ruleset(ruleset)))
+    assert walkers and walkers[-1].hook_runs is None  # fails while kept to the walk's end
+    inbound, outbound = found["input"]._records, found["output"]._records
+    services = [r for c in ruleset.chains() if c.name.startswith("KUBE-SVC-") for r in c.rules]
+    shared = [r for r in services if id(r) in inbound and id(r) in outbound
+              and outbound[id(r)].run is inbound[id(r)].run]
+    assert len(shared) > len(services) // 2  # fails when let go before the output's nat chain
