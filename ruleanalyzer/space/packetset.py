@@ -66,9 +66,10 @@ LOOSE_SLOTS_PER_RULE = 160
 MAX_CACHE_ENTRIES = 1 << 20
 #: The operation cache of a space of the canonical order (:meth:`Space.canonical`:
 #: witnesses and descriptions copy a set there now and then). dd's default
-#: (256k entries, grown to 512k while the ~550 variables are declared) put
-#: 20 MiB on a 20k-rule audit's peak RSS, made when RA201 (the audit's
-#: last to peak) asked its first witness.
+#: (256k entries, and CUDD grows the cache of a smaller start while the
+#: ~550 variables are declared) put 20 MiB on a 20k-rule kube-iptables
+#: audit's peak RSS, when RA201 (the audit's last to peak) asked its first
+#: witness; 14 MiB now.
 CANONICAL_CACHE_ENTRIES = 1 << 16
 #: Memory a :class:`Space`'s BDD manager may take (read when a space is
 #: made). Beyond it an operation fails and the analysis stops with
