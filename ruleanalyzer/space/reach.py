@@ -1553,10 +1553,9 @@ class _Walker:
             else:
                 hit_l, hit_u = li & m, ui & m
                 li, ui = li & ~m, ui & ~m
-            visit = _Visit(run, k, hit_l, hit_u)
+            filed = self._add(rule, _Visit(run, k, hit_l, hit_u), m, m)
             if self.logging:
-                self.log.append((rule, visit, m, m))
-            self._add(rule, visit, m, m)
+                self.log.append((rule, filed, m, m))
             if hit_u == false and (self.sets_only or not isinstance(rule.action, (Jump, Goto, Dispatch))):
                 continue
             for effect in rule.effects:
@@ -1935,22 +1934,26 @@ class _Walker:
             # held by the matched sets anyway: their objects (one wrapper per
             # node; equal bounds are one object)
             run.keep(k, ml, mu)
-        visit = _Visit(run, k, ml, mu)
+        filed = self._add(rule, _Visit(run, k, ml, mu), match_l, match_u)
         if self.logging:
-            self.log.append((rule, visit, match_l, match_u))
-        self._add(rule, visit, match_l, match_u)
+            self.log.append((rule, filed, match_l, match_u))
 
-    def _add(self, rule: Rule, visit: _Visit, match_l, match_u) -> None:
+    def _add(self, rule: Rule, visit: _Visit, match_l, match_u) -> _Visit:
+        """File ``visit`` in this path's records; returns what holds it
+        there: the rule's record where it is the first (a record is its
+        first visit: the log keeps that, not a visit object of its own, 64 B
+        per logged rule), else ``visit``."""
         path = self.path
         rec = path.records.get(id(rule))
         if rec is None:
-            path.records[id(rule)] = _Record(visit, match_l, match_u, len(path.order), path.token)
+            rec = path.records[id(rule)] = _Record(visit, match_l, match_u, len(path.order), path.token)
             path.order.append(rule)
-            return
+            return rec
         if rec.owner is not path.token:  # another path's too (a fork): this one's own copy
             rec = path.records[id(rule)] = rec.copy()
             rec.owner = path.token
         rec.add(visit, len(path.order))
+        return visit
 
     def _action(self, action, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int,
                 ret: _Flow):

@@ -77,3 +77,23 @@ def test_the_last_walk_replays_the_kept_runs_then_lets_them_go(monkeypatch):
     shared = [r for r in services if id(r) in inbound and id(r) in outbound
               and outbound[id(r)].run is inbound[id(r)].run]
     assert len(shared) > len(services) // 2  # fails when let go before the output's nat chain
+
+
+def test_a_replayed_log_holds_the_records_of_first_visits(monkeypatch):
+    # A kept run's log names each visit by what holds it: the rule's record
+    # where it was the rule's first visit on that path (no visit object of
+    # its own), else the visit; replayed, it files the same sets.
+    logs = []
+    replay = reach_mod._Walker._replay
+
+    def spy(self, out, added, log, path, alt):
+        logs.append((path, list(log)))
+        return replay(self, out, added, log, path, alt)
+
+    monkeypatch.setattr(reach_mod._Walker, "_replay", spy)
+    space, records = _walk()
+    entries = [(path, e) for path, log in logs for e in log]
+    assert entries
+    firsts = [e for path, e in entries if path.records[id(e[0])] is e[1]]
+    assert len(firsts) > len(entries) // 2  # fails with a _Visit per logged visit
+    assert all(type(e[1]) is reach_mod._Visit for path, e in entries if path.records[id(e[0])] is not e[1])
