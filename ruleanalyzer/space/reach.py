@@ -1212,10 +1212,13 @@ class _Walker:
         self.reads_ttl = "ttl" in self.read_fields
         self.transparent: dict = {}  # rule / ("policy", rule) / ("tail", chain id) -> (_transparent)
         self.absent: frozenset[str] = frozenset()
-        #: Every record made, in order, inside a run that may be memoised
+        #: Every visit filed, in order, inside a run that may be memoised
         #: (``logging``: how many such runs are going on), so a memoised
         #: run can replay its records into another path's; emptied when
-        #: the outermost ends (the memo holds its slices).
+        #: the outermost ends (the memo holds its slices). An entry is
+        #: ``(rule, visit, match_l, match_u)``, or the rule's record alone
+        #: where the visit was the rule's first on its path (its rule is
+        #: ``path.order[record.first]``): most, with no tuple (72 B each).
         self.log: list = []
         self.logging = 0
         #: The chain run going on and the index of its rule being walked
@@ -1457,8 +1460,12 @@ class _Walker:
         came back from it."""
         self.sink.replay(added, alt)
         if path is not self.path:
+            order = path.order
             for entry in log:
-                self._add(*entry)
+                if type(entry) is tuple:
+                    self._add(*entry)
+                else:  # a rule's first visit on ``path``: its record, which names the rest
+                    self._add(order[entry.first], entry, entry.match_l, entry.match_u)
         return out
 
     def _hook_free(self, chain: Chain) -> bool:
@@ -1555,7 +1562,7 @@ class _Walker:
                 li, ui = li & ~m, ui & ~m
             filed = self._add(rule, _Visit(run, k, hit_l, hit_u), m, m)
             if self.logging:
-                self.log.append((rule, filed, m, m))
+                self.log.append(filed if type(filed) is _Record else (rule, filed, m, m))
             if hit_u == false and (self.sets_only or not isinstance(rule.action, (Jump, Goto, Dispatch))):
                 continue
             for effect in rule.effects:
@@ -1936,7 +1943,7 @@ class _Walker:
             run.keep(k, ml, mu)
         filed = self._add(rule, _Visit(run, k, ml, mu), match_l, match_u)
         if self.logging:
-            self.log.append((rule, filed, match_l, match_u))
+            self.log.append(filed if type(filed) is _Record else (rule, filed, match_l, match_u))
 
     def _add(self, rule: Rule, visit: _Visit, match_l, match_u) -> _Visit:
         """File ``visit`` in this path's records; returns what holds it

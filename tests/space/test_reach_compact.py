@@ -80,9 +80,9 @@ def test_the_last_walk_replays_the_kept_runs_then_lets_them_go(monkeypatch):
 
 
 def test_a_replayed_log_holds_the_records_of_first_visits(monkeypatch):
-    # A kept run's log names each visit by what holds it: the rule's record
-    # where it was the rule's first visit on that path (no visit object of
-    # its own), else the visit; replayed, it files the same sets.
+    # A kept run's log names a rule's first visit on its path by the rule's
+    # record alone (no visit object, no tuple), others by (rule, visit,
+    # match); replayed, it files the same sets (test_reach_replay, _hooks).
     logs = []
     replay = reach_mod._Walker._replay
 
@@ -94,6 +94,10 @@ def test_a_replayed_log_holds_the_records_of_first_visits(monkeypatch):
     space, records = _walk()
     entries = [(path, e) for path, log in logs for e in log]
     assert entries
-    firsts = [e for path, e in entries if path.records[id(e[0])] is e[1]]
-    assert len(firsts) > len(entries) // 2  # fails with a _Visit per logged visit
-    assert all(type(e[1]) is reach_mod._Visit for path, e in entries if path.records[id(e[0])] is not e[1])
+    firsts = [(path, e) for path, e in entries if type(e) is reach_mod._Record]
+    assert len(firsts) > len(entries) // 2  # fails with a _Visit (and a tuple) per logged visit
+    for path, rec in firsts:  # the record names its rule: the path's order at its first visit
+        assert path.records[id(path.order[rec.first])].first == rec.first
+    assert all(type(e) is tuple and type(e[1]) is reach_mod._Visit
+               and path.records[id(e[0])].first < len(path.order) for path, e in entries
+               if type(e) is not reach_mod._Record)
