@@ -1245,7 +1245,7 @@ class _Walker:
         #: verdict parts and visits) instead of making them again.
         self.hook_runs: dict = {}
         self.nat_stage = False  # the base chain running is a nat chain
-        self.hook_free_chains: dict[int, bool] = {}
+        self.hook_free_chains: dict[Chain, bool] = {}
 
     # -- the hook path ------------------------------------------------------
 
@@ -1473,10 +1473,10 @@ class _Walker:
         nothing the hook decides — no address type or TTL match (``_env``),
         no TTL write, no NOTRACK — so that it is the same run on prerouting
         and output for the same entering sets? Kept per chain."""
-        known = self.hook_free_chains.get(id(chain))
+        known = self.hook_free_chains.get(chain)  # (keyed by the chain: no int per chain)
         if known is None:
-            self.hook_free_chains[id(chain)] = False  # (a jump cycle: not shared)
-            known = self.hook_free_chains[id(chain)] = all(
+            self.hook_free_chains[chain] = False  # (a jump cycle: not shared)
+            known = self.hook_free_chains[chain] = all(
                 self._hook_free_rule(rule, chain) for rule in chain.rules)
         return known
 
@@ -2286,8 +2286,10 @@ class _Walker:
         spares testing every set (kube-proxy's ``-p tcp … -j DNAT``)."""
         if rule.effects:
             return False
-        key = ("nat-within", id(rule), id(action), ctx.before_conntrack,
-               _env(ctx, self.absent, self.reads_ttl))
+        # (keyed by the objects and the walk's one tuple per env: no ints
+        # and env tuple per DNAT rule, ~130 B each at 50k of them)
+        env = _env(ctx, self.absent, self.reads_ttl)
+        key = ("nat-within", rule, action, ctx.before_conntrack, self.frozen.setdefault(env, env))
         known = self.match_cache.get(key)
         if known is None:
             whole = self._nat_whole(action)
@@ -2337,7 +2339,7 @@ class _Walker:
         bits written and the ct status bit set. Kept per action (the first
         two per kind of translation); None when the status bit is not in
         the space."""
-        key = ("nat", id(action))
+        key = action  # (by value: the image depends on nothing else; no tuple and int per action)
         if key in self.exist_vars:
             return self.exist_vars[key]
         sp = self.space
