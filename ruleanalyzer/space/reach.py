@@ -1104,8 +1104,16 @@ class _Sink:
         return tuple(len(x) for x in self._lists())
 
     def since(self, mark) -> tuple:
-        """What was added after ``mark``, to replay for a memoised chain run."""
-        parts = tuple(tuple(x[m:]) for x, m in zip(self._lists(), mark))
+        """What was added after ``mark``, to replay for a memoised chain run:
+        one flat tuple (a tuple of tuples and pairs took ~340 B per kept run,
+        tens of thousands of them live at 100k kube-proxy rules): how many
+        parts each list got, those parts, then ``alt``'s (index, node)
+        pairs, flat."""
+        counts, out = [], []
+        for x, m in zip(self._lists(), mark):
+            new = x[m:]
+            counts.append(len(new))
+            out += new
         # ``alt`` is filled in ascending index order (accept, replay): read
         # back from its end only the entries added since ``mark`` (scanning
         # all of it per memoised run was quadratic: 7k runs at 100k rules)
@@ -1113,18 +1121,21 @@ class _Sink:
         for i, n in reversed(self.alt.items()):
             if i < mark[0]:
                 break
-            alt.append((i - mark[0], n))
-        return parts, tuple(reversed(alt))
+            alt += (n, i - mark[0])
+        alt.reverse()
+        return (*counts, *out, *alt)
 
     def replay(self, added, keep_alt: bool = True) -> None:
         self.exact = False  # unknown here; only an optimisation rests on it
-        parts, alt = added
         base = len(self.acc_l)
-        for lst, new in zip(self._lists(), parts):
-            lst.extend(new)
+        at = 6
+        for lst, n in zip(self._lists(), added):
+            if n:
+                lst.extend(added[at:at + n])
+                at += n
         if keep_alt:
-            for i, n in alt:
-                self.alt[base + i] = n
+            for j in range(at, len(added), 2):
+                self.alt[base + added[j]] = added[j + 1]
 
     def merged(self, entered, returned):
         """Lower and upper accepted, dropped, undecided sets, and the input
