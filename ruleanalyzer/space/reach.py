@@ -1199,6 +1199,7 @@ class _Walker:
         self.sink: _Sink | None = None
         self.memo: dict = {}
         self.match_cache: dict = {}
+        self.plain_matches: dict = {}  # rule -> match pair read after conntrack on arrival (_matches)
         self.last_match: tuple = (None, None)  # what _matches returned last
         self.pairs: dict = space.__dict__.setdefault("_match_pairs", {})  # pair -> itself (_matches)
         #: ``(hit, base, match)``: ``hit`` is ``base ∧ match``, the packets a
@@ -1850,25 +1851,38 @@ class _Walker:
                 free = self.env_free[rule] = not any(reads_env(m) for m in rule.matches)
             if free:
                 env = ("arrive", self.absent)
+        if not ctx.before_conntrack and env[0] == "arrive" and len(env) == 2:
+            # the common reading (after conntrack, as arriving packets see
+            # it): kept by the rule alone, no key tuple per rule (64 B, 100k
+            # of them at 100k kube-proxy rules)
+            pair = self.plain_matches.get(rule)
+            if pair is None:
+                pair = self.plain_matches[rule] = self._match_pair(rule, ctx, env)
+            self.last_match = pair  # (_record keeps the pair, not a copy)
+            return pair
         key = (rule, ctx.before_conntrack, env)
         if key not in self.match_cache:
             # (the key is kept: one env tuple per env, not one per rule)
             key = (rule, ctx.before_conntrack, self.frozen.setdefault(env, env))
-            m_l, m_u = encode_conjunction(rule.matches, self.space, env)
-            if ctx.before_conntrack:
-                m_l, m_u = (self._pre_conntrack(m_l), self._pre_conntrack(m_u)) if m_l != m_u else (
-                    (self._pre_conntrack(m_u),) * 2)
-            elif m_l == m_u:
-                m_l = m_u
-            # one pair per pair of nodes (and exactness: ``m_l is m_u``) in
-            # the space: the runs' steps keep it (_Run.steps), and most rules'
-            # matches read in several contexts and walks are the same (72k
-            # steps, 9k pairs at 20k kube-proxy rules)
-            pair = (m_l, m_u)
-            found = self.pairs.setdefault(pair, pair)
-            self.match_cache[key] = found if (found[0] is found[1]) == (m_l is m_u) else pair
+            self.match_cache[key] = self._match_pair(rule, ctx, env)
         pair = self.last_match = self.match_cache[key]  # (_record keeps the pair, not a copy)
         return pair
+
+    def _match_pair(self, rule: Rule, ctx: _Context, env):
+        """``(lower, upper)`` match of ``rule`` read in ``ctx`` and ``env``."""
+        m_l, m_u = encode_conjunction(rule.matches, self.space, env)
+        if ctx.before_conntrack:
+            m_l, m_u = (self._pre_conntrack(m_l), self._pre_conntrack(m_u)) if m_l != m_u else (
+                (self._pre_conntrack(m_u),) * 2)
+        elif m_l == m_u:
+            m_l = m_u
+        # one pair per pair of nodes (and exactness: ``m_l is m_u``) in
+        # the space: the runs' steps keep it (_Run.steps), and most rules'
+        # matches read in several contexts and walks are the same (72k
+        # steps, 9k pairs at 20k kube-proxy rules)
+        pair = (m_l, m_u)
+        found = self.pairs.setdefault(pair, pair)
+        return found if (found[0] is found[1]) == (m_l is m_u) else pair
 
     def _as_policy(self, chain: Chain, rule: Rule) -> bool:
         """Is ``rule`` (with an undecidable match) a verdict its base chain's
