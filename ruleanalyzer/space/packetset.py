@@ -71,6 +71,11 @@ MAX_CACHE_ENTRIES = 1 << 20
 #: audit's peak RSS, when RA201 (the audit's last to peak) asked its first
 #: witness; 14 MiB now.
 CANONICAL_CACHE_ENTRIES = 1 << 16
+#: The soft memory mark of such a small space. CUDD sets aside 1/64 of a
+#: manager's soft mark when it is made (its stash for running out of
+#: memory): 20 MiB at :data:`SOFT_BDD_BYTES`, which the big audit's heap,
+#: recycled by then, made resident (+16 MiB of RSS at RA201's first witness).
+SMALL_SOFT_BYTES = 64 * 2**20
 #: Memory a :class:`Space`'s BDD manager may take (read when a space is
 #: made). Beyond it an operation fails and the analysis stops with
 #: :class:`SpaceMemoryError`; docs/limits.md.
@@ -140,12 +145,14 @@ class Space:
     """One packet space: a BDD manager whose variables follow ``layout``."""
 
     def __init__(self, layout: Layout | None = None, cache_entries: int | None = None):
-        """``cache_entries``: CUDD's operation cache starts with and stays
-        at most at this many entries (None: from dd's default, 256k, up to
-        :data:`MAX_CACHE_ENTRIES`)."""
+        """``cache_entries``: a small space (:meth:`canonical`'s): CUDD's
+        operation cache starts with and stays at most at this many entries
+        (None: from dd's default, 256k, up to :data:`MAX_CACHE_ENTRIES`),
+        and its soft memory mark is :data:`SMALL_SOFT_BYTES`."""
         self.layout = layout or Layout.from_names()
         cudd = BACKEND.endswith("cudd")
-        self.bdd = _bdd_backend.BDD(_soft_bytes(), cache_entries) if cudd else _bdd_backend.BDD()
+        soft = _soft_bytes() if cache_entries is None else SMALL_SOFT_BYTES
+        self.bdd = _bdd_backend.BDD(soft, cache_entries) if cudd else _bdd_backend.BDD()
         if cudd:
             # Our field order is chosen on purpose and the describer walks it.
             self.bdd.configure(reordering=False)
