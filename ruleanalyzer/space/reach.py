@@ -1210,7 +1210,7 @@ class _Walker:
         #: on the way may have left): a rule whose exact match holds all
         #: of one needs no operation (:meth:`_rule`).
         self.within: tuple = ()
-        #: chain id / rule -> fields it may write, None: unknown (the walk's
+        #: chain / rule -> fields it may write, None: unknown (the walk's
         #: per-rule caches are keyed by the rule itself: no int and tuple per
         #: rule, 90 B)
         self.writes: dict = {}
@@ -1256,7 +1256,7 @@ class _Walker:
         self.sets_only = False
         #: Runs of chains whose run reads nothing the hook decides
         #: (:meth:`_hook_free`), entered on the nat prerouting or output
-        #: stage after conntrack: ``(chain id, lower, upper) -> (what came
+        #: stage after conntrack: ``(chain, lower, upper) -> (what came
         #: back, the sink's parts, the visits, the path, kept the input
         #: path's DNAT images)``. kube-proxy's nat PREROUTING and OUTPUT both
         #: jump to KUBE-SERVICES with the same packets: every service chain
@@ -1423,7 +1423,7 @@ class _Walker:
         if self.nat_stage and ctx.stage in ("prerouting", "output") and not ctx.before_conntrack \
                 and self._hook_free(chain):
             alt = _tracks_input(ctx)
-            shared = (id(chain), low, up)
+            shared = (chain, low, up)  # (the chain itself: no int per kept run)
             hit = self.hook_runs.get(shared)
             if hit is not None and (hit[4] or not alt):
                 return self._replay(*hit[:4], alt)
@@ -1823,8 +1823,9 @@ class _Walker:
 
     def _writes(self, chain: Chain, seen: set) -> frozenset | None:
         """Fields a run of ``chain`` (and the chains it jumps to) may
-        change in packets it hands back; kept per chain."""
-        key = id(chain)
+        change in packets it hands back; kept per chain (keyed by the chain
+        itself, as rules by themselves: no int per chain)."""
+        key = chain
         if key in self.writes:
             return self.writes[key]
         if key in seen:
