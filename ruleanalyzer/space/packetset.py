@@ -67,6 +67,18 @@ LOOSE_SLOTS_PER_RULE = 160
 #: / 82M / 82M with 0.5M / 1M / 2M / 4M entries (hit rate 40 % in each),
 #: for -16 / 0 / +32 / +96 MiB.
 MAX_CACHE_ENTRIES = 1 << 20
+#: The operation cache of a space of the canonical order (:meth:`Space.canonical`:
+#: witnesses and descriptions copy a set there now and then). dd's default
+#: (256k entries, and CUDD grows the cache of a smaller start while the
+#: ~550 variables are declared) put 20 MiB on a 20k-rule kube-iptables
+#: audit's peak RSS, when RA201 (the audit's last to peak) asked its first
+#: witness; 14 MiB now.
+CANONICAL_CACHE_ENTRIES = 1 << 16
+#: The soft memory mark of such a small space. CUDD sets aside 1/64 of a
+#: manager's soft mark when it is made (its stash for running out of
+#: memory): 20 MiB at :data:`SOFT_BDD_BYTES`, which the big audit's heap,
+#: recycled by then, made resident (+16 MiB of RSS at RA201's first witness).
+SMALL_SOFT_BYTES = 64 * 2**20
 #: Memory a :class:`Space`'s BDD manager may take (read when a space is
 #: made). Beyond it an operation fails and the analysis stops with
 #: :class:`SpaceMemoryError`; docs/limits.md.
@@ -135,10 +147,15 @@ def cofactors(u):
 class Space:
     """One packet space: a BDD manager whose variables follow ``layout``."""
 
-    def __init__(self, layout: Layout | None = None):
+    def __init__(self, layout: Layout | None = None, cache_entries: int | None = None):
+        """``cache_entries``: a small space (:meth:`canonical`'s): CUDD's
+        operation cache starts with and stays at most at this many entries
+        (None: from dd's default, 256k, up to :data:`MAX_CACHE_ENTRIES`),
+        and its soft memory mark is :data:`SMALL_SOFT_BYTES`."""
         self.layout = layout or Layout.from_names()
         cudd = BACKEND.endswith("cudd")
-        self.bdd = _bdd_backend.BDD(_soft_bytes()) if cudd else _bdd_backend.BDD()
+        soft = _soft_bytes() if cache_entries is None else SMALL_SOFT_BYTES
+        self.bdd = _bdd_backend.BDD(soft, cache_entries) if cudd else _bdd_backend.BDD()
         if cudd:
             # Our field order is chosen on purpose and the describer walks it.
             self.bdd.configure(reordering=False)
@@ -147,7 +164,7 @@ class Space:
             # default lets the table grow to millions first (RSS, and slower
             # lookups in a bigger table).
             self.bdd.configure(loose_up_to=LOOSE_UP_TO)
-            self.bdd.configure(max_cache_hard=MAX_CACHE_ENTRIES)
+            self.bdd.configure(max_cache_hard=cache_entries or MAX_CACHE_ENTRIES)
             self.bdd.configure(max_memory=MAX_BDD_BYTES)
         self.max_bytes = MAX_BDD_BYTES
         self.bdd.declare(*self.layout.variables())
@@ -307,7 +324,7 @@ class Space:
             return self, node
         other = self.__dict__.get("_canonical")
         if other is None:
-            other = self.__dict__["_canonical"] = Space(layout)
+            other = self.__dict__["_canonical"] = Space(layout, CANONICAL_CACHE_ENTRIES)
         return other, self.bdd.copy(node, other.bdd)
 
     def exhausted(self, exc: BaseException) -> bool:

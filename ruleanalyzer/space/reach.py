@@ -268,7 +268,8 @@ class _Run:
         #: rule ``k``'s reaching sets at ``2k`` and ``2k + 1``, up to the
         #: last kept, None where not kept (a flat list: most runs are of
         #: chains of one or two rules, where a dict cost 224 bytes, a tuple
-        #: per kept rule 56)
+        #: per kept rule 56; both lists are tuples once the run is over,
+        #: :meth:`close`)
         self.kept: list = []
         #: shared by the walk's runs: ``[(steps, index, reaching_l,
         #: reaching_u) last made (steps: which run), the space's false]``
@@ -344,6 +345,13 @@ class _Run:
             step = steps[k - 1]
             if len(step) == 5:
                 steps[k - 1] = step[4]
+
+    def close(self) -> None:
+        """The run is over (and its conts forgotten): its steps and kept
+        sets become tuples, which take no room to grow (88 -> 48 and 72 ->
+        56 B for a one-rule run; ~100k runs at 100k kube-proxy rules, half
+        of them KUBE-MARK-MASQ's)."""
+        self.steps, self.kept = tuple(self.steps), tuple(self.kept)
 
     def _kept(self, k: int):
         """Rule ``k``'s kept reaching sets, or None."""
@@ -943,17 +951,17 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
                 moot = _route(path, routing, hook)
                 walker.walk(HOOK_PATHS[hook][2:], path, hook)
                 result[hook] = walker.result(hook, path, begin & ghosts[hook], moot)
-    for hook in hooks:
-        if hook in result:
-            continue
+    todo = [hook for hook in hooks if hook not in result]
+    for hook in todo:
         own = begin & ghosts.get(hook, space.true)
         first = own & routing.output if routing is not None and hook == "output" else own
+        last = hook == todo[-1]  # the walk's last hook path: no later one replays its runs
         if routing is not None and hook in ("input", "forward"):
             path = walker.walk(HOOK_PATHS[hook][:2], _Path.starting(first), hook).settle()
             moot = _route(path, routing, hook)
-            walker.walk(HOOK_PATHS[hook][2:], path, hook)
+            walker.walk(HOOK_PATHS[hook][2:], path, hook, last)
         else:
-            path, moot = walker.walk(HOOK_PATHS[hook], _Path.starting(first), hook), None
+            path, moot = walker.walk(HOOK_PATHS[hook], _Path.starting(first), hook, last), None
         result[hook] = walker.result(hook, path, own if moot is None else first, moot)
     return {hook: result[hook] for hook in hooks}
 
@@ -1107,8 +1115,16 @@ class _Sink:
         return tuple(len(x) for x in self._lists())
 
     def since(self, mark) -> tuple:
-        """What was added after ``mark``, to replay for a memoised chain run."""
-        parts = tuple(tuple(x[m:]) for x, m in zip(self._lists(), mark))
+        """What was added after ``mark``, to replay for a memoised chain run:
+        one flat tuple (a tuple of tuples and pairs took ~340 B per kept run,
+        tens of thousands of them live at 100k kube-proxy rules): how many
+        parts each list got, those parts, then ``alt``'s (index, node)
+        pairs, flat."""
+        counts, out = [], []
+        for x, m in zip(self._lists(), mark):
+            new = x[m:]
+            counts.append(len(new))
+            out += new
         # ``alt`` is filled in ascending index order (accept, replay): read
         # back from its end only the entries added since ``mark`` (scanning
         # all of it per memoised run was quadratic: 7k runs at 100k rules)
@@ -1116,8 +1132,9 @@ class _Sink:
         for i, n in reversed(self.alt.items()):
             if i < mark[0]:
                 break
-            alt.append((i - mark[0], n))
-        return parts, tuple(reversed(alt))
+            alt += (n, i - mark[0])
+        alt.reverse()
+        return (*counts, *out, *alt)
 
     def collapse(self, mark) -> tuple:
         """:meth:`since` ``mark``, each list's parts added since then merged
@@ -1155,13 +1172,15 @@ class _Sink:
 
     def replay(self, added, keep_alt: bool = True) -> None:
         self.exact = False  # unknown here; only an optimisation rests on it
-        parts, alt = added
         base = len(self.acc_l)
-        for lst, new in zip(self._lists(), parts):
-            lst.extend(new)
+        at = 6
+        for lst, n in zip(self._lists(), added):
+            if n:
+                lst.extend(added[at:at + n])
+                at += n
         if keep_alt:
-            for i, n in alt:
-                self.alt[base + i] = n
+            for j in range(at, len(added), 2):
+                self.alt[base + added[j]] = added[j + 1]
 
     def merged(self, entered, returned):
         """Lower and upper accepted, dropped, undecided sets, and the input
@@ -1217,6 +1236,7 @@ class _Walker:
         self.sink: _Sink | None = None
         self.memo: dict = {}
         self.match_cache: dict = {}
+        self.plain_matches: dict = {}  # rule -> match pair read after conntrack on arrival (_matches)
         self.last_match: tuple = (None, None)  # what _matches returned last
         self.pairs: dict = space.__dict__.setdefault("_match_pairs", {})  # pair -> itself (_matches)
         #: ``(hit, base, match)``: ``hit`` is ``base ∧ match``, the packets a
@@ -1227,7 +1247,7 @@ class _Walker:
         #: on the way may have left): a rule whose exact match holds all
         #: of one needs no operation (:meth:`_rule`).
         self.within: tuple = ()
-        #: chain id / rule -> fields it may write, None: unknown (the walk's
+        #: chain / rule -> fields it may write, None: unknown (the walk's
         #: per-rule caches are keyed by the rule itself: no int and tuple per
         #: rule, 90 B)
         self.writes: dict = {}
@@ -1249,10 +1269,13 @@ class _Walker:
         self.reads_ttl = "ttl" in self.read_fields
         self.transparent: dict = {}  # rule / ("policy", rule) / ("tail", chain id) -> (_transparent)
         self.absent: frozenset[str] = frozenset()
-        #: Every record made, in order, inside a run that may be memoised
+        #: Every visit filed, in order, inside a run that may be memoised
         #: (``logging``: how many such runs are going on), so a memoised
         #: run can replay its records into another path's; emptied when
-        #: the outermost ends (the memo holds its slices).
+        #: the outermost ends (the memo holds its slices). An entry is
+        #: ``(rule, visit, match_l, match_u)``, or the rule's record alone
+        #: where the visit was the rule's first on its path (its rule is
+        #: ``path.order[record.first]``): most, with no tuple (72 B each).
         self.log: list = []
         self.logging = 0
         #: The chain run going on and the index of its rule being walked
@@ -1270,7 +1293,7 @@ class _Walker:
         self.sets_only = False
         #: Runs of chains whose run reads nothing the hook decides
         #: (:meth:`_hook_free`), entered on the nat prerouting or output
-        #: stage after conntrack: ``(chain id, lower, upper) -> (what came
+        #: stage after conntrack: ``(chain, lower, upper) -> (what came
         #: back, the sink's parts, the visits, the path, kept the input
         #: path's DNAT images)``. kube-proxy's nat PREROUTING and OUTPUT both
         #: jump to KUBE-SERVICES with the same packets: every service chain
@@ -1279,29 +1302,41 @@ class _Walker:
         #: verdict parts and visits) instead of making them again.
         self.hook_runs: dict = {}
         self.nat_stage = False  # the base chain running is a nat chain
-        self.hook_free_chains: dict[int, bool] = {}
+        self.hook_free_chains: dict[Chain, bool] = {}
         self.hook_free_prefix: dict[int, int] = {}  # chain id -> _hook_free_prefix
         self.dispatch_back: tuple = ((), ())  # what the branches of the last map walked sent back
 
     # -- the hook path ------------------------------------------------------
 
-    def walk(self, stages, path: _Path, path_hook: str) -> _Path:
+    def walk(self, stages, path: _Path, path_hook: str, last: bool = False) -> _Path:
         """Run the base chains of ``stages`` on ``path`` (``path_hook``:
         input, forward, output, or ``shared`` for the stages input and
-        forward have in common)."""
+        forward have in common). ``last``: no walk follows this one."""
         self.path = path
-        for stage in stages:
+        for n, stage in enumerate(stages):
             if stage == "forward":
                 self._ip_forward(path)
             chains = self._base_chains(stage)
+            # The last nat chain that may replay a kept run (_run_chain's
+            # hook_runs: nat prerouting and output) in the walk's last one:
+            # the runs are let go after it, so that the chains after it and
+            # the checks reuse their memory (at 100k kube-proxy rules their
+            # log slices, verdict parts and keys held ~50 MiB to the walk's
+            # end); hook_runs is None from then on.
+            final = None
+            if last and stage in ("prerouting", "output") \
+                    and not {"prerouting", "output"} & set(stages[n + 1:]):
+                final = next((c for c in reversed(chains) if c.kind == "nat"), None)
             for chain in chains:
                 self._base_chain(chain, stage, path, path_hook)
+                if chain is final:
+                    self.hook_runs = None
             if stage == "output" and self.output_routing is not None \
                     and any(c.reroutes and self._changes_route(c) for c in chains):
                 # Routed again after the OUTPUT chains: every OUTPUT chain saw
                 # the first route's device, POSTROUTING sees the new one.
                 self._reroute(path)
-            if stage == "output":
+            if stage == "output" and self.hook_runs:
                 # the runs kept for the other hook were the output walk's to
                 # replay (the audit walks it last: HOOK_PATHS order):
                 # ~10k runs' parts and visits at 20k kube-proxy rules, ~9-14
@@ -1438,7 +1473,7 @@ class _Walker:
             and not ctx.before_conntrack else 0
         alt = _tracks_input(ctx)
         if cut:
-            shared = (id(chain), low, up)
+            shared = (chain, low, up)  # (the chain itself: no int per kept run)
             hit = self.hook_runs.get(shared)
             if hit is not None and (hit[4] or not alt):
                 if hit[5] is None:
@@ -1508,6 +1543,7 @@ class _Walker:
             if cont is not None and (cont[1] != f or cont[0] != f):
                 run.came_back(k, cont)
         run.forget_conts()
+        run.close()
         self.run = None
         ret.add(low, up)
         out = (ret.lower, ret.upper)
@@ -1529,10 +1565,16 @@ class _Walker:
         came back from it."""
         self.sink.replay(added, alt)
         if path is not self.path:
+            order = path.order
             for entry in log:
-                self._add(*entry)
-            if self.logging:
-                self.log.extend(log)  # (visits of this path's: a run going on that is kept holds them)
+                if type(entry) is not tuple:  # a rule's first visit on ``path``: its record, which names the rest
+                    entry = (order[entry.first], entry, entry.match_l, entry.match_u)
+                filed = self._add(*entry)
+                if self.logging:
+                    # (visits of this path's: a run going on that is kept
+                    # holds them, as _record logs them: a record names its
+                    # rule by this path's order)
+                    self.log.append(filed if type(filed) is _Record else (entry[0], filed, *entry[2:]))
         return out
 
     def _maps_first(self, chain: Chain, ctx: _Context) -> bool:
@@ -1649,10 +1691,10 @@ class _Walker:
         nothing the hook decides — no address type or TTL match (``_env``),
         no TTL write, no NOTRACK — so that it is the same run on prerouting
         and output for the same entering sets? Kept per chain."""
-        known = self.hook_free_chains.get(id(chain))
+        known = self.hook_free_chains.get(chain)  # (keyed by the chain: no int per chain)
         if known is None:
-            self.hook_free_chains[id(chain)] = False  # (a jump cycle: not shared)
-            known = self.hook_free_chains[id(chain)] = all(
+            self.hook_free_chains[chain] = False  # (a jump cycle: not shared)
+            known = self.hook_free_chains[chain] = all(
                 self._hook_free_rule(rule, chain) for rule in chain.rules)
         return known
 
@@ -1694,6 +1736,7 @@ class _Walker:
         run.keep(0, low, up)
         self.run, self.run_index = run, 0
         self._record(rule, low, up, low, up, m_l, m_u)
+        run.close()
         self.run = None
         f = self.space.false
         if up == f:
@@ -1736,10 +1779,9 @@ class _Walker:
             else:
                 hit_l, hit_u = li & m, ui & m
                 li, ui = li & ~m, ui & ~m
-            visit = _Visit(run, k, hit_l, hit_u)
+            filed = self._add(rule, _Visit(run, k, hit_l, hit_u), m, m)
             if self.logging:
-                self.log.append((rule, visit, m, m))
-            self._add(rule, visit, m, m)
+                self.log.append(filed if type(filed) is _Record else (rule, filed, m, m))
             if hit_u == false and (self.sets_only or not isinstance(rule.action, (Jump, Goto, Dispatch))):
                 continue
             for effect in rule.effects:
@@ -1989,8 +2031,9 @@ class _Walker:
 
     def _writes(self, chain: Chain, seen: set) -> frozenset | None:
         """Fields a run of ``chain`` (and the chains it jumps to) may
-        change in packets it hands back; kept per chain."""
-        key = id(chain)
+        change in packets it hands back; kept per chain (keyed by the chain
+        itself, as rules by themselves: no int per chain)."""
+        key = chain
         if key in self.writes:
             return self.writes[key]
         if key in seen:
@@ -2022,25 +2065,38 @@ class _Walker:
                 free = self.env_free[rule] = not any(reads_env(m) for m in rule.matches)
             if free:
                 env = ("arrive", self.absent)
+        if not ctx.before_conntrack and env[0] == "arrive" and len(env) == 2:
+            # the common reading (after conntrack, as arriving packets see
+            # it): kept by the rule alone, no key tuple per rule (64 B, 100k
+            # of them at 100k kube-proxy rules)
+            pair = self.plain_matches.get(rule)
+            if pair is None:
+                pair = self.plain_matches[rule] = self._match_pair(rule, ctx, env)
+            self.last_match = pair  # (_record keeps the pair, not a copy)
+            return pair
         key = (rule, ctx.before_conntrack, env)
         if key not in self.match_cache:
             # (the key is kept: one env tuple per env, not one per rule)
             key = (rule, ctx.before_conntrack, self.frozen.setdefault(env, env))
-            m_l, m_u = encode_conjunction(rule.matches, self.space, env)
-            if ctx.before_conntrack:
-                m_l, m_u = (self._pre_conntrack(m_l), self._pre_conntrack(m_u)) if m_l != m_u else (
-                    (self._pre_conntrack(m_u),) * 2)
-            elif m_l == m_u:
-                m_l = m_u
-            # one pair per pair of nodes (and exactness: ``m_l is m_u``) in
-            # the space: the runs' steps keep it (_Run.steps), and most rules'
-            # matches read in several contexts and walks are the same (72k
-            # steps, 9k pairs at 20k kube-proxy rules)
-            pair = (m_l, m_u)
-            found = self.pairs.setdefault(pair, pair)
-            self.match_cache[key] = found if (found[0] is found[1]) == (m_l is m_u) else pair
+            self.match_cache[key] = self._match_pair(rule, ctx, env)
         pair = self.last_match = self.match_cache[key]  # (_record keeps the pair, not a copy)
         return pair
+
+    def _match_pair(self, rule: Rule, ctx: _Context, env):
+        """``(lower, upper)`` match of ``rule`` read in ``ctx`` and ``env``."""
+        m_l, m_u = encode_conjunction(rule.matches, self.space, env)
+        if ctx.before_conntrack:
+            m_l, m_u = (self._pre_conntrack(m_l), self._pre_conntrack(m_u)) if m_l != m_u else (
+                (self._pre_conntrack(m_u),) * 2)
+        elif m_l == m_u:
+            m_l = m_u
+        # one pair per pair of nodes (and exactness: ``m_l is m_u``) in
+        # the space: the runs' steps keep it (_Run.steps), and most rules'
+        # matches read in several contexts and walks are the same (72k
+        # steps, 9k pairs at 20k kube-proxy rules)
+        pair = (m_l, m_u)
+        found = self.pairs.setdefault(pair, pair)
+        return found if (found[0] is found[1]) == (m_l is m_u) else pair
 
     def _as_policy(self, chain: Chain, rule: Rule) -> bool:
         """Is ``rule`` (with an undecidable match) a verdict its base chain's
@@ -2134,22 +2190,26 @@ class _Walker:
             # held by the matched sets anyway: their objects (one wrapper per
             # node; equal bounds are one object)
             run.keep(k, ml, mu)
-        visit = _Visit(run, k, ml, mu)
+        filed = self._add(rule, _Visit(run, k, ml, mu), match_l, match_u)
         if self.logging:
-            self.log.append((rule, visit, match_l, match_u))
-        self._add(rule, visit, match_l, match_u)
+            self.log.append(filed if type(filed) is _Record else (rule, filed, match_l, match_u))
 
-    def _add(self, rule: Rule, visit: _Visit, match_l, match_u) -> None:
+    def _add(self, rule: Rule, visit: _Visit, match_l, match_u) -> _Visit:
+        """File ``visit`` in this path's records; returns what holds it
+        there: the rule's record where it is the first (a record is its
+        first visit: the log keeps that, not a visit object of its own, 64 B
+        per logged rule), else ``visit``."""
         path = self.path
         rec = path.records.get(id(rule))
         if rec is None:
-            path.records[id(rule)] = _Record(visit, match_l, match_u, len(path.order), path.token)
+            rec = path.records[id(rule)] = _Record(visit, match_l, match_u, len(path.order), path.token)
             path.order.append(rule)
-            return
+            return rec
         if rec.owner is not path.token:  # another path's too (a fork): this one's own copy
             rec = path.records[id(rule)] = rec.copy()
             rec.owner = path.token
         rec.add(visit, len(path.order))
+        return visit
 
     def _action(self, action, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int,
                 ret: _Flow):
@@ -2482,8 +2542,10 @@ class _Walker:
         spares testing every set (kube-proxy's ``-p tcp … -j DNAT``)."""
         if rule.effects:
             return False
-        key = ("nat-within", id(rule), id(action), ctx.before_conntrack,
-               ctx.env)
+        # (keyed by the objects and the walk's one tuple per env: no ints
+        # and env tuple per DNAT rule, ~130 B each at 50k of them)
+        env = ctx.env
+        key = ("nat-within", rule, action, ctx.before_conntrack, self.frozen.setdefault(env, env))
         known = self.match_cache.get(key)
         if known is None:
             whole = self._nat_whole(action)
@@ -2533,7 +2595,7 @@ class _Walker:
         bits written and the ct status bit set. Kept per action (the first
         two per kind of translation); None when the status bit is not in
         the space."""
-        key = ("nat", id(action))
+        key = action  # (by value: the image depends on nothing else; no tuple and int per action)
         if key in self.exist_vars:
             return self.exist_vars[key]
         sp = self.space
