@@ -196,9 +196,11 @@ def selector(expr, family: str) -> Selector:
         if isinstance(value, dict):
             items = tuple(value.items())
             try:
-                return _SELECTOR_MEMO[kind, items, family]
-            except (KeyError, TypeError):
-                pass
+                sel = _SELECTOR_MEMO.get((kind, items, family))  # a miss raises nothing
+            except TypeError:  # a list or dict among the values
+                sel = None
+            if sel is not None:
+                return sel
             if all(isinstance(v, str) for v in value.values()):
                 if len(_SELECTOR_MEMO) >= 4096:
                     _SELECTOR_MEMO.clear()
@@ -348,9 +350,30 @@ def _selector(expr, family: str) -> Selector:
 # ---------------------------------------------------------------------------
 
 
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # ASCII digits: ipaddress refuses others
+#: A dotted quad as ipaddress writes one (each part 0-255, no leading zero):
+#: exactly the strings ipaddress reads as that number, read without its
+#: parser (a kube-proxy rule's addresses were a third of building it).
+_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}\Z").match
+
+
+def ip_address(text: str):
+    """``ipaddress.ip_address(text)``, a dotted quad read faster."""
+    quad = _QUAD(text)
+    if quad is None:
+        return ipaddress.ip_address(text)
+    a, b, c, d = quad.groups()
+    return ipaddress.IPv4Address(int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d))
+
+
 @functools.lru_cache(maxsize=65536)
 def _network(text: str, version: int):
-    net = ipaddress.ip_network(text, strict=False)
+    quad = _QUAD(text)
+    if quad is not None:  # what ip_network(text) makes: the /32 of that number
+        a, b, c, d = quad.groups()
+        net = ipaddress.IPv4Network(int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d))
+    else:
+        net = ipaddress.ip_network(text, strict=False)
     if version and net.version != version:
         raise ModelError(f"{text} is not an IPv{version} address")
     return net
@@ -702,6 +725,54 @@ class Builder:
         else:
             pending.insert(position, rule)
 
+    def add_built(self, chain: Chain, stmts, location: Location, text: str) -> bool:
+        """Add the rule of a line :mod:`.nft_lines` read (its ``stmts``: the
+        parts of plain matches of an address or number, verdicts, ``dnat``,
+        a verdict map) built here directly, as :meth:`add_rule` would build
+        and add ``as_json(stmts)``; False (nothing added) where this cannot
+        tell what that gives — the caller then adds it that way."""
+        table = chain.table
+        if table is None:
+            return False
+        try:
+            rule = self._line_rule(table, stmts, location, text)
+        except (ModelError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return False  # add_rule says what, when and where
+        if rule is None:
+            return False
+        pending = self.pending.setdefault(id(chain), [])
+        self._added += 1
+        rule.index = self._added
+        pending.append(rule)
+        return True
+
+    def _line_rule(self, table: Table, stmts, location: Location, text: str) -> Rule | None:
+        """What build_rule makes of a line's statements (see :meth:`add_built`),
+        or None: each statement through the _RuleContext method statement()
+        gives it to (match, vmap; verdict_action, nat_action)."""
+        ctx = _RuleContext(self, table)
+        action = None
+        for stmt in stmts:
+            kind = stmt[0]
+            if kind == "match":
+                ctx.matches.extend(ctx.match(stmt[1], stmt[2], stmt[3]))
+            elif kind == "dnat":
+                action = nat_action(kind, stmt[1])
+            elif kind == "vmap":
+                action = ctx.vmap(stmt[1])
+            else:
+                action = verdict_action({kind: stmt[1]})
+                if action is None:
+                    return None
+        if ctx.snapshots or ctx.effects or ctx.comment is not None:
+            return None
+        kept = []
+        for m in ctx.matches:  # as build_rule
+            if not (isinstance(m, IntMatch) and m.field in ("proto", "family")) or m not in kept:
+                kept.append(m)
+        return Rule(tuple(kept), action if action is not None else Log("no verdict"), location,
+                    text=text, comment=None, ident=None, effects=())
+
     def delete_rule(self, chain: Chain, handle: str) -> bool:
         pending = self.pending.get(id(chain), [])
         for i, rule in enumerate(pending):
@@ -815,8 +886,8 @@ class Builder:
             raise RuleAnalyzerError(str(exc).strip("'\""), pending.location,
                                     source_line=pending.text if "\n" not in pending.text else None) from None
         matches = []
-        for m in ctx.matches:
-            if m not in matches or not (isinstance(m, IntMatch) and m.field in ("proto", "family")):
+        for m in ctx.matches:  # a repeated proto/family dependency once (the cheap test first)
+            if not (isinstance(m, IntMatch) and m.field in ("proto", "family")) or m not in matches:
                 matches.append(m)
         action = ctx.action if ctx.action is not None else Log("no verdict")
         rule = Rule(tuple(matches), action, pending.location, text=pending.text,
@@ -1025,6 +1096,11 @@ class _RuleContext:
                 part = part["&"][0]
             deps.extend(d for d in selector(part, self.family).deps if d not in deps)
         self.matches.extend(deps)
+        # a concatenated key (kube-proxy's ip daddr . meta l4proto . th dport
+        # @service-ips, 30k elements at 100k rules): what concat_match works
+        # out from the key alone, worked out once for all the elements
+        plan = self._concat_key(key["concat"]) if isinstance(key, dict) and ">>" not in key \
+            and "&" not in key and isinstance(key.get("concat"), list) else None
         branches = []
         for key_value, verdict in pairs:
             action = verdict_action(verdict) if isinstance(verdict, dict) else None
@@ -1033,11 +1109,21 @@ class _RuleContext:
             if key_value == "*":
                 match = AllOf((), text="*")
             else:
-                found = [m for m in self.match(body["key"], "==", key_value) if m not in deps]
+                found = None
+                if plan is not None and plan[3] is None and isinstance(key_value, dict) \
+                        and "set" not in key_value:
+                    sels, concat_deps, constants, _opaque = plan
+                    try:  # what concat_match gives for one element
+                        found = concat_deps + [self._concat_alternatives(sels, "==", [key_value], constants)]
+                    except ModelError:
+                        found = None  # concat_match says what
+                if found is None:
+                    found = self.match(body["key"], "==", key_value)
+                found = [m for m in found if m not in deps]
                 match = found[0] if len(found) == 1 else AllOf(tuple(found))
             branches.append((match, action))
         if (branches and not any(k == "*" for k, _v in pairs)
-                and self._every_key_found(body["key"], body["data"])):
+                and self._every_key_found(body["key"], body["data"], pairs)):
             # numgen/jhash/symhash "mod N [offset O]" with keys covering
             # [O, O+N): one branch is always taken. The keys are disjoint, so
             # a packet no earlier branch took has the last one's value.
@@ -1045,17 +1131,18 @@ class _RuleContext:
             branches[-1] = (AllOf((), text=getattr(last, "text", "") or ""), action)
         return Dispatch(tuple(branches))
 
-    def _every_key_found(self, key, data) -> bool:
+    def _every_key_found(self, key, data, pairs=None) -> bool:
         """Does every value ``key`` can take find an element in the map
         (anonymous, or named and decidable)? Yes when it holds a ``*``
         element, or when the key is ``numgen``/``jhash``/``symhash … mod N
         [offset O]`` — always in ``[O, O+N)`` in the kernel (``nft_ng_*_gen``,
         ``nft_*hash_eval``: a counter or hash reduced modulo N, plus the
         offset) — and the keys cover that whole range."""
-        try:
-            pairs = self.map_pairs(data)
-        except ModelError:
-            return False
+        if pairs is None:  # else: map_pairs(data), read already
+            try:
+                pairs = self.map_pairs(data)
+            except ModelError:
+                return False
         if not pairs:
             return False
         if any(k == "*" for k, _value in pairs):
@@ -1300,15 +1387,26 @@ class _RuleContext:
         lo, hi = {"<": (0, value - 1), "<=": (0, value), ">": (value + 1, top), ">=": (value, top)}[op]
         return IntMatch(sel.field, ((lo, hi),) if lo <= hi else ())
 
-    def concat_match(self, parts, op: str, right) -> list[Match]:
-        if not isinstance(parts, list):
-            raise ModelError("a concatenation needs a list")
+    def _concat_key(self, parts):
+        """``(selectors, dependencies, constants, opaque)`` of a concatenated
+        key: what :meth:`concat_match` works out before the value; ``opaque``:
+        why the key cannot be decided (a part that is not a constant), or None."""
         sels = [selector(p, self.family) for p in parts]
         deps: list[Match] = []
         for s in sels:
             for d in s.deps:
                 if d not in deps:
                     deps.append(d)
+        # A constant in the key (``ip daddr . "lo" @s``) is compared with
+        # each element's part as it stands.
+        constant = [_constant(p) if s.kind == "opaque" else None for s, p in zip(sels, parts)]
+        opaque = next((s.reason for s, c in zip(sels, constant) if s.kind == "opaque" and c is None), None)
+        return sels, deps, constant, opaque
+
+    def concat_match(self, parts, op: str, right) -> list[Match]:
+        if not isinstance(parts, list):
+            raise ModelError("a concatenation needs a list")
+        sels, deps, constant, opaque = self._concat_key(parts)
         if isinstance(right, str) and right.startswith("@"):
             elements = self.named_set(right)
             if elements is None:
@@ -1317,12 +1415,8 @@ class _RuleContext:
             elements = list(_set_items(right["set"]))
         else:
             elements = [right]
-        # A constant in the key (``ip daddr . "lo" @s``) is compared with
-        # each element's part as it stands.
-        constant = [_constant(p) if s.kind == "opaque" else None for s, p in zip(sels, parts)]
-        if any(s.kind == "opaque" and c is None for s, c in zip(sels, constant)):
-            reason = next(s.reason for s, c in zip(sels, constant) if s.kind == "opaque" and c is None)
-            return deps + [OpaqueMatch(reason=reason)]
+        if opaque is not None:
+            return deps + [OpaqueMatch(reason=opaque)]
         try:
             found = deps + [self._concat_alternatives(sels, op, elements, constant)]
             self.note_snapshot(right, found)
@@ -1541,7 +1635,7 @@ def nat_action(kind: str, body) -> Action:
         a = body.get("addr")
         if isinstance(a, str):
             try:
-                addr = ipaddress.ip_address(a)
+                addr = ip_address(a)
             except ValueError:
                 addr = None
         elif isinstance(a, dict) and "range" in a and len(a["range"]) == 2:

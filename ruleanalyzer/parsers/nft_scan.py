@@ -200,6 +200,11 @@ class Body(list):
         self._line, self._line_start, self._ends = line, line_start, ends
         self._kept = False
 
+    def source(self) -> tuple[str, int, int, int]:
+        """``(text, start, end, line)``: the block is ``text[start:end]``,
+        its ``{`` on line ``line``."""
+        return self._text, self._start, self._end, self._line
+
     def _items(self):
         return _items(self._text, self._start, self._end, self._line, self._line_start, self._ends)
 

@@ -21,7 +21,8 @@ from ..errors import RuleAnalyzerError, line_of
 from ..model import Location, Ruleset
 from ..gcpause import gc_paused
 from .nft_common import FAMILIES, Builder, ModelError
-from .nft_scan import WORD_RE, B, S, W, scan
+from . import nft_lines
+from .nft_scan import WORD_RE, B, S, W, Body, scan
 
 DIALECT = "nftables"
 MAX_INCLUDE_DEPTH = 16
@@ -33,6 +34,9 @@ MAX_INCLUDE_FILES = 1000
 #: Tokens ``$NAME`` substitutions may produce in one ruleset, all together
 #: (``define a2 = { $a1, $a1 }`` doubles per line: 20 lines were 555 MB).
 MAX_DEFINE_TOKENS = 1_000_000
+#: Whether a chain block written in kube-proxy's line shapes is read by
+#: :mod:`.nft_lines` (off: word by word; tests/test_nft_lines.py compares).
+FAST_LINES = True
 
 #: Words nft's scanner always reads as keywords (its rules outside any start
 #: condition), so that ``nft -f`` fails on one written as a table, chain or
@@ -162,6 +166,11 @@ class _Reader:
             raise self.error(f"{word!r} is not a name nft reads: a {what} name starts with a letter, "
                              "'_' or '.' and holds letters, digits and / - _ .", tok)
         return word
+
+    def is_chain_name(self, word: str) -> bool:
+        """Whether :meth:`identifier` takes plain word ``word`` (one
+        :data:`_NAME_RE` matches) as a chain name."""
+        return not self.check_names or word not in NFT_KEYWORDS
 
     # -- files ------------------------------------------------------------------------
     def read_text(self, text: str, file: str, depth: int) -> None:
@@ -512,6 +521,17 @@ class _Reader:
 
     # -- chains ---------------------------------------------------------------------------
     def chain_body(self, chain, items) -> None:
+        if type(items) is Body and FAST_LINES:
+            fast = nft_lines.chain_rules(*items.source(), _scalar, self.is_chain_name)
+            if fast is not None:  # the line shapes kube-proxy writes: read without words
+                b = self.builder
+                at_names = None if self.defines else False  # no '@' in those lines
+                for line, column, text, stmts in fast:
+                    location = Location(self.file, line, column)
+                    if not b.add_built(chain, stmts, location, text):
+                        b.add_rule(chain, nft_lines.as_json(stmts), location, text, handle=None, comment=None,
+                                   position=None, at_names=at_names)
+                return
         for toks in items:
             toks = self.expand(toks)
             if not toks:

@@ -261,7 +261,10 @@ def _address_ranges(field: str, networks, space: Space):
                 merged.append([lo, hi])
         within = space.false
         for lo, hi in merged:
-            within |= space.at_least(field, lo, width) & space.at_most(field, hi, width)
+            if lo == hi:  # one address (most cluster IPs): its cube, the same set in a third of the operations
+                within |= space.prefix(field, lo, width, width, on=space.true)
+            else:
+                within |= space.at_least(field, lo, width) & space.at_most(field, hi, width)
         head |= fam
         cond |= fam & within
     return head, cond

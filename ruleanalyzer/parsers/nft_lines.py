@@ -1,0 +1,145 @@
+"""The rules of a chain written in the few line shapes kube-proxy's
+nftables mode writes, read without the scanner's tokens.
+
+A chain of kube-proxy (``nft list ruleset`` of its ``kube-proxy`` table)
+holds lines such as::
+
+    ip daddr 172.30.0.41 tcp dport 80 ip saddr != 10.0.0.0/8 jump mark-for-masquerade
+    numgen random mod 2 vmap { 0 : goto endpoint-A, 1 : goto endpoint-B }
+    ip saddr 10.180.0.1 jump mark-for-masquerade
+    meta l4proto tcp dnat to 10.180.0.1:80
+
+and a 100k-rule ruleset is ~all such lines. :func:`chain_rules` reads a
+chain's block whose every line is one (each line a sequence of the
+statements below, spelt with single words separated by blanks) straight
+into the JSON-shaped statements :class:`~.nftables._RuleReader` gives for
+it — the same dicts, keys in the same order, values through the same
+:func:`~.nftables._scalar` — and returns None for any other block, which
+is then read word by word as before. A block is taken whole or not at all,
+so that what the reader checks or refuses (names, values, errors and their
+order) is never split between the two paths.
+``tests/test_nft_lines.py`` reads every line both ways and compares.
+
+Statements read here (nothing else; a rule ends with its verdict):
+
+- ``ip saddr|daddr [!=] ADDR[/LEN]``, ``tcp|udp|sctp sport|dport [!=] PORT``,
+  ``meta l4proto tcp|udp|sctp``
+- ``accept``, ``drop``, ``return``, ``jump|goto NAME``
+- ``dnat to ADDR[:PORT]``
+- ``numgen random|inc mod N vmap { K : goto|jump NAME, … }``
+"""
+
+from __future__ import annotations
+
+import re
+
+_NAME = r"[A-Za-z_.][A-Za-z0-9/\-_.]*"
+_ADDR = r"\d{1,3}(?:\.\d{1,3}){3}"
+_NUM = r"(?:0|[1-9]\d{0,9})"
+_END = r"(?=[ \t]|\Z)"
+_SEP = r"[ \t]+"
+#: One statement at a position of the stripped line; its outer group says
+#: which. ASCII only: other digits go the word reader's way.
+_STATEMENT = re.compile(
+    rf"(?P<addr>ip{_SEP}(?P<af>saddr|daddr){_SEP}(?:(?P<ane>!=){_SEP})?(?P<av>{_ADDR}(?:/\d{{1,2}})?){_END})"
+    rf"|(?P<port>(?P<pp>tcp|udp|sctp){_SEP}(?P<pf>sport|dport){_SEP}(?:(?P<pne>!=){_SEP})?(?P<pv>{_NUM}){_END})"
+    rf"|(?P<l4>meta{_SEP}l4proto{_SEP}(?P<lv>tcp|udp|sctp){_END})"
+    rf"|(?P<verdict>(?P<vw>accept|drop|return)\Z)"
+    rf"|(?P<jump>(?P<jw>jump|goto){_SEP}(?P<target>{_NAME})\Z)"
+    rf"|(?P<dnat>dnat{_SEP}to{_SEP}(?P<da>{_ADDR})(?::(?P<dp>{_NUM}))?\Z)"
+    rf"|(?P<vmap>(?P<numgen>numgen{_SEP}(?P<mode>random|inc){_SEP}mod{_SEP}(?P<mod>{_NUM})){_SEP}vmap{_SEP}"
+    rf"\{{(?P<elements>(?:{_SEP}{_NUM}{_SEP}:{_SEP}(?:goto|jump){_SEP}{_NAME}[ \t]*,)*"
+    rf"{_SEP}{_NUM}{_SEP}:{_SEP}(?:goto|jump){_SEP}{_NAME}){_SEP}\}}\Z)", re.ASCII)
+_BLANKS = re.compile(_SEP)
+_ELEMENT = re.compile(rf"({_NUM}){_SEP}:{_SEP}(goto|jump){_SEP}({_NAME})", re.ASCII)
+
+
+def chain_rules(text: str, start: int, end: int, line: int, scalar, is_name):
+    """``[(line, column, text, statements), …]`` of the rules in
+    ``text[start:end]`` (a chain's block, its ``{`` on line ``line``), or
+    None unless every line is blank or one of the shapes above.
+    ``scalar``: the reader's word → JSON value; ``is_name(word)``: whether
+    the reader takes ``word`` as a chain name."""
+    out = []
+    pieces = text[start:end].split("\n")
+    if pieces[0].strip(" \t"):
+        return None  # a rule on the line of the '{': its column is not counted here
+    for raw in pieces:
+        stripped = raw.strip(" \t")
+        if stripped:
+            stmts = _statements(stripped, scalar, is_name)
+            if stmts is None:
+                return None
+            out.append((line, len(raw) - len(raw.lstrip(" \t")) + 1, stripped, stmts))
+        line += 1
+    return out
+
+
+#: The left-hand side of each match read here, as JSON (one shared,
+#: read-only dict per selector; :func:`as_json` gives a rule its own).
+_LEFT = {(proto, field): {"payload": {"protocol": proto, "field": field}}
+         for proto, fields in (("ip", ("saddr", "daddr")), ("tcp", ("sport", "dport")),
+                               ("udp", ("sport", "dport")), ("sctp", ("sport", "dport")))
+         for field in fields}
+_L4PROTO = {"meta": {"key": "l4proto"}}
+
+
+def _statements(line: str, scalar, is_name):
+    """The statements of one stripped line, or None: ``("match", left, op,
+    right)``, ``(verdict, body)`` (accept, drop, return, jump, goto),
+    ``("dnat", body)`` or ``("vmap", body)`` — the parts of the JSON
+    statements the word reader gives (:func:`as_json`)."""
+    stmts = []
+    pos, n = 0, len(line)
+    match = _STATEMENT.match
+    while pos < n:
+        m = match(line, pos)
+        if m is None:
+            return None
+        kind = m.lastgroup
+        if kind == "addr":
+            stmts.append(("match", _LEFT["ip", m.group("af")], "!=" if m.group("ane") else "==",
+                          scalar(m.group("av"))))
+        elif kind == "port":
+            stmts.append(("match", _LEFT[m.group("pp"), m.group("pf")], "!=" if m.group("pne") else "==",
+                          scalar(m.group("pv"))))
+        elif kind == "l4":
+            stmts.append(("match", _L4PROTO, "==", m.group("lv")))
+        elif kind == "verdict":
+            stmts.append((m.group("vw"), None))
+        elif kind == "jump":
+            if not is_name(m.group("target")):
+                return None
+            stmts.append((m.group("jw"), {"target": m.group("target")}))
+        elif kind == "dnat":
+            body = {"addr": scalar(m.group("da"))}
+            if m.group("dp") is not None:
+                body["port"] = scalar(m.group("dp"))
+            stmts.append(("dnat", body))
+        else:  # vmap
+            pairs = []
+            for key, verdict, target in _ELEMENT.findall(m.group("elements")):
+                if not is_name(target):
+                    return None
+                pairs.append([scalar(key), {verdict: {"target": target}}])
+            key = {"numgen": {"text": m.group("numgen"), "mode": m.group("mode"),
+                              "mod": scalar(m.group("mod"))}}
+            stmts.append(("vmap", {"key": key, "data": {"set": pairs}}))
+        pos = m.end()
+        if pos < n:
+            pos = _BLANKS.match(line, pos).end()  # a statement that is not last ends before blanks
+    return stmts
+
+
+def as_json(stmts) -> list:
+    """The JSON-shaped statements :class:`~.nftables._RuleReader` gives for
+    the line :func:`_statements` read into ``stmts`` (each its own dicts)."""
+    out = []
+    for stmt in stmts:
+        if stmt[0] == "match":
+            _kind, left, op, right = stmt
+            left = {key: dict(value) for key, value in left.items()}
+            out.append({"match": {"op": op, "left": left, "right": right}})
+        else:
+            out.append({stmt[0]: stmt[1]})
+    return out
