@@ -177,16 +177,18 @@ def recognise(ruleset: Ruleset) -> None:
     for table in ruleset.tables:
         for chain in table.chains.values():
             tool = _chain_tool(chain, active)
+            owned = None
             if table in fw4 and chain.origin is None:
                 chain.origin = Origin("openwrt", f"fw4 chain {chain.name}", generated=bool(
                     chain.is_base or _OPENWRT_STOCK.match(chain.name)))
-            elif tool is not None and chain.origin is None:
+            elif tool is not None and table not in fw4:
+                # one (immutable) origin for the chain and every rule of a
+                # tool's chain: 100k kube-proxy rules need not make 100k
+                # equal objects and strings, nor 36k chains two each
                 rec, stock = tool
-                chain.origin = Origin(rec.tool, f"{rec.tool} chain {chain.name}", generated=stock)
-            # one (immutable) origin for every rule of a tool's chain: 100k
-            # kube-proxy rules need not make 100k equal objects and strings
-            owned = Origin(tool[0].tool, f"{tool[0].tool} chain {chain.name}", generated=tool[1]) \
-                if tool is not None and table not in fw4 else None
+                owned = Origin(rec.tool, f"{rec.tool} chain {chain.name}", generated=stock)
+                if chain.origin is None:
+                    chain.origin = owned
             for rule in chain.rules:
                 if rule.origin is not None:
                     continue

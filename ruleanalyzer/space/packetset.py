@@ -13,6 +13,7 @@ packets, so ``~s`` never contains an impossible packet.
 from __future__ import annotations
 
 import os
+import sys
 
 try:  # CUDD compiled in the dd wheel; the pure-Python manager otherwise.
     from dd import cudd as _bdd_backend
@@ -21,7 +22,7 @@ except ImportError:  # pragma: no cover - depends on the installed wheel
 
 
 from ..gcpause import gc_paused
-from ._leq import count_for, leq_for
+from ._leq import count_for, cube_for, leq_for
 from .fields import (CONNTRACK_FIELDS, ICMP, ICMPV6, IPV4_ONLY, IPV6_ONLY, PORT_PROTOCOLS, TCP,
                      FieldSpec, Layout)
 
@@ -39,6 +40,8 @@ _ICMPV6_OPENING = (128, 139)
 ICMPV6_UNTRACKED = (130, 131, 132, 133, 134, 135, 136, 143)
 
 BACKEND = _bdd_backend.__name__
+#: A literal's value as ``Space.cube_of`` writes it into CUDD's int array.
+_ZERO, _ONE = (0).to_bytes(4, sys.byteorder), (1).to_bytes(4, sys.byteorder)
 #: CUDD's ``looseUpTo``: while the unique table has fewer slots than this,
 #: CUDD collects garbage only once 4 dead nodes per slot pile up (else 1;
 #: 0.2 past :data:`SOFT_BDD_BYTES`, which thus bounds what this lets grow).
@@ -64,6 +67,18 @@ LOOSE_SLOTS_PER_RULE = 160
 #: / 82M / 82M with 0.5M / 1M / 2M / 4M entries (hit rate 40 % in each),
 #: for -16 / 0 / +32 / +96 MiB.
 MAX_CACHE_ENTRIES = 1 << 20
+#: The operation cache of a space of the canonical order (:meth:`Space.canonical`:
+#: witnesses and descriptions copy a set there now and then). dd's default
+#: (256k entries, and CUDD grows the cache of a smaller start while the
+#: ~550 variables are declared) put 20 MiB on a 20k-rule kube-iptables
+#: audit's peak RSS, when RA201 (the audit's last to peak) asked its first
+#: witness; 14 MiB now.
+CANONICAL_CACHE_ENTRIES = 1 << 16
+#: The soft memory mark of such a small space. CUDD sets aside 1/64 of a
+#: manager's soft mark when it is made (its stash for running out of
+#: memory): 20 MiB at :data:`SOFT_BDD_BYTES`, which the big audit's heap,
+#: recycled by then, made resident (+16 MiB of RSS at RA201's first witness).
+SMALL_SOFT_BYTES = 64 * 2**20
 #: Memory a :class:`Space`'s BDD manager may take (read when a space is
 #: made). Beyond it an operation fails and the analysis stops with
 #: :class:`SpaceMemoryError`; docs/limits.md.
@@ -132,10 +147,15 @@ def cofactors(u):
 class Space:
     """One packet space: a BDD manager whose variables follow ``layout``."""
 
-    def __init__(self, layout: Layout | None = None):
+    def __init__(self, layout: Layout | None = None, cache_entries: int | None = None):
+        """``cache_entries``: a small space (:meth:`canonical`'s): CUDD's
+        operation cache starts with and stays at most at this many entries
+        (None: from dd's default, 256k, up to :data:`MAX_CACHE_ENTRIES`),
+        and its soft memory mark is :data:`SMALL_SOFT_BYTES`."""
         self.layout = layout or Layout.from_names()
         cudd = BACKEND.endswith("cudd")
-        self.bdd = _bdd_backend.BDD(_soft_bytes()) if cudd else _bdd_backend.BDD()
+        soft = _soft_bytes() if cache_entries is None else SMALL_SOFT_BYTES
+        self.bdd = _bdd_backend.BDD(soft, cache_entries) if cudd else _bdd_backend.BDD()
         if cudd:
             # Our field order is chosen on purpose and the describer walks it.
             self.bdd.configure(reordering=False)
@@ -144,7 +164,7 @@ class Space:
             # default lets the table grow to millions first (RSS, and slower
             # lookups in a bigger table).
             self.bdd.configure(loose_up_to=LOOSE_UP_TO)
-            self.bdd.configure(max_cache_hard=MAX_CACHE_ENTRIES)
+            self.bdd.configure(max_cache_hard=cache_entries or MAX_CACHE_ENTRIES)
             self.bdd.configure(max_memory=MAX_BDD_BYTES)
         self.max_bytes = MAX_BDD_BYTES
         self.bdd.declare(*self.layout.variables())
@@ -154,6 +174,8 @@ class Space:
         self._lit_cache: dict = {}
         self._exist_cache: dict = {}
         self._fast_exist = BACKEND.endswith("cudd")
+        self._c_cube = cube_for(self.bdd)
+        self._index_cache: dict[str, list[int]] = {}
         with cyclic_gc_paused():
             self.valid = self._validity()
         self._header_cache: dict[str, object] = {}
@@ -182,19 +204,11 @@ class Space:
             return self.false
         return self._cube(spec, value, range(spec.width))
 
-    def prefix(self, name: str, value: int, length: int, width: int | None = None, on=None):
+    def prefix(self, name: str, value: int, length: int, width: int | None = None):
         """The top ``length`` bits of the low ``width`` bits of field ``name``
-        equal those of ``value``; bits above ``width`` are left alone.
-        ``on``: that cube conjoined with ``on`` (a node over fields below
-        this one), built literal by literal on top of it, not kept: no
-        cube of its own (a DNAT's values, one per endpoint address)."""
+        equal those of ``value``; bits above ``width`` are left alone."""
         width = width or self.spec(name).width
-        if on is None:
-            return self._cube(self.spec(name), value, range(width - length, width))
-        lits = self._literals(self.spec(name))
-        for b in range(width - length, width):
-            on = lits[b][value >> b & 1] & on
-        return on
+        return self._cube(self.spec(name), value, range(width - length, width))
 
     def masked(self, name: str, mask: int, value: int):
         """``field & mask == value & mask``."""
@@ -210,14 +224,63 @@ class Space:
         key = (spec.name, value, bits if isinstance(bits, range) else tuple(bits))
         node = self._cube_cache.get(key)
         if node is None:
-            node = self.true
-            lits = self._literals(spec)
-            for b in key[2]:
-                node = lits[b][value >> b & 1] & node
+            node = self.cube_of(((spec.name, value, key[2]),))
             if len(self._cube_cache) > 100_000:
                 self._cube_cache.clear()
             self._cube_cache[key] = node
         return node
+
+    def cube_of(self, parts, extra=()):
+        """The conjunction of bit ``b`` of field ``name`` being ``value``'s,
+        for each ``(name, value, bits)`` of ``parts`` (fields apart), and
+        of the variables ``extra`` (``(name, 0 or 1)``): made in one CUDD
+        call where it is at hand (:func:`cube_for`; a field's bits lie at
+        consecutive variable indices, most significant first, so a run of
+        them is written into the call's array as one slice of bytes: no
+        Python step per literal), else literal by literal from the lowest
+        bits up."""
+        make = self._c_cube
+        if make is not None:
+            buf = make.blank * 1
+            view = memoryview(buf).cast("B")
+            for name, value, bits in parts:
+                index = self._bit_index(name)
+                n = len(bits)
+                if not n:
+                    continue
+                lo, hi = bits[0], bits[-1]
+                if type(bits) is range and bits.step == 1 and index[lo] - index[hi] == n - 1:
+                    # bit hi-1 .. lo at index[hi] .. index[lo]: the bits as text, MSB first
+                    text = format(value >> lo & (1 << n) - 1, "0%db" % n).encode()
+                    view[4 * index[hi]:4 * index[lo] + 4] = text.replace(b"0", _ZERO).replace(b"1", _ONE)
+                else:
+                    for b in bits:
+                        buf[index[b]] = value >> b & 1
+            if extra:
+                of = self.bdd._index_of_var
+                for var, bit in extra:
+                    buf[of[var]] = bit
+            view.release()
+            node = make(buf)
+            if node is not None:
+                return node
+        node = self.true
+        for name, value, bits in parts:
+            lits = self._literals(self.spec(name))
+            for b in bits:
+                node = lits[b][value >> b & 1] & node
+        for var, bit in extra:
+            x = self.bdd.var(var)
+            node = (x if bit else ~x) & node
+        return node
+
+    def _bit_index(self, name: str) -> list[int]:
+        """The BDD variable index of each bit of field ``name``."""
+        index = self._index_cache.get(name)
+        if index is None:
+            of = self.bdd._index_of_var
+            index = self._index_cache[name] = [of[v] for v in self.spec(name).bit_vars]
+        return index
 
     def _literals(self, spec: FieldSpec):
         lits = self._lit_cache.get(spec.name)
@@ -261,7 +324,7 @@ class Space:
             return self, node
         other = self.__dict__.get("_canonical")
         if other is None:
-            other = self.__dict__["_canonical"] = Space(layout)
+            other = self.__dict__["_canonical"] = Space(layout, CANONICAL_CACHE_ENTRIES)
         return other, self.bdd.copy(node, other.bdd)
 
     def exhausted(self, exc: BaseException) -> bool:

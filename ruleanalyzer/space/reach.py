@@ -268,7 +268,8 @@ class _Run:
         #: rule ``k``'s reaching sets at ``2k`` and ``2k + 1``, up to the
         #: last kept, None where not kept (a flat list: most runs are of
         #: chains of one or two rules, where a dict cost 224 bytes, a tuple
-        #: per kept rule 56)
+        #: per kept rule 56; both lists are tuples once the run is over,
+        #: :meth:`close`)
         self.kept: list = []
         #: shared by the walk's runs: ``[(steps, index, reaching_l,
         #: reaching_u) last made (steps: which run), the space's false]``
@@ -344,6 +345,13 @@ class _Run:
             step = steps[k - 1]
             if len(step) == 5:
                 steps[k - 1] = step[4]
+
+    def close(self) -> None:
+        """The run is over (and its conts forgotten): its steps and kept
+        sets become tuples, which take no room to grow (88 -> 48 and 72 ->
+        56 B for a one-rule run; ~100k runs at 100k kube-proxy rules, half
+        of them KUBE-MARK-MASQ's)."""
+        self.steps, self.kept = tuple(self.steps), tuple(self.kept)
 
     def _kept(self, k: int):
         """Rule ``k``'s kept reaching sets, or None."""
@@ -495,6 +503,9 @@ class _Context:
     stage: str  # the hook whose base chains run now
     before_conntrack: bool
     path_hook: str  # the hook analysed (input/forward/output)
+    #: :func:`_env` of this context in its walk (made once: every rule's
+    #: match is looked up by it)
+    env: tuple = field(default=(), compare=False)
 
 
 @dataclass
@@ -940,17 +951,17 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
                 moot = _route(path, routing, hook)
                 walker.walk(HOOK_PATHS[hook][2:], path, hook)
                 result[hook] = walker.result(hook, path, begin & ghosts[hook], moot)
-    for hook in hooks:
-        if hook in result:
-            continue
+    todo = [hook for hook in hooks if hook not in result]
+    for hook in todo:
         own = begin & ghosts.get(hook, space.true)
         first = own & routing.output if routing is not None and hook == "output" else own
+        last = hook == todo[-1]  # the walk's last hook path: no later one replays its runs
         if routing is not None and hook in ("input", "forward"):
             path = walker.walk(HOOK_PATHS[hook][:2], _Path.starting(first), hook).settle()
             moot = _route(path, routing, hook)
-            walker.walk(HOOK_PATHS[hook][2:], path, hook)
+            walker.walk(HOOK_PATHS[hook][2:], path, hook, last)
         else:
-            path, moot = walker.walk(HOOK_PATHS[hook], _Path.starting(first), hook), None
+            path, moot = walker.walk(HOOK_PATHS[hook], _Path.starting(first), hook, last), None
         result[hook] = walker.result(hook, path, own if moot is None else first, moot)
     return {hook: result[hook] for hook in hooks}
 
@@ -1104,8 +1115,16 @@ class _Sink:
         return tuple(len(x) for x in self._lists())
 
     def since(self, mark) -> tuple:
-        """What was added after ``mark``, to replay for a memoised chain run."""
-        parts = tuple(tuple(x[m:]) for x, m in zip(self._lists(), mark))
+        """What was added after ``mark``, to replay for a memoised chain run:
+        one flat tuple (a tuple of tuples and pairs took ~340 B per kept run,
+        tens of thousands of them live at 100k kube-proxy rules): how many
+        parts each list got, those parts, then ``alt``'s (index, node)
+        pairs, flat."""
+        counts, out = [], []
+        for x, m in zip(self._lists(), mark):
+            new = x[m:]
+            counts.append(len(new))
+            out += new
         # ``alt`` is filled in ascending index order (accept, replay): read
         # back from its end only the entries added since ``mark`` (scanning
         # all of it per memoised run was quadratic: 7k runs at 100k rules)
@@ -1113,18 +1132,55 @@ class _Sink:
         for i, n in reversed(self.alt.items()):
             if i < mark[0]:
                 break
-            alt.append((i - mark[0], n))
-        return parts, tuple(reversed(alt))
+            alt += (n, i - mark[0])
+        alt.reverse()
+        return (*counts, *out, *alt)
+
+    def collapse(self, mark) -> tuple:
+        """:meth:`since` ``mark``, each list's parts added since then merged
+        into one part here first (the same unions :meth:`merged` makes: a
+        union's node does not depend on how its parts are grouped), so a
+        replay of them adds one part, not one per verdict (kube-proxy's
+        service chains: one DNAT image per endpoint, merged once for nat
+        PREROUTING and again for OUTPUT)."""
+        false = self.false
+        lists = self._lists()
+        tails = []
+        for lst, m in zip(lists, mark):
+            tails.append(lst[m:])
+            del lst[m:]
+        start = mark[0]
+        moved = []  # the input path's own parts (``alt``) added since ``mark``
+        for i in reversed(self.alt):
+            if i < start:
+                break
+            moved.append(i)
+        acc = tails[0]
+        if moved:
+            seen = list(acc)
+            for i in moved:
+                seen[i - start] = self.alt.pop(i)
+            acc_input = _union_all(seen, false)
+        for lst, tail in zip(lists, tails):
+            node = _union_all(tail, false)
+            if lst is self.acc_l and moved and acc_input is not node and acc_input != node:
+                self.alt[len(lst)] = acc_input
+                lst.append(node)
+            elif node != false:
+                lst.append(node)
+        return self.since(mark)
 
     def replay(self, added, keep_alt: bool = True) -> None:
         self.exact = False  # unknown here; only an optimisation rests on it
-        parts, alt = added
         base = len(self.acc_l)
-        for lst, new in zip(self._lists(), parts):
-            lst.extend(new)
+        at = 6
+        for lst, n in zip(self._lists(), added):
+            if n:
+                lst.extend(added[at:at + n])
+                at += n
         if keep_alt:
-            for i, n in alt:
-                self.alt[base + i] = n
+            for j in range(at, len(added), 2):
+                self.alt[base + added[j]] = added[j + 1]
 
     def merged(self, entered, returned):
         """Lower and upper accepted, dropped, undecided sets, and the input
@@ -1180,6 +1236,7 @@ class _Walker:
         self.sink: _Sink | None = None
         self.memo: dict = {}
         self.match_cache: dict = {}
+        self.plain_matches: dict = {}  # rule -> match pair read after conntrack on arrival (_matches)
         self.last_match: tuple = (None, None)  # what _matches returned last
         self.pairs: dict = space.__dict__.setdefault("_match_pairs", {})  # pair -> itself (_matches)
         #: ``(hit, base, match)``: ``hit`` is ``base ∧ match``, the packets a
@@ -1190,7 +1247,7 @@ class _Walker:
         #: on the way may have left): a rule whose exact match holds all
         #: of one needs no operation (:meth:`_rule`).
         self.within: tuple = ()
-        #: chain id / rule -> fields it may write, None: unknown (the walk's
+        #: chain / rule -> fields it may write, None: unknown (the walk's
         #: per-rule caches are keyed by the rule itself: no int and tuple per
         #: rule, 90 B)
         self.writes: dict = {}
@@ -1212,10 +1269,13 @@ class _Walker:
         self.reads_ttl = "ttl" in self.read_fields
         self.transparent: dict = {}  # rule / ("policy", rule) / ("tail", chain id) -> (_transparent)
         self.absent: frozenset[str] = frozenset()
-        #: Every record made, in order, inside a run that may be memoised
+        #: Every visit filed, in order, inside a run that may be memoised
         #: (``logging``: how many such runs are going on), so a memoised
         #: run can replay its records into another path's; emptied when
-        #: the outermost ends (the memo holds its slices).
+        #: the outermost ends (the memo holds its slices). An entry is
+        #: ``(rule, visit, match_l, match_u)``, or the rule's record alone
+        #: where the visit was the rule's first on its path (its rule is
+        #: ``path.order[record.first]``): most, with no tuple (72 B each).
         self.log: list = []
         self.logging = 0
         #: The chain run going on and the index of its rule being walked
@@ -1233,7 +1293,7 @@ class _Walker:
         self.sets_only = False
         #: Runs of chains whose run reads nothing the hook decides
         #: (:meth:`_hook_free`), entered on the nat prerouting or output
-        #: stage after conntrack: ``(chain id, lower, upper) -> (what came
+        #: stage after conntrack: ``(chain, lower, upper) -> (what came
         #: back, the sink's parts, the visits, the path, kept the input
         #: path's DNAT images)``. kube-proxy's nat PREROUTING and OUTPUT both
         #: jump to KUBE-SERVICES with the same packets: every service chain
@@ -1242,26 +1302,46 @@ class _Walker:
         #: verdict parts and visits) instead of making them again.
         self.hook_runs: dict = {}
         self.nat_stage = False  # the base chain running is a nat chain
-        self.hook_free_chains: dict[int, bool] = {}
+        self.hook_free_chains: dict[Chain, bool] = {}
+        self.hook_free_prefix: dict[int, int] = {}  # chain id -> _hook_free_prefix
+        self.dispatch_back: tuple = ((), ())  # what the branches of the last map walked sent back
 
     # -- the hook path ------------------------------------------------------
 
-    def walk(self, stages, path: _Path, path_hook: str) -> _Path:
+    def walk(self, stages, path: _Path, path_hook: str, last: bool = False) -> _Path:
         """Run the base chains of ``stages`` on ``path`` (``path_hook``:
         input, forward, output, or ``shared`` for the stages input and
-        forward have in common)."""
+        forward have in common). ``last``: no walk follows this one."""
         self.path = path
-        for stage in stages:
+        for n, stage in enumerate(stages):
             if stage == "forward":
                 self._ip_forward(path)
             chains = self._base_chains(stage)
+            # The last nat chain that may replay a kept run (_run_chain's
+            # hook_runs: nat prerouting and output) in the walk's last one:
+            # the runs are let go after it, so that the chains after it and
+            # the checks reuse their memory (at 100k kube-proxy rules their
+            # log slices, verdict parts and keys held ~50 MiB to the walk's
+            # end); hook_runs is None from then on.
+            final = None
+            if last and stage in ("prerouting", "output") \
+                    and not {"prerouting", "output"} & set(stages[n + 1:]):
+                final = next((c for c in reversed(chains) if c.kind == "nat"), None)
             for chain in chains:
                 self._base_chain(chain, stage, path, path_hook)
+                if chain is final:
+                    self.hook_runs = None
             if stage == "output" and self.output_routing is not None \
                     and any(c.reroutes and self._changes_route(c) for c in chains):
                 # Routed again after the OUTPUT chains: every OUTPUT chain saw
                 # the first route's device, POSTROUTING sees the new one.
                 self._reroute(path)
+            if stage == "output" and self.hook_runs:
+                # the runs kept for the other hook were the output walk's to
+                # replay (the audit walks it last: HOOK_PATHS order):
+                # ~10k runs' parts and visits at 20k kube-proxy rules, ~9-14
+                # MiB, no longer held to the walk's end (its memory peak)
+                self.hook_runs.clear()
         return path
 
     def _ip_forward(self, path: _Path) -> None:
@@ -1326,6 +1406,7 @@ class _Walker:
         before_ct = stage == "ingress" or (stage in ("prerouting", "output")
                                            and (chain.priority or 0) < CONNTRACK_PRIORITY)
         ctx = _Context(stage, before_ct, path_hook)
+        ctx = _Context(stage, before_ct, path_hook, _env(ctx, self.absent, self.reads_ttl))
         enter_l, enter_u = path.lower, path.upper
         skip_l = skip_u = false
         guards = []  # (surely enters, possibly enters)
@@ -1384,46 +1465,85 @@ class _Walker:
                              "(a jump cycle?)")
         if low is not up and low == up:
             low = up  # equal bounds: one node, so rules can share their work
-        key = shared = None
-        if self.nat_stage and ctx.stage in ("prerouting", "output") and not ctx.before_conntrack \
-                and self._hook_free(chain):
-            alt = _tracks_input(ctx)
-            shared = (id(chain), low, up)
+        key = shared = resume = narrowed = None
+        n_rules = len(chain.rules)
+        # the rules before the first that reads what the hook decides: a
+        # run of those is the same on nat prerouting and output (hook_runs)
+        cut = self._hook_free_prefix(chain) if self.nat_stage and ctx.stage in ("prerouting", "output") \
+            and not ctx.before_conntrack else 0
+        alt = _tracks_input(ctx)
+        if cut:
+            shared = (chain, low, up)  # (the chain itself: no int per kept run)
             hit = self.hook_runs.get(shared)
             if hit is not None and (hit[4] or not alt):
-                return self._replay(*hit[:4], alt)
-            mark, log_mark = self.sink.mark(), len(self.log)
-            self.logging += 1
-        elif id(chain) in self.multi_entry:
+                if hit[5] is None:
+                    return self._replay(*hit[:4], alt)
+                if hit[3] is not self.path:
+                    resume = hit  # its first ``cut`` rules' run: replayed, the rest walked
+                shared = None
+            elif cut < n_rules and ctx.stage == "output":
+                shared = None  # (a part kept for the output walk: hook_runs ends with this stage)
+                narrowed = self._narrowed(chain, low, up, ctx) if cut == 1 else None
+        if cut < n_rules and id(chain) in self.multi_entry:
             # A run depends on the entering sets, on how ct state reads and
             # on what the hook decides (``_env``: addrtype reads differently
             # on output), not on the stage. Only a run that kept the input
             # path's DNAT images (``alt``) serves a walk that needs them.
-            alt = _tracks_input(ctx)
-            key = (id(chain), low, up, ctx.before_conntrack, _env(ctx, self.absent, self.reads_ttl))
+            key = (id(chain), low, up, ctx.before_conntrack, ctx.env)
             hit_key = (*key, True) if (*key, True) in self.memo else (None if alt else (*key, False))
             hit = self.memo.pop(hit_key, None)
             if hit is not None:
                 self.memo[hit_key] = hit  # (the last used, last evicted)
                 return self._replay(*hit, alt)
+        logged = key is not None or shared is not None
+        if logged:
             mark, log_mark = self.sink.mark(), len(self.log)
             self.logging += 1  # (an exception ends the whole walk: no finally needed)
         f = self.space.false
         ret = _Flow(f, f)
         run = _Run(self.recent)
+        first = 0
+        if resume is not None:
+            # the kept part of the run again (as _replay), then on from
+            # where the first rule that reads the hook's decision is met
+            _out, added, log, path, _alt, (low, up, ret_l, ret_u, steps, kept) = resume
+            self._replay(None, added, log, path, alt)
+            ret._lower.parts, ret._upper.parts = list(ret_l), list(ret_u)
+            run.steps, run.kept = list(steps), list(kept)
+            self.within = self._within_after(chain, cut, self.within)
+            first = cut
+        elif narrowed is not None:
+            low, up = self._narrowed_first(chain, low, up, ctx, narrowed, ret, run)
+            first = 1
         done = self._run_split(chain, low, up, ctx, depth, ret, run) \
-            if len(chain.rules) >= SPLIT_MIN_RULES else None
+            if first == 0 and n_rules >= SPLIT_MIN_RULES else None
         if done is not None:
             low, up = done
-        for k, rule in enumerate(chain.rules if done is None else ()):
+            if cut < n_rules:
+                shared = None  # (a split run is not kept in part)
+        rules = chain.rules
+        for k in range(first, n_rules if done is None else 0):
+            if k == cut and shared is not None:
+                # the run so far reads nothing the hook decides: kept to be
+                # replayed by the other hook's walk, which goes on from here
+                part = self.hook_runs[shared] = (
+                    None, self.sink.collapse(mark), self.log[log_mark:], self.path, alt, (
+                        low, up, tuple(ret._lower.parts), tuple(ret._upper.parts), tuple(run.steps),
+                        tuple(run.kept)))
+                if cut == 1 and shared[2] != f and self._maps_first(chain, ctx):
+                    # what the map's branches sent back, for a walk entering
+                    # with fewer packets (_narrowed)
+                    self.hook_runs[("narrowed", id(chain))] = (*shared[1:], *self.dispatch_back, part)
+                shared = None
             if k % CHECKPOINT_EVERY == 0:
                 run.keep(k, low, up)
             self.run, self.run_index, self.cont = run, k, None
-            low, up = self._rule(chain, rule, low, up, ctx, depth, ret)
+            low, up = self._rule(chain, rules[k], low, up, ctx, depth, ret)
             cont = self.cont
             if cont is not None and (cont[1] != f or cont[0] != f):
                 run.came_back(k, cont)
         run.forget_conts()
+        run.close()
         self.run = None
         ret.add(low, up)
         out = (ret.lower, ret.upper)
@@ -1432,8 +1552,8 @@ class _Walker:
                 del self.memo[next(iter(self.memo))]
             self.memo[(*key, alt)] = (out, self.sink.since(mark), self.log[log_mark:], self.path)
         if shared is not None:
-            self.hook_runs[shared] = (out, self.sink.since(mark), self.log[log_mark:], self.path, alt)
-        if key is not None or shared is not None:
+            self.hook_runs[shared] = (out, self.sink.since(mark), self.log[log_mark:], self.path, alt, None)
+        if logged:
             self.logging -= 1
             if not self.logging:
                 self.log.clear()
@@ -1445,19 +1565,136 @@ class _Walker:
         came back from it."""
         self.sink.replay(added, alt)
         if path is not self.path:
+            order = path.order
             for entry in log:
-                self._add(*entry)
+                if type(entry) is not tuple:  # a rule's first visit on ``path``: its record, which names the rest
+                    entry = (order[entry.first], entry, entry.match_l, entry.match_u)
+                filed = self._add(*entry)
+                if self.logging:
+                    # (visits of this path's: a run going on that is kept
+                    # holds them, as _record logs them: a record names its
+                    # rule by this path's order)
+                    self.log.append(filed if type(filed) is _Record else (entry[0], filed, *entry[2:]))
         return out
+
+    def _maps_first(self, chain: Chain, ctx: _Context) -> bool:
+        """Is ``chain``'s first rule a verdict map with an exact match, no
+        effect and exact keys — kube-proxy's nftables ``services`` chain,
+        ``ip daddr . meta l4proto . th dport vmap @service-ips``? Kept per
+        chain and context."""
+        key = ("maps first", id(chain), ctx.before_conntrack, ctx.env)
+        known = self.match_cache.get(key)
+        if known is None:
+            rule = chain.rules[0]
+            known = not rule.effects and isinstance(rule.action, Dispatch)
+            if known:
+                m_l, m_u = self._matches(rule, ctx)
+                keys, rest_l, rest_u = self._dispatch_keys(rule.action, ctx)
+                known = m_l is m_u and rest_l is rest_u and all(k_l is k_u for k_l, k_u in keys)
+            self.match_cache[key] = known
+        return known
+
+    def _narrowed(self, chain: Chain, low, up, ctx: _Context):
+        """The prerouting run of ``chain`` kept for its first rule, a map
+        (:meth:`_maps_first`), where this walk enters it with fewer packets
+        that no branch takes fewer of: then every branch is entered with the
+        very same sets (kube-proxy's nftables mode: filter-output, before
+        nat-output, rejects the packets of services without endpoints, which
+        the services map has no key for). None otherwise."""
+        entry = self.hook_runs.get(("narrowed", id(chain)))
+        leq = self.space._leq
+        if entry is None or leq is None or entry[4][3] is self.path:
+            return None
+        enter_l, enter_u = entry[:2]
+        if up == self.space.false or not (leq(low, enter_l) and leq(up, enter_u)) \
+                or not self._maps_first(chain, ctx):
+            return None
+        m = self._matches(chain.rules[0], ctx)[1]
+        _keys, _rest_l, rest = self._dispatch_keys(chain.rules[0].action, ctx)
+        # the packets this walk lacks reach no branch
+        return entry if leq(enter_u & ~up & m, rest) and leq(enter_l & ~low & m, rest) else None
+
+    def _narrowed_first(self, chain: Chain, low, up, ctx: _Context, narrowed, ret: _Flow, run: _Run):
+        """Walk the map ``chain`` starts with (:meth:`_narrowed`) on ``[low,
+        up]``: its own visit, then the branches' verdicts, visits and
+        returns as the kept run has them (the same, entered by the same
+        sets), and what no branch takes. Returns what goes on to the
+        second rule: ``(entering ∖ match) ∪ rest-of-map ∪ sent back``, the
+        sets :meth:`_rule` and :meth:`_dispatch` make."""
+        _e_l, _e_u, back_l, back_u, (_o, added, log, path, _a, (_l, _u, ret_l, ret_u, _s, _k)) = narrowed
+        rule = chain.rules[0]
+        m_l, m_u = self._matches(rule, ctx)
+        run.keep(0, low, up)
+        hit_u = up & m_u
+        hit_l = hit_u if low is up else low & m_u
+        self.run, self.run_index = run, 0
+        self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
+        self.run = None
+        self.sink.replay(added, False)
+        nested = log[1:]  # (the first is the map rule's own visit)
+        for entry in nested:
+            self._add(*entry)
+        if self.logging:
+            self.log.extend(nested)
+        ret._lower.parts, ret._upper.parts = list(ret_l), list(ret_u)
+        self.within = self._within_after(chain, 1, self.within)
+        _keys, _rest_l, rest = self._dispatch_keys(rule.action, ctx)
+        f = self.space.false
+        # what the map sent back (its branches', the packets it has no key
+        # for) and the packets the rule's match did not take
+        passed = ~m_u | rest
+        left_u = up & passed
+        left_l = left_u if low is up else low & passed
+        back_l, back_u = _union_all(list(back_l), f), _union_all(list(back_u), f)
+        cont_l, cont_u = _union_all([back_l, hit_l & rest], f), _union_all([back_u, hit_u & rest], f)
+        if cont_u != f or cont_l != f:
+            run.came_back(0, (cont_l, cont_u))
+        nxt_l, nxt_u = back_l | left_l, back_u | left_u
+        return (nxt_u, nxt_u) if nxt_l == nxt_u else (nxt_l, nxt_u)
+
+    def _hook_free_prefix(self, chain: Chain) -> int:
+        """How many of ``chain``'s first rules read nothing the hook decides
+        (:meth:`_hook_free_rule`): all of them for a :meth:`_hook_free`
+        chain. kube-proxy's nat KUBE-SERVICES reads the address type in its
+        last rule only (``-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS``),
+        its nftables ``services`` chain in its second. Kept per chain."""
+        n = self.hook_free_prefix.get(id(chain))
+        if n is None:
+            n = len(chain.rules) if self._hook_free(chain) else next(
+                (i for i, rule in enumerate(chain.rules) if not self._hook_free_rule(rule, chain)), 0)
+            self.hook_free_prefix[id(chain)] = n
+        return n
+
+    def _within_after(self, chain: Chain, cut: int, within: tuple) -> tuple:
+        """``within`` as the run of ``chain`` has it at rule ``cut``: what
+        :meth:`_still_within` leaves of it past each rule before (the
+        fields those may write, their union kept per chain and rule)."""
+        if not within:
+            return within
+        key = ("written before", id(chain), cut)
+        written = self.match_cache.get(key, self)
+        if written is self:
+            written = frozenset()
+            for rule in chain.rules[:cut]:
+                w = self._writes_of(rule, chain)
+                if w is None:
+                    written = None
+                    break
+                written |= w
+            self.match_cache[key] = written
+        if written is None:
+            return ()
+        return tuple(m for m in within if not m[2] & written) if written else within
 
     def _hook_free(self, chain: Chain) -> bool:
         """Does a run of ``chain`` (and of the chains it jumps to) read
         nothing the hook decides — no address type or TTL match (``_env``),
         no TTL write, no NOTRACK — so that it is the same run on prerouting
         and output for the same entering sets? Kept per chain."""
-        known = self.hook_free_chains.get(id(chain))
+        known = self.hook_free_chains.get(chain)  # (keyed by the chain: no int per chain)
         if known is None:
-            self.hook_free_chains[id(chain)] = False  # (a jump cycle: not shared)
-            known = self.hook_free_chains[id(chain)] = all(
+            self.hook_free_chains[chain] = False  # (a jump cycle: not shared)
+            known = self.hook_free_chains[chain] = all(
                 self._hook_free_rule(rule, chain) for rule in chain.rules)
         return known
 
@@ -1499,6 +1736,7 @@ class _Walker:
         run.keep(0, low, up)
         self.run, self.run_index = run, 0
         self._record(rule, low, up, low, up, m_l, m_u)
+        run.close()
         self.run = None
         f = self.space.false
         if up == f:
@@ -1541,15 +1779,18 @@ class _Walker:
             else:
                 hit_l, hit_u = li & m, ui & m
                 li, ui = li & ~m, ui & ~m
-            visit = _Visit(run, k, hit_l, hit_u)
+            filed = self._add(rule, _Visit(run, k, hit_l, hit_u), m, m)
             if self.logging:
-                self.log.append((rule, visit, m, m))
-            self._add(rule, visit, m, m)
+                self.log.append(filed if type(filed) is _Record else (rule, filed, m, m))
             if hit_u == false and (self.sets_only or not isinstance(rule.action, (Jump, Goto, Dispatch))):
                 continue
             for effect in rule.effects:
                 hit_l, hit_u = self._effect(effect, ctx, hit_l, hit_u)
-            self.within = ()  # (each rule's own match would do; kept simple)
+            # the packets handed on lie within this rule's (exact) match: a
+            # rule of the chain jumped to that the match implies surely
+            # matches (kube-proxy's endpoint chains' ``-p tcp -j DNAT``,
+            # their service chains entered from KUBE-SERVICES, run so)
+            self.within = () if rule.effects else (self._outer(rule, m),)
             cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
             if cont_l is not cont_u and cont_l == cont_u:
                 cont_l = cont_u
@@ -1569,7 +1810,7 @@ class _Walker:
         and none tests a field above the first below the addresses and
         interfaces (``state`` in both orders) in the BDD; else None. Kept
         per chain and context."""
-        key = ("split", id(chain), ctx.before_conntrack, _env(ctx, self.absent, self.reads_ttl))
+        key = ("split", id(chain), ctx.before_conntrack, ctx.env)
         if key in self.match_cache:
             return self.match_cache[key]
         sp = self.space
@@ -1577,8 +1818,11 @@ class _Walker:
         above = None
         if sp.layout.on_top:
             # fields moved above the addresses: no match may read the
-            # family, an address or an interface
-            above = {v for f in ("family", "src", "dst", "iif", "oif") for v in sp.spec(f).vars_msb_first}
+            # family, an address or an interface (the set kept per walk)
+            above = self.match_cache.get("split-above")
+            if above is None:
+                above = self.match_cache["split-above"] = frozenset(
+                    v for f in ("family", "src", "dst", "iif", "oif") for v in sp.spec(f).vars_msb_first)
         within = sp.false
         for rule in chain.rules:
             m_l, m_u = self._matches(rule, ctx)
@@ -1629,8 +1873,12 @@ class _Walker:
             # (``_assign``), the latter shared by rules reached by the same set
             self.factor = (hit_u, up, m_u)
         # the jumped-to chain's sets lie within this rule's match too (not
-        # after an effect changed the packets)
-        self.within = () if rule.effects else (*within, self._outer(rule, m_u)) if m_l is m_u else within
+        # after an effect changed the packets; only a jump reads it: a DNAT
+        # or a verdict needs not the match's fields worked out)
+        if rule.effects:
+            self.within = ()
+        elif m_l is m_u and isinstance(rule.action, (Jump, Goto, Dispatch)):
+            self.within = (*within, self._outer(rule, m_u))
         cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
         self.factor = factor
         self.within = within if not within else self._still_within(within, rule, chain)
@@ -1783,8 +2031,9 @@ class _Walker:
 
     def _writes(self, chain: Chain, seen: set) -> frozenset | None:
         """Fields a run of ``chain`` (and the chains it jumps to) may
-        change in packets it hands back; kept per chain."""
-        key = id(chain)
+        change in packets it hands back; kept per chain (keyed by the chain
+        itself, as rules by themselves: no int per chain)."""
+        key = chain
         if key in self.writes:
             return self.writes[key]
         if key in seen:
@@ -1792,7 +2041,12 @@ class _Walker:
         seen.add(key)
         out: set = set()
         for rule in chain.rules:
-            sub = self._rule_writes(rule, chain, seen)
+            sub = self.writes.get(rule, self)
+            if sub is self:
+                # (kept for the rule too — :meth:`_writes_of` asks it when the
+                # rule runs; None only on a jump cycle through the rule, as
+                # asked afresh)
+                sub = self.writes[rule] = self._rule_writes(rule, chain, seen)
             if sub is None:
                 out = None
                 break
@@ -1801,7 +2055,7 @@ class _Walker:
         return result
 
     def _matches(self, rule: Rule, ctx: _Context):
-        env = _env(ctx, self.absent, self.reads_ttl)
+        env = ctx.env
         if env[0] != "arrive" or len(env) > 2:
             # a rule that reads neither address types nor the TTL reads the
             # same on every hook: one encoding serves them all (kube-proxy's
@@ -1811,25 +2065,38 @@ class _Walker:
                 free = self.env_free[rule] = not any(reads_env(m) for m in rule.matches)
             if free:
                 env = ("arrive", self.absent)
+        if not ctx.before_conntrack and env[0] == "arrive" and len(env) == 2:
+            # the common reading (after conntrack, as arriving packets see
+            # it): kept by the rule alone, no key tuple per rule (64 B, 100k
+            # of them at 100k kube-proxy rules)
+            pair = self.plain_matches.get(rule)
+            if pair is None:
+                pair = self.plain_matches[rule] = self._match_pair(rule, ctx, env)
+            self.last_match = pair  # (_record keeps the pair, not a copy)
+            return pair
         key = (rule, ctx.before_conntrack, env)
         if key not in self.match_cache:
             # (the key is kept: one env tuple per env, not one per rule)
             key = (rule, ctx.before_conntrack, self.frozen.setdefault(env, env))
-            m_l, m_u = encode_conjunction(rule.matches, self.space, env)
-            if ctx.before_conntrack:
-                m_l, m_u = (self._pre_conntrack(m_l), self._pre_conntrack(m_u)) if m_l != m_u else (
-                    (self._pre_conntrack(m_u),) * 2)
-            elif m_l == m_u:
-                m_l = m_u
-            # one pair per pair of nodes (and exactness: ``m_l is m_u``) in
-            # the space: the runs' steps keep it (_Run.steps), and most rules'
-            # matches read in several contexts and walks are the same (72k
-            # steps, 9k pairs at 20k kube-proxy rules)
-            pair = (m_l, m_u)
-            found = self.pairs.setdefault(pair, pair)
-            self.match_cache[key] = found if (found[0] is found[1]) == (m_l is m_u) else pair
+            self.match_cache[key] = self._match_pair(rule, ctx, env)
         pair = self.last_match = self.match_cache[key]  # (_record keeps the pair, not a copy)
         return pair
+
+    def _match_pair(self, rule: Rule, ctx: _Context, env):
+        """``(lower, upper)`` match of ``rule`` read in ``ctx`` and ``env``."""
+        m_l, m_u = encode_conjunction(rule.matches, self.space, env)
+        if ctx.before_conntrack:
+            m_l, m_u = (self._pre_conntrack(m_l), self._pre_conntrack(m_u)) if m_l != m_u else (
+                (self._pre_conntrack(m_u),) * 2)
+        elif m_l == m_u:
+            m_l = m_u
+        # one pair per pair of nodes (and exactness: ``m_l is m_u``) in
+        # the space: the runs' steps keep it (_Run.steps), and most rules'
+        # matches read in several contexts and walks are the same (72k
+        # steps, 9k pairs at 20k kube-proxy rules)
+        pair = (m_l, m_u)
+        found = self.pairs.setdefault(pair, pair)
+        return found if (found[0] is found[1]) == (m_l is m_u) else pair
 
     def _as_policy(self, chain: Chain, rule: Rule) -> bool:
         """Is ``rule`` (with an undecidable match) a verdict its base chain's
@@ -1923,22 +2190,26 @@ class _Walker:
             # held by the matched sets anyway: their objects (one wrapper per
             # node; equal bounds are one object)
             run.keep(k, ml, mu)
-        visit = _Visit(run, k, ml, mu)
+        filed = self._add(rule, _Visit(run, k, ml, mu), match_l, match_u)
         if self.logging:
-            self.log.append((rule, visit, match_l, match_u))
-        self._add(rule, visit, match_l, match_u)
+            self.log.append(filed if type(filed) is _Record else (rule, filed, match_l, match_u))
 
-    def _add(self, rule: Rule, visit: _Visit, match_l, match_u) -> None:
+    def _add(self, rule: Rule, visit: _Visit, match_l, match_u) -> _Visit:
+        """File ``visit`` in this path's records; returns what holds it
+        there: the rule's record where it is the first (a record is its
+        first visit: the log keeps that, not a visit object of its own, 64 B
+        per logged rule), else ``visit``."""
         path = self.path
         rec = path.records.get(id(rule))
         if rec is None:
-            path.records[id(rule)] = _Record(visit, match_l, match_u, len(path.order), path.token)
+            rec = path.records[id(rule)] = _Record(visit, match_l, match_u, len(path.order), path.token)
             path.order.append(rule)
-            return
+            return rec
         if rec.owner is not path.token:  # another path's too (a fork): this one's own copy
             rec = path.records[id(rule)] = rec.copy()
             rec.owner = path.token
         rec.add(visit, len(path.order))
+        return visit
 
     def _action(self, action, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int,
                 ret: _Flow):
@@ -2014,6 +2285,7 @@ class _Walker:
             low = up = up & rest_u
         else:
             low, up = low & rest_l, up & rest_u
+        self.dispatch_back = (conts_l, conts_u)  # (_run_chain keeps those of a services map)
         return _union_all([*conts_l, low], sp.false), _union_all([*conts_u, up], sp.false)
 
     def _dispatch_keys(self, action: Dispatch, ctx: _Context):
@@ -2026,7 +2298,7 @@ class _Walker:
         set in turn instead would rebuild that (large) set once per branch:
         quadratic on kube-proxy's service map, whose keys are disjoint and
         small (so each ``b ∧ ¬union`` here is cheap)."""
-        env = _env(ctx, self.absent, self.reads_ttl)
+        env = ctx.env
         if env[0] != "arrive" or len(env) > 2:
             # keys that read neither address types nor the TTL read the same
             # on every hook (kube-proxy's service map: prerouting and output)
@@ -2126,7 +2398,9 @@ class _Walker:
             return self._forwarded_ttl(effect, low, up, same)
         if isinstance(effect, SetField):
             up = self._set_field(effect, up, True)
-            return (up if same else self._set_field(effect, low, False)), up
+            # (no packet surely here — kube-proxy's endpoint chains past a
+            # probability match: the image of none is none)
+            return (up if same else low if low == self.space.false else self._set_field(effect, low, False)), up
         if isinstance(effect, Notrack):
             # The base chain decides (a user chain jumped to from raw
             # PREROUTING untracks too): before conntrack, on prerouting/output.
@@ -2189,8 +2463,12 @@ class _Walker:
                 node = self._copy_bits(node, name, effect.copy_from, mask, upper)
                 continue
             # new = (old & ~mask) ^ value: masked bits become value's, others flip where value has 1s.
-            flips = {spec.var(b): ~sp.bdd.var(spec.var(b)) for b in range(width)
-                     if value >> b & 1 and not mask >> b & 1}
+            # (kept per write: KUBE-MARK-MASQ's is made once, not per run)
+            key = ("flips", name, mask, value)
+            flips = self.exist_vars.get(key)
+            if flips is None:
+                flips = self.exist_vars[key] = {spec.var(b): ~sp.bdd.var(spec.var(b)) for b in range(width)
+                                                if value >> b & 1 and not mask >> b & 1}
             if flips:
                 node = sp.bdd.let(flips, node & sp.valid_for(name))
             node = self._assign(node, name, value, mask)
@@ -2264,8 +2542,10 @@ class _Walker:
         spares testing every set (kube-proxy's ``-p tcp … -j DNAT``)."""
         if rule.effects:
             return False
-        key = ("nat-within", id(rule), id(action), ctx.before_conntrack,
-               _env(ctx, self.absent, self.reads_ttl))
+        # (keyed by the objects and the walk's one tuple per env: no ints
+        # and env tuple per DNAT rule, ~130 B each at 50k of them)
+        env = ctx.env
+        key = ("nat-within", rule, action, ctx.before_conntrack, self.frozen.setdefault(env, env))
         known = self.match_cache.get(key)
         if known is None:
             whole = self._nat_whole(action)
@@ -2315,7 +2595,7 @@ class _Walker:
         bits written and the ct status bit set. Kept per action (the first
         two per kind of translation); None when the status bit is not in
         the space."""
-        key = ("nat", id(action))
+        key = action  # (by value: the image depends on nothing else; no tuple and int per action)
         if key in self.exist_vars:
             return self.exist_vars[key]
         sp = self.space
@@ -2340,14 +2620,16 @@ class _Walker:
                     inside &= sp.header(port_field)
                     names += list(spec.bit_vars)
                 common = self.exist_vars[shape] = (inside, names)
-            # (port, then address bits on top, then the status bit: no
-            # address cube of its own, nor a copy of it over the status bit)
-            values = sp.eq(port_field, action.to_port) if action.to_port is not None else sp.true
+            # the status bit, the address and the port: one cube (no address
+            # cube of its own, nor a copy of it over the status bit)
+            parts = []
+            if action.to_port is not None:
+                parts.append((port_field, action.to_port, range(sp.spec(port_field).width)))
             if writes_addr:
-                width = sp.spec(addr_field).width
-                values = sp.prefix(addr_field, int(action.to_addr), 32 if version == 4 else width,
-                                   32 if version == 4 else width, on=values)
-            values = sp.bdd.var(var) & values
+                parts.append((addr_field, int(action.to_addr),
+                              range(32 if version == 4 else sp.spec(addr_field).width)))
+            values = sp.cube_of(parts, ((var, 1),)) \
+                if action.to_port is None or 0 <= action.to_port < 1 << sp.spec(port_field).width else sp.false
             out = (*common, values)
         self.exist_vars[key] = out
         return out

@@ -521,7 +521,31 @@ def test_split_chain_run_gives_the_same_sets(monkeypatch, hook):
         return out
 
     monkeypatch.setattr(reach_mod._Walker, "_run_split", run_split)
-    split, whole = walk(8), walk(10**9)
+    held = []
+    original_holds = reach_mod._Walker._holds
+
+    ports = []  # the matches of PORTS's rules as the walk holds them
+    original_outer = reach_mod._Walker._outer
+
+    def outer(self, rule, match):
+        out = original_outer(self, rule, match)
+        if rule.chain.name == "PORTS":
+            ports.append(out[0])
+        return out
+
+    def holds(self, within, rule, match):
+        out = original_holds(self, within, rule, match)
+        held.append((rule.chain.name, out, any(m[0].bdd is p.bdd and m[0] == p for m in within for p in ports)))
+        return out
+
+    monkeypatch.setattr(reach_mod._Walker, "_holds", holds)
+    monkeypatch.setattr(reach_mod._Walker, "_outer", outer)
+    split = walk(8)
+    # SVC's ``-p tcp -j DNAT``, entered from the split PORTS chain's
+    # ``-p tcp --dport N -j SVC``, surely matches by that rule's match
+    assert ("SVC", True, True) in held
+    held.clear()
+    whole = walk(10**9)
     assert split == whole
     assert ("PORTS", True) in runs and ("PREROUTING", False) in runs
     assert len(split[0]) == 12 + 1 + 1 + 12 + 1 + 2  # every rule reached
@@ -824,6 +848,195 @@ def test_service_chains_entered_from_nat_prerouting_and_output_give_the_output_w
     assert dnat == 2
 
 
+def test_services_chain_reading_the_address_type_is_replayed_on_output_up_to_that_rule(monkeypatch):
+    # nat PREROUTING and OUTPUT enter the services chain with the same
+    # packets, but it reads the address type (decided per hook) mid-chain
+    # and in its last rule: the output walk replays the prerouting run up
+    # to the first such rule (its visits, verdicts merged into one part
+    # each, what RETURNed) and walks on from there. Every hook's rule sets
+    # and verdicts must be those of a walk that shares no run, node for
+    # node — also the rules past the cut (their reaching sets are made
+    # again from the run's steps before it), the packets RETURNed, DNATed
+    # (the input path's own view of them) and rejected before it.
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import Layout, Space
+    from ruleanalyzer.space import reach as reach_mod
+    from ruleanalyzer.space.reach import analyze_hooks
+
+    text = ("*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+            ":SERVICES - [0:0]\n:SVC - [0:0]\n:SVC2 - [0:0]\n:NODEPORTS - [0:0]\n:MASQ - [0:0]\n"
+            "-A PREROUTING -j SERVICES\n-A OUTPUT -j SERVICES\n"
+            "-A OUTPUT -d 10.96.0.3/32 -p tcp -j DNAT --to-destination 10.1.0.9:8080\n"
+            "-A SERVICES -d 10.96.0.1/32 -p tcp --dport 80 -j SVC\n"
+            "-A SERVICES -d 10.96.0.3/32 -j RETURN\n"
+            "-A SERVICES -d 10.96.0.4/32 -p tcp -j DNAT --to-destination 10.1.0.7:8080\n"
+            "-A SERVICES -d 10.96.0.5/32 -p tcp -j DROP\n"
+            "-A SERVICES -p tcp --dport 30000:30100 -m addrtype --dst-type LOCAL -j NODEPORTS\n"
+            "-A SERVICES -d 10.96.0.2/32 -p tcp --dport 443 -j SVC2\n"
+            "-A SERVICES -p udp -j MASQ\n"
+            "-A SERVICES -m addrtype --dst-type LOCAL -j NODEPORTS\n"
+            "-A NODEPORTS -p tcp --dport 30080 -j SVC\n-A NODEPORTS -p tcp -j SVC2\n"
+            "-A SVC -s 10.1.0.5/32 -j MASQ\n-A SVC -p tcp -j DNAT --to-destination 10.1.0.5:8080\n"
+            "-A SVC2 -p tcp -m statistic --mode random --probability 0.5 -j DNAT --to-destination 10.1.0.6:8443\n"
+            "-A MASQ -j MARK --set-xmark 0x4000/0x4000\n"
+            "-A POSTROUTING -m mark --mark 0x4000/0x4000 -j MASQUERADE\nCOMMIT\n"
+            "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT DROP [0:0]\n"
+            "-A OUTPUT -m mark --mark 0x4000/0x4000 -j ACCEPT\n-A OUTPUT -p tcp --dport 8080 -j ACCEPT\n"
+            "-A INPUT -p tcp --dport 30080 -j ACCEPT\n-A INPUT -p tcp --dport 8080 -j ACCEPT\n"
+            "-A FORWARD -p tcp --dport 8443 -j ACCEPT\n-A FORWARD -p tcp --dport 8080 -j ACCEPT\nCOMMIT\n")
+    resumed = []
+    original = reach_mod._Walker._within_after
+
+    def within_after(self, chain, cut, within):
+        resumed.append((chain.name, cut))
+        return original(self, chain, cut, within)
+
+    monkeypatch.setattr(reach_mod._Walker, "_within_after", within_after)
+    rs = loads(text, dialect="iptables")
+    space = Space(Layout.for_ruleset(rs))
+    hooks = ["input", "forward", "output"]
+    shared = analyze_hooks(rs, hooks, 4, space)
+    assert resumed == [("SERVICES", 4)]  # the output walk went on from the first addrtype rule
+    monkeypatch.setattr(reach_mod._Walker, "_hook_free_prefix", lambda self, chain: 0)  # no run shared
+    fresh = analyze_hooks(rs, hooks, 4, space)
+    assert len(resumed) == 1
+    for hook in hooks:
+        a, b = fresh[hook], shared[hook]
+        assert a.rules() == b.rules()
+        for name in ("accepted", "dropped", "undecided"):
+            for side in ("lower", "upper"):
+                assert getattr(getattr(a, name), side) == getattr(getattr(b, name), side), (hook, name, side)
+        for r in a.rules():
+            for name in ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper"):
+                assert getattr(a.rule_sets(r), name) == getattr(b.rule_sets(r), name), (hook, r.text, name)
+    # the output walk reached the rules after the cut with packets
+    tail = [r for r in shared["output"].rules() if r.chain.name == "SERVICES" and r.index >= 5]  # (1-based)
+    assert len(tail) == 4 and all(not shared["output"].rule_sets(r).reaching_upper.is_empty() for r in tail)
+
+
+def _services_map_fixture(rejected: str) -> str:
+    """kube-proxy's nftables mode in small: nat-prerouting and nat-output
+    jump to a services chain whose first rule is a map (a goto and a jump
+    branch, the latter sending marked packets back) and whose second reads
+    the address type; filter-output (before nat-output) rejects
+    ``rejected``'s packets, so the output walk enters the chain with fewer."""
+    return """table ip kp {
+	map no-endpoints {
+		type ipv4_addr . inet_proto . inet_service : verdict
+		elements = { %s : goto reject-chain }
+	}
+	map service-ips {
+		type ipv4_addr . inet_proto . inet_service : verdict
+		elements = { 10.96.0.1 . tcp . 80 : goto svc-a, 10.96.0.2 . udp . 53 : jump svc-b,
+			     10.96.0.3 . tcp . 443 : goto svc-c }
+	}
+	map service-nodeports {
+		type inet_proto . inet_service : verdict
+		elements = { tcp . 30080 : goto svc-a }
+	}
+	chain filter-output {
+		type filter hook output priority -110; policy accept;
+		ct state new ip daddr . meta l4proto . th dport vmap @no-endpoints
+	}
+	chain filter-input {
+		type filter hook input priority 0; policy drop;
+		tcp dport 30080 accept
+		tcp dport 8080 accept
+	}
+	chain filter-forward {
+		type filter hook forward priority 0; policy drop;
+		tcp dport 8080 accept
+		meta mark 0x00004000 accept
+	}
+	chain nat-prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		jump services
+	}
+	chain nat-output {
+		type nat hook output priority -100; policy accept;
+		jump services
+	}
+	chain reject-chain {
+		reject
+	}
+	chain mark-for-masquerade {
+		meta mark set meta mark | 0x00004000
+	}
+	chain services {
+		ip daddr . meta l4proto . th dport vmap @service-ips
+		fib daddr type local meta l4proto . th dport vmap @service-nodeports
+		ip daddr 10.96.0.2 udp dport 53 meta mark 0x00004000 dnat to 10.1.0.8
+	}
+	chain svc-a {
+		ip saddr != 10.0.0.0/8 jump mark-for-masquerade
+		goto ep1
+	}
+	chain svc-c {
+		ip saddr 10.9.0.0/16 return
+		numgen random mod 2 vmap { 0 : goto ep1, 1 : goto ep2 }
+	}
+	chain svc-b {
+		udp sport 53 return
+		jump mark-for-masquerade
+	}
+	chain ep1 {
+		ip saddr 10.1.0.5 jump mark-for-masquerade
+		meta l4proto tcp dnat to 10.1.0.5:8080
+	}
+	chain ep2 {
+		meta l4proto tcp dnat to 10.1.0.6:8080
+	}
+}
+""" % rejected
+
+
+@pytest.mark.parametrize("rejected, narrowed", [("10.96.0.9 . tcp . 80", True), ("10.96.0.1 . tcp . 80", False)])
+def test_services_map_entered_with_fewer_packets_on_output_replays_the_branches_it_can(monkeypatch, rejected,
+                                                                                    narrowed):
+    # The output walk enters the services chain with fewer packets than
+    # prerouting did (filter-output rejected some first). Where no branch
+    # of its map takes those, every branch is entered with the very same
+    # sets: the kept prerouting run's branches (verdicts, visits, what the
+    # jump branch sent back) are replayed, the map rule's own visit and the
+    # packets it has no key for made again. Where a branch takes some of
+    # them (a rejected service that is also in the map) nothing is replayed.
+    # (svc-a's DNAT is sure: the output path's lower accepted set holds it;
+    # svc-c RETURNs some packets to nat-output.)
+    # Either way every hook's verdicts and rule sets are those of a walk
+    # that shares no run, node for node.
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import Layout, Space
+    from ruleanalyzer.space import reach as reach_mod
+    from ruleanalyzer.space.reach import analyze_hooks
+
+    taken = []
+    original = reach_mod._Walker._narrowed_first
+
+    def narrowed_first(self, chain, *args):
+        taken.append(chain.name)
+        return original(self, chain, *args)
+
+    monkeypatch.setattr(reach_mod._Walker, "_narrowed_first", narrowed_first)
+    rs = loads(_services_map_fixture(rejected), dialect="nftables")
+    space = Space(Layout.for_ruleset(rs))
+    hooks = ["input", "forward", "output"]
+    shared = analyze_hooks(rs, hooks, 4, space)
+    assert taken == (["services"] if narrowed else [])
+    monkeypatch.setattr(reach_mod._Walker, "_hook_free_prefix", lambda self, chain: 0)  # no run shared
+    fresh = analyze_hooks(rs, hooks, 4, space)
+    for hook in hooks:
+        a, b = fresh[hook], shared[hook]
+        assert a.rules() == b.rules()
+        for name in ("accepted", "dropped", "undecided"):
+            for side in ("lower", "upper"):
+                assert getattr(getattr(a, name), side) == getattr(getattr(b, name), side), (hook, name, side)
+        for r in a.rules():
+            for name in ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper"):
+                assert getattr(a.rule_sets(r), name) == getattr(b.rule_sets(r), name), (hook, r.text, name)
+    last = [r for r in shared["output"].rules() if r.chain.name == "services"][-1]
+    assert not shared["output"].rule_sets(last).matched_upper.is_empty()  # (svc-b's marked packets came back)
+
+
 def test_dnat_that_surely_changes_the_destination_gives_the_same_sets(monkeypatch):
     """Whether a prerouting DNAT changes a destination (its packets then
     leave the input path for forward) is told by the address's low 32
@@ -858,3 +1071,79 @@ def test_dnat_that_surely_changes_the_destination_gives_the_same_sets(monkeypatc
     short = walk(True)
     assert True in told and False in told
     assert short == walk(False)
+
+
+def test_nat_images_made_in_one_step_are_the_stepwise_images(monkeypatch):
+    """A NAT's image of a set within its one-step domain is the set with the
+    written bits quantified away, met with one cube of the values (status
+    bit, address bits, port: Space.cube_of): the very sets, node for node,
+    as imaging field by field — DNAT and SNAT, IPv4 (the address's low 32
+    bits) and IPv6 (all 128), with and without a port, REDIRECT."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import Layout, Space
+    from ruleanalyzer.space import reach as reach_mod
+    from ruleanalyzer.space.reach import analyze_hooks
+
+    text = "\n".join([
+        "table inet nat {", "  chain pre {", "    type nat hook prerouting priority -100;",
+        "    tcp dport 80 dnat ip to 10.0.0.5:8080", "    tcp dport 81 dnat ip6 to [2001:db8::5]:8080",
+        "    tcp dport 82 dnat ip to 10.0.0.6", "    udp dport 53 redirect to :5353", "  }",
+        "  chain post {", "    type nat hook postrouting priority 100;",
+        "    tcp dport 25 snat ip to 192.0.2.1:2525", "    udp dport 123 snat ip6 to [2001:db8::1]", "  }", "}",
+        "table inet filter {", "  chain forward_f {", "    type filter hook forward priority 0; policy drop;",
+        "    tcp dport 8080 accept", "  }", "}", ""])
+    rs = loads(text, dialect="nftables")
+    space = Space(Layout.for_ruleset(rs))
+    original = reach_mod._Walker._nat_whole
+    used = []
+
+    def walk(whole: bool):
+        def nat_whole(self, action):
+            out = original(self, action) if whole else None
+            used.append(out is not None)
+            return out
+
+        monkeypatch.setattr(reach_mod._Walker, "_nat_whole", nat_whole)
+        out = []
+        for family in (4, 6):
+            for result in analyze_hooks(rs, ["input", "forward", "output"], family, space).values():
+                out += [getattr(getattr(result, n), s) for n in ("accepted", "dropped", "undecided")
+                        for s in ("lower", "upper")]
+                out += [getattr(result.rule_sets(r), n) for r in result.rules()
+                        for n in ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper")]
+        return out
+
+    one = walk(True)
+    assert True in used
+    stepwise = walk(False)
+    assert len(one) == len(stepwise) and all(a == b for a, b in zip(one, stepwise))
+
+
+def test_fields_a_rule_writes_are_the_same_asked_within_its_chain_or_afresh():
+    # _writes keeps each rule's answer while working out its chain's (the
+    # rule asks it again when it runs): the same answer as asking the rule
+    # afresh — None (unknown) for a rule on a jump cycle, also when the
+    # cycle was entered from another chain, and the written fields else.
+    from ruleanalyzer.space import Layout, Space
+    from ruleanalyzer.space.reach import _Walker
+
+    t = table(input="accept")
+    for name in ("A", "B", "C"):
+        t.add_chain(Chain(name))
+    back = t.chains["B"].add(rule(TCP, action=Jump("A")))  # A -> B -> A
+    mark = t.chains["B"].add(rule(UDP, action=SetField("mark", 1, 1)))
+    t.chains["A"].add(rule(UDP, action=Jump("B")))
+    to_c = t.chains["A"].add(rule(TCP, action=Jump("C")))
+    t.chains["C"].add(rule(action=SetField("mark", 2, 2)))
+    rs = ruleset(t)
+    space = Space(Layout.for_ruleset(rs))
+
+    def walker():
+        return _Walker(rs, space, 4)
+
+    within = walker()
+    assert within._writes(t.chains["A"], set()) is None  # the cycle: unknown
+    for r in (back, mark, to_c):
+        assert within._writes_of(r, r.chain) == walker()._writes_of(r, r.chain), r.chain.name
+    assert walker()._writes_of(to_c, t.chains["A"]) == frozenset({"mark"})
+    assert walker()._writes_of(back, t.chains["B"]) is None

@@ -53,3 +53,51 @@ def test_walker_field_sets_are_shared():
     walker = reach_mod._Walker(ruleset, Space(Layout.for_ruleset(ruleset)), 4)
     sets = [walker._reads(rule) for chain in ruleset.chains() for rule in chain.rules]
     assert len({id(s) for s in sets}) == len(set(sets))  # fails without _Walker._frozen
+
+
+def test_the_last_walk_replays_the_kept_runs_then_lets_them_go(monkeypatch):
+    # The output walk replays the service chains' runs the prerouting walk
+    # kept (_Walker.hook_runs); after its last nat chain nothing replays a
+    # run, and the kept runs are let go (None: a later reader fails loudly).
+    walkers = []
+    walk = reach_mod._Walker.walk
+
+    def spy(self, *args, **kwargs):
+        walkers.append(self)
+        return walk(self, *args, **kwargs)
+
+    monkeypatch.setattr(reach_mod._Walker, "walk", spy)
+    text, dialect = generate("kube-iptables", 300, seed=3)
+    ruleset = loads(text, dialect=dialect)
+    found = reach_mod.analyze_hooks(ruleset, ["input", "forward", "output"], 4,
+                                    Space(Layout.for_ruleset(ruleset)))
+    assert walkers and walkers[-1].hook_runs is None  # fails while kept to the walk's end
+    inbound, outbound = found["input"]._records, found["output"]._records
+    services = [r for c in ruleset.chains() if c.name.startswith("KUBE-SVC-") for r in c.rules]
+    shared = [r for r in services if id(r) in inbound and id(r) in outbound
+              and outbound[id(r)].run is inbound[id(r)].run]
+    assert len(shared) > len(services) // 2  # fails when let go before the output's nat chain
+
+
+def test_a_replayed_log_holds_the_records_of_first_visits(monkeypatch):
+    # A kept run's log names a rule's first visit on its path by the rule's
+    # record alone (no visit object, no tuple), others by (rule, visit,
+    # match); replayed, it files the same sets (test_reach_replay, _hooks).
+    logs = []
+    replay = reach_mod._Walker._replay
+
+    def spy(self, out, added, log, path, alt):
+        logs.append((path, list(log)))
+        return replay(self, out, added, log, path, alt)
+
+    monkeypatch.setattr(reach_mod._Walker, "_replay", spy)
+    space, records = _walk()
+    entries = [(path, e) for path, log in logs for e in log]
+    assert entries
+    firsts = [(path, e) for path, e in entries if type(e) is reach_mod._Record]
+    assert len(firsts) > len(entries) // 2  # fails with a _Visit (and a tuple) per logged visit
+    for path, rec in firsts:  # the record names its rule: the path's order at its first visit
+        assert path.records[id(path.order[rec.first])].first == rec.first
+    assert all(type(e) is tuple and type(e[1]) is reach_mod._Visit
+               and path.records[id(e[0])].first < len(path.order) for path, e in entries
+               if type(e) is not reach_mod._Record)
