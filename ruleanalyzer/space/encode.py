@@ -262,7 +262,7 @@ def _address_ranges(field: str, networks, space: Space):
         within = space.false
         for lo, hi in merged:
             if lo == hi:  # one address (most cluster IPs): its cube, the same set in a third of the operations
-                within |= space.prefix(field, lo, width, width, on=space.true)
+                within |= space.cube_of(((field, lo, range(width)),))  # (not kept in the cube cache)
             else:
                 within |= space.at_least(field, lo, width) & space.at_most(field, hi, width)
         head |= fam
