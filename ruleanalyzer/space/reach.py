@@ -1565,17 +1565,22 @@ class _Walker:
         came back from it."""
         self.sink.replay(added, alt)
         if path is not self.path:
-            order = path.order
-            for entry in log:
-                if type(entry) is not tuple:  # a rule's first visit on ``path``: its record, which names the rest
-                    entry = (order[entry.first], entry, entry.match_l, entry.match_u)
-                filed = self._add(*entry)
-                if self.logging:
-                    # (visits of this path's: a run going on that is kept
-                    # holds them, as _record logs them: a record names its
-                    # rule by this path's order)
-                    self.log.append(filed if type(filed) is _Record else (entry[0], filed, *entry[2:]))
+            self._file_log(log, path)
         return out
+
+    def _file_log(self, log, path: _Path) -> None:
+        """File the visits ``log`` holds, logged on ``path`` (another path),
+        in this path's records; a run going on that is kept logs them too,
+        as :meth:`_record` does (a record names its rule by its own path's
+        order: this path's record is logged, not ``path``'s)."""
+        order = path.order
+        logging = self.logging
+        for entry in log:
+            if type(entry) is not tuple:  # a rule's first visit on ``path``: its record, which names the rest
+                entry = (order[entry.first], entry, entry.match_l, entry.match_u)
+            filed = self._add(*entry)
+            if logging:
+                self.log.append(filed if type(filed) is _Record else (entry[0], filed, *entry[2:]))
 
     def _maps_first(self, chain: Chain, ctx: _Context) -> bool:
         """Is ``chain``'s first rule a verdict map with an exact match, no
@@ -1631,11 +1636,7 @@ class _Walker:
         self._record(rule, low, up, hit_l, hit_u, m_l, m_u)
         self.run = None
         self.sink.replay(added, False)
-        nested = log[1:]  # (the first is the map rule's own visit)
-        for entry in nested:
-            self._add(*entry)
-        if self.logging:
-            self.log.extend(nested)
+        self._file_log(log[1:], path)  # (the first is the map rule's own visit)
         ret._lower.parts, ret._upper.parts = list(ret_l), list(ret_u)
         self.within = self._within_after(chain, 1, self.within)
         _keys, _rest_l, rest = self._dispatch_keys(rule.action, ctx)
