@@ -687,6 +687,18 @@ def test_a_field_written_on_the_way_leaves_the_jumps_match(monkeypatch, via):
     assert result.dropped.upper.is_empty()
 
 
+def _assert_same_walk(a, b, hook: str = "") -> None:
+    """Two walks of one ruleset in one space give the same nodes: the
+    rules visited, the verdict sets and every rule's four sets."""
+    assert a.rules() == b.rules()
+    for name in ("accepted", "dropped", "undecided"):
+        for side in ("lower", "upper"):
+            assert getattr(getattr(a, name), side) == getattr(getattr(b, name), side), (hook, name, side)
+    for r in a.rules():
+        for name in ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper"):
+            assert getattr(a.rule_sets(r), name) == getattr(b.rule_sets(r), name), (hook, r.text, name)
+
+
 def _same_sets(a, b) -> bool:
     """Every rule's four sets and the verdict sets of two walks in spaces
     of different variable orders are the same sets (``a``'s copied into
@@ -901,14 +913,7 @@ def test_services_chain_reading_the_address_type_is_replayed_on_output_up_to_tha
     fresh = analyze_hooks(rs, hooks, 4, space)
     assert len(resumed) == 1
     for hook in hooks:
-        a, b = fresh[hook], shared[hook]
-        assert a.rules() == b.rules()
-        for name in ("accepted", "dropped", "undecided"):
-            for side in ("lower", "upper"):
-                assert getattr(getattr(a, name), side) == getattr(getattr(b, name), side), (hook, name, side)
-        for r in a.rules():
-            for name in ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper"):
-                assert getattr(a.rule_sets(r), name) == getattr(b.rule_sets(r), name), (hook, r.text, name)
+        _assert_same_walk(fresh[hook], shared[hook], hook)
     # the output walk reached the rules after the cut with packets
     tail = [r for r in shared["output"].rules() if r.chain.name == "SERVICES" and r.index >= 5]  # (1-based)
     assert len(tail) == 4 and all(not shared["output"].rule_sets(r).reaching_upper.is_empty() for r in tail)
@@ -1025,14 +1030,7 @@ def test_services_map_entered_with_fewer_packets_on_output_replays_the_branches_
     monkeypatch.setattr(reach_mod._Walker, "_hook_free_prefix", lambda self, chain: 0)  # no run shared
     fresh = analyze_hooks(rs, hooks, 4, space)
     for hook in hooks:
-        a, b = fresh[hook], shared[hook]
-        assert a.rules() == b.rules()
-        for name in ("accepted", "dropped", "undecided"):
-            for side in ("lower", "upper"):
-                assert getattr(getattr(a, name), side) == getattr(getattr(b, name), side), (hook, name, side)
-        for r in a.rules():
-            for name in ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper"):
-                assert getattr(a.rule_sets(r), name) == getattr(b.rule_sets(r), name), (hook, r.text, name)
+        _assert_same_walk(fresh[hook], shared[hook], hook)
     last = [r for r in shared["output"].rules() if r.chain.name == "services"][-1]
     assert not shared["output"].rule_sets(last).matched_upper.is_empty()  # (svc-b's marked packets came back)
 
