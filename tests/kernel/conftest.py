@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .netns import TestBed, missing_prerequisites
+from .netns import TestBed, missing_prerequisites, remove_stale_namespaces
 
 
 def pytest_collection_modifyitems(items):
@@ -13,6 +13,16 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/kernel/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(pytest.mark.kernel)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stale_namespaces():
+    """Namespaces an earlier run left behind when it was killed mid-test
+    are deleted before these tests make their own (remove_stale_namespaces:
+    ours by name, old and empty only)."""
+    if missing_prerequisites() is None:
+        remove_stale_namespaces()
+    yield
 
 
 @pytest.fixture

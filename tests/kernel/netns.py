@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import time
 import shutil
 import subprocess
 import sys
@@ -33,6 +35,12 @@ FW_V4_EXTRA, FW_V6_EXTRA = "203.0.113.1", "2001:db8:f::1"
 ROUTED_SOURCES_V4 = ("198.51.100.0/24", "10.0.0.0/8")
 ROUTED_SOURCES_V6 = ("2001:db8:1::/48",)
 COMMAND_TIMEOUT = 30
+#: The names these tests give namespaces (``Namespace``, the snapshot test's
+#: ``ras-``): ``ra-<hex>-<role>``.
+OUR_NAMESPACE = re.compile(r"ras?-[0-9a-f]{6,8}-[a-z0-9]+")
+#: A namespace of ours older than this is a leftover: every test's commands
+#: end within COMMAND_TIMEOUT, and a whole kernel test within minutes.
+STALE_SECONDS = 3600
 
 
 def missing_prerequisites(tools: tuple[str, ...] = ("ip", "iptables-restore", "iptables-save")) -> str | None:
@@ -72,6 +80,35 @@ class Namespace:
 
     def delete(self) -> None:
         run(["ip", "netns", "delete", self.name], check=False)
+
+
+def remove_stale_namespaces(now: float | None = None, only=None, netns_dir: str = "/run/netns") -> list[str]:
+    """Delete namespaces these tests made and could not tear down (a run
+    killed mid-test: SIGKILL runs no ``finally``): named as ours
+    (:data:`OUR_NAMESPACE`), older than :data:`STALE_SECONDS` and with no
+    process inside. Another run's live namespaces are young or busy, and
+    anything not named as ours is never touched. ``now``: the time to
+    judge ages by; ``only``: look at these names alone. Returns the names
+    deleted."""
+    now = time.time() if now is None else now
+    try:
+        entries = list(os.scandir(netns_dir))
+    except OSError:
+        return []
+    gone = []
+    for entry in entries:
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if not OUR_NAMESPACE.fullmatch(entry.name) or age < STALE_SECONDS \
+                or (only is not None and entry.name not in only):
+            continue
+        if run(["ip", "netns", "pids", entry.name], check=False).stdout.strip():
+            continue  # a process still lives there: not ours to end
+        run(["ip", "netns", "delete", entry.name], check=False)
+        gone.append(entry.name)
+    return gone
 
 
 class AgentError(RuntimeError):

@@ -81,3 +81,44 @@ def test_nft_trace_names_the_vmap_rule_and_each_policy(bed):
     assert (ssh.verdict, ssh.decision.chain, ssh.decision.index) == ("drop", "first", 1)
     assert (web.verdict, web.decision.chain, web.decision.index) == ("drop", "second", None)
     assert (dns.verdict, dns.decision.chain, dns.decision.index, dns.delivered) == ("accept", "second", 1, True)
+
+
+def test_stale_namespaces_of_a_killed_run_are_removed_and_nothing_else():
+    """A run killed mid-test leaves its namespaces behind; the next run
+    deletes those (ours by name, old, empty) and leaves young ones, a busy
+    one and one not named as ours."""
+    import os
+    import secrets
+    import subprocess
+    import time
+
+    from .netns import STALE_SECONDS, Namespace, missing_prerequisites, remove_stale_namespaces, run
+
+    reason = missing_prerequisites(("ip",))
+    if reason:
+        pytest.skip(reason)
+    tag = secrets.token_hex(3)
+    names = {"stale": f"ra-{tag}-stale", "busy": f"ra-{tag}-busy", "other": f"other-{tag}-stale"}
+    made, sleeper = [], None
+    try:
+        for name in names.values():
+            made.append(Namespace(name))
+        sleeper = subprocess.Popen(["ip", "netns", "exec", names["busy"], "sleep", "30"])
+        deadline = time.monotonic() + 10
+        while not run(["ip", "netns", "pids", names["busy"]], check=False).stdout.strip():
+            assert time.monotonic() < deadline, "the sleeper never entered its namespace"
+            time.sleep(0.05)
+        mine = set(names.values())
+        assert remove_stale_namespaces(only=mine) == []  # all young now
+        # an hour on (a namespace's file takes no other time: it is a mount point)
+        gone = remove_stale_namespaces(now=time.time() + STALE_SECONDS + 60, only=mine)
+        assert gone == [names["stale"]]
+        left = set(os.listdir("/run/netns"))
+        assert names["stale"] not in left
+        assert {names["busy"], names["other"]} <= left
+    finally:
+        if sleeper is not None:
+            sleeper.kill()
+            sleeper.wait(timeout=10)
+        for ns in made:
+            ns.delete()
