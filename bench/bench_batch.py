@@ -42,7 +42,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 from bench_shapes import largest_dump, load_line, realistic_packets  # noqa: E402
-from shapes import SHAPES, generate  # noqa: E402
+from shapes import SHAPES, generate, shape_list  # noqa: E402
 
 _CHILD = r"""
 import json, sys, time
@@ -205,7 +205,9 @@ def main() -> None:
     parser.add_argument("--rules", type=int, default=5000)
     parser.add_argument("--packets", type=int, default=100_000)
     parser.add_argument("--check", type=int, default=3000, help="packets the engine answers too")
-    parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--shapes", type=shape_list, default=list(SHAPES),
+                        help=f"comma-separated of {', '.join(SHAPES)} (the largest real dump is always measured "
+                             "unless --no-dump)")
     parser.add_argument("--no-dump", action="store_true")
     parser.add_argument("--digests", action="store_true", help="SHA-256 of every command's output")
     parser.add_argument("--folder", help="write the shapes and packets here (answers name the rules' file: "
@@ -221,7 +223,7 @@ def main() -> None:
             text = dump.read_text(errors="replace")
             measure("largest-dump", dump, "iptables", realistic_packets(text, args.packets), args.check, folder,
                     args.digests)
-        for shape in [s for s in args.shapes.split(",") if s]:
+        for shape in args.shapes:
             text, dialect = generate(shape, args.rules)
             path = folder / f"{shape}.rules"
             path.write_text(text, encoding="utf-8")

@@ -48,7 +48,7 @@ ROOT = BENCH.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 sys.path.insert(0, str(BENCH))
 
-from shapes import SHAPES, generate, set_names  # noqa: E402
+from shapes import SHAPES, generate, set_names, shape_list  # noqa: E402
 
 PY = sys.executable
 ALL = ("query", "small", "rss", "audit", "batch", "diff", "reach")
@@ -339,7 +339,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", action="append", choices=ALL)
     parser.add_argument("--rules", type=int, default=100_000)
-    parser.add_argument("--shapes", default=",".join(SHAPES), help=f"comma-separated of {', '.join(SHAPES)}")
+    parser.add_argument("--shapes", type=shape_list, default=list(SHAPES),
+                        help=f"comma-separated of {', '.join(SHAPES)}")
     parser.add_argument("--packets", type=int, default=100_000, help="packets in the batch")
     parser.add_argument("--keep", help="write the generated files here (default: a temporary folder)")
     parser.add_argument("--repeat", type=int, default=1,
@@ -347,7 +348,7 @@ def main() -> None:
                              "and print the median CPU ratio")
     args = parser.parse_args()
     only = args.only or list(ALL)
-    shapes = [s for s in args.shapes.split(",") if s]
+    shapes = args.shapes
     for s in shapes:
         if s not in SHAPES:
             parser.error(f"unknown shape {s}")

@@ -494,6 +494,16 @@ def generate(shape: str, n_rules: int = 100_000, seed: int = 1) -> tuple[str, st
     raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
 
 
+def shape_list(text: str) -> list[str]:
+    """argparse type of ``--shapes``: comma-separated names of SHAPES (an
+    unknown one is a usage error, not a traceback after the setup)."""
+    names = [s for s in text.split(",") if s]
+    unknown = [s for s in names if s not in SHAPES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown shape {', '.join(unknown)}; known: {', '.join(SHAPES)}")
+    return names
+
+
 def per_shape_arguments(description: str) -> argparse.ArgumentParser:
     """The options of a benchmark that runs on one file (``--file``) or on
     generated shapes, each in its own process (:func:`each_in_own_process`):
