@@ -194,9 +194,16 @@ def cube_for(bdd):
         return None
     c_cube.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
     c_cube.restype = ctypes.c_void_p
+    read_size = _cudd(cudd).Cudd_ReadSize
+    read_size.argtypes = [ctypes.c_void_p]
+    read_size.restype = ctypes.c_int
     add_int = bdd._add_int
 
     def cube(literals: array):
+        # CUDD reads one entry per variable it has now: an array made
+        # before a later declaration would be read past its end
+        if len(literals) < read_size(manager):
+            raise ValueError("cube array shorter than the manager's variables (declared after it was made)")
         node = c_cube(manager, literals.buffer_info()[0])
         # (returned unreferenced; dd's wrapper references it before any
         # other CUDD call could collect it: int(u) is the pointer + 2)

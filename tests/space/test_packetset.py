@@ -1,6 +1,7 @@
 """Packet sets: encoding matches, the algebra, witnesses and descriptions."""
 
 import ipaddress
+from array import array
 
 import pytest
 
@@ -335,3 +336,20 @@ def test_the_canonical_space_is_a_small_manager():
     if packetset.BACKEND.endswith("cudd"):
         assert small["cache_size"] <= packetset.CANONICAL_CACHE_ENTRIES < big["cache_size"]
         assert small["mem"] < 8 * 2**20 < 16 * 2**20 < big["mem"]
+
+
+def test_a_cube_array_older_than_a_declaration_is_refused_not_read_past_its_end(space):
+    # Cudd_CubeArrayToBdd reads one entry per variable the manager has at the
+    # call: a blank made before another variable was declared is too short
+    if space._c_cube is None:
+        pytest.skip("dd.cudd of a known version is not the backend")
+    from ruleanalyzer.space._leq import cube_for
+
+    bdd = Space(Layout.from_names(["eth0"], on_top=("state",))).bdd
+    make = cube_for(bdd)
+    assert make is not None
+    stale = make.blank * 1
+    bdd.declare("late_variable")
+    with pytest.raises(ValueError, match="declared after"):
+        make(stale)
+    assert make(make.blank * 1 + array("i", [2])) == bdd.true
