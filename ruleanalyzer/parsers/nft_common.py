@@ -357,21 +357,36 @@ _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # ASCII digits: ipadd
 _QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}\Z").match
 
 
-def ip_address(text: str):
-    """``ipaddress.ip_address(text)``, a dotted quad read faster."""
+def _quad_number(text: str) -> int | None:
+    """The number of the dotted quad ``text`` (:data:`_QUAD`), else None."""
     quad = _QUAD(text)
     if quad is None:
-        return ipaddress.ip_address(text)
+        return None
     a, b, c, d = quad.groups()
-    return ipaddress.IPv4Address(int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d))
+    return int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d)
+
+
+def _without_repeated_deps(matches) -> tuple:
+    """``matches`` with a repeated protocol/family dependency kept once
+    (the cheap type test first: equality only for those)."""
+    kept = []
+    for m in matches:
+        if not (isinstance(m, IntMatch) and m.field in ("proto", "family")) or m not in kept:
+            kept.append(m)
+    return tuple(kept)
+
+
+def ip_address(text: str):
+    """``ipaddress.ip_address(text)``, a dotted quad read faster."""
+    number = _quad_number(text)
+    return ipaddress.ip_address(text) if number is None else ipaddress.IPv4Address(number)
 
 
 @functools.lru_cache(maxsize=65536)
 def _network(text: str, version: int):
-    quad = _QUAD(text)
-    if quad is not None:  # what ip_network(text) makes: the /32 of that number
-        a, b, c, d = quad.groups()
-        net = ipaddress.IPv4Network(int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d))
+    number = _quad_number(text)
+    if number is not None:  # what ip_network(text) makes: the /32 of that number
+        net = ipaddress.IPv4Network(number)
     else:
         net = ipaddress.ip_network(text, strict=False)
     if version and net.version != version:
@@ -766,12 +781,8 @@ class Builder:
                     return None
         if ctx.snapshots or ctx.effects or ctx.comment is not None:
             return None
-        kept = []
-        for m in ctx.matches:  # as build_rule
-            if not (isinstance(m, IntMatch) and m.field in ("proto", "family")) or m not in kept:
-                kept.append(m)
-        return Rule(tuple(kept), action if action is not None else Log("no verdict"), location,
-                    text=text, comment=None, ident=None, effects=())
+        return Rule(_without_repeated_deps(ctx.matches), action if action is not None else Log("no verdict"),
+                    location, text=text, comment=None, ident=None, effects=())
 
     def delete_rule(self, chain: Chain, handle: str) -> bool:
         pending = self.pending.get(id(chain), [])
@@ -885,12 +896,8 @@ class Builder:
             # ipaddress and int() say ValueError for a bad address or number
             raise RuleAnalyzerError(str(exc).strip("'\""), pending.location,
                                     source_line=pending.text if "\n" not in pending.text else None) from None
-        matches = []
-        for m in ctx.matches:  # a repeated proto/family dependency once (the cheap test first)
-            if not (isinstance(m, IntMatch) and m.field in ("proto", "family")) or m not in matches:
-                matches.append(m)
         action = ctx.action if ctx.action is not None else Log("no verdict")
-        rule = Rule(tuple(matches), action, pending.location, text=pending.text,
+        rule = Rule(_without_repeated_deps(ctx.matches), action, pending.location, text=pending.text,
                     comment=pending.comment or ctx.comment, ident=pending.handle,
                     effects=tuple(ctx.effects))
         if ctx.snapshots:
