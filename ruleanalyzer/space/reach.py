@@ -294,9 +294,9 @@ class _Run:
 
     def reach(self, k: int):
         """``(lower, upper)`` packets that reached rule ``k`` of this run."""
-        kept = self.kept
-        if 2 * k < len(kept) and kept[2 * k] is not None:
-            return kept[2 * k], kept[2 * k + 1]
+        hit = self._kept(k)
+        if hit is not None:
+            return hit
         if self.split is not None:
             li, lo, ui, uo = self.split[k]
             if li is ui and lo is uo:
@@ -308,9 +308,9 @@ class _Run:
         if at == k:
             return last[2], last[3]
         j = k - 1
-        while (2 * j >= len(kept) or kept[2 * j] is None) and j != at:
+        while j != at and self._kept(j) is None:
             j -= 1
-        low, up = (last[2], last[3]) if j == at else (kept[2 * j], kept[2 * j + 1])
+        low, up = (last[2], last[3]) if j == at else self._kept(j)
         for step in self.steps[j:k]:
             if len(step) == 2:
                 (m_l, m_u), cont = step, None
@@ -1173,8 +1173,9 @@ class _Sink:
     def replay(self, added, keep_alt: bool = True) -> None:
         self.exact = False  # unknown here; only an optimisation rests on it
         base = len(self.acc_l)
-        at = 6
-        for lst, n in zip(self._lists(), added):
+        lists = self._lists()
+        at = len(lists)  # (the counts come first: :meth:`since`)
+        for lst, n in zip(lists, added):
             if n:
                 lst.extend(added[at:at + n])
                 at += n
@@ -1303,7 +1304,7 @@ class _Walker:
         self.hook_runs: dict = {}
         self.nat_stage = False  # the base chain running is a nat chain
         self.hook_free_chains: dict[Chain, bool] = {}
-        self.hook_free_prefix: dict[int, int] = {}  # chain id -> _hook_free_prefix
+        self.hook_free_prefix: dict[Chain, int] = {}  # chain -> _hook_free_prefix
         self.dispatch_back: tuple = ((), ())  # what the branches of the last map walked sent back
 
     # -- the hook path ------------------------------------------------------
@@ -1336,12 +1337,6 @@ class _Walker:
                 # Routed again after the OUTPUT chains: every OUTPUT chain saw
                 # the first route's device, POSTROUTING sees the new one.
                 self._reroute(path)
-            if stage == "output" and self.hook_runs:
-                # the runs kept for the other hook were the output walk's to
-                # replay (the audit walks it last: HOOK_PATHS order):
-                # ~10k runs' parts and visits at 20k kube-proxy rules, ~9-14
-                # MiB, no longer held to the walk's end (its memory peak)
-                self.hook_runs.clear()
         return path
 
     def _ip_forward(self, path: _Path) -> None:
@@ -1482,7 +1477,9 @@ class _Walker:
                     resume = hit  # its first ``cut`` rules' run: replayed, the rest walked
                 shared = None
             elif cut < n_rules and ctx.stage == "output":
-                shared = None  # (a part kept for the output walk: hook_runs ends with this stage)
+                # (a part is kept for the output walk, which the audit walks
+                # last: HOOK_PATHS order; one kept on output would not be read)
+                shared = None
                 narrowed = self._narrowed(chain, low, up, ctx) if cut == 1 else None
         if cut < n_rules and id(chain) in self.multi_entry:
             # A run depends on the entering sets, on how ct state reads and
@@ -1659,11 +1656,11 @@ class _Walker:
         chain. kube-proxy's nat KUBE-SERVICES reads the address type in its
         last rule only (``-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS``),
         its nftables ``services`` chain in its second. Kept per chain."""
-        n = self.hook_free_prefix.get(id(chain))
+        n = self.hook_free_prefix.get(chain)
         if n is None:
             n = len(chain.rules) if self._hook_free(chain) else next(
                 (i for i, rule in enumerate(chain.rules) if not self._hook_free_rule(rule, chain)), 0)
-            self.hook_free_prefix[id(chain)] = n
+            self.hook_free_prefix[chain] = n
         return n
 
     def _within_after(self, chain: Chain, cut: int, within: tuple) -> tuple:
@@ -2056,16 +2053,7 @@ class _Walker:
         return result
 
     def _matches(self, rule: Rule, ctx: _Context):
-        env = ctx.env
-        if env[0] != "arrive" or len(env) > 2:
-            # a rule that reads neither address types nor the TTL reads the
-            # same on every hook: one encoding serves them all (kube-proxy's
-            # service chains run on prerouting and output)
-            free = self.env_free.get(rule)
-            if free is None:
-                free = self.env_free[rule] = not any(reads_env(m) for m in rule.matches)
-            if free:
-                env = ("arrive", self.absent)
+        env = self._read_env(rule, rule.matches, ctx.env)
         if not ctx.before_conntrack and env[0] == "arrive" and len(env) == 2:
             # the common reading (after conntrack, as arriving packets see
             # it): kept by the rule alone, no key tuple per rule (64 B, 100k
@@ -2082,6 +2070,20 @@ class _Walker:
             self.match_cache[key] = self._match_pair(rule, ctx, env)
         pair = self.last_match = self.match_cache[key]  # (_record keeps the pair, not a copy)
         return pair
+
+    def _read_env(self, key, matches, env):
+        """The env ``matches`` (a rule's, a verdict map's keys; kept by
+        ``key``) are read in: one that reads neither address types nor the
+        TTL reads the same on every hook, so one encoding serves them all
+        (kube-proxy's service chains and service map run on prerouting and
+        output)."""
+        if env[0] != "arrive" or len(env) > 2:
+            free = self.env_free.get(key)
+            if free is None:
+                free = self.env_free[key] = not any(reads_env(m) for m in matches)
+            if free:
+                return ("arrive", self.absent)
+        return env
 
     def _match_pair(self, rule: Rule, ctx: _Context, env):
         """``(lower, upper)`` match of ``rule`` read in ``ctx`` and ``env``."""
@@ -2299,15 +2301,7 @@ class _Walker:
         set in turn instead would rebuild that (large) set once per branch:
         quadratic on kube-proxy's service map, whose keys are disjoint and
         small (so each ``b ∧ ¬union`` here is cheap)."""
-        env = ctx.env
-        if env[0] != "arrive" or len(env) > 2:
-            # keys that read neither address types nor the TTL read the same
-            # on every hook (kube-proxy's service map: prerouting and output)
-            free = self.env_free.get(id(action))
-            if free is None:
-                free = self.env_free[id(action)] = not any(reads_env(m) for m, _ in action.branches)
-            if free:
-                env = ("arrive", self.absent)
+        env = self._read_env(id(action), [m for m, _ in action.branches], ctx.env)
         cache_key = ("dispatch", id(action), ctx.before_conntrack, env)
         cached = self.match_cache.get(cache_key)
         if cached is None:
