@@ -409,7 +409,7 @@ class Plan:
                     matches.append(match)
             elif kind == _COMMENT:
                 if comments is None:
-                    comments = [sys.intern(words[op[1]])]
+                    comments = [words[op[1]]]
                 else:
                     comments.append(words[op[1]])
             elif kind == _OPAQUE:
@@ -440,7 +440,7 @@ class Plan:
             action = Log("no target")
             target_index = None
         return (self.command, words[self.chain_index], extra, matches, action,
-                "; ".join(comments) if comments else None, counters, target_index, self.skip)
+                _comment(comments), counters, target_index, self.skip)
 
     def check(self, raws: list[str], words: list[str]) -> None:
         """Raise the SpecError :meth:`fields` would raise for this line, if
@@ -667,6 +667,13 @@ _nat = slots_constructor(Nat, ("kind", "to_addr", "to_addr_last", "to_port", "to
 _SPECIALIZE_AT = 200
 
 
+def _comment(comments: list[str] | None) -> str | None:
+    """A rule's comment text from its ``--comment`` words: one string per
+    text (kube-proxy writes a service's comment on its every rule: 20k
+    rules, 9k texts), as :func:`_specialize`'s code makes it."""
+    return sys.intern("; ".join(comments)) if comments else None
+
+
 def _specialize(plan: Plan) -> Callable | None:
     """:meth:`Plan.fields` for one plan, as straight-line code: its steps
     unrolled, with their word positions, caches and the plan's constant
@@ -706,7 +713,7 @@ def _specialize(plan: Plan) -> Callable | None:
                      "    if m is not None:",
                      "        append(m)"]
         elif kind == _COMMENT:
-            comments.append(f"intern(words[{int(op[1])}])")
+            comments.append(f"words[{int(op[1])}]")
         elif kind == _OPAQUE:
             code.append(f"    append(opaque_match(op{k}, raws, words))")
         elif kind == _UNKNOWN:
@@ -738,8 +745,8 @@ def _specialize(plan: Plan) -> Callable | None:
         code.append("    a = Log('no target')")
         target_index = None
     extra = "[]" if plan.extra_index is None else f"[words[{int(plan.extra_index)}]]"
-    comment = "None" if not comments else comments[0] if len(comments) == 1 else \
-        f"'; '.join([{', '.join(comments)}])"
+    comment = "None" if not comments else f"intern({comments[0]})" if len(comments) == 1 else \
+        f"intern('; '.join([{', '.join(comments)}]))"
     code.append(f"    return (COMMAND, words[{int(plan.chain_index)}], {extra}, tuple(matches), a, "
                 f"{comment}, {counters}, {target_index}, SKIP)")
     # Only integers (word positions, int() above) and fixed names are written
