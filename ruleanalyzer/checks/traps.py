@@ -61,8 +61,13 @@ def _anti_spoof(rule) -> bool:
     if rule is None:
         return False
     table = rule.chain.table.name if rule.chain and rule.chain.table else ""
-    fields = {getattr(m, "field", None) for m in rule.matches}
-    return table == "raw" or {"src", "iif"} <= fields
+    return table == "raw" or _ties_source_to_interface(rule)
+
+
+def _ties_source_to_interface(rule) -> bool:
+    """Does ``rule`` match on both the source address and the input
+    interface (``-i eth1 ! -s 192.168.100.0/24``, ``-i wan0 -s 10.0.0.0/8``)?"""
+    return {"src", "iif"} <= {getattr(m, "field", None) for m in rule.matches}
 
 
 def _accepting_syn_rules(ctx: Context, hook: str, family: int, limit: int):
@@ -337,6 +342,12 @@ class PathMtuBlackHole(Check):
                 chosen = [v for f in _SENDER_CHOSEN if f in sp.layout.fields for v in S.field_vars(sp, f)]
                 if chosen and dropped != sp.false:
                     dropped &= ~sp.exist(chosen, reach.dropped.outside("lower", pkts))
+                # An anti-spoofing drop (a source tied to its input interface)
+                # says routing brings no packet from such a source that way:
+                # those errors are no router's on a connection's path (RA201
+                # leaves such replies out alike). Drops elsewhere still count.
+                if dropped != sp.false:
+                    dropped &= ~_spoofed(sp, reach.rules())
                 if dropped == sp.false or _share(sp, dropped, public) < float(self.settings["min_share"]):
                     continue
                 # a witness with the header values a router's error has
@@ -359,6 +370,19 @@ class PathMtuBlackHole(Check):
                     fix=("accept RELATED packets (ct state related accept) or "
                          + ("-p icmp --icmp-type fragmentation-needed -j ACCEPT" if family == 4
                             else "-p icmpv6 --icmpv6-type packet-too-big -j ACCEPT")))
+
+
+def _spoofed(sp, rules):
+    """Packets (raw node) that a dropping rule of ``rules`` declares spoofed
+    by tying their source to their input interface: the rule's source and
+    interface matches alone (neither changes on the way: NAT rewrites
+    neither before the filter chains)."""
+    node = sp.false
+    for rule in rules:
+        if outcome(rule) == "drop" and _ties_source_to_interface(rule):
+            tied = [m for m in rule.matches if getattr(m, "field", None) in ("src", "iif")]
+            node |= encode_conjunction(tied, sp)[1]
+    return node
 
 
 #: Header fields whose value the sender of an ICMP error chooses (or the
