@@ -177,15 +177,16 @@ class InterfaceDomain:
             codes.append(base + len(self.prefixes))
         return codes
 
-    def example(self, code: int) -> str:
-        """A concrete interface name in class ``code``."""
+    def example(self, code: int, other_than: str | None = None) -> str:
+        """A concrete interface name in class ``code`` (a wildcard class
+        has many: then not ``other_than``)."""
         if code < len(self.concrete):
             return self.concrete[code]
         k = code - len(self.concrete)
         stem = self.prefixes[k] if k < len(self.prefixes) else ""
         for n in range(1000):
             name = f"{stem}x{n}" if stem else f"if{n}"
-            if name not in self.concrete and self._longest_prefix(name) == stem:
+            if name not in self.concrete and self._longest_prefix(name) == stem and name != other_than:
                 return name
         raise ValueError(f"no interface name for class {self.labels[code]}")
 

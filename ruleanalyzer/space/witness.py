@@ -144,8 +144,13 @@ def _decode(space: Space, bits: dict, hook: str) -> Packet:
     def names(field: str) -> frozenset[str]:
         return frozenset(n for n in space.spec(field).names if bits.get(f"{field}:{n}", False))
 
-    def iface(field: str) -> str:
-        return space.layout.interfaces[field].example(_value(space, bits, field))
+    def iface(field: str, other_than: str | None = None) -> str:
+        return space.layout.interfaces[field].example(_value(space, bits, field), other_than)
+
+    # A packet that goes out by another interface of its way in's wildcard
+    # class is shown leaving by another name of it, not as a hairpin.
+    iif = iface("iif")
+    oif = iface("oif", other_than=iif)
 
     return Packet(
         src=src, dst=dst, proto=proto,
@@ -153,7 +158,7 @@ def _decode(space: Space, bits: dict, hook: str) -> Packet:
         dport=_value(space, bits, "dport") if has_ports else None,
         flags=_value(space, bits, "flags") if proto == TCP and whole else 0,
         ecn=_value(space, bits, "ecn"), dscp=_value(space, bits, "dscp"),
-        state=name("state"), hook=hook, iif=iface("iif"), oif=iface("oif"),
+        state=name("state"), hook=hook, iif=iif, oif=oif,
         icmp_type=_value(space, bits, "icmp_type") if is_icmp else None,
         icmp_code=_value(space, bits, "icmp_code") if is_icmp else None,
         mark=_value(space, bits, "mark"), ctmark=_value(space, bits, "ctmark"),
