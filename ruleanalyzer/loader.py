@@ -6,6 +6,7 @@ import contextlib
 import contextvars
 import os
 import stat
+import zlib
 from pathlib import Path
 
 from . import parsers
@@ -37,31 +38,52 @@ def refuse_empty(text: str, name: str, dialect: str | None) -> None:
 #: frames, so a finding never re-opens its file (the file may have changed,
 #: or be a FIFO, since). The latest :data:`MAX_KEPT_CHARS` characters' worth
 #: are kept (older ones are dropped first; their frames show the rule's own
-#: text). Cleared by :func:`forget_texts`.
-_TEXTS: dict[str, str] = {}
+#: text). Cleared by :func:`forget_texts`. A text of
+#: :data:`COMPRESS_KEPT_FROM` characters or more is kept compressed (zlib,
+#: fastest level) and unpacked when a frame first asks for it: the text of
+#: 100k kube-proxy rules is 17 MiB, live beside the rules' own texts
+#: through the whole audit and its peak; 2.4 MiB compressed, for 0.07 s CPU.
+_TEXTS: dict[str, tuple[int, str | bytes]] = {}
 MAX_KEPT_CHARS = 64 * 1024 * 1024
+COMPRESS_KEPT_FROM = 1 << 20
 _kept_chars = 0
+#: ``(name, the kept bytes, their text)``: the text unpacked last, so that
+#: a report's frames of one file unpack it once and get one object.
+_unpacked: tuple | None = None
 
 
 def _keep_text(name: str, text: str) -> None:
     global _kept_chars
     old = _TEXTS.pop(name, None)
-    _kept_chars -= len(old) if old is not None else 0
-    _TEXTS[name] = text
+    _kept_chars -= old[0] if old is not None else 0
+    kept: str | bytes = text
+    if len(text) >= COMPRESS_KEPT_FROM:
+        kept = zlib.compress(text.encode("utf-8"), 1)  # (decoded from UTF-8: encodes back)
+    _TEXTS[name] = (len(text), kept)
     _kept_chars += len(text)
     while _kept_chars > MAX_KEPT_CHARS and len(_TEXTS) > 1:
-        _kept_chars -= len(_TEXTS.pop(next(iter(_TEXTS))))
+        _kept_chars -= _TEXTS.pop(next(iter(_TEXTS)))[0]
 
 
 def text_read(name: str) -> str | None:
     """The text :func:`read_text` read under ``name`` in this process, if any."""
-    return _TEXTS.get(name)
+    global _unpacked
+    found = _TEXTS.get(name)
+    if found is None:
+        return None
+    kept = found[1]
+    if isinstance(kept, str):
+        return kept
+    if _unpacked is None or _unpacked[0] != name or _unpacked[1] is not kept:
+        _unpacked = (name, kept, zlib.decompress(kept).decode("utf-8"))
+    return _unpacked[2]
 
 
 def forget_texts() -> None:
-    global _kept_chars
+    global _kept_chars, _unpacked
     _TEXTS.clear()
     _kept_chars = 0
+    _unpacked = None
 
 
 def is_inside(real: str, root: str) -> bool:
