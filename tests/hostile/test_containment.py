@@ -171,3 +171,21 @@ def test_large_kept_text_is_compressed(tmp_path, monkeypatch):
     assert first == text and loader.text_read(str(tmp_path / "big.rules")) is first
     assert loader.text_read(str(tmp_path / "small.rules")) == "-A INPUT -j ACCEPT\n"
     loader.forget_texts()
+
+
+def test_readers_caches_are_emptied_before_the_analyses(tmp_path):
+    """The readers' caches of values by text serve reading only: an audit
+    empties them once its input is read (100k kube-proxy rules: 30k
+    networks by text, ~5 MiB through the audit's peak)."""
+    from ruleanalyzer.parsers import iptables_values, nft_common
+
+    (tmp_path / "a.rules").write_text("*filter\n:INPUT DROP [0:0]\n-A INPUT -s 10.0.0.1/32 -j ACCEPT\n"
+                                      "COMMIT\n")
+    (tmp_path / "b.nft").write_text("table inet f {\n chain input {\n  type filter hook input priority 0;\n"
+                                    "  ip saddr 10.0.0.2 accept\n }\n}\n")
+    run_audit([str(tmp_path / "a.rules")])
+    assert not iptables_values._network_cache
+    run_audit([str(tmp_path / "b.nft")])
+    assert nft_common._network.cache_info().currsize == 0
+    assert loader.load(str(tmp_path / "a.rules")).rule_count == 1
+    assert iptables_values._network_cache  # (reading fills it again)
