@@ -6,6 +6,7 @@ import contextlib
 import contextvars
 import os
 import stat
+import zlib
 from pathlib import Path
 
 from . import parsers
@@ -37,31 +38,70 @@ def refuse_empty(text: str, name: str, dialect: str | None) -> None:
 #: frames, so a finding never re-opens its file (the file may have changed,
 #: or be a FIFO, since). The latest :data:`MAX_KEPT_CHARS` characters' worth
 #: are kept (older ones are dropped first; their frames show the rule's own
-#: text). Cleared by :func:`forget_texts`.
-_TEXTS: dict[str, str] = {}
+#: text). Cleared by :func:`forget_texts`. A text of
+#: :data:`COMPRESS_KEPT_FROM` characters or more is kept compressed (zlib,
+#: fastest level) once :func:`load` has read its files, and unpacked when a
+#: frame first asks for it: the text of 100k kube-proxy rules is 17 MiB,
+#: live beside the rules' own texts through the whole audit and its peak;
+#: 2.4 MiB compressed, for 0.07 s CPU.
+_TEXTS: dict[str, tuple[int, str | bytes]] = {}
 MAX_KEPT_CHARS = 64 * 1024 * 1024
+COMPRESS_KEPT_FROM = 1 << 20
 _kept_chars = 0
+#: ``(name, the kept bytes, their text)``: the text unpacked last, so that
+#: a report's frames of one file unpack it once and get one object.
+_unpacked: tuple | None = None
 
 
 def _keep_text(name: str, text: str) -> None:
     global _kept_chars
     old = _TEXTS.pop(name, None)
-    _kept_chars -= len(old) if old is not None else 0
-    _TEXTS[name] = text
+    _kept_chars -= old[0] if old is not None else 0
+    _TEXTS[name] = (len(text), text)  # (compressed once read: _pack_texts)
     _kept_chars += len(text)
     while _kept_chars > MAX_KEPT_CHARS and len(_TEXTS) > 1:
-        _kept_chars -= len(_TEXTS.pop(next(iter(_TEXTS))))
+        _kept_chars -= _TEXTS.pop(next(iter(_TEXTS)))[0]
+
+
+def _pack_texts() -> None:
+    """Compress the kept texts of :data:`COMPRESS_KEPT_FROM` characters or
+    more, once their files are read (not while a reader holds the text: a
+    compressed copy beside it put +3-7 MiB on the peak of reading 100k
+    rules)."""
+    for name, (size, kept) in list(_TEXTS.items()):
+        if isinstance(kept, str) and size >= COMPRESS_KEPT_FROM:
+            _TEXTS[name] = (size, _compressed(kept))
+
+
+def _compressed(text: str, step: int = 1 << 20) -> bytes:
+    """``text`` as UTF-8 (it was decoded from UTF-8: it encodes back),
+    zlib-compressed a MiB of characters at a time: no whole encoded copy
+    beside it."""
+    packer = zlib.compressobj(1)
+    parts = [packer.compress(text[i:i + step].encode("utf-8")) for i in range(0, len(text), step)]
+    parts.append(packer.flush())
+    return b"".join(parts)
 
 
 def text_read(name: str) -> str | None:
     """The text :func:`read_text` read under ``name`` in this process, if any."""
-    return _TEXTS.get(name)
+    global _unpacked
+    found = _TEXTS.get(name)
+    if found is None:
+        return None
+    kept = found[1]
+    if isinstance(kept, str):
+        return kept
+    if _unpacked is None or _unpacked[0] != name or _unpacked[1] is not kept:
+        _unpacked = (name, kept, zlib.decompress(kept).decode("utf-8"))
+    return _unpacked[2]
 
 
 def forget_texts() -> None:
-    global _kept_chars
+    global _kept_chars, _unpacked
     _TEXTS.clear()
     _kept_chars = 0
+    _unpacked = None
 
 
 def is_inside(real: str, root: str) -> bool:
@@ -335,6 +375,7 @@ def load(*paths: str | os.PathLike, dialect: str | None = None,
         from .parsers.firewalld_names import name_back
 
         name_back(ruleset)  # an nft dump firewalld generated: chains back to zones
+    _pack_texts()
     return ruleset
 
 

@@ -244,7 +244,7 @@ def forwards(ctx: Context, family: int, reach=None) -> bool:
     sp = reach.space
     new = S.state_is(sp, "new") & reach.arriving.node
     return any(outcome(r) == "accept" and not r.implicit and not (r.origin and r.origin.generated)
-               and not _zone_setting(r) and reach._records[id(r)].meets(sp, new) for r in reach.rules())
+               and not _zone_setting(r) and reach._records[r].meets(sp, new) for r in reach.rules())
 
 
 def _zone_setting(rule) -> bool:
@@ -262,7 +262,7 @@ def _accepting_rules(reach, packets) -> list:
     accepting = reach.__dict__.get("_accepting")
     if accepting is None:
         accepting = reach.__dict__["_accepting"] = [
-            (r, reach._records[id(r)]) for r in reach.rules() if outcome(r) == "accept"]
+            (r, reach._records[r]) for r in reach.rules() if outcome(r) == "accept"]
     rules = [r for r, rec in accepting
              if not sp.disjoint(rec.match_u, packets) and rec.meets(sp, packets)]
     rules = [r for r in rules if not r.implicit] or rules
@@ -278,7 +278,7 @@ def _main_rule(path: "_Path", rules, exposed):
     when a policy or a later rule admits the rest."""
     whole = path.share(path._project(exposed))
     for rule in rules[:25]:
-        taken = path.reach._records[id(rule)].column(2) & exposed
+        taken = path.reach._records[rule].column(2) & exposed
         if whole and path.share(path._project(taken)) >= whole / 2:
             return rule
     return None
@@ -286,7 +286,7 @@ def _main_rule(path: "_Path", rules, exposed):
 
 def _caller(reach, rule, packets):
     for caller in reach._chain_callers().get(id(rule.chain), ()):
-        if reach._records[id(caller)].meets(reach.space, packets):
+        if reach._records[caller].meets(reach.space, packets):
             return caller
     return rule
 
@@ -562,7 +562,7 @@ class AllowEverything(_ExposureCheck):
                 # as its valid part does)
                 records = path.reach._records
                 anchor = next((r for r in path.reach.rules() if outcome(r) == "accept" and all(
-                    records[id(r)].meets(sp, p, column=2) for p in probes)),
+                    records[r].meets(sp, p, column=2) for p in probes)),
                     None) or _policy_chain(ctx, path.hook, path.family)
                 entry = groups.setdefault(id(anchor), [anchor, [], None, True, path.hook])
                 entry[2] = entry[2] or sp.wrap(probes[-1])
@@ -750,7 +750,7 @@ def _undecided_rules(reach, packets) -> list:
     if unsure is None:
         unsure = reach.__dict__["_unsure"] = [
             (r, rec, rec.match_u & ~rec.match_l) for r in reach.rules()
-            for rec in (reach._records[id(r)],) if rec.match_l != rec.match_u]
+            for rec in (reach._records[r],) if rec.match_l != rec.match_u]
     return [r for r, rec, doubt in unsure if not isinstance(r.action, Log)
             and not sp.disjoint(doubt, packets) and rec.meets(sp, packets)]
 

@@ -323,7 +323,7 @@ def _raw(reach, rule: Rule, column: int):
     reaching set past kube-proxy's DNATs holds ~700k nodes: intersected
     with a small set (that is within the valid packets) it gives the very
     node the wrapped set would, without wrapping the big one."""
-    return reach._records[id(rule)].column(column)
+    return reach._records[rule].column(column)
 
 
 def _within(packets, raw):
@@ -603,7 +603,7 @@ class _Meeting:
         self.rules: list[Rule] = list(rules)
         self.nodes: list[list] = []  # per rule: the sets tested (raw nodes)
         for r in self.rules:
-            rec = reach._records.get(id(r))
+            rec = reach._records.get(r)
             if rec is None:
                 self.nodes.append([])  # not on this path: never meets
             elif matched or isinstance(r.action, (Jump, Dispatch)):
@@ -846,7 +846,7 @@ def _taken(reach, other: Rule, sure: bool = False):
     key = (id(other), sure)
     hit = cache.get(key)
     if hit is None:
-        rec = reach._records[id(other)]
+        rec = reach._records[other]
         if sure and len(rec.parts) == 1 and rec.match_l == rec.match_u:
             # one visit, a decided match: what surely matched is what
             # reached it within its match — its matched set (no replay)
@@ -862,10 +862,10 @@ def _taken_now(reach, other: Rule, sure: bool):
     # valid once at the end. The reaching sets are big (~700k nodes in a
     # kube-proxy chain past its DNATs), the result small: only their part
     # within what the rule matched is made (_Record.reaching_within).
-    rec = reach._records[id(other)]
+    rec = reach._records[other]
     taken = rec.reached_within_match(reach.space) if sure else rec.column(3)
     if isinstance(other.action, (Jump, Dispatch)) and other.chain and other.index < len(other.chain.rules):
-        after = reach._records.get(id(other.chain.rules[other.index]))
+        after = reach._records.get(other.chain.rules[other.index])
         if after is not None:  # what comes back from the jump reaches the next rule
             taken = taken & ~after.reaching_within(taken)
     return reach.space.wrap(taken)
@@ -983,7 +983,7 @@ def _sure_first(reach, candidates, packets, mine: str, cap: int = None, matched:
     space = reach.space
     records = reach._records
     for other in candidates:
-        rec = records.get(id(other))
+        rec = records.get(other)
         if rec is None:
             continue  # not on this path
         # Most earlier rules are told apart by a set held anyway, without
@@ -1572,7 +1572,7 @@ class RemovableRule(Check):
                         or any(not isinstance(e, Log) for e in rule.effects)):
                     verdicts[rid] = (False, None)
                     continue
-                rec = reach._records[rid]
+                rec = reach._records[rule]
                 if rec.matched_upper_empty(sp):
                     continue
                 fate = self._fate(rule, v, rec, sp, encode_conjunction)

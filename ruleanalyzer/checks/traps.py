@@ -87,7 +87,7 @@ def _accepting_syn_rules(ctx: Context, hook: str, family: int, limit: int):
     for rule in reach.rules():
         if outcome(rule) != "accept" or rule.implicit or rule.chain.kind != "filter":
             continue
-        syn = reach._records[id(rule)].column(2) & valid_syn
+        syn = reach._records[rule].column(2) & valid_syn
         if syn == sp.false:
             continue
         n += 1

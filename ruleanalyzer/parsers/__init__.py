@@ -46,6 +46,32 @@ def dialect_module(name: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
 
 
+#: The readers' caches of values by their text (module -> names): they
+#: serve reading only, and a big file's outlive it (100k kube-proxy rules:
+#: 30k networks by text, ~5 MiB; the nft reader's: up to 64k networks and
+#: 8k selectors). Emptied by :func:`forget_caches`.
+_CACHES = (("iptables_values", ("_network_cache", "_range_cache", "_blocks")),
+           ("iptables", ("_UNQUOTED",)),
+           ("nft_common", ("_network", "_selector_flat", "_selector_cached", "_SELECTOR_MEMO",
+                           "_SELECTOR_INT_MEMO")))
+
+
+def forget_caches() -> None:
+    """Empty the readers' caches (:data:`_CACHES`) of the modules imported:
+    what is read next is read afresh (the same values; equal objects, not
+    the same ones). The audit calls this once its input is read, before its
+    analyses, whose peak is the process's."""
+    import sys
+
+    for module, names in _CACHES:
+        found = sys.modules.get(f"{__name__}.{module}")
+        if found is None:
+            continue
+        for name in names:
+            cache = getattr(found, name)
+            (cache.cache_clear if hasattr(cache, "cache_clear") else cache.clear)()
+
+
 #: Dialects whose module says ``REFINES = "<key>"`` (checked by a test):
 #: sniffing stops at a certain dialect unless one of these may tie it, so a
 #: plain iptables file does not import every other parser.

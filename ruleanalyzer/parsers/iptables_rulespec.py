@@ -612,7 +612,7 @@ class Plan:
             address = values.parse_address(found[1], "ip")
         except BadValue:
             return None
-        return (self.target.lower(), address, None, port, None) if port <= 65535 else None
+        return (_NAT_KIND[self.target], address, None, port, None) if port <= 65535 else None
 
     def plain_nat_words(self, words: list[str]):
         """:meth:`plain_nat`'s form of the target: the match of its address
@@ -655,6 +655,8 @@ class Plan:
 #: plain_nat's targets and their option; an address and a decimal port
 #: (a port makes check_target ask for one of the protocols with ports)
 _NAT_OPTION = {"DNAT": "--to-destination", "SNAT": "--to-source"}
+#: the Nat kind of each: one string, not one per rule (a kube-proxy endpoint's)
+_NAT_KIND = {"DNAT": "dnat", "SNAT": "snat"}
 _PLAIN_NAT = re.compile(r"([0-9.]+):([1-9][0-9]{0,4})\Z")
 _NAT_PORT_PROTOCOLS = frozenset({6, 17, 132, 33, 136})
 #: Nat(kind, to_addr, to_addr_last, to_port, to_port_last)

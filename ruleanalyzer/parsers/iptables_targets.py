@@ -9,6 +9,8 @@ a header field the model knows become :class:`~ruleanalyzer.model.SetField`.
 
 from __future__ import annotations
 
+import sys
+
 from ..model import (Accept, Action, Drop, EcnStrip, Log, Nat, Notrack, Queue, Reject, Return,
                      SetField, UnknownAction)
 from . import iptables_values as values
@@ -151,7 +153,7 @@ def build_action(name: str, options: list[tuple[str, list[str]]], family: str,
         if option not in opts:
             raise BadValue(f"{name} needs {option}")
         first, last, port, port_last = _nat_range(opts[option][0], family)
-        return Nat(name.lower(), first, last, port, port_last)
+        return Nat(sys.intern(name.lower()), first, last, port, port_last)  # (one kind string)
     if name == "ACCEPT":
         return Accept()
     if name == "DROP":
@@ -198,7 +200,7 @@ def build_action(name: str, options: list[tuple[str, list[str]]], family: str,
         port = port_last = None
         if "--to-ports" in opts:
             port, port_last = _port_range(opts["--to-ports"][0])
-        return Nat(name.lower(), None, None, port, port_last)
+        return Nat(sys.intern(name.lower()), None, None, port, port_last)
     if name in ("NFQUEUE", "QUEUE"):
         return Queue(text or name)
     if name == "NOTRACK" or (name == "CT" and "--notrack" in opts):

@@ -520,6 +520,8 @@ class Reachability:
     undecided: Bounds
     #: The packets the walk began with: what can arrive on this hook (:func:`arrival`).
     arriving: PacketSet | None = None
+    #: rule -> its record, keyed by the rule itself (rules hash by identity):
+    #: no int of its id per record (~200k records at 100k kube-proxy rules)
     _records: dict = field(repr=False, default_factory=dict)
     _order: list = field(repr=False, default_factory=list)
     _dead: list | None = field(repr=False, default=None)
@@ -537,11 +539,11 @@ class Reachability:
     def rule_sets(self, rule: Rule) -> RuleSets:
         """Reaching and matched sets of ``rule`` (KeyError if the rule's
         chain is never entered on this hook)."""
-        return RuleSets(self.space, self._records[id(rule)])
+        return RuleSets(self.space, self._records[rule])
 
     def is_unreachable(self, rule: Rule) -> bool:
         """No packet can reach ``rule`` and match it."""
-        return self._records[id(rule)].matched_upper_empty(self.space)
+        return self._records[rule].matched_upper_empty(self.space)
 
     def unreachable_rules(self, entered: bool = True) -> list[tuple[Rule, list[Rule]]]:
         """``(rule, blockers)`` for every rule no packet can reach and match.
@@ -573,7 +575,7 @@ class Reachability:
         false = sp.false
         dead = []  # (rule, target: its own match, goal: target ∩ its chain's entry, last)
         for rule in self._order:
-            rec = self._records[id(rule)]
+            rec = self._records[rule]
             if not rec.matched_upper_empty(sp):
                 continue
             target = rec.match_u & sp.valid
@@ -589,7 +591,7 @@ class Reachability:
         # site's chain entry and the site.
         candidates = [(i, other, rec, matched) for i, other in enumerate(self._order)
                       if _can_block(other)
-                      and (matched := self._matched(rec := self._records[id(other)]))]
+                      and (matched := self._matched(rec := self._records[other]))]
         modifiers = [c for c in candidates if _modifies(c[1])]
         self._callers = None
         # Requests (site, goal): cover ``goal`` — packets that entered the
@@ -685,11 +687,11 @@ class Reachability:
         sp = self.space
         false = sp.false
         within = self._within()  # within(a, ~b): a and b are disjoint
-        rec = self._records[id(site)]
+        rec = self._records[site]
         lo = 0
         chain = site.chain
-        if chain is not None and chain.rules and id(chain.rules[0]) in self._records:
-            lo = _bisect(candidates, self._records[id(chain.rules[0])].first)
+        if chain is not None and chain.rules and chain.rules[0] in self._records:
+            lo = _bisect(candidates, self._records[chain.rules[0]].first)
         out = []
         # [what is left of a goal, its complement, the complement of the
         # goal's shape (None: only one goal), the goal's index]; complements
@@ -788,14 +790,14 @@ class Reachability:
             sets = jumps.get(id(caller))
             if sets is None:  # complements of its match, its entry (None: unknown)
                 entry = self._entry_upper(caller)
-                sets = jumps[id(caller)] = [~self._records[id(caller)].match_u,
+                sets = jumps[id(caller)] = [~self._records[caller].match_u,
                                             None if entry is None else ~entry]
             if within(target, sets[0]):
                 continue  # the jump never sends such packets in, whatever came before
             if sets[1] is not None and within(target, sets[1]):
                 self._caller_requests(d, caller, target, requests, sites, seen, depth + 1)
                 continue
-            goal = self._passed_within(caller, target & self._records[id(caller)].match_u)
+            goal = self._passed_within(caller, target & self._records[caller].match_u)
             if goal != self.space.false:
                 requests.setdefault(id(caller), []).append((d, target, goal))
                 sites[id(caller)] = caller
@@ -808,7 +810,7 @@ class Reachability:
         service's chain sends are few)."""
         entry = self._entry_upper(rule)
         out = packets if entry is None else packets & entry
-        return out & ~self._records[id(rule)].reaching_within(packets)
+        return out & ~self._records[rule].reaching_within(packets)
 
     def _chain_callers(self) -> dict[int, list[Rule]]:
         """Chain id → the rules (reached on this hook) that jump or go to it."""
@@ -831,7 +833,7 @@ class Reachability:
         chain = rule.chain
         if chain is None or not chain.rules:
             return None
-        rec = self._records.get(id(chain.rules[0]))
+        rec = self._records.get(chain.rules[0])
         return None if rec is None else rec.column(1)
 
 
@@ -2203,13 +2205,13 @@ class _Walker:
         first visit: the log keeps that, not a visit object of its own, 64 B
         per logged rule), else ``visit``."""
         path = self.path
-        rec = path.records.get(id(rule))
+        rec = path.records.get(rule)
         if rec is None:
-            rec = path.records[id(rule)] = _Record(visit, match_l, match_u, len(path.order), path.token)
+            rec = path.records[rule] = _Record(visit, match_l, match_u, len(path.order), path.token)
             path.order.append(rule)
             return rec
         if rec.owner is not path.token:  # another path's too (a fork): this one's own copy
-            rec = path.records[id(rule)] = rec.copy()
+            rec = path.records[rule] = rec.copy()
             rec.owner = path.token
         rec.add(visit, len(path.order))
         return visit

@@ -152,3 +152,46 @@ def test_texts_kept_for_frames_are_bounded(tmp_path, monkeypatch):
     kept = [i for i in range(5) if loader.text_read(str(tmp_path / f"{i}.rules")) is not None]
     assert kept == [2, 3, 4]
     loader.forget_texts()
+
+
+def test_large_kept_text_is_compressed(tmp_path, monkeypatch):
+    """A large text is kept compressed for frames once read (17 MiB at
+    100k kube-proxy rules, live through the audit) and read back whole,
+    one object for the frames of one report; load compresses it."""
+    monkeypatch.setattr(loader, "COMPRESS_KEPT_FROM", 1_000)
+    loader.forget_texts()
+    text = "".join(f"-A INPUT -s 10.0.{i % 256}.{i // 256}/32 -j ACCEPT \u00e9\n" for i in range(300))
+    (tmp_path / "big.rules").write_text(text, encoding="utf-8")
+    (tmp_path / "small.rules").write_text("-A INPUT -j ACCEPT\n")
+    assert loader.read_text(tmp_path / "big.rules") == text
+    loader.read_text(tmp_path / "small.rules")
+    assert isinstance(loader._TEXTS[str(tmp_path / "big.rules")][1], str)  # (while its reader may hold it)
+    loader._pack_texts()  # (load does, once its files are read)
+    assert isinstance(loader._TEXTS[str(tmp_path / "big.rules")][1], bytes)
+    assert isinstance(loader._TEXTS[str(tmp_path / "small.rules")][1], str)
+    first = loader.text_read(str(tmp_path / "big.rules"))
+    assert first == text and loader.text_read(str(tmp_path / "big.rules")) is first
+    assert loader.text_read(str(tmp_path / "small.rules")) == "-A INPUT -j ACCEPT\n"
+    loader.forget_texts()
+    (tmp_path / "big.rules").write_text("*filter\n" + text.replace("\u00e9", "") + "COMMIT\n")
+    assert loader.load(str(tmp_path / "big.rules")).rule_count == 300
+    assert isinstance(loader._TEXTS[str(tmp_path / "big.rules")][1], bytes)
+    loader.forget_texts()
+
+
+def test_readers_caches_are_emptied_before_the_analyses(tmp_path):
+    """The readers' caches of values by text serve reading only: an audit
+    empties them once its input is read (100k kube-proxy rules: 30k
+    networks by text, ~5 MiB through the audit's peak)."""
+    from ruleanalyzer.parsers import iptables_values, nft_common
+
+    (tmp_path / "a.rules").write_text("*filter\n:INPUT DROP [0:0]\n-A INPUT -s 10.0.0.1/32 -j ACCEPT\n"
+                                      "COMMIT\n")
+    (tmp_path / "b.nft").write_text("table inet f {\n chain input {\n  type filter hook input priority 0;\n"
+                                    "  ip saddr 10.0.0.2 accept\n }\n}\n")
+    run_audit([str(tmp_path / "a.rules")])
+    assert not iptables_values._network_cache
+    run_audit([str(tmp_path / "b.nft")])
+    assert nft_common._network.cache_info().currsize == 0
+    assert loader.load(str(tmp_path / "a.rules")).rule_count == 1
+    assert iptables_values._network_cache  # (reading fills it again)

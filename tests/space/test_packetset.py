@@ -353,3 +353,16 @@ def test_a_cube_array_older_than_a_declaration_is_refused_not_read_past_its_end(
     with pytest.raises(ValueError, match="declared after"):
         make(stale)
     assert make(make.blank * 1 + array("i", [2])) == bdd.true
+
+
+def test_dd_is_imported_without_networkx():
+    """dd's helpers import networkx for dd's graph export only (~14 MiB of
+    code in every audit's process): the space hides it while importing dd;
+    networkx still imports afterwards for the topology."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import ruleanalyzer.space.packetset; assert 'networkx' not in sys.modules, 1; "
+            "import dd._utils; assert dd._utils._nx is None, 2; "
+            "import networkx; assert networkx.Graph, 3")
+    subprocess.run([sys.executable, "-c", code], check=True)

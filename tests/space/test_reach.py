@@ -178,7 +178,7 @@ def test_reaching_sets_met_with_a_small_set_without_making_them_whole():
     small = encode(dport(1009), reach.space)
     visits = 0
     for r in [*inp.rules, *t.chains["SUB"].rules]:
-        rec = reach._records[id(r)]
+        rec = reach._records[r]
         visits = max(visits, len(rec.parts))
         for node in (rec.column(3), small.node):
             assert rec.reaching_within(node) == rec.column(1) & node, r

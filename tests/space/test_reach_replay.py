@@ -24,7 +24,7 @@ def _columns(ruleset, space, every: int, monkeypatch) -> dict:
     for hook, reach in found.items():
         rules = reach.rules()
         for rule in reversed(rules) if every > 1 else rules:
-            rec = reach._records[id(rule)]
+            rec = reach._records[rule]
             out[(hook, id(rule))] = tuple(tuple(part[i] for i in range(4)) for part in rec.parts)
     return out
 
