@@ -280,12 +280,13 @@ class _Run:
         #: what the chain's rules match (``_Walker._run_split``).
         self.split: dict | None = None
 
-    def keep(self, k: int, low, up) -> None:
+    def keep(self, k: int, low, up, canonical: bool = False) -> None:
         """Keep ``(low, up)`` as the reaching sets of rule ``k``: one
         wrapper for equal bounds, the space's own for the empty set (dd
         wraps every result anew; kube-proxy's runs entered by nothing held
-        40k wrappers of it at 20k rules)."""
-        low, up = _canon(low, up, self.recent[1])
+        40k wrappers of it at 20k rules). ``canonical``: they are already."""
+        if not canonical:
+            low, up = _canon(low, up, self.recent[1])
         kept = self.kept
         i = 2 * k
         if len(kept) <= i:
@@ -2078,7 +2079,9 @@ class _Walker:
         return result
 
     def _matches(self, rule: Rule, ctx: _Context):
-        env = self._read_env(rule, rule.matches, ctx.env)
+        env = ctx.env
+        if env[0] != "arrive" or len(env) > 2:  # (the common env needs no call: one per visit)
+            env = self._read_env(rule, rule.matches, env)
         if not ctx.before_conntrack and env[0] == "arrive" and len(env) == 2:
             # the common reading (after conntrack, as arriving packets see
             # it): kept by the rule alone, no key tuple per rule (64 B, 100k
@@ -2216,8 +2219,8 @@ class _Walker:
         ml, mu = _canon(ml, mu, self.space.false)
         if mu == ru and ml == rl:
             # held by the matched sets anyway: their objects (one wrapper per
-            # node; equal bounds are one object)
-            run.keep(k, ml, mu)
+            # node; equal bounds are one object; canonical already)
+            run.keep(k, ml, mu, canonical=True)
         path = self.path
         if id(rule) not in path.records:
             # the rule's first visit on this path (most are): its record,
