@@ -156,18 +156,29 @@ def support_for(bdd):
         names[i] = name
     name_at = tuple(names).__getitem__
 
-    def support(f) -> list:
-        out = ctypes.POINTER(ctypes.c_int)()
-        n = c_support(manager, int(f) - 2, ctypes.byref(out))
-        if n < 0:
-            return list(bdd.support(f))  # (out of memory: dd's way raises as it would)
+    int_pointer, byref = ctypes.POINTER(ctypes.c_int), ctypes.byref
+
+    def indices(f) -> list:
+        out = int_pointer()  # (one per call: threads may share the manager)
+        n = c_support(manager, int(f) - 2, byref(out))
+        if n < 0:  # (out of memory: dd's way raises as it would)
+            return [index[v] for v in bdd.support(f)]
         if not n:
             return []
         try:
-            return list(map(name_at, array("i", ctypes.string_at(out, n * 4))))
+            # (the pointer's slice reads the ints in one step: ~0.7 us less
+            # per call than a bytes copy read back as an array)
+            return out[:n]
         finally:
             c_free(out)
 
+    def support(f) -> list:
+        return list(map(name_at, indices(f)))
+
+    #: the variables' indices instead of their names, and the name of each
+    #: index: a caller that maps variables to something else (the walk:
+    #: to fields) reads a tuple by index rather than a dict by name
+    support.indices, support.names = indices, tuple(names)
     samples = _samples(bdd)
     ok = bool(samples) and all(set(support(f)) == bdd.support(f) for f in samples)
     return support if ok else None

@@ -76,7 +76,9 @@ def encode_bounds(match: Match, space: Space, env: Env | None = None):
     """``(lower, upper)`` raw BDD nodes for ``match`` (not yet intersected
     with ``space.valid``). Cached per space. ``env`` (:data:`Env`) says
     what the hook and the ruleset decide."""
-    cache = space.__dict__.setdefault("_encode_cache", {})
+    cache = space.__dict__.get("_encode_cache")
+    if cache is None:  # (not setdefault: no empty dict made per call)
+        cache = space.__dict__["_encode_cache"] = {}
     key = match if env is None else (match, env)
     try:
         return cache[key]

@@ -54,6 +54,8 @@ ICMPV6_UNTRACKED = (130, 131, 132, 133, 134, 135, 136, 143)
 BACKEND = _bdd_backend.__name__
 #: A literal's value as ``Space.cube_of`` writes it into CUDD's int array.
 _ZERO, _ONE = (0).to_bytes(4, sys.byteorder), (1).to_bytes(4, sys.byteorder)
+#: Each byte's 8 literals as ``Space.cube_of`` writes them, most significant first.
+_BYTE_LITERALS = tuple(b"".join(_ONE if x >> (7 - i) & 1 else _ZERO for i in range(8)) for x in range(256))
 #: CUDD's ``looseUpTo``: while the unique table has fewer slots than this,
 #: CUDD collects garbage only once 4 dead nodes per slot pile up (else 1;
 #: 0.2 past :data:`SOFT_BDD_BYTES`, which thus bounds what this lets grow).
@@ -262,9 +264,12 @@ class Space:
                     continue
                 lo, hi = bits[0], bits[-1]
                 if type(bits) is range and bits.step == 1 and index[lo] - index[hi] == n - 1:
-                    # bit hi-1 .. lo at index[hi] .. index[lo]: the bits as text, MSB first
-                    text = format(value >> lo & (1 << n) - 1, "0%db" % n).encode()
-                    view[4 * index[hi]:4 * index[lo] + 4] = text.replace(b"0", _ZERO).replace(b"1", _ONE)
+                    # bit hi-1 .. lo at index[hi] .. index[lo]: the bits MSB first, a
+                    # byte's literals at a time (no text made and rewritten twice)
+                    size = n + 7 >> 3
+                    literals = b"".join(map(_BYTE_LITERALS.__getitem__,
+                                            (value >> lo & (1 << n) - 1).to_bytes(size, "big")))
+                    view[4 * index[hi]:4 * index[lo] + 4] = literals[4 * (8 * size - n):]
                 else:
                     for b in bits:
                         buf[index[b]] = value >> b & 1

@@ -585,16 +585,16 @@ def test_factored_mark_image_gives_the_same_sets(monkeypatch, hook):
     from ruleanalyzer import loads
     from ruleanalyzer.space import reach as reach_mod
 
-    original = reach_mod._Walker._apart
+    original = reach_mod._Walker._factored
     used = []
 
     def walk(factor: bool):
-        def apart(self, node, field):
-            out = factor and original(self, node, field)
+        def factored(self, known, node, field):
+            out = factor and original(self, known, node, field)
             used.append(out)
             return out
 
-        monkeypatch.setattr(reach_mod._Walker, "_apart", apart)
+        monkeypatch.setattr(reach_mod._Walker, "_factored", factored)
         return _every_set(analyze(loads(_endpoints_fixture(), dialect="iptables"), hook, 4))
 
     factored = walk(True)
