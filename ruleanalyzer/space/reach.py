@@ -1533,11 +1533,11 @@ class _Walker:
         # whole (None: they are whole): a rule with an exact match disjoint
         # from those is met with the older sets (the same hit), and what
         # passes it by is made for a run of such rules at once (_rule, _taken_off)
-        lazy = None
+        lazy = lazy_first = None
         defer = n_rules >= DEFER_MIN_RULES and self.space._leq is not None
         for k in range(first, n_rules if done is None else 0):
             if lazy is not None and (k % CHECKPOINT_EVERY == 0 or (k == cut and shared is not None)
-                                     or self._may_defer(rules[k], ctx, lazy) is None):
+                                     or self._may_defer(rules[k], ctx, lazy, lazy_first) is None):
                 if lazy:
                     low, up = self._taken_off(low, up, lazy)
                 lazy = None
@@ -1557,7 +1557,7 @@ class _Walker:
                 run.keep(k, low, up)
             self.run, self.run_index, self.cont = run, k, None
             if lazy is None and defer and self._may_defer(rules[k], ctx, ()) is not None:
-                lazy = []
+                lazy, lazy_first = [], rules[k]
             self.lazy = lazy
             nxt = self._rule(chain, rules[k], low, up, ctx, depth, ret)
             if nxt is None:  # what passes the rule by is left to be made (``lazy``)
@@ -1864,12 +1864,18 @@ class _Walker:
         self.match_cache[key] = within
         return within
 
-    def _may_defer(self, rule: Rule, ctx: _Context, lazy):
+    def _may_defer(self, rule: Rule, ctx: _Context, lazy, first: Rule | None = None):
         """``rule``'s match where what passes ``rule`` by may be left to be
-        made (:meth:`_rule`): an exact match, no effect, and no packet in
-        common with the matches in ``lazy``; else None."""
+        made (:meth:`_rule`): an exact match, no effect, no packet in
+        common with the matches in ``lazy``, and the same fields tested as
+        ``first``'s (the first rule that left its match so): matches of one
+        shape with different values (kube-proxy's service address, protocol
+        and port) make a union that shares their tops, where matches of
+        mixed fields (the mixed shape) made a union bigger than the
+        differences it saved (11.06M nodes made at 20k rules, 10.64M
+        before); else None."""
         m_l, m_u = self._matches(rule, ctx)
-        if m_l is not m_u or rule.effects:
+        if m_l is not m_u or rule.effects or (first is not None and self._reads(rule) is not self._reads(first)):
             return None
         disjoint = self.space.disjoint
         for m in lazy:
