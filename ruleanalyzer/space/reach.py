@@ -1231,6 +1231,11 @@ MEMO_MIN_RULES = 16
 #: Chains of at least this many rules may run with the entering set split
 #: in two (``_Walker._run_split``).
 SPLIT_MIN_RULES = 8
+#: Chains of at least this many rules may leave what passes a rule by to
+#: be made for several rules at once (``_Walker._rule``): the test that
+#: allows it (a match disjoint from the others left) costs more than it
+#: saves on the short chains (kube-proxy's endpoint chains).
+DEFER_MIN_RULES = 8
 #: Largest exact image of a field-to-field copy (``_Walker._copy_bits``).
 COPY_NODES = 50_000
 
@@ -1303,6 +1308,11 @@ class _Walker:
         self.run_index = 0
         self.recent: list = [None, space.false]  # shared by the runs (_Run.recent)
         self.cont = None
+        #: matches taken off the sets handed to ``_rule`` not yet made
+        #: (None: made), for the rule being walked (:meth:`_rule`), and
+        #: the match of the last rule that left its own so
+        self.lazy = None
+        self.last_taken = None
         #: The host's routing of its own packets (a snapshot), to route
         #: them again after a mangle/nat OUTPUT chain changed them.
         self.output_routing = None
@@ -1536,7 +1546,18 @@ class _Walker:
             if cut < n_rules:
                 shared = None  # (a split run is not kept in part)
         rules = chain.rules
+        # The matches taken off ``(low, up)`` since they were last made
+        # whole (None: they are whole): a rule with an exact match disjoint
+        # from those is met with the older sets (the same hit), and what
+        # passes it by is made for a run of such rules at once (_rule, _taken_off)
+        lazy = lazy_first = None
+        defer = n_rules >= DEFER_MIN_RULES and self.space._leq is not None
         for k in range(first, n_rules if done is None else 0):
+            if lazy is not None and (k % CHECKPOINT_EVERY == 0 or (k == cut and shared is not None)
+                                     or self._may_defer(rules[k], ctx, lazy, lazy_first) is None):
+                if lazy:
+                    low, up = self._taken_off(low, up, lazy)
+                lazy = None
             if k == cut and shared is not None:
                 # the run so far reads nothing the hook decides: kept to be
                 # replayed by the other hook's walk, which goes on from here
@@ -1552,10 +1573,20 @@ class _Walker:
             if k % CHECKPOINT_EVERY == 0:
                 run.keep(k, low, up)
             self.run, self.run_index, self.cont = run, k, None
-            low, up = self._rule(chain, rules[k], low, up, ctx, depth, ret)
+            if lazy is None and defer and self._may_defer(rules[k], ctx, ()) is not None:
+                lazy, lazy_first = [], rules[k]
+            self.lazy = lazy
+            nxt = self._rule(chain, rules[k], low, up, ctx, depth, ret)
+            if nxt is None:  # what passes the rule by is left to be made (``lazy``)
+                lazy.append(self.last_taken)
+            else:
+                low, up = nxt
+                lazy = None
             cont = self.cont
             if cont is not None and (cont[1] != f or cont[0] != f):
                 run.came_back(k, cont)
+        if lazy:
+            low, up = self._taken_off(low, up, lazy)
         run.forget_conts()
         run.close()
         self.run = None
@@ -1850,8 +1881,49 @@ class _Walker:
         self.match_cache[key] = within
         return within
 
+    def _may_defer(self, rule: Rule, ctx: _Context, lazy, first: Rule | None = None):
+        """``rule``'s match where what passes ``rule`` by may be left to be
+        made (:meth:`_rule`): an exact match, no effect, no packet in
+        common with the matches in ``lazy``, and the same fields tested as
+        ``first``'s (the first rule that left its match so): matches of one
+        shape with different values (kube-proxy's service address, protocol
+        and port) make a union that shares their tops, where matches of
+        mixed fields (the mixed shape) made a union bigger than the
+        differences it saved (11.06M nodes made at 20k rules, 10.64M
+        before); else None."""
+        m_l, m_u = self._matches(rule, ctx)
+        if m_l is not m_u or rule.effects or (first is not None and self._reads(rule) is not self._reads(first)):
+            return None
+        disjoint = self.space.disjoint
+        for m in lazy:
+            if not disjoint(m_u, m):
+                return None
+        return m_u
+
+    def _taken_off(self, low, up, lazy):
+        """``(low, up)`` less the matches ``lazy`` (pairwise disjoint): the
+        sets the rules that left them to be made would have passed on."""
+        gone = _union_all(lazy, self.space.false)
+        return self._rest(low, up, gone)
+
     def _rule(self, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int, ret: _Flow):
-        """Record ``rule``'s sets; return the flow that goes on to the next rule."""
+        """Record ``rule``'s sets; return the flow that goes on to the next rule.
+
+        ``self.lazy`` (set by the caller for this rule alone, see
+        :meth:`_may_defer`): ``[low, up]`` are the sets some rules before
+        left as they were (their matches, in the list, not yet taken off):
+        this rule's match is disjoint from those, so meeting it with them
+        gives the very hit. Where nothing comes back from the action the
+        rule then returns None and leaves taking its match off to the
+        caller, with the others' at once (``last_taken``; at the latest at
+        the next kept rule, :data:`CHECKPOINT_EVERY`): kube-proxy's
+        KUBE-SERVICES, one rule per service, made a set for what passes
+        each rule by (~120 nodes, the path to the service's address
+        rebuilt) that only the next rule read: 197k nodes for its 1636
+        rules at 20k rules, 114k with one difference per 16 rules. The
+        walk's nodes at 20k rules: kube-iptables 3.18M -> 3.07M, project
+        3.17M -> 3.05M (same sets: a BDD is canonical)."""
+        lazy, self.lazy = self.lazy, None
         sp = self.space
         m_l, m_u = self._matches(rule, ctx)
         within = self.within
@@ -1877,6 +1949,9 @@ class _Walker:
                 hit_l, next_l = low & m_u, low & ~m_u
         if hit_u == sp.false and (self.sets_only or not isinstance(rule.action, (Jump, Goto, Dispatch))):
             if next_u is None:
+                if lazy is not None:
+                    self.last_taken = m_u
+                    return None
                 return self._rest(low, up, m_u)
             return next_l, next_u
         for effect in rule.effects:
@@ -1906,7 +1981,12 @@ class _Walker:
         if next_u is None:
             f = sp.false
             if cont_u == f:
+                if lazy is not None:
+                    self.last_taken = m_u
+                    return None
                 return self._rest(low, up, m_u)
+            if lazy:  # what reached this rule, made now
+                low, up = self._taken_off(low, up, lazy)
             if not rule.effects and self._keeps_match(rule, chain, m_u):
                 # What came back still matches (the action wrote no field
                 # the match reads): ``(up ∖ m) ∪ cont`` is ``ite(m, cont,
