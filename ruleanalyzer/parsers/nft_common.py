@@ -639,6 +639,9 @@ class Builder:
         #: but for their targets): (key kind, key items, element keys,
         #: family, table) → (dependencies, each branch's match).
         self.vmap_cache: dict[tuple, tuple] = {}
+        #: (id(left), family) → (left, its selector) for the left-hand sides
+        #: :mod:`.nft_lines` shares between its lines (:meth:`_line_rule`).
+        self._line_selectors: dict[tuple, tuple] = {}
         #: ``(rule, target) -> (location, source line)`` of the jump to
         #: ``target`` inside ``rule``, finer than the rule's own location;
         #: set by a reader that can tell (only asked when refusing a loop).
@@ -795,15 +798,37 @@ class Builder:
         or None: each statement through the _RuleContext method statement()
         gives it to (match, vmap; verdict_action, nat_action)."""
         ctx = _RuleContext(self, table)
+        family = table.family
+        selectors = self._line_selectors
         action = None
         for stmt in stmts:
             kind = stmt[0]
             if kind == "match":
-                ctx.matches.extend(ctx.match(stmt[1], stmt[2], stmt[3]))
+                # what match() does with a plain selector (the reader's
+                # shared left-hand sides: their selectors looked up once)
+                left, op, right = stmt[1], stmt[2], stmt[3]
+                known = selectors.get((id(left), family))
+                if known is None or known[0] is not left:
+                    if op not in _OPS or not (type(left) is dict and len(left) == 1
+                                              and next(iter(left)) in ("payload", "meta", "ct")):
+                        ctx.matches.extend(ctx.match(left, op, right))
+                        continue
+                    if len(selectors) >= 256:
+                        selectors.clear()
+                    known = selectors[id(left), family] = (left, selector(left, family))
+                if op not in _OPS:
+                    raise ModelError(f"unknown operator {op!r}")
+                ctx.matches.extend(ctx.selected_match(known[1], op, right, None))
             elif kind == "dnat":
                 action = nat_action(kind, stmt[1])
             elif kind == "vmap":
                 action = ctx.vmap(stmt[1])
+            elif kind == "jump" or kind == "goto":
+                target = stmt[1].get("target") if type(stmt[1]) is dict else None
+                if type(target) is not str:
+                    action = verdict_action({kind: stmt[1]})
+                else:
+                    action = Jump(target) if kind == "jump" else Goto(target)
             else:
                 action = verdict_action({kind: stmt[1]})
                 if action is None:
@@ -1297,7 +1322,11 @@ class _RuleContext:
                     OpaqueMatch(reason=f"depends on arithmetic on {_first_selector(inner)}")]
         elif isinstance(left, dict) and len(left) == 1 and next(iter(left)) in ("|", "^", "<<", ">>"):
             return [OpaqueMatch(reason=f"depends on arithmetic on {_first_selector(left)}")]
-        sel = selector(left, self.family)
+        return self.selected_match(selector(left, self.family), op, right, mask)
+
+    def selected_match(self, sel: Selector, op: str, right, mask) -> list[Match]:
+        """:meth:`match` once the selector of its left-hand side is known
+        (and the left-hand side is no concatenation, arithmetic or raw DSCP)."""
         if sel.kind == "opaque":
             if "tcp option" in sel.reason and (right is False or sel.reason.endswith(" missing")):
                 # "tcp option … missing": newer nft adds no tcp dependency
