@@ -642,6 +642,9 @@ class Builder:
         #: (id(left), family) → (left, its selector) for the left-hand sides
         #: :mod:`.nft_lines` shares between its lines (:meth:`_line_rule`).
         self._line_selectors: dict[tuple, tuple] = {}
+        #: (id(selector), type, value) → (selector, the match of one part of
+        #: a concatenated set element equal to value) (_concat_alternatives)
+        self.element_match_cache: dict[tuple, tuple] = {}
         #: ``(rule, target) -> (location, source line)`` of the jump to
         #: ``target`` inside ``rule``, finer than the rule's own location;
         #: set by a reader that can tell (only asked when refusing a loop).
@@ -1511,6 +1514,7 @@ class _RuleContext:
 
     def _concat_alternatives(self, sels, op, elements, constants=None) -> Match:
         constants = constants or [None] * len(sels)
+        memo = self.builder.element_match_cache
         alternatives = []
         for elem in elements:
             elem = unwrap_elem(elem)
@@ -1520,8 +1524,22 @@ class _RuleContext:
             values = [unwrap_elem(v) for v in elem["concat"]]
             if any(c is not None and str(c) != str(v) for c, v in zip(constants, values)):
                 continue  # the key's constant part never equals this element's
-            alternatives.append(AllOf(tuple(self.simple_match(s, "==", v, None, False)
-                                            for s, v, c in zip(sels, values, constants) if c is None)))
+            parts = []
+            for s, v, c in zip(sels, values, constants):
+                if c is not None:
+                    continue
+                if s.kind == "addr" or (type(v) is not str and type(v) is not int):
+                    parts.append(self.simple_match(s, "==", v, None, False))
+                    continue
+                # a protocol or port repeats across a map's elements (kube-proxy's
+                # @service-ips: 19k elements at 100k rules, a few protocols and ports)
+                hit = memo.get((id(s), type(v), v))
+                if hit is None or hit[0] is not s:
+                    if len(memo) >= MATCH_CACHE_SIZE:
+                        memo.clear()
+                    hit = memo[id(s), type(v), v] = (s, self.simple_match(s, "==", v, None, False))
+                parts.append(hit[1])
+            alternatives.append(AllOf(tuple(parts)))
         result = alternatives[0] if len(alternatives) == 1 else AnyOf(tuple(alternatives))
         return result.negated() if op == "!=" else result
 
