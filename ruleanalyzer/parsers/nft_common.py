@@ -490,6 +490,29 @@ def _names(value, sel: Selector) -> list[str]:
     raise ModelError(f"cannot read {_describe(value)} as a name")
 
 
+def _vmap_memo_key(key, pairs, family: str, table: str) -> tuple | None:
+    """The key :attr:`Builder.vmap_cache` keeps a verdict map's matches
+    under, or None: for a flat key (``{"numgen": {…}}``, ``{"payload":
+    {…}}``: string and int values, no bool) and elements whose keys are all
+    ints — whose matches depend on nothing else (no set, no ``*``, no
+    concatenation, no mask)."""
+    if type(key) is not dict or len(key) != 1:
+        return None
+    for kind, spec in key.items():
+        pass
+    if type(spec) is not dict:
+        return None
+    for value in spec.values():
+        if type(value) is not str and type(value) is not int:
+            return None
+    keys = []
+    for key_value, _verdict in pairs:
+        if type(key_value) is not int:
+            return None
+        keys.append(key_value)
+    return kind, tuple(spec.items()), tuple(keys), family, table
+
+
 def generated_range(expr) -> tuple[int, int] | None:
     """``(first, last)`` of the values ``numgen … mod N [offset O]``,
     ``jhash … mod N`` or ``symhash mod N`` (text or nft -j form) can take:
@@ -610,6 +633,18 @@ class Builder:
         #: repeat ``ct state established,related``, ``iifname "lo"``):
         #: (id(selector), op, type, value, mask, family, table) → (selector, matches).
         self.match_cache: dict[tuple, tuple] = {}
+        #: What :meth:`_RuleContext.vmap` works out from a flat key and its
+        #: elements' integer keys alone (kube-proxy's ``numgen random mod N
+        #: vmap { 0 : goto A, 1 : goto B }``, ~15k at 100k rules, all alike
+        #: but for their targets): (key kind, key items, element keys,
+        #: family, table) → (dependencies, each branch's match).
+        self.vmap_cache: dict[tuple, tuple] = {}
+        #: (id(left), family) → (left, its selector) for the left-hand sides
+        #: :mod:`.nft_lines` shares between its lines (:meth:`_line_rule`).
+        self._line_selectors: dict[tuple, tuple] = {}
+        #: (id(selector), type, value) → (selector, the match of one part of
+        #: a concatenated set element equal to value) (_concat_alternatives)
+        self.element_match_cache: dict[tuple, tuple] = {}
         #: ``(rule, target) -> (location, source line)`` of the jump to
         #: ``target`` inside ``rule``, finer than the rule's own location;
         #: set by a reader that can tell (only asked when refusing a loop).
@@ -766,15 +801,37 @@ class Builder:
         or None: each statement through the _RuleContext method statement()
         gives it to (match, vmap; verdict_action, nat_action)."""
         ctx = _RuleContext(self, table)
+        family = table.family
+        selectors = self._line_selectors
         action = None
         for stmt in stmts:
             kind = stmt[0]
             if kind == "match":
-                ctx.matches.extend(ctx.match(stmt[1], stmt[2], stmt[3]))
+                # what match() does with a plain selector (the reader's
+                # shared left-hand sides: their selectors looked up once)
+                left, op, right = stmt[1], stmt[2], stmt[3]
+                known = selectors.get((id(left), family))
+                if known is None or known[0] is not left:
+                    if op not in _OPS or not (type(left) is dict and len(left) == 1
+                                              and next(iter(left)) in ("payload", "meta", "ct")):
+                        ctx.matches.extend(ctx.match(left, op, right))
+                        continue
+                    if len(selectors) >= 256:
+                        selectors.clear()
+                    known = selectors[id(left), family] = (left, selector(left, family))
+                if op not in _OPS:
+                    raise ModelError(f"unknown operator {op!r}")
+                ctx.matches.extend(ctx.selected_match(known[1], op, right, None))
             elif kind == "dnat":
                 action = nat_action(kind, stmt[1])
             elif kind == "vmap":
                 action = ctx.vmap(stmt[1])
+            elif kind == "jump" or kind == "goto":
+                target = stmt[1].get("target") if type(stmt[1]) is dict else None
+                if type(target) is not str:
+                    action = verdict_action({kind: stmt[1]})
+                else:
+                    action = Jump(target) if kind == "jump" else Goto(target)
             else:
                 action = verdict_action({kind: stmt[1]})
                 if action is None:
@@ -1093,9 +1150,22 @@ class _RuleContext:
         if pairs is None:
             name = body["data"]
             return _opaque_dispatch(f"depends on the runtime contents of map {name}")
+        key = body["key"]
+        memo = _vmap_memo_key(key, pairs, self.family, self.table.name)
+        if memo is not None:
+            hit = self.builder.vmap_cache.get(memo)
+            if hit is not None:  # the same key and element keys: only the verdicts differ
+                actions = []
+                for _key_value, verdict in pairs:
+                    action = verdict_action(verdict) if isinstance(verdict, dict) else None
+                    if action is None:
+                        raise ModelError(f"a verdict map element needs a verdict, not {_describe(verdict)}")
+                    actions.append(action)
+                deps, matches = hit
+                self.matches.extend(deps)
+                return Dispatch(tuple(zip(matches, actions)))
         # nft's dependencies (l4proto tcp for "tcp dport vmap") run before the
         # lookup: they belong to the rule, the branches only test the key.
-        key = body["key"]
         parts = key["concat"] if isinstance(key, dict) and isinstance(key.get("concat"), list) else [key]
         deps: list[Match] = []
         for part in parts:
@@ -1136,6 +1206,11 @@ class _RuleContext:
             # a packet no earlier branch took has the last one's value.
             last, action = branches[-1]
             branches[-1] = (AllOf((), text=getattr(last, "text", "") or ""), action)
+        if memo is not None:
+            cache = self.builder.vmap_cache
+            if len(cache) >= MATCH_CACHE_SIZE:
+                cache.clear()
+            cache[memo] = (tuple(deps), tuple(match for match, _action in branches))
         return Dispatch(tuple(branches))
 
     def _every_key_found(self, key, data, pairs=None) -> bool:
@@ -1250,7 +1325,11 @@ class _RuleContext:
                     OpaqueMatch(reason=f"depends on arithmetic on {_first_selector(inner)}")]
         elif isinstance(left, dict) and len(left) == 1 and next(iter(left)) in ("|", "^", "<<", ">>"):
             return [OpaqueMatch(reason=f"depends on arithmetic on {_first_selector(left)}")]
-        sel = selector(left, self.family)
+        return self.selected_match(selector(left, self.family), op, right, mask)
+
+    def selected_match(self, sel: Selector, op: str, right, mask) -> list[Match]:
+        """:meth:`match` once the selector of its left-hand side is known
+        (and the left-hand side is no concatenation, arithmetic or raw DSCP)."""
         if sel.kind == "opaque":
             if "tcp option" in sel.reason and (right is False or sel.reason.endswith(" missing")):
                 # "tcp option … missing": newer nft adds no tcp dependency
@@ -1435,6 +1514,7 @@ class _RuleContext:
 
     def _concat_alternatives(self, sels, op, elements, constants=None) -> Match:
         constants = constants or [None] * len(sels)
+        memo = self.builder.element_match_cache
         alternatives = []
         for elem in elements:
             elem = unwrap_elem(elem)
@@ -1444,8 +1524,22 @@ class _RuleContext:
             values = [unwrap_elem(v) for v in elem["concat"]]
             if any(c is not None and str(c) != str(v) for c, v in zip(constants, values)):
                 continue  # the key's constant part never equals this element's
-            alternatives.append(AllOf(tuple(self.simple_match(s, "==", v, None, False)
-                                            for s, v, c in zip(sels, values, constants) if c is None)))
+            parts = []
+            for s, v, c in zip(sels, values, constants):
+                if c is not None:
+                    continue
+                if s.kind == "addr" or (type(v) is not str and type(v) is not int):
+                    parts.append(self.simple_match(s, "==", v, None, False))
+                    continue
+                # a protocol or port repeats across a map's elements (kube-proxy's
+                # @service-ips: 19k elements at 100k rules, a few protocols and ports)
+                hit = memo.get((id(s), type(v), v))
+                if hit is None or hit[0] is not s:
+                    if len(memo) >= MATCH_CACHE_SIZE:
+                        memo.clear()
+                    hit = memo[id(s), type(v), v] = (s, self.simple_match(s, "==", v, None, False))
+                parts.append(hit[1])
+            alternatives.append(AllOf(tuple(parts)))
         result = alternatives[0] if len(alternatives) == 1 else AnyOf(tuple(alternatives))
         return result.negated() if op == "!=" else result
 
