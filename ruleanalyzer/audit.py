@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import checks, parsers
+from . import checks, loader, parsers
 from .checks.base import AnalysisTimeout, Context, Finding, Where, severity_rank, time_limit
 from .checks.grouping import group
 from .checks.meta import CheckFailed, UnreadableInput
@@ -349,9 +349,10 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
                 result.hosts.append(list(what) + sorted(inner))
         from .space.packetset import cyclic_gc_paused
 
-        # the readers' caches serve reading: their memory goes to the
-        # analyses (the audit's peak is theirs)
+        # the readers' caches serve reading and the kept texts only frames:
+        # their memory goes to the analyses (the audit's peak is theirs)
         parsers.forget_caches()
+        loader.pack_texts()
         # (the analyses are released before the collector runs again: Context.release)
         with cyclic_gc_paused():
             found, inline, ctx = ruleset_findings(ruleset, codes, options, known,

@@ -157,7 +157,8 @@ def test_texts_kept_for_frames_are_bounded(tmp_path, monkeypatch):
 def test_large_kept_text_is_compressed(tmp_path, monkeypatch):
     """A large text is kept compressed for frames once read (17 MiB at
     100k kube-proxy rules, live through the audit) and read back whole,
-    one object for the frames of one report; load compresses it."""
+    one object for the frames of one report; an audit compresses it (a
+    query does not: its load leaves the text as it is)."""
     monkeypatch.setattr(loader, "COMPRESS_KEPT_FROM", 1_000)
     loader.forget_texts()
     text = "".join(f"-A INPUT -s 10.0.{i % 256}.{i // 256}/32 -j ACCEPT \u00e9\n" for i in range(300))
@@ -166,7 +167,7 @@ def test_large_kept_text_is_compressed(tmp_path, monkeypatch):
     assert loader.read_text(tmp_path / "big.rules") == text
     loader.read_text(tmp_path / "small.rules")
     assert isinstance(loader._TEXTS[str(tmp_path / "big.rules")][1], str)  # (while its reader may hold it)
-    loader._pack_texts()  # (load does, once its files are read)
+    loader.pack_texts()  # (an audit does, once its input is read)
     assert isinstance(loader._TEXTS[str(tmp_path / "big.rules")][1], bytes)
     assert isinstance(loader._TEXTS[str(tmp_path / "small.rules")][1], str)
     first = loader.text_read(str(tmp_path / "big.rules"))
@@ -175,6 +176,10 @@ def test_large_kept_text_is_compressed(tmp_path, monkeypatch):
     loader.forget_texts()
     (tmp_path / "big.rules").write_text("*filter\n" + text.replace("\u00e9", "") + "COMMIT\n")
     assert loader.load(str(tmp_path / "big.rules")).rule_count == 300
+    assert isinstance(loader._TEXTS[str(tmp_path / "big.rules")][1], str)
+    from ruleanalyzer.audit import run_audit
+
+    run_audit([str(tmp_path / "big.rules")], select=["RA101"])
     assert isinstance(loader._TEXTS[str(tmp_path / "big.rules")][1], bytes)
     loader.forget_texts()
 
