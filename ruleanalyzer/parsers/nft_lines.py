@@ -176,3 +176,67 @@ def as_json(stmts) -> list:
         else:
             out.append({stmt[0]: stmt[1]})
     return out
+
+
+#: One element of a set or map as kube-proxy writes them (``A . tcp . 80 :
+#: goto X``, ``tcp . 30080 : goto X``, ``A``): parts joined by `` . ``,
+#: each an address (or prefix), a protocol or a number, then optionally
+#: `` : `` and a verdict.
+_KEY_PART = rf"(?:{_NET}|tcp|udp|sctp|{_NUM})"
+_SET_ELEMENT = (rf"{_KEY_PART}(?:{_SEP}\.{_SEP}{_KEY_PART})*"
+                rf"(?:{_SEP}:{_SEP}(?:(?:goto|jump){_SEP}{_NAME}|accept|drop|continue|return))?")
+_ELEMENTS_LINE = re.compile(rf"elements{_SEP}={_SEP}\{{{_SEP}({_SET_ELEMENT}(?:[ \t]*,{_SEP}{_SET_ELEMENT})*)"
+                            rf"{_SEP}\}}\Z", re.ASCII).match
+_ELEMENT_SPLIT = re.compile(r"[ \t]*,[ \t]+").split
+#: The set body lines :meth:`~.nftables._Reader.set_decl` reads but does
+#: not use: ``type …`` (words and ``.`` ``:``), ``comment "…"``.
+_IGNORED_SET_LINE = re.compile(r'type[ \t]+[A-Za-z0-9_.: \t]*\Z|comment[ \t]+"[^"\\{}#;$]*"\Z', re.ASCII).match
+
+
+def set_elements(text: str, start: int, end: int, scalar, is_name):
+    """The elements of the set or map declared in ``text[start:end]`` (its
+    block), as :meth:`~.nftables._RuleReader.set_elements` gives them
+    (values, ``[key, data]`` pairs when written with ``:``), when the block
+    holds nothing but ``type …``, ``comment "…"`` and one-line ``elements =
+    { … }`` of the shape above; else None (read word by word)."""
+    pieces = text[start:end].split("\n")
+    if pieces[0].strip(" \t"):
+        return None
+    out = []
+    values: dict = {}  # word -> scalar (not a prefix's dict): protocols and ports repeat
+    for raw in pieces:
+        line = raw.strip(" \t")
+        if not line or _IGNORED_SET_LINE(line) is not None:
+            continue
+        m = _ELEMENTS_LINE(line)
+        if m is None:
+            return None
+        for element in _ELEMENT_SPLIT(m.group(1)):
+            words = element.split()
+            key = None
+            parts = []
+            for k in range(0, len(words), 2):
+                word = words[k]
+                value = values.get(word)
+                if value is None:
+                    value = scalar(word)
+                    if type(value) is not dict:  # str or int: shared safely
+                        values[word] = value
+                parts.append(value)
+                if k + 1 == len(words) or words[k + 1] == ":":
+                    break
+            key = parts[0] if len(parts) == 1 else {"concat": parts}
+            rest = len(parts) * 2  # the words after the key: ':' and the verdict
+            if rest >= len(words):
+                out.append(key)
+                continue
+            verdict = words[rest]
+            if verdict in ("goto", "jump"):
+                target = words[rest + 1]
+                if not is_name(target):
+                    return None
+                data = {verdict: {"target": target}}
+            else:
+                data = {verdict: None}
+            out.append([key, data])
+    return out

@@ -498,6 +498,13 @@ class _Reader:
 
     def set_decl(self, table, name_tok, items, is_map) -> None:
         flags, elements, has_timeout = [], [], False
+        if type(items) is Body and FAST_LINES:
+            text, start, end, _line = items.source()
+            fast = nft_lines.set_elements(text, start, end, _scalar, self.is_chain_name)
+            if fast is not None:  # kube-proxy's sets and maps: read without words
+                self._model(lambda: self.builder.declare_set(table.family, table.name, name_tok[1], is_map,
+                                                             flags, fast, has_timeout), name_tok)
+                return
         for toks in items:
             toks = self.expand(toks)
             if not toks or toks[0][0] != W:
