@@ -343,3 +343,92 @@ def test_set_lines_mutated_at_random_read_alike():
             else:
                 del line[at]
         _alike(SETS.replace(original, "".join(line)))
+
+
+# -- a table's chain, set and map lines (nft_lines.table_items) ---------------------------------
+
+def _fast_tables(text: str) -> tuple[int, int]:
+    """(table blocks read by nft_lines, table blocks offered to it)."""
+    counts = [0, 0]
+    original = nft_lines.table_items
+
+    def counting(*args):
+        found = original(*args)
+        counts[0] += found is not None
+        counts[1] += 1
+        return found
+
+    nft_lines.table_items = counting
+    try:
+        nftables.parse(text, "<t>")
+    finally:
+        nft_lines.table_items = original
+    return counts[0], counts[1]
+
+
+def test_kube_proxy_tables_take_the_line_path_and_read_alike():
+    from shapes import generate
+
+    text, _dialect = generate("kube-nftables", 600)
+    assert _fast_tables(text) == (1, 1)
+    assert _fast_tables(SETS) == (1, 1)
+    assert _fast_tables(KUBE) == (1, 1)
+
+
+TABLE_NEAR_MISSES = [
+    ("\tchain svc-B {\n", "\tchain counter {\n"),  # a keyword: refused
+    ("\tchain svc-B {\n", "\tchain \"svc-B\" {\n"),
+    ("\tchain svc-B {\n", "\tchain svc-B{\n"),
+    ("\tchain svc-B {\n", "  chain\t svc-B \t{\n"),
+    ("\tchain svc-B {\n", "\tchain svc-B { accept\n"),
+    ("\tchain svc-B {\n", "\tchain svc-B { # x\n"),
+    ("\tchain svc-B {\n", "\tchain svc-B {\r\n"),
+    ("\tchain svc-B {\n", "\tchain svc-B\n\t{\n"),
+    ("\tchain svc-B {\n", "\tchain svc-B { }\n\tchain svc-C {\n"),
+    ("\tchain svc-B {\n", "\n\n\tchain svc-B {\n"),
+    ("\tchain svc-B {\n", "\t# a comment\n\tchain svc-B {\n"),
+    ("\tchain svc-B {\n", "\tcomment \"x\"\n\tchain svc-B {\n"),
+    ("\tchain svc-B {\n", "\tcomment \"x\" ; chain svc-B {\n"),
+    ("\tchain svc-B {\n", "\tflags dormant\n\tchain svc-B {\n"),
+    ("\tchain svc-B {\n", "\tchain svc-B {\n\t}\n\tchain svc-B {\n"),
+    ("\tchain svc-B {\n", "\tset svc-B {\n"),
+    ("\tchain services {\n", "\tchain services {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n"),
+    ("\t\taccept\n\t}\n", "\t\taccept\n\t} chain svc-D {\n\t}\n"),
+    ("\t\taccept\n\t}\n", "\t\taccept\n\t} # x\n"),
+    ("\t\taccept\n\t}\n", "\t\taccept\n\t};\n"),
+    ("\tmap service-nodeports {\n", "\tmap counter {\n"),
+    ("\tmap service-nodeports {\n", "\tmap service-nodeports { type inet_proto . inet_service : verdict\n"),
+    ("table ip kube-proxy {\n", "table ip kube-proxy { comment \"x\"\n"),
+    ("table ip kube-proxy {\n", "table ip kube-proxy {\n\tcomment \"a # b\"\n"),
+    ("table ip kube-proxy {\n", "define X = svc-B\ntable ip kube-proxy {\n"),
+    ("\n}\n", "\n\tchain svc-Z {\n\t}}\n"),
+    ("\n}\n", "\n}\ntable ip kube-proxy {\n\tchain svc-Z {\n\t\tdrop\n\t}\n}\n"),
+]
+
+
+def test_near_misses_of_the_table_lines_read_alike():
+    for old, new in TABLE_NEAR_MISSES:
+        assert old in SETS, old
+        _alike(SETS.replace(old, new, 1))
+    _alike(SETS.replace("table ip", "table inet"))
+    _alike(SETS + "add chain ip kube-proxy svc-C\nadd rule ip kube-proxy svc-C drop\n")
+
+
+def test_table_lines_mutated_at_random_read_alike():
+    rng = random.Random(23)
+    heads = [line for line in SETS.splitlines(keepends=True) if line.startswith("\t") and
+             not line.startswith("\t\t")] + ["table ip kube-proxy {\n"]
+    alphabet = " \t,:{}!=.-/0123456789abchinmpst@$#;\"\\\n"
+    for _ in range(300):
+        original = rng.choice(heads)
+        line = list(original)
+        for _k in range(rng.randint(1, 3)):
+            at = rng.randrange(0, len(line))
+            action = rng.random()
+            if action < 0.4:
+                line[at] = rng.choice(alphabet)
+            elif action < 0.7:
+                line.insert(at, rng.choice(alphabet))
+            else:
+                del line[at]
+        _alike(SETS.replace(original, "".join(line), 1))

@@ -240,3 +240,63 @@ def set_elements(text: str, start: int, end: int, scalar, is_name):
                 data = {verdict: None}
             out.append([key, data])
     return out
+
+
+#: A table's ``chain|set|map NAME {`` line whose block spans lines.
+_BLOCK_HEAD = re.compile(rf"[ \t]*(chain|set|map)[ \t]+({_NAME})[ \t]+\{{", re.ASCII).match
+#: A table's ``comment "…"`` line (a plain string), up to its newline.
+_TABLE_COMMENT = re.compile(r'[ \t]*comment[ \t]+"[^"\\{}#;$\n]*"[ \t]*(?=\n)', re.ASCII).match
+_LINE_BLANKS = re.compile(r"[ \t]*").match
+
+
+def table_items(text: str, start: int, end: int, line: int, ends: dict):
+    """The items of the table block ``text[start:end]`` (its ``{`` on line
+    ``line``; ``ends``: where the first pass found each multi-line block's
+    ``}``) when every line is blank, ``comment "…"`` (skipped, as the
+    reader skips it), or ``chain|set|map NAME {`` opening a block that
+    spans lines and ends its line: ``(kind, (line, column of kind), name
+    token, (block start, end, line of its '{', where that line starts))``
+    each — the tokens and :class:`~.nft_scan.Body` the scanner's items
+    give; else None (the table is read item by item as before). Taken
+    whole or not at all, like :func:`chain_rules`."""
+    nl = text.find("\n", start, end)
+    if nl < 0 or _LINE_BLANKS(text, start, nl).end() != nl:
+        return None  # an item on the line of the '{'
+    out = []
+    pos = nl + 1
+    line += 1
+    while pos < end:
+        nl = text.find("\n", pos, end)
+        stop = end if nl < 0 else nl
+        if _LINE_BLANKS(text, pos, stop).end() == stop:  # blank
+            if nl < 0:
+                break
+            pos = nl + 1
+            line += 1
+            continue
+        m = _TABLE_COMMENT(text, pos, end)
+        if m is not None:  # the reader skips it
+            pos = m.end() + 1
+            line += 1
+            continue
+        m = _BLOCK_HEAD(text, pos, stop)
+        if m is None:
+            return None
+        brace = m.end() - 1
+        close = ends.get(brace)
+        if close is None or close >= end:
+            return None  # a one-line block (or none the first pass found)
+        after = text.find("\n", close, end)
+        after_stop = end if after < 0 else after
+        if _LINE_BLANKS(text, close + 1, after_stop).end() != after_stop:
+            return None  # something after the '}' on its line
+        head, name = m.start(1), m.start(2)
+        out.append((m.group(1), (line, head - pos + 1),
+                    ("w", m.group(2), line, name - pos + 1, name, m.end(2)),
+                    (brace + 1, close, line, pos)))
+        line += text.count("\n", brace, close)
+        if after < 0:
+            break
+        pos = after + 1
+        line += 1
+    return out
