@@ -32,6 +32,7 @@ Statements read here (nothing else; a rule ends with its verdict):
 from __future__ import annotations
 
 import re
+from array import array
 
 _NAME = r"[A-Za-z_.][A-Za-z0-9/\-_.]*"
 _ADDR = r"\d{1,3}(?:\.\d{1,3}){3}"
@@ -256,13 +257,13 @@ def table_items(text: str, start: int, end: int, line: int, ends: dict):
     reader skips it), or ``chain|set|map NAME {`` opening a block that
     spans lines and ends its line: ``(kind, (line, column of kind), name
     token, (block start, end, line of its '{', where that line starts))``
-    each — the tokens and :class:`~.nft_scan.Body` the scanner's items
-    give; else None (the table is read item by item as before). Taken
+    each (one by one, once all are checked) — the tokens and
+    :class:`~.nft_scan.Body` the scanner's items give; else None (the table is read item by item as before). Taken
     whole or not at all, like :func:`chain_rules`."""
     nl = text.find("\n", start, end)
     if nl < 0 or _LINE_BLANKS(text, start, nl).end() != nl:
         return None  # an item on the line of the '{'
-    out = []
+    out = array("q")  # 8 numbers an item (50k chains: no tuples kept while they are read)
     pos = nl + 1
     line += 1
     while pos < end:
@@ -290,13 +291,21 @@ def table_items(text: str, start: int, end: int, line: int, ends: dict):
         after_stop = end if after < 0 else after
         if _LINE_BLANKS(text, close + 1, after_stop).end() != after_stop:
             return None  # something after the '}' on its line
-        head, name = m.start(1), m.start(2)
-        out.append((m.group(1), (line, head - pos + 1),
-                    ("w", m.group(2), line, name - pos + 1, name, m.end(2)),
-                    (brace + 1, close, line, pos)))
+        out.extend((_KINDS.index(m.group(1)), line, pos, m.start(1), m.start(2), m.end(2), brace, close))
         line += text.count("\n", brace, close)
         if after < 0:
             break
         pos = after + 1
         line += 1
-    return out
+    return _table_items(text, out)
+
+
+_KINDS = ("chain", "set", "map")
+
+
+def _table_items(text: str, found):
+    for k in range(0, len(found), 8):
+        kind, line, line_start, head, name, name_end, brace, close = found[k:k + 8]
+        yield (_KINDS[kind], (line, head - line_start + 1),
+               ("w", text[name:name_end], line, name - line_start + 1, name, name_end),
+               (brace + 1, close, line, line_start))
