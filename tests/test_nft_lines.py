@@ -46,8 +46,15 @@ def _model(text: str, fast: bool, name: str = "<t>"):
                           {"handle": None, "comment": None, "position": None}))
         return done
 
+    declare = Builder.declare_set
+
+    def declare_set(self, *args):  # a set's elements, as either path gives them
+        added.append(("set", repr(args)))
+        return declare(self, *args)
+
     Builder.add_rule = add_rule
     Builder.add_built = add_built
+    Builder.declare_set = declare_set
     try:
         rs = nftables.parse(text, name)
     except RuleAnalyzerError as exc:
@@ -56,6 +63,7 @@ def _model(text: str, fast: bool, name: str = "<t>"):
         nftables.FAST_LINES = saved
         Builder.add_rule = original
         Builder.add_built = built
+        Builder.declare_set = declare
     return (added, [(t.family, t.name, [(c.name, c.hook, c.kind, c.priority, c.policy, c.location,
                                   [(r.matches, r.action, r.effects, r.location, r.text, r.comment,
                                     r.ident, r.index) for r in c.rules])
@@ -206,3 +214,221 @@ def test_corpus_nft_files_read_alike():
     for path in files:
         text = path.read_text(encoding="utf-8", errors="replace")
         _alike(text, str(path))
+
+
+# -- sets and maps (nft_lines.set_elements) ---------------------------------------------------
+
+SETS = """table ip kube-proxy {
+\tset cluster-ips {
+\t\ttype ipv4_addr
+\t\tcomment "Active ClusterIPs"
+\t\telements = { 172.30.0.41, 172.30.0.42 }
+\t}
+\tmap service-ips {
+\t\ttype ipv4_addr . inet_proto . inet_service : verdict
+\t\tcomment "ClusterIP, ExternalIP and LoadBalancer IP traffic"
+\t\telements = { 172.30.0.41 . tcp . 80 : goto service-X-ns/svc/tcp/http, 172.30.0.42 . udp . 53 : goto svc-B }
+\t}
+\tmap service-nodeports {
+\t\ttype inet_proto . inet_service : verdict
+\t\telements = { tcp . 30080 : goto service-X-ns/svc/tcp/http, udp . 30053 : goto svc-B }
+\t}
+\tchain service-X-ns/svc/tcp/http {
+\t\tip daddr 172.30.0.41 tcp dport 80 ip saddr != 10.0.0.0/8 drop
+\t}
+\tchain svc-B {
+\t\taccept
+\t}
+\tchain services {
+\t\tip daddr . meta l4proto . th dport vmap @service-ips
+\t\tmeta l4proto . th dport vmap @service-nodeports
+\t\tip daddr @cluster-ips drop
+\t}
+}
+"""
+#: The line of each SETS declaration that the near misses below replace.
+_SET_LINES = [line for line in SETS.splitlines(keepends=True) if line.startswith("\t\telements")]
+
+
+def _fast_sets(text: str) -> tuple[int, int]:
+    """(set blocks read by nft_lines, set blocks offered to it)."""
+    counts = [0, 0]
+    original = nft_lines.set_elements
+
+    def counting(*args):
+        found = original(*args)
+        counts[0] += found is not None
+        counts[1] += 1
+        return found
+
+    nft_lines.set_elements = counting
+    try:
+        nftables.parse(text, "<t>")
+    finally:
+        nft_lines.set_elements = original
+    return counts[0], counts[1]
+
+
+def test_kube_proxy_sets_take_the_line_path_and_read_alike():
+    from shapes import generate
+
+    text, _dialect = generate("kube-nftables", 600)
+    fast, offered = _fast_sets(text)
+    assert offered >= 3 and fast == offered
+    _alike(text)
+    assert _fast_sets(SETS) == (3, 3)
+    _alike(SETS)
+
+
+SET_NEAR_MISSES = [
+    "\t\telements = { 172.30.0.41 . tcp . 80 : goto counter }\n",  # a keyword: refused
+    "\t\telements = { 172.30.0.41 . tcp . 80 : goto missing }\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80 : jump svc-B, 172.30.0.9 . sctp . 0 : accept }\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80 : drop,172.30.0.9 . tcp . 1 : return }\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80 : drop , 172.30.0.9 . tcp . 1 : continue }\n",
+    "\t\telements = { 172.30.0.41 . tcp . 080 : drop }\n",
+    "\t\telements = { 172.30.0.41 . tcp . 99999999999 : drop }\n",
+    "\t\telements = { 172.30.0.41 . icmp . 80 : drop }\n",
+    "\t\telements = { 172.30.0.41/24 . tcp . 80 : drop }\n",
+    "\t\telements = { 172.30.0.41/40 . tcp . 80 : drop }\n",
+    "\t\telements = { 999.30.0.41 . tcp . 80 : drop }\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80: drop }\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80 :drop }\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80 }\n",  # a map element without data
+    "\t\telements = { 172.30.0.41 : drop }\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80 : drop }\n\t\telements = { 172.30.0.42 . tcp . 81 : drop }\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80 : drop timeout 1s }\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80 : drop, }\n",
+    "\t\telements = { }\n",
+    "\t\telements = {172.30.0.41 . tcp . 80 : drop}\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80 : drop };\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80 : drop } # x\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80 : drop }\n\t\tflags interval\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80 : drop }\n\t\tsize 10\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80 : drop }\n\t\ttimeout 10s\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80 : drop }\n\t\tcomment \"a # b\"\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80 : drop }\n\t\ttype ipv4_addr ; flags interval\n",
+    "\t\telements = { 172.30.0.41-172.30.0.50 . tcp . 80 : drop }\n",
+    "\t\telements = { 172.30.0.41 . tcp . 80 : goto svc-B }\r\n",
+    "\n\n\t\telements = { 172.30.0.41 . tcp . 80 : drop }\n\n",
+]
+
+
+def test_near_misses_of_the_set_shapes_read_alike():
+    for body in SET_NEAR_MISSES:
+        for line in _SET_LINES:
+            _alike(SETS.replace(line, body))
+    _alike(SETS.replace("\t\ttype ipv4_addr\n", "\t\ttype ipv4_addr; elements = { 172.30.0.43 }\n"))
+    _alike("define A = 172.30.0.41\n" + SETS.replace("172.30.0.42 }", "$A }"))
+    _alike(SETS.replace("\tset cluster-ips {\n", "\tset cluster-ips { elements = { 172.30.0.43 }\n"))
+    _alike(SETS + "add map ip kube-proxy m2 {\n\ttype ipv4_addr : verdict\n"
+           "\telements = { 172.30.0.41 : goto svc-B, 172.30.0.42 : drop }\n}\n")
+    _alike(SETS + "add set ip kube-proxy s2 {\n\ttype ipv4_addr\n\telements = { 172.30.0.41, 10.0.0.0/8 }\n}\n"
+           "add rule ip kube-proxy services ip saddr @s2 accept\n")
+
+
+def test_set_lines_mutated_at_random_read_alike():
+    rng = random.Random(22)
+    alphabet = " \t,:{}!=.-/0123456789abjumpgotdsr@$#;\"\\"
+    for _ in range(300):
+        original = rng.choice(_SET_LINES)
+        line = list(original)
+        for _k in range(rng.randint(1, 3)):
+            at = rng.randrange(2, len(line))
+            action = rng.random()
+            if action < 0.4:
+                line[at] = rng.choice(alphabet)
+            elif action < 0.7:
+                line.insert(at, rng.choice(alphabet))
+            else:
+                del line[at]
+        _alike(SETS.replace(original, "".join(line)))
+
+
+# -- a table's chain, set and map lines (nft_lines.table_items) ---------------------------------
+
+def _fast_tables(text: str) -> tuple[int, int]:
+    """(table blocks read by nft_lines, table blocks offered to it)."""
+    counts = [0, 0]
+    original = nft_lines.table_items
+
+    def counting(*args):
+        found = original(*args)
+        counts[0] += found is not None
+        counts[1] += 1
+        return found
+
+    nft_lines.table_items = counting
+    try:
+        nftables.parse(text, "<t>")
+    finally:
+        nft_lines.table_items = original
+    return counts[0], counts[1]
+
+
+def test_kube_proxy_tables_take_the_line_path_and_read_alike():
+    from shapes import generate
+
+    text, _dialect = generate("kube-nftables", 600)
+    assert _fast_tables(text) == (1, 1)
+    assert _fast_tables(SETS) == (1, 1)
+    assert _fast_tables(KUBE) == (1, 1)
+
+
+TABLE_NEAR_MISSES = [
+    ("\tchain svc-B {\n", "\tchain counter {\n"),  # a keyword: refused
+    ("\tchain svc-B {\n", "\tchain \"svc-B\" {\n"),
+    ("\tchain svc-B {\n", "\tchain svc-B{\n"),
+    ("\tchain svc-B {\n", "  chain\t svc-B \t{\n"),
+    ("\tchain svc-B {\n", "\tchain svc-B { accept\n"),
+    ("\tchain svc-B {\n", "\tchain svc-B { # x\n"),
+    ("\tchain svc-B {\n", "\tchain svc-B {\r\n"),
+    ("\tchain svc-B {\n", "\tchain svc-B\n\t{\n"),
+    ("\tchain svc-B {\n", "\tchain svc-B { }\n\tchain svc-C {\n"),
+    ("\tchain svc-B {\n", "\n\n\tchain svc-B {\n"),
+    ("\tchain svc-B {\n", "\t# a comment\n\tchain svc-B {\n"),
+    ("\tchain svc-B {\n", "\tcomment \"x\"\n\tchain svc-B {\n"),
+    ("\tchain svc-B {\n", "\tcomment \"x\" ; chain svc-B {\n"),
+    ("\tchain svc-B {\n", "\tflags dormant\n\tchain svc-B {\n"),
+    ("\tchain svc-B {\n", "\tchain svc-B {\n\t}\n\tchain svc-B {\n"),
+    ("\tchain svc-B {\n", "\tset svc-B {\n"),
+    ("\tchain services {\n", "\tchain services {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n"),
+    ("\t\taccept\n\t}\n", "\t\taccept\n\t} chain svc-D {\n\t}\n"),
+    ("\t\taccept\n\t}\n", "\t\taccept\n\t} # x\n"),
+    ("\t\taccept\n\t}\n", "\t\taccept\n\t};\n"),
+    ("\tmap service-nodeports {\n", "\tmap counter {\n"),
+    ("\tmap service-nodeports {\n", "\tmap service-nodeports { type inet_proto . inet_service : verdict\n"),
+    ("table ip kube-proxy {\n", "table ip kube-proxy { comment \"x\"\n"),
+    ("table ip kube-proxy {\n", "table ip kube-proxy {\n\tcomment \"a # b\"\n"),
+    ("table ip kube-proxy {\n", "define X = svc-B\ntable ip kube-proxy {\n"),
+    ("\n}\n", "\n\tchain svc-Z {\n\t}}\n"),
+    ("\n}\n", "\n}\ntable ip kube-proxy {\n\tchain svc-Z {\n\t\tdrop\n\t}\n}\n"),
+]
+
+
+def test_near_misses_of_the_table_lines_read_alike():
+    for old, new in TABLE_NEAR_MISSES:
+        assert old in SETS, old
+        _alike(SETS.replace(old, new, 1))
+    _alike(SETS.replace("table ip", "table inet"))
+    _alike(SETS + "add chain ip kube-proxy svc-C\nadd rule ip kube-proxy svc-C drop\n")
+
+
+def test_table_lines_mutated_at_random_read_alike():
+    rng = random.Random(23)
+    heads = [line for line in SETS.splitlines(keepends=True) if line.startswith("\t") and
+             not line.startswith("\t\t")] + ["table ip kube-proxy {\n"]
+    alphabet = " \t,:{}!=.-/0123456789abchinmpst@$#;\"\\\n"
+    for _ in range(300):
+        original = rng.choice(heads)
+        line = list(original)
+        for _k in range(rng.randint(1, 3)):
+            at = rng.randrange(0, len(line))
+            action = rng.random()
+            if action < 0.4:
+                line[at] = rng.choice(alphabet)
+            elif action < 0.7:
+                line.insert(at, rng.choice(alphabet))
+            else:
+                del line[at]
+        _alike(SETS.replace(original, "".join(line), 1))

@@ -32,6 +32,7 @@ Statements read here (nothing else; a rule ends with its verdict):
 from __future__ import annotations
 
 import re
+from array import array
 
 _NAME = r"[A-Za-z_.][A-Za-z0-9/\-_.]*"
 _ADDR = r"\d{1,3}(?:\.\d{1,3}){3}"
@@ -176,3 +177,135 @@ def as_json(stmts) -> list:
         else:
             out.append({stmt[0]: stmt[1]})
     return out
+
+
+#: One element of a set or map as kube-proxy writes them (``A . tcp . 80 :
+#: goto X``, ``tcp . 30080 : goto X``, ``A``): parts joined by `` . ``,
+#: each an address (or prefix), a protocol or a number, then optionally
+#: `` : `` and a verdict.
+_KEY_PART = rf"(?:{_NET}|tcp|udp|sctp|{_NUM})"
+_SET_ELEMENT = (rf"{_KEY_PART}(?:{_SEP}\.{_SEP}{_KEY_PART})*"
+                rf"(?:{_SEP}:{_SEP}(?:(?:goto|jump){_SEP}{_NAME}|accept|drop|continue|return))?")
+_ELEMENTS_LINE = re.compile(rf"elements{_SEP}={_SEP}\{{{_SEP}({_SET_ELEMENT}(?:[ \t]*,{_SEP}{_SET_ELEMENT})*)"
+                            rf"{_SEP}\}}\Z", re.ASCII).match
+_ELEMENT_SPLIT = re.compile(r"[ \t]*,[ \t]+").split
+#: The set body lines :meth:`~.nftables._Reader.set_decl` reads but does
+#: not use: ``type …`` (words and ``.`` ``:``), ``comment "…"``.
+_IGNORED_SET_LINE = re.compile(r'type[ \t]+[A-Za-z0-9_.: \t]*\Z|comment[ \t]+"[^"\\{}#;$]*"\Z', re.ASCII).match
+
+
+def set_elements(text: str, start: int, end: int, scalar, is_name):
+    """The elements of the set or map declared in ``text[start:end]`` (its
+    block), as :meth:`~.nftables._RuleReader.set_elements` gives them
+    (values, ``[key, data]`` pairs when written with ``:``), when the block
+    holds nothing but ``type …``, ``comment "…"`` and one-line ``elements =
+    { … }`` of the shape above; else None (read word by word)."""
+    pieces = text[start:end].split("\n")
+    if pieces[0].strip(" \t"):
+        return None
+    out = []
+    values: dict = {}  # word -> scalar (not a prefix's dict): protocols and ports repeat
+    for raw in pieces:
+        line = raw.strip(" \t")
+        if not line or _IGNORED_SET_LINE(line) is not None:
+            continue
+        m = _ELEMENTS_LINE(line)
+        if m is None:
+            return None
+        for element in _ELEMENT_SPLIT(m.group(1)):
+            words = element.split()
+            key = None
+            parts = []
+            for k in range(0, len(words), 2):
+                word = words[k]
+                value = values.get(word)
+                if value is None:
+                    value = scalar(word)
+                    if type(value) is not dict:  # str or int: shared safely
+                        values[word] = value
+                parts.append(value)
+                if k + 1 == len(words) or words[k + 1] == ":":
+                    break
+            key = parts[0] if len(parts) == 1 else {"concat": parts}
+            rest = len(parts) * 2  # the words after the key: ':' and the verdict
+            if rest >= len(words):
+                out.append(key)
+                continue
+            verdict = words[rest]
+            if verdict in ("goto", "jump"):
+                target = words[rest + 1]
+                if not is_name(target):
+                    return None
+                data = {verdict: {"target": target}}
+            else:
+                data = {verdict: None}
+            out.append([key, data])
+    return out
+
+
+#: A table's ``chain|set|map NAME {`` line whose block spans lines.
+_BLOCK_HEAD = re.compile(rf"[ \t]*(chain|set|map)[ \t]+({_NAME})[ \t]+\{{", re.ASCII).match
+#: A table's ``comment "…"`` line (a plain string), up to its newline.
+_TABLE_COMMENT = re.compile(r'[ \t]*comment[ \t]+"[^"\\{}#;$\n]*"[ \t]*(?=\n)', re.ASCII).match
+_LINE_BLANKS = re.compile(r"[ \t]*").match
+
+
+def table_items(text: str, start: int, end: int, line: int, ends: dict):
+    """The items of the table block ``text[start:end]`` (its ``{`` on line
+    ``line``; ``ends``: where the first pass found each multi-line block's
+    ``}``) when every line is blank, ``comment "…"`` (skipped, as the
+    reader skips it), or ``chain|set|map NAME {`` opening a block that
+    spans lines and ends its line: ``(kind, (line, column of kind), name
+    token, (block start, end, line of its '{', where that line starts))``
+    each (one by one, once all are checked) — the tokens and
+    :class:`~.nft_scan.Body` the scanner's items give; else None (the table is read item by item as before). Taken
+    whole or not at all, like :func:`chain_rules`."""
+    nl = text.find("\n", start, end)
+    if nl < 0 or _LINE_BLANKS(text, start, nl).end() != nl:
+        return None  # an item on the line of the '{'
+    out = array("q")  # 8 numbers an item (50k chains: no tuples kept while they are read)
+    pos = nl + 1
+    line += 1
+    while pos < end:
+        nl = text.find("\n", pos, end)
+        stop = end if nl < 0 else nl
+        if _LINE_BLANKS(text, pos, stop).end() == stop:  # blank
+            if nl < 0:
+                break
+            pos = nl + 1
+            line += 1
+            continue
+        m = _TABLE_COMMENT(text, pos, end)
+        if m is not None:  # the reader skips it
+            pos = m.end() + 1
+            line += 1
+            continue
+        m = _BLOCK_HEAD(text, pos, stop)
+        if m is None:
+            return None
+        brace = m.end() - 1
+        close = ends.get(brace)
+        if close is None or close >= end:
+            return None  # a one-line block (or none the first pass found)
+        after = text.find("\n", close, end)
+        after_stop = end if after < 0 else after
+        if _LINE_BLANKS(text, close + 1, after_stop).end() != after_stop:
+            return None  # something after the '}' on its line
+        out.extend((_KINDS.index(m.group(1)), line, pos, m.start(1), m.start(2), m.end(2), brace, close))
+        line += text.count("\n", brace, close)
+        if after < 0:
+            break
+        pos = after + 1
+        line += 1
+    return _table_items(text, out)
+
+
+_KINDS = ("chain", "set", "map")
+
+
+def _table_items(text: str, found):
+    for k in range(0, len(found), 8):
+        kind, line, line_start, head, name, name_end, brace, close = found[k:k + 8]
+        yield (_KINDS[kind], (line, head - line_start + 1),
+               ("w", text[name:name_end], line, name - line_start + 1, name, name_end),
+               (brace + 1, close, line, line_start))

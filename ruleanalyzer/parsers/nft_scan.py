@@ -205,6 +205,11 @@ class Body(list):
         its ``{`` on line ``line``."""
         return self._text, self._start, self._end, self._line
 
+    def layout(self) -> tuple[str, int, int, int, int, dict]:
+        """``(text, start, end, line, line_start, ends)``: :meth:`source`,
+        where the ``{``'s line starts, and the first pass' block ends."""
+        return self._text, self._start, self._end, self._line, self._line_start, self._ends
+
     def _items(self):
         return _items(self._text, self._start, self._end, self._line, self._line_start, self._ends)
 

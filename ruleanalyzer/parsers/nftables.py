@@ -464,6 +464,19 @@ class _Reader:
     # -- tables ---------------------------------------------------------------------------
     def table_body(self, table, items, depth) -> None:
         b = self.builder
+        if type(items) is Body and FAST_LINES:
+            text, start, end, line, _line_start, ends = items.layout()
+            fast = nft_lines.table_items(text, start, end, line, ends)
+            if fast is not None:  # chains, sets and maps one per line (kube-proxy's): without words
+                for kind, (line, column), name_tok, block in fast:
+                    self.identifier(name_tok, "set" if kind == "map" else kind)
+                    body = Body(text, block[0], block[1], block[2], block[3], ends)
+                    if kind == "chain":
+                        self.chain_body(b.chain(table.family, table.name, name_tok[1],
+                                                Location(self.file, line, column)), body)
+                    else:
+                        self.set_decl(table, name_tok, body, kind == "map")
+                return
         for toks in _split_blocks(items):
             if len(toks) > 1 and toks[0][0] == W and toks[0][1] in ("chain", "set", "map"):
                 self.identifier(toks[1], "set" if toks[0][1] == "map" else toks[0][1])
@@ -498,6 +511,13 @@ class _Reader:
 
     def set_decl(self, table, name_tok, items, is_map) -> None:
         flags, elements, has_timeout = [], [], False
+        if type(items) is Body and FAST_LINES:
+            text, start, end, _line = items.source()
+            fast = nft_lines.set_elements(text, start, end, _scalar, self.is_chain_name)
+            if fast is not None:  # kube-proxy's sets and maps: read without words
+                self._model(lambda: self.builder.declare_set(table.family, table.name, name_tok[1], is_map,
+                                                             flags, fast, has_timeout), name_tok)
+                return
         for toks in items:
             toks = self.expand(toks)
             if not toks or toks[0][0] != W:
