@@ -55,6 +55,7 @@ Documented approximations (sound: upper sets only grow, lower only shrink):
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 import itertools
 
@@ -1061,10 +1062,84 @@ def _smaller(node, cut):
     return cut if len(cut) <= len(node) else node
 
 
+#: Parts from which :func:`_union_all` unions by Shannon expansion over all
+#: of them at once (:func:`_kway`) rather than pairwise.
+KWAY_MIN_PARTS = 1000
+#: Parts below which a sub-union of :func:`_kway` is merged pairwise: the
+#: few dead nodes that makes cost less than Python's recursion.
+KWAY_PAIRWISE_BELOW = 8
+#: :func:`_kway` merges a sub-list pairwise where its two cofactor lists
+#: hold more than this many times its parts (parts of other supports go to
+#: both sides: expanding them would copy them).
+KWAY_SPREAD = 3
+#: Levels :func:`_kway` recurses at most (below, pairwise: Python's stack).
+KWAY_MAX_DEPTH = 256
+
+
+def _pairwise(nodes):
+    while len(nodes) > 1:
+        merged = [a | b for a, b in zip(nodes[::2], nodes[1::2])]
+        if len(nodes) % 2:
+            merged.append(nodes[-1])
+        nodes = merged
+    return nodes[0]
+
+
+def _kway(nodes, true, false, var_at, level_of, memo, depth=0):
+    """The union of ``nodes`` (distinct, none false), expanded on their top
+    variable at once: each node of the result made once, where pairwise
+    unions remake the top of every intermediate union (dead once merged).
+    ``memo``: sub-unions already made (the parts share subgraphs), keyed
+    by the parts' node addresses, sorted: 8 bytes a part (a frozenset of
+    the nodes would keep every cofactor's Python object alive), and exact,
+    as every part met is a descendant of the caller's parts, alive till the
+    end."""
+    if len(nodes) < KWAY_PAIRWISE_BELOW or depth > KWAY_MAX_DEPTH:
+        return _pairwise(nodes)
+    key = array("q", sorted(map(int, nodes))).tobytes()
+    done = memo.get(key)
+    if done is not None:
+        return done
+    levels = [n.level for n in nodes]
+    top = min(levels)
+    lows, highs = {}, {}
+    for n, level in zip(nodes, levels):
+        if level == top:
+            if n.negated:  # dd gives CUDD's raw children
+                lows[~n.low] = highs[~n.high] = None
+            else:
+                lows[n.low] = highs[n.high] = None
+        else:
+            lows[n] = highs[n] = None
+    if len(lows) + len(highs) > KWAY_SPREAD * len(nodes):
+        return _pairwise(nodes)
+    sides = []
+    for side in (lows, highs):
+        if true in side:
+            sides.append(true)
+            continue
+        side.pop(false, None)
+        sides.append(_kway(list(side), true, false, var_at, level_of, memo, depth + 1)
+                     if len(side) > 1
+                     else next(iter(side), false))
+    var = var_at.get(top)
+    if var is None:
+        var = var_at[top] = level_of(top)
+    done = var.bdd.ite(var, sides[1], sides[0])
+    memo[key] = done
+    return done
+
+
 def _union_all(nodes, false):
     """The union of ``nodes``, merged pairwise (balanced): adding parts one
-    by one to a growing union would cost the union's size each time."""
+    by one to a growing union would cost the union's size each time. Many
+    parts are unioned at once (:func:`_kway`)."""
     nodes = [n for n in nodes if n != false]
+    if len(nodes) >= KWAY_MIN_PARTS:
+        bdd = false.bdd
+        nodes = list(dict.fromkeys(nodes))
+        if len(nodes) > 1:
+            return _kway(nodes, bdd.true, false, {}, lambda level: bdd.var(bdd.var_at_level(level)), {})
     while len(nodes) > 1:
         merged = [a | b for a, b in zip(nodes[::2], nodes[1::2])]
         if len(nodes) % 2:
