@@ -48,7 +48,7 @@ def test_kway_is_the_pairwise_union_of_random_sets(bdd, seed, monkeypatch):
         parts += rnd.sample(parts, len(parts) // 4)  # duplicates
         if rnd.random() < 0.2:
             parts.append(bdd.false)
-        assert reach._union_all(parts, bdd.false) == _pairwise(bdd, parts)
+        assert reach._union_all(parts, bdd.false, at_once=True) == _pairwise(bdd, parts)
 
 
 @pytest.mark.parametrize("spread", [1.0, 3, 1000])
@@ -70,12 +70,12 @@ def test_kway_is_the_pairwise_union_of_structured_sets(bdd, spread, monkeypatch)
         parts.append(~part if i % 7 == 0 else part)
         if i % 11 == 0:
             parts.append(_cube(bdd, rnd, NAMES[6:]))  # another support
-    assert reach._union_all(parts, bdd.false) == _pairwise(bdd, parts)
+    assert reach._union_all(parts, bdd.false, at_once=True) == _pairwise(bdd, parts)
     monkeypatch.setattr(reach, "KWAY_MAX_DEPTH", 2)  # pairwise below
-    assert reach._union_all(parts, bdd.false) == _pairwise(bdd, parts)
-    assert reach._union_all(parts + [bdd.true], bdd.false) == bdd.true
-    assert reach._union_all([prefix] * 100, bdd.false) == prefix
-    assert reach._union_all([bdd.false] * 100, bdd.false) == bdd.false
+    assert reach._union_all(parts, bdd.false, at_once=True) == _pairwise(bdd, parts)
+    assert reach._union_all(parts + [bdd.true], bdd.false, at_once=True) == bdd.true
+    assert reach._union_all([prefix] * 100, bdd.false, at_once=True) == prefix
+    assert reach._union_all([bdd.false] * 100, bdd.false, at_once=True) == bdd.false
 
 
 def test_cofactors_of_complemented_nodes(bdd):
