@@ -193,17 +193,7 @@ def test_kube_lines_mutated_at_random_read_alike():
              and "meta mark" not in line]
     alphabet = " \t,:{}!=.-/0123456789abjumpgotdsr@$#;\"\\"
     for _ in range(400):
-        line = list(rng.choice(lines))
-        for _k in range(rng.randint(1, 3)):
-            at = rng.randrange(2, len(line))
-            action = rng.random()
-            if action < 0.4:
-                line[at] = rng.choice(alphabet)
-            elif action < 0.7:
-                line.insert(at, rng.choice(alphabet))
-            else:
-                del line[at]
-        _alike(_with_body("".join(line)))
+        _alike(_with_body(_mutated(rng, rng.choice(lines), alphabet, first=2)))
 
 
 def test_corpus_nft_files_read_alike():
@@ -250,10 +240,11 @@ SETS = """table ip kube-proxy {
 _SET_LINES = [line for line in SETS.splitlines(keepends=True) if line.startswith("\t\telements")]
 
 
-def _fast_sets(text: str) -> tuple[int, int]:
-    """(set blocks read by nft_lines, set blocks offered to it)."""
+def _fast(reader: str, text: str) -> tuple[int, int]:
+    """(blocks read by ``nft_lines.<reader>``, blocks offered to it) in
+    reading ``text``."""
     counts = [0, 0]
-    original = nft_lines.set_elements
+    original = getattr(nft_lines, reader)
 
     def counting(*args):
         found = original(*args)
@@ -261,12 +252,17 @@ def _fast_sets(text: str) -> tuple[int, int]:
         counts[1] += 1
         return found
 
-    nft_lines.set_elements = counting
+    setattr(nft_lines, reader, counting)
     try:
         nftables.parse(text, "<t>")
     finally:
-        nft_lines.set_elements = original
+        setattr(nft_lines, reader, original)
     return counts[0], counts[1]
+
+
+def _fast_sets(text: str) -> tuple[int, int]:
+    """(set blocks read by nft_lines, set blocks offered to it)."""
+    return _fast("set_elements", text)
 
 
 def test_kube_proxy_sets_take_the_line_path_and_read_alike():
@@ -327,43 +323,35 @@ def test_near_misses_of_the_set_shapes_read_alike():
            "add rule ip kube-proxy services ip saddr @s2 accept\n")
 
 
+def _mutated(rng, line: str, alphabet: str, first: int = 0) -> str:
+    """``line`` with 1-3 characters from ``first`` on replaced, inserted
+    or deleted."""
+    chars = list(line)
+    for _k in range(rng.randint(1, 3)):
+        at = rng.randrange(first, len(chars))
+        action = rng.random()
+        if action < 0.4:
+            chars[at] = rng.choice(alphabet)
+        elif action < 0.7:
+            chars.insert(at, rng.choice(alphabet))
+        else:
+            del chars[at]
+    return "".join(chars)
+
+
 def test_set_lines_mutated_at_random_read_alike():
     rng = random.Random(22)
     alphabet = " \t,:{}!=.-/0123456789abjumpgotdsr@$#;\"\\"
     for _ in range(300):
         original = rng.choice(_SET_LINES)
-        line = list(original)
-        for _k in range(rng.randint(1, 3)):
-            at = rng.randrange(2, len(line))
-            action = rng.random()
-            if action < 0.4:
-                line[at] = rng.choice(alphabet)
-            elif action < 0.7:
-                line.insert(at, rng.choice(alphabet))
-            else:
-                del line[at]
-        _alike(SETS.replace(original, "".join(line)))
+        _alike(SETS.replace(original, _mutated(rng, original, alphabet, first=2)))
 
 
 # -- a table's chain, set and map lines (nft_lines.table_items) ---------------------------------
 
 def _fast_tables(text: str) -> tuple[int, int]:
     """(table blocks read by nft_lines, table blocks offered to it)."""
-    counts = [0, 0]
-    original = nft_lines.table_items
-
-    def counting(*args):
-        found = original(*args)
-        counts[0] += found is not None
-        counts[1] += 1
-        return found
-
-    nft_lines.table_items = counting
-    try:
-        nftables.parse(text, "<t>")
-    finally:
-        nft_lines.table_items = original
-    return counts[0], counts[1]
+    return _fast("table_items", text)
 
 
 def test_kube_proxy_tables_take_the_line_path_and_read_alike():
@@ -421,14 +409,4 @@ def test_table_lines_mutated_at_random_read_alike():
     alphabet = " \t,:{}!=.-/0123456789abchinmpst@$#;\"\\\n"
     for _ in range(300):
         original = rng.choice(heads)
-        line = list(original)
-        for _k in range(rng.randint(1, 3)):
-            at = rng.randrange(0, len(line))
-            action = rng.random()
-            if action < 0.4:
-                line[at] = rng.choice(alphabet)
-            elif action < 0.7:
-                line.insert(at, rng.choice(alphabet))
-            else:
-                del line[at]
-        _alike(SETS.replace(original, "".join(line), 1))
+        _alike(SETS.replace(original, _mutated(rng, original, alphabet), 1))
