@@ -1695,13 +1695,12 @@ class _Walker:
         as :meth:`_record` does (a record names its rule by its own path's
         order: this path's record is logged, not ``path``'s)."""
         order = path.order
-        logging = self.logging
         for entry in log:
-            if type(entry) is not tuple:  # a rule's first visit on ``path``: its record, which names the rest
-                entry = (order[entry.first], entry, entry.match_l, entry.match_u)
-            filed = self._add(*entry)
-            if logging:
-                self.log.append(filed if type(filed) is _Record else (entry[0], filed, *entry[2:]))
+            if type(entry) is tuple:
+                rule, visit, match_l, match_u = entry
+            else:  # a rule's first visit on ``path``: its record, which names the rest
+                rule, visit, match_l, match_u = order[entry.first], entry, entry.match_l, entry.match_u
+            self._add(rule, visit.run, visit.k, visit.ml, visit.mu, match_l, match_u, visit)
 
     def _maps_first(self, chain: Chain, ctx: _Context) -> bool:
         """Is ``chain``'s first rule a verdict map with an exact match, no
@@ -1901,9 +1900,7 @@ class _Walker:
             else:
                 hit_l, hit_u = li & m, ui & m
                 li, ui = li & ~m, ui & ~m
-            filed = self._add(rule, _Visit(run, k, hit_l, hit_u), m, m)
-            if self.logging:
-                self.log.append(filed if type(filed) is _Record else (rule, filed, m, m))
+            self._add(rule, run, k, hit_l, hit_u, m, m)
             if hit_u == false and (self.sets_only or not isinstance(rule.action, (Jump, Goto, Dispatch))):
                 continue
             for effect in rule.effects:
@@ -2379,36 +2376,28 @@ class _Walker:
             # held by the matched sets anyway: their objects (one wrapper per
             # node; equal bounds are one object; canonical already)
             run.keep(k, ml, mu, canonical=True)
-        path = self.path
-        if rule not in path.records:
-            # the rule's first visit on this path (most are): its record,
-            # as :meth:`_add` makes it, without a _Visit made to be copied
-            # (a call and an object less per rule)
-            filed = path.records[rule] = _Record(run, k, ml, mu, match_l, match_u, len(path.order),
-                                                 path.token)
-            path.order.append(rule)
-        else:
-            filed = self._add(rule, _Visit(run, k, ml, mu), match_l, match_u)
-        if self.logging:
-            self.log.append(filed if type(filed) is _Record else (rule, filed, match_l, match_u))
+        self._add(rule, run, k, ml, mu, match_l, match_u)
 
-    def _add(self, rule: Rule, visit: _Visit, match_l, match_u) -> _Visit:
-        """File ``visit`` in this path's records; returns what holds it
-        there: the rule's record where it is the first (a record is its
-        first visit: the log keeps that, not a visit object of its own, 64 B
-        per logged rule), else ``visit``."""
+    def _add(self, rule: Rule, run: _Run, k: int, ml, mu, match_l, match_u, visit: _Visit | None = None) -> None:
+        """File a visit of ``rule`` (rule ``k`` of ``run``, its kept
+        matched sets ``[ml, mu]``; ``visit``: one already made, replayed) in
+        this path's records, and in the log while a run is logged. A rule's
+        first visit on the path (most are) is its record, made here directly
+        (no visit object made to be copied; the log keeps the record, not a
+        visit of its own: 64 B per logged rule); a later one is a visit."""
         path = self.path
         rec = path.records.get(rule)
         if rec is None:
-            rec = path.records[rule] = _Record(visit.run, visit.k, visit.ml, visit.mu, match_l, match_u,
-                                               len(path.order), path.token)
+            filed = path.records[rule] = _Record(run, k, ml, mu, match_l, match_u, len(path.order), path.token)
             path.order.append(rule)
-            return rec
-        if rec.owner is not path.token:  # another path's too (a fork): this one's own copy
-            rec = path.records[rule] = rec.copy()
-            rec.owner = path.token
-        rec.add(visit, len(path.order))
-        return visit
+        else:
+            if rec.owner is not path.token:  # another path's too (a fork): this one's own copy
+                rec = path.records[rule] = rec.copy()
+                rec.owner = path.token
+            filed = visit if visit is not None else _Visit(run, k, ml, mu)
+            rec.add(filed, len(path.order))
+        if self.logging:
+            self.log.append(filed if type(filed) is _Record else (rule, filed, match_l, match_u))
 
     def _action(self, action, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int,
                 ret: _Flow):
