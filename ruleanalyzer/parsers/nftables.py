@@ -510,15 +510,12 @@ class _Reader:
                                  hint="a table holds chain, set, map, flowtable and named objects")
 
     def set_decl(self, table, name_tok, items, is_map) -> None:
-        flags, elements, has_timeout = [], [], False
-        if type(items) is Body and FAST_LINES:
+        flags, has_timeout, fast = [], False, None
+        if type(items) is Body and FAST_LINES:  # kube-proxy's sets and maps: read without words
             text, start, end, _line = items.source()
             fast = nft_lines.set_elements(text, start, end, _scalar, self.is_chain_name)
-            if fast is not None:  # kube-proxy's sets and maps: read without words
-                self._model(lambda: self.builder.declare_set(table.family, table.name, name_tok[1], is_map,
-                                                             flags, fast, has_timeout), name_tok)
-                return
-        for toks in items:
+        elements = fast if fast is not None else []
+        for toks in items if fast is None else ():
             toks = self.expand(toks)
             if not toks or toks[0][0] != W:
                 continue
