@@ -65,7 +65,7 @@ from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Dr
 from .encode import FIELD_ALIASES, LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
 from .fields import Layout
 from ._leq import support_for
-from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
+from .packetset import PacketSet, Space, SpaceMemoryError, cofactors, cyclic_gc_paused
 
 _NONE = frozenset((None,))
 
@@ -1106,10 +1106,8 @@ def _kway(nodes, true, false, var_at, level_of, memo, depth=0):
     lows, highs = {}, {}
     for n, level in zip(nodes, levels):
         if level == top:
-            if n.negated:  # dd gives CUDD's raw children
-                lows[~n.low] = highs[~n.high] = None
-            else:
-                lows[n.low] = highs[n.high] = None
+            low, high = cofactors(n)
+            lows[low] = highs[high] = None
         else:
             lows[n] = highs[n] = None
     if len(lows) + len(highs) > KWAY_SPREAD * len(nodes):
