@@ -12,6 +12,7 @@ packets, so ``~s`` never contains an impossible packet.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -148,6 +149,32 @@ class SpaceMemoryError(MemoryError):
 #: CUDD's consistency host after host.
 cyclic_gc_paused = gc_paused
 
+#: Every BDD manager a space made, held until nothing else holds it. A
+#: ``Function`` holds its manager (``.bdd``), but when a space and its sets
+#: end up in a garbage cycle, the collector clears that reference
+#: (Cython's tp_clear) before it frees the ``Function``; if the manager's
+#: last other holder goes meanwhile, dd frees the manager with nodes still
+#: referenced: it prints ``AssertionError: Still N nodes referenced upon
+#: shutdown`` and skips ``Cudd_Quit``, so CUDD's whole node table leaks.
+#: Held here, the manager outlives those ``Function`` objects and is let
+#: go by :func:`_let_go` after the collection (and whenever a space is
+#: made), once this list is its only holder.
+_MANAGERS: list = []
+
+
+def _let_go(phase: str = "stop", info=None) -> None:
+    """Drop the managers only :data:`_MANAGERS` still holds (a callback of
+    :data:`gc.callbacks`, run after each collection)."""
+    if phase == "stop" and _MANAGERS:
+        # getrefcount(m) counts _MANAGERS, the loop's name and its own argument.
+        free = {id(m) for m in _MANAGERS if sys.getrefcount(m) <= 3}
+        for i in reversed(range(len(_MANAGERS))):  # in place: a space made meanwhile stays
+            if id(_MANAGERS[i]) in free:
+                del _MANAGERS[i]
+
+
+gc.callbacks.append(_let_go)
+
 
 def cofactors(u):
     """``(low, high)`` children of node ``u`` as functions. dd.cudd's
@@ -169,7 +196,9 @@ class Space:
         self.layout = layout or Layout.from_names()
         cudd = BACKEND.endswith("cudd")
         soft = _soft_bytes() if cache_entries is None else SMALL_SOFT_BYTES
+        _let_go()
         self.bdd = _bdd_backend.BDD(soft, cache_entries) if cudd else _bdd_backend.BDD()
+        _MANAGERS.append(self.bdd)
         if cudd:
             # Our field order is chosen on purpose and the describer walks it.
             self.bdd.configure(reordering=False)
