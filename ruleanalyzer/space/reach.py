@@ -1432,7 +1432,8 @@ class _Walker:
         #: The match of the jump being walked (:meth:`_rule`) that the image
         #: of its packets made by the effect run it enters may leave off
         #: (:meth:`_assign`: the image of the packets the jump reached
-        #: instead, None once taken); ``left_off``: the effect run did.
+        #: instead, None once taken; only the effect run :meth:`_rule`
+        #: offers it to reads it); ``left_off``: that run did.
         self.leave_off = None
         self.left_off = False
 
@@ -1870,8 +1871,9 @@ class _Walker:
         matches it (:meth:`_holds`): the same run, visit and sets as the
         general run, without its bookkeeping. None when the rule may not
         hold (:meth:`_run_chain` runs it then)."""
-        offer, self.leave_off = self.leave_off, None  # (no other run takes it)
-        self.left_off = False
+        offer = self.leave_off
+        if offer is not None:
+            self.leave_off = None  # (no other run takes it)
         if depth > MAX_DEPTH:
             return None  # (the general run reports the cycle)
         rule = chain.rules[0]
@@ -1891,10 +1893,13 @@ class _Walker:
         if up == f:
             return f, f
         # what the rule's action makes of the packets leaves the chain's end
-        self.leave_off = offer
-        cont_l, cont_u = self._effect(rule.action, ctx, low, up)
-        self.left_off = offer is not None and self.leave_off is None
-        self.leave_off = None
+        if offer is None:
+            cont_l, cont_u = self._effect(rule.action, ctx, low, up)
+        else:
+            self.leave_off = offer
+            cont_l, cont_u = self._effect(rule.action, ctx, low, up)
+            self.left_off = self.leave_off is None
+            self.leave_off = None
         if cont_l is cont_u or cont_l == cont_u:
             return (cont_u, cont_u) if cont_u != f else (f, f)
         return (cont_l if cont_l != f else f), (cont_u if cont_u != f else f)
@@ -2061,6 +2066,7 @@ class _Walker:
         for effect in rule.effects:
             hit_l, hit_u = self._effect(effect, ctx, hit_l, hit_u)
         factor = self.factor
+        offered = None  # the match the effect run jumped to may leave off (_Met)
         # the jumped-to chain's sets lie within this rule's match too (not
         # after an effect changed the packets; only a jump reads it: a DNAT
         # or a verdict needs not the match's fields worked out)
@@ -2076,18 +2082,18 @@ class _Walker:
                 # the same set; with the fields the match reads (``_outer``'s)
                 self.factor = (hit_u, up, m_u, outer[2])
             if next_u is None and type(rule.action) is Jump and self._offers(rule, chain, m_u):
-                self.leave_off = m_u  # the mark's image may come back unmet (_Met)
+                self.leave_off = offered = m_u  # the mark's image may come back unmet (_Met)
+                self.left_off = False
         cont_l, cont_u = self._action(rule.action, chain, rule, hit_l, hit_u, ctx, depth, ret)
         self.factor = factor
         self.within = within if not within else self._still_within(within, rule, chain)
-        if self.left_off and self.leave_off is None:
+        if offered is not None and self.left_off:
             # ``cont_u`` (and ``cont_l`` where it is the same) is the image of
             # the packets that reached the rule, not yet met with ``m_u``:
             # the ite below gives the same set; the run keeps the meet lazily
             self.cont = _Met(m_u, cont_l, cont_u)
         else:
             self.cont = cont_l, cont_u  # (the run keeps what came back)
-        self.leave_off, self.left_off = None, False
         if m_l is not m_u and self._transparent(rule):
             # Matched or not, the packets go on unchanged: certainty stays.
             return low, up
