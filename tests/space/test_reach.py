@@ -587,6 +587,14 @@ def test_factored_mark_image_gives_the_same_sets(monkeypatch, hook):
 
     original = reach_mod._Walker._factored
     used = []
+    met = []  # what came back unmet with the jump's match (_Met), made lazily
+
+    class Met(reach_mod._Met):
+        def __init__(self, *args):
+            met.append(self)
+            super().__init__(*args)
+
+    monkeypatch.setattr(reach_mod, "_Met", Met)
 
     def walk(factor: bool):
         def factored(self, known, node, field):
@@ -599,8 +607,11 @@ def test_factored_mark_image_gives_the_same_sets(monkeypatch, hook):
 
     factored = walk(True)
     assert any(used)  # the factored image was taken
+    assert met  # and left unmet: the walk went on with ite(match, image, reaching)
     used.clear()
+    met.clear()
     assert factored == walk(False)
+    assert not met
     assert len(factored[0]) >= 1 + 3 + 1 + 6
     assert any(s[3] for s in factored[0][1:])  # packets do reach the endpoint chains
 
