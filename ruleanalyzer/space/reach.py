@@ -1626,6 +1626,8 @@ class _Walker:
         if logged:
             mark, log_mark = self.sink.mark(), len(self.log)
             self.logging += 1  # (an exception ends the whole walk: no finally needed)
+        if shared is not None:
+            kept_before = len(self.hook_runs)
         f = self.space.false
         ret = _Flow(f, f)
         run = _Run(self.recent)
@@ -1664,6 +1666,7 @@ class _Walker:
             if k == cut and shared is not None:
                 # the run so far reads nothing the hook decides: kept to be
                 # replayed by the other hook's walk, which goes on from here
+                self._forget_inner_runs(kept_before)
                 part = self.hook_runs[shared] = (
                     None, self.sink.collapse(mark), self.log[log_mark:], self.path, alt, (
                         low, up, tuple(ret._lower.parts), tuple(ret._upper.parts), tuple(run.steps),
@@ -1700,12 +1703,23 @@ class _Walker:
                 del self.memo[next(iter(self.memo))]
             self.memo[(*key, alt)] = (out, self.sink.since(mark), self.log[log_mark:], self.path)
         if shared is not None:
+            self._forget_inner_runs(kept_before)
             self.hook_runs[shared] = (out, self.sink.since(mark), self.log[log_mark:], self.path, alt, None)
         if logged:
             self.logging -= 1
             if not self.logging:
                 self.log.clear()
         return out
+
+    def _forget_inner_runs(self, kept_before: int) -> None:
+        """Let go of the runs kept (``hook_runs``) since the count was
+        ``kept_before``: those of chains entered inside the run about to be
+        kept, which replays them with it. (Each held its own slices of the
+        log and of the verdict parts: at 100k kube-proxy rules ~22k runs, of
+        which the other hook's walk replayed only the outermost.)"""
+        runs = self.hook_runs
+        for _ in range(len(runs) - kept_before):
+            runs.popitem()
 
     def _replay(self, out, added, log, path, alt: bool):
         """A kept run again: its verdict parts to the sink, its visits to
