@@ -132,14 +132,19 @@ def _level(node, space: Space) -> int:
 
 def _encode(match: Match, space: Space, env: Env | None = None):
     if isinstance(match, (AllOf, AnyOf)):
-        is_all = isinstance(match, AllOf)
-        lower = upper = space.true if is_all else space.false
-        for sub in match.matches:
-            lo, up = encode_bounds(sub, space, env)
-            if is_all:
-                lower, upper = lower & lo, upper & up
-            else:
-                lower, upper = lower | lo, upper | up
+        if isinstance(match, AllOf):
+            # lowest part first, exact parts once (encode_conjunction): an
+            # nft set element ``addr . proto . port`` conjoined top part
+            # first builds the address's path twice
+            lower, upper = encode_conjunction(match.matches, space, env)
+        else:
+            lower = upper = space.false
+            for sub in match.matches:
+                lo, up = encode_bounds(sub, space, env)
+                if lo is up and lower is upper:
+                    lower = upper = upper | up
+                else:
+                    lower, upper = lower | lo, upper | up
         if match.negate:
             head = _headers(match, space)
             return head & ~upper, head & ~lower
