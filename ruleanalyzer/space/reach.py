@@ -2513,7 +2513,7 @@ class _Walker:
             keys = []
             taken_l = taken_u = f  # union of the lower / upper keys so far
             for match in matches:
-                b_l, b_u = encode_bounds(match, sp, env)
+                b_l, b_u = encode_bounds(match, sp, env, keep=False)  # (kept here, per map)
                 if ctx.before_conntrack:
                     b_l, b_u = (self._pre_conntrack(b_l), self._pre_conntrack(b_u)) if b_l is not b_u \
                         else (self._pre_conntrack(b_u),) * 2
