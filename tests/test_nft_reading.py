@@ -124,3 +124,39 @@ def test_reading_does_not_hold_every_rules_words_at_once():
         tracemalloc.stop()
     assert sum(len(c.rules) for c in rs.tables[0].chains.values()) >= 3000
     assert peak <= 2 * kept, (peak, kept)
+
+
+def test_jumps_name_their_chain_by_its_own_string_and_addresses_are_ipaddress_networks():
+    """A jump or goto (a verdict map branch's too) names its chain by the
+    chain's own name string, not an equal copy read from the rule (70k
+    copies kept through the audit at 100k kube-proxy rules); a /32 address
+    is the network ipaddress makes of it (equal, same hash and hosts), and
+    an endpoint's DNAT address is the address object of its source match."""
+    import ipaddress
+
+    from shapes import generate
+
+    from ruleanalyzer.model import AddressMatch, Dispatch, Goto, Jump, Nat
+
+    text, _ = generate("kube-nftables", 400)
+    table = nftables.parse(text, "<kube>").tables[0]
+    jumps = hosts = dnats = 0
+    for chain in table.chains.values():
+        if len(chain.rules) == 2 and isinstance(chain.rules[1].action, Nat):  # an endpoint
+            (source,), nat = chain.rules[0].matches, chain.rules[1].action
+            assert nat.to_addr is source.networks[0].network_address
+            dnats += 1
+        for rule in chain.rules:
+            action = rule.action
+            for act in [a for _m, a in action.branches] if isinstance(action, Dispatch) else [action]:
+                if isinstance(act, (Jump, Goto)):
+                    assert act.target is table.chains[act.target].name
+                    jumps += 1
+            for m in rule.matches:
+                for net in m.networks if isinstance(m, AddressMatch) else ():
+                    theirs = ipaddress.ip_network(str(net))
+                    assert (net, hash(net)) == (theirs, hash(theirs))
+                    if net.prefixlen == 32:
+                        assert list(net.hosts()) == list(theirs.hosts())
+                        hosts += 1
+    assert jumps > 300 and hosts > 100 and dnats > 100

@@ -72,10 +72,15 @@ def encode(match: Match, space: Space | None = None, bound: str = "exact") -> Pa
     return space.wrap(lower if bound == "lower" else upper)
 
 
-def encode_bounds(match: Match, space: Space, env: Env | None = None):
+def encode_bounds(match: Match, space: Space, env: Env | None = None, keep: bool = True):
     """``(lower, upper)`` raw BDD nodes for ``match`` (not yet intersected
     with ``space.valid``). Cached per space. ``env`` (:data:`Env`) says
-    what the hook and the ruleset decide."""
+    what the hook and the ruleset decide. ``keep=False``: a match its
+    caller encodes once and keeps the sets of itself (a verdict map's
+    keys: 15k set elements at 100k kube-proxy rules, none met again) is
+    neither looked up nor kept; its parts are."""
+    if not keep:
+        return _encode(match, space, env)
     cache = space.__dict__.get("_encode_cache")
     if cache is None:  # (not setdefault: no empty dict made per call)
         cache = space.__dict__["_encode_cache"] = {}
@@ -132,14 +137,19 @@ def _level(node, space: Space) -> int:
 
 def _encode(match: Match, space: Space, env: Env | None = None):
     if isinstance(match, (AllOf, AnyOf)):
-        is_all = isinstance(match, AllOf)
-        lower = upper = space.true if is_all else space.false
-        for sub in match.matches:
-            lo, up = encode_bounds(sub, space, env)
-            if is_all:
-                lower, upper = lower & lo, upper & up
-            else:
-                lower, upper = lower | lo, upper | up
+        if isinstance(match, AllOf):
+            # lowest part first, exact parts once (encode_conjunction): an
+            # nft set element ``addr . proto . port`` conjoined top part
+            # first builds the address's path twice
+            lower, upper = encode_conjunction(match.matches, space, env)
+        else:
+            lower = upper = space.false
+            for sub in match.matches:
+                lo, up = encode_bounds(sub, space, env)
+                if lo is up and lower is upper:
+                    lower = upper = upper | up
+                else:
+                    lower, upper = lower | lo, upper | up
         if match.negate:
             head = _headers(match, space)
             return head & ~upper, head & ~lower

@@ -1334,6 +1334,9 @@ SPLIT_MIN_RULES = 8
 DEFER_MIN_RULES = 8
 #: Largest exact image of a field-to-field copy (``_Walker._copy_bits``).
 COPY_NODES = 50_000
+#: Verdict maps with up to this many branches keep their keys by their
+#: branches' match objects, shared by maps alike (:meth:`_Walker._dispatch_keys`).
+SHARED_KEYS_MAX = 16
 
 
 def _tracks_input(ctx: "_Context") -> bool:
@@ -2512,6 +2515,7 @@ class _Walker:
 
     def _dispatch(self, action: Dispatch, chain: Chain, rule: Rule, low, up, ctx, depth, ret):
         sp = self.space
+        f, t = sp.false, sp.true
         # What comes back from the branches, merged once at the end (balanced):
         # a union grown branch by branch costs its size per branch (kube-proxy's
         # nftables service map has thousands).
@@ -2525,27 +2529,33 @@ class _Walker:
         # entering set itself gives the same set: where that is the smaller
         # BDD — kube-proxy's service map, entered by a few nodes whose cut is
         # the whole map — each branch meets that instead.)
-        if len(keys) < 2:
+        if len(keys) < 2 or rest_u is f and rest_l is f:  # (numgen maps: the keys cover every packet)
             in_l, in_u = low, up
         elif low is up and rest_l is rest_u:
             in_l = in_u = _smaller(up, up & ~rest_u)
         else:
             in_l, in_u = _smaller(low, low & ~rest_u), _smaller(up, up & ~rest_l)
+        # (a key that is a constant — sp.false or sp.true, _dispatch_keys —
+        # takes nothing or all: no operation, no new node object, which the
+        # branch's run would keep: a numgen map's keys are (false, true))
         for (_, branch_action), (k_l, k_u) in zip(action.branches, keys):
             if in_l is in_u and k_l is k_u:
-                hit_l = hit_u = in_u & k_u
+                hit_l = hit_u = in_u if k_u is t else f if k_u is f else in_u & k_u
             else:
-                hit_l, hit_u = in_l & k_l, in_u & k_u
-            if not (self.sets_only and hit_u == sp.false):  # records=False: skip empty branches
+                hit_l = in_l if k_l is t else f if k_l is f else in_l & k_l
+                hit_u = in_u if k_u is t else f if k_u is f else in_u & k_u
+            if not (self.sets_only and hit_u == f):  # records=False: skip empty branches
                 c_l, c_u = self._action(branch_action, chain, rule, hit_l, hit_u, ctx, depth, ret)
                 conts_l.append(c_l)
                 conts_u.append(c_u)
-        if low is up and rest_l is rest_u:
+        if rest_u is f and rest_l is f:
+            low = up = f
+        elif low is up and rest_l is rest_u:
             low = up = up & rest_u
         else:
             low, up = low & rest_l, up & rest_u
         self.dispatch_back = (conts_l, conts_u)  # (_run_chain keeps those of a services map)
-        return _union_all([*conts_l, low], sp.false), _union_all([*conts_u, up], sp.false)
+        return _union_all([*conts_l, low], f), _union_all([*conts_u, up], f)
 
     def _dispatch_keys(self, action: Dispatch, ctx: _Context):
         """The branches of ``action`` as the packets entering the map see
@@ -2556,16 +2566,27 @@ class _Walker:
         packets no branch takes. Taking each branch's key off the entering
         set in turn instead would rebuild that (large) set once per branch:
         quadratic on kube-proxy's service map, whose keys are disjoint and
-        small (so each ``b ∧ ¬union`` here is cheap)."""
-        env = self._read_env(id(action), [m for m, _ in action.branches], ctx.env)
-        cache_key = ("dispatch", id(action), ctx.before_conntrack, env)
+        small (so each ``b ∧ ¬union`` here is cheap).
+
+        A key or rest that is empty or everything is ``space.false`` /
+        ``space.true`` itself (``_dispatch`` takes those without an
+        operation). A small map is kept by its branches' match objects, not
+        by the map: the nft reader shares them between maps alike
+        (kube-proxy's ``numgen random mod N vmap``, one per service), so
+        those maps share one entry and its keys."""
+        branches = action.branches
+        matches = [m for m, _ in branches]
+        ident = tuple(map(id, matches)) if len(branches) <= SHARED_KEYS_MAX else id(action)
+        env = self._read_env(ident, matches, ctx.env)
+        cache_key = ("dispatch", ident, ctx.before_conntrack, env)
         cached = self.match_cache.get(cache_key)
         if cached is None:
             sp = self.space
+            f, t = sp.false, sp.true
             keys = []
-            taken_l = taken_u = sp.false  # union of the lower / upper keys so far
-            for match, _ in action.branches:
-                b_l, b_u = encode_bounds(match, sp, env)
+            taken_l = taken_u = f  # union of the lower / upper keys so far
+            for match in matches:
+                b_l, b_u = encode_bounds(match, sp, env, keep=False)  # (kept here, per map)
                 if ctx.before_conntrack:
                     b_l, b_u = (self._pre_conntrack(b_l), self._pre_conntrack(b_u)) if b_l is not b_u \
                         else (self._pre_conntrack(b_u),) * 2
@@ -2573,13 +2594,18 @@ class _Walker:
                     b_l = b_u
                 if b_l is b_u and taken_l is taken_u:  # exact so far: one operation each
                     key = b_u & ~taken_u
+                    key = f if key == f else t if key == t else key
                     keys.append((key, key))
                     taken_l = taken_u = taken_u | b_u
                 else:
-                    keys.append((b_l & ~taken_u, b_u & ~taken_l))
+                    k_l, k_u = b_l & ~taken_u, b_u & ~taken_l
+                    keys.append((f if k_l == f else t if k_l == t else k_l,
+                                 f if k_u == f else t if k_u == t else k_u))
                     taken_l, taken_u = taken_l | b_l, taken_u | b_u
             rest_l = ~taken_u
-            cached = self.match_cache[cache_key] = (keys, rest_l, rest_l if taken_l is taken_u else ~taken_l)
+            rest_u = rest_l if taken_l is taken_u else ~taken_l
+            cached = self.match_cache[cache_key] = (keys, f if rest_l == f else rest_l,
+                                                    f if rest_u == f else rest_u)
         return cached
 
     # -- packet changes (relational images) --------------------------------

@@ -1156,3 +1156,49 @@ def test_fields_a_rule_writes_are_the_same_asked_within_its_chain_or_afresh():
         assert within._writes_of(r, r.chain) == walker()._writes_of(r, r.chain), r.chain.name
     assert walker()._writes_of(to_c, t.chains["A"]) == frozenset({"mark"})
     assert walker()._writes_of(back, t.chains["B"]) is None
+
+
+def _numgen_fixture() -> str:
+    """kube-proxy's nftables service chains: each picks one of its
+    endpoints by ``numgen random mod N vmap``; a map with no key for some
+    packets (the last) lets them on to the next rule."""
+    lines = ["table ip kp {", "  chain input {", "    type filter hook input priority 0; policy drop;"]
+    for i in range(4):
+        lines.append(f"    ip daddr 10.0.0.{i + 1} tcp dport 80 goto svc{i}")
+    lines += ["  }", "  chain ep-a {", "    ip saddr 10.1.0.1 accept", "  }", "  chain ep-b {", "    drop", "  }"]
+    for i in range(4):
+        vmap = "numgen random mod 3 vmap { 0 : goto ep-a, 2 : goto ep-b }" if i == 3 \
+            else "numgen random mod 2 vmap { 0 : goto ep-a, 1 : goto ep-b }"
+        lines += [f"  chain svc{i} {{", f"    {vmap}", "    tcp sport 1024 accept", "  }"]
+    return "\n".join(lines + ["}", ""])
+
+
+def test_alike_verdict_maps_share_their_keys_and_take_constants_without_an_operation(monkeypatch):
+    """The nft reader shares the branch matches of maps alike: their keys
+    are worked out once and kept once (by the matches, not per map), and a
+    branch whose key is a constant (a numgen map's: surely nothing, maybe
+    all) is handed the entering sets themselves. Every set is the same as
+    with each map's keys kept by the map."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import reach as reach_mod
+
+    ruleset = loads(_numgen_fixture(), dialect="nftables")
+    original = reach_mod._Walker._dispatch_keys
+    got = []
+
+    def dispatch_keys(self, action, ctx):
+        out = original(self, action, ctx)
+        got.append((action, out, self.space))
+        return out
+
+    monkeypatch.setattr(reach_mod._Walker, "_dispatch_keys", dispatch_keys)
+    shared = _every_set(analyze(ruleset, "input", 4))
+    by_map = {id(action): out for action, out, _ in got}
+    assert len(by_map) == 4 and len({id(out) for out in by_map.values()}) == 2  # mod 2 thrice, mod 3 once
+    sp = got[0][2]
+    full = next(out for action, out, _ in got if len(action.branches) == 2)
+    assert full[1] is full[2] is sp.false and all(k_l is sp.false and k_u is sp.true for k_l, k_u in full[0])
+    monkeypatch.setattr(reach_mod, "SHARED_KEYS_MAX", 0)  # each map's keys its own
+    got.clear()
+    assert _every_set(analyze(ruleset, "input", 4)) == shared
+    assert len({id(out) for _, out, _ in got}) == 4
