@@ -417,16 +417,20 @@ class _Record(_Visit):
     """Per-rule sets, one part per visit; unions are taken only when asked
     for (most rules are visited once, and emptiness needs no union). The
     record is its first visit itself (no _Visit and list of one per rule:
-    128 bytes of the 224 a record and its visit took)."""
+    128 bytes of the 224 a record and its visit took). Its match bounds are
+    its run's step (``run.steps[k]``: the pair the visit was read with), and
+    what only a rule visited again needs is in ``more``: 96 bytes a record,
+    not 128 (~200k records at 100k kube-proxy rules)."""
 
-    __slots__ = ("more", "match_l", "match_u", "first", "last", "_merged", "_empty", "owner")
+    __slots__ = ("more", "first", "_empty", "owner")
 
-    def __init__(self, run, k, ml, mu, match_l, match_u, first: int, owner=None):
+    def __init__(self, run, k, ml, mu, first: int, owner=None):
         self.run, self.k, self.ml, self.mu = run, k, ml, mu
-        self.more = None  # the other visits (_Visit), None when one
-        self.match_l, self.match_u = match_l, match_u
-        self.first = self.last = first
-        self._merged = None
+        #: the other visits, None when one: ``[last, merged, visit, …]``,
+        #: ``last`` the path's order when the last was filed, ``merged``
+        #: the unions taken (:meth:`column`) or None
+        self.more = None
+        self.first = first
         self._empty = None
         #: the token of the path that may add to it (``_Path.token``); the
         #: paths forked from a shared walk share its records and copy one
@@ -434,45 +438,61 @@ class _Record(_Visit):
         self.owner = owner
 
     @property
+    def match_l(self):
+        return self.run.steps[self.k][0]
+
+    @property
+    def match_u(self):
+        return self.run.steps[self.k][1]
+
+    @property
+    def last(self) -> int:
+        return self.first if self.more is None else self.more[0]
+
+    @property
     def parts(self) -> tuple:
         """The visits (each indexed as ``(reaching_l, reaching_u,
         matched_l, matched_u)``), in order."""
         more = self.more
-        return (self,) if more is None else (self, *more)
+        return (self,) if more is None else (self, *more[2:])
 
     def add(self, part, last: int) -> None:
         if self.more is None:
-            self.more = [part]
+            self.more = [last, None, part]
         else:
             self.more.append(part)
-        self.last = last
-        self._merged = self._empty = None
+            self.more[0], self.more[1] = last, None
+        self._empty = None
 
     def copy(self) -> "_Record":
-        other = _Record(self.run, self.k, self.ml, self.mu, self.match_l, self.match_u, self.first)
-        other.more = list(self.more) if self.more is not None else None
-        other.last, other._empty = self.last, self._empty
-        other._merged = list(self._merged) if self._merged else None
+        other = _Record(self.run, self.k, self.ml, self.mu, self.first)
+        more = self.more
+        if more is not None:
+            other.more = [more[0], list(more[1]) if more[1] else None, *more[2:]]
+        other._empty = self._empty
         return other
 
     def column(self, i: int):
         """One of the sets (0 reaching lower, 1 reaching upper, 2 matched
         lower, 3 matched upper), the union over the visits, kept once taken."""
-        if self.more is None:
+        more = self.more
+        if more is None:
             return self[i]
-        if self._merged is None:
-            self._merged = [None] * 4
-        if self._merged[i] is None:
-            self._merged[i] = _union_all([part[i] for part in self.parts], self.match_u.bdd.false)
-        return self._merged[i]
+        if more[1] is None:
+            more[1] = [None] * 4
+        merged = more[1]
+        if merged[i] is None:
+            merged[i] = _union_all([part[i] for part in self.parts], self.match_u.bdd.false)
+        return merged[i]
 
     def reaching_within(self, node):
         """``column(1) & node``, visit by visit (:meth:`_Run.upper_within`)
         unless the union is kept."""
-        if self.more is None:
+        more = self.more
+        if more is None:
             return self.run.upper_within(self.k, node)
-        if self._merged is not None and self._merged[1] is not None:
-            return self._merged[1] & node
+        if more[1] is not None and more[1][1] is not None:
+            return more[1][1] & node
         return _union_all([part.run.upper_within(part.k, node) for part in self.parts],
                           self.match_u.bdd.false)
 
@@ -493,7 +513,7 @@ class _Record(_Visit):
         """Does the set in ``column`` meet ``node``? Part by part while there
         are few or the question is asked ``once``, else through the (kept)
         union."""
-        if once or self.more is None or len(self.more) <= 3:
+        if once or self.more is None or len(self.more) <= 5:
             return any(not space.disjoint(part[column], node) for part in self.parts)
         return not space.disjoint(self.column(column), node)
 
@@ -1706,7 +1726,8 @@ class _Walker:
             if type(entry) is tuple:
                 rule, visit, match_l, match_u = entry
             else:  # a rule's first visit on ``path``: its record, which names the rest
-                rule, visit, match_l, match_u = order[entry.first], entry, entry.match_l, entry.match_u
+                step = entry.run.steps[entry.k]
+                rule, visit, match_l, match_u = order[entry.first], entry, step[0], step[1]
             self._add(rule, visit.run, visit.k, visit.ml, visit.mu, match_l, match_u, visit)
 
     def _maps_first(self, chain: Chain, ctx: _Context) -> bool:
@@ -2395,7 +2416,7 @@ class _Walker:
         path = self.path
         rec = path.records.get(rule)
         if rec is None:
-            filed = path.records[rule] = _Record(run, k, ml, mu, match_l, match_u, len(path.order), path.token)
+            filed = path.records[rule] = _Record(run, k, ml, mu, len(path.order), path.token)
             path.order.append(rule)
         else:
             if rec.owner is not path.token:  # another path's too (a fork): this one's own copy
