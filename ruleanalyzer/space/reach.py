@@ -413,6 +413,19 @@ class _Visit:
         return self.run.reach(self.k)[i]
 
 
+class _LaterVisit(_Visit):
+    """A rule's visit after its first on a path (the first is its record),
+    naming its rule: the log's entry for it as it is (a tuple of the rule,
+    the visit and its match took 72 bytes more; 150k of them were held by
+    the kept runs at 100k kube-proxy rules)."""
+
+    __slots__ = ("rule",)
+
+    def __init__(self, run: _Run, k: int, ml, mu, rule: Rule):
+        self.run, self.k, self.ml, self.mu = run, k, ml, mu
+        self.rule = rule
+
+
 class _Record(_Visit):
     """Per-rule sets, one part per visit; unions are taken only when asked
     for (most rules are visited once, and emptiness needs no union). The
@@ -1398,10 +1411,10 @@ class _Walker:
         #: Every visit filed, in order, inside a run that may be memoised
         #: (``logging``: how many such runs are going on), so a memoised
         #: run can replay its records into another path's; emptied when
-        #: the outermost ends (the memo holds its slices). An entry is
-        #: ``(rule, visit, match_l, match_u)``, or the rule's record alone
-        #: where the visit was the rule's first on its path (its rule is
-        #: ``path.order[record.first]``): most, with no tuple (72 B each).
+        #: the outermost ends (the memo holds its slices). An entry is the
+        #: visit itself: the rule's record where the visit was the rule's
+        #: first on its path (its rule is ``path.order[record.first]``), a
+        #: :class:`_LaterVisit` naming its rule otherwise (no tuple, 72 B each).
         self.log: list = []
         self.logging = 0
         #: The chain run going on and the index of its rule being walked
@@ -1722,13 +1735,10 @@ class _Walker:
         as :meth:`_record` does (a record names its rule by its own path's
         order: this path's record is logged, not ``path``'s)."""
         order = path.order
-        for entry in log:
-            if type(entry) is tuple:
-                rule, visit, match_l, match_u = entry
-            else:  # a rule's first visit on ``path``: its record, which names the rest
-                step = entry.run.steps[entry.k]
-                rule, visit, match_l, match_u = order[entry.first], entry, step[0], step[1]
-            self._add(rule, visit.run, visit.k, visit.ml, visit.mu, match_l, match_u, visit)
+        for visit in log:
+            # a rule's first visit on ``path`` is its record, which names its rule by its place
+            rule = order[visit.first] if type(visit) is _Record else visit.rule
+            self._add(rule, visit.run, visit.k, visit.ml, visit.mu, visit)
 
     def _maps_first(self, chain: Chain, ctx: _Context) -> bool:
         """Is ``chain``'s first rule a verdict map with an exact match, no
@@ -1928,7 +1938,7 @@ class _Walker:
             else:
                 hit_l, hit_u = li & m, ui & m
                 li, ui = li & ~m, ui & ~m
-            self._add(rule, run, k, hit_l, hit_u, m, m)
+            self._add(rule, run, k, hit_l, hit_u)
             if hit_u == false and (self.sets_only or not isinstance(rule.action, (Jump, Goto, Dispatch))):
                 continue
             for effect in rule.effects:
@@ -2404,15 +2414,17 @@ class _Walker:
             # held by the matched sets anyway: their objects (one wrapper per
             # node; equal bounds are one object; canonical already)
             run.keep(k, ml, mu, canonical=True)
-        self._add(rule, run, k, ml, mu, match_l, match_u)
+        self._add(rule, run, k, ml, mu)
 
-    def _add(self, rule: Rule, run: _Run, k: int, ml, mu, match_l, match_u, visit: _Visit | None = None) -> None:
+    def _add(self, rule: Rule, run: _Run, k: int, ml, mu, visit: _Visit | None = None) -> None:
         """File a visit of ``rule`` (rule ``k`` of ``run``, its kept
         matched sets ``[ml, mu]``; ``visit``: one already made, replayed) in
         this path's records, and in the log while a run is logged. A rule's
         first visit on the path (most are) is its record, made here directly
         (no visit object made to be copied; the log keeps the record, not a
-        visit of its own: 64 B per logged rule); a later one is a visit."""
+        visit of its own: 64 B per logged rule); a later one is a visit
+        naming its rule (:class:`_LaterVisit`), logged as it is. The match
+        of either is its run's step (``run.steps[k]``)."""
         path = self.path
         rec = path.records.get(rule)
         if rec is None:
@@ -2422,10 +2434,10 @@ class _Walker:
             if rec.owner is not path.token:  # another path's too (a fork): this one's own copy
                 rec = path.records[rule] = rec.copy()
                 rec.owner = path.token
-            filed = visit if visit is not None else _Visit(run, k, ml, mu)
+            filed = visit if visit is not None else _LaterVisit(run, k, ml, mu, rule)
             rec.add(filed, len(path.order))
         if self.logging:
-            self.log.append(filed if type(filed) is _Record else (rule, filed, match_l, match_u))
+            self.log.append(filed)
 
     def _action(self, action, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int,
                 ret: _Flow):
