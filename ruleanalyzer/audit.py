@@ -352,7 +352,7 @@ def run_audit(inputs: Iterable[str | os.PathLike | Ruleset], *, select: list[str
         # the readers' caches serve reading and the kept texts only frames:
         # their memory goes to the analyses (the audit's peak is theirs)
         parsers.forget_caches()
-        loader.pack_texts()
+        loader.pack_texts([ruleset])
         # (the analyses are released before the collector runs again: Context.release)
         with cyclic_gc_paused():
             found, inline, ctx = ruleset_findings(ruleset, codes, options, known,

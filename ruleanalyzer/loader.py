@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
+import operator
 import os
 import stat
 import zlib
+from array import array
 from pathlib import Path
 
 from . import parsers
 from .errors import RuleAnalyzerError
 from .json_lines import add_lines
-from .model import Location, Ruleset
+from .model import Location, Rule, Ruleset
 
 #: Files larger than this are refused before reading (configurable through
 #: the ``max_bytes`` argument and ``--max-bytes``).
@@ -43,12 +46,13 @@ def refuse_empty(text: str, name: str, dialect: str | None) -> None:
 #: fastest level) once an audit has read its input (:func:`pack_texts`), and
 #: unpacked when a frame first asks for it: the text of 100k kube-proxy rules is 17 MiB,
 #: live beside the rules' own texts through the whole audit and its peak;
-#: 2.4 MiB compressed, for 0.07 s CPU.
-_TEXTS: dict[str, tuple[int, str | bytes]] = {}
+#: 2.4 MiB compressed, for 0.07 s CPU. The rules' texts that are their
+#: lines' are then read from it too (:class:`_SourcedRule`).
+_TEXTS: dict[str, tuple[int, "str | _Source"]] = {}
 MAX_KEPT_CHARS = 64 * 1024 * 1024
 COMPRESS_KEPT_FROM = 1 << 20
 _kept_chars = 0
-#: ``(name, the kept bytes, their text)``: the text unpacked last, so that
+#: ``(name, the kept _Source, its text)``: the text unpacked last, so that
 #: a report's frames of one file unpack it once and get one object.
 _unpacked: tuple | None = None
 
@@ -63,26 +67,161 @@ def _keep_text(name: str, text: str) -> None:
         _kept_chars -= _TEXTS.pop(next(iter(_TEXTS)))[0]
 
 
-def pack_texts() -> None:
+def pack_texts(rulesets=()) -> None:
     """Compress the kept texts of :data:`COMPRESS_KEPT_FROM` characters or
     more, once their files are read (not while a reader holds the text: a
     compressed copy beside it put +3-7 MiB on the peak of reading 100k
     rules). The audit calls this before its analyses, whose peak is the
     process's; a short command (``query``) does not: compressing the text
-    of 100k rules is ~0.05 s, 5 % of such a query."""
+    of 100k rules is ~0.05 s, 5 % of such a query.
+
+    The rules of ``rulesets`` whose text is their line of such a text from
+    their column on, less trailing blanks (an iptables rule's), then read
+    it from the packed text when asked (:class:`_SourcedRule`): at 100k
+    kube-proxy rules their own copies were 17 MiB of the audit's peak."""
     for name, (size, kept) in list(_TEXTS.items()):
         if isinstance(kept, str) and size >= COMPRESS_KEPT_FROM:
-            _TEXTS[name] = (size, _compressed(kept))
+            _TEXTS[name] = (size, _Source(kept))
+    sources = {name: kept for name, (_size, kept) in _TEXTS.items() if isinstance(kept, _Source)}
+    for ruleset in rulesets:
+        _source_rules(ruleset, sources)
+    for source in sources.values():
+        source.packed()
 
 
-def _compressed(text: str, step: int = 1 << 20) -> bytes:
-    """``text`` as UTF-8 (it was decoded from UTF-8: it encodes back),
-    zlib-compressed a MiB of characters at a time: no whole encoded copy
-    beside it."""
-    packer = zlib.compressobj(1)
-    parts = [packer.compress(text[i:i + step].encode("utf-8")) for i in range(0, len(text), step)]
-    parts.append(packer.flush())
-    return b"".join(parts)
+#: A rule's own ``text`` slot (in a _SourcedRule, the _Source it is read from)
+_RULE_TEXT = Rule.__dict__["text"]
+
+
+class _SourcedRule(Rule):
+    """A Rule whose ``text`` is read from the packed text of its file when
+    asked (:func:`pack_texts`): the string read, made again."""
+
+    __slots__ = ()
+
+    @property
+    def text(self) -> str:
+        kept = _RULE_TEXT.__get__(self, Rule)
+        if kept.__class__ is _Source:
+            where = self.location
+            return kept.line_tail(where.line, where.column)
+        return kept
+
+    @text.setter
+    def text(self, value: str) -> None:
+        _RULE_TEXT.__set__(self, value)
+
+
+def _source_rules(ruleset: Ruleset, sources: dict) -> None:
+    """Make the rules of ``ruleset`` read their text from ``sources`` (file
+    name -> _Source, its text still there) where it is exactly their line's
+    from their column on, less the trailing blanks (checked on the text)."""
+    sources = {name: source for name, source in sources.items() if source.text is not None}
+    if not sources:
+        return
+    set_text = _RULE_TEXT.__set__
+    for chain in ruleset.chains():
+        for rule in chain.rules:
+            where, text = rule.location, rule.text
+            source = sources.get(where.file) if where is not None else None
+            if source is None or not text or rule.__class__ is not Rule or where.path is not None \
+                    or text[-1].isspace():
+                continue
+            span = source.line_span(where.line, where.column)
+            if span is None:
+                continue
+            start, end = span
+            stop = start + len(text)
+            whole = source.text
+            if stop <= end and whole.startswith(text, start) and (stop == end or whole[stop:end].isspace()):
+                rule.__class__ = _SourcedRule
+                set_text(rule, source)
+
+
+class _Source:
+    """A kept text compressed (zlib, fastest level) in blocks of
+    :attr:`BLOCK` characters, each unpacked alone, and where its lines
+    start: a line's tail is read from the block or two holding it (the
+    last few unpacked are kept; a reader going all over the text gets it
+    unpacked whole, once, :attr:`MISSES`)."""
+
+    __slots__ = ("size", "blocks", "starts", "text", "_unpacked", "_misses")
+
+    BLOCK = 1 << 18
+    #: Blocks unpacked, past which the whole text is unpacked and kept
+    #: (this many times the blocks): a reader of rules out of file order.
+    MISSES = 4
+    #: Blocks kept unpacked.
+    KEEP = 4
+
+    def __init__(self, text: str):
+        step = self.BLOCK
+        self.size = len(text)
+        # (each block a MiB of UTF-8 at most: no whole encoded copy beside the text)
+        self.blocks = [zlib.compress(text[i:i + step].encode("utf-8"), 1) for i in range(0, len(text), step)]
+        self.starts = None
+        #: the text itself while rules are matched against it
+        #: (:func:`pack_texts`) or once unpacked whole; None otherwise
+        self.text: str | None = text
+        self._unpacked: dict = {}
+        self._misses = 0
+
+    def packed(self) -> None:
+        """The rules are matched: the text goes (its line starts stay)."""
+        self.text = None
+        self._unpacked.clear()
+
+    def whole(self) -> str:
+        if self.text is not None:
+            return self.text
+        return "".join(zlib.decompress(b).decode("utf-8") for b in self.blocks)
+
+    def line_span(self, line: int, column: int):
+        """``(start, end)`` of line ``line`` (from 1) from ``column`` (from
+        1) to its end (its newline excluded), or None."""
+        starts = self.starts if self.starts is not None else self.line_starts()
+        if not 0 < line <= len(starts) or column < 1:
+            return None
+        start = starts[line - 1] + column - 1
+        end = starts[line] - 1 if line < len(starts) else self.size
+        return (start, end) if start <= end else None
+
+    def line_starts(self) -> array:
+        """Where each line of the text starts (made once, while the text is here)."""
+        parts = self.text.split("\n")
+        parts.pop()
+        # the ends of the lines, their newlines counted: line i + 1 starts there
+        ends = itertools.accumulate(map(len, parts))
+        self.starts = array("I" if self.size < 1 << 32 else "Q", [0])
+        self.starts.extend(map(operator.add, ends, itertools.count(1)))
+        return self.starts
+
+    def line_tail(self, line: int, column: int) -> str:
+        """The text of ``line`` from ``column`` on, less trailing blanks."""
+        start, end = self.line_span(line, column)
+        if self.text is None:
+            step = self.BLOCK
+            first, last = start // step, max(start, end - 1) // step
+            parts = [self._block(i) for i in range(first, last + 1)]
+            if self.text is None:  # (else unpacked whole meanwhile)
+                base = first * step
+                return "".join(parts)[start - base:end - base].rstrip()
+        return self.text[start:end].rstrip()
+
+    def _block(self, i: int) -> str:
+        unpacked = self._unpacked
+        found = unpacked.pop(i, None)
+        if found is None:
+            self._misses += 1
+            if self._misses > self.MISSES * len(self.blocks) + self.KEEP:
+                self.text = self.whole()
+                unpacked.clear()
+                return ""
+            found = zlib.decompress(self.blocks[i]).decode("utf-8")
+            if len(unpacked) >= self.KEEP:
+                del unpacked[next(iter(unpacked))]
+        unpacked[i] = found
+        return found
 
 
 def text_read(name: str) -> str | None:
@@ -95,7 +234,7 @@ def text_read(name: str) -> str | None:
     if isinstance(kept, str):
         return kept
     if _unpacked is None or _unpacked[0] != name or _unpacked[1] is not kept:
-        _unpacked = (name, kept, zlib.decompress(kept).decode("utf-8"))
+        _unpacked = (name, kept, kept.whole())
     return _unpacked[2]
 
 

@@ -435,20 +435,37 @@ class _Visit:
         return self.run.reach(self.k)[i]
 
 
+class _LaterVisit(_Visit):
+    """A rule's visit after its first on a path (the first is its record),
+    naming its rule: the log's entry for it as it is (a tuple of the rule,
+    the visit and its match took 72 bytes more; 150k of them were held by
+    the kept runs at 100k kube-proxy rules)."""
+
+    __slots__ = ("rule",)
+
+    def __init__(self, run: _Run, k: int, ml, mu, rule: Rule):
+        self.run, self.k, self.ml, self.mu = run, k, ml, mu
+        self.rule = rule
+
+
 class _Record(_Visit):
     """Per-rule sets, one part per visit; unions are taken only when asked
     for (most rules are visited once, and emptiness needs no union). The
     record is its first visit itself (no _Visit and list of one per rule:
-    128 bytes of the 224 a record and its visit took)."""
+    128 bytes of the 224 a record and its visit took). Its match bounds are
+    its run's step (``run.steps[k]``: the pair the visit was read with), and
+    what only a rule visited again needs is in ``more``: 96 bytes a record,
+    not 128 (~200k records at 100k kube-proxy rules)."""
 
-    __slots__ = ("more", "match_l", "match_u", "first", "last", "_merged", "_empty", "owner")
+    __slots__ = ("more", "first", "_empty", "owner")
 
-    def __init__(self, run, k, ml, mu, match_l, match_u, first: int, owner=None):
+    def __init__(self, run, k, ml, mu, first: int, owner=None):
         self.run, self.k, self.ml, self.mu = run, k, ml, mu
-        self.more = None  # the other visits (_Visit), None when one
-        self.match_l, self.match_u = match_l, match_u
-        self.first = self.last = first
-        self._merged = None
+        #: the other visits, None when one: ``[last, merged, visit, …]``,
+        #: ``last`` the path's order when the last was filed, ``merged``
+        #: the unions taken (:meth:`column`) or None
+        self.more = None
+        self.first = first
         self._empty = None
         #: the token of the path that may add to it (``_Path.token``); the
         #: paths forked from a shared walk share its records and copy one
@@ -456,45 +473,61 @@ class _Record(_Visit):
         self.owner = owner
 
     @property
+    def match_l(self):
+        return self.run.steps[self.k][0]
+
+    @property
+    def match_u(self):
+        return self.run.steps[self.k][1]
+
+    @property
+    def last(self) -> int:
+        return self.first if self.more is None else self.more[0]
+
+    @property
     def parts(self) -> tuple:
         """The visits (each indexed as ``(reaching_l, reaching_u,
         matched_l, matched_u)``), in order."""
         more = self.more
-        return (self,) if more is None else (self, *more)
+        return (self,) if more is None else (self, *more[2:])
 
     def add(self, part, last: int) -> None:
         if self.more is None:
-            self.more = [part]
+            self.more = [last, None, part]
         else:
             self.more.append(part)
-        self.last = last
-        self._merged = self._empty = None
+            self.more[0], self.more[1] = last, None
+        self._empty = None
 
     def copy(self) -> "_Record":
-        other = _Record(self.run, self.k, self.ml, self.mu, self.match_l, self.match_u, self.first)
-        other.more = list(self.more) if self.more is not None else None
-        other.last, other._empty = self.last, self._empty
-        other._merged = list(self._merged) if self._merged else None
+        other = _Record(self.run, self.k, self.ml, self.mu, self.first)
+        more = self.more
+        if more is not None:
+            other.more = [more[0], list(more[1]) if more[1] else None, *more[2:]]
+        other._empty = self._empty
         return other
 
     def column(self, i: int):
         """One of the sets (0 reaching lower, 1 reaching upper, 2 matched
         lower, 3 matched upper), the union over the visits, kept once taken."""
-        if self.more is None:
+        more = self.more
+        if more is None:
             return self[i]
-        if self._merged is None:
-            self._merged = [None] * 4
-        if self._merged[i] is None:
-            self._merged[i] = _union_all([part[i] for part in self.parts], self.match_u.bdd.false)
-        return self._merged[i]
+        if more[1] is None:
+            more[1] = [None] * 4
+        merged = more[1]
+        if merged[i] is None:
+            merged[i] = _union_all([part[i] for part in self.parts], self.match_u.bdd.false)
+        return merged[i]
 
     def reaching_within(self, node):
         """``column(1) & node``, visit by visit (:meth:`_Run.upper_within`)
         unless the union is kept."""
-        if self.more is None:
+        more = self.more
+        if more is None:
             return self.run.upper_within(self.k, node)
-        if self._merged is not None and self._merged[1] is not None:
-            return self._merged[1] & node
+        if more[1] is not None and more[1][1] is not None:
+            return more[1][1] & node
         return _union_all([part.run.upper_within(part.k, node) for part in self.parts],
                           self.match_u.bdd.false)
 
@@ -515,7 +548,7 @@ class _Record(_Visit):
         """Does the set in ``column`` meet ``node``? Part by part while there
         are few or the question is asked ``once``, else through the (kept)
         union."""
-        if once or self.more is None or len(self.more) <= 3:
+        if once or self.more is None or len(self.more) <= 5:
             return any(not space.disjoint(part[column], node) for part in self.parts)
         return not space.disjoint(self.column(column), node)
 
@@ -1134,15 +1167,24 @@ def _kway(nodes, true, false, var_at, level_of, memo, depth=0):
             lows[n] = highs[n] = None
     if len(lows) + len(highs) > KWAY_SPREAD * len(nodes):
         return _pairwise(nodes)
+    # What the recursion holds is one list of parts per level and side
+    # still to do: ``nodes`` is emptied (the caller's list, not read again:
+    # its parts split on ``top`` are held by their cofactors), each side a
+    # list, not a dict, while the other is done (at 100k kube-proxy rules
+    # the union of KUBE-SERVICES' 30k DNAT images held ~110 MiB of Python
+    # objects down the recursion).
+    nodes.clear()
     sides = []
     for side in (lows, highs):
-        if true in side:
-            sides.append(true)
-            continue
         side.pop(false, None)
-        sides.append(_kway(list(side), true, false, var_at, level_of, memo, depth + 1)
-                     if len(side) > 1
-                     else next(iter(side), false))
+        sides.append(true if true in side else list(side))
+    del lows, highs, side, levels, n, low, high
+    for i in (0, 1):
+        part = sides[i]
+        if part is not true:
+            sides[i] = part[0] if len(part) == 1 else (
+                _kway(part, true, false, var_at, level_of, memo, depth + 1) if part else false)
+        del part
     var = var_at.get(top)
     if var is None:
         var = var_at[top] = level_of(top)
@@ -1394,10 +1436,10 @@ class _Walker:
         #: Every visit filed, in order, inside a run that may be memoised
         #: (``logging``: how many such runs are going on), so a memoised
         #: run can replay its records into another path's; emptied when
-        #: the outermost ends (the memo holds its slices). An entry is
-        #: ``(rule, visit, match_l, match_u)``, or the rule's record alone
-        #: where the visit was the rule's first on its path (its rule is
-        #: ``path.order[record.first]``): most, with no tuple (72 B each).
+        #: the outermost ends (the memo holds its slices). An entry is the
+        #: visit itself: the rule's record where the visit was the rule's
+        #: first on its path (its rule is ``path.order[record.first]``), a
+        #: :class:`_LaterVisit` naming its rule otherwise (no tuple, 72 B each).
         self.log: list = []
         self.logging = 0
         #: The chain run going on and the index of its rule being walked
@@ -1739,12 +1781,10 @@ class _Walker:
         as :meth:`_record` does (a record names its rule by its own path's
         order: this path's record is logged, not ``path``'s)."""
         order = path.order
-        for entry in log:
-            if type(entry) is tuple:
-                rule, visit, match_l, match_u = entry
-            else:  # a rule's first visit on ``path``: its record, which names the rest
-                rule, visit, match_l, match_u = order[entry.first], entry, entry.match_l, entry.match_u
-            self._add(rule, visit.run, visit.k, visit.ml, visit.mu, match_l, match_u, visit)
+        for visit in log:
+            # a rule's first visit on ``path`` is its record, which names its rule by its place
+            rule = order[visit.first] if type(visit) is _Record else visit.rule
+            self._add(rule, visit.run, visit.k, visit.ml, visit.mu, visit)
 
     def _maps_first(self, chain: Chain, ctx: _Context) -> bool:
         """Is ``chain``'s first rule a verdict map with an exact match, no
@@ -1953,7 +1993,7 @@ class _Walker:
             else:
                 hit_l, hit_u = li & m, ui & m
                 li, ui = li & ~m, ui & ~m
-            self._add(rule, run, k, hit_l, hit_u, m, m)
+            self._add(rule, run, k, hit_l, hit_u)
             if hit_u == false and (self.sets_only or not isinstance(rule.action, (Jump, Goto, Dispatch))):
                 continue
             for effect in rule.effects:
@@ -2450,28 +2490,30 @@ class _Walker:
             # held by the matched sets anyway: their objects (one wrapper per
             # node; equal bounds are one object; canonical already)
             run.keep(k, ml, mu, canonical=True)
-        self._add(rule, run, k, ml, mu, match_l, match_u)
+        self._add(rule, run, k, ml, mu)
 
-    def _add(self, rule: Rule, run: _Run, k: int, ml, mu, match_l, match_u, visit: _Visit | None = None) -> None:
+    def _add(self, rule: Rule, run: _Run, k: int, ml, mu, visit: _Visit | None = None) -> None:
         """File a visit of ``rule`` (rule ``k`` of ``run``, its kept
         matched sets ``[ml, mu]``; ``visit``: one already made, replayed) in
         this path's records, and in the log while a run is logged. A rule's
         first visit on the path (most are) is its record, made here directly
         (no visit object made to be copied; the log keeps the record, not a
-        visit of its own: 64 B per logged rule); a later one is a visit."""
+        visit of its own: 64 B per logged rule); a later one is a visit
+        naming its rule (:class:`_LaterVisit`), logged as it is. The match
+        of either is its run's step (``run.steps[k]``)."""
         path = self.path
         rec = path.records.get(rule)
         if rec is None:
-            filed = path.records[rule] = _Record(run, k, ml, mu, match_l, match_u, len(path.order), path.token)
+            filed = path.records[rule] = _Record(run, k, ml, mu, len(path.order), path.token)
             path.order.append(rule)
         else:
             if rec.owner is not path.token:  # another path's too (a fork): this one's own copy
                 rec = path.records[rule] = rec.copy()
                 rec.owner = path.token
-            filed = visit if visit is not None else _Visit(run, k, ml, mu)
+            filed = visit if visit is not None else _LaterVisit(run, k, ml, mu, rule)
             rec.add(filed, len(path.order))
         if self.logging:
-            self.log.append(filed if type(filed) is _Record else (rule, filed, match_l, match_u))
+            self.log.append(filed)
 
     def _action(self, action, chain: Chain, rule: Rule, low, up, ctx: _Context, depth: int,
                 ret: _Flow):

@@ -17,6 +17,7 @@ import pytest
 from ruleanalyzer import cli, loader
 from ruleanalyzer.audit import run_audit
 from ruleanalyzer.errors import RuleAnalyzerError
+from ruleanalyzer.model import Rule
 
 RULES = "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n"
 
@@ -168,7 +169,7 @@ def test_large_kept_text_is_compressed(tmp_path, monkeypatch):
     loader.read_text(tmp_path / "small.rules")
     assert isinstance(loader._TEXTS[str(tmp_path / "big.rules")][1], str)  # (while its reader may hold it)
     loader.pack_texts()  # (an audit does, once its input is read)
-    assert isinstance(loader._TEXTS[str(tmp_path / "big.rules")][1], bytes)
+    assert isinstance(loader._TEXTS[str(tmp_path / "big.rules")][1], loader._Source)
     assert isinstance(loader._TEXTS[str(tmp_path / "small.rules")][1], str)
     first = loader.text_read(str(tmp_path / "big.rules"))
     assert first == text and loader.text_read(str(tmp_path / "big.rules")) is first
@@ -180,7 +181,36 @@ def test_large_kept_text_is_compressed(tmp_path, monkeypatch):
     from ruleanalyzer.audit import run_audit
 
     run_audit([str(tmp_path / "big.rules")], select=["RA101"])
-    assert isinstance(loader._TEXTS[str(tmp_path / "big.rules")][1], bytes)
+    assert isinstance(loader._TEXTS[str(tmp_path / "big.rules")][1], loader._Source)
+    loader.forget_texts()
+
+
+def test_rules_read_their_text_from_the_packed_text(tmp_path, monkeypatch):
+    """Once an audit packs a large text, the rules whose text is their line
+    from their column on (less trailing blanks) read it from there when
+    asked (17 MiB of rule texts at 100k kube-proxy rules): the very strings
+    read, in and out of file order; a rule whose text is not its line's
+    tail keeps its own."""
+    monkeypatch.setattr(loader, "COMPRESS_KEPT_FROM", 1_000)
+    monkeypatch.setattr(loader._Source, "BLOCK", 64)  # lines across blocks
+    loader.forget_texts()
+    lines = ["*filter", ":INPUT DROP [0:0]", ":ACC - [0:0]"]
+    lines += [f"-A INPUT -s 10.0.{i % 256}.{i // 256}/32 -m comment --comment \"r {i} \u00e9\" -j ACC  \r"
+              for i in range(200)]
+    lines += ["   -A INPUT -p tcp --dport 22 -j ACCEPT   ", "[3:4] -A ACC -j ACCEPT", "COMMIT", ""]
+    (tmp_path / "big.rules").write_text("\n".join(lines), encoding="utf-8")
+    before = [r.text for c in loader.load(str(tmp_path / "big.rules")).chains() for r in c.rules]
+    ruleset = loader.load(str(tmp_path / "big.rules"))
+    rules = [r for c in ruleset.chains() for r in c.rules]
+    rules[5].text = before[5] = before[5][:-1]
+    loader.pack_texts([ruleset])
+    assert [type(r) for r in rules] == [loader._SourcedRule] * 5 + [Rule] + [loader._SourcedRule] * 196
+    assert all(isinstance(r, Rule) for r in rules)
+    assert [r.text for r in rules] == before
+    assert [r.text for r in reversed(rules)] == before[::-1]
+    assert str(rules[0]) == before[0] and rules[0].text.endswith("-j ACC")
+    rules[0].text = "changed"
+    assert rules[0].text == "changed" and rules[1].text == before[1]
     loader.forget_texts()
 
 

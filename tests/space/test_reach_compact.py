@@ -81,8 +81,9 @@ def test_the_last_walk_replays_the_kept_runs_then_lets_them_go(monkeypatch):
 
 def test_a_replayed_log_holds_the_records_of_first_visits(monkeypatch):
     # A kept run's log names a rule's first visit on its path by the rule's
-    # record alone (no visit object, no tuple), others by (rule, visit,
-    # match); replayed, it files the same sets (test_reach_replay, _hooks).
+    # record alone (no visit object, no tuple), others by a visit naming
+    # its rule (no tuple); replayed, it files the same sets
+    # (test_reach_replay, _hooks).
     logs = []
     replay = reach_mod._Walker._replay
 
@@ -98,8 +99,8 @@ def test_a_replayed_log_holds_the_records_of_first_visits(monkeypatch):
     assert len(firsts) > len(entries) // 2  # fails with a _Visit (and a tuple) per logged visit
     for path, rec in firsts:  # the record names its rule: the path's order at its first visit
         assert path.records[path.order[rec.first]].first == rec.first
-    assert all(type(e) is tuple and type(e[1]) is reach_mod._Visit
-               and path.records[e[0]].first < len(path.order) for path, e in entries
+    assert all(type(e) is reach_mod._LaterVisit and e.rule.chain.rules[e.k] is e.rule
+               and path.records[e.rule].first < len(path.order) for path, e in entries
                if type(e) is not reach_mod._Record)
 
 
