@@ -375,9 +375,13 @@ class Dispatch(Action):
 @dataclass(frozen=True, slots=True)
 class UnknownAction(Action):
     """A target the analyzer does not model. Whether it ends the chain and
-    with which verdict is unknown; the answer says it depends on it."""
+    with which verdict is unknown; the answer says it depends on it. With
+    ``field``, as one of a rule's effects: the rule sets that header field
+    to a value the analyzer does not work out (``meta mark set ct mark |
+    0x1``) and the packet goes on; what reads the field then depends on it."""
 
     text: str
+    field: str | None = None
 
 
 NON_TERMINAL = (SetField, Notrack, EcnStrip, Log, Jump, Dispatch)

@@ -558,6 +558,8 @@ def _changes(action) -> set:
         return {"state"}
     if isinstance(action, EcnStrip):
         return {"flags"}
+    if isinstance(action, UnknownAction) and action.field:
+        return _touches(action.field)
     return set()
 
 

@@ -422,6 +422,16 @@ class Evaluator:
         """The rule matched on ``path``: apply effects and action."""
         path.trace.append(Step("match", chain, rule))
         for effect in rule.effects:
+            if isinstance(effect, UnknownAction):
+                if effect.field is None:
+                    return [_End("unknown", path, Decision(chain, rule),
+                                 reason=f"what {effect.text} does (not modelled)")]
+                # a field set to a value the analyzer does not work out
+                # (``meta mark set ct mark | 1``): the packet goes on with
+                # it unknown, and what reads it depends on it
+                setattr(path.view, effect.field, None)
+                path.trace.append(Step("set", chain, rule, f"{effect.field} = ? ({effect.text})"))
+                continue
             self._effect(effect, path, chain, rule)
         return self._action(rule.action, chain, i, rule, path, depth)
 

@@ -99,7 +99,9 @@ class View:
             # No connection entry: connmark/ctstatus/ctdir matches fail even negated.
             return ABSENT
         value = getattr(self, field)
-        if value is None and field not in CONTEXT_FIELDS and field not in ("length",):
+        # (a mark is None only once a rule set it to a value not worked out:
+        # unknown, not absent)
+        if value is None and field not in CONTEXT_FIELDS and field not in ("length", "mark", "ctmark"):
             return ABSENT
         return value
 

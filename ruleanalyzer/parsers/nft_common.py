@@ -101,6 +101,38 @@ VERDICTS = ("accept", "drop", "reject", "jump", "goto", "return", "continue", "q
 MATCH_CACHE_SIZE = 4096
 
 
+
+def _xmark_of(key, value) -> tuple[int, int] | None:
+    """``(value, mask)`` of the write ``key = (key & ~mask) ^ value`` that
+    ``value`` computes when it is ``key`` under ``|``, ``&`` and ``^`` with
+    32-bit constants, nested (nft's JSON form of ``meta mark set meta mark
+    | 0x4000``; ``mark & 0xff00 ^ 0x6600``, firewalld's and iptables-nft's
+    ``--set-xmark``), else None."""
+    if value == key:
+        return 0, 0
+    if not isinstance(value, dict) or len(value) != 1:
+        return None
+    (op, args), = value.items()
+    if op not in ("|", "&", "^") or not isinstance(args, list) or len(args) != 2:
+        return None
+    inner = _xmark_of(key, args[0])
+    const = args[1]
+    if isinstance(const, str):
+        try:
+            const = int(const, 0)
+        except ValueError:
+            return None
+    if inner is None or not isinstance(const, int) or isinstance(const, bool) \
+            or not 0 <= const <= 0xFFFFFFFF:
+        return None
+    v, m = inner
+    if op == "|":  # x | C = (x & ~C) ^ C
+        return v | const, m | const
+    if op == "&":  # x & C clears the bits C lacks
+        return v & const, (m | ~const) & 0xFFFFFFFF
+    return v ^ const, m  # x ^ C
+
+
 class ModelError(Exception):
     """A statement the builder cannot turn into the model (bad value, unknown
     element); readers re-raise it as a located :class:`RuleAnalyzerError`."""
@@ -1300,7 +1332,12 @@ class _RuleContext:
             return SetField(target, copy_from="mark")
         if value == {"ct": {"key": "mark"}}:
             return SetField(target, copy_from="ctmark")
-        return UnknownAction(f"{target} set to a computed value")
+        xmark = _xmark_of(key, value)
+        if xmark is not None:
+            # ``meta mark set meta mark | 0x4000`` (kube-proxy's
+            # mark-for-masquerade), ``& C``, ``^ C`` and their chains
+            return SetField(target, value=xmark[0], mask=xmark[1])
+        return UnknownAction(f"{target} set to a computed value", field=target)
 
     # -- matches --------------------------------------------------------------------
     def match(self, left, op: str, right) -> list[Match]:

@@ -1949,12 +1949,13 @@ class _Walker:
         f = self.space.false
         if up == f:
             return f, f
-        # what the rule's action makes of the packets leaves the chain's end
+        # what the rule makes of the packets leaves the chain's end
+        effect = _sole_effect(rule)
         if offer is None:
-            cont_l, cont_u = self._effect(rule.action, ctx, low, up)
+            cont_l, cont_u = self._effect(effect, ctx, low, up)
         else:
             self.leave_off = offer
-            cont_l, cont_u = self._effect(rule.action, ctx, low, up)
+            cont_l, cont_u = self._effect(effect, ctx, low, up)
             self.left_off = self.leave_off is None
             self.leave_off = None
         if cont_l is cont_u or cont_l == cont_u:
@@ -2735,6 +2736,16 @@ class _Walker:
         if isinstance(effect, EcnStrip):
             up = self._ecn_strip(effect, up)
             return (up if same else self._ecn_strip(effect, low)), up
+        if isinstance(effect, UnknownAction):
+            # a field set to a value the model does not work out (``meta mark
+            # set ct mark | 1``): where no rule reads it nothing can tell;
+            # else what becomes of these packets is unknown and they may go
+            # on (coarser than the engine, whose answer depends on it only
+            # at the rules that read it)
+            if effect.field is not None and effect.field not in self.read_fields:
+                return low, up
+            self.sink.unknown(low, up)
+            return self.space.false, up
         return low, up  # Log and friends leave the packet alone
 
     def _forwarded_ttl(self, effect: SetField, low, up, same: bool):
@@ -2979,12 +2990,24 @@ def _multi_entry_chains(ruleset: Ruleset) -> set[int]:
 
 
 def _effect_chains(ruleset: Ruleset, multi_entry: set[int]) -> set[int]:
-    """Chains of one rule that only changes the packets (MARK, NOTRACK,
-    ECN, LOG as its action, no other effects) and are never memoised: run
-    by :meth:`_Walker._effect_run` where their rule surely matches."""
+    """Chains of one rule that only changes the packets (:func:`_sole_effect`)
+    and are never memoised: run by :meth:`_Walker._effect_run` where their
+    rule surely matches."""
     return {id(chain) for table in ruleset.tables for chain in table.chains.values()
-            if len(chain.rules) == 1 and id(chain) not in multi_entry and not chain.rules[0].effects
-            and isinstance(chain.rules[0].action, (SetField, Notrack, EcnStrip, Log))}
+            if len(chain.rules) == 1 and id(chain) not in multi_entry and _sole_effect(chain.rules[0]) is not None}
+
+
+def _sole_effect(rule: Rule):
+    """What a rule that only changes the packets does to them: its action
+    (MARK, NOTRACK, ECN, LOG), or nftables' one statement before no verdict
+    (``meta mark set meta mark | 0x4000``: a Log action with that effect);
+    None for another rule."""
+    action, effects = rule.action, rule.effects
+    if not effects:
+        return action if isinstance(action, (SetField, Notrack, EcnStrip, Log)) else None
+    if len(effects) == 1 and isinstance(action, Log) and isinstance(effects[0], (SetField, Notrack, EcnStrip)):
+        return effects[0]
+    return None
 
 
 def _env(ctx: "_Context", absent: frozenset, reads_ttl: bool = False):

@@ -5,6 +5,7 @@ text holds one to three tables (mostly ``inet``, sometimes ``ip``/``ip6``)
 with several base chains on the input hook at distinct priorities, user
 chains reached by ``jump``/``goto``, named and anonymous sets, verdict maps,
 concatenations, every spelling of a TCP flags test, ``ct state``, marks set
+(to a value, or the mark itself | & ^ a value)
 and matched, and sometimes a raw-priority prerouting chain with ``notrack`` or a
 ``flags dormant`` table (which never runs).
 Packets come from :func:`tests.kernel.gen_iptables.random_probe`, so both
@@ -236,7 +237,11 @@ class _NftBuilder:
         if roll < 0.76:
             return "return"
         if roll < 0.84:
-            return f"meta mark set 0x{rnd.choice(self.marks):x}"
+            # (the form from roll, not a new draw: the seeds' other rules stay as they were)
+            mark = rnd.choice(self.marks)
+            form = "" if roll < 0.79 else ("meta mark | " if roll < 0.81 else
+                                          "meta mark ^ " if roll < 0.825 else "meta mark & ")
+            return f"meta mark set {form}0x{mark:x}"
         if roll < 0.9 and table.vmaps:
             return ""  # a vmap rule is built by the caller
         return "continue"

@@ -155,15 +155,21 @@ KUBE_NFT = """table ip kp {
 @pytest.mark.parametrize("text, dialect, top", [
     # kube-proxy's iptables mode: the state decides verdicts (FORWARD) on translated packets
     (KUBE, "iptables", ("dst_type", "state", "ct_status", "flags", "mark", "ttl")),
-    # its nftables mode: the state only guards jumps
-    (KUBE_NFT, "nftables", ("mark", "ttl")),
+    # its nftables mode: the state only guards jumps (and the mark is set to
+    # a computed value, not read)
+    (KUBE_NFT.replace("\t\tip saddr != 100.76.0.0/14 meta mark set meta mark | 0x00004000\n", "\t\tip saddr != 100.76.0.0/14 meta mark set ct mark | 0x00004000\n"),
+     "nftables", ("mark", "ttl")),
+    # ... and with the mark read exactly (a plain set here), as big DNAT
+    # images as kube-iptables': the state on top parts them from the rest
+    (KUBE_NFT.replace("meta mark set meta mark | 0x00004000", "meta mark set 0x00004000"), "nftables",
+     ("dst_type", "state", "ct_status", "flags", "mark", "ttl")),
     # no translation: nothing splits sets by state all over their addresses
     (KUBE.replace("-j DNAT --to-destination", "-j ACCEPT -m comment --comment"), "iptables",
      ("mark", "ttl")),
     # a stateful firewall testing the state (and the mark) in many rules: they stay below
     (KUBE.replace("-A FORWARD -d 100.76.0.6/32", "-A FORWARD -m conntrack --ctstate NEW -m mark --mark 1 "
                   "-j DROP\n" * 20 + "-A FORWARD -d 100.76.0.6/32"), "iptables", ("ttl",)),
-], ids=["kube-iptables", "kube-nftables", "no-dnat", "stateful"])
+], ids=["kube-iptables", "kube-nftables", "kube-nftables-marks", "no-dnat", "stateful"])
 def test_the_order_is_chosen_per_ruleset(text, dialect, top, monkeypatch):
     """Which fields go on top, per shape (thresholds scaled down: a field
     is rare here when at most one rule in 3 tests it)."""
