@@ -101,6 +101,29 @@ VERDICTS = ("accept", "drop", "reject", "jump", "goto", "return", "continue", "q
 MATCH_CACHE_SIZE = 4096
 
 
+_FOLD = {"|": int.__or__, "&": int.__and__, "^": int.__xor__,
+         "<<": lambda a, b: a << b if b < 32 else 0, ">>": int.__rshift__}
+
+
+def _constant32(value) -> int | None:
+    """The 32-bit value of a constant — a number, a numeric string, or
+    constants under ``|``, ``&``, ``^``, ``<<``, ``>>`` (nft folds ``0x1 |
+    0x2`` to 3 before it loads the rule) — else None."""
+    if isinstance(value, str):
+        try:
+            value = int(value, 0)
+        except ValueError:
+            return None
+    elif isinstance(value, dict) and len(value) == 1:
+        (op, args), = value.items()
+        if op not in _FOLD or not isinstance(args, list) or len(args) != 2:
+            return None
+        a, b = _constant32(args[0]), _constant32(args[1])
+        return None if a is None or b is None else _FOLD[op](a, b) & 0xFFFFFFFF
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 0xFFFFFFFF:
+        return None
+    return value
+
 
 def _xmark_of(key, value) -> tuple[int, int] | None:
     """``(value, mask)`` of the write ``key = (key & ~mask) ^ value`` that
@@ -115,15 +138,12 @@ def _xmark_of(key, value) -> tuple[int, int] | None:
     (op, args), = value.items()
     if op not in ("|", "&", "^") or not isinstance(args, list) or len(args) != 2:
         return None
-    inner = _xmark_of(key, args[0])
-    const = args[1]
-    if isinstance(const, str):
-        try:
-            const = int(const, 0)
-        except ValueError:
-            return None
-    if inner is None or not isinstance(const, int) or isinstance(const, bool) \
-            or not 0 <= const <= 0xFFFFFFFF:
+    left, right = args
+    if _constant32(left) is not None:  # "ct mark set 0x1 or ct mark": the operators commute
+        left, right = right, left
+    inner = _xmark_of(key, left)
+    const = _constant32(right)
+    if inner is None or const is None:
         return None
     v, m = inner
     if op == "|":  # x | C = (x & ~C) ^ C
@@ -1328,6 +1348,9 @@ class _RuleContext:
                 return SetField(target, value=int(value, 0))
             except ValueError:
                 pass
+        const = _constant32(value) if isinstance(value, dict) else None
+        if const is not None:  # "meta mark set 0x1 | 0x2"
+            return SetField(target, value=const)
         if value == {"meta": {"key": "mark"}}:
             return SetField(target, copy_from="mark")
         if value == {"ct": {"key": "mark"}}:
@@ -1345,6 +1368,7 @@ class _RuleContext:
             raise ModelError(f"unknown operator {op!r}")
         if isinstance(left, dict) and (">>" in left or "&" in left):  # what _raw_dscp reads
             left, right = _raw_dscp(left, right, self._network_family())
+        left, right = _xor_moved(left, op, right)
         mask = None
         if isinstance(left, dict) and len(left) == 1 and next(iter(left)) in ("payload", "meta", "ct"):
             pass  # the common shapes: a plain selector
@@ -1620,6 +1644,20 @@ _TC_WORD = {"payload": {"base": "nh", "offset": 0, "len": 16}}
 #: ``ip dscp`` / ``ip6 dscp`` as nft lists them back once a mask is applied:
 #: the TOS byte's upper six bits, the traffic class's (in the first 16-bit word).
 _RAW_DSCP = {"ip": ({"&": [_TOS_BYTE, 0xfc]}, 2), "ip6": ({"&": [_TC_WORD, 0xfc0]}, 6)}
+
+
+def _xor_moved(left, op: str, right):
+    """``x ^ C == V`` compares ``x`` with ``V ^ C`` (nft loads ``meta mark &
+    0xff00 ^ 0x100 == 0x200`` as ``meta mark & 0xff00 == 0x300``); other
+    comparisons as they are."""
+    while op in ("==", "!=") and isinstance(left, dict) and len(left) == 1 and "^" in left:
+        args = left["^"]
+        const = _constant32(args[1]) if isinstance(args, list) and len(args) == 2 else None
+        value = _constant32(right)
+        if const is None or value is None:
+            break
+        left, right = args[0], value ^ const
+    return left, right
 
 
 def _raw_dscp(left, right, family: str | None):

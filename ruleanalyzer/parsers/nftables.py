@@ -691,6 +691,8 @@ _STATEMENT_WORDS = {"accept", "drop", "reject", "jump", "goto", "return", "conti
                     "counter", "log", "limit", "quota", "comment", "notrack", "snat", "dnat",
                     "masquerade", "redirect", "dup", "fwd", "flow", "synproxy", "tproxy", "xt",
                     "meter", "add", "update", "delete", "set", "nftrace"}
+#: How tightly each binary operator binds (nft's grammar, as C's).
+_PRECEDENCE = {"|": 1, "^": 2, "&": 3, "<<": 4, ">>": 4}
 #: The words that continue a left-hand expression (operators, ``.``, ``map``).
 _EXPRESSION_JOINERS = frozenset(_BINOPS) | {".", "map"}
 #: The words that continue a value (``a | b``, ``a, b``, ``a . b``, ``a-b``, ``a / m``).
@@ -1052,8 +1054,7 @@ class _RuleReader:
             if w not in _EXPRESSION_JOINERS:
                 return left
             if w in _BINOPS and self.peek(1) is not None:
-                self.i += 1
-                left = {_BINOPS[w]: [left, self.operand()]}
+                left = self.binary_tail(left)
             elif w == "." :
                 self.i += 1
                 if self.starts_selector():
@@ -1094,11 +1095,7 @@ class _RuleReader:
         """A value or an expression (``meta mark set ct mark & 0xff``,
         ``dnat to ip saddr map { … }``)."""
         if self.word() == "(":
-            self.i += 1
-            v = self.operand()
-            if self.word() != ")":
-                raise self.fail("')' expected")
-            self.i += 1
+            v = self.parenthesised()
         elif self.starts_selector():
             return self.expression()
         else:
@@ -1106,13 +1103,49 @@ class _RuleReader:
         while True:
             w = self.word()
             if w in _BINOPS and self.peek(1) is not None:
-                self.i += 1
-                v = {_BINOPS[w]: [v, self.operand()]}
+                v = self.binary_tail(v)
             elif w == "map":
                 self.i += 1
                 v = {"map": {"key": v, "data": self.map_data(verdicts=False)}}
             else:
                 return v
+
+    def binary_tail(self, left, lowest: int = 0):
+        """``left`` and the binary operators after it, grouped as nft's
+        grammar (C's) groups them: ``<<``/``>>`` before ``&``, ``&`` before
+        ``^``, ``^`` before ``|``, each from the left — ``meta mark & 0xff00
+        ^ 0x6600`` is ``(meta mark & 0xff00) ^ 0x6600``. Operators that bind
+        less than ``lowest`` are left to the caller (precedence climbing)."""
+        while True:
+            op = _BINOPS.get(self.word())
+            if op is None or self.peek(1) is None or _PRECEDENCE[op] < lowest:
+                return left
+            self.i += 1
+            right = self.binary_operand()
+            while True:
+                nxt = _BINOPS.get(self.word())
+                if nxt is None or self.peek(1) is None or _PRECEDENCE[nxt] <= _PRECEDENCE[op]:
+                    break
+                right = self.binary_tail(right, _PRECEDENCE[op] + 1)
+            left = {op: [left, right]}
+
+    def binary_operand(self):
+        """One operand of a binary operator: parenthesised, a selector or a
+        single value (``|`` after it is the operator, not a flag list)."""
+        if self.word() == "(":
+            return self.parenthesised()
+        if self.starts_selector():
+            return self.selector()
+        return self.primary()
+
+    def parenthesised(self):
+        """``( operand )``, at its opening parenthesis."""
+        self.i += 1
+        v = self.operand()
+        if self.word() != ")":
+            raise self.fail("')' expected")
+        self.i += 1
+        return v
 
     def selector(self):
         i, n = self.i, self.n

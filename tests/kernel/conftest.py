@@ -3,9 +3,11 @@ and give each test a fresh pair of namespaces that is always torn down."""
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
-from .netns import TestBed, missing_prerequisites, remove_stale_namespaces
+from .netns import Namespace, TestBed, missing_prerequisites, remove_stale_namespaces
 
 
 def pytest_collection_modifyitems(items):
@@ -33,3 +35,18 @@ def bed():
         pytest.skip(reason)
     with TestBed() as testbed:
         yield testbed
+
+
+@pytest.fixture
+def lone_ns():
+    """One fresh namespace with nothing but loopback, where the kernel's
+    own tools (iptables-restore/-save, nft) load and list rules; always
+    deleted, skipped without root or those tools."""
+    reason = missing_prerequisites(("ip", "iptables-restore", "iptables-save", "nft"))
+    if reason:
+        pytest.skip(reason)
+    space = Namespace(f"ra-{secrets.token_hex(3)}-one")
+    try:
+        yield space
+    finally:
+        space.delete()

@@ -6,7 +6,6 @@ the fix there (iptables/ip6tables, nft), read the kernel's ruleset back
 from __future__ import annotations
 
 import re
-import secrets
 import shlex
 
 import pytest
@@ -16,19 +15,6 @@ from ruleanalyzer.audit import run_audit
 from ruleanalyzer.fixes import YOUR_NETWORKS
 
 from ..test_fixes import IP6TABLES_CASES, IPTABLES_CASES, NFT_CASES, OURS
-from .netns import Namespace, missing_prerequisites
-
-
-@pytest.fixture
-def ns():
-    reason = missing_prerequisites(("ip", "iptables-restore", "iptables-save", "nft"))
-    if reason:
-        pytest.skip(reason)
-    space = Namespace(f"ra-{secrets.token_hex(3)}-fix")
-    try:
-        yield space
-    finally:
-        space.delete()
 
 
 def _finding(text: str, dialect: str, code: str):
@@ -42,22 +28,22 @@ def _commands(fix: str) -> list[list[str]]:
 
 @pytest.mark.parametrize("code, v6", [(c, False) for c in sorted(IPTABLES_CASES)]
                          + [(c, True) for c in sorted(IP6TABLES_CASES)])
-def test_iptables_fix_runs_in_the_kernel_and_mends_it(ns, code, v6):
+def test_iptables_fix_runs_in_the_kernel_and_mends_it(lone_ns, code, v6):
     text = (IP6TABLES_CASES if v6 else IPTABLES_CASES)[code]
     [before] = _finding(text, "iptables", code)
-    ns.exec("ip6tables-restore" if v6 else "iptables-restore", input=text)
+    lone_ns.exec("ip6tables-restore" if v6 else "iptables-restore", input=text)
     for argv in _commands(before.fix):
-        ns.exec(*argv)
-    saved = ns.exec("ip6tables-save" if v6 else "iptables-save").stdout
+        lone_ns.exec(*argv)
+    saved = lone_ns.exec("ip6tables-save" if v6 else "iptables-save").stdout
     assert _finding(saved, "iptables", code) == [], saved
 
 
 @pytest.mark.parametrize("code", sorted(NFT_CASES))
-def test_nft_fix_runs_in_the_kernel_and_mends_it(ns, code):
+def test_nft_fix_runs_in_the_kernel_and_mends_it(lone_ns, code):
     text = NFT_CASES[code]
     [before] = _finding(text, "nftables", code)
-    ns.exec("nft", "-f", "-", input=re.sub(r"\s*# handle \d+", "", text))
+    lone_ns.exec("nft", "-f", "-", input=re.sub(r"\s*# handle \d+", "", text))
     for argv in _commands(before.fix):
-        ns.exec(*argv)
-    listed = ns.exec("nft", "list", "ruleset").stdout
+        lone_ns.exec(*argv)
+    listed = lone_ns.exec("nft", "list", "ruleset").stdout
     assert _finding(listed, "nftables", code) == [], listed
