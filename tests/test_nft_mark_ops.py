@@ -116,3 +116,28 @@ def test_a_computed_mark_no_rule_reads_decides_nothing():
     assert evaluate(rs, make_packet(**{**SSH, "dport": 80})).verdict == "accept"
     reach = analyze(rs, "input", 4)
     assert reach.undecided.upper.is_empty()
+
+
+def test_after_a_computed_mark_any_mark_may_be_read():
+    # The walk held the packets' old mark in its upper set past the write:
+    # the first rule took every marked packet off, so the drop after the
+    # write was "unreachable" and nothing "could be dropped". The kernel
+    # drops a packet whose ct mark is 4 or 5 there; the engine says unknown.
+    text = """table ip t {
+  chain c { type filter hook input priority filter; policy accept;
+    meta mark != 0x0 accept
+    meta mark set ct mark | 0x1
+    meta mark 0x5 drop
+  }
+}
+"""
+    rs = loads(text, dialect="nftables")
+    answer = evaluate(rs, make_packet(**SSH))
+    assert answer.verdict == "unknown"
+    assert {a.verdict for a in answer.alternatives} == {"accept", "drop"}
+    reach = analyze(rs, "input", 4)
+    drop = next(iter(rs.chains())).rules[2]
+    assert not reach.is_unreachable(drop)
+    assert not reach.rule_sets(drop).matched_upper.is_empty()
+    assert not reach.dropped.upper.is_empty()
+    assert reach.dropped.lower.is_empty()

@@ -2319,6 +2319,8 @@ class _Walker:
                 out.add("state")
             elif isinstance(act, EcnStrip):
                 out.add("flags")
+            elif isinstance(act, UnknownAction) and act.field in self.space.layout.fields:
+                out.add(act.field)  # (a value not worked out: any value)
             elif not isinstance(act, (Accept, Drop, Reject, Return, Log, Nat, Queue, UnknownAction)):
                 return None
         return self._frozen(out)
@@ -2548,7 +2550,7 @@ class _Walker:
         elif isinstance(action, UnknownAction):
             # It may end the chain with any verdict or fall through.
             sink.unknown(low, up)
-            return f, up
+            return f, self._forget(action.field, up)
         elif isinstance(action, (SetField, Notrack, EcnStrip, Log)):
             return self._effect(action, ctx, low, up)
         else:  # an action type this module does not know: be sound
@@ -2741,12 +2743,30 @@ class _Walker:
             # set ct mark | 1``): where no rule reads it nothing can tell;
             # else what becomes of these packets is unknown and they may go
             # on (coarser than the engine, whose answer depends on it only
-            # at the rules that read it)
+            # at the rules that read it) — with any value of the field: the
+            # upper set forgets it (kept as it was, a rule after the write
+            # that reads a value the earlier rules had taken off was said
+            # unreachable: ``meta mark != 0 accept; meta mark set ct mark |
+            # 1; meta mark 5 drop``)
             if effect.field is not None and effect.field not in self.read_fields:
                 return low, up
             self.sink.unknown(low, up)
-            return self.space.false, up
+            return self.space.false, self._forget(effect.field, up)
         return low, up  # Log and friends leave the packet alone
+
+    def _forget(self, field: str | None, node):
+        """Image of ``node`` under a write of any value to ``field`` (the
+        field quantified away, its validity clauses kept): ``node`` itself
+        where the field is None (not named) or not in the space."""
+        sp = self.space
+        spec = sp.layout.fields.get(field) if field is not None else None
+        if spec is None or spec.kind != "int" or node == sp.false:
+            return node
+        key = (field, (1 << spec.width) - 1)
+        names = self.exist_vars.get(key)
+        if names is None:
+            names = self.exist_vars[key] = [spec.var(b) for b in range(spec.width)]
+        return sp.exist(names, node & sp.valid_for(field))
 
     def _forwarded_ttl(self, effect: SetField, low, up, same: bool):
         """A TTL write past ip_forward, where sets hold the TTL one higher
