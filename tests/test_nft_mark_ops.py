@@ -15,7 +15,7 @@ import pytest
 
 from ruleanalyzer import loads
 from ruleanalyzer.engine import evaluate
-from ruleanalyzer.model import SetField, UnknownAction
+from ruleanalyzer.model import OpaqueMatch, SetField, UnknownAction
 from ruleanalyzer.packets import make_packet
 from ruleanalyzer.space.reach import analyze
 
@@ -141,3 +141,22 @@ def test_after_a_computed_mark_any_mark_may_be_read():
     assert not reach.rule_sets(drop).matched_upper.is_empty()
     assert not reach.dropped.upper.is_empty()
     assert reach.dropped.lower.is_empty()
+
+
+@pytest.mark.parametrize(("rule", "opaque"), [
+    ("meta mark set ip daddr map { 198.51.100.2 : 0x2 }", False),            # a miss: the mark as it was
+    ("meta mark set ip daddr map { 198.51.100.2 : 0x2 } counter", False),
+    ("meta mark set ip daddr map { 198.51.100.2 : 0x2 } accept", True),      # a miss: no accept
+    ("meta mark set ip daddr map { 198.51.100.2 : 0x2 } meta mark set 0x1", True),
+])
+def test_a_map_lookup_that_may_miss_ends_the_rule(rule, opaque):
+    # nft_lookup: a key with no element ends the rule (NFT_BREAK), nothing
+    # after it runs; the engine said accept for a packet to 198.51.100.9
+    text = f"table ip t {{\n  chain c {{ type filter hook input priority filter; policy drop;\n    {rule}\n  }}\n}}\n"
+    rs = loads(text, dialect="nftables")
+    (parsed,) = next(iter(rs.chains())).rules
+    assert any(isinstance(m, OpaqueMatch) for m in parsed.matches) == opaque
+    if rule.endswith("accept"):
+        miss = make_packet(**{**SSH, "dst": "198.51.100.9"})
+        assert evaluate(rs, miss).verdict == "unknown"
+        assert analyze(rs, "input", 4).accepted.lower.is_empty()
