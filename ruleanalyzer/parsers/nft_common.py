@@ -1090,8 +1090,8 @@ class _RuleContext:
         self.comment: str | None = None
         #: (match, "@set", why) for lookups answered from a runtime set's listing
         self.snapshots: list[tuple[Match, str, str]] = []
-        #: ``(index in effects, map)`` of the first field set from a map
-        #: lookup that may find no element (:meth:`missed_lookup`)
+        #: ``(index in effects, the lookup)`` of the first field set from a
+        #: map lookup that may find no element (:meth:`missed_lookup`)
         self.lookup: tuple | None = None
 
     def _network_family(self) -> str | None:
@@ -1163,7 +1163,7 @@ class _RuleContext:
         if key == "mangle":
             effect = self.mangle(body)
             if isinstance(effect, UnknownAction) and self.lookup is None:
-                lookups = [m.get("data") for m in _lookups(body.get("value"))
+                lookups = [m for m in _lookups(body.get("value"))
                            if not self._every_key_found(m.get("key"), m.get("data"))]
                 if lookups:
                     self.lookup = (len(self.effects), lookups[0])
@@ -1193,20 +1193,39 @@ class _RuleContext:
         there (NFT_BREAK), the field unchanged and nothing after it run.
         Where nothing that matters comes after (counters only), that is
         one of the values the field may take (an ``UnknownAction``, any
-        value): nothing to add. Else, as for NAT from a map, the rule holds
-        only if the key is found (an opaque match, tested before the
+        value): nothing to add. Else the rule holds only if the key is
+        found: a match of the map's keys where its elements are known, an
+        opaque one (as for NAT from a map) where not — tested before the
         effects: sound where none of them comes before the lookup; where
-        one does, what the rule does is not modelled)."""
+        one does, what the rule does is not modelled."""
         if self.lookup is None:
             return
-        at, data = self.lookup
+        at, lookup = self.lookup
         if self.action is None and all(isinstance(e, Log) for e in self.effects[at + 1:]):
             return
         if any(not isinstance(e, Log) for e in self.effects[:at]):
             field = self.effects[at].field
             self.effects[at] = UnknownAction(f"{field} set from a map lookup that may end the rule")
             return
-        self.matches.append(OpaqueMatch(reason=f"depends on a key being in the map ({_short_map(data)})"))
+        found = self._key_found(lookup)
+        self.matches.extend(found if found is not None else [OpaqueMatch(
+            reason=f"depends on a key being in the map ({_short_map(lookup.get('data'))})")])
+
+    def _key_found(self, lookup) -> list | None:
+        """Matches that hold where ``lookup``'s key finds an element of its
+        map (one per element, as a verdict map's branches); None where the
+        elements are not known or not read."""
+        try:
+            pairs = self.map_pairs(lookup.get("data"))
+            if not pairs or any(k == "*" for k, _v in pairs):
+                return None
+            alternatives = []
+            for key_value, _value in pairs:
+                found = self.match(lookup.get("key"), "==", key_value)
+                alternatives.append(found[0] if len(found) == 1 else AllOf(tuple(found)))
+        except ModelError:
+            return None
+        return [alternatives[0] if len(alternatives) == 1 else AnyOf(tuple(alternatives))]
 
     def vmap(self, body) -> Action:
         if not isinstance(body, dict) or "key" not in body or "data" not in body:

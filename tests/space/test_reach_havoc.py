@@ -172,3 +172,45 @@ def test_an_untagged_packet_is_never_undecided_by_its_own_mark():
             packet = make_packet(**{**fields, "dport": dport})
             written = ("mark",) if dport == 80 else ()
             assert evaluate(rs, packet).verdict == _walk_verdict(reach, packet, written)
+
+
+def _like(sp, packet, state: str):
+    """Raw node: the packets with ``packet``'s header fields, ``state`` and
+    no mark (any interface and address type: the walk's sure sets must hold
+    every one of them to speak for ``packet``)."""
+    node = (sp.family(packet.src.version) & sp.eq("src", int(packet.src)) & sp.eq("dst", int(packet.dst))
+            & sp.eq("proto", packet.proto) & sp.eq("ecn", packet.ecn) & sp.eq("dscp", packet.dscp)
+            & sp.eq("ttl", packet.ttl) & sp.eq("length", packet.length) & sp.eq("mark", 0)
+            & sp.eq("ctmark", 0) & sp.eq("fragment", 0) & sp.eq("state", sp.spec("state").names.index(state)))
+    if packet.sport is not None:
+        node &= sp.eq("sport", packet.sport) & sp.eq("dport", packet.dport)
+    if packet.proto == 6:
+        node &= sp.eq("flags", packet.flags)
+    if packet.icmp_type is not None:
+        node &= sp.eq("icmp_type", packet.icmp_type) & sp.eq("icmp_code", packet.icmp_code)
+    return node
+
+
+@pytest.mark.parametrize("seed", range(1, 52))
+def test_the_walk_is_never_surer_than_the_engine_on_marks_from_maps(seed):
+    # the kernel test's rulesets (tests/kernel/test_kernel_nft_havoc.py: the
+    # engine agrees with the kernel there): where the walk says every packet
+    # like a probe is surely accepted (dropped), the engine must not answer
+    # otherwise for it
+    from ruleanalyzer.engine.conntrack import resolve_state
+    from tests.kernel.test_kernel_nft_havoc import generate_havoc
+
+    case = generate_havoc(seed, 40)
+    rs = loads(case.text, dialect="nftables")
+    reach = analyze(rs, "input", case.family)
+    sp = reach.space
+    for probe in case.probes:
+        packet = probe.model_packet()
+        state = resolve_state(packet)[0]
+        like = sp.wrap(_like(sp, packet, state) & sp.valid & reach.arriving.node)
+        if like.is_empty():
+            continue
+        engine = evaluate(rs, packet).verdict
+        for verdict, sets in (("accept", reach.accepted), ("drop", reach.dropped)):
+            if (sets.lower & like) == like:
+                assert engine in (verdict, "unknown"), (seed, probe.describe(), verdict, engine)
