@@ -15,7 +15,7 @@ import pytest
 
 from ruleanalyzer import loads
 from ruleanalyzer.engine import evaluate
-from ruleanalyzer.model import SetField, UnknownAction
+from ruleanalyzer.model import AddressMatch, AnyOf, OpaqueMatch, SetField, UnknownAction
 from ruleanalyzer.packets import make_packet
 from ruleanalyzer.space.reach import analyze
 
@@ -116,3 +116,56 @@ def test_a_computed_mark_no_rule_reads_decides_nothing():
     assert evaluate(rs, make_packet(**{**SSH, "dport": 80})).verdict == "accept"
     reach = analyze(rs, "input", 4)
     assert reach.undecided.upper.is_empty()
+
+
+def test_after_a_computed_mark_any_mark_may_be_read():
+    # The walk held the packets' old mark in its upper set past the write:
+    # the first rule took every marked packet off, so the drop after the
+    # write was "unreachable" and nothing "could be dropped". The kernel
+    # drops a packet whose ct mark is 4 or 5 there; the engine says unknown.
+    text = """table ip t {
+  chain c { type filter hook input priority filter; policy accept;
+    meta mark != 0x0 accept
+    meta mark set ct mark | 0x1
+    meta mark 0x5 drop
+  }
+}
+"""
+    rs = loads(text, dialect="nftables")
+    answer = evaluate(rs, make_packet(**SSH))
+    assert answer.verdict == "unknown"
+    assert {a.verdict for a in answer.alternatives} == {"accept", "drop"}
+    reach = analyze(rs, "input", 4)
+    drop = next(iter(rs.chains())).rules[2]
+    assert not reach.is_unreachable(drop)
+    assert not reach.rule_sets(drop).matched_upper.is_empty()
+    assert not reach.dropped.upper.is_empty()
+    assert reach.dropped.lower.is_empty()
+
+
+@pytest.mark.parametrize(("rule", "guard"), [
+    ("meta mark set ip daddr map { 198.51.100.2 : 0x2 }", None),            # a miss: the mark as it was
+    ("meta mark set ip daddr map { 198.51.100.2 : 0x2 } counter", None),
+    ("meta mark set ip daddr map { 198.51.100.2 : 0x2 } accept", AddressMatch),  # a miss: no accept
+    ("meta mark set ip daddr map { 198.51.100.2 : 0x2, 198.51.100.3 : 0x3 } accept", AnyOf),
+    ("meta mark set ip daddr map { 198.51.100.2 : 0x2 } meta mark set 0x1", AddressMatch),
+    ("meta mark set ip daddr map @runtime accept", OpaqueMatch),              # elements not known
+])
+def test_a_map_lookup_that_may_miss_ends_the_rule(rule, guard):
+    # nft_lookup: a key with no element ends the rule (NFT_BREAK), nothing
+    # after it runs; the engine said accept for a packet to 198.51.100.9
+    # (tests/kernel/test_kernel_nft_havoc.py: 33 of 60 probes against the kernel)
+    text = ("table ip t {\n  map runtime { type ipv4_addr : mark; }\n"
+            "  chain c { type filter hook input priority filter; policy drop;\n"
+            f"    {rule}\n  }}\n}}\n")
+    rs = loads(text, dialect="nftables")
+    (parsed,) = next(iter(rs.chains())).rules
+    assert [type(m) for m in parsed.matches] == ([guard] if guard else [])
+    if rule.endswith("accept") and guard is not OpaqueMatch:
+        hit, miss = (make_packet(**{**SSH, "dst": d}) for d in ("198.51.100.2", "198.51.100.9"))
+        assert evaluate(rs, hit).verdict == "accept" and evaluate(rs, miss).verdict == "drop"
+        reach = analyze(rs, "input", 4)
+        sp = reach.space
+        to_hit = sp.wrap(sp.eq("dst", int(hit.dst)) & sp.valid & reach.arriving.node)
+        assert (reach.accepted.lower & to_hit) == to_hit
+        assert reach.accepted.upper & sp.wrap(sp.eq("dst", int(miss.dst))) == reach.space.empty()

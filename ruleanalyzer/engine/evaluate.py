@@ -513,7 +513,14 @@ class Evaluator:
             else:
                 current = getattr(view, field, None)
             if current is None:
-                return
+                # unknown (set to a value not worked out): a write of all of
+                # its 32 bits makes it known again, any other stays unknown
+                # (``meta mark set ct mark | 1; meta mark set 5``: 5)
+                whole = effect.mask & 0xFFFFFFFF == 0xFFFFFFFF and not effect.add and field != "tos"
+                source = getattr(view, effect.copy_from, None) if effect.copy_from else effect.value
+                if not whole or source is None:
+                    return
+                current = 0
             if effect.add:
                 new = min(max(current + effect.add, 0), 0xFF)  # the TTL saturates
             elif effect.copy_from:

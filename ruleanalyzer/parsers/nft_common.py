@@ -1003,6 +1003,7 @@ class Builder:
                 ctx.statement(stmt)
                 if ctx.action is not None:
                     break  # nothing after a verdict runs
+            ctx.missed_lookup()
         except (ModelError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
             # ipaddress and int() say ValueError for a bad address or number
             raise RuleAnalyzerError(str(exc).strip("'\""), pending.location,
@@ -1109,6 +1110,9 @@ class _RuleContext:
         self.comment: str | None = None
         #: (match, "@set", why) for lookups answered from a runtime set's listing
         self.snapshots: list[tuple[Match, str, str]] = []
+        #: ``(index in effects, the lookup)`` of the first field set from a
+        #: map lookup that may find no element (:meth:`missed_lookup`)
+        self.lookup: tuple | None = None
 
     def _network_family(self) -> str | None:
         """Which network header ``@nh`` is in this rule so far: the table's
@@ -1177,7 +1181,13 @@ class _RuleContext:
                                                 + ", ".join(_short_map(d) for d in lookups) + ")"))
             return
         if key == "mangle":
-            self.effects.append(self.mangle(body))
+            effect = self.mangle(body)
+            if isinstance(effect, UnknownAction) and self.lookup is None:
+                lookups = [m for m in _lookups(body.get("value"))
+                           if not self._every_key_found(m.get("key"), m.get("data"))]
+                if lookups:
+                    self.lookup = (len(self.effects), lookups[0])
+            self.effects.append(effect)
             return
         if key == "xt":
             xtype = body.get("type") if isinstance(body, dict) else None
@@ -1196,6 +1206,46 @@ class _RuleContext:
             return
         # set/map updates, ct helper set, flow add, synproxy, tproxy, dup, secmark …
         self.effects.append(Log("set update" if key in ("set", "map") else key))
+
+    def missed_lookup(self) -> None:
+        """A field set from a map lookup (``meta mark set ip daddr map @m``)
+        where the key may find no element: the kernel then ends the rule
+        there (NFT_BREAK), the field unchanged and nothing after it run.
+        Where nothing that matters comes after (counters only), that is
+        one of the values the field may take (an ``UnknownAction``, any
+        value): nothing to add. Else the rule holds only if the key is
+        found: a match of the map's keys where its elements are known, an
+        opaque one (as for NAT from a map) where not — tested before the
+        effects: sound where none of them comes before the lookup; where
+        one does, what the rule does is not modelled."""
+        if self.lookup is None:
+            return
+        at, lookup = self.lookup
+        if self.action is None and all(isinstance(e, Log) for e in self.effects[at + 1:]):
+            return
+        if any(not isinstance(e, Log) for e in self.effects[:at]):
+            field = self.effects[at].field
+            self.effects[at] = UnknownAction(f"{field} set from a map lookup that may end the rule")
+            return
+        found = self._key_found(lookup)
+        self.matches.extend(found if found is not None else [OpaqueMatch(
+            reason=f"depends on a key being in the map ({_short_map(lookup.get('data'))})")])
+
+    def _key_found(self, lookup) -> list | None:
+        """Matches that hold where ``lookup``'s key finds an element of its
+        map (one per element, as a verdict map's branches); None where the
+        elements are not known or not read."""
+        try:
+            pairs = self.map_pairs(lookup.get("data"))
+            if not pairs or any(k == "*" for k, _v in pairs):
+                return None
+            alternatives = []
+            for key_value, _value in pairs:
+                found = self.match(lookup.get("key"), "==", key_value)
+                alternatives.append(found[0] if len(found) == 1 else AllOf(tuple(found)))
+        except ModelError:
+            return None
+        return [alternatives[0] if len(alternatives) == 1 else AnyOf(tuple(alternatives))]
 
     def vmap(self, body) -> Action:
         if not isinstance(body, dict) or "key" not in body or "data" not in body:
@@ -1814,6 +1864,17 @@ def verdict_action(stmt) -> Action | None:
     if key == "queue":
         return Queue("queue")
     return None
+
+
+def _lookups(value) -> list:
+    """The map lookups (``{"key": …, "data": …}``) in an expression."""
+    if isinstance(value, dict):
+        if isinstance(value.get("map"), dict):
+            return [value["map"]]
+        return [m for v in value.values() for m in _lookups(v)]
+    if isinstance(value, list):
+        return [m for v in value for m in _lookups(v)]
+    return []
 
 
 def _short_map(data) -> str:

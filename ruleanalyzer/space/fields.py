@@ -30,7 +30,7 @@ from functools import cached_property
 from typing import Iterable
 
 from ..model import (CT_STATES, Accept, AddressMatch, AllOf, AnyOf, Dispatch, Drop, InterfaceMatch,
-                     Match, NameMatch, Nat, Reject, Ruleset, SetField)
+                     Match, NameMatch, Nat, Reject, Ruleset, SetField, UnknownAction)
 
 #: Protocols that carry 16-bit source/destination ports.
 PORT_PROTOCOLS = frozenset({6, 17, 132, 33, 136})
@@ -69,6 +69,11 @@ ORDER = ("family", "src", "iif", "dst", "oif", "state", "proto", "dport", "sport
          "icmp_type", "icmp_code", "ct_direction", "pkttype", "ecn", "dscp", "fragment", "frag_off",
          "mf", "df", "ip_options", "ext_headers", "ttl", "length", "ip_id", "mark", "ctmark", "uid",
          "gid", "ct_status", "src_type", "dst_type")
+#: A set-valued field of tags the walk alone writes and reads (never a
+#: packet's own): bit ``havoc:F`` says the packet's field F was set to a
+#: value not worked out (``space/reach.py``, ``_Walker._havoc``). Only in
+#: the layouts of rulesets with such a write of a field some rule reads.
+HAVOC = "havoc"
 #: Aliases parsers may use for the same header field.
 FIELD_ALIASES = {"hoplimit": "ttl", "hop_limit": "ttl", "l4proto": "proto", "nexthdr": "proto",
                  "frag": "fragment", "pkt_type": "pkttype", "ctstate": "state",
@@ -228,12 +233,15 @@ class Layout:
 
     @classmethod
     def from_names(cls, interfaces: Iterable[str] = (), names: dict[str, set[str]] | None = None,
-                   destination_first: bool = False, on_top: tuple[str, ...] = ()) -> "Layout":
+                   destination_first: bool = False, on_top: tuple[str, ...] = (),
+                   havoc: tuple[str, ...] = ()) -> "Layout":
         """A layout whose name domains cover ``interfaces`` (names or
         wildcards) and the extra ``names`` per name field; with
         ``destination_first`` the destination address (and output
         interface) lie above the source in the BDD order; the fields
-        ``on_top`` (:func:`_rare_fields`) right below the family."""
+        ``on_top`` (:func:`_rare_fields`) right below the family; with
+        ``havoc`` (:func:`_havoc_fields`) the walk's tags :data:`HAVOC`
+        last."""
         names = names or {}
         pats = set(interfaces)
         concrete = tuple(sorted(p for p in pats if _wildcard_prefix(p) is None))
@@ -260,6 +268,9 @@ class Layout:
             else:
                 vals = SET_DEFAULTS[name] + tuple(sorted(names.get(name, set()) - set(SET_DEFAULTS[name])))
                 specs[name] = FieldSpec(name, len(vals), "set", vals)
+        if havoc:
+            specs[HAVOC] = FieldSpec(HAVOC, len(havoc), "set", tuple(havoc))
+            order = (*order, HAVOC)
         ifaces = {f: domain for f in INTERFACE_FIELDS}
         if not on_top:
             return cls(specs, ifaces)
@@ -267,7 +278,7 @@ class Layout:
 
     @classmethod
     def for_matches(cls, matches: Iterable[Match], rewrites: Iterable[tuple[str, str]] = (),
-                    on_top: tuple[str, ...] = ()) -> "Layout":
+                    on_top: tuple[str, ...] = (), havoc: tuple[str, ...] = ()) -> "Layout":
         """A layout whose domains cover every name in ``matches``. The
         address field the rules tell more values apart in (``rewrites``:
         ``(field, address)`` written by NAT) goes on top: sets that differ
@@ -282,13 +293,13 @@ class Layout:
         for field_name, address in rewrites:
             addresses[field_name][id(address)] = address
         dst, src = (set(addresses[f].values()) for f in ("dst", "src"))
-        return cls.from_names(ifaces, names, _distinct(dst) > _distinct(src), on_top)
+        return cls.from_names(ifaces, names, _distinct(dst) > _distinct(src), on_top, havoc)
 
     @classmethod
     def for_ruleset(cls, ruleset: Ruleset, extra: Iterable[Match] = ()) -> "Layout":
         """A layout whose domains cover every name the ruleset (and ``extra``) mentions."""
         return cls.for_matches([*_ruleset_matches(ruleset), *extra], _nat_rewrites(ruleset),
-                               _rare_fields(ruleset))
+                               _rare_fields(ruleset), _havoc_fields(ruleset))
 
     def canonical(self) -> "Layout":
         """The same fields in the order they have without :attr:`on_top`:
@@ -402,6 +413,37 @@ def _rare_fields(ruleset: Ruleset) -> tuple[str, ...]:
     if MOVE_CONNTRACK and dnat and verdict and rare.issuperset(CONNTRACK_TOP):
         moved = ("dst_type",) * ("dst_type" in rare) + CONNTRACK_TOP
     return moved + tuple(f for f in RARE_FIELDS if f in rare and f not in moved and f != "dst_type")
+
+
+def _havoc_fields(ruleset: Ruleset) -> tuple[str, ...]:
+    """The fields some rule sets to a value not worked out (an
+    ``UnknownAction`` effect naming its field: ``meta mark set ip daddr map
+    @m``) and some match reads: the walk tags the packets so written
+    (:data:`HAVOC`). None in most rulesets (one pass over the effects)."""
+    written: set = set()
+    for rule in ruleset.rules():
+        for act in rule.effects:
+            if isinstance(act, UnknownAction) and act.field is not None:
+                written.add(FIELD_ALIASES.get(act.field, act.field))
+    written &= INT_WIDTHS.keys()
+    if not written:
+        return ()
+    read: set = set()
+
+    def reads(m) -> None:
+        field = getattr(m, "field", None)
+        if field:
+            read.add(FIELD_ALIASES.get(field, field))
+        for sub in getattr(m, "matches", ()):
+            reads(sub)
+
+    for rule in ruleset.rules():
+        for m in _rule_matches(rule):
+            reads(m)
+        for act in (rule.action, *rule.effects):
+            if getattr(act, "copy_from", None):
+                read.add(act.copy_from)
+    return tuple(sorted(written & read))
 
 
 def _nat_rewrites(ruleset: Ruleset) -> Iterable[tuple[str, str]]:

@@ -57,13 +57,14 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
+import functools
 import itertools
 
 from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
                      Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
                      Ruleset, SetField, UnknownAction)
 from .encode import FIELD_ALIASES, LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
-from .fields import Layout
+from .fields import HAVOC, Layout
 from ._leq import support_for
 from .packetset import PacketSet, Space, SpaceMemoryError, cofactors, cyclic_gc_paused
 
@@ -512,12 +513,16 @@ class _Record(_Visit):
         lower, 3 matched upper), the union over the visits, kept once taken."""
         more = self.more
         if more is None:
+            if i == 0 and self.run.recent[2] is not None:
+                return self.run.recent[2](self[0])  # (untagged: reach._untagged)
             return self[i]
         if more[1] is None:
             more[1] = [None] * 4
         merged = more[1]
         if merged[i] is None:
             merged[i] = _union_all([part[i] for part in self.parts], self.match_u.bdd.false)
+            if i == 0 and self.run.recent[2] is not None:
+                merged[i] = self.run.recent[2](merged[i])  # (untagged: reach._untagged)
         return merged[i]
 
     def reaching_within(self, node):
@@ -1431,6 +1436,15 @@ class _Walker:
             self.field_at = tuple(map(field_of.get, self.support.names))
         self.read_fields = _read_fields(ruleset)
         self.reads_ttl = "ttl" in self.read_fields
+        #: field -> (its tag, [the tag's variable], the field's variables):
+        #: the fields some rule sets to a value not worked out and some rule
+        #: reads, where the layout has their tags (:meth:`_havoc`); empty in
+        #: most walks, and then nothing below reads it
+        self.tags: dict = {}
+        tags = space.layout.fields.get(HAVOC)
+        for name, var in zip(tags.names, tags.vars_msb_first) if tags is not None else ():
+            if name in self.read_fields:
+                self.tags[name] = (space.bdd.var(var), [var], list(space.spec(name).bit_vars))
         self.transparent: dict = {}  # rule / ("policy", rule) / ("tail", chain id) -> (_transparent)
         self.absent: frozenset[str] = frozenset()
         #: Every visit filed, in order, inside a run that may be memoised
@@ -1447,7 +1461,11 @@ class _Walker:
         #: last rule's action sent back to its chain (``_rule`` says).
         self.run: _Run | None = None
         self.run_index = 0
-        self.recent: list = [None, space.false]  # shared by the runs (_Run.recent)
+        #: shared by the runs (_Run.recent); its third: what a rule's record
+        #: reads its reaching lower set through (:func:`_untagged`), None
+        #: where no packet is tagged
+        self.recent: list = [None, space.false, functools.partial(_untagged, space, self.tags)
+                             if self.tags else None]
         self.cont = None
         #: matches taken off the sets handed to ``_rule`` not yet made
         #: (None: made), for the rule being walked (:meth:`_rule`), and
@@ -1550,15 +1568,61 @@ class _Walker:
         p = path.settle  # each set is made when first read
         if moot is not None:
             start = start & ~moot  # routed to another path: not this one's to decide
+        if self.tags:
+            # packets tagged by a write not worked out: their verdicts
+            # whatever the value written (:meth:`_resolved_verdicts`)
+            made: list = []
+
+            def lows():
+                if not made:
+                    q = p()
+                    made.extend(self._resolved_verdicts(q.lower, q.dropped.lower, q.unknown.lower))
+                return made
+
+            acc_l, drop_l, unk_l = (lambda: lows()[0]), (lambda: lows()[1]), (lambda: lows()[2])
+        else:
+            acc_l, drop_l, unk_l = (lambda: p().lower), (lambda: p().dropped.lower), (lambda: p().unknown.lower)
         return Reachability(
             self.space, hook, self.family,
-            accepted=Bounds(lambda: w(p().lower), lambda: w(p().upper),
-                            (self.space, lambda: p().lower, lambda: p().upper)),
-            dropped=Bounds(lambda: w(p().dropped.lower), lambda: w(p().dropped.upper),
-                           (self.space, lambda: p().dropped.lower, lambda: p().dropped.upper)),
-            undecided=Bounds(lambda: w(p().unknown.lower), lambda: w(
-                start & ~p().lower & ~p().dropped.lower | p().unknown.upper)),
+            accepted=Bounds(lambda: w(acc_l()), lambda: w(p().upper),
+                            (self.space, acc_l, lambda: p().upper)),
+            dropped=Bounds(lambda: w(drop_l()), lambda: w(p().dropped.upper),
+                           (self.space, drop_l, lambda: p().dropped.upper)),
+            undecided=Bounds(lambda: w(unk_l()), lambda: w(
+                start & ~acc_l() & ~drop_l() | p().unknown.upper)),
             arriving=w(start), _records=path.records, _order=path.order)
+
+    def _resolved_verdicts(self, acc, drop, unk):
+        """The lower accepted, dropped and undecided sets of a walk with
+        tagged packets (:meth:`_havoc`) as the checks read them, untagged:
+        a tagged packet is surely accepted (dropped) where it is so for
+        every value written, and surely undecided where it is sure of a
+        verdict for every value but not of the same one (the engine's
+        answer is unknown there too), or undecided for every value. (An
+        untagged set holds its packets with either tag: the tagged half of
+        one holds for every value only packets it holds anyway.)"""
+        sp = self.space
+        for field, (t, name, fvars) in self.tags.items():
+            halves = [(sp.exist(name, n & ~t), sp.exist(name, n & t)) for n in (acc, drop, unk)]
+            if all(n0 == n1 for n0, n1 in halves):
+                continue  # no packet tagged for this field
+            valid = sp.valid_for(field)
+
+            def every(node):
+                return ~sp.exist(fvars, valid & ~node)
+
+            (a0, a1), (d0, d1), (u0, u1) = halves
+            a_all, d_all = every(a1), every(d1)
+            # (only where no untagged packet is like it: an untagged set
+            # holds its packets with either tag, and an untagged packet's
+            # own value decides its verdict, surely)
+            mixed = every(a1 | d1 | u1) & ~a_all & ~d_all & ~sp.exist(fvars, a0 | d0 | u0)
+            acc, drop, unk = a0 | a_all, d0 | d_all, u0 | every(u1) | mixed
+        return acc, drop, unk
+
+    def _resolved(self, node):
+        """:func:`_untagged` in this walk's space."""
+        return _untagged(self.space, self.tags, node)
 
     def _base_chains(self, stage: str) -> list[Chain]:
         chains = [c for t in self.ruleset.tables if t.family not in ("arp", "bridge")
@@ -2319,6 +2383,8 @@ class _Walker:
                 out.add("state")
             elif isinstance(act, EcnStrip):
                 out.add("flags")
+            elif isinstance(act, UnknownAction) and act.field in self.space.layout.fields:
+                out.add(act.field)  # (a value not worked out: any value)
             elif not isinstance(act, (Accept, Drop, Reject, Return, Log, Nat, Queue, UnknownAction)):
                 return None
         return self._frozen(out)
@@ -2503,6 +2569,8 @@ class _Walker:
         naming its rule (:class:`_LaterVisit`), logged as it is. The match
         of either is its run's step (``run.steps[k]``)."""
         path = self.path
+        if self.tags and visit is None and ml is not mu:
+            ml = self._resolved(ml)  # (the run keeps the tagged set: the walk's)
         rec = path.records.get(rule)
         if rec is None:
             filed = path.records[rule] = _Record(run, k, ml, mu, len(path.order), path.token)
@@ -2548,7 +2616,7 @@ class _Walker:
         elif isinstance(action, UnknownAction):
             # It may end the chain with any verdict or fall through.
             sink.unknown(low, up)
-            return f, up
+            return f, self._forget(action.field, up)
         elif isinstance(action, (SetField, Notrack, EcnStrip, Log)):
             return self._effect(action, ctx, low, up)
         else:  # an action type this module does not know: be sound
@@ -2721,6 +2789,8 @@ class _Walker:
         if isinstance(effect, SetField) and effect.field == "ttl" and len(_env(ctx, (), self.reads_ttl)) > 2:
             return self._forwarded_ttl(effect, low, up, same)
         if isinstance(effect, SetField):
+            if self.tags and effect.field in self.tags:
+                low = self._untagged_for(effect, low)
             up = self._set_field(effect, up, True)
             # (no packet surely here — kube-proxy's endpoint chains past a
             # probability match: the image of none is none)
@@ -2739,14 +2809,86 @@ class _Walker:
         if isinstance(effect, UnknownAction):
             # a field set to a value the model does not work out (``meta mark
             # set ct mark | 1``): where no rule reads it nothing can tell;
-            # else what becomes of these packets is unknown and they may go
-            # on (coarser than the engine, whose answer depends on it only
-            # at the rules that read it)
+            # else the packets go on with any value of it: possibly each
+            # (the upper set forgets it: kept as it was, a rule after the
+            # write that reads a value the earlier rules had taken off was
+            # said unreachable, ``meta mark != 0 accept; meta mark set ct
+            # mark | 1; meta mark 5 drop``), surely each only tagged
+            # (:meth:`_havoc`) — or, where the space has no tag for the
+            # field, no longer surely anywhere: undecided
             if effect.field is not None and effect.field not in self.read_fields:
                 return low, up
+            if effect.field in self.tags:
+                return self._havoc(effect.field, low), self._forget(effect.field, up)
             self.sink.unknown(low, up)
-            return self.space.false, up
+            return self.space.false, self._forget(effect.field, up)
         return low, up  # Log and friends leave the packet alone
+
+    def _havoc(self, field: str, low):
+        """The lower image of ``low`` under a write of a value not worked
+        out to ``field``: every value of the field, tagged (``havoc:F``).
+
+        A tagged packet in a lower set is there *if* the value written was
+        its value of the field: the walk goes on with every value, each
+        surely where the value written is that one, and the checks read a
+        tagged packet as surely somewhere only where it is so for every
+        value (:meth:`_resolved`, :meth:`_resolved_verdicts`): ∃F to walk
+        on, ∀F to conclude. So a mark set from a map and read by rules
+        that all accept (nftables' interval_map_delete dump) is surely
+        accepted, as the engine, whose answer is the same for every way
+        the reads go, has it; where the reads decide differently it is
+        undecided. An untagged packet was surely here with its own value:
+        any value now. A tagged one (written twice) is surely here for
+        every value now only where it was for every value before. Upper
+        sets are never tagged (:meth:`_forget`): any value, possibly."""
+        sp = self.space
+        if low == sp.false:
+            return low
+        t, name, fvars = self.tags[field]
+        valid = sp.valid_for(field)
+        n0, n1 = sp.exist(name, low & ~t), sp.exist(name, low & t)
+        out = sp.exist(fvars, valid & n0)
+        if n1 != n0:
+            out |= ~sp.exist(fvars, valid & ~n1)
+        return out & t
+
+    def _untagged_for(self, effect: SetField, low):
+        """``low`` before ``effect`` writes a tagged field (:meth:`_havoc`):
+        a tagged packet goes on only where it was there for every value of
+        the bits written (the value written makes them all one), untagged
+        where the write sets the whole field (to a constant, or to another
+        field's value); the untagged packets as they were."""
+        sp = self.space
+        t, name, fvars = self.tags[effect.field]
+        n0, n1 = sp.exist(name, low & ~t), sp.exist(name, low & t)
+        if n0 == n1:
+            return low  # no packet tagged
+        valid = sp.valid_for(effect.field)
+        spec = sp.spec(effect.field)
+        full = (1 << spec.width) - 1
+        mask = effect.mask & full
+        if effect.copy_from and sp.layout.fields.get(effect.copy_from) is not None:
+            mask &= (1 << sp.spec(effect.copy_from).width) - 1
+        if effect.add:
+            mask = full  # (no such write of a mark: a sound guess)
+        if not effect.add and mask == full:  # (a constant, or another field's value)
+            return n0 | ~sp.exist(fvars, valid & ~n1)
+        bits = [fvars[b] for b in range(spec.width) if mask >> b & 1]
+        return (n0 & ~t) | (~sp.exist(bits, valid & ~n1) & t)
+
+    def _forget(self, field: str | None, node):
+        """Image of ``node`` under a write of any value to ``field`` (the
+        field quantified away, its validity clauses kept): ``node`` itself
+        where the field is None (not named) or not in the space."""
+        sp = self.space
+        spec = sp.layout.fields.get(field) if field is not None else None
+        if spec is None or spec.kind != "int" or node == sp.false:
+            return node
+        key = (field, (1 << spec.width) - 1)
+        names = self.exist_vars.get(key)
+        if names is None:
+            names = self.exist_vars[key] = [spec.var(b) for b in range(spec.width)]
+        return sp.exist(names, node & sp.valid_for(field))
 
     def _forwarded_ttl(self, effect: SetField, low, up, same: bool):
         """A TTL write past ip_forward, where sets hold the TTL one higher
@@ -2967,6 +3109,20 @@ class _Walker:
             out = (*common, values)
         self.exist_vars[key] = out
         return out
+
+
+def _untagged(space: Space, tags: dict, node):
+    """A lower set of the walk (a rule's reaching or matched set) as the
+    checks read it: a packet tagged for a field (``_Walker._havoc``; ``tags``
+    the walk's) is in it where it is for every value written, its tag gone.
+    (A function of the space, not the walker: the records keep it.)"""
+    for field, (t, name, fvars) in tags.items():
+        if node == space.false:
+            break
+        n0, n1 = space.exist(name, node & ~t), space.exist(name, node & t)
+        if n0 != n1:
+            node = n0 | ~space.exist(fvars, space.valid_for(field) & ~n1)
+    return node
 
 
 def _multi_entry_chains(ruleset: Ruleset) -> set[int]:
