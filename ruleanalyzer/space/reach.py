@@ -969,7 +969,11 @@ def analyze_hooks(ruleset: Ruleset, hooks, family: int, space: Space | None = No
         # (also saves ~5% of the walk: it makes millions of small objects
         # and no cycles, and the collector would rescan the ruleset model)
         with cyclic_gc_paused():
-            return _analyze_hooks(ruleset, hooks, family, space, start, arrives_from, records)
+            result = _analyze_hooks(ruleset, hooks, family, space, start, arrives_from, records)
+        # the walk's own sets, runs and caches let go, before the checks
+        # make their sets (Space.collect_dead)
+        space.collect_dead()
+        return result
     except (ValueError, RuntimeError) as exc:
         if space.exhausted(exc):
             raise SpaceMemoryError(space.max_bytes) from exc
@@ -1634,6 +1638,7 @@ class _Walker:
         sp = self.space
         false = sp.false
         path.settle()
+        sp.collect_dead()  # (the last base chain's verdict parts merged and let go)
         if path.input_lower is not None and path.input_lower != path.lower:
             raise _Diverged()
         path.input_lower = None
@@ -1780,6 +1785,9 @@ class _Walker:
                     None, self.sink.collapse(mark), self.log[log_mark:], self.path, alt, (
                         low, up, tuple(ret._lower.parts), tuple(ret._upper.parts), tuple(run.steps),
                         tuple(run.kept)))
+                # its verdict parts merged (kube-proxy's: a DNAT image per
+                # endpoint) and let go, before the walk goes on
+                self.space.collect_dead()
                 if cut == 1 and shared[2] != f and self._maps_first(chain, ctx):
                     # what the map's branches sent back, for a walk entering
                     # with fewer packets (_narrowed)
