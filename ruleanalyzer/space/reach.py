@@ -65,7 +65,7 @@ from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Dr
 from .encode import FIELD_ALIASES, LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
 from .fields import Layout
 from ._leq import support_for
-from .packetset import PacketSet, Space, SpaceMemoryError, cofactors, cyclic_gc_paused
+from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
 
 _NONE = frozenset((None,))
 
@@ -1161,8 +1161,13 @@ def _kway(nodes, true, false, var_at, level_of, memo, depth=0):
     lows, highs = {}, {}
     for n, level in zip(nodes, levels):
         if level == top:
-            low, high = cofactors(n)
-            lows[low] = highs[high] = None
+            # the cofactors (:func:`cofactors`) written out: ~0.5M part
+            # steps at 20k kube-proxy rules, where the call and its
+            # ``getattr`` were ~1/6 of the union's CPU
+            if n.negated:
+                lows[~n.low] = highs[~n.high] = None
+            else:
+                lows[n.low] = highs[n.high] = None
         else:
             lows[n] = highs[n] = None
     if len(lows) + len(highs) > KWAY_SPREAD * len(nodes):
@@ -1178,7 +1183,7 @@ def _kway(nodes, true, false, var_at, level_of, memo, depth=0):
     for side in (lows, highs):
         side.pop(false, None)
         sides.append(true if true in side else list(side))
-    del lows, highs, side, levels, n, low, high
+    del lows, highs, side, levels, n
     for i in (0, 1):
         part = sides[i]
         if part is not true:
