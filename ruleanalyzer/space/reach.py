@@ -65,7 +65,7 @@ from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Dr
 from .encode import FIELD_ALIASES, LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
 from .fields import Layout
 from ._leq import leq_for, support_for
-from .packetset import PacketSet, Space, SpaceMemoryError, cyclic_gc_paused
+from .packetset import PacketSet, Space, SpaceMemoryError, cofactors, cyclic_gc_paused
 
 _NONE = frozenset((None,))
 
@@ -1149,7 +1149,7 @@ def _chain(node, true, false) -> list:
     one child is empty."""
     chain = []
     while node != true and node != false:
-        low, high = (~node.low, ~node.high) if node.negated else (node.low, node.high)
+        low, high = cofactors(node)
         if low == false:
             chain.append((node.level, True))
             node = high
