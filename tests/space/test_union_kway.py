@@ -89,3 +89,35 @@ def test_cofactors_of_complemented_nodes(bdd):
         var = bdd.var(bdd.var_at_level(f.level))
         lo, hi = (~f.low, ~f.high) if f.negated else (f.low, f.high)
         assert f == bdd.ite(var, hi, lo)
+
+
+@pytest.mark.parametrize("others", [0, 1, 5])
+def test_kway_steps_over_a_shared_chain(bdd, others, monkeypatch):
+    """Parts that all test a chain of variables alike (kube-proxy's DNAT
+    images: the endpoints' address prefix) are unioned below the chain
+    (``_shared_chain``): the same union; a part outside the chain (``others``)
+    makes the sub-union expand as before."""
+    monkeypatch.setattr(reach, "KWAY_MIN_PARTS", 2)
+    monkeypatch.setattr(reach, "KWAY_PAIRWISE_BELOW", 2)
+    monkeypatch.setattr(reach, "KWAY_CHAIN_MIN", 2)
+    found = []
+    real = reach._shared_chain
+
+    def spy(*args):
+        out = real(*args)
+        found.append(out is not None)
+        return out
+
+    monkeypatch.setattr(reach, "_shared_chain", spy)
+    rnd = random.Random(others)
+    v = [bdd.var(name) for name in NAMES]
+    chain = v[1] & ~v[2] & v[4] & ~v[5]
+    parts = []
+    for i in range(150):
+        rest = _cube(bdd, random.Random(i), NAMES[6:13])
+        parts.append(chain & (rest & v[13] if i % 4 else ~rest))
+    parts += [_cube(bdd, rnd, NAMES[1:9]) for _ in range(others)]
+    rnd.shuffle(parts)
+    assert reach._union_all(parts, bdd.false, at_once=True) == _pairwise(bdd, parts)
+    if reach.leq_for(bdd) is not None and not others:
+        assert found[0]  # the whole union below the chain
