@@ -168,3 +168,51 @@ def test_nft_fib_broadcast_is_the_hosts_broadcast_addresses(tmp_path):
     assert hit.node & ~S.networks(sp, "dst", *broadcasts) == sp.false
     assert all(hit.node & S.networks(sp, "dst", b) != sp.false for b in broadcasts)
     assert f"{witness(hit, 'input').dst}/32" in broadcasts
+
+
+def _nft_rule(chain: str, *expr) -> dict:
+    return {"rule": {"family": "ip", "table": "m", "chain": chain, "expr": list(expr)}}
+
+
+HTTPS = {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 443}}
+#: route OUTPUT sets the mark to a value not worked out (``meta mark set ct
+#: mark & 0x1``): the fwmark 0x1/0x1 policy rule routes the packet by the
+#: tunnel where the connection's mark has bit 0, else it stays on wan0,
+#: where postrouting drops https (after a rule that reads the mark, so
+#: that the walk follows each value the write may give).
+NFT_UNKNOWN_MARK = {"nftables": [
+    {"table": {"family": "ip", "name": "m"}},
+    {"chain": {"family": "ip", "table": "m", "name": "out", "type": "route", "hook": "output",
+               "prio": -150, "policy": "accept"}},
+    {"chain": {"family": "ip", "table": "m", "name": "post", "type": "filter", "hook": "postrouting",
+               "prio": 0, "policy": "accept"}},
+    _nft_rule("out", HTTPS, {"mangle": {"key": {"meta": {"key": "mark"}},
+                                        "value": {"&": [{"ct": {"key": "mark"}}, 1]}}}),
+    _nft_rule("post", {"match": {"op": "==", "left": {"meta": {"key": "mark"}}, "right": 5}}, {"counter": None}),
+    _nft_rule("post", {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "wan0"}},
+              HTTPS, {"drop": None}),
+]}
+
+
+def test_a_mark_set_to_a_value_not_worked_out_reroutes(tmp_path):
+    # The kernel routes again on any change of the mark (ip_route_me_harder):
+    # whether https leaves by wan0, and is dropped there, depends on the
+    # connection's mark — in the engine and in the packet space, which
+    # once kept the first route and called every such packet surely dropped.
+    import json
+
+    path = make_snapshot(tmp_path / "h", "h", nft_json=json.dumps(NFT_UNKNOWN_MARK), interfaces=INTERFACES,
+                         default=("192.0.2.254", "wan0"),
+                         routes=[{"dst": "default", "gateway": "10.99.0.1", "dev": "tun0", "table": "100",
+                                  "flags": []}],
+                         rules=[{"priority": 100, "src": "all", "fwmark": "0x1", "fwmask": "0x1",
+                                 "table": "100"}])
+    rs = load(path)
+    r = _out(Evaluator(rs), "198.51.100.7", 443)
+    assert r.verdict == "unknown" and {a.verdict for a in r.alternatives} >= {"accept", "drop"}, r.notes
+    reach = Context(rs).reach("output", 4)
+    sp = reach.space
+    https = sp.eq("proto", 6) & sp.eq("dport", 443) & S.networks(sp, "dst", "198.51.100.7/32")
+    assert reach.dropped.lower.node & https == sp.false
+    assert reach.dropped.upper.node & https != sp.false
+    assert reach.accepted.upper.node & https != sp.false

@@ -418,7 +418,8 @@ def _rare_fields(ruleset: Ruleset) -> tuple[str, ...]:
 def _havoc_fields(ruleset: Ruleset) -> tuple[str, ...]:
     """The fields some rule sets to a value not worked out (an
     ``UnknownAction`` effect naming its field: ``meta mark set ip daddr map
-    @m``) and some match reads: the walk tags the packets so written
+    @m``) and some match (or the host's policy routing) reads: the walk
+    tags the packets so written
     (:data:`HAVOC`). None in most rulesets (one pass over the effects)."""
     written: set = set()
     for rule in ruleset.rules():
@@ -443,6 +444,9 @@ def _havoc_fields(ruleset: Ruleset) -> tuple[str, ...]:
         for act in (rule.action, *rule.effects):
             if getattr(act, "copy_from", None):
                 read.add(act.copy_from)
+    host = getattr(ruleset, "host", None)
+    if host is not None and any(r.fwmark is not None for r in host.rules):
+        read.add("mark")  # the host's policy routing reads it (space/routes.py)
     return tuple(sorted(written & read))
 
 

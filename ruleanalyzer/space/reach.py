@@ -1624,11 +1624,12 @@ class _Walker:
 
     def _changes_route(self, chain: Chain) -> bool:
         """Can ``chain`` (a mangle/route or nat OUTPUT chain) change what the
-        host routes by — the mark or an address? Then the kernel routes
-        the packet again (``ip_route_me_harder``)."""
+        host routes by — the mark (to a value worked out or not) or an
+        address? Then the kernel routes the packet again
+        (``ip_route_me_harder``)."""
         table = chain.table
         rules = [r for c in (table.chains.values() if table is not None else (chain,)) for r in c.rules]
-        return any((isinstance(a, SetField) and a.field == "mark")
+        return any((isinstance(a, (SetField, UnknownAction)) and a.field == "mark")
                    or (isinstance(a, Nat) and a.kind in ("dnat", "snat"))
                    for r in rules for a in (r.action, *r.effects))
 
