@@ -14,7 +14,9 @@ Anything unexpected (another dd version, the pure-Python backend, a failed
 self-test) returns None, and callers build the intersection instead.
 
 :func:`count_for` reaches ``Cudd_CountMinterm`` the same way, to count a
-set's packets with CUDD's garbage collection held off (see there).
+set's packets with CUDD's garbage collection held off (see there), and
+:func:`collector_for` CUDD's own garbage collection, run where an analysis
+has just let go of many sets.
 """
 
 from __future__ import annotations
@@ -80,6 +82,37 @@ def leq_for(bdd):
         return bool(c_leq(manager, int(f) - 2, int(g) - 2))
 
     return leq if _self_test(bdd, leq) else None
+
+
+def collector_for(bdd):
+    """A function ``collect(share, above) -> bool`` for the dd.cudd manager
+    ``bdd``: CUDD's garbage collection (``cuddGarbageCollect``, which its
+    own policy runs; the cache entries of dead nodes cleared) when the dead
+    nodes are at least ``share`` of the table and CUDD holds at least
+    ``above`` bytes; None without dd.cudd's manager (pure-Python dd frees a
+    node with its last reference)."""
+    manager = _manager(bdd)
+    if manager is None:
+        return None
+    from dd import cudd
+
+    lib = _cudd(cudd)
+    try:
+        c_keys, c_dead, c_memory, c_collect = (lib.Cudd_ReadKeys, lib.Cudd_ReadDead,
+                                               lib.Cudd_ReadMemoryInUse, lib.cuddGarbageCollect)
+    except AttributeError:
+        return None
+    for f, kind in ((c_keys, ctypes.c_uint), (c_dead, ctypes.c_uint), (c_memory, ctypes.c_size_t)):
+        f.argtypes, f.restype = [ctypes.c_void_p], kind
+    c_collect.argtypes, c_collect.restype = [ctypes.c_void_p, ctypes.c_int], ctypes.c_int
+
+    def collect(share: float, above: int) -> bool:
+        if c_memory(manager) < above or c_dead(manager) < share * c_keys(manager):
+            return False
+        c_collect(manager, 1)
+        return True
+
+    return collect
 
 
 def count_for(bdd):

@@ -12,7 +12,6 @@ packets, so ``~s`` never contains an impossible packet.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import os
 import sys
@@ -36,7 +35,7 @@ finally:
 
 
 from ..gcpause import gc_paused
-from ._leq import count_for, cube_for, leq_for
+from ._leq import collector_for, count_for, cube_for, leq_for
 from .fields import (CONNTRACK_FIELDS, ICMP, ICMPV6, IPV4_ONLY, IPV6_ONLY, PORT_PROTOCOLS, TCP,
                      FieldSpec, Layout)
 
@@ -188,37 +187,6 @@ def _let_go(phase: str = "stop", info=None) -> None:
 gc.callbacks.append(_let_go)
 
 
-def _collector(bdd):
-    """A function ``collect(share, above) -> bool`` for the dd.cudd manager
-    ``bdd``: CUDD's garbage collection (``cuddGarbageCollect``, which its
-    own policy runs; the cache entries of dead nodes cleared) when the dead
-    nodes are at least ``share`` of the table and CUDD holds at least
-    ``above`` bytes; None without dd.cudd's manager (pure-Python dd frees a
-    node with its last reference)."""
-    from ._leq import _cudd, _manager
-
-    manager = _manager(bdd)
-    if manager is None:
-        return None
-    lib = _cudd(_bdd_backend)
-    try:
-        c_keys, c_dead, c_memory, c_collect = (lib.Cudd_ReadKeys, lib.Cudd_ReadDead,
-                                               lib.Cudd_ReadMemoryInUse, lib.cuddGarbageCollect)
-    except AttributeError:
-        return None
-    for f, kind in ((c_keys, ctypes.c_uint), (c_dead, ctypes.c_uint), (c_memory, ctypes.c_size_t)):
-        f.argtypes, f.restype = [ctypes.c_void_p], kind
-    c_collect.argtypes, c_collect.restype = [ctypes.c_void_p, ctypes.c_int], ctypes.c_int
-
-    def collect(share: float, above: int) -> bool:
-        if c_memory(manager) < above or c_dead(manager) < share * c_keys(manager):
-            return False
-        c_collect(manager, 1)
-        return True
-
-    return collect
-
-
 def cofactors(u):
     """``(low, high)`` children of node ``u`` as functions. dd.cudd's
     ``.low``/``.high`` ignore a complemented edge into ``u``; undo that."""
@@ -267,7 +235,7 @@ class Space:
         self._header_cache: dict[str, object] = {}
         self._leq = leq_for(self.bdd)
         self._count = count_for(self.bdd)
-        self._collector = _collector(self.bdd)
+        self._collector = collector_for(self.bdd)
 
     def expect_rules(self, rules: int) -> None:
         """Get ready for analysing ``rules`` rules here: CUDD lets the unique
