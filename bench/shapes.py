@@ -21,7 +21,8 @@ shape; figures tuned on it did not hold on files generated independently
 ``kube-nftables``
     kube-proxy's nftables mode: verdict maps keyed by
     ``ip daddr . meta l4proto . th dport``, per-service and per-endpoint
-    chains with ``numgen random mod N vmap``, sets of cluster IPs.
+    chains with ``numgen random mod N vmap``, ``external-*`` chains that
+    mark node-port traffic for masquerade, sets of cluster IPs.
 
 ``generate(shape, n_rules, seed)`` returns ``(text, dialect)``;
 ``SHAPES`` lists the names.  ``set_names(text)`` lists the ipsets a file
@@ -384,7 +385,14 @@ def kube_nftables(n_rules: int = 100_000, seed: int = 1) -> str:
                 while (node_port := 30000 + rng.randrange(2767)) in used_nodeports:
                     pass
                 used_nodeports.add(node_port)
-                nodeports.append(f"{proto} . {node_port} : goto {svc_chain}")
+                # (as kube-proxy does for externalTrafficPolicy Cluster: the
+                # node port's traffic is marked for masquerade first, then the
+                # service chain; cf. KUBE-EXT in the iptables shape)
+                ext_chain = f"external-{_hash(key)[:8]}-{key}"
+                nodeports.append(f"{proto} . {node_port} : goto {ext_chain}")
+                chains.append(f"\tchain {ext_chain} {{\n\t\tjump mark-for-masquerade\n"
+                              f"\t\tgoto {svc_chain}\n\t}}\n")
+                count += 2
             target_port = rng.choice((port, 8080, 8443))
             eps = [_host(rng, pod_cidr) for _ in range(endpoints)]
             ep_chains = [f"endpoint-{_hash(key, ip)[:8]}-{key}__{ip}/{target_port}" for ip in eps]
