@@ -418,36 +418,45 @@ def _rare_fields(ruleset: Ruleset) -> tuple[str, ...]:
 def _havoc_fields(ruleset: Ruleset) -> tuple[str, ...]:
     """The fields some rule sets to a value not worked out (an
     ``UnknownAction`` effect naming its field: ``meta mark set ip daddr map
-    @m``) and some match (or the host's policy routing) reads: the walk
-    tags the packets so written
-    (:data:`HAVOC`). None in most rulesets (one pass over the effects)."""
-    written: set = set()
-    for rule in ruleset.rules():
-        for act in rule.effects:
-            if isinstance(act, UnknownAction) and act.field is not None:
-                written.add(FIELD_ALIASES.get(act.field, act.field))
+    @m``) and the ruleset reads (:func:`read_fields`): the walk tags the
+    packets so written (:data:`HAVOC`). None in most rulesets (one pass
+    over the effects)."""
+    written = {FIELD_ALIASES.get(act.field, act.field) for rule in ruleset.rules() for act in rule.effects
+               if isinstance(act, UnknownAction) and act.field is not None}
     written &= INT_WIDTHS.keys()
-    if not written:
-        return ()
-    read: set = set()
+    return tuple(sorted(written & read_fields(ruleset))) if written else ()
 
-    def reads(m) -> None:
+
+#: The space field a match on another name reads (:func:`read_fields`).
+_READ_AS = {"tos": "ecn"}  # (other spellings: FIELD_ALIASES)
+
+
+def read_fields(ruleset: Ruleset) -> frozenset[str]:
+    """Header fields some match (or a copy such as CONNMARK --save-mark,
+    or the host's policy routing) of ``ruleset`` reads: a field no rule
+    reads may be set without changing any verdict."""
+    fields: set[str] = set()
+
+    def visit(m) -> None:
         field = getattr(m, "field", None)
         if field:
-            read.add(FIELD_ALIASES.get(field, field))
+            fields.add(field)
+            fields.add(_READ_AS.get(field, FIELD_ALIASES.get(field, field)))
+            if field == "tos":
+                fields.add("dscp")
         for sub in getattr(m, "matches", ()):
-            reads(sub)
+            visit(sub)
 
     for rule in ruleset.rules():
         for m in _rule_matches(rule):
-            reads(m)
+            visit(m)
         for act in (rule.action, *rule.effects):
-            if getattr(act, "copy_from", None):
-                read.add(act.copy_from)
+            if isinstance(act, SetField) and act.copy_from:
+                fields.add(act.copy_from)
     host = getattr(ruleset, "host", None)
     if host is not None and any(r.fwmark is not None for r in host.rules):
-        read.add("mark")  # the host's policy routing reads it (space/routes.py)
-    return tuple(sorted(written & read))
+        fields.add("mark")  # the host's policy routing reads it (space/routes.py)
+    return frozenset(fields)
 
 
 def _nat_rewrites(ruleset: Ruleset) -> Iterable[tuple[str, str]]:

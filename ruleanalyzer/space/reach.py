@@ -63,8 +63,8 @@ import itertools
 from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
                      Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
                      Ruleset, SetField, UnknownAction)
-from .encode import FIELD_ALIASES, LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
-from .fields import HAVOC, Layout
+from .encode import LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
+from .fields import HAVOC, Layout, read_fields
 from ._leq import leq_for, support_for
 from .packetset import PacketSet, Space, SpaceMemoryError, cofactors, cyclic_gc_paused
 
@@ -1513,7 +1513,7 @@ class _Walker:
         if hasattr(self.support, "indices"):
             field_of = space.layout.field_of_variable()
             self.field_at = tuple(map(field_of.get, self.support.names))
-        self.read_fields = _read_fields(ruleset)
+        self.read_fields = read_fields(ruleset)
         self.reads_ttl = "ttl" in self.read_fields
         #: field -> (its tag, [the tag's variable], the field's variables):
         #: the fields some rule sets to a value not worked out and some rule
@@ -3258,41 +3258,6 @@ def _env(ctx: "_Context", absent: frozenset, reads_ttl: bool = False):
     if reads_ttl and ctx.path_hook == "forward" and ctx.stage in ("forward", "postrouting"):
         return (role, absent, "forwarded")
     return (role, absent)
-
-
-#: The space field a match on another name reads (:func:`_read_fields`).
-_READ_AS = {"tos": "ecn"}  # (other spellings: FIELD_ALIASES)
-
-
-def _read_fields(ruleset: Ruleset) -> frozenset[str]:
-    """Header fields some match (or a copy such as CONNMARK --save-mark)
-    of ``ruleset`` reads: a field no rule reads may be set without changing
-    any verdict."""
-    fields: set[str] = set()
-
-    def visit(m) -> None:
-        field = getattr(m, "field", None)
-        if field:
-            fields.add(field)
-            fields.add(_READ_AS.get(field, FIELD_ALIASES.get(field, field)))
-            if field == "tos":
-                fields.add("dscp")
-        for sub in getattr(m, "matches", ()):
-            visit(sub)
-
-    for rule in ruleset.rules():
-        for m in rule.matches:
-            visit(m)
-        for act in (rule.action, *rule.effects):
-            if isinstance(act, Dispatch):
-                for m, _ in act.branches:
-                    visit(m)
-            if isinstance(act, SetField) and act.copy_from:
-                fields.add(act.copy_from)
-    host = getattr(ruleset, "host", None)
-    if host is not None and any(r.fwmark is not None for r in host.rules):
-        fields.add("mark")  # the host's policy routing reads it (space/routes.py)
-    return frozenset(fields)
 
 
 def _translates(rulesets, kinds) -> bool:
