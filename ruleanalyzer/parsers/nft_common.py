@@ -1173,9 +1173,8 @@ class _RuleContext:
             return
         if key in ("snat", "dnat", "masquerade", "redirect"):
             self.action = nat_action(key, body)
-            lookups = [v["map"] for v in (body or {}).values()
-                       if isinstance(v, dict) and isinstance(v.get("map"), dict)] if isinstance(body, dict) else []
-            lookups = [m.get("data") for m in lookups if not self._every_key_found(m.get("key"), m.get("data"))]
+            lookups = [m.get("data") for m in _lookups(body)
+                       if not self._every_key_found(m.get("key"), m.get("data"))]
             if lookups:  # a key not in the map: no translation, the rule does not match
                 self.matches.append(OpaqueMatch(reason="depends on a key being in the map ("
                                                 + ", ".join(_short_map(d) for d in lookups) + ")"))
@@ -1391,15 +1390,8 @@ class _RuleContext:
             if key == {"meta": {"key": "secmark"}}:
                 return Log("secmark")
             return Log(f"{_describe(key)} set")
-        if isinstance(value, int) and not isinstance(value, bool):
-            return SetField(target, value=value)
-        if isinstance(value, str):
-            try:
-                return SetField(target, value=int(value, 0))
-            except ValueError:
-                pass
-        const = _constant32(value) if isinstance(value, dict) else None
-        if const is not None:  # "meta mark set 0x1 | 0x2"
+        const = _constant32(value)
+        if const is not None:  # "meta mark set 0x1", "… 0x1 | 0x2" (folded as nft does)
             return SetField(target, value=const)
         if value == {"meta": {"key": "mark"}}:
             return SetField(target, copy_from="mark")
