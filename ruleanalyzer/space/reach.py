@@ -1683,13 +1683,12 @@ class _Walker:
         one holds for every value only packets it holds anyway.)"""
         sp = self.space
         for field, (t, name, fvars) in self.tags.items():
-            halves = [(sp.exist(name, n & ~t), sp.exist(name, n & t)) for n in (acc, drop, unk)]
+            halves = [_tag_halves(sp, name, t, n) for n in (acc, drop, unk)]
             if all(n0 == n1 for n0, n1 in halves):
                 continue  # no packet tagged for this field
-            valid = sp.valid_for(field)
 
             def every(node):
-                return ~sp.exist(fvars, valid & ~node)
+                return _for_every(sp, field, fvars, node)
 
             (a0, a1), (d0, d1), (u0, u1) = halves
             a_all, d_all = every(a1), every(d1)
@@ -2929,11 +2928,10 @@ class _Walker:
         if low == sp.false:
             return low
         t, name, fvars = self.tags[field]
-        valid = sp.valid_for(field)
-        n0, n1 = sp.exist(name, low & ~t), sp.exist(name, low & t)
-        out = sp.exist(fvars, valid & n0)
+        n0, n1 = _tag_halves(sp, name, t, low)
+        out = sp.exist(fvars, sp.valid_for(field) & n0)
         if n1 != n0:
-            out |= ~sp.exist(fvars, valid & ~n1)
+            out |= _for_every(sp, field, fvars, n1)
         return out & t
 
     def _untagged_for(self, effect: SetField, low):
@@ -2944,10 +2942,9 @@ class _Walker:
         field's value); the untagged packets as they were."""
         sp = self.space
         t, name, fvars = self.tags[effect.field]
-        n0, n1 = sp.exist(name, low & ~t), sp.exist(name, low & t)
+        n0, n1 = _tag_halves(sp, name, t, low)
         if n0 == n1:
             return low  # no packet tagged
-        valid = sp.valid_for(effect.field)
         spec = sp.spec(effect.field)
         full = (1 << spec.width) - 1
         mask = effect.mask & full
@@ -2956,9 +2953,9 @@ class _Walker:
         if effect.add:
             mask = full  # (no such write of a mark: a sound guess)
         if not effect.add and mask == full:  # (a constant, or another field's value)
-            return n0 | ~sp.exist(fvars, valid & ~n1)
+            return n0 | _for_every(sp, effect.field, fvars, n1)
         bits = [fvars[b] for b in range(spec.width) if mask >> b & 1]
-        return (n0 & ~t) | (~sp.exist(bits, valid & ~n1) & t)
+        return (n0 & ~t) | (_for_every(sp, effect.field, bits, n1) & t)
 
     def _forget(self, field: str | None, node):
         """Image of ``node`` under a write of any value to ``field`` (the
@@ -3203,10 +3200,22 @@ def _untagged(space: Space, tags: dict, node):
     for field, (t, name, fvars) in tags.items():
         if node == space.false:
             break
-        n0, n1 = space.exist(name, node & ~t), space.exist(name, node & t)
+        n0, n1 = _tag_halves(space, name, t, node)
         if n0 != n1:
-            node = n0 | ~space.exist(fvars, space.valid_for(field) & ~n1)
+            node = n0 | _for_every(space, field, fvars, n1)
     return node
+
+
+def _tag_halves(space: Space, name: list, t, node):
+    """``(untagged, tagged)``: the packets of ``node`` without and with the
+    tag ``t`` (its variable ``name``), the tag quantified away."""
+    return space.exist(name, node & ~t), space.exist(name, node & t)
+
+
+def _for_every(space: Space, field: str, variables: list, node):
+    """The packets of ``node`` whatever valid value the bits ``variables``
+    of ``field`` take (∀: what a tagged lower set concludes)."""
+    return ~space.exist(variables, space.valid_for(field) & ~node)
 
 
 def _multi_entry_chains(ruleset: Ruleset) -> set[int]:
