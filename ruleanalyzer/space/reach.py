@@ -2951,8 +2951,8 @@ class _Walker:
         if effect.copy_from and sp.layout.fields.get(effect.copy_from) is not None:
             mask &= (1 << sp.spec(effect.copy_from).width) - 1
         if effect.add:
-            mask = full  # (no such write of a mark: a sound guess)
-        if not effect.add and mask == full:  # (a constant, or another field's value)
+            mask = full  # (no such write of a mark: a sound guess, every bit, the tag kept)
+        elif mask == full:  # (a constant, or another field's value)
             return n0 | _for_every(sp, effect.field, fvars, n1)
         bits = [fvars[b] for b in range(spec.width) if mask >> b & 1]
         return (n0 & ~t) | (_for_every(sp, effect.field, bits, n1) & t)
