@@ -399,7 +399,7 @@ def _conntrack_consistent(space: Space, rulesets) -> PacketSet:
         for rule in rs.rules():
             if any(isinstance(a, Notrack) for a in (rule.action, *rule.effects)):
                 untracked |= encode_conjunction(rule.matches, space)[1]
-    nat = {r.action.kind for rs in rulesets for r in rs.rules() if isinstance(r.action, Nat)}
+    nat = {a.kind for rs in rulesets for r in rs.rules() for a in r.actions() if isinstance(a, Nat)}
     return space.wrap(space.conntrack_consistent(untracked, dnat=bool(nat & {"dnat", "redirect"}),
                                                  snat=bool(nat & {"snat", "masquerade"})))
 

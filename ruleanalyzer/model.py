@@ -362,14 +362,26 @@ class Log(Action):
 
 @dataclass(frozen=True, slots=True)
 class Dispatch(Action):
-    """A verdict map: the first branch whose match holds gives the action;
-    none holding means the rule does not match (nft ``vmap``)."""
+    """A map lookup that gives the rule's action: the first branch whose
+    match holds gives the action; none holding means the rule does not
+    match (the kernel's NFT_BREAK). nft's ``vmap`` (verdicts), and a NAT
+    whose address or port comes from a map (one :class:`Nat` per
+    element)."""
 
     branches: tuple[tuple[Match, Action], ...]
 
     @property
     def terminal(self) -> bool:  # type: ignore[override]
         return False
+
+    @property
+    def name(self) -> str:
+        """As written: ``vmap``, or ``dnat from a map`` (one :class:`Nat` per element)."""
+        actions = [a for _m, a in self.branches]
+        if actions and all(isinstance(a, Nat) for a in actions):
+            return f"{actions[0].kind} from a map"
+        return "vmap" if all(a.verdict is not None or isinstance(a, (Jump, Goto, Return)) for a in actions) \
+            else "map lookup"
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,6 +458,16 @@ class Rule:
 
     def __str__(self) -> str:
         return self.text or f"{' '.join(m.text for m in self.matches)} -> {self.action.name}"
+
+    def actions(self) -> list[Action]:
+        """Everything this rule may do: its action, its effects, and the
+        branches of a map that picks either (a verdict map's verdicts; a
+        NAT whose address comes from a map, one :class:`Nat` per element)."""
+        out = [self.action, *self.effects]
+        for action in (self.action, *self.effects):
+            if isinstance(action, Dispatch):
+                out += [a for _m, a in action.branches]
+        return out
 
     def jump_targets(self) -> list[str]:
         """Names of the chains this rule may jump or go to (its action, its

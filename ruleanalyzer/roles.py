@@ -26,7 +26,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from .model import AllOf, AnyOf, InterfaceMatch, Nat, Ruleset
+from .model import AllOf, AnyOf, Dispatch, InterfaceMatch, Nat, Ruleset
 
 INTERNET, INTERNAL = "internet", "internal"
 #: Bridges and links of containers and VMs: the networks behind them are
@@ -122,6 +122,8 @@ def infer_roles(ruleset: Ruleset, configured: dict | None = None) -> InterfaceRo
                     for name in m.names:
                         roles.set(name, zone, f"-i {name} -j {act.target}{_where(rule)}")
             continue
+        if isinstance(act, Dispatch):  # a NAT from a map: its elements' kind
+            act = next((a for _m, a in act.branches if isinstance(a, Nat)), act)
         if not isinstance(act, Nat):
             continue
         field = "oif" if act.kind in ("snat", "masquerade") else "iif" if act.kind == "dnat" else None

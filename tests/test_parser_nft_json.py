@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ruleanalyzer.errors import RuleAnalyzerError
-from ruleanalyzer.model import SYN, Accept, BitsMatch, IntMatch, Jump, NameMatch, OpaqueMatch
+from ruleanalyzer.model import SYN, Accept, AllOf, BitsMatch, IntMatch, Jump, NameMatch, OpaqueMatch
 from ruleanalyzer.parsers import nft_json, nftables
 
 
@@ -125,13 +125,16 @@ def test_numgen_map_nat_covering_every_value_takes_every_packet(mod, offset, key
     nat = {"chain": {"family": "inet", "table": "f", "name": "in", "handle": 1, "type": "nat",
                      "hook": "prerouting", "prio": -100, "policy": "accept"}}
     (r,) = nft_json.parse(doc(TABLE, nat, rule(dnat)), "x.json").table("f").chains["in"].rules
-    assert any(isinstance(m, OpaqueMatch) for m in r.matches) == conditional
+    # one translation per element; where some value finds none, the last
+    # element keeps its condition (the rule then does not match: NFT_BREAK)
+    assert [str(a.to_addr) for _m, a in r.action.branches] == [f"192.0.2.{i}" for i in range(len(keys))]
+    assert (not isinstance(r.action.branches[-1][0], AllOf)) == conditional
     ranges = " ".join(f"{k['range'][0]}-{k['range'][1]}" if isinstance(k, dict) else str(k) for k in keys)
     text = (f"table inet f {{ chain in {{ type nat hook prerouting priority -100; policy accept;\n"
             f"dnat to numgen inc mod {mod}{f' offset {offset}' if offset is not None else ''} map {{ "
             + ", ".join(f"{k} : 192.0.2.{i}" for i, k in enumerate(ranges.split())) + " } } }\n")
     (t,) = nftables.parse(text, "x.nft").table("f").chains["in"].rules
-    assert t.matches == r.matches
+    assert (t.matches, t.action) == (r.matches, r.action)
 
 
 @pytest.mark.parametrize("mod, offset, keys, falls_through", [

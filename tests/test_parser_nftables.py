@@ -381,7 +381,11 @@ def test_nat_port_from_a_map_after_a_spaced_colon():
     port map is read — a key not in it leaves the packet untranslated, so
     the rule is conditional; a numgen key covering every value is not."""
     rule = one_rule("ip protocol tcp dnat to 192.0.2.1 : tcp dport map { 80 : 8080, 443 : 8443 }")
-    assert rule.action.to_addr == ipaddress.ip_address("192.0.2.1")
-    assert any(isinstance(m, OpaqueMatch) and "in the map" in m.reason for m in rule.matches)
+    assert [(a.to_addr, a.to_port) for _m, a in rule.action.branches] == [
+        (ipaddress.ip_address("192.0.2.1"), 8080), (ipaddress.ip_address("192.0.2.1"), 8443)]
+    # tcp dport 80 or 443; another port finds no element: no translation, no match
+    assert [(m.field, m.ranges) for m, _a in rule.action.branches] == [("dport", ((80, 80),)),
+                                                                       ("dport", ((443, 443),))]
     rule = one_rule("ip protocol tcp dnat to 192.0.2.1 : numgen inc mod 2 map { 0 : 4040, 1 : 4050 }")
     assert not any(isinstance(m, OpaqueMatch) for m in rule.matches)
+    assert isinstance(rule.action.branches[-1][0], AllOf)  # numgen mod 2 is 0 or 1: always translated

@@ -198,7 +198,7 @@ class _Path:
 def _masquerades(ruleset) -> bool:
     from ..model import Nat
 
-    return any(isinstance(r.action, Nat) and r.action.kind in ("snat", "masquerade") for r in ruleset.rules())
+    return any(isinstance(a, Nat) and a.kind in ("snat", "masquerade") for r in ruleset.rules() for a in r.actions())
 
 
 def _analysis(ctx: Context, min_share: float) -> list[_Path]:
@@ -236,7 +236,7 @@ def forwards(ctx: Context, family: int, reach=None) -> bool:
         return value.strip() == "1"
     from ..model import Nat
 
-    if any(isinstance(r.action, Nat) for r in ctx.ruleset.rules()):
+    if any(isinstance(a, Nat) for r in ctx.ruleset.rules() for a in r.actions()):
         return True
     reach = reach or ctx.reach("forward", family)
     if reach is None:

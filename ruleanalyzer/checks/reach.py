@@ -878,7 +878,7 @@ def _decides(rule: Rule) -> bool:
 
 
 def _writes(rule: Rule) -> bool:
-    return any(isinstance(a, (SetField, Notrack, EcnStrip, Nat)) for a in (rule.action, *rule.effects))
+    return any(isinstance(a, (SetField, Notrack, EcnStrip, Nat)) for a in rule.actions())
 
 
 def _cover(reach, rule: Rule, packets, story: Story, site: Rule | None = None):
@@ -1099,7 +1099,7 @@ _WRITTEN = {"mark": ("mark",), "ctmark": ("ctmark",), "tos": ("ecn", "dscp"), "d
 def _fields(rule: Rule) -> list[str]:
     """Packet fields ``rule`` writes."""
     out: list[str] = []
-    for a in (rule.action, *rule.effects):
+    for a in rule.actions():
         if isinstance(a, Notrack):
             out.append("state")
         elif isinstance(a, SetField):
@@ -1182,7 +1182,7 @@ def _written(rule: Rule, fields: list[str]) -> str:
 
 
 def _change_words(changer: Rule) -> str:
-    a = next((x for x in (changer.action, *changer.effects)
+    a = next((x for x in changer.actions()
               if isinstance(x, (Notrack, SetField, EcnStrip, Nat))), changer.action)
     if isinstance(a, Notrack):
         return "untracks its packets (NOTRACK)"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from ..fixes import Remove, Verdict
-from ..model import (Accept, AnyOf, Drop, Goto, Log, Nat, OpaqueMatch, Queue, Reject, Return, Rule,
+from ..model import (Accept, AnyOf, Dispatch, Drop, Goto, Log, OpaqueMatch, Queue, Reject, Return, Rule,
                      UnknownAction)
 from .base import Check, Context, related_rule
 
@@ -57,7 +57,10 @@ def first_dead_tail(rules: list[Rule]) -> tuple[Rule, list[Rule]] | None:
     return None
 
 
-#: A NAT whose address or port comes from a map lookup (the model keeps no target).
+#: A NAT whose address or port comes from a map lookup: the model keeps
+#: each element's target, not how the kernel picks within a range or prefix
+#: (``snat ip prefix to ip saddr map { … }`` maps addresses one to one), and
+#: NATs from two maps empty in a dump are the same model (no element).
 _NAT_MAP = re.compile(r"\b(?:dnat|snat)\b.*\bmap\b")
 
 
@@ -69,7 +72,7 @@ def _uninterpreted(rule: Rule) -> bool:
                 for m in rule.matches)
             or isinstance(rule.action, UnknownAction)
             or any(isinstance(e, UnknownAction) for e in rule.effects)
-            or (isinstance(rule.action, Nat) and _NAT_MAP.search(rule.text or "") is not None)
+            or (isinstance(rule.action, Dispatch) and _NAT_MAP.search(rule.text or "") is not None)
             or any(isinstance(e, Log) and e.text not in ("counter", "log", "") for e in rule.effects))
 
 

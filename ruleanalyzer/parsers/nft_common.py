@@ -1006,7 +1006,9 @@ class Builder:
             ctx.missed_lookup()
         except (ModelError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
             # ipaddress and int() say ValueError for a bad address or number
-            raise RuleAnalyzerError(str(exc).strip("'\""), pending.location,
+            # (a KeyError's text is the key quoted: unquoted; another's as it is)
+            raise RuleAnalyzerError(str(exc).strip("'\"") if isinstance(exc, KeyError) else str(exc),
+                                    pending.location,
                                     source_line=pending.text if "\n" not in pending.text else None) from None
         action = ctx.action if ctx.action is not None else Log("no verdict")
         rule = Rule(_without_repeated_deps(ctx.matches), action, pending.location, text=pending.text,
@@ -1172,12 +1174,7 @@ class _RuleContext:
             self.effects.append(Notrack())
             return
         if key in ("snat", "dnat", "masquerade", "redirect"):
-            self.action = nat_action(key, body)
-            lookups = [m.get("data") for m in _lookups(body)
-                       if not self._every_key_found(m.get("key"), m.get("data"))]
-            if lookups:  # a key not in the map: no translation, the rule does not match
-                self.matches.append(OpaqueMatch(reason="depends on a key being in the map ("
-                                                + ", ".join(_short_map(d) for d in lookups) + ")"))
+            self.action = self.nat(key, body)
             return
         if key == "mangle":
             effect = self.mangle(body)
@@ -1247,8 +1244,47 @@ class _RuleContext:
         return [alternatives[0] if len(alternatives) == 1 else AnyOf(tuple(alternatives))]
 
     def vmap(self, body) -> Action:
+        """``KEY vmap { k : verdict, … }``: a :class:`Dispatch` of the
+        elements' verdicts."""
+        return self.map_dispatch(body, _element_verdict, "a verdict map")
+
+    def nat(self, kind: str, body) -> Action:
+        """A NAT statement. Its address or port may come from a map lookup
+        (``dnat to numgen inc mod 2 map { 0 : A, 1 : B }``, ``snat to ip
+        saddr map { … }``, ``dnat ip to ip daddr . tcp dport map { … : A .
+        P }``): a :class:`Dispatch` with one :class:`Nat` per element, as a
+        verdict map's branches. A key found in no element ends the rule
+        there (the kernel's NFT_BREAK: no translation, the next rule runs),
+        which is the Dispatch's "no branch holds"; keys that cover every
+        value the key can take (numgen/jhash ``mod N``) leave no miss."""
+        lookups = _lookups(body)
+        if not lookups:
+            return nat_action(kind, body)
+        parts = [p for p in ("addr", "port") if isinstance(body, dict) and isinstance(body.get(p), dict)
+                 and isinstance(body[p].get("map"), dict)]
+        if len(lookups) != 1 or len(parts) != 1:
+            text = f"{kind} to values of {len(lookups)} map lookups"
+            return Dispatch(((OpaqueMatch(reason=f"depends on {text} (not modelled)"), UnknownAction(text)),))
+        part = parts[0]
+
+        def element(value) -> Action:
+            written = dict(zip(("addr", "port"), value["concat"])) \
+                if part == "addr" and isinstance(value, dict) and isinstance(value.get("concat"), list) \
+                and len(value["concat"]) == 2 else {part: value}
+            action = nat_action(kind, {**body, **written})
+            if ("addr" in written and action.to_addr is None) or ("port" in written and action.to_port is None):
+                raise ModelError(f"cannot read {_describe(value)} as what {kind} translates to")
+            return action
+
+        return self.map_dispatch(body[part]["map"], element, f"the map of {kind}")
+
+    def map_dispatch(self, body, element, what: str) -> Action:
+        """A map lookup that gives a rule's action: a :class:`Dispatch`
+        whose branch ``i`` tests the key against element ``i``'s key and
+        takes ``element(value)`` (which raises ModelError for a value that
+        is no such action)."""
         if not isinstance(body, dict) or "key" not in body or "data" not in body:
-            raise ModelError("a verdict map needs key and data")
+            raise ModelError(f"{what} needs key and data")
         pairs = self.map_pairs(body["data"])
         if pairs is None:
             name = body["data"]
@@ -1257,13 +1293,8 @@ class _RuleContext:
         memo = _vmap_memo_key(key, pairs, self.family, self.table.name)
         if memo is not None:
             hit = self.builder.vmap_cache.get(memo)
-            if hit is not None:  # the same key and element keys: only the verdicts differ
-                actions = []
-                for _key_value, verdict in pairs:
-                    action = verdict_action(verdict) if isinstance(verdict, dict) else None
-                    if action is None:
-                        raise ModelError(f"a verdict map element needs a verdict, not {_describe(verdict)}")
-                    actions.append(action)
+            if hit is not None:  # the same key and element keys: only the actions differ
+                actions = [element(value) for _key_value, value in pairs]
                 deps, matches = hit
                 self.matches.extend(deps)
                 return Dispatch(tuple(zip(matches, actions)))
@@ -1282,10 +1313,8 @@ class _RuleContext:
         plan = self._concat_key(key["concat"]) if isinstance(key, dict) and ">>" not in key \
             and "&" not in key and isinstance(key.get("concat"), list) else None
         branches = []
-        for key_value, verdict in pairs:
-            action = verdict_action(verdict) if isinstance(verdict, dict) else None
-            if action is None:
-                raise ModelError(f"a verdict map element needs a verdict, not {_describe(verdict)}")
+        for key_value, value in pairs:
+            action = element(value)
             if key_value == "*":
                 match = AllOf((), text="*")
             else:
@@ -1787,6 +1816,14 @@ def _first_selector(expr) -> str:
             if found:
                 return found
     return ""
+
+
+def _element_verdict(value) -> Action:
+    """The action of a verdict map element's value (``goto X``, ``drop``)."""
+    action = verdict_action(value) if isinstance(value, dict) else None
+    if action is None:
+        raise ModelError(f"a verdict map element needs a verdict, not {_describe(value)}")
+    return action
 
 
 def _opaque_dispatch(reason: str) -> Action:

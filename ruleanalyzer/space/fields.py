@@ -397,7 +397,7 @@ def _rare_fields(ruleset: Ruleset) -> tuple[str, ...]:
         tested = out & counts.keys()
         for name in tested:
             counts[name] += 1
-        actions = (rule.action, *rule.effects)
+        actions = rule.actions()
         if any(getattr(act, "copy_from", None) for act in actions):
             # A copy between fields (CONNMARK --save-mark) is made exactly
             # only up to ``reach.COPY_NODES`` nodes, a size the order changes:
@@ -461,9 +461,9 @@ def read_fields(ruleset: Ruleset) -> frozenset[str]:
 
 def _nat_rewrites(ruleset: Ruleset) -> Iterable[tuple[str, str]]:
     for rule in ruleset.rules():
-        act = rule.action
-        if isinstance(act, Nat) and act.to_addr is not None:
-            yield ("dst" if act.kind in ("dnat", "redirect") else "src"), act.to_addr
+        for act in rule.actions():
+            if isinstance(act, Nat) and act.to_addr is not None:
+                yield ("dst" if act.kind in ("dnat", "redirect") else "src"), act.to_addr
 
 
 def _collect(m: Match, ifaces: set[str], names: dict[str, set[str]],

@@ -929,8 +929,7 @@ def _split_apply(node, part, false, fn):
 
 def _modifies(rule: Rule) -> bool:
     """Does the rule change the packets it takes (so later rules see others)?"""
-    return any(isinstance(a, (SetField, Notrack, EcnStrip, Nat))
-               for a in (rule.action, *rule.effects))
+    return any(isinstance(a, (SetField, Notrack, EcnStrip, Nat)) for a in rule.actions())
 
 
 def _can_block(rule: Rule) -> bool:
@@ -1631,7 +1630,7 @@ class _Walker:
         rules = [r for c in (table.chains.values() if table is not None else (chain,)) for r in c.rules]
         return any((isinstance(a, (SetField, UnknownAction)) and a.field == "mark")
                    or (isinstance(a, Nat) and a.kind in ("dnat", "snat"))
-                   for r in rules for a in (r.action, *r.effects))
+                   for r in rules for a in r.actions())
 
     def _reroute(self, path: _Path) -> None:
         """The packets' output interface is their route's again, for the
@@ -3270,8 +3269,8 @@ def _env(ctx: "_Context", absent: frozenset, reads_ttl: bool = False):
 
 
 def _translates(rulesets, kinds) -> bool:
-    return any(isinstance(r.action, Nat) and r.action.kind in kinds
-               for rs in rulesets for r in rs.rules())
+    return any(isinstance(a, Nat) and a.kind in kinds
+               for rs in rulesets for r in rs.rules() for a in r.actions())
 
 
 def absent_status(rulesets) -> frozenset[str]:

@@ -120,8 +120,8 @@ def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing
                 allowed = space.one_of("iif", sorted(codes_on)) if codes_on else space.false
         if any_known:
             forward &= allowed
-    redirects = ruleset is not None and any(isinstance(r.action, Nat) and r.action.kind == "redirect"
-                                            for r in ruleset.rules())
+    redirects = ruleset is not None and any(isinstance(a, Nat) and a.kind == "redirect"
+                                            for r in ruleset.rules() for a in r.actions())
     rp_pass = reverse_path_pass(space, host, family, rules, tables) if family == 4 else None
     return Routing(local, forward, out_forward | _local_output(space, out_local), redirects, rp_pass)
 
