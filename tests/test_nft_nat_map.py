@@ -13,6 +13,7 @@ rule runs. The kernel agrees: ``tests/kernel/test_kernel_nat_map.py``.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 
 import pytest
@@ -99,6 +100,49 @@ def test_a_backend_from_the_map_is_forwarded_not_dropped():
     reach = analyze(rs, "forward", 4)
     point = packet_point(reach.space, _syn()).node
     assert reach.dropped.upper.node & point == reach.space.false  # never "surely dropped"
+    for backend in ("10.9.9.9", "10.9.9.8"):  # each image is surely accepted, whichever numgen gives
+        assert reach.accepted.lower.node & _image(reach, backend) != reach.space.false
+
+
+def _image(reach, dst: str, dport: int = 80):
+    """The packet ``_syn()`` becomes when translated to ``dst``."""
+    seen = dataclasses.replace(_syn(), dst=ipaddress.ip_address(dst), dport=dport,
+                               ct_status=frozenset({"dnat"}))
+    return packet_point(reach.space, seen).node
+
+
+def test_which_backend_numgen_gives_decides_the_verdict():
+    # The forward chain accepts one backend and drops the other: the engine
+    # says it depends on numgen, with both ways; the walk is sure of each
+    # image's fate (a packet to 10.9.9.8 carrying the DNAT status is dropped
+    # whatever numgen did) and of no fate for the connection itself.
+    rest = FORWARD.replace("ip daddr { 10.9.9.9, 10.9.9.8 }", "ip daddr 10.9.9.9")
+    rs = loads(PRE.format(rule="tcp dport 80 dnat to numgen inc mod 2 map { 0 : 10.9.9.9, 1 : 10.9.9.8 }",
+                          rest=rest), dialect="nftables")
+    answer = evaluate(rs, _syn())
+    assert answer.verdict == "unknown" and any("numgen" in d for d in answer.depends_on)
+    assert {(a.verdict, str(a.packet.dst)) for a in answer.alternatives} == {("accept", "10.9.9.9"),
+                                                                               ("drop", "10.9.9.8")}
+    reach = analyze(rs, "forward", 4)
+    false = reach.space.false
+    assert reach.accepted.lower.node & _image(reach, "10.9.9.9") != false
+    assert reach.dropped.upper.node & _image(reach, "10.9.9.9") == false
+    assert reach.dropped.lower.node & _image(reach, "10.9.9.8") != false
+    assert reach.accepted.upper.node & _image(reach, "10.9.9.8") == false
+
+
+def test_ssh_load_balanced_from_a_map_is_exposed_for_certain():
+    # Both backends' SSH is accepted by `ct status dnat accept`: RA401 (open),
+    # as for one backend, not RA403 ("likely", depends on numgen)
+    rule = 'iifname "eth0" tcp dport 2222 dnat ip to numgen inc mod 2 map { 0 : 10.0.0.2 . 22, 1 : 10.0.0.3 . 22 }'
+    rest = """  chain forwarding { type filter hook forward priority filter; policy drop;
+    ct state established,related accept
+    ct status dnat accept
+  }
+"""
+    rs = loads(PRE.format(rule=rule, rest=rest), dialect="nftables")
+    codes = {f.code for f in check_ruleset(rs, ["RA401", "RA403"])}
+    assert codes == {"RA401"}
 
 
 @pytest.mark.parametrize(("src", "verdict", "dst"), [

@@ -2737,6 +2737,8 @@ class _Walker:
             else:
                 hit_l = in_l if k_l is t else f if k_l is f else in_l & k_l
                 hit_u = in_u if k_u is t else f if k_u is f else in_u & k_u
+                if type(branch_action) is Nat:
+                    hit_l = self._translated_if_taken(branch_action, in_l, k_u)
             if not (self.sets_only and hit_u == f):  # records=False: skip empty branches
                 c_l, c_u = self._action(branch_action, chain, rule, hit_l, hit_u, ctx, depth, ret)
                 conts_l.append(c_l)
@@ -2749,6 +2751,23 @@ class _Walker:
             low, up = low & rest_l, up & rest_u
         self.dispatch_back = (conts_l, conts_u)  # (_run_chain keeps those of a services map)
         return _union_all([*conts_l, low], f), _union_all([*conts_u, up], f)
+
+    def _translated_if_taken(self, action: Nat, low, key_u):
+        """The lower set of a NAT map's branch whose key is not known
+        (``dnat to numgen inc mod 2 map { 0 : A, 1 : B }``: which element a
+        packet takes is the kernel's counter's): every packet that may take
+        it. Such a packet surely becomes the branch's image *if* it takes it,
+        and the image is a packet of its own — its address or port written,
+        the translation's status bit set — whose fate later chains decide
+        by its fields alone: "surely accepted" holds for each image, while
+        which image a connection becomes stays undecided. Packets already
+        carrying the status bit are left out (their image could be
+        themselves, which may also take another way)."""
+        sp = self.space
+        var = "ct_status:dnat" if action.kind in ("dnat", "redirect") else "ct_status:snat"
+        if var not in sp.bdd.vars:
+            return sp.false
+        return low & key_u & ~sp.bdd.var(var)
 
     def _dispatch_keys(self, action: Dispatch, ctx: _Context):
         """The branches of ``action`` as the packets entering the map see

@@ -6,7 +6,9 @@ count what they see. The rule whose counter moves is the kernel's decision;
 the engine's answer for the same packet (``hook="input"``: the packet is
 addressed to this host until the DNAT says otherwise) must name it — as its
 deciding rule where it is certain, as one of its alternatives where it
-depends on the number numgen or jhash gives. The analyzer once read these
+depends on the number numgen or jhash gives; and the packet-space walk,
+sure of each translated packet's fate, must not contradict the kernel. The
+analyzer once read these
 NATs as "address unchanged" and answered drop for every one of them.
 
     pytest tests/kernel/test_kernel_nat_map.py
@@ -14,6 +16,7 @@ NATs as "address unchanged" and answered drop for every one of them.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -66,7 +69,9 @@ def test_nat_from_a_map_agrees_with_the_kernel():
         pytest.skip(reason)
     from ruleanalyzer import loads
     from ruleanalyzer.engine import evaluate
+    from ruleanalyzer.diff import packet_point
     from ruleanalyzer.packets import make_packet
+    from ruleanalyzer.space.reach import analyze
 
     from .netns import TestBed
 
@@ -80,9 +85,11 @@ def test_nat_from_a_map_agrees_with_the_kernel():
             probes.append({"ident": k, "frame": bed.frame(packets.ip_packet(spec)).hex()})
         before = _counts(bed.fw.exec(*argv).stdout)
         answers = bed.call({"op": "probe", "probes": probes, "counters": argv})["answers"]
-    rules = loads(RULESET, dialect="nftables").tables[0].chains["forwarding"].rules
+    ruleset = loads(RULESET, dialect="nftables")
+    rules = ruleset.tables[0].chains["forwarding"].rules
     assert len(before) == len(rules)
-    wrong, seen = [], {}
+    reach = analyze(ruleset, "forward", 4)
+    wrong, seen, sure = [], {}, 0
     for (src, dport), answer in zip(PROBES, answers):
         after = _counts(answer["counters"])
         moved = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
@@ -100,7 +107,20 @@ def test_nat_from_a_map_agrees_with_the_kernel():
                          f"by {sorted(deciders)} (depends on {result.depends_on})")
         if dport not in (80, 82, 84):  # the map's key is the packet's: the answer is certain
             assert certain, f"{src}:{dport}: {result.verdict}, depends on {result.depends_on}"
+        # The walk, on the packet as the forward chain saw it (the way the
+        # kernel took: its address and port, the DNAT status): what it is
+        # sure of, the kernel did
+        way = next(w for w in ways if w.decided_by and w.decided_by.rule.text == kernel.text)
+        image = packet_point(reach.space, dataclasses.replace(way.packet, ct_status=frozenset({"dnat"}),
+                                                              hook="forward")).node
+        verdict = "accept" if "accept" in kernel.text else "drop"
+        for fate, other in (("accepted", "drop"), ("dropped", "accept")):
+            if getattr(reach, fate).lower.node & image != reach.space.false:
+                sure += 1
+                if verdict == other:
+                    wrong.append(f"{src}:{dport}: the walk says {fate} for certain; the kernel: {kernel.text!r}")
     assert not wrong, "\n".join(wrong)
+    assert sure == len(PROBES)  # (the walk is sure of every image here: each translation's fate is)
     # numgen inc took each element in turn: both backends (and for port 82
     # both verdicts) happened, as the engine's alternatives say they may
     assert len(seen[80]) == 1 and len(seen[82]) == 2
