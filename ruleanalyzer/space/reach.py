@@ -1002,7 +1002,7 @@ def analyze_hooks(ruleset: Ruleset, hooks, family: int, space: Space | None = No
             result = _analyze_hooks(ruleset, hooks, family, space, start, arrives_from, records)
         # the walk's own sets, runs and caches let go, before the checks
         # make their sets (Space.collect_dead)
-        space.collect_dead()
+        space.collect_dead(WALK_END_DEAD_SHARE)
         return result
     except (ValueError, RuntimeError) as exc:
         if space.exhausted(exc):
@@ -1493,6 +1493,19 @@ COPY_NODES = 50_000
 #: Verdict maps with up to this many branches keep their keys by their
 #: branches' match objects, shared by maps alike (:meth:`_Walker._dispatch_keys`).
 SHARED_KEYS_MAX = 16
+#: A verdict map's branches walked between two asks whether to collect
+#: CUDD's dead nodes (:meth:`Space.collect_dead`): kube-nftables' service
+#: map is nat prerouting's whole work (every service's and endpoint's run,
+#: 14.6k branches at 100k rules), with no base chain or kept run's end
+#: between; the ask itself reads three counters.
+COLLECT_EVERY_BRANCHES = 512
+#: The dead nodes' share of CUDD's table from which the walk's end collects
+#: them (:func:`analyze_hooks`, above :data:`~.packetset.COLLECT_ABOVE_BYTES`
+#: only): the first check to read the verdict sets merges their parts then
+#: (kube-nftables 100k: 2.8M nodes made, nearly all dead at once), which
+#: would grow the table past the walk's largest where the dead (22 % there)
+#: keep their room.
+WALK_END_DEAD_SHARE = 0.1
 #: :meth:`_Walker._nat_whole`'s answers kept, the last ones asked (one per
 #: NAT action: a DNAT's values are a cube of its own, asked of by its rule's
 #: visit and again by a visit soon after, if at all; kept for every
@@ -2783,7 +2796,9 @@ class _Walker:
         # (a key that is a constant — sp.false or sp.true, _dispatch_keys —
         # takes nothing or all: no operation, no new node object, which the
         # branch's run would keep: a numgen map's keys are (false, true))
-        for (_, branch_action), (k_l, k_u) in zip(action.branches, keys):
+        for n, ((_, branch_action), (k_l, k_u)) in enumerate(zip(action.branches, keys), 1):
+            if n % COLLECT_EVERY_BRANCHES == 0:
+                sp.collect_dead()  # (the branches walked since let their sets go)
             if in_l is in_u and k_l is k_u:
                 hit_l = hit_u = in_u if k_u is t else f if k_u is f else in_u & k_u
             else:
