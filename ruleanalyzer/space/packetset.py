@@ -113,12 +113,13 @@ SOFT_BDD_BYTES = 1280 * 2**20
 COLLECT_DEAD_SHARE = 0.25
 #: ... once CUDD holds this much memory (nodes, table slots and cache,
 #: ``Cudd_ReadMemoryInUse``): what issue 21's 800 MiB for an audit leaves
-#: CUDD beside the rest at 100k rules (~300 MiB: the ruleset, the walk's
-#: records, runs and caches). Below, the memory a collection saves is not
-#: worth its CPU: at 100k kube-iptables rules (CUDD ~470 MiB at most) one
-#: after KUBE-SERVICES saved 73 MiB (766 -> 693) for +0.7-2.5 s CPU, at
-#: the project shape 56 MiB for +0.6 s.
-COLLECT_ABOVE_BYTES = 512 * 2**20
+#: CUDD beside the rest at 100k rules (~360 MiB at kube-nftables': the
+#: ruleset ~230, the walk's records, runs and caches), less the room the
+#: table takes between two asks. Below, the memory a collection saves is
+#: not worth its CPU. (512 MiB, for ~300 MiB beside, left kube-nftables
+#: 100k at 890 MiB: its table reached 14.3M nodes before the first ask
+#: above the mark.)
+COLLECT_ABOVE_BYTES = 400 * 2**20
 
 
 def _soft_bytes() -> int | None:
@@ -247,7 +248,7 @@ class Space:
             if want > self.bdd.configure()["loose_up_to"]:
                 self.bdd.configure(loose_up_to=want)
 
-    def collect_dead(self) -> bool:
+    def collect_dead(self, share: float | None = None) -> bool:
         """Collect CUDD's dead nodes now if they are at least
         :data:`COLLECT_DEAD_SHARE` of the node table and CUDD holds at least
         :data:`COLLECT_ABOVE_BYTES`; whether it did. Asked where an analysis
@@ -262,7 +263,8 @@ class Space:
         worth it only where the dead are a good share of a big table. The
         answers do not depend on it (a dead node is one no set holds)."""
         collect = self._collector
-        return collect is not None and collect(COLLECT_DEAD_SHARE, COLLECT_ABOVE_BYTES)
+        return collect is not None and collect(COLLECT_DEAD_SHARE if share is None else share,
+                                               COLLECT_ABOVE_BYTES)
 
     # -- building blocks (raw BDD nodes) -----------------------------------
 

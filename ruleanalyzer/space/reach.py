@@ -420,10 +420,32 @@ class _Met:
         return self.met if i == 1 or self.low is self.up else self.low
 
 
+class _Reaching:
+    """A visit's matched sets where they are its reaching sets (every packet
+    that reached the rule matched it) and its run does not keep them: they
+    are made again from the run's steps when read (:meth:`_Run.reach`).
+    ``valid``: whether they hold a valid packet, answered when the visit
+    was filed (:meth:`_Record.matched_upper_empty`, RA101's one question
+    about most rules). kube-proxy's ``-p tcp -j DNAT`` / ``meta l4proto
+    tcp dnat to …``: one set per endpoint, what its ``-s ENDPOINT -j
+    KUBE-MARK-MASQ`` sent on (~125 BDD nodes of its own each), held to the
+    audit's end for that question alone: 4M of the 12M live nodes at 100k
+    kube-nftables rules."""
+
+    __slots__ = ("valid",)
+
+    def __init__(self, valid: bool):
+        self.valid = valid
+
+
+_REACHING_VALID, _REACHING_EMPTY = _Reaching(True), _Reaching(False)
+
+
 class _Visit:
     """One visit of a rule, indexed as ``(reaching_l, reaching_u,
-    matched_l, matched_u)``: the matched sets are kept, the reaching ones
-    are asked of the chain's run (:class:`_Run`)."""
+    matched_l, matched_u)``: the matched sets are kept (or, where they are
+    the reaching sets, a :class:`_Reaching`), the reaching ones are asked
+    of the chain's run (:class:`_Run`)."""
 
     __slots__ = ("run", "k", "ml", "mu")
 
@@ -432,8 +454,16 @@ class _Visit:
 
     def __getitem__(self, i: int):
         if i >= 2:
-            return self.mu if i == 3 else self.ml
+            node = self.mu if i == 3 else self.ml
+            if type(node) is not _Reaching:
+                return node
+            i -= 2
         return self.run.reach(self.k)[i]
+
+    def has_valid(self, space: Space) -> bool:
+        """Do the matched sets hold a valid packet?"""
+        mu = self.mu
+        return mu.valid if type(mu) is _Reaching else space.has_valid(mu)
 
 
 class _LaterVisit(_Visit):
@@ -561,7 +591,7 @@ class _Record(_Visit):
         """No valid packet reaches and matches the rule (sets in the walk
         are not intersected with ``space.valid``)."""
         if self._empty is None:
-            self._empty = not any(space.has_valid(part[3]) for part in self.parts)
+            self._empty = not any(part.has_valid(space) for part in self.parts)
         return self._empty
 
 
@@ -971,7 +1001,7 @@ def analyze_hooks(ruleset: Ruleset, hooks, family: int, space: Space | None = No
             result = _analyze_hooks(ruleset, hooks, family, space, start, arrives_from, records)
         # the walk's own sets, runs and caches let go, before the checks
         # make their sets (Space.collect_dead)
-        space.collect_dead()
+        space.collect_dead(WALK_END_DEAD_SHARE)
         return result
     except (ValueError, RuntimeError) as exc:
         if space.exhausted(exc):
@@ -1462,6 +1492,25 @@ COPY_NODES = 50_000
 #: Verdict maps with up to this many branches keep their keys by their
 #: branches' match objects, shared by maps alike (:meth:`_Walker._dispatch_keys`).
 SHARED_KEYS_MAX = 16
+#: A verdict map's branches walked between two asks whether to collect
+#: CUDD's dead nodes (:meth:`Space.collect_dead`): kube-nftables' service
+#: map is nat prerouting's whole work (every service's and endpoint's run,
+#: 14.6k branches at 100k rules), with no base chain or kept run's end
+#: between; the ask itself reads three counters.
+COLLECT_EVERY_BRANCHES = 512
+#: The dead nodes' share of CUDD's table from which the walk's end collects
+#: them (:func:`analyze_hooks`, above :data:`~.packetset.COLLECT_ABOVE_BYTES`
+#: only): the first check to read the verdict sets merges their parts then
+#: (kube-nftables 100k: 2.8M nodes made, nearly all dead at once), which
+#: would grow the table past the walk's largest where the dead (22 % there)
+#: keep their room.
+WALK_END_DEAD_SHARE = 0.1
+#: :meth:`_Walker._nat_whole`'s answers kept, the last ones asked (one per
+#: NAT action: a DNAT's values are a cube of its own, asked of by its rule's
+#: visit and again by a visit soon after, if at all; kept for every
+#: endpoint, they held 0.75M BDD nodes and 10 MiB to the walk's end at 100k
+#: kube-nftables rules)
+NAT_WHOLES_KEPT = 64
 
 
 def _tracks_input(ctx: "_Context") -> bool:
@@ -1501,6 +1550,7 @@ class _Walker:
         self.images: dict = {}
         self.env_free: dict = {}  # rule (verdict map id) -> its matches read no Env (_matches)
         self.exist_vars: dict = {}
+        self.nat_wholes: dict = {}  # NAT action -> _nat_whole's answer, the last few
         self.multi_entry = _multi_entry_chains(ruleset)
         self.effect_chains = _effect_chains(ruleset, self.multi_entry)
         #: ``support(node)``: the variables a node depends on (CUDD's
@@ -2636,10 +2686,24 @@ class _Walker:
         # wrappers of the empty set at 20k rules, 80 B each) or equal bounds.
         ml, mu = _canon(ml, mu, self.space.false)
         if mu == ru and ml == rl:
-            # held by the matched sets anyway: their objects (one wrapper per
-            # node; equal bounds are one object; canonical already)
-            run.keep(k, ml, mu, canonical=True)
+            if mu is not self.space.false and self._made_again(rule, run, k):
+                ml = mu = _REACHING_VALID if self.space.has_valid(mu) else _REACHING_EMPTY
+            else:
+                # held by the matched sets anyway: their objects (one wrapper
+                # per node; equal bounds are one object; canonical already)
+                run.keep(k, ml, mu, canonical=True)
         self._add(rule, run, k, ml, mu)
+
+    def _made_again(self, rule: Rule, run: _Run, k: int) -> bool:
+        """Are the sets of this visit of ``rule`` (rule ``k`` of ``run``),
+        which every packet that reaches it matches, left to be made again
+        when read (:class:`_Reaching`) rather than kept? Where its action is
+        a NAT: they go to the sink as their image and nothing in the walk
+        reads them again (the run keeps what the step before sent back
+        instead, :meth:`_Run.forget_conts`) — unless the run keeps them
+        anyway, or packets are tagged (a record's lower set is read
+        untagged: :meth:`_add`)."""
+        return isinstance(rule.action, Nat) and run._kept(k) is None and not self.tags
 
     def _add(self, rule: Rule, run: _Run, k: int, ml, mu, visit: _Visit | None = None) -> None:
         """File a visit of ``rule`` (rule ``k`` of ``run``, its kept
@@ -2731,7 +2795,9 @@ class _Walker:
         # (a key that is a constant — sp.false or sp.true, _dispatch_keys —
         # takes nothing or all: no operation, no new node object, which the
         # branch's run would keep: a numgen map's keys are (false, true))
-        for (_, branch_action), (k_l, k_u) in zip(action.branches, keys):
+        for n, ((_, branch_action), (k_l, k_u)) in enumerate(zip(action.branches, keys), 1):
+            if n % COLLECT_EVERY_BRANCHES == 0:
+                sp.collect_dead()  # (the branches walked since let their sets go)
             if in_l is in_u and k_l is k_u:
                 hit_l = hit_u = in_u if k_u is t else f if k_u is f else in_u & k_u
             else:
@@ -3171,8 +3237,9 @@ class _Walker:
         two per kind of translation); None when the status bit is not in
         the space."""
         key = action  # (by value: the image depends on nothing else; no tuple and int per action)
-        if key in self.exist_vars:
-            return self.exist_vars[key]
+        wholes = self.nat_wholes
+        if key in wholes:
+            return wholes[key]
         sp = self.space
         addr_field, port_field, status = (("dst", "dport", "dnat") if action.kind in ("dnat", "redirect")
                                           else ("src", "sport", "snat"))
@@ -3206,7 +3273,9 @@ class _Walker:
             values = sp.cube_of(parts, ((var, 1),)) \
                 if action.to_port is None or 0 <= action.to_port < 1 << sp.spec(port_field).width else sp.false
             out = (*common, values)
-        self.exist_vars[key] = out
+        if len(wholes) >= NAT_WHOLES_KEPT:
+            wholes.clear()
+        wholes[key] = out
         return out
 
 

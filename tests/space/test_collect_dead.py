@@ -1,7 +1,8 @@
 """CUDD's dead nodes are collected where an analysis has just let many sets
 go (``Space.collect_dead``: after a kept run's verdict parts are merged,
-and at a walk's end), when they are a good share of a big table (issue
-21: kube-nftables 100k, 1095 -> ~905 MiB), and the answers are the same."""
+every few branches of a big verdict map, and at a walk's end), when they
+are a good share of a big table (issue 21: kube-nftables 100k, 1095 ->
+~905 -> ~775 MiB), and the answers are the same."""
 
 import ctypes
 
@@ -54,8 +55,8 @@ def _walk(monkeypatch, ruleset, collect: bool):
     asked = []
     collect_dead = Space.collect_dead
 
-    def spy(self):
-        done = collect_dead(self)
+    def spy(self, *args):
+        done = collect_dead(self, *args)
         asked.append((done, collections()))
         return done
 
@@ -67,13 +68,20 @@ def _walk(monkeypatch, ruleset, collect: bool):
     return space, found, asked, collections()
 
 
-def test_a_walk_collects_after_a_kept_run_and_at_its_end_with_the_same_sets(monkeypatch):
+@pytest.mark.parametrize("every", [None, 4])
+def test_a_walk_collects_after_a_kept_run_and_at_its_end_with_the_same_sets(monkeypatch, every):
     text, dialect = generate("kube-nftables", 300, seed=3)
     ruleset = loads(text, dialect=dialect)
+    if every is not None:  # and every few branches of the service map
+        asked_by_default = len(_walk(monkeypatch, ruleset, True)[2])
+        monkeypatch.setattr(reach_mod, "COLLECT_EVERY_BRANCHES", every)
     space, found, asked, collections = _walk(monkeypatch, ruleset, True)
+    if every is not None:
+        assert len(asked) > asked_by_default + 5  # fails without the map's asks
     # nat prerouting's kept run (its services' DNAT images merged), then the walk's end
     assert len(asked) >= 2 and all(done for done, _ in asked)  # fails without the collections
-    assert collections >= len(asked)
+    # (an ask that finds nothing dead is no collection of CUDD's count)
+    assert collections >= len(asked) if every is None else collections > asked_by_default
     other, same, none, _n = _walk(monkeypatch, ruleset, False)
     assert len(none) == len(asked) and not any(done for done, _ in none)
     for hook in HOOKS:
