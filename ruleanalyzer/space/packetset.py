@@ -308,20 +308,19 @@ class Space:
         """The conjunction of bit ``b`` of field ``name`` being ``value``'s,
         for each ``(name, value, bits)`` of ``parts`` (fields apart), and
         of the variables ``extra`` (``(name, 0 or 1)``): made in one CUDD
-        call where it is at hand (:func:`cube_for`; a field's bits lie at
-        consecutive variable indices, most significant first, so a run of
-        them is written into the call's array as one slice of bytes: no
-        Python step per literal), else literal by literal from the lowest
-        bits up."""
+        call over the literals where it is at hand (:func:`cube_for`; a
+        field's bits lie at consecutive variable indices, most significant
+        first, so a run of them is one segment, its values written as one
+        slice of bytes: no Python step per literal), else literal by
+        literal from the lowest bits up."""
         make = self._c_cube
         if make is not None:
-            buf = make.blank * 1
-            view = memoryview(buf).cast("B")
+            segments = []
             for name, value, bits in parts:
-                index = self._bit_index(name)
                 n = len(bits)
                 if not n:
                     continue
+                index = self._bit_index(name)
                 lo, hi = bits[0], bits[-1]
                 if type(bits) is range and bits.step == 1 and index[lo] - index[hi] == n - 1:
                     # bit hi-1 .. lo at index[hi] .. index[lo]: the bits MSB first, a
@@ -329,16 +328,15 @@ class Space:
                     size = n + 7 >> 3
                     literals = b"".join(map(_BYTE_LITERALS.__getitem__,
                                             (value >> lo & (1 << n) - 1).to_bytes(size, "big")))
-                    view[4 * index[hi]:4 * index[lo] + 4] = literals[4 * (8 * size - n):]
+                    segments.append((index[hi], index[lo] + 1, literals[4 * (8 * size - n):]))
                 else:
-                    for b in bits:
-                        buf[index[b]] = value >> b & 1
+                    segments += [(index[b], index[b] + 1, _ONE if value >> b & 1 else _ZERO) for b in bits]
             if extra:
                 of = self.bdd._index_of_var
-                for var, bit in extra:
-                    buf[of[var]] = bit
-            view.release()
-            node = make(buf)
+                segments += [(of[var], of[var] + 1, _ONE if bit else _ZERO) for var, bit in extra]
+            if len(segments) > 1:
+                segments.sort()  # (top first: CUDD adds each literal on top of those below)
+            node = make(segments)
             if node is not None:
                 return node
         node = self.true

@@ -1505,11 +1505,11 @@ COLLECT_EVERY_BRANCHES = 512
 #: would grow the table past the walk's largest where the dead (22 % there)
 #: keep their room.
 WALK_END_DEAD_SHARE = 0.1
-#: :meth:`_Walker._nat_whole`'s answers kept, the last ones asked (one per
-#: NAT action: a DNAT's values are a cube of its own, asked of by its rule's
-#: visit and again by a visit soon after, if at all; kept for every
-#: endpoint, they held 0.75M BDD nodes and 10 MiB to the walk's end at 100k
-#: kube-nftables rules)
+#: :meth:`_Walker._nat_whole`'s and :meth:`_Walker._nat_cube`'s answers
+#: kept, the last ones asked (one per NAT action: a DNAT's values are a cube
+#: of its own, asked of by its rule's visit and again by a visit soon after,
+#: if at all; kept for every endpoint, they held 0.75M BDD nodes and 10 MiB
+#: to the walk's end at 100k kube-nftables rules)
 NAT_WHOLES_KEPT = 64
 
 
@@ -1548,6 +1548,15 @@ class _Walker:
         #: endpoint chains of one service are all entered with the same set,
         #: and each marks its endpoint's own packets (KUBE-MARK-MASQ).
         self.images: dict = {}
+        #: ``(ite(match, cont, up), match, cont, up, the fields match reads)``:
+        #: the last set :meth:`_rule` made as ``ite``, for :meth:`_nat_image`
+        #: (a DNAT right after ``-s ENDPOINT -j KUBE-MARK-MASQ``)
+        self.ite_made: tuple | None = None
+        #: ``∃V. node`` per ``(V, node)``, a few kept (:meth:`_nat_image`):
+        #: the sets an endpoint chain of a service is entered with, and their
+        #: mark's image, the same for each endpoint of the service
+        self.exists: dict = {}
+        self.nat_values: dict = {}  # action -> the values it writes, one cube (_nat_cube)
         self.env_free: dict = {}  # rule (verdict map id) -> its matches read no Env (_matches)
         self.exist_vars: dict = {}
         self.nat_wholes: dict = {}  # NAT action -> _nat_whole's answer, the last few
@@ -2369,6 +2378,7 @@ class _Walker:
                 # chains, their ``-s ENDPOINT -j KUBE-MARK-MASQ``).
                 ite = sp.bdd.ite
                 nxt_u = ite(m_u, cont_u, up)
+                self.ite_made = (nxt_u, m_u, cont_u, up, self._outer(rule, m_u)[2])
                 if low is up and (cont_l is cont_u or cont_l == cont_u):
                     return nxt_u, nxt_u
                 return (low if cont_l == f and low == f else ite(m_u, cont_l, low)), nxt_u
@@ -3203,15 +3213,27 @@ class _Walker:
         if node == false:
             return node
         whole = self._nat_whole(action)
+        addr_field, port_field, status = _nat_fields(action)
         if whole is not None and (within or (sp._leq is not None and sp._leq(node, whole[0]))):
             # Every packet has the family of the address and a port header:
             # the writes and the status bit are one quantification and one
             # conjunction (the same set as the steps below, fewer passes).
-            return sp.exist(whole[1], node) & whole[2]
-        if action.kind in ("dnat", "redirect"):
-            addr_field, port_field, status = "dst", "dport", "dnat"
-        else:
-            addr_field, port_field, status = "src", "sport", "snat"
+            made = self.ite_made
+            if made is not None and node is made[0] and not made[4] & {addr_field, port_field, "ct_status"}:
+                # ``node`` is ite(m, cont, up) with m reading none of the
+                # variables V quantified, and the values are address ∧ rest:
+                # (∃V. node) ∧ values = address ∧ ite(m, (∃V. cont) ∧ rest,
+                # (∃V. up) ∧ rest). A service's endpoint chains are all
+                # entered with the same ``up`` (and its mark's image
+                # ``cont``), their DNATs mostly to one port: the two
+                # branches are made once per service, and per endpoint a
+                # small ite (down to m's fields) and the address on top,
+                # instead of quantifying each endpoint's set and meeting it
+                # with a cube of its own. The same node: a BDD is canonical.
+                address, rest = self._nat_values(action, addr_field, port_field, status)
+                return address & sp.bdd.ite(made[1], self._image_kept(whole[1], made[2], rest),
+                                            self._image_kept(whole[1], made[3], rest))
+            return sp.exist(whole[1], node) & self._nat_cube(action)
         if action.to_addr is not None and action.kind != "redirect":
             version = action.to_addr.version
             # IPv4 addresses live in the low 32 bits; validity pins the rest
@@ -3228,29 +3250,59 @@ class _Walker:
         return node
 
 
+    def _image_kept(self, names: list, node, rest):
+        """``(∃names. node) ∧ rest``, a few kept (:attr:`exists`)."""
+        key = (id(names), node, rest)  # (names: a list _nat_whole keeps for good)
+        out = self.exists.get(key)
+        if out is None:
+            if len(self.exists) >= 64:
+                self.exists.clear()
+            out = self.exists[key] = self.space.exist(names, node) & rest
+        return out
+
+    def _nat_values(self, action: Nat, addr_field: str, port_field: str, status: str):
+        """``(address, rest)``: the values ``action`` writes as two cubes,
+        the address's (``true`` where none is written; a DNAT's lies above
+        the source address and the port) and that of the port and the
+        status bit (one per port, kept: shared by a service's endpoints)."""
+        sp = self.space
+        if action.to_port is not None and not 0 <= action.to_port < 1 << sp.spec(port_field).width:
+            return sp.false, sp.false  # (a port out of range: no packet's image)
+        if action.to_addr is not None and action.kind != "redirect":
+            addr = int(action.to_addr)
+            address = (sp.prefix(addr_field, addr, 32, 32) if action.to_addr.version == 4
+                       else sp.eq(addr_field, addr))
+        else:
+            address = sp.true
+        key = ("nat-rest", port_field, action.to_port, status)
+        rest = self.exist_vars.get(key)
+        if rest is None:
+            parts = () if action.to_port is None else (
+                (port_field, action.to_port, range(sp.spec(port_field).width)),)
+            rest = self.exist_vars[key] = sp.cube_of(parts, ((f"ct_status:{status}", 1),))
+        return address, rest
+
     def _nat_whole(self, action: Nat):
-        """``(packets, variables, values)`` for ``action``'s image in one
-        step, for a set within ``packets`` (of the address's family, with the
-        port header where a port is written): its image is the set with
-        ``variables`` quantified away, conjoined with ``values`` — the
-        bits written and the ct status bit set. Kept per action (the first
-        two per kind of translation); None when the status bit is not in
-        the space."""
+        """``(packets, variables)`` for ``action``'s image in one step, for
+        a set within ``packets`` (of the address's family, with the port
+        header where a port is written): its image is the set with
+        ``variables`` quantified away, conjoined with the values written
+        (:meth:`_nat_cube`). Kept per action (one tuple per kind of
+        translation); None when the status bit is not in the space."""
         key = action  # (by value: the image depends on nothing else; no tuple and int per action)
         wholes = self.nat_wholes
         if key in wholes:
             return wholes[key]
         sp = self.space
-        addr_field, port_field, status = (("dst", "dport", "dnat") if action.kind in ("dnat", "redirect")
-                                          else ("src", "sport", "snat"))
+        addr_field, port_field, status = _nat_fields(action)
         var = f"ct_status:{status}"
         writes_addr = action.to_addr is not None and action.kind != "redirect"
         version = action.to_addr.version if writes_addr else None
         shape = ("nat", addr_field, version, action.to_port is not None)
         out = None
         if var in sp.bdd.vars:
-            common = self.exist_vars.get(shape)
-            if common is None:
+            out = self.exist_vars.get(shape)
+            if out is None:
                 inside, names = sp.true, [var]
                 if writes_addr:
                     spec = sp.spec(addr_field)
@@ -3261,22 +3313,30 @@ class _Walker:
                     spec = sp.spec(port_field)
                     inside &= sp.header(port_field)
                     names += list(spec.bit_vars)
-                common = self.exist_vars[shape] = (inside, names)
-            # the status bit, the address and the port: one cube (no address
-            # cube of its own, nor a copy of it over the status bit)
-            parts = []
-            if action.to_port is not None:
-                parts.append((port_field, action.to_port, range(sp.spec(port_field).width)))
-            if writes_addr:
-                parts.append((addr_field, int(action.to_addr),
-                              range(32 if version == 4 else sp.spec(addr_field).width)))
-            values = sp.cube_of(parts, ((var, 1),)) \
-                if action.to_port is None or 0 <= action.to_port < 1 << sp.spec(port_field).width else sp.false
-            out = (*common, values)
+                out = self.exist_vars[shape] = (inside, names)
         if len(wholes) >= NAT_WHOLES_KEPT:
             wholes.clear()
         wholes[key] = out
         return out
+
+    def _nat_cube(self, action: Nat):
+        """The values ``action`` writes (:meth:`_nat_whole`'s variables):
+        the status bit, the address and the port, one set, made when first
+        asked (an endpoint's image made of :meth:`_nat_values`' two parts
+        needs none), the last :data:`NAT_WHOLES_KEPT` kept."""
+        kept = self.nat_values
+        values = kept.get(action)
+        if values is None:
+            address, rest = self._nat_values(action, *_nat_fields(action))
+            if len(kept) >= NAT_WHOLES_KEPT:
+                kept.clear()
+            values = kept[action] = address & rest
+        return values
+
+
+def _nat_fields(action: Nat) -> tuple:
+    """``(address field, port field, status)`` ``action`` writes."""
+    return ("dst", "dport", "dnat") if action.kind in ("dnat", "redirect") else ("src", "sport", "snat")
 
 
 def _untagged(space: Space, tags: dict, node):

@@ -1,7 +1,6 @@
 """Packet sets: encoding matches, the algebra, witnesses and descriptions."""
 
 import ipaddress
-from array import array
 
 import pytest
 
@@ -286,7 +285,7 @@ def test_fast_support_is_dd_support(space):
 
 
 def test_cube_in_one_call_is_the_literals_conjoined(space):
-    # Space.cube_of through Cudd_CubeArrayToBdd: the node the literals ANDed
+    # Space.cube_of through Cudd_bddComputeCube: the node the literals ANDed
     # one by one give (the bit -> variable index mapping, the result's
     # reference), across fields and with an extra variable (a DNAT's
     # values: status bit, 32 address bits, the port).
@@ -338,21 +337,28 @@ def test_the_canonical_space_is_a_small_manager():
         assert small["mem"] < 8 * 2**20 < 16 * 2**20 < big["mem"]
 
 
-def test_a_cube_array_older_than_a_declaration_is_refused_not_read_past_its_end(space):
-    # Cudd_CubeArrayToBdd reads one entry per variable the manager has at the
-    # call: a blank made before another variable was declared is too short
+def test_a_cube_over_a_variable_declared_later_reads_its_node(space):
+    # cube_for keeps the variables' nodes by index as read when it was made:
+    # a segment over a variable declared afterwards reads them again (never
+    # past their end), and one over no declared variable is refused
     if space._c_cube is None:
         pytest.skip("dd.cudd of a known version is not the backend")
+    import sys
+
     from ruleanalyzer.space._leq import cube_for
 
     bdd = Space(Layout.from_names(["eth0"], on_top=("state",))).bdd
     make = cube_for(bdd)
     assert make is not None
-    stale = make.blank * 1
-    bdd.declare("late_variable")
-    with pytest.raises(ValueError, match="declared after"):
-        make(stale)
-    assert make(make.blank * 1 + array("i", [2])) == bdd.true
+    one, zero = (1).to_bytes(4, sys.byteorder), (0).to_bytes(4, sys.byteorder)
+    bdd.declare("late_variable", "later_variable")
+    late, later = bdd._index_of_var["late_variable"], bdd._index_of_var["later_variable"]
+    assert make([(late, later + 1, one + zero)]) == bdd.var("late_variable") & ~bdd.var("later_variable")
+    first = next(name for name, i in bdd._index_of_var.items() if i == 0)
+    assert make([(0, 1, zero), (later, later + 1, one)]) == ~bdd.var(first) & bdd.var("later_variable")
+    with pytest.raises(ValueError, match="not declared"):
+        make([(later + 1, later + 2, one)])
+    assert make([]) == bdd.true
 
 
 def test_dd_is_imported_without_networkx():

@@ -1128,6 +1128,53 @@ def test_nat_images_made_in_one_step_are_the_stepwise_images(monkeypatch):
     assert len(one) == len(stepwise) and all(a == b for a, b in zip(one, stepwise))
 
 
+def test_endpoint_dnat_images_made_through_the_mark_jumps_ite_are_the_quantified_sets(monkeypatch):
+    """An endpoint chain's DNAT right after its ``-s ENDPOINT`` jump to the
+    mark chain images that jump's ``ite(m, cont, up)`` as ``address ∧
+    ite(m, (∃V. cont) ∧ rest, (∃V. up) ∧ rest)``, the branches kept per
+    service: the very sets, node for node, as quantifying each endpoint's
+    set and meeting it with the cube of its values — endpoints to one
+    port, to another port, to no port."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import Layout, Space
+    from ruleanalyzer.space import reach as reach_mod
+    from ruleanalyzer.space.reach import analyze_hooks
+
+    text = _endpoints_fixture().replace("100.76.0.6:8080", "100.76.0.6").replace("100.76.0.7:8080", "100.76.0.7:9090")
+    original, values = reach_mod._Walker._nat_image, reach_mod._Walker._nat_values
+    used = []
+
+    def walk(text: str, through_ite: bool):
+        def nat_image(self, *args, **kwargs):
+            if not through_ite:
+                self.ite_made = None
+            return original(self, *args, **kwargs)
+
+        def nat_values(self, *args):
+            used.append(args[0].to_port)
+            return values(self, *args)
+
+        monkeypatch.setattr(reach_mod._Walker, "_nat_image", nat_image)
+        monkeypatch.setattr(reach_mod._Walker, "_nat_values", nat_values)
+        rs = loads(text, dialect="iptables")
+        out = []
+        for result in analyze_hooks(rs, ["forward", "output"], 4, space).values():
+            out += [getattr(getattr(result, n), s) for n in ("accepted", "dropped", "undecided")
+                    for s in ("lower", "upper")]
+            out += [getattr(result.rule_sets(r), n) for r in result.rules()
+                    for n in ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper")]
+        return out
+
+    for fixture in (_endpoints_fixture(), text):
+        space = Space(Layout.for_ruleset(loads(fixture, dialect="iptables")))
+        used.clear()
+        one = walk(fixture, True)
+        assert used
+        quantified = walk(fixture, False)
+        assert len(one) == len(quantified) and all(a == b for a, b in zip(one, quantified))
+    assert {None, 8080, 9090} <= set(used)
+
+
 def test_fields_a_rule_writes_are_the_same_asked_within_its_chain_or_afresh():
     # _writes keeps each rule's answer while working out its chain's (the
     # rule asks it again when it runs): the same answer as asking the rule
