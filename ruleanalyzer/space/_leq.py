@@ -258,8 +258,12 @@ def cube_for(bdd):
 
     def cube(segments):
         known = pointers[0]
-        variables = b"".join([known[8 * first:8 * end] for first, end, _ in segments])
-        values = b"".join([v for _, _, v in segments])
+        if len(segments) == 1:  # (most: one field's bits)
+            first, end, values = segments[0]
+            variables = known[8 * first:8 * end]
+        else:
+            variables = b"".join([known[8 * first:8 * end] for first, end, _ in segments])
+            values = b"".join([v for _, _, v in segments])
         n = len(values) >> 2
         if len(variables) != 8 * n:
             refresh()
