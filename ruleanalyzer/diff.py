@@ -621,8 +621,7 @@ def _preimage(action, node, space: Space):
     elif isinstance(action, EcnStrip):
         writes.append(("flags", action.clear_flags, 0))
     elif isinstance(action, Nat):
-        addr, port, status = (("dst", "dport", "dnat") if action.kind in ("dnat", "redirect")
-                              else ("src", "sport", "snat"))
+        addr, port, status = action.fields
         if action.to_addr is not None and action.kind != "redirect":
             writes.append((addr, (1 << 128) - 1, int(action.to_addr)))
         if action.to_port is not None:

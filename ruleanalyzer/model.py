@@ -323,6 +323,12 @@ class Nat(Action):
     terminal = True
     verdict = "accept"
 
+    @property
+    def fields(self) -> tuple[str, str, str]:
+        """``(address field, port field, ct status)`` this translation
+        writes: the destination's for DNAT and REDIRECT, else the source's."""
+        return ("dst", "dport", "dnat") if self.kind in ("dnat", "redirect") else ("src", "sport", "snat")
+
 
 @dataclass(frozen=True, slots=True)
 class SetField(Action):

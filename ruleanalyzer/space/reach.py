@@ -1505,12 +1505,14 @@ COLLECT_EVERY_BRANCHES = 512
 #: would grow the table past the walk's largest where the dead (22 % there)
 #: keep their room.
 WALK_END_DEAD_SHARE = 0.1
-#: :meth:`_Walker._nat_whole`'s and :meth:`_Walker._nat_cube`'s answers
-#: kept, the last ones asked (one per NAT action: a DNAT's values are a cube
-#: of its own, asked of by its rule's visit and again by a visit soon after,
-#: if at all; kept for every endpoint, they held 0.75M BDD nodes and 10 MiB
-#: to the walk's end at 100k kube-nftables rules)
-NAT_WHOLES_KEPT = 64
+#: The answers a walker's small caches keep (:func:`_keep_last`): the mark
+#: images of a service's endpoints, :meth:`_Walker._nat_whole`'s and
+#: :meth:`_Walker._nat_cube`'s answers and the DNAT images' parts — the
+#: last ones asked. One per NAT action is asked by its rule's visit and
+#: again by a visit soon after, if at all; kept for every endpoint, the
+#: DNATs' cubes held 0.75M BDD nodes and 10 MiB to the walk's end at 100k
+#: kube-nftables rules.
+KEPT_LAST = 64
 
 
 def _tracks_input(ctx: "_Context") -> bool:
@@ -2840,7 +2842,7 @@ class _Walker:
         carrying the status bit are left out (their image could be
         themselves, which may also take another way)."""
         sp = self.space
-        var = "ct_status:dnat" if action.kind in ("dnat", "redirect") else "ct_status:snat"
+        var = f"ct_status:{action.fields[2]}"
         if var not in sp.bdd.vars:
             return sp.false
         return low & key_u & ~sp.bdd.var(var)
@@ -2926,9 +2928,7 @@ class _Walker:
                 self.factor = None
                 image = self._assign(base, field, value, mask, checked)
                 self.factor = factor
-                if len(self.images) >= 64:
-                    self.images.clear()
-                self.images[key] = image
+                _keep_last(self.images, key, image)
             if factor[2] is self.leave_off and node is factor[0]:
                 self.leave_off = None  # the caller meets it with the match (_Met)
                 return image
@@ -3213,7 +3213,7 @@ class _Walker:
         if node == false:
             return node
         whole = self._nat_whole(action)
-        addr_field, port_field, status = _nat_fields(action)
+        addr_field, port_field, status = action.fields
         if whole is not None and (within or (sp._leq is not None and sp._leq(node, whole[0]))):
             # Every packet has the family of the address and a port header:
             # the writes and the status bit are one quantification and one
@@ -3251,13 +3251,11 @@ class _Walker:
 
 
     def _image_kept(self, names: list, node, rest):
-        """``(∃names. node) ∧ rest``, a few kept (:attr:`exists`)."""
+        """``(∃names. node) ∧ rest``, the last few kept (:attr:`exists`, :func:`_keep_last`)."""
         key = (id(names), node, rest)  # (names: a list _nat_whole keeps for good)
         out = self.exists.get(key)
         if out is None:
-            if len(self.exists) >= 64:
-                self.exists.clear()
-            out = self.exists[key] = self.space.exist(names, node) & rest
+            out = _keep_last(self.exists, key, self.space.exist(names, node) & rest)
         return out
 
     def _nat_values(self, action: Nat, addr_field: str, port_field: str, status: str):
@@ -3296,7 +3294,7 @@ class _Walker:
         if key in wholes:
             return wholes[key]
         sp = self.space
-        addr_field, port_field, status = _nat_fields(action)
+        addr_field, port_field, status = action.fields
         var = f"ct_status:{status}"
         writes_addr = action.to_addr is not None and action.kind != "redirect"
         version = action.to_addr.version if writes_addr else None
@@ -3316,29 +3314,29 @@ class _Walker:
                     inside &= sp.header(port_field)
                     names += list(spec.bit_vars)
                 out = self.exist_vars[shape] = (inside, names)
-        if len(wholes) >= NAT_WHOLES_KEPT:
-            wholes.clear()
-        wholes[key] = out
-        return out
+        return _keep_last(wholes, key, out)
 
     def _nat_cube(self, action: Nat):
         """The values ``action`` writes (:meth:`_nat_whole`'s variables):
         the status bit, the address and the port, one set, made when first
         asked (an endpoint's image made of :meth:`_nat_values`' two parts
-        needs none), the last :data:`NAT_WHOLES_KEPT` kept."""
+        needs none), the last :data:`KEPT_LAST` kept."""
         kept = self.nat_values
         values = kept.get(action)
         if values is None:
-            address, rest = self._nat_values(action, *_nat_fields(action))
-            if len(kept) >= NAT_WHOLES_KEPT:
-                kept.clear()
-            values = kept[action] = address & rest
+            address, rest = self._nat_values(action, *action.fields)
+            values = _keep_last(kept, action, address & rest)
         return values
 
 
-def _nat_fields(action: Nat) -> tuple:
-    """``(address field, port field, status)`` ``action`` writes."""
-    return ("dst", "dport", "dnat") if action.kind in ("dnat", "redirect") else ("src", "sport", "snat")
+def _keep_last(cache: dict, key, value):
+    """``cache[key] = value``, the cache emptied first when it holds
+    :data:`KEPT_LAST` answers (kept for a visit or two after they are
+    made, not to the walk's end); ``value``."""
+    if len(cache) >= KEPT_LAST:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def _untagged(space: Space, tags: dict, node):
