@@ -1229,17 +1229,15 @@ class _RuleContext:
 
     def _key_found(self, lookup) -> list | None:
         """Matches that hold where ``lookup``'s key finds an element of its
-        map (one per element, as a verdict map's branches); None where the
-        elements are not known or not read."""
+        map — the branches' matches of the map read as :meth:`map_dispatch`
+        reads one (the key's dependencies go to the rule) — or None where
+        the elements are not known."""
         try:
-            pairs = self.map_pairs(lookup.get("data"))
-            if not pairs or any(k == "*" for k, _v in pairs):
-                return None
-            alternatives = []
-            for key_value, _value in pairs:
-                found = self.match(lookup.get("key"), "==", key_value)
-                alternatives.append(found[0] if len(found) == 1 else AllOf(tuple(found)))
+            dispatch = self.map_dispatch(lookup, lambda _value: Log("map element"), "a map lookup")
         except ModelError:
+            return None
+        alternatives = [m for m, _a in dispatch.branches]
+        if not alternatives or any(isinstance(m, OpaqueMatch) for m in alternatives):
             return None
         return [alternatives[0] if len(alternatives) == 1 else AnyOf(tuple(alternatives))]
 
