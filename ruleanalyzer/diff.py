@@ -59,7 +59,10 @@ PREIMAGE_ROUNDS = 6
 #: The describer module (the package exports its function under the same name).
 describe_module = importlib.import_module("ruleanalyzer.space.describe")
 
-KINDS = ("opened", "closed", "unknown")
+KINDS = ("opened", "closed", "unknown", "rewritten")
+#: A ``rewritten`` region's verdict in the version that does not bring its
+#: packets to the hook's verdict (it rewrites them otherwise, or not at all).
+UNREACHED = "unreached"
 
 
 @dataclass
@@ -86,7 +89,10 @@ class ConnectionChange:
 class Region:
     """Packets on one hook whose verdict went from ``was`` to ``now``."""
 
-    kind: str  # opened (drop → accept), closed (accept → drop), unknown (either side unknown)
+    #: opened (drop → accept), closed (accept → drop), unknown (either side
+    #: unknown), rewritten (one version alone brings these packets — as
+    #: rewritten — to this hook's verdict)
+    kind: str
     was: str
     now: str
     hook: str
@@ -100,6 +106,11 @@ class Region:
     confirmed: bool = True
     note: str = ""
     connection: ConnectionChange | None = None
+    #: ``rewritten`` regions: a packet as it arrives that one version turns
+    #: into a packet of the region, and the engine's answers for it.
+    arrival: Packet | None = None
+    arrival_old: Result | None = field(default=None, repr=False)
+    arrival_new: Result | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -146,6 +157,10 @@ class DiffReport:
     @property
     def unknown(self) -> list[Region]:
         return self.of_kind("unknown")
+
+    @property
+    def rewritten(self) -> list[Region]:
+        return self.of_kind("rewritten")
 
     @property
     def inconsistencies(self) -> list[Region]:
@@ -209,21 +224,19 @@ def _diff(old, new, hooks, findings, connections, old_name, new_name, limit) -> 
     rewrites = plan.rewrites
     families = _families(old) | _families(new)
     if candidate != space.false:
-        # The walk starts from the candidate packets only (``start``), and
-        # every set it hands out is intersected with ``space.valid``, so
-        # narrowing both narrows the whole analysis.
-        space.valid = full_valid & candidate
-        try:
-            for hook in hooks:
-                for family in sorted(families):
-                    if not plan.everything and not plan.touches(hook, family):
-                        continue
-                    if candidate & space.family(family) == space.false:
-                        continue  # no changed rule sees this IP version (IPv4-only rules)
-                    _diff_hook(report, old, new, hook, family, space, consistent, evaluators,
-                               rewrites, connections, limit, care)
-        finally:
-            space.valid = full_valid
+        # The walk starts from the candidate packets only; its sets stay
+        # within the valid packets, not within the candidates: a changed
+        # NAT or mark rule turns candidates into packets outside them (the
+        # new DNAT target), whose verdicts are the change.
+        start_set = full_valid & candidate
+        for hook in hooks:
+            for family in sorted(families):
+                if not plan.everything and not plan.touches(hook, family):
+                    continue
+                if candidate & space.family(family) == space.false:
+                    continue  # no changed rule sees this IP version (IPv4-only rules)
+                _diff_hook(report, old, new, hook, family, space, start_set, consistent,
+                           evaluators, rewrites, connections, limit, care, plan)
     if findings:
         report.findings = finding_changes(old, new)
     report.seconds = time.process_time() - start
@@ -246,25 +259,33 @@ def _families(ruleset: Ruleset) -> set[int]:
     return out or {4}
 
 
-def _diff_hook(report, old, new, hook, family, space, consistent, evaluators, rewrites,
-               connections, limit, care) -> None:
+def _diff_hook(report, old, new, hook, family, space, start, consistent, evaluators, rewrites,
+               connections, limit, care, plan) -> None:
     from .errors import RuleAnalyzerError
     from .space.reach import ReachError
 
     try:
         # Only the verdict sets are read: chains entered with no candidate
         # packet are not walked (kube-proxy: most KUBE-SVC/SEP chains).
-        ra = analyze(old, hook, family, space, start=space.valid, arrives_from=(old, new), records=False)
-        rb = analyze(new, hook, family, space, start=space.valid, arrives_from=(old, new), records=False)
+        ra = analyze(old, hook, family, space, start=start, arrives_from=(old, new), records=False)
+        rb = analyze(new, hook, family, space, start=start, arrives_from=(old, new), records=False)
     except ReachError as exc:  # jumps nested past the analysis' depth: an error, not a traceback
         raise RuleAnalyzerError(f"cannot compare the {hook} hook: {exc}",
                                 hint="the kernel refuses jump cycles; a chain nesting this deep "
                                      "cannot be analysed") from None
     universe = space.wrap(space.family(family)) & consistent
-    acc_o, drop_o = ra.accepted.lower & universe, ra.dropped.lower & universe
-    acc_n, drop_n = rb.accepted.lower & universe, rb.dropped.lower & universe
-    unk_o = universe - acc_o - drop_o
-    unk_n = universe - acc_n - drop_n
+    # Compared only where both versions bring packets to this hook's
+    # verdict: a packet one version rewrites (NAT, a mark) or sends to
+    # another hook, and the other does not make, has no verdict there to
+    # compare; those are ``rewritten`` regions, each shown with a packet as
+    # it arrives and its verdict in both versions.
+    reach_o = ra.reached() & universe
+    reach_n = rb.reached() & universe
+    acc_o, drop_o = ra.accepted.lower & reach_o, ra.dropped.lower & reach_o
+    acc_n, drop_n = rb.accepted.lower & reach_n, rb.dropped.lower & reach_n
+    shared = reach_o & reach_n
+    unk_o = shared - acc_o - drop_o
+    unk_n = shared - acc_n - drop_n
     moves = [("opened", "drop", "accept", drop_o & acc_n),
              ("closed", "accept", "drop", acc_o & drop_n),
              ("unknown", "drop", "unknown", drop_o & unk_n),
@@ -287,17 +308,60 @@ def _diff_hook(report, old, new, hook, family, space, consistent, evaluators, re
     for kind, was, now, packets in moves:
         if packets.is_empty():
             continue
-        key = (hook, family, kind)
-        report.changed[key] = report.changed[key] | packets if key in report.changed else packets
+        _note_changed(report, (hook, family, kind), packets)
         for text, part in regions(packets, limit, care):
             report.regions.append(_region(kind, was, now, hook, family, text, part, evaluators,
                                           rewrites, connections))
+    # Rewritten packets one version alone makes: one region per readable
+    # part, its verdict where that version decides it whole ("mixed" where
+    # the part holds packets of several), shown with an arriving packet.
+    for only, acc, drop, side in ((reach_o - reach_n, acc_o, drop_o, 0),
+                                  (reach_n - reach_o, acc_n, drop_n, 1)):
+        if only.is_empty():
+            continue
+        _note_changed(report, (hook, family, "rewritten"), only)
+        for text, part in regions(only, limit, care):
+            label = _label(part, acc, drop)
+            was, now = (label, UNREACHED) if side == 0 else (UNREACHED, label)
+            region = _region("rewritten", was, now, hook, family, text, part, evaluators,
+                             rewrites, connections)
+            # (an arriving packet whose rewritten form this version accepts
+            # first: where a change opens or closes, that one shows it)
+            for wanted in (part & acc, part):
+                if not wanted.is_empty() and _arrival_example(region, wanted, plan.steps(space, side),
+                                                              start, evaluators, side):
+                    break
+            arrival = region.arrival
+            if connections and arrival is not None and arrival.proto == TCP and arrival.dport:
+                region.connection = _connection_change(evaluators, arrival, hook)
+            report.regions.append(region)
+
+
+def _note_changed(report, key, packets) -> None:
+    report.changed[key] = report.changed[key] | packets if key in report.changed else packets
+
+
+def _label(part, acc, drop) -> str:
+    """``part``'s verdict: accept / drop where every packet of it has it,
+    unknown where none is decided, mixed otherwise."""
+    if (part - acc).is_empty():
+        return "accept"
+    if (part - drop).is_empty():
+        return "drop"
+    if not part.intersects(acc) and not part.intersects(drop):
+        return "unknown"
+    return "mixed"
 
 
 def _region(kind, was, now, hook, family, text, part, evaluators, rewrites, connections) -> Region:
     w = witness(part, hook)
     old_r, new_r = evaluators[0].evaluate(w), evaluators[1].evaluate(w)
     region = Region(kind, was, now, hook, family, text, part, w, old_r, new_r)
+    if kind == "rewritten":
+        # Its packets are rewritten ones (or reach another hook) in one
+        # version: asked as they stand, the engine answers for packets that
+        # arrive so, not for these. The arrival example is the confirmation.
+        return region
     if not (_fits(old_r.verdict, was) and _fits(new_r.verdict, now)):
         region.confirmed = False
         region.note = (f"internal inconsistency: the symbolic walk says {was} → {now}, the concrete "
@@ -308,6 +372,90 @@ def _region(kind, was, now, hook, family, text, part, evaluators, rewrites, conn
     if connections and kind in ("opened", "closed") and w.proto == TCP and w.dport:
         region.connection = _connection_change(evaluators, w, hook)
     return region
+
+
+def _arrival_example(region: Region, part: PacketSet, steps, start, evaluators, side: int,
+                     tries: int = 8) -> bool:
+    """Give a ``rewritten`` region a packet as it arrives that version
+    ``side`` (0 old, 1 new) turns into a packet of ``part`` (within the
+    region). Candidates are the pre-images through that version's rewriting
+    ``steps`` (:meth:`_Plan.steps`), followed back up to :data:`PREIMAGE_ROUNDS` rewrites, met with
+    the packets the walk began with; each round follows back only the rules
+    that could have made one packet of the set (their written values are
+    that packet's: kube-proxy writes ~50k different ones). A rule's match
+    is only an upper bound on what reaches it (a jump's conditions are
+    not in it), so the concrete engine checks each candidate: the version
+    must turn it into a packet of the region; a candidate that it does not
+    takes its destination and port out of the next try. A region no rule
+    makes (routing alone moved it) is its own example. False where none is
+    found within ``tries``."""
+    space = part.space
+    begin = getattr(start, "node", start)
+    frontier, seen = part.node, part.node
+    arriving = space.false
+    for _ in range(PREIMAGE_ROUNDS):
+        sample = witness(space.wrap(frontier), region.hook)
+        pre = space.false
+        for action, guard, writes in steps:
+            if _may_make(writes, sample):
+                node = _preimage(action, frontier, space)
+                if node != space.false:
+                    pre |= node & guard
+        pre &= ~seen
+        if pre == space.false:
+            break
+        arriving = pre & begin
+        if arriving != space.false:
+            break
+        seen |= pre
+        frontier = pre
+    if arriving == space.false:
+        if frontier is not part.node:
+            return False
+        arriving = part.node & begin  # routing alone: the packets themselves
+    ev = evaluators[side]
+    for _ in range(tries):
+        if arriving == space.false:
+            return False
+        packet = witness(space.wrap(arriving), region.hook)
+        made = ev.evaluate(packet)
+        if made.packet is not None and part.intersects(_as_left(space, made.packet)):
+            region.arrival = packet
+            region.arrival_old, region.arrival_new = (e.evaluate(packet) for e in evaluators)
+            return True
+        arriving &= ~(space.eq("dst", int(packet.dst)) & space.eq("dport", packet.dport or 0)
+                      if packet.dport is not None else space.eq("dst", int(packet.dst)))
+    return False
+
+
+#: Fields the engine's packet as it left may hold otherwise than the walk's
+#: packet at the hook's verdict: the ct status bits (not carried), what
+#: POSTROUTING rewrites after the verdict (source NAT, kube-proxy clearing
+#: its masquerade mark) and the TTL.
+AFTER_VERDICT = ("src", "sport", "mark", "ctmark", "ttl")
+
+
+def _as_left(space: Space, packet: Packet) -> PacketSet:
+    """The engine's packet as it left, with :data:`AFTER_VERDICT` and the
+    ct status bits free."""
+    names = [v for v in space.bdd.vars if v.startswith("ct_status:")]
+    for name in AFTER_VERDICT:
+        spec = space.layout.fields.get(name)
+        if spec is not None:
+            names += [spec.var(b) for b in range(spec.width)]
+    return space.wrap(space.exist(names, packet_point(space, packet).node))
+
+
+def _may_make(writes, packet: Packet) -> bool:
+    """Could a step writing ``writes`` have made ``packet`` (the values it
+    writes are the packet's)?"""
+    for name, mask, value in writes:
+        if value is None or name == "state":
+            continue
+        have = getattr(packet, name, None)
+        if have is not None and int(have) & mask != value:
+            return False
+    return True
 
 
 def _fits(verdict: str, label: str) -> bool:
@@ -491,9 +639,25 @@ class _Plan:
             for side, out in ((old, self.changed_old), (new, self.changed_new)):
                 out.extend(r for r in side.rules() if set(r.jump_targets()) & names)
         self.identical = not (self.everything or self.changed_old or self.changed_new)
-        self.rewrites = [r for rs in (old, new) for r in rs.rules()
-                         if any(_rewriting(x) for x in (r.action, *r.effects))]
+        #: Each version's rewriting rules (NAT, marks, …), and both together.
+        self.rewrites_of = tuple([r for r in rs.rules() if any(_rewriting(x) for x in (r.action, *r.effects))]
+                                 for rs in (old, new))
+        self.rewrites = [*self.rewrites_of[0], *self.rewrites_of[1]]
         self._touch_cache: dict = {}
+        self._steps: dict = {}
+
+    def steps(self, space: Space, side: int | None = None) -> list:
+        """The rewriting rules' ``(action, guard, writes)`` steps of version
+        ``side`` (0 old, 1 new; None both), made once per diff (the
+        candidates and every rewritten region follow them back)."""
+        if side is None:
+            return [*self.steps(space, 0), *self.steps(space, 1)]
+        steps = self._steps.get(side)
+        if steps is None:
+            steps = self._steps[side] = [
+                (action, guard, _writes(action, space)[0])
+                for rule in self.rewrites_of[side] for action, guard in _rewrite_steps(rule, space)]
+        return steps
 
     def _compare(self, ra: list[Rule], rb: list[Rule]) -> None:
         sa, sb = [_signature(r) for r in ra], [_signature(r) for r in rb]
@@ -558,7 +722,7 @@ def _candidates(plan: _Plan, space: Space):
         # ip_forward lowered: those packets arrived with one more.
         cand |= ttl_before_forward(cand, space)
     cand &= space.valid
-    steps = [step for rule in plan.rewrites for step in _rewrite_steps(rule, space)]
+    steps = [(action, guard) for action, guard, _ in plan.steps(space)]
     # The set each step's pre-image was last taken of. A pre-image is a
     # union over packets, and a step's pre-image of that set is in ``grown``
     # already: only the packets added since need one. Equal steps (the
@@ -598,10 +762,11 @@ def _rewrite_steps(rule: Rule, space: Space):
             yield action, match
 
 
-def _preimage(action, node, space: Space):
-    """Packets that ``action`` may turn into a packet of ``node``."""
-    bdd = space.bdd
-    writes: list[tuple[str, int, int | None]] = []  # (field, mask, value or None = anything)
+def _writes(action, space: Space) -> tuple[list[tuple[str, int, int | None]], str | None]:
+    """What ``action`` writes: ``(field, mask, value or None = anything)``
+    per field, and the ct status bit a translation sets (or None)."""
+    writes: list[tuple[str, int, int | None]] = []
+    status = None
     if isinstance(action, SetField):
         parts = [("ecn", 0, 2), ("dscp", 2, 6)] if action.field == "tos" else [(action.field, 0, None)]
         for name, offset, width in parts:
@@ -626,15 +791,23 @@ def _preimage(action, node, space: Space):
             writes.append((addr, (1 << 128) - 1, int(action.to_addr)))
         if action.to_port is not None:
             writes.append((port, 0xFFFF, action.to_port))
-        cond, qvars = node, []
-        if f"ct_status:{status}" in bdd.vars:
-            cond &= bdd.var(f"ct_status:{status}")
-            qvars.append(f"ct_status:{status}")
+        status = f"ct_status:{status}"
+    return writes, status
+
+
+def _preimage(action, node, space: Space):
+    """Packets that ``action`` may turn into a packet of ``node``."""
+    bdd = space.bdd
+    writes, status = _writes(action, space)
+    cond, qvars = node, []
+    if status is not None:  # a translation: what it wrote, it wrote whole
+        if status in bdd.vars:
+            cond &= bdd.var(status)
+            qvars.append(status)
         for name, mask, value in writes:
             cond &= space.masked(name, mask, value)
             qvars += _bit_vars(space, name, mask)
         return bdd.exist(qvars, cond) if qvars else cond
-    cond, qvars = node, []
     for name, mask, value in writes:
         if value is not None:
             cond &= space.masked(name, mask, value)

@@ -196,7 +196,7 @@ def test_each_group_of_a_module_is_its_own_firewall(repo, capsys):
     assert code == 1 and [r["new"] for r in reports] == ["working tree:infra/sg" + WEB]  # db unchanged
     # --target names one of them
     code, (report,), _ = _diff(capsys, "HEAD", "--target", "aws_security_group.db")
-    assert report["counts"] == {"opened": 0, "closed": 0, "unknown": 0}
+    assert report["counts"] == {"opened": 0, "closed": 0, "unknown": 0, "rewritten": 0}
 
 
 def test_a_named_directory_and_nothing_changed(repo, capsys):

@@ -23,6 +23,41 @@ def short(decision: Decision | None) -> str:
     return w.describe() if w else "no rule"
 
 
+#: Region kinds in the order reports show them.
+KIND_ORDER = ("opened", "closed", "unknown", "rewritten")
+
+
+def _outcome(result, arrival) -> str:
+    """``accept by filter FORWARD rule 2 (line 13), as tcp … -> 10.0.0.5:8080``
+    (the packet as it left, where the version rewrote it)."""
+    text = f"{result.verdict} by {short(result.decided_by)}"
+    out = result.packet
+    if out is None:
+        return text
+    if (out.src, out.dst, out.sport, out.dport) != (arrival.src, arrival.dst, arrival.sport, arrival.dport):
+        text += f", as {out.describe()}"
+    if out.mark != arrival.mark:
+        text += f", mark {out.mark:#x}"
+    return text
+
+
+def arrival_parts(r) -> tuple[str, str, str]:
+    """A ``rewritten`` region's arriving packet and its fate before and after."""
+    mark = f", mark {r.arrival.mark:#x}" if r.arrival.mark else ""
+    return (f"arriving as {r.arrival.describe()}{mark}", _outcome(r.arrival_old, r.arrival),
+            _outcome(r.arrival_new, r.arrival))
+
+
+def arrival_lines(r) -> list[str]:
+    """:func:`arrival_parts` as lines; without an arriving packet, the
+    region's own (rewritten) packet."""
+    if r.arrival is None:
+        return [f"e.g. {r.witness.describe()} (as rewritten; no arriving packet found that "
+                "becomes one)"]
+    packet, before, after = arrival_parts(r)
+    return [packet, f"before: {before}", f"after:  {after}"]
+
+
 def region_data(r) -> dict:
     data = {"kind": r.kind, "was": r.was, "now": r.now, "hook": r.hook, "family": r.family,
             "region": r.text, "witness": packet_data(r.witness),
@@ -31,6 +66,14 @@ def region_data(r) -> dict:
             "confirmed": r.confirmed}
     if r.note:
         data["note"] = r.note
+    if r.arrival is not None:
+        data["arrival"] = {"packet": packet_data(r.arrival),
+                           "old": {"verdict": r.arrival_old.verdict,
+                                   "decided_by": decision_data(r.arrival_old.decided_by),
+                                   "packet": packet_data(r.arrival_old.packet)},
+                           "new": {"verdict": r.arrival_new.verdict,
+                                   "decided_by": decision_data(r.arrival_new.decided_by),
+                                   "packet": packet_data(r.arrival_new.packet)}}
     if r.connection is not None:
         c = r.connection
         data["connection"] = {"client": c.client, "server": c.server, "dport": c.dport,
@@ -57,7 +100,7 @@ def policy_data(p) -> dict:
 
 
 def diff_data(report) -> dict:
-    counts = {k: len(report.of_kind(k)) for k in ("opened", "closed", "unknown")}
+    counts = {k: len(report.of_kind(k)) for k in KIND_ORDER}
     data = {"old": report.old_name, "new": report.new_name, "hooks": list(report.hooks),
             "verdicts_changed": report.verdicts_changed, "counts": counts,
             "scope": report.scope, "changed_rules": report.changed_rules,

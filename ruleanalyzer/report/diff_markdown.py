@@ -7,6 +7,7 @@ import re
 
 from ..errors import visible
 from .diff_json import short
+from .diff_json import KIND_ORDER, arrival_parts
 from .diff_text import HEADINGS
 
 
@@ -38,7 +39,7 @@ def markdown(report) -> str:
     out = [f"### Firewall change impact: {_code(report.old_name, False)} → {_code(report.new_name, False)}", ""]
     if not report.verdicts_changed:
         out.append("No verdict changed.")
-    for kind in ("opened", "closed", "unknown"):
+    for kind in KIND_ORDER:
         regions = report.of_kind(kind)
         if not regions:
             continue
@@ -47,11 +48,14 @@ def markdown(report) -> str:
         for r in regions:
             before = f"{r.old.verdict} by {short(r.old.decided_by)}"
             after = f"{r.new.verdict} by {short(r.new.decided_by)}"
+            example = r.witness.describe()
+            if r.arrival is not None:
+                example, before, after = arrival_parts(r)
             if r.connection is not None:
                 after += f"; {r.connection.text}"
             if not r.confirmed:
                 after += f" — ⚠ {r.note}"
-            out.append(f"| {r.hook} IPv{r.family} | {_code(r.text)} | {_code(r.witness.describe())} "
+            out.append(f"| {r.hook} IPv{r.family} | {_code(r.text)} | {_code(example)} "
                        f"| {_code(before)} | {_code(after)} |")
         out.append("")
     f = report.findings

@@ -3,7 +3,8 @@ annotations, reusing the audit renderers' locations and escaping.
 
 Each verdict change is a result on the rule responsible in the new version
 (the old one when the new verdict comes from a policy that did not move),
-with ruleId ``diff-opened`` / ``diff-closed`` / ``diff-unknown``; failing
+with ruleId ``diff-opened`` / ``diff-closed`` / ``diff-unknown`` /
+``diff-rewritten``; failing
 policy assertions are ``policy``; introduced findings keep their codes."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from .. import __version__
 from ..checks.base import Where
 from ..checks import registry
-from .diff_json import responsible, short
+from .diff_json import arrival_lines, responsible, short
 from .github import _escape_data, _escape_property, annotation
 from .sarif import (INFORMATION_URI, SARIF_SCHEMA, SARIF_VERSION, _location, _result,
                     original_uri_base_ids, rule_descriptor)
@@ -21,6 +22,8 @@ DIFF_RULES = {
     "diff-opened": ("warning", "Traffic that was dropped is now accepted."),
     "diff-closed": ("warning", "Traffic that was accepted is now dropped."),
     "diff-unknown": ("note", "A verdict changed to or from one that depends on unknowns."),
+    "diff-rewritten": ("note", "Packets are rewritten differently (NAT, marks): one version alone "
+                               "brings them to the hook's verdict."),
     "policy": ("error", "A policy assertion from .ruleanalyzer.yaml does not hold."),
 }
 
@@ -28,6 +31,8 @@ DIFF_RULES = {
 def _message(r) -> str:
     text = (f"{r.hook} IPv{r.family}: {r.text} — was {r.was} ({short(r.old.decided_by)}), "
             f"now {r.now} ({short(r.new.decided_by)}); e.g. {r.witness.describe()}")
+    if r.kind == "rewritten":
+        text += "; " + "; ".join(arrival_lines(r))
     if r.connection is not None:
         text += f"; {r.connection.text}"
     if not r.confirmed:

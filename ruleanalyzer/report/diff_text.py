@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from ..errors import visible
-from .diff_json import short
+from .diff_json import KIND_ORDER, arrival_lines, short
 
 HEADINGS = {"opened": "now ACCEPTED (was dropped)", "closed": "now DROPPED (was accepted)",
-            "unknown": "changes involving unknowns"}
+            "unknown": "changes involving unknowns",
+            "rewritten": "rewritten differently (NAT, marks): one version alone brings these packets "
+                         "to the hook's verdict"}
 
 
 def lines(report) -> list[str]:
@@ -14,18 +16,21 @@ def lines(report) -> list[str]:
     if not report.verdicts_changed:
         out.append("no verdict changed" + (" (the rulesets are the same rule for rule)"
                                            if report.changed_rules == 0 else ""))
-    for kind in ("opened", "closed", "unknown"):
+    for kind in KIND_ORDER:
         regions = report.of_kind(kind)
         if not regions:
             continue
         out.append("")
         out.append(f"{HEADINGS[kind]}: {len(regions)} region{'s' if len(regions) != 1 else ''}")
         for r in regions:
-            change = "" if kind != "unknown" else f" [{r.was} → {r.now}]"
+            change = "" if kind in ("opened", "closed") else f" [{r.was} → {r.now}]"
             out.append(f"  {r.hook} IPv{r.family}{change}: {r.text}")
-            out.append(f"    e.g. {r.witness.describe()}")
-            out.append(f"    before: {r.old.verdict} by {short(r.old.decided_by)}")
-            out.append(f"    after:  {r.new.verdict} by {short(r.new.decided_by)}")
+            if kind == "rewritten":
+                out += [f"    {line}" for line in arrival_lines(r)]
+            else:
+                out.append(f"    e.g. {r.witness.describe()}")
+                out.append(f"    before: {r.old.verdict} by {short(r.old.decided_by)}")
+                out.append(f"    after:  {r.new.verdict} by {short(r.new.decided_by)}")
             if r.connection is not None:
                 out.append(f"    connection: {r.connection.text}")
             if not r.confirmed:

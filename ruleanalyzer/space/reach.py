@@ -628,6 +628,13 @@ class Reachability:
     _shape_vars: list = field(repr=False, default_factory=list)
     _inside: dict = field(repr=False, default_factory=dict)
     _jumps: dict = field(repr=False, default_factory=dict)  # jump id -> [¬match, ¬entry]
+    _reached: object = field(repr=False, default=None)
+
+    def reached(self) -> PacketSet:
+        """The packets that come to one of this hook's verdicts, as they are
+        then (rewritten by NAT or marks on the way): unlike
+        ``undecided.upper``, no arriving packet that became another."""
+        return self._reached()
 
     def rules(self) -> list[Rule]:
         """Every rule reached on this hook, in the order first visited."""
@@ -1730,7 +1737,8 @@ class _Walker:
                            (self.space, drop_l, lambda: p().dropped.upper)),
             undecided=Bounds(lambda: w(unk_l()), lambda: w(
                 start & ~acc_l() & ~drop_l() | p().unknown.upper)),
-            arriving=w(start), _records=path.records, _order=path.order)
+            arriving=w(start), _records=path.records, _order=path.order,
+            _reached=lambda: w(p().upper | p().dropped.upper | p().unknown.upper))
 
     def _resolved_verdicts(self, acc, drop, unk):
         """The lower accepted, dropped and undecided sets of a walk with
