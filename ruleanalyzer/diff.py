@@ -173,7 +173,7 @@ class DiffReport:
     @property
     def newly_allowed(self) -> bool:
         """Something may now be accepted that surely was not before."""
-        return any(r.now in ("accept", "unknown", "may-accept") and r.was != "accept"
+        return any(r.now in ("accept", "unknown", "may-accept", "mixed") and r.was != "accept"
                    for r in self.regions if r.kind != "closed")
 
     def contains(self, packet: Packet, hook: str | None = None) -> bool:

@@ -79,6 +79,8 @@ def test_a_dnat_target_change_that_closes_a_service_is_reported(tmp_path, capsys
     assert "no verdict changed" not in out
     assert "arriving as tcp 203.0.113.1:1024 -> 203.0.113.10:80 [SYN]" in out
     assert "the handshake passes before, fails now" in out
+    assert "made before only [mixed]: tcp from 0.0.0.0/0 to 10.0.0.5/32 dport 8080" in out
+    assert "made now only [mixed]: tcp from 0.0.0.0/0 to 10.0.0.6/32 dport 8080" in out
 
 
 def test_an_output_dnat_target_change_is_reported():

@@ -43,9 +43,11 @@ def _outcome(result, arrival) -> str:
 
 def arrival_parts(r) -> tuple[str, str, str]:
     """A ``rewritten`` region's arriving packet and its fate before and after."""
-    mark = f", mark {r.arrival.mark:#x}" if r.arrival.mark else ""
-    return (f"arriving as {r.arrival.describe()}{mark}", _outcome(r.arrival_old, r.arrival),
-            _outcome(r.arrival_new, r.arrival))
+    a = r.arrival
+    extra = (f", state {a.state}" if a.state and a.state != "new" else "") + \
+        (f", mark {a.mark:#x}" if a.mark else "")
+    return (f"arriving as {a.describe()}{extra}", _outcome(r.arrival_old, a),
+            _outcome(r.arrival_new, a))
 
 
 def arrival_lines(r) -> list[str]:

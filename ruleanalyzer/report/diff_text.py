@@ -11,6 +11,31 @@ HEADINGS = {"opened": "now ACCEPTED (was dropped)", "closed": "now DROPPED (was 
                          "to the hook's verdict"}
 
 
+def _rewritten(regions) -> list[str]:
+    """Rewritten regions grouped by their arriving packet (a changed DNAT
+    target makes two regions a hook — the packets made before only and now
+    only — that one arriving packet explains): the packet and its fate
+    before and after once, then each region with the version that makes
+    its packets and their verdict there."""
+    groups: dict = {}
+    for r in regions:
+        key = (r.hook, r.family, tuple(arrival_lines(r)) if r.arrival is not None else id(r))
+        groups.setdefault(key, []).append(r)
+    out = []
+    for (hook, family, _), members in groups.items():
+        first = members[0]
+        head, *rest = arrival_lines(first)
+        out.append(f"  {hook} IPv{family}: {head}")
+        out += [f"    {line}" for line in rest]
+        if first.connection is not None:
+            out.append(f"    connection: {first.connection.text}")
+        for r in members:
+            made = (f"made before only [{r.was}]" if r.now == "unreached"
+                    else f"made now only [{r.now}]")
+            out.append(f"    {made}: {r.text}")
+    return out
+
+
 def lines(report) -> list[str]:
     out = [f"diff {report.old_name} → {report.new_name}"]
     if not report.verdicts_changed:
@@ -22,15 +47,15 @@ def lines(report) -> list[str]:
             continue
         out.append("")
         out.append(f"{HEADINGS[kind]}: {len(regions)} region{'s' if len(regions) != 1 else ''}")
+        if kind == "rewritten":
+            out += _rewritten(regions)
+            continue
         for r in regions:
             change = "" if kind in ("opened", "closed") else f" [{r.was} → {r.now}]"
             out.append(f"  {r.hook} IPv{r.family}{change}: {r.text}")
-            if kind == "rewritten":
-                out += [f"    {line}" for line in arrival_lines(r)]
-            else:
-                out.append(f"    e.g. {r.witness.describe()}")
-                out.append(f"    before: {r.old.verdict} by {short(r.old.decided_by)}")
-                out.append(f"    after:  {r.new.verdict} by {short(r.new.decided_by)}")
+            out.append(f"    e.g. {r.witness.describe()}")
+            out.append(f"    before: {r.old.verdict} by {short(r.old.decided_by)}")
+            out.append(f"    after:  {r.new.verdict} by {short(r.new.decided_by)}")
             if r.connection is not None:
                 out.append(f"    connection: {r.connection.text}")
             if not r.confirmed:
