@@ -419,7 +419,9 @@ def _arrival_example(region: Region, part: PacketSet, steps, start, evaluators, 
             return False
         packet = witness(space.wrap(arriving), region.hook)
         made = ev.evaluate(packet)
-        if made.packet is not None and part.intersects(_as_left(space, made.packet)):
+        # (numgen/jhash maps: one of the possible results makes it)
+        if any(m.packet is not None and part.intersects(_as_left(space, m.packet))
+               for m in (made, *made.alternatives)):
             region.arrival = packet
             region.arrival_old, region.arrival_new = (e.evaluate(packet) for e in evaluators)
             return True

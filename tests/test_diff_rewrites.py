@@ -215,3 +215,34 @@ def test_differential_nat_edits(seed):
         status = [v for v in sp.bdd.vars if v.startswith("ct_status:")]
         point = sp.wrap(sp.exist(status, packet_point(sp, made.packet).node))
         assert r.packets.intersects(point), (r.text, made.packet.describe())
+
+
+NUMGEN = """table ip nat {{
+  chain prerouting {{ type nat hook prerouting priority dstnat; policy accept;
+    ip daddr 203.0.113.10 tcp dport 80 dnat to numgen inc mod 2 map {{ 0 : 10.0.0.5, 1 : {backend} }}
+  }}
+}}
+table ip filter {{
+  chain forward {{ type filter hook forward priority 0; policy drop;
+    ct state established,related accept
+    ip daddr {{ 10.0.0.5, 10.0.0.6 }} tcp dport 80 accept
+  }}
+}}
+"""
+
+
+def test_a_load_balanced_backend_replaced_by_one_the_filter_drops():
+    # numgen sends every other connection to the second backend: before
+    # 10.0.0.6 (accepted), now 10.0.0.7 (dropped). The engine answers the
+    # arriving packet "accept" before and "unknown, depends on numgen" now.
+    old, new = (loads(NUMGEN.format(backend=b), dialect="nftables", name=n)
+                for b, n in (("10.0.0.6", "old"), ("10.0.0.7", "new")))
+    report = diff(old, new, hooks=("forward",), findings=False)
+    assert report.verdicts_changed and report.rewritten
+    for r in report.rewritten:
+        assert str(r.arrival.dst) == "203.0.113.10"
+        assert r.arrival_old.verdict == "accept" and r.arrival_new.verdict == "unknown"
+        assert any("numgen" in d for d in r.arrival_new.depends_on)
+    # made before only: packets to 10.0.0.6; made now only: to 10.0.0.7
+    assert {(r.now == "unreached", r.text.split(" to ")[1].split("/")[0]) for r in report.rewritten} == \
+        {(True, "10.0.0.6"), (False, "10.0.0.7")}

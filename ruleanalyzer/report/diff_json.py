@@ -31,6 +31,8 @@ def _outcome(result, arrival) -> str:
     """``accept by filter FORWARD rule 2 (line 13), as tcp … -> 10.0.0.5:8080``
     (the packet as it left, where the version rewrote it)."""
     text = f"{result.verdict} by {short(result.decided_by)}"
+    if result.verdict == "unknown" and result.depends_on:
+        text = f"unknown, {'; '.join(result.depends_on)}"
     out = result.packet
     if out is None:
         return text
