@@ -2800,7 +2800,8 @@ class _Walker:
         # takes nothing or all: no operation, no new node object, which the
         # branch's run would keep: a numgen map's keys are (false, true))
         within = self.within
-        outers = self._branch_outers(action, keys, ctx)
+        # (a map whose keys take every packet, numgen's, has no key to be within)
+        outers = None if rest_u is f and rest_l is f else self._branch_outers(action, keys, ctx)
         for n, ((_, branch_action), (k_l, k_u)) in enumerate(zip(action.branches, keys), 1):
             if n % COLLECT_EVERY_BRANCHES == 0:
                 sp.collect_dead()  # (the branches walked since let their sets go)
@@ -2829,17 +2830,17 @@ class _Walker:
         return _union_all([*conts_l, low], f), _union_all([*conts_u, up], f)
 
     def _branch_outers(self, action: Dispatch, keys: list, ctx: _Context):
-        """Per branch of ``action``, what the chain it jumps or goes to is
-        entered within (:attr:`within`, as :meth:`_outer` for a jump's
-        match): its exact key where it is not a constant (the packets the
-        branch takes lie in it), else None; None where no branch has one
-        (a numgen map). kube-proxy's nftables service map keys ``ip daddr .
-        meta l4proto . th dport``: its endpoint chains' ``meta l4proto tcp
-        dnat to …`` then holds every packet reaching it, as ``-p tcp -j
-        DNAT`` does in the iptables mode's endpoint chains after the jump
-        ``-d IP -p tcp --dport P -j KUBE-SVC-…``, and the DNAT's image is
-        made from the mark jump's ``ite`` (:meth:`_nat_image`). Kept per
-        map and context (a list per map, its tuples made once)."""
+        """Per branch of ``action`` (``keys``: :meth:`_dispatch_keys`'), what
+        the chain it jumps or goes to is entered within (:attr:`within`, as
+        :meth:`_outer` for a jump's match): its exact key where it is not a
+        constant (the packets the branch takes lie in it), else None; None
+        where no branch has one. kube-proxy's nftables service map keys
+        ``ip daddr . meta l4proto . th dport``: its endpoint chains' ``meta
+        l4proto tcp dnat to …`` then holds every packet reaching it, as
+        ``-p tcp -j DNAT`` does in the iptables mode's endpoint chains after
+        the jump ``-d IP -p tcp --dport P -j KUBE-SVC-…``, and the DNAT's
+        image is made from the mark jump's ``ite`` (:meth:`_nat_image`).
+        Kept per map and context (a list per map, its tuples made once)."""
         key = ("branch outers", id(action), ctx.before_conntrack, ctx.env)
         out = self.match_cache.get(key, self)
         if out is self:
