@@ -2487,15 +2487,7 @@ class _Walker:
         """Names of the fields ``rule``'s matches test (as written)."""
         out = self.reads_of.get(rule)
         if out is None:
-            names: set = set()
-            todo = list(rule.matches)
-            while todo:
-                m = todo.pop()
-                name = getattr(m, "field", None)
-                if name:
-                    names.add(name)
-                todo.extend(getattr(m, "matches", ()))
-            out = self.reads_of[rule] = self._frozen(names)
+            out = self.reads_of[rule] = self._frozen(_fields_read(rule.matches))
         return out
 
     def _frozen(self, names) -> frozenset:
@@ -2815,9 +2807,15 @@ class _Walker:
         # (a key that is a constant — sp.false or sp.true, _dispatch_keys —
         # takes nothing or all: no operation, no new node object, which the
         # branch's run would keep: a numgen map's keys are (false, true))
+        within = self.within
+        # (a map whose keys take every packet, numgen's, has no key to be within)
+        outers = None if rest_u is f and rest_l is f else self._branch_outers(action, keys, ctx)
         for n, ((_, branch_action), (k_l, k_u)) in enumerate(zip(action.branches, keys), 1):
             if n % COLLECT_EVERY_BRANCHES == 0:
                 sp.collect_dead()  # (the branches walked since let their sets go)
+            if outers is not None:
+                outer = outers[n - 1]
+                self.within = within if outer is None else (*within, outer)
             if in_l is in_u and k_l is k_u:
                 hit_l = hit_u = in_u if k_u is t else f if k_u is f else in_u & k_u
             else:
@@ -2829,6 +2827,7 @@ class _Walker:
                 c_l, c_u = self._action(branch_action, chain, rule, hit_l, hit_u, ctx, depth, ret)
                 conts_l.append(c_l)
                 conts_u.append(c_u)
+        self.within = within
         if rest_u is f and rest_l is f:
             low = up = f
         elif low is up and rest_l is rest_u:
@@ -2837,6 +2836,36 @@ class _Walker:
             low, up = low & rest_l, up & rest_u
         self.dispatch_back = (conts_l, conts_u)  # (_run_chain keeps those of a services map)
         return _union_all([*conts_l, low], f), _union_all([*conts_u, up], f)
+
+    def _branch_outers(self, action: Dispatch, keys: list, ctx: _Context):
+        """Per branch of ``action`` (``keys``: :meth:`_dispatch_keys`'), what
+        the chain it jumps or goes to is entered within (:attr:`within`, as
+        :meth:`_outer` for a jump's match): its exact key where it is not a
+        constant (the packets the branch takes lie in it), else None; None
+        where no branch has one. kube-proxy's nftables service map keys
+        ``ip daddr . meta l4proto . th dport``: its endpoint chains' ``meta
+        l4proto tcp dnat to …`` then holds every packet reaching it, as
+        ``-p tcp -j DNAT`` does in the iptables mode's endpoint chains after
+        the jump ``-d IP -p tcp --dport P -j KUBE-SVC-…``, and the DNAT's
+        image is made from the mark jump's ``ite`` (:meth:`_nat_image`).
+        Kept per map and context (a list per map, its tuples made once)."""
+        key = ("branch outers", id(action), ctx.before_conntrack, ctx.env)
+        out = self.match_cache.get(key, self)
+        if out is self:
+            f, t = self.space.false, self.space.true
+            out = [self._frozen_outer(match, k_u)
+                   if k_l is k_u and k_u is not f and k_u is not t and isinstance(target, (Jump, Goto))
+                   else None for (match, target), (k_l, k_u) in zip(action.branches, keys)]
+            if not any(out):
+                out = None
+            self.match_cache[key] = out
+        return out
+
+    def _frozen_outer(self, match, node) -> tuple:
+        """``(node, the fields match reads as written, the space fields
+        node's BDD reads)``: :attr:`within`'s entry for the exact ``node``
+        of ``match`` (a verdict map's key)."""
+        return (node, self._frozen(_fields_read([match])), self._frozen(self._match_fields(node)))
 
     def _translated_if_taken(self, action: Nat, low, key_u):
         """The lower set of a NAT map's branch whose key is not known
@@ -3335,6 +3364,19 @@ class _Walker:
             address, rest = self._nat_values(action, *action.fields)
             values = _keep_last(kept, action, address & rest)
         return values
+
+
+def _fields_read(matches) -> set:
+    """Names of the fields ``matches`` (and the matches they hold) test, as written."""
+    names: set = set()
+    todo = list(matches)
+    while todo:
+        m = todo.pop()
+        name = getattr(m, "field", None)
+        if name:
+            names.add(name)
+        todo.extend(getattr(m, "matches", ()))
+    return names
 
 
 def _keep_last(cache: dict, key, value):

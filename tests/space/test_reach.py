@@ -1249,3 +1249,94 @@ def test_alike_verdict_maps_share_their_keys_and_take_constants_without_an_opera
     got.clear()
     assert _every_set(analyze(ruleset, "input", 4)) == shared
     assert len({id(out) for _, out, _ in got}) == 4
+
+
+def _kube_nftables_fixture() -> str:
+    """kube-proxy's nftables mode, small: a service map keyed ``ip daddr .
+    meta l4proto . th dport`` goes to service chains, each a masquerade
+    jump and a ``numgen`` map to endpoint chains (``ip saddr EP jump
+    mark-for-masquerade``, ``meta l4proto P dnat to EP:PORT``); a node
+    port goes to a chain marking and going to the service; a service
+    without endpoints is rejected."""
+    services = [("172.30.0.10", "tcp", 80, ["100.64.0.5", "100.64.0.6", "100.64.0.7"], 8080),
+                ("172.30.0.10", "udp", 53, ["100.64.0.8"], 53),
+                ("172.30.0.11", "tcp", 443, ["100.64.0.9", "100.64.1.1"], 8443)]
+    chains, elements = [], []
+    for n, (ip, proto, port, eps, to_port) in enumerate(services):
+        elements.append(f"{ip} . {proto} . {port} : goto svc{n}")
+        vmap = ", ".join(f"{i} : goto ep{n}_{i}" for i in range(len(eps)))
+        chains.append(f"  chain svc{n} {{\n    ip daddr {ip} {proto} dport {port} ip saddr != 100.64.0.0/14 "
+                      f"jump mark-for-masquerade\n    numgen random mod {len(eps)} vmap {{ {vmap} }}\n  }}")
+        chains += [f"  chain ep{n}_{i} {{\n    ip saddr {ep} jump mark-for-masquerade\n"
+                   f"    meta l4proto {proto} dnat to {ep}:{to_port}\n  }}" for i, ep in enumerate(eps)]
+    return "\n".join([
+        "table ip kube-proxy {",
+        "  map service-ips {", "    type ipv4_addr . inet_proto . inet_service : verdict",
+        f"    elements = {{ {', '.join(elements)} }}", "  }",
+        "  map no-endpoint-services {", "    type ipv4_addr . inet_proto . inet_service : verdict",
+        "    elements = { 172.30.0.12 . tcp . 80 : goto reject-chain }", "  }",
+        "  map service-nodeports {", "    type inet_proto . inet_service : verdict",
+        "    elements = { tcp . 30080 : goto ext0 }", "  }",
+        "  chain filter-forward {", "    type filter hook forward priority -110; policy accept;",
+        "    ct state new jump service-endpoints-check", "  }",
+        "  chain filter-output {", "    type filter hook output priority -110; policy accept;",
+        "    ct state new jump service-endpoints-check", "  }",
+        "  chain nat-prerouting {", "    type nat hook prerouting priority dstnat; policy accept;",
+        "    jump services", "  }",
+        "  chain nat-output {", "    type nat hook output priority -100; policy accept;", "    jump services", "  }",
+        "  chain nat-postrouting {", "    type nat hook postrouting priority srcnat; policy accept;",
+        "    jump masquerading", "  }",
+        "  chain reject-chain {", "    reject", "  }",
+        "  chain mark-for-masquerade {", "    meta mark set meta mark | 0x00004000", "  }",
+        "  chain masquerading {", "    meta mark & 0x00004000 == 0x00000000 return",
+        "    meta mark set meta mark ^ 0x00004000", "    masquerade fully-random", "  }",
+        "  chain services {", "    ip daddr . meta l4proto . th dport vmap @service-ips",
+        "    fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports",
+        "  }",
+        "  chain service-endpoints-check {", "    ip daddr . meta l4proto . th dport vmap @no-endpoint-services",
+        "  }",
+        "  chain ext0 {", "    jump mark-for-masquerade", "    goto svc0", "  }",
+        *chains, "}", ""])
+
+
+def test_a_map_branchs_exact_key_holds_the_chain_it_enters_with_the_same_sets(monkeypatch):
+    """A chain entered from a verdict map's branch lies within the branch's
+    exact key (kube-proxy's nftables service map, ``ip daddr . meta
+    l4proto . th dport``): the endpoint chains' ``meta l4proto P dnat``
+    then holds every packet reaching it, and its image is made from the
+    mark jump's ``ite`` — every rule's sets and the verdict sets node for
+    node the same as walked without the keys (``_branch_outers`` None)."""
+    from ruleanalyzer import loads
+    from ruleanalyzer.space import Layout, Space
+    from ruleanalyzer.space import reach as reach_mod
+    from ruleanalyzer.space.reach import analyze_hooks
+
+    rs = loads(_kube_nftables_fixture(), dialect="nftables")
+    space = Space(Layout.for_ruleset(rs))
+    outers, image = reach_mod._Walker._branch_outers, reach_mod._Walker._nat_image
+    through_ite = []
+
+    def walk(keys: bool):
+        def branch_outers(self, *args):
+            return outers(self, *args) if keys else None
+
+        def nat_image(self, action, node, within=False):
+            made = self.ite_made
+            through_ite.append(made is not None and node is made[0])
+            return image(self, action, node, within)
+
+        monkeypatch.setattr(reach_mod._Walker, "_branch_outers", branch_outers)
+        monkeypatch.setattr(reach_mod._Walker, "_nat_image", nat_image)
+        through_ite.clear()
+        out = []
+        for result in analyze_hooks(rs, ["input", "forward", "output"], 4, space).values():
+            out += [getattr(getattr(result, n), s) for n in ("accepted", "dropped", "undecided")
+                    for s in ("lower", "upper")]
+            out += [getattr(result.rule_sets(r), n) for r in result.rules()
+                    for n in ("reaching_lower", "reaching_upper", "matched_lower", "matched_upper")]
+        return out, sum(through_ite)
+
+    held, ites = walk(True)
+    unheld, ites_before = walk(False)
+    assert ites_before == 0 and ites >= 6  # (every endpoint's DNAT, prerouting at least)
+    assert len(held) == len(unheld) and all(a == b for a, b in zip(held, unheld))
