@@ -354,6 +354,18 @@ _CANONICAL_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]
 _json_text = json.encoder.encode_basestring_ascii  # json.dumps of a str
 
 
+def is_address(text: str) -> bool:
+    """Whether ``ipaddress.ip_address(text)`` reads ``text`` (canonical IPv4
+    text is told without it)."""
+    if _CANONICAL_IPV4(text):
+        return True
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 class PacketBatch:
     """The packets of a ``--packets`` file, held in the reader's lean form
     (``items``, see :meth:`PacketReader.item`); a sequence of
@@ -397,16 +409,17 @@ def read_packets(text: str, name: str, default_hook: str = "input", hook: str | 
     first = _first_line(text[:1 << 16]) or _first_line(text) or "{"
     with gc_paused():  # no cycles among the packets: the collector would walk them again and again
         if not first.startswith("{"):
-            from .flows import read_flows
+            from .flows import read_flow_fields
 
             hook = hook or default_hook
-            for flow in read_flows(text, name):
-                fields = flow.packet_fields()
-                fields.setdefault("hook", hook)
+            for number, fields, _ in read_flow_fields(text, name):
+                fields["hook"] = hook  # (a flow has none)
                 try:
                     append(item(fields))
                 except RuleAnalyzerError as exc:
-                    raise RuleAnalyzerError(f"bad flow: {exc.message}", flow.location) from None
+                    from .model import Location
+
+                    raise RuleAnalyzerError(f"bad flow: {exc.message}", Location(name, number, 1)) from None
             return PacketBatch(items, reader)
         from .errors import split_lines
         from .model import Location
