@@ -253,3 +253,12 @@ def test_answers_stay_the_engines_when_the_tree_is_turned_off_midway():
     evaluator = Evaluator(ruleset)
     expected = [result_data(evaluator.evaluate(p), p, trace=False) for p in read]
     assert out.getvalue() == "".join(json.dumps(a) + "\n" for a in expected)
+
+
+def test_indented_is_json_dumps_with_an_indent():
+    from ruleanalyzer.report.answers import indented
+
+    for value in ({"a": [1, {"b": None, "c": [True, False, "é\n\"x"]}, [], {}], "d": (2, "")},
+                  [], {}, "x", 3, [1.5, float("nan")], {1: "a"}):
+        for newline in ("\n", "\n  "):
+            assert indented(value, newline) == json.dumps(value, indent=2).replace("\n", newline)
