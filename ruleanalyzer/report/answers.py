@@ -71,7 +71,7 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
     from two texts: the leaf's answer, made once per leaf, with places for
     the id and the packet; the packet, made once per combination of its
     fields other than id, addresses, ports and interfaces, with places for
-    those (and the values' texts are made once per value). Every other
+    those (the interfaces' texts are made once per name). Every other
     packet is made and evaluated, and its answer encoded."""
     from ..engine.batch import address_class, root_key
 
@@ -84,7 +84,7 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
     states: dict = {}  # per template: roots by address classes, IP version, packet text pieces
     leaves: dict = {}  # id of a leaf: (leaf, its text or None, verdict)
     classes: dict = {}  # JSON text of an address: its class (address_class)
-    texts: dict = {None: ""}  # a port or interface: its JSON text ("": none)
+    texts: dict = {None: ""}  # an interface name: its JSON text ("": none)
     state_of, entry_of, hit, json_text = states.get, leaves.get, batch.hit, _json_text
     class_of, text_of = classes.get, texts.get
     roots = None
@@ -126,20 +126,15 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
                     parts = entry[1]
                     if parts is not None:
                         p0, p1, p2, p3, p4, p5, p6 = pieces
-                        sp = text_of(sport)
-                        if sp is None:
-                            sp = texts[sport] = _own_text(sport)
-                        dp = text_of(dport)
-                        if dp is None:
-                            dp = texts[dport] = _own_text(dport)
                         i = text_of(iif)
                         if i is None:
-                            i = texts[iif] = _own_text(iif)
+                            i = texts[iif] = json_text(iif)
                         o = text_of(oif)
                         if o is None:
-                            o = texts[oif] = _own_text(oif)
+                            o = texts[oif] = json_text(oif)
                         extend((sep, parts[0], "null" if ident is None else json_text(ident), parts[1],
-                                p0, src[2], p1, dst[2], p2, sp, p3, dp, p4, i, p5, o, p6, parts[2]))
+                                p0, src[2], p1, dst[2], p2, "" if sport is None else str(sport), p3,
+                                "" if dport is None else str(dport), p4, i, p5, o, p6, parts[2]))
                         sep = between
                         if len(chunk) >= _CHUNK:
                             write("".join(chunk))
@@ -178,11 +173,6 @@ def _template_state(packet: Packet, indent: bool) -> list:
     # as it stands in an answer: at level 1, in indented mode an element of a list
     text = json.dumps(data, indent=2).replace("\n", "\n    ") if indent else json.dumps(data)
     return [{}, packet.src.version, _pieces(text, wanted)]
-
-
-def _own_text(value) -> str:
-    """A port or interface name as JSON text."""
-    return str(value) if value.__class__ is int else _json_text(value)
 
 
 def _pieces(text: str, wanted: list) -> tuple | None:
