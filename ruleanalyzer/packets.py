@@ -354,6 +354,18 @@ _CANONICAL_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]
 _json_text = json.encoder.encode_basestring_ascii  # json.dumps of a str
 
 
+def is_address(text: str) -> bool:
+    """Whether ``ipaddress.ip_address(text)`` reads ``text`` (canonical IPv4
+    text is told without it)."""
+    if _CANONICAL_IPV4(text):
+        return True
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 class PacketBatch:
     """The packets of a ``--packets`` file, held in the reader's lean form
     (``items``, see :meth:`PacketReader.item`); a sequence of
@@ -380,6 +392,47 @@ def _first_line(text: str) -> str:
                 "")
 
 
+#: JSON lines read at once (see :func:`_read_at_once`).
+_AT_ONCE = 4096
+
+
+def _read_at_once(lines: list, default_hook: str, item) -> list | None:
+    """The items of JSON ``lines`` read in one go where that is sure to give
+    what reading them one by one gives, else None (then that is done, and
+    says where a line is wrong): every line a JSON object on its own
+    (``{`` first, the only one in it, ``}`` last) or blank or a comment.
+    Their objects, joined with commas into one JSON array, are then read at
+    once (the C scanner, its keys shared) — exactly those objects: each of
+    the array's values begins with a ``{`` of its own, so as many values as
+    lines means every line's ``{`` begins one, and a value that began at a
+    line's start ends at the ``,`` put before the next line."""
+    objects = [line for line in lines if line[:1] == "{" and line[-1:] == "}"]
+    if not objects or (len(objects) != len(lines) and any(
+            line.strip() and not line.lstrip().startswith("#")
+            for line in lines if not (line[:1] == "{" and line[-1:] == "}"))):
+        return None
+    out: list = []
+    append = out.append
+    for start in range(0, len(objects), _AT_ONCE):  # (a few thousand objects in memory at a time)
+        some = objects[start:start + _AT_ONCE]
+        joined = ",".join(some)
+        if joined.count("{") != len(some):
+            return None
+        try:
+            values = json.loads("[" + joined + "]")
+        except ValueError:
+            return None
+        if len(values) != len(some):
+            return None
+        try:
+            for fields in values:
+                fields.setdefault("hook", default_hook)
+                append(item(fields))
+        except (ValueError, RuleAnalyzerError):
+            return None  # the same line, read again one by one, says which and why
+    return out
+
+
 def read_packets(text: str, name: str, default_hook: str = "input", hook: str | None = None) -> PacketBatch:
     """The packets of a ``--packets`` file: JSON lines (keys as the query
     flags; ``hook`` defaults to ``default_hook``), or real flows (``conntrack
@@ -397,23 +450,28 @@ def read_packets(text: str, name: str, default_hook: str = "input", hook: str | 
     first = _first_line(text[:1 << 16]) or _first_line(text) or "{"
     with gc_paused():  # no cycles among the packets: the collector would walk them again and again
         if not first.startswith("{"):
-            from .flows import read_flows
+            from .flows import read_flow_fields
 
             hook = hook or default_hook
-            for flow in read_flows(text, name):
-                fields = flow.packet_fields()
-                fields.setdefault("hook", hook)
+            for number, fields, _ in read_flow_fields(text, name):
+                fields["hook"] = hook  # (a flow has none)
                 try:
                     append(item(fields))
                 except RuleAnalyzerError as exc:
-                    raise RuleAnalyzerError(f"bad flow: {exc.message}", flow.location) from None
+                    from .model import Location
+
+                    raise RuleAnalyzerError(f"bad flow: {exc.message}", Location(name, number, 1)) from None
             return PacketBatch(items, reader)
         from .errors import split_lines
         from .model import Location
 
+        lines = split_lines(text)
+        at_once = _read_at_once(lines, default_hook, item)
+        if at_once is not None:
+            return PacketBatch(at_once, reader)
         loads = json.loads
         scan = json.JSONDecoder().scan_once
-        for number, line in enumerate(split_lines(text), 1):
+        for number, line in enumerate(lines, 1):
             fields = None
             if line[:1] == "{" and line[-1:] == "}":
                 # what json.loads does with a line without surrounding white

@@ -253,3 +253,33 @@ def test_answers_stay_the_engines_when_the_tree_is_turned_off_midway():
     evaluator = Evaluator(ruleset)
     expected = [result_data(evaluator.evaluate(p), p, trace=False) for p in read]
     assert out.getvalue() == "".join(json.dumps(a) + "\n" for a in expected)
+
+
+def test_indented_is_json_dumps_with_an_indent():
+    from ruleanalyzer.report.answers import indented
+
+    for value in ({"a": [1, {"b": None, "c": [True, False, "é\n\"x"]}, [], {}], "d": (2, "")},
+                  [], {}, "x", 3, [1.5, float("nan")], {1: "a"}):
+        for newline in ("\n", "\n  "):
+            assert indented(value, newline) == json.dumps(value, indent=2).replace("\n", newline)
+
+
+def test_lines_read_at_once_are_the_lines_read_one_by_one():
+    """The JSON lines of a file read as one array where that is sure to
+    give each line's object: comments and blank lines around, braces in
+    strings (then line by line), a bad line (its own located error)."""
+    from ruleanalyzer.packets import _read_at_once, read_packets
+
+    lines = [json.dumps(p) for p in _packets(3, 30)]
+    text = "# packets\n\n" + "\n".join(lines) + "\n  \n"
+    assert list(read_packets(text, "p.jsonl")) == \
+        [make_packet(**{"hook": "input", **json.loads(line)}) for line in lines]
+    odd = [lines[0][:-1] + ', "id": "{"}', lines[1]]  # a second brace: read one by one
+    assert _read_at_once(odd, "input", lambda fields: fields) is None
+    assert [p.id for p in read_packets("\n".join(odd), "p.jsonl")] == ["{", None]
+    # a string across two lines would make fewer values than lines
+    assert _read_at_once(['{"id": "}', '{"}'], "input", lambda fields: fields) is None
+    with pytest.raises(RuleAnalyzerError) as info:
+        read_packets("\n".join(lines[:5] + ['{"src": "198.51.100.7", "dst": "192.0.2.10", "dport": -1}']),
+                     "p.jsonl")
+    assert info.value.location.line == 6 and "dport -1 is out of range" in info.value.message

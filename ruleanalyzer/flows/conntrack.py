@@ -22,6 +22,9 @@ from ..model import PROTOCOLS, Location
 
 _HEAD = re.compile(r"(?:(?:ipv4|ipv6)\s+\d+\s+)?([a-z0-9-]+)\s+(\d+)\s+(?:\d+\s+)?")
 _SUMMARY = re.compile(r"conntrack v[\d.]+ \(conntrack-tools\)")
+#: ``(key, value)`` of each white-space separated word with a ``=``, as
+#: ``word.partition("=")`` cuts it.
+_pairs = re.compile(r"(?<!\S)([^\s=]*)=(\S*)").findall
 
 
 def looks_like(line: str) -> bool:
@@ -32,11 +35,28 @@ def parse(text: str, name: str) -> list:
     from . import Flow
 
     flows = []
+    for number, fields, original in entries(text, name):
+        packets = original.get("packets")
+        size = original.get("bytes")
+        flows.append(Flow(tuple(sorted(fields.items())), Location(name, number, 1),
+                          packets=int(packets) if packets and packets.isdigit() else None,
+                          bytes=int(size) if size and size.isdigit() else None))
+    return flows
+
+
+def entries(text: str, name: str) -> list:
+    """``(line number, packet fields, original tuple)`` of every entry (the
+    fields a new dict, the original tuple's ``key=value`` words, with
+    ``packets`` and ``bytes`` where accounting is on)."""
+    out = []
+    append = out.append
+    head_match = _HEAD.match
+    summary = _SUMMARY.match
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
-        if not stripped or stripped.startswith("#") or _SUMMARY.match(stripped):
+        if not stripped or stripped[0] == "#" or summary(stripped):
             continue
-        head = _HEAD.match(stripped)
+        head = head_match(stripped)
         if head is None:
             raise RuleAnalyzerError("not a conntrack entry (expected 'PROTO NUMBER TIMEOUT ... src=... dst=...')",
                                     Location(name, number, 1), source_line=line)
@@ -44,14 +64,21 @@ def parse(text: str, name: str) -> list:
             proto = int(head.group(2))
         except ValueError:  # pragma: no cover - the pattern has digits only
             proto = PROTOCOLS.get(head.group(1), 0)
-        original: dict = {}
-        for word in stripped[head.end():].split():
-            key, eq, value = word.partition("=")
-            if not eq:
-                continue  # a TCP state (ESTABLISHED) or a flag ([ASSURED])
-            if key in original:
-                break  # the reply tuple begins
-            original[key] = value
+        rest = stripped[head.end():]
+        # the words before the second word "src=…" (the reply tuple's), when
+        # no key repeats among them: what the loop below reads, at C speed
+        cut = rest.find(" src=", rest.find("src=") + 1)
+        pairs = _pairs(rest, 0, cut) if cut > 0 else ()
+        original = dict(pairs)
+        if len(original) != len(pairs) or "src" not in original:
+            original = {}
+            for word in rest.split():
+                key, eq, value = word.partition("=")
+                if not eq:
+                    continue  # a TCP state (ESTABLISHED) or a flag ([ASSURED])
+                if key in original:
+                    break  # the reply tuple begins
+                original[key] = value
         if "src" not in original or "dst" not in original:
             column = line.find(stripped) + head.end() + 1
             raise RuleAnalyzerError("a conntrack entry needs src= and dst=", Location(name, number, column),
@@ -66,11 +93,8 @@ def parse(text: str, name: str) -> list:
                 fields["icmp_type"] = original["type"]
             if "code" in original:
                 fields["icmp_code"] = original["code"]
-        if "mark" in original and original["mark"] not in ("0", ""):
-            fields["mark"] = original["mark"]
-        packets = original.get("packets")
-        size = original.get("bytes")
-        flows.append(Flow(tuple(sorted(fields.items())), Location(name, number, 1),
-                          packets=int(packets) if packets and packets.isdigit() else None,
-                          bytes=int(size) if size and size.isdigit() else None))
-    return flows
+        mark = original.get("mark")
+        if mark is not None and mark not in ("0", ""):
+            fields["mark"] = mark
+        append((number, fields, original))
+    return out

@@ -15,8 +15,6 @@ Everything else is asked as a new connection.
 
 from __future__ import annotations
 
-import ipaddress
-
 from ..errors import RuleAnalyzerError
 from ..model import Location
 
@@ -34,53 +32,69 @@ def looks_like(line: str) -> bool:
 def parse(text: str, name: str) -> list:
     from . import Flow
 
+    return [Flow(tuple(sorted(fields.items())), Location(name, number, 1), packets=int(words[8]),
+                 bytes=int(words[9]), note=f"{words[2]} {words[12]}")
+            for number, fields, words in entries(text, name)]
+
+
+#: A record's words as ``FIELDS`` name them.
+_SRCADDR, _DSTADDR, _SRCPORT, _DSTPORT, _PROTOCOL = (FIELDS.index(k) for k in
+                                                     ("srcaddr", "dstaddr", "srcport", "dstport", "protocol"))
+_NUMBERS = tuple((FIELDS.index(k), k) for k in ("srcport", "dstport", "protocol", "packets", "bytes"))
+_HEADER = list(FIELDS[:4])
+
+
+def entries(text: str, name: str) -> list:
+    """``(line number, packet fields, words)`` of every record that has
+    addresses (the fields a new dict)."""
+    from ..packets import is_address
+
     records = []
-    addresses: set = set()  # checked already (a day's records repeat their hosts)
+    append = records.append
+    width = len(FIELDS)
+    checked: set = set()  # addresses checked already (a day's records repeat their hosts)
     for number, line in enumerate(text.splitlines(), 1):
         words = line.split()
-        if not words or words[0].startswith("#") or words[:4] == list(FIELDS[:4]):
+        if not words or words[0][0] == "#" or words[:4] == _HEADER:
             continue
-        if len(words) != len(FIELDS):
-            raise RuleAnalyzerError(f"a VPC flow log record (version 2) has {len(FIELDS)} fields, "
+        if len(words) != width:
+            raise RuleAnalyzerError(f"a VPC flow log record (version 2) has {width} fields, "
                                     f"this one {len(words)}", Location(name, number, 1), source_line=line,
                                     hint=" ".join(FIELDS))
-        record = dict(zip(FIELDS, words))
-        if record["log-status"] in ("NODATA", "SKIPDATA") or record["srcaddr"] == "-":
+        if words[13] in ("NODATA", "SKIPDATA") or words[_SRCADDR] == "-":
             continue
-        for key in ("srcaddr", "dstaddr"):
-            if record[key] in addresses:
+        for index in (_SRCADDR, _DSTADDR):
+            address = words[index]
+            if address in checked:
                 continue
-            try:
-                ipaddress.ip_address(record[key])
-                addresses.add(record[key])
-            except ValueError:
-                column = _column(line, FIELDS.index(key))
-                raise RuleAnalyzerError(f"invalid {key} {record[key]!r}", Location(name, number, column),
-                                        source_line=line) from None
-        for key in ("srcport", "dstport", "protocol", "packets", "bytes"):
-            if not record[key].isdigit():
-                column = _column(line, FIELDS.index(key))
-                raise RuleAnalyzerError(f"{key} must be a number, not {record[key]!r}",
-                                        Location(name, number, column), source_line=line)
-        records.append((number, record))
-    pairs = {(r["srcaddr"], r["dstaddr"], r["srcport"], r["dstport"], r["protocol"]) for _, r in records}
-    flows = []
-    for number, r in records:
-        proto = int(r["protocol"])
-        sport, dport = int(r["srcport"]), int(r["dstport"])
-        fields = {"src": r["srcaddr"], "dst": r["dstaddr"], "proto": proto}
+            if not is_address(address):
+                raise RuleAnalyzerError(f"invalid {FIELDS[index]} {address!r}",
+                                        Location(name, number, _column(line, index)), source_line=line)
+            checked.add(address)
+        for index, key in _NUMBERS:
+            if not words[index].isdigit():
+                raise RuleAnalyzerError(f"{key} must be a number, not {words[index]!r}",
+                                        Location(name, number, _column(line, index)), source_line=line)
+        append((number, words))
+    pairs = {(w[_SRCADDR], w[_DSTADDR], w[_SRCPORT], w[_DSTPORT], w[_PROTOCOL]) for _, w in records}
+    out = []
+    add = out.append
+    for number, w in records:
+        proto = int(w[_PROTOCOL])
+        sport, dport = int(w[_SRCPORT]), int(w[_DSTPORT])
+        fields = {"src": w[_SRCADDR], "dst": w[_DSTADDR], "proto": proto}
         if proto in (6, 17, 132):
-            reverse = (r["dstaddr"], r["srcaddr"], r["dstport"], r["srcport"], r["protocol"]) in pairs
+            reverse = (w[_DSTADDR], w[_SRCADDR], w[_DSTPORT], w[_SRCPORT], w[_PROTOCOL]) in pairs
             reply = sport < dport if reverse else sport < 1024 <= dport
-            fields.update(sport=sport, dport=dport, state="established" if reply else "new")
+            fields["sport"] = sport
+            fields["dport"] = dport
+            fields["state"] = "established" if reply else "new"
             if proto == 6 and reply:
                 fields["flags"] = "ACK"
         else:
             fields["state"] = "new"
-        flows.append(Flow(tuple(sorted(fields.items())), Location(name, number, 1),
-                          packets=int(r["packets"]), bytes=int(r["bytes"]),
-                          note=f"{r['interface-id']} {r['action']}"))
-    return flows
+        add((number, fields, w))
+    return out
 
 
 def _column(line: str, index: int) -> int:

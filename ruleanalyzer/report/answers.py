@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import TextIO
 
 from ..engine.batch import BatchEvaluator
@@ -54,11 +54,11 @@ def write_answers(ruleset: Ruleset, packets: list[Packet], out: TextIO, fmt: str
 
 
 #: Stand-ins for an answer's own values in its JSON (NUL: never in a
-#: ruleset's text, and checked), then places for them in its text.
+#: ruleset's text, and checked), then as they stand in its JSON text.
 _OWN = ("\0id\0", "\0packet\0", "\0src\0", "\0dst\0", "\0sport\0", "\0dport\0", "\0iif\0", "\0oif\0")
 _OWN_TEXT = tuple(json.dumps(x) for x in _OWN)
 #: Answers written at a time.
-_CHUNK = 4096  # (pieces)
+_CHUNK = 12288  # (pieces: 18 an answer)
 
 
 def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, indent: bool, trace: bool,
@@ -71,20 +71,22 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
     from two texts: the leaf's answer, made once per leaf, with places for
     the id and the packet; the packet, made once per combination of its
     fields other than id, addresses, ports and interfaces, with places for
-    those. Every
-    other packet is made and evaluated, and its answer encoded."""
+    those (the interfaces' texts are made once per name). Every other
+    packet is made and evaluated, and its answer encoded."""
     from ..engine.batch import address_class, root_key
 
-    dumps = json.dumps
     evaluate = batch.evaluate
     line = AnswerLines(trace).line
     write = out.write
     chunk: list = []
     add = chunk.append
     extend = chunk.extend
-    states: dict = {}  # per template: roots by address classes, IP version, packet text, what it takes
+    states: dict = {}  # per template: roots by address classes, IP version, packet text pieces
     leaves: dict = {}  # id of a leaf: (leaf, its text or None, verdict)
+    classes: dict = {}  # JSON text of an address: its class (address_class)
+    texts: dict = {None: ""}  # an interface name: its JSON text ("": none)
     state_of, entry_of, hit, json_text = states.get, leaves.get, batch.hit, _json_text
+    class_of, text_of = classes.get, texts.get
     roots = None
     sep = "\n  " if indent else ""  # before the next answer
     between = ",\n  " if indent else ""
@@ -98,16 +100,21 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
             state = state_of(template)
             if state is None:
                 state = states[template] = _template_state(template.packet, indent)
-            nodes, version, ptext, own = state
+            nodes, version, pieces = state
             s = src[1]
             d = dst[1]
-            classes = address_class(version, s) * 8 + address_class(version, d)
-            node = nodes.get(classes)
+            a = class_of(src[2])
+            if a is None:
+                a = classes[src[2]] = address_class(version, s)
+            b = class_of(dst[2])
+            if b is None:
+                b = classes[dst[2]] = address_class(version, d)
+            node = nodes.get(a * 8 + b)
             if node is None:
                 node = roots.get(root_key(template.packet, s, d))
                 if node is not None:
-                    nodes[classes] = node
-            if node is not None and ptext is not None:
+                    nodes[a * 8 + b] = node
+            if node is not None and pieces is not None:
                 leaf = hit(node, (s, d, sport, dport, iif, oif))
                 if leaf is not None:
                     entry = entry_of(id(leaf))
@@ -118,10 +125,16 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
                         verdicts.add(entry[2])
                     parts = entry[1]
                     if parts is not None:
-                        extend((sep, parts[0],
-                                "null" if ident is None else json_text(ident), parts[1],
-                                ptext % own((src[2], dst[2], sport, dport, iif and json_text(iif),
-                                             oif and json_text(oif))), parts[2]))
+                        p0, p1, p2, p3, p4, p5, p6 = pieces
+                        i = text_of(iif)
+                        if i is None:
+                            i = texts[iif] = json_text(iif)
+                        o = text_of(oif)
+                        if o is None:
+                            o = texts[oif] = json_text(oif)
+                        extend((sep, parts[0], "null" if ident is None else json_text(ident), parts[1],
+                                p0, src[2], p1, dst[2], p2, "" if sport is None else str(sport), p3,
+                                "" if dport is None else str(dport), p4, i, p5, o, p6, parts[2]))
                         sep = between
                         if len(chunk) >= _CHUNK:
                             write("".join(chunk))
@@ -132,7 +145,7 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
         verdicts.add(result.verdict)
         if indent:
             data = result_data(result, packet, trace)
-            add(sep + dumps(data, indent=2).replace("\n", "\n  "))
+            add(sep + indented(data, "\n  "))
             sep = between
         else:
             add(line(result, packet) + "\n")
@@ -146,10 +159,11 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
 
 def _template_state(packet: Packet, indent: bool) -> list:
     """What answering the packets of ``packet``'s template needs: root
-    nodes by address classes (filled in as found), the IP version, the
-    packet's JSON with ``%s`` for its addresses and interfaces (JSON text)
-    and ``%d`` for its ports (None: cannot), and what picks those of a
-    packet out of (src, dst, sport, dport, iif, oif)."""
+    nodes by address classes (filled in as found), the IP version, and the
+    packet's JSON in pieces around its own values (None: cannot) —
+    ``(p0, p1, … p6)``: ``p0 + src + p1 + dst + p2 + sport + p3 + dport + p4
+    + iif + p5 + oif + p6``, those values as JSON text, "" where the
+    packets of the template have none (then so is the piece after)."""
     data = packet_data(packet)
     wanted = []
     for i, name in enumerate(_BATCH_OWN, 2):
@@ -157,8 +171,25 @@ def _template_state(packet: Packet, indent: bool) -> list:
             data[name] = _OWN[i]
             wanted.append(i)
     # as it stands in an answer: at level 1, in indented mode an element of a list
-    text = _places(json.dumps(data, indent=2).replace("\n", "\n    ") if indent else json.dumps(data), wanted)
-    return [{}, packet.src.version, text, itemgetter(*[i - 2 for i in wanted])]
+    text = json.dumps(data, indent=2).replace("\n", "\n    ") if indent else json.dumps(data)
+    return [{}, packet.src.version, _pieces(text, wanted)]
+
+
+def _pieces(text: str, wanted: list) -> tuple | None:
+    """``text`` cut around the stand-ins of ``wanted`` (see
+    :func:`_template_state`), or None if they are not each there once, in
+    order, with the addresses."""
+    if wanted[:2] != [2, 3] or any(text.count(_OWN_TEXT[i]) != 1 for i in wanted):
+        return None  # pragma: no cover - a NUL in a ruleset's text
+    pieces = []
+    for i in range(2, len(_OWN)):
+        head = ""
+        if i in wanted:
+            head, found, text = text.partition(_OWN_TEXT[i])
+            if not found:
+                return None  # pragma: no cover - out of order
+        pieces.append(head)
+    return (*pieces, text)
 
 
 def _leaf_text(leaf, indent: bool, trace: bool) -> tuple:
@@ -171,26 +202,58 @@ def _leaf_text(leaf, indent: bool, trace: bool) -> tuple:
     if result.packet is not leaf.packet or "packet_out" in data:
         return leaf, None, result.verdict
     data["id"], data["packet"] = _OWN[0], _OWN[1]
-    text = json.dumps(data, indent=2).replace("\n", "\n  ") if indent else json.dumps(data) + "\n"
+    text = indented(data, "\n  ") if indent else json.dumps(data) + "\n"
     parts = text.split(_OWN_TEXT[0])
     if len(parts) != 2 or len(parts[1].split(_OWN_TEXT[1])) != 2:
         return leaf, None, result.verdict  # pragma: no cover - a NUL in a ruleset's text
     return leaf, (parts[0], *parts[1].split(_OWN_TEXT[1])), result.verdict
 
 
-def _places(text: str, wanted: list) -> str | None:
-    """``text`` as a %-format with a place for each stand-in of ``wanted``
-    (in order; ports ``%d``), or None if they are not each there once."""
-    text = text.replace("%", "%%")
-    at = [text.find(_OWN_TEXT[i]) for i in wanted]
-    if sorted(at) != at or any(text.count(_OWN_TEXT[i]) != 1 for i in wanted):
-        return None  # pragma: no cover - a NUL in a ruleset's text
-    for i in wanted:
-        text = text.replace(_OWN_TEXT[i], "%d" if i in (4, 5) else "%s")
-    return text
-
-
 _json_text = json.encoder.encode_basestring_ascii  # json.dumps of a str
+
+
+class _Unusual(Exception):
+    """A value :func:`_indented` leaves to :mod:`json`."""
+
+
+def indented(data, newline: str = "\n") -> str:
+    """``json.dumps(data, indent=2)``, character for character, with each
+    line after the first led by ``newline`` (``"\\n  "``: as an element of
+    an indented list), made faster: the encoder :mod:`json` uses with an
+    indent is written in Python, yielding piece by piece; this joins
+    strings, each scalar encoded in C."""
+    try:
+        return _indented(data, newline)
+    except _Unusual:
+        return json.dumps(data, indent=2).replace("\n", newline)
+
+
+def _indented(value, newline: str) -> str:
+    kind = value.__class__
+    if kind is str:
+        return _json_text(value)
+    if kind is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    inner = newline + "  "
+    if kind is dict:
+        if not value:
+            return "{}"
+        for key in value:
+            if key.__class__ is not str:
+                raise _Unusual
+        return "{" + inner + ("," + inner).join([_json_text(k) + ": " + _indented(v, inner)
+                                                  for k, v in value.items()]) + newline + "}"
+    if kind is list or kind is tuple:
+        if not value:
+            return "[]"
+        return "[" + inner + ("," + inner).join([_indented(v, inner) for v in value]) + newline + "]"
+    raise _Unusual  # floats (NaN, infinities), subclasses, anything a default would encode
 
 
 class AnswerLines:
