@@ -394,7 +394,7 @@ def _arrival_example(region: Region, part: PacketSet, steps, start, evaluators, 
     frontier, seen = part.node, part.node
     arriving = space.false
     for _ in range(PREIMAGE_ROUNDS):
-        sample = witness(space.wrap(frontier), region.hook)
+        sample = witness(space.wrap(frontier), region.hook, canonical=False)
         pre = space.false
         for action, guard, writes in steps:
             if _may_make(writes, sample):
@@ -417,35 +417,34 @@ def _arrival_example(region: Region, part: PacketSet, steps, start, evaluators, 
     for _ in range(tries):
         if arriving == space.false:
             return False
-        packet = witness(space.wrap(arriving), region.hook)
+        packet = witness(space.wrap(arriving), region.hook, canonical=False)
         made = ev.evaluate(packet)
         # (numgen/jhash maps: one of the possible results makes it)
         if any(m.packet is not None and part.intersects(_as_left(space, m.packet))
                for m in (made, *made.alternatives)):
             region.arrival = packet
-            region.arrival_old, region.arrival_new = (e.evaluate(packet) for e in evaluators)
+            other = evaluators[1 - side].evaluate(packet)
+            region.arrival_old, region.arrival_new = (made, other) if side == 0 else (other, made)
             return True
         arriving &= ~(space.eq("dst", int(packet.dst)) & space.eq("dport", packet.dport or 0)
                       if packet.dport is not None else space.eq("dst", int(packet.dst)))
     return False
 
 
-#: Fields the engine's packet as it left may hold otherwise than the walk's
-#: packet at the hook's verdict: the ct status bits (not carried), what
-#: POSTROUTING rewrites after the verdict (source NAT, kube-proxy clearing
-#: its masquerade mark) and the TTL.
-AFTER_VERDICT = ("src", "sport", "mark", "ctmark", "ttl")
-
-
 def _as_left(space: Space, packet: Packet) -> PacketSet:
-    """The engine's packet as it left, with :data:`AFTER_VERDICT` and the
-    ct status bits free."""
-    names = [v for v in space.bdd.vars if v.startswith("ct_status:")]
-    for name in AFTER_VERDICT:
-        spec = space.layout.fields.get(name)
-        if spec is not None:
-            names += [spec.var(b) for b in range(spec.width)]
-    return space.wrap(space.exist(names, packet_point(space, packet).node))
+    """The engine's packet as it left, by its addresses, protocol, ports
+    and ICMP type and code (what NAT writes), the rest free: the engine's
+    packet carries no ct status bits, and its marks are as it left the
+    host — kube-proxy's masquerade mark cleared in POSTROUTING, which a
+    packet the input hook's walk holds (a DNAT target that may be this
+    host's own address) never saw."""
+    node = space.family(packet.family) & space.eq("src", int(packet.src)) & space.eq("dst", int(packet.dst)) \
+        & space.eq("proto", packet.proto)
+    for name in ("sport", "dport", "icmp_type", "icmp_code"):
+        value = getattr(packet, name)
+        if value is not None:
+            node &= space.eq(name, value)
+    return space.wrap(node)
 
 
 def _may_make(writes, packet: Packet) -> bool:

@@ -19,14 +19,17 @@ def _rewritten(regions) -> list[str]:
     its packets and their verdict there."""
     groups: dict = {}
     for r in regions:
-        key = (r.hook, r.family, tuple(arrival_lines(r)) if r.arrival is not None else id(r))
+        key = (r.hook, r.family, tuple(arrival_lines(r)) if r.arrival is not None else None)
         groups.setdefault(key, []).append(r)
     out = []
-    for (hook, family, _), members in groups.items():
+    for (hook, family, lines_), members in groups.items():
         first = members[0]
-        head, *rest = arrival_lines(first)
-        out.append(f"  {hook} IPv{family}: {head}")
-        out += [f"    {line}" for line in rest]
+        if lines_ is None:  # (related packets: the engine translates none)
+            out.append(f"  {hook} IPv{family}: no arriving packet found that becomes one of these")
+        else:
+            head, *rest = lines_
+            out.append(f"  {hook} IPv{family}: {head}")
+            out += [f"    {line}" for line in rest]
         if first.connection is not None:
             out.append(f"    connection: {first.connection.text}")
         for r in members:

@@ -17,8 +17,12 @@ from .fields import ICMP, ICMPV6, PORT_PROTOCOLS, TCP
 from .packetset import PacketSet, Space, cofactors
 
 
-def witness(packets: PacketSet, hook: str = "input") -> Packet:
-    """One packet of ``packets`` (raises ValueError when it is empty)."""
+def witness(packets: PacketSet, hook: str = "input", canonical: bool = True) -> Packet:
+    """One packet of ``packets`` (raises ValueError when it is empty).
+    ``canonical=False``: the first in the space's own order instead — the
+    same packet whatever the set for a given layout, without copying the
+    set into the canonical order (milliseconds for a large set: for
+    candidates a caller tests and throws away)."""
     space = packets.space
     node = packets.node
     if node == space.false:
@@ -35,7 +39,8 @@ def witness(packets: PacketSet, hook: str = "input") -> Packet:
     node = node & kept
     # The first packet in the canonical field order, whatever order the
     # walk's space keeps (the preferences above are sets: the same in both).
-    space, node = space.canonical(node)
+    if canonical:
+        space, node = space.canonical(node)
     packet = _decode(space, _first_path(space, node), hook)
     if packet.src == packet.dst and not packet.src.is_loopback:
         # A host does not send itself routed traffic (1.0.0.1 -> 1.0.0.1 was
