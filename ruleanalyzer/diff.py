@@ -139,6 +139,10 @@ class DiffReport:
     #: Candidate restriction used: ``all`` packets or ``changed rules``.
     scope: str = "all"
     changed_rules: int = 0
+    #: The host snapshots differ in what decides verdicts beside the rules
+    #: (addresses, routes, policy rules, sysctls, ipsets): every packet is
+    #: compared.
+    host_changed: bool = False
     seconds: float = 0.0
     #: ``diff --flows``: real flows whose verdict changed (a flows.FlowReport).
     flows: object = None
@@ -200,7 +204,9 @@ def diff(old: Ruleset, new: Ruleset, hooks=("input", "forward", "output"), *,
 def _diff(old, new, hooks, findings, connections, old_name, new_name, limit) -> DiffReport:
     start = time.process_time()
     report = DiffReport(old_name or _name(old), new_name or _name(new), tuple(hooks))
-    both = Ruleset(tables=[*old.tables, *new.tables])
+    # (the host snapshots' interfaces and policy routing get the layout's
+    # codes too: each version's walk routes with its own host)
+    both = Ruleset(tables=[*old.tables, *new.tables], host=_hosts_together(old.host, new.host))
     # A space per layout is reused (a plan's hundreds of groups share one:
     # a fresh BDD manager costs more than a small group's whole diff).
     space = shared_space(Layout.for_ruleset(both))
@@ -208,6 +214,7 @@ def _diff(old, new, hooks, findings, connections, old_name, new_name, limit) -> 
     report.space = space
     plan = _Plan(old, new)
     report.changed_rules = len(plan.changed_old) + len(plan.changed_new)
+    report.host_changed = plan.host_changed
     full_valid = space.valid
     if plan.identical:
         candidate = space.false
@@ -273,6 +280,8 @@ def _diff_hook(report, old, new, hook, family, space, start, consistent, evaluat
         raise RuleAnalyzerError(f"cannot compare the {hook} hook: {exc}",
                                 hint="the kernel refuses jump cycles; a chain nesting this deep "
                                      "cannot be analysed") from None
+    if hook == "forward":
+        ra, rb = _unforwarded(ra, old, family), _unforwarded(rb, new, family)
     universe = space.wrap(space.family(family)) & consistent
     # Compared only where both versions bring packets to this hook's
     # verdict: a packet one version rewrites (NAT, a mark) or sends to
@@ -335,6 +344,25 @@ def _diff_hook(report, old, new, hook, family, space, start, consistent, evaluat
             if connections and arrival is not None and arrival.proto == TCP and arrival.dport:
                 region.connection = _connection_change(evaluators, arrival, hook)
             report.regions.append(region)
+
+
+def _unforwarded(reach, ruleset: Ruleset, family: int):
+    """``reach`` (the forward hook) as the kernel has it where the host
+    snapshot says no interface forwards (``ip_forward=0``): every packet
+    routed to be forwarded is dropped by routing, before any FORWARD chain
+    — the engine's answer; the walk leaves forwarding to the checks
+    (RA601), so the verdict sets are made here."""
+    host = ruleset.host
+    if host is None or host.forwards_any(family) is not False:
+        return reach
+    from types import SimpleNamespace
+
+    from .space.reach import Bounds
+
+    routed = reach.reached()
+    none = routed.space.empty()
+    return SimpleNamespace(accepted=Bounds(none, none), dropped=Bounds(routed, routed),
+                           undecided=Bounds(none, none), reached=lambda: routed)
 
 
 def _note_changed(report, key, packets) -> None:
@@ -606,6 +634,26 @@ def _chain_key(chain: Chain):
     return (t.family, t.name, chain.name) if t else ("", "", chain.name)
 
 
+def _host_facts(host) -> tuple | None:
+    """What of a host snapshot decides verdicts (not its name, time or
+    where it was read from)."""
+    if host is None:
+        return None
+    return (host.addresses, host.routes, host.rules, host.sysctls, host.ipsets, host.bridge_ports,
+            sorted(host.known))
+
+
+def _hosts_together(a, b):
+    """One host context naming the interfaces, routes and policy rules of
+    both (for the shared layout); a side's own when the other has none."""
+    if a is None or b is None or a is b:
+        return a or b
+    from .host import HostContext
+
+    return HostContext(addresses={**b.addresses, **a.addresses}, routes=[*a.routes, *b.routes],
+                       rules=[*a.rules, *b.rules], bridge_ports={**b.bridge_ports, **a.bridge_ports})
+
+
 def _rewriting(action) -> bool:
     if isinstance(action, Dispatch):
         return any(_rewriting(b) for _, b in action.branches)
@@ -639,6 +687,12 @@ class _Plan:
         if names:
             for side, out in ((old, self.changed_old), (new, self.changed_new)):
                 out.extend(r for r in side.rules() if set(r.jump_targets()) & names)
+        # A host snapshot's routes, addresses and sysctls decide verdicts
+        # beside the rules (ip_forward off: nothing is forwarded): where
+        # they differ, every packet may have changed.
+        self.host_changed = _host_facts(old.host) != _host_facts(new.host)
+        if self.host_changed:
+            self.everything = True
         self.identical = not (self.everything or self.changed_old or self.changed_new)
         #: Each version's rewriting rules (NAT, marks, …), and both together.
         self.rewrites_of = tuple([r for r in rs.rules() if any(_rewriting(x) for x in (r.action, *r.effects))]

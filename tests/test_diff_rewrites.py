@@ -246,3 +246,51 @@ def test_a_load_balanced_backend_replaced_by_one_the_filter_drops():
     # made before only: packets to 10.0.0.6; made now only: to 10.0.0.7
     assert {(r.now == "unreached", r.text.split(" to ")[1].split("/")[0]) for r in report.rewritten} == \
         {(True, "10.0.0.6"), (False, "10.0.0.7")}
+
+
+# -- host snapshots: routes, addresses and sysctls decide verdicts too -------
+
+SNAPSHOT_RULES = """*filter
+:INPUT DROP [0:0]
+:FORWARD {forward} [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p tcp --dport 22 -j ACCEPT
+COMMIT
+"""
+
+
+def _snapshot(tmp_path, name, *, address="192.0.2.10/24", forward="1", policy="DROP"):
+    from .snapshot_factory import make_snapshot
+
+    return make_snapshot(tmp_path / name, "host", iptables=SNAPSHOT_RULES.format(forward=policy),
+                         interfaces={"eth0": [address], "eth1": ["10.1.0.1/24"]},
+                         default=("192.0.2.1", "eth0"), sysctls={"net.ipv4.ip_forward": forward})
+
+
+def test_snapshots_with_the_same_rules_and_an_address_moved(tmp_path):
+    # The rules are the same rule for rule; the host's address moved from
+    # .10 to .11: SSH to .10 was delivered (INPUT accepts it) and is now
+    # forwarded (FORWARD drops it). Before, "no verdict changed (the
+    # rulesets are the same rule for rule)".
+    from ruleanalyzer import load
+
+    old = load(_snapshot(tmp_path, "a", address="192.0.2.10/24"))
+    new = load(_snapshot(tmp_path, "b", address="192.0.2.11/24"))
+    report = diff(old, new, findings=False)
+    assert report.host_changed and report.changed_rules == 0
+    moved = {(str(r.arrival.dst), r.arrival_old.verdict, r.arrival_new.verdict)
+             for r in report.rewritten if r.arrival is not None and r.arrival.dport == 22}
+    assert ("192.0.2.10", "accept", "drop") in moved and ("192.0.2.11", "drop", "accept") in moved
+
+
+def test_ip_forward_switched_on_opens_what_forward_accepts(tmp_path):
+    from ruleanalyzer import load
+
+    old = load(_snapshot(tmp_path, "a", forward="0", policy="ACCEPT"))
+    new = load(_snapshot(tmp_path, "b", forward="1", policy="ACCEPT"))
+    report = diff(old, new, hooks=("forward",), findings=False)
+    assert report.opened and not report.closed
+    for r in report.opened:
+        assert r.confirmed, r.note
+        assert r.old.verdict == "drop" and r.old.decided_by is None and "ip_forward=0" in r.old.routing
+    assert not diff(new, new, hooks=("forward",), findings=False).verdicts_changed

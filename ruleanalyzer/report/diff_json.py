@@ -23,6 +23,14 @@ def short(decision: Decision | None) -> str:
     return w.describe() if w else "no rule"
 
 
+def verdict_text(result) -> str:
+    """``accept by filter INPUT rule 3 (line 12)``; a packet routing
+    dropped, ``drop by routing (…why…)``."""
+    if result.decided_by is None and result.routing:
+        return f"{result.verdict} by routing ({result.routing})"
+    return f"{result.verdict} by {short(result.decided_by)}"
+
+
 #: Region kinds in the order reports show them.
 KIND_ORDER = ("opened", "closed", "unknown", "rewritten")
 
@@ -30,7 +38,7 @@ KIND_ORDER = ("opened", "closed", "unknown", "rewritten")
 def _outcome(result, arrival) -> str:
     """``accept by filter FORWARD rule 2 (line 13), as tcp … -> 10.0.0.5:8080``
     (the packet as it left, where the version rewrote it)."""
-    text = f"{result.verdict} by {short(result.decided_by)}"
+    text = verdict_text(result)
     if result.verdict == "unknown" and result.depends_on:
         text = f"unknown, {'; '.join(result.depends_on)}"
     out = result.packet

@@ -6,8 +6,7 @@ import html
 import re
 
 from ..errors import visible
-from .diff_json import short
-from .diff_json import KIND_ORDER, arrival_parts
+from .diff_json import KIND_ORDER, arrival_parts, verdict_text
 from .diff_text import HEADINGS
 
 
@@ -46,8 +45,7 @@ def markdown(report) -> str:
         out += [f"#### {HEADINGS[kind]}", "",
                 "| hook | packets | example | before | after |", "| --- | --- | --- | --- | --- |"]
         for r in regions:
-            before = f"{r.old.verdict} by {short(r.old.decided_by)}"
-            after = f"{r.new.verdict} by {short(r.new.decided_by)}"
+            before, after = verdict_text(r.old), verdict_text(r.new)
             example = r.witness.describe()
             if r.arrival is not None:
                 example, before, after = arrival_parts(r)

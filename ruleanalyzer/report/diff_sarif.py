@@ -22,8 +22,8 @@ DIFF_RULES = {
     "diff-opened": ("warning", "Traffic that was dropped is now accepted."),
     "diff-closed": ("warning", "Traffic that was accepted is now dropped."),
     "diff-unknown": ("note", "A verdict changed to or from one that depends on unknowns."),
-    "diff-rewritten": ("note", "Packets are rewritten differently (NAT, marks): one version alone "
-                               "brings them to the hook's verdict."),
+    "diff-rewritten": ("note", "Packets are rewritten or routed differently (NAT, marks, the host's "
+                               "addresses): one version alone brings them to the hook's verdict."),
     "policy": ("error", "A policy assertion from .ruleanalyzer.yaml does not hold."),
 }
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ..errors import visible
-from .diff_json import KIND_ORDER, arrival_lines, short
+from .diff_json import KIND_ORDER, arrival_lines, verdict_text
 
 HEADINGS = {"opened": "now ACCEPTED (was dropped)", "closed": "now DROPPED (was accepted)",
             "unknown": "changes involving unknowns",
-            "rewritten": "rewritten differently (NAT, marks): one version alone brings these packets "
-                         "to the hook's verdict"}
+            "rewritten": "rewritten or routed differently (NAT, marks, the host's addresses): one "
+                         "version alone brings these packets to the hook's verdict"}
 
 
 def _rewritten(regions) -> list[str]:
@@ -43,7 +43,8 @@ def lines(report) -> list[str]:
     out = [f"diff {report.old_name} → {report.new_name}"]
     if not report.verdicts_changed:
         out.append("no verdict changed" + (" (the rulesets are the same rule for rule)"
-                                           if report.changed_rules == 0 else ""))
+                                           if report.changed_rules == 0 and not report.host_changed
+                                           else ""))
     for kind in KIND_ORDER:
         regions = report.of_kind(kind)
         if not regions:
@@ -57,8 +58,8 @@ def lines(report) -> list[str]:
             change = "" if kind in ("opened", "closed") else f" [{r.was} → {r.now}]"
             out.append(f"  {r.hook} IPv{r.family}{change}: {r.text}")
             out.append(f"    e.g. {r.witness.describe()}")
-            out.append(f"    before: {r.old.verdict} by {short(r.old.decided_by)}")
-            out.append(f"    after:  {r.new.verdict} by {short(r.new.decided_by)}")
+            out.append(f"    before: {verdict_text(r.old)}")
+            out.append(f"    after:  {verdict_text(r.new)}")
             if r.connection is not None:
                 out.append(f"    connection: {r.connection.text}")
             if not r.confirmed:
