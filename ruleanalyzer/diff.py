@@ -407,10 +407,11 @@ def _arrival_example(region: Region, part: PacketSet, steps, start, evaluators, 
     """Give a ``rewritten`` region a packet as it arrives that version
     ``side`` (0 old, 1 new) turns into a packet of ``part`` (within the
     region). Candidates are the pre-images through that version's rewriting
-    ``steps`` (:meth:`_Plan.steps`), followed back up to :data:`PREIMAGE_ROUNDS` rewrites, met with
-    the packets the walk began with; each round follows back only the rules
-    that could have made one packet of the set (their written values are
-    that packet's: kube-proxy writes ~50k different ones). A rule's match
+    ``steps`` (:meth:`_Plan.steps`), followed back up to
+    :data:`PREIMAGE_ROUNDS` rewrites, met with the packets the walk began
+    with; each round follows back only the rules that could have made one
+    packet of the set (their written values are that packet's: kube-proxy
+    writes ~50k different ones). A rule's match
     is only an upper bound on what reaches it (a jump's conditions are
     not in it), so the concrete engine checks each candidate: the version
     must turn it into a packet of the region; a candidate that it does not

@@ -116,6 +116,7 @@ def diff_data(report) -> dict:
     data = {"old": report.old_name, "new": report.new_name, "hooks": list(report.hooks),
             "verdicts_changed": report.verdicts_changed, "counts": counts,
             "scope": report.scope, "changed_rules": report.changed_rules,
+            "host_changed": report.host_changed,
             "seconds": round(report.seconds, 3),
             "regions": [region_data(r) for r in report.regions],
             "inconsistencies": len(report.inconsistencies),
