@@ -60,8 +60,8 @@ def read_flows(text: str, name: str, fmt: str | None = None) -> list[Flow]:
 
 def read_flow_fields(text: str, name: str, fmt: str | None = None) -> list[tuple]:
     """What :func:`read_flows` reads, lean (``query --packets``): per flow
-    ``(line number, fields, record)``, the fields a new dict of the flow's
-    ``fields`` (no hook); the same errors."""
+    ``(line number, fields, counters…)``, the fields a new dict of the
+    flow's ``fields`` (no hook); the same errors."""
     return _parser(text, name, fmt).entries(text, name)
 
 

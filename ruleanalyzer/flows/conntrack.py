@@ -35,9 +35,7 @@ def parse(text: str, name: str) -> list:
     from . import Flow
 
     flows = []
-    for number, fields, original in entries(text, name):
-        packets = original.get("packets")
-        size = original.get("bytes")
+    for number, fields, (packets, size) in entries(text, name):
         flows.append(Flow(tuple(sorted(fields.items())), Location(name, number, 1),
                           packets=int(packets) if packets and packets.isdigit() else None,
                           bytes=int(size) if size and size.isdigit() else None))
@@ -45,9 +43,9 @@ def parse(text: str, name: str) -> list:
 
 
 def entries(text: str, name: str) -> list:
-    """``(line number, packet fields, original tuple)`` of every entry (the
-    fields a new dict, the original tuple's ``key=value`` words, with
-    ``packets`` and ``bytes`` where accounting is on)."""
+    """``(line number, packet fields, (packets, bytes))`` of every entry
+    (the fields a new dict; the original direction's counters as written,
+    None without accounting)."""
     out = []
     append = out.append
     head_match = _HEAD.match
@@ -96,5 +94,5 @@ def entries(text: str, name: str) -> list:
         mark = original.get("mark")
         if mark is not None and mark not in ("0", ""):
             fields["mark"] = mark
-        append((number, fields, original))
+        append((number, fields, (original.get("packets"), original.get("bytes"))))
     return out

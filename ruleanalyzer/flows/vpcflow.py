@@ -32,9 +32,9 @@ def looks_like(line: str) -> bool:
 def parse(text: str, name: str) -> list:
     from . import Flow
 
-    return [Flow(tuple(sorted(fields.items())), Location(name, number, 1), packets=int(words[8]),
-                 bytes=int(words[9]), note=f"{words[2]} {words[12]}")
-            for number, fields, words in entries(text, name)]
+    return [Flow(tuple(sorted(fields.items())), Location(name, number, 1), packets=int(packets),
+                 bytes=int(size), note=f"{interface} {action}")
+            for number, fields, (packets, size, interface, action) in entries(text, name)]
 
 
 #: A record's words as ``FIELDS`` name them.
@@ -45,8 +45,9 @@ _HEADER = list(FIELDS[:4])
 
 
 def entries(text: str, name: str) -> list:
-    """``(line number, packet fields, words)`` of every record that has
-    addresses (the fields a new dict)."""
+    """``(line number, packet fields, (packets, bytes, interface-id,
+    action))`` of every record that has addresses (the fields a new dict,
+    the others as written)."""
     from ..packets import is_address
 
     records = []
@@ -93,7 +94,7 @@ def entries(text: str, name: str) -> list:
                 fields["flags"] = "ACK"
         else:
             fields["state"] = "new"
-        add((number, fields, w))
+        add((number, fields, (w[8], w[9], w[2], w[12])))
     return out
 
 

@@ -76,7 +76,8 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
     from ..engine.batch import address_class, root_key
 
     evaluate = batch.evaluate
-    line = AnswerLines(trace).line
+    lines = AnswerLines(trace)
+    line = lines.line
     write = out.write
     chunk: list = []
     add = chunk.append
@@ -121,7 +122,7 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
                     if entry is None:
                         if len(leaves) >= AnswerLines.MAX_CACHED:
                             leaves.clear()
-                        entry = leaves[id(leaf)] = _leaf_text(leaf, indent, trace)
+                        entry = leaves[id(leaf)] = _leaf_text(leaf, indent, trace, lines)
                         verdicts.add(entry[2])
                     parts = entry[1]
                     if parts is not None:
@@ -192,18 +193,22 @@ def _pieces(text: str, wanted: list) -> tuple | None:
     return (*pieces, text)
 
 
-def _leaf_text(leaf, indent: bool, trace: bool) -> tuple:
+def _leaf_text(leaf, indent: bool, trace: bool, lines: "AnswerLines") -> tuple:
     """``(leaf, parts, verdict)``: the answer of every packet that reaches
     ``leaf`` in three parts, to go around its id and its packet — parts None
     where an answer there depends on more of the packet (its packet out).
+    JSON lines: from ``lines``, which made them for the leaf's own packet.
     The leaf is kept so that its id, the key, is not reused."""
     result = leaf.result
+    if result.packet is not leaf.packet:
+        return leaf, None, result.verdict
+    if not indent:
+        return leaf, lines.parts(result), result.verdict
     data = result_data(result, leaf.packet, trace)
-    if result.packet is not leaf.packet or "packet_out" in data:
+    if "packet_out" in data:  # pragma: no cover - the packet out is the packet
         return leaf, None, result.verdict
     data["id"], data["packet"] = _OWN[0], _OWN[1]
-    text = indented(data, "\n  ") if indent else json.dumps(data) + "\n"
-    parts = text.split(_OWN_TEXT[0])
+    parts = indented(data, "\n  ").split(_OWN_TEXT[0])
     if len(parts) != 2 or len(parts[1].split(_OWN_TEXT[1])) != 2:
         return leaf, None, result.verdict  # pragma: no cover - a NUL in a ruleset's text
     return leaf, (parts[0], *parts[1].split(_OWN_TEXT[1])), result.verdict
@@ -283,8 +288,8 @@ class AnswerLines:
         # the objects are kept so that their ids in the key are not reused
         return head, tail, end, (result.decided_by, result.alternatives)
 
-    def line(self, result, packet) -> str:
-        dumps = json.dumps
+    def _cached(self, result, packet) -> tuple:
+        """``_fragments`` of the answer, made once per combination."""
         alternatives = result.alternatives
         key = (result.verdict, result.outcome, result.state, id(result.decided_by), result.depends_on,
                result.notes, result.routing,
@@ -294,22 +299,35 @@ class AnswerLines:
             if len(self._parts) >= self.MAX_CACHED:
                 self._parts.clear()
             parts = self._parts[key] = self._fragments(result, packet)
-        head, tail, end, _ = parts
+        return parts
+
+    def _trace(self, result) -> str:
+        """``, "trace": [...]`` of the answer ("" without the trace)."""
+        if not self.trace:
+            return ""
+        cached = self._traces.get(id(result.trace))
+        if cached is None or cached[0] is not result.trace:
+            if len(self._traces) >= self.MAX_CACHED:
+                self._traces.clear()
+            cached = self._traces[id(result.trace)] = (
+                result.trace, ', "trace": ' + json.dumps([step_data(s) for s in result.trace]))
+        return cached[1]
+
+    def line(self, result, packet) -> str:
+        head, tail, end, _ = self._cached(result, packet)
         ident = packet.id
-        text = '{"id": ' + ("null" if ident is None else dumps(ident)) + ", " + head + ', "packet": ' + self.packet_json(packet)
-        if self.trace:
-            cached = self._traces.get(id(result.trace))
-            if cached is None or cached[0] is not result.trace:
-                if len(self._traces) >= self.MAX_CACHED:
-                    self._traces.clear()
-                cached = self._traces[id(result.trace)] = (
-                    result.trace, dumps([step_data(s) for s in result.trace]))
-            text += ', "trace": ' + cached[1]
-        text += ", " + tail
+        text = '{"id": ' + ("null" if ident is None else json.dumps(ident)) + ", " + head + ', "packet": ' \
+            + self.packet_json(packet) + self._trace(result) + ", " + tail
         out = result.packet
         if out is not packet and out != packet:
             text += ', "packet_out": ' + self.packet_json(out)
         return text + end
+
+    def parts(self, result) -> tuple:
+        """``line(result, result.packet) + "\\n"`` in three parts, to go
+        around the JSON of the packet's id and of the packet."""
+        head, tail, end, _ = self._cached(result, result.packet)
+        return '{"id": ', ", " + head + ', "packet": ', self._trace(result) + ", " + tail + end + "\n"
 
     def packet_json(self, packet) -> str:
         """``json.dumps(packet_data(packet))``: the text after the addresses
