@@ -294,3 +294,44 @@ def test_ip_forward_switched_on_opens_what_forward_accepts(tmp_path):
         assert r.confirmed, r.note
         assert r.old.verdict == "drop" and r.old.decided_by is None and "ip_forward=0" in r.old.routing
     assert not diff(new, new, hooks=("forward",), findings=False).verdicts_changed
+
+
+NFT_DNAT = """table ip nat {{
+  chain prerouting {{ type nat hook prerouting priority dstnat; policy accept;
+    ip daddr 203.0.113.10 tcp dport 80 dnat to {target}
+  }}
+}}
+table ip filter {{
+  chain forward {{ type filter hook forward priority 0; policy drop;
+    ip daddr 10.0.0.5 tcp dport 8080 accept
+  }}
+  chain input {{ type filter hook input priority 0; policy drop;
+    meta mark {mark} tcp dport 22 accept
+  }}
+}}
+table ip mangle {{
+  chain prerouting {{ type filter hook prerouting priority mangle; policy accept;
+    ip saddr 192.0.2.0/24 meta mark set {mark}
+  }}
+}}
+"""
+
+
+@pytest.mark.parametrize("change", ["dnat", "mark"])
+def test_nftables_rewrite_changes_are_reported_with_the_arriving_packet(change):
+    # The same two changes in nftables' own words: the DNAT target, and the
+    # value a mangle chain sets (the filter still asks for the old one).
+    old_text = NFT_DNAT.format(target="10.0.0.5:8080", mark="0x1")
+    if change == "dnat":
+        new_text = NFT_DNAT.format(target="10.0.0.6:8080", mark="0x1")
+        packet, hook = syn("198.51.100.1", "203.0.113.10", 80), "forward"
+    else:
+        new_text = old_text.replace("meta mark set 0x1", "meta mark set 0x2")
+        packet, hook = syn("192.0.2.7", "198.51.100.1", 22), "input"
+    old, new = (loads(t, dialect="nftables", name=n) for t, n in ((old_text, "old"), (new_text, "new")))
+    assert Evaluator(old).evaluate(packet).verdict == "accept"
+    assert Evaluator(new).evaluate(packet).verdict == "drop"
+    report = diff(old, new, hooks=(hook,), findings=False)
+    assert report.verdicts_changed
+    shown = [r for r in report.rewritten if r.arrival is not None and r.arrival.dport == packet.dport]
+    assert shown and all((r.arrival_old.verdict, r.arrival_new.verdict) == ("accept", "drop") for r in shown)
