@@ -425,9 +425,9 @@ def _arrival_example(region: Region, part: PacketSet, steps, start, evaluators, 
     for _ in range(PREIMAGE_ROUNDS):
         sample = witness(space.wrap(frontier), region.hook, canonical=False)
         pre = space.false
-        for action, guard, writes in steps:
+        for _, guard, writes, status in steps:
             if _may_make(writes, sample):
-                node = _preimage(action, frontier, space)
+                node = _preimage(frontier, space, writes, status)
                 if node != space.false:
                     pre |= node & guard
         pre &= ~seen
@@ -462,18 +462,24 @@ def _arrival_example(region: Region, part: PacketSet, steps, start, evaluators, 
 
 def _as_left(space: Space, packet: Packet) -> PacketSet:
     """The engine's packet as it left, by its addresses, protocol, ports
-    and ICMP type and code (what NAT writes), the rest free: the engine's
-    packet carries no ct status bits, and its marks are as it left the
-    host — kube-proxy's masquerade mark cleared in POSTROUTING, which a
-    packet the input hook's walk holds (a DNAT target that may be this
-    host's own address) never saw."""
-    node = space.family(packet.family) & space.eq("src", int(packet.src)) & space.eq("dst", int(packet.dst)) \
-        & space.eq("proto", packet.proto)
+    and ICMP type and code (what NAT writes, :func:`_header_point`), the
+    rest free: the engine's packet carries no ct status bits, and its marks
+    are as it left the host — kube-proxy's masquerade mark cleared in
+    POSTROUTING, which a packet the input hook's walk holds (a DNAT target
+    that may be this host's own address) never saw."""
+    return space.wrap(_header_point(space, packet))
+
+
+def _header_point(space: Space, packet: Packet):
+    """``packet``'s family, addresses, protocol, ports and ICMP type and
+    code (raw node; fields it leaves as None: any value)."""
+    node = space.family(packet.family) & space.eq("src", int(packet.src)) \
+        & space.eq("dst", int(packet.dst)) & space.eq("proto", packet.proto)
     for name in ("sport", "dport", "icmp_type", "icmp_code"):
         value = getattr(packet, name)
         if value is not None:
             node &= space.eq(name, value)
-    return space.wrap(node)
+    return node
 
 
 def _may_make(writes, packet: Packet) -> bool:
@@ -585,9 +591,8 @@ def _conntrack_consistent(space: Space, rulesets) -> PacketSet:
 def packet_point(space: Space, packet: Packet) -> PacketSet:
     """The set holding just ``packet`` (fields it leaves as None: any value)."""
     s = space
-    node = s.family(packet.family)
-    node &= s.eq("src", int(packet.src)) & s.eq("dst", int(packet.dst)) & s.eq("proto", packet.proto)
-    for name in ("sport", "dport", "icmp_type", "icmp_code", "length", "uid", "gid"):
+    node = _header_point(s, packet)
+    for name in ("length", "uid", "gid"):
         value = getattr(packet, name)
         if value is not None:
             node &= s.eq(name, value)
@@ -703,15 +708,16 @@ class _Plan:
         self._steps: dict = {}
 
     def steps(self, space: Space, side: int | None = None) -> list:
-        """The rewriting rules' ``(action, guard, writes)`` steps of version
-        ``side`` (0 old, 1 new; None both), made once per diff (the
-        candidates and every rewritten region follow them back)."""
+        """The rewriting rules' ``(action, guard, writes, status)`` steps
+        (:func:`_writes`) of version ``side`` (0 old, 1 new; None both),
+        made once per diff (the candidates and every rewritten region
+        follow them back)."""
         if side is None:
             return [*self.steps(space, 0), *self.steps(space, 1)]
         steps = self._steps.get(side)
         if steps is None:
             steps = self._steps[side] = [
-                (action, guard, _writes(action, space)[0])
+                (action, guard, *_writes(action, space))
                 for rule in self.rewrites_of[side] for action, guard in _rewrite_steps(rule, space)]
         return steps
 
@@ -778,7 +784,7 @@ def _candidates(plan: _Plan, space: Space):
         # ip_forward lowered: those packets arrived with one more.
         cand |= ttl_before_forward(cand, space)
     cand &= space.valid
-    steps = [(action, guard) for action, guard, _ in plan.steps(space)]
+    steps = plan.steps(space)
     # The set each step's pre-image was last taken of. A pre-image is a
     # union over packets, and a step's pre-image of that set is in ``grown``
     # already: only the packets added since need one. Equal steps (the
@@ -787,7 +793,7 @@ def _candidates(plan: _Plan, space: Space):
     done: dict = {}
     for _ in range(PREIMAGE_ROUNDS):
         grown = cand
-        for k, (action, guard) in enumerate(steps):
+        for k, (action, guard, writes, status) in enumerate(steps):
             key = (action, guard)
             try:
                 hash(key)
@@ -797,7 +803,7 @@ def _candidates(plan: _Plan, space: Space):
             done[key] = grown
             if fresh == space.false:
                 continue
-            pre = _preimage(action, fresh, space)
+            pre = _preimage(fresh, space, writes, status)
             if pre != space.false:
                 grown |= pre & guard & space.valid
         if grown == cand:
@@ -851,19 +857,16 @@ def _writes(action, space: Space) -> tuple[list[tuple[str, int, int | None]], st
     return writes, status
 
 
-def _preimage(action, node, space: Space):
-    """Packets that ``action`` may turn into a packet of ``node``."""
+def _preimage(node, space: Space, writes, status):
+    """Packets that a step writing ``writes`` (and setting ct status bit
+    ``status``; :func:`_writes`) may turn into a packet of ``node``: those
+    whose written bits hold the values written, the bits then free. (A
+    translation writes whole values; a value None is anything.)"""
     bdd = space.bdd
-    writes, status = _writes(action, space)
     cond, qvars = node, []
-    if status is not None:  # a translation: what it wrote, it wrote whole
-        if status in bdd.vars:
-            cond &= bdd.var(status)
-            qvars.append(status)
-        for name, mask, value in writes:
-            cond &= space.masked(name, mask, value)
-            qvars += _bit_vars(space, name, mask)
-        return bdd.exist(qvars, cond) if qvars else cond
+    if status is not None and status in bdd.vars:
+        cond &= bdd.var(status)
+        qvars.append(status)
     for name, mask, value in writes:
         if value is not None:
             cond &= space.masked(name, mask, value)
