@@ -38,8 +38,8 @@ def parse(text: str, name: str) -> list:
 
 
 #: A record's words as ``FIELDS`` name them.
-_SRCADDR, _DSTADDR, _SRCPORT, _DSTPORT, _PROTOCOL = (FIELDS.index(k) for k in
-                                                     ("srcaddr", "dstaddr", "srcport", "dstport", "protocol"))
+_SRCADDR, _DSTADDR, _SRCPORT, _DSTPORT, _PROTOCOL, _LOG_STATUS = (
+    FIELDS.index(k) for k in ("srcaddr", "dstaddr", "srcport", "dstport", "protocol", "log-status"))
 _NUMBERS = tuple((FIELDS.index(k), k) for k in ("srcport", "dstport", "protocol", "packets", "bytes"))
 _HEADER = list(FIELDS[:4])
 
@@ -62,7 +62,7 @@ def entries(text: str, name: str) -> list:
             raise RuleAnalyzerError(f"a VPC flow log record (version 2) has {width} fields, "
                                     f"this one {len(words)}", Location(name, number, 1), source_line=line,
                                     hint=" ".join(FIELDS))
-        if words[13] in ("NODATA", "SKIPDATA") or words[_SRCADDR] == "-":
+        if words[_LOG_STATUS] in ("NODATA", "SKIPDATA") or words[_SRCADDR] == "-":
             continue
         for index in (_SRCADDR, _DSTADDR):
             address = words[index]
