@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import Callable
 from dataclasses import dataclass, replace
 from ..model import (CONNTRACK_PRIORITY, AddressMatch, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
-                     Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Packet, Queue, Reject, Return,
+                     Goto, InterfaceMatch, Jump, Log, Nat, Notrack, OpaqueMatch, Packet, Queue, Reject, Return,
                      Rule, Ruleset, SetField, UnknownAction)
 from .conntrack import resolve_state
 from .match import AddressTypes, UnknownInterface, View, compile_match, describe_match
@@ -41,6 +41,12 @@ MAX_DEPTH = 64
 #: chain jumping twice to the next, marking on the way) stay linear; this
 #: bounds what memoising cannot catch.
 MAX_STEPS = 1_000_000
+#: What decides whether the nat chains see a RELATED packet that is not an
+#: ICMP error (:meth:`Evaluator._sees_nat`), and what happens when they do not.
+MASTER_TRANSLATED = OpaqueMatch("the master connection of this expected connection (FTP data, …) "
+                                "was translated by NAT")
+HELPER_TRANSLATES = ("a NAT helper then translates it as it did the master connection, not the nat rules "
+                     "(traffic history)")
 
 _MULTICAST4 = (0xE0000000, 0xF0000000)
 
@@ -94,11 +100,14 @@ class _Path:
     route_key: tuple | None = None
     #: The OUTPUT chain whose change makes the kernel route it again.
     rerouted_by: str | None = None
+    #: A RELATED packet other than an ICMP error: whether the nat chains
+    #: see it (None until the first nat chain asks; :meth:`Evaluator._sees_nat`).
+    sees_nat: bool | None = None
 
     def fork(self) -> "_Path":
         return _Path(self.view.copy(), list(self.trace), list(self.assumptions), list(self.notes),
                      self.nat_dst_changed, self.redirected, dict(self.accepted_by or {}), self.routed_oif,
-                     self.routing, self.route_key, self.rerouted_by)
+                     self.routing, self.route_key, self.rerouted_by, self.sees_nat)
 
     def accept_decision(self, hook: str) -> Decision | None:
         """The decision to report for an accepted packet whose own hook is
@@ -131,6 +140,7 @@ class _Compiled:
         self.chain_runs: dict[int, list] = {}
         self.match_preds: dict[int, tuple] = {}
         self.guards: dict[int, InterfaceMatch] = {}
+        self._translates: bool | None = None
 
     def runs(self, chain: Chain) -> list:
         """Per rule index, ``None`` or the indexed run it lies in.
@@ -161,6 +171,12 @@ class _Compiled:
             # The match is kept in the entry so its id stays its own.
             entry = self.match_preds[id(match)] = (compile_match(match), match)
         return entry[0]
+
+    def translates(self) -> bool:
+        """Does any rule translate an address or port (a NAT action)?"""
+        if self._translates is None:
+            self._translates = any(isinstance(a, Nat) for r in self.ruleset.rules() for a in r.actions())
+        return self._translates
 
     def device_guard(self, chain: Chain) -> InterfaceMatch:
         """A netdev chain applies only to packets arriving on its devices."""
@@ -587,7 +603,7 @@ class Evaluator:
                         path.route_key = (path.view.src, path.view.dst, path.view.mark)
             for path in paths:
                 view = path.view
-                if chain.kind == "nat" and view.state != "new":
+                if chain.kind == "nat" and view.state != "new" and not self._sees_nat(path, ended):
                     alive.append(path)  # NAT chains see only a connection's first packet
                     continue
                 saved_state = None
@@ -626,6 +642,32 @@ class Evaluator:
         if hook == "output":
             self._reroute(paths)
         return paths, ended
+
+    def _sees_nat(self, path: _Path, ended: list[_End]) -> bool:
+        """Do the nat chains see ``path``'s packet, which is not NEW?
+
+        The kernel (``nf_nat_ipv4_fn``/``nf_nat_ipv6_fn``, then
+        ``nf_nat_inet_fn``) translates an ICMP error (RELATED, protocol
+        ICMP/ICMPv6) as the connection it quotes, without the nat table.
+        Any other RELATED packet is the first of an expected connection (FTP
+        data, …): the nat rules see it, unless its master connection was
+        translated, in which case the NAT helper (``nf_nat_follow_master``)
+        has already translated it like its master — which the rules do not
+        say. Where the rules translate anything, that is an assumption: the
+        path that takes it ends unknown here, the other goes on through the
+        nat chains."""
+        view = path.view
+        if view.state != "related" or view.proto in (1, 58):
+            return False
+        if path.sees_nat is None:
+            path.sees_nat = True
+            if self.compiled.translates():
+                other = self._fork(path)
+                other.sees_nat = False
+                other.assumptions.append((None, MASTER_TRANSLATED, True))
+                path.assumptions.append((None, MASTER_TRANSLATED, False))
+                ended.append(_End("unknown", other, None, reason=HELPER_TRANSLATES))
+        return path.sees_nat
 
     def _reroute(self, paths: list[_Path]) -> None:
         """ip_route_me_harder: a mangle (route) or nat OUTPUT chain changed a
