@@ -535,38 +535,23 @@ def regions(packets: PacketSet, limit: int = REGION_LIMIT, care: PacketSet | Non
     if packets.is_all():
         return [("any packet", packets)]
     # (read in the canonical order; the parts are made back in ``space``)
-    seen, node = describe_module.readable(packets, care)
+    seen, whole, node = describe_module.readable_whole(packets, care)
     walker = describe_module._Walker(seen)  # the describer's own enumeration
     found: list[dict] = []
     walker.enumerate(node, 0, {}, found, limit)
     out: list[tuple[str, PacketSet]] = []
     covered = space.empty()
     for region in found:
-        part = space.wrap(_region_node(space, region)) & packets
+        part = space.wrap(describe_module.region_node(space, region)) & packets
         if part.is_empty():
             continue
-        out.append((describe_module._render(seen, region), part))
+        out.append((describe_module._render(seen, region, whole), part))
         covered = covered | part
     rest = packets - covered
     if not rest.is_empty():
         more = walker.count(node, 0) - len(out)
         out.append((f"… and {max(more, 1)} more region{'s' if more != 1 else ''}", rest))
     return out
-
-
-def _region_node(space: Space, region: dict):
-    node = space.true
-    for name, cubes in region.items():
-        spec = space.spec(name)
-        order = spec.vars_msb_first
-        width = len(order)
-        part = space.false
-        for value, care in cubes:
-            cube = {order[k]: bool(value >> (width - 1 - k) & 1) for k in range(width)
-                    if care >> (width - 1 - k) & 1}
-            part |= space.bdd.cube(cube) if cube else space.true
-        node &= part
-    return node
 
 
 # ---------------------------------------------------------------------------

@@ -30,11 +30,11 @@ def describe(packets: PacketSet, limit: int = 20) -> list[str]:
         return []
     if packets.is_all():
         return ["any packet"]
-    space, node = readable(packets)
+    space, whole, node = readable_whole(packets)
     walker = _Walker(space)
     regions: list[dict[str, list[Cube]]] = []
     walker.enumerate(node, 0, {}, regions, limit)
-    lines = [_render(space, r) for r in regions]
+    lines = [_render(space, r, whole) for r in regions]
     total = walker.count(node, 0)
     if total > len(lines):
         lines.append(f"… and {total - len(lines)} more")
@@ -46,14 +46,39 @@ def readable(packets: PacketSet, care: PacketSet | None = None):
     the layout's canonical field order (``Space.canonical``: the same
     regions whichever order the set was made in), without the ghost bit
     and simplified against ``care`` (default: the valid packets)."""
-    space, node = packets.space.canonical(unghost(packets.space, packets.node))
+    space, _, node = readable_whole(packets, care)
+    return space, node
+
+
+def readable_whole(packets: PacketSet, care: PacketSet | None = None):
+    """``(space, whole, node)``: :func:`readable`'s space and node, and
+    ``whole``, ``packets`` itself in that space (what the simplified node's
+    regions stand for: :func:`_render` names only the states and interfaces
+    its packets have)."""
+    space, whole = packets.space.canonical(unghost(packets.space, packets.node))
     if care is None:
         # Invalid packets are don't-cares: simplifying against validity
         # stops pinned headers (no ports on ICMP …) from splitting every region.
         care_node = space.valid
     else:
         care_node = packets.space.canonical(care.node)[1]
-    return space, restrict(space, node, care_node)
+    return space, whole & care_node, restrict(space, whole, care_node)
+
+
+def region_node(space: Space, region: dict):
+    """The packets of one enumerated region (its cubes per field)."""
+    node = space.true
+    for name, cubes in region.items():
+        spec = space.spec(name)
+        order = spec.vars_msb_first
+        width = len(order)
+        part = space.false
+        for value, care in cubes:
+            cube = {order[k]: bool(value >> (width - 1 - k) & 1) for k in range(width)
+                    if care >> (width - 1 - k) & 1}
+            part |= space.bdd.cube(cube) if cube else space.true
+        node &= part
+    return node
 
 
 def unghost(space: Space, node):
@@ -219,7 +244,13 @@ def _is_full(cubes: list[Cube], width: int, size: int) -> bool:
     return spans is not None and spans[0][0] == 0 and spans[0][1] >= size - 1
 
 
-def _render(space: Space, region: dict[str, list[Cube]]) -> str:
+def _render(space: Space, region: dict[str, list[Cube]], whole=None) -> str:
+    """One region's line. With ``whole`` (the packets the simplified
+    regions stand for), a state or interface is named only where a packet
+    of the region has it: simplifying against validity may widen a cube to
+    values only invalid packets would have (``state untracked`` beside
+    ``ct_status dnat``)."""
+    inside = None
     fams = _values(region["family"], 1)
     families = {6 if f else 4 for f in fams}
     protos = _values(region["proto"], 8) or set(range(256))
@@ -249,6 +280,11 @@ def _render(space: Space, region: dict[str, list[Cube]]) -> str:
         if spec.kind in ("enum", "iface"):
             if not _is_full(cubes, spec.width, spec.size):
                 vals = _values(cubes, spec.width, spec.size) or _cube_values(cubes, spec.width, spec.size)
+                if whole is not None:
+                    if inside is None:
+                        inside = region_node(space, region) & whole
+                    held = {v for v in vals if not space.disjoint(inside, space.eq(name, v))}
+                    vals = held or vals
                 extras.append(f"{name} " + ",".join(spec.names[v] for v in sorted(vals)))
         elif spec.kind == "set":
             if not _is_full(cubes, spec.width, spec.size):
