@@ -60,8 +60,8 @@ from dataclasses import dataclass, field
 import functools
 import itertools
 
-from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
-                     Goto, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
+from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, BitsMatch, Chain, Dispatch, Drop, EcnStrip,
+                     Goto, IntMatch, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
                      Ruleset, SetField, UnknownAction)
 from .encode import LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
 from .fields import HAVOC, Layout, read_fields
@@ -3168,21 +3168,62 @@ class _Walker:
         lie one after the other in the BDD order, where "equal bit for bit"
         over a source holding many values takes up to 2^width nodes; past
         ``COPY_NODES`` the copy is approximated soundly: the upper bound lets
-        the field take any value, the lower bound keeps no packet (the
-        verdicts of those packets are then undecided, never guessed)."""
+        the field take any value; the lower bound keeps the packets whose
+        source holds a value the ruleset names (:meth:`_named_values`: a
+        CONNMARK save after marks set to constants, the usual multi-WAN
+        pattern), copied exactly, and no other packet (their verdicts are
+        then undecided, never guessed)."""
         sp = self.space
         dst, src = sp.layout.fields.get(field), sp.layout.fields.get(source)
         if src is None or src.kind != "int" or node == sp.false:
             return node
         bits = [b for b in range(min(dst.width, src.width)) if mask >> b & 1]
+        image, havoc = self._copied(node, field, source, bits)
+        if image is not None:
+            return image
+        if upper:
+            return havoc
+        named = sp.false
+        for value in self._named_values(source):
+            named |= sp.eq(source, value)
+        image, _ = self._copied(node & named, field, source, bits)
+        return sp.false if image is None else image
+
+    def _copied(self, node, field: str, source: str, bits: list[int]):
+        """``(image, havoc)``: ``node`` with ``field``'s ``bits`` set to
+        ``source``'s, or None past ``COPY_NODES``; and with them any value."""
+        sp = self.space
+        dst, src = sp.spec(field), sp.spec(source)
         havoc = sp.exist([dst.var(b) for b in bits], node & sp.valid_for(field))
         node = havoc
         for b in bits:
             x, y = sp.bdd.var(dst.var(b)), sp.bdd.var(src.var(b))
             node &= (x & y) | (~x & ~y)
             if node.dag_size > COPY_NODES:
-                return havoc if upper else sp.false
-        return node
+                return None, havoc
+        return node, havoc
+
+    def _named_values(self, field: str) -> list[int]:
+        """0 and the values of ``field`` the ruleset writes or compares with
+        as whole constants (``--set-mark 2``, ``-m connmark --mark 0x1``)."""
+        key = ("named", field)
+        found = self.exist_vars.get(key)
+        if found is None:
+            full = (1 << self.space.spec(field).width) - 1
+            values = {0}
+            for rule in self.ruleset.rules():
+                for a in rule.actions():
+                    if isinstance(a, SetField) and a.field == field and not a.copy_from and not a.add:
+                        values.add(a.value & full)
+                for m in rule.matches:
+                    if getattr(m, "field", None) != field:
+                        continue
+                    if isinstance(m, IntMatch):
+                        values.update(lo for lo, hi in m.ranges if lo == hi)
+                    elif isinstance(m, BitsMatch) and m.mask & full == full:
+                        values.update(m.values)
+            found = self.exist_vars[key] = sorted(v for v in values if 0 <= v <= full)
+        return found
 
     def _ecn_strip(self, effect: EcnStrip, node):
         sp = self.space
