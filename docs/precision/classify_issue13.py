@@ -38,9 +38,14 @@ RULES = [
     ("RA403", r"packetpath__dumps__set_lookups", r"", "noisy",
      "upstream test dump: the undecided part is a concatenated set lookup; the reason text names "
      "only '\"lo\"'"),
-    ("RA403", r"configs_serverfault__765855", r"", "noisy",
-     "depends on CONNMARK copies the analysis approximates; the message only says "
-     "'an undecidable match'"),
+    ("RA402", r"configs_serverfault__765855", r"", "true",
+     "-A INPUT -i eth0 -j ACCEPT, and eth0 is the WAN (MASQUERADE -o eth0, forwarding from eth1/eth2 "
+     "to it): every port of the router is open to the internet (was a noisy RA403 while the walk "
+     "lost the CONNMARK copy's lower bound)"),
+    ("RA204", r"configs_serverfault__765855", r"", "true",
+     "every ICMP packet gets mark 0x2 (mangle), which CONNMARK saves and restores; FORWARD lets "
+     "eth0 -> eth1 through only with mark 0x1 and has no RELATED accept that way: frag-needed "
+     "errors for the eth1 network die at the DROP policy"),
     ("RA401", r"found_online__myiptables__firewall\.conf", r"forwarded", "noisy",
      "FORWARD ACCEPT everywhere; forwarding of the host not evident"),
     ("RA402", r"found_online__myiptables__firewall\.conf", r"forwarded", "noisy",

@@ -307,6 +307,10 @@ def run_variant(evaluator: Evaluator, client, server, dport: int, sport: int, ho
     orig = {"to_server": (client, server, sport, dport), "to_client": (server, client, dport, sport)}
     hook_of = dict(hooks)
     dead = False
+    # What the connection holds once its first packet passed: the mark it
+    # saved (CONNMARK, ``ct mark set``) and whether NAT translated it — every
+    # later packet of it, either way, carries them (``ct mark``, ``ct status``).
+    conn_mark, conn_nat = 0, frozenset()
     for i, spec in enumerate(ECN_LEGS if ecn else PLAIN_LEGS):
         name, flags, codepoint = spec.name, spec.flags, spec.ecn
         if ecn and variant.ecn_negotiated is False and i > 0:
@@ -327,12 +331,13 @@ def run_variant(evaluator: Evaluator, client, server, dport: int, sport: int, ho
         elif tracked:
             state = "established"
             direction = "original" if spec.direction == "to_server" else "reply"
-            status = frozenset({"seen_reply"}) if i >= 2 else frozenset()
+            status = (frozenset({"seen_reply"}) if i >= 2 else frozenset()) | conn_nat
         else:
             state, direction, status = "new", None, frozenset()
         packet = Packet(src=src, dst=dst, proto=proto, sport=sp, dport=dp, flags=flags,
                         ecn=codepoint, state=state, hook=hook_of[spec.direction],
-                        ct_direction=direction, ct_status=status, **iface)
+                        ct_direction=direction, ct_status=status,
+                        ctmark=conn_mark if i and tracked else 0, **iface)
         if dead:
             variant.legs.append(Leg(name, spec.direction, packet, None))
             continue
@@ -357,6 +362,10 @@ def run_variant(evaluator: Evaluator, client, server, dport: int, sport: int, ho
             if effective.state == "untracked":
                 tracked = False
             out = effective.packet
+            conn_mark = out.ctmark
+            conn_nat = frozenset(status for status, moved in (
+                ("dnat", (out.dst, out.dport) != (dst, dp)), ("snat", (out.src, out.sport) != (src, sp)))
+                if moved)
             if (out.dst, out.dport) != (dst, dp):
                 # DNAT: the rest of the connection is seen translated, and a
                 # translated packet for another host is forwarded.

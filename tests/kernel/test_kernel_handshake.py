@@ -12,7 +12,8 @@ connection took a second) must read "passes after retry".
 
 Each ruleset is a trap someone has fallen into: exact SYN matches and ECN,
 ECN SYNs dropped (Linux retries without ECE/CWR after a second), a DROP
-policy without an ESTABLISHED rule, OUTPUT DROP, NOTRACK before a NEW rule.
+policy without an ESTABLISHED rule, OUTPUT DROP, NOTRACK before a NEW rule, a
+mark the connection keeps (CONNMARK, ct mark) deciding every later packet.
 """
 
 from __future__ import annotations
@@ -89,6 +90,19 @@ CASES = {
 {ESTABLISHED}
 -A INPUT -p tcp -m tcp --dport {PORT} --syn -j ACCEPT
 """)),
+    # Multi-WAN style: the first packet's mark is saved in the connection
+    # (CONNMARK) and restored on every later one; INPUT accepts by the mark
+    # alone. The ACK and the data are accepted because the connection holds
+    # the mark the SYN got, not because of any ESTABLISHED rule.
+    "iptables-connmark-restores-the-mark": ("iptables", "*mangle\n:PREROUTING ACCEPT [0:0]\n"
+                                            ":INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                                            ":POSTROUTING ACCEPT [0:0]\n"
+                                            "-A PREROUTING -m state --state NEW -j MARK --set-xmark 0x2/0xffffffff\n"
+                                            "-A PREROUTING -m mark ! --mark 0x0 -j CONNMARK --save-mark\n"
+                                            "-A PREROUTING -m connmark --mark 0x2 -j CONNMARK --restore-mark\n"
+                                            "COMMIT\n" + iptables(f"""
+-A INPUT -p tcp -m tcp --dport {PORT} -m mark --mark 0x2 -j ACCEPT
+""")),
     "iptables-open-port": ("iptables", iptables(f"""
 {ESTABLISHED}
 -A INPUT -p tcp -m tcp --dport {PORT} -m conntrack --ctstate NEW -j ACCEPT
@@ -120,6 +134,21 @@ table inet filter {{
     type filter hook input priority 0; policy drop;
     ct state established,related accept
     tcp dport {PORT} tcp flags syn / fin,syn,rst,ack accept
+  }}
+}}
+"""),
+    # The same with nftables' ct mark.
+    "nft-ct-mark-restores-the-mark": ("nftables", f"""
+table inet filter {{
+  chain pre {{
+    type filter hook prerouting priority mangle; policy accept;
+    ct state new meta mark set 0x2
+    meta mark != 0 ct mark set meta mark
+    ct mark 0x2 meta mark set ct mark
+  }}
+  chain input {{
+    type filter hook input priority 0; policy drop;
+    tcp dport {PORT} meta mark 0x2 accept
   }}
 }}
 """),
