@@ -52,9 +52,6 @@ RULES = [
      "FORWARD ACCEPT everywhere; forwarding of the host not evident"),
     ("RA402", r"majek_dump_vpn__vpn__iptables\.up\.rules\.del", r"", "noisy",
      "a flush file (empty *nat and *filter): true of what it loads, but not a host's ruleset"),
-    ("RA40[12]", r"(^|/)[^/]*direct\.xml( \(ipv4\))?$", r"", "noisy",
-     "firewalld direct.xml audited alone: the iptables tables it is loaded into keep their default "
-     "ACCEPT policies, but on the host firewalld's own nft table filters the same packets"),
     # ---- true, by cause ----------------------------------------------------
     ("RA403", r"^terraform/", r"no value given|parameter without a default", "true",
      "the source is an input still to be given (a variable or parameter without a value): the "

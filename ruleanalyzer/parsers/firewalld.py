@@ -503,14 +503,17 @@ def parse(text: str, name: str) -> Ruleset:
         elif root.tag == "helper":
             objects["helpers"][stem] = fx.read_helper(text, name, stem)
         elif root.tag == "direct":
+            # Direct rules go into iptables tables beside firewalld's own
+            # nft table, which filters the same packets: read them with the
+            # stock zones, as for a zone given alone (their ACCEPT policies
+            # alone would read as a host with no filter at all).
             direct = fx.read_direct(text, name)
-            from .firewalld_direct import direct_ruleset
-
-            ruleset = direct_ruleset(direct, diagnostics)
-            ruleset.sources = [name]
-            ruleset.meta["dialect"] = "firewalld"
-            ruleset.diagnostics += [Diagnostic(m, w or Location(name)) for m, w in diagnostics]
-            return ruleset
+            diagnostics.append(("direct.xml given alone: read beside firewalld's stock zones (give the whole "
+                                "/etc/firewalld to know which zones filter the same packets)", Location(name, 1, 1)))
+            config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
+                            objects["ipsets"], objects["icmptypes"], objects["helpers"], direct, name,
+                            given or DEFAULT_VERSION)
+            return compile_config(config, diagnostics, name)
         else:
             raise RuleAnalyzerError(f"<{root.tag}> is not a firewalld document", root.location,
                                     hint="firewalld files are <zone>, <policy>, <service>, <ipset>, "
