@@ -212,7 +212,8 @@ class _NftBuilder:
         if table.family == "inet":
             options.append("reject with icmpx type admin-prohibited")
             # a rule that already reads one IP header may only answer in that version
-            network = any(p.split()[0] in ("ip", "ip6", "icmp", "icmpv6") for p in parts)
+            # (a meter's ``update @m { ip6 saddr … }`` reads it too)
+            network = any(word in ("ip", "ip6", "icmp", "icmpv6") for p in parts for word in p.split())
             versions = [self.family] if network else [4, 6]
             for v in versions:
                 options.append("reject with icmp type host-unreachable" if v == 4
