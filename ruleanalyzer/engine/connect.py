@@ -373,6 +373,8 @@ def run_variant(evaluator: Evaluator, client, server, dport: int, sport: int, ho
                         "to_client": (out.dst, client, out.dport, sport)}
                 if effective.outcome == "forwarded":
                     hook_of = {"to_server": "forward", "to_client": "forward"}
+        elif i and tracked and effective.verdict == "accept":
+            conn_mark = effective.packet.ctmark  # (a later packet may set the connection's mark too)
         if effective.verdict == "drop" and spec.handshake:
             dead = True
     return variant

@@ -137,6 +137,17 @@ table inet filter {{
   }}
 }}
 """),
+    # The server's SYN-ACK sets the connection's mark on the way out; the
+    # client's ACK and data are accepted by it, restored.
+    "iptables-connmark-set-by-the-reply": ("iptables", "*mangle\n:PREROUTING ACCEPT [0:0]\n"
+                                           ":INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+                                           ":POSTROUTING ACCEPT [0:0]\n"
+                                           f"-A OUTPUT -p tcp --sport {PORT} -j CONNMARK --set-mark 0x7\n"
+                                           "-A PREROUTING -m connmark --mark 0x7 -j CONNMARK --restore-mark\n"
+                                           "COMMIT\n" + iptables(f"""
+-A INPUT -p tcp -m tcp --dport {PORT} --syn -j ACCEPT
+-A INPUT -p tcp -m tcp --dport {PORT} -m mark --mark 0x7 -j ACCEPT
+""")),
     # The same with nftables' ct mark.
     "nft-ct-mark-restores-the-mark": ("nftables", f"""
 table inet filter {{
