@@ -262,7 +262,8 @@ def test_diff_plan_json_reports_each_changed_firewall(tmp_path, capsys):
     assert [r.new_name for r in reports] == [f"{path}: aws_security_group.web"]
     opened = [r for r in reports[0].opened if r.family == 4]
     # Opened to every source except 198.51.100.0/24, which SSH already had.
-    assert len(opened) == 1 and opened[0].text.endswith("to 0.0.0.0/0 dport 22, state new,invalid,untracked")
+    # (no UNTRACKED packet: nothing in a security group can untrack one)
+    assert len(opened) == 1 and opened[0].text.endswith("to 0.0.0.0/0 dport 22, state new,invalid")
     assert not reports[0].changed[("input", 4, "opened")].intersects(
         __import__("ruleanalyzer.diff", fromlist=["packet_point"]).packet_point(
             reports[0].space, pkt("198.51.100.7", 22)))
