@@ -491,9 +491,9 @@ class _Node:
     (A field NAT set to a constant has that constant for every packet that
     comes this way, so it adds nothing to the key.)"""
 
-    __slots__ = ("plan", "reads", "relevant", "leaving", "below", "children")
+    __slots__ = ("plan", "reads", "relevant", "leaving", "below", "children", "key")
 
-    def __init__(self, plan: _Plan, reads, relevant: int, leaving: int = 0):
+    def __init__(self, plan: _Plan, reads, relevant: int, leaving: int = 0, values: tuple | None = None):
         self.plan = plan
         #: per field read: (position, bounds, masks, index); bounds None:
         #: masks per interface name (or None: ask the index)
@@ -505,8 +505,13 @@ class _Node:
         self.leaving = leaving
         self.below = plan._nat_bits
         self.children: dict = {}
+        #: ``key(values)``: the chain key of a packet (see :meth:`chain_key`),
+        #: a function made for this node's reads where ``values`` (of the
+        #: packet that made the node) say which fields the packets of its
+        #: root key lack: those are left out, as the loop leaves them out
+        self.key = self.chain_key if values is None else _key_function(self, values)
 
-    def key(self, values):
+    def chain_key(self, values):
         """The chain key: which relevant groups hold, up to the first
         leaving group that does (the rule there matches and the chain is
         left: a later rule is not reached from here, and where the chain
@@ -531,6 +536,53 @@ class _Node:
         if leave:
             mask &= (leave & -leave) * 2 - 1 | self.below
         return (mask, extra) if extra else mask
+
+
+#: Per shape of a node's reads, the function that makes its key function.
+_KEY_MAKERS: dict = {}
+
+
+def _key_function(node: _Node, values: tuple):
+    """``node.chain_key`` written out for the node's reads: the same key.
+    Every packet that reaches a node lacks the fields ``values`` lacks (the
+    root key holds which), so those reads are left out; a bisected read is
+    one line, an interface name a dict lookup (its index's masks are per
+    name), any other read the index's part. The function's text depends on
+    the kinds of reads only, so it is compiled once per shape."""
+    reads = [read for read in node.reads if values[read[0]] is not None]
+    shape = tuple("b" if bounds is not None else "n" if index.__class__ is _NameIndex else "x"
+                  for _, bounds, _, index in reads) + (bool(node.leaving),)
+    maker = _KEY_MAKERS.get(shape)
+    if maker is None:
+        maker = _KEY_MAKERS[shape] = _key_maker(shape)
+    return maker(node.relevant, node.leaving, node.below, bisect_right,
+                 *[x for position, bounds, masks, index in reads for x in (position, bounds, masks, index)])
+
+
+def _key_maker(shape: tuple):
+    kinds, leaving = shape[:-1], shape[-1]
+    names = ", ".join(f"p{k}, b{k}, m{k}, i{k}" for k in range(len(kinds)))
+    body = ["mask = relevant"]
+    extra = "x" in kinds
+    if extra:
+        body.append("extra = ()")
+    for k, kind in enumerate(kinds):
+        if kind == "b":
+            body.append(f"mask &= m{k}[bisect_right(b{k}, values[p{k}])]")
+        elif kind == "n":
+            body += [f"v = values[p{k}]", f"part = m{k}.get(v)", "if part is None:", f"    part = i{k}.part(v)",
+                     "mask &= part"]
+        else:
+            body += [f"part = i{k}.part(values[p{k}])", "if part.__class__ is int:", "    mask &= part",
+                     "else:", "    extra += part"]
+    if leaving:
+        body += ["leave = mask & leaving", "if leave:", "    mask &= (leave & -leave) * 2 - 1 | below"]
+    body.append("return (mask, extra) if extra else mask" if extra else "return mask")
+    text = (f"def make(relevant, leaving, below, bisect_right{', ' + names if names else ''}):\n"
+            "    def key(values):\n" + "".join(f"        {line}\n" for line in body) + "    return key\n")
+    scope: dict = {}
+    exec(text, scope)  # noqa: S102 - our own text, of the read kinds only
+    return scope["make"]
 
 
 class _Leaf:
@@ -811,7 +863,7 @@ class Decisions:
         for plan, reads, relevant, leaving in way:
             node = owner.get(slot)
             if node is None:
-                node = owner[slot] = _Node(plan, reads, relevant, leaving)
+                node = owner[slot] = _Node(plan, reads, relevant, leaving, values)
             elif node.__class__ is not _Node:  # pragma: no cover - the engine is deterministic
                 return result
             owner, slot = node.children, node.key(values)

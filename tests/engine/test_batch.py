@@ -467,3 +467,39 @@ def test_a_rule_after_a_mark_is_set_does_not_cut_the_key():
               for src in ("192.0.2.200", "192.0.2.1") for dst in ("10.3.1.1", "10.4.1.1", "10.3.1.1")]
     answers, _ = _tree_and_engine_agree(ruleset, sample)
     assert [a.verdict for a in answers] == ["accept", "drop", "accept", "drop", "drop", "drop"]
+
+
+def _keys_written_out_are_the_loops(batch, sample) -> int:
+    """Every node's key function (written out for its reads) gives what the
+    loop over its reads gives, for each packet of ``sample`` on its way."""
+    from ruleanalyzer.engine.batch import _Node, root_key
+
+    compared = 0
+    for packet in sample:
+        if packet.src.version != packet.dst.version:
+            continue
+        s, d = int(packet.src), int(packet.dst)
+        values = (s, d, packet.sport, packet.dport, packet.iif, packet.oif)
+        node = batch.decisions.root.get(root_key(packet, s, d))
+        while node.__class__ is _Node:
+            key = node.key(values)
+            assert key == node.chain_key(values), packet
+            compared += 1
+            node = node.children.get(key)
+    return compared
+
+
+@pytest.mark.parametrize("name,text,dialect", FIXTURES + [("cut.rules", CUT, "iptables")],
+                         ids=[Path(f[0]).name for f in FIXTURES] + ["cut.rules"])
+def test_written_out_keys_are_the_loops_keys(name, text, dialect, monkeypatch):
+    import ruleanalyzer.engine.batch as batch_module
+
+    ruleset = loads(text, dialect=dialect, name=name) if text is not None else load(name, dialect=dialect)
+    sample = random_packets(ruleset, 800, seed=11)
+    _, batch = _tree_and_engine_agree(ruleset, sample)
+    assert _keys_written_out_are_the_loops(batch, sample) > 100
+    # the same where every field is keyed by its atom (a key part, not a mask)
+    monkeypatch.setattr(batch_module, "MASK_BITS_BUDGET", 0)
+    _, batch = _tree_and_engine_agree(ruleset, sample)
+    assert _keys_written_out_are_the_loops(batch, sample) > 100
+    assert {kind for shape in batch_module._KEY_MAKERS for kind in shape[:-1]} >= {"n", "x"}
