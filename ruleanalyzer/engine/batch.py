@@ -847,6 +847,7 @@ class Decisions:
         family = packet.src.version
         way: list = []  # per entry that can branch: its node's reads
         seen = set()
+        cuts: dict = {}  # per chain: the groups its keys on this way may be cut at
         for chain, guard, start, at, (relevant, leaving) in recorder.entries:
             plan = self._plan(chain, guard)
             given = tuple(at[i] == values[i] for i in range(len(ABSTRACT)))
@@ -854,6 +855,9 @@ class Decisions:
                           if f in plan.reads and given[i])
             if leaving:
                 leaving &= ~plan.unsure(reads, values)
+                cuts[id(plan)] = cuts.get(id(plan), 0) | leaving
+            if start and not cuts.get(id(plan), 0) >> plan.rules[start - 1][0] & 1:
+                continue  # back after a jump no key was cut at: the key before covers the rest
             marker = (id(plan), given, relevant, leaving, start)
             if not reads or not relevant or marker in seen:
                 continue  # the key is a constant, or one this way has already taken
