@@ -265,23 +265,27 @@ class PacketReader:
         return address
 
     def item(self, fields: dict):
-        get = fields.get
+        # the fields other than _VARYING's are what is left of a copy
+        # once those are taken out (in C, in the line's order)
+        rest = fields.copy()
+        pop = rest.pop
+        src = pop("src", None)
+        dst = pop("dst", None)
+        sport = pop("sport", None)
+        dport = pop("dport", None)
+        ident = pop("id", None)
+        iif = pop("iif", None)
+        oif = pop("oif", None)
         addresses = self._addresses
-        src = get("src")
         src = addresses.get(src) or self._address(src) if src.__class__ is str else None
-        dst = get("dst")
         dst = addresses.get(dst) or self._address(dst) if dst.__class__ is str else None
         if src is None or dst is None:
             return make_packet(**fields)
-        sport = get("sport")
-        dport = get("dport")
-        iif = get("iif")
-        oif = get("oif")
         if not (iif is None or iif.__class__ is str) or not (oif is None or oif.__class__ is str):
             return make_packet(**fields)
         try:
             # with the values' types: True == 1 but they make different packets
-            key = (*[(k, v, v.__class__) for k, v in fields.items() if k not in _VARYING_SET],
+            key = (tuple(rest.items()), tuple(map(type, rest.values())),
                    src[0], dst[0], sport is None, dport is None, not iif, not oif)
             template = self._templates.get(key)
         except TypeError:  # a list or object as a value: unhashable
@@ -298,7 +302,6 @@ class PacketReader:
                 dport = _int("dport", dport, 0, 65535)
         except RuleAnalyzerError:
             return make_packet(**fields)
-        ident = get("id")
         return (template, src, dst, template.sport if sport is None else sport, dport,
                 None if ident is None else str(ident), iif or None, oif or None)
 

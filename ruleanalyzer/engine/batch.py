@@ -22,7 +22,11 @@ split in two parts:
   handful of bisections), keeping only the groups that can matter on this
   way: not those of a rule (or conjunction) another match of which is
   false here on a field no earlier rule may change, nor those after a rule
-  that always ends the chain. A field the packet does not have (no port,
+  that always ends the chain, nor those after the first group that holds
+  of a rule that then surely matches and leaves the chain (ends it, or
+  jumps: where the jump comes back, the rest of the chain is the key of a
+  node of its own, so what a chain that drops the packet was jumped to
+  from does not tell packets apart). A field the packet does not have (no port,
   an interface not given) is alike for every packet of a root key: its
   matches count as holding, and the other fields decide.
 
@@ -298,6 +302,7 @@ class _Plan:
         self.rules = []
         always: list[int] = []  # rules without a plain group: no mask rules them out
         plain_rules: dict[int, int] = {}  # plain group -> its rule
+        leaves: list[bool] = []
         for matches, actions in rules:
             first = len(groups)
             conditional: list = []  # (bit, parts) of its conjunctions with other parts
@@ -322,6 +327,12 @@ class _Plan:
             bits = ((1 << len(groups)) - 1) ^ ((1 << first) - 1)
             self.rules.append((first, bits, tuple(rest), len(rest) < len(matches),
                                bool(actions) and isinstance(actions[0], _ENDS), tuple(conditional)))
+            # where its plain group is its only one: the rule matches where
+            # that group holds and its other matches do, and then it leaves
+            # the chain (for good, or to the chain it jumps to, which comes
+            # back, if at all, to the next rule: a way of its own)
+            leaves.append(bool(actions) and isinstance(actions[0], _ENDS + (Jump,))
+                          and bits == 1 << first and first in plain_rules)
         # NAT here sets a field to a constant, and the engine compares the
         # packet's own value with it (did DNAT change the destination? which
         # fields of the answer's packet were rewritten?): each constant is a
@@ -349,6 +360,8 @@ class _Plan:
         self._plain_rules = plain_rules
         self._plain = sum(1 << g for g in plain_rules)
         self._candidates: dict = {}
+        self._leaves = leaves
+        self._unsure: dict = {}
 
     def candidates(self, view) -> "_Candidates | None":
         """The rules a path with ``view`` may match (a rule whose plain
@@ -393,21 +406,25 @@ class _Plan:
             per[field] = entry
         return entry
 
-    def relevant(self, view) -> int:
+    def relevant(self, view, start: int = 0) -> tuple[int, int]:
         """The groups whose outcome can matter to a packet entering with
-        ``view``: not those of a rule another of its matches rules out, nor
-        those after a rule that always ends the chain — by the matches on
-        fields no rule before may change. Alike for every packet that
-        enters this way, so it masks the chain key."""
+        ``view`` (at rule ``start``): not those of a rule before ``start``,
+        nor of a rule another of its matches rules out, nor those after a
+        rule that always ends the chain — by the matches on fields no rule
+        before may change. Alike for every packet that enters this way, so
+        it masks the chain key. Second, the *leaving* groups among them:
+        those of a rule that surely matches where its group holds and
+        leaves the chain (see :meth:`_Node.key`)."""
         types = tuple((t.exactly, t.not_any) if isinstance(t, AddressTypes) else t
                       for t in (view.src_type, view.dst_type))  # alike for every address of a kind
         key = (_view_rest(view), types, _address_class(view.family, view.src),
-               _address_class(view.family, view.dst))
-        mask = self._relevant.get(key)
-        if mask is not None:
-            return mask
-        mask = 0
-        for r, (first, bits, preds, other, ends, conditional) in enumerate(self.rules):
+               _address_class(view.family, view.dst), start)
+        found = self._relevant.get(key)
+        if found is not None:
+            return found
+        mask = leaving = 0
+        for r in range(start, len(self.rules)):
+            first, bits, preds, other, ends, conditional = self.rules[r]
             changed = self.changed[r]
             outcome = _holds(preds, view, changed)
             if outcome is False:
@@ -416,11 +433,32 @@ class _Plan:
                 if _holds(parts, view, changed) is False:
                     bits &= ~bit
             mask |= bits
-            if outcome is True and not bits and not other and ends:
-                break  # no later rule is reached
+            if outcome is True:
+                if not bits and not other and ends:
+                    break  # no later rule is reached
+                if self._leaves[r]:
+                    leaving |= bits
         mask |= self._nat_bits
-        self._relevant[key] = mask
-        return mask
+        found = self._relevant[key] = (mask, leaving)
+        return found
+
+    def unsure(self, reads, values) -> int:
+        """The groups whose bit in a key read by ``reads`` (for a packet
+        with ``values``) may be set where the group does not hold: those on
+        a field not read, or read as a key part rather than a mask, or one
+        the packet lacks (the key counts its matches as holding)."""
+        sure = tuple(i for i, index in reads
+                     if values[i] is not None and (index.__class__ is _NameIndex
+                                                   or (index.__class__ is _FieldIndex and not index.exact)))
+        found = self._unsure.get(sure)
+        if found is None:
+            fields = {ABSTRACT[i] for i in sure}
+            found = 0
+            for g, group in enumerate(self.groups):
+                if any(m.field not in fields for m in group):
+                    found |= 1 << g
+            self._unsure[sure] = found
+        return found
 
 
 class _Candidates:
@@ -453,17 +491,31 @@ class _Node:
     (A field NAT set to a constant has that constant for every packet that
     comes this way, so it adds nothing to the key.)"""
 
-    __slots__ = ("plan", "reads", "relevant", "children")
+    __slots__ = ("plan", "reads", "relevant", "leaving", "below", "children", "key")
 
-    def __init__(self, plan: _Plan, reads, relevant: int):
+    def __init__(self, plan: _Plan, reads, relevant: int, leaving: int = 0, values: tuple | None = None):
         self.plan = plan
         #: per field read: (position, bounds, masks, index); bounds None:
         #: masks per interface name (or None: ask the index)
         self.reads = tuple(_read(position, index) for position, index in reads)
         self.relevant = relevant
+        #: the groups of rules that surely leave the chain where they hold
+        #: (each bit set only where its group does hold), and what the key
+        #: keeps whatever comes first: the NAT constants
+        self.leaving = leaving
+        self.below = plan._nat_bits
         self.children: dict = {}
+        #: ``key(values)``: the chain key of a packet (see :meth:`chain_key`),
+        #: a function made for this node's reads where ``values`` (of the
+        #: packet that made the node) say which fields the packets of its
+        #: root key lack: those are left out, as the loop leaves them out
+        self.key = self.chain_key if values is None else _key_function(self, values)
 
-    def key(self, values):
+    def chain_key(self, values):
+        """The chain key: which relevant groups hold, up to the first
+        leaving group that does (the rule there matches and the chain is
+        left: a later rule is not reached from here, and where the chain
+        it jumps to comes back, the rest is the next node's key)."""
         mask = self.relevant
         extra = ()
         for position, bounds, masks, index in self.reads:
@@ -480,7 +532,57 @@ class _Node:
                 mask &= part
             else:
                 extra += part
+        leave = mask & self.leaving
+        if leave:
+            mask &= (leave & -leave) * 2 - 1 | self.below
         return (mask, extra) if extra else mask
+
+
+#: Per shape of a node's reads, the function that makes its key function.
+_KEY_MAKERS: dict = {}
+
+
+def _key_function(node: _Node, values: tuple):
+    """``node.chain_key`` written out for the node's reads: the same key.
+    Every packet that reaches a node lacks the fields ``values`` lacks (the
+    root key holds which), so those reads are left out; a bisected read is
+    one line, an interface name a dict lookup (its index's masks are per
+    name), any other read the index's part. The function's text depends on
+    the kinds of reads only, so it is compiled once per shape."""
+    reads = [read for read in node.reads if values[read[0]] is not None]
+    shape = tuple("b" if bounds is not None else "n" if index.__class__ is _NameIndex else "x"
+                  for _, bounds, _, index in reads) + (bool(node.leaving),)
+    maker = _KEY_MAKERS.get(shape)
+    if maker is None:
+        maker = _KEY_MAKERS[shape] = _key_maker(shape)
+    return maker(node.relevant, node.leaving, node.below, bisect_right,
+                 *[x for position, bounds, masks, index in reads for x in (position, bounds, masks, index)])
+
+
+def _key_maker(shape: tuple):
+    kinds, leaving = shape[:-1], shape[-1]
+    names = ", ".join(f"p{k}, b{k}, m{k}, i{k}" for k in range(len(kinds)))
+    body = ["mask = relevant"]
+    extra = "x" in kinds
+    if extra:
+        body.append("extra = ()")
+    for k, kind in enumerate(kinds):
+        if kind == "b":
+            body.append(f"mask &= m{k}[bisect_right(b{k}, values[p{k}])]")
+        elif kind == "n":
+            body += [f"v = values[p{k}]", f"part = m{k}.get(v)", "if part is None:", f"    part = i{k}.part(v)",
+                     "mask &= part"]
+        else:
+            body += [f"part = i{k}.part(values[p{k}])", "if part.__class__ is int:", "    mask &= part",
+                     "else:", "    extra += part"]
+    if leaving:
+        body += ["leave = mask & leaving", "if leave:", "    mask &= (leave & -leave) * 2 - 1 | below"]
+    body.append("return (mask, extra) if extra else mask" if extra else "return mask")
+    text = (f"def make(relevant, leaving, below, bisect_right{', ' + names if names else ''}):\n"
+            "    def key(values):\n" + "".join(f"        {line}\n" for line in body) + "    return key\n")
+    scope: dict = {}
+    exec(text, scope)  # noqa: S102 - our own text, of the read kinds only
+    return scope["make"]
 
 
 class _Leaf:
@@ -536,17 +638,24 @@ class _Recorder(Evaluator):
 
     def _run_chain(self, chain, path, depth):
         view = path.view
-        self.entries.append((chain, None, _at(view), self.decisions._plan(chain, None).relevant(view)))
+        self.entries.append((chain, None, 0, _at(view), self.decisions._plan(chain, None).relevant(view)))
         self.bound += 1
         return super()._run_chain(chain, path, depth)
 
     def _run_rules(self, chain, start, path, depth):
         self.bound += len(chain.rules) - start + 1
+        if start and isinstance(chain.rules[start - 1].action, Jump):
+            plan = self.decisions._plan(chain, None)
+            if plan._leaves[start - 1]:
+                # back from the chain a rule that may cut the key jumped to
+                # (or past that rule): a key for the rest of the chain
+                view = path.view
+                self.entries.append((chain, None, start, _at(view), plan.relevant(view, start)))
         return super()._run_rules(chain, start, path, depth)
 
     def _enter_base(self, chain, path):
         if chain.devices:
-            self.entries.append((chain, self.compiled.device_guard(chain), _at(path.view), -1))
+            self.entries.append((chain, self.compiled.device_guard(chain), 0, _at(path.view), (-1, 0)))
         return super()._enter_base(chain, path)
 
 
@@ -738,21 +847,27 @@ class Decisions:
         family = packet.src.version
         way: list = []  # per entry that can branch: its node's reads
         seen = set()
-        for chain, guard, at, relevant in recorder.entries:
+        cuts: dict = {}  # per chain: the groups its keys on this way may be cut at
+        for chain, guard, start, at, (relevant, leaving) in recorder.entries:
             plan = self._plan(chain, guard)
             given = tuple(at[i] == values[i] for i in range(len(ABSTRACT)))
             reads = tuple((i, plan.index(f, family)) for i, f in enumerate(ABSTRACT)
                           if f in plan.reads and given[i])
-            marker = (id(plan), given, relevant)
+            if leaving:
+                leaving &= ~plan.unsure(reads, values)
+                cuts[id(plan)] = cuts.get(id(plan), 0) | leaving
+            if start and not cuts.get(id(plan), 0) >> plan.rules[start - 1][0] & 1:
+                continue  # back after a jump no key was cut at: the key before covers the rest
+            marker = (id(plan), given, relevant, leaving, start)
             if not reads or not relevant or marker in seen:
                 continue  # the key is a constant, or one this way has already taken
             seen.add(marker)
-            way.append((plan, reads, relevant))
+            way.append((plan, reads, relevant, leaving))
         owner, slot = self.root, root
-        for plan, reads, relevant in way:
+        for plan, reads, relevant, leaving in way:
             node = owner.get(slot)
             if node is None:
-                node = owner[slot] = _Node(plan, reads, relevant)
+                node = owner[slot] = _Node(plan, reads, relevant, leaving, values)
             elif node.__class__ is not _Node:  # pragma: no cover - the engine is deterministic
                 return result
             owner, slot = node.children, node.key(values)
