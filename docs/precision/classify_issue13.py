@@ -48,8 +48,6 @@ RULES = [
      "errors for the eth1 network die at the DROP policy"),
     ("RA401", r"found_online__myiptables__firewall\.conf", r"forwarded", "noisy",
      "FORWARD ACCEPT everywhere; forwarding of the host not evident"),
-    ("RA402", r"found_online__myiptables__firewall\.conf", r"forwarded", "noisy",
-     "FORWARD ACCEPT everywhere; forwarding of the host not evident"),
     ("RA402", r"majek_dump_vpn__vpn__iptables\.up\.rules\.del", r"", "noisy",
      "a flush file (empty *nat and *filter): true of what it loads, but not a host's ruleset"),
     # ---- true, by cause ----------------------------------------------------

@@ -227,8 +227,10 @@ FORWARDING_SYSCTLS = {4: "net.ipv4.ip_forward", 6: "net.ipv6.conf.all.forwarding
 
 def forwards(ctx: Context, family: int, reach=None) -> bool:
     """Does this host route IPv``family`` packets? The snapshot's sysctl
-    says so outright; otherwise a NAT rule, or a rule someone wrote (not a
-    tool's stock scaffolding, not a default policy) that accepts new
+    says so outright; otherwise a NAT rule that sends packets on or
+    translates their source (not a REDIRECT, which delivers them to the
+    host itself: port 80 to a local app on 3000), or a rule someone wrote
+    (not a tool's stock scaffolding, not a default policy) that accepts new
     forwarded connections, says the host is a router."""
     host = getattr(ctx.ruleset, "host", None)
     value = (getattr(host, "sysctls", None) or {}).get(FORWARDING_SYSCTLS[family])
@@ -236,7 +238,7 @@ def forwards(ctx: Context, family: int, reach=None) -> bool:
         return value.strip() == "1"
     from ..model import Nat
 
-    if any(isinstance(a, Nat) for r in ctx.ruleset.rules() for a in r.actions()):
+    if any(isinstance(a, Nat) and a.kind != "redirect" for r in ctx.ruleset.rules() for a in r.actions()):
         return True
     reach = reach or ctx.reach("forward", family)
     if reach is None:
