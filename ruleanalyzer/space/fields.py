@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterable
 
-from ..model import (CT_STATES, Accept, AddressMatch, AllOf, AnyOf, Dispatch, Drop, InterfaceMatch,
+from ..model import (CT_STATES, IPAddress, Accept, AddressMatch, AllOf, AnyOf, Dispatch, Drop, InterfaceMatch,
                      Match, NameMatch, Nat, Reject, Ruleset, SetField, UnknownAction)
 
 #: Protocols that carry 16-bit source/destination ports.
@@ -277,7 +277,7 @@ class Layout:
         return cls({name: specs[name] for name in order}, ifaces, tuple(on_top), cls(specs, ifaces))
 
     @classmethod
-    def for_matches(cls, matches: Iterable[Match], rewrites: Iterable[tuple[str, str]] = (),
+    def for_matches(cls, matches: Iterable[Match], rewrites: Iterable[tuple[str, IPAddress]] = (),
                     on_top: tuple[str, ...] = (), havoc: tuple[str, ...] = ()) -> "Layout":
         """A layout whose domains cover every name in ``matches``. The
         address field the rules tell more values apart in (``rewrites``:
@@ -459,7 +459,7 @@ def read_fields(ruleset: Ruleset) -> frozenset[str]:
     return frozenset(fields)
 
 
-def _nat_rewrites(ruleset: Ruleset) -> Iterable[tuple[str, str]]:
+def _nat_rewrites(ruleset: Ruleset) -> Iterable[tuple[str, IPAddress]]:
     for rule in ruleset.rules():
         for act in rule.actions():
             if isinstance(act, Nat) and act.to_addr is not None:

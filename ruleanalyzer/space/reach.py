@@ -704,7 +704,7 @@ class Reachability:
         # packet it would match even enters its chain, the sites are the
         # jumps into that chain, batched (one walk per jump for all rules).
         own: list[tuple[int, object]] = []  # (dead index, goal)
-        at_callers: dict[int, list[tuple[int, object]]] = {}
+        at_callers: dict[int, list[tuple[int, object, object]]] = {}  # (dead rule, target, goal)
         sites: dict[int, Rule] = {}
         for d, (rule, target, goal, _) in enumerate(dead):
             if target == false:
@@ -3497,7 +3497,7 @@ def _sole_effect(rule: Rule):
     return None
 
 
-def _env(ctx: "_Context", absent: frozenset, reads_ttl: bool = False):
+def _env(ctx: "_Context", absent: frozenset | tuple, reads_ttl: bool = False):
     """What the hook and the ruleset decide on this walk (``encode.Env``);
     past ``ip_forward`` (FORWARD and POSTROUTING of the forward path) rules
     read the TTL one lower than the sets hold it, where some rule reads it."""
