@@ -535,7 +535,7 @@ def regions(packets: PacketSet, limit: int = REGION_LIMIT, care: PacketSet | Non
     if packets.is_all():
         return [("any packet", packets)]
     # (read in the canonical order; the parts are made back in ``space``)
-    seen, whole, node = describe_module.readable_whole(packets, care)
+    seen, whole, node = describe_module.readable(packets, care)
     walker = describe_module._Walker(seen)  # the describer's own enumeration
     found: list[dict] = []
     walker.enumerate(node, 0, {}, found, limit)
@@ -568,7 +568,7 @@ def _conntrack_consistent(space: Space, rulesets) -> PacketSet:
         for rule in rs.rules():
             if any(isinstance(a, Notrack) for a in (rule.action, *rule.effects)):
                 untracked |= encode_conjunction(rule.matches, space)[1]
-    nat = {a.kind for rs in rulesets for r in rs.rules() for a in r.actions() if isinstance(a, Nat)}
+    nat = frozenset().union(*(rs.nat_kinds() for rs in rulesets))
     return space.wrap(space.conntrack_consistent(untracked, dnat=bool(nat & {"dnat", "redirect"}),
                                                  snat=bool(nat & {"snat", "masquerade"})))
 

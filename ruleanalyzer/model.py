@@ -641,6 +641,11 @@ class Ruleset:
     def rule_count(self) -> int:
         return sum(len(c.rules) for c in self.chains())
 
+    def nat_kinds(self) -> frozenset[str]:
+        """The kinds of NAT its rules may do (``dnat``, ``snat``,
+        ``masquerade``, ``redirect``), map branches included."""
+        return frozenset(a.kind for r in self.rules() for a in r.actions() if isinstance(a, Nat))
+
 
 # ---------------------------------------------------------------------------
 # Packets

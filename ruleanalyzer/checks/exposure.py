@@ -196,9 +196,7 @@ class _Path:
 
 
 def _masquerades(ruleset) -> bool:
-    from ..model import Nat
-
-    return any(isinstance(a, Nat) and a.kind in ("snat", "masquerade") for r in ruleset.rules() for a in r.actions())
+    return bool(ruleset.nat_kinds() & {"snat", "masquerade"})
 
 
 def _analysis(ctx: Context, min_share: float) -> list[_Path]:
@@ -236,9 +234,7 @@ def forwards(ctx: Context, family: int, reach=None) -> bool:
     value = (getattr(host, "sysctls", None) or {}).get(FORWARDING_SYSCTLS[family])
     if value is not None:
         return value.strip() == "1"
-    from ..model import Nat
-
-    if any(isinstance(a, Nat) and a.kind != "redirect" for r in ctx.ruleset.rules() for a in r.actions()):
+    if ctx.ruleset.nat_kinds() - {"redirect"}:
         return True
     reach = reach or ctx.reach("forward", family)
     if reach is None:

@@ -175,7 +175,7 @@ class _Compiled:
     def translates(self) -> bool:
         """Does any rule translate an address or port (a NAT action)?"""
         if self._translates is None:
-            self._translates = any(isinstance(a, Nat) for r in self.ruleset.rules() for a in r.actions())
+            self._translates = bool(self.ruleset.nat_kinds())
         return self._translates
 
     def device_guard(self, chain: Chain) -> InterfaceMatch:

@@ -3507,20 +3507,16 @@ def _env(ctx: "_Context", absent: frozenset | tuple, reads_ttl: bool = False):
     return (role, absent)
 
 
-def _translates(rulesets, kinds) -> bool:
-    return any(isinstance(a, Nat) and a.kind in kinds
-               for rs in rulesets for r in rs.rules() for a in r.actions())
-
-
 def absent_status(rulesets) -> frozenset[str]:
     """ct status names no connection can carry: ``dnat`` / ``snat`` when
     none of ``rulesets`` translates destinations / sources."""
     if isinstance(rulesets, Ruleset):
         rulesets = [rulesets]
+    kinds = frozenset().union(*(rs.nat_kinds() for rs in rulesets))
     out = set()
-    if not _translates(rulesets, ("dnat", "redirect")):
+    if not kinds & {"dnat", "redirect"}:
         out.add("dnat")
-    if not _translates(rulesets, ("snat", "masquerade")):
+    if not kinds & {"snat", "masquerade"}:
         out.add("snat")
     return frozenset(out)
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from ipaddress import ip_network
 
 from ..host import REJECT_TYPES, HostContext, PolicyRule
-from ..model import AddressMatch, BitsMatch, IntMatch, Nat
+from ..model import AddressMatch, BitsMatch, IntMatch
 from .encode import encode_bounds
 from .fields import _wildcard_prefix
 
@@ -120,8 +120,7 @@ def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing
                 allowed = space.one_of("iif", sorted(codes_on)) if codes_on else space.false
         if any_known:
             forward &= allowed
-    redirects = ruleset is not None and any(isinstance(a, Nat) and a.kind == "redirect"
-                                            for r in ruleset.rules() for a in r.actions())
+    redirects = ruleset is not None and "redirect" in ruleset.nat_kinds()
     rp_pass = reverse_path_pass(space, host, family, rules, tables) if family == 4 else None
     return Routing(local, forward, out_forward | _local_output(space, out_local), redirects, rp_pass)
 
