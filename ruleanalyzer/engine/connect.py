@@ -362,11 +362,11 @@ def run_variant(evaluator: Evaluator, client, server, dport: int, sport: int, ho
             if effective.state == "untracked":
                 tracked = False
             out = effective.packet
+            translated = (out.dst, out.dport) != (dst, dp)
             conn_mark = out.ctmark
             conn_nat = frozenset(status for status, moved in (
-                ("dnat", (out.dst, out.dport) != (dst, dp)), ("snat", (out.src, out.sport) != (src, sp)))
-                if moved)
-            if (out.dst, out.dport) != (dst, dp):
+                ("dnat", translated), ("snat", (out.src, out.sport) != (src, sp))) if moved)
+            if translated:
                 # DNAT: the rest of the connection is seen translated, and a
                 # translated packet for another host is forwarded.
                 orig = {"to_server": (client, out.dst, sport, out.dport),

@@ -469,6 +469,7 @@ def parse(text: str, name: str) -> Ruleset:
         ruleset.meta["firewall_cmd_listing"] = part
         return ruleset
     conf, where = {}, {}
+    direct = None
     stem, problem = object_name(name)
     if not stripped.startswith("<"):
         conf, where = fx.read_conf(text, name)
@@ -510,19 +511,14 @@ def parse(text: str, name: str) -> Ruleset:
             direct = fx.read_direct(text, name)
             diagnostics.append(("direct.xml given alone: read beside firewalld's stock zones (give the whole "
                                 "/etc/firewalld to know which zones filter the same packets)", Location(name, 1, 1)))
-            config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
-                            objects["ipsets"], objects["icmptypes"], objects["helpers"], direct, name,
-                            given or DEFAULT_VERSION)
-            return compile_config(config, diagnostics, name)
         else:
             raise RuleAnalyzerError(f"<{root.tag}> is not a firewalld document", root.location,
                                     hint="firewalld files are <zone>, <policy>, <service>, <ipset>, "
                                          "<icmptype>, <helper> and <direct>")
     config = Config(conf, where, objects["zones"], objects["policies"], objects["services"],
-                    objects["ipsets"], objects["icmptypes"], objects["helpers"], None, name,
+                    objects["ipsets"], objects["icmptypes"], objects["helpers"], direct, name,
                     given or DEFAULT_VERSION)
-    ruleset = compile_config(config, diagnostics, name)
-    return ruleset
+    return compile_config(config, diagnostics, name)
 
 
 def _listing_version_line(text: str, name: str) -> Location | None:

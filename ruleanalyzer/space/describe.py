@@ -30,7 +30,7 @@ def describe(packets: PacketSet, limit: int = 20) -> list[str]:
         return []
     if packets.is_all():
         return ["any packet"]
-    space, whole, node = readable_whole(packets)
+    space, whole, node = readable(packets)
     walker = _Walker(space)
     regions: list[dict[str, list[Cube]]] = []
     walker.enumerate(node, 0, {}, regions, limit)
@@ -42,19 +42,13 @@ def describe(packets: PacketSet, limit: int = 20) -> list[str]:
 
 
 def readable(packets: PacketSet, care: PacketSet | None = None):
-    """``(space, node)``: ``packets`` as :func:`describe` walks them, in
-    the layout's canonical field order (``Space.canonical``: the same
-    regions whichever order the set was made in), without the ghost bit
-    and simplified against ``care`` (default: the valid packets)."""
-    space, _, node = readable_whole(packets, care)
-    return space, node
-
-
-def readable_whole(packets: PacketSet, care: PacketSet | None = None):
-    """``(space, whole, node)``: :func:`readable`'s space and node, and
-    ``whole``, ``packets`` itself in that space (what the simplified node's
-    regions stand for: :func:`_render` names only the states and interfaces
-    its packets have)."""
+    """``(space, whole, node)``: ``packets`` as :func:`describe` walks them,
+    in the layout's canonical field order (``Space.canonical``: the same
+    regions whichever order the set was made in), without the ghost bit:
+    ``whole`` exactly (within ``care``), ``node`` simplified against
+    ``care`` (default: the valid packets). ``whole`` is what the simplified
+    regions stand for: :func:`_render` names only the states and
+    interfaces its packets have."""
     space, whole = packets.space.canonical(unghost(packets.space, packets.node))
     if care is None:
         # Invalid packets are don't-cares: simplifying against validity
