@@ -834,10 +834,11 @@ def _writes(action, space: Space) -> tuple[list[tuple[str, int, int | None]], st
         writes.append(("flags", action.clear_flags, 0))
     elif isinstance(action, Nat):
         addr, port, status = action.fields
+        # (one of a range, or a port kept: any value, the preimage's bound)
         if action.to_addr is not None and action.kind != "redirect":
-            writes.append((addr, (1 << 128) - 1, int(action.to_addr)))
+            writes.append((addr, (1 << 128) - 1, None if action.address_range else int(action.to_addr)))
         if action.to_port is not None:
-            writes.append((port, 0xFFFF, action.to_port))
+            writes.append((port, 0xFFFF, None if action.port_range else action.to_port))
         status = f"ct_status:{status}"
     return writes, status
 

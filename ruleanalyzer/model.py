@@ -310,9 +310,12 @@ class Nat(Action):
     """Address translation. ``kind``: dnat, snat, masquerade, redirect.
 
     In iptables a NAT target ends the nat chain (the connection's mapping is
-    chosen); later filter chains see the translated packet. ``to_addr`` and
-    ``to_port`` are the first address/port of the ranges given, which is what
-    the analyzer assumes the kernel picks (it picks one of the range).
+    chosen); later filter chains see the translated packet. ``to_addr`` …
+    ``to_addr_last`` and ``to_port`` … ``to_port_last`` are the ranges given
+    (``*_last`` None: one value); which value of a range a connection gets
+    is the kernel's choice, worked out by :mod:`ruleanalyzer.engine.natpick`
+    (``persistent``, ``random``: the target's flags of those names,
+    ``random`` also for ``--random-fully``).
     """
 
     kind: str
@@ -320,6 +323,8 @@ class Nat(Action):
     to_addr_last: IPAddress | None = None
     to_port: int | None = None
     to_port_last: int | None = None
+    persistent: bool = False
+    random: bool = False
     terminal = True
     verdict = "accept"
 
@@ -328,6 +333,24 @@ class Nat(Action):
         """``(address field, port field, ct status)`` this translation
         writes: the destination's for DNAT and REDIRECT, else the source's."""
         return ("dst", "dport", "dnat") if self.kind in ("dnat", "redirect") else ("src", "sport", "snat")
+
+    @property
+    def address_range(self) -> tuple[IPAddress, IPAddress] | None:
+        """``(first, last)`` where the address is one of several."""
+        last = self.to_addr_last
+        return None if last is None or last == self.to_addr else (self.to_addr, last)
+
+    @property
+    def port_range(self) -> tuple[int, int] | None:
+        """``(first, last)`` where the port is one of several."""
+        last = self.to_port_last
+        return None if last is None or last == self.to_port else (self.to_port, last)
+
+    @property
+    def per_packet(self) -> bool:
+        """Does what this translation writes depend on the packet (a range
+        of addresses or ports), not only on the rule?"""
+        return self.address_range is not None or self.port_range is not None
 
 
 @dataclass(frozen=True, slots=True)

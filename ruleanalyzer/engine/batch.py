@@ -348,6 +348,10 @@ class _Plan:
                     if action.to_port is not None:
                         port = action.to_port
                         groups.append([IntMatch("dport" if translated else "sport", ((port, port),))])
+                    elif action.random and not translated:
+                        # the ports a random SNAT picks from follow the
+                        # packet's own (below 512, below 1024, the rest)
+                        groups += [[IntMatch("sport", ((0, 511),))], [IntMatch("sport", ((512, 1023),))]]
         self._nat_bits = ((1 << len(groups)) - 1) ^ ((1 << first) - 1)
         self.changed = changed
         read = {m.field for group in groups for m in group} | raw
@@ -731,6 +735,8 @@ def _compilable(ruleset: Ruleset) -> bool:
                 for action in _actions(rule):
                     if isinstance(action, SetField) and (action.field in ABSTRACT
                                                          or action.copy_from in ABSTRACT):
+                        return False
+                    if isinstance(action, Nat) and action.per_packet:
                         return False
     return True
 

@@ -21,13 +21,13 @@ from bisect import bisect_left
 from functools import lru_cache
 from typing import Callable
 from dataclasses import dataclass, replace
-from ..model import (CONNTRACK_PRIORITY, AddressMatch, HOOK_PATHS, Accept, Chain, Dispatch, Drop, EcnStrip,
-                     Goto, InterfaceMatch, Jump, Log, Nat, Notrack, OpaqueMatch, Packet, Queue, Reject, Return,
+from ..model import (CONNTRACK_PRIORITY, AddressMatch, HOOK_PATHS, Accept, AllOf, Chain, Dispatch, Drop, EcnStrip,
+                     Goto, IntMatch, InterfaceMatch, Jump, Log, Nat, Notrack, OpaqueMatch, Packet, Queue, Reject, Return,
                      Rule, Ruleset, SetField, UnknownAction)
 from .conntrack import resolve_state
-from .match import AddressTypes, UnknownInterface, View, compile_match, describe_match
+from .match import PORT_PROTOCOLS, AddressTypes, UnknownInterface, View, compile_match, describe_match
 from .result import Decision, Result, Step
-from . import routing
+from . import natpick, routing
 
 #: How many undecidable branches one packet may open before the answer is
 #: "unknown: too many undecidable conditions" (each opaque match doubles them).
@@ -41,6 +41,9 @@ MAX_DEPTH = 64
 #: chain jumping twice to the next, marking on the way) stay linear; this
 #: bounds what memoising cannot catch.
 MAX_STEPS = 1_000_000
+#: Groups of ports a random NAT port may fall in (those the rules tell
+#: apart) that are answered one by one; past it the answer depends on it.
+MAX_PORT_PICKS = 32
 #: What decides whether the nat chains see a RELATED packet that is not an
 #: ICMP error (:meth:`Evaluator._sees_nat`), and what happens when they do not.
 MASTER_TRANSLATED = OpaqueMatch("the master connection of this expected connection (FTP data, …) "
@@ -489,6 +492,10 @@ class Evaluator:
         if isinstance(action, Dispatch):
             return self._dispatch(action, chain, i, rule, path, depth)
         if isinstance(action, Nat):
+            if action.random or action.port_range is not None:
+                picks = self._random_port_picks(action, path)
+                if picks is not None:
+                    return self._dispatch(picks, chain, i, rule, path, depth)
             self._nat(action, path, chain, rule)
             return [_End("accept", path, Decision(chain, rule))]
         if isinstance(action, Queue):
@@ -565,26 +572,91 @@ class Evaluator:
         elif isinstance(effect, Log):
             pass
 
+    def _random_port_picks(self, action: Nat, path: _Path) -> Dispatch | None:
+        """Where the kernel picks ``action``'s port at random
+        (:func:`natpick.random_ports`) and the rules tell some of those
+        ports apart: one way per group of ports no rule tells apart, each
+        the translation to the group's first port, under the assumption
+        that the kernel picks from it (as a numgen map's elements). None
+        where the port is decided or no rule tells the ports apart."""
+        view = path.view
+        if view.proto not in PORT_PROTOCOLS or view.fragment:
+            return None
+        ports = natpick.random_ports(action, view.sport, view.dport)
+        if ports is None:
+            return None
+        field = "dport" if action.kind in ("dnat", "redirect") else "sport"
+        low, high = ports
+        cuts = self._port_bounds(field)
+        starts = [low] + [c for c in cuts[bisect_left(cuts, low + 1):bisect_left(cuts, high + 1)]]
+        if len(starts) == 1:
+            return None
+        reason = f"the port {action.kind} picks at random from {low}-{high}"
+        if len(starts) > MAX_PORT_PICKS:
+            return Dispatch(((OpaqueMatch(reason=f"{reason} (the rules tell {len(starts)} groups apart)"),
+                              UnknownAction(reason)),))
+        address, _, notes = natpick.translate(action, view.src, view.dst, view.sport, view.dport, view.family)
+        path.notes.extend(notes)
+        to_addr = None if address is None or action.to_addr is None else ipaddress.ip_address(address)
+        ends = starts[1:] + [high + 1]
+        branches = []
+        for k, (start, end) in enumerate(zip(starts, ends)):
+            group = f"{start}" if start == end - 1 else f"one of {start}-{end - 1}"
+            match = OpaqueMatch(reason=f"{reason}: {group}") if k < len(starts) - 1 else AllOf(())
+            branches.append((match, Nat(action.kind, to_addr, None, start)))
+        return Dispatch(tuple(branches))
+
+    def _port_bounds(self, field: str) -> list[int]:
+        """Where the ruleset's matches on ``field`` start and stop holding
+        (a range ``a-b`` gives ``a`` and ``b + 1``), sorted."""
+        cache = self.__dict__.setdefault("_port_cuts", {})
+        cuts = cache.get(field)
+        if cuts is None:
+            found: set[int] = set()
+            todo = [m for r in self.ruleset.rules() for m in r.matches]
+            todo += [m for r in self.ruleset.rules() for a in r.actions() if isinstance(a, Dispatch)
+                     for m, _ in a.branches]
+            while todo:
+                m = todo.pop()
+                if isinstance(m, IntMatch) and m.field == field:
+                    for a, b in m.ranges:
+                        found.update((a, b + 1))
+                todo.extend(getattr(m, "matches", ()))
+            cuts = cache[field] = sorted(found)
+        return cuts
+
     def _nat(self, action: Nat, path: _Path, chain: Chain, rule: Rule) -> None:
         view = path.view
+        address, port = (None if action.kind == "redirect" or action.to_addr is None else int(action.to_addr),
+                         action.to_port)
+        if action.per_packet or action.random:
+            address, port, notes = natpick.translate(action, view.src, view.dst, view.sport, view.dport,
+                                                     view.family)
+            path.notes.extend(notes)
+            if action.kind == "snat" and address == view.src and port in (None, view.sport):
+                # already within the range: the kernel leaves the connection
+                # as it is, and sets no SNAT status (nf_nat_setup_info)
+                path.trace.append(Step("nat", chain, rule, f"{action.kind}: the source lies in "
+                                       f"{action.to_addr}-{action.to_addr_last} already, left as it is"))
+                return
         if action.kind in ("dnat", "redirect"):
             if action.kind == "redirect":
                 path.redirected = True
-            elif action.to_addr is not None and int(action.to_addr) != view.dst:
-                view.dst = int(action.to_addr)
+            elif address is not None and address != view.dst:
+                view.dst = address
                 path.nat_dst_changed = True
-            if action.to_port is not None and view.dport is not None:
-                view.dport = action.to_port
+            if port is not None and view.dport is not None:
+                view.dport = port
             view.ct_status = view.ct_status | {"dnat"}
-            path.trace.append(Step("nat", chain, rule, f"{action.kind} to {_endpoint(action)}"))
+            path.trace.append(Step("nat", chain, rule, f"{action.kind} to {_endpoint(action, view.dst, view.dport)}"))
         else:
-            if action.to_addr is not None:
-                view.src = int(action.to_addr)
-            if action.to_port is not None and view.sport is not None:
-                view.sport = action.to_port
+            if address is not None:
+                view.src = address
+            if port is not None and view.sport is not None:
+                view.sport = port
             view.ct_status = view.ct_status | {"snat"}
             path.trace.append(Step("nat", chain, rule, f"{action.kind}"
-                                   + (f" to {_endpoint(action)}" if action.to_addr else "")))
+                                   + (f" to {_endpoint(action, view.src, view.sport)}" if action.to_addr else "")))
 
     # -- hooks ---------------------------------------------------------------
 
@@ -942,11 +1014,21 @@ def _decider(result: Result) -> tuple:
     return (id(d.chain), id(d.rule) if d.rule is not None else None)
 
 
-def _endpoint(action: Nat) -> str:
-    addr = str(action.to_addr) if action.to_addr is not None else ""
+def _endpoint(action: Nat, address: int | None = None, port: int | None = None) -> str:
+    """Where ``action`` sent the packet: ``address`` and ``port`` as it
+    wrote them, with the range they were chosen from."""
+    text = ""
+    if action.to_addr is not None:
+        if action.address_range is None or address is None:
+            text = str(action.to_addr)
+        else:
+            text = f"{ipaddress.ip_address(address)} (of {action.to_addr}-{action.to_addr_last})"
     if action.to_port is not None:
-        return f"{addr}:{action.to_port}"
-    return addr
+        if action.port_range is None or port is None:
+            text += f":{action.to_port}"
+        else:
+            text += f":{port} (of {action.to_port}-{action.to_port_last})"
+    return text
 
 
 def _packet_from_view(packet: Packet, view: View, routed_oif: str | None = None) -> Packet:

@@ -153,7 +153,8 @@ def build_action(name: str, options: list[tuple[str, list[str]]], family: str,
         if option not in opts:
             raise BadValue(f"{name} needs {option}")
         first, last, port, port_last = _nat_range(opts[option][0], family)
-        return Nat(sys.intern(name.lower()), first, last, port, port_last)  # (one kind string)
+        return Nat(sys.intern(name.lower()), first, last, port, port_last,  # (one kind string)
+                   "--persistent" in opts, "--random" in opts or "--random-fully" in opts)
     if name == "ACCEPT":
         return Accept()
     if name == "DROP":
@@ -200,7 +201,8 @@ def build_action(name: str, options: list[tuple[str, list[str]]], family: str,
         port = port_last = None
         if "--to-ports" in opts:
             port, port_last = _port_range(opts["--to-ports"][0])
-        return Nat(sys.intern(name.lower()), None, None, port, port_last)
+        return Nat(sys.intern(name.lower()), None, None, port, port_last,
+                   random="--random" in opts or "--random-fully" in opts)
     if name in ("NFQUEUE", "QUEUE"):
         return Queue(text or name)
     if name == "NOTRACK" or (name == "CT" and "--notrack" in opts):

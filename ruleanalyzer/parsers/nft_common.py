@@ -1270,7 +1270,8 @@ class _RuleContext:
                 if part == "addr" and isinstance(value, dict) and isinstance(value.get("concat"), list) \
                 and len(value["concat"]) == 2 else {part: value}
             action = nat_action(kind, {**body, **written})
-            if ("addr" in written and action.to_addr is None) or ("port" in written and action.to_port is None):
+            if isinstance(action, Nat) and (("addr" in written and action.to_addr is None)
+                                            or ("port" in written and action.to_port is None)):
                 raise ModelError(f"cannot read {_describe(value)} as what {kind} translates to")
             return action
 
@@ -1940,4 +1941,14 @@ def nat_action(kind: str, body) -> Action:
         elif isinstance(p, dict) and "range" in p and len(p["range"]) == 2 and \
                 all(isinstance(x, int) for x in p["range"]):
             port, port_last = p["range"]
+        flags = set()
+        for key in ("flags", "type_flags"):
+            given = body.get(key, ())
+            flags |= {given} if isinstance(given, str) else set(given) if isinstance(given, list) else set()
+        if flags & {"netmap", "prefix"}:
+            # each address of the prefix mapped to its own (NF_NAT_RANGE_NETMAP):
+            # not modelled, so the answer depends on it rather than on a guess
+            return UnknownAction(f"{kind} to a prefix, mapped address for address (netmap)")
+        return Nat(kind, addr, addr_last, port, port_last, "persistent" in flags,
+                   bool(flags & {"random", "fully-random"}))
     return Nat(kind, addr, addr_last, port, port_last)

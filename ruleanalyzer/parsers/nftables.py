@@ -947,7 +947,10 @@ class _RuleReader:
         body: dict = {}
         if self.word() in ("ip", "ip6") and self.word(1) in ("to", "prefix", "addr"):
             body["family"] = self.take()[1]
+        flags = []
         while self.word() in ("prefix", "addr", "port") and self.word(1) in ("to", "."):
+            if self.word() == "prefix":
+                flags.append("netmap")  # "snat ip prefix to …": maps the prefix 1:1
             self.i += 1
             if self.word() == ".":
                 self.i += 2
@@ -968,7 +971,11 @@ class _RuleReader:
                 (self.word()[:1].isdigit() or self.word()[:1] == "["):
             self.nat_target(self.take()[1], body, kind)  # 2015-era "dnat 10.0.0.1"
         while self.word() in ("random", "fully-random", "persistent", "netmap", "prefix", ","):
+            if self.word() != ",":
+                flags.append(self.word())
             self.i += 1
+        if flags:
+            body["flags"] = flags
         return {kind: body or None}
 
     def nat_target(self, text: str, body: dict, kind: str) -> None:

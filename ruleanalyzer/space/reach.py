@@ -59,6 +59,7 @@ from array import array
 from dataclasses import dataclass, field
 import functools
 import itertools
+import operator
 
 from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, BitsMatch, Chain, Dispatch, Drop, EcnStrip,
                      Goto, IntMatch, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
@@ -3246,7 +3247,9 @@ class _Walker:
         if (_tracks_input(ctx) and action.kind == "dnat" and action.to_addr is not None and low != false):
             fam = sp.family(action.to_addr.version)
             addr = int(action.to_addr)
-            if self._misses_address(low, action.to_addr):
+            if action.address_range is not None:
+                same = low & ~fam  # (which address of the range a packet gets, the kernel's hash says)
+            elif self._misses_address(low, action.to_addr):
                 same = low & ~fam  # (low ∧ fam ∧ dst = addr is empty)
             else:
                 same = low & (~fam | sp.eq("dst", addr))
@@ -3290,6 +3293,8 @@ class _Walker:
         false = sp.false
         if node == false:
             return node
+        if action.per_packet or (action.random and action.kind in ("snat", "masquerade")):
+            return self._ranged_image(action, node)
         whole = self._nat_whole(action)
         addr_field, port_field, status = action.fields
         if whole is not None and (within or (sp._leq is not None and sp._leq(node, whole[0]))):
@@ -3327,6 +3332,67 @@ class _Walker:
             node = sp.exist([var], node) & sp.bdd.var(var)
         return node
 
+
+    def _ranged_image(self, action: Nat, node):
+        """The image of ``node`` under a translation to a range of addresses
+        or ports, as :mod:`ruleanalyzer.engine.natpick` has the kernel
+        choose: the address is one of the range (which one, the kernel's
+        hash of the connection's addresses decides: each image is the
+        packet's if it gets that address, as a numgen map's branches are,
+        :meth:`_translated_if_taken`); a DNAT keeps a port that lies in the
+        port range and else takes its first; a SNAT keeps a packet whose
+        address and port lie in the range already, keeps a port in the port
+        range and else takes any of it; ``random`` takes any port of the
+        range."""
+        sp = self.space
+        false = sp.false
+        addr_field, port_field, status = action.fields
+        dnat = action.kind in ("dnat", "redirect")
+        addresses = action.address_range if action.kind != "redirect" else None
+        port, last_port = action.to_port, action.to_port_last or action.to_port
+        in_ports = sp.true if port is None else sp.between(port_field, port, last_port) & sp.header(port_field)
+        if not dnat and not action.random and addresses is not None:
+            kept = node & sp.between(addr_field, int(addresses[0]), int(addresses[1])) & in_ports
+        else:
+            kept = false
+        node = node & ~kept
+        if action.to_addr is not None and action.kind != "redirect":
+            version = action.to_addr.version
+            first, last = addresses or (action.to_addr, action.to_addr)
+            node = _split_apply(node, sp.family(version), false, lambda n: self._write_range(
+                n, addr_field, int(first), int(last), 0xFFFFFFFF if version == 4 else None))
+        if port is not None:
+            header = sp.header(port_field)
+            if port == last_port:
+                stays, to = false, (port, port)
+            elif action.random:
+                stays, to = false, (port, last_port)  # (any port of the range: the kernel's random pick)
+            else:  # a port inside the range is kept; else a DNAT's first, a SNAT's random one
+                stays, to = node & in_ports, (port, port) if dnat else (port, last_port)
+            moves = node & ~stays & header
+            node = (node & ~header) | stays | self._write_range(moves, port_field, *to)
+        elif action.random and not dnat:
+            # a port of the packet's own port's kind (natpick.random_ports)
+            header = sp.header(port_field)
+            kinds = ((0, 511, 1, 511), (512, 1023, 600, 1023), (1024, 65535, 1024, 65535))
+            node = (node & ~header) | functools.reduce(operator.or_, (
+                self._write_range(node & header & sp.between(port_field, a, b), port_field, low, high)
+                for a, b, low, high in kinds))
+        var = f"ct_status:{status}"
+        if var in sp.bdd.vars:
+            node = sp.exist([var], node) & sp.bdd.var(var)
+        return kept | node
+
+    def _write_range(self, node, field: str, low: int, high: int, mask: int | None = None):
+        """Image of ``node`` under ``field := any of low … high`` on the
+        bits of ``mask`` (all by default)."""
+        sp = self.space
+        if node == sp.false:
+            return node
+        spec = sp.spec(field)
+        mask = (1 << spec.width) - 1 if mask is None else mask
+        names = [spec.var(b) for b in range(spec.width) if mask >> b & 1]
+        return sp.exist(names, node & sp.valid_for(field)) & sp.between(field, low, high)
 
     def _image_kept(self, names: list, node, rest):
         """``(∃names. node) ∧ rest``, the last few kept (:attr:`exists`, :func:`_keep_last`)."""
