@@ -281,7 +281,15 @@ def _check_flow(ruleset, a: Assertion, space, evaluator, cache) -> PolicyFailure
         if key not in cache:
             cache[key] = analyze(ruleset, flow.hook, family, space)
         reach = cache[key]
-        fam = space.wrap(space.family(family)) & reach.arriving  # packets the kernel can deliver
+        # packets the kernel can deliver: with a host snapshot also those
+        # its routing then drops (no route, forwarding off; not the
+        # reverse-path filter's spoofed copies, which a flow does not mean)
+        arriving = reach.arriving
+        if reach.routing_dropped is not None:
+            arriving = arriving | reach.routing_dropped.upper
+            if reach.spoofed is not None:
+                arriving = arriving - reach.spoofed
+        fam = space.wrap(space.family(family)) & arriving
         if a.kind == "only":
             allowed = (space.wrap(encode_conjunction([AddressMatch("src", flow.src)], space)[0])
                        if flow.src else space.all())
