@@ -7,11 +7,13 @@ and the checks still judge only what the rules decide."""
 
 from __future__ import annotations
 
+import pytest
+
 from ruleanalyzer import load
 from ruleanalyzer.checks import _sets as S
 from ruleanalyzer.checks.base import Context
 from ruleanalyzer.diff import diff
-from ruleanalyzer.policy import Assertion, assert_denies, check, parse_flow
+from ruleanalyzer.policy import Assertion, assert_allows, assert_denies, check, parse_flow
 from ruleanalyzer.space.reach import analyze
 
 from .snapshot_factory import make_snapshot
@@ -132,3 +134,18 @@ def test_checks_unchanged_by_routing_drops(tmp_path):
                                     "net.ipv4.conf.eth1.forwarding": "0"})
     codes = {f.code for f in audit(off)}
     assert "RA601" in codes and "RA402" not in codes
+
+
+def test_policy_allow_on_forward_holds(tmp_path):
+    # Before, "allow ... on forward" never held: its witness was a packet
+    # with TTL 0 or 1, which ip_forward drops before FORWARD. Nor do the
+    # reverse-path filter's spoofed copies (on the interface the source
+    # does not route back by) fail it: the flow names no input interface.
+    plain = _router(tmp_path, "a")
+    assert_allows(plain, "80/tcp from 198.51.100.0/24 to 10.0.0.5", hook="forward")
+    with pytest.raises(AssertionError, match="not every packet is allowed"):
+        assert_allows(plain, "23/tcp from 198.51.100.0/24 to 10.0.0.5", hook="forward")
+    strict = _router(tmp_path, "b", **{"net.ipv4.conf.all.rp_filter": "1"})
+    assert_allows(strict, "80/tcp from 198.51.100.0/24 to 10.0.0.5", hook="forward")
+    blackholed = _router(tmp_path, "c", routes=BLACKHOLE)
+    assert_allows(blackholed, "80/tcp from 198.51.100.0/24 to 10.0.0.5", hook="forward")
