@@ -280,8 +280,6 @@ def _diff_hook(report, old, new, hook, family, space, start, consistent, evaluat
         raise RuleAnalyzerError(f"cannot compare the {hook} hook: {exc}",
                                 hint="the kernel refuses jump cycles; a chain nesting this deep "
                                      "cannot be analysed") from None
-    if hook == "forward":
-        ra, rb = _unforwarded(ra, old, family), _unforwarded(rb, new, family)
     universe = space.wrap(space.family(family)) & consistent
     # Compared only where both versions bring packets to this hook's
     # verdict: a packet one version rewrites (NAT, a mark) or sends to
@@ -324,8 +322,8 @@ def _diff_hook(report, old, new, hook, family, space, start, consistent, evaluat
     # Rewritten packets one version alone makes: one region per readable
     # part, its verdict where that version decides it whole ("mixed" where
     # the part holds packets of several), shown with an arriving packet.
-    for only, acc, drop, side in ((reach_o - reach_n, acc_o, drop_o, 0),
-                                  (reach_n - reach_o, acc_n, drop_n, 1)):
+    for only, acc, drop, side in ((reach_o - reach_n - _unrouted_twin(ra, reach_n), acc_o, drop_o, 0),
+                                  (reach_n - reach_o - _unrouted_twin(rb, reach_o), acc_n, drop_n, 1)):
         if only.is_empty():
             continue
         _note_changed(report, (hook, family, "rewritten"), only)
@@ -346,23 +344,18 @@ def _diff_hook(report, old, new, hook, family, space, start, consistent, evaluat
             report.regions.append(region)
 
 
-def _unforwarded(reach, ruleset: Ruleset, family: int):
-    """``reach`` (the forward hook) as the kernel has it where the host
-    snapshot says no interface forwards (``ip_forward=0``): every packet
-    routed to be forwarded is dropped by routing, before any FORWARD chain
-    — the engine's answer; the walk leaves forwarding to the checks
-    (RA601), so the verdict sets are made here."""
-    host = ruleset.host
-    if host is None or host.forwards_any(family) is not False:
-        return reach
-    from types import SimpleNamespace
-
-    from .space.reach import Bounds
-
-    routed = reach.reached()
-    none = routed.space.empty()
-    return SimpleNamespace(accepted=Bounds(none, none), dropped=Bounds(routed, routed),
-                           undecided=Bounds(none, none), reached=lambda: routed)
+def _unrouted_twin(reach, other: PacketSet) -> PacketSet:
+    """The packets ``reach``'s routing drops (with any output interface:
+    they get none) that ``other`` holds with another one — the same packet
+    as it arrived, routed by the other version (compared there, on the
+    output interface the other gives it): no packet of one version alone."""
+    space = other.space
+    dropped = reach.routing_dropped
+    if dropped is None:
+        return space.empty()
+    spec = space.spec("oif")
+    oif = [spec.var(b) for b in range(spec.width)]
+    return dropped.upper & space.wrap(space.exist(oif, other.node))
 
 
 def _note_changed(report, key, packets) -> None:

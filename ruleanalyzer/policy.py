@@ -20,6 +20,10 @@ first packet of a new connection: a plain SYN for TCP.
 ``allow`` holds when every packet of the flow is surely accepted, ``deny``
 when every one is surely dropped — over the whole packet space, not a
 sample; a failure carries a witness packet and the rule that decided it.
+With a host snapshot, packets its routing drops count (dropped, by no
+rule), but not the reverse-path filter's spoofed copies: a flow names no
+input interface, and a query picks the one the filter lets pass. On
+``forward`` a packet whose TTL expires there is not one of the flow's.
 
 From pytest::
 
@@ -281,7 +285,19 @@ def _check_flow(ruleset, a: Assertion, space, evaluator, cache) -> PolicyFailure
         if key not in cache:
             cache[key] = analyze(ruleset, flow.hook, family, space)
         reach = cache[key]
-        fam = space.wrap(space.family(family)) & reach.arriving  # packets the kernel can deliver
+        # packets the kernel can deliver: with a host snapshot also those
+        # its routing then drops (no route, forwarding off; not the
+        # reverse-path filter's spoofed copies, which a flow does not mean)
+        arriving = reach.arriving
+        if reach.routing_dropped is not None:
+            arriving = arriving | reach.routing_dropped.upper
+            if reach.spoofed is not None:
+                arriving = arriving - reach.spoofed
+        fam = space.wrap(space.family(family)) & arriving
+        if flow.hook == "forward":
+            # (a TTL that expires here is the path's, not the flow's: a
+            # query's packet has 64, and ip_forward drops 0 and 1)
+            fam = fam - space.wrap(space.at_most("ttl", 1))
         if a.kind == "only":
             allowed = (space.wrap(encode_conjunction([AddressMatch("src", flow.src)], space)[0])
                        if flow.src else space.all())

@@ -1083,13 +1083,16 @@ def _verdicts(reach, rule: Rule, packets) -> bool | None:
     # asked by inclusion tests: the dropped sets are big (every drop of
     # the path), the rule's packets small; nothing is made
     dropped, disjoint = reach.dropped, reach.space.disjoint
+    # (what the rules decide: a packet routing drops later, before INPUT
+    # or FORWARD, was given no other verdict by a rule)
+    node = reach.rules_decide(packets.node)
     if mine == "accept":
-        if disjoint(packets.node, dropped.upper.node):
+        if disjoint(node, dropped.upper.node):
             return False
-        return None if disjoint(packets.node, dropped.lower.node) else True
-    if disjoint(packets.node, ~dropped.lower.node):  # all of them dropped all the same
+        return None if disjoint(node, dropped.lower.node) else True
+    if disjoint(node, ~dropped.lower.node):  # all of them dropped all the same
         return False
-    return None if disjoint(packets.node, ~dropped.upper.node) else True
+    return None if disjoint(node, ~dropped.upper.node) else True
 
 
 _WRITTEN = {"mark": ("mark",), "ctmark": ("ctmark",), "tos": ("ecn", "dscp"), "dscp": ("dscp",),

@@ -215,7 +215,7 @@ class NoEstablishedPath(Check):
                 continue
             if not outbound.accepted.meets("upper", S.state_is(sp, "new") & sp.family(family)):
                 continue  # the host opens no connections: nothing comes back
-            dropped = inbound.dropped.meet("lower", est)
+            dropped = inbound.dropped.meet("lower", inbound.rules_decide(est))
             if dropped == sp.false:
                 continue
             w = witness(sp.wrap(dropped & S.tcp_flags(sp, ACK) if dropped & S.tcp_flags(sp, ACK) != sp.false
@@ -542,7 +542,7 @@ class NeighbourDiscoveryBlocked(Check):
                         & S.state_is(sp, "untracked") & link & sp.eq("ttl", 255))
                 if "ext_headers" in sp.layout.fields:  # neighbour discovery carries no extension header
                     pkts &= sp.eq("ext_headers", 0)
-                dropped = reach.dropped.meet("lower", pkts)
+                dropped = reach.dropped.meet("lower", reach.rules_decide(pkts))
                 if dropped == sp.false:
                     continue
                 multicast = dropped & S.networks(sp, "dst", "ff02::/16")
@@ -608,7 +608,7 @@ class LoopbackBlocked(Check):
             local = "127.0.0.0/8" if family == 4 else "::1/128"
             pkts = (sp.family(family) & S.iface(sp, "iif", "lo") & S.networks(sp, "src", local)
                     & S.networks(sp, "dst", local) & S.state_is(sp, "new"))
-            dropped = reach.dropped.meet("lower", pkts)
+            dropped = reach.dropped.meet("lower", reach.rules_decide(pkts))
             if dropped == sp.false:
                 continue
             w = witness(sp.wrap(dropped), "input")
@@ -649,7 +649,7 @@ class Ipv6LeftOpen(Check):
             return
         sp = v4.space
         new = S.state_is(sp, "new")
-        if not v4.dropped.meets("lower", new & sp.family(4)):
+        if not v4.dropped.meets("lower", v4.rules_decide(new & sp.family(4))):
             return  # IPv4 is not filtered either
         v4_chain = next((c for c in ctx.base_chains("input", 4) if c.kind == "filter"), None)
         if 6 not in ctx.families():
@@ -659,7 +659,7 @@ class Ipv6LeftOpen(Check):
                                    fix="use an inet table for both families")
             return
         v6 = ctx.reach("input", 6)
-        if v6 is None or v6.dropped.meets("upper", new & sp.family(6)):
+        if v6 is None or v6.dropped.meets("upper", v6.rules_decide(new & sp.family(6))):
             return
         # Where IPv4 is filtered before the input hook only (a prerouting
         # filter chain), the finding points at that chain.

@@ -616,8 +616,21 @@ class Reachability:
     accepted: Bounds
     dropped: Bounds
     undecided: Bounds
-    #: The packets the walk began with: what can arrive on this hook (:func:`arrival`).
+    #: The packets the walk began with that routing hands to this hook's
+    #: chains: what can arrive on this hook (:func:`arrival`), less those a
+    #: host snapshot routes to another hook or drops.
     arriving: PacketSet | None = None
+    #: With a host snapshot: the packets routing drops before this hook's
+    #: filter chains (:func:`_route`: no route, a reject route, forwarding
+    #: off, the reverse-path filter), by no rule. They are in ``dropped`` —
+    #: the hook's verdict, as the engine answers — and not in ``arriving``;
+    #: a check that asks what the rules drop leaves them out
+    #: (:meth:`rules_decide`). None where routing drops nothing.
+    routing_dropped: Bounds | None = None
+    #: Of those, the packets the reverse-path filter drops (their source
+    #: routes back by another interface): spoofed copies of packets a query
+    #: without an input interface does not mean.
+    spoofed: PacketSet | None = None
     #: rule -> its record, keyed by the rule itself (rules hash by identity):
     #: no int of its id per record (~200k records at 100k kube-proxy rules)
     _records: dict = field(repr=False, default_factory=dict)
@@ -636,6 +649,13 @@ class Reachability:
         then (rewritten by NAT or marks on the way): unlike
         ``undecided.upper``, no arriving packet that became another."""
         return self._reached()
+
+    def rules_decide(self, node):
+        """``node`` (a raw node) less the packets routing drops before this
+        hook's chains: what the rules decide of it."""
+        if self.routing_dropped is None:
+            return node
+        return node & ~self.routing_dropped.upper.node
 
     def rules(self) -> list[Rule]:
         """Every rule reached on this hook, in the order first visited."""
@@ -1032,12 +1052,16 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
     # applied where the kernel routes — after prerouting for input and
     # forward, before the first chain for output.
     routing = None
+    unforwarded = False  # forwarding off, routes not known (_route)
     if ruleset.host is not None:
         from .routes import routing_sets
 
         routing = routing_sets(space, ruleset.host, family, ruleset)
         if routing is not None:
             walker.output_routing = routing.output
+            walker.rp_pass = routing.rp_pass
+        else:
+            unforwarded = ruleset.host.forwards_any(family) is False
     result: dict[str, Reachability] = {}
     # Forward takes the shared walk (when it does not diverge) even alone
     # where connections may carry a DNAT: packets addressed to the host
@@ -1058,7 +1082,7 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
                 and "dnat" not in walker.absent else None
             for hook in [h for h in ("input", "forward") if h in hooks]:
                 path = common.fork(hook, ghosts[hook], ghost, dnat)
-                moot = _route(path, routing, hook)
+                moot = _route(path, routing, hook, unforwarded)
                 walker.walk(HOOK_PATHS[hook][2:], path, hook)
                 result[hook] = walker.result(hook, path, begin & ghosts[hook], moot)
     todo = [hook for hook in hooks if hook not in result]
@@ -1066,9 +1090,9 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
         own = begin & ghosts.get(hook, space.true)
         first = own & routing.output if routing is not None and hook == "output" else own
         last = hook == todo[-1]  # the walk's last hook path: no later one replays its runs
-        if routing is not None and hook in ("input", "forward"):
+        if (routing is not None and hook in ("input", "forward")) or (unforwarded and hook == "forward"):
             path = walker.walk(HOOK_PATHS[hook][:2], _Path.starting(first), hook).settle()
-            moot = _route(path, routing, hook)
+            moot = _route(path, routing, hook, unforwarded)
             walker.walk(HOOK_PATHS[hook][2:], path, hook, last)
         else:
             path, moot = walker.walk(HOOK_PATHS[hook], _Path.starting(first), hook, last), None
@@ -1076,23 +1100,54 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
     return {hook: result[hook] for hook in hooks}
 
 
-def _route(path: "_Path", routing, hook: str):
-    """Keep on ``path`` the packets the host routes to ``hook`` (input:
-    delivered locally; forward: forwarded, with the route's output
-    interface); return the packets taken off (another path's), or None."""
+def _route(path: "_Path", routing, hook: str, unforwarded: bool = False):
+    """Route the packets on ``path`` where the kernel routes them (after
+    prerouting): keep those the host sends to ``hook`` (input: delivered
+    locally; forward: forwarded, with the route's output interface);
+    record those routing drops as dropped, by routing, not by a rule
+    (``path.routed``, also in ``path.dropped``: the engine's "dropped by
+    routing") — the reverse-path filter's spoofed sources and, on forward,
+    the packets with no route or a blackhole, unreachable or prohibit route
+    or policy rule, or arriving where forwarding is off; return the packets
+    taken off as another path's (forward's on input, input's on forward),
+    or None. ``unforwarded``: the snapshot says the host forwards nothing
+    but its routes are not known (``routing`` None): on forward every
+    packet is dropped there."""
+    false = path.lower.bdd.false
     if routing is None:
-        return None
-    if hook == "input" and routing.redirects:
-        # REDIRECT keeps the address in the walk: its packets are not
-        # narrowed to local addresses, only by the reverse-path filter.
-        keep = routing.rp_pass
-        if keep is None:
+        if hook != "forward" or not unforwarded:
             return None
+        path.routed = (path.lower, path.upper)
+        path.dropped.add(path.lower, path.upper)
+        path.lower = path.upper = false
+        return None
+    rp = routing.rp_pass
+    sure = None
+    if hook == "input":
+        if routing.redirects:
+            # REDIRECT keeps the address in the walk: its packets are not
+            # narrowed to local addresses, only by the reverse-path filter.
+            if rp is None:
+                return None
+            keep, drop = rp, ~rp
+        else:
+            keep = routing.local if rp is None else routing.local & rp
+            drop = false if rp is None else routing.local & ~rp  # spoofed sources: before any filter chain
     else:
-        keep = routing.local if hook == "input" else routing.forward
-        if routing.rp_pass is not None:
-            keep = keep & routing.rp_pass  # spoofed sources are dropped before any filter chain
-    moot = path.upper & ~keep
+        keep = routing.forward if rp is None else routing.forward & rp
+        spoofed = false if rp is None else ~rp & ~routing.local
+        drop = routing.unrouted | spoofed
+        if routing.redirects and "ct_status:dnat" in path.lower.bdd.vars:
+            # (a redirected packet keeps its address in the walk, but the
+            # kernel delivers it: only possibly dropped where its address
+            # has no route)
+            sure = spoofed | (routing.unrouted & ~path.lower.bdd.var("ct_status:dnat"))
+    moot = path.upper & ~keep & ~drop
+    if drop != false:
+        drop_l = path.lower & (drop if sure is None else sure)
+        drop_u = path.upper & drop
+        path.routed = (drop_l, drop_u)
+        path.dropped.add(drop_l, drop_u)
     path.lower, path.upper = path.lower & keep, path.upper & keep
     return moot
 
@@ -1107,7 +1162,7 @@ class _Path:
     sees it, while a shared walk keeps both), and the verdicts so far."""
 
     __slots__ = ("records", "order", "lower", "upper", "input_lower", "dropped", "unknown", "pending",
-                 "moved", "token")
+                 "moved", "token", "routed")
 
     @classmethod
     def starting(cls, begin) -> "_Path":
@@ -1118,6 +1173,7 @@ class _Path:
         path.lower = path.upper = begin
         path.input_lower = None
         path.dropped, path.unknown = _Flow(false, false), _Flow(false, false)
+        path.routed = None  # dropped by routing (_route), also in ``dropped``
         path.pending = []
         path.moved = []  # DNATed away from the host on a shared walk: surely forwarded
         return path
@@ -1151,6 +1207,7 @@ class _Path:
         path.lower, path.upper = lower, upper
         path.input_lower = None
         path.dropped, path.unknown = _Flow(false, false), _Flow(false, false)
+        path.routed = None  # (the shared stages run before routing)
         path.dropped.add(self.dropped.lower & ghost, self.dropped.upper & ghost)
         path.unknown.add(self.unknown.lower & ghost, self.unknown.upper & ghost)
         return path
@@ -1622,6 +1679,7 @@ class _Walker:
         #: The host's routing of its own packets (a snapshot), to route
         #: them again after a mangle/nat OUTPUT chain changed them.
         self.output_routing = None
+        self.rp_pass = None  # the host's reverse-path filter (routes.Routing.rp_pass)
         #: ``analyze(records=False)``: chains entered with no packets are
         #: not walked (their rules get no record; the verdict sets are equal).
         self.sets_only = False
@@ -1730,6 +1788,13 @@ class _Walker:
             acc_l, drop_l, unk_l = (lambda: lows()[0]), (lambda: lows()[1]), (lambda: lows()[2])
         else:
             acc_l, drop_l, unk_l = (lambda: p().lower), (lambda: p().dropped.lower), (lambda: p().unknown.lower)
+        routed = path.routed
+        arriving = start
+        by_routing = None
+        if routed is not None:
+            # (dropped by routing: in ``dropped``; not handed to the hook's chains)
+            arriving = start & ~routed[1]
+            by_routing = Bounds(w(self._resolved(routed[0]) if self.tags else routed[0]), w(routed[1]))
         return Reachability(
             self.space, hook, self.family,
             accepted=Bounds(lambda: w(acc_l()), lambda: w(p().upper),
@@ -1738,7 +1803,9 @@ class _Walker:
                            (self.space, drop_l, lambda: p().dropped.upper)),
             undecided=Bounds(lambda: w(unk_l()), lambda: w(
                 start & ~acc_l() & ~drop_l() | p().unknown.upper)),
-            arriving=w(start), _records=path.records, _order=path.order,
+            arriving=w(arriving), routing_dropped=by_routing,
+            spoofed=None if by_routing is None or self.rp_pass is None else w(routed[1] & ~self.rp_pass),
+            _records=path.records, _order=path.order,
             _reached=lambda: w(p().upper | p().dropped.upper | p().unknown.upper))
 
     def _resolved_verdicts(self, acc, drop, unk):

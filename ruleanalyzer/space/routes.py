@@ -54,6 +54,11 @@ class Routing:
     #: Packets the reverse-path filter lets pass (input and forward), or
     #: None when it drops nothing or is not modelled.
     rp_pass: object = None
+    #: Packets not for the host that routing drops (before the reverse-path
+    #: filter's say): no route, a blackhole, unreachable or prohibit route
+    #: or policy rule, or forwarding off for their input interface — the
+    #: engine's "dropped by routing" (:func:`ruleanalyzer.engine.routing.route_view`).
+    unrouted: object = None
 
 
 def interface_code(domain, name: str) -> int:
@@ -83,15 +88,15 @@ def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing
         return None
     tables = _Tables(space, routes)
     domain = space.layout.interfaces["oif"]
-    local, forward = _decide(space, rules, tables, domain, iif_fixed=None)
-    out_local, out_forward = _decide(space, rules, tables, domain, iif_fixed="lo", output=True)
+    local, forward, unrouted = _decide(space, rules, tables, domain, iif_fixed=None)
+    out_local, out_forward, _ = _decide(space, rules, tables, domain, iif_fixed="lo", output=True)
     if family == 4:
         # The limited broadcast and multicast groups: delivered up (never
         # forwarded by unicast routes); sent from one of the host's
         # addresses, they leave by the device holding it.
         special = encode_bounds(AddressMatch("dst", tuple(map(ip_network, ("255.255.255.255/32",
                                                                           "224.0.0.0/4")))), space)[1]
-        local, forward = local | special, forward & ~special
+        local, forward, unrouted = local | special, forward & ~special, unrouted & ~special
         owned = space.false
         for dev, addrs in host.addresses.items():
             mine = [ip_network(f"{a.ip}/32") for a in addrs if a.version == 4]
@@ -101,8 +106,13 @@ def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing
                 out_forward = (out_forward & ~(special & src)) | (special & src & space.one_of(
                     "oif", [interface_code(domain, dev)]))
         out_local &= ~(special & owned)
-    # Per-interface IPv4 forwarding (``conf.<iif>.forwarding``; ``ip_forward`` sets them all).
-    if family == 4:
+    # Forwarding off (``ip_forward=0``, IPv6 ``conf.all.forwarding=0``):
+    # every packet routed on is dropped; IPv4 per input interface
+    # (``conf.<iif>.forwarding``; ``ip_forward`` sets them all, and an
+    # interface with no setting of its own follows it, as the engine has it).
+    if host.forwards_any(family) is False:
+        unrouted, forward = unrouted | forward, space.false
+    elif family == 4:
         allowed = space.false
         any_known = False
         idomain = space.layout.interfaces["iif"]
@@ -118,11 +128,15 @@ def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing
             if not codes_on & codes_off:  # each class wholly on or off
                 any_known = True
                 allowed = space.one_of("iif", sorted(codes_on)) if codes_on else space.false
+                if host.forwarding(4) is not False:  # (the others follow ip_forward)
+                    allowed |= ~space.one_of("iif", sorted(codes_on | codes_off))
         if any_known:
+            unrouted |= forward & ~allowed
             forward &= allowed
     redirects = ruleset is not None and "redirect" in ruleset.nat_kinds()
     rp_pass = reverse_path_pass(space, host, family, rules, tables) if family == 4 else None
-    return Routing(local, forward, out_forward | _local_output(space, out_local), redirects, rp_pass)
+    return Routing(local, forward, out_forward | _local_output(space, out_local), redirects, rp_pass,
+                   unrouted & ~local)
 
 
 def reverse_path_pass(space, host: HostContext, family: int, rules, tables: "_Tables"):
@@ -244,18 +258,25 @@ def _selector(space, rule: PolicyRule, iif_fixed: str | None, backwards: bool = 
 
 
 def _decide(space, rules, tables: _Tables, domain, iif_fixed: str | None, output: bool = False):
-    """``(local, forward)`` of one lookup; ``output``: the host's own
-    packets, where a subnet's broadcast route sends by its device."""
+    """``(local, forward, dropped)`` of one lookup: ``dropped`` holds the
+    packets it finds no route for, or a reject route or rule (blackhole,
+    unreachable, prohibit); ``output``: the host's own packets, where a
+    subnet's broadcast route sends by its device."""
     sp = space
-    local = forward = sp.false
+    local = forward = routed = rejected = sp.false
     for hit, route in _lookup(sp, rules, tables, lambda rule: _selector(sp, rule, iif_fixed), "dst"):
+        routed |= hit
         if route.devices and (route.type == "unicast"
                               or output and route.type in ("broadcast", "multicast")):
             codes = sorted({interface_code(domain, d) for d in route.devices})
             forward |= hit & sp.one_of("oif", codes)
         elif route.type in ("local", "broadcast", "multicast"):
             local |= hit
-    return local, forward
+        elif route.type in REJECT_TYPES:
+            rejected |= hit
+    # (any other route type, or a unicast route without a device, is not
+    # modelled: in none of the three, as the engine answers "unknown")
+    return local, forward, rejected | ~routed
 
 
 def _lookup(sp, rules, tables: _Tables, selector, field: str):
