@@ -315,7 +315,9 @@ class Nat(Action):
     (``*_last`` None: one value); which value of a range a connection gets
     is the kernel's choice, worked out by :mod:`ruleanalyzer.engine.natpick`
     (``persistent``, ``random``: the target's flags of those names,
-    ``random`` also for ``--random-fully``).
+    ``random`` also for ``--random-fully``). ``netmap``: the range is a
+    prefix mapped address for address (iptables' NETMAP, nft's ``prefix``):
+    the address keeps its host bits and takes the prefix's.
     """
 
     kind: str
@@ -325,6 +327,7 @@ class Nat(Action):
     to_port_last: int | None = None
     persistent: bool = False
     random: bool = False
+    netmap: bool = False
     terminal = True
     verdict = "accept"
 

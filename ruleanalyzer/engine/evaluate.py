@@ -1022,7 +1022,8 @@ def _endpoint(action: Nat, address: int | None = None, port: int | None = None) 
         if action.address_range is None or address is None:
             text = str(action.to_addr)
         else:
-            text = f"{ipaddress.ip_address(address)} (of {action.to_addr}-{action.to_addr_last})"
+            text = f"{ipaddress.ip_address(address)} ({'netmap to' if action.netmap else 'of'} " \
+                f"{action.to_addr}-{action.to_addr_last})"
     if action.to_port is not None:
         if action.port_range is None or port is None:
             text += f":{action.to_port}"

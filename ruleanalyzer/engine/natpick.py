@@ -23,7 +23,9 @@ SNAT, where another connection from the same address and port was
 translated already (it reuses that one's address): traffic history, which
 a ruleset does not hold. :func:`translate` says so in the notes it returns.
 
-Checked against the kernel: ``tests/kernel/test_kernel_nat_range.py``.
+A prefix mapped address for address (NETMAP) keeps the host bits and
+takes the prefix's. Checked against the kernel:
+``tests/kernel/test_kernel_nat_range.py``.
 """
 
 from __future__ import annotations
@@ -126,6 +128,13 @@ def translate(action: Nat, src: int, dst: int, sport: int | None, dport: int | N
     addresses = action.address_range if action.kind != "redirect" else None
     address = int(action.to_addr) if action.to_addr is not None and action.kind != "redirect" else None
     port, last_port = action.to_port, action.to_port_last or action.to_port
+    if action.netmap and addresses is not None:
+        # the prefix's bits, the address's own host bits (xt_NETMAP,
+        # nft_nat's netmap): a single address for the kernel to take
+        first, last = int(addresses[0]), int(addresses[1])
+        prefix = ~(first ^ last) & ((1 << (32 if version == 4 else 128)) - 1)
+        own = dst if dnat else src
+        return (own & ~prefix) | (first & prefix), port, notes
     if not dnat and not action.random and addresses is not None and \
             _within(src, int(addresses[0]), int(addresses[1])) and \
             (port is None or _within(own_port, port, last_port)):

@@ -35,6 +35,7 @@ from .fastnew import slots_constructor
 from .iptables_rulespec import (COMMANDS, KNOWN_WORDS, Plan, RuleSpec, SpecError, compile_line,
                                 interpret, is_option, known_skeleton, skeleton)
 from .jumploops import find_loop, loop_path
+from .iptables_targets import resolve_netmap
 
 __all__ = ["parse", "sniff", "parse_rule"]
 
@@ -521,15 +522,19 @@ def parse(text: str, name: str = "<input>", *, family: str | None = None,
 
     if iptables_script.sniff(text, name):
         # iptables -S output or a command script: no *table line
-        return iptables_script.parse(text, name, family=family, table=table)
-    # the model is a few objects per rule and holds no cycles worth finding
-    # while it grows: the cyclic GC would walk it again and again (1.5x);
-    # it lives on: straight to the oldest generation (gcpause)
-    try:
-        with gc_paused(long_lived=True):
-            return _FileParser(text, name, family or detect_family(text, name)).run()
-    except RecursionError:
-        raise RuleAnalyzerError("input nests too deeply", Location(name)) from None
+        ruleset = iptables_script.parse(text, name, family=family, table=table)
+    else:
+        # the model is a few objects per rule and holds no cycles worth
+        # finding while it grows: the cyclic GC would walk it again and
+        # again (1.5x); it lives on: straight to the oldest generation (gcpause)
+        try:
+            with gc_paused(long_lived=True):
+                ruleset = _FileParser(text, name, family or detect_family(text, name)).run()
+        except RecursionError:
+            raise RuleAnalyzerError("input nests too deeply", Location(name)) from None
+    if "NETMAP" in text:
+        resolve_netmap(ruleset)  # (which translation a NETMAP does, its hook says)
+    return ruleset
 
 
 def parse_rule(spec: str, *, name: str = "<rule>", line: int = 1, table: str = "filter",

@@ -10,9 +10,10 @@ a header field the model knows become :class:`~ruleanalyzer.model.SetField`.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
-from ..model import (Accept, Action, Drop, EcnStrip, Log, Nat, Notrack, Queue, Reject, Return,
-                     SetField, UnknownAction)
+from ..model import (Accept, Action, Drop, EcnStrip, Goto, Jump, Log, Nat, Notrack, Queue, Reject, Return,
+                     Ruleset, SetField, UnknownAction)
 from . import iptables_values as values
 from .iptables_values import BadValue
 
@@ -263,3 +264,46 @@ def _tos_action(options, text: str) -> Action:
         # leaves the ECN bits alone: a change of the DSCP field
         return SetField("dscp", value >> 2, mask >> 2)
     return SetField("tos", value, mask)
+
+
+#: The nat table's built-in chains and the translation NETMAP does there
+#: (xt_NETMAP: the destination where packets arrive or leave the host's own
+#: stack first — PREROUTING, OUTPUT — else the source).
+_NETMAP_KINDS = {"PREROUTING": "dnat", "OUTPUT": "dnat", "POSTROUTING": "snat", "INPUT": "snat"}
+
+
+def resolve_netmap(ruleset: Ruleset) -> None:
+    """Make each ``-j NETMAP --to PREFIX`` of a nat table the translation it
+    does where it runs: a DNAT of the destination's prefix in PREROUTING
+    and OUTPUT, a SNAT of the source's in POSTROUTING and INPUT, in the
+    built-in chain or a user chain only those reach. A user chain reached
+    from both kinds keeps the target unmodelled (the answer depends on it).
+    Done after the whole file is read: the target alone does not say which
+    hook runs it."""
+    for table in ruleset.tables:
+        if table.name != "nat":
+            continue
+        kinds: dict[str, set] = {name: {kind} for name, kind in _NETMAP_KINDS.items()
+                                 if name in table.chains}
+        todo = list(kinds)
+        while todo:
+            name = todo.pop()
+            for rule in table.chains[name].rules:
+                for action in rule.actions():
+                    target = getattr(action, "target", None)
+                    if isinstance(action, (Jump, Goto)) and target in table.chains and \
+                            not kinds[name] <= kinds.setdefault(target, set()):
+                        kinds[target] |= kinds[name]
+                        todo.append(target)
+        for name, chain in table.chains.items():
+            if len(kinds.get(name, ())) != 1:
+                continue
+            kind = next(iter(kinds[name]))
+            for k, rule in enumerate(chain.rules):
+                action = rule.action
+                if isinstance(action, UnknownAction) and action.text.startswith("-j NETMAP --to "):
+                    try:
+                        net = values.parse_network(action.text.split()[3], table.family)
+                    except (BadValue, IndexError):
+                        continue  # (left unmodelled; iptables-restore would refuse it)
+                    chain.rules[k] = replace(rule, action=Nat(kind, net[0], net[-1], netmap=True))

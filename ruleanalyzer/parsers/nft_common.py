@@ -1945,10 +1945,6 @@ def nat_action(kind: str, body) -> Action:
         for key in ("flags", "type_flags"):
             given = body.get(key, ())
             flags |= {given} if isinstance(given, str) else set(given) if isinstance(given, list) else set()
-        if flags & {"netmap", "prefix"}:
-            # each address of the prefix mapped to its own (NF_NAT_RANGE_NETMAP):
-            # not modelled, so the answer depends on it rather than on a guess
-            return UnknownAction(f"{kind} to a prefix, mapped address for address (netmap)")
         return Nat(kind, addr, addr_last, port, port_last, "persistent" in flags,
-                   bool(flags & {"random", "fully-random"}))
+                   bool(flags & {"random", "fully-random"}), bool(flags & {"netmap", "prefix"}))
     return Nat(kind, addr, addr_last, port, port_last)

@@ -3410,7 +3410,8 @@ class _Walker:
         port range and else takes its first; a SNAT keeps a packet whose
         address and port lie in the range already, keeps a port in the port
         range and else takes any of it; ``random`` takes any port of the
-        range."""
+        range (a SNAT without one: of the packet's own port's kind). A
+        netmap writes the prefix's bits and keeps the host bits: exact."""
         sp = self.space
         false = sp.false
         addr_field, port_field, status = action.fields
@@ -3423,7 +3424,14 @@ class _Walker:
         else:
             kept = false
         node = node & ~kept
-        if action.to_addr is not None and action.kind != "redirect":
+        if action.netmap and addresses is not None:
+            # the prefix's bits written, the host bits kept (xt_NETMAP)
+            version = action.to_addr.version
+            first, last = int(addresses[0]), int(addresses[1])
+            prefix = ~(first ^ last) & (0xFFFFFFFF if version == 4 else (1 << 128) - 1)
+            node = _split_apply(node, sp.family(version), false,
+                                lambda n: self._assign(n, addr_field, first & prefix, prefix))
+        elif action.to_addr is not None and action.kind != "redirect":
             version = action.to_addr.version
             first, last = addresses or (action.to_addr, action.to_addr)
             node = _split_apply(node, sp.family(version), false, lambda n: self._write_range(

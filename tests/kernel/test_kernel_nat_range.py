@@ -34,10 +34,13 @@ pytestmark = pytest.mark.kernel
 IPTABLES = """*nat
 :PREROUTING ACCEPT [0:0]
 :POSTROUTING ACCEPT [0:0]
+-A PREROUTING -d 10.77.0.0/24 -j NETMAP --to 10.9.7.0/24
+-A PREROUTING -d 10.78.0.0/24 -j NETMAP --to 10.9.7.0/24
 -A PREROUTING -p tcp --dport 80 -j DNAT --to-destination 10.9.9.1-10.9.9.4
 -A PREROUTING -p tcp --dport 81 -j DNAT --to-destination 10.9.8.10-10.9.8.200 --persistent
 -A PREROUTING -p tcp --dport 6000:6010 -j DNAT --to-destination 10.9.9.5:6000-6010
 -A PREROUTING -p tcp --dport 7000 -j DNAT --to-destination 10.9.9.6:6000-6010
+-A POSTROUTING -s 172.16.0.0/16 -j NETMAP --to 10.66.0.0/16
 -A POSTROUTING -d 10.9.9.1 -j SNAT --to-source 198.18.0.0-198.18.0.255
 -A POSTROUTING -d 10.9.9.3 -j SNAT --to-source 198.51.100.0-198.51.100.127
 COMMIT
@@ -53,12 +56,16 @@ COMMIT
 -A FORWARD -d 10.9.9.5/32 -j DROP
 -A FORWARD -d 10.9.9.6/32 -p tcp --dport 6000 -j ACCEPT
 -A FORWARD -d 10.9.9.6/32 -j DROP
+-A FORWARD -d 10.9.7.0/25 -j ACCEPT
+-A FORWARD -d 10.9.7.128/25 -j DROP
 COMMIT
 """
 
 NFTABLES = """table ip t {
   chain pre {
     type nat hook prerouting priority dstnat; policy accept;
+    ip daddr 10.77.0.0/24 dnat ip prefix to ip daddr map { 10.77.0.0/24 : 10.9.7.0/24 }
+    ip daddr 10.78.0.0/24 dnat ip prefix to 10.9.7.0/24
     tcp dport 80 dnat to 10.9.9.1-10.9.9.4
     tcp dport 81 dnat to 10.9.8.10-10.9.8.200 persistent
     tcp dport 6000-6010 dnat to 10.9.9.5 : 6000-6010
@@ -66,6 +73,7 @@ NFTABLES = """table ip t {
   }
   chain post {
     type nat hook postrouting priority srcnat; policy accept;
+    ip saddr 172.16.0.0/16 snat ip prefix to ip saddr map { 172.16.0.0/16 : 10.66.0.0/16 }
     ip daddr 10.9.9.1 snat to 198.18.0.0-198.18.0.255
     ip daddr 10.9.9.3 snat to 198.51.100.0-198.51.100.127
   }
@@ -81,21 +89,28 @@ NFTABLES = """table ip t {
     ip daddr 10.9.9.5 counter drop
     ip daddr 10.9.9.6 tcp dport 6000 counter accept
     ip daddr 10.9.9.6 counter drop
+    ip daddr 10.9.7.0/25 counter accept
+    ip daddr 10.9.7.128/25 counter drop
   }
 }
 """
 
 
-def _probes() -> list[tuple[str, int]]:
-    """(source, destination port): sources from all over (a quarter inside
-    the second SNAT's range, which keeps them), ports inside and outside
-    the port range."""
+def _probes() -> list[tuple[str, str, int]]:
+    """(source, destination, destination port): sources from all over (a
+    quarter inside the second SNAT's range, which keeps them), ports inside
+    and outside the port range; and a prefix mapped address for address
+    (NETMAP), its sources in a prefix mapped on the way out too."""
     rnd = random.Random(21)
     out = []
     for k in range(48):
         src = f"198.51.100.{rnd.randrange(1, 127)}" if k % 4 == 0 else \
             f"{rnd.randrange(11, 200)}.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}"
-        out.append((src, (80, 81, 6005, 6003, 6010, 7000)[k % 6] if k % 4 else 80))
+        out.append((src, FW_V4, (80, 81, 6005, 6003, 6010, 7000)[k % 6] if k % 4 else 80))
+    for k in range(16):
+        src = f"172.16.{rnd.randrange(256)}.{rnd.randrange(1, 255)}" if k % 2 else \
+            f"{rnd.randrange(11, 200)}.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}"
+        out.append((src, f"10.{77 + k % 2}.0.{rnd.randrange(1, 255)}", 5000))
     return out
 
 
@@ -143,8 +158,8 @@ def test_nat_to_a_range_agrees_with_the_kernel(dialect):
         bed.fw.sysctl("net.ipv4.ip_forward", 1)  # the translated packets leave towards the peer
         bed.load_iptables(text) if dialect == "iptables" else bed.load_nft(text)
         frames = []
-        for k, (src, dport) in enumerate(probes):
-            spec = packets.Spec(src=src, dst=FW_V4, proto=6, sport=32000 + k, dport=dport, flags=0x02, ident=k)
+        for k, (src, dst, dport) in enumerate(probes):
+            spec = packets.Spec(src=src, dst=dst, proto=6, sport=32000 + k, dport=dport, flags=0x02, ident=k)
             frames.append({"ident": k, "frame": bed.frame(packets.ip_packet(spec)).hex()})
         before = counts(bed.fw.exec(*argv).stdout)
         answers = bed.call({"op": "probe", "probes": frames, "counters": argv})["answers"]
@@ -156,14 +171,14 @@ def test_nat_to_a_range_agrees_with_the_kernel(dialect):
     rules = chain.rules
     assert len(before) == len(rules)
     reach = analyze(ruleset, "forward", 4)
-    wrong, sure, backends, kept = [], 0, set(), 0
-    for k, ((src, dport), answer) in enumerate(zip(probes, answers)):
+    wrong, sure, backends, kept, made_all = [], 0, set(), 0, []
+    for k, ((src, dst, dport), answer) in enumerate(zip(probes, answers)):
         after = counts(answer["counters"])
         moved = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
         before = after
         assert len(moved) == 1, f"{src}:{dport}: the kernel's counters moved at {moved}"
         kernel = rules[moved[0]]
-        result = evaluate(ruleset, make_packet(src=src, dst=FW_V4, sport=32000 + k, dport=dport, flags="SYN",
+        result = evaluate(ruleset, make_packet(src=src, dst=dst, sport=32000 + k, dport=dport, flags="SYN",
                                                state="new", hook="input"))
         decided = result.decided_by.rule.text if result.decided_by and result.decided_by.rule else None
         if result.verdict == "unknown" or decided != kernel.text:
@@ -174,6 +189,7 @@ def test_nat_to_a_range_agrees_with_the_kernel(dialect):
         # table): the reply comes from the backend the DNAT chose, to the
         # address the SNAT chose.
         made = result.packet
+        made_all.append(made)
         backends.add(str(made.dst))
         if "ACCEPT" in kernel.text.upper():
             reply = table.get((src, 32000 + k))
@@ -202,3 +218,9 @@ def test_nat_to_a_range_agrees_with_the_kernel(dialect):
     assert {"10.9.9.1", "10.9.9.2", "10.9.9.3", "10.9.9.4"} <= backends
     assert len({b for b in backends if b.startswith("10.9.8.")}) > 1
     assert kept > 0
+    # NETMAP kept each destination's host part, on both sides of the /25
+    # the forward rules split, and mapped sources on the way out
+    netmapped = [m for m, (_, dst, _) in zip(made_all, probes) if dst.startswith("10.7")]
+    assert all(str(m.dst).startswith("10.9.7.") for m in netmapped)
+    assert {int(str(m.dst).split(".")[3]) < 128 for m in netmapped} == {True, False}
+    assert any(str(m.src).startswith("10.66.") for m in netmapped)
