@@ -380,7 +380,10 @@ def parse_nat_ports(text: str) -> tuple[int, int | None]:
     except BadValue:
         pass
     first, sep, last = text.partition("-")
-    return parse_port(first), (parse_port(last) if sep else None)
+    low, high = parse_port(first), (parse_port(last) if sep else None)
+    if high is not None and high < low:
+        raise BadValue(f"port range {text} runs backwards (iptables-restore refuses it)")
+    return low, high
 
 
 #: modules whose ports xtables reads in decimal only (checked on iptables 1.8.9)

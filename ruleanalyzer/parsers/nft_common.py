@@ -1941,6 +1941,11 @@ def nat_action(kind: str, body) -> Action:
         elif isinstance(p, dict) and "range" in p and len(p["range"]) == 2 and \
                 all(isinstance(x, int) for x in p["range"]):
             port, port_last = p["range"]
+        backwards = (addr_last is not None and addr is not None and addr.version == addr_last.version
+                     and addr_last < addr, port_last is not None and port is not None and port_last < port)
+        if any(backwards):
+            low, high = (addr, addr_last) if backwards[0] else (port, port_last)
+            raise ModelError(f"the range {low}-{high} runs backwards (nft: Range has zero or negative size)")
         flags = set()
         for key in ("flags", "type_flags"):
             given = body.get(key, ())

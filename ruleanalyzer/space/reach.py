@@ -3467,7 +3467,11 @@ class _Walker:
         spec = sp.spec(field)
         mask = (1 << spec.width) - 1 if mask is None else mask
         names = [spec.var(b) for b in range(spec.width) if mask >> b & 1]
-        return sp.exist(names, node & sp.valid_for(field)) & sp.between(field, low, high)
+        # (a range written backwards, which iptables takes for addresses,
+        # wraps round in the kernel's arithmetic: low … the top, 0 … high)
+        values = sp.between(field, low, high) if low <= high else \
+            sp.between(field, low, mask) | sp.between(field, 0, high)
+        return sp.exist(names, node & sp.valid_for(field)) & values
 
     def _image_kept(self, names: list, node, rest):
         """``(∃names. node) ∧ rest``, the last few kept (:attr:`exists`, :func:`_keep_last`)."""

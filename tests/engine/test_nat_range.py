@@ -232,3 +232,33 @@ def test_the_walk_holds_every_port_a_random_masquerade_may_pick():
     reach = analyze(ruleset, "output", 4)
     late = next(c for t in ruleset.tables for c in t.chains.values() if c.name == "late").rules[0]
     assert not reach.is_unreachable(late)
+
+
+def test_a_range_written_backwards():
+    """nft refuses a backwards range, iptables-restore a backwards port
+    range (both checked on this machine's tools); iptables takes a
+    backwards address range, which the kernel's arithmetic wraps round: the
+    walk must then hold the address the engine gives, not an empty image."""
+    import dataclasses
+
+    import pytest
+
+    from ruleanalyzer.diff import packet_point
+    from ruleanalyzer.errors import RuleAnalyzerError
+    from ruleanalyzer.space.reach import analyze
+
+    with pytest.raises(RuleAnalyzerError, match="runs backwards"):
+        loads("table ip t {\n chain p {\n  type nat hook prerouting priority -100;\n"
+              "  tcp dport 1 dnat to 10.0.0.4-10.0.0.1\n }\n}\n", dialect="nftables")
+    with pytest.raises(RuleAnalyzerError, match="runs backwards"):
+        loads("*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.1:90-80\n"
+              "COMMIT\n", dialect="iptables")
+    ruleset = loads("*nat\n:PREROUTING ACCEPT [0:0]\n"
+                    "-A PREROUTING -p tcp -j DNAT --to-destination 10.0.0.4-10.0.0.1\nCOMMIT\n"
+                    "*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n", dialect="iptables")
+    reach = analyze(ruleset, "forward", 4)
+    for k in range(1, 20):
+        result = _ask(ruleset, f"203.0.113.{k}", 80)
+        made = packet_point(reach.space, dataclasses.replace(result.packet, ct_status=frozenset({"dnat"}),
+                                                             hook="forward")).node
+        assert reach.accepted.upper.node & made != reach.space.false, result.packet.dst
