@@ -5,7 +5,12 @@ A snapshot that holds no routes (no ``ip-route4.json``: not collected, or
 forwarded packet "dropped by routing: no route", and ``diff`` of two such
 snapshots reported "internal inconsistency" regions. Now routing that
 hangs on the routes is unknown (the rules' verdict where they drop), in
-the engine and in the packet space alike."""
+the engine and in the packet space alike.
+
+The host's own packets to a reject route (or none) are never sent: the
+socket call fails (EINVAL, EHOSTUNREACH, EACCES, ENETUNREACH) before any
+OUTPUT chain (tests/kernel/test_kernel_output_routes.py shows it). The
+engine answered by the OUTPUT rules; now both say "dropped by routing"."""
 
 from __future__ import annotations
 
@@ -28,6 +33,9 @@ RULES = """*filter
 -A OUTPUT -p tcp --dport 25 -j DROP
 COMMIT
 """
+REJECTS = [{"type": "blackhole", "dst": "203.0.113.0/24", "flags": []},
+           {"type": "unreachable", "dst": "198.18.0.0/24", "flags": []},
+           {"type": "prohibit", "dst": "198.18.1.0/24", "flags": []}]
 
 
 def _host(tmp_path, name, port=443, routes=True, extra_routes=None, **sysctls):
@@ -58,6 +66,8 @@ def test_no_routes_in_the_snapshot_is_not_no_route(tmp_path):
     # to one of its addresses: delivered, the rules decide
     mine = _ask(rs, src="198.51.100.7", dst="192.0.2.10", dport=443, iif="eth0", hook="input")
     assert mine.verdict == "accept"
+    out = _ask(rs, src="192.0.2.10", dst="198.51.100.7", dport=443, hook="output")
+    assert out.verdict == "unknown"
     # ip_forward=0 needs no route to drop
     off = _host(tmp_path, "b", routes=False, **{"net.ipv4.ip_forward": "0"})
     assert _ask(off, src="10.0.0.5", dst="198.51.100.7", dport=443, iif="eth1", hook="forward").verdict == "drop"
@@ -89,6 +99,34 @@ def test_policy_allow_needs_the_routes_the_snapshot_lacks(tmp_path):
     assert not check(known, [flow])
 
 
+def test_own_packets_to_a_reject_route_are_not_sent(tmp_path):
+    rs = _host(tmp_path, "a", extra_routes=REJECTS)
+    for dst, errno in (("203.0.113.5", "EINVAL"), ("198.18.0.5", "EHOSTUNREACH"), ("198.18.1.5", "EACCES")):
+        r = _ask(rs, src="192.0.2.10", dst=dst, dport=443, hook="output")
+        # before: ACCEPT by the OUTPUT policy
+        assert (r.verdict, r.decided_by, r.trace) == ("drop", None, ()), (dst, r.verdict)
+        assert errno in r.routing and dst.rsplit(".", 1)[0] in r.routing, r.routing
+    sent = _ask(rs, src="192.0.2.10", dst="198.51.100.7", dport=443, hook="output")
+    assert sent.verdict == "accept" and sent.packet.oif == "eth0"
+    lone = _host(tmp_path, "b", extra_routes=None)
+    lone_rs = load(make_snapshot(tmp_path / "c", "c", iptables=RULES.format(port=443),
+                                 interfaces={"eth0": ["192.0.2.10/24"]}, default=None))
+    r = _ask(lone_rs, src="192.0.2.10", dst="198.51.100.7", dport=443, hook="output")
+    assert r.verdict == "drop" and "ENETUNREACH" in r.routing
+    assert _ask(lone, src="192.0.2.10", dst="192.0.2.77", dport=443, hook="output").verdict == "accept"
+
+
+def test_diff_shows_own_packets_a_blackhole_stops(tmp_path):
+    # before: one output region "accept → accept, made before only"
+    old, new = _host(tmp_path, "a"), _host(tmp_path, "b", extra_routes=REJECTS[:1])
+    report = diff(old, new, hooks=("output",), findings=False)
+    assert report.closed and {r.kind for r in report.regions} == {"closed"}, \
+        [(r.kind, r.was, r.now) for r in report.regions]
+    for r in report.closed:
+        assert r.confirmed, r.note
+        assert str(r.witness.dst).startswith("203.0.113.") and "blackhole" in r.new.routing
+
+
 def test_input_without_addresses_or_routes_is_delivered(tmp_path):
     # before: "forwarded", decided by the FORWARD policy, for an input query
     path = make_snapshot(tmp_path / "a", "a", iptables=RULES.format(port=443),
@@ -97,3 +135,14 @@ def test_input_without_addresses_or_routes_is_delivered(tmp_path):
         os.remove(os.path.join(path, member))
     r = _ask(load(path), src="198.51.100.7", dst="192.0.2.10", dport=443, iif="eth0", hook="input")
     assert r.verdict == "accept" and r.decided_by.chain.name == "INPUT", (r.verdict, r.decided_by)
+
+
+def test_a_reply_routing_refuses_is_no_handshake_trap(tmp_path):
+    # The SYN-ACK to a blackholed client is never sent: routing's doing,
+    # not a rule's (RA201 "dropped by an implicit deny" was wrong).
+    from ruleanalyzer.audit import run_audit
+
+    path = make_snapshot(tmp_path / "a", "a", iptables=RULES.format(port=443).replace(
+        ":INPUT DROP [0:0]\n", ":INPUT DROP [0:0]\n-A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n"),
+        interfaces={"eth0": ["192.0.2.10/24"]}, default=("192.0.2.1", "eth0"), routes=REJECTS[:1])
+    assert "RA201" not in [f.code for f in run_audit([path]).findings]

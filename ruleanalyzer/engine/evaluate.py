@@ -816,6 +816,11 @@ class Evaluator:
         if hook not in HOOK_PATHS:
             raise ValueError(f"unknown hook {hook!r} (input, forward, output)")
         start = _Path(make_view(packet, state), [], [], context_notes + ([why] if why else []))
+        if host is not None and hook == "output":
+            refused, note = routing.output_refused(packet, host)
+            if refused == "drop":
+                return Result("drop", packet, None, (), (), "dropped", state, tuple(start.notes), routing=note)
+            start.route_maybe = note
         if host is not None and hook == "output" and given_oif is None:
             start.route_key = (start.view.src, start.view.dst, start.view.mark)
         self._paths = 1

@@ -12,9 +12,11 @@ interface the route back to its source does not use.
 Without a snapshot (``ruleset.host is None``) none of this is known and the
 evaluator keeps its former answers: "depends on the output interface".
 A snapshot without routes (no ``ip-route4.json``) is not a host without
-routes: what they would decide — a forwarded packet's route, the reverse-path
-filter — makes an accepted packet's answer unknown (``Routed.maybe``);
-what the rules drop stays dropped.
+routes: what they would decide — a forwarded packet's route, the host's
+own packet's (:func:`output_refused`: the kernel refuses to send to a
+reject route, or none), the reverse-path filter — makes an accepted
+packet's answer unknown (``Routed.maybe``); what the rules drop stays
+dropped.
 """
 
 from __future__ import annotations
@@ -173,6 +175,45 @@ def route_view(host: HostContext, view, redirected: bool = False, hook: str | No
         return Routed("forward", decision.devs[0], note=f"routed by {decision.describe()}")
     return Routed("forward", None, note=f"routed by {decision.describe()}: the output interface is one "
                                         f"of {', '.join(decision.devs)} (multipath)")
+
+
+#: The error the socket call gets when ``ip_route_output`` finds a reject
+#: route (``fib_props``) or policy rule (``fib4_rule_action``), or none.
+_ROUTE_ERRNO = {"blackhole": "EINVAL", "unreachable": "EHOSTUNREACH", "prohibit": "EACCES",
+                "none": "ENETUNREACH"}
+_RULE_ERRNO = {"blackhole": "EINVAL", "unreachable": "ENETUNREACH", "prohibit": "EACCES"}
+
+
+def output_refused(packet: Packet, host: HostContext) -> tuple[str, str]:
+    """Does the host refuse to send its own packet (``hook output``)? The
+    route is looked up when the socket sends (``ip_route_output_flow``,
+    before any OUTPUT chain): to a reject route or policy rule
+    (blackhole, unreachable, prohibit), or where none is found, the call
+    fails and no packet is made. ``("drop", why)`` then; ``("maybe", why)``
+    when the snapshot holds no routes and the destination is not one of
+    the host's addresses; else ``("", "")``. A socket bound to a device
+    (``SO_BINDTODEVICE``) sends anyway (the kernel then takes the
+    destination as on-link): a query cannot say so, and is answered as an
+    unbound socket's."""
+    from ..host import REJECT_TYPES
+
+    dst = packet.dst
+    if dst.version == 4 and (int(dst) == 0xFFFFFFFF or int(dst) >> 28 == 0xE):
+        return "", ""  # (sent by the device holding the source: output_route)
+    if host.is_local(dst):
+        return "", ""
+    decision = host.route(dst, src=packet.src, iif="lo", mark=packet.mark, proto=packet.proto,
+                          sport=packet.sport, dport=packet.dport)
+    if decision.type in REJECT_TYPES or decision.type == "none":
+        errno = _RULE_ERRNO[decision.rule.action] if decision.route is None and decision.rule is not None \
+            and decision.rule.action in REJECT_TYPES else _ROUTE_ERRNO[decision.type]
+        return "drop", (f"not sent: the route to {dst} is {decision.describe()} — the kernel refuses to "
+                        f"send it (the socket call fails with {errno}) before any OUTPUT chain; a socket "
+                        "bound to a device (SO_BINDTODEVICE) would send it there anyway")
+    if decision.type == "unknown" and f"routes{dst.version}" not in host.known:
+        return "maybe", (f"the kernel refuses to send it if the host has no route to {dst} (or a "
+                         f"blackhole, unreachable or prohibit one): that {decision.reason}")
+    return "", ""
 
 
 def output_interface(packet: Packet, host: HostContext) -> tuple[str | None, str]:

@@ -1117,7 +1117,15 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
             moot = _route(path, routing, hook, unforwarded)
             walker.walk(HOOK_PATHS[hook][2:], path, hook, last)
         else:
-            path, moot = walker.walk(HOOK_PATHS[hook], _Path.starting(first), hook, last), None
+            path = _Path.starting(first)
+            if hook == "output" and routing is not None and routing.output_unrouted is not None:
+                # The host's own packets it refuses to send (the socket
+                # call fails): dropped by routing, before any OUTPUT chain.
+                refused = own & routing.output_unrouted
+                if refused != space.false:
+                    path.routed = (refused, refused)
+                    path.dropped.add(refused, refused)
+            path, moot = walker.walk(HOOK_PATHS[hook], path, hook, last), None
         result[hook] = walker.result(hook, path, own if moot is None else first, moot)
         _note_unknown(result[hook], unknown)
     return {hook: result[hook] for hook in hooks}

@@ -64,6 +64,9 @@ class Routing:
     #: or policy rule, or forwarding off for their input interface — the
     #: engine's "dropped by routing" (:func:`ruleanalyzer.engine.routing.route_view`).
     unrouted: object = None
+    #: The host's own packets it refuses to send (no route, a reject route
+    #: or policy rule: the socket call fails before any OUTPUT chain), or None.
+    output_unrouted: object = None
 
 
 def _special4(space):
@@ -82,10 +85,11 @@ def routes_unknown(space, host: HostContext, family: int) -> dict | None:
     """Where the snapshot holds no routes of ``family`` (no
     ``ip-route{4,6}.json``): per hook, the packets routing may drop that
     the routes would decide — as the engine has it
-    (:func:`ruleanalyzer.engine.routing.route_view`,
-    ``rp_filter_maybe``): on forward, those to an address not the host's
-    (every one when the addresses are not known either), and on input
-    and forward those arriving where the IPv4 reverse-path
+    (:func:`ruleanalyzer.engine.routing.route_view`, ``output_refused``,
+    ``rp_filter_maybe``): on forward and output, those to an address not
+    the host's (every one when the addresses are not known either;
+    output: not to the IPv4 limited broadcast or a multicast group), and
+    on input and forward those arriving where the IPv4 reverse-path
     filter is on: ``{hook: (the reverse-path filter's, the route's)}``.
     None when the routes are known."""
     if f"routes{family}" in host.known:
@@ -99,7 +103,8 @@ def routes_unknown(space, host: HostContext, family: int) -> dict | None:
         if others:  # (conf.all.rp_filter=2: every interface the snapshot does not name)
             named = {interface_code(domain, d) for d in [*devs, "lo", *host.bridge_ports]}
             rp |= ~space.one_of("iif", sorted(named))
-    return {"input": (rp, space.false), "forward": (rp, ~local)}
+    special = _special4(space) if family == 4 else space.false
+    return {"input": (rp, space.false), "forward": (rp, ~local), "output": (space.false, ~local & ~special)}
 
 
 def interface_code(domain, name: str) -> int:
@@ -137,13 +142,14 @@ def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing
     tables = _Tables(space, routes)
     domain = space.layout.interfaces["oif"]
     local, forward, unrouted = _decide(space, rules, tables, domain, iif_fixed=None)
-    out_local, out_forward, _ = _decide(space, rules, tables, domain, iif_fixed="lo", output=True)
+    out_local, out_forward, out_unrouted = _decide(space, rules, tables, domain, iif_fixed="lo", output=True)
     if family == 4:
         # The limited broadcast and multicast groups: delivered up (never
         # forwarded by unicast routes); sent from one of the host's
         # addresses, they leave by the device holding it.
         special = _special4(space)
         local, forward, unrouted = local | special, forward & ~special, unrouted & ~special
+        out_unrouted &= ~special
         owned = space.false
         for dev, addrs in host.addresses.items():
             mine = [ip_network(f"{a.ip}/32") for a in addrs if a.version == 4]
@@ -156,7 +162,7 @@ def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing
     forward, unrouted = _forwarding(space, host, family, forward, unrouted)
     rp_pass = reverse_path_pass(space, host, family, rules, tables) if family == 4 else None
     return Routing(local, forward, out_forward | _local_output(space, out_local), redirects, rp_pass,
-                   unrouted & ~local)
+                   unrouted & ~local, out_unrouted & ~out_local)
 
 
 def _forwarding(space, host: HostContext, family: int, forward, unrouted):
