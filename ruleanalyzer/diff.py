@@ -288,8 +288,9 @@ def _diff_hook(report, old, new, hook, family, space, start, consistent, evaluat
     # it arrives and its verdict in both versions.
     reach_o = ra.reached() & universe
     reach_n = rb.reached() & universe
-    acc_o, drop_o = ra.accepted.lower & reach_o, ra.dropped.lower & reach_o
-    acc_n, drop_n = rb.accepted.lower & reach_n, rb.dropped.lower & reach_n
+    # (a snapshot without routes: what routing may drop is not surely accepted)
+    acc_o, drop_o = ra.host_verdicts()[0] & reach_o, ra.dropped.lower & reach_o
+    acc_n, drop_n = rb.host_verdicts()[0] & reach_n, rb.dropped.lower & reach_n
     shared = reach_o & reach_n
     unk_o = shared - acc_o - drop_o
     unk_n = shared - acc_n - drop_n
@@ -305,7 +306,7 @@ def _diff_hook(report, old, new, hook, family, space, start, consistent, evaluat
     both = unk_o & unk_n
     if not both.is_empty():
         def labels(reach):
-            a, d = reach.accepted.upper & both, reach.dropped.upper & both
+            a, d = reach.accepted.upper & both, reach.host_verdicts()[1] & both
             return {"may-accept": a - d, "may-drop": d - a, "unknown": (a & d) | (both - a - d)}
         lo, ln = labels(ra), labels(rb)
         for was, so in lo.items():

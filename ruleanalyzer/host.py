@@ -36,6 +36,13 @@ DEFAULT_RULES6 = ((0, "local"), (32766, "main"))
 RP_STRICT, RP_LOOSE = 1, 2
 
 
+def routes_not_held(family: int) -> str:
+    """Why a route is unknown when the snapshot has no routes of ``family``
+    (no ``ip-route4.json`` / ``ip-route6.json``: not collected, or ``ip -j``
+    failed): the host certainly has some, and they decide."""
+    return f"depends on the host's routes, which the snapshot does not hold (no ip-route{family}.json)"
+
+
 @dataclass(frozen=True)
 class Route:
     """One route of ``ip -j route show table all``: ``dst`` (``default`` is
@@ -323,6 +330,21 @@ class HostContext:
             return RP_LOOSE if every == RP_LOOSE else None  # 2 is the largest value
         return own if every is None else max(every, own)
 
+    def rp_filtered(self) -> tuple[list[str], list[str], bool]:
+        """Where the IPv4 reverse-path filter is on: ``(names, on, others)``
+        — the interfaces the snapshot names (addresses, routes, bridges,
+        ``conf.<dev>.rp_filter`` keys; not ``lo``, not bridge ports, which
+        arrive as their bridge), those of them filtered, and whether an
+        interface it does not name is (``conf.all.rp_filter=2``)."""
+        names = dict.fromkeys(self.interfaces)
+        for key in self.sysctls:
+            parts = key.split(".")
+            if len(parts) == 5 and parts[:3] == ["net", "ipv4", "conf"] and parts[4] == "rp_filter" \
+                    and parts[3] not in ("all", "default"):
+                names[parts[3]] = None
+        devs = [d for d in names if d != "lo" and d not in self.bridge_ports]
+        return devs, [d for d in devs if self.rp_filter(d)], bool(self.rp_filter(""))
+
     @property
     def tcp_ecn(self) -> int | None:
         """``net.ipv4.tcp_ecn``: 0 never asks for ECN, 1 asks on outgoing
@@ -385,8 +407,10 @@ class HostContext:
               dport: int | None = None) -> RouteDecision:
         """The route the kernel picks for a packet to ``dst``: policy rules
         in order, then the table they name. Fields given as None are
-        unknown; a rule whose selector needs one makes the answer unknown.
-        ``iif`` is the input interface (``lo`` for the host's own packets)."""
+        unknown; a rule whose selector needs one makes the answer unknown,
+        and so does a table lookup when the snapshot holds no routes of the
+        family (:func:`routes_not_held`): not "no route". ``iif`` is the
+        input interface (``lo`` for the host's own packets)."""
         family = dst.version
         rules = self.policy_rules(family)
         i = 0
@@ -410,6 +434,8 @@ class HostContext:
                     break
                 i = next((k for k, r in enumerate(rules) if r.priority >= (rule.goto or 0)), len(rules))
                 continue
+            if f"routes{family}" not in self.known:
+                return RouteDecision("unknown", rule=rule, reason=routes_not_held(family))
             route = self.table_lookup(rule.table, dst)
             if route is None or route.type == "throw":
                 continue

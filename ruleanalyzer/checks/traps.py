@@ -158,6 +158,8 @@ class HandshakeReplyDropped(Check):
                     failed = variant.first_failure
                     if failed is None or failed.name not in ("SYN-ACK", "ACK") or failed.verdict != "drop":
                         continue
+                    if failed.result.decided_by is None and failed.result.routing:
+                        continue  # the host's routing drops it (a reject route), not a rule
                     d = failed.result.decided_by
                     if d is not None and _anti_spoof(d.rule):
                         # The reply comes back on the interface the request left

@@ -106,11 +106,22 @@ class _Path:
     #: A RELATED packet other than an ICMP error: whether the nat chains
     #: see it (None until the first nat chain asks; :meth:`Evaluator._sees_nat`).
     sees_nat: bool | None = None
+    #: Why routing may drop the packet where the snapshot holds no routes
+    #: (:func:`routing.route_view`'s ``maybe``): accepted, its answer is
+    #: unknown; dropped by a rule, dropped all the same.
+    route_maybe: str = ""
 
     def fork(self) -> "_Path":
         return _Path(self.view.copy(), list(self.trace), list(self.assumptions), list(self.notes),
                      self.nat_dst_changed, self.redirected, dict(self.accepted_by or {}), self.routed_oif,
-                     self.routing, self.route_key, self.rerouted_by, self.sees_nat)
+                     self.routing, self.route_key, self.rerouted_by, self.sees_nat, self.route_maybe)
+
+    def accepted(self, hook: str, reason: str | None = None) -> "_End":
+        """The end of a path its chains accepted: ``unknown`` where routing
+        may still drop it (:attr:`route_maybe`)."""
+        if self.route_maybe:
+            return _End("unknown", self, self.accept_decision(hook), reason=self.route_maybe)
+        return _End("accept", self, self.accept_decision(hook), reason=reason)
 
     def accept_decision(self, hook: str) -> Decision | None:
         """The decision to report for an accepted packet whose own hook is
@@ -805,6 +816,11 @@ class Evaluator:
         if hook not in HOOK_PATHS:
             raise ValueError(f"unknown hook {hook!r} (input, forward, output)")
         start = _Path(make_view(packet, state), [], [], context_notes + ([why] if why else []))
+        if host is not None and hook == "output":
+            refused, note = routing.output_refused(packet, host)
+            if refused == "drop":
+                return Result("drop", packet, None, (), (), "dropped", state, tuple(start.notes), routing=note)
+            start.route_maybe = note
         if host is not None and hook == "output" and given_oif is None:
             start.route_key = (start.view.src, start.view.dst, start.view.mark)
         self._paths = 1
@@ -867,7 +883,8 @@ class Evaluator:
                 p.routing = dropped
                 finished.append(_End("drop", p, None, reason="routing"))
                 continue
-            routed = routing.route_view(host, view, p.redirected)
+            p.route_maybe = routing.rp_filter_maybe(host, view)
+            routed = routing.route_view(host, view, p.redirected, hook)
             if routed.kind == "drop":
                 p.routing = routed.note
                 finished.append(_End("drop", p, None, reason="routing"))
@@ -876,7 +893,7 @@ class Evaluator:
                     p.notes.append("the destination is an address of this host: delivered (INPUT), "
                                    "not forwarded")
                 view.oif = ""
-                p.routing = "delivered to this host (a local address)"
+                p.routing = routed.note or "delivered to this host (a local address)"
                 local.append(p)
             else:
                 if hook == "input":
@@ -884,6 +901,7 @@ class Evaluator:
                                    "(it never reaches INPUT)" if p.nat_dst_changed else
                                    "the destination is not an address of this host: the packet is forwarded")
                 p.routing = routed.note or "forwarded"
+                p.route_maybe = p.route_maybe or routed.maybe
                 view.oif = start_oif if start_oif is not None else routed.oif
                 p.routed_oif = view.oif
                 forwarded.append(p)
@@ -891,13 +909,13 @@ class Evaluator:
             local, ended = self._run_hook(step, local) if local else ([], [])
             finished.extend(ended)
         for p in local:
-            finished.append(_End("accept", p, p.accept_decision("input"), reason="delivered"))
+            finished.append(p.accepted("input", "delivered"))
         forwarded = _ip_forward(forwarded, finished)
         for step in ("forward", "postrouting"):
             forwarded, ended = self._run_hook(step, forwarded) if forwarded else ([], [])
             finished.extend(ended)
         for p in forwarded:
-            finished.append(_End("accept", p, p.accept_decision("forward"), reason="forwarded"))
+            finished.append(p.accepted("forward", "forwarded"))
         return finished
 
     def _traverse(self, hook: str, start: _Path, start_oif: str | None = None) -> list[_End]:
@@ -929,7 +947,7 @@ class Evaluator:
                 paths = local
         own_hook = hook
         for p in paths:
-            finished.append(_End("accept", p, p.accept_decision(own_hook)))
+            finished.append(p.accepted(own_hook))
         return finished
 
     # -- answers -------------------------------------------------------------

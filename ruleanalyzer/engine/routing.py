@@ -11,6 +11,12 @@ interface the route back to its source does not use.
 
 Without a snapshot (``ruleset.host is None``) none of this is known and the
 evaluator keeps its former answers: "depends on the output interface".
+A snapshot without routes (no ``ip-route4.json``) is not a host without
+routes: what they would decide — a forwarded packet's route, the host's
+own packet's (:func:`output_refused`: the kernel refuses to send to a
+reject route, or none), the reverse-path filter — makes an accepted
+packet's answer unknown (``Routed.maybe``); what the rules drop stays
+dropped.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ class Routed:
     kind: str
     oif: str | None = None
     note: str = ""
+    #: ``forward`` when the snapshot holds no routes: why routing may drop
+    #: the packet (an accepted packet's answer is then unknown).
+    maybe: str = ""
 
 
 def _addr(family: int, value: int):
@@ -90,17 +99,45 @@ def rp_filter_drops(host: HostContext, view) -> str:
     return f"dropped by the reverse-path filter: {why}" if passes is False else ""
 
 
-def route_view(host: HostContext, view, redirected: bool = False) -> Routed:
+def rp_filter_maybe(host: HostContext, view) -> str:
+    """Why the reverse-path filter may drop a packet (fields ``view``) when
+    the snapshot holds no IPv4 routes, the filter being on for its input
+    interface (for any interface of the host, when the query names none):
+    the route back to its source decides. ``""`` otherwise."""
+    if view.family != 4 or "routes4" in host.known:
+        return ""
+    from ..host import routes_not_held
+
+    iif = view.iif
+    devs, on, others = host.rp_filtered()
+    if isinstance(iif, str) and iif:
+        if iif == "lo" or iif in host.bridge_ports or not (iif in on or iif not in devs and others):
+            return ""
+        where = iif
+    elif on or others:
+        where = "the interface it arrives on"
+    else:
+        return ""
+    key = host.rp_filter_key(where if where in devs else "")
+    return (f"the reverse-path filter ({key}={host.sysctls.get(key)}) drops it if the route back to "
+            f"{_addr(4, view.src)} does not suit {where}, which {routes_not_held(4)}")
+
+
+def route_view(host: HostContext, view, redirected: bool = False, hook: str | None = None) -> Routed:
     """The routing decision for a packet whose fields (after prerouting:
-    DNAT applied, marks set) are ``view``."""
+    DNAT applied, marks set) are ``view``. ``hook``: the query's; when the
+    snapshot has neither addresses nor routes, ``input`` is taken as
+    delivered (as without a snapshot) and anything else as forwarded by an
+    unknown route."""
     family = view.family
     dst = _addr(family, view.dst)
     if redirected:
         return Routed("local")
     local = host.is_local(dst)
-    if local is None:
-        return Routed("unknown", note="the snapshot has no addresses or routes")
-    if family == 4 and (int(dst) == 0xFFFFFFFF or int(dst) >> 28 == 0xE):
+    if local is None and hook == "input":
+        return Routed("local", note="the snapshot has no addresses or routes: delivered, as the query's "
+                                    "hook says")
+    if local is not None and family == 4 and (int(dst) == 0xFFFFFFFF or int(dst) >> 28 == 0xE):
         what = "the limited broadcast" if int(dst) == 0xFFFFFFFF else "a multicast group"
         return Routed("local", note=f"{what} goes up to this host (ip_route_input: never forwarded by "
                                     "unicast routes)")
@@ -122,10 +159,14 @@ def route_view(host: HostContext, view, redirected: bool = False) -> Routed:
             f"this host routes nothing that arrives on {iif}"
         return Routed("drop", note=f"not forwarded: {key}={host.sysctls.get(key, '0')} — {what}, so "
                                    f"FORWARD rules never see {dst}")
-    if decision.type == "unknown":
-        return Routed("unknown", note=f"the output interface {decision.reason}")
     from ..host import REJECT_TYPES
 
+    if decision.type == "unknown":
+        if f"routes{family}" not in host.known:
+            return Routed("forward", None, note=f"the route to {dst} {decision.reason}",
+                          maybe=(f"routing drops it if the host has no route to {dst} (or a blackhole, "
+                                 f"unreachable or prohibit one): that {decision.reason}"))
+        return Routed("unknown", note=f"the output interface {decision.reason}")
     if decision.type in REJECT_TYPES or decision.type == "none":
         return Routed("drop", note=f"dropped by routing: the route to {dst} is {decision.describe()}")
     if decision.type != "unicast":
@@ -134,6 +175,45 @@ def route_view(host: HostContext, view, redirected: bool = False) -> Routed:
         return Routed("forward", decision.devs[0], note=f"routed by {decision.describe()}")
     return Routed("forward", None, note=f"routed by {decision.describe()}: the output interface is one "
                                         f"of {', '.join(decision.devs)} (multipath)")
+
+
+#: The error the socket call gets when ``ip_route_output`` finds a reject
+#: route (``fib_props``) or policy rule (``fib4_rule_action``), or none.
+_ROUTE_ERRNO = {"blackhole": "EINVAL", "unreachable": "EHOSTUNREACH", "prohibit": "EACCES",
+                "none": "ENETUNREACH"}
+_RULE_ERRNO = {"blackhole": "EINVAL", "unreachable": "ENETUNREACH", "prohibit": "EACCES"}
+
+
+def output_refused(packet: Packet, host: HostContext) -> tuple[str, str]:
+    """Does the host refuse to send its own packet (``hook output``)? The
+    route is looked up when the socket sends (``ip_route_output_flow``,
+    before any OUTPUT chain): to a reject route or policy rule
+    (blackhole, unreachable, prohibit), or where none is found, the call
+    fails and no packet is made. ``("drop", why)`` then; ``("maybe", why)``
+    when the snapshot holds no routes and the destination is not one of
+    the host's addresses; else ``("", "")``. A socket bound to a device
+    (``SO_BINDTODEVICE``) sends anyway (the kernel then takes the
+    destination as on-link): a query cannot say so, and is answered as an
+    unbound socket's."""
+    from ..host import REJECT_TYPES
+
+    dst = packet.dst
+    if dst.version == 4 and (int(dst) == 0xFFFFFFFF or int(dst) >> 28 == 0xE):
+        return "", ""  # (sent by the device holding the source: output_route)
+    if host.is_local(dst):
+        return "", ""
+    decision = host.route(dst, src=packet.src, iif="lo", mark=packet.mark, proto=packet.proto,
+                          sport=packet.sport, dport=packet.dport)
+    if decision.type in REJECT_TYPES or decision.type == "none":
+        errno = _RULE_ERRNO[decision.rule.action] if decision.route is None and decision.rule is not None \
+            and decision.rule.action in REJECT_TYPES else _ROUTE_ERRNO[decision.type]
+        return "drop", (f"not sent: the route to {dst} is {decision.describe()} — the kernel refuses to "
+                        f"send it (the socket call fails with {errno}) before any OUTPUT chain; a socket "
+                        "bound to a device (SO_BINDTODEVICE) would send it there anyway")
+    if decision.type == "unknown" and f"routes{dst.version}" not in host.known:
+        return "maybe", (f"the kernel refuses to send it if the host has no route to {dst} (or a "
+                         f"blackhole, unreachable or prohibit one): that {decision.reason}")
+    return "", ""
 
 
 def output_interface(packet: Packet, host: HostContext) -> tuple[str | None, str]:

@@ -631,6 +631,15 @@ class Reachability:
     #: routes back by another interface): spoofed copies of packets a query
     #: without an input interface does not mean.
     spoofed: PacketSet | None = None
+    #: With a host snapshot that holds no routes of the family: the packets
+    #: routing may drop, which those routes would decide
+    #: (:func:`ruleanalyzer.space.routes.routes_unknown`). The sets above
+    #: are the rules' (as if routed); :meth:`host_verdicts` counts these.
+    route_unknown: PacketSet | None = None
+    #: Of those, the packets the route to their destination decides (not
+    #: only the reverse-path filter, whose possibly spoofed copies a flow
+    #: does not mean, as :attr:`spoofed`).
+    unrouted_unknown: PacketSet | None = None
     #: rule -> its record, keyed by the rule itself (rules hash by identity):
     #: no int of its id per record (~200k records at 100k kube-proxy rules)
     _records: dict = field(repr=False, default_factory=dict)
@@ -656,6 +665,16 @@ class Reachability:
         if self.routing_dropped is None:
             return node
         return node & ~self.routing_dropped.upper.node
+
+    def host_verdicts(self) -> tuple[PacketSet, PacketSet]:
+        """``(surely accepted, possibly dropped)`` as the host decides: the
+        accepted packets whose route the snapshot does not hold
+        (:attr:`route_unknown`) are not surely accepted, and possibly
+        dropped (by routing), as the engine answers them unknown."""
+        if self.route_unknown is None:
+            return self.accepted.lower, self.dropped.upper
+        return (self.accepted.lower - self.route_unknown,
+                self.dropped.upper | (self.accepted.upper & self.route_unknown))
 
     def rules(self) -> list[Rule]:
         """Every rule reached on this hook, in the order first visited."""
@@ -1053,8 +1072,9 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
     # forward, before the first chain for output.
     routing = None
     unforwarded = False  # forwarding off, routes not known (_route)
+    unknown = None  # routes not known: per hook, what routing may drop
     if ruleset.host is not None:
-        from .routes import routing_sets
+        from .routes import routes_unknown, routing_sets
 
         routing = routing_sets(space, ruleset.host, family, ruleset)
         if routing is not None:
@@ -1062,6 +1082,7 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
             walker.rp_pass = routing.rp_pass
         else:
             unforwarded = ruleset.host.forwards_any(family) is False
+        unknown = routes_unknown(space, ruleset.host, family)
     result: dict[str, Reachability] = {}
     # Forward takes the shared walk (when it does not diverge) even alone
     # where connections may carry a DNAT: packets addressed to the host
@@ -1085,6 +1106,7 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
                 moot = _route(path, routing, hook, unforwarded)
                 walker.walk(HOOK_PATHS[hook][2:], path, hook)
                 result[hook] = walker.result(hook, path, begin & ghosts[hook], moot)
+                _note_unknown(result[hook], unknown)
     todo = [hook for hook in hooks if hook not in result]
     for hook in todo:
         own = begin & ghosts.get(hook, space.true)
@@ -1095,9 +1117,26 @@ def _analyze_hooks(ruleset: Ruleset, hooks: list[str], family: int, space: Space
             moot = _route(path, routing, hook, unforwarded)
             walker.walk(HOOK_PATHS[hook][2:], path, hook, last)
         else:
-            path, moot = walker.walk(HOOK_PATHS[hook], _Path.starting(first), hook, last), None
+            path = _Path.starting(first)
+            if hook == "output" and routing is not None and routing.output_unrouted is not None:
+                # The host's own packets it refuses to send (the socket
+                # call fails): dropped by routing, before any OUTPUT chain.
+                refused = own & routing.output_unrouted
+                if refused != space.false:
+                    path.routed = (refused, refused)
+                    path.dropped.add(refused, refused)
+            path, moot = walker.walk(HOOK_PATHS[hook], path, hook, last), None
         result[hook] = walker.result(hook, path, own if moot is None else first, moot)
+        _note_unknown(result[hook], unknown)
     return {hook: result[hook] for hook in hooks}
+
+
+def _note_unknown(reach: "Reachability", unknown: dict | None) -> None:
+    """Attach what routing may drop where the snapshot holds no routes."""
+    if unknown is not None and reach.hook in unknown and unknown[reach.hook] != (reach.space.false,) * 2:
+        rp, route = unknown[reach.hook]
+        reach.route_unknown = reach.space.wrap(rp | route)
+        reach.unrouted_unknown = reach.space.wrap(route)
 
 
 def _route(path: "_Path", routing, hook: str, unforwarded: bool = False):

@@ -22,6 +22,11 @@ route (loose). Not modelled here, said in the docs: per-route TOS,
 those the constraint is left out (the answer stays as without a snapshot)
 — and the reverse-path filter when a policy rule selects on the input
 interface, protocol or ports (the engine decides those per packet).
+
+A snapshot without routes of the family: the addresses still say what is
+delivered locally, and :func:`routes_unknown` gives, per hook, the packets
+routing may drop, which the walk's readers count as undecided
+(``Reachability.host_verdicts``), as the engine answers them.
 """
 
 from __future__ import annotations
@@ -59,6 +64,47 @@ class Routing:
     #: or policy rule, or forwarding off for their input interface — the
     #: engine's "dropped by routing" (:func:`ruleanalyzer.engine.routing.route_view`).
     unrouted: object = None
+    #: The host's own packets it refuses to send (no route, a reject route
+    #: or policy rule: the socket call fails before any OUTPUT chain), or None.
+    output_unrouted: object = None
+
+
+def _special4(space):
+    """The IPv4 limited broadcast and multicast groups (by destination)."""
+    return encode_bounds(AddressMatch("dst", tuple(map(ip_network, ("255.255.255.255/32", "224.0.0.0/4")))),
+                         space)[1]
+
+
+def _host_addresses(space, host: HostContext, family: int):
+    """Packets to one of the host's addresses (``ip -j addr``)."""
+    mine = [ip_network(f"{a}/{a.max_prefixlen}") for a in host.local_addresses(family)]
+    return encode_bounds(AddressMatch("dst", tuple(mine)), space)[1] if mine else space.false
+
+
+def routes_unknown(space, host: HostContext, family: int) -> dict | None:
+    """Where the snapshot holds no routes of ``family`` (no
+    ``ip-route{4,6}.json``): per hook, the packets routing may drop that
+    the routes would decide — as the engine has it
+    (:func:`ruleanalyzer.engine.routing.route_view`, ``output_refused``,
+    ``rp_filter_maybe``): on forward and output, those to an address not
+    the host's (every one when the addresses are not known either;
+    output: not to the IPv4 limited broadcast or a multicast group), and
+    on input and forward those arriving where the IPv4 reverse-path
+    filter is on: ``{hook: (the reverse-path filter's, the route's)}``.
+    None when the routes are known."""
+    if f"routes{family}" in host.known:
+        return None
+    local = _host_addresses(space, host, family) if "addresses" in host.known else space.false
+    rp = space.false
+    if family == 4:
+        domain = space.layout.interfaces["iif"]
+        devs, on, others = host.rp_filtered()
+        rp = space.one_of("iif", sorted({interface_code(domain, d) for d in on})) if on else space.false
+        if others:  # (conf.all.rp_filter=2: every interface the snapshot does not name)
+            named = {interface_code(domain, d) for d in [*devs, "lo", *host.bridge_ports]}
+            rp |= ~space.one_of("iif", sorted(named))
+    special = _special4(space) if family == 4 else space.false
+    return {"input": (rp, space.false), "forward": (rp, ~local), "output": (space.false, ~local & ~special)}
 
 
 def interface_code(domain, name: str) -> int:
@@ -78,8 +124,15 @@ def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing
     """The routing decision of ``host`` for IPv``family`` as sets, or None
     when the snapshot cannot decide it (no routes, unmodelled policy rules,
     too many routes)."""
+    redirects = ruleset is not None and "redirect" in ruleset.nat_kinds()
     if f"routes{family}" not in host.known:
-        return None
+        if "addresses" not in host.known:
+            return None
+        # No routes, but the addresses: what is the host's goes up, the
+        # rest is forwarded by a route not known (:func:`routes_unknown`).
+        local = _host_addresses(space, host, family) | (_special4(space) if family == 4 else space.false)
+        forward, unrouted = _forwarding(space, host, family, ~local, space.false)
+        return Routing(local, forward, space.true, redirects, None, unrouted & ~local)
     routes = [r for r in host.routes if r.dst.version == family]
     if len(routes) > MAX_ROUTES:
         return None
@@ -89,14 +142,14 @@ def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing
     tables = _Tables(space, routes)
     domain = space.layout.interfaces["oif"]
     local, forward, unrouted = _decide(space, rules, tables, domain, iif_fixed=None)
-    out_local, out_forward, _ = _decide(space, rules, tables, domain, iif_fixed="lo", output=True)
+    out_local, out_forward, out_unrouted = _decide(space, rules, tables, domain, iif_fixed="lo", output=True)
     if family == 4:
         # The limited broadcast and multicast groups: delivered up (never
         # forwarded by unicast routes); sent from one of the host's
         # addresses, they leave by the device holding it.
-        special = encode_bounds(AddressMatch("dst", tuple(map(ip_network, ("255.255.255.255/32",
-                                                                          "224.0.0.0/4")))), space)[1]
+        special = _special4(space)
         local, forward, unrouted = local | special, forward & ~special, unrouted & ~special
+        out_unrouted &= ~special
         owned = space.false
         for dev, addrs in host.addresses.items():
             mine = [ip_network(f"{a.ip}/32") for a in addrs if a.version == 4]
@@ -106,6 +159,14 @@ def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing
                 out_forward = (out_forward & ~(special & src)) | (special & src & space.one_of(
                     "oif", [interface_code(domain, dev)]))
         out_local &= ~(special & owned)
+    forward, unrouted = _forwarding(space, host, family, forward, unrouted)
+    rp_pass = reverse_path_pass(space, host, family, rules, tables) if family == 4 else None
+    return Routing(local, forward, out_forward | _local_output(space, out_local), redirects, rp_pass,
+                   unrouted & ~local, out_unrouted & ~out_local)
+
+
+def _forwarding(space, host: HostContext, family: int, forward, unrouted):
+    """``(forward, unrouted)`` once forwarding is applied."""
     # Forwarding off (``ip_forward=0``, IPv6 ``conf.all.forwarding=0``):
     # every packet routed on is dropped; IPv4 per input interface
     # (``conf.<iif>.forwarding``; ``ip_forward`` sets them all, and an
@@ -133,10 +194,7 @@ def routing_sets(space, host: HostContext, family: int, ruleset=None) -> Routing
         if any_known:
             unrouted |= forward & ~allowed
             forward &= allowed
-    redirects = ruleset is not None and "redirect" in ruleset.nat_kinds()
-    rp_pass = reverse_path_pass(space, host, family, rules, tables) if family == 4 else None
-    return Routing(local, forward, out_forward | _local_output(space, out_local), redirects, rp_pass,
-                   unrouted & ~local)
+    return forward, unrouted
 
 
 def reverse_path_pass(space, host: HostContext, family: int, rules, tables: "_Tables"):
