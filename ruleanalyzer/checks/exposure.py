@@ -26,10 +26,11 @@ without its contents, ``recent``, ``hashlimit`` on the way), the service is
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, replace
 
-from ..model import ACK, SYN, Log, OpaqueMatch
+from ..model import ACK, SYN, Log, Nat, OpaqueMatch
 from ..roles import INTERNAL, INTERNET, container_link
 from ..space import witness
 from . import _sets as S
@@ -58,6 +59,26 @@ MIN_SHARE = 0.99
 PROBE_PORTS = (1, 7, 1000, 22222, 40000, 65535)
 
 
+def _for_the_host(ctx: Context, reach):
+    """What arrives on input that may be for the host itself. Without the
+    host's addresses (a snapshot), any destination may be — but for the
+    address a DNAT translates to: the analyzer takes that for another host
+    (the DNAT turns the packet into a forwarded one), so a packet already
+    addressed there is that host's, not a witness of this one's exposure."""
+    node = reach.arriving.node
+    host = getattr(ctx.ruleset, "host", None)
+    if host is not None and {"addresses", "routes4", "routes6"} & host.known:
+        return node
+    targets = {(a.to_addr, a.to_addr_last or a.to_addr) for r in ctx.ruleset.rules() for a in r.actions()
+               if isinstance(a, Nat) and a.kind == "dnat" and a.to_addr is not None and not a.netmap}
+    if not targets:
+        return node
+    nets = [str(n) for first, last in sorted(targets, key=lambda t: (t[0].version, t[0], t[1]))
+            if first.version == last.version and first <= last
+            for n in ipaddress.summarize_address_range(first, last)]
+    return node & ~S.networks(reach.space, "dst", *nets) if nets else node
+
+
 def public_sources(sp, family: int, field: str = "src"):
     """Packets whose ``field`` (source by default) is a public address."""
     if family == 4:  # an IPv4 address is the low 32 bits; the upper 96 are zero
@@ -76,7 +97,7 @@ class _Path:
         sp = self.sp = reach.space
         # (Forwarded packets include those addressed to the host that a
         # DNAT sent on: not only what arrives for the forward path.)
-        arriving = reach.arriving.node if hook == "input" else sp.true
+        arriving = self.arriving = _for_the_host(ctx, reach) if hook == "input" else sp.true
         syn = S.tcp_flags(sp, SYN) & S.state_is(sp, "new") & arriving & sp.family(family)
         host = getattr(ctx.ruleset, "host", None)
         if host is not None and family == 4 and "routes4" in host.known:
@@ -408,7 +429,7 @@ def _allows_everything(path: _Path, code: int, min_share: float, possibly: bool 
     if key not in path.__dict__:
         path.__dict__[key] = path.reach.accepted.meet(
             "upper" if possibly else "lower",
-            sp.eq("proto", 17) & S.state_is(sp, "new") & path.reach.arriving.node, path._others())
+            sp.eq("proto", 17) & S.state_is(sp, "new") & path.arriving, path._others())
     udp = path.__dict__[key]
     done = path.done_u if possibly else path.done_l
     for port in PROBE_PORTS:
@@ -496,7 +517,9 @@ class AdminPortExposed(_ExposureCheck):
         "networks that need access, or put the service behind a VPN or bastion. Counted over "
         "sets: the public sources that can complete a handshake (SYN in, SYN-ACK out) cover "
         "nearly all (min_share) of the public address space; a blocklist or fail2ban ban does "
-        "not hide it, an allow-list does not trigger it.")
+        "not hide it, an allow-list does not trigger it. Without the host's addresses (a host "
+        "snapshot) a connection to any address counts as one to the host, but for the "
+        "addresses a DNAT sends connections to: those are other hosts'.")
     bad = ("*filter\n:INPUT DROP [0:0]\n-A INPUT -m conntrack --ctstate ESTABLISHED -j ACCEPT\n"
            "-A INPUT -s 203.0.113.66 -j DROP\n"
            "# expect: RA401\n-A INPUT -p tcp --dport 3000:4000 -j ACCEPT\nCOMMIT\n")
