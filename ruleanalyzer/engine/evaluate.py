@@ -644,11 +644,14 @@ class Evaluator:
             address, port, notes = natpick.translate(action, view.src, view.dst, view.sport, view.dport,
                                                      view.family)
             path.notes.extend(notes)
-            if action.kind == "snat" and address == view.src and port in (None, view.sport):
-                # already within the range: the kernel leaves the connection
-                # as it is, and sets no SNAT status (nf_nat_setup_info)
-                path.trace.append(Step("nat", chain, rule, f"{action.kind}: the source lies in "
-                                       f"{action.to_addr}-{action.to_addr_last} already, left as it is"))
+        if action.kind in ("dnat", "snat"):
+            own = (view.dst, view.dport) if action.kind == "dnat" else (view.src, view.sport)
+            if address in (None, own[0]) and (port is None or port == own[1]):
+                # the connection is what the translation makes already: the
+                # kernel leaves it as it is and sets no DNAT/SNAT status
+                # (nf_nat_setup_info: only a tuple that changes)
+                path.trace.append(Step("nat", chain, rule, f"{action.kind}: the packet is "
+                                       f"{_endpoint(action, *own)} already, left as it is"))
                 return
         if action.kind in ("dnat", "redirect"):
             if action.kind == "redirect":

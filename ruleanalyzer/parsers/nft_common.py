@@ -529,6 +529,24 @@ def unwrap_elem(item):
     return item
 
 
+def _masked_names(sel: Selector, mask_value, right, op: str) -> Match:
+    """``ct status & dnat == dnat`` (nft lists ``--ctstatus DNAT`` so), ``ct
+    state & (established|related) != 0``: for each flag of the mask, the
+    packet has it exactly where the value names it — a conjunction of
+    single-flag matches (the value 0 names none); ``!=`` negates it."""
+    def flags(value) -> set[str]:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value == 0:
+                return set()
+            raise ModelError(f"cannot read {value} as {sel.field} flags")
+        return {n.replace("-", "_") if sel.field == "ct_status" else n for n in _names(value, sel)}
+    mask, value = flags(mask_value), flags(right)
+    if not value <= mask:  # (a flag the mask clears: the masked value never equals it)
+        return AnyOf((), negate=op == "!=")
+    parts = tuple(NameMatch(sel.field, frozenset({n}), negate=n not in value) for n in sorted(mask))
+    return AllOf(parts, negate=op == "!=")
+
+
 def _names(value, sel: Selector) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -1453,6 +1471,8 @@ class _RuleContext:
                 left = inner
                 if inner == {"payload": {"protocol": "ip6", "field": "dscp"}} and op in ("==", "!="):
                     return _ip6_dscp_masked(self._match(sel, op, right, mask))
+            elif sel.kind == "name" and sel.bitmask and op in ("==", "!=") and not isinstance(right, dict):
+                return list(sel.deps) + [_masked_names(sel, mask_value, right, op)]
             else:
                 return list(sel.deps) + [
                     OpaqueMatch(reason=f"depends on arithmetic on {_first_selector(inner)}")]

@@ -683,6 +683,15 @@ _META_NEVER_BARE = {"length", "protocol", "priority", "random", "secmark", "time
                     "ipsec", "l4proto", "nfproto"}
 _SELECTOR_WORDS = {"meta", "ct", "fib", "numgen", "jhash", "symhash", "osf", "socket", "ipsec",
                    "exthdr", "tunnel", "vxlan", "geneve", "gretap"}
+#: ``ct status``, whose values ``snat``/``dnat`` are also statements' first words
+_CT_STATUS = {"ct": {"key": "status"}}
+
+
+def _masked_of(left):
+    """What ``left`` masks (``ct status & dnat`` → ``ct status``), or None."""
+    return left["&"][0] if isinstance(left, dict) and isinstance(left.get("&"), list) and left["&"] else None
+
+
 _REL_OPS = {"==": "==", "!=": "!=", "<": "<", ">": ">", "<=": "<=", ">=": ">=", "eq": "==",
             "ne": "!=", "lt": "<", "gt": ">", "le": "<=", "ge": ">="}
 _BINOPS = {"&": "&", "|": "|", "^": "^", "<<": "<<", ">>": ">>", "and": "&", "or": "|",
@@ -1029,7 +1038,7 @@ class _RuleReader:
         if left.get("unknown") is not None and op is None and (t is None or t[0] == W and t[1] in _STATEMENT_WORDS):
             return {"match": {"op": "==", "left": left, "right": True}}
         if t is None or (t[0] == W and t[1] in _STATEMENT_WORDS and t[1] not in ("set",)
-                         and not (left == {"ct": {"key": "status"}} and t[1] in ("snat", "dnat"))
+                         and not (t[1] in ("snat", "dnat") and _CT_STATUS in (left, _masked_of(left)))
                          and left.get("unknown") is None and not _NUM_RE.match(t[1])):
             raise self.fail("a value to compare with is missing", t or self.toks[-1])
         right = self.value(flag_list=True)

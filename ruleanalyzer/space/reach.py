@@ -3401,6 +3401,11 @@ class _Walker:
             return node
         if action.per_packet or (action.random and action.kind in ("snat", "masquerade")):
             return self._ranged_image(action, node)
+        if action.kind in ("dnat", "snat"):
+            same = self._left_alone(action, node)
+            if same is not None:
+                rest = node & ~same
+                return same if rest == false else same | self._nat_image(action, rest, within)
         whole = self._nat_whole(action)
         addr_field, port_field, status = action.fields
         if whole is not None and (within or (sp._leq is not None and sp._leq(node, whole[0]))):
@@ -3439,6 +3444,34 @@ class _Walker:
         return node
 
 
+    def _left_alone(self, action: Nat, node):
+        """The packets of ``node`` that ``action`` (to one address and port)
+        leaves as they are — what it writes is theirs already: the kernel
+        changes no tuple and sets no DNAT/SNAT status (``nf_nat_setup_info``).
+        None where there are none: one containment test where, as for
+        kube-proxy's endpoints, the packets come for another address."""
+        sp = self.space
+        addr_field, port_field, _ = action.fields
+        parts = []
+        if action.to_addr is not None:
+            version = action.to_addr.version
+            parts.append((addr_field, int(action.to_addr), range(32 if version == 4 else sp.spec(addr_field).width)))
+        if action.to_port is not None:
+            if not 0 <= action.to_port < 1 << sp.spec(port_field).width:
+                return None
+            parts.append((port_field, action.to_port, range(sp.spec(port_field).width)))
+        if not parts:
+            return None
+        cube = sp.cube_of(tuple(parts))
+        if sp.disjoint(node, cube):
+            return None
+        same = node & cube
+        if action.to_addr is not None:
+            same &= sp.family(action.to_addr.version)
+        if action.to_port is not None:
+            same &= sp.header(port_field)
+        return None if same == sp.false else same
+
     def _ranged_image(self, action: Nat, node):
         """The image of ``node`` under a translation to a range of addresses
         or ports, as :mod:`ruleanalyzer.engine.natpick` has the kernel
@@ -3462,6 +3495,7 @@ class _Walker:
             kept = node & sp.between(addr_field, int(addresses[0]), int(addresses[1])) & in_ports
         else:
             kept = false
+        before = node
         node = node & ~kept
         if action.netmap and addresses is not None:
             # the prefix's bits written, the host bits kept (xt_NETMAP)
@@ -3495,6 +3529,10 @@ class _Walker:
         var = f"ct_status:{status}"
         if var in sp.bdd.vars:
             node = sp.exist([var], node) & sp.bdd.var(var)
+        if (dnat or action.random) and addresses is not None:
+            # the hash (and a random port) may give a packet what it has:
+            # then the kernel leaves it as it is, with no status (_left_alone)
+            kept |= before & sp.between(addr_field, int(addresses[0]), int(addresses[1])) & in_ports
         return kept | node
 
     def _write_range(self, node, field: str, low: int, high: int, mask: int | None = None):

@@ -262,3 +262,23 @@ def test_a_range_written_backwards():
         made = packet_point(reach.space, dataclasses.replace(result.packet, ct_status=frozenset({"dnat"}),
                                                              hook="forward")).node
         assert reach.accepted.upper.node & made != reach.space.false, result.packet.dst
+
+
+def test_masked_conntrack_flags_read_as_the_flags_they_name():
+    """``ct status & dnat == dnat`` is how nft lists a DNAT-status test; it
+    was an error ('a value to compare with is missing': ``dnat`` read as a
+    statement), and any mask on ct status or ct state was 'unknown'."""
+    def verdict(rule: str, dst: str) -> str:
+        ruleset = loads("table ip t {\n chain out {\n  type nat hook output priority -100;\n"
+                        "  ip daddr 10.9.0.0/24 udp dport 5000 dnat to 10.9.0.1:5000\n }\n"
+                        f" chain f {{\n  type filter hook output priority 0; policy accept;\n  {rule} drop\n }}\n}}\n",
+                        dialect="nftables")
+        return evaluate(ruleset, make_packet(src="10.1.0.1", dst=dst, proto="udp", dport=5000,
+                                             hook="output", state="new")).verdict
+    # to .2 the DNAT translates (status dnat); to .1 it changes nothing (no status)
+    assert [verdict("ct status & dnat == dnat", d) for d in ("10.9.0.2", "10.9.0.1")] == ["drop", "accept"]
+    assert [verdict("ct status & dnat == 0", d) for d in ("10.9.0.2", "10.9.0.1")] == ["accept", "drop"]
+    assert [verdict("ct status & (dnat|snat) != dnat", d) for d in ("10.9.0.2", "10.9.0.1")] == \
+        ["accept", "drop"]
+    assert verdict("ct state & (established|related) != 0", "10.9.0.2") == "accept"
+    assert verdict("ct state & new == new", "10.9.0.2") == "drop"

@@ -224,3 +224,80 @@ def test_nat_to_a_range_agrees_with_the_kernel(dialect):
     assert all(str(m.dst).startswith("10.9.7.") for m in netmapped)
     assert {int(str(m.dst).split(".")[3]) < 128 for m in netmapped} == {True, False}
     assert any(str(m.src).startswith("10.66.") for m in netmapped)
+
+
+UNCHANGED = {
+    "nftables": """table ip t {
+  chain pre {
+    type nat hook prerouting priority dstnat; policy accept;
+    ip daddr 10.9.5.0/24 tcp dport 5000 dnat to 10.9.5.1:5000
+  }
+  chain forwarding {
+    type filter hook forward priority filter; policy drop;
+    ct status & dnat == dnat counter accept
+    counter drop
+  }
+}
+""",
+    "iptables": """*nat
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -d 10.9.5.0/24 -p tcp --dport 5000 -j DNAT --to-destination 10.9.5.1:5000
+COMMIT
+*filter
+:FORWARD DROP [0:0]
+-A FORWARD -m conntrack --ctstate DNAT -j ACCEPT
+-A FORWARD -j DROP
+COMMIT
+"""}
+
+
+@pytest.mark.parametrize("dialect", ["iptables", "nftables"])
+def test_a_translation_that_changes_nothing_sets_no_status(dialect):
+    """A DNAT to the address and port a packet has already changes no tuple,
+    and the kernel sets no DNAT status (nf_nat_setup_info): ``ct status
+    dnat`` / ``--ctstate DNAT`` then does not hold. The analyzer set it for
+    every packet the rule took."""
+    tools = ("ip", "iptables-restore", "iptables-save") if dialect == "iptables" else ("ip", "nft")
+    reason = missing_prerequisites(tools)
+    if reason:
+        pytest.skip(reason)
+    from ruleanalyzer import loads
+    from ruleanalyzer.engine import evaluate
+    from ruleanalyzer.packets import make_packet
+    from ruleanalyzer.space.reach import analyze
+    from ruleanalyzer.diff import packet_point
+
+    from .netns import TestBed
+
+    text = UNCHANGED[dialect]
+    argv, counts = (["iptables-save", "-c", "-t", "filter"], _counts_iptables) if dialect == "iptables" else \
+        (["nft", "list", "chain", "ip", "t", "forwarding"], _counts_nft)
+    probes = [("198.51.100.9", "10.9.5.1"), ("198.51.100.9", "10.9.5.2"), ("203.0.113.4", "10.9.5.1")]
+    with TestBed() as bed:
+        bed.fw.sysctl("net.ipv4.ip_forward", 1)
+        bed.load_iptables(text) if dialect == "iptables" else bed.load_nft(text)
+        frames = [{"ident": k, "frame": bed.frame(packets.ip_packet(packets.Spec(
+            src=src, dst=dst, proto=6, sport=33000 + k, dport=5000, flags=0x02, ident=k))).hex()}
+            for k, (src, dst) in enumerate(probes)]
+        before = counts(bed.fw.exec(*argv).stdout)
+        answers = bed.call({"op": "probe", "probes": frames, "counters": argv})["answers"]
+    ruleset = loads(text, dialect=dialect)
+    reach = analyze(ruleset, "forward", 4)
+    verdicts = []
+    for k, ((src, dst), answer) in enumerate(zip(probes, answers)):
+        after = counts(answer["counters"])
+        moved = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
+        before = after
+        assert len(moved) == 1
+        kernel = "accept" if moved[0] == 0 else "drop"
+        verdicts.append(kernel)
+        result = evaluate(ruleset, make_packet(src=src, dst=dst, sport=33000 + k, dport=5000, flags="SYN",
+                                               state="new", hook="forward"))
+        assert result.verdict == kernel, (src, dst, result.verdict, kernel)
+        status = frozenset({"dnat"}) if dst != "10.9.5.1" else frozenset()
+        point = packet_point(reach.space, dataclasses.replace(result.packet, ct_status=status,
+                                                              hook="forward")).node
+        other = reach.dropped if kernel == "accept" else reach.accepted
+        assert other.lower.node & point == reach.space.false, (src, dst, kernel)
+        assert (reach.accepted if kernel == "accept" else reach.dropped).lower.node & point != reach.space.false
+    assert verdicts == ["drop", "accept", "drop"]
