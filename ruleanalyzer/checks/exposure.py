@@ -26,11 +26,10 @@ without its contents, ``recent``, ``hashlimit`` on the way), the service is
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, replace
 
-from ..model import ACK, SYN, Log, Nat, OpaqueMatch
+from ..model import ACK, SYN, Log, OpaqueMatch
 from ..roles import INTERNAL, INTERNET, container_link
 from ..space import witness
 from . import _sets as S
@@ -62,21 +61,16 @@ PROBE_PORTS = (1, 7, 1000, 22222, 40000, 65535)
 def _for_the_host(ctx: Context, reach):
     """What arrives on input that may be for the host itself. Without the
     host's addresses (a snapshot), any destination may be — but for the
-    address a DNAT translates to: the analyzer takes that for another host
-    (the DNAT turns the packet into a forwarded one), so a packet already
-    addressed there is that host's, not a witness of this one's exposure."""
+    address a DNAT translates to, which the analyzer takes for another
+    host (the DNAT turns the packet into a forwarded one): a packet the
+    DNAT leaves alone, addressed there already, is that host's, not a
+    witness of this one's exposure (``Reachability.dnat_targets_met``)."""
     node = reach.arriving.node
+    targets = reach.dnat_targets_met
     host = getattr(ctx.ruleset, "host", None)
-    if host is not None and {"addresses", "routes4", "routes6"} & host.known:
+    if targets is None or (host is not None and {"addresses", "routes4", "routes6"} & host.known):
         return node
-    targets = {(a.to_addr, a.to_addr_last or a.to_addr) for r in ctx.ruleset.rules() for a in r.actions()
-               if isinstance(a, Nat) and a.kind == "dnat" and a.to_addr is not None and not a.netmap}
-    if not targets:
-        return node
-    nets = [str(n) for first, last in sorted(targets, key=lambda t: (t[0].version, t[0], t[1]))
-            if first.version == last.version and first <= last
-            for n in ipaddress.summarize_address_range(first, last)]
-    return node & ~S.networks(reach.space, "dst", *nets) if nets else node
+    return node & ~targets
 
 
 def public_sources(sp, family: int, field: str = "src"):
@@ -97,7 +91,7 @@ class _Path:
         sp = self.sp = reach.space
         # (Forwarded packets include those addressed to the host that a
         # DNAT sent on: not only what arrives for the forward path.)
-        arriving = self.arriving = _for_the_host(ctx, reach) if hook == "input" else sp.true
+        arriving = _for_the_host(ctx, reach) if hook == "input" else sp.true
         syn = S.tcp_flags(sp, SYN) & S.state_is(sp, "new") & arriving & sp.family(family)
         host = getattr(ctx.ruleset, "host", None)
         if host is not None and family == 4 and "routes4" in host.known:
@@ -429,7 +423,7 @@ def _allows_everything(path: _Path, code: int, min_share: float, possibly: bool 
     if key not in path.__dict__:
         path.__dict__[key] = path.reach.accepted.meet(
             "upper" if possibly else "lower",
-            sp.eq("proto", 17) & S.state_is(sp, "new") & path.arriving, path._others())
+            sp.eq("proto", 17) & S.state_is(sp, "new") & _for_the_host(path.ctx, path.reach), path._others())
     udp = path.__dict__[key]
     done = path.done_u if possibly else path.done_l
     for port in PROBE_PORTS:

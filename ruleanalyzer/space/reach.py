@@ -640,6 +640,11 @@ class Reachability:
     #: only the reverse-path filter, whose possibly spoofed copies a flow
     #: does not mean, as :attr:`spoofed`).
     unrouted_unknown: PacketSet | None = None
+    #: The destinations of the packets a DNAT left as they were, being
+    #: addressed to its target already (:meth:`_Walker._left_alone`; the
+    #: raw node, None where there are none): the analyzer takes a DNAT's
+    #: target for another host.
+    dnat_targets_met: object = None
     #: rule -> its record, keyed by the rule itself (rules hash by identity):
     #: no int of its id per record (~200k records at 100k kube-proxy rules)
     _records: dict = field(repr=False, default_factory=dict)
@@ -1719,6 +1724,7 @@ class _Walker:
         #: them again after a mangle/nat OUTPUT chain changed them.
         self.output_routing = None
         self.rp_pass = None  # the host's reverse-path filter (routes.Routing.rp_pass)
+        self.dnat_targets_met = None  # Reachability.dnat_targets_met
         #: ``analyze(records=False)``: chains entered with no packets are
         #: not walked (their rules get no record; the verdict sets are equal).
         self.sets_only = False
@@ -1842,7 +1848,7 @@ class _Walker:
                            (self.space, drop_l, lambda: p().dropped.upper)),
             undecided=Bounds(lambda: w(unk_l()), lambda: w(
                 start & ~acc_l() & ~drop_l() | p().unknown.upper)),
-            arriving=w(arriving), routing_dropped=by_routing,
+            arriving=w(arriving), routing_dropped=by_routing, dnat_targets_met=self.dnat_targets_met,
             spoofed=None if by_routing is None or self.rp_pass is None else w(routed[1] & ~self.rp_pass),
             _records=path.records, _order=path.order,
             _reached=lambda: w(p().upper | p().dropped.upper | p().unknown.upper))
@@ -3451,26 +3457,30 @@ class _Walker:
         None where there are none: one containment test where, as for
         kube-proxy's endpoints, the packets come for another address."""
         sp = self.space
-        addr_field, port_field, _ = action.fields
-        parts = []
-        if action.to_addr is not None:
-            version = action.to_addr.version
-            parts.append((addr_field, int(action.to_addr), range(32 if version == 4 else sp.spec(addr_field).width)))
-        if action.to_port is not None:
-            if not 0 <= action.to_port < 1 << sp.spec(port_field).width:
-                return None
-            parts.append((port_field, action.to_port, range(sp.spec(port_field).width)))
-        if not parts:
+        addr_field, port_field, status = action.fields
+        if action.to_port is not None and not 0 <= action.to_port < 1 << sp.spec(port_field).width:
             return None
-        cube = sp.cube_of(tuple(parts))
+        if action.to_addr is None and action.to_port is None:
+            return None
+        # (the address's cube as _nat_values makes it for the image: the
+        # very nodes, no others, at one per kube-proxy endpoint)
+        cube = self._nat_values(action, addr_field, port_field, status)[0]
         if sp.disjoint(node, cube):
             return None
         same = node & cube
+        if action.to_port is not None:
+            same &= sp.eq(port_field, action.to_port)
         if action.to_addr is not None:
             same &= sp.family(action.to_addr.version)
         if action.to_port is not None:
             same &= sp.header(port_field)
-        return None if same == sp.false else same
+        if same == sp.false:
+            return None
+        if action.kind == "dnat" and action.to_addr is not None:
+            target = cube & sp.family(action.to_addr.version)
+            met = self.dnat_targets_met
+            self.dnat_targets_met = target if met is None else met | target
+        return same
 
     def _ranged_image(self, action: Nat, node):
         """The image of ``node`` under a translation to a range of addresses
