@@ -969,10 +969,8 @@ class BatchEvaluator:
                 if hit is None:
                     hit = self._memo[packet] = self.evaluator.evaluate(packet)
                 return hit
-            decisions = self.decisions = Decisions(self.ruleset)
-            self._memo.clear()
-            if not decisions.usable:
-                self.memoize = False
+            decisions = self._start()
+            if decisions is None:
                 return self.evaluator.evaluate(packet)
         self._asked += 1
         if self._asked == 4000 and self._hits < 80:
@@ -988,6 +986,28 @@ class BatchEvaluator:
         was = leaf.packet
         return leaf.result if was is packet else _rebase(leaf.result, was, packet)
 
+    def _start(self) -> Decisions | None:
+        """The tree, from now on (None: it cannot answer this ruleset)."""
+        decisions = self.decisions = Decisions(self.ruleset)
+        self._memo.clear()
+        if not decisions.usable:
+            self.memoize = False
+            return None
+        return decisions
+
+    def expect(self, count: int) -> None:
+        """``count`` packets are coming: where the packets memoized before
+        the tree would be fewer (so the tree would come anyway), it answers
+        from the first one (each packet it answers costs less than one
+        evaluation). The rules are counted only where more than 64 come, as
+        :meth:`evaluate` counts them at the 65th."""
+        if self.decisions is not None or not self.memoize or self._counted or count <= self._before:
+            return
+        self._counted = True
+        self._before += max(0, self.ruleset.rule_count // 100 - 64)
+        if count > self._before:
+            self._before = -1
+            self._start()
 
     def roots(self) -> dict | None:
         """While the tree answers (after the first packets, unless it was
@@ -1020,6 +1040,8 @@ class BatchEvaluator:
         """``evaluate`` for every packet. The collector of reference cycles
         pauses meanwhile: answers pile up by the hundred thousand and it would
         walk them over and over (a third of the time) to find no garbage."""
+        if hasattr(packets, "__len__"):
+            self.expect(len(packets))
         with gc_paused():
             return [self.evaluate(p) for p in packets]
 

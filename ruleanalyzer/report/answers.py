@@ -28,6 +28,8 @@ def write_answers(ruleset: Ruleset, packets: list[Packet], out: TextIO, fmt: str
     deciding rule with its location, depends-on, packet, notes…). The cyclic
     garbage collector pauses meanwhile (see :func:`ruleanalyzer.gcpause.gc_paused`)."""
     batch = BatchEvaluator(ruleset)
+    if not single:
+        batch.expect(len(packets))
     evaluate = batch.evaluate
     verdicts: set[str] = set()
     with gc_paused():
