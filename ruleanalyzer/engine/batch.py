@@ -362,6 +362,7 @@ class _Plan:
         self._candidates: dict = {}
         self._leaves = leaves
         self._unsure: dict = {}
+        self._narrowed: dict = {}
 
     def candidates(self, view) -> "_Candidates | None":
         """The rules a path with ``view`` may match (a rule whose plain
@@ -441,6 +442,24 @@ class _Plan:
         mask |= self._nat_bits
         found = self._relevant[key] = (mask, leaving)
         return found
+
+    def narrowed(self, bounds: list, masks: list, relevant: int) -> tuple[list, list]:
+        """A bisected read's atoms as a key masked by ``relevant`` sees
+        them: each mask ANDed with it, and neighbouring atoms with the same
+        mask then joined (``bisect_right`` on the bounds left finds the
+        joined atom of a value: the same mask, so the same key)."""
+        key = (id(masks), relevant)
+        found = self._narrowed.get(key)
+        if found is None:
+            kept: list = []
+            seen = [masks[0] & relevant]
+            for bound, mask in zip(bounds, masks[1:]):
+                mask &= relevant
+                if mask != seen[-1]:
+                    kept.append(bound)
+                    seen.append(mask)
+            found = self._narrowed[key] = (kept, seen, masks)  # (the masks keep their id theirs)
+        return found[0], found[1]
 
     def unsure(self, reads, values) -> int:
         """The groups whose bit in a key read by ``reads`` (for a packet
@@ -549,14 +568,29 @@ def _key_function(node: _Node, values: tuple):
     one line, an interface name a dict lookup (its index's masks are per
     name), any other read the index's part. The function's text depends on
     the kinds of reads only, so it is compiled once per shape."""
-    reads = [read for read in node.reads if values[read[0]] is not None]
+    start = node.relevant
+    reads = []
+    for position, bounds, masks, index in node.reads:
+        if values[position] is None:
+            continue
+        if bounds is not None and len(masks) <= _NARROWED_ATOMS:
+            bounds, masks = node.plan.narrowed(bounds, masks, node.relevant)
+            if not bounds:
+                start &= masks[0]  # the same relevant groups hold in every atom
+                continue
+        reads.append((position, bounds, masks, index))
     shape = tuple("b" if bounds is not None else "n" if index.__class__ is _NameIndex else "x"
                   for _, bounds, _, index in reads) + (bool(node.leaving),)
     maker = _KEY_MAKERS.get(shape)
     if maker is None:
         maker = _KEY_MAKERS[shape] = _key_maker(shape)
-    return maker(node.relevant, node.leaving, node.below, bisect_right,
+    return maker(start, node.leaving, node.below, bisect_right,
                  *[x for position, bounds, masks, index in reads for x in (position, bounds, masks, index)])
+
+
+#: A bisected read of this many atoms or fewer is narrowed to a node's
+#: relevant groups (see :meth:`_Plan.narrowed`).
+_NARROWED_ATOMS = 1024
 
 
 def _key_maker(shape: tuple):
