@@ -363,15 +363,19 @@ class _Plan:
         self._leaves = leaves
         self._unsure: dict = {}
         self._narrowed: dict = {}
+        self._parts: dict = {}  # per family: (getter of a field of the view, its index's part) per field read
 
     def candidates(self, view) -> "_Candidates | None":
         """The rules a path with ``view`` may match (a rule whose plain
         group does not hold cannot), as one indexed run the engine takes
         (:meth:`Evaluator._runs`); None when no field rules any out."""
-        family = view.family
+        parts = self._parts.get(view.family)
+        if parts is None:
+            parts = self._parts[view.family] = tuple((attrgetter(field), self.index(field, view.family).part)
+                                                     for field in self.reads)
         mask = -1
-        for field in self.reads:
-            part = self.index(field, family).part(getattr(view, field))
+        for value, part in parts:
+            part = part(value(view))
             if part.__class__ is int:
                 mask &= part
         mask &= self._plain
@@ -395,7 +399,9 @@ class _Plan:
         return hit
 
     def index(self, field: str, family: int):
-        per = self._per_family.setdefault(family, {})
+        per = self._per_family.get(family)
+        if per is None:
+            per = self._per_family[family] = {}
         entry = per.get(field)
         if entry is None:
             if field in self.raw:
