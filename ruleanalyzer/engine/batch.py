@@ -563,6 +563,10 @@ class _Node:
         return (mask, extra) if extra else mask
 
 
+#: The class of the tree's inner nodes (for a caller that walks it, see
+#: :meth:`BatchEvaluator.walked`).
+Node = _Node
+
 #: Per shape of a node's reads, the function that makes its key function.
 _KEY_MAKERS: dict = {}
 
@@ -1069,6 +1073,14 @@ class BatchEvaluator:
         self._asked += 1
         self._hits += 1
         return node
+
+    def walked(self, count: int) -> None:
+        """Count ``count`` leaves found as :meth:`hit` finds them, by a
+        caller that walked the tree itself (from :meth:`roots`, ``node =
+        node.children.get(node.key(values))`` while ``node`` is a
+        :data:`Node`) once the tree stays (4,000 packets asked)."""
+        self._asked += count
+        self._hits += count
 
     @staticmethod
     def answer(leaf: _Leaf, packet: Packet) -> Result:
