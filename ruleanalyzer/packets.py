@@ -347,8 +347,9 @@ def _item_function(reader: PacketReader, keys: tuple):
     what else ``_item`` keys it by — so one key here is one key there
     (with the values' classes where one is not a string: True == 1);
     anything else, or a key not seen yet, goes to ``_item``, and a
-    template it finds is noted here. The function's text is written for
-    the varying keys among ``keys``."""
+    template it finds is noted here. Ports are taken as ``_item`` takes
+    them (text by ``_int``; a bad one goes to ``_item``, which says so).
+    The function's text is written for the varying keys among ``keys``."""
     rest = [key for key in keys if key not in _VARYING_SET]
     present = [key for key in _VARYING if key in keys]
     if "src" not in present or "dst" not in present or not rest:
@@ -363,9 +364,10 @@ def _item_function(reader: PacketReader, keys: tuple):
         if key in present:
             body += [f"if not ({key} is None or {key}.__class__ is str):", "    return slow(fields)"]
     for key in ("sport", "dport"):
-        if key in present:
+        if key in present:  # as _item takes them (conntrack's are decimal text)
             body += [f"if {key} is not None and not ({key}.__class__ is int and 0 <= {key} <= 65535):",
-                     "    return slow(fields)"]
+                     "    try:", f"        {key} = number({key!r}, {key}, 0, 65535)",
+                     "    except RuleAnalyzerError:", "        return slow(fields)"]
     given = "".join(f", {key} is None" for key in ("sport", "dport") if key in present) + \
         "".join(f", not {key}" for key in ("iif", "oif") if key in present)
     body += ["values = others(fields)",
@@ -386,7 +388,8 @@ def _item_function(reader: PacketReader, keys: tuple):
              + (", iif or None" if "iif" in present else ", None")
              + (", oif or None" if "oif" in present else ", None") + ")"]
     text = "def item(fields):\n" + "".join(f"    {line}\n" for line in body)
-    scope = {"addresses": reader._addresses, "address": reader._address, "slow": reader._item,
+    scope = {"addresses": reader._addresses, "address": reader._address, "slow": reader._item, "number": _int,
+             "RuleAnalyzerError": RuleAnalyzerError,
              "others": itemgetter(*rest) if len(rest) > 1 else lambda fields, key=rest[0]: (fields[key],),
              "templates": {}}
     exec(text, scope)  # noqa: S102 - our own text, of the keys' kinds only

@@ -143,8 +143,8 @@ def test_item_per_key_sequence_is_the_reader_s_own_item():
     rng = random.Random(11)
     choices = {"src": ["198.51.100.7", "10.0.0.1", "2001:db8::1", "010.0.0.5", "", 5, None, ["x"]],
                "dst": ["192.0.2.10", "10.0.0.2", "2001:db8::2", "bad", True],
-               "sport": [80, None, 0, 65535, 65536, -1, "80", True, 1.0],
-               "dport": [22, 443, 70000, "22", False, 22.0, None, [1]],
+               "sport": [80, None, 0, 65535, 65536, -1, "80", "0x50", "08", " 9 ", True, 1.0],
+               "dport": [22, 443, 70000, "22", "65536", "1_0", False, 22.0, None, [1]],
                "id": ["a", None, 7, True, ""], "iif": ["eth0", "", None, 3, "lo"], "oif": ["eth1", "", None],
                "proto": ["tcp", "udp", "icmp", 6, True, 1.0], "state": ["new", "established", None, 1],
                "mf": [True, 1, "yes", 1.0, 0], "ttl": [64, True, "64", 64.0], "hook": ["input", "forward"],
