@@ -12,6 +12,7 @@ import json
 import json.encoder
 import re
 import socket
+from operator import itemgetter
 from typing import Any
 
 from .errors import RuleAnalyzerError
@@ -241,6 +242,7 @@ class PacketReader:
     def __init__(self):
         self._addresses: dict = {}
         self._templates: dict = {}
+        self._items: dict = {}  # per sequence of keys: its item function
 
     def _address(self, value):
         """``(IP version, integer, JSON text, address or None)`` of an
@@ -265,6 +267,16 @@ class PacketReader:
         return address
 
     def item(self, fields: dict):
+        # a function per sequence of keys (see _item_function), else _item
+        keys = tuple(fields)
+        made = self._items.get(keys)
+        if made is None:
+            if len(self._items) >= 4096:
+                return self._item(fields)
+            made = self._items[keys] = _item_function(self, keys)
+        return made(fields)
+
+    def _item(self, fields: dict):
         # the fields other than _VARYING's are what is left of a copy
         # once those are taken out (in C, in the line's order)
         rest = fields.copy()
@@ -326,6 +338,62 @@ class PacketReader:
 
     def make(self, fields: dict) -> Packet:
         return self.packet(self.item(fields))
+
+
+def _item_function(reader: PacketReader, keys: tuple):
+    """``reader.item`` for objects whose keys are ``keys``, in that order:
+    the varying fields read by name (None where not among ``keys``), the
+    others as one tuple, and the template looked up by those values and
+    what else ``_item`` keys it by — so one key here is one key there
+    (with the values' classes where one is not a string: True == 1);
+    anything else, or a key not seen yet, goes to ``_item``, and a
+    template it finds is noted here. Ports are taken as ``_item`` takes
+    them (text by ``_int``; a bad one goes to ``_item``, which says so).
+    The function's text is written for the varying keys among ``keys``."""
+    rest = [key for key in keys if key not in _VARYING_SET]
+    present = [key for key in _VARYING if key in keys]
+    if "src" not in present or "dst" not in present or not rest:
+        return reader._item
+    names = {"id": "ident"}
+    body = [f"{names.get(key, key)} = fields[{key!r}]" if key in present else f"{names.get(key, key)} = None"
+            for key in _VARYING]
+    body += ["src = addresses.get(src) or address(src) if src.__class__ is str else None",
+             "dst = addresses.get(dst) or address(dst) if dst.__class__ is str else None",
+             "if src is None or dst is None:", "    return slow(fields)"]
+    for key in ("iif", "oif"):
+        if key in present:
+            body += [f"if not ({key} is None or {key}.__class__ is str):", "    return slow(fields)"]
+    for key in ("sport", "dport"):
+        if key in present:  # as _item takes them (conntrack's are decimal text)
+            body += [f"if {key} is not None and not ({key}.__class__ is int and 0 <= {key} <= 65535):",
+                     "    try:", f"        {key} = number({key!r}, {key}, 0, 65535)",
+                     "    except RuleAnalyzerError:", "        return slow(fields)"]
+    given = "".join(f", {key} is None" for key in ("sport", "dport") if key in present) + \
+        "".join(f", not {key}" for key in ("iif", "oif") if key in present)
+    body += ["values = others(fields)",
+             "try:",
+             f"    found = templates.get((values, src[0], dst[0]{given}))",
+             "except TypeError:  # a list or object as a value: unhashable",
+             "    return slow(fields)",
+             "if found is None or found[1] is not None and tuple(map(type, values)) != found[1]:",
+             "    made = slow(fields)",
+             "    if found is None and made.__class__ is tuple and len(templates) < 4096:",
+             f"        templates[(values, src[0], dst[0]{given})] = (made[0], None if all(v.__class__ is str "
+             "for v in values) else tuple(map(type, values)))",
+             "    return made",
+             "template = found[0]",
+             "return (template, src, dst, " + ("template.sport if sport is None else sport" if "sport" in present
+                                                else "template.sport")
+             + ", dport, " + ("None if ident is None else str(ident)" if "id" in present else "None")
+             + (", iif or None" if "iif" in present else ", None")
+             + (", oif or None" if "oif" in present else ", None") + ")"]
+    text = "def item(fields):\n" + "".join(f"    {line}\n" for line in body)
+    scope = {"addresses": reader._addresses, "address": reader._address, "slow": reader._item, "number": _int,
+             "RuleAnalyzerError": RuleAnalyzerError,
+             "others": itemgetter(*rest) if len(rest) > 1 else lambda fields, key=rest[0]: (fields[key],),
+             "templates": {}}
+    exec(text, scope)  # noqa: S102 - our own text, of the keys' kinds only
+    return scope["item"]
 
 
 class PacketTemplate:

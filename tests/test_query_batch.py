@@ -136,6 +136,44 @@ def test_reader_gives_make_packets_packets_and_errors():
     assert reader._templates
 
 
+def test_item_per_key_sequence_is_the_reader_s_own_item():
+    """``item`` (a function per sequence of keys) gives what ``_item``
+    gives: the same packet or error, and one template exactly where
+    ``_item`` gives one (True, 1 and 1.0 are alike to a dict, not to it)."""
+    rng = random.Random(11)
+    choices = {"src": ["198.51.100.7", "10.0.0.1", "2001:db8::1", "010.0.0.5", "", 5, None, ["x"]],
+               "dst": ["192.0.2.10", "10.0.0.2", "2001:db8::2", "bad", True],
+               "sport": [80, None, 0, 65535, 65536, -1, "80", "0x50", "08", " 9 ", True, 1.0],
+               "dport": [22, 443, 70000, "22", "65536", "1_0", False, 22.0, None, [1]],
+               "id": ["a", None, 7, True, ""], "iif": ["eth0", "", None, 3, "lo"], "oif": ["eth1", "", None],
+               "proto": ["tcp", "udp", "icmp", 6, True, 1.0], "state": ["new", "established", None, 1],
+               "mf": [True, 1, "yes", 1.0, 0], "ttl": [64, True, "64", 64.0], "hook": ["input", "forward"],
+               "mark": [1, True, 1.0, "1", {"a": 1}]}
+    varying = ("src", "dst", "sport", "dport", "id", "iif", "oif")
+    shapes = []  # (keys in order, the others' values): lines alike but for the varying fields
+    for _ in range(40):
+        keys = rng.sample(sorted(choices), rng.randrange(2, 9))
+        keys = keys if rng.random() < 0.5 else ["src", "dst", *[k for k in keys if k not in ("src", "dst")]]
+        others = {key: rng.choice(choices[key]) for key in keys if key not in varying}
+        shapes.append((keys, others))
+        # the same but for a value's class (a dict takes True for 1 and 1.0)
+        twin = {key: 1 if v is True else True if v.__class__ is int and v == 1 else v for key, v in others.items()}
+        shapes.append((keys, twin))
+    new, old = PacketReader(), PacketReader()
+    pairs: dict = {}
+    for _ in range(20000):
+        keys, others = rng.choice(shapes)
+        fields = {key: others[key] if key in others else rng.choice(choices[key][:2] if rng.random() < 0.8
+                                                                     else choices[key]) for key in keys}
+        a, b = _outcome(new.item, dict(fields)), _outcome(old._item, dict(fields))
+        if b.__class__ is tuple and b[0] != "error":
+            assert a.__class__ is tuple and a[1:] == b[1:], fields
+            assert pairs.setdefault(id(a[0]), b[0]) is b[0] and a[0].packet == b[0].packet, fields
+        else:
+            assert a == b, fields
+    assert len(pairs) > 20 and new._items
+
+
 def test_bad_line_stops_the_batch_before_any_answer(tmp_path, capsys):
     lines = [json.dumps(p) for p in _packets(5, 50)]
     lines.insert(40, '{"src": "198.51.100.7", "dst": "192.0.2.10", "dport": 99999}')

@@ -366,15 +366,20 @@ class _Plan:
         self._candidates: dict = {}
         self._leaves = leaves
         self._unsure: dict = {}
+        self._narrowed: dict = {}
+        self._parts: dict = {}  # per family: (getter of a field of the view, its index's part) per field read
 
     def candidates(self, view) -> "_Candidates | None":
         """The rules a path with ``view`` may match (a rule whose plain
         group does not hold cannot), as one indexed run the engine takes
         (:meth:`Evaluator._runs`); None when no field rules any out."""
-        family = view.family
+        parts = self._parts.get(view.family)
+        if parts is None:
+            parts = self._parts[view.family] = tuple((attrgetter(field), self.index(field, view.family).part)
+                                                     for field in self.reads)
         mask = -1
-        for field in self.reads:
-            part = self.index(field, family).part(getattr(view, field))
+        for value, part in parts:
+            part = part(value(view))
             if part.__class__ is int:
                 mask &= part
         mask &= self._plain
@@ -398,7 +403,9 @@ class _Plan:
         return hit
 
     def index(self, field: str, family: int):
-        per = self._per_family.setdefault(family, {})
+        per = self._per_family.get(family)
+        if per is None:
+            per = self._per_family[family] = {}
         entry = per.get(field)
         if entry is None:
             if field in self.raw:
@@ -445,6 +452,24 @@ class _Plan:
         mask |= self._nat_bits
         found = self._relevant[key] = (mask, leaving)
         return found
+
+    def narrowed(self, bounds: list, masks: list, relevant: int) -> tuple[list, list]:
+        """A bisected read's atoms as a key masked by ``relevant`` sees
+        them: each mask ANDed with it, and neighbouring atoms with the same
+        mask then joined (``bisect_right`` on the bounds left finds the
+        joined atom of a value: the same mask, so the same key)."""
+        key = (id(masks), relevant)
+        found = self._narrowed.get(key)
+        if found is None:
+            kept: list = []
+            seen = [masks[0] & relevant]
+            for bound, mask in zip(bounds, masks[1:]):
+                mask &= relevant
+                if mask != seen[-1]:
+                    kept.append(bound)
+                    seen.append(mask)
+            found = self._narrowed[key] = (kept, seen, masks)  # (the masks keep their id theirs)
+        return found[0], found[1]
 
     def unsure(self, reads, values) -> int:
         """The groups whose bit in a key read by ``reads`` (for a packet
@@ -542,6 +567,10 @@ class _Node:
         return (mask, extra) if extra else mask
 
 
+#: The class of the tree's inner nodes (for a caller that walks it, see
+#: :meth:`BatchEvaluator.walked`).
+Node = _Node
+
 #: Per shape of a node's reads, the function that makes its key function.
 _KEY_MAKERS: dict = {}
 
@@ -553,14 +582,29 @@ def _key_function(node: _Node, values: tuple):
     one line, an interface name a dict lookup (its index's masks are per
     name), any other read the index's part. The function's text depends on
     the kinds of reads only, so it is compiled once per shape."""
-    reads = [read for read in node.reads if values[read[0]] is not None]
+    start = node.relevant
+    reads = []
+    for position, bounds, masks, index in node.reads:
+        if values[position] is None:
+            continue
+        if bounds is not None and len(masks) <= _NARROWED_ATOMS:
+            bounds, masks = node.plan.narrowed(bounds, masks, node.relevant)
+            if not bounds:
+                start &= masks[0]  # the same relevant groups hold in every atom
+                continue
+        reads.append((position, bounds, masks, index))
     shape = tuple("b" if bounds is not None else "n" if index.__class__ is _NameIndex else "x"
                   for _, bounds, _, index in reads) + (bool(node.leaving),)
     maker = _KEY_MAKERS.get(shape)
     if maker is None:
         maker = _KEY_MAKERS[shape] = _key_maker(shape)
-    return maker(node.relevant, node.leaving, node.below, bisect_right,
+    return maker(start, node.leaving, node.below, bisect_right,
                  *[x for position, bounds, masks, index in reads for x in (position, bounds, masks, index)])
+
+
+#: A bisected read of this many atoms or fewer is narrowed to a node's
+#: relevant groups (see :meth:`_Plan.narrowed`).
+_NARROWED_ATOMS = 1024
 
 
 def _key_maker(shape: tuple):
@@ -975,10 +1019,8 @@ class BatchEvaluator:
                 if hit is None:
                     hit = self._memo[packet] = self.evaluator.evaluate(packet)
                 return hit
-            decisions = self.decisions = Decisions(self.ruleset)
-            self._memo.clear()
-            if not decisions.usable:
-                self.memoize = False
+            decisions = self._start()
+            if decisions is None:
                 return self.evaluator.evaluate(packet)
         self._asked += 1
         if self._asked == 4000 and self._hits < 80:
@@ -994,6 +1036,28 @@ class BatchEvaluator:
         was = leaf.packet
         return leaf.result if was is packet else _rebase(leaf.result, was, packet)
 
+    def _start(self) -> Decisions | None:
+        """The tree, from now on (None: it cannot answer this ruleset)."""
+        decisions = self.decisions = Decisions(self.ruleset)
+        self._memo.clear()
+        if not decisions.usable:
+            self.memoize = False
+            return None
+        return decisions
+
+    def expect(self, count: int) -> None:
+        """``count`` packets are coming: where the packets memoized before
+        the tree would be fewer (so the tree would come anyway), it answers
+        from the first one (each packet it answers costs less than one
+        evaluation). The rules are counted only where more than 64 come, as
+        :meth:`evaluate` counts them at the 65th."""
+        if self.decisions is not None or not self.memoize or self._counted or count <= self._before:
+            return
+        self._counted = True
+        self._before += max(0, self.ruleset.rule_count // 100 - 64)
+        if count > self._before:
+            self._before = -1
+            self._start()
 
     def roots(self) -> dict | None:
         """While the tree answers (after the first packets, unless it was
@@ -1016,6 +1080,14 @@ class BatchEvaluator:
         self._hits += 1
         return node
 
+    def walked(self, count: int) -> None:
+        """Count ``count`` leaves found as :meth:`hit` finds them, by a
+        caller that walked the tree itself (from :meth:`roots`, ``node =
+        node.children.get(node.key(values))`` while ``node`` is a
+        :data:`Node`) once the tree stays (4,000 packets asked)."""
+        self._asked += count
+        self._hits += count
+
     @staticmethod
     def answer(leaf: _Leaf, packet: Packet) -> Result:
         """What :meth:`evaluate` answers for ``packet`` from ``leaf``."""
@@ -1026,6 +1098,8 @@ class BatchEvaluator:
         """``evaluate`` for every packet. The collector of reference cycles
         pauses meanwhile: answers pile up by the hundred thousand and it would
         walk them over and over (a third of the time) to find no garbage."""
+        if hasattr(packets, "__len__"):
+            self.expect(len(packets))
         with gc_paused():
             return [self.evaluate(p) for p in packets]
 

@@ -28,6 +28,8 @@ def write_answers(ruleset: Ruleset, packets: list[Packet], out: TextIO, fmt: str
     deciding rule with its location, depends-on, packet, notes…). The cyclic
     garbage collector pauses meanwhile (see :func:`ruleanalyzer.gcpause.gc_paused`)."""
     batch = BatchEvaluator(ruleset)
+    if not single:
+        batch.expect(len(packets))
     evaluate = batch.evaluate
     verdicts: set[str] = set()
     with gc_paused():
@@ -73,7 +75,7 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
     fields other than id, addresses, ports and interfaces, with places for
     those (the interfaces' texts are made once per name). Every other
     packet is made and evaluated, and its answer encoded."""
-    from ..engine.batch import address_class, root_key
+    from ..engine.batch import Node, address_class, root_key
 
     evaluate = batch.evaluate
     lines = AnswerLines(trace)
@@ -89,6 +91,7 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
     state_of, entry_of, hit, json_text = states.get, leaves.get, batch.hit, _json_text
     class_of, text_of = classes.get, texts.get
     roots = None
+    walked = -1  # leaves found by walking the tree here (-1: through batch.hit, while it may be turned off)
     sep = "\n  " if indent else ""  # before the next answer
     between = ",\n  " if indent else ""
     if indent:
@@ -116,7 +119,17 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
                 if node is not None:
                     nodes[a * 8 + b] = node
             if node is not None and pieces is not None:
-                leaf = hit(node, (s, d, sport, dport, iif, oif))
+                if walked < 0:
+                    leaf = hit(node, (s, d, sport, dport, iif, oif))
+                    if batch.memoize and batch._asked >= 4000:
+                        walked = 0  # the tree stays: walked here, and counted at the end
+                else:
+                    values = (s, d, sport, dport, iif, oif)
+                    while node.__class__ is Node:
+                        node = node.children.get(node.key(values))
+                    leaf = node
+                    if leaf is not None:
+                        walked += 1
                 if leaf is not None:
                     entry = entry_of(id(leaf))
                     if entry is None:
@@ -153,6 +166,8 @@ def _write_lines(batch: BatchEvaluator, items: list, packet_of, out: TextIO, ind
         if len(chunk) >= _CHUNK:
             write("".join(chunk))
             chunk.clear()
+    if walked > 0:
+        batch.walked(walked)
     write("".join(chunk))
     if indent:
         write("\n]\n" if items else "\n")
