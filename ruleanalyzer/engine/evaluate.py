@@ -614,7 +614,8 @@ class Evaluator:
         for k, (start, end) in enumerate(zip(starts, ends)):
             group = f"{start}" if start == end - 1 else f"one of {start}-{end - 1}"
             match = OpaqueMatch(reason=f"{reason}: {group}") if k < len(starts) - 1 else AllOf(())
-            branches.append((match, Nat(action.kind, to_addr, None, start)))
+            # (random: the kernel picked it, the connection is translated)
+            branches.append((match, Nat(action.kind, to_addr, None, start, random=True)))
         return Dispatch(tuple(branches))
 
     def _port_bounds(self, field: str) -> list[int]:
@@ -644,11 +645,22 @@ class Evaluator:
             address, port, notes = natpick.translate(action, view.src, view.dst, view.sport, view.dport,
                                                      view.family)
             path.notes.extend(notes)
-            if action.kind == "snat" and address == view.src and port in (None, view.sport):
+            if action.kind == "snat" and not action.random and address == view.src and port in (None, view.sport):
                 # already within the range: the kernel leaves the connection
                 # as it is, and sets no SNAT status (nf_nat_setup_info)
                 path.trace.append(Step("nat", chain, rule, f"{action.kind}: the source lies in "
                                        f"{action.to_addr}-{action.to_addr_last} already, left as it is"))
+                return
+        if action.kind in ("dnat", "snat") and not action.random and (address is not None or port is not None):
+            own = (view.dst, view.dport) if action.kind == "dnat" else (view.src, view.sport)
+            if address in (None, own[0]) and (port is None or own[1] is None or port == own[1]):
+                # the connection is as the translation makes it already: the
+                # kernel changes nothing and sets no status (nf_nat_setup_info
+                # sets IPS_DST_NAT/IPS_SRC_NAT only where the tuple changes)
+                path.trace.append(Step("nat", chain, rule, f"{action.kind}: the "
+                                       f"{'destination' if action.kind == 'dnat' else 'source'} is "
+                                       f"{ipaddress.ip_address(own[0])}{'' if own[1] is None else f':{own[1]}'} "
+                                       "already, left as it is"))
                 return
         if action.kind in ("dnat", "redirect"):
             if action.kind == "redirect":

@@ -3399,6 +3399,52 @@ class _Walker:
         false = sp.false
         if node == false:
             return node
+        if (action.kind in ("dnat", "snat") and not action.random
+                and f"ct_status:{action.fields[2]}" in sp.bdd.vars):
+            surely, maybe = self._left_alone(action, node)
+            if surely != false or maybe != false:
+                return surely | maybe | self._written_image(action, node & ~surely, within)
+        return self._written_image(action, node, within)
+
+    def _left_alone(self, action: Nat, node):
+        """``(surely, maybe)``: the packets of ``node`` that ``action``
+        finds as it would make them, which the kernel leaves as they are
+        and gives no status (``nf_nat_setup_info`` sets IPS_DST_NAT or
+        IPS_SRC_NAT only where the tuple changes; the engine's rule):
+        surely those at the one address (a prefix mapped address for
+        address: in it) with a port the translation keeps; maybe those in
+        a DNAT's range of addresses (if the hash gives a packet its own)."""
+        sp = self.space
+        false = sp.false
+        addr_field, port_field, _ = action.fields
+        if action.to_port is None:
+            cond = sp.true
+        else:
+            cond = sp.header(port_field) & sp.between(port_field, action.to_port,
+                                                      action.to_port_last or action.to_port)
+        if action.to_addr is None:
+            return node & cond, false
+        version = action.to_addr.version
+        if action.address_range is None:
+            # (the address's cube made here, not kept by the space's cube
+            # cache: one per endpoint, see _nat_values)
+            bits = range(32 if version == 4 else sp.spec(addr_field).width)
+            cond &= sp.family(version) & sp.cube_of(((addr_field, int(action.to_addr), bits),))
+            return node & cond, false
+        first, last = (int(a) for a in action.address_range)
+        if first > last:  # (backwards: the kernel wraps, _write_range)
+            return false, false
+        cond &= sp.family(version) & sp.between(addr_field, first, last)
+        if action.netmap or action.kind == "snat":
+            return node & cond, false
+        return false, node & cond
+
+    def _written_image(self, action: Nat, node, within: bool = False):
+        """:meth:`_nat_image` of packets the translation writes."""
+        sp = self.space
+        false = sp.false
+        if node == false:
+            return node
         if action.per_packet or (action.random and action.kind in ("snat", "masquerade")):
             return self._ranged_image(action, node)
         whole = self._nat_whole(action)

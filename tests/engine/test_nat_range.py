@@ -262,3 +262,70 @@ def test_a_range_written_backwards():
         made = packet_point(reach.space, dataclasses.replace(result.packet, ct_status=frozenset({"dnat"}),
                                                              hook="forward")).node
         assert reach.accepted.upper.node & made != reach.space.false, result.packet.dst
+
+
+def test_a_translation_that_changes_nothing_sets_no_status():
+    """A connection already at the address and port a DNAT or SNAT gives
+    is left as it is, and gets no DNAT/SNAT status (``nf_nat_setup_info``
+    sets it only where the tuple changes; found by the random kernel test,
+    ``tests/kernel/test_kernel_nat_random.py``): a later ``ct status dnat``
+    rule does not match it. The walk holds the packet as it was too."""
+    import dataclasses
+
+    from ruleanalyzer.diff import packet_point
+    from ruleanalyzer.space.reach import analyze
+
+    text = """table ip t {
+  chain pre {
+    type nat hook prerouting priority dstnat; policy accept;
+    tcp dport 80 dnat to 10.9.9.5
+    tcp dport 81 dnat to 10.9.9.0-10.9.9.3
+    tcp dport 82 dnat to 10.9.9.6 : 8000-8010
+    ip daddr 10.7.0.0/24 dnat ip prefix to 10.9.7.0/24
+  }
+  chain forwarding {
+    type filter hook forward priority filter; policy accept;
+    ct status dnat drop
+  }
+}
+"""
+    ruleset = loads(text, dialect="nftables")
+    reach = analyze(ruleset, "forward", 4)
+    # which source the hash sends to 10.9.9.2 itself
+    src = next(f"198.51.100.{k}" for k in range(1, 255)
+               if pick_address(int(ipaddress.ip_address(f"198.51.100.{k}")), int(ipaddress.ip_address("10.9.9.2")),
+                               int(ipaddress.ip_address("10.9.9.0")), int(ipaddress.ip_address("10.9.9.3")), 4,
+                               translate_dst=True) == int(ipaddress.ip_address("10.9.9.2")))
+    for dst, dport, verdict in (("10.9.9.5", 80, "accept"), ("10.9.9.4", 80, "drop"), ("10.9.9.2", 81, "accept"),
+                                ("10.9.9.6", 82, "drop"), ("10.9.9.6", 8005, "drop"),
+                                ("10.9.7.9", 5, "accept"), ("10.7.0.9", 5, "drop")):
+        if dport == 8005:
+            text82 = text.replace("tcp dport 82 dnat", "tcp dport 8005 dnat")
+            rs = loads(text82, dialect="nftables")
+            result = evaluate(rs, make_packet(src=src, dst=dst, dport=dport, flags="SYN", state="new",
+                                              hook="forward"))
+            assert result.verdict == "accept", result.trace  # 10.9.9.6:8005 is inside 8000-8010: kept
+            continue
+        result = evaluate(ruleset, make_packet(src=src, dst=dst, dport=dport, flags="SYN", state="new",
+                                               hook="forward"))
+        assert result.verdict == verdict, (dst, dport, result.verdict)
+        status = frozenset() if verdict == "accept" else frozenset({"dnat"})
+        point = packet_point(reach.space, dataclasses.replace(result.packet, ct_status=status)).node
+        fate = "accepted" if verdict == "accept" else "dropped"
+        assert getattr(reach, fate).upper.node & point != reach.space.false, (dst, dport)
+    # the same for SNAT: a source already at the address the rule gives
+    snat = loads("""table ip t {
+  chain post {
+    type nat hook postrouting priority srcnat; policy accept;
+    snat to 198.51.100.7
+  }
+  chain late {
+    type filter hook postrouting priority 200; policy accept;
+    ct status snat drop
+  }
+}
+""", dialect="nftables")
+    for source, verdict in (("198.51.100.7", "accept"), ("198.51.100.8", "drop")):
+        result = evaluate(snat, make_packet(src=source, dst="203.0.113.5", dport=80, flags="SYN", state="new",
+                                            hook="forward"))
+        assert result.verdict == verdict, (source, result.trace)
