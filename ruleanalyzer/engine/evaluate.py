@@ -957,6 +957,18 @@ class Evaluator:
                     for p in forwarded:
                         finished.append(_End("accept", p, p.accept_decision("forward"), reason="forwarded"))
                 paths = local
+            elif current == "prerouting" and hook == "forward" and any(p.redirected for p in paths):
+                # REDIRECT writes an address of the interface the packet came
+                # in on: it is delivered (INPUT), never forwarded
+                local = [p for p in paths if p.redirected]
+                paths = [p for p in paths if not p.redirected]
+                for p in local:
+                    p.notes.append("REDIRECT: the packet is delivered to this host (INPUT), not forwarded")
+                for step in HOOK_PATHS["input"][2:]:
+                    local, ended = self._run_hook(step, local) if local else ([], [])
+                    finished.extend(ended)
+                for p in local:
+                    finished.append(p.accepted("input", "delivered"))
         own_hook = hook
         for p in paths:
             finished.append(p.accepted(own_hook))

@@ -329,3 +329,41 @@ def test_a_translation_that_changes_nothing_sets_no_status():
         result = evaluate(snat, make_packet(src=source, dst="203.0.113.5", dport=80, flags="SYN", state="new",
                                             hook="forward"))
         assert result.verdict == verdict, (source, result.trace)
+
+
+def test_a_redirected_packet_is_delivered_even_on_the_forward_path():
+    """REDIRECT writes an address of the interface the packet came in on:
+    a packet to another host (``hook forward``) that a REDIRECT meets is
+    delivered to this host and judged by INPUT, never forwarded (the
+    engine judged it by FORWARD and the walk was sure of FORWARD's
+    verdict). The walk holds it in INPUT's sets."""
+    import dataclasses
+
+    from ruleanalyzer.diff import packet_point
+    from ruleanalyzer.space.reach import analyze, analyze_hooks
+
+    ruleset = loads("""*nat
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -d 10.50.0.1 -p tcp -j REDIRECT --to-ports 8080
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+-A INPUT -p tcp --dport 8080 -m conntrack --ctstate DNAT -j DROP
+-A FORWARD -j ACCEPT
+COMMIT
+""", dialect="iptables")
+    result = evaluate(ruleset, make_packet(src="198.51.100.9", dst="10.50.0.1", dport=80, flags="SYN", state="new",
+                                           hook="forward"))
+    assert (result.verdict, result.outcome, result.decided_by.chain.name) == ("drop", "dropped", "INPUT")
+    other = evaluate(ruleset, make_packet(src="198.51.100.9", dst="10.50.0.2", dport=80, flags="SYN", state="new",
+                                          hook="forward"))
+    assert (other.verdict, other.outcome) == ("accept", "forwarded")
+    made = make_packet(src="198.51.100.9", dst="10.50.0.1", dport=8080, flags="SYN", state="new", hook="forward")
+    made = dataclasses.replace(made, ct_status=frozenset({"dnat"}))
+    forward = analyze(ruleset, "forward", 4)
+    point = packet_point(forward.space, made).node
+    assert forward.accepted.lower.node & point == forward.space.false  # (not surely forwarded)
+    both = analyze_hooks(ruleset, ("input", "forward"), 4)["input"]
+    point = packet_point(both.space, dataclasses.replace(made, hook="input")).node
+    assert both.dropped.lower.node & point != both.space.false

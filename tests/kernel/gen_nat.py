@@ -29,7 +29,8 @@ documents as not modelled is kept out:
   incoming interface's first address — the test compares its port only —
   and sets no DNAT status where that address and the port are the
   packet's already, which the engine cannot know: REDIRECT matches only
-  203.0.113.1, on lo, which the kernel always changes to the veth's);
+  203.0.113.1, on lo, and addresses of other hosts, which the kernel always
+  changes to the veth's);
 - every probe has its own source port, and a SNAT's port range is 20
   ports or more (no clash of translated tuples — a MASQUERADE to one port
   made two connections one, and the kernel dropped the second after the
@@ -147,9 +148,10 @@ def scenario(seed: int) -> Scenario:
             rule.dst = _prefix_of(rnd, "10.70.0.0/15", length, length)
             rule.addr = _prefix_of(rnd, "10.9.0.0/16", length, length)
         elif kind == "redirect":
-            # (to the address on lo: the kernel writes the veth's, so the
-            # connection is always translated; see the module doc)
-            rule.dst = FW_V4_EXTRA
+            # (to the address on lo, or through: the kernel writes the
+            # veth's, so the connection is always translated; see the
+            # module doc)
+            rule.dst = rnd.choice((FW_V4_EXTRA, _random_in(rnd, vips), _prefix_of(rnd, vips, 26, 32)))
             rule.ports = rnd.choice((None, _port_range(rnd)))
             if rule.ports and rule.ports[0] != rule.ports[1] and rnd.random() < 0.3:
                 rule.flags = ("random",)

@@ -33,7 +33,9 @@ pytestmark = pytest.mark.kernel
 def _seeds() -> list[int]:
     spec = os.environ.get("RA_NAT_SEEDS")
     if not spec:
-        return [1, 2, 3, 1023]  # (1023: DNAT to ranges holding the destination, ct status dnat read)
+        # (on 3699672 seed 1 fails by a REDIRECT on the forward path, 4 and 5
+        # by a DNAT to a range holding the destination)
+        return [1, 2, 4, 5]
     out = []
     for part in spec.split(","):
         a, _, b = part.partition("-")
