@@ -105,7 +105,7 @@ def kernel_run(sc: gen_nat.Scenario, dialect: str):
 
 def _nat_steps(result):
     """(kind, rule, detail) of each translation on the way."""
-    return [(s.detail.split()[0], s.rule, s.detail) for s in result.trace if s.event == "nat"]
+    return [(s.detail.split()[0].rstrip(":"), s.rule, s.detail) for s in result.trace if s.event == "nat"]
 
 
 def _port_field_of(kind: str) -> str:
