@@ -366,19 +366,18 @@ def _nft_ports(ports: tuple[int, int]) -> str:
     return _ipt_ports(ports, "-")
 
 
+def _nft_matches(src: str | None, dst: str | None, dport: tuple[int, int] | None) -> list[str]:
+    return ([f"ip saddr {src}"] if src else []) + ([f"ip daddr {dst}"] if dst else []) + \
+        ([f"tcp dport {_nft_ports(dport)}"] if dport else [])
+
+
 def nftables(sc: Scenario) -> str:
     out = ["table ip n {"]
     for hook, prio in (("pre", "prerouting priority dstnat"), ("post", "postrouting priority srcnat")):
         out += [f"  chain {hook} {{", f"    type nat hook {prio}; policy accept;"]
         for r in (r for r in sc.nat if r.hook == hook):
-            parts = []
-            if r.src:
-                parts.append(f"ip saddr {r.src}")
-            if r.dst:
-                parts.append(f"ip daddr {r.dst}")
-            if r.dport:
-                parts.append(f"tcp dport {_nft_ports(r.dport)}")
-            elif r.ports:
+            parts = _nft_matches(r.src, r.dst, r.dport)
+            if not r.dport and r.ports:
                 parts.append("meta l4proto tcp")
             flags = (" " + ",".join(r.flags)) if r.flags else ""
             ports = f":{_nft_ports(r.ports)}" if r.ports else ""
@@ -397,13 +396,7 @@ def nftables(sc: Scenario) -> str:
     for chain in ("input", "forward"):
         out += [f"  chain {chain} {{", f"    type filter hook {chain} priority filter; policy accept;"]
         for f in (f for f in sc.filters if f.chain == chain):
-            parts = []
-            if f.src:
-                parts.append(f"ip saddr {f.src}")
-            if f.dst:
-                parts.append(f"ip daddr {f.dst}")
-            if f.dport:
-                parts.append(f"tcp dport {_nft_ports(f.dport)}")
+            parts = _nft_matches(f.src, f.dst, f.dport)
             if f.ct:
                 parts.append(f"ct status {f.ct}")
             parts.append(f"counter {f.verdict}")

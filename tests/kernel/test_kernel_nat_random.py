@@ -26,6 +26,7 @@ import pytest
 
 from . import gen_nat, packets
 from .netns import missing_prerequisites
+from .test_kernel_nat_range import _connections
 
 pytestmark = pytest.mark.kernel
 
@@ -57,18 +58,6 @@ def _counts_nft(listing: str) -> list[tuple[str, int]]:
         m = re.search(r"counter packets (\d+)", line)
         if m:
             out.append((chain, int(m.group(1))))
-    return out
-
-
-def _connections(table: str) -> dict[tuple[str, int], tuple[str, int, str, int]]:
-    """Per original (source, source port): the reply's (source, source
-    port, destination, destination port)."""
-    out = {}
-    for line in table.splitlines():
-        m = re.search(r"src=(\S+) dst=\S+ sport=(\d+) dport=\d+ .*?src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)",
-                      line)
-        if m and " tcp " in f" {line} ":
-            out[(m.group(1), int(m.group(2)))] = (m.group(3), int(m.group(5)), m.group(4), int(m.group(6)))
     return out
 
 
