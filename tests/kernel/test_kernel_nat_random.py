@@ -204,8 +204,12 @@ def _way_for(ways, reply):
         return ways[0]
     rsrc, rsport, rdst, rdport = reply
     same = [w for w in ways if str(w.packet.dst) == rsrc and str(w.packet.src) == rdst] or ways
-    below = [w for w in same if w.packet.dport <= rsport and w.packet.sport <= rdport]
-    return max(below, key=lambda w: (w.packet.dport, w.packet.sport)) if below else same[0]
+    # (only a port the ways differ in: one picked at random without a fork
+    # is the packet's own in every way)
+    forked = [(f, k) for f, k in (("dport", rsport), ("sport", rdport))
+              if len({getattr(w.packet, f) for w in same}) > 1]
+    below = [w for w in same if all(getattr(w.packet, f) <= k for f, k in forked)]
+    return max(below, key=lambda w: tuple(getattr(w.packet, f) for f, _ in forked)) if below else same[0]
 
 
 def _translation_problem(way, reply, src, sport, dport, natpick) -> str | None:
