@@ -614,7 +614,8 @@ class Evaluator:
         for k, (start, end) in enumerate(zip(starts, ends)):
             group = f"{start}" if start == end - 1 else f"one of {start}-{end - 1}"
             match = OpaqueMatch(reason=f"{reason}: {group}") if k < len(starts) - 1 else AllOf(())
-            branches.append((match, Nat(action.kind, to_addr, None, start)))
+            # (random: the kernel picked it, the connection is translated)
+            branches.append((match, Nat(action.kind, to_addr, None, start, random=True)))
         return Dispatch(tuple(branches))
 
     def _port_bounds(self, field: str) -> list[int]:
@@ -644,14 +645,16 @@ class Evaluator:
             address, port, notes = natpick.translate(action, view.src, view.dst, view.sport, view.dport,
                                                      view.family)
             path.notes.extend(notes)
-        if action.kind in ("dnat", "snat"):
+        if action.kind in ("dnat", "snat") and not action.random and (address is not None or port is not None):
             own = (view.dst, view.dport) if action.kind == "dnat" else (view.src, view.sport)
-            if address in (None, own[0]) and (port is None or port == own[1]):
-                # the connection is what the translation makes already: the
-                # kernel leaves it as it is and sets no DNAT/SNAT status
-                # (nf_nat_setup_info: only a tuple that changes)
-                path.trace.append(Step("nat", chain, rule, f"{action.kind}: the packet is "
-                                       f"{_endpoint(action, *own)} already, left as it is"))
+            if address in (None, own[0]) and (port is None or own[1] is None or port == own[1]):
+                # the connection is as the translation makes it already: the
+                # kernel changes nothing and sets no status (nf_nat_setup_info
+                # sets IPS_DST_NAT/IPS_SRC_NAT only where the tuple changes)
+                path.trace.append(Step("nat", chain, rule, f"{action.kind}: the "
+                                       f"{'destination' if action.kind == 'dnat' else 'source'} is "
+                                       f"{ipaddress.ip_address(own[0])}{'' if own[1] is None else f':{own[1]}'} "
+                                       "already, left as it is"))
                 return
         if action.kind in ("dnat", "redirect"):
             if action.kind == "redirect":
@@ -948,6 +951,18 @@ class Evaluator:
                     for p in forwarded:
                         finished.append(_End("accept", p, p.accept_decision("forward"), reason="forwarded"))
                 paths = local
+            elif current == "prerouting" and hook == "forward" and any(p.redirected for p in paths):
+                # REDIRECT writes an address of the interface the packet came
+                # in on: it is delivered (INPUT), never forwarded
+                local = [p for p in paths if p.redirected]
+                paths = [p for p in paths if not p.redirected]
+                for p in local:
+                    p.notes.append("REDIRECT: the packet is delivered to this host (INPUT), not forwarded")
+                for step in HOOK_PATHS["input"][2:]:
+                    local, ended = self._run_hook(step, local) if local else ([], [])
+                    finished.extend(ended)
+                for p in local:
+                    finished.append(p.accepted("input", "delivered"))
         own_hook = hook
         for p in paths:
             finished.append(p.accepted(own_hook))

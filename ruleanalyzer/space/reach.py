@@ -3356,6 +3356,12 @@ class _Walker:
         image_u = self._nat_image(action, up, within)
         image_l = image_u if (low is up or low == up) else self._nat_image(action, low, within)
         alt = None
+        if action.kind == "redirect" and ctx.stage == "prerouting" and ctx.path_hook != "input":
+            # a redirected packet is delivered (INPUT), never forwarded: on
+            # the forward path it stays in the upper sets only (the engine
+            # sends it to INPUT); the input path keeps it as it was
+            self.sink.accept(false, image_u, image_l if _tracks_input(ctx) else None)
+            return
         if (_tracks_input(ctx) and action.kind == "dnat" and action.to_addr is not None and low != false):
             fam = sp.family(action.to_addr.version)
             addr = int(action.to_addr)

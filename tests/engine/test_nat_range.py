@@ -282,3 +282,108 @@ def test_masked_conntrack_flags_read_as_the_flags_they_name():
         ["accept", "drop"]
     assert verdict("ct state & (established|related) != 0", "10.9.0.2") == "accept"
     assert verdict("ct state & new == new", "10.9.0.2") == "drop"
+
+
+def test_a_translation_that_changes_nothing_sets_no_status():
+    """A connection already at the address and port a DNAT or SNAT gives
+    is left as it is, and gets no DNAT/SNAT status (``nf_nat_setup_info``
+    sets it only where the tuple changes; found by the random kernel test,
+    ``tests/kernel/test_kernel_nat_random.py``): a later ``ct status dnat``
+    rule does not match it. The walk holds the packet as it was too."""
+    import dataclasses
+
+    from ruleanalyzer.diff import packet_point
+    from ruleanalyzer.space.reach import analyze
+
+    text = """table ip t {
+  chain pre {
+    type nat hook prerouting priority dstnat; policy accept;
+    tcp dport 80 dnat to 10.9.9.5
+    tcp dport 81 dnat to 10.9.9.0-10.9.9.3
+    tcp dport 82 dnat to 10.9.9.6 : 8000-8010
+    ip daddr 10.7.0.0/24 dnat ip prefix to 10.9.7.0/24
+  }
+  chain forwarding {
+    type filter hook forward priority filter; policy accept;
+    ct status dnat drop
+  }
+}
+"""
+    ruleset = loads(text, dialect="nftables")
+    reach = analyze(ruleset, "forward", 4)
+    # which source the hash sends to 10.9.9.2 itself
+    src = next(f"198.51.100.{k}" for k in range(1, 255)
+               if pick_address(int(ipaddress.ip_address(f"198.51.100.{k}")), int(ipaddress.ip_address("10.9.9.2")),
+                               int(ipaddress.ip_address("10.9.9.0")), int(ipaddress.ip_address("10.9.9.3")), 4,
+                               translate_dst=True) == int(ipaddress.ip_address("10.9.9.2")))
+    for dst, dport, verdict in (("10.9.9.5", 80, "accept"), ("10.9.9.4", 80, "drop"), ("10.9.9.2", 81, "accept"),
+                                ("10.9.9.6", 82, "drop"), ("10.9.9.6", 8005, "drop"),
+                                ("10.9.7.9", 5, "accept"), ("10.7.0.9", 5, "drop")):
+        if dport == 8005:
+            text82 = text.replace("tcp dport 82 dnat", "tcp dport 8005 dnat")
+            rs = loads(text82, dialect="nftables")
+            result = evaluate(rs, make_packet(src=src, dst=dst, dport=dport, flags="SYN", state="new",
+                                              hook="forward"))
+            assert result.verdict == "accept", result.trace  # 10.9.9.6:8005 is inside 8000-8010: kept
+            continue
+        result = evaluate(ruleset, make_packet(src=src, dst=dst, dport=dport, flags="SYN", state="new",
+                                               hook="forward"))
+        assert result.verdict == verdict, (dst, dport, result.verdict)
+        status = frozenset() if verdict == "accept" else frozenset({"dnat"})
+        point = packet_point(reach.space, dataclasses.replace(result.packet, ct_status=status)).node
+        fate = "accepted" if verdict == "accept" else "dropped"
+        assert getattr(reach, fate).upper.node & point != reach.space.false, (dst, dport)
+    # the same for SNAT: a source already at the address the rule gives
+    snat = loads("""table ip t {
+  chain post {
+    type nat hook postrouting priority srcnat; policy accept;
+    snat to 198.51.100.7
+  }
+  chain late {
+    type filter hook postrouting priority 200; policy accept;
+    ct status snat drop
+  }
+}
+""", dialect="nftables")
+    for source, verdict in (("198.51.100.7", "accept"), ("198.51.100.8", "drop")):
+        result = evaluate(snat, make_packet(src=source, dst="203.0.113.5", dport=80, flags="SYN", state="new",
+                                            hook="forward"))
+        assert result.verdict == verdict, (source, result.trace)
+
+
+def test_a_redirected_packet_is_delivered_even_on_the_forward_path():
+    """REDIRECT writes an address of the interface the packet came in on:
+    a packet to another host (``hook forward``) that a REDIRECT meets is
+    delivered to this host and judged by INPUT, never forwarded (the
+    engine judged it by FORWARD and the walk was sure of FORWARD's
+    verdict). The walk holds it in INPUT's sets."""
+    import dataclasses
+
+    from ruleanalyzer.diff import packet_point
+    from ruleanalyzer.space.reach import analyze, analyze_hooks
+
+    ruleset = loads("""*nat
+:PREROUTING ACCEPT [0:0]
+-A PREROUTING -d 10.50.0.1 -p tcp -j REDIRECT --to-ports 8080
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+-A INPUT -p tcp --dport 8080 -m conntrack --ctstate DNAT -j DROP
+-A FORWARD -j ACCEPT
+COMMIT
+""", dialect="iptables")
+    result = evaluate(ruleset, make_packet(src="198.51.100.9", dst="10.50.0.1", dport=80, flags="SYN", state="new",
+                                           hook="forward"))
+    assert (result.verdict, result.outcome, result.decided_by.chain.name) == ("drop", "dropped", "INPUT")
+    other = evaluate(ruleset, make_packet(src="198.51.100.9", dst="10.50.0.2", dport=80, flags="SYN", state="new",
+                                          hook="forward"))
+    assert (other.verdict, other.outcome) == ("accept", "forwarded")
+    made = make_packet(src="198.51.100.9", dst="10.50.0.1", dport=8080, flags="SYN", state="new", hook="forward")
+    made = dataclasses.replace(made, ct_status=frozenset({"dnat"}))
+    forward = analyze(ruleset, "forward", 4)
+    point = packet_point(forward.space, made).node
+    assert forward.accepted.lower.node & point == forward.space.false  # (not surely forwarded)
+    both = analyze_hooks(ruleset, ("input", "forward"), 4)["input"]
+    point = packet_point(both.space, dataclasses.replace(made, hook="input")).node
+    assert both.dropped.lower.node & point != both.space.false
