@@ -3560,6 +3560,13 @@ class _Walker:
         spec = sp.spec(field)
         mask = (1 << spec.width) - 1 if mask is None else mask
         names = [spec.var(b) for b in range(spec.width) if mask >> b & 1]
+        if spec.width == 128 and low <= high:
+            # The kernel picks an IPv6 address word by word (32 bits each):
+            # once a word is not the range's last, the words below it take
+            # any value (find_best_ips_proto). Those addresses lie in the
+            # range widened to whole words below the first that differs.
+            shift = 32 * (((low ^ high).bit_length() - 1) // 32) if low != high else 0
+            low, high = low >> shift << shift, high >> shift << shift | ((1 << shift) - 1)
         # (a range written backwards, which iptables takes for addresses,
         # wraps round in the kernel's arithmetic: low … the top, 0 … high)
         values = sp.between(field, low, high) if low <= high else \
