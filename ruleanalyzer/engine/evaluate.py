@@ -911,18 +911,18 @@ class Evaluator:
                 view.oif = start_oif if start_oif is not None else routed.oif
                 p.routed_oif = view.oif
                 forwarded.append(p)
-        for step in HOOK_PATHS["input"][2:]:
-            local, ended = self._run_hook(step, local) if local else ([], [])
-            finished.extend(ended)
-        for p in local:
-            finished.append(p.accepted("input", "delivered"))
-        forwarded = _ip_forward(forwarded, finished)
-        for step in ("forward", "postrouting"):
-            forwarded, ended = self._run_hook(step, forwarded) if forwarded else ([], [])
-            finished.extend(ended)
-        for p in forwarded:
-            finished.append(p.accepted("forward", "forwarded"))
+        self._finish("input", local, finished, "delivered")
+        self._finish("forward", _ip_forward(forwarded, finished), finished, "forwarded")
         return finished
+
+    def _finish(self, hook: str, paths: list[_Path], finished: list[_End], reason: str) -> None:
+        """Run ``paths``, routed to ``hook`` after prerouting, through the
+        rest of its hooks, and end the live ones as accepted there."""
+        for step in HOOK_PATHS[hook][2:]:
+            paths, ended = self._run_hook(step, paths) if paths else ([], [])
+            finished.extend(ended)
+        for p in paths:
+            finished.append(p.accepted(hook, reason))
 
     def _traverse(self, hook: str, start: _Path, start_oif: str | None = None) -> list[_End]:
         finished: list[_End] = []
@@ -944,12 +944,7 @@ class Evaluator:
                         p.view.oif = start_oif
                         p.notes.append("DNAT changed the destination: the packet is forwarded, not delivered "
                                        "(it never reaches INPUT)")
-                    forwarded = _ip_forward(forwarded, finished)
-                    for step in ("forward", "postrouting"):
-                        forwarded, ended = self._run_hook(step, forwarded) if forwarded else ([], [])
-                        finished.extend(ended)
-                    for p in forwarded:
-                        finished.append(_End("accept", p, p.accept_decision("forward"), reason="forwarded"))
+                    self._finish("forward", _ip_forward(forwarded, finished), finished, "forwarded")
                 paths = local
             elif current == "prerouting" and hook == "forward" and any(p.redirected for p in paths):
                 # REDIRECT writes an address of the interface the packet came
@@ -958,11 +953,7 @@ class Evaluator:
                 paths = [p for p in paths if not p.redirected]
                 for p in local:
                     p.notes.append("REDIRECT: the packet is delivered to this host (INPUT), not forwarded")
-                for step in HOOK_PATHS["input"][2:]:
-                    local, ended = self._run_hook(step, local) if local else ([], [])
-                    finished.extend(ended)
-                for p in local:
-                    finished.append(p.accepted("input", "delivered"))
+                self._finish("input", local, finished, "delivered")
         own_hook = hook
         for p in paths:
             finished.append(p.accepted(own_hook))
