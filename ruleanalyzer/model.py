@@ -356,6 +356,12 @@ class Nat(Action):
         return self.address_range is not None or self.port_range is not None
 
 
+#: The ports a SNAT without a port range picks from when it must (or, being
+#: random, always does), by the connection's own port: ``(own low, own high,
+#: picked low, picked high)`` (the kernel's ``nf_nat_l4proto_unique_tuple``).
+SNAT_PORT_KINDS = ((0, 511, 1, 511), (512, 1023, 600, 1023), (1024, 65535, 1024, 65535))
+
+
 @dataclass(frozen=True, slots=True)
 class SetField(Action):
     """Non-terminating: ``field = (field & ~mask) ^ value`` (MARK, CONNMARK

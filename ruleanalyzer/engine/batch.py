@@ -60,7 +60,7 @@ from dataclasses import replace
 from operator import attrgetter
 
 from ..gcpause import gc_paused
-from ..model import (Accept, AddressMatch, AllOf, AnyOf, Chain, Dispatch, Drop, EcnStrip, Goto, IntMatch,
+from ..model import (SNAT_PORT_KINDS, Accept, AddressMatch, AllOf, AnyOf, Chain, Dispatch, Drop, EcnStrip, Goto, IntMatch,
                      InterfaceMatch, Jump, Nat, Notrack, Packet, Queue, Reject, Return, Ruleset, SetField,
                      UnknownAction)
 from .evaluate import MAX_STEPS, Evaluator
@@ -351,7 +351,7 @@ class _Plan:
                     elif action.random and not translated:
                         # the ports a random SNAT picks from follow the
                         # packet's own (below 512, below 1024, the rest)
-                        groups += [[IntMatch("sport", ((0, 511),))], [IntMatch("sport", ((512, 1023),))]]
+                        groups += [[IntMatch("sport", ((low, high),))] for low, high, _, _ in SNAT_PORT_KINDS[:-1]]
         self._nat_bits = ((1 << len(groups)) - 1) ^ ((1 << first) - 1)
         self.changed = changed
         read = {m.field for group in groups for m in group} | raw

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..model import Nat
+from ..model import SNAT_PORT_KINDS, Nat
 
 _M = 0xFFFFFFFF
 #: ``JHASH_INITVAL`` (include/linux/jhash.h)
@@ -91,10 +91,7 @@ def pick_address(src: int, dst: int, first: int, last: int, version: int, *,
     src_w, dst_w = _words(src, version), _words(dst, version)
     top = 0 if version == 4 else 3
     j = jhash2(src_w, 0 if persistent else (dst_w[top] ^ zone) & _M)
-    first_w = [int.from_bytes(first.to_bytes(16 if version == 6 else 4, "big")[i:i + 4], "big")
-               for i in range(0, 4 * (top + 1), 4)]
-    last_w = [int.from_bytes(last.to_bytes(16 if version == 6 else 4, "big")[i:i + 4], "big")
-              for i in range(0, 4 * (top + 1), 4)]
+    first_w, last_w = ([value >> 32 * (top - i) & _M for i in range(top + 1)] for value in (first, last))
     out = []
     full = False
     for i in range(top + 1):
@@ -169,4 +166,4 @@ def random_ports(action: Nat, sport: int | None, dport: int | None) -> tuple[int
         return (port, last) if action.random or not _within(sport, port, last) else None
     if not action.random or sport is None:
         return None
-    return (1, 511) if sport < 512 else (600, 1023) if sport < 1024 else (1024, 65535)
+    return next((low, high) for own_low, own_high, low, high in SNAT_PORT_KINDS if own_low <= sport <= own_high)

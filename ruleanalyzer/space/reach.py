@@ -61,7 +61,7 @@ import functools
 import itertools
 import operator
 
-from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, Accept, BitsMatch, Chain, Dispatch, Drop, EcnStrip,
+from ..model import (CONNTRACK_PRIORITY, HOOK_PATHS, SNAT_PORT_KINDS, Accept, BitsMatch, Chain, Dispatch, Drop, EcnStrip,
                      Goto, IntMatch, InterfaceMatch, Jump, Log, Nat, Notrack, Queue, Reject, Return, Rule,
                      Ruleset, SetField, UnknownAction)
 from .encode import LOCAL_GHOST, encode_bounds, encode_conjunction, reads_env, ttl_step
@@ -3538,10 +3538,9 @@ class _Walker:
         elif action.random and not dnat:
             # a port of the packet's own port's kind (natpick.random_ports)
             header = sp.header(port_field)
-            kinds = ((0, 511, 1, 511), (512, 1023, 600, 1023), (1024, 65535, 1024, 65535))
             node = (node & ~header) | functools.reduce(operator.or_, (
                 self._write_range(node & header & sp.between(port_field, a, b), port_field, low, high)
-                for a, b, low, high in kinds))
+                for a, b, low, high in SNAT_PORT_KINDS))
         var = f"ct_status:{status}"
         if var in sp.bdd.vars:
             node = sp.exist([var], node) & sp.bdd.var(var)
