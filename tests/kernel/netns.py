@@ -53,6 +53,17 @@ def missing_prerequisites(tools: tuple[str, ...] = ("ip", "iptables-restore", "i
     return None
 
 
+def skip_without_tools(dialect: str, family: int = 4) -> None:
+    """Skip the calling test, with the reason, where the tools to load an
+    ``iptables`` (of ``family``) or ``nftables`` ruleset are missing."""
+    import pytest
+
+    ipt = ("iptables-restore", "iptables-save") if family == 4 else ("ip6tables-restore", "ip6tables-save")
+    reason = missing_prerequisites(("ip", *ipt) if dialect == "iptables" else ("ip", "nft"))
+    if reason:
+        pytest.skip(reason)
+
+
 def run(argv: list[str], *, input: str | None = None, timeout: float = COMMAND_TIMEOUT,
         check: bool = True) -> subprocess.CompletedProcess:
     """Run a command with a timeout; on failure raise with its stderr."""

@@ -25,7 +25,7 @@ import re
 import pytest
 
 from . import gen_nat, packets
-from .netns import missing_prerequisites
+from .netns import skip_without_tools
 from .test_kernel_nat_range import _connections
 
 pytestmark = pytest.mark.kernel
@@ -243,10 +243,7 @@ def _translation_problem(way, reply, src, sport, dport, natpick) -> str | None:
 
 @pytest.mark.parametrize("dialect", ["iptables", "nftables"])
 def test_random_nat_agrees_with_the_kernel(dialect):
-    tools = ("ip", "iptables-restore", "iptables-save") if dialect == "iptables" else ("ip", "nft")
-    reason = missing_prerequisites(tools)
-    if reason:
-        pytest.skip(reason)
+    skip_without_tools(dialect)
     wrong, total = [], {}
     for seed in _seeds():
         sc = gen_nat.scenario(seed)

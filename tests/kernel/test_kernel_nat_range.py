@@ -27,7 +27,7 @@ import re
 import pytest
 
 from . import packets
-from .netns import FW_V4, missing_prerequisites
+from .netns import FW_V4, skip_without_tools
 
 pytestmark = pytest.mark.kernel
 
@@ -136,10 +136,7 @@ def _connections(table: str) -> dict[tuple[str, int], tuple[str, int, str, int]]
 
 @pytest.mark.parametrize("dialect", ["iptables", "nftables"])
 def test_nat_to_a_range_agrees_with_the_kernel(dialect):
-    tools = ("ip", "iptables-restore", "iptables-save") if dialect == "iptables" else ("ip", "nft")
-    reason = missing_prerequisites(tools)
-    if reason:
-        pytest.skip(reason)
+    skip_without_tools(dialect)
     from ruleanalyzer import loads
     from ruleanalyzer.diff import packet_point
     from ruleanalyzer.engine import evaluate
@@ -257,10 +254,7 @@ def test_a_translation_that_changes_nothing_sets_no_status(dialect):
     and the kernel sets no DNAT status (nf_nat_setup_info): ``ct status
     dnat`` / ``--ctstate DNAT`` then does not hold. The analyzer set it for
     every packet the rule took."""
-    tools = ("ip", "iptables-restore", "iptables-save") if dialect == "iptables" else ("ip", "nft")
-    reason = missing_prerequisites(tools)
-    if reason:
-        pytest.skip(reason)
+    skip_without_tools(dialect)
     from ruleanalyzer import loads
     from ruleanalyzer.engine import evaluate
     from ruleanalyzer.packets import make_packet
@@ -347,10 +341,7 @@ def test_nat_to_an_ipv6_range_agrees_with_the_kernel(dialect):
     """The hash over four address words, and a range across a word (where
     the kernel scales the lower words over the whole word once a higher one
     is not the range's last): IPv6 DNAT to ranges, plain and persistent."""
-    tools = ("ip", "ip6tables-restore", "ip6tables-save") if dialect == "iptables" else ("ip", "nft")
-    reason = missing_prerequisites(tools)
-    if reason:
-        pytest.skip(reason)
+    skip_without_tools(dialect, 6)
     from ruleanalyzer import loads
     from ruleanalyzer.diff import packet_point
     from ruleanalyzer.engine import evaluate
